@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+
+	"github.com/redmesh/redmesh/node"
+	"github.com/redmesh/redmesh/wal"
+)
+
+func serveCmd() *cobra.Command {
+	var (
+		cfg          node.Config
+		configFile   string
+		fsync        string
+		retainBytes  string
+		memoryBudget string
+		logLevel     string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a node",
+		Long: `Run a node: a Redis-protocol server on --listen (loopback by default), storing
+its keyspace and write-ahead log in --data. Every setting can also be given in
+a YAML file (--config) under the flag's name; flags win over the file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile != "" {
+				if err := applyConfigFile(cmd.Flags(), configFile); err != nil {
+					return err
+				}
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg.Logger = logger
+			f, err := wal.ParseFsync(fsync)
+			if err != nil {
+				return fmt.Errorf("--fsync: %w", err)
+			}
+			cfg.Fsync = f
+			if cfg.WALRetainBytes, err = parseBytes(retainBytes); err != nil {
+				return fmt.Errorf("--wal-retain-bytes: %w", err)
+			}
+			if cfg.MemoryBudget, err = parseBytes(memoryBudget); err != nil {
+				return fmt.Errorf("--memory: %w", err)
+			}
+			return serve(cmd.Context(), cfg, logger)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&configFile, "config", "", "YAML file with these settings (keys are flag names)")
+	fl.StringVar(&cfg.DataDir, "data", node.DefaultDataDir, "data directory")
+	fl.StringVar(&cfg.Listen, "listen", node.DefaultListen, "RESP listen address (HOST:PORT)")
+	fl.StringVar(&fsync, "fsync", string(wal.FsyncEverySec), "durability: always, everysec or no")
+	fl.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", time.Minute, "refuse remote versions further ahead of the local clock than this")
+	fl.StringVar(&retainBytes, "wal-retain-bytes", "256MiB", "keep at most this much write-ahead log for catch-up")
+	fl.DurationVar(&cfg.WALRetainAge, "wal-retain-age", 24*time.Hour, "keep write-ahead log entries at most this long")
+	fl.StringVar(&memoryBudget, "memory", "64MiB", "memory for storage caches and memtables")
+	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.DurationVar(&cfg.ClockOffset, "clock-offset", 0, "shift this node's wall clock (testing)")
+	_ = fl.MarkHidden("clock-offset")
+	return cmd
+}
+
+func parseBytes(s string) (int64, error) {
+	n, err := humanize.ParseBytes(s)
+	if err != nil {
+		return 0, err
+	}
+	if n > 1<<62 {
+		return 0, errors.New("too large")
+	}
+	return int64(n), nil
+}
+
+// serve runs a node until SIGINT or SIGTERM, then shuts it down cleanly:
+// stop accepting, finish the writes already accepted, sync, close.
+func serve(ctx context.Context, cfg node.Config, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := node.Open(cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("redmesh node started",
+		"version", node.Version,
+		"resp", n.Addr().String(),
+		"data", cfg.DataDir,
+		"fsync", string(cfg.Fsync),
+		"peer_id", n.PeerID().String(),
+		"node_id", n.ID().String())
+	serveErr := n.Serve(ctx)
+	log.Info("shutting down")
+	if err := n.Close(); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	if serveErr != nil {
+		return serveErr
+	}
+	log.Info("stopped")
+	return nil
+}

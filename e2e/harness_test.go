@@ -1,0 +1,205 @@
+// Package e2e tests redmesh as users run it: the real binary, real processes
+// on 127.0.0.1, real Badger directories, real kill -9, and real redis-server
+// and redis-cli where Redis is the reference.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "redmesh-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "redmesh")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../cmd/redmesh")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build redmesh:", err)
+		os.Exit(1)
+	}
+	redis.SetLogger(quietLogger{}) // dial retries against a killed node are expected
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a running redmesh process.
+type proc struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	addr string
+	dir  string
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startNode runs `redmesh serve` on a fresh port with data in dir and waits
+// until it answers PING.
+func startNode(t testing.TB, dir string, extra ...string) *proc {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := append([]string{"serve", "--data", dir, "--listen", addr}, extra...)
+	p := &proc{t: t, addr: addr, dir: dir, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.kill() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, MaxRetries: -1})
+		err := c.Ping(context.Background()).Err()
+		c.Close()
+		if err == nil {
+			return p
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("redmesh exited before serving: %v\n%s", p.err, p.out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redmesh did not answer within 30s: %v\n%s", err, p.out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// client opens a go-redis client speaking RESP2 to the node.
+func (p *proc) client(t testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: p.addr, Protocol: 2, PoolSize: 64})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// kill sends SIGKILL: no shutdown code runs.
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop(t testing.TB) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("redmesh did not stop on SIGTERM\n%s", p.out)
+	}
+	if p.err != nil {
+		t.Fatalf("redmesh exited with %v after SIGTERM\n%s", p.err, p.out)
+	}
+}
+
+// lookPath finds a tool that the CI script installs. Outside CI a missing
+// tool skips the test; in CI it fails it, so CI never passes by skipping.
+func lookPath(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is required in CI: %v", name, err)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	return path
+}
+
+// startRedis runs a real redis-server on a fresh port with no persistence.
+func startRedis(t testing.TB, extra ...string) string {
+	t.Helper()
+	bin := lookPath(t, "redis-server")
+	port := freePort(t)
+	args := append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir()}, extra...)
+	cmd := exec.Command(bin, args...)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for i := 0; ; i++ {
+		c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, MaxRetries: -1})
+		err := c.Ping(context.Background()).Err()
+		c.Close()
+		if err == nil {
+			return addr
+		}
+		if i > 500 {
+			t.Fatalf("redis-server did not start: %v\n%s", err, out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func hostPort(addr string) (string, string) {
+	h, p, _ := strings.Cut(addr, ":")
+	return h, p
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}

@@ -1,0 +1,186 @@
+// Package hlc is the hybrid logical clock that versions every write.
+//
+// A Timestamp packs 48 bits of wall-clock milliseconds and a 16-bit logical
+// counter into a uint64, so timestamps compare as plain integers and stay
+// close to real time, which makes last-writer-wins behave as people expect.
+//
+// The clock never goes backwards, across restarts too: before it issues a
+// timestamp beyond its persisted high-water mark it persists a new mark a
+// little ahead of now, so a restart (even with a wall clock set back) starts
+// above every timestamp issued before it, at the cost of one synced write per
+// window rather than one per timestamp.
+package hlc
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Timestamp is 48 bits of Unix milliseconds followed by a 16-bit counter.
+type Timestamp uint64
+
+const counterBits = 16
+
+// maxMillis is the largest millisecond value a Timestamp can carry (year 10889).
+const maxMillis = 1<<48 - 1
+
+// New builds a timestamp from wall-clock milliseconds and a counter.
+func New(millis int64, counter uint16) Timestamp {
+	return Timestamp(uint64(millis)<<counterBits | uint64(counter))
+}
+
+// FromTime is the first timestamp of the millisecond that t falls in.
+func FromTime(t time.Time) Timestamp { return New(t.UnixMilli(), 0) }
+
+// Millis is the wall-clock part, in Unix milliseconds.
+func (t Timestamp) Millis() int64 { return int64(t >> counterBits) }
+
+// Counter is the logical part.
+func (t Timestamp) Counter() uint16 { return uint16(t) }
+
+// Time is the wall-clock part as a time.Time.
+func (t Timestamp) Time() time.Time { return time.UnixMilli(t.Millis()) }
+
+func (t Timestamp) String() string {
+	return fmt.Sprintf("%d.%d", t.Millis(), t.Counter())
+}
+
+// ErrClockSkew is returned by Observe for a remote timestamp too far ahead of
+// the local wall clock. Adopting it would let one bad clock win every conflict
+// for as long as it stays ahead, so it is refused instead.
+var ErrClockSkew = errors.New("remote timestamp too far ahead of local clock")
+
+// Config configures a Clock.
+type Config struct {
+	// Now reads the wall clock; time.Now when nil. The simulator and tests
+	// pass their own.
+	Now func() time.Time
+	// MaxSkew is how far ahead of the local wall clock a remote timestamp may
+	// be before Observe refuses it. Zero means DefaultMaxSkew.
+	MaxSkew time.Duration
+	// HighWater is the mark persisted by an earlier run; the clock starts
+	// above it.
+	HighWater Timestamp
+	// Persist durably stores a new high-water mark. It is called with the
+	// clock's lock held, rarely (once per Window of issued time), and the
+	// clock issues nothing above the mark until it returns nil. Nil means the
+	// clock is not persisted (tests, the simulator).
+	Persist func(Timestamp) error
+	// Window is how far ahead of the issued time a persisted mark reaches.
+	// Zero means DefaultWindow.
+	Window time.Duration
+}
+
+// Defaults for Config.
+const (
+	DefaultMaxSkew = time.Minute
+	DefaultWindow  = 5 * time.Second
+)
+
+// Clock is a hybrid logical clock. It is safe for concurrent use.
+type Clock struct {
+	now     func() time.Time
+	maxSkew time.Duration
+	window  Timestamp
+	persist func(Timestamp) error
+
+	mu        sync.Mutex
+	last      Timestamp
+	highWater Timestamp
+
+	refused atomic.Uint64
+}
+
+// NewClock returns a clock that starts above cfg.HighWater.
+func NewClock(cfg Config) *Clock {
+	c := &Clock{
+		now:       cfg.Now,
+		maxSkew:   cfg.MaxSkew,
+		persist:   cfg.Persist,
+		last:      cfg.HighWater,
+		highWater: cfg.HighWater,
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.maxSkew <= 0 {
+		c.maxSkew = DefaultMaxSkew
+	}
+	w := cfg.Window
+	if w <= 0 {
+		w = DefaultWindow
+	}
+	c.window = New(w.Milliseconds(), 0)
+	return c
+}
+
+// Now issues a timestamp greater than every timestamp this clock has issued
+// or observed, and than any issued before the last restart.
+func (c *Clock) Now() (Timestamp, error) {
+	wall := FromTime(c.now())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := c.last + 1
+	if wall > next {
+		next = wall
+	}
+	if next.Millis() > maxMillis {
+		return 0, fmt.Errorf("hlc: timestamp overflow at %v", next)
+	}
+	if err := c.ensureHighWater(next); err != nil {
+		return 0, err
+	}
+	c.last = next
+	return next, nil
+}
+
+// Observe folds a remote timestamp into the clock so that later local
+// timestamps order after it. A timestamp more than MaxSkew ahead of the local
+// wall clock is refused with ErrClockSkew, counted, and not adopted.
+func (c *Clock) Observe(remote Timestamp) error {
+	wall := c.now()
+	if remote.Millis() > wall.Add(c.maxSkew).UnixMilli() {
+		c.refused.Add(1)
+		return fmt.Errorf("%w: %v is %v ahead (max %v)", ErrClockSkew, remote,
+			remote.Time().Sub(wall).Round(time.Millisecond), c.maxSkew)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if remote <= c.last {
+		return nil
+	}
+	if err := c.ensureHighWater(remote); err != nil {
+		return err
+	}
+	c.last = remote
+	return nil
+}
+
+// ensureHighWater persists a new mark before t passes the current one.
+func (c *Clock) ensureHighWater(t Timestamp) error {
+	if c.persist == nil || t <= c.highWater {
+		return nil
+	}
+	mark := t + c.window
+	if err := c.persist(mark); err != nil {
+		return fmt.Errorf("hlc: persist high-water mark: %w", err)
+	}
+	c.highWater = mark
+	return nil
+}
+
+// Last is the latest timestamp issued or observed.
+func (c *Clock) Last() Timestamp {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+// Refused counts remote timestamps refused for clock skew.
+func (c *Clock) Refused() uint64 { return c.refused.Load() }
+
+// MaxSkew is the configured skew limit.
+func (c *Clock) MaxSkew() time.Duration { return c.maxSkew }

@@ -1,0 +1,184 @@
+package hlc
+
+import (
+	"errors"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// fakeWall is a wall clock the test moves by hand, backwards too.
+type fakeWall struct{ t time.Time }
+
+func (f *fakeWall) now() time.Time { return f.t }
+
+func TestTimestampPacking(t *testing.T) {
+	for _, tc := range []struct {
+		millis  int64
+		counter uint16
+	}{
+		{0, 0}, {1, 0}, {0, 1}, {1_700_000_000_000, 65535}, {maxMillis, 7},
+	} {
+		ts := New(tc.millis, tc.counter)
+		if ts.Millis() != tc.millis || ts.Counter() != tc.counter {
+			t.Errorf("New(%d,%d) = %v, unpacks to (%d,%d)", tc.millis, tc.counter, ts, ts.Millis(), ts.Counter())
+		}
+	}
+	if New(5, 65535) >= New(6, 0) {
+		t.Error("counter overflow must not order after the next millisecond")
+	}
+}
+
+func TestNowMonotonicWhenWallClockJumpsBack(t *testing.T) {
+	wall := &fakeWall{time.UnixMilli(1_700_000_000_000)}
+	c := NewClock(Config{Now: wall.now})
+	var prev Timestamp
+	steps := []time.Duration{0, 0, time.Millisecond, -time.Hour, 0, 2 * time.Hour, -time.Second}
+	for i, d := range steps {
+		wall.t = wall.t.Add(d)
+		ts, err := c.Now()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ts <= prev {
+			t.Fatalf("step %d: %v not after %v", i, ts, prev)
+		}
+		prev = ts
+	}
+}
+
+func TestNowFollowsWallClock(t *testing.T) {
+	wall := &fakeWall{time.UnixMilli(1_700_000_000_000)}
+	c := NewClock(Config{Now: wall.now})
+	ts, _ := c.Now()
+	if ts != New(1_700_000_000_000, 0) {
+		t.Fatalf("first timestamp %v, want wall clock with counter 0", ts)
+	}
+	ts, _ = c.Now()
+	if ts != New(1_700_000_000_000, 1) {
+		t.Fatalf("second timestamp in the same ms %v, want counter 1", ts)
+	}
+}
+
+func TestObserve(t *testing.T) {
+	base := time.UnixMilli(1_700_000_000_000)
+	for _, tc := range []struct {
+		name    string
+		ahead   time.Duration
+		refused bool
+	}{
+		{"behind", -time.Hour, false},
+		{"slightly ahead", 10 * time.Second, false},
+		{"at the limit", time.Minute, false},
+		{"beyond the limit", time.Minute + time.Millisecond, true},
+		{"far ahead", 24 * time.Hour, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wall := &fakeWall{base}
+			c := NewClock(Config{Now: wall.now, MaxSkew: time.Minute})
+			before, _ := c.Now()
+			remote := FromTime(base.Add(tc.ahead))
+			err := c.Observe(remote)
+			if tc.refused {
+				if !errors.Is(err, ErrClockSkew) {
+					t.Fatalf("Observe(%v) = %v, want ErrClockSkew", tc.ahead, err)
+				}
+				if c.Refused() != 1 {
+					t.Fatalf("refused count %d, want 1", c.Refused())
+				}
+				if c.Last() != before {
+					t.Fatalf("refused timestamp was adopted: last %v", c.Last())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			next, _ := c.Now()
+			if next <= remote || next <= before {
+				t.Fatalf("Now() = %v after observing %v", next, remote)
+			}
+		})
+	}
+}
+
+func TestHighWaterSurvivesRestart(t *testing.T) {
+	wall := &fakeWall{time.UnixMilli(1_700_000_000_000)}
+	var persisted Timestamp
+	persists := 0
+	cfg := Config{Now: wall.now, Window: time.Second, Persist: func(ts Timestamp) error {
+		persisted = ts
+		persists++
+		return nil
+	}}
+	c := NewClock(cfg)
+	var last Timestamp
+	for i := 0; i < 10_000; i++ {
+		wall.t = wall.t.Add(time.Duration(rand.IntN(3)) * time.Microsecond * 100)
+		ts, err := c.Now()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ts > persisted {
+			t.Fatalf("issued %v above persisted mark %v", ts, persisted)
+		}
+		last = ts
+	}
+	if persists > 5 {
+		t.Errorf("persisted %d times for ~1s of timestamps with a 1s window", persists)
+	}
+
+	// Restart with the wall clock set back an hour.
+	wall.t = wall.t.Add(-time.Hour)
+	cfg.HighWater = persisted
+	c2 := NewClock(cfg)
+	ts, err := c2.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts <= last {
+		t.Fatalf("after restart issued %v, not after %v", ts, last)
+	}
+}
+
+func TestPersistFailureIssuesNothing(t *testing.T) {
+	wall := &fakeWall{time.UnixMilli(1_700_000_000_000)}
+	fail := errors.New("disk full")
+	c := NewClock(Config{Now: wall.now, Persist: func(Timestamp) error { return fail }})
+	if _, err := c.Now(); !errors.Is(err, fail) {
+		t.Fatalf("Now() error %v, want the persist error", err)
+	}
+	if c.Last() != 0 {
+		t.Fatalf("clock advanced to %v without a persisted mark", c.Last())
+	}
+}
+
+// Property: interleaved local events and observations, with a wandering wall
+// clock, always yield strictly increasing local timestamps that order after
+// everything accepted.
+func TestPropertyMonotonic(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for run := 0; run < 200; run++ {
+		wall := &fakeWall{time.UnixMilli(1_700_000_000_000)}
+		c := NewClock(Config{Now: wall.now})
+		var prev Timestamp
+		for i := 0; i < 200; i++ {
+			wall.t = wall.t.Add(time.Duration(r.IntN(2000)-1000) * time.Millisecond)
+			if r.IntN(3) == 0 {
+				remote := FromTime(wall.t.Add(time.Duration(r.IntN(240)-120) * time.Second))
+				if err := c.Observe(remote); err == nil && remote > prev {
+					prev = remote
+				}
+				continue
+			}
+			ts, err := c.Now()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ts <= prev {
+				t.Fatalf("run %d step %d: %v not after %v", run, i, ts, prev)
+			}
+			prev = ts
+		}
+	}
+}

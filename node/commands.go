@@ -1,0 +1,140 @@
+package node
+
+import (
+	"errors"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/redmesh/redmesh/wal"
+)
+
+// commandSpec is one entry of the command table, with Redis's arity rule: a
+// positive arity is exact, a negative one is a minimum.
+type commandSpec struct {
+	name     string
+	arity    int
+	flags    []string
+	firstKey int
+	lastKey  int
+	step     int
+	fn       func(n *Node, c *client, args [][]byte)
+}
+
+func (s *commandSpec) arityOK(argc int) bool {
+	if s.arity >= 0 {
+		return argc == s.arity
+	}
+	return argc >= -s.arity
+}
+
+// commands is the command table; it is filled in init because the handlers
+// (COMMAND) refer to it.
+var commands map[string]*commandSpec
+
+func init() {
+	specs := []*commandSpec{
+		// connection and server
+		{name: "ping", arity: -1, flags: []string{"fast"}, fn: cmdPing},
+		{name: "echo", arity: 2, flags: []string{"fast"}, fn: cmdEcho},
+		{name: "hello", arity: -1, flags: []string{"noscript", "loading", "stale", "fast", "no-auth"}, fn: cmdHello},
+		{name: "quit", arity: -1, flags: []string{"noscript", "loading", "stale", "fast", "no-auth"}, fn: cmdQuit},
+		{name: "select", arity: 2, flags: []string{"loading", "stale", "fast"}, fn: cmdSelect},
+		{name: "command", arity: -1, flags: []string{"loading", "stale"}, fn: cmdCommand},
+		{name: "client", arity: -2, flags: []string{"noscript", "loading", "stale"}, fn: cmdClient},
+		{name: "info", arity: -1, flags: []string{"loading", "stale"}, fn: cmdInfo},
+		{name: "dbsize", arity: 1, flags: []string{"readonly", "fast"}, fn: cmdDBSize},
+		{name: "mesh", arity: -2, flags: []string{"readonly"}, fn: cmdMesh},
+		// keyspace
+		{name: "get", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGet},
+		{name: "set", arity: -3, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdSet},
+		{name: "del", arity: -2, flags: []string{"write"}, firstKey: 1, lastKey: -1, step: 1, fn: cmdDel},
+		{name: "exists", arity: -2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: -1, step: 1, fn: cmdExists},
+		{name: "expire", arity: -3, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdExpire},
+		{name: "pexpire", arity: -3, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdPExpire},
+		{name: "ttl", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdTTL},
+		{name: "pttl", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdPTTL},
+		{name: "persist", arity: 2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdPersist},
+		{name: "type", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdType},
+		{name: "scan", arity: -2, flags: []string{"readonly"}, fn: cmdScan},
+	}
+	commands = make(map[string]*commandSpec, len(specs))
+	for _, s := range specs {
+		commands[s.name] = s
+	}
+}
+
+// sortedCommands lists the table by name, for stable COMMAND output.
+func sortedCommands() []*commandSpec {
+	out := make([]*commandSpec, 0, len(commands))
+	for _, s := range commands {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// Redis's error replies, to the byte.
+const (
+	errSyntax     = "ERR syntax error"
+	errNotInteger = "ERR value is not an integer or out of range"
+	errWrongType  = "WRONGTYPE Operation against a key holding the wrong kind of value"
+)
+
+func errInvalidExpire(cmd string) string {
+	return "ERR invalid expire time in '" + cmd + "' command"
+}
+
+// replyErr is an error whose text is a complete Redis error reply.
+type replyErr string
+
+func (e replyErr) Error() string { return string(e) }
+
+// writeErr answers a failed command: Redis errors as they are, anything else
+// (storage, clock) as a generic error that names the cause.
+func (c *client) writeErr(err error) {
+	var re replyErr
+	switch {
+	case errors.As(err, &re):
+		c.conn.WriteError(string(re))
+	case errors.Is(err, wal.ErrKeyTooLong):
+		c.conn.WriteError("ERR " + err.Error())
+	case errors.Is(err, wal.ErrTooLarge):
+		c.conn.WriteError("ERR " + err.Error())
+	default:
+		c.conn.WriteError(sanitizeError("ERR " + err.Error()))
+	}
+}
+
+// parseInt parses a Redis integer argument strictly: no spaces, no '+', no
+// leading zeros beyond "0", within int64.
+func parseInt(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 20 || b[0] == '+' || (len(b) > 1 && b[0] == '0') || (len(b) > 1 && b[0] == '-' && b[1] == '0') {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return v, true
+}
+
+func equalFold(b []byte, s string) bool { return strings.EqualFold(string(b), s) }
+
+// deadline turns a relative or absolute expiry argument into Unix ms, or
+// reports the value invalid (out of range, or not positive where Redis
+// insists).
+func deadline(nowMillis, v int64, unitMillis int64, absolute bool) (int64, bool) {
+	if v > math.MaxInt64/unitMillis || v < math.MinInt64/unitMillis {
+		return 0, false
+	}
+	ms := v * unitMillis
+	if absolute {
+		return ms, true
+	}
+	if ms > 0 && ms > math.MaxInt64-nowMillis {
+		return 0, false
+	}
+	return nowMillis + ms, true
+}

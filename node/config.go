@@ -1,0 +1,68 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/redmesh/redmesh/hlc"
+	"github.com/redmesh/redmesh/wal"
+)
+
+// Config is a node's configuration. The zero value of every field is its
+// default, so Config{} runs a node on 127.0.0.1:6380 with data in
+// ./redmesh-data.
+type Config struct {
+	// DataDir holds Badger: keyspace, log, identity, clock. ./redmesh-data.
+	DataDir string
+	// Listen is the RESP address. 127.0.0.1:6380: beside a local Redis on
+	// 6379, and loopback only unless told otherwise.
+	Listen string
+	// Fsync is the durability mode: always, everysec (default) or no.
+	Fsync wal.Fsync
+	// MaxClockSkew is how far ahead of this node's clock a remote version may
+	// be before it is refused. One minute.
+	MaxClockSkew time.Duration
+	// ClockOffset shifts this node's wall clock, to test a clock that is
+	// wrong or was set back. Zero in production.
+	ClockOffset time.Duration
+	// WALRetainBytes and WALRetainAge bound the log (256 MiB, 24h).
+	WALRetainBytes int64
+	WALRetainAge   time.Duration
+	// MemoryBudget is roughly what Badger may use for memtables and caches.
+	MemoryBudget int64
+	// Logger receives the node's logs; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultDataDir = "./redmesh-data"
+	DefaultListen  = "127.0.0.1:6380"
+)
+
+func (c *Config) setDefaults() error {
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Fsync == "" {
+		c.Fsync = wal.FsyncEverySec
+	}
+	if _, err := wal.ParseFsync(string(c.Fsync)); err != nil {
+		return err
+	}
+	if c.MaxClockSkew <= 0 {
+		c.MaxClockSkew = hlc.DefaultMaxSkew
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen address %q: %w", c.Listen, err)
+	}
+	return nil
+}

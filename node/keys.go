@@ -1,0 +1,421 @@
+package node
+
+import (
+	"strconv"
+
+	"github.com/redmesh/redmesh/record"
+	"github.com/redmesh/redmesh/wal"
+)
+
+// read returns key's record and whether a client sees it now.
+func (n *Node) read(key []byte) (record.Record, bool, error) {
+	rec, err := n.store.Get(key)
+	if err != nil {
+		return rec, false, err
+	}
+	return rec, rec.Live(n.nowMillis()), nil
+}
+
+func cmdGet(n *Node, c *client, args [][]byte) {
+	rec, live, err := n.read(args[1])
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	if !live {
+		n.stats.keyspaceMiss.Add(1)
+		c.conn.WriteNull()
+		return
+	}
+	n.stats.keyspaceHits.Add(1)
+	c.conn.WriteBulk(rec.Value.Data)
+}
+
+// setOptions are SET's flags.
+type setOptions struct {
+	nx, xx, get, keepTTL bool
+	hasExpiry            bool
+	expiryArg            int64 // the number as given
+	unit                 int64 // ms per unit
+	absolute             bool
+}
+
+func parseSetOptions(args [][]byte) (setOptions, error) {
+	var o setOptions
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case equalFold(a, "nx") && !o.xx:
+			o.nx = true
+		case equalFold(a, "xx") && !o.nx:
+			o.xx = true
+		case equalFold(a, "get"):
+			o.get = true
+		case equalFold(a, "keepttl") && !o.hasExpiry:
+			o.keepTTL = true
+		case (equalFold(a, "ex") || equalFold(a, "px") || equalFold(a, "exat") || equalFold(a, "pxat")) &&
+			!o.hasExpiry && !o.keepTTL && i+1 < len(args):
+			o.hasExpiry = true
+			o.unit, o.absolute = 1, false
+			switch {
+			case equalFold(a, "ex"):
+				o.unit = 1000
+			case equalFold(a, "exat"):
+				o.unit, o.absolute = 1000, true
+			case equalFold(a, "pxat"):
+				o.absolute = true
+			}
+			v, ok := parseInt(args[i+1])
+			if !ok {
+				return o, replyErr(errNotInteger)
+			}
+			if v <= 0 {
+				return o, replyErr(errInvalidExpire("set"))
+			}
+			o.expiryArg = v
+			i++
+		default:
+			return o, replyErr(errSyntax)
+		}
+	}
+	return o, nil
+}
+
+func cmdSet(n *Node, c *client, args [][]byte) {
+	key, val := args[1], args[2]
+	o, err := parseSetOptions(args[3:])
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	var (
+		old     record.Record
+		oldLive bool
+		done    bool
+	)
+	err = n.update(c.ctx, func(tx *wal.Tx) error {
+		now := n.nowMillis()
+		at := int64(0)
+		if o.hasExpiry {
+			var ok bool
+			if at, ok = deadline(now, o.expiryArg, o.unit, o.absolute); !ok {
+				return replyErr(errInvalidExpire("set"))
+			}
+		}
+		cur, err := tx.Get(key)
+		if err != nil {
+			return err
+		}
+		old, oldLive = cur, cur.Live(now)
+		if (o.nx && oldLive) || (o.xx && !oldLive) {
+			return nil
+		}
+		v, err := n.newVersion()
+		if err != nil {
+			return err
+		}
+		rec := record.Record{Value: record.Value{Version: v, Kind: record.KindString, Data: val}}
+		if !o.keepTTL || !oldLive {
+			// KEEPTTL leaves the expiry register alone; on a key that is
+			// not there, there is no TTL to keep.
+			rec.Expiry = record.Expiry{Version: v, At: at}
+		}
+		if _, _, err := n.apply(tx, key, rec); err != nil {
+			return err
+		}
+		done = true
+		return nil
+	})
+	switch {
+	case err != nil:
+		c.writeErr(err)
+	case o.get && oldLive:
+		c.conn.WriteBulk(old.Value.Data)
+	case o.get || !done:
+		c.conn.WriteNull()
+	default:
+		c.conn.WriteString("OK")
+	}
+}
+
+// tombstone is what DEL writes: both registers at one version, so a later
+// SET KEEPTTL finds no stale deadline.
+func tombstone(v record.Version) record.Record {
+	return record.Record{Value: record.Value{Version: v, Tombstone: true}, Expiry: record.Expiry{Version: v}}
+}
+
+func cmdDel(n *Node, c *client, args [][]byte) {
+	deleted := 0
+	err := n.update(c.ctx, func(tx *wal.Tx) error {
+		deleted = 0
+		now := n.nowMillis()
+		for _, key := range args[1:] {
+			cur, err := tx.Get(key)
+			if err != nil {
+				return err
+			}
+			if !cur.Live(now) {
+				continue
+			}
+			v, err := n.newVersion()
+			if err != nil {
+				return err
+			}
+			if _, _, err := n.apply(tx, key, tombstone(v)); err != nil {
+				return err
+			}
+			deleted++
+		}
+		return nil
+	})
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	c.conn.WriteInt(deleted)
+}
+
+func cmdExists(n *Node, c *client, args [][]byte) {
+	count := 0
+	for _, key := range args[1:] {
+		_, live, err := n.read(key)
+		if err != nil {
+			c.writeErr(err)
+			return
+		}
+		if live {
+			count++
+		}
+	}
+	c.conn.WriteInt(count)
+}
+
+func cmdExpire(n *Node, c *client, args [][]byte)  { expireGeneric(n, c, args, 1000, "expire") }
+func cmdPExpire(n *Node, c *client, args [][]byte) { expireGeneric(n, c, args, 1, "pexpire") }
+
+// expireGeneric is EXPIRE and PEXPIRE with NX/XX/GT/LT. It writes only the
+// expiry register, so it never undoes a concurrent SET on another node.
+func expireGeneric(n *Node, c *client, args [][]byte, unit int64, name string) {
+	v, ok := parseInt(args[2])
+	if !ok {
+		c.conn.WriteError(errNotInteger)
+		return
+	}
+	var nx, xx, gt, lt bool
+	for _, a := range args[3:] {
+		switch {
+		case equalFold(a, "nx"):
+			nx = true
+		case equalFold(a, "xx"):
+			xx = true
+		case equalFold(a, "gt"):
+			gt = true
+		case equalFold(a, "lt"):
+			lt = true
+		default:
+			c.conn.WriteError("ERR Unsupported option " + string(a))
+			return
+		}
+	}
+	if nx && (xx || gt || lt) {
+		c.conn.WriteError("ERR NX and XX, GT or LT options at the same time are not compatible")
+		return
+	}
+	if gt && lt {
+		c.conn.WriteError("ERR GT and LT options at the same time are not compatible")
+		return
+	}
+	result := 0
+	err := n.update(c.ctx, func(tx *wal.Tx) error {
+		result = 0
+		now := n.nowMillis()
+		at, ok := deadline(now, v, unit, false)
+		if !ok {
+			return replyErr(errInvalidExpire(name))
+		}
+		cur, err := tx.Get(args[1])
+		if err != nil {
+			return err
+		}
+		if !cur.Live(now) {
+			return nil
+		}
+		has := cur.Expiry.At != 0
+		switch {
+		case nx && has, xx && !has:
+			return nil
+		case gt && (!has || at <= cur.Expiry.At):
+			return nil
+		case lt && has && at >= cur.Expiry.At:
+			return nil
+		}
+		ver, err := n.newVersion()
+		if err != nil {
+			return err
+		}
+		rec := record.Record{Expiry: record.Expiry{Version: ver, At: at}}
+		if at <= now {
+			rec = tombstone(ver) // a deadline in the past deletes, as in Redis
+		}
+		if _, _, err := n.apply(tx, args[1], rec); err != nil {
+			return err
+		}
+		result = 1
+		return nil
+	})
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	c.conn.WriteInt(result)
+}
+
+// ttlMillis is what TTL and PTTL report: -2 for no key, -1 for no deadline,
+// else the milliseconds left.
+func (n *Node) ttlMillis(key []byte) (int64, error) {
+	rec, live, err := n.read(key)
+	if err != nil || !live {
+		return -2, err
+	}
+	if rec.Expiry.At == 0 {
+		return -1, nil
+	}
+	return max(rec.Expiry.At-n.nowMillis(), 0), nil
+}
+
+func cmdTTL(n *Node, c *client, args [][]byte) {
+	ms, err := n.ttlMillis(args[1])
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	if ms >= 0 {
+		ms = (ms + 500) / 1000
+	}
+	c.conn.WriteInt64(ms)
+}
+
+func cmdPTTL(n *Node, c *client, args [][]byte) {
+	ms, err := n.ttlMillis(args[1])
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	c.conn.WriteInt64(ms)
+}
+
+func cmdPersist(n *Node, c *client, args [][]byte) {
+	result := 0
+	err := n.update(c.ctx, func(tx *wal.Tx) error {
+		result = 0
+		cur, err := tx.Get(args[1])
+		if err != nil {
+			return err
+		}
+		if !cur.Live(n.nowMillis()) || cur.Expiry.At == 0 {
+			return nil
+		}
+		v, err := n.newVersion()
+		if err != nil {
+			return err
+		}
+		if _, _, err := n.apply(tx, args[1], record.Record{Expiry: record.Expiry{Version: v}}); err != nil {
+			return err
+		}
+		result = 1
+		return nil
+	})
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	c.conn.WriteInt(result)
+}
+
+// typeName is TYPE's answer for a record a client sees.
+func typeName(rec record.Record) string {
+	switch rec.Value.Kind {
+	case record.KindString:
+		return "string"
+	}
+	return "none"
+}
+
+func cmdType(n *Node, c *client, args [][]byte) {
+	rec, live, err := n.read(args[1])
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	if !live {
+		c.conn.WriteString("none")
+		return
+	}
+	c.conn.WriteString(typeName(rec))
+}
+
+// cmdScan is SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]. COUNT
+// bounds the rows visited, as in Redis it bounds the work done.
+func cmdScan(n *Node, c *client, args [][]byte) {
+	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
+	if err != nil {
+		c.conn.WriteError("ERR invalid cursor")
+		return
+	}
+	count := int64(10)
+	var pattern, typ []byte
+	for i := 2; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			c.conn.WriteError(errSyntax)
+			return
+		}
+		switch {
+		case equalFold(args[i], "match"):
+			pattern = args[i+1]
+			if string(pattern) == "*" {
+				pattern = nil // as in Redis: matches every key, the empty one too
+			}
+		case equalFold(args[i], "count"):
+			v, ok := parseInt(args[i+1])
+			if !ok {
+				c.conn.WriteError(errNotInteger)
+				return
+			}
+			if v < 1 {
+				c.conn.WriteError(errSyntax)
+				return
+			}
+			count = v
+		case equalFold(args[i], "type"):
+			typ = args[i+1]
+		default:
+			c.conn.WriteError(errSyntax)
+			return
+		}
+	}
+	var keys [][]byte
+	next := uint64(0)
+	if cursor <= 1<<32 {
+		now := n.nowMillis()
+		visited := int64(0)
+		next, err = n.store.Scan(cursor, func(key []byte, rec record.Record) bool {
+			visited++
+			if rec.Live(now) &&
+				(pattern == nil || globMatch(pattern, key, false)) &&
+				(typ == nil || equalFold(typ, typeName(rec))) {
+				keys = append(keys, key)
+			}
+			return visited < count
+		})
+		if err != nil {
+			c.writeErr(err)
+			return
+		}
+	}
+	c.conn.WriteArray(2)
+	c.conn.WriteBulkString(strconv.FormatUint(next, 10))
+	c.conn.WriteArray(len(keys))
+	for _, k := range keys {
+		c.conn.WriteBulk(k)
+	}
+}

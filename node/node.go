@@ -1,0 +1,253 @@
+// Package node is one redmesh node: the write path (apply), the Redis
+// commands, and the RESP server that clients talk to.
+//
+// Every mutation, whether a client's command or (later) a peer's push, log
+// catch-up or Merkle repair, ends in Node.apply inside a wal transaction:
+// merge with the stored record, then store and log the result if it won.
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/tidwall/redcon"
+
+	"github.com/redmesh/redmesh/hlc"
+	"github.com/redmesh/redmesh/record"
+	"github.com/redmesh/redmesh/wal"
+)
+
+// Version is redmesh's release.
+var Version = "0.1.0-dev"
+
+// Node is a running redmesh node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *wal.Store
+	clock   *hlc.Clock
+	key     crypto.PrivKey
+	peerID  peer.ID
+	id      record.NodeID
+	started time.Time
+
+	srv      *redcon.Server
+	ln       net.Listener
+	clients  sync.Map // uint64 → *client
+	nclients atomic.Int64
+	clientID atomic.Uint64
+	stats    stats
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+type stats struct {
+	connections  atomic.Uint64
+	commands     atomic.Uint64
+	expiredKeys  atomic.Uint64
+	keyspaceHits atomic.Uint64
+	keyspaceMiss atomic.Uint64
+	panics       atomic.Uint64
+}
+
+const metaHighWater = "hlc-high-water"
+
+// Open opens the node's storage and identity and binds its RESP listener; Serve
+// then serves clients.
+func Open(cfg Config) (*Node, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{})}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	store, err := wal.Open(wal.Options{
+		Dir:          cfg.DataDir,
+		Fsync:        cfg.Fsync,
+		RetainBytes:  cfg.WALRetainBytes,
+		RetainAge:    cfg.WALRetainAge,
+		MemoryBudget: cfg.MemoryBudget,
+		Logger:       cfg.Logger,
+		Now:          n.now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.store = store
+	if err := n.init(); err != nil {
+		store.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("listen for RESP clients: %w", err)
+	}
+	n.ln = ln
+	n.srv = redcon.NewServerNetwork("tcp", cfg.Listen, n.handle, n.accept, n.closed)
+	return n, nil
+}
+
+func (n *Node) init() error {
+	key, err := loadIdentity(n.store)
+	if err != nil {
+		return err
+	}
+	n.key = key
+	if n.peerID, err = peer.IDFromPrivateKey(key); err != nil {
+		return fmt.Errorf("derive peer ID: %w", err)
+	}
+	n.id = NodeIDOf(n.peerID)
+
+	var hw hlc.Timestamp
+	if b, ok, err := n.store.GetMeta(metaHighWater); err != nil {
+		return err
+	} else if ok && len(b) == 8 {
+		hw = hlc.Timestamp(binary.BigEndian.Uint64(b))
+	}
+	n.clock = hlc.NewClock(hlc.Config{
+		Now:       n.now,
+		MaxSkew:   n.cfg.MaxClockSkew,
+		HighWater: hw,
+		Persist: func(t hlc.Timestamp) error {
+			return n.store.PutMetaSync(metaHighWater, binary.BigEndian.AppendUint64(nil, uint64(t)))
+		},
+	})
+	return nil
+}
+
+// now is the node's wall clock.
+func (n *Node) now() time.Time { return time.Now().Add(n.cfg.ClockOffset) }
+
+func (n *Node) nowMillis() int64 { return n.now().UnixMilli() }
+
+// Addr is the RESP listener's address.
+func (n *Node) Addr() net.Addr { return n.ln.Addr() }
+
+// PeerID is the node's libp2p identity.
+func (n *Node) PeerID() peer.ID { return n.peerID }
+
+// ID is the node ID that tie-breaks this node's versions.
+func (n *Node) ID() record.NodeID { return n.id }
+
+// Serve serves RESP clients until ctx ends or Close is called.
+func (n *Node) Serve(ctx context.Context) error {
+	n.wg.Add(1)
+	go n.sweepExpired()
+	go func() {
+		select {
+		case <-ctx.Done():
+			n.srv.Close()
+		case <-n.stop:
+		}
+	}()
+	err := n.srv.Serve(n.ln)
+	if err != nil && ctx.Err() == nil && !isClosedErr(err) {
+		return fmt.Errorf("serve RESP: %w", err)
+	}
+	return nil
+}
+
+func isClosedErr(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+// Close stops serving, closes client connections and closes the store after
+// the writes already accepted.
+func (n *Node) Close() error {
+	select {
+	case <-n.stop:
+		return nil
+	default:
+		close(n.stop)
+	}
+	n.srv.Close()
+	n.ln.Close()
+	n.clients.Range(func(_, v any) bool {
+		v.(*client).conn.Close()
+		return true
+	})
+	n.wg.Wait()
+	return n.store.Close()
+}
+
+// update runs fn as one atomic step of the write path.
+func (n *Node) update(ctx context.Context, fn wal.UpdateFunc) error {
+	return n.store.Update(ctx, fn)
+}
+
+// apply is the one write path: merge rec into key's record, and if it wins,
+// store and log the result in the transaction tx. Local commands, and later
+// peer pushes, log catch-up and Merkle repairs, all come through here.
+func (n *Node) apply(tx *wal.Tx, key []byte, rec record.Record) (record.Record, bool, error) {
+	return tx.Apply(key, rec)
+}
+
+// newVersion stamps a local write.
+func (n *Node) newVersion() (record.Version, error) {
+	ts, err := n.clock.Now()
+	if err != nil {
+		return record.Version{}, err
+	}
+	return record.Version{TS: ts, Node: n.id}, nil
+}
+
+// sweepExpired is the active expiry: it turns records whose deadline passed
+// into tombstones of the same version (record.Swept), a few hundred at a
+// time, so that memory and disk are reclaimed for keys nobody reads again.
+func (n *Node) sweepExpired() {
+	defer n.wg.Done()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		keys, err := n.store.ExpiredKeys(n.nowMillis(), 256)
+		if err != nil {
+			n.log.Error("expiry sweep", "err", err)
+			continue
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		var swept uint64
+		err = n.update(context.Background(), func(tx *wal.Tx) error {
+			now := n.nowMillis()
+			for _, k := range keys {
+				cur, err := tx.Get(k)
+				if err != nil {
+					return err
+				}
+				if !cur.Exists() || !cur.Expired(now) {
+					continue // rewritten since it was listed
+				}
+				if _, changed, err := n.apply(tx, k, cur.Swept()); err != nil {
+					return err
+				} else if changed {
+					swept++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			if !errors.Is(err, wal.ErrClosed) {
+				n.log.Error("expiry sweep", "err", err)
+			}
+			continue
+		}
+		n.stats.expiredKeys.Add(swept)
+	}
+}

@@ -1,0 +1,158 @@
+package record
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/redmesh/redmesh/hlc"
+)
+
+// formatV1 is the first byte of every encoded record, so the format can change
+// without guessing.
+const formatV1 = 1
+
+// MaxValueLen bounds a value's length in an encoded record; a decoder refuses
+// more. It matches Redis's largest proto-max-bulk-len default (512 MB).
+const MaxValueLen = 512 << 20
+
+const (
+	flagTombstone  = 1 << 0
+	flagExpiry     = 1 << 1 // an expiry register follows
+	flagSameVer    = 1 << 2 // the expiry register has the value's version
+	flagsKnown     = flagTombstone | flagExpiry | flagSameVer
+	versionLen     = 16
+	minEncodedSize = 3 + versionLen
+)
+
+// ErrCorrupt wraps every decoding error.
+var ErrCorrupt = errors.New("corrupt record")
+
+// AppendBinary appends r's encoding to dst. A SET writes both registers at one
+// version, so the common case stores that version once.
+func AppendBinary(dst []byte, r Record) []byte {
+	var flags byte
+	if r.Value.Tombstone {
+		flags |= flagTombstone
+	}
+	if !r.Expiry.Version.IsZero() || r.Expiry.At != 0 {
+		flags |= flagExpiry
+		if r.Expiry.Version == r.Value.Version {
+			flags |= flagSameVer
+		}
+	}
+	dst = append(dst, formatV1, flags, byte(r.Value.Kind))
+	dst = appendVersion(dst, r.Value.Version)
+	dst = binary.AppendUvarint(dst, uint64(len(r.Value.Data)))
+	dst = append(dst, r.Value.Data...)
+	if flags&flagExpiry != 0 {
+		if flags&flagSameVer == 0 {
+			dst = appendVersion(dst, r.Expiry.Version)
+		}
+		dst = binary.AppendVarint(dst, r.Expiry.At)
+	}
+	return dst
+}
+
+// EncodedSize is the length of r's encoding.
+func EncodedSize(r Record) int {
+	n := 3 + versionLen + uvarintLen(uint64(len(r.Value.Data))) + len(r.Value.Data)
+	if !r.Expiry.Version.IsZero() || r.Expiry.At != 0 {
+		if r.Expiry.Version != r.Value.Version {
+			n += versionLen
+		}
+		n += binary.MaxVarintLen64
+	}
+	return n
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
+
+// Encode returns r's encoding.
+func Encode(r Record) []byte { return AppendBinary(nil, r) }
+
+func appendVersion(dst []byte, v Version) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(v.TS))
+	return binary.BigEndian.AppendUint64(dst, uint64(v.Node))
+}
+
+// Decode parses an encoded record. The value's Data aliases b; copy it if b
+// will be reused. Decode never allocates more than b's size and never panics.
+func Decode(b []byte) (Record, error) {
+	r, rest, err := DecodePrefix(b)
+	if err != nil {
+		return Record{}, err
+	}
+	if len(rest) != 0 {
+		return Record{}, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(rest))
+	}
+	return r, nil
+}
+
+// DecodePrefix parses one encoded record from the front of b and returns the
+// bytes after it.
+func DecodePrefix(b []byte) (Record, []byte, error) {
+	var r Record
+	if len(b) < minEncodedSize {
+		return r, nil, fmt.Errorf("%w: %d bytes is too short", ErrCorrupt, len(b))
+	}
+	if b[0] != formatV1 {
+		return r, nil, fmt.Errorf("%w: unknown format %d", ErrCorrupt, b[0])
+	}
+	flags := b[1]
+	if flags&^flagsKnown != 0 || (flags&flagSameVer != 0 && flags&flagExpiry == 0) {
+		return r, nil, fmt.Errorf("%w: bad flags %#x", ErrCorrupt, flags)
+	}
+	r.Value.Tombstone = flags&flagTombstone != 0
+	r.Value.Kind = Kind(b[2])
+	if r.Value.Kind != KindString {
+		return r, nil, fmt.Errorf("%w: unknown kind %d", ErrCorrupt, b[2])
+	}
+	b = b[3:]
+	r.Value.Version, b = readVersion(b)
+	n, k := binary.Uvarint(b)
+	if k <= 0 {
+		return r, nil, fmt.Errorf("%w: bad value length", ErrCorrupt)
+	}
+	b = b[k:]
+	if n > MaxValueLen || n > uint64(len(b)) {
+		return r, nil, fmt.Errorf("%w: value length %d exceeds %d available", ErrCorrupt, n, len(b))
+	}
+	if n > 0 {
+		r.Value.Data = b[:n:n]
+	}
+	b = b[n:]
+	if r.Value.Tombstone && n > 0 {
+		return r, nil, fmt.Errorf("%w: tombstone with data", ErrCorrupt)
+	}
+	if flags&flagExpiry != 0 {
+		if flags&flagSameVer != 0 {
+			r.Expiry.Version = r.Value.Version
+		} else {
+			if len(b) < versionLen {
+				return r, nil, fmt.Errorf("%w: truncated expiry version", ErrCorrupt)
+			}
+			r.Expiry.Version, b = readVersion(b)
+		}
+		at, k := binary.Varint(b)
+		if k <= 0 {
+			return r, nil, fmt.Errorf("%w: bad expiry deadline", ErrCorrupt)
+		}
+		r.Expiry.At = at
+		b = b[k:]
+	}
+	return r, b, nil
+}
+
+func readVersion(b []byte) (Version, []byte) {
+	return Version{
+		TS:   hlc.Timestamp(binary.BigEndian.Uint64(b)),
+		Node: NodeID(binary.BigEndian.Uint64(b[8:])),
+	}, b[versionLen:]
+}

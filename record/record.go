@@ -1,0 +1,169 @@
+// Package record is redmesh's data model and its one merge rule.
+//
+// A record is what a node holds for one key: a set of registers, each with its
+// own version. Today there are two, the value register (a value or a
+// tombstone) and the expiry register (an absolute deadline or none), so that
+// EXPIRE on one node never undoes a concurrent SET on another. A version is
+// an HLC timestamp with the writing node's ID as tie-break; per register the
+// higher version wins. Merge is therefore commutative, associative and
+// idempotent, and every node picks the same winner whatever the order in
+// which writes arrive.
+//
+// The package is pure: no IO, no clocks. Callers pass "now" where expiry
+// matters.
+package record
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+
+	"github.com/redmesh/redmesh/hlc"
+)
+
+// NodeID identifies the node that wrote a version. It is derived from the
+// node's libp2p peer ID, so it is stable and, in practice, unique.
+type NodeID uint64
+
+func (n NodeID) String() string { return fmt.Sprintf("%016x", uint64(n)) }
+
+// Version orders writes: timestamp first, node ID as tie-break.
+type Version struct {
+	TS   hlc.Timestamp
+	Node NodeID
+}
+
+// Compare returns -1, 0 or +1 as v is older than, equal to or newer than o.
+func (v Version) Compare(o Version) int {
+	if c := cmp.Compare(v.TS, o.TS); c != 0 {
+		return c
+	}
+	return cmp.Compare(v.Node, o.Node)
+}
+
+// IsZero reports whether v is the version of a register never written.
+func (v Version) IsZero() bool { return v == Version{} }
+
+func (v Version) String() string { return fmt.Sprintf("%v@%v", v.TS, v.Node) }
+
+// Kind is the type of a value register's data. Only strings exist today; the
+// byte leaves room for CRDT types (counters, hashes, sets), whose payloads
+// will carry their own per-element registers.
+type Kind uint8
+
+// Kinds of value.
+const (
+	KindString Kind = 0
+)
+
+// Value is the value register.
+type Value struct {
+	Version   Version
+	Tombstone bool
+	Kind      Kind
+	Data      []byte
+}
+
+// Expiry is the expiry register: an absolute deadline, so every node expires
+// the key at the same moment whenever the write reached it.
+type Expiry struct {
+	Version Version
+	// At is the deadline in Unix milliseconds; 0 means no expiry.
+	At int64
+}
+
+// Record is everything a node holds for one key.
+type Record struct {
+	Value  Value
+	Expiry Expiry
+}
+
+// Exists reports whether the key has a value at all (expired or not). The
+// zero Record, a key never written, does not.
+func (r Record) Exists() bool {
+	return !r.Value.Version.IsZero() && !r.Value.Tombstone
+}
+
+// Expired reports whether the record's deadline has passed at nowMillis. As in
+// Redis, a key is still there during the millisecond of its deadline.
+func (r Record) Expired(nowMillis int64) bool {
+	return r.Expiry.At != 0 && nowMillis > r.Expiry.At
+}
+
+// Live reports whether a client reading at nowMillis sees the key.
+func (r Record) Live(nowMillis int64) bool {
+	return r.Exists() && !r.Expired(nowMillis)
+}
+
+// Versions lists the register versions in a fixed order (value, expiry): the
+// summary that the Merkle index and reconciliation compare.
+func (r Record) Versions() [2]Version {
+	return [2]Version{r.Value.Version, r.Expiry.Version}
+}
+
+// Swept is the record an expiry sweep leaves behind: the value register
+// becomes a tombstone at the SAME version. Because Merge prefers a tombstone
+// over a value of equal version, sweeping is itself a merge that every node
+// reaches independently, with no new version that could beat a concurrent
+// write elsewhere.
+func (r Record) Swept() Record {
+	r.Value = Value{Version: r.Value.Version, Tombstone: true}
+	return r
+}
+
+// Merge returns the merge of two records: per register, the higher version
+// wins. Equal versions come only from copies of the same write (or its sweep),
+// so the tie-breaks below never choose between different writes; they exist
+// so that merge stays a total function that is commutative even on corrupt
+// input.
+func Merge(a, b Record) Record {
+	return Record{Value: mergeValue(a.Value, b.Value), Expiry: mergeExpiry(a.Expiry, b.Expiry)}
+}
+
+// MergeInto merges incoming into local and reports whether the result differs
+// from local, that is, whether anything incoming won. A write that does not
+// win must not be logged or forwarded: that is what stops loops.
+func MergeInto(local, incoming Record) (Record, bool) {
+	m := Merge(local, incoming)
+	return m, !Equal(m, local)
+}
+
+func mergeValue(a, b Value) Value {
+	if compareValue(a, b) >= 0 {
+		return a
+	}
+	return b
+}
+
+func compareValue(a, b Value) int {
+	if c := a.Version.Compare(b.Version); c != 0 {
+		return c
+	}
+	// A tombstone beats a value of the same version: that is the expiry sweep.
+	if a.Tombstone != b.Tombstone {
+		if a.Tombstone {
+			return 1
+		}
+		return -1
+	}
+	if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.Data, b.Data)
+}
+
+func mergeExpiry(a, b Expiry) Expiry {
+	c := a.Version.Compare(b.Version)
+	if c == 0 {
+		c = cmp.Compare(a.At, b.At)
+	}
+	if c >= 0 {
+		return a
+	}
+	return b
+}
+
+// Equal reports whether two records hold the same registers.
+func Equal(a, b Record) bool {
+	return a.Expiry == b.Expiry && compareValue(a.Value, b.Value) == 0
+}

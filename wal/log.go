@@ -1,0 +1,206 @@
+package wal
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/redmesh/redmesh/record"
+)
+
+// Entry is one applied mutation: the record a key held right after it. Entries
+// carry whole records rather than deltas, so applying an entry anywhere, any
+// number of times, in any order, is just a merge.
+type Entry struct {
+	Seq    uint64
+	Time   time.Time // when it was applied here
+	Key    []byte
+	Record record.Record
+}
+
+// MaxKeyLen bounds a key. Badger refuses row keys over 65,000 bytes; Redis
+// allows 512 MB, but keys that long are not used in practice.
+const MaxKeyLen = 64000
+
+// ErrTruncated is returned by ReadLog when the requested sequence number is
+// older than the oldest retained entry: the reader must repair by Merkle.
+var ErrTruncated = errors.New("log truncated past the requested sequence number")
+
+func logKey(seq uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = prefixLog
+	binary.BigEndian.PutUint64(k[1:], seq)
+	return k
+}
+
+// appendEntry encodes an entry's body: time, key, record.
+func appendEntry(dst []byte, e Entry) []byte {
+	dst = binary.AppendVarint(dst, e.Time.UnixMilli())
+	dst = binary.AppendUvarint(dst, uint64(len(e.Key)))
+	dst = append(dst, e.Key...)
+	return record.AppendBinary(dst, e.Record)
+}
+
+// decodeEntry parses an entry body; Key and Record alias b.
+func decodeEntry(seq uint64, b []byte) (Entry, error) {
+	e := Entry{Seq: seq}
+	ms, n := binary.Varint(b)
+	if n <= 0 {
+		return e, fmt.Errorf("log entry %d: bad time", seq)
+	}
+	e.Time = time.UnixMilli(ms)
+	b = b[n:]
+	kl, n := binary.Uvarint(b)
+	if n <= 0 || kl > MaxKeyLen || kl > uint64(len(b)-n) {
+		return e, fmt.Errorf("log entry %d: bad key length", seq)
+	}
+	b = b[n:]
+	e.Key = b[:kl:kl]
+	rec, err := record.Decode(b[kl:])
+	if err != nil {
+		return e, fmt.Errorf("log entry %d: %w", seq, err)
+	}
+	e.Record = rec
+	return e, nil
+}
+
+func entrySize(item *badger.Item) int64 { return int64(len(item.Key())) + item.ValueSize() }
+
+// LogBounds returns the oldest retained and the latest sequence numbers.
+// first is last+1 when the log is empty.
+func (s *Store) LogBounds() (first, last uint64) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return s.firstSeq, s.lastSeq
+}
+
+// LogBytes is the retained log's approximate size.
+func (s *Store) LogBytes() int64 {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return s.logBytes
+}
+
+// ReadLog returns entries with sequence numbers from `from` on, at most max
+// entries and about maxBytes bytes (at least one entry if any). It fails with
+// ErrTruncated if from is older than the oldest retained entry.
+func (s *Store) ReadLog(from uint64, max int, maxBytes int64) ([]Entry, error) {
+	first, last := s.LogBounds()
+	if from < first {
+		return nil, fmt.Errorf("read log from %d (oldest is %d): %w", from, first, ErrTruncated)
+	}
+	if from > last {
+		return nil, nil
+	}
+	var out []Entry
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		var size int64
+		for it.Seek(logKey(from)); it.Valid() && len(out) < max; it.Next() {
+			item := it.Item()
+			seq := binary.BigEndian.Uint64(item.Key()[1:])
+			body, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			e, err := decodeEntry(seq, body)
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+			size += int64(len(body))
+			if size >= maxBytes {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read log from %d: %w", from, err)
+	}
+	// Retention may have run while we read: never hand out a gap silently.
+	if len(out) > 0 && out[0].Seq != from {
+		return nil, fmt.Errorf("read log from %d (found %d): %w", from, out[0].Seq, ErrTruncated)
+	}
+	return out, nil
+}
+
+// Truncate drops the oldest entries while the log is over its size bound or
+// its oldest entry is over its age bound. It returns how many it dropped.
+func (s *Store) Truncate(ctx context.Context) (int, error) {
+	dropped := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return dropped, err
+		}
+		n, err := s.truncateBatch()
+		dropped += n
+		if err != nil || n == 0 {
+			return dropped, err
+		}
+	}
+}
+
+// truncateBatch drops up to a few thousand entries in one transaction.
+func (s *Store) truncateBatch() (int, error) {
+	const batch = 4096
+	s.logMu.Lock()
+	first, last, bytes := s.firstSeq, s.lastSeq, s.logBytes
+	s.logMu.Unlock()
+	if first > last {
+		return 0, nil
+	}
+	cutoff := s.opts.Now().Add(-s.opts.RetainAge).UnixMilli()
+	var (
+		seqs  []uint64
+		freed int64
+	)
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(seqs) < batch; it.Next() {
+			item := it.Item()
+			size := entrySize(item)
+			if bytes-freed <= s.opts.RetainBytes {
+				var ms int64
+				if err := item.Value(func(b []byte) error {
+					ms, _ = binary.Varint(b)
+					return nil
+				}); err != nil {
+					return err
+				}
+				if ms >= cutoff {
+					return nil
+				}
+			}
+			seqs = append(seqs, binary.BigEndian.Uint64(item.Key()[1:]))
+			freed += size
+		}
+		return nil
+	})
+	if err != nil || len(seqs) == 0 {
+		return 0, err
+	}
+	top := seqs[len(seqs)-1]
+	err = s.db.Update(func(txn *badger.Txn) error {
+		for _, seq := range seqs {
+			if err := txn.Delete(logKey(seq)); err != nil {
+				return err
+			}
+		}
+		return txn.Set(metaKey(metaSeqFloor), binary.BigEndian.AppendUint64(nil, top))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("truncate log to %d: %w", top+1, err)
+	}
+	s.logMu.Lock()
+	s.firstSeq = top + 1
+	s.logBytes -= freed
+	s.logMu.Unlock()
+	return len(seqs), nil
+}

@@ -1,0 +1,372 @@
+// Package wal is a node's storage on Badger: the keyspace, the write-ahead
+// log, and small metadata (the HLC high-water mark, the identity key, peer
+// cursors).
+//
+// Every mutation goes through Update, whose function reads and merges records
+// through a Tx. One writer goroutine runs the functions of many clients one
+// after another and commits their changes in a single Badger transaction:
+// each changed keyspace row together with its log entry. With fsync "always"
+// the writer syncs once per batch before any of its clients is answered, which
+// is group commit; "everysec" syncs in the background once a second; "no"
+// leaves it to the OS and Badger.
+//
+// Keyspace rows are laid out by a 32-bit hash of the key, so that the keys of
+// one Merkle bucket are one contiguous prefix range and SCAN has a stable,
+// restartable cursor.
+package wal
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Fsync is the durability mode, as Redis's appendfsync.
+type Fsync string
+
+// Durability modes.
+const (
+	FsyncAlways   Fsync = "always"
+	FsyncEverySec Fsync = "everysec"
+	FsyncNo       Fsync = "no"
+)
+
+// ParseFsync checks a mode's name.
+func ParseFsync(s string) (Fsync, error) {
+	switch f := Fsync(strings.ToLower(s)); f {
+	case FsyncAlways, FsyncEverySec, FsyncNo:
+		return f, nil
+	}
+	return "", fmt.Errorf("fsync mode %q: want always, everysec or no", s)
+}
+
+// Options configures a Store. The zero value of each field is its default.
+type Options struct {
+	// Dir is the data directory.
+	Dir string
+	// Fsync is the durability mode; everysec by default.
+	Fsync Fsync
+	// RetainBytes bounds the log's size; 256 MiB by default.
+	RetainBytes int64
+	// RetainAge bounds the age of the oldest log entry; 24h by default.
+	RetainAge time.Duration
+	// RetentionInterval is how often the log is truncated; 10s by default.
+	RetentionInterval time.Duration
+	// KeyHash places a key's row in the keyspace. The Merkle index passes its
+	// bucket hash so that a bucket is one row range; xxhash by default.
+	KeyHash func(key []byte) uint32
+	// MemoryBudget is roughly how much RAM Badger may use for memtables and
+	// caches; 64 MiB by default. Badger's own defaults take about 400 MB.
+	MemoryBudget int64
+	// Logger receives the store's and Badger's logs.
+	Logger *slog.Logger
+	// Now reads the wall clock for log entry times; time.Now by default.
+	Now func() time.Time
+	// OnCommit, if set, is called by the writer after each batch is durable
+	// (as the fsync mode defines it) with the log entries it added, in order.
+	// It must not block for long; it may not call Update.
+	OnCommit func([]Entry)
+}
+
+// DefaultKeyHash is the row hash used when Options.KeyHash is nil.
+func DefaultKeyHash(key []byte) uint32 { return uint32(xxhash.Sum64(key) >> 32) }
+
+func (o *Options) setDefaults() {
+	if o.Fsync == "" {
+		o.Fsync = FsyncEverySec
+	}
+	if o.RetainBytes <= 0 {
+		o.RetainBytes = 256 << 20
+	}
+	if o.RetainAge <= 0 {
+		o.RetainAge = 24 * time.Hour
+	}
+	if o.RetentionInterval <= 0 {
+		o.RetentionInterval = 10 * time.Second
+	}
+	if o.KeyHash == nil {
+		o.KeyHash = DefaultKeyHash
+	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = 64 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// ErrLocked is returned by Open when another process holds the data directory.
+var ErrLocked = errors.New("data directory is in use by another process")
+
+// ErrClosed is returned by operations on a closed store.
+var ErrClosed = errors.New("store is closed")
+
+// Row prefixes. One byte each; the keyspace rows sort by key hash.
+const (
+	prefixKey  = 'k' // 'k' hash(4) key → record
+	prefixLog  = 'l' // 'l' seq(8) → entry
+	prefixMeta = 'm' // 'm' name → value
+	prefixExp  = 'x' // 'x' deadline(8) key → nothing: keys by expiry deadline
+)
+
+// Store is a node's Badger-backed keyspace and log.
+type Store struct {
+	db   *badger.DB
+	opts Options
+	log  *slog.Logger
+
+	reqs   chan *request
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	mu     sync.Mutex // orders Close against Update's send
+
+	// Log bounds, guarded by logMu; the writer moves last, retention first.
+	logMu    sync.Mutex
+	firstSeq uint64 // oldest retained entry; lastSeq+1 when the log is empty
+	lastSeq  uint64
+	logBytes int64
+
+	keys    atomic.Int64 // rows holding a value (expired or not)
+	expires atomic.Int64 // of those, rows with a deadline
+}
+
+// Open opens (creating if needed) the store in opts.Dir.
+func Open(opts Options) (*Store, error) {
+	opts.setDefaults()
+	bo := badger.DefaultOptions(opts.Dir)
+	budget := opts.MemoryBudget
+	bo.MemTableSize = max(budget/4, 4<<20)
+	bo.NumMemtables = 2
+	bo.NumLevelZeroTables = 2
+	bo.NumLevelZeroTablesStall = 8
+	bo.BlockCacheSize = budget / 4
+	bo.IndexCacheSize = budget / 8
+	bo.BaseTableSize = 2 << 20
+	bo.ValueThreshold = 64 << 10 // larger values go to the value log, keeping the LSM small
+	bo.NumCompactors = 2
+	bo.Compression = options.Snappy
+	bo.DetectConflicts = false // one writer goroutine; nothing to conflict with
+	bo.MetricsEnabled = false
+	bo.SyncWrites = false // we sync per batch (always) or per second (everysec)
+	bo.Logger = badgerLogger{opts.Logger.With("component", "badger")}
+	db, err := badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Another process is using this Badger database") {
+			return nil, fmt.Errorf("open %s: %w", opts.Dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("open badger in %s: %w", opts.Dir, err)
+	}
+	s := &Store{
+		db:   db,
+		opts: opts,
+		log:  opts.Logger,
+		reqs: make(chan *request, 1024),
+		stop: make(chan struct{}),
+	}
+	if err := s.loadState(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.wg.Add(2)
+	go s.writer()
+	go s.background()
+	return s, nil
+}
+
+// loadState recovers the log bounds and the key count.
+func (s *Store) loadState() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		floor, err := getUint64(txn, metaSeqFloor)
+		if err != nil {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
+		defer it.Close()
+		s.firstSeq, s.lastSeq = 0, floor
+		for it.Rewind(); it.Valid(); it.Next() {
+			seq := binary.BigEndian.Uint64(it.Item().Key()[1:])
+			if s.firstSeq == 0 {
+				s.firstSeq = seq
+			}
+			s.lastSeq = max(s.lastSeq, seq)
+			s.logBytes += entrySize(it.Item())
+		}
+		if s.firstSeq == 0 {
+			s.firstSeq = s.lastSeq + 1
+		}
+
+		kit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixKey}, PrefetchValues: true, PrefetchSize: 256})
+		defer kit.Close()
+		var n, x int64
+		for kit.Rewind(); kit.Valid(); kit.Next() {
+			rec, err := itemRecord(kit.Item())
+			if err != nil {
+				return err
+			}
+			if rec.Exists() {
+				n++
+			}
+			if deadlineOf(rec) != 0 {
+				x++
+			}
+		}
+		s.keys.Store(n)
+		s.expires.Store(x)
+		return nil
+	})
+}
+
+// Close stops the writer after the requests already queued, syncs and closes
+// Badger.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed.Swap(true) {
+		s.mu.Unlock()
+		return nil
+	}
+	close(s.stop)
+	s.mu.Unlock()
+	s.wg.Wait()
+	serr := s.db.Sync()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close badger: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("sync on close: %w", serr)
+	}
+	return nil
+}
+
+// background syncs once a second (everysec) and truncates the log.
+func (s *Store) background() {
+	defer s.wg.Done()
+	syncTick := time.NewTicker(time.Second)
+	defer syncTick.Stop()
+	retain := time.NewTicker(s.opts.RetentionInterval)
+	defer retain.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-syncTick.C:
+			if s.opts.Fsync == FsyncEverySec {
+				if err := s.db.Sync(); err != nil {
+					s.log.Error("background fsync failed", "err", err)
+				}
+			}
+		case <-retain.C:
+			if _, err := s.Truncate(context.Background()); err != nil {
+				s.log.Error("log truncation failed", "err", err)
+			}
+		}
+	}
+}
+
+// Fsync is the store's durability mode.
+func (s *Store) Fsync() Fsync { return s.opts.Fsync }
+
+// KeyCount is the number of keys holding a value, expired ones included until
+// they are swept (as Redis's DBSIZE counts them).
+func (s *Store) KeyCount() int64 { return s.keys.Load() }
+
+// ExpiresCount is the number of keys holding a value with a deadline.
+func (s *Store) ExpiresCount() int64 { return s.expires.Load() }
+
+// DiskSize is Badger's LSM and value log size on disk, in bytes.
+func (s *Store) DiskSize() int64 {
+	lsm, vlog := s.db.Size()
+	return lsm + vlog
+}
+
+// Meta names.
+const (
+	metaSeqFloor = "seq-floor" // the highest seq ever truncated, so an empty log never reuses seqs
+)
+
+// GetMeta reads a metadata value; ok is false if it was never written.
+func (s *Store) GetMeta(name string) (value []byte, ok bool, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaKey(name))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ok = true
+		value, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("read meta %q: %w", name, err)
+	}
+	return value, ok, nil
+}
+
+// PutMetaSync writes a metadata value and syncs it to disk before returning,
+// whatever the fsync mode: metadata (the clock's high-water mark, the node's
+// identity) must never be lost.
+func (s *Store) PutMetaSync(name string, value []byte) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(metaKey(name), value) })
+	if err == nil {
+		err = s.db.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("write meta %q: %w", name, err)
+	}
+	return nil
+}
+
+func metaKey(name string) []byte { return append([]byte{prefixMeta}, name...) }
+
+func getUint64(txn *badger.Txn, name string) (uint64, error) {
+	item, err := txn.Get(metaKey(name))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var v uint64
+	err = item.Value(func(b []byte) error {
+		if len(b) != 8 {
+			return fmt.Errorf("meta %q: %d bytes, want 8", name, len(b))
+		}
+		v = binary.BigEndian.Uint64(b)
+		return nil
+	})
+	return v, err
+}
+
+// badgerLogger sends Badger's logs to slog; its INFO chatter goes to debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Debugf(f string, a ...any) {
+	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
