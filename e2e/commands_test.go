@@ -236,3 +236,44 @@ func TestVersionCommand(t *testing.T) {
 		t.Fatalf("redmesh version: %v\n%s", err, out)
 	}
 }
+
+// TestPipelinedCommandsAnswerInOrder sends long pipelines mixing writes,
+// reads and errors, which the node runs in batched write-path steps, and
+// checks every reply against the command it answers.
+func TestPipelinedCommandsAnswerInOrder(t *testing.T) {
+	p := startNode(t, t.TempDir())
+	c := p.client(t)
+	ctx := context.Background()
+	pipe := c.Pipeline()
+	var sets []*redis.StatusCmd
+	var gets []*redis.StringCmd
+	var bad []*redis.Cmd
+	for i := 0; i < 500; i++ {
+		sets = append(sets, pipe.Set(ctx, fmt.Sprint("p", i), fmt.Sprint("v", i), 0))
+		gets = append(gets, pipe.Get(ctx, fmt.Sprint("p", i)))
+		if i%50 == 0 {
+			bad = append(bad, pipe.Do(ctx, "SET", "p", "x", "EX", "nope"))
+		}
+	}
+	dels := pipe.Del(ctx, "p0", "p1", "nothere")
+	pipe.Exec(ctx)
+	for i := range sets {
+		if sets[i].Err() != nil || gets[i].Val() != fmt.Sprint("v", i) {
+			t.Fatalf("reply %d: SET %v, GET %q", i, sets[i].Err(), gets[i].Val())
+		}
+	}
+	for _, b := range bad {
+		if b.Err() == nil || b.Err().Error() != "ERR value is not an integer or out of range" {
+			t.Fatalf("bad SET in a pipeline: %v", b.Err())
+		}
+	}
+	if dels.Val() != 2 {
+		t.Fatalf("DEL in a pipeline = %d", dels.Val())
+	}
+	if n := c.DBSize(ctx).Val(); n != 498 {
+		t.Fatalf("DBSIZE = %d, want 498", n)
+	}
+	if v, err := c.Get(ctx, "p").Result(); err != redis.Nil {
+		t.Fatalf("a refused SET wrote %q", v)
+	}
+}

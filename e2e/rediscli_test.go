@@ -104,6 +104,34 @@ SELECT 0
 SELECT x
 DBSIZE
 `,
+		`MULTI
+SET t1 a
+GET t1
+SET t1 b NX
+EXPIRE t1 100
+TTL t1
+DEL t1 t2
+GET t1
+EXEC
+EXEC
+DISCARD
+MULTI
+MULTI
+SET x 1
+DISCARD
+GET x
+MULTI
+SET x 1
+GET
+NOSUCH
+EXEC
+GET x
+MULTI
+SET y 1
+SET y 2 EX notanumber
+GET y
+EXEC
+`,
 	}
 	for i, script := range sessions {
 		want := redisCLI(t, redisAddr, script)

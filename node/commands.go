@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,7 +20,20 @@ type commandSpec struct {
 	firstKey int
 	lastKey  int
 	step     int
-	fn       func(n *Node, c *client, args [][]byte)
+	// group: a keyspace command that never blocks, so it may run with others
+	// in one write-path step (a batched pipeline).
+	group bool
+	// write: the command may change the keyspace.
+	write bool
+	// noMulti: refused inside MULTI.
+	noMulti bool
+	fn      func(n *Node, c *client, args [][]byte)
+}
+
+// controlsMulti reports whether the command acts on MULTI itself rather than
+// being queued by it.
+func (s *commandSpec) controlsMulti() bool {
+	return s != nil && (s.name == "exec" || s.name == "discard" || s.name == "multi" || s.name == "quit")
 }
 
 func (s *commandSpec) arityOK(argc int) bool {
@@ -46,6 +60,9 @@ func init() {
 		{name: "info", arity: -1, flags: []string{"loading", "stale"}, fn: cmdInfo},
 		{name: "dbsize", arity: 1, flags: []string{"readonly", "fast"}, fn: cmdDBSize},
 		{name: "mesh", arity: -2, flags: []string{"readonly"}, fn: cmdMesh},
+		{name: "multi", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, fn: cmdMulti},
+		{name: "exec", arity: 1, flags: []string{"noscript", "loading", "stale", "skip_slowlog"}, fn: cmdExec},
+		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, fn: cmdDiscard},
 		// keyspace
 		{name: "get", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGet},
 		{name: "set", arity: -3, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdSet},
@@ -61,6 +78,10 @@ func init() {
 	}
 	commands = make(map[string]*commandSpec, len(specs))
 	for _, s := range specs {
+		// Keyspace commands (those with keys) never block: they may share a
+		// write-path step with others.
+		s.group = s.firstKey > 0
+		s.write = slices.Contains(s.flags, "write")
 		commands[s.name] = s
 	}
 }
@@ -97,13 +118,13 @@ func (c *client) writeErr(err error) {
 	var re replyErr
 	switch {
 	case errors.As(err, &re):
-		c.conn.WriteError(string(re))
+		c.w.WriteError(string(re))
 	case errors.Is(err, wal.ErrKeyTooLong):
-		c.conn.WriteError("ERR " + err.Error())
+		c.w.WriteError("ERR " + err.Error())
 	case errors.Is(err, wal.ErrTooLarge):
-		c.conn.WriteError("ERR " + err.Error())
+		c.w.WriteError("ERR " + err.Error())
 	default:
-		c.conn.WriteError(sanitizeError("ERR " + err.Error()))
+		c.w.WriteError(sanitizeError("ERR " + err.Error()))
 	}
 }
 

@@ -16,18 +16,18 @@ const redisVersion = "7.2.4"
 func cmdPing(n *Node, c *client, args [][]byte) {
 	switch len(args) {
 	case 1:
-		c.conn.WriteString("PONG")
+		c.w.WriteString("PONG")
 	case 2:
-		c.conn.WriteBulk(args[1])
+		c.w.WriteBulk(args[1])
 	default:
-		c.conn.WriteError("ERR wrong number of arguments for 'ping' command")
+		c.w.WriteError("ERR wrong number of arguments for 'ping' command")
 	}
 }
 
-func cmdEcho(n *Node, c *client, args [][]byte) { c.conn.WriteBulk(args[1]) }
+func cmdEcho(n *Node, c *client, args [][]byte) { c.w.WriteBulk(args[1]) }
 
 func cmdQuit(n *Node, c *client, args [][]byte) {
-	c.conn.WriteString("OK")
+	c.w.WriteString("OK")
 	c.conn.Close()
 }
 
@@ -35,11 +35,11 @@ func cmdSelect(n *Node, c *client, args [][]byte) {
 	db, ok := parseInt(args[1])
 	switch {
 	case !ok:
-		c.conn.WriteError(errNotInteger)
+		c.w.WriteError(errNotInteger)
 	case db != 0:
-		c.conn.WriteError("ERR DB index is out of range")
+		c.w.WriteError("ERR DB index is out of range")
 	default:
-		c.conn.WriteString("OK")
+		c.w.WriteString("OK")
 	}
 }
 
@@ -49,18 +49,18 @@ func cmdHello(n *Node, c *client, args [][]byte) {
 	if len(args) >= 2 {
 		ver, ok := parseInt(args[1])
 		if !ok {
-			c.conn.WriteError("ERR Protocol version is not an integer or out of range")
+			c.w.WriteError("ERR Protocol version is not an integer or out of range")
 			return
 		}
 		if ver != 2 {
-			c.conn.WriteError("NOPROTO sorry, this protocol version is not supported")
+			c.w.WriteError("NOPROTO sorry, this protocol version is not supported")
 			return
 		}
 		for i := 2; i < len(args); i++ {
 			switch {
 			case equalFold(args[i], "setname") && i+1 < len(args):
 				if !validClientName(args[i+1]) {
-					c.conn.WriteError(errClientName)
+					c.w.WriteError(errClientName)
 					return
 				}
 				c.name = string(args[i+1])
@@ -70,26 +70,26 @@ func cmdHello(n *Node, c *client, args [][]byte) {
 				// default user without a password.
 				i += 2
 			default:
-				c.conn.WriteError(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", args[i]))
+				c.w.WriteError(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", args[i]))
 				return
 			}
 		}
 	}
-	c.conn.WriteArray(14)
-	c.conn.WriteBulkString("server")
-	c.conn.WriteBulkString("redis")
-	c.conn.WriteBulkString("version")
-	c.conn.WriteBulkString(redisVersion)
-	c.conn.WriteBulkString("proto")
-	c.conn.WriteInt(2)
-	c.conn.WriteBulkString("id")
-	c.conn.WriteUint64(c.id)
-	c.conn.WriteBulkString("mode")
-	c.conn.WriteBulkString("standalone")
-	c.conn.WriteBulkString("role")
-	c.conn.WriteBulkString("master")
-	c.conn.WriteBulkString("modules")
-	c.conn.WriteArray(0)
+	c.w.WriteArray(14)
+	c.w.WriteBulkString("server")
+	c.w.WriteBulkString("redis")
+	c.w.WriteBulkString("version")
+	c.w.WriteBulkString(redisVersion)
+	c.w.WriteBulkString("proto")
+	c.w.WriteInt(2)
+	c.w.WriteBulkString("id")
+	c.w.WriteUint64(c.id)
+	c.w.WriteBulkString("mode")
+	c.w.WriteBulkString("standalone")
+	c.w.WriteBulkString("role")
+	c.w.WriteBulkString("master")
+	c.w.WriteBulkString("modules")
+	c.w.WriteArray(0)
 }
 
 const errClientName = "ERR Client names cannot contain spaces, newlines or special characters."
@@ -107,24 +107,24 @@ func cmdClient(n *Node, c *client, args [][]byte) {
 	sub := strings.ToLower(string(args[1]))
 	switch {
 	case sub == "id" && len(args) == 2:
-		c.conn.WriteUint64(c.id)
+		c.w.WriteUint64(c.id)
 	case sub == "getname" && len(args) == 2:
 		if c.name == "" {
-			c.conn.WriteNull()
+			c.w.WriteNull()
 			return
 		}
-		c.conn.WriteBulkString(c.name)
+		c.w.WriteBulkString(c.name)
 	case sub == "setname" && len(args) == 3:
 		if !validClientName(args[2]) {
-			c.conn.WriteError(errClientName)
+			c.w.WriteError(errClientName)
 			return
 		}
 		c.name = string(args[2])
-		c.conn.WriteString("OK")
+		c.w.WriteString("OK")
 	case sub == "setinfo" && len(args) == 4:
 		attr := strings.ToLower(string(args[2]))
 		if !validClientName(args[3]) {
-			c.conn.WriteError("ERR " + attr + " cannot contain spaces, newlines or special characters.")
+			c.w.WriteError("ERR " + attr + " cannot contain spaces, newlines or special characters.")
 			return
 		}
 		switch attr {
@@ -133,14 +133,14 @@ func cmdClient(n *Node, c *client, args [][]byte) {
 		case "lib-ver":
 			c.libVer = string(args[3])
 		default:
-			c.conn.WriteError("ERR Unrecognized option '" + string(args[2]) + "'")
+			c.w.WriteError("ERR Unrecognized option '" + string(args[2]) + "'")
 			return
 		}
-		c.conn.WriteString("OK")
+		c.w.WriteString("OK")
 	case sub == "id" || sub == "getname" || sub == "setname" || sub == "setinfo":
-		c.conn.WriteError(fmt.Sprintf("ERR wrong number of arguments for 'client|%s' command", sub))
+		c.w.WriteError(fmt.Sprintf("ERR wrong number of arguments for 'client|%s' command", sub))
 	default:
-		c.conn.WriteError(fmt.Sprintf("ERR unknown subcommand '%s'. Try CLIENT HELP.", truncate(args[1], 128)))
+		c.w.WriteError(fmt.Sprintf("ERR unknown subcommand '%s'. Try CLIENT HELP.", truncate(args[1], 128)))
 	}
 }
 
@@ -149,7 +149,7 @@ func cmdClient(n *Node, c *client, args [][]byte) {
 func cmdCommand(n *Node, c *client, args [][]byte) {
 	if len(args) == 1 {
 		specs := sortedCommands()
-		c.conn.WriteArray(len(specs))
+		c.w.WriteArray(len(specs))
 		for _, s := range specs {
 			writeCommandInfo(c, s)
 		}
@@ -157,48 +157,48 @@ func cmdCommand(n *Node, c *client, args [][]byte) {
 	}
 	switch sub := strings.ToLower(string(args[1])); sub {
 	case "count":
-		c.conn.WriteInt(len(commands))
+		c.w.WriteInt(len(commands))
 	case "info":
 		names := args[2:]
 		if len(names) == 0 {
 			cmdCommand(n, c, args[:1])
 			return
 		}
-		c.conn.WriteArray(len(names))
+		c.w.WriteArray(len(names))
 		for _, name := range names {
 			if s, ok := commands[strings.ToLower(string(name))]; ok {
 				writeCommandInfo(c, s)
 			} else {
-				c.conn.WriteNull()
+				c.w.WriteNull()
 			}
 		}
 	case "docs":
 		// No documentation to offer: an empty map, which redis-cli accepts.
-		c.conn.WriteArray(0)
+		c.w.WriteArray(0)
 	default:
-		c.conn.WriteError(fmt.Sprintf("ERR unknown subcommand '%s'. Try COMMAND HELP.", truncate(args[1], 128)))
+		c.w.WriteError(fmt.Sprintf("ERR unknown subcommand '%s'. Try COMMAND HELP.", truncate(args[1], 128)))
 	}
 }
 
 // writeCommandInfo writes one command's entry in Redis 7's ten-field form.
 func writeCommandInfo(c *client, s *commandSpec) {
-	c.conn.WriteArray(10)
-	c.conn.WriteBulkString(s.name)
-	c.conn.WriteInt(s.arity)
-	c.conn.WriteArray(len(s.flags))
+	c.w.WriteArray(10)
+	c.w.WriteBulkString(s.name)
+	c.w.WriteInt(s.arity)
+	c.w.WriteArray(len(s.flags))
 	for _, f := range s.flags {
-		c.conn.WriteString(f)
+		c.w.WriteString(f)
 	}
-	c.conn.WriteInt(s.firstKey)
-	c.conn.WriteInt(s.lastKey)
-	c.conn.WriteInt(s.step)
-	c.conn.WriteArray(0) // ACL categories
-	c.conn.WriteArray(0) // tips
-	c.conn.WriteArray(0) // key specs
-	c.conn.WriteArray(0) // subcommands
+	c.w.WriteInt(s.firstKey)
+	c.w.WriteInt(s.lastKey)
+	c.w.WriteInt(s.step)
+	c.w.WriteArray(0) // ACL categories
+	c.w.WriteArray(0) // tips
+	c.w.WriteArray(0) // key specs
+	c.w.WriteArray(0) // subcommands
 }
 
-func cmdDBSize(n *Node, c *client, args [][]byte) { c.conn.WriteInt64(n.store.KeyCount()) }
+func cmdDBSize(n *Node, c *client, args [][]byte) { c.w.WriteInt64(n.store.KeyCount()) }
 
 // cmdMesh is redmesh's own introspection. MESH VERSION key answers the
 // versions of a key's registers: [value HLC, value node, expiry HLC, expiry
@@ -207,20 +207,20 @@ func cmdMesh(n *Node, c *client, args [][]byte) {
 	sub := strings.ToLower(string(args[1]))
 	switch {
 	case sub == "version" && len(args) == 3:
-		rec, err := n.store.Get(args[2])
+		rec, err := c.get(args[2])
 		if err != nil {
 			c.writeErr(err)
 			return
 		}
-		c.conn.WriteArray(4)
-		c.conn.WriteInt64(int64(rec.Value.Version.TS))
-		c.conn.WriteBulkString(rec.Value.Version.Node.String())
-		c.conn.WriteInt64(int64(rec.Expiry.Version.TS))
-		c.conn.WriteBulkString(rec.Expiry.Version.Node.String())
+		c.w.WriteArray(4)
+		c.w.WriteInt64(int64(rec.Value.Version.TS))
+		c.w.WriteBulkString(rec.Value.Version.Node.String())
+		c.w.WriteInt64(int64(rec.Expiry.Version.TS))
+		c.w.WriteBulkString(rec.Expiry.Version.Node.String())
 	case sub == "version":
-		c.conn.WriteError("ERR wrong number of arguments for 'mesh|version' command")
+		c.w.WriteError("ERR wrong number of arguments for 'mesh|version' command")
 	default:
-		c.conn.WriteError(fmt.Sprintf("ERR unknown subcommand '%s'. Try MESH VERSION key.", truncate(args[1], 128)))
+		c.w.WriteError(fmt.Sprintf("ERR unknown subcommand '%s'. Try MESH VERSION key.", truncate(args[1], 128)))
 	}
 }
 
@@ -285,5 +285,5 @@ func cmdInfo(n *Node, c *client, args [][]byte) {
 		ks = append(ks, fmt.Sprintf("db0:keys=%d,expires=%d,avg_ttl=0", keys, n.store.ExpiresCount()))
 	}
 	section("Keyspace", ks...)
-	c.conn.WriteBulkString(b.String())
+	c.w.WriteBulkString(b.String())
 }

@@ -7,28 +7,19 @@ import (
 	"github.com/redmesh/redmesh/wal"
 )
 
-// read returns key's record and whether a client sees it now.
-func (n *Node) read(key []byte) (record.Record, bool, error) {
-	rec, err := n.store.Get(key)
-	if err != nil {
-		return rec, false, err
-	}
-	return rec, rec.Live(n.nowMillis()), nil
-}
-
 func cmdGet(n *Node, c *client, args [][]byte) {
-	rec, live, err := n.read(args[1])
+	rec, live, err := c.read(args[1])
 	if err != nil {
 		c.writeErr(err)
 		return
 	}
 	if !live {
 		n.stats.keyspaceMiss.Add(1)
-		c.conn.WriteNull()
+		c.w.WriteNull()
 		return
 	}
 	n.stats.keyspaceHits.Add(1)
-	c.conn.WriteBulk(rec.Value.Data)
+	c.w.WriteBulk(rec.Value.Data)
 }
 
 // setOptions are SET's flags.
@@ -93,7 +84,7 @@ func cmdSet(n *Node, c *client, args [][]byte) {
 		oldLive bool
 		done    bool
 	)
-	err = n.update(c.ctx, func(tx *wal.Tx) error {
+	err = c.update(func(tx *wal.Tx) error {
 		now := n.nowMillis()
 		at := int64(0)
 		if o.hasExpiry {
@@ -130,11 +121,11 @@ func cmdSet(n *Node, c *client, args [][]byte) {
 	case err != nil:
 		c.writeErr(err)
 	case o.get && oldLive:
-		c.conn.WriteBulk(old.Value.Data)
+		c.w.WriteBulk(old.Value.Data)
 	case o.get || !done:
-		c.conn.WriteNull()
+		c.w.WriteNull()
 	default:
-		c.conn.WriteString("OK")
+		c.w.WriteString("OK")
 	}
 }
 
@@ -146,7 +137,7 @@ func tombstone(v record.Version) record.Record {
 
 func cmdDel(n *Node, c *client, args [][]byte) {
 	deleted := 0
-	err := n.update(c.ctx, func(tx *wal.Tx) error {
+	err := c.update(func(tx *wal.Tx) error {
 		deleted = 0
 		now := n.nowMillis()
 		for _, key := range args[1:] {
@@ -172,13 +163,13 @@ func cmdDel(n *Node, c *client, args [][]byte) {
 		c.writeErr(err)
 		return
 	}
-	c.conn.WriteInt(deleted)
+	c.w.WriteInt(deleted)
 }
 
 func cmdExists(n *Node, c *client, args [][]byte) {
 	count := 0
 	for _, key := range args[1:] {
-		_, live, err := n.read(key)
+		_, live, err := c.read(key)
 		if err != nil {
 			c.writeErr(err)
 			return
@@ -187,7 +178,7 @@ func cmdExists(n *Node, c *client, args [][]byte) {
 			count++
 		}
 	}
-	c.conn.WriteInt(count)
+	c.w.WriteInt(count)
 }
 
 func cmdExpire(n *Node, c *client, args [][]byte)  { expireGeneric(n, c, args, 1000, "expire") }
@@ -198,7 +189,7 @@ func cmdPExpire(n *Node, c *client, args [][]byte) { expireGeneric(n, c, args, 1
 func expireGeneric(n *Node, c *client, args [][]byte, unit int64, name string) {
 	v, ok := parseInt(args[2])
 	if !ok {
-		c.conn.WriteError(errNotInteger)
+		c.w.WriteError(errNotInteger)
 		return
 	}
 	var nx, xx, gt, lt bool
@@ -213,20 +204,20 @@ func expireGeneric(n *Node, c *client, args [][]byte, unit int64, name string) {
 		case equalFold(a, "lt"):
 			lt = true
 		default:
-			c.conn.WriteError("ERR Unsupported option " + string(a))
+			c.w.WriteError("ERR Unsupported option " + string(a))
 			return
 		}
 	}
 	if nx && (xx || gt || lt) {
-		c.conn.WriteError("ERR NX and XX, GT or LT options at the same time are not compatible")
+		c.w.WriteError("ERR NX and XX, GT or LT options at the same time are not compatible")
 		return
 	}
 	if gt && lt {
-		c.conn.WriteError("ERR GT and LT options at the same time are not compatible")
+		c.w.WriteError("ERR GT and LT options at the same time are not compatible")
 		return
 	}
 	result := 0
-	err := n.update(c.ctx, func(tx *wal.Tx) error {
+	err := c.update(func(tx *wal.Tx) error {
 		result = 0
 		now := n.nowMillis()
 		at, ok := deadline(now, v, unit, false)
@@ -267,13 +258,13 @@ func expireGeneric(n *Node, c *client, args [][]byte, unit int64, name string) {
 		c.writeErr(err)
 		return
 	}
-	c.conn.WriteInt(result)
+	c.w.WriteInt(result)
 }
 
 // ttlMillis is what TTL and PTTL report: -2 for no key, -1 for no deadline,
 // else the milliseconds left.
-func (n *Node) ttlMillis(key []byte) (int64, error) {
-	rec, live, err := n.read(key)
+func (c *client) ttlMillis(n *Node, key []byte) (int64, error) {
+	rec, live, err := c.read(key)
 	if err != nil || !live {
 		return -2, err
 	}
@@ -284,7 +275,7 @@ func (n *Node) ttlMillis(key []byte) (int64, error) {
 }
 
 func cmdTTL(n *Node, c *client, args [][]byte) {
-	ms, err := n.ttlMillis(args[1])
+	ms, err := c.ttlMillis(n, args[1])
 	if err != nil {
 		c.writeErr(err)
 		return
@@ -292,21 +283,21 @@ func cmdTTL(n *Node, c *client, args [][]byte) {
 	if ms >= 0 {
 		ms = (ms + 500) / 1000
 	}
-	c.conn.WriteInt64(ms)
+	c.w.WriteInt64(ms)
 }
 
 func cmdPTTL(n *Node, c *client, args [][]byte) {
-	ms, err := n.ttlMillis(args[1])
+	ms, err := c.ttlMillis(n, args[1])
 	if err != nil {
 		c.writeErr(err)
 		return
 	}
-	c.conn.WriteInt64(ms)
+	c.w.WriteInt64(ms)
 }
 
 func cmdPersist(n *Node, c *client, args [][]byte) {
 	result := 0
-	err := n.update(c.ctx, func(tx *wal.Tx) error {
+	err := c.update(func(tx *wal.Tx) error {
 		result = 0
 		cur, err := tx.Get(args[1])
 		if err != nil {
@@ -329,7 +320,7 @@ func cmdPersist(n *Node, c *client, args [][]byte) {
 		c.writeErr(err)
 		return
 	}
-	c.conn.WriteInt(result)
+	c.w.WriteInt(result)
 }
 
 // typeName is TYPE's answer for a record a client sees.
@@ -342,16 +333,16 @@ func typeName(rec record.Record) string {
 }
 
 func cmdType(n *Node, c *client, args [][]byte) {
-	rec, live, err := n.read(args[1])
+	rec, live, err := c.read(args[1])
 	if err != nil {
 		c.writeErr(err)
 		return
 	}
 	if !live {
-		c.conn.WriteString("none")
+		c.w.WriteString("none")
 		return
 	}
-	c.conn.WriteString(typeName(rec))
+	c.w.WriteString(typeName(rec))
 }
 
 // cmdScan is SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]. COUNT
@@ -359,14 +350,14 @@ func cmdType(n *Node, c *client, args [][]byte) {
 func cmdScan(n *Node, c *client, args [][]byte) {
 	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
 	if err != nil {
-		c.conn.WriteError("ERR invalid cursor")
+		c.w.WriteError("ERR invalid cursor")
 		return
 	}
 	count := int64(10)
 	var pattern, typ []byte
 	for i := 2; i < len(args); i += 2 {
 		if i+1 >= len(args) {
-			c.conn.WriteError(errSyntax)
+			c.w.WriteError(errSyntax)
 			return
 		}
 		switch {
@@ -378,18 +369,18 @@ func cmdScan(n *Node, c *client, args [][]byte) {
 		case equalFold(args[i], "count"):
 			v, ok := parseInt(args[i+1])
 			if !ok {
-				c.conn.WriteError(errNotInteger)
+				c.w.WriteError(errNotInteger)
 				return
 			}
 			if v < 1 {
-				c.conn.WriteError(errSyntax)
+				c.w.WriteError(errSyntax)
 				return
 			}
 			count = v
 		case equalFold(args[i], "type"):
 			typ = args[i+1]
 		default:
-			c.conn.WriteError(errSyntax)
+			c.w.WriteError(errSyntax)
 			return
 		}
 	}
@@ -412,10 +403,10 @@ func cmdScan(n *Node, c *client, args [][]byte) {
 			return
 		}
 	}
-	c.conn.WriteArray(2)
-	c.conn.WriteBulkString(strconv.FormatUint(next, 10))
-	c.conn.WriteArray(len(keys))
+	c.w.WriteArray(2)
+	c.w.WriteBulkString(strconv.FormatUint(next, 10))
+	c.w.WriteArray(len(keys))
 	for _, k := range keys {
-		c.conn.WriteBulk(k)
+		c.w.WriteBulk(k)
 	}
 }

@@ -181,11 +181,6 @@ func (n *Node) Close() error {
 	return n.store.Close()
 }
 
-// update runs fn as one atomic step of the write path.
-func (n *Node) update(ctx context.Context, fn wal.UpdateFunc) error {
-	return n.store.Update(ctx, fn)
-}
-
 // apply is the one write path: merge rec into key's record, and if it wins,
 // store and log the result in the transaction tx. Local commands, and later
 // peer pushes, log catch-up and Merkle repairs, all come through here.
@@ -224,7 +219,7 @@ func (n *Node) sweepExpired() {
 			continue
 		}
 		var swept uint64
-		err = n.update(context.Background(), func(tx *wal.Tx) error {
+		err = n.store.Update(context.Background(), func(tx *wal.Tx) error {
 			now := n.nowMillis()
 			for _, k := range keys {
 				cur, err := tx.Get(k)

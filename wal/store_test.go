@@ -369,3 +369,38 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 	})
 }
+
+func TestRollbackToSavepoint(t *testing.T) {
+	s := open(t, t.TempDir(), nil)
+	defer s.Close()
+	put(t, s, "a", setRec(1, "base"))
+	err := s.Update(context.Background(), func(tx *Tx) error {
+		tx.Apply([]byte("a"), setRec(2, "kept"))
+		sp := tx.Savepoint()
+		tx.Apply([]byte("a"), setRec(3, "undone"))
+		tx.Apply([]byte("b"), setRec(3, "undone"))
+		tx.RollbackTo(sp)
+		if r, _ := tx.Get([]byte("a")); string(r.Value.Data) != "kept" {
+			return fmt.Errorf("after rollback a = %q", r.Value.Data)
+		}
+		if r, _ := tx.Get([]byte("b")); r.Exists() {
+			return fmt.Errorf("after rollback b exists")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.Get([]byte("a")); string(r.Value.Data) != "kept" {
+		t.Fatalf("a = %q", r.Value.Data)
+	}
+	if r, _ := s.Get([]byte("b")); r.Exists() {
+		t.Fatal("a rolled-back write was committed")
+	}
+	if _, last := s.LogBounds(); last != 2 {
+		t.Fatalf("log has %d entries, want 2", last)
+	}
+	if _, err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

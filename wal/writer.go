@@ -76,6 +76,19 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 	return merged, true, nil
 }
 
+// Savepoint marks the changes made so far, for RollbackTo.
+func (tx *Tx) Savepoint() int { return len(tx.order) }
+
+// RollbackTo undoes the changes made since the savepoint sp, so that one
+// command of a transaction or pipeline can fail without undoing the others.
+func (tx *Tx) RollbackTo(sp int) {
+	for i := len(tx.order) - 1; i >= sp; i-- {
+		c := tx.order[i]
+		tx.own[string(c.key)] = c.was
+	}
+	tx.order = tx.order[:sp]
+}
+
 // UpdateFunc reads and applies through tx. If it returns an error, none of
 // its changes are made.
 type UpdateFunc func(tx *Tx) error

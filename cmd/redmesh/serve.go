@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,6 +27,7 @@ func serveCmd() *cobra.Command {
 		retainBytes  string
 		memoryBudget string
 		logLevel     string
+		pprofAddr    string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -56,6 +59,9 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 			if cfg.MemoryBudget, err = parseBytes(memoryBudget); err != nil {
 				return fmt.Errorf("--memory: %w", err)
 			}
+			if pprofAddr != "" {
+				go servePprof(pprofAddr, logger)
+			}
 			return serve(cmd.Context(), cfg, logger)
 		},
 	}
@@ -69,9 +75,23 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	fl.DurationVar(&cfg.WALRetainAge, "wal-retain-age", 24*time.Hour, "keep write-ahead log entries at most this long")
 	fl.StringVar(&memoryBudget, "memory", "64MiB", "memory for storage caches and memtables")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&pprofAddr, "pprof", "", "serve Go's profiler on this address (HOST:PORT), for debugging")
 	fl.DurationVar(&cfg.ClockOffset, "clock-offset", 0, "shift this node's wall clock (testing)")
 	_ = fl.MarkHidden("clock-offset")
 	return cmd
+}
+
+// servePprof serves net/http/pprof; only when asked, on the address given.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	log.Info("profiler listening", "addr", addr)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Error("profiler", "err", err)
+	}
 }
 
 func parseBytes(s string) (int64, error) {

@@ -1,0 +1,84 @@
+# Shared helpers for the benchmark scripts: start Debian's redis-server and a
+# redmesh node side by side on loopback, run redis-benchmark, take medians.
+# Source it; it cleans up every server it started on exit.
+
+set -euo pipefail
+BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH_TMP="$(mktemp -d /tmp/redmesh-bench.XXXXXX)"
+BENCH_PIDS=()
+
+bench_cleanup() {
+	for pid in "${BENCH_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$BENCH_TMP"
+}
+trap bench_cleanup EXIT
+
+need() {
+	command -v "$1" >/dev/null || { echo "bench: $1 not found (apt-get install redis-server redis-tools)" >&2; exit 1; }
+}
+need redis-server
+need redis-benchmark
+need redis-cli
+
+# build_redmesh compiles the node once into BENCH_TMP.
+build_redmesh() {
+	(cd "$BENCH_ROOT" && go build -o "$BENCH_TMP/redmesh" ./cmd/redmesh)
+}
+
+wait_port() {
+	for _ in $(seq 1 300); do
+		redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	echo "bench: nothing answers on port $1" >&2
+	exit 1
+}
+
+# start_redis PORT ARGS... starts redis-server with a fresh directory.
+start_redis() {
+	local port=$1; shift
+	local dir="$BENCH_TMP/redis-$port"
+	rm -rf "$dir" && mkdir -p "$dir"
+	redis-server --port "$port" --bind 127.0.0.1 --save '' --dir "$dir" "$@" >"$dir.log" 2>&1 &
+	BENCH_PIDS+=($!)
+	wait_port "$port"
+}
+
+# start_redmesh PORT ARGS... starts a node with a fresh data directory.
+start_redmesh() {
+	local port=$1; shift
+	local dir="$BENCH_TMP/redmesh-$port"
+	rm -rf "$dir"
+	"$BENCH_TMP/redmesh" serve --data "$dir" --listen "127.0.0.1:$port" --log-level warn "$@" >"$dir.log" 2>&1 &
+	BENCH_PIDS+=($!)
+	wait_port "$port"
+}
+
+# stop_port PORT stops whatever start_* started there.
+stop_port() {
+	redis-cli -p "$1" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+	local pid
+	pid=$(ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
+	[[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
+	sleep 0.3
+}
+
+# rps PORT ARGS... runs redis-benchmark and prints requests per second of the
+# single test it is given.
+rps() {
+	local port=$1; shift
+	redis-benchmark -p "$port" --csv "$@" 2>/dev/null | awk -F'"' 'NR==2 {print $4}'
+}
+
+# median of numbers on stdin.
+median() {
+	sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'
+}
+
+# rss_kb PORT prints the resident set size of the server on PORT.
+rss_kb() {
+	local pid
+	pid=$(ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+	awk '/VmRSS/ {print $2}' "/proc/$pid/status"
+}

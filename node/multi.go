@@ -1,0 +1,164 @@
+package node
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/redmesh/redmesh/wal"
+)
+
+// maxQueued bounds the commands one MULTI may queue, so that a client cannot
+// make the node hold an unbounded transaction.
+const maxQueued = 100_000
+
+// maxGroup bounds how many pipelined commands run in one write-path step.
+const maxGroup = 64
+
+// multiState is a client's open MULTI.
+type multiState struct {
+	queued [][][]byte
+	bytes  int
+	failed bool // a command was refused while queueing: EXEC aborts
+}
+
+// queue handles a command sent while MULTI is open.
+func (c *client) queue(name string, spec *commandSpec, args [][]byte) {
+	m := c.multi
+	switch {
+	case spec == nil:
+		m.failed = true
+		c.w.WriteError(unknownCommand(args))
+	case !spec.arityOK(len(args)):
+		m.failed = true
+		c.w.WriteError("ERR wrong number of arguments for '" + name + "' command")
+	case spec.noMulti:
+		m.failed = true
+		c.w.WriteError("ERR Command not allowed inside a transaction")
+	case len(m.queued) >= maxQueued:
+		m.failed = true
+		c.w.WriteError("ERR too many commands queued in MULTI")
+	default:
+		cp := make([][]byte, len(args))
+		for i, a := range args {
+			cp[i] = bytes.Clone(a) // the connection reuses its read buffer
+		}
+		m.queued = append(m.queued, cp)
+		c.w.WriteString("QUEUED")
+	}
+}
+
+func cmdMulti(n *Node, c *client, args [][]byte) {
+	if c.multi != nil {
+		c.w.WriteError("ERR MULTI calls can not be nested")
+		return
+	}
+	c.multi = &multiState{}
+	c.w.WriteString("OK")
+}
+
+func cmdDiscard(n *Node, c *client, args [][]byte) {
+	if c.multi == nil {
+		c.w.WriteError("ERR DISCARD without MULTI")
+		return
+	}
+	c.multi = nil
+	c.w.WriteString("OK")
+}
+
+// cmdExec runs the queued commands as one atomic step of the write path: one
+// Badger transaction, so a crash keeps all of them or none, and no other
+// client's command runs in between.
+func cmdExec(n *Node, c *client, args [][]byte) {
+	if c.multi == nil {
+		c.w.WriteError("ERR EXEC without MULTI")
+		return
+	}
+	m := c.multi
+	c.multi = nil
+	if m.failed {
+		c.w.WriteError("EXECABORT Transaction discarded because of previous errors.")
+		return
+	}
+	buf, err := c.runGroup(m.queued)
+	if err != nil {
+		c.w.WriteError(sanitizeError("EXECABORT Transaction failed: " + err.Error()))
+		return
+	}
+	c.w.WriteArray(len(m.queued))
+	c.w.WriteRaw(buf.b)
+}
+
+// runGroup runs commands one after another inside one write-path step and
+// returns their replies, or the error that kept the step from committing.
+func (c *client) runGroup(cmds [][][]byte) (*replyBuf, error) {
+	buf := &replyBuf{}
+	out := c.w
+	err := c.n.store.Update(c.ctx, func(tx *wal.Tx) error {
+		buf.reset() // a retried step starts over
+		c.tx, c.w = tx, buf
+		defer func() { c.tx, c.w = nil, out }()
+		for _, args := range cmds {
+			c.n.dispatch(c, args)
+		}
+		return nil
+	})
+	return buf, err
+}
+
+// groupable reports whether a command may run inside a batched pipeline step:
+// commands of the keyspace that never block.
+func groupable(args [][]byte) bool {
+	spec := commands[strings.ToLower(string(args[0]))]
+	return spec != nil && spec.group && spec.arityOK(len(args))
+}
+
+func anyWrite(cmds []redcon.Command) bool {
+	for _, cmd := range cmds {
+		if commands[strings.ToLower(string(cmd.Args[0]))].write {
+			return true
+		}
+	}
+	return false
+}
+
+// handlePipeline answers cmd and everything pipelined behind it, running runs
+// of keyspace commands in one write-path step each: one commit (and with
+// fsync always one sync) for up to maxGroup commands instead of one each.
+func (n *Node) handlePipeline(c *client, first redcon.Command) {
+	pending := append([]redcon.Command{first}, c.conn.ReadPipeline()...)
+	for len(pending) > 0 {
+		if c.multi != nil || !groupable(pending[0].Args) {
+			n.dispatch(c, pending[0].Args)
+			pending = pending[1:]
+			continue
+		}
+		k := 1
+		for k < len(pending) && k < maxGroup && groupable(pending[k].Args) {
+			k++
+		}
+		if k == 1 || !anyWrite(pending[:k]) {
+			// Reads gain nothing from the writer: they run on this
+			// connection's goroutine, beside other clients'.
+			for _, cmd := range pending[:k] {
+				n.dispatch(c, cmd.Args)
+			}
+			pending = pending[k:]
+			continue
+		}
+		group := make([][][]byte, k)
+		for i := range group {
+			group[i] = pending[i].Args
+		}
+		buf, err := c.runGroup(group)
+		if err != nil {
+			for range group {
+				c.writeErr(err)
+			}
+		} else {
+			c.w.WriteRaw(buf.b)
+		}
+		pending = pending[k:]
+	}
+}
