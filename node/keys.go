@@ -93,9 +93,14 @@ func cmdSet(n *Node, c *client, args [][]byte) {
 				return replyErr(errInvalidExpire("set"))
 			}
 		}
-		cur, err := tx.Get(key)
-		if err != nil {
-			return err
+		// Without GET the old value's data is not needed: peek, and spare
+		// the storage read.
+		cur, _ := tx.Peek(key)
+		if o.get {
+			var err error
+			if cur, err = tx.Get(key); err != nil {
+				return err
+			}
 		}
 		old, oldLive = cur, cur.Live(now)
 		if (o.nx && oldLive) || (o.xx && !oldLive) {

@@ -19,8 +19,8 @@ type CheckReport struct {
 
 // Check verifies that the keyspace and the log agree: sequence numbers are
 // contiguous, each key's entries only ever move forward under the merge rule,
-// the newest retained entry of every key is exactly its keyspace row, and the
-// key count matches. It reads everything, so it is for tests and operators,
+// the newest retained entry of every key is exactly its keyspace row, the
+// in-memory index matches the keyspace, and the key count matches. It reads everything, so it is for tests and operators,
 // not the hot path.
 func (s *Store) Check() (CheckReport, error) {
 	var rep CheckReport
@@ -67,6 +67,9 @@ func (s *Store) Check() (CheckReport, error) {
 				return err
 			}
 			rep.Rows++
+			if m, ok := s.index.get(string(key)); !ok || m != metaOf(rec) {
+				return fmt.Errorf("key %q: index holds %+v, keyspace %+v", key, m, rec)
+			}
 			if rec.Exists() {
 				rep.Keys++
 			}
@@ -84,6 +87,11 @@ func (s *Store) Check() (CheckReport, error) {
 	})
 	if err != nil {
 		return rep, fmt.Errorf("check store: %w", err)
+	}
+	indexed := 0
+	s.index.each(func(string, meta) { indexed++ })
+	if indexed != rep.Rows {
+		return rep, fmt.Errorf("check store: index holds %d keys, keyspace %d rows", indexed, rep.Rows)
 	}
 	if int64(rep.Keys) != s.KeyCount() {
 		return rep, fmt.Errorf("check store: counted %d keys, store says %d", rep.Keys, s.KeyCount())

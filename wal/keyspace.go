@@ -36,6 +36,9 @@ func itemRecord(item *badger.Item) (record.Record, error) {
 // Get reads a key's record as last committed. A key never written (or whose
 // row was garbage-collected) reads as the zero record.
 func (s *Store) Get(key []byte) (record.Record, error) {
+	if m, ok := s.index.get(string(key)); !ok || !m.record().Exists() {
+		return m.record(), nil // nothing more to read than the index holds
+	}
 	var rec record.Record
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error

@@ -20,6 +20,10 @@ type Entry struct {
 	Time   time.Time // when it was applied here
 	Key    []byte
 	Record record.Record
+	// Prev holds the key's register versions before this mutation, for
+	// indexes that move a digest from old to new (the Merkle tree). Only
+	// entries handed to OnCommit carry it; it is not stored.
+	Prev [2]record.Version
 }
 
 // MaxKeyLen bounds a key. Badger refuses row keys over 65,000 bytes; Redis

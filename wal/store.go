@@ -140,6 +140,8 @@ type Store struct {
 	lastSeq  uint64
 	logBytes int64
 
+	index *index
+
 	keys    atomic.Int64 // rows holding a value (expired or not)
 	expires atomic.Int64 // of those, rows with a deadline
 }
@@ -171,11 +173,12 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open badger in %s: %w", opts.Dir, err)
 	}
 	s := &Store{
-		db:   db,
-		opts: opts,
-		log:  opts.Logger,
-		reqs: make(chan *request, 1024),
-		stop: make(chan struct{}),
+		db:    db,
+		opts:  opts,
+		log:   opts.Logger,
+		reqs:  make(chan *request, 1024),
+		index: newIndex(),
+		stop:  make(chan struct{}),
 	}
 	if err := s.loadState(); err != nil {
 		db.Close()
@@ -217,6 +220,7 @@ func (s *Store) loadState() error {
 			if err != nil {
 				return err
 			}
+			s.index.set(string(kit.Item().Key()[5:]), metaOf(rec))
 			if rec.Exists() {
 				n++
 			}

@@ -32,24 +32,41 @@ type Tx struct {
 }
 
 type change struct {
-	key []byte
-	rec record.Record
-	was record.Record
+	key     []byte
+	rec     record.Record
+	was     record.Record // before; Data only if wasFull
+	wasFull bool
 }
 
 // Get reads a key's current record.
 func (tx *Tx) Get(key []byte) (record.Record, error) {
-	if r, ok := tx.own[string(key)]; ok {
-		return r, nil
-	}
-	if r, ok := tx.batch[string(key)]; ok {
-		return r, nil
+	rec, full := tx.Peek(key)
+	if full || !rec.Exists() {
+		return rec, nil
 	}
 	rec, err := getRecord(tx.btx, tx.s.rowKey(key))
 	if err != nil {
 		return record.Record{}, fmt.Errorf("get %q: %w", key, err)
 	}
 	return rec, nil
+}
+
+// Peek reads a key's current record, with its value's data only if that is
+// at hand (full): changes made earlier in the batch are; committed rows come
+// from the in-memory index without data. Enough for versions, liveness and
+// expiry, without a storage read.
+func (tx *Tx) Peek(key []byte) (rec record.Record, full bool) {
+	if r, ok := tx.own[string(key)]; ok {
+		return r, true
+	}
+	if r, ok := tx.batch[string(key)]; ok {
+		return r, true
+	}
+	m, ok := tx.s.index.get(string(key))
+	if !ok {
+		return record.Record{}, true // no row: nothing more to read
+	}
+	return m.record(), false
 }
 
 // Apply merges rec into key's record. If rec wins anything, the merged record
@@ -59,9 +76,13 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 	if len(key) > MaxKeyLen {
 		return record.Record{}, false, ErrKeyTooLong
 	}
-	cur, err := tx.Get(key)
-	if err != nil {
-		return record.Record{}, false, err
+	cur, full := tx.Peek(key)
+	if !full && cur.Exists() && rec.Value.Version.Compare(cur.Value.Version) <= 0 {
+		// The stored value may survive the merge: it needs its data.
+		if cur, err = tx.Get(key); err != nil {
+			return record.Record{}, false, err
+		}
+		full = true
 	}
 	merged, changed = record.MergeInto(cur, rec)
 	if !changed {
@@ -72,7 +93,7 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 		tx.own = make(map[string]record.Record)
 	}
 	tx.own[k] = merged
-	tx.order = append(tx.order, change{key: []byte(k), rec: merged, was: cur})
+	tx.order = append(tx.order, change{key: []byte(k), rec: merged, was: cur, wasFull: full})
 	return merged, true, nil
 }
 
@@ -84,7 +105,11 @@ func (tx *Tx) Savepoint() int { return len(tx.order) }
 func (tx *Tx) RollbackTo(sp int) {
 	for i := len(tx.order) - 1; i >= sp; i-- {
 		c := tx.order[i]
-		tx.own[string(c.key)] = c.was
+		if c.wasFull {
+			tx.own[string(c.key)] = c.was
+		} else {
+			delete(tx.own, string(c.key)) // was the committed row: read it again
+		}
 	}
 	tx.order = tx.order[:sp]
 }
@@ -257,6 +282,9 @@ func (s *Store) commit(reqs []*request) ([]Entry, []error) {
 			}
 		} else {
 			seq += uint64(len(st.entries))
+			for _, e := range st.entries {
+				s.index.set(string(e.Key), metaOf(e.Record))
+			}
 			entries = append(entries, st.entries...)
 			s.keys.Add(st.keyDelta)
 			s.expires.Add(st.expiresDelta)
@@ -282,7 +310,7 @@ type staged struct {
 // from seq plus those already staged.
 func (s *Store) stage(txn *badger.Txn, st *staged, changes []change, seq uint64, now time.Time) error {
 	for _, c := range changes {
-		e := Entry{Seq: seq + uint64(len(st.entries)) + 1, Time: now, Key: c.key, Record: c.rec}
+		e := Entry{Seq: seq + uint64(len(st.entries)) + 1, Time: now, Key: c.key, Record: c.rec, Prev: c.was.Versions()}
 		body := appendEntry(nil, e)
 		lk := logKey(e.Seq)
 		if err := txn.Set(s.rowKey(c.key), record.Encode(c.rec)); err != nil {
