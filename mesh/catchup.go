@@ -1,0 +1,124 @@
+package mesh
+
+// Action is what a node does next about one peer's log.
+type Action uint8
+
+// Actions.
+const (
+	// Idle: caught up with the peer's log; nothing to do.
+	Idle Action = iota
+	// ReadLog: send the returned LogRequest.
+	ReadLog
+	// Reconcile: the log cannot serve us; run one Merkle session with the
+	// peer, then call ReconcileDone.
+	Reconcile
+)
+
+func (a Action) String() string {
+	switch a {
+	case Idle:
+		return "idle"
+	case ReadLog:
+		return "read-log"
+	case Reconcile:
+		return "reconcile"
+	}
+	return "action?"
+}
+
+// StartCatchUp returns the first request of a catch-up with id, made when
+// the link comes up. Without a cursor the request asks from epoch 0, which no
+// log has, so the peer answers with its epoch and head only and the node
+// reconciles by Merkle. max bounds the entries per reply.
+func (t *Table) StartCatchUp(id PeerID, max uint32) LogRequest {
+	p := t.Get(id)
+	if p == nil || !p.HasCursor {
+		return LogRequest{Max: max}
+	}
+	return LogRequest{Epoch: p.Cursor.Epoch, From: p.Cursor.Next, Max: max}
+}
+
+// CatchUpReply takes the peer's reply to our last LogRequest, after the
+// caller has merged its records, advances the cursor, and says what to do
+// next: read on, stop, or fall back to a Merkle session (Reconcile).
+func (t *Table) CatchUpReply(id PeerID, r *LogReply, max uint32) (Action, LogRequest) {
+	p := t.Get(id)
+	if p == nil {
+		return Idle, LogRequest{}
+	}
+	if r.Truncated {
+		p.pending, p.hasPending = Cursor{Epoch: r.Epoch, Next: r.Head}, true
+		return Reconcile, LogRequest{}
+	}
+	p.Cursor, p.HasCursor = Cursor{Epoch: r.Epoch, Next: r.Next}, true
+	if r.Next < r.Head {
+		return ReadLog, LogRequest{Epoch: r.Epoch, From: r.Next, Max: max}
+	}
+	return Idle, LogRequest{}
+}
+
+// ReconcileDone ends a fallback session with id. When it completed, the
+// cursor becomes the peer's head at the time of the truncated reply; when it
+// failed, the cursor is left as it was and the next catch-up tries again.
+func (t *Table) ReconcileDone(id PeerID, completed bool) {
+	p := t.Get(id)
+	if p == nil || !p.hasPending {
+		return
+	}
+	if completed {
+		p.Cursor, p.HasCursor = p.pending, true
+	}
+	p.hasPending = false
+}
+
+// Cursors lists every peer's cursor, for persisting with the data they
+// describe (a cursor must never be more durable than the records read under
+// it).
+func (t *Table) Cursors() []PeerCursor {
+	var out []PeerCursor
+	for i := range t.peers {
+		if t.peers[i].HasCursor {
+			out = append(out, PeerCursor{t.peers[i].ID, t.peers[i].Cursor})
+		}
+	}
+	return out
+}
+
+// RestoreCursors replaces every known peer's cursor with the given ones
+// (peers not listed lose theirs), as after a restart.
+func (t *Table) RestoreCursors(cs []PeerCursor) {
+	for i := range t.peers {
+		t.peers[i].HasCursor = false
+		t.peers[i].Cursor = Cursor{}
+	}
+	for _, c := range cs {
+		if p := t.Get(c.Peer); p != nil {
+			p.Cursor, p.HasCursor = c.Cursor, true
+		}
+	}
+}
+
+// PeerCursor is one entry of Cursors.
+type PeerCursor struct {
+	Peer   PeerID
+	Cursor Cursor
+}
+
+// ServeLog decides how to answer req from a log of the given epoch that
+// retains the entries [first, head). It returns the range [from, to) of
+// entries to send, at most max (req.Max if smaller and not zero), or
+// truncated when the log cannot continue from req: another epoch, or a
+// position before the oldest retained entry or beyond the head.
+func ServeLog(req LogRequest, epoch, first, head uint64, max uint32) (from, to uint64, truncated bool) {
+	if req.Epoch != epoch || req.From < first || req.From > head {
+		return 0, 0, true
+	}
+	if req.Max != 0 && (max == 0 || req.Max < max) {
+		max = req.Max
+	}
+	to = head
+	if max != 0 && to-req.From > uint64(max) {
+		to = req.From + uint64(max)
+	}
+	return req.From, to, false
+}

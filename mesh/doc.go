@@ -1,0 +1,46 @@
+// Package mesh holds the replication policies that every transport of a
+// redmesh node shares: which peer to reconcile with, where to resume reading
+// a peer's write-ahead log, when to give up on the log and fall back to a
+// Merkle session, and how fresh writes are batched for eager push.
+//
+// It is pure, like merkle: no IO, no goroutines, no clocks and no random
+// source of its own (callers pass one in). The simulator drives it through
+// its event queue; the libp2p gossip layer drives the same code over real
+// streams. What travels on the wire for log catch-up and eager push is
+// encoded here too (wire.go), so both see the same bytes.
+//
+// # Peers
+//
+// A Table is what a node knows about the peers it has links to: whether each
+// is connected now, the last Merkle root it reported, and a Cursor into its
+// log. Cursors survive disconnections; that is what makes a short outage
+// cheap.
+//
+// ChooseSyncPeer picks the partner of the next anti-entropy round: at random
+// among connected peers, preferring those whose last known root differs from
+// ours (or is unknown), since a session with an equal peer finds nothing.
+//
+// # Catch-up
+//
+// On connecting to a peer a node reads the peer's log from its cursor:
+//
+//	StartCatchUp      → LogRequest{Epoch, From}
+//	peer: ServeLog    → LogReply{Epoch, Head, entries [From, Next)} or Truncated
+//	CatchUpReply      → ReadLog (more to read), Idle (caught up) or Reconcile
+//
+// A log has an epoch, which changes whenever the log loses a tail it had
+// already served (a crash under a lazy fsync mode), so a cursor is only ever
+// used against the log it was taken from. When the peer's log no longer holds
+// the cursor (truncated by retention, another epoch, or no cursor at all) the
+// node runs one Merkle session with that peer instead and, once it completes,
+// takes the peer's head at the time of the request as its new cursor: every
+// entry before it was in the peer's store when the session started, so the
+// session brought it. There is never a full copy.
+//
+// # Eager push
+//
+// A Batcher collects fresh writes and releases a batch when it holds Max
+// records or when the caller's queue has emptied (Flush), so a burst goes out
+// in few messages and a lone write goes out at once. PushTargets picks the
+// connected peers a batch is sent to (a bounded fan-out, as GossipSub's D).
+package mesh

@@ -1,0 +1,246 @@
+package sim
+
+import (
+	"fmt"
+
+	"github.com/redmesh/redmesh/record"
+)
+
+// tracker follows, key by key, how far the live nodes are from agreeing,
+// cheaply enough to sample often: best is the merge (by record.Merge, the
+// reference rule) of every live node's record, and cnt the number of live
+// nodes holding exactly that. A key is divergent while cnt < live.
+type tracker struct {
+	best []record.Record
+	cnt  []int32
+	live int
+}
+
+func (t *tracker) grow(n int) {
+	for len(t.best) < n {
+		t.best = append(t.best, record.Record{})
+		t.cnt = append(t.cnt, 0)
+	}
+}
+
+func (t *tracker) add(id uint32, r record.Record) {
+	if !present(r) {
+		return
+	}
+	m := record.Merge(t.best[id], r)
+	switch {
+	case !record.Equal(m, t.best[id]):
+		t.best[id] = m
+		t.cnt[id] = 0
+		if record.Equal(r, m) {
+			t.cnt[id] = 1
+		}
+	case record.Equal(r, t.best[id]):
+		t.cnt[id]++
+	}
+}
+
+// remove takes r (held by a live node) out of the count; if that leaves
+// nobody with the best record, best is recomputed from the live nodes (the
+// only holder crashed, or a rule went backwards).
+func (t *tracker) remove(s *Sim, id uint32, r record.Record) {
+	if present(r) && record.Equal(r, t.best[id]) {
+		t.cnt[id]--
+		if t.cnt[id] == 0 {
+			t.recompute(s, id)
+		}
+	}
+}
+
+func (t *tracker) recompute(s *Sim, id uint32) {
+	t.best[id], t.cnt[id] = record.Record{}, 0
+	for _, n := range s.nodes {
+		if n.up {
+			t.add(id, n.st.get(id))
+		}
+	}
+}
+
+func (t *tracker) change(s *Sim, n *node, id uint32, old, new record.Record) {
+	if !n.up {
+		return
+	}
+	if present(old) && record.Equal(old, t.best[id]) {
+		t.cnt[id]--
+		t.add(id, new)
+		if t.cnt[id] == 0 {
+			t.recompute(s, id)
+		}
+		return
+	}
+	t.add(id, new)
+}
+
+func (t *tracker) nodeUp(s *Sim, n *node) {
+	t.live++
+	for id, r := range n.st.recs {
+		t.add(uint32(id), r)
+	}
+}
+
+func (t *tracker) nodeDown(s *Sim, n *node) {
+	n.up = false // recompute must not count n
+	t.live--
+	for id, r := range n.st.recs {
+		t.remove(s, uint32(id), r)
+	}
+	n.up = true
+}
+
+// divergent counts keys on which the live nodes do not all hold the same
+// record.
+func (t *tracker) divergent() int {
+	d := 0
+	for id := range t.best {
+		if present(t.best[id]) && int(t.cnt[id]) != t.live {
+			d++
+		}
+	}
+	return d
+}
+
+// writeRec is one acknowledged client write.
+type writeRec struct {
+	key    uint32
+	node   int32
+	tomb   bool
+	synced bool // durable at its node (fsync always: at once)
+	atRisk bool // its node crashed before syncing it: it may be lost
+	ver    record.Version
+	at     int64
+}
+
+// checker holds what the run must answer for.
+type checker struct {
+	writes        []writeRec
+	unavailable   int64 // writes refused: node down or clock failed
+	regressions   int64 // merges that replaced a register by an older one
+	resurrections int64 // ... of which a tombstone by an older value
+}
+
+// Check is the verdict on a run.
+type Check struct {
+	LiveNodes      int   `json:"live_nodes"`
+	Keys           int   `json:"keys"`
+	DivergentKeys  int   `json:"divergent_keys"`
+	DistinctRoots  int   `json:"distinct_roots"`
+	Acknowledged   int   `json:"acknowledged_writes"`
+	Unavailable    int64 `json:"unavailable_writes"`
+	AtRisk         int   `json:"at_risk_writes"`       // acknowledged, unsynced when their node crashed
+	AtRiskLost     int   `json:"at_risk_lost"`         // ... and indeed gone: allowed by the fsync mode
+	DepartedOrigin int   `json:"departed_origin"`      // written at a node that later left for good
+	DepartedLost   int   `json:"departed_origin_lost"` // ... and gone with it: allowed
+	OriginDown     int   `json:"origin_down_lost"`     // gone from the live nodes but on its node's disk, which is down
+	Superseded     int   `json:"superseded"`           // survived as a newer version of the key
+	Lost           int   `json:"lost_writes"`          // must have survived and did not
+	Resurrections  int64 `json:"resurrections"`        // deleted keys that came back
+	Regressions    int64 `json:"regressions"`          // merges that went backwards
+	HLCRefused     int64 `json:"hlc_refused"`          // remote timestamps refused for skew
+}
+
+// check runs the end-of-run checks and returns the verdict and the
+// failures, if any.
+func (s *Sim) check() (Check, []string) {
+	var c Check
+	var live []*node
+	for _, n := range s.nodes {
+		if n.up {
+			live = append(live, n)
+		}
+		c.HLCRefused += int64(n.refused)
+		if n.up {
+			c.HLCRefused += int64(n.clock.Refused())
+		}
+	}
+	c.LiveNodes, c.Keys = len(live), s.keys.len()
+	c.Unavailable, c.Regressions, c.Resurrections = s.ck.unavailable, s.ck.regressions, s.ck.resurrections
+	var fails []string
+	if len(live) == 0 {
+		return c, []string{"no live node at the end"}
+	}
+	// 1. Convergence: identical records and identical roots.
+	ref := live[0]
+	for id := 0; id < s.keys.len(); id++ {
+		r := ref.st.get(uint32(id))
+		for _, n := range live[1:] {
+			if !record.Equal(n.st.get(uint32(id)), r) {
+				c.DivergentKeys++
+				break
+			}
+		}
+	}
+	roots := map[uint64]bool{}
+	for _, n := range live {
+		roots[n.st.tree.Root()] = true
+	}
+	c.DistinctRoots = len(roots)
+	if c.DivergentKeys > 0 || c.DistinctRoots > 1 {
+		fails = append(fails, fmt.Sprintf("did not converge: %d of %d keys differ, %d distinct roots among %d live nodes",
+			c.DivergentKeys, c.Keys, c.DistinctRoots, len(live)))
+	}
+	// 2. Acknowledged writes: each must be on every live node, or a newer
+	// version of its key, unless its fsync mode or its node's departure
+	// excuses it.
+	c.Acknowledged = len(s.ck.writes)
+	var firstLost *writeRec
+	for i := range s.ck.writes {
+		w := &s.ck.writes[i]
+		departed := w.node >= 0 && s.nodes[w.node].gone
+		down := w.node >= 0 && !s.nodes[w.node].up
+		if w.atRisk {
+			c.AtRisk++
+		}
+		if departed {
+			c.DepartedOrigin++
+		}
+		ok, newer, back := true, false, false
+		for _, n := range live {
+			r := n.st.get(w.key)
+			switch cmp := r.Value.Version.Compare(w.ver); {
+			case cmp < 0:
+				ok = false
+				if w.tomb && r.Exists() {
+					back = true
+				}
+			case cmp > 0:
+				newer = true
+			}
+		}
+		switch {
+		case ok:
+			if newer {
+				c.Superseded++
+			}
+		case w.atRisk:
+			c.AtRiskLost++
+		case departed:
+			c.DepartedLost++
+		case down:
+			c.OriginDown++
+		default:
+			c.Lost++
+			if back {
+				c.Resurrections++
+			}
+			if firstLost == nil {
+				firstLost = w
+			}
+		}
+	}
+	if c.Lost > 0 {
+		fails = append(fails, fmt.Sprintf("%d acknowledged writes lost (first: %s at node %d, version %v)",
+			c.Lost, s.keys.names[firstLost.key], firstLost.node, firstLost.ver))
+	}
+	if c.Resurrections > 0 {
+		fails = append(fails, fmt.Sprintf("%d deleted keys came back", c.Resurrections))
+	}
+	if c.Regressions > 0 {
+		fails = append(fails, fmt.Sprintf("%d merges replaced a newer register with an older one", c.Regressions))
+	}
+	return c, fails
+}

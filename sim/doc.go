@@ -1,0 +1,95 @@
+// Package sim is redmesh's network simulator: thousands of nodes in one
+// process, in virtual time, with one seeded random source (math/rand/v2's
+// PCG), so that a seed names a run and the same seed gives the same report,
+// byte for byte. `redmesh sim` is its command line.
+//
+// # Event model
+//
+// A run is a discrete-event simulation. The only clock is the virtual time
+// of the event being handled; events sit in a min-heap ordered by time and,
+// at equal times, by the order in which they were scheduled, and every
+// random draw is taken from the one source in event order. Nothing iterates
+// over a map where order could leak into the result, and the report holds
+// no wall-clock value. Events are: a node's anti-entropy tick (every
+// SyncInterval, ±5%, random phase), its fsync tick, the arrival of a
+// message, a session timeout, a link coming up or being noticed down, a
+// convergence check, and the scenario's own events (writes, partitions,
+// heals, crashes, restarts, joins, departures, clock changes).
+//
+// # What is shared with a real node
+//
+// The simulator does not reimplement redmesh; it drives the real pieces:
+//
+//   - the merge rule: every received or written record goes through the
+//     node's MergeFunc, which is record.MergeInto (a test swaps in a broken
+//     one to show that the checker fails), and records travel as
+//     record.Encode;
+//   - the clock: each node has an hlc.Clock whose Now reads the virtual time
+//     plus the node's offset and drift; remote timestamps are Observed, and
+//     those too far ahead are refused and counted; the high-water mark
+//     survives crashes as on a real node;
+//   - reconciliation: a merkle.Session on each side, reading the node's
+//     store through merkle.Local, its messages encoded with merkle.Marshal,
+//     carried by the network model and decoded with merkle.Unmarshal, so
+//     the byte counts are those of the real encoding;
+//   - the replication policies of package mesh: the choice of sync peer,
+//     per-peer log cursors, the catch-up decision (read the peer's log from
+//     the cursor, fall back to one Merkle session when it is truncated or of
+//     another epoch, never a full copy), eager-push batching and fan-out,
+//     and mesh's wire encoding of log requests, replies and push batches;
+//   - the durability contract of each fsync mode.
+//
+// # What is modelled
+//
+// Storage is in memory: a store per node (a record per key and a
+// merkle.Tree) stands for Badger. The write-ahead log keeps key numbers and
+// a catch-up serves each key's current record (the logged one or a newer
+// one, which merge treats alike). Durability is an undo list: under
+// everysec a sync happens every second at a random phase per node, under
+// "no" at every OS flush (30 s by default), under always at once; a crash
+// rolls back the store, the log and the peer cursors to the last sync (the
+// log takes a new epoch if it lost entries, so no cursor is ever used
+// against a log that changed under it) and marks the acknowledged writes it
+// loses as at risk.
+//
+// The network is a model, the same on every link: each node's uplink has a
+// bandwidth (a message waits for the ones queued before it); a message then
+// takes the base latency plus a log-normal tail. Streams (sessions,
+// catch-up) are reliable and ordered: a lost packet costs a retransmission
+// timeout. Eager push is datagram-like, as GossipSub over a mesh of D peers:
+// it can be lost, duplicated or held back, and a node forwards the records
+// that won to D peers of its own (a record that loses was seen, so nothing
+// loops). Partitions split the nodes into groups; nothing crosses between
+// groups; links are noticed down after Detect and come back a random delay
+// after a heal. The overlay is a random graph of Degree links per node;
+// nodes that join link to random live nodes, and a node left with few
+// links makes a new one. Roots are exchanged at the end of each session (8
+// bytes each way, counted as metadata), which is what the peer choice uses.
+//
+// # The checker
+//
+// After the run (which stops once the live nodes agree after the last
+// scenario event, or at the time limit) the checker verifies that:
+//
+//   - every live node holds identical records and an identical Merkle root;
+//   - every acknowledged write is on every live node, or a newer version of
+//     its key is (it was superseded), except writes the fsync mode allows to
+//     be lost: those acknowledged but not yet synced when their node crashed
+//     (under always there are none). Writes whose node left for good or is
+//     down at the end are reported apart;
+//   - no deleted key came back: a tombstone is never replaced by an older
+//     value, checked on every merge as it happens and at the end.
+//
+// A failed check makes the report say Pass false, with the failures; the
+// command prints the seed and the command line that replays the run.
+//
+// # Figures
+//
+// The report gives the virtual time and the sync rounds from the last event
+// to convergence, beside the push-pull gossip bound log₃ n + ln ln n; the
+// sessions run (and how many found nothing), the catch-ups completed from
+// logs and the Merkle fallbacks; bytes sent by class (session, catch-up,
+// push), split into metadata and payload, in total and per node; and a
+// series of divergent keys and cumulative bytes over virtual time, which
+// Report.SVG plots.
+package sim

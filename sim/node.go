@@ -1,0 +1,318 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/redmesh/redmesh/hlc"
+	"github.com/redmesh/redmesh/mesh"
+	"github.com/redmesh/redmesh/record"
+)
+
+// node is one simulated redmesh node: its storage, clock, log, peers and
+// durability state. Everything it does happens in Sim's event handlers.
+type node struct {
+	idx  int
+	id   record.NodeID
+	pid  mesh.PeerID
+	up   bool
+	gone bool   // left the mesh for good
+	inc  uint32 // incarnation: bumped by crash and restart, so stale events are ignored
+	// group is the node's side of the current partition (0 when none).
+	group int32
+
+	st    *store
+	merge MergeFunc
+	clock *hlc.Clock
+	hwm   hlc.Timestamp // the clock's persisted high-water mark (synced when written)
+	skew  time.Duration
+	drift float64 // parts per million
+
+	peers mesh.Table
+
+	// The write-ahead log: key numbers of applied mutations, log[i] has
+	// sequence number logFirst+i. A catch-up serves each key's current
+	// record, which is the logged one or one that superseded it: the same
+	// under merge.
+	epoch    uint64
+	logFirst uint64
+	log      []uint32
+
+	// Durability: what a crash would undo.
+	synced     uint64    // log head at the last sync
+	undo       []undoRec // store changes since the last sync, in order
+	durCursors []mesh.PeerCursor
+	pending    []int32 // acknowledged client writes not yet synced
+
+	push        mesh.Batcher[uint32]
+	flushQueued bool
+	syncing     bool  // an anti-entropy session we started is running
+	busy        int64 // the uplink is busy until then
+
+	sent    [numClasses]byteCount
+	refused uint64 // hlc refusals by earlier incarnations' clocks
+}
+
+type undoRec struct {
+	id  uint32
+	old record.Record
+}
+
+type byteCount struct{ meta, payload int64 }
+
+func (n *node) head() uint64 { return n.logFirst + uint64(len(n.log)) }
+
+func (n *node) appendLog(id uint32, retain int) {
+	n.log = append(n.log, id)
+	if len(n.log) > retain+retain/4+16 {
+		drop := len(n.log) - retain
+		copy(n.log, n.log[drop:])
+		n.log = n.log[:retain]
+		n.logFirst += uint64(drop)
+	}
+}
+
+// truncateLog drops the entries from seq on (a crash lost them).
+func (n *node) truncateLog(seq uint64) {
+	if seq < n.logFirst {
+		n.log, n.logFirst = n.log[:0], seq
+		return
+	}
+	if seq < n.head() {
+		n.log = n.log[:seq-n.logFirst]
+	}
+}
+
+// wall is the node's clock reading at virtual time now: true time plus its
+// offset and drift.
+func (s *Sim) wall(n *node) time.Time {
+	t := time.Duration(s.now)
+	return s.epoch.Add(t + time.Duration(float64(t)*n.drift/1e6) + n.skew)
+}
+
+func (s *Sim) newClock(n *node) {
+	n.clock = hlc.NewClock(hlc.Config{
+		Now:       func() time.Time { return s.wall(n) },
+		MaxSkew:   s.cfg.MaxSkew,
+		HighWater: n.hwm,
+		// The mark is a synced write on a real node, so it survives a crash.
+		Persist: func(t hlc.Timestamp) error { n.hwm = t; return nil },
+	})
+}
+
+// apply is the one write path: merge with the node's merge rule, store, log,
+// and remember how to undo it if a crash comes before the next sync. It
+// reports whether anything won.
+func (s *Sim) apply(n *node, id uint32, in record.Record) bool {
+	old := n.st.get(id)
+	merged, changed := n.merge(old, in)
+	if !changed {
+		return false
+	}
+	// Watch the merge against the order every node must follow.
+	if merged.Value.Version.Compare(old.Value.Version) < 0 || merged.Expiry.Version.Compare(old.Expiry.Version) < 0 {
+		s.ck.regressions++
+		if old.Value.Tombstone && !merged.Value.Tombstone {
+			s.ck.resurrections++
+		}
+	}
+	n.st.set(id, merged)
+	n.appendLog(id, s.cfg.LogRetain)
+	if s.cfg.Fsync != FsyncAlways {
+		n.undo = append(n.undo, undoRec{id, old})
+	}
+	s.tr.change(s, n, id, old, merged)
+	return true
+}
+
+// sync makes everything the node has written durable (fsync, or the OS
+// flush under "no").
+func (s *Sim) sync(n *node) {
+	n.undo = n.undo[:0]
+	n.synced = n.head()
+	n.durCursors = n.peers.Cursors()
+	for _, w := range n.pending {
+		s.ck.writes[w].synced = true
+	}
+	n.pending = n.pending[:0]
+}
+
+// write is a client's SET or DEL at n, acknowledged when it returns true.
+func (s *Sim) write(n *node, key []byte, data []byte, tomb bool) {
+	if !n.up {
+		s.ck.unavailable++
+		return
+	}
+	ts, err := n.clock.Now()
+	if err != nil {
+		s.ck.unavailable++
+		return
+	}
+	id := s.keys.id(key)
+	s.tr.grow(s.keys.len())
+	v := record.Version{TS: ts, Node: n.id}
+	rec := record.Record{Value: record.Value{Version: v, Tombstone: tomb}, Expiry: record.Expiry{Version: v}}
+	if !tomb {
+		rec.Value.Data = s.intern(data)
+	}
+	s.apply(n, id, rec)
+	always := s.cfg.Fsync == FsyncAlways
+	s.ck.writes = append(s.ck.writes, writeRec{key: id, ver: v, tomb: tomb, node: int32(n.idx), synced: always, at: s.now})
+	if !always {
+		n.pending = append(n.pending, int32(len(s.ck.writes)-1))
+	}
+	s.queuePush(n, id)
+}
+
+// crash stops n. Under fsync always nothing is lost; otherwise the store,
+// the log and the peer cursors go back to the last sync, the log takes a new
+// epoch if it lost entries it may have served, and the acknowledged writes
+// not yet synced are marked at risk.
+func (s *Sim) crash(n *node) {
+	if !n.up {
+		return
+	}
+	s.tr.nodeDown(s, n)
+	n.up = false
+	n.inc++
+	n.syncing, n.flushQueued = false, false
+	n.push.Reset()
+	n.refused += n.clock.Refused()
+	s.st.crashes++
+	if s.cfg.Fsync != FsyncAlways {
+		for i := len(n.undo) - 1; i >= 0; i-- {
+			n.st.set(n.undo[i].id, n.undo[i].old)
+		}
+		s.st.rolledBack += int64(len(n.undo))
+		for _, w := range n.pending {
+			s.ck.writes[w].atRisk = true
+		}
+		if n.synced < n.head() {
+			n.truncateLog(n.synced)
+			n.epoch++
+		}
+		n.peers.RestoreCursors(n.durCursors)
+		n.undo, n.pending = n.undo[:0], n.pending[:0]
+	}
+	n.peers.DisconnectAll()
+	inc := n.inc
+	for _, p := range n.peers.Peers() {
+		o := s.nodes[s.byID[p.ID]]
+		s.at(s.now+int64(s.cfg.Network.Detect), func() {
+			if n.inc == inc { // still down, same incarnation
+				o.peers.SetConnected(n.pid, false)
+			}
+		})
+	}
+}
+
+// restart brings n back with what survived its crash.
+func (s *Sim) restart(n *node) {
+	if n.up || n.gone {
+		return
+	}
+	n.up = true
+	n.inc++
+	n.busy = s.now
+	s.newClock(n)
+	s.tr.nodeUp(s, n)
+	s.startTicks(n)
+	for _, p := range n.peers.Peers() {
+		s.scheduleLinkUp(n, s.nodes[s.byID[p.ID]])
+	}
+}
+
+// leave removes n from the mesh for good; its peers forget it once they
+// notice, and those left with few links make a new one.
+func (s *Sim) leave(n *node) {
+	if n.gone {
+		return
+	}
+	if n.up {
+		s.tr.nodeDown(s, n)
+		n.refused += n.clock.Refused()
+	}
+	n.up, n.gone = false, true
+	n.inc++
+	s.st.left++
+	for _, p := range n.peers.Peers() {
+		o := s.nodes[s.byID[p.ID]]
+		s.at(s.now+int64(s.cfg.Network.Detect), func() {
+			o.peers.Remove(n.pid)
+			if !o.gone && o.peers.Len() < max(1, s.cfg.Degree/4) {
+				s.linkRandom(o, 1)
+			}
+		})
+	}
+}
+
+// join adds a new, empty node linked to random live nodes.
+func (s *Sim) join() *node {
+	n := s.newNode()
+	s.tr.nodeUp(s, n)
+	s.linkRandom(n, max(1, s.cfg.Degree/2))
+	s.startTicks(n)
+	s.st.joined++
+	return n
+}
+
+func (s *Sim) newNode() *node {
+	n := &node{idx: len(s.nodes), up: true, epoch: 1}
+	for {
+		n.id = record.NodeID(s.rng.Uint64())
+		if _, dup := s.byID[mesh.PeerID(n.id)]; !dup && n.id != 0 {
+			break
+		}
+	}
+	n.pid = mesh.PeerID(n.id)
+	st, err := newStore(s.keys)
+	if err != nil {
+		panic(err) // the shape was validated
+	}
+	n.st = st
+	n.merge = record.MergeInto
+	if s.cfg.Merge != nil {
+		if m := s.cfg.Merge(n.idx); m != nil {
+			n.merge = m
+		}
+	}
+	n.push.Max = s.cfg.PushBatch
+	s.newClock(n)
+	s.byID[n.pid] = int32(n.idx)
+	s.nodes = append(s.nodes, n)
+	return n
+}
+
+// startTicks starts n's periodic work: anti-entropy and, unless every write
+// is synced at once, the fsync (or OS flush) timer. Phases are random.
+func (s *Sim) startTicks(n *node) {
+	inc := n.inc
+	si := int64(s.cfg.SyncInterval)
+	var tick func()
+	tick = func() {
+		if n.inc != inc {
+			return
+		}
+		// ±5% per round, so nodes do not stay in lockstep.
+		s.at(s.now+si-si/20+s.rng.Int64N(si/10+1), tick)
+		s.syncRound(n)
+	}
+	s.at(s.now+s.rng.Int64N(si), tick)
+	var period int64
+	switch s.cfg.Fsync {
+	case FsyncEverysec:
+		period = int64(time.Second)
+	case FsyncNo:
+		period = int64(s.cfg.OSFlush)
+	default:
+		return
+	}
+	var flush func()
+	flush = func() {
+		if n.inc != inc {
+			return
+		}
+		s.sync(n)
+		s.at(s.now+period, flush)
+	}
+	s.at(s.now+s.rng.Int64N(period), flush)
+}

@@ -1,0 +1,148 @@
+package sim
+
+import (
+	"github.com/redmesh/redmesh/merkle"
+	"github.com/redmesh/redmesh/mesh"
+	"github.com/redmesh/redmesh/record"
+)
+
+// catchUp is one run of log catch-up from a peer, over one stream.
+type catchUp struct {
+	fifo [2]int64 // towards the reader, towards the server
+}
+
+// startCatchUp makes a read b's log from its cursor, as the mesh policy says.
+func (s *Sim) startCatchUp(a, b *node) {
+	if s.cfg.NoCatchUp {
+		return
+	}
+	req := a.peers.StartCatchUp(b.pid, uint32(s.cfg.CatchUpBatch))
+	s.st.catchUps++
+	if req.Epoch == 0 {
+		s.st.catchUpsNoCursor++
+	}
+	s.sendLogRequest(a, b, &catchUp{}, req)
+}
+
+func (s *Sim) sendLogRequest(a, b *node, cu *catchUp, req mesh.LogRequest) {
+	buf := mesh.AppendLogRequest(nil, req)
+	s.send(a, b, classCatchUp, len(buf), 0, &cu.fifo[1], func() { s.serveLog(b, a, cu, buf) })
+}
+
+// serveLog is b answering a's request from its log.
+func (s *Sim) serveLog(b, a *node, cu *catchUp, buf []byte) {
+	d, err := mesh.Decode(buf)
+	if err != nil || d.Request == nil {
+		s.st.decodeErrors++
+		return
+	}
+	head := b.head()
+	from, to, trunc := mesh.ServeLog(*d.Request, b.epoch, b.logFirst, head, uint32(s.cfg.CatchUpBatch))
+	reply := &mesh.LogReply{Epoch: b.epoch, Head: head, Next: to, Truncated: trunc}
+	size := 64
+	if to > from {
+		reply.Records = make([]merkle.Record, 0, to-from)
+	}
+	for seq := from; seq < to; seq++ {
+		id := b.log[seq-b.logFirst]
+		p := record.Encode(b.st.get(id))
+		k := s.keys.names[id]
+		reply.Records = append(reply.Records, merkle.Record{Key: k, Payload: p})
+		size += len(k) + len(p) + 8
+	}
+	out := mesh.AppendLogReply(make([]byte, 0, size), reply)
+	s.send(b, a, classCatchUp, len(out), mesh.PayloadBytes(reply.Records), &cu.fifo[0], func() { s.catchUpReply(a, b, cu, out) })
+}
+
+func (s *Sim) catchUpReply(a, b *node, cu *catchUp, buf []byte) {
+	d, err := mesh.Decode(buf)
+	if err != nil || d.Reply == nil {
+		s.st.decodeErrors++
+		return
+	}
+	if p := a.peers.Get(b.pid); p == nil || !p.Connected {
+		return // the link went down meanwhile; the next connection starts over
+	}
+	for _, r := range d.Reply.Records {
+		s.applyRemote(a, r.Key, r.Payload)
+	}
+	s.st.logEntries += int64(len(d.Reply.Records))
+	act, req := a.peers.CatchUpReply(b.pid, d.Reply, uint32(s.cfg.CatchUpBatch))
+	switch act {
+	case mesh.ReadLog:
+		s.sendLogRequest(a, b, cu, req)
+	case mesh.Reconcile:
+		s.st.fallbacks++
+		s.startSession(a, b, true)
+	case mesh.Idle:
+		s.st.catchUpsByLog++
+	}
+}
+
+// queuePush hands a fresh local write to eager push. The batch leaves when
+// it is full or, at the latest, once the node has handled everything else
+// due at this instant (its queue emptied).
+func (s *Sim) queuePush(n *node, id uint32) {
+	if s.cfg.NoPush {
+		return
+	}
+	if batch := n.push.Add(id); batch != nil {
+		s.sendPush(n, batch, 0)
+	}
+	if n.flushQueued {
+		return
+	}
+	n.flushQueued = true
+	inc := n.inc
+	s.at(s.now, func() {
+		if n.inc != inc {
+			return
+		}
+		n.flushQueued = false
+		if batch := n.push.Flush(); batch != nil {
+			s.sendPush(n, batch, 0)
+		}
+	})
+}
+
+// sendPush sends the current records of keys ids to up to PushFanout
+// connected peers other than exclude.
+func (s *Sim) sendPush(n *node, ids []uint32, exclude mesh.PeerID) {
+	recs := make([]merkle.Record, len(ids))
+	for i, id := range ids {
+		recs[i] = merkle.Record{Key: s.keys.names[id], Payload: record.Encode(n.st.get(id))}
+	}
+	size := 16
+	for _, r := range recs {
+		size += len(r.Key) + len(r.Payload) + 8
+	}
+	buf := mesh.AppendPush(make([]byte, 0, size), recs)
+	pay := mesh.PayloadBytes(recs)
+	s.targets = n.peers.PushTargets(s.targets[:0], exclude, s.cfg.PushFanout, s.rng.IntN)
+	s.st.pushBatches++
+	for _, t := range s.targets {
+		to := s.nodes[s.byID[t]]
+		s.send(n, to, classPush, len(buf), pay, nil, func() { s.recvPush(to, n.pid, buf) })
+	}
+}
+
+// recvPush merges a pushed batch and forwards what won, as GossipSub would
+// forward a message not seen before: a record that loses was seen, so
+// nothing loops.
+func (s *Sim) recvPush(n *node, from mesh.PeerID, buf []byte) {
+	d, err := mesh.Decode(buf)
+	if err != nil || d.Push == nil {
+		s.st.decodeErrors++
+		return
+	}
+	var fwd []uint32
+	for _, r := range d.Push {
+		if id, won := s.applyRemote(n, r.Key, r.Payload); won {
+			fwd = append(fwd, id)
+		}
+	}
+	s.st.pushRecords += int64(len(d.Push))
+	if len(fwd) > 0 {
+		s.sendPush(n, fwd, from)
+	}
+}

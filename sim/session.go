@@ -1,0 +1,173 @@
+package sim
+
+import (
+	"github.com/redmesh/redmesh/merkle"
+	"github.com/redmesh/redmesh/mesh"
+	"github.com/redmesh/redmesh/record"
+)
+
+// session is one Merkle reconciliation between two nodes, driven through
+// the event queue: each side is a real merkle.Session reading the node's
+// store, and every message is encoded, sent over the network model and
+// decoded on arrival.
+type session struct {
+	ends     [2]*node // initiator, responder
+	incs     [2]uint32
+	ss       [2]*merkle.Session
+	fifo     [2]int64 // arrival time of the last message towards each side
+	fallback bool     // a catch-up fell back to it
+	finished bool
+}
+
+// syncRound is one anti-entropy round of n: a session with a peer chosen by
+// the mesh policy, unless n's previous session is still running.
+func (s *Sim) syncRound(n *node) {
+	s.st.rounds++
+	if n.syncing {
+		s.st.roundsBusy++
+		return
+	}
+	pid, ok := n.peers.ChooseSyncPeer(n.st.tree.Root(), s.rng.IntN)
+	if !ok {
+		s.st.roundsAlone++
+		return
+	}
+	n.syncing = true
+	s.startSession(n, s.nodes[s.byID[pid]], false)
+}
+
+func (s *Sim) startSession(a, b *node, fallback bool) {
+	ss := &session{ends: [2]*node{a, b}, incs: [2]uint32{a.inc, b.inc}, fallback: fallback}
+	var err error
+	ss.ss[0], err = merkle.NewInitiator(merkle.Config{Shape: s.cfg.Shape, Local: a.st, Salt: s.rng.Uint64()})
+	if err == nil {
+		ss.ss[1], err = merkle.NewResponder(merkle.Config{Shape: s.cfg.Shape, Local: b.st})
+	}
+	var out merkle.Output
+	if err == nil {
+		out, err = ss.ss[0].Start()
+	}
+	if err != nil {
+		s.st.sessionErrors++
+		s.endSession(ss, false)
+		return
+	}
+	s.st.sessions++
+	if fallback {
+		s.st.fallbackSessions++
+	}
+	s.sendFlight(ss, 0, out.Msgs)
+	s.at(s.now+int64(s.cfg.SessionTimeout), func() {
+		if !ss.finished {
+			s.st.sessionTimeouts++
+			s.endSession(ss, false)
+		}
+	})
+}
+
+func (s *Sim) sendFlight(ss *session, from int, msgs []merkle.Message) {
+	to := 1 - from
+	for _, m := range msgs {
+		buf := merkle.Marshal(m)
+		pay := 0
+		if t, ok := m.(*merkle.Transfer); ok {
+			pay = mesh.PayloadBytes(t.Records)
+		}
+		s.send(ss.ends[from], ss.ends[to], classSession, len(buf), pay, &ss.fifo[to], func() {
+			s.recvSession(ss, to, buf)
+		})
+	}
+}
+
+func (s *Sim) recvSession(ss *session, side int, buf []byte) {
+	if ss.finished || ss.ends[side].inc != ss.incs[side] {
+		return
+	}
+	n := ss.ends[side]
+	m, err := merkle.Unmarshal(buf)
+	if err != nil {
+		s.st.sessionErrors++
+		s.endSession(ss, false)
+		return
+	}
+	out, err := ss.ss[side].Step(m)
+	for _, r := range out.Records {
+		s.applyRemote(n, r.Key, r.Payload)
+	}
+	s.sendFlight(ss, side, out.Msgs)
+	if err != nil {
+		s.st.sessionErrors++
+		s.endSession(ss, false)
+		return
+	}
+	if ss.ss[0].Done() && ss.ss[1].Done() {
+		s.endSession(ss, true)
+	}
+}
+
+// rootBytes is what telling the peer our root costs: a modelled field of the
+// gossip layer's session framing, counted as metadata.
+const rootBytes = 8
+
+func (s *Sim) endSession(ss *session, ok bool) {
+	ss.finished = true
+	a, b := ss.ends[0], ss.ends[1]
+	aLive := a.inc == ss.incs[0]
+	if aLive && !ss.fallback {
+		a.syncing = false
+	}
+	if ok {
+		s.st.sessionsDone++
+		res := ss.ss[0].Result()
+		if res.Equal {
+			s.st.sessionsEqual++
+		}
+		s.st.keysPulled += int64(len(res.Pulled))
+		s.st.keysPushed += int64(len(res.Pushed))
+		// Each side learns the other's root when the session ends.
+		a.peers.ObserveRoot(b.pid, b.st.tree.Root())
+		b.peers.ObserveRoot(a.pid, a.st.tree.Root())
+		a.sent[classSession].meta += rootBytes
+		b.sent[classSession].meta += rootBytes
+		s.st.totalMeta += 2 * rootBytes
+	}
+	if ss.fallback && aLive {
+		a.peers.ReconcileDone(b.pid, ok)
+		if ok {
+			s.st.fallbacksDone++
+		}
+	}
+}
+
+// applyRemote merges a record received from a peer (session, catch-up or
+// push) and reports whether it won. The clock observes its timestamp; a
+// timestamp too far ahead is refused by the clock (counted) but the record
+// is still merged, so the mesh converges; only the clock is protected.
+func (s *Sim) applyRemote(n *node, key, payload []byte) (uint32, bool) {
+	rec, err := record.Decode(payload)
+	if err != nil {
+		s.st.decodeErrors++
+		return 0, false
+	}
+	ts := max(rec.Value.Version.TS, rec.Expiry.Version.TS)
+	_ = n.clock.Observe(ts) // refusals are counted by the clock
+	rec.Value.Data = s.intern(rec.Value.Data)
+	id := s.keys.id(key)
+	s.tr.grow(s.keys.len())
+	return id, s.apply(n, id, rec)
+}
+
+// intern returns the one copy of data kept for the whole run, so that
+// records decoded from messages do not pin the message buffers and equal
+// values are stored once.
+func (s *Sim) intern(data []byte) []byte {
+	if data == nil {
+		return nil
+	}
+	if v, ok := s.values[string(data)]; ok {
+		return v
+	}
+	v := []byte(string(data))
+	s.values[string(v)] = v
+	return v
+}
