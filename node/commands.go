@@ -50,6 +50,7 @@ var commands map[string]*commandSpec
 func init() {
 	specs := []*commandSpec{
 		// connection and server
+		{name: "auth", arity: -2, flags: []string{"noscript", "loading", "stale", "fast", "no-auth"}, fn: cmdAuth},
 		{name: "ping", arity: -1, flags: []string{"fast"}, fn: cmdPing},
 		{name: "echo", arity: 2, flags: []string{"fast"}, fn: cmdEcho},
 		{name: "hello", arity: -1, flags: []string{"noscript", "loading", "stale", "fast", "no-auth"}, fn: cmdHello},
@@ -57,24 +58,64 @@ func init() {
 		{name: "select", arity: 2, flags: []string{"loading", "stale", "fast"}, fn: cmdSelect},
 		{name: "command", arity: -1, flags: []string{"loading", "stale"}, fn: cmdCommand},
 		{name: "client", arity: -2, flags: []string{"noscript", "loading", "stale"}, fn: cmdClient},
+		{name: "config", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, fn: cmdConfig},
 		{name: "info", arity: -1, flags: []string{"loading", "stale"}, fn: cmdInfo},
+		{name: "time", arity: 1, flags: []string{"loading", "stale", "fast"}, fn: cmdTime},
+		// WAIT must never run inside the writer: firstKey 0.
+		{name: "wait", arity: 3, flags: []string{"noscript"}, fn: cmdWait},
 		{name: "dbsize", arity: 1, flags: []string{"readonly", "fast"}, fn: cmdDBSize},
 		{name: "mesh", arity: -2, flags: []string{"readonly"}, fn: cmdMesh},
 		{name: "multi", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, fn: cmdMulti},
 		{name: "exec", arity: 1, flags: []string{"noscript", "loading", "stale", "skip_slowlog"}, fn: cmdExec},
 		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, fn: cmdDiscard},
-		// keyspace
+		// strings
 		{name: "get", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGet},
 		{name: "set", arity: -3, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdSet},
+		{name: "setnx", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdSetNX},
+		{name: "setex", arity: 4, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdSetEX},
+		{name: "psetex", arity: 4, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdPSetEX},
+		{name: "getset", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGetSet},
+		{name: "getdel", arity: 2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGetDel},
+		{name: "getex", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGetEx},
+		{name: "mget", arity: -2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: -1, step: 1, fn: cmdMGet},
+		{name: "mset", arity: -3, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: -1, step: 2, fn: cmdMSet},
+		{name: "msetnx", arity: -3, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: -1, step: 2, fn: cmdMSetNX},
+		{name: "append", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdAppend},
+		{name: "strlen", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdStrlen},
+		{name: "getrange", arity: 4, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGetRange},
+		{name: "substr", arity: 4, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGetRange},
+		{name: "setrange", arity: 4, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdSetRange},
+		{name: "incr", arity: 2, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncr},
+		{name: "decr", arity: 2, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdDecr},
+		{name: "incrby", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncrBy},
+		{name: "decrby", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdDecrBy},
+		{name: "incrbyfloat", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncrByFloat},
+		// keyspace
 		{name: "del", arity: -2, flags: []string{"write"}, firstKey: 1, lastKey: -1, step: 1, fn: cmdDel},
+		{name: "unlink", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: -1, step: 1, fn: cmdDel},
 		{name: "exists", arity: -2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: -1, step: 1, fn: cmdExists},
+		{name: "touch", arity: -2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: -1, step: 1, fn: cmdTouch},
+		{name: "type", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdType},
+		{name: "rename", arity: 3, flags: []string{"write"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdRename},
+		{name: "renamenx", arity: 3, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdRenameNX},
+		{name: "copy", arity: -3, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdCopy},
 		{name: "expire", arity: -3, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdExpire},
 		{name: "pexpire", arity: -3, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdPExpire},
+		{name: "expireat", arity: -3, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdExpireAt},
+		{name: "pexpireat", arity: -3, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdPExpireAt},
 		{name: "ttl", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdTTL},
 		{name: "pttl", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdPTTL},
+		{name: "expiretime", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdExpireTime},
+		{name: "pexpiretime", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdPExpireTime},
 		{name: "persist", arity: 2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdPersist},
-		{name: "type", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdType},
+		// Whole-keyspace commands have no key positions: they never run in a
+		// batched pipeline step. FLUSHDB and FLUSHALL run in steps of their
+		// own (see cmdFlush), so they cannot run inside MULTI either.
+		{name: "keys", arity: 2, flags: []string{"readonly"}, fn: cmdKeys},
 		{name: "scan", arity: -2, flags: []string{"readonly"}, fn: cmdScan},
+		{name: "randomkey", arity: 1, flags: []string{"readonly"}, fn: cmdRandomKey},
+		{name: "flushdb", arity: -1, flags: []string{"write"}, noMulti: true, fn: cmdFlush},
+		{name: "flushall", arity: -1, flags: []string{"write"}, noMulti: true, fn: cmdFlush},
 	}
 	commands = make(map[string]*commandSpec, len(specs))
 	for _, s := range specs {
@@ -82,6 +123,7 @@ func init() {
 		// write-path step with others.
 		s.group = s.firstKey > 0
 		s.write = slices.Contains(s.flags, "write")
+		s.fn = tracked(s.fn)
 		commands[s.name] = s
 	}
 }

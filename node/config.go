@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redmesh/redmesh/hlc"
+	"github.com/redmesh/redmesh/record"
 	"github.com/redmesh/redmesh/wal"
 )
 
@@ -30,6 +31,18 @@ type Config struct {
 	// WALRetainBytes and WALRetainAge bound the log (256 MiB, 24h).
 	WALRetainBytes int64
 	WALRetainAge   time.Duration
+	// RequirePass, if set, is the password clients must AUTH with.
+	RequirePass string
+	// ProtectedModeOff lets clients from beyond loopback in without a
+	// password. By default (protected mode, as in Redis) a node without
+	// RequirePass answers only loopback clients.
+	ProtectedModeOff bool
+	// MaxClients bounds concurrent client connections (10,000).
+	MaxClients int
+	// IdleTimeout closes a client connection idle this long; 0 never does.
+	IdleTimeout time.Duration
+	// ProtoMaxBulkLen bounds one argument of a request (512 MB).
+	ProtoMaxBulkLen int64
 	// MemoryBudget is roughly what Badger may use for memtables and caches.
 	MemoryBudget int64
 	// Logger receives the node's logs; slog.Default() when nil.
@@ -57,6 +70,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxClockSkew <= 0 {
 		c.MaxClockSkew = hlc.DefaultMaxSkew
+	}
+	if c.MaxClients <= 0 {
+		c.MaxClients = 10_000
+	}
+	if c.ProtoMaxBulkLen <= 0 {
+		c.ProtoMaxBulkLen = 512 << 20
+	}
+	if c.ProtoMaxBulkLen > record.MaxValueLen {
+		return fmt.Errorf("proto-max-bulk-len %d exceeds the largest value a record holds (%d)", c.ProtoMaxBulkLen, record.MaxValueLen)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -2,11 +2,7 @@ package node
 
 import (
 	"fmt"
-	"net"
-	"os"
-	"strconv"
 	"strings"
-	"time"
 )
 
 // redisVersion is the Redis version whose behaviour redmesh follows; clients
@@ -28,7 +24,7 @@ func cmdEcho(n *Node, c *client, args [][]byte) { c.w.WriteBulk(args[1]) }
 
 func cmdQuit(n *Node, c *client, args [][]byte) {
 	c.w.WriteString("OK")
-	c.conn.Close()
+	c.quit = true
 }
 
 func cmdSelect(n *Node, c *client, args [][]byte) {
@@ -46,6 +42,7 @@ func cmdSelect(n *Node, c *client, args [][]byte) {
 // cmdHello speaks RESP2 only: HELLO 3 gets NOPROTO, on which clients (go-redis,
 // redis-cli, redis-py) fall back to RESP2.
 func cmdHello(n *Node, c *client, args [][]byte) {
+	var name []byte
 	if len(args) >= 2 {
 		ver, ok := parseInt(args[1])
 		if !ok {
@@ -56,6 +53,7 @@ func cmdHello(n *Node, c *client, args [][]byte) {
 			c.w.WriteError("NOPROTO sorry, this protocol version is not supported")
 			return
 		}
+		var user, pass []byte
 		for i := 2; i < len(args); i++ {
 			switch {
 			case equalFold(args[i], "setname") && i+1 < len(args):
@@ -63,17 +61,34 @@ func cmdHello(n *Node, c *client, args [][]byte) {
 					c.w.WriteError(errClientName)
 					return
 				}
-				c.name = string(args[i+1])
+				name = args[i+1]
 				i++
 			case equalFold(args[i], "auth") && i+2 < len(args):
-				// No passwords yet: any credentials pass, as with Redis's
-				// default user without a password.
+				user, pass = args[i+1], args[i+2]
 				i += 2
 			default:
 				c.w.WriteError(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", args[i]))
 				return
 			}
 		}
+		// As Redis: authenticate first, refuse an unauthenticated HELLO, and
+		// only then take the name.
+		if pass != nil {
+			// Without --requirepass the default user takes any password.
+			if !n.passwordOK(user, pass) && (n.cfg.RequirePass != "" || string(user) != "default") {
+				c.w.WriteError("WRONGPASS invalid username-password pair or user is disabled.")
+				return
+			}
+			c.authed = true
+		}
+	}
+	if !c.authed {
+		c.w.WriteError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		return
+	}
+	if name != nil {
+		c.name = string(name)
+		infoOf(c).setName(c.name)
 	}
 	c.w.WriteArray(14)
 	c.w.WriteBulkString("server")
@@ -120,6 +135,7 @@ func cmdClient(n *Node, c *client, args [][]byte) {
 			return
 		}
 		c.name = string(args[2])
+		infoOf(c).setName(c.name)
 		c.w.WriteString("OK")
 	case sub == "setinfo" && len(args) == 4:
 		attr := strings.ToLower(string(args[2]))
@@ -129,15 +145,25 @@ func cmdClient(n *Node, c *client, args [][]byte) {
 		}
 		switch attr {
 		case "lib-name":
-			c.libName = string(args[3])
+			v := string(args[3])
+			c.libName = v
+			infoOf(c).libName.Store(&v)
 		case "lib-ver":
-			c.libVer = string(args[3])
+			v := string(args[3])
+			c.libVer = v
+			infoOf(c).libVer.Store(&v)
 		default:
 			c.w.WriteError("ERR Unrecognized option '" + string(args[2]) + "'")
 			return
 		}
 		c.w.WriteString("OK")
-	case sub == "id" || sub == "getname" || sub == "setname" || sub == "setinfo":
+	case sub == "list":
+		clientList(n, c, args[2:])
+	case sub == "info" && len(args) == 2:
+		c.w.WriteBulkString(clientLine(n, c, c) + "\n")
+	case sub == "kill" && len(args) >= 3:
+		clientKill(n, c, args[2:])
+	case sub == "id" || sub == "getname" || sub == "setname" || sub == "setinfo" || sub == "info" || sub == "kill":
 		c.w.WriteError(fmt.Sprintf("ERR wrong number of arguments for 'client|%s' command", sub))
 	default:
 		c.w.WriteError(fmt.Sprintf("ERR unknown subcommand '%s'. Try CLIENT HELP.", truncate(args[1], 128)))
@@ -222,68 +248,4 @@ func cmdMesh(n *Node, c *client, args [][]byte) {
 	default:
 		c.w.WriteError(fmt.Sprintf("ERR unknown subcommand '%s'. Try MESH VERSION key.", truncate(args[1], 128)))
 	}
-}
-
-func cmdInfo(n *Node, c *client, args [][]byte) {
-	sections := map[string]bool{}
-	for _, a := range args[1:] {
-		sections[strings.ToLower(string(a))] = true
-	}
-	all := len(sections) == 0 || sections["all"] || sections["everything"] || sections["default"]
-	var b strings.Builder
-	section := func(name string, lines ...string) {
-		if !all && !sections[strings.ToLower(name)] {
-			return
-		}
-		if b.Len() > 0 {
-			b.WriteString("\r\n")
-		}
-		b.WriteString("# " + name + "\r\n")
-		for _, l := range lines {
-			b.WriteString(l + "\r\n")
-		}
-	}
-	up := time.Since(n.started)
-	_, port, _ := net.SplitHostPort(n.Addr().String())
-	section("Server",
-		"redis_version:"+redisVersion,
-		"redmesh_version:"+Version,
-		"redis_mode:standalone",
-		"arch_bits:64",
-		"process_id:"+strconv.Itoa(os.Getpid()),
-		"run_id:"+n.peerID.String(),
-		"node_id:"+n.id.String(),
-		"tcp_port:"+port,
-		"uptime_in_seconds:"+strconv.FormatInt(int64(up.Seconds()), 10),
-		"uptime_in_days:"+strconv.FormatInt(int64(up.Hours()/24), 10),
-	)
-	section("Clients",
-		"connected_clients:"+strconv.FormatInt(n.nclients.Load(), 10),
-	)
-	first, last := n.store.LogBounds()
-	section("Persistence",
-		"loading:0",
-		"aof_enabled:1",
-		"appendfsync:"+string(n.store.Fsync()),
-		"wal_first_seq:"+strconv.FormatUint(first, 10),
-		"wal_last_seq:"+strconv.FormatUint(last, 10),
-		"wal_bytes:"+strconv.FormatInt(n.store.LogBytes(), 10),
-		"disk_bytes:"+strconv.FormatInt(n.store.DiskSize(), 10),
-		"hlc_last:"+n.clock.Last().String(),
-		"hlc_refused_skew:"+strconv.FormatUint(n.clock.Refused(), 10),
-	)
-	section("Stats",
-		"total_connections_received:"+strconv.FormatUint(n.stats.connections.Load(), 10),
-		"total_commands_processed:"+strconv.FormatUint(n.stats.commands.Load(), 10),
-		"expired_keys:"+strconv.FormatUint(n.stats.expiredKeys.Load(), 10),
-		"keyspace_hits:"+strconv.FormatUint(n.stats.keyspaceHits.Load(), 10),
-		"keyspace_misses:"+strconv.FormatUint(n.stats.keyspaceMiss.Load(), 10),
-		"command_panics:"+strconv.FormatUint(n.stats.panics.Load(), 10),
-	)
-	var ks []string
-	if keys := n.store.KeyCount(); keys > 0 {
-		ks = append(ks, fmt.Sprintf("db0:keys=%d,expires=%d,avg_ttl=0", keys, n.store.ExpiresCount()))
-	}
-	section("Keyspace", ks...)
-	c.w.WriteBulkString(b.String())
 }

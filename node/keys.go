@@ -2,69 +2,67 @@ package node
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/redmesh/redmesh/record"
 	"github.com/redmesh/redmesh/wal"
 )
 
 func cmdGet(n *Node, c *client, args [][]byte) {
-	rec, live, err := c.read(args[1])
-	if err != nil {
+	data, live, err := c.readString(args[1])
+	switch {
+	case err != nil:
 		c.writeErr(err)
-		return
-	}
-	if !live {
-		n.stats.keyspaceMiss.Add(1)
+	case !live:
 		c.w.WriteNull()
-		return
+	default:
+		c.w.WriteBulk(data)
 	}
-	n.stats.keyspaceHits.Add(1)
-	c.w.WriteBulk(rec.Value.Data)
 }
 
-// setOptions are SET's flags.
-type setOptions struct {
-	nx, xx, get, keepTTL bool
-	hasExpiry            bool
-	expiryArg            int64 // the number as given
-	unit                 int64 // ms per unit
-	absolute             bool
+// extOptions are the options of SET and GETEX, parsed as Redis 7's
+// parseExtendedStringArgumentsOrReply does, quirks included (EX may be
+// given twice; the last wins).
+type extOptions struct {
+	nx, xx, get, keepTTL, persist bool
+	ex, px, exat, pxat            bool
+	expiry                        []byte // the expiry argument as given, nil for none
+	unit                          int64  // ms per unit of expiry
+	absolute                      bool
 }
 
-func parseSetOptions(args [][]byte) (setOptions, error) {
-	var o setOptions
+// parseExtended parses SET's options (set) or GETEX's. Only the syntax is
+// checked here; the expiry value is checked when the command runs, as in
+// Redis, so that a syntax error anywhere wins over a bad number.
+func parseExtended(args [][]byte, set bool) (extOptions, error) {
+	var o extOptions
 	for i := 0; i < len(args); i++ {
 		a := args[i]
+		hasNext := i+1 < len(args)
+		noTTL := !o.keepTTL && !o.persist
 		switch {
-		case equalFold(a, "nx") && !o.xx:
+		case set && equalFold(a, "nx") && !o.xx:
 			o.nx = true
-		case equalFold(a, "xx") && !o.nx:
+		case set && equalFold(a, "xx") && !o.nx:
 			o.xx = true
-		case equalFold(a, "get"):
+		case set && equalFold(a, "get"):
 			o.get = true
-		case equalFold(a, "keepttl") && !o.hasExpiry:
+		case set && equalFold(a, "keepttl") && !o.persist && !o.ex && !o.px && !o.exat && !o.pxat:
 			o.keepTTL = true
-		case (equalFold(a, "ex") || equalFold(a, "px") || equalFold(a, "exat") || equalFold(a, "pxat")) &&
-			!o.hasExpiry && !o.keepTTL && i+1 < len(args):
-			o.hasExpiry = true
-			o.unit, o.absolute = 1, false
-			switch {
-			case equalFold(a, "ex"):
-				o.unit = 1000
-			case equalFold(a, "exat"):
-				o.unit, o.absolute = 1000, true
-			case equalFold(a, "pxat"):
-				o.absolute = true
-			}
-			v, ok := parseInt(args[i+1])
-			if !ok {
-				return o, replyErr(errNotInteger)
-			}
-			if v <= 0 {
-				return o, replyErr(errInvalidExpire("set"))
-			}
-			o.expiryArg = v
-			i++
+		case !set && equalFold(a, "persist") && !o.keepTTL && !o.ex && !o.px && !o.exat && !o.pxat:
+			o.persist = true
+		case equalFold(a, "ex") && noTTL && !o.px && !o.exat && !o.pxat && hasNext:
+			o.ex, o.unit, o.absolute = true, 1000, false
+			o.expiry, i = args[i+1], i+1
+		case equalFold(a, "px") && noTTL && !o.ex && !o.exat && !o.pxat && hasNext:
+			o.px, o.unit, o.absolute = true, 1, false
+			o.expiry, i = args[i+1], i+1
+		case equalFold(a, "exat") && noTTL && !o.ex && !o.px && !o.pxat && hasNext:
+			o.exat, o.unit, o.absolute = true, 1000, true
+			o.expiry, i = args[i+1], i+1
+		case equalFold(a, "pxat") && noTTL && !o.ex && !o.px && !o.exat && hasNext:
+			o.pxat, o.unit, o.absolute = true, 1, true
+			o.expiry, i = args[i+1], i+1
 		default:
 			return o, replyErr(errSyntax)
 		}
@@ -74,7 +72,7 @@ func parseSetOptions(args [][]byte) (setOptions, error) {
 
 func cmdSet(n *Node, c *client, args [][]byte) {
 	key, val := args[1], args[2]
-	o, err := parseSetOptions(args[3:])
+	o, err := parseExtended(args[3:], true)
 	if err != nil {
 		c.writeErr(err)
 		return
@@ -85,12 +83,13 @@ func cmdSet(n *Node, c *client, args [][]byte) {
 		done    bool
 	)
 	err = c.update(func(tx *wal.Tx) error {
+		done = false
 		now := n.nowMillis()
 		at := int64(0)
-		if o.hasExpiry {
-			var ok bool
-			if at, ok = deadline(now, o.expiryArg, o.unit, o.absolute); !ok {
-				return replyErr(errInvalidExpire("set"))
+		if o.expiry != nil {
+			var err error
+			if at, err = expireMillis(now, o.expiry, o.unit, o.absolute, "set"); err != nil {
+				return err
 			}
 		}
 		// Without GET the old value's data is not needed: peek, and spare
@@ -100,6 +99,9 @@ func cmdSet(n *Node, c *client, args [][]byte) {
 			var err error
 			if cur, err = tx.Get(key); err != nil {
 				return err
+			}
+			if _, err := liveString(cur, now); err != nil {
+				return err // GET of a key of another type: WRONGTYPE, nothing set
 			}
 		}
 		old, oldLive = cur, cur.Live(now)
@@ -186,17 +188,16 @@ func cmdExists(n *Node, c *client, args [][]byte) {
 	c.w.WriteInt(count)
 }
 
-func cmdExpire(n *Node, c *client, args [][]byte)  { expireGeneric(n, c, args, 1000, "expire") }
-func cmdPExpire(n *Node, c *client, args [][]byte) { expireGeneric(n, c, args, 1, "pexpire") }
+func cmdExpire(n *Node, c *client, args [][]byte)    { expireGeneric(n, c, args, 1000, false) }
+func cmdPExpire(n *Node, c *client, args [][]byte)   { expireGeneric(n, c, args, 1, false) }
+func cmdExpireAt(n *Node, c *client, args [][]byte)  { expireGeneric(n, c, args, 1000, true) }
+func cmdPExpireAt(n *Node, c *client, args [][]byte) { expireGeneric(n, c, args, 1, true) }
 
-// expireGeneric is EXPIRE and PEXPIRE with NX/XX/GT/LT. It writes only the
-// expiry register, so it never undoes a concurrent SET on another node.
-func expireGeneric(n *Node, c *client, args [][]byte, unit int64, name string) {
-	v, ok := parseInt(args[2])
-	if !ok {
-		c.w.WriteError(errNotInteger)
-		return
-	}
+// expireGeneric is EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT with NX/XX/GT/LT,
+// checked in Redis's order: options, then the number, then the key. It
+// writes only the expiry register, so it never undoes a concurrent SET on
+// another node. A deadline already past deletes the key, as in Redis.
+func expireGeneric(n *Node, c *client, args [][]byte, unit int64, absolute bool) {
 	var nx, xx, gt, lt bool
 	for _, a := range args[3:] {
 		switch {
@@ -221,11 +222,17 @@ func expireGeneric(n *Node, c *client, args [][]byte, unit int64, name string) {
 		c.w.WriteError("ERR GT and LT options at the same time are not compatible")
 		return
 	}
+	v, ok := parseInt(args[2])
+	if !ok {
+		c.w.WriteError(errNotInteger)
+		return
+	}
+	name := strings.ToLower(string(args[0]))
 	result := 0
 	err := c.update(func(tx *wal.Tx) error {
 		result = 0
 		now := n.nowMillis()
-		at, ok := deadline(now, v, unit, false)
+		at, ok := deadline(now, v, unit, absolute)
 		if !ok {
 			return replyErr(errInvalidExpire(name))
 		}

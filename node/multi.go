@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/tidwall/redcon"
-
 	"github.com/redmesh/redmesh/wal"
 )
 
@@ -114,46 +112,41 @@ func groupable(args [][]byte) bool {
 	return spec != nil && spec.group && spec.arityOK(len(args))
 }
 
-func anyWrite(cmds []redcon.Command) bool {
-	for _, cmd := range cmds {
-		if commands[strings.ToLower(string(cmd.Args[0]))].write {
+func anyWrite(cmds [][][]byte) bool {
+	for _, args := range cmds {
+		if spec := commands[strings.ToLower(string(args[0]))]; spec != nil && spec.write {
 			return true
 		}
 	}
 	return false
 }
 
-// handlePipeline answers cmd and everything pipelined behind it, running runs
-// of keyspace commands in one write-path step each: one commit (and with
-// fsync always one sync) for up to maxGroup commands instead of one each.
-func (n *Node) handlePipeline(c *client, first redcon.Command) {
-	pending := append([]redcon.Command{first}, c.conn.ReadPipeline()...)
+// runPipeline answers pipelined requests in order, running runs of keyspace
+// commands that include a write in one write-path step each: one commit (and
+// with fsync always one sync) for up to maxGroup commands instead of one each.
+func (n *Node) runPipeline(c *client, pending [][][]byte) {
 	for len(pending) > 0 {
-		if c.multi != nil || !groupable(pending[0].Args) {
-			n.dispatch(c, pending[0].Args)
+		if c.multi != nil || !groupable(pending[0]) {
+			n.dispatch(c, pending[0])
 			pending = pending[1:]
 			continue
 		}
 		k := 1
-		for k < len(pending) && k < maxGroup && groupable(pending[k].Args) {
+		for k < len(pending) && k < maxGroup && groupable(pending[k]) {
 			k++
 		}
 		if k == 1 || !anyWrite(pending[:k]) {
 			// Reads gain nothing from the writer: they run on this
 			// connection's goroutine, beside other clients'.
-			for _, cmd := range pending[:k] {
-				n.dispatch(c, cmd.Args)
+			for _, args := range pending[:k] {
+				n.dispatch(c, args)
 			}
 			pending = pending[k:]
 			continue
 		}
-		group := make([][][]byte, k)
-		for i := range group {
-			group[i] = pending[i].Args
-		}
-		buf, err := c.runGroup(group)
+		buf, err := c.runGroup(pending[:k])
 		if err != nil {
-			for range group {
+			for range k {
 				c.writeErr(err)
 			}
 		} else {

@@ -20,7 +20,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/tidwall/redcon"
 
 	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/record"
@@ -36,12 +35,12 @@ type Node struct {
 	log     *slog.Logger
 	store   *wal.Store
 	clock   *hlc.Clock
+	merkle  *merkleIndex
 	key     crypto.PrivKey
 	peerID  peer.ID
 	id      record.NodeID
 	started time.Time
 
-	srv      *redcon.Server
 	ln       net.Listener
 	clients  sync.Map // uint64 → *client
 	nclients atomic.Int64
@@ -69,7 +68,11 @@ func Open(cfg Config) (*Node, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{})}
+	mi, err := newMerkleIndex()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{}), merkle: mi}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -81,11 +84,19 @@ func Open(cfg Config) (*Node, error) {
 		MemoryBudget: cfg.MemoryBudget,
 		Logger:       cfg.Logger,
 		Now:          n.now,
+		KeyHash:      rowHash,
+		OnCommit:     n.merkle.committed,
 	})
 	if err != nil {
 		return nil, err
 	}
 	n.store = store
+	took, err := n.merkle.rebuild(store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	n.log.Info("merkle index rebuilt", "keys", store.KeyCount(), "took", took.Round(time.Millisecond))
 	if err := n.init(); err != nil {
 		store.Close()
 		return nil, err
@@ -96,7 +107,6 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("listen for RESP clients: %w", err)
 	}
 	n.ln = ln
-	n.srv = redcon.NewServerNetwork("tcp", cfg.Listen, n.handle, n.accept, n.closed)
 	return n, nil
 }
 
@@ -144,23 +154,34 @@ func (n *Node) ID() record.NodeID { return n.id }
 
 // Serve serves RESP clients until ctx ends or Close is called.
 func (n *Node) Serve(ctx context.Context) error {
-	n.wg.Add(1)
+	n.wg.Add(2)
+	defer n.wg.Done()
 	go n.sweepExpired()
 	go func() {
 		select {
 		case <-ctx.Done():
-			n.srv.Close()
+			n.ln.Close()
 		case <-n.stop:
 		}
 	}()
-	err := n.srv.Serve(n.ln)
-	if err != nil && ctx.Err() == nil && !isClosedErr(err) {
-		return fmt.Errorf("serve RESP: %w", err)
+	for {
+		nc, err := n.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			n.log.Error("accept RESP client", "err", err)
+			time.Sleep(10 * time.Millisecond) // e.g. out of file descriptors: do not spin
+			continue
+		}
+		n.wg.Add(1)
+		go n.serveConn(nc)
 	}
-	return nil
 }
-
-func isClosedErr(err error) bool { return errors.Is(err, net.ErrClosed) }
 
 // Close stops serving, closes client connections and closes the store after
 // the writes already accepted.
@@ -171,7 +192,6 @@ func (n *Node) Close() error {
 	default:
 		close(n.stop)
 	}
-	n.srv.Close()
 	n.ln.Close()
 	n.clients.Range(func(_, v any) bool {
 		v.(*client).conn.Close()

@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/tidwall/redcon"
 
 	"github.com/redmesh/redmesh/record"
+	"github.com/redmesh/redmesh/resp"
 	"github.com/redmesh/redmesh/wal"
 )
 
@@ -17,9 +20,11 @@ import (
 type client struct {
 	n       *Node
 	id      uint64
-	conn    redcon.Conn
-	w       replier // where replies go: conn, or a buffer during EXEC
-	tx      *wal.Tx // set while the client's commands run inside the writer
+	conn    clientConn
+	out     *redcon.Writer // buffers replies to conn until the pipeline is answered
+	w       replier        // where replies go: out, or a buffer during EXEC
+	quit    bool           // close once the replies are flushed (QUIT)
+	tx      *wal.Tx        // set while the client's commands run inside the writer
 	ctx     context.Context
 	cancel  context.CancelFunc
 	created time.Time
@@ -28,24 +33,113 @@ type client struct {
 	libVer  string
 	lastCmd string
 	multi   *multiState // open MULTI, if any
+	authed  bool
 }
 
-func (n *Node) accept(conn redcon.Conn) bool {
+// clientConn is a client's network connection.
+type clientConn struct{ net.Conn }
+
+// RemoteAddr is the client's address as CLIENT LIST shows it.
+func (c clientConn) RemoteAddr() string { return c.Conn.RemoteAddr().String() }
+
+// NetConn is the underlying connection.
+func (c clientConn) NetConn() net.Conn { return c.Conn }
+
+// Close closes the connection; the client's loop then ends.
+func (c clientConn) Close() error { return c.Conn.Close() }
+
+// admit answers why a new connection is refused, or "" to let it in: over
+// maxclients, or from beyond loopback in protected mode.
+func (n *Node) admit(nc net.Conn) string {
+	if n.nclients.Load() >= int64(n.cfg.MaxClients) {
+		return "ERR max number of clients reached"
+	}
+	if n.cfg.RequirePass == "" && !n.cfg.ProtectedModeOff && !isLoopback(nc.RemoteAddr()) {
+		n.log.Warn("refused a client from beyond loopback: protected mode", "addr", nc.RemoteAddr().String())
+		return errDenied
+	}
+	return ""
+}
+
+// maxPipeline bounds the requests answered in one go; the rest wait in the
+// reader's buffer (and then in the socket), so a client pipelining without
+// end pushes back instead of filling memory.
+const maxPipeline = 1024
+
+// serveConn runs one client connection until it closes, QUITs, breaks the
+// protocol or the node shuts down. It reads every request already pipelined,
+// answers them together (runs of keyspace commands share one write-path
+// step) and flushes once.
+func (n *Node) serveConn(nc net.Conn) {
+	defer n.wg.Done()
+	defer nc.Close()
+	if msg := n.admit(nc); msg != "" {
+		nc.Write([]byte("-" + msg + "\r\n"))
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &client{
 		n:       n,
 		id:      n.clientID.Add(1),
-		conn:    conn,
-		w:       conn,
+		conn:    clientConn{nc},
+		out:     redcon.NewWriter(nc),
 		ctx:     ctx,
 		cancel:  cancel,
 		created: time.Now(),
+		authed:  n.cfg.RequirePass == "",
 	}
-	conn.SetContext(c)
+	c.w = c.out
 	n.clients.Store(c.id, c)
 	n.nclients.Add(1)
 	n.stats.connections.Add(1)
-	return true
+	defer func() {
+		cancel()
+		n.clients.Delete(c.id)
+		n.nclients.Add(-1)
+	}()
+	select {
+	case <-n.stop: // Close may have closed the clients before this one registered
+		return
+	default:
+	}
+
+	rd := resp.NewReader(nc, n.cfg.ProtoMaxBulkLen)
+	batch := make([][][]byte, 0, 16)
+	for {
+		if n.cfg.IdleTimeout > 0 {
+			nc.SetReadDeadline(time.Now().Add(n.cfg.IdleTimeout))
+		}
+		args, err := rd.ReadCommand()
+		if err != nil {
+			n.endConn(c, err)
+			return
+		}
+		batch = append(batch[:0], args)
+		for len(batch) < maxPipeline {
+			if args, err = rd.Next(); err != nil {
+				break
+			}
+			batch = append(batch, args)
+		}
+		n.runPipeline(c, batch)
+		var perr *resp.ProtocolError
+		if errors.As(err, &perr) {
+			c.out.WriteError(perr.Error())
+		}
+		if ferr := c.out.Flush(); ferr != nil || perr != nil || c.quit {
+			return
+		}
+	}
+}
+
+// endConn answers a protocol error before the connection closes.
+func (n *Node) endConn(c *client, err error) {
+	var perr *resp.ProtocolError
+	if errors.As(err, &perr) {
+		c.out.WriteError(perr.Error())
+		c.out.Flush()
+		n.log.Debug("client broke the protocol", "client", c.id, "addr", c.conn.RemoteAddr(), "err", err)
+	}
 }
 
 // update runs fn as one atomic step of the write path. Inside EXEC (or a
@@ -80,24 +174,6 @@ func (c *client) read(key []byte) (record.Record, bool, error) {
 	return rec, rec.Live(c.n.nowMillis()), nil
 }
 
-func (n *Node) closed(conn redcon.Conn, err error) {
-	c, ok := conn.Context().(*client)
-	if !ok {
-		return
-	}
-	c.cancel()
-	n.clients.Delete(c.id)
-	n.nclients.Add(-1)
-	if err != nil {
-		n.log.Debug("client connection closed", "client", c.id, "addr", conn.RemoteAddr(), "err", err)
-	}
-}
-
-// handle answers one command and whatever the client pipelined behind it.
-func (n *Node) handle(conn redcon.Conn, cmd redcon.Command) {
-	n.handlePipeline(conn.Context().(*client), cmd)
-}
-
 // dispatch runs one command. A panic in a command is answered with an error
 // and logged; it never takes the server down.
 func (n *Node) dispatch(c *client, args [][]byte) {
@@ -112,6 +188,10 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 	name := strings.ToLower(string(args[0]))
 	c.lastCmd = name
 	spec := commands[name]
+	if !c.authed && (spec == nil || !spec.noAuth()) {
+		c.w.WriteError("NOAUTH Authentication required.")
+		return
+	}
 	if c.multi != nil && !spec.controlsMulti() {
 		c.queue(name, spec, args)
 		return

@@ -29,6 +29,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/redmesh/redmesh/record"
 )
 
 // Fsync is the durability mode, as Redis's appendfsync.
@@ -216,9 +218,14 @@ func (s *Store) loadState() error {
 		defer kit.Close()
 		var n, x int64
 		for kit.Rewind(); kit.Valid(); kit.Next() {
-			rec, err := itemRecord(kit.Item())
-			if err != nil {
+			var rec record.Record
+			err := kit.Item().Value(func(b []byte) error {
+				var err error
+				rec, err = record.Decode(b) // Data aliases b: only metadata is kept
 				return err
+			})
+			if err != nil {
+				return fmt.Errorf("row %q: %w", kit.Item().Key(), err)
 			}
 			s.index.set(string(kit.Item().Key()[5:]), metaOf(rec))
 			if rec.Exists() {

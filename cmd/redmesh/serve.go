@@ -28,6 +28,8 @@ func serveCmd() *cobra.Command {
 		memoryBudget string
 		logLevel     string
 		pprofAddr    string
+		maxBulk      string
+		protected    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -59,6 +61,10 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 			if cfg.MemoryBudget, err = parseBytes(memoryBudget); err != nil {
 				return fmt.Errorf("--memory: %w", err)
 			}
+			if cfg.ProtoMaxBulkLen, err = parseBytes(maxBulk); err != nil {
+				return fmt.Errorf("--proto-max-bulk-len: %w", err)
+			}
+			cfg.ProtectedModeOff = !protected
 			if pprofAddr != "" {
 				go servePprof(pprofAddr, logger)
 			}
@@ -74,6 +80,11 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	fl.StringVar(&retainBytes, "wal-retain-bytes", "256MiB", "keep at most this much write-ahead log for catch-up")
 	fl.DurationVar(&cfg.WALRetainAge, "wal-retain-age", 24*time.Hour, "keep write-ahead log entries at most this long")
 	fl.StringVar(&memoryBudget, "memory", "64MiB", "memory for storage caches and memtables")
+	fl.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must AUTH with")
+	fl.BoolVar(&protected, "protected-mode", true, "without --requirepass, answer only loopback clients")
+	fl.IntVar(&cfg.MaxClients, "maxclients", 10000, "most concurrent client connections")
+	fl.DurationVar(&cfg.IdleTimeout, "timeout", 0, "close client connections idle this long (0: never)")
+	fl.StringVar(&maxBulk, "proto-max-bulk-len", "512MiB", "largest argument a client may send")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&pprofAddr, "pprof", "", "serve Go's profiler on this address (HOST:PORT), for debugging")
 	fl.DurationVar(&cfg.ClockOffset, "clock-offset", 0, "shift this node's wall clock (testing)")

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# redmesh against Redis on the same machine, in one run:
+#  - throughput of SET, GET, INCR and MSET with redis-benchmark -c 50, at
+#    -P 1 and -P 16, over 100,000 random keys; RUNS runs (default 5), the two
+#    servers alternating, medians and the ratio redmesh / Redis;
+#  - resident memory after loading 1,000,000 keys of 16 bytes with 100-byte
+#    values (redis-cli --pipe), and that ratio.
+# Redis runs with appendonly yes, appendfsync everysec; redmesh with
+# --fsync everysec. Usage: bench/redis-compare.sh [RUNS]
+source "$(dirname "$0")/lib.sh"
+runs=${1:-5}
+build_redmesh
+tests=(set get incr mset)
+
+declare -A R M
+for run in $(seq 1 "$runs"); do
+	for server in redis redmesh; do
+		if [[ $server == redis ]]; then
+			start_redis 16379 --appendonly yes --appendfsync everysec; port=16379
+		else
+			start_redmesh 16380 --fsync everysec; port=16380
+		fi
+		for P in 1 16; do
+			n=$((P == 1 ? 100000 : 400000))
+			for t in "${tests[@]}"; do
+				v=$(rps "$port" -t "$t" -n "$n" -c 50 -P "$P" -r 100000)
+				if [[ $server == redis ]]; then R[$t,$P]+="$v "; else M[$t,$P]+="$v "; fi
+			done
+		done
+		stop_port "$port"
+	done
+	echo "run $run done" >&2
+done
+
+printf '| command | -P | redis-server rps | redmesh rps | ratio |\n|---|---:|---:|---:|---:|\n'
+for P in 1 16; do
+	for t in "${tests[@]}"; do
+		rm=$(tr ' ' '\n' <<<"${R[$t,$P]}" | grep . | median)
+		mm=$(tr ' ' '\n' <<<"${M[$t,$P]}" | grep . | median)
+		printf '| %s | %s | %s | %s | %.2f |\n' "${t^^}" "$P" "$rm" "$mm" "$(echo "$mm / $rm" | bc -l)"
+		echo "  $t -P $P runs: redis ${R[$t,$P]}/ redmesh ${M[$t,$P]}" >&2
+	done
+done
+
+# Memory: 1,000,000 keys "key:%012d" (16 bytes) with 100-byte values.
+load() {
+	awk -v v="$(head -c 100 /dev/zero | tr '\0' 'v')" 'BEGIN {
+		for (i = 0; i < 1000000; i++) {
+			k = sprintf("key:%012d", i)
+			printf "*3\r\n$3\r\nSET\r\n$16\r\n%s\r\n$100\r\n%s\r\n", k, v
+		}
+	}' | redis-cli -p "$1" --pipe >/dev/null
+}
+start_redis 16379 --appendonly yes --appendfsync everysec
+start_redmesh 16380 --fsync everysec
+load 16379
+load 16380
+sleep 5
+rk=$(rss_kb 16379) mk=$(rss_kb 16380)
+printf '\n| 1M keys, 16 B keys, 100 B values | redis-server | redmesh | ratio |\n|---|---:|---:|---:|\n'
+printf '| RSS (MiB) | %.1f | %.1f | %.2f |\n' "$(echo "$rk/1024" | bc -l)" "$(echo "$mk/1024" | bc -l)" "$(echo "$mk/$rk" | bc -l)"
+printf '| DBSIZE | %s | %s | |\n' "$(redis-cli -p 16379 DBSIZE)" "$(redis-cli -p 16380 DBSIZE)"

@@ -1,0 +1,202 @@
+package node
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// configParam is one parameter CONFIG GET shows. set is nil for a parameter
+// that cannot change while the node runs; otherwise it checks (and, where
+// there is something to change, applies) a new value.
+type configParam struct {
+	name string
+	get  func(n *Node) string
+	set  func(n *Node, value string) error
+}
+
+func fixed(v string) func(*Node) string { return func(*Node) string { return v } }
+
+// only accepts the one value redmesh runs with, so that scripts written for
+// Redis (CONFIG SET appendonly yes, CONFIG SET save "") keep working, and
+// refuses any other with why.
+func only(want, why string) func(*Node, string) error {
+	return func(_ *Node, v string) error {
+		if strings.EqualFold(v, want) {
+			return nil
+		}
+		return fmt.Errorf("%s", why)
+	}
+}
+
+// configParams are the parameters of CONFIG GET and SET, in the order CONFIG
+// GET lists the matches of a pattern.
+var configParams = []configParam{
+	{name: "bind", get: func(n *Node) string {
+		host, _, _ := net.SplitHostPort(n.Addr().String())
+		return host
+	}},
+	{name: "port", get: func(n *Node) string { return n.port() }},
+	{name: "databases", get: fixed("1")},
+	{name: "dir", get: func(n *Node) string {
+		if abs, err := filepath.Abs(n.cfg.DataDir); err == nil {
+			return abs
+		}
+		return n.cfg.DataDir
+	}},
+	{name: "appendonly", get: fixed("yes"),
+		set: only("yes", "redmesh always keeps its write-ahead log")},
+	{name: "appendfsync", get: func(n *Node) string { return string(n.store.Fsync()) },
+		set: func(n *Node, v string) error {
+			if strings.EqualFold(v, string(n.store.Fsync())) {
+				return nil
+			}
+			return fmt.Errorf("the durability mode is set at start (--fsync)")
+		}},
+	{name: "save", get: fixed(""),
+		set: only("", "redmesh takes no snapshots; its write-ahead log is always on")},
+	{name: "maxmemory", get: fixed("0"), set: only("0", "redmesh does not evict keys")},
+	{name: "maxmemory-policy", get: fixed("noeviction"),
+		set: only("noeviction", "redmesh does not evict keys")},
+	{name: "maxclients", get: func(n *Node) string { return strconv.Itoa(n.cfg.MaxClients) }},
+	{name: "timeout", get: func(n *Node) string { return itoa(int64(n.cfg.IdleTimeout / time.Second)) }},
+	{name: "proto-max-bulk-len", get: func(n *Node) string { return itoa(n.maxStringLen()) }},
+	// As Redis does, CONFIG GET shows the password to whoever may run CONFIG.
+	{name: "requirepass", get: func(n *Node) string { return n.cfg.RequirePass }},
+	{name: "protected-mode", get: func(n *Node) string {
+		if n.cfg.ProtectedModeOff {
+			return "no"
+		}
+		return "yes"
+	}},
+	{name: "notify-keyspace-events", get: fixed(""),
+		set: only("", "keyspace notifications are not supported")},
+	{name: "hz", get: fixed("10")},
+	{name: "cluster-enabled", get: fixed("no")},
+}
+
+// configValue is a parameter's value as CONFIG GET shows it.
+func configValue(n *Node, name string) string {
+	for _, p := range configParams {
+		if p.name == name {
+			return p.get(n)
+		}
+	}
+	return ""
+}
+
+func lookupConfig(name string) *configParam {
+	for i := range configParams {
+		if strings.EqualFold(configParams[i].name, name) {
+			return &configParams[i]
+		}
+	}
+	return nil
+}
+
+// cmdConfig is CONFIG GET, SET and RESETSTAT.
+func cmdConfig(n *Node, c *client, args [][]byte) {
+	sub := strings.ToLower(string(args[1]))
+	switch sub {
+	case "get":
+		if len(args) < 3 {
+			c.w.WriteError("ERR wrong number of arguments for 'config|get' command")
+			return
+		}
+		configGet(n, c, args[2:])
+	case "set":
+		if len(args) < 4 {
+			c.w.WriteError("ERR wrong number of arguments for 'config|set' command")
+			return
+		}
+		if len(args)%2 != 0 {
+			c.w.WriteError(errSyntax)
+			return
+		}
+		configSet(n, c, args[2:])
+	case "resetstat":
+		if len(args) != 2 {
+			c.w.WriteError("ERR wrong number of arguments for 'config|resetstat' command")
+			return
+		}
+		n.resetStats()
+		c.w.WriteString("OK")
+	case "rewrite":
+		c.w.WriteError("ERR The server is running without a config file")
+	default:
+		c.w.WriteError(fmt.Sprintf("ERR unknown subcommand '%s'. Try CONFIG HELP.", truncate(args[1], 128)))
+	}
+}
+
+// configGet answers name, value pairs for every parameter matching any of
+// the patterns (globs, case-insensitive), each once. As Redis 7.0 does, a
+// name given without glob characters is answered as it was spelled.
+func configGet(n *Node, c *client, patterns [][]byte) {
+	seen := map[string]bool{}
+	var out []string
+	add := func(name string, p *configParam) {
+		if !seen[p.name] {
+			seen[p.name] = true
+			out = append(out, name, p.get(n))
+		}
+	}
+	for _, pat := range patterns {
+		if !strings.ContainsAny(string(pat), "*?[") {
+			if p := lookupConfig(string(pat)); p != nil {
+				add(string(pat), p)
+			}
+			continue
+		}
+		for i := range configParams {
+			if globMatch(pat, []byte(configParams[i].name), true) {
+				add(configParams[i].name, &configParams[i])
+			}
+		}
+	}
+	c.w.WriteArray(len(out))
+	for _, s := range out {
+		c.w.WriteBulkString(s)
+	}
+}
+
+// configSet checks every pair before applying any, as Redis does, and
+// answers with Redis's error forms.
+func configSet(n *Node, c *client, pairs [][]byte) {
+	seen := map[string]bool{}
+	params := make([]*configParam, 0, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		name := string(pairs[i])
+		p := lookupConfig(name)
+		if p == nil {
+			c.w.WriteError(sanitizeError("ERR Unknown option or number of arguments for CONFIG SET - '" + name + "'"))
+			return
+		}
+		params = append(params, p)
+	}
+	for i, p := range params {
+		name := string(pairs[2*i])
+		switch {
+		case p.set == nil:
+			c.w.WriteError(configSetFailed(name, "can't set immutable config"))
+			return
+		case seen[p.name]:
+			c.w.WriteError(configSetFailed(name, "duplicate parameter"))
+			return
+		}
+		seen[p.name] = true
+	}
+	for i, p := range params {
+		if err := p.set(n, string(pairs[2*i+1])); err != nil {
+			c.w.WriteError(configSetFailed(string(pairs[2*i]), err.Error()))
+			return
+		}
+	}
+	c.w.WriteString("OK")
+}
+
+func configSetFailed(name, why string) string {
+	return sanitizeError("ERR CONFIG SET failed (possibly related to argument '" + name + "') - " + why)
+}

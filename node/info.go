@@ -1,0 +1,298 @@
+package node
+
+import (
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// runID identifies this process, as Redis's run_id: 40 hex characters, new
+// at every start.
+var runID = func() string {
+	b := make([]byte, 20)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}()
+
+// memoryPeak is the highest used_memory INFO has seen in this process.
+var memoryPeak atomic.Uint64
+
+// infoSection is one section of INFO: its name as printed, whether plain
+// INFO (the default sections) includes it, and its lines.
+type infoSection struct {
+	name       string
+	byDefault  bool
+	everything bool // only in INFO everything (and when named)
+	lines      func(n *Node) []string
+}
+
+// infoSections are in Redis's order.
+var infoSections = []infoSection{
+	{name: "Server", byDefault: true, lines: infoServer},
+	{name: "Clients", byDefault: true, lines: infoClients},
+	{name: "Memory", byDefault: true, lines: infoMemory},
+	{name: "Persistence", byDefault: true, lines: infoPersistence},
+	{name: "Stats", byDefault: true, lines: infoStats},
+	{name: "Replication", byDefault: true, lines: infoReplication},
+	{name: "CPU", byDefault: true, lines: infoCPU},
+	{name: "Modules", everything: true, lines: func(*Node) []string { return nil }},
+	{name: "Errorstats", byDefault: true, lines: func(*Node) []string { return nil }},
+	{name: "Cluster", byDefault: true, lines: func(*Node) []string { return []string{"cluster_enabled:0"} }},
+	{name: "Keyspace", byDefault: true, lines: infoKeyspace},
+}
+
+// cmdInfo is INFO [section ...]: no section means the default ones; "all"
+// is every section but Modules, "everything" every one; an unknown section
+// adds nothing, as in Redis.
+func cmdInfo(n *Node, c *client, args [][]byte) {
+	want := map[string]bool{}
+	for _, a := range args[1:] {
+		want[strings.ToLower(string(a))] = true
+	}
+	if len(want) == 0 {
+		want["default"] = true
+	}
+	var b strings.Builder
+	for _, s := range infoSections {
+		name := strings.ToLower(s.name)
+		if !(want[name] || want["everything"] ||
+			(want["all"] && !s.everything) ||
+			(want["default"] && s.byDefault)) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString("# " + s.name + "\r\n")
+		for _, l := range s.lines(n) {
+			b.WriteString(l + "\r\n")
+		}
+	}
+	c.w.WriteBulkString(b.String())
+}
+
+func itoa(v int64) string   { return strconv.FormatInt(v, 10) }
+func utoa(v uint64) string  { return strconv.FormatUint(v, 10) }
+func kv(k, v string) string { return k + ":" + v }
+
+func (n *Node) port() string {
+	_, port, _ := net.SplitHostPort(n.Addr().String())
+	return port
+}
+
+func infoServer(n *Node) []string {
+	up := time.Since(n.started)
+	exe, _ := os.Executable()
+	return []string{
+		kv("redis_version", redisVersion),
+		kv("redmesh_version", Version),
+		"redis_git_sha1:00000000",
+		"redis_git_dirty:0",
+		"redis_build_id:0",
+		"redis_mode:standalone",
+		kv("os", runtime.GOOS+" "+runtime.GOARCH),
+		kv("arch_bits", strconv.Itoa(strconv.IntSize)),
+		"multiplexing_api:go",
+		kv("go_version", runtime.Version()),
+		kv("process_id", strconv.Itoa(os.Getpid())),
+		"process_supervised:no",
+		kv("run_id", runID),
+		kv("peer_id", n.peerID.String()),
+		kv("node_id", n.id.String()),
+		kv("tcp_port", n.port()),
+		kv("server_time_usec", itoa(n.now().UnixMicro())),
+		kv("uptime_in_seconds", itoa(int64(up.Seconds()))),
+		kv("uptime_in_days", itoa(int64(up.Hours()/24))),
+		"hz:10",
+		"configured_hz:10",
+		kv("executable", exe),
+		"config_file:",
+	}
+}
+
+func infoClients(n *Node) []string {
+	return []string{
+		kv("connected_clients", itoa(n.nclients.Load())),
+		"cluster_connections:0",
+		kv("maxclients", configValue(n, "maxclients")),
+		"client_recent_max_input_buffer:0",
+		"client_recent_max_output_buffer:0",
+		"blocked_clients:0",
+		"tracking_clients:0",
+		"clients_in_timeout_table:0",
+	}
+}
+
+// rssBytes is the process's resident set size, from /proc where there is
+// one.
+func rssBytes() (uint64, bool) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, false
+	}
+	pages, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return pages * uint64(os.Getpagesize()), true
+}
+
+// bytesToHuman is Redis's: 1.63M and the like.
+func bytesToHuman(v uint64) string {
+	d := float64(v)
+	units := []string{"K", "M", "G", "T", "P"}
+	if v < 1024 {
+		return fmt.Sprintf("%dB", v)
+	}
+	for i, u := range units {
+		if d < float64(uint64(1)<<(10*(i+2))) || i == len(units)-1 {
+			return fmt.Sprintf("%.2f%s", d/float64(uint64(1)<<(10*(i+1))), u)
+		}
+	}
+	return ""
+}
+
+func infoMemory(n *Node) []string {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	used := ms.HeapAlloc + ms.StackInuse
+	for {
+		peak := memoryPeak.Load()
+		if used <= peak || memoryPeak.CompareAndSwap(peak, used) {
+			break
+		}
+	}
+	peak := memoryPeak.Load()
+	rss, ok := rssBytes()
+	if !ok {
+		rss = ms.Sys - ms.HeapReleased
+	}
+	frag := 0.0
+	if used > 0 {
+		frag = float64(rss) / float64(used)
+	}
+	return []string{
+		kv("used_memory", utoa(used)),
+		kv("used_memory_human", bytesToHuman(used)),
+		kv("used_memory_rss", utoa(rss)),
+		kv("used_memory_rss_human", bytesToHuman(rss)),
+		kv("used_memory_peak", utoa(peak)),
+		kv("used_memory_peak_human", bytesToHuman(peak)),
+		kv("used_memory_peak_perc", fmt.Sprintf("%.2f%%", 100*float64(used)/float64(max(peak, 1)))),
+		kv("go_heap_sys", utoa(ms.HeapSys)),
+		kv("go_gc_count", utoa(uint64(ms.NumGC))),
+		"maxmemory:0",
+		"maxmemory_human:0B",
+		"maxmemory_policy:noeviction",
+		kv("mem_fragmentation_ratio", fmt.Sprintf("%.2f", frag)),
+		kv("mem_allocator", "go-"+runtime.Version()),
+	}
+}
+
+func infoPersistence(n *Node) []string {
+	first, last := n.store.LogBounds()
+	return []string{
+		"loading:0",
+		"async_loading:0",
+		"rdb_changes_since_last_save:0",
+		"rdb_bgsave_in_progress:0",
+		kv("rdb_last_save_time", itoa(n.started.Unix())),
+		"rdb_last_bgsave_status:ok",
+		"aof_enabled:1",
+		"aof_rewrite_in_progress:0",
+		"aof_rewrite_scheduled:0",
+		"aof_last_bgrewrite_status:ok",
+		"aof_last_write_status:ok",
+		kv("appendfsync", string(n.store.Fsync())),
+		kv("wal_first_seq", utoa(first)),
+		kv("wal_last_seq", utoa(last)),
+		kv("wal_bytes", itoa(n.store.LogBytes())),
+		kv("disk_bytes", itoa(n.store.DiskSize())),
+		kv("hlc_last", n.clock.Last().String()),
+		kv("hlc_refused_skew", utoa(n.clock.Refused())),
+	}
+}
+
+func infoStats(n *Node) []string {
+	return []string{
+		kv("total_connections_received", utoa(n.stats.connections.Load())),
+		kv("total_commands_processed", utoa(n.stats.commands.Load())),
+		"instantaneous_ops_per_sec:0",
+		"rejected_connections:0",
+		"sync_full:0",
+		"sync_partial_ok:0",
+		"sync_partial_err:0",
+		kv("expired_keys", utoa(n.stats.expiredKeys.Load())),
+		"evicted_keys:0",
+		kv("keyspace_hits", utoa(n.stats.keyspaceHits.Load())),
+		kv("keyspace_misses", utoa(n.stats.keyspaceMiss.Load())),
+		"pubsub_channels:0",
+		"pubsub_patterns:0",
+		kv("command_panics", utoa(n.stats.panics.Load())),
+	}
+}
+
+// infoReplication: every node is a master of its own writes; the mesh, not
+// Redis replication, carries them to the others (a later release reports it
+// here).
+func infoReplication(n *Node) []string {
+	sum := sha1.Sum([]byte(n.peerID))
+	_, last := n.store.LogBounds()
+	return []string{
+		"role:master",
+		"connected_slaves:0",
+		"master_failover_state:no-failover",
+		kv("master_replid", hex.EncodeToString(sum[:])),
+		"master_replid2:0000000000000000000000000000000000000000",
+		kv("master_repl_offset", utoa(last)),
+		"second_repl_offset:-1",
+		"repl_backlog_active:0",
+	}
+}
+
+func infoCPU(n *Node) []string {
+	var self, children syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	secs := func(tv syscall.Timeval) string {
+		return fmt.Sprintf("%d.%06d", tv.Sec, tv.Usec)
+	}
+	return []string{
+		kv("used_cpu_sys", secs(self.Stime)),
+		kv("used_cpu_user", secs(self.Utime)),
+		kv("used_cpu_sys_children", secs(children.Stime)),
+		kv("used_cpu_user_children", secs(children.Utime)),
+	}
+}
+
+func infoKeyspace(n *Node) []string {
+	keys := n.store.KeyCount()
+	if keys == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("db0:keys=%d,expires=%d,avg_ttl=0", keys, n.store.ExpiresCount())}
+}
+
+// resetStats is CONFIG RESETSTAT.
+func (n *Node) resetStats() {
+	n.stats.connections.Store(0)
+	n.stats.commands.Store(0)
+	n.stats.expiredKeys.Store(0)
+	n.stats.keyspaceHits.Store(0)
+	n.stats.keyspaceMiss.Store(0)
+	n.stats.panics.Store(0)
+	memoryPeak.Store(0)
+}

@@ -1,0 +1,335 @@
+package node
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/redmesh/redmesh/record"
+	"github.com/redmesh/redmesh/wal"
+)
+
+// Keyspace commands beyond those of keys.go: RENAME, COPY, KEYS, RANDOMKEY,
+// TOUCH, EXPIRETIME, FLUSHDB.
+
+const errNoSuchKey = "ERR no such key"
+
+func cmdRename(n *Node, c *client, args [][]byte)   { renameGeneric(n, c, args, false) }
+func cmdRenameNX(n *Node, c *client, args [][]byte) { renameGeneric(n, c, args, true) }
+
+// renameGeneric is RENAME and RENAMENX: in one write-path step the
+// destination gets the source's value and deadline at a new version, and the
+// source a tombstone.
+func renameGeneric(n *Node, c *client, args [][]byte, nx bool) {
+	src, dst := args[1], args[2]
+	done := false
+	err := c.update(func(tx *wal.Tx) error {
+		done = false
+		now := n.nowMillis()
+		cur, err := tx.Get(src)
+		if err != nil {
+			return err
+		}
+		if !cur.Live(now) {
+			return replyErr(errNoSuchKey)
+		}
+		if bytes.Equal(src, dst) {
+			done = !nx
+			return nil
+		}
+		if nx {
+			old, err := tx.Get(dst)
+			if err != nil {
+				return err
+			}
+			if old.Live(now) {
+				return nil
+			}
+		}
+		if err := n.putCopy(tx, dst, cur); err != nil {
+			return err
+		}
+		v, err := n.newVersion()
+		if err != nil {
+			return err
+		}
+		if _, _, err := n.apply(tx, src, tombstone(v)); err != nil {
+			return err
+		}
+		done = true
+		return nil
+	})
+	switch {
+	case err != nil:
+		c.writeErr(err)
+	case nx:
+		c.w.WriteInt(boolInt(done))
+	default:
+		c.w.WriteString("OK")
+	}
+}
+
+// putCopy writes src's value and deadline to key, both registers at one new
+// version.
+func (n *Node) putCopy(tx *wal.Tx, key []byte, src record.Record) error {
+	v, err := n.newVersion()
+	if err != nil {
+		return err
+	}
+	rec := record.Record{
+		Value:  record.Value{Version: v, Kind: src.Value.Kind, Data: src.Value.Data},
+		Expiry: record.Expiry{Version: v, At: src.Expiry.At},
+	}
+	_, _, err = n.apply(tx, key, rec)
+	return err
+}
+
+// cmdCopy is COPY source destination [DB 0] [REPLACE]. There is one database.
+func cmdCopy(n *Node, c *client, args [][]byte) {
+	replace := false
+	for i := 3; i < len(args); i++ {
+		switch {
+		case equalFold(args[i], "replace"):
+			replace = true
+		case equalFold(args[i], "db") && i+1 < len(args):
+			db, ok := parseInt(args[i+1])
+			if !ok {
+				c.w.WriteError(errNotInteger)
+				return
+			}
+			if db < -1<<31 || db > 1<<31-1 {
+				c.w.WriteError("ERR value is out of range, value must between -2147483648 and 2147483647")
+				return
+			}
+			if db != 0 {
+				c.w.WriteError("ERR DB index is out of range")
+				return
+			}
+			i++
+		default:
+			c.w.WriteError(errSyntax)
+			return
+		}
+	}
+	src, dst := args[1], args[2]
+	if bytes.Equal(src, dst) {
+		c.w.WriteError("ERR source and destination objects are the same")
+		return
+	}
+	done := false
+	err := c.update(func(tx *wal.Tx) error {
+		done = false
+		now := n.nowMillis()
+		cur, err := tx.Get(src)
+		if err != nil {
+			return err
+		}
+		if !cur.Live(now) {
+			return nil
+		}
+		if !replace {
+			old, err := tx.Get(dst)
+			if err != nil {
+				return err
+			}
+			if old.Live(now) {
+				return nil
+			}
+		}
+		if err := n.putCopy(tx, dst, cur); err != nil {
+			return err
+		}
+		done = true
+		return nil
+	})
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	c.w.WriteInt(boolInt(done))
+}
+
+func cmdExpireTime(n *Node, c *client, args [][]byte)  { expireTime(n, c, args[1], false) }
+func cmdPExpireTime(n *Node, c *client, args [][]byte) { expireTime(n, c, args[1], true) }
+
+// expireTime is EXPIRETIME and PEXPIRETIME: -2 for no key, -1 for no
+// deadline, else the deadline in Unix seconds (rounded, as Redis does) or ms.
+func expireTime(n *Node, c *client, key []byte, millis bool) {
+	rec, live, err := c.read(key)
+	switch {
+	case err != nil:
+		c.writeErr(err)
+	case !live:
+		c.w.WriteInt(-2)
+	case rec.Expiry.At == 0:
+		c.w.WriteInt(-1)
+	case millis:
+		c.w.WriteInt64(rec.Expiry.At)
+	default:
+		c.w.WriteInt64((rec.Expiry.At + 500) / 1000)
+	}
+}
+
+// cmdTouch counts the keys that exist; there is no LRU clock to touch.
+func cmdTouch(n *Node, c *client, args [][]byte) {
+	count := 0
+	for _, key := range args[1:] {
+		_, live, err := c.read(key)
+		if err != nil {
+			c.writeErr(err)
+			return
+		}
+		if live {
+			count++
+		}
+	}
+	c.w.WriteInt(count)
+}
+
+// cmdKeys is KEYS pattern, over the whole keyspace as in Redis (SCAN is the
+// incremental way). Keys come in keyspace order, which, as Redis's, is no
+// order a client may rely on.
+func cmdKeys(n *Node, c *client, args [][]byte) {
+	pattern := args[1]
+	all := string(pattern) == "*"
+	now := n.nowMillis()
+	var keys [][]byte
+	_, err := n.store.Scan(0, func(key []byte, rec record.Record) bool {
+		if rec.Live(now) && (all || globMatch(pattern, key, false)) {
+			keys = append(keys, key)
+		}
+		return true
+	})
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	c.w.WriteArray(len(keys))
+	for _, k := range keys {
+		c.w.WriteBulk(k)
+	}
+}
+
+// cmdRandomKey picks a random point of the keyspace (rows are laid out by key
+// hash) and answers the first live key from there, wrapping around once.
+func cmdRandomKey(n *Node, c *client, args [][]byte) {
+	now := n.nowMillis()
+	var found []byte
+	pick := func(key []byte, rec record.Record) bool {
+		if rec.Live(now) {
+			found = key
+			return false
+		}
+		return true
+	}
+	start := uint64(rand.Uint32()) + 1
+	if _, err := n.store.Scan(start, pick); err != nil {
+		c.writeErr(err)
+		return
+	}
+	if found == nil && n.store.KeyCount() > 0 {
+		if _, err := n.store.Scan(0, pick); err != nil {
+			c.writeErr(err)
+			return
+		}
+	}
+	if found == nil {
+		c.w.WriteNull()
+		return
+	}
+	c.w.WriteBulk(found)
+}
+
+// flushChunk is how many keys one step of FLUSHDB deletes.
+const flushChunk = 256
+
+// cmdFlush is FLUSHDB and FLUSHALL [ASYNC|SYNC]: a versioned delete (a
+// tombstone, as DEL writes) of every key, so that the flush reaches other
+// nodes and no older write elsewhere brings a key back. It walks the keyspace
+// in steps of flushChunk keys, each its own write-path step, so that no
+// transaction grows with the keyspace. It is therefore NOT atomic as a whole:
+// other clients' commands run between the steps, and a key written during
+// the flush into the part of the keyspace already walked survives it.
+func cmdFlush(n *Node, c *client, args [][]byte) {
+	if len(args) > 2 || (len(args) == 2 && !equalFold(args[1], "sync") && !equalFold(args[1], "async")) {
+		c.w.WriteError(errSyntax)
+		return
+	}
+	if err := n.flush(c); err != nil {
+		c.writeErr(err)
+		return
+	}
+	c.w.WriteString("OK")
+}
+
+func (n *Node) flush(c *client) error {
+	cursor := uint64(0)
+	for {
+		var keys [][]byte
+		next, err := n.store.Scan(cursor, func(key []byte, rec record.Record) bool {
+			if rec.Exists() {
+				keys = append(keys, key)
+			}
+			return len(keys) < flushChunk
+		})
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			err := c.update(func(tx *wal.Tx) error {
+				for _, k := range keys {
+					cur, err := tx.Get(k)
+					if err != nil {
+						return err
+					}
+					if !cur.Exists() {
+						continue
+					}
+					v, err := n.newVersion()
+					if err != nil {
+						return err
+					}
+					if _, _, err := n.apply(tx, k, tombstone(v)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// cmdTime answers the node's clock: Unix seconds and microseconds.
+func cmdTime(n *Node, c *client, args [][]byte) {
+	now := n.now()
+	c.w.WriteArray(2)
+	c.w.WriteBulkString(strconv.FormatInt(now.Unix(), 10))
+	c.w.WriteBulkString(strconv.FormatInt(int64(now.Nanosecond()/1000), 10))
+}
+
+// cmdWait is WAIT numreplicas timeout. There are no replicas to wait for yet
+// (the mesh acknowledges writes in a later release): it answers 0 at once,
+// having checked its arguments as Redis does.
+func cmdWait(n *Node, c *client, args [][]byte) {
+	if _, ok := parseInt(args[1]); !ok {
+		c.w.WriteError(errNotInteger)
+		return
+	}
+	timeout, ok := parseInt(args[2])
+	if !ok {
+		c.w.WriteError("ERR timeout is not an integer or out of range")
+		return
+	}
+	if timeout < 0 {
+		c.w.WriteError("ERR timeout is negative")
+		return
+	}
+	c.w.WriteInt(0)
+}

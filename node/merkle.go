@@ -1,0 +1,167 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redmesh/redmesh/hlc"
+	"github.com/redmesh/redmesh/merkle"
+	"github.com/redmesh/redmesh/record"
+	"github.com/redmesh/redmesh/wal"
+)
+
+// merkleIndex is the node's Merkle tree over its keyspace. The writer's
+// commit hook moves each changed key's entry from its old versions to its new
+// ones (O(1) per write), in commit order, so the tree never reflects a write
+// that did not commit. It lives in memory and is rebuilt from the store's
+// in-memory version index at start-up (see bench/RESULTS.md for the time).
+type merkleIndex struct {
+	mu   sync.Mutex
+	tree *merkle.Tree
+}
+
+func newMerkleIndex() (*merkleIndex, error) {
+	tree, err := merkle.NewTree(merkle.DefaultShape)
+	if err != nil {
+		return nil, fmt.Errorf("merkle tree: %w", err)
+	}
+	return &merkleIndex{tree: tree}, nil
+}
+
+// mversions converts a record's register versions for the tree; a key with
+// no register written is absent.
+func mversions(vs [2]record.Version) []merkle.Version {
+	if vs == ([2]record.Version{}) {
+		return nil
+	}
+	return []merkle.Version{
+		{TS: uint64(vs[0].TS), Node: uint64(vs[0].Node)},
+		{TS: uint64(vs[1].TS), Node: uint64(vs[1].Node)},
+	}
+}
+
+// committed is the store's OnCommit hook.
+func (m *merkleIndex) committed(entries []wal.Entry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range entries {
+		m.tree.Update(e.Key, mversions(e.Prev), mversions(e.Record.Versions()))
+	}
+}
+
+// rebuild fills the tree from every key's versions.
+func (m *merkleIndex) rebuild(s *wal.Store) (time.Duration, error) {
+	start := time.Now()
+	tree, err := merkle.NewTree(m.tree.Shape())
+	if err != nil {
+		return 0, err
+	}
+	s.EachVersion(func(key string, rec record.Record) {
+		tree.Update([]byte(key), nil, mversions(rec.Versions()))
+	})
+	m.mu.Lock()
+	m.tree = tree
+	m.mu.Unlock()
+	return time.Since(start), nil
+}
+
+func (m *merkleIndex) root() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.tree.Root()
+}
+
+// rowHash is the keyspace row hash: the top 32 bits of the Merkle key hash,
+// so that a bucket is one contiguous run of rows.
+func rowHash(key []byte) uint32 { return uint32(merkle.KeyHash(key) >> 32) }
+
+// MerkleRoot is the root digest of the node's Merkle tree.
+func (n *Node) MerkleRoot() uint64 { return n.merkle.root() }
+
+// MerkleLocal is the node's side of a reconciliation session.
+func (n *Node) MerkleLocal() merkle.Local { return merkleLocal{n} }
+
+type merkleLocal struct{ n *Node }
+
+func (l merkleLocal) Digest(level int, idx uint32) uint64 {
+	m := l.n.merkle
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.tree.Digest(level, idx)
+}
+
+func (l merkleLocal) AppendEntries(dst []merkle.Entry, bucket uint32) ([]merkle.Entry, error) {
+	lo, hi := merkle.DefaultShape.BucketRange(bucket)
+	err := l.n.store.ScanHashRange(uint32(lo>>32), uint32(hi>>32), func(key []byte, rec record.Record) bool {
+		if vs := mversions(rec.Versions()); vs != nil {
+			dst = append(dst, merkle.Entry{Key: key, Versions: vs})
+		}
+		return true
+	})
+	return dst, err
+}
+
+func (l merkleLocal) Payload(key []byte) ([]byte, error) {
+	rec, err := l.n.store.Get(key)
+	if err != nil || rec.Value.Version.IsZero() && rec.Expiry.Version.IsZero() {
+		return nil, err
+	}
+	return record.Encode(rec), nil
+}
+
+// ApplyRemote merges records received from a peer through the one write
+// path. A record carrying a version further ahead of this node's clock than
+// --max-clock-skew is refused and counted, never applied: one bad clock must
+// not win every conflict. It returns how many records changed something.
+func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record) (applied int, err error) {
+	type decoded struct {
+		key []byte
+		rec record.Record
+	}
+	batch := make([]decoded, 0, len(recs))
+	for _, r := range recs {
+		rec, err := record.Decode(r.Payload)
+		if err != nil {
+			return 0, fmt.Errorf("record for %q from peer: %w", r.Key, err)
+		}
+		if err := n.observe(rec); err != nil {
+			n.log.Warn("refused remote record", "key", string(r.Key), "err", err)
+			continue
+		}
+		batch = append(batch, decoded{r.Key, rec})
+	}
+	err = n.store.Update(ctx, func(tx *wal.Tx) error {
+		applied = 0
+		for _, d := range batch {
+			_, changed, err := n.apply(tx, d.key, d.rec)
+			if err != nil {
+				return err
+			}
+			if changed {
+				applied++
+			}
+		}
+		return nil
+	})
+	return applied, err
+}
+
+// observe folds a remote record's versions into the clock, refusing it if
+// any is too far ahead.
+func (n *Node) observe(rec record.Record) error {
+	for _, v := range rec.Versions() {
+		if v.IsZero() {
+			continue
+		}
+		if err := n.clock.Observe(v.TS); err != nil {
+			if errors.Is(err, hlc.ErrClockSkew) {
+				return err
+			}
+			return fmt.Errorf("observe remote version: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,677 @@
+package node
+
+import (
+	"bytes"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
+
+	"github.com/redmesh/redmesh/record"
+	"github.com/redmesh/redmesh/wal"
+)
+
+// String commands beyond GET and SET (keys.go).
+//
+// A command that changes only a value (APPEND, SETRANGE, INCR...) writes only
+// the value register of a live key, so the key keeps its TTL as in Redis and
+// a concurrent EXPIRE elsewhere is not undone. On a key that is absent or
+// expired it writes both registers at one version, so that an old deadline
+// cannot expire the new value.
+
+const (
+	errNotFloat       = "ERR value is not a valid float"
+	errOverflow       = "ERR increment or decrement would overflow"
+	errOffsetRange    = "ERR offset is out of range"
+	errStringTooLarge = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+)
+
+// maxStringLen bounds a string that APPEND or SETRANGE builds, as Redis's
+// proto-max-bulk-len does (512 MB by default).
+func (n *Node) maxStringLen() int64 { return n.cfg.ProtoMaxBulkLen }
+
+// checkStringLength is Redis's: a string of size grown by add must stay within
+// the bulk length limit.
+func (n *Node) checkStringLength(size, add int64) error {
+	if size+add > n.maxStringLen() || size+add < size {
+		return replyErr(errStringTooLarge)
+	}
+	return nil
+}
+
+// liveString checks a record a command reads as a string: whether the client
+// sees it, and WRONGTYPE if it holds another kind.
+func liveString(rec record.Record, now int64) (bool, error) {
+	if !rec.Live(now) {
+		return false, nil
+	}
+	if rec.Value.Kind != record.KindString {
+		return true, replyErr(errWrongType)
+	}
+	return true, nil
+}
+
+// readString reads key as a string outside the writer (or through the open
+// transaction inside EXEC), counting keyspace hits and misses.
+func (c *client) readString(key []byte) ([]byte, bool, error) {
+	rec, err := c.get(key)
+	if err != nil {
+		return nil, false, err
+	}
+	live, err := liveString(rec, c.n.nowMillis())
+	if err != nil {
+		return nil, false, err
+	}
+	if !live {
+		c.n.stats.keyspaceMiss.Add(1)
+		return nil, false, nil
+	}
+	c.n.stats.keyspaceHits.Add(1)
+	return rec.Value.Data, true, nil
+}
+
+// txString reads key as a string inside the writer.
+func txString(tx *wal.Tx, key []byte, now int64) (record.Record, bool, error) {
+	cur, err := tx.Get(key)
+	if err != nil {
+		return cur, false, err
+	}
+	live, err := liveString(cur, now)
+	return cur, live, err
+}
+
+// putString writes key as SET without KEEPTTL does: value and expiry (at,
+// Unix ms, 0 for none) at one version.
+func (n *Node) putString(tx *wal.Tx, key, data []byte, at int64) error {
+	v, err := n.newVersion()
+	if err != nil {
+		return err
+	}
+	rec := record.Record{
+		Value:  record.Value{Version: v, Kind: record.KindString, Data: data},
+		Expiry: record.Expiry{Version: v, At: at},
+	}
+	_, _, err = n.apply(tx, key, rec)
+	return err
+}
+
+// putValue writes a new value for key, keeping a live key's TTL: only the
+// value register is written when live is true.
+func (n *Node) putValue(tx *wal.Tx, key, data []byte, live bool) error {
+	if !live {
+		return n.putString(tx, key, data, 0)
+	}
+	v, err := n.newVersion()
+	if err != nil {
+		return err
+	}
+	_, _, err = n.apply(tx, key, record.Record{Value: record.Value{Version: v, Kind: record.KindString, Data: data}})
+	return err
+}
+
+// expireMillis is Redis's getExpireMillisecondsOrReply: SET's, SETEX's and
+// GETEX's expiry argument as an absolute deadline in Unix ms.
+func expireMillis(now int64, arg []byte, unit int64, absolute bool, cmd string) (int64, error) {
+	v, ok := parseInt(arg)
+	if !ok {
+		return 0, replyErr(errNotInteger)
+	}
+	if v <= 0 || v > math.MaxInt64/unit {
+		return 0, replyErr(errInvalidExpire(cmd))
+	}
+	ms := v * unit
+	if !absolute {
+		if ms > math.MaxInt64-now {
+			return 0, replyErr(errInvalidExpire(cmd))
+		}
+		ms += now
+	}
+	return ms, nil
+}
+
+func cmdSetNX(n *Node, c *client, args [][]byte) {
+	key, val := args[1], args[2]
+	done := false
+	err := c.update(func(tx *wal.Tx) error {
+		done = false
+		cur, err := tx.Get(key)
+		if err != nil {
+			return err
+		}
+		if cur.Live(n.nowMillis()) {
+			return nil
+		}
+		if err := n.putString(tx, key, val, 0); err != nil {
+			return err
+		}
+		done = true
+		return nil
+	})
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	c.w.WriteInt(boolInt(done))
+}
+
+func cmdSetEX(n *Node, c *client, args [][]byte)  { setExpiring(n, c, args, 1000, "setex") }
+func cmdPSetEX(n *Node, c *client, args [][]byte) { setExpiring(n, c, args, 1, "psetex") }
+
+// setExpiring is SETEX and PSETEX: key, time, value.
+func setExpiring(n *Node, c *client, args [][]byte, unit int64, name string) {
+	err := c.update(func(tx *wal.Tx) error {
+		at, err := expireMillis(n.nowMillis(), args[2], unit, false, name)
+		if err != nil {
+			return err
+		}
+		return n.putString(tx, args[1], args[3], at)
+	})
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	c.w.WriteString("OK")
+}
+
+func cmdGetSet(n *Node, c *client, args [][]byte) {
+	var (
+		old  record.Record
+		live bool
+	)
+	err := c.update(func(tx *wal.Tx) error {
+		var err error
+		if old, live, err = txString(tx, args[1], n.nowMillis()); err != nil {
+			return err
+		}
+		return n.putString(tx, args[1], args[2], 0)
+	})
+	switch {
+	case err != nil:
+		c.writeErr(err)
+	case live:
+		c.w.WriteBulk(old.Value.Data)
+	default:
+		c.w.WriteNull()
+	}
+}
+
+func cmdGetDel(n *Node, c *client, args [][]byte) {
+	var (
+		old  record.Record
+		live bool
+	)
+	err := c.update(func(tx *wal.Tx) error {
+		var err error
+		if old, live, err = txString(tx, args[1], n.nowMillis()); err != nil || !live {
+			return err
+		}
+		v, err := n.newVersion()
+		if err != nil {
+			return err
+		}
+		_, _, err = n.apply(tx, args[1], tombstone(v))
+		return err
+	})
+	switch {
+	case err != nil:
+		c.writeErr(err)
+	case live:
+		c.w.WriteBulk(old.Value.Data)
+	default:
+		c.w.WriteNull()
+	}
+}
+
+// cmdGetEx is GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]. As in
+// Redis, a missing key answers nil before the expiry argument is checked, and
+// an absolute deadline already past deletes the key.
+func cmdGetEx(n *Node, c *client, args [][]byte) {
+	o, err := parseExtended(args[2:], false)
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	if o.expiry == nil && !o.persist {
+		cmdGet(n, c, args[:2])
+		return
+	}
+	var (
+		old  record.Record
+		live bool
+	)
+	err = c.update(func(tx *wal.Tx) error {
+		now := n.nowMillis()
+		var err error
+		if old, live, err = txString(tx, args[1], now); err != nil || !live {
+			return err
+		}
+		var rec record.Record
+		switch {
+		case o.expiry != nil:
+			at, err := expireMillis(now, o.expiry, o.unit, o.absolute, "getex")
+			if err != nil {
+				return err
+			}
+			v, err := n.newVersion()
+			if err != nil {
+				return err
+			}
+			rec = record.Record{Expiry: record.Expiry{Version: v, At: at}}
+			if o.absolute && at <= now {
+				rec = tombstone(v)
+			}
+		case old.Expiry.At != 0: // PERSIST
+			v, err := n.newVersion()
+			if err != nil {
+				return err
+			}
+			rec = record.Record{Expiry: record.Expiry{Version: v}}
+		default:
+			return nil
+		}
+		_, _, err = n.apply(tx, args[1], rec)
+		return err
+	})
+	switch {
+	case err != nil:
+		c.writeErr(err)
+	case live:
+		n.stats.keyspaceHits.Add(1)
+		c.w.WriteBulk(old.Value.Data)
+	default:
+		n.stats.keyspaceMiss.Add(1)
+		c.w.WriteNull()
+	}
+}
+
+func cmdMGet(n *Node, c *client, args [][]byte) {
+	vals := make([][]byte, len(args)-1)
+	found := make([]bool, len(args)-1)
+	now := n.nowMillis()
+	for i, key := range args[1:] {
+		rec, err := c.get(key)
+		if err != nil {
+			c.writeErr(err)
+			return
+		}
+		// As in Redis, a key of another type reads as nil, not an error.
+		if rec.Live(now) && rec.Value.Kind == record.KindString {
+			vals[i], found[i] = rec.Value.Data, true
+			n.stats.keyspaceHits.Add(1)
+		} else {
+			n.stats.keyspaceMiss.Add(1)
+		}
+	}
+	c.w.WriteArray(len(vals))
+	for i, v := range vals {
+		if found[i] {
+			c.w.WriteBulk(v)
+		} else {
+			c.w.WriteNull()
+		}
+	}
+}
+
+func cmdMSet(n *Node, c *client, args [][]byte)   { msetGeneric(n, c, args, false) }
+func cmdMSetNX(n *Node, c *client, args [][]byte) { msetGeneric(n, c, args, true) }
+
+// msetGeneric is MSET and MSETNX: every pair in one write-path step, so the
+// keys change together. Each key gets its own version, so of a key given
+// twice the last value wins, as in Redis.
+func msetGeneric(n *Node, c *client, args [][]byte, nx bool) {
+	if len(args)%2 == 0 {
+		c.w.WriteError("ERR wrong number of arguments for '" + strings.ToLower(string(args[0])) + "' command")
+		return
+	}
+	done := false
+	err := c.update(func(tx *wal.Tx) error {
+		done = false
+		if nx {
+			now := n.nowMillis()
+			for i := 1; i < len(args); i += 2 {
+				cur, err := tx.Get(args[i])
+				if err != nil {
+					return err
+				}
+				if cur.Live(now) {
+					return nil
+				}
+			}
+		}
+		for i := 1; i < len(args); i += 2 {
+			if err := n.putString(tx, args[i], args[i+1], 0); err != nil {
+				return err
+			}
+		}
+		done = true
+		return nil
+	})
+	switch {
+	case err != nil:
+		c.writeErr(err)
+	case nx:
+		c.w.WriteInt(boolInt(done))
+	default:
+		c.w.WriteString("OK")
+	}
+}
+
+func cmdAppend(n *Node, c *client, args [][]byte) {
+	var size int
+	err := c.update(func(tx *wal.Tx) error {
+		cur, live, err := txString(tx, args[1], n.nowMillis())
+		if err != nil {
+			return err
+		}
+		var data []byte
+		if live {
+			if err := n.checkStringLength(int64(len(cur.Value.Data)), int64(len(args[2]))); err != nil {
+				return err
+			}
+			data = append(bytes.Clone(cur.Value.Data), args[2]...)
+		} else {
+			data = bytes.Clone(args[2])
+		}
+		size = len(data)
+		return n.putValue(tx, args[1], data, live)
+	})
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	c.w.WriteInt(size)
+}
+
+func cmdStrlen(n *Node, c *client, args [][]byte) {
+	data, _, err := c.readString(args[1])
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	c.w.WriteInt(len(data))
+}
+
+// cmdGetRange is GETRANGE key start end with Redis's clamping of negative and
+// out-of-range offsets.
+func cmdGetRange(n *Node, c *client, args [][]byte) {
+	start, ok1 := parseInt(args[2])
+	end, ok2 := parseInt(args[3])
+	if !ok1 || !ok2 {
+		c.w.WriteError(errNotInteger)
+		return
+	}
+	data, _, err := c.readString(args[1])
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	size := int64(len(data))
+	if start < 0 && end < 0 && start > end {
+		c.w.WriteBulk(nil)
+		return
+	}
+	if start < 0 {
+		start += size
+	}
+	if end < 0 {
+		end += size
+	}
+	start, end = max(start, 0), max(end, 0)
+	if end >= size {
+		end = size - 1
+	}
+	if start > end || size == 0 {
+		c.w.WriteBulk(nil)
+		return
+	}
+	c.w.WriteBulk(data[start : end+1])
+}
+
+func cmdSetRange(n *Node, c *client, args [][]byte) {
+	offset, ok := parseInt(args[2])
+	if !ok {
+		c.w.WriteError(errNotInteger)
+		return
+	}
+	if offset < 0 {
+		c.w.WriteError(errOffsetRange)
+		return
+	}
+	val := args[3]
+	var size int
+	err := c.update(func(tx *wal.Tx) error {
+		cur, live, err := txString(tx, args[1], n.nowMillis())
+		if err != nil {
+			return err
+		}
+		old := cur.Value.Data
+		if !live {
+			old = nil
+		}
+		size = len(old)
+		if len(val) == 0 {
+			return nil // nothing to set: the length as it is, no key created
+		}
+		if err := n.checkStringLength(offset, int64(len(val))); err != nil {
+			return err
+		}
+		data := make([]byte, max(int64(len(old)), offset+int64(len(val))))
+		copy(data, old)
+		copy(data[offset:], val)
+		size = len(data)
+		return n.putValue(tx, args[1], data, live)
+	})
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	c.w.WriteInt(size)
+}
+
+// INCR and its kin are read-modify-write on this node: two nodes that
+// increment the same key concurrently both start from the value they hold,
+// and the later write wins. A counter CRDT (a PN-counter kind) comes later.
+
+func cmdIncr(n *Node, c *client, args [][]byte) { incrBy(n, c, args[1], 1) }
+func cmdDecr(n *Node, c *client, args [][]byte) { incrBy(n, c, args[1], -1) }
+
+func cmdIncrBy(n *Node, c *client, args [][]byte) {
+	by, ok := parseInt(args[2])
+	if !ok {
+		c.w.WriteError(errNotInteger)
+		return
+	}
+	incrBy(n, c, args[1], by)
+}
+
+func cmdDecrBy(n *Node, c *client, args [][]byte) {
+	by, ok := parseInt(args[2])
+	if !ok {
+		c.w.WriteError(errNotInteger)
+		return
+	}
+	if by == math.MinInt64 {
+		c.w.WriteError("ERR decrement would overflow")
+		return
+	}
+	incrBy(n, c, args[1], -by)
+}
+
+func incrBy(n *Node, c *client, key []byte, by int64) {
+	var result int64
+	err := c.update(func(tx *wal.Tx) error {
+		cur, live, err := txString(tx, key, n.nowMillis())
+		if err != nil {
+			return err
+		}
+		var old int64
+		if live {
+			var ok bool
+			if old, ok = parseInt(cur.Value.Data); !ok {
+				return replyErr(errNotInteger)
+			}
+		}
+		if (by < 0 && old < 0 && by < math.MinInt64-old) || (by > 0 && old > 0 && by > math.MaxInt64-old) {
+			return replyErr(errOverflow)
+		}
+		result = old + by
+		return n.putValue(tx, key, strconv.AppendInt(nil, result, 10), live)
+	})
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	c.w.WriteInt64(result)
+}
+
+// INCRBYFLOAT computes as Redis does, in C's long double: on x86-64 an 80-bit
+// float with a 64-bit mantissa, emulated here with math/big at 64 bits of
+// precision, and prints the result as Redis's "%.17Lf" with the trailing
+// zeros removed. So 0.1 + 0.2 is "0.3", as in Redis, not 0.30000000000000004.
+
+const (
+	longDoublePrec = 64
+	// Exponent bounds of an 80-bit long double, as math/big's MantExp
+	// reports them (mantissa in [0.5, 1)).
+	longDoubleMaxExp = 16384
+	longDoubleMinExp = -16444 // below the smallest subnormal, a value is 0
+	maxLongDoubleLen = 5 * 1024
+)
+
+// parseLongDouble is Redis's string2ld: strtold's syntax (decimal or
+// hexadecimal, "inf" and "infinity"), no leading space, nothing after the
+// number, no NaN, and no overflow or underflow to zero.
+func parseLongDouble(b []byte) (*big.Float, bool) {
+	if len(b) == 0 || len(b) >= maxLongDoubleLen {
+		return nil, false
+	}
+	s := string(b)
+	body := strings.TrimLeft(s, "+-")
+	if len(s)-len(body) > 1 {
+		return nil, false
+	}
+	neg := s[0] == '-'
+	switch strings.ToLower(body) {
+	case "inf", "infinity":
+		return new(big.Float).SetInf(neg), true
+	}
+	hex := len(body) > 2 && body[0] == '0' && (body[1] == 'x' || body[1] == 'X')
+	digits, expChar, base := body, byte('e'), 10
+	if hex {
+		digits, expChar, base = body[2:], 'p', 0
+	}
+	if !floatSyntax(digits, hex, expChar) {
+		return nil, false
+	}
+	f, _, err := new(big.Float).SetPrec(longDoublePrec).SetMode(big.ToNearestEven).Parse(s, base)
+	if err != nil {
+		return nil, false
+	}
+	if f.Sign() != 0 {
+		exp := f.MantExp(nil)
+		if exp > longDoubleMaxExp || exp < longDoubleMinExp {
+			return nil, false // strtold: ERANGE, to infinity or zero
+		}
+	}
+	return f, true
+}
+
+// floatSyntax checks a mantissa with at most one '.' and at least one digit,
+// then optionally expChar, a sign and decimal digits.
+func floatSyntax(s string, hex bool, expChar byte) bool {
+	isDigit := func(ch byte) bool {
+		if hex {
+			return ('0' <= ch && ch <= '9') || ('a' <= ch|0x20 && ch|0x20 <= 'f')
+		}
+		return '0' <= ch && ch <= '9'
+	}
+	i, nd, dot := 0, 0, false
+	for ; i < len(s); i++ {
+		switch {
+		case isDigit(s[i]):
+			nd++
+		case s[i] == '.' && !dot:
+			dot = true
+		default:
+			goto exponent
+		}
+	}
+exponent:
+	if nd == 0 {
+		return false
+	}
+	if i == len(s) {
+		return true
+	}
+	if s[i]|0x20 != expChar {
+		return false
+	}
+	i++
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	if i == len(s) {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// formatLongDouble is Redis's ld2string in its human mode.
+func formatLongDouble(f *big.Float) string {
+	s := f.Text('f', 17)
+	if strings.IndexByte(s, '.') >= 0 {
+		s = strings.TrimRight(s, "0")
+		s = strings.TrimSuffix(s, ".")
+	}
+	if s == "-0" {
+		s = "0"
+	}
+	return s
+}
+
+func cmdIncrByFloat(n *Node, c *client, args [][]byte) {
+	by, byOK := parseLongDouble(args[2])
+	var result string
+	err := c.update(func(tx *wal.Tx) error {
+		cur, live, err := txString(tx, args[1], n.nowMillis())
+		if err != nil {
+			return err
+		}
+		old := new(big.Float).SetPrec(longDoublePrec)
+		if live {
+			var ok bool
+			if old, ok = parseLongDouble(cur.Value.Data); !ok {
+				return replyErr(errNotFloat)
+			}
+		}
+		if !byOK {
+			return replyErr(errNotFloat)
+		}
+		if old.IsInf() || by.IsInf() {
+			return replyErr("ERR increment would produce NaN or Infinity")
+		}
+		sum := new(big.Float).SetPrec(longDoublePrec).SetMode(big.ToNearestEven).Add(old, by)
+		if sum.Sign() != 0 && sum.MantExp(nil) > longDoubleMaxExp {
+			return replyErr("ERR increment would produce NaN or Infinity")
+		}
+		result = formatLongDouble(sum)
+		return n.putValue(tx, args[1], []byte(result), live)
+	})
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	c.w.WriteBulkString(result)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
