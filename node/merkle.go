@@ -2,13 +2,12 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/merkle"
+	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/record"
 	"github.com/redmesh/redmesh/wal"
 )
@@ -127,7 +126,7 @@ func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record) (applied i
 		if err != nil {
 			return 0, fmt.Errorf("record for %q from peer: %w", r.Key, err)
 		}
-		if err := n.observe(rec); err != nil {
+		if err := mesh.Admit(n.clock, rec); err != nil {
 			n.log.Warn("refused remote record", "key", string(r.Key), "err", err)
 			continue
 		}
@@ -147,21 +146,4 @@ func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record) (applied i
 		return nil
 	})
 	return applied, err
-}
-
-// observe folds a remote record's versions into the clock, refusing it if
-// any is too far ahead.
-func (n *Node) observe(rec record.Record) error {
-	for _, v := range rec.Versions() {
-		if v.IsZero() {
-			continue
-		}
-		if err := n.clock.Observe(v.TS); err != nil {
-			if errors.Is(err, hlc.ErrClockSkew) {
-				return err
-			}
-			return fmt.Errorf("observe remote version: %w", err)
-		}
-	}
-	return nil
 }

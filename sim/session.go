@@ -140,17 +140,18 @@ func (s *Sim) endSession(ss *session, ok bool) {
 }
 
 // applyRemote merges a record received from a peer (session, catch-up or
-// push) and reports whether it won. The clock observes its timestamp; a
-// timestamp too far ahead is refused by the clock (counted) but the record
-// is still merged, so the mesh converges; only the clock is protected.
+// push) and reports whether it won. As on a real node, mesh.Admit refuses
+// (and the clock counts) a record with a version too far ahead of this
+// node's clock: it stays with its writer until time catches up with it.
 func (s *Sim) applyRemote(n *node, key, payload []byte) (uint32, bool) {
 	rec, err := record.Decode(payload)
 	if err != nil {
 		s.st.decodeErrors++
 		return 0, false
 	}
-	ts := max(rec.Value.Version.TS, rec.Expiry.Version.TS)
-	_ = n.clock.Observe(ts) // refusals are counted by the clock
+	if mesh.Admit(n.clock, rec) != nil {
+		return 0, false
+	}
 	rec.Value.Data = s.intern(rec.Value.Data)
 	id := s.keys.id(key)
 	s.tr.grow(s.keys.len())
