@@ -39,6 +39,10 @@ func (s *Store) Get(key []byte) (record.Record, error) {
 	if m, ok := s.index.get(string(key)); !ok || !m.record().Exists() {
 		return m.record(), nil // nothing more to read than the index holds
 	}
+	cached, ok, seq := s.cache.get(string(key))
+	if ok {
+		return cached, nil
+	}
 	var rec record.Record
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
@@ -48,6 +52,7 @@ func (s *Store) Get(key []byte) (record.Record, error) {
 	if err != nil {
 		return record.Record{}, fmt.Errorf("get %q: %w", key, err)
 	}
+	s.cache.fill(string(key), rec, seq)
 	return rec, nil
 }
 

@@ -67,16 +67,19 @@ type Options struct {
 	// KeyHash places a key's row in the keyspace. The Merkle index passes its
 	// bucket hash so that a bucket is one row range; xxhash by default.
 	KeyHash func(key []byte) uint32
-	// MemoryBudget is roughly how much RAM Badger may use for memtables and
-	// caches; 64 MiB by default. Badger's own defaults take about 400 MB.
+	// MemoryBudget is roughly how much RAM the store may use for Badger's
+	// memtables and caches and its own record cache (half each); 64 MiB by
+	// default. Badger's own defaults take about 400 MB. The version index
+	// (about 100 bytes a key) comes on top.
 	MemoryBudget int64
 	// Logger receives the store's and Badger's logs.
 	Logger *slog.Logger
 	// Now reads the wall clock for log entry times; time.Now by default.
 	Now func() time.Time
 	// OnCommit, if set, is called by the writer after each batch is durable
-	// (as the fsync mode defines it) with the log entries it added, in order.
-	// It must not block for long; it may not call Update.
+	// (as the fsync mode defines it) with the log entries it added, in order,
+	// before any client of the batch is answered. It must not block for
+	// long; it may not call Update.
 	OnCommit func([]Entry)
 }
 
@@ -143,6 +146,7 @@ type Store struct {
 	logBytes int64
 
 	index *index
+	cache *recordCache
 
 	keys    atomic.Int64 // rows holding a value (expired or not)
 	expires atomic.Int64 // of those, rows with a deadline
@@ -152,7 +156,7 @@ type Store struct {
 func Open(opts Options) (*Store, error) {
 	opts.setDefaults()
 	bo := badger.DefaultOptions(opts.Dir)
-	budget := opts.MemoryBudget
+	budget := opts.MemoryBudget / 2 // the other half is the record cache
 	bo.MemTableSize = max(budget/4, 4<<20)
 	bo.NumMemtables = 2
 	bo.NumLevelZeroTables = 2
@@ -160,9 +164,10 @@ func Open(opts Options) (*Store, error) {
 	bo.BlockCacheSize = budget / 4
 	bo.IndexCacheSize = budget / 8
 	bo.BaseTableSize = 2 << 20
+	bo.TableSizeMultiplier = 1 // compaction buffers a whole table per builder: keep tables small at every level
 	bo.ValueThreshold = 64 << 10 // larger values go to the value log, keeping the LSM small
 	bo.NumCompactors = 2
-	bo.Compression = options.Snappy
+	bo.Compression = options.None // compression cost compaction 150 MB of buffers and CPU for small values
 	bo.DetectConflicts = false // one writer goroutine; nothing to conflict with
 	bo.MetricsEnabled = false
 	bo.SyncWrites = false // we sync per batch (always) or per second (everysec)
@@ -180,6 +185,7 @@ func Open(opts Options) (*Store, error) {
 		log:   opts.Logger,
 		reqs:  make(chan *request, 1024),
 		index: newIndex(),
+		cache: newRecordCache(opts.MemoryBudget / 2),
 		stop:  make(chan struct{}),
 	}
 	if err := s.loadState(); err != nil {

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,9 @@ func (tx *Tx) Get(key []byte) (record.Record, error) {
 	rec, full := tx.Peek(key)
 	if full || !rec.Exists() {
 		return rec, nil
+	}
+	if r, ok, _ := tx.s.cache.get(string(key)); ok {
+		return r, nil // the cache holds committed state, as Badger does here
 	}
 	rec, err := getRecord(tx.btx, tx.s.rowKey(key))
 	if err != nil {
@@ -88,6 +92,9 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 	if !changed {
 		return cur, false, nil
 	}
+	// The incoming data may alias a connection's read buffer; what is kept
+	// beyond this call (batch state, cache, commit hooks) must own its bytes.
+	merged.Value.Data = bytes.Clone(merged.Value.Data)
 	k := string(key)
 	if tx.own == nil {
 		tx.own = make(map[string]record.Record)
@@ -284,6 +291,7 @@ func (s *Store) commit(reqs []*request) ([]Entry, []error) {
 			seq += uint64(len(st.entries))
 			for _, e := range st.entries {
 				s.index.set(string(e.Key), metaOf(e.Record))
+				s.cache.committed(string(e.Key), e.Record)
 			}
 			entries = append(entries, st.entries...)
 			s.keys.Add(st.keyDelta)
