@@ -6,7 +6,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -22,40 +21,8 @@ type connInfo struct {
 	multi                 atomic.Int64           // commands queued in an open MULTI, or -1
 }
 
-var (
-	connInfos     sync.Map // *client → *connInfo
-	connInfoCount atomic.Int64
-)
-
-// infoOf returns c's connInfo, creating it on first use. Entries of closed
-// connections are dropped when the table has grown well past the clients
-// still connected.
-func infoOf(c *client) *connInfo {
-	if v, ok := connInfos.Load(c); ok {
-		return v.(*connInfo)
-	}
-	ci := &connInfo{}
-	ci.lastActive.Store(time.Now().UnixNano())
-	ci.multi.Store(-1)
-	if v, loaded := connInfos.LoadOrStore(c, ci); loaded {
-		return v.(*connInfo)
-	}
-	if connInfoCount.Add(1) > 2*c.n.nclients.Load()+64 {
-		pruneConnInfos()
-	}
-	return ci
-}
-
-func pruneConnInfos() {
-	connInfos.Range(func(k, _ any) bool {
-		x := k.(*client)
-		if _, ok := x.n.clients.Load(x.id); !ok {
-			connInfos.Delete(k)
-			connInfoCount.Add(-1)
-		}
-		return true
-	})
-}
+// infoOf returns c's connInfo.
+func infoOf(c *client) *connInfo { return &c.info }
 
 func (ci *connInfo) setName(name string) { ci.name.Store(&name) }
 
@@ -70,24 +37,25 @@ func loadString(p *atomic.Pointer[string]) string {
 // which CLIENT LIST shows as "client|list".
 var subcommandParents = map[string]bool{"client": true, "config": true, "command": true, "mesh": true}
 
-// tracked wraps a command's handler to keep the client's connInfo current.
-func tracked(fn func(n *Node, c *client, args [][]byte)) func(n *Node, c *client, args [][]byte) {
-	return func(n *Node, c *client, args [][]byte) {
-		ci := infoOf(c)
-		ci.lastActive.Store(time.Now().UnixNano())
-		name := c.lastCmd
-		if subcommandParents[name] && len(args) > 1 {
-			name += "|" + strings.ToLower(string(args[1]))
-		}
-		if p := ci.cmd.Load(); p == nil || *p != name {
-			ci.cmd.Store(&name)
-		}
-		fn(n, c, args)
-		if c.multi != nil {
-			ci.multi.Store(int64(len(c.multi.queued)))
-		} else {
-			ci.multi.Store(-1)
-		}
+// track records a command about to run in the client's connInfo.
+func (c *client) track(args [][]byte) {
+	ci := &c.info
+	ci.lastActive.Store(time.Now().UnixNano())
+	name := c.lastCmd
+	if subcommandParents[name] && len(args) > 1 {
+		name += "|" + strings.ToLower(string(args[1]))
+	}
+	if p := ci.cmd.Load(); p == nil || *p != name {
+		ci.cmd.Store(&name)
+	}
+}
+
+// trackMulti records how many commands an open MULTI holds.
+func (c *client) trackMulti() {
+	if c.multi != nil {
+		c.info.multi.Store(int64(len(c.multi.queued)))
+	} else {
+		c.info.multi.Store(-1)
 	}
 }
 

@@ -123,7 +123,6 @@ func init() {
 		// write-path step with others.
 		s.group = s.firstKey > 0
 		s.write = slices.Contains(s.flags, "write")
-		s.fn = tracked(s.fn)
 		commands[s.name] = s
 	}
 }

@@ -34,6 +34,7 @@ type client struct {
 	lastCmd string
 	multi   *multiState // open MULTI, if any
 	authed  bool
+	info    connInfo // what other connections may read (CLIENT LIST)
 }
 
 // clientConn is a client's network connection.
@@ -89,6 +90,8 @@ func (n *Node) serveConn(nc net.Conn) {
 		authed:  n.cfg.RequirePass == "",
 	}
 	c.w = c.out
+	c.info.lastActive.Store(c.created.UnixNano())
+	c.info.multi.Store(-1)
 	n.clients.Store(c.id, c)
 	n.nclients.Add(1)
 	n.stats.connections.Add(1)
@@ -192,6 +195,8 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 		c.w.WriteError("NOAUTH Authentication required.")
 		return
 	}
+	c.track(args)
+	defer c.trackMulti()
 	if c.multi != nil && !spec.controlsMulti() {
 		c.queue(name, spec, args)
 		return
