@@ -164,11 +164,11 @@ func Open(opts Options) (*Store, error) {
 	bo.BlockCacheSize = budget / 4
 	bo.IndexCacheSize = budget / 8
 	bo.BaseTableSize = 2 << 20
-	bo.TableSizeMultiplier = 1 // compaction buffers a whole table per builder: keep tables small at every level
+	bo.TableSizeMultiplier = 1   // compaction buffers a whole table per builder: keep tables small at every level
 	bo.ValueThreshold = 64 << 10 // larger values go to the value log, keeping the LSM small
 	bo.NumCompactors = 2
 	bo.Compression = options.None // compression cost compaction 150 MB of buffers and CPU for small values
-	bo.DetectConflicts = false // one writer goroutine; nothing to conflict with
+	bo.DetectConflicts = false    // one writer goroutine; nothing to conflict with
 	bo.MetricsEnabled = false
 	bo.SyncWrites = false // we sync per batch (always) or per second (everysec)
 	bo.Logger = badgerLogger{opts.Logger.With("component", "badger")}
