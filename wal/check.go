@@ -18,13 +18,18 @@ type CheckReport struct {
 }
 
 // Check verifies that the keyspace and the log agree: sequence numbers are
-// contiguous, each key's entries only ever move forward under the merge rule,
-// the newest retained entry of every key is exactly its keyspace row, the
+// contiguous, each key's entries only ever move its versions forward, the
+// newest retained entry of every key has exactly its keyspace row's versions, the
 // in-memory index matches the keyspace, and the key count matches. It reads everything, so it is for tests and operators,
 // not the hot path.
 func (s *Store) Check() (CheckReport, error) {
 	var rep CheckReport
-	latest := make(map[string]record.Record)
+	// The log stores versions and the tombstone flag, not values.
+	type logged struct {
+		versions  [2]record.Version
+		tombstone bool
+	}
+	latest := make(map[string]logged)
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true})
 		defer it.Close()
@@ -44,12 +49,12 @@ func (s *Store) Check() (CheckReport, error) {
 				return err
 			}
 			k := string(e.Key)
-			if old, ok := latest[k]; ok {
-				if m := record.Merge(old, e.Record); !record.Equal(m, e.Record) {
-					return fmt.Errorf("log entry %d for %q does not supersede the previous one", seq, e.Key)
-				}
+			cur := logged{e.Record.Versions(), e.Record.Value.Tombstone}
+			if old, ok := latest[k]; ok && !newer(cur.versions, old.versions) &&
+				!(cur.versions == old.versions && cur.tombstone && !old.tombstone) { // an expiry sweep
+				return fmt.Errorf("log entry %d for %q does not supersede the previous one", seq, e.Key)
 			}
-			latest[k] = e.Record
+			latest[k] = cur
 			rep.LogEntries++
 		}
 		rep.LogKeys = len(latest)
@@ -74,7 +79,7 @@ func (s *Store) Check() (CheckReport, error) {
 				rep.Keys++
 			}
 			if l, ok := latest[string(key)]; ok {
-				if !record.Equal(l, rec) {
+				if l != (logged{rec.Versions(), rec.Value.Tombstone}) {
 					return fmt.Errorf("key %q: keyspace holds %+v, log's newest entry %+v", key, rec, l)
 				}
 				delete(latest, string(key))
@@ -97,4 +102,19 @@ func (s *Store) Check() (CheckReport, error) {
 		return rep, fmt.Errorf("check store: counted %d keys, store says %d", rep.Keys, s.KeyCount())
 	}
 	return rep, nil
+}
+
+// newer reports whether no register of next is older than in prev, and one
+// is newer: what a later mutation of the same key must be.
+func newer(next, prev [2]record.Version) bool {
+	any := false
+	for i := range next {
+		switch c := next[i].Compare(prev[i]); {
+		case c < 0:
+			return false
+		case c > 0:
+			any = true
+		}
+	}
+	return any
 }

@@ -12,9 +12,15 @@ import (
 	"github.com/redmesh/redmesh/record"
 )
 
-// Entry is one applied mutation: the record a key held right after it. Entries
-// carry whole records rather than deltas, so applying an entry anywhere, any
-// number of times, in any order, is just a merge.
+// Entry is one applied mutation of a key. Entries carry whole records rather
+// than deltas, so applying an entry anywhere, any number of times, in any
+// order, is just a merge.
+//
+// The log stores only each mutation's register versions (and tombstone flag):
+// its value is in the keyspace row written in the same transaction. ReadLog
+// therefore returns, for each entry, the key's current record, which is the
+// logged mutation or a newer one. A peer catching up gets the same end state
+// and never an older value, and every write is stored once instead of twice.
 type Entry struct {
 	Seq    uint64
 	Time   time.Time // when it was applied here
@@ -90,8 +96,9 @@ func (s *Store) LogBytes() int64 {
 }
 
 // ReadLog returns entries with sequence numbers from `from` on, at most max
-// entries and about maxBytes bytes (at least one entry if any). It fails with
-// ErrTruncated if from is older than the oldest retained entry.
+// entries and about maxBytes bytes (at least one entry if any), each with its
+// key's current record (see Entry). It fails with ErrTruncated if from is
+// older than the oldest retained entry.
 func (s *Store) ReadLog(from uint64, max int, maxBytes int64) ([]Entry, error) {
 	first, last := s.LogBounds()
 	if from < first {
@@ -130,6 +137,13 @@ func (s *Store) ReadLog(from uint64, max int, maxBytes int64) ([]Entry, error) {
 	// Retention may have run while we read: never hand out a gap silently.
 	if len(out) > 0 && out[0].Seq != from {
 		return nil, fmt.Errorf("read log from %d (found %d): %w", from, out[0].Seq, ErrTruncated)
+	}
+	for i := range out {
+		cur, err := s.Get(out[i].Key)
+		if err != nil {
+			return nil, fmt.Errorf("read log from %d: %w", from, err)
+		}
+		out[i].Record = cur
 	}
 	return out, nil
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/redmesh/redmesh/record"
 )
 
-func open(t *testing.T, dir string, mod func(*Options)) *Store {
+func open(t testing.TB, dir string, mod func(*Options)) *Store {
 	t.Helper()
 	o := Options{Dir: dir}
 	if mod != nil {

@@ -28,15 +28,38 @@ type Tx struct {
 	s     *Store
 	btx   *badger.Txn
 	batch map[string]record.Record // committed-to-be state of keys changed in this batch
-	own   map[string]record.Record // this call's changes, folded into batch on success
-	order []change                 // this call's changes in order
+	order []change                 // this call's changes in order, folded into batch on success
+	pos   map[string]int           // each key's last change in order, once order is long
+}
+
+// own finds this call's latest change of key. Most calls change one key or
+// a few: a backwards scan then beats a map, which would be allocated per
+// call.
+func (tx *Tx) own(key []byte) (record.Record, bool) {
+	if len(tx.order) > 16 {
+		if tx.pos == nil {
+			tx.pos = make(map[string]int, 2*len(tx.order))
+			for i, c := range tx.order {
+				tx.pos[string(c.key)] = i
+			}
+		}
+		if i, ok := tx.pos[string(key)]; ok {
+			return tx.order[i].rec, true
+		}
+		return record.Record{}, false
+	}
+	for i := len(tx.order) - 1; i >= 0; i-- {
+		if bytes.Equal(tx.order[i].key, key) {
+			return tx.order[i].rec, true
+		}
+	}
+	return record.Record{}, false
 }
 
 type change struct {
-	key     []byte
-	rec     record.Record
-	was     record.Record // before; Data only if wasFull
-	wasFull bool
+	key []byte
+	rec record.Record
+	was record.Record // before; its value's Data may be missing (from the index)
 }
 
 // Get reads a key's current record.
@@ -60,7 +83,7 @@ func (tx *Tx) Get(key []byte) (record.Record, error) {
 // from the in-memory index without data. Enough for versions, liveness and
 // expiry, without a storage read.
 func (tx *Tx) Peek(key []byte) (rec record.Record, full bool) {
-	if r, ok := tx.own[string(key)]; ok {
+	if r, ok := tx.own(key); ok {
 		return r, true
 	}
 	if r, ok := tx.batch[string(key)]; ok {
@@ -86,7 +109,6 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 		if cur, err = tx.Get(key); err != nil {
 			return record.Record{}, false, err
 		}
-		full = true
 	}
 	merged, changed = record.MergeInto(cur, rec)
 	if !changed {
@@ -95,12 +117,10 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 	// The incoming data may alias a connection's read buffer; what is kept
 	// beyond this call (batch state, cache, commit hooks) must own its bytes.
 	merged.Value.Data = bytes.Clone(merged.Value.Data)
-	k := string(key)
-	if tx.own == nil {
-		tx.own = make(map[string]record.Record)
+	tx.order = append(tx.order, change{key: bytes.Clone(key), rec: merged, was: cur})
+	if tx.pos != nil {
+		tx.pos[string(key)] = len(tx.order) - 1
 	}
-	tx.own[k] = merged
-	tx.order = append(tx.order, change{key: []byte(k), rec: merged, was: cur, wasFull: full})
 	return merged, true, nil
 }
 
@@ -110,15 +130,8 @@ func (tx *Tx) Savepoint() int { return len(tx.order) }
 // RollbackTo undoes the changes made since the savepoint sp, so that one
 // command of a transaction or pipeline can fail without undoing the others.
 func (tx *Tx) RollbackTo(sp int) {
-	for i := len(tx.order) - 1; i >= sp; i-- {
-		c := tx.order[i]
-		if c.wasFull {
-			tx.own[string(c.key)] = c.was
-		} else {
-			delete(tx.own, string(c.key)) // was the committed row: read it again
-		}
-	}
 	tx.order = tx.order[:sp]
+	tx.pos = nil // rebuilt from order if needed
 }
 
 // UpdateFunc reads and applies through tx. If it returns an error, none of
@@ -206,8 +219,8 @@ func (s *Store) runBatch(reqs []*request) {
 			req.done <- ErrTooLarge
 			continue
 		}
-		for k, r := range tx.own {
-			state[k] = r
+		for _, c := range tx.order {
+			state[string(c.key)] = c.rec
 		}
 		req.changes = tx.order
 		ok = append(ok, req)
@@ -319,7 +332,12 @@ type staged struct {
 func (s *Store) stage(txn *badger.Txn, st *staged, changes []change, seq uint64, now time.Time) error {
 	for _, c := range changes {
 		e := Entry{Seq: seq + uint64(len(st.entries)) + 1, Time: now, Key: c.key, Record: c.rec, Prev: c.was.Versions()}
-		body := appendEntry(nil, e)
+		// The log stores the mutation's versions; the value itself is in
+		// the keyspace row of the same transaction, so it is not written
+		// twice (see ReadLog).
+		logged := e
+		logged.Record.Value.Data = nil
+		body := appendEntry(nil, logged)
 		lk := logKey(e.Seq)
 		if err := txn.Set(s.rowKey(c.key), record.Encode(c.rec)); err != nil {
 			return err
