@@ -263,13 +263,17 @@ func TestTimeWaitCommand(t *testing.T) {
 	if err != nil || now.Sub(time.Now()).Abs() > 5*time.Second {
 		t.Fatalf("TIME = %v, %v", now, err)
 	}
-	// WAIT answers at once: no replicas yet (Redis would block on WAIT 1 0).
+	// A node without peers: WAIT 0 answers at once, WAIT 1 after its
+	// timeout, both 0 (as Redis without replicas; WAIT 1 0 would block).
 	start := time.Now()
-	if n, err := c.Do(ctx, "WAIT", "1", "0").Int(); err != nil || n != 0 {
-		t.Fatalf("WAIT = %d, %v", n, err)
+	if n, err := c.Do(ctx, "WAIT", "0", "0").Int(); err != nil || n != 0 {
+		t.Fatalf("WAIT 0 0 = %d, %v", n, err)
+	}
+	if n, err := c.Do(ctx, "WAIT", "1", "100").Int(); err != nil || n != 0 {
+		t.Fatalf("WAIT 1 100 = %d, %v", n, err)
 	}
 	if time.Since(start) > 2*time.Second {
-		t.Fatal("WAIT blocked")
+		t.Fatal("WAIT blocked past its timeout")
 	}
 	// COMMAND COUNT agrees with COMMAND, and COMMAND INFO with the table.
 	all, err := c.Do(ctx, "COMMAND").Slice()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/redmesh/redmesh/gossip"
 	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/record"
 	"github.com/redmesh/redmesh/wal"
@@ -47,6 +48,9 @@ type Config struct {
 	MemoryBudget int64
 	// Logger receives the node's logs; slog.Default() when nil.
 	Logger *slog.Logger
+	// Mesh configures the link to other nodes (libp2p); the node fills in
+	// its identity.
+	Mesh gossip.Config
 }
 
 // Defaults.

@@ -246,12 +246,12 @@ func infoStats(n *Node) []string {
 }
 
 // infoReplication: every node is a master of its own writes; the mesh, not
-// Redis replication, carries them to the others (a later release reports it
-// here).
+// Redis replication, carries them to the others, and its state follows the
+// Redis fields (mesh_*).
 func infoReplication(n *Node) []string {
 	sum := sha1.Sum([]byte(n.peerID))
 	_, last := n.store.LogBounds()
-	return []string{
+	return append([]string{
 		"role:master",
 		"connected_slaves:0",
 		"master_failover_state:no-failover",
@@ -260,7 +260,7 @@ func infoReplication(n *Node) []string {
 		kv("master_repl_offset", utoa(last)),
 		"second_repl_offset:-1",
 		"repl_backlog_active:0",
-	}
+	}, infoMesh(n)...)
 }
 
 func infoCPU(n *Node) []string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"strconv"
+	"time"
 
 	"github.com/redmesh/redmesh/record"
 	"github.com/redmesh/redmesh/wal"
@@ -314,11 +315,14 @@ func cmdTime(n *Node, c *client, args [][]byte) {
 	c.w.WriteBulkString(strconv.FormatInt(int64(now.Nanosecond()/1000), 10))
 }
 
-// cmdWait is WAIT numreplicas timeout. There are no replicas to wait for yet
-// (the mesh acknowledges writes in a later release): it answers 0 at once,
-// having checked its arguments as Redis does.
+// cmdWait is WAIT numreplicas timeout (milliseconds, 0: forever): it blocks
+// until numreplicas peers have acknowledged applying every write this node
+// made up to now (so every write of this client), or the timeout passes,
+// and answers how many have. It runs on the client's goroutine, never in
+// the store's writer.
 func cmdWait(n *Node, c *client, args [][]byte) {
-	if _, ok := parseInt(args[1]); !ok {
+	numreplicas, ok := parseInt(args[1])
+	if !ok {
 		c.w.WriteError(errNotInteger)
 		return
 	}
@@ -331,5 +335,5 @@ func cmdWait(n *Node, c *client, args [][]byte) {
 		c.w.WriteError("ERR timeout is negative")
 		return
 	}
-	c.w.WriteInt(0)
+	c.w.WriteInt(n.waitReplicas(c, numreplicas, time.Duration(timeout)*time.Millisecond))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redmesh/redmesh/gossip"
 	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/record"
 	"github.com/redmesh/redmesh/wal"
@@ -46,6 +47,7 @@ type Node struct {
 	nclients atomic.Int64
 	clientID atomic.Uint64
 	stats    stats
+	mesh     atomic.Pointer[gossip.Mesh] // nil until started, or without a mesh
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -85,7 +87,7 @@ func Open(cfg Config) (*Node, error) {
 		Logger:       cfg.Logger,
 		Now:          n.now,
 		KeyHash:      rowHash,
-		OnCommit:     n.merkle.committed,
+		OnCommit:     n.committed,
 	})
 	if err != nil {
 		return nil, err
@@ -107,6 +109,11 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("listen for RESP clients: %w", err)
 	}
 	n.ln = ln
+	if err := n.startMesh(); err != nil {
+		ln.Close()
+		store.Close()
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -198,6 +205,7 @@ func (n *Node) Close() error {
 		return true
 	})
 	n.wg.Wait()
+	n.stopMesh()
 	return n.store.Close()
 }
 

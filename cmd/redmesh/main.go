@@ -23,6 +23,6 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), versionCmd(), simCmd())
+	root.AddCommand(serveCmd(), idCmd(), keygenCmd(), versionCmd(), simCmd())
 	return root
 }

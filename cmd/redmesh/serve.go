@@ -9,12 +9,15 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/spf13/cobra"
 
+	"github.com/redmesh/redmesh/gossip"
 	"github.com/redmesh/redmesh/node"
 	"github.com/redmesh/redmesh/wal"
 )
@@ -30,6 +33,8 @@ func serveCmd() *cobra.Command {
 		pprofAddr    string
 		maxBulk      string
 		protected    bool
+		pskFile      string
+		noMesh       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -65,6 +70,17 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 				return fmt.Errorf("--proto-max-bulk-len: %w", err)
 			}
 			cfg.ProtectedModeOff = !protected
+			if !cmd.Flags().Changed("p2p-listen") {
+				cfg.Mesh.Listen = nil // the default depends on protected mode
+			}
+			if pskFile != "" {
+				psk, err := readPSK(pskFile)
+				if err != nil {
+					return err
+				}
+				cfg.Mesh.PSK = psk
+			}
+			cfg.Mesh.Disabled = noMesh
 			if pprofAddr != "" {
 				go servePprof(pprofAddr, logger)
 			}
@@ -87,6 +103,16 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	fl.StringVar(&maxBulk, "proto-max-bulk-len", "512MiB", "largest argument a client may send")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&pprofAddr, "pprof", "", "serve Go's profiler on this address (HOST:PORT), for debugging")
+	fl.StringArrayVar(&cfg.Mesh.Listen, "p2p-listen", []string{
+		fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", gossip.DefaultPort), fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", gossip.DefaultPort)},
+		"mesh listen multiaddr (repeatable); by default all interfaces when the mesh is protected, loopback otherwise")
+	fl.StringArrayVar(&cfg.Mesh.Peers, "peer", nil, "bootstrap peer multiaddr ending in /p2p/PEER-ID (repeatable)")
+	fl.StringVar(&pskFile, "psk-file", "", "pre-shared key file (redmesh keygen): a private mesh, TCP only")
+	fl.StringArrayVar(&cfg.Mesh.AllowPeers, "allow-peer", nil, "connect only with these peer IDs (repeatable)")
+	fl.BoolVar(&cfg.Mesh.MDNS, "mdns", true, "find peers on the local network with mDNS (when listening beyond loopback)")
+	fl.DurationVar(&cfg.Mesh.SyncInterval, "sync-interval", time.Second, "anti-entropy (Merkle session) period")
+	fl.BoolVar(&cfg.Mesh.InsecureOpenMesh, "insecure-open-mesh", false, "listen for peers beyond loopback with neither a PSK nor an allowlist")
+	fl.BoolVar(&noMesh, "no-mesh", false, "run without a mesh (a single node)")
 	fl.DurationVar(&cfg.ClockOffset, "clock-offset", 0, "shift this node's wall clock (testing)")
 	_ = fl.MarkHidden("clock-offset")
 	return cmd
@@ -103,6 +129,20 @@ func servePprof(addr string, log *slog.Logger) {
 	if err := http.ListenAndServe(addr, mux); err != nil {
 		log.Error("profiler", "err", err)
 	}
+}
+
+// readPSK reads a pre-shared key file in libp2p's swarm key format.
+func readPSK(path string) (pnet.PSK, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--psk-file: %w", err)
+	}
+	defer f.Close()
+	psk, err := pnet.DecodeV1PSK(f)
+	if err != nil {
+		return nil, fmt.Errorf("--psk-file %s: not a swarm key (make one with redmesh keygen): %w", path, err)
+	}
+	return psk, nil
 }
 
 func parseBytes(s string) (int64, error) {
@@ -131,7 +171,8 @@ func serve(ctx context.Context, cfg node.Config, log *slog.Logger) error {
 		"data", cfg.DataDir,
 		"fsync", string(cfg.Fsync),
 		"peer_id", n.PeerID().String(),
-		"node_id", n.ID().String())
+		"node_id", n.ID().String(),
+		"mesh", strings.Join(n.MeshAddrs(), " "))
 	serveErr := n.Serve(ctx)
 	log.Info("shutting down")
 	if err := n.Close(); err != nil {

@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// meshNode is a redmesh process in a mesh on 127.0.0.1.
+type meshNode struct {
+	*proc
+	id   string // peer ID
+	port int    // mesh TCP port
+	args []string
+	c    *redis.Client
+}
+
+// peerID runs `redmesh id` on dir.
+func peerID(t testing.TB, dir string) string {
+	t.Helper()
+	out, err := exec.Command(binary, "id", "--data", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redmesh id: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// startMeshNode starts a node listening for peers on a fresh loopback port
+// (or port, if not 0) with a short sync interval.
+func startMeshNode(t testing.TB, dir string, port int, extra ...string) *meshNode {
+	t.Helper()
+	if port == 0 {
+		port = freePort(t)
+	}
+	m := &meshNode{id: peerID(t, dir), port: port, args: extra}
+	args := []string{}
+	if os.Getenv("REDMESH_E2E_DEBUG") != "" {
+		args = append(args, "--log-level", "debug")
+	}
+	args = append(args, []string{"--p2p-listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), "--sync-interval", "200ms"}...)
+	args = append(args, extra...)
+	m.proc = startNode(t, dir, args...)
+	m.c = m.client(t)
+	out := m.out
+	t.Cleanup(func() {
+		if t.Failed() && testing.Verbose() {
+			t.Logf("log of %s (%s):\n%s", m.id, dir, out)
+		}
+	})
+	return m
+}
+
+// restart starts the node again on its directory and mesh port.
+func (m *meshNode) restart(t testing.TB, extra ...string) {
+	t.Helper()
+	n := startMeshNode(t, m.dir, m.port, extra...)
+	*m = *n
+}
+
+// maddr is the node's mesh multiaddr.
+func (m *meshNode) maddr() string {
+	return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", m.port, m.id)
+}
+
+// info returns INFO replication as a map.
+func (m *meshNode) info(t testing.TB) map[string]string {
+	t.Helper()
+	s, err := m.c.Info(context.Background(), "replication").Result()
+	if err != nil {
+		t.Fatalf("INFO: %v", err)
+	}
+	out := map[string]string{}
+	for _, l := range strings.Split(s, "\r\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (m *meshNode) infoInt(t testing.TB, field string) int64 {
+	t.Helper()
+	v, _ := strconv.ParseInt(m.info(t)[field], 10, 64)
+	return v
+}
+
+// waitUntil polls cond until it holds or timeout passes.
+func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitConnected waits until every node has want connected peers.
+func waitConnected(t testing.TB, want int64, nodes ...*meshNode) {
+	t.Helper()
+	for _, n := range nodes {
+		waitUntil(t, 20*time.Second, fmt.Sprintf("%s to have %d peers", n.id, want), func() bool {
+			return n.infoInt(t, "mesh_connected_peers") == want
+		})
+	}
+}
+
+// keyState is one key as a node holds it.
+type keyState struct {
+	value    string
+	expireAt int64 // PEXPIRETIME
+}
+
+// dump reads every key's value and deadline.
+func (m *meshNode) dump(t testing.TB) map[string]keyState {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]keyState{}
+	iter := m.c.Scan(ctx, 0, "*", 1000).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		v, err := m.c.Get(ctx, k).Result()
+		if err == redis.Nil {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("GET %s: %v", k, err)
+		}
+		at, err := m.c.Do(ctx, "PEXPIRETIME", k).Int64()
+		if err != nil {
+			t.Fatalf("PEXPIRETIME %s: %v", k, err)
+		}
+		out[k] = keyState{v, at}
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("SCAN: %v", err)
+	}
+	return out
+}
+
+// writePSK writes a new pre-shared key with `redmesh keygen`.
+func writePSK(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "swarm.key")
+	if out, err := exec.Command(binary, "keygen", path).CombinedOutput(); err != nil {
+		t.Fatalf("redmesh keygen: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(path); !strings.HasPrefix(string(b), "/key/swarm/psk/1.0.0/\n/base16/\n") {
+		t.Fatalf("keygen wrote %q", b)
+	}
+	return path
+}
+
+// runRedmesh runs the binary to completion (with a timeout) and returns its output.
+func runRedmesh(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
+	return string(out), err
+}

@@ -1,0 +1,349 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestMeshThreeNodes: a write at any node is readable at every other, a
+// node that knows one peer finds the rest (peer exchange), and WAIT 2
+// returns 2.
+func TestMeshThreeNodes(t *testing.T) {
+	ctx := context.Background()
+	a := startMeshNode(t, t.TempDir(), 0)
+	b := startMeshNode(t, t.TempDir(), 0, "--peer", a.maddr())
+	c := startMeshNode(t, t.TempDir(), 0, "--peer", b.maddr()) // learns a from b
+	nodes := []*meshNode{a, b, c}
+	waitConnected(t, 2, nodes...)
+
+	for i, n := range nodes {
+		key := fmt.Sprintf("from-%d", i)
+		if err := n.c.Set(ctx, key, fmt.Sprint("v", i), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		got, err := n.c.Do(ctx, "WAIT", "2", "10000").Int()
+		if err != nil || got != 2 {
+			t.Fatalf("WAIT 2 10000 at node %d = %d, %v", i, got, err)
+		}
+		t.Logf("node %d: WAIT 2 returned 2 after %v", i, time.Since(start).Round(time.Millisecond))
+		for j, o := range nodes {
+			if v, err := o.c.Get(ctx, key).Result(); err != nil || v != fmt.Sprint("v", i) {
+				t.Fatalf("node %d reads %s = %q, %v after WAIT 2", j, key, v, err)
+			}
+		}
+	}
+	// WAIT 0 answers at once with the peers that have everything.
+	if got, err := a.c.Do(ctx, "WAIT", "0", "0").Int(); err != nil || got != 2 {
+		t.Fatalf("WAIT 0 0 = %d, %v", got, err)
+	}
+	// WAIT for more peers than exist gives up after its timeout.
+	if got, err := a.c.Do(ctx, "WAIT", "5", "200").Int(); err != nil || got != 2 {
+		t.Fatalf("WAIT 5 200 = %d, %v", got, err)
+	}
+	in := a.info(t)
+	for _, f := range []string{"mesh_peer_id", "mesh_merkle_root", "mesh_sessions", "mesh_keys_repaired", "mesh_refused_clock_skew", "mesh_peer0", "mesh_peer1"} {
+		if _, ok := in[f]; !ok {
+			t.Fatalf("INFO replication lacks %s:\n%v", f, in)
+		}
+	}
+	if !strings.Contains(in["mesh_peer0"], "connected=1") || !strings.Contains(in["mesh_peer0"], "unacked=0") {
+		t.Fatalf("mesh_peer0 = %s", in["mesh_peer0"])
+	}
+	if !strings.Contains(a.out.String(), "mesh listening") || !strings.Contains(a.out.String(), a.maddr()) {
+		t.Fatalf("the log does not show the node's multiaddr %s:\n%s", a.maddr(), a.out)
+	}
+}
+
+type writeRec struct {
+	key, value string
+	del        bool
+	ts         int64
+	node       string
+}
+
+// TestMeshConvergesUnderConcurrentWrites: five nodes, a writer at each on
+// overlapping keys; once writes stop every node holds the same keys,
+// values and deadlines, and every key holds its highest-versioned write.
+func TestMeshConvergesUnderConcurrentWrites(t *testing.T) {
+	ctx := context.Background()
+	var nodes []*meshNode
+	for i := range 5 {
+		var extra []string
+		if i > 0 {
+			extra = []string{"--peer", nodes[i-1].maddr()}
+		}
+		nodes = append(nodes, startMeshNode(t, t.TempDir(), 0, extra...))
+	}
+	waitConnected(t, 4, nodes...)
+
+	const keys, ops = 40, 150
+	var mu sync.Mutex
+	var writes []writeRec
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			for j := range ops {
+				key := fmt.Sprintf("k%d", rng.IntN(keys))
+				w := writeRec{key: key, value: fmt.Sprintf("n%d-%d", i, j)}
+				pipe := n.c.TxPipeline()
+				switch r := rng.IntN(10); {
+				case r < 2:
+					w.del = true
+					pipe.Del(ctx, key)
+				case r < 6:
+					pipe.Set(ctx, key, w.value, time.Hour)
+				default:
+					pipe.Set(ctx, key, w.value, 0)
+				}
+				ver := pipe.Do(ctx, "MESH", "VERSION", key)
+				if _, err := pipe.Exec(ctx); err != nil {
+					t.Errorf("node %d: %v", i, err)
+					return
+				}
+				v := ver.Val().([]any)
+				w.ts, w.node = v[0].(int64), v[1].(string)
+				mu.Lock()
+				writes = append(writes, w)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	start := time.Now()
+	var dumps []map[string]keyState
+	waitUntil(t, 60*time.Second, "all five nodes to hold the same data", func() bool {
+		dumps = dumps[:0]
+		for _, n := range nodes {
+			dumps = append(dumps, n.dump(t))
+		}
+		for _, d := range dumps[1:] {
+			if !equalDumps(dumps[0], d) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%d writes at 5 nodes on %d keys: identical everywhere %v after the last write", len(writes), keys, time.Since(start).Round(time.Millisecond))
+
+	// Every key holds its highest-versioned write.
+	best := map[string]writeRec{}
+	for _, w := range writes {
+		b, ok := best[w.key]
+		if !ok || w.ts > b.ts || w.ts == b.ts && w.node > b.node {
+			best[w.key] = w
+		}
+	}
+	for key, w := range best {
+		got, ok := dumps[0][key]
+		switch {
+		case w.del && ok:
+			t.Errorf("%s = %q, but its newest write (%d %s) deleted it", key, got.value, w.ts, w.node)
+		case !w.del && (!ok || got.value != w.value):
+			t.Errorf("%s = %q (present %v), want %q from its newest write (%d %s)", key, got.value, ok, w.value, w.ts, w.node)
+		}
+	}
+	for _, n := range nodes {
+		if bad := n.infoInt(t, "mesh_bad_messages"); bad != 0 {
+			t.Errorf("node %s counted %d bad messages", n.id, bad)
+		}
+	}
+}
+
+func equalDumps(a, b map[string]keyState) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// writeKeys writes n keys prefix0..prefixN-1 with values of size bytes, pipelined.
+func writeKeys(t *testing.T, c *redis.Client, prefix string, n, size int) {
+	t.Helper()
+	ctx := context.Background()
+	val := strings.Repeat("x", size)
+	for i := 0; i < n; i += 500 {
+		pipe := c.Pipeline()
+		for j := i; j < min(n, i+500); j++ {
+			pipe.Set(ctx, fmt.Sprintf("%s%d", prefix, j), val, 0)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMeshCatchUpAfterKill: a node killed with kill -9 while the others
+// take 10,000 writes catches up from their logs when it comes back; when
+// the gap is beyond the logs' retention, it converges by Merkle instead.
+func TestMeshCatchUpAfterKill(t *testing.T) {
+	ctx := context.Background()
+	retain := []string{"--wal-retain-bytes", "2MiB"}
+	a := startMeshNode(t, t.TempDir(), 0, retain...)
+	b := startMeshNode(t, t.TempDir(), 0, append(retain, "--peer", a.maddr())...)
+	c := startMeshNode(t, t.TempDir(), 0, append(retain, "--peer", a.maddr())...)
+	waitConnected(t, 2, a, b, c)
+	// c reconciled with both at connection and holds cursors into their logs.
+	waitUntil(t, 10*time.Second, "c's cursors", func() bool {
+		in := c.info(t)
+		return !strings.Contains(in["mesh_peer0"], "cursor=none") && !strings.Contains(in["mesh_peer1"], "cursor=none")
+	})
+
+	// 1. A gap the logs still hold: catch-up from the log.
+	c.kill()
+	writeKeys(t, a.c, "gap1:", 10_000, 16)
+	waitUntil(t, 30*time.Second, "b to hold a's writes", func() bool { return b.c.DBSize(ctx).Val() == 10_000 })
+	start := time.Now()
+	c.restart(t, c.args...)
+	waitUntil(t, 60*time.Second, "c to catch up", func() bool { return c.c.DBSize(ctx).Val() == 10_000 })
+	took := time.Since(start)
+	waitUntil(t, 30*time.Second, "c's catch-ups from both logs to finish", func() bool {
+		return c.infoInt(t, "mesh_catchups_by_log") >= 2
+	})
+	in := c.info(t)
+	t.Logf("caught up %d log entries in %v (catch-ups %s, by log %s, fallbacks %s)", c.infoInt(t, "mesh_catchup_entries"),
+		took.Round(time.Millisecond), in["mesh_catchups"], in["mesh_catchups_by_log"], in["mesh_catchup_fallbacks"])
+	if c.infoInt(t, "mesh_catchup_entries") < 10_000 || in["mesh_catchup_fallbacks"] != "0" {
+		t.Fatalf("c did not catch up from the log: %v", in)
+	}
+	if !strings.Contains(c.out.String(), "caught up from peer's log") {
+		t.Fatalf("c's log does not show the catch-up:\n%s", c.out)
+	}
+
+	// 2. A gap beyond the logs' retention: Merkle.
+	c.kill()
+	headA, headB := a.infoInt(t, "master_repl_offset"), b.infoInt(t, "master_repl_offset")
+	// Log entries hold keys and versions, not values: long keys make this
+	// gap's log (~3.5 MB) longer than the 2 MiB retained.
+	gap2 := "gap2:" + strings.Repeat("k", 300) + ":"
+	writeKeys(t, a.c, gap2, 10_000, 64)
+	waitUntil(t, 60*time.Second, "b to hold the second gap", func() bool { return b.c.DBSize(ctx).Val() == 20_000 })
+	// Retention runs every 10s.
+	waitUntil(t, 60*time.Second, "a and b to truncate their logs past c's cursors", func() bool {
+		fa, fb := walFirstSeq(t, a), walFirstSeq(t, b)
+		return fa > headA+1 && fb > headB+1
+	})
+	start = time.Now()
+	c.restart(t, c.args...)
+	waitUntil(t, 120*time.Second, "c to converge by Merkle", func() bool { return c.c.DBSize(ctx).Val() == 20_000 })
+	in = c.info(t)
+	t.Logf("converged by Merkle in %v: fallbacks %s, keys repaired %s, log entries read %s", time.Since(start).Round(time.Millisecond),
+		in["mesh_catchup_fallbacks"], in["mesh_keys_repaired"], in["mesh_catchup_entries"])
+	if c.infoInt(t, "mesh_catchup_fallbacks") < 1 || c.infoInt(t, "mesh_keys_repaired") < 10_000 {
+		t.Fatalf("c did not converge by Merkle: %v", in)
+	}
+	if got, err := c.c.Get(ctx, gap2+"9999").Result(); err != nil || len(got) != 64 {
+		t.Fatalf("the last key of the second gap = %d bytes, %v", len(got), err)
+	}
+}
+
+func walFirstSeq(t *testing.T, n *meshNode) int64 {
+	s, err := n.c.Info(context.Background(), "persistence").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(s, "\r\n") {
+		if v, ok := strings.CutPrefix(l, "wal_first_seq:"); ok {
+			var x int64
+			fmt.Sscan(v, &x)
+			return x
+		}
+	}
+	t.Fatal("INFO persistence has no wal_first_seq")
+	return 0
+}
+
+// TestMeshPrivate: a node with the wrong pre-shared key and a node that is
+// not on the allowlist never connect and never receive a key.
+func TestMeshPrivate(t *testing.T) {
+	ctx := context.Background()
+	key, other := writePSK(t), writePSK(t)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	idA, idB := peerID(t, dirA), peerID(t, dirB)
+	a := startMeshNode(t, dirA, 0, "--psk-file", key, "--allow-peer", idB)
+	b := startMeshNode(t, dirB, 0, "--psk-file", key, "--allow-peer", idA, "--peer", a.maddr())
+	wrongKey := startMeshNode(t, t.TempDir(), 0, "--psk-file", other, "--peer", a.maddr(), "--peer", b.maddr())
+	notAllowed := startMeshNode(t, t.TempDir(), 0, "--psk-file", key, "--peer", a.maddr(), "--peer", b.maddr())
+	waitConnected(t, 1, a, b)
+
+	for i := range 20 {
+		if err := a.c.Set(ctx, fmt.Sprint("secret", i), "s", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := a.c.Do(ctx, "WAIT", "1", "10000").Int(); err != nil || got != 1 {
+		t.Fatalf("WAIT 1 = %d, %v", got, err)
+	}
+	if n := b.c.DBSize(ctx).Val(); n != 20 {
+		t.Fatalf("b holds %d keys, want 20", n)
+	}
+	outsiders := []*meshNode{wrongKey, notAllowed}
+	for _, o := range outsiders {
+		o.c.Set(ctx, "outsider-"+o.id, "x", 0)
+	}
+	time.Sleep(3 * time.Second) // several sync intervals and redials
+	for _, o := range outsiders {
+		if n := o.c.DBSize(ctx).Val(); n != 1 {
+			t.Errorf("outsider %s holds %d keys, want only its own", o.id, n)
+		}
+		if n := o.infoInt(t, "mesh_connected_peers"); n != 0 {
+			t.Errorf("outsider %s has %d connected peers", o.id, n)
+		}
+	}
+	for _, n := range []*meshNode{a, b} {
+		if got := n.c.DBSize(ctx).Val(); got != 20 {
+			t.Errorf("mesh node %s holds %d keys, want 20", n.id, got)
+		}
+		if got := n.infoInt(t, "mesh_connected_peers"); got != 1 {
+			t.Errorf("mesh node %s has %d connected peers, want 1", n.id, got)
+		}
+	}
+}
+
+// TestMeshRefusesOpenListen: protected mode.
+func TestMeshRefusesOpenListen(t *testing.T) {
+	out, err := runRedmesh(t, "serve", "--data", t.TempDir(), "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--p2p-listen", fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", freePort(t)))
+	if err == nil || !strings.Contains(out, "--insecure-open-mesh") || !strings.Contains(out, "--psk-file") {
+		t.Fatalf("a node listening beyond loopback without a PSK or allowlist started (or said nothing useful): %v\n%s", err, out)
+	}
+}
+
+// TestMeshRestartFindsPeers: a node restarted without --peer finds its mesh
+// from the peers it remembers.
+func TestMeshRestartFindsPeers(t *testing.T) {
+	ctx := context.Background()
+	a := startMeshNode(t, t.TempDir(), 0)
+	b := startMeshNode(t, t.TempDir(), 0, "--peer", a.maddr())
+	waitConnected(t, 1, a, b)
+	b.stop(t)
+	b.restart(t) // no --peer
+	waitConnected(t, 1, a, b)
+	if err := a.c.Set(ctx, "after-restart", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.c.Do(ctx, "WAIT", "1", "10000").Int(); err != nil || got != 1 {
+		t.Fatalf("WAIT 1 = %d, %v", got, err)
+	}
+	if v, err := b.c.Get(ctx, "after-restart").Result(); err != nil || v != "1" {
+		t.Fatalf("b reads %q, %v", v, err)
+	}
+}

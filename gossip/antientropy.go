@@ -1,0 +1,175 @@
+package gossip
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/redmesh/redmesh/merkle"
+)
+
+// Merkle sessions over /redmesh/merkle/1: each frame holds one encoded
+// merkle.Message (merkle.Marshal), in the order the sessions produce them.
+// Once its session is done each side sends one last 8-byte frame, its
+// Merkle root, so both learn the other's for the peer choice.
+
+// runSession runs one reconciliation with p as initiator and reports
+// whether it completed.
+func (m *Mesh) runSession(p peer.ID, fallback bool) bool {
+	// One session initiated at a time: two sessions repairing the same
+	// keys from two peers would only move them twice.
+	m.sessionMu.Lock()
+	defer m.sessionMu.Unlock()
+	start := time.Now()
+	res, err := m.initiate(p)
+	m.st.sessions.Add(1)
+	if err != nil {
+		m.st.sessionsFailed.Add(1)
+		if m.ctx.Err() == nil {
+			m.log.Debug("merkle session failed", "peer", p.String(), "err", err)
+		}
+		return false
+	}
+	if res.Equal {
+		m.st.sessionsEqual.Add(1)
+	} else {
+		m.log.Debug("merkle session", "peer", p.String(), "pulled", len(res.Pulled), "pushed", len(res.Pushed),
+			"fallback", fallback, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return true
+}
+
+func (m *Mesh) initiate(p peer.ID) (merkle.Result, error) {
+	sess, err := merkle.NewInitiator(merkle.Config{Shape: merkle.DefaultShape, Local: m.local.MerkleLocal(), Salt: randUint64()})
+	if err != nil {
+		return merkle.Result{}, err
+	}
+	s, err := m.h.NewStream(m.ctx, p, protoMerkle)
+	if err != nil {
+		return merkle.Result{}, err
+	}
+	defer s.Close()
+	out, err := sess.Start()
+	if err != nil {
+		s.Reset()
+		return merkle.Result{}, err
+	}
+	if err := m.drive(s, sess, out); err != nil {
+		return merkle.Result{}, err
+	}
+	return sess.Result(), nil
+}
+
+// serveMerkle is the responder side of a session a peer opened.
+func (m *Mesh) serveMerkle(s network.Stream) {
+	defer s.Close()
+	select {
+	case m.merkleSlots <- struct{}{}:
+		defer func() { <-m.merkleSlots }()
+	default:
+		s.Reset() // busy: the peer tries again next round
+		return
+	}
+	sess, err := merkle.NewResponder(merkle.Config{Shape: merkle.DefaultShape, Local: m.local.MerkleLocal()})
+	if err != nil {
+		s.Reset()
+		return
+	}
+	if err := m.drive(s, sess, merkle.Output{}); err != nil && m.ctx.Err() == nil {
+		m.log.Debug("merkle session (responder) failed", "peer", s.Conn().RemotePeer().String(), "err", err)
+	}
+}
+
+// drive sends first's messages, then steps the session with every frame
+// received until it is done, merging the records that arrive; then the
+// roots are exchanged.
+func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output) error {
+	p := s.Conn().RemotePeer()
+	r, w := bufio.NewReader(s), bufio.NewWriter(s)
+	var buf bytes.Buffer
+	var enc []byte
+	send := func(msgs []merkle.Message) error {
+		for _, msg := range msgs {
+			enc = merkle.AppendMessage(enc[:0], msg)
+			if err := writeFrame(w, enc); err != nil {
+				return err
+			}
+		}
+		return w.Flush()
+	}
+	s.SetDeadline(time.Now().Add(ioTimeout))
+	if err := send(first.Msgs); err != nil {
+		s.Reset()
+		return err
+	}
+	for !sess.Done() {
+		s.SetDeadline(time.Now().Add(ioTimeout))
+		frame, err := readFrame(r, maxFrame, &buf)
+		if err != nil {
+			if errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame) {
+				m.misbehaved(p, "merkle session", err)
+			}
+			s.Reset()
+			return err
+		}
+		msg, err := merkle.Unmarshal(frame)
+		if err != nil {
+			m.misbehaved(p, "merkle session", err)
+			s.Reset()
+			return err
+		}
+		out, err := sess.Step(msg)
+		if len(out.Records) > 0 {
+			if cerr := checkRecords(out.Records); cerr != nil {
+				m.misbehaved(p, "merkle session", cerr)
+				s.Reset()
+				return cerr
+			}
+			n, aerr := m.apply(out.Records)
+			if aerr != nil {
+				s.Reset()
+				return aerr
+			}
+			m.st.keysRepaired.Add(uint64(n))
+		}
+		if serr := send(out.Msgs); serr != nil && err == nil {
+			err = serr
+		}
+		if err != nil {
+			if errors.Is(err, merkle.ErrProtocol) || errors.Is(err, merkle.ErrMalformed) {
+				m.misbehaved(p, "merkle session", err)
+			}
+			s.Reset()
+			return err
+		}
+	}
+	// Roots, for the choice of the next session's peer.
+	root := binary.BigEndian.AppendUint64(nil, m.local.MerkleRoot())
+	if err := writeFrame(w, root); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	frame, err := readFrame(r, 8, &buf)
+	if err != nil {
+		return fmt.Errorf("peer's root: %w", err)
+	}
+	if len(frame) != 8 {
+		m.misbehaved(p, "merkle session", errors.New("root is not 8 bytes"))
+		return errors.New("bad root")
+	}
+	m.mu.Lock()
+	if ps := m.peers[p]; ps != nil {
+		m.table.ObserveRoot(ps.mid, binary.BigEndian.Uint64(frame))
+		ps.lastSync = time.Now()
+	}
+	m.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,305 @@
+package gossip
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/redmesh/redmesh/merkle"
+	"github.com/redmesh/redmesh/mesh"
+	"github.com/redmesh/redmesh/record"
+	"github.com/redmesh/redmesh/wal"
+)
+
+// Log catch-up over /redmesh/log/1: the reader sends a frame holding a
+// mesh.LogRequest, the server answers with a frame holding a
+// mesh.LogReply, and so on until the reader is caught up and closes the
+// stream. The policy (where to start, when to read on, when to fall back to
+// a Merkle session) is mesh's, shared with the simulator.
+
+const maxLogRequest = 64
+
+// triggerCatchUp reads p's log from our cursor, unless a catch-up with p
+// is already running (it then runs once more when done).
+func (m *Mesh) triggerCatchUp(p peer.ID) {
+	m.mu.Lock()
+	ps := m.peers[p]
+	if ps == nil || !ps.connected {
+		m.mu.Unlock()
+		return
+	}
+	if ps.catching {
+		ps.catchAgain = true
+		m.mu.Unlock()
+		return
+	}
+	ps.catching = true
+	m.mu.Unlock()
+	m.goRun(func() {
+		for {
+			if err := m.catchUp(ps); err != nil && m.ctx.Err() == nil {
+				m.log.Debug("catch-up", "peer", p.String(), "err", err)
+			}
+			m.mu.Lock()
+			if !ps.catchAgain || !ps.connected || m.ctx.Err() != nil {
+				ps.catching, ps.catchAgain = false, false
+				m.mu.Unlock()
+				return
+			}
+			ps.catchAgain = false
+			m.mu.Unlock()
+		}
+	})
+}
+
+func (m *Mesh) catchUp(ps *peerState) error {
+	m.mu.Lock()
+	req := m.table.StartCatchUp(ps.mid, logReplyEntries)
+	loud := ps.linkUp
+	ps.linkUp = false
+	m.mu.Unlock()
+	m.st.catchUps.Add(1)
+	s, err := m.h.NewStream(m.ctx, ps.id, protoLog)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	r, w := bufio.NewReader(s), bufio.NewWriter(s)
+	var buf bytes.Buffer
+	var out []byte
+	start, entries := time.Now(), 0
+	for {
+		s.SetDeadline(time.Now().Add(ioTimeout))
+		out = mesh.AppendLogRequest(out[:0], req)
+		if err := writeFrame(w, out); err != nil {
+			return err
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		frame, err := readFrame(r, maxFrame, &buf)
+		if err != nil {
+			if errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame) {
+				m.misbehaved(ps.id, "log reply", err)
+			}
+			return err
+		}
+		d, err := mesh.Decode(frame)
+		if err == nil && d.Reply == nil {
+			err = errors.New("not a log reply")
+		}
+		if err == nil {
+			err = checkRecords(d.Reply.Records)
+		}
+		if err != nil {
+			m.misbehaved(ps.id, "log reply", err)
+			return err
+		}
+		rep := d.Reply
+		if len(rep.Records) > 0 {
+			if _, err := m.apply(rep.Records); err != nil {
+				return err
+			}
+			entries += len(rep.Records)
+			m.st.catchUpEntries.Add(uint64(len(rep.Records)))
+		}
+		m.mu.Lock()
+		act, next := m.table.CatchUpReply(ps.mid, rep, logReplyEntries)
+		m.mu.Unlock()
+		if !rep.Truncated {
+			m.saveCursors() // after the records: a cursor is never more durable than they are
+			m.progress(ps, rep.Epoch, rep.Next)
+		}
+		switch act {
+		case mesh.ReadLog:
+			req = next
+			continue
+		case mesh.Idle:
+			m.st.catchUpsByLog.Add(1)
+			if entries > 0 {
+				lg := m.log.Debug
+				if loud {
+					lg = m.log.Info
+				}
+				lg("caught up from peer's log", "peer", ps.id.String(), "entries", entries,
+					"next", rep.Next, "took", time.Since(start).Round(time.Millisecond))
+			}
+			return nil
+		case mesh.Reconcile:
+			s.Close()
+			m.st.fallbacks.Add(1)
+			m.log.Info("peer's log cannot serve our cursor: reconciling by Merkle", "peer", ps.id.String(),
+				"had_cursor", req.Epoch != 0, "peer_head", rep.Head)
+			ok := m.runSession(ps.id, true)
+			m.mu.Lock()
+			m.table.ReconcileDone(ps.mid, ok)
+			m.mu.Unlock()
+			if ok {
+				m.saveCursors()
+				m.progress(ps, rep.Epoch, rep.Head)
+				m.log.Info("reconciled by Merkle instead of the log", "peer", ps.id.String(),
+					"took", time.Since(start).Round(time.Millisecond))
+			}
+			return nil
+		}
+	}
+}
+
+// checkRecords checks that every record received decodes, before any of
+// it is applied: a peer that sends garbage is cut off, not half applied.
+func checkRecords(recs []merkle.Record) error {
+	for _, r := range recs {
+		if len(r.Key) == 0 {
+			return errors.New("empty key")
+		}
+		if _, err := record.Decode(r.Payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serveLog answers a peer reading our log.
+func (m *Mesh) serveLog(s network.Stream) {
+	defer s.Close()
+	p := s.Conn().RemotePeer()
+	r, w := bufio.NewReader(s), bufio.NewWriter(s)
+	var buf bytes.Buffer
+	var out []byte
+	for {
+		s.SetDeadline(time.Now().Add(ioTimeout))
+		frame, err := readFrame(r, maxLogRequest, &buf)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && (errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame)) {
+				m.misbehaved(p, "log request", err)
+			}
+			return
+		}
+		d, err := mesh.Decode(frame)
+		if err == nil && d.Request == nil {
+			err = errors.New("not a log request")
+		}
+		if err != nil {
+			m.misbehaved(p, "log request", err)
+			return
+		}
+		rep := m.logReply(*d.Request)
+		out = mesh.AppendLogReply(out[:0], rep)
+		if err := writeFrame(w, out); err != nil {
+			return
+		}
+		if err := w.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+func (m *Mesh) logReply(req mesh.LogRequest) *mesh.LogReply {
+	first, last := m.store.LogBounds()
+	head := last + 1
+	from, to, trunc := mesh.ServeLog(req, m.epoch, first, head, logReplyEntries)
+	rep := &mesh.LogReply{Epoch: m.epoch, Head: head, Next: to, Truncated: trunc}
+	if trunc || to == from {
+		return rep
+	}
+	entries, err := m.store.ReadLog(from, int(to-from), logReplyBytes)
+	if err != nil {
+		if !errors.Is(err, wal.ErrTruncated) {
+			m.log.Error("read log for a peer", "err", err)
+		}
+		return &mesh.LogReply{Epoch: m.epoch, Head: head, Truncated: true}
+	}
+	rep.Records = make([]merkle.Record, 0, len(entries))
+	for i, e := range entries {
+		if e.Seq != from+uint64(i) {
+			break // entries are contiguous; stop at anything else
+		}
+		rep.Records = append(rep.Records, merkle.Record{Key: e.Key, Payload: record.Encode(e.Record)})
+	}
+	rep.Next = from + uint64(len(rep.Records))
+	if len(rep.Records) == 0 {
+		return &mesh.LogReply{Epoch: m.epoch, Head: head, Truncated: true}
+	}
+	return rep
+}
+
+// progress notes that every entry of p's log epoch before next is applied
+// here, and acknowledges it to p.
+func (m *Mesh) progress(ps *peerState, epoch, next uint64) {
+	if next == 0 {
+		return
+	}
+	m.mu.Lock()
+	m.advanceTheirs(ps, epoch, next-1)
+	m.mu.Unlock()
+}
+
+// advanceTheirs moves our acknowledgement of ps's writes. m.mu is held.
+func (m *Mesh) advanceTheirs(ps *peerState, epoch, acked uint64) {
+	if ps.theirEpoch != epoch {
+		ps.theirEpoch, ps.theirAcked, ps.ahead = epoch, 0, nil
+	}
+	if acked <= ps.theirAcked {
+		return
+	}
+	ps.theirAcked = acked
+	for moved := true; moved; {
+		moved = false
+		for prev, to := range ps.ahead {
+			if prev <= ps.theirAcked {
+				ps.theirAcked = max(ps.theirAcked, to)
+				delete(ps.ahead, prev)
+				moved = true
+			}
+		}
+	}
+	if len(ps.ahead) == 0 {
+		ps.gapSince = time.Time{}
+	}
+	m.ackDirty[ps.id] = true
+	m.poke(m.ackSignal)
+}
+
+// Cursors are saved as uvarint(count), then per peer uvarint(node ID),
+// uvarint(epoch), uvarint(next).
+func (m *Mesh) saveCursors() {
+	m.mu.Lock()
+	cs := m.table.Cursors()
+	m.mu.Unlock()
+	b := binary.AppendUvarint(nil, uint64(len(cs)))
+	for _, c := range cs {
+		b = binary.AppendUvarint(b, uint64(c.Peer))
+		b = binary.AppendUvarint(b, c.Cursor.Epoch)
+		b = binary.AppendUvarint(b, c.Cursor.Next)
+	}
+	if err := m.store.PutMetaSync(metaCursors, b); err != nil && !errors.Is(err, wal.ErrClosed) {
+		m.log.Error("save peer cursors", "err", err)
+	}
+}
+
+func decodeCursors(b []byte) []mesh.PeerCursor {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return nil
+	}
+	b = b[k:]
+	var out []mesh.PeerCursor
+	for i := uint64(0); i < n; i++ {
+		var v [3]uint64
+		for j := range v {
+			x, k := binary.Uvarint(b)
+			if k <= 0 {
+				return out
+			}
+			v[j], b = x, b[k:]
+		}
+		out = append(out, mesh.PeerCursor{Peer: mesh.PeerID(v[0]), Cursor: mesh.Cursor{Epoch: v[1], Next: v[2]}})
+	}
+	return out
+}

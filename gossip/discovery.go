@@ -1,0 +1,345 @@
+package gossip
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/redmesh/redmesh/wal"
+)
+
+// Discovery: bootstrap peers (--peer), peers remembered in the store from
+// earlier runs, peer exchange (/redmesh/peers/1: on connecting, a node asks
+// the peer for the peers it is connected to, with their addresses), and
+// mDNS on a LAN. Every peer found is dialled, and redialled with
+// exponential backoff while it is not connected.
+
+const permanentTTL = peerstore.PermanentAddrTTL
+
+const (
+	minBackoff = time.Second
+	maxBackoff = time.Minute
+)
+
+// want adds p to the peers to keep connected. pinned peers (bootstrap) are
+// kept whatever happens.
+func (m *Mesh) want(p peer.ID, pinned bool) {
+	if p == m.h.ID() {
+		return
+	}
+	m.mu.Lock()
+	d := m.wanted[p]
+	if d == nil {
+		d = &dialState{}
+		m.wanted[p] = d
+		m.peersDirty = true
+	}
+	d.pinned = d.pinned || pinned
+	m.mu.Unlock()
+}
+
+// maintain dials wanted peers that are not connected (with backoff) and
+// saves the peer list when it changed.
+func (m *Mesh) maintain() {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	lastSave := time.Now()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		m.mu.Lock()
+		var dial []peer.ID
+		for p, d := range m.wanted {
+			if d.dialing || now.Before(d.next) || m.h.Network().Connectedness(p) == network.Connected {
+				continue
+			}
+			d.dialing = true
+			dial = append(dial, p)
+		}
+		dirty := m.peersDirty && now.Sub(lastSave) > 2*time.Second
+		var gaps []peer.ID
+		for p, ps := range m.peers {
+			if !ps.gapSince.IsZero() && now.Sub(ps.gapSince) > gapPatience && ps.connected {
+				ps.gapSince = now
+				gaps = append(gaps, p)
+			}
+		}
+		m.mu.Unlock()
+		for _, p := range gaps {
+			m.triggerCatchUp(p) // a push went missing: read the origin's log
+		}
+		for _, p := range dial {
+			m.goRun(func() { m.dial(p) })
+		}
+		if dirty {
+			lastSave = now
+			m.savePeers()
+		}
+	}
+}
+
+func (m *Mesh) dial(p peer.ID) {
+	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+	defer cancel()
+	err := m.h.Connect(ctx, peer.AddrInfo{ID: p})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.wanted[p]
+	if d == nil {
+		return
+	}
+	d.dialing = false
+	if err == nil {
+		d.backoff, d.next = 0, time.Time{}
+		return
+	}
+	if d.backoff == 0 {
+		d.backoff = minBackoff
+	} else {
+		d.backoff = min(2*d.backoff, maxBackoff)
+	}
+	d.next = time.Now().Add(d.backoff)
+	m.log.Debug("dial peer", "peer", p.String(), "err", err, "retry_in", d.backoff)
+}
+
+// The peer list (peer exchange and the remembered peers) is
+//
+//	uvarint count | per peer: uvarint len | peer ID | uvarint naddrs | per addr: uvarint len | multiaddr bytes
+
+func (m *Mesh) appendPeerList(dst []byte, connectedOnly bool) []byte {
+	m.mu.Lock()
+	var ids []peer.ID
+	for p := range m.wanted {
+		if connectedOnly && m.h.Network().Connectedness(p) != network.Connected {
+			continue
+		}
+		ids = append(ids, p)
+		if len(ids) == maxPeersListed {
+			break
+		}
+	}
+	m.mu.Unlock()
+	dst = binary.AppendUvarint(dst, uint64(len(ids)))
+	for _, p := range ids {
+		dst = appendBytes(dst, []byte(p))
+		addrs := m.h.Peerstore().Addrs(p)
+		var keep [][]byte
+		for _, a := range addrs {
+			if b := a.Bytes(); len(b) <= maxAddrLen && len(keep) < maxAddrsPerPeer {
+				keep = append(keep, b)
+			}
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(keep)))
+		for _, b := range keep {
+			dst = appendBytes(dst, b)
+		}
+	}
+	return dst
+}
+
+func appendBytes(dst, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+var errBadPeerList = errors.New("malformed peer list")
+
+func decodePeerList(b []byte) ([]peer.AddrInfo, error) {
+	d := &reader{b: b}
+	n := d.uvarint()
+	if n > maxPeersListed {
+		return nil, errBadPeerList
+	}
+	var out []peer.AddrInfo
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		id, err := peer.IDFromBytes(d.bytes(128))
+		if d.err != nil {
+			break
+		}
+		if err != nil {
+			return nil, errBadPeerList
+		}
+		na := d.uvarint()
+		if na > maxAddrsPerPeer {
+			return nil, errBadPeerList
+		}
+		ai := peer.AddrInfo{ID: id}
+		for j := uint64(0); j < na && d.err == nil; j++ {
+			a, err := ma.NewMultiaddrBytes(d.bytes(maxAddrLen))
+			if d.err == nil && err == nil {
+				ai.Addrs = append(ai.Addrs, a)
+			}
+		}
+		out = append(out, ai)
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return nil, errBadPeerList
+	}
+	return out, nil
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (d *reader) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errBadPeerList
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *reader) bytes(limit uint64) []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > limit || n > uint64(len(d.b)) {
+		d.err = errBadPeerList
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+// servePeers answers peer exchange: the peers we are connected to.
+func (m *Mesh) servePeers(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(ioTimeout))
+	w := bufio.NewWriter(s)
+	if writeFrame(w, m.appendPeerList(nil, true)) == nil {
+		w.Flush()
+	}
+}
+
+// exchangePeers asks p for its peers and keeps them.
+func (m *Mesh) exchangePeers(p peer.ID) {
+	s, err := m.h.NewStream(m.ctx, p, protoPeers)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(ioTimeout))
+	var buf bytes.Buffer
+	frame, err := readFrame(bufio.NewReader(s), maxPeersFrame, &buf)
+	if err != nil {
+		if errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame) {
+			m.misbehaved(p, "peer exchange", err)
+		}
+		return
+	}
+	ais, err := decodePeerList(frame)
+	if err != nil {
+		m.misbehaved(p, "peer exchange", err)
+		return
+	}
+	for _, ai := range ais {
+		if ai.ID == m.h.ID() || !m.gater.allowed(ai.ID) {
+			continue
+		}
+		m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
+		m.want(ai.ID, false)
+	}
+}
+
+// savePeers remembers the known peers and their addresses, so that a
+// restart finds the mesh without --peer.
+func (m *Mesh) savePeers() {
+	b := m.appendPeerList(nil, false)
+	m.mu.Lock()
+	m.peersDirty = false
+	m.mu.Unlock()
+	if err := m.store.PutMetaSync(metaPeers, b); err != nil && !errors.Is(err, wal.ErrClosed) {
+		m.log.Error("save peers", "err", err)
+	}
+}
+
+// loadState restores the remembered peers and the cursors into their logs.
+func (m *Mesh) loadState() {
+	if b, ok, err := m.store.GetMeta(metaPeers); err == nil && ok {
+		ais, err := decodePeerList(b)
+		if err != nil {
+			m.log.Warn("remembered peers unreadable", "err", err)
+		}
+		for _, ai := range ais {
+			if ai.ID == m.h.ID() {
+				continue
+			}
+			m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
+			m.want(ai.ID, false)
+			m.mu.Lock()
+			ps := m.peer(ai.ID)
+			if !ps.inTable {
+				m.table.Add(ps.mid)
+				ps.inTable = true
+			}
+			m.mu.Unlock()
+		}
+		if len(ais) > 0 {
+			m.log.Info("remembered peers", "count", len(ais))
+		}
+	}
+	if b, ok, err := m.store.GetMeta(metaCursors); err == nil && ok {
+		cs := decodeCursors(b)
+		m.mu.Lock()
+		for _, c := range cs {
+			m.table.Add(c.Peer)
+		}
+		m.table.RestoreCursors(cs)
+		m.mu.Unlock()
+	}
+	m.mu.Lock()
+	m.peersDirty = false
+	m.mu.Unlock()
+}
+
+// startMDNS finds peers on the LAN, when the node listens beyond loopback.
+func (m *Mesh) startMDNS(listen []ma.Multiaddr) error {
+	if !m.cfg.MDNS {
+		return nil
+	}
+	lan := false
+	for _, a := range listen {
+		lan = lan || !isLoopback(a)
+	}
+	if !lan {
+		return nil
+	}
+	svc := mdns.NewMdnsService(m.h, "redmesh-"+m.name, mdnsNotifee{m})
+	if err := svc.Start(); err != nil {
+		return err
+	}
+	m.mdns = svc
+	return nil
+}
+
+type mdnsNotifee struct{ m *Mesh }
+
+func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	if ai.ID == n.m.h.ID() || !n.m.gater.allowed(ai.ID) {
+		return
+	}
+	n.m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+	n.m.want(ai.ID, false)
+}

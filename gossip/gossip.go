@@ -1,0 +1,443 @@
+package gossip
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/redmesh/redmesh/merkle"
+	"github.com/redmesh/redmesh/mesh"
+	"github.com/redmesh/redmesh/wal"
+)
+
+// Local is the node as the mesh sees it: the one write path for records
+// from peers, and the Merkle index.
+type Local interface {
+	// ApplyRemote merges records from a peer (mesh.Admit, then the write
+	// path) and returns how many changed something.
+	ApplyRemote(ctx context.Context, recs []merkle.Record) (int, error)
+	MerkleLocal() merkle.Local
+	MerkleRoot() uint64
+}
+
+// Mesh is a node's link to its peers over libp2p.
+type Mesh struct {
+	cfg   Config
+	log   *slog.Logger
+	store *wal.Store
+	local Local
+	h     host.Host
+	gater *gater
+	bw    *metrics.BandwidthCounter
+	ps    *pubsub.PubSub
+	topic *pubsub.Topic
+	sub   *pubsub.Subscription
+	mdns  io.Closer
+	name  string // the mesh's name: topic and mDNS service
+
+	epoch uint64 // this node's log epoch
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	table      mesh.Table
+	peers      map[peer.ID]*peerState
+	wanted     map[peer.ID]*dialState
+	peersDirty bool
+	ackDirty   map[peer.ID]bool
+
+	pushMu      sync.Mutex
+	pending     []pushItem
+	gapMark     uint64 // a local write at this seq was not pushed
+	lastLocal   uint64 // seq of the latest local write
+	localSeqs   []uint64
+	pushSignal  chan struct{}
+	ackSignal   chan struct{}
+	ackChanged  chan struct{} // closed and replaced when an ack arrives
+	syncing     atomic.Bool
+	sessionMu   sync.Mutex
+	merkleSlots chan struct{}
+
+	st stats
+}
+
+type stats struct {
+	sessions, sessionsFailed, sessionsEqual atomic.Uint64
+	keysRepaired                            atomic.Uint64
+	catchUps, catchUpsByLog, fallbacks      atomic.Uint64
+	catchUpEntries                          atomic.Uint64
+	pushBatches, pushRecords                atomic.Uint64
+	pushReceived, pushApplied               atomic.Uint64
+	pushDropped                             atomic.Uint64
+	badMessages                             atomic.Uint64
+}
+
+// peerState is what the mesh keeps about one peer, across disconnections.
+type peerState struct {
+	id        peer.ID
+	mid       mesh.PeerID
+	addr      string
+	connected bool
+	inTable   bool
+	lastSync  time.Time
+	acked     uint64 // the peer has applied our local writes up to this seq (our epoch)
+	// Our progress through the peer's own writes, acknowledged back to it.
+	theirEpoch, theirAcked, sentEpoch, sentAcked uint64
+	ackStream                                    network.Stream
+	ackW                                         *bufio.Writer
+	catching, catchAgain                         bool
+	// Pushes that arrived ahead of a missing one (GossipSub may reorder):
+	// prev → to. A gap that stays open for a second is read from the log.
+	ahead    map[uint64]uint64
+	gapSince time.Time
+	linkUp   bool // the next catch-up is the one of a new connection
+}
+
+type dialState struct {
+	next    time.Time
+	backoff time.Duration
+	dialing bool
+	pinned  bool // a bootstrap peer: never forgotten
+}
+
+// Meta names in the store.
+const (
+	metaEpoch   = "mesh-log-epoch"
+	metaOpen    = "mesh-open" // present while a node runs: absent after a clean stop
+	metaCursors = "mesh-cursors"
+	metaPeers   = "mesh-peers"
+)
+
+// Start starts the mesh: the libp2p host, discovery, push, catch-up and
+// anti-entropy. It refuses to start in protected mode (see Config.Listen).
+func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
+	cfg.setDefaults()
+	listen, notes, err := cfg.listenAddrs()
+	if err != nil {
+		return nil, err
+	}
+	g, err := newGater(cfg.AllowPeers)
+	if err != nil {
+		return nil, err
+	}
+	boot, err := parsePeers(cfg.Peers)
+	if err != nil {
+		return nil, err
+	}
+	m := &Mesh{
+		cfg: cfg, log: cfg.Logger, store: store, local: local, gater: g,
+		bw:          metrics.NewBandwidthCounter(),
+		peers:       map[peer.ID]*peerState{},
+		wanted:      map[peer.ID]*dialState{},
+		ackDirty:    map[peer.ID]bool{},
+		pushSignal:  make(chan struct{}, 1),
+		ackSignal:   make(chan struct{}, 1),
+		ackChanged:  make(chan struct{}),
+		merkleSlots: make(chan struct{}, maxInboundMerkle),
+		name:        "open",
+	}
+	if cfg.PSK != nil {
+		sum := sha256.Sum256(cfg.PSK)
+		m.name = "psk-" + hex.EncodeToString(sum[:8])
+	}
+	for _, n := range notes {
+		m.log.Warn(n)
+	}
+	if err := m.openEpoch(); err != nil {
+		return nil, err
+	}
+	_, m.lastLocal = store.LogBounds()
+	m.h, err = newHost(&cfg, listen, g, m.bw)
+	if err != nil {
+		return nil, err
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	if err := m.startPubsub(); err != nil {
+		m.h.Close()
+		return nil, err
+	}
+	m.loadState()
+	for _, ai := range boot {
+		if ai.ID == m.h.ID() {
+			continue
+		}
+		m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
+		m.want(ai.ID, true)
+	}
+	m.h.SetStreamHandler(protoLog, m.serveLog)
+	m.h.SetStreamHandler(protoMerkle, m.serveMerkle)
+	m.h.SetStreamHandler(protoAck, m.serveAck)
+	m.h.SetStreamHandler(protoPeers, m.servePeers)
+	m.h.Network().Notify(&network.NotifyBundle{
+		ConnectedF:    func(_ network.Network, c network.Conn) { m.linkUp(c) },
+		DisconnectedF: func(_ network.Network, c network.Conn) { m.linkDown(c.RemotePeer()) },
+	})
+	if err := m.startMDNS(listen); err != nil {
+		m.log.Warn("mDNS discovery not started", "err", err)
+	}
+	m.goRun(m.publisher)
+	m.goRun(m.receiver)
+	m.goRun(m.maintain)
+	m.goRun(m.antiEntropy)
+	m.goRun(m.ackSender)
+	m.log.Info("mesh listening", "peer_id", m.h.ID().String(), "addrs", strings.Join(m.Addrs(), " "),
+		"private_network", cfg.PSK != nil, "allowlist", len(cfg.AllowPeers), "log_epoch", m.epoch)
+	return m, nil
+}
+
+func (m *Mesh) goRun(fn func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		fn()
+	}()
+}
+
+// Addrs are the node's full mesh multiaddrs, with /p2p/ID.
+func (m *Mesh) Addrs() []string {
+	var out []string
+	for _, a := range m.h.Addrs() {
+		out = append(out, a.String()+"/p2p/"+m.h.ID().String())
+	}
+	return out
+}
+
+// ID is the node's peer ID.
+func (m *Mesh) ID() peer.ID { return m.h.ID() }
+
+// Close stops the mesh. The store must still be open: cursors and peers
+// are saved, and the log is marked as cleanly closed.
+func (m *Mesh) Close() error {
+	m.cancel()
+	if m.mdns != nil {
+		m.mdns.Close()
+	}
+	m.sub.Cancel()
+	err := m.h.Close()
+	m.wg.Wait()
+	m.topic.Close()
+	m.saveCursors()
+	m.savePeers()
+	if e := m.store.PutMetaSync(metaOpen, nil); e != nil && err == nil {
+		err = e
+	}
+	return err
+}
+
+// openEpoch loads the log's epoch, taking a new one if the node stopped
+// without closing and its fsync mode may have lost a tail of the log that
+// peers had already read: their cursors must not be used against the
+// shorter log.
+func (m *Mesh) openEpoch() error {
+	b, ok, err := m.store.GetMeta(metaEpoch)
+	if err != nil {
+		return err
+	}
+	if ok && len(b) == 8 {
+		m.epoch = binary.BigEndian.Uint64(b)
+	}
+	mark, open, err := m.store.GetMeta(metaOpen)
+	if err != nil {
+		return err
+	}
+	unclean := open && len(mark) > 0
+	if m.epoch == 0 || (unclean && m.store.Fsync() != wal.FsyncAlways) {
+		if m.epoch != 0 {
+			m.log.Warn("log epoch changed: the node stopped without closing and may have lost log entries peers had read")
+		}
+		for m.epoch == 0 {
+			var r [8]byte
+			rand.Read(r[:])
+			m.epoch = binary.BigEndian.Uint64(r[:]) >> 1
+		}
+		if err := m.store.PutMetaSync(metaEpoch, binary.BigEndian.AppendUint64(nil, m.epoch)); err != nil {
+			return err
+		}
+	}
+	return m.store.PutMetaSync(metaOpen, []byte{1})
+}
+
+// peer returns the state of p, creating it. m.mu must be held.
+func (m *Mesh) peer(p peer.ID) *peerState {
+	ps := m.peers[p]
+	if ps == nil {
+		ps = &peerState{id: p, mid: mesh.PeerID(m.cfg.NodeIDOf(p))}
+		m.peers[p] = ps
+	}
+	return ps
+}
+
+// linkUp runs when a connection to p opens.
+func (m *Mesh) linkUp(c network.Conn) {
+	p := c.RemotePeer()
+	m.mu.Lock()
+	ps := m.peer(p)
+	if ps.connected {
+		m.mu.Unlock()
+		return
+	}
+	ps.connected = true
+	ps.linkUp = true
+	ps.addr = c.RemoteMultiaddr().String()
+	if !ps.inTable {
+		m.table.Add(ps.mid)
+		ps.inTable = true
+	}
+	m.table.SetConnected(ps.mid, true)
+	if d := m.wanted[p]; d != nil {
+		d.backoff, d.next = 0, time.Time{}
+	} else {
+		m.wanted[p] = &dialState{}
+	}
+	m.peersDirty = true
+	m.ackDirty[p] = true
+	m.mu.Unlock()
+	m.log.Info("peer connected", "peer", p.String(), "addr", ps.addr)
+	m.poke(m.ackSignal)
+	m.triggerCatchUp(p)
+	m.goRun(func() { m.exchangePeers(p) })
+}
+
+// linkDown runs when a connection to p closes.
+func (m *Mesh) linkDown(p peer.ID) {
+	if m.h.Network().Connectedness(p) == network.Connected {
+		return
+	}
+	m.mu.Lock()
+	ps := m.peers[p]
+	if ps == nil || !ps.connected {
+		m.mu.Unlock()
+		return
+	}
+	ps.connected = false
+	m.table.SetConnected(ps.mid, false)
+	if ps.ackStream != nil {
+		ps.ackStream.Reset()
+		ps.ackStream, ps.ackW = nil, nil
+		ps.sentEpoch, ps.sentAcked = 0, 0
+	}
+	m.mu.Unlock()
+	m.log.Info("peer disconnected", "peer", p.String())
+	m.broadcastAck()
+}
+
+// misbehaved disconnects a peer that sent something malformed or against
+// the protocol, and keeps it out for a minute.
+func (m *Mesh) misbehaved(p peer.ID, what string, err error) {
+	m.st.badMessages.Add(1)
+	m.log.Warn("disconnecting misbehaving peer", "peer", p.String(), "in", what, "err", err)
+	m.gater.ban(p, time.Minute)
+	m.h.Network().ClosePeer(p)
+}
+
+func (m *Mesh) poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// antiEntropy runs a Merkle session every sync interval with a peer chosen
+// by the mesh policy, unless the previous one is still running.
+func (m *Mesh) antiEntropy() {
+	t := time.NewTicker(m.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if m.syncing.Load() {
+			continue
+		}
+		root := m.local.MerkleRoot()
+		m.mu.Lock()
+		mid, ok := m.table.ChooseSyncPeer(root, randIntN)
+		var p peer.ID
+		for id, ps := range m.peers {
+			if ps.mid == mid && ps.connected {
+				p = id
+			}
+		}
+		m.mu.Unlock()
+		if !ok || p == "" {
+			continue
+		}
+		m.syncing.Store(true)
+		m.goRun(func() {
+			defer m.syncing.Store(false)
+			m.runSession(p, false)
+		})
+	}
+}
+
+func randIntN(n int) int {
+	var b [8]byte
+	rand.Read(b[:])
+	return int(binary.LittleEndian.Uint64(b[:]) % uint64(n))
+}
+
+func randUint64() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// Records from peers are merged in chunks that fit one store transaction.
+const (
+	applyChunk      = 256
+	applyChunkBytes = 1 << 20
+)
+
+// apply merges records from a peer through the node's write path, in
+// chunks, splitting a chunk further if the store finds it too large.
+func (m *Mesh) apply(recs []merkle.Record) (int, error) {
+	total := 0
+	for len(recs) > 0 {
+		n, size := 0, 0
+		for n < len(recs) && n < applyChunk && (n == 0 || size+len(recs[n].Key)+len(recs[n].Payload) <= applyChunkBytes) {
+			size += len(recs[n].Key) + len(recs[n].Payload)
+			n++
+		}
+		applied, err := m.applySplit(recs[:n])
+		total += applied
+		if err != nil {
+			return total, err
+		}
+		recs = recs[n:]
+	}
+	return total, nil
+}
+
+func (m *Mesh) applySplit(recs []merkle.Record) (int, error) {
+	n, err := m.local.ApplyRemote(m.ctx, recs)
+	if errors.Is(err, wal.ErrTooLarge) && len(recs) > 1 {
+		h := len(recs) / 2
+		a, err := m.applySplit(recs[:h])
+		if err != nil {
+			return a, err
+		}
+		b, err := m.applySplit(recs[h:])
+		return a + b, err
+	}
+	return n, err
+}

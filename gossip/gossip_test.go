@@ -1,0 +1,327 @@
+package gossip
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/redmesh/redmesh/merkle"
+	"github.com/redmesh/redmesh/mesh"
+	"github.com/redmesh/redmesh/record"
+	"github.com/redmesh/redmesh/wal"
+)
+
+func TestProtectedMode(t *testing.T) {
+	open := Config{Listen: []string{"/ip4/0.0.0.0/tcp/0"}}
+	if _, _, err := open.listenAddrs(); err == nil || !strings.Contains(err.Error(), "--insecure-open-mesh") {
+		t.Fatalf("open mesh beyond loopback: err %v, want a refusal naming --insecure-open-mesh", err)
+	}
+	for _, c := range []Config{
+		{Listen: []string{"/ip4/0.0.0.0/tcp/0"}, InsecureOpenMesh: true},
+		{Listen: []string{"/ip4/0.0.0.0/tcp/0"}, AllowPeers: []string{"x"}},
+		{Listen: []string{"/ip4/0.0.0.0/tcp/0"}, PSK: make([]byte, 32)},
+		{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip6/::1/tcp/0"}},
+	} {
+		if _, _, err := c.listenAddrs(); err != nil {
+			t.Errorf("%+v: %v", c.Listen, err)
+		}
+	}
+	// Defaults: loopback unless protected.
+	var d Config
+	addrs, _, err := d.listenAddrs()
+	if err != nil || len(addrs) != 2 || !isLoopback(addrs[0]) {
+		t.Fatalf("default addrs %v, %v", addrs, err)
+	}
+	p := Config{PSK: make([]byte, 32)}
+	addrs, notes, err := p.listenAddrs()
+	if err != nil || len(addrs) != 1 || isQUIC(addrs[0]) || isLoopback(addrs[0]) {
+		t.Fatalf("PSK default addrs %v, %v", addrs, err)
+	}
+	if !strings.Contains(strings.Join(notes, " "), "QUIC") {
+		t.Fatalf("dropping QUIC is not logged: %q", notes)
+	}
+}
+
+func TestReadFrameBounded(t *testing.T) {
+	var b bytes.Buffer
+	w := bufio.NewWriter(&b)
+	writeFrame(w, []byte("hello"))
+	w.Flush()
+	var buf bytes.Buffer
+	got, err := readFrame(bufio.NewReader(bytes.NewReader(b.Bytes())), 16, &buf)
+	if err != nil || string(got) != "hello" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	// A huge announced length is refused before anything is read or allocated.
+	huge := binary.AppendUvarint(nil, 1<<62)
+	if _, err := readFrame(bufio.NewReader(bytes.NewReader(huge)), maxFrame, &buf); !errors.Is(err, errFrameTooLarge) {
+		t.Fatalf("huge frame: %v", err)
+	}
+	// A length within the limit but with few bytes behind it costs only those bytes.
+	short := append(binary.AppendUvarint(nil, maxFrame-1), 1, 2, 3)
+	buf = bytes.Buffer{}
+	if _, err := readFrame(bufio.NewReader(bytes.NewReader(short)), maxFrame, &buf); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("short frame: %v", err)
+	}
+	if buf.Cap() > 1<<20 {
+		t.Fatalf("allocated %d bytes for a 3-byte frame", buf.Cap())
+	}
+}
+
+func TestPushMessage(t *testing.T) {
+	v := record.Version{TS: 1 << 20, Node: 7}
+	rec := record.Record{Value: record.Value{Version: v, Data: []byte("v")}, Expiry: record.Expiry{Version: v}}
+	recs := []merkle.Record{{Key: []byte("k"), Payload: record.Encode(rec)}}
+	b := appendPushMsg(nil, 9, 3, 5, recs)
+	pm, err := decodePushMsg(b)
+	if err != nil || pm.epoch != 9 || pm.prev != 3 || pm.to != 5 || len(pm.recs) != 1 || string(pm.recs[0].Key) != "k" {
+		t.Fatalf("round trip: %+v, %v", pm, err)
+	}
+	// Every prefix, a wrong version, an empty range, a bad record: errors, never a panic.
+	for i := range b {
+		if _, err := decodePushMsg(b[:i]); err == nil {
+			t.Fatalf("prefix %d decoded", i)
+		}
+	}
+	bad := append([]byte(nil), b...)
+	bad[0] = 2
+	if _, err := decodePushMsg(bad); err == nil {
+		t.Fatal("wrong version accepted")
+	}
+	if _, err := decodePushMsg(appendPushMsg(nil, 9, 5, 5, recs)); err == nil {
+		t.Fatal("empty range accepted")
+	}
+	if _, err := decodePushMsg(appendPushMsg(nil, 9, 3, 5, []merkle.Record{{Key: []byte("k"), Payload: []byte{0xff}}})); err == nil {
+		t.Fatal("bad record accepted")
+	}
+	// A huge record count is refused without allocating.
+	huge := append([]byte{pushVersion, 1, 1, 2, mesh.KindPush}, binary.AppendUvarint(nil, 1<<40)...)
+	if _, err := decodePushMsg(huge); err == nil {
+		t.Fatal("huge count accepted")
+	}
+}
+
+func TestPeerList(t *testing.T) {
+	var ais []peer.AddrInfo
+	for range 3 {
+		_, pub, _ := crypto.GenerateEd25519Key(rand.Reader)
+		id, _ := peer.IDFromPublicKey(pub)
+		ais = append(ais, peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/1")}})
+	}
+	var b []byte
+	b = binary.AppendUvarint(b, uint64(len(ais)))
+	for _, ai := range ais {
+		b = appendBytes(b, []byte(ai.ID))
+		b = binary.AppendUvarint(b, 1)
+		b = appendBytes(b, ai.Addrs[0].Bytes())
+	}
+	got, err := decodePeerList(b)
+	if err != nil || len(got) != 3 || got[1].ID != ais[1].ID || len(got[2].Addrs) != 1 {
+		t.Fatalf("%v %v", got, err)
+	}
+	for i := range b {
+		if _, err := decodePeerList(b[:i]); err == nil && i > 0 {
+			t.Fatalf("prefix %d decoded", i)
+		}
+	}
+	if _, err := decodePeerList(binary.AppendUvarint(nil, 1<<40)); err == nil {
+		t.Fatal("huge count accepted")
+	}
+}
+
+// testLocal is a node for the mesh: a wal store with a Merkle tree kept by
+// the commit hook, merging through wal.Tx.Apply as a node does.
+type testLocal struct {
+	s    *wal.Store
+	mu   sync.Mutex
+	tree *merkle.Tree
+	m    *Mesh
+}
+
+func mv(vs [2]record.Version) []merkle.Version {
+	if vs == ([2]record.Version{}) {
+		return nil
+	}
+	return []merkle.Version{{TS: uint64(vs[0].TS), Node: uint64(vs[0].Node)}, {TS: uint64(vs[1].TS), Node: uint64(vs[1].Node)}}
+}
+
+func (l *testLocal) committed(es []wal.Entry) {
+	l.mu.Lock()
+	for _, e := range es {
+		l.tree.Update(e.Key, mv(e.Prev), mv(e.Record.Versions()))
+	}
+	l.mu.Unlock()
+	if l.m != nil {
+		l.m.Committed(es)
+	}
+}
+
+func (l *testLocal) ApplyRemote(ctx context.Context, recs []merkle.Record) (int, error) {
+	n := 0
+	err := l.s.Update(ctx, func(tx *wal.Tx) error {
+		n = 0
+		for _, r := range recs {
+			rec, err := record.Decode(r.Payload)
+			if err != nil {
+				return err
+			}
+			if _, ch, err := tx.Apply(r.Key, rec); err != nil {
+				return err
+			} else if ch {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+func (l *testLocal) MerkleRoot() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tree.Root()
+}
+
+func (l *testLocal) MerkleLocal() merkle.Local { return treeLocal{l} }
+
+type treeLocal struct{ l *testLocal }
+
+func (t treeLocal) Digest(level int, idx uint32) uint64 {
+	t.l.mu.Lock()
+	defer t.l.mu.Unlock()
+	return t.l.tree.Digest(level, idx)
+}
+
+func (t treeLocal) AppendEntries(dst []merkle.Entry, b uint32) ([]merkle.Entry, error) {
+	lo, hi := merkle.DefaultShape.BucketRange(b)
+	err := t.l.s.ScanHashRange(uint32(lo>>32), uint32(hi>>32), func(k []byte, rec record.Record) bool {
+		if vs := mv(rec.Versions()); vs != nil {
+			dst = append(dst, merkle.Entry{Key: k, Versions: vs})
+		}
+		return true
+	})
+	return dst, err
+}
+
+func (t treeLocal) Payload(key []byte) ([]byte, error) {
+	rec, err := t.l.s.Get(key)
+	if err != nil || rec.Value.Version.IsZero() && rec.Expiry.Version.IsZero() {
+		return nil, err
+	}
+	return record.Encode(rec), nil
+}
+
+func nodeIDOf(p peer.ID) uint64 { return binary.BigEndian.Uint64([]byte(p)[len(p)-8:]) }
+
+func startTestMesh(t *testing.T, peers ...string) (*Mesh, *testLocal) {
+	t.Helper()
+	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	id, _ := peer.IDFromPrivateKey(key)
+	l := &testLocal{}
+	l.tree, _ = merkle.NewTree(merkle.DefaultShape)
+	s, err := wal.Open(wal.Options{Dir: filepath.Join(t.TempDir(), "d"), KeyHash: func(k []byte) uint32 { return uint32(merkle.KeyHash(k) >> 32) },
+		OnCommit: l.committed, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.s = s
+	m, err := Start(Config{
+		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: peers, SyncInterval: 100 * time.Millisecond,
+		Identity: key, Self: nodeIDOf(id), NodeIDOf: nodeIDOf,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}, s, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.m = m
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, l
+}
+
+func (l *testLocal) set(t *testing.T, self uint64, key, val string) {
+	t.Helper()
+	v := record.Version{TS: 1<<30 + 1, Node: record.NodeID(self)}
+	err := l.s.Update(context.Background(), func(tx *wal.Tx) error {
+		_, _, err := tx.Apply([]byte(key), record.Record{Value: record.Value{Version: v, Data: []byte(val)}, Expiry: record.Expiry{Version: v}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestTwoMeshes: push, acknowledgements and Merkle sessions between two
+// in-process meshes over real libp2p on loopback.
+func TestTwoMeshes(t *testing.T) {
+	a, la := startTestMesh(t)
+	la.set(t, a.cfg.Self, "before", "1") // present before the link: Merkle brings it
+	b, lb := startTestMesh(t, a.Addrs()[0])
+	waitFor(t, "the key written before the link", func() bool {
+		r, _ := lb.s.Get([]byte("before"))
+		return string(r.Value.Data) == "1"
+	})
+	la.set(t, a.cfg.Self, "pushed", "2")
+	waitFor(t, "the pushed key", func() bool {
+		r, _ := lb.s.Get([]byte("pushed"))
+		return string(r.Value.Data) == "2"
+	})
+	ctx := context.Background()
+	if n := a.WaitAcks(ctx, a.LastLocalSeq(), 1, 10*time.Second); n != 1 {
+		t.Fatalf("WaitAcks = %d, want 1", n)
+	}
+	if n := b.WaitAcks(ctx, b.LastLocalSeq(), 5, 50*time.Millisecond); n != 1 {
+		t.Fatalf("WaitAcks for 5 = %d, want 1 after the timeout", n)
+	}
+	waitFor(t, "equal roots", func() bool { return la.MerkleRoot() == lb.MerkleRoot() })
+	in := a.Info()
+	if len(in.Peers) != 1 || !in.Peers[0].Connected || in.Peers[0].Unacked != 0 {
+		t.Fatalf("info: %+v", in)
+	}
+}
+
+func TestReadFrameErrors(t *testing.T) {
+	var buf bytes.Buffer
+	// A stream that ends between frames is io.EOF, not a malformed frame.
+	if _, err := readFrame(bufio.NewReader(bytes.NewReader(nil)), 16, &buf); err != io.EOF {
+		t.Fatalf("empty stream: %v", err)
+	}
+	// A stream that fails is that failure, not a malformed frame.
+	boom := errors.New("stream reset")
+	if _, err := readFrame(bufio.NewReader(io.MultiReader(bytes.NewReader([]byte{0x80}), errReader{boom})), 16, &buf); !errors.Is(err, boom) || errors.Is(err, errMalformedFrame) {
+		t.Fatalf("failing stream: %v", err)
+	}
+	// An over-long length is malformed.
+	long := bytes.Repeat([]byte{0xff}, 11)
+	if _, err := readFrame(bufio.NewReader(bytes.NewReader(long)), 16, &buf); !errors.Is(err, errMalformedFrame) {
+		t.Fatalf("overlong varint: %v", err)
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
