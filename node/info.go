@@ -10,21 +10,17 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// runID identifies this process, as Redis's run_id: 40 hex characters, new
-// at every start.
-var runID = func() string {
+// newRunID identifies a node's run, as Redis's run_id: 40 hex characters,
+// new at every start.
+func newRunID() string {
 	b := make([]byte, 20)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}()
-
-// memoryPeak is the highest used_memory INFO has seen in this process.
-var memoryPeak atomic.Uint64
+}
 
 // infoSection is one section of INFO: its name as printed, whether plain
 // INFO (the default sections) includes it, and its lines.
@@ -105,7 +101,7 @@ func infoServer(n *Node) []string {
 		kv("go_version", runtime.Version()),
 		kv("process_id", strconv.Itoa(os.Getpid())),
 		"process_supervised:no",
-		kv("run_id", runID),
+		kv("run_id", n.runID),
 		kv("peer_id", n.peerID.String()),
 		kv("node_id", n.id.String()),
 		kv("tcp_port", n.port()),
@@ -170,12 +166,12 @@ func infoMemory(n *Node) []string {
 	runtime.ReadMemStats(&ms)
 	used := ms.HeapAlloc + ms.StackInuse
 	for {
-		peak := memoryPeak.Load()
-		if used <= peak || memoryPeak.CompareAndSwap(peak, used) {
+		peak := n.stats.memoryPeak.Load()
+		if used <= peak || n.stats.memoryPeak.CompareAndSwap(peak, used) {
 			break
 		}
 	}
-	peak := memoryPeak.Load()
+	peak := n.stats.memoryPeak.Load()
 	rss, ok := rssBytes()
 	if !ok {
 		rss = ms.Sys - ms.HeapReleased
@@ -294,5 +290,5 @@ func (n *Node) resetStats() {
 	n.stats.keyspaceHits.Store(0)
 	n.stats.keyspaceMiss.Store(0)
 	n.stats.panics.Store(0)
-	memoryPeak.Store(0)
+	n.stats.memoryPeak.Store(0)
 }

@@ -171,22 +171,6 @@ func expireTime(n *Node, c *client, key []byte, millis bool) {
 	}
 }
 
-// cmdTouch counts the keys that exist; there is no LRU clock to touch.
-func cmdTouch(n *Node, c *client, args [][]byte) {
-	count := 0
-	for _, key := range args[1:] {
-		_, live, err := c.read(key)
-		if err != nil {
-			c.writeErr(err)
-			return
-		}
-		if live {
-			count++
-		}
-	}
-	c.w.WriteInt(count)
-}
-
 // cmdKeys is KEYS pattern, over the whole keyspace as in Redis (SCAN is the
 // incremental way). Keys come in keyspace order, which, as Redis's, is no
 // order a client may rely on.

@@ -41,6 +41,7 @@ type Node struct {
 	peerID  peer.ID
 	id      record.NodeID
 	started time.Time
+	runID   string
 
 	ln       net.Listener
 	clients  sync.Map // uint64 → *client
@@ -60,6 +61,7 @@ type stats struct {
 	keyspaceHits atomic.Uint64
 	keyspaceMiss atomic.Uint64
 	panics       atomic.Uint64
+	memoryPeak   atomic.Uint64 // the highest used_memory INFO has seen
 }
 
 const metaHighWater = "hlc-high-water"
@@ -74,7 +76,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{}), merkle: mi}
+	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{}), merkle: mi, runID: newRunID()}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
