@@ -142,6 +142,16 @@ func tombstone(v record.Version) record.Record {
 	return record.Record{Value: record.Value{Version: v, Tombstone: true}, Expiry: record.Expiry{Version: v}}
 }
 
+// deleteKey writes a tombstone for key at a new version, through apply.
+func (n *Node) deleteKey(tx *wal.Tx, key []byte) error {
+	v, err := n.newVersion()
+	if err != nil {
+		return err
+	}
+	_, _, err = n.apply(tx, key, tombstone(v))
+	return err
+}
+
 func cmdDel(n *Node, c *client, args [][]byte) {
 	deleted := 0
 	err := c.update(func(tx *wal.Tx) error {
@@ -155,11 +165,7 @@ func cmdDel(n *Node, c *client, args [][]byte) {
 			if !cur.Live(now) {
 				continue
 			}
-			v, err := n.newVersion()
-			if err != nil {
-				return err
-			}
-			if _, _, err := n.apply(tx, key, tombstone(v)); err != nil {
+			if err := n.deleteKey(tx, key); err != nil {
 				return err
 			}
 			deleted++

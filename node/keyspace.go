@@ -50,11 +50,7 @@ func renameGeneric(n *Node, c *client, args [][]byte, nx bool) {
 		if err := n.putCopy(tx, dst, cur); err != nil {
 			return err
 		}
-		v, err := n.newVersion()
-		if err != nil {
-			return err
-		}
-		if _, _, err := n.apply(tx, src, tombstone(v)); err != nil {
+		if err := n.deleteKey(tx, src); err != nil {
 			return err
 		}
 		done = true
@@ -270,11 +266,7 @@ func (n *Node) flush(c *client) error {
 					if !cur.Exists() {
 						continue
 					}
-					v, err := n.newVersion()
-					if err != nil {
-						return err
-					}
-					if _, _, err := n.apply(tx, k, tombstone(v)); err != nil {
+					if err := n.deleteKey(tx, k); err != nil {
 						return err
 					}
 				}

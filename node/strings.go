@@ -205,12 +205,7 @@ func cmdGetDel(n *Node, c *client, args [][]byte) {
 		if old, live, err = txString(tx, args[1], n.nowMillis()); err != nil || !live {
 			return err
 		}
-		v, err := n.newVersion()
-		if err != nil {
-			return err
-		}
-		_, _, err = n.apply(tx, args[1], tombstone(v))
-		return err
+		return n.deleteKey(tx, args[1])
 	})
 	switch {
 	case err != nil:
