@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -54,13 +55,25 @@ func (m *merkleIndex) committed(entries []wal.Entry) {
 // rebuild fills the tree from every key's versions.
 func (m *merkleIndex) rebuild(s *wal.Store) (time.Duration, error) {
 	start := time.Now()
-	tree, err := merkle.NewTree(m.tree.Shape())
-	if err != nil {
-		return 0, err
+	// Hashing every key is the work: split it across the cores, one tree
+	// each, and add the trees' leaves (a leaf digest is a sum).
+	trees := make([]*merkle.Tree, runtime.GOMAXPROCS(0))
+	for i := range trees {
+		t, err := merkle.NewTree(m.tree.Shape())
+		if err != nil {
+			return 0, err
+		}
+		trees[i] = t
 	}
-	s.EachVersion(func(key string, rec record.Record) {
-		tree.Update([]byte(key), nil, mversions(rec.Versions()))
+	s.EachVersion(len(trees), func(w int, key []byte, rec record.Record) {
+		trees[w].Update(key, nil, mversions(rec.Versions()))
 	})
+	tree := trees[0]
+	for _, t := range trees[1:] {
+		for b := range uint32(tree.Shape().Leaves()) {
+			tree.SetLeaf(b, tree.Leaf(b)+t.Leaf(b))
+		}
+	}
 	m.mu.Lock()
 	m.tree = tree
 	m.mu.Unlock()

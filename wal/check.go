@@ -94,7 +94,7 @@ func (s *Store) Check() (CheckReport, error) {
 		return rep, fmt.Errorf("check store: %w", err)
 	}
 	indexed := 0
-	s.index.each(func(string, meta) { indexed++ })
+	s.index.each(func([]byte, meta) { indexed++ })
 	if indexed != rep.Rows {
 		return rep, fmt.Errorf("check store: index holds %d keys, keyspace %d rows", indexed, rep.Rows)
 	}

@@ -90,6 +90,7 @@ func (s *Store) LogBounds() (first, last uint64) {
 
 // LogBytes is the retained log's approximate size.
 func (s *Store) LogBytes() int64 {
+	<-s.logSized
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
 	return s.logBytes
@@ -151,6 +152,11 @@ func (s *Store) ReadLog(from uint64, max int, maxBytes int64) ([]Entry, error) {
 // Truncate drops the oldest entries while the log is over its size bound or
 // its oldest entry is over its age bound. It returns how many it dropped.
 func (s *Store) Truncate(ctx context.Context) (int, error) {
+	select {
+	case <-s.logSized:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 	dropped := 0
 	for {
 		if err := ctx.Err(); err != nil {

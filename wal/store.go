@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,8 +30,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
-
-	"github.com/redmesh/redmesh/record"
 )
 
 // Fsync is the durability mode, as Redis's appendfsync.
@@ -144,9 +143,15 @@ type Store struct {
 	firstSeq uint64 // oldest retained entry; lastSeq+1 when the log is empty
 	lastSeq  uint64
 	logBytes int64
+	logSized chan struct{} // closed once logBytes counts the entries found at start-up
 
 	index *index
 	cache *recordCache
+	// The last index snapshot's sequence number and time; the background
+	// goroutine's (or, before it starts and after it stops, Open's and
+	// Close's) alone.
+	snapSeq  uint64
+	snapTime time.Time
 
 	keys    atomic.Int64 // rows holding a value (expired or not)
 	expires atomic.Int64 // of those, rows with a deadline
@@ -187,64 +192,71 @@ func Open(opts Options) (*Store, error) {
 		index: newIndex(),
 		cache: newRecordCache(opts.MemoryBudget / 2),
 		stop:  make(chan struct{}),
+
+		logSized: make(chan struct{}),
 	}
 	if err := s.loadState(); err != nil {
 		db.Close()
 		return nil, err
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
+	last := s.lastSeq
+	go func() { defer s.wg.Done(); s.sizeLog(last) }()
 	go s.writer()
 	go s.background()
 	return s, nil
 }
 
-// loadState recovers the log bounds and the key count.
+// loadState recovers the log bounds, the version index and the key count.
+// The log's size, which takes reading every entry's key, is summed later by
+// sizeLog, off the start-up path.
 func (s *Store) loadState() error {
-	return s.db.View(func(txn *badger.Txn) error {
+	err := s.db.View(func(txn *badger.Txn) error {
 		floor, err := getUint64(txn, metaSeqFloor)
 		if err != nil {
 			return err
 		}
+		s.firstSeq, s.lastSeq = floor+1, floor
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
 		defer it.Close()
-		s.firstSeq, s.lastSeq = 0, floor
-		for it.Rewind(); it.Valid(); it.Next() {
-			seq := binary.BigEndian.Uint64(it.Item().Key()[1:])
-			if s.firstSeq == 0 {
-				s.firstSeq = seq
-			}
-			s.lastSeq = max(s.lastSeq, seq)
-			s.logBytes += entrySize(it.Item())
+		if it.Rewind(); it.Valid() {
+			s.firstSeq = binary.BigEndian.Uint64(it.Item().Key()[1:])
 		}
-		if s.firstSeq == 0 {
-			s.firstSeq = s.lastSeq + 1
+		rit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, Reverse: true})
+		defer rit.Close()
+		if rit.Seek(logKey(math.MaxUint64)); rit.Valid() {
+			s.lastSeq = max(s.lastSeq, binary.BigEndian.Uint64(rit.Item().Key()[1:]))
 		}
-
-		kit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixKey}, PrefetchValues: true, PrefetchSize: 256})
-		defer kit.Close()
-		var n, x int64
-		for kit.Rewind(); kit.Valid(); kit.Next() {
-			var rec record.Record
-			err := kit.Item().Value(func(b []byte) error {
-				var err error
-				rec, err = record.Decode(b) // Data aliases b: only metadata is kept
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("row %q: %w", kit.Item().Key(), err)
-			}
-			s.index.set(string(kit.Item().Key()[5:]), metaOf(rec))
-			if rec.Exists() {
-				n++
-			}
-			if deadlineOf(rec) != 0 {
-				x++
-			}
-		}
-		s.keys.Store(n)
-		s.expires.Store(x)
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("read the log's bounds: %w", err)
+	}
+	return s.loadIndex()
+}
+
+// sizeLog adds up the size of the entries that were in the log at start-up;
+// the writer has been adding the new ones' meanwhile. Truncation waits for it.
+func (s *Store) sizeLog(last uint64) {
+	defer close(s.logSized)
+	var total int64
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if binary.BigEndian.Uint64(it.Item().Key()[1:]) > last {
+				break
+			}
+			total += entrySize(it.Item())
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("sizing the log failed; retention by size undercounts", "err", err)
+	}
+	s.logMu.Lock()
+	s.logBytes += total
+	s.logMu.Unlock()
 }
 
 // Close stops the writer after the requests already queued, syncs and closes
@@ -258,6 +270,11 @@ func (s *Store) Close() error {
 	close(s.stop)
 	s.mu.Unlock()
 	s.wg.Wait()
+	// With the writer stopped the snapshot is exact: the next start
+	// replays nothing.
+	if err := s.writeSnapshot(); err != nil {
+		s.log.Error("index snapshot at close failed", "err", err)
+	}
 	serr := s.db.Sync()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close badger: %w", err)
@@ -286,6 +303,14 @@ func (s *Store) background() {
 				}
 			}
 		case <-retain.C:
+			// Snapshot first, so that truncation rarely passes the
+			// snapshot's sequence number (which would make the next start
+			// read the whole keyspace).
+			if s.snapshotDue(time.Now()) {
+				if err := s.writeSnapshot(); err != nil {
+					s.log.Error("index snapshot failed", "err", err)
+				}
+			}
 			if _, err := s.Truncate(context.Background()); err != nil {
 				s.log.Error("log truncation failed", "err", err)
 			}
