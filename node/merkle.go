@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"runtime"
@@ -106,14 +107,16 @@ func (l merkleLocal) Digest(level int, idx uint32) uint64 {
 }
 
 func (l merkleLocal) AppendEntries(dst []merkle.Entry, bucket uint32) ([]merkle.Entry, error) {
+	// From the version index, whose hash ranges are merkle.KeyHash's: a
+	// session's leaf summaries then cost no storage read.
 	lo, hi := merkle.DefaultShape.BucketRange(bucket)
-	err := l.n.store.ScanHashRange(uint32(lo>>32), uint32(hi>>32), func(key []byte, rec record.Record) bool {
+	l.n.store.EachVersionInHashRange(lo, hi, func(key []byte, rec record.Record) bool {
 		if vs := mversions(rec.Versions()); vs != nil {
-			dst = append(dst, merkle.Entry{Key: key, Versions: vs})
+			dst = append(dst, merkle.Entry{Key: bytes.Clone(key), Versions: vs})
 		}
 		return true
 	})
-	return dst, err
+	return dst, nil
 }
 
 func (l merkleLocal) Payload(key []byte) ([]byte, error) {

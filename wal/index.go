@@ -60,10 +60,19 @@ type index struct {
 type ixEntry struct {
 	value record.Version
 	off   uint32 // the key's offset in the shard's arena
+	next  uint32 // entry number + 1 of the next key in the same hash group; 0 ends it
 	klen  uint16 // MaxKeyLen fits
 	flags uint8
 	kind  record.Kind
 }
+
+// Keys are also chained by hash group, the top 16 bits of their 64-bit hash
+// (the Merkle tree's key hash), so that a Merkle bucket's keys and versions
+// are found without reading Badger. A shard holds the groups that share its
+// top 6 bits.
+const groupsPerShard = 1 << (16 - 6)
+
+func groupOf(h uint64) int { return int(h>>48) % groupsPerShard }
 
 const (
 	flagTombstone = 1 << iota
@@ -85,6 +94,7 @@ type indexShard struct {
 	entries []ixEntry
 	keys    []byte
 	expiry  map[uint32]ixExpiry // by entry number
+	groups  [groupsPerShard]uint32
 }
 
 func newIndex() *index {
@@ -100,12 +110,14 @@ func (s *indexShard) init(slots int) {
 	s.entries = s.entries[:0]
 	s.keys = s.keys[:0]
 	s.expiry = make(map[uint32]ixExpiry)
+	s.groups = [groupsPerShard]uint32{}
 }
 
-// locate returns the shard of key and its 32-bit tag.
-func (ix *index) locate(key string) (*indexShard, uint32) {
+// locate returns the shard of key and its 64-bit hash, whose low 32 bits
+// are its tag.
+func (ix *index) locate(key string) (*indexShard, uint64) {
 	h := xxhash.Sum64String(key)
-	return &ix.shards[h>>58], uint32(h)
+	return &ix.shards[h>>58], h
 }
 
 // key is entry e's key, aliasing the arena.
@@ -166,12 +178,14 @@ func (s *indexShard) store(n int, m meta) {
 }
 
 // add appends a new key, which must not be in the shard.
-func (s *indexShard) add(key string, tag uint32, slot int, m meta) {
+func (s *indexShard) add(key string, h uint64, slot int, m meta) {
 	n := len(s.entries)
-	s.entries = append(s.entries, ixEntry{off: uint32(len(s.keys)), klen: uint16(len(key))})
+	g := groupOf(h)
+	s.entries = append(s.entries, ixEntry{off: uint32(len(s.keys)), klen: uint16(len(key)), next: s.groups[g]})
+	s.groups[g] = uint32(n + 1)
 	s.keys = append(s.keys, key...)
 	s.store(n, m)
-	s.slots[slot] = uint64(tag)<<32 | uint64(n+1)
+	s.slots[slot] = uint64(uint32(h))<<32 | uint64(n+1)
 	if len(s.entries)*4 > len(s.slots)*3 {
 		s.grow()
 	}
@@ -195,10 +209,10 @@ func (s *indexShard) grow() {
 }
 
 func (ix *index) get(key string) (meta, bool) {
-	s, tag := ix.locate(key)
+	s, h := ix.locate(key)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	n, _ := s.find(key, tag)
+	n, _ := s.find(key, uint32(h))
 	if n < 0 {
 		return meta{}, false
 	}
@@ -206,12 +220,12 @@ func (ix *index) get(key string) (meta, bool) {
 }
 
 func (ix *index) set(key string, m meta) {
-	s, tag := ix.locate(key)
+	s, h := ix.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n, slot := s.find(key, tag)
+	n, slot := s.find(key, uint32(h))
 	if n < 0 {
-		s.add(key, tag, slot, m)
+		s.add(key, h, slot, m)
 		return
 	}
 	s.store(n, m)
@@ -266,4 +280,26 @@ func (s *Store) EachVersion(workers int, fn func(worker int, key []byte, rec rec
 		})
 	}
 	wg.Wait()
+}
+
+// EachVersionInHashRange calls fn, until it returns false, with every key
+// whose 64-bit xxhash (the Merkle tree's key hash) lies in [lo, hi] and its
+// record without data, from memory: a Merkle bucket's summaries without a
+// storage read. fn must not keep key, nor call the store.
+func (s *Store) EachVersionInHashRange(lo, hi uint64, fn func(key []byte, rec record.Record) bool) {
+	for g := lo >> 48; g <= hi>>48; g++ {
+		sh := &s.index.shards[g>>10]
+		sh.mu.RLock()
+		for n := sh.groups[groupOf(g<<48)]; n != 0; n = sh.entries[n-1].next {
+			key := sh.key(&sh.entries[n-1])
+			if h := xxhash.Sum64(key); h < lo || h > hi {
+				continue
+			}
+			if !fn(key, sh.meta(int(n-1)).record()) {
+				sh.mu.RUnlock()
+				return
+			}
+		}
+		sh.mu.RUnlock()
+	}
 }

@@ -243,6 +243,8 @@ func (sh *indexShard) readFrom(b []byte, i int) error {
 			return fmt.Errorf("entries %d and %d hold the same key", dup, j)
 		}
 		sh.slots[k] = uint64(uint32(h))<<32 | uint64(j+1)
+		g := groupOf(h)
+		sh.entries[j].next, sh.groups[g] = sh.groups[g], uint32(j+1)
 	}
 	x := b[n*ixEntryBytes+nkeys:]
 	for range nexp {
