@@ -76,9 +76,11 @@ median() {
 	sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'
 }
 
-# rss_kb PORT prints the resident set size of the server on PORT.
+# rss_kb PORT [FIELD] prints the resident set size of the server on PORT, in
+# KiB: VmRSS by default, or another field of /proc/PID/status (RssAnon:
+# private memory; RssFile: mapped file pages, which the kernel can drop).
 rss_kb() {
 	local pid
 	pid=$(ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
-	awk '/VmRSS/ {print $2}' "/proc/$pid/status"
+	awk -v f="${2:-VmRSS}:" '$1 == f {print $2}' "/proc/$pid/status"
 }
