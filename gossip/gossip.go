@@ -194,7 +194,7 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		m.log.Warn("mDNS discovery not started", "err", err)
 	}
 	m.goRun(m.publisher)
-	m.goRun(m.receiver)
+	m.goRun(m.drain)
 	m.goRun(m.maintain)
 	m.goRun(m.antiEntropy)
 	m.goRun(m.ackSender)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -325,3 +326,50 @@ func TestReadFrameErrors(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// TestPushOrigin: pushes are unsigned, so a push counts toward its origin's
+// acknowledgement only when the origin itself handed it over; a forwarded
+// one is merged but moves nothing, and a forged copy cannot take the real
+// push's message ID.
+func TestPushOrigin(t *testing.T) {
+	m, l := startTestMesh(t)
+	var ids []peer.ID
+	for range 2 {
+		_, pub, _ := crypto.GenerateEd25519Key(rand.Reader)
+		id, _ := peer.IDFromPublicKey(pub)
+		ids = append(ids, id)
+	}
+	origin, relay := ids[0], ids[1]
+	push := func(key string, prev, to uint64) pushMsg {
+		v := record.Version{TS: 1 << 30, Node: record.NodeID(nodeIDOf(origin))}
+		rec := record.Record{Value: record.Value{Version: v, Data: []byte(key)}, Expiry: record.Expiry{Version: v}}
+		pm, err := decodePushMsg(appendPushMsg(nil, 7, prev, to, []merkle.Record{{Key: []byte(key), Payload: record.Encode(rec)}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pm
+	}
+	m.merge(relay, origin, push("forwarded", 0, 1))
+	if r, _ := l.s.Get([]byte("forwarded")); string(r.Value.Data) != "forwarded" {
+		t.Fatal("forwarded push not merged")
+	}
+	m.mu.Lock()
+	_, known := m.peers[origin]
+	m.mu.Unlock()
+	if known {
+		t.Fatal("a forwarded push made its claimed origin a peer")
+	}
+	m.merge(origin, origin, push("direct", 0, 2))
+	m.mu.Lock()
+	ps := m.peers[origin]
+	m.mu.Unlock()
+	if ps == nil || ps.theirEpoch != 7 || ps.theirAcked != 2 {
+		t.Fatalf("direct push: %+v", ps)
+	}
+
+	real := &pb.Message{From: []byte(origin), Seqno: []byte{1}, Data: []byte("real")}
+	forged := &pb.Message{From: []byte(origin), Seqno: []byte{1}, Data: []byte("forged")}
+	if pushMsgID(real) == pushMsgID(forged) {
+		t.Fatal("a forged push shares the real one's message ID")
+	}
+}
