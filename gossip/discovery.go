@@ -53,11 +53,15 @@ func (m *Mesh) maintain() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	lastSave := time.Now()
-	for {
-		select {
-		case <-m.ctx.Done():
-			return
-		case <-t.C:
+	// The first pass runs at once: a restarted node redials its remembered
+	// peers without waiting a tick, which is part of its rejoin time.
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
 		now := time.Now()
 		m.mu.Lock()
