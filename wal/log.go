@@ -88,9 +88,10 @@ func (s *Store) LogBounds() (first, last uint64) {
 	return s.firstSeq, s.lastSeq
 }
 
-// LogBytes is the retained log's approximate size.
+// LogBytes is the retained log's approximate size. For a moment after
+// start-up, until the background count of the entries found then is done,
+// it counts only the entries written since: it never waits for that count.
 func (s *Store) LogBytes() int64 {
-	<-s.logSized
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
 	return s.logBytes

@@ -46,7 +46,9 @@ const (
 	// the key count if larger, were added since the last one...
 	snapshotMinEntries = 10_000
 	snapshotKeyDivisor = 8
-	// ...or, if anything at all changed, after this long.
+	// ...or, if anything at all changed, after this long, or as soon as
+	// writes pause (a check finds no entry added since the previous one),
+	// so that a node that crashes after a burst replays little of it.
 	snapshotMaxAge = 5 * time.Minute
 )
 
@@ -60,11 +62,13 @@ func (s *Store) snapshotDue(now time.Time) bool {
 	s.logMu.Lock()
 	last := s.lastSeq
 	s.logMu.Unlock()
+	idle := last == s.snapCheckSeq
+	s.snapCheckSeq = last
 	since := last - s.snapSeq
 	if since == 0 {
 		return false
 	}
-	return since >= max(snapshotMinEntries, uint64(s.keys.Load())/snapshotKeyDivisor) ||
+	return idle || since >= max(snapshotMinEntries, uint64(s.keys.Load())/snapshotKeyDivisor) ||
 		now.Sub(s.snapTime) >= snapshotMaxAge
 }
 

@@ -201,3 +201,35 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		})
 	})
 }
+
+// TestSnapshotDue: a snapshot is due after enough entries (an eighth of the
+// keys, at least 10,000), after five minutes with any change, or when writes
+// paused since the previous check; never when nothing changed.
+func TestSnapshotDue(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	cases := []struct {
+		name                  string
+		last, snap, lastCheck uint64
+		keys                  int64
+		age                   time.Duration
+		want                  bool
+	}{
+		{"nothing new", 500, 500, 400, 0, time.Hour, false},
+		{"few, still writing", 600, 500, 550, 0, time.Minute, false},
+		{"few, writes paused", 600, 500, 600, 0, time.Minute, true},
+		{"10,000 while writing", 10_600, 600, 10_000, 1000, time.Second, true},
+		{"an eighth of 1M keys not reached", 100_000, 1, 90_000, 1_000_000, time.Second, false},
+		{"an eighth of 1M keys", 125_001, 1, 90_000, 1_000_000, time.Second, true},
+		{"old", 600, 500, 550, 0, 6 * time.Minute, true},
+	}
+	for _, c := range cases {
+		s := &Store{lastSeq: c.last, snapSeq: c.snap, snapCheckSeq: c.lastCheck, snapTime: now.Add(-c.age)}
+		s.keys.Store(c.keys)
+		if got := s.snapshotDue(now); got != c.want {
+			t.Errorf("%s: due = %v, want %v", c.name, got, c.want)
+		}
+		if s.snapCheckSeq != c.last {
+			t.Errorf("%s: the check did not remember seq %d", c.name, c.last)
+		}
+	}
+}

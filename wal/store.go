@@ -150,8 +150,9 @@ type Store struct {
 	// The last index snapshot's sequence number and time; the background
 	// goroutine's (or, before it starts and after it stops, Open's and
 	// Close's) alone.
-	snapSeq  uint64
-	snapTime time.Time
+	snapSeq      uint64
+	snapTime     time.Time
+	snapCheckSeq uint64 // the log's last seq at the previous snapshotDue
 
 	keys    atomic.Int64 // rows holding a value (expired or not)
 	expires atomic.Int64 // of those, rows with a deadline
