@@ -360,6 +360,7 @@ func (m *Mesh) poke(ch chan struct{}) {
 func (m *Mesh) antiEntropy() {
 	t := time.NewTicker(m.cfg.SyncInterval)
 	defer t.Stop()
+	deferred := 0
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -371,6 +372,16 @@ func (m *Mesh) antiEntropy() {
 		}
 		root := m.local.MerkleRoot()
 		m.mu.Lock()
+		if m.catchingUp() && deferred < maxDeferredSessions {
+			// A log catch-up repairs the same keys for less: a session now
+			// would only contend with it. A later round runs one, and never
+			// more than a few rounds later, so that catch-ups that keep
+			// starting cannot starve anti-entropy.
+			m.mu.Unlock()
+			deferred++
+			continue
+		}
+		deferred = 0
 		mid, ok := m.table.ChooseSyncPeer(root, randIntN)
 		var p peer.ID
 		for id, ps := range m.peers {
@@ -388,6 +399,21 @@ func (m *Mesh) antiEntropy() {
 			m.runSession(p, false)
 		})
 	}
+}
+
+// maxDeferredSessions bounds how many rounds in a row anti-entropy waits for
+// log catch-ups.
+const maxDeferredSessions = 5
+
+// catchingUp reports whether a log catch-up is running with any peer. The
+// caller holds m.mu.
+func (m *Mesh) catchingUp() bool {
+	for _, ps := range m.peers {
+		if ps.catching {
+			return true
+		}
+	}
+	return false
 }
 
 func randIntN(n int) int {
