@@ -47,6 +47,21 @@ func (s *commandSpec) arityOK(argc int) bool {
 // (COMMAND) refer to it.
 var commands map[string]*commandSpec
 
+// lookup finds a command by its name in any case, folding ASCII only as
+// Redis's strcasecmp does. Every request goes through here, so the name is
+// lowered on the stack rather than in a new string.
+func lookup(name []byte) *commandSpec {
+	var buf [32]byte
+	lower := buf[:0]
+	for _, ch := range name {
+		if 'A' <= ch && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		lower = append(lower, ch)
+	}
+	return commands[string(lower)]
+}
+
 func init() {
 	specs := []*commandSpec{
 		// connection and server

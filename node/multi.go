@@ -2,7 +2,6 @@ package node
 
 import (
 	"bytes"
-	"strings"
 
 	"github.com/redmesh/redmesh/wal"
 )
@@ -108,13 +107,13 @@ func (c *client) runGroup(cmds [][][]byte) (*replyBuf, error) {
 // groupable reports whether a command may run inside a batched pipeline step:
 // commands of the keyspace that never block.
 func groupable(args [][]byte) bool {
-	spec := commands[strings.ToLower(string(args[0]))]
+	spec := lookup(args[0])
 	return spec != nil && spec.group && spec.arityOK(len(args))
 }
 
 func anyWrite(cmds [][][]byte) bool {
 	for _, args := range cmds {
-		if spec := commands[strings.ToLower(string(args[0]))]; spec != nil && spec.write {
+		if spec := lookup(args[0]); spec != nil && spec.write {
 			return true
 		}
 	}

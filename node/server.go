@@ -188,9 +188,14 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 		}
 	}()
 	n.stats.commands.Add(1)
-	name := strings.ToLower(string(args[0]))
+	spec := lookup(args[0])
+	var name string
+	if spec != nil {
+		name = spec.name
+	} else {
+		name = strings.ToLower(string(args[0]))
+	}
 	c.lastCmd = name
-	spec := commands[name]
 	if !c.authed && (spec == nil || !spec.noAuth()) {
 		c.w.WriteError("NOAUTH Authentication required.")
 		return

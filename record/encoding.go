@@ -74,8 +74,8 @@ func uvarintLen(x uint64) int {
 	return n
 }
 
-// Encode returns r's encoding.
-func Encode(r Record) []byte { return AppendBinary(nil, r) }
+// Encode returns r's encoding, in one allocation.
+func Encode(r Record) []byte { return AppendBinary(make([]byte, 0, EncodedSize(r)), r) }
 
 func appendVersion(dst []byte, v Version) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(v.TS))

@@ -108,12 +108,14 @@ func (s *cacheShard) put(key string, r record.Record, max int64) {
 		s.bytes -= cost(key, old)
 		delete(s.m, key)
 	}
-	for k, v := range s.m { // map order is random: random eviction
-		if s.bytes+n <= max {
-			break
+	if s.bytes+n > max {
+		for k, v := range s.m { // map order is random: random eviction
+			s.bytes -= cost(k, v)
+			delete(s.m, k)
+			if s.bytes+n <= max {
+				break
+			}
 		}
-		s.bytes -= cost(k, v)
-		delete(s.m, k)
 	}
 	s.m[key] = r
 	s.bytes += n

@@ -117,6 +117,11 @@ func (s *Store) ReadLog(from uint64, max int, maxBytes int64) ([]Entry, error) {
 		for it.Seek(logKey(from)); it.Valid() && len(out) < max; it.Next() {
 			item := it.Item()
 			seq := binary.BigEndian.Uint64(item.Key()[1:])
+			if seq > last {
+				// Committed but not yet in the index, which the records
+				// below are read through: they could be older than it.
+				break
+			}
 			body, err := item.ValueCopy(nil)
 			if err != nil {
 				return err

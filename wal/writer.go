@@ -1,10 +1,11 @@
 package wal
 
 import (
-	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -23,43 +24,53 @@ var ErrKeyTooLong = fmt.Errorf("key longer than %d bytes", MaxKeyLen)
 var ErrTooLarge = errors.New("update too large for one transaction")
 
 // Tx is the view an Update function gets: reads see every change made earlier
-// in the same batch, including its own.
+// in the same batch, including its own, and those of the batches still in
+// flight.
 type Tx struct {
 	s     *Store
 	btx   *badger.Txn
-	batch map[string]record.Record // committed-to-be state of keys changed in this batch
-	order []change                 // this call's changes in order, folded into batch on success
-	pos   map[string]int           // each key's last change in order, once order is long
+	batch map[string]record.Record   // committed-to-be state of keys changed in this batch
+	prev  []map[string]record.Record // the same for the batches still in flight, newest first
+	// changes holds the batch's changes: those of the calls before this one,
+	// then this call's from start on, in order; a call's run is folded into
+	// batch on success.
+	changes []change
+	start   int
+	pos     map[string]int // each key's last change in this call, once the call is long
 }
 
 // own finds this call's latest change of key. Most calls change one key or
 // a few: a backwards scan then beats a map, which would be allocated per
 // call.
 func (tx *Tx) own(key []byte) (record.Record, bool) {
-	if len(tx.order) > 16 {
+	mine := tx.changes[tx.start:]
+	if len(mine) > 16 {
 		if tx.pos == nil {
-			tx.pos = make(map[string]int, 2*len(tx.order))
-			for i, c := range tx.order {
-				tx.pos[string(c.key)] = i
+			tx.pos = make(map[string]int, 2*len(mine))
+			for i := range mine {
+				tx.pos[mine[i].key] = tx.start + i
 			}
 		}
 		if i, ok := tx.pos[string(key)]; ok {
-			return tx.order[i].rec, true
+			return tx.changes[i].rec, true
 		}
 		return record.Record{}, false
 	}
-	for i := len(tx.order) - 1; i >= 0; i-- {
-		if bytes.Equal(tx.order[i].key, key) {
-			return tx.order[i].rec, true
+	for i := len(mine) - 1; i >= 0; i-- {
+		if mine[i].key == string(key) {
+			return mine[i].rec, true
 		}
 	}
 	return record.Record{}, false
 }
 
 type change struct {
-	key []byte
-	rec record.Record
-	was record.Record // before; its value's Data may be missing (from the index)
+	key string
+	// row is the keyspace row's key and val its value, the encoded record,
+	// in one allocation that rec's Data points into.
+	row, val []byte
+	rec      record.Record
+	was      record.Record // before; its value's Data may be missing (from the index)
 }
 
 // Get reads a key's current record.
@@ -79,15 +90,20 @@ func (tx *Tx) Get(key []byte) (record.Record, error) {
 }
 
 // Peek reads a key's current record, with its value's data only if that is
-// at hand (full): changes made earlier in the batch are; committed rows come
-// from the in-memory index without data. Enough for versions, liveness and
-// expiry, without a storage read.
+// at hand (full): changes made earlier in the batch or in one still in
+// flight are; committed rows come from the in-memory index without data.
+// Enough for versions, liveness and expiry, without a storage read.
 func (tx *Tx) Peek(key []byte) (rec record.Record, full bool) {
 	if r, ok := tx.own(key); ok {
 		return r, true
 	}
 	if r, ok := tx.batch[string(key)]; ok {
 		return r, true
+	}
+	for _, state := range tx.prev {
+		if r, ok := state[string(key)]; ok {
+			return r, true
+		}
 	}
 	m, ok := tx.s.index.get(string(key))
 	if !ok {
@@ -97,14 +113,18 @@ func (tx *Tx) Peek(key []byte) (rec record.Record, full bool) {
 }
 
 // Apply merges rec into key's record. If rec wins anything, the merged record
-// is stored and logged when the batch commits; if not, nothing is written and
-// changed is false (a write that loses is dropped, so nothing loops).
+// is stored and logged when the batch commits; if not, nothing is written,
+// changed is false (a write that loses is dropped, so nothing loops) and
+// merged is the current record, its value's data possibly missing (as Peek).
 func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, changed bool, err error) {
 	if len(key) > MaxKeyLen {
 		return record.Record{}, false, ErrKeyTooLong
 	}
 	cur, full := tx.Peek(key)
 	if !full && cur.Exists() && rec.Value.Version.Compare(cur.Value.Version) <= 0 {
+		if loses(rec, cur) {
+			return cur, false, nil
+		}
 		// The stored value may survive the merge: it needs its data.
 		if cur, err = tx.Get(key); err != nil {
 			return record.Record{}, false, err
@@ -115,23 +135,57 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 		return cur, false, nil
 	}
 	// The incoming data may alias a connection's read buffer; what is kept
-	// beyond this call (batch state, cache, commit hooks) must own its bytes.
-	merged.Value.Data = bytes.Clone(merged.Value.Data)
-	tx.order = append(tx.order, change{key: bytes.Clone(key), rec: merged, was: cur})
-	if tx.pos != nil {
-		tx.pos[string(key)] = len(tx.order) - 1
+	// beyond this call (batch state, cache, commit hooks) must own its
+	// bytes, which encoding the row copies anyway.
+	c := change{key: string(key), was: cur}
+	if c.row, c.val, c.rec, err = tx.s.encodeRow(key, merged); err != nil {
+		return record.Record{}, false, fmt.Errorf("encode %q: %w", key, err)
 	}
-	return merged, true, nil
+	tx.changes = append(tx.changes, c)
+	if tx.pos != nil {
+		tx.pos[c.key] = len(tx.changes) - 1
+	}
+	return c.rec, true, nil
+}
+
+// loses reports, from versions alone, that merging rec into cur changes
+// nothing: each of rec's registers is older than cur's, or the same write
+// (equal versions hold equal data; the Merkle digests rely on that too). A
+// duplicate from a second peer's log or a session is then dropped without
+// reading the stored value.
+func loses(rec, cur record.Record) bool {
+	switch c := rec.Value.Version.Compare(cur.Value.Version); {
+	case c > 0:
+		return false
+	case c == 0 && (rec.Value.Kind != cur.Value.Kind || rec.Value.Tombstone && !cur.Value.Tombstone):
+		return false // a kind mismatch is for the full merge; a sweep's tombstone wins
+	}
+	c := rec.Expiry.Version.Compare(cur.Expiry.Version)
+	return c < 0 || c == 0 && rec.Expiry.At <= cur.Expiry.At
+}
+
+// encodeRow lays out key's keyspace row and its value in one allocation, and
+// returns rec decoded from that value, so that its Data points into it.
+func (s *Store) encodeRow(key []byte, rec record.Record) (row, val []byte, out record.Record, err error) {
+	n := 5 + len(key)
+	buf := make([]byte, n, n+record.EncodedSize(rec))
+	buf[0] = prefixKey
+	binary.BigEndian.PutUint32(buf[1:], s.opts.KeyHash(key))
+	copy(buf[5:], key)
+	val = record.AppendBinary(buf[n:n], rec)
+	out, err = record.Decode(val)
+	return buf[:n:n], val, out, err
 }
 
 // Savepoint marks the changes made so far, for RollbackTo.
-func (tx *Tx) Savepoint() int { return len(tx.order) }
+func (tx *Tx) Savepoint() int { return len(tx.changes) }
 
 // RollbackTo undoes the changes made since the savepoint sp, so that one
 // command of a transaction or pipeline can fail without undoing the others.
 func (tx *Tx) RollbackTo(sp int) {
-	tx.order = tx.order[:sp]
-	tx.pos = nil // rebuilt from order if needed
+	clear(tx.changes[sp:]) // what is undone must not be kept alive
+	tx.changes = tx.changes[:sp]
+	tx.pos = nil // rebuilt from the changes if needed
 }
 
 // UpdateFunc reads and applies through tx. If it returns an error, none of
@@ -142,15 +196,24 @@ type request struct {
 	ctx  context.Context
 	fn   UpdateFunc
 	done chan error
-	// set by the writer
-	changes []change
+	// set by the writer: the request's changes in its batch
+	lo, hi int
 }
+
+// requests are reused: a client sends one write after another, and each
+// used to cost a request and a channel.
+var requests = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
 
 // Update runs fn in the writer and returns once its changes are committed and
 // as durable as the fsync mode promises. Concurrent calls share one commit
 // (and, with fsync always, one sync).
 func (s *Store) Update(ctx context.Context, fn UpdateFunc) error {
-	req := &request{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	req := requests.Get().(*request)
+	req.ctx, req.fn = ctx, fn
+	defer func() {
+		req.ctx, req.fn = nil, nil
+		requests.Put(req)
+	}()
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
@@ -168,80 +231,223 @@ func (s *Store) Update(ctx context.Context, fn UpdateFunc) error {
 	return <-req.done
 }
 
+// batch is the requests the writer ran together and hands to the committer.
+type batch struct {
+	id      uint64
+	base    uint64     // the oldest batch still in flight when this one ran: it read the changes of those from base on
+	reqs    []*request // those whose function succeeded, in order
+	changes []change   // theirs, each request's a contiguous run
+	state   map[string]record.Record
+	// set by the committer
+	entries  []Entry
+	logBytes int64
+	errs     []error // one per request
+	// closed by the finisher once the batch's changes are in the index and
+	// the cache, where later batches find them, and its requests answered
+	done chan struct{}
+}
+
+// A write goes through three goroutines, so that running commands, Badger's
+// commit and making the result visible overlap rather than take turns: the
+// writer runs the functions of a batch, the committer commits it to Badger,
+// and the finisher updates the index and cache, calls OnCommit and answers.
+// A batch reads the changes of the batches still in flight from their state
+// maps, since the index has them only once they are finished; the buffers
+// between the three stay small, which bounds those batches to four.
 func (s *Store) writer() {
 	defer s.wg.Done()
-	batch := make([]*request, 0, maxBatch)
+	commits := make(chan *batch, 1)
+	finishes := make(chan *batch, 1)
+	finished := make(chan struct{})
+	go s.committer(commits, finishes)
+	go s.finisher(finishes, finished)
+	defer func() {
+		close(commits)
+		<-finished
+	}()
+	var (
+		inFlight []*batch
+		spare    *batch // a finished batch whose state map and changes slice may be reused
+		lastID   uint64
+	)
+	run := func(reqs []*request) {
+		for len(inFlight) > 0 && isClosed(inFlight[0].done) {
+			spare = inFlight[0].recycle()
+			inFlight = append(inFlight[:0], inFlight[1:]...)
+		}
+		lastID++
+		b := spare
+		spare = nil
+		if b == nil {
+			b = &batch{state: make(map[string]record.Record)}
+		}
+		b.id, b.done = lastID, make(chan struct{})
+		if s.runBatch(b, reqs, inFlight) {
+			commits <- b
+			inFlight = append(inFlight, b)
+		} else {
+			spare = b.recycle()
+		}
+	}
+	reqs := make([]*request, 0, maxBatch)
 	for {
 		select {
 		case req := <-s.reqs:
-			batch = append(batch[:0], req)
+			reqs = append(reqs[:0], req)
 		case <-s.stop:
-			// Drain what was queued before Close.
+			// Run what was queued before Close.
 			for {
 				select {
 				case req := <-s.reqs:
-					s.runBatch([]*request{req})
+					run([]*request{req})
 				default:
 					return
 				}
 			}
 		}
 	fill:
-		for len(batch) < maxBatch {
+		for len(reqs) < maxBatch {
 			select {
 			case req := <-s.reqs:
-				batch = append(batch, req)
+				reqs = append(reqs, req)
 			default:
 				break fill
 			}
 		}
-		s.runBatch(batch)
+		run(reqs)
+		clear(reqs) // answered requests go back to the pool: do not keep them
 	}
 }
 
-// runBatch runs the functions of a batch, commits their changes and answers
-// every request.
-func (s *Store) runBatch(reqs []*request) {
-	btx := s.db.NewTransaction(false)
-	state := make(map[string]record.Record)
-	var ok []*request
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// recycle empties a batch that no goroutine reads any more, for reuse, or
+// returns nil if it grew too large to keep around.
+func (b *batch) recycle() *batch {
+	if len(b.changes) > 4096 {
+		return nil
+	}
+	clear(b.state)
+	clear(b.changes) // drop the references to the changes' bytes
+	clear(b.reqs)    // and to the requests, which went back to their pool
+	return &batch{state: b.state, changes: b.changes[:0], reqs: b.reqs[:0]}
+}
+
+// runBatch runs the functions of the requests as batch b, on top of the
+// batches in flight, and reports whether b has anything to commit.
+func (s *Store) runBatch(b *batch, reqs []*request, inFlight []*batch) bool {
+	b.base = b.id
+	tx := &Tx{s: s, btx: s.db.NewTransaction(false), batch: b.state, changes: b.changes}
+	defer tx.btx.Discard()
+	if len(inFlight) > 0 {
+		b.base = inFlight[0].id
+		for i := len(inFlight) - 1; i >= 0; i-- {
+			tx.prev = append(tx.prev, inFlight[i].state)
+		}
+	}
+	limits := s.txnLimits()
 	for _, req := range reqs {
 		if err := req.ctx.Err(); err != nil {
 			req.done <- err
 			continue
 		}
-		tx := &Tx{s: s, btx: btx, batch: state}
-		if err := runFn(req.fn, tx); err != nil {
+		tx.start, tx.pos = len(tx.changes), nil
+		err := runFn(req.fn, tx)
+		if err == nil && !limits.fit(tx.changes[tx.start:]) {
+			err = ErrTooLarge
+		}
+		if err != nil {
+			tx.RollbackTo(tx.start)
 			req.done <- err
 			continue
 		}
-		if !s.fits(tx.order) {
-			req.done <- ErrTooLarge
-			continue
+		for _, c := range tx.changes[tx.start:] {
+			b.state[c.key] = c.rec
 		}
-		for _, c := range tx.order {
-			state[string(c.key)] = c.rec
-		}
-		req.changes = tx.order
-		ok = append(ok, req)
+		req.lo, req.hi = tx.start, len(tx.changes)
+		b.reqs = append(b.reqs, req)
 	}
-	btx.Discard()
-	entries, errs := s.commit(ok)
-	if s.opts.Fsync == FsyncAlways && len(entries) > 0 {
-		if err := s.db.Sync(); err != nil {
-			for i := range errs {
-				if errs[i] == nil {
-					errs[i] = fmt.Errorf("fsync: %w", err)
-				}
+	b.changes = tx.changes
+	return len(b.reqs) > 0
+}
+
+// committer commits batches in order and hands them to the finisher.
+func (s *Store) committer(commits <-chan *batch, finishes chan<- *batch) {
+	defer close(finishes)
+	s.logMu.Lock()
+	seq := s.lastSeq
+	s.logMu.Unlock()
+	var failed uint64 // the last batch of which anything failed
+	for b := range commits {
+		if failed != 0 && failed >= b.base {
+			// It read changes that may not have been stored.
+			b.errs = make([]error, len(b.reqs))
+			for i := range b.errs {
+				b.errs[i] = errEarlierFailed
+			}
+		} else {
+			seq = s.commit(b, seq)
+		}
+		for _, err := range b.errs {
+			if err != nil {
+				failed = b.id
+				break
 			}
 		}
+		finishes <- b
 	}
-	if len(entries) > 0 && s.opts.OnCommit != nil {
-		s.opts.OnCommit(entries)
+}
+
+var errEarlierFailed = errors.New("an earlier write it read failed to commit")
+
+// finisher makes committed batches visible, in order, and answers their
+// requests.
+func (s *Store) finisher(finishes <-chan *batch, finished chan<- struct{}) {
+	defer close(finished)
+	for b := range finishes {
+		s.finish(b)
 	}
-	for i, req := range ok {
-		req.done <- errs[i]
+}
+
+// finish makes a committed batch visible and answers its requests.
+func (s *Store) finish(b *batch) {
+	var keyDelta, expiresDelta int64
+	for i, req := range b.reqs {
+		if b.errs[i] != nil {
+			continue
+		}
+		for _, c := range b.changes[req.lo:req.hi] {
+			s.index.set(c.key, metaOf(c.rec))
+			s.cache.committed(c.key, c.rec)
+			keyDelta += boolInt(c.rec.Exists()) - boolInt(c.was.Exists())
+			wasDeadline, deadline := deadlineOf(c.was) != 0, deadlineOf(c.rec) != 0
+			expiresDelta += boolInt(deadline) - boolInt(wasDeadline)
+		}
 	}
+	s.keys.Add(keyDelta)
+	s.expires.Add(expiresDelta)
+	if n := len(b.entries); n > 0 {
+		// The index before lastSeq: a snapshot taken at lastSeq must
+		// hold every change up to it, and ReadLog reads no further.
+		s.logMu.Lock()
+		s.lastSeq = b.entries[n-1].Seq
+		s.logBytes += b.logBytes
+		s.logMu.Unlock()
+		if s.opts.OnCommit != nil {
+			s.opts.OnCommit(b.entries)
+		}
+	}
+	for i, req := range b.reqs {
+		req.done <- b.errs[i]
+	}
+	close(b.done) // last: the writer then reuses the batch
 }
 
 // runFn turns a panic in an update function into an error, so one bad
@@ -255,24 +461,28 @@ func runFn(fn UpdateFunc, tx *Tx) (err error) {
 	return fn(tx)
 }
 
-// commit writes the requests' changes in as few Badger transactions as fit,
-// never splitting one request's changes across two. It returns the log
-// entries written, and one error per request.
-func (s *Store) commit(reqs []*request) ([]Entry, []error) {
-	errs := make([]error, len(reqs))
-	var entries []Entry
+// commit writes a batch's changes in as few Badger transactions as fit,
+// never splitting one request's changes across two, and syncs them if the
+// fsync mode says so. It sets the batch's log entries and one error per
+// request, and returns the last sequence number used.
+func (s *Store) commit(b *batch, seq uint64) uint64 {
+	reqs := b.reqs
+	b.errs = make([]error, len(reqs))
+	entries := make([]Entry, 0, len(b.changes))
 	now := s.opts.Now()
-	s.logMu.Lock()
-	seq := s.lastSeq
-	s.logMu.Unlock()
-
+	ar := &arena{ents: make([]badger.Entry, 0, 2*len(b.changes))}
+	need := 0
+	for i := range b.changes {
+		need += logEntryBound(&b.changes[i])
+	}
+	ar.buf = make([]byte, 0, need)
 	for start := 0; start < len(reqs); {
 		txn := s.db.NewTransaction(true)
-		var st staged
+		st := staged{entries: entries[len(entries):], arena: ar}
 		end := start
 		var err error
 		for ; end < len(reqs); end++ {
-			if err = s.stage(txn, &st, reqs[end].changes, seq, now); err != nil {
+			if err = s.stage(txn, &st, b.changes[reqs[end].lo:reqs[end].hi], seq, now); err != nil {
 				break
 			}
 		}
@@ -280,87 +490,123 @@ func (s *Store) commit(reqs []*request) ([]Entry, []error) {
 			txn.Discard()
 			if end == start {
 				// Alone in a transaction and still failing: refuse it.
-				errs[end] = fmt.Errorf("store %d changes: %w", len(reqs[end].changes), err)
+				b.errs[end] = fmt.Errorf("store %d changes: %w", reqs[end].hi-reqs[end].lo, err)
 				if errors.Is(err, badger.ErrTxnTooBig) {
-					errs[end] = ErrTooLarge
+					b.errs[end] = ErrTooLarge
 				}
 				start++
 				continue
 			}
 			// Commit the requests that fitted; the one that did not goes
 			// first in the next transaction.
-			txn, st = s.db.NewTransaction(true), staged{}
+			txn, st = s.db.NewTransaction(true), staged{entries: entries[len(entries):], arena: ar}
 			for i := start; i < end; i++ {
-				if err := s.stage(txn, &st, reqs[i].changes, seq, now); err != nil {
-					errs[i] = err // fitted a moment ago: only a Badger bug gets here
+				if err := s.stage(txn, &st, b.changes[reqs[i].lo:reqs[i].hi], seq, now); err != nil {
+					b.errs[i] = err // fitted a moment ago: only a Badger bug gets here
 				}
 			}
 		}
 		if err := txn.Commit(); err != nil {
 			for i := start; i < end; i++ {
-				errs[i] = fmt.Errorf("commit: %w", err)
+				b.errs[i] = fmt.Errorf("commit: %w", err)
 			}
 		} else {
 			seq += uint64(len(st.entries))
-			for _, e := range st.entries {
-				s.index.set(string(e.Key), metaOf(e.Record))
-				s.cache.committed(string(e.Key), e.Record)
-			}
 			entries = append(entries, st.entries...)
-			s.keys.Add(st.keyDelta)
-			s.expires.Add(st.expiresDelta)
-			s.logMu.Lock()
-			s.lastSeq = seq
-			s.logBytes += st.bytes
-			s.logMu.Unlock()
+			b.logBytes += st.bytes
 		}
 		start = end
 	}
-	return entries, errs
+	if s.opts.Fsync == FsyncAlways && len(entries) > 0 {
+		if err := s.db.Sync(); err != nil {
+			for i := range b.errs {
+				if b.errs[i] == nil {
+					b.errs[i] = fmt.Errorf("fsync: %w", err)
+				}
+			}
+		}
+	}
+	b.entries = entries
+	return seq
 }
 
 // staged is what a transaction holds so far.
 type staged struct {
-	entries      []Entry
-	bytes        int64
-	keyDelta     int64
-	expiresDelta int64
+	entries []Entry
+	bytes   int64
+	*arena
+}
+
+// arena holds the keys, values and entries handed to Badger, which keeps
+// them until the transaction ends: carved from a few chunks rather than
+// allocated one by one.
+type arena struct {
+	buf  []byte
+	ents []badger.Entry
+}
+
+// alloc returns n bytes that stay put until the transaction ends.
+func (a *arena) alloc(n int) []byte {
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, max(n, 4<<10))
+	}
+	b := a.buf[len(a.buf) : len(a.buf)+n : len(a.buf)+n]
+	a.buf = a.buf[:len(a.buf)+n]
+	return b
+}
+
+// set adds a row to txn.
+func (a *arena) set(txn *badger.Txn, key, val []byte) error {
+	if len(a.ents) == cap(a.ents) {
+		a.ents = make([]badger.Entry, 0, 64)
+	}
+	a.ents = append(a.ents, badger.Entry{Key: key, Value: val})
+	return txn.SetEntry(&a.ents[len(a.ents)-1])
+}
+
+// logEntryBound bounds the bytes of c's log entry, key and body.
+func logEntryBound(c *change) int {
+	logged := c.rec
+	logged.Value.Data = nil
+	return 9 + 2*binary.MaxVarintLen64 + len(c.key) + record.EncodedSize(logged)
 }
 
 // stage adds one request's rows and log entries to txn, numbering entries on
 // from seq plus those already staged.
 func (s *Store) stage(txn *badger.Txn, st *staged, changes []change, seq uint64, now time.Time) error {
-	for _, c := range changes {
-		e := Entry{Seq: seq + uint64(len(st.entries)) + 1, Time: now, Key: c.key, Record: c.rec, Prev: c.was.Versions()}
+	for i := range changes {
+		c := &changes[i]
+		key := c.row[5:]
+		e := Entry{Seq: seq + uint64(len(st.entries)) + 1, Time: now, Key: key, Record: c.rec, Prev: c.was.Versions()}
 		// The log stores the mutation's versions; the value itself is in
 		// the keyspace row of the same transaction, so it is not written
 		// twice (see ReadLog).
 		logged := e
 		logged.Record.Value.Data = nil
-		body := appendEntry(nil, logged)
-		lk := logKey(e.Seq)
-		if err := txn.Set(s.rowKey(c.key), record.Encode(c.rec)); err != nil {
+		b := st.alloc(logEntryBound(c))
+		lk := b[:9]
+		lk[0] = prefixLog
+		binary.BigEndian.PutUint64(lk[1:], e.Seq)
+		body := appendEntry(b[9:9], logged)
+		if err := st.set(txn, c.row, c.val); err != nil {
 			return err
 		}
-		if err := txn.Set(lk, body); err != nil {
+		if err := st.set(txn, lk, body); err != nil {
 			return err
 		}
 		st.entries = append(st.entries, e)
 		st.bytes += int64(len(lk) + len(body))
-		st.keyDelta += boolInt(c.rec.Exists()) - boolInt(c.was.Exists())
-		wasDeadline, deadline := deadlineOf(c.was), deadlineOf(c.rec)
-		if wasDeadline != deadline {
+		if wasDeadline, deadline := deadlineOf(c.was), deadlineOf(c.rec); wasDeadline != deadline {
 			if wasDeadline != 0 {
-				if err := txn.Delete(expiryKey(wasDeadline, c.key)); err != nil {
+				if err := txn.Delete(expiryKey(wasDeadline, key)); err != nil {
 					return err
 				}
 			}
 			if deadline != 0 {
-				if err := txn.Set(expiryKey(deadline, c.key), nil); err != nil {
+				if err := st.set(txn, expiryKey(deadline, key), nil); err != nil {
 					return err
 				}
 			}
-			st.expiresDelta += boolInt(deadline != 0) - boolInt(wasDeadline != 0)
 		}
 	}
 	return nil
@@ -373,13 +619,21 @@ func boolInt(b bool) int64 {
 	return 0
 }
 
-// fits reports whether one request's changes fit in a Badger transaction by
+// txnLimits are Badger's bounds on one transaction.
+type txnLimits struct {
+	threshold, count, size int64
+}
+
+func (s *Store) txnLimits() txnLimits {
+	return txnLimits{threshold: s.db.Opts().ValueThreshold, count: s.db.MaxBatchCount(), size: s.db.MaxBatchSize()}
+}
+
+// fit reports whether one request's changes fit in a Badger transaction by
 // Badger's own accounting, so that a request too large is refused before any
 // later request in the batch can read its changes.
-func (s *Store) fits(changes []change) bool {
-	threshold := s.db.Opts().ValueThreshold
+func (l txnLimits) fit(changes []change) bool {
 	est := func(k, v int) int64 {
-		if int64(v) < threshold {
+		if int64(v) < l.threshold {
 			return int64(k+v) + 12
 		}
 		return int64(k) + 24
@@ -389,5 +643,5 @@ func (s *Store) fits(changes []change) bool {
 		n := record.EncodedSize(c.rec)
 		size += est(5+len(c.key), n) + est(9, n+len(c.key)+16) + 2*est(9+len(c.key), 0)
 	}
-	return int64(4*len(changes)) < s.db.MaxBatchCount() && size < s.db.MaxBatchSize()
+	return int64(4*len(changes)) < l.count && size < l.size
 }
