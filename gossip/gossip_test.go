@@ -209,13 +209,13 @@ func (t treeLocal) Digest(level int, idx uint32) uint64 {
 
 func (t treeLocal) AppendEntries(dst []merkle.Entry, b uint32) ([]merkle.Entry, error) {
 	lo, hi := merkle.DefaultShape.BucketRange(b)
-	err := t.l.s.ScanHashRange(uint32(lo>>32), uint32(hi>>32), func(k []byte, rec record.Record) bool {
+	t.l.s.EachVersionInHashRange(lo, hi, func(k []byte, rec record.Record) bool {
 		if vs := mv(rec.Versions()); vs != nil {
-			dst = append(dst, merkle.Entry{Key: k, Versions: vs})
+			dst = append(dst, merkle.Entry{Key: bytes.Clone(k), Versions: vs})
 		}
 		return true
 	})
-	return dst, err
+	return dst, nil
 }
 
 func (t treeLocal) Payload(key []byte) ([]byte, error) {

@@ -106,28 +106,3 @@ func (s *Store) Scan(cursor uint64, fn ScanFunc) (next uint64, err error) {
 	}
 	return next, nil
 }
-
-// ScanHashRange visits, in order, the rows whose key hash lies in [lo, hi]:
-// with a Merkle bucket hash, one bucket or a run of buckets.
-func (s *Store) ScanHashRange(lo, hi uint32, fn ScanFunc) error {
-	start := []byte{prefixKey, 0, 0, 0, 0}
-	binary.BigEndian.PutUint32(start[1:], lo)
-	return s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixKey}, PrefetchValues: true, PrefetchSize: 64})
-		defer it.Close()
-		for it.Seek(start); it.Valid(); it.Next() {
-			item := it.Item()
-			if binary.BigEndian.Uint32(item.Key()[1:]) > hi {
-				return nil
-			}
-			rec, err := itemRecord(item)
-			if err != nil {
-				return err
-			}
-			if !fn(bytes.Clone(item.Key()[5:]), rec) {
-				return nil
-			}
-		}
-		return nil
-	})
-}
