@@ -57,11 +57,18 @@ start_redmesh() {
 
 # stop_port PORT stops whatever start_* started there.
 stop_port() {
-	redis-cli -p "$1" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 	local pid
 	pid=$(ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
-	[[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
-	sleep 0.3
+	redis-cli -p "$1" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+	[[ -n "$pid" ]] || return 0
+	kill "$pid" 2>/dev/null || true
+	# Wait for the exit: a node closing (and writing its index snapshot)
+	# still holds its data directory.
+	for _ in $(seq 1 600); do
+		[[ -d "/proc/$pid" ]] || return 0
+		sleep 0.05
+	done
+	kill -9 "$pid" 2>/dev/null || true
 }
 
 # rps PORT ARGS... runs redis-benchmark and prints requests per second of the
