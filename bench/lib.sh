@@ -64,8 +64,10 @@ stop_port() {
 	kill "$pid" 2>/dev/null || true
 	# Wait for the exit: a node closing (and writing its index snapshot)
 	# still holds its data directory.
+	local state
 	for _ in $(seq 1 600); do
-		[[ -d "/proc/$pid" ]] || return 0
+		state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)
+		[[ -z "$state" || "$state" == Z ]] && return 0 # gone, or exited and not yet reaped
 		sleep 0.05
 	done
 	kill -9 "$pid" 2>/dev/null || true
