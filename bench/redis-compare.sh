@@ -6,7 +6,7 @@
 #  - resident memory after loading 1,000,000 keys of 16 bytes with 100-byte
 #    values (redis-cli --pipe), and that ratio.
 # Redis runs with appendonly yes, appendfsync everysec; redmesh with
-# --fsync everysec. Usage: bench/redis-compare.sh [RUNS]
+# --fsync everysec. Usage: bench/redis-compare.sh [RUNS] (0: memory only)
 source "$(dirname "$0")/lib.sh"
 runs=${1:-5}
 build_redmesh
@@ -32,8 +32,8 @@ for run in $(seq 1 "$runs"); do
 	echo "run $run done" >&2
 done
 
-printf '| command | -P | redis-server rps | redmesh rps | ratio |\n|---|---:|---:|---:|---:|\n'
-for P in 1 16; do
+((runs > 0)) && printf '| command | -P | redis-server rps | redmesh rps | ratio |\n|---|---:|---:|---:|---:|\n'
+for P in $( ((runs > 0)) && echo 1 16); do
 	for t in "${tests[@]}"; do
 		rm=$(tr ' ' '\n' <<<"${R[$t,$P]}" | grep . | median)
 		mm=$(tr ' ' '\n' <<<"${M[$t,$P]}" | grep . | median)
