@@ -262,6 +262,10 @@ func (m *Mesh) advanceTheirs(ps *peerState, epoch, acked uint64) {
 	if len(ps.ahead) == 0 {
 		ps.gapSince = time.Time{}
 	}
+	// Everything up to theirAcked is applied here, however it came: the
+	// catch-up cursor moves too, saved by maintain within seconds.
+	m.table.AdvanceCursor(ps.mid, mesh.Cursor{Epoch: epoch, Next: ps.theirAcked + 1})
+	m.cursorsDirty = true
 	m.ackDirty[ps.id] = true
 	m.poke(m.ackSignal)
 }

@@ -48,11 +48,11 @@ func (m *Mesh) want(p peer.ID, pinned bool) {
 }
 
 // maintain dials wanted peers that are not connected (with backoff) and
-// saves the peer list when it changed.
+// saves the peer list and the catch-up cursors when they changed.
 func (m *Mesh) maintain() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
-	lastSave := time.Now()
+	lastSave, lastCursorSave := time.Now(), time.Now()
 	// The first pass runs at once: a restarted node redials its remembered
 	// peers without waiting a tick, which is part of its rejoin time.
 	for first := true; ; first = false {
@@ -74,6 +74,10 @@ func (m *Mesh) maintain() {
 			dial = append(dial, p)
 		}
 		dirty := m.peersDirty && now.Sub(lastSave) > 2*time.Second
+		cursors := m.cursorsDirty && now.Sub(lastCursorSave) > 2*time.Second
+		if cursors {
+			m.cursorsDirty = false
+		}
 		var gaps []peer.ID
 		for p, ps := range m.peers {
 			if !ps.gapSince.IsZero() && now.Sub(ps.gapSince) > gapPatience && ps.connected {
@@ -91,6 +95,10 @@ func (m *Mesh) maintain() {
 		if dirty {
 			lastSave = now
 			m.savePeers()
+		}
+		if cursors {
+			lastCursorSave = now
+			m.saveCursors() // syncs: the records they cover are durable first
 		}
 	}
 }

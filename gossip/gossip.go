@@ -62,7 +62,9 @@ type Mesh struct {
 	peers      map[peer.ID]*peerState
 	wanted     map[peer.ID]*dialState
 	peersDirty bool
-	ackDirty   map[peer.ID]bool
+	// cursorsDirty: catch-up cursors moved since they were last saved.
+	cursorsDirty bool
+	ackDirty     map[peer.ID]bool
 
 	pushMu      sync.Mutex
 	pending     []pushItem

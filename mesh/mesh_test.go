@@ -358,3 +358,21 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestAdvanceCursor(t *testing.T) {
+	tb := table(Peer{ID: 1})
+	for _, tt := range []struct {
+		to, want Cursor
+	}{
+		{Cursor{1, 10}, Cursor{1, 10}}, // no cursor yet
+		{Cursor{1, 20}, Cursor{1, 20}}, // further on
+		{Cursor{1, 15}, Cursor{1, 20}}, // never back
+		{Cursor{2, 5}, Cursor{2, 5}},   // a new epoch
+	} {
+		tb.AdvanceCursor(1, tt.to)
+		if p := tb.Get(1); !p.HasCursor || p.Cursor != tt.want {
+			t.Fatalf("after advancing to %+v: %+v", tt.to, p.Cursor)
+		}
+	}
+	tb.AdvanceCursor(7, Cursor{1, 1}) // an unknown peer: nothing to do
+}

@@ -173,6 +173,17 @@ func (t *Table) PushTargets(dst []PeerID, exclude PeerID, d int, intn func(n int
 	return dst[:start+d]
 }
 
+// AdvanceCursor moves id's cursor to c if that is further on: in another
+// log epoch, or later in the same one. A node that learns it holds every
+// entry of a peer's log before c.Next other than by catch-up (its pushes
+// arrived without a gap) moves the cursor with it, so that a restart does
+// not read again what pushes already brought.
+func (t *Table) AdvanceCursor(id PeerID, c Cursor) {
+	if p := t.Get(id); p != nil && (!p.HasCursor || p.Cursor.Epoch != c.Epoch || c.Next > p.Cursor.Next) {
+		p.Cursor, p.HasCursor = c, true
+	}
+}
+
 // SetCursor sets id's cursor, for a node that knows where it stands in the
 // peer's log without a catch-up (loaded from storage, or a mesh started from
 // one snapshot).
