@@ -115,16 +115,35 @@ func (m *Mesh) dial(p peer.ID) {
 	}
 	d.dialing = false
 	if err == nil {
-		d.backoff, d.next = 0, time.Time{}
-		return
+		return // the backoff is reset once the link proves stable (linkDown)
 	}
+	d.failed(time.Now())
+	m.log.Debug("dial peer", "peer", p.String(), "err", err, "retry_in", d.backoff)
+}
+
+// stableLink is how long a link must last for its end to reset the backoff.
+// A peer that refuses us after the handshake (we are not on its allowlist)
+// closes each link at once; without this we would redial it every tick.
+const stableLink = 10 * time.Second
+
+// failed schedules the next dial after a failure, backing off.
+func (d *dialState) failed(now time.Time) {
 	if d.backoff == 0 {
 		d.backoff = minBackoff
 	} else {
 		d.backoff = min(2*d.backoff, maxBackoff)
 	}
-	d.next = time.Now().Add(d.backoff)
-	m.log.Debug("dial peer", "peer", p.String(), "err", err, "retry_in", d.backoff)
+	d.next = now.Add(d.backoff)
+}
+
+// linkDown schedules the redial after a link closed: at once if it had been
+// up a while, else as after a failed dial.
+func (d *dialState) linkDown(now time.Time) {
+	if now.Sub(d.upSince) >= stableLink {
+		d.backoff, d.next = 0, time.Time{}
+		return
+	}
+	d.failed(now)
 }
 
 // The peer list (peer exchange and the remembered peers) is

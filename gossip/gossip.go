@@ -117,7 +117,8 @@ type dialState struct {
 	next    time.Time
 	backoff time.Duration
 	dialing bool
-	pinned  bool // a bootstrap peer: never forgotten
+	pinned  bool      // a bootstrap peer: never forgotten
+	upSince time.Time // when the current or last link came up
 }
 
 // Meta names in the store.
@@ -304,11 +305,12 @@ func (m *Mesh) linkUp(c network.Conn) {
 		ps.inTable = true
 	}
 	m.table.SetConnected(ps.mid, true)
-	if d := m.wanted[p]; d != nil {
-		d.backoff, d.next = 0, time.Time{}
-	} else {
-		m.wanted[p] = &dialState{}
+	d := m.wanted[p]
+	if d == nil {
+		d = &dialState{}
+		m.wanted[p] = d
 	}
+	d.upSince = time.Now()
 	m.peersDirty = true
 	m.ackDirty[p] = true
 	m.mu.Unlock()
@@ -331,6 +333,9 @@ func (m *Mesh) linkDown(p peer.ID) {
 	}
 	ps.connected = false
 	m.table.SetConnected(ps.mid, false)
+	if d := m.wanted[p]; d != nil {
+		d.linkDown(time.Now())
+	}
 	if ps.ackStream != nil {
 		ps.ackStream.Reset()
 		ps.ackStream, ps.ackW = nil, nil

@@ -373,3 +373,31 @@ func TestPushOrigin(t *testing.T) {
 		t.Fatal("a forged push shares the real one's message ID")
 	}
 }
+
+// TestRedialBackoff: a failed dial and a link that closes at once (a peer
+// refusing us after the handshake) both back off, doubling up to the cap; a
+// link that lasted resets the backoff so the peer is redialled at once.
+func TestRedialBackoff(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	d := &dialState{}
+	d.failed(now)
+	if d.backoff != minBackoff || !d.next.Equal(now.Add(minBackoff)) {
+		t.Fatalf("first failure: backoff %v, next %v", d.backoff, d.next)
+	}
+	d.upSince = now.Add(time.Second)
+	d.linkDown(now.Add(time.Second + 10*time.Millisecond)) // refused right after the handshake
+	if d.backoff != 2*minBackoff {
+		t.Fatalf("a link closed at once: backoff %v, want %v", d.backoff, 2*minBackoff)
+	}
+	for range 10 {
+		d.failed(now)
+	}
+	if d.backoff != maxBackoff {
+		t.Fatalf("backoff %v, want the cap %v", d.backoff, maxBackoff)
+	}
+	d.upSince = now
+	d.linkDown(now.Add(stableLink))
+	if d.backoff != 0 || !d.next.IsZero() {
+		t.Fatalf("a stable link's end: backoff %v, next %v", d.backoff, d.next)
+	}
+}
