@@ -161,11 +161,7 @@ func cmdDel(n *Node, c *client, args [][]byte) {
 		deleted = 0
 		now := n.nowMillis()
 		for _, key := range args[1:] {
-			cur, err := tx.Get(key)
-			if err != nil {
-				return err
-			}
-			if !cur.Live(now) {
+			if !liveKey(tx, key, now) {
 				continue
 			}
 			if err := n.deleteKey(tx, key); err != nil {
@@ -245,10 +241,7 @@ func expireGeneric(n *Node, c *client, args [][]byte, unit int64, absolute bool)
 		if !ok {
 			return replyErr(errInvalidExpire(name))
 		}
-		cur, err := tx.Get(args[1])
-		if err != nil {
-			return err
-		}
+		cur, _ := tx.Peek(args[1]) // the deadline is enough: no storage read
 		if !cur.Live(now) {
 			return nil
 		}
@@ -320,10 +313,7 @@ func cmdPersist(n *Node, c *client, args [][]byte) {
 	result := 0
 	err := c.update(func(tx *wal.Tx) error {
 		result = 0
-		cur, err := tx.Get(args[1])
-		if err != nil {
-			return err
-		}
+		cur, _ := tx.Peek(args[1])
 		if !cur.Live(n.nowMillis()) || cur.Expiry.At == 0 {
 			return nil
 		}

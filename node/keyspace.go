@@ -38,14 +38,8 @@ func renameGeneric(n *Node, c *client, args [][]byte, nx bool) {
 			done = !nx
 			return nil
 		}
-		if nx {
-			old, err := tx.Get(dst)
-			if err != nil {
-				return err
-			}
-			if old.Live(now) {
-				return nil
-			}
+		if nx && liveKey(tx, dst, now) {
+			return nil
 		}
 		if err := n.putCopy(tx, dst, cur); err != nil {
 			return err
@@ -124,14 +118,8 @@ func cmdCopy(n *Node, c *client, args [][]byte) {
 		if !cur.Live(now) {
 			return nil
 		}
-		if !replace {
-			old, err := tx.Get(dst)
-			if err != nil {
-				return err
-			}
-			if old.Live(now) {
-				return nil
-			}
+		if !replace && liveKey(tx, dst, now) {
+			return nil
 		}
 		if err := n.putCopy(tx, dst, cur); err != nil {
 			return err
@@ -259,11 +247,7 @@ func (n *Node) flush(c *client) error {
 		if len(keys) > 0 {
 			err := c.update(func(tx *wal.Tx) error {
 				for _, k := range keys {
-					cur, err := tx.Get(k)
-					if err != nil {
-						return err
-					}
-					if !cur.Exists() {
+					if cur, _ := tx.Peek(k); !cur.Exists() {
 						continue
 					}
 					if err := n.deleteKey(tx, k); err != nil {

@@ -80,6 +80,13 @@ func txString(tx *wal.Tx, key []byte, now int64) (record.Record, bool, error) {
 	return cur, live, err
 }
 
+// liveKey reports whether key holds a value at now, from versions and
+// deadline alone: an existence check needs no storage read.
+func liveKey(tx *wal.Tx, key []byte, now int64) bool {
+	cur, _ := tx.Peek(key)
+	return cur.Live(now)
+}
+
 // putString writes key as SET without KEEPTTL does: value and expiry (at,
 // Unix ms, 0 for none) at one version.
 func (n *Node) putString(tx *wal.Tx, key, data []byte, at int64) error {
@@ -134,11 +141,7 @@ func cmdSetNX(n *Node, c *client, args [][]byte) {
 	done := false
 	err := c.update(func(tx *wal.Tx) error {
 		done = false
-		cur, err := tx.Get(key)
-		if err != nil {
-			return err
-		}
-		if cur.Live(n.nowMillis()) {
+		if liveKey(tx, key, n.nowMillis()) {
 			return nil
 		}
 		if err := n.putString(tx, key, val, 0); err != nil {
@@ -185,14 +188,7 @@ func cmdGetSet(n *Node, c *client, args [][]byte) {
 		}
 		return n.putString(tx, args[1], args[2], 0)
 	})
-	switch {
-	case err != nil:
-		c.writeErr(err)
-	case live:
-		c.w.WriteBulk(old.Value.Data)
-	default:
-		c.w.WriteNull()
-	}
+	n.replyRead(c, err, old, live)
 }
 
 func cmdGetDel(n *Node, c *client, args [][]byte) {
@@ -207,14 +203,7 @@ func cmdGetDel(n *Node, c *client, args [][]byte) {
 		}
 		return n.deleteKey(tx, args[1])
 	})
-	switch {
-	case err != nil:
-		c.writeErr(err)
-	case live:
-		c.w.WriteBulk(old.Value.Data)
-	default:
-		c.w.WriteNull()
-	}
+	n.replyRead(c, err, old, live)
 }
 
 // cmdGetEx is GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]. As in
@@ -267,6 +256,13 @@ func cmdGetEx(n *Node, c *client, args [][]byte) {
 		_, _, err = n.apply(tx, args[1], rec)
 		return err
 	})
+	n.replyRead(c, err, old, live)
+}
+
+// replyRead answers a command that reads a string value (GETSET, GETDEL,
+// GETEX): the error, the value or nil, counted as a keyspace hit or miss as
+// Redis counts its reads.
+func (n *Node) replyRead(c *client, err error, old record.Record, live bool) {
 	switch {
 	case err != nil:
 		c.writeErr(err)
@@ -324,11 +320,7 @@ func msetGeneric(n *Node, c *client, args [][]byte, nx bool) {
 		if nx {
 			now := n.nowMillis()
 			for i := 1; i < len(args); i += 2 {
-				cur, err := tx.Get(args[i])
-				if err != nil {
-					return err
-				}
-				if cur.Live(now) {
+				if liveKey(tx, args[i], now) {
 					return nil
 				}
 			}
