@@ -17,7 +17,7 @@ import (
 	"github.com/redmesh/redmesh/wal"
 )
 
-// Log catch-up over /redmesh/log/1: the reader sends a frame holding a
+// Log catch-up over /redmesh/log/2: the reader sends a frame holding a
 // mesh.LogRequest, the server answers with a frame holding a
 // mesh.LogReply, and so on until the reader is caught up and closes the
 // stream. The policy (where to start, when to read on, when to fall back to
@@ -60,7 +60,7 @@ func (m *Mesh) triggerCatchUp(p peer.ID) {
 
 func (m *Mesh) catchUp(ps *peerState) error {
 	m.mu.Lock()
-	req := m.table.StartCatchUp(ps.mid, logReplyEntries)
+	req := m.table.StartCatchUp(ps.mid, logReplyEntries, m.local.MerkleRoot())
 	loud := ps.linkUp
 	ps.linkUp = false
 	m.mu.Unlock()
@@ -110,7 +110,7 @@ func (m *Mesh) catchUp(ps *peerState) error {
 			m.st.catchUpEntries.Add(uint64(len(rep.Records)))
 		}
 		m.mu.Lock()
-		act, next := m.table.CatchUpReply(ps.mid, rep, logReplyEntries)
+		act, next := m.table.CatchUpReply(ps.mid, rep, logReplyEntries, m.local.MerkleRoot())
 		m.mu.Unlock()
 		if !rep.Truncated {
 			m.saveCursors() // after the records: a cursor is never more durable than they are
@@ -203,7 +203,8 @@ func (m *Mesh) serveLog(s network.Stream) {
 func (m *Mesh) logReply(req mesh.LogRequest) *mesh.LogReply {
 	first, last := m.store.LogBounds()
 	head := last + 1
-	from, to, trunc := mesh.ServeLog(req, m.epoch, first, head, logReplyEntries)
+	// The root after the head, so that it reflects every entry before it.
+	from, to, trunc := mesh.ServeLog(req, m.epoch, first, head, logReplyEntries, m.local.MerkleRoot())
 	rep := &mesh.LogReply{Epoch: m.epoch, Head: head, Next: to, Truncated: trunc}
 	if trunc || to == from {
 		return rep

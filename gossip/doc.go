@@ -12,7 +12,7 @@
 // Protocols (every stream frame is uvarint(length) then the bytes, bounded
 // per protocol):
 //
-//	/redmesh/log/1     mesh.LogRequest → mesh.LogReply, repeated
+//	/redmesh/log/2     mesh.LogRequest → mesh.LogReply, repeated
 //	/redmesh/merkle/1  merkle messages, then each side's 8-byte root
 //	/redmesh/ack/1     uvarint epoch, uvarint seq: writes applied
 //	/redmesh/peers/1   the peers a node is connected to, with addresses

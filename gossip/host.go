@@ -21,7 +21,7 @@ import (
 
 // Protocol IDs.
 const (
-	protoLog    = protocol.ID("/redmesh/log/1")
+	protoLog    = protocol.ID("/redmesh/log/2")
 	protoMerkle = protocol.ID("/redmesh/merkle/1")
 	protoAck    = protocol.ID("/redmesh/ack/1")
 	protoPeers  = protocol.ID("/redmesh/peers/1")

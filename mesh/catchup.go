@@ -27,21 +27,23 @@ func (a Action) String() string {
 }
 
 // StartCatchUp returns the first request of a catch-up with id, made when
-// the link comes up. Without a cursor the request asks from epoch 0, which no
-// log has, so the peer answers with its epoch and head only and the node
-// reconciles by Merkle. max bounds the entries per reply.
-func (t *Table) StartCatchUp(id PeerID, max uint32) LogRequest {
+// the link comes up; root is the node's Merkle root now. Without a cursor the
+// request asks from epoch 0, which no log has, so the peer answers with its
+// epoch and head only and the node reconciles by Merkle (unless the roots
+// are equal). max bounds the entries per reply.
+func (t *Table) StartCatchUp(id PeerID, max uint32, root uint64) LogRequest {
 	p := t.Get(id)
 	if p == nil || !p.HasCursor {
-		return LogRequest{Max: max}
+		return LogRequest{Max: max, Root: root}
 	}
-	return LogRequest{Epoch: p.Cursor.Epoch, From: p.Cursor.Next, Max: max}
+	return LogRequest{Epoch: p.Cursor.Epoch, From: p.Cursor.Next, Max: max, Root: root}
 }
 
 // CatchUpReply takes the peer's reply to our last LogRequest, after the
 // caller has merged its records, advances the cursor, and says what to do
-// next: read on, stop, or fall back to a Merkle session (Reconcile).
-func (t *Table) CatchUpReply(id PeerID, r *LogReply, max uint32) (Action, LogRequest) {
+// next: read on, stop, or fall back to a Merkle session (Reconcile). root is
+// the node's Merkle root after merging the reply's records.
+func (t *Table) CatchUpReply(id PeerID, r *LogReply, max uint32, root uint64) (Action, LogRequest) {
 	p := t.Get(id)
 	if p == nil {
 		return Idle, LogRequest{}
@@ -52,7 +54,7 @@ func (t *Table) CatchUpReply(id PeerID, r *LogReply, max uint32) (Action, LogReq
 	}
 	p.Cursor, p.HasCursor = Cursor{Epoch: r.Epoch, Next: r.Next}, true
 	if r.Next < r.Head {
-		return ReadLog, LogRequest{Epoch: r.Epoch, From: r.Next, Max: max}
+		return ReadLog, LogRequest{Epoch: r.Epoch, From: r.Next, Max: max, Root: root}
 	}
 	return Idle, LogRequest{}
 }
@@ -109,7 +111,18 @@ type PeerCursor struct {
 // entries to send, at most max (req.Max if smaller and not zero), or
 // truncated when the log cannot continue from req: another epoch, or a
 // position before the oldest retained entry or beyond the head.
-func ServeLog(req LogRequest, epoch, first, head uint64, max uint32) (from, to uint64, truncated bool) {
+//
+// root is the server's Merkle root, taken after head was read, so that it
+// reflects every entry before head. When the reader's root is the same, the
+// reader already holds what those entries carried (or newer): the answer is
+// the empty range at head, which moves the reader's cursor there whatever it
+// was. That spares a rejoining node re-reading the part of a peer's log it
+// got from another peer, and a node without a cursor a Merkle session with a
+// peer that has nothing for it.
+func ServeLog(req LogRequest, epoch, first, head uint64, max uint32, root uint64) (from, to uint64, truncated bool) {
+	if req.Root == root {
+		return head, head, false
+	}
 	if req.Epoch != epoch || req.From < first || req.From > head {
 		return 0, 0, true
 	}

@@ -24,9 +24,13 @@
 //
 // On connecting to a peer a node reads the peer's log from its cursor:
 //
-//	StartCatchUp      → LogRequest{Epoch, From}
+//	StartCatchUp      → LogRequest{Epoch, From, Root}
 //	peer: ServeLog    → LogReply{Epoch, Head, entries [From, Next)} or Truncated
 //	CatchUpReply      → ReadLog (more to read), Idle (caught up) or Reconcile
+//
+// Each request carries the reader's Merkle root. A peer whose root is the
+// same answers with its head and no entries, whatever the cursor: the reader
+// already holds everything (or something newer than everything) before it.
 //
 // A log has an epoch, which changes whenever the log loses a tail it had
 // already served (a crash under a lazy fsync mode), so a cursor is only ever

@@ -142,7 +142,7 @@ func TestCatchUp(t *testing.T) {
 		{
 			name: "no cursor: ask, get truncated, reconcile, adopt head",
 			steps: []step{
-				{nil, ReadLog, LogRequest{Max: 10}},
+				{nil, ReadLog, LogRequest{Max: 10, Root: 42}},
 				{&LogReply{Epoch: 3, Head: 500, Truncated: true}, Reconcile, LogRequest{}},
 			},
 			final: Cursor{Epoch: 3, Next: 500}, has: true,
@@ -151,8 +151,8 @@ func TestCatchUp(t *testing.T) {
 			name:   "read in two batches",
 			cursor: &Cursor{Epoch: 1, Next: 100},
 			steps: []step{
-				{nil, ReadLog, LogRequest{Epoch: 1, From: 100, Max: 10}},
-				{&LogReply{Epoch: 1, Head: 115, Next: 110}, ReadLog, LogRequest{Epoch: 1, From: 110, Max: 10}},
+				{nil, ReadLog, LogRequest{Epoch: 1, From: 100, Max: 10, Root: 42}},
+				{&LogReply{Epoch: 1, Head: 115, Next: 110}, ReadLog, LogRequest{Epoch: 1, From: 110, Max: 10, Root: 42}},
 				{&LogReply{Epoch: 1, Head: 115, Next: 115}, Idle, LogRequest{}},
 			},
 			final: Cursor{Epoch: 1, Next: 115}, has: true,
@@ -161,16 +161,26 @@ func TestCatchUp(t *testing.T) {
 			name:   "truncated by retention: Merkle, never a copy",
 			cursor: &Cursor{Epoch: 1, Next: 5},
 			steps: []step{
-				{nil, ReadLog, LogRequest{Epoch: 1, From: 5, Max: 10}},
+				{nil, ReadLog, LogRequest{Epoch: 1, From: 5, Max: 10, Root: 42}},
 				{&LogReply{Epoch: 1, Head: 9000, Truncated: true}, Reconcile, LogRequest{}},
 			},
 			final: Cursor{Epoch: 1, Next: 9000}, has: true,
 		},
 		{
+			// The peer's root equals ours: it answers with its head and
+			// no entries, and the cursor moves there without a session.
+			name: "no cursor, equal roots: adopt head",
+			steps: []step{
+				{nil, ReadLog, LogRequest{Max: 10, Root: 42}},
+				{&LogReply{Epoch: 3, Head: 500, Next: 500}, Idle, LogRequest{}},
+			},
+			final: Cursor{Epoch: 3, Next: 500}, has: true,
+		},
+		{
 			name:   "already caught up",
 			cursor: &Cursor{Epoch: 2, Next: 7},
 			steps: []step{
-				{nil, ReadLog, LogRequest{Epoch: 2, From: 7, Max: 10}},
+				{nil, ReadLog, LogRequest{Epoch: 2, From: 7, Max: 10, Root: 42}},
 				{&LogReply{Epoch: 2, Head: 7, Next: 7}, Idle, LogRequest{}},
 			},
 			final: Cursor{Epoch: 2, Next: 7}, has: true,
@@ -186,9 +196,9 @@ func TestCatchUp(t *testing.T) {
 				var act Action
 				var req LogRequest
 				if st.reply == nil {
-					act, req = ReadLog, tb.StartCatchUp(9, 10)
+					act, req = ReadLog, tb.StartCatchUp(9, 10, 42)
 				} else {
-					act, req = tb.CatchUpReply(9, st.reply, 10)
+					act, req = tb.CatchUpReply(9, st.reply, 10, 42)
 				}
 				if act != st.act || req != st.req {
 					t.Fatalf("step %d: got %v %+v, want %v %+v", i, act, req, st.act, st.req)
@@ -208,7 +218,7 @@ func TestCatchUp(t *testing.T) {
 func TestReconcileFailedKeepsCursor(t *testing.T) {
 	tb := table(Peer{ID: 1, Connected: true})
 	tb.SetCursor(1, Cursor{Epoch: 1, Next: 3})
-	if act, _ := tb.CatchUpReply(1, &LogReply{Epoch: 2, Head: 50, Truncated: true}, 0); act != Reconcile {
+	if act, _ := tb.CatchUpReply(1, &LogReply{Epoch: 2, Head: 50, Truncated: true}, 0, 0); act != Reconcile {
 		t.Fatal(act)
 	}
 	tb.ReconcileDone(1, false)
@@ -216,7 +226,7 @@ func TestReconcileFailedKeepsCursor(t *testing.T) {
 		t.Fatalf("cursor moved on a failed session: %+v", c)
 	}
 	// A disconnection forgets a pending fallback.
-	tb.CatchUpReply(1, &LogReply{Epoch: 2, Head: 50, Truncated: true}, 0)
+	tb.CatchUpReply(1, &LogReply{Epoch: 2, Head: 50, Truncated: true}, 0, 0)
 	tb.SetConnected(1, false)
 	tb.ReconcileDone(1, true)
 	if c := tb.Get(1).Cursor; c != (Cursor{Epoch: 1, Next: 3}) {
@@ -238,6 +248,7 @@ func TestCursorsRoundTrip(t *testing.T) {
 }
 
 func TestServeLog(t *testing.T) {
+	const root = 77 // the server's
 	tests := []struct {
 		req         LogRequest
 		epoch, f, h uint64
@@ -253,9 +264,15 @@ func TestServeLog(t *testing.T) {
 		{LogRequest{Epoch: 1, From: 21}, 1, 5, 20, 4, 0, 0, true},    // beyond the head
 		{LogRequest{Epoch: 2, From: 10}, 1, 5, 20, 4, 0, 0, true},    // another log
 		{LogRequest{Epoch: 0, From: 0}, 1, 0, 20, 4, 0, 0, true},     // no cursor
+		// Equal roots: nothing to send, whatever the cursor; the reader
+		// moves to the head.
+		{LogRequest{Epoch: 1, From: 10, Root: root}, 1, 5, 20, 4, 20, 20, false},
+		{LogRequest{Epoch: 1, From: 4, Root: root}, 1, 5, 20, 4, 20, 20, false},
+		{LogRequest{Epoch: 2, From: 10, Root: root}, 1, 5, 20, 4, 20, 20, false},
+		{LogRequest{Root: root}, 1, 0, 20, 4, 20, 20, false},
 	}
 	for i, tt := range tests {
-		from, to, tr := ServeLog(tt.req, tt.epoch, tt.f, tt.h, tt.max)
+		from, to, tr := ServeLog(tt.req, tt.epoch, tt.f, tt.h, tt.max, root)
 		if from != tt.from || to != tt.to || tr != tt.truncated {
 			t.Errorf("case %d: got [%d,%d) %v", i, from, to, tr)
 		}
@@ -291,7 +308,7 @@ func TestBatcher(t *testing.T) {
 func TestWireRoundTrip(t *testing.T) {
 	recs := []merkle.Record{{Key: []byte("a"), Payload: []byte{1, 2, 3}}, {Key: []byte("bb"), Payload: nil}}
 	msgs := [][]byte{
-		AppendLogRequest(nil, LogRequest{Epoch: 7, From: 1 << 40, Max: 1024}),
+		AppendLogRequest(nil, LogRequest{Epoch: 7, From: 1 << 40, Max: 1024, Root: 0xfedcba9876543210}),
 		AppendLogReply(nil, &LogReply{Epoch: 7, Head: 90, Next: 80, Records: recs}),
 		AppendLogReply(nil, &LogReply{Epoch: 7, Head: 90, Truncated: true}),
 		AppendPush(nil, recs),
@@ -336,7 +353,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add(AppendLogRequest(nil, LogRequest{Epoch: 1, From: 2, Max: 3}))
+	f.Add(AppendLogRequest(nil, LogRequest{Epoch: 1, From: 2, Max: 3, Root: 4}))
 	f.Add(AppendLogReply(nil, &LogReply{Epoch: 1, Head: 2, Next: 2, Records: []merkle.Record{{Key: []byte("k"), Payload: []byte("v")}}}))
 	f.Add(AppendPush(nil, []merkle.Record{{Key: []byte("k"), Payload: []byte("v")}}))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -31,6 +31,10 @@ type LogRequest struct {
 	Epoch uint64 // the log the cursor belongs to; 0: no cursor
 	From  uint64 // the first sequence number wanted
 	Max   uint32 // most entries wanted; 0: the server's limit
+	// Root is the reader's Merkle root as it sends the request. A server
+	// whose root is the same holds nothing the reader lacks: it answers
+	// with its head and no entries (see ServeLog).
+	Root uint64
 }
 
 // LogReply answers a LogRequest: the records of the entries [From, Next) of
@@ -49,7 +53,8 @@ func AppendLogRequest(dst []byte, r LogRequest) []byte {
 	dst = append(dst, KindLogRequest)
 	dst = binary.AppendUvarint(dst, r.Epoch)
 	dst = binary.AppendUvarint(dst, r.From)
-	return binary.AppendUvarint(dst, uint64(r.Max))
+	dst = binary.AppendUvarint(dst, uint64(r.Max))
+	return binary.BigEndian.AppendUint64(dst, r.Root)
 }
 
 // AppendLogReply appends the encoding of r.
@@ -117,6 +122,7 @@ func Decode(b []byte) (Decoded, error) {
 			d.fail("max out of range")
 		}
 		r.Max = uint32(m)
+		r.Root = d.uint64()
 		out.Request = r
 	case KindLogReply:
 		r := &LogReply{Epoch: d.uvarint(), Head: d.uvarint(), Next: d.uvarint()}
@@ -187,6 +193,19 @@ func (d *decoder) byte() byte {
 	c := d.b[0]
 	d.b = d.b[1:]
 	return c
+}
+
+func (d *decoder) uint64() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 8 {
+		d.fail("short")
+		return 0
+	}
+	v := binary.BigEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
 }
 
 func (d *decoder) bytes(limit uint64) []byte {

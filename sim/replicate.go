@@ -16,7 +16,7 @@ func (s *Sim) startCatchUp(a, b *node) {
 	if s.cfg.NoCatchUp {
 		return
 	}
-	req := a.peers.StartCatchUp(b.pid, uint32(s.cfg.CatchUpBatch))
+	req := a.peers.StartCatchUp(b.pid, uint32(s.cfg.CatchUpBatch), a.st.tree.Root())
 	s.st.catchUps++
 	if req.Epoch == 0 {
 		s.st.catchUpsNoCursor++
@@ -37,7 +37,7 @@ func (s *Sim) serveLog(b, a *node, cu *catchUp, buf []byte) {
 		return
 	}
 	head := b.head()
-	from, to, trunc := mesh.ServeLog(*d.Request, b.epoch, b.logFirst, head, uint32(s.cfg.CatchUpBatch))
+	from, to, trunc := mesh.ServeLog(*d.Request, b.epoch, b.logFirst, head, uint32(s.cfg.CatchUpBatch), b.st.tree.Root())
 	reply := &mesh.LogReply{Epoch: b.epoch, Head: head, Next: to, Truncated: trunc}
 	size := 64
 	if to > from {
@@ -67,7 +67,7 @@ func (s *Sim) catchUpReply(a, b *node, cu *catchUp, buf []byte) {
 		s.applyRemote(a, r.Key, r.Payload)
 	}
 	s.st.logEntries += int64(len(d.Reply.Records))
-	act, req := a.peers.CatchUpReply(b.pid, d.Reply, uint32(s.cfg.CatchUpBatch))
+	act, req := a.peers.CatchUpReply(b.pid, d.Reply, uint32(s.cfg.CatchUpBatch), a.st.tree.Root())
 	switch act {
 	case mesh.ReadLog:
 		s.sendLogRequest(a, b, cu, req)

@@ -77,8 +77,9 @@ type Options struct {
 	Now func() time.Time
 	// OnCommit, if set, is called by the writer after each batch is durable
 	// (as the fsync mode defines it) with the log entries it added, in order,
-	// before any client of the batch is answered. It must not block for
-	// long; it may not call Update.
+	// before any client of the batch is answered and before LogBounds and
+	// ReadLog include them (so an index it keeps reflects every entry the
+	// log shows). It must not block for long; it may not call Update.
 	OnCommit func([]Entry)
 }
 

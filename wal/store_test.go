@@ -165,10 +165,22 @@ func TestConcurrentWritersShareCommits(t *testing.T) {
 	for _, mode := range []Fsync{FsyncAlways, FsyncEverySec, FsyncNo} {
 		t.Run(string(mode), func(t *testing.T) {
 			var mu sync.Mutex
-			commits := 0
-			s := open(t, t.TempDir(), func(o *Options) {
+			commits, early := 0, 0
+			var s *Store
+			s = open(t, t.TempDir(), func(o *Options) {
 				o.Fsync = mode
-				o.OnCommit = func([]Entry) { mu.Lock(); commits++; mu.Unlock() }
+				o.OnCommit = func(es []Entry) {
+					// Before the log shows them: an index OnCommit keeps
+					// must reflect every entry LogBounds admits to.
+					if _, last := s.LogBounds(); last >= es[0].Seq {
+						mu.Lock()
+						early++
+						mu.Unlock()
+					}
+					mu.Lock()
+					commits++
+					mu.Unlock()
+				}
 			})
 			defer s.Close()
 			const writers, each = 32, 50
@@ -185,6 +197,9 @@ func TestConcurrentWritersShareCommits(t *testing.T) {
 			wg.Wait()
 			if s.KeyCount() != writers*each {
 				t.Fatalf("%d keys, want %d", s.KeyCount(), writers*each)
+			}
+			if early > 0 {
+				t.Errorf("%d batches were in LogBounds before OnCommit saw them", early)
 			}
 			if commits >= writers*each {
 				t.Errorf("%d commits for %d writes: no group commit", commits, writers*each)

@@ -434,15 +434,16 @@ func (s *Store) finish(b *batch) {
 	s.keys.Add(keyDelta)
 	s.expires.Add(expiresDelta)
 	if n := len(b.entries); n > 0 {
-		// The index before lastSeq: a snapshot taken at lastSeq must
-		// hold every change up to it, and ReadLog reads no further.
+		// The index and OnCommit's indexes before lastSeq: a snapshot
+		// taken at lastSeq must hold every change up to it, ReadLog reads
+		// no further, and a Merkle root read after lastSeq reflects it.
+		if s.opts.OnCommit != nil {
+			s.opts.OnCommit(b.entries)
+		}
 		s.logMu.Lock()
 		s.lastSeq = b.entries[n-1].Seq
 		s.logBytes += b.logBytes
 		s.logMu.Unlock()
-		if s.opts.OnCommit != nil {
-			s.opts.OnCommit(b.entries)
-		}
 	}
 	for i, req := range b.reqs {
 		req.done <- b.errs[i]
