@@ -27,6 +27,13 @@ const maxLogRequest = 64
 
 // triggerCatchUp reads p's log from our cursor, unless a catch-up with p
 // is already running (it then runs once more when done).
+//
+// Catch-ups with different peers take turns. A node back from an outage
+// would otherwise read every peer's log at once, and in a mesh that kept in
+// step those logs hold the same writes: it would apply each of them once per
+// peer, on cores it shares with everything else. In turns, the first peer's
+// log brings the writes and the others, whose roots now match ours, answer
+// with their heads (mesh.ServeLog).
 func (m *Mesh) triggerCatchUp(p peer.ID) {
 	m.mu.Lock()
 	ps := m.peers[p]
@@ -43,7 +50,17 @@ func (m *Mesh) triggerCatchUp(p peer.ID) {
 	m.mu.Unlock()
 	m.goRun(func() {
 		for {
-			if err := m.catchUp(ps); err != nil && m.ctx.Err() == nil {
+			select {
+			case m.catchUpTurn <- struct{}{}:
+			case <-m.ctx.Done():
+				m.mu.Lock()
+				ps.catching, ps.catchAgain = false, false
+				m.mu.Unlock()
+				return
+			}
+			err := m.catchUp(ps)
+			<-m.catchUpTurn
+			if err != nil && m.ctx.Err() == nil {
 				m.log.Debug("catch-up", "peer", p.String(), "err", err)
 			}
 			m.mu.Lock()
@@ -73,15 +90,21 @@ func (m *Mesh) catchUp(ps *peerState) error {
 	r, w := bufio.NewReader(s), bufio.NewWriter(s)
 	var buf bytes.Buffer
 	var out []byte
-	start, entries := time.Now(), 0
-	for {
-		s.SetDeadline(time.Now().Add(ioTimeout))
+	send := func(req mesh.LogRequest) error {
 		out = mesh.AppendLogRequest(out[:0], req)
 		if err := writeFrame(w, out); err != nil {
 			return err
 		}
-		if err := w.Flush(); err != nil {
-			return err
+		return w.Flush()
+	}
+	start, entries := time.Now(), 0
+	sent := false // the next request went out before the last reply was merged
+	for {
+		s.SetDeadline(time.Now().Add(ioTimeout))
+		if !sent {
+			if err := send(req); err != nil {
+				return err
+			}
 		}
 		frame, err := readFrame(r, maxFrame, &buf)
 		if err != nil {
@@ -102,6 +125,15 @@ func (m *Mesh) catchUp(ps *peerState) error {
 			return err
 		}
 		rep := d.Reply
+		// Ask for more before merging, so that the peer reads its log while
+		// we merge; the reply lands in buf only after the merge is done.
+		var early mesh.LogRequest
+		early, sent = mesh.NextLogRequest(rep, logReplyEntries, m.local.MerkleRoot())
+		if sent {
+			if err := send(early); err != nil {
+				return err
+			}
+		}
 		if len(rep.Records) > 0 {
 			if _, err := m.apply(rep.Records); err != nil {
 				return err

@@ -77,6 +77,8 @@ type Mesh struct {
 	syncing     atomic.Bool
 	sessionMu   sync.Mutex
 	merkleSlots chan struct{}
+	// catchUpTurn lets one log catch-up run at a time (see triggerCatchUp).
+	catchUpTurn chan struct{}
 
 	st stats
 }
@@ -155,6 +157,7 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		ackSignal:   make(chan struct{}, 1),
 		ackChanged:  make(chan struct{}),
 		merkleSlots: make(chan struct{}, maxInboundMerkle),
+		catchUpTurn: make(chan struct{}, 1),
 		name:        "open",
 	}
 	if cfg.PSK != nil {

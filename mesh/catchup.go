@@ -53,10 +53,23 @@ func (t *Table) CatchUpReply(id PeerID, r *LogReply, max uint32, root uint64) (A
 		return Reconcile, LogRequest{}
 	}
 	p.Cursor, p.HasCursor = Cursor{Epoch: r.Epoch, Next: r.Next}, true
-	if r.Next < r.Head {
-		return ReadLog, LogRequest{Epoch: r.Epoch, From: r.Next, Max: max, Root: root}
+	if next, ok := NextLogRequest(r, max, root); ok {
+		return ReadLog, next
 	}
 	return Idle, LogRequest{}
+}
+
+// NextLogRequest is the request that follows reply r when there is more to
+// read. A reader may send it before it has merged r's records, so that the
+// peer reads the next entries while it merges: CatchUpReply then returns the
+// same request, with the root after the merge. Sent early, the request
+// carries the root from before the merge, so an equal-roots answer (see
+// ServeLog) comes one reply later than it could.
+func NextLogRequest(r *LogReply, max uint32, root uint64) (LogRequest, bool) {
+	if r.Truncated || r.Next >= r.Head {
+		return LogRequest{}, false
+	}
+	return LogRequest{Epoch: r.Epoch, From: r.Next, Max: max, Root: root}, true
 }
 
 // ReconcileDone ends a fallback session with id. When it completed, the

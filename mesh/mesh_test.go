@@ -215,6 +215,30 @@ func TestCatchUp(t *testing.T) {
 	}
 }
 
+func TestNextLogRequest(t *testing.T) {
+	tests := []struct {
+		reply *LogReply
+		req   LogRequest
+		ok    bool
+	}{
+		{&LogReply{Epoch: 1, Head: 115, Next: 110}, LogRequest{Epoch: 1, From: 110, Max: 10, Root: 5}, true},
+		{&LogReply{Epoch: 1, Head: 115, Next: 115}, LogRequest{}, false},
+		{&LogReply{Epoch: 1, Head: 115, Truncated: true}, LogRequest{}, false},
+	}
+	for i, tt := range tests {
+		req, ok := NextLogRequest(tt.reply, 10, 5)
+		if req != tt.req || ok != tt.ok {
+			t.Errorf("case %d: got %+v %v", i, req, ok)
+		}
+		// CatchUpReply asks for the same, with the root after merging.
+		tb := table(Peer{ID: 1, Connected: true})
+		act, again := tb.CatchUpReply(1, tt.reply, 10, 5)
+		if (act == ReadLog) != ok || again != req {
+			t.Errorf("case %d: CatchUpReply %v %+v", i, act, again)
+		}
+	}
+}
+
 func TestReconcileFailedKeepsCursor(t *testing.T) {
 	tb := table(Peer{ID: 1, Connected: true})
 	tb.SetCursor(1, Cursor{Epoch: 1, Next: 3})
