@@ -104,7 +104,7 @@ func TestEachVersionInHashRange(t *testing.T) {
 	for i := range 30000 {
 		s.index.set(fmt.Sprint("key", i), meta{value: record.Version{TS: hlc.Timestamp(i + 1)}})
 	}
-	decoded, _, err := decodeSnapshot(encodeSnapshot(s.index, 1))
+	decoded, _, err := decodeSnapshot(encodeSnapshot(s.index, logMark{seq: 1}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -217,11 +217,17 @@ func (s *Store) truncateBatch() (int, error) {
 		return 0, err
 	}
 	top := seqs[len(seqs)-1]
+	s.logMu.Lock()
+	total := s.logFreed + uint64(freed) // only this goroutine moves logFreed
+	s.logMu.Unlock()
 	err = s.db.Update(func(txn *badger.Txn) error {
 		for _, seq := range seqs {
 			if err := txn.Delete(logKey(seq)); err != nil {
 				return err
 			}
+		}
+		if err := txn.Set(metaKey(metaLogFreed), binary.BigEndian.AppendUint64(nil, total)); err != nil {
+			return err
 		}
 		return txn.Set(metaKey(metaSeqFloor), binary.BigEndian.AppendUint64(nil, top))
 	})
@@ -231,6 +237,7 @@ func (s *Store) truncateBatch() (int, error) {
 	s.logMu.Lock()
 	s.firstSeq = top + 1
 	s.logBytes -= freed
+	s.logFreed = total
 	s.logMu.Unlock()
 	return len(seqs), nil
 }

@@ -31,7 +31,13 @@ import (
 // change the store then loses in a crash (fsync everysec or no): so the store
 // is synced after the copy and before the snapshot replaces the previous one.
 //
-// The file: magic, sequence number, shard count; per shard the entry count,
+// The snapshot also records the log's size at S, and the bytes truncation
+// had freed by then (meta log-freed, which each truncation moves in its own
+// transaction): the log's size at start-up is then that size, less what was
+// truncated since, plus the entries replayed, with no pass over the whole log.
+//
+// The file: magic, the log mark (sequence number, the log's size or -1 when
+// it was not known yet, the bytes freed), shard count; per shard the entry count,
 // the arena length, the expiry count, the entries, the arena and the expiry
 // registers; an xxhash of everything before it. Little-endian. A snapshot
 // that is missing, damaged, from an unknown format or older than the log's
@@ -39,7 +45,7 @@ import (
 
 const (
 	snapshotName  = "index.snapshot"
-	snapshotMagic = "redmesh-index-1\n"
+	snapshotMagic = "redmesh-index-2\n"
 	ixEntryBytes  = 24
 	ixExpiryBytes = 28
 	// A snapshot is taken when this many log entries, or this fraction of
@@ -77,9 +83,13 @@ func (s *Store) snapshotDue(now time.Time) bool {
 func (s *Store) writeSnapshot() error {
 	start := time.Now()
 	s.logMu.Lock()
-	seq := s.lastSeq
+	mark := logMark{seq: s.lastSeq, bytes: s.logBytes, freed: s.logFreed}
 	s.logMu.Unlock()
-	buf := encodeSnapshot(s.index, seq)
+	if !isClosed(s.logSized) {
+		mark.bytes = -1 // still being counted
+	}
+	seq := mark.seq
+	buf := encodeSnapshot(s.index, mark)
 	if err := s.db.Sync(); err != nil {
 		return fmt.Errorf("sync before index snapshot: %w", err)
 	}
@@ -98,10 +108,19 @@ func (s *Store) writeSnapshot() error {
 	return nil
 }
 
-func encodeSnapshot(ix *index, seq uint64) []byte {
+// logMark is where the log stood when a snapshot was taken.
+type logMark struct {
+	seq   uint64 // the last entry
+	bytes int64  // the size of the retained entries up to seq; -1: unknown
+	freed uint64 // bytes of entries truncated before then, ever
+}
+
+func encodeSnapshot(ix *index, mark logMark) []byte {
 	buf := make([]byte, 0, 1<<20)
 	buf = append(buf, snapshotMagic...)
-	buf = binary.LittleEndian.AppendUint64(buf, seq)
+	buf = binary.LittleEndian.AppendUint64(buf, mark.seq)
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(mark.bytes))
+	buf = binary.LittleEndian.AppendUint64(buf, mark.freed)
 	buf = binary.LittleEndian.AppendUint32(buf, indexShards)
 	for i := range ix.shards {
 		buf = ix.shards[i].appendTo(buf)
@@ -145,32 +164,39 @@ func readVersion(b []byte) record.Version {
 }
 
 // decodeSnapshot checks and decodes a snapshot file's bytes.
-func decodeSnapshot(b []byte) (*index, uint64, error) {
-	if len(b) < len(snapshotMagic)+8+4+8 || string(b[:len(snapshotMagic)]) != snapshotMagic {
-		return nil, 0, fmt.Errorf("%w: unknown format", errSnapshot)
+func decodeSnapshot(b []byte) (*index, logMark, error) {
+	if len(b) < len(snapshotMagic)+3*8+4+8 || string(b[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, logMark{}, fmt.Errorf("%w: unknown format", errSnapshot)
 	}
 	body, sum := b[:len(b)-8], binary.LittleEndian.Uint64(b[len(b)-8:])
 	if xxhash.Sum64(body) != sum {
-		return nil, 0, fmt.Errorf("%w: checksum mismatch", errSnapshot)
+		return nil, logMark{}, fmt.Errorf("%w: checksum mismatch", errSnapshot)
 	}
 	b = body[len(snapshotMagic):]
-	seq := binary.LittleEndian.Uint64(b)
-	if shards := binary.LittleEndian.Uint32(b[8:]); shards != indexShards {
-		return nil, 0, fmt.Errorf("%w: %d shards, want %d", errSnapshot, shards, indexShards)
+	mark := logMark{
+		seq:   binary.LittleEndian.Uint64(b),
+		bytes: int64(binary.LittleEndian.Uint64(b[8:])),
+		freed: binary.LittleEndian.Uint64(b[16:]),
 	}
-	b = b[12:]
+	if mark.bytes < -1 {
+		return nil, logMark{}, fmt.Errorf("%w: log size %d", errSnapshot, mark.bytes)
+	}
+	if shards := binary.LittleEndian.Uint32(b[24:]); shards != indexShards {
+		return nil, logMark{}, fmt.Errorf("%w: %d shards, want %d", errSnapshot, shards, indexShards)
+	}
+	b = b[28:]
 	// Find each shard's bytes, then decode the shards on every core: most
 	// of the work is hashing keys to place them again.
 	var parts [indexShards][]byte
 	for i := range parts {
 		n, err := shardLen(b)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%w: shard %d: %v", errSnapshot, i, err)
+			return nil, logMark{}, fmt.Errorf("%w: shard %d: %v", errSnapshot, i, err)
 		}
 		parts[i], b = b[:n], b[n:]
 	}
 	if len(b) != 0 {
-		return nil, 0, fmt.Errorf("%w: %d trailing bytes", errSnapshot, len(b))
+		return nil, logMark{}, fmt.Errorf("%w: %d trailing bytes", errSnapshot, len(b))
 	}
 	ix := &index{}
 	var errs [indexShards]error
@@ -190,10 +216,10 @@ func decodeSnapshot(b []byte) (*index, uint64, error) {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			return nil, 0, fmt.Errorf("%w: shard %d: %v", errSnapshot, i, err)
+			return nil, logMark{}, fmt.Errorf("%w: shard %d: %v", errSnapshot, i, err)
 		}
 	}
-	return ix, seq, nil
+	return ix, mark, nil
 }
 
 // shardLen is the length of the encoded shard at the start of b.
@@ -279,11 +305,12 @@ func (s *Store) loadIndex() error {
 	how := "keyspace"
 	replayed := 0
 	var ix *index
-	var seq uint64
+	var mark logMark
 	b, err := os.ReadFile(s.snapshotPath())
 	if err == nil {
-		ix, seq, err = decodeSnapshot(b)
+		ix, mark, err = decodeSnapshot(b)
 	}
+	seq := mark.seq
 	switch {
 	case err == nil && seq > s.lastSeq:
 		s.log.Warn("index snapshot is newer than the log; rebuilding the index", "snapshot", seq, "log", s.lastSeq)
@@ -291,11 +318,18 @@ func (s *Store) loadIndex() error {
 		s.log.Info("index snapshot is older than the log; rebuilding the index", "snapshot", seq, "log-start", s.firstSeq)
 	case err == nil:
 		s.index = ix
-		if replayed, err = s.replayLog(seq); err != nil {
+		var bytes int64
+		if replayed, bytes, err = s.replayLog(seq); err != nil {
 			return err
 		}
 		how = "snapshot"
 		s.snapSeq = seq
+		// Truncation only ever freed entries up to seq here (else the
+		// snapshot would be older than the log).
+		if size := mark.bytes - int64(s.logFreed-mark.freed) + bytes; mark.bytes >= 0 && s.logFreed >= mark.freed && size >= 0 {
+			s.logBytes = size
+			close(s.logSized)
+		}
 	case errors.Is(err, os.ErrNotExist):
 	default:
 		s.log.Warn("index snapshot unusable; rebuilding the index", "err", err)
@@ -322,10 +356,10 @@ func (s *Store) loadIndex() error {
 	return nil
 }
 
-// replayLog sets the index from every log entry after seq.
-func (s *Store) replayLog(seq uint64) (int, error) {
-	n := 0
-	err := s.db.View(func(txn *badger.Txn) error {
+// replayLog sets the index from every log entry after seq, and returns how
+// many there were and their size.
+func (s *Store) replayLog(seq uint64) (n int, size int64, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 256})
 		defer it.Close()
 		for it.Seek(logKey(seq + 1)); it.Valid(); it.Next() {
@@ -342,13 +376,14 @@ func (s *Store) replayLog(seq uint64) (int, error) {
 				return err
 			}
 			n++
+			size += entrySize(item)
 		}
 		return nil
 	})
 	if err != nil {
-		return n, fmt.Errorf("replay the log into the index: %w", err)
+		return n, size, fmt.Errorf("replay the log into the index: %w", err)
 	}
-	return n, nil
+	return n, size, nil
 }
 
 // scanKeyspace sets the index from every keyspace row.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/record"
@@ -67,7 +68,68 @@ func reopenCheck(t *testing.T, dir string, want map[string]meta, keys, expires i
 	if s.KeyCount() != keys || s.ExpiresCount() != expires {
 		t.Fatalf("reopened with %d keys, %d deadlines; want %d, %d", s.KeyCount(), s.ExpiresCount(), keys, expires)
 	}
+	<-s.logSized
+	if got, want := s.LogBytes(), countLogBytes(t, s); got != want {
+		t.Fatalf("reopened with a log of %d bytes, counted %d", got, want)
+	}
 	return s
+}
+
+// countLogBytes adds up the log's entries as sizeLog does.
+func countLogBytes(t *testing.T, s *Store) int64 {
+	t.Helper()
+	var n int64
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n += entrySize(it.Item())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestLogSizeFromSnapshot: the log's size at start-up comes from the
+// snapshot, less what was truncated since, plus what was replayed, with no
+// pass over the log; and it is right.
+func TestLogSizeFromSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 6))
+	var ts uint64
+	retain := func(o *Options) { o.RetainBytes = 120 << 10 }
+	s := open(t, dir, retain)
+	writeMix(t, s, rng, 3000, 500, &ts)
+	if err := s.writeSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(filepath.Join(dir, snapshotName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeMix(t, s, rng, 2000, 700, &ts)
+	n, err := s.Truncate(context.Background())
+	if err != nil || n == 0 {
+		t.Fatalf("truncated %d entries: %v", n, err)
+	}
+	if first, _ := s.LogBounds(); first > s.snapSeq+1 {
+		t.Fatalf("truncated past the snapshot (first %d, snapshot %d): make RetainBytes larger", first, s.snapSeq)
+	}
+	s.Close()
+	if err := os.WriteFile(filepath.Join(dir, snapshotName), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, retain)
+	defer s.Close()
+	if !isClosed(s.logSized) {
+		t.Fatal("the log is being counted: its size did not come from the snapshot")
+	}
+	if got, want := s.LogBytes(), countLogBytes(t, s); got != want {
+		t.Fatalf("log of %d bytes, counted %d", got, want)
+	}
 }
 
 // TestSnapshotThenReplay: a store reopened after a crash loads the snapshot
@@ -184,7 +246,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		}
 		ix.set(fmt.Sprint("key", i), m)
 	}
-	good := encodeSnapshot(ix, 42)
+	good := encodeSnapshot(ix, logMark{seq: 42, bytes: -1})
 	f.Add(good[:len(good)-8])
 	f.Add(good[:len(good)/2])
 	f.Add([]byte(snapshotMagic))

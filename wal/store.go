@@ -144,6 +144,7 @@ type Store struct {
 	firstSeq uint64 // oldest retained entry; lastSeq+1 when the log is empty
 	lastSeq  uint64
 	logBytes int64
+	logFreed uint64        // bytes of entries ever truncated (meta log-freed)
 	logSized chan struct{} // closed once logBytes counts the entries found at start-up
 
 	index *index
@@ -201,9 +202,12 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s.wg.Add(3)
-	last := s.lastSeq
-	go func() { defer s.wg.Done(); s.sizeLog(last) }()
+	s.wg.Add(2)
+	if !isClosed(s.logSized) {
+		s.wg.Add(1)
+		last := s.lastSeq
+		go func() { defer s.wg.Done(); s.sizeLog(last) }()
+	}
 	go s.writer()
 	go s.background()
 	return s, nil
@@ -216,6 +220,9 @@ func (s *Store) loadState() error {
 	err := s.db.View(func(txn *badger.Txn) error {
 		floor, err := getUint64(txn, metaSeqFloor)
 		if err != nil {
+			return err
+		}
+		if s.logFreed, err = getUint64(txn, metaLogFreed); err != nil {
 			return err
 		}
 		s.firstSeq, s.lastSeq = floor+1, floor
@@ -239,6 +246,8 @@ func (s *Store) loadState() error {
 
 // sizeLog adds up the size of the entries that were in the log at start-up;
 // the writer has been adding the new ones' meanwhile. Truncation waits for it.
+// It reads every entry's key, so it runs only when the index snapshot could
+// not say (see loadIndex).
 func (s *Store) sizeLog(last uint64) {
 	defer close(s.logSized)
 	var total int64
@@ -339,6 +348,7 @@ func (s *Store) DiskSize() int64 {
 // Meta names.
 const (
 	metaSeqFloor = "seq-floor" // the highest seq ever truncated, so an empty log never reuses seqs
+	metaLogFreed = "log-freed" // bytes of log entries ever truncated, for the log's size at start-up
 )
 
 // GetMeta reads a metadata value; ok is false if it was never written.
