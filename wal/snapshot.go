@@ -52,10 +52,14 @@ const (
 	// the key count if larger, were added since the last one...
 	snapshotMinEntries = 10_000
 	snapshotKeyDivisor = 8
-	// ...or, if anything at all changed, after this long, or as soon as
-	// writes pause (a check finds no entry added since the previous one),
-	// so that a node that crashes after a burst replays little of it.
+	// ...or, if anything at all changed, after this long...
 	snapshotMaxAge = 5 * time.Minute
+	// ...or as soon as writes pause (the check, every second, finds no
+	// entry added since the previous one) after at least this fraction of
+	// the key count changed, so that a node that crashes after a burst
+	// replays little of it, while a trickle of writes with pauses does not
+	// copy a large index again and again.
+	snapshotIdleKeyDivisor = 64
 )
 
 var errSnapshot = errors.New("bad index snapshot")
@@ -74,7 +78,9 @@ func (s *Store) snapshotDue(now time.Time) bool {
 	if since == 0 {
 		return false
 	}
-	return idle || since >= max(snapshotMinEntries, uint64(s.keys.Load())/snapshotKeyDivisor) ||
+	keys := uint64(s.keys.Load())
+	return since >= max(snapshotMinEntries, keys/snapshotKeyDivisor) ||
+		idle && since >= keys/snapshotIdleKeyDivisor ||
 		now.Sub(s.snapTime) >= snapshotMaxAge
 }
 

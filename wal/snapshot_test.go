@@ -266,7 +266,8 @@ func FuzzDecodeSnapshot(f *testing.F) {
 
 // TestSnapshotDue: a snapshot is due after enough entries (an eighth of the
 // keys, at least 10,000), after five minutes with any change, or when writes
-// paused since the previous check; never when nothing changed.
+// paused since the previous check after a 64th of the keys changed; never
+// when nothing changed.
 func TestSnapshotDue(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	cases := []struct {
@@ -279,6 +280,9 @@ func TestSnapshotDue(t *testing.T) {
 		{"nothing new", 500, 500, 400, 0, time.Hour, false},
 		{"few, still writing", 600, 500, 550, 0, time.Minute, false},
 		{"few, writes paused", 600, 500, 600, 0, time.Minute, true},
+		{"few of many keys, writes paused", 600, 500, 600, 1_000_000, time.Minute, false},
+		{"a 64th of 1M keys, writes paused", 17_000, 500, 17_000, 1_000_000, time.Minute, true},
+		{"a 64th of 1M keys, still writing", 17_000, 500, 15_000, 1_000_000, time.Minute, false},
 		{"10,000 while writing", 10_600, 600, 10_000, 1000, time.Second, true},
 		{"an eighth of 1M keys not reached", 100_000, 1, 90_000, 1_000_000, time.Second, false},
 		{"an eighth of 1M keys", 125_001, 1, 90_000, 1_000_000, time.Second, true},

@@ -313,15 +313,12 @@ func (s *Store) background() {
 					s.log.Error("background fsync failed", "err", err)
 				}
 			}
-		case <-retain.C:
-			// Snapshot first, so that truncation rarely passes the
-			// snapshot's sequence number (which would make the next start
-			// read the whole keyspace).
 			if s.snapshotDue(time.Now()) {
 				if err := s.writeSnapshot(); err != nil {
 					s.log.Error("index snapshot failed", "err", err)
 				}
 			}
+		case <-retain.C:
 			if _, err := s.Truncate(context.Background()); err != nil {
 				s.log.Error("log truncation failed", "err", err)
 			}
