@@ -53,16 +53,16 @@ load() {
 }
 start_redis 16379 --appendonly yes --appendfsync everysec
 start_redmesh 16380 --fsync everysec
-# The same node with Go's soft memory limit, as the README suggests for
-# small machines.
-GOMEMLIMIT=300MiB start_redmesh 16381 --fsync everysec
-for port in 16379 16380 16381; do load "$port"; done
-sleep 5
+for port in 16379 16380; do load "$port"; done
+# Read once both have settled: Badger compacts for a few seconds after the
+# load, and the node's memory policy then collects and returns what that left
+# (node/memory.go); Redis's RSS does not move.
+sleep 15
 mib() { echo "$1/1024" | bc -l; }
 rk=$(rss_kb 16379)
-printf '\n| 1M keys, 16 B keys, 100 B values | redis-server | redmesh | ÷ Redis VmRSS | redmesh, GOMEMLIMIT=300MiB | ÷ Redis VmRSS |\n|---|---:|---:|---:|---:|---:|\n'
+printf '\n| 1M keys, 16 B keys, 100 B values | redis-server | redmesh | ÷ Redis VmRSS |\n|---|---:|---:|---:|\n'
 for f in VmRSS RssAnon RssFile; do
-	r=$(rss_kb 16379 "$f") m=$(rss_kb 16380 "$f") l=$(rss_kb 16381 "$f")
-	printf '| %s (MiB) | %.1f | %.1f | %.2f | %.1f | %.2f |\n' "$f" "$(mib "$r")" "$(mib "$m")" "$(echo "$m/$rk" | bc -l)" "$(mib "$l")" "$(echo "$l/$rk" | bc -l)"
+	r=$(rss_kb 16379 "$f") m=$(rss_kb 16380 "$f")
+	printf '| %s (MiB) | %.1f | %.1f | %.2f |\n' "$f" "$(mib "$r")" "$(mib "$m")" "$(echo "$m/$rk" | bc -l)"
 done
-printf '| DBSIZE | %s | %s | | %s | |\n' "$(redis-cli -p 16379 DBSIZE)" "$(redis-cli -p 16380 DBSIZE)" "$(redis-cli -p 16381 DBSIZE)"
+printf '| DBSIZE | %s | %s | |\n' "$(redis-cli -p 16379 DBSIZE)" "$(redis-cli -p 16380 DBSIZE)"

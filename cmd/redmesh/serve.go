@@ -161,6 +161,12 @@ func parseBytes(s string) (int64, error) {
 func serve(ctx context.Context, cfg node.Config, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The memory policy is process-wide, so the binary applies it, not
+	// node.Open (tests run many nodes in one process).
+	memCtx, stopMem := context.WithCancel(ctx)
+	memDone := make(chan struct{})
+	go func() { defer close(memDone); node.ManageMemory(memCtx, node.DefaultMemoryPolicy(), log) }()
+	defer func() { stopMem(); <-memDone }()
 	n, err := node.Open(cfg)
 	if err != nil {
 		return err

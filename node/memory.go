@@ -1,0 +1,151 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// The Go runtime, left alone, lets the heap grow to twice what was live at
+// the last collection and hands freed memory back to the OS only slowly. A
+// node's heap is mostly its version index and record cache, which stay live
+// as long as their keys, plus Badger's bursts (a memtable flush or a
+// compaction holds tens of megabytes for a moment), so after loading a
+// million keys a node held three times its live heap. A fixed GOMEMLIMIT is
+// no answer for a database whose data set grows: once the live heap passes
+// it, the collector runs back to back. Instead the node sets a soft limit
+// that follows the live heap, re-evaluated every second; and once the
+// collector has been idle for a few seconds after running, it collects a few
+// more times, further and further apart, and returns the freed memory to the
+// OS (as a JVM's periodic idle collection does): the last collection before a
+// burst ended saw the burst's garbage as live, and nothing else would collect
+// it for minutes.
+
+// MemoryPolicy is a soft memory limit that follows the live heap
+// (Live × Factor + Headroom, never below Floor) and a collection when idle.
+type MemoryPolicy struct {
+	// Factor is how much the heap may grow over what is live, as GOGC does
+	// (GOGC=100 is a factor of 2).
+	Factor float64
+	// Headroom is added to the limit: room for what the runtime holds beside
+	// the heap (stacks, its own metadata) and for storage's bursts between
+	// two evaluations.
+	Headroom uint64
+	// Floor is the lowest limit set, so that a nearly empty node does not
+	// collect at every allocation.
+	Floor uint64
+	// Interval is how often the limit is re-evaluated.
+	Interval time.Duration
+	// IdleAfter is how long the collector must have been idle, after it ran,
+	// before the node collects and returns free memory to the OS (and again
+	// after 4 and 16 times as long); zero never does.
+	IdleAfter time.Duration
+}
+
+// DefaultMemoryPolicy is what redmesh serve applies unless GOMEMLIMIT or GOGC
+// is set. The factor and headroom cost about a tenth more CPU than Go's
+// default while a million keys load (the heap is then about 200 MB live, a
+// quarter of it a compaction's buffers); once idle, the node holds little
+// more than its live heap whatever they are.
+func DefaultMemoryPolicy() MemoryPolicy {
+	return MemoryPolicy{
+		Factor:    1.25,
+		Headroom:  64 << 20,
+		Floor:     128 << 20,
+		Interval:  time.Second,
+		IdleAfter: 2 * time.Second,
+	}
+}
+
+// Limit is the soft memory limit for a heap with live bytes live.
+func (p MemoryPolicy) Limit(live uint64) int64 {
+	l := float64(live)*max(p.Factor, 1) + float64(p.Headroom)
+	if l >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(max(uint64(l), p.Floor))
+}
+
+// idleCollector decides when the collector has gone idle after running. It
+// collects after the quiet spell's first IdleAfter, then again after four
+// and sixteen times as long, because storage lets go of some memory only
+// later (Badger drops its pooled table builders one every two seconds), and
+// stops until the collector runs by itself again: a few collections per quiet
+// spell, whatever its length.
+type idleCollector struct {
+	after  time.Duration
+	cycles uint64        // completed collections at the last step
+	since  time.Time     // when cycles last moved, or the last idle collection
+	wait   time.Duration // how long after since to collect; 0: not armed
+}
+
+const idleRounds = 3 // collections per quiet spell: after, 4×, 16×
+
+// step takes the count of completed collections at now and reports whether
+// to collect now.
+func (c *idleCollector) step(now time.Time, cycles uint64) bool {
+	if cycles != c.cycles {
+		c.cycles, c.since, c.wait = cycles, now, c.after
+		return false
+	}
+	return c.wait > 0 && now.Sub(c.since) >= c.wait
+}
+
+// collected records, at now, the collection step asked for, which moved the
+// count to cycles.
+func (c *idleCollector) collected(now time.Time, cycles uint64) {
+	c.cycles, c.since = cycles, now
+	if c.wait *= 4; c.wait > c.after*(1<<(2*(idleRounds-1))) {
+		c.wait = 0
+	}
+}
+
+// UserSetsGC reports whether the user tuned Go's collector through the
+// environment (GOMEMLIMIT or GOGC); the runtime has applied that, and a node
+// must not override it.
+func UserSetsGC(getenv func(string) string) bool {
+	return getenv("GOMEMLIMIT") != "" || getenv("GOGC") != ""
+}
+
+// ManageMemory applies p until ctx is done, unless the user tuned the
+// collector through the environment; it then restores the limit it found.
+// The memory limit is process-wide, so only the program that owns the
+// process (redmesh serve) calls it, once.
+func ManageMemory(ctx context.Context, p MemoryPolicy, log *slog.Logger) {
+	if UserSetsGC(os.Getenv) {
+		log.Info("Go memory settings from the environment; no memory policy", "GOMEMLIMIT", os.Getenv("GOMEMLIMIT"), "GOGC", os.Getenv("GOGC"))
+		return
+	}
+	before := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(before)
+	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	read := func() (live, cycles uint64, ok bool) {
+		metrics.Read(samples)
+		if samples[0].Value.Kind() != metrics.KindUint64 || samples[1].Value.Kind() != metrics.KindUint64 {
+			return 0, 0, false // not reported by this runtime
+		}
+		return samples[0].Value.Uint64(), samples[1].Value.Uint64(), true
+	}
+	idle := idleCollector{after: max(p.IdleAfter, 0)}
+	t := time.NewTicker(p.Interval)
+	defer t.Stop()
+	for {
+		if live, cycles, ok := read(); ok {
+			if idle.step(time.Now(), cycles) {
+				debug.FreeOSMemory() // collects, then returns what is free
+				live, cycles, _ = read()
+				idle.collected(time.Now(), cycles)
+			}
+			debug.SetMemoryLimit(p.Limit(live))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
