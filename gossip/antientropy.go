@@ -3,7 +3,6 @@ package gossip
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -12,12 +11,18 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redmesh/redmesh/merkle"
+	"github.com/redmesh/redmesh/mesh"
 )
 
-// Merkle sessions over /redmesh/merkle/1: each frame holds one encoded
+// maxRootAt bounds the frame holding a peer's mesh.RootAt.
+const maxRootAt = 32
+
+// Merkle sessions over /redmesh/merkle/2: each frame holds one encoded
 // merkle.Message (merkle.Marshal), in the order the sessions produce them.
-// Once its session is done each side sends one last 8-byte frame, its
-// Merkle root, so both learn the other's for the peer choice.
+// Once its session is done each side sends one last frame, a mesh.RootAt
+// (its Merkle root and its log's head), so both learn the other's root for
+// the peer choice, and a node whose root is the peer's moves its cursor in
+// the peer's log to that head.
 
 // runSession runs one reconciliation with p as initiator and reports
 // whether it completed.
@@ -149,25 +154,37 @@ func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output
 			return err
 		}
 	}
-	// Roots, for the choice of the next session's peer.
-	root := binary.BigEndian.AppendUint64(nil, m.local.MerkleRoot())
-	if err := writeFrame(w, root); err != nil {
+	// Roots, for the choice of the next session's peer, each with its log's
+	// head (read before the root): a peer whose root is ours moves our
+	// cursor in its log there (mesh.Table.ObserveRootAt).
+	_, last := m.store.LogBounds()
+	ours := mesh.RootAt{Epoch: m.epoch, Head: last + 1, Root: m.local.MerkleRoot()}
+	if err := writeFrame(w, mesh.AppendRootAt(enc[:0], ours)); err != nil {
 		return err
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	frame, err := readFrame(r, 8, &buf)
+	frame, err := readFrame(r, maxRootAt, &buf)
 	if err != nil {
+		if errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame) {
+			m.misbehaved(p, "merkle session", err)
+		}
 		return fmt.Errorf("peer's root: %w", err)
 	}
-	if len(frame) != 8 {
-		m.misbehaved(p, "merkle session", errors.New("root is not 8 bytes"))
-		return errors.New("bad root")
+	d, err := mesh.Decode(frame)
+	if err == nil && d.RootAt == nil {
+		err = errors.New("not a root")
+	}
+	if err != nil {
+		m.misbehaved(p, "merkle session", err)
+		return fmt.Errorf("peer's root: %w", err)
 	}
 	m.mu.Lock()
 	if ps := m.peers[p]; ps != nil {
-		m.table.ObserveRoot(ps.mid, binary.BigEndian.Uint64(frame))
+		if m.table.ObserveRootAt(ps.mid, *d.RootAt, ours.Root) {
+			m.cursorsDirty = true
+		}
 		ps.lastSync = time.Now()
 	}
 	m.mu.Unlock()

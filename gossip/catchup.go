@@ -3,9 +3,11 @@ package gossip
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -28,12 +30,7 @@ const maxLogRequest = 64
 // triggerCatchUp reads p's log from our cursor, unless a catch-up with p
 // is already running (it then runs once more when done).
 //
-// Catch-ups with different peers take turns. A node back from an outage
-// would otherwise read every peer's log at once, and in a mesh that kept in
-// step those logs hold the same writes: it would apply each of them once per
-// peer, on cores it shares with everything else. In turns, the first peer's
-// log brings the writes and the others, whose roots now match ours, answer
-// with their heads (mesh.ServeLog).
+// Catch-ups with different peers take turns (see turns).
 func (m *Mesh) triggerCatchUp(p peer.ID) {
 	m.mu.Lock()
 	ps := m.peers[p]
@@ -50,17 +47,7 @@ func (m *Mesh) triggerCatchUp(p peer.ID) {
 	m.mu.Unlock()
 	m.goRun(func() {
 		for {
-			select {
-			case m.catchUpTurn <- struct{}{}:
-			case <-m.ctx.Done():
-				m.mu.Lock()
-				ps.catching, ps.catchAgain = false, false
-				m.mu.Unlock()
-				return
-			}
-			err := m.catchUp(ps)
-			<-m.catchUpTurn
-			if err != nil && m.ctx.Err() == nil {
+			if err := m.catchUp(ps); err != nil && m.ctx.Err() == nil {
 				m.log.Debug("catch-up", "peer", p.String(), "err", err)
 			}
 			m.mu.Lock()
@@ -75,7 +62,51 @@ func (m *Mesh) triggerCatchUp(p peer.ID) {
 	})
 }
 
+// turns lets one log catch-up read at a time. A node back from an outage
+// would otherwise read every peer's log at once, and in a mesh that kept in
+// step those logs hold the same writes: it would apply each of them once per
+// peer, on cores it shares with everything else. In turns, the first peer's
+// log brings the writes and the others, whose roots now match ours, answer
+// with their heads (mesh.ServeLog). So that a peer whose log holds much we
+// already have (our cursor there is old) does not hold up one that has what
+// we lack, a catch-up that has read turnEntries entries while others wait
+// goes to the back of the queue.
+type turns struct {
+	ch      chan struct{} // holds a token while a catch-up has the turn
+	waiting atomic.Int32
+}
+
+// turnEntries is how many entries a catch-up reads before it lets waiting
+// ones go first.
+const turnEntries = 16 * logReplyEntries
+
+func newTurns() *turns { return &turns{ch: make(chan struct{}, 1)} }
+
+// take waits for the turn (waiters are served in order: a channel's blocked
+// senders are).
+func (t *turns) take(ctx context.Context) error {
+	t.waiting.Add(1)
+	defer t.waiting.Add(-1)
+	select {
+	case t.ch <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (t *turns) give() { <-t.ch }
+
 func (m *Mesh) catchUp(ps *peerState) error {
+	if err := m.turns.take(m.ctx); err != nil {
+		return err
+	}
+	held := true
+	defer func() {
+		if held {
+			m.turns.give()
+		}
+	}()
 	m.mu.Lock()
 	req := m.table.StartCatchUp(ps.mid, logReplyEntries, m.local.MerkleRoot())
 	loud := ps.linkUp
@@ -97,7 +128,7 @@ func (m *Mesh) catchUp(ps *peerState) error {
 		}
 		return w.Flush()
 	}
-	start, entries := time.Now(), 0
+	start, entries, sinceTurn := time.Now(), 0, 0
 	sent := false // the next request went out before the last reply was merged
 	for {
 		s.SetDeadline(time.Now().Add(ioTimeout))
@@ -139,6 +170,7 @@ func (m *Mesh) catchUp(ps *peerState) error {
 				return err
 			}
 			entries += len(rep.Records)
+			sinceTurn += len(rep.Records)
 			m.st.catchUpEntries.Add(uint64(len(rep.Records)))
 		}
 		m.mu.Lock()
@@ -151,6 +183,14 @@ func (m *Mesh) catchUp(ps *peerState) error {
 		switch act {
 		case mesh.ReadLog:
 			req = next
+			if sinceTurn >= turnEntries && m.turns.waiting.Load() > 0 {
+				m.turns.give()
+				held, sinceTurn = false, 0
+				if err := m.turns.take(m.ctx); err != nil {
+					return err
+				}
+				held = true
+			}
 			continue
 		case mesh.Idle:
 			m.st.catchUpsByLog.Add(1)
@@ -165,6 +205,10 @@ func (m *Mesh) catchUp(ps *peerState) error {
 			return nil
 		case mesh.Reconcile:
 			s.Close()
+			// A session repairs everything this peer has for us: other
+			// catch-ups need not wait for it.
+			m.turns.give()
+			held = false
 			m.st.fallbacks.Add(1)
 			m.log.Info("peer's log cannot serve our cursor: reconciling by Merkle", "peer", ps.id.String(),
 				"had_cursor", req.Epoch != 0, "peer_head", rep.Head)

@@ -13,8 +13,8 @@
 // per protocol):
 //
 //	/redmesh/log/2     mesh.LogRequest → mesh.LogReply, repeated
-//	/redmesh/merkle/1  merkle messages, then each side's 8-byte root
+//	/redmesh/merkle/2  merkle messages, then each side's mesh.RootAt
 //	/redmesh/ack/1     uvarint epoch, uvarint seq: writes applied
 //	/redmesh/peers/1   the peers a node is connected to, with addresses
-//	GossipSub topic /redmesh/push/1/<mesh>: 1 | epoch | prev | to | mesh push
+//	GossipSub topic /redmesh/push/2/<mesh>: 1 | epoch | prev | to | mesh push
 package gossip

@@ -77,8 +77,7 @@ type Mesh struct {
 	syncing     atomic.Bool
 	sessionMu   sync.Mutex
 	merkleSlots chan struct{}
-	// catchUpTurn lets one log catch-up run at a time (see triggerCatchUp).
-	catchUpTurn chan struct{}
+	turns       *turns // log catch-ups take turns
 
 	st stats
 }
@@ -157,7 +156,7 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		ackSignal:   make(chan struct{}, 1),
 		ackChanged:  make(chan struct{}),
 		merkleSlots: make(chan struct{}, maxInboundMerkle),
-		catchUpTurn: make(chan struct{}, 1),
+		turns:       newTurns(),
 		name:        "open",
 	}
 	if cfg.PSK != nil {

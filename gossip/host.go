@@ -22,7 +22,7 @@ import (
 // Protocol IDs.
 const (
 	protoLog    = protocol.ID("/redmesh/log/2")
-	protoMerkle = protocol.ID("/redmesh/merkle/1")
+	protoMerkle = protocol.ID("/redmesh/merkle/2")
 	protoAck    = protocol.ID("/redmesh/ack/1")
 	protoPeers  = protocol.ID("/redmesh/peers/1")
 )

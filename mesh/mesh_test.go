@@ -337,6 +337,7 @@ func TestWireRoundTrip(t *testing.T) {
 		AppendLogReply(nil, &LogReply{Epoch: 7, Head: 90, Truncated: true}),
 		AppendPush(nil, recs),
 		AppendPush(nil, nil),
+		AppendRootAt(nil, RootAt{Epoch: 9, Head: 1 << 50, Root: 0x0123456789abcdef}),
 	}
 	for i, b := range msgs {
 		d, err := Decode(b)
@@ -349,6 +350,8 @@ func TestWireRoundTrip(t *testing.T) {
 			again = AppendLogRequest(nil, *d.Request)
 		case d.Reply != nil:
 			again = AppendLogReply(nil, d.Reply)
+		case d.RootAt != nil:
+			again = AppendRootAt(nil, *d.RootAt)
 		default:
 			again = AppendPush(nil, d.Push)
 		}
@@ -380,6 +383,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(AppendLogRequest(nil, LogRequest{Epoch: 1, From: 2, Max: 3, Root: 4}))
 	f.Add(AppendLogReply(nil, &LogReply{Epoch: 1, Head: 2, Next: 2, Records: []merkle.Record{{Key: []byte("k"), Payload: []byte("v")}}}))
 	f.Add(AppendPush(nil, []merkle.Record{{Key: []byte("k"), Payload: []byte("v")}}))
+	f.Add(AppendRootAt(nil, RootAt{Epoch: 1, Head: 2, Root: 3}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := Decode(b)
 		if err != nil {
@@ -391,6 +395,8 @@ func FuzzDecode(f *testing.F) {
 			again = AppendLogRequest(nil, *d.Request)
 		case d.Reply != nil:
 			again = AppendLogReply(nil, d.Reply)
+		case d.RootAt != nil:
+			again = AppendRootAt(nil, *d.RootAt)
 		default:
 			again = AppendPush(nil, d.Push)
 		}
@@ -398,6 +404,36 @@ func FuzzDecode(f *testing.F) {
 			panic(fmt.Sprintf("re-encoding does not decode: %v", err))
 		}
 	})
+}
+
+func TestObserveRootAt(t *testing.T) {
+	tb := table(Peer{ID: 1}, Peer{ID: 2})
+	steps := []struct {
+		r     RootAt
+		ours  uint64
+		moved bool
+		want  Cursor
+		has   bool
+	}{
+		{RootAt{Epoch: 1, Head: 50, Root: 7}, 8, false, Cursor{}, false},     // roots differ: nothing known
+		{RootAt{Epoch: 1, Head: 50, Root: 7}, 7, true, Cursor{1, 50}, true},  // equal: to the head
+		{RootAt{Epoch: 1, Head: 40, Root: 7}, 7, false, Cursor{1, 50}, true}, // never back
+		{RootAt{Epoch: 1, Head: 90, Root: 9}, 7, false, Cursor{1, 50}, true}, // differ: stays
+		{RootAt{Epoch: 2, Head: 5, Root: 9}, 9, true, Cursor{2, 5}, true},    // a new epoch
+		{RootAt{Epoch: 2, Head: 0, Root: 9}, 9, false, Cursor{2, 5}, true},   // no head: ignored
+	}
+	for i, st := range steps {
+		if moved := tb.ObserveRootAt(1, st.r, st.ours); moved != st.moved {
+			t.Fatalf("step %d: moved %v", i, moved)
+		}
+		p := tb.Get(1)
+		if p.Cursor != st.want || p.HasCursor != st.has || !p.RootKnown || p.Root != st.r.Root {
+			t.Fatalf("step %d: %+v", i, p)
+		}
+	}
+	if tb.Get(2).HasCursor || tb.Get(2).RootKnown {
+		t.Fatal("another peer changed")
+	}
 }
 
 func TestAdvanceCursor(t *testing.T) {

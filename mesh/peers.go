@@ -111,6 +111,27 @@ func (t *Table) ObserveRoot(id PeerID, root uint64) {
 	}
 }
 
+// ObserveRootAt records the root id reported at the end of a session, as
+// ObserveRoot does, and when it equals ours (taken at any time before) moves
+// our cursor in id's log to its head (see AdvanceCursor): our data held, by
+// then, what every entry before that head carried, or newer. A node that
+// applied a peer's writes as that peer forwarded them from others (not its
+// own, which move the cursor as they arrive) thus need not read them again
+// from its log after a restart. It reports whether the cursor moved.
+func (t *Table) ObserveRootAt(id PeerID, r RootAt, ours uint64) bool {
+	t.ObserveRoot(id, r.Root)
+	if r.Root != ours {
+		return false
+	}
+	p := t.Get(id)
+	if p == nil || r.Head == 0 {
+		return false
+	}
+	before, had := p.Cursor, p.HasCursor
+	t.AdvanceCursor(id, Cursor{Epoch: r.Epoch, Next: r.Head})
+	return !had || p.Cursor != before
+}
+
 // ChooseSyncPeer picks the peer for the next anti-entropy session: uniformly
 // among connected peers whose last known root differs from ours or is
 // unknown, or, when every connected peer reported our root, uniformly among

@@ -24,6 +24,7 @@ const (
 	KindLogRequest byte = 1
 	KindLogReply   byte = 2
 	KindPush       byte = 3
+	KindRootAt     byte = 4
 )
 
 // LogRequest asks a peer for its log from a cursor.
@@ -46,6 +47,23 @@ type LogReply struct {
 	Next      uint64
 	Truncated bool
 	Records   []merkle.Record
+}
+
+// RootAt is a node's Merkle root and where its log stood when it was taken:
+// the head is read first, so the root reflects every entry before it. Each
+// side of an anti-entropy session sends its own when the session ends.
+type RootAt struct {
+	Epoch uint64 // the log's epoch
+	Head  uint64 // the log's next sequence number
+	Root  uint64
+}
+
+// AppendRootAt appends the encoding of r.
+func AppendRootAt(dst []byte, r RootAt) []byte {
+	dst = append(dst, KindRootAt)
+	dst = binary.AppendUvarint(dst, r.Epoch)
+	dst = binary.AppendUvarint(dst, r.Head)
+	return binary.BigEndian.AppendUint64(dst, r.Root)
 }
 
 // AppendLogRequest appends the encoding of r.
@@ -103,6 +121,7 @@ type Decoded struct {
 	Request *LogRequest
 	Reply   *LogReply
 	Push    []merkle.Record
+	RootAt  *RootAt
 }
 
 // Decode parses one message. Keys and payloads alias b. It never panics and
@@ -141,6 +160,8 @@ func Decode(b []byte) (Decoded, error) {
 			d.fail("next beyond head")
 		}
 		out.Reply = r
+	case KindRootAt:
+		out.RootAt = &RootAt{Epoch: d.uvarint(), Head: d.uvarint(), Root: d.uint64()}
 	case KindPush:
 		out.Push = d.records()
 		if out.Push == nil && d.err == nil {

@@ -61,6 +61,11 @@ type byteCount struct{ meta, payload int64 }
 
 func (n *node) head() uint64 { return n.logFirst + uint64(len(n.log)) }
 
+// rootAt is the node's Merkle root with its log's epoch and head.
+func (n *node) rootAt() mesh.RootAt {
+	return mesh.RootAt{Epoch: n.epoch, Head: n.head(), Root: n.st.tree.Root()}
+}
+
 func (n *node) appendLog(id uint32, retain int) {
 	n.log = append(n.log, id)
 	if len(n.log) > retain+retain/4+16 {

@@ -105,10 +105,9 @@ func (s *Sim) recvSession(ss *session, side int, buf []byte) {
 	}
 }
 
-// rootBytes is what telling the peer our root costs: a modelled field of the
-// gossip layer's session framing, counted as metadata.
-const rootBytes = 8
-
+// endSession closes a session; one that completed ends, as in the gossip
+// layer, with each side telling the other its mesh.RootAt (counted as
+// metadata).
 func (s *Sim) endSession(ss *session, ok bool) {
 	ss.finished = true
 	a, b := ss.ends[0], ss.ends[1]
@@ -124,12 +123,15 @@ func (s *Sim) endSession(ss *session, ok bool) {
 		}
 		s.st.keysPulled += int64(len(res.Pulled))
 		s.st.keysPushed += int64(len(res.Pushed))
-		// Each side learns the other's root when the session ends.
-		a.peers.ObserveRoot(b.pid, b.st.tree.Root())
-		b.peers.ObserveRoot(a.pid, a.st.tree.Root())
-		a.sent[classSession].meta += rootBytes
-		b.sent[classSession].meta += rootBytes
-		s.st.totalMeta += 2 * rootBytes
+		// Each side learns the other's root, and its log's head, when the
+		// session ends.
+		ra, rb := a.rootAt(), b.rootAt()
+		a.peers.ObserveRootAt(b.pid, rb, ra.Root)
+		b.peers.ObserveRootAt(a.pid, ra, rb.Root)
+		na, nb := len(mesh.AppendRootAt(nil, ra)), len(mesh.AppendRootAt(nil, rb))
+		a.sent[classSession].meta += int64(na)
+		b.sent[classSession].meta += int64(nb)
+		s.st.totalMeta += int64(na + nb)
 	}
 	if ss.fallback && aLive {
 		a.peers.ReconcileDone(b.pid, ok)
