@@ -10,7 +10,10 @@
 #    alternating; RUNS runs (default 5); medians of each run's p50 and p99.
 # 2. Rejoin: load 1,000,000 keys (16-byte keys, 100-byte values, redis-cli
 #    --pipe) into a mesh of NODES redmesh nodes (default 3) and let it converge
-#    (equal Merkle roots); then REJOIN_RUNS times (default 3): kill -9 the last
+#    (equal Merkle roots); then REJOIN_RUNS times (default 3), each from a
+#    mesh at rest (SETTLE seconds, default 10, after it last converged: the
+#    load's compactions end, and nodes take their index snapshots and agree
+#    on log cursors, as a mesh in service would have): kill -9 the last
 #    node, change 10,000 random keys (1%) on the first, restart the killed node
 #    with its data directory and flags, and time from its start until its
 #    mesh_merkle_root equals the others' (INFO replication every 50 ms; its
@@ -28,6 +31,7 @@ rejoin_runs=${2:-3}
 nodes=${3:-3}
 samples=${4:-2000}
 keys=${KEYS:-1000000} # KEYS=... for a quick try only
+settle=${SETTLE:-10}
 build_redmesh
 (cd "$BENCH_ROOT" && go build -o "$BENCH_TMP/proplat" ./bench/proplat && go build -o "$BENCH_TMP/meshwait" ./bench/meshwait)
 "$BENCH_TMP/redmesh" keygen "$BENCH_TMP/mesh.key" >/dev/null
@@ -136,6 +140,7 @@ echo "  mesh loaded in $(((t1 - t0) / 1000000)) ms, converged $((($(date +%s%N) 
 last=$nodes others=$(addrs $(seq 1 $((nodes - 1))))
 mt=() mr=() ma=()
 for run in $(seq 1 "$rejoin_runs"); do
+	sleep "$settle"
 	mesh_kill "$last" KILL
 	shuf -i 0-$((keys - 1)) -n $((keys / 100)) | resp_file "$run" "$BENCH_TMP/change.resp"
 	pipe_load 16401 "$BENCH_TMP/change.resp"
@@ -160,7 +165,7 @@ Propagation, SET on one server to visible on another ($runs runs of $samples sam
 | p50 | $r50 | $m50 | $(ratio "$m50" "$r50") |
 | p99 | $r99 | $m99 | $(ratio "$m99" "$r99") |
 
-Rejoin after 1% of $keys keys changed ($nodes-node mesh, $rejoin_runs runs, medians, ms):
+Rejoin after 1% of $keys keys changed ($nodes-node mesh, $rejoin_runs runs, each after $settle s at rest; medians, ms):
 
 | | median ms | runs | Redis (defaults) / this |
 |---|---:|---|---:|
