@@ -343,8 +343,9 @@ func (m *Mesh) advanceTheirs(ps *peerState, epoch, acked uint64) {
 	// catch-up cursor moves too, saved by maintain within seconds.
 	m.table.AdvanceCursor(ps.mid, mesh.Cursor{Epoch: epoch, Next: ps.theirAcked + 1})
 	m.cursorsDirty = true
-	m.ackDirty[ps.id] = true
-	m.poke(m.ackSignal)
+	if ps.wanted() {
+		m.poke(m.ackSignal)
+	}
 }
 
 // Cursors are saved as uvarint(count), then per peer uvarint(node ID),

@@ -43,6 +43,10 @@ type Config struct {
 	MDNS bool
 	// SyncInterval is the anti-entropy period. 1s.
 	SyncInterval time.Duration
+	// AckInterval is how often a node tells each peer how far it has
+	// applied the peer's writes, when that moved and the peer did not ask
+	// (a WAIT asks, and is answered at once). 1s.
+	AckInterval time.Duration
 	// InsecureOpenMesh lets a node listen beyond loopback with neither a
 	// PSK nor an allowlist (protected mode off).
 	InsecureOpenMesh bool
@@ -74,6 +78,9 @@ const (
 func (c *Config) setDefaults() {
 	if c.SyncInterval <= 0 {
 		c.SyncInterval = time.Second
+	}
+	if c.AckInterval <= 0 {
+		c.AckInterval = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -14,7 +14,7 @@
 //
 //	/redmesh/log/2     mesh.LogRequest → mesh.LogReply, repeated
 //	/redmesh/merkle/2  merkle messages, then each side's mesh.RootAt
-//	/redmesh/ack/1     uvarint epoch, uvarint seq: writes applied
+//	/redmesh/ack/2     uvarint epoch, uvarint seq: writes applied; the other way: asked for
 //	/redmesh/peers/1   the peers a node is connected to, with addresses
 //	GossipSub topic /redmesh/push/2/<mesh>: 1 | epoch | prev | to | mesh push
 package gossip

@@ -64,7 +64,6 @@ type Mesh struct {
 	peersDirty bool
 	// cursorsDirty: catch-up cursors moved since they were last saved.
 	cursorsDirty bool
-	ackDirty     map[peer.ID]bool
 
 	pushMu      sync.Mutex
 	pending     []pushItem
@@ -102,11 +101,21 @@ type peerState struct {
 	inTable   bool
 	lastSync  time.Time
 	acked     uint64 // the peer has applied our local writes up to this seq (our epoch)
-	// Our progress through the peer's own writes, acknowledged back to it.
+	// Our progress through the peer's own writes, acknowledged back to it
+	// over ackStream, which we open; the peer asks on it for an ack once we
+	// reach wantSeq of its epoch wantEpoch.
 	theirEpoch, theirAcked, sentEpoch, sentAcked uint64
+	wantEpoch, wantSeq                           uint64
 	ackStream                                    network.Stream
 	ackW                                         *bufio.Writer
-	catching, catchAgain                         bool
+	// The stream the peer opened to acknowledge our writes, on which we
+	// ask (ackInMu orders the asking); we asked for wantSent.
+	ackIn    network.Stream
+	ackInW   *bufio.Writer
+	ackInMu  sync.Mutex
+	wantSent uint64
+
+	catching, catchAgain bool
 	// Pushes that arrived ahead of a missing one (GossipSub may reorder):
 	// prev → to. A gap that stays open for a second is read from the log.
 	ahead    map[uint64]uint64
@@ -151,7 +160,6 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		bw:          metrics.NewBandwidthCounter(),
 		peers:       map[peer.ID]*peerState{},
 		wanted:      map[peer.ID]*dialState{},
-		ackDirty:    map[peer.ID]bool{},
 		pushSignal:  make(chan struct{}, 1),
 		ackSignal:   make(chan struct{}, 1),
 		ackChanged:  make(chan struct{}),
@@ -314,10 +322,9 @@ func (m *Mesh) linkUp(c network.Conn) {
 	}
 	d.upSince = time.Now()
 	m.peersDirty = true
-	m.ackDirty[p] = true
 	m.mu.Unlock()
 	m.log.Info("peer connected", "peer", p.String(), "addr", ps.addr)
-	m.poke(m.ackSignal)
+	m.poke(m.ackSignal) // opens the ack stream, on which the peer can ask
 	m.triggerCatchUp(p)
 	m.goRun(func() { m.exchangePeers(p) })
 }
@@ -341,7 +348,7 @@ func (m *Mesh) linkDown(p peer.ID) {
 	if ps.ackStream != nil {
 		ps.ackStream.Reset()
 		ps.ackStream, ps.ackW = nil, nil
-		ps.sentEpoch, ps.sentAcked = 0, 0
+		ps.sentEpoch, ps.sentAcked, ps.wantEpoch, ps.wantSeq = 0, 0, 0, 0
 	}
 	m.mu.Unlock()
 	m.log.Info("peer disconnected", "peer", p.String())

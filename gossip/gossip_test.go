@@ -242,7 +242,8 @@ func startTestMesh(t *testing.T, peers ...string) (*Mesh, *testLocal) {
 	l.s = s
 	m, err := Start(Config{
 		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: peers, SyncInterval: 100 * time.Millisecond,
-		Identity: key, Self: nodeIDOf(id), NodeIDOf: nodeIDOf,
+		AckInterval: time.Hour, // acknowledgements only when a WAIT asks
+		Identity:    key, Self: nodeIDOf(id), NodeIDOf: nodeIDOf,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, s, l)
 	if err != nil {

@@ -13,73 +13,165 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 )
 
-// Acknowledgements over /redmesh/ack/1, for WAIT: a node keeps one stream
-// open to each connected peer and sends a frame
+// Acknowledgements over /redmesh/ack/2, for WAIT and INFO. A node opens one
+// stream to each connected peer when the link comes up and sends on it
 //
 //	uvarint epoch | uvarint seq
 //
-// whenever it has applied more of that peer's local writes: every local
-// write of the peer's log epoch up to seq is applied here.
+// meaning that every local write of that peer's log epoch up to seq is
+// applied here: once every AckInterval while that moves, and at once when the
+// peer asked. The peer asks with the same frame the other way ("tell me once
+// you have applied up to seq") when a client WAITs for that write, as a Redis
+// master sends REPLCONF GETACK. Acknowledging every push as it arrived cost a
+// stream write per write on each side, a tenth of a node's CPU.
 
-// ackSender sends acknowledgements to peers whose writes we applied.
+// wanted reports whether the peer asked for an acknowledgement we can now
+// give and have not sent (m.mu held).
+func (ps *peerState) wanted() bool {
+	return ps.wantEpoch == ps.theirEpoch && ps.theirAcked >= ps.wantSeq &&
+		(ps.sentEpoch != ps.theirEpoch || ps.sentAcked < ps.wantSeq)
+}
+
+// ackSender opens the ack streams and sends acknowledgements: those asked
+// for when poked, all that moved every AckInterval.
 func (m *Mesh) ackSender() {
+	tick := time.NewTicker(m.cfg.AckInterval)
+	defer tick.Stop()
 	var out []byte
 	for {
+		periodic := false
 		select {
 		case <-m.ctx.Done():
 			return
 		case <-m.ackSignal:
+		case <-tick.C:
+			periodic = true
 		}
+		type job struct {
+			ps           *peerState
+			s            network.Stream
+			w            *bufio.Writer
+			epoch, acked uint64
+			open, due    bool
+		}
+		var jobs []job
 		m.mu.Lock()
-		var todo []*peerState
-		for p := range m.ackDirty {
-			if ps := m.peers[p]; ps != nil && ps.connected {
-				todo = append(todo, ps)
-			}
-		}
-		clear(m.ackDirty)
-		m.mu.Unlock()
-		for _, ps := range todo {
-			m.mu.Lock()
-			epoch, acked := ps.theirEpoch, ps.theirAcked
-			s, w := ps.ackStream, ps.ackW
-			same := epoch == ps.sentEpoch && acked == ps.sentAcked
-			m.mu.Unlock()
-			if same || epoch == 0 {
+		for _, ps := range m.peers {
+			if !ps.connected {
 				continue
 			}
-			if s == nil {
-				ns, err := m.h.NewStream(m.ctx, ps.id, protoAck)
-				if err != nil {
-					continue
-				}
-				s, w = ns, bufio.NewWriter(ns)
+			moved := ps.theirEpoch != 0 && (ps.theirEpoch != ps.sentEpoch || ps.theirAcked != ps.sentAcked)
+			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, epoch: ps.theirEpoch, acked: ps.theirAcked,
+				open: ps.ackStream == nil, due: moved && (periodic || ps.wanted())}
+			if j.open || j.due {
+				jobs = append(jobs, j)
 			}
-			out = binary.AppendUvarint(out[:0], epoch)
-			out = binary.AppendUvarint(out, acked)
-			s.SetWriteDeadline(time.Now().Add(ioTimeout))
-			err := writeFrame(w, out)
+		}
+		m.mu.Unlock()
+		for _, j := range jobs {
+			if j.open {
+				s, err := m.h.NewStream(m.ctx, j.ps.id, protoAck)
+				if err != nil {
+					continue // the next tick tries again
+				}
+				j.s, j.w = s, bufio.NewWriter(s)
+				m.mu.Lock()
+				j.ps.ackStream, j.ps.ackW = s, j.w
+				j.ps.sentEpoch, j.ps.sentAcked, j.ps.wantEpoch, j.ps.wantSeq = 0, 0, 0, 0
+				m.mu.Unlock()
+				m.goRun(func() { m.readAckWants(j.ps, s) })
+				j.due = j.epoch != 0
+			}
+			if !j.due {
+				continue
+			}
+			out = binary.AppendUvarint(out[:0], j.epoch)
+			out = binary.AppendUvarint(out, j.acked)
+			j.s.SetWriteDeadline(time.Now().Add(ioTimeout))
+			err := writeFrame(j.w, out)
 			if err == nil {
-				err = w.Flush()
+				err = j.w.Flush()
 			}
 			m.mu.Lock()
-			if err != nil {
-				s.Reset()
-				ps.ackStream, ps.ackW = nil, nil
-				m.ackDirty[ps.id] = true // try again on the next signal
-			} else {
-				ps.ackStream, ps.ackW = s, w
-				ps.sentEpoch, ps.sentAcked = epoch, acked
+			if j.ps.ackStream == j.s {
+				if err != nil {
+					j.s.Reset()
+					j.ps.ackStream, j.ps.ackW = nil, nil // reopened on the next tick
+				} else {
+					j.ps.sentEpoch, j.ps.sentAcked = j.epoch, j.acked
+				}
 			}
 			m.mu.Unlock()
 		}
 	}
 }
 
-// serveAck receives a peer's acknowledgements of our writes.
+// readAckWants reads what a peer asks on the ack stream we opened to it.
+func (m *Mesh) readAckWants(ps *peerState, s network.Stream) {
+	r := bufio.NewReader(s)
+	var buf bytes.Buffer
+	for {
+		frame, err := readFrame(r, maxAckFrame, &buf)
+		if err != nil {
+			if errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame) {
+				m.misbehaved(ps.id, "ack request", err)
+			}
+			return
+		}
+		epoch, seq, err := decodeAck(frame)
+		if err != nil {
+			m.misbehaved(ps.id, "ack request", err)
+			s.Reset()
+			return
+		}
+		m.mu.Lock()
+		if ps.ackStream != s {
+			m.mu.Unlock()
+			return
+		}
+		if epoch != ps.wantEpoch || seq > ps.wantSeq {
+			ps.wantEpoch, ps.wantSeq = epoch, seq
+		}
+		poke := ps.wanted()
+		m.mu.Unlock()
+		if poke {
+			m.poke(m.ackSignal)
+		}
+	}
+}
+
+func decodeAck(frame []byte) (epoch, seq uint64, err error) {
+	epoch, n := binary.Uvarint(frame)
+	if n <= 0 {
+		return 0, 0, errMalformedFrame
+	}
+	seq, k := binary.Uvarint(frame[n:])
+	if k <= 0 || n+k != len(frame) {
+		return 0, 0, errMalformedFrame
+	}
+	return epoch, seq, nil
+}
+
+// serveAck receives a peer's acknowledgements of our writes, on the stream
+// it opened, on which we ask for them (askAcks).
 func (m *Mesh) serveAck(s network.Stream) {
 	defer s.Close()
 	p := s.Conn().RemotePeer()
+	m.mu.Lock()
+	ps := m.peer(p)
+	if ps.ackIn != nil {
+		ps.ackIn.Reset() // the peer opened a new one: the old is dead
+	}
+	ps.ackIn, ps.ackInW, ps.wantSent = s, bufio.NewWriter(s), 0
+	m.mu.Unlock()
+	m.broadcastAck() // a WAIT in progress asks on it
+	defer func() {
+		m.mu.Lock()
+		if ps.ackIn == s {
+			ps.ackIn, ps.ackInW = nil, nil
+		}
+		m.mu.Unlock()
+	}()
 	r := bufio.NewReader(s)
 	var buf bytes.Buffer
 	for {
@@ -91,21 +183,15 @@ func (m *Mesh) serveAck(s network.Stream) {
 			}
 			return
 		}
-		epoch, n := binary.Uvarint(frame)
-		if n <= 0 {
-			m.misbehaved(p, "ack", errMalformedFrame)
-			return
-		}
-		seq, k := binary.Uvarint(frame[n:])
-		if k <= 0 || n+k != len(frame) {
-			m.misbehaved(p, "ack", errMalformedFrame)
+		epoch, seq, err := decodeAck(frame)
+		if err != nil {
+			m.misbehaved(p, "ack", err)
 			return
 		}
 		if epoch != m.epoch {
 			continue // about a log we no longer have
 		}
 		m.mu.Lock()
-		ps := m.peer(p)
 		changed := seq > ps.acked
 		if changed {
 			ps.acked = seq
@@ -113,6 +199,40 @@ func (m *Mesh) serveAck(s network.Stream) {
 		m.mu.Unlock()
 		if changed {
 			m.broadcastAck()
+		}
+	}
+}
+
+// askAcks asks each connected peer that has not acknowledged our writes up
+// to target to do so as soon as it has applied them.
+func (m *Mesh) askAcks(target uint64) {
+	type ask struct {
+		ps *peerState
+		s  network.Stream
+		w  *bufio.Writer
+	}
+	var asks []ask
+	m.mu.Lock()
+	for _, ps := range m.peers {
+		if ps.connected && ps.acked < target && ps.ackIn != nil && ps.wantSent < target {
+			ps.wantSent = target
+			asks = append(asks, ask{ps, ps.ackIn, ps.ackInW})
+		}
+	}
+	m.mu.Unlock()
+	var out []byte
+	for _, a := range asks {
+		out = binary.AppendUvarint(out[:0], m.epoch)
+		out = binary.AppendUvarint(out, target)
+		a.ps.ackInMu.Lock()
+		a.s.SetWriteDeadline(time.Now().Add(ioTimeout))
+		err := writeFrame(a.w, out)
+		if err == nil {
+			err = a.w.Flush()
+		}
+		a.ps.ackInMu.Unlock()
+		if err != nil {
+			a.s.Reset() // serveAck ends; the peer opens another
 		}
 	}
 }
@@ -147,6 +267,7 @@ func (m *Mesh) WaitAcks(ctx context.Context, target uint64, n int, timeout time.
 		if count >= n {
 			return count
 		}
+		m.askAcks(target)
 		select {
 		case <-ch:
 		case <-deadline:
