@@ -38,18 +38,18 @@ type Local interface {
 
 // Mesh is a node's link to its peers over libp2p.
 type Mesh struct {
-	cfg   Config
-	log   *slog.Logger
-	store *wal.Store
-	local Local
-	h     host.Host
-	gater *gater
-	bw    *metrics.BandwidthCounter
-	ps    *pubsub.PubSub
-	topic *pubsub.Topic
-	sub   *pubsub.Subscription
-	mdns  io.Closer
-	name  string // the mesh's name: topic and mDNS service
+	cfg     Config
+	log     *slog.Logger
+	store   *wal.Store
+	local   Local
+	h       host.Host
+	gater   *gater
+	bw      *metrics.BandwidthCounter
+	ps      *pubsub.PubSub
+	topic   *pubsub.Topic
+	unrelay pubsub.RelayCancelFunc
+	mdns    io.Closer
+	name    string // the mesh's name: topic and mDNS service
 
 	epoch uint64 // this node's log epoch
 
@@ -207,7 +207,6 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		m.log.Warn("mDNS discovery not started", "err", err)
 	}
 	m.goRun(m.publisher)
-	m.goRun(m.drain)
 	m.goRun(m.maintain)
 	m.goRun(m.antiEntropy)
 	m.goRun(m.ackSender)
@@ -243,7 +242,7 @@ func (m *Mesh) Close() error {
 	if m.mdns != nil {
 		m.mdns.Close()
 	}
-	m.sub.Cancel()
+	m.unrelay()
 	err := m.h.Close()
 	m.wg.Wait()
 	m.topic.Close()

@@ -87,7 +87,7 @@ func (m *Mesh) startPubsub() error {
 		pubsub.WithPeerExchange(true),
 		pubsub.WithFloodPublish(true),
 		// Pushes are merged in the validator (see validatePush): its queue
-		// absorbs a burst as the subscription's buffer would.
+		// absorbs a burst.
 		pubsub.WithValidateQueueSize(pushQueue),
 	)
 	if err != nil {
@@ -101,7 +101,11 @@ func (m *Mesh) startPubsub() error {
 	if m.topic, err = ps.Join(name); err != nil {
 		return err
 	}
-	if m.sub, err = m.topic.Subscribe(pubsub.WithBufferSize(pushQueue)); err != nil {
+	// Relay, not Subscribe: it joins the topic's mesh just the same (peers
+	// send us pushes, we forward them), but pubsub does not also hand every
+	// message, ours included, to a subscription we would only discard:
+	// validatePush has merged it already.
+	if m.unrelay, err = m.topic.Relay(); err != nil {
 		return err
 	}
 	return nil
@@ -164,7 +168,7 @@ func decodePushMsg(b []byte) (pushMsg, error) {
 
 // validatePush runs before GossipSub delivers or forwards a message, in
 // one of GossipSub's validation workers (inline), and merges it there: a
-// push is visible here two goroutine hand-offs sooner than through the
+// push is visible here two goroutine hand-offs sooner than through a
 // subscription, and GossipSub validates each message once, so each is
 // merged once. A malformed one is rejected (and its sender penalised by
 // GossipSub) and the peer that sent it is disconnected. Our own pushes,
@@ -343,16 +347,6 @@ func (m *Mesh) merge(from, origin peer.ID, pm pushMsg) {
 	}
 	if ps.gapSince.IsZero() {
 		ps.gapSince = time.Now()
-	}
-}
-
-// drain empties the push subscription: validatePush has merged every push
-// already; the subscription is what makes peers send them to us.
-func (m *Mesh) drain() {
-	for {
-		if _, err := m.sub.Next(m.ctx); err != nil {
-			return
-		}
 	}
 }
 
