@@ -193,7 +193,10 @@ func (s *Store) truncateBatch() (int, error) {
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
-		for it.Rewind(); it.Valid() && len(seqs) < batch; it.Next() {
+		// Seek past the entries already dropped: their tombstones stay
+		// until compaction, and stepping over them again every batch made
+		// truncating a long log quadratic.
+		for it.Seek(logKey(first)); it.Valid() && len(seqs) < batch; it.Next() {
 			item := it.Item()
 			size := entrySize(item)
 			if bytes-freed <= s.opts.RetainBytes {

@@ -303,6 +303,16 @@ func (s *Store) background() {
 	defer syncTick.Stop()
 	retain := time.NewTicker(s.opts.RetentionInterval)
 	defer retain.Stop()
+	// Close must not wait for a long truncation to finish.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
 		select {
 		case <-s.stop:
@@ -319,7 +329,7 @@ func (s *Store) background() {
 				}
 			}
 		case <-retain.C:
-			if _, err := s.Truncate(context.Background()); err != nil {
+			if _, err := s.Truncate(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("log truncation failed", "err", err)
 			}
 		}
