@@ -440,3 +440,21 @@ func TestTurns(t *testing.T) {
 	}
 	tr.give()
 }
+
+// FuzzDecodeAck: an ack or an ack request from a peer decodes or is refused,
+// never panics, and what decodes encodes back to the same numbers.
+func FuzzDecodeAck(f *testing.F) {
+	f.Add(binary.AppendUvarint(binary.AppendUvarint(nil, 7), 1<<40))
+	f.Add([]byte{0x80})
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		epoch, seq, err := decodeAck(b)
+		if err != nil {
+			return
+		}
+		e2, s2, err := decodeAck(binary.AppendUvarint(binary.AppendUvarint(nil, epoch), seq))
+		if err != nil || e2 != epoch || s2 != seq {
+			t.Fatalf("(%d, %d) does not survive a round trip: (%d, %d) %v", epoch, seq, e2, s2, err)
+		}
+	})
+}
