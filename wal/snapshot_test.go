@@ -93,6 +93,28 @@ func countLogBytes(t *testing.T, s *Store) int64 {
 	return n
 }
 
+// takeSnapshot writes s's index snapshot now and returns the file's bytes.
+func takeSnapshot(t *testing.T, s *Store, dir string) []byte {
+	t.Helper()
+	if err := s.writeSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, snapshotName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// putSnapshot puts back a snapshot taken earlier, as if the store had
+// crashed after it: the store then holds more than the snapshot.
+func putSnapshot(t *testing.T, dir string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, snapshotName), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestLogSizeFromSnapshot: the log's size at start-up comes from the
 // snapshot, less what was truncated since, plus what was replayed, with no
 // pass over the log; and it is right.
@@ -103,13 +125,7 @@ func TestLogSizeFromSnapshot(t *testing.T) {
 	retain := func(o *Options) { o.RetainBytes = 120 << 10 }
 	s := open(t, dir, retain)
 	writeMix(t, s, rng, 3000, 500, &ts)
-	if err := s.writeSnapshot(); err != nil {
-		t.Fatal(err)
-	}
-	old, err := os.ReadFile(filepath.Join(dir, snapshotName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := takeSnapshot(t, s, dir)
 	writeMix(t, s, rng, 2000, 700, &ts)
 	n, err := s.Truncate(context.Background())
 	if err != nil || n == 0 {
@@ -119,9 +135,7 @@ func TestLogSizeFromSnapshot(t *testing.T) {
 		t.Fatalf("truncated past the snapshot (first %d, snapshot %d): make RetainBytes larger", first, s.snapSeq)
 	}
 	s.Close()
-	if err := os.WriteFile(filepath.Join(dir, snapshotName), old, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	putSnapshot(t, dir, old)
 	s = open(t, dir, retain)
 	defer s.Close()
 	if !isClosed(s.logSized) {
@@ -142,19 +156,11 @@ func TestSnapshotThenReplay(t *testing.T) {
 	var ts uint64
 	s := open(t, dir, nil)
 	writeMix(t, s, rng, 3000, 500, &ts)
-	if err := s.writeSnapshot(); err != nil {
-		t.Fatal(err)
-	}
-	old, err := os.ReadFile(filepath.Join(dir, snapshotName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := takeSnapshot(t, s, dir)
 	writeMix(t, s, rng, 2000, 700, &ts)
 	want, keys, expires := indexContents(s), s.KeyCount(), s.ExpiresCount()
 	s.Close()
-	if err := os.WriteFile(filepath.Join(dir, snapshotName), old, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	putSnapshot(t, dir, old)
 
 	s = reopenCheck(t, dir, want, keys, expires)
 	if first, _ := s.LogBounds(); s.snapSeq < first-1 || s.snapSeq == 0 {
