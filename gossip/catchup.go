@@ -341,8 +341,9 @@ func (m *Mesh) advanceTheirs(ps *peerState, epoch, acked uint64) {
 	}
 	// Everything up to theirAcked is applied here, however it came: the
 	// catch-up cursor moves too, saved by maintain within seconds.
-	m.table.AdvanceCursor(ps.mid, mesh.Cursor{Epoch: epoch, Next: ps.theirAcked + 1})
-	m.cursorsDirty = true
+	if m.table.AdvanceCursor(ps.mid, mesh.Cursor{Epoch: epoch, Next: ps.theirAcked + 1}) {
+		m.cursorsDirty = true
+	}
 	if ps.wanted() {
 		m.poke(m.ackSignal)
 	}

@@ -446,10 +446,15 @@ func TestAdvanceCursor(t *testing.T) {
 		{Cursor{1, 15}, Cursor{1, 20}}, // never back
 		{Cursor{2, 5}, Cursor{2, 5}},   // a new epoch
 	} {
-		tb.AdvanceCursor(1, tt.to)
+		moved := tb.AdvanceCursor(1, tt.to)
 		if p := tb.Get(1); !p.HasCursor || p.Cursor != tt.want {
 			t.Fatalf("after advancing to %+v: %+v", tt.to, p.Cursor)
 		}
+		if moved != (tt.to == tt.want) {
+			t.Fatalf("advancing to %+v reported moved=%v", tt.to, moved)
+		}
 	}
-	tb.AdvanceCursor(7, Cursor{1, 1}) // an unknown peer: nothing to do
+	if tb.AdvanceCursor(7, Cursor{1, 1}) { // an unknown peer: nothing to do
+		t.Fatal("moved the cursor of an unknown peer")
+	}
 }

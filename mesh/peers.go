@@ -123,13 +123,7 @@ func (t *Table) ObserveRootAt(id PeerID, r RootAt, ours uint64) bool {
 	if r.Root != ours {
 		return false
 	}
-	p := t.Get(id)
-	if p == nil || r.Head == 0 {
-		return false
-	}
-	before, had := p.Cursor, p.HasCursor
-	t.AdvanceCursor(id, Cursor{Epoch: r.Epoch, Next: r.Head})
-	return !had || p.Cursor != before
+	return r.Head != 0 && t.AdvanceCursor(id, Cursor{Epoch: r.Epoch, Next: r.Head})
 }
 
 // ChooseSyncPeer picks the peer for the next anti-entropy session: uniformly
@@ -198,11 +192,15 @@ func (t *Table) PushTargets(dst []PeerID, exclude PeerID, d int, intn func(n int
 // log epoch, or later in the same one. A node that learns it holds every
 // entry of a peer's log before c.Next other than by catch-up (its pushes
 // arrived without a gap) moves the cursor with it, so that a restart does
-// not read again what pushes already brought.
-func (t *Table) AdvanceCursor(id PeerID, c Cursor) {
-	if p := t.Get(id); p != nil && (!p.HasCursor || p.Cursor.Epoch != c.Epoch || c.Next > p.Cursor.Next) {
-		p.Cursor, p.HasCursor = c, true
+// not read again what pushes already brought. It reports whether the
+// cursor moved.
+func (t *Table) AdvanceCursor(id PeerID, c Cursor) bool {
+	p := t.Get(id)
+	if p == nil || p.HasCursor && p.Cursor.Epoch == c.Epoch && c.Next <= p.Cursor.Next {
+		return false
 	}
+	p.Cursor, p.HasCursor = c, true
+	return true
 }
 
 // SetCursor sets id's cursor, for a node that knows where it stands in the
