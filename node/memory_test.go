@@ -89,8 +89,8 @@ func TestUserSetsGC(t *testing.T) {
 		{map[string]string{"GOGC": "off", "GOMEMLIMIT": "1GiB"}, true},
 		{map[string]string{"GODEBUG": "gctrace=1"}, false},
 	} {
-		if got := UserSetsGC(func(k string) string { return tc.env[k] }); got != tc.want {
-			t.Errorf("UserSetsGC(%v) = %v, want %v", tc.env, got, tc.want)
+		if got := userSetsGC(func(k string) string { return tc.env[k] }); got != tc.want {
+			t.Errorf("userSetsGC(%v) = %v, want %v", tc.env, got, tc.want)
 		}
 	}
 }
