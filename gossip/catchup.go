@@ -158,8 +158,11 @@ func (m *Mesh) catchUp(ps *peerState) error {
 		rep := d.Reply
 		// Ask for more before merging, so that the peer reads its log while
 		// we merge; the reply lands in buf only after the merge is done.
+		// The request carries the root from before the merge, and so does
+		// CatchUpReply's (the same request, already sent).
+		root := m.local.MerkleRoot()
 		var early mesh.LogRequest
-		early, sent = mesh.NextLogRequest(rep, logReplyEntries, m.local.MerkleRoot())
+		early, sent = mesh.NextLogRequest(rep, logReplyEntries, root)
 		if sent {
 			if err := send(early); err != nil {
 				return err
@@ -174,7 +177,7 @@ func (m *Mesh) catchUp(ps *peerState) error {
 			m.st.catchUpEntries.Add(uint64(len(rep.Records)))
 		}
 		m.mu.Lock()
-		act, next := m.table.CatchUpReply(ps.mid, rep, logReplyEntries, m.local.MerkleRoot())
+		act, next := m.table.CatchUpReply(ps.mid, rep, logReplyEntries, root)
 		m.mu.Unlock()
 		if !rep.Truncated {
 			m.saveCursors() // after the records: a cursor is never more durable than they are
