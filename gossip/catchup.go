@@ -178,9 +178,17 @@ func (m *Mesh) catchUp(ps *peerState) error {
 		}
 		m.mu.Lock()
 		act, next := m.table.CatchUpReply(ps.mid, rep, logReplyEntries, root)
+		if act == mesh.ReadLog {
+			m.cursorsDirty = true // saved within seconds (maintain), or when done below
+		}
 		m.mu.Unlock()
+		if act == mesh.Idle {
+			// One save, which syncs, at the end rather than one per reply:
+			// after the records, so a cursor is never more durable than they
+			// are.
+			m.saveCursors()
+		}
 		if !rep.Truncated {
-			m.saveCursors() // after the records: a cursor is never more durable than they are
 			m.progress(ps, rep.Epoch, rep.Next)
 		}
 		switch act {
