@@ -230,6 +230,13 @@ func (r *Reader) parseInline(b []byte) ([][]byte, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	// Redis leaves inline arguments to the line limit alone; holding them to
+	// proto-max-bulk-len too keeps one bound on every argument a command sees.
+	for _, a := range args {
+		if int64(len(a)) > r.maxBulk {
+			return nil, 0, protoErr("invalid bulk length")
+		}
+	}
 	return args, nl + 1, nil
 }
 

@@ -70,6 +70,7 @@ func TestReadRefuses(t *testing.T) {
 		{"endless header", "*1\r\n$" + strings.Repeat("1", 100), "invalid bulk length"},
 		{"no dollar", "*2\r\n$1\r\na\r\n:5\r\n", "expected '$', got ':'"},
 		{"endless inline", strings.Repeat("x", MaxInline+10), "too big inline request"},
+		{"inline argument over the limit", "SET k " + strings.Repeat("v", 1025) + "\r\n", "invalid bulk length"},
 		{"unbalanced quotes", "SET \"a b\r\n", "unbalanced quotes"},
 		{"text after a quote", "SET \"a\"b c\r\n", "unbalanced quotes"},
 	} {
@@ -169,7 +170,7 @@ func FuzzReader(f *testing.F) {
 				break
 			}
 			for _, a := range args {
-				if len(a) > 64 && in[0] == '*' {
+				if len(a) > 64 {
 					t.Fatalf("argument of %d bytes past the 64-byte limit", len(a))
 				}
 				total += len(a)
