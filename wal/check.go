@@ -33,29 +33,32 @@ func (s *Store) Check() (CheckReport, error) {
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true})
 		defer it.Close()
-		var prev uint64
+		var (
+			prev  uint64
+			block []Entry
+		)
 		for it.Rewind(); it.Valid(); it.Next() {
-			seq := binary.BigEndian.Uint64(it.Item().Key()[1:])
-			if prev != 0 && seq != prev+1 {
-				return fmt.Errorf("log gap: %d follows %d", seq, prev)
-			}
-			prev = seq
 			body, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return err
 			}
-			e, err := decodeEntry(seq, body)
-			if err != nil {
+			if block, err = decodeBlock(blockSeq(it.Item().Key()), body, block[:0]); err != nil {
 				return err
 			}
-			k := string(e.Key)
-			cur := logged{e.Record.Versions(), e.Record.Value.Tombstone}
-			if old, ok := latest[k]; ok && !newer(cur.versions, old.versions) &&
-				!(cur.versions == old.versions && cur.tombstone && !old.tombstone) { // an expiry sweep
-				return fmt.Errorf("log entry %d for %q does not supersede the previous one", seq, e.Key)
+			for _, e := range block {
+				if prev != 0 && e.Seq != prev+1 {
+					return fmt.Errorf("log gap: %d follows %d", e.Seq, prev)
+				}
+				prev = e.Seq
+				k := string(e.Key)
+				cur := logged{e.Record.Versions(), e.Record.Value.Tombstone}
+				if old, ok := latest[k]; ok && !newer(cur.versions, old.versions) &&
+					!(cur.versions == old.versions && cur.tombstone && !old.tombstone) { // an expiry sweep
+					return fmt.Errorf("log entry %d for %q does not supersede the previous one", e.Seq, e.Key)
+				}
+				latest[k] = cur
+				rep.LogEntries++
 			}
-			latest[k] = cur
-			rep.LogEntries++
 		}
 		rep.LogKeys = len(latest)
 

@@ -363,26 +363,37 @@ func (s *Store) loadIndex() error {
 }
 
 // replayLog sets the index from every log entry after seq, and returns how
-// many there were and their size.
+// many there were and the size of the blocks that hold only such entries
+// (seq is the end of a batch, so of a block: the snapshot's log size counts
+// the blocks up to it).
 func (s *Store) replayLog(seq uint64) (n int, size int64, err error) {
 	err = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 256})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
-		for it.Seek(logKey(seq + 1)); it.Valid(); it.Next() {
+		var block []Entry
+		for seekBlock(txn, it, seq+1); it.Valid(); it.Next() {
 			item := it.Item()
-			err := item.Value(func(b []byte) error {
-				e, err := decodeEntry(binary.BigEndian.Uint64(item.Key()[1:]), b)
-				if err != nil {
+			first := blockSeq(item.Key())
+			err := item.Value(func(b []byte) (err error) {
+				// The entries alias b, which is Badger's only until
+				// this function returns.
+				if block, err = decodeBlock(first, b, block[:0]); err != nil {
 					return err
 				}
-				s.index.set(string(e.Key), metaOf(e.Record))
+				for _, e := range block {
+					if e.Seq > seq {
+						s.index.set(string(e.Key), metaOf(e.Record))
+						n++
+					}
+				}
 				return nil
 			})
 			if err != nil {
 				return err
 			}
-			n++
-			size += entrySize(item)
+			if first > seq {
+				size += blockSize(item)
+			}
 		}
 		return nil
 	})

@@ -83,7 +83,7 @@ func countLogBytes(t *testing.T, s *Store) int64 {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			n += entrySize(it.Item())
+			n += blockSize(it.Item())
 		}
 		return nil
 	})

@@ -5,7 +5,7 @@
 // Every mutation goes through Update, whose function reads and merges records
 // through a Tx. One writer goroutine runs the functions of many clients one
 // after another and commits their changes in a single Badger transaction:
-// each changed keyspace row together with its log entry. With fsync "always"
+// each changed keyspace row together with the log's entries for them. With fsync "always"
 // the writer syncs once per batch before any of its clients is answered, which
 // is group commit; "everysec" syncs in the background once a second; "no"
 // leaves it to the OS and Badger.
@@ -122,7 +122,7 @@ var ErrClosed = errors.New("store is closed")
 // Row prefixes. One byte each; the keyspace rows sort by key hash.
 const (
 	prefixKey  = 'k' // 'k' hash(4) key → record
-	prefixLog  = 'l' // 'l' seq(8) → entry
+	prefixLog  = 'l' // 'l' seq(8) → a block of entries from seq on (see log.go)
 	prefixMeta = 'm' // 'm' name → value
 	prefixExp  = 'x' // 'x' deadline(8) key → nothing: keys by expiry deadline
 )
@@ -198,6 +198,10 @@ func Open(opts Options) (*Store, error) {
 
 		logSized: make(chan struct{}),
 	}
+	if err := s.upgradeLog(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := s.loadState(); err != nil {
 		db.Close()
 		return nil, err
@@ -229,12 +233,16 @@ func (s *Store) loadState() error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
 		defer it.Close()
 		if it.Rewind(); it.Valid() {
-			s.firstSeq = binary.BigEndian.Uint64(it.Item().Key()[1:])
+			s.firstSeq = blockSeq(it.Item().Key())
 		}
 		rit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, Reverse: true})
 		defer rit.Close()
 		if rit.Seek(logKey(math.MaxUint64)); rit.Valid() {
-			s.lastSeq = max(s.lastSeq, binary.BigEndian.Uint64(rit.Item().Key()[1:]))
+			last, err := blockLast(rit.Item())
+			if err != nil {
+				return err
+			}
+			s.lastSeq = max(s.lastSeq, last)
 		}
 		return nil
 	})
@@ -255,10 +263,10 @@ func (s *Store) sizeLog(last uint64) {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			if binary.BigEndian.Uint64(it.Item().Key()[1:]) > last {
+			if blockSeq(it.Item().Key()) > last {
 				break
 			}
-			total += entrySize(it.Item())
+			total += blockSize(it.Item())
 		}
 		return nil
 	})

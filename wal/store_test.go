@@ -371,21 +371,6 @@ func TestMetaIsDurable(t *testing.T) {
 	}
 }
 
-func FuzzDecodeEntry(f *testing.F) {
-	f.Add(appendEntry(nil, Entry{Time: time.UnixMilli(5), Key: []byte("k"), Record: setRec(1, "v")}))
-	f.Add([]byte{0, 0xff, 0xff, 0xff, 0xff, 0x0f})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := decodeEntry(1, b)
-		if err != nil {
-			return
-		}
-		again, err := decodeEntry(1, appendEntry(nil, e))
-		if err != nil || string(again.Key) != string(e.Key) || !record.Equal(again.Record, e.Record) {
-			t.Fatalf("round trip of %+v: %+v %v", e, again, err)
-		}
-	})
-}
-
 func TestRollbackToSavepoint(t *testing.T) {
 	s := open(t, t.TempDir(), nil)
 	defer s.Close()

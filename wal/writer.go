@@ -469,56 +469,38 @@ func runFn(fn UpdateFunc, tx *Tx) (err error) {
 func (s *Store) commit(b *batch, seq uint64) uint64 {
 	reqs := b.reqs
 	b.errs = make([]error, len(reqs))
-	entries := make([]Entry, 0, len(b.changes))
-	now := s.opts.Now()
-	ar := &arena{ents: make([]badger.Entry, 0, 2*len(b.changes))}
+	st := staged{now: s.opts.Now(), entries: make([]Entry, 0, len(b.changes))}
 	need := 0
 	for i := range b.changes {
-		need += logEntryBound(&b.changes[i])
+		need += blockEntryBound(b.changes[i].row[5:], b.changes[i].rec)
 	}
-	ar.buf = make([]byte, 0, need)
+	blocks := need/blockTarget + 1
+	st.arena = &arena{buf: make([]byte, 0, 9*blocks), ents: make([]badger.Entry, 0, len(b.changes)+blocks)}
+	st.blockCap = blockHeader + min(need, blockTarget+512)
 	for start := 0; start < len(reqs); {
-		txn := s.db.NewTransaction(true)
-		st := staged{entries: entries[len(entries):], arena: ar}
-		end := start
-		var err error
-		for ; end < len(reqs); end++ {
-			if err = s.stage(txn, &st, b.changes[reqs[end].lo:reqs[end].hi], seq, now); err != nil {
-				break
-			}
-		}
+		txn, end, err := s.stageTxn(b, start, seq, &st)
 		if err != nil {
-			txn.Discard()
-			if end == start {
-				// Alone in a transaction and still failing: refuse it.
-				b.errs[end] = fmt.Errorf("store %d changes: %w", reqs[end].hi-reqs[end].lo, err)
-				if errors.Is(err, badger.ErrTxnTooBig) {
-					b.errs[end] = ErrTooLarge
-				}
-				start++
-				continue
+			// Alone in a transaction and still failing: refuse it.
+			b.errs[start] = fmt.Errorf("store %d changes: %w", reqs[start].hi-reqs[start].lo, err)
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				b.errs[start] = ErrTooLarge
 			}
-			// Commit the requests that fitted; the one that did not goes
-			// first in the next transaction.
-			txn, st = s.db.NewTransaction(true), staged{entries: entries[len(entries):], arena: ar}
-			for i := start; i < end; i++ {
-				if err := s.stage(txn, &st, b.changes[reqs[i].lo:reqs[i].hi], seq, now); err != nil {
-					b.errs[i] = err // fitted a moment ago: only a Badger bug gets here
-				}
-			}
+			start++
+			continue
 		}
 		if err := txn.Commit(); err != nil {
 			for i := start; i < end; i++ {
 				b.errs[i] = fmt.Errorf("commit: %w", err)
 			}
 		} else {
-			seq += uint64(len(st.entries))
-			entries = append(entries, st.entries...)
+			seq += uint64(len(st.entries) - st.committed)
+			st.committed = len(st.entries)
 			b.logBytes += st.bytes
 		}
 		start = end
 	}
-	if s.opts.Fsync == FsyncAlways && len(entries) > 0 {
+	st.entries = st.entries[:st.committed]
+	if s.opts.Fsync == FsyncAlways && len(st.entries) > 0 {
 		if err := s.db.Sync(); err != nil {
 			for i := range b.errs {
 				if b.errs[i] == nil {
@@ -527,15 +509,73 @@ func (s *Store) commit(b *batch, seq uint64) uint64 {
 			}
 		}
 	}
-	b.entries = entries
+	b.entries = st.entries
 	return seq
 }
 
-// staged is what a transaction holds so far.
+// stageTxn stages in a new transaction the requests of b from start on, as
+// many as fit, and returns it with the end of those requests. It fails only
+// if request start does not fit alone.
+func (s *Store) stageTxn(b *batch, start int, seq uint64, st *staged) (*badger.Txn, int, error) {
+	limit := len(b.reqs)
+	for {
+		txn := s.db.NewTransaction(true)
+		st.reset()
+		end := start
+		var err error
+		for ; end < limit; end++ {
+			if err = s.stage(txn, st, b.changes[b.reqs[end].lo:b.reqs[end].hi], seq); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			if err = st.closeBlock(txn); err == nil {
+				return txn, end, nil
+			}
+			end-- // the last request's entries fitted, but not the block holding them
+		}
+		txn.Discard()
+		if end == start {
+			return nil, start, err
+		}
+		limit = end // commit those that fitted; the next goes first in the next transaction
+	}
+}
+
+// staged is what the transactions of one batch hold so far: entries are
+// the batch's log entries, those from committed on in the transaction being
+// staged, whose block being filled is blk.
 type staged struct {
-	entries []Entry
-	bytes   int64
+	now       time.Time
+	entries   []Entry
+	committed int
+	bytes     int64 // the log bytes of the transaction being staged
+	blk       []byte
+	blkFirst  int // the index in entries of blk's first entry
+	blockCap  int
 	*arena
+}
+
+// reset empties the transaction being staged.
+func (st *staged) reset() {
+	clear(st.entries[st.committed:])
+	st.entries = st.entries[:st.committed]
+	st.bytes, st.blk = 0, nil
+}
+
+// closeBlock adds the block being filled, if any, to txn.
+func (st *staged) closeBlock(txn *badger.Txn) error {
+	if st.blk == nil {
+		return nil
+	}
+	setBlockHeader(st.blk, len(st.entries)-st.blkFirst, st.now)
+	k := st.alloc(9)
+	k[0] = prefixLog
+	binary.BigEndian.PutUint64(k[1:], st.entries[st.blkFirst].Seq)
+	blk := st.blk
+	st.blk = nil
+	st.bytes += int64(len(k) + len(blk))
+	return st.set(txn, k, blk)
 }
 
 // arena holds the keys, values and entries handed to Badger, which keeps
@@ -565,38 +605,26 @@ func (a *arena) set(txn *badger.Txn, key, val []byte) error {
 	return txn.SetEntry(&a.ents[len(a.ents)-1])
 }
 
-// logEntryBound bounds the bytes of c's log entry, key and body.
-func logEntryBound(c *change) int {
-	logged := c.rec
-	logged.Value.Data = nil
-	return 9 + 2*binary.MaxVarintLen64 + len(c.key) + record.EncodedSize(logged)
-}
-
 // stage adds one request's rows and log entries to txn, numbering entries on
 // from seq plus those already staged.
-func (s *Store) stage(txn *badger.Txn, st *staged, changes []change, seq uint64, now time.Time) error {
+func (s *Store) stage(txn *badger.Txn, st *staged, changes []change, seq uint64) error {
 	for i := range changes {
 		c := &changes[i]
 		key := c.row[5:]
-		e := Entry{Seq: seq + uint64(len(st.entries)) + 1, Time: now, Key: key, Record: c.rec, Prev: c.was.Versions()}
+		e := Entry{Seq: seq + uint64(len(st.entries)-st.committed) + 1, Time: st.now, Key: key, Record: c.rec, Prev: c.was.Versions()}
 		// The log stores the mutation's versions; the value itself is in
 		// the keyspace row of the same transaction, so it is not written
 		// twice (see ReadLog).
-		logged := e
-		logged.Record.Value.Data = nil
-		b := st.alloc(logEntryBound(c))
-		lk := b[:9]
-		lk[0] = prefixLog
-		binary.BigEndian.PutUint64(lk[1:], e.Seq)
-		body := appendEntry(b[9:9], logged)
+		logged := c.rec
+		logged.Value.Data = nil
+		if st.blk == nil {
+			st.blk, st.blkFirst = make([]byte, blockHeader, st.blockCap), len(st.entries)
+		}
+		st.blk = appendBlockEntry(st.blk, key, logged)
+		st.entries = append(st.entries, e)
 		if err := st.set(txn, c.row, c.val); err != nil {
 			return err
 		}
-		if err := st.set(txn, lk, body); err != nil {
-			return err
-		}
-		st.entries = append(st.entries, e)
-		st.bytes += int64(len(lk) + len(body))
 		if wasDeadline, deadline := deadlineOf(c.was), deadlineOf(c.rec); wasDeadline != deadline {
 			if wasDeadline != 0 {
 				if err := txn.Delete(expiryKey(wasDeadline, key)); err != nil {
@@ -607,6 +635,11 @@ func (s *Store) stage(txn *badger.Txn, st *staged, changes []change, seq uint64,
 				if err := st.set(txn, expiryKey(deadline, key), nil); err != nil {
 					return err
 				}
+			}
+		}
+		if len(st.blk) >= blockTarget {
+			if err := st.closeBlock(txn); err != nil {
+				return err
 			}
 		}
 	}
