@@ -74,6 +74,7 @@ type Mesh struct {
 	ackSignal   chan struct{}
 	ackChanged  chan struct{} // closed and replaced when an ack arrives
 	syncing     atomic.Bool
+	linked      atomic.Int32 // peers connected now
 	sessionMu   sync.Mutex
 	merkleSlots chan struct{}
 	turns       *turns // log catch-ups take turns
@@ -307,6 +308,7 @@ func (m *Mesh) linkUp(c network.Conn) {
 		return
 	}
 	ps.connected = true
+	m.linked.Add(1)
 	ps.linkUp = true
 	ps.addr = c.RemoteMultiaddr().String()
 	if !ps.inTable {
@@ -340,6 +342,7 @@ func (m *Mesh) linkDown(p peer.ID) {
 		return
 	}
 	ps.connected = false
+	m.linked.Add(-1)
 	m.table.SetConnected(ps.mid, false)
 	if d := m.wanted[p]; d != nil {
 		d.linkDown(time.Now())

@@ -194,6 +194,9 @@ func (m *Mesh) validatePush(_ context.Context, from peer.ID, msg *pubsub.Message
 func (m *Mesh) Committed(entries []wal.Entry) {
 	self := record.NodeID(m.cfg.Self)
 	queued := false
+	// Alone, there is no one to push to: a peer that connects later
+	// catches up from the log, and the next push it gets shows the hole.
+	alone := m.linked.Load() == 0
 	m.pushMu.Lock()
 	for _, e := range entries {
 		if !isLocal(e, self) {
@@ -204,6 +207,10 @@ func (m *Mesh) Committed(entries []wal.Entry) {
 			m.localSeqs = append(m.localSeqs[:0], m.localSeqs[maxLocalSeqs/2:]...)
 		}
 		m.localSeqs = append(m.localSeqs, e.Seq)
+		if alone {
+			m.gapMark = e.Seq
+			continue
+		}
 		if len(m.pending) >= maxLocalQueue {
 			m.gapMark = e.Seq
 			m.st.pushDropped.Add(1)
