@@ -62,6 +62,30 @@ func TestMeshThreeNodes(t *testing.T) {
 	}
 }
 
+// TestMeshWritesMadeAloneReachALaterPeer: a node with no peer pushes
+// nothing; a peer that connects later gets those writes from its log, and
+// the writes after that by push.
+func TestMeshWritesMadeAloneReachALaterPeer(t *testing.T) {
+	ctx := context.Background()
+	a := startMeshNode(t, t.TempDir(), 0)
+	writeKeys(t, a.c, "alone:", 1_000, 8)
+	if n := a.infoInt(t, "mesh_push_batches_sent"); n != 0 {
+		t.Fatalf("a alone published %d push batches", n)
+	}
+	b := startMeshNode(t, t.TempDir(), 0, "--peer", a.maddr())
+	waitConnected(t, 1, a, b)
+	waitUntil(t, 30*time.Second, "b to hold a's writes", func() bool { return b.c.DBSize(ctx).Val() == 1_000 })
+	if err := a.c.Set(ctx, "after", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.c.Do(ctx, "WAIT", "1", "10000").Int(); err != nil || got != 1 {
+		t.Fatalf("WAIT 1 10000 = %d, %v", got, err)
+	}
+	if v, err := b.c.Get(ctx, "after").Result(); err != nil || v != "v" {
+		t.Fatalf("b reads after = %q, %v", v, err)
+	}
+}
+
 type writeRec struct {
 	key, value string
 	del        bool
