@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -161,12 +162,13 @@ func parseBytes(s string) (int64, error) {
 func serve(ctx context.Context, cfg node.Config, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// The memory policy is process-wide, so the binary applies it, not
-	// node.Open (tests run many nodes in one process).
-	memCtx, stopMem := context.WithCancel(ctx)
-	memDone := make(chan struct{})
-	go func() { defer close(memDone); node.ManageMemory(memCtx, node.DefaultMemoryPolicy(), log) }()
-	defer func() { stopMem(); <-memDone }()
+	// The memory and thread policies are process-wide, so the binary
+	// applies them, not node.Open (tests run many nodes in one process).
+	policyCtx, stopPolicies := context.WithCancel(ctx)
+	var policies sync.WaitGroup
+	policies.Go(func() { node.ManageMemory(policyCtx, node.DefaultMemoryPolicy(), log) })
+	policies.Go(func() { node.ManageProcs(policyCtx, node.DefaultProcsPolicy(), log) })
+	defer func() { stopPolicies(); policies.Wait() }()
 	n, err := node.Open(cfg)
 	if err != nil {
 		return err
