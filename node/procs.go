@@ -39,7 +39,7 @@ type ProcsPolicy struct {
 
 // DefaultProcsPolicy is what redmesh serve applies unless GOMAXPROCS is set.
 func DefaultProcsPolicy() ProcsPolicy {
-	return ProcsPolicy{Max: runtime.GOMAXPROCS(0), Interval: time.Second, Grow: 0.95, Shrink: 0.6}
+	return ProcsPolicy{Max: runtime.GOMAXPROCS(0), Interval: time.Second, Grow: 0.95, Shrink: 0.8}
 }
 
 // Next is the thread count for a process with procs threads that used used

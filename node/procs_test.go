@@ -6,7 +6,7 @@ import (
 )
 
 func TestProcsPolicyNext(t *testing.T) {
-	two := ProcsPolicy{Max: 2, Interval: time.Second, Grow: 0.95, Shrink: 0.6}
+	two := ProcsPolicy{Max: 2, Interval: time.Second, Grow: 0.95, Shrink: 0.8}
 	eight := two
 	eight.Max = 8
 	for _, tc := range []struct {
@@ -22,14 +22,14 @@ func TestProcsPolicyNext(t *testing.T) {
 		{"more than one core used (syscalls) grows", two, 1, 1.1, 2},
 		{"never past Max", two, 2, 2.0, 2},
 		{"a heavy load stays at two", two, 2, 1.1, 2},
-		{"between the bounds nothing moves", two, 2, 0.8, 2},
+		{"between the bounds nothing moves", two, 2, 0.9, 2},
 		{"a light load drops to one", two, 2, 0.5, 1},
 		{"idle drops to one", two, 2, 0, 1},
 		{"grows by doubling", eight, 2, 1.95, 4},
 		{"doubling stops at Max", eight, 6, 5.9, 8},
 		{"shrinks by halving", eight, 8, 2.0, 4},
 		{"halving from an odd count", eight, 3, 0.5, 1},
-		{"a busy half stays", eight, 8, 2.5, 8},
+		{"a busy half stays", eight, 8, 3.5, 8},
 	} {
 		if got := tc.p.Next(tc.procs, tc.used); got != tc.want {
 			t.Errorf("%s: Next(%d, %.2f) = %d, want %d", tc.name, tc.procs, tc.used, got, tc.want)
@@ -41,7 +41,7 @@ func TestProcsPolicyNext(t *testing.T) {
 // count Next gives is one Next keeps at that load, or it moves on in the
 // same direction (an oscillation would change GOMAXPROCS every second).
 func TestProcsPolicyDoesNotFlap(t *testing.T) {
-	p := ProcsPolicy{Max: 16, Interval: time.Second, Grow: 0.95, Shrink: 0.6}
+	p := ProcsPolicy{Max: 16, Interval: time.Second, Grow: 0.95, Shrink: 0.8}
 	for procs := 1; procs <= 16; procs++ {
 		for used := 0.0; used <= 17; used += 0.05 {
 			next := p.Next(procs, used)
