@@ -19,8 +19,8 @@ import (
 // pays for itself (Badger's flushes and compactions run beside the
 // commands: SET -P 16 is 25% faster). So the node sets GOMAXPROCS to what
 // its load needs: it grows when the threads it has are nearly all busy, and
-// shrinks when fewer would be less than well used, re-evaluated every
-// second.
+// shrinks when fewer would be less than well used, re-evaluated four times
+// a second.
 
 // ProcsPolicy sets GOMAXPROCS between 1 and Max by the CPU the process used
 // over the last Interval.
@@ -39,7 +39,7 @@ type ProcsPolicy struct {
 
 // DefaultProcsPolicy is what redmesh serve applies unless GOMAXPROCS is set.
 func DefaultProcsPolicy() ProcsPolicy {
-	return ProcsPolicy{Max: runtime.GOMAXPROCS(0), Interval: time.Second, Grow: 0.95, Shrink: 0.8}
+	return ProcsPolicy{Max: runtime.GOMAXPROCS(0), Interval: 250 * time.Millisecond, Grow: 0.95, Shrink: 0.8}
 }
 
 // Next is the thread count for a process with procs threads that used used
@@ -55,15 +55,18 @@ func (p ProcsPolicy) Next(procs int, used float64) int {
 }
 
 // ManageProcs applies p until ctx is done, unless GOMAXPROCS is set in the
-// environment; it then restores the count it found. Like the memory limit,
-// GOMAXPROCS is process-wide: only redmesh serve calls it, once.
+// environment; it then restores the count it found. It starts from one
+// thread: a node that has just opened is idle until clients or peers come,
+// and a load grows it within an interval. Like the memory limit, GOMAXPROCS
+// is process-wide: only redmesh serve calls it, once, after the node opened
+// (loading the index uses every core).
 func ManageProcs(ctx context.Context, p ProcsPolicy, log *slog.Logger) {
 	if v := os.Getenv("GOMAXPROCS"); v != "" || p.Max <= 1 {
 		return
 	}
-	found := runtime.GOMAXPROCS(0)
+	procs := 1
+	found := runtime.GOMAXPROCS(procs)
 	defer runtime.GOMAXPROCS(found)
-	procs := found
 	last, err := cpuTime()
 	if err != nil {
 		log.Warn("cannot read the process's CPU time; GOMAXPROCS left as is", "err", err)

@@ -167,12 +167,12 @@ func serve(ctx context.Context, cfg node.Config, log *slog.Logger) error {
 	policyCtx, stopPolicies := context.WithCancel(ctx)
 	var policies sync.WaitGroup
 	policies.Go(func() { node.ManageMemory(policyCtx, node.DefaultMemoryPolicy(), log) })
-	policies.Go(func() { node.ManageProcs(policyCtx, node.DefaultProcsPolicy(), log) })
 	defer func() { stopPolicies(); policies.Wait() }()
 	n, err := node.Open(cfg)
 	if err != nil {
 		return err
 	}
+	policies.Go(func() { node.ManageProcs(policyCtx, node.DefaultProcsPolicy(), log) })
 	log.Info("redmesh node started",
 		"version", node.Version,
 		"resp", n.Addr().String(),
