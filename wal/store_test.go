@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -450,4 +452,26 @@ func TestCacheNeverServesStale(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
+}
+
+type countingStringer struct{ n *int }
+
+func (c countingStringer) String() string { *c.n++; return "x" }
+
+// Badger logs at debug level on every write: at the default level those
+// messages must cost no formatting.
+func TestBadgerLoggerFormatsOnlyEnabledLevels(t *testing.T) {
+	var buf strings.Builder
+	l := badgerLogger{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	formatted := 0
+	arg := countingStringer{&formatted}
+	l.Debugf("write %v", arg)
+	l.Infof("opened %v", arg)
+	if formatted != 0 || buf.Len() != 0 {
+		t.Fatalf("debug and info (sent to debug) formatted %d times, wrote %q", formatted, buf.String())
+	}
+	l.Warningf("careful %v\n", arg)
+	if formatted != 1 || !strings.Contains(buf.String(), `msg="careful x"`) {
+		t.Fatalf("warning: formatted %d times, wrote %q", formatted, buf.String())
+	}
 }
