@@ -3,6 +3,7 @@ package wal
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -222,6 +223,10 @@ func FuzzDecodeBlock(f *testing.F) {
 	blk = appendBlockEntry(blk, []byte("k"), setRec(1, ""))
 	blk = appendBlockEntry(blk, []byte("key2"), setRec(2, ""))
 	f.Add(blk)
+	// A record of 128 bytes or more, whose length takes two bytes.
+	long := make([]byte, blockHeader)
+	setBlockHeader(long, 1, time.UnixMilli(5))
+	f.Add(appendBlockEntry(long, []byte("k"), setRec(3, strings.Repeat("v", 300))))
 	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 5})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -244,4 +249,88 @@ func FuzzDecodeBlock(f *testing.F) {
 			}
 		}
 	})
+}
+
+// makeBatch builds a batch of requests that set sizes[i] fresh keys each,
+// as the writer would hand it to commit.
+func makeBatch(t *testing.T, s *Store, sizes ...int) *batch {
+	t.Helper()
+	b := &batch{}
+	for i, n := range sizes {
+		req := &request{lo: len(b.changes)}
+		for j := range n {
+			key := fmt.Appendf(nil, "r%d-%06d", i, j)
+			c := change{key: string(key)}
+			var err error
+			if c.row, c.val, c.rec, err = s.encodeRow(key, setRec(1, "v")); err != nil {
+				t.Fatal(err)
+			}
+			b.changes = append(b.changes, c)
+		}
+		req.hi = len(b.changes)
+		b.reqs = append(b.reqs, req)
+	}
+	return b
+}
+
+// A transaction that holds a request's rows but not the log block closing
+// them: the request goes to the next transaction, or, alone, is refused.
+func TestStageTxnLeavesOutWhatTheBlockDoesNotFit(t *testing.T) {
+	s := open(t, t.TempDir(), func(o *Options) { o.MemoryBudget = 16 << 20 })
+	defer s.Close()
+	newStaged := func() *staged {
+		return &staged{now: time.Now(), arena: &arena{}, blockCap: blockHeader + blockTarget}
+	}
+	// fits reports whether n keys' rows can be staged, and whether their
+	// last block then fits too.
+	fits := func(n int) (rows, block bool) {
+		b := makeBatch(t, s, n)
+		txn := s.db.NewTransaction(true)
+		defer txn.Discard()
+		st := newStaged()
+		if s.stage(txn, st, b.changes, 0) != nil {
+			return false, false
+		}
+		return true, st.closeBlock(txn) == nil
+	}
+	// The largest request whose rows fit, found by bisection; the block
+	// closing it must then be what does not fit, at the limit or just below.
+	lo, hi := 1, int(s.db.MaxBatchCount())
+	for lo+1 < hi {
+		if mid := (lo + hi) / 2; func() bool { r, _ := fits(mid); return r }() {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	n := lo
+	for ; n > 0; n-- {
+		if rows, block := fits(n); rows && !block {
+			break
+		}
+	}
+	if n == 0 {
+		t.Fatal("no request size whose rows fit without their block")
+	}
+
+	// Alone: refused.
+	b := makeBatch(t, s, n)
+	if _, _, err := s.stageTxn(b, 0, 0, newStaged()); err == nil {
+		t.Fatalf("a request of %d keys whose block does not fit was staged", n)
+	}
+	// After a small one: the small one is staged alone, then the large one
+	// is refused on its own.
+	b = makeBatch(t, s, 10, n)
+	st := newStaged()
+	txn, end, err := s.stageTxn(b, 0, 0, st)
+	if err != nil || end != 1 || len(st.entries) != 10 {
+		t.Fatalf("stageTxn = end %d, %d entries, %v; want the first request alone", end, len(st.entries), err)
+	}
+	txn.Discard()
+	// Through commit: the small request is stored and logged, the large
+	// one refused as too large, and the log stays contiguous.
+	s.commit(b, 0)
+	if b.errs[0] != nil || !errors.Is(b.errs[1], ErrTooLarge) || len(b.entries) != 10 || b.entries[9].Seq != 10 {
+		t.Fatalf("commit: errs %v, %d entries", b.errs, len(b.entries))
+	}
 }
