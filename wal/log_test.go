@@ -334,3 +334,29 @@ func TestStageTxnLeavesOutWhatTheBlockDoesNotFit(t *testing.T) {
 		t.Fatalf("commit: errs %v, %d entries", b.errs, len(b.entries))
 	}
 }
+
+// fit never admits a request that a transaction of its own cannot hold.
+func TestFitAdmitsOnlyWhatStages(t *testing.T) {
+	s := open(t, t.TempDir(), func(o *Options) { o.MemoryBudget = 16 << 20 })
+	defer s.Close()
+	limits := s.txnLimits()
+	// The largest request fit admits, by bisection.
+	lo, hi := 1, int(s.db.MaxBatchCount())
+	for lo+1 < hi {
+		mid := (lo + hi) / 2
+		if b := makeBatch(t, s, mid); limits.fit(b.changes) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	b := makeBatch(t, s, lo)
+	if !limits.fit(b.changes) {
+		t.Fatalf("fit refuses a request of %d keys", lo)
+	}
+	txn, end, err := s.stageTxn(b, 0, 0, &staged{now: time.Now(), arena: &arena{}, blockCap: blockHeader + blockTarget})
+	if err != nil || end != 1 {
+		t.Fatalf("fit admitted %d keys, which do not stage alone: %v", lo, err)
+	}
+	txn.Discard()
+}

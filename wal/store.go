@@ -5,10 +5,10 @@
 // Every mutation goes through Update, whose function reads and merges records
 // through a Tx. One writer goroutine runs the functions of many clients one
 // after another and commits their changes in a single Badger transaction:
-// each changed keyspace row together with the log's entries for them. With fsync "always"
-// the writer syncs once per batch before any of its clients is answered, which
-// is group commit; "everysec" syncs in the background once a second; "no"
-// leaves it to the OS and Badger.
+// each changed keyspace row together with the log's entries for them. With
+// fsync "always" the writer syncs once per batch before any of its clients is
+// answered, which is group commit; "everysec" syncs in the background once a
+// second; "no" leaves it to the OS and Badger.
 //
 // Keyspace rows are laid out by a 32-bit hash of the key, so that the keys of
 // one Merkle bucket are one contiguous prefix range and SCAN has a stable,

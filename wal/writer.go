@@ -663,8 +663,10 @@ func (s *Store) txnLimits() txnLimits {
 }
 
 // fit reports whether one request's changes fit in a Badger transaction by
-// Badger's own accounting, so that a request too large is refused before any
-// later request in the batch can read its changes.
+// Badger's own accounting of what stage writes (a row and up to two expiry
+// index entries a change, and the log blocks holding its entries), so that a
+// request too large is refused before any later request in the batch can
+// read its changes.
 func (l txnLimits) fit(changes []change) bool {
 	est := func(k, v int) int64 {
 		if int64(v) < l.threshold {
@@ -672,10 +674,14 @@ func (l txnLimits) fit(changes []change) bool {
 		}
 		return int64(k) + 24
 	}
-	var size int64
+	var size, logBytes int64
 	for _, c := range changes {
-		n := record.EncodedSize(c.rec)
-		size += est(5+len(c.key), n) + est(9, n+len(c.key)+16) + 2*est(9+len(c.key), 0)
+		size += est(5+len(c.key), record.EncodedSize(c.rec)) + 2*est(9+len(c.key), 0)
+		logBytes += int64(blockEntryBound(c.row[5:], c.rec))
 	}
-	return int64(4*len(changes)) < l.count && size < l.size
+	// Blocks close past blockTarget; counted as if inline, their estimate
+	// is never below Badger's.
+	blocks := logBytes/blockTarget + 1
+	size += logBytes + blocks*(9+blockHeader+12)
+	return int64(3*len(changes))+blocks < l.count && size < l.size
 }
