@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -179,7 +180,7 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		return nil, err
 	}
 	_, m.lastLocal = store.LogBounds()
-	m.h, err = newHost(&cfg, listen, g, m.bw)
+	m.h, err = newHost(&cfg, g, m.bw)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +205,12 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		ConnectedF:    func(_ network.Network, c network.Conn) { m.linkUp(c) },
 		DisconnectedF: func(_ network.Network, c network.Conn) { m.linkDown(c.RemotePeer()) },
 	})
+	// Only now, with every handler in place, may peers connect.
+	if err := m.h.Network().Listen(listen...); err != nil {
+		m.cancel()
+		m.h.Close()
+		return nil, fmt.Errorf("listen on %v: %w", listen, err)
+	}
 	if err := m.startMDNS(listen); err != nil {
 		m.log.Warn("mDNS discovery not started", "err", err)
 	}
@@ -332,12 +339,11 @@ func (m *Mesh) linkUp(c network.Conn) {
 
 // linkDown runs when a connection to p closes.
 func (m *Mesh) linkDown(p peer.ID) {
-	if m.h.Network().Connectedness(p) == network.Connected {
-		return
-	}
 	m.mu.Lock()
 	ps := m.peers[p]
-	if ps == nil || !ps.connected {
+	// Asked under m.mu: a second connection opening meanwhile finds the
+	// peer still connected in linkUp and returns, so this must see it.
+	if ps == nil || !ps.connected || m.h.Network().Connectedness(p) == network.Connected {
 		m.mu.Unlock()
 		return
 	}

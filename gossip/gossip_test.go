@@ -7,8 +7,10 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -231,6 +233,11 @@ func nodeIDOf(p peer.ID) uint64 { return binary.BigEndian.Uint64([]byte(p)[len(p
 func startTestMesh(t *testing.T, peers ...string) (*Mesh, *testLocal) {
 	t.Helper()
 	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	return startTestMeshAt(t, key, "/ip4/127.0.0.1/tcp/0", peers...)
+}
+
+func startTestMeshAt(t *testing.T, key crypto.PrivKey, listen string, peers ...string) (*Mesh, *testLocal) {
+	t.Helper()
 	id, _ := peer.IDFromPrivateKey(key)
 	l := &testLocal{}
 	l.tree, _ = merkle.NewTree(merkle.DefaultShape)
@@ -241,7 +248,7 @@ func startTestMesh(t *testing.T, peers ...string) (*Mesh, *testLocal) {
 	}
 	l.s = s
 	m, err := Start(Config{
-		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: peers, SyncInterval: 100 * time.Millisecond,
+		Listen: []string{listen}, Peers: peers, SyncInterval: 100 * time.Millisecond,
 		AckInterval: time.Hour, // acknowledgements only when a WAIT asks
 		Identity:    key, Self: nodeIDOf(id), NodeIDOf: nodeIDOf,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -303,6 +310,54 @@ func TestTwoMeshes(t *testing.T) {
 	in := a.Info()
 	if len(in.Peers) != 1 || !in.Peers[0].Connected || in.Peers[0].Unacked != 0 {
 		t.Fatalf("info: %+v", in)
+	}
+}
+
+// TestPeerConnectingAtStart: a peer that connects the moment a node starts
+// listening is linked like any other: the node lists it and pushes to it.
+func TestPeerConnectingAtStart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostport := l.Addr().String()
+	l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	id, _ := peer.IDFromPrivateKey(key)
+	b, lb := startTestMesh(t)
+	dialed := make(chan error, 1)
+	go func() {
+		// Connect as soon as the port accepts: poll with plain TCP, since
+		// a failed libp2p dial would back off for seconds.
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Microsecond) {
+			if c, err := net.Dial("tcp", hostport); err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				dialed <- errors.New("the node never listened")
+				return
+			}
+		}
+		addr := ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
+		dialed <- b.h.Connect(context.Background(), peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{addr}})
+	}()
+	a, la := startTestMeshAt(t, key, fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
+	if err := <-dialed; err != nil {
+		t.Fatalf("connect at start: %v", err)
+	}
+	waitFor(t, "the node to list the early peer as connected", func() bool {
+		in := a.Info()
+		return len(in.Peers) == 1 && in.Peers[0].Connected
+	})
+	la.set(t, a.cfg.Self, "pushed", "1")
+	waitFor(t, "the pushed key", func() bool {
+		r, _ := lb.s.Get([]byte("pushed"))
+		return string(r.Value.Data) == "1"
+	})
+	if got := a.Info(); got.PushRecords == 0 {
+		t.Fatalf("the key reached the peer but not by push: %+v", got)
 	}
 }
 

@@ -35,8 +35,10 @@ const (
 
 // newHost builds the libp2p host: TCP with Noise (and QUIC without a PSK),
 // the node's identity, the private network key, the allowlist gater and a
-// resource manager sized for a small machine.
-func newHost(cfg *Config, listen []ma.Multiaddr, g *gater, bw *metrics.BandwidthCounter) (host.Host, error) {
+// resource manager sized for a small machine. It does not listen yet: a peer
+// that connected before the mesh watches connections would never be counted
+// as linked (see Start).
+func newHost(cfg *Config, g *gater, bw *metrics.BandwidthCounter) (host.Host, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	for _, p := range []protocol.ID{protoLog, protoMerkle, protoAck, protoPeers} {
@@ -53,7 +55,7 @@ func newHost(cfg *Config, listen []ma.Multiaddr, g *gater, bw *metrics.Bandwidth
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Identity),
-		libp2p.ListenAddrs(listen...),
+		libp2p.NoListenAddrs,
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.ConnectionGater(g),
