@@ -30,7 +30,7 @@ func (s *Store) Check() (CheckReport, error) {
 		tombstone bool
 	}
 	latest := make(map[string]logged)
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true})
 		defer it.Close()
 		var (

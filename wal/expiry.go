@@ -33,7 +33,7 @@ func expiryKey(deadline int64, key []byte) []byte {
 // oldest deadline first.
 func (s *Store) ExpiredKeys(nowMillis int64, max int) ([][]byte, error) {
 	var keys [][]byte
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixExp}})
 		defer it.Close()
 		for it.Rewind(); it.Valid() && len(keys) < max; it.Next() {

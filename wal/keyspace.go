@@ -44,7 +44,7 @@ func (s *Store) Get(key []byte) (record.Record, error) {
 		return cached, nil
 	}
 	var rec record.Record
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		var err error
 		rec, err = getRecord(txn, s.rowKey(key))
 		return err
@@ -81,7 +81,7 @@ func (s *Store) Scan(cursor uint64, fn ScanFunc) (next uint64, err error) {
 	if cursor > 0 {
 		binary.BigEndian.PutUint32(start[1:], uint32(cursor-1))
 	}
-	err = s.db.View(func(txn *badger.Txn) error {
+	err = s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixKey}, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
 		for it.Seek(start); it.Valid(); it.Next() {

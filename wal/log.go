@@ -205,7 +205,7 @@ func (s *Store) ReadLog(from uint64, max int, maxBytes int64) ([]Entry, error) {
 		return nil, nil
 	}
 	var out, block []Entry
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 16})
 		defer it.Close()
 		var size int64
@@ -287,7 +287,7 @@ func (s *Store) truncateBatch() (int, error) {
 		top    uint64 // the last entry dropped
 		freed  int64
 	)
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
 		// Seek past the blocks already dropped: their tombstones stay
@@ -323,7 +323,7 @@ func (s *Store) truncateBatch() (int, error) {
 	s.logMu.Lock()
 	total := s.logFreed + uint64(freed) // only this goroutine moves logFreed
 	s.logMu.Unlock()
-	err = s.db.Update(func(txn *badger.Txn) error {
+	err = s.update(func(txn *badger.Txn) error {
 		for _, k := range blocks {
 			if err := txn.Delete(k); err != nil {
 				return err

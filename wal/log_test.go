@@ -19,7 +19,7 @@ import (
 func logBlockRanges(t *testing.T, s *Store) [][2]uint64 {
 	t.Helper()
 	var out [][2]uint64
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -163,7 +163,7 @@ func TestUpgradeFromRowPerEntry(t *testing.T) {
 		t.Fatalf("ReadLog: %d, %v", len(want), err)
 	}
 	// Rewrite the log as the old format had it, and drop the mark.
-	err = s.db.Update(func(txn *badger.Txn) error {
+	err = s.update(func(txn *badger.Txn) error {
 		var es []Entry
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -285,7 +285,7 @@ func TestStageTxnLeavesOutWhatTheBlockDoesNotFit(t *testing.T) {
 	// last block then fits too.
 	fits := func(n int) (rows, block bool) {
 		b := makeBatch(t, s, n)
-		txn := s.db.NewTransaction(true)
+		txn := s.writeTxn()
 		defer txn.Discard()
 		st := newStaged()
 		if s.stage(txn, st, b.changes, 0) != nil {

@@ -367,7 +367,7 @@ func (s *Store) loadIndex() error {
 // (seq is the end of a batch, so of a block: the snapshot's log size counts
 // the blocks up to it).
 func (s *Store) replayLog(seq uint64) (n int, size int64, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
+	err = s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
 		var block []Entry
@@ -405,7 +405,7 @@ func (s *Store) replayLog(seq uint64) (n int, size int64, err error) {
 
 // scanKeyspace sets the index from every keyspace row.
 func (s *Store) scanKeyspace() error {
-	return s.db.View(func(txn *badger.Txn) error {
+	return s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixKey}, PrefetchValues: true, PrefetchSize: 256})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

@@ -79,7 +79,7 @@ func reopenCheck(t *testing.T, dir string, want map[string]meta, keys, expires i
 func countLogBytes(t *testing.T, s *Store) int64 {
 	t.Helper()
 	var n int64
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {

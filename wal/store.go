@@ -130,6 +130,7 @@ const (
 // Store is a node's Badger-backed keyspace and log.
 type Store struct {
 	db   *badger.DB
+	ts   *timestamps
 	opts Options
 	log  *slog.Logger
 
@@ -180,7 +181,7 @@ func Open(opts Options) (*Store, error) {
 	bo.MetricsEnabled = false
 	bo.SyncWrites = false // we sync per batch (always) or per second (everysec)
 	bo.Logger = badgerLogger{opts.Logger.With("component", "badger")}
-	db, err := badger.Open(bo)
+	db, err := badger.OpenManaged(bo) // see timestamps.go
 	if err != nil {
 		if strings.Contains(err.Error(), "Another process is using this Badger database") {
 			return nil, fmt.Errorf("open %s: %w", opts.Dir, ErrLocked)
@@ -192,6 +193,7 @@ func Open(opts Options) (*Store, error) {
 		opts:  opts,
 		log:   opts.Logger,
 		reqs:  make(chan *request, 1024),
+		ts:    newTimestamps(db.MaxVersion()),
 		index: newIndex(),
 		cache: newRecordCache(opts.MemoryBudget / 2),
 		stop:  make(chan struct{}),
@@ -221,7 +223,7 @@ func Open(opts Options) (*Store, error) {
 // The log's size, which takes reading every entry's key, is summed later by
 // sizeLog, off the start-up path.
 func (s *Store) loadState() error {
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		floor, err := getUint64(txn, metaSeqFloor)
 		if err != nil {
 			return err
@@ -259,7 +261,7 @@ func (s *Store) loadState() error {
 func (s *Store) sizeLog(last uint64) {
 	defer close(s.logSized)
 	var total int64
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -326,6 +328,7 @@ func (s *Store) background() {
 		case <-s.stop:
 			return
 		case <-syncTick.C:
+			s.releaseVersions()
 			if s.opts.Fsync == FsyncEverySec {
 				if err := s.db.Sync(); err != nil {
 					s.log.Error("background fsync failed", "err", err)
@@ -368,7 +371,7 @@ const (
 
 // GetMeta reads a metadata value; ok is false if it was never written.
 func (s *Store) GetMeta(name string) (value []byte, ok bool, err error) {
-	err = s.db.View(func(txn *badger.Txn) error {
+	err = s.view(func(txn *badger.Txn) error {
 		item, err := txn.Get(metaKey(name))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -393,7 +396,7 @@ func (s *Store) PutMetaSync(name string, value []byte) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(metaKey(name), value) })
+	err := s.update(func(txn *badger.Txn) error { return txn.Set(metaKey(name), value) })
 	if err == nil {
 		err = s.db.Sync()
 	}

@@ -33,10 +33,10 @@ func (s *Store) upgradeLog() error {
 		}
 		return nil
 	}
-	wb := s.db.NewWriteBatch()
+	wb, visible := s.writeBatch()
 	defer wb.Cancel()
 	n := 0
-	err = s.db.View(func(txn *badger.Txn) error {
+	err = s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -68,6 +68,7 @@ func (s *Store) upgradeLog() error {
 	if err == nil {
 		err = wb.Flush()
 	}
+	visible()
 	if err == nil {
 		err = s.db.Sync()
 	}

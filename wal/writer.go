@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -231,14 +232,15 @@ func (s *Store) Update(ctx context.Context, fn UpdateFunc) error {
 	return <-req.done
 }
 
-// batch is the requests the writer ran together and hands to the committer.
+// batch is the requests the writer ran together, committed and hands to the
+// finisher.
 type batch struct {
 	id      uint64
 	base    uint64     // the oldest batch still in flight when this one ran: it read the changes of those from base on
 	reqs    []*request // those whose function succeeded, in order
 	changes []change   // theirs, each request's a contiguous run
 	state   map[string]record.Record
-	// set by the committer
+	// set by commit
 	entries  []Entry
 	logBytes int64
 	errs     []error // one per request
@@ -247,28 +249,33 @@ type batch struct {
 	done chan struct{}
 }
 
-// A write goes through three goroutines, so that running commands, Badger's
-// commit and making the result visible overlap rather than take turns: the
-// writer runs the functions of a batch, the committer commits it to Badger,
-// and the finisher updates the index and cache, calls OnCommit and answers.
+// A write goes through two goroutines: the writer runs the functions of a
+// batch and commits it to Badger, and the finisher updates the index and
+// cache, calls OnCommit and answers, while the writer runs the next batch.
 // A batch reads the changes of the batches still in flight from their state
-// maps, since the index has them only once they are finished; the buffers
-// between the three stay small, which bounds those batches to four.
+// maps, since the index has them only once they are finished; the buffer
+// between the two stays small, which bounds those batches to three.
+//
+// Committing in the writer, rather than in a goroutine of its own, lets
+// the requests that arrive during a commit make the next batch; with a
+// third stage, batches got smaller and each write paid for more commits.
 func (s *Store) writer() {
 	defer s.wg.Done()
-	commits := make(chan *batch, 1)
 	finishes := make(chan *batch, 1)
 	finished := make(chan struct{})
-	go s.committer(commits, finishes)
 	go s.finisher(finishes, finished)
 	defer func() {
-		close(commits)
+		close(finishes)
 		<-finished
 	}()
+	s.logMu.Lock()
+	seq := s.lastSeq
+	s.logMu.Unlock()
 	var (
 		inFlight []*batch
 		spare    *batch // a finished batch whose state map and changes slice may be reused
 		lastID   uint64
+		failed   uint64 // the last batch of which anything failed
 	)
 	run := func(reqs []*request) {
 		for len(inFlight) > 0 && isClosed(inFlight[0].done) {
@@ -282,12 +289,27 @@ func (s *Store) writer() {
 			b = &batch{state: make(map[string]record.Record)}
 		}
 		b.id, b.done = lastID, make(chan struct{})
-		if s.runBatch(b, reqs, inFlight) {
-			commits <- b
-			inFlight = append(inFlight, b)
-		} else {
+		if !s.runBatch(b, reqs, inFlight) {
 			spare = b.recycle()
+			return
 		}
+		if failed != 0 && failed >= b.base {
+			// It read changes that may not have been stored.
+			b.errs = make([]error, len(b.reqs))
+			for i := range b.errs {
+				b.errs[i] = errEarlierFailed
+			}
+		} else {
+			seq = s.commit(b, seq)
+		}
+		for _, err := range b.errs {
+			if err != nil {
+				failed = b.id
+				break
+			}
+		}
+		finishes <- b
+		inFlight = append(inFlight, b)
 	}
 	reqs := make([]*request, 0, maxBatch)
 	for {
@@ -305,6 +327,11 @@ func (s *Store) writer() {
 				}
 			}
 		}
+		// Let the clients whose requests are ready queue them before the
+		// batch closes: without this yield a batch held about two
+		// requests under fifty pipelining clients, and a commit costs
+		// more than the request it holds.
+		runtime.Gosched()
 	fill:
 		for len(reqs) < maxBatch {
 			select {
@@ -344,8 +371,10 @@ func (b *batch) recycle() *batch {
 // batches in flight, and reports whether b has anything to commit.
 func (s *Store) runBatch(b *batch, reqs []*request, inFlight []*batch) bool {
 	b.base = b.id
-	tx := &Tx{s: s, btx: s.db.NewTransaction(false), batch: b.state, changes: b.changes}
-	defer tx.btx.Discard()
+	// inFlight was taken first: a batch not in it has finished, so its
+	// commit is visible to this transaction.
+	tx := &Tx{s: s, btx: s.readTxn(), batch: b.state, changes: b.changes}
+	defer s.endRead(tx.btx)
 	if len(inFlight) > 0 {
 		b.base = inFlight[0].id
 		for i := len(inFlight) - 1; i >= 0; i-- {
@@ -376,33 +405,6 @@ func (s *Store) runBatch(b *batch, reqs []*request, inFlight []*batch) bool {
 	}
 	b.changes = tx.changes
 	return len(b.reqs) > 0
-}
-
-// committer commits batches in order and hands them to the finisher.
-func (s *Store) committer(commits <-chan *batch, finishes chan<- *batch) {
-	defer close(finishes)
-	s.logMu.Lock()
-	seq := s.lastSeq
-	s.logMu.Unlock()
-	var failed uint64 // the last batch of which anything failed
-	for b := range commits {
-		if failed != 0 && failed >= b.base {
-			// It read changes that may not have been stored.
-			b.errs = make([]error, len(b.reqs))
-			for i := range b.errs {
-				b.errs[i] = errEarlierFailed
-			}
-		} else {
-			seq = s.commit(b, seq)
-		}
-		for _, err := range b.errs {
-			if err != nil {
-				failed = b.id
-				break
-			}
-		}
-		finishes <- b
-	}
 }
 
 var errEarlierFailed = errors.New("an earlier write it read failed to commit")
@@ -488,7 +490,7 @@ func (s *Store) commit(b *batch, seq uint64) uint64 {
 			start++
 			continue
 		}
-		if err := txn.Commit(); err != nil {
+		if err := s.commitTxn(txn); err != nil {
 			for i := start; i < end; i++ {
 				b.errs[i] = fmt.Errorf("commit: %w", err)
 			}
@@ -519,7 +521,7 @@ func (s *Store) commit(b *batch, seq uint64) uint64 {
 func (s *Store) stageTxn(b *batch, start int, seq uint64, st *staged) (*badger.Txn, int, error) {
 	limit := len(b.reqs)
 	for {
-		txn := s.db.NewTransaction(true)
+		txn := s.writeTxn()
 		st.reset()
 		end := start
 		var err error

@@ -1,0 +1,99 @@
+package wal
+
+import (
+	"fmt"
+	"testing"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// The store picks Badger's timestamps itself: a read transaction keeps
+// seeing what was committed when it began, and holds back the release of
+// the versions it reads until it ends.
+func TestReadersSeeTheirSnapshotAndHoldItsVersions(t *testing.T) {
+	s := open(t, t.TempDir(), nil)
+	defer s.Close()
+	put(t, s, "k", setRec(1, "v1"))
+	old := s.readTxn()
+	for i := 2; i <= 20; i++ {
+		put(t, s, "k", setRec(uint64(i), fmt.Sprint("v", i)))
+	}
+	if got := readValue(t, old, s, "k"); got != "v1" {
+		t.Fatalf("an open reader reads %q, want the v1 it began with", got)
+	}
+	if f, ts := s.ts.floor(), old.ReadTs(); f != ts {
+		t.Fatalf("floor %d with a reader open at %d", f, ts)
+	}
+	var now string
+	s.view(func(txn *badger.Txn) error { now = readValue(t, txn, s, "k"); return nil })
+	if now != "v20" {
+		t.Fatalf("a new reader reads %q, want v20", now)
+	}
+	s.endRead(old)
+	if f, v := s.ts.floor(), s.ts.visible.Load(); f != v {
+		t.Fatalf("floor %d with no reader open, want the visible %d", f, v)
+	}
+}
+
+// Released versions go at compaction, and timestamps continue above the
+// stored ones after a restart, so a new write is the one read.
+func TestOldVersionsGoAndTimestampsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	var s *Store
+	// Three level-0 tables (each close flushes one), enough for Flatten
+	// to compact them.
+	for i := 1; i <= 30; i++ {
+		if i%10 == 1 {
+			s = open(t, dir, nil)
+		}
+		put(t, s, "k", setRec(uint64(i), fmt.Sprint("v", i)))
+		if i%10 == 0 {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s = open(t, dir, nil)
+	defer s.Close()
+	if n := rowVersions(t, s, "k"); n != 30 {
+		t.Fatalf("%d versions before compaction, want 30", n)
+	}
+	s.releaseVersions()
+	if err := s.db.Flatten(1); err != nil {
+		t.Fatal(err)
+	}
+	if n := rowVersions(t, s, "k"); n != 1 {
+		t.Fatalf("%d versions after compaction, want 1", n)
+	}
+	put(t, s, "k", setRec(31, "v31"))
+	var got string
+	s.view(func(txn *badger.Txn) error { got = readValue(t, txn, s, "k"); return nil })
+	if got != "v31" {
+		t.Fatalf("after a restart a new write reads back as %q, want v31", got)
+	}
+}
+
+func readValue(t *testing.T, txn *badger.Txn, s *Store, key string) string {
+	t.Helper()
+	rec, err := getRecord(txn, s.rowKey([]byte(key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(rec.Value.Data)
+}
+
+// rowVersions counts the versions of key's row Badger still holds.
+func rowVersions(t *testing.T, s *Store, key string) int {
+	t.Helper()
+	n := 0
+	row := s.rowKey([]byte(key))
+	s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{AllVersions: true, Prefix: row})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
