@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -223,6 +224,11 @@ func (m *Mesh) Committed(entries []wal.Entry) {
 	m.pushMu.Unlock()
 	if queued {
 		m.poke(m.pushSignal)
+		// Committed runs before the writes are answered: yielding lets the
+		// publisher send the push first. On a node running on one thread
+		// the replies otherwise went out first, and a client that read
+		// its write back from a peer mostly got there before the push.
+		runtime.Gosched()
 	}
 }
 

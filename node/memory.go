@@ -24,6 +24,13 @@ import (
 // OS (as a JVM's periodic idle collection does): the last collection before a
 // burst ended saw the burst's garbage as live, and nothing else would collect
 // it for minutes.
+//
+// While the policy runs, GOGC is off: the limit alone decides when to
+// collect. With GOGC=100 beside it, a node whose live heap is small (tens of
+// megabytes) collected every few megabytes of garbage, every two seconds
+// under a trickle of writes, and on a node running on one thread each
+// collection held up the writes and pushes in flight by up to a
+// millisecond: most of the slowest one percent of them.
 
 // MemoryPolicy is a soft memory limit that follows the live heap
 // (Live × Factor + Headroom, never below Floor) and a collection when idle.
@@ -71,25 +78,33 @@ func (p MemoryPolicy) Limit(live uint64) int64 {
 	return int64(max(uint64(l), p.Floor))
 }
 
-// idleCollector decides when the collector has gone idle after running. It
-// collects after the quiet spell's first IdleAfter, then again after four
-// and sixteen times as long, because storage lets go of some memory only
-// later (Badger drops its pooled table builders one every two seconds), and
-// stops until the collector runs by itself again: a few collections per quiet
-// spell, whatever its length.
+// idleCollector decides when the heap has gone quiet: the collector ran and
+// since then little was allocated. It collects after the quiet spell's first
+// IdleAfter, then again after four and sixteen times as long, because
+// storage lets go of some memory only later (Badger drops its pooled table
+// builders one every two seconds), and stops until the collector runs by
+// itself or the node allocates again: a few collections per quiet spell,
+// whatever its length. A node that keeps allocating is not quiet, though its
+// limit may be far off: the limit collects in time.
 type idleCollector struct {
 	after  time.Duration
 	cycles uint64        // completed collections at the last step
-	since  time.Time     // when cycles last moved, or the last idle collection
+	allocs uint64        // bytes ever allocated, at the last step
+	since  time.Time     // when the spell began, or the last idle collection
 	wait   time.Duration // how long after since to collect; 0: not armed
 }
 
-const idleRounds = 3 // collections per quiet spell: after, 4×, 16×
+const (
+	idleRounds = 3       // collections per quiet spell: after, 4×, 16×
+	quietAlloc = 1 << 20 // bytes allocated between two steps that still leave the heap quiet
+)
 
-// step takes the count of completed collections at now and reports whether
-// to collect now.
-func (c *idleCollector) step(now time.Time, cycles uint64) bool {
-	if cycles != c.cycles {
+// step takes the count of completed collections and of bytes ever allocated
+// at now, and reports whether to collect now.
+func (c *idleCollector) step(now time.Time, cycles, allocs uint64) bool {
+	busy := allocs-c.allocs > quietAlloc
+	c.allocs = allocs
+	if cycles != c.cycles || busy {
 		c.cycles, c.since, c.wait = cycles, now, c.after
 		return false
 	}
@@ -97,9 +112,9 @@ func (c *idleCollector) step(now time.Time, cycles uint64) bool {
 }
 
 // collected records, at now, the collection step asked for, which moved the
-// count to cycles.
-func (c *idleCollector) collected(now time.Time, cycles uint64) {
-	c.cycles, c.since = cycles, now
+// counts to cycles and allocs.
+func (c *idleCollector) collected(now time.Time, cycles, allocs uint64) {
+	c.cycles, c.allocs, c.since = cycles, allocs, now
 	if c.wait *= 4; c.wait > c.after*(1<<(2*(idleRounds-1))) {
 		c.wait = 0
 	}
@@ -123,23 +138,29 @@ func ManageMemory(ctx context.Context, p MemoryPolicy, log *slog.Logger) {
 	}
 	before := debug.SetMemoryLimit(-1)
 	defer debug.SetMemoryLimit(before)
-	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
-	read := func() (live, cycles uint64, ok bool) {
+	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/allocs:bytes"}}
+	read := func() (live, cycles, allocs uint64, ok bool) {
 		metrics.Read(samples)
-		if samples[0].Value.Kind() != metrics.KindUint64 || samples[1].Value.Kind() != metrics.KindUint64 {
-			return 0, 0, false // not reported by this runtime
+		for _, s := range samples {
+			if s.Value.Kind() != metrics.KindUint64 {
+				return 0, 0, 0, false // not reported by this runtime
+			}
 		}
-		return samples[0].Value.Uint64(), samples[1].Value.Uint64(), true
+		return samples[0].Value.Uint64(), samples[1].Value.Uint64(), samples[2].Value.Uint64(), true
 	}
 	idle := idleCollector{after: max(p.IdleAfter, 0)}
+	if live, _, _, ok := read(); ok {
+		debug.SetMemoryLimit(p.Limit(live))
+		defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	}
 	t := time.NewTicker(p.Interval)
 	defer t.Stop()
 	for {
-		if live, cycles, ok := read(); ok {
-			if idle.step(time.Now(), cycles) {
+		if live, cycles, allocs, ok := read(); ok {
+			if idle.step(time.Now(), cycles, allocs) {
 				debug.FreeOSMemory() // collects, then returns what is free
-				live, cycles, _ = read()
-				idle.collected(time.Now(), cycles)
+				live, cycles, allocs, _ = read()
+				idle.collected(time.Now(), cycles, allocs)
 			}
 			debug.SetMemoryLimit(p.Limit(live))
 		}

@@ -47,31 +47,40 @@ func TestIdleCollector(t *testing.T) {
 		name  string
 		after time.Duration
 		steps []step
+		alloc []uint64 // MiB ever allocated at each step; none: nothing allocated
 	}{
 		{"collects at 2, 8 and 32 s of a quiet spell, then stops", 2 * time.Second, []step{
 			{0, 5, false}, {1, 9, false}, {2, 9, false}, {3, 9, true}, // quiet since t=1
 			{4, 10, false}, {10, 10, false}, {11, 10, true}, // 10: ours, at t=3
 			{20, 11, false}, {42, 11, false}, {43, 11, true},
 			{44, 12, false}, {200, 12, false}, {1000, 12, false}, // nothing allocated since: not again
-		}},
+		}, nil},
 		{"a collector that keeps running is left alone", 2 * time.Second, []step{
 			{0, 1, false}, {1, 2, false}, {2, 3, false}, {3, 4, false}, {4, 5, false},
-		}},
+		}, nil},
 		{"a collection by itself starts over", 2 * time.Second, []step{
 			{0, 1, false}, {2, 1, true}, {3, 2, false}, // 2: ours
 			{5, 3, false}, {6, 3, false}, {7, 3, true}, // by itself at t=5: 2 s again
-		}},
-		{"never when disabled", 0, []step{{0, 1, false}, {10, 1, false}, {100, 1, false}}},
+		}, nil},
+		{"never when disabled", 0, []step{{0, 1, false}, {10, 1, false}, {100, 1, false}}, nil},
+		{"a node that keeps allocating is not quiet, though the collector waits", 2 * time.Second, []step{
+			{0, 1, false}, {1, 1, false}, {2, 1, false}, {3, 1, false}, {4, 1, false},
+			{5, 1, false}, {6, 1, true}, // quiet from t=4: under a MiB a second
+		}, []uint64{10, 15, 20, 25, 30, 30, 30}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := idleCollector{after: tc.after}
+			var allocs uint64
 			for i, s := range tc.steps {
-				got := c.step(at(s.at), s.cycles)
+				if tc.alloc != nil {
+					allocs = tc.alloc[i] << 20
+				}
+				got := c.step(at(s.at), s.cycles, allocs)
 				if got != s.collect {
 					t.Fatalf("step %d (t=%vs, cycles %d): collect %v, want %v", i, s.at, s.cycles, got, s.collect)
 				}
 				if got {
-					c.collected(at(s.at), s.cycles+1)
+					c.collected(at(s.at), s.cycles+1, allocs)
 				}
 			}
 		})
