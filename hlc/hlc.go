@@ -4,11 +4,13 @@
 // counter into a uint64, so timestamps compare as plain integers and stay
 // close to real time, which makes last-writer-wins behave as people expect.
 //
-// The clock never goes backwards, across restarts too: before it issues a
-// timestamp beyond its persisted high-water mark it persists a new mark a
-// little ahead of now, so a restart (even with a wall clock set back) starts
-// above every timestamp issued before it, at the cost of one synced write per
-// window rather than one per timestamp.
+// The clock never goes backwards, across restarts too: it issues no
+// timestamp beyond its persisted high-water mark, and persists a new mark a
+// window ahead of now before it would, so a restart (even with a wall clock
+// set back) starts above every timestamp issued before it, at the cost of
+// one synced write per window rather than one per timestamp. The caller's
+// Extend persists the next mark while the current one still has half a window
+// to run, so a clock in steady use never makes a write wait for a sync.
 package hlc
 
 import (
@@ -64,10 +66,13 @@ type Config struct {
 	// HighWater is the mark persisted by an earlier run; the clock starts
 	// above it.
 	HighWater Timestamp
-	// Persist durably stores a new high-water mark. It is called with the
-	// clock's lock held, rarely (once per Window of issued time), and the
-	// clock issues nothing above the mark until it returns nil. Nil means the
-	// clock is not persisted (tests, the simulator).
+	// Persist durably stores a new high-water mark; the clock issues nothing
+	// above the mark until it returns nil. Extend calls it about once per
+	// half Window of issued time; Now and Observe call it, holding the
+	// clock's lock, only when Extend has not kept ahead (the first write
+	// after an idle spell). Calls never overlap, and each mark is higher
+	// than the last. Nil means the clock is not persisted (tests, the
+	// simulator).
 	Persist func(Timestamp) error
 	// Window is how far ahead of the issued time a persisted mark reaches.
 	// Zero means DefaultWindow.
@@ -89,7 +94,13 @@ type Clock struct {
 
 	mu        sync.Mutex
 	last      Timestamp
-	highWater Timestamp
+	highWater Timestamp // persisted: nothing above it is issued
+	used      bool      // something was issued or observed since start
+
+	// persistMu orders the calls of persist, so that marks are stored in
+	// increasing order; it is taken with or without mu, never before it.
+	persistMu sync.Mutex
+	written   Timestamp // the highest mark persisted; guarded by persistMu
 
 	refused atomic.Uint64
 }
@@ -102,6 +113,7 @@ func NewClock(cfg Config) *Clock {
 		persist:   cfg.Persist,
 		last:      cfg.HighWater,
 		highWater: cfg.HighWater,
+		written:   cfg.HighWater,
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -133,7 +145,7 @@ func (c *Clock) Now() (Timestamp, error) {
 	if err := c.ensureHighWater(next); err != nil {
 		return 0, err
 	}
-	c.last = next
+	c.last, c.used = next, true
 	return next, nil
 }
 
@@ -155,21 +167,65 @@ func (c *Clock) Observe(remote Timestamp) error {
 	if err := c.ensureHighWater(remote); err != nil {
 		return err
 	}
-	c.last = remote
+	c.last, c.used = remote, true
 	return nil
 }
 
-// ensureHighWater persists a new mark before t passes the current one.
+// ensureHighWater persists a new mark before t passes the current one. It
+// runs with c.mu held: every Now and Observe waits for it.
 func (c *Clock) ensureHighWater(t Timestamp) error {
 	if c.persist == nil || t <= c.highWater {
 		return nil
 	}
-	mark := t + c.window
-	if err := c.persist(mark); err != nil {
-		return fmt.Errorf("hlc: persist high-water mark: %w", err)
+	mark, err := c.persistMark(t + c.window)
+	if err != nil {
+		return err
 	}
-	c.highWater = mark
+	c.highWater = max(c.highWater, mark)
 	return nil
+}
+
+// Extend persists the next high-water mark, a window ahead, once the
+// timestamps issued or observed have come within half a window of the
+// current one, so that Now and Observe seldom have to. It does not hold the
+// clock's lock while it persists. Call it more often than every half window
+// (the node does, from a goroutine of its own); a clock that issues nothing
+// is not extended, so an idle node does not sync.
+func (c *Clock) Extend() error {
+	if c.persist == nil {
+		return nil
+	}
+	wall := FromTime(c.now())
+	c.mu.Lock()
+	due := c.used && c.last+c.window/2 > c.highWater
+	next := max(c.last, wall) + c.window
+	c.mu.Unlock()
+	if !due {
+		return nil
+	}
+	mark, err := c.persistMark(next)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.highWater = max(c.highWater, mark)
+	c.mu.Unlock()
+	return nil
+}
+
+// persistMark persists mark unless a higher one already is, and returns the
+// highest mark persisted.
+func (c *Clock) persistMark(mark Timestamp) (Timestamp, error) {
+	c.persistMu.Lock()
+	defer c.persistMu.Unlock()
+	if mark <= c.written {
+		return c.written, nil
+	}
+	if err := c.persist(mark); err != nil {
+		return 0, fmt.Errorf("hlc: persist high-water mark: %w", err)
+	}
+	c.written = mark
+	return mark, nil
 }
 
 // Last is the latest timestamp issued or observed.

@@ -3,6 +3,8 @@ package hlc
 import (
 	"errors"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -181,4 +183,168 @@ func TestPropertyMonotonic(t *testing.T) {
 			prev = ts
 		}
 	}
+}
+
+// A clock whose caller extends it in time persists only from Extend, about
+// once per half window, after the first timestamp.
+func TestExtendKeepsNowOffStorage(t *testing.T) {
+	wall := &fakeWall{time.UnixMilli(1_700_000_000_000)}
+	persists, inExtend, fromNow := 0, false, 0
+	c := NewClock(Config{Now: wall.now, Window: time.Second, Persist: func(Timestamp) error {
+		persists++
+		if !inExtend {
+			fromNow++
+		}
+		return nil
+	}})
+	for i := 0; i < 10_000; i++ { // 10 s of wall time, a timestamp a millisecond
+		wall.t = wall.t.Add(time.Millisecond)
+		if _, err := c.Now(); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			inExtend = true
+			if err := c.Extend(); err != nil {
+				t.Fatal(err)
+			}
+			inExtend = false
+		}
+	}
+	if fromNow != 1 {
+		t.Errorf("Now persisted %d times, want once (the first timestamp)", fromNow)
+	}
+	// Each extension comes when at most half a window is left, seen at most
+	// 100 ms late: one every 0.5–0.6 s.
+	if persists < 16 || persists > 21 {
+		t.Errorf("persisted %d times in 10 s with a 1 s window, want 17–20", persists)
+	}
+}
+
+// An idle clock is not extended, and its next timestamp persists a mark
+// before it is issued.
+func TestExtendIdle(t *testing.T) {
+	wall := &fakeWall{time.UnixMilli(1_700_000_000_000)}
+	var marks []Timestamp
+	c := NewClock(Config{Now: wall.now, Window: time.Second, Persist: func(m Timestamp) error {
+		marks = append(marks, m)
+		return nil
+	}})
+	if err := c.Extend(); err != nil || len(marks) != 0 {
+		t.Fatalf("a clock that issued nothing extended: %v %v", marks, err)
+	}
+	if _, err := c.Now(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 60; i++ {
+		wall.t = wall.t.Add(time.Second)
+		if err := c.Extend(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(marks) != 1 {
+		t.Fatalf("idle for a minute, persisted %d marks, want 1", len(marks))
+	}
+	ts, err := c.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(marks) != 2 || ts > marks[1] {
+		t.Fatalf("after idling issued %v with marks %v", ts, marks)
+	}
+}
+
+// Extend failing leaves Now to persist; nothing is issued above a stored
+// mark either way.
+func TestExtendFailure(t *testing.T) {
+	wall := &fakeWall{time.UnixMilli(1_700_000_000_000)}
+	fail := errors.New("disk full")
+	var stored Timestamp
+	failing := false
+	c := NewClock(Config{Now: wall.now, Window: time.Second, Persist: func(m Timestamp) error {
+		if failing {
+			return fail
+		}
+		stored = m
+		return nil
+	}})
+	if _, err := c.Now(); err != nil {
+		t.Fatal(err)
+	}
+	wall.t = wall.t.Add(800 * time.Millisecond)
+	if _, err := c.Now(); err != nil {
+		t.Fatal(err)
+	}
+	failing = true
+	if err := c.Extend(); !errors.Is(err, fail) {
+		t.Fatalf("Extend error %v, want the persist error", err)
+	}
+	wall.t = wall.t.Add(time.Second)
+	if _, err := c.Now(); !errors.Is(err, fail) {
+		t.Fatalf("Now past the stored mark gave %v, want the persist error", err)
+	}
+	failing = false
+	ts, err := c.Now()
+	if err != nil || ts > stored {
+		t.Fatalf("issued %v (err %v) with the stored mark %v", ts, err, stored)
+	}
+}
+
+// Property, under the race detector: with Now, Observe and Extend running
+// at once, persist calls never overlap, marks are stored in increasing
+// order, and no timestamp is issued above the stored mark.
+func TestConcurrentExtend(t *testing.T) {
+	var wallNanos atomic.Int64
+	wallNanos.Store(time.UnixMilli(1_700_000_000_000).UnixNano())
+	now := func() time.Time { return time.Unix(0, wallNanos.Add(int64(50*time.Microsecond))) }
+	var (
+		busy   atomic.Bool
+		stored atomic.Uint64
+	)
+	c := NewClock(Config{Now: now, Window: 20 * time.Millisecond, Persist: func(m Timestamp) error {
+		if !busy.CompareAndSwap(false, true) {
+			t.Error("persist calls overlap")
+		}
+		defer busy.Store(false)
+		if uint64(m) <= stored.Load() {
+			t.Errorf("mark %v stored after %v", m, Timestamp(stored.Load()))
+		}
+		time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
+		stored.Store(uint64(m))
+		return nil
+	}})
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				var ts Timestamp
+				switch i % 3 {
+				case 0:
+					var err error
+					if ts, err = c.Now(); err != nil {
+						t.Error(err)
+						return
+					}
+				case 1:
+					ts = FromTime(now())
+					if err := c.Observe(ts); err != nil {
+						t.Error(err)
+						return
+					}
+				default:
+					if err := c.Extend(); err != nil {
+						t.Error(err)
+						return
+					}
+					continue
+				}
+				if uint64(ts) > stored.Load() {
+					t.Errorf("%v issued or observed above the stored mark %v", ts, Timestamp(stored.Load()))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
