@@ -16,12 +16,14 @@
 package wal
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,6 +77,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now reads the wall clock for log entry times; time.Now by default.
 	Now func() time.Time
+	// valueLogFileSize replaces valueLogFileSize in tests.
+	valueLogFileSize int64
 	// OnCommit, if set, is called by the writer after each batch is durable
 	// (as the fsync mode defines it) with the log entries it added, in order,
 	// before any client of the batch is answered and before LogBounds and
@@ -173,8 +177,14 @@ func Open(opts Options) (*Store, error) {
 	bo.BlockCacheSize = budget / 4
 	bo.IndexCacheSize = budget / 8
 	bo.BaseTableSize = 2 << 20
-	bo.TableSizeMultiplier = 1   // compaction buffers a whole table per builder: keep tables small at every level
-	bo.ValueThreshold = 64 << 10 // larger values go to the value log, keeping the LSM small
+	bo.TableSizeMultiplier = 1 // compaction buffers a whole table per builder: keep tables small at every level
+	// Values over 1 KiB go to Badger's value log, written once, and the LSM
+	// tree holds a pointer. Above all that takes the log's blocks (a
+	// batch's entries, up to 16 KiB) out of the tree: kept in it, each went
+	// through every flush and compaction until truncated, a quarter of a
+	// busy node's CPU. collectValueLog reclaims the files.
+	bo.ValueThreshold = 1 << 10
+	bo.ValueLogFileSize = cmp.Or(opts.valueLogFileSize, valueLogFileSize)
 	bo.NumCompactors = 2
 	bo.Compression = options.None // compression cost compaction 150 MB of buffers and CPU for small values
 	bo.DetectConflicts = false    // one writer goroutine; nothing to conflict with
@@ -343,6 +353,7 @@ func (s *Store) background() {
 			if _, err := s.Truncate(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("log truncation failed", "err", err)
 			}
+			s.collectValueLog(ctx)
 		}
 	}
 }
@@ -357,10 +368,43 @@ func (s *Store) KeyCount() int64 { return s.keys.Load() }
 // ExpiresCount is the number of keys holding a value with a deadline.
 func (s *Store) ExpiresCount() int64 { return s.expires.Load() }
 
-// DiskSize is Badger's LSM and value log size on disk, in bytes.
+// valueLogFileSize is the size of a value log file: the unit in which its
+// space is reclaimed. Badger's default, 1 GiB, would keep that much of
+// truncated log on disk.
+const valueLogFileSize = 64 << 20
+
+// collectValueLog reclaims value log files that are mostly garbage (values
+// overwritten or deleted, log blocks truncated, as compaction has found):
+// Badger copies what still lives in each to the head of the value log and
+// deletes the file.
+func (s *Store) collectValueLog(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := s.db.RunValueLogGC(0.5)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+			s.log.Error("value log collection failed", "err", err)
+		}
+		return
+	}
+}
+
+// DiskSize is the size of the files in the data directory, in bytes.
+// (Badger's own Size reads counters kept only with its metrics on.)
 func (s *Store) DiskSize() int64 {
-	lsm, vlog := s.db.Size()
-	return lsm + vlog
+	entries, err := os.ReadDir(s.opts.Dir)
+	if err != nil {
+		s.log.Warn("sizing the data directory", "err", err)
+		return 0
+	}
+	var total int64
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			total += info.Size()
+		}
+	}
+	return total
 }
 
 // Meta names.

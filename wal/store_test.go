@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -473,5 +474,73 @@ func TestBadgerLoggerFormatsOnlyEnabledLevels(t *testing.T) {
 	l.Warningf("careful %v\n", arg)
 	if formatted != 1 || !strings.Contains(buf.String(), `msg="careful x"`) {
 		t.Fatalf("warning: formatted %d times, wrote %q", formatted, buf.String())
+	}
+}
+
+// The log's blocks go to Badger's value log; once truncated, the files that
+// held them are reclaimed, and what is retained still reads back.
+func TestValueLogReclaimsTruncatedLog(t *testing.T) {
+	dir := t.TempDir()
+	opts := func(o *Options) {
+		o.RetainBytes = 512 << 10
+		o.RetentionInterval = time.Hour // the test truncates by hand
+		o.valueLogFileSize = 1 << 20
+	}
+	vlogs := func() int {
+		files, err := filepath.Glob(filepath.Join(dir, "*.vlog"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(files)
+	}
+	s := open(t, dir, opts)
+	ts := uint64(0)
+	for b := 0; b < 1500; b++ { // about 8 MiB of log, in blocks of 200 entries
+		err := s.Update(context.Background(), func(tx *Tx) error {
+			for i := 0; i < 200; i++ {
+				ts++
+				if _, _, err := tx.Apply([]byte(fmt.Sprint("k", i)), setRec(ts, "v")); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := vlogs(); n < 6 {
+		t.Fatalf("%d value log files after %d bytes of log; are its blocks kept in the LSM tree?", n, s.LogBytes())
+	}
+	before := s.DiskSize()
+	if before < 6<<20 {
+		t.Fatalf("DiskSize %d with six value log files of 1 MiB", before)
+	}
+	if _, err := s.Truncate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil { // flushes the memtable: compaction sees it
+		t.Fatal(err)
+	}
+	s = open(t, dir, opts)
+	defer s.Close()
+	s.releaseVersions()
+	if err := s.db.Flatten(1); err != nil {
+		t.Fatal(err)
+	}
+	s.collectValueLog(context.Background())
+	if n := vlogs(); n > 3 {
+		t.Fatalf("%d value log files after truncating the log to 512 KiB", n)
+	}
+	if after := s.DiskSize(); after >= before {
+		t.Fatalf("DiskSize %d after reclaiming the value log, %d before", after, before)
+	}
+	first, last := s.LogBounds()
+	entries, err := s.ReadLog(first, int(last-first+1), 64<<20)
+	if err != nil || uint64(len(entries)) != last-first+1 || entries[len(entries)-1].Seq != last {
+		t.Fatalf("reading the retained log %d..%d: %d entries, %v", first, last, len(entries), err)
+	}
+	if _, err := s.Check(); err != nil {
+		t.Fatal(err)
 	}
 }
