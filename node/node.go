@@ -165,8 +165,8 @@ func (n *Node) ID() record.NodeID { return n.id }
 func (n *Node) Serve(ctx context.Context) error {
 	n.wg.Add(3)
 	defer n.wg.Done()
-	go n.sweepExpired()
-	go n.extendClock()
+	go n.every(100*time.Millisecond, n.sweepExpired)
+	go n.every(hlc.DefaultWindow/10, n.extendClock)
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -228,23 +228,28 @@ func (n *Node) newVersion() (record.Version, error) {
 	return record.Version{TS: ts, Node: n.id}, nil
 }
 
-// extendClock persists the clock's next high-water mark ahead of time (see
-// hlc.Clock.Extend): the synced write it takes, a millisecond on a quiet
-// node and tens under load, would otherwise hold up every write once per
-// window, waiting in the middle of a batch.
-func (n *Node) extendClock() {
+// every runs fn every d until the node closes.
+func (n *Node) every(d time.Duration, fn func()) {
 	defer n.wg.Done()
-	t := time.NewTicker(hlc.DefaultWindow / 10)
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-n.stop:
 			return
 		case <-t.C:
+			fn()
 		}
-		if err := n.clock.Extend(); err != nil && !errors.Is(err, wal.ErrClosed) {
-			n.log.Error("persist the clock's high-water mark", "err", err)
-		}
+	}
+}
+
+// extendClock persists the clock's next high-water mark ahead of time (see
+// hlc.Clock.Extend): the synced write it takes, a millisecond on a quiet
+// node and tens under load, would otherwise hold up every write once per
+// window, waiting in the middle of a batch.
+func (n *Node) extendClock() {
+	if err := n.clock.Extend(); err != nil && !errors.Is(err, wal.ErrClosed) {
+		n.log.Error("persist the clock's high-water mark", "err", err)
 	}
 }
 
@@ -252,45 +257,35 @@ func (n *Node) extendClock() {
 // into tombstones of the same version (record.Swept), a few hundred at a
 // time, so that memory and disk are reclaimed for keys nobody reads again.
 func (n *Node) sweepExpired() {
-	defer n.wg.Done()
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		keys, err := n.store.ExpiredKeys(n.nowMillis(), 256)
-		if err != nil {
-			n.log.Error("expiry sweep", "err", err)
-			continue
-		}
-		if len(keys) == 0 {
-			continue
-		}
-		var swept uint64
-		err = n.store.Update(context.Background(), func(tx *wal.Tx) error {
-			now := n.nowMillis()
-			for _, k := range keys {
-				cur, _ := tx.Peek(k) // a sweep's tombstone needs no value
-				if !cur.Exists() || !cur.Expired(now) {
-					continue // rewritten since it was listed
-				}
-				if _, changed, err := n.apply(tx, k, cur.Swept()); err != nil {
-					return err
-				} else if changed {
-					swept++
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			if !errors.Is(err, wal.ErrClosed) {
-				n.log.Error("expiry sweep", "err", err)
-			}
-			continue
-		}
-		n.stats.expiredKeys.Add(swept)
+	keys, err := n.store.ExpiredKeys(n.nowMillis(), 256)
+	if err != nil {
+		n.log.Error("expiry sweep", "err", err)
+		return
 	}
+	if len(keys) == 0 {
+		return
+	}
+	var swept uint64
+	err = n.store.Update(context.Background(), func(tx *wal.Tx) error {
+		now := n.nowMillis()
+		for _, k := range keys {
+			cur, _ := tx.Peek(k) // a sweep's tombstone needs no value
+			if !cur.Exists() || !cur.Expired(now) {
+				continue // rewritten since it was listed
+			}
+			if _, changed, err := n.apply(tx, k, cur.Swept()); err != nil {
+				return err
+			} else if changed {
+				swept++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, wal.ErrClosed) {
+			n.log.Error("expiry sweep", "err", err)
+		}
+		return
+	}
+	n.stats.expiredKeys.Add(swept)
 }
