@@ -172,8 +172,14 @@ func Open(opts Options) (*Store, error) {
 	budget := opts.MemoryBudget / 2 // the other half is the record cache
 	bo.MemTableSize = max(budget/4, 4<<20)
 	bo.NumMemtables = 2
-	bo.NumLevelZeroTables = 2
-	bo.NumLevelZeroTablesStall = 8
+	// Rows are placed by a hash of the key, so writes land all over the
+	// key range and each compaction from level 0 rewrites about all of
+	// level 1. Merging four level-0 tables at a time, into a level 1 of
+	// 64 MiB (two levels hold a million keys, not three), cuts those
+	// rewrites: loading 1M keys took 11–12 s against 14–16.
+	bo.NumLevelZeroTables = 4
+	bo.NumLevelZeroTablesStall = 12
+	bo.BaseLevelSize = 64 << 20
 	bo.BlockCacheSize = budget / 4
 	bo.IndexCacheSize = budget / 8
 	bo.BaseTableSize = 2 << 20

@@ -519,15 +519,8 @@ func TestValueLogReclaimsTruncatedLog(t *testing.T) {
 	if _, err := s.Truncate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil { // flushes the memtable: compaction sees it
-		t.Fatal(err)
-	}
-	s = open(t, dir, opts)
+	s = compact(t, s, dir, opts)
 	defer s.Close()
-	s.releaseVersions()
-	if err := s.db.Flatten(1); err != nil {
-		t.Fatal(err)
-	}
 	s.collectValueLog(context.Background())
 	if n := vlogs(); n > 3 {
 		t.Fatalf("%d value log files after truncating the log to 512 KiB", n)

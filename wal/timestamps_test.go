@@ -39,29 +39,15 @@ func TestReadersSeeTheirSnapshotAndHoldItsVersions(t *testing.T) {
 // stored ones after a restart, so a new write is the one read.
 func TestOldVersionsGoAndTimestampsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
-	var s *Store
-	// Three level-0 tables (each close flushes one), enough for Flatten
-	// to compact them.
+	s := open(t, dir, nil)
 	for i := 1; i <= 30; i++ {
-		if i%10 == 1 {
-			s = open(t, dir, nil)
-		}
 		put(t, s, "k", setRec(uint64(i), fmt.Sprint("v", i)))
-		if i%10 == 0 {
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
-	s = open(t, dir, nil)
-	defer s.Close()
 	if n := rowVersions(t, s, "k"); n != 30 {
 		t.Fatalf("%d versions before compaction, want 30", n)
 	}
-	s.releaseVersions()
-	if err := s.db.Flatten(1); err != nil {
-		t.Fatal(err)
-	}
+	s = compact(t, s, dir, nil) // restarts it too
+	defer s.Close()
 	if n := rowVersions(t, s, "k"); n != 1 {
 		t.Fatalf("%d versions after compaction, want 1", n)
 	}
@@ -71,6 +57,27 @@ func TestOldVersionsGoAndTimestampsSurviveRestart(t *testing.T) {
 	if got != "v31" {
 		t.Fatalf("after a restart a new write reads back as %q, want v31", got)
 	}
+}
+
+// compact has Badger compact what s holds, releasing every version no reader
+// needs, and returns the store reopened. Flatten compacts level 0 only once
+// it holds more tables than NumLevelZeroTables, so the store is first closed
+// (which flushes a table) and reopened that many times, with a write each
+// time to flush.
+func compact(t *testing.T, s *Store, dir string, mod func(*Options)) *Store {
+	t.Helper()
+	for i := 0; i <= s.db.Opts().NumLevelZeroTables; i++ {
+		put(t, s, "compact", setRec(uint64(1<<60+i), "x"))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = open(t, dir, mod)
+	}
+	s.releaseVersions()
+	if err := s.db.Flatten(1); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func readValue(t *testing.T, txn *badger.Txn, s *Store, key string) string {
