@@ -77,14 +77,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Now reads the wall clock for log entry times; time.Now by default.
 	Now func() time.Time
-	// valueLogFileSize replaces valueLogFileSize in tests.
-	valueLogFileSize int64
 	// OnCommit, if set, is called by the writer after each batch is durable
 	// (as the fsync mode defines it) with the log entries it added, in order,
 	// before any client of the batch is answered and before LogBounds and
 	// ReadLog include them (so an index it keeps reflects every entry the
 	// log shows). It must not block for long; it may not call Update.
 	OnCommit func([]Entry)
+	// valueLogFileSize replaces valueLogFileSize in tests.
+	valueLogFileSize int64
 }
 
 // DefaultKeyHash is the row hash used when Options.KeyHash is nil.
