@@ -37,12 +37,13 @@ func loadString(p *atomic.Pointer[string]) string {
 // which CLIENT LIST shows as "client|list".
 var subcommandParents = map[string]bool{"client": true, "config": true, "command": true, "mesh": true}
 
-// track records a command about to run in the client's connInfo.
+// track records a command about to run in the client's connInfo. The time
+// of its last interaction is set as its requests are read (serveConn), as
+// Redis does, not per command.
 func (c *client) track(args [][]byte) {
 	ci := &c.info
-	ci.lastActive.Store(time.Now().UnixNano())
 	name := c.lastCmd
-	if subcommandParents[name] && len(args) > 1 {
+	if len(args) > 1 && subcommandParents[name] {
 		name += "|" + strings.ToLower(string(args[1]))
 	}
 	if p := ci.cmd.Load(); p == nil || *p != name {

@@ -106,14 +106,14 @@ func (c *client) runGroup(cmds [][][]byte) (*replyBuf, error) {
 
 // groupable reports whether a command may run inside a batched pipeline step:
 // commands of the keyspace that never block.
-func groupable(args [][]byte) bool {
-	spec := lookup(args[0])
+func (c *client) groupable(args [][]byte) bool {
+	spec := c.lookup(args[0])
 	return spec != nil && spec.group && spec.arityOK(len(args))
 }
 
-func anyWrite(cmds [][][]byte) bool {
+func (c *client) anyWrite(cmds [][][]byte) bool {
 	for _, args := range cmds {
-		if spec := lookup(args[0]); spec != nil && spec.write {
+		if spec := c.lookup(args[0]); spec != nil && spec.write {
 			return true
 		}
 	}
@@ -125,16 +125,16 @@ func anyWrite(cmds [][][]byte) bool {
 // with fsync always one sync) for up to maxGroup commands instead of one each.
 func (n *Node) runPipeline(c *client, pending [][][]byte) {
 	for len(pending) > 0 {
-		if c.multi != nil || !groupable(pending[0]) {
+		if c.multi != nil || !c.groupable(pending[0]) {
 			n.dispatch(c, pending[0])
 			pending = pending[1:]
 			continue
 		}
 		k := 1
-		for k < len(pending) && k < maxGroup && groupable(pending[k]) {
+		for k < len(pending) && k < maxGroup && c.groupable(pending[k]) {
 			k++
 		}
-		if k == 1 || !anyWrite(pending[:k]) {
+		if k == 1 || !c.anyWrite(pending[:k]) {
 			// Reads gain nothing from the writer: they run on this
 			// connection's goroutine, beside other clients'.
 			for _, args := range pending[:k] {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,9 +33,14 @@ type client struct {
 	libName string
 	libVer  string
 	lastCmd string
-	multi   *multiState // open MULTI, if any
-	authed  bool
-	info    connInfo // what other connections may read (CLIENT LIST)
+	// spec is the command last looked up and named the name it was
+	// looked up by: a pipeline mostly repeats one command, looked up three
+	// times each (runPipeline, dispatch).
+	spec   *commandSpec
+	named  []byte
+	multi  *multiState // open MULTI, if any
+	authed bool
+	info   connInfo // what other connections may read (CLIENT LIST)
 }
 
 // clientConn is a client's network connection.
@@ -117,6 +123,7 @@ func (n *Node) serveConn(nc net.Conn) {
 			n.endConn(c, err)
 			return
 		}
+		c.info.lastActive.Store(time.Now().UnixNano())
 		batch = append(batch[:0], args)
 		for len(batch) < maxPipeline {
 			if args, err = rd.Next(); err != nil {
@@ -143,6 +150,19 @@ func (n *Node) endConn(c *client, err error) {
 		c.out.Flush()
 		n.log.Debug("client broke the protocol", "client", c.id, "addr", c.conn.RemoteAddr(), "err", err)
 	}
+}
+
+// lookup finds the command named name, reusing the last lookup if it was of
+// the same name, byte for byte.
+func (c *client) lookup(name []byte) *commandSpec {
+	if c.spec != nil && bytes.Equal(name, c.named) {
+		return c.spec
+	}
+	spec := lookup(name)
+	if spec != nil {
+		c.spec, c.named = spec, append(c.named[:0], name...)
+	}
+	return spec
 }
 
 // update runs fn as one atomic step of the write path. Inside EXEC (or a
@@ -188,7 +208,7 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 		}
 	}()
 	n.stats.commands.Add(1)
-	spec := lookup(args[0])
+	spec := c.lookup(args[0])
 	var name string
 	if spec != nil {
 		name = spec.name

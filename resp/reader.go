@@ -192,7 +192,7 @@ func header(b []byte, i int, limit int64, what string) (int64, int, error) {
 			if j == i || b[j-1] != '\r' {
 				return 0, 0, protoErr("%s", what)
 			}
-			v, err := strconv.ParseInt(string(b[i:j-1]), 10, 64)
+			v, err := parseLength(b[i : j-1])
 			if err != nil || v > limit {
 				return 0, 0, protoErr("%s", what)
 			}
@@ -203,6 +203,22 @@ func header(b []byte, i int, limit int64, what string) (int64, int, error) {
 		}
 	}
 	return 0, 0, nil
+}
+
+// parseLength is strconv.ParseInt for a header's number, without the
+// string it would need for the common case, a few decimal digits.
+func parseLength(b []byte) (int64, error) {
+	if len(b) == 0 || len(b) > 18 {
+		return strconv.ParseInt(string(b), 10, 64)
+	}
+	var v int64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			return strconv.ParseInt(string(b), 10, 64)
+		}
+		v = v*10 + int64(ch-'0')
+	}
+	return v, nil
 }
 
 // parseInline splits a telnet-style line into arguments as Redis's

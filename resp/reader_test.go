@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -201,6 +203,29 @@ func TestGatheredRequestsDoNotShareArguments(t *testing.T) {
 	for i, w := range want {
 		if s := string(bytes.Join(got[i], []byte(" "))); s != w {
 			t.Fatalf("request %d = %q, want %q", i, s, w)
+		}
+	}
+}
+
+// parseLength must agree with strconv.ParseInt on every input, valid or
+// not: it only skips the string for plain digits.
+func TestParseLengthIsParseInt(t *testing.T) {
+	cases := []string{"", "0", "3", "03", "-1", "+5", " 1", "1 ", "1a", "999999999999999999",
+		"9223372036854775807", "9223372036854775808", "18446744073709551616", "-", "--1", "0x10"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	const alphabet = "0123456789-+ x"
+	for range 10000 {
+		b := make([]byte, rng.IntN(22))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		cases = append(cases, string(b))
+	}
+	for _, c := range cases {
+		got, gotErr := parseLength([]byte(c))
+		want, wantErr := strconv.ParseInt(c, 10, 64)
+		if (gotErr != nil) != (wantErr != nil) || gotErr == nil && got != want {
+			t.Fatalf("parseLength(%q) = %d, %v; ParseInt: %d, %v", c, got, gotErr, want, wantErr)
 		}
 	}
 }

@@ -36,12 +36,14 @@ func itemRecord(item *badger.Item) (record.Record, error) {
 // Get reads a key's record as last committed. A key never written (or whose
 // row was garbage-collected) reads as the zero record.
 func (s *Store) Get(key []byte) (record.Record, error) {
-	if m, ok := s.index.get(string(key)); !ok || !m.record().Exists() {
-		return m.record(), nil // nothing more to read than the index holds
-	}
+	// The cache first: it holds only rows that exist, and a hit, the
+	// common case, then costs one lookup rather than two.
 	cached, ok, seq := s.cache.get(string(key))
 	if ok {
 		return cached, nil
+	}
+	if m, ok := s.index.get(string(key)); !ok || !m.record().Exists() {
+		return m.record(), nil // nothing more to read than the index holds
 	}
 	var rec record.Record
 	err := s.view(func(txn *badger.Txn) error {
