@@ -102,27 +102,35 @@ func (c *recordCache) committed(key string, r record.Record) {
 	s := c.shard(key)
 	s.mu.Lock()
 	s.seq++
-	if old, ok := s.m[key]; ok {
-		s.bytes -= cost(key, old)
-		delete(s.m, key)
-	}
 	if r.Exists() {
 		s.put(key, r, c.max)
+	} else if old, ok := s.m[key]; ok {
+		s.bytes -= cost(key, old)
+		delete(s.m, key)
 	}
 	s.mu.Unlock()
 }
 
+// put caches r for key, replacing what the shard held for it in place: most
+// writes are to cached keys, and an overwrite costs one map lookup where a
+// delete and an insert cost three.
 func (s *cacheShard) put(key string, r record.Record, max int64) {
 	n := cost(key, r)
-	if n > max/4 {
-		return // one large value would evict the rest
-	}
-	if old, ok := s.m[key]; ok {
+	old, had := s.m[key]
+	if had {
 		s.bytes -= cost(key, old)
-		delete(s.m, key)
+	}
+	if n > max/4 { // one large value would evict the rest
+		if had {
+			delete(s.m, key)
+		}
+		return
 	}
 	if s.bytes+n > max {
 		for k, v := range s.m { // map order is random: random eviction
+			if had && k == key {
+				continue // already uncounted, and about to be replaced
+			}
 			s.bytes -= cost(k, v)
 			delete(s.m, k)
 			if s.bytes+n <= max {
