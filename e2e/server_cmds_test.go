@@ -107,6 +107,50 @@ func TestInfo(t *testing.T) {
 	}
 }
 
+// TestInfoCountsEveryConnection checks that INFO's command and keyspace
+// counters, kept per connection, add up across connections and keep what a
+// closed connection counted.
+func TestInfoCountsEveryConnection(t *testing.T) {
+	p := startNode(t, t.TempDir())
+	ctx := context.Background()
+	// stats reads INFO's counters in one INFO command.
+	stats := func(c *redis.Client) map[string]int {
+		t.Helper()
+		info := c.Info(ctx, "stats").Val()
+		out := map[string]int{}
+		for _, name := range []string{"total_commands_processed", "keyspace_hits", "keyspace_misses"} {
+			m := regexp.MustCompile(name + `:(\d+)`).FindStringSubmatch(info)
+			if m == nil {
+				t.Fatalf("INFO stats has no %s", name)
+			}
+			out[name], _ = strconv.Atoi(m[1])
+		}
+		return out
+	}
+	b := p.client(t)
+	b.Set(ctx, "k", "v", 0)
+	b.Get(ctx, "k")
+	a := redis.NewClient(&redis.Options{Addr: p.addr, Protocol: 2})
+	for range 3 {
+		a.Get(ctx, "k")
+		a.Get(ctx, "nosuch")
+	}
+	a.MGet(ctx, "k", "nosuch")
+	before := stats(b)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the node notices the close
+	after := stats(b)
+	if after["keyspace_hits"] != 5 || after["keyspace_misses"] != 4 {
+		t.Errorf("keyspace_hits %d, keyspace_misses %d; want 5 and 4", after["keyspace_hits"], after["keyspace_misses"])
+	}
+	if after["total_commands_processed"] != before["total_commands_processed"]+1 {
+		t.Errorf("total_commands_processed %d after a connection closed, %d before; want one more (the INFO)",
+			after["total_commands_processed"], before["total_commands_processed"])
+	}
+}
+
 func TestConfig(t *testing.T) {
 	p := startNode(t, t.TempDir())
 	c := p.client(t)

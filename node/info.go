@@ -223,9 +223,10 @@ func infoPersistence(n *Node) []string {
 }
 
 func infoStats(n *Node) []string {
+	counts := n.counts()
 	return []string{
 		kv("total_connections_received", utoa(n.stats.connections.Load())),
-		kv("total_commands_processed", utoa(n.stats.commands.Load())),
+		kv("total_commands_processed", utoa(counts.commands.Load())),
 		"instantaneous_ops_per_sec:0",
 		"rejected_connections:0",
 		"sync_full:0",
@@ -233,8 +234,8 @@ func infoStats(n *Node) []string {
 		"sync_partial_err:0",
 		kv("expired_keys", utoa(n.stats.expiredKeys.Load())),
 		"evicted_keys:0",
-		kv("keyspace_hits", utoa(n.stats.keyspaceHits.Load())),
-		kv("keyspace_misses", utoa(n.stats.keyspaceMiss.Load())),
+		kv("keyspace_hits", utoa(counts.hits.Load())),
+		kv("keyspace_misses", utoa(counts.misses.Load())),
 		"pubsub_channels:0",
 		"pubsub_patterns:0",
 		kv("command_panics", utoa(n.stats.panics.Load())),
@@ -285,10 +286,14 @@ func infoKeyspace(n *Node) []string {
 // resetStats is CONFIG RESETSTAT.
 func (n *Node) resetStats() {
 	n.stats.connections.Store(0)
-	n.stats.commands.Store(0)
 	n.stats.expiredKeys.Store(0)
-	n.stats.keyspaceHits.Store(0)
-	n.stats.keyspaceMiss.Store(0)
+	n.stats.countsMu.Lock()
+	n.stats.closed.reset()
+	n.clients.Range(func(_, v any) bool {
+		v.(*client).counts.reset()
+		return true
+	})
+	n.stats.countsMu.Unlock()
 	n.stats.panics.Store(0)
 	n.stats.memoryPeak.Store(0)
 }

@@ -55,13 +55,49 @@ type Node struct {
 }
 
 type stats struct {
-	connections  atomic.Uint64
-	commands     atomic.Uint64
-	expiredKeys  atomic.Uint64
-	keyspaceHits atomic.Uint64
-	keyspaceMiss atomic.Uint64
-	panics       atomic.Uint64
-	memoryPeak   atomic.Uint64 // the highest used_memory INFO has seen
+	connections atomic.Uint64
+	expiredKeys atomic.Uint64
+	panics      atomic.Uint64
+	memoryPeak  atomic.Uint64 // the highest used_memory INFO has seen
+	// closed holds the counts of the connections that closed; the open
+	// ones keep their own. countsMu orders a closing connection's move of
+	// its counts here against INFO's sum, which would otherwise count them
+	// twice or not at all for a moment.
+	closed   counts
+	countsMu sync.Mutex
+}
+
+// counts are the command and keyspace counters INFO reports, kept per
+// connection: one counter for the node, updated by every command, had two
+// threads serving clients take turns at its cache line (GET -P 16 did 5%
+// less).
+type counts struct {
+	commands, hits, misses atomic.Uint64
+}
+
+func (c *counts) add(o *counts) {
+	c.commands.Add(o.commands.Load())
+	c.hits.Add(o.hits.Load())
+	c.misses.Add(o.misses.Load())
+}
+
+func (c *counts) reset() {
+	c.commands.Store(0)
+	c.hits.Store(0)
+	c.misses.Store(0)
+}
+
+// counts sums the counts of every connection, open or closed.
+func (n *Node) counts() *counts {
+	n.stats.countsMu.Lock()
+	defer n.stats.countsMu.Unlock()
+	sum := &counts{}
+	sum.add(&n.stats.closed)
+	n.clients.Range(func(_, v any) bool {
+		sum.add(&v.(*client).counts)
+		return true
+	})
+	return sum
 }
 
 const metaHighWater = "hlc-high-water"

@@ -41,6 +41,7 @@ type client struct {
 	multi  *multiState // open MULTI, if any
 	authed bool
 	info   connInfo // what other connections may read (CLIENT LIST)
+	counts counts   // this connection's share of INFO's counters
 }
 
 // clientConn is a client's network connection.
@@ -103,7 +104,10 @@ func (n *Node) serveConn(nc net.Conn) {
 	n.stats.connections.Add(1)
 	defer func() {
 		cancel()
+		n.stats.countsMu.Lock()
+		n.stats.closed.add(&c.counts)
 		n.clients.Delete(c.id)
+		n.stats.countsMu.Unlock()
 		n.nclients.Add(-1)
 	}()
 	select {
@@ -207,7 +211,7 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 			c.w.WriteError("ERR internal error")
 		}
 	}()
-	n.stats.commands.Add(1)
+	c.counts.commands.Add(1)
 	spec := c.lookup(args[0])
 	var name string
 	if spec != nil {

@@ -63,10 +63,10 @@ func (c *client) readString(key []byte) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	if !live {
-		c.n.stats.keyspaceMiss.Add(1)
+		c.counts.misses.Add(1)
 		return nil, false, nil
 	}
-	c.n.stats.keyspaceHits.Add(1)
+	c.counts.hits.Add(1)
 	return rec.Value.Data, true, nil
 }
 
@@ -267,10 +267,10 @@ func (n *Node) replyRead(c *client, err error, old record.Record, live bool) {
 	case err != nil:
 		c.writeErr(err)
 	case live:
-		n.stats.keyspaceHits.Add(1)
+		c.counts.hits.Add(1)
 		c.w.WriteBulk(old.Value.Data)
 	default:
-		n.stats.keyspaceMiss.Add(1)
+		c.counts.misses.Add(1)
 		c.w.WriteNull()
 	}
 }
@@ -288,9 +288,9 @@ func cmdMGet(n *Node, c *client, args [][]byte) {
 		// As in Redis, a key of another type reads as nil, not an error.
 		if rec.Live(now) && rec.Value.Kind == record.KindString {
 			vals[i], found[i] = rec.Value.Data, true
-			n.stats.keyspaceHits.Add(1)
+			c.counts.hits.Add(1)
 		} else {
-			n.stats.keyspaceMiss.Add(1)
+			c.counts.misses.Add(1)
 		}
 	}
 	c.w.WriteArray(len(vals))
