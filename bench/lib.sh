@@ -55,6 +55,43 @@ start_redmesh() {
 	wait_port "$port"
 }
 
+# start_compared redis|redmesh starts that server, fresh, as the comparisons
+# with Redis run it (Redis with appendonly yes and appendfsync everysec,
+# redmesh with --fsync everysec), and sets port to its port.
+start_compared() {
+	if [[ $1 == redis ]]; then
+		start_redis 16379 --appendonly yes --appendfsync everysec
+		port=16379
+	else
+		start_redmesh 16380 --fsync everysec
+		port=16380
+	fi
+}
+
+# compare RUNS MEASURE [SETUP] runs each test in tests at -P 1 and -P 16 on
+# Redis and redmesh in turn, each fresh (start_compared), RUNS times: SETUP
+# PORT first if given, then MEASURE PORT TEST P for each, whose output is
+# appended to R[TEST,P] for Redis and M[TEST,P] for redmesh, each followed
+# by a semicolon.
+declare -A R M
+compare() {
+	local runs=$1 measure=$2 setup=${3:-} run server P t v
+	for run in $(seq 1 "$runs"); do
+		for server in redis redmesh; do
+			start_compared "$server"
+			[[ -z $setup ]] || "$setup" "$port"
+			for P in 1 16; do
+				for t in "${tests[@]}"; do
+					v=$("$measure" "$port" "$t" "$P")
+					if [[ $server == redis ]]; then R[$t,$P]+="$v;"; else M[$t,$P]+="$v;"; fi
+				done
+			done
+			stop_port "$port"
+		done
+		echo "run $run done" >&2
+	done
+}
+
 # stop_port PORT stops whatever start_* started there.
 stop_port() {
 	local pid

@@ -12,33 +12,16 @@ runs=${1:-5}
 build_redmesh
 tests=(set get incr mset)
 
-declare -A R M
-for run in $(seq 1 "$runs"); do
-	for server in redis redmesh; do
-		if [[ $server == redis ]]; then
-			start_redis 16379 --appendonly yes --appendfsync everysec; port=16379
-		else
-			start_redmesh 16380 --fsync everysec; port=16380
-		fi
-		for P in 1 16; do
-			n=$((P == 1 ? 100000 : 400000))
-			for t in "${tests[@]}"; do
-				v=$(rps "$port" -t "$t" -n "$n" -c 50 -P "$P" -r 100000)
-				if [[ $server == redis ]]; then R[$t,$P]+="$v "; else M[$t,$P]+="$v "; fi
-			done
-		done
-		stop_port "$port"
-	done
-	echo "run $run done" >&2
-done
+measure() { rps "$1" -t "$2" -n $(($3 == 1 ? 100000 : 400000)) -c 50 -P "$3" -r 100000; }
+compare "$runs" measure
 
 ((runs > 0)) && printf '| command | -P | redis-server rps | redmesh rps | ratio |\n|---|---:|---:|---:|---:|\n'
 for P in $( ((runs > 0)) && echo 1 16); do
 	for t in "${tests[@]}"; do
-		rm=$(tr ' ' '\n' <<<"${R[$t,$P]}" | grep . | median)
-		mm=$(tr ' ' '\n' <<<"${M[$t,$P]}" | grep . | median)
+		rm=$(tr ';' '\n' <<<"${R[$t,$P]}" | grep . | median)
+		mm=$(tr ';' '\n' <<<"${M[$t,$P]}" | grep . | median)
 		printf '| %s | %s | %s | %s | %.2f |\n' "${t^^}" "$P" "$rm" "$mm" "$(echo "$mm / $rm" | bc -l)"
-		echo "  $t -P $P runs: redis ${R[$t,$P]}/ redmesh ${M[$t,$P]}" >&2
+		echo "  $t -P $P runs: redis ${R[$t,$P]//;/ }/ redmesh ${M[$t,$P]//;/ }" >&2
 	done
 done
 
