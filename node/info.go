@@ -223,10 +223,10 @@ func infoPersistence(n *Node) []string {
 }
 
 func infoStats(n *Node) []string {
-	counts := n.counts()
+	sum := n.counts()
 	return []string{
 		kv("total_connections_received", utoa(n.stats.connections.Load())),
-		kv("total_commands_processed", utoa(counts.commands.Load())),
+		kv("total_commands_processed", utoa(sum.commands.Load())),
 		"instantaneous_ops_per_sec:0",
 		"rejected_connections:0",
 		"sync_full:0",
@@ -234,8 +234,8 @@ func infoStats(n *Node) []string {
 		"sync_partial_err:0",
 		kv("expired_keys", utoa(n.stats.expiredKeys.Load())),
 		"evicted_keys:0",
-		kv("keyspace_hits", utoa(counts.hits.Load())),
-		kv("keyspace_misses", utoa(counts.misses.Load())),
+		kv("keyspace_hits", utoa(sum.hits.Load())),
+		kv("keyspace_misses", utoa(sum.misses.Load())),
 		"pubsub_channels:0",
 		"pubsub_patterns:0",
 		kv("command_panics", utoa(n.stats.panics.Load())),
