@@ -99,7 +99,7 @@ stop_port() {
 	redis-cli -p "$1" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 	[[ -n "$pid" ]] || return 0
 	kill "$pid" 2>/dev/null || true
-	# Wait for the exit: a node closing (and writing its index snapshot)
+	# Wait for the exit: a node closing (and writing its checkpoint)
 	# still holds its data directory.
 	local state
 	for _ in $(seq 1 600); do

@@ -12,7 +12,7 @@
 #    --pipe) into a mesh of NODES redmesh nodes (default 3) and let it converge
 #    (equal Merkle roots); then REJOIN_RUNS times (default 3), each from a
 #    mesh at rest (SETTLE seconds, default 10, after it last converged: the
-#    load's compactions end, and nodes take their index snapshots and agree
+#    load's compactions end, and nodes write their checkpoints and agree
 #    on log cursors, as a mesh in service would have): kill -9 the last
 #    node, change 10,000 random keys (1%) on the first, restart the killed node
 #    with its data directory and flags, and time from its start until its

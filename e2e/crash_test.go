@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/wal"
 )
 
@@ -16,7 +17,7 @@ import (
 // --fsync always, kills it with SIGKILL mid-load, restarts it, and checks that
 // every acknowledged write is there with its value (or with the one write that
 // was in flight on that key when the node died), and that the log and the
-// keyspace agree.
+// checkpoint agree.
 func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	dir := t.TempDir()
 	p := startNode(t, dir, "--fsync", "always")
@@ -88,11 +89,11 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	rep, err := s.Check()
+	rep, err := keyspace.Check(s)
 	if err != nil {
-		t.Fatalf("log and keyspace disagree after kill -9: %v", err)
+		t.Fatalf("log and checkpoint disagree after kill -9: %v", err)
 	}
-	if rep.Keys < checked {
+	if rep.Keys < int64(checked) {
 		t.Fatalf("store holds %d keys, verified %d", rep.Keys, checked)
 	}
 	t.Logf("store check: %+v", rep)

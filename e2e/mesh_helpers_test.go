@@ -73,7 +73,13 @@ func (m *meshNode) maddr() string {
 // info returns INFO replication as a map.
 func (m *meshNode) info(t testing.TB) map[string]string {
 	t.Helper()
-	s, err := m.c.Info(context.Background(), "replication").Result()
+	return m.infoSection(t, "replication")
+}
+
+// infoSection returns a section of INFO as a map.
+func (m *meshNode) infoSection(t testing.TB, section string) map[string]string {
+	t.Helper()
+	s, err := m.c.Info(context.Background(), section).Result()
 	if err != nil {
 		t.Fatalf("INFO: %v", err)
 	}

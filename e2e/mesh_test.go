@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -370,4 +372,109 @@ func TestMeshRestartFindsPeers(t *testing.T) {
 	if v, err := b.c.Get(ctx, "after-restart").Result(); err != nil || v != "1" {
 		t.Fatalf("b reads %q, %v", v, err)
 	}
+}
+
+// TestMeshOverMaxMemoryStillConverges: a node over --maxmemory refuses its
+// clients' writes but still applies its peers', so the mesh converges.
+func TestMeshOverMaxMemoryStillConverges(t *testing.T) {
+	ctx := context.Background()
+	a := startMeshNode(t, t.TempDir(), 0)
+	b := startMeshNode(t, t.TempDir(), 0, "--peer", a.maddr(), "--maxmemory", "1")
+	waitConnected(t, 1, a, b)
+	if err := b.c.Set(ctx, "local", "x", 0).Err(); err == nil || !strings.Contains(err.Error(), "OOM command not allowed") {
+		t.Fatalf("SET over maxmemory: %v", err)
+	}
+	writeKeys(t, a.c, "from-a:", 1000, 100)
+	waitUntil(t, 30*time.Second, "b to apply a's writes", func() bool { return b.c.DBSize(ctx).Val() == 1000 })
+	if err := b.c.Del(ctx, "from-a:7").Err(); err != nil {
+		t.Fatalf("DEL over maxmemory: %v", err)
+	}
+	waitUntil(t, 30*time.Second, "a to apply b's delete", func() bool { return a.c.Exists(ctx, "from-a:7").Val() == 0 })
+}
+
+// TestLargeValueRoundTrips: a 100 MB value is stored, read back, survives a
+// kill -9 under fsync always, and reaches a peer that joins later (by its
+// log), with the node's memory a small multiple of the value.
+//
+// Under the race detector, on two cores, moving 100 MB through libp2p
+// starves the connection long enough for its write timeout to close it;
+// .ci/run runs this test without it.
+func TestLargeValueRoundTrips(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("moves 100 MB values; run without -race")
+	}
+	ctx := context.Background()
+	big := strings.Repeat("0123456789abcdef", 100<<20/16)
+	a := startMeshNode(t, t.TempDir(), 0, "--fsync", "always")
+	// 100 MB take longer than go-redis's default timeouts under -race.
+	patient := func(n *meshNode) {
+		n.c = redis.NewClient(&redis.Options{Addr: n.addr, Protocol: 2, ReadTimeout: time.Minute, WriteTimeout: time.Minute})
+		t.Cleanup(func() { n.c.Close() })
+	}
+	patient(a)
+	if err := a.c.Set(ctx, "big", big, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.c.Get(ctx, "big").Result(); err != nil || got != big {
+		t.Fatalf("GET big: %d bytes, %v", len(got), err)
+	}
+	// Private memory, once the node is idle and its memory policy has
+	// returned the garbage: the value in the keyspace and little more. (The
+	// log's value file is mapped too, as page cache the kernel reclaims.)
+	anonOf := func(n *meshNode) int64 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "RssAnon:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				return kb << 10
+			}
+		}
+		t.Fatal("no RssAnon")
+		return 0
+	}
+	settled := func(n *meshNode) {
+		deadline := time.Now().Add(60 * time.Second)
+		for anonOf(n) >= 3*int64(len(big)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("private memory %d MiB, not within 3 times the value: %v", anonOf(n)>>20, n.infoSection(t, "memory"))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	settled(a)
+	t.Logf("private memory with a 100 MB value: %d MiB", anonOf(a)>>20)
+	start := time.Now()
+	a.kill()
+	a.restart(t, a.args...)
+	patient(a)
+	if got, err := a.c.Get(ctx, "big").Result(); err != nil || got != big {
+		t.Fatalf("GET big after kill -9: %d bytes, %v", len(got), err)
+	}
+	t.Logf("restarted after kill -9 in %v", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	b := startMeshNode(t, t.TempDir(), 0, "--peer", a.maddr())
+	patient(b)
+	waitConnected(t, 1, a, b)
+	waitUntil(t, 120*time.Second, "b to hold the big value", func() bool { return b.c.Exists(ctx, "big").Val() == 1 })
+	if got, err := b.c.Get(ctx, "big").Result(); err != nil || got != big {
+		t.Fatalf("GET big at the peer: %d bytes, %v", len(got), err)
+	}
+	t.Logf("a peer got it in %v", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	// And by push, once linked.
+	big2 := strings.Repeat("z", 100<<20)
+	if err := a.c.Set(ctx, "big2", big2, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 120*time.Second, "b to hold the second big value", func() bool { return b.c.StrLen(ctx, "big2").Val() == int64(len(big2)) })
+	t.Logf("the peer got a second one in %v", time.Since(start).Round(time.Millisecond))
+	if err := a.c.Del(ctx, "big").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "b to drop the first big value", func() bool { return b.c.Exists(ctx, "big").Val() == 0 })
+	settled(b)
+	t.Logf("the peer's private memory holding one: %d MiB (peak used_memory %s)", anonOf(b)>>20, b.infoSection(t, "memory")["used_memory_peak_human"])
 }

@@ -338,3 +338,60 @@ func TestTimeWaitCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxMemoryMatchesRedis: over maxmemory, commands that add data are
+// refused with Redis's error, to the byte, inside MULTI and at EXEC too,
+// while reads and deletes go on.
+func TestMaxMemoryMatchesRedis(t *testing.T) {
+	redisAddr := startRedis(t, "--databases", "1", "--appendonly", "yes")
+	p := startNode(t, t.TempDir())
+	setup := "SET a 1\nSET b 2\n"
+	redisCLI(t, redisAddr, setup)
+	redisCLI(t, p.addr, setup)
+	script := `CONFIG SET maxmemory 1
+CONFIG GET maxmemory
+CONFIG GET maxmemory-policy
+SET c 3
+APPEND a x
+INCR n
+GET a
+DEL b
+EXISTS b
+EXPIRE a 100
+MULTI
+SET d 4
+GET a
+EXEC
+MULTI
+GET a
+EXEC
+CONFIG SET maxmemory 0
+SET c 3
+GET c
+`
+	want := redisCLI(t, redisAddr, script)
+	got := redisCLI(t, p.addr, script)
+	if got != want {
+		t.Errorf("differs from Redis\n%s", diffLines(script, want, got))
+	}
+	if !strings.Contains(got, "OOM command not allowed") {
+		t.Fatalf("no OOM error:\n%s", got)
+	}
+	// A transaction queued before the limit is refused at EXEC.
+	c := dialRaw(t, p.addr)
+	for _, cmd := range []string{"MULTI", "SET x 1"} {
+		if _, err := c.do(cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	redisCLI(t, p.addr, "CONFIG SET maxmemory 1")
+	if got, _ := c.do("EXEC"); got != "-EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'." {
+		t.Fatalf("EXEC over maxmemory: %q", got)
+	}
+	if in := redisCLI(t, p.addr, "INFO memory"); !strings.Contains(in, "maxmemory:1\r") && !strings.Contains(in, "maxmemory:1\n") {
+		t.Fatalf("INFO does not show maxmemory:\n%s", in)
+	}
+	if !strings.Contains(p.out.String(), "over maxmemory") {
+		t.Fatalf("the node's log does not say it is over maxmemory:\n%s", p.out)
+	}
+}

@@ -1,7 +1,6 @@
 package gossip
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -96,7 +95,7 @@ func (m *Mesh) serveMerkle(s network.Stream) {
 // roots are exchanged.
 func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output) error {
 	p := s.Conn().RemotePeer()
-	r, w := bufio.NewReader(s), bufio.NewWriter(s)
+	r, w := streamIO(s)
 	var buf bytes.Buffer
 	var enc []byte
 	send := func(msgs []merkle.Message) error {

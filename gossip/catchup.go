@@ -1,7 +1,6 @@
 package gossip
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -118,7 +117,7 @@ func (m *Mesh) catchUp(ps *peerState) error {
 		return err
 	}
 	defer s.Close()
-	r, w := bufio.NewReader(s), bufio.NewWriter(s)
+	r, w := streamIO(s)
 	var buf bytes.Buffer
 	var out []byte
 	send := func(req mesh.LogRequest) error {
@@ -256,7 +255,7 @@ func checkRecords(recs []merkle.Record) error {
 func (m *Mesh) serveLog(s network.Stream) {
 	defer s.Close()
 	p := s.Conn().RemotePeer()
-	r, w := bufio.NewReader(s), bufio.NewWriter(s)
+	r, w := streamIO(s)
 	var buf bytes.Buffer
 	var out []byte
 	for {

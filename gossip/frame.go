@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
 )
 
 // errFrameTooLarge is a frame whose announced length is over the limit: a
@@ -74,4 +77,40 @@ func readUvarint(r *bufio.Reader) (uint64, error) {
 		s += 7
 	}
 	return 0, fmt.Errorf("%w: frame length overflows", errMalformedFrame)
+}
+
+// progressStream gives every read and write on a stream ioTimeout to make
+// progress, instead of one deadline for a whole frame: a large value (up to
+// 512 MB in one frame) crosses a slow link as long as bytes keep moving,
+// while a peer that stalls still times out.
+type progressStream struct{ s network.Stream }
+
+// progressChunk is the most one write sends under one deadline.
+const progressChunk = 64 << 10
+
+// streamIO returns a reader and a writer over s that keep its deadline
+// moving with progress.
+func streamIO(s network.Stream) (*bufio.Reader, *bufio.Writer) {
+	p := progressStream{s}
+	return bufio.NewReaderSize(p, progressChunk), bufio.NewWriterSize(p, progressChunk)
+}
+
+func (p progressStream) Read(b []byte) (int, error) {
+	p.s.SetReadDeadline(time.Now().Add(ioTimeout))
+	return p.s.Read(b)
+}
+
+func (p progressStream) Write(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		n := min(len(b), progressChunk)
+		p.s.SetWriteDeadline(time.Now().Add(ioTimeout))
+		k, err := p.s.Write(b[:n])
+		written += k
+		if err != nil {
+			return written, err
+		}
+		b = b[n:]
+	}
+	return written, nil
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -452,14 +451,15 @@ func randUint64() uint64 {
 	return binary.LittleEndian.Uint64(b[:])
 }
 
-// Records from peers are merged in chunks that fit one store transaction.
+// Records from peers are merged in chunks, each one step of the write path,
+// so that clients' writes take turns with a long catch-up.
 const (
 	applyChunk      = 256
 	applyChunkBytes = 1 << 20
 )
 
 // apply merges records from a peer through the node's write path, in
-// chunks, splitting a chunk further if the store finds it too large.
+// chunks.
 func (m *Mesh) apply(recs []merkle.Record) (int, error) {
 	total := 0
 	for len(recs) > 0 {
@@ -468,7 +468,7 @@ func (m *Mesh) apply(recs []merkle.Record) (int, error) {
 			size += len(recs[n].Key) + len(recs[n].Payload)
 			n++
 		}
-		applied, err := m.applySplit(recs[:n])
+		applied, err := m.local.ApplyRemote(m.ctx, recs[:n])
 		total += applied
 		if err != nil {
 			return total, err
@@ -476,18 +476,4 @@ func (m *Mesh) apply(recs []merkle.Record) (int, error) {
 		recs = recs[n:]
 	}
 	return total, nil
-}
-
-func (m *Mesh) applySplit(recs []merkle.Record) (int, error) {
-	n, err := m.local.ApplyRemote(m.ctx, recs)
-	if errors.Is(err, wal.ErrTooLarge) && len(recs) > 1 {
-		h := len(recs) / 2
-		a, err := m.applySplit(recs[:h])
-		if err != nil {
-			return a, err
-		}
-		b, err := m.applySplit(recs[h:])
-		return a + b, err
-	}
-	return n, err
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/record"
@@ -146,10 +147,11 @@ func TestPeerList(t *testing.T) {
 	}
 }
 
-// testLocal is a node for the mesh: a wal store with a Merkle tree kept by
-// the commit hook, merging through wal.Tx.Apply as a node does.
+// testLocal is a node for the mesh: a keyspace on a log, with a Merkle tree
+// kept by the commit hook, merging through keyspace.Tx.Apply as a node does.
 type testLocal struct {
-	s    *wal.Store
+	log  *wal.Store
+	db   *keyspace.DB
 	mu   sync.Mutex
 	tree *merkle.Tree
 	m    *Mesh
@@ -175,7 +177,7 @@ func (l *testLocal) committed(es []wal.Entry) {
 
 func (l *testLocal) ApplyRemote(ctx context.Context, recs []merkle.Record) (int, error) {
 	n := 0
-	err := l.s.Update(ctx, func(tx *wal.Tx) error {
+	err := l.db.Update(ctx, func(tx *keyspace.Tx) error {
 		n = 0
 		for _, r := range recs {
 			rec, err := record.Decode(r.Payload)
@@ -211,7 +213,7 @@ func (t treeLocal) Digest(level int, idx uint32) uint64 {
 
 func (t treeLocal) AppendEntries(dst []merkle.Entry, b uint32) ([]merkle.Entry, error) {
 	lo, hi := merkle.DefaultShape.BucketRange(b)
-	t.l.s.EachVersionInHashRange(lo, hi, func(k []byte, rec record.Record) bool {
+	t.l.db.Table().EachInHashRange(lo, hi, func(k []byte, rec record.Record) bool {
 		if vs := mv(rec.Versions()); vs != nil {
 			dst = append(dst, merkle.Entry{Key: bytes.Clone(k), Versions: vs})
 		}
@@ -221,9 +223,9 @@ func (t treeLocal) AppendEntries(dst []merkle.Entry, b uint32) ([]merkle.Entry, 
 }
 
 func (t treeLocal) Payload(key []byte) ([]byte, error) {
-	rec, err := t.l.s.Get(key)
-	if err != nil || rec.Value.Version.IsZero() && rec.Expiry.Version.IsZero() {
-		return nil, err
+	rec := t.l.db.Get(key)
+	if rec.Value.Version.IsZero() && rec.Expiry.Version.IsZero() {
+		return nil, nil
 	}
 	return record.Encode(rec), nil
 }
@@ -241,12 +243,16 @@ func startTestMeshAt(t *testing.T, key crypto.PrivKey, listen string, peers ...s
 	id, _ := peer.IDFromPrivateKey(key)
 	l := &testLocal{}
 	l.tree, _ = merkle.NewTree(merkle.DefaultShape)
-	s, err := wal.Open(wal.Options{Dir: filepath.Join(t.TempDir(), "d"), KeyHash: func(k []byte) uint32 { return uint32(merkle.KeyHash(k) >> 32) },
-		OnCommit: l.committed, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	quiet := slog.New(slog.DiscardHandler)
+	s, err := wal.Open(wal.Options{Dir: filepath.Join(t.TempDir(), "d"), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.s = s
+	db, err := keyspace.Open(keyspace.Options{Log: s, OnCommit: l.committed, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.log, l.db = s, db
 	m, err := Start(Config{
 		Listen: []string{listen}, Peers: peers, SyncInterval: 100 * time.Millisecond,
 		AckInterval: time.Hour, // acknowledgements only when a WAIT asks
@@ -257,14 +263,14 @@ func startTestMeshAt(t *testing.T, key crypto.PrivKey, listen string, peers ...s
 		t.Fatal(err)
 	}
 	l.m = m
-	t.Cleanup(func() { m.Close(); s.Close() })
+	t.Cleanup(func() { m.Close(); db.Close(); s.Close() })
 	return m, l
 }
 
 func (l *testLocal) set(t *testing.T, self uint64, key, val string) {
 	t.Helper()
 	v := record.Version{TS: 1<<30 + 1, Node: record.NodeID(self)}
-	err := l.s.Update(context.Background(), func(tx *wal.Tx) error {
+	err := l.db.Update(context.Background(), func(tx *keyspace.Tx) error {
 		_, _, err := tx.Apply([]byte(key), record.Record{Value: record.Value{Version: v, Data: []byte(val)}, Expiry: record.Expiry{Version: v}})
 		return err
 	})
@@ -291,12 +297,12 @@ func TestTwoMeshes(t *testing.T) {
 	la.set(t, a.cfg.Self, "before", "1") // present before the link: Merkle brings it
 	b, lb := startTestMesh(t, a.Addrs()[0])
 	waitFor(t, "the key written before the link", func() bool {
-		r, _ := lb.s.Get([]byte("before"))
+		r := lb.db.Get([]byte("before"))
 		return string(r.Value.Data) == "1"
 	})
 	la.set(t, a.cfg.Self, "pushed", "2")
 	waitFor(t, "the pushed key", func() bool {
-		r, _ := lb.s.Get([]byte("pushed"))
+		r := lb.db.Get([]byte("pushed"))
 		return string(r.Value.Data) == "2"
 	})
 	ctx := context.Background()
@@ -353,7 +359,7 @@ func TestPeerConnectingAtStart(t *testing.T) {
 	})
 	la.set(t, a.cfg.Self, "pushed", "1")
 	waitFor(t, "the pushed key", func() bool {
-		r, _ := lb.s.Get([]byte("pushed"))
+		r := lb.db.Get([]byte("pushed"))
 		return string(r.Value.Data) == "1"
 	})
 	if got := a.Info(); got.PushRecords == 0 {
@@ -406,7 +412,7 @@ func TestPushOrigin(t *testing.T) {
 		return pm
 	}
 	m.merge(relay, origin, push("forwarded", 0, 1))
-	if r, _ := l.s.Get([]byte("forwarded")); string(r.Value.Data) != "forwarded" {
+	if r := l.db.Get([]byte("forwarded")); string(r.Value.Data) != "forwarded" {
 		t.Fatal("forwarded push not merged")
 	}
 	m.mu.Lock()

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/redmesh/redmesh/wal"
+	"github.com/redmesh/redmesh/keyspace"
 )
 
 // commandSpec is one entry of the command table, with Redis's arity rule: a
@@ -25,6 +25,9 @@ type commandSpec struct {
 	group bool
 	// write: the command may change the keyspace.
 	write bool
+	// denyOOM: refused while the node is over --maxmemory (Redis's
+	// "denyoom": the commands that may add data).
+	denyOOM bool
 	// noMulti: refused inside MULTI.
 	noMulti bool
 	fn      func(n *Node, c *client, args [][]byte)
@@ -76,7 +79,7 @@ func init() {
 		{name: "config", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, fn: cmdConfig},
 		{name: "info", arity: -1, flags: []string{"loading", "stale"}, fn: cmdInfo},
 		{name: "time", arity: 1, flags: []string{"loading", "stale", "fast"}, fn: cmdTime},
-		// WAIT must never run inside the writer: firstKey 0.
+		// WAIT must never run inside the write path: firstKey 0.
 		{name: "wait", arity: 3, flags: []string{"noscript"}, fn: cmdWait},
 		{name: "dbsize", arity: 1, flags: []string{"readonly", "fast"}, fn: cmdDBSize},
 		{name: "mesh", arity: -2, flags: []string{"readonly"}, fn: cmdMesh},
@@ -138,6 +141,7 @@ func init() {
 		// write-path step with others.
 		s.group = s.firstKey > 0
 		s.write = slices.Contains(s.flags, "write")
+		s.denyOOM = slices.Contains(s.flags, "denyoom")
 		commands[s.name] = s
 	}
 }
@@ -175,9 +179,7 @@ func (c *client) writeErr(err error) {
 	switch {
 	case errors.As(err, &re):
 		c.w.WriteError(string(re))
-	case errors.Is(err, wal.ErrKeyTooLong):
-		c.w.WriteError("ERR " + err.Error())
-	case errors.Is(err, wal.ErrTooLarge):
+	case errors.Is(err, keyspace.ErrKeyTooLong):
 		c.w.WriteError("ERR " + err.Error())
 	default:
 		c.w.WriteError(sanitizeError("ERR " + err.Error()))

@@ -46,6 +46,10 @@ type Config struct {
 	ProtoMaxBulkLen int64
 	// MemoryBudget is roughly what Badger may use for memtables and caches.
 	MemoryBudget int64
+	// MaxMemory, if not zero, is Redis's maxmemory with the noeviction
+	// policy: over it, client commands that may add data are refused, while
+	// records from peers are still applied (a node must converge).
+	MaxMemory int64
 	// Logger receives the node's logs; slog.Default() when nil.
 	Logger *slog.Logger
 	// Mesh configures the link to other nodes (libp2p); the node fills in

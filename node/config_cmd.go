@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -49,18 +50,27 @@ var configParams = []configParam{
 	}},
 	{name: "appendonly", get: fixed("yes"),
 		set: only("yes", "redmesh always keeps its write-ahead log")},
-	{name: "appendfsync", get: func(n *Node) string { return string(n.store.Fsync()) },
+	{name: "appendfsync", get: func(n *Node) string { return string(n.wal.Fsync()) },
 		set: func(n *Node, v string) error {
-			if strings.EqualFold(v, string(n.store.Fsync())) {
+			if strings.EqualFold(v, string(n.wal.Fsync())) {
 				return nil
 			}
 			return fmt.Errorf("the durability mode is set at start (--fsync)")
 		}},
+	{name: "maxmemory", get: func(n *Node) string { return strconv.FormatInt(n.maxMemory.Load(), 10) },
+		set: func(n *Node, v string) error {
+			b, err := parseMemory(v)
+			if err != nil {
+				return err
+			}
+			n.maxMemory.Store(b)
+			n.sampleMemory()
+			return nil
+		}},
+	{name: "maxmemory-policy", get: fixed("noeviction"),
+		set: only("noeviction", "redmesh evicts nothing: keys are shared with peers")},
 	{name: "save", get: fixed(""),
 		set: only("", "redmesh takes no snapshots; its write-ahead log is always on")},
-	{name: "maxmemory", get: fixed("0"), set: only("0", "redmesh does not evict keys")},
-	{name: "maxmemory-policy", get: fixed("noeviction"),
-		set: only("noeviction", "redmesh does not evict keys")},
 	{name: "maxclients", get: func(n *Node) string { return strconv.Itoa(n.cfg.MaxClients) }},
 	{name: "timeout", get: func(n *Node) string { return itoa(int64(n.cfg.IdleTimeout / time.Second)) }},
 	{name: "proto-max-bulk-len", get: func(n *Node) string { return itoa(n.maxStringLen()) }},
@@ -199,4 +209,26 @@ func configSet(n *Node, c *client, pairs [][]byte) {
 
 func configSetFailed(name, why string) string {
 	return sanitizeError("ERR CONFIG SET failed (possibly related to argument '" + name + "') - " + why)
+}
+
+// parseMemory reads a memory size as Redis does: a number, optionally
+// followed by k, kb, m, mb, g or gb (any case), where k is 1000 and kb 1024.
+func parseMemory(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		mul    int64
+	}{{"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}, {"g", 1e9}, {"m", 1e6}, {"k", 1e3}, {"b", 1}}
+	lv := strings.ToLower(v)
+	mul := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(lv, u.suffix) {
+			lv, mul = strings.TrimSuffix(lv, u.suffix), u.mul
+			break
+		}
+	}
+	n, err := strconv.ParseInt(lv, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mul {
+		return 0, fmt.Errorf("argument must be a memory value")
+	}
+	return n * mul, nil
 }

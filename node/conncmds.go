@@ -224,7 +224,7 @@ func writeCommandInfo(c *client, s *commandSpec) {
 	c.w.WriteArray(0) // subcommands
 }
 
-func cmdDBSize(n *Node, c *client, args [][]byte) { c.w.WriteInt64(n.store.KeyCount()) }
+func cmdDBSize(n *Node, c *client, args [][]byte) { c.w.WriteInt64(n.db.KeyCount()) }
 
 // cmdMesh is redmesh's own introspection. MESH VERSION key answers the
 // versions of a key's registers: [value HLC, value node, expiry HLC, expiry

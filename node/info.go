@@ -164,7 +164,7 @@ func bytesToHuman(v uint64) string {
 func infoMemory(n *Node) []string {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	used := ms.HeapAlloc + ms.StackInuse
+	used := n.usedMemory()
 	for {
 		peak := n.stats.memoryPeak.Load()
 		if used <= peak || n.stats.memoryPeak.CompareAndSwap(peak, used) {
@@ -190,8 +190,10 @@ func infoMemory(n *Node) []string {
 		kv("used_memory_peak_perc", fmt.Sprintf("%.2f%%", 100*float64(used)/float64(max(peak, 1)))),
 		kv("go_heap_sys", utoa(ms.HeapSys)),
 		kv("go_gc_count", utoa(uint64(ms.NumGC))),
-		"maxmemory:0",
-		"maxmemory_human:0B",
+		kv("used_memory_dataset", itoa(n.db.Table().Bytes())),
+		kv("go_heap_alloc", utoa(ms.HeapAlloc)),
+		kv("maxmemory", itoa(n.maxMemory.Load())),
+		kv("maxmemory_human", bytesToHuman(uint64(n.maxMemory.Load()))),
 		"maxmemory_policy:noeviction",
 		kv("mem_fragmentation_ratio", fmt.Sprintf("%.2f", frag)),
 		kv("mem_allocator", "go-"+runtime.Version()),
@@ -199,7 +201,7 @@ func infoMemory(n *Node) []string {
 }
 
 func infoPersistence(n *Node) []string {
-	first, last := n.store.LogBounds()
+	first, last := n.wal.LogBounds()
 	return []string{
 		"loading:0",
 		"async_loading:0",
@@ -212,11 +214,11 @@ func infoPersistence(n *Node) []string {
 		"aof_rewrite_scheduled:0",
 		"aof_last_bgrewrite_status:ok",
 		"aof_last_write_status:ok",
-		kv("appendfsync", string(n.store.Fsync())),
+		kv("appendfsync", string(n.wal.Fsync())),
 		kv("wal_first_seq", utoa(first)),
 		kv("wal_last_seq", utoa(last)),
-		kv("wal_bytes", itoa(n.store.LogBytes())),
-		kv("disk_bytes", itoa(n.store.DiskSize())),
+		kv("wal_bytes", itoa(n.wal.LogBytes())),
+		kv("disk_bytes", itoa(n.wal.DiskSize())),
 		kv("hlc_last", n.clock.Last().String()),
 		kv("hlc_refused_skew", utoa(n.clock.Refused())),
 	}
@@ -247,7 +249,7 @@ func infoStats(n *Node) []string {
 // Redis fields (mesh_*).
 func infoReplication(n *Node) []string {
 	sum := sha1.Sum([]byte(n.peerID))
-	_, last := n.store.LogBounds()
+	_, last := n.wal.LogBounds()
 	return append([]string{
 		"role:master",
 		"connected_slaves:0",
@@ -276,11 +278,11 @@ func infoCPU(n *Node) []string {
 }
 
 func infoKeyspace(n *Node) []string {
-	keys := n.store.KeyCount()
+	keys := n.db.KeyCount()
 	if keys == 0 {
 		return nil
 	}
-	return []string{fmt.Sprintf("db0:keys=%d,expires=%d,avg_ttl=0", keys, n.store.ExpiresCount())}
+	return []string{fmt.Sprintf("db0:keys=%d,expires=%d,avg_ttl=0", keys, n.db.ExpiresCount())}
 }
 
 // resetStats is CONFIG RESETSTAT.

@@ -4,11 +4,33 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/record"
-	"github.com/redmesh/redmesh/wal"
 )
 
+// cmdGet is GET. Outside a transaction it writes the reply straight from
+// the keyspace, without a copy of the value.
 func cmdGet(n *Node, c *client, args [][]byte) {
+	if c.tx == nil {
+		now := n.nowMillis()
+		var err error
+		n.db.View(args[1], func(rec record.Record) {
+			var live bool
+			switch live, err = liveString(rec, now); {
+			case err != nil:
+			case !live:
+				c.counts.misses.Add(1)
+				c.w.WriteNull()
+			default:
+				c.counts.hits.Add(1)
+				c.w.WriteBulk(rec.Value.Data)
+			}
+		})
+		if err != nil {
+			c.writeErr(err)
+		}
+		return
+	}
 	data, live, err := c.readString(args[1])
 	switch {
 	case err != nil:
@@ -83,7 +105,7 @@ func cmdSet(n *Node, c *client, args [][]byte) {
 		old           record.Record
 		oldLive, done bool
 	}
-	err = c.update(func(tx *wal.Tx) error {
+	err = c.update(func(tx *keyspace.Tx) error {
 		r.done = false
 		now := n.nowMillis()
 		at := int64(0)
@@ -146,7 +168,7 @@ func tombstone(v record.Version) record.Record {
 }
 
 // deleteKey writes a tombstone for key at a new version, through apply.
-func (n *Node) deleteKey(tx *wal.Tx, key []byte) error {
+func (n *Node) deleteKey(tx *keyspace.Tx, key []byte) error {
 	v, err := n.newVersion()
 	if err != nil {
 		return err
@@ -157,7 +179,7 @@ func (n *Node) deleteKey(tx *wal.Tx, key []byte) error {
 
 func cmdDel(n *Node, c *client, args [][]byte) {
 	deleted := 0
-	err := c.update(func(tx *wal.Tx) error {
+	err := c.update(func(tx *keyspace.Tx) error {
 		deleted = 0
 		now := n.nowMillis()
 		for _, key := range args[1:] {
@@ -234,7 +256,7 @@ func expireGeneric(n *Node, c *client, args [][]byte, unit int64, absolute bool)
 	}
 	name := strings.ToLower(string(args[0]))
 	result := 0
-	err := c.update(func(tx *wal.Tx) error {
+	err := c.update(func(tx *keyspace.Tx) error {
 		result = 0
 		now := n.nowMillis()
 		at, ok := deadline(now, v, unit, absolute)
@@ -311,7 +333,7 @@ func cmdPTTL(n *Node, c *client, args [][]byte) {
 
 func cmdPersist(n *Node, c *client, args [][]byte) {
 	result := 0
-	err := c.update(func(tx *wal.Tx) error {
+	err := c.update(func(tx *keyspace.Tx) error {
 		result = 0
 		cur, _ := tx.Peek(args[1])
 		if !cur.Live(n.nowMillis()) || cur.Expiry.At == 0 {
@@ -400,7 +422,7 @@ func cmdScan(n *Node, c *client, args [][]byte) {
 	if cursor <= 1<<32 {
 		now := n.nowMillis()
 		visited := int64(0)
-		next, err = n.store.Scan(cursor, func(key []byte, rec record.Record) bool {
+		next = n.db.Table().Scan(cursor, func(key []byte, rec record.Record) bool {
 			visited++
 			if rec.Live(now) &&
 				(pattern == nil || globMatch(pattern, key, false)) &&
@@ -409,10 +431,6 @@ func cmdScan(n *Node, c *client, args [][]byte) {
 			}
 			return visited < count
 		})
-		if err != nil {
-			c.writeErr(err)
-			return
-		}
 	}
 	c.w.WriteArray(2)
 	c.w.WriteBulkString(strconv.FormatUint(next, 10))

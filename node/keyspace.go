@@ -2,12 +2,11 @@ package node
 
 import (
 	"bytes"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
+	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/record"
-	"github.com/redmesh/redmesh/wal"
 )
 
 // Keyspace commands beyond those of keys.go: RENAME, COPY, KEYS, RANDOMKEY,
@@ -24,7 +23,7 @@ func cmdRenameNX(n *Node, c *client, args [][]byte) { renameGeneric(n, c, args, 
 func renameGeneric(n *Node, c *client, args [][]byte, nx bool) {
 	src, dst := args[1], args[2]
 	done := false
-	err := c.update(func(tx *wal.Tx) error {
+	err := c.update(func(tx *keyspace.Tx) error {
 		done = false
 		now := n.nowMillis()
 		cur, err := tx.Get(src)
@@ -62,7 +61,7 @@ func renameGeneric(n *Node, c *client, args [][]byte, nx bool) {
 
 // putCopy writes src's value and deadline to key, both registers at one new
 // version.
-func (n *Node) putCopy(tx *wal.Tx, key []byte, src record.Record) error {
+func (n *Node) putCopy(tx *keyspace.Tx, key []byte, src record.Record) error {
 	v, err := n.newVersion()
 	if err != nil {
 		return err
@@ -108,7 +107,7 @@ func cmdCopy(n *Node, c *client, args [][]byte) {
 		return
 	}
 	done := false
-	err := c.update(func(tx *wal.Tx) error {
+	err := c.update(func(tx *keyspace.Tx) error {
 		done = false
 		now := n.nowMillis()
 		cur, err := tx.Get(src)
@@ -163,23 +162,19 @@ func cmdKeys(n *Node, c *client, args [][]byte) {
 	all := string(pattern) == "*"
 	now := n.nowMillis()
 	var keys [][]byte
-	_, err := n.store.Scan(0, func(key []byte, rec record.Record) bool {
+	n.db.Table().Scan(0, func(key []byte, rec record.Record) bool {
 		if rec.Live(now) && (all || globMatch(pattern, key, false)) {
 			keys = append(keys, key)
 		}
 		return true
 	})
-	if err != nil {
-		c.writeErr(err)
-		return
-	}
 	c.w.WriteArray(len(keys))
 	for _, k := range keys {
 		c.w.WriteBulk(k)
 	}
 }
 
-// cmdRandomKey picks a random point of the keyspace (rows are laid out by key
+// cmdRandomKey picks a random point of the keyspace (keys are laid out by
 // hash) and answers the first live key from there, wrapping around once.
 func cmdRandomKey(n *Node, c *client, args [][]byte) {
 	now := n.nowMillis()
@@ -191,16 +186,8 @@ func cmdRandomKey(n *Node, c *client, args [][]byte) {
 		}
 		return true
 	}
-	start := uint64(rand.Uint32()) + 1
-	if _, err := n.store.Scan(start, pick); err != nil {
-		c.writeErr(err)
-		return
-	}
-	if found == nil && n.store.KeyCount() > 0 {
-		if _, err := n.store.Scan(0, pick); err != nil {
-			c.writeErr(err)
-			return
-		}
+	if n.db.Table().Scan(keyspace.RandomCursor(), pick); found == nil && n.db.KeyCount() > 0 {
+		n.db.Table().Scan(0, pick)
 	}
 	if found == nil {
 		c.w.WriteNull()
@@ -235,17 +222,14 @@ func (n *Node) flush(c *client) error {
 	cursor := uint64(0)
 	for {
 		var keys [][]byte
-		next, err := n.store.Scan(cursor, func(key []byte, rec record.Record) bool {
+		next := n.db.Table().Scan(cursor, func(key []byte, rec record.Record) bool {
 			if rec.Exists() {
 				keys = append(keys, key)
 			}
 			return len(keys) < flushChunk
 		})
-		if err != nil {
-			return err
-		}
 		if len(keys) > 0 {
-			err := c.update(func(tx *wal.Tx) error {
+			err := c.update(func(tx *keyspace.Tx) error {
 				for _, k := range keys {
 					if cur, _ := tx.Peek(k); !cur.Exists() {
 						continue
@@ -278,8 +262,8 @@ func cmdTime(n *Node, c *client, args [][]byte) {
 // cmdWait is WAIT numreplicas timeout (milliseconds, 0: forever): it blocks
 // until numreplicas peers have acknowledged applying every write this node
 // made up to now (so every write of this client), or the timeout passes,
-// and answers how many have. It runs on the client's goroutine, never in
-// the store's writer.
+// and answers how many have. It runs outside the write path, never holding
+// the write lock.
 func cmdWait(n *Node, c *client, args [][]byte) {
 	numreplicas, ok := parseInt(args[1])
 	if !ok {

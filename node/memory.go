@@ -12,10 +12,9 @@ import (
 
 // The Go runtime, left alone, lets the heap grow to twice what was live at
 // the last collection and hands freed memory back to the OS only slowly. A
-// node's heap is mostly its version index and record cache, which stay live
-// as long as their keys, plus Badger's bursts (a memtable flush or a
-// compaction holds tens of megabytes for a moment), so after loading a
-// million keys a node held three times its live heap. A fixed GOMEMLIMIT is
+// node's heap is mostly its keyspace, which stays live as long as its keys,
+// plus Badger's bursts (a memtable flush or a compaction holds megabytes for
+// a moment). A fixed GOMEMLIMIT is
 // no answer for a database whose data set grows: once the live heap passes
 // it, the collector runs back to back. Instead the node sets a soft limit
 // that follows the live heap, re-evaluated every second; and once the
@@ -170,4 +169,39 @@ func ManageMemory(ctx context.Context, p MemoryPolicy, log *slog.Logger) {
 		case <-t.C:
 		}
 	}
+}
+
+// errOOM is Redis's refusal over maxmemory, to the byte.
+const errOOM = "OOM command not allowed when used memory > 'maxmemory'."
+
+// usedMemory is the memory counted against --maxmemory and shown as INFO's
+// used_memory: what the keyspace's table has allocated now, plus the rest
+// of the heap as live at the last collection (the heap's total would count
+// garbage not yet collected, which the memory policy lets grow on purpose).
+func (n *Node) usedMemory() uint64 {
+	return uint64(n.db.Table().Bytes()) + n.memOverhead.Load()
+}
+
+// sampleMemory refreshes the heap's part of usedMemory, and logs when the
+// node goes over --maxmemory and back.
+func (n *Node) sampleMemory() {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(s)
+	live := s[0].Value.Uint64() + s[1].Value.Uint64()
+	table := uint64(n.db.Table().Bytes())
+	n.memOverhead.Store(live - min(live, table))
+	over := n.overMemory()
+	if was := n.wasOver.Swap(over); over != was {
+		if over {
+			n.log.Warn("over maxmemory: refusing client writes that add data; peers' records are still applied", "used", n.usedMemory(), "maxmemory", n.maxMemory.Load())
+		} else {
+			n.log.Info("under maxmemory: client writes are accepted", "used", n.usedMemory(), "maxmemory", n.maxMemory.Load())
+		}
+	}
+}
+
+// overMemory reports whether client writes that add data are refused.
+func (n *Node) overMemory() bool {
+	max := n.maxMemory.Load()
+	return max > 0 && n.usedMemory() > uint64(max)
 }

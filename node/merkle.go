@@ -8,17 +8,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/record"
 	"github.com/redmesh/redmesh/wal"
 )
 
-// merkleIndex is the node's Merkle tree over its keyspace. The writer's
+// merkleIndex is the node's Merkle tree over its keyspace. The keyspace's
 // commit hook moves each changed key's entry from its old versions to its new
 // ones (O(1) per write), in commit order, so the tree never reflects a write
-// that did not commit. It lives in memory and is rebuilt from the store's
-// in-memory version index at start-up (see bench/RESULTS.md for the time).
+// that did not commit. It lives in memory and is rebuilt from the keyspace
+// at start-up (see bench/RESULTS.md for the time).
 type merkleIndex struct {
 	mu   sync.Mutex
 	tree *merkle.Tree
@@ -44,7 +45,7 @@ func mversions(vs [2]record.Version) []merkle.Version {
 	}
 }
 
-// committed is the store's OnCommit hook.
+// committed is the keyspace's OnCommit hook.
 func (m *merkleIndex) committed(entries []wal.Entry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -54,7 +55,7 @@ func (m *merkleIndex) committed(entries []wal.Entry) {
 }
 
 // rebuild fills the tree from every key's versions.
-func (m *merkleIndex) rebuild(s *wal.Store) (time.Duration, error) {
+func (m *merkleIndex) rebuild(t *keyspace.Table) (time.Duration, error) {
 	start := time.Now()
 	// Hashing every key is the work: split it across the cores, one tree
 	// each, and add the trees' leaves (a leaf digest is a sum).
@@ -66,7 +67,7 @@ func (m *merkleIndex) rebuild(s *wal.Store) (time.Duration, error) {
 		}
 		trees[i] = t
 	}
-	s.EachVersion(len(trees), func(w int, key []byte, rec record.Record) {
+	t.Each(len(trees), func(w int, key []byte, rec record.Record) {
 		trees[w].Update(key, nil, mversions(rec.Versions()))
 	})
 	tree := trees[0]
@@ -87,10 +88,6 @@ func (m *merkleIndex) root() uint64 {
 	return m.tree.Root()
 }
 
-// rowHash is the keyspace row hash: the top 32 bits of the Merkle key hash,
-// so that a bucket is one contiguous run of rows.
-func rowHash(key []byte) uint32 { return uint32(merkle.KeyHash(key) >> 32) }
-
 // MerkleRoot is the root digest of the node's Merkle tree.
 func (n *Node) MerkleRoot() uint64 { return n.merkle.root() }
 
@@ -107,10 +104,10 @@ func (l merkleLocal) Digest(level int, idx uint32) uint64 {
 }
 
 func (l merkleLocal) AppendEntries(dst []merkle.Entry, bucket uint32) ([]merkle.Entry, error) {
-	// From the version index, whose hash ranges are merkle.KeyHash's: a
-	// session's leaf summaries then cost no storage read.
+	// The keyspace's hash groups are merkle.KeyHash's: a bucket's keys
+	// are a few chains.
 	lo, hi := merkle.DefaultShape.BucketRange(bucket)
-	l.n.store.EachVersionInHashRange(lo, hi, func(key []byte, rec record.Record) bool {
+	l.n.db.Table().EachInHashRange(lo, hi, func(key []byte, rec record.Record) bool {
 		if vs := mversions(rec.Versions()); vs != nil {
 			dst = append(dst, merkle.Entry{Key: bytes.Clone(key), Versions: vs})
 		}
@@ -120,9 +117,9 @@ func (l merkleLocal) AppendEntries(dst []merkle.Entry, bucket uint32) ([]merkle.
 }
 
 func (l merkleLocal) Payload(key []byte) ([]byte, error) {
-	rec, err := l.n.store.Get(key)
-	if err != nil || rec.Value.Version.IsZero() && rec.Expiry.Version.IsZero() {
-		return nil, err
+	rec := l.n.db.Get(key)
+	if rec.Value.Version.IsZero() && rec.Expiry.Version.IsZero() {
+		return nil, nil
 	}
 	return record.Encode(rec), nil
 }
@@ -148,7 +145,7 @@ func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record) (applied i
 		}
 		batch = append(batch, decoded{r.Key, rec})
 	}
-	err = n.store.Update(ctx, func(tx *wal.Tx) error {
+	err = n.db.Update(ctx, func(tx *keyspace.Tx) error {
 		applied = 0
 		for _, d := range batch {
 			_, changed, err := n.apply(tx, d.key, d.rec)

@@ -90,8 +90,8 @@ func TestMerkleRepairsTwoNodes(t *testing.T) {
 	}
 	for i := 0; i < 1500; i++ {
 		k := []byte(fmt.Sprintf("k%d", i))
-		ra, _ := a.store.Get(k)
-		rb, _ := b.store.Get(k)
+		ra := a.db.Get(k)
+		rb := b.db.Get(k)
 		if !record.Equal(ra, rb) {
 			t.Fatalf("%s: %+v vs %+v", k, ra, rb)
 		}
@@ -124,7 +124,7 @@ func TestApplyRemoteRefusesSkewedClock(t *testing.T) {
 	if applied != 1 || n.clock.Refused() != 1 {
 		t.Fatalf("applied %d, refused %d; want 1 and 1", applied, n.clock.Refused())
 	}
-	if rec, _ := n.store.Get([]byte("future")); rec.Exists() {
+	if rec := n.db.Get([]byte("future")); rec.Exists() {
 		t.Fatal("a record from a clock an hour ahead was applied")
 	}
 	if _, err := n.ApplyRemote(context.Background(), []merkle.Record{{Key: []byte("x"), Payload: []byte{1, 2, 3}}}); err == nil {

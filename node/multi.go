@@ -3,7 +3,7 @@ package node
 import (
 	"bytes"
 
-	"github.com/redmesh/redmesh/wal"
+	"github.com/redmesh/redmesh/keyspace"
 )
 
 // maxQueued bounds the commands one MULTI may queue, so that a client cannot
@@ -15,9 +15,10 @@ const maxGroup = 64
 
 // multiState is a client's open MULTI.
 type multiState struct {
-	queued [][][]byte
-	bytes  int
-	failed bool // a command was refused while queueing: EXEC aborts
+	queued  [][][]byte
+	bytes   int
+	failed  bool // a command was refused while queueing: EXEC aborts
+	denyOOM bool // a queued command would be refused over --maxmemory
 }
 
 // queue handles a command sent while MULTI is open.
@@ -42,6 +43,7 @@ func (c *client) queue(name string, spec *commandSpec, args [][]byte) {
 			cp[i] = bytes.Clone(a) // the connection reuses its read buffer
 		}
 		m.queued = append(m.queued, cp)
+		m.denyOOM = m.denyOOM || spec.denyOOM
 		c.w.WriteString("QUEUED")
 	}
 }
@@ -65,8 +67,8 @@ func cmdDiscard(n *Node, c *client, args [][]byte) {
 }
 
 // cmdExec runs the queued commands as one atomic step of the write path: one
-// Badger transaction, so a crash keeps all of them or none, and no other
-// client's command runs in between.
+// log commit, so a crash keeps all of them or none, and no other client's
+// command runs in between.
 func cmdExec(n *Node, c *client, args [][]byte) {
 	if c.multi == nil {
 		c.w.WriteError("ERR EXEC without MULTI")
@@ -92,7 +94,7 @@ func cmdExec(n *Node, c *client, args [][]byte) {
 func (c *client) runGroup(cmds [][][]byte) (*replyBuf, error) {
 	buf := &replyBuf{}
 	out := c.w
-	err := c.n.store.Update(c.ctx, func(tx *wal.Tx) error {
+	err := c.n.db.Update(c.ctx, func(tx *keyspace.Tx) error {
 		buf.reset() // a retried step starts over
 		c.tx, c.w = tx, buf
 		defer func() { c.tx, c.w = nil, out }()
@@ -135,7 +137,7 @@ func (n *Node) runPipeline(c *client, pending [][][]byte) {
 			k++
 		}
 		if k == 1 || !c.anyWrite(pending[:k]) {
-			// Reads gain nothing from the writer: they run on this
+			// Reads gain nothing from the write lock: they run on this
 			// connection's goroutine, beside other clients'.
 			for _, args := range pending[:k] {
 				n.dispatch(c, args)

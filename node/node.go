@@ -1,9 +1,9 @@
 // Package node is one redmesh node: the write path (apply), the Redis
 // commands, and the RESP server that clients talk to.
 //
-// Every mutation, whether a client's command or (later) a peer's push, log
-// catch-up or Merkle repair, ends in Node.apply inside a wal transaction:
-// merge with the stored record, then store and log the result if it won.
+// Every mutation, whether a client's command or a peer's push, log catch-up
+// or Merkle repair, ends in Node.apply inside a keyspace transaction: merge
+// with the record in memory, then publish and log the result if it won.
 package node
 
 import (
@@ -23,6 +23,7 @@ import (
 
 	"github.com/redmesh/redmesh/gossip"
 	"github.com/redmesh/redmesh/hlc"
+	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/record"
 	"github.com/redmesh/redmesh/wal"
 )
@@ -34,7 +35,8 @@ var Version = "0.1.0-dev"
 type Node struct {
 	cfg     Config
 	log     *slog.Logger
-	store   *wal.Store
+	wal     *wal.Store   // the write-ahead log and metadata
+	db      *keyspace.DB // the keyspace
 	clock   *hlc.Clock
 	merkle  *merkleIndex
 	key     crypto.PrivKey
@@ -48,7 +50,13 @@ type Node struct {
 	nclients atomic.Int64
 	clientID atomic.Uint64
 	stats    stats
-	mesh     atomic.Pointer[gossip.Mesh] // nil until started, or without a mesh
+	// Memory against --maxmemory (memory.go): the heap beside the
+	// keyspace's table, sampled; the limit (CONFIG SET changes it); and
+	// whether the last sample was over it.
+	memOverhead atomic.Uint64
+	maxMemory   atomic.Int64
+	wasOver     atomic.Bool
+	mesh        atomic.Pointer[gossip.Mesh] // nil until started, or without a mesh
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -125,39 +133,46 @@ func Open(cfg Config) (*Node, error) {
 		MemoryBudget: cfg.MemoryBudget,
 		Logger:       cfg.Logger,
 		Now:          n.now,
-		KeyHash:      rowHash,
-		OnCommit:     n.committed,
 	})
 	if err != nil {
 		return nil, err
 	}
-	n.store = store
-	took, err := n.merkle.rebuild(store)
+	n.wal = store
+	db, err := keyspace.Open(keyspace.Options{Log: store, Logger: cfg.Logger, OnCommit: n.committed})
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	n.log.Info("merkle index rebuilt", "keys", store.KeyCount(), "took", took.Round(time.Millisecond))
-	if err := n.init(); err != nil {
+	n.db = db
+	n.maxMemory.Store(cfg.MaxMemory)
+	n.sampleMemory()
+	fail := func(err error) (*Node, error) {
+		db.Close()
 		store.Close()
 		return nil, err
+	}
+	took, err := n.merkle.rebuild(db.Table())
+	if err != nil {
+		return fail(err)
+	}
+	n.log.Info("merkle index rebuilt", "keys", db.KeyCount(), "took", took.Round(time.Millisecond))
+	if err := n.init(); err != nil {
+		return fail(err)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("listen for RESP clients: %w", err)
+		return fail(fmt.Errorf("listen for RESP clients: %w", err))
 	}
 	n.ln = ln
 	if err := n.startMesh(); err != nil {
 		ln.Close()
-		store.Close()
-		return nil, err
+		return fail(err)
 	}
 	return n, nil
 }
 
 func (n *Node) init() error {
-	key, err := loadIdentity(n.store)
+	key, err := loadIdentity(n.wal)
 	if err != nil {
 		return err
 	}
@@ -168,7 +183,7 @@ func (n *Node) init() error {
 	n.id = NodeIDOf(n.peerID)
 
 	var hw hlc.Timestamp
-	if b, ok, err := n.store.GetMeta(metaHighWater); err != nil {
+	if b, ok, err := n.wal.GetMeta(metaHighWater); err != nil {
 		return err
 	} else if ok && len(b) == 8 {
 		hw = hlc.Timestamp(binary.BigEndian.Uint64(b))
@@ -178,7 +193,7 @@ func (n *Node) init() error {
 		MaxSkew:   n.cfg.MaxClockSkew,
 		HighWater: hw,
 		Persist: func(t hlc.Timestamp) error {
-			return n.store.PutMetaSync(metaHighWater, binary.BigEndian.AppendUint64(nil, uint64(t)))
+			return n.wal.PutMetaSync(metaHighWater, binary.BigEndian.AppendUint64(nil, uint64(t)))
 		},
 	})
 	return nil
@@ -200,9 +215,10 @@ func (n *Node) ID() record.NodeID { return n.id }
 
 // Serve serves RESP clients until ctx ends or Close is called.
 func (n *Node) Serve(ctx context.Context) error {
-	n.wg.Add(3)
+	n.wg.Add(4)
 	defer n.wg.Done()
 	go n.every(100*time.Millisecond, n.sweepExpired)
+	go n.every(100*time.Millisecond, n.sampleMemory)
 	go n.every(hlc.DefaultWindow/10, n.extendClock)
 	go func() {
 		select {
@@ -246,13 +262,17 @@ func (n *Node) Close() error {
 	})
 	n.wg.Wait()
 	n.stopMesh()
-	return n.store.Close()
+	err := n.db.Close()
+	if lerr := n.wal.Close(); err == nil {
+		err = lerr
+	}
+	return err
 }
 
 // apply is the one write path: merge rec into key's record, and if it wins,
 // store and log the result in the transaction tx. Local commands, and later
 // peer pushes, log catch-up and Merkle repairs, all come through here.
-func (n *Node) apply(tx *wal.Tx, key []byte, rec record.Record) (record.Record, bool, error) {
+func (n *Node) apply(tx *keyspace.Tx, key []byte, rec record.Record) (record.Record, bool, error) {
 	return tx.Apply(key, rec)
 }
 
@@ -294,16 +314,12 @@ func (n *Node) extendClock() {
 // into tombstones of the same version (record.Swept), a few hundred at a
 // time, so that memory and disk are reclaimed for keys nobody reads again.
 func (n *Node) sweepExpired() {
-	keys, err := n.store.ExpiredKeys(n.nowMillis(), 256)
-	if err != nil {
-		n.log.Error("expiry sweep", "err", err)
-		return
-	}
+	keys := n.db.Table().Expired(n.nowMillis(), 256)
 	if len(keys) == 0 {
 		return
 	}
 	var swept uint64
-	err = n.store.Update(context.Background(), func(tx *wal.Tx) error {
+	err := n.db.Update(context.Background(), func(tx *keyspace.Tx) error {
 		now := n.nowMillis()
 		for _, k := range keys {
 			cur, _ := tx.Peek(k) // a sweep's tombstone needs no value
@@ -319,7 +335,7 @@ func (n *Node) sweepExpired() {
 		return nil
 	})
 	if err != nil {
-		if !errors.Is(err, wal.ErrClosed) {
+		if !errors.Is(err, keyspace.ErrClosed) {
 			n.log.Error("expiry sweep", "err", err)
 		}
 		return

@@ -10,8 +10,8 @@ import (
 )
 
 // Go runs goroutines on GOMAXPROCS threads, by default one per core. A node
-// hands each write from goroutine to goroutine (connection, writer, Badger,
-// finisher), and at a light load every hand-off to an idle thread wakes it
+// hands each write from goroutine to goroutine (connection, committer,
+// Badger), and at a light load every hand-off to an idle thread wakes it
 // (a futex call) and sets it spinning for work: measured on two cores beside
 // the client, a node under a probe of 2,000 writes a second spent a third
 // more CPU, and its replication latency doubled at the 99th percentile,

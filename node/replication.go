@@ -30,7 +30,7 @@ func (n *Node) startMesh() error {
 	cfg.Self = uint64(n.id)
 	cfg.NodeIDOf = func(p peer.ID) uint64 { return uint64(NodeIDOf(p)) }
 	cfg.Logger = n.log
-	m, err := gossip.Start(cfg, n.store, n)
+	m, err := gossip.Start(cfg, n.wal, n)
 	if err != nil {
 		return fmt.Errorf("mesh: %w", err)
 	}
@@ -47,7 +47,7 @@ func (n *Node) stopMesh() {
 	}
 }
 
-// committed is the store's commit hook: the Merkle index first, then eager
+// committed is the keyspace's commit hook: the Merkle index first, then eager
 // push of the local writes among the entries.
 func (n *Node) committed(entries []wal.Entry) {
 	n.merkle.committed(entries)
@@ -67,7 +67,7 @@ func (n *Node) MeshAddrs() []string {
 // waitReplicas is WAIT: block until numreplicas peers have applied every
 // local write made so far (so every write of this client), or the timeout
 // passes (0: forever), and answer how many have. It runs on the client's
-// goroutine, never in the store's writer.
+// goroutine, outside the write path.
 func (n *Node) waitReplicas(c *client, numreplicas int64, timeout time.Duration) int {
 	m := n.mesh.Load()
 	if m == nil {

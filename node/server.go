@@ -12,9 +12,9 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/record"
 	"github.com/redmesh/redmesh/resp"
-	"github.com/redmesh/redmesh/wal"
 )
 
 // client is one RESP connection's state.
@@ -25,7 +25,7 @@ type client struct {
 	out     *redcon.Writer // buffers replies to conn until the pipeline is answered
 	w       replier        // where replies go: out, or a buffer during EXEC
 	quit    bool           // close once the replies are flushed (QUIT)
-	tx      *wal.Tx        // set while the client's commands run inside the writer
+	tx      *keyspace.Tx   // set while the client's commands run inside the write path
 	ctx     context.Context
 	cancel  context.CancelFunc
 	created time.Time
@@ -172,7 +172,7 @@ func (c *client) lookup(name []byte) *commandSpec {
 // update runs fn as one atomic step of the write path. Inside EXEC (or a
 // batched pipeline) it runs in the transaction already open, and a failing
 // command undoes only its own changes.
-func (c *client) update(fn wal.UpdateFunc) error {
+func (c *client) update(fn keyspace.UpdateFunc) error {
 	if c.tx != nil {
 		sp := c.tx.Savepoint()
 		err := fn(c.tx)
@@ -181,7 +181,7 @@ func (c *client) update(fn wal.UpdateFunc) error {
 		}
 		return err
 	}
-	return c.n.store.Update(c.ctx, fn)
+	return c.n.db.Update(c.ctx, fn)
 }
 
 // get reads key's record, through the open transaction if there is one.
@@ -189,7 +189,7 @@ func (c *client) get(key []byte) (record.Record, error) {
 	if c.tx != nil {
 		return c.tx.Get(key)
 	}
-	return c.n.store.Get(key)
+	return c.n.db.Get(key), nil
 }
 
 // read returns key's record and whether the client sees it now.
@@ -226,6 +226,19 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 	}
 	c.track(args)
 	defer c.trackMulti()
+	if spec != nil && c.refusedOverMemory(spec) && n.overMemory() {
+		switch {
+		case spec.name == "exec":
+			c.multi = nil
+			c.w.WriteError("EXECABORT Transaction discarded because of: " + errOOM)
+		case c.multi != nil:
+			c.multi.failed = true
+			c.w.WriteError(errOOM)
+		default:
+			c.w.WriteError(errOOM)
+		}
+		return
+	}
 	if c.multi != nil && !spec.controlsMulti() {
 		c.queue(name, spec, args)
 		return
@@ -239,6 +252,22 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 		return
 	}
 	spec.fn(n, c, args)
+}
+
+// refusedOverMemory reports whether spec is refused over --maxmemory, as
+// Redis decides: a command that may add data; inside MULTI any command but
+// EXEC, DISCARD and QUIT, since queueing takes memory too; EXEC if it
+// would run such a command.
+func (c *client) refusedOverMemory(spec *commandSpec) bool {
+	switch {
+	case spec.denyOOM:
+		return true
+	case c.multi == nil:
+		return false
+	case spec.name == "exec":
+		return c.multi.denyOOM
+	}
+	return spec.name != "discard" && spec.name != "quit"
 }
 
 // unknownCommand is Redis's reply, to the byte: the arguments quoted, each

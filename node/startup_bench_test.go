@@ -10,16 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/record"
-	"github.com/redmesh/redmesh/wal"
 )
 
 // BenchmarkOpen1M measures a node's start-up with 1,000,000 keys of 16 bytes
-// with 100-byte values: loading the version index and rebuilding the Merkle
-// tree from it. "clean" opens after a clean shutdown (an exact index
-// snapshot); "crash" opens with the snapshot taken before the last 10,000
-// writes (1%), as after a kill -9, so those are replayed from the log;
-// "no-snapshot" reads every keyspace row. Run with
+// with 100-byte values: loading the keyspace and rebuilding the Merkle tree
+// from it. "clean" opens after a clean shutdown (an exact checkpoint);
+// "crash" opens with the checkpoint taken before the last 100,000 writes,
+// as after a kill -9, so those are replayed from the log; "no-checkpoint"
+// replays the whole log. Run with
 //
 //	go test ./node -run '^$' -bench Open1M -benchtime 3x
 func BenchmarkOpen1M(b *testing.B) {
@@ -32,7 +32,7 @@ func BenchmarkOpen1M(b *testing.B) {
 	}
 	writeKeys(b, n, 0, 1_000_000)
 	n.Close()
-	snapshot := filepath.Join(dir, "index.snapshot")
+	snapshot := filepath.Join(dir, "keyspace.checkpoint")
 	before, err := os.ReadFile(snapshot)
 	if err != nil {
 		b.Fatal(err)
@@ -40,7 +40,7 @@ func BenchmarkOpen1M(b *testing.B) {
 	if n, err = Open(cfg); err != nil {
 		b.Fatal(err)
 	}
-	writeKeys(b, n, 500_000, 10_000)
+	writeKeys(b, n, 500_000, 100_000)
 	root := n.MerkleRoot()
 	n.Close()
 	after, err := os.ReadFile(snapshot)
@@ -51,7 +51,7 @@ func BenchmarkOpen1M(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		snap []byte
-	}{{"clean", after}, {"crash", before}, {"no-snapshot", nil}} {
+	}{{"clean", after}, {"crash", before}, {"no-checkpoint", nil}} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
@@ -69,8 +69,8 @@ func BenchmarkOpen1M(b *testing.B) {
 				}
 				b.ReportMetric(time.Since(start).Seconds(), "s/open")
 				b.StopTimer()
-				if n.MerkleRoot() != root || n.store.KeyCount() != 1_000_000 {
-					b.Fatalf("reopened with root %x and %d keys", n.MerkleRoot(), n.store.KeyCount())
+				if n.MerkleRoot() != root || n.db.KeyCount() != 1_000_000 {
+					b.Fatalf("reopened with root %x and %d keys", n.MerkleRoot(), n.db.KeyCount())
 				}
 				n.Close()
 				b.StartTimer()
@@ -84,7 +84,7 @@ func writeKeys(b *testing.B, n *Node, first, count int) {
 	value := make([]byte, 100)
 	const batch = 2_000
 	for i := first; i < first+count; i += batch {
-		err := n.store.Update(context.Background(), func(tx *wal.Tx) error {
+		err := n.db.Update(context.Background(), func(tx *keyspace.Tx) error {
 			for j := i; j < min(i+batch, first+count); j++ {
 				v, err := n.newVersion()
 				if err != nil {

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/record"
-	"github.com/redmesh/redmesh/wal"
 )
 
 // String commands beyond GET and SET (keys.go).
@@ -51,7 +51,7 @@ func liveString(rec record.Record, now int64) (bool, error) {
 	return true, nil
 }
 
-// readString reads key as a string outside the writer (or through the open
+// readString reads key as a string outside the write path (or through the open
 // transaction inside EXEC), counting keyspace hits and misses.
 func (c *client) readString(key []byte) ([]byte, bool, error) {
 	rec, err := c.get(key)
@@ -70,8 +70,8 @@ func (c *client) readString(key []byte) ([]byte, bool, error) {
 	return rec.Value.Data, true, nil
 }
 
-// txString reads key as a string inside the writer.
-func txString(tx *wal.Tx, key []byte, now int64) (record.Record, bool, error) {
+// txString reads key as a string inside the write path.
+func txString(tx *keyspace.Tx, key []byte, now int64) (record.Record, bool, error) {
 	cur, err := tx.Get(key)
 	if err != nil {
 		return cur, false, err
@@ -82,14 +82,14 @@ func txString(tx *wal.Tx, key []byte, now int64) (record.Record, bool, error) {
 
 // liveKey reports whether key holds a value at now, from versions and
 // deadline alone: an existence check needs no storage read.
-func liveKey(tx *wal.Tx, key []byte, now int64) bool {
+func liveKey(tx *keyspace.Tx, key []byte, now int64) bool {
 	cur, _ := tx.Peek(key)
 	return cur.Live(now)
 }
 
 // putString writes key as SET without KEEPTTL does: value and expiry (at,
 // Unix ms, 0 for none) at one version.
-func (n *Node) putString(tx *wal.Tx, key, data []byte, at int64) error {
+func (n *Node) putString(tx *keyspace.Tx, key, data []byte, at int64) error {
 	v, err := n.newVersion()
 	if err != nil {
 		return err
@@ -104,7 +104,7 @@ func (n *Node) putString(tx *wal.Tx, key, data []byte, at int64) error {
 
 // putValue writes a new value for key, keeping a live key's TTL: only the
 // value register is written when live is true.
-func (n *Node) putValue(tx *wal.Tx, key, data []byte, live bool) error {
+func (n *Node) putValue(tx *keyspace.Tx, key, data []byte, live bool) error {
 	if !live {
 		return n.putString(tx, key, data, 0)
 	}
@@ -139,7 +139,7 @@ func expireMillis(now int64, arg []byte, unit int64, absolute bool, cmd string) 
 func cmdSetNX(n *Node, c *client, args [][]byte) {
 	key, val := args[1], args[2]
 	done := false
-	err := c.update(func(tx *wal.Tx) error {
+	err := c.update(func(tx *keyspace.Tx) error {
 		done = false
 		if liveKey(tx, key, n.nowMillis()) {
 			return nil
@@ -162,7 +162,7 @@ func cmdPSetEX(n *Node, c *client, args [][]byte) { setExpiring(n, c, args, 1, "
 
 // setExpiring is SETEX and PSETEX: key, time, value.
 func setExpiring(n *Node, c *client, args [][]byte, unit int64, name string) {
-	err := c.update(func(tx *wal.Tx) error {
+	err := c.update(func(tx *keyspace.Tx) error {
 		at, err := expireMillis(n.nowMillis(), args[2], unit, false, name)
 		if err != nil {
 			return err
@@ -181,7 +181,7 @@ func cmdGetSet(n *Node, c *client, args [][]byte) {
 		old  record.Record
 		live bool
 	)
-	err := c.update(func(tx *wal.Tx) error {
+	err := c.update(func(tx *keyspace.Tx) error {
 		var err error
 		if old, live, err = txString(tx, args[1], n.nowMillis()); err != nil {
 			return err
@@ -196,7 +196,7 @@ func cmdGetDel(n *Node, c *client, args [][]byte) {
 		old  record.Record
 		live bool
 	)
-	err := c.update(func(tx *wal.Tx) error {
+	err := c.update(func(tx *keyspace.Tx) error {
 		var err error
 		if old, live, err = txString(tx, args[1], n.nowMillis()); err != nil || !live {
 			return err
@@ -223,7 +223,7 @@ func cmdGetEx(n *Node, c *client, args [][]byte) {
 		old  record.Record
 		live bool
 	)
-	err = c.update(func(tx *wal.Tx) error {
+	err = c.update(func(tx *keyspace.Tx) error {
 		now := n.nowMillis()
 		var err error
 		if old, live, err = txString(tx, args[1], now); err != nil || !live {
@@ -315,7 +315,7 @@ func msetGeneric(n *Node, c *client, args [][]byte, nx bool) {
 		return
 	}
 	done := false
-	err := c.update(func(tx *wal.Tx) error {
+	err := c.update(func(tx *keyspace.Tx) error {
 		done = false
 		if nx {
 			now := n.nowMillis()
@@ -345,7 +345,7 @@ func msetGeneric(n *Node, c *client, args [][]byte, nx bool) {
 
 func cmdAppend(n *Node, c *client, args [][]byte) {
 	var size int
-	err := c.update(func(tx *wal.Tx) error {
+	err := c.update(func(tx *keyspace.Tx) error {
 		cur, live, err := txString(tx, args[1], n.nowMillis())
 		if err != nil {
 			return err
@@ -426,7 +426,7 @@ func cmdSetRange(n *Node, c *client, args [][]byte) {
 	}
 	val := args[3]
 	var size int
-	err := c.update(func(tx *wal.Tx) error {
+	err := c.update(func(tx *keyspace.Tx) error {
 		cur, live, err := txString(tx, args[1], n.nowMillis())
 		if err != nil {
 			return err
@@ -486,7 +486,7 @@ func cmdDecrBy(n *Node, c *client, args [][]byte) {
 
 func incrBy(n *Node, c *client, key []byte, by int64) {
 	var result int64
-	err := c.update(func(tx *wal.Tx) error {
+	err := c.update(func(tx *keyspace.Tx) error {
 		cur, live, err := txString(tx, key, n.nowMillis())
 		if err != nil {
 			return err
@@ -624,7 +624,7 @@ func formatLongDouble(f *big.Float) string {
 func cmdIncrByFloat(n *Node, c *client, args [][]byte) {
 	by, byOK := parseLongDouble(args[2])
 	var result string
-	err := c.update(func(tx *wal.Tx) error {
+	err := c.update(func(tx *keyspace.Tx) error {
 		cur, live, err := txString(tx, args[1], n.nowMillis())
 		if err != nil {
 			return err

@@ -103,7 +103,11 @@ func (r *Reader) Next() ([][]byte, error) {
 // front, and growing (by doubling, up to what the pending request needs)
 // only if that part fills the buffer.
 func (r *Reader) fill() error {
-	r.slab = r.slab[:0] // every request handed out so far is now stale
+	// Every request handed out so far is now stale; clearing the slab
+	// drops its pointers into the buffer, which would otherwise keep a
+	// large request's buffer alive after the buffer is replaced.
+	clear(r.slab)
+	r.slab = r.slab[:0]
 	if r.start == r.end {
 		r.start, r.end = 0, 0
 		if len(r.buf) > minBuf {

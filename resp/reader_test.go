@@ -3,8 +3,10 @@ package resp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -228,4 +230,31 @@ func TestParseLengthIsParseInt(t *testing.T) {
 			t.Fatalf("parseLength(%q) = %d, %v; ParseInt: %d, %v", c, got, gotErr, want, wantErr)
 		}
 	}
+}
+
+// TestLargeRequestBufferIsReleased: once a large request has been served,
+// nothing of the reader keeps its buffer alive.
+func TestLargeRequestBufferIsReleased(t *testing.T) {
+	pr, pw := io.Pipe()
+	big := strings.Repeat("x", 32<<20)
+	go func() {
+		fmt.Fprintf(pw, "*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$%d\r\n%s\r\n", len(big), big)
+		fmt.Fprintf(pw, "*1\r\n$4\r\nPING\r\n")
+	}()
+	r := NewReader(pr, 512<<20)
+	if _, err := r.ReadCommand(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadCommand(); err != nil {
+		t.Fatal(err)
+	}
+	big = ""
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapInuse > 16<<20 {
+		t.Fatalf("%d MiB of heap in use after the large request was served", ms.HeapInuse>>20)
+	}
+	runtime.KeepAlive(r)
+	pw.Close()
 }

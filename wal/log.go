@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,15 +13,10 @@ import (
 	"github.com/redmesh/redmesh/record"
 )
 
-// Entry is one applied mutation of a key. Entries carry whole records rather
-// than deltas, so applying an entry anywhere, any number of times, in any
-// order, is just a merge.
-//
-// The log stores only each mutation's register versions (and tombstone flag):
-// its value is in the keyspace row written in the same transaction. ReadLog
-// therefore returns, for each entry, the key's current record, which is the
-// logged mutation or a newer one. A peer catching up gets the same end state
-// and never an older value, and every write is stored once instead of twice.
+// Entry is one applied mutation of a key: the key's whole record as the
+// mutation left it, value included. Applying an entry anywhere, any number
+// of times, in any order, is therefore just a merge, and a log replayed over
+// a newer checkpoint changes nothing the checkpoint already holds.
 type Entry struct {
 	Seq    uint64
 	Time   time.Time // when it was applied here
@@ -28,30 +24,31 @@ type Entry struct {
 	Record record.Record
 	// Prev holds the key's register versions before this mutation, for
 	// indexes that move a digest from old to new (the Merkle tree). Only
-	// entries handed to OnCommit carry it; it is not stored.
+	// entries of a Batch carry it; it is not stored.
 	Prev [2]record.Version
 }
-
-// MaxKeyLen bounds a key. Badger refuses row keys over 65,000 bytes; Redis
-// allows 512 MB, but keys that long are not used in practice.
-const MaxKeyLen = 64000
 
 // ErrTruncated is returned by ReadLog when the requested sequence number is
 // older than the oldest retained entry: the reader must repair by Merkle.
 var ErrTruncated = errors.New("log truncated past the requested sequence number")
 
-// The log is kept in blocks: the entries of one Badger transaction, split
-// once a block passes blockTarget bytes, in one row keyed by the block's
-// first sequence number. A row per entry, beside the keyspace row, cost as
-// much again in Badger's skiplist, flushes and compactions: half the CPU of
-// a write (measured with redis-benchmark).
+// The log is kept in blocks: a batch's entries, a block closed once it
+// passes blockTarget bytes, stored under the block's first sequence number.
+// A row per entry cost as much again in Badger's skiplist, flushes and
+// compactions as the entry itself.
 //
-// A block's value: the entry count (4 bytes) and the time the entries were
-// applied (unix milliseconds, 8 bytes), big-endian, then per entry the key
-// and the encoded record, each after its length as a uvarint.
+// A block: a header (the entry count, 4 bytes; the time the entries were
+// applied, unix milliseconds, 8 bytes; the number of rows the block takes,
+// 4 bytes; big-endian), then per entry the key after its length (a uvarint)
+// and the encoded record. A block longer than maxRow (a large value) is
+// split across rows: 'l' seq holds its first maxRow bytes, 'l' seq part
+// (part 1, 2, ... as 4 bytes) the rest, so that no Badger value comes near
+// the value log's file size and a value of any length the protocol allows
+// is logged.
 const (
-	blockHeader = 12
+	blockHeader = 16
 	blockTarget = 16 << 10
+	maxRow      = 1 << 20
 )
 
 func logKey(seq uint64) []byte {
@@ -61,60 +58,163 @@ func logKey(seq uint64) []byte {
 	return k
 }
 
-// blockSeq is the first sequence number of the block stored under key.
-func blockSeq(key []byte) uint64 { return binary.BigEndian.Uint64(key[1:]) }
+// partKey is the row key of part p (from 1) of the block at seq.
+func partKey(seq uint64, p int) []byte {
+	return binary.BigEndian.AppendUint32(logKey(seq), uint32(p))
+}
 
-// appendBlockEntry encodes one entry of a block.
-func appendBlockEntry(dst, key []byte, rec record.Record) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(key)))
-	dst = append(dst, key...)
-	// The record's length goes first, but is known only once it is
-	// encoded: one byte is kept for it, which a record without its value's
-	// data (what the log holds) never outgrows.
-	at := len(dst)
-	dst = record.AppendBinary(append(dst, 0), rec)
-	n := len(dst) - at - 1
-	if n < 0x80 {
-		dst[at] = byte(n)
-		return dst
+// blockSeq is the first sequence number of the block whose row (or part
+// row) is stored under key.
+func blockSeq(key []byte) uint64 { return binary.BigEndian.Uint64(key[1:9]) }
+
+// isPart reports whether a log row key is a block's second or later part.
+func isPart(key []byte) bool { return len(key) > 9 }
+
+// Batch gathers log entries, in the order they were applied, encoded as the
+// log's blocks, until Commit stores them. Its entries' keys and data alias
+// its buffer, so a Batch must not be reset while they are in use.
+type Batch struct {
+	buf     []byte
+	blocks  []int // where each block starts in buf
+	Entries []Entry
+	first   []int // the index in Entries of each block's first entry
+}
+
+// Add appends the mutation of key to rec, with sequence number seq (one more
+// than the previous entry's) and the key's previous register versions.
+func (b *Batch) Add(seq uint64, key []byte, rec record.Record, prev [2]record.Version) {
+	if len(b.blocks) == 0 || len(b.buf)-b.blocks[len(b.blocks)-1] >= blockTarget {
+		b.blocks = append(b.blocks, len(b.buf))
+		b.first = append(b.first, len(b.Entries))
+		b.buf = append(b.buf, make([]byte, blockHeader)...)
 	}
-	var lb [binary.MaxVarintLen64]byte
-	l := binary.PutUvarint(lb[:], uint64(n))
-	dst = append(dst, lb[1:l]...)
-	copy(dst[at+l:], dst[at+1:at+1+n])
-	copy(dst[at:], lb[:l])
-	return dst
+	b.buf = binary.AppendUvarint(b.buf, uint64(len(key)))
+	k := len(b.buf)
+	b.buf = append(b.buf, key...)
+	r := len(b.buf)
+	b.buf = record.AppendBinary(b.buf, rec)
+	// Keys and data alias the buffer as it is now; a later append that
+	// moves it leaves them on the old array, which holds the same bytes.
+	logged, _, _ := record.DecodePrefix(b.buf[r:])
+	b.Entries = append(b.Entries, Entry{Seq: seq, Key: b.buf[k:r:r], Record: logged, Prev: prev})
 }
 
-// blockEntryBound bounds the bytes appendBlockEntry adds for key and rec.
-func blockEntryBound(key []byte, rec record.Record) int {
-	return 2*binary.MaxVarintLen64 + len(key) + record.EncodedSize(rec)
+// Len is the number of entries in the batch.
+func (b *Batch) Len() int { return len(b.Entries) }
+
+// Bytes is the size of the batch's blocks.
+func (b *Batch) Bytes() int { return len(b.buf) }
+
+// Reset empties the batch for reuse, keeping its buffer unless it grew
+// large (a large value passed through).
+func (b *Batch) Reset() {
+	if cap(b.buf) > 4<<20 {
+		b.buf = nil
+	}
+	clear(b.Entries) // drop what the entries pointed to
+	b.buf, b.blocks, b.first, b.Entries = b.buf[:0], b.blocks[:0], b.first[:0], b.Entries[:0]
 }
 
-// setBlockHeader fills in the header that a block's buffer starts with.
-func setBlockHeader(b []byte, count int, t time.Time) {
-	binary.BigEndian.PutUint32(b, uint32(count))
-	binary.BigEndian.PutUint64(b[4:], uint64(t.UnixMilli()))
+// block returns block i's bytes, with its header filled in.
+func (b *Batch) block(i int, t time.Time) []byte {
+	end := len(b.buf)
+	if i+1 < len(b.blocks) {
+		end = b.blocks[i+1]
+	}
+	blk := b.buf[b.blocks[i]:end:end]
+	count := len(b.Entries) - b.first[i]
+	if i+1 < len(b.first) {
+		count = b.first[i+1] - b.first[i]
+	}
+	binary.BigEndian.PutUint32(blk, uint32(count))
+	binary.BigEndian.PutUint64(blk[4:], uint64(t.UnixMilli()))
+	binary.BigEndian.PutUint32(blk[12:], uint32((len(blk)+maxRow-1)/maxRow))
+	return blk
+}
+
+// Commit stores a batch's entries at the end of the log, whose last entry
+// must be the one before the batch's first, and makes them as durable as the
+// fsync mode promises: written to Badger, and with fsync always synced.
+// Entries' Time is set. A batch too large for one Badger transaction is
+// committed in several, in order.
+func (s *Store) Commit(b *Batch) error {
+	if len(b.Entries) == 0 {
+		return nil
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	_, last := s.LogBounds()
+	if b.Entries[0].Seq != last+1 {
+		return fmt.Errorf("commit log entries from %d: the log ends at %d", b.Entries[0].Seq, last)
+	}
+	now := s.opts.Now()
+	for i := range b.Entries {
+		b.Entries[i].Time = now
+	}
+	var size int64
+	txn := s.writeTxn()
+	defer func() { txn.Discard() }()
+	set := func(k, v []byte) error {
+		err := txn.Set(k, v)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err = s.commitTxn(txn); err != nil {
+				return err
+			}
+			txn.Discard()
+			txn = s.writeTxn()
+			err = txn.Set(k, v)
+		}
+		size += int64(len(k) + len(v))
+		return err
+	}
+	for i := range b.blocks {
+		blk := b.block(i, now)
+		seq := b.Entries[b.first[i]].Seq
+		for p := 0; p*maxRow < len(blk); p++ {
+			k := logKey(seq)
+			if p > 0 {
+				k = partKey(seq, p)
+			}
+			if err := set(k, blk[p*maxRow:min(len(blk), (p+1)*maxRow)]); err != nil {
+				return fmt.Errorf("log entries from %d: %w", seq, err)
+			}
+		}
+	}
+	if err := s.commitTxn(txn); err != nil {
+		return fmt.Errorf("commit log entries %d-%d: %w", b.Entries[0].Seq, b.Entries[len(b.Entries)-1].Seq, err)
+	}
+	if s.opts.Fsync == FsyncAlways {
+		if err := s.db.Sync(); err != nil {
+			return fmt.Errorf("fsync the log: %w", err)
+		}
+	}
+	s.logMu.Lock()
+	s.lastSeq = b.Entries[len(b.Entries)-1].Seq
+	s.logBytes += size
+	s.logMu.Unlock()
+	return nil
 }
 
 // blockMeta reads a block's header.
-func blockMeta(b []byte) (count int, t time.Time, err error) {
+func blockMeta(b []byte) (count int, t time.Time, parts int, err error) {
 	if len(b) < blockHeader {
-		return 0, t, fmt.Errorf("log block of %d bytes: no header", len(b))
+		return 0, t, 0, fmt.Errorf("log block of %d bytes: no header", len(b))
 	}
 	n := binary.BigEndian.Uint32(b)
+	parts = int(binary.BigEndian.Uint32(b[12:]))
 	// Every entry takes at least two bytes: never believe a count the
 	// block cannot hold.
-	if n == 0 || uint64(n) > uint64(len(b)-blockHeader)/2 {
-		return 0, t, fmt.Errorf("log block of %d bytes claims %d entries", len(b), n)
+	if n == 0 || uint64(n) > uint64(parts)*maxRow/2 || parts == 0 {
+		return 0, t, 0, fmt.Errorf("log block claims %d entries in %d rows", n, parts)
 	}
-	return int(n), time.UnixMilli(int64(binary.BigEndian.Uint64(b[4:]))), nil
+	return int(n), time.UnixMilli(int64(binary.BigEndian.Uint64(b[4:]))), parts, nil
 }
 
 // decodeBlock appends to dst the entries of the block that starts at seq
 // first; their Key and Record alias b.
 func decodeBlock(first uint64, b []byte, dst []Entry) ([]Entry, error) {
-	count, t, err := blockMeta(b)
+	count, t, _, err := blockMeta(b)
 	if err != nil {
 		return dst, fmt.Errorf("log block %d: %w", first, err)
 	}
@@ -129,16 +229,11 @@ func decodeBlock(first uint64, b []byte, dst []Entry) ([]Entry, error) {
 			return dst, fmt.Errorf("log entry %d: bad key length", seq)
 		}
 		key := p[n : n+int(kl) : n+int(kl)]
-		p = p[n+int(kl):]
-		rl, n := binary.Uvarint(p)
-		if n <= 0 || rl > uint64(len(p)-n) {
-			return dst, fmt.Errorf("log entry %d: bad record length", seq)
-		}
-		rec, err := record.Decode(p[n : n+int(rl)])
+		rec, rest, err := record.DecodePrefix(p[n+int(kl):])
 		if err != nil {
 			return dst, fmt.Errorf("log entry %d: %w", seq, err)
 		}
-		p = p[n+int(rl):]
+		p = rest
 		dst = append(dst, Entry{Seq: seq, Time: t, Key: key, Record: rec})
 	}
 	if len(p) != 0 {
@@ -147,33 +242,77 @@ func decodeBlock(first uint64, b []byte, dst []Entry) ([]Entry, error) {
 	return dst, nil
 }
 
-// seekBlock positions it, a forward iterator over the log, at the block
-// holding seq, or the first one after it if none does.
-func seekBlock(txn *badger.Txn, it *badger.Iterator, seq uint64) {
-	rit := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, Reverse: true})
+// MaxKeyLen bounds a key in a log entry, as the keyspace does.
+const MaxKeyLen = 64000
+
+// blockReader walks the log's blocks in order, joining parts.
+type blockReader struct {
+	txn *badger.Txn
+	it  *badger.Iterator
+	buf []byte
+}
+
+func (s *Store) newBlockReader(txn *badger.Txn, prefetch bool) *blockReader {
+	return &blockReader{txn: txn, it: txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: prefetch, PrefetchSize: 16})}
+}
+
+func (r *blockReader) close() { r.it.Close() }
+
+// seek positions the reader at the block holding seq, or the first one
+// after it if none does.
+func (r *blockReader) seek(seq uint64) {
+	rit := r.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, Reverse: true})
 	defer rit.Close()
 	if rit.Seek(logKey(seq)); rit.Valid() {
-		it.Seek(rit.Item().KeyCopy(nil))
+		r.it.Seek(logKey(blockSeq(rit.Item().Key())))
 		return
 	}
-	it.Seek(logKey(seq))
+	r.it.Seek(logKey(seq))
 }
 
-// blockLast reads the last sequence number of the block at item.
-func blockLast(item *badger.Item) (uint64, error) {
-	var count int
-	err := item.Value(func(b []byte) (err error) {
-		count, _, err = blockMeta(b)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("log block %d: %w", blockSeq(item.Key()), err)
+// next reads the block at the reader's position, joined from its parts,
+// into the reader's buffer (valid until the next call; copy set makes it
+// the caller's), and moves past it. ok is false at the end of the log.
+func (r *blockReader) next(own bool) (seq uint64, blk []byte, size int64, ok bool, err error) {
+	for r.it.Valid() && isPart(r.it.Item().Key()) {
+		r.it.Next() // the tail of a block truncated by a crash mid-commit cannot happen, but never misread one
 	}
-	return blockSeq(item.Key()) + uint64(count) - 1, nil
+	if !r.it.Valid() {
+		return 0, nil, 0, false, nil
+	}
+	item := r.it.Item()
+	seq = blockSeq(item.Key())
+	if r.buf, err = item.ValueCopy(r.buf[:0]); err != nil {
+		return 0, nil, 0, false, fmt.Errorf("log block %d: %w", seq, err)
+	}
+	size = int64(len(item.Key())) + item.ValueSize()
+	_, _, parts, err := blockMeta(r.buf)
+	if err != nil {
+		return 0, nil, 0, false, fmt.Errorf("log block %d: %w", seq, err)
+	}
+	r.it.Next()
+	if parts > 1 {
+		// One allocation for the whole block: growing by appends copied a
+		// large value over and over.
+		r.buf = append(make([]byte, 0, parts*maxRow), r.buf...)
+	}
+	for p := 1; p < parts; p++ {
+		if !r.it.Valid() || !bytes.Equal(r.it.Item().Key(), partKey(seq, p)) {
+			return 0, nil, 0, false, fmt.Errorf("log block %d: part %d of %d missing", seq, p, parts)
+		}
+		it := r.it.Item()
+		size += int64(len(it.Key())) + it.ValueSize()
+		if err := it.Value(func(v []byte) error { r.buf = append(r.buf, v...); return nil }); err != nil {
+			return 0, nil, 0, false, fmt.Errorf("log block %d part %d: %w", seq, p, err)
+		}
+		r.it.Next()
+	}
+	blk = r.buf
+	if own {
+		blk, r.buf = r.buf, nil
+	}
+	return seq, blk, size, true, nil
 }
-
-// blockSize is what a block adds to the log's size.
-func blockSize(item *badger.Item) int64 { return int64(len(item.Key())) + item.ValueSize() }
 
 // LogBounds returns the oldest retained and the latest sequence numbers.
 // first is last+1 when the log is empty.
@@ -183,19 +322,20 @@ func (s *Store) LogBounds() (first, last uint64) {
 	return s.firstSeq, s.lastSeq
 }
 
-// LogBytes is the retained log's approximate size. For a moment after
-// start-up, until the background count of the entries found then is done,
-// it counts only the entries written since: it never waits for that count.
+// LogBytes is the retained log's approximate size.
 func (s *Store) LogBytes() int64 {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
 	return s.logBytes
 }
 
+// RetainBytes is the log's size bound.
+func (s *Store) RetainBytes() int64 { return s.opts.RetainBytes }
+
 // ReadLog returns entries with sequence numbers from `from` on, at most max
-// entries and about maxBytes bytes (at least one entry if any), each with its
-// key's current record (see Entry). It fails with ErrTruncated if from is
-// older than the oldest retained entry.
+// entries and about maxBytes bytes (at least one entry if any), each as it
+// was logged. It fails with ErrTruncated if from is older than the oldest
+// retained entry.
 func (s *Store) ReadLog(from uint64, max int, maxBytes int64) ([]Entry, error) {
 	first, last := s.LogBounds()
 	if from < first {
@@ -206,25 +346,21 @@ func (s *Store) ReadLog(from uint64, max int, maxBytes int64) ([]Entry, error) {
 	}
 	var out, block []Entry
 	err := s.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 16})
-		defer it.Close()
+		r := s.newBlockReader(txn, true)
+		defer r.close()
 		var size int64
-		for seekBlock(txn, it, from); it.Valid(); it.Next() {
-			item := it.Item()
-			body, err := item.ValueCopy(nil)
-			if err != nil {
+		for r.seek(from); ; {
+			seq, blk, _, ok, err := r.next(true)
+			if err != nil || !ok {
 				return err
 			}
-			if block, err = decodeBlock(blockSeq(item.Key()), body, block[:0]); err != nil {
+			if block, err = decodeBlock(seq, blk, block[:0]); err != nil {
 				return err
 			}
 			for _, e := range block {
 				if e.Seq < from {
 					continue
 				}
-				// Past last: committed but not yet in the index, which
-				// the records below are read through, so they could be
-				// older than it.
 				if e.Seq > last || len(out) == max || size >= maxBytes {
 					return nil
 				}
@@ -232,7 +368,6 @@ func (s *Store) ReadLog(from uint64, max int, maxBytes int64) ([]Entry, error) {
 				size += int64(len(e.Key) + record.EncodedSize(e.Record))
 			}
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read log from %d: %w", from, err)
@@ -241,24 +376,53 @@ func (s *Store) ReadLog(from uint64, max int, maxBytes int64) ([]Entry, error) {
 	if len(out) > 0 && out[0].Seq != from {
 		return nil, fmt.Errorf("read log from %d (found %d): %w", from, out[0].Seq, ErrTruncated)
 	}
-	for i := range out {
-		cur, err := s.Get(out[i].Key)
-		if err != nil {
-			return nil, fmt.Errorf("read log from %d: %w", from, err)
-		}
-		out[i].Record = cur
-	}
 	return out, nil
 }
 
-// Truncate drops the oldest entries while the log is over its size bound or
-// its oldest entry is over its age bound. It returns how many it dropped.
-func (s *Store) Truncate(ctx context.Context) (int, error) {
-	select {
-	case <-s.logSized:
-	case <-ctx.Done():
-		return 0, ctx.Err()
+// Replay calls fn with every entry from seq from on, in order, for loading
+// the keyspace at start-up. An entry's Key and Record alias a buffer reused
+// for the next block: fn must copy what it keeps.
+func (s *Store) Replay(from uint64, fn func(Entry) error) error {
+	err := s.view(func(txn *badger.Txn) error {
+		r := s.newBlockReader(txn, true)
+		defer r.close()
+		var block []Entry
+		for r.seek(from); ; {
+			seq, blk, _, ok, err := r.next(false)
+			if err != nil || !ok {
+				return err
+			}
+			if block, err = decodeBlock(seq, blk, block[:0]); err != nil {
+				return err
+			}
+			for _, e := range block {
+				if e.Seq >= from {
+					if err := fn(e); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("replay the log from %d: %w", from, err)
 	}
+	return nil
+}
+
+// SetCheckpoint tells the log that the keyspace is checkpointed up to seq:
+// entries up to it may be truncated (within the retention bounds), the rest
+// never, since start-up replays them.
+func (s *Store) SetCheckpoint(seq uint64) {
+	s.logMu.Lock()
+	s.checkpoint = seq
+	s.logMu.Unlock()
+}
+
+// Truncate drops the oldest entries while the log is over its size bound or
+// its oldest entry is over its age bound, but none after the checkpoint. It
+// returns how many it dropped.
+func (s *Store) Truncate(ctx context.Context) (int, error) {
 	dropped := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -276,16 +440,16 @@ func (s *Store) Truncate(ctx context.Context) (int, error) {
 func (s *Store) truncateBatch() (int, error) {
 	const batch = 1024
 	s.logMu.Lock()
-	first, last, bytes := s.firstSeq, s.lastSeq, s.logBytes
+	first, last, bytes, floor := s.firstSeq, s.lastSeq, s.logBytes, s.checkpoint
 	s.logMu.Unlock()
 	if first > last {
 		return 0, nil
 	}
 	cutoff := s.opts.Now().Add(-s.opts.RetainAge)
 	var (
-		blocks [][]byte
-		top    uint64 // the last entry dropped
-		freed  int64
+		rows  [][]byte
+		top   uint64 // the last entry dropped
+		freed int64
 	)
 	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 64})
@@ -293,44 +457,44 @@ func (s *Store) truncateBatch() (int, error) {
 		// Seek past the blocks already dropped: their tombstones stay
 		// until compaction, and stepping over them again every batch made
 		// truncating a long log quadratic.
-		for it.Seek(logKey(first)); it.Valid() && len(blocks) < batch; it.Next() {
+		for it.Seek(logKey(first)); it.Valid(); it.Next() {
 			item := it.Item()
-			if blockSeq(item.Key()) > last {
-				return nil // not yet in the index: leave it to the next round
+			if isPart(item.Key()) {
+				rows = append(rows, item.KeyCopy(nil))
+				freed += int64(len(item.Key())) + item.ValueSize()
+				continue
+			}
+			if len(rows) >= batch {
+				return nil // at a block's start: never between its parts
 			}
 			var (
 				count int
 				t     time.Time
 			)
 			if err := item.Value(func(b []byte) (err error) {
-				count, t, err = blockMeta(b)
+				count, t, _, err = blockMeta(b)
 				return err
 			}); err != nil {
 				return fmt.Errorf("log block %d: %w", blockSeq(item.Key()), err)
 			}
-			if bytes-freed <= s.opts.RetainBytes && !t.Before(cutoff) {
+			end := blockSeq(item.Key()) + uint64(count) - 1
+			if end > last || end > floor || bytes-freed <= s.opts.RetainBytes && !t.Before(cutoff) {
 				return nil
 			}
-			blocks = append(blocks, item.KeyCopy(nil))
-			top = blockSeq(item.Key()) + uint64(count) - 1
-			freed += blockSize(item)
+			rows = append(rows, item.KeyCopy(nil))
+			top = end
+			freed += int64(len(item.Key())) + item.ValueSize()
 		}
 		return nil
 	})
-	if err != nil || len(blocks) == 0 {
+	if err != nil || top == 0 {
 		return 0, err
 	}
-	s.logMu.Lock()
-	total := s.logFreed + uint64(freed) // only this goroutine moves logFreed
-	s.logMu.Unlock()
 	err = s.update(func(txn *badger.Txn) error {
-		for _, k := range blocks {
+		for _, k := range rows {
 			if err := txn.Delete(k); err != nil {
 				return err
 			}
-		}
-		if err := txn.Set(metaKey(metaLogFreed), binary.BigEndian.AppendUint64(nil, total)); err != nil {
-			return err
 		}
 		return txn.Set(metaKey(metaSeqFloor), binary.BigEndian.AppendUint64(nil, top))
 	})
@@ -341,7 +505,96 @@ func (s *Store) truncateBatch() (int, error) {
 	dropped := int(top + 1 - s.firstSeq)
 	s.firstSeq = top + 1
 	s.logBytes -= freed
-	s.logFreed = total
 	s.logMu.Unlock()
 	return dropped, nil
+}
+
+// loadBounds recovers the log's bounds and size at start-up. The size takes
+// reading every row's length: keys and value pointers, not values. A last
+// block missing some of its parts (a commit split across Badger
+// transactions, cut short by a crash) is dropped: none of its writers was
+// answered.
+func (s *Store) loadBounds() error {
+	var torn [][]byte
+	err := s.view(func(txn *badger.Txn) error {
+		floor, err := getUint64(txn, metaSeqFloor)
+		if err != nil {
+			return err
+		}
+		s.firstSeq, s.lastSeq = floor+1, floor
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
+		defer it.Close()
+		var (
+			found      bool
+			lastBlock  []byte // the last block's row key
+			lastSize   int64  // its rows' size
+			partsFound int
+		)
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			size := int64(len(item.Key())) + item.ValueSize()
+			s.logBytes += size
+			if isPart(item.Key()) {
+				if lastBlock != nil && blockSeq(item.Key()) == blockSeq(lastBlock) {
+					partsFound++
+					lastSize += size
+					torn = append(torn, item.KeyCopy(nil))
+				}
+				continue
+			}
+			if !found {
+				s.firstSeq, found = blockSeq(item.Key()), true
+			}
+			lastBlock, lastSize, partsFound = item.KeyCopy(nil), size, 0
+			torn = append(torn[:0], lastBlock)
+		}
+		if lastBlock == nil {
+			return nil
+		}
+		item, err := txn.Get(lastBlock)
+		if err != nil {
+			return fmt.Errorf("log block %d: %w", blockSeq(lastBlock), err)
+		}
+		var count, parts int
+		if err := item.Value(func(b []byte) (err error) {
+			count, parts, err = s.legacyBlockCount(b)
+			if s.legacyFormat == nil {
+				count, _, parts, err = blockMeta(b)
+			}
+			return err
+		}); err != nil {
+			return fmt.Errorf("log block %d: %w", blockSeq(lastBlock), err)
+		}
+		if partsFound+1 == parts {
+			s.lastSeq = max(s.lastSeq, blockSeq(lastBlock)+uint64(count)-1)
+			torn = nil
+			return nil
+		}
+		s.logBytes -= lastSize
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the log's bounds: %w", err)
+	}
+	if torn == nil {
+		return nil
+	}
+	// The block before the torn one ends where the log now does.
+	s.log.Warn("dropping a log block cut short by a crash", "seq", blockSeq(torn[0]))
+	err = s.update(func(txn *badger.Txn) error {
+		for _, k := range torn {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = s.db.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("drop a torn log block: %w", err)
+	}
+	s.logBytes = 0
+	return s.loadBounds()
 }

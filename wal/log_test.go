@@ -1,12 +1,11 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,231 +14,213 @@ import (
 	"github.com/redmesh/redmesh/record"
 )
 
-// logBlocks lists the log's blocks as first..last sequence numbers.
-func logBlockRanges(t *testing.T, s *Store) [][2]uint64 {
+// logRows lists the log's row keys.
+func logRows(t *testing.T, s *Store) [][]byte {
 	t.Helper()
-	var out [][2]uint64
-	err := s.view(func(txn *badger.Txn) error {
+	var rows [][]byte
+	s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			last, err := blockLast(it.Item())
-			if err != nil {
-				return err
-			}
-			out = append(out, [2]uint64{blockSeq(it.Item().Key()), last})
+			rows = append(rows, it.Item().KeyCopy(nil))
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return rows
 }
 
-// A batch larger than a block, and larger than a transaction, is logged in
-// several blocks and transactions, contiguous, and reads back from any point.
+// A batch larger than a block is logged in several, contiguous, with every
+// entry's value, and reads back from any point.
 func TestLogBlocksSplitAndReadFromAnywhere(t *testing.T) {
-	s := open(t, t.TempDir(), func(o *Options) { o.MemoryBudget = 16 << 20 })
+	s := open(t, t.TempDir(), nil)
 	defer s.Close()
-	const writers, each = 40, 500
-	val := strings.Repeat("v", 200)
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := s.Update(context.Background(), func(tx *Tx) error {
-				for i := range each {
-					key := fmt.Sprintf("w%02d-%04d-%s", w, i, strings.Repeat("k", 40))
-					if _, _, err := tx.Apply([]byte(key), setRec(1, val)); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	const n = 20000
+	key := func(i int) string { return fmt.Sprintf("%06d-%s", i, strings.Repeat("k", 40)) }
+	commit(t, s, n, key, strings.Repeat("v", 30))
 	first, last := s.LogBounds()
-	if first != 1 || last != writers*each {
+	if first != 1 || last != n {
 		t.Fatalf("log bounds %d..%d", first, last)
 	}
-	blocks := logBlockRanges(t, s)
-	if len(blocks) < writers*each*60/blockTarget {
-		t.Fatalf("%d blocks for %d entries of about 60 bytes", len(blocks), last)
+	rows := logRows(t, s)
+	if len(rows) < n*90/blockTarget {
+		t.Fatalf("%d blocks for %d entries of about 100 bytes", len(rows), n)
 	}
-	next := uint64(1)
-	for _, b := range blocks {
-		if b[0] != next || b[1] < b[0] {
-			t.Fatalf("block %d..%d after %d", b[0], b[1], next-1)
-		}
-		next = b[1] + 1
-	}
-	if rep, err := s.Check(); err != nil || rep.LogEntries != writers*each {
-		t.Fatalf("check: %+v %v", rep, err)
-	}
-	// From the middle of a block, across block ends, to the end.
-	for _, from := range []uint64{1, blocks[0][1], blocks[0][1] + 1, blocks[1][0] + 3, last} {
+	for _, from := range []uint64{1, 2, 170, 171, n - 1, n} {
 		es, err := s.ReadLog(from, 1000, 1<<30)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := min(1000, int(last-from+1))
-		if len(es) != want {
+		if want := min(1000, int(last-from+1)); len(es) != want {
 			t.Fatalf("ReadLog(%d): %d entries, want %d", from, len(es), want)
 		}
 		for i, e := range es {
-			if e.Seq != from+uint64(i) {
-				t.Fatalf("ReadLog(%d)[%d] has seq %d", from, i, e.Seq)
-			}
-			if cur, err := s.Get(e.Key); err != nil || !record.Equal(cur, e.Record) {
-				t.Fatalf("ReadLog(%d)[%d] = %q, not the key's record", from, i, e.Key)
+			seq := from + uint64(i)
+			if e.Seq != seq || string(e.Key) != key(int(seq-1)) || !record.Equal(e.Record, setRec(seq, strings.Repeat("v", 30))) {
+				t.Fatalf("ReadLog(%d)[%d] = %d %q %+v", from, i, e.Seq, e.Key, e.Record)
 			}
 		}
 	}
 	if es, err := s.ReadLog(1, 1<<20, 50); err != nil || len(es) != 1 {
 		t.Fatalf("ReadLog within 50 bytes: %d entries, %v; want one", len(es), err)
 	}
-}
-
-// Truncation drops whole blocks: the oldest retained entry is always a
-// block's first, and a reader from before it gets ErrTruncated.
-func TestTruncationDropsWholeBlocks(t *testing.T) {
-	dir := t.TempDir()
-	s := open(t, dir, func(o *Options) { o.RetainBytes = 50_000; o.RetentionInterval = time.Hour })
-	for i := range 200 {
-		if err := s.Update(context.Background(), func(tx *Tx) error {
-			for j := range 20 {
-				if _, _, err := tx.Apply(fmt.Appendf(nil, "k%d", j), setRec(uint64(i+1), "0123456789")); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n, err := s.Truncate(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, last := s.LogBounds()
-	if n == 0 || n%20 != 0 || first != uint64(n)+1 || last != 4000 || s.LogBytes() > 50_000 {
-		t.Fatalf("dropped %d, bounds %d..%d, %d bytes", n, first, last, s.LogBytes())
-	}
-	if blocks := logBlockRanges(t, s); blocks[0][0] != first {
-		t.Fatalf("first block starts at %d, log at %d", blocks[0][0], first)
-	}
-	if _, err := s.ReadLog(first-1, 10, 1<<20); err == nil {
-		t.Fatal("read a truncated entry")
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = open(t, dir, nil)
-	defer s.Close()
-	if f, l := s.LogBounds(); f != first || l != last {
-		t.Fatalf("reopened with bounds %d..%d, want %d..%d", f, l, first, last)
-	}
-	if _, err := s.Check(); err != nil {
-		t.Fatal(err)
+	if es, err := s.ReadLog(n+1, 10, 1<<20); err != nil || len(es) != 0 {
+		t.Fatalf("ReadLog past the end: %d entries, %v", len(es), err)
 	}
 }
 
-// A store written before blocks (one entry a row, no format mark) opens with
-// its log rewritten as blocks, and serves it as before.
-func TestUpgradeFromRowPerEntry(t *testing.T) {
+// An entry larger than a row (a large value) is split across rows, reads
+// back whole by ReadLog and Replay, survives a restart, and is truncated
+// with every part.
+func TestLargeEntrySpansRows(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, nil)
-	for i := range 30 {
-		put(t, s, fmt.Sprint("k", i%10), setRec(uint64(i+1), "v"))
+	big := bytes.Repeat([]byte("0123456789abcdef"), 5<<16) // 5 MiB
+	var b Batch
+	b.Add(1, []byte("small"), setRec(1, "x"), [2]record.Version{})
+	b.Add(2, []byte("big"), setRec(2, string(big)), [2]record.Version{})
+	b.Add(3, []byte("after"), setRec(3, "y"), [2]record.Version{})
+	if err := s.Commit(&b); err != nil {
+		t.Fatal(err)
 	}
-	want, err := s.ReadLog(1, 100, 1<<20)
-	if err != nil || len(want) != 30 {
-		t.Fatalf("ReadLog: %d, %v", len(want), err)
+	if rows := logRows(t, s); len(rows) < 6 {
+		t.Fatalf("%d rows for a 5 MiB entry: not split", len(rows))
 	}
-	// Rewrite the log as the old format had it, and drop the mark.
-	err = s.update(func(txn *badger.Txn) error {
-		var es []Entry
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}})
-		for it.Rewind(); it.Valid(); it.Next() {
-			b, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if es, err = decodeBlock(blockSeq(it.Item().Key()), b, es); err != nil {
-				return err
-			}
-			if err := txn.Delete(it.Item().KeyCopy(nil)); err != nil {
+	s.Close()
+	s = open(t, dir, func(o *Options) { o.RetainBytes = 1 })
+	defer s.Close()
+	if first, last := s.LogBounds(); first != 1 || last != 3 {
+		t.Fatalf("bounds after restart %d..%d", first, last)
+	}
+	es, err := s.ReadLog(2, 10, 1)
+	if err != nil || len(es) != 1 || !bytes.Equal(es[0].Record.Value.Data, big) {
+		t.Fatalf("ReadLog(2): %d entries, %v", len(es), err)
+	}
+	n := 0
+	err = s.Replay(1, func(e Entry) error {
+		n++
+		if e.Seq == 2 && !bytes.Equal(e.Record.Value.Data, big) {
+			t.Fatal("replayed the large entry wrong")
+		}
+		return nil
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("replayed %d entries, %v", n, err)
+	}
+	commit(t, s, 1, func(int) string { return "later" }, "z")
+	s.SetCheckpoint(3)
+	if _, err := s.Truncate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := s.LogBounds(); first != 4 {
+		t.Fatalf("first %d after truncating to the checkpoint", first)
+	}
+	if rows := logRows(t, s); len(rows) != 1 {
+		t.Fatalf("%d rows left after truncation, want the last block's", len(rows))
+	}
+}
+
+// A block whose later parts are missing (a commit split across Badger
+// transactions, cut by a crash) is dropped at start-up: it was never
+// acknowledged.
+func TestTornTailIsDropped(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, nil)
+	commit(t, s, 3, func(i int) string { return fmt.Sprint("k", i) }, "v")
+	var b Batch
+	b.Add(4, []byte("big"), setRec(4, strings.Repeat("b", 3*maxRow)), [2]record.Version{})
+	if err := s.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.update(func(txn *badger.Txn) error { return txn.Delete(partKey(4, 2)) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, dir, nil)
+	defer s.Close()
+	if first, last := s.LogBounds(); first != 1 || last != 3 {
+		t.Fatalf("bounds %d..%d after a torn tail, want 1..3", first, last)
+	}
+	commit(t, s, 1, func(int) string { return "next" }, "v")
+	es, err := s.ReadLog(1, 10, 1<<20)
+	if err != nil || len(es) != 4 || string(es[3].Key) != "next" {
+		t.Fatalf("after the torn tail: %d entries, %v", len(es), err)
+	}
+}
+
+// A store of the layout before is recognised, its rows read, and once
+// finished it holds none and its log goes on after the old one.
+func TestLegacyStore(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, nil)
+	err := s.update(func(txn *badger.Txn) error {
+		for i := range 10 {
+			k := append([]byte{prefixLegacyKey, 0, 0, 0, byte(i)}, fmt.Sprint("key", i)...)
+			if err := txn.Set(k, record.Encode(setRec(uint64(i+1), "v"))); err != nil {
 				return err
 			}
 		}
-		it.Close()
-		for _, e := range es {
-			old := binary.AppendVarint(nil, e.Time.UnixMilli())
-			old = binary.AppendUvarint(old, uint64(len(e.Key)))
-			old = record.AppendBinary(append(old, e.Key...), e.Record)
-			if err := txn.Set(logKey(e.Seq), old); err != nil {
-				return err
-			}
+		// An old log block (versions only) ending at 42.
+		blk := make([]byte, 12)
+		binary.BigEndian.PutUint32(blk, 1)
+		if err := txn.Set(logKey(42), blk); err != nil {
+			return err
 		}
-		return txn.Delete(metaKey(metaLogFormat))
+		if err := txn.Set(append([]byte{prefixLegacyExp}, make([]byte, 8)...), nil); err != nil {
+			return err
+		}
+		return txn.Set(metaKey(metaLogFormat), []byte(logBlocks))
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	s.Close()
 	s = open(t, dir, nil)
 	defer s.Close()
-	got, err := s.ReadLog(1, 100, 1<<20)
-	if err != nil || len(got) != len(want) {
-		t.Fatalf("after the upgrade, ReadLog: %d entries, %v", len(got), err)
+	if !s.Legacy() {
+		t.Fatal("a store with keyspace rows is not recognised")
 	}
-	for i := range got {
-		if got[i].Seq != want[i].Seq || string(got[i].Key) != string(want[i].Key) || !record.Equal(got[i].Record, want[i].Record) {
-			t.Fatalf("entry %d: %+v, want %+v", i, got[i], want[i])
-		}
+	n := 0
+	if err := s.EachLegacyRow(func(key []byte, rec record.Record) error { n++; return nil }); err != nil || n != 10 {
+		t.Fatalf("read %d legacy rows, %v", n, err)
 	}
-	if blocks := logBlockRanges(t, s); len(blocks) != 30 {
-		t.Fatalf("%d blocks after the upgrade, want one an entry", len(blocks))
+	if _, last := s.LogBounds(); last != 42 {
+		t.Fatalf("a legacy log ending at 42 read as ending at %d", last)
 	}
-	if rep, err := s.Check(); err != nil || rep.LogEntries != 30 {
-		t.Fatalf("check: %+v %v", rep, err)
+	if err := s.FinishLegacy(); err != nil {
+		t.Fatal(err)
 	}
-	if v, ok, _ := s.GetMeta(metaLogFormat); !ok || string(v) != logBlocks {
-		t.Fatalf("format mark %q", v)
+	if s.Legacy() || len(logRows(t, s)) != 0 {
+		t.Fatal("legacy rows left after FinishLegacy")
+	}
+	if first, last := s.LogBounds(); first != 43 || last != 42 {
+		t.Fatalf("bounds %d..%d after conversion, want 43..42", first, last)
+	}
+	commit(t, s, 1, func(int) string { return "new" }, "v")
+	if _, last := s.LogBounds(); last != 43 {
+		t.Fatalf("the first new entry is %d, want 43", last)
 	}
 }
 
 func FuzzDecodeBlock(f *testing.F) {
-	blk := make([]byte, blockHeader)
-	setBlockHeader(blk, 2, time.UnixMilli(5))
-	blk = appendBlockEntry(blk, []byte("k"), setRec(1, ""))
-	blk = appendBlockEntry(blk, []byte("key2"), setRec(2, ""))
-	f.Add(blk)
-	// A record of 128 bytes or more, whose length takes two bytes.
-	long := make([]byte, blockHeader)
-	setBlockHeader(long, 1, time.UnixMilli(5))
-	f.Add(appendBlockEntry(long, []byte("k"), setRec(3, strings.Repeat("v", 300))))
-	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0x0f})
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 5})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		es, err := decodeBlock(7, b, nil)
+	var b Batch
+	b.Add(7, []byte("k"), setRec(1, ""), [2]record.Version{})
+	b.Add(8, []byte("key2"), setRec(2, strings.Repeat("v", 300)), [2]record.Version{})
+	f.Add(b.block(0, time.UnixMilli(5)))
+	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, blk []byte) {
+		es, err := decodeBlock(7, blk, nil)
 		if err != nil {
 			return
 		}
-		again := make([]byte, blockHeader)
-		setBlockHeader(again, len(es), es[0].Time)
+		var again Batch
 		for _, e := range es {
-			again = appendBlockEntry(again, e.Key, e.Record)
+			again.Add(e.Seq, e.Key, e.Record, [2]record.Version{})
 		}
-		es2, err := decodeBlock(7, again, nil)
+		if len(again.blocks) > 1 {
+			return // a block this long is logged as two
+		}
+		es2, err := decodeBlock(7, again.block(0, es[0].Time), nil)
 		if err != nil || len(es2) != len(es) {
 			t.Fatalf("round trip: %d entries, %v; want %d", len(es2), err, len(es))
 		}
@@ -249,114 +230,4 @@ func FuzzDecodeBlock(f *testing.F) {
 			}
 		}
 	})
-}
-
-// makeBatch builds a batch of requests that set sizes[i] fresh keys each,
-// as the writer would hand it to commit.
-func makeBatch(t *testing.T, s *Store, sizes ...int) *batch {
-	t.Helper()
-	b := &batch{}
-	for i, n := range sizes {
-		req := &request{lo: len(b.changes)}
-		for j := range n {
-			key := fmt.Appendf(nil, "r%d-%06d", i, j)
-			c := change{key: string(key)}
-			var err error
-			if c.row, c.val, c.rec, err = s.encodeRow(key, setRec(1, "v")); err != nil {
-				t.Fatal(err)
-			}
-			b.changes = append(b.changes, c)
-		}
-		req.hi = len(b.changes)
-		b.reqs = append(b.reqs, req)
-	}
-	return b
-}
-
-// A transaction that holds a request's rows but not the log block closing
-// them: the request goes to the next transaction, or, alone, is refused.
-func TestStageTxnLeavesOutWhatTheBlockDoesNotFit(t *testing.T) {
-	s := open(t, t.TempDir(), func(o *Options) { o.MemoryBudget = 16 << 20 })
-	defer s.Close()
-	newStaged := func() *staged {
-		return &staged{now: time.Now(), arena: &arena{}, blockCap: blockHeader + blockTarget}
-	}
-	// fits reports whether n keys' rows can be staged, and whether their
-	// last block then fits too.
-	fits := func(n int) (rows, block bool) {
-		b := makeBatch(t, s, n)
-		txn := s.writeTxn()
-		defer txn.Discard()
-		st := newStaged()
-		if s.stage(txn, st, b.changes, 0) != nil {
-			return false, false
-		}
-		return true, st.closeBlock(txn) == nil
-	}
-	// The largest request whose rows fit, found by bisection; the block
-	// closing it must then be what does not fit, at the limit or just below.
-	lo, hi := 1, int(s.db.MaxBatchCount())
-	for lo+1 < hi {
-		if mid := (lo + hi) / 2; func() bool { r, _ := fits(mid); return r }() {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	n := lo
-	for ; n > 0; n-- {
-		if rows, block := fits(n); rows && !block {
-			break
-		}
-	}
-	if n == 0 {
-		t.Fatal("no request size whose rows fit without their block")
-	}
-
-	// Alone: refused.
-	b := makeBatch(t, s, n)
-	if _, _, err := s.stageTxn(b, 0, 0, newStaged()); err == nil {
-		t.Fatalf("a request of %d keys whose block does not fit was staged", n)
-	}
-	// After a small one: the small one is staged alone, then the large one
-	// is refused on its own.
-	b = makeBatch(t, s, 10, n)
-	st := newStaged()
-	txn, end, err := s.stageTxn(b, 0, 0, st)
-	if err != nil || end != 1 || len(st.entries) != 10 {
-		t.Fatalf("stageTxn = end %d, %d entries, %v; want the first request alone", end, len(st.entries), err)
-	}
-	txn.Discard()
-	// Through commit: the small request is stored and logged, the large
-	// one refused as too large, and the log stays contiguous.
-	s.commit(b, 0)
-	if b.errs[0] != nil || !errors.Is(b.errs[1], ErrTooLarge) || len(b.entries) != 10 || b.entries[9].Seq != 10 {
-		t.Fatalf("commit: errs %v, %d entries", b.errs, len(b.entries))
-	}
-}
-
-// fit never admits a request that a transaction of its own cannot hold.
-func TestFitAdmitsOnlyWhatStages(t *testing.T) {
-	s := open(t, t.TempDir(), func(o *Options) { o.MemoryBudget = 16 << 20 })
-	defer s.Close()
-	limits := s.txnLimits()
-	// The largest request fit admits, by bisection.
-	lo, hi := 1, int(s.db.MaxBatchCount())
-	for lo+1 < hi {
-		mid := (lo + hi) / 2
-		if b := makeBatch(t, s, mid); limits.fit(b.changes) {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	b := makeBatch(t, s, lo)
-	if !limits.fit(b.changes) {
-		t.Fatalf("fit refuses a request of %d keys", lo)
-	}
-	txn, end, err := s.stageTxn(b, 0, 0, &staged{now: time.Now(), arena: &arena{}, blockCap: blockHeader + blockTarget})
-	if err != nil || end != 1 {
-		t.Fatalf("fit admitted %d keys, which do not stage alone: %v", lo, err)
-	}
-	txn.Discard()
 }

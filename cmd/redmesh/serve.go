@@ -30,6 +30,7 @@ func serveCmd() *cobra.Command {
 		fsync        string
 		retainBytes  string
 		memoryBudget string
+		maxMemory    string
 		logLevel     string
 		pprofAddr    string
 		maxBulk      string
@@ -67,6 +68,9 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 			if cfg.MemoryBudget, err = parseBytes(memoryBudget); err != nil {
 				return fmt.Errorf("--memory: %w", err)
 			}
+			if cfg.MaxMemory, err = parseBytes(maxMemory); err != nil {
+				return fmt.Errorf("--maxmemory: %w", err)
+			}
 			if cfg.ProtoMaxBulkLen, err = parseBytes(maxBulk); err != nil {
 				return fmt.Errorf("--proto-max-bulk-len: %w", err)
 			}
@@ -96,7 +100,8 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	fl.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", time.Minute, "refuse remote versions further ahead of the local clock than this")
 	fl.StringVar(&retainBytes, "wal-retain-bytes", "256MiB", "keep at most this much write-ahead log for catch-up")
 	fl.DurationVar(&cfg.WALRetainAge, "wal-retain-age", 24*time.Hour, "keep write-ahead log entries at most this long")
-	fl.StringVar(&memoryBudget, "memory", "64MiB", "memory for storage caches and memtables")
+	fl.StringVar(&memoryBudget, "memory", "64MiB", "memory for the log's caches and memtables (Badger)")
+	fl.StringVar(&maxMemory, "maxmemory", "0", "refuse client writes that add data once the node uses this much memory (0: no limit)")
 	fl.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must AUTH with")
 	fl.BoolVar(&protected, "protected-mode", true, "without --requirepass, answer only loopback clients")
 	fl.IntVar(&cfg.MaxClients, "maxclients", 10000, "most concurrent client connections")

@@ -1,0 +1,69 @@
+package keyspace
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/redmesh/redmesh/record"
+	"github.com/redmesh/redmesh/wal"
+)
+
+// CheckReport is what Check found.
+type CheckReport struct {
+	Keys       int64 // keys holding a value
+	Entries    int64 // keys, tombstones included
+	LogEntries int   // entries in the retained log
+	FullLog    bool  // the log holds every write since the store began
+}
+
+// Check verifies a closed store: its last checkpoint and the log after it
+// load, the log's sequence numbers are contiguous, and, when the log still
+// holds every write since the store began, replaying the whole log alone
+// gives exactly the keyspace the checkpoint and its tail give. It reads
+// everything, so it is for tests and operators, not the hot path.
+func Check(log *wal.Store) (CheckReport, error) {
+	var rep CheckReport
+	if log.Legacy() {
+		return rep, fmt.Errorf("the store is of the layout before; start a node on it to convert it")
+	}
+	db := newDB(Options{Log: log, Logger: slog.New(slog.DiscardHandler)})
+	if err := db.load(); err != nil {
+		return rep, err
+	}
+	st := db.table.Stats()
+	rep.Keys, rep.Entries = db.table.KeyCount(), st.Entries
+	first, last := log.LogBounds()
+	rep.FullLog = first == 1
+	replay := newDB(Options{Log: log, Logger: db.lg})
+	next := first
+	err := log.Replay(first, func(e wal.Entry) error {
+		if e.Seq != next {
+			return fmt.Errorf("log entry %d where %d was due", e.Seq, next)
+		}
+		next++
+		rep.LogEntries++
+		replay.replay(e.Key, e.Record)
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	if next != last+1 {
+		return rep, fmt.Errorf("the log ends at %d, its bounds say %d", next-1, last)
+	}
+	if !rep.FullLog {
+		return rep, nil
+	}
+	var diff error
+	db.table.Each(1, func(_ int, key []byte, rec record.Record) {
+		got, _ := replay.table.Get(key)
+		want, _ := db.table.Get(key)
+		if diff == nil && !record.Equal(got, want) {
+			diff = fmt.Errorf("key %q: the log replays to %+v, the checkpoint and its tail hold %+v", key, got.Versions(), want.Versions())
+		}
+	})
+	if diff == nil && replay.table.Stats().Entries != rep.Entries {
+		diff = fmt.Errorf("the log replays to %d keys, the checkpoint and its tail hold %d", replay.table.Stats().Entries, rep.Entries)
+	}
+	return rep, diff
+}

@@ -1,0 +1,425 @@
+package keyspace
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/redmesh/redmesh/record"
+	"github.com/redmesh/redmesh/wal"
+)
+
+// A checkpoint is the whole table in one file, written while writes go on.
+// It begins at sequence number S, the last published when it starts, and
+// copies the shards one range of entries at a time, so it may also hold
+// changes newer than S. That is harmless: start-up loads it and replays the
+// log from S+1, and replaying an entry is a merge, which leaves a newer
+// record as it is. What must never happen is a checkpoint holding a change
+// the log then loses in a crash: so before the file replaces the previous
+// one, everything published by the end of the copy is committed and the log
+// synced. Only then may the log drop entries up to S (wal.SetCheckpoint).
+//
+// Files rather than Badger rows: a row per key is what the keyspace left
+// Badger to escape (bench/RESULTS.md has the figures), a file is written
+// with plain sequential writes that do not stay resident in memory, and it
+// is read back on every core.
+//
+// The file: magic; S (8 bytes); the shard count (4); per shard the length
+// of its section (8) and the section: per entry the key after its length
+// (a uvarint) and the encoded record; an xxhash of everything before it.
+// Little-endian.
+const (
+	checkpointName  = "keyspace.checkpoint"
+	checkpointMagic = "redmesh-checkpoint-1\n"
+	// A checkpoint is written once the log grew by the last checkpoint's
+	// size, and at least by this much, since it.
+	checkpointMinGrowth = 64 << 20
+	// rangeEntries is how many entries a checkpoint copies per hold of a
+	// shard's lock.
+	rangeEntries = 4096
+)
+
+var errCheckpoint = errors.New("bad checkpoint")
+
+type checkpointState struct {
+	mu     sync.Mutex // one checkpoint at a time
+	seq    uint64     // the last checkpoint's S
+	at     time.Time  // when it was installed
+	took   time.Duration
+	size   int64
+	logged atomic.Int64 // log bytes committed since the last checkpoint began
+}
+
+// CheckpointInfo describes the last checkpoint, for INFO.
+type CheckpointInfo struct {
+	Seq   uint64
+	At    time.Time // zero if none was written since start-up or loaded
+	Bytes int64
+}
+
+// LastCheckpoint describes the last checkpoint written or loaded.
+func (db *DB) LastCheckpoint() CheckpointInfo {
+	db.ckpt.mu.Lock()
+	defer db.ckpt.mu.Unlock()
+	return CheckpointInfo{Seq: db.ckpt.seq, At: db.ckpt.at, Bytes: db.ckpt.size}
+}
+
+func (db *DB) checkpointPath() string { return filepath.Join(db.log.Dir(), checkpointName) }
+
+// checkpointer writes checkpoints when they are due.
+func (db *DB) checkpointer() {
+	defer db.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-t.C:
+		}
+		db.ckpt.mu.Lock()
+		grown := db.ckpt.logged.Load()
+		since := time.Since(db.ckpt.at)
+		// Due when the log has grown by the keyspace's size (replay at
+		// start-up then costs about a load) or by half its retention
+		// bound (it is truncated only up to a checkpoint), or after a
+		// long while; but never more than a tenth of the time.
+		due := grown > 0 && since >= 9*db.ckpt.took &&
+			(grown >= min(max(checkpointMinGrowth, db.ckpt.size), db.log.RetainBytes()/2) || since >= db.opts.CheckpointEvery)
+		db.ckpt.mu.Unlock()
+		if due {
+			if err := db.checkpoint(); err != nil && !db.closed.Load() {
+				db.lg.Error("checkpoint failed", "err", err)
+			}
+		}
+	}
+}
+
+// checkpoint writes the table to the checkpoint file, replacing the last
+// once it and every change it holds are durable.
+func (db *DB) checkpoint() error {
+	db.ckpt.mu.Lock()
+	defer db.ckpt.mu.Unlock()
+	start := time.Now()
+	db.pmu.Lock()
+	seq := db.seq
+	db.pmu.Unlock()
+	logged := db.ckpt.logged.Load()
+
+	tmp := db.checkpointPath() + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("create checkpoint: %w", err)
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	sum := xxhash.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
+	hdr := append([]byte(checkpointMagic), make([]byte, 12)...)
+	binary.LittleEndian.PutUint64(hdr[len(checkpointMagic):], seq)
+	binary.LittleEndian.PutUint32(hdr[len(checkpointMagic)+8:], shardCount)
+	w.Write(hdr)
+	size := int64(len(hdr))
+	var buf []byte
+	for i := range db.table.shards {
+		buf = db.table.shards[i].appendEntries(buf[:0])
+		w.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(buf))))
+		if _, err := w.Write(buf); err != nil {
+			return fmt.Errorf("write checkpoint: %w", err)
+		}
+		size += 8 + int64(len(buf))
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	if _, err := f.Write(binary.LittleEndian.AppendUint64(nil, sum.Sum64())); err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	size += 8
+	// Every change the copy may hold must be in the log, synced.
+	db.pmu.Lock()
+	end := db.seq
+	db.pmu.Unlock()
+	if err := db.waitDurable(end); err != nil {
+		return err
+	}
+	if err := db.log.Sync(); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync checkpoint: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close checkpoint: %w", err)
+	}
+	f = nil
+	if err := os.Rename(tmp, db.checkpointPath()); err != nil {
+		return fmt.Errorf("install checkpoint: %w", err)
+	}
+	if err := syncDir(db.log.Dir()); err != nil {
+		return fmt.Errorf("install checkpoint: %w", err)
+	}
+	db.log.SetCheckpoint(seq)
+	db.ckpt.seq, db.ckpt.at, db.ckpt.size, db.ckpt.took = seq, time.Now(), size, time.Since(start)
+	db.ckpt.logged.Add(-logged)
+	db.lg.Debug("checkpoint written", "seq", seq, "bytes", size, "took", time.Since(start))
+	return nil
+}
+
+// waitDurable waits until every entry up to seq is committed, or fails if
+// the log does.
+func (db *DB) waitDurable(seq uint64) error {
+	db.dmu.Lock()
+	defer db.dmu.Unlock()
+	for seq > db.durable.Load() {
+		if errp := db.failure.Load(); errp != nil {
+			return fmt.Errorf("checkpoint waits for the log: %w", *errp)
+		}
+		db.dcond.Wait()
+	}
+	return nil
+}
+
+// appendEntries encodes the shard's entries, a range at a time under its
+// read lock, so a writer never waits for more than one range.
+func (s *shard) appendEntries(b []byte) []byte {
+	for lo := 0; ; lo += rangeEntries {
+		s.mu.RLock()
+		n := len(s.entries)
+		if lo >= n {
+			s.mu.RUnlock()
+			return b
+		}
+		for i := lo; i < min(lo+rangeEntries, n); i++ {
+			key := s.key(&s.entries[i])
+			b = binary.AppendUvarint(b, uint64(len(key)))
+			b = append(b, key...)
+			b = record.AppendBinary(b, s.record(i, true))
+		}
+		s.mu.RUnlock()
+	}
+}
+
+// readCheckpoint loads the checkpoint file into the empty table and returns
+// its S; ok is false if there is none.
+func (db *DB) readCheckpoint() (seq uint64, ok bool, err error) {
+	f, err := os.Open(db.checkpointPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("open checkpoint: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return 0, false, fmt.Errorf("open checkpoint: %w", err)
+	}
+	seq, err = loadCheckpoint(f, info.Size(), db.table)
+	if err != nil {
+		return 0, false, fmt.Errorf("load checkpoint %s: %w", db.checkpointPath(), err)
+	}
+	db.ckpt.size = info.Size()
+	return seq, true, nil
+}
+
+// loadCheckpoint reads a checkpoint of size bytes from r into t, which must
+// be empty, decoding the shards on every core. It never allocates more than
+// the file holds.
+func loadCheckpoint(r io.Reader, size int64, t *Table) (uint64, error) {
+	sum := xxhash.New()
+	br := bufio.NewReaderSize(io.TeeReader(io.LimitReader(r, size-8), sum), 1<<20)
+	hdr := make([]byte, len(checkpointMagic)+12)
+	if size < int64(len(hdr))+8 {
+		return 0, fmt.Errorf("%w: %d bytes is too short", errCheckpoint, size)
+	}
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		return 0, fmt.Errorf("%w: header: %v", errCheckpoint, err)
+	}
+	if string(hdr[:len(checkpointMagic)]) != checkpointMagic {
+		return 0, fmt.Errorf("%w: unknown format", errCheckpoint)
+	}
+	seq := binary.LittleEndian.Uint64(hdr[len(checkpointMagic):])
+	if n := binary.LittleEndian.Uint32(hdr[len(checkpointMagic)+8:]); n != shardCount {
+		return 0, fmt.Errorf("%w: %d shards, want %d", errCheckpoint, n, shardCount)
+	}
+	left := size - 8 - int64(len(hdr))
+	type section struct {
+		i   int
+		buf []byte
+	}
+	work := make(chan section)
+	var wg sync.WaitGroup
+	errs := make([]error, shardCount)
+	for range max(runtime.GOMAXPROCS(0), 1) {
+		wg.Go(func() {
+			for sec := range work {
+				errs[sec.i] = t.loadShard(sec.i, sec.buf)
+			}
+		})
+	}
+	var rerr error
+	for i := range shardCount {
+		var l [8]byte
+		if _, rerr = io.ReadFull(br, l[:]); rerr != nil {
+			break
+		}
+		n := binary.LittleEndian.Uint64(l[:])
+		left -= 8
+		if n > uint64(left) {
+			rerr = fmt.Errorf("shard %d: %d bytes, the file holds %d", i, n, left)
+			break
+		}
+		left -= int64(n)
+		buf := make([]byte, n)
+		if _, rerr = io.ReadFull(br, buf); rerr != nil {
+			break
+		}
+		work <- section{i, buf}
+	}
+	close(work)
+	wg.Wait()
+	if rerr != nil {
+		return 0, fmt.Errorf("%w: %v", errCheckpoint, rerr)
+	}
+	if left != 0 {
+		return 0, fmt.Errorf("%w: %d bytes after the last shard", errCheckpoint, left)
+	}
+	var want [8]byte
+	if _, err := io.ReadFull(r, want[:]); err != nil {
+		return 0, fmt.Errorf("%w: checksum: %v", errCheckpoint, err)
+	}
+	if sum.Sum64() != binary.LittleEndian.Uint64(want[:]) {
+		return 0, fmt.Errorf("%w: checksum mismatch", errCheckpoint)
+	}
+	for i, err := range errs {
+		if err != nil {
+			return 0, fmt.Errorf("%w: shard %d: %v", errCheckpoint, i, err)
+		}
+	}
+	return seq, nil
+}
+
+// loadShard decodes shard i's section into the table.
+func (t *Table) loadShard(i int, b []byte) error {
+	s := &t.shards[i]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(b) > 0 {
+		kl, n := binary.Uvarint(b)
+		if n <= 0 || kl > MaxKeyLen || kl > uint64(len(b)-n) {
+			return errors.New("bad key length")
+		}
+		key := b[n : n+int(kl)]
+		rec, rest, err := record.DecodePrefix(b[n+int(kl):])
+		if err != nil {
+			return fmt.Errorf("key %q: %w", key, err)
+		}
+		b = rest
+		h := Hash(key)
+		if int(h>>(64-shardBits)) != i {
+			return fmt.Errorf("key %q belongs to shard %d", key, h>>(64-shardBits))
+		}
+		if m, _ := s.find(key, uint32(h)); m >= 0 {
+			return fmt.Errorf("key %q twice", key)
+		}
+		t.set(s, h, key, rec)
+	}
+	return nil
+}
+
+// load fills the table at start-up: from a store of the layout before, its
+// keyspace rows, checkpointed at once; otherwise the last checkpoint and
+// the log after it.
+func (db *DB) load() error {
+	start := time.Now()
+	first, last := db.log.LogBounds()
+	db.seq = last
+	db.durable.Store(last)
+	if db.log.Legacy() {
+		err := db.log.EachLegacyRow(func(key []byte, rec record.Record) error {
+			db.table.Set(key, rec)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := db.checkpoint(); err != nil {
+			return fmt.Errorf("convert the store: %w", err)
+		}
+		if err := db.log.FinishLegacy(); err != nil {
+			return err
+		}
+		os.Remove(filepath.Join(db.log.Dir(), "index.snapshot")) // the layout before's
+		db.lg.Info("store converted: the keyspace now lives in memory, checkpointed", "keys", db.table.KeyCount(), "took", time.Since(start))
+		return nil
+	}
+	seq, ok, err := db.readCheckpoint()
+	switch {
+	case err != nil && first == 1:
+		db.lg.Warn("checkpoint unusable; the log holds every write, replaying it all", "err", err)
+		db.table = NewTable()
+		seq, ok = 0, false
+	case err != nil:
+		return fmt.Errorf("%w (and the log starts at %d: move the data directory aside to resync from peers)", err, first)
+	}
+	switch {
+	case seq+1 < first:
+		return fmt.Errorf("the checkpoint ends at %d but the log starts at %d: the keyspace cannot be rebuilt (move the data directory aside to resync from peers)", seq, first)
+	case seq > last:
+		db.lg.Warn("the checkpoint is newer than the log: the log lost entries", "checkpoint", seq, "log", last)
+	}
+	replayed := 0
+	err = db.log.Replay(seq+1, func(e wal.Entry) error {
+		db.replay(e.Key, e.Record)
+		replayed++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	db.log.SetCheckpoint(seq)
+	db.ckpt.seq = seq
+	if ok {
+		db.ckpt.at = time.Now()
+	}
+	db.lg.Info("keyspace loaded", "checkpoint", ok, "keys", db.table.KeyCount(), "log-entries-replayed", replayed, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// replay merges a logged record into the table, without logging it again.
+func (db *DB) replay(key []byte, rec record.Record) {
+	cur := db.table.Peek(key)
+	if cur.Exists() && rec.Value.Version.Compare(cur.Value.Version) <= 0 {
+		if loses(rec, cur) {
+			return
+		}
+		cur, _ = db.table.Get(key)
+	}
+	if merged, changed := record.MergeInto(cur, rec); changed {
+		db.table.Set(key, merged)
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,645 @@
+package keyspace
+
+import (
+	"bytes"
+	"math/bits"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/redmesh/redmesh/record"
+)
+
+// Table is the keyspace in memory: every key's record, its value's data
+// included. Reads and merges never touch the disk.
+//
+// It holds almost no pointers, so the garbage collector has next to nothing
+// to scan however many keys it holds: each of its 64 shards is an
+// open-addressing table of 64-bit slots (a 32-bit hash tag and an entry
+// number) over a slice of fixed-size entries, and the keys and values live
+// in an arena of 256 KiB chunks. A value that outgrows its place in the
+// arena moves to a new one; the old place is garbage until the shard is
+// compacted, which happens once garbage passes what is live. Values of
+// bigValue bytes or more are allocations of their own (few, and large), so
+// that the arena never copies them.
+//
+// Keys are also chained by hash group, the top 16 bits of their 64-bit
+// xxhash (the Merkle tree's key hash), so a Merkle bucket's keys and a SCAN
+// cursor's range are found by walking a few chains. Keys are never removed:
+// a delete is a tombstone, collected by a later mechanism.
+type Table struct {
+	shards  [shardCount]shard
+	keys    atomic.Int64 // keys holding a value, expired or not
+	expires atomic.Int64 // of those, keys with a deadline
+	bytes   atomic.Int64 // what the shards have allocated
+}
+
+const (
+	shardBits      = 6
+	shardCount     = 1 << shardBits
+	groupBits      = 16 // a group is the keys sharing the top 16 bits of the hash
+	groupsPerShard = 1 << (groupBits - shardBits)
+	// Groups are the unit of SCAN's cursor: cursor g+1 resumes at group g.
+	groupCount = 1 << groupBits
+
+	chunkBits = 18
+	chunkSize = 1 << chunkBits
+	// bigValue is the length from which a value is stored on its own.
+	bigValue = 16 << 10
+)
+
+// entry is one key: its value register, and where its key and value are.
+// The expiry register, absent from most keys or equal to the value's
+// version, lives in the shard's expiry map otherwise.
+type entry struct {
+	version record.Version
+	off     uint32 // the key's position in the arena: chunk<<chunkBits | offset; the value follows it
+	vlen    uint32 // the value's length
+	next    uint32 // entry number + 1 of the next key in the same hash group; 0 ends it
+	klen    uint16 // MaxKeyLen fits
+	flags   uint8
+	kind    record.Kind
+}
+
+const (
+	flagTombstone = 1 << iota
+	flagExpiry    // the key has an entry in the expiry map
+	// The expiry register has the value's version and no deadline: what
+	// every SET without a TTL writes, so most keys need no map entry.
+	flagExpiryAsValue
+	flagBig // the value is in the shard's big map, not the arena
+)
+
+// expiryReg is a key's expiry register.
+type expiryReg struct {
+	version record.Version
+	at      int64
+}
+
+// deadline is an entry of a shard's heap of deadlines. It may be stale (the
+// key's deadline has changed since): the sweep checks.
+type deadline struct {
+	at int64
+	n  uint32
+}
+
+type shard struct {
+	mu      sync.RWMutex
+	slots   []uint64 // tag<<32 | entry number + 1; 0 is empty; len is a power of two
+	entries []entry
+	chunks  [][]byte
+	live    int64             // arena bytes in use
+	garbage int64             // arena bytes no entry uses
+	big     map[uint32][]byte // by entry number
+	bigSize int64             // their bytes
+	counted int64             // the shard's bytes, as last added to the table's
+	expiry  map[uint32]expiryReg
+	heap    []deadline // min-heap by at
+	groups  [groupsPerShard]uint32
+}
+
+// MaxKeyLen bounds a key, as its length is stored in 16 bits. Redis allows
+// 512 MB; keys that long are not used in practice.
+const MaxKeyLen = 64000
+
+// Hash is the key hash the table is laid out by: the Merkle tree's
+// (merkle.KeyHash), so that a bucket's keys are a run of hash groups.
+func Hash(key []byte) uint64 { return xxhash.Sum64(key) }
+
+// NewTable returns an empty table.
+func NewTable() *Table {
+	t := &Table{}
+	for i := range t.shards {
+		t.shards[i].init(16)
+	}
+	return t
+}
+
+func (s *shard) init(slots int) {
+	s.slots = make([]uint64, slots)
+	s.entries = nil
+	s.chunks = nil
+	s.live, s.garbage = 0, 0
+	s.big = make(map[uint32][]byte)
+	s.bigSize, s.counted = 0, 0
+	s.expiry = make(map[uint32]expiryReg)
+	s.heap = nil
+	s.groups = [groupsPerShard]uint32{}
+}
+
+func (t *Table) locate(key []byte) (*shard, uint64) {
+	h := Hash(key)
+	return &t.shards[h>>(64-shardBits)], h
+}
+
+func groupOf(h uint64) int { return int(h>>(64-groupBits)) % groupsPerShard }
+
+// key is entry e's key, aliasing the arena.
+func (s *shard) key(e *entry) []byte {
+	c := s.chunks[e.off>>chunkBits]
+	o := e.off & (chunkSize - 1)
+	return c[o : o+uint32(e.klen) : o+uint32(e.klen)]
+}
+
+// value is entry n's value, aliasing the arena or the big map.
+func (s *shard) value(n int) []byte {
+	e := &s.entries[n]
+	if e.flags&flagBig != 0 {
+		return s.big[uint32(n)]
+	}
+	if e.vlen == 0 {
+		return nil
+	}
+	c := s.chunks[e.off>>chunkBits]
+	o := e.off&(chunkSize-1) + uint32(e.klen)
+	return c[o : o+e.vlen : o+e.vlen]
+}
+
+// find returns key's entry number, or -1, and the slot where the search
+// ended (the key's slot, or the empty slot where it would go).
+func (s *shard) find(key []byte, tag uint32) (int, int) {
+	mask := len(s.slots) - 1
+	for i := int(tag) & mask; ; i = (i + 1) & mask {
+		sl := s.slots[i]
+		if sl == 0 {
+			return -1, i
+		}
+		if uint32(sl>>32) == tag {
+			n := int(uint32(sl)) - 1
+			if bytes.Equal(s.key(&s.entries[n]), key) {
+				return n, i
+			}
+		}
+	}
+}
+
+// record is entry n's record; its Data aliases the shard unless data is
+// false, when it is nil.
+func (s *shard) record(n int, data bool) record.Record {
+	e := &s.entries[n]
+	r := record.Record{Value: record.Value{Version: e.version, Tombstone: e.flags&flagTombstone != 0, Kind: e.kind}}
+	switch {
+	case e.flags&flagExpiryAsValue != 0:
+		r.Expiry.Version = e.version
+	case e.flags&flagExpiry != 0:
+		x := s.expiry[uint32(n)]
+		r.Expiry = record.Expiry{Version: x.version, At: x.at}
+	}
+	if data {
+		r.Value.Data = s.value(n)
+	}
+	return r
+}
+
+// span is how much arena a key and value of these lengths take: rounded up
+// to a size class (eight bytes, then four classes per doubling), so that a
+// value rewritten with about the same length stays in place.
+func span(n int) int {
+	if n <= 128 {
+		return (n + 7) &^ 7
+	}
+	step := 1 << (bits.Len(uint(n-1)) - 3)
+	return (n + step - 1) &^ (step - 1)
+}
+
+// alloc finds room for n bytes in the arena and returns its position.
+func (s *shard) alloc(n int) uint32 {
+	last := len(s.chunks) - 1
+	if last < 0 || len(s.chunks[last])+n > chunkSize {
+		if last >= 0 {
+			s.garbage += int64(chunkSize - len(s.chunks[last]))
+		}
+		s.chunks = append(s.chunks, make([]byte, 0, chunkSize))
+		last++
+	}
+	c := s.chunks[last]
+	off := uint32(last)<<chunkBits | uint32(len(c))
+	s.chunks[last] = c[:len(c)+n]
+	s.live += int64(n)
+	return off
+}
+
+// place stores key and data as entry n's, reusing its place in the arena
+// when they fit the same size class.
+func (s *shard) place(n int, key, data []byte, fresh bool) {
+	e := &s.entries[n]
+	big := len(data) >= bigValue
+	if !fresh {
+		was := int(e.klen)
+		if e.flags&flagBig == 0 {
+			was += int(e.vlen)
+		}
+		if !big && e.flags&flagBig == 0 && span(len(key)+len(data)) == span(was) {
+			c := s.chunks[e.off>>chunkBits]
+			copy(c[e.off&(chunkSize-1)+uint32(len(key)):], data)
+			e.vlen = uint32(len(data))
+			return
+		}
+		if e.flags&flagBig != 0 {
+			s.bigSize -= int64(cap(s.big[uint32(n)]))
+			delete(s.big, uint32(n))
+			e.flags &^= flagBig
+		}
+		s.garbage += int64(span(was))
+		s.live -= int64(span(was))
+	}
+	size := len(key)
+	if !big {
+		size += len(data)
+	}
+	e.off = s.alloc(span(size))
+	c := s.chunks[e.off>>chunkBits]
+	o := e.off & (chunkSize - 1)
+	copy(c[o:], key)
+	e.klen = uint16(len(key))
+	e.vlen = uint32(len(data))
+	if big {
+		b := bytes.Clone(data)
+		s.big[uint32(n)] = b
+		s.bigSize += int64(cap(b))
+		e.flags |= flagBig
+	} else {
+		copy(c[o+uint32(len(key)):], data)
+	}
+}
+
+// compact copies every entry's key and value into new chunks, once garbage
+// passes what is live: the arena never holds more than twice its data.
+func (s *shard) compact() {
+	old := s.chunks
+	s.chunks, s.live, s.garbage = nil, 0, 0
+	for n := range s.entries {
+		e := &s.entries[n]
+		c := old[e.off>>chunkBits]
+		o := e.off & (chunkSize - 1)
+		size := uint32(e.klen)
+		if e.flags&flagBig == 0 {
+			size += e.vlen
+		}
+		e.off = s.alloc(span(int(size)))
+		copy(s.chunks[e.off>>chunkBits][e.off&(chunkSize-1):], c[o:o+size])
+	}
+}
+
+// setMeta writes rec's registers into entry n, whose record was was, and
+// keeps the deadline heap.
+func (s *shard) setMeta(n int, rec, was record.Record) {
+	e := &s.entries[n]
+	e.version, e.kind = rec.Value.Version, rec.Value.Kind
+	e.flags &= flagBig
+	if rec.Value.Tombstone {
+		e.flags |= flagTombstone
+	}
+	switch {
+	case rec.Expiry.At == 0 && rec.Expiry.Version.IsZero():
+		delete(s.expiry, uint32(n))
+	case rec.Expiry.At == 0 && rec.Expiry.Version == rec.Value.Version:
+		e.flags |= flagExpiryAsValue
+		delete(s.expiry, uint32(n))
+	default:
+		e.flags |= flagExpiry
+		s.expiry[uint32(n)] = expiryReg{version: rec.Expiry.Version, at: rec.Expiry.At}
+	}
+	if at := deadlineOf(rec); at != 0 && at != deadlineOf(was) {
+		s.push(deadline{at: at, n: uint32(n)})
+	}
+}
+
+// deadlineOf is the deadline a record's key is swept at, 0 for none.
+func deadlineOf(r record.Record) int64 {
+	if !r.Exists() {
+		return 0
+	}
+	return r.Expiry.At
+}
+
+// Get returns key's record with a copy of its value's data, and whether the
+// key was ever written.
+func (t *Table) Get(key []byte) (record.Record, bool) {
+	s, h := t.locate(key)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, _ := s.find(key, uint32(h))
+	if n < 0 {
+		return record.Record{}, false
+	}
+	r := s.record(n, true)
+	r.Value.Data = bytes.Clone(r.Value.Data)
+	return r, true
+}
+
+// View calls fn with key's record, its Data aliasing the table: fn must not
+// keep it, nor call the table. A key never written reads as the zero record.
+func (t *Table) View(key []byte, fn func(rec record.Record)) {
+	s, h := t.locate(key)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, _ := s.find(key, uint32(h))
+	if n < 0 {
+		fn(record.Record{})
+		return
+	}
+	fn(s.record(n, true))
+}
+
+// Peek returns key's record WITHOUT its value's data: versions, liveness,
+// kind and expiry only.
+func (t *Table) Peek(key []byte) record.Record {
+	s, h := t.locate(key)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, _ := s.find(key, uint32(h))
+	if n < 0 {
+		return record.Record{}
+	}
+	return s.record(n, false)
+}
+
+// Set stores rec as key's record, copying its data.
+func (t *Table) Set(key []byte, rec record.Record) {
+	s, h := t.locate(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.set(s, h, key, rec)
+}
+
+func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
+	n, slot := s.find(key, uint32(h))
+	var was record.Record
+	if n < 0 {
+		n = len(s.entries)
+		g := groupOf(h)
+		s.entries = append(s.entries, entry{next: s.groups[g]})
+		s.groups[g] = uint32(n + 1)
+		s.slots[slot] = uint64(uint32(h))<<32 | uint64(n+1)
+		s.place(n, key, rec.Value.Data, true)
+		if len(s.entries)*4 > len(s.slots)*3 {
+			s.grow()
+		}
+	} else {
+		was = s.record(n, false)
+		s.place(n, key, rec.Value.Data, false)
+	}
+	s.setMeta(n, rec, was)
+	t.keys.Add(boolInt(rec.Exists()) - boolInt(was.Exists()))
+	t.expires.Add(boolInt(deadlineOf(rec) != 0) - boolInt(deadlineOf(was) != 0))
+	if s.garbage > s.live && s.garbage > 4*chunkSize {
+		s.compact()
+	}
+	size := s.size()
+	t.bytes.Add(size - s.counted)
+	s.counted = size
+}
+
+// size is what the shard has allocated, about: its map entries are
+// counted at a typical cost.
+func (s *shard) size() int64 {
+	return int64(cap(s.entries))*int64(unsafe.Sizeof(entry{})) + int64(len(s.slots))*8 +
+		int64(len(s.chunks))*chunkSize + s.bigSize + int64(len(s.expiry))*48 + int64(cap(s.heap))*16
+}
+
+// grow doubles the slot table, placing slots again by their tags: no key is
+// read.
+func (s *shard) grow() {
+	old := s.slots
+	s.slots = make([]uint64, 2*len(old))
+	mask := len(s.slots) - 1
+	for _, sl := range old {
+		if sl == 0 {
+			continue
+		}
+		i := int(uint32(sl>>32)) & mask
+		for s.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		s.slots[i] = sl
+	}
+}
+
+// KeyCount is the number of keys holding a value, expired ones included
+// until they are swept (as Redis's DBSIZE counts them).
+func (t *Table) KeyCount() int64 { return t.keys.Load() }
+
+// ExpiresCount is the number of keys holding a value with a deadline.
+func (t *Table) ExpiresCount() int64 { return t.expires.Load() }
+
+// Stats is what the table holds, for memory accounting.
+type Stats struct {
+	Entries int64 // keys, tombstones included
+	Bytes   int64 // memory the table has allocated
+}
+
+// Stats adds up every shard's entries.
+func (t *Table) Stats() Stats {
+	st := Stats{Bytes: t.bytes.Load()}
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.RLock()
+		st.Entries += int64(len(s.entries))
+		s.mu.RUnlock()
+	}
+	return st
+}
+
+// Bytes is the memory the table has allocated, about.
+func (t *Table) Bytes() int64 { return t.bytes.Load() }
+
+// Each calls fn with every key and its record without data, on `workers`
+// goroutines at once, passing each call its goroutine's number; for
+// rebuilding indexes at start-up. key is valid only during the call.
+func (t *Table) Each(workers int, fn func(worker int, key []byte, rec record.Record)) {
+	next := make(chan int, shardCount)
+	for i := range shardCount {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for w := range max(workers, 1) {
+		wg.Go(func() {
+			for i := range next {
+				s := &t.shards[i]
+				s.mu.RLock()
+				for n := range s.entries {
+					fn(w, s.key(&s.entries[n]), s.record(n, false))
+				}
+				s.mu.RUnlock()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// EachInHashRange calls fn, until it returns false, with every key whose
+// Hash lies in [lo, hi] and its record without data: a Merkle bucket's
+// summaries. fn must not keep key, nor call the table.
+func (t *Table) EachInHashRange(lo, hi uint64, fn func(key []byte, rec record.Record) bool) {
+	for g := lo >> (64 - groupBits); g <= hi>>(64-groupBits); g++ {
+		if !t.eachInGroup(int(g), func(key []byte, rec record.Record) bool {
+			if h := Hash(key); h < lo || h > hi {
+				return true
+			}
+			return fn(key, rec)
+		}) {
+			return
+		}
+	}
+}
+
+// eachInGroup calls fn for every key of hash group g, with its record
+// without data, until it returns false, and reports whether it never did.
+func (t *Table) eachInGroup(g int, fn func(key []byte, rec record.Record) bool) bool {
+	s := &t.shards[g>>(groupBits-shardBits)]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for n := s.groups[g%groupsPerShard]; n != 0; n = s.entries[n-1].next {
+		if !fn(s.key(&s.entries[n-1]), s.record(int(n-1), false)) {
+			return false
+		}
+	}
+	return true
+}
+
+// Scan visits keys by hash group from cursor on, with copies of their keys
+// and their records without data, and returns the cursor of the first group it did not visit,
+// or 0 when it reached the end. Cursor 0 starts at the beginning; cursor
+// g+1 at group g. fn returning false stops the scan after the current
+// group, so a key present for a whole scan is visited at least once however
+// the keyspace changes in between (Redis's SCAN guarantee). Cursors past the
+// last group end at once.
+func (t *Table) Scan(cursor uint64, fn func(key []byte, rec record.Record) bool) (next uint64) {
+	g := 0
+	if cursor > 0 {
+		if cursor > groupCount {
+			return 0
+		}
+		g = int(cursor - 1)
+	}
+	for ; g < groupCount; g++ {
+		more := true
+		t.eachInGroup(g, func(key []byte, rec record.Record) bool {
+			more = fn(bytes.Clone(key), rec) && more
+			return true
+		})
+		if !more {
+			if g+1 == groupCount {
+				return 0
+			}
+			return uint64(g + 2)
+		}
+	}
+	return 0
+}
+
+// RandomCursor is a Scan cursor at a random group, for RANDOMKEY.
+func RandomCursor() uint64 { return uint64(rand.IntN(groupCount)) + 1 }
+
+// push adds d to the shard's heap of deadlines.
+func (s *shard) push(d deadline) {
+	if len(s.heap) > 64 && len(s.heap) > 2*len(s.expiry) {
+		s.pruneHeap()
+	}
+	s.heap = append(s.heap, d)
+	for i := len(s.heap) - 1; i > 0; {
+		p := (i - 1) / 2
+		if s.heap[p].at <= s.heap[i].at {
+			break
+		}
+		s.heap[p], s.heap[i] = s.heap[i], s.heap[p]
+		i = p
+	}
+}
+
+// pop removes the heap's earliest deadline.
+func (s *shard) pop() {
+	last := len(s.heap) - 1
+	s.heap[0] = s.heap[last]
+	s.heap = s.heap[:last]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < last && s.heap[l].at < s.heap[m].at {
+			m = l
+		}
+		if l+1 < last && s.heap[l+1].at < s.heap[m].at {
+			m = l + 1
+		}
+		if m == i {
+			return
+		}
+		s.heap[m], s.heap[i] = s.heap[i], s.heap[m]
+		i = m
+	}
+}
+
+// current reports whether heap entry d is still its key's deadline.
+func (s *shard) current(d deadline) bool {
+	return deadlineOf(s.record(int(d.n), false)) == d.at
+}
+
+// pruneHeap drops the stale entries: keys rewritten with another deadline
+// or none leave theirs behind.
+func (s *shard) pruneHeap() {
+	kept := s.heap[:0]
+	for _, d := range s.heap {
+		if s.current(d) {
+			kept = append(kept, d)
+		}
+	}
+	s.heap = nil
+	for _, d := range kept {
+		s.heap = append(s.heap, d)
+		for i := len(s.heap) - 1; i > 0; {
+			p := (i - 1) / 2
+			if s.heap[p].at <= s.heap[i].at {
+				break
+			}
+			s.heap[p], s.heap[i] = s.heap[i], s.heap[p]
+			i = p
+		}
+	}
+}
+
+// Expired returns up to max keys whose deadline is before nowMillis,
+// taking from every shard in turn. Keys stay listed until a write (the
+// sweep's tombstone) changes their deadline.
+func (t *Table) Expired(nowMillis int64, max int) [][]byte {
+	var keys [][]byte
+	for i := range t.shards {
+		if len(keys) >= max {
+			break
+		}
+		s := &t.shards[i]
+		s.mu.Lock()
+		for len(s.heap) > 0 && s.heap[0].at < nowMillis && !s.current(s.heap[0]) {
+			s.pop()
+		}
+		// The heap's entries under nowMillis are a subtree at its root. A
+		// key set to a deadline, another, then the first again is in it
+		// twice.
+		stack := []int{0}
+		seen := map[uint32]bool{}
+		for len(stack) > 0 && len(keys) < max {
+			j := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if j >= len(s.heap) || s.heap[j].at >= nowMillis {
+				continue
+			}
+			if d := s.heap[j]; !seen[d.n] && s.current(d) {
+				seen[d.n] = true
+				keys = append(keys, bytes.Clone(s.key(&s.entries[d.n])))
+			}
+			stack = append(stack, 2*j+1, 2*j+2)
+		}
+		s.mu.Unlock()
+	}
+	return keys
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,129 @@
+package keyspace
+
+import (
+	"github.com/redmesh/redmesh/record"
+)
+
+// Tx is the view an Update function gets: reads see the table and the
+// function's own changes so far.
+type Tx struct {
+	db      *DB
+	changes []change
+	pos     map[string]int // each key's last change, once there are many
+}
+
+type change struct {
+	key []byte        // the caller's, valid until Update returns
+	rec record.Record // the merged record; its Data likewise
+	was record.Record // before, without its value's data
+}
+
+func (tx *Tx) reset() {
+	if cap(tx.changes) > 1024 {
+		tx.changes = nil
+	}
+	clear(tx.changes) // drop the references to the callers' buffers
+	tx.changes = tx.changes[:0]
+	tx.pos = nil
+}
+
+// own finds the latest change of key in this transaction. Most change one
+// key or a few: a backwards scan then beats a map.
+func (tx *Tx) own(key []byte) (record.Record, bool) {
+	if len(tx.changes) > 16 {
+		if tx.pos == nil {
+			tx.pos = make(map[string]int, 2*len(tx.changes))
+			for i := range tx.changes {
+				tx.pos[string(tx.changes[i].key)] = i
+			}
+		}
+		if i, ok := tx.pos[string(key)]; ok {
+			return tx.changes[i].rec, true
+		}
+		return record.Record{}, false
+	}
+	for i := len(tx.changes) - 1; i >= 0; i-- {
+		if string(tx.changes[i].key) == string(key) {
+			return tx.changes[i].rec, true
+		}
+	}
+	return record.Record{}, false
+}
+
+// Get reads a key's current record, its value's data included (a copy, or
+// what this transaction applied).
+func (tx *Tx) Get(key []byte) (record.Record, error) {
+	if r, ok := tx.own(key); ok {
+		return r, nil
+	}
+	r, _ := tx.db.table.Get(key)
+	return r, nil
+}
+
+// Peek reads a key's current record, with its value's data only if this
+// transaction changed it (full); otherwise without (see Table.Peek), which
+// is enough for versions, liveness and expiry.
+func (tx *Tx) Peek(key []byte) (rec record.Record, full bool) {
+	if r, ok := tx.own(key); ok {
+		return r, true
+	}
+	return tx.db.table.Peek(key), false
+}
+
+// Apply merges rec into key's record. If rec wins anything, the merged record
+// is stored and logged when the transaction publishes; if not, nothing is
+// written, changed is false (a write that loses is dropped, so nothing
+// loops) and merged is the current record, its value's data possibly
+// missing (as Peek). key and rec's data must stay valid until Update
+// returns.
+func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, changed bool, err error) {
+	if len(key) > MaxKeyLen {
+		return record.Record{}, false, ErrKeyTooLong
+	}
+	cur, full := tx.Peek(key)
+	if !full && cur.Exists() && rec.Value.Version.Compare(cur.Value.Version) <= 0 {
+		if loses(rec, cur) {
+			return cur, false, nil
+		}
+		// The stored value may survive the merge: it needs its data.
+		cur, _ = tx.db.table.Get(key)
+	}
+	merged, changed = record.MergeInto(cur, rec)
+	if !changed {
+		return cur, false, nil
+	}
+	was := cur
+	was.Value.Data = nil
+	tx.changes = append(tx.changes, change{key: key, rec: merged, was: was})
+	if tx.pos != nil {
+		tx.pos[string(key)] = len(tx.changes) - 1
+	}
+	return merged, true, nil
+}
+
+// loses reports, from versions alone, that merging rec into cur changes
+// nothing: each of rec's registers is older than cur's, or the same write
+// (equal versions hold equal data; the Merkle digests rely on that too). A
+// duplicate from a second peer's log or a session is then dropped without
+// copying the stored value.
+func loses(rec, cur record.Record) bool {
+	switch c := rec.Value.Version.Compare(cur.Value.Version); {
+	case c > 0:
+		return false
+	case c == 0 && (rec.Value.Kind != cur.Value.Kind || rec.Value.Tombstone && !cur.Value.Tombstone):
+		return false // a kind mismatch is for the full merge; a sweep's tombstone wins
+	}
+	c := rec.Expiry.Version.Compare(cur.Expiry.Version)
+	return c < 0 || c == 0 && rec.Expiry.At <= cur.Expiry.At
+}
+
+// Savepoint marks the changes made so far, for RollbackTo.
+func (tx *Tx) Savepoint() int { return len(tx.changes) }
+
+// RollbackTo undoes the changes made since the savepoint sp, so that one
+// command of a transaction or pipeline can fail without undoing the others.
+func (tx *Tx) RollbackTo(sp int) {
+	clear(tx.changes[sp:])
+	tx.changes = tx.changes[:sp]
+	tx.pos = nil // rebuilt from the changes if needed
+}
