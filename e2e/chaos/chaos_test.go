@@ -160,10 +160,10 @@ func TestChaos(t *testing.T) {
 			t.Logf("round %d (%v): %v", rounds, rd.Length, f)
 			r.faults[f.Kind]++
 		}
-		r.play(rd)
+		healed := r.play(rd)
 		r.wl.gate.close()
 		r.afterHeal()
-		if d, ok := r.awaitConvergence(); ok {
+		if d, ok := r.awaitConvergence(healed); ok {
 			t.Logf("round %d: converged %v after the heal", rounds, d.Round(time.Millisecond))
 			r.conv = append(r.conv, d)
 		}
@@ -246,8 +246,9 @@ func (n *node) info() (map[string]string, error) {
 	return out, nil
 }
 
-// play injects a round's faults at their times and heals each at its end.
-func (r *run) play(rd round) {
+// play injects a round's faults at their times and heals each at its end;
+// it returns when the last heal was done.
+func (r *run) play(rd round) time.Time {
 	type event struct {
 		at   time.Duration
 		i    int // the fault's place in the round: names its rules
@@ -267,7 +268,7 @@ func (r *run) play(rd round) {
 			r.t.Fatalf("%s %v: %v", map[bool]string{false: "inject", true: "heal"}[ev.heal], ev.f, err)
 		}
 	}
-	time.Sleep(time.Until(start.Add(rd.Length)))
+	return time.Now()
 }
 
 // apply injects fault f, or heals it.
@@ -351,11 +352,11 @@ func (r *run) afterHeal() {
 }
 
 // awaitConvergence waits until every node has the same Merkle root, and
-// returns how long that took.
-func (r *run) awaitConvergence() (time.Duration, bool) {
-	start := time.Now()
+// returns how long after healed that was. The workload has stopped by then
+// (waiting for its requests in flight is part of the time).
+func (r *run) awaitConvergence(healed time.Time) (time.Duration, bool) {
 	var roots, peers []string
-	for time.Since(start) < convergeWithin {
+	for time.Since(healed) < convergeWithin {
 		roots, peers = roots[:0], peers[:0]
 		for _, n := range r.nodes {
 			info, err := n.info()
@@ -367,7 +368,7 @@ func (r *run) awaitConvergence() (time.Duration, bool) {
 			peers = append(peers, info["mesh_connected_peers"])
 		}
 		if len(slices.Compact(slices.Clone(roots))) == 1 {
-			return time.Since(start), true
+			return time.Since(healed), true
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

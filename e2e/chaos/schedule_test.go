@@ -111,7 +111,7 @@ func (s *schedule) split() (a, b []int) {
 }
 
 // next draws the next round: one or two faults, each starting in the
-// round's first third and healed before it ends.
+// first third of a stretch of 8 to 16 s and healed within it.
 func (s *schedule) next() round {
 	r := round{Length: s.ms(8*time.Second, 16*time.Second)}
 	busy := map[int]bool{}
@@ -145,6 +145,12 @@ func (s *schedule) next() round {
 			}
 		}
 		r.Faults = append(r.Faults, f)
+	}
+	// The round ends with its last heal, so that the time to converge is
+	// measured from the moment the last fault went away.
+	r.Length = 0
+	for _, f := range r.Faults {
+		r.Length = max(r.Length, f.End)
 	}
 	return r
 }
