@@ -74,6 +74,9 @@ func replayCommand(seed int64, nodes int, duration time.Duration, faults string)
 	if faults != "" {
 		cmd += " -chaos.faults " + faults
 	}
+	if *flagRoundMin != 8*time.Second || *flagRoundMax != 16*time.Second {
+		cmd += fmt.Sprintf(" -chaos.round-min %v -chaos.round-max %v", *flagRoundMin, *flagRoundMax)
+	}
 	if *flagBinary != "" {
 		cmd += " -chaos.binary " + *flagBinary
 	}
@@ -151,7 +154,7 @@ func TestChaos(t *testing.T) {
 	r.waitConnected()
 
 	r.wl = startWorkload(r.nodes, workersPerNode, ratePerNode, seed)
-	sched := newSchedule(seed, nodes, kinds)
+	sched := newSchedule(seed, nodes, kinds, *flagRoundMin, *flagRoundMax)
 	end := time.Now().Add(duration)
 	rounds := 0
 	for ; time.Now().Before(end); rounds++ {

@@ -119,7 +119,7 @@ func TestCheckerVerdicts(t *testing.T) {
 
 // The same seed gives the same schedule.
 func TestScheduleReplays(t *testing.T) {
-	a, b := newSchedule(42, 5, allFaults), newSchedule(42, 5, allFaults)
+	a, b := newSchedule(42, 5, allFaults, 8*time.Second, 16*time.Second), newSchedule(42, 5, allFaults, 8*time.Second, 16*time.Second)
 	for i := range 50 {
 		ra, rb := a.next(), b.next()
 		if len(ra.Faults) == 0 {

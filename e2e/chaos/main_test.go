@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -32,6 +33,8 @@ var (
 	flagNodes    = flag.Int("chaos.nodes", 3, "nodes in the mesh")
 	flagDuration = flag.Duration("chaos.duration", 0, "how long to inject faults (0: the short run's 60s)")
 	flagFaults   = flag.String("chaos.faults", "", "comma-separated fault kinds to draw from, or all (default: all but diskfull)")
+	flagRoundMin = flag.Duration("chaos.round-min", 8*time.Second, "shortest round of faults")
+	flagRoundMax = flag.Duration("chaos.round-max", 16*time.Second, "longest round of faults")
 	flagBinary   = flag.String("chaos.binary", "", "run this redmesh binary instead of building one (e.g. a deliberately broken build)")
 	flagReport   = flag.String("chaos.report", "", "write the run's summary as JSON to this file")
 )

@@ -85,13 +85,15 @@ type round struct {
 // schedule draws rounds from a seed: the same seed, node count and fault
 // kinds give the same rounds in the same order.
 type schedule struct {
-	rng   *rand.Rand
-	nodes int
-	kinds []string
+	rng                *rand.Rand
+	nodes              int
+	kinds              []string
+	minRound, maxRound time.Duration
 }
 
-func newSchedule(seed int64, nodes int, kinds []string) *schedule {
-	return &schedule{rng: rand.New(rand.NewPCG(uint64(seed), 0x636861_6f73)), nodes: nodes, kinds: kinds}
+func newSchedule(seed int64, nodes int, kinds []string, minRound, maxRound time.Duration) *schedule {
+	return &schedule{rng: rand.New(rand.NewPCG(uint64(seed), 0x636861_6f73)), nodes: nodes, kinds: kinds,
+		minRound: minRound, maxRound: max(minRound, maxRound)}
 }
 
 // ms draws a whole number of milliseconds in [lo, max(lo, hi)].
@@ -111,9 +113,9 @@ func (s *schedule) split() (a, b []int) {
 }
 
 // next draws the next round: one or two faults, each starting in the
-// first third of a stretch of 8 to 16 s and healed within it.
+// first third of a stretch of minRound to maxRound and healed within it.
 func (s *schedule) next() round {
-	r := round{Length: s.ms(8*time.Second, 16*time.Second)}
+	r := round{Length: s.ms(s.minRound, s.maxRound)}
 	busy := map[int]bool{}
 	for range 1 + s.rng.IntN(2) {
 		f := fault{Kind: s.kinds[s.rng.IntN(len(s.kinds))]}
