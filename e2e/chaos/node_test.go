@@ -260,8 +260,8 @@ func (n *node) freeDisk() error {
 }
 
 // crashReport is what the log of the process that exited says about its
-// end: from the runtime's or a panic's first line if there is one, else the
-// log's last lines. Call it before restarting the node.
+// end: the panic or runtime error and the failing goroutine's stack if there
+// is one, else the log's last lines. Call it before restarting the node.
 func (n *node) crashReport() string {
 	b, _ := os.ReadFile(n.logPath)
 	all := strings.Split(string(b), "\n")
@@ -274,7 +274,15 @@ func (n *node) crashReport() string {
 	for i := last; i < len(all); i++ {
 		l := all[i]
 		if strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") || strings.HasPrefix(l, "unexpected fault") {
-			return strings.Join(all[i:min(len(all), i+40)], "\n")
+			// Up to the end of the first goroutine's stack: the one that failed.
+			end, blanks := i, 0
+			for end < len(all) && end < i+60 && blanks < 2 {
+				if all[end] == "" {
+					blanks++
+				}
+				end++
+			}
+			return strings.Join(all[i:end], "\n")
 		}
 	}
 	return n.logTail(30)
