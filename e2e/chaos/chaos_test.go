@@ -268,7 +268,11 @@ func (r *run) play(rd round) time.Time {
 		// Waiting is the schedule itself here, not a guess at a condition.
 		time.Sleep(time.Until(start.Add(ev.at)))
 		if err := r.apply(fmt.Sprintf("f%d", ev.i), ev.f, ev.heal); err != nil {
-			r.t.Fatalf("%s %v: %v", map[bool]string{false: "inject", true: "heal"}[ev.heal], ev.f, err)
+			what := "inject"
+			if ev.heal {
+				what = "heal"
+			}
+			r.t.Fatalf("%s %v: %v", what, ev.f, err)
 		}
 	}
 	return time.Now()

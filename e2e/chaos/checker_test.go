@@ -120,7 +120,9 @@ func (o op) String() string {
 	return s
 }
 
-// check judges a history against the nodes' final states.
+// check judges a history against the nodes' final states. (Jepsen's own
+// checkers are Clojure and know nothing of MESH VERSION; this one knows the
+// workload's three key classes and the exact versions it recorded.)
 func check(h []op, states []nodeState) verdict {
 	var v verdict
 	checkConverged(&v, states)

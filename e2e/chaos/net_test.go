@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -139,13 +140,7 @@ func (nw *network) setRules(name string, rules []string) error {
 	}
 	var b strings.Builder
 	b.WriteString("flush chain bridge chaos filter\n")
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range nw.rules {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(nw.rules)) {
 		for _, r := range nw.rules[name] {
 			fmt.Fprintf(&b, "add rule bridge chaos filter %s\n", r)
 		}
