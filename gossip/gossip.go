@@ -130,6 +130,7 @@ type dialState struct {
 	dialing bool
 	pinned  bool      // a bootstrap peer: never forgotten
 	upSince time.Time // when the current or last link came up
+	lostAt  time.Time // when a stable link to the peer last closed
 }
 
 // Meta names in the store.

@@ -464,6 +464,41 @@ func TestRedialBackoff(t *testing.T) {
 	}
 }
 
+// TestRedialBackoffAfterLostLink: a peer whose stable link closed (a
+// partition, a restart) is redialled at least every maxBackoffLost for
+// lostRecently, so the mesh notices a heal within seconds; after that it
+// backs off to the full cap like any unreachable peer.
+func TestRedialBackoffAfterLostLink(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	d := &dialState{upSince: now}
+	lost := now.Add(time.Hour)
+	d.linkDown(lost)
+	at := lost
+	for at.Before(lost.Add(lostRecently - maxBackoffLost)) {
+		d.failed(at)
+		if gap := d.next.Sub(at); gap > maxBackoffLost {
+			t.Fatalf("%v after the link closed: next dial in %v, want at most %v", at.Sub(lost), gap, maxBackoffLost)
+		}
+		at = d.next.Add(10 * time.Second) // each dial waits out its timeout
+	}
+	for range 10 {
+		at = at.Add(d.backoff + 10*time.Second)
+		d.failed(at)
+	}
+	if d.backoff != maxBackoff {
+		t.Fatalf("%v after the link closed: backoff %v, want the cap %v", at.Sub(lost), d.backoff, maxBackoff)
+	}
+	// A link refused right after its handshake is not a lost stable link.
+	r := &dialState{upSince: now}
+	for i := range 10 {
+		r.upSince = now.Add(time.Duration(i) * time.Minute)
+		r.linkDown(r.upSince.Add(10 * time.Millisecond))
+	}
+	if r.backoff != maxBackoff {
+		t.Fatalf("a peer refusing us after the handshake: backoff %v, want the cap %v", r.backoff, maxBackoff)
+	}
+}
+
 // TestTurns: one catch-up holds the turn at a time, waiters are counted and
 // served in order, and a cancelled wait gives up without the turn.
 func TestTurns(t *testing.T) {

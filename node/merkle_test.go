@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,6 +109,48 @@ func TestMerkleRepairsTwoNodes(t *testing.T) {
 	if a2.MerkleRoot() != root {
 		t.Fatalf("root after restart %x, before %x", a2.MerkleRoot(), root)
 	}
+}
+
+// TestApplyRemoteLogsRefusalsOncePerBatch: a peer whose clock runs ahead
+// sends all its writes too far ahead; the node says so once per batch, not
+// once per record.
+func TestApplyRemoteLogsRefusalsOncePerBatch(t *testing.T) {
+	var log syncBuffer
+	n, err := Open(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	ahead := record.Version{TS: hlc.FromTime(time.Now().Add(time.Hour)), Node: 42}
+	var recs []merkle.Record
+	for i := range 100 {
+		key := fmt.Sprintf("k%d", i)
+		recs = append(recs, merkle.Record{Key: []byte(key), Payload: record.Encode(record.Record{
+			Value: record.Value{Version: ahead, Data: []byte(key)}, Expiry: record.Expiry{Version: ahead}})})
+	}
+	if _, err := n.ApplyRemote(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(log.String(), "refused remote record"); got != 1 || !strings.Contains(log.String(), "count=100") {
+		t.Fatalf("%d log lines about refused records, want 1 with count=100:\n%s", got, log.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestApplyRemoteRefusesSkewedClock(t *testing.T) {

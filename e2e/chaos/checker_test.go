@@ -1,0 +1,280 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// keyState is a live key as one node holds it.
+type keyState struct {
+	Value    string
+	ExpireAt int64  // PEXPIRETIME: -1 without a deadline
+	Versions string // MESH VERSION: both registers' versions
+}
+
+// nodeState is what one node holds once the faults healed.
+type nodeState struct {
+	keys   map[string]keyState
+	shared map[string]version // every shared key's value register, tombstones too
+}
+
+// dump reads a node's whole keyspace: SCAN, then per key GET, PEXPIRETIME
+// and MESH VERSION in one pipeline, and the version of every shared key.
+func dump(ctx context.Context, c *redis.Client) (nodeState, error) {
+	st := nodeState{keys: map[string]keyState{}, shared: map[string]version{}}
+	var keys []string
+	iter := c.Scan(ctx, 0, "*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return st, fmt.Errorf("SCAN: %w", err)
+	}
+	keys = slices.Compact(slices.Sorted(slices.Values(keys))) // SCAN may return a key twice
+	for chunk := range slices.Chunk(keys, 500) {
+		p := c.Pipeline()
+		gets := make([]*redis.StringCmd, len(chunk))
+		exps := make([]*redis.Cmd, len(chunk))
+		vers := make([]*redis.Cmd, len(chunk))
+		for i, k := range chunk {
+			gets[i] = p.Get(ctx, k)
+			exps[i] = p.Do(ctx, "PEXPIRETIME", k)
+			vers[i] = p.Do(ctx, "MESH", "VERSION", k)
+		}
+		if _, err := p.Exec(ctx); err != nil && err != redis.Nil {
+			return st, fmt.Errorf("read keys: %w", err)
+		}
+		for i, k := range chunk {
+			v, err := gets[i].Result()
+			if err == redis.Nil {
+				continue // deleted or expired since SCAN saw it
+			}
+			if err != nil {
+				return st, fmt.Errorf("GET %s: %w", k, err)
+			}
+			at, err := exps[i].Int64()
+			if err != nil {
+				return st, fmt.Errorf("PEXPIRETIME %s: %w", k, err)
+			}
+			st.keys[k] = keyState{Value: v, ExpireAt: at, Versions: fmt.Sprint(vers[i].Val())}
+		}
+	}
+	for k := range sharedKeys {
+		key := fmt.Sprintf("s/%d", k)
+		raw, err := c.Do(ctx, "MESH", "VERSION", key).Result()
+		if err != nil {
+			return st, fmt.Errorf("MESH VERSION %s: %w", key, err)
+		}
+		if st.shared[key], err = parseVersion(raw); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// verdict is the checker's finding.
+type verdict struct {
+	Acknowledged int      // acknowledged writes and deletes
+	Lost         int      // acknowledged, yet neither on the nodes nor superseded
+	Resurrected  int      // acknowledged deletes whose key is back
+	Diverged     int      // keys on which the nodes disagree
+	Phantoms     int      // values no client ever wrote
+	Problems     []string // the first few of each, described
+}
+
+func (v *verdict) problem(format string, args ...any) {
+	if len(v.Problems) < 40 {
+		v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
+	}
+}
+
+func (v *verdict) ok() bool {
+	return v.Lost == 0 && v.Resurrected == 0 && v.Diverged == 0 && v.Phantoms == 0
+}
+
+func (o op) String() string {
+	kind := "SET"
+	if o.Kind == opDel {
+		kind = "DEL"
+	}
+	s := fmt.Sprintf("%s %s", kind, o.Key)
+	if o.Kind == opSet {
+		s += " " + o.Value
+	}
+	if o.TTL {
+		s += " PX"
+	}
+	s += fmt.Sprintf(" at node %d worker %d, %s..%s", o.Node, o.Worker,
+		o.Invoke.Format("15:04:05.000"), o.Done.Format("15:04:05.000"))
+	if o.Kind == opDel {
+		s += fmt.Sprintf(" deleted %d", o.Deleted)
+	}
+	if o.Version != (version{}) {
+		s += " version " + o.Version.String()
+	}
+	return s
+}
+
+// check judges a history against the nodes' final states. (Jepsen's own
+// checkers are Clojure and know nothing of MESH VERSION; this one knows the
+// workload's three key classes and the exact versions it recorded.)
+func check(h []op, states []nodeState) verdict {
+	var v verdict
+	checkConverged(&v, states)
+	byKey := map[string][]op{}
+	for _, o := range h {
+		byKey[o.Key] = append(byKey[o.Key], o)
+		if o.Outcome == ok {
+			v.Acknowledged++
+		}
+	}
+	if v.Diverged == 0 && len(states) > 1 {
+		states = states[:1] // the others hold the same: count each finding once
+	}
+	for i, st := range states {
+		checkPhantoms(&v, i, st, byKey)
+		for _, key := range slices.Sorted(maps.Keys(byKey)) {
+			ops := byKey[key]
+			switch {
+			case strings.HasPrefix(key, "u/"):
+				checkUnique(&v, i, st, ops)
+			case strings.HasPrefix(key, "d/"):
+				checkDeleted(&v, i, st, ops)
+			case strings.HasPrefix(key, "s/"):
+				checkShared(&v, i, st, ops)
+			}
+		}
+	}
+	return v
+}
+
+func checkConverged(v *verdict, states []nodeState) {
+	if len(states) == 0 {
+		return
+	}
+	first := states[0]
+	for i, st := range states[1:] {
+		for _, k := range slices.Sorted(maps.Keys(first.keys)) {
+			if a, b := first.keys[k], st.keys[k]; a != b {
+				v.Diverged++
+				v.problem("diverged: %s is %+v on node 0, %+v on node %d", k, a, b, i+1)
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(st.keys)) {
+			if _, ok := first.keys[k]; !ok {
+				v.Diverged++
+				v.problem("diverged: %s is absent on node 0, %+v on node %d", k, st.keys[k], i+1)
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(first.shared)) {
+			if a, b := first.shared[k], st.shared[k]; a != b {
+				v.Diverged++
+				v.problem("diverged: %s has version %v on node 0, %v on node %d", k, a, b, i+1)
+			}
+		}
+	}
+}
+
+// checkPhantoms finds values no client wrote to their key.
+func checkPhantoms(v *verdict, node int, st nodeState, byKey map[string][]op) {
+	for _, k := range slices.Sorted(maps.Keys(st.keys)) {
+		found := false
+		for _, o := range byKey[k] {
+			if o.Kind == opSet && o.Value == st.keys[k].Value {
+				found = true
+				break
+			}
+		}
+		if !found {
+			v.Phantoms++
+			v.problem("phantom: node %d holds %s = %q, which no client wrote", node, k, st.keys[k].Value)
+		}
+	}
+}
+
+func checkUnique(v *verdict, node int, st nodeState, ops []op) {
+	for _, o := range ops {
+		if o.Outcome != ok {
+			continue
+		}
+		if got, ok := st.keys[o.Key]; !ok || got.Value != o.Value {
+			v.Lost++
+			v.problem("lost: node %d has %s = %q after acknowledged %v", node, o.Key, got.Value, o)
+		}
+	}
+}
+
+func checkDeleted(v *verdict, node int, st nodeState, ops []op) {
+	var set *op
+	delAttempted := false
+	for i, o := range ops {
+		switch {
+		case o.Kind == opSet && o.Outcome == ok:
+			set = &ops[i]
+		case o.Kind == opDel:
+			delAttempted = true
+			if o.Outcome != ok {
+				continue
+			}
+			if o.Deleted != 1 {
+				v.Lost++
+				v.problem("lost: %v found no key after its SET was acknowledged", o)
+			}
+			if got, present := st.keys[o.Key]; present {
+				v.Resurrected++
+				v.problem("resurrected: node %d has %s = %q after acknowledged %v", node, o.Key, got.Value, o)
+			}
+		}
+	}
+	if set != nil && !delAttempted {
+		if got, ok := st.keys[set.Key]; !ok || got.Value != set.Value {
+			v.Lost++
+			v.problem("lost: node %d has %s = %q after acknowledged %v", node, set.Key, got.Value, *set)
+		}
+	}
+}
+
+// checkShared holds a shared key's final state against every acknowledged
+// write to it: none may carry a higher version than the final one, and the
+// write whose version is the final one must be what the node holds.
+func checkShared(v *verdict, node int, st nodeState, ops []op) {
+	key := ops[0].Key
+	final := st.shared[key]
+	got, present := st.keys[key]
+	for _, o := range ops {
+		if o.Outcome != ok || o.Kind == opDel && o.Deleted == 0 {
+			continue // a DEL that found nothing wrote nothing
+		}
+		switch {
+		case final.less(o.Version):
+			if o.Kind == opDel && present {
+				v.Resurrected++
+				v.problem("resurrected: node %d has %s = %q at version %v, older than acknowledged %v", node, key, got.Value, final, o)
+			} else {
+				v.Lost++
+				v.problem("lost: node %d has %s at version %v, older than acknowledged %v", node, key, final, o)
+			}
+		case final == o.Version && o.Kind == opSet && (!present || got.Value != o.Value):
+			v.Lost++
+			v.problem("lost: node %d has %s = %q (present %v) at the version of acknowledged %v", node, key, got.Value, present, o)
+		case final == o.Version && o.Kind == opDel && present:
+			v.Resurrected++
+			v.problem("resurrected: node %d has %s = %q at the version of acknowledged %v", node, key, got.Value, o)
+		}
+	}
+}
+
+// describe is the verdict in a few lines.
+func (v verdict) describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d acknowledged, %d lost, %d resurrected, %d diverged, %d phantom", v.Acknowledged, v.Lost, v.Resurrected, v.Diverged, v.Phantoms)
+	for _, p := range v.Problems {
+		b.WriteString("\n  " + p)
+	}
+	return b.String()
+}
