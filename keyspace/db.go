@@ -53,6 +53,10 @@ type Options struct {
 // ErrClosed is returned by Update on a closed DB.
 var ErrClosed = errors.New("keyspace is closed")
 
+// ErrLogFailing is returned by Update while the log cannot be written (a
+// full disk): writes are refused until it can again.
+var ErrLogFailing = errors.New("errors writing to the log")
+
 // ErrKeyTooLong is returned by Tx.Apply for a key over MaxKeyLen.
 var ErrKeyTooLong = fmt.Errorf("key longer than %d bytes", MaxKeyLen)
 
@@ -179,7 +183,7 @@ func (db *DB) Update(ctx context.Context, fn UpdateFunc) error {
 	}
 	if errp := db.failure.Load(); errp != nil {
 		db.wmu.Unlock()
-		return fmt.Errorf("writes are refused until the log can be written: %w", *errp)
+		return fmt.Errorf("%w: %w", ErrLogFailing, *errp)
 	}
 	tx := &db.tx
 	tx.reset()

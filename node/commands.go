@@ -181,6 +181,9 @@ func (c *client) writeErr(err error) {
 		c.w.WriteError(string(re))
 	case errors.Is(err, keyspace.ErrKeyTooLong):
 		c.w.WriteError("ERR " + err.Error())
+	case errors.Is(err, keyspace.ErrLogFailing):
+		// As Redis answers when its append-only file cannot be written.
+		c.w.WriteError(sanitizeError("MISCONF " + err.Error()))
 	default:
 		c.w.WriteError(sanitizeError("ERR " + err.Error()))
 	}

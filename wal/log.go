@@ -148,6 +148,9 @@ func (s *Store) Commit(b *Batch) error {
 	if b.Entries[0].Seq != last+1 {
 		return fmt.Errorf("commit log entries from %d: the log ends at %d", b.Entries[0].Seq, last)
 	}
+	if err := s.checkSpace(int64(len(b.buf))); err != nil {
+		return err
+	}
 	now := s.opts.Now()
 	for i := range b.Entries {
 		b.Entries[i].Time = now
@@ -489,6 +492,9 @@ func (s *Store) truncateBatch() (int, error) {
 	})
 	if err != nil || top == 0 {
 		return 0, err
+	}
+	if err := s.checkSpace(0); err != nil {
+		return 0, fmt.Errorf("truncate log to %d: %w", top+1, err)
 	}
 	err = s.update(func(txn *badger.Txn) error {
 		for _, k := range rows {

@@ -26,6 +26,7 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"golang.org/x/sys/unix"
 )
 
 // Fsync is the durability mode, as Redis's appendfsync.
@@ -256,16 +257,40 @@ func (s *Store) background() {
 func (s *Store) Fsync() Fsync { return s.opts.Fsync }
 
 // valueLogFileSize is the size of a value log file: the unit in which its
-// space is reclaimed. Badger's default, 1 GiB, would keep that much of
-// truncated log on disk.
-const valueLogFileSize = 64 << 20
+// space is reclaimed, and part of the free space a commit needs (see
+// checkSpace). Badger's default, 1 GiB, would keep that much of truncated
+// log on disk.
+const valueLogFileSize = 16 << 20
+
+// ErrDiskFull is returned by writes when the disk has too little room for
+// them: Badger writes through memory-mapped files, and a page the file
+// system cannot back kills the process (SIGBUS) rather than failing the
+// write, so the store refuses beforehand.
+var ErrDiskFull = errors.New("not enough free disk space")
+
+// checkSpace fails with ErrDiskFull unless the data directory's file system
+// has room for need bytes more than Badger may touch without asking: the
+// rest of its memtable and value log files (created sparse, at twice their
+// nominal sizes) and a flushed table.
+func (s *Store) checkSpace(need int64) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(s.opts.Dir, &st); err != nil {
+		return nil // cannot tell; Badger will say
+	}
+	o := s.db.Opts()
+	want := 4*o.MemTableSize + 2*o.ValueLogFileSize + need
+	if free := int64(st.Bavail) * st.Bsize; free < want {
+		return fmt.Errorf("%w in %s: %d MiB free, the log needs %d MiB", ErrDiskFull, s.opts.Dir, free>>20, want>>20)
+	}
+	return nil
+}
 
 // collectValueLog reclaims value log files that are mostly garbage (values
 // overwritten or deleted, log blocks truncated, as compaction has found):
 // Badger copies what still lives in each to the head of the value log and
 // deletes the file.
 func (s *Store) collectValueLog(ctx context.Context) {
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && s.checkSpace(0) == nil {
 		err := s.db.RunValueLogGC(0.5)
 		if err == nil {
 			continue
@@ -326,7 +351,10 @@ func (s *Store) PutMetaSync(name string, value []byte) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	err := s.update(func(txn *badger.Txn) error { return txn.Set(metaKey(name), value) })
+	err := s.checkSpace(int64(len(value)))
+	if err == nil {
+		err = s.update(func(txn *badger.Txn) error { return txn.Set(metaKey(name), value) })
+	}
 	if err == nil {
 		err = s.db.Sync()
 	}

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/record"
@@ -220,5 +223,50 @@ func TestValueLogReclaimsTruncatedLog(t *testing.T) {
 	entries, err := s.ReadLog(first, int(last-first+1), 64<<20)
 	if err != nil || uint64(len(entries)) != last-first+1 || entries[len(entries)-1].Seq != last {
 		t.Fatalf("reading the retained log %d..%d: %d entries, %v", first, last, len(entries), err)
+	}
+}
+
+// A full disk refuses commits with ErrDiskFull, before Badger touches a
+// page of a memory-mapped file the file system cannot back (which kills the
+// process), and commits go on once space returns. It mounts a small tmpfs,
+// so it needs root, as CI has.
+func TestFullDiskRefusesCommits(t *testing.T) {
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=128m"); err != nil {
+		t.Skipf("cannot mount a tmpfs (not root?): %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	s := open(t, filepath.Join(dir, "d"), nil)
+	defer s.Close()
+	commit(t, s, 10, func(i int) string { return fmt.Sprint("k", i) }, "v")
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break // the disk is full
+		}
+	}
+	f.Close()
+	var b Batch
+	_, last := s.LogBounds()
+	b.Add(last+1, []byte("k"), setRec(100, "v"), [2]record.Version{})
+	if err := s.Commit(&b); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("commit on a full disk: %v, want ErrDiskFull", err)
+	}
+	if err := s.PutMetaSync("m", []byte("x")); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("meta on a full disk: %v, want ErrDiskFull", err)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(&b); err != nil {
+		t.Fatalf("commit once space returned: %v", err)
+	}
+	if _, last := s.LogBounds(); last != 11 {
+		t.Fatalf("log ends at %d, want 11", last)
 	}
 }

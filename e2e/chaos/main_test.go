@@ -32,7 +32,7 @@ var (
 	flagSeed     = flag.Int64("chaos.seed", 0, "seed of the fault schedule and workload (0: pick one and print it)")
 	flagNodes    = flag.Int("chaos.nodes", 3, "nodes in the mesh")
 	flagDuration = flag.Duration("chaos.duration", 0, "how long to inject faults (0: the short run's 60s)")
-	flagFaults   = flag.String("chaos.faults", "", "comma-separated fault kinds to draw from, or all (default: all but diskfull)")
+	flagFaults   = flag.String("chaos.faults", "", "comma-separated fault kinds to draw from, or all (default: all)")
 	flagRoundMin = flag.Duration("chaos.round-min", 8*time.Second, "shortest round of faults")
 	flagRoundMax = flag.Duration("chaos.round-max", 16*time.Second, "longest round of faults")
 	flagBinary   = flag.String("chaos.binary", "", "run this redmesh binary instead of building one (e.g. a deliberately broken build)")

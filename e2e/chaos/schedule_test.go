@@ -23,11 +23,8 @@ const (
 var allFaults = []string{faultPartition, faultOneWay, faultLoss, faultKill, faultPause, faultSkew, faultSkewBeyond, faultDiskFull}
 
 // defaultFaults is what a run draws from unless -chaos.faults says
-// otherwise: every kind but diskfull, which today kills the node (Badger
-// writes its memtable through a memory-mapped file and takes SIGBUS when
-// the filesystem has no page left for it) instead of refusing writes.
-// Run it with -chaos.faults all or -chaos.faults diskfull.
-var defaultFaults = []string{faultPartition, faultOneWay, faultLoss, faultKill, faultPause, faultSkew, faultSkewBeyond}
+// otherwise: every kind.
+var defaultFaults = allFaults
 
 // parseFaults reads -chaos.faults.
 func parseFaults(s string) ([]string, error) {
