@@ -3,6 +3,7 @@ package keyspace
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/redmesh/redmesh/record"
 	"github.com/redmesh/redmesh/wal"
@@ -352,4 +355,61 @@ func FuzzLoadCheckpoint(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		loadCheckpoint(bytes.NewReader(b), int64(len(b)), NewTable())
 	})
+}
+
+// TestLegacyStoreIsConverted: a store of the layout before (keyspace rows in
+// Badger, a log of versions only) opens with every key, checkpointed, and
+// its sequence numbers go on after the old log's.
+func TestLegacyStoreIsConverted(t *testing.T) {
+	dir := t.TempDir()
+	bo := badger.DefaultOptions(dir)
+	bo.Logger = nil
+	bdb, err := badger.OpenManaged(bo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn := bdb.NewTransactionAt(1, true)
+	for i := range 100 {
+		key := fmt.Appendf(nil, "key%d", i)
+		row := append([]byte{'k', 0, 0, 0, 0}, key...)
+		binary.BigEndian.PutUint32(row[1:], uint32(Hash(key)>>32))
+		if err := txn.Set(row, record.Encode(setRec(uint64(i+1), fmt.Sprint(i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The old log: one block (count, time) ending at sequence number 500.
+	blk := binary.BigEndian.AppendUint32(nil, 1)
+	blk = binary.BigEndian.AppendUint64(blk, 0)
+	if err := txn.Set(binary.BigEndian.AppendUint64([]byte{'l'}, 500), blk); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Set([]byte("mlog-format"), []byte("blocks")); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.CommitAt(2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openStore(t, dir, nil)
+	if s.db.KeyCount() != 100 {
+		t.Fatalf("%d keys after conversion, want 100", s.db.KeyCount())
+	}
+	for i := range 100 {
+		if r := s.db.Get(fmt.Appendf(nil, "key%d", i)); string(r.Value.Data) != fmt.Sprint(i) {
+			t.Fatalf("key%d = %q", i, r.Value.Data)
+		}
+	}
+	put(t, s.db, "new", setRec(1000, "x"))
+	if _, last := s.log.LogBounds(); last != 501 {
+		t.Fatalf("the first write after conversion got %d, want 501", last)
+	}
+	s.close(t)
+	s = openStore(t, dir, nil)
+	defer s.close(t)
+	if s.log.Legacy() || s.db.KeyCount() != 101 {
+		t.Fatalf("after a restart: legacy %v, %d keys", s.log.Legacy(), s.db.KeyCount())
+	}
 }
