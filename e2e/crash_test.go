@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/wal"
@@ -97,4 +100,76 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 		t.Fatalf("store holds %d keys, verified %d", rep.Keys, checked)
 	}
 	t.Logf("store check: %+v", rep)
+}
+
+// TestKill9KeepsMixedSizes: as TestKill9KeepsAcknowledgedWrites, with values
+// from 1 byte to 16 MB, so that some log blocks span rows and some commits
+// carry many megabytes when the node dies.
+func TestKill9KeepsMixedSizes(t *testing.T) {
+	dir := t.TempDir()
+	p := startNode(t, dir, "--fsync", "always")
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: p.addr, Protocol: 2, PoolSize: 16, ReadTimeout: time.Minute, WriteTimeout: time.Minute})
+	defer c.Close()
+	value := func(w, i int) string {
+		size := 1 << ((w*7 + i*5) % 25) // 1 B to 16 MB
+		return strings.Repeat(string(rune('a'+(w+i)%26)), size)
+	}
+	const writers, keys = 8, 12
+	type state struct{ acked, inflight map[string]int }
+	states := make([]state, writers)
+	var total atomic.Int64
+	var bytes atomic.Int64
+	var wg sync.WaitGroup
+	for w := range writers {
+		states[w] = state{acked: map[string]int{}, inflight: map[string]int{}}
+		wg.Go(func() {
+			st := states[w]
+			for i := 0; ; i++ {
+				key := fmt.Sprintf("w%d:k%d", w, i%keys)
+				st.inflight[key] = i
+				v := value(w, i)
+				if err := c.Set(ctx, key, v, 0).Err(); err != nil {
+					return
+				}
+				delete(st.inflight, key)
+				st.acked[key] = i
+				total.Add(1)
+				bytes.Add(int64(len(v)))
+			}
+		})
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for (total.Load() < 400 || bytes.Load() < 200<<20) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.kill()
+	wg.Wait()
+	t.Logf("%d writes (%d MiB) acknowledged before kill -9", total.Load(), bytes.Load()>>20)
+
+	p = startNode(t, dir, "--fsync", "always")
+	c2 := redis.NewClient(&redis.Options{Addr: p.addr, Protocol: 2, ReadTimeout: time.Minute})
+	defer c2.Close()
+	for w, st := range states {
+		for key, i := range st.acked {
+			got, err := c2.Get(ctx, key).Result()
+			if err != nil {
+				t.Fatalf("acknowledged key %s lost: %v", key, err)
+			}
+			if got != value(w, i) {
+				if in, ok := st.inflight[key]; !ok || got != value(w, in) {
+					t.Fatalf("key %s holds %d bytes, not its acknowledged value of %d", key, len(got), len(value(w, i)))
+				}
+			}
+		}
+	}
+	p.stop(t)
+	s, err := wal.Open(wal.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := keyspace.Check(s); err != nil {
+		t.Fatalf("log and checkpoint disagree after kill -9: %v", err)
+	}
 }

@@ -189,8 +189,12 @@ func (db *DB) Update(ctx context.Context, fn UpdateFunc) error {
 	tx.reset()
 	err := runFn(fn, tx)
 	if err != nil || len(tx.changes) == 0 {
+		// What fn read may include writes not yet committed: its answer
+		// waits for them, as a reader's does.
+		seq := db.seq
 		tx.reset()
 		db.wmu.Unlock()
+		db.settleSeq(seq)
 		return err
 	}
 	f := db.publish(tx)
@@ -309,16 +313,18 @@ func (db *DB) signal() {
 	db.dmu.Unlock()
 }
 
-// settle waits until the last change published to key's slot is committed,
-// unless the log is failing or the DB closed (then the reader gets what the
-// table holds).
-func (db *DB) settle(h uint64) {
-	m := db.marks[h%markCount].Load()
-	if m <= db.durable.Load() {
+// settle waits until the last change published to key's slot is committed
+// (see settleSeq).
+func (db *DB) settle(h uint64) { db.settleSeq(db.marks[h%markCount].Load()) }
+
+// settleSeq waits until every change up to seq is committed, unless the log
+// is failing or the DB closed (then the reader gets what the table holds).
+func (db *DB) settleSeq(seq uint64) {
+	if seq <= db.durable.Load() {
 		return
 	}
 	db.dmu.Lock()
-	for m > db.durable.Load() && db.failure.Load() == nil && !db.closed.Load() {
+	for seq > db.durable.Load() && db.failure.Load() == nil && !db.closed.Load() {
 		db.dcond.Wait()
 	}
 	db.dmu.Unlock()
