@@ -141,9 +141,6 @@ func newDB(opts Options) *DB {
 // durability (indexes, sessions between peers).
 func (db *DB) Table() *Table { return db.table }
 
-// Log is the write-ahead log.
-func (db *DB) Log() *wal.Store { return db.log }
-
 // Close stops accepting writes, commits what was published, writes a
 // checkpoint (so the next start replays nothing) and stops. The log stays
 // open.

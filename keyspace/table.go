@@ -536,20 +536,17 @@ func (t *Table) Scan(cursor uint64, fn func(key []byte, rec record.Record) bool)
 // RandomCursor is a Scan cursor at a random group, for RANDOMKEY.
 func RandomCursor() uint64 { return uint64(rand.IntN(groupCount)) + 1 }
 
+// The deadline heap is written here rather than with container/heap, which
+// would box every entry in an interface (an allocation per write with a
+// TTL, and pointers for the collector to scan).
+
 // push adds d to the shard's heap of deadlines.
 func (s *shard) push(d deadline) {
 	if len(s.heap) > 64 && len(s.heap) > 2*len(s.expiry) {
 		s.pruneHeap()
 	}
 	s.heap = append(s.heap, d)
-	for i := len(s.heap) - 1; i > 0; {
-		p := (i - 1) / 2
-		if s.heap[p].at <= s.heap[i].at {
-			break
-		}
-		s.heap[p], s.heap[i] = s.heap[i], s.heap[p]
-		i = p
-	}
+	s.up(len(s.heap) - 1)
 }
 
 // pop removes the heap's earliest deadline.
@@ -557,12 +554,27 @@ func (s *shard) pop() {
 	last := len(s.heap) - 1
 	s.heap[0] = s.heap[last]
 	s.heap = s.heap[:last]
-	for i := 0; ; {
+	s.down(0)
+}
+
+func (s *shard) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if s.heap[p].at <= s.heap[i].at {
+			return
+		}
+		s.heap[p], s.heap[i] = s.heap[i], s.heap[p]
+		i = p
+	}
+}
+
+func (s *shard) down(i int) {
+	for {
 		l, m := 2*i+1, i
-		if l < last && s.heap[l].at < s.heap[m].at {
+		if l < len(s.heap) && s.heap[l].at < s.heap[m].at {
 			m = l
 		}
-		if l+1 < last && s.heap[l+1].at < s.heap[m].at {
+		if l+1 < len(s.heap) && s.heap[l+1].at < s.heap[m].at {
 			m = l + 1
 		}
 		if m == i {
@@ -578,8 +590,8 @@ func (s *shard) current(d deadline) bool {
 	return deadlineOf(s.record(int(d.n), false)) == d.at
 }
 
-// pruneHeap drops the stale entries: keys rewritten with another deadline
-// or none leave theirs behind.
+// pruneHeap drops the stale entries (keys rewritten with another deadline
+// or none leave theirs behind) and orders the rest again.
 func (s *shard) pruneHeap() {
 	kept := s.heap[:0]
 	for _, d := range s.heap {
@@ -587,17 +599,9 @@ func (s *shard) pruneHeap() {
 			kept = append(kept, d)
 		}
 	}
-	s.heap = nil
-	for _, d := range kept {
-		s.heap = append(s.heap, d)
-		for i := len(s.heap) - 1; i > 0; {
-			p := (i - 1) / 2
-			if s.heap[p].at <= s.heap[i].at {
-				break
-			}
-			s.heap[p], s.heap[i] = s.heap[i], s.heap[p]
-			i = p
-		}
+	s.heap = kept
+	for i := len(kept)/2 - 1; i >= 0; i-- {
+		s.down(i)
 	}
 }
 

@@ -197,7 +197,7 @@ func TestExpiredListsDueKeysUntilRewritten(t *testing.T) {
 	for i := range 2000 {
 		k := fmt.Sprintf("k%d", i)
 		at := int64(1 + rng.IntN(200))
-		for range 1 + rng.IntN(3) { // rewritten with other deadlines: stale heap entries
+		for range 1 + rng.IntN(10) { // rewritten with other deadlines: stale heap entries, pruned
 			at = int64(1 + rng.IntN(200))
 			tab.Set([]byte(k), record.Record{Value: record.Value{Version: version(1), Data: []byte("v")}, Expiry: record.Expiry{Version: version(1), At: at}})
 		}
