@@ -314,11 +314,29 @@ func loadCheckpoint(r io.Reader, size int64, t *Table) (uint64, error) {
 	return seq, nil
 }
 
-// loadShard decodes shard i's section into the table.
+// loadShard decodes shard i's section into the table, which is empty.
 func (t *Table) loadShard(i int, b []byte) error {
 	s := &t.shards[i]
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Size the shard first: growing it key by key was a third of loading.
+	n := 0
+	for rest := b; len(rest) > 0; n++ {
+		kl, k := binary.Uvarint(rest)
+		if k <= 0 || kl > uint64(len(rest)-k) {
+			return errors.New("bad key length")
+		}
+		_, after, err := record.DecodePrefix(rest[k+int(kl):])
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", n, err)
+		}
+		rest = after
+	}
+	slots := 16
+	for slots*3 < n*4+4 {
+		slots *= 2
+	}
+	s.slots, s.entries = make([]uint64, slots), make([]entry, 0, n)
 	for len(b) > 0 {
 		kl, n := binary.Uvarint(b)
 		if n <= 0 || kl > MaxKeyLen || kl > uint64(len(b)-n) {
