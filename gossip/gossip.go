@@ -81,6 +81,10 @@ type Mesh struct {
 	turns       *turns // log catch-ups take turns
 
 	st stats
+	// expectSync: peers were known at start (given or remembered), so the
+	// node is ready only once it has synced with one (synced).
+	expectSync bool
+	synced     atomic.Bool
 }
 
 type stats struct {
@@ -123,6 +127,13 @@ type peerState struct {
 	ahead    map[uint64]uint64
 	gapSince time.Time
 	linkUp   bool // the next catch-up is the one of a new connection
+	// What we know of the peer's own log: its head (the next sequence
+	// number it will write) in headEpoch, as pushes, log replies and roots
+	// report it; caughtUpAt is when our cursor last held all of it, and
+	// ackedAt when the peer last acknowledged our writes.
+	head, headEpoch uint64
+	caughtUpAt      time.Time
+	ackedAt         time.Time
 }
 
 type dialState struct {
@@ -197,6 +208,9 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
 		m.want(ai.ID, true)
 	}
+	m.mu.Lock()
+	m.expectSync = len(m.wanted) > 0
+	m.mu.Unlock()
 	m.h.SetStreamHandler(protoLog, m.serveLog)
 	m.h.SetStreamHandler(protoMerkle, m.serveMerkle)
 	m.h.SetStreamHandler(protoAck, m.serveAck)

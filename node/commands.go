@@ -27,7 +27,10 @@ type commandSpec struct {
 	write bool
 	// noMulti: refused inside MULTI.
 	noMulti bool
-	fn      func(n *Node, c *client, args [][]byte)
+	// slot is the command's place in the command statistics, or -1 for a
+	// container whose subcommands have theirs.
+	slot int
+	fn   func(n *Node, c *client, args [][]byte)
 }
 
 // controlsMulti reports whether the command acts on MULTI itself rather than
@@ -140,6 +143,7 @@ func init() {
 		s.write = slices.Contains(s.flags, "write")
 		commands[s.name] = s
 	}
+	assignStatSlots()
 }
 
 // sortedCommands lists the table by name, for stable COMMAND output.

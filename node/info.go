@@ -296,4 +296,5 @@ func (n *Node) resetStats() {
 	n.stats.countsMu.Unlock()
 	n.stats.panics.Store(0)
 	n.stats.memoryPeak.Store(0)
+	n.cmds.reset()
 }

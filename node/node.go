@@ -48,6 +48,7 @@ type Node struct {
 	nclients atomic.Int64
 	clientID atomic.Uint64
 	stats    stats
+	cmds     *commandStats               // per command and per error: see cmdstats.go
 	mesh     atomic.Pointer[gossip.Mesh] // nil until started, or without a mesh
 
 	stop chan struct{}
@@ -113,7 +114,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{}), merkle: mi, runID: newRunID()}
+	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{}), merkle: mi, runID: newRunID(), cmds: newCommandStats()}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -200,9 +201,10 @@ func (n *Node) ID() record.NodeID { return n.id }
 
 // Serve serves RESP clients until ctx ends or Close is called.
 func (n *Node) Serve(ctx context.Context) error {
-	n.wg.Add(3)
+	n.wg.Add(4)
 	defer n.wg.Done()
 	go n.every(100*time.Millisecond, n.sweepExpired)
+	go n.every(100*time.Millisecond, n.sampleOps)
 	go n.every(hlc.DefaultWindow/10, n.extendClock)
 	go func() {
 		select {

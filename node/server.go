@@ -22,10 +22,10 @@ type client struct {
 	n       *Node
 	id      uint64
 	conn    clientConn
-	out     *redcon.Writer // buffers replies to conn until the pipeline is answered
-	w       replier        // where replies go: out, or a buffer during EXEC
-	quit    bool           // close once the replies are flushed (QUIT)
-	tx      *wal.Tx        // set while the client's commands run inside the writer
+	out     *connWriter // buffers replies to conn until the pipeline is answered
+	w       replier     // where replies go: out, or a buffer during EXEC
+	quit    bool        // close once the replies are flushed (QUIT)
+	tx      *wal.Tx     // set while the client's commands run inside the writer
 	ctx     context.Context
 	cancel  context.CancelFunc
 	created time.Time
@@ -82,6 +82,7 @@ func (n *Node) serveConn(nc net.Conn) {
 	defer n.wg.Done()
 	defer nc.Close()
 	if msg := n.admit(nc); msg != "" {
+		n.cmds.rejectedConns.Add(1)
 		nc.Write([]byte("-" + msg + "\r\n"))
 		return
 	}
@@ -90,7 +91,7 @@ func (n *Node) serveConn(nc net.Conn) {
 		n:       n,
 		id:      n.clientID.Add(1),
 		conn:    clientConn{nc},
-		out:     redcon.NewWriter(nc),
+		out:     &connWriter{Writer: redcon.NewWriter(nc)},
 		ctx:     ctx,
 		cancel:  cancel,
 		created: time.Now(),
@@ -202,13 +203,19 @@ func (c *client) read(key []byte) (record.Record, bool, error) {
 }
 
 // dispatch runs one command. A panic in a command is answered with an error
-// and logged; it never takes the server down.
+// and logged; it never takes the server down. Every command is counted in
+// the command statistics: its time and whether it failed, or that it was
+// rejected before it ran, and every error reply by its prefix.
 func (n *Node) dispatch(c *client, args [][]byte) {
+	errs := c.w.errorReplies()
 	defer func() {
 		if p := recover(); p != nil {
 			n.stats.panics.Add(1)
 			n.log.Error("command panicked", "cmd", c.lastCmd, "panic", p, "stack", string(debug.Stack()))
 			c.w.WriteError("ERR internal error")
+		}
+		if e := c.w.errorReplies(); e != errs {
+			n.cmds.errorReply(c.w.lastError())
 		}
 	}()
 	c.counts.commands.Add(1)
@@ -222,12 +229,16 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 	c.lastCmd = name
 	if !c.authed && (spec == nil || !spec.noAuth()) {
 		c.w.WriteError("NOAUTH Authentication required.")
+		n.rejected(c, spec, args)
 		return
 	}
 	c.track(args)
 	defer c.trackMulti()
 	if c.multi != nil && !spec.controlsMulti() {
 		c.queue(name, spec, args)
+		if c.w.errorReplies() != errs {
+			n.rejected(c, spec, args)
+		}
 		return
 	}
 	if spec == nil {
@@ -236,9 +247,24 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 	}
 	if !spec.arityOK(len(args)) {
 		c.w.WriteError(fmt.Sprintf("ERR wrong number of arguments for '%s' command", name))
+		n.rejected(c, spec, args)
 		return
 	}
+	start := n.cmds.clock()
 	spec.fn(n, c, args)
+	if slot := statSlotOf(spec, args); slot >= 0 {
+		n.cmds.ran(c.id, slot, n.cmds.clock()-start, c.w.errorReplies() != errs)
+	}
+}
+
+// rejected counts a call refused before it ran.
+func (n *Node) rejected(c *client, spec *commandSpec, args [][]byte) {
+	if spec == nil {
+		return
+	}
+	if slot := statSlotOf(spec, args); slot >= 0 {
+		n.cmds.rejected(c.id, slot)
+	}
 }
 
 // unknownCommand is Redis's reply, to the byte: the arguments quoted, each

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/redmesh/redmesh/gossip"
+	"github.com/redmesh/redmesh/metrics"
 	"github.com/redmesh/redmesh/node"
 	"github.com/redmesh/redmesh/wal"
 )
@@ -32,6 +33,7 @@ func serveCmd() *cobra.Command {
 		memoryBudget string
 		logLevel     string
 		pprofAddr    string
+		metricsAddr  string
 		maxBulk      string
 		protected    bool
 		pskFile      string
@@ -85,7 +87,7 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 			if pprofAddr != "" {
 				go servePprof(pprofAddr, logger)
 			}
-			return serve(cmd.Context(), cfg, logger)
+			return serve(cmd.Context(), cfg, metricsAddr, logger)
 		},
 	}
 	fl := cmd.Flags()
@@ -103,6 +105,7 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	fl.DurationVar(&cfg.IdleTimeout, "timeout", 0, "close client connections idle this long (0: never)")
 	fl.StringVar(&maxBulk, "proto-max-bulk-len", "512MiB", "largest argument a client may send")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&metricsAddr, "metrics-listen", "", "serve Prometheus metrics, /healthz and /readyz on this address (HOST:PORT; a bare port is loopback)")
 	fl.StringVar(&pprofAddr, "pprof", "", "serve Go's profiler on this address (HOST:PORT), for debugging")
 	fl.StringArrayVar(&cfg.Mesh.Listen, "p2p-listen", []string{
 		fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", gossip.DefaultPort), fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", gossip.DefaultPort)},
@@ -159,7 +162,7 @@ func parseBytes(s string) (int64, error) {
 
 // serve runs a node until SIGINT or SIGTERM, then shuts it down cleanly:
 // stop accepting, finish the writes already accepted, sync, close.
-func serve(ctx context.Context, cfg node.Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg node.Config, metricsAddr string, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The memory and thread policies are process-wide, so the binary
@@ -168,9 +171,22 @@ func serve(ctx context.Context, cfg node.Config, log *slog.Logger) error {
 	var policies sync.WaitGroup
 	policies.Go(func() { node.ManageMemory(policyCtx, node.DefaultMemoryPolicy(), log) })
 	defer func() { stopPolicies(); policies.Wait() }()
+	// The metrics listener comes first: /healthz answers, and /readyz says
+	// the node is loading, while it opens its data.
+	var ms *metrics.Server
+	if metricsAddr != "" {
+		var err error
+		if ms, err = metrics.Listen(metricsAddr, log); err != nil {
+			return err
+		}
+		defer ms.Close()
+	}
 	n, err := node.Open(cfg)
 	if err != nil {
 		return err
+	}
+	if ms != nil {
+		ms.SetNode(n)
 	}
 	policies.Go(func() { node.ManageProcs(policyCtx, node.DefaultProcsPolicy(), log) })
 	log.Info("redmesh node started",
@@ -183,6 +199,9 @@ func serve(ctx context.Context, cfg node.Config, log *slog.Logger) error {
 		"mesh", strings.Join(n.MeshAddrs(), " "))
 	serveErr := n.Serve(ctx)
 	log.Info("shutting down")
+	if ms != nil {
+		ms.Close() // no scrape reads the node while it closes
+	}
 	if err := n.Close(); err != nil {
 		return fmt.Errorf("shut down: %w", err)
 	}
