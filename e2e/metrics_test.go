@@ -170,7 +170,7 @@ func TestMetricsAfterWorkload(t *testing.T) {
 		"keyspace_misses":            "redmesh_keyspace_misses_total",
 		"wal_last_seq":               "redmesh_log_head_seq",
 		"wal_first_seq":              "redmesh_log_first_seq",
-		"hlc_refused_skew":           "redmesh_clock_skew_refused_total",
+		"mesh_refused_clock_skew":    "redmesh_clock_skew_refused_total",
 		"expired_keys":               "redmesh_expired_keys_total",
 		"connected_clients":          "redmesh_connected_clients",
 		"total_connections_received": "redmesh_connections_received_total",

@@ -46,6 +46,9 @@ type Config struct {
 	ProtoMaxBulkLen int64
 	// MemoryBudget is roughly what Badger may use for memtables and caches.
 	MemoryBudget int64
+	// ConfigFile is the file the configuration was read from, if any
+	// (INFO's config_file).
+	ConfigFile string
 	// Logger receives the node's logs; slog.Default() when nil.
 	Logger *slog.Logger
 	// Mesh configures the link to other nodes (libp2p); the node fills in

@@ -9,6 +9,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,6 +52,11 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 				if err := applyConfigFile(cmd.Flags(), configFile); err != nil {
 					return err
 				}
+				abs, err := filepath.Abs(configFile)
+				if err != nil {
+					return fmt.Errorf("--config: %w", err)
+				}
+				cfg.ConfigFile = abs
 			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
