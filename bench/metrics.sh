@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # What metrics cost: redis-benchmark -c 50 SET and GET at -P 1 and -P 16
-# over 100,000 random keys against a node without --metrics-listen and one
-# with it, scraped every second meanwhile (Prometheus scrapes every 15 s by
-# default); and, given a BASE commit, against that commit's node, before
-# the command statistics. RUNS runs (default 3), the variants alternating,
-# each node fresh; medians. Usage: bench/metrics.sh [RUNS] [BASE]
+# over 100,000 random keys against a node without --metrics-listen ("off")
+# and one with it, scraped every second meanwhile ("on"; Prometheus scrapes
+# every 15 s by default); and, given a BASE commit, against that commit's
+# node ("base", before the command statistics). Each test is 10 s of load
+# after 3 s of warm-up; it reports the node's throughput over those 10 s
+# (INFO's command count) and its CPU time per command, user and system
+# together, from /proc: on a machine whose cores other work shares, the
+# CPU per command varies far less than the throughput. RUNS runs (default
+# 3), the variants alternating, each node fresh; medians.
+# Usage: bench/metrics.sh [RUNS] [BASE]
 source "$(dirname "$0")/lib.sh"
 runs=${1:-3}
 base=${2:-}
@@ -18,7 +23,26 @@ if [[ -n $base ]]; then
 fi
 tests=(set get)
 metrics_port=16390
+hz=$(getconf CLK_TCK)
 declare -A V
+
+pid_of() { ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
+commands() { redis-cli -p "$1" INFO stats | tr -d '\r' | awk -F: '$1 == "total_commands_processed" {print $2}'; }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# measure PORT TEST P prints "rps cpu_us_per_command".
+measure() {
+	local port=$1 t=$2 P=$3 pid c0 c1 k0 k1 bp
+	pid=$(pid_of "$port")
+	redis-benchmark -p "$port" -t "$t" -n 100000000 -c 50 -P "$P" -r 100000 -q >/dev/null 2>&1 &
+	bp=$!
+	sleep 3
+	c0=$(commands "$port"); k0=$(ticks "$pid")
+	sleep 10
+	c1=$(commands "$port"); k1=$(ticks "$pid")
+	kill "$bp"; wait "$bp" 2>/dev/null || true
+	awk -v n=$((c1 - c0)) -v k=$((k1 - k0)) -v hz="$hz" 'BEGIN {printf "%.0f %.2f\n", n / 10, k * 1e6 / hz / n}'
+}
 
 for run in $(seq 1 "$runs"); do
 	for variant in "${variants[@]}"; do
@@ -39,7 +63,7 @@ for run in $(seq 1 "$runs"); do
 		fi
 		for P in 1 16; do
 			for t in "${tests[@]}"; do
-				V[$variant,$t,$P]+="$(rps 16380 -t "$t" -n $((P == 1 ? 100000 : 400000)) -c 50 -P "$P" -r 100000);"
+				V[$variant,$t,$P]+="$(measure 16380 "$t" "$P");"
 			done
 		done
 		[[ -z $scraper ]] || kill "$scraper" 2>/dev/null || true
@@ -48,20 +72,19 @@ for run in $(seq 1 "$runs"); do
 	echo "run $run done" >&2
 done
 
+col() { tr ';' '\n' <<<"$1" | grep . | awk -v f="$2" '{print $f}' | median; }
 printf '| command | -P |'
-for v in "${variants[@]}"; do printf ' %s rps |' "$v"; done
-printf ' on ÷ off |\n|---|---:|'
-for _ in "${variants[@]}"; do printf -- '---:|'; done
+for v in "${variants[@]}"; do printf ' %s rps | %s µs CPU/cmd |' "$v" "$v"; done
+printf ' CPU on ÷ off |\n|---|---:|'
+for _ in "${variants[@]}"; do printf -- '---:|---:|'; done
 printf -- '---:|\n'
 for P in 1 16; do
 	for t in "${tests[@]}"; do
 		printf '| %s | %s |' "${t^^}" "$P"
 		for v in "${variants[@]}"; do
-			printf ' %s |' "$(tr ';' '\n' <<<"${V[$v,$t,$P]}" | grep . | median)"
-			echo "  $v $t -P $P runs: ${V[$v,$t,$P]//;/ }" >&2
+			printf ' %s | %s |' "$(col "${V[$v,$t,$P]}" 1)" "$(col "${V[$v,$t,$P]}" 2)"
+			echo "  $v $t -P $P runs (rps µs): ${V[$v,$t,$P]//;/ / }" >&2
 		done
-		on=$(tr ';' '\n' <<<"${V[on,$t,$P]}" | grep . | median)
-		off=$(tr ';' '\n' <<<"${V[off,$t,$P]}" | grep . | median)
-		printf ' %.3f |\n' "$(echo "$on / $off" | bc -l)"
+		printf ' %.3f |\n' "$(echo "$(col "${V[on,$t,$P]}" 2) / $(col "${V[off,$t,$P]}" 2)" | bc -l)"
 	done
 done
