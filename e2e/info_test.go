@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // infoLines returns the "name:value" lines of INFO sections, by name.
@@ -126,13 +128,32 @@ func TestInfoLiveValues(t *testing.T) {
 			c.Ping(ctx)
 		}
 	}()
+	// One connection asks, one INFO per poll: about 20 commands a second.
+	asker := redis.NewClient(&redis.Options{Addr: p.addr, Protocol: 2, PoolSize: 1})
+	defer asker.Close()
 	waitUntil(t, 10*time.Second, "instantaneous_ops_per_sec above 100", func() bool {
-		v, _ := strconv.Atoi(infoFields(t, p, "stats")["instantaneous_ops_per_sec"])
+		v, _ := strconv.Atoi(infoOf(t, asker, "stats")["instantaneous_ops_per_sec"])
 		return v > 100
 	})
 	cancel()
 	waitUntil(t, 10*time.Second, "instantaneous_ops_per_sec to fall under 50 once idle", func() bool {
-		v, _ := strconv.Atoi(infoFields(t, p, "stats")["instantaneous_ops_per_sec"])
+		v, _ := strconv.Atoi(infoOf(t, asker, "stats")["instantaneous_ops_per_sec"])
 		return v < 50
 	})
+}
+
+// TestRedisStyleSettings: yes/no, Redis's size units and plain seconds, on
+// the command line as redis-server takes them.
+func TestRedisStyleSettings(t *testing.T) {
+	p := startNode(t, t.TempDir(), "--no-mesh", "--protected-mode", "no", "--timeout", "300", "--proto-max-bulk-len", "1mb", "--log-format", "json")
+	c := p.client(t)
+	for name, want := range map[string]string{"protected-mode": "no", "timeout": "300", "proto-max-bulk-len": "1048576"} {
+		got, err := c.ConfigGet(context.Background(), name).Result()
+		if err != nil || got[name] != want {
+			t.Errorf("CONFIG GET %s = %v, %v; want %s", name, got, err, want)
+		}
+	}
+	if !strings.Contains(p.out.String(), `"msg":"redmesh node started"`) {
+		t.Errorf("--log-format json: the log is not JSON:\n%s", p.out)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/redis/go-redis/v9"
 )
 
 // scrape fetches and parses /metrics with Prometheus's own text parser.
@@ -79,10 +80,16 @@ func httpGet(url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// infoFields runs INFO section and returns its fields.
+// infoFields runs INFO section on a new connection and returns its fields.
 func infoFields(t testing.TB, p *proc, section string) map[string]string {
 	t.Helper()
-	s, err := p.client(t).Info(context.Background(), section).Result()
+	return infoOf(t, p.client(t), section)
+}
+
+// infoOf runs INFO section through c and returns its fields.
+func infoOf(t testing.TB, c *redis.Client, section string) map[string]string {
+	t.Helper()
+	s, err := c.Info(context.Background(), section).Result()
 	if err != nil {
 		t.Fatalf("INFO %s: %v", section, err)
 	}
