@@ -85,6 +85,18 @@ type Mesh struct {
 	// node is ready only once it has synced with one (synced).
 	expectSync bool
 	synced     atomic.Bool
+	// syncInterval is cfg.SyncInterval, changeable while the mesh runs.
+	syncInterval atomic.Int64
+}
+
+// SyncInterval is the anti-entropy period.
+func (m *Mesh) SyncInterval() time.Duration { return time.Duration(m.syncInterval.Load()) }
+
+// SetSyncInterval changes the anti-entropy period from the next round on.
+func (m *Mesh) SetSyncInterval(d time.Duration) {
+	if d > 0 {
+		m.syncInterval.Store(int64(d))
+	}
 }
 
 type stats struct {
@@ -180,6 +192,7 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		turns:       newTurns(),
 		name:        "open",
 	}
+	m.syncInterval.Store(int64(cfg.SyncInterval))
 	if cfg.PSK != nil {
 		sum := sha256.Sum256(cfg.PSK)
 		m.name = "psk-" + hex.EncodeToString(sum[:8])
@@ -396,7 +409,8 @@ func (m *Mesh) poke(ch chan struct{}) {
 // antiEntropy runs a Merkle session every sync interval with a peer chosen
 // by the mesh policy, unless the previous one is still running.
 func (m *Mesh) antiEntropy() {
-	t := time.NewTicker(m.cfg.SyncInterval)
+	interval := m.SyncInterval()
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	deferred := 0
 	for {
@@ -404,6 +418,10 @@ func (m *Mesh) antiEntropy() {
 		case <-m.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if d := m.SyncInterval(); d != interval { // CONFIG SET sync-interval
+			interval = d
+			t.Reset(d)
 		}
 		if m.syncing.Load() {
 			continue

@@ -2,6 +2,7 @@ package node
 
 import (
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -49,4 +50,22 @@ func TestPercentile(t *testing.T) {
 	if p := (&CommandStat{}).Percentile(0.5); p != 0 {
 		t.Fatalf("p50 of nothing = %v", p)
 	}
+}
+
+// BenchmarkCommandStats is what the statistics add to every command: two
+// clock reads and the counters' adds, from 50 clients on every thread.
+//
+//	go test ./node -run '^$' -bench CommandStats
+func BenchmarkCommandStats(b *testing.B) {
+	s := newCommandStats()
+	slot := commands["get"].slot
+	var ids atomic.Uint64
+	b.SetParallelism(25)
+	b.RunParallel(func(pb *testing.PB) {
+		id := ids.Add(1)
+		for pb.Next() {
+			start := s.clock()
+			s.ran(id, slot, s.clock()-start, false)
+		}
+	})
 }

@@ -49,6 +49,7 @@ type Node struct {
 	clientID atomic.Uint64
 	stats    stats
 	cmds     *commandStats               // per command and per error: see cmdstats.go
+	live     liveSettings                // what CONFIG SET changes: see live.go
 	mesh     atomic.Pointer[gossip.Mesh] // nil until started, or without a mesh
 
 	stop chan struct{}
@@ -115,6 +116,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{}), merkle: mi, runID: newRunID(), cmds: newCommandStats()}
+	n.live.init(&cfg)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}

@@ -24,6 +24,9 @@ func BenchmarkPipeline(b *testing.B) {
 		{"set", func(r *rand.Rand) [][]byte {
 			return [][]byte{[]byte("SET"), key(r), make([]byte, 3)}
 		}},
+		{"get", func(r *rand.Rand) [][]byte {
+			return [][]byte{[]byte("GET"), key(r)}
+		}},
 		{"incr", func(r *rand.Rand) [][]byte {
 			return [][]byte{[]byte("INCR"), key(r)}
 		}},

@@ -59,10 +59,10 @@ func (c clientConn) Close() error { return c.Conn.Close() }
 // admit answers why a new connection is refused, or "" to let it in: over
 // maxclients, or from beyond loopback in protected mode.
 func (n *Node) admit(nc net.Conn) string {
-	if n.nclients.Load() >= int64(n.cfg.MaxClients) {
+	if n.nclients.Load() >= n.live.maxClients.Load() {
 		return "ERR max number of clients reached"
 	}
-	if n.cfg.RequirePass == "" && !n.cfg.ProtectedModeOff && !isLoopback(nc.RemoteAddr()) {
+	if n.live.password() == "" && !n.live.protectedModeOff.Load() && !isLoopback(nc.RemoteAddr()) {
 		n.log.Warn("refused a client from beyond loopback: protected mode", "addr", nc.RemoteAddr().String())
 		return errDenied
 	}
@@ -95,7 +95,7 @@ func (n *Node) serveConn(nc net.Conn) {
 		ctx:     ctx,
 		cancel:  cancel,
 		created: time.Now(),
-		authed:  n.cfg.RequirePass == "",
+		authed:  n.live.password() == "",
 	}
 	c.w = c.out
 	c.info.lastActive.Store(c.created.UnixNano())
@@ -119,9 +119,14 @@ func (n *Node) serveConn(nc net.Conn) {
 
 	rd := resp.NewReader(nc, n.cfg.ProtoMaxBulkLen)
 	batch := make([][][]byte, 0, 16)
+	deadline := false // a read deadline is set (--timeout)
 	for {
-		if n.cfg.IdleTimeout > 0 {
-			nc.SetReadDeadline(time.Now().Add(n.cfg.IdleTimeout))
+		if d := n.live.timeout(); d > 0 {
+			nc.SetReadDeadline(time.Now().Add(d))
+			deadline = true
+		} else if deadline { // CONFIG SET timeout 0
+			nc.SetReadDeadline(time.Time{})
+			deadline = false
 		}
 		args, err := rd.ReadCommand()
 		if err != nil {

@@ -57,11 +57,14 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 					return fmt.Errorf("--config: %w", err)
 				}
 				cfg.ConfigFile = abs
+				cfg.Rewrite = func(settings map[string]string) error { return rewriteConfigFile(abs, settings) }
 			}
-			logger, err := newLogger(os.Stderr, logFormat, logLevel)
+			level := new(slog.LevelVar) // CONFIG SET loglevel changes it
+			logger, err := newLogger(os.Stderr, logFormat, logLevel, level)
 			if err != nil {
 				return err
 			}
+			cfg.LogLevel = level
 			cfg.Logger = logger
 			f, err := wal.ParseFsync(fsync)
 			if err != nil {
@@ -128,9 +131,9 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	return cmd
 }
 
-// newLogger logs to w in format (text or json) from level on.
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
+// newLogger logs to w in format (text or json) from level on, which it
+// sets in lv, the handler's level.
+func newLogger(w io.Writer, format, level string, lv *slog.LevelVar) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}

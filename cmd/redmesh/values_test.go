@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +66,7 @@ func TestSeconds(t *testing.T) {
 
 func TestLogFormat(t *testing.T) {
 	var b bytes.Buffer
-	log, err := newLogger(&b, "json", "info")
+	log, err := newLogger(&b, "json", "info", new(slog.LevelVar))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,17 +77,62 @@ func TestLogFormat(t *testing.T) {
 		t.Fatalf("json log %q: %v", b.String(), err)
 	}
 	b.Reset()
-	if log, err = newLogger(&b, "text", "debug"); err != nil {
+	if log, err = newLogger(&b, "text", "debug", new(slog.LevelVar)); err != nil {
 		t.Fatal(err)
 	}
 	log.Debug("shown")
 	if !strings.Contains(b.String(), "msg=shown") {
 		t.Fatalf("text log %q", b.String())
 	}
-	if _, err := newLogger(&b, "xml", "info"); err == nil {
+	if _, err := newLogger(&b, "xml", "info", new(slog.LevelVar)); err == nil {
 		t.Fatal("--log-format xml accepted")
 	}
-	if _, err := newLogger(&b, "text", "loud"); err == nil {
+	if _, err := newLogger(&b, "text", "loud", new(slog.LevelVar)); err == nil {
 		t.Fatal("--log-level loud accepted")
+	}
+}
+
+// TestRewriteConfigFile: settings change in place, new ones are appended,
+// comments and other settings stay, and the file reads back as set.
+func TestRewriteConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "redmesh.yaml")
+	orig := "# the site's node\ndata: /var/lib/redmesh # on the big disk\ntimeout: 10\n"
+	if err := os.WriteFile(path, []byte(orig), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := rewriteConfigFile(path, map[string]string{"timeout": "300", "requirepass": "123: #x", "protected-mode": "no"}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	got := string(b)
+	for _, want := range []string{"# the site's node", "data: /var/lib/redmesh # on the big disk", "timeout: 300", "protected-mode: no"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("rewritten config lacks %q:\n%s", want, got)
+		}
+	}
+	var fl pflag.FlagSet
+	var data, pass string
+	var timeout time.Duration
+	var protected bool
+	fl.StringVar(&data, "data", "", "")
+	fl.StringVar(&pass, "requirepass", "", "")
+	durationFlag(&fl, &timeout, "timeout", 0, "")
+	boolFlag(&fl, &protected, "protected-mode", true, false, "")
+	if err := applyConfigFile(&fl, path); err != nil {
+		t.Fatalf("read back: %v\n%s", err, got)
+	}
+	if data != "/var/lib/redmesh" || pass != "123: #x" || timeout != 300*time.Second || protected {
+		t.Fatalf("read back data %q, requirepass %q, timeout %v, protected-mode %v:\n%s", data, pass, timeout, protected, got)
+	}
+	if info, _ := os.Stat(path); info.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v after rewrite", info.Mode())
+	}
+	empty := filepath.Join(t.TempDir(), "empty.yaml")
+	os.WriteFile(empty, nil, 0o600)
+	if err := rewriteConfigFile(empty, map[string]string{"maxclients": "5"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(empty); strings.TrimSpace(string(b)) != "maxclients: 5" {
+		t.Fatalf("an empty file rewritten: %q", b)
 	}
 }
