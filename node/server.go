@@ -42,6 +42,11 @@ type client struct {
 	authed bool
 	info   connInfo // what other connections may read (CLIENT LIST)
 	counts counts   // this connection's share of INFO's counters
+	// clockAt is when the client's last command ended, while the pipeline
+	// it belongs to runs (0 between pipelines), and clockTx the write-path
+	// step it ran in: the next command's start (see dispatch).
+	clockAt time.Duration
+	clockTx *wal.Tx
 }
 
 // clientConn is a client's network connection.
@@ -141,6 +146,7 @@ func (n *Node) serveConn(nc net.Conn) {
 			}
 			batch = append(batch, args)
 		}
+		c.clockAt = 0 // the time waiting for the client is no command's
 		n.runPipeline(c, batch)
 		var perr *resp.ProtocolError
 		if errors.As(err, &perr) {
@@ -255,10 +261,18 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 		n.rejected(c, spec, args)
 		return
 	}
-	start := n.cmds.clock()
+	// A pipeline's commands are timed end to end: one clock read each, the
+	// end of one the start of the next, except where a run of them starts
+	// (a new read from the client, a write-path step of its own).
+	start := c.clockAt
+	if start == 0 || c.clockTx != c.tx {
+		start = n.cmds.clock()
+	}
 	spec.fn(n, c, args)
+	end := n.cmds.clock()
+	c.clockAt, c.clockTx = end, c.tx
 	if slot := statSlotOf(spec, args); slot >= 0 {
-		n.cmds.ran(c.id, slot, n.cmds.clock()-start, c.w.errorReplies() != errs)
+		n.cmds.ran(c.id, slot, end-start, c.w.errorReplies() != errs)
 	}
 }
 
