@@ -229,7 +229,6 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 			n.cmds.errorReply(c.w.lastError())
 		}
 	}()
-	c.counts.commands.Add(1)
 	spec := c.lookup(args[0])
 	var name string
 	if spec != nil {
@@ -273,6 +272,10 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 	c.clockAt, c.clockTx = end, c.tx
 	if slot := statSlotOf(spec, args); slot >= 0 {
 		n.cmds.ran(c.id, slot, end-start, c.w.errorReplies() != errs)
+		// Counted once run, as Redis counts total_commands_processed: not
+		// the refused ones (an unknown subcommand among them), nor those
+		// MULTI queues until EXEC runs them.
+		c.counts.commands.Add(1)
 	}
 }
 
