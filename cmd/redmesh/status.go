@@ -141,7 +141,12 @@ func fetchStatus(ctx context.Context, c *redis.Client) (*meshStatus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("INFO: %w", err)
 	}
-	in := infoMap(s)
+	return parseStatus(s)
+}
+
+// parseStatus reads what status shows from a node's INFO.
+func parseStatus(info string) (*meshStatus, error) {
+	in := infoMap(info)
 	st := &meshStatus{
 		peerID:         in["peer_id"],
 		root:           in["mesh_merkle_root"],
