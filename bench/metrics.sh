@@ -22,7 +22,17 @@ if [[ -n $base ]]; then
 	variants=(base off on)
 fi
 tests=(set get)
-metrics_port=16390
+# Ports of their own, free now: other benchmarks on this machine use lib.sh's
+# fixed ports, and stop_port stops whatever listens on one.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 10000))
+		[[ -z $(ss -ltnH "sport = :$p") ]] && echo "$p" && return
+	done
+}
+port=$(free_port)
+metrics_port=$(free_port)
 hz=$(getconf CLK_TCK)
 declare -A V
 
@@ -54,20 +64,21 @@ for run in $(seq 1 "$runs"); do
 		esac
 		dir="$BENCH_TMP/node"
 		rm -rf "$dir"
-		"$bin" serve --data "$dir" --listen 127.0.0.1:16380 --fsync everysec --log-level warn "${extra[@]}" >"$dir.log" 2>&1 &
+		log="$BENCH_TMP/node-$variant-$run.log"
+		"$bin" serve --data "$dir" --listen "127.0.0.1:$port" --fsync everysec --log-level warn "${extra[@]}" >"$log" 2>&1 &
 		BENCH_PIDS+=($!)
-		wait_port 16380
+		wait_port "$port"
 		if [[ $variant == on ]]; then
 			(while curl -sf "http://127.0.0.1:$metrics_port/metrics" >/dev/null; do sleep 1; done) &
 			scraper=$!
 		fi
 		for P in 1 16; do
 			for t in "${tests[@]}"; do
-				V[$variant,$t,$P]+="$(measure 16380 "$t" "$P");"
+				V[$variant,$t,$P]+="$(measure "$port" "$t" "$P");"
 			done
 		done
 		[[ -z $scraper ]] || kill "$scraper" 2>/dev/null || true
-		stop_port 16380
+		stop_port "$port"
 	done
 	echo "run $run done" >&2
 done
