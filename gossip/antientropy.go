@@ -184,7 +184,9 @@ func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output
 		if m.table.ObserveRootAt(ps.mid, *d.RootAt, ours.Root) {
 			m.cursorsDirty = true
 		}
+		m.sawHead(ps, d.RootAt.Epoch, d.RootAt.Head)
 		ps.lastSync = time.Now()
+		m.synced.Store(true)
 	}
 	m.mu.Unlock()
 	return nil

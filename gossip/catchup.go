@@ -176,6 +176,7 @@ func (m *Mesh) catchUp(ps *peerState) error {
 			m.st.catchUpEntries.Add(uint64(len(rep.Records)))
 		}
 		m.mu.Lock()
+		m.sawHead(ps, rep.Epoch, rep.Head)
 		act, next := m.table.CatchUpReply(ps.mid, rep, logReplyEntries, root)
 		if act == mesh.ReadLog {
 			m.cursorsDirty = true // saved within seconds (maintain), or when done below
@@ -204,6 +205,7 @@ func (m *Mesh) catchUp(ps *peerState) error {
 			continue
 		case mesh.Idle:
 			m.st.catchUpsByLog.Add(1)
+			m.synced.Store(true)
 			if entries > 0 {
 				lg := m.log.Debug
 				if loud {
@@ -227,6 +229,7 @@ func (m *Mesh) catchUp(ps *peerState) error {
 			m.table.ReconcileDone(ps.mid, ok)
 			m.mu.Unlock()
 			if ok {
+				m.synced.Store(true)
 				m.saveCursors()
 				m.progress(ps, rep.Epoch, rep.Head)
 				m.log.Info("reconciled by Merkle instead of the log", "peer", ps.id.String(),
@@ -336,6 +339,7 @@ func (m *Mesh) advanceTheirs(ps *peerState, epoch, acked uint64) {
 		return
 	}
 	ps.theirAcked = acked
+	m.sawHead(ps, epoch, acked+1)
 	for moved := true; moved; {
 		moved = false
 		for prev, to := range ps.ahead {

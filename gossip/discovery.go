@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -148,14 +149,22 @@ func (d *dialState) failed(now time.Time) {
 	} else {
 		d.backoff = min(2*d.backoff, limit)
 	}
-	d.next = now.Add(d.backoff)
+	d.next = now.Add(jitter(d.backoff))
 }
 
-// linkDown schedules the redial after a link closed: at once if it had been
-// up a while, else as after a failed dial.
+// jitter is a random wait between half of d and d ("equal jitter"): nodes
+// of a mesh that restarted together, or lost a peer together, do not
+// redial in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// linkDown schedules the redial after a link closed: within a second if it
+// had been up a while (at a random moment, as every peer of a node that
+// went away redials it), else as after a failed dial.
 func (d *dialState) linkDown(now time.Time) {
 	if now.Sub(d.upSince) >= stableLink {
-		d.backoff, d.next, d.lostAt = 0, time.Time{}, now
+		d.backoff, d.next, d.lostAt = 0, now.Add(rand.N(minBackoff)), now
 		return
 	}
 	d.failed(now)

@@ -80,6 +80,22 @@ type Mesh struct {
 	turns       *turns // log catch-ups take turns
 
 	st stats
+	// expectSync: peers were known at start (given or remembered), so the
+	// node is ready only once it has synced with one (synced).
+	expectSync bool
+	synced     atomic.Bool
+	// syncInterval is cfg.SyncInterval, changeable while the mesh runs.
+	syncInterval atomic.Int64
+}
+
+// SyncInterval is the anti-entropy period.
+func (m *Mesh) SyncInterval() time.Duration { return time.Duration(m.syncInterval.Load()) }
+
+// SetSyncInterval changes the anti-entropy period from the next round on.
+func (m *Mesh) SetSyncInterval(d time.Duration) {
+	if d > 0 {
+		m.syncInterval.Store(int64(d))
+	}
 }
 
 type stats struct {
@@ -122,6 +138,13 @@ type peerState struct {
 	ahead    map[uint64]uint64
 	gapSince time.Time
 	linkUp   bool // the next catch-up is the one of a new connection
+	// What we know of the peer's own log: its head (the next sequence
+	// number it will write) in headEpoch, as pushes, log replies and roots
+	// report it; caughtUpAt is when our cursor last held all of it, and
+	// ackedAt when the peer last acknowledged our writes.
+	head, headEpoch uint64
+	caughtUpAt      time.Time
+	ackedAt         time.Time
 }
 
 type dialState struct {
@@ -169,6 +192,7 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		turns:       newTurns(),
 		name:        "open",
 	}
+	m.syncInterval.Store(int64(cfg.SyncInterval))
 	if cfg.PSK != nil {
 		sum := sha256.Sum256(cfg.PSK)
 		m.name = "psk-" + hex.EncodeToString(sum[:8])
@@ -197,6 +221,9 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
 		m.want(ai.ID, true)
 	}
+	m.mu.Lock()
+	m.expectSync = len(m.wanted) > 0
+	m.mu.Unlock()
 	m.h.SetStreamHandler(protoLog, m.serveLog)
 	m.h.SetStreamHandler(protoMerkle, m.serveMerkle)
 	m.h.SetStreamHandler(protoAck, m.serveAck)
@@ -382,7 +409,8 @@ func (m *Mesh) poke(ch chan struct{}) {
 // antiEntropy runs a Merkle session every sync interval with a peer chosen
 // by the mesh policy, unless the previous one is still running.
 func (m *Mesh) antiEntropy() {
-	t := time.NewTicker(m.cfg.SyncInterval)
+	interval := m.SyncInterval()
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	deferred := 0
 	for {
@@ -390,6 +418,10 @@ func (m *Mesh) antiEntropy() {
 		case <-m.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if d := m.SyncInterval(); d != interval { // CONFIG SET sync-interval
+			interval = d
+			t.Reset(d)
 		}
 		if m.syncing.Load() {
 			continue

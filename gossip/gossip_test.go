@@ -437,30 +437,60 @@ func TestPushOrigin(t *testing.T) {
 }
 
 // TestRedialBackoff: a failed dial and a link that closes at once (a peer
-// refusing us after the handshake) both back off, doubling up to the cap; a
-// link that lasted resets the backoff so the peer is redialled at once.
+// refusing us after the handshake) both back off, doubling up to the cap,
+// each wait drawn between half the backoff and all of it; a link that
+// lasted resets the backoff so the peer is redialled within a second.
 func TestRedialBackoff(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
+	within := func(what string, next, from, to time.Time) {
+		t.Helper()
+		if next.Before(from) || next.After(to) {
+			t.Fatalf("%s: next dial at %v, want within [%v, %v]", what, next.Sub(now), from.Sub(now), to.Sub(now))
+		}
+	}
 	d := &dialState{}
 	d.failed(now)
-	if d.backoff != minBackoff || !d.next.Equal(now.Add(minBackoff)) {
-		t.Fatalf("first failure: backoff %v, next %v", d.backoff, d.next)
+	if d.backoff != minBackoff {
+		t.Fatalf("first failure: backoff %v", d.backoff)
 	}
+	within("first failure", d.next, now.Add(minBackoff/2), now.Add(minBackoff))
 	d.upSince = now.Add(time.Second)
-	d.linkDown(now.Add(time.Second + 10*time.Millisecond)) // refused right after the handshake
+	closed := now.Add(time.Second + 10*time.Millisecond)
+	d.linkDown(closed) // refused right after the handshake
 	if d.backoff != 2*minBackoff {
 		t.Fatalf("a link closed at once: backoff %v, want %v", d.backoff, 2*minBackoff)
 	}
+	within("a link closed at once", d.next, closed.Add(minBackoff), closed.Add(2*minBackoff))
 	for range 10 {
 		d.failed(now)
 	}
 	if d.backoff != maxBackoff {
 		t.Fatalf("backoff %v, want the cap %v", d.backoff, maxBackoff)
 	}
+	within("at the cap", d.next, now.Add(maxBackoff/2), now.Add(maxBackoff))
 	d.upSince = now
 	d.linkDown(now.Add(stableLink))
-	if d.backoff != 0 || !d.next.IsZero() {
-		t.Fatalf("a stable link's end: backoff %v, next %v", d.backoff, d.next)
+	if d.backoff != 0 {
+		t.Fatalf("a stable link's end: backoff %v", d.backoff)
+	}
+	within("a stable link's end", d.next, now.Add(stableLink), now.Add(stableLink+minBackoff))
+}
+
+// TestRedialJitter: peers that fail, or lose a link, at the same moment do
+// not all redial at the same moment.
+func TestRedialJitter(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	failed, lost := map[time.Time]bool{}, map[time.Time]bool{}
+	for range 100 {
+		d := &dialState{backoff: 8 * time.Second}
+		d.failed(now)
+		failed[d.next] = true
+		d = &dialState{upSince: now.Add(-time.Hour)}
+		d.linkDown(now)
+		lost[d.next] = true
+	}
+	if len(failed) < 90 || len(lost) < 90 {
+		t.Fatalf("100 peers redial at %d moments after failing together, %d after losing their links together", len(failed), len(lost))
 	}
 }
 

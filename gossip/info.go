@@ -19,6 +19,17 @@ type PeerInfo struct {
 	Cursor    string    // where we are in its log: epoch:next, or "none"
 	BytesIn   int64
 	BytesOut  int64
+	// Behind is how many entries of the peer's log, as far as we know its
+	// head, we have not applied; BehindFor how long since we last held all
+	// of it (0 when not behind).
+	Behind    uint64
+	BehindFor time.Duration
+	// AckLag is how long since the peer last acknowledged our writes, while
+	// some are unacknowledged (0 otherwise), as Redis's replica lag.
+	AckLag time.Duration
+	// Root is the peer's Merkle root as it last reported it (RootKnown).
+	Root      uint64
+	RootKnown bool
 }
 
 // Info is a snapshot of the mesh for INFO.
@@ -34,20 +45,81 @@ type Info struct {
 	CatchUps, CatchUpsByLog, CatchUpEntries, Fallbacks    uint64
 	PushBatches, PushRecords, PushReceived, PushApplied   uint64
 	PushDropped, BadMessages                              uint64
+
+	// ExpectSync: peers were known at start; Synced: a catch-up or a
+	// Merkle session with one has completed since.
+	ExpectSync, Synced bool
+}
+
+// Ready reports whether the node has what it needs to serve: where peers
+// were known at start, one completed sync with one of them.
+func (m *Mesh) Ready() bool {
+	m.mu.Lock()
+	expect := m.expectSync
+	m.mu.Unlock()
+	return !expect || m.synced.Load()
+}
+
+// sawHead records that ps's log has reached head (its next sequence
+// number) in epoch, as a push, a log reply or a root reported it. m.mu is
+// held.
+func (m *Mesh) sawHead(ps *peerState, epoch, head uint64) {
+	if head == 0 {
+		return
+	}
+	if epoch != ps.headEpoch {
+		ps.headEpoch, ps.head = epoch, 0
+	}
+	if head <= ps.head {
+		return
+	}
+	if m.behind(ps) == 0 {
+		ps.caughtUpAt = time.Now()
+	}
+	ps.head = head
+}
+
+// behind is how many entries of ps's log we know of and have not applied.
+// m.mu is held.
+func (m *Mesh) behind(ps *peerState) uint64 {
+	if ps.head == 0 {
+		return 0
+	}
+	var have uint64 // the last entry of its log we hold
+	if ps.theirEpoch == ps.headEpoch {
+		have = ps.theirAcked
+	}
+	if p := m.table.Get(ps.mid); p != nil && p.HasCursor && p.Cursor.Epoch == ps.headEpoch && p.Cursor.Next > 0 {
+		have = max(have, p.Cursor.Next-1)
+	}
+	if ps.head-1 <= have {
+		return 0
+	}
+	return ps.head - 1 - have
 }
 
 // Info returns a snapshot of the mesh.
 func (m *Mesh) Info() Info {
-	in := Info{PeerID: m.h.ID().String(), Addrs: m.Addrs(), Epoch: m.epoch}
+	in := Info{PeerID: m.h.ID().String(), Addrs: m.Addrs(), Epoch: m.epoch, Synced: m.synced.Load()}
+	now := time.Now()
+	ackedAt := map[string]time.Time{}
 	m.mu.Lock()
+	in.ExpectSync = m.expectSync
 	for _, ps := range m.peers {
 		if !ps.inTable {
 			continue
 		}
 		pi := PeerInfo{ID: ps.id.String(), Addr: ps.addr, Connected: ps.connected, LastSync: ps.lastSync, Acked: ps.acked, Cursor: "none"}
-		if p := m.table.Get(ps.mid); p != nil && p.HasCursor {
-			pi.Cursor = fmt.Sprintf("%d:%d", p.Cursor.Epoch, p.Cursor.Next)
+		if p := m.table.Get(ps.mid); p != nil {
+			if p.HasCursor {
+				pi.Cursor = fmt.Sprintf("%d:%d", p.Cursor.Epoch, p.Cursor.Next)
+			}
+			pi.Root, pi.RootKnown = p.Root, p.RootKnown
 		}
+		if pi.Behind = m.behind(ps); pi.Behind > 0 && !ps.caughtUpAt.IsZero() {
+			pi.BehindFor = now.Sub(ps.caughtUpAt)
+		}
+		ackedAt[pi.ID] = ps.ackedAt
 		if ps.connected {
 			in.Connected++
 		}
@@ -58,6 +130,9 @@ func (m *Mesh) Info() Info {
 	in.LastLocalSeq = m.lastLocal
 	for i := range in.Peers {
 		in.Peers[i].Unacked = m.unacked(in.Peers[i].Acked)
+		if at := ackedAt[in.Peers[i].ID]; in.Peers[i].Unacked > 0 && !at.IsZero() {
+			in.Peers[i].AckLag = now.Sub(at)
+		}
 	}
 	m.pushMu.Unlock()
 	for i := range in.Peers {

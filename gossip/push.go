@@ -358,6 +358,7 @@ func (m *Mesh) merge(from, origin peer.ID, pm pushMsg) {
 	if len(ps.ahead) < maxAhead {
 		ps.ahead[pm.prev] = max(ps.ahead[pm.prev], pm.to)
 	}
+	m.sawHead(ps, pm.epoch, pm.to+1)
 	if ps.gapSince.IsZero() {
 		ps.gapSince = time.Now()
 	}

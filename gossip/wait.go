@@ -196,6 +196,7 @@ func (m *Mesh) serveAck(s network.Stream) {
 		if changed {
 			ps.acked = seq
 		}
+		ps.ackedAt = time.Now()
 		m.mu.Unlock()
 		if changed {
 			m.broadcastAck()

@@ -26,7 +26,7 @@ func (n *Node) passwordOK(user, pass []byte) bool {
 	if user != nil && string(user) != "default" {
 		return false
 	}
-	return subtle.ConstantTimeCompare(pass, []byte(n.cfg.RequirePass)) == 1
+	return subtle.ConstantTimeCompare(pass, []byte(n.live.password())) == 1
 }
 
 // cmdAuth is AUTH [username] password, with the single "default" user.
@@ -35,7 +35,7 @@ func cmdAuth(n *Node, c *client, args [][]byte) {
 		c.w.WriteError(errSyntax)
 		return
 	}
-	if n.cfg.RequirePass == "" {
+	if n.live.password() == "" {
 		c.w.WriteError("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 		return
 	}

@@ -34,6 +34,7 @@ func TestProtectedMode(t *testing.T) {
 	} {
 		n := &Node{cfg: tc.cfg}
 		n.cfg.MaxClients = 10
+		n.live.init(&n.cfg)
 		n.log = discardLogger()
 		msg := n.admit(fakeConn{remote: tc.from})
 		if denied := strings.HasPrefix(msg, "DENIED"); denied != tc.denied {
@@ -44,6 +45,7 @@ func TestProtectedMode(t *testing.T) {
 
 func TestPasswordCheck(t *testing.T) {
 	n := &Node{cfg: Config{RequirePass: "s3cret"}}
+	n.live.init(&n.cfg)
 	for _, tc := range []struct {
 		user, pass string
 		nilUser    bool

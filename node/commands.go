@@ -30,7 +30,10 @@ type commandSpec struct {
 	denyOOM bool
 	// noMulti: refused inside MULTI.
 	noMulti bool
-	fn      func(n *Node, c *client, args [][]byte)
+	// slot is the command's place in the command statistics, or -1 for a
+	// container whose subcommands have theirs.
+	slot int
+	fn   func(n *Node, c *client, args [][]byte)
 }
 
 // controlsMulti reports whether the command acts on MULTI itself rather than
@@ -144,6 +147,7 @@ func init() {
 		s.denyOOM = slices.Contains(s.flags, "denyoom")
 		commands[s.name] = s
 	}
+	assignStatSlots()
 }
 
 // sortedCommands lists the table by name, for stable COMMAND output.

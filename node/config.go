@@ -50,6 +50,16 @@ type Config struct {
 	// policy: over it, client commands that may add data are refused, while
 	// records from peers are still applied (a node must converge).
 	MaxMemory int64
+	// ConfigFile is the file the configuration was read from, if any
+	// (INFO's config_file).
+	ConfigFile string
+	// LogLevel, if set, is the level of Logger's handler, which CONFIG SET
+	// loglevel changes.
+	LogLevel *slog.LevelVar
+	// Rewrite, if set, writes settings changed by CONFIG SET (by their names
+	// in the configuration file, with values as it holds them) to the
+	// configuration file: CONFIG REWRITE.
+	Rewrite func(settings map[string]string) error
 	// Logger receives the node's logs; slog.Default() when nil.
 	Logger *slog.Logger
 	// Mesh configures the link to other nodes (libp2p); the node fills in

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -11,12 +12,13 @@ import (
 )
 
 // configParam is one parameter CONFIG GET shows. set is nil for a parameter
-// that cannot change while the node runs; otherwise it checks (and, where
-// there is something to change, applies) a new value.
+// that cannot change while the node runs; otherwise it checks a new value
+// and returns what applies it (nil when there is nothing to change), so
+// that CONFIG SET can check every value before it applies any.
 type configParam struct {
 	name string
 	get  func(n *Node) string
-	set  func(n *Node, value string) error
+	set  func(n *Node, value string) (apply func(), err error)
 }
 
 func fixed(v string) func(*Node) string { return func(*Node) string { return v } }
@@ -24,13 +26,40 @@ func fixed(v string) func(*Node) string { return func(*Node) string { return v }
 // only accepts the one value redmesh runs with, so that scripts written for
 // Redis (CONFIG SET appendonly yes, CONFIG SET save "") keep working, and
 // refuses any other with why.
-func only(want, why string) func(*Node, string) error {
-	return func(_ *Node, v string) error {
+func only(want, why string) func(*Node, string) (func(), error) {
+	return func(_ *Node, v string) (func(), error) {
 		if strings.EqualFold(v, want) {
-			return nil
+			return nil, nil
 		}
-		return fmt.Errorf("%s", why)
+		return nil, fmt.Errorf("%s", why)
 	}
+}
+
+// Redis's reasons for a refused value, to the byte.
+const (
+	errNotParsed = "argument couldn't be parsed into an integer"
+	errYesNo     = "argument must be 'yes' or 'no'"
+)
+
+// intParam reads an integer in [lo, hi] and hands it to apply.
+func intParam(lo, hi int64, apply func(n *Node, v int64)) func(*Node, string) (func(), error) {
+	return func(n *Node, s string) (func(), error) {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, errors.New(errNotParsed)
+		}
+		if v < lo || v > hi {
+			return nil, fmt.Errorf("argument must be between %d and %d inclusive", lo, hi)
+		}
+		return func() { apply(n, v) }, nil
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 // configParams are the parameters of CONFIG GET and SET, in the order CONFIG
@@ -51,37 +80,105 @@ var configParams = []configParam{
 	{name: "appendonly", get: fixed("yes"),
 		set: only("yes", "redmesh always keeps its write-ahead log")},
 	{name: "appendfsync", get: func(n *Node) string { return string(n.wal.Fsync()) },
-		set: func(n *Node, v string) error {
+		set: func(n *Node, v string) (func(), error) {
 			if strings.EqualFold(v, string(n.wal.Fsync())) {
-				return nil
+				return nil, nil
 			}
-			return fmt.Errorf("the durability mode is set at start (--fsync)")
+			return nil, fmt.Errorf("the durability mode is set at start (--fsync)")
 		}},
+	{name: "save", get: fixed(""),
+		set: only("", "redmesh takes no snapshots; its write-ahead log is always on")},
 	{name: "maxmemory", get: func(n *Node) string { return strconv.FormatInt(n.maxMemory.Load(), 10) },
-		set: func(n *Node, v string) error {
-			b, err := parseMemory(v)
+		set: func(n *Node, v string) (func(), error) {
+			b, err := ParseMemory(v)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			n.maxMemory.Store(b)
-			n.sampleMemory()
-			return nil
+			return func() {
+				n.maxMemory.Store(b)
+				n.live.setChanged("maxmemory", v)
+				n.sampleMemory()
+			}, nil
 		}},
 	{name: "maxmemory-policy", get: fixed("noeviction"),
 		set: only("noeviction", "redmesh evicts nothing: keys are shared with peers")},
-	{name: "save", get: fixed(""),
-		set: only("", "redmesh takes no snapshots; its write-ahead log is always on")},
-	{name: "maxclients", get: func(n *Node) string { return strconv.Itoa(n.cfg.MaxClients) }},
-	{name: "timeout", get: func(n *Node) string { return itoa(int64(n.cfg.IdleTimeout / time.Second)) }},
+	{name: "maxclients", get: func(n *Node) string { return itoa(n.live.maxClients.Load()) },
+		set: intParam(1, math.MaxUint32, func(n *Node, v int64) {
+			n.live.maxClients.Store(v)
+			n.live.setChanged("maxclients", itoa(v))
+		})},
+	{name: "timeout", get: func(n *Node) string { return itoa(int64(n.live.timeout() / time.Second)) },
+		set: intParam(0, math.MaxInt32, func(n *Node, v int64) {
+			n.live.idleTimeout.Store(int64(time.Duration(v) * time.Second))
+			n.live.setChanged("timeout", itoa(v))
+		})},
 	{name: "proto-max-bulk-len", get: func(n *Node) string { return itoa(n.maxStringLen()) }},
 	// As Redis does, CONFIG GET shows the password to whoever may run CONFIG.
-	{name: "requirepass", get: func(n *Node) string { return n.cfg.RequirePass }},
-	{name: "protected-mode", get: func(n *Node) string {
-		if n.cfg.ProtectedModeOff {
-			return "no"
+	{name: "requirepass", get: func(n *Node) string { return n.live.password() },
+		set: func(n *Node, v string) (func(), error) {
+			return func() {
+				n.live.requirePass.Store(&v)
+				n.live.setChanged("requirepass", v)
+			}, nil
+		}},
+	{name: "protected-mode", get: func(n *Node) string { return yesNo(!n.live.protectedModeOff.Load()) },
+		set: func(n *Node, v string) (func(), error) {
+			var on bool
+			switch strings.ToLower(v) {
+			case "yes":
+				on = true
+			case "no":
+			default:
+				return nil, errors.New(errYesNo)
+			}
+			return func() {
+				n.live.protectedModeOff.Store(!on)
+				n.live.setChanged("protected-mode", yesNo(on))
+			}, nil
+		}},
+	{name: "loglevel", get: func(n *Node) string {
+		if n.cfg.LogLevel == nil {
+			return "notice"
 		}
-		return "yes"
+		return redisLogLevel(n.cfg.LogLevel.Level())
+	}, set: func(n *Node, v string) (func(), error) {
+		lv, ok := logLevels[strings.ToLower(v)]
+		if !ok {
+			return nil, errors.New("argument(s) must be one of the following: debug, verbose, notice, warning")
+		}
+		if n.cfg.LogLevel == nil {
+			return nil, errors.New("the log level is fixed in this process")
+		}
+		return func() {
+			n.cfg.LogLevel.Set(lv)
+			n.live.setChanged("log-level", strings.ToLower(lv.String()))
+		}, nil
 	}},
+	// redmesh's own: the anti-entropy period, in seconds or as a duration.
+	{name: "sync-interval", get: func(n *Node) string {
+		if m := n.mesh.Load(); m != nil {
+			return m.SyncInterval().String()
+		}
+		return n.cfg.Mesh.SyncInterval.String()
+	}, set: func(n *Node, v string) (func(), error) {
+		d, err := time.ParseDuration(v)
+		if secs, ierr := strconv.ParseInt(v, 10, 64); ierr == nil {
+			d, err = time.Duration(secs)*time.Second, nil
+		}
+		if err != nil || d < time.Millisecond || d > 24*time.Hour {
+			return nil, errors.New("argument must be a duration between 1ms and 24h (or whole seconds)")
+		}
+		m := n.mesh.Load()
+		if m == nil {
+			return nil, errors.New("this node runs without a mesh")
+		}
+		return func() {
+			m.SetSyncInterval(d)
+			n.live.setChanged("sync-interval", d.String())
+		}, nil
+	}},
+	{name: "latency-tracking", get: fixed("yes"), set: only("yes", "latency is always tracked")},
+	{name: "latency-tracking-info-percentiles", get: fixed("50 99 99.9")},
 	{name: "notify-keyspace-events", get: fixed(""),
 		set: only("", "keyspace notifications are not supported")},
 	{name: "hz", get: fixed("10")},
@@ -135,7 +232,27 @@ func cmdConfig(n *Node, c *client, args [][]byte) {
 		n.resetStats()
 		c.w.WriteString("OK")
 	case "rewrite":
-		c.w.WriteError("ERR The server is running without a config file")
+		if len(args) != 2 {
+			c.w.WriteError("ERR wrong number of arguments for 'config|rewrite' command")
+			return
+		}
+		if n.cfg.Rewrite == nil || n.cfg.ConfigFile == "" {
+			c.w.WriteError("ERR The server is running without a config file")
+			return
+		}
+		if err := n.cfg.Rewrite(n.live.changes()); err != nil {
+			n.log.Warn("CONFIG REWRITE", "file", n.cfg.ConfigFile, "err", err)
+			c.w.WriteError(sanitizeError("ERR Rewriting config file: " + err.Error()))
+			return
+		}
+		n.log.Info("CONFIG REWRITE executed with success", "file", n.cfg.ConfigFile)
+		c.w.WriteString("OK")
+	case "help":
+		if len(args) != 2 {
+			c.w.WriteError("ERR wrong number of arguments for 'config|help' command")
+			return
+		}
+		writeHelp(c, "CONFIG", configHelp)
 	default:
 		c.w.WriteError(fmt.Sprintf("ERR unknown subcommand '%s'. Try CONFIG HELP.", truncate(args[1], 128)))
 	}
@@ -198,11 +315,19 @@ func configSet(n *Node, c *client, pairs [][]byte) {
 		}
 		seen[p.name] = true
 	}
+	applies := make([]func(), 0, len(params))
 	for i, p := range params {
-		if err := p.set(n, string(pairs[2*i+1])); err != nil {
+		apply, err := p.set(n, string(pairs[2*i+1]))
+		if err != nil {
 			c.w.WriteError(configSetFailed(string(pairs[2*i]), err.Error()))
 			return
 		}
+		if apply != nil {
+			applies = append(applies, apply)
+		}
+	}
+	for _, apply := range applies {
+		apply()
 	}
 	c.w.WriteString("OK")
 }
@@ -211,9 +336,9 @@ func configSetFailed(name, why string) string {
 	return sanitizeError("ERR CONFIG SET failed (possibly related to argument '" + name + "') - " + why)
 }
 
-// parseMemory reads a memory size as Redis does: a number, optionally
+// ParseMemory reads a memory size as Redis does: a number, optionally
 // followed by k, kb, m, mb, g or gb (any case), where k is 1000 and kb 1024.
-func parseMemory(v string) (int64, error) {
+func ParseMemory(v string) (int64, error) {
 	units := []struct {
 		suffix string
 		mul    int64

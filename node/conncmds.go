@@ -75,7 +75,7 @@ func cmdHello(n *Node, c *client, args [][]byte) {
 		// only then take the name.
 		if pass != nil {
 			// Without --requirepass the default user takes any password.
-			if !n.passwordOK(user, pass) && (n.cfg.RequirePass != "" || string(user) != "default") {
+			if !n.passwordOK(user, pass) && (n.live.password() != "" || string(user) != "default") {
 				c.w.WriteError("WRONGPASS invalid username-password pair or user is disabled.")
 				return
 			}
@@ -163,6 +163,8 @@ func cmdClient(n *Node, c *client, args [][]byte) {
 		c.w.WriteBulkString(clientLine(n, c, c) + "\n")
 	case sub == "kill" && len(args) >= 3:
 		clientKill(n, c, args[2:])
+	case sub == "help" && len(args) == 2:
+		writeHelp(c, "CLIENT", clientHelp)
 	case sub == "id" || sub == "getname" || sub == "setname" || sub == "setinfo" || sub == "info" || sub == "kill":
 		c.w.WriteError(fmt.Sprintf("ERR wrong number of arguments for 'client|%s' command", sub))
 	default:
@@ -201,6 +203,8 @@ func cmdCommand(n *Node, c *client, args [][]byte) {
 	case "docs":
 		// No documentation to offer: an empty map, which redis-cli accepts.
 		c.w.WriteArray(0)
+	case "help":
+		writeHelp(c, "COMMAND", commandHelp)
 	default:
 		c.w.WriteError(fmt.Sprintf("ERR unknown subcommand '%s'. Try COMMAND HELP.", truncate(args[1], 128)))
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,7 +42,9 @@ var infoSections = []infoSection{
 	{name: "Replication", byDefault: true, lines: infoReplication},
 	{name: "CPU", byDefault: true, lines: infoCPU},
 	{name: "Modules", everything: true, lines: func(*Node) []string { return nil }},
-	{name: "Errorstats", byDefault: true, lines: func(*Node) []string { return nil }},
+	{name: "Commandstats", lines: infoCommandstats},
+	{name: "Errorstats", byDefault: true, lines: infoErrorstats},
+	{name: "Latencystats", lines: infoLatencystats},
 	{name: "Cluster", byDefault: true, lines: func(*Node) []string { return []string{"cluster_enabled:0"} }},
 	{name: "Keyspace", byDefault: true, lines: infoKeyspace},
 }
@@ -111,7 +114,7 @@ func infoServer(n *Node) []string {
 		"hz:10",
 		"configured_hz:10",
 		kv("executable", exe),
-		"config_file:",
+		kv("config_file", n.cfg.ConfigFile),
 	}
 }
 
@@ -233,7 +236,6 @@ func infoPersistence(n *Node) []string {
 		kv("wal_bytes", itoa(n.wal.LogBytes())),
 		kv("disk_bytes", itoa(n.wal.DiskSize())),
 		kv("hlc_last", n.clock.Last().String()),
-		kv("hlc_refused_skew", utoa(n.clock.Refused())),
 	}
 }
 
@@ -242,8 +244,8 @@ func infoStats(n *Node) []string {
 	return []string{
 		kv("total_connections_received", utoa(n.stats.connections.Load())),
 		kv("total_commands_processed", utoa(sum.commands.Load())),
-		"instantaneous_ops_per_sec:0",
-		"rejected_connections:0",
+		kv("instantaneous_ops_per_sec", utoa(n.cmds.ops.perSecond())),
+		kv("rejected_connections", utoa(n.cmds.rejectedConns.Load())),
 		"sync_full:0",
 		"sync_partial_ok:0",
 		"sync_partial_err:0",
@@ -253,6 +255,8 @@ func infoStats(n *Node) []string {
 		kv("keyspace_misses", utoa(sum.misses.Load())),
 		"pubsub_channels:0",
 		"pubsub_patterns:0",
+		"unexpected_error_replies:0",
+		kv("total_error_replies", utoa(n.cmds.errTotal.Load())),
 		kv("command_panics", utoa(n.stats.panics.Load())),
 	}
 }
@@ -298,6 +302,62 @@ func infoKeyspace(n *Node) []string {
 	return []string{fmt.Sprintf("db0:keys=%d,expires=%d,avg_ttl=0", keys, n.db.ExpiresCount())}
 }
 
+// infoCommandstats: cmdstat_get:calls=..,usec=..,usec_per_call=..,
+// rejected_calls=..,failed_calls=.., for every command called or rejected.
+func infoCommandstats(n *Node) []string {
+	var out []string
+	for _, cs := range n.cmds.commands() {
+		usec := cs.Time.Microseconds()
+		perCall := 0.0
+		if cs.Calls > 0 {
+			perCall = float64(usec) / float64(cs.Calls)
+		}
+		out = append(out, fmt.Sprintf("cmdstat_%s:calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=%d,failed_calls=%d",
+			cs.Name, cs.Calls, usec, perCall, cs.Rejected, cs.Failed))
+	}
+	return out
+}
+
+// infoErrorstats: errorstat_ERR:count=.., by prefix in byte order.
+func infoErrorstats(n *Node) []string {
+	kinds := n.cmds.errorKinds()
+	names := make([]string, 0, len(kinds))
+	for k := range kinds {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([]string, len(names))
+	for i, k := range names {
+		out[i] = fmt.Sprintf("errorstat_%s:count=%d", k, kinds[k])
+	}
+	return out
+}
+
+// latencyPercentiles are Redis's latency-tracking-info-percentiles default.
+var latencyPercentiles = []float64{50, 99, 99.9}
+
+// infoLatencystats: latency_percentiles_usec_get:p50=..,p99=..,p99.9=..
+// in microseconds, for every command called; each is the upper bound of
+// the histogram bucket it falls in (within 25%).
+func infoLatencystats(n *Node) []string {
+	var out []string
+	for _, cs := range n.cmds.commands() {
+		if cs.Calls == 0 {
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "latency_percentiles_usec_%s:", cs.Name)
+		for i, p := range latencyPercentiles {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "p%s=%.3f", strconv.FormatFloat(p, 'f', -1, 64), float64(cs.Percentile(p/100))/1e3)
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
 // resetStats is CONFIG RESETSTAT.
 func (n *Node) resetStats() {
 	n.stats.connections.Store(0)
@@ -311,4 +371,5 @@ func (n *Node) resetStats() {
 	n.stats.countsMu.Unlock()
 	n.stats.panics.Store(0)
 	n.stats.memoryPeak.Store(0)
+	n.cmds.reset()
 }

@@ -50,13 +50,15 @@ type Node struct {
 	nclients atomic.Int64
 	clientID atomic.Uint64
 	stats    stats
+	cmds     *commandStats               // per command and per error: see cmdstats.go
+	live     liveSettings                // what CONFIG SET changes: see live.go
+	mesh     atomic.Pointer[gossip.Mesh] // nil until started, or without a mesh
 	// Memory against --maxmemory (memory.go): the heap beside the
 	// keyspace's table, sampled; the limit (CONFIG SET changes it); and
 	// whether the last sample was over it.
 	memOverhead atomic.Uint64
 	maxMemory   atomic.Int64
 	wasOver     atomic.Bool
-	mesh        atomic.Pointer[gossip.Mesh] // nil until started, or without a mesh
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -121,7 +123,8 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{}), merkle: mi, runID: newRunID()}
+	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{}), merkle: mi, runID: newRunID(), cmds: newCommandStats()}
+	n.live.init(&cfg)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -215,10 +218,11 @@ func (n *Node) ID() record.NodeID { return n.id }
 
 // Serve serves RESP clients until ctx ends or Close is called.
 func (n *Node) Serve(ctx context.Context) error {
-	n.wg.Add(4)
+	n.wg.Add(5)
 	defer n.wg.Done()
 	go n.every(100*time.Millisecond, n.sweepExpired)
 	go n.every(100*time.Millisecond, n.sampleMemory)
+	go n.every(100*time.Millisecond, n.sampleOps)
 	go n.every(hlc.DefaultWindow/10, n.extendClock)
 	go func() {
 		select {

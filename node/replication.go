@@ -105,13 +105,22 @@ func infoMesh(n *Node) []string {
 		kv("mesh_peers", itoa(int64(len(in.Peers)))),
 		kv("mesh_connected_peers", itoa(int64(in.Connected))),
 	)
+	lines = append(lines, kv("mesh_ready", itoa(int64(connFlag(m.Ready())))))
+	root := n.MerkleRoot()
 	for i, p := range in.Peers {
 		last := "-1"
 		if !p.LastSync.IsZero() {
 			last = itoa(int64(time.Since(p.LastSync) / time.Millisecond))
 		}
-		lines = append(lines, fmt.Sprintf("mesh_peer%d:id=%s,addr=%s,connected=%d,last_sync_ms_ago=%s,unacked=%d,acked_seq=%d,cursor=%s,bytes_in=%d,bytes_out=%d",
-			i, p.ID, p.Addr, connFlag(p.Connected), last, p.Unacked, p.Acked, p.Cursor, p.BytesIn, p.BytesOut))
+		peerRoot, equal := "-", 0
+		if p.RootKnown {
+			peerRoot = strconv.FormatUint(p.Root, 16)
+			equal = connFlag(p.Root == root)
+		}
+		lines = append(lines, fmt.Sprintf("mesh_peer%d:id=%s,addr=%s,connected=%d,last_sync_ms_ago=%s,unacked=%d,acked_seq=%d,ack_lag_ms=%d,"+
+			"cursor=%s,behind=%d,behind_ms=%d,root=%s,root_equal=%d,bytes_in=%d,bytes_out=%d",
+			i, p.ID, p.Addr, connFlag(p.Connected), last, p.Unacked, p.Acked, p.AckLag.Milliseconds(),
+			p.Cursor, p.Behind, p.BehindFor.Milliseconds(), peerRoot, equal, p.BytesIn, p.BytesOut))
 	}
 	lines = append(lines,
 		kv("mesh_sessions", utoa(in.Sessions)),

@@ -16,6 +16,10 @@ type replier interface {
 	WriteArray(count int)
 	WriteNull()
 	WriteRaw(data []byte)
+	// errorReplies counts the errors written, lastError is the latest: the
+	// command statistics tell a failed command by them.
+	errorReplies() uint64
+	lastError() string
 }
 
 // replyBuf collects replies in RESP form.
@@ -25,6 +29,8 @@ type replyBuf struct {
 	// pending holds the elements still due in each open array, innermost
 	// last, so that n counts top-level replies only.
 	pending []int
+	errs    uint64
+	lastErr string
 }
 
 // done records that one element is complete: it fills a slot of the
@@ -41,7 +47,11 @@ func (r *replyBuf) done() {
 	r.n++
 }
 
-func (r *replyBuf) WriteError(msg string)       { r.b = redcon.AppendError(r.b, msg); r.done() }
+func (r *replyBuf) WriteError(msg string) {
+	r.b = redcon.AppendError(r.b, msg)
+	r.errs, r.lastErr = r.errs+1, msg
+	r.done()
+}
 func (r *replyBuf) WriteString(str string)      { r.b = redcon.AppendString(r.b, str); r.done() }
 func (r *replyBuf) WriteBulk(bulk []byte)       { r.b = redcon.AppendBulk(r.b, bulk); r.done() }
 func (r *replyBuf) WriteBulkString(bulk string) { r.b = redcon.AppendBulkString(r.b, bulk); r.done() }
@@ -62,4 +72,22 @@ func (r *replyBuf) WriteArray(count int) {
 	r.pending = append(r.pending, count)
 }
 
+func (r *replyBuf) errorReplies() uint64 { return r.errs }
+func (r *replyBuf) lastError() string    { return r.lastErr }
+
 func (r *replyBuf) reset() { r.b, r.n, r.pending = r.b[:0], 0, r.pending[:0] }
+
+// connWriter is a connection's reply writer: redcon's, counting errors.
+type connWriter struct {
+	*redcon.Writer
+	errs    uint64
+	lastErr string
+}
+
+func (w *connWriter) WriteError(msg string) {
+	w.Writer.WriteError(msg)
+	w.errs, w.lastErr = w.errs+1, msg
+}
+
+func (w *connWriter) errorReplies() uint64 { return w.errs }
+func (w *connWriter) lastError() string    { return w.lastErr }

@@ -22,10 +22,10 @@ type client struct {
 	n       *Node
 	id      uint64
 	conn    clientConn
-	out     *redcon.Writer // buffers replies to conn until the pipeline is answered
-	w       replier        // where replies go: out, or a buffer during EXEC
-	quit    bool           // close once the replies are flushed (QUIT)
-	tx      *keyspace.Tx   // set while the client's commands run inside the write path
+	out     *connWriter  // buffers replies to conn until the pipeline is answered
+	w       replier      // where replies go: out, or a buffer during EXEC
+	quit    bool         // close once the replies are flushed (QUIT)
+	tx      *keyspace.Tx // set while the client's commands run inside the write path
 	ctx     context.Context
 	cancel  context.CancelFunc
 	created time.Time
@@ -42,6 +42,11 @@ type client struct {
 	authed bool
 	info   connInfo // what other connections may read (CLIENT LIST)
 	counts counts   // this connection's share of INFO's counters
+	// clockAt is when the client's last command ended, while the pipeline
+	// it belongs to runs (0 between pipelines), and clockTx the write-path
+	// step it ran in: the next command's start (see dispatch).
+	clockAt time.Duration
+	clockTx *keyspace.Tx
 }
 
 // clientConn is a client's network connection.
@@ -59,10 +64,10 @@ func (c clientConn) Close() error { return c.Conn.Close() }
 // admit answers why a new connection is refused, or "" to let it in: over
 // maxclients, or from beyond loopback in protected mode.
 func (n *Node) admit(nc net.Conn) string {
-	if n.nclients.Load() >= int64(n.cfg.MaxClients) {
+	if n.nclients.Load() >= n.live.maxClients.Load() {
 		return "ERR max number of clients reached"
 	}
-	if n.cfg.RequirePass == "" && !n.cfg.ProtectedModeOff && !isLoopback(nc.RemoteAddr()) {
+	if n.live.password() == "" && !n.live.protectedModeOff.Load() && !isLoopback(nc.RemoteAddr()) {
 		n.log.Warn("refused a client from beyond loopback: protected mode", "addr", nc.RemoteAddr().String())
 		return errDenied
 	}
@@ -82,6 +87,7 @@ func (n *Node) serveConn(nc net.Conn) {
 	defer n.wg.Done()
 	defer nc.Close()
 	if msg := n.admit(nc); msg != "" {
+		n.cmds.rejectedConns.Add(1)
 		nc.Write([]byte("-" + msg + "\r\n"))
 		return
 	}
@@ -90,11 +96,11 @@ func (n *Node) serveConn(nc net.Conn) {
 		n:       n,
 		id:      n.clientID.Add(1),
 		conn:    clientConn{nc},
-		out:     redcon.NewWriter(nc),
+		out:     &connWriter{Writer: redcon.NewWriter(nc)},
 		ctx:     ctx,
 		cancel:  cancel,
 		created: time.Now(),
-		authed:  n.cfg.RequirePass == "",
+		authed:  n.live.password() == "",
 	}
 	c.w = c.out
 	c.info.lastActive.Store(c.created.UnixNano())
@@ -118,9 +124,14 @@ func (n *Node) serveConn(nc net.Conn) {
 
 	rd := resp.NewReader(nc, n.cfg.ProtoMaxBulkLen)
 	batch := make([][][]byte, 0, 16)
+	deadline := false // a read deadline is set (--timeout)
 	for {
-		if n.cfg.IdleTimeout > 0 {
-			nc.SetReadDeadline(time.Now().Add(n.cfg.IdleTimeout))
+		if d := n.live.timeout(); d > 0 {
+			nc.SetReadDeadline(time.Now().Add(d))
+			deadline = true
+		} else if deadline { // CONFIG SET timeout 0
+			nc.SetReadDeadline(time.Time{})
+			deadline = false
 		}
 		args, err := rd.ReadCommand()
 		if err != nil {
@@ -135,6 +146,7 @@ func (n *Node) serveConn(nc net.Conn) {
 			}
 			batch = append(batch, args)
 		}
+		c.clockAt = 0 // the time waiting for the client is no command's
 		n.runPipeline(c, batch)
 		var perr *resp.ProtocolError
 		if errors.As(err, &perr) {
@@ -202,16 +214,21 @@ func (c *client) read(key []byte) (record.Record, bool, error) {
 }
 
 // dispatch runs one command. A panic in a command is answered with an error
-// and logged; it never takes the server down.
+// and logged; it never takes the server down. Every command is counted in
+// the command statistics: its time and whether it failed, or that it was
+// rejected before it ran, and every error reply by its prefix.
 func (n *Node) dispatch(c *client, args [][]byte) {
+	errs := c.w.errorReplies()
 	defer func() {
 		if p := recover(); p != nil {
 			n.stats.panics.Add(1)
 			n.log.Error("command panicked", "cmd", c.lastCmd, "panic", p, "stack", string(debug.Stack()))
 			c.w.WriteError("ERR internal error")
 		}
+		if e := c.w.errorReplies(); e != errs {
+			n.cmds.errorReply(c.w.lastError())
+		}
 	}()
-	c.counts.commands.Add(1)
 	spec := c.lookup(args[0])
 	var name string
 	if spec != nil {
@@ -222,6 +239,7 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 	c.lastCmd = name
 	if !c.authed && (spec == nil || !spec.noAuth()) {
 		c.w.WriteError("NOAUTH Authentication required.")
+		n.rejected(c, spec, args)
 		return
 	}
 	c.track(args)
@@ -241,6 +259,9 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 	}
 	if c.multi != nil && !spec.controlsMulti() {
 		c.queue(name, spec, args)
+		if c.w.errorReplies() != errs {
+			n.rejected(c, spec, args)
+		}
 		return
 	}
 	if spec == nil {
@@ -249,9 +270,36 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 	}
 	if !spec.arityOK(len(args)) {
 		c.w.WriteError(fmt.Sprintf("ERR wrong number of arguments for '%s' command", name))
+		n.rejected(c, spec, args)
 		return
 	}
+	// A pipeline's commands are timed end to end: one clock read each, the
+	// end of one the start of the next, except where a run of them starts
+	// (a new read from the client, a write-path step of its own).
+	start := c.clockAt
+	if start == 0 || c.clockTx != c.tx {
+		start = n.cmds.clock()
+	}
 	spec.fn(n, c, args)
+	end := n.cmds.clock()
+	c.clockAt, c.clockTx = end, c.tx
+	if slot := statSlotOf(spec, args); slot >= 0 {
+		n.cmds.ran(c.id, slot, end-start, c.w.errorReplies() != errs)
+		// Counted once run, as Redis counts total_commands_processed: not
+		// the refused ones (an unknown subcommand among them), nor those
+		// MULTI queues until EXEC runs them.
+		c.counts.commands.Add(1)
+	}
+}
+
+// rejected counts a call refused before it ran.
+func (n *Node) rejected(c *client, spec *commandSpec, args [][]byte) {
+	if spec == nil {
+		return
+	}
+	if slot := statSlotOf(spec, args); slot >= 0 {
+		n.cmds.rejected(c.id, slot)
+	}
 }
 
 // refusedOverMemory reports whether spec is refused over --maxmemory, as

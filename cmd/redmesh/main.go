@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -11,6 +12,9 @@ import (
 
 func main() {
 	if err := rootCmd().Execute(); err != nil {
+		if errors.Is(err, errDiffer) { // said already, as diff(1) does
+			os.Exit(1)
+		}
 		fmt.Fprintln(os.Stderr, "redmesh:", err)
 		os.Exit(1)
 	}
@@ -23,6 +27,6 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), idCmd(), keygenCmd(), versionCmd(), simCmd())
+	root.AddCommand(serveCmd(), statusCmd(), diffCmd(), idCmd(), keygenCmd(), versionCmd(), simCmd())
 	return root
 }

@@ -2,23 +2,24 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/spf13/cobra"
 
 	"github.com/redmesh/redmesh/gossip"
+	"github.com/redmesh/redmesh/metrics"
 	"github.com/redmesh/redmesh/node"
 	"github.com/redmesh/redmesh/wal"
 )
@@ -32,7 +33,9 @@ func serveCmd() *cobra.Command {
 		memoryBudget string
 		maxMemory    string
 		logLevel     string
+		logFormat    string
 		pprofAddr    string
+		metricsAddr  string
 		maxBulk      string
 		protected    bool
 		pskFile      string
@@ -50,28 +53,35 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 				if err := applyConfigFile(cmd.Flags(), configFile); err != nil {
 					return err
 				}
+				abs, err := filepath.Abs(configFile)
+				if err != nil {
+					return fmt.Errorf("--config: %w", err)
+				}
+				cfg.ConfigFile = abs
+				cfg.Rewrite = func(settings map[string]string) error { return rewriteConfigFile(abs, settings) }
 			}
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level: %w", err)
+			level := new(slog.LevelVar) // CONFIG SET loglevel changes it
+			logger, err := newLogger(os.Stderr, logFormat, logLevel, level)
+			if err != nil {
+				return err
 			}
-			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg.LogLevel = level
 			cfg.Logger = logger
 			f, err := wal.ParseFsync(fsync)
 			if err != nil {
 				return fmt.Errorf("--fsync: %w", err)
 			}
 			cfg.Fsync = f
-			if cfg.WALRetainBytes, err = parseBytes(retainBytes); err != nil {
+			if cfg.WALRetainBytes, err = parseSize(retainBytes); err != nil {
 				return fmt.Errorf("--wal-retain-bytes: %w", err)
 			}
-			if cfg.MemoryBudget, err = parseBytes(memoryBudget); err != nil {
+			if cfg.MemoryBudget, err = parseSize(memoryBudget); err != nil {
 				return fmt.Errorf("--memory: %w", err)
 			}
-			if cfg.MaxMemory, err = parseBytes(maxMemory); err != nil {
+			if cfg.MaxMemory, err = parseSize(maxMemory); err != nil {
 				return fmt.Errorf("--maxmemory: %w", err)
 			}
-			if cfg.ProtoMaxBulkLen, err = parseBytes(maxBulk); err != nil {
+			if cfg.ProtoMaxBulkLen, err = parseSize(maxBulk); err != nil {
 				return fmt.Errorf("--proto-max-bulk-len: %w", err)
 			}
 			cfg.ProtectedModeOff = !protected
@@ -89,7 +99,7 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 			if pprofAddr != "" {
 				go servePprof(pprofAddr, logger)
 			}
-			return serve(cmd.Context(), cfg, logger)
+			return serve(cmd.Context(), cfg, metricsAddr, logger)
 		},
 	}
 	fl := cmd.Flags()
@@ -97,17 +107,19 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	fl.StringVar(&cfg.DataDir, "data", node.DefaultDataDir, "data directory")
 	fl.StringVar(&cfg.Listen, "listen", node.DefaultListen, "RESP listen address (HOST:PORT)")
 	fl.StringVar(&fsync, "fsync", string(wal.FsyncEverySec), "durability: always, everysec or no")
-	fl.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", time.Minute, "refuse remote versions further ahead of the local clock than this")
+	durationFlag(fl, &cfg.MaxClockSkew, "max-clock-skew", time.Minute, "refuse remote versions further ahead of the local clock than this")
 	fl.StringVar(&retainBytes, "wal-retain-bytes", "256MiB", "keep at most this much write-ahead log for catch-up")
-	fl.DurationVar(&cfg.WALRetainAge, "wal-retain-age", 24*time.Hour, "keep write-ahead log entries at most this long")
+	durationFlag(fl, &cfg.WALRetainAge, "wal-retain-age", 24*time.Hour, "keep write-ahead log entries at most this long")
 	fl.StringVar(&memoryBudget, "memory", "64MiB", "memory for the log's caches and memtables (Badger)")
 	fl.StringVar(&maxMemory, "maxmemory", "0", "refuse client writes that add data once the node uses this much memory (0: no limit)")
 	fl.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must AUTH with")
-	fl.BoolVar(&protected, "protected-mode", true, "without --requirepass, answer only loopback clients")
+	boolFlag(fl, &protected, "protected-mode", true, false, "without --requirepass, answer only loopback clients (yes or no)")
 	fl.IntVar(&cfg.MaxClients, "maxclients", 10000, "most concurrent client connections")
-	fl.DurationVar(&cfg.IdleTimeout, "timeout", 0, "close client connections idle this long (0: never)")
+	durationFlag(fl, &cfg.IdleTimeout, "timeout", 0, "close client connections idle this long, in seconds or as a duration (0: never)")
 	fl.StringVar(&maxBulk, "proto-max-bulk-len", "512MiB", "largest argument a client may send")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&logFormat, "log-format", "text", "text (key=value) or json (one object a line)")
+	fl.StringVar(&metricsAddr, "metrics-listen", "", "serve Prometheus metrics, /healthz and /readyz on this address (HOST:PORT; a bare port is loopback)")
 	fl.StringVar(&pprofAddr, "pprof", "", "serve Go's profiler on this address (HOST:PORT), for debugging")
 	fl.StringArrayVar(&cfg.Mesh.Listen, "p2p-listen", []string{
 		fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", gossip.DefaultPort), fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", gossip.DefaultPort)},
@@ -115,13 +127,29 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	fl.StringArrayVar(&cfg.Mesh.Peers, "peer", nil, "bootstrap peer multiaddr ending in /p2p/PEER-ID (repeatable)")
 	fl.StringVar(&pskFile, "psk-file", "", "pre-shared key file (redmesh keygen): a private mesh, TCP only")
 	fl.StringArrayVar(&cfg.Mesh.AllowPeers, "allow-peer", nil, "connect only with these peer IDs (repeatable)")
-	fl.BoolVar(&cfg.Mesh.MDNS, "mdns", true, "find peers on the local network with mDNS (when listening beyond loopback)")
-	fl.DurationVar(&cfg.Mesh.SyncInterval, "sync-interval", time.Second, "anti-entropy (Merkle session) period")
-	fl.BoolVar(&cfg.Mesh.InsecureOpenMesh, "insecure-open-mesh", false, "listen for peers beyond loopback with neither a PSK nor an allowlist")
-	fl.BoolVar(&noMesh, "no-mesh", false, "run without a mesh (a single node)")
+	boolFlag(fl, &cfg.Mesh.MDNS, "mdns", true, true, "find peers on the local network with mDNS (when listening beyond loopback)")
+	durationFlag(fl, &cfg.Mesh.SyncInterval, "sync-interval", time.Second, "anti-entropy (Merkle session) period")
+	boolFlag(fl, &cfg.Mesh.InsecureOpenMesh, "insecure-open-mesh", false, true, "listen for peers beyond loopback with neither a PSK nor an allowlist")
+	boolFlag(fl, &noMesh, "no-mesh", false, true, "run without a mesh (a single node)")
 	fl.DurationVar(&cfg.ClockOffset, "clock-offset", 0, "shift this node's wall clock (testing)")
 	_ = fl.MarkHidden("clock-offset")
 	return cmd
+}
+
+// newLogger logs to w in format (text or json) from level on, which it
+// sets in lv, the handler's level.
+func newLogger(w io.Writer, format, level string, lv *slog.LevelVar) (*slog.Logger, error) {
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
 // servePprof serves net/http/pprof; only when asked, on the address given.
@@ -151,20 +179,9 @@ func readPSK(path string) (pnet.PSK, error) {
 	return psk, nil
 }
 
-func parseBytes(s string) (int64, error) {
-	n, err := humanize.ParseBytes(s)
-	if err != nil {
-		return 0, err
-	}
-	if n > 1<<62 {
-		return 0, errors.New("too large")
-	}
-	return int64(n), nil
-}
-
 // serve runs a node until SIGINT or SIGTERM, then shuts it down cleanly:
 // stop accepting, finish the writes already accepted, sync, close.
-func serve(ctx context.Context, cfg node.Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg node.Config, metricsAddr string, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The memory and thread policies are process-wide, so the binary
@@ -173,9 +190,22 @@ func serve(ctx context.Context, cfg node.Config, log *slog.Logger) error {
 	var policies sync.WaitGroup
 	policies.Go(func() { node.ManageMemory(policyCtx, node.DefaultMemoryPolicy(), log) })
 	defer func() { stopPolicies(); policies.Wait() }()
+	// The metrics listener comes first: /healthz answers, and /readyz says
+	// the node is loading, while it opens its data.
+	var ms *metrics.Server
+	if metricsAddr != "" {
+		var err error
+		if ms, err = metrics.Listen(metricsAddr, log); err != nil {
+			return err
+		}
+		defer ms.Close()
+	}
 	n, err := node.Open(cfg)
 	if err != nil {
 		return err
+	}
+	if ms != nil {
+		ms.SetNode(n)
 	}
 	policies.Go(func() { node.ManageProcs(policyCtx, node.DefaultProcsPolicy(), log) })
 	log.Info("redmesh node started",
@@ -188,6 +218,9 @@ func serve(ctx context.Context, cfg node.Config, log *slog.Logger) error {
 		"mesh", strings.Join(n.MeshAddrs(), " "))
 	serveErr := n.Serve(ctx)
 	log.Info("shutting down")
+	if ms != nil {
+		ms.Close() // no scrape reads the node while it closes
+	}
 	if err := n.Close(); err != nil {
 		return fmt.Errorf("shut down: %w", err)
 	}
