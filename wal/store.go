@@ -223,7 +223,6 @@ func (s *Store) background() {
 	defer syncTick.Stop()
 	retain := time.NewTicker(s.opts.RetentionInterval)
 	defer retain.Stop()
-	release := 0
 	// Close must not wait for a long truncation to finish.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -240,9 +239,7 @@ func (s *Store) background() {
 			return
 		case <-syncTick.C:
 			s.releaseVersions()
-			if release++; release%10 == 0 {
-				s.releaseMapped()
-			}
+			s.releaseMapped()
 			if s.opts.Fsync == FsyncEverySec {
 				if err := s.db.Sync(); err != nil {
 					s.log.Error("background fsync failed", "err", err)
