@@ -294,6 +294,7 @@ func (s *Store) collectValueLog(ctx context.Context) {
 	for ctx.Err() == nil && s.checkSpace(0) == nil {
 		err := s.db.RunValueLogGC(0.5)
 		if err == nil {
+			s.releaseMapped() // the file it read through its mapping
 			continue
 		}
 		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
