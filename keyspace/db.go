@@ -292,6 +292,7 @@ func (db *DB) commitPending() bool {
 	if db.opts.OnCommit != nil {
 		db.opts.OnCommit(entries)
 	}
+	db.log.Advance(f.batch)
 	db.ckpt.logged.Add(int64(f.batch.Bytes()))
 	db.durable.Store(entries[len(entries)-1].Seq)
 	db.signal()

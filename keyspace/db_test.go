@@ -171,10 +171,17 @@ func TestConcurrentWritersShareCommits(t *testing.T) {
 	var batches atomic.Int64
 	var mu sync.Mutex
 	var seqs []uint64
-	s := openStore(t, t.TempDir(), func(wo *wal.Options, ko *Options) {
+	var s *store
+	s = openStore(t, t.TempDir(), func(wo *wal.Options, ko *Options) {
 		wo.Fsync = wal.FsyncAlways
 		ko.OnCommit = func(es []wal.Entry) {
 			batches.Add(1)
+			// Indexes see a batch before the log shows it: a peer that
+			// reads the head, then the Merkle root, must get a root that
+			// covers the head.
+			if _, last := s.log.LogBounds(); last >= es[0].Seq {
+				t.Errorf("the log shows entry %d before OnCommit has it", es[0].Seq)
+			}
 			mu.Lock()
 			for _, e := range es {
 				seqs = append(seqs, e.Seq)

@@ -74,6 +74,7 @@ func isPart(key []byte) bool { return len(key) > 9 }
 // log's blocks, until Commit stores them. Its entries' keys and data alias
 // its buffer, so a Batch must not be reset while they are in use.
 type Batch struct {
+	stored  int64 // the bytes Commit stored, for Advance
 	buf     []byte
 	blocks  []int // where each block starts in buf
 	Entries []Entry
@@ -112,6 +113,7 @@ func (b *Batch) Reset() {
 		b.buf = nil
 	}
 	clear(b.Entries) // drop what the entries pointed to
+	b.stored = 0
 	b.buf, b.blocks, b.first, b.Entries = b.buf[:0], b.blocks[:0], b.first[:0], b.Entries[:0]
 }
 
@@ -136,7 +138,7 @@ func (b *Batch) block(i int, t time.Time) []byte {
 // must be the one before the batch's first, and makes them as durable as the
 // fsync mode promises: written to Badger, and with fsync always synced.
 // Entries' Time is set. A batch too large for one Badger transaction is
-// committed in several, in order.
+// committed in several, in order. Advance then makes them visible.
 func (s *Store) Commit(b *Batch) error {
 	if len(b.Entries) == 0 {
 		return nil
@@ -192,11 +194,22 @@ func (s *Store) Commit(b *Batch) error {
 			return fmt.Errorf("fsync the log: %w", err)
 		}
 	}
+	b.stored = size
+	return nil
+}
+
+// Advance makes a committed batch part of the log: LogBounds, ReadLog and
+// retention include it from now on. The caller first updates whatever must
+// reflect every entry the log shows (the Merkle tree: a peer that reads the
+// log's head and then the root must never get a root older than the head).
+func (s *Store) Advance(b *Batch) {
+	if len(b.Entries) == 0 {
+		return
+	}
 	s.logMu.Lock()
 	s.lastSeq = b.Entries[len(b.Entries)-1].Seq
-	s.logBytes += size
+	s.logBytes += b.stored
 	s.logMu.Unlock()
-	return nil
 }
 
 // blockMeta reads a block's header.

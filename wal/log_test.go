@@ -82,6 +82,7 @@ func TestLargeEntrySpansRows(t *testing.T) {
 	if err := s.Commit(&b); err != nil {
 		t.Fatal(err)
 	}
+	s.Advance(&b)
 	if rows := logRows(t, s); len(rows) < 6 {
 		t.Fatalf("%d rows for a 5 MiB entry: not split", len(rows))
 	}
@@ -131,6 +132,7 @@ func TestTornTailIsDropped(t *testing.T) {
 	if err := s.Commit(&b); err != nil {
 		t.Fatal(err)
 	}
+	s.Advance(&b)
 	if err := s.update(func(txn *badger.Txn) error { return txn.Delete(partKey(4, 2)) }); err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,7 @@ func commit(t testing.TB, s *Store, n int, key func(i int) string, val string) {
 	if err := s.Commit(&b); err != nil {
 		t.Fatal(err)
 	}
+	s.Advance(&b)
 }
 
 func TestSecondOpenFailsClearly(t *testing.T) {
@@ -266,6 +267,7 @@ func TestFullDiskRefusesCommits(t *testing.T) {
 	if err := s.Commit(&b); err != nil {
 		t.Fatalf("commit once space returned: %v", err)
 	}
+	s.Advance(&b)
 	if _, last := s.LogBounds(); last != 11 {
 		t.Fatalf("log ends at %d, want 11", last)
 	}
