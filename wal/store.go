@@ -249,6 +249,7 @@ func (s *Store) background() {
 			if _, err := s.Truncate(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("log truncation failed", "err", err)
 			}
+			s.releaseMapped() // the blocks truncation read for their headers
 			s.collectValueLog(ctx)
 		}
 	}
