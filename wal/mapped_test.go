@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // rssFile reads the process's resident file pages, in KiB.
@@ -28,7 +29,7 @@ func rssFile(t *testing.T) int64 {
 // The log's mapped pages leave the resident set, and the log still reads
 // back whole.
 func TestReleaseMappedKeepsTheLog(t *testing.T) {
-	s := open(t, t.TempDir(), nil)
+	s := open(t, t.TempDir(), func(o *Options) { o.keepMapped, o.RetentionInterval = true, time.Hour })
 	defer s.Close()
 	val := strings.Repeat("v", 1000)
 	for range 40 { // about 40 MiB of log

@@ -70,6 +70,9 @@ type Options struct {
 	Now func() time.Time
 	// valueLogFileSize replaces valueLogFileSize in tests.
 	valueLogFileSize int64
+	// keepMapped stops the background release of mapped pages, for the
+	// test that measures a release.
+	keepMapped bool
 }
 
 func (o *Options) setDefaults() {
@@ -239,7 +242,9 @@ func (s *Store) background() {
 			return
 		case <-syncTick.C:
 			s.releaseVersions()
-			s.releaseMapped()
+			if !s.opts.keepMapped {
+				s.releaseMapped()
+			}
 			if s.opts.Fsync == FsyncEverySec {
 				if err := s.db.Sync(); err != nil {
 					s.log.Error("background fsync failed", "err", err)
