@@ -1,6 +1,7 @@
 package node
 
 import (
+	"maps"
 	"math/bits"
 	"slices"
 	"strings"
@@ -289,11 +290,7 @@ func (s *commandStats) commands() []CommandStat {
 func (s *commandStats) errorKinds() map[string]uint64 {
 	s.errMu.Lock()
 	defer s.errMu.Unlock()
-	out := make(map[string]uint64, len(s.errs))
-	for k, v := range s.errs {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.errs)
 }
 
 // Percentile is the latency under which a fraction q of the calls ran, as

@@ -2,6 +2,7 @@ package node
 
 import (
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,11 +45,7 @@ func (l *liveSettings) setChanged(name, value string) {
 func (l *liveSettings) changes() map[string]string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make(map[string]string, len(l.changed))
-	for k, v := range l.changed {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(l.changed)
 }
 
 // Redis's log levels and slog's: CONFIG SET loglevel takes either.
