@@ -157,8 +157,8 @@ type testLocal struct {
 	m    *Mesh
 }
 
-func mv(vs [2]record.Version) []merkle.Version {
-	if vs == ([2]record.Version{}) {
+func mv(vs [3]record.Version) []merkle.Version {
+	if vs == ([3]record.Version{}) {
 		return nil
 	}
 	return []merkle.Version{{TS: uint64(vs[0].TS), Node: uint64(vs[0].Node)}, {TS: uint64(vs[1].TS), Node: uint64(vs[1].Node)}}
@@ -167,7 +167,7 @@ func mv(vs [2]record.Version) []merkle.Version {
 func (l *testLocal) committed(es []wal.Entry) {
 	l.mu.Lock()
 	for _, e := range es {
-		l.tree.Update(e.Key, mv(e.Prev), mv(e.Record.Versions()))
+		l.tree.Update(e.Key, mv(e.Prev), mv(e.Now))
 	}
 	l.mu.Unlock()
 	if l.m != nil {

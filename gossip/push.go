@@ -233,16 +233,17 @@ func (m *Mesh) Committed(entries []wal.Entry) {
 }
 
 // isLocal reports whether an entry is a write made on this node: one of
-// its registers took a version of ours it did not have before. Remote
-// writes carry other nodes' versions; an expiry sweep keeps the version.
+// its registers took a version of ours it did not have before, or it is a
+// typed write (whose log entry is the delta) of ours. Remote writes carry
+// other nodes' versions; an expiry sweep keeps the version.
 func isLocal(e wal.Entry, self record.NodeID) bool {
-	vs := e.Record.Versions()
-	for i, v := range vs {
+	for i, v := range e.Now[:2] {
 		if v.Node == self && v != e.Prev[i] && !v.IsZero() {
 			return true
 		}
 	}
-	return false
+	t := e.Record.Typed
+	return t != nil && t.KindVersion.Node == self && !t.KindVersion.IsZero()
 }
 
 // LastLocalSeq is the log sequence number of this node's latest local write.

@@ -216,7 +216,7 @@ func (db *DB) publish(tx *Tx) *flight {
 		db.seq++
 		db.table.Set(c.key, c.rec)
 		db.marks[Hash(c.key)%markCount].Store(db.seq)
-		f.batch.Add(db.seq, c.key, c.rec, c.was.Versions())
+		f.batch.Add(db.seq, c.key, c.logged, c.was.Versions(), c.rec.Versions())
 	}
 	return f
 }

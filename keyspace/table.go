@@ -2,6 +2,8 @@ package keyspace
 
 import (
 	"bytes"
+	"encoding/binary"
+	"fmt"
 	"math/bits"
 	"math/rand/v2"
 	"sync"
@@ -71,7 +73,34 @@ const (
 	// every SET without a TTL writes, so most keys need no map entry.
 	flagExpiryAsValue
 	flagBig // the value is in the shard's big map, not the arena
+	// The key holds a typed state: its place in the arena holds the value
+	// register's data then the state (typedBlob).
+	flagTyped
 )
+
+// typedBlob is what the arena holds for a typed record: the value register's
+// data, length first, then the typed state's encoding. A typed state is read
+// and rewritten whole: hashes and sets are stored as compactly as Redis's
+// small encodings, at a cost per write that grows with their size.
+func typedBlob(rec record.Record) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(rec.Value.Data)))
+	b = append(b, rec.Value.Data...)
+	return record.AppendTyped(b, rec.Typed)
+}
+
+// splitTyped parses a typedBlob; what it returns aliases blob.
+func splitTyped(blob []byte) ([]byte, *record.Typed) {
+	n, k := binary.Uvarint(blob)
+	data := blob[k : k+int(n) : k+int(n)]
+	if n == 0 {
+		data = nil
+	}
+	t, err := record.DecodeTyped(blob[k+int(n):])
+	if err != nil {
+		panic(fmt.Sprintf("keyspace: a typed state in memory does not decode: %v", err))
+	}
+	return data, t
+}
 
 // expiryReg is a key's expiry register.
 type expiryReg struct {
@@ -188,6 +217,20 @@ func (s *shard) record(n int, data bool) record.Record {
 		x := s.expiry[uint32(n)]
 		r.Expiry = record.Expiry{Version: x.version, At: x.at}
 	}
+	if e.flags&flagTyped != 0 {
+		blob := s.value(n)
+		if !data {
+			// The state escapes the shard's lock: it must not alias the
+			// arena, which a later write may overwrite in place.
+			blob = bytes.Clone(blob)
+		}
+		d, t := splitTyped(blob)
+		r.Typed = t
+		if data {
+			r.Value.Data = d
+		}
+		return r
+	}
 	if data {
 		r.Value.Data = s.value(n)
 	}
@@ -293,6 +336,9 @@ func (s *shard) setMeta(n int, rec, was record.Record) {
 	if rec.Value.Tombstone {
 		e.flags |= flagTombstone
 	}
+	if rec.Typed != nil {
+		e.flags |= flagTyped
+	}
 	switch {
 	case rec.Expiry.At == 0 && rec.Expiry.Version.IsZero():
 		delete(s.expiry, uint32(n))
@@ -325,6 +371,12 @@ func (t *Table) Get(key []byte) (record.Record, bool) {
 	n, _ := s.find(key, uint32(h))
 	if n < 0 {
 		return record.Record{}, false
+	}
+	if s.entries[n].flags&flagTyped != 0 {
+		d, t := splitTyped(bytes.Clone(s.value(n)))
+		r := s.record(n, false)
+		r.Value.Data, r.Typed = d, t
+		return r, true
 	}
 	r := s.record(n, true)
 	r.Value.Data = bytes.Clone(r.Value.Data)
@@ -367,6 +419,10 @@ func (t *Table) Set(key []byte, rec record.Record) {
 }
 
 func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
+	data := rec.Value.Data
+	if rec.Typed != nil {
+		data = typedBlob(rec)
+	}
 	n, slot := s.find(key, uint32(h))
 	var was record.Record
 	if n < 0 {
@@ -375,13 +431,13 @@ func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
 		s.entries = append(s.entries, entry{next: s.groups[g]})
 		s.groups[g] = uint32(n + 1)
 		s.slots[slot] = uint64(uint32(h))<<32 | uint64(n+1)
-		s.place(n, key, rec.Value.Data, true)
+		s.place(n, key, data, true)
 		if len(s.entries)*4 > len(s.slots)*3 {
 			s.grow()
 		}
 	} else {
 		was = s.record(n, false)
-		s.place(n, key, rec.Value.Data, false)
+		s.place(n, key, data, false)
 	}
 	s.setMeta(n, rec, was)
 	t.keys.Add(boolInt(rec.Exists()) - boolInt(was.Exists()))

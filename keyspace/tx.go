@@ -13,9 +13,10 @@ type Tx struct {
 }
 
 type change struct {
-	key []byte        // the caller's, valid until Update returns
-	rec record.Record // the merged record; its Data likewise
-	was record.Record // before, without its value's data
+	key    []byte        // the caller's, valid until Update returns
+	rec    record.Record // the merged record; its Data likewise
+	was    record.Record // before, without its value's data
+	logged record.Record // what the log and peers get: the delta for a typed key
 }
 
 func (tx *Tx) reset() {
@@ -71,7 +72,8 @@ func (tx *Tx) Peek(key []byte) (rec record.Record, full bool) {
 }
 
 // Apply merges rec into key's record. If rec wins anything, the merged record
-// is stored and logged when the transaction publishes; if not, nothing is
+// is stored and logged (for a typed key, rec itself is logged: a delta) when
+// the transaction publishes; if not, nothing is
 // written, changed is false (a write that loses is dropped, so nothing
 // loops) and merged is the current record, its value's data possibly
 // missing (as Peek). key and rec's data must stay valid until Update
@@ -81,7 +83,10 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 		return record.Record{}, false, ErrKeyTooLong
 	}
 	cur, full := tx.Peek(key)
-	if !full && cur.Exists() && rec.Value.Version.Compare(cur.Value.Version) <= 0 {
+	typed := rec.Typed != nil || cur.Typed != nil
+	if !full && typed {
+		cur, _ = tx.db.table.Get(key)
+	} else if !full && cur.Exists() && rec.Value.Version.Compare(cur.Value.Version) <= 0 {
 		if loses(rec, cur) {
 			return cur, false, nil
 		}
@@ -94,7 +99,13 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 	}
 	was := cur
 	was.Value.Data = nil
-	tx.changes = append(tx.changes, change{key: key, rec: merged, was: was})
+	// A string's record is small and its merge is the whole record; a typed
+	// state can be large, so the log carries only the write that changed it.
+	logged := merged
+	if typed {
+		logged = rec
+	}
+	tx.changes = append(tx.changes, change{key: key, rec: merged, was: was, logged: logged})
 	if tx.pos != nil {
 		tx.pos[string(key)] = len(tx.changes) - 1
 	}

@@ -110,6 +110,11 @@ type Version struct {
 	Node uint64
 }
 
+// DigestTS is the timestamp of a register that holds a digest (see NewerIn).
+const DigestTS = 1<<64 - 1
+
+func (v Version) isZero() bool { return v == Version{} }
+
 // Compare returns -1, 0 or +1 as v is older than, equal to or newer than w.
 func (v Version) Compare(w Version) int {
 	switch {
@@ -165,6 +170,11 @@ func EntryHash(key []byte, versions []Version) uint64 {
 // b (aNewer) and whether b holds a newer one than a (bNewer). Both can be true:
 // a key can need to move in both directions. A missing register is the zero
 // version.
+//
+// A register whose timestamp is DigestTS holds not a version but a digest of
+// a state that merges as a whole (a hash, a set): two different digests say
+// nothing of which is newer, so both sides are newer and the state moves
+// both ways, each side merging the other's.
 func NewerIn(a, b []Version) (aNewer, bNewer bool) {
 	n := max(len(a), len(b))
 	for i := range n {
@@ -174,6 +184,11 @@ func NewerIn(a, b []Version) (aNewer, bNewer bool) {
 		}
 		if i < len(b) {
 			vb = b[i]
+		}
+		if va != vb && (va.TS == DigestTS || vb.TS == DigestTS) {
+			aNewer = aNewer || !va.isZero()
+			bNewer = bNewer || !vb.isZero()
+			continue
 		}
 		switch va.Compare(vb) {
 		case 1:

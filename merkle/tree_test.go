@@ -186,6 +186,10 @@ func TestNewerIn(t *testing.T) {
 		aNew, bNew bool
 	}{
 		{[]Version{{2, 1}}, []Version{{1, 9}}, true, false},
+		// Digests of typed states: any difference moves both ways.
+		{[]Version{{1, 1}, {}, {DigestTS, 5}}, []Version{{1, 1}, {}, {DigestTS, 9}}, true, true},
+		{[]Version{{1, 1}, {}, {DigestTS, 5}}, []Version{{1, 1}, {}, {DigestTS, 5}}, false, false},
+		{[]Version{{1, 1}, {}, {DigestTS, 5}}, []Version{{1, 1}}, true, false},
 		{[]Version{{2, 1}}, []Version{{2, 2}}, false, true}, // same time: node ID decides
 		{[]Version{{2, 1}, {1, 1}}, []Version{{1, 1}, {3, 1}}, true, true},
 		{[]Version{{2, 1}}, []Version{{2, 1}, {3, 1}}, false, true}, // missing register is zero

@@ -34,15 +34,22 @@ func newMerkleIndex() (*merkleIndex, error) {
 }
 
 // mversions converts a record's register versions for the tree; a key with
-// no register written is absent.
-func mversions(vs [2]record.Version) []merkle.Version {
-	if vs == ([2]record.Version{}) {
+// no register written is absent, and a plain string has no typed state's
+// digest. record.DigestTS is merkle.DigestTS: the tree moves a typed state,
+// which merges as a whole, both ways when it differs.
+func mversions(vs [3]record.Version) []merkle.Version {
+	n := len(vs)
+	for n > 0 && vs[n-1].IsZero() {
+		n--
+	}
+	if n == 0 {
 		return nil
 	}
-	return []merkle.Version{
-		{TS: uint64(vs[0].TS), Node: uint64(vs[0].Node)},
-		{TS: uint64(vs[1].TS), Node: uint64(vs[1].Node)},
+	out := make([]merkle.Version, n)
+	for i, v := range vs[:n] {
+		out[i] = merkle.Version{TS: uint64(v.TS), Node: uint64(v.Node)}
 	}
+	return out
 }
 
 // committed is the keyspace's OnCommit hook.
@@ -50,7 +57,7 @@ func (m *merkleIndex) committed(entries []wal.Entry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range entries {
-		m.tree.Update(e.Key, mversions(e.Prev), mversions(e.Record.Versions()))
+		m.tree.Update(e.Key, mversions(e.Prev), mversions(e.Now))
 	}
 }
 

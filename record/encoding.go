@@ -20,7 +20,8 @@ const (
 	flagTombstone  = 1 << 0
 	flagExpiry     = 1 << 1 // an expiry register follows
 	flagSameVer    = 1 << 2 // the expiry register has the value's version
-	flagsKnown     = flagTombstone | flagExpiry | flagSameVer
+	flagTyped      = 1 << 3 // a typed state follows
+	flagsKnown     = flagTombstone | flagExpiry | flagSameVer | flagTyped
 	versionLen     = 16
 	minEncodedSize = 3 + versionLen
 )
@@ -34,6 +35,9 @@ func AppendBinary(dst []byte, r Record) []byte {
 	var flags byte
 	if r.Value.Tombstone {
 		flags |= flagTombstone
+	}
+	if !r.Typed.empty() {
+		flags |= flagTyped
 	}
 	if !r.Expiry.Version.IsZero() || r.Expiry.At != 0 {
 		flags |= flagExpiry
@@ -51,6 +55,9 @@ func AppendBinary(dst []byte, r Record) []byte {
 		}
 		dst = binary.AppendVarint(dst, r.Expiry.At)
 	}
+	if flags&flagTyped != 0 {
+		dst = appendTyped(dst, r.Typed)
+	}
 	return dst
 }
 
@@ -62,6 +69,9 @@ func EncodedSize(r Record) int {
 			n += versionLen
 		}
 		n += binary.MaxVarintLen64
+	}
+	if !r.Typed.empty() {
+		n += r.Typed.encodedSize()
 	}
 	return n
 }
@@ -146,6 +156,12 @@ func DecodePrefix(b []byte) (Record, []byte, error) {
 		}
 		r.Expiry.At = at
 		b = b[k:]
+	}
+	if flags&flagTyped != 0 {
+		var err error
+		if r.Typed, b, err = decodeTyped(b); err != nil {
+			return r, nil, err
+		}
 	}
 	return r, b, nil
 }

@@ -1,13 +1,14 @@
 // Package record is redmesh's data model and its one merge rule.
 //
-// A record is what a node holds for one key: a set of registers, each with its
-// own version. Today there are two, the value register (a value or a
-// tombstone) and the expiry register (an absolute deadline or none), so that
-// EXPIRE on one node never undoes a concurrent SET on another. A version is
-// an HLC timestamp with the writing node's ID as tie-break; per register the
-// higher version wins. Merge is therefore commutative, associative and
-// idempotent, and every node picks the same winner whatever the order in
-// which writes arrive.
+// A record is what a node holds for one key: two registers, each with its
+// own version, and, for keys that are not plain strings, a typed state
+// (Typed). The value register holds a string or a tombstone; the expiry
+// register an absolute deadline or none, so that EXPIRE on one node never
+// undoes a concurrent SET on another. A version is an HLC timestamp with the
+// writing node's ID as tie-break; per register the higher version wins, and
+// typed states merge element by element (see Typed). Merge is therefore
+// commutative, associative and idempotent, and every node reaches the same
+// record whatever the order in which writes arrive.
 //
 // The package is pure: no IO, no clocks. Callers pass "now" where expiry
 // matters.
@@ -46,15 +47,24 @@ func (v Version) IsZero() bool { return v == Version{} }
 
 func (v Version) String() string { return fmt.Sprintf("%v@%v", v.TS, v.Node) }
 
-// Kind is the type of a value register's data. Only strings exist today; the
-// byte leaves room for CRDT types (counters, hashes, sets), whose payloads
-// will carry their own per-element registers.
+// Kind is the Redis type of a key.
 type Kind uint8
 
-// Kinds of value.
-const (
-	KindString Kind = 0
-)
+// KindString is a string (a counter included): the value register's kind.
+const KindString Kind = 0
+
+// Kind names the type as Redis's TYPE does.
+func (k Kind) String() string {
+	switch k {
+	case KindString:
+		return "string"
+	case KindHash:
+		return "hash"
+	case KindSet:
+		return "set"
+	}
+	return fmt.Sprintf("kind%d", uint8(k))
+}
 
 // Value is the value register.
 type Value struct {
@@ -76,12 +86,47 @@ type Expiry struct {
 type Record struct {
 	Value  Value
 	Expiry Expiry
+	// Typed is nil for a plain string (or its tombstone): most keys.
+	Typed *Typed
+}
+
+// Kind is the key's type as clients see it.
+func (r Record) Kind() Kind {
+	if r.Typed == nil || r.Typed.KindVersion.IsZero() {
+		return KindString
+	}
+	return r.Typed.Kind
 }
 
 // Exists reports whether the key has a value at all (expired or not). The
-// zero Record, a key never written, does not.
+// zero Record, a key never written, does not. A typed key exists while its
+// type holds something: a hash a field, a set a member, a counter a value
+// or increments a delete did not observe.
 func (r Record) Exists() bool {
-	return !r.Value.Version.IsZero() && !r.Value.Tombstone
+	strLive := !r.Value.Version.IsZero() && !r.Value.Tombstone
+	if r.Typed == nil {
+		return strLive
+	}
+	switch r.Kind() {
+	case KindString:
+		return strLive || r.Typed.Added(nil) != 0
+	default:
+		return r.Typed.Len() > 0
+	}
+}
+
+// StringData is a string key's value as a client reads it: the value
+// register, plus what a counter's increments add.
+func (r Record) StringData() []byte {
+	base := r.Value.Data
+	if r.Typed == nil {
+		return base
+	}
+	add := r.Typed.Added(nil)
+	if add != 0 && (r.Value.Tombstone || r.Value.Version.IsZero()) {
+		base = []byte("0")
+	}
+	return withCounts(base, add)
 }
 
 // Expired reports whether the record's deadline has passed at nowMillis. As in
@@ -95,10 +140,20 @@ func (r Record) Live(nowMillis int64) bool {
 	return r.Exists() && !r.Expired(nowMillis)
 }
 
-// Versions lists the register versions in a fixed order (value, expiry): the
-// summary that the Merkle index and reconciliation compare.
-func (r Record) Versions() [2]Version {
-	return [2]Version{r.Value.Version, r.Expiry.Version}
+// DigestTS marks a version that is a digest of a typed state rather than a
+// write's version: no HLC reaches it.
+const DigestTS = hlc.Timestamp(1<<64 - 1)
+
+// Versions lists the register versions in a fixed order (value, expiry, typed
+// state): the summary that the Merkle index and reconciliation compare. The
+// typed state, merged as a whole, is summed up by a digest of its encoding
+// (timestamp DigestTS); a plain string has none.
+func (r Record) Versions() [3]Version {
+	vs := [3]Version{r.Value.Version, r.Expiry.Version}
+	if !r.Typed.empty() {
+		vs[2] = Version{TS: DigestTS, Node: NodeID(r.Typed.digest())}
+	}
+	return vs
 }
 
 // Swept is the record an expiry sweep leaves behind: the value register
@@ -106,8 +161,15 @@ func (r Record) Versions() [2]Version {
 // over a value of equal version, sweeping is itself a merge that every node
 // reaches independently, with no new version that could beat a concurrent
 // write elsewhere.
+//
+// A typed state is swept the same way: every element it holds is traced as
+// removed and every count reset, which every node holding the same state
+// does alike.
 func (r Record) Swept() Record {
 	r.Value = Value{Version: r.Value.Version, Tombstone: true}
+	if r.Typed != nil {
+		r.Typed = mergeTyped(r.Typed, r.Typed.Clear())
+	}
 	return r
 }
 
@@ -117,7 +179,11 @@ func (r Record) Swept() Record {
 // so that merge stays a total function that is commutative even on corrupt
 // input.
 func Merge(a, b Record) Record {
-	return Record{Value: mergeValue(a.Value, b.Value), Expiry: mergeExpiry(a.Expiry, b.Expiry)}
+	return Record{
+		Value:  mergeValue(a.Value, b.Value),
+		Expiry: mergeExpiry(a.Expiry, b.Expiry),
+		Typed:  mergeTyped(a.Typed, b.Typed),
+	}
 }
 
 // MergeInto merges incoming into local and reports whether the result differs
@@ -165,5 +231,5 @@ func mergeExpiry(a, b Expiry) Expiry {
 
 // Equal reports whether two records hold the same registers.
 func Equal(a, b Record) bool {
-	return a.Expiry == b.Expiry && compareValue(a.Value, b.Value) == 0
+	return a.Expiry == b.Expiry && compareValue(a.Value, b.Value) == 0 && equalTyped(a.Typed, b.Typed)
 }

@@ -107,6 +107,9 @@ func genRecord(r *rand.Rand) Record {
 		ev := ver()
 		rec.Expiry = Expiry{Version: ev, At: int64(ev.TS)*100 + int64(ev.Node)}
 	}
+	if r.IntN(2) == 0 {
+		rec.Typed = genTyped(r)
+	}
 	if r.IntN(5) == 0 && rec.Exists() {
 		rec = rec.Swept()
 	}

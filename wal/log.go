@@ -22,10 +22,12 @@ type Entry struct {
 	Time   time.Time // when it was applied here
 	Key    []byte
 	Record record.Record
-	// Prev holds the key's register versions before this mutation, for
-	// indexes that move a digest from old to new (the Merkle tree). Only
-	// entries of a Batch carry it; it is not stored.
-	Prev [2]record.Version
+	// Prev and Now hold the key's register versions before and after this
+	// mutation, for indexes that move a digest from old to new (the Merkle
+	// tree). Only entries of a Batch carry them; they are not stored. Now
+	// is the versions of the key's whole record, which Record (a delta) may
+	// not show.
+	Prev, Now [3]record.Version
 }
 
 // ErrTruncated is returned by ReadLog when the requested sequence number is
@@ -81,9 +83,10 @@ type Batch struct {
 	first   []int // the index in Entries of each block's first entry
 }
 
-// Add appends the mutation of key to rec, with sequence number seq (one more
-// than the previous entry's) and the key's previous register versions.
-func (b *Batch) Add(seq uint64, key []byte, rec record.Record, prev [2]record.Version) {
+// Add appends the mutation of key by rec, with sequence number seq (one more
+// than the previous entry's) and the key's register versions before and
+// after it.
+func (b *Batch) Add(seq uint64, key []byte, rec record.Record, prev, now [3]record.Version) {
 	if len(b.blocks) == 0 || len(b.buf)-b.blocks[len(b.blocks)-1] >= blockTarget {
 		b.blocks = append(b.blocks, len(b.buf))
 		b.first = append(b.first, len(b.Entries))
@@ -97,7 +100,7 @@ func (b *Batch) Add(seq uint64, key []byte, rec record.Record, prev [2]record.Ve
 	// Keys and data alias the buffer as it is now; a later append that
 	// moves it leaves them on the old array, which holds the same bytes.
 	logged, _, _ := record.DecodePrefix(b.buf[r:])
-	b.Entries = append(b.Entries, Entry{Seq: seq, Key: b.buf[k:r:r], Record: logged, Prev: prev})
+	b.Entries = append(b.Entries, Entry{Seq: seq, Key: b.buf[k:r:r], Record: logged, Prev: prev, Now: now})
 }
 
 // Len is the number of entries in the batch.

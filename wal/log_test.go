@@ -76,9 +76,9 @@ func TestLargeEntrySpansRows(t *testing.T) {
 	s := open(t, dir, nil)
 	big := bytes.Repeat([]byte("0123456789abcdef"), 5<<16) // 5 MiB
 	var b Batch
-	b.Add(1, []byte("small"), setRec(1, "x"), [2]record.Version{})
-	b.Add(2, []byte("big"), setRec(2, string(big)), [2]record.Version{})
-	b.Add(3, []byte("after"), setRec(3, "y"), [2]record.Version{})
+	b.Add(1, []byte("small"), setRec(1, "x"), [3]record.Version{}, [3]record.Version{})
+	b.Add(2, []byte("big"), setRec(2, string(big)), [3]record.Version{}, [3]record.Version{})
+	b.Add(3, []byte("after"), setRec(3, "y"), [3]record.Version{}, [3]record.Version{})
 	if err := s.Commit(&b); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestTornTailIsDropped(t *testing.T) {
 	s := open(t, dir, nil)
 	commit(t, s, 3, func(i int) string { return fmt.Sprint("k", i) }, "v")
 	var b Batch
-	b.Add(4, []byte("big"), setRec(4, strings.Repeat("b", 3*maxRow)), [2]record.Version{})
+	b.Add(4, []byte("big"), setRec(4, strings.Repeat("b", 3*maxRow)), [3]record.Version{}, [3]record.Version{})
 	if err := s.Commit(&b); err != nil {
 		t.Fatal(err)
 	}
@@ -205,8 +205,8 @@ func TestLegacyStore(t *testing.T) {
 
 func FuzzDecodeBlock(f *testing.F) {
 	var b Batch
-	b.Add(7, []byte("k"), setRec(1, ""), [2]record.Version{})
-	b.Add(8, []byte("key2"), setRec(2, strings.Repeat("v", 300)), [2]record.Version{})
+	b.Add(7, []byte("k"), setRec(1, ""), [3]record.Version{}, [3]record.Version{})
+	b.Add(8, []byte("key2"), setRec(2, strings.Repeat("v", 300)), [3]record.Version{}, [3]record.Version{})
 	f.Add(b.block(0, time.UnixMilli(5)))
 	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 1})
@@ -217,7 +217,7 @@ func FuzzDecodeBlock(f *testing.F) {
 		}
 		var again Batch
 		for _, e := range es {
-			again.Add(e.Seq, e.Key, e.Record, [2]record.Version{})
+			again.Add(e.Seq, e.Key, e.Record, [3]record.Version{}, [3]record.Version{})
 		}
 		if len(again.blocks) > 1 {
 			return // a block this long is logged as two

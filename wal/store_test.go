@@ -44,7 +44,7 @@ func commit(t testing.TB, s *Store, n int, key func(i int) string, val string) {
 	_, last := s.LogBounds()
 	var b Batch
 	for i := range n {
-		b.Add(last+uint64(i)+1, []byte(key(i)), setRec(last+uint64(i)+1, val), [2]record.Version{})
+		b.Add(last+uint64(i)+1, []byte(key(i)), setRec(last+uint64(i)+1, val), [3]record.Version{}, [3]record.Version{})
 	}
 	if err := s.Commit(&b); err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func TestCommitRefusesAGap(t *testing.T) {
 	s := open(t, t.TempDir(), nil)
 	defer s.Close()
 	var b Batch
-	b.Add(5, []byte("k"), setRec(1, "v"), [2]record.Version{})
+	b.Add(5, []byte("k"), setRec(1, "v"), [3]record.Version{}, [3]record.Version{})
 	if err := s.Commit(&b); err == nil {
 		t.Fatal("a batch starting at 5 was logged after an empty log")
 	}
@@ -254,7 +254,7 @@ func TestFullDiskRefusesCommits(t *testing.T) {
 	f.Close()
 	var b Batch
 	_, last := s.LogBounds()
-	b.Add(last+1, []byte("k"), setRec(100, "v"), [2]record.Version{})
+	b.Add(last+1, []byte("k"), setRec(100, "v"), [3]record.Version{}, [3]record.Version{})
 	if err := s.Commit(&b); !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("commit on a full disk: %v, want ErrDiskFull", err)
 	}

@@ -1,0 +1,238 @@
+package record
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// A typed state's encoding: the type register, then counts, fields, members
+// and traces, each list a count and its items, in their sorted order (so
+// equal states encode alike and the digest can hash the encoding):
+//
+//	kind(1) kindVersion(16)
+//	n { nameLen name node(8) ver(16) total(varint) resetVer(16) resetTotal(varint) }
+//	n { nameLen name dot(16) valueLen value }   fields
+//	n { nameLen name dot(16) }                  members
+//	n { dot(16) }                               traces
+
+// minCountLen, minFieldLen, minMemberLen bound a list's length by the bytes
+// left, so a decoder never allocates for items the input cannot hold.
+const (
+	minCountLen  = 1 + 8 + versionLen + 1 + versionLen + 1
+	minFieldLen  = 1 + versionLen + 1
+	minMemberLen = 1 + versionLen
+)
+
+func appendBytes(dst, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+func appendTyped(dst []byte, t *Typed) []byte {
+	dst = append(dst, byte(t.Kind))
+	dst = appendVersion(dst, t.KindVersion)
+	dst = binary.AppendUvarint(dst, uint64(len(t.Counts)))
+	for _, c := range t.Counts {
+		dst = appendBytes(dst, c.Name)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(c.Node))
+		dst = appendVersion(dst, c.Ver)
+		dst = binary.AppendVarint(dst, c.Total)
+		dst = appendVersion(dst, c.ResetVer)
+		dst = binary.AppendVarint(dst, c.ResetTotal)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(t.Fields)))
+	for _, e := range t.Fields {
+		dst = appendBytes(dst, e.Name)
+		dst = appendVersion(dst, e.Dot)
+		dst = appendBytes(dst, e.Value)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(t.Members)))
+	for _, e := range t.Members {
+		dst = appendBytes(dst, e.Name)
+		dst = appendVersion(dst, e.Dot)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(t.Removed)))
+	for _, d := range t.Removed {
+		dst = appendVersion(dst, d)
+	}
+	return dst
+}
+
+func (t *Typed) encodedSize() int {
+	n := 1 + versionLen + 4*binary.MaxVarintLen64
+	for _, c := range t.Counts {
+		n += binary.MaxVarintLen64 + len(c.Name) + 8 + 2*versionLen + 2*binary.MaxVarintLen64
+	}
+	for _, e := range t.Fields {
+		n += 2*binary.MaxVarintLen64 + len(e.Name) + versionLen + len(e.Value)
+	}
+	for _, e := range t.Members {
+		n += binary.MaxVarintLen64 + len(e.Name) + versionLen
+	}
+	return n + len(t.Removed)*versionLen
+}
+
+// digest is a hash of t's encoding: equal states, equal digests.
+func (t *Typed) digest() uint64 {
+	var buf [512]byte
+	return xxhash.Sum64(appendTyped(buf[:0], t))
+}
+
+// typedReader decodes a typed state, remembering the first error.
+type typedReader struct {
+	b   []byte
+	err error
+}
+
+func (r *typedReader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: typed state: %s", ErrCorrupt, what)
+	}
+	r.b = nil
+}
+
+func (r *typedReader) uvarint(what string) uint64 {
+	v, k := binary.Uvarint(r.b)
+	if k <= 0 {
+		r.fail("bad " + what)
+		return 0
+	}
+	r.b = r.b[k:]
+	return v
+}
+
+func (r *typedReader) varint(what string) int64 {
+	v, k := binary.Varint(r.b)
+	if k <= 0 {
+		r.fail("bad " + what)
+		return 0
+	}
+	r.b = r.b[k:]
+	return v
+}
+
+// count reads a list's length, refused if the bytes left cannot hold that
+// many items of at least min bytes.
+func (r *typedReader) count(what string, min int) int {
+	n := r.uvarint(what + " count")
+	if n > uint64(len(r.b)/min) {
+		r.fail(fmt.Sprintf("%d %s in %d bytes", n, what, len(r.b)))
+		return 0
+	}
+	return int(n)
+}
+
+func (r *typedReader) bytes(what string) []byte {
+	n := r.uvarint(what + " length")
+	if n > MaxValueLen || n > uint64(len(r.b)) {
+		r.fail(what + " length exceeds what is left")
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	if n == 0 {
+		return nil
+	}
+	return v
+}
+
+func (r *typedReader) version(what string) Version {
+	if len(r.b) < versionLen {
+		r.fail("truncated " + what)
+		return Version{}
+	}
+	v, rest := readVersion(r.b)
+	r.b = rest
+	return v
+}
+
+// decodeTyped parses a typed state from the front of b; names and values
+// alias b. The lists must be in their sorted order, without duplicates: a
+// peer cannot hand the merge input it was not written for.
+func decodeTyped(b []byte) (*Typed, []byte, error) {
+	if len(b) < 1+versionLen {
+		return nil, nil, fmt.Errorf("%w: typed state truncated", ErrCorrupt)
+	}
+	t := &Typed{Kind: Kind(b[0])}
+	if t.Kind != KindString && t.Kind != KindHash && t.Kind != KindSet {
+		return nil, nil, fmt.Errorf("%w: unknown kind %d", ErrCorrupt, b[0])
+	}
+	r := &typedReader{b: b[1:]}
+	t.KindVersion = r.version("kind version")
+	if n := r.count("counts", minCountLen); n > 0 {
+		t.Counts = make([]Count, n)
+		for i := range t.Counts {
+			c := &t.Counts[i]
+			c.Name = r.bytes("count name")
+			if len(r.b) < 8 {
+				r.fail("truncated count")
+				break
+			}
+			c.Node = NodeID(binary.BigEndian.Uint64(r.b))
+			r.b = r.b[8:]
+			c.Ver = r.version("count version")
+			c.Total = r.varint("count total")
+			c.ResetVer = r.version("reset version")
+			c.ResetTotal = r.varint("reset total")
+			if r.err == nil && i > 0 && compareCountKey(t.Counts[i-1], *c) >= 0 {
+				r.fail("counts out of order")
+			}
+		}
+	}
+	t.Fields = r.elems("fields", minFieldLen, true)
+	t.Members = r.elems("members", minMemberLen, false)
+	if n := r.count("traces", versionLen); n > 0 {
+		t.Removed = make([]Version, n)
+		for i := range t.Removed {
+			t.Removed[i] = r.version("trace")
+			if r.err == nil && i > 0 && t.Removed[i-1].Compare(t.Removed[i]) >= 0 {
+				r.fail("traces out of order")
+			}
+		}
+	}
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	return t, r.b, nil
+}
+
+func (r *typedReader) elems(what string, min int, values bool) []Elem {
+	n := r.count(what, min)
+	if n == 0 || r.err != nil {
+		return nil
+	}
+	out := make([]Elem, n)
+	for i := range out {
+		e := &out[i]
+		e.Name = r.bytes("name")
+		e.Dot = r.version("dot")
+		if values {
+			e.Value = r.bytes("value")
+		}
+		if r.err != nil {
+			return nil
+		}
+		if i > 0 && (bytes.Equal(out[i-1].Name, e.Name) && out[i-1].Dot.Compare(e.Dot) >= 0 || bytes.Compare(out[i-1].Name, e.Name) > 0) {
+			r.fail(what + " out of order")
+			return nil
+		}
+	}
+	return out
+}
+
+// AppendTyped appends t's encoding to dst, for storage that keeps a typed
+// state apart from its record's registers.
+func AppendTyped(dst []byte, t *Typed) []byte { return appendTyped(dst, t) }
+
+// DecodeTyped parses what AppendTyped wrote, all of b; names and values
+// alias b.
+func DecodeTyped(b []byte) (*Typed, error) {
+	t, rest, err := decodeTyped(b)
+	if err == nil && len(rest) != 0 {
+		err = fmt.Errorf("%w: %d bytes after a typed state", ErrCorrupt, len(rest))
+	}
+	return t, err
+}

@@ -1,0 +1,218 @@
+package record
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// genTyped draws a typed state from a small universe of writes, so that
+// states share elements and traces often. As in a real mesh, a dot names one
+// write: the same dot always carries the same element, and a node's count at
+// one version always has the same total.
+func genTyped(r *rand.Rand) *Typed {
+	dot := func(i int) Version { return v(uint64(10+i/3), NodeID(i%3)) }
+	t := &Typed{}
+	if r.IntN(4) > 0 {
+		t.Kind, t.KindVersion = Kind(r.IntN(3)), v(uint64(r.IntN(6)), NodeID(r.IntN(3)))
+	}
+	var removed []Version
+	for i := range 12 {
+		if r.IntN(4) == 0 {
+			removed = append(removed, dot(i))
+		}
+	}
+	t.Removed = removed
+	for i := range 12 {
+		if r.IntN(3) > 0 || slices.Contains(removed, dot(i)) {
+			continue
+		}
+		name := []byte{'a' + byte(i%4)}
+		if i < 6 {
+			t.Fields = append(t.Fields, Elem{Name: name, Dot: dot(i), Value: fmt.Appendf(nil, "%d", i*11)})
+		} else {
+			t.Members = append(t.Members, Elem{Name: name, Dot: dot(i)})
+		}
+	}
+	total := func(ts uint64) int64 { return int64(ts*ts) - 5 }
+	for _, name := range [][]byte{nil, []byte("a")} {
+		for node := range NodeID(3) {
+			if r.IntN(2) == 0 {
+				continue
+			}
+			ts := uint64(1 + r.IntN(5))
+			c := Count{Name: name, Node: node, Ver: v(ts, node), Total: total(ts)}
+			if r.IntN(2) == 0 {
+				rts := uint64(1 + r.IntN(int(ts)))
+				c.ResetVer, c.ResetTotal = v(rts, node), total(rts)
+			}
+			t.Counts = append(t.Counts, c)
+		}
+	}
+	slices.SortFunc(t.Fields, compareElem)
+	slices.SortFunc(t.Members, compareElem)
+	slices.SortFunc(t.Removed, Version.Compare)
+	return t
+}
+
+func TestTypedMergeProperties(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 8))
+	for range 20_000 {
+		a, b, c := genTyped(r), genTyped(r), genTyped(r)
+		if !equalTyped(mergeTyped(a, b), mergeTyped(b, a)) {
+			t.Fatalf("not commutative:\n a=%+v\n b=%+v", a, b)
+		}
+		if !equalTyped(mergeTyped(mergeTyped(a, b), c), mergeTyped(a, mergeTyped(b, c))) {
+			t.Fatalf("not associative:\n a=%+v\n b=%+v\n c=%+v", a, b, c)
+		}
+		if !equalTyped(mergeTyped(a, a), a) {
+			t.Fatalf("not idempotent: %+v", a)
+		}
+		if m := mergeTyped(a, b); m.digest() != mergeTyped(b, a).digest() {
+			t.Fatalf("equal states with different digests: %+v", m)
+		}
+	}
+}
+
+// hash and set writes as a node's commands build them.
+func hset(d Version, name, value string, seen *Typed) Record {
+	return Record{Typed: &Typed{Kind: KindHash, KindVersion: d,
+		Fields:  []Elem{{Name: []byte(name), Dot: d, Value: []byte(value)}},
+		Removed: seen.FieldDots([]byte(name)), Counts: seen.Resets([]byte(name))}}
+}
+
+func hdel(d Version, name string, seen *Typed) Record {
+	return Record{Typed: &Typed{Kind: KindHash, KindVersion: d, Removed: seen.FieldDots([]byte(name)), Counts: seen.Resets([]byte(name))}}
+}
+
+func sadd(d Version, name string) Record {
+	return Record{Typed: &Typed{Kind: KindSet, KindVersion: d, Members: []Elem{{Name: []byte(name), Dot: d}}}}
+}
+
+func srem(d Version, name string, seen *Typed) Record {
+	return Record{Typed: &Typed{Kind: KindSet, KindVersion: d, Removed: seen.MemberDots([]byte(name))}}
+}
+
+func delKey(d Version, seen Record) Record {
+	return Record{Value: Value{Version: d, Tombstone: true}, Expiry: Expiry{Version: d}, Typed: seen.Typed.Clear()}
+}
+
+func incr(d Version, by int64, seen Record) Record {
+	c := seen.Typed.Count(nil, d.Node)
+	return Record{Typed: &Typed{KindVersion: d, Counts: []Count{{Node: d.Node, Ver: d, Total: c.Total + by, ResetVer: c.ResetVer, ResetTotal: c.ResetTotal}}}}
+}
+
+func merged(recs ...Record) Record {
+	var m Record
+	for _, r := range recs {
+		m = Merge(m, r)
+	}
+	return m
+}
+
+func fields(r Record) map[string]string {
+	out := map[string]string{}
+	r.Typed.EachField(func(n, v []byte) bool { out[string(n)] = string(v); return true })
+	return out
+}
+
+func TestHashFieldsMergeOneByOne(t *testing.T) {
+	a := hset(v(1, 1), "f", "A", nil)
+	b := hset(v(2, 2), "g", "B", nil)
+	if got := fields(merged(a, b)); got["f"] != "A" || got["g"] != "B" || len(got) != 2 {
+		t.Fatalf("fields written at two nodes: %v", got)
+	}
+	// Concurrent writes of one field: the later version shows, at every node.
+	x, y := hset(v(5, 1), "f", "x", nil), hset(v(5, 2), "f", "y", nil)
+	if got := fields(merged(x, y))["f"]; got != "y" || fields(merged(y, x))["f"] != "y" {
+		t.Fatalf("concurrent field writes: %q", got)
+	}
+}
+
+func TestHDelRemovesOnlyWhatItObserved(t *testing.T) {
+	base := hset(v(1, 1), "f", "old", nil)
+	// Node 1 deletes f having seen only base; node 2 concurrently rewrote f.
+	del := hdel(v(3, 1), "f", base.Typed)
+	rewrite := hset(v(2, 2), "f", "new", base.Typed)
+	for _, order := range [][]Record{{base, del, rewrite}, {base, rewrite, del}, {rewrite, del, base}} {
+		if got := fields(merged(order...)); got["f"] != "new" {
+			t.Fatalf("the concurrent write of f must survive the HDEL: %v", got)
+		}
+	}
+	// An HDEL that observed the field removes it; a late copy of the add
+	// does not bring it back.
+	gone := merged(base, hdel(v(4, 1), "f", base.Typed), base)
+	if gone.Exists() {
+		t.Fatalf("the field came back: %v", fields(gone))
+	}
+}
+
+func TestSetAddWins(t *testing.T) {
+	s := merged(sadd(v(1, 1), "m"))
+	rem := srem(v(3, 1), "m", s.Typed)
+	again := sadd(v(2, 2), "m") // concurrent with the SREM
+	for _, order := range [][]Record{{s, rem, again}, {again, s, rem}, {rem, again, s}} {
+		if m := merged(order...); !m.Typed.HasMember([]byte("m")) || m.Kind() != KindSet {
+			t.Fatalf("concurrent SADD must win over SREM: %+v", m.Typed)
+		}
+	}
+	if m := merged(s, rem); m.Exists() {
+		t.Fatalf("SREM of the only member leaves an empty set: %+v", m.Typed)
+	}
+}
+
+func TestCountersAddUp(t *testing.T) {
+	base := Record{Value: Value{Version: v(1, 1), Data: []byte("10")}}
+	a := incr(v(2, 1), 5, base)
+	b := incr(v(2, 2), 7, base)
+	b2 := incr(v(3, 2), -2, merged(base, b))
+	if got := string(merged(base, a, b, b2).StringData()); got != "20" {
+		t.Fatalf("10 + 5 + 7 - 2 = %s", got)
+	}
+	// A SET that observed a's increment resets it, not b's concurrent ones.
+	seen := merged(base, a)
+	set := Record{Value: Value{Version: v(4, 1), Data: []byte("100")}, Typed: &Typed{KindVersion: v(4, 1), Counts: seen.Typed.Resets(nil)}}
+	if got := string(merged(base, a, b, b2, set).StringData()); got != "105" {
+		t.Fatalf("SET 100 with b's +7-2 unobserved = %s", got)
+	}
+	// A DEL concurrent with an increment leaves the increment.
+	del := delKey(v(5, 1), merged(base, a, b, set))
+	later := incr(v(6, 2), 1, merged(base, b, b2))
+	m := merged(base, a, b, set, del, b2, later)
+	if got := string(m.StringData()); !m.Exists() || got != "-1" {
+		t.Fatalf("after DEL, the unobserved -2 and +1 = %q (exists %v)", got, m.Exists())
+	}
+}
+
+func TestTypeConflictResolvesAlikeEverywhere(t *testing.T) {
+	str := Record{Value: Value{Version: v(3, 1), Data: []byte("s")}, Typed: &Typed{Kind: KindString, KindVersion: v(3, 1)}}
+	h := hset(v(4, 2), "f", "v", nil)
+	for _, m := range []Record{merged(str, h), merged(h, str)} {
+		if m.Kind() != KindHash || !m.Exists() {
+			t.Fatalf("the later write's type must show: %v", m.Kind())
+		}
+	}
+}
+
+func TestTypedEncodingRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 9))
+	for range 2000 {
+		rec := genRecord(r)
+		rec.Typed = genTyped(r)
+		got, err := Decode(Encode(rec))
+		if err != nil || !Equal(got, rec) {
+			t.Fatalf("round trip of %+v: %+v, %v", rec, got, err)
+		}
+		if len(Encode(rec)) > EncodedSize(rec) {
+			t.Fatalf("EncodedSize %d < %d", EncodedSize(rec), len(Encode(rec)))
+		}
+	}
+}
+
+func TestTypedDecodeRefusesDisorder(t *testing.T) {
+	rec := Record{Typed: &Typed{Kind: KindSet, Members: []Elem{{Name: []byte("b"), Dot: v(1, 1)}, {Name: []byte("a"), Dot: v(2, 1)}}}}
+	if _, err := Decode(Encode(rec)); err == nil {
+		t.Fatal("members out of order decoded")
+	}
+}
