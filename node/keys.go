@@ -23,7 +23,7 @@ func cmdGet(n *Node, c *client, args [][]byte) {
 				c.w.WriteNull()
 			default:
 				c.counts.hits.Add(1)
-				c.w.WriteBulk(rec.Value.Data)
+				c.w.WriteBulk(rec.StringData())
 			}
 		})
 		if err != nil {
@@ -143,7 +143,7 @@ func cmdSet(n *Node, c *client, args [][]byte) {
 			// not there, there is no TTL to keep.
 			rec.Expiry = record.Expiry{Version: v, At: at}
 		}
-		if _, _, err := n.apply(tx, key, rec); err != nil {
+		if err := n.put(tx, key, rec); err != nil {
 			return err
 		}
 		r.done = true
@@ -153,7 +153,7 @@ func cmdSet(n *Node, c *client, args [][]byte) {
 	case err != nil:
 		c.writeErr(err)
 	case o.get && r.oldLive:
-		c.w.WriteBulk(r.old.Value.Data)
+		c.w.WriteBulk(r.old.StringData())
 	case o.get || !r.done:
 		c.w.WriteNull()
 	default:
@@ -173,7 +173,7 @@ func (n *Node) deleteKey(tx *keyspace.Tx, key []byte) error {
 	if err != nil {
 		return err
 	}
-	_, _, err = n.apply(tx, key, tombstone(v))
+	err = n.put(tx, key, tombstone(v))
 	return err
 }
 
@@ -284,7 +284,7 @@ func expireGeneric(n *Node, c *client, args [][]byte, unit int64, absolute bool)
 		if at <= now {
 			rec = tombstone(ver) // a deadline in the past deletes, as in Redis
 		}
-		if _, _, err := n.apply(tx, args[1], rec); err != nil {
+		if err := n.put(tx, args[1], rec); err != nil {
 			return err
 		}
 		result = 1
@@ -343,7 +343,7 @@ func cmdPersist(n *Node, c *client, args [][]byte) {
 		if err != nil {
 			return err
 		}
-		if _, _, err := n.apply(tx, args[1], record.Record{Expiry: record.Expiry{Version: v}}); err != nil {
+		if err := n.put(tx, args[1], record.Record{Expiry: record.Expiry{Version: v}}); err != nil {
 			return err
 		}
 		result = 1
@@ -357,13 +357,7 @@ func cmdPersist(n *Node, c *client, args [][]byte) {
 }
 
 // typeName is TYPE's answer for a record a client sees.
-func typeName(rec record.Record) string {
-	switch rec.Value.Kind {
-	case record.KindString:
-		return "string"
-	}
-	return "none"
-}
+func typeName(rec record.Record) string { return rec.Kind().String() }
 
 func cmdType(n *Node, c *client, args [][]byte) {
 	rec, live, err := c.read(args[1])
@@ -378,6 +372,44 @@ func cmdType(n *Node, c *client, args [][]byte) {
 	c.w.WriteString(typeName(rec))
 }
 
+// scanOptions are SCAN's, HSCAN's and SSCAN's options.
+type scanOptions struct {
+	count        int64
+	pattern, typ []byte // nil: any
+}
+
+// parseScanOptions parses [MATCH pattern] [COUNT count], and [TYPE type]
+// when withType.
+func parseScanOptions(args [][]byte, withType bool) (scanOptions, error) {
+	o := scanOptions{count: 10}
+	for i := 0; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			return o, replyErr(errSyntax)
+		}
+		switch {
+		case equalFold(args[i], "match"):
+			o.pattern = args[i+1]
+			if string(o.pattern) == "*" {
+				o.pattern = nil // as in Redis: matches everything, the empty name too
+			}
+		case equalFold(args[i], "count"):
+			v, ok := parseInt(args[i+1])
+			if !ok {
+				return o, replyErr(errNotInteger)
+			}
+			if v < 1 {
+				return o, replyErr(errSyntax)
+			}
+			o.count = v
+		case withType && equalFold(args[i], "type"):
+			o.typ = args[i+1]
+		default:
+			return o, replyErr(errSyntax)
+		}
+	}
+	return o, nil
+}
+
 // cmdScan is SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]. COUNT
 // bounds the rows visited, as in Redis it bounds the work done.
 func cmdScan(n *Node, c *client, args [][]byte) {
@@ -386,37 +418,12 @@ func cmdScan(n *Node, c *client, args [][]byte) {
 		c.w.WriteError("ERR invalid cursor")
 		return
 	}
-	count := int64(10)
-	var pattern, typ []byte
-	for i := 2; i < len(args); i += 2 {
-		if i+1 >= len(args) {
-			c.w.WriteError(errSyntax)
-			return
-		}
-		switch {
-		case equalFold(args[i], "match"):
-			pattern = args[i+1]
-			if string(pattern) == "*" {
-				pattern = nil // as in Redis: matches every key, the empty one too
-			}
-		case equalFold(args[i], "count"):
-			v, ok := parseInt(args[i+1])
-			if !ok {
-				c.w.WriteError(errNotInteger)
-				return
-			}
-			if v < 1 {
-				c.w.WriteError(errSyntax)
-				return
-			}
-			count = v
-		case equalFold(args[i], "type"):
-			typ = args[i+1]
-		default:
-			c.w.WriteError(errSyntax)
-			return
-		}
+	o, err := parseScanOptions(args[2:], true)
+	if err != nil {
+		c.writeErr(err)
+		return
 	}
+	count, pattern, typ := o.count, o.pattern, o.typ
 	var keys [][]byte
 	next := uint64(0)
 	if cursor <= 1<<32 {

@@ -59,16 +59,55 @@ func renameGeneric(n *Node, c *client, args [][]byte, nx bool) {
 	}
 }
 
-// putCopy writes src's value and deadline to key, both registers at one new
-// version.
+// putCopy writes src's value and deadline to key, at new versions: both
+// registers at one, and each element of a hash or set at one of its own (a
+// copy is a new write, not the source's writes again). A counter is copied as
+// the string it reads as.
 func (n *Node) putCopy(tx *keyspace.Tx, key []byte, src record.Record) error {
 	v, err := n.newVersion()
 	if err != nil {
 		return err
 	}
-	rec := record.Record{
-		Value:  record.Value{Version: v, Kind: src.Value.Kind, Data: src.Value.Data},
-		Expiry: record.Expiry{Version: v, At: src.Expiry.At},
+	expiry := record.Expiry{Version: v, At: src.Expiry.At}
+	if src.Kind() == record.KindString {
+		return n.put(tx, key, record.Record{Value: record.Value{Version: v, Data: src.StringData()}, Expiry: expiry})
+	}
+	cur, err := tx.Get(key)
+	if err != nil {
+		return err
+	}
+	t := cur.Typed.Clear()
+	if t == nil {
+		t = &record.Typed{}
+	}
+	t.Kind, t.KindVersion = src.Kind(), v
+	dot := func() (record.Version, error) { return n.newVersion() }
+	var ferr error
+	switch src.Kind() {
+	case record.KindHash:
+		src.Typed.EachField(func(name, value []byte) bool {
+			var d record.Version
+			if d, ferr = dot(); ferr == nil {
+				t.Fields = append(t.Fields, record.Elem{Name: name, Dot: d, Value: value})
+			}
+			return ferr == nil
+		})
+	case record.KindSet:
+		src.Typed.EachMember(func(name []byte) bool {
+			var d record.Version
+			if d, ferr = dot(); ferr == nil {
+				t.Members = append(t.Members, record.Elem{Name: name, Dot: d})
+			}
+			return ferr == nil
+		})
+	}
+	if ferr != nil {
+		return ferr
+	}
+	t.Normalize()
+	rec := record.Record{Expiry: expiry, Typed: t}
+	if !cur.Value.Version.IsZero() && !cur.Value.Tombstone {
+		rec.Value = record.Value{Version: v, Tombstone: true}
 	}
 	_, _, err = n.apply(tx, key, rec)
 	return err

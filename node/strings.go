@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"math"
 	"math/big"
-	"strconv"
 	"strings"
 
 	"github.com/redmesh/redmesh/keyspace"
@@ -45,7 +44,7 @@ func liveString(rec record.Record, now int64) (bool, error) {
 	if !rec.Live(now) {
 		return false, nil
 	}
-	if rec.Value.Kind != record.KindString {
+	if rec.Kind() != record.KindString {
 		return true, replyErr(errWrongType)
 	}
 	return true, nil
@@ -67,7 +66,7 @@ func (c *client) readString(key []byte) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	c.counts.hits.Add(1)
-	return rec.Value.Data, true, nil
+	return rec.StringData(), true, nil
 }
 
 // txString reads key as a string inside the write path.
@@ -98,7 +97,7 @@ func (n *Node) putString(tx *keyspace.Tx, key, data []byte, at int64) error {
 		Value:  record.Value{Version: v, Kind: record.KindString, Data: data},
 		Expiry: record.Expiry{Version: v, At: at},
 	}
-	_, _, err = n.apply(tx, key, rec)
+	err = n.put(tx, key, rec)
 	return err
 }
 
@@ -112,7 +111,7 @@ func (n *Node) putValue(tx *keyspace.Tx, key, data []byte, live bool) error {
 	if err != nil {
 		return err
 	}
-	_, _, err = n.apply(tx, key, record.Record{Value: record.Value{Version: v, Kind: record.KindString, Data: data}})
+	err = n.put(tx, key, record.Record{Value: record.Value{Version: v, Kind: record.KindString, Data: data}})
 	return err
 }
 
@@ -253,7 +252,7 @@ func cmdGetEx(n *Node, c *client, args [][]byte) {
 		default:
 			return nil
 		}
-		_, _, err = n.apply(tx, args[1], rec)
+		err = n.put(tx, args[1], rec)
 		return err
 	})
 	n.replyRead(c, err, old, live)
@@ -268,7 +267,7 @@ func (n *Node) replyRead(c *client, err error, old record.Record, live bool) {
 		c.writeErr(err)
 	case live:
 		c.counts.hits.Add(1)
-		c.w.WriteBulk(old.Value.Data)
+		c.w.WriteBulk(old.StringData())
 	default:
 		c.counts.misses.Add(1)
 		c.w.WriteNull()
@@ -286,8 +285,8 @@ func cmdMGet(n *Node, c *client, args [][]byte) {
 			return
 		}
 		// As in Redis, a key of another type reads as nil, not an error.
-		if rec.Live(now) && rec.Value.Kind == record.KindString {
-			vals[i], found[i] = rec.Value.Data, true
+		if rec.Live(now) && rec.Kind() == record.KindString {
+			vals[i], found[i] = rec.StringData(), true
 			c.counts.hits.Add(1)
 		} else {
 			c.counts.misses.Add(1)
@@ -352,10 +351,10 @@ func cmdAppend(n *Node, c *client, args [][]byte) {
 		}
 		var data []byte
 		if live {
-			if err := n.checkStringLength(int64(len(cur.Value.Data)), int64(len(args[2]))); err != nil {
+			if err := n.checkStringLength(int64(len(cur.StringData())), int64(len(args[2]))); err != nil {
 				return err
 			}
-			data = append(bytes.Clone(cur.Value.Data), args[2]...)
+			data = append(bytes.Clone(cur.StringData()), args[2]...)
 		} else {
 			data = bytes.Clone(args[2])
 		}
@@ -431,7 +430,7 @@ func cmdSetRange(n *Node, c *client, args [][]byte) {
 		if err != nil {
 			return err
 		}
-		old := cur.Value.Data
+		old := cur.StringData()
 		if !live {
 			old = nil
 		}
@@ -484,31 +483,53 @@ func cmdDecrBy(n *Node, c *client, args [][]byte) {
 	incrBy(n, c, args[1], -by)
 }
 
+// incrBy is INCR, INCRBY, DECR and DECRBY: the key becomes a counter, whose
+// increments made concurrently at different nodes add up. This node's
+// increments are one count (record.Count) that only it writes; the string
+// register stays the base they add to, so a concurrent SET elsewhere resets
+// only the increments it observed.
 func incrBy(n *Node, c *client, key []byte, by int64) {
 	var result int64
 	err := c.update(func(tx *keyspace.Tx) error {
-		cur, live, err := txString(tx, key, n.nowMillis())
+		now := n.nowMillis()
+		cur, live, err := txString(tx, key, now)
 		if err != nil {
 			return err
 		}
 		var old int64
 		if live {
 			var ok bool
-			if old, ok = parseInt(cur.Value.Data); !ok {
+			if old, ok = parseInt(cur.StringData()); !ok {
 				return replyErr(errNotInteger)
 			}
 		}
-		if (by < 0 && old < 0 && by < math.MinInt64-old) || (by > 0 && old > 0 && by > math.MaxInt64-old) {
+		mine := cur.Typed.Count(nil, n.id).Total
+		if addOverflows(old, by) || addOverflows(mine, by) {
 			return replyErr(errOverflow)
 		}
 		result = old + by
-		return n.putValue(tx, key, strconv.AppendInt(nil, result, 10), live)
+		w, err := n.beginTyped(tx, key, record.KindString, now)
+		if err != nil {
+			return err
+		}
+		if !live {
+			// The base of a new counter: INCRBY 0 makes a key, as in Redis.
+			w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}
+			w.rec.Expiry = record.Expiry{Version: w.v}
+		}
+		w.incrCounter(nil, by)
+		return w.commit(tx)
 	})
 	if err != nil {
 		c.writeErr(err)
 		return
 	}
 	c.w.WriteInt64(result)
+}
+
+// addOverflows reports whether a + b overflows an int64.
+func addOverflows(a, b int64) bool {
+	return (b < 0 && a < 0 && b < math.MinInt64-a) || (b > 0 && a > 0 && b > math.MaxInt64-a)
 }
 
 // INCRBYFLOAT computes as Redis does, in C's long double: on x86-64 an 80-bit
@@ -632,7 +653,7 @@ func cmdIncrByFloat(n *Node, c *client, args [][]byte) {
 		old := new(big.Float).SetPrec(longDoublePrec)
 		if live {
 			var ok bool
-			if old, ok = parseLongDouble(cur.Value.Data); !ok {
+			if old, ok = parseLongDouble(cur.StringData()); !ok {
 				return replyErr(errNotFloat)
 			}
 		}

@@ -179,11 +179,15 @@ func (r Record) Swept() Record {
 // so that merge stays a total function that is commutative even on corrupt
 // input.
 func Merge(a, b Record) Record {
-	return Record{
+	m := Record{
 		Value:  mergeValue(a.Value, b.Value),
 		Expiry: mergeExpiry(a.Expiry, b.Expiry),
 		Typed:  mergeTyped(a.Typed, b.Typed),
 	}
+	if m.Typed.empty() {
+		m.Typed = nil
+	}
+	return m
 }
 
 // MergeInto merges incoming into local and reports whether the result differs

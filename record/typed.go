@@ -94,9 +94,9 @@ func compareCountKey(a, b Count) int {
 // mergeTyped merges two typed states; either may be nil.
 func mergeTyped(a, b *Typed) *Typed {
 	switch {
-	case a == nil:
+	case a.empty():
 		return b
-	case b == nil:
+	case b.empty():
 		return a
 	}
 	m := &Typed{Kind: a.Kind, KindVersion: a.KindVersion}
@@ -240,7 +240,9 @@ func equalTyped(a, b *Typed) bool {
 		})
 }
 
-// empty reports whether t holds nothing at all (nil included).
+// IsZero reports whether t holds nothing at all (nil included).
+func (t *Typed) IsZero() bool { return t.empty() }
+
 func (t *Typed) empty() bool {
 	return t == nil || t.KindVersion.IsZero() && t.Kind == 0 && len(t.Counts) == 0 &&
 		len(t.Fields) == 0 && len(t.Members) == 0 && len(t.Removed) == 0
@@ -463,4 +465,29 @@ func (t *Typed) Clear() *Typed {
 		return nil
 	}
 	return &Typed{Removed: t.AllDots(), Counts: t.AllResets()}
+}
+
+// Normalize puts a typed write its command built in order: elements sorted,
+// traces sorted without duplicates, the counts of one counter and node
+// merged, and elements this same write traced dropped.
+func (t *Typed) Normalize() {
+	slices.SortFunc(t.Removed, Version.Compare)
+	t.Removed = slices.Compact(t.Removed)
+	sortElems := func(es []Elem) []Elem {
+		slices.SortFunc(es, compareElem)
+		es = slices.CompactFunc(es, func(a, b Elem) bool { return compareElem(a, b) == 0 })
+		return slices.DeleteFunc(es, func(e Elem) bool { return removed(t.Removed, e.Dot) })
+	}
+	t.Fields = sortElems(t.Fields)
+	t.Members = sortElems(t.Members)
+	slices.SortStableFunc(t.Counts, compareCountKey)
+	out := t.Counts[:0]
+	for _, c := range t.Counts {
+		if n := len(out); n > 0 && compareCountKey(out[n-1], c) == 0 {
+			out[n-1] = mergeCount(out[n-1], c)
+			continue
+		}
+		out = append(out, c)
+	}
+	t.Counts = out
 }
