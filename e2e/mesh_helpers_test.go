@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,7 +127,8 @@ type keyState struct {
 	expireAt int64 // PEXPIRETIME
 }
 
-// dump reads every key's value and deadline.
+// dump reads every key's value and deadline; a hash or set as its sorted
+// fields or members.
 func (m *meshNode) dump(t testing.TB) map[string]keyState {
 	t.Helper()
 	ctx := context.Background()
@@ -134,12 +136,12 @@ func (m *meshNode) dump(t testing.TB) map[string]keyState {
 	iter := m.c.Scan(ctx, 0, "*", 1000).Iterator()
 	for iter.Next(ctx) {
 		k := iter.Val()
-		v, err := m.c.Get(ctx, k).Result()
+		v, err := readValue(ctx, m.c, k)
 		if err == redis.Nil {
 			continue
 		}
 		if err != nil {
-			t.Fatalf("GET %s: %v", k, err)
+			t.Fatalf("reading %s: %v", k, err)
 		}
 		at, err := m.c.Do(ctx, "PEXPIRETIME", k).Int64()
 		if err != nil {
@@ -151,6 +153,38 @@ func (m *meshNode) dump(t testing.TB) map[string]keyState {
 		t.Fatalf("SCAN: %v", err)
 	}
 	return out
+}
+
+// readValue reads key as whatever type it holds, as one string: a hash's
+// fields and a set's members sorted. redis.Nil if it is not there.
+func readValue(ctx context.Context, c *redis.Client, key string) (string, error) {
+	typ, err := c.Type(ctx, key).Result()
+	if err != nil {
+		return "", err
+	}
+	switch typ {
+	case "none":
+		return "", redis.Nil
+	case "hash":
+		h, err := c.HGetAll(ctx, key).Result()
+		if err != nil {
+			return "", err
+		}
+		fields := make([]string, 0, len(h))
+		for f, v := range h {
+			fields = append(fields, f+"="+v)
+		}
+		sort.Strings(fields)
+		return "hash:" + strings.Join(fields, ","), nil
+	case "set":
+		ms, err := c.SMembers(ctx, key).Result()
+		if err != nil {
+			return "", err
+		}
+		sort.Strings(ms)
+		return "set:" + strings.Join(ms, ","), nil
+	}
+	return c.Get(ctx, key).Result()
 }
 
 // writePSK writes a new pre-shared key with `redmesh keygen`.

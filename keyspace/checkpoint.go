@@ -422,7 +422,9 @@ func (db *DB) load() error {
 // replay merges a logged record into the table, without logging it again.
 func (db *DB) replay(key []byte, rec record.Record) {
 	cur := db.table.Peek(key)
-	if cur.Exists() && rec.Value.Version.Compare(cur.Value.Version) <= 0 {
+	if rec.Typed != nil || cur.Typed != nil {
+		cur, _ = db.table.Get(key) // a typed merge needs the whole record
+	} else if cur.Exists() && rec.Value.Version.Compare(cur.Value.Version) <= 0 {
 		if loses(rec, cur) {
 			return
 		}

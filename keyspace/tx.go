@@ -85,7 +85,7 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 	cur, full := tx.Peek(key)
 	typed := rec.Typed != nil || cur.Typed != nil
 	if !full && typed {
-		cur, _ = tx.db.table.Get(key)
+		cur, _ = tx.db.table.Get(key) // a typed merge needs the whole record
 	} else if !full && cur.Exists() && rec.Value.Version.Compare(cur.Value.Version) <= 0 {
 		if loses(rec, cur) {
 			return cur, false, nil
@@ -118,6 +118,9 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 // duplicate from a second peer's log or a session is then dropped without
 // copying the stored value.
 func loses(rec, cur record.Record) bool {
+	if rec.Typed != nil || cur.Typed != nil {
+		return false // versions alone do not order typed states
+	}
 	switch c := rec.Value.Version.Compare(cur.Value.Version); {
 	case c > 0:
 		return false

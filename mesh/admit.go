@@ -6,8 +6,8 @@ import (
 )
 
 // Admit decides whether a record received from a peer (push, catch-up or
-// Merkle repair) may be merged: every register version it carries is folded
-// into the clock, and if any is further ahead of the local wall clock than
+// Merkle repair) may be merged: its newest version (of a register, element,
+// count or trace) is folded into the clock, and if it is further ahead of the local wall clock than
 // the clock's skew limit the record is refused (the clock counts it). A
 // record from a clock far ahead would otherwise win every conflict on its
 // key for as long as that clock stays ahead; refused, it waits in its
@@ -15,13 +15,9 @@ import (
 // superseded. Real nodes and the simulator both call this, so they refuse
 // the same records.
 func Admit(clock *hlc.Clock, rec record.Record) error {
-	for _, v := range rec.Versions() {
-		if v.IsZero() {
-			continue
-		}
-		if err := clock.Observe(v.TS); err != nil {
-			return err
-		}
+	v := rec.Newest()
+	if v.IsZero() {
+		return nil
 	}
-	return nil
+	return clock.Observe(v.TS)
 }

@@ -156,6 +156,35 @@ func (r Record) Versions() [3]Version {
 	return vs
 }
 
+// Newest is the highest version of any write the record holds: registers,
+// elements, counts and traces. A peer's record is judged by it (clock skew).
+func (r Record) Newest() Version {
+	n := r.Value.Version
+	up := func(v Version) {
+		if v.Compare(n) > 0 {
+			n = v
+		}
+	}
+	up(r.Expiry.Version)
+	if t := r.Typed; t != nil {
+		up(t.KindVersion)
+		for _, c := range t.Counts {
+			up(c.Ver)
+			up(c.ResetVer)
+		}
+		for _, e := range t.Fields {
+			up(e.Dot)
+		}
+		for _, e := range t.Members {
+			up(e.Dot)
+		}
+		for _, d := range t.Removed {
+			up(d)
+		}
+	}
+	return n
+}
+
 // Swept is the record an expiry sweep leaves behind: the value register
 // becomes a tombstone at the SAME version. Because Merge prefers a tombstone
 // over a value of equal version, sweeping is itself a merge that every node
