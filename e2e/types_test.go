@@ -252,6 +252,11 @@ func TestTypedMergesAcrossNodes(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// A new node gets the typed keys by Merkle repair, as whole states.
+	c := startMeshNode(t, t.TempDir(), 0, "--peer", a.maddr())
+	waitUntil(t, 30*time.Second, "a new node to get every typed key by Merkle repair", func() bool {
+		return equalDumps(da, c.dump(t))
+	})
 	want := map[string]string{
 		"h":    "hash:a1=x,f=new,g=keep,n=8",
 		"s":    "set:m3",

@@ -76,6 +76,10 @@ const (
 	// The key holds a typed state: its place in the arena holds the value
 	// register's data then the state (typedBlob).
 	flagTyped
+	// The typed state is large: it is an object in the shard's objs map
+	// (immutable, so readers share it), and the arena holds only the value
+	// register's data.
+	flagObj
 )
 
 // typedBlob is what the arena holds for a typed record: the value register's
@@ -124,6 +128,8 @@ type shard struct {
 	garbage int64             // arena bytes no entry uses
 	big     map[uint32][]byte // by entry number
 	bigSize int64             // their bytes
+	objs    map[uint32]*record.Typed
+	objSize int64
 	counted int64             // the shard's bytes, as last added to the table's
 	expiry  map[uint32]expiryReg
 	heap    []deadline // min-heap by at
@@ -154,6 +160,8 @@ func (s *shard) init(slots int) {
 	s.live, s.garbage = 0, 0
 	s.big = make(map[uint32][]byte)
 	s.bigSize, s.counted = 0, 0
+	s.objs = make(map[uint32]*record.Typed)
+	s.objSize = 0
 	s.expiry = make(map[uint32]expiryReg)
 	s.heap = nil
 	s.groups = [groupsPerShard]uint32{}
@@ -216,6 +224,13 @@ func (s *shard) record(n int, data bool) record.Record {
 	case e.flags&flagExpiry != 0:
 		x := s.expiry[uint32(n)]
 		r.Expiry = record.Expiry{Version: x.version, At: x.at}
+	}
+	if e.flags&flagObj != 0 {
+		r.Typed = s.objs[uint32(n)]
+		if data {
+			r.Value.Data = s.value(n)
+		}
+		return r
 	}
 	if e.flags&flagTyped != 0 {
 		blob := s.value(n)
@@ -336,7 +351,17 @@ func (s *shard) setMeta(n int, rec, was record.Record) {
 	if rec.Value.Tombstone {
 		e.flags |= flagTombstone
 	}
-	if rec.Typed != nil {
+	if old, ok := s.objs[uint32(n)]; ok {
+		s.objSize -= old.MemSize()
+		delete(s.objs, uint32(n))
+	}
+	switch {
+	case rec.Typed.Large():
+		e.flags |= flagTyped | flagObj
+		t := rec.Typed.Detached()
+		s.objs[uint32(n)] = t
+		s.objSize += t.MemSize()
+	case rec.Typed != nil:
 		e.flags |= flagTyped
 	}
 	switch {
@@ -372,7 +397,7 @@ func (t *Table) Get(key []byte) (record.Record, bool) {
 	if n < 0 {
 		return record.Record{}, false
 	}
-	if s.entries[n].flags&flagTyped != 0 {
+	if s.entries[n].flags&(flagTyped|flagObj) == flagTyped {
 		d, t := splitTyped(bytes.Clone(s.value(n)))
 		r := s.record(n, false)
 		r.Value.Data, r.Typed = d, t
@@ -420,7 +445,7 @@ func (t *Table) Set(key []byte, rec record.Record) {
 
 func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
 	data := rec.Value.Data
-	if rec.Typed != nil {
+	if rec.Typed != nil && !rec.Typed.Large() {
 		data = typedBlob(rec)
 	}
 	n, slot := s.find(key, uint32(h))
@@ -454,7 +479,7 @@ func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
 // counted at a typical cost.
 func (s *shard) size() int64 {
 	return int64(cap(s.entries))*int64(unsafe.Sizeof(entry{})) + int64(len(s.slots))*8 +
-		int64(len(s.chunks))*chunkSize + s.bigSize + int64(len(s.expiry))*48 + int64(cap(s.heap))*16
+		int64(len(s.chunks))*chunkSize + s.bigSize + s.objSize + int64(len(s.expiry))*48 + int64(cap(s.heap))*16
 }
 
 // grow doubles the slot table, placing slots again by their tags: no key is

@@ -33,31 +33,12 @@ func newMerkleIndex() (*merkleIndex, error) {
 	return &merkleIndex{tree: tree}, nil
 }
 
-// mversions converts a record's register versions for the tree; a key with
-// no register written is absent, and a plain string has no typed state's
-// digest. record.DigestTS is merkle.DigestTS: the tree moves a typed state,
-// which merges as a whole, both ways when it differs.
-func mversions(vs [3]record.Version) []merkle.Version {
-	n := len(vs)
-	for n > 0 && vs[n-1].IsZero() {
-		n--
-	}
-	if n == 0 {
-		return nil
-	}
-	out := make([]merkle.Version, n)
-	for i, v := range vs[:n] {
-		out[i] = merkle.Version{TS: uint64(v.TS), Node: uint64(v.Node)}
-	}
-	return out
-}
-
 // committed is the keyspace's OnCommit hook.
 func (m *merkleIndex) committed(entries []wal.Entry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range entries {
-		m.tree.Update(e.Key, mversions(e.Prev), mversions(e.Now))
+		m.tree.Update(e.Key, mesh.MerkleVersions(e.Prev), mesh.MerkleVersions(e.Now))
 	}
 }
 
@@ -75,7 +56,7 @@ func (m *merkleIndex) rebuild(t *keyspace.Table) (time.Duration, error) {
 		trees[i] = t
 	}
 	t.Each(len(trees), func(w int, key []byte, rec record.Record) {
-		trees[w].Update(key, nil, mversions(rec.Versions()))
+		trees[w].Update(key, nil, mesh.MerkleVersions(rec.Versions()))
 	})
 	tree := trees[0]
 	for _, t := range trees[1:] {
@@ -115,7 +96,7 @@ func (l merkleLocal) AppendEntries(dst []merkle.Entry, bucket uint32) ([]merkle.
 	// are a few chains.
 	lo, hi := merkle.DefaultShape.BucketRange(bucket)
 	l.n.db.Table().EachInHashRange(lo, hi, func(key []byte, rec record.Record) bool {
-		if vs := mversions(rec.Versions()); vs != nil {
+		if vs := mesh.MerkleVersions(rec.Versions()); vs != nil {
 			dst = append(dst, merkle.Entry{Key: bytes.Clone(key), Versions: vs})
 		}
 		return true
@@ -125,7 +106,7 @@ func (l merkleLocal) AppendEntries(dst []merkle.Entry, bucket uint32) ([]merkle.
 
 func (l merkleLocal) Payload(key []byte) ([]byte, error) {
 	rec := l.n.db.Get(key)
-	if rec.Value.Version.IsZero() && rec.Expiry.Version.IsZero() {
+	if !rec.Written() {
 		return nil, nil
 	}
 	return record.Encode(rec), nil

@@ -152,10 +152,9 @@ func cmdSPop(n *Node, c *client, args [][]byte) {
 		if err != nil || !w.live || count == 0 {
 			return err
 		}
-		all := members(w.cur.Typed)
-		for _, i := range randomPicks(len(all), count) {
-			popped = append(popped, all[i])
-			w.remMember(all[i])
+		for _, m := range randomMembers(w.cur.Typed, count) {
+			popped = append(popped, m)
+			w.remMember(m)
 		}
 		return w.commit(tx)
 	})
@@ -193,20 +192,51 @@ func cmdSRandMember(n *Node, c *client, args [][]byte) {
 		c.writeErr(err)
 		return
 	}
-	all := members(s)
 	if len(args) == 2 {
-		if len(all) == 0 {
+		if s.MemberCount() == 0 {
 			c.w.WriteNull()
 			return
 		}
-		c.w.WriteBulk(all[rand.IntN(len(all))])
+		c.w.WriteBulk(s.MemberAt(rand.IntN(s.MemberCount())))
 		return
 	}
-	picks := randomPicks(len(all), count)
-	c.w.WriteArray(len(picks))
-	for _, i := range picks {
-		c.w.WriteBulk(all[i])
+	writeMembers(c, randomMembers(s, count))
+}
+
+// randomMembers picks members as SRANDMEMBER and SPOP do (see randomPicks):
+// a few from a large set by position, in O(log n) each, without listing
+// the set.
+func randomMembers(s *record.Typed, count int64) [][]byte {
+	size := s.Len()
+	if size == 0 || count == 0 {
+		return nil
 	}
+	if count > 0 && count <= int64(size)/4 {
+		seen := make(map[string]bool, count)
+		var out [][]byte
+		for int64(len(out)) < count {
+			m := s.MemberAt(rand.IntN(s.MemberCount()))
+			if !seen[string(m)] {
+				seen[string(m)] = true
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	if count < 0 {
+		out := make([][]byte, -count)
+		for i := range out {
+			out[i] = s.MemberAt(rand.IntN(s.MemberCount()))
+		}
+		return out
+	}
+	all := members(s)
+	picks := randomPicks(len(all), count)
+	out := make([][]byte, len(picks))
+	for i, p := range picks {
+		out[i] = all[p]
+	}
+	return out
 }
 
 // cmdSMove is SMOVE source destination member: a remove of what this node

@@ -89,7 +89,7 @@ func (n *Node) beginTyped(tx *keyspace.Tx, key []byte, kind record.Kind, now int
 		if cur.Expiry.At != 0 {
 			w.rec.Expiry = record.Expiry{Version: v}
 		}
-		w.t.Removed = cur.Typed.AllDots()
+		w.t.Removed = cur.Typed.Observed()
 		w.t.Counts = cur.Typed.AllResets()
 	}
 	return w, nil
@@ -121,7 +121,7 @@ func (w *typedWrite) setField(name, value []byte) error {
 	if err != nil {
 		return err
 	}
-	w.t.Removed = append(w.t.Removed, w.cur.Typed.FieldDots(name)...)
+	w.t.Removed = append(w.t.Removed, w.cur.Typed.ObservedField(name)...)
 	w.t.Counts = append(w.t.Counts, w.cur.Typed.Resets(name)...)
 	w.t.Fields = append(w.t.Fields, record.Elem{Name: name, Dot: d, Value: value})
 	return nil
@@ -132,7 +132,7 @@ func (w *typedWrite) delField(name []byte) {
 	if i := own(w.t.Fields, name); i >= 0 {
 		w.t.Fields = slices.Delete(w.t.Fields, i, i+1)
 	}
-	w.t.Removed = append(w.t.Removed, w.cur.Typed.FieldDots(name)...)
+	w.t.Removed = append(w.t.Removed, w.cur.Typed.ObservedField(name)...)
 	w.t.Counts = append(w.t.Counts, w.cur.Typed.Resets(name)...)
 }
 
@@ -165,7 +165,7 @@ func (w *typedWrite) remMember(name []byte) {
 	if i := own(w.t.Members, name); i >= 0 {
 		w.t.Members = slices.Delete(w.t.Members, i, i+1)
 	}
-	w.t.Removed = append(w.t.Removed, w.cur.Typed.MemberDots(name)...)
+	w.t.Removed = append(w.t.Removed, w.cur.Typed.ObservedMember(name)...)
 }
 
 // commit applies the write.

@@ -115,6 +115,12 @@ func (r Record) Exists() bool {
 	}
 }
 
+// Written reports whether anything was ever written to the key: a
+// register, or a typed state (a tombstone counts).
+func (r Record) Written() bool {
+	return !r.Value.Version.IsZero() || !r.Expiry.Version.IsZero() || !r.Typed.empty()
+}
+
 // StringData is a string key's value as a client reads it: the value
 // register, plus what a counter's increments add.
 func (r Record) StringData() []byte {
@@ -172,14 +178,13 @@ func (r Record) Newest() Version {
 			up(c.Ver)
 			up(c.ResetVer)
 		}
-		for _, e := range t.Fields {
-			up(e.Dot)
-		}
-		for _, e := range t.Members {
-			up(e.Dot)
-		}
-		for _, d := range t.Removed {
-			up(d)
+		for which := range 3 {
+			t.each(which, func(run []Elem) bool {
+				for _, e := range run {
+					up(e.Dot)
+				}
+				return true
+			})
 		}
 	}
 	return n

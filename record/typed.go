@@ -12,13 +12,20 @@ import (
 // the write that added it, so that concurrent edits merge element by element.
 //
 // Merging is a union: elements and counts from both sides, minus the
-// elements whose dots a remove has traced. A remove (HDEL, SREM, DEL, a SET
-// over a hash) removes exactly the dots it observed and records them in
-// Removed, so an element added concurrently elsewhere, with a dot the
+// elements a remove has traced. A remove (HDEL, SREM, DEL, a SET over a hash)
+// removes exactly the elements (name and dot) it observed and records them
+// as traces, so an element added concurrently elsewhere, with a dot the
 // remover never saw, survives: adds win over concurrent removes, as in Redis
 // Enterprise's Active-Active. Nothing here depends on the order in which
 // writes arrive, so a peer may deliver deltas in any order, twice, or as whole
 // states (Merkle repair), and every node ends with the same state.
+//
+// A Typed is immutable once built: merges return new states that share what
+// they did not change, so readers may keep one while a writer merges.
+// Small states are sorted slices (Fields, Members, Removed); past bigElems
+// elements a state is held in copy-on-write B-trees instead (see big.go), so
+// a write to a large hash or set costs O(log n), not O(n). Read elements
+// through the methods, which serve both forms.
 type Typed struct {
 	// Kind and KindVersion are the type register: the type of the key's
 	// latest write other than a delete. Under concurrent writes of two types
@@ -34,13 +41,17 @@ type Typed struct {
 	Counts []Count
 	// Fields are a hash's fields and Members a set's members, each sorted by
 	// name then dot. A name holds several dots when it was written
-	// concurrently at several nodes; the highest dot's value shows.
+	// concurrently at several nodes; the highest dot's value shows. Nil in
+	// the large form.
 	Fields  []Elem
 	Members []Elem
-	// Removed are the dots of removed elements, sorted: the trace that stops a
-	// late copy of an add from bringing its element back. Traces are kept
-	// until collection; they are never shown.
-	Removed []Version
+	// Removed are the removed elements (name and dot, no value), sorted: the
+	// trace that stops a late copy of an add from bringing its element back.
+	// Traces are kept until collection; they are never shown. Nil in the
+	// large form.
+	Removed []Elem
+
+	big *bigState // the large form of Fields, Members and Removed
 }
 
 // Kinds of value a key can hold beyond strings.
@@ -74,14 +85,22 @@ type Elem struct {
 // added is a Count's contribution to its counter's value.
 func (c Count) added() int64 { return c.Total - c.ResetTotal }
 
+// compareElem orders elements by name, then dot (and value, so that merge
+// stays a total function even on input where one dot carries two values).
 func compareElem(a, b Elem) int {
-	if c := bytes.Compare(a.Name, b.Name); c != 0 {
-		return c
-	}
-	if c := a.Dot.Compare(b.Dot); c != 0 {
+	if c := compareND(a, b); c != 0 {
 		return c
 	}
 	return bytes.Compare(a.Value, b.Value)
+}
+
+// compareND orders elements by name, then dot: how elements and traces are
+// found.
+func compareND(a, b Elem) int {
+	if c := bytes.Compare(a.Name, b.Name); c != 0 {
+		return c
+	}
+	return a.Dot.Compare(b.Dot)
 }
 
 func compareCountKey(a, b Count) int {
@@ -89,6 +108,34 @@ func compareCountKey(a, b Count) int {
 		return c
 	}
 	return cmp.Compare(a.Node, b.Node)
+}
+
+// Typed's three element lists, by index.
+const (
+	listFields = iota
+	listMembers
+	listRemoved
+)
+
+func (t *Typed) list(which int) []Elem {
+	switch which {
+	case listFields:
+		return t.Fields
+	case listMembers:
+		return t.Members
+	}
+	return t.Removed
+}
+
+// size is the number of elements and traces.
+func (t *Typed) size() int {
+	if t == nil {
+		return 0
+	}
+	if t.big != nil {
+		return t.big.size()
+	}
+	return len(t.Fields) + len(t.Members) + len(t.Removed)
 }
 
 // mergeTyped merges two typed states; either may be nil.
@@ -103,52 +150,49 @@ func mergeTyped(a, b *Typed) *Typed {
 	if c := b.KindVersion.Compare(a.KindVersion); c > 0 || c == 0 && b.Kind > a.Kind {
 		m.Kind, m.KindVersion = b.Kind, b.KindVersion
 	}
-	m.Removed = unionDots(a.Removed, b.Removed)
-	m.Fields = mergeElems(a.Fields, b.Fields, m.Removed)
-	m.Members = mergeElems(a.Members, b.Members, m.Removed)
 	m.Counts = mergeCounts(a.Counts, b.Counts)
+	if a.big == nil && b.big == nil && a.size()+b.size() <= bigElems {
+		m.Removed = unionElems(a.Removed, b.Removed)
+		m.Fields = mergeElems(a.Fields, b.Fields, m.Removed)
+		m.Members = mergeElems(a.Members, b.Members, m.Removed)
+		return m
+	}
+	// The larger side is copied (in O(1), copy on write) and the smaller
+	// merged into it: a delta into a large state costs O(delta log n).
+	base, other := a, b
+	if b.size() > a.size() {
+		base, other = b, a
+	}
+	m.big = base.bigCopy()
+	m.big.absorb(other)
 	return m
 }
 
-func unionDots(a, b []Version) []Version {
+func unionElems(a, b []Elem) []Elem {
 	if len(b) == 0 {
 		return a
 	}
 	if len(a) == 0 {
 		return b
 	}
-	out := make([]Version, 0, len(a)+len(b))
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		switch {
-		case j == len(b) || i < len(a) && a[i].Compare(b[j]) < 0:
-			out = append(out, a[i])
-			i++
-		case i == len(a) || b[j].Compare(a[i]) < 0:
-			out = append(out, b[j])
-			j++
-		default:
-			out = append(out, a[i])
-			i, j = i+1, j+1
-		}
-	}
-	return out
+	return mergeElems(a, b, nil)
 }
 
-func removed(traces []Version, d Version) bool {
-	_, found := slices.BinarySearchFunc(traces, d, Version.Compare)
+// traced reports whether element e is among the sorted traces.
+func traced(traces []Elem, e Elem) bool {
+	_, found := slices.BinarySearchFunc(traces, e, compareND)
 	return found
 }
 
 // mergeElems is the union of two sorted element lists without the elements
-// whose dots are traced as removed.
-func mergeElems(a, b []Elem, traces []Version) []Elem {
+// traced as removed.
+func mergeElems(a, b []Elem, traces []Elem) []Elem {
 	if len(a) == 0 && len(b) == 0 {
 		return nil
 	}
 	out := make([]Elem, 0, max(len(a), len(b)))
 	add := func(e Elem) {
-		if !removed(traces, e.Dot) {
+		if !traced(traces, e) {
 			out = append(out, e)
 		}
 	}
@@ -226,26 +270,36 @@ func mergeCount(a, b Count) Count {
 	return m
 }
 
+func equalCount(x, y Count) bool {
+	return compareCountKey(x, y) == 0 && x.Ver == y.Ver && x.Total == y.Total &&
+		x.ResetVer == y.ResetVer && x.ResetTotal == y.ResetTotal
+}
+
+// equalTyped reports whether two states are the same. Two states of which
+// one is large are compared by size and digest, which a write never leaves
+// equal by chance in practice (64 bits), so that deciding whether a merge
+// changed a large state costs O(1).
 func equalTyped(a, b *Typed) bool {
-	if a == nil || b == nil {
+	if a.empty() || b.empty() {
 		return a.empty() && b.empty()
 	}
-	return a.Kind == b.Kind && a.KindVersion == b.KindVersion &&
-		slices.Equal(a.Removed, b.Removed) &&
-		slices.EqualFunc(a.Fields, b.Fields, func(x, y Elem) bool { return compareElem(x, y) == 0 }) &&
-		slices.EqualFunc(a.Members, b.Members, func(x, y Elem) bool { return compareElem(x, y) == 0 }) &&
-		slices.EqualFunc(a.Counts, b.Counts, func(x, y Count) bool {
-			return compareCountKey(x, y) == 0 && x.Ver == y.Ver && x.Total == y.Total &&
-				x.ResetVer == y.ResetVer && x.ResetTotal == y.ResetTotal
-		})
+	if a.Kind != b.Kind || a.KindVersion != b.KindVersion || !slices.EqualFunc(a.Counts, b.Counts, equalCount) {
+		return false
+	}
+	if a.big != nil || b.big != nil {
+		return a.size() == b.size() && a.digest() == b.digest()
+	}
+	eq := func(x, y []Elem) bool {
+		return slices.EqualFunc(x, y, func(p, q Elem) bool { return compareElem(p, q) == 0 })
+	}
+	return eq(a.Removed, b.Removed) && eq(a.Fields, b.Fields) && eq(a.Members, b.Members)
 }
 
 // IsZero reports whether t holds nothing at all (nil included).
 func (t *Typed) IsZero() bool { return t.empty() }
 
 func (t *Typed) empty() bool {
-	return t == nil || t.KindVersion.IsZero() && t.Kind == 0 && len(t.Counts) == 0 &&
-		len(t.Fields) == 0 && len(t.Members) == 0 && len(t.Removed) == 0
+	return t == nil || t.KindVersion.IsZero() && t.Kind == 0 && len(t.Counts) == 0 && t.size() == 0
 }
 
 // Added is what the counts of the counter name add to its base.
@@ -282,17 +336,21 @@ func (t *Typed) Count(name []byte, node NodeID) Count {
 	return Count{Name: name, Node: node}
 }
 
+// reset is c as a write that overwrites or deletes its counter records it.
+func reset(c Count) Count {
+	return Count{Name: c.Name, Node: c.Node, ResetVer: c.Ver, ResetTotal: c.Total}
+}
+
 // Resets is the counts of counter name as a write that overwrites or
 // deletes it records them: every count observed, reset.
 func (t *Typed) Resets(name []byte) []Count {
 	if t == nil {
 		return nil
 	}
-	cs := t.countsOf(name)
-	out := make([]Count, 0, len(cs))
-	for _, c := range cs {
+	var out []Count
+	for _, c := range t.countsOf(name) {
 		if c.ResetVer != c.Ver || c.ResetTotal != c.Total {
-			out = append(out, Count{Name: c.Name, Node: c.Node, ResetVer: c.Ver, ResetTotal: c.Total})
+			out = append(out, reset(c))
 		}
 	}
 	return out
@@ -306,14 +364,21 @@ func (t *Typed) AllResets() []Count {
 	var out []Count
 	for _, c := range t.Counts {
 		if c.ResetVer != c.Ver || c.ResetTotal != c.Total {
-			out = append(out, Count{Name: c.Name, Node: c.Node, ResetVer: c.Ver, ResetTotal: c.Total})
+			out = append(out, reset(c))
 		}
 	}
 	return out
 }
 
-// elemRun is the run of elems named name in a sorted list.
-func elemRun(elems []Elem, name []byte) []Elem {
+// run is the elements of list named name, in dot order.
+func (t *Typed) run(which int, name []byte) []Elem {
+	if t == nil {
+		return nil
+	}
+	if t.big != nil {
+		return t.big.run(which, name)
+	}
+	elems := t.list(which)
 	lo, _ := slices.BinarySearchFunc(elems, name, func(e Elem, n []byte) int { return bytes.Compare(e.Name, n) })
 	hi := lo
 	for hi < len(elems) && bytes.Equal(elems[hi].Name, name) {
@@ -322,12 +387,31 @@ func elemRun(elems []Elem, name []byte) []Elem {
 	return elems[lo:hi]
 }
 
+// each calls fn with each name of a list and its elements, in name order.
+func (t *Typed) each(which int, fn func(run []Elem) bool) {
+	if t == nil {
+		return
+	}
+	if t.big != nil {
+		t.big.each(which, fn)
+		return
+	}
+	elems := t.list(which)
+	for i := 0; i < len(elems); {
+		j := i + 1
+		for j < len(elems) && bytes.Equal(elems[j].Name, elems[i].Name) {
+			j++
+		}
+		if !fn(elems[i:j]) {
+			return
+		}
+		i = j
+	}
+}
+
 // Field returns hash field name's element (its highest dot), if present.
 func (t *Typed) Field(name []byte) (Elem, bool) {
-	if t == nil {
-		return Elem{}, false
-	}
-	run := elemRun(t.Fields, name)
+	run := t.run(listFields, name)
 	if len(run) == 0 {
 		return Elem{}, false
 	}
@@ -358,62 +442,37 @@ func withCounts(base []byte, add int64) []byte {
 	return strconv.AppendInt(nil, b+add, 10)
 }
 
-// FieldDots is the dots of hash field name: what a write that replaces or
-// removes it observed.
-func (t *Typed) FieldDots(name []byte) []Version {
-	if t == nil {
-		return nil
-	}
-	return dots(t.Fields, name)
-}
-
-// MemberDots is the dots of set member name.
-func (t *Typed) MemberDots(name []byte) []Version {
-	if t == nil {
-		return nil
-	}
-	return dots(t.Members, name)
-}
-
-func dots(elems []Elem, name []byte) []Version {
-	run := elemRun(elems, name)
-	out := make([]Version, len(run))
+// traces is a run of elements as the traces a write that removes them
+// records: name and dot.
+func traces(run []Elem) []Elem {
+	out := make([]Elem, len(run))
 	for i, e := range run {
-		out[i] = e.Dot
+		out[i] = Elem{Name: e.Name, Dot: e.Dot}
 	}
 	return out
 }
 
+// ObservedField is hash field name as a write that replaces or removes it
+// observed it: the traces to record.
+func (t *Typed) ObservedField(name []byte) []Elem { return traces(t.run(listFields, name)) }
+
+// ObservedMember is set member name as a write that removes it observed it.
+func (t *Typed) ObservedMember(name []byte) []Elem { return traces(t.run(listMembers, name)) }
+
 // HasMember reports whether set member name is present.
-func (t *Typed) HasMember(name []byte) bool { return t != nil && len(elemRun(t.Members, name)) > 0 }
+func (t *Typed) HasMember(name []byte) bool { return len(t.run(listMembers, name)) > 0 }
 
 // EachField calls fn with each hash field's name and value, in name order.
 func (t *Typed) EachField(fn func(name, value []byte) bool) {
-	if t == nil {
-		return
-	}
-	for i := 0; i < len(t.Fields); {
-		run := elemRun(t.Fields[i:], t.Fields[i].Name)
+	t.each(listFields, func(run []Elem) bool {
 		name := run[0].Name
-		if !fn(name, withCounts(run[len(run)-1].Value, t.Added(name))) {
-			return
-		}
-		i += len(run)
-	}
+		return fn(name, withCounts(run[len(run)-1].Value, t.Added(name)))
+	})
 }
 
 // EachMember calls fn with each set member, in order.
 func (t *Typed) EachMember(fn func(name []byte) bool) {
-	if t == nil {
-		return
-	}
-	for i := 0; i < len(t.Members); {
-		run := elemRun(t.Members[i:], t.Members[i].Name)
-		if !fn(run[0].Name) {
-			return
-		}
-		i += len(run)
-	}
+	t.each(listMembers, func(run []Elem) bool { return fn(run[0].Name) })
 }
 
 // Len is the number of distinct fields or members of the key's type.
@@ -421,41 +480,37 @@ func (t *Typed) Len() int {
 	if t == nil {
 		return 0
 	}
-	elems := t.elems()
-	n := 0
-	for i := range elems {
-		if i == 0 || !bytes.Equal(elems[i].Name, elems[i-1].Name) {
-			n++
-		}
+	which := listFields
+	switch t.Kind {
+	case KindHash:
+	case KindSet:
+		which = listMembers
+	default:
+		return 0
 	}
+	if t.big != nil {
+		return t.big.names[which]
+	}
+	n := 0
+	t.each(which, func([]Elem) bool { n++; return true })
 	return n
 }
 
-func (t *Typed) elems() []Elem {
-	switch t.Kind {
-	case KindHash:
-		return t.Fields
-	case KindSet:
-		return t.Members
-	}
-	return nil
-}
-
-// AllDots is the dots of every element: what a write that deletes the key
-// observed.
-func (t *Typed) AllDots() []Version {
+// Observed is every element as a write that deletes the key observed it: the
+// traces to record.
+func (t *Typed) Observed() []Elem {
 	if t == nil {
 		return nil
 	}
-	out := make([]Version, 0, len(t.Fields)+len(t.Members))
-	for _, e := range t.Fields {
-		out = append(out, e.Dot)
+	var out []Elem
+	for _, which := range []int{listFields, listMembers} {
+		t.each(which, func(run []Elem) bool {
+			out = append(out, traces(run)...)
+			return true
+		})
 	}
-	for _, e := range t.Members {
-		out = append(out, e.Dot)
-	}
-	slices.SortFunc(out, Version.Compare)
-	return slices.CompactFunc(out, func(a, b Version) bool { return a == b })
+	slices.SortFunc(out, compareND)
+	return out
 }
 
 // Clear is the typed part of a write that deletes or overwrites the whole
@@ -464,19 +519,20 @@ func (t *Typed) Clear() *Typed {
 	if t == nil {
 		return nil
 	}
-	return &Typed{Removed: t.AllDots(), Counts: t.AllResets()}
+	return &Typed{Removed: t.Observed(), Counts: t.AllResets()}
 }
 
 // Normalize puts a typed write its command built in order: elements sorted,
 // traces sorted without duplicates, the counts of one counter and node
-// merged, and elements this same write traced dropped.
+// merged, and elements this same write traced dropped. It is for the small
+// states a command builds.
 func (t *Typed) Normalize() {
-	slices.SortFunc(t.Removed, Version.Compare)
-	t.Removed = slices.Compact(t.Removed)
+	slices.SortFunc(t.Removed, compareND)
+	t.Removed = slices.CompactFunc(t.Removed, func(a, b Elem) bool { return compareND(a, b) == 0 })
 	sortElems := func(es []Elem) []Elem {
 		slices.SortFunc(es, compareElem)
 		es = slices.CompactFunc(es, func(a, b Elem) bool { return compareElem(a, b) == 0 })
-		return slices.DeleteFunc(es, func(e Elem) bool { return removed(t.Removed, e.Dot) })
+		return slices.DeleteFunc(es, func(e Elem) bool { return traced(t.Removed, e) })
 	}
 	t.Fields = sortElems(t.Fields)
 	t.Members = sortElems(t.Members)
@@ -490,4 +546,23 @@ func (t *Typed) Normalize() {
 		out = append(out, c)
 	}
 	t.Counts = out
+}
+
+// MemberCount is the number of member elements (dots, so a member written
+// concurrently at two nodes counts twice), for MemberAt.
+func (t *Typed) MemberCount() int {
+	if t == nil {
+		return 0
+	}
+	return t.count(listMembers)
+}
+
+// MemberAt is the name of the i-th member element in order, 0 <= i <
+// MemberCount: random picks in O(log n).
+func (t *Typed) MemberAt(i int) []byte {
+	if t.big != nil {
+		e, _ := t.big.lists[listMembers].GetAt(i)
+		return e.Name
+	}
+	return t.Members[i].Name
 }

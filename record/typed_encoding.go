@@ -16,7 +16,7 @@ import (
 //	n { nameLen name node(8) ver(16) total(varint) resetVer(16) resetTotal(varint) }
 //	n { nameLen name dot(16) valueLen value }   fields
 //	n { nameLen name dot(16) }                  members
-//	n { dot(16) }                               traces
+//	n { nameLen name dot(16) }                  traces
 
 // minCountLen, minFieldLen, minMemberLen bound a list's length by the bytes
 // left, so a decoder never allocates for items the input cannot hold.
@@ -43,22 +43,28 @@ func appendTyped(dst []byte, t *Typed) []byte {
 		dst = appendVersion(dst, c.ResetVer)
 		dst = binary.AppendVarint(dst, c.ResetTotal)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(t.Fields)))
-	for _, e := range t.Fields {
-		dst = appendBytes(dst, e.Name)
-		dst = appendVersion(dst, e.Dot)
-		dst = appendBytes(dst, e.Value)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(t.Members)))
-	for _, e := range t.Members {
-		dst = appendBytes(dst, e.Name)
-		dst = appendVersion(dst, e.Dot)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(t.Removed)))
-	for _, d := range t.Removed {
-		dst = appendVersion(dst, d)
+	for _, which := range []int{listFields, listMembers, listRemoved} {
+		dst = binary.AppendUvarint(dst, uint64(t.count(which)))
+		t.each(which, func(run []Elem) bool {
+			for _, e := range run {
+				dst = appendBytes(dst, e.Name)
+				dst = appendVersion(dst, e.Dot)
+				if which == listFields {
+					dst = appendBytes(dst, e.Value)
+				}
+			}
+			return true
+		})
 	}
 	return dst
+}
+
+// count is the number of elements (dots, not names) in list which.
+func (t *Typed) count(which int) int {
+	if t.big != nil {
+		return t.big.lists[which].Len()
+	}
+	return len(t.list(which))
 }
 
 func (t *Typed) encodedSize() int {
@@ -66,19 +72,42 @@ func (t *Typed) encodedSize() int {
 	for _, c := range t.Counts {
 		n += binary.MaxVarintLen64 + len(c.Name) + 8 + 2*versionLen + 2*binary.MaxVarintLen64
 	}
-	for _, e := range t.Fields {
-		n += 2*binary.MaxVarintLen64 + len(e.Name) + versionLen + len(e.Value)
+	for _, which := range []int{listFields, listMembers, listRemoved} {
+		t.each(which, func(run []Elem) bool {
+			for _, e := range run {
+				n += 2*binary.MaxVarintLen64 + len(e.Name) + versionLen + len(e.Value)
+			}
+			return true
+		})
 	}
-	for _, e := range t.Members {
-		n += binary.MaxVarintLen64 + len(e.Name) + versionLen
-	}
-	return n + len(t.Removed)*versionLen
+	return n
 }
 
-// digest is a hash of t's encoding: equal states, equal digests.
+// digest sums up a typed state: its type register and counts hashed, plus
+// every element's elemHash, which a large state keeps as it changes. Equal
+// states have equal digests, whichever form holds them.
 func (t *Typed) digest() uint64 {
 	var buf [512]byte
-	return xxhash.Sum64(appendTyped(buf[:0], t))
+	b := append(buf[:0], byte(t.Kind))
+	b = appendVersion(b, t.KindVersion)
+	for _, c := range t.Counts {
+		b = appendBytes(b, c.Name)
+		b = binary.BigEndian.AppendUint64(b, uint64(c.Node))
+		b = appendVersion(b, c.Ver)
+		b = binary.AppendVarint(b, c.Total)
+		b = appendVersion(b, c.ResetVer)
+		b = binary.AppendVarint(b, c.ResetTotal)
+	}
+	sum := mix64(xxhash.Sum64(b))
+	if t.big != nil {
+		return sum + t.big.sum
+	}
+	for which := range 3 {
+		for _, e := range t.list(which) {
+			sum += elemHash(which, e)
+		}
+	}
+	return sum
 }
 
 // typedReader decodes a typed state, remembering the first error.
@@ -184,15 +213,7 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 	}
 	t.Fields = r.elems("fields", minFieldLen, true)
 	t.Members = r.elems("members", minMemberLen, false)
-	if n := r.count("traces", versionLen); n > 0 {
-		t.Removed = make([]Version, n)
-		for i := range t.Removed {
-			t.Removed[i] = r.version("trace")
-			if r.err == nil && i > 0 && t.Removed[i-1].Compare(t.Removed[i]) >= 0 {
-				r.fail("traces out of order")
-			}
-		}
-	}
+	t.Removed = r.elems("traces", minMemberLen, false)
 	if r.err != nil {
 		return nil, nil, r.err
 	}

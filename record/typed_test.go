@@ -1,9 +1,9 @@
 package record
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"testing"
 )
 
@@ -11,28 +11,32 @@ import (
 // states share elements and traces often. As in a real mesh, a dot names one
 // write: the same dot always carries the same element, and a node's count at
 // one version always has the same total.
-func genTyped(r *rand.Rand) *Typed {
+func genTyped(r *rand.Rand) *Typed { return genTypedN(r, 12) }
+
+// genTypedN draws from a universe of n element writes; past bigElems the
+// states are held in the large form.
+func genTypedN(r *rand.Rand, n int) *Typed {
 	dot := func(i int) Version { return v(uint64(10+i/3), NodeID(i%3)) }
+	name := func(i int) []byte { return fmt.Appendf(nil, "%c%d", 'a'+byte(i%4), i/40) }
 	t := &Typed{}
 	if r.IntN(4) > 0 {
 		t.Kind, t.KindVersion = Kind(r.IntN(3)), v(uint64(r.IntN(6)), NodeID(r.IntN(3)))
 	}
-	var removed []Version
-	for i := range 12 {
+	gone := map[int]bool{}
+	for i := range n {
 		if r.IntN(4) == 0 {
-			removed = append(removed, dot(i))
+			gone[i] = true
+			t.Removed = append(t.Removed, Elem{Name: name(i), Dot: dot(i)})
 		}
 	}
-	t.Removed = removed
-	for i := range 12 {
-		if r.IntN(3) > 0 || slices.Contains(removed, dot(i)) {
+	for i := range n {
+		if r.IntN(3) > 0 || gone[i] {
 			continue
 		}
-		name := []byte{'a' + byte(i%4)}
-		if i < 6 {
-			t.Fields = append(t.Fields, Elem{Name: name, Dot: dot(i), Value: fmt.Appendf(nil, "%d", i*11)})
+		if i%2 == 0 {
+			t.Fields = append(t.Fields, Elem{Name: name(i), Dot: dot(i), Value: fmt.Appendf(nil, "%d", i*11)})
 		} else {
-			t.Members = append(t.Members, Elem{Name: name, Dot: dot(i)})
+			t.Members = append(t.Members, Elem{Name: name(i), Dot: dot(i)})
 		}
 	}
 	total := func(ts uint64) int64 { return int64(ts*ts) - 5 }
@@ -50,23 +54,36 @@ func genTyped(r *rand.Rand) *Typed {
 			t.Counts = append(t.Counts, c)
 		}
 	}
-	slices.SortFunc(t.Fields, compareElem)
-	slices.SortFunc(t.Members, compareElem)
-	slices.SortFunc(t.Removed, Version.Compare)
+	t.Normalize()
+	if t.size() > bigElems {
+		t = &Typed{Kind: t.Kind, KindVersion: t.KindVersion, Counts: t.Counts, big: t.bigCopy()}
+	}
 	return t
+}
+
+// sameTyped compares two states element by element, whatever their forms.
+func sameTyped(a, b *Typed) bool {
+	if a.empty() || b.empty() {
+		return a.empty() && b.empty()
+	}
+	return bytes.Equal(AppendTyped(nil, a), AppendTyped(nil, b)) && a.digest() == b.digest() && a.Len() == b.Len()
 }
 
 func TestTypedMergeProperties(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 8))
-	for range 20_000 {
-		a, b, c := genTyped(r), genTyped(r), genTyped(r)
-		if !equalTyped(mergeTyped(a, b), mergeTyped(b, a)) {
+	for i := range 20_000 {
+		n := 12
+		if i%100 == 0 {
+			n = 800 // both forms, and merges between them
+		}
+		a, b, c := genTypedN(r, n), genTypedN(r, n), genTyped(r)
+		if !sameTyped(mergeTyped(a, b), mergeTyped(b, a)) {
 			t.Fatalf("not commutative:\n a=%+v\n b=%+v", a, b)
 		}
-		if !equalTyped(mergeTyped(mergeTyped(a, b), c), mergeTyped(a, mergeTyped(b, c))) {
+		if !sameTyped(mergeTyped(mergeTyped(a, b), c), mergeTyped(a, mergeTyped(b, c))) {
 			t.Fatalf("not associative:\n a=%+v\n b=%+v\n c=%+v", a, b, c)
 		}
-		if !equalTyped(mergeTyped(a, a), a) {
+		if !sameTyped(mergeTyped(a, a), a) {
 			t.Fatalf("not idempotent: %+v", a)
 		}
 		if m := mergeTyped(a, b); m.digest() != mergeTyped(b, a).digest() {
@@ -79,11 +96,11 @@ func TestTypedMergeProperties(t *testing.T) {
 func hset(d Version, name, value string, seen *Typed) Record {
 	return Record{Typed: &Typed{Kind: KindHash, KindVersion: d,
 		Fields:  []Elem{{Name: []byte(name), Dot: d, Value: []byte(value)}},
-		Removed: seen.FieldDots([]byte(name)), Counts: seen.Resets([]byte(name))}}
+		Removed: seen.ObservedField([]byte(name)), Counts: seen.Resets([]byte(name))}}
 }
 
 func hdel(d Version, name string, seen *Typed) Record {
-	return Record{Typed: &Typed{Kind: KindHash, KindVersion: d, Removed: seen.FieldDots([]byte(name)), Counts: seen.Resets([]byte(name))}}
+	return Record{Typed: &Typed{Kind: KindHash, KindVersion: d, Removed: seen.ObservedField([]byte(name)), Counts: seen.Resets([]byte(name))}}
 }
 
 func sadd(d Version, name string) Record {
@@ -91,7 +108,7 @@ func sadd(d Version, name string) Record {
 }
 
 func srem(d Version, name string, seen *Typed) Record {
-	return Record{Typed: &Typed{Kind: KindSet, KindVersion: d, Removed: seen.MemberDots([]byte(name))}}
+	return Record{Typed: &Typed{Kind: KindSet, KindVersion: d, Removed: seen.ObservedMember([]byte(name))}}
 }
 
 func delKey(d Version, seen Record) Record {
@@ -214,5 +231,47 @@ func TestTypedDecodeRefusesDisorder(t *testing.T) {
 	rec := Record{Typed: &Typed{Kind: KindSet, Members: []Elem{{Name: []byte("b"), Dot: v(1, 1)}, {Name: []byte("a"), Dot: v(2, 1)}}}}
 	if _, err := Decode(Encode(rec)); err == nil {
 		t.Fatal("members out of order decoded")
+	}
+}
+
+// A large state's digest, kept as it changes, equals the digest computed
+// from scratch, and its encoding decodes to the same state.
+func TestLargeStateDigestAndEncoding(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	for range 50 {
+		a, b := genTypedN(r, 900), genTypedN(r, 900)
+		m := mergeTyped(a, b)
+		if m.big == nil {
+			t.Fatal("a merge of large states is not large")
+		}
+		enc := AppendTyped(nil, m)
+		small, err := DecodeTyped(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if small.digest() != m.digest() || small.Len() != m.Len() {
+			t.Fatalf("digest %x / len %d of the large form, %x / %d decoded", m.digest(), m.Len(), small.digest(), small.Len())
+		}
+		if !bytes.Equal(AppendTyped(nil, small), enc) {
+			t.Fatal("re-encoding differs")
+		}
+	}
+}
+
+// Merging into a large state leaves the state merged into as it was.
+func TestLargeStateMergeCopiesOnWrite(t *testing.T) {
+	s := &Typed{Kind: KindSet, KindVersion: v(1, 1)}
+	for i := range 1000 {
+		s.Members = append(s.Members, Elem{Name: fmt.Appendf(nil, "m%04d", i), Dot: v(uint64(100+i), 1)})
+	}
+	s = mergeTyped(s, &Typed{Kind: KindSet, KindVersion: v(2, 1), Members: []Elem{{Name: []byte("extra"), Dot: v(5000, 1)}}})
+	before := AppendTyped(nil, s)
+	d := &Typed{Kind: KindSet, KindVersion: v(3, 2), Removed: s.ObservedMember([]byte("m0007")), Members: []Elem{{Name: []byte("new"), Dot: v(6000, 2)}}}
+	m := mergeTyped(s, d)
+	if !bytes.Equal(AppendTyped(nil, s), before) {
+		t.Fatal("the merge changed the state it merged into")
+	}
+	if m.HasMember([]byte("m0007")) || !m.HasMember([]byte("new")) || m.Len() != 1001 || s.Len() != 1001 {
+		t.Fatalf("merged: has m0007 %v, new %v, len %d (was %d)", m.HasMember([]byte("m0007")), m.HasMember([]byte("new")), m.Len(), s.Len())
 	}
 }

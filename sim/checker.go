@@ -24,7 +24,7 @@ func (t *tracker) grow(n int) {
 }
 
 func (t *tracker) add(id uint32, r record.Record) {
-	if !present(r) {
+	if !r.Written() {
 		return
 	}
 	m := record.Merge(t.best[id], r)
@@ -44,7 +44,7 @@ func (t *tracker) add(id uint32, r record.Record) {
 // nobody with the best record, best is recomputed from the live nodes (the
 // only holder crashed, or a rule went backwards).
 func (t *tracker) remove(s *Sim, id uint32, r record.Record) {
-	if present(r) && record.Equal(r, t.best[id]) {
+	if r.Written() && record.Equal(r, t.best[id]) {
 		t.cnt[id]--
 		if t.cnt[id] == 0 {
 			t.recompute(s, id)
@@ -65,7 +65,7 @@ func (t *tracker) change(s *Sim, n *node, id uint32, old, new record.Record) {
 	if !n.up {
 		return
 	}
-	if present(old) && record.Equal(old, t.best[id]) {
+	if old.Written() && record.Equal(old, t.best[id]) {
 		t.cnt[id]--
 		t.add(id, new)
 		if t.cnt[id] == 0 {
@@ -97,7 +97,7 @@ func (t *tracker) nodeDown(s *Sim, n *node) {
 func (t *tracker) divergent() int {
 	d := 0
 	for id := range t.best {
-		if present(t.best[id]) && int(t.cnt[id]) != t.live {
+		if t.best[id].Written() && int(t.cnt[id]) != t.live {
 			d++
 		}
 	}

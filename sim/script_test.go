@@ -71,7 +71,7 @@ func TestScripts(t *testing.T) {
 					r := n.st.get(id)
 					v := string(r.Value.Data)
 					switch {
-					case !present(r):
+					case !r.Written():
 						v = "(absent)"
 					case r.Value.Tombstone:
 						v = "(deleted)"

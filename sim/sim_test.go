@@ -65,8 +65,8 @@ func reversedTieBreak(local, in record.Record) (record.Record, bool) {
 		r.Expiry.Version.Node = ^r.Expiry.Version.Node
 		return r
 	}
-	if !present(local) {
-		return in, present(in)
+	if !local.Written() {
+		return in, in.Written()
 	}
 	m, changed := record.MergeInto(flip(local), flip(in))
 	return flip(m), changed
@@ -74,7 +74,7 @@ func reversedTieBreak(local, in record.Record) (record.Record, bool) {
 
 // tombstoneBlind lets any value beat a tombstone, whatever the versions.
 func tombstoneBlind(local, in record.Record) (record.Record, bool) {
-	if local.Value.Tombstone && !in.Value.Tombstone && present(in) {
+	if local.Value.Tombstone && !in.Value.Tombstone && in.Written() {
 		return in, true
 	}
 	return record.MergeInto(local, in)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/redmesh/redmesh/merkle"
+	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -63,22 +64,12 @@ func newStore(keys *keyTable) (*store, error) {
 	return &store{keys: keys, tree: t}, nil
 }
 
-func present(r record.Record) bool {
-	return !r.Value.Version.IsZero() || !r.Expiry.Version.IsZero()
-}
-
-// versions converts a record's register versions for the tree. The slice is
-// fresh: sessions may keep it.
+// versions converts a record's register versions for the tree.
 func versions(r record.Record) []merkle.Version {
-	if !present(r) {
+	if !r.Written() {
 		return nil
 	}
-	vs := r.Versions()
-	out := make([]merkle.Version, len(vs))
-	for i, v := range vs {
-		out[i] = merkle.Version{TS: uint64(v.TS), Node: uint64(v.Node)}
-	}
-	return out
+	return mesh.MerkleVersions(r.Versions())
 }
 
 func (s *store) get(id uint32) record.Record {
@@ -94,8 +85,8 @@ func (s *store) set(id uint32, r record.Record) {
 		s.grow(int(id) + 1)
 	}
 	old := s.recs[id]
-	if present(old) != present(r) {
-		if present(r) {
+	if old.Written() != r.Written() {
+		if r.Written() {
 			s.n++
 		} else {
 			s.n--
@@ -125,7 +116,7 @@ func (s *store) AppendEntries(dst []merkle.Entry, b uint32) ([]merkle.Entry, err
 		return nil, fmt.Errorf("sim: no bucket %d", b)
 	}
 	for _, id := range s.keys.byBucket[b] {
-		if r := s.get(id); present(r) {
+		if r := s.get(id); r.Written() {
 			dst = append(dst, merkle.Entry{Key: s.keys.names[id], Versions: versions(r)})
 		}
 	}
@@ -139,7 +130,7 @@ func (s *store) Payload(key []byte) ([]byte, error) {
 		return nil, nil
 	}
 	r := s.get(id)
-	if !present(r) {
+	if !r.Written() {
 		return nil, nil
 	}
 	return record.Encode(r), nil

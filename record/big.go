@@ -1,0 +1,229 @@
+package record
+
+import (
+	"bytes"
+	"encoding/binary"
+	"slices"
+	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/tidwall/btree"
+)
+
+// bigState is the large form of a typed state's elements: fields, members
+// and traces in B-trees ordered by name then dot. A merge copies the trees in
+// O(1) and changes only the paths it touches (copy on write), so the state
+// it started from stays as it was for whoever holds it. github.com/tidwall/
+// btree provides that copy; no B-tree of the standard library does.
+type bigState struct {
+	lists [3]*btree.BTreeG[Elem]
+	names [2]int // distinct names among fields and members
+	sum   uint64 // the elements' part of the digest (elemHash summed)
+	bytes int64  // of names and values
+}
+
+// bigElems is the number of elements and traces from which a state is held
+// in B-trees. Below it, sorted slices are smaller and as fast; Redis too
+// keeps hashes and sets of up to 128 elements in one compact block.
+const bigElems = 256
+
+func lessND(a, b Elem) bool { return compareND(a, b) < 0 }
+
+func newTree() *btree.BTreeG[Elem] {
+	return btree.NewBTreeGOptions(lessND, btree.Options{NoLocks: true})
+}
+
+func (b *bigState) size() int {
+	return b.lists[0].Len() + b.lists[1].Len() + b.lists[2].Len()
+}
+
+// bigCopy is t's elements in the large form, sharing t's trees if it has
+// them: the copy may be changed, t stays as it is.
+func (t *Typed) bigCopy() *bigState {
+	if t.big != nil {
+		c := &bigState{names: t.big.names, sum: t.big.sum, bytes: t.big.bytes}
+		for i, l := range t.big.lists {
+			c.lists[i] = l.Copy()
+		}
+		return c
+	}
+	b := &bigState{}
+	for i := range b.lists {
+		b.lists[i] = newTree()
+	}
+	for which := range b.lists {
+		for _, e := range t.list(which) {
+			b.insert(which, e)
+		}
+	}
+	return b
+}
+
+// has reports whether list which holds element e (by name and dot).
+func (b *bigState) has(which int, e Elem) bool {
+	_, ok := b.lists[which].Get(Elem{Name: e.Name, Dot: e.Dot})
+	return ok
+}
+
+// named reports whether list which holds any element named name.
+func (b *bigState) named(which int, name []byte) bool {
+	found := false
+	b.lists[which].Ascend(Elem{Name: name}, func(e Elem) bool {
+		found = bytes.Equal(e.Name, name)
+		return false
+	})
+	return found
+}
+
+// insert adds e, copying its name and value: a tree outlives the buffers
+// (a request, a message) an incoming element may point into.
+func (b *bigState) insert(which int, e Elem) {
+	e.Name = bytes.Clone(e.Name)
+	if e.Value != nil {
+		e.Value = bytes.Clone(e.Value)
+	}
+	if which != listRemoved && !b.named(which, e.Name) {
+		b.names[which]++
+	}
+	if old, replaced := b.lists[which].Set(e); replaced {
+		b.sum -= elemHash(which, old)
+		b.bytes -= int64(len(old.Name) + len(old.Value))
+	}
+	b.sum += elemHash(which, e)
+	b.bytes += int64(len(e.Name) + len(e.Value))
+}
+
+func (b *bigState) delete(which int, e Elem) {
+	old, ok := b.lists[which].Delete(Elem{Name: e.Name, Dot: e.Dot})
+	if !ok {
+		return
+	}
+	b.sum -= elemHash(which, old)
+	b.bytes -= int64(len(old.Name) + len(old.Value))
+	if which != listRemoved && !b.named(which, e.Name) {
+		b.names[which]--
+	}
+}
+
+// absorb merges other's elements and traces into b.
+func (b *bigState) absorb(other *Typed) {
+	other.each(listRemoved, func(run []Elem) bool {
+		for _, r := range run {
+			if b.has(listRemoved, r) {
+				continue
+			}
+			b.insert(listRemoved, Elem{Name: r.Name, Dot: r.Dot})
+			b.delete(listFields, r)
+			b.delete(listMembers, r)
+		}
+		return true
+	})
+	for _, which := range []int{listFields, listMembers} {
+		other.each(which, func(run []Elem) bool {
+			for _, e := range run {
+				if !b.has(listRemoved, e) && !b.has(which, e) {
+					b.insert(which, e)
+				}
+			}
+			return true
+		})
+	}
+}
+
+// run is the elements of list which named name, in dot order.
+func (b *bigState) run(which int, name []byte) []Elem {
+	var out []Elem
+	b.lists[which].Ascend(Elem{Name: name}, func(e Elem) bool {
+		if !bytes.Equal(e.Name, name) {
+			return false
+		}
+		out = append(out, e)
+		return true
+	})
+	return out
+}
+
+// each calls fn with each name of list which and its elements, in name
+// order.
+func (b *bigState) each(which int, fn func(run []Elem) bool) {
+	var run []Elem
+	stopped := false
+	b.lists[which].Scan(func(e Elem) bool {
+		if len(run) > 0 && !bytes.Equal(run[0].Name, e.Name) {
+			if !fn(run) {
+				stopped = true
+				return false
+			}
+			run = run[:0]
+		}
+		run = append(run, e)
+		return true
+	})
+	if !stopped && len(run) > 0 {
+		fn(run)
+	}
+}
+
+// elemHash is one element's share of a typed state's digest. The digest sums
+// them, so that a large state's digest moves in O(1) per element changed.
+func elemHash(which int, e Elem) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	var buf [1 + binary.MaxVarintLen64 + versionLen]byte
+	b := append(buf[:0], byte(which))
+	b = binary.AppendUvarint(b, uint64(len(e.Name)))
+	d.Write(b)
+	d.Write(e.Name)
+	d.Write(appendVersion(buf[:0], e.Dot))
+	d.Write(e.Value)
+	return mix64(d.Sum64())
+}
+
+// mix64 is the SplitMix64 finaliser, so that summed hashes stay well spread.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// Detached is t in a form that shares no memory with the buffers it was
+// decoded or built from: a large state in B-trees, which own their
+// elements. A small state is returned as it is: a keyspace encodes it.
+func (t *Typed) Detached() *Typed {
+	if !t.Large() || t.big != nil {
+		return t
+	}
+	d := *t
+	d.big = t.bigCopy()
+	d.Fields, d.Members, d.Removed = nil, nil, nil
+	d.Counts = slices.Clone(t.Counts)
+	for i := range d.Counts {
+		d.Counts[i].Name = bytes.Clone(d.Counts[i].Name)
+	}
+	return &d
+}
+
+// Large reports whether t is big enough to be kept as an object of its own
+// rather than encoded (a keyspace's choice; see keyspace.Table).
+func (t *Typed) Large() bool { return t != nil && (t.big != nil || t.size() > bigElems) }
+
+// MemSize is about the memory t holds.
+func (t *Typed) MemSize() int64 {
+	if t == nil {
+		return 0
+	}
+	const perElem = 96 // an Elem in a B-tree node, with the node's share
+	if t.big != nil {
+		return int64(t.big.size())*perElem + t.big.bytes
+	}
+	n := int64(t.size()) * int64(unsafe.Sizeof(Elem{}))
+	for which := range 3 {
+		for _, e := range t.list(which) {
+			n += int64(len(e.Name) + len(e.Value))
+		}
+	}
+	return n
+}
