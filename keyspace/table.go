@@ -130,7 +130,7 @@ type shard struct {
 	bigSize int64             // their bytes
 	objs    map[uint32]*record.Typed
 	objSize int64
-	counted int64             // the shard's bytes, as last added to the table's
+	counted int64 // the shard's bytes, as last added to the table's
 	expiry  map[uint32]expiryReg
 	heap    []deadline // min-heap by at
 	groups  [groupsPerShard]uint32
