@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/redmesh/redmesh/version"
 )
 
 // newRunID identifies a node's run, as Redis's run_id: 40 hex characters,
@@ -93,7 +95,7 @@ func infoServer(n *Node) []string {
 	exe, _ := os.Executable()
 	return []string{
 		kv("redis_version", redisVersion),
-		kv("redmesh_version", Version),
+		kv("redmesh_version", version.String()),
 		"redis_git_sha1:00000000",
 		"redis_git_dirty:0",
 		"redis_build_id:0",

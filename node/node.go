@@ -28,9 +28,6 @@ import (
 	"github.com/redmesh/redmesh/wal"
 )
 
-// Version is redmesh's release.
-var Version = "0.1.0-dev"
-
 // Node is a running redmesh node.
 type Node struct {
 	cfg     Config

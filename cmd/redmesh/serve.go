@@ -21,6 +21,7 @@ import (
 	"github.com/redmesh/redmesh/gossip"
 	"github.com/redmesh/redmesh/metrics"
 	"github.com/redmesh/redmesh/node"
+	"github.com/redmesh/redmesh/version"
 	"github.com/redmesh/redmesh/wal"
 )
 
@@ -209,7 +210,7 @@ func serve(ctx context.Context, cfg node.Config, metricsAddr string, log *slog.L
 	}
 	policies.Go(func() { node.ManageProcs(policyCtx, node.DefaultProcsPolicy(), log) })
 	log.Info("redmesh node started",
-		"version", node.Version,
+		"version", version.String(),
 		"resp", n.Addr().String(),
 		"data", cfg.DataDir,
 		"fsync", string(cfg.Fsync),
