@@ -12,9 +12,10 @@ var stamped string
 const base = "0.1.0-dev"
 
 // String is the version of this build: the one a release build stamped;
-// else the module's version, for `go install ...@v1.2.3`; else base with
-// the git revision Go stamped from the checkout it was built in (and
-// ".dirty" if that had changes); else base.
+// else the main module's version as Go recorded it (v1.2.3 for `go install
+// ...@v1.2.3`; in a checkout, from Go 1.24 on, its tag or a pseudo-version
+// naming the commit, "+dirty" with changes); else base with the git
+// revision Go recorded (".dirty" with changes); else base.
 func String() string {
 	bi, _ := debug.ReadBuildInfo()
 	return resolve(stamped, bi)
