@@ -81,10 +81,8 @@ func (n *Node) Stats() Stats {
 // (Open has returned) and, where peers were known at start, it has
 // completed a sync with one of them; why says what it waits for.
 func (n *Node) Ready() (ready bool, why string) {
-	select {
-	case <-n.stop:
+	if n.shut.started.Load() || n.conns.draining.Load() {
 		return false, "shutting down"
-	default:
 	}
 	if m := n.mesh.Load(); m != nil && !m.Ready() {
 		return false, "waiting for the first sync with a peer"
