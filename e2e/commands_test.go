@@ -230,13 +230,6 @@ func TestConfigFileAndGracefulShutdown(t *testing.T) {
 	}
 }
 
-func TestVersionCommand(t *testing.T) {
-	out, err := exec.Command(binary, "version").CombinedOutput()
-	if err != nil || !strings.HasPrefix(string(out), "redmesh ") {
-		t.Fatalf("redmesh version: %v\n%s", err, out)
-	}
-}
-
 // TestPipelinedCommandsAnswerInOrder sends long pipelines mixing writes,
 // reads and errors, which the node runs in batched write-path steps, and
 // checks every reply against the command it answers.

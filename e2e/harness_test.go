@@ -88,10 +88,22 @@ func (s *syncBuffer) String() string {
 // until it answers PING.
 func startNode(t testing.TB, dir string, extra ...string) *proc {
 	t.Helper()
+	return startBinary(t, binary, dir, extra...)
+}
+
+// startBinary is startNode running bin, another build of redmesh.
+func startBinary(t testing.TB, bin, dir string, extra ...string) *proc {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	args := append([]string{"serve", "--data", dir, "--listen", addr}, extra...)
+	for i, a := range extra { // a --listen of the caller's: reach it on loopback
+		if a == "--listen" && i+1 < len(extra) {
+			_, port, _ := net.SplitHostPort(extra[i+1])
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
 	p := &proc{t: t, addr: addr, dir: dir, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -119,6 +119,14 @@ func TestMetricsAfterWorkload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for i := range 5 { // 5 tombstones
+		if err := c.Set(ctx, fmt.Sprint("gone", i), "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Del(ctx, fmt.Sprint("gone", i)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range 60 { // 50 hits, 10 misses
 		c.Get(ctx, fmt.Sprint("k", i+50))
 	}
@@ -140,7 +148,8 @@ func TestMetricsAfterWorkload(t *testing.T) {
 		labels []string
 		value  float64
 	}{
-		{"redmesh_commands_total", []string{"cmd", "set"}, 110},
+		{"redmesh_commands_total", []string{"cmd", "set"}, 115},
+		{"redmesh_commands_total", []string{"cmd", "del"}, 5},
 		{"redmesh_commands_total", []string{"cmd", "get"}, 60},
 		{"redmesh_command_duration_seconds", []string{"cmd", "get"}, 60},
 		{"redmesh_commands_failed_total", []string{"cmd", "incr"}, 5},
@@ -149,6 +158,7 @@ func TestMetricsAfterWorkload(t *testing.T) {
 		{"redmesh_error_replies_total", nil, 10},
 		{"redmesh_keys", nil, 110},
 		{"redmesh_expiring_keys", nil, 10},
+		{"redmesh_tombstones", nil, 5},
 		{"redmesh_keyspace_hits_total", nil, 50},
 		{"redmesh_keyspace_misses_total", nil, 10},
 		{"redmesh_ready", nil, 1},
@@ -181,6 +191,9 @@ func TestMetricsAfterWorkload(t *testing.T) {
 		"expired_keys":               "redmesh_expired_keys_total",
 		"connected_clients":          "redmesh_connected_clients",
 		"total_connections_received": "redmesh_connections_received_total",
+		"wal_bytes":                  "redmesh_log_bytes",
+		"tombstones":                 "redmesh_tombstones",
+		"checkpoint_bytes":           "redmesh_checkpoint_bytes",
 	} {
 		iv, err := strconv.ParseFloat(info[field], 64)
 		if err != nil {
@@ -190,6 +203,13 @@ func TestMetricsAfterWorkload(t *testing.T) {
 		if mv, ok := metricValue(fams, metric); !ok || mv != iv {
 			t.Errorf("%s = %v, INFO %s = %v", metric, mv, field, iv)
 		}
+	}
+	// No checkpoint yet: its age is the node's, at most the uptime INFO
+	// gave, plus the time since.
+	age, ok := metricValue(fams, "redmesh_checkpoint_age_seconds")
+	uptime, _ := strconv.ParseFloat(info["uptime_in_seconds"], 64)
+	if !ok || age < uptime || age > uptime+10 {
+		t.Errorf("redmesh_checkpoint_age_seconds = %v (present %v), INFO uptime_in_seconds %v", age, ok, uptime)
 	}
 	if !strings.HasPrefix(info["db0"], "keys=110,expires=10,") {
 		t.Errorf("INFO keyspace db0 = %q, want keys=110,expires=10", info["db0"])

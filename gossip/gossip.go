@@ -84,17 +84,25 @@ type Mesh struct {
 	// node is ready only once it has synced with one (synced).
 	expectSync bool
 	synced     atomic.Bool
-	// syncInterval is cfg.SyncInterval, changeable while the mesh runs.
-	syncInterval atomic.Int64
+	// syncInterval is cfg.SyncInterval, changeable while the mesh runs;
+	// intervalSignal wakes the anti-entropy loop when it changes, so a
+	// shorter period does not wait out the longer one's tick.
+	syncInterval   atomic.Int64
+	intervalSignal chan struct{}
 }
 
 // SyncInterval is the anti-entropy period.
 func (m *Mesh) SyncInterval() time.Duration { return time.Duration(m.syncInterval.Load()) }
 
-// SetSyncInterval changes the anti-entropy period from the next round on.
+// SetSyncInterval changes the anti-entropy period: the next round is d
+// from now.
 func (m *Mesh) SetSyncInterval(d time.Duration) {
 	if d > 0 {
 		m.syncInterval.Store(int64(d))
+		select {
+		case m.intervalSignal <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -182,15 +190,16 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 	}
 	m := &Mesh{
 		cfg: cfg, log: cfg.Logger, store: store, local: local, gater: g,
-		bw:          metrics.NewBandwidthCounter(),
-		peers:       map[peer.ID]*peerState{},
-		wanted:      map[peer.ID]*dialState{},
-		pushSignal:  make(chan struct{}, 1),
-		ackSignal:   make(chan struct{}, 1),
-		ackChanged:  make(chan struct{}),
-		merkleSlots: make(chan struct{}, maxInboundMerkle),
-		turns:       newTurns(),
-		name:        "open",
+		bw:             metrics.NewBandwidthCounter(),
+		peers:          map[peer.ID]*peerState{},
+		wanted:         map[peer.ID]*dialState{},
+		pushSignal:     make(chan struct{}, 1),
+		ackSignal:      make(chan struct{}, 1),
+		intervalSignal: make(chan struct{}, 1),
+		ackChanged:     make(chan struct{}),
+		merkleSlots:    make(chan struct{}, maxInboundMerkle),
+		turns:          newTurns(),
+		name:           "open",
 	}
 	m.syncInterval.Store(int64(cfg.SyncInterval))
 	if cfg.PSK != nil {
@@ -417,11 +426,11 @@ func (m *Mesh) antiEntropy() {
 		select {
 		case <-m.ctx.Done():
 			return
+		case <-m.intervalSignal: // CONFIG SET sync-interval
+			interval = m.SyncInterval()
+			t.Reset(interval)
+			continue
 		case <-t.C:
-		}
-		if d := m.SyncInterval(); d != interval { // CONFIG SET sync-interval
-			interval = d
-			t.Reset(d)
 		}
 		if m.syncing.Load() {
 			continue

@@ -144,7 +144,14 @@ func (db *DB) Table() *Table { return db.table }
 // Close stops accepting writes, commits what was published, writes a
 // checkpoint (so the next start replays nothing) and stops. The log stays
 // open.
-func (db *DB) Close() error {
+func (db *DB) Close() error { return db.close(true) }
+
+// CloseWithoutCheckpoint is Close without the checkpoint (SHUTDOWN
+// NOSAVE): every write is in the log, which the next start replays from
+// the last checkpoint.
+func (db *DB) CloseWithoutCheckpoint() error { return db.close(false) }
+
+func (db *DB) close(checkpoint bool) error {
 	db.wmu.Lock()
 	if db.closed.Swap(true) {
 		db.wmu.Unlock()
@@ -153,7 +160,7 @@ func (db *DB) Close() error {
 	db.wmu.Unlock()
 	close(db.stop)
 	db.wg.Wait()
-	if db.failure.Load() != nil {
+	if db.failure.Load() != nil || !checkpoint {
 		return nil // what is not logged must not be checkpointed either
 	}
 	if err := db.checkpoint(); err != nil {

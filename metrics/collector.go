@@ -42,6 +42,9 @@ var (
 	descLogHead             = desc("log_head_seq", "Sequence number of the newest entry of the write-ahead log.")
 	descLogBytes            = desc("log_bytes", "Size of the retained write-ahead log.")
 	descDiskBytes           = desc("disk_bytes", "Size of the data directory.")
+	descTombstones          = desc("tombstones", "Entries kept for deleted or expired keys, so that a peer that missed the delete cannot bring the key back.")
+	descCheckpointAge       = desc("checkpoint_age_seconds", "Time since the last checkpoint of the keyspace was written or loaded (since start if none was): start-up replays the log written since.")
+	descCheckpointBytes     = desc("checkpoint_bytes", "Size of the last checkpoint.")
 	descSkew                = desc("clock_skew_refused_total", "Remote versions refused for being further ahead of this node's clock than --max-clock-skew.")
 
 	descPeers            = desc("mesh_peers", "Peers known.")
@@ -73,7 +76,7 @@ var allDescs = []*prometheus.Desc{
 	descUp, descCommands, descCommandsFailed, descCommandsRejected, descCommandDuration, descErrors,
 	descErrorReplies, descConnections, descRejectedConnections, descClients, descCommandsProcessed,
 	descHits, descMisses, descExpired, descKeys, descExpiring, descLogFirst, descLogHead, descLogBytes,
-	descDiskBytes, descSkew, descPeers, descLocalSeq, descPeerConnected, descPeerIn, descPeerOut,
+	descDiskBytes, descTombstones, descCheckpointAge, descCheckpointBytes, descSkew, descPeers, descLocalSeq, descPeerConnected, descPeerIn, descPeerOut,
 	descPeerAcked, descPeerUnacked, descPeerBehind, descPeerBehindFor, descPeerLastSync,
 	descPeerRootEqual, descSessions, descSessionsFailed, descSessionsEqual, descKeysRepaired,
 	descCatchUps, descCatchUpEntries, descCatchUpFallbacks, descPushSent, descPushReceived,
@@ -151,6 +154,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descLogHead, float64(s.LogLast))
 	gauge(descLogBytes, float64(s.LogBytes))
 	gauge(descDiskBytes, float64(s.DiskBytes))
+	gauge(descTombstones, float64(s.Tombstones))
+	gauge(descCheckpointAge, time.Since(s.CheckpointAt).Seconds())
+	gauge(descCheckpointBytes, float64(s.CheckpointBytes))
 	counter(descSkew, s.RefusedClockSkew)
 	m := s.Mesh
 	if m == nil {

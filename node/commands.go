@@ -82,6 +82,7 @@ func init() {
 		{name: "config", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, fn: cmdConfig},
 		{name: "info", arity: -1, flags: []string{"loading", "stale"}, fn: cmdInfo},
 		{name: "time", arity: 1, flags: []string{"loading", "stale", "fast"}, fn: cmdTime},
+		{name: "shutdown", arity: -1, flags: []string{"admin", "noscript", "loading", "stale", "no_multi", "allow_busy"}, noMulti: true, fn: cmdShutdown},
 		// WAIT must never run inside the write path: firstKey 0.
 		{name: "wait", arity: 3, flags: []string{"noscript"}, fn: cmdWait},
 		{name: "dbsize", arity: 1, flags: []string{"readonly", "fast"}, fn: cmdDBSize},

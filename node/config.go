@@ -60,6 +60,13 @@ type Config struct {
 	// in the configuration file, with values as it holds them) to the
 	// configuration file: CONFIG REWRITE.
 	Rewrite func(settings map[string]string) error
+	// ShutdownTimeout is how long a shutdown waits for connected peers to
+	// acknowledge this node's writes (Redis's shutdown-timeout, for its
+	// replicas): 10 s; negative: not at all. CONFIG SET changes it.
+	ShutdownTimeout time.Duration
+	// Stopping, if set, is called when a shutdown begins (the service
+	// manager is told).
+	Stopping func()
 	// Logger receives the node's logs; slog.Default() when nil.
 	Logger *slog.Logger
 	// Mesh configures the link to other nodes (libp2p); the node fills in
@@ -88,6 +95,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxClockSkew <= 0 {
 		c.MaxClockSkew = hlc.DefaultMaxSkew
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
 	}
 	if c.MaxClients <= 0 {
 		c.MaxClients = 10_000

@@ -112,6 +112,12 @@ var configParams = []configParam{
 			n.live.idleTimeout.Store(int64(time.Duration(v) * time.Second))
 			n.live.setChanged("timeout", itoa(v))
 		})},
+	{name: "shutdown-timeout", get: func(n *Node) string {
+		return itoa(int64(time.Duration(n.live.shutdownTimeout.Load()) / time.Second))
+	}, set: intParam(0, math.MaxInt32, func(n *Node, v int64) {
+		n.live.shutdownTimeout.Store(int64(time.Duration(v) * time.Second))
+		n.live.setChanged("shutdown-timeout", itoa(v))
+	})},
 	{name: "proto-max-bulk-len", get: func(n *Node) string { return itoa(n.maxStringLen()) }},
 	// As Redis does, CONFIG GET shows the password to whoever may run CONFIG.
 	{name: "requirepass", get: func(n *Node) string { return n.live.password() },

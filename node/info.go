@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/redmesh/redmesh/version"
 )
 
 // newRunID identifies a node's run, as Redis's run_id: 40 hex characters,
@@ -93,7 +95,7 @@ func infoServer(n *Node) []string {
 	exe, _ := os.Executable()
 	return []string{
 		kv("redis_version", redisVersion),
-		kv("redmesh_version", Version),
+		kv("redmesh_version", version.String()),
 		"redis_git_sha1:00000000",
 		"redis_git_dirty:0",
 		"redis_build_id:0",
@@ -207,11 +209,7 @@ func infoPersistence(n *Node) []string {
 	first, last := n.wal.LogBounds()
 	// Redis's snapshot fields describe the keyspace's checkpoint; its
 	// append-only file's, the log.
-	ck := n.db.LastCheckpoint()
-	saved := n.started
-	if !ck.At.IsZero() {
-		saved = ck.At
-	}
+	ck := n.checkpoint()
 	writeStatus := "ok"
 	if n.db.LogFailure() != nil {
 		writeStatus = "err"
@@ -221,7 +219,7 @@ func infoPersistence(n *Node) []string {
 		"async_loading:0",
 		kv("rdb_changes_since_last_save", utoa(last-min(last, ck.Seq))),
 		"rdb_bgsave_in_progress:0",
-		kv("rdb_last_save_time", itoa(saved.Unix())),
+		kv("rdb_last_save_time", itoa(ck.At.Unix())),
 		"rdb_last_bgsave_status:ok",
 		"aof_enabled:1",
 		"aof_rewrite_in_progress:0",
@@ -230,6 +228,7 @@ func infoPersistence(n *Node) []string {
 		kv("aof_last_write_status", writeStatus),
 		kv("checkpoint_seq", utoa(ck.Seq)),
 		kv("checkpoint_bytes", itoa(ck.Bytes)),
+		kv("tombstones", itoa(n.tombstones())),
 		kv("appendfsync", string(n.wal.Fsync())),
 		kv("wal_first_seq", utoa(first)),
 		kv("wal_last_seq", utoa(last)),

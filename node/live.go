@@ -15,6 +15,7 @@ type liveSettings struct {
 	maxClients       atomic.Int64
 	idleTimeout      atomic.Int64 // a time.Duration
 	protectedModeOff atomic.Bool
+	shutdownTimeout  atomic.Int64 // a time.Duration; 0: do not wait
 
 	// changed names the settings CONFIG SET changed, with their values as
 	// a configuration file holds them, for CONFIG REWRITE.
@@ -28,6 +29,7 @@ func (l *liveSettings) init(cfg *Config) {
 	l.maxClients.Store(int64(cfg.MaxClients))
 	l.idleTimeout.Store(int64(cfg.IdleTimeout))
 	l.protectedModeOff.Store(cfg.ProtectedModeOff)
+	l.shutdownTimeout.Store(int64(max(cfg.ShutdownTimeout, 0)))
 	l.changed = map[string]string{}
 }
 

@@ -28,9 +28,6 @@ import (
 	"github.com/redmesh/redmesh/wal"
 )
 
-// Version is redmesh's release.
-var Version = "0.1.0-dev"
-
 // Node is a running redmesh node.
 type Node struct {
 	cfg     Config
@@ -60,8 +57,10 @@ type Node struct {
 	maxMemory   atomic.Int64
 	wasOver     atomic.Bool
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop  chan struct{} // closed once the clients are gone, to stop the background work
+	wg    sync.WaitGroup
+	conns connTracker   // the goroutines serving clients: see shutdown.go
+	shut  shutdownState // see shutdown.go
 }
 
 type stats struct {
@@ -125,6 +124,8 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{}), merkle: mi, runID: newRunID(), cmds: newCommandStats()}
 	n.live.init(&cfg)
+	n.conns.init()
+	n.shut.done = make(chan struct{})
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -220,6 +221,8 @@ func (n *Node) ID() record.NodeID { return n.id }
 func (n *Node) Serve(ctx context.Context) error {
 	n.wg.Add(5)
 	defer n.wg.Done()
+	n.conns.started() // a shutdown waits for the accept loop too
+	defer n.conns.ended()
 	go n.every(100*time.Millisecond, n.sweepExpired)
 	go n.every(100*time.Millisecond, n.sampleMemory)
 	go n.every(100*time.Millisecond, n.sampleOps)
@@ -245,32 +248,16 @@ func (n *Node) Serve(ctx context.Context) error {
 			time.Sleep(10 * time.Millisecond) // e.g. out of file descriptors: do not spin
 			continue
 		}
-		n.wg.Add(1)
+		n.conns.started()
 		go n.serveConn(nc)
 	}
 }
 
-// Close stops serving, closes client connections and closes the store after
-// the writes already accepted.
+// Close stops serving, closes client connections (the commands they run
+// finish first) and closes the store after the writes already accepted,
+// with a checkpoint. A shutdown under way is joined.
 func (n *Node) Close() error {
-	select {
-	case <-n.stop:
-		return nil
-	default:
-		close(n.stop)
-	}
-	n.ln.Close()
-	n.clients.Range(func(_, v any) bool {
-		v.(*client).conn.Close()
-		return true
-	})
-	n.wg.Wait()
-	n.stopMesh()
-	err := n.db.Close()
-	if lerr := n.wal.Close(); err == nil {
-		err = lerr
-	}
-	return err
+	return n.shutdown(ShutdownOptions{Now: true}, shutdownMode{})
 }
 
 // apply is the one write path: merge rec into key's record, and if it wins,

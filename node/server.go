@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/redcon"
@@ -40,8 +41,9 @@ type client struct {
 	named  []byte
 	multi  *multiState // open MULTI, if any
 	authed bool
-	info   connInfo // what other connections may read (CLIENT LIST)
-	counts counts   // this connection's share of INFO's counters
+	parked atomic.Bool // waiting in SHUTDOWN for the node to shut down
+	info   connInfo    // what other connections may read (CLIENT LIST)
+	counts counts      // this connection's share of INFO's counters
 	// clockAt is when the client's last command ended, while the pipeline
 	// it belongs to runs (0 between pipelines), and clockTx the write-path
 	// step it ran in: the next command's start (see dispatch).
@@ -84,7 +86,7 @@ const maxPipeline = 1024
 // answers them together (runs of keyspace commands share one write-path
 // step) and flushes once.
 func (n *Node) serveConn(nc net.Conn) {
-	defer n.wg.Done()
+	defer n.conns.ended()
 	defer nc.Close()
 	if msg := n.admit(nc); msg != "" {
 		n.cmds.rejectedConns.Add(1)
@@ -116,10 +118,8 @@ func (n *Node) serveConn(nc net.Conn) {
 		n.stats.countsMu.Unlock()
 		n.nclients.Add(-1)
 	}()
-	select {
-	case <-n.stop: // Close may have closed the clients before this one registered
+	if n.conns.draining.Load() { // the drain may have passed the clients before this one registered
 		return
-	default:
 	}
 
 	rd := resp.NewReader(nc, n.cfg.ProtoMaxBulkLen)
@@ -132,6 +132,11 @@ func (n *Node) serveConn(nc net.Conn) {
 		} else if deadline { // CONFIG SET timeout 0
 			nc.SetReadDeadline(time.Time{})
 			deadline = false
+		}
+		// Checked after the deadline is set: a shutdown's drain sets
+		// one in the past to wake the connection, after it set draining.
+		if n.conns.draining.Load() {
+			return
 		}
 		args, err := rd.ReadCommand()
 		if err != nil {

@@ -4,12 +4,21 @@ import (
 	"time"
 
 	"github.com/redmesh/redmesh/gossip"
+	"github.com/redmesh/redmesh/keyspace"
 )
 
 // Stats is a snapshot of a node's counters and state, read when asked (a
 // Prometheus scrape), never kept up to date on the command path.
 type Stats struct {
 	Keys, ExpiringKeys int64
+	// Tombstones are the entries of deleted (or expired and swept) keys
+	// the keyspace keeps, so that a peer that missed the delete cannot
+	// bring the key back.
+	Tombstones int64
+	// CheckpointAt is when the last checkpoint was written or loaded (the
+	// node's start if none was); CheckpointBytes its size.
+	CheckpointAt    time.Time
+	CheckpointBytes int64
 	// The write-ahead log: the sequence numbers of its first and last
 	// entries, and its size; DiskBytes is the whole data directory.
 	LogFirst, LogLast   uint64
@@ -37,8 +46,12 @@ type Stats struct {
 func (n *Node) Stats() Stats {
 	sum := n.counts()
 	first, last := n.wal.LogBounds()
+	ck := n.checkpoint()
 	s := Stats{
 		Keys:                n.db.KeyCount(),
+		Tombstones:          n.tombstones(),
+		CheckpointAt:        ck.At,
+		CheckpointBytes:     ck.Bytes,
 		ExpiringKeys:        n.db.ExpiresCount(),
 		LogFirst:            first,
 		LogLast:             last,
@@ -68,10 +81,8 @@ func (n *Node) Stats() Stats {
 // (Open has returned) and, where peers were known at start, it has
 // completed a sync with one of them; why says what it waits for.
 func (n *Node) Ready() (ready bool, why string) {
-	select {
-	case <-n.stop:
+	if n.shut.started.Load() || n.conns.draining.Load() {
 		return false, "shutting down"
-	default:
 	}
 	if m := n.mesh.Load(); m != nil && !m.Ready() {
 		return false, "waiting for the first sync with a peer"
@@ -81,3 +92,20 @@ func (n *Node) Ready() (ready bool, why string) {
 
 // Uptime is how long the node has run.
 func (n *Node) Uptime() time.Duration { return time.Since(n.started) }
+
+// checkpoint describes the last checkpoint, dated at the node's start if
+// none was written or loaded since: the keyspace has gone without one since.
+func (n *Node) checkpoint() keyspace.CheckpointInfo {
+	ck := n.db.LastCheckpoint()
+	if ck.At.IsZero() {
+		ck.At = n.started
+	}
+	return ck
+}
+
+// tombstones counts the table's entries that hold no key: the table's
+// entries less its keys, read one after the other (a write in between
+// could make it negative for a moment).
+func (n *Node) tombstones() int64 {
+	return max(n.db.Table().Stats().Entries-n.db.KeyCount(), 0)
+}

@@ -7,7 +7,7 @@ import (
 	"sort"
 
 	"github.com/spf13/pflag"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // applyConfigFile reads a YAML file whose keys are the command's flag names

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,31 +16,34 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/spf13/cobra"
 
 	"github.com/redmesh/redmesh/gossip"
 	"github.com/redmesh/redmesh/metrics"
 	"github.com/redmesh/redmesh/node"
+	"github.com/redmesh/redmesh/version"
 	"github.com/redmesh/redmesh/wal"
 )
 
 func serveCmd() *cobra.Command {
 	var (
-		cfg          node.Config
-		configFile   string
-		fsync        string
-		retainBytes  string
-		memoryBudget string
-		maxMemory    string
-		logLevel     string
-		logFormat    string
-		pprofAddr    string
-		metricsAddr  string
-		maxBulk      string
-		protected    bool
-		pskFile      string
-		noMesh       bool
+		cfg             node.Config
+		configFile      string
+		fsync           string
+		retainBytes     string
+		memoryBudget    string
+		maxMemory       string
+		logLevel        string
+		logFormat       string
+		pprofAddr       string
+		metricsAddr     string
+		maxBulk         string
+		protected       bool
+		pskFile         string
+		noMesh          bool
+		shutdownTimeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -96,6 +100,10 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 				cfg.Mesh.PSK = psk
 			}
 			cfg.Mesh.Disabled = noMesh
+			cfg.ShutdownTimeout = shutdownTimeout
+			if shutdownTimeout <= 0 {
+				cfg.ShutdownTimeout = -1 // node.Config's zero is the default
+			}
 			if pprofAddr != "" {
 				go servePprof(pprofAddr, logger)
 			}
@@ -116,6 +124,7 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	boolFlag(fl, &protected, "protected-mode", true, false, "without --requirepass, answer only loopback clients (yes or no)")
 	fl.IntVar(&cfg.MaxClients, "maxclients", 10000, "most concurrent client connections")
 	durationFlag(fl, &cfg.IdleTimeout, "timeout", 0, "close client connections idle this long, in seconds or as a duration (0: never)")
+	durationFlag(fl, &shutdownTimeout, "shutdown-timeout", 10*time.Second, "at shutdown, wait this long for connected peers to acknowledge every write (0: do not wait)")
 	fl.StringVar(&maxBulk, "proto-max-bulk-len", "512MiB", "largest argument a client may send")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&logFormat, "log-format", "text", "text (key=value) or json (one object a line)")
@@ -179,11 +188,15 @@ func readPSK(path string) (pnet.PSK, error) {
 	return psk, nil
 }
 
-// serve runs a node until SIGINT or SIGTERM, then shuts it down cleanly:
-// stop accepting, finish the writes already accepted, sync, close.
+// serve runs a node until SHUTDOWN, SIGINT or SIGTERM. A signal shuts it
+// down as SHUTDOWN does: wait for peers to acknowledge every write (up to
+// --shutdown-timeout), stop accepting, let the commands under way finish
+// and their writes commit, close the connections, checkpoint, exit 0. A
+// second signal exits at once, with 1.
 func serve(ctx context.Context, cfg node.Config, metricsAddr string, log *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	// The memory and thread policies are process-wide, so the binary
 	// applies them, not node.Open (tests run many nodes in one process).
 	policyCtx, stopPolicies := context.WithCancel(ctx)
@@ -200,6 +213,7 @@ func serve(ctx context.Context, cfg node.Config, metricsAddr string, log *slog.L
 		}
 		defer ms.Close()
 	}
+	cfg.Stopping = func() { notifySystemd(log, daemon.SdNotifyStopping) }
 	n, err := node.Open(cfg)
 	if err != nil {
 		return err
@@ -209,24 +223,60 @@ func serve(ctx context.Context, cfg node.Config, metricsAddr string, log *slog.L
 	}
 	policies.Go(func() { node.ManageProcs(policyCtx, node.DefaultProcsPolicy(), log) })
 	log.Info("redmesh node started",
-		"version", node.Version,
+		"version", version.String(),
 		"resp", n.Addr().String(),
 		"data", cfg.DataDir,
 		"fsync", string(cfg.Fsync),
 		"peer_id", n.PeerID().String(),
 		"node_id", n.ID().String(),
 		"mesh", strings.Join(n.MeshAddrs(), " "))
-	serveErr := n.Serve(ctx)
-	log.Info("shutting down")
+	served := make(chan error, 1)
+	go func() { served <- n.Serve(ctx) }()
+	// Its data loaded and its listeners bound: ready, for systemd's
+	// Type=notify.
+	notifySystemd(log, daemon.SdNotifyReady)
+
+	shutdowns := make(chan error, 1)
+	shuttingDown := false
+	for done := false; !done; {
+		select {
+		case sig := <-sigs:
+			if shuttingDown {
+				log.Warn("second signal: exiting now, without finishing the shutdown", "signal", sig.String())
+				return fmt.Errorf("exited on a second %s before the shutdown finished", sig)
+			}
+			log.Info("shutting down", "signal", sig.String())
+			shuttingDown = true
+			go func() { shutdowns <- n.Shutdown(node.ShutdownOptions{}) }()
+		case err := <-shutdowns:
+			if errors.Is(err, node.ErrShutdownAborted) || errors.Is(err, node.ErrShutdownRefused) {
+				shuttingDown = false // serving on
+				notifySystemd(log, daemon.SdNotifyReady)
+			}
+		case <-n.Done():
+			done = true
+		case err := <-served:
+			if err != nil { // cannot accept: shut down, and say why
+				n.Close()
+				return fmt.Errorf("serve: %w", err)
+			}
+			served = nil // the listener closed: a shutdown is under way
+		}
+	}
 	if ms != nil {
-		ms.Close() // no scrape reads the node while it closes
+		ms.Close() // no scrape reads the node once it has closed
 	}
-	if err := n.Close(); err != nil {
+	if err := n.ShutdownErr(); err != nil {
 		return fmt.Errorf("shut down: %w", err)
-	}
-	if serveErr != nil {
-		return serveErr
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// notifySystemd tells systemd the node's state (READY=1, STOPPING=1) when
+// it runs the node as a Type=notify service; elsewhere it does nothing.
+func notifySystemd(log *slog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		log.Warn("tell systemd the node's state", "state", state, "err", err)
+	}
 }
