@@ -192,6 +192,75 @@ HGETALL m
 	}
 }
 
+// TestObjectAndWatchMatchRedis: OBJECT's encodings and errors, and WATCH.
+func TestObjectAndWatchMatchRedis(t *testing.T) {
+	redisAddr := startRedis(t)
+	p := startNode(t, t.TempDir())
+	script := `set a 100
+set b 12345
+set c hello
+set d 123456789012345678901
+object encoding a
+object refcount a
+object refcount b
+object encoding b
+object encoding c
+object encoding d
+object encoding nokey
+object refcount nokey
+object idletime nokey
+object idletime c
+object freq a
+object help
+object foo
+object encoding
+object encoding a b
+sadd s 1 2 3
+object encoding s
+sadd s2 a
+object encoding s2
+hset h f v
+object encoding h
+hset h2 f aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+object encoding h2
+incr n
+object encoding n
+set e -5
+object encoding e
+object refcount e
+set f 007
+object encoding f
+watch
+multi
+watch a
+exec
+unwatch
+watch a
+set a 5
+multi
+get a
+exec
+watch a
+multi
+get a
+exec
+watch nokey
+multi
+set x 1
+exec
+watch h
+hset h g 1
+multi
+hget h f
+exec
+`
+	want := redisCLI(t, redisAddr, script)
+	got := redisCLI(t, p.addr, script)
+	if got != want {
+		t.Errorf("differs from Redis\n%s", diffLines(script, want, got))
+	}
+}
+
 // TestTypedMergesAcrossNodes builds concurrent writes on purpose: node b runs
 // alone (no mesh) while a writes, then rejoins. Add wins over a concurrent
 // remove, a remove takes only what it observed, and increments add up.
@@ -252,6 +321,22 @@ func TestTypedMergesAcrossNodes(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// A peer's write to a watched key aborts EXEC.
+	conn := dialRaw(t, a.addr)
+	for _, cmd := range []string{"WATCH h", "MULTI", "HGET h f"} {
+		if _, err := conn.do(cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(b.c, "HSET", "h", "zz", "1")
+	waitUntil(t, 10*time.Second, "a to get b's write", func() bool { return a.c.HExists(ctx, "h", "zz").Val() })
+	if got, err := conn.do("EXEC"); err != nil || got != "*-1" {
+		t.Fatalf("EXEC after a peer changed the watched key: %q, %v", got, err)
+	}
+	must(b.c, "HDEL", "h", "zz")
+	waitUntil(t, 10*time.Second, "a to get b's HDEL", func() bool { return !a.c.HExists(ctx, "h", "zz").Val() })
+	da = a.dump(t)
+
 	// A new node gets the typed keys by Merkle repair, as whole states.
 	c := startMeshNode(t, t.TempDir(), 0, "--peer", a.maddr())
 	waitUntil(t, 30*time.Second, "a new node to get every typed key by Merkle repair", func() bool {

@@ -39,7 +39,7 @@ type commandSpec struct {
 // controlsMulti reports whether the command acts on MULTI itself rather than
 // being queued by it.
 func (s *commandSpec) controlsMulti() bool {
-	return s != nil && (s.name == "exec" || s.name == "discard" || s.name == "multi" || s.name == "quit")
+	return s != nil && (s.name == "exec" || s.name == "discard" || s.name == "multi" || s.name == "quit" || s.name == "watch")
 }
 
 func (s *commandSpec) arityOK(argc int) bool {
@@ -89,6 +89,9 @@ func init() {
 		{name: "mesh", arity: -2, flags: []string{"readonly"}, fn: cmdMesh},
 		{name: "multi", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, fn: cmdMulti},
 		{name: "exec", arity: 1, flags: []string{"noscript", "loading", "stale", "skip_slowlog"}, fn: cmdExec},
+		{name: "object", arity: -2, flags: []string{"readonly"}, firstKey: 2, lastKey: 2, step: 1, fn: cmdObject},
+		{name: "watch", arity: -2, flags: []string{"noscript", "loading", "stale", "fast"}, firstKey: 1, lastKey: -1, step: 1, fn: cmdWatch},
+		{name: "unwatch", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, fn: cmdUnwatch},
 		{name: "discard", arity: 1, flags: []string{"noscript", "loading", "stale", "fast"}, fn: cmdDiscard},
 		// strings
 		{name: "get", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGet},
@@ -177,8 +180,9 @@ func init() {
 	commands = make(map[string]*commandSpec, len(specs))
 	for _, s := range specs {
 		// Keyspace commands (those with keys) never block: they may share a
-		// write-path step with others.
-		s.group = s.firstKey > 0
+		// write-path step with others. WATCH reads what is durable, which
+		// inside a step may wait on the step itself.
+		s.group = s.firstKey > 0 && s.name != "watch"
 		s.write = slices.Contains(s.flags, "write")
 		s.denyOOM = slices.Contains(s.flags, "denyoom")
 		commands[s.name] = s

@@ -2,8 +2,10 @@ package node
 
 import (
 	"bytes"
+	"errors"
 
 	"github.com/redmesh/redmesh/keyspace"
+	"github.com/redmesh/redmesh/record"
 )
 
 // maxQueued bounds the commands one MULTI may queue, so that a client cannot
@@ -63,7 +65,56 @@ func cmdDiscard(n *Node, c *client, args [][]byte) {
 		return
 	}
 	c.multi = nil
+	c.watched = nil
 	c.w.WriteString("OK")
+}
+
+// watchedKey is a key WATCH saw: its record's versions (which any write to
+// it changes, a peer's merged write and an expiry sweep included) and
+// whether it was live, so that EXEC also notices a key that expired since.
+type watchedKey struct {
+	key      []byte
+	versions [3]record.Version
+	live     bool
+}
+
+// maxWatched bounds the keys one connection may watch.
+const maxWatched = 100_000
+
+// cmdWatch is WATCH key [key ...]: EXEC will run only if none of the keys
+// changed in between, here or at a peer whose write reached this node.
+func cmdWatch(n *Node, c *client, args [][]byte) {
+	if c.multi != nil {
+		c.w.WriteError("ERR WATCH inside MULTI is not allowed")
+		return
+	}
+	if len(c.watched)+len(args)-1 > maxWatched {
+		c.w.WriteError("ERR too many keys watched")
+		return
+	}
+	now := n.nowMillis()
+	for _, k := range args[1:] {
+		rec := n.db.Peek(k)
+		c.watched = append(c.watched, watchedKey{key: bytes.Clone(k), versions: rec.Versions(), live: rec.Live(now)})
+	}
+	c.w.WriteString("OK")
+}
+
+func cmdUnwatch(n *Node, c *client, args [][]byte) {
+	c.watched = nil
+	c.w.WriteString("OK")
+}
+
+// watchBroken reports whether a watched key changed or expired since WATCH.
+func (c *client) watchBroken(tx *keyspace.Tx) bool {
+	now := c.n.nowMillis()
+	for _, w := range c.watched {
+		rec, _ := tx.Peek(w.key)
+		if rec.Versions() != w.versions || w.live && !rec.Live(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // cmdExec runs the queued commands as one atomic step of the write path: one
@@ -76,26 +127,42 @@ func cmdExec(n *Node, c *client, args [][]byte) {
 	}
 	m := c.multi
 	c.multi = nil
+	watched := c.watched
+	c.watched = nil
 	if m.failed {
 		c.w.WriteError("EXECABORT Transaction discarded because of previous errors.")
 		return
 	}
-	buf, err := c.runGroup(m.queued)
-	if err != nil {
+	buf, err := c.runGroup(m.queued, watched)
+	switch {
+	case err == errWatchBroken:
+		c.w.WriteRaw([]byte("*-1\r\n")) // a null array: nothing ran
+	case err != nil:
 		c.w.WriteError(sanitizeError("EXECABORT Transaction failed: " + err.Error()))
-		return
+	default:
+		c.w.WriteArray(len(m.queued))
+		c.w.WriteRaw(buf.b)
 	}
-	c.w.WriteArray(len(m.queued))
-	c.w.WriteRaw(buf.b)
 }
+
+var errWatchBroken = errors.New("a watched key changed")
 
 // runGroup runs commands one after another inside one write-path step and
 // returns their replies, or the error that kept the step from committing.
-func (c *client) runGroup(cmds [][][]byte) (*replyBuf, error) {
+// If a watched key changed, none runs: errWatchBroken.
+func (c *client) runGroup(cmds [][][]byte, watched []watchedKey) (*replyBuf, error) {
 	buf := &replyBuf{}
 	out := c.w
 	err := c.n.db.Update(c.ctx, func(tx *keyspace.Tx) error {
 		buf.reset() // a retried step starts over
+		if len(watched) > 0 {
+			c.watched = watched
+			broken := c.watchBroken(tx)
+			c.watched = nil
+			if broken {
+				return errWatchBroken
+			}
+		}
 		c.tx, c.w = tx, buf
 		defer func() { c.tx, c.w = nil, out }()
 		for _, args := range cmds {
@@ -145,7 +212,7 @@ func (n *Node) runPipeline(c *client, pending [][][]byte) {
 			pending = pending[k:]
 			continue
 		}
-		buf, err := c.runGroup(pending[:k])
+		buf, err := c.runGroup(pending[:k], nil)
 		if err != nil {
 			for range k {
 				c.writeErr(err)

@@ -40,6 +40,8 @@ type client struct {
 	spec   *commandSpec
 	named  []byte
 	multi  *multiState // open MULTI, if any
+	// watched are the keys of WATCH, as they were when watched.
+	watched []watchedKey
 	authed bool
 	parked atomic.Bool // waiting in SHUTDOWN for the node to shut down
 	info   connInfo    // what other connections may read (CLIENT LIST)
