@@ -37,15 +37,15 @@ type client struct {
 	// spec is the command last looked up and named the name it was
 	// looked up by: a pipeline mostly repeats one command, looked up three
 	// times each (runPipeline, dispatch).
-	spec   *commandSpec
-	named  []byte
-	multi  *multiState // open MULTI, if any
+	spec  *commandSpec
+	named []byte
+	multi *multiState // open MULTI, if any
 	// watched are the keys of WATCH, as they were when watched.
 	watched []watchedKey
-	authed bool
-	parked atomic.Bool // waiting in SHUTDOWN for the node to shut down
-	info   connInfo    // what other connections may read (CLIENT LIST)
-	counts counts      // this connection's share of INFO's counters
+	authed  bool
+	parked  atomic.Bool // waiting in SHUTDOWN for the node to shut down
+	info    connInfo    // what other connections may read (CLIENT LIST)
+	counts  counts      // this connection's share of INFO's counters
 	// clockAt is when the client's last command ended, while the pipeline
 	// it belongs to runs (0 between pipelines), and clockTx the write-path
 	// step it ran in: the next command's start (see dispatch).
