@@ -80,6 +80,9 @@ const (
 	// (immutable, so readers share it), and the arena holds only the value
 	// register's data.
 	flagObj
+	// The key exists (record.Exists), kept so that a write learns what it
+	// replaces without decoding a typed state.
+	flagLive
 )
 
 // typedBlob is what the arena holds for a typed record: the value register's
@@ -342,9 +345,9 @@ func (s *shard) compact() {
 	}
 }
 
-// setMeta writes rec's registers into entry n, whose record was was, and
-// keeps the deadline heap.
-func (s *shard) setMeta(n int, rec, was record.Record) {
+// setMeta writes rec's registers into entry n, whose key was swept at
+// wasDeadline before, and keeps the deadline heap.
+func (s *shard) setMeta(n int, rec record.Record, wasDeadline int64) {
 	e := &s.entries[n]
 	e.version, e.kind = rec.Value.Version, rec.Value.Kind
 	e.flags &= flagBig
@@ -374,9 +377,25 @@ func (s *shard) setMeta(n int, rec, was record.Record) {
 		e.flags |= flagExpiry
 		s.expiry[uint32(n)] = expiryReg{version: rec.Expiry.Version, at: rec.Expiry.At}
 	}
-	if at := deadlineOf(rec); at != 0 && at != deadlineOf(was) {
+	if rec.Exists() {
+		e.flags |= flagLive
+	}
+	if at := deadlineOf(rec); at != 0 && at != wasDeadline {
 		s.push(deadline{at: at, n: uint32(n)})
 	}
+}
+
+// liveDeadline is whether entry n's key exists and the deadline it is swept
+// at (deadlineOf), from the entry alone.
+func (s *shard) liveDeadline(n int) (bool, int64) {
+	e := &s.entries[n]
+	if e.flags&flagLive == 0 {
+		return false, 0
+	}
+	if e.flags&flagExpiry != 0 {
+		return true, s.expiry[uint32(n)].at
+	}
+	return true, 0
 }
 
 // deadlineOf is the deadline a record's key is swept at, 0 for none.
@@ -449,7 +468,8 @@ func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
 		data = typedBlob(rec)
 	}
 	n, slot := s.find(key, uint32(h))
-	var was record.Record
+	var wasLive bool
+	var wasDeadline int64
 	if n < 0 {
 		n = len(s.entries)
 		g := groupOf(h)
@@ -461,12 +481,12 @@ func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
 			s.grow()
 		}
 	} else {
-		was = s.record(n, false)
+		wasLive, wasDeadline = s.liveDeadline(n)
 		s.place(n, key, data, false)
 	}
-	s.setMeta(n, rec, was)
-	t.keys.Add(boolInt(rec.Exists()) - boolInt(was.Exists()))
-	t.expires.Add(boolInt(deadlineOf(rec) != 0) - boolInt(deadlineOf(was) != 0))
+	s.setMeta(n, rec, wasDeadline)
+	t.keys.Add(boolInt(rec.Exists()) - boolInt(wasLive))
+	t.expires.Add(boolInt(deadlineOf(rec) != 0) - boolInt(wasDeadline != 0))
 	if s.garbage > s.live && s.garbage > 4*chunkSize {
 		s.compact()
 	}

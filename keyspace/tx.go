@@ -10,6 +10,13 @@ type Tx struct {
 	db      *DB
 	changes []change
 	pos     map[string]int // each key's last change, once there are many
+	// read is the last record Get read from the table, which a command
+	// mostly applies its write to next: Apply then need not read it again.
+	read struct {
+		key []byte
+		rec record.Record
+		ok  bool
+	}
 }
 
 type change struct {
@@ -26,6 +33,7 @@ func (tx *Tx) reset() {
 	clear(tx.changes) // drop the references to the callers' buffers
 	tx.changes = tx.changes[:0]
 	tx.pos = nil
+	tx.read.key, tx.read.rec, tx.read.ok = nil, record.Record{}, false
 }
 
 // own finds the latest change of key in this transaction. Most change one
@@ -57,8 +65,18 @@ func (tx *Tx) Get(key []byte) (record.Record, error) {
 	if r, ok := tx.own(key); ok {
 		return r, nil
 	}
-	r, _ := tx.db.table.Get(key)
+	r := tx.tableGet(key)
 	return r, nil
+}
+
+// tableGet reads key's record from the table, or from the last such read.
+func (tx *Tx) tableGet(key []byte) record.Record {
+	if tx.read.ok && string(tx.read.key) == string(key) {
+		return tx.read.rec
+	}
+	r, _ := tx.db.table.Get(key)
+	tx.read.key, tx.read.rec, tx.read.ok = key, r, true
+	return r
 }
 
 // Peek reads a key's current record, with its value's data only if this
@@ -82,16 +100,25 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 	if len(key) > MaxKeyLen {
 		return record.Record{}, false, ErrKeyTooLong
 	}
-	cur, full := tx.Peek(key)
+	var cur record.Record
+	full := false
+	if rec.Typed != nil {
+		// A typed merge needs the whole record: read it once.
+		if cur, full = tx.own(key); !full {
+			cur, full = tx.tableGet(key), true
+		}
+	} else {
+		cur, full = tx.Peek(key)
+	}
 	typed := rec.Typed != nil || cur.Typed != nil
 	if !full && typed {
-		cur, _ = tx.db.table.Get(key) // a typed merge needs the whole record
+		cur = tx.tableGet(key) // a typed merge needs the whole record
 	} else if !full && cur.Exists() && rec.Value.Version.Compare(cur.Value.Version) <= 0 {
 		if loses(rec, cur) {
 			return cur, false, nil
 		}
 		// The stored value may survive the merge: it needs its data.
-		cur, _ = tx.db.table.Get(key)
+		cur = tx.tableGet(key)
 	}
 	merged, changed = record.MergeInto(cur, rec)
 	if !changed {

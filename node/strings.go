@@ -491,28 +491,23 @@ func cmdDecrBy(n *Node, c *client, args [][]byte) {
 func incrBy(n *Node, c *client, key []byte, by int64) {
 	var result int64
 	err := c.update(func(tx *keyspace.Tx) error {
-		now := n.nowMillis()
-		cur, live, err := txString(tx, key, now)
+		w, err := n.beginTyped(tx, key, record.KindString, n.nowMillis())
 		if err != nil {
 			return err
 		}
 		var old int64
-		if live {
+		if w.live {
 			var ok bool
-			if old, ok = parseInt(cur.StringData()); !ok {
+			if old, ok = parseInt(w.cur.StringData()); !ok {
 				return replyErr(errNotInteger)
 			}
 		}
-		mine := cur.Typed.Count(nil, n.id).Total
+		mine := w.cur.Typed.Count(nil, n.id).Total
 		if addOverflows(old, by) || addOverflows(mine, by) {
 			return replyErr(errOverflow)
 		}
 		result = old + by
-		w, err := n.beginTyped(tx, key, record.KindString, now)
-		if err != nil {
-			return err
-		}
-		if !live {
+		if !w.live {
 			// The base of a new counter: INCRBY 0 makes a key, as in Redis.
 			w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}
 			w.rec.Expiry = record.Expiry{Version: w.v}

@@ -146,7 +146,7 @@ func (r *typedReader) varint(what string) int64 {
 // count reads a list's length, refused if the bytes left cannot hold that
 // many items of at least min bytes.
 func (r *typedReader) count(what string, min int) int {
-	n := r.uvarint(what + " count")
+	n := r.uvarint(what) // names the list's count, if bad
 	if n > uint64(len(r.b)/min) {
 		r.fail(fmt.Sprintf("%d %s in %d bytes", n, what, len(r.b)))
 		return 0
@@ -155,7 +155,7 @@ func (r *typedReader) count(what string, min int) int {
 }
 
 func (r *typedReader) bytes(what string) []byte {
-	n := r.uvarint(what + " length")
+	n := r.uvarint(what) // names the length, if bad
 	if n > MaxValueLen || n > uint64(len(r.b)) {
 		r.fail(what + " length exceeds what is left")
 		return nil
