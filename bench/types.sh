@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# redmesh's typed commands against Redis on the same machine, in one run:
+#  - throughput of HSET, SADD, SPOP and INCR with redis-benchmark -c 50, at
+#    -P 1 and -P 16 (-r 100000: HSET and SADD grow one hash and one set to
+#    ~63,000 fields and members, SPOP empties the set, INCR spreads over
+#    100,000 counters); RUNS runs (default 3), the servers alternating,
+#    medians and the ratio redmesh / Redis;
+#  - memory (used_memory and VmRSS) after loading 100,000 hashes of 10 fields
+#    and, separately, one set of 1,000,000 members (redis-cli --pipe).
+# Redis runs with appendonly yes, appendfsync everysec; redmesh with --fsync
+# everysec. Usage: bench/types.sh [RUNS] (0: memory only)
+source "$(dirname "$0")/lib.sh"
+runs=${1:-3}
+build_redmesh
+tests=(hset sadd spop incr)
+
+measure() { rps "$1" -t "$2" -n $(($3 == 1 ? 100000 : 400000)) -c 50 -P "$3" -r 100000; }
+compare "$runs" measure
+
+((runs > 0)) && printf '| command | -P | redis-server rps | redmesh rps | ratio |\n|---|---:|---:|---:|---:|\n'
+for P in $( ((runs > 0)) && echo 1 16); do
+	for t in "${tests[@]}"; do
+		rm=$(tr ';' '\n' <<<"${R[$t,$P]}" | grep . | median)
+		mm=$(tr ';' '\n' <<<"${M[$t,$P]}" | grep . | median)
+		printf '| %s | %s | %s | %s | %.2f |\n' "${t^^}" "$P" "$rm" "$mm" "$(echo "$mm / $rm" | bc -l)"
+		echo "  $t -P $P runs: redis ${R[$t,$P]//;/ }/ redmesh ${M[$t,$P]//;/ }" >&2
+	done
+done
+
+# 100,000 hashes "h:%06d" of 10 fields "field:N" with 10-byte values.
+hashes() {
+	awk 'BEGIN {
+		for (i = 0; i < 100000; i++) {
+			printf "*22\r\n$4\r\nHSET\r\n$8\r\nh:%06d\r\n", i
+			for (f = 0; f < 10; f++) printf "$7\r\nfield:%d\r\n$10\r\nvalue%05d\r\n", f, f
+		}
+	}' | redis-cli -p "$1" --pipe >/dev/null
+}
+# One set of 1,000,000 members "member:%012d", SADDed 100 at a time.
+members() {
+	awk 'BEGIN {
+		for (i = 0; i < 10000; i++) {
+			printf "*102\r\n$4\r\nSADD\r\n$3\r\nbig\r\n"
+			for (m = 0; m < 100; m++) printf "$19\r\nmember:%012d\r\n", i * 100 + m
+		}
+	}' | redis-cli -p "$1" --pipe >/dev/null
+}
+mib() { echo "$1/1024" | bc -l; }
+printf '\n| dataset | redis-server used_memory / VmRSS (MiB) | redmesh used_memory / VmRSS (MiB) | ratio used_memory / VmRSS |\n|---|---:|---:|---:|\n'
+for load in hashes members; do
+	start_redis 16379 --appendonly yes --appendfsync everysec
+	start_redmesh 16380 --fsync everysec
+	for port in 16379 16380; do "$load" "$port"; done
+	sleep 15 # as redis-compare.sh: let the node's memory settle
+	used() { redis-cli -p "$1" INFO memory | tr -d '\r' | sed -n 's/^used_memory://p'; }
+	ru=$(used 16379) mu=$(used 16380) rk=$(rss_kb 16379) mk=$(rss_kb 16380)
+	printf '| %s | %.1f / %.1f | %.1f / %.1f | %.2f / %.2f |\n' "$load" \
+		"$(echo "$ru/1048576" | bc -l)" "$(mib "$rk")" "$(echo "$mu/1048576" | bc -l)" "$(mib "$mk")" \
+		"$(echo "$mu/$ru" | bc -l)" "$(echo "$mk/$rk" | bc -l)"
+	stop_port 16379
+	stop_port 16380
+done
