@@ -16,7 +16,7 @@ import (
 // it started from stays as it was for whoever holds it. github.com/tidwall/
 // btree provides that copy; no B-tree of the standard library does.
 type bigState struct {
-	lists [3]*btree.BTreeG[Elem]
+	lists [3]*btree.BTreeG[item]
 	names [2]int // distinct names among fields and members
 	sum   uint64 // the elements' part of the digest (elemHash summed)
 	bytes int64  // of names and values
@@ -27,10 +27,39 @@ type bigState struct {
 // keeps hashes and sets of up to 128 elements in one compact block.
 const bigElems = 256
 
-func lessND(a, b Elem) bool { return compareND(a, b) < 0 }
+// item is an element as a tree holds it: its name and value in strings of
+// their own (48 bytes and one or two allocations, where an Elem with copied
+// slices takes 64 and as many).
+type item struct {
+	name, value string
+	dot         Version
+}
 
-func newTree() *btree.BTreeG[Elem] {
-	return btree.NewBTreeGOptions(lessND, btree.Options{NoLocks: true})
+func lessItem(a, b item) bool {
+	if a.name != b.name {
+		return a.name < b.name
+	}
+	return a.dot.Compare(b.dot) < 0
+}
+
+// key is the item to look e up by; it borrows e's name without a copy, so
+// it must not be stored.
+func key(e Elem) item {
+	return item{name: unsafe.String(unsafe.SliceData(e.Name), len(e.Name)), dot: e.Dot}
+}
+
+// elem is it as an Elem whose name and value point into it: read-only, as
+// every element a Typed hands out.
+func (it item) elem() Elem {
+	e := Elem{Name: unsafe.Slice(unsafe.StringData(it.name), len(it.name)), Dot: it.dot}
+	if it.value != "" {
+		e.Value = unsafe.Slice(unsafe.StringData(it.value), len(it.value))
+	}
+	return e
+}
+
+func newTree() *btree.BTreeG[item] {
+	return btree.NewBTreeGOptions(lessItem, btree.Options{NoLocks: true})
 }
 
 func (b *bigState) size() int {
@@ -61,15 +90,15 @@ func (t *Typed) bigCopy() *bigState {
 
 // has reports whether list which holds element e (by name and dot).
 func (b *bigState) has(which int, e Elem) bool {
-	_, ok := b.lists[which].Get(Elem{Name: e.Name, Dot: e.Dot})
+	_, ok := b.lists[which].Get(key(e))
 	return ok
 }
 
 // named reports whether list which holds any element named name.
 func (b *bigState) named(which int, name []byte) bool {
 	found := false
-	b.lists[which].Ascend(Elem{Name: name}, func(e Elem) bool {
-		found = bytes.Equal(e.Name, name)
+	b.lists[which].Ascend(key(Elem{Name: name}), func(it item) bool {
+		found = it.name == string(name)
 		return false
 	})
 	return found
@@ -78,28 +107,24 @@ func (b *bigState) named(which int, name []byte) bool {
 // insert adds e, copying its name and value: a tree outlives the buffers
 // (a request, a message) an incoming element may point into.
 func (b *bigState) insert(which int, e Elem) {
-	e.Name = bytes.Clone(e.Name)
-	if e.Value != nil {
-		e.Value = bytes.Clone(e.Value)
-	}
 	if which != listRemoved && !b.named(which, e.Name) {
 		b.names[which]++
 	}
-	if old, replaced := b.lists[which].Set(e); replaced {
-		b.sum -= elemHash(which, old)
-		b.bytes -= int64(len(old.Name) + len(old.Value))
+	if old, replaced := b.lists[which].Set(item{name: string(e.Name), value: string(e.Value), dot: e.Dot}); replaced {
+		b.sum -= elemHash(which, old.elem())
+		b.bytes -= int64(len(old.name) + len(old.value))
 	}
 	b.sum += elemHash(which, e)
 	b.bytes += int64(len(e.Name) + len(e.Value))
 }
 
 func (b *bigState) delete(which int, e Elem) {
-	old, ok := b.lists[which].Delete(Elem{Name: e.Name, Dot: e.Dot})
+	old, ok := b.lists[which].Delete(key(e))
 	if !ok {
 		return
 	}
-	b.sum -= elemHash(which, old)
-	b.bytes -= int64(len(old.Name) + len(old.Value))
+	b.sum -= elemHash(which, old.elem())
+	b.bytes -= int64(len(old.name) + len(old.value))
 	if which != listRemoved && !b.named(which, e.Name) {
 		b.names[which]--
 	}
@@ -133,11 +158,11 @@ func (b *bigState) absorb(other *Typed) {
 // run is the elements of list which named name, in dot order.
 func (b *bigState) run(which int, name []byte) []Elem {
 	var out []Elem
-	b.lists[which].Ascend(Elem{Name: name}, func(e Elem) bool {
-		if !bytes.Equal(e.Name, name) {
+	b.lists[which].Ascend(key(Elem{Name: name}), func(it item) bool {
+		if it.name != string(name) {
 			return false
 		}
-		out = append(out, e)
+		out = append(out, it.elem())
 		return true
 	})
 	return out
@@ -148,7 +173,8 @@ func (b *bigState) run(which int, name []byte) []Elem {
 func (b *bigState) each(which int, fn func(run []Elem) bool) {
 	var run []Elem
 	stopped := false
-	b.lists[which].Scan(func(e Elem) bool {
+	b.lists[which].Scan(func(it item) bool {
+		e := it.elem()
 		if len(run) > 0 && !bytes.Equal(run[0].Name, e.Name) {
 			if !fn(run) {
 				stopped = true
@@ -215,7 +241,7 @@ func (t *Typed) MemSize() int64 {
 	if t == nil {
 		return 0
 	}
-	const perElem = 96 // an Elem in a B-tree node, with the node's share
+	const perElem = 80 // an item in a B-tree node, with the node's share
 	if t.big != nil {
 		return int64(t.big.size())*perElem + t.big.bytes
 	}

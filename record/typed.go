@@ -561,8 +561,8 @@ func (t *Typed) MemberCount() int {
 // MemberCount: random picks in O(log n).
 func (t *Typed) MemberAt(i int) []byte {
 	if t.big != nil {
-		e, _ := t.big.lists[listMembers].GetAt(i)
-		return e.Name
+		it, _ := t.big.lists[listMembers].GetAt(i)
+		return it.elem().Name
 	}
 	return t.Members[i].Name
 }
