@@ -58,8 +58,12 @@ func (it item) elem() Elem {
 	return e
 }
 
+// treeDegree is the trees' branching: a write copies the nodes on its path,
+// so smaller nodes than the library's default (32) copy less per write.
+const treeDegree = 12
+
 func newTree() *btree.BTreeG[item] {
-	return btree.NewBTreeGOptions(lessItem, btree.Options{NoLocks: true})
+	return btree.NewBTreeGOptions(lessItem, btree.Options{NoLocks: true, Degree: treeDegree})
 }
 
 func (b *bigState) size() int {
@@ -119,6 +123,9 @@ func (b *bigState) insert(which int, e Elem) {
 }
 
 func (b *bigState) delete(which int, e Elem) {
+	if !b.has(which, e) {
+		return // a lookup copies nothing; a Delete copies its path even if it finds nothing
+	}
 	old, ok := b.lists[which].Delete(key(e))
 	if !ok {
 		return
