@@ -41,6 +41,9 @@ type Typed struct {
 	// late copy of an add from bringing its element back. Traces are kept
 	// until collection; they are never shown.
 	Removed []Version
+
+	// HLL is a HyperLogLog's sketch (record/hll.go), nil for other keys.
+	HLL *HLL
 }
 
 // Kinds of value a key can hold beyond strings.
@@ -107,6 +110,7 @@ func mergeTyped(a, b *Typed) *Typed {
 	m.Fields = mergeElems(a.Fields, b.Fields, m.Removed)
 	m.Members = mergeElems(a.Members, b.Members, m.Removed)
 	m.Counts = mergeCounts(a.Counts, b.Counts)
+	m.HLL = mergeHLL(a.HLL, b.HLL) // HyperLogLog hook (record/hll.go)
 	return m
 }
 
@@ -237,7 +241,8 @@ func equalTyped(a, b *Typed) bool {
 		slices.EqualFunc(a.Counts, b.Counts, func(x, y Count) bool {
 			return compareCountKey(x, y) == 0 && x.Ver == y.Ver && x.Total == y.Total &&
 				x.ResetVer == y.ResetVer && x.ResetTotal == y.ResetTotal
-		})
+		}) &&
+		equalHLL(a.HLL, b.HLL) // HyperLogLog hook (record/hll.go)
 }
 
 // IsZero reports whether t holds nothing at all (nil included).
@@ -245,7 +250,8 @@ func (t *Typed) IsZero() bool { return t.empty() }
 
 func (t *Typed) empty() bool {
 	return t == nil || t.KindVersion.IsZero() && t.Kind == 0 && len(t.Counts) == 0 &&
-		len(t.Fields) == 0 && len(t.Members) == 0 && len(t.Removed) == 0
+		len(t.Fields) == 0 && len(t.Members) == 0 && len(t.Removed) == 0 &&
+		t.HLL == nil // HyperLogLog hook (record/hll.go)
 }
 
 // Added is what the counts of the counter name add to its base.
@@ -464,7 +470,8 @@ func (t *Typed) Clear() *Typed {
 	if t == nil {
 		return nil
 	}
-	return &Typed{Removed: t.AllDots(), Counts: t.AllResets()}
+	return &Typed{Removed: t.AllDots(), Counts: t.AllResets(),
+		HLL: t.HLL.cleared()} // HyperLogLog hook (record/hll.go)
 }
 
 // Normalize puts a typed write its command built in order: elements sorted,
