@@ -56,7 +56,7 @@ func (k hllKey) maxInto(regs []byte) error {
 	switch {
 	case !k.live:
 	case k.sketch != nil:
-		for i, v := range k.sketch.Regs {
+		for i, v := range k.sketch.Registers() {
 			regs[i] = max(regs[i], v)
 		}
 	default:
@@ -79,7 +79,7 @@ func (k hllKey) dense() bool {
 	case !k.live:
 		return false
 	case k.sketch != nil:
-		return k.sketch.Dense || hll.NeedsDense(k.sketch.Regs)
+		return k.sketch.IsDense()
 	}
 	return hll.IsDense(k.plain)
 }
@@ -107,16 +107,20 @@ func raise(base, regs []byte) []byte {
 	return delta
 }
 
-// newSketch writes key as a new sketch: epoch v, shown by the value
-// register at v. fresh is a key that did not exist (its deadline goes, as a
-// new key has none); otherwise the key keeps its TTL, as Redis changes the
-// string in place. Whatever else the record holds (elements, counts, an
-// older sketch) is removed as a SET removes it.
-func (n *Node) newSketch(tx *keyspace.Tx, key []byte, k hllKey, v record.Version, h *record.HLL, fresh bool) error {
-	h.Epoch = v
+// newSketch writes key as a new sketch of registers regs: a new epoch v,
+// shown by the value register at v. fresh is a key that did not exist (its
+// deadline goes, as a new key has none); otherwise the key keeps its TTL, as
+// Redis changes the string in place. Whatever else the record holds
+// (elements, counts, the epochs of an expired sketch) is removed as a SET
+// removes it.
+func (n *Node) newSketch(tx *keyspace.Tx, key []byte, k hllKey, v record.Version, regs []byte, dense bool, cache record.HLLCache, fresh bool) error {
 	t := k.cur.Typed.Clear()
 	if t == nil {
 		t = &record.Typed{}
+	}
+	h := &record.HLL{Epochs: []record.HLLEpoch{{Epoch: v, Dense: dense, Regs: regs}}, Cache: cache}
+	if t.HLL != nil {
+		h.Removed = t.HLL.Removed
 	}
 	t.Kind, t.KindVersion, t.HLL = record.KindString, v, h
 	rec := record.Record{Value: record.Value{Version: v, Kind: record.KindString}, Typed: t}
@@ -127,7 +131,8 @@ func (n *Node) newSketch(tx *keyspace.Tx, key []byte, k hllKey, v record.Version
 	return err
 }
 
-// raiseSketch writes a delta of the key's sketch.
+// raiseSketch writes a delta of the key's sketch: registers it raised (in
+// the epoch the key shows), the cache.
 func (n *Node) raiseSketch(tx *keyspace.Tx, key []byte, v record.Version, delta *record.HLL) error {
 	rec := record.Record{Typed: &record.Typed{Kind: record.KindString, KindVersion: v, HLL: delta}}
 	_, _, err := n.apply(tx, key, rec)
@@ -167,16 +172,15 @@ func cmdPFAdd(n *Node, c *client, args [][]byte) {
 		}
 		switch {
 		case !k.live:
-			return n.newSketch(tx, args[1], k, v, &record.HLL{Regs: delta, Dense: hll.NeedsDense(regs),
-				Cache: record.HLLCache{Ver: v, Card: hll.CacheInvalid}}, true)
+			return n.newSketch(tx, args[1], k, v, delta, hll.NeedsDense(regs),
+				record.HLLCache{Ver: v, Card: hll.CacheInvalid}, true)
 		case k.sketch == nil:
-			return n.newSketch(tx, args[1], k, v, &record.HLL{Regs: regs, Dense: k.dense() || hll.NeedsDense(regs),
-				Cache: record.HLLCache{Ver: v, Card: hll.Card(k.plain), Of: record.RegsDigest(before)}}, false)
+			return n.newSketch(tx, args[1], k, v, regs, k.dense() || hll.NeedsDense(regs),
+				record.HLLCache{Ver: v, Card: hll.Card(k.plain), Of: record.RegsDigest(before)}, false)
 		}
-		d := &record.HLL{Epoch: k.sketch.Epoch, Regs: delta}
 		// Promotion to dense is for good, as in Redis.
-		d.Dense = !k.sketch.Dense && hll.NeedsDense(regs)
-		return n.raiseSketch(tx, args[1], v, d)
+		return n.raiseSketch(tx, args[1], v, &record.HLL{Epochs: []record.HLLEpoch{
+			{Epoch: k.cur.Value.Version, Regs: delta, Dense: hll.NeedsDense(regs)}}})
 	})
 	if err != nil {
 		c.writeErr(err)
@@ -254,8 +258,8 @@ func cmdPFCount(n *Node, c *client, args [][]byte) {
 			hll.SetCard(s, card)
 			return n.putValue(tx, args[1], s, true)
 		}
-		cache := record.HLLCache{Ver: v, Card: card, Of: record.RegsDigest(k.sketch.Regs)}
-		return n.raiseSketch(tx, args[1], v, &record.HLL{Epoch: k.sketch.Epoch, Cache: cache})
+		cache := record.HLLCache{Ver: v, Card: card, Of: record.RegsDigest(k.sketch.Registers())}
+		return n.raiseSketch(tx, args[1], v, &record.HLL{Cache: cache})
 	})
 	if err != nil {
 		c.writeErr(err)
@@ -294,21 +298,19 @@ func cmdPFMerge(n *Node, c *client, args [][]byte) {
 		dense := useDense || hll.NeedsDense(regs)
 		switch {
 		case !dest.live:
-			return n.newSketch(tx, args[1], dest, v, &record.HLL{Regs: raise(make([]byte, hll.Registers), regs),
-				Dense: dense, Cache: record.HLLCache{Ver: v, Card: hll.CacheInvalid}}, true)
+			return n.newSketch(tx, args[1], dest, v, raise(make([]byte, hll.Registers), regs), dense,
+				record.HLLCache{Ver: v, Card: hll.CacheInvalid}, true)
 		case dest.sketch == nil:
-			return n.newSketch(tx, args[1], dest, v, &record.HLL{Regs: raise(make([]byte, hll.Registers), regs),
-				Dense: dense || dest.dense(), Cache: record.HLLCache{Ver: v, Card: hll.Card(dest.plain) | hll.CacheInvalid}}, false)
+			return n.newSketch(tx, args[1], dest, v, raise(make([]byte, hll.Registers), regs), dense || dest.dense(),
+				record.HLLCache{Ver: v, Card: hll.Card(dest.plain) | hll.CacheInvalid}, false)
 		}
 		base, err := dest.registers()
 		if err != nil {
 			return err
 		}
 		return n.raiseSketch(tx, args[1], v, &record.HLL{
-			Epoch: dest.sketch.Epoch,
-			Regs:  raise(base, regs),
-			Dense: dense && !dest.sketch.Dense,
-			Cache: record.HLLCache{Ver: v, Card: dest.header() | hll.CacheInvalid},
+			Epochs: []record.HLLEpoch{{Epoch: dest.cur.Value.Version, Regs: raise(base, regs), Dense: dense}},
+			Cache:  record.HLLCache{Ver: v, Card: dest.header() | hll.CacheInvalid},
 		})
 	})
 	if err != nil {
@@ -335,7 +337,7 @@ func (n *Node) toDense(tx *keyspace.Tx, key []byte, k hllKey) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return true, n.raiseSketch(tx, key, v, &record.HLL{Epoch: k.sketch.Epoch, Dense: true})
+	return true, n.raiseSketch(tx, key, v, &record.HLL{Epochs: []record.HLLEpoch{{Epoch: k.cur.Value.Version, Dense: true}}})
 }
 
 func cmdPFDebug(n *Node, c *client, args [][]byte) {

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -16,22 +17,33 @@ import (
 // A client reads it as Redis's "HYLL" string, rebuilt from the registers
 // (StringData); the key's type is string, as in Redis.
 //
-// The sketch belongs to an epoch, the version of the write that made the key
-// a HyperLogLog (PFADD or PFMERGE creating it, or converting a string that
-// holds one). It shows while the value register still holds that write: a
-// later SET, APPEND, SETBIT... replaces it, as in Redis, and removes the
-// epoch's registers (Gone), so a concurrent PFADD of the same epoch adds
-// nothing back. Between epochs the newer replaces the older whole.
+// Each write that makes the key a HyperLogLog (PFADD or PFMERGE creating it,
+// or converting a string that holds one) starts an epoch, named by its
+// version, which it also writes to the value register. The sketch shows while
+// the value register holds one of its epochs; its registers are the maximum
+// over its epochs, so two nodes creating the key at the same time merge
+// their adds. A write over the whole key (SET, APPEND, SETBIT, DEL, expiry)
+// replaces it in the value register, as in Redis, and removes the epochs it
+// observed, so that a PFADD made concurrently to one of them adds nothing
+// back, while an epoch it never saw (created concurrently) survives: the
+// observed-remove rule of hashes and sets.
 type HLL struct {
+	// Epochs not removed, sorted by epoch.
+	Epochs []HLLEpoch
+	// Removed are the removed epochs, sorted: kept, as removal traces are,
+	// so that a late copy of a PFADD does not bring its epoch back.
+	Removed []Version
+	// Cache is the cardinality PFCOUNT last cached in the header.
+	Cache HLLCache
+}
+
+// HLLEpoch is the registers PFADDs raised in one epoch.
+type HLLEpoch struct {
 	Epoch Version
-	// Gone: a write that overwrote or deleted the key removed the epoch.
-	Gone bool
 	// Dense: Redis promoted the encoding to dense, which it never undoes.
 	Dense bool
 	// Regs are hll.Registers registers, or nil for all zero.
 	Regs []byte
-	// Cache is the cardinality PFCOUNT last cached in the header.
-	Cache HLLCache
 }
 
 // HLLCache is the header's cached cardinality, a register of its own: the
@@ -45,6 +57,11 @@ type HLLCache struct {
 	Of   uint64
 }
 
+// maxHLLEpochs bounds the epochs of one sketch, so a decoder allocates at
+// most this many register arrays: more nodes than this creating one key at
+// the same moment is not a mesh this is built for.
+const maxHLLEpochs = 1024
+
 // zeroRegs is the registers of an empty sketch, read only.
 var zeroRegs [hll.Registers]byte
 
@@ -56,22 +73,45 @@ func RegsDigest(regs []byte) uint64 {
 	return xxhash.Sum64(regs)
 }
 
+// Registers is the sketch's registers, the maximum over its epochs (nil for
+// all zero); the caller must not change them.
+func (h *HLL) Registers() []byte {
+	var m []byte
+	for _, e := range h.Epochs {
+		m = maxRegs(m, e.Regs)
+	}
+	return m
+}
+
+// IsDense reports whether Redis would hold the sketch dense.
+func (h *HLL) IsDense() bool {
+	for _, e := range h.Epochs {
+		if e.Dense {
+			return true
+		}
+	}
+	return hll.NeedsDense(h.Registers())
+}
+
 // Header is the cached cardinality field a client reads.
 func (h *HLL) Header() uint64 {
 	card := h.Cache.Card
-	if RegsDigest(h.Regs) != h.Cache.Of {
+	if RegsDigest(h.Registers()) != h.Cache.Of {
 		card |= hll.CacheInvalid
 	}
 	return card
 }
 
 // String is the sketch as Redis's string.
-func (h *HLL) String() []byte { return hll.Encode(h.Regs, h.Dense, h.Header()) }
+func (h *HLL) String() []byte { return hll.Encode(h.Registers(), h.IsDense(), h.Header()) }
 
-// LiveHLL is the key's sketch if the key shows one: its epoch is the value
-// register's version and no write removed it.
+// LiveHLL is the key's sketch if the key shows one: the value register holds
+// one of its epochs.
 func (t *Typed) LiveHLL(value Version) *HLL {
-	if t == nil || t.HLL == nil || t.HLL.Gone || t.HLL.Epoch != value {
+	if t == nil || t.HLL == nil || value.IsZero() {
+		return nil
+	}
+	if _, ok := slices.BinarySearchFunc(t.HLL.Epochs, value, func(e HLLEpoch, v Version) int { return e.Epoch.Compare(v) }); !ok {
 		return nil
 	}
 	return t.HLL
@@ -86,27 +126,40 @@ func (t *Typed) hllString(value Version) ([]byte, bool) {
 }
 
 // cleared is the sketch as a write that overwrites or deletes the key leaves
-// it: the epoch removed.
+// it: every epoch it observed removed.
 func (h *HLL) cleared() *HLL {
-	if h == nil {
+	if h == nil || len(h.Epochs) == 0 {
 		return nil
 	}
-	return &HLL{Epoch: h.Epoch, Gone: true}
+	m := &HLL{Removed: make([]Version, len(h.Epochs))}
+	for i, e := range h.Epochs {
+		m.Removed[i] = e.Epoch
+	}
+	return m
 }
 
 func (h *HLL) newest() Version {
+	var n Version
 	if h == nil {
-		return Version{}
+		return n
 	}
-	if h.Cache.Ver.Compare(h.Epoch) > 0 {
-		return h.Cache.Ver
+	up := func(v Version) {
+		if v.Compare(n) > 0 {
+			n = v
+		}
 	}
-	return h.Epoch
+	up(h.Cache.Ver)
+	for _, e := range h.Epochs {
+		up(e.Epoch)
+	}
+	for _, d := range h.Removed {
+		up(d)
+	}
+	return n
 }
 
-// mergeHLL merges two sketches: the newer epoch whole; within an epoch a
-// removal wins, registers take their maximum, Dense either side's, the cache
-// the newer write.
+// mergeHLL merges two sketches: the union of their epochs, registers of one
+// epoch by maximum, without the removed epochs; the cache the newer write.
 func mergeHLL(a, b *HLL) *HLL {
 	switch {
 	case a == nil:
@@ -114,20 +167,34 @@ func mergeHLL(a, b *HLL) *HLL {
 	case b == nil:
 		return a
 	}
-	switch c := a.Epoch.Compare(b.Epoch); {
-	case c > 0:
-		return a
-	case c < 0:
-		return b
-	}
-	if a.Gone || b.Gone {
-		return &HLL{Epoch: a.Epoch, Gone: true}
-	}
-	m := &HLL{Epoch: a.Epoch, Dense: a.Dense || b.Dense, Regs: maxRegs(a.Regs, b.Regs), Cache: a.Cache}
+	m := &HLL{Removed: unionDots(a.Removed, b.Removed), Cache: a.Cache}
 	if compareCache(b.Cache, a.Cache) > 0 {
 		m.Cache = b.Cache
 	}
+	i, j := 0, 0
+	for i < len(a.Epochs) || j < len(b.Epochs) {
+		var e HLLEpoch
+		switch {
+		case j == len(b.Epochs) || i < len(a.Epochs) && a.Epochs[i].Epoch.Compare(b.Epochs[j].Epoch) < 0:
+			e = a.Epochs[i]
+			i++
+		case i == len(a.Epochs) || b.Epochs[j].Epoch.Compare(a.Epochs[i].Epoch) < 0:
+			e = b.Epochs[j]
+			j++
+		default:
+			x, y := a.Epochs[i], b.Epochs[j]
+			e = HLLEpoch{Epoch: x.Epoch, Dense: x.Dense || y.Dense, Regs: maxRegs(x.Regs, y.Regs)}
+			i, j = i+1, j+1
+		}
+		if !removed(m.Removed, e.Epoch) {
+			m.Epochs = append(m.Epochs, e)
+		}
+	}
 	return m
+}
+
+func (h *HLL) empty() bool {
+	return len(h.Epochs) == 0 && len(h.Removed) == 0 && h.Cache == (HLLCache{})
 }
 
 func compareCache(a, b HLLCache) int {
@@ -171,8 +238,11 @@ func equalHLL(a, b *HLL) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return a.Epoch == b.Epoch && a.Gone == b.Gone && a.Dense == b.Dense && a.Cache == b.Cache &&
-		(bytes.Equal(a.Regs, b.Regs) || isZero(a.Regs) && isZero(b.Regs))
+	return a.Cache == b.Cache && slices.Equal(a.Removed, b.Removed) &&
+		slices.EqualFunc(a.Epochs, b.Epochs, func(x, y HLLEpoch) bool {
+			return x.Epoch == y.Epoch && x.Dense == y.Dense &&
+				(bytes.Equal(x.Regs, y.Regs) || isZero(x.Regs) && isZero(y.Regs))
+		})
 }
 
 func isZero(regs []byte) bool {
@@ -186,19 +256,19 @@ func isZero(regs []byte) bool {
 
 // A sketch's encoding, at the end of its typed state:
 //
-//	epoch(16) flags(1)
-//	[cache: ver(16) card(8) of(8)]
-//	[registers: form(1), then form 0: n { indexGap uvarint, value(1) } for
-//	 the n registers above zero; form 1: the 6-bit packed registers]
+//	flags(1) [cache: ver(16) card(8) of(8)]
+//	n { epoch(16) flags(1) [registers] }   epochs
+//	n { epoch(16) }                         removed epochs
 //
-// The form is the shorter one (packed on a tie), so equal sketches encode
-// alike, which the Merkle digest relies on.
+// where registers are a form byte, then for form 0 the n registers above
+// zero as n { indexGap uvarint, value(1) }, for form 1 the 6-bit packed
+// registers. The form is the shorter one (packed on a tie) and every list is
+// in its sorted order, so equal sketches encode alike, which the Merkle
+// digest relies on.
 const (
-	hllGone  = 1 << 0
-	hllDense = 1 << 1
-	hllRegs  = 1 << 2
-	hllCache = 1 << 3
-	hllKnown = hllGone | hllDense | hllRegs | hllCache
+	hllCache = 1 << 0 // sketch flag
+	hllDense = 1 << 0 // epoch flags
+	hllRegs  = 1 << 1
 
 	hllPairs  = 0
 	hllPacked = 1
@@ -207,46 +277,49 @@ const (
 	hllCacheLen = versionLen + 16
 )
 
-func (h *HLL) flags() byte {
-	var f byte
-	if h.Gone {
-		f |= hllGone
-	}
-	if h.Dense {
-		f |= hllDense
-	}
-	if !isZero(h.Regs) {
-		f |= hllRegs
-	}
-	if h.Cache != (HLLCache{}) {
-		f |= hllCache
-	}
-	return f
-}
-
 func appendHLL(dst []byte, h *HLL) []byte {
-	dst = appendVersion(dst, h.Epoch)
-	f := h.flags()
-	dst = append(dst, f)
-	if f&hllCache != 0 {
+	if h.Cache != (HLLCache{}) {
+		dst = append(dst, hllCache)
 		dst = appendVersion(dst, h.Cache.Ver)
 		dst = binary.BigEndian.AppendUint64(dst, h.Cache.Card)
 		dst = binary.BigEndian.AppendUint64(dst, h.Cache.Of)
+	} else {
+		dst = append(dst, 0)
 	}
-	if f&hllRegs == 0 {
-		return dst
+	dst = binary.AppendUvarint(dst, uint64(len(h.Epochs)))
+	for _, e := range h.Epochs {
+		dst = appendVersion(dst, e.Epoch)
+		var f byte
+		if e.Dense {
+			f |= hllDense
+		}
+		if !isZero(e.Regs) {
+			f |= hllRegs
+		}
+		dst = append(dst, f)
+		if f&hllRegs != 0 {
+			dst = appendRegs(dst, e.Regs)
+		}
 	}
-	if pairsLen(h.Regs) < packedLen {
+	dst = binary.AppendUvarint(dst, uint64(len(h.Removed)))
+	for _, d := range h.Removed {
+		dst = appendVersion(dst, d)
+	}
+	return dst
+}
+
+func appendRegs(dst, regs []byte) []byte {
+	if pairsLen(regs) < packedLen {
 		dst = append(dst, hllPairs)
 		n := 0
-		for _, v := range h.Regs {
+		for _, v := range regs {
 			if v != 0 {
 				n++
 			}
 		}
 		dst = binary.AppendUvarint(dst, uint64(n))
 		last := -1
-		for i, v := range h.Regs {
+		for i, v := range regs {
 			if v != 0 {
 				dst = binary.AppendUvarint(dst, uint64(i-last-1))
 				dst = append(dst, v)
@@ -259,7 +332,7 @@ func appendHLL(dst []byte, h *HLL) []byte {
 	start := len(dst)
 	dst = append(dst, make([]byte, packedLen)...)
 	packed := dst[start:]
-	for i, v := range h.Regs {
+	for i, v := range regs {
 		packSet(packed, i, v)
 	}
 	return dst
@@ -295,48 +368,107 @@ func packGet(d []byte, i int) byte {
 }
 
 func (h *HLL) encodedSize() int {
-	return versionLen + 1 + hllCacheLen + 1 + max(packedLen, binary.MaxVarintLen64+pairsLen(h.Regs))
+	n := 1 + hllCacheLen + 2*binary.MaxVarintLen64 + len(h.Removed)*versionLen
+	for _, e := range h.Epochs {
+		n += versionLen + 2 + max(packedLen, binary.MaxVarintLen64+pairsLen(e.Regs))
+	}
+	return n
 }
 
-// decodeHLL parses a sketch from the front of b. It allocates at most one
-// register array (hll.Registers bytes) and refuses any encoding another
-// sketch could also have, so that equal sketches have equal bytes.
+// decodeHLL parses a sketch from the front of b. It allocates a register
+// array (hll.Registers bytes) per epoch, at most maxHLLEpochs of them, and
+// refuses any encoding another sketch could also have, so that equal
+// sketches have equal bytes.
 func decodeHLL(b []byte) (*HLL, []byte, error) {
 	bad := func(what string) (*HLL, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: HyperLogLog: %s", ErrCorrupt, what)
 	}
-	if len(b) < versionLen+1 {
+	if len(b) < 1 {
 		return bad("truncated")
 	}
 	h := &HLL{}
-	h.Epoch, b = readVersion(b)
-	f := b[0]
-	b = b[1:]
-	if f&^hllKnown != 0 || f&hllGone != 0 && f != hllGone {
-		return bad(fmt.Sprintf("bad flags %#x", f))
-	}
-	h.Gone, h.Dense = f&hllGone != 0, f&hllDense != 0
-	if f&hllCache != 0 {
-		if len(b) < hllCacheLen {
+	switch f := b[0]; f {
+	case 0:
+		b = b[1:]
+	case hllCache:
+		if len(b) < 1+hllCacheLen {
 			return bad("truncated cache")
 		}
-		h.Cache.Ver, b = readVersion(b)
+		h.Cache.Ver, b = readVersion(b[1:])
 		h.Cache.Card = binary.BigEndian.Uint64(b)
 		h.Cache.Of = binary.BigEndian.Uint64(b[8:])
 		b = b[16:]
 		if h.Cache == (HLLCache{}) {
 			return bad("empty cache")
 		}
+	default:
+		return bad(fmt.Sprintf("bad flags %#x", f))
 	}
-	if f&hllRegs == 0 {
-		return h, b, nil
+	n, k := binary.Uvarint(b)
+	if k <= 0 || k != uvarintLen(n) || n > maxHLLEpochs || n > uint64(len(b)-k)/(versionLen+1) {
+		return bad("bad epoch count")
+	}
+	b = b[k:]
+	if n > 0 {
+		h.Epochs = make([]HLLEpoch, n)
+	}
+	for i := range h.Epochs {
+		e := &h.Epochs[i]
+		if len(b) < versionLen+1 {
+			return bad("truncated epoch")
+		}
+		e.Epoch, b = readVersion(b)
+		f := b[0]
+		b = b[1:]
+		if f&^(hllDense|hllRegs) != 0 {
+			return bad(fmt.Sprintf("bad epoch flags %#x", f))
+		}
+		if i > 0 && h.Epochs[i-1].Epoch.Compare(e.Epoch) >= 0 {
+			return bad("epochs out of order")
+		}
+		e.Dense = f&hllDense != 0
+		if f&hllRegs != 0 {
+			var err error
+			if e.Regs, b, err = decodeRegs(b); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	n, k = binary.Uvarint(b)
+	if k <= 0 || k != uvarintLen(n) || n > uint64(len(b)-k)/versionLen {
+		return bad("bad removed count")
+	}
+	b = b[k:]
+	if n > 0 {
+		h.Removed = make([]Version, n)
+	}
+	for i := range h.Removed {
+		h.Removed[i], b = readVersion(b)
+		if i > 0 && h.Removed[i-1].Compare(h.Removed[i]) >= 0 {
+			return bad("removed epochs out of order")
+		}
+	}
+	for _, e := range h.Epochs {
+		if removed(h.Removed, e.Epoch) {
+			return bad("a removed epoch kept")
+		}
+	}
+	if h.empty() {
+		return bad("empty sketch")
+	}
+	return h, b, nil
+}
+
+func decodeRegs(b []byte) ([]byte, []byte, error) {
+	bad := func(what string) ([]byte, []byte, error) {
+		return nil, nil, fmt.Errorf("%w: HyperLogLog: %s", ErrCorrupt, what)
 	}
 	if len(b) < 1 {
 		return bad("truncated registers")
 	}
 	form := b[0]
 	b = b[1:]
-	h.Regs = make([]byte, hll.Registers)
+	regs := make([]byte, hll.Registers)
 	switch form {
 	case hllPairs:
 		n, k := binary.Uvarint(b)
@@ -356,26 +488,26 @@ func decodeHLL(b []byte) (*HLL, []byte, error) {
 			if i >= hll.Registers || v == 0 || v > hll.MaxRegister {
 				return bad("register out of range")
 			}
-			h.Regs[i] = v
+			regs[i] = v
 		}
-		if pairsLen(h.Regs) >= packedLen {
+		if pairsLen(regs) >= packedLen {
 			return bad("registers in the longer form")
 		}
 	case hllPacked:
 		if len(b) < packedLen {
 			return bad("truncated registers")
 		}
-		for i := range h.Regs {
-			h.Regs[i] = packGet(b, i)
+		for i := range regs {
+			regs[i] = packGet(b, i)
 		}
 		// Every bit of the packed form is a register's: only its length
 		// can make it the wrong form.
-		if pairsLen(h.Regs) < packedLen {
+		if pairsLen(regs) < packedLen {
 			return bad("registers in the longer form")
 		}
 		b = b[packedLen:]
 	default:
 		return bad(fmt.Sprintf("unknown register form %d", form))
 	}
-	return h, b, nil
+	return regs, b, nil
 }
