@@ -119,8 +119,9 @@ func TestRedisHyperLogLogStringsWork(t *testing.T) {
 
 // TestHyperLogLogMergesAcrossNodes: node b runs alone (no mesh) while a
 // writes, then rejoins. PFADDs at both count every element, as Redis counts
-// them all added at one server; a bitmap written at both keeps the later
-// whole value.
+// them all added at one server, also where both created the key; a SET over
+// a HyperLogLog removes it with the PFADDs made to it concurrently; a bitmap
+// written at both keeps the later whole value.
 func TestHyperLogLogMergesAcrossNodes(t *testing.T) {
 	ctx := context.Background()
 	r := redis.NewClient(&redis.Options{Addr: startRedis(t), Protocol: 2})
@@ -145,6 +146,7 @@ func TestHyperLogLogMergesAcrossNodes(t *testing.T) {
 	}
 	pfadd(a.c, "hl", "both-", 50)
 	pfadd(a.c, "big", "both-", 2000)
+	pfadd(a.c, "over", "o-", 10)
 	do(a.c, "SETBIT", "bits", 0, 1)
 	waitUntil(t, 20*time.Second, "b to hold a's writes", func() bool { return equalDumps(a.dump(t), b.dump(t)) })
 
@@ -156,6 +158,10 @@ func TestHyperLogLogMergesAcrossNodes(t *testing.T) {
 	pfadd(a.c, "big", "a-", 1500)
 	pfadd(b.c, "big", "b-", 1500)
 	pfadd(b.c, "bonly", "b-", 10) // a key b alone creates
+	pfadd(a.c, "fresh", "a-", 30) // both create it: all counted
+	pfadd(b.c, "fresh", "b-", 30)
+	do(a.c, "SET", "over", "x") // removes the sketch, b's adds to it included
+	do(b.c, "PFADD", "over", "late1", "late2")
 	do(a.c, "SETBIT", "bits", 1, 1)
 	do(b.c, "SETBIT", "bits", 2, 1) // later: its whole value wins
 
@@ -164,7 +170,7 @@ func TestHyperLogLogMergesAcrossNodes(t *testing.T) {
 	waitConnected(t, 1, a, b)
 	waitUntil(t, 30*time.Second, "a and b to converge", func() bool { return equalDumps(a.dump(t), b.dump(t)) })
 	// GET first: PFCOUNT caches the count in the string, at both nodes.
-	keys := []string{"hl", "big", "bonly"}
+	keys := []string{"hl", "big", "bonly", "fresh"}
 	for _, key := range keys {
 		want := r.Get(ctx, key).Val()
 		for _, node := range []*meshNode{a, b} {
@@ -179,6 +185,9 @@ func TestHyperLogLogMergesAcrossNodes(t *testing.T) {
 				t.Errorf("PFCOUNT %s at %s = %d, want %d", key, node.id, got, want)
 			}
 		}
+	}
+	if got := a.c.Get(ctx, "over").Val(); got != "x" {
+		t.Errorf("over = %q, want the SET's value", got)
 	}
 	if got := a.c.Get(ctx, "bits").Val(); got != "\xa0" {
 		t.Errorf("bits = %q, want b's whole value %q", got, "\xa0")
