@@ -151,17 +151,34 @@ func cmdPFAdd(n *Node, c *client, args [][]byte) {
 		if err != nil {
 			return err
 		}
-		before, err := k.registers()
-		if err != nil {
-			return err
+		var before []byte // the registers the key shows (nil: all zero)
+		switch {
+		case k.sketch != nil:
+			before = k.sketch.Registers()
+		case k.live:
+			if before, err = k.registers(); err != nil {
+				return err
+			}
 		}
-		regs := make([]byte, hll.Registers)
-		copy(regs, before)
+		// delta: the registers the elements raise, found without a pass
+		// over all of them (a dense sketch takes one PFADD after another).
+		var delta []byte
 		for _, e := range args[2:] {
 			i, val := hll.Hash(e)
-			regs[i] = max(regs[i], val)
+			was := byte(0)
+			if before != nil {
+				was = before[i]
+			}
+			if delta != nil {
+				was = max(was, delta[i])
+			}
+			if val > was {
+				if delta == nil {
+					delta = make([]byte, hll.Registers)
+				}
+				delta[i] = val
+			}
 		}
-		delta := raise(before, regs)
 		if k.live && delta == nil {
 			return nil
 		}
@@ -172,21 +189,39 @@ func cmdPFAdd(n *Node, c *client, args [][]byte) {
 		}
 		switch {
 		case !k.live:
-			return n.newSketch(tx, args[1], k, v, delta, hll.NeedsDense(regs),
+			return n.newSketch(tx, args[1], k, v, delta, hll.NeedsDense(delta),
 				record.HLLCache{Ver: v, Card: hll.CacheInvalid}, true)
 		case k.sketch == nil:
+			regs := maxRegisters(before, delta)
 			return n.newSketch(tx, args[1], k, v, regs, k.dense() || hll.NeedsDense(regs),
 				record.HLLCache{Ver: v, Card: hll.Card(k.plain), Of: record.RegsDigest(before)}, false)
 		}
 		// Promotion to dense is for good, as in Redis.
+		promote := !k.sketch.Promoted() && hll.NeedsDense(maxRegisters(before, delta))
 		return n.raiseSketch(tx, args[1], v, &record.HLL{Epochs: []record.HLLEpoch{
-			{Epoch: k.cur.Value.Version, Regs: delta, Dense: hll.NeedsDense(regs)}}})
+			{Epoch: k.cur.Value.Version, Regs: delta, Dense: promote}}})
 	})
 	if err != nil {
 		c.writeErr(err)
 		return
 	}
 	c.w.WriteInt(boolInt(updated))
+}
+
+// maxRegisters is the register maximum of a and b, either of which may be
+// nil (all zero).
+func maxRegisters(a, b []byte) []byte {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	m := make([]byte, hll.Registers)
+	for i := range m {
+		m[i] = max(a[i], b[i])
+	}
+	return m
 }
 
 func cmdPFCount(n *Node, c *client, args [][]byte) {

@@ -83,15 +83,18 @@ func (h *HLL) Registers() []byte {
 	return m
 }
 
-// IsDense reports whether Redis would hold the sketch dense.
-func (h *HLL) IsDense() bool {
+// Promoted reports whether a write promoted the sketch to dense.
+func (h *HLL) Promoted() bool {
 	for _, e := range h.Epochs {
 		if e.Dense {
 			return true
 		}
 	}
-	return hll.NeedsDense(h.Registers())
+	return false
 }
+
+// IsDense reports whether Redis would hold the sketch dense.
+func (h *HLL) IsDense() bool { return h.Promoted() || hll.NeedsDense(h.Registers()) }
 
 // Header is the cached cardinality field a client reads.
 func (h *HLL) Header() uint64 {
@@ -309,7 +312,7 @@ func appendHLL(dst []byte, h *HLL) []byte {
 }
 
 func appendRegs(dst, regs []byte) []byte {
-	if pairsLen(regs) < packedLen {
+	if pairsShorter(regs) {
 		dst = append(dst, hllPairs)
 		n := 0
 		for _, v := range regs {
@@ -329,50 +332,42 @@ func appendRegs(dst, regs []byte) []byte {
 		return dst
 	}
 	dst = append(dst, hllPacked)
-	start := len(dst)
-	dst = append(dst, make([]byte, packedLen)...)
-	packed := dst[start:]
-	for i, v := range regs {
-		packSet(packed, i, v)
+	// Four registers of 6 bits in three bytes, least significant first.
+	for i := 0; i < len(regs); i += 4 {
+		v0, v1, v2, v3 := regs[i], regs[i+1], regs[i+2], regs[i+3]
+		dst = append(dst, v0|v1<<6, v1>>2|v2<<4, v2>>4|v3<<2)
 	}
 	return dst
 }
 
-// pairsLen is the length of the pairs form of regs, short of its count.
-func pairsLen(regs []byte) int {
+// pairsShorter reports whether the pairs form of regs is shorter than the
+// packed one.
+func pairsShorter(regs []byte) bool {
 	n, last := 0, -1
 	for i, v := range regs {
 		if v != 0 {
-			n += uvarintLen(uint64(i-last-1)) + 1
+			if n += uvarintLen(uint64(i-last-1)) + 1; n >= packedLen {
+				return false
+			}
 			last = i
 		}
 	}
-	return n
+	return true
 }
 
-func packSet(d []byte, i int, v byte) {
-	byt, fb := i*6/8, uint(i*6&7)
-	d[byt] |= v << fb
-	if byt+1 < len(d) {
-		d[byt+1] |= v >> (8 - fb)
+func unpack(regs, packed []byte) {
+	for i, j := 0, 0; i < len(regs); i, j = i+4, j+3 {
+		b0, b1, b2 := packed[j], packed[j+1], packed[j+2]
+		regs[i] = b0 & hll.MaxRegister
+		regs[i+1] = (b0>>6 | b1<<2) & hll.MaxRegister
+		regs[i+2] = (b1>>4 | b2<<4) & hll.MaxRegister
+		regs[i+3] = b2 >> 2
 	}
-}
-
-func packGet(d []byte, i int) byte {
-	byt, fb := i*6/8, uint(i*6&7)
-	v := uint(d[byt]) >> fb
-	if byt+1 < len(d) {
-		v |= uint(d[byt+1]) << (8 - fb)
-	}
-	return byte(v & hll.MaxRegister)
 }
 
 func (h *HLL) encodedSize() int {
 	n := 1 + hllCacheLen + 2*binary.MaxVarintLen64 + len(h.Removed)*versionLen
-	for _, e := range h.Epochs {
-		n += versionLen + 2 + max(packedLen, binary.MaxVarintLen64+pairsLen(e.Regs))
-	}
-	return n
+	return n + len(h.Epochs)*(versionLen+2+binary.MaxVarintLen64+packedLen)
 }
 
 // decodeHLL parses a sketch from the front of b. It allocates a register
@@ -490,19 +485,17 @@ func decodeRegs(b []byte) ([]byte, []byte, error) {
 			}
 			regs[i] = v
 		}
-		if pairsLen(regs) >= packedLen {
+		if !pairsShorter(regs) {
 			return bad("registers in the longer form")
 		}
 	case hllPacked:
 		if len(b) < packedLen {
 			return bad("truncated registers")
 		}
-		for i := range regs {
-			regs[i] = packGet(b, i)
-		}
+		unpack(regs, b[:packedLen])
 		// Every bit of the packed form is a register's: only its length
 		// can make it the wrong form.
-		if pairsLen(regs) < packedLen {
+		if pairsShorter(regs) {
 			return bad("registers in the longer form")
 		}
 		b = b[packedLen:]
