@@ -398,9 +398,16 @@ func TestTypedMeshUnderLoadAndKill(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	// Clients that never retry: a retried increment whose first reply the
+	// kill cut off would count twice.
+	noRetry := func(n *meshNode) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: n.addr, Protocol: 2, MaxRetries: -1})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
 	var clients [3]*redis.Client
 	for i, n := range nodes {
-		clients[i] = n.c
+		clients[i] = noRetry(n)
 	}
 	var cmu sync.Mutex
 	client := func(i int) *redis.Client {
@@ -469,7 +476,7 @@ func TestTypedMeshUnderLoadAndKill(t *testing.T) {
 	time.Sleep(time.Second)
 	nodes[2].restart(t, args...)
 	cmu.Lock()
-	clients[2] = nodes[2].c
+	clients[2] = noRetry(nodes[2])
 	cmu.Unlock()
 	time.Sleep(2 * time.Second)
 	close(stop)

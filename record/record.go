@@ -128,6 +128,9 @@ func (r Record) StringData() []byte {
 	if r.Typed == nil {
 		return base
 	}
+	if s, ok := r.Typed.hllString(r.Value.Version); ok { // HyperLogLog hook (record/hll.go)
+		return s
+	}
 	add := r.Typed.Added(nil)
 	if add != 0 && (r.Value.Tombstone || r.Value.Version.IsZero()) {
 		base = []byte("0")
@@ -186,6 +189,7 @@ func (r Record) Newest() Version {
 				return true
 			})
 		}
+		up(t.HLL.newest()) // HyperLogLog hook (record/hll.go)
 	}
 	return n
 }

@@ -52,6 +52,9 @@ type Typed struct {
 	Removed []Elem
 
 	big *bigState // the large form of Fields, Members and Removed
+
+	// HLL is a HyperLogLog's sketch (record/hll.go), nil for other keys.
+	HLL *HLL
 }
 
 // Kinds of value a key can hold beyond strings.
@@ -151,6 +154,7 @@ func mergeTyped(a, b *Typed) *Typed {
 		m.Kind, m.KindVersion = b.Kind, b.KindVersion
 	}
 	m.Counts = mergeCounts(a.Counts, b.Counts)
+	m.HLL = mergeHLL(a.HLL, b.HLL) // HyperLogLog hook (record/hll.go)
 	if a.big == nil && b.big == nil && a.size()+b.size() <= bigElems {
 		m.Removed = unionElems(a.Removed, b.Removed)
 		m.Fields = mergeElems(a.Fields, b.Fields, m.Removed)
@@ -283,7 +287,8 @@ func equalTyped(a, b *Typed) bool {
 	if a.empty() || b.empty() {
 		return a.empty() && b.empty()
 	}
-	if a.Kind != b.Kind || a.KindVersion != b.KindVersion || !slices.EqualFunc(a.Counts, b.Counts, equalCount) {
+	if a.Kind != b.Kind || a.KindVersion != b.KindVersion || !slices.EqualFunc(a.Counts, b.Counts, equalCount) ||
+		!equalHLL(a.HLL, b.HLL) { // HyperLogLog hook (record/hll.go)
 		return false
 	}
 	if a.big != nil || b.big != nil {
@@ -299,7 +304,8 @@ func equalTyped(a, b *Typed) bool {
 func (t *Typed) IsZero() bool { return t.empty() }
 
 func (t *Typed) empty() bool {
-	return t == nil || t.KindVersion.IsZero() && t.Kind == 0 && len(t.Counts) == 0 && t.size() == 0
+	return t == nil || t.KindVersion.IsZero() && t.Kind == 0 && len(t.Counts) == 0 && t.size() == 0 &&
+		t.HLL == nil // HyperLogLog hook (record/hll.go)
 }
 
 // Added is what the counts of the counter name add to its base.
@@ -519,7 +525,8 @@ func (t *Typed) Clear() *Typed {
 	if t == nil {
 		return nil
 	}
-	return &Typed{Removed: t.Observed(), Counts: t.AllResets()}
+	return &Typed{Removed: t.Observed(), Counts: t.AllResets(),
+		HLL: t.HLL.cleared()} // HyperLogLog hook (record/hll.go)
 }
 
 // Normalize puts a typed write its command built in order: elements sorted,

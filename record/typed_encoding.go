@@ -17,6 +17,10 @@ import (
 //	n { nameLen name dot(16) valueLen value }   fields
 //	n { nameLen name dot(16) }                  members
 //	n { nameLen name dot(16) }                  traces
+//	[sketch]                                    HyperLogLog (record/hll.go)
+//
+// A kind byte with kindHasHLL set says a sketch follows; states without one
+// encode as before.
 
 // minCountLen, minFieldLen, minMemberLen bound a list's length by the bytes
 // left, so a decoder never allocates for items the input cannot hold.
@@ -31,8 +35,15 @@ func appendBytes(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
+// kindHasHLL marks, in the kind byte, a state that ends with a sketch.
+const kindHasHLL = 0x80
+
 func appendTyped(dst []byte, t *Typed) []byte {
-	dst = append(dst, byte(t.Kind))
+	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
+		dst = append(dst, byte(t.Kind)|kindHasHLL)
+	} else {
+		dst = append(dst, byte(t.Kind))
+	}
 	dst = appendVersion(dst, t.KindVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(t.Counts)))
 	for _, c := range t.Counts {
@@ -55,6 +66,9 @@ func appendTyped(dst []byte, t *Typed) []byte {
 			}
 			return true
 		})
+	}
+	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
+		dst = appendHLL(dst, t.HLL)
 	}
 	return dst
 }
@@ -80,6 +94,9 @@ func (t *Typed) encodedSize() int {
 			return true
 		})
 	}
+	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
+		n += t.HLL.encodedSize()
+	}
 	return n
 }
 
@@ -99,6 +116,9 @@ func (t *Typed) digest() uint64 {
 		b = binary.AppendVarint(b, c.ResetTotal)
 	}
 	sum := mix64(xxhash.Sum64(b))
+	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
+		sum += mix64(xxhash.Sum64(appendHLL(nil, t.HLL)))
+	}
 	if t.big != nil {
 		return sum + t.big.sum
 	}
@@ -185,7 +205,7 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 	if len(b) < 1+versionLen {
 		return nil, nil, fmt.Errorf("%w: typed state truncated", ErrCorrupt)
 	}
-	t := &Typed{Kind: Kind(b[0])}
+	t := &Typed{Kind: Kind(b[0] &^ kindHasHLL)}
 	if t.Kind != KindString && t.Kind != KindHash && t.Kind != KindSet {
 		return nil, nil, fmt.Errorf("%w: unknown kind %d", ErrCorrupt, b[0])
 	}
@@ -216,6 +236,12 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 	t.Removed = r.elems("traces", minMemberLen, false)
 	if r.err != nil {
 		return nil, nil, r.err
+	}
+	if b[0]&kindHasHLL != 0 { // HyperLogLog hook (record/hll.go)
+		var err error
+		if t.HLL, r.b, err = decodeHLL(r.b); err != nil {
+			return nil, nil, err
+		}
 	}
 	return t, r.b, nil
 }
