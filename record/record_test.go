@@ -214,6 +214,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add(Encode(del(v(2, 3))))
 	f.Add(Encode(Merge(set(v(1, 2), "abc"), expire(v(3, 4), 7))))
 	f.Add([]byte{1, 0xff, 0})
+	typed := Record{Typed: &Typed{Kind: KindHash, KindVersion: v(1, 1),
+		Fields:  []Elem{{Name: []byte("f"), Dot: v(1, 1), Value: []byte("x")}},
+		Removed: []Elem{{Name: []byte("g"), Dot: v(1, 2)}},
+		Counts:  []Count{{Name: []byte("f"), Node: 1, Ver: v(1, 1), Total: 3}}}}
+	f.Add(Encode(typed))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec, err := Decode(b)
 		if err != nil {
