@@ -63,8 +63,10 @@ func newStore(keys *keyTable) (*store, error) {
 	return &store{keys: keys, tree: t}, nil
 }
 
+// present reports whether a store holds anything for a key: a register or
+// a typed state (a hash's fields alone have no register version).
 func present(r record.Record) bool {
-	return !r.Value.Version.IsZero() || !r.Expiry.Version.IsZero()
+	return !r.Value.Version.IsZero() || !r.Expiry.Version.IsZero() || !r.Typed.IsZero()
 }
 
 // versions converts a record's register versions for the tree. The slice is
