@@ -118,12 +118,17 @@ type writeRec struct {
 
 // checker holds what the run must answer for.
 type checker struct {
-	writes        []writeRec
-	typed         []typedOp // acknowledged typed writes, in order
-	unavailable   int64     // writes refused: node down or clock failed
-	rejected      int64     // commands refused: WRONGTYPE, not an integer
-	regressions   int64     // merges that replaced a register by an older one
-	resurrections int64     // ... of which a tombstone by an older value
+	writes      []writeRec
+	typed       []typedOp // acknowledged typed writes, in order
+	unavailable int64     // writes refused: node down or clock failed
+	rejected    int64     // commands refused: WRONGTYPE, not an integer
+	// lastInc is the version of each node's latest increment of each
+	// counter, and staleCounts the increments built on an older count of
+	// the node's own (a crash lost the newer).
+	lastInc       map[countKey]record.Version
+	staleCounts   int64
+	regressions   int64 // merges that replaced a register by an older one
+	resurrections int64 // ... of which a tombstone by an older value
 }
 
 // Check is the verdict on a run.

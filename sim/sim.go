@@ -109,6 +109,7 @@ func New(cfg Config, sc *Scenario) (*Sim, error) {
 		values: make(map[string][]byte),
 		byID:   make(map[mesh.PeerID]int32),
 	}
+	s.ck.lastInc = make(map[countKey]record.Version)
 	if err := s.checkNodeSets(); err != nil {
 		return nil, err
 	}

@@ -203,6 +203,11 @@ func (c *typedCmd) setField(f, value []byte) error {
 }
 
 func (c *typedCmd) incrCounter(name []byte, by int64) {
+	k := countKey{c.id, string(name), c.n.id}
+	if c.cur.Typed.Count(name, c.n.id).Ver.Compare(c.s.ck.lastInc[k]) < 0 {
+		c.s.ck.staleCounts++
+	}
+	c.s.ck.lastInc[k] = c.op.V
 	c.op.IncrCounter(name, by)
 	c.obs.incs = append(c.obs.incs, incRec{name: string(name), ver: c.op.V, by: by})
 }
@@ -294,6 +299,13 @@ const (
 	listFields uint8 = iota
 	listMembers
 )
+
+// countKey names one node's count of one counter.
+type countKey struct {
+	key  uint32
+	name string
+	node record.NodeID
+}
 
 // typedOp is what one acknowledged typed write did, as the checker needs it.
 type typedOp struct {

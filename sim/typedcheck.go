@@ -22,6 +22,11 @@ type TypedCheck struct {
 	Adds     int   `json:"adds"`     // elements added by them
 	Present  int   `json:"present"`  // elements on the live nodes at the end
 	Counters int   `json:"counters"` // counters checked
+	// StaleCounts are increments a node built on a count of its own older
+	// than one it had written: a crash lost its newer increments after they
+	// had left. Not a failure by itself; it is what leaves a counter short
+	// when a SET or DEL had observed the newer count.
+	StaleCounts int64 `json:"stale_counts"`
 	// Failures.
 	LostAdds       int `json:"lost_adds"`        // acknowledged, not observed removed, and not there
 	NotRemoved     int `json:"not_removed"`      // observed by an acknowledged remove, and still there
@@ -47,7 +52,7 @@ func (ck *checker) ackTyped(s *Sim, n *node, rec record.Record, o *typedOp) {
 // or convergence fails) with what the acknowledged typed writes imply.
 func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 	var c TypedCheck
-	c.Writes, c.Rejected = len(s.ck.typed), s.ck.rejected
+	c.Writes, c.Rejected, c.StaleCounts = len(s.ck.typed), s.ck.rejected, s.ck.staleCounts
 	if len(s.ck.typed) == 0 {
 		return c, fails
 	}
