@@ -25,6 +25,11 @@ func typedSeeds() int {
 // elements and counters as the acknowledged writes say, all nodes identical.
 func TestTypedSeeds(t *testing.T) {
 	runs := typedSeeds()
+	one := Config{Seed: 1, Nodes: 5, Keys: 20}
+	a, b := mustRun(t, one, mustBuiltin(t, "typed", one)), mustRun(t, one, mustBuiltin(t, "typed", one))
+	if !bytes.Equal(a.JSON(), b.JSON()) {
+		t.Fatal("two typed runs with one seed gave different reports")
+	}
 	start := time.Now()
 	var writes, adds, counters, rejected, crashes int64
 	for seed := uint64(1); seed <= uint64(runs); seed++ {
