@@ -106,18 +106,25 @@ func TestMaxCounterMergeIsCaught(t *testing.T) {
 	t.Logf("caught: %v", r.Failures)
 }
 
-// removeWins is record.MergeInto where a remove takes every dot of the
-// names it traced, not only those it observed: a concurrent add is lost.
+// removeWins is record.MergeInto where a remove takes every element of the
+// names it removed something of, not only the dots it observed: a
+// concurrent add is lost.
 func removeWins(local, in record.Record) (record.Record, bool) {
 	m, _ := record.MergeInto(local, in)
-	if m.Typed == nil || in.Typed == nil || len(in.Typed.Removed) == 0 {
+	if m.Typed == nil {
 		return m, !record.Equal(m, local)
+	}
+	kept := map[record.Version]bool{}
+	for _, list := range []uint8{listFields, listMembers} {
+		for _, e := range elems(m.Typed, list) {
+			kept[e.Dot] = true
+		}
 	}
 	var gone [][]byte
 	for _, r := range []*record.Typed{local.Typed, in.Typed} {
 		for _, list := range []uint8{listFields, listMembers} {
 			for _, e := range elems(r, list) {
-				if slices.Contains(in.Typed.Removed, e.Dot) {
+				if !kept[e.Dot] {
 					gone = append(gone, e.Name)
 				}
 			}
