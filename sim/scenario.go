@@ -466,7 +466,7 @@ var builtins = map[string]builtin{
 			return &Scenario{Nodes: n, Fsync: FsyncAlways, Events: []Event{
 				{At: 0, Skew: &Skew{Nodes: crash, Offset: sec(2), DriftPPM: 200}},
 				{At: 0, Skew: &Skew{Nodes: idx(n - 1), Offset: sec(-1.5), DriftPPM: -300}},
-				{At: sec(1), Typed: &TypedWrite{Count: max(150, 30*n), Overwrites: 0.05, Over: sec(30)}},
+				{At: sec(1), Typed: &TypedWrite{Count: max(150, 10*n), Overwrites: 0.05, Over: sec(30)}},
 				{At: sec(5), Partition: []NodeSet{"0%-50%", "50%-100%"}},
 				{At: sec(12), Heal: true},
 				{At: sec(14.5), Typed: &TypedWrite{Nodes: crash, Count: 10, Over: sec(0.4)}},
