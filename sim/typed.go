@@ -448,21 +448,33 @@ func (s *Sim) randomCommand(keys, elements int, overwrites float64) [][]byte {
 		return [][]byte{[]byte("DEL"), key}
 	}
 	elem := func(prefix string) []byte { return fmt.Appendf(nil, "%s%d", prefix, r.IntN(elements)) }
+	// A third of HSETs, HDELs, SADDs and SREMs name two elements (maybe the
+	// same twice): each element a write adds takes a dot of its own.
+	two := func(cmd string, prefix string, value bool) [][]byte {
+		args := [][]byte{[]byte(cmd), key}
+		for range 1 + r.IntN(3)/2 {
+			args = append(args, elem(prefix))
+			if value {
+				args = append(args, num(0, 99))
+			}
+		}
+		return args
+	}
 	switch kind {
 	case 0:
 		switch x := r.IntN(10); {
 		case x < 4:
-			return [][]byte{[]byte("HSET"), key, elem("f"), num(0, 99)}
+			return two("HSET", "f", true)
 		case x < 6:
-			return [][]byte{[]byte("HDEL"), key, elem("f")}
+			return two("HDEL", "f", false)
 		default:
 			return [][]byte{[]byte("HINCRBY"), key, elem("f"), num(-3, 7)}
 		}
 	case 1:
 		if r.IntN(10) < 6 {
-			return [][]byte{[]byte("SADD"), key, elem("m")}
+			return two("SADD", "m", false)
 		}
-		return [][]byte{[]byte("SREM"), key, elem("m")}
+		return two("SREM", "m", false)
 	}
 	return [][]byte{[]byte("INCRBY"), key, num(-3, 7)}
 }
