@@ -217,6 +217,11 @@ events:
 		"bogus: 1",                                // unknown field
 		"events: [{at: 1s, write: {count: -1}}]",  // negative count
 		"events: [{at: 1s, write: {count: 1, deletes: 2}}]",
+		"events: [{at: 1s, command: {node: 0, args: [HSET, h, f]}}]",       // a field without a value
+		"events: [{at: 1s, command: {node: 0, args: [FLUSHALL]}}]",         // not simulated
+		"events: [{at: 1s, command: {node: 0, args: [INCRBY, c, x]}}]",     // not an integer
+		"events: [{at: 1s, command: {node: 0, args: [SET, k, v, EX, 1]}}]", // options not simulated
+		"events: [{at: 1s, typed: {count: 1, overwrites: 2}}]",
 	} {
 		if _, err := ParseScenario([]byte(bad)); err == nil {
 			t.Errorf("accepted %q", bad)

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -19,32 +20,31 @@ import (
 // and which increments it made or reset, read from the node's record as the
 // command found it.
 
-// commandArity is the commands the simulator runs and their least argument
-// count (the name included); those marked pairs take field-value pairs.
+// commandArity is the commands the simulator runs: their least argument
+// count (the name included), whether that count is also the most, and
+// whether the rest are field-value pairs.
 var commandArity = map[string]struct {
-	min   int
-	pairs bool
+	min          int
+	exact, pairs bool
 }{
-	"HSET": {4, true}, "HDEL": {3, false}, "HINCRBY": {4, false},
-	"SADD": {3, false}, "SREM": {3, false},
-	"INCR": {2, false}, "INCRBY": {3, false}, "DECR": {2, false}, "DECRBY": {3, false},
-	"SET": {3, false}, "DEL": {2, false},
+	"HSET": {4, false, true}, "HDEL": {3, false, false}, "HINCRBY": {4, true, false},
+	"SADD": {3, false, false}, "SREM": {3, false, false},
+	"INCR": {2, true, false}, "INCRBY": {3, true, false}, "DECR": {2, true, false}, "DECRBY": {3, true, false},
+	"SET": {3, true, false}, "DEL": {2, true, false},
 }
 
 // checkCommand checks a scripted command's shape: a known name, its
 // arguments, integers where they must be.
 func checkCommand(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("empty command")
+		return errors.New("empty command")
 	}
 	name := strings.ToUpper(args[0])
 	a, ok := commandArity[name]
 	if !ok {
 		return fmt.Errorf("command %q not simulated", args[0])
 	}
-	fixed := map[string]int{"HINCRBY": 4, "INCR": 2, "INCRBY": 3, "DECR": 2, "DECRBY": 3, "SET": 3, "DEL": 2}
-	switch n, want := len(args), fixed[name]; {
-	case n < a.min, want != 0 && n != want, a.pairs && n%2 != 0:
+	if n := len(args); n < a.min || a.exact && n != a.min || a.pairs && n%2 != 0 {
 		return fmt.Errorf("%s: wrong number of arguments", name)
 	}
 	for _, s := range args[1:] {
@@ -107,7 +107,7 @@ func (s *Sim) command(n *node, args [][]byte) {
 		rec, err = c.incr(name, args, now)
 	}
 	switch {
-	case err == errClock:
+	case errors.Is(err, errClock):
 		s.ck.unavailable++
 		return
 	case err != nil:
@@ -122,9 +122,9 @@ func (s *Sim) command(n *node, args [][]byte) {
 }
 
 var (
-	errClock     = fmt.Errorf("clock refused")
-	errWrongType = fmt.Errorf("WRONGTYPE")
-	errNotInt    = fmt.Errorf("not an integer")
+	errClock     = errors.New("clock refused")
+	errWrongType = errors.New("WRONGTYPE")
+	errNotInt    = errors.New("not an integer")
 )
 
 // begin starts a typed write as the node's beginTyped does.
