@@ -31,7 +31,7 @@ func TestTypedSeeds(t *testing.T) {
 		t.Fatal("two typed runs with one seed gave different reports")
 	}
 	start := time.Now()
-	var writes, adds, counters, rejected, crashes int64
+	var writes, adds, counters, rejected, crashes, hidden int64
 	for seed := uint64(1); seed <= uint64(runs); seed++ {
 		cfg := Config{Seed: seed, Nodes: 5, Keys: 20}
 		r := mustRun(t, cfg, mustBuiltin(t, "typed", cfg))
@@ -44,9 +44,10 @@ func TestTypedSeeds(t *testing.T) {
 		}
 		writes, adds, counters, rejected = writes+int64(k.Writes), adds+int64(k.Adds), counters+int64(k.Counters), rejected+k.Rejected
 		crashes += r.Nodes.Crashes
+		hidden += int64(k.HiddenCounters)
 	}
-	t.Logf("%d seeded runs passed in %v: %d typed writes, %d elements added, %d counters checked, %d commands refused (WRONGTYPE), %d crashes",
-		runs, time.Since(start).Round(time.Millisecond), writes, adds, counters, rejected, crashes)
+	t.Logf("%d seeded runs passed in %v: %d typed writes, %d elements added, %d counters checked, %d commands refused (WRONGTYPE), %d crashes; %d field counters hidden by an HDEL (a known bug)",
+		runs, time.Since(start).Round(time.Millisecond), writes, adds, counters, rejected, crashes, hidden)
 }
 
 // maxCounters is record.MergeInto with counters merged as a whole by
@@ -285,4 +286,38 @@ func TestCounterAfterLossyCrashKnownBug(t *testing.T) {
 			r.Failures, r.Check, s.show(s.nodes[0], "c"))
 	}
 	t.Logf("everysec: %v", r.Failures)
+}
+
+// A known bug, pinned until it is fixed (then expect the field to show the
+// increment, as a string counter does): an HINCRBY of a field that is there
+// adds no element, only an increment, so an HDEL elsewhere that observed the
+// field removes it, and the concurrent increment, acknowledged, stays as a
+// count nobody sees (a later HINCRBY of the absent field starts afresh and
+// resets it). The same race on a string counter (DEL against INCRBY) keeps
+// the increment, as Redis Enterprise's counters do.
+func TestHIncrByAgainstHDelKnownBug(t *testing.T) {
+	sc := &Scenario{Name: "hincrby-hdel", Nodes: 3, Fsync: FsyncAlways, Events: []Event{
+		cmd(1, 1, "HSET", "h", "f", "1", "g", "1"),
+		cmd(1, 1, "INCRBY", "c", "1"),
+		{At: sec(3), Partition: []NodeSet{"0"}},
+		cmd(4, 0, "HDEL", "h", "f"),
+		cmd(4, 2, "HINCRBY", "h", "f", "5"),
+		cmd(4, 0, "DEL", "c"),
+		cmd(4, 2, "INCRBY", "c", "5"),
+		{At: sec(8), Heal: true},
+	}}
+	s, err := New(Config{Seed: 1, Keys: 5}, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Pass || s.show(s.nodes[0], "c") != "string 5" {
+		t.Fatalf("%v; c is %s", r.Failures, s.show(s.nodes[0], "c"))
+	}
+	if got := s.show(s.nodes[0], "h"); got != "hash g=1" || r.Check.Typed.HiddenCounters != 1 {
+		t.Fatalf("the bug this test pins did not show (fixed? then expect f=5 or f=6): h is %s, %+v", got, r.Check.Typed)
+	}
 }
