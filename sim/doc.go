@@ -108,7 +108,10 @@
 // runs them under a partition, a crash with restart and clock skew, with
 // fsync always: under a lazy fsync a crash that loses an increment its
 // node had already sent can leave a counter short of its acknowledged
-// increments (TestCounterAfterLossyCrashKnownBug shows how).
+// increments (TestCounterAfterLossyCrashKnownBug shows how). The report
+// also counts, without failing, increments built on a count a crash took
+// back (stale_counts) and hash-field counters left without their field by a
+// concurrent HDEL (hidden_counters, TestHIncrByAgainstHDelKnownBug).
 //
 // A failed check makes the report say Pass false, with the failures; the
 // command prints the seed and the command line that replays the run.
