@@ -50,22 +50,21 @@ func (c *client) readKind(key []byte, kind record.Kind) (*record.Typed, error) {
 }
 
 // typedWrite is one command's write of a typed key, built against the key's
-// record as the command found it.
+// record as the command found it by a record.TypedOp; its fields are views
+// of the op for the command files.
 type typedWrite struct {
 	n    *Node
 	key  []byte
+	op   *record.TypedOp
 	cur  record.Record
 	live bool
-	rec  record.Record // the delta
-	t    *record.Typed // rec.Typed
+	rec  *record.Record // the delta: op.Rec
+	t    *record.Typed  // rec.Typed
 	v    record.Version
-	used bool // v is taken by an element
 }
 
-// beginTyped starts a write of key as kind. A key that is absent or expired
-// starts afresh: the write removes whatever the record still holds (an
-// expired value, elements of a type no longer shown) and its deadline, as a
-// new key in Redis has none. A live key of another kind is WRONGTYPE.
+// beginTyped starts a write of key as kind (see record.BeginTyped). A live
+// key of another kind is WRONGTYPE.
 func (n *Node) beginTyped(tx *keyspace.Tx, key []byte, kind record.Kind, now int64) (*typedWrite, error) {
 	cur, err := tx.Get(key)
 	if err != nil {
@@ -79,30 +78,8 @@ func (n *Node) beginTyped(tx *keyspace.Tx, key []byte, kind record.Kind, now int
 	if err != nil {
 		return nil, err
 	}
-	w := &typedWrite{n: n, key: key, cur: cur, live: live, v: v}
-	w.t = &record.Typed{Kind: kind, KindVersion: v}
-	w.rec.Typed = w.t
-	if !live {
-		if !cur.Value.Version.IsZero() && !cur.Value.Tombstone {
-			w.rec.Value = record.Value{Version: v, Tombstone: true}
-		}
-		if cur.Expiry.At != 0 {
-			w.rec.Expiry = record.Expiry{Version: v}
-		}
-		w.t.Removed = cur.Typed.Observed()
-		w.t.Counts = cur.Typed.AllResets()
-	}
-	return w, nil
-}
-
-// dot is a new element's dot: every element gets its own, so that removing
-// one never removes another added by the same command.
-func (w *typedWrite) dot() (record.Version, error) {
-	if !w.used {
-		w.used = true
-		return w.v, nil
-	}
-	return w.n.newVersion()
+	op := record.BeginTyped(cur, live, kind, v, n.newVersion)
+	return &typedWrite{n: n, key: key, op: op, cur: cur, live: live, rec: &op.Rec, t: op.Rec.Typed, v: v}, nil
 }
 
 // own finds name among the elements this write adds.
@@ -110,84 +87,32 @@ func own(elems []record.Elem, name []byte) int {
 	return slices.IndexFunc(elems, func(e record.Elem) bool { return bytes.Equal(e.Name, name) })
 }
 
-// setField writes hash field name: the dots it had are removed, its counter
-// reset.
 func (w *typedWrite) setField(name, value []byte) error {
-	if i := own(w.t.Fields, name); i >= 0 {
-		w.t.Fields[i].Value = value
-		return nil
-	}
-	d, err := w.dot()
-	if err != nil {
-		return err
-	}
-	w.t.Removed = append(w.t.Removed, w.cur.Typed.ObservedField(name)...)
-	w.t.Counts = append(w.t.Counts, w.cur.Typed.Resets(name)...)
-	w.t.Fields = append(w.t.Fields, record.Elem{Name: name, Dot: d, Value: value})
-	return nil
-}
-
-// delField removes hash field name as this node sees it.
-func (w *typedWrite) delField(name []byte) {
-	if i := own(w.t.Fields, name); i >= 0 {
-		w.t.Fields = slices.Delete(w.t.Fields, i, i+1)
-	}
-	w.t.Removed = append(w.t.Removed, w.cur.Typed.ObservedField(name)...)
-	w.t.Counts = append(w.t.Counts, w.cur.Typed.Resets(name)...)
-}
-
-// incrCounter adds by to this node's count of counter name (a hash field,
-// or nil for the string itself).
-func (w *typedWrite) incrCounter(name []byte, by int64) {
-	c := w.cur.Typed.Count(name, w.n.id)
-	if !w.live {
-		c.ResetVer, c.ResetTotal = c.Ver, c.Total
-	}
-	c.Name, c.Ver, c.Total = name, w.v, c.Total+by
-	w.t.Counts = append(w.t.Counts, c)
-}
-
-// addMember adds set member name, unless this write already did.
-func (w *typedWrite) addMember(name []byte) error {
-	if own(w.t.Members, name) >= 0 {
-		return nil
-	}
-	d, err := w.dot()
-	if err != nil {
-		return err
-	}
-	w.t.Members = append(w.t.Members, record.Elem{Name: name, Dot: d})
-	return nil
-}
-
-// remMember removes set member name as this node sees it.
-func (w *typedWrite) remMember(name []byte) {
-	if i := own(w.t.Members, name); i >= 0 {
-		w.t.Members = slices.Delete(w.t.Members, i, i+1)
-	}
-	w.t.Removed = append(w.t.Removed, w.cur.Typed.ObservedMember(name)...)
-}
-
-// commit applies the write.
-func (w *typedWrite) commit(tx *keyspace.Tx) error {
-	w.t.Normalize()
-	_, _, err := w.n.apply(tx, w.key, w.rec)
+	_, err := w.op.SetField(name, value)
 	return err
 }
 
-// put applies a local write of the value register (SET, DEL, APPEND ...).
-// On a key that holds a typed state, the write also removes every element
-// and resets every count it observed: a SET replaces a hash and its
-// counters, a DEL removes what it saw and nothing more; a string write takes
-// the type register.
+func (w *typedWrite) addMember(name []byte) error {
+	_, err := w.op.AddMember(name)
+	return err
+}
+
+func (w *typedWrite) delField(name []byte)              { w.op.DelField(name) }
+func (w *typedWrite) incrCounter(name []byte, by int64) { w.op.IncrCounter(name, by) }
+func (w *typedWrite) remMember(name []byte)             { w.op.RemMember(name) }
+
+// commit applies the write.
+func (w *typedWrite) commit(tx *keyspace.Tx) error {
+	_, _, err := w.n.apply(tx, w.key, w.op.Delta())
+	return err
+}
+
+// put applies a local write of the value register (SET, DEL, APPEND ...),
+// completed by record.OverValue for a key that holds a typed state.
 func (n *Node) put(tx *keyspace.Tx, key []byte, rec record.Record) error {
 	if rec.Typed == nil && !rec.Value.Version.IsZero() {
 		if cur, _ := tx.Peek(key); cur.Typed != nil {
-			t := cur.Typed.Clear()
-			if !rec.Value.Tombstone {
-				t.Kind, t.KindVersion = record.KindString, rec.Value.Version
-			}
-			rec.Typed = t
+			rec = record.OverValue(cur, rec)
 		}
 	}
 	_, _, err := n.apply(tx, key, rec)

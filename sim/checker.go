@@ -109,6 +109,7 @@ type writeRec struct {
 	key    uint32
 	node   int32
 	tomb   bool
+	typed  bool // wrote no register, only typed state (checked by checkTyped)
 	synced bool // durable at its node (fsync always: at once)
 	atRisk bool // its node crashed before syncing it: it may be lost
 	ver    record.Version
@@ -117,30 +118,38 @@ type writeRec struct {
 
 // checker holds what the run must answer for.
 type checker struct {
-	writes        []writeRec
-	unavailable   int64 // writes refused: node down or clock failed
+	writes      []writeRec
+	typed       []typedOp // acknowledged typed writes, in order
+	unavailable int64     // writes refused: node down or clock failed
+	rejected    int64     // commands refused: WRONGTYPE, not an integer
+	// lastInc is the version of each node's latest increment of each
+	// counter, and staleCounts the increments built on an older count of
+	// the node's own (a crash lost the newer).
+	lastInc       map[countKey]record.Version
+	staleCounts   int64
 	regressions   int64 // merges that replaced a register by an older one
 	resurrections int64 // ... of which a tombstone by an older value
 }
 
 // Check is the verdict on a run.
 type Check struct {
-	LiveNodes      int   `json:"live_nodes"`
-	Keys           int   `json:"keys"`
-	DivergentKeys  int   `json:"divergent_keys"`
-	DistinctRoots  int   `json:"distinct_roots"`
-	Acknowledged   int   `json:"acknowledged_writes"`
-	Unavailable    int64 `json:"unavailable_writes"`
-	AtRisk         int   `json:"at_risk_writes"`       // acknowledged, unsynced when their node crashed
-	AtRiskLost     int   `json:"at_risk_lost"`         // ... and indeed gone: allowed by the fsync mode
-	DepartedOrigin int   `json:"departed_origin"`      // written at a node that later left for good
-	DepartedLost   int   `json:"departed_origin_lost"` // ... and gone with it: allowed
-	OriginDown     int   `json:"origin_down_lost"`     // gone from the live nodes but on its node's disk, which is down
-	Superseded     int   `json:"superseded"`           // survived as a newer version of the key
-	Lost           int   `json:"lost_writes"`          // must have survived and did not
-	Resurrections  int64 `json:"resurrections"`        // deleted keys that came back
-	Regressions    int64 `json:"regressions"`          // merges that went backwards
-	HLCRefused     int64 `json:"hlc_refused"`          // remote timestamps refused for skew
+	LiveNodes      int        `json:"live_nodes"`
+	Keys           int        `json:"keys"`
+	DivergentKeys  int        `json:"divergent_keys"`
+	DistinctRoots  int        `json:"distinct_roots"`
+	Acknowledged   int        `json:"acknowledged_writes"`
+	Unavailable    int64      `json:"unavailable_writes"`
+	AtRisk         int        `json:"at_risk_writes"`       // acknowledged, unsynced when their node crashed
+	AtRiskLost     int        `json:"at_risk_lost"`         // ... and indeed gone: allowed by the fsync mode
+	DepartedOrigin int        `json:"departed_origin"`      // written at a node that later left for good
+	DepartedLost   int        `json:"departed_origin_lost"` // ... and gone with it: allowed
+	OriginDown     int        `json:"origin_down_lost"`     // gone from the live nodes but on its node's disk, which is down
+	Superseded     int        `json:"superseded"`           // survived as a newer version of the key
+	Lost           int        `json:"lost_writes"`          // must have survived and did not
+	Resurrections  int64      `json:"resurrections"`        // deleted keys that came back
+	Regressions    int64      `json:"regressions"`          // merges that went backwards
+	HLCRefused     int64      `json:"hlc_refused"`          // remote timestamps refused for skew
+	Typed          TypedCheck `json:"typed"`
 }
 
 // check runs the end-of-run checks and returns the verdict and the
@@ -198,6 +207,9 @@ func (s *Sim) check() (Check, []string) {
 		if departed {
 			c.DepartedOrigin++
 		}
+		if w.typed {
+			continue // no register to look for; checkTyped judges it
+		}
 		ok, newer, back := true, false, false
 		for _, n := range live {
 			r := n.st.get(w.key)
@@ -242,5 +254,7 @@ func (s *Sim) check() (Check, []string) {
 	if c.Regressions > 0 {
 		fails = append(fails, fmt.Sprintf("%d merges replaced a newer register with an older one", c.Regressions))
 	}
+	// 3. Typed state: elements and counters as the acknowledged writes say.
+	c.Typed, fails = s.checkTyped(ref, fails)
 	return c, fails
 }

@@ -24,6 +24,11 @@
 //     node's MergeFunc, which is record.MergeInto (a test swaps in a broken
 //     one to show that the checker fails), and records travel as
 //     record.Encode;
+//   - typed writes: HSET, HDEL, HINCRBY, SADD, SREM, INCRBY and SET or DEL
+//     over a typed key decide as the node's commands do (liveness,
+//     WRONGTYPE, which elements they touch) and build their deltas with
+//     record.TypedOp and record.OverValue, the code the node's commands
+//     call, so a simulated node applies the same delta a real one would;
 //   - the clock: each node has an hlc.Clock whose Now reads the virtual time
 //     plus the node's offset and drift; remote timestamps are Observed, and
 //     those too far ahead are refused and counted; the high-water mark
@@ -52,6 +57,10 @@
 // against a log that changed under it) and marks the acknowledged writes it
 // loses as at risk.
 //
+// Eager push and catch-up carry a key's whole current record, where a real
+// node's log carries a typed key's delta: merge treats the two alike, but a
+// large hash costs more bytes here than on the wire.
+//
 // The network is a model, the same on every link: each node's uplink has a
 // bandwidth (a message waits for the ones queued before it); a message then
 // takes the base latency plus a log-normal tail. Streams (sessions,
@@ -78,7 +87,31 @@
 //     (under always there are none). Writes whose node left for good or is
 //     down at the end are reported apart;
 //   - no deleted key came back: a tombstone is never replaced by an older
-//     value, checked on every merge as it happens and at the end.
+//     value, checked on every merge as it happens and at the end;
+//   - hashes, sets and counters hold what the acknowledged typed writes
+//     imply, worked out from the writes alone, without merging: each
+//     command tells the checker the elements it added (by dot), the dots it
+//     observed and removes, and, per node, how far it observed the counts it
+//     resets (read from its node's record before the write). An element
+//     added and observed removed by no acknowledged write must be there;
+//     one an acknowledged write observed must be gone; nothing else may be
+//     there, and each element holds the value its write gave it. A counter
+//     (a string's or a hash field's) must add exactly the acknowledged
+//     increments that no acknowledged SET, DEL or field write observed. A
+//     typed write whose node crashed before syncing it, left, or is down at
+//     the end may or may not have taken effect: both are allowed, and a
+//     counter may then lie in the range its increments allow.
+//
+// Typed workloads are the event "typed" (random commands on hash:NNNN,
+// set:NNNN and counter:NNNN keys, with a share of SETs and DELs of them) and
+// "command" (one client command at one node); the built-in scenario "typed"
+// runs them under a partition, a crash with restart and clock skew, with
+// fsync always: under a lazy fsync a crash that loses an increment its
+// node had already sent can leave a counter short of its acknowledged
+// increments (TestCounterAfterLossyCrashKnownBug shows how). The report
+// also counts, without failing, increments built on a count a crash took
+// back (stale_counts) and hash-field counters left without their field by a
+// concurrent HDEL (hidden_counters, TestHIncrByAgainstHDelKnownBug).
 //
 // A failed check makes the report say Pass false, with the failures; the
 // command prints the seed and the command line that replays the run.

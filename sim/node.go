@@ -154,6 +154,16 @@ func (s *Sim) write(n *node, key []byte, data []byte, tomb bool) {
 	}
 	id := s.keys.id(key)
 	s.tr.grow(s.keys.len())
+	if n.st.get(id).Typed != nil {
+		// A write over typed state also removes and resets what it
+		// observed: the typed checker must know.
+		args := [][]byte{[]byte("DEL"), key}
+		if !tomb {
+			args = [][]byte{[]byte("SET"), key, data}
+		}
+		s.command(n, args)
+		return
+	}
 	v := record.Version{TS: ts, Node: n.id}
 	rec := record.Record{Value: record.Value{Version: v, Tombstone: tomb}, Expiry: record.Expiry{Version: v}}
 	if !tomb {

@@ -16,6 +16,7 @@ import (
 //	    <scenario YAML>            runs it and prints the verdict and figures
 //	builtin NAME [the same args]   runs a built-in scenario
 //	get KEY                        the key's value on the live nodes of the last run
+//	show KEY                       the key as a client reads it at each live node (typed keys)
 func TestScripts(t *testing.T) {
 	datadriven.Walk(t, "testdata/scripts", func(t *testing.T, path string) {
 		var last *Sim
@@ -57,6 +58,14 @@ func TestScripts(t *testing.T) {
 				}
 				last = s
 				return summary(r)
+			case "show":
+				var out []string
+				for _, n := range last.nodes {
+					if n.up {
+						out = append(out, fmt.Sprintf("node %d: %s", n.idx, last.show(n, d.CmdArgs[0].Key)))
+					}
+				}
+				return strings.Join(out, "\n") + "\n"
 			case "get":
 				key := d.CmdArgs[0].Key
 				id, ok := last.keys.lookup([]byte(key))
@@ -110,6 +119,10 @@ func summary(r *Report) string {
 		cu.Started, cu.ByLog, cu.LogRecords, cu.MerkleFallbacks, cu.WithoutCursor)
 	fmt.Fprintf(&b, "writes: acked=%d at_risk=%d at_risk_lost=%d departed=%d superseded=%d lost=%d resurrections=%d regressions=%d hlc_refused=%d\n",
 		k.Acknowledged, k.AtRisk, k.AtRiskLost, k.DepartedOrigin, k.Superseded, k.Lost, k.Resurrections, k.Regressions, k.HLCRefused)
+	if t := k.Typed; t.Writes > 0 {
+		fmt.Fprintf(&b, "typed: writes=%d rejected=%d adds=%d present=%d counters=%d lost_adds=%d not_removed=%d unknown=%d wrong_counters=%d\n",
+			t.Writes, t.Rejected, t.Adds, t.Present, t.Counters, t.LostAdds, t.NotRemoved, t.Unknown, t.WrongCounters)
+	}
 	fmt.Fprintf(&b, "bytes: meta=%d payload=%d\n", r.Bytes.Meta, r.Bytes.Payload)
 	return b.String()
 }

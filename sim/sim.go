@@ -109,6 +109,7 @@ func New(cfg Config, sc *Scenario) (*Sim, error) {
 		values: make(map[string][]byte),
 		byID:   make(map[mesh.PeerID]int32),
 	}
+	s.ck.lastInc = make(map[countKey]record.Version)
 	if err := s.checkNodeSets(); err != nil {
 		return nil, err
 	}
@@ -141,7 +142,10 @@ func (s *Sim) checkNodeSets() error {
 				return fmt.Errorf("sim: scenario event %d: %w", i, err)
 			}
 		}
-		if e.Set != nil && e.Set.Node >= total || e.Del != nil && e.Del.Node >= total {
+		if e.Typed != nil {
+			sets = append(sets, e.Typed.Nodes)
+		}
+		if e.Set != nil && e.Set.Node >= total || e.Del != nil && e.Del.Node >= total || e.Command != nil && e.Command.Node >= total {
 			return fmt.Errorf("sim: scenario event %d: no such node", i)
 		}
 		total += e.Join
@@ -265,6 +269,14 @@ func (s *Sim) schedule() {
 					s.write(nd, k, s.value(k, s.writeSeq), tomb)
 				})
 			}
+		case e.Typed != nil:
+			s.scheduleTyped(at, e.Typed)
+		case e.Command != nil:
+			args := make([][]byte, len(e.Command.Args))
+			for i, a := range e.Command.Args {
+				args[i] = []byte(a)
+			}
+			s.at(at, func() { s.command(s.nodes[e.Command.Node], args) })
 		case e.Set != nil:
 			s.at(at, func() { s.write(s.nodes[e.Set.Node], []byte(e.Set.Key), []byte(e.Set.Value), false) })
 		case e.Del != nil:

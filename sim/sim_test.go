@@ -217,6 +217,11 @@ events:
 		"bogus: 1",                                // unknown field
 		"events: [{at: 1s, write: {count: -1}}]",  // negative count
 		"events: [{at: 1s, write: {count: 1, deletes: 2}}]",
+		"events: [{at: 1s, command: {node: 0, args: [HSET, h, f]}}]",       // a field without a value
+		"events: [{at: 1s, command: {node: 0, args: [FLUSHALL]}}]",         // not simulated
+		"events: [{at: 1s, command: {node: 0, args: [INCRBY, c, x]}}]",     // not an integer
+		"events: [{at: 1s, command: {node: 0, args: [SET, k, v, EX, 1]}}]", // options not simulated
+		"events: [{at: 1s, typed: {count: 1, overwrites: 2}}]",
 	} {
 		if _, err := ParseScenario([]byte(bad)); err == nil {
 			t.Errorf("accepted %q", bad)
@@ -259,6 +264,8 @@ func FuzzParseScenario(f *testing.F) {
 	f.Add([]byte(`{"nodes":3,"events":[{"at":"1s","set":{"node":0,"key":"k","value":"v"}}]}`))
 	f.Add([]byte("events: [{at: 1s, partition: ['0%-50%', '50%-100%']}, {at: 2, heal: true}]"))
 	f.Add([]byte("a: &a [*a, *a]"))
+	f.Add([]byte(`{"nodes":3,"events":[{"at":"1s","command":{"node":0,"args":["HSET","h","f","1"]}},{"at":"2s","typed":{"count":5,"keys":2,"overwrites":0.1,"over":"1s"}}]}`))
+	f.Add([]byte("events: [{at: 1s, command: {node: 0, args: [HINCRBY, h, f, x]}}]"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sc, err := ParseScenario(b)
 		if err != nil {

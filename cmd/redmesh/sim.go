@@ -260,6 +260,10 @@ func printSummary(w io.Writer, r *sim.Report) {
 	k := r.Check
 	fmt.Fprintf(w, "check: %d acknowledged writes, %d lost, %d resurrections, %d regressions; %d at risk in crashes (%d gone, allowed by fsync %s)\n",
 		k.Acknowledged, k.Lost, k.Resurrections, k.Regressions, k.AtRisk, k.AtRiskLost, r.Config.Fsync)
+	if t := k.Typed; t.Writes > 0 {
+		fmt.Fprintf(w, "typed: %d acknowledged writes (%d refused), %d elements added, %d there at the end, %d counters (%d increments on a count a crash took back, %d field counters hidden); %d adds lost, %d not removed, %d unknown, %d counters wrong\n",
+			t.Writes, t.Rejected, t.Adds, t.Present, t.Counters, t.StaleCounts, t.HiddenCounters, t.LostAdds, t.NotRemoved, t.Unknown, t.WrongCounters)
+	}
 	if r.Pass {
 		fmt.Fprintln(w, "PASS")
 		return

@@ -1,0 +1,150 @@
+package record
+
+import (
+	"bytes"
+	"slices"
+)
+
+// TypedOp builds one command's write of a typed key as a delta: the elements
+// it adds, each with a dot of its own, the elements and counts it observed
+// and removes or resets, and the type register. Merge then applies the
+// delta alike at the writing node and at every peer. It is pure, so that a
+// node and the simulator build the same delta for the same command on the
+// same record; they supply liveness (it depends on the clock) and versions.
+type TypedOp struct {
+	// Cur is the key's record as the command found it, and Live whether the
+	// command sees it as a key of its kind.
+	Cur  Record
+	Live bool
+	// Rec is the delta; Rec.Typed is never nil. A command may set Rec's
+	// registers itself (a counter's base, for instance).
+	Rec Record
+	// V is the write's version: the type register's, a counter increment's
+	// and the first new element's dot.
+	V Version
+
+	next func() (Version, error) // a fresh version for a further element
+	used bool                    // V is taken by an element
+}
+
+// BeginTyped starts a write of kind over cur at version v; next gives the
+// further versions a write adding several elements needs, one each. A key
+// that is not live starts afresh: the write removes whatever the record
+// still holds (an expired value, elements of a type no longer shown) and its
+// deadline, as a new key in Redis has none.
+func BeginTyped(cur Record, live bool, kind Kind, v Version, next func() (Version, error)) *TypedOp {
+	op := &TypedOp{Cur: cur, Live: live, V: v, next: next}
+	t := &Typed{Kind: kind, KindVersion: v}
+	op.Rec.Typed = t
+	if !live {
+		if !cur.Value.Version.IsZero() && !cur.Value.Tombstone {
+			op.Rec.Value = Value{Version: v, Tombstone: true}
+		}
+		if cur.Expiry.At != 0 {
+			op.Rec.Expiry = Expiry{Version: v}
+		}
+		t.Removed = cur.Typed.Observed()
+		t.Counts = cur.Typed.AllResets()
+	}
+	return op
+}
+
+// dot is a new element's dot: every element gets its own, so that removing
+// one never removes another added by the same command.
+func (op *TypedOp) dot() (Version, error) {
+	if !op.used {
+		op.used = true
+		return op.V, nil
+	}
+	return op.next()
+}
+
+// ownElem finds name among the elements this write adds.
+func ownElem(elems []Elem, name []byte) int {
+	return slices.IndexFunc(elems, func(e Elem) bool { return bytes.Equal(e.Name, name) })
+}
+
+// SetField writes hash field name: the dots it had are removed, its counter
+// reset. It returns the field's new dot.
+func (op *TypedOp) SetField(name, value []byte) (Version, error) {
+	t := op.Rec.Typed
+	if i := ownElem(t.Fields, name); i >= 0 {
+		t.Fields[i].Value = value
+		return t.Fields[i].Dot, nil
+	}
+	d, err := op.dot()
+	if err != nil {
+		return Version{}, err
+	}
+	t.Removed = append(t.Removed, op.Cur.Typed.ObservedField(name)...)
+	t.Counts = append(t.Counts, op.Cur.Typed.Resets(name)...)
+	t.Fields = append(t.Fields, Elem{Name: name, Dot: d, Value: value})
+	return d, nil
+}
+
+// DelField removes hash field name as the writer sees it.
+func (op *TypedOp) DelField(name []byte) {
+	t := op.Rec.Typed
+	if i := ownElem(t.Fields, name); i >= 0 {
+		t.Fields = slices.Delete(t.Fields, i, i+1)
+	}
+	t.Removed = append(t.Removed, op.Cur.Typed.ObservedField(name)...)
+	t.Counts = append(t.Counts, op.Cur.Typed.Resets(name)...)
+}
+
+// IncrCounter adds by to the writer's (V.Node's) count of counter name: a
+// hash field, or nil for the string itself.
+func (op *TypedOp) IncrCounter(name []byte, by int64) {
+	c := op.Cur.Typed.Count(name, op.V.Node)
+	if !op.Live {
+		c.ResetVer, c.ResetTotal = c.Ver, c.Total
+	}
+	c.Name, c.Ver, c.Total = name, op.V, c.Total+by
+	op.Rec.Typed.Counts = append(op.Rec.Typed.Counts, c)
+}
+
+// AddMember adds set member name, unless this write already did. It
+// returns the member's dot.
+func (op *TypedOp) AddMember(name []byte) (Version, error) {
+	t := op.Rec.Typed
+	if i := ownElem(t.Members, name); i >= 0 {
+		return t.Members[i].Dot, nil
+	}
+	d, err := op.dot()
+	if err != nil {
+		return Version{}, err
+	}
+	t.Members = append(t.Members, Elem{Name: name, Dot: d})
+	return d, nil
+}
+
+// RemMember removes set member name as the writer sees it.
+func (op *TypedOp) RemMember(name []byte) {
+	t := op.Rec.Typed
+	if i := ownElem(t.Members, name); i >= 0 {
+		t.Members = slices.Delete(t.Members, i, i+1)
+	}
+	t.Removed = append(t.Removed, op.Cur.Typed.ObservedMember(name)...)
+}
+
+// Delta is the finished write, in the order Merge expects.
+func (op *TypedOp) Delta() Record {
+	op.Rec.Typed.Normalize()
+	return op.Rec
+}
+
+// OverValue is a write of the value register (SET, DEL, APPEND ...) over
+// cur, completed for a key that holds a typed state: the write also removes
+// every element and resets every count it observed, so a SET replaces a hash
+// and its counters and a DEL removes what it saw and nothing more; a string
+// write takes the type register.
+func OverValue(cur, rec Record) Record {
+	if rec.Typed == nil && !rec.Value.Version.IsZero() && cur.Typed != nil {
+		t := cur.Typed.Clear()
+		if !rec.Value.Tombstone {
+			t.Kind, t.KindVersion = KindString, rec.Value.Version
+		}
+		rec.Typed = t
+	}
+	return rec
+}

@@ -1,0 +1,480 @@
+package sim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redmesh/redmesh/record"
+)
+
+// Typed commands: what a client's HSET, HDEL, HINCRBY, SADD, SREM, INCRBY,
+// SET and DEL do at a simulated node. Each decides as the node's command
+// does (liveness, WRONGTYPE, which fields or members it touches) and builds
+// its write with record.TypedOp or record.OverValue, the code the node's
+// commands use, so the simulator applies the same deltas. Before applying,
+// the command tells the checker what it added, what it observed and removes,
+// and which increments it made or reset, read from the node's record as the
+// command found it.
+
+// commandArity is the commands the simulator runs: their least argument
+// count (the name included), whether that count is also the most, and
+// whether the rest are field-value pairs.
+var commandArity = map[string]struct {
+	min          int
+	exact, pairs bool
+}{
+	"HSET": {4, false, true}, "HDEL": {3, false, false}, "HINCRBY": {4, true, false},
+	"SADD": {3, false, false}, "SREM": {3, false, false},
+	"INCR": {2, true, false}, "INCRBY": {3, true, false}, "DECR": {2, true, false}, "DECRBY": {3, true, false},
+	"SET": {3, true, false}, "DEL": {2, true, false},
+}
+
+// checkCommand checks a scripted command's shape: a known name, its
+// arguments, integers where they must be.
+func checkCommand(args []string) error {
+	if len(args) == 0 {
+		return errors.New("empty command")
+	}
+	name := strings.ToUpper(args[0])
+	a, ok := commandArity[name]
+	if !ok {
+		return fmt.Errorf("command %q not simulated", args[0])
+	}
+	if n := len(args); n < a.min || a.exact && n != a.min || a.pairs && n%2 != 0 {
+		return fmt.Errorf("%s: wrong number of arguments", name)
+	}
+	for _, s := range args[1:] {
+		if len(s) == 0 || len(s) > 64000 {
+			return fmt.Errorf("%s: empty or oversized argument", name)
+		}
+	}
+	switch name {
+	case "HINCRBY", "INCRBY", "DECRBY":
+		// Small enough that no sum of a run's increments overflows.
+		if by, err := strconv.ParseInt(args[len(args)-1], 10, 64); err != nil || by < -1<<32 || by > 1<<32 {
+			return fmt.Errorf("%s: increment not an integer in ±2^32", name)
+		}
+	}
+	return nil
+}
+
+// typedCmd is one command being run at a node.
+type typedCmd struct {
+	s    *Sim
+	n    *node
+	id   uint32
+	cur  record.Record
+	live bool
+	op   *record.TypedOp
+	obs  typedOp // what it tells the checker
+}
+
+// version stamps the node's next write.
+func (n *node) version() (record.Version, error) {
+	ts, err := n.clock.Now()
+	return record.Version{TS: ts, Node: n.id}, err
+}
+
+// command runs a client command at n. A command that writes is
+// acknowledged once applied at n; one refused (node down, clock failure,
+// WRONGTYPE, not an integer) or with nothing to do writes nothing.
+func (s *Sim) command(n *node, args [][]byte) {
+	if !n.up {
+		s.ck.unavailable++
+		return
+	}
+	name := strings.ToUpper(string(args[0]))
+	key := args[1]
+	id := s.keys.id(key)
+	s.tr.grow(s.keys.len())
+	c := &typedCmd{s: s, n: n, id: id, cur: n.st.get(id)}
+	c.obs.key = id
+	now := s.wall(n).UnixMilli()
+	var rec record.Record
+	var err error
+	switch name {
+	case "SET", "DEL":
+		rec, err = c.overValue(name == "DEL", args, now)
+	case "HSET", "HDEL", "HINCRBY":
+		rec, err = c.hash(name, args, now)
+	case "SADD", "SREM":
+		rec, err = c.set(name, args, now)
+	default:
+		rec, err = c.incr(name, args, now)
+	}
+	switch {
+	case errors.Is(err, errClock):
+		s.ck.unavailable++
+		return
+	case err != nil:
+		s.ck.rejected++
+		return
+	case rec.Value.Version.IsZero() && rec.Typed.IsZero():
+		return // nothing to write: HDEL of an absent field, SADD of a member there
+	}
+	s.apply(n, id, rec)
+	s.ck.ackTyped(s, n, rec, &c.obs)
+	s.queuePush(n, id)
+}
+
+var (
+	errClock     = errors.New("clock refused")
+	errWrongType = errors.New("WRONGTYPE")
+	errNotInt    = errors.New("not an integer")
+)
+
+// begin starts a typed write as the node's beginTyped does.
+func (c *typedCmd) begin(kind record.Kind, now int64) error {
+	c.live = c.cur.Live(now)
+	if c.live && c.cur.Kind() != kind {
+		return errWrongType
+	}
+	v, err := c.n.version()
+	if err != nil {
+		return errClock
+	}
+	c.op = record.BeginTyped(c.cur, c.live, kind, v, func() (record.Version, error) {
+		v, err := c.n.version()
+		if err != nil {
+			return v, errClock
+		}
+		return v, nil
+	})
+	if !c.live {
+		c.obs.observeAll(c.s, c.cur)
+	}
+	return nil
+}
+
+func (c *typedCmd) hash(name string, args [][]byte, now int64) (record.Record, error) {
+	if err := c.begin(record.KindHash, now); err != nil {
+		return record.Record{}, err
+	}
+	cur := c.cur.Typed
+	switch name {
+	case "HSET":
+		for i := 2; i < len(args); i += 2 {
+			if err := c.setField(args[i], args[i+1]); err != nil {
+				return record.Record{}, err
+			}
+		}
+	case "HDEL":
+		if !c.live {
+			return record.Record{}, nil
+		}
+		done := map[string]bool{}
+		for _, f := range args[2:] {
+			if _, had := cur.FieldValue(f); had && !done[string(f)] {
+				done[string(f)] = true
+				c.obs.observe(c.s, c.cur, listFields, f)
+				c.op.DelField(f)
+			}
+		}
+		if len(done) == 0 {
+			return record.Record{}, nil
+		}
+	case "HINCRBY":
+		by, _ := strconv.ParseInt(string(args[3]), 10, 64)
+		v, had := cur.FieldValue(args[2])
+		if had && c.live {
+			if _, err := strconv.ParseInt(string(v), 10, 64); err != nil {
+				return record.Record{}, errNotInt
+			}
+		} else if err := c.setField(args[2], []byte("0")); err != nil {
+			return record.Record{}, err
+		}
+		c.incrCounter(args[2], by)
+	}
+	return c.op.Delta(), nil
+}
+
+func (c *typedCmd) setField(f, value []byte) error {
+	c.obs.observe(c.s, c.cur, listFields, f)
+	d, err := c.op.SetField(f, value)
+	if err != nil {
+		return err
+	}
+	c.obs.add(listFields, f, d, value)
+	return nil
+}
+
+func (c *typedCmd) incrCounter(name []byte, by int64) {
+	k := countKey{c.id, string(name), c.n.id}
+	if c.cur.Typed.Count(name, c.n.id).Ver.Compare(c.s.ck.lastInc[k]) < 0 {
+		c.s.ck.staleCounts++
+	}
+	c.s.ck.lastInc[k] = c.op.V
+	c.op.IncrCounter(name, by)
+	c.obs.incs = append(c.obs.incs, incRec{name: string(name), ver: c.op.V, by: by})
+}
+
+func (c *typedCmd) set(name string, args [][]byte, now int64) (record.Record, error) {
+	if err := c.begin(record.KindSet, now); err != nil {
+		return record.Record{}, err
+	}
+	cur := c.cur.Typed
+	done := map[string]bool{}
+	for _, m := range args[2:] {
+		if done[string(m)] {
+			continue
+		}
+		done[string(m)] = true
+		if name == "SADD" {
+			if c.live && cur.HasMember(m) {
+				delete(done, string(m))
+				continue
+			}
+			d, err := c.op.AddMember(m)
+			if err != nil {
+				return record.Record{}, err
+			}
+			c.obs.add(listMembers, m, d, nil)
+			continue
+		}
+		if !c.live || !cur.HasMember(m) {
+			delete(done, string(m))
+			continue
+		}
+		c.obs.observe(c.s, c.cur, listMembers, m)
+		c.op.RemMember(m)
+	}
+	if len(done) == 0 {
+		return record.Record{}, nil
+	}
+	return c.op.Delta(), nil
+}
+
+// incr is INCR, INCRBY, DECR and DECRBY, as the node's incrBy.
+func (c *typedCmd) incr(name string, args [][]byte, now int64) (record.Record, error) {
+	by := int64(1)
+	if len(args) == 3 {
+		by, _ = strconv.ParseInt(string(args[2]), 10, 64)
+	}
+	if strings.HasPrefix(name, "DECR") {
+		by = -by
+	}
+	if c.cur.Live(now) {
+		if c.cur.Kind() != record.KindString {
+			return record.Record{}, errWrongType
+		}
+		if _, err := strconv.ParseInt(string(c.cur.StringData()), 10, 64); err != nil {
+			return record.Record{}, errNotInt
+		}
+	}
+	if err := c.begin(record.KindString, now); err != nil {
+		return record.Record{}, err
+	}
+	if !c.live {
+		c.op.Rec.Value = record.Value{Version: c.op.V, Data: []byte("0")}
+		c.op.Rec.Expiry = record.Expiry{Version: c.op.V}
+	}
+	c.incrCounter(nil, by)
+	return c.op.Delta(), nil
+}
+
+// overValue is SET and DEL: a write of the value register that removes and
+// resets whatever typed state it observed.
+func (c *typedCmd) overValue(del bool, args [][]byte, now int64) (record.Record, error) {
+	if del && !c.cur.Live(now) {
+		return record.Record{}, nil
+	}
+	v, err := c.n.version()
+	if err != nil {
+		return record.Record{}, errClock
+	}
+	rec := record.Record{Value: record.Value{Version: v, Tombstone: del}, Expiry: record.Expiry{Version: v}}
+	if !del {
+		rec.Value.Kind, rec.Value.Data = record.KindString, c.s.intern(args[2])
+	}
+	c.obs.observeAll(c.s, c.cur)
+	return record.OverValue(c.cur, rec), nil
+}
+
+// Element lists, as the checker names them.
+const (
+	listFields uint8 = iota
+	listMembers
+)
+
+// countKey names one node's count of one counter.
+type countKey struct {
+	key  uint32
+	name string
+	node record.NodeID
+}
+
+// typedOp is what one acknowledged typed write did, as the checker needs it.
+type typedOp struct {
+	w    int32 // its writeRec: node and durability
+	key  uint32
+	adds []elemAdd
+	// obs are the element dots it observed and removed; resets the counts
+	// it observed and reset.
+	obs    []record.Version
+	resets []resetRec
+	incs   []incRec
+}
+
+type elemAdd struct {
+	list  uint8
+	name  string
+	dot   record.Version
+	value string
+}
+
+type incRec struct {
+	name string
+	ver  record.Version
+	by   int64
+}
+
+// resetRec is a reset of counter name's count from node: the increments up
+// to ver were observed.
+type resetRec struct {
+	name string
+	node record.NodeID
+	ver  record.Version
+}
+
+func (o *typedOp) add(list uint8, name []byte, dot record.Version, value []byte) {
+	for i := range o.adds {
+		if o.adds[i].dot == dot { // the same command wrote the field again
+			o.adds[i].value = string(value)
+			return
+		}
+	}
+	o.adds = append(o.adds, elemAdd{list: list, name: string(name), dot: dot, value: string(value)})
+}
+
+// observe notes the dots of element name that the command's node holds and
+// the counts of its counter (a field's): a write of the element removes and
+// resets exactly these.
+func (o *typedOp) observe(s *Sim, cur record.Record, list uint8, name []byte) {
+	for _, e := range elems(cur.Typed, list) {
+		if bytes.Equal(e.Name, name) {
+			o.obs = append(o.obs, e.Dot)
+		}
+	}
+	if list == listFields {
+		o.observeCounter(s, cur.Typed, string(name))
+	}
+}
+
+// observeAll notes everything the node holds for the key: a SET, a DEL or a
+// write that starts the key afresh removes and resets all of it.
+func (o *typedOp) observeAll(s *Sim, cur record.Record) {
+	t := cur.Typed
+	for _, list := range []uint8{listFields, listMembers} {
+		for _, e := range elems(t, list) {
+			o.obs = append(o.obs, e.Dot)
+		}
+	}
+	if t == nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, c := range t.Counts {
+		if !seen[string(c.Name)] {
+			seen[string(c.Name)] = true
+			o.observeCounter(s, t, string(c.Name))
+		}
+	}
+}
+
+func (o *typedOp) observeCounter(s *Sim, t *record.Typed, name string) {
+	for _, n := range s.nodes {
+		if c := t.Count([]byte(name), n.id); !c.Ver.IsZero() {
+			o.resets = append(o.resets, resetRec{name: name, node: n.id, ver: c.Ver})
+		}
+	}
+}
+
+// elems is a typed state's fields or members, read-only, as the checker
+// reads them: element by element with their dots.
+func elems(t *record.Typed, list uint8) []record.Elem {
+	if t == nil {
+		return nil
+	}
+	if list == listFields {
+		return t.Fields
+	}
+	return t.Members
+}
+
+// scheduleTyped schedules a batch of random typed commands.
+func (s *Sim) scheduleTyped(at int64, w *TypedWrite) {
+	keys, elements := w.Keys, w.Elements
+	if keys == 0 {
+		keys = 4
+	}
+	if elements == 0 {
+		elements = 4
+	}
+	over := int64(w.Over)
+	s.timelineEnd = max(s.timelineEnd, at+over)
+	s.mark(at, fmt.Sprintf("%d typed commands over %v", w.Count, time.Duration(w.Over)))
+	for range w.Count {
+		t := at
+		if over > 0 {
+			t += s.rng.Int64N(over + 1)
+		}
+		s.at(t, func() {
+			sp, _ := w.Nodes.resolve(s.cfg.Nodes, len(s.nodes))
+			if spansLen(sp) == 0 {
+				s.ck.unavailable++
+				return
+			}
+			n := s.nodes[spansAt(sp, s.rng.IntN(spansLen(sp)))]
+			s.command(n, s.randomCommand(keys, elements, w.Overwrites))
+		})
+	}
+}
+
+// randomCommand draws one typed command. Values and increments are small
+// integers, so that every field and string can be a counter's base.
+func (s *Sim) randomCommand(keys, elements int, overwrites float64) [][]byte {
+	r := s.rng
+	kind := r.IntN(3)
+	key := fmt.Appendf(nil, "%s:%04d", [...]string{"hash", "set", "counter"}[kind], r.IntN(keys))
+	num := func(lo, hi int) []byte { return strconv.AppendInt(nil, int64(lo+r.IntN(hi-lo+1)), 10) }
+	if r.Float64() < overwrites {
+		if r.IntN(3) == 0 {
+			return [][]byte{[]byte("SET"), key, num(0, 99)}
+		}
+		return [][]byte{[]byte("DEL"), key}
+	}
+	elem := func(prefix string) []byte { return fmt.Appendf(nil, "%s%d", prefix, r.IntN(elements)) }
+	// A third of HSETs, HDELs, SADDs and SREMs name two elements (maybe the
+	// same twice): each element a write adds takes a dot of its own.
+	two := func(cmd string, prefix string, value bool) [][]byte {
+		args := [][]byte{[]byte(cmd), key}
+		for range 1 + r.IntN(3)/2 {
+			args = append(args, elem(prefix))
+			if value {
+				args = append(args, num(0, 99))
+			}
+		}
+		return args
+	}
+	switch kind {
+	case 0:
+		switch x := r.IntN(10); {
+		case x < 4:
+			return two("HSET", "f", true)
+		case x < 6:
+			return two("HDEL", "f", false)
+		default:
+			return [][]byte{[]byte("HINCRBY"), key, elem("f"), num(-3, 7)}
+		}
+	case 1:
+		if r.IntN(10) < 6 {
+			return two("SADD", "m", false)
+		}
+		return two("SREM", "m", false)
+	}
+	return [][]byte{[]byte("INCRBY"), key, num(-3, 7)}
+}
