@@ -214,7 +214,7 @@ func cmdHIncrBy(n *Node, c *client, args [][]byte) {
 				return replyErr(errHashNotInteger)
 			}
 		}
-		mine := w.cur.Typed.Count(args[2], n.id).Total
+		mine := w.cur.Typed.Count(args[2], n.counterID).Total
 		if addOverflows(old, by) || addOverflows(mine, by) {
 			return replyErr(errOverflow)
 		}

@@ -30,17 +30,21 @@ import (
 
 // Node is a running redmesh node.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	wal     *wal.Store   // the write-ahead log and metadata
-	db      *keyspace.DB // the keyspace
-	clock   *hlc.Clock
-	merkle  *merkleIndex
-	key     crypto.PrivKey
-	peerID  peer.ID
-	id      record.NodeID
-	started time.Time
-	runID   string
+	cfg    Config
+	log    *slog.Logger
+	wal    *wal.Store   // the write-ahead log and metadata
+	db     *keyspace.DB // the keyspace
+	clock  *hlc.Clock
+	merkle *merkleIndex
+	key    crypto.PrivKey
+	peerID peer.ID
+	id     record.NodeID
+	// counterID is this run's identity for counter increments
+	// (record.CounterID): a run after a crash that lost increments never
+	// continues the old run's counts.
+	counterID record.NodeID
+	started   time.Time
+	runID     string
 
 	ln       net.Listener
 	clients  sync.Map // uint64 → *client
@@ -200,6 +204,13 @@ func (n *Node) init() error {
 			return n.wal.PutMetaSync(metaHighWater, binary.BigEndian.AppendUint64(nil, uint64(t)))
 		},
 	})
+	// The clock never repeats a timestamp, across restarts too: one names
+	// this run.
+	start, err := n.clock.Now()
+	if err != nil {
+		return fmt.Errorf("clock: %w", err)
+	}
+	n.counterID = record.CounterID(n.id, uint64(start))
 	return nil
 }
 

@@ -502,7 +502,7 @@ func incrBy(n *Node, c *client, key []byte, by int64) {
 				return replyErr(errNotInteger)
 			}
 		}
-		mine := w.cur.Typed.Count(nil, n.id).Total
+		mine := w.cur.Typed.Count(nil, n.counterID).Total
 		if addOverflows(old, by) || addOverflows(mine, by) {
 			return replyErr(errOverflow)
 		}

@@ -79,6 +79,7 @@ func (n *Node) beginTyped(tx *keyspace.Tx, key []byte, kind record.Kind, now int
 		return nil, err
 	}
 	op := record.BeginTyped(cur, live, kind, v, n.newVersion)
+	op.Counter = n.counterID
 	return &typedWrite{n: n, key: key, op: op, cur: cur, live: live, rec: &op.Rec, t: op.Rec.Typed, v: v}, nil
 }
 

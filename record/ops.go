@@ -22,6 +22,9 @@ type TypedOp struct {
 	// V is the write's version: the type register's, a counter increment's
 	// and the first new element's dot.
 	V Version
+	// Counter is the identity the writer's increments count under
+	// (CounterID); V.Node if zero.
+	Counter NodeID
 
 	next func() (Version, error) // a fresh version for a further element
 	used bool                    // V is taken by an element
@@ -92,10 +95,14 @@ func (op *TypedOp) DelField(name []byte) {
 	t.Counts = append(t.Counts, op.Cur.Typed.Resets(name)...)
 }
 
-// IncrCounter adds by to the writer's (V.Node's) count of counter name: a
-// hash field, or nil for the string itself.
+// IncrCounter adds by to the writer's count (under op.Counter) of counter
+// name: a hash field, or nil for the string itself.
 func (op *TypedOp) IncrCounter(name []byte, by int64) {
-	c := op.Cur.Typed.Count(name, op.V.Node)
+	id := op.Counter
+	if id == 0 {
+		id = op.V.Node
+	}
+	c := op.Cur.Typed.Count(name, id)
 	if !op.Live {
 		c.ResetVer, c.ResetTotal = c.Ver, c.Total
 	}
@@ -147,4 +154,14 @@ func OverValue(cur, rec Record) Record {
 		rec.Typed = t
 	}
 	return rec
+}
+
+// CounterID is the identity a node's counter increments go under during one
+// incarnation (one run of its process). A count is a running total that only
+// its identity writes, merged by the version of its latest increment; a node
+// whose crash lost increments a peer already had would, under the same
+// identity, continue from the smaller total at a newer version and undo them.
+// A fresh identity per incarnation leaves the old count to the merge.
+func CounterID(node NodeID, incarnation uint64) NodeID {
+	return NodeID(mix64(uint64(node) ^ mix64(incarnation+0x9e3779b97f4a7c15)))
 }

@@ -416,9 +416,16 @@ func (t *Typed) each(which int, fn func(run []Elem) bool) {
 }
 
 // Field returns hash field name's element (its highest dot), if present.
+//
+// A field whose elements an HDEL removed while an HINCRBY it did not observe
+// was made elsewhere shows as that increment: an element with no dot, whose
+// base is 0 (as a string counter outlives a concurrent DEL).
 func (t *Typed) Field(name []byte) (Elem, bool) {
 	run := t.run(listFields, name)
 	if len(run) == 0 {
+		if len(name) > 0 && t.Added(name) != 0 {
+			return Elem{Name: name, Value: []byte("0")}, true
+		}
 		return Elem{}, false
 	}
 	return run[len(run)-1], true
@@ -433,6 +440,26 @@ func (t *Typed) FieldValue(name []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return withCounts(e.Value, t.Added(name)), true
+}
+
+// countedFields lists, in name order, the fields that have counts adding
+// something but no element (see Field).
+func (t *Typed) countedFields() [][]byte {
+	var out [][]byte
+	for i := 0; i < len(t.Counts); {
+		name := t.Counts[i].Name
+		j := i
+		var add int64
+		for j < len(t.Counts) && bytes.Equal(t.Counts[j].Name, name) {
+			add += t.Counts[j].added()
+			j++
+		}
+		if len(name) > 0 && add != 0 && len(t.run(listFields, name)) == 0 {
+			out = append(out, name)
+		}
+		i = j
+	}
+	return out
 }
 
 // withCounts adds a counter's counts to its base, when the base is an
@@ -470,10 +497,31 @@ func (t *Typed) HasMember(name []byte) bool { return len(t.run(listMembers, name
 
 // EachField calls fn with each hash field's name and value, in name order.
 func (t *Typed) EachField(fn func(name, value []byte) bool) {
+	if t == nil {
+		return
+	}
+	counted := t.countedFields()
+	emit := func(name []byte) bool {
+		v, _ := t.FieldValue(name)
+		return fn(name, v)
+	}
+	ok := true
 	t.each(listFields, func(run []Elem) bool {
 		name := run[0].Name
-		return fn(name, withCounts(run[len(run)-1].Value, t.Added(name)))
+		for len(counted) > 0 && bytes.Compare(counted[0], name) < 0 {
+			if ok = emit(counted[0]); !ok {
+				return false
+			}
+			counted = counted[1:]
+		}
+		ok = fn(name, withCounts(run[len(run)-1].Value, t.Added(name)))
+		return ok
 	})
+	for _, name := range counted {
+		if !ok || !emit(name) {
+			return
+		}
+	}
 }
 
 // EachMember calls fn with each set member, in order.
@@ -494,10 +542,13 @@ func (t *Typed) Len() int {
 	default:
 		return 0
 	}
-	if t.big != nil {
-		return t.big.names[which]
-	}
 	n := 0
+	if which == listFields {
+		n = len(t.countedFields())
+	}
+	if t.big != nil {
+		return n + t.big.names[which]
+	}
 	t.each(which, func([]Elem) bool { n++; return true })
 	return n
 }
@@ -572,4 +623,23 @@ func (t *Typed) MemberAt(i int) []byte {
 		return it.elem().Name
 	}
 	return t.Members[i].Name
+}
+
+// Elements lists a typed state's hash fields (members false) or set members
+// with their dots, in order, whichever form holds them: for checkers that
+// account for every element. They are read-only.
+func (t *Typed) Elements(members bool) []Elem {
+	if t == nil {
+		return nil
+	}
+	which := listFields
+	if members {
+		which = listMembers
+	}
+	var out []Elem
+	t.each(which, func(run []Elem) bool {
+		out = append(out, run...)
+		return true
+	})
+	return out
 }

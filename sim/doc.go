@@ -106,12 +106,10 @@
 // set:NNNN and counter:NNNN keys, with a share of SETs and DELs of them) and
 // "command" (one client command at one node); the built-in scenario "typed"
 // runs them under a partition, a crash with restart and clock skew, with
-// fsync always: under a lazy fsync a crash that loses an increment its
-// node had already sent can leave a counter short of its acknowledged
-// increments (TestCounterAfterLossyCrashKnownBug shows how). The report
-// also counts, without failing, increments built on a count a crash took
-// back (stale_counts) and hash-field counters left without their field by a
-// concurrent HDEL (hidden_counters, TestHIncrByAgainstHDelKnownBug).
+// fsync always unless told otherwise (TestCounterAfterLossyCrash covers a
+// lazy fsync's lost increments). The report also counts, without failing,
+// increments built on a count a crash took back (stale_counts) and
+// hash-field counters no HGET shows (hidden_counters).
 //
 // A failed check makes the report say Pass false, with the failures; the
 // command prints the seed and the command line that replays the run.

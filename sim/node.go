@@ -220,6 +220,10 @@ func (s *Sim) crash(n *node) {
 	}
 }
 
+// counterID is the identity n's counter increments go under in this
+// incarnation (record.CounterID), as a real node's run.
+func (n *node) counterID() record.NodeID { return record.CounterID(n.id, uint64(n.inc)) }
+
 // restart brings n back with what survived its crash.
 func (s *Sim) restart(n *node) {
 	if n.up || n.gone {

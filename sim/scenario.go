@@ -459,7 +459,7 @@ var builtins = map[string]builtin{
 		},
 	},
 	"typed": {
-		desc: "clients edit hashes, sets and counters at every node (HSET, HDEL, HINCRBY, SADD, SREM, INCRBY, and SETs and DELs of them) while the mesh splits in two, a fifth of the nodes crash just after a burst of writes and restart, one node is cut off alone, and clocks are skewed by seconds; fsync always unless the run says otherwise (under a lazy fsync, a crash that loses an increment its node had already sent can leave a counter wrong: a known bug)",
+		desc: "clients edit hashes, sets and counters at every node (HSET, HDEL, HINCRBY, SADD, SREM, INCRBY, and SETs and DELs of them) while the mesh splits in two, a fifth of the nodes crash just after a burst of writes and restart, one node is cut off alone, and clocks are skewed by seconds; fsync always unless the run says otherwise",
 		make: func(c Config) *Scenario {
 			n := max(c.Nodes, 3)
 			crash := idxRange(0, max(0, n/5-1))

@@ -203,13 +203,15 @@ func (c *typedCmd) setField(f, value []byte) error {
 }
 
 func (c *typedCmd) incrCounter(name []byte, by int64) {
-	k := countKey{c.id, string(name), c.n.id}
-	if c.cur.Typed.Count(name, c.n.id).Ver.Compare(c.s.ck.lastInc[k]) < 0 {
+	id := c.n.counterID()
+	k := countKey{c.id, string(name), id}
+	if c.cur.Typed.Count(name, id).Ver.Compare(c.s.ck.lastInc[k]) < 0 {
 		c.s.ck.staleCounts++
 	}
 	c.s.ck.lastInc[k] = c.op.V
+	c.op.Counter = id
 	c.op.IncrCounter(name, by)
-	c.obs.incs = append(c.obs.incs, incRec{name: string(name), ver: c.op.V, by: by})
+	c.obs.incs = append(c.obs.incs, incRec{name: string(name), counter: id, ver: c.op.V, by: by})
 }
 
 func (c *typedCmd) set(name string, args [][]byte, now int64) (record.Record, error) {
@@ -302,9 +304,9 @@ const (
 
 // countKey names one node's count of one counter.
 type countKey struct {
-	key  uint32
-	name string
-	node record.NodeID
+	key     uint32
+	name    string
+	counter record.NodeID
 }
 
 // typedOp is what one acknowledged typed write did, as the checker needs it.
@@ -327,17 +329,18 @@ type elemAdd struct {
 }
 
 type incRec struct {
-	name string
-	ver  record.Version
-	by   int64
+	name    string
+	counter record.NodeID // the count it went to (record.CounterID)
+	ver     record.Version
+	by      int64
 }
 
-// resetRec is a reset of counter name's count from node: the increments up
-// to ver were observed.
+// resetRec is a reset of counter name's count under identity counter: the
+// increments up to ver were observed.
 type resetRec struct {
-	name string
-	node record.NodeID
-	ver  record.Version
+	name    string
+	counter record.NodeID
+	ver     record.Version
 }
 
 func (o *typedOp) add(list uint8, name []byte, dot record.Version, value []byte) {
@@ -386,24 +389,19 @@ func (o *typedOp) observeAll(s *Sim, cur record.Record) {
 }
 
 func (o *typedOp) observeCounter(s *Sim, t *record.Typed, name string) {
-	for _, n := range s.nodes {
-		if c := t.Count([]byte(name), n.id); !c.Ver.IsZero() {
-			o.resets = append(o.resets, resetRec{name: name, node: n.id, ver: c.Ver})
+	if t == nil {
+		return
+	}
+	for _, c := range t.Counts {
+		if string(c.Name) == name && !c.Ver.IsZero() {
+			o.resets = append(o.resets, resetRec{name: name, counter: c.Node, ver: c.Ver})
 		}
 	}
 }
 
 // elems is a typed state's fields or members, read-only, as the checker
 // reads them: element by element with their dots.
-func elems(t *record.Typed, list uint8) []record.Elem {
-	if t == nil {
-		return nil
-	}
-	if list == listFields {
-		return t.Fields
-	}
-	return t.Members
-}
+func elems(t *record.Typed, list uint8) []record.Elem { return t.Elements(list != listFields) }
 
 // scheduleTyped schedules a batch of random typed commands.
 func (s *Sim) scheduleTyped(at int64, w *TypedWrite) {

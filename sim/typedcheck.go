@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bytes"
 	"fmt"
 	"sort"
 
@@ -27,18 +26,15 @@ type TypedCheck struct {
 	// had left. Not a failure by itself; it is what leaves a counter short
 	// when a SET or DEL had observed the newer count.
 	StaleCounts int64 `json:"stale_counts"`
-	// HiddenCounters are hash fields whose counter adds something while the
-	// field itself is gone: an HINCRBY of a field that was there adds no
-	// element, so a concurrent HDEL removes the field and the increment is
-	// left invisible. Not a failure by itself (it is the node's behaviour
-	// today, a known bug); HGET shows nothing where the increment should be.
+	// HiddenCounters are hash fields whose counter adds something while no
+	// HGET shows the field: none since a field's unobserved increments show
+	// without its element (record.Typed.Field).
 	HiddenCounters int `json:"hidden_counters"`
 	// Failures.
 	LostAdds       int `json:"lost_adds"`        // acknowledged, not observed removed, and not there
 	NotRemoved     int `json:"not_removed"`      // observed by an acknowledged remove, and still there
 	Unknown        int `json:"unknown_elements"` // there, but no write added it (or with another value)
 	WrongCounters  int `json:"wrong_counters"`   // a counter's increments that do not add up
-	UnreadableKeys int `json:"unreadable_keys"`  // states the checker cannot read element by element
 }
 
 // ackTyped records an acknowledged typed write (rec, applied at n) for the
@@ -107,11 +103,6 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 		if t == nil {
 			continue
 		}
-		if !readable(t) {
-			c.UnreadableKeys++
-			note("unreadable", key(uint32(id)))
-			continue
-		}
 		for _, list := range []uint8{listFields, listMembers} {
 			for _, e := range elems(t, list) {
 				have[e.Dot] = found{uint32(id), list, string(e.Name), string(e.Value)}
@@ -147,7 +138,7 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 		}
 	}
 	for id := range s.keys.len() {
-		if t := ref.st.get(uint32(id)).Typed; t != nil && readable(t) {
+		if t := ref.st.get(uint32(id)).Typed; t != nil {
 			for _, list := range []uint8{listFields, listMembers} {
 				for _, e := range elems(t, list) {
 					if !added[e.Dot] {
@@ -184,7 +175,7 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 		o := &s.ck.typed[i]
 		unc := uncertain(o)
 		for _, r := range o.resets {
-			k := resetKey{counterKey{o.key, r.name}, r.node}
+			k := resetKey{counterKey{o.key, r.name}, r.counter}
 			resets[k] = append(resets[k], reset{r.ver, unc})
 		}
 		for _, x := range o.incs {
@@ -215,7 +206,7 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 		var lo, hi int64
 		for _, x := range incs[k] {
 			sure, maybe := false, false
-			for _, r := range resets[resetKey{k, x.ver.Node}] {
+			for _, r := range resets[resetKey{k, x.counter}] {
 				if r.ver.Compare(x.ver) >= 0 {
 					if r.unc {
 						maybe = true
@@ -256,7 +247,6 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 		{c.NotRemoved, "removed", "elements survived an acknowledged remove that observed them"},
 		{c.Unknown, "unknown", "elements are not what any write added"},
 		{c.WrongCounters, "counter", "counters do not equal their acknowledged increments"},
-		{c.UnreadableKeys, "unreadable", "typed states could not be read element by element"},
 	} {
 		if f.n > 0 {
 			fails = append(fails, fmt.Sprintf("%d %s (first: %s)", f.n, f.what, first[f.kind]))
@@ -272,24 +262,3 @@ func listName(l uint8) string {
 	return "member"
 }
 
-// readable reports whether t's elements are all in its Fields and Members
-// slices, which the checker reads: a state held in another form would show
-// fewer distinct names there than Len counts.
-func readable(t *record.Typed) bool {
-	var list []record.Elem
-	switch t.Kind {
-	case record.KindHash:
-		list = t.Fields
-	case record.KindSet:
-		list = t.Members
-	default:
-		return true
-	}
-	n := 0
-	for i := range list {
-		if i == 0 || !bytes.Equal(list[i].Name, list[i-1].Name) {
-			n++
-		}
-	}
-	return n == t.Len()
-}
