@@ -31,10 +31,10 @@ type TypedCheck struct {
 	// without its element (record.Typed.Field).
 	HiddenCounters int `json:"hidden_counters"`
 	// Failures.
-	LostAdds       int `json:"lost_adds"`        // acknowledged, not observed removed, and not there
-	NotRemoved     int `json:"not_removed"`      // observed by an acknowledged remove, and still there
-	Unknown        int `json:"unknown_elements"` // there, but no write added it (or with another value)
-	WrongCounters  int `json:"wrong_counters"`   // a counter's increments that do not add up
+	LostAdds      int `json:"lost_adds"`        // acknowledged, not observed removed, and not there
+	NotRemoved    int `json:"not_removed"`      // observed by an acknowledged remove, and still there
+	Unknown       int `json:"unknown_elements"` // there, but no write added it (or with another value)
+	WrongCounters int `json:"wrong_counters"`   // a counter's increments that do not add up
 }
 
 // ackTyped records an acknowledged typed write (rec, applied at n) for the
@@ -261,4 +261,3 @@ func listName(l uint8) string {
 	}
 	return "member"
 }
-
