@@ -12,6 +12,9 @@ const (
 	// Reconcile: the log cannot serve us; run one Merkle session with the
 	// peer, then call ReconcileDone.
 	Reconcile
+	// Bootstrap: stream the peer's snapshot (SnapshotRequestFor), then
+	// read its log from where the snapshot began.
+	Bootstrap
 )
 
 func (a Action) String() string {
@@ -22,6 +25,8 @@ func (a Action) String() string {
 		return "read-log"
 	case Reconcile:
 		return "reconcile"
+	case Bootstrap:
+		return "bootstrap"
 	}
 	return "action?"
 }

@@ -33,6 +33,7 @@ type Peer struct {
 // with the same random numbers is the same.
 type Table struct {
 	peers []Peer
+	boot  bootState
 }
 
 func (t *Table) find(id PeerID) (int, bool) {
