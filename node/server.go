@@ -244,6 +244,11 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 	}
 	c.track(args)
 	defer c.trackMulti()
+	if spec != nil && n.staleRefused(spec) {
+		c.w.WriteError(errStale)
+		n.rejected(c, spec, args)
+		return
+	}
 	if spec != nil && c.refusedOverMemory(spec) && n.overMemory() {
 		switch {
 		case spec.name == "exec":
