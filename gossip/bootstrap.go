@@ -277,6 +277,18 @@ func (m *Mesh) retryBootstrap(now time.Time) (peer.ID, bool) {
 	return pick, pick != ""
 }
 
+// setServing marks p as a peer we stream a snapshot to: no Merkle session
+// is started with it meanwhile.
+func (m *Mesh) setServing(p peer.ID, on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ps := m.peers[p]; ps != nil {
+		if tp := m.table.Get(ps.mid); tp != nil {
+			tp.Serving = on
+		}
+	}
+}
+
 // serveSnapshot streams our keyspace to a bootstrapping peer.
 func (m *Mesh) serveSnapshot(s network.Stream) {
 	defer s.Close()
@@ -307,6 +319,8 @@ func (m *Mesh) serveSnapshot(s network.Stream) {
 		return
 	}
 	req := *d.SnapshotRequest
+	m.setServing(p, true)
+	defer m.setServing(p, false)
 	limit := int(min(max(req.MaxBytes, minSnapshotChunk), maxSnapshotChunk))
 	// The log's head is read before the keyspace: every write the stream
 	// may miss is at the head or after it, which the peer reads next.

@@ -224,9 +224,9 @@ func (m *Mesh) catchUp(ps *peerState) error {
 		case mesh.Reconcile:
 			s.Close()
 			// Empty: holding nothing now, or at start with no sync
-			// completed since (pushes that arrived meanwhile do not make
-			// a Merkle walk over every key worth it).
-			empty := m.local.Empty() || m.startedEmpty && !m.synced.Load()
+			// completed and no local write since (pushes that arrived
+			// meanwhile do not make a Merkle walk over every key worth it).
+			empty := m.local.Empty() || m.startedEmpty && !m.synced.Load() && m.LastLocalSeq() == m.startLocal
 			m.mu.Lock()
 			act = m.table.ChooseRepair(ps.mid, empty)
 			m.mu.Unlock()

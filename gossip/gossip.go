@@ -89,8 +89,10 @@ type Mesh struct {
 	// node is ready only once it has synced with one (synced).
 	expectSync bool
 	synced     atomic.Bool
-	// startedEmpty: the node held no key when the mesh started.
+	// startedEmpty: the node held no key when the mesh started, and its
+	// log ended at startLocal.
 	startedEmpty bool
+	startLocal   uint64
 	// syncInterval is cfg.SyncInterval, changeable while the mesh runs.
 	syncInterval atomic.Int64
 }
@@ -225,7 +227,7 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 	}
 	m.loadState()
 	m.loadBootstrap()
-	m.startedEmpty = local.Empty()
+	m.startedEmpty, m.startLocal = local.Empty(), m.lastLocal
 	for _, ai := range boot {
 		if ai.ID == m.h.ID() {
 			continue
@@ -235,6 +237,9 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 	}
 	m.mu.Lock()
 	m.expectSync = len(m.wanted) > 0
+	if m.expectSync && m.startedEmpty {
+		m.table.WantBootstrap()
+	}
 	m.mu.Unlock()
 	m.h.SetStreamHandler(protoLog, m.serveLog)
 	m.h.SetStreamHandler(protoMerkle, m.serveMerkle)

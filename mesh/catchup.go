@@ -58,6 +58,9 @@ func (t *Table) CatchUpReply(id PeerID, r *LogReply, max uint32, root uint64) (A
 		return Reconcile, LogRequest{}
 	}
 	p.Cursor, p.HasCursor = Cursor{Epoch: r.Epoch, Next: r.Next}, true
+	if t.boot.active && !t.boot.b.Begun {
+		t.boot.active = false // the log serves us: nothing to bootstrap
+	}
 	if next, ok := NextLogRequest(r, max, root); ok {
 		return ReadLog, next
 	}

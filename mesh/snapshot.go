@@ -155,6 +155,14 @@ func (t *Table) ChooseRepair(id PeerID, empty bool) Action {
 	return Bootstrap
 }
 
+// WantBootstrap marks a bootstrap as wanted before any peer answered: a
+// node that starts empty, with peers to join, must not answer a Merkle
+// session in the moment before its first catch-up finds the peer's log
+// cannot serve it. The first catch-up reply that is not truncated (equal
+// roots: the peers hold nothing either) withdraws the want, unless a
+// snapshot already began.
+func (t *Table) WantBootstrap() { t.boot.active = true }
+
 // Bootstrapping reports whether a bootstrap is wanted or running. While it
 // is, the node starts no Merkle session and answers none: a session would
 // walk every key the snapshot brings anyway.

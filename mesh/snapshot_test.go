@@ -153,3 +153,37 @@ func FuzzDecodeBootstrap(f *testing.F) {
 		}
 	})
 }
+
+func TestWantBootstrapWithdrawnWhenTheLogServes(t *testing.T) {
+	tb := table(Peer{ID: 1, Connected: true})
+	tb.WantBootstrap()
+	if !tb.Bootstrapping() {
+		t.Fatal("not wanted")
+	}
+	// Equal roots: the peer answers with its head, no entries.
+	if act, _ := tb.CatchUpReply(1, &LogReply{Epoch: 2, Head: 10, Next: 10}, 10, 5); act != Idle || tb.Bootstrapping() {
+		t.Fatalf("after an equal-roots reply: %v, bootstrapping %v", act, tb.Bootstrapping())
+	}
+	// A snapshot under way is not withdrawn by another peer's log.
+	tb = table(Peer{ID: 1, Connected: true}, Peer{ID: 2, Connected: true})
+	tb.WantBootstrap()
+	tb.ChooseRepair(1, true)
+	tb.SnapshotChunk(1, true, chunk(3, 50, 100, false, 1))
+	tb.CatchUpReply(2, &LogReply{Epoch: 4, Head: 10, Next: 10}, 10, 5)
+	if !tb.Bootstrapping() {
+		t.Fatal("a begun snapshot was withdrawn")
+	}
+}
+
+func TestChooseSyncPeerSkipsPeersBeingServed(t *testing.T) {
+	tb := table(Peer{ID: 1, Connected: true, Serving: true}, Peer{ID: 2, Connected: true})
+	for i := range 4 {
+		if id, ok := tb.ChooseSyncPeer(0, seq(i)); !ok || id != 2 {
+			t.Fatalf("draw %d: %v %v", i, id, ok)
+		}
+	}
+	tb.Get(2).Serving = true
+	if _, ok := tb.ChooseSyncPeer(0, seq(0)); ok {
+		t.Fatal("chose a peer being served")
+	}
+}

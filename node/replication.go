@@ -115,6 +115,7 @@ func infoMesh(n *Node) []string {
 		kv("mesh_bootstrap_bytes", utoa(b.Bytes)),
 		kv("mesh_bootstrap_bytes_total", utoa(b.BytesTotal)),
 		kv("mesh_bootstraps", utoa(in.Bootstraps)),
+		kv("mesh_bootstrap_keys_received", utoa(in.BootstrapKeys)),
 		kv("mesh_snapshots_served", utoa(in.SnapshotsServed)),
 	)
 	root := n.MerkleRoot()
