@@ -245,6 +245,9 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 	c.track(args)
 	defer c.trackMulti()
 	if spec != nil && n.staleRefused(spec) {
+		if c.multi != nil {
+			c.multi.failed = true // EXEC answers EXECABORT, as Redis flags the transaction
+		}
 		c.w.WriteError(errStale)
 		n.rejected(c, spec, args)
 		return
