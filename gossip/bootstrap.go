@@ -35,8 +35,9 @@ const (
 	minSnapshotChunk = 4 << 10
 	maxSnapshotChunk = 8 << 20
 	// snapshotBuffers: chunks in memory on the receiving side at once (one
-	// being read, one queued, one being applied).
-	snapshotBuffers = 3
+	// being read, one queued, snapshotApplying being applied).
+	snapshotBuffers  = 2 + snapshotApplying
+	snapshotApplying = 2
 	// maxSnapshotStreams bounds the snapshots a node serves at once.
 	maxSnapshotStreams = 2
 	maxSnapshotRequest = 64
@@ -157,22 +158,48 @@ func (m *Mesh) bootstrap(ps *peerState) error {
 		wg.Wait()
 	}()
 
+	// Chunks hold disjoint keys and applying is a merge, so two are applied
+	// at once: one is published while the last one's commit is written.
+	// Progress is taken in stream order, each chunk once its records are
+	// committed.
+	type applying struct {
+		item
+		err chan error
+	}
+	inflight := make(chan applying, snapshotApplying-1)
+	wg.Go(func() {
+		defer close(inflight)
+		for it := range chunks {
+			a := applying{it, make(chan error, 1)}
+			wg.Go(func() {
+				var err error
+				if len(it.c.Records) > 0 {
+					_, err = m.local.ApplyRemote(ctx, it.c.Records)
+				}
+				a.err <- err
+			})
+			select {
+			case inflight <- a:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+
 	start, lastSave, lastLog := time.Now(), time.Now(), time.Now()
 	first := true
 	var keys0 uint64
-	for it := range chunks {
-		c := it.c
-		if len(c.Records) > 0 {
-			if _, err := m.local.ApplyRemote(m.ctx, c.Records); err != nil {
-				return fmt.Errorf("apply snapshot chunk: %w", err)
-			}
+	for a := range inflight {
+		c := a.c
+		if err := <-a.err; err != nil {
+			return fmt.Errorf("apply snapshot chunk: %w", err)
 		}
 		m.mu.Lock()
 		m.sawHead(ps, c.Epoch, c.Head)
 		done, err := m.table.SnapshotChunk(ps.mid, first, c)
 		prog, _ := m.table.BootstrapProgress()
 		m.mu.Unlock()
-		free <- it.buf
+		free <- a.buf
 		if err != nil {
 			m.misbehaved(ps.id, "snapshot", err)
 			return err
