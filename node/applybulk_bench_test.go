@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 
 	"github.com/redmesh/redmesh/merkle"
@@ -13,7 +14,8 @@ import (
 
 // BenchmarkApplyRemoteBulk measures applying 200,000 records from a peer
 // (16-byte keys, 100-byte values) into an empty node, as a bootstrap does,
-// in write-path steps of the given number of records.
+// in write-path steps of the given number of records, that many steps at
+// once.
 func BenchmarkApplyRemoteBulk(b *testing.B) {
 	const keys = 200_000
 	v := record.Version{TS: 1 << 40, Node: 7}
@@ -22,8 +24,9 @@ func BenchmarkApplyRemoteBulk(b *testing.B) {
 		rec := record.Record{Value: record.Value{Version: v, Data: make([]byte, 100)}, Expiry: record.Expiry{Version: v}}
 		recs[i] = merkle.Record{Key: fmt.Appendf(nil, "key:%012d", i), Payload: record.Encode(rec)}
 	}
-	for _, step := range []int{1024, 8192} {
-		b.Run(fmt.Sprint(step), func(b *testing.B) {
+	for _, c := range []struct{ step, inflight int }{{1024, 4}, {8192, 2}} {
+		step := c.step
+		b.Run(fmt.Sprintf("%dx%d", step, c.inflight), func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				n, err := Open(Config{DataDir: b.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -31,11 +34,19 @@ func BenchmarkApplyRemoteBulk(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
+				// As a bootstrap applies: c.inflight steps at once.
+				sem := make(chan struct{}, c.inflight)
+				var wg sync.WaitGroup
 				for lo := 0; lo < keys; lo += step {
-					if _, err := n.ApplyRemote(context.Background(), recs[lo:min(lo+step, keys)]); err != nil {
-						b.Fatal(err)
-					}
+					sem <- struct{}{}
+					wg.Go(func() {
+						defer func() { <-sem }()
+						if _, err := n.ApplyRemote(context.Background(), recs[lo:min(lo+step, keys)]); err != nil {
+							b.Error(err)
+						}
+					})
 				}
+				wg.Wait()
 				b.StopTimer()
 				n.Close()
 				b.StartTimer()
