@@ -16,7 +16,17 @@
 # Both sides run as bench/mesh.sh runs them: fsync everysec, appendfsync
 # everysec. Ports: RESP 36xxx, mesh 37xxx.
 #
-# Usage: bench/bootstrap.sh [RUNS]
+# With REJOIN_RUNS=N (default 0) it then measures a rejoin N times: the
+# joined node, at rest for 10 s, is killed with kill -9, 10,000 random keys
+# (1%) change on the loaded node, and the node is started again on its data
+# directory, timed until its Merkle root equals the loaded node's, with the
+# bytes it received from its peer per changed key; beside it a synced Redis
+# replica (appendonly no) that saved its RDB (SAVE) is killed, the same
+# changes are made on the master, and it is started again on its RDB, timed
+# until its link is up, its sync done and its replication offset the
+# master's.
+#
+# Usage: [REJOIN_RUNS=N] bench/bootstrap.sh [RUNS]
 source "$(dirname "$0")/lib.sh"
 runs=${1:-3}
 keys=${KEYS:-1000000} # KEYS=... for a quick try only
@@ -101,9 +111,55 @@ for run in $(seq 1 "$runs"); do
 	kill "$B" && wait "$B" 2>/dev/null || true
 	echo "  run $run: redis replica ${rs[-1]} ms (delay 0), ${rd[-1]} ms (delay 5 s); redmesh join ${ms[-1]} ms, $((bytes / 1000000)) MB received" >&2
 done
-kill "$A" && wait "$A" 2>/dev/null || true
 col() { printf '%s\n' "$@" | median; }
 ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
+
+rejoin_runs=${REJOIN_RUNS:-0}
+jt=() jb=() jr=()
+if ((rejoin_runs > 0)); then
+	echo "--- rejoin" >>"$BENCH_TMP/node-2.log"
+	node_start 2 --peer "$(maddr1)" # the last run's node, on its data directory
+	B=$NODE_PID
+	"$BENCH_TMP/meshwait" rejoin -node 127.0.0.1:36402 -peers 127.0.0.1:36401 >/dev/null 2>&1
+	for run in $(seq 1 "$rejoin_runs"); do
+		sleep 10
+		kill -9 "$B" && wait "$B" 2>/dev/null || true
+		shuf -i 0-$((keys - 1)) -n $((keys / 100)) | awk -v r="$run" 'BEGIN { pad = sprintf("%87s", ""); gsub(/ /, "c", pad) }
+			{ k = sprintf("key:%012d", $1); v = r sprintf("%012d", $1) pad
+			  printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, length(v), v }' >"$BENCH_TMP/change.resp"
+		redis-cli -p 36401 --pipe <"$BENCH_TMP/change.resp" >/dev/null
+		t0=$(date +%s%N)
+		node_start 2 --peer "$(maddr1)"
+		B=$NODE_PID
+		read -r total _ < <("$BENCH_TMP/meshwait" rejoin -node 127.0.0.1:36402 -peers 127.0.0.1:36401 -since "$t0" -interval 20ms 2>/dev/null)
+		sleep 2 # libp2p's byte counters catch up once a second
+		grep -E 'keyspace loaded|merkle index rebuilt|caught up|reconciled' "$BENCH_TMP/node-2.log" | tail -4 | sed 's/^time=[^ ]* /    /' | cut -c1-200 >&2 || true
+		bytes=$(redis-cli -p 36402 INFO replication | grep -o 'bytes_in=[0-9]*' | head -1 | cut -d= -f2)
+		jt+=("$total") jb+=($((bytes / (keys / 100))))
+
+		rm -rf "$BENCH_TMP/replica" && mkdir -p "$BENCH_TMP/replica"
+		rargs=(--port 36392 --bind 127.0.0.1 --save '' --dir "$BENCH_TMP/replica" --appendonly no --replicaof 127.0.0.1 36391)
+		redis-server "${rargs[@]}" >"$BENCH_TMP/replica.log" 2>&1 &
+		rpid=$!
+		BENCH_PIDS+=($rpid)
+		"$BENCH_TMP/meshwait" replica -node 127.0.0.1:36392 -keys "$keys" >/dev/null
+		redis-cli -p 36392 SAVE >/dev/null
+		kill -9 "$rpid" && wait "$rpid" 2>/dev/null || true
+		redis-cli -p 36391 --pipe <"$BENCH_TMP/change.resp" >/dev/null
+		t0=$(date +%s%N)
+		redis-server "${rargs[@]}" >>"$BENCH_TMP/replica.log" 2>&1 &
+		rpid=$!
+		BENCH_PIDS+=($rpid)
+		"$BENCH_TMP/meshwait" replica -node 127.0.0.1:36392 -keys "$keys" -since "$t0" -interval 20ms >/dev/null
+		want=$(redis-cli -p 36391 INFO replication | grep -o 'master_repl_offset:[0-9]*' | cut -d: -f2)
+		until [[ $(redis-cli -p 36392 INFO replication | grep -o 'master_repl_offset:[0-9]*' | cut -d: -f2) == "$want" ]]; do sleep 0.01; done
+		jr+=($((($(date +%s%N) - t0) / 1000000)))
+		kill -9 "$rpid" && wait "$rpid" 2>/dev/null || true
+		echo "  rejoin $run: redmesh ${jt[-1]} ms, ${jb[-1]} bytes received per changed key; redis replica restarted on its RDB ${jr[-1]} ms ($(grep -c 'Full resync\|FULLRESYNC' "$BENCH_TMP/replica.log") full resyncs logged)" >&2
+	done
+	kill "$B" && wait "$B" 2>/dev/null || true
+fi
+kill "$A" && wait "$A" 2>/dev/null || true
 rsm=$(col "${rs[@]}") rdm=$(col "${rd[@]}") msm=$(col "${ms[@]}") mbm=$(col "${mb[@]}")
 
 cat <<TABLE
@@ -116,4 +172,17 @@ A new node joins a node holding $keys keys (100-byte values), from its process s
 | redmesh: empty node to equal Merkle root | $msm | ${ms[*]} | 1.00 |
 
 redmesh received $((${mbm%.*} / 1000000)) MB from its peer (median).
+TABLE
+((rejoin_runs > 0)) || exit 0
+jtm=$(col "${jt[@]}") jbm=$(col "${jb[@]}") jrm=$(col "${jr[@]}")
+cat <<TABLE
+
+Rejoin after 1% of $keys keys changed, from the process start ($rejoin_runs runs; medians, ms):
+
+| | median ms | runs | Redis / this |
+|---|---:|---|---:|
+| Redis replica restarted on its RDB | $jrm | ${jr[*]} | 1.00 |
+| redmesh node restarted on its data directory | $jtm | ${jt[*]} | $(ratio "$jrm" "$jtm") |
+
+redmesh received $jbm bytes from its peer per changed key (median; runs ${jb[*]}).
 TABLE
