@@ -211,6 +211,9 @@ func (m *Mesh) bootstrap(ps *peerState) error {
 					"keys_done", prog.Keys-uint64(len(c.Records)), "from_hash", fmt.Sprintf("%016x", req.From))
 			}
 		}
+		// The first chunk's progress is saved at once: it names the
+		// stream's start, which a resumed bootstrap must keep.
+		saveNow := first
 		first = false
 		m.st.bootstrapKeys.Add(uint64(len(c.Records)))
 		now := time.Now()
@@ -227,7 +230,7 @@ func (m *Mesh) bootstrap(ps *peerState) error {
 				"keys_per_s", int64(float64(prog.Keys-keys0)/max(took.Seconds(), 1e-3)), "log_from", prog.Start.Next)
 			return nil
 		}
-		if now.Sub(lastSave) >= bootstrapSaveEvery {
+		if saveNow || now.Sub(lastSave) >= bootstrapSaveEvery {
 			lastSave = now
 			m.saveBootstrap(prog)
 		}
