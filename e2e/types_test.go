@@ -337,9 +337,9 @@ func TestTypedMergesAcrossNodes(t *testing.T) {
 	waitUntil(t, 10*time.Second, "a to get b's HDEL", func() bool { return !a.c.HExists(ctx, "h", "zz").Val() })
 	da = a.dump(t)
 
-	// A new node gets the typed keys by Merkle repair, as whole states.
+	// A new node gets every typed key, as whole states (a snapshot).
 	c := startMeshNode(t, t.TempDir(), 0, "--peer", a.maddr())
-	waitUntil(t, 30*time.Second, "a new node to get every typed key by Merkle repair", func() bool {
+	waitUntil(t, 30*time.Second, "a new node to get every typed key", func() bool {
 		return equalDumps(da, c.dump(t))
 	})
 	want := map[string]string{

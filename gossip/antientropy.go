@@ -80,6 +80,13 @@ func (m *Mesh) serveMerkle(s network.Stream) {
 		s.Reset() // busy: the peer tries again next round
 		return
 	}
+	m.mu.Lock()
+	booting := m.table.Bootstrapping()
+	m.mu.Unlock()
+	if booting {
+		s.Reset() // the snapshot under way brings every key
+		return
+	}
 	sess, err := merkle.NewResponder(merkle.Config{Shape: merkle.DefaultShape, Local: m.local.MerkleLocal()})
 	if err != nil {
 		s.Reset()

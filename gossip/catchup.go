@@ -128,6 +128,7 @@ func (m *Mesh) catchUp(ps *peerState) error {
 		return w.Flush()
 	}
 	start, entries, sinceTurn := time.Now(), 0, 0
+	lastLog := start
 	sent := false // the next request went out before the last reply was merged
 	for {
 		s.SetDeadline(time.Now().Add(ioTimeout))
@@ -194,6 +195,11 @@ func (m *Mesh) catchUp(ps *peerState) error {
 		switch act {
 		case mesh.ReadLog:
 			req = next
+			if now := time.Now(); now.Sub(lastLog) >= syncLogEvery {
+				lastLog = now
+				m.log.Info("catching up from peer's log", "peer", ps.id.String(), "entries", entries,
+					"behind", rep.Head-rep.Next, "elapsed", now.Sub(start).Round(time.Second))
+			}
 			if sinceTurn >= turnEntries && m.turns.waiting.Load() > 0 {
 				m.turns.give()
 				held, sinceTurn = false, 0
@@ -217,6 +223,24 @@ func (m *Mesh) catchUp(ps *peerState) error {
 			return nil
 		case mesh.Reconcile:
 			s.Close()
+			// Empty: holding nothing now, or at start with no sync
+			// completed and no local write since (pushes that arrived
+			// meanwhile do not make a Merkle walk over every key worth it).
+			empty := m.local.Empty() || m.startedEmpty && !m.synced.Load() && m.LastLocalSeq() == m.startLocal
+			m.mu.Lock()
+			act = m.table.ChooseRepair(ps.mid, empty)
+			m.mu.Unlock()
+			if act == mesh.Bootstrap {
+				// The turn stays ours: other peers' logs would bring the
+				// same keys again.
+				if err := m.bootstrap(ps); err != nil {
+					return err
+				}
+				m.mu.Lock()
+				ps.catchAgain = true // now read its log from the snapshot's start
+				m.mu.Unlock()
+				return nil
+			}
 			// A session repairs everything this peer has for us: other
 			// catch-ups need not wait for it.
 			m.turns.give()

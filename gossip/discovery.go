@@ -93,7 +93,11 @@ func (m *Mesh) maintain() {
 				gaps = append(gaps, p)
 			}
 		}
+		retry, doRetry := m.retryBootstrap(now)
 		m.mu.Unlock()
+		if doRetry {
+			m.triggerCatchUp(retry) // an interrupted bootstrap goes on
+		}
 		for _, p := range gaps {
 			m.triggerCatchUp(p) // a push went missing: read the origin's log
 		}

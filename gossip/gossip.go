@@ -34,6 +34,7 @@ type Local interface {
 	ApplyRemote(ctx context.Context, recs []merkle.Record) (int, error)
 	MerkleLocal() merkle.Local
 	MerkleRoot() uint64
+	Snapshotter
 }
 
 // Mesh is a node's link to its peers over libp2p.
@@ -78,12 +79,20 @@ type Mesh struct {
 	sessionMu   sync.Mutex
 	merkleSlots chan struct{}
 	turns       *turns // log catch-ups take turns
+	// snapshotSlots bounds the snapshots served at once; boot is the
+	// bootstrap this node runs (m.mu).
+	snapshotSlots chan struct{}
+	boot          bootRun
 
 	st stats
 	// expectSync: peers were known at start (given or remembered), so the
 	// node is ready only once it has synced with one (synced).
 	expectSync bool
 	synced     atomic.Bool
+	// startedEmpty: the node held no key when the mesh started, and its
+	// log ended at startLocal.
+	startedEmpty bool
+	startLocal   uint64
 	// syncInterval is cfg.SyncInterval, changeable while the mesh runs;
 	// intervalSignal wakes the anti-entropy loop when it changes, so a
 	// shorter period does not wait out the longer one's tick.
@@ -115,6 +124,8 @@ type stats struct {
 	pushReceived, pushApplied               atomic.Uint64
 	pushDropped                             atomic.Uint64
 	badMessages                             atomic.Uint64
+	bootstraps, bootstrapKeys               atomic.Uint64
+	snapshotsServed                         atomic.Uint64
 }
 
 // peerState is what the mesh keeps about one peer, across disconnections.
@@ -198,6 +209,7 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		intervalSignal: make(chan struct{}, 1),
 		ackChanged:     make(chan struct{}),
 		merkleSlots:    make(chan struct{}, maxInboundMerkle),
+		snapshotSlots:  make(chan struct{}, maxSnapshotStreams),
 		turns:          newTurns(),
 		name:           "open",
 	}
@@ -223,6 +235,8 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		return nil, err
 	}
 	m.loadState()
+	m.loadBootstrap()
+	m.startedEmpty, m.startLocal = local.Empty(), m.lastLocal
 	for _, ai := range boot {
 		if ai.ID == m.h.ID() {
 			continue
@@ -232,11 +246,15 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 	}
 	m.mu.Lock()
 	m.expectSync = len(m.wanted) > 0
+	if m.expectSync && m.startedEmpty {
+		m.table.WantBootstrap()
+	}
 	m.mu.Unlock()
 	m.h.SetStreamHandler(protoLog, m.serveLog)
 	m.h.SetStreamHandler(protoMerkle, m.serveMerkle)
 	m.h.SetStreamHandler(protoAck, m.serveAck)
 	m.h.SetStreamHandler(protoPeers, m.servePeers)
+	m.h.SetStreamHandler(protoSnapshot, m.serveSnapshot)
 	m.h.Network().Notify(&network.NotifyBundle{
 		ConnectedF:    func(_ network.Network, c network.Conn) { m.linkUp(c) },
 		DisconnectedF: func(_ network.Network, c network.Conn) { m.linkDown(c.RemotePeer()) },
@@ -437,6 +455,11 @@ func (m *Mesh) antiEntropy() {
 		}
 		root := m.local.MerkleRoot()
 		m.mu.Lock()
+		if m.table.Bootstrapping() {
+			// The snapshot brings every key: a session would walk them all.
+			m.mu.Unlock()
+			continue
+		}
 		if m.catchingUp() && deferred < maxDeferredSessions {
 			// A log catch-up repairs the same keys for less: a session now
 			// would only contend with it. A later round runs one, and never

@@ -203,6 +203,17 @@ func (l *testLocal) MerkleRoot() uint64 {
 
 func (l *testLocal) MerkleLocal() merkle.Local { return treeLocal{l} }
 
+func (l *testLocal) SnapshotRange(from uint64, fn func(h uint64, key []byte, rec record.Record) bool) (uint64, bool) {
+	return l.db.Table().SnapshotRange(from, fn)
+}
+
+func (l *testLocal) SnapshotSize() (int64, int64) { return l.db.Table().SnapshotSize() }
+
+func (l *testLocal) Empty() bool {
+	n, _ := l.db.Table().SnapshotSize()
+	return n == 0
+}
+
 type treeLocal struct{ l *testLocal }
 
 func (t treeLocal) Digest(level int, idx uint32) uint64 {
@@ -294,7 +305,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // in-process meshes over real libp2p on loopback.
 func TestTwoMeshes(t *testing.T) {
 	a, la := startTestMesh(t)
-	la.set(t, a.cfg.Self, "before", "1") // present before the link: Merkle brings it
+	la.set(t, a.cfg.Self, "before", "1") // present before the link: b, empty, bootstraps from a snapshot
 	b, lb := startTestMesh(t, a.Addrs()[0])
 	waitFor(t, "the key written before the link", func() bool {
 		r := lb.db.Get([]byte("before"))

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/redmesh/redmesh/mesh"
 )
 
 // PeerInfo is what INFO shows about one peer.
@@ -30,6 +32,9 @@ type PeerInfo struct {
 	// Root is the peer's Merkle root as it last reported it (RootKnown).
 	Root      uint64
 	RootKnown bool
+	// Bootstrap is the progress of the snapshot this peer streams to us
+	// (zero for the others).
+	Bootstrap mesh.BootstrapState
 }
 
 // Info is a snapshot of the mesh for INFO.
@@ -49,6 +54,22 @@ type Info struct {
 	// ExpectSync: peers were known at start; Synced: a catch-up or a
 	// Merkle session with one has completed since.
 	ExpectSync, Synced bool
+	// Bootstrapping: a snapshot is wanted or streaming; Bootstrap its
+	// progress (kept after it ends, until the next).
+	Bootstrapping             bool
+	Bootstrap                 mesh.BootstrapState
+	Bootstraps, BootstrapKeys uint64
+	SnapshotsServed           uint64
+}
+
+// SyncInProgress reports whether the node is still in its first sync with
+// the mesh: a bootstrap wanted or under way, or, where peers were known at
+// start, no completed catch-up or session yet (Redis's
+// master_sync_in_progress, and what --serve-stale-data no waits for).
+func (m *Mesh) SyncInProgress() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.table.Bootstrapping() || m.expectSync && !m.synced.Load()
 }
 
 // Ready reports whether the node has what it needs to serve: where peers
@@ -105,6 +126,7 @@ func (m *Mesh) Info() Info {
 	ackedAt := map[string]time.Time{}
 	m.mu.Lock()
 	in.ExpectSync = m.expectSync
+	in.Bootstrap, in.Bootstrapping = m.table.BootstrapProgress()
 	for _, ps := range m.peers {
 		if !ps.inTable {
 			continue
@@ -115,6 +137,9 @@ func (m *Mesh) Info() Info {
 				pi.Cursor = fmt.Sprintf("%d:%d", p.Cursor.Epoch, p.Cursor.Next)
 			}
 			pi.Root, pi.RootKnown = p.Root, p.RootKnown
+		}
+		if in.Bootstrap.Begun && in.Bootstrap.Peer == ps.mid {
+			pi.Bootstrap = in.Bootstrap
 		}
 		if pi.Behind = m.behind(ps); pi.Behind > 0 && !ps.caughtUpAt.IsZero() {
 			pi.BehindFor = now.Sub(ps.caughtUpAt)
@@ -150,5 +175,6 @@ func (m *Mesh) Info() Info {
 	in.PushBatches, in.PushRecords = m.st.pushBatches.Load(), m.st.pushRecords.Load()
 	in.PushReceived, in.PushApplied, in.PushDropped = m.st.pushReceived.Load(), m.st.pushApplied.Load(), m.st.pushDropped.Load()
 	in.BadMessages = m.st.badMessages.Load()
+	in.Bootstraps, in.BootstrapKeys, in.SnapshotsServed = m.st.bootstraps.Load(), m.st.bootstrapKeys.Load(), m.st.snapshotsServed.Load()
 	return in
 }

@@ -12,6 +12,9 @@ const (
 	// Reconcile: the log cannot serve us; run one Merkle session with the
 	// peer, then call ReconcileDone.
 	Reconcile
+	// Bootstrap: stream the peer's snapshot (SnapshotRequestFor), then
+	// read its log from where the snapshot began.
+	Bootstrap
 )
 
 func (a Action) String() string {
@@ -22,6 +25,8 @@ func (a Action) String() string {
 		return "read-log"
 	case Reconcile:
 		return "reconcile"
+	case Bootstrap:
+		return "bootstrap"
 	}
 	return "action?"
 }
@@ -53,6 +58,9 @@ func (t *Table) CatchUpReply(id PeerID, r *LogReply, max uint32, root uint64) (A
 		return Reconcile, LogRequest{}
 	}
 	p.Cursor, p.HasCursor = Cursor{Epoch: r.Epoch, Next: r.Next}, true
+	if t.boot.active && !t.boot.b.Begun {
+		t.boot.active = false // the log serves us: nothing to bootstrap
+	}
 	if next, ok := NextLogRequest(r, max, root); ok {
 		return ReadLog, next
 	}

@@ -39,7 +39,18 @@
 // node runs one Merkle session with that peer instead and, once it completes,
 // takes the peer's head at the time of the request as its new cursor: every
 // entry before it was in the peer's store when the session started, so the
-// session brought it. There is never a full copy.
+// session brought it. A node with data never takes a full copy.
+//
+// # Bootstrap
+//
+// A node that holds nothing would walk every key of a Merkle session, so
+// when the log cannot serve it (ChooseRepair) it streams the peer's
+// snapshot instead (snapshot.go): chunks in key-hash order, each checked
+// whole, from the key hash where the last stream of any peer stopped
+// (BootstrapState, which the node saves), then reads the peer's log from
+// where its stream began. While a bootstrap is wanted or runs
+// (Bootstrapping) the node takes part in no Merkle session, and
+// ChooseSyncPeer leaves out the peers a node streams its snapshot to.
 //
 // # Eager push
 //

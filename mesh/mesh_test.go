@@ -352,6 +352,10 @@ func TestWireRoundTrip(t *testing.T) {
 			again = AppendLogReply(nil, d.Reply)
 		case d.RootAt != nil:
 			again = AppendRootAt(nil, *d.RootAt)
+		case d.SnapshotRequest != nil:
+			again = AppendSnapshotRequest(nil, *d.SnapshotRequest)
+		case d.Chunk != nil:
+			again = AppendSnapshotChunk(nil, d.Chunk)
 		default:
 			again = AppendPush(nil, d.Push)
 		}
@@ -384,6 +388,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(AppendLogReply(nil, &LogReply{Epoch: 1, Head: 2, Next: 2, Records: []merkle.Record{{Key: []byte("k"), Payload: []byte("v")}}}))
 	f.Add(AppendPush(nil, []merkle.Record{{Key: []byte("k"), Payload: []byte("v")}}))
 	f.Add(AppendRootAt(nil, RootAt{Epoch: 1, Head: 2, Root: 3}))
+	f.Add(AppendSnapshotRequest(nil, SnapshotRequest{From: 1 << 60, MaxBytes: 1 << 20}))
+	f.Add(AppendSnapshotChunk(nil, &SnapshotChunk{Epoch: 1, Head: 9, Next: 1 << 62, KeysTotal: 3, BytesTotal: 40,
+		Records: []merkle.Record{{Key: []byte("k"), Payload: []byte("v")}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := Decode(b)
 		if err != nil {
@@ -397,6 +404,10 @@ func FuzzDecode(f *testing.F) {
 			again = AppendLogReply(nil, d.Reply)
 		case d.RootAt != nil:
 			again = AppendRootAt(nil, *d.RootAt)
+		case d.SnapshotRequest != nil:
+			again = AppendSnapshotRequest(nil, *d.SnapshotRequest)
+		case d.Chunk != nil:
+			again = AppendSnapshotChunk(nil, d.Chunk)
 		default:
 			again = AppendPush(nil, d.Push)
 		}

@@ -24,6 +24,9 @@ type Peer struct {
 	// until a catch-up or a fallback session has established one.
 	Cursor    Cursor
 	HasCursor bool
+	// Serving: we stream our snapshot to it. It answers no Merkle session
+	// meanwhile (see Bootstrapping), so none is started with it.
+	Serving bool
 	// pending is the cursor a running fallback session will establish.
 	pending    Cursor
 	hasPending bool
@@ -33,6 +36,7 @@ type Peer struct {
 // with the same random numbers is the same.
 type Table struct {
 	peers []Peer
+	boot  bootState
 }
 
 func (t *Table) find(id PeerID) (int, bool) {
@@ -129,13 +133,14 @@ func (t *Table) ObserveRootAt(id PeerID, r RootAt, ours uint64) bool {
 // ChooseSyncPeer picks the peer for the next anti-entropy session: uniformly
 // among connected peers whose last known root differs from ours or is
 // unknown, or, when every connected peer reported our root, uniformly among
-// all connected peers (their roots may have moved since). intn(n) must
+// all connected peers (their roots may have moved since). Peers we stream a
+// snapshot to are left out. intn(n) must
 // return a number in [0, n). It reports false when no peer is connected.
 func (t *Table) ChooseSyncPeer(ourRoot uint64, intn func(n int) int) (PeerID, bool) {
 	differ, conn := 0, 0
 	for i := range t.peers {
 		p := &t.peers[i]
-		if !p.Connected {
+		if !p.Connected || p.Serving {
 			continue
 		}
 		conn++
@@ -153,7 +158,7 @@ func (t *Table) ChooseSyncPeer(ourRoot uint64, intn func(n int) int) (PeerID, bo
 	}
 	for i := range t.peers {
 		p := &t.peers[i]
-		if !p.Connected || (wantDiffer && p.RootKnown && p.Root == ourRoot) {
+		if !p.Connected || p.Serving || (wantDiffer && p.RootKnown && p.Root == ourRoot) {
 			continue
 		}
 		if k == 0 {

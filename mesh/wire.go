@@ -122,6 +122,9 @@ type Decoded struct {
 	Reply   *LogReply
 	Push    []merkle.Record
 	RootAt  *RootAt
+	// Snapshot transfer (snapshot.go).
+	SnapshotRequest *SnapshotRequest
+	Chunk           *SnapshotChunk
 }
 
 // Decode parses one message. Keys and payloads alias b. It never panics and
@@ -167,6 +170,10 @@ func Decode(b []byte) (Decoded, error) {
 		if out.Push == nil && d.err == nil {
 			out.Push = []merkle.Record{}
 		}
+	case KindSnapshotRequest:
+		out.SnapshotRequest = decodeSnapshotRequest(&d)
+	case KindSnapshotChunk:
+		out.Chunk = decodeSnapshotChunk(&d, b)
 	default:
 		return Decoded{}, fmt.Errorf("%w: unknown kind %d", ErrMalformed, b[0])
 	}

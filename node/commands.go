@@ -30,6 +30,9 @@ type commandSpec struct {
 	denyOOM bool
 	// noMulti: refused inside MULTI.
 	noMulti bool
+	// data: the command reads or writes keys (refused by
+	// --serve-stale-data no during the first sync).
+	data bool
 	// slot is the command's place in the command statistics, or -1 for a
 	// container whose subcommands have theirs.
 	slot int
@@ -199,6 +202,7 @@ func init() {
 		s.group = s.firstKey > 0 && s.name != "watch"
 		s.write = slices.Contains(s.flags, "write")
 		s.denyOOM = slices.Contains(s.flags, "denyoom")
+		s.data = s.firstKey > 0 || s.write || slices.Contains(s.flags, "readonly")
 		commands[s.name] = s
 	}
 	assignStatSlots()

@@ -69,6 +69,10 @@ type Config struct {
 	Stopping func()
 	// Logger receives the node's logs; slog.Default() when nil.
 	Logger *slog.Logger
+	// StaleDataRefused is --serve-stale-data no: until the node's first
+	// sync with the mesh is done, data commands answer -MASTERDOWN (Redis's
+	// replica-serve-stale-data). By default stale data is served.
+	StaleDataRefused bool
 	// Mesh configures the link to other nodes (libp2p); the node fills in
 	// its identity.
 	Mesh gossip.Config

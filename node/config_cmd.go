@@ -183,6 +183,22 @@ var configParams = []configParam{
 			n.live.setChanged("sync-interval", d.String())
 		}, nil
 	}},
+	// As Redis's replica-serve-stale-data, for the first sync with the mesh.
+	{name: "serve-stale-data", get: func(n *Node) string { return yesNo(n.serveStale.Load()) },
+		set: func(n *Node, v string) (func(), error) {
+			var on bool
+			switch strings.ToLower(v) {
+			case "yes":
+				on = true
+			case "no":
+			default:
+				return nil, errors.New(errYesNo)
+			}
+			return func() {
+				n.serveStale.Store(on)
+				n.live.setChanged("serve-stale-data", yesNo(on))
+			}, nil
+		}},
 	{name: "latency-tracking", get: fixed("yes"), set: only("yes", "latency is always tracked")},
 	{name: "latency-tracking-info-percentiles", get: fixed("50 99 99.9")},
 	{name: "notify-keyspace-events", get: fixed(""),

@@ -59,6 +59,7 @@ type Node struct {
 	// whether the last sample was over it.
 	memOverhead atomic.Uint64
 	maxMemory   atomic.Int64
+	serveStale  atomic.Bool // --serve-stale-data (bootstrap.go)
 	wasOver     atomic.Bool
 
 	stop  chan struct{} // closed once the clients are gone, to stop the background work
@@ -153,6 +154,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.db = db
 	n.maxMemory.Store(cfg.MaxMemory)
+	n.serveStale.Store(!cfg.StaleDataRefused)
 	n.sampleMemory()
 	fail := func(err error) (*Node, error) {
 		db.Close()

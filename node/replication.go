@@ -106,6 +106,18 @@ func infoMesh(n *Node) []string {
 		kv("mesh_connected_peers", itoa(int64(in.Connected))),
 	)
 	lines = append(lines, kv("mesh_ready", itoa(int64(connFlag(m.Ready())))))
+	b := in.Bootstrap
+	lines = append(lines,
+		kv("mesh_sync_in_progress", itoa(int64(connFlag(m.SyncInProgress())))),
+		kv("mesh_bootstrap_in_progress", itoa(int64(connFlag(in.Bootstrapping)))),
+		kv("mesh_bootstrap_keys", utoa(b.Keys)),
+		kv("mesh_bootstrap_keys_total", utoa(b.KeysTotal)),
+		kv("mesh_bootstrap_bytes", utoa(b.Bytes)),
+		kv("mesh_bootstrap_bytes_total", utoa(b.BytesTotal)),
+		kv("mesh_bootstraps", utoa(in.Bootstraps)),
+		kv("mesh_bootstrap_keys_received", utoa(in.BootstrapKeys)),
+		kv("mesh_snapshots_served", utoa(in.SnapshotsServed)),
+	)
 	root := n.MerkleRoot()
 	for i, p := range in.Peers {
 		last := "-1"
@@ -118,9 +130,11 @@ func infoMesh(n *Node) []string {
 			equal = connFlag(p.Root == root)
 		}
 		lines = append(lines, fmt.Sprintf("mesh_peer%d:id=%s,addr=%s,connected=%d,last_sync_ms_ago=%s,unacked=%d,acked_seq=%d,ack_lag_ms=%d,"+
-			"cursor=%s,behind=%d,behind_ms=%d,root=%s,root_equal=%d,bytes_in=%d,bytes_out=%d",
+			"cursor=%s,behind=%d,behind_ms=%d,root=%s,root_equal=%d,bytes_in=%d,bytes_out=%d,"+
+			"bootstrap_keys=%d,bootstrap_keys_total=%d,bootstrap_bytes=%d,bootstrap_bytes_total=%d",
 			i, p.ID, p.Addr, connFlag(p.Connected), last, p.Unacked, p.Acked, p.AckLag.Milliseconds(),
-			p.Cursor, p.Behind, p.BehindFor.Milliseconds(), peerRoot, equal, p.BytesIn, p.BytesOut))
+			p.Cursor, p.Behind, p.BehindFor.Milliseconds(), peerRoot, equal, p.BytesIn, p.BytesOut,
+			p.Bootstrap.Keys, p.Bootstrap.KeysTotal, p.Bootstrap.Bytes, p.Bootstrap.BytesTotal))
 	}
 	lines = append(lines,
 		kv("mesh_sessions", utoa(in.Sessions)),

@@ -251,6 +251,14 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 	}
 	c.track(args)
 	defer c.trackMulti()
+	if spec != nil && n.staleRefused(spec) {
+		if c.multi != nil {
+			c.multi.failed = true // EXEC answers EXECABORT, as Redis flags the transaction
+		}
+		c.w.WriteError(errStale)
+		n.rejected(c, spec, args)
+		return
+	}
 	if spec != nil && c.refusedOverMemory(spec) && n.overMemory() {
 		switch {
 		case spec.name == "exec":

@@ -41,6 +41,7 @@ func serveCmd() *cobra.Command {
 		metricsAddr     string
 		maxBulk         string
 		protected       bool
+		serveStale      bool
 		pskFile         string
 		noMesh          bool
 		shutdownTimeout time.Duration
@@ -89,6 +90,7 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 				return fmt.Errorf("--proto-max-bulk-len: %w", err)
 			}
 			cfg.ProtectedModeOff = !protected
+			cfg.StaleDataRefused = !serveStale
 			if !cmd.Flags().Changed("p2p-listen") {
 				cfg.Mesh.Listen = nil // the default depends on protected mode
 			}
@@ -122,6 +124,7 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	fl.StringVar(&maxMemory, "maxmemory", "0", "refuse client writes that add data once the node uses this much memory (0: no limit)")
 	fl.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must AUTH with")
 	boolFlag(fl, &protected, "protected-mode", true, false, "without --requirepass, answer only loopback clients (yes or no)")
+	boolFlag(fl, &serveStale, "serve-stale-data", true, false, "serve data commands before the first sync with the mesh is done (yes or no; no answers -MASTERDOWN)")
 	fl.IntVar(&cfg.MaxClients, "maxclients", 10000, "most concurrent client connections")
 	durationFlag(fl, &cfg.IdleTimeout, "timeout", 0, "close client connections idle this long, in seconds or as a duration (0: never)")
 	durationFlag(fl, &shutdownTimeout, "shutdown-timeout", 10*time.Second, "at shutdown, wait this long for connected peers to acknowledge every write (0: do not wait)")

@@ -108,6 +108,10 @@ type meshStatus struct {
 	sessions       string
 	connected      int
 	redmeshVersion string
+	// A bootstrap under way: keys and bytes received and expected.
+	booting                 bool
+	bootKeys, bootKeysAll   int64
+	bootBytes, bootBytesAll int64
 }
 
 // infoMap parses INFO's "name:value" lines.
@@ -159,6 +163,11 @@ func parseStatus(info string) (*meshStatus, error) {
 		redmeshVersion: in["redmesh_version"],
 		keys:           "0",
 	}
+	st.booting = in["mesh_bootstrap_in_progress"] == "1"
+	st.bootKeys, _ = strconv.ParseInt(in["mesh_bootstrap_keys"], 10, 64)
+	st.bootKeysAll, _ = strconv.ParseInt(in["mesh_bootstrap_keys_total"], 10, 64)
+	st.bootBytes, _ = strconv.ParseInt(in["mesh_bootstrap_bytes"], 10, 64)
+	st.bootBytesAll, _ = strconv.ParseInt(in["mesh_bootstrap_bytes_total"], 10, 64)
 	if db := fields(in["db0"]); db["keys"] != "" {
 		st.keys = db["keys"]
 	}
@@ -204,6 +213,21 @@ func ago(ms string) string {
 	}
 }
 
+// bootstrapLine draws a bootstrap's progress as a bar: by bytes (the
+// server's estimate of the total may be a little off, so it stops at 99%
+// until done).
+func (st *meshStatus) bootstrapLine() string {
+	const width = 30
+	pct := int64(0)
+	if st.bootBytesAll > 0 {
+		pct = max(0, min(99, st.bootBytes*100/st.bootBytesAll))
+	}
+	fill := int(pct * width / 100)
+	return fmt.Sprintf("bootstrapping [%s%s] %d%%: %d of %d keys, %.1f of %.1f MB",
+		strings.Repeat("#", fill), strings.Repeat(".", width-fill), pct,
+		st.bootKeys, st.bootKeysAll, float64(st.bootBytes)/1e6, float64(st.bootBytesAll)/1e6)
+}
+
 func (st *meshStatus) render(w io.Writer, addr string) {
 	fmt.Fprintf(w, "node %s at %s (redmesh %s)\n", st.peerID, addr, st.redmeshVersion)
 	if !st.meshEnabled {
@@ -215,6 +239,9 @@ func (st *meshStatus) render(w io.Writer, addr string) {
 		ready = "NOT READY (no sync with a peer yet)"
 	}
 	fmt.Fprintf(w, "%s keys, Merkle root %s, local writes up to %s, %s\n", st.keys, st.root, st.localSeq, ready)
+	if st.booting {
+		fmt.Fprintln(w, st.bootstrapLine())
+	}
 	fmt.Fprintf(w, "peers: %d known, %d connected; Merkle sessions %s, keys repaired %s, clock-skew refusals %s\n\n",
 		len(st.peers), st.connected, st.sessions, st.keysRepaired, st.refusedSkew)
 	if len(st.peers) == 0 {

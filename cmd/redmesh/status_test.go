@@ -37,11 +37,33 @@ func TestParseStatus(t *testing.T) {
 	}
 }
 
+func TestStatusShowsBootstrap(t *testing.T) {
+	info := strings.Replace(sampleInfo, "mesh_ready:1\r\n", "mesh_ready:0\r\nmesh_sync_in_progress:1\r\nmesh_bootstrap_in_progress:1\r\n"+
+		"mesh_bootstrap_keys:450000\r\nmesh_bootstrap_keys_total:1000000\r\nmesh_bootstrap_bytes:61650000\r\nmesh_bootstrap_bytes_total:137000000\r\n", 1)
+	st, err := parseStatus(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	st.render(&b, "127.0.0.1:6380")
+	want := "bootstrapping [#############.................] 45%: 450000 of 1000000 keys, 61.6 of 137.0 MB"
+	if !strings.Contains(b.String(), want) {
+		t.Fatalf("status lacks %q:\n%s", want, b.String())
+	}
+	st, _ = parseStatus(sampleInfo)
+	b.Reset()
+	st.render(&b, "127.0.0.1:6380")
+	if strings.Contains(b.String(), "bootstrapping") {
+		t.Fatalf("a bootstrap shown where none runs:\n%s", b.String())
+	}
+}
+
 // FuzzParseStatus: whatever a server answers to INFO, status neither
 // panics nor fails to print.
 func FuzzParseStatus(f *testing.F) {
 	f.Add(sampleInfo)
 	f.Add("peer_id:x\r\nmesh_enabled:1\r\nmesh_peer7:id=,,,=,connected=1\r\nmesh_peer:\r\n")
+	f.Add("peer_id:x\r\nmesh_enabled:1\r\nmesh_bootstrap_in_progress:1\r\nmesh_bootstrap_bytes:-9\r\nmesh_bootstrap_bytes_total:3\r\n")
 	f.Fuzz(func(t *testing.T, info string) {
 		st, err := parseStatus(info)
 		if err != nil {
