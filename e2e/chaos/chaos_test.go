@@ -84,6 +84,9 @@ func replayCommand(seed int64, nodes int, duration time.Duration, faults string)
 	if *flagBinary != "" {
 		cmd += " -chaos.binary " + *flagBinary
 	}
+	if *flagMutant != "" {
+		cmd += " -chaos.mutant " + *flagMutant
+	}
 	return cmd
 }
 

@@ -39,6 +39,7 @@ var (
 	flagRoundMax = flag.Duration("chaos.round-max", 16*time.Second, "longest round of faults")
 	flagBinary   = flag.String("chaos.binary", "", "run this redmesh binary instead of building one (e.g. a deliberately broken build)")
 	flagReport   = flag.String("chaos.report", "", "write the run's summary as JSON to this file")
+	flagMutant   = flag.String("chaos.mutant", "", "run a deliberately broken build: this mutant of the source (see mutant_test.go); the run should fail")
 )
 
 // buildDir holds the binary built for this run; TestMain removes it.
@@ -51,7 +52,8 @@ var (
 )
 
 // redmeshBinary builds the binary once per test run (with -race when the
-// tests run with it), or returns -chaos.binary.
+// tests run with it), or a mutant of it (-chaos.mutant), or returns
+// -chaos.binary.
 func redmeshBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -66,6 +68,10 @@ func redmeshBinary(t testing.TB) string {
 		}
 		buildDir = dir
 		binary = filepath.Join(dir, "redmesh")
+		if *flagMutant != "" {
+			buildErr = buildMutant(*flagMutant, "../..", dir, binary)
+			return
+		}
 		args := []string{"build", "-o", binary}
 		if raceEnabled {
 			args = append(args, "-race")
