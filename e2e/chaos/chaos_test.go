@@ -18,7 +18,7 @@ import (
 )
 
 const (
-	shortDuration  = 60 * time.Second
+	shortDuration  = 40 * time.Second
 	convergeWithin = 60 * time.Second // the stated bound: every node identical this long after the heal
 	workersPerNode = 2
 	ratePerNode    = 40.0 // requests a second at each node
@@ -125,6 +125,10 @@ func TestChaos(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("FAILED: seed %d. Replay the schedule with:\n  %s\nnode logs kept in %s", seed, replay, runDir)
+			return
+		}
+		if *flagKeep {
+			t.Logf("node logs kept in %s", runDir)
 			return
 		}
 		os.RemoveAll(runDir)

@@ -10,7 +10,7 @@
 // It needs root, ip (iproute2) and nft (nftables); without them the tests
 // are skipped, except in CI (CI set), where they fail.
 //
-// The default run is short (3 nodes, a minute of faults). A long run:
+// The default run is short (3 nodes, 40 s of faults). A long run:
 //
 //	go test ./e2e/chaos -run TestChaos -count=1 -v -timeout 0 \
 //	    -chaos.nodes 5 -chaos.duration 30m
@@ -33,12 +33,13 @@ import (
 var (
 	flagSeed     = flag.Int64("chaos.seed", 0, "seed of the fault schedule and workload (0: pick one and print it)")
 	flagNodes    = flag.Int("chaos.nodes", 3, "nodes in the mesh")
-	flagDuration = flag.Duration("chaos.duration", 0, "how long to inject faults (0: the short run's 60s)")
+	flagDuration = flag.Duration("chaos.duration", 0, "how long to inject faults (0: the short run's 40s)")
 	flagFaults   = flag.String("chaos.faults", "", "comma-separated fault kinds to draw from, or all (default: all)")
 	flagRoundMin = flag.Duration("chaos.round-min", 8*time.Second, "shortest round of faults")
 	flagRoundMax = flag.Duration("chaos.round-max", 16*time.Second, "longest round of faults")
 	flagBinary   = flag.String("chaos.binary", "", "run this redmesh binary instead of building one (e.g. a deliberately broken build)")
 	flagReport   = flag.String("chaos.report", "", "write the run's summary as JSON to this file")
+	flagKeep     = flag.Bool("chaos.keep", false, "keep the node logs of a run that passed too")
 	flagMutant   = flag.String("chaos.mutant", "", "run a deliberately broken build: this mutant of the source (see mutant_test.go); the run should fail")
 )
 
