@@ -2,6 +2,11 @@ module github.com/redmesh/redmesh
 
 go 1.26.8
 
+// Listeners are plain TCP, not Multipath TCP (Go's default since 1.24):
+// the mesh caps TCP's retransmission timeout on its listeners
+// (gossip.MaxRetransmitTimeout), which an MPTCP socket refuses.
+godebug multipathtcp=0
+
 require (
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/cockroachdb/datadriven v1.0.3

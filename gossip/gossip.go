@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/mesh"
@@ -265,6 +267,7 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		m.h.Close()
 		return nil, fmt.Errorf("listen on %v: %w", listen, err)
 	}
+	m.capRTO()
 	if err := m.startMDNS(listen); err != nil {
 		m.log.Warn("mDNS discovery not started", "err", err)
 	}
@@ -275,6 +278,29 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 	m.log.Info("mesh listening", "peer_id", m.h.ID().String(), "addrs", strings.Join(m.Addrs(), " "),
 		"private_network", cfg.PSK != nil, "allowlist", len(cfg.AllowPeers), "log_epoch", m.epoch)
 	return m, nil
+}
+
+// capRTO caps the retransmission timeout of the mesh's TCP listeners (see
+// MaxRetransmitTimeout). A peer that connected in the moment before keeps
+// the kernel's backoff on that connection.
+func (m *Mesh) capRTO() {
+	ports := map[int]bool{}
+	for _, a := range m.h.Network().ListenAddresses() {
+		if s, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+			if p, err := strconv.Atoi(s); err == nil {
+				ports[p] = true
+			}
+		}
+	}
+	if len(ports) == 0 {
+		return
+	}
+	n, err := capListenerRTO(ports)
+	if err != nil {
+		m.log.Info("TCP retransmission backoff left at the kernel's (a partition's heal may take longer to notice)", "err", err)
+		return
+	}
+	m.log.Debug("TCP retransmission timeout capped", "listeners", n, "max", MaxRetransmitTimeout)
 }
 
 func (m *Mesh) goRun(fn func()) {

@@ -57,7 +57,7 @@ func newHost(cfg *Config, g *gater, bw *metrics.BandwidthCounter) (host.Host, er
 		libp2p.Identity(cfg.Identity),
 		libp2p.NoListenAddrs,
 		libp2p.Security(noise.ID, noise.New),
-		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(tcp.NewTCPTransport, tcp.WithDialerForAddr(rtoDialer)),
 		libp2p.ConnectionGater(g),
 		libp2p.ResourceManager(rm),
 		libp2p.BandwidthReporter(bw),

@@ -11,6 +11,11 @@
 // one synced write per window rather than one per timestamp. The caller's
 // Extend persists the next mark while the current one still has half a window
 // to run, so a clock in steady use never makes a write wait for a sync.
+// A clean stop (Close) persists the exact latest timestamp instead, so that
+// the next start does not begin up to a window ahead of real time; and a mark
+// is a window ahead of the wall clock, not of the latest timestamp, so that a
+// clock that starts ahead (after a crash) does not move further ahead with
+// every restart.
 package hlc
 
 import (
@@ -71,8 +76,8 @@ type Config struct {
 	// half Window of issued time; Now and Observe call it, holding the
 	// clock's lock, only when Extend has not kept ahead (the first write
 	// after an idle spell). Calls never overlap, and each mark is higher
-	// than the last. Nil means the clock is not persisted (tests, the
-	// simulator).
+	// than the last, except Close's, the exact latest timestamp, which may be
+	// lower. Nil means the clock is not persisted (tests, the simulator).
 	Persist func(Timestamp) error
 	// Window is how far ahead of the issued time a persisted mark reaches.
 	// Zero means DefaultWindow.
@@ -90,6 +95,7 @@ type Clock struct {
 	now     func() time.Time
 	maxSkew time.Duration
 	window  Timestamp
+	lead    Timestamp // the least a mark runs ahead of an observed timestamp it covers
 	persist func(Timestamp) error
 
 	mu        sync.Mutex
@@ -126,6 +132,7 @@ func NewClock(cfg Config) *Clock {
 		w = DefaultWindow
 	}
 	c.window = New(w.Milliseconds(), 0)
+	c.lead = New(max(w.Milliseconds()/10, 1), 0)
 	return c
 }
 
@@ -142,7 +149,7 @@ func (c *Clock) Now() (Timestamp, error) {
 	if next.Millis() > maxMillis {
 		return 0, fmt.Errorf("hlc: timestamp overflow at %v", next)
 	}
-	if err := c.ensureHighWater(next); err != nil {
+	if err := c.ensureHighWater(next, wall, minLead); err != nil {
 		return 0, err
 	}
 	c.last, c.used = next, true
@@ -164,20 +171,38 @@ func (c *Clock) Observe(remote Timestamp) error {
 	if remote <= c.last {
 		return nil
 	}
-	if err := c.ensureHighWater(remote); err != nil {
+	if err := c.ensureHighWater(remote, FromTime(wall), c.lead); err != nil {
 		return err
 	}
 	c.last, c.used = remote, true
 	return nil
 }
 
+// minLead is how far ahead of a local timestamp its mark runs at least: a
+// millisecond of counter, 65,536 timestamps.
+const minLead = Timestamp(1 << counterBits)
+
+// markFor is the mark that covers t: a window ahead of the wall clock, or,
+// if t is itself about that far ahead, lead ahead of t. A clock restarted at
+// a mark runs ahead of the wall clock until real time catches up; a mark a
+// window ahead of t would put the next start a window further ahead still,
+// and a node restarted a few times within seconds ran further ahead than
+// --max-clock-skew, its peers refusing every write it took (chaos runs). The
+// price: while the latest timestamp is more than half a window ahead of the
+// wall clock (after such a restart, or observed from a peer that far
+// ahead), Extend persists at every call, Now once per 65,536 timestamps and
+// Observe once per tenth of a window of the peer's time.
+func (c *Clock) markFor(t, wall, lead Timestamp) Timestamp {
+	return max(t+lead, wall+c.window)
+}
+
 // ensureHighWater persists a new mark before t passes the current one. It
 // runs with c.mu held: every Now and Observe waits for it.
-func (c *Clock) ensureHighWater(t Timestamp) error {
+func (c *Clock) ensureHighWater(t, wall, lead Timestamp) error {
 	if c.persist == nil || t <= c.highWater {
 		return nil
 	}
-	mark, err := c.persistMark(t + c.window)
+	mark, err := c.persistMark(c.markFor(t, wall, lead))
 	if err != nil {
 		return err
 	}
@@ -198,7 +223,7 @@ func (c *Clock) Extend() error {
 	wall := FromTime(c.now())
 	c.mu.Lock()
 	due := c.used && c.last+c.window/2 > c.highWater
-	next := max(c.last, wall) + c.window
+	next := c.markFor(c.last, wall, minLead)
 	c.mu.Unlock()
 	if !due {
 		return nil
@@ -226,6 +251,25 @@ func (c *Clock) persistMark(mark Timestamp) (Timestamp, error) {
 	}
 	c.written = mark
 	return mark, nil
+}
+
+// Close persists the latest timestamp issued or observed as the high-water
+// mark, for a clean stop: the next start begins there, not up to a window
+// ahead of it. Call it once nothing more is issued or observed (a timestamp
+// issued after it persists a new mark first, as after a start).
+func (c *Clock) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.persist == nil || !c.used {
+		return nil // the mark it started from is as good
+	}
+	c.persistMu.Lock()
+	defer c.persistMu.Unlock()
+	if err := c.persist(c.last); err != nil {
+		return fmt.Errorf("hlc: persist the last timestamp: %w", err)
+	}
+	c.written, c.highWater = c.last, c.last
+	return nil
 }
 
 // Last is the latest timestamp issued or observed.

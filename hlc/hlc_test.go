@@ -348,3 +348,84 @@ func TestConcurrentExtend(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A node restarted again and again within seconds, each time without a
+// clean stop, starts at its persisted mark each time; the mark must stay
+// about a window ahead of the wall clock, not move a window further ahead at
+// every restart (five restarts in 2 s put a node 25 s ahead, beyond any
+// sensible --max-clock-skew).
+func TestRestartsDoNotRunAhead(t *testing.T) {
+	wall := &fakeWall{time.UnixMilli(1_700_000_000_000)}
+	const window = 5 * time.Second
+	var mark Timestamp
+	cfg := Config{Now: wall.now, Window: window, Persist: func(m Timestamp) error {
+		mark = m
+		return nil
+	}}
+	var ts Timestamp
+	for range 10 {
+		cfg.HighWater = mark
+		c := NewClock(cfg)
+		for range 3 {
+			var err error
+			if ts, err = c.Now(); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Extend(); err != nil {
+				t.Fatal(err)
+			}
+			wall.t = wall.t.Add(50 * time.Millisecond)
+		}
+		wall.t = wall.t.Add(50 * time.Millisecond) // the restart
+	}
+	ahead := ts.Time().Sub(wall.t)
+	if ahead > window+window/10 {
+		t.Fatalf("after 10 restarts in 2 s the clock runs %v ahead of the wall clock, more than a window (%v)", ahead, window)
+	}
+	if markAhead := mark.Time().Sub(wall.t); markAhead > window+window/5 {
+		t.Fatalf("after 10 restarts in 2 s the persisted mark is %v ahead of the wall clock", markAhead)
+	}
+}
+
+// After a clean stop (Close) the next start begins at the last timestamp,
+// not a window ahead of it, and still after it.
+func TestCloseRestartsWhereItStopped(t *testing.T) {
+	wall := &fakeWall{time.UnixMilli(1_700_000_000_000)}
+	var mark Timestamp
+	cfg := Config{Now: wall.now, Window: 5 * time.Second, Persist: func(m Timestamp) error {
+		mark = m
+		return nil
+	}}
+	c := NewClock(cfg)
+	var last Timestamp
+	for range 100 {
+		wall.t = wall.t.Add(time.Millisecond)
+		var err error
+		if last, err = c.Now(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if mark <= last {
+		t.Fatalf("mark %v not above the last timestamp %v", mark, last)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if mark != last {
+		t.Fatalf("Close persisted %v, want the last timestamp %v", mark, last)
+	}
+	cfg.HighWater = mark
+	c2 := NewClock(cfg)
+	ts, err := c2.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts <= last || ts.Millis() > wall.t.UnixMilli() {
+		t.Fatalf("after a clean restart issued %v: want after %v and at the wall clock %v", ts, last, FromTime(wall.t))
+	}
+	// A clock closed without issuing anything leaves the mark alone.
+	before := mark
+	if err := NewClock(Config{Now: wall.now, HighWater: mark, Persist: cfg.Persist}).Close(); err != nil || mark != before {
+		t.Fatalf("an unused clock's Close persisted %v (%v), want the mark %v kept", mark, err, before)
+	}
+}

@@ -18,7 +18,7 @@ import (
 )
 
 const (
-	shortDuration  = 60 * time.Second
+	shortDuration  = 40 * time.Second
 	convergeWithin = 60 * time.Second // the stated bound: every node identical this long after the heal
 	workersPerNode = 2
 	ratePerNode    = 40.0 // requests a second at each node
@@ -28,10 +28,12 @@ const (
 type run struct {
 	t      *testing.T
 	nw     *network
+	proxy  *proxy // nil unless delay is a fault kind of the run
 	nodes  []*node
 	wl     *workload
 	faults map[string]int
 	conv   []time.Duration
+	delays map[string]fault // active delay faults, by name
 	// problems are findings outside the history: crashes, refused
 	// restarts, unclean stops, meshes that never converged.
 	mu       sync.Mutex
@@ -59,6 +61,8 @@ type summary struct {
 	Resurrected    int
 	Diverged       int
 	Phantoms       int
+	SkewAdopted    int
+	ProxiedConns   int64 `json:",omitempty"`
 	ConvergeMedian string
 	ConvergeMax    string
 	Problems       []string
@@ -79,6 +83,9 @@ func replayCommand(seed int64, nodes int, duration time.Duration, faults string)
 	}
 	if *flagBinary != "" {
 		cmd += " -chaos.binary " + *flagBinary
+	}
+	if *flagMutant != "" {
+		cmd += " -chaos.mutant " + *flagMutant
 	}
 	return cmd
 }
@@ -120,6 +127,10 @@ func TestChaos(t *testing.T) {
 			t.Logf("FAILED: seed %d. Replay the schedule with:\n  %s\nnode logs kept in %s", seed, replay, runDir)
 			return
 		}
+		if *flagKeep {
+			t.Logf("node logs kept in %s", runDir)
+			return
+		}
 		os.RemoveAll(runDir)
 	})
 	psk := filepath.Join(runDir, "mesh.key")
@@ -127,7 +138,13 @@ func TestChaos(t *testing.T) {
 		t.Fatalf("redmesh keygen: %v\n%s", err, out)
 	}
 
-	r := &run{t: t, nw: nw, faults: map[string]int{}}
+	r := &run{t: t, nw: nw, faults: map[string]int{}, delays: map[string]fault{}}
+	if slices.Contains(kinds, faultDelay) {
+		if r.proxy, err = newProxy(nw, seed); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.proxy.close)
+	}
 	for i := range nodes {
 		r.nodes = append(r.nodes, newNode(t, i, nw, runDir))
 	}
@@ -186,12 +203,19 @@ func TestChaos(t *testing.T) {
 		}
 		states = append(states, st)
 	}
-	v := check(history, states)
+	clocks := clockHistory{MaxSkew: maxSkew}
+	for _, n := range r.nodes {
+		clocks.Spans = append(clocks.Spans, n.clockSpans())
+	}
+	v := check(history, states, clocks)
 	s := summary{
 		Seed: seed, Nodes: nodes, Duration: duration.String(), Rounds: rounds,
 		Faults: r.faults, Requests: summarize(history),
 		Acknowledged: v.Acknowledged, Lost: v.Lost, Resurrected: v.Resurrected,
-		Diverged: v.Diverged, Phantoms: v.Phantoms, Problems: r.problems, Replay: replay,
+		Diverged: v.Diverged, Phantoms: v.Phantoms, SkewAdopted: v.SkewAdopted, Problems: r.problems, Replay: replay,
+	}
+	if r.proxy != nil {
+		s.ProxiedConns = r.proxy.Conns.Load()
 	}
 	if len(r.conv) > 0 {
 		sorted := slices.Sorted(slices.Values(r.conv))
@@ -287,6 +311,9 @@ func (r *run) apply(name string, f fault, heal bool) error {
 			rules = r.rules(f)
 		}
 		return r.nw.setRules(name, rules)
+	case faultDelay:
+		r.setDelays(name, f, heal)
+		return nil
 	}
 	n := r.nodes[f.Node]
 	if !n.running() && !(f.Kind == faultPause && heal) {
@@ -322,6 +349,27 @@ func (r *run) apply(name string, f fault, heal bool) error {
 		return n.fillDisk()
 	}
 	return nil
+}
+
+// setDelays records delay fault name as active (or healed) and gives every
+// link the largest delay and jitter of the active faults on it.
+func (r *run) setDelays(name string, f fault, heal bool) {
+	if heal {
+		delete(r.delays, name)
+	} else {
+		r.delays[name] = f
+	}
+	for a := range r.nodes {
+		for b := a + 1; b < len(r.nodes); b++ {
+			var d, j time.Duration
+			for _, f := range r.delays {
+				if slices.Contains(f.Links, [2]int{a, b}) {
+					d, j = max(d, f.Delay), max(j, f.Jitter)
+				}
+			}
+			r.proxy.setDelay(a, b, d, j)
+		}
+	}
 }
 
 // rules are the nftables rules of a network fault.

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -84,6 +85,7 @@ type verdict struct {
 	Resurrected  int      // acknowledged deletes whose key is back
 	Diverged     int      // keys on which the nodes disagree
 	Phantoms     int      // values no client ever wrote
+	SkewAdopted  int      // reads that found another node's version beyond the reader's clock and the bound
 	Problems     []string // the first few of each, described
 }
 
@@ -94,14 +96,11 @@ func (v *verdict) problem(format string, args ...any) {
 }
 
 func (v *verdict) ok() bool {
-	return v.Lost == 0 && v.Resurrected == 0 && v.Diverged == 0 && v.Phantoms == 0
+	return v.Lost == 0 && v.Resurrected == 0 && v.Diverged == 0 && v.Phantoms == 0 && v.SkewAdopted == 0
 }
 
 func (o op) String() string {
-	kind := "SET"
-	if o.Kind == opDel {
-		kind = "DEL"
-	}
+	kind := [...]string{"SET", "DEL", "MESH VERSION"}[o.Kind]
 	s := fmt.Sprintf("%s %s", kind, o.Key)
 	if o.Kind == opSet {
 		s += " " + o.Value
@@ -123,11 +122,15 @@ func (o op) String() string {
 // check judges a history against the nodes' final states. (Jepsen's own
 // checkers are Clojure and know nothing of MESH VERSION; this one knows the
 // workload's three key classes and the exact versions it recorded.)
-func check(h []op, states []nodeState) verdict {
+func check(h []op, states []nodeState, clocks clockHistory) verdict {
 	var v verdict
 	checkConverged(&v, states)
+	checkSkew(&v, h, clocks)
 	byKey := map[string][]op{}
 	for _, o := range h {
+		if o.Kind == opRead {
+			continue
+		}
 		byKey[o.Key] = append(byKey[o.Key], o)
 		if o.Outcome == ok {
 			v.Acknowledged++
@@ -272,9 +275,89 @@ func checkShared(v *verdict, node int, st nodeState, ops []op) {
 // describe is the verdict in a few lines.
 func (v verdict) describe() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d acknowledged, %d lost, %d resurrected, %d diverged, %d phantom", v.Acknowledged, v.Lost, v.Resurrected, v.Diverged, v.Phantoms)
+	fmt.Fprintf(&b, "%d acknowledged, %d lost, %d resurrected, %d diverged, %d phantom, %d adopted beyond the clock bound",
+		v.Acknowledged, v.Lost, v.Resurrected, v.Diverged, v.Phantoms, v.SkewAdopted)
 	for _, p := range v.Problems {
 		b.WriteString("\n  " + p)
 	}
 	return b.String()
+}
+
+// clockSpan is a stretch of a node's life with one clock offset, from its
+// start on (until the next span's start).
+type clockSpan struct {
+	From   time.Time
+	Offset time.Duration
+}
+
+// clockHistory is what the checker knows of the nodes' clocks: each node's
+// spans, in order, and the bound every node enforces.
+type clockHistory struct {
+	Spans   [][]clockSpan
+	MaxSkew time.Duration
+}
+
+// maxWall is the furthest node's wall clock read between from and to.
+func (c clockHistory) maxWall(node int, from, to time.Time) time.Time {
+	var best time.Time
+	spans := c.Spans[node]
+	for i, s := range spans {
+		end := to
+		if i+1 < len(spans) && spans[i+1].From.Before(end) {
+			end = spans[i+1].From
+		}
+		if end.Before(from) || s.From.After(to) {
+			continue
+		}
+		if w := end.Add(s.Offset); w.After(best) {
+			best = w
+		}
+	}
+	return best
+}
+
+// checkSkew holds every version a node was read holding against that node's
+// clock: a node refuses another's version further ahead of its own wall
+// clock than the bound, so a version it holds was at most that far ahead of
+// its clock when it took it. The node took it after its writer made it (the
+// acknowledged write with that version, if the history has it) and before
+// the read answered; its clock (with whatever offset it had then) read at
+// most maxWall in that time. A node's own versions follow its own clock and
+// are not held to this.
+func checkSkew(v *verdict, h []op, clocks clockHistory) {
+	if len(clocks.Spans) == 0 {
+		return
+	}
+	owner := map[string]int{} // version node -> harness node: from its own acknowledged writes
+	made := map[version]op{}  // acknowledged shared writes by the version they took
+	for _, o := range h {
+		// A DEL that found nothing wrote nothing: its version is an older write's.
+		wrote := o.Kind == opSet || o.Kind == opDel && o.Deleted == 1
+		if wrote && o.Outcome == ok && o.Version.TS != 0 {
+			owner[o.Version.Node] = o.Node
+			made[o.Version] = o
+		}
+	}
+	for _, o := range h {
+		if o.Kind != opRead || o.Outcome != ok || o.Version.TS == 0 {
+			continue // a key never written reads as version 0
+		}
+		if w, known := owner[o.Version.Node]; known && w == o.Node {
+			continue
+		}
+		var from time.Time // unknown write: any time since the run began
+		if w, ok := made[o.Version]; ok && !w.Invoke.After(o.Done) {
+			from = w.Invoke
+		}
+		wall := clocks.maxWall(o.Node, from, o.Done)
+		ahead := time.Duration(o.Version.TS>>16)*time.Millisecond - time.Duration(wall.UnixMilli())*time.Millisecond
+		if ahead > clocks.MaxSkew {
+			v.SkewAdopted++
+			writer := "an unknown node"
+			if w, known := owner[o.Version.Node]; known {
+				writer = fmt.Sprintf("node %d", w)
+			}
+			v.problem("adopted beyond the bound: %v found the version of %s %v ahead of node %d's clock (bound %v)", o, writer, ahead, o.Node, clocks.MaxSkew)
+		}
+	}
 }

@@ -106,7 +106,7 @@ func TestCheckerVerdicts(t *testing.T) {
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v := check(c.history, c.states)
+			v := check(c.history, c.states, clockHistory{})
 			if v.Lost != c.lost || v.Resurrected != c.resurrected || v.Diverged != c.diverged || v.Phantoms != c.phantoms {
 				t.Errorf("got %s; want %d lost, %d resurrected, %d diverged, %d phantom", v.describe(), c.lost, c.resurrected, c.diverged, c.phantoms)
 			}
@@ -133,5 +133,51 @@ func TestScheduleReplays(t *testing.T) {
 				t.Fatalf("round %d: fault %v outside its round of %v", i, f, ra.Length)
 			}
 		}
+	}
+}
+
+// A node holding another's version further ahead of its own clock than the
+// bound took a version it should have refused; one within the bound, or its
+// own, or one its clock's offset at the time allowed, is fine.
+func TestCheckerSkew(t *testing.T) {
+	const bound = 8 * time.Second
+	ms := func(t time.Time) int64 { return t.UnixMilli() << 16 }
+	a, b := "00000000000000aa", "00000000000000bb"
+	// Node 0 (a) runs 12 s ahead from t0+10s; node 1 (b) is on time.
+	clocks := clockHistory{MaxSkew: bound, Spans: [][]clockSpan{
+		{{From: t0, Offset: 0}, {From: t0.Add(10 * time.Second), Offset: 12 * time.Second}},
+		{{From: t0, Offset: 0}},
+	}}
+	write := func(node int, id string, at time.Time, ts int64) op {
+		return op{Node: node, Kind: opSet, Key: "s/1", Value: "x", Invoke: at, Done: at.Add(time.Millisecond), Outcome: ok, Version: version{ts, id}}
+	}
+	read := func(node int, at time.Time, v version) op {
+		return op{Node: node, Kind: opRead, Key: "s/1", Invoke: at, Done: at.Add(time.Millisecond), Outcome: ok, Version: v}
+	}
+	skewed := write(0, a, t0.Add(11*time.Second), ms(t0.Add(23*time.Second))) // 12 s ahead
+	onTime := write(1, b, t0.Add(11*time.Second), ms(t0.Add(11*time.Second)))
+	cases := []struct {
+		name string
+		h    []op
+		want int
+	}{
+		{"skewed version read on its own node", []op{skewed, onTime, read(0, t0.Add(12*time.Second), skewed.Version)}, 0},
+		{"skewed version adopted 11 s ahead", []op{skewed, onTime, read(1, t0.Add(12*time.Second), skewed.Version)}, 1},
+		{"skewed version adopted once time caught up", []op{skewed, onTime, read(1, t0.Add(15*time.Second), skewed.Version)}, 0},
+		{"on-time version on the skewed node", []op{skewed, onTime, read(0, t0.Add(12*time.Second), onTime.Version)}, 0},
+		{"a version from an unknown write", []op{onTime, read(1, t0.Add(12*time.Second), version{ms(t0.Add(30 * time.Second)), a})}, 1},
+		{"a node ahead itself may take what its clock allowed", []op{skewed, onTime,
+			read(0, t0.Add(12*time.Second), version{ms(t0.Add(29 * time.Second)), b})}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := check(c.h, nil, clocks)
+			if v.SkewAdopted != c.want {
+				t.Errorf("got %s; want %d adopted beyond the bound", v.describe(), c.want)
+			}
+			if v.ok() != (c.want == 0) {
+				t.Errorf("ok() = %v for %s", v.ok(), v.describe())
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/vishvananda/netns"
@@ -119,14 +120,7 @@ func (nw *network) remove() {
 }
 
 // nft runs an nftables script in the hub namespace, atomically.
-func (nw *network) nft(script string) error {
-	cmd := exec.Command("ip", "netns", "exec", nw.hub, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("nft in %s: %w: %s\nscript:\n%s", nw.hub, err, strings.TrimSpace(string(out)), script)
-	}
-	return nil
-}
+func (nw *network) nft(script string) error { return nftIn(nw.hub, script) }
 
 // setRules makes rules the active rules of fault name (none: the fault is
 // healed) and rewrites the bridge's chain in one nftables transaction.
@@ -160,32 +154,52 @@ func (nw *network) dropRule(from, to, pct int) string {
 // dialer dials inside namespace ns: clients reach a node over its own
 // loopback, so partitions cut the mesh, not the node from its clients.
 func dialer(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return dialerWith(ns, nil)
+}
+
+// dialerWith dials inside namespace ns, control (if not nil) setting the
+// socket up before it connects.
+func dialerWith(ns string, control func(string, string, syscall.RawConn) error) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type result struct {
-			c   net.Conn
-			err error
-		}
-		ch := make(chan result, 1)
-		// The socket is made on a thread moved into ns; that goroutine ends
-		// still locked to the thread, so Go discards the thread and no other
-		// goroutine ever runs in the wrong namespace.
-		go func() {
-			runtime.LockOSThread()
-			h, err := netns.GetFromName(ns)
-			if err != nil {
-				ch <- result{nil, fmt.Errorf("open namespace %s: %w", ns, err)}
-				return
-			}
-			defer h.Close()
-			if err := netns.Set(h); err != nil {
-				ch <- result{nil, fmt.Errorf("enter namespace %s: %w", ns, err)}
-				return
-			}
-			var d net.Dialer
-			c, err := d.DialContext(ctx, network, addr)
-			ch <- result{c, err}
-		}()
-		r := <-ch
-		return r.c, r.err
+		var c net.Conn
+		err := inNamespace(ns, func() error {
+			d := net.Dialer{Control: control}
+			var err error
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
 	}
+}
+
+// inNamespace runs fn on a thread moved into namespace ns. The goroutine
+// ends still locked to the thread, so Go discards the thread and no other
+// goroutine ever runs in the wrong namespace; sockets fn makes stay in ns.
+func inNamespace(ns string, fn func() error) error {
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		h, err := netns.GetFromName(ns)
+		if err != nil {
+			ch <- fmt.Errorf("open namespace %s: %w", ns, err)
+			return
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			ch <- fmt.Errorf("enter namespace %s: %w", ns, err)
+			return
+		}
+		ch <- fn()
+	}()
+	return <-ch
+}
+
+// nftIn runs an nftables script in namespace ns, atomically.
+func nftIn(ns, script string) error {
+	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft in %s: %w: %s\nscript:\n%s", ns, err, strings.TrimSpace(string(out)), script)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,6 +44,7 @@ type node struct {
 	killed  bool // the harness stopped it: an exit is expected
 	offset  time.Duration
 	paused  bool
+	spans   []clockSpan // every start's clock offset, for the checker
 
 	admin *redis.Client // the harness's own connection, for checks
 }
@@ -102,7 +104,8 @@ func (n *node) start(offset time.Duration) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "=== start %s offset %v\n", time.Now().Format(time.RFC3339Nano), offset)
+	began := time.Now()
+	fmt.Fprintf(log, "=== start %s offset %v\n", began.Format(time.RFC3339Nano), offset)
 	args := append([]string{"netns", "exec", n.ns, binary, "serve"}, n.base...)
 	if offset != 0 {
 		args = append(args, "--clock-offset", offset.String())
@@ -118,6 +121,7 @@ func (n *node) start(offset time.Duration) error {
 	done := make(chan struct{})
 	n.mu.Lock()
 	n.cmd, n.done, n.exitErr, n.killed, n.offset, n.paused = cmd, done, nil, false, offset, false
+	n.spans = append(n.spans, clockSpan{From: began, Offset: offset})
 	n.mu.Unlock()
 	go func() {
 		err := cmd.Wait()
@@ -145,6 +149,13 @@ func (n *node) start(offset time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// clockSpans is the node's clock offsets since the run began.
+func (n *node) clockSpans() []clockSpan {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.spans)
 }
 
 // signal sends sig to the running process.

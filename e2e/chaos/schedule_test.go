@@ -18,9 +18,10 @@ const (
 	faultSkew       = "skew"        // restarted with its clock off by less than --max-clock-skew
 	faultSkewBeyond = "skew-beyond" // restarted with its clock ahead by more than --max-clock-skew
 	faultDiskFull   = "diskfull"    // its data directory's filesystem filled, freed later
+	faultDelay      = "delay"       // some links' packets held back (and jittered) by the harness's proxy
 )
 
-var allFaults = []string{faultPartition, faultOneWay, faultLoss, faultKill, faultPause, faultSkew, faultSkewBeyond, faultDiskFull}
+var allFaults = []string{faultPartition, faultOneWay, faultLoss, faultKill, faultPause, faultSkew, faultSkewBeyond, faultDiskFull, faultDelay}
 
 // defaultFaults is what a run draws from unless -chaos.faults says
 // otherwise: every kind.
@@ -50,8 +51,10 @@ type fault struct {
 	Kind       string
 	Node       int      // the node of a process fault
 	A, B       []int    // the groups of a partition (oneway: A's packets to B are dropped)
-	Links      [][2]int // the links of a loss fault
+	Links      [][2]int // the links of a loss or delay fault
 	Pct        int      // the share of packets lost
+	Delay      time.Duration
+	Jitter     time.Duration // each chunk's delay is Delay plus up to Jitter
 	Offset     time.Duration
 	Start, End time.Duration
 }
@@ -65,6 +68,8 @@ func (f fault) String() string {
 		what = fmt.Sprintf("%v -> %v dropped", f.A, f.B)
 	case faultLoss:
 		what = fmt.Sprintf("%d%% on %v", f.Pct, f.Links)
+	case faultDelay:
+		what = fmt.Sprintf("%v+[0,%v] on %v", f.Delay, f.Jitter, f.Links)
 	case faultSkew, faultSkewBeyond:
 		what = fmt.Sprintf("node %d clock %+v", f.Node, f.Offset)
 	default:
@@ -109,6 +114,19 @@ func (s *schedule) split() (a, b []int) {
 	return a, b
 }
 
+// links draws one to nodes-1 links between distinct nodes.
+func (s *schedule) links() [][2]int {
+	var links [][2]int
+	for range 1 + s.rng.IntN(s.nodes-1) {
+		x, y := s.rng.IntN(s.nodes), s.rng.IntN(s.nodes-1)
+		if y >= x {
+			y++
+		}
+		links = append(links, [2]int{min(x, y), max(x, y)})
+	}
+	return links
+}
+
 // next draws the next round: one or two faults, each starting in the
 // first third of a stretch of minRound to maxRound and healed within it.
 func (s *schedule) next() round {
@@ -122,14 +140,12 @@ func (s *schedule) next() round {
 		case faultPartition, faultOneWay:
 			f.A, f.B = s.split()
 		case faultLoss:
-			for range 1 + s.rng.IntN(s.nodes-1) {
-				x, y := s.rng.IntN(s.nodes), s.rng.IntN(s.nodes-1)
-				if y >= x {
-					y++
-				}
-				f.Links = append(f.Links, [2]int{min(x, y), max(x, y)})
-			}
+			f.Links = s.links()
 			f.Pct = []int{10, 30, 60, 90}[s.rng.IntN(4)]
+		case faultDelay:
+			f.Links = s.links()
+			f.Delay = s.ms(20*time.Millisecond, time.Second)
+			f.Jitter = s.ms(0, f.Delay/2)
 		default:
 			f.Node = s.rng.IntN(s.nodes)
 			if busy[f.Node] {

@@ -23,7 +23,9 @@ import (
 //	         DELs, each in MULTI with MESH VERSION, so the history holds the
 //	         exact version the write took; the key's final version must be at
 //	         least that of every acknowledged write, and equal only to the
-//	         write that won.
+//	         write that won. Reads of MESH VERSION alone record which
+//	         version a node held when: another node's version may be at most
+//	         --max-clock-skew ahead of the reading node's clock.
 const (
 	sharedKeys = 24
 	ttl        = time.Hour // long enough never to expire during a run
@@ -34,6 +36,7 @@ type opKind uint8
 const (
 	opSet opKind = iota
 	opDel
+	opRead // MESH VERSION of a shared key
 )
 
 type outcome uint8
@@ -66,7 +69,7 @@ type op struct {
 	Outcome      outcome
 	Err          string
 	Deleted      int64   // DEL's reply
-	Version      version // value register after a shared write, when acknowledged
+	Version      version // value register after a shared write or at a read, when acknowledged
 }
 
 // gate lets the harness stop the workload between requests and wait until
@@ -170,6 +173,10 @@ func (w *worker) step(ctx context.Context) {
 		}
 	default:
 		key := fmt.Sprintf("s/%d", w.rng.IntN(sharedKeys))
+		if r < 0.6 {
+			w.read(ctx, key)
+			return
+		}
 		if w.rng.IntN(5) == 0 {
 			w.shared(ctx, opDel, key, "", false)
 		} else {
@@ -220,6 +227,16 @@ func (w *worker) del(ctx context.Context, key string) {
 	o := op{Kind: opDel, Key: key, Invoke: time.Now()}
 	n, err := w.c.Del(ctx, key).Result()
 	o.Deleted = n
+	w.record(o, err)
+}
+
+// read records the version of a shared key the node holds.
+func (w *worker) read(ctx context.Context, key string) {
+	o := op{Kind: opRead, Key: key, Invoke: time.Now()}
+	raw, err := w.c.Do(ctx, "MESH", "VERSION", key).Result()
+	if err == nil {
+		o.Version, err = parseVersion(raw)
+	}
 	w.record(o, err)
 }
 
@@ -312,10 +329,7 @@ func summarize(h []op) map[string]int {
 	out := map[string]int{}
 	for _, o := range h {
 		class, _, _ := strings.Cut(o.Key, "/")
-		kind := "set"
-		if o.Kind == opDel {
-			kind = "del"
-		}
+		kind := [...]string{"set", "del", "read"}[o.Kind]
 		out[fmt.Sprintf("%s %s %s", class, kind, [...]string{"ok", "failed", "unknown"}[o.Outcome])]++
 	}
 	return out
