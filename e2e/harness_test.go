@@ -113,7 +113,10 @@ func startBinary(t testing.TB, bin, dir string, extra ...string) *proc {
 		close(p.done)
 	}()
 	t.Cleanup(func() { p.kill() })
-	deadline := time.Now().Add(30 * time.Second)
+	// A restart after kill -9 replays the log: hundreds of MiB in the
+	// crash tests, which under the race detector on a busy two-core
+	// machine has taken over 30 s.
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, MaxRetries: -1})
 		err := c.Ping(context.Background()).Err()
@@ -127,7 +130,7 @@ func startBinary(t testing.TB, bin, dir string, extra ...string) *proc {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redmesh did not answer within 30s: %v\n%s", err, p.out)
+			t.Fatalf("redmesh did not answer within 90s: %v\n%s", err, p.out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
