@@ -513,22 +513,7 @@ func unionDots(a, b []Version) []Version {
 	if len(a) == 0 {
 		return b
 	}
-	out := make([]Version, 0, len(a)+len(b))
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		switch {
-		case j == len(b) || i < len(a) && a[i].Compare(b[j]) < 0:
-			out = append(out, a[i])
-			i++
-		case i == len(a) || b[j].Compare(a[i]) < 0:
-			out = append(out, b[j])
-			j++
-		default:
-			out = append(out, a[i])
-			i, j = i+1, j+1
-		}
-	}
-	return out
+	return unionSorted(a, b, Version.Compare, func(x, _ Version) Version { return x })
 }
 
 // removed reports whether d is among the sorted versions.

@@ -194,35 +194,8 @@ func mergeElems(a, b []Elem, traces []Elem) []Elem {
 	if len(a) == 0 && len(b) == 0 {
 		return nil
 	}
-	out := make([]Elem, 0, max(len(a), len(b)))
-	add := func(e Elem) {
-		if !traced(traces, e) {
-			out = append(out, e)
-		}
-	}
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		var c int
-		switch {
-		case j == len(b):
-			c = -1
-		case i == len(a):
-			c = 1
-		default:
-			c = compareElem(a[i], b[j])
-		}
-		switch {
-		case c < 0:
-			add(a[i])
-			i++
-		case c > 0:
-			add(b[j])
-			j++
-		default:
-			add(a[i])
-			i, j = i+1, j+1
-		}
-	}
+	out := unionSorted(a, b, compareElem, func(x, _ Elem) Elem { return x })
+	out = slices.DeleteFunc(out, func(e Elem) bool { return traced(traces, e) })
 	if len(out) == 0 {
 		return nil
 	}
@@ -236,7 +209,13 @@ func mergeCounts(a, b []Count) []Count {
 	if len(a) == 0 {
 		return b
 	}
-	out := make([]Count, 0, max(len(a), len(b)))
+	return unionSorted(a, b, compareCountKey, mergeCount)
+}
+
+// unionSorted merges two sorted lists into a new one; items that compare
+// equal become one, by same.
+func unionSorted[T any](a, b []T, compare func(T, T) int, same func(T, T) T) []T {
+	out := make([]T, 0, max(len(a), len(b)))
 	i, j := 0, 0
 	for i < len(a) || j < len(b) {
 		var c int
@@ -246,7 +225,7 @@ func mergeCounts(a, b []Count) []Count {
 		case i == len(a):
 			c = 1
 		default:
-			c = compareCountKey(a[i], b[j])
+			c = compare(a[i], b[j])
 		}
 		switch {
 		case c < 0:
@@ -256,7 +235,7 @@ func mergeCounts(a, b []Count) []Count {
 			out = append(out, b[j])
 			j++
 		default:
-			out = append(out, mergeCount(a[i], b[j]))
+			out = append(out, same(a[i], b[j]))
 			i, j = i+1, j+1
 		}
 	}
