@@ -10,7 +10,7 @@ import (
 
 // A typed state's encoding: the type register, then counts, fields, members
 // and traces, each list a count and its items, in their sorted order (so
-// equal states encode alike and the digest can hash the encoding):
+// equal states encode alike):
 //
 //	kind(1) kindVersion(16)
 //	n { nameLen name node(8) ver(16) total(varint) resetVer(16) resetTotal(varint) }
