@@ -155,8 +155,8 @@ const DigestTS = hlc.Timestamp(1<<64 - 1)
 
 // Versions lists the register versions in a fixed order (value, expiry, typed
 // state): the summary that the Merkle index and reconciliation compare. The
-// typed state, merged as a whole, is summed up by a digest (see digest)
-// (timestamp DigestTS); a plain string has none.
+// typed state, merged as a whole, is summed up by its digest, a version
+// whose timestamp is DigestTS; a plain string has none.
 func (r Record) Versions() [3]Version {
 	vs := [3]Version{r.Value.Version, r.Expiry.Version}
 	if !r.Typed.empty() {
