@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"github.com/redis/go-redis/v9"
 	"strconv"
 	"strings"
 	"testing"
@@ -86,6 +87,19 @@ func TestBootstrapResumesAfterKill(t *testing.T) {
 	}
 	if v := b.c.ConfigGet(ctx, "serve-stale-data").Val()["serve-stale-data"]; v != "no" {
 		t.Fatalf("CONFIG GET serve-stale-data = %q", v)
+	}
+	// CONFIG SET takes effect at once, both ways.
+	if err := b.c.ConfigSet(ctx, "serve-stale-data", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.c.Get(ctx, "k:1").Err(); err != nil && err != redis.Nil {
+		t.Fatalf("GET during the sync after CONFIG SET serve-stale-data yes: %v", err)
+	}
+	if err := b.c.ConfigSet(ctx, "serve-stale-data", "no").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.c.Get(ctx, "k:1").Err(); err == nil || !strings.HasPrefix(err.Error(), "MASTERDOWN") {
+		t.Fatalf("GET during the sync after CONFIG SET serve-stale-data no: %v", err)
 	}
 	at := atoi(b.info(t)["mesh_bootstrap_bytes"])
 	if at >= total {

@@ -204,6 +204,7 @@ var settableTested = map[string]string{
 	"shutdown-timeout":       "TestShutdownTimeoutAndNow",
 	"protected-mode":         "TestProtectedModeTakesEffect",
 	"sync-interval":          "TestSyncIntervalTakesEffect",
+	"serve-stale-data":       "TestBootstrapResumesAfterKill",
 	"appendfsync":            "TestConfig",
 	"appendonly":             "TestConfig",
 	"save":                   "TestConfigSetCoversEverySetting",
