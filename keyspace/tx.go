@@ -27,9 +27,8 @@ type change struct {
 }
 
 func (tx *Tx) reset() {
-	// Keep the list for the next step, up to a bound: a bulk apply (a
-	// bootstrap's chunk, a catch-up) regrowing it every step cost a third
-	// of a joining node's CPU.
+	// Keep the list for the next step, up to a bound, so that bulk applies
+	// (a bootstrap's chunks, a catch-up) do not regrow it every step.
 	if cap(tx.changes) > 1<<15 {
 		tx.changes = nil
 	}

@@ -37,12 +37,14 @@
 // nodes below it, so writes stay O(1) and a root read costs one hash per
 // dirty node.
 //
-// A key carries a list of register versions: today the value register then
-// the expiry register; the caller fixes their order. A Version is an HLC
-// timestamp and a node ID, compared in that order. Trailing zero versions
-// (registers never written) do not change the entry hash. A key is newer on a
-// side if any of its registers is (NewerIn), so one key can need to move in
-// both directions.
+// A key carries a list of register versions; the caller fixes their order
+// (redmesh: the value register, the expiry register, and for a hash or set
+// the digest of its state). A Version is an HLC timestamp and a node ID,
+// compared in that order; one whose timestamp is DigestTS is a digest of a
+// state that merges as a whole, and any difference in it moves the key both
+// ways. Trailing zero versions (registers never written) do not change the
+// entry hash. A key is newer on a side if any of its registers is
+// (NewerIn), so one key can need to move in both directions.
 //
 // # The session
 //

@@ -2,7 +2,6 @@ package mesh
 
 import (
 	"github.com/redmesh/redmesh/hlc"
-	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -21,25 +20,4 @@ func Admit(clock *hlc.Clock, rec record.Record) error {
 		return nil
 	}
 	return clock.Observe(v.TS)
-}
-
-// MerkleVersions is a record's register versions (record.Versions) as the
-// Merkle tree and its sessions take them: none for a key never written, and
-// no trailing registers never written (a plain string has no typed state's
-// digest). record.DigestTS equals merkle.DigestTS, so the tree moves a typed
-// state, which merges as a whole, both ways when it differs. The slice is
-// fresh: sessions may keep it.
-func MerkleVersions(vs [3]record.Version) []merkle.Version {
-	n := len(vs)
-	for n > 0 && vs[n-1].IsZero() {
-		n--
-	}
-	if n == 0 {
-		return nil
-	}
-	out := make([]merkle.Version, n)
-	for i, v := range vs[:n] {
-		out[i] = merkle.Version{TS: uint64(v.TS), Node: uint64(v.Node)}
-	}
-	return out
 }

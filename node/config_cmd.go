@@ -55,6 +55,17 @@ func intParam(lo, hi int64, apply func(n *Node, v int64)) func(*Node, string) (f
 	}
 }
 
+// parseYesNo reads a boolean setting as Redis does: yes or no, in any case.
+func parseYesNo(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "yes":
+		return true, nil
+	case "no":
+		return false, nil
+	}
+	return false, errors.New(errYesNo)
+}
+
 func yesNo(b bool) string {
 	if b {
 		return "yes"
@@ -129,13 +140,9 @@ var configParams = []configParam{
 		}},
 	{name: "protected-mode", get: func(n *Node) string { return yesNo(!n.live.protectedModeOff.Load()) },
 		set: func(n *Node, v string) (func(), error) {
-			var on bool
-			switch strings.ToLower(v) {
-			case "yes":
-				on = true
-			case "no":
-			default:
-				return nil, errors.New(errYesNo)
+			on, err := parseYesNo(v)
+			if err != nil {
+				return nil, err
 			}
 			return func() {
 				n.live.protectedModeOff.Store(!on)
@@ -186,13 +193,9 @@ var configParams = []configParam{
 	// As Redis's replica-serve-stale-data, for the first sync with the mesh.
 	{name: "serve-stale-data", get: func(n *Node) string { return yesNo(n.serveStale.Load()) },
 		set: func(n *Node, v string) (func(), error) {
-			var on bool
-			switch strings.ToLower(v) {
-			case "yes":
-				on = true
-			case "no":
-			default:
-				return nil, errors.New(errYesNo)
+			on, err := parseYesNo(v)
+			if err != nil {
+				return nil, err
 			}
 			return func() {
 				n.serveStale.Store(on)

@@ -64,53 +64,34 @@ func renameGeneric(n *Node, c *client, args [][]byte, nx bool) {
 // copy is a new write, not the source's writes again). A counter is copied as
 // the string it reads as.
 func (n *Node) putCopy(tx *keyspace.Tx, key []byte, src record.Record) error {
-	v, err := n.newVersion()
-	if err != nil {
-		return err
-	}
-	expiry := record.Expiry{Version: v, At: src.Expiry.At}
 	if src.Kind() == record.KindString {
-		return n.put(tx, key, record.Record{Value: record.Value{Version: v, Data: src.StringData()}, Expiry: expiry})
+		v, err := n.newVersion()
+		if err != nil {
+			return err
+		}
+		return n.put(tx, key, record.Record{Value: record.Value{Version: v, Data: src.StringData()}, Expiry: record.Expiry{Version: v, At: src.Expiry.At}})
 	}
-	cur, err := tx.Get(key)
+	w, err := n.replaceTyped(tx, key, src.Kind())
 	if err != nil {
 		return err
 	}
-	t := cur.Typed.Clear()
-	if t == nil {
-		t = &record.Typed{}
-	}
-	t.Kind, t.KindVersion = src.Kind(), v
-	dot := func() (record.Version, error) { return n.newVersion() }
-	var ferr error
+	w.rec.Expiry = record.Expiry{Version: w.v, At: src.Expiry.At}
 	switch src.Kind() {
 	case record.KindHash:
 		src.Typed.EachField(func(name, value []byte) bool {
-			var d record.Version
-			if d, ferr = dot(); ferr == nil {
-				t.Fields = append(t.Fields, record.Elem{Name: name, Dot: d, Value: value})
-			}
-			return ferr == nil
+			err = w.setField(name, value)
+			return err == nil
 		})
 	case record.KindSet:
 		src.Typed.EachMember(func(name []byte) bool {
-			var d record.Version
-			if d, ferr = dot(); ferr == nil {
-				t.Members = append(t.Members, record.Elem{Name: name, Dot: d})
-			}
-			return ferr == nil
+			err = w.addMember(name)
+			return err == nil
 		})
 	}
-	if ferr != nil {
-		return ferr
+	if err != nil {
+		return err
 	}
-	t.Normalize()
-	rec := record.Record{Expiry: expiry, Typed: t}
-	if !cur.Value.Version.IsZero() && !cur.Value.Tombstone {
-		rec.Value = record.Value{Version: v, Tombstone: true}
-	}
-	_, _, err = n.apply(tx, key, rec)
-	return err
+	return w.commit(tx)
 }
 
 // cmdCopy is COPY source destination [DB 0] [REPLACE]. There is one database.

@@ -409,38 +409,16 @@ func (n *Node) storeSet(tx *keyspace.Tx, key []byte, ms [][]byte, now int64) err
 		}
 		return n.deleteKey(tx, key)
 	}
-	cur, err := tx.Get(key)
+	w, err := n.replaceTyped(tx, key, record.KindSet)
 	if err != nil {
 		return err
 	}
-	v, err := n.newVersion()
-	if err != nil {
-		return err
-	}
-	t := cur.Typed.Clear()
-	if t == nil {
-		t = &record.Typed{}
-	}
-	t.Kind, t.KindVersion = record.KindSet, v
-	for i, m := range ms {
-		d := v
-		if i > 0 {
-			if d, err = n.newVersion(); err != nil {
-				return err
-			}
+	for _, m := range ms {
+		if err := w.addMember(m); err != nil {
+			return err
 		}
-		t.Members = append(t.Members, record.Elem{Name: m, Dot: d})
 	}
-	t.Normalize()
-	rec := record.Record{Typed: t}
-	if !cur.Value.Version.IsZero() && !cur.Value.Tombstone {
-		rec.Value = record.Value{Version: v, Tombstone: true}
-	}
-	if cur.Expiry.At != 0 {
-		rec.Expiry = record.Expiry{Version: v}
-	}
-	_, _, err = n.apply(tx, key, rec)
-	return err
+	return w.commit(tx)
 }
 
 // cmdSInterCard is SINTERCARD numkeys key [key ...] [LIMIT limit].

@@ -13,9 +13,9 @@ import (
 
 // What the type families (hashes.go, sets.go, the counters of strings.go)
 // share: reading a key as one kind, and building a write of a typed key as a
-// delta — the elements it adds, each with a dot of its own, and the dots it
-// observed and removes — that record.Merge then applies here and at every
-// peer alike.
+// delta (record.TypedOp) — the elements it adds, each with a dot of its own,
+// and the elements it observed and removes — that record.Merge then applies
+// here and at every peer alike.
 
 // liveKind checks a record a command reads as kind: whether the client sees
 // it, and WRONGTYPE if it holds another kind.
@@ -74,6 +74,21 @@ func (n *Node) beginTyped(tx *keyspace.Tx, key []byte, kind record.Kind, now int
 	if err != nil {
 		return nil, err
 	}
+	return n.startTyped(key, cur, live, kind)
+}
+
+// replaceTyped starts a write that makes key a new key of kind whatever it
+// held (COPY, the STORE commands): as on a key that is not there, it removes
+// everything the record holds.
+func (n *Node) replaceTyped(tx *keyspace.Tx, key []byte, kind record.Kind) (*typedWrite, error) {
+	cur, err := tx.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	return n.startTyped(key, cur, false, kind)
+}
+
+func (n *Node) startTyped(key []byte, cur record.Record, live bool, kind record.Kind) (*typedWrite, error) {
 	v, err := n.newVersion()
 	if err != nil {
 		return nil, err
