@@ -115,7 +115,7 @@ func startBinary(t testing.TB, bin, dir string, extra ...string) *proc {
 	t.Cleanup(func() { p.kill() })
 	// A restart after kill -9 replays the log: hundreds of MiB in the
 	// crash tests, which under the race detector on a busy two-core
-	// machine has taken over 30 s.
+	// machine can take more than 30 s.
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, MaxRetries: -1})

@@ -13,9 +13,8 @@ import (
 // connections (TCP_RTO_MAX_MS, Linux 6.15 and later; elsewhere the kernel's
 // 120 s stands). A connection that carried data through a partition
 // otherwise retransmits at 0.2, 0.6, 1.4, 3, 6.2, 12.6 s... after the first
-// loss, and nothing flows after the heal until its next retransmission: a
-// partition of 7 s left the mesh unconverged for 5–7 s more (chaos runs).
-// Capped, the connection resumes within a second of the heal. Both ends need
+// loss, and nothing flows after the heal until its next retransmission
+// (bench/RESULTS.md, "Chaos", has what that cost). Capped, the connection resumes within a second of the heal. Both ends need
 // the cap, since each direction waits for its own sender's timer: dialled
 // sockets get it as they are made, accepted ones from the listener.
 const MaxRetransmitTimeout = time.Second
