@@ -63,7 +63,6 @@ type entry struct {
 	next    uint32 // entry number + 1 of the next key in the same hash group; 0 ends it
 	klen    uint16 // MaxKeyLen fits
 	flags   uint8
-	kind    record.Kind
 }
 
 const (
@@ -220,7 +219,7 @@ func (s *shard) find(key []byte, tag uint32) (int, int) {
 // false, when it is nil.
 func (s *shard) record(n int, data bool) record.Record {
 	e := &s.entries[n]
-	r := record.Record{Value: record.Value{Version: e.version, Tombstone: e.flags&flagTombstone != 0, Kind: e.kind}}
+	r := record.Record{Value: record.Value{Version: e.version, Tombstone: e.flags&flagTombstone != 0}}
 	switch {
 	case e.flags&flagExpiryAsValue != 0:
 		r.Expiry.Version = e.version
@@ -349,7 +348,7 @@ func (s *shard) compact() {
 // wasDeadline before, and keeps the deadline heap.
 func (s *shard) setMeta(n int, rec record.Record, wasDeadline int64) {
 	e := &s.entries[n]
-	e.version, e.kind = rec.Value.Version, rec.Value.Kind
+	e.version = rec.Value.Version
 	e.flags &= flagBig
 	if rec.Value.Tombstone {
 		e.flags |= flagTombstone
@@ -442,7 +441,7 @@ func (t *Table) View(key []byte, fn func(rec record.Record)) {
 }
 
 // Peek returns key's record WITHOUT its value's data: versions, liveness,
-// kind and expiry only.
+// expiry and typed state (a copy, or a large state's shared object) only.
 func (t *Table) Peek(key []byte) record.Record {
 	s, h := t.locate(key)
 	s.mu.RLock()

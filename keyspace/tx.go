@@ -153,7 +153,7 @@ func loses(rec, cur record.Record) bool {
 	switch c := rec.Value.Version.Compare(cur.Value.Version); {
 	case c > 0:
 		return false
-	case c == 0 && (rec.Value.Kind != cur.Value.Kind || rec.Value.Tombstone && !cur.Value.Tombstone):
+	case c == 0 && rec.Value.Tombstone && !cur.Value.Tombstone:
 		return false // a kind mismatch is for the full merge; a sweep's tombstone wins
 	}
 	c := rec.Expiry.Version.Compare(cur.Expiry.Version)

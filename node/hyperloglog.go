@@ -123,7 +123,7 @@ func (n *Node) newSketch(tx *keyspace.Tx, key []byte, k hllKey, v record.Version
 		h.Removed = t.HLL.Removed
 	}
 	t.Kind, t.KindVersion, t.HLL = record.KindString, v, h
-	rec := record.Record{Value: record.Value{Version: v, Kind: record.KindString}, Typed: t}
+	rec := record.Record{Value: record.Value{Version: v}, Typed: t}
 	if fresh {
 		rec.Expiry = record.Expiry{Version: v}
 	}

@@ -137,7 +137,7 @@ func cmdSet(n *Node, c *client, args [][]byte) {
 		if err != nil {
 			return err
 		}
-		rec := record.Record{Value: record.Value{Version: v, Kind: record.KindString, Data: val}}
+		rec := record.Record{Value: record.Value{Version: v, Data: val}}
 		if !o.keepTTL || !r.oldLive {
 			// KEEPTTL leaves the expiry register alone; on a key that is
 			// not there, there is no TTL to keep.

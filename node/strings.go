@@ -94,7 +94,7 @@ func (n *Node) putString(tx *keyspace.Tx, key, data []byte, at int64) error {
 		return err
 	}
 	rec := record.Record{
-		Value:  record.Value{Version: v, Kind: record.KindString, Data: data},
+		Value:  record.Value{Version: v, Data: data},
 		Expiry: record.Expiry{Version: v, At: at},
 	}
 	err = n.put(tx, key, rec)
@@ -111,7 +111,7 @@ func (n *Node) putValue(tx *keyspace.Tx, key, data []byte, live bool) error {
 	if err != nil {
 		return err
 	}
-	err = n.put(tx, key, record.Record{Value: record.Value{Version: v, Kind: record.KindString, Data: data}})
+	err = n.put(tx, key, record.Record{Value: record.Value{Version: v, Data: data}})
 	return err
 }
 

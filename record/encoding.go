@@ -45,7 +45,7 @@ func AppendBinary(dst []byte, r Record) []byte {
 			flags |= flagSameVer
 		}
 	}
-	dst = append(dst, formatV1, flags, byte(r.Value.Kind))
+	dst = append(dst, formatV1, flags, byte(KindString))
 	dst = appendVersion(dst, r.Value.Version)
 	dst = binary.AppendUvarint(dst, uint64(len(r.Value.Data)))
 	dst = append(dst, r.Value.Data...)
@@ -120,8 +120,7 @@ func DecodePrefix(b []byte) (Record, []byte, error) {
 		return r, nil, fmt.Errorf("%w: bad flags %#x", ErrCorrupt, flags)
 	}
 	r.Value.Tombstone = flags&flagTombstone != 0
-	r.Value.Kind = Kind(b[2])
-	if r.Value.Kind != KindString {
+	if Kind(b[2]) != KindString { // the value register holds strings; types are in Typed
 		return r, nil, fmt.Errorf("%w: unknown kind %d", ErrCorrupt, b[2])
 	}
 	b = b[3:]

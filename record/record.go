@@ -50,7 +50,7 @@ func (v Version) String() string { return fmt.Sprintf("%v@%v", v.TS, v.Node) }
 // Kind is the Redis type of a key.
 type Kind uint8
 
-// KindString is a string (a counter included): the value register's kind.
+// KindString is a string (a counter included): what the value register holds.
 const KindString Kind = 0
 
 // Kind names the type as Redis's TYPE does.
@@ -66,11 +66,10 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind%d", uint8(k))
 }
 
-// Value is the value register.
+// Value is the value register: a string, or a tombstone.
 type Value struct {
 	Version   Version
 	Tombstone bool
-	Kind      Kind
 	Data      []byte
 }
 
@@ -253,9 +252,6 @@ func compareValue(a, b Value) int {
 			return 1
 		}
 		return -1
-	}
-	if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
-		return c
 	}
 	return bytes.Compare(a.Data, b.Data)
 }

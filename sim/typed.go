@@ -290,7 +290,7 @@ func (c *typedCmd) overValue(del bool, args [][]byte, now int64) (record.Record,
 	}
 	rec := record.Record{Value: record.Value{Version: v, Tombstone: del}, Expiry: record.Expiry{Version: v}}
 	if !del {
-		rec.Value.Kind, rec.Value.Data = record.KindString, c.s.intern(args[2])
+		rec.Value.Data = c.s.intern(args[2])
 	}
 	c.obs.observeAll(c.s, c.cur)
 	return record.OverValue(c.cur, rec), nil
