@@ -65,6 +65,12 @@ func (s *setAside) add(key []byte, rec record.Record, now time.Time) {
 	s.recent = append(s.recent, setAsideKey{string(key), now, rec.Newest()})
 }
 
+func (s *setAside) total() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count
+}
+
 func (s *setAside) snapshot() (uint64, []setAsideKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
