@@ -89,6 +89,54 @@ func TestMetaIsDurable(t *testing.T) {
 	}
 }
 
+// Retention drops the blocks no peer needs (Unneeded) up to the
+// checkpoint, however small the log, and keeps those committed since.
+func TestRetentionDropsUnneeded(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	var unneeded time.Time
+	s := open(t, t.TempDir(), func(o *Options) {
+		o.Now = clock
+		o.RetentionInterval = time.Hour // the test truncates by hand
+		o.Unneeded = func() time.Time { mu.Lock(); defer mu.Unlock(); return unneeded }
+	})
+	for range 10 {
+		commit(t, s, 10, func(i int) string { return fmt.Sprint("k", i) }, "v")
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	for range 10 {
+		commit(t, s, 10, func(i int) string { return fmt.Sprint("k", i) }, "v")
+	}
+	s.SetCheckpoint(150)
+	if _, err := s.Truncate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := s.LogBounds(); first != 1 {
+		t.Fatalf("a small, young log truncated to %d with no horizon", first)
+	}
+	mu.Lock()
+	unneeded = time.Unix(1_700_000_000, 0) // the first ten blocks'
+	mu.Unlock()
+	if _, err := s.Truncate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := s.LogBounds(); first != 101 {
+		t.Fatalf("truncated to %d, want 101: the blocks no peer needs", first)
+	}
+	mu.Lock()
+	unneeded = time.Unix(1<<40, 0)
+	mu.Unlock()
+	if _, err := s.Truncate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if first, last := s.LogBounds(); first != 151 || last != 200 {
+		t.Fatalf("truncated to %d..%d, want 151..200: the checkpoint bounds it", first, last)
+	}
+}
+
 // Retention drops the oldest blocks beyond the size and age bounds, never
 // past the checkpoint, and an emptied log never reuses sequence numbers.
 func TestRetentionBySizeAndAge(t *testing.T) {
