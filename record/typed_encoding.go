@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/redmesh/redmesh/hlc"
 )
 
 // A typed state's encoding: the type register, then counts, fields, members
@@ -13,21 +15,26 @@ import (
 // equal states encode alike):
 //
 //	kind(1) kindVersion(16)
-//	n { nameLen name node(8) ver(16) total(varint) resetVer(16) resetTotal(varint) }
+//	n { nameLen name node(8) start(uvarint) ver(16) total(varint) resetVer(16) resetTotal(varint) }
 //	n { nameLen name dot(16) valueLen value }   fields
 //	n { nameLen name dot(16) }                  members
-//	n { nameLen name dot(16) }                  traces
+//	n { nameLen name dot(16) at(8) }            traces
 //	[sketch]                                    HyperLogLog (record/hll.go)
 //
 // A kind byte with kindHasHLL set says a sketch follows; states without one
-// encode as before.
+// encode as before. Every state is written with kindTimes set: counts carry
+// their run's start and traces their removal time. A state written before
+// them decodes with starts of zero and, as its traces' time, the newest
+// timestamp the state holds: the best its encoding tells (a whole-key delete
+// may have been later).
 
 // minCountLen, minFieldLen, minMemberLen bound a list's length by the bytes
 // left, so a decoder never allocates for items the input cannot hold.
 const (
-	minCountLen  = 1 + 8 + versionLen + 1 + versionLen + 1
+	minCountLen  = 1 + 8 + versionLen + 1 + versionLen + 1 // before kindTimes; a start adds a byte or more
 	minFieldLen  = 1 + versionLen + 1
 	minMemberLen = 1 + versionLen
+	minTraceLen  = minMemberLen // before kindTimes; at adds 8
 )
 
 func appendBytes(dst, b []byte) []byte {
@@ -35,20 +42,26 @@ func appendBytes(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// kindHasHLL marks, in the kind byte, a state that ends with a sketch.
-const kindHasHLL = 0x80
+// Flags in the kind byte: kindHasHLL marks a state that ends with a sketch,
+// kindTimes one whose counts and traces carry their times.
+const (
+	kindHasHLL = 0x80
+	kindTimes  = 0x40
+	kindFlags  = kindHasHLL | kindTimes
+)
 
 func appendTyped(dst []byte, t *Typed) []byte {
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
-		dst = append(dst, byte(t.Kind)|kindHasHLL)
+		dst = append(dst, byte(t.Kind)|kindTimes|kindHasHLL)
 	} else {
-		dst = append(dst, byte(t.Kind))
+		dst = append(dst, byte(t.Kind)|kindTimes)
 	}
 	dst = appendVersion(dst, t.KindVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(t.Counts)))
 	for _, c := range t.Counts {
 		dst = appendBytes(dst, c.Name)
 		dst = binary.BigEndian.AppendUint64(dst, uint64(c.Node))
+		dst = binary.AppendUvarint(dst, uint64(c.Start))
 		dst = appendVersion(dst, c.Ver)
 		dst = binary.AppendVarint(dst, c.Total)
 		dst = appendVersion(dst, c.ResetVer)
@@ -60,8 +73,11 @@ func appendTyped(dst []byte, t *Typed) []byte {
 			for _, e := range run {
 				dst = appendBytes(dst, e.Name)
 				dst = appendVersion(dst, e.Dot)
-				if which == listFields {
+				switch which {
+				case listFields:
 					dst = appendBytes(dst, e.Value)
+				case listRemoved:
+					dst = binary.BigEndian.AppendUint64(dst, uint64(e.TraceAt()))
 				}
 			}
 			return true
@@ -84,12 +100,12 @@ func (t *Typed) count(which int) int {
 func (t *Typed) encodedSize() int {
 	n := 1 + versionLen + 4*binary.MaxVarintLen64
 	for _, c := range t.Counts {
-		n += binary.MaxVarintLen64 + len(c.Name) + 8 + 2*versionLen + 2*binary.MaxVarintLen64
+		n += binary.MaxVarintLen64 + len(c.Name) + 8 + 2*versionLen + 3*binary.MaxVarintLen64
 	}
 	for _, which := range []int{listFields, listMembers, listRemoved} {
 		t.each(which, func(run []Elem) bool {
 			for _, e := range run {
-				n += 2*binary.MaxVarintLen64 + len(e.Name) + versionLen + len(e.Value)
+				n += 2*binary.MaxVarintLen64 + len(e.Name) + versionLen + max(len(e.Value), 8)
 			}
 			return true
 		})
@@ -110,6 +126,7 @@ func (t *Typed) digest() uint64 {
 	for _, c := range t.Counts {
 		b = appendBytes(b, c.Name)
 		b = binary.BigEndian.AppendUint64(b, uint64(c.Node))
+		b = binary.AppendUvarint(b, uint64(c.Start))
 		b = appendVersion(b, c.Ver)
 		b = binary.AppendVarint(b, c.Total)
 		b = appendVersion(b, c.ResetVer)
@@ -205,7 +222,8 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 	if len(b) < 1+versionLen {
 		return nil, nil, fmt.Errorf("%w: typed state truncated", ErrCorrupt)
 	}
-	t := &Typed{Kind: Kind(b[0] &^ kindHasHLL)}
+	t := &Typed{Kind: Kind(b[0] &^ kindFlags)}
+	times := b[0]&kindTimes != 0
 	if t.Kind != KindString && t.Kind != KindHash && t.Kind != KindSet {
 		return nil, nil, fmt.Errorf("%w: unknown kind %d", ErrCorrupt, b[0])
 	}
@@ -222,6 +240,9 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 			}
 			c.Node = NodeID(binary.BigEndian.Uint64(r.b))
 			r.b = r.b[8:]
+			if times {
+				c.Start = hlc.Timestamp(r.uvarint("count start"))
+			}
 			c.Ver = r.version("count version")
 			c.Total = r.varint("count total")
 			c.ResetVer = r.version("reset version")
@@ -231,11 +252,17 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 			}
 		}
 	}
-	t.Fields = r.elems("fields", minFieldLen, true)
-	t.Members = r.elems("members", minMemberLen, false)
-	t.Removed = r.elems("traces", minMemberLen, false)
+	t.Fields = r.elems("fields", minFieldLen, listFields, true)
+	t.Members = r.elems("members", minMemberLen, listMembers, true)
+	t.Removed = r.elems("traces", minTraceLen, listRemoved, times)
 	if r.err != nil {
 		return nil, nil, r.err
+	}
+	if !times && len(t.Removed) > 0 {
+		at := Record{Typed: t}.Newest().TS
+		for i := range t.Removed {
+			t.Removed[i] = trace(t.Removed[i], at)
+		}
 	}
 	if b[0]&kindHasHLL != 0 { // HyperLogLog hook (record/hll.go)
 		var err error
@@ -246,7 +273,8 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 	return t, r.b, nil
 }
 
-func (r *typedReader) elems(what string, min int, values bool) []Elem {
+// elems reads list which; times says whether traces carry their time.
+func (r *typedReader) elems(what string, min int, which int, times bool) []Elem {
 	n := r.count(what, min)
 	if n == 0 || r.err != nil {
 		return nil
@@ -256,8 +284,16 @@ func (r *typedReader) elems(what string, min int, values bool) []Elem {
 		e := &out[i]
 		e.Name = r.bytes("name")
 		e.Dot = r.version("dot")
-		if values {
+		switch {
+		case which == listFields:
 			e.Value = r.bytes("value")
+		case which == listRemoved && times:
+			if len(r.b) < 8 {
+				r.fail("truncated trace")
+				return nil
+			}
+			e.Value = r.b[:8:8]
+			r.b = r.b[8:]
 		}
 		if r.err != nil {
 			return nil
