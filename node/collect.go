@@ -56,15 +56,10 @@ func (n *Node) aloneHorizon() uint64 {
 	return math.MaxUint64
 }
 
-// collectRecord is what collection makes of rec at the horizon stable.
-// TODO(record.Collect): a plain tombstone whose registers are all stable is
-// gone; everything else stays as it is.
+// collectRecord is what collection makes of rec at the horizon stable
+// (record.Collect).
 func collectRecord(rec record.Record, stable uint64, nowMillis int64) (out record.Record, gone, changed bool) {
-	if rec.Typed == nil && !rec.Exists() &&
-		uint64(rec.Value.Version.TS) <= stable && uint64(rec.Expiry.Version.TS) <= stable {
-		return record.Record{}, true, true
-	}
-	return rec, false, false
+	return rec.Collect(hlc.Timestamp(stable), nowMillis)
 }
 
 const (
