@@ -146,8 +146,8 @@ func (n *Node) collectStep(cursor, stable uint64) (uint64, error) {
 			}
 		})
 		for _, v := range todo {
-			if !l.Settled(v.key) {
-				continue // its last write has yet to reach the log: the next pass
+			if !l.Settled(v.key) || n.watching.has(v.key) {
+				continue // its last write has yet to reach the log, or a client watches it: the next pass
 			}
 			if v.gone {
 				l.Remove(v.key)
@@ -198,10 +198,14 @@ func (n *Node) sweepExpired() {
 				if !cur.Exists() || !cur.Expired(now) {
 					continue // rewritten since it was listed
 				}
-				out, gone, _ := collectRecord(cur.Swept(), stable, now)
-				if gone {
+				left := cur.Swept()
+				out, gone, _ := collectRecord(left, stable, now)
+				switch {
+				case gone && !n.watching.has(k):
 					l.Remove(k)
-				} else {
+				case gone:
+					l.Set(k, left) // collection takes it once no client watches it
+				default:
 					l.Set(k, out)
 				}
 				swept++

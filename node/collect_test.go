@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/record"
 )
@@ -167,4 +169,43 @@ func TestSweepIsFastAndLocal(t *testing.T) {
 	if empty, _ := newMerkleIndex(); a.MerkleRoot() != empty.root() {
 		t.Fatalf("an empty keyspace has root %x, not an empty tree's %x", a.MerkleRoot(), empty.root())
 	}
+}
+
+// TestWatchSeesThroughCollection: a key WATCH saw deleted stays until EXEC,
+// so that EXEC runs if nothing touched it and aborts if another client wrote
+// and deleted it again, collection or not.
+func TestWatchSeesThroughCollection(t *testing.T) {
+	ctx := context.Background()
+	a, ca := openNode(t, t.TempDir())
+	other := ca // a second connection comes from the pool
+	for _, touched := range []bool{false, true} {
+		ca.Set(ctx, "w", "v", 0)
+		ca.Del(ctx, "w")
+		err := ca.Watch(ctx, func(tx *redis.Tx) error {
+			if touched {
+				other.Set(ctx, "w", "again", 0)
+				other.Del(ctx, "w")
+			}
+			// Collection passes go by (run here, not waited for).
+			for range 2 {
+				if err := a.collectPass(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, "done", "1", 0)
+				return nil
+			})
+			return err
+		}, "w")
+		switch {
+		case touched && err != redis.TxFailedErr:
+			t.Fatalf("EXEC after the watched key was written and deleted: %v, want an abort", err)
+		case !touched && err != nil:
+			t.Fatalf("EXEC with the watched key untouched: %v", err)
+		}
+	}
+	waitFor(t, 5*time.Second, "the unwatched tombstone is collected", func() bool {
+		return !a.db.Table().Peek([]byte("w")).Written()
+	})
 }

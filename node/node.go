@@ -61,6 +61,7 @@ type Node struct {
 	maxMemory   atomic.Int64
 	serveStale  atomic.Bool // --serve-stale-data (bootstrap.go)
 	hadPeer     atomic.Bool // a peer was configured, remembered or met: see collect.go
+	watching    watching    // the keys clients WATCH, which collection leaves be
 	wasOver     atomic.Bool
 
 	stop  chan struct{} // closed once the clients are gone, to stop the background work
