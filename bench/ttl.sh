@@ -6,7 +6,9 @@
 # and server: how long until DBSIZE is 0 again after the round was written,
 # then at the round's 12 s mark DBSIZE, RSS and the data directory's size,
 # and the CPU the server used from the end of the writes to that mark (the
-# expiry's, with whatever else runs in the background) as a share of a core.
+# expiry's, with whatever else runs in the background) as a share of a core;
+# the peak sweep rate is the highest rise of INFO's expired_keys over half
+# a second.
 # Ports 21379 (Redis) and 21380 (redmesh). Usage: bench/ttl.sh [ROUNDS]
 source "$(dirname "$0")/lib.sh"
 rounds=${1:-4}
@@ -20,6 +22,7 @@ start_redmesh 21380 --fsync everysec
 pid_of() { ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 dbsize() { redis-cli -p "$1" DBSIZE; }
+expired() { redis-cli -p "$1" INFO stats | tr -d '\r' | awk -F: '$1 == "expired_keys" {print $2}'; }
 disk_mb() { du -sb "$1" | awk '{printf "%.1f", $1 / 1048576}'; }
 declare -A dir=([21379]="$BENCH_TMP/redis-21379" [21380]="$BENCH_TMP/redmesh-21380")
 declare -A name=([21379]=redis-server [21380]=redmesh)
@@ -37,7 +40,7 @@ payload() {
 
 now_ms() { date +%s%3N; }
 for r in $(seq 1 "$rounds"); do payload "$r"; done
-printf '| round | server | written in s | DBSIZE 0 after s | DBSIZE at 12 s | RSS MiB | disk MiB | CPU from writes to 12 s |\n|---:|---|---:|---:|---:|---:|---:|---:|\n'
+printf '| round | server | written in s | DBSIZE 0 after s | peak sweep keys/s | DBSIZE at 12 s | RSS MiB | disk MiB | CPU from writes to 12 s |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n'
 # One server at a time, its rounds 12 s apart, so neither takes the other's
 # cores.
 for port in 21379 21380; do
@@ -47,16 +50,20 @@ for port in 21379 21380; do
 		redis-cli -p "$port" --pipe <"$BENCH_TMP/round-$r.resp" >/dev/null
 		t1=$(now_ms)
 		c1=$(ticks "$pid")
-		zero=""
+		zero="" peak=0 e0=$(expired "$port") m0=$(now_ms)
 		while (($(now_ms) - t0 < 12000)); do
 			if [[ -z $zero && $(dbsize "$port") == 0 ]]; then zero=$(now_ms); fi
-			sleep 0.2
+			sleep 0.5
+			e1=$(expired "$port") m1=$(now_ms)
+			rate=$(((e1 - e0) * 1000 / (m1 - m0)))
+			((rate > peak)) && peak=$rate
+			e0=$e1 m0=$m1
 		done
 		c2=$(ticks "$pid")
 		t2=$(now_ms)
-		printf '| %d | %s | %.1f | %s | %s | %.0f | %s | %.0f%% |\n' "$r" "${name[$port]}" \
+		printf '| %d | %s | %.1f | %s | %s | %s | %.0f | %s | %.0f%% |\n' "$r" "${name[$port]}" \
 			"$(echo "($t1 - $t0) / 1000" | bc -l)" \
-			"$([[ -n $zero ]] && printf '%.1f' "$(echo "($zero - $t0) / 1000" | bc -l)" || echo '> 12')" \
+			"$([[ -n $zero ]] && printf '%.1f' "$(echo "($zero - $t0) / 1000" | bc -l)" || echo '> 12')" "$peak" \
 			"$(dbsize "$port")" "$(echo "$(rss_kb "$port") / 1024" | bc -l)" "$(disk_mb "${dir[$port]}")" \
 			"$(echo "100 * ($c2 - $c1) / $hz / (($t2 - $t1) / 1000)" | bc -l)"
 	done
