@@ -46,6 +46,9 @@ const (
 	// A checkpoint is written once the log grew by the last checkpoint's
 	// size, and at least by this much, since it.
 	checkpointMinGrowth = 16 << 20
+	// A checkpoint of more than this, over four times what the keyspace
+	// now holds, is written again.
+	checkpointShrunk = 4 << 20
 	// rangeEntries is how many entries a checkpoint copies per hold of a
 	// shard's lock.
 	rangeEntries = 4096
@@ -98,6 +101,14 @@ func (db *DB) checkpointer() {
 		// long while; but never more than a tenth of the time.
 		due := grown > 0 && since >= 9*db.ckpt.took &&
 			(grown >= min(max(checkpointMinGrowth, db.ckpt.size), db.log.RetainBytes()/2) || since >= db.opts.CheckpointEvery)
+		// Or when the keyspace shrank to a fraction of the last checkpoint
+		// (expiry and collection, never logged, emptied a cache): the
+		// checkpoint's file would otherwise hold the disk until the log
+		// grows again.
+		if size := db.ckpt.size; !due && size > checkpointShrunk && since >= 9*db.ckpt.took {
+			_, now := db.table.SnapshotSize()
+			due = size > 4*now
+		}
 		db.ckpt.mu.Unlock()
 		if due {
 			if err := db.checkpoint(); err != nil && !db.closed.Load() {

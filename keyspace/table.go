@@ -360,7 +360,8 @@ func (s *shard) place(n int, key, data []byte, fresh bool) {
 }
 
 // compact copies every entry's key and value into new chunks, once garbage
-// passes what is live: the arena never holds more than twice its data.
+// passes what is live: the arena never holds more than twice its data (and
+// a megabyte).
 func (s *shard) compact() {
 	old := s.chunks
 	s.chunks, s.live, s.garbage = nil, 0, 0
@@ -536,7 +537,8 @@ func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
 // settle compacts the shard's arena once its garbage passes what is live,
 // and brings the table's byte count up to date.
 func (t *Table) settle(s *shard) {
-	if s.garbage > s.live && s.garbage > 4*chunkSize {
+	// An emptied shard lets go of its chunks at once (nothing to copy).
+	if s.garbage > s.live && (s.garbage > 4*chunkSize || s.live == 0) {
 		s.compact()
 	}
 	size := s.size()

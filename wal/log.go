@@ -436,6 +436,10 @@ func (s *Store) SetCheckpoint(seq uint64) {
 	s.logMu.Lock()
 	s.checkpoint = seq
 	s.logMu.Unlock()
+	select {
+	case s.retainNow <- struct{}{}:
+	default:
+	}
 }
 
 // Truncate drops the oldest entries while the log is over its size bound or

@@ -130,9 +130,12 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	closed atomic.Bool
+	stop chan struct{}
+	// retainNow asks for a retention pass before the next tick: a new
+	// checkpoint may let the log go.
+	retainNow chan struct{}
+	wg        sync.WaitGroup
+	closed    atomic.Bool
 
 	// Log bounds, guarded by logMu; Commit moves last, retention first.
 	logMu      sync.Mutex
@@ -182,11 +185,12 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open badger in %s: %w", opts.Dir, err)
 	}
 	s := &Store{
-		db:   db,
-		opts: opts,
-		log:  opts.Logger,
-		ts:   newTimestamps(db.MaxVersion()),
-		stop: make(chan struct{}),
+		db:        db,
+		opts:      opts,
+		log:       opts.Logger,
+		ts:        newTimestamps(db.MaxVersion()),
+		stop:      make(chan struct{}),
+		retainNow: make(chan struct{}, 1),
 	}
 	if err := s.checkFormat(); err != nil {
 		db.Close()
@@ -261,15 +265,25 @@ func (s *Store) background() {
 					s.log.Error("background fsync failed", "err", err)
 				}
 			}
-		case <-retain.C:
-			if _, err := s.Truncate(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("log truncation failed", "err", err)
+		case <-s.retainNow:
+			// Only what no peer needs goes before the bounds' tick.
+			if s.opts.Unneeded != nil && !s.opts.Unneeded().IsZero() {
+				s.retain(ctx)
 			}
-			s.releaseMapped() // the blocks truncation read for their headers
-			s.reclaimTruncated()
-			s.collectValueLog(ctx)
+		case <-retain.C:
+			s.retain(ctx)
 		}
 	}
+}
+
+// retain is a retention pass: truncate the log, then reclaim its space.
+func (s *Store) retain(ctx context.Context) {
+	if _, err := s.Truncate(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("log truncation failed", "err", err)
+	}
+	s.releaseMapped() // the blocks truncation read for their headers
+	s.reclaimTruncated()
+	s.collectValueLog(ctx)
 }
 
 // Fsync is the store's durability mode.
@@ -312,7 +326,8 @@ func (s *Store) checkSpace(need int64) error {
 // to fill and be flushed, and the files stay until then (a TTL workload grew
 // the disk round after round). Dropping a prefix is Badger's one way to
 // flush the memtable on demand (writes wait for that flush, a few
-// milliseconds); flattening then compacts the tables.
+// milliseconds), and it compacts level 0 after; flattening then compacts the
+// levels below, where older blocks' keys may be.
 func (s *Store) reclaimTruncated() {
 	s.logMu.Lock()
 	due := s.truncated >= s.db.Opts().ValueLogFileSize
@@ -322,7 +337,9 @@ func (s *Store) reclaimTruncated() {
 	}
 	err := s.update(func(txn *badger.Txn) error { return txn.Set([]byte{prefixFlush}, nil) })
 	if err == nil {
-		err = s.db.DropPrefix([]byte{prefixFlush})
+		// The compactions drop only the versions no reader can see.
+		s.releaseVersions()
+		err = s.db.DropPrefix([]byte{prefixFlush}) // flushes, then compacts level 0
 	}
 	if err == nil {
 		err = s.db.Flatten(1)

@@ -275,6 +275,44 @@ func TestValueLogReclaimsTruncatedLog(t *testing.T) {
 	}
 }
 
+// Retention alone, with no restart and no memtable filled, has Badger
+// compact the blocks it dropped, so that their value log files go: the log
+// of a node that needs none of it before its checkpoint stays small on disk.
+func TestRetentionReclaimsValueLogAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, func(o *Options) {
+		o.RetentionInterval = time.Hour // only a checkpoint asks for a pass
+		o.valueLogFileSize = 1 << 20
+		o.Unneeded = func() time.Time { return time.Unix(1<<40, 0) }
+	})
+	defer s.Close()
+	vlogs := func() int {
+		files, err := filepath.Glob(filepath.Join(dir, "*.vlog"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(files)
+	}
+	for range 1500 { // about 8 MiB of log
+		commit(t, s, 200, func(i int) string { return fmt.Sprint("k", i) }, "v")
+	}
+	if n := vlogs(); n < 6 {
+		t.Fatalf("%d value log files after %d bytes of log", n, s.LogBytes())
+	}
+	_, last := s.LogBounds()
+	s.SetCheckpoint(last) // asks for a retention pass
+	deadline := time.Now().Add(30 * time.Second)
+	for vlogs() > 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d value log files remain, the log truncated to %d bytes", vlogs(), s.LogBytes())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s.LogBytes() != 0 {
+		t.Fatalf("%d bytes of log kept that no peer needs", s.LogBytes())
+	}
+}
+
 // A full disk refuses commits with ErrDiskFull, before Badger touches a
 // page of a memory-mapped file the file system cannot back (which kills the
 // process), and commits go on once space returns. It mounts a small tmpfs,
