@@ -33,6 +33,9 @@ func TestForgottenNodeBringsNothingBack(t *testing.T) {
 		}
 	}
 	waitUntil(t, 60*time.Second, "the deletes on b", func() bool { return b.c.DBSize(ctx).Val() == keys/2 })
+	waitUntil(t, 60*time.Second, "a to name c as what holds collection back", func() bool {
+		return a.info(t)["gc_held_back_by"] == c.id && a.infoInt(t, "gc_tombstones") >= keys/2
+	})
 	if out, err := runRedmesh(t, "forget", "-a", a.addr, c.id); err != nil {
 		t.Fatalf("redmesh forget: %v\n%s", err, out)
 	}
@@ -51,6 +54,9 @@ func TestForgottenNodeBringsNothingBack(t *testing.T) {
 	}
 	for _, n := range []*meshNode{a, b} {
 		waitUntil(t, 60*time.Second, "the deletes collected on "+n.id, func() bool { return collected(n) })
+	}
+	if a.infoInt(t, "gc_forgotten_members") != 1 || a.infoInt(t, "gc_collected") < keys/2 {
+		t.Fatalf("a: forgotten %d, collected %d", a.infoInt(t, "gc_forgotten_members"), a.infoInt(t, "gc_collected"))
 	}
 
 	c.restart(t, "--peer", a.maddr())

@@ -36,6 +36,10 @@ type PeerInfo struct {
 	// Bootstrap is the progress of the snapshot this peer streams to us
 	// (zero for the others).
 	Bootstrap mesh.BootstrapState
+	// Stable is how far the peer said every member has applied its
+	// writes; Forgotten whether it was forgotten.
+	Stable    hlc.Timestamp
+	Forgotten bool
 }
 
 // Info is a snapshot of the mesh for INFO.
@@ -159,6 +163,7 @@ func (m *Mesh) Info() Info {
 			}
 			pi.Root, pi.RootKnown = p.Root, p.RootKnown
 		}
+		pi.Stable, pi.Forgotten = m.stab.ReportedBy(ps.mid), m.stab.Forgotten(ps.mid)
 		if in.Bootstrap.Begun && in.Bootstrap.Peer == ps.mid {
 			pi.Bootstrap = in.Bootstrap
 		}

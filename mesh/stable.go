@@ -112,6 +112,14 @@ func (m *memberStability) promote(now time.Time) {
 	}
 }
 
+// ReportedBy is how far peer id last said its own writes are stable.
+func (s *Stability) ReportedBy(id PeerID) hlc.Timestamp {
+	if m := s.members[id]; m != nil {
+		return m.reported
+	}
+	return 0
+}
+
 // Reported records how far peer id says its own writes are stable.
 func (s *Stability) Reported(id PeerID, ts hlc.Timestamp) {
 	if m := s.member(id); ts > m.reported {
@@ -173,7 +181,10 @@ func (s *Stability) Update(now time.Time) {
 	if len(s.samples) == 0 {
 		return
 	}
-	own := s.samples[len(s.samples)-1].ts
+	// The holder is the member whose progress the stable time waits for:
+	// one that has not applied our writes as far, or reports its own as
+	// stable least far.
+	own, ownHolder := s.samples[len(s.samples)-1].ts, s.self
 	stable, holder := own, s.self
 	for id, m := range s.members {
 		if m.forgotten {
@@ -181,14 +192,14 @@ func (s *Stability) Update(now time.Time) {
 		}
 		m.promote(now)
 		if c := s.covered(m.confirmed); c < own {
-			own = c
+			own, ownHolder = c, id
 		}
 		if m.reported < stable {
 			stable, holder = m.reported, id
 		}
 	}
 	if own <= stable {
-		stable, holder = own, s.self
+		stable, holder = own, ownHolder
 	}
 	s.own, s.holder = own, holder
 	if stable > s.stable {
@@ -204,8 +215,8 @@ func (s *Stability) Own() hlc.Timestamp { return s.own }
 func (s *Stability) Stable() hlc.Timestamp { return s.stable }
 
 // Holder is the member whose progress the stable time waits for (this
-// node's own ID when it waits for the acknowledgement of its own writes),
-// and MovedAt when the stable time last moved.
+// node's own ID when it has no member), and MovedAt when the stable time
+// last moved.
 func (s *Stability) Holder() PeerID     { return s.holder }
 func (s *Stability) MovedAt() time.Time { return s.movedAt }
 

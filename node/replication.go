@@ -132,6 +132,8 @@ func infoMesh(n *Node) []string {
 		kv("gc_forgotten_members", itoa(int64(in.Forgotten))),
 		kv("gc_forgotten_returned", utoa(in.ForgottenReturned)),
 		kv("gc_set_aside_records", utoa(aside)),
+		kv("gc_tombstones", itoa(n.tombstones())),
+		kv("gc_collected", utoa(n.stats.collected.Load())),
 	)
 	root := n.MerkleRoot()
 	for i, p := range in.Peers {
@@ -146,10 +148,11 @@ func infoMesh(n *Node) []string {
 		}
 		lines = append(lines, fmt.Sprintf("mesh_peer%d:id=%s,addr=%s,connected=%d,last_sync_ms_ago=%s,unacked=%d,acked_seq=%d,ack_lag_ms=%d,"+
 			"cursor=%s,behind=%d,behind_ms=%d,root=%s,root_equal=%d,bytes_in=%d,bytes_out=%d,"+
-			"bootstrap_keys=%d,bootstrap_keys_total=%d,bootstrap_bytes=%d,bootstrap_bytes_total=%d",
+			"bootstrap_keys=%d,bootstrap_keys_total=%d,bootstrap_bytes=%d,bootstrap_bytes_total=%d,stable_ms=%d,forgotten=%d",
 			i, p.ID, p.Addr, connFlag(p.Connected), last, p.Unacked, p.Acked, p.AckLag.Milliseconds(),
 			p.Cursor, p.Behind, p.BehindFor.Milliseconds(), peerRoot, equal, p.BytesIn, p.BytesOut,
-			p.Bootstrap.Keys, p.Bootstrap.KeysTotal, p.Bootstrap.Bytes, p.Bootstrap.BytesTotal))
+			p.Bootstrap.Keys, p.Bootstrap.KeysTotal, p.Bootstrap.Bytes, p.Bootstrap.BytesTotal,
+			p.Stable.Millis(), connFlag(p.Forgotten)))
 	}
 	lines = append(lines,
 		kv("mesh_sessions", utoa(in.Sessions)),
