@@ -47,8 +47,7 @@ type sample struct {
 
 type memberStability struct {
 	confirmed uint64    // acknowledged at least AckDurable ago, link up since
-	candidate uint64    // the latest acknowledgement, not yet confirmed
-	since     time.Time // when candidate arrived
+	pending   []pending // later acknowledgements, oldest first
 	reported  hlc.Timestamp
 	up        bool
 	downSince time.Time
@@ -97,19 +96,41 @@ func (s *Stability) Sample(seq uint64, ts hlc.Timestamp) {
 	s.samples = append(s.samples, sample{seq, ts})
 }
 
+// pending is an acknowledgement not yet AckDurable old.
+type pending struct {
+	seq uint64
+	at  time.Time
+}
+
+// maxPending bounds the acknowledgements waiting per member; they come
+// about once a second, so a few cover AckDurable.
+const maxPending = 8
+
 // Acked records peer id's acknowledgement of our log up to seq.
 func (s *Stability) Acked(id PeerID, seq uint64, now time.Time) {
 	m := s.member(id)
 	m.promote(now)
-	if seq > m.candidate {
-		m.candidate, m.since = seq, now
+	last := m.confirmed
+	if n := len(m.pending); n > 0 {
+		last = m.pending[n-1].seq
 	}
+	if seq <= last {
+		return
+	}
+	if len(m.pending) == maxPending {
+		m.pending[maxPending-1] = pending{seq, now} // the newest waits longer
+		return
+	}
+	m.pending = append(m.pending, pending{seq, now})
 }
 
+// promote confirms the acknowledgements that are AckDurable old.
 func (m *memberStability) promote(now time.Time) {
-	if m.candidate > m.confirmed && now.Sub(m.since) >= AckDurable {
-		m.confirmed = m.candidate
+	i := 0
+	for ; i < len(m.pending) && now.Sub(m.pending[i].at) >= AckDurable; i++ {
+		m.confirmed = m.pending[i].seq
 	}
+	m.pending = append(m.pending[:0], m.pending[i:]...)
 }
 
 // ReportedBy is how far peer id last said its own writes are stable.
@@ -140,7 +161,7 @@ func (s *Stability) LinkUp(id PeerID) (returned bool) {
 func (s *Stability) LinkDown(id PeerID, now time.Time) {
 	m := s.member(id)
 	m.up, m.downSince = false, now
-	m.candidate = m.confirmed
+	m.pending = m.pending[:0]
 }
 
 // Forget removes id from the membership: it no longer holds the stable time

@@ -102,3 +102,23 @@ func TestStabilitySamplesBounded(t *testing.T) {
 		t.Fatalf("covered the last seq: %v", got)
 	}
 }
+
+// Acknowledgements that keep coming, each before the last is AckDurable
+// old, still count as each becomes old enough.
+func TestStabilityUnderSteadyAcks(t *testing.T) {
+	s := NewStability(1, 0)
+	s.LinkUp(2)
+	t0 := time.Unix(1000, 0)
+	for i := range 10 {
+		now := t0.Add(time.Duration(i) * time.Second)
+		s.Sample(uint64(10*(i+1)), hlc.Timestamp(100*(i+1)))
+		s.Acked(2, uint64(10*(i+1)), now)
+		s.Reported(2, hlc.Timestamp(100*(i+1)))
+		s.Update(now)
+	}
+	// At 9 s the acknowledgement of 7 s (seq 80, ts 800) is the newest
+	// that is 2 s old.
+	if s.Own() != 800 || s.Stable() != 800 {
+		t.Fatalf("own %v stable %v, want 800", s.Own(), s.Stable())
+	}
+}

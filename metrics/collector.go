@@ -170,9 +170,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if m == nil {
 		return
 	}
-	lag := func(ts hlc.Timestamp) float64 { return max(0, time.Since(ts.Time()).Seconds()) }
-	gauge(descStableLag, lag(m.Stable))
-	gauge(descOwnStableLag, lag(m.OwnStable))
+	lag := func(d *prometheus.Desc, ts hlc.Timestamp) {
+		if ts != 0 { // none found yet
+			gauge(d, max(0, time.Since(ts.Time()).Seconds()))
+		}
+	}
+	lag(descStableLag, m.Stable)
+	lag(descOwnStableLag, m.OwnStable)
 	gauge(descForgotten, float64(m.Forgotten))
 	counter(descForgotReturned, m.ForgottenReturned)
 	gauge(descPeers, float64(len(m.Peers)))

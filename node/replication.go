@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redmesh/redmesh/gossip"
+	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/wal"
 )
 
@@ -125,7 +126,7 @@ func infoMesh(n *Node) []string {
 	aside, _ := n.setAside.snapshot()
 	lines = append(lines,
 		kv("gc_stable_ms", itoa(in.Stable.Millis())),
-		kv("gc_stable_lag_ms", itoa(max(0, time.Now().UnixMilli()-in.Stable.Millis()))),
+		kv("gc_stable_lag_ms", itoa(stableLag(in.Stable))),
 		kv("gc_own_stable_ms", itoa(in.OwnStable.Millis())),
 		kv("gc_held_back_by", in.Holder),
 		kv("gc_stable_unchanged_ms", itoa(stuck)),
@@ -208,4 +209,13 @@ func connFlag(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// stableLag is how far the stable time is behind the clock, in ms; -1 while
+// there is none.
+func stableLag(st hlc.Timestamp) int64 {
+	if st == 0 {
+		return -1
+	}
+	return max(0, time.Now().UnixMilli()-st.Millis())
 }
