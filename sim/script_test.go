@@ -117,11 +117,17 @@ func summary(r *Report) string {
 		s.Started, s.Completed, s.Equal, s.TimedOut, s.KeysPulled, s.KeysPushed)
 	fmt.Fprintf(&b, "catch-up: started=%d by_log=%d records=%d merkle_fallbacks=%d without_cursor=%d\n",
 		cu.Started, cu.ByLog, cu.LogRecords, cu.MerkleFallbacks, cu.WithoutCursor)
-	fmt.Fprintf(&b, "writes: acked=%d at_risk=%d at_risk_lost=%d departed=%d superseded=%d lost=%d resurrections=%d regressions=%d hlc_refused=%d\n",
-		k.Acknowledged, k.AtRisk, k.AtRiskLost, k.DepartedOrigin, k.Superseded, k.Lost, k.Resurrections, k.Regressions, k.HLCRefused)
+	fmt.Fprintf(&b, "writes: acked=%d at_risk=%d at_risk_lost=%d departed=%d superseded=%d collected=%d set_aside=%d lost=%d resurrections=%d regressions=%d hlc_refused=%d\n",
+		k.Acknowledged, k.AtRisk, k.AtRiskLost, k.DepartedOrigin, k.Superseded, k.Collected, k.SetAsideLost, k.Lost, k.Resurrections, k.Regressions, k.HLCRefused)
 	if t := k.Typed; t.Writes > 0 {
 		fmt.Fprintf(&b, "typed: writes=%d rejected=%d adds=%d present=%d counters=%d lost_adds=%d not_removed=%d unknown=%d wrong_counters=%d\n",
 			t.Writes, t.Rejected, t.Adds, t.Present, t.Counters, t.LostAdds, t.NotRemoved, t.Unknown, t.WrongCounters)
+	}
+	if r.Config.Collect {
+		g := r.GC
+		fmt.Fprintf(&b, "gc: tombstones_collected=%d traces_collected=%d set_aside=%d own_set_aside=%d forgotten=%d returned=%d stable_lag_p50=%v stable_lag_max=%v ack_bytes=%d\n",
+			g.TombstonesCollected, g.TracesCollected, g.SetAside, g.OwnSetAside, g.Forgotten, g.Returned,
+			time.Duration(g.StableLagP50Ms)*time.Millisecond, time.Duration(g.StableLagMaxMs)*time.Millisecond, g.AckBytes)
 	}
 	fmt.Fprintf(&b, "bytes: meta=%d payload=%d\n", r.Bytes.Meta, r.Bytes.Payload)
 	return b.String()
