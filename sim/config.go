@@ -121,6 +121,13 @@ type Config struct {
 	// its own old writes).
 	CollectAhead time.Duration
 	NoFresh      bool
+	// AckSynced makes a node acknowledge only what it has synced (its
+	// cursors as of its last fsync) rather than what it has applied, as
+	// the real node does. Under a lazy fsync an acknowledgement can
+	// otherwise count (mesh.AckDurable after it arrived) before its peer
+	// notices that the node lost it in a crash (Network.Detect after),
+	// whenever the fsync period plus Detect exceeds AckDurable.
+	AckSynced bool
 	// Check is how often convergence is checked and the series sampled.
 	Check time.Duration
 	// MaxTime stops a run that has not converged this long after its last

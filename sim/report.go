@@ -59,6 +59,7 @@ type ReportConfig struct {
 // every node's collection, once it had a stable time).
 type GC struct {
 	TombstonesCollected int64 `json:"tombstones_collected"` // keys dropped whole (deleted or expired)
+	ExpiredCollected    int64 `json:"expired_collected"`    // ... of which expired, never swept before
 	TracesCollected     int64 `json:"traces_collected"`     // removal traces dropped from typed keys
 	// CollectedOnArrival counts deleted keys a peer sent that were already
 	// collectable here, so not stored (its stable time lagged behind).
@@ -273,7 +274,7 @@ func (s *Sim) report() *Report {
 		r.Bytes.ByClass = append(r.Bytes.ByClass, ClassBytes{Class: classNames[i], Meta: b.meta, Payload: b.payload})
 	}
 	g := &s.gst
-	r.GC = GC{TombstonesCollected: g.tombstones, TracesCollected: g.traces, CollectedOnArrival: g.ingress, Forgotten: g.forgotten, Returned: g.returned,
+	r.GC = GC{TombstonesCollected: g.tombstones, ExpiredCollected: g.expired, TracesCollected: g.traces, CollectedOnArrival: g.ingress, Forgotten: g.forgotten, Returned: g.returned,
 		SetAside: g.setAside, OwnSetAside: g.ownSetAside, Rejoins: g.rejoins, WithoutStable: g.noStable,
 		Acks: g.acks, AckBytes: classes[classAck].meta}
 	if len(g.lags) > 0 {

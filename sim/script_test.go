@@ -13,6 +13,7 @@ import (
 // TestScripts runs the scripts in testdata/scripts. Commands:
 //
 //	run [seed=N] [nodes=N] [keys=N] [fsync=M] [log-retain=N] [loss=P] [no-push] [no-catch-up]
+//	    [no-collect] [forget-after=D] [os-flush=D] [detect=D] [ack-synced]
 //	    <scenario YAML>            runs it and prints the verdict and figures
 //	builtin NAME [the same args]   runs a built-in scenario
 //	get KEY                        the key's value on the live nodes of the last run
@@ -37,7 +38,25 @@ func TestScripts(t *testing.T) {
 					cfg.Network = DefaultNetwork
 					cfg.Network.Loss = loss
 				}
-				cfg.NoPush, cfg.NoCatchUp = d.HasArg("no-push"), d.HasArg("no-catch-up")
+				cfg.NoPush, cfg.NoCatchUp, cfg.NoCollect = d.HasArg("no-push"), d.HasArg("no-catch-up"), d.HasArg("no-collect")
+				cfg.AckSynced = d.HasArg("ack-synced")
+				for _, a := range []struct {
+					name string
+					to   *time.Duration
+				}{{"forget-after", &cfg.ForgetAfter}, {"os-flush", &cfg.OSFlush}, {"detect", &cfg.Network.Detect}} {
+					if d.HasArg(a.name) {
+						var v string
+						d.ScanArgs(t, a.name, &v)
+						dur, err := time.ParseDuration(v)
+						if err != nil {
+							t.Fatalf("%s: %v", a.name, err)
+						}
+						if a.name == "detect" && cfg.Network == (Network{}) {
+							cfg.Network = DefaultNetwork
+						}
+						*a.to = dur
+					}
+				}
 				var sc *Scenario
 				var err error
 				if d.Cmd == "builtin" {
@@ -125,8 +144,8 @@ func summary(r *Report) string {
 	}
 	if r.Config.Collect {
 		g := r.GC
-		fmt.Fprintf(&b, "gc: tombstones_collected=%d traces_collected=%d set_aside=%d own_set_aside=%d forgotten=%d returned=%d stable_lag_p50=%v stable_lag_max=%v ack_bytes=%d\n",
-			g.TombstonesCollected, g.TracesCollected, g.SetAside, g.OwnSetAside, g.Forgotten, g.Returned,
+		fmt.Fprintf(&b, "gc: tombstones_collected=%d expired=%d traces_collected=%d set_aside=%d own_set_aside=%d forgotten=%d returned=%d stable_lag_p50=%v stable_lag_max=%v ack_bytes=%d\n",
+			g.TombstonesCollected, g.ExpiredCollected, g.TracesCollected, g.SetAside, g.OwnSetAside, g.Forgotten, g.Returned,
 			time.Duration(g.StableLagP50Ms)*time.Millisecond, time.Duration(g.StableLagMaxMs)*time.Millisecond, g.AckBytes)
 	}
 	fmt.Fprintf(&b, "bytes: meta=%d payload=%d\n", r.Bytes.Meta, r.Bytes.Payload)

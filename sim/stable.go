@@ -170,6 +170,9 @@ func (s *Sim) sendAcks(n *node) {
 			aside = 0
 		}
 		c := p.Cursor
+		if s.cfg.AckSynced && s.cfg.Fsync != FsyncAlways {
+			c = durableCursor(n, p.ID)
+		}
 		if l.sent && l.epoch == c.Epoch && l.next == c.Next && l.own == own && l.aside == aside {
 			continue
 		}
@@ -186,6 +189,16 @@ func (s *Sim) sendAcks(n *node) {
 		epoch, next := c.Epoch, c.Next
 		s.send(n, o, classAck, size, 0, &l.fifo, func() { s.recvAck(o, n, epoch, next, own, aside) })
 	}
+}
+
+// durableCursor is n's cursor in id's log as of its last sync.
+func durableCursor(n *node, id mesh.PeerID) mesh.Cursor {
+	for _, c := range n.durCursors {
+		if c.Peer == id {
+			return c.Cursor
+		}
+	}
+	return mesh.Cursor{}
 }
 
 // recvAck is n receiving from's acknowledgement of n's log.
@@ -342,6 +355,9 @@ func (s *Sim) collect(n *node) {
 		if gone {
 			out = record.Record{}
 			s.gst.tombstones++
+			if !r.Value.Tombstone && r.Expiry.At != 0 {
+				s.gst.expired++
+			}
 			s.ck.noteCollected(id, r)
 		}
 		s.gst.traces += int64(traces(r) - traces(out))
@@ -433,6 +449,7 @@ func (s *Sim) gcSettled() bool {
 type gcStats struct {
 	tombstones, traces      int64
 	ingress                 int64 // records collected as they arrived
+	expired                 int64 // of tombstones: expired keys
 	setAside, ownSetAside   int64
 	forgotten, returned     int64
 	rejoins, acks, noStable int64
