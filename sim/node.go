@@ -128,8 +128,11 @@ func (s *Sim) apply(n *node, id uint32, in record.Record) bool {
 		merged.Value.Version.Compare(s.ck.collected[id]) < 0 {
 		s.ck.resurrections++
 	}
-	if merged = s.collectIngress(n, id, merged); record.Equal(merged, old) {
-		return false
+	if c, collected := s.collectIngress(n, id, merged); collected {
+		if record.Equal(c, old) {
+			return false
+		}
+		merged = c
 	}
 	n.st.set(id, merged)
 	n.appendLog(id, s.cfg.LogRetain)

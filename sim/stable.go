@@ -408,21 +408,21 @@ func (s *Sim) collect(n *node) {
 // collection leaves it: a record arriving with what n has collected already
 // (a peer whose stable time lags behind sends it back by Merkle) is not
 // stored again, to be collected again, while the stable times differ.
-func (s *Sim) collectIngress(n *node, id uint32, r record.Record) record.Record {
+func (s *Sim) collectIngress(n *node, id uint32, r record.Record) (record.Record, bool) {
 	stable := s.collectHorizon(n)
 	if stable == 0 || !collectable(r) {
-		return r
+		return r, false
 	}
 	out, gone, changed := r.Collect(stable, s.wall(n).UnixMilli())
 	if !changed {
-		return r
+		return r, false
 	}
 	if gone {
 		s.gst.ingress++
 		s.ck.noteCollected(id, r)
-		return record.Record{}
+		return record.Record{}, true
 	}
-	return out
+	return out, true
 }
 
 // collectHorizon is the time n collects up to: its saved stable time (0:
