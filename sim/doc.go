@@ -119,8 +119,8 @@
 // Config.ForgetAfter) and collects its store with record.Collect at the
 // stable time; acknowledgements travel over the network model as the node's
 // do. A forgotten member that comes back has its records filtered with
-// record.Fresh, and drops its own writes up to the same horizon (see
-// stable.go for what of this the node does not do yet). The checker takes a
+// record.Fresh, and drops its own writes up to the same horizon, told it
+// by its peers. The checker takes a
 // collected key as deleted, allows the writes set aside, and counts as a
 // resurrection any value older than a collected delete or expiry that comes
 // back. Writes can carry a TTL.

@@ -29,12 +29,13 @@ import (
 // as the node's does). The cursor is what a crash under a lazy fsync takes
 // back to the last sync; what was acknowledged before that is not.
 //
-// One step is not in the real node (yet): a member that marks a returning
-// forgotten node tells it the horizon it filters that node's records at
-// (carried on the acknowledgement), and the returning node drops its own
-// writes up to it, which the others set aside, and takes the rest back from
-// its peers by Merkle. Without it the returning node keeps, and serves, the
-// keys the mesh deleted and collected while it was away.
+// A member that marks a returning forgotten node tells it the horizon it
+// filters that node's records at (carried on the acknowledgement, as the
+// fourth field of the node's ack/3), and the returning node drops its own
+// writes up to it (record.Fresh against nothing, as node.SetAsideBelow),
+// which the others set aside, and takes the rest back from its peers by
+// Merkle. Without that it would keep, and serve, the keys the mesh deleted
+// and collected while it was away, and never converge.
 
 // gcState is a node's part in garbage collection.
 type gcState struct {
