@@ -116,9 +116,8 @@ func (s *Sim) command(n *node, args [][]byte) {
 	case rec.Value.Version.IsZero() && rec.Typed.IsZero():
 		return // nothing to write: HDEL of an absent field, SADD of a member there
 	}
-	s.apply(n, id, rec)
 	s.ck.ackTyped(s, n, rec, &c.obs)
-	s.queuePush(n, id)
+	s.applyLocal(n, id, rec)
 }
 
 var (

@@ -42,7 +42,7 @@ type TypedCheck struct {
 func (ck *checker) ackTyped(s *Sim, n *node, rec record.Record, o *typedOp) {
 	always := s.cfg.Fsync == FsyncAlways
 	ck.writes = append(ck.writes, writeRec{key: o.key, node: int32(n.idx), ver: rec.Value.Version, tomb: rec.Value.Tombstone,
-		typed: rec.Value.Version.IsZero(), synced: always, at: s.now})
+		typed: rec.Value.Version.IsZero(), synced: always, at: s.now, ts: rec.Newest().TS})
 	o.w = int32(len(ck.writes) - 1)
 	if !always {
 		n.pending = append(n.pending, o.w)
@@ -61,7 +61,7 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 	uncertain := func(o *typedOp) bool {
 		w := &s.ck.writes[o.w]
 		n := s.nodes[w.node]
-		return w.atRisk || n.gone || !n.up
+		return w.atRisk || n.gone || !n.up || s.ck.wasSetAside(w)
 	}
 	first := map[string]string{}
 	note := func(kind, msg string) {
