@@ -50,6 +50,12 @@ type Typed struct {
 	// Traces are kept until collection; they are never shown. Nil in the
 	// large form.
 	Removed []Elem
+	// Scored are a sorted set's members, Value the score the adding write
+	// gave (see zset.go), and ScoreCounts their ZINCRBY increments, as
+	// Counts are a hash field's; sorted as Fields and Counts. Scored is nil
+	// in the large form.
+	Scored      []Elem
+	ScoreCounts []Count
 
 	big *bigState // the large form of Fields, Members and Removed
 
@@ -61,6 +67,7 @@ type Typed struct {
 const (
 	KindHash Kind = 1
 	KindSet  Kind = 2
+	KindZSet Kind = 3
 )
 
 // Count is one node's increments of one counter. Only that node writes Ver
@@ -118,6 +125,7 @@ const (
 	listFields = iota
 	listMembers
 	listRemoved
+	listScored
 )
 
 func (t *Typed) list(which int) []Elem {
@@ -126,6 +134,8 @@ func (t *Typed) list(which int) []Elem {
 		return t.Fields
 	case listMembers:
 		return t.Members
+	case listScored:
+		return t.Scored
 	}
 	return t.Removed
 }
@@ -138,7 +148,7 @@ func (t *Typed) size() int {
 	if t.big != nil {
 		return t.big.size()
 	}
-	return len(t.Fields) + len(t.Members) + len(t.Removed)
+	return len(t.Fields) + len(t.Members) + len(t.Removed) + len(t.Scored)
 }
 
 // mergeTyped merges two typed states; either may be nil.
@@ -154,11 +164,13 @@ func mergeTyped(a, b *Typed) *Typed {
 		m.Kind, m.KindVersion = b.Kind, b.KindVersion
 	}
 	m.Counts = mergeCounts(a.Counts, b.Counts)
+	m.ScoreCounts = mergeCounts(a.ScoreCounts, b.ScoreCounts)
 	m.HLL = mergeHLL(a.HLL, b.HLL) // HyperLogLog hook (record/hll.go)
 	if a.big == nil && b.big == nil && a.size()+b.size() <= bigElems {
 		m.Removed = unionElems(a.Removed, b.Removed)
 		m.Fields = mergeElems(a.Fields, b.Fields, m.Removed)
 		m.Members = mergeElems(a.Members, b.Members, m.Removed)
+		m.Scored = mergeElems(a.Scored, b.Scored, m.Removed)
 		return m
 	}
 	// The larger side is copied (in O(1), copy on write) and the smaller
@@ -169,6 +181,7 @@ func mergeTyped(a, b *Typed) *Typed {
 	}
 	m.big = base.bigCopy()
 	m.big.absorb(other)
+	m.reindexScores(base, other)
 	return m
 }
 
@@ -267,6 +280,7 @@ func equalTyped(a, b *Typed) bool {
 		return a.empty() && b.empty()
 	}
 	if a.Kind != b.Kind || a.KindVersion != b.KindVersion || !slices.EqualFunc(a.Counts, b.Counts, equalCount) ||
+		!slices.EqualFunc(a.ScoreCounts, b.ScoreCounts, equalCount) ||
 		!equalHLL(a.HLL, b.HLL) { // HyperLogLog hook (record/hll.go)
 		return false
 	}
@@ -276,14 +290,14 @@ func equalTyped(a, b *Typed) bool {
 	eq := func(x, y []Elem) bool {
 		return slices.EqualFunc(x, y, func(p, q Elem) bool { return compareElem(p, q) == 0 })
 	}
-	return eq(a.Removed, b.Removed) && eq(a.Fields, b.Fields) && eq(a.Members, b.Members)
+	return eq(a.Removed, b.Removed) && eq(a.Fields, b.Fields) && eq(a.Members, b.Members) && eq(a.Scored, b.Scored)
 }
 
 // IsZero reports whether t holds nothing at all (nil included).
 func (t *Typed) IsZero() bool { return t.empty() }
 
 func (t *Typed) empty() bool {
-	return t == nil || t.KindVersion.IsZero() && t.Kind == 0 && len(t.Counts) == 0 && t.size() == 0 &&
+	return t == nil || t.KindVersion.IsZero() && t.Kind == 0 && len(t.Counts) == 0 && len(t.ScoreCounts) == 0 && t.size() == 0 &&
 		t.HLL == nil // HyperLogLog hook (record/hll.go)
 }
 
@@ -300,13 +314,16 @@ func (t *Typed) Added(name []byte) int64 {
 }
 
 // countsOf is the counts of the counter name, a run of t.Counts.
-func (t *Typed) countsOf(name []byte) []Count {
-	lo, _ := slices.BinarySearchFunc(t.Counts, name, func(c Count, n []byte) int { return bytes.Compare(c.Name, n) })
+func (t *Typed) countsOf(name []byte) []Count { return countRun(t.Counts, name) }
+
+// countRun is the run of sorted counts named name.
+func countRun(counts []Count, name []byte) []Count {
+	lo, _ := slices.BinarySearchFunc(counts, name, func(c Count, n []byte) int { return bytes.Compare(c.Name, n) })
 	hi := lo
-	for hi < len(t.Counts) && bytes.Equal(t.Counts[hi].Name, name) {
+	for hi < len(counts) && bytes.Equal(counts[hi].Name, name) {
 		hi++
 	}
-	return t.Counts[lo:hi]
+	return counts[lo:hi]
 }
 
 // Count returns node's count of the counter name (zero if none).
@@ -346,8 +363,12 @@ func (t *Typed) AllResets() []Count {
 	if t == nil {
 		return nil
 	}
+	return allResets(t.Counts)
+}
+
+func allResets(counts []Count) []Count {
 	var out []Count
-	for _, c := range t.Counts {
+	for _, c := range counts {
 		if c.ResetVer != c.Ver || c.ResetTotal != c.Total {
 			out = append(out, reset(c))
 		}
@@ -518,6 +539,8 @@ func (t *Typed) Len() int {
 	case KindHash:
 	case KindSet:
 		which = listMembers
+	case KindZSet:
+		return t.ZLen()
 	default:
 		return 0
 	}
@@ -539,7 +562,7 @@ func (t *Typed) Observed() []Elem {
 		return nil
 	}
 	var out []Elem
-	for _, which := range []int{listFields, listMembers} {
+	for _, which := range []int{listFields, listMembers, listScored} {
 		t.each(which, func(run []Elem) bool {
 			out = append(out, traces(run)...)
 			return true
@@ -555,7 +578,7 @@ func (t *Typed) Clear() *Typed {
 	if t == nil {
 		return nil
 	}
-	return &Typed{Removed: t.Observed(), Counts: t.AllResets(),
+	return &Typed{Removed: t.Observed(), Counts: t.AllResets(), ScoreCounts: allResets(t.ScoreCounts),
 		HLL: t.HLL.cleared()} // HyperLogLog hook (record/hll.go)
 }
 
@@ -573,16 +596,23 @@ func (t *Typed) Normalize() {
 	}
 	t.Fields = sortElems(t.Fields)
 	t.Members = sortElems(t.Members)
-	slices.SortStableFunc(t.Counts, compareCountKey)
-	out := t.Counts[:0]
-	for _, c := range t.Counts {
+	t.Scored = sortElems(t.Scored)
+	t.Counts = normalizeCounts(t.Counts)
+	t.ScoreCounts = normalizeCounts(t.ScoreCounts)
+}
+
+// normalizeCounts sorts counts and merges those of one counter and node.
+func normalizeCounts(counts []Count) []Count {
+	slices.SortStableFunc(counts, compareCountKey)
+	out := counts[:0]
+	for _, c := range counts {
 		if n := len(out); n > 0 && compareCountKey(out[n-1], c) == 0 {
 			out[n-1] = mergeCount(out[n-1], c)
 			continue
 		}
 		out = append(out, c)
 	}
-	t.Counts = out
+	return out
 }
 
 // MemberCount is the number of member elements (dots, so a member written

@@ -17,10 +17,13 @@ import (
 //	n { nameLen name dot(16) valueLen value }   fields
 //	n { nameLen name dot(16) }                  members
 //	n { nameLen name dot(16) }                  traces
+//	[n { nameLen name node(8) ver(16) total(8) resetVer(16) resetTotal(8) }
+//	 n { nameLen name dot(16) score(8) }]       sorted set (zset.go)
 //	[sketch]                                    HyperLogLog (record/hll.go)
 //
-// A kind byte with kindHasHLL set says a sketch follows; states without one
-// encode as before.
+// A kind byte with kindHasHLL set says a sketch follows, with kindHasZSet
+// that a sorted set's score counts and members do (scores and totals as
+// float64 bits); states without them encode as before.
 
 // minCountLen, minFieldLen, minMemberLen bound a list's length by the bytes
 // left, so a decoder never allocates for items the input cannot hold.
@@ -35,15 +38,25 @@ func appendBytes(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// kindHasHLL marks, in the kind byte, a state that ends with a sketch.
-const kindHasHLL = 0x80
+// kindHasHLL marks, in the kind byte, a state that ends with a sketch;
+// kindHasZSet one with a sorted set's section.
+const (
+	kindHasHLL  = 0x80
+	kindHasZSet = 0x40
+)
+
+// hasZSet reports whether t has a sorted set's section to encode.
+func (t *Typed) hasZSet() bool { return len(t.ScoreCounts) > 0 || t.count(listScored) > 0 }
 
 func appendTyped(dst []byte, t *Typed) []byte {
+	kind := byte(t.Kind)
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
-		dst = append(dst, byte(t.Kind)|kindHasHLL)
-	} else {
-		dst = append(dst, byte(t.Kind))
+		kind |= kindHasHLL
 	}
+	if t.hasZSet() {
+		kind |= kindHasZSet
+	}
+	dst = append(dst, kind)
 	dst = appendVersion(dst, t.KindVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(t.Counts)))
 	for _, c := range t.Counts {
@@ -67,6 +80,9 @@ func appendTyped(dst []byte, t *Typed) []byte {
 			return true
 		})
 	}
+	if t.hasZSet() {
+		dst = appendZSet(dst, t)
+	}
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
 		dst = appendHLL(dst, t.HLL)
 	}
@@ -86,7 +102,11 @@ func (t *Typed) encodedSize() int {
 	for _, c := range t.Counts {
 		n += binary.MaxVarintLen64 + len(c.Name) + 8 + 2*versionLen + 2*binary.MaxVarintLen64
 	}
-	for _, which := range []int{listFields, listMembers, listRemoved} {
+	n += len(t.ScoreCounts) * minScoreCountLen
+	for _, c := range t.ScoreCounts {
+		n += binary.MaxVarintLen64 + len(c.Name)
+	}
+	for _, which := range []int{listFields, listMembers, listRemoved, listScored} {
 		t.each(which, func(run []Elem) bool {
 			for _, e := range run {
 				n += 2*binary.MaxVarintLen64 + len(e.Name) + versionLen + len(e.Value)
@@ -116,13 +136,16 @@ func (t *Typed) digest() uint64 {
 		b = binary.AppendVarint(b, c.ResetTotal)
 	}
 	sum := mix64(xxhash.Sum64(b))
+	if len(t.ScoreCounts) > 0 {
+		sum += mix64(xxhash.Sum64(appendScoreCounts(nil, t.ScoreCounts)))
+	}
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
 		sum += mix64(xxhash.Sum64(appendHLL(nil, t.HLL)))
 	}
 	if t.big != nil {
 		return sum + t.big.sum
 	}
-	for which := range 3 {
+	for which := range 4 {
 		for _, e := range t.list(which) {
 			sum += elemHash(which, e)
 		}
@@ -205,8 +228,8 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 	if len(b) < 1+versionLen {
 		return nil, nil, fmt.Errorf("%w: typed state truncated", ErrCorrupt)
 	}
-	t := &Typed{Kind: Kind(b[0] &^ kindHasHLL)}
-	if t.Kind != KindString && t.Kind != KindHash && t.Kind != KindSet {
+	t := &Typed{Kind: Kind(b[0] &^ (kindHasHLL | kindHasZSet))}
+	if t.Kind != KindString && t.Kind != KindHash && t.Kind != KindSet && t.Kind != KindZSet {
 		return nil, nil, fmt.Errorf("%w: unknown kind %d", ErrCorrupt, b[0])
 	}
 	r := &typedReader{b: b[1:]}
@@ -234,6 +257,9 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 	t.Fields = r.elems("fields", minFieldLen, true)
 	t.Members = r.elems("members", minMemberLen, false)
 	t.Removed = r.elems("traces", minMemberLen, false)
+	if b[0]&kindHasZSet != 0 {
+		r.zset(t)
+	}
 	if r.err != nil {
 		return nil, nil, r.err
 	}

@@ -1,0 +1,567 @@
+package record
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"slices"
+	"sort"
+	"unsafe"
+
+	"github.com/tidwall/btree"
+)
+
+// A sorted set's member is an element of Scored, with a dot as a set's
+// member has (add wins over a concurrent remove), whose Value is the score
+// the adding write (ZADD) gave it: of two concurrent ZADDs of one member
+// the higher dot's score shows. ZINCRBY adds to the writing node's count of
+// the member in ScoreCounts, as HINCRBY does to a field's Counts, so that
+// increments at different nodes add up and a ZREM or ZADD resets only the
+// increments it observed. A count's Total and ResetTotal hold float64 bits;
+// a member's score is its base plus, for each node in node order, that
+// node's Total minus ResetTotal, so every node adds the same floats in the
+// same order and gets the same bits.
+//
+// A member with no element but an increment a ZREM did not observe shows
+// with base 0 plus that increment (as a hash field after HDEL ∥ HINCRBY).
+
+// scoreLen is the bytes of a score in an element's Value and the encoding.
+const scoreLen = 8
+
+// ScoreValue is score as an element's Value holds it.
+func ScoreValue(score float64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, scoreLen), math.Float64bits(score))
+}
+
+// scoreOf reads an element's score; a malformed one (which the decoder
+// refuses) reads as 0.
+func scoreOf(value []byte) float64 {
+	if len(value) != scoreLen {
+		return 0
+	}
+	return math.Float64frombits(binary.BigEndian.Uint64(value))
+}
+
+func floatOf(bits int64) float64 { return math.Float64frombits(uint64(bits)) }
+func bitsOf(f float64) int64     { return int64(math.Float64bits(f)) }
+
+// live reports whether a count holds an increment no reset observed.
+func (c Count) live() bool { return c.ResetVer != c.Ver }
+
+// scoreAdded sums the live score counts of one member, in their order (node
+// order), and reports whether any is live.
+func scoreAdded(counts []Count) (float64, bool) {
+	sum, live := 0.0, false
+	for _, c := range counts {
+		if c.live() {
+			sum += floatOf(c.Total) - floatOf(c.ResetTotal)
+			live = true
+		}
+	}
+	return sum, live
+}
+
+// scoreFrom is a member's score from its elements (name order, dot order)
+// and counts.
+func scoreFrom(run []Elem, counts []Count) (float64, bool) {
+	add, live := scoreAdded(counts)
+	if len(run) == 0 && !live {
+		return 0, false
+	}
+	base := 0.0
+	if len(run) > 0 {
+		base = scoreOf(run[len(run)-1].Value)
+	}
+	if !live {
+		return base, true
+	}
+	if s := base + add; !math.IsNaN(s) {
+		return s, true
+	}
+	return base, true
+}
+
+// Score is sorted-set member name's score, if it is a member.
+func (t *Typed) Score(name []byte) (float64, bool) {
+	if t == nil {
+		return 0, false
+	}
+	return scoreFrom(t.run(listScored, name), countRun(t.ScoreCounts, name))
+}
+
+// countedScores lists, in name order, the members that have a live count but
+// no element.
+func (t *Typed) countedScores() [][]byte {
+	var out [][]byte
+	for i := 0; i < len(t.ScoreCounts); {
+		name := t.ScoreCounts[i].Name
+		j, live := i, false
+		for j < len(t.ScoreCounts) && bytes.Equal(t.ScoreCounts[j].Name, name) {
+			live = live || t.ScoreCounts[j].live()
+			j++
+		}
+		if live && len(t.run(listScored, name)) == 0 {
+			out = append(out, name)
+		}
+		i = j
+	}
+	return out
+}
+
+// ZLen is the number of members of a sorted set.
+func (t *Typed) ZLen() int {
+	if t == nil {
+		return 0
+	}
+	if t.big != nil && t.big.scores != nil {
+		return t.big.scores.Len()
+	}
+	n := len(t.countedScores())
+	t.each(listScored, func([]Elem) bool { n++; return true })
+	return n
+}
+
+// ZEntry is a sorted set's member and its score.
+type ZEntry struct {
+	Name  []byte
+	Score float64
+}
+
+// CompareZ orders members as Redis does: by score, then by name.
+func CompareZ(a, b ZEntry) int {
+	switch {
+	case a.Score < b.Score:
+		return -1
+	case a.Score > b.Score:
+		return 1
+	}
+	return bytes.Compare(a.Name, b.Name)
+}
+
+// eachScore calls fn with each member and its score, in name order.
+func (t *Typed) eachScore(fn func(ZEntry) bool) {
+	if t == nil {
+		return
+	}
+	counted := t.countedScores()
+	emit := func(name []byte) bool {
+		s, _ := t.Score(name)
+		return fn(ZEntry{Name: name, Score: s})
+	}
+	ok := true
+	t.each(listScored, func(run []Elem) bool {
+		name := run[0].Name
+		for len(counted) > 0 && bytes.Compare(counted[0], name) < 0 {
+			if ok = emit(counted[0]); !ok {
+				return false
+			}
+			counted = counted[1:]
+		}
+		s, _ := scoreFrom(run, countRun(t.ScoreCounts, name))
+		ok = fn(ZEntry{Name: name, Score: s})
+		return ok
+	})
+	for _, name := range counted {
+		if !ok || !emit(name) {
+			return
+		}
+	}
+}
+
+// ZView is a sorted set's members in score order, by rank: a large set's
+// score index (O(log n) a step), or a small set's members sorted on read.
+type ZView struct {
+	small []ZEntry
+	tree  *btree.BTreeG[scoreEntry]
+}
+
+// ZView returns t's members in score order.
+func (t *Typed) ZView() ZView {
+	if t != nil && t.big != nil && t.big.scores != nil {
+		return ZView{tree: t.big.scores}
+	}
+	var out []ZEntry
+	t.eachScore(func(e ZEntry) bool { out = append(out, e); return true })
+	slices.SortFunc(out, CompareZ)
+	return ZView{small: out}
+}
+
+// Len is the number of members.
+func (v ZView) Len() int {
+	if v.tree != nil {
+		return v.tree.Len()
+	}
+	return len(v.small)
+}
+
+// At is the member of rank i, 0 <= i < Len.
+func (v ZView) At(i int) ZEntry {
+	if v.tree != nil {
+		e, _ := v.tree.GetAt(i)
+		return e.entry()
+	}
+	return v.small[i]
+}
+
+// Search is the smallest rank whose member satisfies f (Len if none), for an
+// f false below some rank and true from it: O(log² n) on a large set, which
+// the tree's ranks allow without a rank-of-key lookup.
+func (v ZView) Search(f func(ZEntry) bool) int {
+	return sort.Search(v.Len(), func(i int) bool { return f(v.At(i)) })
+}
+
+// Ascend calls fn with the members from rank i up, until it returns false.
+func (v ZView) Ascend(i int, fn func(ZEntry) bool) {
+	if i < 0 || i >= v.Len() {
+		return
+	}
+	if v.tree != nil {
+		pivot, _ := v.tree.GetAt(i)
+		v.tree.Ascend(pivot, func(e scoreEntry) bool { return fn(e.entry()) })
+		return
+	}
+	for _, e := range v.small[i:] {
+		if !fn(e) {
+			return
+		}
+	}
+}
+
+// Descend calls fn with the members from rank i down, until it returns
+// false.
+func (v ZView) Descend(i int, fn func(ZEntry) bool) {
+	if i < 0 || i >= v.Len() {
+		return
+	}
+	if v.tree != nil {
+		pivot, _ := v.tree.GetAt(i)
+		v.tree.Descend(pivot, func(e scoreEntry) bool { return fn(e.entry()) })
+		return
+	}
+	for j := i; j >= 0; j-- {
+		if !fn(v.small[j]) {
+			return
+		}
+	}
+}
+
+// Rank is member name's rank in score order.
+func (t *Typed) Rank(v ZView, name []byte) (int, bool) {
+	s, ok := t.Score(name)
+	if !ok {
+		return 0, false
+	}
+	e := ZEntry{Name: name, Score: s}
+	return v.Search(func(x ZEntry) bool { return CompareZ(x, e) >= 0 }), true
+}
+
+// scoreEntry is a member in a large set's score index.
+type scoreEntry struct {
+	score float64
+	name  string
+}
+
+// perScoreEntry is about the memory an index entry holds beside its name.
+const perScoreEntry = 40
+
+func lessScore(a, b scoreEntry) bool {
+	if a.score != b.score {
+		return a.score < b.score
+	}
+	return a.name < b.name
+}
+
+func (e scoreEntry) entry() ZEntry {
+	return ZEntry{Name: unsafe.Slice(unsafe.StringData(e.name), len(e.name)), Score: e.score}
+}
+
+// scoreIndex builds the score index of t's members, nil if it has none.
+func (t *Typed) scoreIndex() *btree.BTreeG[scoreEntry] {
+	if len(t.ScoreCounts) == 0 && t.count(listScored) == 0 {
+		return nil
+	}
+	idx := btree.NewBTreeGOptions(lessScore, btree.Options{NoLocks: true, Degree: treeDegree})
+	t.eachScore(func(e ZEntry) bool {
+		idx.Set(scoreEntry{score: e.Score, name: string(e.Name)})
+		return true
+	})
+	return idx
+}
+
+// reindexScores brings m's score index (m being base merged with other, in
+// the large form) up to date: the members other touched, re-scored.
+func (m *Typed) reindexScores(base, other *Typed) {
+	if base.big == nil || base.big.scores == nil {
+		m.big.scores = m.scoreIndex()
+		return
+	}
+	if len(other.ScoreCounts) == 0 && other.count(listScored) == 0 && other.count(listRemoved) == 0 {
+		return
+	}
+	idx := m.big.scores // copied from base's by bigCopy
+	touch := func(name []byte) {
+		if old, ok := base.Score(name); ok {
+			idx.Delete(scoreEntry{score: old, name: unsafe.String(unsafe.SliceData(name), len(name))})
+		}
+		if s, ok := m.Score(name); ok {
+			idx.Set(scoreEntry{score: s, name: string(name)})
+		}
+	}
+	for _, which := range []int{listScored, listRemoved} {
+		other.each(which, func(run []Elem) bool {
+			if which == listScored || len(base.run(listScored, run[0].Name)) > 0 {
+				touch(run[0].Name)
+			}
+			return true
+		})
+	}
+	for _, c := range other.ScoreCounts {
+		touch(c.Name)
+	}
+}
+
+// ObservedScored is sorted-set member name as a write that replaces or
+// removes it observed it: the traces to record.
+func (t *Typed) ObservedScored(name []byte) []Elem { return traces(t.run(listScored, name)) }
+
+// ScoreCount returns node's count of member name's increments.
+func (t *Typed) ScoreCount(name []byte, node NodeID) Count {
+	if t != nil {
+		for _, c := range countRun(t.ScoreCounts, name) {
+			if c.Node == node {
+				return c
+			}
+		}
+	}
+	return Count{Name: name, Node: node}
+}
+
+// scoreResets is member name's counts as a write that overwrites or removes
+// it records them.
+func (t *Typed) scoreResets(name []byte) []Count {
+	if t == nil {
+		return nil
+	}
+	return allResets(countRun(t.ScoreCounts, name))
+}
+
+// ScoredElements lists a sorted set's member elements with their dots and
+// score values, in order, for checkers. They are read-only.
+func (t *Typed) ScoredElements() []Elem {
+	var out []Elem
+	t.each(listScored, func(run []Elem) bool {
+		out = append(out, run...)
+		return true
+	})
+	return out
+}
+
+// SetScore writes sorted-set member name with score: the dots it had are
+// removed and its increments reset. It returns the member's new dot.
+func (op *TypedOp) SetScore(name []byte, score float64) (Version, error) {
+	t := op.Rec.Typed
+	if i := ownElem(t.Scored, name); i >= 0 {
+		t.Scored[i].Value = ScoreValue(score)
+		t.ScoreCounts = slices.DeleteFunc(t.ScoreCounts, func(c Count) bool {
+			return bytes.Equal(c.Name, name) && c.live()
+		})
+		return t.Scored[i].Dot, nil
+	}
+	d, err := op.dot()
+	if err != nil {
+		return Version{}, err
+	}
+	t.Removed = append(t.Removed, op.Cur.Typed.ObservedScored(name)...)
+	t.ScoreCounts = append(t.ScoreCounts, op.Cur.Typed.scoreResets(name)...)
+	t.Scored = append(t.Scored, Elem{Name: name, Dot: d, Value: ScoreValue(score)})
+	return d, nil
+}
+
+// RemScored removes sorted-set member name as the writer sees it.
+func (op *TypedOp) RemScored(name []byte) {
+	t := op.Rec.Typed
+	if i := ownElem(t.Scored, name); i >= 0 {
+		t.Scored = slices.Delete(t.Scored, i, i+1)
+	}
+	t.ScoreCounts = slices.DeleteFunc(t.ScoreCounts, func(c Count) bool {
+		return bytes.Equal(c.Name, name) && c.live()
+	})
+	t.Removed = append(t.Removed, op.Cur.Typed.ObservedScored(name)...)
+	t.ScoreCounts = append(t.ScoreCounts, op.Cur.Typed.scoreResets(name)...)
+}
+
+// IncrScore adds by to the writer's count of member name's increments (see
+// TypedOp.IncrCounter). The count's total must stay finite: a caller writes
+// an infinite result with SetScore instead.
+func (op *TypedOp) IncrScore(name []byte, by float64) {
+	id := op.Counter
+	if id == 0 {
+		id = op.V.Node
+	}
+	c := op.Cur.Typed.ScoreCount(name, id)
+	if !op.Live {
+		c.ResetVer, c.ResetTotal = c.Ver, c.Total
+	}
+	c.Name, c.Ver, c.Total = name, op.V, bitsOf(floatOf(c.Total)+by)
+	op.Rec.Typed.ScoreCounts = append(op.Rec.Typed.ScoreCounts, c)
+}
+
+// OwnScoreTotal is the writer's count of member name as it stands before
+// this write: what IncrScore adds to.
+func (op *TypedOp) OwnScoreTotal(name []byte) float64 {
+	id := op.Counter
+	if id == 0 {
+		id = op.V.Node
+	}
+	return floatOf(op.Cur.Typed.ScoreCount(name, id).Total)
+}
+
+// ScoreAfter is member name's score once this write applies, for a reply.
+func (op *TypedOp) ScoreAfter(name []byte) (float64, bool) {
+	after := mergeTyped(op.Cur.Typed.scoreSlice(name), op.Rec.Typed.scoreSlice(name))
+	if after == nil {
+		return 0, false
+	}
+	return scoreFrom(after.Scored, after.ScoreCounts)
+}
+
+// scoreSlice is the part of t about member name, normalized: its elements,
+// the traces of them, and its counts. t may be a write still being built,
+// not yet in order.
+func (t *Typed) scoreSlice(name []byte) *Typed {
+	if t == nil {
+		return nil
+	}
+	s := &Typed{}
+	named := func(e Elem) bool { return bytes.Equal(e.Name, name) }
+	if t.big != nil {
+		s.Scored = t.big.run(listScored, name)
+		s.Removed = t.big.run(listRemoved, name)
+	} else {
+		for _, e := range t.Scored {
+			if named(e) {
+				s.Scored = append(s.Scored, e)
+			}
+		}
+		for _, e := range t.Removed {
+			if named(e) {
+				s.Removed = append(s.Removed, e)
+			}
+		}
+	}
+	for _, c := range t.ScoreCounts {
+		if bytes.Equal(c.Name, name) {
+			s.ScoreCounts = append(s.ScoreCounts, c)
+		}
+	}
+	s.Normalize()
+	return s
+}
+
+// allScoreResets is every score count reset, for a write that starts the
+// key afresh.
+func (t *Typed) allScoreResets() []Count {
+	if t == nil {
+		return nil
+	}
+	return allResets(t.ScoreCounts)
+}
+
+// zset encoding (see typed_encoding.go).
+
+const (
+	minScoreCountLen = 1 + 8 + versionLen + 8 + versionLen + 8
+	minScoredLen     = 1 + versionLen + scoreLen
+)
+
+func appendScoreCounts(dst []byte, counts []Count) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(counts)))
+	for _, c := range counts {
+		dst = appendBytes(dst, c.Name)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(c.Node))
+		dst = appendVersion(dst, c.Ver)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(c.Total))
+		dst = appendVersion(dst, c.ResetVer)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(c.ResetTotal))
+	}
+	return dst
+}
+
+func appendZSet(dst []byte, t *Typed) []byte {
+	dst = appendScoreCounts(dst, t.ScoreCounts)
+	dst = binary.AppendUvarint(dst, uint64(t.count(listScored)))
+	t.each(listScored, func(run []Elem) bool {
+		for _, e := range run {
+			dst = appendBytes(dst, e.Name)
+			dst = appendVersion(dst, e.Dot)
+			dst = append(dst, e.Value...)
+		}
+		return true
+	})
+	return dst
+}
+
+func (r *typedReader) u64(what string) uint64 {
+	if len(r.b) < 8 {
+		r.fail("truncated " + what)
+		return 0
+	}
+	v := binary.BigEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
+// zset reads a sorted set's section: counts in order, with finite totals;
+// members in order, with scores that are numbers.
+func (r *typedReader) zset(t *Typed) {
+	if n := r.count("score counts", minScoreCountLen); n > 0 {
+		t.ScoreCounts = make([]Count, n)
+		for i := range t.ScoreCounts {
+			c := &t.ScoreCounts[i]
+			c.Name = r.bytes("score count name")
+			c.Node = NodeID(r.u64("score count node"))
+			c.Ver = r.version("score count version")
+			c.Total = int64(r.u64("score count total"))
+			c.ResetVer = r.version("score reset version")
+			c.ResetTotal = int64(r.u64("score reset total"))
+			if r.err != nil {
+				return
+			}
+			if math.IsInf(floatOf(c.Total), 0) || math.IsNaN(floatOf(c.Total)) ||
+				math.IsInf(floatOf(c.ResetTotal), 0) || math.IsNaN(floatOf(c.ResetTotal)) {
+				r.fail("score count not finite")
+				return
+			}
+			if i > 0 && compareCountKey(t.ScoreCounts[i-1], *c) >= 0 {
+				r.fail("score counts out of order")
+				return
+			}
+		}
+	}
+	n := r.count("sorted set members", minScoredLen)
+	if n == 0 || r.err != nil {
+		return
+	}
+	t.Scored = make([]Elem, n)
+	for i := range t.Scored {
+		e := &t.Scored[i]
+		e.Name = r.bytes("member")
+		e.Dot = r.version("member dot")
+		if r.err != nil {
+			return
+		}
+		if len(r.b) < scoreLen {
+			r.fail("truncated score")
+			return
+		}
+		e.Value, r.b = r.b[:scoreLen:scoreLen], r.b[scoreLen:]
+		if math.IsNaN(scoreOf(e.Value)) {
+			r.fail("score is not a number")
+			return
+		}
+		if i > 0 && compareND(t.Scored[i-1], *e) >= 0 {
+			r.fail("sorted set members out of order")
+			return
+		}
+	}
+}
