@@ -45,8 +45,9 @@ func scoreOf(value []byte) float64 {
 func floatOf(bits int64) float64 { return math.Float64frombits(uint64(bits)) }
 func bitsOf(f float64) int64     { return int64(math.Float64bits(f)) }
 
-// live reports whether a count holds an increment no reset observed.
-func (c Count) live() bool { return c.ResetVer != c.Ver }
+// live reports whether a count holds an increment no reset observed. A
+// reset that arrives before the count it reset holds no increment either.
+func (c Count) live() bool { return c.Ver.Compare(c.ResetVer) > 0 }
 
 // scoreAdded sums the live score counts of one member, in their order (node
 // order), and reports whether any is live.
@@ -362,9 +363,7 @@ func (op *TypedOp) SetScore(name []byte, score float64) (Version, error) {
 	t := op.Rec.Typed
 	if i := ownElem(t.Scored, name); i >= 0 {
 		t.Scored[i].Value = ScoreValue(score)
-		t.ScoreCounts = slices.DeleteFunc(t.ScoreCounts, func(c Count) bool {
-			return bytes.Equal(c.Name, name) && c.live()
-		})
+		op.dropOwnIncrements(name)
 		return t.Scored[i].Dot, nil
 	}
 	d, err := op.dot()
@@ -377,15 +376,22 @@ func (op *TypedOp) SetScore(name []byte, score float64) (Version, error) {
 	return d, nil
 }
 
+// dropOwnIncrements forgets the increments of member name this write made,
+// which a later step of the same write overrides.
+func (op *TypedOp) dropOwnIncrements(name []byte) {
+	t := op.Rec.Typed
+	t.ScoreCounts = slices.DeleteFunc(t.ScoreCounts, func(c Count) bool {
+		return bytes.Equal(c.Name, name) && c.Ver == op.V
+	})
+}
+
 // RemScored removes sorted-set member name as the writer sees it.
 func (op *TypedOp) RemScored(name []byte) {
 	t := op.Rec.Typed
 	if i := ownElem(t.Scored, name); i >= 0 {
 		t.Scored = slices.Delete(t.Scored, i, i+1)
 	}
-	t.ScoreCounts = slices.DeleteFunc(t.ScoreCounts, func(c Count) bool {
-		return bytes.Equal(c.Name, name) && c.live()
-	})
+	op.dropOwnIncrements(name)
 	t.Removed = append(t.Removed, op.Cur.Typed.ObservedScored(name)...)
 	t.ScoreCounts = append(t.ScoreCounts, op.Cur.Typed.scoreResets(name)...)
 }

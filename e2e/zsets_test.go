@@ -1,0 +1,340 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// respSession sends each line of script (words split on spaces, "" for an
+// empty argument) as a RESP command and returns every raw reply, byte for
+// byte.
+func respSession(t *testing.T, addr, script string) []string {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(script), "\n") {
+		words := strings.Fields(line)
+		var req bytes.Buffer
+		fmt.Fprintf(&req, "*%d\r\n", len(words))
+		for _, w := range words {
+			if w == `""` {
+				w = ""
+			}
+			fmt.Fprintf(&req, "$%d\r\n%s\r\n", len(w), w)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := conn.Write(req.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		var reply bytes.Buffer
+		if err := readReply(r, &reply); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		out = append(out, reply.String())
+	}
+	return out
+}
+
+// readReply copies one whole RESP2 reply from r to w.
+func readReply(r *bufio.Reader, w *bytes.Buffer) error {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	w.WriteString(line)
+	n, _ := strconv.Atoi(strings.TrimRight(line[1:], "\r\n"))
+	switch line[0] {
+	case '$':
+		if n >= 0 {
+			buf := make([]byte, n+2)
+			if _, err := io.ReadFull(r, buf); err != nil {
+				return err
+			}
+			w.Write(buf)
+		}
+	case '*':
+		for range max(n, 0) {
+			if err := readReply(r, w); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// compareRESP runs script against Redis and a node and reports every line
+// whose reply differs.
+func compareRESP(t *testing.T, redisAddr, nodeAddr, script string) {
+	t.Helper()
+	want := respSession(t, redisAddr, script)
+	got := respSession(t, nodeAddr, script)
+	lines := strings.Split(strings.TrimSpace(script), "\n")
+	for i := range lines {
+		if want[i] != got[i] {
+			t.Errorf("%s\n   redis: %q\n    node: %q", lines[i], want[i], got[i])
+		}
+	}
+}
+
+// TestZSetCommandsMatchRedis: every sorted-set command, its options and its
+// errors, byte for byte as redis-server answers.
+func TestZSetCommandsMatchRedis(t *testing.T) {
+	redisAddr := startRedis(t)
+	p := startNode(t, t.TempDir())
+	compareRESP(t, redisAddr, p.addr, zsetScript)
+}
+
+const zsetScript = `
+ZADD z 1 a 2 b 3 c
+ZADD z 1.5 a 4 d
+ZADD z NX 10 a 5 e
+ZADD z XX 10 a 6 f
+ZADD z XX CH 11 a 6 f
+ZADD z GT CH 1 a 20 b
+ZADD z LT CH 1 a 20 c
+ZADD z NX XX 1 a
+ZADD z GT LT 1 a
+ZADD z NX GT 1 a
+ZADD z INCR 1 a 2 b
+ZADD z 1 a 2
+ZADD z
+ZADD z x a
+ZADD z nan a
+ZADD z INCR 2.5 a
+ZADD z INCR NX 1 a
+ZADD z INCR XX 1 nothere
+ZADD z INCR GT -1 a
+ZADD z 1 a 1 a 2 a
+ZSCORE z a
+ZADD z CH 1 a 1 a 2 a
+ZADD z +1.5e0 q
+ZADD z "" q
+ZADD z 1e400 q
+ZADD z 0x10 hex
+ZADD z inf big -inf small +inf big2 -Infinity small2
+ZADD z 1.1 frac 0.1 tenth 1e100 huge 1e-7 tiny 123456789012345678 wide -0 negzero
+ZRANGE z 0 -1 WITHSCORES
+ZINCRBY z 2.5 a
+ZINCRBY z x a
+ZINCRBY z 1 newm
+ZINCRBY z -inf big
+ZINCRBY z 1 big
+ZINCRBY z inf small
+ZSCORE z a
+ZSCORE z nothere
+ZSCORE nokey a
+ZMSCORE z a nothere b
+ZMSCORE nokey a b
+ZCARD z
+ZCARD nokey
+ZRANK z a
+ZRANK z nothere
+ZREVRANK z a
+ZRANK nokey a
+ZCOUNT z 1 3
+ZCOUNT z (1 (3
+ZCOUNT z -inf +inf
+ZCOUNT z 3 1
+ZCOUNT z x 1
+ZCOUNT z "" 5
+ZCOUNT z ( 5
+ZCOUNT nokey 1 2
+ZRANGE z 0 2
+ZRANGE z -3 -1 WITHSCORES
+ZRANGE z 5 2
+ZRANGE z 0 100
+ZRANGE z 100 200
+ZRANGE z 0 -1 REV
+ZRANGE z 0 2 REV WITHSCORES
+ZRANGE z 1 5 BYSCORE
+ZRANGE z (1 5 BYSCORE WITHSCORES
+ZRANGE z 5 1 BYSCORE REV
+ZRANGE z -inf +inf BYSCORE LIMIT 1 2
+ZRANGE z -inf +inf BYSCORE LIMIT 1 -1
+ZRANGE z -inf +inf BYSCORE LIMIT -1 2
+ZRANGE z -inf +inf BYSCORE LIMIT 100 2
+ZRANGE z +inf -inf BYSCORE REV LIMIT 2 3 WITHSCORES
+ZRANGE z 0 1 LIMIT 0 1
+ZRANGE z 0 1 LIMIT 0 -1
+ZRANGE z 0 1 BYLEX
+ZRANGE z [a [c BYLEX WITHSCORES
+ZRANGE z 0 1 BYSCORE BYLEX
+ZRANGE z 0 1 FOO
+ZRANGE z x 1
+ZRANGE z 0 1 LIMIT 0
+ZRANGE nokey 0 -1
+ZREVRANGE z 0 2 WITHSCORES
+ZREVRANGE z 0 2 REV
+ZREVRANGE z 0 2 BYSCORE
+ZRANGEBYSCORE z 1 10 WITHSCORES
+ZRANGEBYSCORE z 1 10 LIMIT 1 1
+ZRANGEBYSCORE z 1 10 REV
+ZRANGEBYSCORE z 1 x
+ZREVRANGEBYSCORE z 10 1 WITHSCORES LIMIT 0 2
+ZREVRANGEBYSCORE z (10 (1
+ZADD lex 0 a 0 b 0 c 0 d 0 e 0 f 0 g
+ZRANGEBYLEX lex - +
+ZRANGEBYLEX lex [b (e
+ZRANGEBYLEX lex (b [e LIMIT 1 2
+ZRANGEBYLEX lex + -
+ZRANGEBYLEX lex [e [b
+ZRANGEBYLEX lex b e
+ZRANGEBYLEX lex [b [e WITHSCORES
+ZRANGEBYLEX lex -x +
+ZREVRANGEBYLEX lex + -
+ZREVRANGEBYLEX lex [e [b LIMIT 1 10
+ZREVRANGEBYLEX lex (e - 
+ZLEXCOUNT lex - +
+ZLEXCOUNT lex [b (e
+ZLEXCOUNT lex e f
+ZLEXCOUNT nokey - +
+ZRANGESTORE dst z 0 2
+ZRANGE dst 0 -1 WITHSCORES
+ZRANGESTORE dst z 1 10 BYSCORE LIMIT 0 2
+ZRANGE dst 0 -1 WITHSCORES
+ZRANGESTORE dst lex [b [d BYLEX REV
+ZRANGE dst 0 -1 WITHSCORES
+ZRANGESTORE dst z 0 1 WITHSCORES
+ZRANGESTORE dst nokey 0 -1
+EXISTS dst
+ZRANGESTORE dst z 10 5
+TYPE z
+TYPE lex
+OBJECT ENCODING z
+SET str x
+ZADD str 1 a
+ZSCORE str a
+ZRANGE str 0 -1
+ZRANGESTORE str z 0 0
+TYPE str
+ZREM z a a nothere
+ZREM z nothere
+ZREM nokey a
+ZREM z
+ZREMRANGEBYRANK z 0 0
+ZREMRANGEBYRANK z -2 -1
+ZREMRANGEBYRANK z 5 1
+ZREMRANGEBYRANK z x 1
+ZREMRANGEBYSCORE z (1 2
+ZREMRANGEBYSCORE z x 2
+ZREMRANGEBYLEX lex [a (c
+ZREMRANGEBYLEX lex a c
+ZRANGE lex 0 -1
+ZRANGE z 0 -1 WITHSCORES
+ZPOPMIN z
+ZPOPMAX z 2
+ZPOPMIN z 0
+ZPOPMIN z -1
+ZPOPMIN z x
+ZPOPMIN z 1 2
+ZPOPMIN nokey
+ZPOPMAX nokey 3
+ZPOPMIN str
+ZADD p 1 a 2 b 3 c
+ZMPOP 1 p MIN
+ZMPOP 2 nokey p MAX COUNT 5
+EXISTS p
+ZMPOP 1 p MIN
+ZMPOP 0 p MIN
+ZMPOP 2 p MIN
+ZMPOP 1 p FOO
+ZMPOP 1 p MIN COUNT 0
+ZMPOP 1 p MIN COUNT x
+ZMPOP 1 p MIN COUNT 1 COUNT 2
+ZMPOP x p MIN
+ZMPOP 2 str p MIN
+ZADD r 1 a 2 b 3 c
+ZRANDMEMBER nokey
+ZRANDMEMBER nokey 5
+ZRANDMEMBER r 3
+ZRANDMEMBER r 10 WITHSCORES
+ZRANDMEMBER r 0
+ZRANDMEMBER r x
+ZRANDMEMBER r 1 FOO
+ZRANDMEMBER r -9223372036854775808
+ZRANDMEMBER r 9223372036854775807 WITHSCORES
+ZRANDMEMBER str
+ZADD u1 1 a 2 b 3 c
+ZADD u2 10 b 20 c 30 d
+SADD s1 a d e
+ZUNION 2 u1 u2
+ZUNION 2 u1 u2 WITHSCORES
+ZUNION 2 u1 u2 WEIGHTS 2 0.5 WITHSCORES
+ZUNION 2 u1 u2 AGGREGATE MIN WITHSCORES
+ZUNION 2 u1 u2 AGGREGATE MAX WITHSCORES
+ZUNION 3 u1 u2 s1 WITHSCORES
+ZUNION 2 u1 nokey WITHSCORES
+ZUNION 0 u1
+ZUNION 3 u1 u2
+ZUNION x u1
+ZUNION 2 u1 u2 WEIGHTS 1
+ZUNION 2 u1 u2 WEIGHTS 1 x
+ZUNION 2 u1 u2 AGGREGATE foo
+ZUNION 2 u1 str
+ZUNION 2 u1 str FOO
+ZINTER 2 u1 u2 WITHSCORES
+ZINTER 2 u1 u2 WEIGHTS 1 inf WITHSCORES
+ZINTER 2 u1 u1 WITHSCORES
+ZINTER 2 u1 s1 WITHSCORES
+ZINTER 2 u1 nokey
+ZINTERCARD 2 u1 u2
+ZINTERCARD 2 u1 u2 LIMIT 1
+ZINTERCARD 2 u1 u2 LIMIT -1
+ZINTERCARD 2 u1 u2 LIMIT x
+ZINTERCARD 0 u1
+ZINTERCARD 2 u1 u2 WITHSCORES
+ZDIFF 2 u1 u2 WITHSCORES
+ZDIFF 2 u1 s1
+ZDIFF 1 u1
+ZDIFF 2 u1 u2 WEIGHTS 1 1
+ZUNIONSTORE dst 2 u1 u2 WEIGHTS 1 -1
+ZRANGE dst 0 -1 WITHSCORES
+ZINTERSTORE dst 2 u1 u2 AGGREGATE MAX
+ZRANGE dst 0 -1 WITHSCORES
+ZDIFFSTORE dst 2 u1 u2
+ZRANGE dst 0 -1 WITHSCORES
+ZINTERSTORE dst 2 u1 nokey
+EXISTS dst
+ZUNIONSTORE dst 2 u1 u2 WITHSCORES
+ZUNIONSTORE dst 0 u1
+ZUNIONSTORE str 1 u1
+TYPE str
+ZSCAN u1 0
+ZSCAN u1 0 MATCH a*
+ZSCAN u1 0 COUNT 0
+ZSCAN u1 x
+ZSCAN nokey 0
+ZADD sc 1e17 big 3 three 2.5 frac
+ZSCAN sc 0
+ZRANGE sc 0 -1 WITHSCORES
+COPY u1 u1copy
+ZRANGE u1copy 0 -1 WITHSCORES
+RENAME u1copy u1moved
+ZRANGE u1moved 0 -1 WITHSCORES
+EXISTS u1copy
+OBJECT ENCODING u1moved
+ZADD longm 1 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+OBJECT ENCODING longm
+DEL u1moved
+ZCARD u1moved
+ZADD z XX 1 a
+ZADD gone XX 1 a
+EXISTS gone
+MULTI
+ZADD m 1 a
+ZINCRBY m 2 a
+ZRANGE m 0 -1 WITHSCORES
+EXEC
+`
