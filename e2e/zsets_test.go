@@ -338,3 +338,95 @@ ZINCRBY m 2 a
 ZRANGE m 0 -1 WITHSCORES
 EXEC
 `
+
+// TestLargeZSetMatchesRedis: a sorted set past Redis's listpack limit (and
+// past the node's small form), read by rank, score and lex, changed, and
+// scores spelled in C's ways.
+func TestLargeZSetMatchesRedis(t *testing.T) {
+	redisAddr := startRedis(t)
+	p := startNode(t, t.TempDir())
+	var add, lex strings.Builder
+	add.WriteString("ZADD big")
+	lex.WriteString("ZADD lexbig")
+	for i := range 400 {
+		fmt.Fprintf(&add, " %d m%03d", (i*37)%101, i)
+		fmt.Fprintf(&lex, " 0 w%03d", (i*53)%400)
+	}
+	script := add.String() + "\n" + lex.String() + `
+ZCARD big
+OBJECT ENCODING big
+ZRANGE big 0 9 WITHSCORES
+ZRANGE big 195 205 WITHSCORES
+ZRANGE big -5 -1 WITHSCORES
+ZREVRANGE big 0 4 WITHSCORES
+ZRANGEBYSCORE big 10 12 WITHSCORES
+ZRANGEBYSCORE big (10 (12 LIMIT 2 3
+ZREVRANGEBYSCORE big 90 (80 LIMIT 1 5 WITHSCORES
+ZCOUNT big 10 20
+ZCOUNT big (10 20
+ZCOUNT big -inf 0
+ZRANK big m200
+ZREVRANK big m200
+ZRANK big m399
+ZSCORE big m123
+ZINCRBY big 1000 m005
+ZINCRBY big -1000 m006
+ZRANGE big 0 0 WITHSCORES
+ZRANGE big -1 -1 WITHSCORES
+ZRANK big m005
+ZREM big m007 m008 nothere
+ZCARD big
+ZREMRANGEBYSCORE big 50 (52
+ZREMRANGEBYRANK big 10 19
+ZCARD big
+ZPOPMAX big 3
+ZPOPMIN big 2
+ZMPOP 1 big MAX COUNT 2
+ZRANGE big 100 104 WITHSCORES
+ZRANGEBYLEX lexbig [w100 [w110
+ZRANGEBYLEX lexbig (w390 +
+ZREVRANGEBYLEX lexbig [w010 - LIMIT 2 3
+ZLEXCOUNT lexbig [w100 (w200
+ZREMRANGEBYLEX lexbig [w000 (w050
+ZCARD lexbig
+ZRANGE lexbig 0 2
+ZRANGESTORE part big 0 9
+ZRANGE part 0 -1 WITHSCORES
+OBJECT ENCODING part
+ZUNIONSTORE both 2 big lexbig WEIGHTS 2 1
+ZCARD both
+OBJECT ENCODING both
+ZRANGE both 340 345 WITHSCORES
+ZINTERCARD 2 big lexbig
+ZDIFFSTORE d 2 big part
+ZCARD d
+ZADD f 1e-400 a
+ZADD f 0x1p-1074 a 1. b .5 c -.5e-3 d Infinity e 1e308 g
+ZADD f 5e x
+ZADD f nan x
+ZADD f -nan x
+ZADD f 1e309 x
+ZADD f 0x x
+ZADD f 1_0 x
+ZRANGE f 0 -1 WITHSCORES
+ZSCAN f 0
+ZCOUNT f 1e-400 1
+ZCOUNT f -1e400 1e400
+ZCOUNT f 0x10 +infinity
+ZADD w 1 a 2 b
+ZADD w2 -inf a inf b
+ZUNION 2 w w2 WEIGHTS 0 1 WITHSCORES
+ZUNION 2 w2 w2 WITHSCORES
+ZINTER 2 w w2 WEIGHTS inf 0 WITHSCORES
+ZINCRBY w2 -inf b
+ZINCRBY w2 inf b
+ZSCORE w2 b
+ZADD w2 INCR -inf a
+ZINCRBY w 0.1 a
+ZINCRBY w 0.2 a
+ZSCORE w a
+ZINCRBY w 1e17 b
+ZSCAN w 0
+`
+	compareRESP(t, redisAddr, p.addr, script)
+}

@@ -163,10 +163,10 @@ func mergeTyped(a, b *Typed) *Typed {
 	if c := b.KindVersion.Compare(a.KindVersion); c > 0 || c == 0 && b.Kind > a.Kind {
 		m.Kind, m.KindVersion = b.Kind, b.KindVersion
 	}
-	m.Counts = mergeCounts(a.Counts, b.Counts)
-	m.ScoreCounts = mergeCounts(a.ScoreCounts, b.ScoreCounts)
 	m.HLL = mergeHLL(a.HLL, b.HLL) // HyperLogLog hook (record/hll.go)
 	if a.big == nil && b.big == nil && a.size()+b.size() <= bigElems {
+		m.Counts = mergeCounts(a.Counts, b.Counts)
+		m.ScoreCounts = mergeCounts(a.ScoreCounts, b.ScoreCounts)
 		m.Removed = unionElems(a.Removed, b.Removed)
 		m.Fields = mergeElems(a.Fields, b.Fields, m.Removed)
 		m.Members = mergeElems(a.Members, b.Members, m.Removed)
@@ -179,10 +179,23 @@ func mergeTyped(a, b *Typed) *Typed {
 	if b.size() > a.size() {
 		base, other = b, a
 	}
+	// A large state is kept as it is, not encoded (see Detached), so it
+	// owns its memory: the counts of a small side, which may point into a
+	// request or a message, are copied.
+	m.Counts = mergeCounts(a.ownCounts(a.Counts), b.ownCounts(b.Counts))
+	m.ScoreCounts = mergeCounts(a.ownCounts(a.ScoreCounts), b.ownCounts(b.ScoreCounts))
 	m.big = base.bigCopy()
 	m.big.absorb(other)
 	m.reindexScores(base, other)
 	return m
+}
+
+// ownCounts is counts, t's, copied unless t is large and so owns them.
+func (t *Typed) ownCounts(counts []Count) []Count {
+	if t.big != nil || len(counts) == 0 {
+		return counts
+	}
+	return detachCounts(counts)
 }
 
 func unionElems(a, b []Elem) []Elem {

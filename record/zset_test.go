@@ -153,3 +153,29 @@ func TestZSetDecodeRefusesBadScores(t *testing.T) {
 		t.Fatal("members out of order decoded")
 	}
 }
+
+// A large state is stored as it is, so a merge into it must not keep the
+// names of a delta's counts, which point into a request buffer the server
+// reuses: a large hash's HINCRBY and a large sorted set's ZINCRBY.
+func TestLargeStateOwnsItsCounts(t *testing.T) {
+	var rec Record
+	for i := range 300 {
+		rec = Merge(rec, zadd(v(uint64(10+2*i), 1), rec, fmt.Sprintf("m%03d", i), float64(i)))
+	}
+	buf := []byte("m005")
+	rec = Merge(rec, zwrite(v(5000, 2), rec, func(op *TypedOp) { op.IncrScore(buf, 1000) }))
+	hbuf := []byte("f")
+	h := &Typed{Kind: KindHash, KindVersion: v(1, 1)}
+	for i := range 300 {
+		h.Fields = append(h.Fields, Elem{Name: fmt.Appendf(nil, "f%03d", i), Dot: v(uint64(10+i), 1), Value: []byte("0")})
+	}
+	h = mergeTyped(h.Detached(), &Typed{Kind: KindHash, KindVersion: v(2000, 1), Counts: []Count{{Name: hbuf, Node: 1, Ver: v(2000, 1), Total: 7}}})
+	copy(buf, "xxxx")
+	copy(hbuf, "x")
+	if s, _ := rec.Typed.Score([]byte("m005")); s != 1005 {
+		t.Fatalf("ZINCRBY's count lost its name: score %v", s)
+	}
+	if h.Added([]byte("f")) != 7 {
+		t.Fatalf("HINCRBY's count lost its name: %d", h.Added([]byte("f")))
+	}
+}
