@@ -475,9 +475,9 @@ func TestZSetMergesAcrossNodes(t *testing.T) {
 	must(b.c, "ZREM", "gone", "x")
 	must(a.c, "DEL", "del")              // removes "old" only
 	must(b.c, "ZADD", "del", "7", "new") // survives the DEL
-	must(b.c, "ZADD", "tc", "1", "m")    // a type conflict, the later wins
-	later()
-	must(a.c, "SET", "tc", "string")
+	must(a.c, "ZADD", "tc", "1", "m")    // a type conflict: the later write's
+	later()                              // type shows on both nodes
+	must(b.c, "SET", "tc", "string")
 
 	b.kill()
 	b.restart(t, args...)
@@ -490,6 +490,7 @@ func TestZSetMergesAcrossNodes(t *testing.T) {
 	want := map[string]string{
 		"lb":   "zset:stay=2,rem=3,inc=17,lww=200",
 		"del":  "zset:new=7",
+		"tc":   "string",
 		"gone": "",
 	}
 	for k, v := range want {

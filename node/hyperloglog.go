@@ -114,7 +114,7 @@ func raise(base, regs []byte) []byte {
 // (elements, counts, the epochs of an expired sketch) is removed as a SET
 // removes it.
 func (n *Node) newSketch(tx *keyspace.Tx, key []byte, k hllKey, v record.Version, regs []byte, dense bool, cache record.HLLCache, fresh bool) error {
-	t := k.cur.Typed.Clear()
+	t := k.cur.Typed.Clear(v.TS)
 	if t == nil {
 		t = &record.Typed{}
 	}

@@ -148,10 +148,13 @@ func (b *bigState) delete(which int, e Elem) {
 func (b *bigState) absorb(other *Typed) {
 	other.each(listRemoved, func(run []Elem) bool {
 		for _, r := range run {
-			if b.has(listRemoved, r) {
+			if have, ok := b.lists[listRemoved].Get(key(r)); ok {
+				if r.TraceAt() < have.elem().TraceAt() {
+					b.insert(listRemoved, r) // the earlier removal's trace, as unionTraces keeps
+				}
 				continue
 			}
-			b.insert(listRemoved, Elem{Name: r.Name, Dot: r.Dot})
+			b.insert(listRemoved, r)
 			b.delete(listFields, r)
 			b.delete(listMembers, r)
 			b.delete(listScored, r)

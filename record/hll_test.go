@@ -119,7 +119,7 @@ func TestHLLRecord(t *testing.T) {
 		t.Fatalf("exists %v kind %v newest %v", m.Exists(), m.Kind(), m.Newest())
 	}
 	// A SET at a node that had seen only a's epoch, as node.put builds it.
-	set := Record{Value: Value{Version: v(7, 1), Data: []byte("x")}, Typed: a.Typed.Clear()}
+	set := Record{Value: Value{Version: v(7, 1), Data: []byte("x")}, Typed: a.Typed.Clear(v(7, 1).TS)}
 	set.Typed.KindVersion = v(7, 1)
 	late := Record{Typed: &Typed{HLL: pfadd(eA, "late")}}
 	after := Merge(Merge(m, set), late)
@@ -157,9 +157,9 @@ func TestHLLEncodingRoundTrips(t *testing.T) {
 			t.Fatalf("round trip differs")
 		}
 	}
-	// A state without a sketch encodes as before: no flag in the kind byte.
+	// A state without a sketch has no sketch flag in the kind byte.
 	plain := &Typed{Kind: KindSet, KindVersion: v(1, 1)}
-	if b := AppendTyped(nil, plain); b[0] != byte(KindSet) {
+	if b := AppendTyped(nil, plain); b[0]&kindHasHLL != 0 || Kind(b[0]&^kindFlags) != KindSet {
 		t.Fatalf("kind byte %#x", b[0])
 	}
 }

@@ -46,7 +46,7 @@ func BeginTyped(cur Record, live bool, kind Kind, v Version, next func() (Versio
 		if cur.Expiry.At != 0 {
 			op.Rec.Expiry = Expiry{Version: v}
 		}
-		t.Removed = cur.Typed.Observed()
+		t.Removed = cur.Typed.Observed(v.TS)
 		t.Counts = cur.Typed.AllResets()
 		t.ScoreCounts = cur.Typed.allScoreResets()
 	}
@@ -80,7 +80,7 @@ func (op *TypedOp) SetField(name, value []byte) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	t.Removed = append(t.Removed, op.Cur.Typed.ObservedField(name)...)
+	t.Removed = append(t.Removed, op.Cur.Typed.ObservedField(name, op.V.TS)...)
 	t.Counts = append(t.Counts, op.Cur.Typed.Resets(name)...)
 	t.Fields = append(t.Fields, Elem{Name: name, Dot: d, Value: value})
 	return d, nil
@@ -92,7 +92,7 @@ func (op *TypedOp) DelField(name []byte) {
 	if i := ownElem(t.Fields, name); i >= 0 {
 		t.Fields = slices.Delete(t.Fields, i, i+1)
 	}
-	t.Removed = append(t.Removed, op.Cur.Typed.ObservedField(name)...)
+	t.Removed = append(t.Removed, op.Cur.Typed.ObservedField(name, op.V.TS)...)
 	t.Counts = append(t.Counts, op.Cur.Typed.Resets(name)...)
 }
 
@@ -104,6 +104,9 @@ func (op *TypedOp) IncrCounter(name []byte, by int64) {
 		id = op.V.Node
 	}
 	c := op.Cur.Typed.Count(name, id)
+	if c.Ver.IsZero() {
+		c.Start = op.V.TS // a new run of counts (see Count.Start)
+	}
 	if !op.Live {
 		c.ResetVer, c.ResetTotal = c.Ver, c.Total
 	}
@@ -132,7 +135,7 @@ func (op *TypedOp) RemMember(name []byte) {
 	if i := ownElem(t.Members, name); i >= 0 {
 		t.Members = slices.Delete(t.Members, i, i+1)
 	}
-	t.Removed = append(t.Removed, op.Cur.Typed.ObservedMember(name)...)
+	t.Removed = append(t.Removed, op.Cur.Typed.ObservedMember(name, op.V.TS)...)
 }
 
 // Delta is the finished write, in the order Merge expects.
@@ -148,7 +151,7 @@ func (op *TypedOp) Delta() Record {
 // write takes the type register.
 func OverValue(cur, rec Record) Record {
 	if rec.Typed == nil && !rec.Value.Version.IsZero() && cur.Typed != nil {
-		t := cur.Typed.Clear()
+		t := cur.Typed.Clear(rec.Value.Version.TS)
 		if !rec.Value.Tombstone {
 			t.Kind, t.KindVersion = KindString, rec.Value.Version
 		}

@@ -91,9 +91,13 @@ type Record struct {
 	Typed *Typed
 }
 
-// Kind is the key's type as clients see it.
+// Kind is the key's type as clients see it: the type of its latest write
+// other than a delete. A string written after the type register (by a node
+// that held no typed state for the key: it never saw one, or collected it)
+// is that write.
 func (r Record) Kind() Kind {
-	if r.Typed == nil || r.Typed.KindVersion.IsZero() {
+	if r.Typed == nil || r.Typed.KindVersion.IsZero() ||
+		!r.Value.Tombstone && r.Value.Version.Compare(r.Typed.KindVersion) > 0 {
 		return KindString
 	}
 	return r.Typed.Kind
@@ -209,7 +213,10 @@ func (r Record) Newest() Version {
 func (r Record) Swept() Record {
 	r.Value = Value{Version: r.Value.Version, Tombstone: true}
 	if r.Typed != nil {
-		r.Typed = mergeTyped(r.Typed, r.Typed.Clear())
+		// The traces' time is the deadline: every member holding the state
+		// sweeps it once its clock passes the deadline, which stability
+		// (Collect) then implies of all of them.
+		r.Typed = mergeTyped(r.Typed, r.Typed.Clear(hlc.New(r.Expiry.At, 0)))
 	}
 	return r
 }

@@ -3,8 +3,11 @@ package record
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"slices"
 	"strconv"
+
+	"github.com/redmesh/redmesh/hlc"
 )
 
 // Typed is a key's state beyond its string register: the Redis type the key
@@ -45,10 +48,11 @@ type Typed struct {
 	// the large form.
 	Fields  []Elem
 	Members []Elem
-	// Removed are the removed elements (name and dot, no value), sorted: the
-	// trace that stops a late copy of an add from bringing its element back.
-	// Traces are kept until collection; they are never shown. Nil in the
-	// large form.
+	// Removed are the removed elements' traces, sorted: the name and dot of
+	// each, so that a late copy of an add does not bring its element back,
+	// and when it was removed (TraceAt), so that collection knows when every
+	// member has seen the removal (Collect). Traces are never shown. Nil in
+	// the large form.
 	Removed []Elem
 	// Scored are a sorted set's members, Value the score the adding write
 	// gave (see zset.go), and ScoreCounts their ZINCRBY increments, as
@@ -76,8 +80,14 @@ const (
 // increments made concurrently at different nodes, and a SET or DEL clears
 // only the increments it saw.
 type Count struct {
-	Name       []byte
-	Node       NodeID
+	Name []byte
+	Node NodeID
+	// Start is the timestamp of the first increment of this run of counts:
+	// a node that collected its count (every count reset, and stable)
+	// starts the next from zero, and the newer run replaces the older
+	// wherever the older is still held, so a copy of the old reset cannot
+	// take from the new total.
+	Start      hlc.Timestamp
 	Ver        Version // of the node's latest increment
 	Total      int64   // the sum of the node's increments
 	ResetVer   Version // Ver of the Total that was reset
@@ -85,11 +95,31 @@ type Count struct {
 }
 
 // Elem is a hash field or a set member, with the dot of the write that added
-// it.
+// it, or a trace of one removed.
 type Elem struct {
-	Name  []byte
-	Dot   Version
-	Value []byte // a field's value; nil for a member
+	Name []byte
+	Dot  Version
+	// Value is a field's value; nil for a member. A trace's holds the
+	// timestamp of the write that removed the element (8 bytes, big-endian:
+	// TraceAt), which stays inside the encoded state and costs no field in
+	// every element.
+	Value []byte
+}
+
+// TraceAt is when trace e's element was removed: the timestamp of the
+// removing write.
+func (e Elem) TraceAt() hlc.Timestamp {
+	if len(e.Value) != 8 {
+		return e.Dot.TS
+	}
+	return hlc.Timestamp(binary.BigEndian.Uint64(e.Value))
+}
+
+// trace is element e as a write at timestamp at records its removal. A
+// removal is never older than what it removes, so a trace's time is at least
+// its element's dot.
+func trace(e Elem, at hlc.Timestamp) Elem {
+	return Elem{Name: e.Name, Dot: e.Dot, Value: binary.BigEndian.AppendUint64(nil, uint64(max(at, e.Dot.TS)))}
 }
 
 // added is a Count's contribution to its counter's value.
@@ -167,7 +197,7 @@ func mergeTyped(a, b *Typed) *Typed {
 	if a.big == nil && b.big == nil && a.size()+b.size() <= bigElems {
 		m.Counts = mergeCounts(a.Counts, b.Counts)
 		m.ScoreCounts = mergeCounts(a.ScoreCounts, b.ScoreCounts)
-		m.Removed = unionElems(a.Removed, b.Removed)
+		m.Removed = unionTraces(a.Removed, b.Removed)
 		m.Fields = mergeElems(a.Fields, b.Fields, m.Removed)
 		m.Members = mergeElems(a.Members, b.Members, m.Removed)
 		m.Scored = mergeElems(a.Scored, b.Scored, m.Removed)
@@ -206,6 +236,27 @@ func unionElems(a, b []Elem) []Elem {
 		return b
 	}
 	return mergeElems(a, b, nil)
+}
+
+// unionTraces is the union of two sorted trace lists. An element removed by
+// two writes (concurrent removes that observed it) keeps one trace, the
+// earlier removal's: every member that saw it dropped the element, and
+// merging this way does not depend on order.
+func unionTraces(a, b []Elem) []Elem {
+	if len(b) == 0 {
+		return a
+	}
+	if len(a) == 0 {
+		return b
+	}
+	return unionSorted(a, b, compareND, earlierTrace)
+}
+
+func earlierTrace(x, y Elem) Elem {
+	if y.TraceAt() < x.TraceAt() {
+		return y
+	}
+	return x
 }
 
 // traced reports whether element e is among the sorted traces.
@@ -269,6 +320,12 @@ func unionSorted[T any](a, b []T, compare func(T, T) int, same func(T, T) T) []T
 }
 
 func mergeCount(a, b Count) Count {
+	if a.Start != b.Start {
+		if b.Start > a.Start {
+			return b
+		}
+		return a
+	}
 	m := a
 	if c := b.Ver.Compare(a.Ver); c > 0 || c == 0 && b.Total > a.Total {
 		m.Ver, m.Total = b.Ver, b.Total
@@ -280,7 +337,7 @@ func mergeCount(a, b Count) Count {
 }
 
 func equalCount(x, y Count) bool {
-	return compareCountKey(x, y) == 0 && x.Ver == y.Ver && x.Total == y.Total &&
+	return compareCountKey(x, y) == 0 && x.Start == y.Start && x.Ver == y.Ver && x.Total == y.Total &&
 		x.ResetVer == y.ResetVer && x.ResetTotal == y.ResetTotal
 }
 
@@ -353,7 +410,7 @@ func (t *Typed) Count(name []byte, node NodeID) Count {
 
 // reset is c as a write that overwrites or deletes its counter records it.
 func reset(c Count) Count {
-	return Count{Name: c.Name, Node: c.Node, ResetVer: c.Ver, ResetTotal: c.Total}
+	return Count{Name: c.Name, Node: c.Node, Start: c.Start, ResetVer: c.Ver, ResetTotal: c.Total}
 }
 
 // Resets is the counts of counter name as a write that overwrites or
@@ -488,22 +545,27 @@ func withCounts(base []byte, add int64) []byte {
 	return strconv.AppendInt(nil, b+add, 10)
 }
 
-// traces is a run of elements as the traces a write that removes them
-// records: name and dot.
-func traces(run []Elem) []Elem {
+// traces is a run of elements as the traces a write at timestamp at that
+// removes them records.
+func traces(run []Elem, at hlc.Timestamp) []Elem {
 	out := make([]Elem, len(run))
 	for i, e := range run {
-		out[i] = Elem{Name: e.Name, Dot: e.Dot}
+		out[i] = trace(e, at)
 	}
 	return out
 }
 
-// ObservedField is hash field name as a write that replaces or removes it
-// observed it: the traces to record.
-func (t *Typed) ObservedField(name []byte) []Elem { return traces(t.run(listFields, name)) }
+// ObservedField is hash field name as a write at timestamp at that replaces
+// or removes it observed it: the traces to record.
+func (t *Typed) ObservedField(name []byte, at hlc.Timestamp) []Elem {
+	return traces(t.run(listFields, name), at)
+}
 
-// ObservedMember is set member name as a write that removes it observed it.
-func (t *Typed) ObservedMember(name []byte) []Elem { return traces(t.run(listMembers, name)) }
+// ObservedMember is set member name as a write at timestamp at that removes
+// it observed it.
+func (t *Typed) ObservedMember(name []byte, at hlc.Timestamp) []Elem {
+	return traces(t.run(listMembers, name), at)
+}
 
 // HasMember reports whether set member name is present.
 func (t *Typed) HasMember(name []byte) bool { return len(t.run(listMembers, name)) > 0 }
@@ -568,16 +630,16 @@ func (t *Typed) Len() int {
 	return n
 }
 
-// Observed is every element as a write that deletes the key observed it: the
-// traces to record.
-func (t *Typed) Observed() []Elem {
+// Observed is every element as a write at timestamp at that deletes the key
+// observed it: the traces to record.
+func (t *Typed) Observed(at hlc.Timestamp) []Elem {
 	if t == nil {
 		return nil
 	}
 	var out []Elem
 	for _, which := range []int{listFields, listMembers, listScored} {
 		t.each(which, func(run []Elem) bool {
-			out = append(out, traces(run)...)
+			out = append(out, traces(run, at)...)
 			return true
 		})
 	}
@@ -585,13 +647,14 @@ func (t *Typed) Observed() []Elem {
 	return out
 }
 
-// Clear is the typed part of a write that deletes or overwrites the whole
-// key: every element observed removed, every counter observed reset.
-func (t *Typed) Clear() *Typed {
+// Clear is the typed part of a write at timestamp at that deletes or
+// overwrites the whole key: every element observed removed, every counter
+// observed reset.
+func (t *Typed) Clear(at hlc.Timestamp) *Typed {
 	if t == nil {
 		return nil
 	}
-	return &Typed{Removed: t.Observed(), Counts: t.AllResets(), ScoreCounts: allResets(t.ScoreCounts),
+	return &Typed{Removed: t.Observed(at), Counts: t.AllResets(), ScoreCounts: allResets(t.ScoreCounts),
 		HLL: t.HLL.cleared()} // HyperLogLog hook (record/hll.go)
 }
 
@@ -600,7 +663,7 @@ func (t *Typed) Clear() *Typed {
 // merged, and elements this same write traced dropped. It is for the small
 // states a command builds.
 func (t *Typed) Normalize() {
-	slices.SortFunc(t.Removed, compareND)
+	slices.SortFunc(t.Removed, compareElem) // a trace's time is its value: the earliest of a dot first
 	t.Removed = slices.CompactFunc(t.Removed, func(a, b Elem) bool { return compareND(a, b) == 0 })
 	sortElems := func(es []Elem) []Elem {
 		slices.SortFunc(es, compareElem)

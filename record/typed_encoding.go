@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/redmesh/redmesh/hlc"
 )
 
 // A typed state's encoding: the type register, then counts, fields, members
@@ -13,24 +15,29 @@ import (
 // equal states encode alike):
 //
 //	kind(1) kindVersion(16)
-//	n { nameLen name node(8) ver(16) total(varint) resetVer(16) resetTotal(varint) }
+//	n { nameLen name node(8) start(uvarint) ver(16) total(varint) resetVer(16) resetTotal(varint) }
 //	n { nameLen name dot(16) valueLen value }   fields
 //	n { nameLen name dot(16) }                  members
-//	n { nameLen name dot(16) }                  traces
-//	[n { nameLen name node(8) ver(16) total(8) resetVer(16) resetTotal(8) }
+//	n { nameLen name dot(16) at(8) }            traces
+//	[n { nameLen name node(8) start(uvarint) ver(16) total(8) resetVer(16) resetTotal(8) }
 //	 n { nameLen name dot(16) score(8) }]       sorted set (zset.go)
 //	[sketch]                                    HyperLogLog (record/hll.go)
 //
 // A kind byte with kindHasHLL set says a sketch follows, with kindHasZSet
 // that a sorted set's score counts and members do (scores and totals as
-// float64 bits); states without them encode as before.
+// float64 bits); states without them encode as before. Every state is
+// written with kindTimes set: counts carry their run's start and traces
+// their removal time. A state written before them decodes with starts of
+// zero and, as its traces' time, the newest timestamp the state holds: the
+// best its encoding tells (a whole-key delete may have been later).
 
 // minCountLen, minFieldLen, minMemberLen bound a list's length by the bytes
 // left, so a decoder never allocates for items the input cannot hold.
 const (
-	minCountLen  = 1 + 8 + versionLen + 1 + versionLen + 1
+	minCountLen  = 1 + 8 + versionLen + 1 + versionLen + 1 // before kindTimes; a start adds a byte or more
 	minFieldLen  = 1 + versionLen + 1
 	minMemberLen = 1 + versionLen
+	minTraceLen  = minMemberLen // before kindTimes; at adds 8
 )
 
 func appendBytes(dst, b []byte) []byte {
@@ -38,18 +45,21 @@ func appendBytes(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// kindHasHLL marks, in the kind byte, a state that ends with a sketch;
-// kindHasZSet one with a sorted set's section.
+// Flags in the kind byte: kindHasHLL marks a state that ends with a sketch,
+// kindTimes one whose counts and traces carry their times, kindHasZSet one
+// with a sorted set's section.
 const (
 	kindHasHLL  = 0x80
-	kindHasZSet = 0x40
+	kindTimes   = 0x40
+	kindHasZSet = 0x20
+	kindFlags   = kindHasHLL | kindTimes | kindHasZSet
 )
 
 // hasZSet reports whether t has a sorted set's section to encode.
 func (t *Typed) hasZSet() bool { return len(t.ScoreCounts) > 0 || t.count(listScored) > 0 }
 
 func appendTyped(dst []byte, t *Typed) []byte {
-	kind := byte(t.Kind)
+	kind := byte(t.Kind) | kindTimes
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
 		kind |= kindHasHLL
 	}
@@ -62,6 +72,7 @@ func appendTyped(dst []byte, t *Typed) []byte {
 	for _, c := range t.Counts {
 		dst = appendBytes(dst, c.Name)
 		dst = binary.BigEndian.AppendUint64(dst, uint64(c.Node))
+		dst = binary.AppendUvarint(dst, uint64(c.Start))
 		dst = appendVersion(dst, c.Ver)
 		dst = binary.AppendVarint(dst, c.Total)
 		dst = appendVersion(dst, c.ResetVer)
@@ -73,8 +84,11 @@ func appendTyped(dst []byte, t *Typed) []byte {
 			for _, e := range run {
 				dst = appendBytes(dst, e.Name)
 				dst = appendVersion(dst, e.Dot)
-				if which == listFields {
+				switch which {
+				case listFields:
 					dst = appendBytes(dst, e.Value)
+				case listRemoved:
+					dst = binary.BigEndian.AppendUint64(dst, uint64(e.TraceAt()))
 				}
 			}
 			return true
@@ -100,7 +114,7 @@ func (t *Typed) count(which int) int {
 func (t *Typed) encodedSize() int {
 	n := 1 + versionLen + 4*binary.MaxVarintLen64
 	for _, c := range t.Counts {
-		n += binary.MaxVarintLen64 + len(c.Name) + 8 + 2*versionLen + 2*binary.MaxVarintLen64
+		n += binary.MaxVarintLen64 + len(c.Name) + 8 + 2*versionLen + 3*binary.MaxVarintLen64
 	}
 	n += len(t.ScoreCounts) * minScoreCountLen
 	for _, c := range t.ScoreCounts {
@@ -109,7 +123,7 @@ func (t *Typed) encodedSize() int {
 	for _, which := range []int{listFields, listMembers, listRemoved, listScored} {
 		t.each(which, func(run []Elem) bool {
 			for _, e := range run {
-				n += 2*binary.MaxVarintLen64 + len(e.Name) + versionLen + len(e.Value)
+				n += 2*binary.MaxVarintLen64 + len(e.Name) + versionLen + max(len(e.Value), 8)
 			}
 			return true
 		})
@@ -130,6 +144,7 @@ func (t *Typed) digest() uint64 {
 	for _, c := range t.Counts {
 		b = appendBytes(b, c.Name)
 		b = binary.BigEndian.AppendUint64(b, uint64(c.Node))
+		b = binary.AppendUvarint(b, uint64(c.Start))
 		b = appendVersion(b, c.Ver)
 		b = binary.AppendVarint(b, c.Total)
 		b = appendVersion(b, c.ResetVer)
@@ -228,7 +243,8 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 	if len(b) < 1+versionLen {
 		return nil, nil, fmt.Errorf("%w: typed state truncated", ErrCorrupt)
 	}
-	t := &Typed{Kind: Kind(b[0] &^ (kindHasHLL | kindHasZSet))}
+	t := &Typed{Kind: Kind(b[0] &^ kindFlags)}
+	times := b[0]&kindTimes != 0
 	if t.Kind != KindString && t.Kind != KindHash && t.Kind != KindSet && t.Kind != KindZSet {
 		return nil, nil, fmt.Errorf("%w: unknown kind %d", ErrCorrupt, b[0])
 	}
@@ -245,6 +261,9 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 			}
 			c.Node = NodeID(binary.BigEndian.Uint64(r.b))
 			r.b = r.b[8:]
+			if times {
+				c.Start = hlc.Timestamp(r.uvarint("count start"))
+			}
 			c.Ver = r.version("count version")
 			c.Total = r.varint("count total")
 			c.ResetVer = r.version("reset version")
@@ -254,14 +273,20 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 			}
 		}
 	}
-	t.Fields = r.elems("fields", minFieldLen, true)
-	t.Members = r.elems("members", minMemberLen, false)
-	t.Removed = r.elems("traces", minMemberLen, false)
+	t.Fields = r.elems("fields", minFieldLen, listFields, true)
+	t.Members = r.elems("members", minMemberLen, listMembers, true)
+	t.Removed = r.elems("traces", minTraceLen, listRemoved, times)
 	if b[0]&kindHasZSet != 0 {
 		r.zset(t)
 	}
 	if r.err != nil {
 		return nil, nil, r.err
+	}
+	if !times && len(t.Removed) > 0 {
+		at := Record{Typed: t}.Newest().TS
+		for i := range t.Removed {
+			t.Removed[i] = trace(t.Removed[i], at)
+		}
 	}
 	if b[0]&kindHasHLL != 0 { // HyperLogLog hook (record/hll.go)
 		var err error
@@ -272,7 +297,8 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 	return t, r.b, nil
 }
 
-func (r *typedReader) elems(what string, min int, values bool) []Elem {
+// elems reads list which; times says whether traces carry their time.
+func (r *typedReader) elems(what string, min int, which int, times bool) []Elem {
 	n := r.count(what, min)
 	if n == 0 || r.err != nil {
 		return nil
@@ -282,8 +308,16 @@ func (r *typedReader) elems(what string, min int, values bool) []Elem {
 		e := &out[i]
 		e.Name = r.bytes("name")
 		e.Dot = r.version("dot")
-		if values {
+		switch {
+		case which == listFields:
 			e.Value = r.bytes("value")
+		case which == listRemoved && times:
+			if len(r.b) < 8 {
+				r.fail("truncated trace")
+				return nil
+			}
+			e.Value = r.b[:8:8]
+			r.b = r.b[8:]
 		}
 		if r.err != nil {
 			return nil

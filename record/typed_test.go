@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/redmesh/redmesh/hlc"
 )
 
 // genTyped draws a typed state from a small universe of writes, so that
@@ -28,7 +30,8 @@ func genTypedN(r *rand.Rand, n int) *Typed {
 	for i := range n {
 		if r.IntN(4) == 0 {
 			gone[i] = true
-			t.Removed = append(t.Removed, Elem{Name: name(i), Dot: dot(i)})
+			// Concurrent removes of one element trace it at different times.
+			t.Removed = append(t.Removed, trace(Elem{Name: name(i), Dot: dot(i)}, dot(i).TS+hlc.Timestamp(r.IntN(3))))
 		}
 	}
 	for i := range n {
@@ -52,6 +55,10 @@ func genTypedN(r *rand.Rand, n int) *Typed {
 			}
 			ts := uint64(1 + r.IntN(5))
 			c := Count{Name: name, Node: node, Ver: v(ts, node), Total: total(ts)}
+			if r.IntN(4) == 0 {
+				// A later run of counts (Count.Start): its totals start again.
+				c.Start, c.Total = 7, total(ts)/3
+			}
 			if r.IntN(2) == 0 {
 				rts := uint64(1 + r.IntN(int(ts)))
 				c.ResetVer, c.ResetTotal = v(rts, node), total(rts)
@@ -148,11 +155,11 @@ func TestTypedMergeProperties(t *testing.T) {
 func hset(d Version, name, value string, seen *Typed) Record {
 	return Record{Typed: &Typed{Kind: KindHash, KindVersion: d,
 		Fields:  []Elem{{Name: []byte(name), Dot: d, Value: []byte(value)}},
-		Removed: seen.ObservedField([]byte(name)), Counts: seen.Resets([]byte(name))}}
+		Removed: seen.ObservedField([]byte(name), d.TS), Counts: seen.Resets([]byte(name))}}
 }
 
 func hdel(d Version, name string, seen *Typed) Record {
-	return Record{Typed: &Typed{Kind: KindHash, KindVersion: d, Removed: seen.ObservedField([]byte(name)), Counts: seen.Resets([]byte(name))}}
+	return Record{Typed: &Typed{Kind: KindHash, KindVersion: d, Removed: seen.ObservedField([]byte(name), d.TS), Counts: seen.Resets([]byte(name))}}
 }
 
 func sadd(d Version, name string) Record {
@@ -160,11 +167,11 @@ func sadd(d Version, name string) Record {
 }
 
 func srem(d Version, name string, seen *Typed) Record {
-	return Record{Typed: &Typed{Kind: KindSet, KindVersion: d, Removed: seen.ObservedMember([]byte(name))}}
+	return Record{Typed: &Typed{Kind: KindSet, KindVersion: d, Removed: seen.ObservedMember([]byte(name), d.TS)}}
 }
 
 func delKey(d Version, seen Record) Record {
-	return Record{Value: Value{Version: d, Tombstone: true}, Expiry: Expiry{Version: d}, Typed: seen.Typed.Clear()}
+	return Record{Value: Value{Version: d, Tombstone: true}, Expiry: Expiry{Version: d}, Typed: seen.Typed.Clear(d.TS)}
 }
 
 func incr(d Version, by int64, seen Record) Record {
@@ -318,7 +325,7 @@ func TestLargeStateMergeCopiesOnWrite(t *testing.T) {
 	}
 	s = mergeTyped(s, &Typed{Kind: KindSet, KindVersion: v(2, 1), Members: []Elem{{Name: []byte("extra"), Dot: v(5000, 1)}}})
 	before := AppendTyped(nil, s)
-	d := &Typed{Kind: KindSet, KindVersion: v(3, 2), Removed: s.ObservedMember([]byte("m0007")), Members: []Elem{{Name: []byte("new"), Dot: v(6000, 2)}}}
+	d := &Typed{Kind: KindSet, KindVersion: v(3, 2), Removed: s.ObservedMember([]byte("m0007"), v(3, 2).TS), Members: []Elem{{Name: []byte("new"), Dot: v(6000, 2)}}}
 	m := mergeTyped(s, d)
 	if !bytes.Equal(AppendTyped(nil, s), before) {
 		t.Fatal("the merge changed the state it merged into")

@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/btree"
+
+	"github.com/redmesh/redmesh/hlc"
 )
 
 // A sorted set's member is an element of Scored, with a dot as a set's
@@ -321,9 +323,11 @@ func (m *Typed) reindexScores(base, other *Typed) {
 	}
 }
 
-// ObservedScored is sorted-set member name as a write that replaces or
-// removes it observed it: the traces to record.
-func (t *Typed) ObservedScored(name []byte) []Elem { return traces(t.run(listScored, name)) }
+// ObservedScored is sorted-set member name as a write at timestamp at that
+// replaces or removes it observed it: the traces to record.
+func (t *Typed) ObservedScored(name []byte, at hlc.Timestamp) []Elem {
+	return traces(t.run(listScored, name), at)
+}
 
 // ScoreCount returns node's count of member name's increments.
 func (t *Typed) ScoreCount(name []byte, node NodeID) Count {
@@ -370,7 +374,7 @@ func (op *TypedOp) SetScore(name []byte, score float64) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	t.Removed = append(t.Removed, op.Cur.Typed.ObservedScored(name)...)
+	t.Removed = append(t.Removed, op.Cur.Typed.ObservedScored(name, op.V.TS)...)
 	t.ScoreCounts = append(t.ScoreCounts, op.Cur.Typed.scoreResets(name)...)
 	t.Scored = append(t.Scored, Elem{Name: name, Dot: d, Value: ScoreValue(score)})
 	return d, nil
@@ -392,7 +396,7 @@ func (op *TypedOp) RemScored(name []byte) {
 		t.Scored = slices.Delete(t.Scored, i, i+1)
 	}
 	op.dropOwnIncrements(name)
-	t.Removed = append(t.Removed, op.Cur.Typed.ObservedScored(name)...)
+	t.Removed = append(t.Removed, op.Cur.Typed.ObservedScored(name, op.V.TS)...)
 	t.ScoreCounts = append(t.ScoreCounts, op.Cur.Typed.scoreResets(name)...)
 }
 
@@ -405,6 +409,9 @@ func (op *TypedOp) IncrScore(name []byte, by float64) {
 		id = op.V.Node
 	}
 	c := op.Cur.Typed.ScoreCount(name, id)
+	if c.Ver.IsZero() {
+		c.Start = op.V.TS // a new run of counts (see Count.Start)
+	}
 	if !op.Live {
 		c.ResetVer, c.ResetTotal = c.Ver, c.Total
 	}
@@ -473,10 +480,36 @@ func (t *Typed) allScoreResets() []Count {
 	return allResets(t.ScoreCounts)
 }
 
+// freshScoreCounts is Fresh's rule for counts (see freshTyped) applied to a
+// peer's score counts: one that adds something, with its increments and
+// observed reset up to stable, of a member local holds no count of that
+// node for, went with its key and must not add again.
+func freshScoreCounts(local *Typed, in []Count, stable hlc.Timestamp) ([]Count, bool) {
+	var kept []Count
+	dropped := false
+	for i, n := range in {
+		have := local.ScoreCount(n.Name, n.Node)
+		if n.Total != n.ResetTotal && n.Ver.TS <= stable && n.ResetVer.TS <= stable &&
+			have.Ver.IsZero() && have.ResetVer.IsZero() {
+			if !dropped {
+				kept, dropped = append(make([]Count, 0, len(in)), in[:i]...), true
+			}
+			continue
+		}
+		if dropped {
+			kept = append(kept, n)
+		}
+	}
+	if dropped && len(kept) == 0 {
+		kept = nil
+	}
+	return kept, dropped
+}
+
 // zset encoding (see typed_encoding.go).
 
 const (
-	minScoreCountLen = 1 + 8 + versionLen + 8 + versionLen + 8
+	minScoreCountLen = 1 + 8 + 1 + versionLen + 8 + versionLen + 8
 	minScoredLen     = 1 + versionLen + scoreLen
 )
 
@@ -485,6 +518,7 @@ func appendScoreCounts(dst []byte, counts []Count) []byte {
 	for _, c := range counts {
 		dst = appendBytes(dst, c.Name)
 		dst = binary.BigEndian.AppendUint64(dst, uint64(c.Node))
+		dst = binary.AppendUvarint(dst, uint64(c.Start))
 		dst = appendVersion(dst, c.Ver)
 		dst = binary.BigEndian.AppendUint64(dst, uint64(c.Total))
 		dst = appendVersion(dst, c.ResetVer)
@@ -526,6 +560,7 @@ func (r *typedReader) zset(t *Typed) {
 			c := &t.ScoreCounts[i]
 			c.Name = r.bytes("score count name")
 			c.Node = NodeID(r.u64("score count node"))
+			c.Start = hlc.Timestamp(r.uvarint("score count start"))
 			c.Ver = r.version("score count version")
 			c.Total = int64(r.u64("score count total"))
 			c.ResetVer = r.version("score reset version")
