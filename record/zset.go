@@ -44,6 +44,18 @@ func scoreOf(value []byte) float64 {
 	return math.Float64frombits(binary.BigEndian.Uint64(value))
 }
 
+// ScoreOf is the score an element's Value holds (0 if it holds none).
+func ScoreOf(value []byte) float64 { return scoreOf(value) }
+
+// ScoreAdded is what member name's increments add to its base.
+func (t *Typed) ScoreAdded(name []byte) float64 {
+	if t == nil {
+		return 0
+	}
+	add, _ := scoreAdded(countRun(t.ScoreCounts, name))
+	return add
+}
+
 func floatOf(bits int64) float64 { return math.Float64frombits(uint64(bits)) }
 func bitsOf(f float64) int64     { return int64(math.Float64bits(f)) }
 
