@@ -95,7 +95,7 @@ func (t *Typed) bigCopy() *bigState {
 			b.insert(which, e)
 		}
 	}
-	b.scores = t.scoreIndex()
+	b.scores = scoreIndex(b, t.ScoreCounts)
 	return b
 }
 

@@ -290,16 +290,32 @@ func (e scoreEntry) entry() ZEntry {
 	return ZEntry{Name: unsafe.Slice(unsafe.StringData(e.name), len(e.name)), Score: e.score}
 }
 
-// scoreIndex builds the score index of t's members, nil if it has none.
-func (t *Typed) scoreIndex() *btree.BTreeG[scoreEntry] {
-	if len(t.ScoreCounts) == 0 && t.count(listScored) == 0 {
+// scoreIndex builds the score index of a large state's members, b holding
+// its elements and counts its score counts; nil if it has none. An entry's
+// name is its element's, shared with the tree that holds it.
+func scoreIndex(b *bigState, counts []Count) *btree.BTreeG[scoreEntry] {
+	if len(counts) == 0 && b.lists[listScored].Len() == 0 {
 		return nil
 	}
 	idx := btree.NewBTreeGOptions(lessScore, btree.Options{NoLocks: true, Degree: treeDegree})
-	t.eachScore(func(e ZEntry) bool {
-		idx.Set(scoreEntry{score: e.Score, name: string(e.Name)})
+	b.each(listScored, func(run []Elem) bool {
+		s, _ := scoreFrom(run, countRun(counts, run[0].Name))
+		idx.Set(scoreEntry{score: s, name: unsafe.String(unsafe.SliceData(run[0].Name), len(run[0].Name))})
 		return true
 	})
+	for i := 0; i < len(counts); {
+		name := counts[i].Name
+		j := i
+		for j < len(counts) && bytes.Equal(counts[j].Name, name) {
+			j++
+		}
+		if !b.named(listScored, name) {
+			if s, ok := scoreFrom(nil, counts[i:j]); ok {
+				idx.Set(scoreEntry{score: s, name: string(name)})
+			}
+		}
+		i = j
+	}
 	return idx
 }
 
@@ -307,31 +323,42 @@ func (t *Typed) scoreIndex() *btree.BTreeG[scoreEntry] {
 // the large form) up to date: the members other touched, re-scored.
 func (m *Typed) reindexScores(base, other *Typed) {
 	if base.big == nil || base.big.scores == nil {
-		m.big.scores = m.scoreIndex()
+		m.big.scores = scoreIndex(m.big, m.ScoreCounts)
 		return
 	}
-	if len(other.ScoreCounts) == 0 && other.count(listScored) == 0 && other.count(listRemoved) == 0 {
-		return
-	}
-	idx := m.big.scores // copied from base's by bigCopy
-	touch := func(name []byte) {
-		if old, ok := base.Score(name); ok {
-			idx.Delete(scoreEntry{score: old, name: unsafe.String(unsafe.SliceData(name), len(name))})
-		}
-		if s, ok := m.Score(name); ok {
-			idx.Set(scoreEntry{score: s, name: string(name)})
-		}
-	}
+	var names [][]byte
 	for _, which := range []int{listScored, listRemoved} {
 		other.each(which, func(run []Elem) bool {
-			if which == listScored || len(base.run(listScored, run[0].Name)) > 0 {
-				touch(run[0].Name)
-			}
+			names = append(names, run[0].Name)
 			return true
 		})
 	}
 	for _, c := range other.ScoreCounts {
-		touch(c.Name)
+		names = append(names, c.Name)
+	}
+	if len(names) == 0 {
+		return
+	}
+	slices.SortFunc(names, bytes.Compare)
+	names = slices.CompactFunc(names, bytes.Equal)
+	idx := m.big.scores // copied from base's by bigCopy
+	for _, name := range names {
+		old, had := base.Score(name)
+		run := m.run(listScored, name)
+		s, has := scoreFrom(run, countRun(m.ScoreCounts, name))
+		if had == has && (!has || math.Float64bits(old) == math.Float64bits(s)) {
+			continue // a trace of another type's element, or a score unchanged
+		}
+		if had {
+			idx.Delete(scoreEntry{score: old, name: unsafe.String(unsafe.SliceData(name), len(name))})
+		}
+		if has {
+			e := scoreEntry{score: s, name: string(name)}
+			if len(run) > 0 { // the element's name, shared with its tree
+				e.name = unsafe.String(unsafe.SliceData(run[0].Name), len(run[0].Name))
+			}
+			idx.Set(e)
+		}
 	}
 }
 
