@@ -7,7 +7,9 @@
 #    alternating, medians and the ratio redmesh / Redis;
 #  - memory (used_memory and VmRSS) after loading 100,000 hashes of 10 fields
 #    and, separately, one set and one sorted set of 1,000,000 members
-#    (redis-cli --pipe).
+#    (redis-cli --pipe); on the sorted set, the p50 latency of reads by one
+#    client (ZRANGEBYSCORE of 10 members from a random score, ZRANK and
+#    ZSCORE of a random member).
 # Redis runs with appendonly yes, appendfsync everysec; redmesh with --fsync
 # everysec. Usage: [TESTS="zadd ..."] [LOADS="zmembers ..."] bench/types.sh
 # [RUNS] (0: memory only)
@@ -16,6 +18,7 @@ runs=${1:-3}
 build_redmesh
 read -ra tests <<<"${TESTS:-hset sadd spop incr zadd}"
 read -ra loads <<<"${LOADS:-hashes members zmembers}"
+zlat=()
 
 measure() { rps "$1" -t "$2" -n $(($3 == 1 ? 100000 : 400000)) -c 50 -P "$3" -r 100000; }
 compare "$runs" measure
@@ -74,6 +77,20 @@ for load in "${loads[@]}"; do
 	printf '| %s | %.1f / %.1f | %.1f / %.1f | %.2f / %.2f |\n' "$load" \
 		"$(echo "$ru/1048576" | bc -l)" "$(mib "$rk")" "$(echo "$mu/1048576" | bc -l)" "$(mib "$mk")" \
 		"$(echo "$mu/$ru" | bc -l)" "$(echo "$mk/$rk" | bc -l)"
+	if [[ $load == zmembers ]]; then
+		lat[0]="ZRANGEBYSCORE zbig __rand_int__ +inf LIMIT 0 10"
+		lat[1]="ZRANK zbig member:__rand_int__"
+		lat[2]="ZSCORE zbig member:__rand_int__"
+		for q in "${lat[@]}"; do
+			# p50 in ms of one client's reads, Redis then redmesh
+			p50() { redis-benchmark -p "$1" --csv -n 20000 -c 1 -r 1000000 $q 2>/dev/null | awk -F'"' 'NR==2 {print $10}'; }
+			zlat+=("| ${q%% *} | $(p50 16379) | $(p50 16380) |")
+		done
+	fi
 	stop_port 16379
 	stop_port 16380
 done
+if ((${#zlat[@]})); then
+	printf '\n| read on the sorted set of 1,000,000 | redis-server p50 ms | redmesh p50 ms |\n|---|---:|---:|\n'
+	printf '%s\n' "${zlat[@]}"
+fi
