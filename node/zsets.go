@@ -676,6 +676,10 @@ func cmdZMPop(n *Node, c *client, args [][]byte) {
 		c.w.WriteError("ERR numkeys should be greater than 0")
 		return
 	}
+	if numkeys >= int64(len(args)) { // before the sum below can overflow
+		c.w.WriteError(errSyntax)
+		return
+	}
 	whereIdx := 2 + numkeys
 	if whereIdx >= int64(len(args)) {
 		c.w.WriteError(errSyntax)
@@ -777,6 +781,20 @@ func cmdZRandMember(n *Node, c *client, args [][]byte) {
 			return
 		}
 		c.w.WriteBulk(v.At(rand.IntN(v.Len())).Name)
+		return
+	}
+	if count < 0 && v.Len() > 0 {
+		// Picks that may repeat, written as drawn: nothing of the count's
+		// size is allocated besides the reply.
+		per := 1 + int64(boolInt(withScores))
+		c.w.WriteArray(int(-count * per))
+		for range -count {
+			e := v.At(rand.IntN(v.Len()))
+			c.w.WriteBulk(e.Name)
+			if withScores {
+				c.w.WriteBulkString(formatScore(e.Score))
+			}
+		}
 		return
 	}
 	var picks []record.ZEntry

@@ -145,8 +145,10 @@ func TestTypedMergeProperties(t *testing.T) {
 		if m := mergeTyped(a, b); m.digest() != mergeTyped(b, a).digest() {
 			t.Fatalf("equal states with different digests: %+v", m)
 		}
-		if m := mergeTyped(mergeTyped(a, b), c); !indexMatches(m) || !indexMatches(mergeTyped(c, m)) {
-			t.Fatalf("a large state's score index is not its members' order")
+		if n > 12 { // only these reach the large form
+			if m := mergeTyped(mergeTyped(a, b), c); !indexMatches(m) || !indexMatches(mergeTyped(c, m)) {
+				t.Fatalf("a large state's score index is not its members' order")
+			}
 		}
 	}
 }
