@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/mesh"
 )
 
@@ -60,6 +61,15 @@ type Info struct {
 	Bootstrap                 mesh.BootstrapState
 	Bootstraps, BootstrapKeys uint64
 	SnapshotsServed           uint64
+
+	// Garbage collection (stable.go): the stable time in use, how far our
+	// own writes are stable, the member holding the stable time back and
+	// since when it has not moved; forgotten members, and how many came back.
+	Stable, OwnStable hlc.Timestamp
+	Holder            string
+	StableStuckSince  time.Time
+	Forgotten         int
+	ForgottenReturned uint64
 }
 
 // SyncInProgress reports whether the node is still in its first sync with
@@ -126,6 +136,17 @@ func (m *Mesh) Info() Info {
 	ackedAt := map[string]time.Time{}
 	m.mu.Lock()
 	in.ExpectSync = m.expectSync
+	in.Stable, in.OwnStable, in.StableStuckSince = m.stableSaved, m.stab.Own(), m.stab.MovedAt()
+	holder := m.stab.Holder()
+	in.Holder, in.Forgotten = fmt.Sprintf("%016x", uint64(holder)), m.stab.ForgottenCount()
+	if holder == mesh.PeerID(m.cfg.NodeIDOf(m.h.ID())) {
+		in.Holder = "self"
+	}
+	for _, ps := range m.peers {
+		if ps.mid == holder {
+			in.Holder = ps.id.String()
+		}
+	}
 	in.Bootstrap, in.Bootstrapping = m.table.BootstrapProgress()
 	for _, ps := range m.peers {
 		if !ps.inTable {
@@ -176,5 +197,6 @@ func (m *Mesh) Info() Info {
 	in.PushReceived, in.PushApplied, in.PushDropped = m.st.pushReceived.Load(), m.st.pushApplied.Load(), m.st.pushDropped.Load()
 	in.BadMessages = m.st.badMessages.Load()
 	in.Bootstraps, in.BootstrapKeys, in.SnapshotsServed = m.st.bootstraps.Load(), m.st.bootstrapKeys.Load(), m.st.snapshotsServed.Load()
+	in.ForgottenReturned = m.st.forgottenReturned.Load()
 	return in
 }

@@ -11,16 +11,20 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/redmesh/redmesh/hlc"
 )
 
-// Acknowledgements over /redmesh/ack/2, for WAIT and INFO. A node opens one
-// stream to each connected peer when the link comes up and sends on it
+// Acknowledgements over /redmesh/ack/3, for WAIT, INFO and garbage
+// collection. A node opens one stream to each connected peer when the link
+// comes up and sends on it
 //
-//	uvarint epoch | uvarint seq
+//	uvarint epoch | uvarint seq | uvarint ownStable
 //
 // meaning that every local write of that peer's log epoch up to seq is
-// applied here: once every AckInterval while that moves, and at once when the
-// peer asked. The peer asks with the same frame the other way ("tell me once
+// applied here, and that every member has applied this node's writes up to
+// ownStable (stable.go): once every AckInterval while either moves, and at
+// once when the peer asked. The peer asks with the same frame the other way ("tell me once
 // you have applied up to seq") when a client WAITs for that write, as a Redis
 // master sends REPLCONF GETACK. Acknowledging every push as it arrived cost a
 // stream write per write on each side, a tenth of a node's CPU.
@@ -52,6 +56,7 @@ func (m *Mesh) ackSender() {
 			s            network.Stream
 			w            *bufio.Writer
 			epoch, acked uint64
+			stable       hlc.Timestamp
 			open, due    bool
 		}
 		var jobs []job
@@ -60,8 +65,9 @@ func (m *Mesh) ackSender() {
 			if !ps.connected {
 				continue
 			}
-			moved := ps.theirEpoch != 0 && (ps.theirEpoch != ps.sentEpoch || ps.theirAcked != ps.sentAcked)
-			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, epoch: ps.theirEpoch, acked: ps.theirAcked,
+			moved := ps.theirEpoch != 0 && (ps.theirEpoch != ps.sentEpoch || ps.theirAcked != ps.sentAcked ||
+				ps.sentStable != m.stab.Own())
+			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, epoch: ps.theirEpoch, acked: ps.theirAcked, stable: m.stab.Own(),
 				open: ps.ackStream == nil, due: moved && (periodic || ps.wanted())}
 			if j.open || j.due {
 				jobs = append(jobs, j)
@@ -87,6 +93,7 @@ func (m *Mesh) ackSender() {
 			}
 			out = binary.AppendUvarint(out[:0], j.epoch)
 			out = binary.AppendUvarint(out, j.acked)
+			out = binary.AppendUvarint(out, uint64(j.stable))
 			j.s.SetWriteDeadline(time.Now().Add(ioTimeout))
 			err := writeFrame(j.w, out)
 			if err == nil {
@@ -98,7 +105,7 @@ func (m *Mesh) ackSender() {
 					j.s.Reset()
 					j.ps.ackStream, j.ps.ackW = nil, nil // reopened on the next tick
 				} else {
-					j.ps.sentEpoch, j.ps.sentAcked = j.epoch, j.acked
+					j.ps.sentEpoch, j.ps.sentAcked, j.ps.sentStable = j.epoch, j.acked, j.stable
 				}
 			}
 			m.mu.Unlock()
@@ -140,6 +147,25 @@ func (m *Mesh) readAckWants(ps *peerState, s network.Stream) {
 	}
 }
 
+// decodeAckStable decodes an acknowledgement: epoch, seq and the sender's
+// own stable time.
+func decodeAckStable(frame []byte) (epoch, seq uint64, stable hlc.Timestamp, err error) {
+	epoch, n := binary.Uvarint(frame)
+	if n <= 0 {
+		return 0, 0, 0, errMalformedFrame
+	}
+	seq, k := binary.Uvarint(frame[n:])
+	if k <= 0 {
+		return 0, 0, 0, errMalformedFrame
+	}
+	st, j := binary.Uvarint(frame[n+k:])
+	if j <= 0 || n+k+j != len(frame) {
+		return 0, 0, 0, errMalformedFrame
+	}
+	return epoch, seq, hlc.Timestamp(st), nil
+}
+
+// decodeAck decodes a request for an acknowledgement: epoch and seq.
 func decodeAck(frame []byte) (epoch, seq uint64, err error) {
 	epoch, n := binary.Uvarint(frame)
 	if n <= 0 {
@@ -183,20 +209,24 @@ func (m *Mesh) serveAck(s network.Stream) {
 			}
 			return
 		}
-		epoch, seq, err := decodeAck(frame)
+		epoch, seq, stable, err := decodeAckStable(frame)
 		if err != nil {
 			m.misbehaved(p, "ack", err)
 			return
 		}
+		m.mu.Lock()
+		m.stab.Reported(ps.mid, stable)
 		if epoch != m.epoch {
+			m.mu.Unlock()
 			continue // about a log we no longer have
 		}
-		m.mu.Lock()
 		changed := seq > ps.acked
 		if changed {
 			ps.acked = seq
 		}
-		ps.ackedAt = time.Now()
+		now := time.Now()
+		ps.ackedAt = now
+		m.stab.Acked(ps.mid, seq, now)
 		m.mu.Unlock()
 		if changed {
 			m.broadcastAck()

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/mesh"
@@ -115,8 +116,11 @@ func (l merkleLocal) Payload(key []byte) ([]byte, error) {
 // ApplyRemote merges records received from a peer through the one write
 // path. A record carrying a version further ahead of this node's clock than
 // --max-clock-skew is refused and counted, never applied: one bad clock must
-// not win every conflict. It returns how many records changed something.
-func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record) (applied int, err error) {
+// not win every conflict. Writes up to horizon (0: none) that this node no
+// longer holds are set aside (record.Fresh): the mesh collected them, and
+// the peer, a forgotten member back, would bring them back. It returns how
+// many records changed something.
+func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record, horizon hlc.Timestamp) (applied int, err error) {
 	type decoded struct {
 		key []byte
 		rec record.Record
@@ -146,7 +150,7 @@ func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record) (applied i
 	err = n.db.Update(ctx, func(tx *keyspace.Tx) error {
 		applied = 0
 		for _, d := range batch {
-			_, changed, err := n.apply(tx, d.key, d.rec)
+			_, changed, err := n.apply(tx, d.key, n.fresh(tx, d.key, d.rec, horizon))
 			if err != nil {
 				return err
 			}

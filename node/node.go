@@ -54,6 +54,7 @@ type Node struct {
 	cmds     *commandStats               // per command and per error: see cmdstats.go
 	live     liveSettings                // what CONFIG SET changes: see live.go
 	mesh     atomic.Pointer[gossip.Mesh] // nil until started, or without a mesh
+	setAside setAside                    // peers' records kept out by record.Fresh
 	// Memory against --maxmemory (memory.go): the heap beside the
 	// keyspace's table, sampled; the limit (CONFIG SET changes it); and
 	// whether the last sample was over it.

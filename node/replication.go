@@ -118,6 +118,21 @@ func infoMesh(n *Node) []string {
 		kv("mesh_bootstrap_keys_received", utoa(in.BootstrapKeys)),
 		kv("mesh_snapshots_served", utoa(in.SnapshotsServed)),
 	)
+	stuck := int64(0)
+	if !in.StableStuckSince.IsZero() {
+		stuck = time.Since(in.StableStuckSince).Milliseconds()
+	}
+	aside, _ := n.setAside.snapshot()
+	lines = append(lines,
+		kv("gc_stable_ms", itoa(in.Stable.Millis())),
+		kv("gc_stable_lag_ms", itoa(max(0, time.Now().UnixMilli()-in.Stable.Millis()))),
+		kv("gc_own_stable_ms", itoa(in.OwnStable.Millis())),
+		kv("gc_held_back_by", in.Holder),
+		kv("gc_stable_unchanged_ms", itoa(stuck)),
+		kv("gc_forgotten_members", itoa(int64(in.Forgotten))),
+		kv("gc_forgotten_returned", utoa(in.ForgottenReturned)),
+		kv("gc_set_aside_records", utoa(aside)),
+	)
 	root := n.MerkleRoot()
 	for i, p := range in.Peers {
 		last := "-1"

@@ -110,7 +110,7 @@ func (t *Typed) collect(stable hlc.Timestamp) (*Typed, bool) {
 // member that was forgotten, or that returns with writes older than what the
 // mesh has collected. Traces are kept: they only remove.
 func Fresh(local, incoming Record, stable hlc.Timestamp) (out Record, setAside bool) {
-	if incoming.oldest() > stable {
+	if incoming.Oldest() > stable {
 		return incoming, false
 	}
 	out = incoming
@@ -126,9 +126,10 @@ func Fresh(local, incoming Record, stable hlc.Timestamp) (out Record, setAside b
 	return out, setAside
 }
 
-// oldest is the oldest version of any write the record holds, ignoring
-// registers never written; the newest if there is none.
-func (r Record) oldest() hlc.Timestamp {
+// Oldest is the oldest timestamp of any write the record holds, traces
+// aside (registers never written are not writes): a record whose oldest is
+// after the stable time needs no Fresh.
+func (r Record) Oldest() hlc.Timestamp {
 	o := r.Newest().TS
 	low := func(v Version) {
 		if !v.IsZero() && v.TS < o {

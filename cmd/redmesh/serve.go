@@ -141,6 +141,7 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	fl.StringArrayVar(&cfg.Mesh.AllowPeers, "allow-peer", nil, "connect only with these peer IDs (repeatable)")
 	boolFlag(fl, &cfg.Mesh.MDNS, "mdns", true, true, "find peers on the local network with mDNS (when listening beyond loopback)")
 	durationFlag(fl, &cfg.Mesh.SyncInterval, "sync-interval", time.Second, "anti-entropy (Merkle session) period")
+	durationFlag(fl, &cfg.Mesh.ForgetAfter, "forget-after", 0, "forget a member silent for longer than this, so it no longer holds garbage collection back (0: never; see redmesh forget)")
 	boolFlag(fl, &cfg.Mesh.InsecureOpenMesh, "insecure-open-mesh", false, true, "listen for peers beyond loopback with neither a PSK nor an allowlist")
 	boolFlag(fl, &noMesh, "no-mesh", false, true, "run without a mesh (a single node)")
 	fl.DurationVar(&cfg.ClockOffset, "clock-offset", 0, "shift this node's wall clock (testing)")
