@@ -428,7 +428,7 @@ func rangeOf(v record.ZView, s zrangeSpec) []record.ZEntry {
 	} else {
 		lo, hi = lexSpan(v, s.lex)
 	}
-	lo, hi = int64Clamp(lo, s.offset, hi, s.rev)
+	lo, hi = skipOffset(lo, s.offset, hi, s.rev)
 	if lo >= hi {
 		return nil
 	}
@@ -449,9 +449,9 @@ func rangeOf(v record.ZView, s zrangeSpec) []record.ZEntry {
 	return out
 }
 
-// int64Clamp drops offset members from the start of [lo, hi) (from its end
+// skipOffset drops offset members from the start of [lo, hi) (from its end
 // when rev).
-func int64Clamp(lo int, offset int64, hi int, rev bool) (int, int) {
+func skipOffset(lo int, offset int64, hi int, rev bool) (int, int) {
 	if offset >= int64(hi-lo) {
 		return lo, lo
 	}
@@ -869,8 +869,8 @@ type zalgebra struct {
 	weights    [][]byte
 }
 
-// parseZAlgebra reads numkeys and the keys from args[i:], and the options
-// after them; name is the command's, for an error.
+// parseZAlgebra reads numkeys and the keys from args[i:] (the options after
+// them are read by parseOptions); name is the command's, for an error.
 func parseZAlgebra(args [][]byte, i int, op zsetOp, name string) (zalgebra, error) {
 	a := zalgebra{op: op, aggregate: "sum"}
 	numkeys, ok := parseInt(args[i])
