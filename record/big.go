@@ -18,11 +18,14 @@ import (
 type bigState struct {
 	lists [4]*btree.BTreeG[item] // by list index: fields, members, traces, scored
 	names [4]int                 // distinct names in each list but the traces
-	// scores orders a sorted set's members by score (zset.go), nil when the
+	// scores orders a sorted set's members by score, and zcounts holds its
+	// score counts, zsum their part of the digest (zset.go); nil when the
 	// state has none.
-	scores *btree.BTreeG[scoreEntry]
-	sum    uint64 // the elements' part of the digest (elemHash summed)
-	bytes  int64  // of names and values
+	scores  *btree.BTreeG[scoreEntry]
+	zcounts *btree.BTreeG[Count]
+	zsum    uint64
+	sum     uint64 // the elements' part of the digest (elemHash summed)
+	bytes   int64  // of names and values
 }
 
 // bigElems is the number of elements and traces from which a state is held
@@ -84,6 +87,9 @@ func (t *Typed) bigCopy() *bigState {
 		if t.big.scores != nil {
 			c.scores = t.big.scores.Copy()
 		}
+		if t.big.zcounts != nil {
+			c.zcounts, c.zsum = t.big.zcounts.Copy(), t.big.zsum
+		}
 		return c
 	}
 	b := &bigState{}
@@ -95,7 +101,10 @@ func (t *Typed) bigCopy() *bigState {
 			b.insert(which, e)
 		}
 	}
-	b.scores = scoreIndex(b, t.ScoreCounts)
+	for _, c := range t.ScoreCounts {
+		b.setScoreCount(c)
+	}
+	b.scores = scoreIndex(b)
 	return b
 }
 
@@ -244,7 +253,7 @@ func (t *Typed) Detached() *Typed {
 	d.big = t.bigCopy()
 	d.Fields, d.Members, d.Removed, d.Scored = nil, nil, nil, nil
 	d.Counts = detachCounts(t.Counts)
-	d.ScoreCounts = detachCounts(t.ScoreCounts)
+	d.ScoreCounts = nil // in the large form's tree
 	return &d
 }
 
@@ -258,7 +267,7 @@ func detachCounts(counts []Count) []Count {
 
 // Large reports whether t is big enough to be kept as an object of its own
 // rather than encoded (a keyspace's choice; see keyspace.Table).
-func (t *Typed) Large() bool { return t != nil && (t.big != nil || t.size() > bigElems) }
+func (t *Typed) Large() bool { return t != nil && (t.big != nil || t.weight() > bigElems) }
 
 // MemSize is about the memory t holds.
 func (t *Typed) MemSize() int64 {
@@ -270,6 +279,9 @@ func (t *Typed) MemSize() int64 {
 		n := int64(t.big.size())*perElem + t.big.bytes
 		if t.big.scores != nil {
 			n += int64(t.big.scores.Len()) * perScoreEntry
+		}
+		if t.big.zcounts != nil {
+			n += int64(t.big.zcounts.Len()) * perScoreCount
 		}
 		return n
 	}

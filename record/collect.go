@@ -40,7 +40,7 @@ func (r Record) Collect(stable hlc.Timestamp, nowMillis int64) (out Record, gone
 // holdsNothing reports whether t keeps no element, trace, sketch epoch or
 // count that adds anything: only registers.
 func (t *Typed) holdsNothing() bool {
-	for _, counts := range [][]Count{t.Counts, t.ScoreCounts} {
+	for _, counts := range [][]Count{t.Counts, t.ScoreCountList()} {
 		for _, c := range counts {
 			if c.Ver != c.ResetVer || c.Total != c.ResetTotal {
 				return false
@@ -140,7 +140,7 @@ func (r Record) Oldest() hlc.Timestamp {
 	low(r.Expiry.Version)
 	if t := r.Typed; t != nil {
 		low(t.KindVersion)
-		for _, counts := range [][]Count{t.Counts, t.ScoreCounts} {
+		for _, counts := range [][]Count{t.Counts, t.ScoreCountList()} {
 			for _, c := range counts {
 				low(c.Ver)
 				low(c.ResetVer)
@@ -212,8 +212,8 @@ func freshTyped(local, in *Typed, stable hlc.Timestamp) (*Typed, bool) {
 			c.Counts = nil
 		}
 	}
-	if kept, dropped := freshScoreCounts(local, in.ScoreCounts, stable); dropped { // sorted-set hook (zset.go)
-		edit().ScoreCounts = kept
+	if kept, dropped := freshScoreCounts(local, in.ScoreCountList(), stable); dropped { // sorted-set hook (zset.go)
+		edit().setScoreCounts(in, kept)
 		setAside = true
 	}
 	// Elements up to stable that local neither holds nor has traced.

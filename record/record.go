@@ -182,7 +182,7 @@ func (r Record) Newest() Version {
 	up(r.Expiry.Version)
 	if t := r.Typed; t != nil {
 		up(t.KindVersion)
-		for _, counts := range [][]Count{t.Counts, t.ScoreCounts} {
+		for _, counts := range [][]Count{t.Counts, t.ScoreCountList()} {
 			for _, c := range counts {
 				up(c.Ver)
 				up(c.ResetVer)

@@ -56,8 +56,8 @@ type Typed struct {
 	Removed []Elem
 	// Scored are a sorted set's members, Value the score the adding write
 	// gave (see zset.go), and ScoreCounts their ZINCRBY increments, as
-	// Counts are a hash field's; sorted as Fields and Counts. Scored is nil
-	// in the large form.
+	// Counts are a hash field's; sorted as Fields and Counts. Both are nil
+	// in the large form (read them through the methods).
 	Scored      []Elem
 	ScoreCounts []Count
 
@@ -194,7 +194,7 @@ func mergeTyped(a, b *Typed) *Typed {
 		m.Kind, m.KindVersion = b.Kind, b.KindVersion
 	}
 	m.HLL = mergeHLL(a.HLL, b.HLL) // HyperLogLog hook (record/hll.go)
-	if a.big == nil && b.big == nil && a.size()+b.size() <= bigElems {
+	if a.big == nil && b.big == nil && a.weight()+b.weight() <= bigElems {
 		m.Counts = mergeCounts(a.Counts, b.Counts)
 		m.ScoreCounts = mergeCounts(a.ScoreCounts, b.ScoreCounts)
 		m.Removed = unionTraces(a.Removed, b.Removed)
@@ -206,16 +206,18 @@ func mergeTyped(a, b *Typed) *Typed {
 	// The larger side is copied (in O(1), copy on write) and the smaller
 	// merged into it: a delta into a large state costs O(delta log n).
 	base, other := a, b
-	if b.size() > a.size() {
+	if b.weight() > a.weight() {
 		base, other = b, a
 	}
 	// A large state is kept as it is, not encoded (see Detached), so it
 	// owns its memory: the counts of a small side, which may point into a
 	// request or a message, are copied.
 	m.Counts = mergeCounts(a.ownCounts(a.Counts), b.ownCounts(b.Counts))
-	m.ScoreCounts = mergeCounts(a.ownCounts(a.ScoreCounts), b.ownCounts(b.ScoreCounts))
 	m.big = base.bigCopy()
 	m.big.absorb(other)
+	for _, c := range other.ScoreCountList() { // sorted-set hook (zset.go)
+		m.big.setScoreCount(c)
+	}
 	m.reindexScores(base, other)
 	return m
 }
@@ -350,7 +352,6 @@ func equalTyped(a, b *Typed) bool {
 		return a.empty() && b.empty()
 	}
 	if a.Kind != b.Kind || a.KindVersion != b.KindVersion || !slices.EqualFunc(a.Counts, b.Counts, equalCount) ||
-		!slices.EqualFunc(a.ScoreCounts, b.ScoreCounts, equalCount) ||
 		!equalHLL(a.HLL, b.HLL) { // HyperLogLog hook (record/hll.go)
 		return false
 	}
@@ -360,14 +361,15 @@ func equalTyped(a, b *Typed) bool {
 	eq := func(x, y []Elem) bool {
 		return slices.EqualFunc(x, y, func(p, q Elem) bool { return compareElem(p, q) == 0 })
 	}
-	return eq(a.Removed, b.Removed) && eq(a.Fields, b.Fields) && eq(a.Members, b.Members) && eq(a.Scored, b.Scored)
+	return eq(a.Removed, b.Removed) && eq(a.Fields, b.Fields) && eq(a.Members, b.Members) && eq(a.Scored, b.Scored) &&
+		slices.EqualFunc(a.ScoreCounts, b.ScoreCounts, equalCount)
 }
 
 // IsZero reports whether t holds nothing at all (nil included).
 func (t *Typed) IsZero() bool { return t.empty() }
 
 func (t *Typed) empty() bool {
-	return t == nil || t.KindVersion.IsZero() && t.Kind == 0 && len(t.Counts) == 0 && len(t.ScoreCounts) == 0 && t.size() == 0 &&
+	return t == nil || t.KindVersion.IsZero() && t.Kind == 0 && len(t.Counts) == 0 && t.scoreCountLen() == 0 && t.size() == 0 &&
 		t.HLL == nil // HyperLogLog hook (record/hll.go)
 }
 
@@ -654,7 +656,7 @@ func (t *Typed) Clear(at hlc.Timestamp) *Typed {
 	if t == nil {
 		return nil
 	}
-	return &Typed{Removed: t.Observed(at), Counts: t.AllResets(), ScoreCounts: allResets(t.ScoreCounts),
+	return &Typed{Removed: t.Observed(at), Counts: t.AllResets(), ScoreCounts: allResets(t.ScoreCountList()),
 		HLL: t.HLL.cleared()} // HyperLogLog hook (record/hll.go)
 }
 

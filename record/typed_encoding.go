@@ -56,7 +56,7 @@ const (
 )
 
 // hasZSet reports whether t has a sorted set's section to encode.
-func (t *Typed) hasZSet() bool { return len(t.ScoreCounts) > 0 || t.count(listScored) > 0 }
+func (t *Typed) hasZSet() bool { return t.scoreCountLen() > 0 || t.count(listScored) > 0 }
 
 func appendTyped(dst []byte, t *Typed) []byte {
 	kind := byte(t.Kind) | kindTimes
@@ -116,8 +116,8 @@ func (t *Typed) encodedSize() int {
 	for _, c := range t.Counts {
 		n += binary.MaxVarintLen64 + len(c.Name) + 8 + 2*versionLen + 3*binary.MaxVarintLen64
 	}
-	n += len(t.ScoreCounts) * minScoreCountLen
-	for _, c := range t.ScoreCounts {
+	n += t.scoreCountLen() * minScoreCountLen
+	for _, c := range t.ScoreCountList() {
 		n += binary.MaxVarintLen64 + len(c.Name)
 	}
 	for _, which := range []int{listFields, listMembers, listRemoved, listScored} {
@@ -151,9 +151,8 @@ func (t *Typed) digest() uint64 {
 		b = binary.AppendVarint(b, c.ResetTotal)
 	}
 	sum := mix64(xxhash.Sum64(b))
-	if len(t.ScoreCounts) > 0 {
-		sum += mix64(xxhash.Sum64(appendScoreCounts(nil, t.ScoreCounts)))
-	}
+	// Sorted-set hook (zset.go):
+	sum += t.scoreCountSum()
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
 		sum += mix64(xxhash.Sum64(appendHLL(nil, t.HLL)))
 	}

@@ -85,7 +85,7 @@ func genTypedN(r *rand.Rand, n int) *Typed {
 	}
 	t.Normalize()
 	if t.size() > bigElems {
-		t = &Typed{Kind: t.Kind, KindVersion: t.KindVersion, Counts: t.Counts, ScoreCounts: t.ScoreCounts, big: t.bigCopy()}
+		t = &Typed{Kind: t.Kind, KindVersion: t.KindVersion, Counts: t.Counts, big: t.bigCopy()}
 	}
 	return t
 }

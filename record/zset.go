@@ -8,6 +8,7 @@ import (
 	"sort"
 	"unsafe"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/tidwall/btree"
 
 	"github.com/redmesh/redmesh/hlc"
@@ -52,7 +53,7 @@ func (t *Typed) ScoreAdded(name []byte) float64 {
 	if t == nil {
 		return 0
 	}
-	add, _ := scoreAdded(countRun(t.ScoreCounts, name))
+	add, _ := scoreAdded(t.scoreCountRun(name))
 	return add
 }
 
@@ -74,6 +75,123 @@ func scoreAdded(counts []Count) (float64, bool) {
 		}
 	}
 	return sum, live
+}
+
+// A large state keeps its score counts in a copy-on-write B-tree beside its
+// elements (bigState.zcounts), ordered as a list's, so that a ZINCRBY into a
+// large set costs O(log n) and not a copy of every count; zsum is their part
+// of the digest, a sum of per-count hashes kept as they change.
+
+func lessCount(a, b Count) bool { return compareCountKey(a, b) < 0 }
+
+// countHash is one score count's share of a state's digest.
+func countHash(c Count) uint64 { return mix64(xxhash.Sum64(appendScoreCount(nil, c))) }
+
+// setScoreCount merges c into b's score counts, copying its name.
+func (b *bigState) setScoreCount(c Count) {
+	if b.zcounts == nil {
+		b.zcounts = btree.NewBTreeGOptions(lessCount, btree.Options{NoLocks: true, Degree: treeDegree})
+	}
+	if old, ok := b.zcounts.Get(c); ok {
+		m := mergeCount(old, c)
+		if equalCount(old, m) {
+			return
+		}
+		m.Name = old.Name
+		b.zsum -= countHash(old)
+		c = m
+	} else {
+		c.Name = bytes.Clone(c.Name)
+	}
+	b.zcounts.Set(c)
+	b.zsum += countHash(c)
+}
+
+// scoreCountRun is member name's score counts in b, in node order.
+func (b *bigState) scoreCountRun(name []byte) []Count {
+	if b.zcounts == nil {
+		return nil
+	}
+	var out []Count
+	b.zcounts.Ascend(Count{Name: name}, func(c Count) bool {
+		if !bytes.Equal(c.Name, name) {
+			return false
+		}
+		out = append(out, c)
+		return true
+	})
+	return out
+}
+
+// scoreCountRun is member name's score counts, in node order.
+func (t *Typed) scoreCountRun(name []byte) []Count {
+	switch {
+	case t == nil:
+		return nil
+	case t.big != nil:
+		return t.big.scoreCountRun(name)
+	}
+	return countRun(t.ScoreCounts, name)
+}
+
+// ScoreCountList is every score count, in order, whichever form holds
+// them: for encodings and checkers. A large state's are listed anew.
+func (t *Typed) ScoreCountList() []Count {
+	switch {
+	case t == nil:
+		return nil
+	case t.big != nil:
+		if t.big.zcounts == nil {
+			return nil
+		}
+		return t.big.zcounts.Items()
+	}
+	return t.ScoreCounts
+}
+
+func (t *Typed) scoreCountLen() int {
+	switch {
+	case t == nil:
+		return 0
+	case t.big != nil:
+		if t.big.zcounts == nil {
+			return 0
+		}
+		return t.big.zcounts.Len()
+	}
+	return len(t.ScoreCounts)
+}
+
+// scoreCountSum is the score counts' part of the digest.
+func (t *Typed) scoreCountSum() uint64 {
+	if t.big != nil {
+		return t.big.zsum
+	}
+	var sum uint64
+	for _, c := range t.ScoreCounts {
+		sum += countHash(c)
+	}
+	return sum
+}
+
+// weight is the elements, traces and score counts a state holds: past
+// bigElems it is held in the large form.
+func (t *Typed) weight() int { return t.size() + t.scoreCountLen() }
+
+// setScoreCounts makes t's score counts kept, t being a copy of in (Fresh).
+func (t *Typed) setScoreCounts(in *Typed, kept []Count) {
+	if in.big == nil {
+		t.ScoreCounts = kept
+		return
+	}
+	if t.big == in.big {
+		t.big = in.bigCopy()
+	}
+	t.big.zcounts, t.big.zsum = nil, 0
+	for _, c := range kept {
+		t.big.setScoreCount(c)
+	}
+	t.big.scores = scoreIndex(t.big)
 }
 
 // scoreFrom is a member's score from its elements (name order, dot order)
@@ -101,18 +219,19 @@ func (t *Typed) Score(name []byte) (float64, bool) {
 	if t == nil {
 		return 0, false
 	}
-	return scoreFrom(t.run(listScored, name), countRun(t.ScoreCounts, name))
+	return scoreFrom(t.run(listScored, name), t.scoreCountRun(name))
 }
 
 // countedScores lists, in name order, the members that have a live count but
 // no element.
 func (t *Typed) countedScores() [][]byte {
 	var out [][]byte
-	for i := 0; i < len(t.ScoreCounts); {
-		name := t.ScoreCounts[i].Name
+	counts := t.ScoreCountList()
+	for i := 0; i < len(counts); {
+		name := counts[i].Name
 		j, live := i, false
-		for j < len(t.ScoreCounts) && bytes.Equal(t.ScoreCounts[j].Name, name) {
-			live = live || t.ScoreCounts[j].live()
+		for j < len(counts) && bytes.Equal(counts[j].Name, name) {
+			live = live || counts[j].live()
 			j++
 		}
 		if live && len(t.run(listScored, name)) == 0 {
@@ -172,7 +291,7 @@ func (t *Typed) eachScore(fn func(ZEntry) bool) {
 			}
 			counted = counted[1:]
 		}
-		s, _ := scoreFrom(run, countRun(t.ScoreCounts, name))
+		s, _ := scoreFrom(run, t.scoreCountRun(name))
 		ok = fn(ZEntry{Name: name, Score: s})
 		return ok
 	})
@@ -276,8 +395,12 @@ type scoreEntry struct {
 	name  string
 }
 
-// perScoreEntry is about the memory an index entry holds beside its name.
-const perScoreEntry = 40
+// perScoreEntry and perScoreCount are about the memory an index entry and
+// a score count hold (an entry's name is its element's).
+const (
+	perScoreEntry = 32
+	perScoreCount = 140
+)
 
 func lessScore(a, b scoreEntry) bool {
 	if a.score != b.score {
@@ -291,39 +414,50 @@ func (e scoreEntry) entry() ZEntry {
 }
 
 // scoreIndex builds the score index of a large state's members, b holding
-// its elements and counts its score counts; nil if it has none. An entry's
-// name is its element's, shared with the tree that holds it.
-func scoreIndex(b *bigState, counts []Count) *btree.BTreeG[scoreEntry] {
-	if len(counts) == 0 && b.lists[listScored].Len() == 0 {
+// its elements and score counts; nil if it has none. An entry's name is its
+// element's, shared with the tree that holds it.
+func scoreIndex(b *bigState) *btree.BTreeG[scoreEntry] {
+	if b.zcounts == nil && b.lists[listScored].Len() == 0 {
 		return nil
 	}
 	idx := btree.NewBTreeGOptions(lessScore, btree.Options{NoLocks: true, Degree: treeDegree})
 	b.each(listScored, func(run []Elem) bool {
-		s, _ := scoreFrom(run, countRun(counts, run[0].Name))
+		s, _ := scoreFrom(run, b.scoreCountRun(run[0].Name))
 		idx.Set(scoreEntry{score: s, name: unsafe.String(unsafe.SliceData(run[0].Name), len(run[0].Name))})
 		return true
 	})
-	for i := 0; i < len(counts); {
-		name := counts[i].Name
-		j := i
-		for j < len(counts) && bytes.Equal(counts[j].Name, name) {
-			j++
-		}
-		if !b.named(listScored, name) {
-			if s, ok := scoreFrom(nil, counts[i:j]); ok {
-				idx.Set(scoreEntry{score: s, name: string(name)})
-			}
-		}
-		i = j
+	if b.zcounts == nil {
+		return idx
 	}
+	var counted []Count // of a member with no element
+	b.zcounts.Scan(func(c Count) bool {
+		if len(counted) > 0 && !bytes.Equal(counted[0].Name, c.Name) {
+			b.indexCounted(idx, counted)
+			counted = counted[:0]
+		}
+		counted = append(counted, c)
+		return true
+	})
+	b.indexCounted(idx, counted)
 	return idx
+}
+
+// indexCounted adds to idx the member whose counts are counts (one name),
+// if it has no element and its counts make it a member.
+func (b *bigState) indexCounted(idx *btree.BTreeG[scoreEntry], counts []Count) {
+	if len(counts) == 0 || b.named(listScored, counts[0].Name) {
+		return
+	}
+	if s, ok := scoreFrom(nil, counts); ok {
+		idx.Set(scoreEntry{score: s, name: string(counts[0].Name)})
+	}
 }
 
 // reindexScores brings m's score index (m being base merged with other, in
 // the large form) up to date: the members other touched, re-scored.
 func (m *Typed) reindexScores(base, other *Typed) {
 	if base.big == nil || base.big.scores == nil {
-		m.big.scores = scoreIndex(m.big, m.ScoreCounts)
+		m.big.scores = scoreIndex(m.big)
 		return
 	}
 	var names [][]byte
@@ -333,7 +467,7 @@ func (m *Typed) reindexScores(base, other *Typed) {
 			return true
 		})
 	}
-	for _, c := range other.ScoreCounts {
+	for _, c := range other.ScoreCountList() {
 		names = append(names, c.Name)
 	}
 	if len(names) == 0 {
@@ -345,7 +479,7 @@ func (m *Typed) reindexScores(base, other *Typed) {
 	for _, name := range names {
 		old, had := base.Score(name)
 		run := m.run(listScored, name)
-		s, has := scoreFrom(run, countRun(m.ScoreCounts, name))
+		s, has := scoreFrom(run, m.scoreCountRun(name))
 		if had == has && (!has || math.Float64bits(old) == math.Float64bits(s)) {
 			continue // a trace of another type's element, or a score unchanged
 		}
@@ -371,7 +505,7 @@ func (t *Typed) ObservedScored(name []byte, at hlc.Timestamp) []Elem {
 // ScoreCount returns node's count of member name's increments.
 func (t *Typed) ScoreCount(name []byte, node NodeID) Count {
 	if t != nil {
-		for _, c := range countRun(t.ScoreCounts, name) {
+		for _, c := range t.scoreCountRun(name) {
 			if c.Node == node {
 				return c
 			}
@@ -386,7 +520,7 @@ func (t *Typed) scoreResets(name []byte) []Count {
 	if t == nil {
 		return nil
 	}
-	return allResets(countRun(t.ScoreCounts, name))
+	return allResets(t.scoreCountRun(name))
 }
 
 // ScoredElements lists a sorted set's member elements with their dots and
@@ -501,9 +635,13 @@ func (t *Typed) scoreSlice(name []byte) *Typed {
 			}
 		}
 	}
-	for _, c := range t.ScoreCounts {
-		if bytes.Equal(c.Name, name) {
-			s.ScoreCounts = append(s.ScoreCounts, c)
+	if t.big != nil {
+		s.ScoreCounts = t.scoreCountRun(name)
+	} else {
+		for _, c := range t.ScoreCounts {
+			if bytes.Equal(c.Name, name) {
+				s.ScoreCounts = append(s.ScoreCounts, c)
+			}
 		}
 	}
 	s.Normalize()
@@ -516,7 +654,7 @@ func (t *Typed) allScoreResets() []Count {
 	if t == nil {
 		return nil
 	}
-	return allResets(t.ScoreCounts)
+	return allResets(t.ScoreCountList())
 }
 
 // freshScoreCounts is Fresh's rule for counts (see freshTyped) applied to a
@@ -555,19 +693,23 @@ const (
 func appendScoreCounts(dst []byte, counts []Count) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(counts)))
 	for _, c := range counts {
-		dst = appendBytes(dst, c.Name)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(c.Node))
-		dst = binary.AppendUvarint(dst, uint64(c.Start))
-		dst = appendVersion(dst, c.Ver)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(c.Total))
-		dst = appendVersion(dst, c.ResetVer)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(c.ResetTotal))
+		dst = appendScoreCount(dst, c)
 	}
 	return dst
 }
 
+func appendScoreCount(dst []byte, c Count) []byte {
+	dst = appendBytes(dst, c.Name)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(c.Node))
+	dst = binary.AppendUvarint(dst, uint64(c.Start))
+	dst = appendVersion(dst, c.Ver)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(c.Total))
+	dst = appendVersion(dst, c.ResetVer)
+	return binary.BigEndian.AppendUint64(dst, uint64(c.ResetTotal))
+}
+
 func appendZSet(dst []byte, t *Typed) []byte {
-	dst = appendScoreCounts(dst, t.ScoreCounts)
+	dst = appendScoreCounts(dst, t.ScoreCountList())
 	dst = binary.AppendUvarint(dst, uint64(t.count(listScored)))
 	t.each(listScored, func(run []Elem) bool {
 		for _, e := range run {

@@ -512,7 +512,7 @@ func (o *typedOp) observeCounter(s *Sim, t *record.Typed, name string, score boo
 // counts is a state's counters' counts, or (score) its sorted-set members'.
 func counts(t *record.Typed, score bool) []record.Count {
 	if score {
-		return t.ScoreCounts
+		return t.ScoreCountList()
 	}
 	return t.Counts
 }
