@@ -419,46 +419,40 @@ func rangeOf(v record.ZView, s zrangeSpec) []record.ZEntry {
 		}
 		return out
 	}
-	if s.offset < 0 || s.offset > 0 && s.offset >= size {
+	if s.offset < 0 || s.offset > 0 && s.offset >= size || s.limit == 0 {
 		return nil
 	}
-	var lo, hi int
-	if s.by == byScore {
-		lo, hi = scoreSpan(v, s.score)
-	} else {
-		lo, hi = lexSpan(v, s.lex)
+	// The near end is found by a search, then the walk stops at the far
+	// end: a range costs one search and its members.
+	var start int
+	var within func(record.ZEntry) bool // the far end's test
+	switch {
+	case s.by == byScore && s.rev:
+		start = v.Search(func(e record.ZEntry) bool { return !s.score.lteMax(e.Score) }) - 1
+		within = func(e record.ZEntry) bool { return s.score.gteMin(e.Score) }
+	case s.by == byScore:
+		start = v.Search(func(e record.ZEntry) bool { return s.score.gteMin(e.Score) })
+		within = func(e record.ZEntry) bool { return s.score.lteMax(e.Score) }
+	case s.rev:
+		start = v.Search(func(e record.ZEntry) bool { return !s.lex.lteMax(e.Name) }) - 1
+		within = func(e record.ZEntry) bool { return s.lex.gteMin(e.Name) }
+	default:
+		start = v.Search(func(e record.ZEntry) bool { return s.lex.gteMin(e.Name) })
+		within = func(e record.ZEntry) bool { return s.lex.lteMax(e.Name) }
 	}
-	lo, hi = skipOffset(lo, s.offset, hi, s.rev)
-	if lo >= hi {
-		return nil
+	emit := func(e record.ZEntry) bool {
+		if !within(e) {
+			return false
+		}
+		out = append(out, e)
+		return s.limit < 0 || int64(len(out)) < s.limit
 	}
-	n := hi - lo
-	if s.limit >= 0 && int64(n) > s.limit {
-		n = int(s.limit)
-	}
-	if n == 0 {
-		return nil
-	}
-	out = make([]record.ZEntry, 0, n)
-	emit := func(e record.ZEntry) bool { out = append(out, e); return len(out) < n }
 	if s.rev {
-		v.Descend(hi-1, emit)
+		v.Descend(start-int(s.offset), emit)
 	} else {
-		v.Ascend(lo, emit)
+		v.Ascend(start+int(s.offset), emit)
 	}
 	return out
-}
-
-// skipOffset drops offset members from the start of [lo, hi) (from its end
-// when rev).
-func skipOffset(lo int, offset int64, hi int, rev bool) (int, int) {
-	if offset >= int64(hi-lo) {
-		return lo, lo
-	}
-	if rev {
-		return lo, hi - int(offset)
-	}
-	return lo + int(offset), hi
 }
 
 func writeZEntries(c *client, es []record.ZEntry, withScores bool) {
