@@ -145,7 +145,7 @@ func TestTypedMergeProperties(t *testing.T) {
 		if m := mergeTyped(a, b); m.digest() != mergeTyped(b, a).digest() {
 			t.Fatalf("equal states with different digests: %+v", m)
 		}
-		if n > 12 { // only these reach the large form
+		if i%400 == 0 { // large states (n 800), a quarter of them: the check sorts
 			if m := mergeTyped(mergeTyped(a, b), c); !indexMatches(m) || !indexMatches(mergeTyped(c, m)) {
 				t.Fatalf("a large state's score index is not its members' order")
 			}
