@@ -63,11 +63,17 @@ func TestInfo(t *testing.T) {
 		"# Stats\r\n", "total_commands_processed:", "keyspace_hits:",
 		"# Replication\r\n", "role:master\r\n", "connected_slaves:0\r\n",
 		"# CPU\r\n", "used_cpu_sys:",
-		"# Keyspace\r\n", "db0:keys=2,expires=1,avg_ttl=0\r\n",
+		"# Keyspace\r\n", "db0:keys=2,expires=1,avg_ttl=",
 	} {
 		if !strings.Contains(def, want) {
 			t.Errorf("INFO lacks %q", want)
 		}
+	}
+	// avg_ttl is the mean time left: the one key's hour, less the moment since.
+	if m := regexp.MustCompile(`avg_ttl=(\d+)\r\n`).FindStringSubmatch(def); m == nil {
+		t.Error("INFO keyspace lacks avg_ttl")
+	} else if ttl, _ := strconv.Atoi(m[1]); ttl > 3_600_000 || ttl < 3_590_000 {
+		t.Errorf("avg_ttl=%d, want the hour left to the one key with a deadline", ttl)
 	}
 	if strings.Contains(def, "# Modules") {
 		t.Error("default INFO has the Modules section")

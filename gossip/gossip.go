@@ -40,6 +40,12 @@ type Local interface {
 	MerkleLocal() merkle.Local
 	MerkleRoot() uint64
 	Snapshotter
+	// SetAsideBelow takes out of the keyspace every write up to horizon
+	// (record.Fresh against nothing), listing what it takes as set aside,
+	// and returns how many keys it changed: this node was forgotten by the
+	// mesh, which has collected deletes up to horizon that its old records
+	// would bring back. Its peers refill what they still hold.
+	SetAsideBelow(horizon hlc.Timestamp) (int, error)
 	// Frontier is the log's last sequence number and a clock reading taken
 	// together, with every write up to that number committed: every local
 	// write stamped up to ts is at or before seq (stable.go).
@@ -115,6 +121,10 @@ type Mesh struct {
 	stableSaved hlc.Timestamp
 	forgot      map[peer.ID]bool
 	forgotDirty bool
+	// asideDone is the horizon up to which this node, once forgotten, has
+	// set its old writes aside (saved); asideRunning while it does.
+	asideDone    hlc.Timestamp
+	asideRunning bool
 }
 
 // SyncInterval is the anti-entropy period.
@@ -184,8 +194,8 @@ type peerState struct {
 	ackedAt         time.Time
 	// sentStable is the own stable time we last told the peer (stable.go),
 	// downSince when its link last closed.
-	sentStable hlc.Timestamp
-	downSince  time.Time
+	sentStable, sentAside hlc.Timestamp
+	downSince             time.Time
 	// asideBelow: the peer was forgotten and came back when the stable time
 	// was this; its records' writes up to it are set aside (stable.go).
 	asideBelow hlc.Timestamp

@@ -596,10 +596,13 @@ func FuzzDecodeAck(f *testing.F) {
 	f.Add([]byte{0x80})
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if e, sq, st, err := decodeAckStable(b); err == nil {
+		if e, sq, st, as, err := decodeAckStable(b); err == nil {
 			back := binary.AppendUvarint(binary.AppendUvarint(binary.AppendUvarint(nil, e), sq), uint64(st))
-			if e2, s2, st2, err := decodeAckStable(back); err != nil || e2 != e || s2 != sq || st2 != st {
-				t.Fatalf("(%d, %d, %d) does not survive a round trip", e, sq, st)
+			if as != 0 {
+				back = binary.AppendUvarint(back, uint64(as))
+			}
+			if e2, s2, st2, as2, err := decodeAckStable(back); err != nil || e2 != e || s2 != sq || st2 != st || as2 != as {
+				t.Fatalf("(%d, %d, %d, %d) does not survive a round trip", e, sq, st, as)
 			}
 		}
 		epoch, seq, err := decodeAck(b)
@@ -650,3 +653,5 @@ func TestStableTimeAndForget(t *testing.T) {
 		t.Fatalf("forgotten members saved as %q, %v, %v", ids, ok, err)
 	}
 }
+
+func (l *testLocal) SetAsideBelow(hlc.Timestamp) (int, error) { return 0, nil }

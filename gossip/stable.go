@@ -22,6 +22,7 @@ import (
 const (
 	metaStable  = "gc-stable"
 	metaForgot  = "mesh-forgotten"
+	metaAside   = "gc-set-aside-below"
 	stableEvery = time.Second
 )
 
@@ -98,6 +99,11 @@ func (m *Mesh) loadStability() error {
 	}
 	if len(b) == 8 {
 		m.stableSaved = hlc.Timestamp(binary.BigEndian.Uint64(b))
+	}
+	if b, _, err := m.store.GetMeta(metaAside); err != nil {
+		return fmt.Errorf("read what was set aside: %w", err)
+	} else if len(b) == 8 {
+		m.asideDone = hlc.Timestamp(binary.BigEndian.Uint64(b))
 	}
 	m.forgot = map[peer.ID]bool{}
 	m.stab = mesh.NewStability(mesh.PeerID(m.cfg.NodeIDOf(m.h.ID())), m.stableSaved)
@@ -194,4 +200,40 @@ func (m *Mesh) asideHorizon(p peer.ID) hlc.Timestamp {
 		return ps.asideBelow
 	}
 	return 0
+}
+
+// forgottenBy runs when peer p says it forgot this node and sets aside what
+// it holds from up to horizon: this node sets the same aside in its own
+// keyspace, once per horizon, so that it does not keep (and serve) keys the
+// mesh deleted and collected while it was away; Merkle repair then refills
+// what the mesh still holds.
+func (m *Mesh) forgottenBy(p peer.ID, horizon hlc.Timestamp) {
+	m.mu.Lock()
+	if horizon <= m.asideDone || m.asideRunning {
+		m.mu.Unlock()
+		return
+	}
+	m.asideRunning = true
+	m.mu.Unlock()
+	m.log.Warn("this node was forgotten by the mesh: setting aside what it holds from before it came back", "peer", p, "horizon", horizon)
+	m.goRun(func() {
+		defer func() {
+			m.mu.Lock()
+			m.asideRunning = false
+			m.mu.Unlock()
+		}()
+		n, err := m.local.SetAsideBelow(horizon)
+		if err != nil {
+			m.log.Error("set aside what this node held before it was forgotten", "err", err)
+			return
+		}
+		if err := m.store.PutMetaSync(metaAside, binary.BigEndian.AppendUint64(nil, uint64(horizon))); err != nil {
+			m.log.Error("save what was set aside", "err", err)
+			return
+		}
+		m.mu.Lock()
+		m.asideDone = max(m.asideDone, horizon)
+		m.mu.Unlock()
+		m.log.Warn("set aside what this node held before it was forgotten", "keys", n, "horizon", horizon)
+	})
 }

@@ -19,12 +19,14 @@ import (
 // collection. A node opens one stream to each connected peer when the link
 // comes up and sends on it
 //
-//	uvarint epoch | uvarint seq | uvarint ownStable
+//	uvarint epoch | uvarint seq | uvarint ownStable [| uvarint asideBelow]
 //
 // meaning that every local write of that peer's log epoch up to seq is
 // applied here, and that every member has applied this node's writes up to
 // ownStable (stable.go): once every AckInterval while either moves, and at
-// once when the peer asked. The peer asks with the same frame the other way ("tell me once
+// once when the peer asked. asideBelow, sent to a forgotten member that came
+// back, is the stable time of its return: this node sets aside what that
+// member holds from up to then, and the member sets it aside too. The peer asks with the same frame the other way ("tell me once
 // you have applied up to seq") when a client WAITs for that write, as a Redis
 // master sends REPLCONF GETACK. Acknowledging every push as it arrived cost a
 // stream write per write on each side, a tenth of a node's CPU.
@@ -57,6 +59,7 @@ func (m *Mesh) ackSender() {
 			w            *bufio.Writer
 			epoch, acked uint64
 			stable       hlc.Timestamp
+			aside        hlc.Timestamp
 			open, due    bool
 		}
 		var jobs []job
@@ -66,8 +69,8 @@ func (m *Mesh) ackSender() {
 				continue
 			}
 			moved := ps.theirEpoch != 0 && (ps.theirEpoch != ps.sentEpoch || ps.theirAcked != ps.sentAcked ||
-				ps.sentStable != m.stab.Own())
-			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, epoch: ps.theirEpoch, acked: ps.theirAcked, stable: m.stab.Own(),
+				ps.sentStable != m.stab.Own() || ps.sentAside != ps.asideBelow)
+			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, epoch: ps.theirEpoch, acked: ps.theirAcked, stable: m.stab.Own(), aside: ps.asideBelow,
 				open: ps.ackStream == nil, due: moved && (periodic || ps.wanted())}
 			if j.open || j.due {
 				jobs = append(jobs, j)
@@ -94,6 +97,9 @@ func (m *Mesh) ackSender() {
 			out = binary.AppendUvarint(out[:0], j.epoch)
 			out = binary.AppendUvarint(out, j.acked)
 			out = binary.AppendUvarint(out, uint64(j.stable))
+			if j.aside != 0 {
+				out = binary.AppendUvarint(out, uint64(j.aside))
+			}
 			j.s.SetWriteDeadline(time.Now().Add(ioTimeout))
 			err := writeFrame(j.w, out)
 			if err == nil {
@@ -105,7 +111,7 @@ func (m *Mesh) ackSender() {
 					j.s.Reset()
 					j.ps.ackStream, j.ps.ackW = nil, nil // reopened on the next tick
 				} else {
-					j.ps.sentEpoch, j.ps.sentAcked, j.ps.sentStable = j.epoch, j.acked, j.stable
+					j.ps.sentEpoch, j.ps.sentAcked, j.ps.sentStable, j.ps.sentAside = j.epoch, j.acked, j.stable, j.aside
 				}
 			}
 			m.mu.Unlock()
@@ -147,22 +153,22 @@ func (m *Mesh) readAckWants(ps *peerState, s network.Stream) {
 	}
 }
 
-// decodeAckStable decodes an acknowledgement: epoch, seq and the sender's
-// own stable time.
-func decodeAckStable(frame []byte) (epoch, seq uint64, stable hlc.Timestamp, err error) {
-	epoch, n := binary.Uvarint(frame)
-	if n <= 0 {
-		return 0, 0, 0, errMalformedFrame
+// decodeAckStable decodes an acknowledgement: epoch, seq, the sender's own
+// stable time, and asideBelow (0 when absent).
+func decodeAckStable(frame []byte) (epoch, seq uint64, stable, aside hlc.Timestamp, err error) {
+	var v [4]uint64
+	i, n := 0, 0
+	for ; i < len(v) && n < len(frame); i++ {
+		x, k := binary.Uvarint(frame[n:])
+		if k <= 0 {
+			return 0, 0, 0, 0, errMalformedFrame
+		}
+		v[i], n = x, n+k
 	}
-	seq, k := binary.Uvarint(frame[n:])
-	if k <= 0 {
-		return 0, 0, 0, errMalformedFrame
+	if i < 3 || n != len(frame) {
+		return 0, 0, 0, 0, errMalformedFrame
 	}
-	st, j := binary.Uvarint(frame[n+k:])
-	if j <= 0 || n+k+j != len(frame) {
-		return 0, 0, 0, errMalformedFrame
-	}
-	return epoch, seq, hlc.Timestamp(st), nil
+	return v[0], v[1], hlc.Timestamp(v[2]), hlc.Timestamp(v[3]), nil
 }
 
 // decodeAck decodes a request for an acknowledgement: epoch and seq.
@@ -209,10 +215,13 @@ func (m *Mesh) serveAck(s network.Stream) {
 			}
 			return
 		}
-		epoch, seq, stable, err := decodeAckStable(frame)
+		epoch, seq, stable, aside, err := decodeAckStable(frame)
 		if err != nil {
 			m.misbehaved(p, "ack", err)
 			return
+		}
+		if aside != 0 {
+			m.forgottenBy(p, aside)
 		}
 		m.mu.Lock()
 		m.stab.Reported(ps.mid, stable)

@@ -22,7 +22,9 @@ import (
 // A checkpoint is the whole table in one file, written while writes go on.
 // It begins at sequence number S, the last published when it starts, and
 // copies the shards one range of entries at a time, so it may also hold
-// changes newer than S. That is harmless: start-up loads it and replays the
+// changes newer than S. A key removed (collected) and written again while
+// the copy goes on may be in it twice, the later copy the later state. That
+// is harmless: start-up loads it and replays the
 // log from S+1, and replaying an entry is a merge, which leaves a newer
 // record as it is. What must never happen is a checkpoint holding a change
 // the log then loses in a crash: so before the file replaces the previous
@@ -43,7 +45,10 @@ const (
 	checkpointMagic = "redmesh-checkpoint-1\n"
 	// A checkpoint is written once the log grew by the last checkpoint's
 	// size, and at least by this much, since it.
-	checkpointMinGrowth = 64 << 20
+	checkpointMinGrowth = 16 << 20
+	// A checkpoint of more than this, over four times what the keyspace
+	// now holds, is written again.
+	checkpointShrunk = 4 << 20
 	// rangeEntries is how many entries a checkpoint copies per hold of a
 	// shard's lock.
 	rangeEntries = 4096
@@ -96,6 +101,14 @@ func (db *DB) checkpointer() {
 		// long while; but never more than a tenth of the time.
 		due := grown > 0 && since >= 9*db.ckpt.took &&
 			(grown >= min(max(checkpointMinGrowth, db.ckpt.size), db.log.RetainBytes()/2) || since >= db.opts.CheckpointEvery)
+		// Or when the keyspace shrank to a fraction of the last checkpoint
+		// (expiry and collection, never logged, emptied a cache): the
+		// checkpoint's file would otherwise hold the disk until the log
+		// grows again.
+		if size := db.ckpt.size; !due && size > checkpointShrunk && since >= 9*db.ckpt.took {
+			_, now := db.table.SnapshotSize()
+			due = size > 4*now
+		}
 		db.ckpt.mu.Unlock()
 		if due {
 			if err := db.checkpoint(); err != nil && !db.closed.Load() {
@@ -104,6 +117,11 @@ func (db *DB) checkpointer() {
 		}
 	}
 }
+
+// Checkpoint writes a checkpoint now: the one way to make local changes
+// (Local), which are never logged, survive a crash before the next
+// checkpoint that is due.
+func (db *DB) Checkpoint() error { return db.checkpoint() }
 
 // checkpoint writes the table to the checkpoint file, replacing the last
 // once it and every change it holds are durable.
@@ -205,6 +223,9 @@ func (s *shard) appendEntries(b []byte) []byte {
 			return b
 		}
 		for i := lo; i < min(lo+rangeEntries, n); i++ {
+			if s.entries[i].flags&flagFree != 0 {
+				continue
+			}
 			key := s.key(&s.entries[i])
 			b = binary.AppendUvarint(b, uint64(len(key)))
 			b = append(b, key...)
@@ -352,9 +373,9 @@ func (t *Table) loadShard(i int, b []byte) error {
 		if int(h>>(64-shardBits)) != i {
 			return fmt.Errorf("key %q belongs to shard %d", key, h>>(64-shardBits))
 		}
-		if m, _ := s.find(key, uint32(h)); m >= 0 {
-			return fmt.Errorf("key %q twice", key)
-		}
+		// A key may be there twice: copied, then removed and written again
+		// into an entry the copy had not reached. The later copy is the
+		// later state.
 		t.set(s, h, key, rec)
 	}
 	return nil

@@ -43,6 +43,11 @@ type Options struct {
 	// the log shows). The entries' keys and data are valid only during the
 	// call. It must not block for long, nor call Update.
 	OnCommit func([]wal.Entry)
+	// OnLocal, if set, is called for each change made through Local (never
+	// logged), with the key's versions before and after (all zero once
+	// removed), under the write lock. It must not block for long, nor call
+	// the DB.
+	OnLocal func(key []byte, prev, now [3]record.Version)
 	// CheckpointEvery is the longest a changed keyspace goes without a
 	// checkpoint; an hour by default. Checkpoints are also written when
 	// the log has grown by the last checkpoint's size (at least

@@ -66,7 +66,7 @@ func (t *Table) SnapshotSize() (entries, bytes int64) {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.RLock()
-		entries += int64(len(s.entries))
+		entries += int64(len(s.entries) - len(s.free))
 		bytes += s.live + s.bigSize
 		s.mu.RUnlock()
 	}

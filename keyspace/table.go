@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/big"
 	"math/bits"
 	"math/rand/v2"
 	"sync"
@@ -30,8 +31,12 @@ import (
 //
 // Keys are also chained by hash group, the top 16 bits of their 64-bit
 // xxhash (the Merkle tree's key hash), so a Merkle bucket's keys and a SCAN
-// cursor's range are found by walking a few chains. Keys are never removed:
-// a delete is a tombstone, collected by a later mechanism.
+// cursor's range are found by walking a few chains.
+//
+// A delete or an expiry leaves a tombstone; Remove takes a key out once
+// nothing of it is left to keep (collection, node/collect.go): its slot is
+// cleared by backward shift, its entry number goes to a free list for the
+// next new key, and its arena bytes become garbage for compaction.
 type Table struct {
 	shards  [shardCount]shard
 	keys    atomic.Int64 // keys holding a value, expired or not
@@ -82,6 +87,9 @@ const (
 	// The key exists (record.Exists), kept so that a write learns what it
 	// replaces without decoding a typed state.
 	flagLive
+	// The entry holds no key: it was removed and its number is on the
+	// shard's free list. It reads as a key never written.
+	flagFree
 )
 
 // typedBlob is what the arena holds for a typed record: the value register's
@@ -136,6 +144,26 @@ type shard struct {
 	expiry  map[uint32]expiryReg
 	heap    []deadline // min-heap by at
 	groups  [groupsPerShard]uint32
+	free    []uint32 // entry numbers of removed keys, for the next new keys
+	// The sum of the deadlines of the keys the table counts in expires,
+	// 128 bits wide (a million deadlines in milliseconds overflow 63),
+	// for AvgTTL.
+	deadlines [2]uint64 // low, high
+}
+
+// addDeadline adds at (or with neg, takes it) from the shard's sum.
+func (s *shard) addDeadline(at int64, neg bool) {
+	if at == 0 {
+		return
+	}
+	var c uint64
+	if neg {
+		s.deadlines[0], c = bits.Sub64(s.deadlines[0], uint64(at), 0)
+		s.deadlines[1] -= c
+		return
+	}
+	s.deadlines[0], c = bits.Add64(s.deadlines[0], uint64(at), 0)
+	s.deadlines[1] += c
 }
 
 // MaxKeyLen bounds a key, as its length is stored in 16 bits. Redis allows
@@ -167,6 +195,8 @@ func (s *shard) init(slots int) {
 	s.expiry = make(map[uint32]expiryReg)
 	s.heap = nil
 	s.groups = [groupsPerShard]uint32{}
+	s.free = nil
+	s.deadlines = [2]uint64{}
 }
 
 func (t *Table) locate(key []byte) (*shard, uint64) {
@@ -219,6 +249,9 @@ func (s *shard) find(key []byte, tag uint32) (int, int) {
 // false, when it is nil.
 func (s *shard) record(n int, data bool) record.Record {
 	e := &s.entries[n]
+	if e.flags&flagFree != 0 {
+		return record.Record{}
+	}
 	r := record.Record{Value: record.Value{Version: e.version, Tombstone: e.flags&flagTombstone != 0}}
 	switch {
 	case e.flags&flagExpiryAsValue != 0:
@@ -327,12 +360,16 @@ func (s *shard) place(n int, key, data []byte, fresh bool) {
 }
 
 // compact copies every entry's key and value into new chunks, once garbage
-// passes what is live: the arena never holds more than twice its data.
+// passes what is live: the arena never holds more than twice its data (and
+// a megabyte).
 func (s *shard) compact() {
 	old := s.chunks
 	s.chunks, s.live, s.garbage = nil, 0, 0
 	for n := range s.entries {
 		e := &s.entries[n]
+		if e.flags&flagFree != 0 {
+			continue
+		}
 		c := old[e.off>>chunkBits]
 		o := e.off & (chunkSize - 1)
 		size := uint32(e.klen)
@@ -470,13 +507,19 @@ func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
 	var wasLive bool
 	var wasDeadline int64
 	if n < 0 {
-		n = len(s.entries)
 		g := groupOf(h)
-		s.entries = append(s.entries, entry{next: s.groups[g]})
+		if k := len(s.free); k > 0 {
+			n = int(s.free[k-1])
+			s.free = s.free[:k-1]
+			s.entries[n] = entry{next: s.groups[g]}
+		} else {
+			n = len(s.entries)
+			s.entries = append(s.entries, entry{next: s.groups[g]})
+		}
 		s.groups[g] = uint32(n + 1)
 		s.slots[slot] = uint64(uint32(h))<<32 | uint64(n+1)
 		s.place(n, key, data, true)
-		if len(s.entries)*4 > len(s.slots)*3 {
+		if (len(s.entries)-len(s.free))*4 > len(s.slots)*3 {
 			s.grow()
 		}
 	} else {
@@ -486,7 +529,16 @@ func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
 	s.setMeta(n, rec, wasDeadline)
 	t.keys.Add(boolInt(rec.Exists()) - boolInt(wasLive))
 	t.expires.Add(boolInt(deadlineOf(rec) != 0) - boolInt(wasDeadline != 0))
-	if s.garbage > s.live && s.garbage > 4*chunkSize {
+	s.addDeadline(wasDeadline, true)
+	s.addDeadline(deadlineOf(rec), false)
+	t.settle(s)
+}
+
+// settle compacts the shard's arena once its garbage passes what is live,
+// and brings the table's byte count up to date.
+func (t *Table) settle(s *shard) {
+	// An emptied shard lets go of its chunks at once (nothing to copy).
+	if s.garbage > s.live && (s.garbage > 4*chunkSize || s.live == 0) {
 		s.compact()
 	}
 	size := s.size()
@@ -494,11 +546,84 @@ func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
 	s.counted = size
 }
 
+// Remove takes key out of the table, as if it had never been written, and
+// returns the record it held (without data) and whether it was there. The
+// caller decides that nothing of it is left to keep.
+func (t *Table) Remove(key []byte) (record.Record, bool) {
+	s, h := t.locate(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, slot := s.find(key, uint32(h))
+	if n < 0 {
+		return record.Record{}, false
+	}
+	was := s.record(n, false)
+	wasLive, wasDeadline := s.liveDeadline(n)
+	s.unlink(groupOf(h), n)
+	s.clearSlot(slot)
+	e := &s.entries[n]
+	size := int(e.klen)
+	if e.flags&flagBig != 0 {
+		s.bigSize -= int64(cap(s.big[uint32(n)]))
+		delete(s.big, uint32(n))
+	} else {
+		size += int(e.vlen)
+	}
+	s.garbage += int64(span(size))
+	s.live -= int64(span(size))
+	if o, ok := s.objs[uint32(n)]; ok {
+		s.objSize -= o.MemSize()
+		delete(s.objs, uint32(n))
+	}
+	delete(s.expiry, uint32(n))
+	// The deadline heap may still name n: record(n) now reads as a key never
+	// written, whose deadline is none, so the entry is stale and the sweep
+	// drops it (or, once n is reused, checks it against the new key's).
+	*e = entry{flags: flagFree}
+	s.free = append(s.free, uint32(n))
+	t.keys.Add(-boolInt(wasLive))
+	t.expires.Add(-boolInt(wasDeadline != 0))
+	s.addDeadline(wasDeadline, true)
+	t.settle(s)
+	return was, true
+}
+
+// unlink takes entry n out of hash group g's chain.
+func (s *shard) unlink(g, n int) {
+	link := &s.groups[g]
+	for *link != 0 {
+		if int(*link) == n+1 {
+			*link = s.entries[n].next
+			return
+		}
+		link = &s.entries[*link-1].next
+	}
+	panic(fmt.Sprintf("keyspace: entry %d is not in its hash group's chain", n))
+}
+
+// clearSlot empties slot i by backward shift: the slots after it in its
+// probe run move back when their home is not between i and them, so every
+// key stays reachable from its home without a marker for removed slots.
+func (s *shard) clearSlot(i int) {
+	mask := len(s.slots) - 1
+	for j := (i + 1) & mask; s.slots[j] != 0; j = (j + 1) & mask {
+		home := int(uint32(s.slots[j]>>32)) & mask
+		// Does home lie cyclically in (i, j]? Then the slot stays.
+		if i <= j && i < home && home <= j || i > j && (i < home || home <= j) {
+			continue
+		}
+		s.slots[i] = s.slots[j]
+		i = j
+	}
+	s.slots[i] = 0
+}
+
 // size is what the shard has allocated, about: its map entries are
 // counted at a typical cost.
 func (s *shard) size() int64 {
 	return int64(cap(s.entries))*int64(unsafe.Sizeof(entry{})) + int64(len(s.slots))*8 +
-		int64(len(s.chunks))*chunkSize + s.bigSize + s.objSize + int64(len(s.expiry))*48 + int64(cap(s.heap))*16
+		int64(len(s.chunks))*chunkSize + s.bigSize + s.objSize + int64(len(s.expiry))*48 + int64(cap(s.heap))*16 +
+		int64(cap(s.free))*4
 }
 
 // grow doubles the slot table, placing slots again by their tags: no key is
@@ -526,9 +651,33 @@ func (t *Table) KeyCount() int64 { return t.keys.Load() }
 // ExpiresCount is the number of keys holding a value with a deadline.
 func (t *Table) ExpiresCount() int64 { return t.expires.Load() }
 
+// AvgTTL is the mean time left, in milliseconds, until the deadlines of the
+// keys that have one, 0 if none does (INFO keyspace's avg_ttl, which Redis
+// estimates from the keys its expiry samples: this is exact).
+func (t *Table) AvgTTL(nowMillis int64) int64 {
+	var sum, count big.Int
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.RLock()
+		var part big.Int
+		part.SetUint64(s.deadlines[1])
+		part.Lsh(&part, 64)
+		part.Add(&part, new(big.Int).SetUint64(s.deadlines[0]))
+		s.mu.RUnlock()
+		sum.Add(&sum, &part)
+	}
+	n := t.expires.Load()
+	if n <= 0 {
+		return 0
+	}
+	count.SetInt64(n)
+	avg := sum.Quo(&sum, &count).Int64()
+	return max(avg-nowMillis, 0)
+}
+
 // Stats is what the table holds, for memory accounting.
 type Stats struct {
-	Entries int64 // keys, tombstones included
+	Entries int64 // keys, tombstones included (not removed ones)
 	Bytes   int64 // memory the table has allocated
 }
 
@@ -538,7 +687,7 @@ func (t *Table) Stats() Stats {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.RLock()
-		st.Entries += int64(len(s.entries))
+		st.Entries += int64(len(s.entries) - len(s.free))
 		s.mu.RUnlock()
 	}
 	return st
@@ -563,7 +712,9 @@ func (t *Table) Each(workers int, fn func(worker int, key []byte, rec record.Rec
 				s := &t.shards[i]
 				s.mu.RLock()
 				for n := range s.entries {
-					fn(w, s.key(&s.entries[n]), s.record(n, false))
+					if s.entries[n].flags&flagFree == 0 {
+						fn(w, s.key(&s.entries[n]), s.record(n, false))
+					}
 				}
 				s.mu.RUnlock()
 			}

@@ -298,7 +298,7 @@ func infoKeyspace(n *Node) []string {
 	if keys == 0 {
 		return nil
 	}
-	return []string{fmt.Sprintf("db0:keys=%d,expires=%d,avg_ttl=0", keys, n.db.ExpiresCount())}
+	return []string{fmt.Sprintf("db0:keys=%d,expires=%d,avg_ttl=%d", keys, n.db.ExpiresCount(), n.db.Table().AvgTTL(n.nowMillis()))}
 }
 
 // infoCommandstats: cmdstat_get:calls=..,usec=..,usec_per_call=..,

@@ -43,6 +43,15 @@ func (m *merkleIndex) committed(entries []wal.Entry) {
 	}
 }
 
+// moved is the keyspace's OnLocal hook: a sweep or a collection moved key's
+// entry from its old versions to its new ones (none once removed). The
+// digest is a sum, so it need not be ordered with the commits around it.
+func (m *merkleIndex) moved(key []byte, prev, now [3]record.Version) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tree.Update(key, mesh.MerkleVersions(prev), mesh.MerkleVersions(now))
+}
+
 // rebuild fills the tree from every key's versions.
 func (m *merkleIndex) rebuild(t *keyspace.Table) (time.Duration, error) {
 	start := time.Now()

@@ -20,7 +20,23 @@ import (
 
 func openNode(t *testing.T, dir string) (*Node, *redis.Client) {
 	t.Helper()
-	n, err := Open(Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return openNodeAs(t, dir, false)
+}
+
+// openPeer is openNode for a node that reconciles with others in memory,
+// without a mesh: it must not collect as a node alone does.
+func openPeer(t *testing.T, dir string) (*Node, *redis.Client) {
+	t.Helper()
+	return openNodeAs(t, dir, true)
+}
+
+func openNodeAs(t *testing.T, dir string, peer bool) (*Node, *redis.Client) {
+	t.Helper()
+	cfg := Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// With a mesh (never started here) nothing is stable; without one the
+	// node is alone and collects at once.
+	cfg.Mesh.Disabled = !peer
+	n, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +78,8 @@ func reconcile(t *testing.T, a, b *Node) merkle.Stats {
 func TestMerkleRepairsTwoNodes(t *testing.T) {
 	ctx := context.Background()
 	dirA := t.TempDir()
-	a, ca := openNode(t, dirA)
-	b, cb := openNode(t, t.TempDir())
+	a, ca := openPeer(t, dirA)
+	b, cb := openPeer(t, t.TempDir())
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 2000; i++ {
 		k := fmt.Sprintf("k%d", r.IntN(1500))
@@ -105,7 +121,7 @@ func TestMerkleRepairsTwoNodes(t *testing.T) {
 
 	root := a.MerkleRoot()
 	a.Close()
-	a2, _ := openNode(t, dirA)
+	a2, _ := openPeer(t, dirA)
 	if a2.MerkleRoot() != root {
 		t.Fatalf("root after restart %x, before %x", a2.MerkleRoot(), root)
 	}

@@ -65,7 +65,7 @@ func cmdDiscard(n *Node, c *client, args [][]byte) {
 		return
 	}
 	c.multi = nil
-	c.watched = nil
+	c.unwatch()
 	c.w.WriteString("OK")
 }
 
@@ -96,12 +96,13 @@ func cmdWatch(n *Node, c *client, args [][]byte) {
 	for _, k := range args[1:] {
 		rec := n.db.Peek(k)
 		c.watched = append(c.watched, watchedKey{key: bytes.Clone(k), versions: rec.Versions(), live: rec.Live(now)})
+		n.watching.add(k)
 	}
 	c.w.WriteString("OK")
 }
 
 func cmdUnwatch(n *Node, c *client, args [][]byte) {
-	c.watched = nil
+	c.unwatch()
 	c.w.WriteString("OK")
 }
 
@@ -129,6 +130,7 @@ func cmdExec(n *Node, c *client, args [][]byte) {
 	c.multi = nil
 	watched := c.watched
 	c.watched = nil
+	defer n.watching.drop(watched)
 	if m.failed {
 		c.w.WriteError("EXECABORT Transaction discarded because of previous errors.")
 		return

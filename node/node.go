@@ -58,10 +58,12 @@ type Node struct {
 	// Memory against --maxmemory (memory.go): the heap beside the
 	// keyspace's table, sampled; the limit (CONFIG SET changes it); and
 	// whether the last sample was over it.
-	memOverhead atomic.Uint64
-	maxMemory   atomic.Int64
-	serveStale  atomic.Bool // --serve-stale-data (bootstrap.go)
-	wasOver     atomic.Bool
+	memOverhead     atomic.Uint64
+	maxMemory       atomic.Int64
+	serveStale      atomic.Bool // --serve-stale-data (bootstrap.go)
+	rememberedPeers bool        // the store remembers peers from an earlier run: see collect.go
+	watching        watching    // the keys clients WATCH, which collection leaves be
+	wasOver         atomic.Bool
 
 	stop  chan struct{} // closed once the clients are gone, to stop the background work
 	wg    sync.WaitGroup
@@ -72,6 +74,7 @@ type Node struct {
 type stats struct {
 	connections atomic.Uint64
 	expiredKeys atomic.Uint64
+	collected   atomic.Uint64 // records collection removed or rewrote (collect.go)
 	panics      atomic.Uint64
 	memoryPeak  atomic.Uint64 // the highest used_memory INFO has seen
 	// closed holds the counts of the connections that closed; the open
@@ -143,12 +146,14 @@ func Open(cfg Config) (*Node, error) {
 		MemoryBudget: cfg.MemoryBudget,
 		Logger:       cfg.Logger,
 		Now:          n.now,
+		Unneeded:     n.logUnneeded,
 	})
 	if err != nil {
 		return nil, err
 	}
 	n.wal = store
-	db, err := keyspace.Open(keyspace.Options{Log: store, Logger: cfg.Logger, OnCommit: n.committed})
+	n.rememberedPeers = gossip.RememberedPeers(store)
+	db, err := keyspace.Open(keyspace.Options{Log: store, Logger: cfg.Logger, OnCommit: n.committed, OnLocal: n.merkle.moved})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -233,11 +238,12 @@ func (n *Node) ID() record.NodeID { return n.id }
 
 // Serve serves RESP clients until ctx ends or Close is called.
 func (n *Node) Serve(ctx context.Context) error {
-	n.wg.Add(5)
+	n.wg.Add(6)
 	defer n.wg.Done()
 	n.conns.started() // a shutdown waits for the accept loop too
 	defer n.conns.ended()
-	go n.every(100*time.Millisecond, n.sweepExpired)
+	go n.every(sweepInterval, n.sweepExpired)
+	go n.collector()
 	go n.every(100*time.Millisecond, n.sampleMemory)
 	go n.every(100*time.Millisecond, n.sampleOps)
 	go n.every(hlc.DefaultWindow/10, n.extendClock)
@@ -313,37 +319,4 @@ func (n *Node) extendClock() {
 	if err := n.clock.Extend(); err != nil && !errors.Is(err, wal.ErrClosed) {
 		n.log.Error("persist the clock's high-water mark", "err", err)
 	}
-}
-
-// sweepExpired is the active expiry: it turns records whose deadline passed
-// into tombstones of the same version (record.Swept), a few hundred at a
-// time, so that memory and disk are reclaimed for keys nobody reads again.
-func (n *Node) sweepExpired() {
-	keys := n.db.Table().Expired(n.nowMillis(), 256)
-	if len(keys) == 0 {
-		return
-	}
-	var swept uint64
-	err := n.db.Update(context.Background(), func(tx *keyspace.Tx) error {
-		now := n.nowMillis()
-		for _, k := range keys {
-			cur, _ := tx.Peek(k) // a sweep's tombstone needs no value
-			if !cur.Exists() || !cur.Expired(now) {
-				continue // rewritten since it was listed
-			}
-			if _, changed, err := n.apply(tx, k, cur.Swept()); err != nil {
-				return err
-			} else if changed {
-				swept++
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		if !errors.Is(err, keyspace.ErrClosed) {
-			n.log.Error("expiry sweep", "err", err)
-		}
-		return
-	}
-	n.stats.expiredKeys.Add(swept)
 }

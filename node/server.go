@@ -114,6 +114,7 @@ func (n *Node) serveConn(nc net.Conn) {
 	n.stats.connections.Add(1)
 	defer func() {
 		cancel()
+		c.unwatch()
 		n.stats.countsMu.Lock()
 		n.stats.closed.add(&c.counts)
 		n.clients.Delete(c.id)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"time"
@@ -65,6 +66,12 @@ func (s *setAside) add(key []byte, rec record.Record, now time.Time) {
 	s.recent = append(s.recent, setAsideKey{string(key), now, rec.Newest()})
 }
 
+func (s *setAside) total() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count
+}
+
 func (s *setAside) snapshot() (uint64, []setAsideKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -100,4 +107,70 @@ func (n *Node) meshForget(id string) error {
 		return fmt.Errorf("not a peer ID: %q", id)
 	}
 	return m.Forget(p)
+}
+
+// setAsideStep is how many entries SetAsideBelow looks at per hold of the
+// write lock.
+const setAsideStep = 1024
+
+// SetAsideBelow is what a node does when the mesh tells it that it was
+// forgotten and came back (gossip.Local): every write up to horizon goes
+// out of its keyspace (record.Fresh against nothing), its keys listed as set
+// aside, as local changes made durable by a checkpoint. The mesh collected
+// deletes up to horizon that those old writes would bring back; what the
+// mesh still holds of them comes back by Merkle repair. It returns how many
+// keys it changed.
+func (n *Node) SetAsideBelow(horizon hlc.Timestamp) (int, error) {
+	type change struct {
+		key  []byte
+		out  record.Record
+		gone bool
+	}
+	changed := 0
+	var cursor uint64
+	for {
+		var todo []change
+		var next uint64
+		err := n.db.Local(func(l *keyspace.Local) {
+			next = l.Walk(cursor, setAsideStep, func(key []byte, rec record.Record) {
+				if rec.Oldest() > horizon {
+					return
+				}
+				out, aside := record.Fresh(record.Record{}, rec, horizon)
+				if !aside {
+					return
+				}
+				n.setAside.add(key, rec, time.Now())
+				gone := out.Value.Version.IsZero() && out.Expiry.Version.IsZero() && out.Typed.IsZero()
+				if !gone {
+					// A copy: out aliases the table, which the changes
+					// before it may move. Rare enough to encode.
+					var err error
+					if out, err = record.Decode(record.Encode(out)); err != nil {
+						return // cannot happen: what Encode writes decodes
+					}
+				}
+				todo = append(todo, change{bytes.Clone(key), out, gone})
+			})
+			for _, c := range todo {
+				if c.gone {
+					l.Remove(c.key)
+				} else {
+					l.Set(c.key, c.out)
+				}
+			}
+		})
+		if err != nil {
+			return changed, fmt.Errorf("set aside writes up to %v: %w", horizon, err)
+		}
+		changed += len(todo)
+		if next == 0 {
+			break
+		}
+		cursor = next
+	}
+	if err := n.db.Checkpoint(); err != nil {
+		return changed, fmt.Errorf("checkpoint after setting aside writes up to %v: %w", horizon, err)
+	}
+	return changed, nil
 }

@@ -436,11 +436,15 @@ func (s *Store) SetCheckpoint(seq uint64) {
 	s.logMu.Lock()
 	s.checkpoint = seq
 	s.logMu.Unlock()
+	select {
+	case s.retainNow <- struct{}{}:
+	default:
+	}
 }
 
 // Truncate drops the oldest entries while the log is over its size bound or
-// its oldest entry is over its age bound, but none after the checkpoint. It
-// returns how many it dropped.
+// its oldest entry is over its age bound or needed by no peer (Unneeded), but
+// none after the checkpoint. It returns how many it dropped.
 func (s *Store) Truncate(ctx context.Context) (int, error) {
 	dropped := 0
 	for {
@@ -465,6 +469,10 @@ func (s *Store) truncateBatch() (int, error) {
 		return 0, nil
 	}
 	cutoff := s.opts.Now().Add(-s.opts.RetainAge)
+	var unneeded time.Time
+	if s.opts.Unneeded != nil {
+		unneeded = s.opts.Unneeded()
+	}
 	var (
 		rows  [][]byte
 		top   uint64 // the last entry dropped
@@ -497,7 +505,7 @@ func (s *Store) truncateBatch() (int, error) {
 				return fmt.Errorf("log block %d: %w", blockSeq(item.Key()), err)
 			}
 			end := blockSeq(item.Key()) + uint64(count) - 1
-			if end > last || end > floor || bytes-freed <= s.opts.RetainBytes && !t.Before(cutoff) {
+			if end > last || end > floor || bytes-freed <= s.opts.RetainBytes && !t.Before(cutoff) && t.After(unneeded) {
 				return nil
 			}
 			rows = append(rows, item.KeyCopy(nil))
@@ -527,6 +535,7 @@ func (s *Store) truncateBatch() (int, error) {
 	dropped := int(top + 1 - s.firstSeq)
 	s.firstSeq = top + 1
 	s.logBytes -= freed
+	s.truncated += freed
 	s.logMu.Unlock()
 	return dropped, nil
 }

@@ -60,6 +60,11 @@ type Options struct {
 	RetainAge time.Duration
 	// RetentionInterval is how often the log is truncated; 10s by default.
 	RetentionInterval time.Duration
+	// Unneeded, if set, is the commit time up to which no peer needs the
+	// log (every member has applied what it holds): retention then drops
+	// the blocks committed by then and checkpointed, whatever the size and
+	// age bounds. The zero time keeps them all to the bounds.
+	Unneeded func() time.Time
 	// MemoryBudget is roughly how much RAM Badger may use for its memtables
 	// and caches; 64 MiB by default (Badger's own defaults take about
 	// 400 MB).
@@ -109,6 +114,9 @@ var ErrClosed = errors.New("store is closed")
 const (
 	prefixLog  = 'l' // 'l' seq(8) → a block of entries from seq on; 'l' seq(8) part(4) → its continuation (see log.go)
 	prefixMeta = 'm' // 'm' name → value
+	// 'f' → nothing: a row written and dropped at once to make Badger flush
+	// its memtable (see reclaimTruncated).
+	prefixFlush = 'f'
 	// Rows of the layout before the keyspace moved into memory; a store
 	// that has them is converted at start-up (see legacy.go).
 	prefixLegacyKey = 'k' // 'k' hash(4) key → record
@@ -122,9 +130,12 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	closed atomic.Bool
+	stop chan struct{}
+	// retainNow asks for a retention pass before the next tick: a new
+	// checkpoint may let the log go.
+	retainNow chan struct{}
+	wg        sync.WaitGroup
+	closed    atomic.Bool
 
 	// Log bounds, guarded by logMu; Commit moves last, retention first.
 	logMu      sync.Mutex
@@ -132,6 +143,9 @@ type Store struct {
 	lastSeq    uint64
 	logBytes   int64
 	checkpoint uint64 // entries after it are never truncated
+	// truncated is how many bytes of log retention dropped since Badger
+	// last compacted them away (reclaimTruncated).
+	truncated int64
 
 	legacy       bool   // of the layout before; see legacy.go
 	legacyFormat []byte // its log-format mark (empty: none); nil for a current store
@@ -171,11 +185,12 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open badger in %s: %w", opts.Dir, err)
 	}
 	s := &Store{
-		db:   db,
-		opts: opts,
-		log:  opts.Logger,
-		ts:   newTimestamps(db.MaxVersion()),
-		stop: make(chan struct{}),
+		db:        db,
+		opts:      opts,
+		log:       opts.Logger,
+		ts:        newTimestamps(db.MaxVersion()),
+		stop:      make(chan struct{}),
+		retainNow: make(chan struct{}, 1),
 	}
 	if err := s.checkFormat(); err != nil {
 		db.Close()
@@ -250,14 +265,25 @@ func (s *Store) background() {
 					s.log.Error("background fsync failed", "err", err)
 				}
 			}
-		case <-retain.C:
-			if _, err := s.Truncate(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("log truncation failed", "err", err)
+		case <-s.retainNow:
+			// Only what no peer needs goes before the bounds' tick.
+			if s.opts.Unneeded != nil && !s.opts.Unneeded().IsZero() {
+				s.retain(ctx)
 			}
-			s.releaseMapped() // the blocks truncation read for their headers
-			s.collectValueLog(ctx)
+		case <-retain.C:
+			s.retain(ctx)
 		}
 	}
+}
+
+// retain is a retention pass: truncate the log, then reclaim its space.
+func (s *Store) retain(ctx context.Context) {
+	if _, err := s.Truncate(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("log truncation failed", "err", err)
+	}
+	s.releaseMapped() // the blocks truncation read for their headers
+	s.reclaimTruncated()
+	s.collectValueLog(ctx)
 }
 
 // Fsync is the store's durability mode.
@@ -290,6 +316,43 @@ func (s *Store) checkSpace(need int64) error {
 		return fmt.Errorf("%w in %s: %d MiB free, the log needs %d MiB", ErrDiskFull, s.opts.Dir, free>>20, want>>20)
 	}
 	return nil
+}
+
+// reclaimTruncated has Badger compact away the log blocks retention
+// deleted, once they add up to a value log file, so that collectValueLog
+// finds the files they filled. Badger learns what a value log file holds
+// that is dead only by compacting the tree; but the tree holds only the
+// blocks' keys and pointers, so its memtable may take hundreds of MiB of log
+// to fill and be flushed, and the files stay until then (a TTL workload grew
+// the disk round after round). Dropping a prefix is Badger's one way to
+// flush the memtable on demand (writes wait for that flush, a few
+// milliseconds), and it compacts level 0 after; flattening then compacts the
+// levels below, where older blocks' keys may be.
+func (s *Store) reclaimTruncated() {
+	s.logMu.Lock()
+	due := s.truncated >= s.db.Opts().ValueLogFileSize
+	s.logMu.Unlock()
+	if !due || s.checkSpace(0) != nil {
+		return
+	}
+	err := s.update(func(txn *badger.Txn) error { return txn.Set([]byte{prefixFlush}, nil) })
+	if err == nil {
+		// The compactions drop only the versions no reader can see.
+		s.releaseVersions()
+		err = s.db.DropPrefix([]byte{prefixFlush}) // flushes, then compacts level 0
+	}
+	if err == nil {
+		err = s.db.Flatten(1)
+	}
+	if err != nil {
+		if !errors.Is(err, badger.ErrDBClosed) && !s.closed.Load() {
+			s.log.Error("compact the truncated log", "err", err)
+		}
+		return
+	}
+	s.logMu.Lock()
+	s.truncated = 0
+	s.logMu.Unlock()
 }
 
 // collectValueLog reclaims value log files that are mostly garbage (values

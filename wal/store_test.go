@@ -89,6 +89,54 @@ func TestMetaIsDurable(t *testing.T) {
 	}
 }
 
+// Retention drops the blocks no peer needs (Unneeded) up to the
+// checkpoint, however small the log, and keeps those committed since.
+func TestRetentionDropsUnneeded(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	var unneeded time.Time
+	s := open(t, t.TempDir(), func(o *Options) {
+		o.Now = clock
+		o.RetentionInterval = time.Hour // the test truncates by hand
+		o.Unneeded = func() time.Time { mu.Lock(); defer mu.Unlock(); return unneeded }
+	})
+	for range 10 {
+		commit(t, s, 10, func(i int) string { return fmt.Sprint("k", i) }, "v")
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	for range 10 {
+		commit(t, s, 10, func(i int) string { return fmt.Sprint("k", i) }, "v")
+	}
+	s.SetCheckpoint(150)
+	if _, err := s.Truncate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := s.LogBounds(); first != 1 {
+		t.Fatalf("a small, young log truncated to %d with no horizon", first)
+	}
+	mu.Lock()
+	unneeded = time.Unix(1_700_000_000, 0) // the first ten blocks'
+	mu.Unlock()
+	if _, err := s.Truncate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := s.LogBounds(); first != 101 {
+		t.Fatalf("truncated to %d, want 101: the blocks no peer needs", first)
+	}
+	mu.Lock()
+	unneeded = time.Unix(1<<40, 0)
+	mu.Unlock()
+	if _, err := s.Truncate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if first, last := s.LogBounds(); first != 151 || last != 200 {
+		t.Fatalf("truncated to %d..%d, want 151..200: the checkpoint bounds it", first, last)
+	}
+}
+
 // Retention drops the oldest blocks beyond the size and age bounds, never
 // past the checkpoint, and an emptied log never reuses sequence numbers.
 func TestRetentionBySizeAndAge(t *testing.T) {
@@ -224,6 +272,44 @@ func TestValueLogReclaimsTruncatedLog(t *testing.T) {
 	entries, err := s.ReadLog(first, int(last-first+1), 64<<20)
 	if err != nil || uint64(len(entries)) != last-first+1 || entries[len(entries)-1].Seq != last {
 		t.Fatalf("reading the retained log %d..%d: %d entries, %v", first, last, len(entries), err)
+	}
+}
+
+// Retention alone, with no restart and no memtable filled, has Badger
+// compact the blocks it dropped, so that their value log files go: the log
+// of a node that needs none of it before its checkpoint stays small on disk.
+func TestRetentionReclaimsValueLogAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, func(o *Options) {
+		o.RetentionInterval = time.Hour // only a checkpoint asks for a pass
+		o.valueLogFileSize = 1 << 20
+		o.Unneeded = func() time.Time { return time.Unix(1<<40, 0) }
+	})
+	defer s.Close()
+	vlogs := func() int {
+		files, err := filepath.Glob(filepath.Join(dir, "*.vlog"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(files)
+	}
+	for range 1500 { // about 8 MiB of log
+		commit(t, s, 200, func(i int) string { return fmt.Sprint("k", i) }, "v")
+	}
+	if n := vlogs(); n < 6 {
+		t.Fatalf("%d value log files after %d bytes of log", n, s.LogBytes())
+	}
+	_, last := s.LogBounds()
+	s.SetCheckpoint(last) // asks for a retention pass
+	deadline := time.Now().Add(30 * time.Second)
+	for vlogs() > 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d value log files remain, the log truncated to %d bytes", vlogs(), s.LogBytes())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s.LogBytes() != 0 {
+		t.Fatalf("%d bytes of log kept that no peer needs", s.LogBytes())
 	}
 }
 

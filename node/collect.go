@@ -1,0 +1,218 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/redmesh/redmesh/hlc"
+	"github.com/redmesh/redmesh/keyspace"
+	"github.com/redmesh/redmesh/record"
+)
+
+// Collection takes out of the keyspace what nothing is left to keep of: a
+// tombstone, an expired value, a typed state's removal traces, once every
+// member has the writes they record (the horizon). Each node collects by
+// itself, without logging or pushing anything: a record collected here is
+// one every member already holds in the same state, so it can never come
+// back from them (the ingress filter sees to old copies), and a replay after
+// a crash that brings it back only has it collected again. Checkpoints then
+// do not hold it, nor, once retention passes it, the log.
+
+// collectHorizon is the HLC timestamp up to which every member has applied
+// every write: a version at or below it is stable. With the mesh, its stable
+// time (0, nothing, until it runs and has found one; a node without peers
+// finds its own clock); with the mesh disabled, everything, unless the node
+// remembers peers from an earlier run, which may still lack its deletes.
+func (n *Node) collectHorizon() uint64 {
+	if n.cfg.Mesh.Disabled {
+		if n.rememberedPeers {
+			return 0
+		}
+		return math.MaxUint64
+	}
+	return uint64(n.stableTime())
+}
+
+// logUnneeded is the commit time up to which no peer needs the log
+// (wal.Options.Unneeded): all of it on a node alone, none when nothing is
+// stable, else what the horizon's clock reading covers.
+func (n *Node) logUnneeded() time.Time {
+	switch h := n.collectHorizon(); h {
+	case 0:
+		return time.Time{}
+	case math.MaxUint64:
+		return time.Unix(1<<40, 0)
+	default:
+		return hlc.Timestamp(h).Time().Add(-n.cfg.MaxClockSkew) // a block holds writes a little ahead of its time
+	}
+}
+
+// collectRecord is what collection makes of rec at the horizon stable
+// (record.Collect).
+func collectRecord(rec record.Record, stable uint64, nowMillis int64) (out record.Record, gone, changed bool) {
+	return rec.Collect(hlc.Timestamp(stable), nowMillis)
+}
+
+const (
+	// collectStep is how many entries one hold of the write lock looks at:
+	// about a tenth of a millisecond, so writers barely wait.
+	collectStep = 1024
+	// collectEvery is how often a pass over the keyspace starts while it
+	// holds tombstones (entries beyond its keys), and collectIdle how often
+	// otherwise (removal traces in typed keys are not counted).
+	collectEvery = time.Second
+	collectIdle  = time.Minute
+)
+
+// collector is the background loop: a pass over the table in steps, one
+// step per hold of the write lock, a pause between them.
+func (n *Node) collector() {
+	defer n.wg.Done()
+	t := time.NewTicker(collectEvery)
+	defer t.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		tab := n.db.Table()
+		tombstones := tab.Stats().Entries > tab.KeyCount()
+		if !tombstones && time.Since(last) < collectIdle {
+			continue
+		}
+		last = time.Now()
+		if err := n.collectPass(); err != nil {
+			if !errors.Is(err, keyspace.ErrClosed) {
+				n.log.Error("collection", "err", err)
+			}
+		}
+	}
+}
+
+// collectPass walks the whole table once and reports what it collected.
+func (n *Node) collectPass() error {
+	stable := n.collectHorizon()
+	if stable == 0 {
+		return nil
+	}
+	var cursor uint64
+	for {
+		next, err := n.collectStep(cursor, stable)
+		if err != nil || next == 0 {
+			return err
+		}
+		cursor = next
+		select {
+		case <-n.stop:
+			return nil
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// collectStep collects among collectStep entries from cursor on, under the
+// write lock, and returns where to go on (0 at the end).
+func (n *Node) collectStep(cursor, stable uint64) (uint64, error) {
+	type verdict struct {
+		key  []byte
+		out  record.Record
+		gone bool
+	}
+	var todo []verdict
+	var next, collected uint64
+	err := n.db.Local(func(l *keyspace.Local) {
+		now := n.nowMillis()
+		next = l.Walk(cursor, collectStep, func(key []byte, rec record.Record) {
+			if rec.Exists() && rec.Typed == nil {
+				return // a plain live string: nothing to collect, and the common case
+			}
+			out, gone, changed := collectRecord(rec, stable, now)
+			if gone || changed {
+				if !gone {
+					out.Value.Data = bytes.Clone(out.Value.Data) // it aliases the table
+				}
+				todo = append(todo, verdict{bytes.Clone(key), out, gone})
+			}
+		})
+		for _, v := range todo {
+			if !l.Settled(v.key) || n.watching.has(v.key) {
+				continue // its last write has yet to reach the log, or a client watches it: the next pass
+			}
+			if v.gone {
+				l.Remove(v.key)
+			} else {
+				l.Set(v.key, v.out)
+			}
+			collected++
+		}
+	})
+	n.stats.collected.Add(collected)
+	return next, err
+}
+
+const (
+	// sweepBatch is how many expired keys one hold of the write lock
+	// sweeps.
+	sweepBatch = 512
+	// sweepBudget is how long a sweep may run each sweepInterval: a
+	// quarter of a core at most, Redis's budget for its active expiry.
+	sweepInterval = 100 * time.Millisecond
+	sweepBudget   = sweepInterval / 4
+)
+
+// sweepExpired is the active expiry: it turns records whose deadline passed
+// into what a sweep leaves (record.Swept: a tombstone of the same version),
+// and takes that out at once where it is stable, as it is on a node alone.
+// Nothing of it is logged or pushed: a swept record is a function of the
+// record and the clock, which every node reaches by itself, and a replay
+// after a crash brings back the expired value, which is swept again.
+// Reads and WATCH do not depend on it: an expired key reads as absent
+// whether swept or not.
+func (n *Node) sweepExpired() {
+	start := time.Now()
+	stable := n.collectHorizon()
+	for time.Since(start) < sweepBudget {
+		now := n.nowMillis()
+		keys := n.db.Table().Expired(now, sweepBatch)
+		if len(keys) == 0 {
+			return
+		}
+		var swept uint64
+		err := n.db.Local(func(l *keyspace.Local) {
+			for _, k := range keys {
+				if !l.Settled(k) {
+					continue // its last write has yet to reach the log: the next tick
+				}
+				cur := l.Peek(k)
+				if !cur.Exists() || !cur.Expired(now) {
+					continue // rewritten since it was listed
+				}
+				left := cur.Swept()
+				out, gone, _ := collectRecord(left, stable, now)
+				switch {
+				case gone && !n.watching.has(k):
+					l.Remove(k)
+				case gone:
+					l.Set(k, left) // collection takes it once no client watches it
+				default:
+					l.Set(k, out)
+				}
+				swept++
+			}
+		})
+		n.stats.expiredKeys.Add(swept)
+		if err != nil {
+			if !errors.Is(err, keyspace.ErrClosed) {
+				n.log.Error("expiry sweep", "err", err)
+			}
+			return
+		}
+		if swept == 0 {
+			return // all waiting for the log: the next tick
+		}
+	}
+}
