@@ -239,6 +239,9 @@ func freshTyped(local, in *Typed, stable hlc.Timestamp) (*Typed, bool) {
 			for _, d := range drop {
 				e.big.delete(which, d)
 			}
+			if which == listScored { // sorted-set hook (zset.go)
+				e.big.scores = scoreIndex(e.big)
+			}
 			continue
 		}
 		kept := make([]Elem, 0, len(in.list(which))-len(drop))

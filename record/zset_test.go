@@ -179,3 +179,22 @@ func TestLargeStateOwnsItsCounts(t *testing.T) {
 		t.Fatalf("HINCRBY's count lost its name: %d", h.Added([]byte("f")))
 	}
 }
+
+// Fresh takes from a large incoming sorted set the members up to the stable
+// time that local no longer holds, and its score index follows.
+func TestFreshLargeZSetKeepsItsIndex(t *testing.T) {
+	var in Record
+	for i := range 300 {
+		in = Merge(in, zadd(v(uint64(10+2*i), 1), in, fmt.Sprintf("m%03d", i), float64(i)))
+	}
+	late := zadd(v(5000, 2), in, "late", 7)
+	in = Merge(in, late)
+	out, aside := Fresh(Record{}, in, v(4000, 0).TS)
+	if !aside || out.Typed == nil {
+		t.Fatalf("nothing set aside: %v", aside)
+	}
+	view := out.Typed.ZView()
+	if view.Len() != 1 || string(view.At(0).Name) != "late" || !indexMatches(out.Typed) {
+		t.Fatalf("after Fresh: %d members, index matches %v", view.Len(), indexMatches(out.Typed))
+	}
+}
