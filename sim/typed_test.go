@@ -335,7 +335,8 @@ func zsetCases() *Scenario {
 }
 
 // maxScores is record.MergeInto with a sorted-set member's increments
-// merged as a whole by maximum: concurrent ZINCRBYs do not add up.
+// merged as a whole by maximum: concurrent ZINCRBYs do not add up. It is
+// for the small states of zsetCases (a large one keeps no ScoreCounts).
 func maxScores(local, in record.Record) (record.Record, bool) {
 	m, _ := record.MergeInto(local, in)
 	if m.Typed == nil || local.Typed == nil || in.Typed == nil {
@@ -343,7 +344,7 @@ func maxScores(local, in record.Record) (record.Record, bool) {
 	}
 	t := *m.Typed
 	t.ScoreCounts = nil
-	for _, c := range m.Typed.ScoreCounts {
+	for _, c := range m.Typed.ScoreCountList() {
 		src := local.Typed
 		if in.Typed.ScoreAdded(c.Name) > local.Typed.ScoreAdded(c.Name) {
 			src = in.Typed
