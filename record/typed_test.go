@@ -96,7 +96,7 @@ func sameTyped(a, b *Typed) bool {
 		return a.empty() && b.empty()
 	}
 	return bytes.Equal(AppendTyped(nil, a), AppendTyped(nil, b)) && a.digest() == b.digest() && a.Len() == b.Len() &&
-		a.ZLen() == b.ZLen() && sameZView(a.ZView(), b.ZView())
+		a.ZLen() == b.ZLen()
 }
 
 // sameZView compares two score orders entry by entry.
