@@ -40,9 +40,11 @@ func (r Record) Collect(stable hlc.Timestamp, nowMillis int64) (out Record, gone
 // holdsNothing reports whether t keeps no element, trace, sketch epoch or
 // count that adds anything: only registers.
 func (t *Typed) holdsNothing() bool {
-	for _, c := range t.Counts {
-		if c.Ver != c.ResetVer || c.Total != c.ResetTotal {
-			return false
+	for _, counts := range [][]Count{t.Counts, t.ScoreCountList()} {
+		for _, c := range counts {
+			if c.Ver != c.ResetVer || c.Total != c.ResetTotal {
+				return false
+			}
 		}
 	}
 	return t.size() == 0 && (t.HLL == nil || len(t.HLL.Epochs) == 0)
@@ -138,11 +140,13 @@ func (r Record) Oldest() hlc.Timestamp {
 	low(r.Expiry.Version)
 	if t := r.Typed; t != nil {
 		low(t.KindVersion)
-		for _, c := range t.Counts {
-			low(c.Ver)
-			low(c.ResetVer)
+		for _, counts := range [][]Count{t.Counts, t.ScoreCountList()} {
+			for _, c := range counts {
+				low(c.Ver)
+				low(c.ResetVer)
+			}
 		}
-		for _, which := range []int{listFields, listMembers} {
+		for _, which := range []int{listFields, listMembers, listScored} {
 			t.each(which, func(run []Elem) bool {
 				for _, e := range run {
 					low(e.Dot)
@@ -208,8 +212,12 @@ func freshTyped(local, in *Typed, stable hlc.Timestamp) (*Typed, bool) {
 			c.Counts = nil
 		}
 	}
+	if kept, dropped := freshScoreCounts(local, in.ScoreCountList(), stable); dropped { // sorted-set hook (zset.go)
+		edit().setScoreCounts(in, kept)
+		setAside = true
+	}
 	// Elements up to stable that local neither holds nor has traced.
-	for _, which := range []int{listFields, listMembers} {
+	for _, which := range []int{listFields, listMembers, listScored} {
 		var drop []Elem
 		in.each(which, func(run []Elem) bool {
 			for _, e := range run {
@@ -231,6 +239,9 @@ func freshTyped(local, in *Typed, stable hlc.Timestamp) (*Typed, bool) {
 			for _, d := range drop {
 				e.big.delete(which, d)
 			}
+			if which == listScored { // sorted-set hook (zset.go)
+				e.big.scores = scoreIndex(e.big)
+			}
 			continue
 		}
 		kept := make([]Elem, 0, len(in.list(which))-len(drop))
@@ -242,10 +253,13 @@ func freshTyped(local, in *Typed, stable hlc.Timestamp) (*Typed, bool) {
 		if len(kept) == 0 {
 			kept = nil
 		}
-		if which == listFields {
+		switch which {
+		case listFields:
 			e.Fields = kept
-		} else {
+		case listMembers:
 			e.Members = kept
+		default:
+			e.Scored = kept
 		}
 	}
 	if h := in.HLL; h != nil { // HyperLogLog hook (record/hll.go)

@@ -139,8 +139,8 @@ func summary(r *Report) string {
 	fmt.Fprintf(&b, "writes: acked=%d at_risk=%d at_risk_lost=%d departed=%d superseded=%d collected=%d set_aside=%d lost=%d resurrections=%d regressions=%d hlc_refused=%d\n",
 		k.Acknowledged, k.AtRisk, k.AtRiskLost, k.DepartedOrigin, k.Superseded, k.Collected, k.SetAsideLost, k.Lost, k.Resurrections, k.Regressions, k.HLCRefused)
 	if t := k.Typed; t.Writes > 0 {
-		fmt.Fprintf(&b, "typed: writes=%d rejected=%d adds=%d present=%d counters=%d lost_adds=%d not_removed=%d unknown=%d wrong_counters=%d\n",
-			t.Writes, t.Rejected, t.Adds, t.Present, t.Counters, t.LostAdds, t.NotRemoved, t.Unknown, t.WrongCounters)
+		fmt.Fprintf(&b, "typed: writes=%d rejected=%d adds=%d present=%d counters=%d scores=%d lost_adds=%d not_removed=%d unknown=%d wrong_counters=%d wrong_scores=%d\n",
+			t.Writes, t.Rejected, t.Adds, t.Present, t.Counters, t.Scores, t.LostAdds, t.NotRemoved, t.Unknown, t.WrongCounters, t.WrongScores)
 	}
 	if r.Config.Collect {
 		g := r.GC
