@@ -156,9 +156,14 @@ func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record, horizon hl
 		// thousands in a chaos run); INFO counts them all (hlc_refused_skew).
 		n.log.Warn("refused remote records", "count", refused, "first", firstRefused)
 	}
+	collectTo := hlc.Timestamp(n.collectHorizon())
+	now := n.nowMillis()
 	err = n.db.Update(ctx, func(tx *keyspace.Tx) error {
 		applied = 0
 		for _, d := range batch {
+			if collectedAlready(tx, d.key, d.rec, collectTo, now) {
+				continue
+			}
 			_, changed, err := n.apply(tx, d.key, n.fresh(tx, d.key, d.rec, horizon))
 			if err != nil {
 				return err
@@ -170,4 +175,20 @@ func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record, horizon hl
 		return nil
 	})
 	return applied, err
+}
+
+// collectedAlready reports whether rec, a peer's record of a key this node
+// does not hold, is one collection would take out at once (a tombstone, a
+// sweep, at or before the horizon): a peer whose stable time lags behind
+// sends it back by Merkle repair, and storing it only to collect it again
+// would churn while their stable times differ.
+func collectedAlready(tx *keyspace.Tx, key []byte, rec record.Record, horizon hlc.Timestamp, now int64) bool {
+	if horizon == 0 || rec.Exists() && !rec.Expired(now) {
+		return false
+	}
+	if _, gone, _ := rec.Collect(horizon, now); !gone {
+		return false
+	}
+	cur, _ := tx.Peek(key)
+	return !cur.Written()
 }

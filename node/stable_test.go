@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/redmesh/redmesh/merkle"
+	"github.com/redmesh/redmesh/record"
 )
 
 // TestSetAsideBelow: a node told it was forgotten takes every write up to
@@ -52,5 +55,36 @@ func TestSetAsideBelow(t *testing.T) {
 	check(n2)
 	if n2.MerkleRoot() != root {
 		t.Fatalf("root after restart %x, before %x", n2.MerkleRoot(), root)
+	}
+}
+
+// A peer's tombstone of a key this node does not hold, at or before the
+// horizon, is not stored only to be collected again; one of a key it holds
+// is applied.
+func TestCollectedAlreadyIsNotStored(t *testing.T) {
+	ctx := context.Background()
+	n, c := openNode(t, t.TempDir()) // alone: everything is stable
+	c.Set(ctx, "held", "v", 0)
+	v := record.Version{TS: 1, Node: 7}
+	del := func(k string) merkle.Record {
+		return merkle.Record{Key: []byte(k), Payload: record.Encode(record.Record{Value: record.Value{Version: v, Tombstone: true}, Expiry: record.Expiry{Version: v}})}
+	}
+	if _, err := n.ApplyRemote(ctx, []merkle.Record{del("absent")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if rec := n.db.Get([]byte("absent")); rec.Written() {
+		t.Fatalf("a collectable tombstone was stored: %+v", rec)
+	}
+	ts, err := n.clock.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := record.Version{TS: ts, Node: 7}
+	rec := record.Record{Value: record.Value{Version: later, Tombstone: true}, Expiry: record.Expiry{Version: later}}
+	if _, err := n.ApplyRemote(ctx, []merkle.Record{{Key: []byte("held"), Payload: record.Encode(rec)}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if c.Exists(ctx, "held").Val() != 0 {
+		t.Fatal("a delete of a held key was not applied")
 	}
 }
