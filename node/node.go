@@ -54,6 +54,8 @@ type Node struct {
 	cmds     *commandStats               // per command and per error: see cmdstats.go
 	live     liveSettings                // what CONFIG SET changes: see live.go
 	mesh     atomic.Pointer[gossip.Mesh] // nil until started, or without a mesh
+	// commitHook is called after each commit (OnCommit, local.go).
+	commitHook atomic.Pointer[func([]wal.Entry)]
 	// Memory against --maxmemory (memory.go): the heap beside the
 	// keyspace's table, sampled; the limit (CONFIG SET changes it); and
 	// whether the last sample was over it.

@@ -1,0 +1,173 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Dial connects to the Redis server at rawURL (redis://[user:pass@]HOST:PORT[/db],
+// or rediss:// for TLS) and checks that it answers.
+func Dial(ctx context.Context, rawURL string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("backend URL %s: %w", Redact(rawURL), err)
+	}
+	opts.Protocol = 2
+	opts.ReadTimeout = 30 * time.Second // a SCAN or HGETALL of a large key may take a while
+	rdb := redis.NewClient(opts)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("connect to backend %s: %w", Redact(rawURL), err)
+	}
+	return rdb, nil
+}
+
+// Redact is rawURL without its password, for logs and errors.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return rawURL
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// reader reads keys' States from a Redis server, pipelined.
+type reader struct {
+	rdb *redis.Client
+	// pttl: the server has no PEXPIRETIME (before Redis 7), so deadlines
+	// are PTTL plus the local clock, good to a few milliseconds.
+	pttl bool
+}
+
+func newReader(ctx context.Context, rdb *redis.Client) (*reader, error) {
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return nil, fmt.Errorf("read backend INFO server: %w", err)
+	}
+	major := 0
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			major, _ = strconv.Atoi(strings.SplitN(v, ".", 2)[0])
+		}
+	}
+	return &reader{rdb: rdb, pttl: major > 0 && major < 7}, nil
+}
+
+// read reads keys: one pipeline for their types and deadlines, one for
+// their values. A key that changed type in between comes back with
+// Kind Other and Type "" (read it again).
+func (r *reader) read(ctx context.Context, keys []string) ([]State, error) {
+	out := make([]State, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	types := make([]*redis.StatusCmd, len(keys))
+	deadlines := make([]*redis.Cmd, len(keys))
+	now := time.Now().UnixMilli()
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			types[i] = p.Type(ctx, k)
+			if r.pttl {
+				deadlines[i] = p.Do(ctx, "PTTL", k)
+			} else {
+				deadlines[i] = p.Do(ctx, "PEXPIRETIME", k)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read types of %d keys from backend: %w", len(keys), err)
+	}
+	vals := make([]redis.Cmder, len(keys))
+	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			s := &out[i]
+			s.Kind = kindOf(types[i].Val())
+			if s.Kind == Other {
+				s.Type = types[i].Val()
+			}
+			if d, _ := deadlines[i].Int64(); d >= 0 {
+				if r.pttl {
+					d += now
+				}
+				s.At = d
+			}
+			switch s.Kind {
+			case String:
+				vals[i] = p.Get(ctx, k)
+			case Hash:
+				vals[i] = p.HGetAll(ctx, k)
+			case Set:
+				vals[i] = p.SMembers(ctx, k)
+			}
+		}
+		return nil
+	})
+	if err != nil && !isNilOrWrongType(err) {
+		return nil, fmt.Errorf("read values of %d keys from backend: %w", len(keys), err)
+	}
+	for i := range out {
+		s := &out[i]
+		switch c := vals[i].(type) {
+		case *redis.StringCmd:
+			b, err := c.Bytes()
+			s.Str = b
+			s.changed(err)
+		case *redis.MapStringStringCmd:
+			m, err := c.Result()
+			for f, v := range m {
+				s.Fields = append(s.Fields, []byte(f), []byte(v))
+			}
+			s.Fields = sortFields(s.Fields)
+			s.changed(err)
+		case *redis.StringSliceCmd:
+			m, err := c.Result()
+			for _, v := range m {
+				s.Members = append(s.Members, []byte(v))
+			}
+			sortMembers(s.Members)
+			s.changed(err)
+		}
+		if s.Kind != None && s.Kind != Other && s.empty() {
+			// deleted (or expired) between the round trips
+			*s = State{}
+		}
+	}
+	return out, nil
+}
+
+// changed marks a State whose value read failed because the key changed in
+// between (deleted: redis.Nil; another type: WRONGTYPE).
+func (s *State) changed(err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, redis.Nil):
+		*s = State{}
+	default:
+		*s = State{Kind: Other}
+	}
+}
+
+func (s State) empty() bool {
+	switch s.Kind {
+	case Hash:
+		return len(s.Fields) == 0
+	case Set:
+		return len(s.Members) == 0
+	}
+	return false
+}
+
+func isNilOrWrongType(err error) bool {
+	return errors.Is(err, redis.Nil) || strings.HasPrefix(err.Error(), "WRONGTYPE")
+}
