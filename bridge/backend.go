@@ -46,7 +46,8 @@ type reader struct {
 	rdb *redis.Client
 	// pttl: the server has no PEXPIRETIME (before Redis 7), so deadlines
 	// are PTTL plus the local clock, good to a few milliseconds.
-	pttl bool
+	pttl  bool
+	runID string // the server's run (INFO run_id): new at every restart
 }
 
 func newReader(ctx context.Context, rdb *redis.Client) (*reader, error) {
@@ -54,13 +55,17 @@ func newReader(ctx context.Context, rdb *redis.Client) (*reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read backend INFO server: %w", err)
 	}
-	major := 0
+	major, runID := 0, ""
 	for line := range strings.SplitSeq(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "redis_version:"); ok {
 			major, _ = strconv.Atoi(strings.SplitN(v, ".", 2)[0])
 		}
+		if v, ok := strings.CutPrefix(line, "run_id:"); ok {
+			runID = v
+		}
 	}
-	return &reader{rdb: rdb, pttl: major > 0 && major < 7}, nil
+	return &reader{rdb: rdb, pttl: major > 0 && major < 7, runID: runID}, nil
 }
 
 // read reads keys: one pipeline for their types and deadlines, one for

@@ -138,3 +138,26 @@ func (n *Node) OnCommit(fn func(entries []wal.Entry)) {
 	}
 	n.commitHook.Store(&fn)
 }
+
+// ScanKeys walks the keyspace from cursor (0: the start) as SCAN does,
+// calling fn with a copy of each key (tombstones included) and its record
+// without data; it returns the cursor to go on from, 0 at the end.
+func (n *Node) ScanKeys(cursor uint64, fn func(key []byte, rec record.Record) bool) uint64 {
+	return n.db.Table().Scan(cursor, fn)
+}
+
+// SetInfo sets the lines of INFO's Bridge section (nil: no such section).
+func (n *Node) SetInfo(fn func() []string) {
+	if fn == nil {
+		n.infoHook.Store(nil)
+		return
+	}
+	n.infoHook.Store(&fn)
+}
+
+func infoExtra(n *Node) []string {
+	if fn := n.infoHook.Load(); fn != nil {
+		return (*fn)()
+	}
+	return nil
+}

@@ -56,6 +56,7 @@ type Node struct {
 	mesh     atomic.Pointer[gossip.Mesh] // nil until started, or without a mesh
 	// commitHook is called after each commit (OnCommit, local.go).
 	commitHook atomic.Pointer[func([]wal.Entry)]
+	infoHook   atomic.Pointer[func() []string] // INFO's Bridge section (SetInfo, local.go)
 	// Memory against --maxmemory (memory.go): the heap beside the
 	// keyspace's table, sampled; the limit (CONFIG SET changes it); and
 	// whether the last sample was over it.
