@@ -91,8 +91,9 @@ type Bridge struct {
 	takeIn    TakeInStats
 	st        counters
 
-	stop chan struct{}
-	done sync.WaitGroup
+	stop      chan struct{}
+	done      sync.WaitGroup
+	closeOnce sync.Once
 }
 
 type counters struct {
@@ -145,11 +146,15 @@ func Start(ctx context.Context, opts Options) (*Bridge, error) {
 // Close stops the bridge and keeps its shadow; what the node still owed the
 // backend is found at the next start, by comparing against the shadow.
 func (b *Bridge) Close() error {
-	b.n.OnCommit(nil)
-	b.n.SetInfo(nil)
-	close(b.stop)
-	b.done.Wait()
-	return b.rdb.Close()
+	var err error
+	b.closeOnce.Do(func() {
+		b.n.OnCommit(nil)
+		b.n.SetInfo(nil)
+		close(b.stop)
+		b.done.Wait()
+		err = b.rdb.Close()
+	})
+	return err
 }
 
 // committed is the node's commit hook: every committed key is owed to the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,5 +92,84 @@ func TestBridgeBothWays(t *testing.T) {
 	slices.Sort(members)
 	if !slices.Equal(members, []string{"x", "y"}) {
 		t.Fatalf("set in backend %v", members)
+	}
+}
+
+func infoField(b *Bridge, name string) string {
+	for _, l := range b.Info() {
+		if v, ok := strings.CutPrefix(l, name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestBackendDownAndRestartedEmpty: with the backend gone the node takes
+// writes and says the backend is down; the backend back, empty (a crashed
+// cache), is refilled from the node, and nothing is deleted in the node.
+func TestBackendDownAndRestartedEmpty(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	for i := range 50 {
+		c.Set(ctx, "k"+itoa(i), "v", 0)
+	}
+	dir := t.TempDir()
+	n := openNode(t, dir)
+	b := startBridge(t, srv, n, dir)
+	within(t, 5*time.Second, "take-in", func() bool { _, ok := nodeString(n, "k49"); return ok && b.takeIn.Done.Load() })
+
+	srv.kill()
+	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.SetString([]byte("while-down"), []byte("x"), 0) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 5*time.Second, "reported down", func() bool { return infoField(b, "bridge_link_status") == "down" })
+
+	srv.restart(t)
+	within(t, 10*time.Second, "refilled", func() bool {
+		return c.DBSize(ctx).Val() == 51 && c.Get(ctx, "while-down").Val() == "x"
+	})
+	if infoField(b, "bridge_link_status") != "up" {
+		t.Fatalf("INFO says the backend is %s", infoField(b, "bridge_link_status"))
+	}
+	for i := range 50 {
+		if _, ok := nodeString(n, "k"+itoa(i)); !ok {
+			t.Fatalf("k%d was deleted in the node by the empty backend", i)
+		}
+	}
+}
+
+// TestRestartAuditsWhatWasMissed: changes made to the backend while the
+// bridge was stopped, a delete included, are found at its next start from
+// the shadow it kept; a key the node changed meanwhile is written out.
+func TestRestartAuditsWhatWasMissed(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	c.Set(ctx, "stay", "1", 0)
+	c.Set(ctx, "gone", "1", 0)
+	c.Set(ctx, "edited", "1", 0)
+	c.Set(ctx, "nodeside", "1", 0)
+	dir := t.TempDir()
+	n := openNode(t, dir)
+	b := startBridge(t, srv, n, dir)
+	within(t, 5*time.Second, "take-in", func() bool { return b.takeIn.Done.Load() })
+	b.Close()
+
+	c.Del(ctx, "gone")
+	c.Set(ctx, "edited", "2", 0)
+	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.SetString([]byte("nodeside"), []byte("2"), 0) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = startBridge(t, srv, n, dir)
+	within(t, 5*time.Second, "audit", func() bool {
+		_, gone := nodeString(n, "gone")
+		v, _ := nodeString(n, "edited")
+		return !gone && v == "2" && c.Get(ctx, "nodeside").Val() == "2"
+	})
+	if v, ok := nodeString(n, "stay"); !ok || v != "1" {
+		t.Fatalf("stay: %q %v", v, ok)
 	}
 }

@@ -22,6 +22,8 @@ import (
 // redisServer is a real redis-server the test started, without persistence.
 type redisServer struct {
 	addr string
+	bin  string
+	args []string
 	cmd  *exec.Cmd
 	out  *lockedBuffer
 }
@@ -66,19 +68,41 @@ func startRedis(t testing.TB, extra ...string) *redisServer {
 	}
 	port := freePort(t)
 	args := append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir()}, extra...)
-	s := &redisServer{addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: exec.Command(bin, args...), out: &lockedBuffer{}}
+	s := &redisServer{addr: fmt.Sprintf("127.0.0.1:%d", port), bin: bin, args: args, out: &lockedBuffer{}}
+	s.start(t)
+	t.Cleanup(s.kill)
+	return s
+}
+
+func (s *redisServer) kill() {
+	if s.cmd != nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+// restart kills the server and starts it again, empty, on the same port.
+func (s *redisServer) restart(t testing.TB) {
+	t.Helper()
+	s.kill()
+	s.start(t)
+}
+
+func (s *redisServer) start(t testing.TB) {
+	t.Helper()
+	s.cmd = exec.Command(s.bin, s.args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.cmd.Process.Kill(); s.cmd.Wait() })
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c := redis.NewClient(&redis.Options{Addr: s.addr, Protocol: 2, MaxRetries: -1})
 		err := c.Ping(context.Background()).Err()
 		c.Close()
 		if err == nil {
-			return s
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("redis-server did not start: %v\n%s", err, s.out)
@@ -119,3 +143,12 @@ func within(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(quietLogger{}) // dial retries against a stopped backend are expected
+	os.Exit(m.Run())
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}

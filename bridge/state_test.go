@@ -1,7 +1,9 @@
 package bridge
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/redmesh/redmesh/record"
 )
@@ -44,5 +46,38 @@ func TestFromRecordOfAbsentAndLive(t *testing.T) {
 	}
 	if s := FromRecord(rec, true); s.Kind != String || string(s.Str) != "x" || s.At != 99 {
 		t.Fatalf("got %+v", s)
+	}
+}
+
+// TestScriptDigestMatches: the digest the backend computes in Lua (the
+// audit, the compare-and-set of writes) is State.Digest of what it holds.
+func TestScriptDigestMatches(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	c.Set(ctx, "str", "hello", 0)
+	c.Set(ctx, "empty", "", 0)
+	c.Set(ctx, "bin", "\x00\xff:12:", time.Hour)
+	c.HSet(ctx, "h", "f1", "a", "f2", "", "", "x")
+	c.PExpireAt(ctx, "h", time.UnixMilli(4102444800123))
+	c.SAdd(ctx, "s", "m1", "m2", "3")
+	c.RPush(ctx, "l", "x")
+	keys := []string{"str", "empty", "bin", "h", "s", "l", "absent"}
+	got, err := digestScript.Run(ctx, c, keys).StringSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newReader(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states, err := r.read(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range keys {
+		if want := digestHex(states[i].Digest()); got[i] != want {
+			t.Errorf("%s: script digest %s, State.Digest %s (%+v)", k, got[i], want, states[i])
+		}
 	}
 }
