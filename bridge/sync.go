@@ -28,6 +28,11 @@ import (
 func (b *Bridge) sync(ctx context.Context) error {
 	b.syncing.Store(true)
 	defer b.syncing.Store(false)
+	// Connect again: a backend restarted since the last command (a new
+	// run ID) has lost its scripts and its notification setting too.
+	if err := b.connect(ctx); err != nil {
+		return err
+	}
 	start := time.Now()
 	restarted := b.runID != b.shadowRunID
 	cheap := !restarted && len(b.shadow) > 0
