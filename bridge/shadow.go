@@ -14,7 +14,8 @@ import (
 // its length (a uvarint), the count of entries (a uvarint), then per entry
 // the key hash and the digest (8 bytes each, big-endian), and an xxhash of
 // everything before it. Written to a temporary file and renamed, so a crash
-// leaves the previous one.
+// leaves the previous one. In-project: a flat array of pairs needs no
+// serialisation library.
 const shadowMagic = "redmesh-bridge-shadow 1\n"
 
 func (b *Bridge) saveShadow() {
