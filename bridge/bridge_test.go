@@ -173,3 +173,19 @@ func TestRestartAuditsWhatWasMissed(t *testing.T) {
 		t.Fatalf("stay: %q %v", v, ok)
 	}
 }
+
+// TestNotificationsRefusedNamesTheSetting: a backend that refuses CONFIG
+// (renamed away, as managed services do) and has notifications off stops
+// the bridge with an error that names the setting.
+func TestNotificationsRefusedNamesTheSetting(t *testing.T) {
+	srv := startRedis(t, "--rename-command", "CONFIG", "")
+	n := openNode(t, t.TempDir())
+	b, err := Start(context.Background(), Options{URL: srv.url(), Node: n, Logger: quietLog()})
+	if err == nil {
+		b.Close()
+		t.Fatal("the bridge started without keyspace notifications")
+	}
+	if !strings.Contains(err.Error(), "notify-keyspace-events") || !strings.Contains(err.Error(), notifyFlags) {
+		t.Fatalf("error does not name the setting: %v", err)
+	}
+}
