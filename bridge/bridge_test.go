@@ -189,3 +189,35 @@ func TestNotificationsRefusedNamesTheSetting(t *testing.T) {
 		t.Fatalf("error does not name the setting: %v", err)
 	}
 }
+
+// TestOwedBeyondTheBoundIsAudited: more keys owed to the backend than the
+// queue holds (here in one commit; a long outage does the same) are
+// forgotten and found by an audit, which writes them all.
+func TestOwedBeyondTheBoundIsAudited(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	n := openNode(t, t.TempDir())
+	b, err := Start(ctx, Options{URL: srv.url(), Node: n, Logger: quietLog(), QueueLimit: 5, RetryInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	within(t, 5*time.Second, "take-in", func() bool { return b.takeIn.Done.Load() })
+	audits := b.st.audits.Load()
+	err = n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		for i := range 40 {
+			if err := l.SetString([]byte("owed:"+itoa(i)), []byte("v"), 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 10*time.Second, "every owed key in the backend", func() bool { return c.DBSize(ctx).Val() == 40 })
+	if infoField(b, "bridge_queue_overflows") == "0" || b.st.audits.Load() == audits {
+		t.Fatalf("no overflow (%s) or no audit", infoField(b, "bridge_queue_overflows"))
+	}
+}
