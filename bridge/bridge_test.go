@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/redmesh/redmesh/node"
 	"github.com/redmesh/redmesh/record"
 )
@@ -87,6 +90,15 @@ func TestBridgeBothWays(t *testing.T) {
 	within(t, 5*time.Second, "echoes read", func() bool { return b.st.echoes.Load() >= 3 })
 	if got := b.st.takenIn.Load(); got != takenIn {
 		t.Fatalf("the bridge's own writes were taken in again: %d changes, %d before", got, takenIn)
+	}
+	ms := b.Metrics()
+	if up := testutil.ToFloat64(ms[0]); up != 1 {
+		t.Fatalf("redmesh_bridge_up = %v", up)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(ms...)
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != len(ms) {
+		t.Fatalf("gathered %d metrics, %v", n, err)
 	}
 	members := c.SMembers(ctx, "s").Val()
 	slices.Sort(members)

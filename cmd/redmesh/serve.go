@@ -243,6 +243,11 @@ func serve(ctx context.Context, cfg node.Config, metricsAddr, backend string, lo
 			return err
 		}
 		defer br.Close()
+		if ms != nil {
+			if err := ms.Register(br.Metrics()...); err != nil {
+				log.Warn("bridge metrics", "err", err)
+			}
+		}
 	}
 	served := make(chan error, 1)
 	go func() { served <- n.Serve(ctx) }()
