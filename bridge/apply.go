@@ -18,18 +18,21 @@ const expiryLeeway = 2000 // ms
 // that it merges with concurrent edits elsewhere as the client commands it
 // stands for would. A different string is a SET; hash fields and set
 // members are written one by one (HSET/HDEL, SADD/SREM); a different
-// deadline is a PEXPIREAT or PERSIST. With additive set, nothing the node
-// holds is removed because the backend lacks it (a key, a field, a member):
-// the backend may not have been given it yet. It reports whether it wrote.
-func takeIn(l *node.LocalTx, key []byte, b State, additive bool) (bool, error) {
+// deadline is a PEXPIREAT or PERSIST. Where additive, given the digest of
+// the node's state, says so, nothing the node holds is removed because the
+// backend lacks it (a key, a field, a member): the backend may not have been
+// given it yet. It reports whether it wrote.
+func takeIn(l *node.LocalTx, key []byte, b State, additiveFor func(nodeDigest uint64) bool) (bool, error) {
 	cur, live, err := l.Get(key)
 	if err != nil {
 		return false, err
 	}
 	n := FromRecord(cur, live)
-	if n.Digest() == b.Digest() {
+	nd := n.Digest()
+	if nd == b.Digest() {
 		return false, nil
 	}
+	additive := additiveFor(nd)
 	switch b.Kind {
 	case None:
 		if additive || !live || (cur.Expiry.At != 0 && cur.Expiry.At <= l.Now()+expiryLeeway) {
@@ -99,3 +102,12 @@ func typedDiff(n, b State, additive bool) node.TypedEdit {
 	}
 	return e
 }
+
+// unlessSynced is additiveFor for a key whose backend state was last base:
+// a node state other than base holds changes the backend has not got.
+func unlessSynced(base uint64) func(uint64) bool {
+	return func(nodeDigest uint64) bool { return nodeDigest != base }
+}
+
+// always is additiveFor's constant answer.
+func always(additive bool) func(uint64) bool { return func(uint64) bool { return additive } }

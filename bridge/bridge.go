@@ -380,14 +380,13 @@ func (b *Bridge) run() {
 func (b *Bridge) drain(ctx context.Context) error {
 	for {
 		in := b.takeKeys(b.notified)
+		if err := b.pullIn(ctx, in); err != nil {
+			b.requeue(b.notified, in)
+			return err
+		}
 		out := b.takeKeys(b.owed)
 		if len(in) == 0 && len(out) == 0 {
 			return nil
-		}
-		if err := b.pullIn(ctx, in); err != nil {
-			b.requeue(b.notified, in)
-			b.requeue(b.owed, out)
-			return err
 		}
 		if err := b.pushOut(ctx, out); err != nil {
 			b.requeue(b.owed, out)
@@ -420,13 +419,6 @@ func (b *Bridge) requeue(set map[string]struct{}, keys []string) {
 		}
 		set[k] = struct{}{}
 	}
-}
-
-func (b *Bridge) isOwed(key string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	_, ok := b.owed[key]
-	return ok
 }
 
 func keyHash(key string) uint64 { return xxhash.Sum64String(key) }
@@ -469,9 +461,10 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 			if s.Kind == Other {
 				continue
 			}
-			// A key the node owes the backend holds what the backend has
-			// not seen: its absence there is no removal.
-			w, err := takeIn(l, []byte(k), s, b.isOwed(k))
+			// A node state other than what the backend last held has
+			// what the backend has not got: its absence there is no
+			// removal.
+			w, err := takeIn(l, []byte(k), s, unlessSynced(b.shadow[h]))
 			if err != nil {
 				return fmt.Errorf("take in key %q from backend: %w", k, err)
 			}

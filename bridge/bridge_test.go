@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redmesh/redmesh/node"
 	"github.com/redmesh/redmesh/record"
@@ -231,5 +232,86 @@ func TestOwedBeyondTheBoundIsAudited(t *testing.T) {
 	within(t, 10*time.Second, "every owed key in the backend", func() bool { return c.DBSize(ctx).Val() == 40 })
 	if infoField(b, "bridge_queue_overflows") == "0" || b.st.audits.Load() == audits {
 		t.Fatalf("no overflow (%s) or no audit", infoField(b, "bridge_queue_overflows"))
+	}
+}
+
+// newIdleBridge is a connected Bridge whose worker does not run, so a test
+// drives pullIn and pushOut itself.
+func newIdleBridge(t *testing.T, srv *redisServer, n *node.Node) *Bridge {
+	t.Helper()
+	opts := Options{URL: srv.url(), Node: n, Logger: quietLog()}
+	opts.setDefaults()
+	ro, err := redis.ParseURL(opts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Bridge{opts: opts, log: quietLog(), n: n, rdb: redis.NewClient(ro), prefix: "__keyspace@0__:",
+		owed: map[string]struct{}{}, notified: map[string]struct{}{}, wake: make(chan struct{}, 1), shadow: map[uint64]uint64{}, stop: make(chan struct{})}
+	t.Cleanup(func() { b.rdb.Close() })
+	if err := b.connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestChangeMeetsOwedRecord: a field written in the backend while the node
+// holds another field the backend has not got yet (a peer's record)
+// merges: both stay, in the node and then in the backend. A field the
+// backend lacks and the node had written there was removed, and goes.
+func TestChangeMeetsOwedRecord(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	n := openNode(t, t.TempDir())
+	b := newIdleBridge(t, srv, n)
+	fields := func() []string {
+		rec, _ := n.Read([]byte("h"))
+		var fs []string
+		rec.Typed.EachField(func(name, _ []byte) bool { fs = append(fs, string(name)); return true })
+		return fs
+	}
+
+	// The node has "old", and wrote it to the backend.
+	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		return l.EditTyped([]byte("h"), node.TypedEdit{Kind: record.KindHash, Set: [][]byte{[]byte("old"), []byte("1")}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.pushOut(ctx, []string{"h"}); err != nil {
+		t.Fatal(err)
+	}
+	// A peer's field arrives (owed to the backend); meanwhile the backend's
+	// application removes "old" and writes "city".
+	err = n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		return l.EditTyped([]byte("h"), node.TypedEdit{Kind: record.KindHash, Set: [][]byte{[]byte("name"), []byte("ada")}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.HDel(ctx, "h", "old")
+	c.HSet(ctx, "h", "city", "london")
+	if err := b.pullIn(ctx, []string{"h"}); err != nil {
+		t.Fatal(err)
+	}
+	// The node holds what the backend has not got: taken in additively,
+	// so the peer's field is not removed (nor, in that window, "old": the
+	// README says so).
+	if got := fields(); !slices.Equal(got, []string{"city", "name", "old"}) {
+		t.Fatalf("node fields %v", got)
+	}
+	if err := b.pushOut(ctx, []string{"h"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.HGetAll(ctx, "h").Val(); len(m) != 3 || m["name"] != "ada" || m["city"] != "london" {
+		t.Fatalf("backend %v", m)
+	}
+	// Synced: a field removed in the backend is removed in the node.
+	c.HDel(ctx, "h", "old")
+	if err := b.pullIn(ctx, []string{"h"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fields(); !slices.Equal(got, []string{"city", "name"}) {
+		t.Fatalf("node fields after HDEL %v", got)
 	}
 }

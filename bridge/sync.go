@@ -80,7 +80,11 @@ func (b *Bridge) sync(ctx context.Context) error {
 						b.takeIn.skip(s.Type)
 						continue
 					}
-					w, err := takeIn(l, []byte(k), s, restarted || b.isOwed(k))
+					additive := unlessSynced(b.shadow[h])
+					if restarted {
+						additive = always(true)
+					}
+					w, err := takeIn(l, []byte(k), s, additive)
 					if err != nil {
 						return fmt.Errorf("take in key %q from backend: %w", k, err)
 					}
@@ -175,16 +179,19 @@ func (b *Bridge) syncNodeOnly(ctx context.Context, seen map[uint64]struct{}, res
 				switch {
 				case !live:
 					b.remember(h, 0)
-				case had && !restarted && !b.isOwed(k):
+				case had && !restarted:
 					// This run of the backend had it, and it is gone
-					// (deleted, or expired as the node's copy is about to).
-					w, err := takeIn(l, []byte(k), State{}, false)
+					// (deleted, or expired as the node's copy is about to),
+					// unless the node changed it since.
+					w, err := takeIn(l, []byte(k), State{}, unlessSynced(b.shadow[h]))
 					if err != nil {
 						return err
 					}
 					b.remember(h, 0)
 					if w {
 						deleted++
+					} else {
+						push = append(push, k)
 					}
 				default:
 					b.remember(h, 0) // the backend does not hold it
