@@ -81,8 +81,13 @@ type Bridge struct {
 	// bridge last wrote or read the key; run's alone.
 	shadow      map[uint64]uint64
 	shadowRunID string // the backend run the shadow describes
-	runID       string // the backend's run now (INFO run_id)
 	shadowDirty bool
+	runID       string // the backend's run now (INFO run_id)
+	// foreign holds the key hashes the backend holds as a type redmesh
+	// does not model: the bridge leaves them alone. conflicted counts a
+	// key's write conflicts in a row. Both are run's alone.
+	foreign    map[uint64]struct{}
+	conflicted map[uint64]int
 
 	up        atomic.Bool
 	downSince atomic.Int64 // Unix ms
@@ -127,6 +132,7 @@ func Start(ctx context.Context, opts Options) (*Bridge, error) {
 		shadow:   map[uint64]uint64{},
 		stop:     make(chan struct{}),
 	}
+	b.foreign, b.conflicted = map[uint64]struct{}{}, map[uint64]int{}
 	b.loadShadow()
 	if err := b.connect(ctx); err != nil {
 		if errors.Is(err, errNotifications) {
@@ -458,7 +464,7 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 				b.st.echoes.Add(1)
 				continue
 			}
-			if s.Kind == Other {
+			if b.foreignType(h, s) {
 				continue
 			}
 			// A node state other than what the backend last held has
@@ -493,7 +499,7 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 			rec, live := b.n.Read([]byte(k))
 			s := FromRecord(rec, live)
 			h, d := keyHash(k), s.Digest()
-			if b.knows(h, d) || s.Kind == Other {
+			if _, foreign := b.foreign[h]; b.knows(h, d) || s.Kind == Other || foreign {
 				continue
 			}
 			expect := "0"
@@ -515,15 +521,38 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 		if ok == 1 {
 			b.remember(w.h, w.d)
 			b.st.written.Add(1)
+			delete(b.conflicted, w.h)
 			continue
 		}
 		b.st.conflicts.Add(1)
+		// Taken in, then written again; a key that keeps conflicting
+		// (changed in the backend without pause) is left to the audit
+		// rather than retried at once without end.
+		if b.conflicted[w.h]++; b.conflicted[w.h] > maxConflicts {
+			delete(b.conflicted, w.h)
+			b.log.Warn("key keeps changing in the backend while the node writes it: left to the next audit", "key", w.key)
+			continue
+		}
 		b.mu.Lock()
 		b.notified[w.key] = struct{}{}
 		b.owed[w.key] = struct{}{}
 		b.mu.Unlock()
 	}
 	return nil
+}
+
+// maxConflicts is how many write conflicts in a row a key gets retried.
+const maxConflicts = 3
+
+// foreignType notes whether the backend holds key (hash h) as a type
+// redmesh does not model, and reports it.
+func (b *Bridge) foreignType(h uint64, s State) bool {
+	if s.Kind == Other {
+		b.foreign[h] = struct{}{}
+		return true
+	}
+	delete(b.foreign, h)
+	return false
 }
 
 func digestHex(d uint64) string {

@@ -246,7 +246,8 @@ func newIdleBridge(t *testing.T, srv *redisServer, n *node.Node) *Bridge {
 		t.Fatal(err)
 	}
 	b := &Bridge{opts: opts, log: quietLog(), n: n, rdb: redis.NewClient(ro), prefix: "__keyspace@0__:",
-		owed: map[string]struct{}{}, notified: map[string]struct{}{}, wake: make(chan struct{}, 1), shadow: map[uint64]uint64{}, stop: make(chan struct{})}
+		owed: map[string]struct{}{}, notified: map[string]struct{}{}, wake: make(chan struct{}, 1), shadow: map[uint64]uint64{}, stop: make(chan struct{}),
+		foreign: map[uint64]struct{}{}, conflicted: map[uint64]int{}}
 	t.Cleanup(func() { b.rdb.Close() })
 	if err := b.connect(context.Background()); err != nil {
 		t.Fatal(err)
@@ -313,5 +314,33 @@ func TestChangeMeetsOwedRecord(t *testing.T) {
 	}
 	if got := fields(); !slices.Equal(got, []string{"city", "name"}) {
 		t.Fatalf("node fields after HDEL %v", got)
+	}
+}
+
+// TestForeignTypeLeftAlone: a key the backend holds as a list while the
+// node holds it as a string (written at another site) is neither
+// overwritten nor retried without end.
+func TestForeignTypeLeftAlone(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	n := openNode(t, t.TempDir())
+	b := newIdleBridge(t, srv, n)
+	c.RPush(ctx, "k", "a", "b")
+	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.SetString([]byte("k"), []byte("v"), 0) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.pushOut(ctx, []string{"k"}); err != nil { // the list is there: conflict
+		t.Fatal(err)
+	}
+	if err := b.drain(ctx); err != nil { // read: a list; not written again
+		t.Fatal(err)
+	}
+	if typ := c.Type(ctx, "k").Val(); typ != "list" {
+		t.Fatalf("the list became a %s", typ)
+	}
+	if got := b.st.conflicts.Load(); got != 1 {
+		t.Fatalf("%d conflicts, want 1", got)
 	}
 }

@@ -73,11 +73,11 @@ func (b *Bridge) sync(ctx context.Context) error {
 				for i, k := range read {
 					s := states[i]
 					h, d := keyHash(k), s.Digest()
-					if b.knows(h, d) {
+					if b.foreignType(h, s) {
+						b.takeIn.skip(s.Type)
 						continue
 					}
-					if s.Kind == Other {
-						b.takeIn.skip(s.Type)
+					if b.knows(h, d) {
 						continue
 					}
 					additive := unlessSynced(b.shadow[h])
