@@ -344,3 +344,29 @@ func TestForeignTypeLeftAlone(t *testing.T) {
 		t.Fatalf("%d conflicts, want 1", got)
 	}
 }
+
+// TestBackendRestartedFromOlderCopy: a backend restarted on an RDB saved
+// before the node's last write does not bring the older value back.
+func TestBackendRestartedFromOlderCopy(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	c.Set(ctx, "k", "v1", 0)
+	dir := t.TempDir()
+	n := openNode(t, dir)
+	b := startBridge(t, srv, n, dir)
+	within(t, 5*time.Second, "take-in", func() bool { return b.takeIn.Done.Load() })
+	if err := c.Save(ctx).Err(); err != nil { // the RDB holds v1
+		t.Fatal(err)
+	}
+	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.SetString([]byte("k"), []byte("v2"), 0) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 5*time.Second, "v2 in the backend", func() bool { return c.Get(ctx, "k").Val() == "v2" })
+	srv.restart(t) // loads the RDB: v1
+	within(t, 10*time.Second, "v2 back in the backend", func() bool { return c.Get(ctx, "k").Val() == "v2" })
+	if v, _ := nodeString(n, "k"); v != "v2" {
+		t.Fatalf("the node went back to %q", v)
+	}
+}

@@ -24,7 +24,9 @@ import (
 // node holds and the backend lacks was deleted there if the shadow says
 // this run of the backend had it; otherwise (first start, a backend
 // restarted empty) the backend is refilled from the node, never taken as a
-// mass delete.
+// mass delete. A restarted backend holding a key in another state than the
+// bridge last saw there loaded an older copy (RDB, AOF): the node's state is
+// written over it.
 func (b *Bridge) sync(ctx context.Context) error {
 	b.syncing.Store(true)
 	defer b.syncing.Store(false)
@@ -37,9 +39,7 @@ func (b *Bridge) sync(ctx context.Context) error {
 	restarted := b.runID != b.shadowRunID
 	cheap := !restarted && len(b.shadow) > 0
 	b.st.audits.Add(1)
-	b.takeIn.Scanned.Store(0)
-	b.takeIn.Written.Store(0)
-	b.takeIn.Done.Store(false)
+	b.takeIn.reset()
 	if size, err := b.rdb.DBSize(ctx).Result(); err == nil {
 		b.takeIn.Estimate.Store(size)
 	}
@@ -78,6 +78,14 @@ func (b *Bridge) sync(ctx context.Context) error {
 						continue
 					}
 					if b.knows(h, d) {
+						continue
+					}
+					if _, had := b.shadow[h]; had && restarted {
+						// A restarted backend that holds another state
+						// than the one the bridge last saw there loaded an
+						// older copy (its RDB or AOF): the node's state,
+						// newer, is written back over it.
+						b.remember(h, d)
 						continue
 					}
 					additive := unlessSynced(b.shadow[h])

@@ -26,6 +26,14 @@ type TakeInStats struct {
 	Estimate atomic.Int64 // DBSIZE at the start
 }
 
+// reset zeroes the counts for a new pass over the backend.
+func (s *TakeInStats) reset() {
+	for _, c := range []*atomic.Int64{&s.Scanned, &s.Written, &s.Skipped, &s.Lists, &s.Zsets, &s.Streams, &s.Others} {
+		c.Store(0)
+	}
+	s.Done.Store(false)
+}
+
 func (s *TakeInStats) skip(typ string) {
 	s.Skipped.Add(1)
 	switch typ {
