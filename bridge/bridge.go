@@ -270,16 +270,11 @@ func (b *Bridge) listen() {
 		cancel()
 		ps.Close() // a read blocked on the connection does not see ctx
 	}()
-	subscribed := false
 	for {
 		msg, err := ps.Receive(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
-			}
-			if subscribed {
-				subscribed = false
-				b.requestResync()
 			}
 			select {
 			case <-time.After(b.opts.RetryInterval):
@@ -291,7 +286,9 @@ func (b *Bridge) listen() {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "psubscribe" {
-				subscribed = true
+				// Changes made before the subscription took effect were
+				// told to no one: an audit finds them.
+				b.requestResync()
 			}
 		case *redis.Message:
 			key, ok := strings.CutPrefix(m.Channel, b.prefix)
