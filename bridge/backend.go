@@ -68,13 +68,17 @@ func newReader(ctx context.Context, rdb *redis.Client) (*reader, error) {
 	return &reader{rdb: rdb, pttl: major > 0 && major < 7, runID: runID}, nil
 }
 
-// read reads keys: one pipeline for their types and deadlines, one for
-// their values. A key that changed type in between comes back with
-// Kind Other and Type "" (read it again).
+// read reads keys' States: on Redis 7 and later with one script call
+// (readScript), atomically; before, with two pipelines, one for their types
+// and deadlines and one for their values, where a key that changed type in
+// between comes back with Kind Other and Type "" (read it again).
 func (r *reader) read(ctx context.Context, keys []string) ([]State, error) {
 	out := make([]State, len(keys))
 	if len(keys) == 0 {
 		return out, nil
+	}
+	if !r.pttl {
+		return r.readByScript(ctx, keys, out)
 	}
 	types := make([]*redis.StatusCmd, len(keys))
 	deadlines := make([]*redis.Cmd, len(keys))
@@ -175,4 +179,58 @@ func (s State) empty() bool {
 
 func isNilOrWrongType(err error) bool {
 	return errors.Is(err, redis.Nil) || strings.HasPrefix(err.Error(), "WRONGTYPE")
+}
+
+// readByScript reads keys with one call of readScript: a reply per key of
+// its type, its deadline and its value (a string, or an array of fields
+// and values or of members). One round trip for the batch, and each key's
+// type, deadline and value read at one moment.
+func (r *reader) readByScript(ctx context.Context, keys []string, out []State) ([]State, error) {
+	reply, err := readScript.Run(ctx, r.rdb, keys).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("read %d keys from backend: %w", len(keys), err)
+	}
+	if len(reply) != len(keys) {
+		return nil, fmt.Errorf("read %d keys from backend: %d replies", len(keys), len(reply))
+	}
+	for i, rep := range reply {
+		e, ok := rep.([]any)
+		if !ok || len(e) < 2 {
+			return nil, fmt.Errorf("read key %q from backend: reply %T", keys[i], rep)
+		}
+		typ, _ := e[0].(string)
+		s := &out[i]
+		s.Kind = kindOf(typ)
+		if s.Kind == Other {
+			s.Type = typ
+		}
+		if at, _ := e[1].(int64); at > 0 {
+			s.At = at
+		}
+		var val any
+		if len(e) > 2 {
+			val = e[2]
+		}
+		switch s.Kind {
+		case String:
+			v, _ := val.(string)
+			s.Str = []byte(v)
+		case Hash, Set:
+			arr, _ := val.([]any)
+			for _, x := range arr {
+				v, _ := x.(string)
+				if s.Kind == Hash {
+					s.Fields = append(s.Fields, []byte(v))
+				} else {
+					s.Members = append(s.Members, []byte(v))
+				}
+			}
+			if s.Kind == Hash {
+				s.Fields = sortFields(s.Fields)
+			} else {
+				sortMembers(s.Members)
+			}
+		}
+	}
+	return out, nil
 }

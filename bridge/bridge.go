@@ -215,7 +215,7 @@ func (b *Bridge) connect(ctx context.Context) error {
 	if err := b.ensureNotifications(ctx); err != nil {
 		return err
 	}
-	for _, s := range []*redis.Script{writeScript, digestScript} {
+	for _, s := range []*redis.Script{writeScript, digestScript, readScript} {
 		if err := s.Load(ctx, b.rdb).Err(); err != nil {
 			return fmt.Errorf("load script into backend: %w", err)
 		}

@@ -74,3 +74,19 @@ local out = {}
 for i, k in ipairs(KEYS) do out[i] = digest(k) end
 return out
 `)
+
+// readScript answers, per key of KEYS, {type, PEXPIRETIME, value}: the value
+// a string, HGETALL's or SMEMBERS' array, or nothing for other types.
+var readScript = redis.NewScript(`
+local out = {}
+for i, k in ipairs(KEYS) do
+  local t = redis.call('TYPE', k)['ok']
+  local v = false
+  if t == 'string' then v = redis.call('GET', k)
+  elseif t == 'hash' then v = redis.call('HGETALL', k)
+  elseif t == 'set' then v = redis.call('SMEMBERS', k)
+  end
+  out[i] = {t, redis.call('PEXPIRETIME', k), v}
+end
+return out
+`)
