@@ -83,6 +83,10 @@ type Bridge struct {
 	shadowRunID string // the backend run the shadow describes
 	shadowDirty bool
 	runID       string // the backend's run now (INFO run_id)
+	// failures counts attempts in a row that failed; nextTry is when to try
+	// again. run's alone (and Start's, before run).
+	failures int
+	nextTry  time.Time
 	// foreign holds the key hashes the backend holds as a type redmesh
 	// does not model: the bridge leaves them alone. conflicted counts a
 	// key's write conflicts in a row. Both are run's alone.
@@ -251,6 +255,8 @@ func (b *Bridge) ensureNotifications(ctx context.Context) error {
 func (b *Bridge) setDown(err error) {
 	msg := err.Error()
 	b.lastErr.Store(&msg)
+	b.failures = min(b.failures+1, 7)
+	b.nextTry = time.Now().Add(min(b.opts.RetryInterval<<(b.failures-1), time.Minute))
 	if b.up.Swap(false) || b.downSince.Load() == 0 {
 		b.downSince.Store(time.Now().UnixMilli())
 		b.log.Warn("backend down: the node serves on and keeps what it owes the backend", "err", err)
@@ -340,6 +346,12 @@ func (b *Bridge) run() {
 			lastSave = time.Now()
 		}
 		if !b.up.Load() {
+			// Retries back off (1 s, doubling, up to a minute): a backend
+			// that answers but fails the bridge's work (out of memory, a
+			// read-only replica) would otherwise cost an audit a second.
+			if time.Now().Before(b.nextTry) {
+				continue
+			}
 			if err := b.connect(ctx); err != nil {
 				b.setDown(err)
 				continue
@@ -367,6 +379,7 @@ func (b *Bridge) run() {
 				continue
 			}
 			needSync, lastAudit = false, time.Now()
+			b.failures = 0
 		}
 		if err := b.drain(ctx); err != nil {
 			if ctx.Err() != nil || errors.Is(err, keyspace.ErrClosed) {
