@@ -125,9 +125,6 @@ func (n *Node) Read(key []byte) (record.Record, bool) {
 	return rec, rec.Live(n.nowMillis())
 }
 
-// NowMillis is the node's clock in Unix milliseconds.
-func (n *Node) NowMillis() int64 { return n.nowMillis() }
-
 // OnCommit sets a function called after each commit with its entries (local
 // writes, peers' records, expiry sweeps alike), on the committer's
 // goroutine: it must not block, nor keep the entries' slices. nil removes it.
