@@ -115,6 +115,15 @@ func TestBridgeThreeSites(t *testing.T) {
 	readAt := func(i int, key string) string { return r[i].c.Get(ctx, key).Val() }
 	top := t
 
+	t.Run("INFO bridge", func(t *testing.T) {
+		waitUntil(t, 10*time.Second, "take-in done", func() bool {
+			in := n1.infoSection(t, "bridge")
+			return in["bridge_link_status"] == "up" && in["bridge_sync_in_progress"] == "0" && in["bridge_audits"] != "0"
+		})
+		if in := n1.infoSection(t, "bridge"); in["bridge_backend"] != "redis://"+r[1].addr {
+			t.Fatalf("INFO bridge: %v", in)
+		}
+	})
 	t.Run("seeded dataset reaches every site", func(t *testing.T) {
 		waitUntil(t, 20*time.Second, "seeded at #3", func() bool { return readAt(2, "seeded") == "at-1" })
 	})
