@@ -167,6 +167,16 @@ func TestBridgeThreeSites(t *testing.T) {
 				return m["name"] == "ada" && m["city"] == "london"
 			})
 		}
+		// Many at once: while one site's field travels, the other site's
+		// Redis takes a new field of the same hash.
+		for j := range 30 {
+			wg.Go(func() { r[0].c.HSet(ctx, "busy", fmt.Sprint("a", j), j) })
+			wg.Go(func() { r[1].c.HSet(ctx, "busy", fmt.Sprint("b", j), j) })
+		}
+		wg.Wait()
+		for i := range r {
+			waitUntil(t, 10*time.Second, fmt.Sprintf("60 fields at #%d", i+1), func() bool { return r[i].c.HLen(ctx, "busy").Val() == 60 })
+		}
 	})
 	t.Run("concurrent writes of one string end identical everywhere", func(t *testing.T) {
 		var wg sync.WaitGroup
