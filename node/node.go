@@ -55,6 +55,9 @@ type Node struct {
 	live     liveSettings                // what CONFIG SET changes: see live.go
 	mesh     atomic.Pointer[gossip.Mesh] // nil until started, or without a mesh
 	setAside setAside                    // peers' records kept out by record.Fresh
+	// commitHook is called after each commit (OnCommit, local.go).
+	commitHook atomic.Pointer[func([]wal.Entry)]
+	infoHook   atomic.Pointer[func() []string] // INFO's Bridge section (SetInfo, local.go)
 	// Memory against --maxmemory (memory.go): the heap beside the
 	// keyspace's table, sampled; the limit (CONFIG SET changes it); and
 	// whether the last sample was over it.

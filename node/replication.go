@@ -55,6 +55,9 @@ func (n *Node) committed(entries []wal.Entry) {
 	if m := n.mesh.Load(); m != nil {
 		m.Committed(entries)
 	}
+	if fn := n.commitHook.Load(); fn != nil { // OnCommit (local.go)
+		(*fn)(entries)
+	}
 }
 
 // MeshAddrs are the node's full mesh multiaddrs (nil without a mesh).
