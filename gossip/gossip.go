@@ -195,7 +195,11 @@ type peerState struct {
 	// sentStable is the own stable time we last told the peer (stable.go),
 	// downSince when its link last closed.
 	sentStable, sentAside hlc.Timestamp
-	downSince             time.Time
+	// durAcked is how far theirAcked is synced here (durableAcks); the
+	// snapshot waits for the sync numbered snapMark.
+	durAcked, durEpoch, sentDurable uint64
+	snapAcked, snapEpoch, snapMark  uint64
+	downSince                       time.Time
 	// asideBelow: the peer was forgotten and came back when the stable time
 	// was this; its records' writes up to it are set aside (stable.go).
 	asideBelow hlc.Timestamp

@@ -596,13 +596,14 @@ func FuzzDecodeAck(f *testing.F) {
 	f.Add([]byte{0x80})
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if e, sq, st, as, err := decodeAckStable(b); err == nil {
+		if e, sq, st, du, as, err := decodeAckStable(b); err == nil {
 			back := binary.AppendUvarint(binary.AppendUvarint(binary.AppendUvarint(nil, e), sq), uint64(st))
+			back = binary.AppendUvarint(back, du)
 			if as != 0 {
 				back = binary.AppendUvarint(back, uint64(as))
 			}
-			if e2, s2, st2, as2, err := decodeAckStable(back); err != nil || e2 != e || s2 != sq || st2 != st || as2 != as {
-				t.Fatalf("(%d, %d, %d, %d) does not survive a round trip", e, sq, st, as)
+			if e2, s2, st2, du2, as2, err := decodeAckStable(back); err != nil || e2 != e || s2 != sq || st2 != st || du2 != du || as2 != as {
+				t.Fatalf("(%d, %d, %d, %d, %d) does not survive a round trip", e, sq, st, du, as)
 			}
 		}
 		epoch, seq, err := decodeAck(b)

@@ -13,18 +13,21 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/redmesh/redmesh/hlc"
+	"github.com/redmesh/redmesh/wal"
 )
 
 // Acknowledgements over /redmesh/ack/3, for WAIT, INFO and garbage
 // collection. A node opens one stream to each connected peer when the link
 // comes up and sends on it
 //
-//	uvarint epoch | uvarint seq | uvarint ownStable [| uvarint asideBelow]
+//	uvarint epoch | uvarint seq | uvarint ownStable | uvarint durable [| uvarint asideBelow]
 //
 // meaning that every local write of that peer's log epoch up to seq is
-// applied here, and that every member has applied this node's writes up to
-// ownStable (stable.go): once every AckInterval while either moves, and at
-// once when the peer asked. asideBelow, sent to a forgotten member that came
+// applied here (what WAIT counts), up to durable also synced (what the
+// stable time counts: an acknowledged delete a crash could take back must
+// not let the others collect), and that every member has applied this node's
+// writes up to ownStable (stable.go): once every AckInterval while any
+// moves, and at once when the peer asked. asideBelow, sent to a forgotten member that came
 // back, is the stable time of its return: this node sets aside what that
 // member holds from up to then, and the member sets it aside too. The peer asks with the same frame the other way ("tell me once
 // you have applied up to seq") when a client WAITs for that write, as a Redis
@@ -53,12 +56,23 @@ func (m *Mesh) ackSender() {
 		case <-tick.C:
 			periodic = true
 		}
+		m.mu.Lock()
+		unsynced := m.durableAcks()
+		m.mu.Unlock()
+		if unsynced && m.store.Fsync() == wal.FsyncNo {
+			// Nothing else syncs: one sync per AckInterval lets the
+			// stable time move.
+			if err := m.store.Sync(); err != nil {
+				m.log.Warn("sync for acknowledgements", "err", err)
+			}
+		}
 		type job struct {
 			ps           *peerState
 			s            network.Stream
 			w            *bufio.Writer
 			epoch, acked uint64
 			stable       hlc.Timestamp
+			durable      uint64
 			aside        hlc.Timestamp
 			open, due    bool
 		}
@@ -69,8 +83,8 @@ func (m *Mesh) ackSender() {
 				continue
 			}
 			moved := ps.theirEpoch != 0 && (ps.theirEpoch != ps.sentEpoch || ps.theirAcked != ps.sentAcked ||
-				ps.sentStable != m.stab.Own() || ps.sentAside != ps.asideBelow)
-			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, epoch: ps.theirEpoch, acked: ps.theirAcked, stable: m.stab.Own(), aside: ps.asideBelow,
+				ps.sentStable != m.stab.Own() || ps.sentDurable != ps.durAcked || ps.sentAside != ps.asideBelow)
+			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, epoch: ps.theirEpoch, acked: ps.theirAcked, stable: m.stab.Own(), durable: ps.durAcked, aside: ps.asideBelow,
 				open: ps.ackStream == nil, due: moved && (periodic || ps.wanted())}
 			if j.open || j.due {
 				jobs = append(jobs, j)
@@ -97,6 +111,7 @@ func (m *Mesh) ackSender() {
 			out = binary.AppendUvarint(out[:0], j.epoch)
 			out = binary.AppendUvarint(out, j.acked)
 			out = binary.AppendUvarint(out, uint64(j.stable))
+			out = binary.AppendUvarint(out, j.durable)
 			if j.aside != 0 {
 				out = binary.AppendUvarint(out, uint64(j.aside))
 			}
@@ -112,6 +127,7 @@ func (m *Mesh) ackSender() {
 					j.ps.ackStream, j.ps.ackW = nil, nil // reopened on the next tick
 				} else {
 					j.ps.sentEpoch, j.ps.sentAcked, j.ps.sentStable, j.ps.sentAside = j.epoch, j.acked, j.stable, j.aside
+					j.ps.sentDurable = j.durable
 				}
 			}
 			m.mu.Unlock()
@@ -154,21 +170,48 @@ func (m *Mesh) readAckWants(ps *peerState, s network.Stream) {
 }
 
 // decodeAckStable decodes an acknowledgement: epoch, seq, the sender's own
-// stable time, and asideBelow (0 when absent).
-func decodeAckStable(frame []byte) (epoch, seq uint64, stable, aside hlc.Timestamp, err error) {
-	var v [4]uint64
+// stable time, the durable seq, and asideBelow (0 when absent).
+func decodeAckStable(frame []byte) (epoch, seq uint64, stable hlc.Timestamp, durable uint64, aside hlc.Timestamp, err error) {
+	var v [5]uint64
 	i, n := 0, 0
 	for ; i < len(v) && n < len(frame); i++ {
 		x, k := binary.Uvarint(frame[n:])
 		if k <= 0 {
-			return 0, 0, 0, 0, errMalformedFrame
+			return 0, 0, 0, 0, 0, errMalformedFrame
 		}
 		v[i], n = x, n+k
 	}
-	if i < 3 || n != len(frame) {
-		return 0, 0, 0, 0, errMalformedFrame
+	if i < 4 || n != len(frame) || v[3] > v[1] {
+		return 0, 0, 0, 0, 0, errMalformedFrame
 	}
-	return v[0], v[1], hlc.Timestamp(v[2]), hlc.Timestamp(v[3]), nil
+	return v[0], v[1], hlc.Timestamp(v[2]), v[3], hlc.Timestamp(v[4]), nil
+}
+
+// durableAcks moves, per peer, how far our acknowledgement of its writes is
+// synced here: with --fsync always every commit is; otherwise what was
+// applied when a sync began counts once that sync is done. It reports
+// whether some peer waits for a sync (m.mu held).
+func (m *Mesh) durableAcks() bool {
+	always := m.store.Fsync() == wal.FsyncAlways
+	synced, mark := m.store.SyncedTo(), m.store.SyncMark()
+	waiting := false
+	for _, ps := range m.peers {
+		if ps.durEpoch != ps.theirEpoch {
+			ps.durEpoch, ps.durAcked = ps.theirEpoch, 0
+		}
+		if always {
+			ps.durAcked = ps.theirAcked
+			continue
+		}
+		if ps.snapEpoch == ps.theirEpoch && ps.snapMark != 0 && synced >= ps.snapMark {
+			ps.durAcked = max(ps.durAcked, ps.snapAcked)
+		}
+		if ps.snapEpoch != ps.theirEpoch || ps.snapAcked != ps.theirAcked {
+			ps.snapEpoch, ps.snapAcked, ps.snapMark = ps.theirEpoch, ps.theirAcked, mark
+		}
+		waiting = waiting || ps.durAcked < ps.theirAcked
+	}
+	return waiting
 }
 
 // decodeAck decodes a request for an acknowledgement: epoch and seq.
@@ -215,7 +258,7 @@ func (m *Mesh) serveAck(s network.Stream) {
 			}
 			return
 		}
-		epoch, seq, stable, aside, err := decodeAckStable(frame)
+		epoch, seq, stable, durable, aside, err := decodeAckStable(frame)
 		if err != nil {
 			m.misbehaved(p, "ack", err)
 			return
@@ -235,7 +278,7 @@ func (m *Mesh) serveAck(s network.Stream) {
 		}
 		now := time.Now()
 		ps.ackedAt = now
-		m.stab.Acked(ps.mid, seq, now)
+		m.stab.Acked(ps.mid, durable, now)
 		m.mu.Unlock()
 		if changed {
 			m.broadcastAck()

@@ -32,6 +32,9 @@ type Stability struct {
 	stable  hlc.Timestamp
 	holder  PeerID
 	movedAt time.Time
+	// quorumSince is since when this node has been linked to a majority of
+	// the members, itself included (zero: it is not).
+	quorumSince time.Time
 }
 
 // AckDurable is how old an acknowledgement must be to count.
@@ -174,8 +177,15 @@ func (s *Stability) Forgotten(id PeerID) bool {
 	return m != nil && m.forgotten
 }
 
-// Silent lists the members down for longer than d, not yet forgotten.
+// Silent lists the members down for longer than d, not yet forgotten, for
+// forgetting them without an operator: only while this node has been linked
+// to a majority of the members (itself included) for d without a break. A
+// node cut off with a minority would otherwise forget the majority, and the
+// majority it: at the heal each side would set aside the other's writes.
 func (s *Stability) Silent(now time.Time, d time.Duration) []PeerID {
+	if s.quorumSince.IsZero() || now.Sub(s.quorumSince) < d {
+		return nil
+	}
 	var out []PeerID
 	for id, m := range s.members {
 		if !m.forgotten && !m.up && !m.downSince.IsZero() && now.Sub(m.downSince) > d {
@@ -199,6 +209,21 @@ func (s *Stability) covered(seq uint64) hlc.Timestamp {
 
 // Update works the own and stable times out again at now.
 func (s *Stability) Update(now time.Time) {
+	members, up := 1, 1
+	for _, m := range s.members {
+		if !m.forgotten {
+			members++
+			if m.up {
+				up++
+			}
+		}
+	}
+	switch {
+	case 2*up <= members:
+		s.quorumSince = time.Time{}
+	case s.quorumSince.IsZero():
+		s.quorumSince = now
+	}
 	if len(s.samples) == 0 {
 		return
 	}

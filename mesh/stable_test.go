@@ -53,6 +53,7 @@ func TestStability(t *testing.T) {
 	if s.Own() != 100 || s.Stable() != 95 {
 		t.Fatalf("after C's link dropped: own %v stable %v", s.Own(), s.Stable())
 	}
+	// B and self are two of three: a majority, linked since 0 s.
 	if got := s.Silent(at(10), 5*time.Second); len(got) != 1 || got[0] != c {
 		t.Fatalf("silent %v, want C", got)
 	}
@@ -120,5 +121,39 @@ func TestStabilityUnderSteadyAcks(t *testing.T) {
 	// that is 2 s old.
 	if s.Own() != 800 || s.Stable() != 800 {
 		t.Fatalf("own %v stable %v, want 800", s.Own(), s.Stable())
+	}
+}
+
+// A node cut off from the majority forgets no one, however long.
+func TestStabilityForgetsOnlyWithAMajority(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	s := NewStability(1, 0)
+	for id := PeerID(2); id <= 5; id++ {
+		s.LinkUp(id)
+	}
+	s.Sample(1, 10)
+	s.Update(t0)
+	for id := PeerID(2); id <= 4; id++ { // a partition: self and 5 apart from 2, 3, 4
+		s.LinkDown(id, t0)
+	}
+	s.Update(t0.Add(time.Second))
+	if got := s.Silent(t0.Add(time.Hour), time.Minute); got != nil {
+		t.Fatalf("a minority forgets %v", got)
+	}
+	// The majority side: 2, 3, 4 and self linked, 5 down.
+	m := NewStability(2, 0)
+	for _, id := range []PeerID{1, 3, 4, 5} {
+		m.LinkUp(id)
+	}
+	m.Update(t0)
+	m.LinkDown(1, t0)
+	m.LinkDown(5, t0)
+	m.Update(t0.Add(time.Second))
+	if got := m.Silent(t0.Add(30*time.Second), time.Minute); got != nil {
+		t.Fatalf("forgotten before a minute: %v", got)
+	}
+	m.Update(t0.Add(2 * time.Minute))
+	if got := m.Silent(t0.Add(2*time.Minute), time.Minute); len(got) != 2 {
+		t.Fatalf("the majority forgets %v, want 1 and 5", got)
 	}
 }

@@ -108,15 +108,9 @@ type Config struct {
 	// tombstone.
 	NoCollect bool
 	// ForgetAfter, if positive, makes each node forget a member silent for
-	// longer, as `redmesh serve --forget-after`.
+	// longer, as `redmesh serve --forget-after`: only while linked to a
+	// majority of the members for as long (mesh.Stability.Silent).
 	ForgetAfter time.Duration
-	// ForgetQuorum lets a node forget silent members only once it has
-	// been linked to a majority of the members it has not forgotten
-	// (itself included) for ForgetAfter without a break, which the real
-	// node does not check: without it, both sides of a partition longer
-	// than ForgetAfter forget each other, and at the heal each sets aside
-	// what the other wrote.
-	ForgetQuorum bool
 	// AckInterval is how often a node sends each connected peer its
 	// acknowledgement and samples its log and clock (gossip's AckInterval
 	// and stableEvery); it also collects this often.

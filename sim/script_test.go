@@ -13,7 +13,7 @@ import (
 // TestScripts runs the scripts in testdata/scripts. Commands:
 //
 //	run [seed=N] [nodes=N] [keys=N] [fsync=M] [log-retain=N] [loss=P] [no-push] [no-catch-up]
-//	    [no-collect] [forget-after=D] [forget-quorum] [os-flush=D] [detect=D] [ack-synced]
+//	    [no-collect] [forget-after=D] [os-flush=D] [detect=D] [ack-synced]
 //	    <scenario YAML>            runs it and prints the verdict and figures
 //	builtin NAME [the same args]   runs a built-in scenario
 //	get KEY                        the key's value on the live nodes of the last run
@@ -39,7 +39,7 @@ func TestScripts(t *testing.T) {
 					cfg.Network.Loss = loss
 				}
 				cfg.NoPush, cfg.NoCatchUp, cfg.NoCollect = d.HasArg("no-push"), d.HasArg("no-catch-up"), d.HasArg("no-collect")
-				cfg.AckSynced, cfg.ForgetQuorum = d.HasArg("ack-synced"), d.HasArg("forget-quorum")
+				cfg.AckSynced = d.HasArg("ack-synced")
 				for _, a := range []struct {
 					name string
 					to   *time.Duration

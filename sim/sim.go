@@ -221,6 +221,9 @@ func (s *Sim) build() {
 		}
 		for _, p := range x.peers.Peers() {
 			x.peers.SetConnected(p.ID, true)
+			if x.gc.stab != nil {
+				x.gc.stab.LinkUp(p.ID)
+			}
 			x.peers.SetCursor(p.ID, mesh.Cursor{Epoch: 1, Next: 0})
 			x.peers.ObserveRoot(p.ID, root)
 		}

@@ -60,9 +60,6 @@ type gcState struct {
 	asideBelow map[mesh.PeerID]hlc.Timestamp
 	// collectedTo is the stable time of the last collection.
 	collectedTo hlc.Timestamp
-	// quorumSince is when n last came to be linked to a majority of its
-	// members (0: it is not), for ForgetQuorum.
-	quorumSince int64
 }
 
 type aheadPushes struct {
@@ -135,7 +132,7 @@ func (s *Sim) gcTick(n *node) {
 	if ts, err := n.clock.Now(); err == nil {
 		g.stab.Sample(g.lastLocal, ts)
 	}
-	if s.cfg.ForgetAfter > 0 && s.mayForget(n) {
+	if s.cfg.ForgetAfter > 0 {
 		ids := g.stab.Silent(now, s.cfg.ForgetAfter)
 		slices.Sort(ids)
 		for _, id := range ids {
@@ -153,41 +150,6 @@ func (s *Sim) gcTick(n *node) {
 	}
 	s.sendAcks(n)
 	s.collect(n)
-}
-
-// mayForget reports whether n may forget silent members now: always, as
-// the real node does, or with ForgetQuorum only once it has been linked to
-// a majority of its members for ForgetAfter without a break (so a node cut
-// off from the rest, or one that has just come back to it, forgets nobody).
-func (s *Sim) mayForget(n *node) bool {
-	if !s.cfg.ForgetQuorum {
-		return true
-	}
-	g := &n.gc
-	if !s.quorum(n) {
-		g.quorumSince = 0
-		return false
-	}
-	if g.quorumSince == 0 {
-		g.quorumSince = s.now
-	}
-	return s.now-g.quorumSince > int64(s.cfg.ForgetAfter)
-}
-
-// quorum reports whether n is linked to a majority of the members it has
-// not forgotten, itself included.
-func (s *Sim) quorum(n *node) bool {
-	members, linked := 1, 1
-	for _, o := range s.nodes {
-		if o == n || o.gone || n.gc.forgot[o.pid] {
-			continue
-		}
-		members++
-		if p := n.peers.Get(o.pid); p != nil && p.Connected {
-			linked++
-		}
-	}
-	return 2*linked > members
 }
 
 // sendAcks sends each connected peer whose log n reads what it has applied

@@ -193,7 +193,7 @@ func (s *Store) Commit(b *Batch) error {
 		return fmt.Errorf("commit log entries %d-%d: %w", b.Entries[0].Seq, b.Entries[len(b.Entries)-1].Seq, err)
 	}
 	if s.opts.Fsync == FsyncAlways {
-		if err := s.db.Sync(); err != nil {
+		if err := s.sync(); err != nil {
 			return fmt.Errorf("fsync the log: %w", err)
 		}
 	}

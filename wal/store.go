@@ -130,6 +130,10 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
+	// Syncs are numbered as they start; syncDone is the highest number
+	// completed (SyncMark, SyncedTo).
+	syncStarted, syncDone atomic.Uint64
+
 	stop chan struct{}
 	// retainNow asks for a retention pass before the next tick: a new
 	// checkpoint may let the log go.
@@ -210,11 +214,29 @@ func (s *Store) Dir() string { return s.opts.Dir }
 
 // Sync makes everything committed so far durable.
 func (s *Store) Sync() error {
-	if err := s.db.Sync(); err != nil {
+	if err := s.sync(); err != nil {
 		return fmt.Errorf("fsync the log: %w", err)
 	}
 	return nil
 }
+
+// sync is Badger's Sync, numbered.
+func (s *Store) sync() error {
+	n := s.syncStarted.Add(1)
+	err := s.db.Sync()
+	if err == nil {
+		for done := s.syncDone.Load(); done < n && !s.syncDone.CompareAndSwap(done, n); done = s.syncDone.Load() {
+		}
+	}
+	return err
+}
+
+// SyncMark is the number of the next sync to start: once SyncedTo reaches
+// it, everything committed before SyncMark was called is durable.
+func (s *Store) SyncMark() uint64 { return s.syncStarted.Load() + 1 }
+
+// SyncedTo is the number of the latest sync completed.
+func (s *Store) SyncedTo() uint64 { return s.syncDone.Load() }
 
 // Close stops the background work, syncs and closes Badger. The caller
 // commits nothing after it.
@@ -261,7 +283,7 @@ func (s *Store) background() {
 				s.releaseMapped()
 			}
 			if s.opts.Fsync == FsyncEverySec {
-				if err := s.db.Sync(); err != nil {
+				if err := s.sync(); err != nil {
 					s.log.Error("background fsync failed", "err", err)
 				}
 			}
@@ -427,7 +449,7 @@ func (s *Store) PutMetaSync(name string, value []byte) error {
 		err = s.update(func(txn *badger.Txn) error { return txn.Set(metaKey(name), value) })
 	}
 	if err == nil {
-		err = s.db.Sync()
+		err = s.sync()
 	}
 	if err != nil {
 		return fmt.Errorf("write meta %q: %w", name, err)

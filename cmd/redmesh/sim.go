@@ -151,7 +151,6 @@ or a YAML/JSON scenario file; --print-scenario shows a built-in as YAML.`,
 	f.BoolVar(&cfg.NoCollect, "no-collect", false, "switch garbage collection off (every tombstone kept)")
 	f.DurationVar(&cfg.ForgetAfter, "forget-after", 0, "forget members silent this long, as serve --forget-after (0: the scenario's, default off)")
 	f.BoolVar(&cfg.AckSynced, "ack-synced", false, "acknowledge only what is synced (not what the node does today)")
-	f.BoolVar(&cfg.ForgetQuorum, "forget-quorum", false, "forget only after forget-after linked to a majority (not what the node does today)")
 	f.DurationVar(&nw.Latency, "latency", nw.Latency, "one-way base latency")
 	f.DurationVar(&nw.Jitter, "jitter", nw.Jitter, "mean of the log-normal latency tail")
 	f.Int64Var(&nw.Bandwidth, "bandwidth", nw.Bandwidth, "uplink bytes per second per node (0: unlimited)")
