@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Garbage collection on a 3-node mesh, beside one redis-server (appendonly
 # yes, appendfsync everysec) given the same writes. MODE is
+#   rounds: bench/ttl.sh's workload, SECONDS rounds of 300,000 new keys
+#        `SET sess:R:N <64 B> EX 1` 12 s apart; a row per server and round
+#        at the round's 12 s mark, and how long DBSIZE took to reach 0;
 #   ttl: RATE new keys a second, `SET gc:N <64 B> EX 1` (a session cache);
 #   del: RATE keys a second written and deleted (`SET gc:N <64 B>`, then
 #        `DEL` of the key written 2 s before), so tombstones pile up unless
@@ -10,10 +13,10 @@
 # DBSIZE, tombstones (redmesh's gc_tombstones), RSS and the data directory's
 # size, and for the first node how far its stable time is behind.
 # Ports 21379 (Redis), 21380-21382 (RESP) and 21480-21482 (mesh).
-# Usage: bench/gc-mesh.sh MODE SECONDS [RATE] [STEP]
+# Usage: bench/gc-mesh.sh rounds ROUNDS | bench/gc-mesh.sh ttl|del SECONDS [RATE] [STEP]
 source "$(dirname "$0")/lib.sh"
-mode=${1:?usage: bench/gc-mesh.sh ttl|del SECONDS [RATE] [STEP]}
-secs=${2:?usage: bench/gc-mesh.sh ttl|del SECONDS [RATE] [STEP]}
+mode=${1:?usage: bench/gc-mesh.sh rounds|ttl|del SECONDS|ROUNDS [RATE] [STEP]}
+secs=${2:?usage: bench/gc-mesh.sh rounds|ttl|del SECONDS|ROUNDS [RATE] [STEP]}
 rate=${3:-10000}
 step=${4:-30}
 build_redmesh
@@ -65,6 +68,45 @@ row() {
 			"$(echo "$(rss_kb "$port") / 1024" | bc -l)" "$(disk_mb "$dir")" "$lag"
 	done
 }
+
+if [[ $mode == rounds ]]; then
+	now_ms() { date +%s%3N; }
+	printf '| round | server | DBSIZE 0 after s | DBSIZE | tombstones | RSS MiB | disk MiB | stable lag ms |\n|---:|---|---:|---:|---:|---:|---:|---:|\n'
+	for r in $(seq 1 "$secs"); do
+		awk -v r="$r" 'BEGIN {
+			v = sprintf("%064d", 0)
+			for (i = 0; i < 300000; i++) {
+				k = "sess:" r ":" i
+				printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$64\r\n%s\r\n$2\r\nEX\r\n$1\r\n1\r\n", length(k), k, v
+			}
+		}' >"$BENCH_TMP/round.resp"
+		t0=$(now_ms)
+		redis-cli -p 21380 --pipe <"$BENCH_TMP/round.resp" >/dev/null &
+		redis-cli -p 21379 --pipe <"$BENCH_TMP/round.resp" >/dev/null &
+		wait
+		declare -A zero=()
+		while (($(now_ms) - t0 < 12000)); do
+			for port in 21379 21380 21381 21382; do
+				if [[ -z ${zero[$port]:-} && $(redis-cli -p "$port" DBSIZE) == 0 ]]; then
+					zero[$port]=$(printf '%.1f' "$(echo "($(now_ms) - $t0) / 1000" | bc -l)")
+				fi
+			done
+			sleep 0.25
+		done
+		for port in 21379 21380 21381 21382; do
+			dir="$BENCH_TMP/redmesh-$port" name=redmesh-$((port - 21379)) tomb=- lag=-
+			if [[ $port == 21379 ]]; then
+				dir="$BENCH_TMP/redis-21379" name=redis-server
+			else
+				tomb=$(info "$port" gc_tombstones) lag=$(info "$port" gc_stable_lag_ms)
+			fi
+			printf '| %d | %s | %s | %s | %s | %.0f | %s | %s |\n' "$r" "$name" "${zero[$port]:-> 12}" \
+				"$(redis-cli -p "$port" DBSIZE)" "$tomb" "$(echo "$(rss_kb "$port") / 1024" | bc -l)" "$(disk_mb "$dir")" "$lag"
+		done
+		unset zero
+	done
+	exit 0
+fi
 
 printf '| s | server | DBSIZE | tombstones | RSS MiB | disk MiB | stable lag ms |\n|---:|---|---:|---:|---:|---:|---:|\n'
 start=$(date +%s%N)
