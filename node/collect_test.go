@@ -209,3 +209,33 @@ func TestWatchSeesThroughCollection(t *testing.T) {
 		return !a.db.Table().Peek([]byte("w")).Written()
 	})
 }
+
+// TestNodeWithPeersKeepsTombstones: a node that has a peer (horizon 0)
+// sweeps expired keys into tombstones, unlogged, and collects nothing: the
+// mesh's stable frontier decides, not the node alone.
+func TestNodeWithPeersKeepsTombstones(t *testing.T) {
+	ctx := context.Background()
+	a, ca := openPeer(t, t.TempDir())
+	if h := a.collectHorizon(); h != 0 {
+		t.Fatalf("a node with a peer has horizon %d", h)
+	}
+	ca.Set(ctx, "deleted", "v", 0)
+	ca.Del(ctx, "deleted")
+	ca.Set(ctx, "expiring", "v", 50*time.Millisecond)
+	_, last := a.wal.LogBounds()
+	waitFor(t, 5*time.Second, "the expired key is swept", func() bool { return a.db.Table().KeyCount() == 0 })
+	if err := a.collectPass(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"deleted", "expiring"} {
+		if r := a.db.Table().Peek([]byte(k)); !r.Written() || r.Exists() {
+			t.Fatalf("%s: %+v, want its tombstone kept", k, r)
+		}
+	}
+	if _, now := a.wal.LogBounds(); now != last {
+		t.Fatalf("the sweep logged %d entries", now-last)
+	}
+	if !a.logUnneeded().IsZero() {
+		t.Fatal("the log is given up while peers may need it")
+	}
+}
