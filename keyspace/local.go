@@ -56,11 +56,14 @@ func (l *Local) Remove(key []byte) {
 	}
 }
 
-// Walk calls fn with up to max entries of the table from cursor on, keys and
-// records with data that alias the table (fn must copy what it keeps, and
-// must not call the table), and returns the cursor to go on from, 0 after
-// the last entry. Cursor 0 starts at the first. A key present for a whole
-// walk is visited once: entries never move.
+// Walk looks at up to max entries of the table from cursor on and calls fn
+// with those that may hold something to collect: tombstones and typed keys
+// (a plain string holding a value has nothing, and is passed over from its
+// entry's flags alone, unread). Keys and records with data alias the table:
+// fn must copy what it keeps, and must not call the table. It returns the
+// cursor to go on from, 0 after the last entry; cursor 0 starts at the
+// first. A key present for a whole walk is looked at once: entries never
+// move.
 func (l *Local) Walk(cursor uint64, max int, fn func(key []byte, rec record.Record)) uint64 {
 	return l.db.table.walk(cursor, max, fn)
 }
@@ -72,11 +75,12 @@ func (t *Table) walk(cursor uint64, max int, fn func(key []byte, rec record.Reco
 		s := &t.shards[i]
 		s.mu.RLock()
 		for ; n < len(s.entries) && visited < max; n++ {
-			if s.entries[n].flags&flagFree != 0 {
+			visited++
+			f := s.entries[n].flags
+			if f&flagFree != 0 || f&flagLive != 0 && f&flagTyped == 0 {
 				continue
 			}
 			fn(s.key(&s.entries[n]), s.record(n, true))
-			visited++
 		}
 		more := n < len(s.entries)
 		s.mu.RUnlock()

@@ -317,3 +317,43 @@ func TestAvgTTL(t *testing.T) {
 		t.Fatalf("avg_ttl %d, want %d", got, int64(1<<50)-now)
 	}
 }
+
+// TestWalkVisitsWhatMayBeCollected: a walk in steps visits every tombstone
+// once, no live string, and ends with cursor 0, while entries are removed
+// and reused between steps.
+func TestWalkVisitsWhatMayBeCollected(t *testing.T) {
+	tab := NewTable()
+	for i := range 5000 {
+		k := fmt.Appendf(nil, "k%d", i)
+		if i%2 == 0 {
+			tab.Set(k, liveRecord(2, "v", 0))
+		} else {
+			tab.Set(k, record.Record{Value: record.Value{Version: version(2), Tombstone: true}})
+		}
+	}
+	seen := map[string]int{}
+	cursor, steps := uint64(0), 0
+	for {
+		cursor = tab.walk(cursor, 100, func(key []byte, rec record.Record) {
+			if rec.Exists() {
+				t.Fatalf("walk visited live %s", key)
+			}
+			seen[string(key)]++
+		})
+		steps++
+		// Removals and new keys between steps, as collection and writers make.
+		tab.Remove(fmt.Appendf(nil, "k%d", 2*steps))
+		tab.Set(fmt.Appendf(nil, "new%d", steps), liveRecord(3, "v", 0))
+		if cursor == 0 {
+			break
+		}
+	}
+	for i := 1; i < 5000; i += 2 {
+		if c := seen[fmt.Sprintf("k%d", i)]; c != 1 {
+			t.Fatalf("tombstone k%d visited %d times", i, c)
+		}
+	}
+	if steps < 50 {
+		t.Fatalf("5,000 entries by 100 took %d steps", steps)
+	}
+}
