@@ -101,7 +101,7 @@ func (n *Node) collector() {
 	}
 }
 
-// collectPass walks the whole table once and reports what it collected.
+// collectPass walks the whole table once, collecting what the horizon allows.
 func (n *Node) collectPass() error {
 	stable := n.collectHorizon()
 	if stable == 0 {
