@@ -73,7 +73,7 @@ type Node struct {
 type stats struct {
 	connections atomic.Uint64
 	expiredKeys atomic.Uint64
-	collected   atomic.Uint64 // records collection removed or rewrote (collect.go)
+	collected   atomic.Uint64 // records collection removed or rewrote (collect.go), sweeps not counted
 	panics      atomic.Uint64
 	memoryPeak  atomic.Uint64 // the highest used_memory INFO has seen
 	// closed holds the counts of the connections that closed; the open
