@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"runtime/debug"
 	"time"
 
 	"github.com/redmesh/redmesh/hlc"
@@ -159,6 +160,22 @@ func (n *Node) collectStep(cursor, stable uint64) (uint64, error) {
 	return next, err
 }
 
+// releaseAfter is how many keys the sweep takes out before it returns the
+// memory they held to the OS once nothing more is due.
+const releaseAfter = 1 << 16
+
+// releaseSwept returns to the OS what the sweep freed, once it freed much
+// and is done: a cache of short-lived keys empties in bursts, and the
+// memory a burst held would otherwise stay resident until the heap has been
+// quiet for a while (see MemoryPolicy), which the sweep itself delays.
+func (n *Node) releaseSwept() {
+	if n.stats.sweptSinceRelease.Load() < releaseAfter {
+		return
+	}
+	n.stats.sweptSinceRelease.Store(0)
+	debug.FreeOSMemory()
+}
+
 const (
 	// sweepBatch is how many expired keys one hold of the write lock
 	// sweeps.
@@ -184,6 +201,7 @@ func (n *Node) sweepExpired() {
 		now := n.nowMillis()
 		keys := n.db.Table().Expired(now, sweepBatch)
 		if len(keys) == 0 {
+			n.releaseSwept()
 			return
 		}
 		var swept uint64
@@ -210,6 +228,7 @@ func (n *Node) sweepExpired() {
 			}
 		})
 		n.stats.expiredKeys.Add(swept)
+		n.stats.sweptSinceRelease.Add(swept)
 		if err != nil {
 			if !errors.Is(err, keyspace.ErrClosed) {
 				n.log.Error("expiry sweep", "err", err)
