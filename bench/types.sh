@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # redmesh's typed commands against Redis on the same machine, in one run:
-#  - throughput of HSET, SADD, SPOP and INCR with redis-benchmark -c 50, at
-#    -P 1 and -P 16 (-r 100000: HSET and SADD grow one hash and one set to
-#    ~63,000 fields and members, SPOP empties the set, INCR spreads over
-#    100,000 counters); RUNS runs (default 3), the servers alternating,
-#    medians and the ratio redmesh / Redis;
+#  - throughput of HSET, SADD, SPOP, INCR and ZADD with redis-benchmark -c 50,
+#    at -P 1 and -P 16 (-r 100000: HSET, SADD and ZADD grow one hash, one set
+#    and one sorted set to ~63,000 fields and members, SPOP empties the set,
+#    INCR spreads over 100,000 counters); RUNS runs (default 3), the servers
+#    alternating, medians and the ratio redmesh / Redis;
 #  - memory (used_memory and VmRSS) after loading 100,000 hashes of 10 fields
-#    and, separately, one set of 1,000,000 members (redis-cli --pipe).
+#    and, separately, one set and one sorted set of 1,000,000 members
+#    (redis-cli --pipe); on the sorted set, the p50 latency of reads by one
+#    client (ZRANGEBYSCORE of 10 members from a random score, ZRANK and
+#    ZSCORE of a random member).
 # Redis runs with appendonly yes, appendfsync everysec; redmesh with --fsync
-# everysec. Usage: bench/types.sh [RUNS] (0: memory only)
+# everysec. Usage: [TESTS="zadd ..."] [LOADS="zmembers ..."] bench/types.sh
+# [RUNS] (0: memory only)
 source "$(dirname "$0")/lib.sh"
 runs=${1:-3}
 build_redmesh
-tests=(hset sadd spop incr)
+read -ra tests <<<"${TESTS:-hset sadd spop incr zadd}"
+read -ra loads <<<"${LOADS:-hashes members zmembers}"
+zlat=()
 
 measure() { rps "$1" -t "$2" -n $(($3 == 1 ? 100000 : 400000)) -c 50 -P "$3" -r 100000; }
 compare "$runs" measure
@@ -45,9 +51,23 @@ members() {
 		}
 	}' | redis-cli -p "$1" --pipe >/dev/null
 }
+# One sorted set of 1,000,000 members "member:%012d" with scores 0 to 999,999
+# in a scattered order, ZADDed 100 at a time.
+zmembers() {
+	awk 'BEGIN {
+		for (i = 0; i < 10000; i++) {
+			printf "*202\r\n$4\r\nZADD\r\n$4\r\nzbig\r\n"
+			for (m = 0; m < 100; m++) {
+				n = i * 100 + m
+				s = sprintf("%d", (n * 7919) % 1000000)
+				printf "$%d\r\n%s\r\n$19\r\nmember:%012d\r\n", length(s), s, n
+			}
+		}
+	}' | redis-cli -p "$1" --pipe >/dev/null
+}
 mib() { echo "$1/1024" | bc -l; }
 printf '\n| dataset | redis-server used_memory / VmRSS (MiB) | redmesh used_memory / VmRSS (MiB) | ratio used_memory / VmRSS |\n|---|---:|---:|---:|\n'
-for load in hashes members; do
+for load in "${loads[@]}"; do
 	start_redis 16379 --appendonly yes --appendfsync everysec
 	start_redmesh 16380 --fsync everysec
 	for port in 16379 16380; do "$load" "$port"; done
@@ -57,6 +77,20 @@ for load in hashes members; do
 	printf '| %s | %.1f / %.1f | %.1f / %.1f | %.2f / %.2f |\n' "$load" \
 		"$(echo "$ru/1048576" | bc -l)" "$(mib "$rk")" "$(echo "$mu/1048576" | bc -l)" "$(mib "$mk")" \
 		"$(echo "$mu/$ru" | bc -l)" "$(echo "$mk/$rk" | bc -l)"
+	if [[ $load == zmembers ]]; then
+		lat[0]="ZRANGEBYSCORE zbig __rand_int__ +inf LIMIT 0 10"
+		lat[1]="ZRANK zbig member:__rand_int__"
+		lat[2]="ZSCORE zbig member:__rand_int__"
+		for q in "${lat[@]}"; do
+			# p50 in ms of one client's reads, Redis then redmesh
+			p50() { redis-benchmark -p "$1" --csv -n 20000 -c 1 -r 1000000 $q 2>/dev/null | awk -F'"' 'NR==2 {print $10}'; }
+			zlat+=("| ${q%% *} | $(p50 16379) | $(p50 16380) |")
+		done
+	fi
 	stop_port 16379
 	stop_port 16380
 done
+if ((${#zlat[@]})); then
+	printf '\n| read on the sorted set of 1,000,000 | redis-server p50 ms | redmesh p50 ms |\n|---|---:|---:|\n'
+	printf '%s\n' "${zlat[@]}"
+fi

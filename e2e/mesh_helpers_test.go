@@ -156,7 +156,8 @@ func (m *meshNode) dump(t testing.TB) map[string]keyState {
 }
 
 // readValue reads key as whatever type it holds, as one string: a hash's
-// fields and a set's members sorted. redis.Nil if it is not there.
+// fields and a set's members sorted, a sorted set's members in score order
+// with their scores. redis.Nil if it is not there.
 func readValue(ctx context.Context, c *redis.Client, key string) (string, error) {
 	typ, err := c.Type(ctx, key).Result()
 	if err != nil {
@@ -183,6 +184,20 @@ func readValue(ctx context.Context, c *redis.Client, key string) (string, error)
 		}
 		sort.Strings(ms)
 		return "set:" + strings.Join(ms, ","), nil
+	case "zset":
+		zs, err := c.Do(ctx, "ZRANGE", key, 0, -1, "WITHSCORES").StringSlice()
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		b.WriteString("zset:")
+		for i := 0; i+1 < len(zs); i += 2 {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(zs[i] + "=" + zs[i+1])
+		}
+		return b.String(), nil
 	}
 	return c.Get(ctx, key).Result()
 }

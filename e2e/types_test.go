@@ -366,8 +366,9 @@ func TestTypedMergesAcrossNodes(t *testing.T) {
 }
 
 // TestTypedMeshUnderLoadAndKill: three nodes take concurrent typed writes
-// while one is killed and restarted; all end identical, every counter holds
-// the sum of its acknowledged increments, and every member added with a
+// while one is killed and restarted; all end identical, every counter (a
+// sorted-set member's ZINCRBY total too) holds the sum of its acknowledged
+// increments, and every member added with a
 // unique name and never removed is there.
 func TestTypedMeshUnderLoadAndKill(t *testing.T) {
 	ctx := context.Background()
@@ -385,6 +386,7 @@ func TestTypedMeshUnderLoadAndKill(t *testing.T) {
 	var mu sync.Mutex
 	incr := map[string]int64{}      // counter → acknowledged sum
 	fieldIncr := map[string]int64{} // hash field counters in "hc"
+	zincr := map[string]int64{}     // sorted-set members of "zc" (ZINCRBY only)
 	kept := map[string]bool{}       // members of "added" never removed
 	// Increments whose reply the kill cut off: applied or not, no one
 	// knows (the dial errors after the kill are not among them).
@@ -428,7 +430,7 @@ func TestTypedMeshUnderLoadAndKill(t *testing.T) {
 				}
 				c := client(i)
 				var err error
-				switch r := rng.IntN(8); r {
+				switch r := rng.IntN(11); r {
 				case 0, 1:
 					key := fmt.Sprintf("ctr%d", rng.IntN(4))
 					by := int64(rng.IntN(21) - 10)
@@ -462,6 +464,19 @@ func TestTypedMeshUnderLoadAndKill(t *testing.T) {
 					err = c.HSet(ctx, "hw", fmt.Sprintf("f%d", rng.IntN(10)), fmt.Sprintf("%d-%d", i, j)).Err()
 				case 7:
 					err = c.HDel(ctx, "hw", fmt.Sprintf("f%d", rng.IntN(10))).Err()
+				case 8:
+					m := fmt.Sprintf("z%d", rng.IntN(4))
+					by := int64(rng.IntN(9) - 2)
+					if err = c.ZIncrBy(ctx, "zc", float64(by), m).Err(); err == nil {
+						mu.Lock()
+						zincr[m] += by
+						mu.Unlock()
+					}
+					doubt(err, "zc."+m, by)
+				case 9:
+					err = c.ZAdd(ctx, "zw", redis.Z{Score: float64(rng.IntN(100)), Member: fmt.Sprintf("w%d", rng.IntN(10))}).Err()
+				case 10:
+					err = c.ZRem(ctx, "zw", fmt.Sprintf("w%d", rng.IntN(10))).Err()
 				}
 				if err != nil && i != 2 { // node 2 is killed: its clients see errors
 					t.Errorf("node %d: %v", i, err)
@@ -510,6 +525,13 @@ func TestTypedMeshUnderLoadAndKill(t *testing.T) {
 		}
 		accounted("hc."+f, v, sum)
 	}
+	for m, sum := range zincr {
+		v, err := nodes[0].c.ZScore(ctx, "zc", m).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		accounted("zc."+m, fmt.Sprint(v), sum)
+	}
 	ms, err := nodes[0].c.SMembers(ctx, "added").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -523,7 +545,7 @@ func TestTypedMeshUnderLoadAndKill(t *testing.T) {
 			t.Errorf("member %s was acknowledged and never removed, but is missing", m)
 		}
 	}
-	t.Logf("%d counters, %d field counters, %d unique members: all converged and accounted for (in doubt: %v)", len(incr), len(fieldIncr), len(kept), maybe)
+	t.Logf("%d counters, %d field counters, %d sorted-set increments, %d unique members: all converged and accounted for (in doubt: %v)", len(incr), len(fieldIncr), len(zincr), len(kept), maybe)
 }
 
 // subsetSums lists the sums of every subset of xs (a few at most).

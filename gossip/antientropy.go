@@ -142,7 +142,7 @@ func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output
 				s.Reset()
 				return cerr
 			}
-			n, aerr := m.apply(out.Records)
+			n, aerr := m.apply(p, out.Records)
 			if aerr != nil {
 				s.Reset()
 				return aerr

@@ -174,7 +174,7 @@ func (m *Mesh) bootstrap(ps *peerState) error {
 			wg.Go(func() {
 				var err error
 				if len(it.c.Records) > 0 {
-					_, err = m.local.ApplyRemote(ctx, it.c.Records)
+					_, err = m.local.ApplyRemote(ctx, it.c.Records, m.asideHorizon(ps.id))
 				}
 				a.err <- err
 			})

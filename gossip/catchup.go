@@ -169,7 +169,7 @@ func (m *Mesh) catchUp(ps *peerState) error {
 			}
 		}
 		if len(rep.Records) > 0 {
-			if _, err := m.apply(rep.Records); err != nil {
+			if _, err := m.apply(ps.id, rep.Records); err != nil {
 				return err
 			}
 			entries += len(rep.Records)
@@ -178,6 +178,9 @@ func (m *Mesh) catchUp(ps *peerState) error {
 		}
 		m.mu.Lock()
 		m.sawHead(ps, rep.Epoch, rep.Head)
+		if ps.theirEpoch != rep.Epoch {
+			m.advanceTheirs(ps, rep.Epoch, 0) // acknowledged (nothing yet): see progress
+		}
 		act, next := m.table.CatchUpReply(ps.mid, rep, logReplyEntries, root)
 		if act == mesh.ReadLog {
 			m.cursorsDirty = true // saved within seconds (maintain), or when done below

@@ -50,6 +50,9 @@ type Config struct {
 	// InsecureOpenMesh lets a node listen beyond loopback with neither a
 	// PSK nor an allowlist (protected mode off).
 	InsecureOpenMesh bool
+	// ForgetAfter, if positive, forgets a member (Mesh.Forget) silent for
+	// longer: it then no longer holds garbage collection back.
+	ForgetAfter time.Duration
 
 	// Filled in by the node.
 	Identity crypto.PrivKey

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/wal"
 )
 
@@ -45,11 +46,16 @@ func (m *Mesh) want(p peer.ID, pinned bool) {
 		return
 	}
 	m.mu.Lock()
+	if m.forgot[p] && !pinned {
+		m.mu.Unlock()
+		return // forgotten (stable.go): not dialled unless named by --peer
+	}
 	d := m.wanted[p]
 	if d == nil {
 		d = &dialState{}
 		m.wanted[p] = d
 		m.peersDirty = true
+		m.stab.Member(mesh.PeerID(m.cfg.NodeIDOf(p))) // holds collection back until it reports
 	}
 	d.pinned = d.pinned || pinned
 	m.mu.Unlock()

@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/wal"
@@ -32,11 +33,23 @@ import (
 // from peers, and the Merkle index.
 type Local interface {
 	// ApplyRemote merges records from a peer (mesh.Admit, then the write
-	// path) and returns how many changed something.
-	ApplyRemote(ctx context.Context, recs []merkle.Record) (int, error)
+	// path) and returns how many changed something. Writes up to horizon
+	// (0: none) the node no longer holds are set aside, not merged: the
+	// peer is a forgotten member back (stable.go).
+	ApplyRemote(ctx context.Context, recs []merkle.Record, horizon hlc.Timestamp) (int, error)
 	MerkleLocal() merkle.Local
 	MerkleRoot() uint64
 	Snapshotter
+	// SetAsideBelow takes out of the keyspace every write up to horizon
+	// (record.Fresh against nothing), listing what it takes as set aside,
+	// and returns how many keys it changed: this node was forgotten by the
+	// mesh, which has collected deletes up to horizon that its old records
+	// would bring back. Its peers refill what they still hold.
+	SetAsideBelow(horizon hlc.Timestamp) (int, error)
+	// Frontier is the log's last sequence number and a clock reading taken
+	// together, with every write up to that number committed: every local
+	// write stamped up to ts is at or before seq (stable.go).
+	Frontier() (seq uint64, ts hlc.Timestamp, err error)
 }
 
 // Mesh is a node's link to its peers over libp2p.
@@ -73,6 +86,7 @@ type Mesh struct {
 	gapMark     uint64 // a local write at this seq was not pushed
 	lastLocal   uint64 // seq of the latest local write
 	localSeqs   []uint64
+	localFloor  uint64 // a local write may be at any seq up to it (before start, or dropped from localSeqs)
 	pushSignal  chan struct{}
 	ackSignal   chan struct{}
 	ackChanged  chan struct{} // closed and replaced when an ack arrives
@@ -100,6 +114,17 @@ type Mesh struct {
 	// shorter period does not wait out the longer one's tick.
 	syncInterval   atomic.Int64
 	intervalSignal chan struct{}
+
+	// Stability (stable.go), under m.mu: the stable time's workings, the
+	// stable time as saved (what is used), the forgotten members.
+	stab        *mesh.Stability
+	stableSaved hlc.Timestamp
+	forgot      map[peer.ID]bool
+	forgotDirty bool
+	// asideDone is the horizon up to which this node, once forgotten, has
+	// set its old writes aside (saved); asideRunning while it does.
+	asideDone    hlc.Timestamp
+	asideRunning bool
 }
 
 // SyncInterval is the anti-entropy period.
@@ -128,6 +153,7 @@ type stats struct {
 	badMessages                             atomic.Uint64
 	bootstraps, bootstrapKeys               atomic.Uint64
 	snapshotsServed                         atomic.Uint64
+	forgottenReturned                       atomic.Uint64
 }
 
 // peerState is what the mesh keeps about one peer, across disconnections.
@@ -166,6 +192,13 @@ type peerState struct {
 	head, headEpoch uint64
 	caughtUpAt      time.Time
 	ackedAt         time.Time
+	// sentStable is the own stable time we last told the peer (stable.go),
+	// downSince when its link last closed.
+	sentStable, sentAside hlc.Timestamp
+	downSince             time.Time
+	// asideBelow: the peer was forgotten and came back when the stable time
+	// was this; its records' writes up to it are set aside (stable.go).
+	asideBelow hlc.Timestamp
 }
 
 type dialState struct {
@@ -227,12 +260,18 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		return nil, err
 	}
 	_, m.lastLocal = store.LogBounds()
+	m.localFloor = m.lastLocal
 	m.h, err = newHost(&cfg, g, m.bw)
 	if err != nil {
 		return nil, err
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	if err := m.startPubsub(); err != nil {
+		m.h.Close()
+		return nil, err
+	}
+	if err := m.loadStability(); err != nil {
+		m.cancel()
 		m.h.Close()
 		return nil, err
 	}
@@ -275,6 +314,7 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 	m.goRun(m.maintain)
 	m.goRun(m.antiEntropy)
 	m.goRun(m.ackSender)
+	m.goRun(m.stabilityLoop)
 	m.log.Info("mesh listening", "peer_id", m.h.ID().String(), "addrs", strings.Join(m.Addrs(), " "),
 		"private_network", cfg.PSK != nil, "allowlist", len(cfg.AllowPeers), "log_epoch", m.epoch)
 	return m, nil
@@ -397,6 +437,8 @@ func (m *Mesh) linkUp(c network.Conn) {
 	ps.connected = true
 	m.linked.Add(1)
 	ps.linkUp = true
+	ps.downSince = time.Time{}
+	m.returned(ps)
 	ps.addr = c.RemoteMultiaddr().String()
 	if !ps.inTable {
 		m.table.Add(ps.mid)
@@ -430,6 +472,8 @@ func (m *Mesh) linkDown(p peer.ID) {
 	ps.connected = false
 	m.linked.Add(-1)
 	m.table.SetConnected(ps.mid, false)
+	ps.downSince = time.Now()
+	m.stab.LinkDown(ps.mid, ps.downSince)
 	if d := m.wanted[p]; d != nil {
 		d.linkDown(time.Now())
 	}
@@ -549,9 +593,10 @@ const (
 	applyChunkBytes = 1 << 20
 )
 
-// apply merges records from a peer through the node's write path, in
+// apply merges records from peer from through the node's write path, in
 // chunks.
-func (m *Mesh) apply(recs []merkle.Record) (int, error) {
+func (m *Mesh) apply(from peer.ID, recs []merkle.Record) (int, error) {
+	horizon := m.asideHorizon(from)
 	total := 0
 	for len(recs) > 0 {
 		n, size := 0, 0
@@ -559,7 +604,7 @@ func (m *Mesh) apply(recs []merkle.Record) (int, error) {
 			size += len(recs[n].Key) + len(recs[n].Payload)
 			n++
 		}
-		applied, err := m.local.ApplyRemote(m.ctx, recs[:n])
+		applied, err := m.local.ApplyRemote(m.ctx, recs[:n], horizon)
 		total += applied
 		if err != nil {
 			return total, err

@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/mesh"
@@ -175,7 +176,7 @@ func (l *testLocal) committed(es []wal.Entry) {
 	}
 }
 
-func (l *testLocal) ApplyRemote(ctx context.Context, recs []merkle.Record) (int, error) {
+func (l *testLocal) ApplyRemote(ctx context.Context, recs []merkle.Record, _ hlc.Timestamp) (int, error) {
 	n := 0
 	err := l.db.Update(ctx, func(tx *keyspace.Tx) error {
 		n = 0
@@ -251,6 +252,12 @@ func startTestMesh(t *testing.T, peers ...string) (*Mesh, *testLocal) {
 
 func startTestMeshAt(t *testing.T, key crypto.PrivKey, listen string, peers ...string) (*Mesh, *testLocal) {
 	t.Helper()
+	return startTestMeshWith(t, key, listen, nil, peers...)
+}
+
+// startTestMeshWith starts a mesh whose config mod changes first (nil: none).
+func startTestMeshWith(t *testing.T, key crypto.PrivKey, listen string, mod func(*Config), peers ...string) (*Mesh, *testLocal) {
+	t.Helper()
 	id, _ := peer.IDFromPrivateKey(key)
 	l := &testLocal{}
 	l.tree, _ = merkle.NewTree(merkle.DefaultShape)
@@ -264,12 +271,16 @@ func startTestMeshAt(t *testing.T, key crypto.PrivKey, listen string, peers ...s
 		t.Fatal(err)
 	}
 	l.log, l.db = s, db
-	m, err := Start(Config{
+	cfg := Config{
 		Listen: []string{listen}, Peers: peers, SyncInterval: 100 * time.Millisecond,
 		AckInterval: time.Hour, // acknowledgements only when a WAIT asks
 		Identity:    key, Self: nodeIDOf(id), NodeIDOf: nodeIDOf,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}, s, l)
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	m, err := Start(cfg, s, l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -585,6 +596,15 @@ func FuzzDecodeAck(f *testing.F) {
 	f.Add([]byte{0x80})
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if e, sq, st, as, err := decodeAckStable(b); err == nil {
+			back := binary.AppendUvarint(binary.AppendUvarint(binary.AppendUvarint(nil, e), sq), uint64(st))
+			if as != 0 {
+				back = binary.AppendUvarint(back, uint64(as))
+			}
+			if e2, s2, st2, as2, err := decodeAckStable(back); err != nil || e2 != e || s2 != sq || st2 != st || as2 != as {
+				t.Fatalf("(%d, %d, %d, %d) does not survive a round trip", e, sq, st, as)
+			}
+		}
 		epoch, seq, err := decodeAck(b)
 		if err != nil {
 			return
@@ -595,3 +615,43 @@ func FuzzDecodeAck(f *testing.F) {
 		}
 	})
 }
+
+// Frontier samples the log with the wall clock: the test's writes are
+// stamped from it too.
+func (l *testLocal) Frontier() (uint64, hlc.Timestamp, error) {
+	var ts hlc.Timestamp
+	seq, err := l.db.Frontier(func() { ts = hlc.FromTime(time.Now()) })
+	return seq, ts, err
+}
+
+// TestStableTimeAndForget: two meshes agree on a stable time past their
+// writes; with one gone, the other's stable time waits for it, names it,
+// and moves on once it is forgotten, which survives a restart.
+func TestStableTimeAndForget(t *testing.T) {
+	fast := func(c *Config) { c.AckInterval = 100 * time.Millisecond }
+	keyA, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	keyB, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	a, la := startTestMeshWith(t, keyA, "/ip4/127.0.0.1/tcp/0", fast)
+	b, lb := startTestMeshWith(t, keyB, "/ip4/127.0.0.1/tcp/0", fast, a.Addrs()[0])
+	la.set(t, a.cfg.Self, "k", "1")
+	waitFor(t, "the write at b", func() bool { return string(lb.db.Get([]byte("k")).Value.Data) == "1" })
+	t0 := hlc.FromTime(time.Now())
+	waitFor(t, "a stable time past t0 at both", func() bool { return a.Stable() > t0 && b.Stable() > t0 })
+
+	idB := b.h.ID()
+	b.Close()
+	waitFor(t, "a to name b as what holds collection back", func() bool { return a.Info().Holder == idB.String() })
+	held := a.Stable()
+	if err := a.Forget(idB); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stable time to move on without b", func() bool { return a.Stable() > held })
+	if in := a.Info(); in.Forgotten != 1 {
+		t.Fatalf("forgotten members: %d", in.Forgotten)
+	}
+	if ids, ok, err := a.store.GetMeta(metaForgot); err != nil || !ok || !strings.Contains(string(ids), idB.String()) {
+		t.Fatalf("forgotten members saved as %q, %v, %v", ids, ok, err)
+	}
+}
+
+func (l *testLocal) SetAsideBelow(hlc.Timestamp) (int, error) { return 0, nil }

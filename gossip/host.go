@@ -23,7 +23,7 @@ import (
 const (
 	protoLog    = protocol.ID("/redmesh/log/2")
 	protoMerkle = protocol.ID("/redmesh/merkle/2")
-	protoAck    = protocol.ID("/redmesh/ack/2")
+	protoAck    = protocol.ID("/redmesh/ack/3")
 	protoPeers  = protocol.ID("/redmesh/peers/1")
 )
 

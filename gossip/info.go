@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/mesh"
 )
 
@@ -35,6 +36,10 @@ type PeerInfo struct {
 	// Bootstrap is the progress of the snapshot this peer streams to us
 	// (zero for the others).
 	Bootstrap mesh.BootstrapState
+	// Stable is how far the peer said every member has applied its
+	// writes; Forgotten whether it was forgotten.
+	Stable    hlc.Timestamp
+	Forgotten bool
 }
 
 // Info is a snapshot of the mesh for INFO.
@@ -60,6 +65,15 @@ type Info struct {
 	Bootstrap                 mesh.BootstrapState
 	Bootstraps, BootstrapKeys uint64
 	SnapshotsServed           uint64
+
+	// Garbage collection (stable.go): the stable time in use, how far our
+	// own writes are stable, the member holding the stable time back and
+	// since when it has not moved; forgotten members, and how many came back.
+	Stable, OwnStable hlc.Timestamp
+	Holder            string
+	StableStuckSince  time.Time
+	Forgotten         int
+	ForgottenReturned uint64
 }
 
 // SyncInProgress reports whether the node is still in its first sync with
@@ -126,6 +140,17 @@ func (m *Mesh) Info() Info {
 	ackedAt := map[string]time.Time{}
 	m.mu.Lock()
 	in.ExpectSync = m.expectSync
+	in.Stable, in.OwnStable, in.StableStuckSince = m.stableSaved, m.stab.Own(), m.stab.MovedAt()
+	holder := m.stab.Holder()
+	in.Holder, in.Forgotten = fmt.Sprintf("%016x", uint64(holder)), m.stab.ForgottenCount()
+	if holder == mesh.PeerID(m.cfg.NodeIDOf(m.h.ID())) {
+		in.Holder = "self"
+	}
+	for _, ps := range m.peers {
+		if ps.mid == holder {
+			in.Holder = ps.id.String()
+		}
+	}
 	in.Bootstrap, in.Bootstrapping = m.table.BootstrapProgress()
 	for _, ps := range m.peers {
 		if !ps.inTable {
@@ -138,6 +163,7 @@ func (m *Mesh) Info() Info {
 			}
 			pi.Root, pi.RootKnown = p.Root, p.RootKnown
 		}
+		pi.Stable, pi.Forgotten = m.stab.ReportedBy(ps.mid), m.stab.Forgotten(ps.mid)
 		if in.Bootstrap.Begun && in.Bootstrap.Peer == ps.mid {
 			pi.Bootstrap = in.Bootstrap
 		}
@@ -176,5 +202,6 @@ func (m *Mesh) Info() Info {
 	in.PushReceived, in.PushApplied, in.PushDropped = m.st.pushReceived.Load(), m.st.pushApplied.Load(), m.st.pushDropped.Load()
 	in.BadMessages = m.st.badMessages.Load()
 	in.Bootstraps, in.BootstrapKeys, in.SnapshotsServed = m.st.bootstraps.Load(), m.st.bootstrapKeys.Load(), m.st.snapshotsServed.Load()
+	in.ForgottenReturned = m.st.forgottenReturned.Load()
 	return in
 }

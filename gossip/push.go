@@ -205,6 +205,7 @@ func (m *Mesh) Committed(entries []wal.Entry) {
 		}
 		m.lastLocal = e.Seq
 		if len(m.localSeqs) >= maxLocalSeqs {
+			m.localFloor = m.localSeqs[maxLocalSeqs/2-1]
 			m.localSeqs = append(m.localSeqs[:0], m.localSeqs[maxLocalSeqs/2:]...)
 		}
 		m.localSeqs = append(m.localSeqs, e.Seq)
@@ -330,7 +331,7 @@ func (m *Mesh) publisher() {
 // moves what we acknowledge of origin's log.
 func (m *Mesh) merge(from, origin peer.ID, pm pushMsg) {
 	m.st.pushReceived.Add(uint64(len(pm.recs)))
-	n, err := m.apply(pm.recs)
+	n, err := m.apply(from, pm.recs)
 	if err != nil {
 		if m.ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
 			m.log.Error("apply pushed records", "origin", origin.String(), "err", err)

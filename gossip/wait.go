@@ -11,16 +11,22 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/redmesh/redmesh/hlc"
 )
 
-// Acknowledgements over /redmesh/ack/2, for WAIT and INFO. A node opens one
-// stream to each connected peer when the link comes up and sends on it
+// Acknowledgements over /redmesh/ack/3, for WAIT, INFO and garbage
+// collection. A node opens one stream to each connected peer when the link
+// comes up and sends on it
 //
-//	uvarint epoch | uvarint seq
+//	uvarint epoch | uvarint seq | uvarint ownStable [| uvarint asideBelow]
 //
 // meaning that every local write of that peer's log epoch up to seq is
-// applied here: once every AckInterval while that moves, and at once when the
-// peer asked. The peer asks with the same frame the other way ("tell me once
+// applied here, and that every member has applied this node's writes up to
+// ownStable (stable.go): once every AckInterval while either moves, and at
+// once when the peer asked. asideBelow, sent to a forgotten member that came
+// back, is the stable time of its return: this node sets aside what that
+// member holds from up to then, and the member sets it aside too. The peer asks with the same frame the other way ("tell me once
 // you have applied up to seq") when a client WAITs for that write, as a Redis
 // master sends REPLCONF GETACK. Acknowledging every push as it arrived cost a
 // stream write per write on each side, a tenth of a node's CPU.
@@ -52,6 +58,8 @@ func (m *Mesh) ackSender() {
 			s            network.Stream
 			w            *bufio.Writer
 			epoch, acked uint64
+			stable       hlc.Timestamp
+			aside        hlc.Timestamp
 			open, due    bool
 		}
 		var jobs []job
@@ -60,8 +68,9 @@ func (m *Mesh) ackSender() {
 			if !ps.connected {
 				continue
 			}
-			moved := ps.theirEpoch != 0 && (ps.theirEpoch != ps.sentEpoch || ps.theirAcked != ps.sentAcked)
-			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, epoch: ps.theirEpoch, acked: ps.theirAcked,
+			moved := ps.theirEpoch != 0 && (ps.theirEpoch != ps.sentEpoch || ps.theirAcked != ps.sentAcked ||
+				ps.sentStable != m.stab.Own() || ps.sentAside != ps.asideBelow)
+			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, epoch: ps.theirEpoch, acked: ps.theirAcked, stable: m.stab.Own(), aside: ps.asideBelow,
 				open: ps.ackStream == nil, due: moved && (periodic || ps.wanted())}
 			if j.open || j.due {
 				jobs = append(jobs, j)
@@ -87,6 +96,10 @@ func (m *Mesh) ackSender() {
 			}
 			out = binary.AppendUvarint(out[:0], j.epoch)
 			out = binary.AppendUvarint(out, j.acked)
+			out = binary.AppendUvarint(out, uint64(j.stable))
+			if j.aside != 0 {
+				out = binary.AppendUvarint(out, uint64(j.aside))
+			}
 			j.s.SetWriteDeadline(time.Now().Add(ioTimeout))
 			err := writeFrame(j.w, out)
 			if err == nil {
@@ -98,7 +111,7 @@ func (m *Mesh) ackSender() {
 					j.s.Reset()
 					j.ps.ackStream, j.ps.ackW = nil, nil // reopened on the next tick
 				} else {
-					j.ps.sentEpoch, j.ps.sentAcked = j.epoch, j.acked
+					j.ps.sentEpoch, j.ps.sentAcked, j.ps.sentStable, j.ps.sentAside = j.epoch, j.acked, j.stable, j.aside
 				}
 			}
 			m.mu.Unlock()
@@ -140,6 +153,25 @@ func (m *Mesh) readAckWants(ps *peerState, s network.Stream) {
 	}
 }
 
+// decodeAckStable decodes an acknowledgement: epoch, seq, the sender's own
+// stable time, and asideBelow (0 when absent).
+func decodeAckStable(frame []byte) (epoch, seq uint64, stable, aside hlc.Timestamp, err error) {
+	var v [4]uint64
+	i, n := 0, 0
+	for ; i < len(v) && n < len(frame); i++ {
+		x, k := binary.Uvarint(frame[n:])
+		if k <= 0 {
+			return 0, 0, 0, 0, errMalformedFrame
+		}
+		v[i], n = x, n+k
+	}
+	if i < 3 || n != len(frame) {
+		return 0, 0, 0, 0, errMalformedFrame
+	}
+	return v[0], v[1], hlc.Timestamp(v[2]), hlc.Timestamp(v[3]), nil
+}
+
+// decodeAck decodes a request for an acknowledgement: epoch and seq.
 func decodeAck(frame []byte) (epoch, seq uint64, err error) {
 	epoch, n := binary.Uvarint(frame)
 	if n <= 0 {
@@ -183,20 +215,27 @@ func (m *Mesh) serveAck(s network.Stream) {
 			}
 			return
 		}
-		epoch, seq, err := decodeAck(frame)
+		epoch, seq, stable, aside, err := decodeAckStable(frame)
 		if err != nil {
 			m.misbehaved(p, "ack", err)
 			return
 		}
-		if epoch != m.epoch {
-			continue // about a log we no longer have
+		if aside != 0 {
+			m.forgottenBy(p, aside)
 		}
 		m.mu.Lock()
+		m.stab.Reported(ps.mid, stable)
+		if epoch != m.epoch {
+			m.mu.Unlock()
+			continue // about a log we no longer have
+		}
 		changed := seq > ps.acked
 		if changed {
 			ps.acked = seq
 		}
-		ps.ackedAt = time.Now()
+		now := time.Now()
+		ps.ackedAt = now
+		m.stab.Acked(ps.mid, seq, now)
 		m.mu.Unlock()
 		if changed {
 			m.broadcastAck()

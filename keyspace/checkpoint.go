@@ -119,6 +119,11 @@ func (db *DB) checkpointer() {
 	}
 }
 
+// Checkpoint writes a checkpoint now: the one way to make local changes
+// (Local), which are never logged, survive a crash before the next
+// checkpoint that is due.
+func (db *DB) Checkpoint() error { return db.checkpoint() }
+
 // checkpoint writes the table to the checkpoint file, replacing the last
 // once it and every change it holds are durable.
 func (db *DB) checkpoint() error {

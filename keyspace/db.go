@@ -217,6 +217,19 @@ func (db *DB) Update(ctx context.Context, fn UpdateFunc) error {
 	return f.err
 }
 
+// Frontier runs fn under the write lock and returns the last sequence
+// number given then, once every entry up to it is committed: what fn reads
+// (a clock) is ordered with every write, those before it at or before seq.
+func (db *DB) Frontier(fn func()) (uint64, error) {
+	var seq uint64
+	err := db.Update(context.Background(), func(*Tx) error {
+		fn()
+		seq = db.seq
+		return nil
+	})
+	return seq, err
+}
+
 // publish makes tx's changes visible in the table and queues their log
 // entries; it runs under wmu.
 func (db *DB) publish(tx *Tx) *flight {

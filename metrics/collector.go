@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/node"
 )
 
@@ -70,6 +71,11 @@ var (
 	descPushApplied      = desc("push_records_applied_total", "Pushed records that changed something here.")
 	descPushDropped      = desc("push_dropped_total", "Pushes dropped.")
 	descBadMessages      = desc("mesh_bad_messages_total", "Malformed messages from peers (each disconnects and bans the peer).")
+	descStableLag        = desc("gc_stable_lag_seconds", "How far the stable time (every member has applied every write up to it; what garbage collection may drop) is behind the clock.")
+	descOwnStableLag     = desc("gc_own_stable_lag_seconds", "How far this node's writes are behind being applied by every member.")
+	descForgotten        = desc("gc_forgotten_members", "Members forgotten (redmesh forget, --forget-after): they no longer hold collection back.")
+	descForgotReturned   = desc("gc_forgotten_returned_total", "Forgotten members that came back.")
+	descSetAside         = desc("gc_set_aside_records_total", "Records of forgotten members back that held writes the mesh had collected, set aside instead of merged.")
 )
 
 var allDescs = []*prometheus.Desc{
@@ -80,7 +86,8 @@ var allDescs = []*prometheus.Desc{
 	descPeerAcked, descPeerUnacked, descPeerBehind, descPeerBehindFor, descPeerLastSync,
 	descPeerRootEqual, descSessions, descSessionsFailed, descSessionsEqual, descKeysRepaired,
 	descCatchUps, descCatchUpEntries, descCatchUpFallbacks, descPushSent, descPushReceived,
-	descPushApplied, descPushDropped, descBadMessages,
+	descPushApplied, descPushDropped, descBadMessages, descStableLag, descOwnStableLag, descForgotten,
+	descForgotReturned, descSetAside,
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -158,10 +165,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descCheckpointAge, time.Since(s.CheckpointAt).Seconds())
 	gauge(descCheckpointBytes, float64(s.CheckpointBytes))
 	counter(descSkew, s.RefusedClockSkew)
+	counter(descSetAside, s.SetAside)
 	m := s.Mesh
 	if m == nil {
 		return
 	}
+	lag := func(d *prometheus.Desc, ts hlc.Timestamp) {
+		if ts != 0 { // none found yet
+			gauge(d, max(0, time.Since(ts.Time()).Seconds()))
+		}
+	}
+	lag(descStableLag, m.Stable)
+	lag(descOwnStableLag, m.OwnStable)
+	gauge(descForgotten, float64(m.Forgotten))
+	counter(descForgotReturned, m.ForgottenReturned)
 	gauge(descPeers, float64(len(m.Peers)))
 	gauge(descLocalSeq, float64(m.LastLocalSeq))
 	for _, p := range m.Peers {

@@ -29,6 +29,7 @@ type Server struct {
 	node atomic.Pointer[node.Node]
 	log  *slog.Logger
 	done chan struct{}
+	reg  *prometheus.Registry
 }
 
 // ListenAddr is addr as --metrics-listen takes it: HOST:PORT, or a bare
@@ -53,8 +54,8 @@ func Listen(addr string, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen for metrics: %w", err)
 	}
-	s := &Server{ln: ln, log: log, done: make(chan struct{})}
 	reg := prometheus.NewRegistry()
+	s := &Server{ln: ln, log: log, done: make(chan struct{}), reg: reg}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -121,4 +122,15 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	fmt.Fprintln(w, why)
+}
+
+// Register adds collectors of other parts of the process (the Redis
+// bridge) to /metrics.
+func (s *Server) Register(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := s.reg.Register(c); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return nil
 }

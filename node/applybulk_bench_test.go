@@ -41,7 +41,7 @@ func BenchmarkApplyRemoteBulk(b *testing.B) {
 					sem <- struct{}{}
 					wg.Go(func() {
 						defer func() { <-sem }()
-						if _, err := n.ApplyRemote(context.Background(), recs[lo:min(lo+step, keys)]); err != nil {
+						if _, err := n.ApplyRemote(context.Background(), recs[lo:min(lo+step, keys)], 0); err != nil {
 							b.Error(err)
 						}
 					})

@@ -22,8 +22,19 @@ import (
 // do not hold it, nor, once retention passes it, the log.
 
 // collectHorizon is the HLC timestamp up to which every member has applied
-// every write: a version at or below it is stable.
-func (n *Node) collectHorizon() uint64 { return n.aloneHorizon() }
+// every write: a version at or below it is stable. With the mesh, its stable
+// time (0, nothing, until it runs and has found one; a node without peers
+// finds its own clock); with the mesh disabled, everything, unless the node
+// remembers peers from an earlier run, which may still lack its deletes.
+func (n *Node) collectHorizon() uint64 {
+	if n.cfg.Mesh.Disabled {
+		if n.rememberedPeers {
+			return 0
+		}
+		return math.MaxUint64
+	}
+	return uint64(n.stableTime())
+}
 
 // logUnneeded is the commit time up to which no peer needs the log
 // (wal.Options.Unneeded): all of it on a node alone, none when nothing is
@@ -37,24 +48,6 @@ func (n *Node) logUnneeded() time.Time {
 	default:
 		return hlc.Timestamp(h).Time().Add(-n.cfg.MaxClockSkew) // a block holds writes a little ahead of its time
 	}
-}
-
-// aloneHorizon is the horizon of a node that never had a peer: everything
-// it holds is stable at once. Any peer, configured, remembered or met, makes
-// it 0 (nothing is stable) until the mesh knows better.
-func (n *Node) aloneHorizon() uint64 {
-	if n.hadPeer.Load() {
-		return 0
-	}
-	if !n.cfg.Mesh.Disabled && len(n.cfg.Mesh.Peers) > 0 {
-		n.hadPeer.Store(true)
-		return 0
-	}
-	if m := n.mesh.Load(); m != nil && len(m.Info().Peers) > 0 {
-		n.hadPeer.Store(true)
-		return 0
-	}
-	return math.MaxUint64
 }
 
 // collectRecord is what collection makes of rec at the horizon stable

@@ -101,7 +101,7 @@ func TestLoneNodeCollects(t *testing.T) {
 	for k, r := range liveRecords(a) {
 		recs = append(recs, merkle.Record{Key: []byte(k), Payload: record.Encode(r)})
 	}
-	if _, err := b.ApplyRemote(ctx, recs); err != nil {
+	if _, err := b.ApplyRemote(ctx, recs, 0); err != nil {
 		t.Fatal(err)
 	}
 	if a.MerkleRoot() != b.MerkleRoot() {

@@ -249,7 +249,28 @@ func cmdMesh(n *Node, c *client, args [][]byte) {
 		c.w.WriteBulkString(rec.Expiry.Version.Node.String())
 	case sub == "version":
 		c.w.WriteError("ERR wrong number of arguments for 'mesh|version' command")
+	case sub == "forget" && len(args) == 3:
+		if err := n.meshForget(string(args[2])); err != nil {
+			c.w.WriteError("ERR " + err.Error())
+			return
+		}
+		c.w.WriteString("OK")
+	case sub == "setaside" && len(args) == 2:
+		// The count, then the latest keys set aside: key, when (Unix ms),
+		// the newest version the record held.
+		count, keys := n.setAside.snapshot()
+		c.w.WriteArray(2)
+		c.w.WriteInt64(int64(count))
+		c.w.WriteArray(len(keys))
+		for _, k := range keys {
+			c.w.WriteArray(3)
+			c.w.WriteBulkString(k.key)
+			c.w.WriteInt64(k.at.UnixMilli())
+			c.w.WriteBulkString(k.news.String())
+		}
+	case sub == "forget" || sub == "setaside":
+		c.w.WriteError(fmt.Sprintf("ERR wrong number of arguments for 'mesh|%s' command", sub))
 	default:
-		c.w.WriteError(fmt.Sprintf("ERR unknown subcommand '%s'. Try MESH VERSION key.", truncate(args[1], 128)))
+		c.w.WriteError(fmt.Sprintf("ERR unknown subcommand '%s'. Try MESH VERSION key, MESH FORGET peer-id, MESH SETASIDE.", truncate(args[1], 128)))
 	}
 }

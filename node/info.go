@@ -31,6 +31,7 @@ type infoSection struct {
 	name       string
 	byDefault  bool
 	everything bool // only in INFO everything (and when named)
+	optional   bool // left out when it has no lines
 	lines      func(n *Node) []string
 }
 
@@ -49,6 +50,7 @@ var infoSections = []infoSection{
 	{name: "Latencystats", lines: infoLatencystats},
 	{name: "Cluster", byDefault: true, lines: func(*Node) []string { return []string{"cluster_enabled:0"} }},
 	{name: "Keyspace", byDefault: true, lines: infoKeyspace},
+	{name: "Bridge", byDefault: true, optional: true, lines: infoExtra}, // SetInfo (local.go)
 }
 
 // cmdInfo is INFO [section ...]: no section means the default ones; "all"
@@ -70,11 +72,15 @@ func cmdInfo(n *Node, c *client, args [][]byte) {
 			(want["default"] && s.byDefault)) {
 			continue
 		}
+		lines := s.lines(n)
+		if s.optional && len(lines) == 0 {
+			continue
+		}
 		if b.Len() > 0 {
 			b.WriteString("\r\n")
 		}
 		b.WriteString("# " + s.name + "\r\n")
-		for _, l := range s.lines(n) {
+		for _, l := range lines {
 			b.WriteString(l + "\r\n")
 		}
 	}

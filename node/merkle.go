@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/mesh"
@@ -124,8 +125,11 @@ func (l merkleLocal) Payload(key []byte) ([]byte, error) {
 // ApplyRemote merges records received from a peer through the one write
 // path. A record carrying a version further ahead of this node's clock than
 // --max-clock-skew is refused and counted, never applied: one bad clock must
-// not win every conflict. It returns how many records changed something.
-func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record) (applied int, err error) {
+// not win every conflict. Writes up to horizon (0: none) that this node no
+// longer holds are set aside (record.Fresh): the mesh collected them, and
+// the peer, a forgotten member back, would bring them back. It returns how
+// many records changed something.
+func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record, horizon hlc.Timestamp) (applied int, err error) {
 	type decoded struct {
 		key []byte
 		rec record.Record
@@ -152,10 +156,15 @@ func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record) (applied i
 		// thousands in a chaos run); INFO counts them all (hlc_refused_skew).
 		n.log.Warn("refused remote records", "count", refused, "first", firstRefused)
 	}
+	collectTo := hlc.Timestamp(n.collectHorizon())
+	now := n.nowMillis()
 	err = n.db.Update(ctx, func(tx *keyspace.Tx) error {
 		applied = 0
 		for _, d := range batch {
-			_, changed, err := n.apply(tx, d.key, d.rec)
+			if collectedAlready(tx, d.key, d.rec, collectTo, now) {
+				continue
+			}
+			_, changed, err := n.apply(tx, d.key, n.fresh(tx, d.key, d.rec, horizon))
 			if err != nil {
 				return err
 			}
@@ -166,4 +175,20 @@ func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record) (applied i
 		return nil
 	})
 	return applied, err
+}
+
+// collectedAlready reports whether rec, a peer's record of a key this node
+// does not hold, is one collection would take out at once (a tombstone, a
+// sweep, at or before the horizon): a peer whose stable time lags behind
+// sends it back by Merkle repair, and storing it only to collect it again
+// would churn while their stable times differ.
+func collectedAlready(tx *keyspace.Tx, key []byte, rec record.Record, horizon hlc.Timestamp, now int64) bool {
+	if horizon == 0 || rec.Exists() && !rec.Expired(now) {
+		return false
+	}
+	if _, gone, _ := rec.Collect(horizon, now); !gone {
+		return false
+	}
+	cur, _ := tx.Peek(key)
+	return !cur.Written()
 }

@@ -32,12 +32,13 @@ func openPeer(t *testing.T, dir string) (*Node, *redis.Client) {
 
 func openNodeAs(t *testing.T, dir string, peer bool) (*Node, *redis.Client) {
 	t.Helper()
-	n, err := Open(Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// With a mesh (never started here) nothing is stable; without one the
+	// node is alone and collects at once.
+	cfg.Mesh.Disabled = !peer
+	n, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if peer {
-		n.hadPeer.Store(true)
 	}
 	go n.Serve(context.Background())
 	c := redis.NewClient(&redis.Options{Addr: n.Addr().String(), Protocol: 2})
@@ -59,7 +60,7 @@ func reconcile(t *testing.T, a, b *Node) merkle.Stats {
 	}
 	apply := func(n *Node) func(merkle.Record) error {
 		return func(r merkle.Record) error {
-			_, err := n.ApplyRemote(context.Background(), []merkle.Record{r})
+			_, err := n.ApplyRemote(context.Background(), []merkle.Record{r}, 0)
 			return err
 		}
 	}
@@ -143,7 +144,7 @@ func TestApplyRemoteLogsRefusalsOncePerBatch(t *testing.T) {
 		recs = append(recs, merkle.Record{Key: []byte(key), Payload: record.Encode(record.Record{
 			Value: record.Value{Version: ahead, Data: []byte(key)}, Expiry: record.Expiry{Version: ahead}})})
 	}
-	if _, err := n.ApplyRemote(context.Background(), recs); err != nil {
+	if _, err := n.ApplyRemote(context.Background(), recs, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Count(log.String(), "refused remote record"); got != 1 || !strings.Contains(log.String(), "count=100") {
@@ -176,7 +177,7 @@ func TestApplyRemoteRefusesSkewedClock(t *testing.T) {
 		return merkle.Record{Key: []byte(val), Payload: record.Encode(record.Record{
 			Value: record.Value{Version: v, Data: []byte(val)}, Expiry: record.Expiry{Version: v}})}
 	}
-	applied, err := n.ApplyRemote(context.Background(), []merkle.Record{mk(ahead, "future"), mk(ok, "now")})
+	applied, err := n.ApplyRemote(context.Background(), []merkle.Record{mk(ahead, "future"), mk(ok, "now")}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func TestApplyRemoteRefusesSkewedClock(t *testing.T) {
 	if rec := n.db.Get([]byte("future")); rec.Exists() {
 		t.Fatal("a record from a clock an hour ahead was applied")
 	}
-	if _, err := n.ApplyRemote(context.Background(), []merkle.Record{{Key: []byte("x"), Payload: []byte{1, 2, 3}}}); err == nil {
+	if _, err := n.ApplyRemote(context.Background(), []merkle.Record{{Key: []byte("x"), Payload: []byte{1, 2, 3}}}, 0); err == nil {
 		t.Fatal("a corrupt record was accepted")
 	}
 }

@@ -54,15 +54,19 @@ type Node struct {
 	cmds     *commandStats               // per command and per error: see cmdstats.go
 	live     liveSettings                // what CONFIG SET changes: see live.go
 	mesh     atomic.Pointer[gossip.Mesh] // nil until started, or without a mesh
+	setAside setAside                    // peers' records kept out by record.Fresh
+	// commitHook is called after each commit (OnCommit, local.go).
+	commitHook atomic.Pointer[func([]wal.Entry)]
+	infoHook   atomic.Pointer[func() []string] // INFO's Bridge section (SetInfo, local.go)
 	// Memory against --maxmemory (memory.go): the heap beside the
 	// keyspace's table, sampled; the limit (CONFIG SET changes it); and
 	// whether the last sample was over it.
-	memOverhead atomic.Uint64
-	maxMemory   atomic.Int64
-	serveStale  atomic.Bool // --serve-stale-data (bootstrap.go)
-	hadPeer     atomic.Bool // a peer was configured, remembered or met: see collect.go
-	watching    watching    // the keys clients WATCH, which collection leaves be
-	wasOver     atomic.Bool
+	memOverhead     atomic.Uint64
+	maxMemory       atomic.Int64
+	serveStale      atomic.Bool // --serve-stale-data (bootstrap.go)
+	rememberedPeers bool        // the store remembers peers from an earlier run: see collect.go
+	watching        watching    // the keys clients WATCH, which collection leaves be
+	wasOver         atomic.Bool
 
 	stop  chan struct{} // closed once the clients are gone, to stop the background work
 	wg    sync.WaitGroup
@@ -154,9 +158,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.wal = store
-	if gossip.RememberedPeers(store) {
-		n.hadPeer.Store(true)
-	}
+	n.rememberedPeers = gossip.RememberedPeers(store)
 	db, err := keyspace.Open(keyspace.Options{Log: store, Logger: cfg.Logger, OnCommit: n.committed, OnLocal: n.merkle.moved})
 	if err != nil {
 		store.Close()

@@ -9,8 +9,10 @@ import (
 // cmdObject is OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT|HELP.
 //
 // ENCODING names the encoding Redis 7.0 would use for the value a client
-// sees (its thresholds: 128 hash fields of at most 64 bytes in a listpack,
-// 512 integer members in an intset), so tools that read it keep working;
+// sees (its thresholds: 128 hash fields or sorted-set members of at most 64
+// bytes in a listpack, 512 integer members in an intset), so tools that read
+// it keep working (Redis keeps a sorted set that grew past them a skiplist
+// after it shrinks; redmesh answers by what the set holds now);
 // redmesh's own layout differs (small states encoded in one block, large
 // ones in B-trees). IDLETIME counts from the key's last write, as redmesh
 // does not track reads. REFCOUNT is Redis's: shared integers report
@@ -99,6 +101,8 @@ func encodingOf(rec record.Record) string {
 			return "intset"
 		}
 		return "hashtable"
+	case record.KindZSet:
+		return zsetEncoding(rec.Typed)
 	}
 	data := rec.StringData()
 	if _, ok := parseInt(data); ok {

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redmesh/redmesh/gossip"
+	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/wal"
 )
 
@@ -53,6 +54,9 @@ func (n *Node) committed(entries []wal.Entry) {
 	n.merkle.committed(entries)
 	if m := n.mesh.Load(); m != nil {
 		m.Committed(entries)
+	}
+	if fn := n.commitHook.Load(); fn != nil { // OnCommit (local.go)
+		(*fn)(entries)
 	}
 }
 
@@ -118,6 +122,23 @@ func infoMesh(n *Node) []string {
 		kv("mesh_bootstrap_keys_received", utoa(in.BootstrapKeys)),
 		kv("mesh_snapshots_served", utoa(in.SnapshotsServed)),
 	)
+	stuck := int64(0)
+	if !in.StableStuckSince.IsZero() {
+		stuck = time.Since(in.StableStuckSince).Milliseconds()
+	}
+	aside, _ := n.setAside.snapshot()
+	lines = append(lines,
+		kv("gc_stable_ms", itoa(in.Stable.Millis())),
+		kv("gc_stable_lag_ms", itoa(stableLag(in.Stable))),
+		kv("gc_own_stable_ms", itoa(in.OwnStable.Millis())),
+		kv("gc_held_back_by", in.Holder),
+		kv("gc_stable_unchanged_ms", itoa(stuck)),
+		kv("gc_forgotten_members", itoa(int64(in.Forgotten))),
+		kv("gc_forgotten_returned", utoa(in.ForgottenReturned)),
+		kv("gc_set_aside_records", utoa(aside)),
+		kv("gc_tombstones", itoa(n.tombstones())),
+		kv("gc_collected", utoa(n.stats.collected.Load())),
+	)
 	root := n.MerkleRoot()
 	for i, p := range in.Peers {
 		last := "-1"
@@ -131,10 +152,11 @@ func infoMesh(n *Node) []string {
 		}
 		lines = append(lines, fmt.Sprintf("mesh_peer%d:id=%s,addr=%s,connected=%d,last_sync_ms_ago=%s,unacked=%d,acked_seq=%d,ack_lag_ms=%d,"+
 			"cursor=%s,behind=%d,behind_ms=%d,root=%s,root_equal=%d,bytes_in=%d,bytes_out=%d,"+
-			"bootstrap_keys=%d,bootstrap_keys_total=%d,bootstrap_bytes=%d,bootstrap_bytes_total=%d",
+			"bootstrap_keys=%d,bootstrap_keys_total=%d,bootstrap_bytes=%d,bootstrap_bytes_total=%d,stable_ms=%d,forgotten=%d",
 			i, p.ID, p.Addr, connFlag(p.Connected), last, p.Unacked, p.Acked, p.AckLag.Milliseconds(),
 			p.Cursor, p.Behind, p.BehindFor.Milliseconds(), peerRoot, equal, p.BytesIn, p.BytesOut,
-			p.Bootstrap.Keys, p.Bootstrap.KeysTotal, p.Bootstrap.Bytes, p.Bootstrap.BytesTotal))
+			p.Bootstrap.Keys, p.Bootstrap.KeysTotal, p.Bootstrap.Bytes, p.Bootstrap.BytesTotal,
+			p.Stable.Millis(), connFlag(p.Forgotten)))
 	}
 	lines = append(lines,
 		kv("mesh_sessions", utoa(in.Sessions)),
@@ -190,4 +212,13 @@ func connFlag(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// stableLag is how far the stable time is behind the clock, in ms; -1 while
+// there is none.
+func stableLag(st hlc.Timestamp) int64 {
+	if st == 0 {
+		return -1
+	}
+	return max(0, time.Now().UnixMilli()-st.Millis())
 }

@@ -25,6 +25,8 @@ func FuzzRequest(f *testing.F) {
 		"*2\r\n$4\r\nSCAN\r\n$1\r\n0\r\n",
 		"\"unbalanced quote\r\n",
 		"*-1\r\n*0\r\n",
+		"ZADD z 1 a 2.5 b\r\nZINCRBY z 1 a\r\nZRANGE z 0 -1 WITHSCORES\r\nZRANGEBYSCORE z (1 +inf LIMIT 0 1\r\n",
+		"ZADD z 0 a 0 b\r\nZRANGEBYLEX z [a (c\r\nZUNIONSTORE d 2 z z WEIGHTS 1 2\r\nZPOPMIN z 5\r\nZSCAN d 0\r\n",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -15,6 +15,9 @@ type Stats struct {
 	// the keyspace keeps, so that a peer that missed the delete cannot
 	// bring the key back.
 	Tombstones int64
+	// SetAside counts the records of forgotten members back that held
+	// writes the mesh had collected, not merged (MESH SETASIDE).
+	SetAside uint64
 	// CheckpointAt is when the last checkpoint was written or loaded (the
 	// node's start if none was); CheckpointBytes its size.
 	CheckpointAt    time.Time
@@ -50,6 +53,7 @@ func (n *Node) Stats() Stats {
 	s := Stats{
 		Keys:                n.db.KeyCount(),
 		Tombstones:          n.tombstones(),
+		SetAside:            n.setAside.total(),
 		CheckpointAt:        ck.At,
 		CheckpointBytes:     ck.Bytes,
 		ExpiringKeys:        n.db.ExpiresCount(),

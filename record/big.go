@@ -16,10 +16,16 @@ import (
 // it started from stays as it was for whoever holds it. github.com/tidwall/
 // btree provides that copy; no B-tree of the standard library does.
 type bigState struct {
-	lists [3]*btree.BTreeG[item]
-	names [2]int // distinct names among fields and members
-	sum   uint64 // the elements' part of the digest (elemHash summed)
-	bytes int64  // of names and values
+	lists [4]*btree.BTreeG[item] // by list index: fields, members, traces, scored
+	names [4]int                 // distinct names in each list but the traces
+	// scores orders a sorted set's members by score, and zcounts holds its
+	// score counts, zsum their part of the digest (zset.go); nil when the
+	// state has none.
+	scores  *btree.BTreeG[scoreEntry]
+	zcounts *btree.BTreeG[Count]
+	zsum    uint64
+	sum     uint64 // the elements' part of the digest (elemHash summed)
+	bytes   int64  // of names and values
 }
 
 // bigElems is the number of elements and traces from which a state is held
@@ -67,7 +73,7 @@ func newTree() *btree.BTreeG[item] {
 }
 
 func (b *bigState) size() int {
-	return b.lists[0].Len() + b.lists[1].Len() + b.lists[2].Len()
+	return b.lists[0].Len() + b.lists[1].Len() + b.lists[2].Len() + b.lists[3].Len()
 }
 
 // bigCopy is t's elements in the large form, sharing t's trees if it has
@@ -77,6 +83,12 @@ func (t *Typed) bigCopy() *bigState {
 		c := &bigState{names: t.big.names, sum: t.big.sum, bytes: t.big.bytes}
 		for i, l := range t.big.lists {
 			c.lists[i] = l.Copy()
+		}
+		if t.big.scores != nil {
+			c.scores = t.big.scores.Copy()
+		}
+		if t.big.zcounts != nil {
+			c.zcounts, c.zsum = t.big.zcounts.Copy(), t.big.zsum
 		}
 		return c
 	}
@@ -89,6 +101,10 @@ func (t *Typed) bigCopy() *bigState {
 			b.insert(which, e)
 		}
 	}
+	for _, c := range t.ScoreCounts {
+		b.setScoreCount(c)
+	}
+	b.scores = scoreIndex(b)
 	return b
 }
 
@@ -150,10 +166,11 @@ func (b *bigState) absorb(other *Typed) {
 			b.insert(listRemoved, r)
 			b.delete(listFields, r)
 			b.delete(listMembers, r)
+			b.delete(listScored, r)
 		}
 		return true
 	})
-	for _, which := range []int{listFields, listMembers} {
+	for _, which := range []int{listFields, listMembers, listScored} {
 		other.each(which, func(run []Elem) bool {
 			for _, e := range run {
 				if !b.has(listRemoved, e) && !b.has(which, e) {
@@ -234,17 +251,23 @@ func (t *Typed) Detached() *Typed {
 	}
 	d := *t
 	d.big = t.bigCopy()
-	d.Fields, d.Members, d.Removed = nil, nil, nil
-	d.Counts = slices.Clone(t.Counts)
-	for i := range d.Counts {
-		d.Counts[i].Name = bytes.Clone(d.Counts[i].Name)
-	}
+	d.Fields, d.Members, d.Removed, d.Scored = nil, nil, nil, nil
+	d.Counts = detachCounts(t.Counts)
+	d.ScoreCounts = nil // in the large form's tree
 	return &d
+}
+
+func detachCounts(counts []Count) []Count {
+	out := slices.Clone(counts)
+	for i := range out {
+		out[i].Name = bytes.Clone(out[i].Name)
+	}
+	return out
 }
 
 // Large reports whether t is big enough to be kept as an object of its own
 // rather than encoded (a keyspace's choice; see keyspace.Table).
-func (t *Typed) Large() bool { return t != nil && (t.big != nil || t.size() > bigElems) }
+func (t *Typed) Large() bool { return t != nil && (t.big != nil || t.weight() > bigElems) }
 
 // MemSize is about the memory t holds.
 func (t *Typed) MemSize() int64 {
@@ -253,10 +276,17 @@ func (t *Typed) MemSize() int64 {
 	}
 	const perElem = 80 // an item in a B-tree node, with the node's share
 	if t.big != nil {
-		return int64(t.big.size())*perElem + t.big.bytes
+		n := int64(t.big.size())*perElem + t.big.bytes
+		if t.big.scores != nil {
+			n += int64(t.big.scores.Len()) * perScoreEntry
+		}
+		if t.big.zcounts != nil {
+			n += int64(t.big.zcounts.Len()) * perScoreCount
+		}
+		return n
 	}
 	n := int64(t.size()) * int64(unsafe.Sizeof(Elem{}))
-	for which := range 3 {
+	for which := range 4 {
 		for _, e := range t.list(which) {
 			n += int64(len(e.Name) + len(e.Value))
 		}

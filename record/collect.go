@@ -40,9 +40,11 @@ func (r Record) Collect(stable hlc.Timestamp, nowMillis int64) (out Record, gone
 // holdsNothing reports whether t keeps no element, trace, sketch epoch or
 // count that adds anything: only registers.
 func (t *Typed) holdsNothing() bool {
-	for _, c := range t.Counts {
-		if c.Ver != c.ResetVer || c.Total != c.ResetTotal {
-			return false
+	for _, counts := range [][]Count{t.Counts, t.ScoreCountList()} {
+		for _, c := range counts {
+			if c.Ver != c.ResetVer || c.Total != c.ResetTotal {
+				return false
+			}
 		}
 	}
 	return t.size() == 0 && (t.HLL == nil || len(t.HLL.Epochs) == 0)
@@ -108,7 +110,7 @@ func (t *Typed) collect(stable hlc.Timestamp) (*Typed, bool) {
 // member that was forgotten, or that returns with writes older than what the
 // mesh has collected. Traces are kept: they only remove.
 func Fresh(local, incoming Record, stable hlc.Timestamp) (out Record, setAside bool) {
-	if incoming.oldest() > stable {
+	if incoming.Oldest() > stable {
 		return incoming, false
 	}
 	out = incoming
@@ -124,9 +126,10 @@ func Fresh(local, incoming Record, stable hlc.Timestamp) (out Record, setAside b
 	return out, setAside
 }
 
-// oldest is the oldest version of any write the record holds, ignoring
-// registers never written; the newest if there is none.
-func (r Record) oldest() hlc.Timestamp {
+// Oldest is the oldest timestamp of any write the record holds, traces
+// aside (registers never written are not writes): a record whose oldest is
+// after the stable time needs no Fresh.
+func (r Record) Oldest() hlc.Timestamp {
 	o := r.Newest().TS
 	low := func(v Version) {
 		if !v.IsZero() && v.TS < o {
@@ -137,11 +140,13 @@ func (r Record) oldest() hlc.Timestamp {
 	low(r.Expiry.Version)
 	if t := r.Typed; t != nil {
 		low(t.KindVersion)
-		for _, c := range t.Counts {
-			low(c.Ver)
-			low(c.ResetVer)
+		for _, counts := range [][]Count{t.Counts, t.ScoreCountList()} {
+			for _, c := range counts {
+				low(c.Ver)
+				low(c.ResetVer)
+			}
 		}
-		for _, which := range []int{listFields, listMembers} {
+		for _, which := range []int{listFields, listMembers, listScored} {
 			t.each(which, func(run []Elem) bool {
 				for _, e := range run {
 					low(e.Dot)
@@ -207,8 +212,12 @@ func freshTyped(local, in *Typed, stable hlc.Timestamp) (*Typed, bool) {
 			c.Counts = nil
 		}
 	}
+	if kept, dropped := freshScoreCounts(local, in.ScoreCountList(), stable); dropped { // sorted-set hook (zset.go)
+		edit().setScoreCounts(in, kept)
+		setAside = true
+	}
 	// Elements up to stable that local neither holds nor has traced.
-	for _, which := range []int{listFields, listMembers} {
+	for _, which := range []int{listFields, listMembers, listScored} {
 		var drop []Elem
 		in.each(which, func(run []Elem) bool {
 			for _, e := range run {
@@ -230,6 +239,9 @@ func freshTyped(local, in *Typed, stable hlc.Timestamp) (*Typed, bool) {
 			for _, d := range drop {
 				e.big.delete(which, d)
 			}
+			if which == listScored { // sorted-set hook (zset.go)
+				e.big.scores = scoreIndex(e.big)
+			}
 			continue
 		}
 		kept := make([]Elem, 0, len(in.list(which))-len(drop))
@@ -241,10 +253,13 @@ func freshTyped(local, in *Typed, stable hlc.Timestamp) (*Typed, bool) {
 		if len(kept) == 0 {
 			kept = nil
 		}
-		if which == listFields {
+		switch which {
+		case listFields:
 			e.Fields = kept
-		} else {
+		case listMembers:
 			e.Members = kept
+		default:
+			e.Scored = kept
 		}
 	}
 	if h := in.HLL; h != nil { // HyperLogLog hook (record/hll.go)

@@ -48,6 +48,7 @@ func BeginTyped(cur Record, live bool, kind Kind, v Version, next func() (Versio
 		}
 		t.Removed = cur.Typed.Observed(v.TS)
 		t.Counts = cur.Typed.AllResets()
+		t.ScoreCounts = cur.Typed.allScoreResets()
 	}
 	return op
 }

@@ -62,6 +62,8 @@ func (k Kind) String() string {
 		return "hash"
 	case KindSet:
 		return "set"
+	case KindZSet:
+		return "zset"
 	}
 	return fmt.Sprintf("kind%d", uint8(k))
 }
@@ -180,11 +182,13 @@ func (r Record) Newest() Version {
 	up(r.Expiry.Version)
 	if t := r.Typed; t != nil {
 		up(t.KindVersion)
-		for _, c := range t.Counts {
-			up(c.Ver)
-			up(c.ResetVer)
+		for _, counts := range [][]Count{t.Counts, t.ScoreCountList()} {
+			for _, c := range counts {
+				up(c.Ver)
+				up(c.ResetVer)
+			}
 		}
-		for which := range 3 {
+		for which := range 4 {
 			t.each(which, func(run []Elem) bool {
 				for _, e := range run {
 					up(e.Dot)

@@ -219,6 +219,11 @@ func FuzzDecode(f *testing.F) {
 		Removed: []Elem{{Name: []byte("g"), Dot: v(1, 2)}},
 		Counts:  []Count{{Name: []byte("f"), Node: 1, Ver: v(1, 1), Total: 3}}}}
 	f.Add(Encode(typed))
+	zset := Record{Typed: &Typed{Kind: KindZSet, KindVersion: v(1, 1),
+		Scored:      []Elem{{Name: []byte("m"), Dot: v(1, 1), Value: ScoreValue(2.5)}},
+		Removed:     []Elem{{Name: []byte("n"), Dot: v(1, 2)}},
+		ScoreCounts: []Count{{Name: []byte("m"), Node: 1, Ver: v(1, 1), Total: bitsOf(1.5)}}}}
+	f.Add(Encode(zset))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec, err := Decode(b)
 		if err != nil {

@@ -54,6 +54,12 @@ type Typed struct {
 	// member has seen the removal (Collect). Traces are never shown. Nil in
 	// the large form.
 	Removed []Elem
+	// Scored are a sorted set's members, Value the score the adding write
+	// gave (see zset.go), and ScoreCounts their ZINCRBY increments, as
+	// Counts are a hash field's; sorted as Fields and Counts. Both are nil
+	// in the large form (read them through the methods).
+	Scored      []Elem
+	ScoreCounts []Count
 
 	big *bigState // the large form of Fields, Members and Removed
 
@@ -65,6 +71,7 @@ type Typed struct {
 const (
 	KindHash Kind = 1
 	KindSet  Kind = 2
+	KindZSet Kind = 3
 )
 
 // Count is one node's increments of one counter. Only that node writes Ver
@@ -148,6 +155,7 @@ const (
 	listFields = iota
 	listMembers
 	listRemoved
+	listScored
 )
 
 func (t *Typed) list(which int) []Elem {
@@ -156,6 +164,8 @@ func (t *Typed) list(which int) []Elem {
 		return t.Fields
 	case listMembers:
 		return t.Members
+	case listScored:
+		return t.Scored
 	}
 	return t.Removed
 }
@@ -168,7 +178,7 @@ func (t *Typed) size() int {
 	if t.big != nil {
 		return t.big.size()
 	}
-	return len(t.Fields) + len(t.Members) + len(t.Removed)
+	return len(t.Fields) + len(t.Members) + len(t.Removed) + len(t.Scored)
 }
 
 // mergeTyped merges two typed states; either may be nil.
@@ -183,23 +193,41 @@ func mergeTyped(a, b *Typed) *Typed {
 	if c := b.KindVersion.Compare(a.KindVersion); c > 0 || c == 0 && b.Kind > a.Kind {
 		m.Kind, m.KindVersion = b.Kind, b.KindVersion
 	}
-	m.Counts = mergeCounts(a.Counts, b.Counts)
 	m.HLL = mergeHLL(a.HLL, b.HLL) // HyperLogLog hook (record/hll.go)
-	if a.big == nil && b.big == nil && a.size()+b.size() <= bigElems {
+	if a.big == nil && b.big == nil && a.weight()+b.weight() <= bigElems {
+		m.Counts = mergeCounts(a.Counts, b.Counts)
+		m.ScoreCounts = mergeCounts(a.ScoreCounts, b.ScoreCounts)
 		m.Removed = unionTraces(a.Removed, b.Removed)
 		m.Fields = mergeElems(a.Fields, b.Fields, m.Removed)
 		m.Members = mergeElems(a.Members, b.Members, m.Removed)
+		m.Scored = mergeElems(a.Scored, b.Scored, m.Removed)
 		return m
 	}
 	// The larger side is copied (in O(1), copy on write) and the smaller
 	// merged into it: a delta into a large state costs O(delta log n).
 	base, other := a, b
-	if b.size() > a.size() {
+	if b.weight() > a.weight() {
 		base, other = b, a
 	}
+	// A large state is kept as it is, not encoded (see Detached), so it
+	// owns its memory: the counts of a small side, which may point into a
+	// request or a message, are copied.
+	m.Counts = mergeCounts(a.ownCounts(a.Counts), b.ownCounts(b.Counts))
 	m.big = base.bigCopy()
 	m.big.absorb(other)
+	for _, c := range other.ScoreCountList() { // sorted-set hook (zset.go)
+		m.big.setScoreCount(c)
+	}
+	m.reindexScores(base, other)
 	return m
+}
+
+// ownCounts is counts, t's, copied unless t is large and so owns them.
+func (t *Typed) ownCounts(counts []Count) []Count {
+	if t.big != nil || len(counts) == 0 {
+		return counts
+	}
+	return detachCounts(counts)
 }
 
 func unionElems(a, b []Elem) []Elem {
@@ -333,14 +361,15 @@ func equalTyped(a, b *Typed) bool {
 	eq := func(x, y []Elem) bool {
 		return slices.EqualFunc(x, y, func(p, q Elem) bool { return compareElem(p, q) == 0 })
 	}
-	return eq(a.Removed, b.Removed) && eq(a.Fields, b.Fields) && eq(a.Members, b.Members)
+	return eq(a.Removed, b.Removed) && eq(a.Fields, b.Fields) && eq(a.Members, b.Members) && eq(a.Scored, b.Scored) &&
+		slices.EqualFunc(a.ScoreCounts, b.ScoreCounts, equalCount)
 }
 
 // IsZero reports whether t holds nothing at all (nil included).
 func (t *Typed) IsZero() bool { return t.empty() }
 
 func (t *Typed) empty() bool {
-	return t == nil || t.KindVersion.IsZero() && t.Kind == 0 && len(t.Counts) == 0 && t.size() == 0 &&
+	return t == nil || t.KindVersion.IsZero() && t.Kind == 0 && len(t.Counts) == 0 && t.scoreCountLen() == 0 && t.size() == 0 &&
 		t.HLL == nil // HyperLogLog hook (record/hll.go)
 }
 
@@ -357,13 +386,16 @@ func (t *Typed) Added(name []byte) int64 {
 }
 
 // countsOf is the counts of the counter name, a run of t.Counts.
-func (t *Typed) countsOf(name []byte) []Count {
-	lo, _ := slices.BinarySearchFunc(t.Counts, name, func(c Count, n []byte) int { return bytes.Compare(c.Name, n) })
+func (t *Typed) countsOf(name []byte) []Count { return countRun(t.Counts, name) }
+
+// countRun is the run of sorted counts named name.
+func countRun(counts []Count, name []byte) []Count {
+	lo, _ := slices.BinarySearchFunc(counts, name, func(c Count, n []byte) int { return bytes.Compare(c.Name, n) })
 	hi := lo
-	for hi < len(t.Counts) && bytes.Equal(t.Counts[hi].Name, name) {
+	for hi < len(counts) && bytes.Equal(counts[hi].Name, name) {
 		hi++
 	}
-	return t.Counts[lo:hi]
+	return counts[lo:hi]
 }
 
 // Count returns node's count of the counter name (zero if none).
@@ -403,8 +435,12 @@ func (t *Typed) AllResets() []Count {
 	if t == nil {
 		return nil
 	}
+	return allResets(t.Counts)
+}
+
+func allResets(counts []Count) []Count {
 	var out []Count
-	for _, c := range t.Counts {
+	for _, c := range counts {
 		if c.ResetVer != c.Ver || c.ResetTotal != c.Total {
 			out = append(out, reset(c))
 		}
@@ -580,6 +616,8 @@ func (t *Typed) Len() int {
 	case KindHash:
 	case KindSet:
 		which = listMembers
+	case KindZSet:
+		return t.ZLen()
 	default:
 		return 0
 	}
@@ -601,7 +639,7 @@ func (t *Typed) Observed(at hlc.Timestamp) []Elem {
 		return nil
 	}
 	var out []Elem
-	for _, which := range []int{listFields, listMembers} {
+	for _, which := range []int{listFields, listMembers, listScored} {
 		t.each(which, func(run []Elem) bool {
 			out = append(out, traces(run, at)...)
 			return true
@@ -618,7 +656,7 @@ func (t *Typed) Clear(at hlc.Timestamp) *Typed {
 	if t == nil {
 		return nil
 	}
-	return &Typed{Removed: t.Observed(at), Counts: t.AllResets(),
+	return &Typed{Removed: t.Observed(at), Counts: t.AllResets(), ScoreCounts: allResets(t.ScoreCountList()),
 		HLL: t.HLL.cleared()} // HyperLogLog hook (record/hll.go)
 }
 
@@ -636,16 +674,23 @@ func (t *Typed) Normalize() {
 	}
 	t.Fields = sortElems(t.Fields)
 	t.Members = sortElems(t.Members)
-	slices.SortStableFunc(t.Counts, compareCountKey)
-	out := t.Counts[:0]
-	for _, c := range t.Counts {
+	t.Scored = sortElems(t.Scored)
+	t.Counts = normalizeCounts(t.Counts)
+	t.ScoreCounts = normalizeCounts(t.ScoreCounts)
+}
+
+// normalizeCounts sorts counts and merges those of one counter and node.
+func normalizeCounts(counts []Count) []Count {
+	slices.SortStableFunc(counts, compareCountKey)
+	out := counts[:0]
+	for _, c := range counts {
 		if n := len(out); n > 0 && compareCountKey(out[n-1], c) == 0 {
 			out[n-1] = mergeCount(out[n-1], c)
 			continue
 		}
 		out = append(out, c)
 	}
-	t.Counts = out
+	return out
 }
 
 // MemberCount is the number of member elements (dots, so a member written

@@ -19,14 +19,17 @@ import (
 //	n { nameLen name dot(16) valueLen value }   fields
 //	n { nameLen name dot(16) }                  members
 //	n { nameLen name dot(16) at(8) }            traces
+//	[n { nameLen name node(8) start(uvarint) ver(16) total(8) resetVer(16) resetTotal(8) }
+//	 n { nameLen name dot(16) score(8) }]       sorted set (zset.go)
 //	[sketch]                                    HyperLogLog (record/hll.go)
 //
-// A kind byte with kindHasHLL set says a sketch follows; states without one
-// encode as before. Every state is written with kindTimes set: counts carry
-// their run's start and traces their removal time. A state written before
-// them decodes with starts of zero and, as its traces' time, the newest
-// timestamp the state holds: the best its encoding tells (a whole-key delete
-// may have been later).
+// A kind byte with kindHasHLL set says a sketch follows, with kindHasZSet
+// that a sorted set's score counts and members do (scores and totals as
+// float64 bits); states without them encode as before. Every state is
+// written with kindTimes set: counts carry their run's start and traces
+// their removal time. A state written before them decodes with starts of
+// zero and, as its traces' time, the newest timestamp the state holds: the
+// best its encoding tells (a whole-key delete may have been later).
 
 // minCountLen, minFieldLen, minMemberLen bound a list's length by the bytes
 // left, so a decoder never allocates for items the input cannot hold.
@@ -43,19 +46,27 @@ func appendBytes(dst, b []byte) []byte {
 }
 
 // Flags in the kind byte: kindHasHLL marks a state that ends with a sketch,
-// kindTimes one whose counts and traces carry their times.
+// kindTimes one whose counts and traces carry their times, kindHasZSet one
+// with a sorted set's section.
 const (
-	kindHasHLL = 0x80
-	kindTimes  = 0x40
-	kindFlags  = kindHasHLL | kindTimes
+	kindHasHLL  = 0x80
+	kindTimes   = 0x40
+	kindHasZSet = 0x20
+	kindFlags   = kindHasHLL | kindTimes | kindHasZSet
 )
 
+// hasZSet reports whether t has a sorted set's section to encode.
+func (t *Typed) hasZSet() bool { return t.scoreCountLen() > 0 || t.count(listScored) > 0 }
+
 func appendTyped(dst []byte, t *Typed) []byte {
+	kind := byte(t.Kind) | kindTimes
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
-		dst = append(dst, byte(t.Kind)|kindTimes|kindHasHLL)
-	} else {
-		dst = append(dst, byte(t.Kind)|kindTimes)
+		kind |= kindHasHLL
 	}
+	if t.hasZSet() {
+		kind |= kindHasZSet
+	}
+	dst = append(dst, kind)
 	dst = appendVersion(dst, t.KindVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(t.Counts)))
 	for _, c := range t.Counts {
@@ -83,6 +94,9 @@ func appendTyped(dst []byte, t *Typed) []byte {
 			return true
 		})
 	}
+	if t.hasZSet() {
+		dst = appendZSet(dst, t)
+	}
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
 		dst = appendHLL(dst, t.HLL)
 	}
@@ -102,7 +116,11 @@ func (t *Typed) encodedSize() int {
 	for _, c := range t.Counts {
 		n += binary.MaxVarintLen64 + len(c.Name) + 8 + 2*versionLen + 3*binary.MaxVarintLen64
 	}
-	for _, which := range []int{listFields, listMembers, listRemoved} {
+	n += t.scoreCountLen() * minScoreCountLen
+	for _, c := range t.ScoreCountList() {
+		n += binary.MaxVarintLen64 + len(c.Name)
+	}
+	for _, which := range []int{listFields, listMembers, listRemoved, listScored} {
 		t.each(which, func(run []Elem) bool {
 			for _, e := range run {
 				n += 2*binary.MaxVarintLen64 + len(e.Name) + versionLen + max(len(e.Value), 8)
@@ -133,13 +151,15 @@ func (t *Typed) digest() uint64 {
 		b = binary.AppendVarint(b, c.ResetTotal)
 	}
 	sum := mix64(xxhash.Sum64(b))
+	// Sorted-set hook (zset.go):
+	sum += t.scoreCountSum()
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
 		sum += mix64(xxhash.Sum64(appendHLL(nil, t.HLL)))
 	}
 	if t.big != nil {
 		return sum + t.big.sum
 	}
-	for which := range 3 {
+	for which := range 4 {
 		for _, e := range t.list(which) {
 			sum += elemHash(which, e)
 		}
@@ -224,7 +244,7 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 	}
 	t := &Typed{Kind: Kind(b[0] &^ kindFlags)}
 	times := b[0]&kindTimes != 0
-	if t.Kind != KindString && t.Kind != KindHash && t.Kind != KindSet {
+	if t.Kind != KindString && t.Kind != KindHash && t.Kind != KindSet && t.Kind != KindZSet {
 		return nil, nil, fmt.Errorf("%w: unknown kind %d", ErrCorrupt, b[0])
 	}
 	r := &typedReader{b: b[1:]}
@@ -255,6 +275,9 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 	t.Fields = r.elems("fields", minFieldLen, listFields, true)
 	t.Members = r.elems("members", minMemberLen, listMembers, true)
 	t.Removed = r.elems("traces", minTraceLen, listRemoved, times)
+	if b[0]&kindHasZSet != 0 {
+		r.zset(t)
+	}
 	if r.err != nil {
 		return nil, nil, r.err
 	}

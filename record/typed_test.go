@@ -3,7 +3,9 @@ package record
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/redmesh/redmesh/hlc"
@@ -36,10 +38,13 @@ func genTypedN(r *rand.Rand, n int) *Typed {
 		if r.IntN(3) > 0 || gone[i] {
 			continue
 		}
-		if i%2 == 0 {
+		switch i % 3 {
+		case 0:
 			t.Fields = append(t.Fields, Elem{Name: name(i), Dot: dot(i), Value: fmt.Appendf(nil, "%d", i*11)})
-		} else {
+		case 1:
 			t.Members = append(t.Members, Elem{Name: name(i), Dot: dot(i)})
+		default:
+			t.Scored = append(t.Scored, Elem{Name: name(i), Dot: dot(i), Value: ScoreValue(float64(i%7)*0.75 - 2)})
 		}
 	}
 	total := func(ts uint64) int64 { return int64(ts*ts) - 5 }
@@ -61,6 +66,23 @@ func genTypedN(r *rand.Rand, n int) *Typed {
 			t.Counts = append(t.Counts, c)
 		}
 	}
+	// Score counts, their totals floats: a node's total at one version is
+	// always the same.
+	ftotal := func(ts uint64) int64 { return bitsOf(float64(ts*ts)*0.3 - 1) }
+	for _, name := range [][]byte{[]byte("b0"), []byte("c0"), []byte("z")} {
+		for node := range NodeID(3) {
+			if r.IntN(2) == 0 {
+				continue
+			}
+			ts := uint64(1 + r.IntN(5))
+			c := Count{Name: name, Node: node, Ver: v(ts, node), Total: ftotal(ts)}
+			if r.IntN(2) == 0 {
+				rts := uint64(1 + r.IntN(int(ts)))
+				c.ResetVer, c.ResetTotal = v(rts, node), ftotal(rts)
+			}
+			t.ScoreCounts = append(t.ScoreCounts, c)
+		}
+	}
 	t.Normalize()
 	if t.size() > bigElems {
 		t = &Typed{Kind: t.Kind, KindVersion: t.KindVersion, Counts: t.Counts, big: t.bigCopy()}
@@ -73,7 +95,34 @@ func sameTyped(a, b *Typed) bool {
 	if a.empty() || b.empty() {
 		return a.empty() && b.empty()
 	}
-	return bytes.Equal(AppendTyped(nil, a), AppendTyped(nil, b)) && a.digest() == b.digest() && a.Len() == b.Len()
+	return bytes.Equal(AppendTyped(nil, a), AppendTyped(nil, b)) && a.digest() == b.digest() && a.Len() == b.Len() &&
+		a.ZLen() == b.ZLen()
+}
+
+// sameZView compares two score orders entry by entry.
+func sameZView(a, b ZView) bool {
+	if a.Len() != b.Len() {
+		return false
+	}
+	for i := range a.Len() {
+		x, y := a.At(i), b.At(i)
+		if !bytes.Equal(x.Name, y.Name) || math.Float64bits(x.Score) != math.Float64bits(y.Score) {
+			return false
+		}
+	}
+	return true
+}
+
+// indexMatches checks a large state's score index, kept as merges change
+// it, against the order computed from scratch.
+func indexMatches(t *Typed) bool {
+	if t.big == nil {
+		return true
+	}
+	var want []ZEntry
+	t.eachScore(func(e ZEntry) bool { want = append(want, e); return true })
+	slices.SortFunc(want, CompareZ)
+	return sameZView(t.ZView(), ZView{small: want})
 }
 
 func TestTypedMergeProperties(t *testing.T) {
@@ -95,6 +144,11 @@ func TestTypedMergeProperties(t *testing.T) {
 		}
 		if m := mergeTyped(a, b); m.digest() != mergeTyped(b, a).digest() {
 			t.Fatalf("equal states with different digests: %+v", m)
+		}
+		if i%400 == 0 { // large states (n 800), a quarter of them: the check sorts
+			if m := mergeTyped(mergeTyped(a, b), c); !indexMatches(m) || !indexMatches(mergeTyped(c, m)) {
+				t.Fatalf("a large state's score index is not its members' order")
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 
+	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -113,6 +114,7 @@ type writeRec struct {
 	synced bool // durable at its node (fsync always: at once)
 	atRisk bool // its node crashed before syncing it: it may be lost
 	ver    record.Version
+	ts     hlc.Timestamp // the newest timestamp it wrote (typed writes have no ver)
 	at     int64
 }
 
@@ -129,6 +131,43 @@ type checker struct {
 	staleCounts   int64
 	regressions   int64 // merges that replaced a register by an older one
 	resurrections int64 // ... of which a tombstone by an older value
+	// collected is, per key, the newest removing version (a delete, or an
+	// expired value) of a record some node collected: the key is absent
+	// there as it would be deleted, and no older value may come back.
+	collected []record.Version
+	// setAside is, per node index, the horizon up to which its writes were
+	// set aside when it came back after being forgotten.
+	setAside map[int]hlc.Timestamp
+}
+
+func (ck *checker) noteCollected(id uint32, r record.Record) {
+	for int(id) >= len(ck.collected) {
+		ck.collected = append(ck.collected, record.Version{})
+	}
+	if r.Value.Version.Compare(ck.collected[id]) > 0 {
+		ck.collected[id] = r.Value.Version
+	}
+}
+
+func (ck *checker) collectedAt(id uint32) record.Version {
+	if int(id) < len(ck.collected) {
+		return ck.collected[id]
+	}
+	return record.Version{}
+}
+
+func (ck *checker) setAsideAt(node int, h hlc.Timestamp) {
+	if ck.setAside == nil {
+		ck.setAside = map[int]hlc.Timestamp{}
+	}
+	ck.setAside[node] = max(ck.setAside[node], h)
+}
+
+// wasSetAside reports whether write w was one its node's peers set aside
+// when it came back after being forgotten (record.Fresh): allowed.
+func (ck *checker) wasSetAside(w *writeRec) bool {
+	h := ck.setAside[int(w.node)]
+	return w.node >= 0 && h != 0 && w.ts <= h
 }
 
 // Check is the verdict on a run.
@@ -144,6 +183,8 @@ type Check struct {
 	DepartedOrigin int        `json:"departed_origin"`      // written at a node that later left for good
 	DepartedLost   int        `json:"departed_origin_lost"` // ... and gone with it: allowed
 	OriginDown     int        `json:"origin_down_lost"`     // gone from the live nodes but on its node's disk, which is down
+	SetAsideLost   int        `json:"set_aside_lost"`       // written at a forgotten node before the horizon of its return: set aside, allowed
+	Collected      int        `json:"collected"`            // absent: it, or a newer delete or expiry, was collected
 	Superseded     int        `json:"superseded"`           // survived as a newer version of the key
 	Lost           int        `json:"lost_writes"`          // must have survived and did not
 	Resurrections  int64      `json:"resurrections"`        // deleted keys that came back
@@ -210,10 +251,15 @@ func (s *Sim) check() (Check, []string) {
 		if w.typed {
 			continue // no register to look for; checkTyped judges it
 		}
-		ok, newer, back := true, false, false
+		ok, newer, back, collected := true, false, false, false
+		gone := s.ck.collectedAt(w.key)
 		for _, n := range live {
 			r := n.st.get(w.key)
 			switch cmp := r.Value.Version.Compare(w.ver); {
+			case !r.Written() && gone.Compare(w.ver) >= 0:
+				// Collected: a delete or expiry at or after w was applied
+				// by every member, then dropped.
+				collected = true
 			case cmp < 0:
 				ok = false
 				if w.tomb && r.Exists() {
@@ -225,7 +271,10 @@ func (s *Sim) check() (Check, []string) {
 		}
 		switch {
 		case ok:
-			if newer {
+			if collected {
+				c.Collected++
+			}
+			if newer || collected && gone.Compare(w.ver) > 0 {
 				c.Superseded++
 			}
 		case w.atRisk:
@@ -234,6 +283,8 @@ func (s *Sim) check() (Check, []string) {
 			c.DepartedLost++
 		case down:
 			c.OriginDown++
+		case s.ck.wasSetAside(w):
+			c.SetAsideLost++
 		default:
 			c.Lost++
 			if back {

@@ -102,6 +102,39 @@ type Config struct {
 	// anti-entropy alone: to compare it with the push-pull gossip bound.
 	NoPush    bool
 	NoCatchUp bool
+	// NoCollect switches garbage collection off (stable.go): no
+	// acknowledgements, no collection, nothing forgotten. Collection is on
+	// by default; this is for comparing with a mesh that keeps every
+	// tombstone.
+	NoCollect bool
+	// ForgetAfter, if positive, makes each node forget a member silent for
+	// longer, as `redmesh serve --forget-after`.
+	ForgetAfter time.Duration
+	// ForgetQuorum lets a node forget silent members only once it has
+	// been linked to a majority of the members it has not forgotten
+	// (itself included) for ForgetAfter without a break, which the real
+	// node does not check: without it, both sides of a partition longer
+	// than ForgetAfter forget each other, and at the heal each sets aside
+	// what the other wrote.
+	ForgetQuorum bool
+	// AckInterval is how often a node sends each connected peer its
+	// acknowledgement and samples its log and clock (gossip's AckInterval
+	// and stableEvery); it also collects this often.
+	AckInterval time.Duration
+	// CollectAhead and NoFresh break collection on purpose, for tests that
+	// show the checker notices: nodes collect as if the stable time were
+	// CollectAhead later than it is, or merge a returning forgotten
+	// member's records as they are (no record.Fresh, and the member keeps
+	// its own old writes).
+	CollectAhead time.Duration
+	NoFresh      bool
+	// AckSynced makes a node acknowledge only what it has synced (its
+	// cursors as of its last fsync) rather than what it has applied, as
+	// the real node does. Under a lazy fsync an acknowledgement can
+	// otherwise count (mesh.AckDurable after it arrived) before its peer
+	// notices that the node lost it in a crash (Network.Detect after),
+	// whenever the fsync period plus Detect exceeds AckDurable.
+	AckSynced bool
 	// Check is how often convergence is checked and the series sampled.
 	Check time.Duration
 	// MaxTime stops a run that has not converged this long after its last
@@ -139,6 +172,7 @@ func (c Config) withDefaults() Config {
 	defd(&c.OSFlush, 30*time.Second)
 	defd(&c.MaxSkew, time.Minute)
 	defd(&c.Check, 100*time.Millisecond)
+	defd(&c.AckInterval, time.Second)
 	defd(&c.MaxTime, 10*time.Minute)
 	if c.Fsync == "" {
 		c.Fsync = FsyncEverysec
@@ -195,6 +229,9 @@ func (c Config) validate() error {
 	}
 	if n.Loss > 0.5 {
 		return fmt.Errorf("sim: loss %v too high to model streams (max 0.5)", n.Loss)
+	}
+	if c.ForgetAfter < 0 || c.AckInterval < time.Millisecond || c.CollectAhead < 0 {
+		return fmt.Errorf("sim: forget-after %v, ack interval %v or collect-ahead %v out of range", c.ForgetAfter, c.AckInterval, c.CollectAhead)
 	}
 	if c.ValueSize < 1 || c.ValueSize > 1<<20 {
 		return fmt.Errorf("sim: value size %d out of range", c.ValueSize)

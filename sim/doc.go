@@ -111,6 +111,20 @@
 // increments built on a count a crash took back (stale_counts) and
 // hash-field counters no HGET shows (hidden_counters).
 //
+// # Garbage collection
+//
+// Collection is on unless Config.NoCollect: each node feeds a
+// mesh.Stability (samples of its log and clock, its peers'
+// acknowledgements and reports, links up and down, members forgotten after
+// Config.ForgetAfter) and collects its store with record.Collect at the
+// stable time; acknowledgements travel over the network model as the node's
+// do. A forgotten member that comes back has its records filtered with
+// record.Fresh, and drops its own writes up to the same horizon, told it
+// by its peers. The checker takes a
+// collected key as deleted, allows the writes set aside, and counts as a
+// resurrection any value older than a collected delete or expiry that comes
+// back. Writes can carry a TTL.
+//
 // A failed check makes the report say Pass false, with the failures; the
 // command prints the seed and the command line that replays the run.
 //

@@ -10,10 +10,11 @@ const (
 	classSession = iota // Merkle sessions (anti-entropy and fallbacks)
 	classCatchUp        // log catch-up requests and replies
 	classPush           // eager push
+	classAck            // acknowledgements (garbage collection)
 	numClasses
 )
 
-var classNames = [numClasses]string{"session", "catch_up", "push"}
+var classNames = [numClasses]string{"session", "catch_up", "push", "ack"}
 
 // send puts a message of size bytes (payload of them record payloads) on
 // the link from → to and runs deliver when it arrives, unless the network
@@ -102,6 +103,8 @@ func (s *Sim) linkUp(a, b *node) {
 	}
 	a.peers.SetConnected(b.pid, true)
 	b.peers.SetConnected(a.pid, true)
+	s.gcLinkUp(a, b)
+	s.gcLinkUp(b, a)
 	s.st.connects++
 	s.startCatchUp(a, b)
 	s.startCatchUp(b, a)
@@ -169,7 +172,7 @@ func (s *Sim) relink() {
 			case p.Connected && a.group != b.group:
 				s.at(s.now+detect, func() {
 					if a.group != b.group {
-						a.peers.SetConnected(b.pid, false)
+						s.linkDown(a, b)
 					}
 				})
 			case !p.Connected && a.idx < b.idx && reachable(a, b):

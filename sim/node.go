@@ -43,13 +43,15 @@ type node struct {
 	durCursors []mesh.PeerCursor
 	pending    []int32 // acknowledged client writes not yet synced
 
-	push        mesh.Batcher[uint32]
+	push        mesh.Batcher[pushItem]
 	flushQueued bool
 	syncing     bool  // an anti-entropy session we started is running
 	busy        int64 // the uplink is busy until then
 
 	sent    [numClasses]byteCount
 	refused uint64 // hlc refusals by earlier incarnations' clocks
+
+	gc gcState // garbage collection (stable.go)
 }
 
 type undoRec struct {
@@ -120,6 +122,18 @@ func (s *Sim) apply(n *node, id uint32, in record.Record) bool {
 			s.ck.resurrections++
 		}
 	}
+	// A key a node collected (its delete or expiry every member had) must
+	// not come back with a value older than what removed it.
+	if int(id) < len(s.ck.collected) && !merged.Value.Tombstone && !merged.Value.Version.IsZero() &&
+		merged.Value.Version.Compare(s.ck.collected[id]) < 0 {
+		s.ck.resurrections++
+	}
+	if c, collected := s.collectIngress(n, id, merged); collected {
+		if record.Equal(c, old) {
+			return false
+		}
+		merged = c
+	}
 	n.st.set(id, merged)
 	n.appendLog(id, s.cfg.LogRetain)
 	if s.cfg.Fsync != FsyncAlways {
@@ -142,7 +156,7 @@ func (s *Sim) sync(n *node) {
 }
 
 // write is a client's SET or DEL at n, acknowledged when it returns true.
-func (s *Sim) write(n *node, key []byte, data []byte, tomb bool) {
+func (s *Sim) write(n *node, key []byte, data []byte, tomb bool, ttl time.Duration) {
 	if !n.up {
 		s.ck.unavailable++
 		return
@@ -168,13 +182,27 @@ func (s *Sim) write(n *node, key []byte, data []byte, tomb bool) {
 	rec := record.Record{Value: record.Value{Version: v, Tombstone: tomb}, Expiry: record.Expiry{Version: v}}
 	if !tomb {
 		rec.Value.Data = s.intern(data)
+		if ttl > 0 {
+			// SET key value PX ttl: the deadline by the node's wall clock.
+			rec.Expiry.At = s.wall(n).UnixMilli() + ttl.Milliseconds()
+		}
 	}
-	s.apply(n, id, rec)
 	always := s.cfg.Fsync == FsyncAlways
-	s.ck.writes = append(s.ck.writes, writeRec{key: id, ver: v, tomb: tomb, node: int32(n.idx), synced: always, at: s.now})
+	s.ck.writes = append(s.ck.writes, writeRec{key: id, ver: v, ts: v.TS, tomb: tomb, node: int32(n.idx), synced: always, at: s.now})
 	if !always {
 		n.pending = append(n.pending, int32(len(s.ck.writes)-1))
 	}
+	s.applyLocal(n, id, rec)
+}
+
+// applyLocal applies a client's write at n, notes it as n's latest local
+// write (what peers acknowledge) and hands it to eager push.
+func (s *Sim) applyLocal(n *node, id uint32, rec record.Record) {
+	if !s.apply(n, id, rec) {
+		return
+	}
+	n.gc.lastLocal = n.head()
+	s.lastWrite = max(s.lastWrite, rec.Newest().TS)
 	s.queuePush(n, id)
 }
 
@@ -214,7 +242,7 @@ func (s *Sim) crash(n *node) {
 		o := s.nodes[s.byID[p.ID]]
 		s.at(s.now+int64(s.cfg.Network.Detect), func() {
 			if n.inc == inc { // still down, same incarnation
-				o.peers.SetConnected(n.pid, false)
+				s.linkDown(o, n)
 			}
 		})
 	}
@@ -233,10 +261,30 @@ func (s *Sim) restart(n *node) {
 	n.inc++
 	n.busy = s.now
 	s.newClock(n)
+	s.gcStart(n)
 	s.tr.nodeUp(s, n)
 	s.startTicks(n)
+	if s.fullMesh() {
+		s.linkAll(n) // nodes that joined while it was down
+	}
 	for _, p := range n.peers.Peers() {
 		s.scheduleLinkUp(n, s.nodes[s.byID[p.ID]])
+	}
+}
+
+// linkAll makes n a peer of every node of the mesh it does not know yet
+// (a full mesh stays one, as peer exchange keeps a real mesh) and links
+// it to those up.
+func (s *Sim) linkAll(n *node) {
+	for _, o := range s.nodes {
+		if o == n || o.gone || n.peers.Get(o.pid) != nil {
+			continue
+		}
+		n.peers.Add(o.pid)
+		o.peers.Add(n.pid)
+		if o.up && n.up {
+			s.scheduleLinkUp(n, o)
+		}
 	}
 }
 
@@ -257,6 +305,7 @@ func (s *Sim) leave(n *node) {
 		o := s.nodes[s.byID[p.ID]]
 		s.at(s.now+int64(s.cfg.Network.Detect), func() {
 			o.peers.Remove(n.pid)
+			s.gcLeft(o, n)
 			if !o.gone && o.peers.Len() < max(1, s.cfg.Degree/4) {
 				s.linkRandom(o, 1)
 			}
@@ -264,11 +313,16 @@ func (s *Sim) leave(n *node) {
 	}
 }
 
-// join adds a new, empty node linked to random live nodes.
+// join adds a new, empty node linked to random live nodes (to every live
+// node in a full mesh).
 func (s *Sim) join() *node {
 	n := s.newNode()
 	s.tr.nodeUp(s, n)
-	s.linkRandom(n, max(1, s.cfg.Degree/2))
+	if s.fullMesh() {
+		s.linkAll(n)
+	} else {
+		s.linkRandom(n, max(1, s.cfg.Degree/2))
+	}
 	s.startTicks(n)
 	s.st.joined++
 	return n
@@ -298,6 +352,7 @@ func (s *Sim) newNode() *node {
 	s.newClock(n)
 	s.byID[n.pid] = int32(n.idx)
 	s.nodes = append(s.nodes, n)
+	s.gcStart(n)
 	return n
 }
 
@@ -316,6 +371,7 @@ func (s *Sim) startTicks(n *node) {
 		s.syncRound(n)
 	}
 	s.at(s.now+s.rng.Int64N(si), tick)
+	s.startGC(n)
 	var period int64
 	switch s.cfg.Fsync {
 	case FsyncEverysec:

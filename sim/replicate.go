@@ -64,7 +64,7 @@ func (s *Sim) catchUpReply(a, b *node, cu *catchUp, buf []byte) {
 		return // the link went down meanwhile; the next connection starts over
 	}
 	for _, r := range d.Reply.Records {
-		s.applyRemote(a, r.Key, r.Payload)
+		s.applyRemote(a, b, r.Key, r.Payload)
 	}
 	s.st.logEntries += int64(len(d.Reply.Records))
 	act, req := a.peers.CatchUpReply(b.pid, d.Reply, uint32(s.cfg.CatchUpBatch), a.st.tree.Root())
@@ -79,6 +79,19 @@ func (s *Sim) catchUpReply(a, b *node, cu *catchUp, buf []byte) {
 	}
 }
 
+// pushItem is a local write queued for eager push: its key and its place
+// in the log (the position just after it).
+type pushItem struct {
+	id  uint32
+	seq uint64
+}
+
+// pushSeqs is what an origin's push says of its log, as the node's push
+// message does: epoch, the position after the previous local write pushed
+// (prev) and after the last in this push (to). A receiver that has applied
+// every local write up to prev has, with this push, every one up to to.
+type pushSeqs struct{ epoch, prev, to uint64 }
+
 // queuePush hands a fresh local write to eager push. The batch leaves when
 // it is full or, at the latest, once the node has handled everything else
 // due at this instant (its queue emptied).
@@ -86,8 +99,8 @@ func (s *Sim) queuePush(n *node, id uint32) {
 	if s.cfg.NoPush {
 		return
 	}
-	if batch := n.push.Add(id); batch != nil {
-		s.sendPush(n, batch, 0)
+	if batch := n.push.Add(pushItem{id, n.gc.lastLocal}); batch != nil {
+		s.sendOwnPush(n, batch)
 	}
 	if n.flushQueued {
 		return
@@ -100,14 +113,29 @@ func (s *Sim) queuePush(n *node, id uint32) {
 		}
 		n.flushQueued = false
 		if batch := n.push.Flush(); batch != nil {
-			s.sendPush(n, batch, 0)
+			s.sendOwnPush(n, batch)
 		}
 	})
 }
 
+// sendOwnPush pushes a batch of n's own writes, with their log positions
+// when collection is on (acknowledgements are made of them).
+func (s *Sim) sendOwnPush(n *node, batch []pushItem) {
+	ids := make([]uint32, len(batch))
+	for i, it := range batch {
+		ids[i] = it.id
+	}
+	var seqs *pushSeqs
+	if !s.cfg.NoCollect {
+		seqs = &pushSeqs{epoch: n.epoch, prev: n.gc.pushedTo, to: batch[len(batch)-1].seq}
+		n.gc.pushedTo = seqs.to
+	}
+	s.sendPush(n, ids, 0, seqs)
+}
+
 // sendPush sends the current records of keys ids to up to PushFanout
 // connected peers other than exclude.
-func (s *Sim) sendPush(n *node, ids []uint32, exclude mesh.PeerID) {
+func (s *Sim) sendPush(n *node, ids []uint32, exclude mesh.PeerID, seqs *pushSeqs) {
 	recs := make([]merkle.Record, len(ids))
 	for i, id := range ids {
 		recs[i] = merkle.Record{Key: s.keys.names[id], Payload: record.Encode(n.st.get(id))}
@@ -118,18 +146,23 @@ func (s *Sim) sendPush(n *node, ids []uint32, exclude mesh.PeerID) {
 	}
 	buf := mesh.AppendPush(make([]byte, 0, size), recs)
 	pay := mesh.PayloadBytes(recs)
+	hdr := 0
+	if seqs != nil {
+		hdr = uvarintLen(seqs.epoch) + uvarintLen(seqs.prev) + uvarintLen(seqs.to)
+	}
 	s.targets = n.peers.PushTargets(s.targets[:0], exclude, s.cfg.PushFanout, s.rng.IntN)
 	s.st.pushBatches++
 	for _, t := range s.targets {
 		to := s.nodes[s.byID[t]]
-		s.send(n, to, classPush, len(buf), pay, nil, func() { s.recvPush(to, n.pid, buf) })
+		s.send(n, to, classPush, len(buf)+hdr, pay, nil, func() { s.recvPush(to, n, buf, seqs) })
 	}
 }
 
 // recvPush merges a pushed batch and forwards what won, as GossipSub would
 // forward a message not seen before: a record that loses was seen, so
-// nothing loops.
-func (s *Sim) recvPush(n *node, from mesh.PeerID, buf []byte) {
+// nothing loops. A push from its origin moves what n acknowledges of the
+// origin's log.
+func (s *Sim) recvPush(n, from *node, buf []byte, seqs *pushSeqs) {
 	d, err := mesh.Decode(buf)
 	if err != nil || d.Push == nil {
 		s.st.decodeErrors++
@@ -137,12 +170,15 @@ func (s *Sim) recvPush(n *node, from mesh.PeerID, buf []byte) {
 	}
 	var fwd []uint32
 	for _, r := range d.Push {
-		if id, won := s.applyRemote(n, r.Key, r.Payload); won {
+		if id, won := s.applyRemote(n, from, r.Key, r.Payload); won {
 			fwd = append(fwd, id)
 		}
 	}
 	s.st.pushRecords += int64(len(d.Push))
+	if seqs != nil {
+		s.pushed(n, from, *seqs)
+	}
 	if len(fwd) > 0 {
-		s.sendPush(n, fwd, from)
+		s.sendPush(n, fwd, from.pid, nil)
 	}
 }

@@ -24,6 +24,7 @@ type Report struct {
 	Network     NetStats     `json:"network"`
 	Nodes       NodeStats    `json:"nodes"`
 	Bytes       Bytes        `json:"bytes"`
+	GC          GC           `json:"gc"`
 	Check       Check        `json:"check"`
 	Series      []Sample     `json:"series"`
 }
@@ -47,7 +48,39 @@ type ReportConfig struct {
 	MaxSkewMs      int64   `json:"max_skew_ms"`
 	NoPush         bool    `json:"no_push"`
 	NoCatchUp      bool    `json:"no_catch_up"`
+	Collect        bool    `json:"collect"`
+	ForgetAfterMs  int64   `json:"forget_after_ms"`
+	AckIntervalMs  int64   `json:"ack_interval_ms"`
 	Network        Network `json:"network"`
+}
+
+// GC is what garbage collection did: what it dropped, what it set aside,
+// and how far the stable time lagged behind each node's clock (sampled at
+// every node's collection, once it had a stable time).
+type GC struct {
+	TombstonesCollected int64 `json:"tombstones_collected"` // keys dropped whole (deleted or expired)
+	ExpiredCollected    int64 `json:"expired_collected"`    // ... of which expired, never swept before
+	TracesCollected     int64 `json:"traces_collected"`     // removal traces dropped from typed keys
+	// CollectedOnArrival counts deleted keys a peer sent that were already
+	// collectable here, so not stored (its stable time lagged behind).
+	CollectedOnArrival int64 `json:"collected_on_arrival"`
+	// Forgotten counts members forgotten for silence (ForgetAfter), by
+	// each node; Returned forgotten members that linked up again.
+	Forgotten int64 `json:"forgotten"`
+	Returned  int64 `json:"returned"`
+	// SetAside counts records from a returned member that record.Fresh
+	// kept from merging (in part or whole); OwnSetAside the records a
+	// returning node dropped of its own, told its writes were set aside.
+	SetAside    int64 `json:"set_aside"`
+	OwnSetAside int64 `json:"own_set_aside"`
+	Rejoins     int64 `json:"rejoins"`
+	// StableLag is now − stable time at each node's collection tick;
+	// WithoutStable the ticks at which a node had none yet.
+	StableLagP50Ms int64 `json:"stable_lag_p50_ms"`
+	StableLagMaxMs int64 `json:"stable_lag_max_ms"`
+	WithoutStable  int64 `json:"ticks_without_stable"`
+	Acks           int64 `json:"acks"`
+	AckBytes       int64 `json:"ack_bytes"`
 }
 
 // Mark is a scenario event on the timeline.
@@ -188,6 +221,7 @@ func (s *Sim) report() *Report {
 			PushFanout: c.PushFanout, PushBatch: c.PushBatch, LogRetain: c.LogRetain,
 			CatchUpBatch: c.CatchUpBatch, OSFlushMs: ms(c.OSFlush), MaxSkewMs: ms(c.MaxSkew),
 			Network: c.Network, NoPush: c.NoPush, NoCatchUp: c.NoCatchUp,
+			Collect: !c.NoCollect, ForgetAfterMs: ms(c.ForgetAfter), AckIntervalMs: ms(c.AckInterval),
 		},
 		Timeline: s.timeline,
 	}
@@ -238,6 +272,15 @@ func (s *Sim) report() *Report {
 	r.Bytes = Bytes{Meta: st.totalMeta, Payload: st.totalPayload, PerNodeMeta: dist(meta), PerNodePayload: dist(pay)}
 	for i, b := range classes {
 		r.Bytes.ByClass = append(r.Bytes.ByClass, ClassBytes{Class: classNames[i], Meta: b.meta, Payload: b.payload})
+	}
+	g := &s.gst
+	r.GC = GC{TombstonesCollected: g.tombstones, ExpiredCollected: g.expired, TracesCollected: g.traces, CollectedOnArrival: g.ingress, Forgotten: g.forgotten, Returned: g.returned,
+		SetAside: g.setAside, OwnSetAside: g.ownSetAside, Rejoins: g.rejoins, WithoutStable: g.noStable,
+		Acks: g.acks, AckBytes: classes[classAck].meta}
+	if len(g.lags) > 0 {
+		lags := slices.Clone(g.lags)
+		slices.Sort(lags)
+		r.GC.StableLagP50Ms, r.GC.StableLagMaxMs = lags[len(lags)/2], lags[len(lags)-1]
 	}
 	r.Series = thin(s.series, MaxSeries)
 	return r

@@ -25,6 +25,8 @@ type Scenario struct {
 	Keys        int      `yaml:"keys,omitempty" json:"keys,omitempty"`
 	Fsync       Fsync    `yaml:"fsync,omitempty" json:"fsync,omitempty"`
 	Loss        *float64 `yaml:"loss,omitempty" json:"loss,omitempty"`
+	// ForgetAfter is the nodes' --forget-after (default off).
+	ForgetAfter Duration `yaml:"forget_after,omitempty" json:"forget_after,omitempty"`
 	Events      []Event  `yaml:"events" json:"events"`
 }
 
@@ -65,10 +67,17 @@ type Write struct {
 	Count int     `yaml:"count" json:"count"`
 	// Keys is the key space written to, key:00000000 up; default the
 	// scenario's preloaded key count, or 1000.
-	Keys    int      `yaml:"keys,omitempty" json:"keys,omitempty"`
-	Deletes float64  `yaml:"deletes,omitempty" json:"deletes,omitempty"` // fraction that are DELs
+	Keys    int     `yaml:"keys,omitempty" json:"keys,omitempty"`
+	Deletes float64 `yaml:"deletes,omitempty" json:"deletes,omitempty"` // fraction that are DELs
+	// Expires is the fraction of the other writes (SETs) made with a time
+	// to live of TTL (default 5 s), as SET key value PX ttl.
+	Expires float64  `yaml:"expires,omitempty" json:"expires,omitempty"`
+	TTL     Duration `yaml:"ttl,omitempty" json:"ttl,omitempty"`
 	Over    Duration `yaml:"over,omitempty" json:"over,omitempty"`
 }
+
+// defaultTTL is a Write's TTL when none is given.
+const defaultTTL = 5 * time.Second
 
 // TypedWrite is a batch of random client commands on typed keys, at random
 // nodes of Nodes, spread evenly at random over [At, At+Over]: HSET, HDEL
@@ -95,11 +104,13 @@ type Command struct {
 	Args []string `yaml:"args,flow" json:"args"`
 }
 
-// Set is SET Key Value at Node.
+// Set is SET Key Value at Node, with a time to live if TTL is set (SET key
+// value PX ttl).
 type Set struct {
-	Node  int    `yaml:"node" json:"node"`
-	Key   string `yaml:"key" json:"key"`
-	Value string `yaml:"value" json:"value"`
+	Node  int      `yaml:"node" json:"node"`
+	Key   string   `yaml:"key" json:"key"`
+	Value string   `yaml:"value" json:"value"`
+	TTL   Duration `yaml:"ttl,omitempty" json:"ttl,omitempty"`
 }
 
 // Del is DEL Key at Node.
@@ -256,6 +267,9 @@ func (s *Scenario) Validate() error {
 	default:
 		return fmt.Errorf("sim: scenario: fsync %q", s.Fsync)
 	}
+	if s.ForgetAfter < 0 || time.Duration(s.ForgetAfter) > maxAt {
+		return errors.New("sim: scenario: forget_after out of range")
+	}
 	if s.Loss != nil && !(*s.Loss >= 0 && *s.Loss <= 0.5) {
 		return errors.New("sim: scenario: loss out of [0, 0.5]")
 	}
@@ -274,7 +288,8 @@ func (s *Scenario) Validate() error {
 		if e.Write != nil {
 			n++
 			w := e.Write
-			if w.Count < 0 || w.Keys < 0 || w.Keys > 1<<26 || !(w.Deletes >= 0 && w.Deletes <= 1) || w.Over < 0 || time.Duration(w.Over) > maxAt {
+			if w.Count < 0 || w.Keys < 0 || w.Keys > 1<<26 || !(w.Deletes >= 0 && w.Deletes <= 1) || w.Over < 0 || time.Duration(w.Over) > maxAt ||
+				!(w.Expires >= 0 && w.Expires <= 1) || w.TTL < 0 || time.Duration(w.TTL) > maxAt {
 				return bad("write out of range")
 			}
 			if writes += w.Count; writes > maxWrites {
@@ -283,7 +298,8 @@ func (s *Scenario) Validate() error {
 		}
 		if e.Set != nil {
 			n++
-			if e.Set.Node < 0 || len(e.Set.Key) == 0 || len(e.Set.Key) > 64000 || len(e.Set.Value) > 1<<20 {
+			if e.Set.Node < 0 || len(e.Set.Key) == 0 || len(e.Set.Key) > 64000 || len(e.Set.Value) > 1<<20 ||
+				e.Set.TTL < 0 || time.Duration(e.Set.TTL) > maxAt {
 				return bad("bad set")
 			}
 		}
@@ -407,18 +423,18 @@ func idxRange(lo, hi int) NodeSet { // inclusive
 
 var builtins = map[string]builtin{
 	"partition-heal": {
-		desc: "the mesh splits in two halves for 30 s while clients write on both sides (10% DELs, some keys on both), then heals",
+		desc: "the mesh splits in two halves for 30 s while clients write on both sides (10% DELs, a tenth of the SETs expiring after 5 s, some keys on both), then heals",
 		make: func(c Config) *Scenario {
 			w := max(10, c.Keys/10)
 			return &Scenario{Events: []Event{
 				{At: sec(1), Partition: []NodeSet{"0%-50%", "50%-100%"}},
-				{At: sec(5), Write: &Write{Count: w, Deletes: 0.1, Over: sec(20)}},
+				{At: sec(5), Write: &Write{Count: w, Deletes: 0.1, Expires: 0.1, Over: sec(20)}},
 				{At: sec(30), Heal: true},
 			}}
 		},
 	},
 	"offline-rejoin": {
-		desc: "two sites go offline; one returns after 20 s and catches up from its peers' logs, the other after 15 min, by then past every log's retention, and repairs by Merkle",
+		desc: "two sites go offline; one returns after 20 s and catches up from its peers' logs, the other after 15 min, by then past every log's retention, and repairs by Merkle (5% DELs, a tenth of the SETs expiring after 5 s)",
 		make: func(c Config) *Scenario {
 			n := c.Nodes
 			if n < 3 {
@@ -429,24 +445,24 @@ var builtins = map[string]builtin{
 			long := max(c.LogRetain+c.LogRetain/2, c.Keys/5)
 			return &Scenario{Nodes: n, Events: []Event{
 				{At: sec(1), Partition: []NodeSet{idx(near), idx(far)}},
-				{At: sec(2), Write: &Write{Nodes: rest, Count: max(20, c.Keys/50), Deletes: 0.05, Over: sec(15)}},
+				{At: sec(2), Write: &Write{Nodes: rest, Count: max(20, c.Keys/50), Deletes: 0.05, Expires: 0.1, Over: sec(15)}},
 				{At: sec(2), Write: &Write{Nodes: idx(near), Count: 20, Over: sec(15)}},
 				{At: sec(20), Partition: []NodeSet{idx(far)}},
-				{At: sec(30), Write: &Write{Nodes: idxRange(0, near), Count: long, Deletes: 0.05, Over: sec(840)}},
-				{At: sec(30), Write: &Write{Nodes: idx(far), Count: 100, Deletes: 0.05, Over: sec(840)}},
+				{At: sec(30), Write: &Write{Nodes: idxRange(0, near), Count: long, Deletes: 0.05, Expires: 0.1, Over: sec(840)}},
+				{At: sec(30), Write: &Write{Nodes: idx(far), Count: 100, Deletes: 0.05, Expires: 0.1, Over: sec(840)}},
 				{At: sec(900), Heal: true},
 			}}
 		},
 	},
 	"churn": {
-		desc: "while clients write, nodes crash and restart, leave for good and new empty ones join",
+		desc: "while clients write (10% DELs, a tenth of the SETs expiring after 5 s), nodes crash and restart, leave for good and new empty ones join",
 		make: func(c Config) *Scenario {
 			j := max(1, c.Nodes/20)
 			return &Scenario{Events: []Event{
-				{At: sec(1), Write: &Write{Count: max(20, c.Keys/10), Deletes: 0.1, Over: sec(60)}},
+				{At: sec(1), Write: &Write{Count: max(20, c.Keys/10), Deletes: 0.1, Expires: 0.1, Over: sec(60)}},
 				// A burst at the nodes about to crash: under a lazy fsync
 				// some of it is not yet synced when they go down.
-				{At: sec(9.5), Write: &Write{Nodes: "10%-15%", Count: max(10, c.Nodes/2), Deletes: 0.1, Over: sec(0.5)}},
+				{At: sec(9.5), Write: &Write{Nodes: "10%-15%", Count: max(10, c.Nodes/2), Deletes: 0.1, Expires: 0.1, Over: sec(0.5)}},
 				{At: sec(10), Crash: "10%-15%"},
 				{At: sec(15), Leave: "0%-5%"},
 				{At: sec(20), Restart: "10%-15%"},
@@ -455,6 +471,23 @@ var builtins = map[string]builtin{
 				{At: sec(40), Leave: "30%-33%"},
 				{At: sec(45), Join: j},
 				{At: sec(50), Restart: "20%-25%"},
+			}}
+		},
+	},
+	"forget-rejoin": {
+		desc: "one site is cut off and writes alone, then goes down; the others delete and expire keys, forget it after --forget-after (20 s) and collect; it comes back after 90 s: what it held from before the stable time of its return is set aside, its later writes merge",
+		make: func(c Config) *Scenario {
+			n := max(c.Nodes, 3)
+			away := idx(n - 1)
+			rest := idxRange(0, n-2)
+			return &Scenario{Nodes: n, Fsync: FsyncAlways, ForgetAfter: sec(20), Events: []Event{
+				{At: sec(1), Partition: []NodeSet{away}},
+				{At: sec(2), Write: &Write{Nodes: away, Count: max(10, c.Keys/20), Deletes: 0.2, Over: sec(8)}},
+				{At: sec(2), Write: &Write{Nodes: rest, Count: max(40, c.Keys/2), Deletes: 0.3, Expires: 0.2, Over: sec(60)}},
+				{At: sec(12), Crash: away},
+				{At: sec(13), Heal: true},
+				{At: sec(90), Restart: away},
+				{At: sec(95), Write: &Write{Count: max(20, c.Keys/10), Deletes: 0.1, Expires: 0.1, Over: sec(10)}},
 			}}
 		},
 	},

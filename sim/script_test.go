@@ -13,6 +13,7 @@ import (
 // TestScripts runs the scripts in testdata/scripts. Commands:
 //
 //	run [seed=N] [nodes=N] [keys=N] [fsync=M] [log-retain=N] [loss=P] [no-push] [no-catch-up]
+//	    [no-collect] [forget-after=D] [forget-quorum] [os-flush=D] [detect=D] [ack-synced]
 //	    <scenario YAML>            runs it and prints the verdict and figures
 //	builtin NAME [the same args]   runs a built-in scenario
 //	get KEY                        the key's value on the live nodes of the last run
@@ -37,7 +38,25 @@ func TestScripts(t *testing.T) {
 					cfg.Network = DefaultNetwork
 					cfg.Network.Loss = loss
 				}
-				cfg.NoPush, cfg.NoCatchUp = d.HasArg("no-push"), d.HasArg("no-catch-up")
+				cfg.NoPush, cfg.NoCatchUp, cfg.NoCollect = d.HasArg("no-push"), d.HasArg("no-catch-up"), d.HasArg("no-collect")
+				cfg.AckSynced, cfg.ForgetQuorum = d.HasArg("ack-synced"), d.HasArg("forget-quorum")
+				for _, a := range []struct {
+					name string
+					to   *time.Duration
+				}{{"forget-after", &cfg.ForgetAfter}, {"os-flush", &cfg.OSFlush}, {"detect", &cfg.Network.Detect}} {
+					if d.HasArg(a.name) {
+						var v string
+						d.ScanArgs(t, a.name, &v)
+						dur, err := time.ParseDuration(v)
+						if err != nil {
+							t.Fatalf("%s: %v", a.name, err)
+						}
+						if a.name == "detect" && cfg.Network == (Network{}) {
+							cfg.Network = DefaultNetwork
+						}
+						*a.to = dur
+					}
+				}
 				var sc *Scenario
 				var err error
 				if d.Cmd == "builtin" {
@@ -117,11 +136,17 @@ func summary(r *Report) string {
 		s.Started, s.Completed, s.Equal, s.TimedOut, s.KeysPulled, s.KeysPushed)
 	fmt.Fprintf(&b, "catch-up: started=%d by_log=%d records=%d merkle_fallbacks=%d without_cursor=%d\n",
 		cu.Started, cu.ByLog, cu.LogRecords, cu.MerkleFallbacks, cu.WithoutCursor)
-	fmt.Fprintf(&b, "writes: acked=%d at_risk=%d at_risk_lost=%d departed=%d superseded=%d lost=%d resurrections=%d regressions=%d hlc_refused=%d\n",
-		k.Acknowledged, k.AtRisk, k.AtRiskLost, k.DepartedOrigin, k.Superseded, k.Lost, k.Resurrections, k.Regressions, k.HLCRefused)
+	fmt.Fprintf(&b, "writes: acked=%d at_risk=%d at_risk_lost=%d departed=%d superseded=%d collected=%d set_aside=%d lost=%d resurrections=%d regressions=%d hlc_refused=%d\n",
+		k.Acknowledged, k.AtRisk, k.AtRiskLost, k.DepartedOrigin, k.Superseded, k.Collected, k.SetAsideLost, k.Lost, k.Resurrections, k.Regressions, k.HLCRefused)
 	if t := k.Typed; t.Writes > 0 {
-		fmt.Fprintf(&b, "typed: writes=%d rejected=%d adds=%d present=%d counters=%d lost_adds=%d not_removed=%d unknown=%d wrong_counters=%d\n",
-			t.Writes, t.Rejected, t.Adds, t.Present, t.Counters, t.LostAdds, t.NotRemoved, t.Unknown, t.WrongCounters)
+		fmt.Fprintf(&b, "typed: writes=%d rejected=%d adds=%d present=%d counters=%d scores=%d lost_adds=%d not_removed=%d unknown=%d wrong_counters=%d wrong_scores=%d\n",
+			t.Writes, t.Rejected, t.Adds, t.Present, t.Counters, t.Scores, t.LostAdds, t.NotRemoved, t.Unknown, t.WrongCounters, t.WrongScores)
+	}
+	if r.Config.Collect {
+		g := r.GC
+		fmt.Fprintf(&b, "gc: tombstones_collected=%d expired=%d traces_collected=%d set_aside=%d own_set_aside=%d forgotten=%d returned=%d stable_lag_p50=%v stable_lag_max=%v ack_bytes=%d\n",
+			g.TombstonesCollected, g.ExpiredCollected, g.TracesCollected, g.SetAside, g.OwnSetAside, g.Forgotten, g.Returned,
+			time.Duration(g.StableLagP50Ms)*time.Millisecond, time.Duration(g.StableLagMaxMs)*time.Millisecond, g.AckBytes)
 	}
 	fmt.Fprintf(&b, "bytes: meta=%d payload=%d\n", r.Bytes.Meta, r.Bytes.Payload)
 	return b.String()

@@ -28,10 +28,14 @@ type Sim struct {
 	nodes  []*node
 	byID   map[mesh.PeerID]int32
 
-	tr      tracker
-	ck      checker
-	st      stats
-	targets []mesh.PeerID
+	tr  tracker
+	ck  checker
+	st  stats
+	gst gcStats
+	// lastWrite is the newest timestamp of an acknowledged write: once
+	// every live node has collected past it, nothing is left to collect.
+	lastWrite hlc.Timestamp
+	targets   []mesh.PeerID
 
 	series   []Sample
 	timeline []Mark
@@ -91,6 +95,9 @@ func New(cfg Config, sc *Scenario) (*Sim, error) {
 	}
 	if cfg.Fsync == "" {
 		cfg.Fsync = sc.Fsync
+	}
+	if cfg.ForgetAfter == 0 {
+		cfg.ForgetAfter = time.Duration(sc.ForgetAfter)
 	}
 	if sc.Loss != nil && cfg.Network == (Network{}) {
 		cfg.Network = DefaultNetwork
@@ -265,8 +272,15 @@ func (s *Sim) schedule() {
 					nd := s.nodes[spansAt(sp, s.rng.IntN(spansLen(sp)))]
 					k := keyName(s.rng.IntN(keys))
 					tomb := w.Deletes > 0 && s.rng.Float64() < w.Deletes
+					var ttl time.Duration
+					if !tomb && w.Expires > 0 && s.rng.Float64() < w.Expires {
+						ttl = time.Duration(w.TTL)
+						if ttl <= 0 {
+							ttl = defaultTTL
+						}
+					}
 					s.writeSeq++
-					s.write(nd, k, s.value(k, s.writeSeq), tomb)
+					s.write(nd, k, s.value(k, s.writeSeq), tomb, ttl)
 				})
 			}
 		case e.Typed != nil:
@@ -278,9 +292,11 @@ func (s *Sim) schedule() {
 			}
 			s.at(at, func() { s.command(s.nodes[e.Command.Node], args) })
 		case e.Set != nil:
-			s.at(at, func() { s.write(s.nodes[e.Set.Node], []byte(e.Set.Key), []byte(e.Set.Value), false) })
+			s.at(at, func() {
+				s.write(s.nodes[e.Set.Node], []byte(e.Set.Key), []byte(e.Set.Value), false, time.Duration(e.Set.TTL))
+			})
 		case e.Del != nil:
-			s.at(at, func() { s.write(s.nodes[e.Del.Node], []byte(e.Del.Key), nil, true) })
+			s.at(at, func() { s.write(s.nodes[e.Del.Node], []byte(e.Del.Key), nil, true, 0) })
 		case e.Partition != nil:
 			s.mark(at, "partition")
 			s.at(at, func() {
@@ -348,11 +364,27 @@ func (s *Sim) sample() {
 		s.cfg.Progress(time.Duration(s.now), time.Duration(s.hardEnd))
 	}
 	if s.now >= s.timelineEnd && d == 0 {
-		s.converged, s.convergedAt, s.done = true, s.now, true
-		return
+		if !s.converged {
+			s.converged, s.convergedAt = true, s.now
+		}
+		// With collection on, the run goes on (on a full mesh, for up to
+		// settleMax) until every live node has collected all it can, so
+		// that the checks see the collected state.
+		if !s.fullMesh() || s.gcSettled() || s.now >= s.convergedAt+int64(settleMax) {
+			s.done = true
+			return
+		}
 	}
 	s.at(s.now+int64(s.cfg.Check), s.sample)
 }
+
+// settleMax bounds how long a converged run waits for collection.
+const settleMax = time.Minute
+
+// fullMesh reports whether every node links to every other, as a real
+// mesh does: on a partial overlay no node hears from every member, so the
+// stable time never moves and nothing is collected.
+func (s *Sim) fullMesh() bool { return s.cfg.Degree >= len(s.nodes)-1 }
 
 // Run runs the simulation to convergence (after the last scenario event) or
 // to the time limit, checks it and reports.

@@ -31,6 +31,7 @@ var commandArity = map[string]struct {
 	"SADD": {3, false, false}, "SREM": {3, false, false},
 	"INCR": {2, true, false}, "INCRBY": {3, true, false}, "DECR": {2, true, false}, "DECRBY": {3, true, false},
 	"SET": {3, true, false}, "DEL": {2, true, false},
+	"ZADD": {4, false, true}, "ZINCRBY": {4, true, false}, "ZREM": {3, false, false},
 }
 
 // checkCommand checks a scripted command's shape: a known name, its
@@ -52,11 +53,26 @@ func checkCommand(args []string) error {
 			return fmt.Errorf("%s: empty or oversized argument", name)
 		}
 	}
+	small := func(s string) bool {
+		by, err := strconv.ParseInt(s, 10, 64)
+		return err == nil && by >= -1<<32 && by <= 1<<32
+	}
 	switch name {
 	case "HINCRBY", "INCRBY", "DECRBY":
 		// Small enough that no sum of a run's increments overflows.
-		if by, err := strconv.ParseInt(args[len(args)-1], 10, 64); err != nil || by < -1<<32 || by > 1<<32 {
+		if !small(args[len(args)-1]) {
 			return fmt.Errorf("%s: increment not an integer in ±2^32", name)
+		}
+	case "ZINCRBY":
+		// Integers, so that every sum of scores is exact.
+		if !small(args[2]) {
+			return fmt.Errorf("%s: increment not an integer in ±2^32", name)
+		}
+	case "ZADD":
+		for i := 2; i < len(args); i += 2 {
+			if !small(args[i]) {
+				return fmt.Errorf("%s: score not an integer in ±2^32", name)
+			}
 		}
 	}
 	return nil
@@ -103,6 +119,8 @@ func (s *Sim) command(n *node, args [][]byte) {
 		rec, err = c.hash(name, args, now)
 	case "SADD", "SREM":
 		rec, err = c.set(name, args, now)
+	case "ZADD", "ZINCRBY", "ZREM":
+		rec, err = c.zset(name, args, now)
 	default:
 		rec, err = c.incr(name, args, now)
 	}
@@ -116,9 +134,8 @@ func (s *Sim) command(n *node, args [][]byte) {
 	case rec.Value.Version.IsZero() && rec.Typed.IsZero():
 		return // nothing to write: HDEL of an absent field, SADD of a member there
 	}
-	s.apply(n, id, rec)
 	s.ck.ackTyped(s, n, rec, &c.obs)
-	s.queuePush(n, id)
+	s.applyLocal(n, id, rec)
 }
 
 var (
@@ -204,7 +221,7 @@ func (c *typedCmd) setField(f, value []byte) error {
 
 func (c *typedCmd) incrCounter(name []byte, by int64) {
 	id := c.n.counterID()
-	k := countKey{c.id, string(name), id}
+	k := countKey{c.id, string(name), id, false}
 	if c.cur.Typed.Count(name, id).Ver.Compare(c.s.ck.lastInc[k]) < 0 {
 		c.s.ck.staleCounts++
 	}
@@ -212,6 +229,88 @@ func (c *typedCmd) incrCounter(name []byte, by int64) {
 	c.op.Counter = id
 	c.op.IncrCounter(name, by)
 	c.obs.incs = append(c.obs.incs, incRec{name: string(name), counter: id, ver: c.op.V, by: by})
+}
+
+// zset is ZADD (score-member pairs, no options), ZINCRBY and ZREM, as the
+// node's commands decide and build them.
+func (c *typedCmd) zset(name string, args [][]byte, now int64) (record.Record, error) {
+	if err := c.begin(record.KindZSet, now); err != nil {
+		return record.Record{}, err
+	}
+	cur := c.cur.Typed
+	score := func(m []byte) (float64, bool) {
+		if !c.live {
+			return 0, false
+		}
+		return cur.Score(m)
+	}
+	wrote := false
+	setScore := func(m []byte, v float64) error {
+		c.obs.observe(c.s, c.cur, listScored, m)
+		d, err := c.op.SetScore(m, v)
+		if err != nil {
+			return err
+		}
+		c.obs.add(listScored, m, d, record.ScoreValue(v))
+		wrote = true
+		return nil
+	}
+	switch name {
+	case "ZADD":
+		for i := 2; i < len(args); i += 2 {
+			v, _ := strconv.ParseFloat(string(args[i]), 64)
+			m := args[i+1]
+			if old, ok := score(m); ok && old == v && ownScored(c.op.Rec.Typed, m) < 0 {
+				continue // as the node: an unchanged score writes nothing
+			}
+			if err := setScore(m, v); err != nil {
+				return record.Record{}, err
+			}
+		}
+	case "ZINCRBY":
+		by, _ := strconv.ParseInt(string(args[2]), 10, 64)
+		m := args[3]
+		if _, ok := score(m); !ok {
+			if err := setScore(m, 0); err != nil {
+				return record.Record{}, err
+			}
+		}
+		id := c.n.counterID()
+		k := countKey{c.id, string(m), id, true}
+		if cur.ScoreCount(m, id).Ver.Compare(c.s.ck.lastInc[k]) < 0 {
+			c.s.ck.staleCounts++
+		}
+		c.s.ck.lastInc[k] = c.op.V
+		c.op.Counter = id
+		c.op.IncrScore(m, float64(by))
+		c.obs.incs = append(c.obs.incs, incRec{name: string(m), counter: id, ver: c.op.V, by: by, score: true})
+		wrote = true
+	case "ZREM":
+		done := map[string]bool{}
+		for _, m := range args[2:] {
+			if _, ok := score(m); !ok || done[string(m)] {
+				continue
+			}
+			done[string(m)] = true
+			c.obs.observe(c.s, c.cur, listScored, m)
+			c.op.RemScored(m)
+			wrote = true
+		}
+	}
+	if !wrote {
+		return record.Record{}, nil
+	}
+	return c.op.Delta(), nil
+}
+
+// ownScored finds member m among the sorted-set members a write adds.
+func ownScored(t *record.Typed, m []byte) int {
+	for i, e := range t.Scored {
+		if bytes.Equal(e.Name, m) {
+			return i
+		}
+	}
+	return -1
 }
 
 func (c *typedCmd) set(name string, args [][]byte, now int64) (record.Record, error) {
@@ -300,13 +399,16 @@ func (c *typedCmd) overValue(del bool, args [][]byte, now int64) (record.Record,
 const (
 	listFields uint8 = iota
 	listMembers
+	listScored
 )
 
-// countKey names one node's count of one counter.
+// countKey names one node's count of one counter: a field's or the
+// string's, or (score) a sorted-set member's.
 type countKey struct {
 	key     uint32
 	name    string
 	counter record.NodeID
+	score   bool
 }
 
 // typedOp is what one acknowledged typed write did, as the checker needs it.
@@ -333,6 +435,7 @@ type incRec struct {
 	counter record.NodeID // the count it went to (record.CounterID)
 	ver     record.Version
 	by      int64
+	score   bool // a sorted-set member's ZINCRBY
 }
 
 // resetRec is a reset of counter name's count under identity counter: the
@@ -341,6 +444,7 @@ type resetRec struct {
 	name    string
 	counter record.NodeID
 	ver     record.Version
+	score   bool
 }
 
 func (o *typedOp) add(list uint8, name []byte, dot record.Version, value []byte) {
@@ -362,8 +466,11 @@ func (o *typedOp) observe(s *Sim, cur record.Record, list uint8, name []byte) {
 			o.obs = append(o.obs, e.Dot)
 		}
 	}
-	if list == listFields {
-		o.observeCounter(s, cur.Typed, string(name))
+	switch list {
+	case listFields:
+		o.observeCounter(s, cur.Typed, string(name), false)
+	case listScored:
+		o.observeCounter(s, cur.Typed, string(name), true)
 	}
 }
 
@@ -371,7 +478,7 @@ func (o *typedOp) observe(s *Sim, cur record.Record, list uint8, name []byte) {
 // write that starts the key afresh removes and resets all of it.
 func (o *typedOp) observeAll(s *Sim, cur record.Record) {
 	t := cur.Typed
-	for _, list := range []uint8{listFields, listMembers} {
+	for _, list := range []uint8{listFields, listMembers, listScored} {
 		for _, e := range elems(t, list) {
 			o.obs = append(o.obs, e.Dot)
 		}
@@ -379,29 +486,44 @@ func (o *typedOp) observeAll(s *Sim, cur record.Record) {
 	if t == nil {
 		return
 	}
-	seen := map[string]bool{}
-	for _, c := range t.Counts {
-		if !seen[string(c.Name)] {
-			seen[string(c.Name)] = true
-			o.observeCounter(s, t, string(c.Name))
+	for _, score := range []bool{false, true} {
+		seen := map[string]bool{}
+		for _, c := range counts(t, score) {
+			if !seen[string(c.Name)] {
+				seen[string(c.Name)] = true
+				o.observeCounter(s, t, string(c.Name), score)
+			}
 		}
 	}
 }
 
-func (o *typedOp) observeCounter(s *Sim, t *record.Typed, name string) {
+func (o *typedOp) observeCounter(s *Sim, t *record.Typed, name string, score bool) {
 	if t == nil {
 		return
 	}
-	for _, c := range t.Counts {
+	for _, c := range counts(t, score) {
 		if string(c.Name) == name && !c.Ver.IsZero() {
-			o.resets = append(o.resets, resetRec{name: name, counter: c.Node, ver: c.Ver})
+			o.resets = append(o.resets, resetRec{name: name, counter: c.Node, ver: c.Ver, score: score})
 		}
 	}
 }
 
-// elems is a typed state's fields or members, read-only, as the checker
-// reads them: element by element with their dots.
-func elems(t *record.Typed, list uint8) []record.Elem { return t.Elements(list != listFields) }
+// counts is a state's counters' counts, or (score) its sorted-set members'.
+func counts(t *record.Typed, score bool) []record.Count {
+	if score {
+		return t.ScoreCountList()
+	}
+	return t.Counts
+}
+
+// elems is a typed state's fields, members or sorted-set members,
+// read-only, as the checker reads them: element by element with their dots.
+func elems(t *record.Typed, list uint8) []record.Elem {
+	if list == listScored {
+		return t.ScoredElements()
+	}
+	return t.Elements(list != listFields)
+}
 
 // scheduleTyped schedules a batch of random typed commands.
 func (s *Sim) scheduleTyped(at int64, w *TypedWrite) {
@@ -436,8 +558,8 @@ func (s *Sim) scheduleTyped(at int64, w *TypedWrite) {
 // integers, so that every field and string can be a counter's base.
 func (s *Sim) randomCommand(keys, elements int, overwrites float64) [][]byte {
 	r := s.rng
-	kind := r.IntN(3)
-	key := fmt.Appendf(nil, "%s:%04d", [...]string{"hash", "set", "counter"}[kind], r.IntN(keys))
+	kind := r.IntN(4)
+	key := fmt.Appendf(nil, "%s:%04d", [...]string{"hash", "set", "counter", "zset"}[kind], r.IntN(keys))
 	num := func(lo, hi int) []byte { return strconv.AppendInt(nil, int64(lo+r.IntN(hi-lo+1)), 10) }
 	if r.Float64() < overwrites {
 		if r.IntN(3) == 0 {
@@ -473,6 +595,19 @@ func (s *Sim) randomCommand(keys, elements int, overwrites float64) [][]byte {
 			return two("SADD", "m", false)
 		}
 		return two("SREM", "m", false)
+	case 3:
+		switch x := r.IntN(10); {
+		case x < 4:
+			args := [][]byte{[]byte("ZADD"), key}
+			for range 1 + r.IntN(3)/2 {
+				args = append(args, num(0, 9), elem("z")) // few scores: ZADDs that change nothing too
+			}
+			return args
+		case x < 7:
+			return [][]byte{[]byte("ZINCRBY"), key, num(-3, 7), elem("z")}
+		default:
+			return two("ZREM", "z", false)
+		}
 	}
 	return [][]byte{[]byte("INCRBY"), key, num(-3, 7)}
 }

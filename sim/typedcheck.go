@@ -7,7 +7,7 @@ import (
 	"github.com/redmesh/redmesh/record"
 )
 
-// TypedCheck is the verdict on hashes, sets and counters. The checker knows
+// TypedCheck is the verdict on hashes, sets, sorted sets and counters. The checker knows
 // each type's expected result from the acknowledged writes alone, without
 // merging anything: an element is there if an acknowledged write added it
 // and no acknowledged write observed it and removed it; a counter adds up
@@ -35,6 +35,9 @@ type TypedCheck struct {
 	NotRemoved    int `json:"not_removed"`      // observed by an acknowledged remove, and still there
 	Unknown       int `json:"unknown_elements"` // there, but no write added it (or with another value)
 	WrongCounters int `json:"wrong_counters"`   // a counter's increments that do not add up
+	WrongScores   int `json:"wrong_scores"`     // a sorted-set member's score that is not its base plus increments
+	// Scores are the sorted-set members whose score was checked.
+	Scores int `json:"scores"`
 }
 
 // ackTyped records an acknowledged typed write (rec, applied at n) for the
@@ -42,7 +45,7 @@ type TypedCheck struct {
 func (ck *checker) ackTyped(s *Sim, n *node, rec record.Record, o *typedOp) {
 	always := s.cfg.Fsync == FsyncAlways
 	ck.writes = append(ck.writes, writeRec{key: o.key, node: int32(n.idx), ver: rec.Value.Version, tomb: rec.Value.Tombstone,
-		typed: rec.Value.Version.IsZero(), synced: always, at: s.now})
+		typed: rec.Value.Version.IsZero(), synced: always, at: s.now, ts: rec.Newest().TS})
 	o.w = int32(len(ck.writes) - 1)
 	if !always {
 		n.pending = append(n.pending, o.w)
@@ -61,7 +64,7 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 	uncertain := func(o *typedOp) bool {
 		w := &s.ck.writes[o.w]
 		n := s.nodes[w.node]
-		return w.atRisk || n.gone || !n.up
+		return w.atRisk || n.gone || !n.up || s.ck.wasSetAside(w)
 	}
 	first := map[string]string{}
 	note := func(kind, msg string) {
@@ -103,7 +106,7 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 		if t == nil {
 			continue
 		}
-		for _, list := range []uint8{listFields, listMembers} {
+		for _, list := range []uint8{listFields, listMembers, listScored} {
 			for _, e := range elems(t, list) {
 				have[e.Dot] = found{uint32(id), list, string(e.Name), string(e.Value)}
 			}
@@ -139,7 +142,7 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 	}
 	for id := range s.keys.len() {
 		if t := ref.st.get(uint32(id)).Typed; t != nil {
-			for _, list := range []uint8{listFields, listMembers} {
+			for _, list := range []uint8{listFields, listMembers, listScored} {
 				for _, e := range elems(t, list) {
 					if !added[e.Dot] {
 						c.Unknown++
@@ -154,8 +157,9 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 	// write observed it (its node's count at or past its version) and reset
 	// it. A write that may be lost widens the allowed range by its part.
 	type counterKey struct {
-		key  uint32
-		name string
+		key   uint32
+		name  string
+		score bool // a sorted-set member's increments
 	}
 	type resetKey struct {
 		counterKey
@@ -175,11 +179,11 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 		o := &s.ck.typed[i]
 		unc := uncertain(o)
 		for _, r := range o.resets {
-			k := resetKey{counterKey{o.key, r.name}, r.counter}
+			k := resetKey{counterKey{o.key, r.name, r.score}, r.counter}
 			resets[k] = append(resets[k], reset{r.ver, unc})
 		}
 		for _, x := range o.incs {
-			k := counterKey{o.key, x.name}
+			k := counterKey{o.key, x.name, x.score}
 			incs[k] = append(incs[k], inc{x, unc})
 		}
 	}
@@ -189,18 +193,24 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 	}
 	for id := range s.keys.len() {
 		if t := ref.st.get(uint32(id)).Typed; t != nil {
-			for _, cnt := range t.Counts {
-				if k := (counterKey{uint32(id), string(cnt.Name)}); incs[k] == nil {
-					incs[k] = []inc{}
-					counters = append(counters, k)
+			for _, score := range []bool{false, true} {
+				for _, cnt := range counts(t, score) {
+					if k := (counterKey{uint32(id), string(cnt.Name), score}); incs[k] == nil {
+						incs[k] = []inc{}
+						counters = append(counters, k)
+					}
 				}
 			}
 		}
 	}
 	sort.Slice(counters, func(i, j int) bool {
 		a, b := counters[i], counters[j]
-		return a.key < b.key || a.key == b.key && a.name < b.name
+		if a.key != b.key || a.name != b.name {
+			return a.key < b.key || a.key == b.key && a.name < b.name
+		}
+		return !a.score && b.score
 	})
+	ranges := map[counterKey][2]int64{} // each counter's allowed range
 	for _, k := range counters {
 		c.Counters++
 		var lo, hi int64
@@ -223,9 +233,12 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 				lo, hi = lo+min(0, x.by), hi+max(0, x.by)
 			}
 		}
+		ranges[k] = [2]int64{lo, hi}
 		t := ref.st.get(k.key).Typed
 		got := t.Added([]byte(k.name))
-		if _, there := t.FieldValue([]byte(k.name)); k.name != "" && got != 0 && !there {
+		if k.score {
+			got = int64(t.ScoreAdded([]byte(k.name))) // integer increments: exact
+		} else if _, there := t.FieldValue([]byte(k.name)); k.name != "" && got != 0 && !there {
 			c.HiddenCounters++
 		}
 		if got < lo || got > hi {
@@ -238,6 +251,68 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 		}
 	}
 
+	// Sorted-set scores: a member's score, as ZSCORE reads it, is the score
+	// of its latest acknowledged add that no acknowledged write observed and
+	// removed (0 when there is none: the member shows its increments alone),
+	// plus its acknowledged increments as counted above. A write that may be
+	// lost, or a remove that may have been, widens the choice of base.
+	type memberKey struct {
+		key  uint32
+		name string
+	}
+	type scoredAdd struct {
+		dot            record.Version
+		score          float64
+		unc, maybeGone bool
+	}
+	zadds := map[memberKey][]scoredAdd{}
+	for i := range s.ck.typed {
+		o := &s.ck.typed[i]
+		unc := uncertain(o)
+		for _, a := range o.adds {
+			r := removed[a.dot]
+			if a.list != listScored || r != nil && r.sure {
+				continue
+			}
+			k := memberKey{o.key, a.name}
+			zadds[k] = append(zadds[k], scoredAdd{a.dot, record.ScoreOf([]byte(a.value)), unc, r != nil && r.maybe})
+		}
+	}
+	for id := range s.keys.len() {
+		t := ref.st.get(uint32(id)).Typed
+		v := t.ZView()
+		for i := range v.Len() {
+			e := v.At(i)
+			c.Scores++
+			cands := zadds[memberKey{uint32(id), string(e.Name)}]
+			var floor record.Version // the latest add sure to be there
+			for _, a := range cands {
+				if !a.unc && !a.maybeGone && a.dot.Compare(floor) > 0 {
+					floor = a.dot
+				}
+			}
+			var bases []float64
+			for _, a := range cands {
+				if a.dot.Compare(floor) >= 0 {
+					bases = append(bases, a.score)
+				}
+			}
+			if floor.IsZero() {
+				bases = append(bases, 0)
+			}
+			rg := ranges[counterKey{uint32(id), string(e.Name), true}]
+			ok := false
+			for _, b := range bases {
+				ok = ok || e.Score >= b+float64(rg[0]) && e.Score <= b+float64(rg[1])
+			}
+			if !ok {
+				c.WrongScores++
+				note("score", fmt.Sprintf("member %q of %s scores %v; its acknowledged adds allow a base of %v, its increments %d to %d",
+					e.Name, key(uint32(id)), e.Score, bases, rg[0], rg[1]))
+			}
+		}
+	}
+
 	for _, f := range []struct {
 		n    int
 		kind string
@@ -247,6 +322,7 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 		{c.NotRemoved, "removed", "elements survived an acknowledged remove that observed them"},
 		{c.Unknown, "unknown", "elements are not what any write added"},
 		{c.WrongCounters, "counter", "counters do not equal their acknowledged increments"},
+		{c.WrongScores, "score", "sorted-set scores are not their latest acknowledged ZADD plus their increments"},
 	} {
 		if f.n > 0 {
 			fails = append(fails, fmt.Sprintf("%d %s (first: %s)", f.n, f.what, first[f.kind]))
@@ -256,8 +332,11 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 }
 
 func listName(l uint8) string {
-	if l == listFields {
+	switch l {
+	case listFields:
 		return "field"
+	case listScored:
+		return "sorted-set member"
 	}
 	return "member"
 }

@@ -27,6 +27,6 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), statusCmd(), diffCmd(), idCmd(), keygenCmd(), versionCmd(), simCmd())
+	root.AddCommand(serveCmd(), statusCmd(), diffCmd(), forgetCmd(), importCmd(), idCmd(), keygenCmd(), versionCmd(), simCmd())
 	return root
 }

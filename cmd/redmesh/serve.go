@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/spf13/cobra"
 
+	"github.com/redmesh/redmesh/bridge"
 	"github.com/redmesh/redmesh/gossip"
 	"github.com/redmesh/redmesh/metrics"
 	"github.com/redmesh/redmesh/node"
@@ -44,6 +45,7 @@ func serveCmd() *cobra.Command {
 		serveStale      bool
 		pskFile         string
 		noMesh          bool
+		backend         string
 		shutdownTimeout time.Duration
 	)
 	cmd := &cobra.Command{
@@ -109,7 +111,7 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 			if pprofAddr != "" {
 				go servePprof(pprofAddr, logger)
 			}
-			return serve(cmd.Context(), cfg, metricsAddr, logger)
+			return serve(cmd.Context(), cfg, metricsAddr, backend, logger)
 		},
 	}
 	fl := cmd.Flags()
@@ -141,8 +143,10 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	fl.StringArrayVar(&cfg.Mesh.AllowPeers, "allow-peer", nil, "connect only with these peer IDs (repeatable)")
 	boolFlag(fl, &cfg.Mesh.MDNS, "mdns", true, true, "find peers on the local network with mDNS (when listening beyond loopback)")
 	durationFlag(fl, &cfg.Mesh.SyncInterval, "sync-interval", time.Second, "anti-entropy (Merkle session) period")
+	durationFlag(fl, &cfg.Mesh.ForgetAfter, "forget-after", 0, "forget a member silent for longer than this, so it no longer holds garbage collection back (0: never; see redmesh forget)")
 	boolFlag(fl, &cfg.Mesh.InsecureOpenMesh, "insecure-open-mesh", false, true, "listen for peers beyond loopback with neither a PSK nor an allowlist")
 	boolFlag(fl, &noMesh, "no-mesh", false, true, "run without a mesh (a single node)")
+	fl.StringVar(&backend, "backend", "", "keep this Redis server in sync with the node: redis://[USER:PASSWORD@]HOST:PORT[/DB] or rediss://")
 	fl.DurationVar(&cfg.ClockOffset, "clock-offset", 0, "shift this node's wall clock (testing)")
 	_ = fl.MarkHidden("clock-offset")
 	return cmd
@@ -196,7 +200,7 @@ func readPSK(path string) (pnet.PSK, error) {
 // --shutdown-timeout), stop accepting, let the commands under way finish
 // and their writes commit, close the connections, checkpoint, exit 0. A
 // second signal exits at once, with 1.
-func serve(ctx context.Context, cfg node.Config, metricsAddr string, log *slog.Logger) error {
+func serve(ctx context.Context, cfg node.Config, metricsAddr, backend string, log *slog.Logger) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -233,6 +237,19 @@ func serve(ctx context.Context, cfg node.Config, metricsAddr string, log *slog.L
 		"peer_id", n.PeerID().String(),
 		"node_id", n.ID().String(),
 		"mesh", strings.Join(n.MeshAddrs(), " "))
+	if backend != "" {
+		br, err := bridge.Start(ctx, bridge.Options{URL: backend, Node: n, ShadowFile: filepath.Join(cfg.DataDir, "bridge.shadow"), Logger: log})
+		if err != nil {
+			n.Close()
+			return err
+		}
+		defer br.Close()
+		if ms != nil {
+			if err := ms.Register(br.Metrics()...); err != nil {
+				log.Warn("bridge metrics", "err", err)
+			}
+		}
+	}
 	served := make(chan error, 1)
 	go func() { served <- n.Serve(ctx) }()
 	// Its data loaded and its listeners bound: ready, for systemd's

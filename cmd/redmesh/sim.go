@@ -148,6 +148,10 @@ or a YAML/JSON scenario file; --print-scenario shows a built-in as YAML.`,
 	f.DurationVar(&cfg.MaxTime, "max-time", 10*time.Minute, "give up this long (virtual) after the last scenario event")
 	f.BoolVar(&cfg.NoPush, "no-push", false, "switch eager push off")
 	f.BoolVar(&cfg.NoCatchUp, "no-catch-up", false, "switch log catch-up off (anti-entropy only)")
+	f.BoolVar(&cfg.NoCollect, "no-collect", false, "switch garbage collection off (every tombstone kept)")
+	f.DurationVar(&cfg.ForgetAfter, "forget-after", 0, "forget members silent this long, as serve --forget-after (0: the scenario's, default off)")
+	f.BoolVar(&cfg.AckSynced, "ack-synced", false, "acknowledge only what is synced (not what the node does today)")
+	f.BoolVar(&cfg.ForgetQuorum, "forget-quorum", false, "forget only after forget-after linked to a majority (not what the node does today)")
 	f.DurationVar(&nw.Latency, "latency", nw.Latency, "one-way base latency")
 	f.DurationVar(&nw.Jitter, "jitter", nw.Jitter, "mean of the log-normal latency tail")
 	f.Int64Var(&nw.Bandwidth, "bandwidth", nw.Bandwidth, "uplink bytes per second per node (0: unlimited)")
@@ -260,6 +264,13 @@ func printSummary(w io.Writer, r *sim.Report) {
 	k := r.Check
 	fmt.Fprintf(w, "check: %d acknowledged writes, %d lost, %d resurrections, %d regressions; %d at risk in crashes (%d gone, allowed by fsync %s)\n",
 		k.Acknowledged, k.Lost, k.Resurrections, k.Regressions, k.AtRisk, k.AtRiskLost, r.Config.Fsync)
+	if r.Config.Collect {
+		g := r.GC
+		fmt.Fprintf(w, "collection: %d tombstones (%d expired keys) and %d traces collected, %d on arrival; %d forgotten, %d returned, %d records set aside (%d of its own by a returning node, %d writes lost so, allowed); stable lag p50 %v, max %v; %s of acknowledgements\n",
+			g.TombstonesCollected, g.ExpiredCollected, g.TracesCollected, g.CollectedOnArrival, g.Forgotten, g.Returned,
+			g.SetAside, g.OwnSetAside, k.SetAsideLost, time.Duration(g.StableLagP50Ms)*time.Millisecond,
+			time.Duration(g.StableLagMaxMs)*time.Millisecond, humanize.Bytes(uint64(g.AckBytes)))
+	}
 	if t := k.Typed; t.Writes > 0 {
 		fmt.Fprintf(w, "typed: %d acknowledged writes (%d refused), %d elements added, %d there at the end, %d counters (%d increments on a count a crash took back, %d field counters hidden); %d adds lost, %d not removed, %d unknown, %d counters wrong\n",
 			t.Writes, t.Rejected, t.Adds, t.Present, t.Counters, t.StaleCounts, t.HiddenCounters, t.LostAdds, t.NotRemoved, t.Unknown, t.WrongCounters)

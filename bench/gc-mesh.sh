@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Garbage collection on a 3-node mesh, beside one redis-server (appendonly
+# yes, appendfsync everysec) given the same writes. MODE is
+#   ttl: RATE new keys a second, `SET gc:N <64 B> EX 1` (a session cache);
+#   del: RATE keys a second written and deleted (`SET gc:N <64 B>`, then
+#        `DEL` of the key written 2 s before), so tombstones pile up unless
+#        collected.
+# The writes go through redis-cli --pipe in one-second chunks to the first
+# node (and to Redis). Every STEP seconds (default 30) it prints, per server,
+# DBSIZE, tombstones (redmesh's gc_tombstones), RSS and the data directory's
+# size, and for the first node how far its stable time is behind.
+# Ports 21379 (Redis), 21380-21382 (RESP) and 21480-21482 (mesh).
+# Usage: bench/gc-mesh.sh MODE SECONDS [RATE] [STEP]
+source "$(dirname "$0")/lib.sh"
+mode=${1:?usage: bench/gc-mesh.sh ttl|del SECONDS [RATE] [STEP]}
+secs=${2:?usage: bench/gc-mesh.sh ttl|del SECONDS [RATE] [STEP]}
+rate=${3:-10000}
+step=${4:-30}
+build_redmesh
+
+start_redis 21379 --appendonly yes --appendfsync everysec
+start_redmesh 21380 --fsync everysec --p2p-listen /ip4/127.0.0.1/tcp/21480
+id=$(redis-cli -p 21380 INFO replication | tr -d '\r' | awk -F: '$1 == "mesh_peer_id" {print $2}')
+for i in 1 2; do
+	start_redmesh $((21380 + i)) --fsync everysec --p2p-listen /ip4/127.0.0.1/tcp/$((21480 + i)) \
+		--peer "/ip4/127.0.0.1/tcp/21480/p2p/$id"
+done
+info() { redis-cli -p "$1" INFO "${3:-replication}" | tr -d '\r' | awk -F: -v f="$2" '$1 == f {print $2}'; }
+for _ in $(seq 1 100); do
+	[[ $(info 21380 mesh_connected_peers) == 2 ]] && break
+	sleep 0.1
+done
+disk_mb() { du -sb "$1" | awk '{printf "%.1f", $1 / 1048576}'; }
+
+# chunk S writes second S's commands in the protocol.
+chunk() {
+	awk -v s="$1" -v n="$rate" -v mode="$mode" 'BEGIN {
+		v = sprintf("%064d", 0)
+		for (i = 0; i < n; i++) {
+			k = "gc:" (s * n + i)
+			if (mode == "ttl") {
+				printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$64\r\n%s\r\n$2\r\nEX\r\n$1\r\n1\r\n", length(k), k, v
+				continue
+			}
+			printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$64\r\n%s\r\n", length(k), k, v
+			if (s >= 2) {
+				d = "gc:" ((s - 2) * n + i)
+				printf "*2\r\n$3\r\nDEL\r\n$%d\r\n%s\r\n", length(d), d
+			}
+		}
+	}'
+}
+
+row() {
+	local t=$1 port
+	for port in 21379 21380 21381 21382; do
+		local dir="$BENCH_TMP/redmesh-$port" name=redmesh-$((port - 21379)) tomb=- lag=-
+		if [[ $port == 21379 ]]; then
+			dir="$BENCH_TMP/redis-21379" name=redis-server
+		else
+			tomb=$(info "$port" gc_tombstones)
+			lag=$(info "$port" gc_stable_lag_ms)
+		fi
+		printf '| %d | %s | %s | %s | %.0f | %s | %s |\n' "$t" "$name" "$(redis-cli -p "$port" DBSIZE)" "$tomb" \
+			"$(echo "$(rss_kb "$port") / 1024" | bc -l)" "$(disk_mb "$dir")" "$lag"
+	done
+}
+
+printf '| s | server | DBSIZE | tombstones | RSS MiB | disk MiB | stable lag ms |\n|---:|---|---:|---:|---:|---:|---:|\n'
+start=$(date +%s%N)
+for s in $(seq 0 $((secs - 1))); do
+	chunk "$s" >"$BENCH_TMP/chunk.resp"
+	redis-cli -p 21380 --pipe <"$BENCH_TMP/chunk.resp" >/dev/null
+	redis-cli -p 21379 --pipe <"$BENCH_TMP/chunk.resp" >/dev/null
+	if (((s + 1) % step == 0)); then row $((s + 1)); fi
+	# Hold the rate: the next chunk starts a second after this one did.
+	next=$((start + (s + 1) * 1000000000))
+	wait_ns=$((next - $(date +%s%N)))
+	((wait_ns > 0)) && sleep "$(echo "$wait_ns / 1000000000" | bc -l)"
+done
+sleep 15
+row $((secs + 15))

@@ -1,0 +1,236 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Dial connects to the Redis server at rawURL (redis://[user:pass@]HOST:PORT[/db],
+// or rediss:// for TLS) and checks that it answers.
+func Dial(ctx context.Context, rawURL string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("backend URL %s: %w", Redact(rawURL), err)
+	}
+	opts.Protocol = 2
+	opts.ReadTimeout = 30 * time.Second // a SCAN or HGETALL of a large key may take a while
+	rdb := redis.NewClient(opts)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("connect to backend %s: %w", Redact(rawURL), err)
+	}
+	return rdb, nil
+}
+
+// Redact is rawURL without its password, for logs and errors.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return rawURL
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// reader reads keys' States from a Redis server, pipelined.
+type reader struct {
+	rdb *redis.Client
+	// pttl: the server has no PEXPIRETIME (before Redis 7), so deadlines
+	// are PTTL plus the local clock, good to a few milliseconds.
+	pttl  bool
+	runID string // the server's run (INFO run_id): new at every restart
+}
+
+func newReader(ctx context.Context, rdb *redis.Client) (*reader, error) {
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return nil, fmt.Errorf("read backend INFO server: %w", err)
+	}
+	major, runID := 0, ""
+	for line := range strings.SplitSeq(info, "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "redis_version:"); ok {
+			major, _ = strconv.Atoi(strings.SplitN(v, ".", 2)[0])
+		}
+		if v, ok := strings.CutPrefix(line, "run_id:"); ok {
+			runID = v
+		}
+	}
+	return &reader{rdb: rdb, pttl: major > 0 && major < 7, runID: runID}, nil
+}
+
+// read reads keys' States: on Redis 7 and later with one script call
+// (readScript), atomically; before, with two pipelines, one for their types
+// and deadlines and one for their values, where a key that changed type in
+// between comes back with Kind Other and Type "" (read it again).
+func (r *reader) read(ctx context.Context, keys []string) ([]State, error) {
+	out := make([]State, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	if !r.pttl {
+		return r.readByScript(ctx, keys, out)
+	}
+	types := make([]*redis.StatusCmd, len(keys))
+	deadlines := make([]*redis.Cmd, len(keys))
+	now := time.Now().UnixMilli()
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			types[i] = p.Type(ctx, k)
+			if r.pttl {
+				deadlines[i] = p.Do(ctx, "PTTL", k)
+			} else {
+				deadlines[i] = p.Do(ctx, "PEXPIRETIME", k)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read types of %d keys from backend: %w", len(keys), err)
+	}
+	vals := make([]redis.Cmder, len(keys))
+	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			s := &out[i]
+			s.Kind = kindOf(types[i].Val())
+			if s.Kind == Other {
+				s.Type = types[i].Val()
+			}
+			if d, _ := deadlines[i].Int64(); d >= 0 {
+				if r.pttl {
+					d += now
+				}
+				s.At = d
+			}
+			switch s.Kind {
+			case String:
+				vals[i] = p.Get(ctx, k)
+			case Hash:
+				vals[i] = p.HGetAll(ctx, k)
+			case Set:
+				vals[i] = p.SMembers(ctx, k)
+			}
+		}
+		return nil
+	})
+	if err != nil && !isNilOrWrongType(err) {
+		return nil, fmt.Errorf("read values of %d keys from backend: %w", len(keys), err)
+	}
+	for i := range out {
+		s := &out[i]
+		switch c := vals[i].(type) {
+		case *redis.StringCmd:
+			b, err := c.Bytes()
+			s.Str = b
+			s.changed(err)
+		case *redis.MapStringStringCmd:
+			m, err := c.Result()
+			for f, v := range m {
+				s.Fields = append(s.Fields, []byte(f), []byte(v))
+			}
+			s.Fields = sortFields(s.Fields)
+			s.changed(err)
+		case *redis.StringSliceCmd:
+			m, err := c.Result()
+			for _, v := range m {
+				s.Members = append(s.Members, []byte(v))
+			}
+			sortMembers(s.Members)
+			s.changed(err)
+		}
+		if s.Kind != None && s.Kind != Other && s.empty() {
+			// deleted (or expired) between the round trips
+			*s = State{}
+		}
+	}
+	return out, nil
+}
+
+// changed marks a State whose value read failed because the key changed in
+// between (deleted: redis.Nil; another type: WRONGTYPE).
+func (s *State) changed(err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, redis.Nil):
+		*s = State{}
+	default:
+		*s = State{Kind: Other}
+	}
+}
+
+func (s State) empty() bool {
+	switch s.Kind {
+	case Hash:
+		return len(s.Fields) == 0
+	case Set:
+		return len(s.Members) == 0
+	}
+	return false
+}
+
+func isNilOrWrongType(err error) bool {
+	return errors.Is(err, redis.Nil) || strings.HasPrefix(err.Error(), "WRONGTYPE")
+}
+
+// readByScript reads keys with one call of readScript: a reply per key of
+// its type, its deadline and its value (a string, or an array of fields
+// and values or of members). One round trip for the batch, and each key's
+// type, deadline and value read at one moment.
+func (r *reader) readByScript(ctx context.Context, keys []string, out []State) ([]State, error) {
+	reply, err := readScript.Run(ctx, r.rdb, keys).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("read %d keys from backend: %w", len(keys), err)
+	}
+	if len(reply) != len(keys) {
+		return nil, fmt.Errorf("read %d keys from backend: %d replies", len(keys), len(reply))
+	}
+	for i, rep := range reply {
+		e, ok := rep.([]any)
+		if !ok || len(e) < 2 {
+			return nil, fmt.Errorf("read key %q from backend: reply %T", keys[i], rep)
+		}
+		typ, _ := e[0].(string)
+		s := &out[i]
+		s.Kind = kindOf(typ)
+		if s.Kind == Other {
+			s.Type = typ
+		}
+		if at, _ := e[1].(int64); at > 0 {
+			s.At = at
+		}
+		var val any
+		if len(e) > 2 {
+			val = e[2]
+		}
+		switch s.Kind {
+		case String:
+			v, _ := val.(string)
+			s.Str = []byte(v)
+		case Hash, Set:
+			arr, _ := val.([]any)
+			for _, x := range arr {
+				v, _ := x.(string)
+				if s.Kind == Hash {
+					s.Fields = append(s.Fields, []byte(v))
+				} else {
+					s.Members = append(s.Members, []byte(v))
+				}
+			}
+			if s.Kind == Hash {
+				s.Fields = sortFields(s.Fields)
+			} else {
+				sortMembers(s.Members)
+			}
+		}
+	}
+	return out, nil
+}

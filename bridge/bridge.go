@@ -1,0 +1,637 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redmesh/redmesh/keyspace"
+	"github.com/redmesh/redmesh/node"
+	"github.com/redmesh/redmesh/wal"
+)
+
+// Options configure a Bridge.
+type Options struct {
+	// URL is the backend: redis://[USER:PASSWORD@]HOST:PORT[/DB] or rediss://.
+	URL  string
+	Node *node.Node
+	// ShadowFile keeps, across restarts, the digest of what the backend held
+	// of each key when the bridge last wrote or read it ("": not kept).
+	ShadowFile string
+	// QueueLimit bounds the keys owed to the backend (100,000); beyond it
+	// the bridge forgets them and audits the whole keyspace instead.
+	QueueLimit int
+	// Batch is the keys read or written per pipeline (1,000).
+	Batch int
+	// AuditInterval is how often the backend is compared with the node for
+	// what notifications missed (5 minutes; negative: never).
+	AuditInterval time.Duration
+	// RetryInterval is how often a backend that is down is tried (1 s).
+	RetryInterval time.Duration
+	Logger        *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.QueueLimit <= 0 {
+		o.QueueLimit = 100_000
+	}
+	if o.Batch <= 0 {
+		o.Batch = 1000
+	}
+	if o.AuditInterval == 0 {
+		o.AuditInterval = 5 * time.Minute
+	}
+	if o.RetryInterval <= 0 {
+		o.RetryInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Bridge keeps a backend Redis server in sync with a node. One goroutine
+// (run) does all the work against the backend, in order: the take-in and
+// audits, changes the backend notified, and writes the node owes the
+// backend; the commit hook and the notification reader only queue keys.
+type Bridge struct {
+	opts   Options
+	log    *slog.Logger
+	n      *node.Node
+	rdb    *redis.Client
+	r      *reader
+	prefix string // the backend's keyspace notification channel prefix
+
+	mu       sync.Mutex
+	owed     map[string]struct{} // keys whose node state the backend must get
+	overflow bool                // owed passed QueueLimit: audit instead
+	notified map[string]struct{} // keys the backend said changed
+	resync   bool                // notifications may have been missed: audit
+	wake     chan struct{}
+
+	// shadow is, per key hash, the digest of what the backend held when the
+	// bridge last wrote or read the key; run's alone.
+	shadow      map[uint64]uint64
+	shadowRunID string // the backend run the shadow describes
+	shadowDirty bool
+	runID       string // the backend's run now (INFO run_id)
+	// failures counts attempts in a row that failed; nextTry is when to try
+	// again. run's alone (and Start's, before run).
+	failures int
+	nextTry  time.Time
+	// foreign holds the key hashes the backend holds as a type redmesh
+	// does not model: the bridge leaves them alone. conflicted counts a
+	// key's write conflicts in a row. Both are run's alone.
+	foreign    map[uint64]struct{}
+	conflicted map[uint64]int
+
+	up        atomic.Bool
+	downSince atomic.Int64 // Unix ms
+	lastErr   atomic.Pointer[string]
+	syncing   atomic.Bool
+	takeIn    TakeInStats
+	st        counters
+
+	stop      chan struct{}
+	done      sync.WaitGroup
+	closeOnce sync.Once
+}
+
+type counters struct {
+	written, takenIn, echoes, conflicts, audits, auditFixes, overflows, shadowKeys atomic.Int64
+}
+
+// Start connects to the backend, makes sure it sends keyspace notifications
+// (CONFIG SET notify-keyspace-events when they are off), and starts keeping
+// it in sync with the node: first the take-in of its whole dataset, merged
+// with the node's, then notifications, writes and audits. A backend that
+// cannot be reached at start is tried again in the background, as one that
+// goes away later; one that refuses to send notifications is an error.
+func Start(ctx context.Context, opts Options) (*Bridge, error) {
+	opts.setDefaults()
+	ro, err := redis.ParseURL(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("backend URL %s: %w", Redact(opts.URL), err)
+	}
+	ro.Protocol = 2
+	ro.ReadTimeout = 30 * time.Second
+	ro.MaxRetries = -1 // the bridge retries itself, in order
+	b := &Bridge{
+		opts:     opts,
+		log:      opts.Logger.With("backend", Redact(opts.URL)),
+		n:        opts.Node,
+		rdb:      redis.NewClient(ro),
+		prefix:   fmt.Sprintf("__keyspace@%d__:", ro.DB),
+		owed:     map[string]struct{}{},
+		notified: map[string]struct{}{},
+		wake:     make(chan struct{}, 1),
+		shadow:   map[uint64]uint64{},
+		stop:     make(chan struct{}),
+	}
+	b.foreign, b.conflicted = map[uint64]struct{}{}, map[uint64]int{}
+	b.loadShadow()
+	if err := b.connect(ctx); err != nil {
+		if errors.Is(err, errNotifications) {
+			b.rdb.Close()
+			return nil, err
+		}
+		b.setDown(err)
+	}
+	b.n.OnCommit(b.committed)
+	b.n.SetInfo(b.Info)
+	b.done.Add(2)
+	go b.run()
+	go b.listen()
+	return b, nil
+}
+
+// Close stops the bridge and keeps its shadow; what the node still owed the
+// backend is found at the next start, by comparing against the shadow.
+func (b *Bridge) Close() error {
+	var err error
+	b.closeOnce.Do(func() {
+		b.n.OnCommit(nil)
+		b.n.SetInfo(nil)
+		close(b.stop)
+		b.done.Wait()
+		err = b.rdb.Close()
+	})
+	return err
+}
+
+// committed is the node's commit hook: every committed key is owed to the
+// backend (those whose backend state already matches are skipped later).
+func (b *Bridge) committed(entries []wal.Entry) {
+	b.mu.Lock()
+	for _, e := range entries {
+		if b.overflow {
+			break
+		}
+		if len(b.owed) >= b.opts.QueueLimit {
+			b.overflow = true
+			b.owed = map[string]struct{}{}
+			b.st.overflows.Add(1)
+			break
+		}
+		b.owed[string(e.Key)] = struct{}{}
+	}
+	b.mu.Unlock()
+	b.signal()
+}
+
+func (b *Bridge) signal() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+var errNotifications = errors.New("keyspace notifications")
+
+// notifyFlags are the classes of keyspace events the bridge needs: keyspace
+// channel (K), generic commands (g), strings ($), hashes (h), sets (s),
+// expiry (x) and eviction (e). A stands for all of g$lshzxetd.
+const notifyFlags = "Kg$hsxe"
+
+// connect checks the backend, turns notifications on if needed, loads the
+// scripts and notes whether the backend restarted since the shadow was
+// taken.
+func (b *Bridge) connect(ctx context.Context) error {
+	if err := b.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("connect to backend: %w", err)
+	}
+	r, err := newReader(ctx, b.rdb)
+	if err != nil {
+		return err
+	}
+	if r.pttl {
+		return fmt.Errorf("%w: the backend is older than Redis 7 (it has no PEXPIRETIME); the bridge needs Redis 7 or later", errNotifications)
+	}
+	b.r, b.runID = r, r.runID
+	if err := b.ensureNotifications(ctx); err != nil {
+		return err
+	}
+	for _, s := range []*redis.Script{writeScript, digestScript, readScript} {
+		if err := s.Load(ctx, b.rdb).Err(); err != nil {
+			return fmt.Errorf("load script into backend: %w", err)
+		}
+	}
+	b.up.Store(true)
+	b.lastErr.Store(nil)
+	return nil
+}
+
+func (b *Bridge) ensureNotifications(ctx context.Context) error {
+	cur, err := b.rdb.ConfigGet(ctx, "notify-keyspace-events").Result()
+	if err != nil {
+		return fmt.Errorf("%w: CONFIG GET notify-keyspace-events on the backend: %v; set notify-keyspace-events to include %q in its configuration", errNotifications, err, notifyFlags)
+	}
+	flags := cur["notify-keyspace-events"]
+	missing := ""
+	for _, c := range notifyFlags {
+		if !strings.ContainsRune(flags, c) && !(c != 'K' && strings.ContainsRune(flags, 'A')) {
+			missing += string(c)
+		}
+	}
+	if missing == "" {
+		return nil
+	}
+	if err := b.rdb.ConfigSet(ctx, "notify-keyspace-events", flags+missing).Err(); err != nil {
+		return fmt.Errorf("%w: the backend's notify-keyspace-events is %q, without %q, and CONFIG SET was refused (%v): set notify-keyspace-events to include %q in its configuration",
+			errNotifications, flags, missing, err, notifyFlags)
+	}
+	b.log.Info("enabled keyspace notifications on the backend", "notify-keyspace-events", flags+missing)
+	return nil
+}
+
+func (b *Bridge) setDown(err error) {
+	msg := err.Error()
+	b.lastErr.Store(&msg)
+	b.failures = min(b.failures+1, 7)
+	b.nextTry = time.Now().Add(min(b.opts.RetryInterval<<(b.failures-1), time.Minute))
+	if b.up.Swap(false) || b.downSince.Load() == 0 {
+		b.downSince.Store(time.Now().UnixMilli())
+		b.log.Warn("backend down: the node serves on and keeps what it owes the backend", "err", err)
+	}
+}
+
+// listen reads keyspace notifications and queues their keys. A broken
+// subscription is renewed by go-redis; what it missed meanwhile is found by
+// an audit.
+func (b *Bridge) listen() {
+	defer b.done.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ps := b.rdb.PSubscribe(ctx, b.prefix+"*")
+	go func() {
+		<-b.stop
+		cancel()
+		ps.Close() // a read blocked on the connection does not see ctx
+	}()
+	for {
+		msg, err := ps.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			select {
+			case <-time.After(b.opts.RetryInterval):
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "psubscribe" {
+				// Changes made before the subscription took effect were
+				// told to no one: an audit finds them.
+				b.requestResync()
+			}
+		case *redis.Message:
+			key, ok := strings.CutPrefix(m.Channel, b.prefix)
+			if !ok {
+				continue
+			}
+			b.mu.Lock()
+			if len(b.notified) < b.opts.QueueLimit {
+				b.notified[key] = struct{}{}
+			} else {
+				b.resync = true
+			}
+			b.mu.Unlock()
+			b.signal()
+		}
+	}
+}
+
+func (b *Bridge) requestResync() {
+	b.mu.Lock()
+	b.resync = true
+	b.mu.Unlock()
+	b.signal()
+}
+
+// run is the bridge's one worker.
+func (b *Bridge) run() {
+	defer b.done.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-b.stop
+		cancel()
+	}()
+	tick := time.NewTicker(b.opts.RetryInterval)
+	defer tick.Stop()
+	needSync := true
+	lastAudit, lastSave := time.Now(), time.Now()
+	for {
+		select {
+		case <-b.stop:
+			b.saveShadow()
+			return
+		case <-b.wake:
+		case <-tick.C:
+		}
+		if time.Since(lastSave) > 10*time.Second {
+			b.saveShadow()
+			lastSave = time.Now()
+		}
+		if !b.up.Load() {
+			// Retries back off (1 s, doubling, up to a minute): a backend
+			// that answers but fails the bridge's work (out of memory, a
+			// read-only replica) would otherwise cost an audit a second.
+			if time.Now().Before(b.nextTry) {
+				continue
+			}
+			if err := b.connect(ctx); err != nil {
+				b.setDown(err)
+				continue
+			}
+			b.log.Info("backend up again: applying what the node owes it, then auditing", "down_for", time.Since(time.UnixMilli(b.downSince.Load())).Round(time.Millisecond))
+			b.downSince.Store(0)
+			needSync = true
+		}
+		b.mu.Lock()
+		if b.overflow || b.resync {
+			needSync = true
+			b.overflow, b.resync = false, false
+		}
+		b.mu.Unlock()
+		if !needSync && b.opts.AuditInterval > 0 && time.Since(lastAudit) > b.opts.AuditInterval {
+			needSync = true
+		}
+		if needSync {
+			if err := b.sync(ctx); err != nil {
+				if ctx.Err() != nil || errors.Is(err, keyspace.ErrClosed) {
+					b.saveShadow()
+					return
+				}
+				b.setDown(err)
+				continue
+			}
+			needSync, lastAudit = false, time.Now()
+			b.failures = 0
+		}
+		if err := b.drain(ctx); err != nil {
+			if ctx.Err() != nil || errors.Is(err, keyspace.ErrClosed) {
+				b.saveShadow()
+				return
+			}
+			b.setDown(err)
+		}
+	}
+}
+
+// drain handles the queued keys in batches: changes the backend notified
+// first (taken into the node), then what the node owes the backend.
+func (b *Bridge) drain(ctx context.Context) error {
+	for {
+		in := b.takeKeys(b.notified)
+		if err := b.pullIn(ctx, in); err != nil {
+			b.requeue(b.notified, in)
+			return err
+		}
+		out := b.takeKeys(b.owed)
+		if len(in) == 0 && len(out) == 0 {
+			return nil
+		}
+		if err := b.pushOut(ctx, out); err != nil {
+			b.requeue(b.owed, out)
+			return err
+		}
+	}
+}
+
+func (b *Bridge) takeKeys(set map[string]struct{}) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	keys := make([]string, 0, min(len(set), b.opts.Batch))
+	for k := range set {
+		keys = append(keys, k)
+		delete(set, k)
+		if len(keys) == b.opts.Batch {
+			break
+		}
+	}
+	return keys
+}
+
+func (b *Bridge) requeue(set map[string]struct{}, keys []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, k := range keys {
+		if len(set) >= b.opts.QueueLimit {
+			b.overflow = true
+			return
+		}
+		set[k] = struct{}{}
+	}
+}
+
+func keyHash(key string) uint64 { return xxhash.Sum64String(key) }
+
+// knows reports whether the shadow says the backend holds digest d of key.
+func (b *Bridge) knows(h, d uint64) bool {
+	sh, ok := b.shadow[h]
+	return (ok && sh == d) || (!ok && d == 0)
+}
+
+func (b *Bridge) remember(h, d uint64) {
+	if d == 0 {
+		delete(b.shadow, h)
+	} else {
+		b.shadow[h] = d
+	}
+	b.shadowDirty = true
+	b.st.shadowKeys.Store(int64(len(b.shadow)))
+}
+
+// pullIn reads keys the backend notified and takes in what changed: a
+// state the shadow does not know is a change someone else made (the
+// bridge's own writes come back as notifications too, and are known).
+func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	states, err := readSettled(ctx, b.r, keys)
+	if err != nil {
+		return err
+	}
+	return b.n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		for i, k := range keys {
+			s := states[i]
+			h, d := keyHash(k), s.Digest()
+			if b.knows(h, d) {
+				b.st.echoes.Add(1)
+				continue
+			}
+			if b.foreignType(h, s) {
+				continue
+			}
+			// A node state other than what the backend last held has
+			// what the backend has not got: its absence there is no
+			// removal.
+			w, err := takeIn(l, []byte(k), s, unlessSynced(b.shadow[h]))
+			if err != nil {
+				return fmt.Errorf("take in key %q from backend: %w", k, err)
+			}
+			if w {
+				b.st.takenIn.Add(1)
+			}
+			b.remember(h, d)
+		}
+		return nil
+	})
+}
+
+// pushOut writes the node's state of keys to the backend, pipelined, one
+// script per key: atomic per key, and only if the backend still holds what
+// the shadow says (otherwise the key was changed there meanwhile, and is
+// taken in first).
+func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
+	type write struct {
+		key  string
+		h, d uint64
+		cmd  *redis.Cmd
+	}
+	var ws []write
+	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			rec, live := b.n.Read([]byte(k))
+			s := FromRecord(rec, live)
+			h, d := keyHash(k), s.Digest()
+			if _, foreign := b.foreign[h]; b.knows(h, d) || s.Kind == Other || foreign {
+				continue
+			}
+			expect := "0"
+			if sh, ok := b.shadow[h]; ok {
+				expect = digestHex(sh)
+			}
+			ws = append(ws, write{k, h, d, writeScript.EvalSha(ctx, p, []string{k}, scriptArgs(expect, s)...)})
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("write %d keys to backend: %w", len(ws), err)
+	}
+	for _, w := range ws {
+		ok, err := w.cmd.Int()
+		if err != nil {
+			return fmt.Errorf("write key %q to backend: %w", w.key, err)
+		}
+		if ok == 1 {
+			b.remember(w.h, w.d)
+			b.st.written.Add(1)
+			delete(b.conflicted, w.h)
+			continue
+		}
+		b.st.conflicts.Add(1)
+		// Taken in, then written again; a key that keeps conflicting
+		// (changed in the backend without pause) is left to the audit
+		// rather than retried at once without end.
+		if b.conflicted[w.h]++; b.conflicted[w.h] > maxConflicts {
+			delete(b.conflicted, w.h)
+			b.log.Warn("key keeps changing in the backend while the node writes it: left to the next audit", "key", w.key)
+			continue
+		}
+		b.mu.Lock()
+		b.notified[w.key] = struct{}{}
+		b.owed[w.key] = struct{}{}
+		b.mu.Unlock()
+	}
+	return nil
+}
+
+// maxConflicts is how many write conflicts in a row a key gets retried.
+const maxConflicts = 3
+
+// foreignType notes whether the backend holds key (hash h) as a type
+// redmesh does not model, and reports it.
+func (b *Bridge) foreignType(h uint64, s State) bool {
+	if s.Kind == Other {
+		b.foreign[h] = struct{}{}
+		return true
+	}
+	delete(b.foreign, h)
+	return false
+}
+
+func digestHex(d uint64) string {
+	if d == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%016x", d)
+}
+
+func scriptArgs(expect string, s State) []any {
+	args := []any{expect, s.Kind.String(), strconv.FormatInt(s.At, 10)}
+	switch s.Kind {
+	case String:
+		args = append(args, s.Str)
+	case Hash:
+		for _, f := range s.Fields {
+			args = append(args, f)
+		}
+	case Set:
+		for _, m := range s.Members {
+			args = append(args, m)
+		}
+	}
+	return args
+}
+
+// Info is the bridge's part of INFO: the link to the backend, the queue of
+// what the node owes it, the take-in or audit under way, and counters.
+func (b *Bridge) Info() []string {
+	b.mu.Lock()
+	owed, notified := len(b.owed), len(b.notified)
+	b.mu.Unlock()
+	status, downFor := "down", int64(0)
+	if b.up.Load() {
+		status = "up"
+	} else if t := b.downSince.Load(); t != 0 {
+		downFor = (time.Now().UnixMilli() - t) / 1000
+	}
+	lastErr := ""
+	if p := b.lastErr.Load(); p != nil {
+		lastErr = strings.NewReplacer("\r", " ", "\n", " ").Replace(*p)
+	}
+	i := func(v int64) string { return strconv.FormatInt(v, 10) }
+	flag := func(v bool) string {
+		if v {
+			return "1"
+		}
+		return "0"
+	}
+	return []string{
+		"bridge_backend:" + Redact(b.opts.URL),
+		"bridge_link_status:" + status,
+		"bridge_link_down_seconds:" + i(downFor),
+		"bridge_last_error:" + lastErr,
+		"bridge_owed_keys:" + i(int64(owed)),
+		"bridge_notified_keys:" + i(int64(notified)),
+		"bridge_queue_limit:" + i(int64(b.opts.QueueLimit)),
+		"bridge_queue_overflows:" + i(b.st.overflows.Load()),
+		"bridge_sync_in_progress:" + flag(b.syncing.Load()),
+		"bridge_sync_keys:" + i(b.takeIn.Scanned.Load()),
+		"bridge_sync_keys_total:" + i(b.takeIn.Estimate.Load()),
+		"bridge_sync_taken_in:" + i(b.takeIn.Written.Load()),
+		"bridge_skipped_types:" + i(b.takeIn.Skipped.Load()),
+		"bridge_audits:" + i(b.st.audits.Load()),
+		"bridge_audit_fixes:" + i(b.st.auditFixes.Load()),
+		"bridge_keys_written:" + i(b.st.written.Load()),
+		"bridge_changes_taken_in:" + i(b.st.takenIn.Load()),
+		"bridge_echoes_ignored:" + i(b.st.echoes.Load()),
+		"bridge_write_conflicts:" + i(b.st.conflicts.Load()),
+		"bridge_shadow_keys:" + i(b.st.shadowKeys.Load()),
+	}
+}

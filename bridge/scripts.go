@@ -1,0 +1,92 @@
+package bridge
+
+import "github.com/redis/go-redis/v9"
+
+// digestLua computes State.Digest of a key inside the backend: the SHA-1 of
+// each element's length-prefixed parts (redis.sha1hex), the first 8 bytes of
+// each XORed as two 32-bit halves (Lua 5.1's numbers are doubles), as 16
+// hex digits; "0" for an absent key.
+const digestLua = `
+local function eh(tag, ...)
+  local s = ''
+  if tag ~= '' then s = #tag .. ':' .. tag end
+  for _, p in ipairs({...}) do s = s .. #p .. ':' .. p end
+  local h = redis.sha1hex(s)
+  return tonumber(string.sub(h, 1, 8), 16), tonumber(string.sub(h, 9, 16), 16)
+end
+local function digest(key)
+  local t = redis.call('TYPE', key)['ok']
+  local hi, lo
+  if t == 'none' then return '0' end
+  if t == 'string' then
+    hi, lo = eh('string', redis.call('GET', key))
+  elseif t == 'hash' then
+    hi, lo = eh('hash')
+    local f = redis.call('HGETALL', key)
+    for i = 1, #f, 2 do
+      local a, b = eh('', f[i], f[i + 1])
+      hi, lo = bit.bxor(hi, a), bit.bxor(lo, b)
+    end
+  elseif t == 'set' then
+    hi, lo = eh('set')
+    for _, m in ipairs(redis.call('SMEMBERS', key)) do
+      local a, b = eh('', m)
+      hi, lo = bit.bxor(hi, a), bit.bxor(lo, b)
+    end
+  else
+    hi, lo = eh('other:' .. t)
+  end
+  local at = redis.call('PEXPIRETIME', key)
+  if at > 0 then
+    local a, b = eh('pxat', string.format('%d', at))
+    hi, lo = bit.bxor(hi, a), bit.bxor(lo, b)
+  end
+  if bit.tobit(hi) == 0 and bit.tobit(lo) == 0 then lo = 1 end
+  return bit.tohex(hi, 8) .. bit.tohex(lo, 8)
+end
+`
+
+// writeLua replaces KEYS[1] with a State, atomically, if the key's digest is
+// still ARGV[1] (what the bridge last wrote or read there); otherwise it
+// writes nothing and answers 0, and the bridge takes the backend's change in
+// first. ARGV[2] is the kind (none, string, hash, set), ARGV[3] the deadline
+// (Unix ms, 0 for none), ARGV[4...] the value, the fields and values, or the
+// members.
+var writeScript = redis.NewScript(digestLua + `
+if digest(KEYS[1]) ~= ARGV[1] then return 0 end
+local key, kind = KEYS[1], ARGV[2]
+redis.call('UNLINK', key)
+if kind == 'string' then
+  redis.call('SET', key, ARGV[4])
+elseif kind == 'hash' or kind == 'set' then
+  local cmd = kind == 'hash' and 'HSET' or 'SADD'
+  for i = 4, #ARGV, 1000 do -- unpack's stack is bounded; 1000 keeps field pairs whole
+    redis.call(cmd, key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+end
+if kind ~= 'none' and ARGV[3] ~= '0' then redis.call('PEXPIREAT', key, ARGV[3]) end
+return 1
+`)
+
+// digestScript answers the digests of KEYS, for the audit.
+var digestScript = redis.NewScript(digestLua + `
+local out = {}
+for i, k in ipairs(KEYS) do out[i] = digest(k) end
+return out
+`)
+
+// readScript answers, per key of KEYS, {type, PEXPIRETIME, value}: the value
+// a string, HGETALL's or SMEMBERS' array, or nothing for other types.
+var readScript = redis.NewScript(`
+local out = {}
+for i, k in ipairs(KEYS) do
+  local t = redis.call('TYPE', k)['ok']
+  local v = false
+  if t == 'string' then v = redis.call('GET', k)
+  elseif t == 'hash' then v = redis.call('HGETALL', k)
+  elseif t == 'set' then v = redis.call('SMEMBERS', k)
+  end
+  out[i] = {t, redis.call('PEXPIRETIME', k), v}
+end
+return out
+`)

@@ -1,0 +1,171 @@
+// Package bridge keeps a Redis server (the backend) and a redmesh node in
+// sync: it takes the backend's dataset in (also as a one-off import), writes
+// what the node commits to the backend, and turns changes made straight to
+// the backend into local writes of the node, each with a fresh version.
+//
+// The backend holds plain Redis values; the node holds versions and merge
+// state. They meet in State, a key as a Redis server holds it, and in its
+// Digest, which is what the bridge remembers of what the backend holds.
+package bridge
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/binary"
+	"slices"
+	"strconv"
+
+	"github.com/redmesh/redmesh/record"
+)
+
+// Kind is a backend key's type as far as the bridge models it.
+type Kind uint8
+
+// Kinds. Other is a type redmesh does not model (list, zset, stream,
+// module types): reported and left alone.
+const (
+	None Kind = iota
+	String
+	Hash
+	Set
+	Other
+)
+
+func (k Kind) String() string {
+	switch k {
+	case None:
+		return "none"
+	case String:
+		return "string"
+	case Hash:
+		return "hash"
+	case Set:
+		return "set"
+	}
+	return "other"
+}
+
+// kindOf maps Redis's TYPE reply.
+func kindOf(redisType string) Kind {
+	switch redisType {
+	case "none":
+		return None
+	case "string":
+		return String
+	case "hash":
+		return Hash
+	case "set":
+		return Set
+	}
+	return Other
+}
+
+// State is one key as a Redis server holds it. A counter is a string, as in
+// Redis. Fields (name, value, name, value ...) and Members are in name order.
+type State struct {
+	Kind    Kind
+	Type    string // Redis's TYPE for Other
+	Str     []byte
+	Fields  [][]byte
+	Members [][]byte
+	// At is the deadline in Unix milliseconds (PEXPIRETIME), 0 for none.
+	At int64
+}
+
+// FromRecord is what a Redis server should hold for a node's record: nothing
+// if the key is not live.
+func FromRecord(rec record.Record, live bool) State {
+	if !live {
+		return State{}
+	}
+	s := State{At: rec.Expiry.At}
+	switch rec.Kind() {
+	case record.KindString:
+		s.Kind, s.Str = String, rec.StringData()
+	case record.KindHash:
+		s.Kind = Hash
+		rec.Typed.EachField(func(name, value []byte) bool {
+			s.Fields = append(s.Fields, name, value)
+			return true
+		})
+	case record.KindSet:
+		s.Kind = Set
+		rec.Typed.EachMember(func(name []byte) bool {
+			s.Members = append(s.Members, name)
+			return true
+		})
+	default:
+		s.Kind, s.Type = Other, rec.Kind().String()
+	}
+	return s
+}
+
+// sortFields orders field pairs by name, as FromRecord lists them.
+func sortFields(f [][]byte) [][]byte {
+	type pair struct{ k, v []byte }
+	ps := make([]pair, 0, len(f)/2)
+	for i := 0; i+1 < len(f); i += 2 {
+		ps = append(ps, pair{f[i], f[i+1]})
+	}
+	slices.SortFunc(ps, func(a, b pair) int { return bytes.Compare(a.k, b.k) })
+	out := f[:0]
+	for _, p := range ps {
+		out = append(out, p.k, p.v)
+	}
+	return out
+}
+
+func sortMembers(m [][]byte) { slices.SortFunc(m, bytes.Compare) }
+
+// Digest sums a State up in 64 bits: equal states have equal digests
+// whatever the order their elements were read in, and 0 is an absent key.
+// Each element is hashed on its own (SHA-1 of its length-prefixed parts, the
+// first 8 bytes) and the hashes XORed, so a server-side script can compute
+// the same digest with redis.sha1hex and no sorting.
+func (s State) Digest() uint64 {
+	var d uint64
+	switch s.Kind {
+	case None:
+		return 0
+	case String:
+		d = elemHash("string", s.Str)
+	case Hash:
+		d = elemHash("hash")
+		for i := 0; i+1 < len(s.Fields); i += 2 {
+			d ^= elemHash("", s.Fields[i], s.Fields[i+1])
+		}
+	case Set:
+		d = elemHash("set")
+		for _, m := range s.Members {
+			d ^= elemHash("", m)
+		}
+	default:
+		d = elemHash("other:" + s.Type)
+	}
+	if s.At != 0 {
+		d ^= elemHash("pxat", strconv.AppendInt(nil, s.At, 10))
+	}
+	if d == 0 { // 0 is reserved for an absent key
+		d = 1
+	}
+	return d
+}
+
+// elemHash is the first 8 bytes of SHA-1 over tag and parts, each part
+// after its length and a colon (tag only if not empty).
+func elemHash(tag string, parts ...[]byte) uint64 {
+	h := sha1.New()
+	var buf []byte
+	if tag != "" {
+		buf = strconv.AppendInt(buf, int64(len(tag)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, tag...)
+	}
+	for _, p := range parts {
+		buf = strconv.AppendInt(buf, int64(len(p)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, p...)
+	}
+	h.Write(buf)
+	return binary.BigEndian.Uint64(h.Sum(nil)[:8])
+}

@@ -1,0 +1,264 @@
+package mesh
+
+import (
+	"time"
+
+	"github.com/redmesh/redmesh/hlc"
+)
+
+// Stability works out how far every member of the mesh has applied every
+// member's writes: the stable time, up to which garbage collection may drop
+// tombstones and removal traces and a peer's old writes are filtered
+// (record.Collect, record.Fresh). It is pure: the caller feeds it samples,
+// acknowledgements and reports, with the time.
+//
+// A node samples its log and clock together (Sample): at sequence number
+// seq its clock read ts, so every local write up to ts is at or before seq
+// (local writes are stamped in log order). A peer's acknowledgement of the
+// log up to seq (Acked) therefore says it has applied every write of ours up
+// to that sample's ts. The oldest of those over the members is how far our
+// writes are stable (Own), which each node reports to its peers (Reported);
+// the stable time is the oldest over every member, this node included. It
+// never goes back.
+//
+// An acknowledgement counts once it is AckDurable old with the link up the
+// whole time: a peer under --fsync everysec has synced what it acknowledged
+// by then, and one that crashed and lost it has dropped the link.
+type Stability struct {
+	samples []sample
+	members map[PeerID]*memberStability
+	self    PeerID
+	own     hlc.Timestamp
+	stable  hlc.Timestamp
+	holder  PeerID
+	movedAt time.Time
+}
+
+// AckDurable is how old an acknowledgement must be to count.
+const AckDurable = 2 * time.Second
+
+// maxSamples bounds the samples kept.
+const maxSamples = 256
+
+type sample struct {
+	seq uint64
+	ts  hlc.Timestamp
+}
+
+type memberStability struct {
+	confirmed uint64    // acknowledged at least AckDurable ago, link up since
+	pending   []pending // later acknowledgements, oldest first
+	reported  hlc.Timestamp
+	up        bool
+	downSince time.Time
+	forgotten bool
+}
+
+// NewStability starts with the stable time saved before (0 if none).
+func NewStability(self PeerID, saved hlc.Timestamp) *Stability {
+	return &Stability{members: map[PeerID]*memberStability{}, self: self, stable: saved}
+}
+
+func (s *Stability) member(id PeerID) *memberStability {
+	m := s.members[id]
+	if m == nil {
+		m = &memberStability{}
+		s.members[id] = m
+	}
+	return m
+}
+
+// Member makes id a member (a remembered or configured peer, not yet
+// heard from, holds the stable time at zero until it reports).
+func (s *Stability) Member(id PeerID) { s.member(id) }
+
+// Sample records that at seq, with every entry up to it committed, the
+// clock read ts.
+func (s *Stability) Sample(seq uint64, ts hlc.Timestamp) {
+	n := len(s.samples)
+	if n > 0 && (s.samples[n-1].ts >= ts) {
+		return
+	}
+	if n > 0 && s.samples[n-1].seq == seq {
+		s.samples[n-1].ts = ts // nothing written since: the later reading covers as much
+		return
+	}
+	if n == maxSamples {
+		// Thin out every other sample, keeping the first: a peer far
+		// behind still finds a sample its acknowledgement covers, if an
+		// older one.
+		kept := s.samples[:1]
+		for i := 2; i < n; i += 2 {
+			kept = append(kept, s.samples[i])
+		}
+		s.samples = kept
+	}
+	s.samples = append(s.samples, sample{seq, ts})
+}
+
+// pending is an acknowledgement not yet AckDurable old.
+type pending struct {
+	seq uint64
+	at  time.Time
+}
+
+// maxPending bounds the acknowledgements waiting per member; they come
+// about once a second, so a few cover AckDurable.
+const maxPending = 8
+
+// Acked records peer id's acknowledgement of our log up to seq.
+func (s *Stability) Acked(id PeerID, seq uint64, now time.Time) {
+	m := s.member(id)
+	m.promote(now)
+	last := m.confirmed
+	if n := len(m.pending); n > 0 {
+		last = m.pending[n-1].seq
+	}
+	if seq <= last {
+		return
+	}
+	if len(m.pending) == maxPending {
+		m.pending[maxPending-1] = pending{seq, now} // the newest waits longer
+		return
+	}
+	m.pending = append(m.pending, pending{seq, now})
+}
+
+// promote confirms the acknowledgements that are AckDurable old.
+func (m *memberStability) promote(now time.Time) {
+	i := 0
+	for ; i < len(m.pending) && now.Sub(m.pending[i].at) >= AckDurable; i++ {
+		m.confirmed = m.pending[i].seq
+	}
+	m.pending = append(m.pending[:0], m.pending[i:]...)
+}
+
+// ReportedBy is how far peer id last said its own writes are stable.
+func (s *Stability) ReportedBy(id PeerID) hlc.Timestamp {
+	if m := s.members[id]; m != nil {
+		return m.reported
+	}
+	return 0
+}
+
+// Reported records how far peer id says its own writes are stable.
+func (s *Stability) Reported(id PeerID, ts hlc.Timestamp) {
+	if m := s.member(id); ts > m.reported {
+		m.reported = ts
+	}
+}
+
+// LinkUp and LinkDown record a link to id opening and closing: what it
+// acknowledged and may not have synced when the link dropped does not count.
+// A forgotten member that links up is a member again (returned).
+func (s *Stability) LinkUp(id PeerID) (returned bool) {
+	m := s.member(id)
+	m.up, m.downSince = true, time.Time{}
+	returned, m.forgotten = m.forgotten, false
+	return returned
+}
+
+func (s *Stability) LinkDown(id PeerID, now time.Time) {
+	m := s.member(id)
+	m.up, m.downSince = false, now
+	m.pending = m.pending[:0]
+}
+
+// Forget removes id from the membership: it no longer holds the stable time
+// back.
+func (s *Stability) Forget(id PeerID) { s.member(id).forgotten = true }
+
+// Forgotten reports whether id was forgotten.
+func (s *Stability) Forgotten(id PeerID) bool {
+	m := s.members[id]
+	return m != nil && m.forgotten
+}
+
+// Silent lists the members down for longer than d, not yet forgotten.
+func (s *Stability) Silent(now time.Time, d time.Duration) []PeerID {
+	var out []PeerID
+	for id, m := range s.members {
+		if !m.forgotten && !m.up && !m.downSince.IsZero() && now.Sub(m.downSince) > d {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// covered is the newest sample ts whose seq is at or before seq.
+func (s *Stability) covered(seq uint64) hlc.Timestamp {
+	var ts hlc.Timestamp
+	for _, x := range s.samples {
+		if x.seq > seq {
+			break
+		}
+		ts = x.ts
+	}
+	return ts
+}
+
+// Update works the own and stable times out again at now.
+func (s *Stability) Update(now time.Time) {
+	if len(s.samples) == 0 {
+		return
+	}
+	// The holder is the member whose progress the stable time waits for:
+	// one that has not applied our writes as far, or reports its own as
+	// stable least far.
+	own, ownHolder := s.samples[len(s.samples)-1].ts, s.self
+	stable, holder := own, s.self
+	for id, m := range s.members {
+		if m.forgotten {
+			continue
+		}
+		m.promote(now)
+		if c := s.covered(m.confirmed); c < own {
+			own, ownHolder = c, id
+		}
+		if m.reported < stable {
+			stable, holder = m.reported, id
+		}
+	}
+	if own <= stable {
+		stable, holder = own, ownHolder
+	}
+	s.own, s.holder = own, holder
+	if stable > s.stable {
+		s.stable, s.movedAt = stable, now
+	}
+}
+
+// Own is how far every member has applied this node's writes: what it
+// reports to its peers.
+func (s *Stability) Own() hlc.Timestamp { return s.own }
+
+// Stable is the stable time: every member has applied every write up to it.
+func (s *Stability) Stable() hlc.Timestamp { return s.stable }
+
+// Holder is the member whose progress the stable time waits for (this
+// node's own ID when it has no member), and MovedAt when the stable time
+// last moved.
+func (s *Stability) Holder() PeerID     { return s.holder }
+func (s *Stability) MovedAt() time.Time { return s.movedAt }
+
+// ForgottenCount is the number of forgotten members.
+func (s *Stability) ForgottenCount() int {
+	n := 0
+	for _, m := range s.members {
+		if m.forgotten {
+			n++
+		}
+	}
+	return n
+}
+
+// ForgottenIDs lists the forgotten members.
+func (s *Stability) ForgottenIDs() []PeerID {
+	var out []PeerID
+	for id, m := range s.members {
+		if m.forgotten {
+			out = append(out, id)
+		}
+	}
+	return out
+}

@@ -1,0 +1,160 @@
+package node
+
+import (
+	"context"
+
+	"github.com/redmesh/redmesh/keyspace"
+	"github.com/redmesh/redmesh/record"
+	"github.com/redmesh/redmesh/wal"
+)
+
+// Hooks for code that keeps the node beside something else than its RESP
+// clients (the Redis bridge, an import): writes that enter as local writes,
+// each with a fresh version, through the one write path, and a callback on
+// every committed write.
+
+// LocalTx is one step of the write path for local writes made on behalf of
+// something other than a RESP client. Each write stamps fresh versions, as
+// the client command it stands for would.
+type LocalTx struct {
+	n   *Node
+	tx  *keyspace.Tx
+	now int64
+}
+
+// UpdateLocal runs fn as one step of the write path (one log commit), as a
+// client command or a pipeline would; it returns once the step is committed.
+func (n *Node) UpdateLocal(ctx context.Context, fn func(*LocalTx) error) error {
+	return n.db.Update(ctx, func(tx *keyspace.Tx) error {
+		return fn(&LocalTx{n: n, tx: tx, now: n.nowMillis()})
+	})
+}
+
+// Now is the node's clock, in Unix milliseconds, at the step's start.
+func (l *LocalTx) Now() int64 { return l.now }
+
+// Get reads key's record inside the step, and whether a client sees it.
+func (l *LocalTx) Get(key []byte) (record.Record, bool, error) {
+	rec, err := l.tx.Get(key)
+	if err != nil {
+		return rec, false, err
+	}
+	return rec, rec.Live(l.now), nil
+}
+
+// SetString writes key as SET ... PXAT at does (at 0: no deadline).
+func (l *LocalTx) SetString(key, data []byte, at int64) error {
+	return l.n.putString(l.tx, key, data, at)
+}
+
+// Delete writes a tombstone for key, as DEL does, if a client sees it.
+func (l *LocalTx) Delete(key []byte) error {
+	if !liveKey(l.tx, key, l.now) {
+		return nil
+	}
+	return l.n.deleteKey(l.tx, key)
+}
+
+// SetExpiry writes only key's expiry register (PEXPIREAT at, or PERSIST
+// for 0), if a client sees the key.
+func (l *LocalTx) SetExpiry(key []byte, at int64) error {
+	if !liveKey(l.tx, key, l.now) {
+		return nil
+	}
+	v, err := l.n.newVersion()
+	if err != nil {
+		return err
+	}
+	return l.n.put(l.tx, key, record.Record{Expiry: record.Expiry{Version: v, At: at}})
+}
+
+// TypedEdit is a field- or member-level write of a hash or set.
+type TypedEdit struct {
+	Kind record.Kind // record.KindHash or record.KindSet
+	// Set are hash fields to write (name, value, name, value ...); Del hash
+	// fields to remove. Add and Rem are set members.
+	Set, Del, Add, Rem [][]byte
+	// At is the key's deadline when WithExpiry is true.
+	At         int64
+	WithExpiry bool
+}
+
+// EditTyped writes e to key as HSET/HDEL or SADD/SREM would, element by
+// element, so that it merges with concurrent edits elsewhere as those
+// commands do. A key a client sees as another type is replaced (its
+// contents removed as observed), as DEL followed by HSET would.
+func (l *LocalTx) EditTyped(key []byte, e TypedEdit) error {
+	cur, err := l.tx.Get(key)
+	if err != nil {
+		return err
+	}
+	live := cur.Live(l.now)
+	if live && cur.Kind() != e.Kind {
+		live = false
+	}
+	w, err := l.n.startTyped(key, cur, live, e.Kind)
+	if err != nil {
+		return err
+	}
+	for i := 0; i+1 < len(e.Set); i += 2 {
+		if err := w.setField(e.Set[i], e.Set[i+1]); err != nil {
+			return err
+		}
+	}
+	for _, f := range e.Del {
+		w.delField(f)
+	}
+	for _, m := range e.Add {
+		if err := w.addMember(m); err != nil {
+			return err
+		}
+	}
+	for _, m := range e.Rem {
+		w.remMember(m)
+	}
+	if e.WithExpiry {
+		w.rec.Expiry = record.Expiry{Version: w.v, At: e.At}
+	}
+	return w.commit(l.tx)
+}
+
+// Read is key's record as a reader outside the write path sees it, and
+// whether a client sees the key now.
+func (n *Node) Read(key []byte) (record.Record, bool) {
+	rec := n.db.Get(key)
+	return rec, rec.Live(n.nowMillis())
+}
+
+// OnCommit sets a function called after each commit with its entries (local
+// writes, peers' records, expiry sweeps alike), on the committer's
+// goroutine: it must not block, nor keep the entries' slices. nil removes it.
+func (n *Node) OnCommit(fn func(entries []wal.Entry)) {
+	if fn == nil {
+		n.commitHook.Store(nil)
+		return
+	}
+	n.commitHook.Store(&fn)
+}
+
+// ScanKeys walks the keyspace from cursor (0: the start) as SCAN does,
+// calling fn with a copy of each key (tombstones included) and its record
+// without data; it returns the cursor to go on from, 0 at the end.
+func (n *Node) ScanKeys(cursor uint64, fn func(key []byte, rec record.Record) bool) uint64 {
+	return n.db.Table().Scan(cursor, fn)
+}
+
+// SetInfo sets the lines of INFO's Bridge section (nil: no such section).
+func (n *Node) SetInfo(fn func() []string) {
+	if fn == nil {
+		n.infoHook.Store(nil)
+		return
+	}
+	n.infoHook.Store(&fn)
+}
+
+func infoExtra(n *Node) []string {
+	if fn := n.infoHook.Load(); fn != nil {
+		return (*fn)()
+	}
+	return nil
+}

@@ -1,0 +1,505 @@
+package sim
+
+import (
+	"slices"
+
+	"github.com/redmesh/redmesh/hlc"
+	"github.com/redmesh/redmesh/mesh"
+	"github.com/redmesh/redmesh/record"
+)
+
+// Garbage collection, as a real node does it, driving the node's own pure
+// code: mesh.Stability works out the stable time from the samples,
+// acknowledgements and reports fed to it here (as gossip/stable.go and
+// gossip/wait.go feed it), record.Collect drops what every member has
+// applied, and record.Fresh filters what a forgotten member that came back
+// sends.
+//
+// Each node, every AckInterval (random phase): samples its log position
+// after its last local write with its clock; forgets members silent longer
+// than ForgetAfter; works the stable time out and saves it (it survives a
+// crash, as the real node syncs it before use); sends each connected peer
+// an acknowledgement (epoch and position of that peer's log up to which it
+// has applied every local write, and its own stable time) when either
+// moved; and collects its store with the stable time.
+//
+// What a node acknowledges of a peer's log is its cursor there: catch-up
+// and Merkle fallbacks set it, and a push from its origin moves it when it
+// follows on without a gap (the push carries the origin's log positions,
+// as the node's does). The cursor is what a crash under a lazy fsync takes
+// back to the last sync; what was acknowledged before that is not.
+//
+// A member that marks a returning forgotten node tells it the horizon it
+// filters that node's records at (carried on the acknowledgement, as the
+// fourth field of the node's ack/3), and the returning node drops its own
+// writes up to it (record.Fresh against nothing, as node.SetAsideBelow),
+// which the others set aside, and takes the rest back from its peers by
+// Merkle. Without that it would keep, and serve, the keys the mesh deleted
+// and collected while it was away, and never converge.
+
+// gcState is a node's part in garbage collection.
+type gcState struct {
+	stab *mesh.Stability
+	// saved is the stable time, saved before use (it survives a crash);
+	// forgot the forgotten members, saved; forgottenAt the highest horizon
+	// a peer said this node was forgotten at, below which it dropped its
+	// own writes, saved.
+	saved       hlc.Timestamp
+	forgot      map[mesh.PeerID]bool
+	forgottenAt hlc.Timestamp
+	// lastLocal is the log position just after the node's last local write
+	// (what its samples are taken at); pushedTo the same for the last local
+	// write pushed (the next push's prev).
+	lastLocal, pushedTo uint64
+	// ahead holds, per origin, pushes that came after a gap (prev → to).
+	ahead map[mesh.PeerID]*aheadPushes
+	// links is the acknowledgement stream to each connected peer.
+	links map[mesh.PeerID]*ackLink
+	// asideBelow is, for each forgotten member that came back, the stable
+	// time at its return: its records are filtered with record.Fresh at it.
+	asideBelow map[mesh.PeerID]hlc.Timestamp
+	// collectedTo is the stable time of the last collection.
+	collectedTo hlc.Timestamp
+	// quorumSince is when n last came to be linked to a majority of its
+	// members (0: it is not), for ForgetQuorum.
+	quorumSince int64
+}
+
+type aheadPushes struct {
+	epoch uint64
+	m     map[uint64]uint64
+}
+
+// maxAhead bounds the pushes after a gap kept per origin (gossip's bound).
+const maxAhead = 64
+
+// ackLink is an acknowledgement stream: what was last sent on it, and the
+// arrival time of its last message (the stream is ordered).
+type ackLink struct {
+	sent        bool
+	epoch, next uint64
+	own, aside  hlc.Timestamp
+	fifo        int64
+}
+
+// gcStart sets up n's collection state when it starts or restarts: what a
+// crash keeps (the saved stable time, the forgotten members) and a fresh
+// mesh.Stability whose members are every node of the mesh (a real mesh
+// connects every member to every other).
+func (s *Sim) gcStart(n *node) {
+	g := &n.gc
+	g.stab = mesh.NewStability(n.pid, g.saved)
+	if g.forgot == nil {
+		g.forgot = map[mesh.PeerID]bool{}
+	}
+	for _, o := range s.nodes {
+		if o == n || o.gone {
+			continue
+		}
+		g.stab.Member(o.pid)
+		if o.gc.stab != nil {
+			o.gc.stab.Member(n.pid) // holds collection back until it reports
+		}
+	}
+	for id := range g.forgot {
+		g.stab.Forget(id)
+	}
+	g.ahead = map[mesh.PeerID]*aheadPushes{}
+	g.links = map[mesh.PeerID]*ackLink{}
+	g.asideBelow = map[mesh.PeerID]hlc.Timestamp{}
+	g.lastLocal = min(g.lastLocal, n.head())
+	g.pushedTo = n.head()
+}
+
+// startGC starts n's collection tick.
+func (s *Sim) startGC(n *node) {
+	if s.cfg.NoCollect {
+		return
+	}
+	inc := n.inc
+	iv := int64(s.cfg.AckInterval)
+	var tick func()
+	tick = func() {
+		if n.inc != inc {
+			return
+		}
+		s.at(s.now+iv, tick)
+		s.gcTick(n)
+	}
+	s.at(s.now+s.rng.Int64N(iv), tick)
+}
+
+func (s *Sim) gcTick(n *node) {
+	g := &n.gc
+	now := s.wall(n)
+	if ts, err := n.clock.Now(); err == nil {
+		g.stab.Sample(g.lastLocal, ts)
+	}
+	if s.cfg.ForgetAfter > 0 && s.mayForget(n) {
+		ids := g.stab.Silent(now, s.cfg.ForgetAfter)
+		slices.Sort(ids)
+		for _, id := range ids {
+			g.stab.Forget(id)
+			g.forgot[id] = true
+			s.gst.forgotten++
+		}
+	}
+	g.stab.Update(now)
+	g.saved = max(g.saved, g.stab.Stable())
+	if g.saved != 0 {
+		s.gst.lags = append(s.gst.lags, now.UnixMilli()-g.saved.Millis())
+	} else {
+		s.gst.noStable++
+	}
+	s.sendAcks(n)
+	s.collect(n)
+}
+
+// mayForget reports whether n may forget silent members now: always, as
+// the real node does, or with ForgetQuorum only once it has been linked to
+// a majority of its members for ForgetAfter without a break (so a node cut
+// off from the rest, or one that has just come back to it, forgets nobody).
+func (s *Sim) mayForget(n *node) bool {
+	if !s.cfg.ForgetQuorum {
+		return true
+	}
+	g := &n.gc
+	if !s.quorum(n) {
+		g.quorumSince = 0
+		return false
+	}
+	if g.quorumSince == 0 {
+		g.quorumSince = s.now
+	}
+	return s.now-g.quorumSince > int64(s.cfg.ForgetAfter)
+}
+
+// quorum reports whether n is linked to a majority of the members it has
+// not forgotten, itself included.
+func (s *Sim) quorum(n *node) bool {
+	members, linked := 1, 1
+	for _, o := range s.nodes {
+		if o == n || o.gone || n.gc.forgot[o.pid] {
+			continue
+		}
+		members++
+		if p := n.peers.Get(o.pid); p != nil && p.Connected {
+			linked++
+		}
+	}
+	return 2*linked > members
+}
+
+// sendAcks sends each connected peer whose log n reads what it has applied
+// of it and n's own stable time, if either moved since the last one.
+func (s *Sim) sendAcks(n *node) {
+	g := &n.gc
+	own := g.stab.Own()
+	for _, p := range n.peers.Peers() {
+		if !p.Connected || !p.HasCursor {
+			continue
+		}
+		l := g.links[p.ID]
+		if l == nil {
+			l = &ackLink{}
+			g.links[p.ID] = l
+		}
+		aside := g.asideBelow[p.ID]
+		if s.cfg.NoFresh {
+			aside = 0
+		}
+		c := p.Cursor
+		if s.cfg.AckSynced && s.cfg.Fsync != FsyncAlways {
+			c = durableCursor(n, p.ID)
+		}
+		if l.sent && l.epoch == c.Epoch && l.next == c.Next && l.own == own && l.aside == aside {
+			continue
+		}
+		l.sent, l.epoch, l.next, l.own, l.aside = true, c.Epoch, c.Next, own, aside
+		// A frame: its length, then uvarint epoch, seq and own stable time
+		// (gossip/wait.go), and the horizon when there is one.
+		size := uvarintLen(c.Epoch) + uvarintLen(c.Next) + uvarintLen(uint64(own))
+		if aside != 0 {
+			size += uvarintLen(uint64(aside))
+		}
+		size += uvarintLen(uint64(size))
+		o := s.nodes[s.byID[p.ID]]
+		s.gst.acks++
+		epoch, next := c.Epoch, c.Next
+		s.send(n, o, classAck, size, 0, &l.fifo, func() { s.recvAck(o, n, epoch, next, own, aside) })
+	}
+}
+
+// durableCursor is n's cursor in id's log as of its last sync.
+func durableCursor(n *node, id mesh.PeerID) mesh.Cursor {
+	for _, c := range n.durCursors {
+		if c.Peer == id {
+			return c.Cursor
+		}
+	}
+	return mesh.Cursor{}
+}
+
+// recvAck is n receiving from's acknowledgement of n's log.
+func (s *Sim) recvAck(n, from *node, epoch, next uint64, own, aside hlc.Timestamp) {
+	if p := n.peers.Get(from.pid); p == nil || !p.Connected {
+		return // the stream closed with the link
+	}
+	g := &n.gc
+	g.stab.Reported(from.pid, own)
+	if epoch == n.epoch {
+		g.stab.Acked(from.pid, next, s.wall(n))
+	}
+	if aside > g.forgottenAt {
+		s.rejoin(n, aside)
+	}
+}
+
+// rejoin is n learning that it was forgotten and that its peers set aside
+// its writes up to horizon: it drops them too (never logged or pushed,
+// synced at once), and takes back by Merkle, from its peers, what they
+// still hold.
+func (s *Sim) rejoin(n *node, horizon hlc.Timestamp) {
+	n.gc.forgottenAt = horizon
+	s.ck.setAsideAt(n.idx, horizon)
+	s.gst.rejoins++
+	for id, r := range n.st.recs {
+		if !r.Written() || r.Oldest() > horizon {
+			continue
+		}
+		out, aside := record.Fresh(record.Record{}, r, horizon)
+		if !aside {
+			continue
+		}
+		if !out.Written() {
+			out = record.Record{}
+		}
+		s.gst.ownSetAside++
+		s.setStore(n, uint32(id), out)
+	}
+	s.sync(n)
+}
+
+// linkDown is n noticing that its link to o went down.
+func (s *Sim) linkDown(n, o *node) {
+	n.peers.SetConnected(o.pid, false)
+	if s.cfg.NoCollect || n.gc.stab == nil {
+		return
+	}
+	n.gc.stab.LinkDown(o.pid, s.wall(n))
+	delete(n.gc.links, o.pid)
+}
+
+// gcLinkUp is n's link to o coming up: a forgotten member that comes back
+// is a member again, and its records are filtered from now on at the
+// stable time of its return.
+func (s *Sim) gcLinkUp(n, o *node) {
+	if s.cfg.NoCollect {
+		return
+	}
+	g := &n.gc
+	if g.stab.LinkUp(o.pid) || g.forgot[o.pid] {
+		delete(g.forgot, o.pid)
+		g.asideBelow[o.pid] = g.saved
+		s.ck.setAsideAt(o.idx, g.saved)
+		s.gst.returned++
+	}
+}
+
+// gcLeft is n noticing that o left the mesh for good: the operator forgets
+// it (redmesh forget), so it no longer holds collection back.
+func (s *Sim) gcLeft(n, o *node) {
+	if s.cfg.NoCollect || n.gc.stab == nil {
+		return
+	}
+	n.gc.stab.Forget(o.pid)
+	n.gc.forgot[o.pid] = true
+	delete(n.gc.links, o.pid)
+}
+
+// pushed takes a push from its origin: it moves n's cursor in the origin's
+// log when it follows on from what n has applied (gossip's advanceTheirs).
+func (s *Sim) pushed(n, origin *node, ps pushSeqs) {
+	p := n.peers.Get(origin.pid)
+	if p == nil {
+		return
+	}
+	var base uint64
+	if p.HasCursor {
+		if p.Cursor.Epoch > ps.epoch {
+			return // a push from before the origin's log changed
+		}
+		if p.Cursor.Epoch == ps.epoch {
+			base = p.Cursor.Next
+		}
+	}
+	a := n.gc.ahead[origin.pid]
+	if a == nil || a.epoch != ps.epoch {
+		a = &aheadPushes{epoch: ps.epoch, m: map[uint64]uint64{}}
+		n.gc.ahead[origin.pid] = a
+	}
+	if ps.prev > base {
+		if len(a.m) < maxAhead {
+			a.m[ps.prev] = max(a.m[ps.prev], ps.to)
+		}
+		return
+	}
+	next := max(base, ps.to)
+	for moved := true; moved; {
+		moved = false
+		for prev, to := range a.m {
+			if prev <= next {
+				next = max(next, to)
+				delete(a.m, prev)
+				moved = true
+			}
+		}
+	}
+	n.peers.AdvanceCursor(origin.pid, mesh.Cursor{Epoch: ps.epoch, Next: next})
+}
+
+// fresh is rec, from peer from, as record.Fresh leaves it when from is a
+// forgotten member that came back: its writes up to the stable time of its
+// return that n lacks are set aside, not merged.
+func (s *Sim) fresh(n, from *node, id uint32, rec record.Record) record.Record {
+	h := n.gc.asideBelow[from.pid]
+	if h == 0 || s.cfg.NoFresh || rec.Oldest() > h {
+		return rec
+	}
+	out, aside := record.Fresh(n.st.get(id), rec, h)
+	if aside {
+		s.gst.setAside++
+	}
+	return out
+}
+
+// collect runs record.Collect over n's store with its stable time: keys
+// gone are removed (and their Merkle leaves), changed ones rewritten;
+// nothing is logged or pushed.
+func (s *Sim) collect(n *node) {
+	stable := s.collectHorizon(n)
+	if stable == 0 {
+		return
+	}
+	now := s.wall(n).UnixMilli()
+	for i, r := range n.st.recs {
+		if !collectable(r) {
+			continue
+		}
+		out, gone, changed := r.Collect(stable, now)
+		if !changed {
+			continue
+		}
+		id := uint32(i)
+		if gone {
+			out = record.Record{}
+			s.gst.tombstones++
+			if !r.Value.Tombstone && r.Expiry.At != 0 {
+				s.gst.expired++
+			}
+			s.ck.noteCollected(id, r)
+		}
+		s.gst.traces += int64(traces(r) - traces(out))
+		s.setStore(n, id, out)
+	}
+	n.gc.collectedTo = stable
+}
+
+// collectIngress is r, a merge's result about to be stored at n, as
+// collection leaves it: a record arriving with what n has collected already
+// (a peer whose stable time lags behind sends it back by Merkle) is not
+// stored again, to be collected again, while the stable times differ.
+func (s *Sim) collectIngress(n *node, id uint32, r record.Record) (record.Record, bool) {
+	stable := s.collectHorizon(n)
+	if stable == 0 || !collectable(r) {
+		return r, false
+	}
+	out, gone, changed := r.Collect(stable, s.wall(n).UnixMilli())
+	if !changed {
+		return r, false
+	}
+	if gone {
+		s.gst.ingress++
+		s.ck.noteCollected(id, r)
+		return record.Record{}, true
+	}
+	return out, true
+}
+
+// collectHorizon is the time n collects up to: its saved stable time (0:
+// none, or collection off).
+func (s *Sim) collectHorizon(n *node) hlc.Timestamp {
+	stable := n.gc.saved
+	if stable == 0 || s.cfg.NoCollect {
+		return 0
+	}
+	if s.cfg.CollectAhead > 0 {
+		stable = hlc.New(stable.Millis()+s.cfg.CollectAhead.Milliseconds(), 0)
+	}
+	return stable
+}
+
+// collectable reports whether Collect may change r: a string without a
+// deadline that is not deleted holds nothing to collect.
+func collectable(r record.Record) bool {
+	return r.Written() && (r.Typed != nil || r.Expiry.At != 0 || r.Value.Tombstone || r.Value.Version.IsZero())
+}
+
+// traces counts a record's removal traces (those of a large typed state
+// are not counted).
+func traces(r record.Record) int {
+	if r.Typed == nil {
+		return 0
+	}
+	return len(r.Typed.Removed)
+}
+
+// setStore changes n's record of key id other than by a write: never
+// logged nor pushed, but undone by a crash before the next sync as any
+// change to the store.
+func (s *Sim) setStore(n *node, id uint32, r record.Record) {
+	old := n.st.get(id)
+	n.st.set(id, r)
+	if s.cfg.Fsync != FsyncAlways {
+		n.undo = append(n.undo, undoRec{id, old})
+	}
+	if n.up {
+		// Collection goes back down the merge order, so the tracker's
+		// merge of every live node's record must be worked out again.
+		s.tr.recompute(s, id)
+	}
+}
+
+// gcSettled reports whether every live node has collected with a stable
+// time past the last acknowledged write: all there is to collect is gone.
+func (s *Sim) gcSettled() bool {
+	if s.cfg.NoCollect {
+		return true
+	}
+	for _, n := range s.nodes {
+		if n.up && n.gc.collectedTo < s.lastWrite {
+			return false
+		}
+	}
+	return true
+}
+
+// gcStats are the run's collection counters.
+type gcStats struct {
+	tombstones, traces      int64
+	ingress                 int64 // records collected as they arrived
+	expired                 int64 // of tombstones: expired keys
+	setAside, ownSetAside   int64
+	forgotten, returned     int64
+	rejoins, acks, noStable int64
+	lags                    []int64
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
