@@ -56,20 +56,26 @@ func (l *Local) Remove(key []byte) {
 	}
 }
 
-// Walk looks at up to max entries of the table from cursor on and calls fn
-// with those that may hold something to collect: tombstones and typed keys
-// (a plain string holding a value has nothing, and is passed over from its
-// entry's flags alone, unread). Keys and records with data alias the table:
-// fn must copy what it keeps, and must not call the table. It returns the
-// cursor to go on from, 0 after the last entry; cursor 0 starts at the
-// first. A key present for a whole walk is looked at once: entries never
-// move.
+// Walk calls fn with up to max entries of the table from cursor on, keys and
+// records with data that alias the table (fn must copy what it keeps, and
+// must not call the table), and returns the cursor to go on from, 0 after
+// the last entry. Cursor 0 starts at the first. A key present for a whole
+// walk is visited once: entries never move.
 func (l *Local) Walk(cursor uint64, max int, fn func(key []byte, rec record.Record)) uint64 {
-	return l.db.table.walk(cursor, max, fn)
+	return l.db.table.walk(cursor, max, true, fn)
 }
 
-// walk is Local.Walk: the cursor is a shard's number and an entry's.
-func (t *Table) walk(cursor uint64, max int, fn func(key []byte, rec record.Record)) uint64 {
+// WalkCollectable is Walk for collection: it looks at up to max entries but
+// calls fn only with those that may hold something to collect, tombstones
+// and typed keys. A plain string holding a value (expired ones are the
+// sweep's) is passed over from its entry's flags alone, unread.
+func (l *Local) WalkCollectable(cursor uint64, max int, fn func(key []byte, rec record.Record)) uint64 {
+	return l.db.table.walk(cursor, max, false, fn)
+}
+
+// walk is Local.Walk, or with all false WalkCollectable: the cursor is a
+// shard's number and an entry's.
+func (t *Table) walk(cursor uint64, max int, all bool, fn func(key []byte, rec record.Record)) uint64 {
 	i, n := int(cursor>>32), int(uint32(cursor))
 	for visited := 0; i < shardCount; i, n = i+1, 0 {
 		s := &t.shards[i]
@@ -77,7 +83,7 @@ func (t *Table) walk(cursor uint64, max int, fn func(key []byte, rec record.Reco
 		for ; n < len(s.entries) && visited < max; n++ {
 			visited++
 			f := s.entries[n].flags
-			if f&flagFree != 0 || f&flagLive != 0 && f&flagTyped == 0 {
+			if f&flagFree != 0 || !all && f&flagLive != 0 && f&flagTyped == 0 {
 				continue
 			}
 			fn(s.key(&s.entries[n]), s.record(n, true))

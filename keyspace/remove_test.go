@@ -335,7 +335,7 @@ func TestWalkVisitsWhatMayBeCollected(t *testing.T) {
 	seen := map[string]int{}
 	cursor, steps := uint64(0), 0
 	for {
-		cursor = tab.walk(cursor, 100, func(key []byte, rec record.Record) {
+		cursor = tab.walk(cursor, 100, false, func(key []byte, rec record.Record) {
 			if rec.Exists() {
 				t.Fatalf("walk visited live %s", key)
 			}

@@ -128,7 +128,7 @@ func (n *Node) collectStep(cursor, stable uint64) (uint64, error) {
 	var next, collected uint64
 	err := n.db.Local(func(l *keyspace.Local) {
 		now := n.nowMillis()
-		next = l.Walk(cursor, collectStep, func(key []byte, rec record.Record) {
+		next = l.WalkCollectable(cursor, collectStep, func(key []byte, rec record.Record) {
 			out, gone, changed := collectRecord(rec, stable, now)
 			if gone || changed {
 				if !gone {
