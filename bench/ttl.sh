@@ -9,23 +9,23 @@
 # expiry's, with whatever else runs in the background) as a share of a core;
 # the peak sweep rate is the highest rise of INFO's expired_keys over half
 # a second.
-# Ports 21379 (Redis) and 21380 (redmesh). Usage: bench/ttl.sh [ROUNDS]
+# Ports 21579 (Redis) and 21580 (redmesh). Usage: bench/ttl.sh [ROUNDS]
 source "$(dirname "$0")/lib.sh"
 rounds=${1:-4}
 keys=300000
 build_redmesh
 hz=$(getconf CLK_TCK)
 
-start_redis 21379 --appendonly yes --appendfsync everysec
-start_redmesh 21380 --fsync everysec
+start_redis 21579 --appendonly yes --appendfsync everysec
+start_redmesh 21580 --fsync everysec
 
 pid_of() { ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 dbsize() { redis-cli -p "$1" DBSIZE; }
 expired() { redis-cli -p "$1" INFO stats | tr -d '\r' | awk -F: '$1 == "expired_keys" {print $2}'; }
 disk_mb() { du -sb "$1" | awk '{printf "%.1f", $1 / 1048576}'; }
-declare -A dir=([21379]="$BENCH_TMP/redis-21379" [21380]="$BENCH_TMP/redmesh-21380")
-declare -A name=([21379]=redis-server [21380]=redmesh)
+declare -A dir=([21579]="$BENCH_TMP/redis-21579" [21580]="$BENCH_TMP/redmesh-21580")
+declare -A name=([21579]=redis-server [21580]=redmesh)
 
 # payload R writes round R's commands in the protocol.
 payload() {
@@ -43,7 +43,7 @@ for r in $(seq 1 "$rounds"); do payload "$r"; done
 printf '| round | server | written in s | DBSIZE 0 after s | peak sweep keys/s | DBSIZE at 12 s | RSS MiB | disk MiB | CPU from writes to 12 s |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n'
 # One server at a time, its rounds 12 s apart, so neither takes the other's
 # cores.
-for port in 21379 21380; do
+for port in 21579 21580; do
 	pid=$(pid_of "$port")
 	for r in $(seq 1 "$rounds"); do
 		t0=$(now_ms)
@@ -69,6 +69,6 @@ for port in 21379 21380; do
 	done
 done
 echo "redmesh INFO after the last round:" >&2
-redis-cli -p 21380 INFO keyspace | tr -d '\r' >&2
-redis-cli -p 21380 INFO stats | tr -d '\r' | grep -E '^expired_keys' >&2
-redis-cli -p 21380 INFO persistence | tr -d '\r' | grep -E 'wal|checkpoint' >&2 || true
+redis-cli -p 21580 INFO keyspace | tr -d '\r' >&2
+redis-cli -p 21580 INFO stats | tr -d '\r' | grep -E '^expired_keys' >&2
+redis-cli -p 21580 INFO persistence | tr -d '\r' | grep -E 'wal|checkpoint' >&2 || true

@@ -46,8 +46,8 @@ const (
 	// A checkpoint is written once the log grew by the last checkpoint's
 	// size, and at least by this much, since it.
 	checkpointMinGrowth = 16 << 20
-	// A checkpoint of more than this, over four times what the keyspace
-	// now holds, is written again.
+	// A checkpoint, or a log since it, of more than this and over four
+	// times what the keyspace now holds calls for a checkpoint.
 	checkpointShrunk = 4 << 20
 	// rangeEntries is how many entries a checkpoint copies per hold of a
 	// shard's lock.
@@ -101,13 +101,14 @@ func (db *DB) checkpointer() {
 		// long while; but never more than a tenth of the time.
 		due := grown > 0 && since >= 9*db.ckpt.took &&
 			(grown >= min(max(checkpointMinGrowth, db.ckpt.size), db.log.RetainBytes()/2) || since >= db.opts.CheckpointEvery)
-		// Or when the keyspace shrank to a fraction of the last checkpoint
-		// (expiry and collection, never logged, emptied a cache): the
-		// checkpoint's file would otherwise hold the disk until the log
-		// grows again.
-		if size := db.ckpt.size; !due && size > checkpointShrunk && since >= 9*db.ckpt.took {
+		// Or when the keyspace is a fraction of the last checkpoint or of
+		// the log since (expiry and collection, never logged, emptied a
+		// cache): a new checkpoint is then cheap, and lets the old one's
+		// file and the log go, which would otherwise hold the disk until
+		// the log grows again.
+		if size := db.ckpt.size; !due && (size > checkpointShrunk || grown > checkpointShrunk) && since >= 9*db.ckpt.took {
 			_, now := db.table.SnapshotSize()
-			due = size > 4*now
+			due = size > checkpointShrunk && size > 4*now || grown > checkpointShrunk && grown > 4*now
 		}
 		db.ckpt.mu.Unlock()
 		if due {

@@ -62,21 +62,31 @@ func (l *Local) Remove(key []byte) {
 // the last entry. Cursor 0 starts at the first. A key present for a whole
 // walk is visited once: entries never move.
 func (l *Local) Walk(cursor uint64, max int, fn func(key []byte, rec record.Record)) uint64 {
-	return l.db.table.walk(cursor, max, fn)
+	return l.db.table.walk(cursor, max, true, fn)
 }
 
-// walk is Local.Walk: the cursor is a shard's number and an entry's.
-func (t *Table) walk(cursor uint64, max int, fn func(key []byte, rec record.Record)) uint64 {
+// WalkCollectable is Walk for collection: it looks at up to max entries but
+// calls fn only with those that may hold something to collect, tombstones
+// and typed keys. A plain string holding a value (expired ones are the
+// sweep's) is passed over from its entry's flags alone, unread.
+func (l *Local) WalkCollectable(cursor uint64, max int, fn func(key []byte, rec record.Record)) uint64 {
+	return l.db.table.walk(cursor, max, false, fn)
+}
+
+// walk is Local.Walk, or with all false WalkCollectable: the cursor is a
+// shard's number and an entry's.
+func (t *Table) walk(cursor uint64, max int, all bool, fn func(key []byte, rec record.Record)) uint64 {
 	i, n := int(cursor>>32), int(uint32(cursor))
 	for visited := 0; i < shardCount; i, n = i+1, 0 {
 		s := &t.shards[i]
 		s.mu.RLock()
 		for ; n < len(s.entries) && visited < max; n++ {
-			if s.entries[n].flags&flagFree != 0 {
+			visited++
+			f := s.entries[n].flags
+			if f&flagFree != 0 || !all && f&flagLive != 0 && f&flagTyped == 0 {
 				continue
 			}
 			fn(s.key(&s.entries[n]), s.record(n, true))
-			visited++
 		}
 		more := n < len(s.entries)
 		s.mu.RUnlock()

@@ -858,7 +858,7 @@ func (s *shard) pruneHeap() {
 
 // Expired returns up to max keys whose deadline is before nowMillis,
 // taking from every shard in turn. Keys stay listed until a write (the
-// sweep's tombstone) changes their deadline.
+// sweep's tombstone) changes their deadline or they are removed.
 func (t *Table) Expired(nowMillis int64, max int) [][]byte {
 	var keys [][]byte
 	for i := range t.shards {

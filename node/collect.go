@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"runtime/debug"
 	"time"
 
 	"github.com/redmesh/redmesh/hlc"
@@ -57,7 +58,8 @@ func collectRecord(rec record.Record, stable uint64, nowMillis int64) (out recor
 
 const (
 	// collectStep is how many entries one hold of the write lock looks at:
-	// about a tenth of a millisecond, so writers barely wait.
+	// a fifth of a millisecond at most (all tombstones), so writers barely
+	// wait.
 	collectStep = 1024
 	// collectEvery is how often a pass over the keyspace starts while it
 	// holds tombstones (entries beyond its keys), and collectIdle how often
@@ -93,7 +95,7 @@ func (n *Node) collector() {
 	}
 }
 
-// collectPass walks the whole table once and reports what it collected.
+// collectPass walks the whole table once, collecting what the horizon allows.
 func (n *Node) collectPass() error {
 	stable := n.collectHorizon()
 	if stable == 0 {
@@ -126,10 +128,7 @@ func (n *Node) collectStep(cursor, stable uint64) (uint64, error) {
 	var next, collected uint64
 	err := n.db.Local(func(l *keyspace.Local) {
 		now := n.nowMillis()
-		next = l.Walk(cursor, collectStep, func(key []byte, rec record.Record) {
-			if rec.Exists() && rec.Typed == nil {
-				return // a plain live string: nothing to collect, and the common case
-			}
+		next = l.WalkCollectable(cursor, collectStep, func(key []byte, rec record.Record) {
 			out, gone, changed := collectRecord(rec, stable, now)
 			if gone || changed {
 				if !gone {
@@ -152,6 +151,22 @@ func (n *Node) collectStep(cursor, stable uint64) (uint64, error) {
 	})
 	n.stats.collected.Add(collected)
 	return next, err
+}
+
+// releaseAfter is how many keys the sweep takes out before it returns the
+// memory they held to the OS once nothing more is due.
+const releaseAfter = 1 << 16
+
+// releaseSwept returns to the OS what the sweep freed, once it freed much
+// and is done: a cache of short-lived keys empties in bursts, and the
+// memory a burst held would otherwise stay resident until the heap has been
+// quiet for a while (see MemoryPolicy), which the sweep itself delays.
+func (n *Node) releaseSwept() {
+	if n.stats.sweptSinceRelease.Load() < releaseAfter {
+		return
+	}
+	n.stats.sweptSinceRelease.Store(0)
+	debug.FreeOSMemory()
 }
 
 const (
@@ -179,6 +194,7 @@ func (n *Node) sweepExpired() {
 		now := n.nowMillis()
 		keys := n.db.Table().Expired(now, sweepBatch)
 		if len(keys) == 0 {
+			n.releaseSwept()
 			return
 		}
 		var swept uint64
@@ -205,6 +221,7 @@ func (n *Node) sweepExpired() {
 			}
 		})
 		n.stats.expiredKeys.Add(swept)
+		n.stats.sweptSinceRelease.Add(swept)
 		if err != nil {
 			if !errors.Is(err, keyspace.ErrClosed) {
 				n.log.Error("expiry sweep", "err", err)

@@ -235,6 +235,7 @@ func infoPersistence(n *Node) []string {
 		kv("checkpoint_seq", utoa(ck.Seq)),
 		kv("checkpoint_bytes", itoa(ck.Bytes)),
 		kv("tombstones", itoa(n.tombstones())),
+		kv("tombstones_collected", utoa(n.stats.collected.Load())),
 		kv("appendfsync", string(n.wal.Fsync())),
 		kv("wal_first_seq", utoa(first)),
 		kv("wal_last_seq", utoa(last)),

@@ -77,9 +77,12 @@ type Node struct {
 type stats struct {
 	connections atomic.Uint64
 	expiredKeys atomic.Uint64
-	collected   atomic.Uint64 // records collection removed or rewrote (collect.go)
-	panics      atomic.Uint64
-	memoryPeak  atomic.Uint64 // the highest used_memory INFO has seen
+	collected   atomic.Uint64 // records collection removed or rewrote (collect.go), sweeps not counted
+	// sweptSinceRelease counts the keys swept since the sweep last returned
+	// memory to the OS (collect.go).
+	sweptSinceRelease atomic.Uint64
+	panics            atomic.Uint64
+	memoryPeak        atomic.Uint64 // the highest used_memory INFO has seen
 	// closed holds the counts of the connections that closed; the open
 	// ones keep their own. countsMu orders a closing connection's move of
 	// its counts here against INFO's sum, which would otherwise count them
