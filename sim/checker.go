@@ -184,7 +184,7 @@ type Check struct {
 	DepartedLost   int        `json:"departed_origin_lost"` // ... and gone with it: allowed
 	OriginDown     int        `json:"origin_down_lost"`     // gone from the live nodes but on its node's disk, which is down
 	SetAsideLost   int        `json:"set_aside_lost"`       // written at a forgotten node before the horizon of its return: set aside, allowed
-	Collected      int        `json:"collected"`            // absent: it, or a newer delete or expiry, was collected
+	Collected      int        `json:"collected"`            // absent, or without a value register: it, or a newer delete or expiry, was collected with its key
 	Superseded     int        `json:"superseded"`           // survived as a newer version of the key
 	Lost           int        `json:"lost_writes"`          // must have survived and did not
 	Resurrections  int64      `json:"resurrections"`        // deleted keys that came back
@@ -256,9 +256,11 @@ func (s *Sim) check() (Check, []string) {
 		for _, n := range live {
 			r := n.st.get(w.key)
 			switch cmp := r.Value.Version.Compare(w.ver); {
-			case !r.Written() && gone.Compare(w.ver) >= 0:
+			case r.Value.Version.IsZero() && gone.Compare(w.ver) >= 0:
 				// Collected: a delete or expiry at or after w was applied
-				// by every member, then dropped.
+				// by every member, then dropped with its key. Typed writes
+				// since may have made the key again, with no value
+				// register (checkTyped judges what they hold).
 				collected = true
 			case cmp < 0:
 				ok = false

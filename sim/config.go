@@ -122,6 +122,18 @@ type Config struct {
 	// its own old writes).
 	CollectAhead time.Duration
 	NoFresh      bool
+	// LogAsWritten makes a catch-up serve each log entry's record as the
+	// write left it, as the node's log does, rather than the key's current
+	// record. The two differ under collection: a peer reading from a
+	// cursor that lags (entries of other nodes' writes after the last
+	// local write are covered by no acknowledgement the stable time waits
+	// for) gets back elements and values whose removal it has applied and
+	// collected since, and keeps them. FreshCatchUp closes it (not what the
+	// node does today): a node passes the records a catch-up brings through
+	// record.Fresh at its stable time, which every member, itself
+	// included, has applied, so what it lacks of them it removed.
+	LogAsWritten bool
+	FreshCatchUp bool
 	// AckSynced makes a node acknowledge only what it has synced (its
 	// cursors as of its last fsync) rather than what it has applied, as
 	// the real node does. Under a lazy fsync an acknowledgement can

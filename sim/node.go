@@ -29,13 +29,14 @@ type node struct {
 
 	peers mesh.Table
 
-	// The write-ahead log: key numbers of applied mutations, log[i] has
-	// sequence number logFirst+i. A catch-up serves each key's current
-	// record, which is the logged one or one that superseded it: the same
-	// under merge.
+	// The write-ahead log: applied mutations, log[i] has sequence number
+	// logFirst+i. A catch-up serves each key's current record, which is
+	// the logged one or one that superseded it, or with LogAsWritten the
+	// record as the write left it, as the node's log does (see
+	// Config.LogAsWritten for where the two differ).
 	epoch    uint64
 	logFirst uint64
-	log      []uint32
+	log      []logEntry
 
 	// Durability: what a crash would undo.
 	synced     uint64    // log head at the last sync
@@ -68,8 +69,8 @@ func (n *node) rootAt() mesh.RootAt {
 	return mesh.RootAt{Epoch: n.epoch, Head: n.head(), Root: n.st.tree.Root()}
 }
 
-func (n *node) appendLog(id uint32, retain int) {
-	n.log = append(n.log, id)
+func (n *node) appendLog(id uint32, rec record.Record, retain int) {
+	n.log = append(n.log, logEntry{id, rec})
 	if len(n.log) > retain+retain/4+16 {
 		drop := len(n.log) - retain
 		copy(n.log, n.log[drop:])
@@ -135,7 +136,7 @@ func (s *Sim) apply(n *node, id uint32, in record.Record) bool {
 		merged = c
 	}
 	n.st.set(id, merged)
-	n.appendLog(id, s.cfg.LogRetain)
+	n.appendLog(id, merged, s.cfg.LogRetain)
 	if s.cfg.Fsync != FsyncAlways {
 		n.undo = append(n.undo, undoRec{id, old})
 	}
@@ -390,4 +391,10 @@ func (s *Sim) startTicks(n *node) {
 		s.at(s.now+period, flush)
 	}
 	s.at(s.now+s.rng.Int64N(period), flush)
+}
+
+// logEntry is one log entry: the key and its record as the write left it.
+type logEntry struct {
+	id  uint32
+	rec record.Record
 }

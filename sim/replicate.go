@@ -44,8 +44,13 @@ func (s *Sim) serveLog(b, a *node, cu *catchUp, buf []byte) {
 		reply.Records = make([]merkle.Record, 0, to-from)
 	}
 	for seq := from; seq < to; seq++ {
-		id := b.log[seq-b.logFirst]
-		p := record.Encode(b.st.get(id))
+		e := b.log[seq-b.logFirst]
+		id := e.id
+		rec := b.st.get(id)
+		if s.cfg.LogAsWritten {
+			rec = e.rec
+		}
+		p := record.Encode(rec)
 		k := s.keys.names[id]
 		reply.Records = append(reply.Records, merkle.Record{Key: k, Payload: p})
 		size += len(k) + len(p) + 8
@@ -64,7 +69,7 @@ func (s *Sim) catchUpReply(a, b *node, cu *catchUp, buf []byte) {
 		return // the link went down meanwhile; the next connection starts over
 	}
 	for _, r := range d.Reply.Records {
-		s.applyRemote(a, b, r.Key, r.Payload)
+		s.applyRemote(a, b, r.Key, r.Payload, true)
 	}
 	s.st.logEntries += int64(len(d.Reply.Records))
 	act, req := a.peers.CatchUpReply(b.pid, d.Reply, uint32(s.cfg.CatchUpBatch), a.st.tree.Root())
@@ -170,7 +175,7 @@ func (s *Sim) recvPush(n, from *node, buf []byte, seqs *pushSeqs) {
 	}
 	var fwd []uint32
 	for _, r := range d.Push {
-		if id, won := s.applyRemote(n, from, r.Key, r.Payload); won {
+		if id, won := s.applyRemote(n, from, r.Key, r.Payload, false); won {
 			fwd = append(fwd, id)
 		}
 	}

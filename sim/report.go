@@ -64,6 +64,9 @@ type GC struct {
 	// CollectedOnArrival counts deleted keys a peer sent that were already
 	// collectable here, so not stored (its stable time lagged behind).
 	CollectedOnArrival int64 `json:"collected_on_arrival"`
+	// CatchUpSetAside counts catch-up records record.Fresh took something
+	// from at the receiver's stable time (FreshCatchUp).
+	CatchUpSetAside int64 `json:"catch_up_set_aside,omitempty"`
 	// Forgotten counts members forgotten for silence (ForgetAfter), by
 	// each node; Returned forgotten members that linked up again.
 	Forgotten int64 `json:"forgotten"`
@@ -274,7 +277,7 @@ func (s *Sim) report() *Report {
 		r.Bytes.ByClass = append(r.Bytes.ByClass, ClassBytes{Class: classNames[i], Meta: b.meta, Payload: b.payload})
 	}
 	g := &s.gst
-	r.GC = GC{TombstonesCollected: g.tombstones, ExpiredCollected: g.expired, TracesCollected: g.traces, CollectedOnArrival: g.ingress, Forgotten: g.forgotten, Returned: g.returned,
+	r.GC = GC{TombstonesCollected: g.tombstones, ExpiredCollected: g.expired, TracesCollected: g.traces, CollectedOnArrival: g.ingress, CatchUpSetAside: g.staleLogged, Forgotten: g.forgotten, Returned: g.returned,
 		SetAside: g.setAside, OwnSetAside: g.ownSetAside, Rejoins: g.rejoins, WithoutStable: g.noStable,
 		Acks: g.acks, AckBytes: classes[classAck].meta}
 	if len(g.lags) > 0 {

@@ -14,6 +14,7 @@ import (
 //
 //	run [seed=N] [nodes=N] [keys=N] [fsync=M] [log-retain=N] [loss=P] [no-push] [no-catch-up]
 //	    [no-collect] [forget-after=D] [os-flush=D] [detect=D] [ack-synced]
+//	    [log-as-written] [fresh-catch-up]
 //	    <scenario YAML>            runs it and prints the verdict and figures
 //	builtin NAME [the same args]   runs a built-in scenario
 //	get KEY                        the key's value on the live nodes of the last run
@@ -40,6 +41,7 @@ func TestScripts(t *testing.T) {
 				}
 				cfg.NoPush, cfg.NoCatchUp, cfg.NoCollect = d.HasArg("no-push"), d.HasArg("no-catch-up"), d.HasArg("no-collect")
 				cfg.AckSynced = d.HasArg("ack-synced")
+				cfg.LogAsWritten, cfg.FreshCatchUp = d.HasArg("log-as-written"), d.HasArg("fresh-catch-up")
 				for _, a := range []struct {
 					name string
 					to   *time.Duration

@@ -92,7 +92,7 @@ func (s *Sim) recvSession(ss *session, side int, buf []byte) {
 	}
 	out, err := ss.ss[side].Step(m)
 	for _, r := range out.Records {
-		s.applyRemote(n, ss.ends[1-side], r.Key, r.Payload)
+		s.applyRemote(n, ss.ends[1-side], r.Key, r.Payload, false)
 	}
 	s.sendFlight(ss, side, out.Msgs)
 	if err != nil {
@@ -146,8 +146,9 @@ func (s *Sim) endSession(ss *session, ok bool) {
 // refuses (and the clock counts) a record with a version too far ahead of
 // this node's clock: it stays with its writer until time catches up with
 // it. A record from a forgotten member that came back goes through
-// record.Fresh first (stable.go).
-func (s *Sim) applyRemote(n, from *node, key, payload []byte) (uint32, bool) {
+// record.Fresh first (stable.go), as does, with FreshCatchUp, one a
+// catch-up brought (logged).
+func (s *Sim) applyRemote(n, from *node, key, payload []byte, logged bool) (uint32, bool) {
 	rec, err := record.Decode(payload)
 	if err != nil {
 		s.st.decodeErrors++
@@ -159,7 +160,7 @@ func (s *Sim) applyRemote(n, from *node, key, payload []byte) (uint32, bool) {
 	rec.Value.Data = s.intern(rec.Value.Data)
 	id := s.keys.id(key)
 	s.tr.grow(s.keys.len())
-	if rec = s.fresh(n, from, id, rec); !rec.Written() {
+	if rec = s.fresh(n, from, id, rec, logged); !rec.Written() {
 		return id, false
 	}
 	return id, s.apply(n, id, rec)

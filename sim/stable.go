@@ -322,8 +322,18 @@ func (s *Sim) pushed(n, origin *node, ps pushSeqs) {
 
 // fresh is rec, from peer from, as record.Fresh leaves it when from is a
 // forgotten member that came back: its writes up to the stable time of its
-// return that n lacks are set aside, not merged.
-func (s *Sim) fresh(n, from *node, id uint32, rec record.Record) record.Record {
+// return that n lacks are set aside, not merged. With FreshCatchUp, a
+// record a catch-up brought (logged) goes through record.Fresh at n's
+// stable time first: a log entry as the write left it may hold what n
+// has since removed and collected.
+func (s *Sim) fresh(n, from *node, id uint32, rec record.Record, logged bool) record.Record {
+	if st := s.collectHorizon(n); logged && s.cfg.FreshCatchUp && st != 0 && rec.Oldest() <= st {
+		out, aside := record.Fresh(n.st.get(id), rec, st)
+		if aside {
+			s.gst.staleLogged++
+		}
+		rec = out
+	}
 	h := n.gc.asideBelow[from.pid]
 	if h == 0 || s.cfg.NoFresh || rec.Oldest() > h {
 		return rec
@@ -450,6 +460,7 @@ func (s *Sim) gcSettled() bool {
 type gcStats struct {
 	tombstones, traces      int64
 	ingress                 int64 // records collected as they arrived
+	staleLogged             int64 // catch-up records Fresh took from (FreshCatchUp)
 	expired                 int64 // of tombstones: expired keys
 	setAside, ownSetAside   int64
 	forgotten, returned     int64

@@ -151,6 +151,8 @@ or a YAML/JSON scenario file; --print-scenario shows a built-in as YAML.`,
 	f.BoolVar(&cfg.NoCollect, "no-collect", false, "switch garbage collection off (every tombstone kept)")
 	f.DurationVar(&cfg.ForgetAfter, "forget-after", 0, "forget members silent this long, as serve --forget-after (0: the scenario's, default off)")
 	f.BoolVar(&cfg.AckSynced, "ack-synced", false, "acknowledge only what is synced (not what the node does today)")
+	f.BoolVar(&cfg.LogAsWritten, "log-as-written", false, "catch-up serves log entries as written, as the node does (not the key's current record)")
+	f.BoolVar(&cfg.FreshCatchUp, "fresh-catch-up", false, "pass catch-up records through record.Fresh at the stable time (not what the node does today)")
 	f.DurationVar(&nw.Latency, "latency", nw.Latency, "one-way base latency")
 	f.DurationVar(&nw.Jitter, "jitter", nw.Jitter, "mean of the log-normal latency tail")
 	f.Int64Var(&nw.Bandwidth, "bandwidth", nw.Bandwidth, "uplink bytes per second per node (0: unlimited)")
