@@ -169,7 +169,7 @@ func (m *Mesh) catchUp(ps *peerState) error {
 			}
 		}
 		if len(rep.Records) > 0 {
-			if _, err := m.apply(ps.id, rep.Records); err != nil {
+			if _, err := m.applyLog(ps.id, rep.Records); err != nil {
 				return err
 			}
 			entries += len(rep.Records)

@@ -326,6 +326,11 @@ func (m *Mesh) exchangePeers(p peer.ID) {
 		m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
 		m.want(ai.ID, false)
 	}
+	m.mu.Lock()
+	if ps := m.peers[p]; ps != nil {
+		ps.exchanged = true // its members are ours: see applyLog
+	}
+	m.mu.Unlock()
 }
 
 // savePeers remembers the known peers and their addresses, so that a

@@ -194,6 +194,8 @@ type peerState struct {
 	ackedAt         time.Time
 	// sentStable is the own stable time we last told the peer (stable.go),
 	// downSince when its link last closed.
+	upAt                  time.Time // when the link last came up
+	exchanged             bool      // peers exchanged since (discovery.go)
 	sentStable, sentAside hlc.Timestamp
 	// durAcked is how far theirAcked is synced here (durableAcks); the
 	// snapshot waits for the sync numbered snapMark.
@@ -441,7 +443,7 @@ func (m *Mesh) linkUp(c network.Conn) {
 	ps.connected = true
 	m.linked.Add(1)
 	ps.linkUp = true
-	ps.downSince = time.Time{}
+	ps.downSince, ps.upAt, ps.exchanged = time.Time{}, time.Now(), false
 	m.returned(ps)
 	ps.addr = c.RemoteMultiaddr().String()
 	if !ps.inTable {
@@ -600,7 +602,33 @@ const (
 // apply merges records from peer from through the node's write path, in
 // chunks.
 func (m *Mesh) apply(from peer.ID, recs []merkle.Record) (int, error) {
-	horizon := m.asideHorizon(from)
+	return m.applyAt(m.asideHorizon(from), recs)
+}
+
+// applyLog is apply for entries of from's log, read in a catch-up: each
+// holds its key's record as that write left it, which a cursor that lags
+// may bring long after this node removed what it held and collected the
+// trace or tombstone. They pass through record.Fresh at the horizon every
+// member's latest word says this node has applied (FreshHorizon). The
+// simulator found the old field of a replaced HSET coming back this way.
+func (m *Mesh) applyLog(from peer.ID, recs []merkle.Record) (int, error) {
+	m.mu.Lock()
+	fresh := m.stab.FreshHorizon()
+	for _, ps := range m.peers {
+		if ps.connected && !ps.exchanged {
+			// A member we do not know yet has told us nothing of how far
+			// we have applied its writes: no horizon until we know them
+			// all (peer exchange with every peer we are linked to).
+			fresh = 0
+		}
+	}
+	m.mu.Unlock()
+	return m.applyAt(max(m.asideHorizon(from), fresh), recs)
+}
+
+// applyAt merges records, in chunks, setting aside writes up to horizon
+// this node no longer holds.
+func (m *Mesh) applyAt(horizon hlc.Timestamp, recs []merkle.Record) (int, error) {
 	total := 0
 	for len(recs) > 0 {
 		n, size := 0, 0

@@ -83,8 +83,8 @@ func (m *Mesh) ackSender() {
 				continue
 			}
 			moved := ps.theirEpoch != 0 && (ps.theirEpoch != ps.sentEpoch || ps.theirAcked != ps.sentAcked ||
-				ps.sentStable != m.stab.Own() || ps.sentDurable != ps.durAcked || ps.sentAside != ps.asideBelow)
-			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, epoch: ps.theirEpoch, acked: ps.theirAcked, stable: m.stab.Own(), durable: ps.durAcked, aside: ps.asideBelow,
+				ps.sentStable != m.stab.OwnFor(ps.upAt) || ps.sentDurable != ps.durAcked || ps.sentAside != ps.asideBelow)
+			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, epoch: ps.theirEpoch, acked: ps.theirAcked, stable: m.stab.OwnFor(ps.upAt), durable: ps.durAcked, aside: ps.asideBelow,
 				open: ps.ackStream == nil, due: moved && (periodic || ps.wanted())}
 			if j.open || j.due {
 				jobs = append(jobs, j)

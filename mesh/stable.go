@@ -32,6 +32,10 @@ type Stability struct {
 	stable  hlc.Timestamp
 	holder  PeerID
 	movedAt time.Time
+	// fresh is the stable time as the members' latest words give it, which
+	// may go down (FreshHorizon); updated when Update last ran.
+	fresh   hlc.Timestamp
+	updated time.Time
 	// quorumSince is since when this node has been linked to a majority of
 	// the members, itself included (zero: it is not).
 	quorumSince time.Time
@@ -144,12 +148,12 @@ func (s *Stability) ReportedBy(id PeerID) hlc.Timestamp {
 	return 0
 }
 
-// Reported records how far peer id says its own writes are stable.
-func (s *Stability) Reported(id PeerID, ts hlc.Timestamp) {
-	if m := s.member(id); ts > m.reported {
-		m.reported = ts
-	}
-}
+// Reported records how far peer id says its own writes are stable: its
+// latest word, which goes down when a member joins it (the newcomer has
+// applied none of its writes). The stable time does not go down with it
+// (Stable); the horizon of what this node has itself applied does
+// (FreshHorizon).
+func (s *Stability) Reported(id PeerID, ts hlc.Timestamp) { s.member(id).reported = ts }
 
 // LinkUp and LinkDown record a link to id opening and closing: what it
 // acknowledged and may not have synced when the link dropped does not count.
@@ -247,7 +251,7 @@ func (s *Stability) Update(now time.Time) {
 	if own <= stable {
 		stable, holder = own, ownHolder
 	}
-	s.own, s.holder = own, holder
+	s.own, s.holder, s.fresh, s.updated = own, holder, stable, now
 	if stable > s.stable {
 		s.stable, s.movedAt = stable, now
 	}
@@ -256,6 +260,24 @@ func (s *Stability) Update(now time.Time) {
 // Own is how far every member has applied this node's writes: what it
 // reports to its peers.
 func (s *Stability) Own() hlc.Timestamp { return s.own }
+
+// OwnFor is Own as it may be told to a peer that linked up at since: 0
+// until Update has run with it a member, so that a newcomer never takes a
+// word given before it counted for how far it has applied our writes.
+func (s *Stability) OwnFor(since time.Time) hlc.Timestamp {
+	if !s.updated.After(since) {
+		return 0
+	}
+	return s.own
+}
+
+// FreshHorizon is how far this node has applied every member's writes, as
+// their latest words say: a peer's old log entry of a write up to it that
+// this node no longer holds is one it removed itself, and collected (a
+// catch-up reading a peer's log from a cursor that lags passes its records
+// through record.Fresh at this horizon). Unlike Stable it goes down when a
+// member joins, and it is 0 until every member has spoken.
+func (s *Stability) FreshHorizon() hlc.Timestamp { return s.fresh }
 
 // Stable is the stable time: every member has applied every write up to it.
 func (s *Stability) Stable() hlc.Timestamp { return s.stable }
