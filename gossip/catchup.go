@@ -305,7 +305,11 @@ func (m *Mesh) serveLog(s network.Stream) {
 			m.misbehaved(p, "log request", err)
 			return
 		}
-		rep := m.logReply(*d.Request)
+		req := *d.Request
+		if m.asideHorizon(p) != 0 {
+			req = mesh.ForReturned(req)
+		}
+		rep := m.logReply(req)
 		out = mesh.AppendLogReply(out[:0], rep)
 		if err := writeFrame(w, out); err != nil {
 			return

@@ -622,6 +622,10 @@ func (m *Mesh) applyLog(from peer.ID, recs []merkle.Record) (int, error) {
 			fresh = 0
 		}
 	}
+	// A node that was forgotten set aside its own writes up to the
+	// horizon its peers told it (forgottenBy): an old entry of their logs
+	// up to it must not bring back what they collected.
+	fresh = max(fresh, m.asideDone)
 	m.mu.Unlock()
 	return m.applyAt(max(m.asideHorizon(from), fresh), recs)
 }

@@ -309,3 +309,12 @@ func (s *Stability) ForgottenIDs() []PeerID {
 	}
 	return out
 }
+
+// ForReturned is a log request from a forgotten member that came back, as
+// it is served: without its cursor, so that it repairs by Merkle (current
+// records) rather than from old entries of the log, which would bring back
+// what the mesh collected before it learns that it was forgotten.
+func ForReturned(req LogRequest) LogRequest {
+	req.Epoch, req.From = 0, 0
+	return req
+}

@@ -37,7 +37,11 @@ func (s *Sim) serveLog(b, a *node, cu *catchUp, buf []byte) {
 		return
 	}
 	head := b.head()
-	from, to, trunc := mesh.ServeLog(*d.Request, b.epoch, b.logFirst, head, uint32(s.cfg.CatchUpBatch), b.st.tree.Root())
+	req := *d.Request
+	if b.gc.asideBelow[a.pid] != 0 && !s.cfg.NoFresh {
+		req = mesh.ForReturned(req)
+	}
+	from, to, trunc := mesh.ServeLog(req, b.epoch, b.logFirst, head, uint32(s.cfg.CatchUpBatch), b.st.tree.Root())
 	reply := &mesh.LogReply{Epoch: b.epoch, Head: head, Next: to, Truncated: trunc}
 	size := 64
 	if to > from {

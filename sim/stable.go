@@ -325,9 +325,20 @@ func (s *Sim) pushed(n, origin *node, ps pushSeqs) {
 // return that n lacks are set aside, not merged. With FreshCatchUp, a
 // record a catch-up brought (logged) goes through record.Fresh at n's
 // stable time first: a log entry as the write left it may hold what n
-// has since removed and collected.
+// has since removed and collected; and on a node that was forgotten and
+// came back, at the horizon it was told, as the node does.
 func (s *Sim) fresh(n, from *node, id uint32, rec record.Record, logged bool) record.Record {
-	if st := s.collectHorizon(n); logged && s.cfg.FreshCatchUp && st != 0 && rec.Oldest() <= st {
+	st := s.collectHorizon(n)
+	if !s.cfg.FreshCatchUp {
+		st = 0
+	}
+	if s.cfg.LogAsWritten && !s.cfg.NoFresh {
+		// A node that was forgotten set aside its writes up to the
+		// horizon its peers told it; an old entry of their logs up to it
+		// must not bring back what they collected (gossip's applyLog).
+		st = max(st, n.gc.forgottenAt)
+	}
+	if logged && st != 0 && rec.Oldest() <= st {
 		out, aside := record.Fresh(n.st.get(id), rec, st)
 		if aside {
 			s.gst.staleLogged++
