@@ -241,10 +241,12 @@ func (s *Stability) Update(now time.Time) {
 			continue
 		}
 		m.promote(now)
-		if c := s.covered(m.confirmed); c < own {
+		// Ties go to the lowest ID, so the holder does not depend on the
+		// map's order.
+		if c := s.covered(m.confirmed); c < own || c == own && ownHolder != s.self && id < ownHolder {
 			own, ownHolder = c, id
 		}
-		if m.reported < stable {
+		if m.reported < stable || m.reported == stable && holder != s.self && id < holder {
 			stable, holder = m.reported, id
 		}
 	}

@@ -120,12 +120,13 @@ func (n *Node) collectPass() error {
 // write lock, and returns where to go on (0 at the end).
 func (n *Node) collectStep(cursor, stable uint64) (uint64, error) {
 	type verdict struct {
-		key  []byte
-		out  record.Record
-		gone bool
+		key     []byte
+		out     record.Record
+		gone    bool
+		expired bool // an expired value the sweep had not reached: counted as Redis counts expired keys
 	}
 	var todo []verdict
-	var next, collected uint64
+	var next, collected, expired uint64
 	err := n.db.Local(func(l *keyspace.Local) {
 		now := n.nowMillis()
 		next = l.WalkCollectable(cursor, collectStep, func(key []byte, rec record.Record) {
@@ -134,7 +135,7 @@ func (n *Node) collectStep(cursor, stable uint64) (uint64, error) {
 				if !gone {
 					out.Value.Data = bytes.Clone(out.Value.Data) // it aliases the table
 				}
-				todo = append(todo, verdict{bytes.Clone(key), out, gone})
+				todo = append(todo, verdict{bytes.Clone(key), out, gone, gone && !rec.Value.Tombstone && rec.Expired(now)})
 			}
 		})
 		for _, v := range todo {
@@ -146,10 +147,14 @@ func (n *Node) collectStep(cursor, stable uint64) (uint64, error) {
 			} else {
 				l.Set(v.key, v.out)
 			}
+			if v.expired {
+				expired++
+			}
 			collected++
 		}
 	})
 	n.stats.collected.Add(collected)
+	n.stats.expiredKeys.Add(expired)
 	return next, err
 }
 
