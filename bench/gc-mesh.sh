@@ -82,8 +82,9 @@ if [[ $mode == rounds ]]; then
 		}' >"$BENCH_TMP/round.resp"
 		t0=$(now_ms)
 		redis-cli -p 21380 --pipe <"$BENCH_TMP/round.resp" >/dev/null &
+		p1=$!
 		redis-cli -p 21379 --pipe <"$BENCH_TMP/round.resp" >/dev/null &
-		wait
+		wait $p1 $!
 		declare -A zero=()
 		while (($(now_ms) - t0 < 12000)); do
 			for port in 21379 21380 21381 21382; do

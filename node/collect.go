@@ -28,7 +28,7 @@ import (
 // remembers peers from an earlier run, which may still lack its deletes.
 func (n *Node) collectHorizon() uint64 {
 	if n.cfg.Mesh.Disabled {
-		if n.rememberedPeers {
+		if n.rememberedPeers.Load() {
 			return 0
 		}
 		return math.MaxUint64

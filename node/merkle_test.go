@@ -23,23 +23,25 @@ func openNode(t *testing.T, dir string) (*Node, *redis.Client) {
 	return openNodeAs(t, dir, false)
 }
 
-// openPeer is openNode for a node that reconciles with others in memory,
-// without a mesh: it must not collect as a node alone does.
+// openPeer is openNode for a node that reconciles with others in memory:
+// without a mesh but as if it remembered peers, so nothing is stable and it
+// does not collect as a node alone does.
 func openPeer(t *testing.T, dir string) (*Node, *redis.Client) {
 	t.Helper()
 	return openNodeAs(t, dir, true)
 }
 
-func openNodeAs(t *testing.T, dir string, peer bool) (*Node, *redis.Client) {
+func openNodeAs(t *testing.T, dir string, withPeer bool) (*Node, *redis.Client) {
 	t.Helper()
 	cfg := Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	// With a mesh (never started here) nothing is stable; without one the
-	// node is alone and collects at once.
-	cfg.Mesh.Disabled = !peer
+	// Without a mesh, and no peer remembered, the node is alone and
+	// collects at once.
+	cfg.Mesh.Disabled = true
 	n, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	n.rememberedPeers.Store(withPeer)
 	go n.Serve(context.Background())
 	c := redis.NewClient(&redis.Options{Addr: n.Addr().String(), Protocol: 2})
 	t.Cleanup(func() { c.Close(); n.Close() })

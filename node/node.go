@@ -64,7 +64,7 @@ type Node struct {
 	memOverhead     atomic.Uint64
 	maxMemory       atomic.Int64
 	serveStale      atomic.Bool // --serve-stale-data (bootstrap.go)
-	rememberedPeers bool        // the store remembers peers from an earlier run: see collect.go
+	rememberedPeers atomic.Bool // the store remembers peers from an earlier run: see collect.go
 	watching        watching    // the keys clients WATCH, which collection leaves be
 	wasOver         atomic.Bool
 
@@ -158,7 +158,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.wal = store
-	n.rememberedPeers = gossip.RememberedPeers(store)
+	n.rememberedPeers.Store(gossip.RememberedPeers(store))
 	db, err := keyspace.Open(keyspace.Options{Log: store, Logger: cfg.Logger, OnCommit: n.committed, OnLocal: n.merkle.moved})
 	if err != nil {
 		store.Close()

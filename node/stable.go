@@ -40,9 +40,10 @@ func (n *Node) stableTime() hlc.Timestamp {
 // it counts them all.
 const maxSetAside = 1000
 
-// setAside remembers the keys whose records from a forgotten member that
-// came back held writes from before what the mesh collected, which this node
-// no longer had: they were not merged (record.Fresh).
+// setAside remembers the keys whose records held writes this node had
+// removed and collected, which it kept out (record.Fresh): from a forgotten
+// member that came back, from old entries of a peer's log a catch-up read,
+// or its own once it learned it was forgotten (SetAsideBelow).
 type setAside struct {
 	mu     sync.Mutex
 	count  uint64

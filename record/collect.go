@@ -106,9 +106,9 @@ func (t *Typed) collect(stable hlc.Timestamp) (*Typed, bool) {
 // every member has applied those, so local lacks them only because it
 // collected them (or a write it holds replaced them), and merging them would
 // bring back a deleted key, element or count. setAside reports whether
-// anything that would have changed local was taken out: a record of a
-// member that was forgotten, or that returns with writes older than what the
-// mesh has collected. Traces are kept: they only remove.
+// anything that would have changed local was taken out: a forgotten
+// member's record when it comes back, or an old log entry a catch-up read
+// from a lagging cursor. Traces are kept: they only remove.
 func Fresh(local, incoming Record, stable hlc.Timestamp) (out Record, setAside bool) {
 	if incoming.Oldest() > stable {
 		return incoming, false
