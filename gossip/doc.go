@@ -14,7 +14,7 @@
 //
 //	/redmesh/log/2     mesh.LogRequest → mesh.LogReply, repeated
 //	/redmesh/merkle/2  merkle messages, then each side's mesh.RootAt
-//	/redmesh/ack/3     uvarint epoch, uvarint seq, uvarint ownStable: writes applied, and how far ours are stable; the other way (epoch, seq): asked for
+//	/redmesh/ack/3     epoch, seq, ownStable, durable [, asideBelow] (uvarints): writes applied, how far synced, how far ours are stable (wait.go); the other way (epoch, seq): asked for
 //	/redmesh/peers/1   the peers a node is connected to, with addresses
 //	GossipSub topic /redmesh/push/2/<mesh>: 1 | epoch | prev | to | mesh push
 package gossip

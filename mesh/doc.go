@@ -52,6 +52,16 @@
 // (Bootstrapping) the node takes part in no Merkle session, and
 // ChooseSyncPeer leaves out the peers a node streams its snapshot to.
 //
+// # Stability
+//
+// Stability (stable.go) works out the stable time for garbage collection:
+// from samples of the node's log and clock, peers' acknowledgements of its
+// writes (the synced part) and their reports of how far their own writes
+// are stable, the time up to which every member has applied every write.
+// It also says when a silent member may be forgotten (only while linked to
+// a majority) and how far a catch-up's old entries may be filtered
+// (FreshHorizon).
+//
 // # Eager push
 //
 // A Batcher collects fresh writes and releases a batch when it holds Max
