@@ -37,7 +37,9 @@ func (m *Mesh) stabilityLoop() {
 		case <-t.C:
 		}
 		m.updateStable(time.Now())
-		m.saveForgotten()
+		if err := m.saveForgotten(); err != nil {
+			m.log.Warn("forgetting", "err", err)
+		}
 	}
 }
 
@@ -132,12 +134,9 @@ func (m *Mesh) loadStability() error {
 func (m *Mesh) Forget(id peer.ID) error {
 	m.mu.Lock()
 	m.forgetLocked(id)
-	m.forgotDirty = false
-	ids := m.forgottenList()
 	m.mu.Unlock()
-	b, _ := json.Marshal(ids)
-	if err := m.store.PutMetaSync(metaForgot, b); err != nil {
-		return fmt.Errorf("save the forgotten members: %w", err)
+	if err := m.saveForgotten(); err != nil {
+		return err
 	}
 	m.log.Warn("member forgotten", "peer", id)
 	return nil
@@ -173,19 +172,23 @@ func (m *Mesh) returned(ps *peerState) {
 }
 
 // saveForgotten saves the forgotten members if they changed.
-func (m *Mesh) saveForgotten() {
+func (m *Mesh) saveForgotten() error {
 	m.mu.Lock()
 	if !m.forgotDirty {
 		m.mu.Unlock()
-		return
+		return nil
 	}
 	m.forgotDirty = false
 	ids := m.forgottenList()
 	m.mu.Unlock()
 	b, _ := json.Marshal(ids)
 	if err := m.store.PutMetaSync(metaForgot, b); err != nil {
-		m.log.Warn("save the forgotten members", "err", err)
+		m.mu.Lock()
+		m.forgotDirty = true // the next tick tries again
+		m.mu.Unlock()
+		return fmt.Errorf("save the forgotten members: %w", err)
 	}
+	return nil
 }
 
 // asideHorizon is the time up to which the writes in p's records that this

@@ -301,17 +301,6 @@ func (s *Stability) ForgottenCount() int {
 	return n
 }
 
-// ForgottenIDs lists the forgotten members.
-func (s *Stability) ForgottenIDs() []PeerID {
-	var out []PeerID
-	for id, m := range s.members {
-		if m.forgotten {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
 // ForReturned is a log request from a forgotten member that came back, as
 // it is served: without its cursor, so that it repairs by Merkle (current
 // records) rather than from old entries of the log, which would bring back
