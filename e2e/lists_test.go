@@ -1,7 +1,15 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // TestListCommandsMatchRedis: every list command, its options and its
@@ -169,3 +177,173 @@ RPOPLPUSH a
 LMOVE a b LEFT
 LINSERT l BEFORE a
 `
+
+// TestListMeshUnderLoadAndKill: three nodes push, pop and insert into one
+// list at once while one of them is killed and restarted; all end with the
+// same list, in the same order, holding every acknowledged push that no
+// acknowledged pop returned, and nothing a pop returned.
+func TestListMeshUnderLoadAndKill(t *testing.T) {
+	ctx := context.Background()
+	always := []string{"--fsync", "always"}
+	var nodes []*meshNode
+	for i := range 3 {
+		extra := always
+		if i > 0 {
+			extra = append(extra, "--peer", nodes[0].maddr())
+		}
+		nodes = append(nodes, startMeshNode(t, t.TempDir(), 0, extra...))
+	}
+	waitConnected(t, 2, nodes...)
+
+	var mu sync.Mutex
+	pushed := map[string]bool{} // acknowledged pushes and inserts
+	popped := map[string]int{}  // values acknowledged pops returned, and how often
+	noRetry := func(n *meshNode) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: n.addr, Protocol: 2, MaxRetries: -1})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	var clients [3]*redis.Client
+	for i, n := range nodes {
+		clients[i] = noRetry(n)
+	}
+	var cmu sync.Mutex
+	client := func(i int) *redis.Client {
+		cmu.Lock()
+		defer cmu.Unlock()
+		return clients[i]
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 15))
+			for j := 0; ; j++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c := client(i)
+				v := fmt.Sprintf("n%d-%d", i, j)
+				var err error
+				ack := func(n int64) {
+					if err == nil && n > 0 {
+						mu.Lock()
+						pushed[v] = true
+						mu.Unlock()
+					}
+				}
+				switch rng.IntN(8) {
+				case 0, 1:
+					var n int64
+					n, err = c.RPush(ctx, "q", v).Result()
+					ack(n)
+				case 2:
+					var n int64
+					n, err = c.LPush(ctx, "q", v, v+"b").Result()
+					ack(n)
+					if err == nil {
+						mu.Lock()
+						pushed[v+"b"] = true
+						mu.Unlock()
+					}
+				case 3, 4:
+					var vs []string
+					vs, err = c.LPopCount(ctx, "q", 1+rng.IntN(2)).Result()
+					if err == redis.Nil {
+						err = nil
+					}
+					mu.Lock()
+					for _, x := range vs {
+						popped[x]++
+					}
+					mu.Unlock()
+				case 5:
+					var x string
+					x, err = c.RPop(ctx, "q").Result()
+					if err == redis.Nil {
+						err = nil
+					} else if err == nil {
+						mu.Lock()
+						popped[x]++
+						mu.Unlock()
+					}
+				case 6, 7:
+					// Insert next to an element this node sees.
+					var pivot string
+					pivot, err = c.LIndex(ctx, "q", int64(rng.IntN(20))).Result()
+					if err == redis.Nil {
+						err = nil
+						break
+					}
+					if err != nil {
+						break
+					}
+					where := "BEFORE"
+					if rng.IntN(2) == 0 {
+						where = "AFTER"
+					}
+					var n int64
+					n, err = c.LInsert(ctx, "q", where, pivot, v).Result()
+					ack(n)
+				}
+				if err != nil && i != 2 { // node 2 is killed: its clients see errors
+					t.Errorf("node %d: %v", i, err)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second) // load runs while the clock goes: not an assertion
+	args := nodes[2].args
+	nodes[2].kill()
+	time.Sleep(time.Second)
+	nodes[2].restart(t, args...)
+	cmu.Lock()
+	clients[2] = noRetry(nodes[2])
+	cmu.Unlock()
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	waitConnected(t, 2, nodes...)
+	var lists [3][]string
+	waitUntil(t, 60*time.Second, "the three nodes to hold the same list", func() bool {
+		for i, n := range nodes {
+			l, err := n.c.LRange(ctx, "q", 0, -1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			lists[i] = l
+		}
+		return slices.Equal(lists[0], lists[1]) && slices.Equal(lists[0], lists[2])
+	})
+	have := map[string]int{}
+	for _, x := range lists[0] {
+		have[x]++
+		if have[x] > 1 {
+			t.Errorf("%s is in the list twice", x)
+		}
+		if popped[x] > 0 {
+			t.Errorf("%s was popped, and is still in the list", x)
+		}
+	}
+	for x := range pushed {
+		if have[x] == 0 && popped[x] == 0 {
+			t.Errorf("push of %s was acknowledged, never popped, and is missing", x)
+		}
+	}
+	twice := 0
+	for _, n := range popped {
+		if n > 1 {
+			twice++
+		}
+	}
+	t.Logf("%d acknowledged pushes, %d values popped (%d by two nodes at once), %d left in the list, identical on every node",
+		len(pushed), len(popped), twice, len(lists[0]))
+}
