@@ -290,7 +290,7 @@ func (m *Mesh) loadBootstrap() {
 // when a bootstrap is wanted and none runs. m.mu is held; it returns the
 // peer to trigger, if any.
 func (m *Mesh) retryBootstrap(now time.Time) (peer.ID, bool) {
-	if !m.table.Bootstrapping() || m.boot.running || now.Sub(m.boot.lastTry) < bootstrapRetry || m.catchingUp() {
+	if !m.table.Bootstrapping() || m.boot.running || now.Sub(m.boot.lastTry) < bootstrapRetry || m.catchUps.Running() {
 		return "", false
 	}
 	b, _ := m.table.BootstrapProgress()

@@ -2,11 +2,9 @@ package gossip
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"io"
-	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -29,7 +27,7 @@ const maxLogRequest = 64
 // triggerCatchUp reads p's log from our cursor, unless a catch-up with p
 // is already running (it then runs once more when done).
 //
-// Catch-ups with different peers take turns (see turns).
+// Catch-ups with different peers take turns (mesh.CatchUps).
 func (m *Mesh) triggerCatchUp(p peer.ID) {
 	m.mu.Lock()
 	ps := m.peers[p]
@@ -37,12 +35,10 @@ func (m *Mesh) triggerCatchUp(p peer.ID) {
 		m.mu.Unlock()
 		return
 	}
-	if ps.catching {
-		ps.catchAgain = true
+	if !m.catchUps.Trigger(ps.mid) {
 		m.mu.Unlock()
 		return
 	}
-	ps.catching = true
 	m.mu.Unlock()
 	m.goRun(func() {
 		for {
@@ -50,60 +46,54 @@ func (m *Mesh) triggerCatchUp(p peer.ID) {
 				m.log.Debug("catch-up", "peer", p.String(), "err", err)
 			}
 			m.mu.Lock()
-			if !ps.catchAgain || !ps.connected || m.ctx.Err() != nil {
-				ps.catching, ps.catchAgain = false, false
-				m.mu.Unlock()
+			again := m.catchUps.Ended(ps.mid, ps.connected && m.ctx.Err() == nil)
+			m.mu.Unlock()
+			if !again {
 				return
 			}
-			ps.catchAgain = false
-			m.mu.Unlock()
 		}
 	})
 }
 
-// turns lets one log catch-up read at a time. A node back from an outage
-// would otherwise read every peer's log at once, and in a mesh that kept in
-// step those logs hold the same writes: it would apply each of them once per
-// peer, on cores it shares with everything else. In turns, the first peer's
-// log brings the writes and the others, whose roots now match ours, answer
-// with their heads (mesh.ServeLog). So that a peer whose log holds much we
-// already have (our cursor there is old) does not hold up one that has what
-// we lack, a catch-up that has read turnEntries entries while others wait
-// goes to the back of the queue.
-type turns struct {
-	ch      chan struct{} // holds a token while a catch-up has the turn
-	waiting atomic.Int32
-}
-
-// turnEntries is how many entries a catch-up reads before it lets waiting
-// ones go first.
-const turnEntries = 16 * logReplyEntries
-
-func newTurns() *turns { return &turns{ch: make(chan struct{}, 1)} }
-
-// take waits for the turn (waiters are served in order: a channel's blocked
-// senders are).
-func (t *turns) take(ctx context.Context) error {
-	t.waiting.Add(1)
-	defer t.waiting.Add(-1)
-	select {
-	case t.ch <- struct{}{}:
+// takeTurn waits for ps's turn to read a log (mesh.CatchUps).
+func (m *Mesh) takeTurn(ps *peerState) error {
+	m.mu.Lock()
+	if m.catchUps.Take(ps.mid) {
+		m.mu.Unlock()
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	}
+	granted := make(chan struct{})
+	m.turnGranted[ps.mid] = granted
+	m.mu.Unlock()
+	select {
+	case <-granted:
+		return nil
+	case <-m.ctx.Done():
+		m.giveTurn(ps)
+		return m.ctx.Err()
 	}
 }
 
-func (t *turns) give() { <-t.ch }
+// giveTurn gives up ps's turn (or its place in the queue) and wakes the
+// catch-up that has it next.
+func (m *Mesh) giveTurn(ps *peerState) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.turnGranted, ps.mid)
+	if next, ok := m.catchUps.Give(ps.mid); ok {
+		close(m.turnGranted[next])
+		delete(m.turnGranted, next)
+	}
+}
 
 func (m *Mesh) catchUp(ps *peerState) error {
-	if err := m.turns.take(m.ctx); err != nil {
+	if err := m.takeTurn(ps); err != nil {
 		return err
 	}
 	held := true
 	defer func() {
 		if held {
-			m.turns.give()
+			m.giveTurn(ps)
 		}
 	}()
 	m.mu.Lock()
@@ -201,10 +191,13 @@ func (m *Mesh) catchUp(ps *peerState) error {
 				m.log.Info("catching up from peer's log", "peer", ps.id.String(), "entries", entries,
 					"behind", rep.Head-rep.Next, "elapsed", now.Sub(start).Round(time.Second))
 			}
-			if sinceTurn >= turnEntries && m.turns.waiting.Load() > 0 {
-				m.turns.give()
+			m.mu.Lock()
+			yield := m.catchUps.Yield(ps.mid, sinceTurn)
+			m.mu.Unlock()
+			if yield {
+				m.giveTurn(ps)
 				held, sinceTurn = false, 0
-				if err := m.turns.take(m.ctx); err != nil {
+				if err := m.takeTurn(ps); err != nil {
 					return err
 				}
 				held = true
@@ -238,13 +231,13 @@ func (m *Mesh) catchUp(ps *peerState) error {
 					return err
 				}
 				m.mu.Lock()
-				ps.catchAgain = true // now read its log from the snapshot's start
+				m.catchUps.Trigger(ps.mid) // again: now read its log from the snapshot's start
 				m.mu.Unlock()
 				return nil
 			}
 			// A session repairs everything this peer has for us: other
 			// catch-ups need not wait for it.
-			m.turns.give()
+			m.giveTurn(ps)
 			held = false
 			m.st.fallbacks.Add(1)
 			m.log.Info("peer's log cannot serve our cursor: reconciling by Merkle", "peer", ps.id.String(),

@@ -73,11 +73,14 @@ type Mesh struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu         sync.Mutex
-	table      mesh.Table
-	peers      map[peer.ID]*peerState
-	wanted     map[peer.ID]*dialState
-	peersDirty bool
+	mu       sync.Mutex
+	table    mesh.Table
+	catchUps mesh.CatchUps
+	// turnGranted wakes a catch-up waiting for its turn (takeTurn).
+	turnGranted map[mesh.PeerID]chan struct{}
+	peers       map[peer.ID]*peerState
+	wanted      map[peer.ID]*dialState
+	peersDirty  bool
 	// cursorsDirty: catch-up cursors moved since they were last saved.
 	cursorsDirty bool
 
@@ -94,7 +97,6 @@ type Mesh struct {
 	linked      atomic.Int32 // peers connected now
 	sessionMu   sync.Mutex
 	merkleSlots chan struct{}
-	turns       *turns // log catch-ups take turns
 	// snapshotSlots bounds the snapshots served at once; boot is the
 	// bootstrap this node runs (m.mu).
 	snapshotSlots chan struct{}
@@ -180,8 +182,7 @@ type peerState struct {
 	ackInMu  sync.Mutex
 	wantSent uint64
 
-	catching, catchAgain bool
-	linkUp               bool // the next catch-up is the one of a new connection
+	linkUp bool // the next catch-up is the one of a new connection
 	// What we know of the peer's own log: its head (the next sequence
 	// number it will write) in headEpoch, as pushes, log replies and roots
 	// report it; caughtUpAt is when our cursor last held all of it, and
@@ -248,7 +249,7 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		ackChanged:     make(chan struct{}),
 		merkleSlots:    make(chan struct{}, maxInboundMerkle),
 		snapshotSlots:  make(chan struct{}, maxSnapshotStreams),
-		turns:          newTurns(),
+		turnGranted:    map[mesh.PeerID]chan struct{}{},
 		name:           "open",
 	}
 	m.syncInterval.Store(int64(cfg.SyncInterval))
@@ -512,7 +513,6 @@ func (m *Mesh) antiEntropy() {
 	interval := m.SyncInterval()
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	deferred := 0
 	for {
 		select {
 		case <-m.ctx.Done():
@@ -533,16 +533,10 @@ func (m *Mesh) antiEntropy() {
 			m.mu.Unlock()
 			continue
 		}
-		if m.catchingUp() && deferred < maxDeferredSessions {
-			// A log catch-up repairs the same keys for less: a session now
-			// would only contend with it. A later round runs one, and never
-			// more than a few rounds later, so that catch-ups that keep
-			// starting cannot starve anti-entropy.
+		if m.catchUps.DeferRound() {
 			m.mu.Unlock()
-			deferred++
 			continue
 		}
-		deferred = 0
 		mid, ok := m.table.ChooseSyncPeer(root, randIntN)
 		var p peer.ID
 		for id, ps := range m.peers {
@@ -560,21 +554,6 @@ func (m *Mesh) antiEntropy() {
 			m.runSession(p, false)
 		})
 	}
-}
-
-// maxDeferredSessions bounds how many rounds in a row anti-entropy waits for
-// log catch-ups.
-const maxDeferredSessions = 5
-
-// catchingUp reports whether a log catch-up is running with any peer. The
-// caller holds m.mu.
-func (m *Mesh) catchingUp() bool {
-	for _, ps := range m.peers {
-		if ps.catching {
-			return true
-		}
-	}
-	return false
 }
 
 func randIntN(n int) int {

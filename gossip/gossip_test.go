@@ -551,44 +551,6 @@ func TestRedialBackoffAfterLostLink(t *testing.T) {
 	}
 }
 
-// TestTurns: one catch-up holds the turn at a time, waiters are counted and
-// served in order, and a cancelled wait gives up without the turn.
-func TestTurns(t *testing.T) {
-	tr := newTurns()
-	ctx := context.Background()
-	if err := tr.take(ctx); err != nil {
-		t.Fatal(err)
-	}
-	order := make(chan int, 2)
-	for i := range 2 {
-		go func() {
-			if err := tr.take(ctx); err != nil {
-				t.Error(err)
-				return
-			}
-			order <- i
-			tr.give()
-		}()
-		waitFor(t, "a waiter", func() bool { return tr.waiting.Load() == int32(i+1) })
-	}
-	tr.give()
-	if a, b := <-order, <-order; a != 0 || b != 1 {
-		t.Fatalf("served %d then %d", a, b)
-	}
-	if err := tr.take(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := tr.take(cctx); err == nil {
-		t.Fatal("a cancelled wait took the turn")
-	}
-	if tr.waiting.Load() != 0 {
-		t.Fatal("waiters left counted")
-	}
-	tr.give()
-}
-
 // FuzzDecodeAck: an ack or an ack request from a peer decodes or is refused,
 // never panics, and what decodes encodes back to the same numbers.
 func FuzzDecodeAck(f *testing.F) {
