@@ -369,7 +369,7 @@ func (m *Mesh) progressed(ps *peerState) {
 	if m.table.AdvanceCursor(ps.mid, mesh.Cursor{Epoch: epoch, Next: acked + 1}) {
 		m.cursorsDirty = true
 	}
-	if ps.wanted() {
+	if ps.ackOut.Wanted(ps.prog) {
 		m.poke(m.ackSignal)
 	}
 }

@@ -5,7 +5,8 @@
 // Merkle sessions over streams, and the acknowledgements WAIT waits for.
 //
 // It drives the same pure code as the simulator: mesh for the peer table,
-// sync-peer choice, catch-up cursors and batching, and merkle for the
+// sync-peer choice, catch-up cursors, turns and batching, each origin's
+// push progress, acknowledgements and the stable time, and merkle for the
 // reconciliation session. Every record it receives goes to the node's one
 // write path through Local.ApplyRemote.
 //
@@ -14,7 +15,7 @@
 //
 //	/redmesh/log/2     mesh.LogRequest → mesh.LogReply, repeated
 //	/redmesh/merkle/2  merkle messages, then each side's mesh.RootAt
-//	/redmesh/ack/3     epoch, seq, ownStable, durable [, asideBelow] (uvarints): writes applied, how far synced, how far ours are stable (wait.go); the other way (epoch, seq): asked for
+//	/redmesh/ack/3     mesh.Ack: writes applied, how far synced, how far ours are stable, [asideBelow]; the other way mesh.AppendAckWant: asked for
 //	/redmesh/peers/1   the peers a node is connected to, with addresses
 //	GossipSub topic /redmesh/push/2/<mesh>: 1 | epoch | prev | to | mesh push
 package gossip

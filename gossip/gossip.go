@@ -169,12 +169,11 @@ type peerState struct {
 	acked     uint64 // the peer has applied our local writes up to this seq (our epoch)
 	// Our progress through the peer's own writes, acknowledged back to it
 	// over ackStream, which we open; the peer asks on it for an ack once we
-	// reach wantSeq of its epoch wantEpoch.
-	prog                 mesh.Progress
-	sentEpoch, sentAcked uint64
-	wantEpoch, wantSeq   uint64
-	ackStream            network.Stream
-	ackW                 *bufio.Writer
+	// ask for; ackOut is what we told it and what it asked for there.
+	prog      mesh.Progress
+	ackOut    mesh.AckOut
+	ackStream network.Stream
+	ackW      *bufio.Writer
 	// The stream the peer opened to acknowledge our writes, on which we
 	// ask (ackInMu orders the asking); we asked for wantSent.
 	ackIn    network.Stream
@@ -190,16 +189,12 @@ type peerState struct {
 	head, headEpoch uint64
 	caughtUpAt      time.Time
 	ackedAt         time.Time
-	// sentStable is the own stable time we last told the peer (stable.go),
-	// downSince when its link last closed.
-	upAt                  time.Time // when the link last came up
-	exchanged             bool      // peers exchanged since (discovery.go)
-	sentStable, sentAside hlc.Timestamp
-	// durAcked is how far prog.Acked is synced here (durableAcks); the
-	// snapshot waits for the sync numbered snapMark.
-	durAcked, durEpoch, sentDurable uint64
-	snapAcked, snapEpoch, snapMark  uint64
-	downSince                       time.Time
+	// downSince is when its link last closed.
+	upAt      time.Time // when the link last came up
+	exchanged bool      // peers exchanged since (discovery.go)
+	// durable is how far prog is synced here (durableAcks).
+	durable   mesh.Durable
+	downSince time.Time
 	// asideBelow: the peer was forgotten and came back when the stable time
 	// was this; its records' writes up to it are set aside (stable.go).
 	asideBelow hlc.Timestamp
@@ -484,7 +479,7 @@ func (m *Mesh) linkDown(p peer.ID) {
 	if ps.ackStream != nil {
 		ps.ackStream.Reset()
 		ps.ackStream, ps.ackW = nil, nil
-		ps.sentEpoch, ps.sentAcked, ps.wantEpoch, ps.wantSeq = 0, 0, 0, 0
+		ps.ackOut = mesh.AckOut{}
 	}
 	m.mu.Unlock()
 	m.log.Info("peer disconnected", "peer", p.String())

@@ -551,34 +551,6 @@ func TestRedialBackoffAfterLostLink(t *testing.T) {
 	}
 }
 
-// FuzzDecodeAck: an ack or an ack request from a peer decodes or is refused,
-// never panics, and what decodes encodes back to the same numbers.
-func FuzzDecodeAck(f *testing.F) {
-	f.Add(binary.AppendUvarint(binary.AppendUvarint(nil, 7), 1<<40))
-	f.Add([]byte{0x80})
-	f.Add([]byte{1, 2, 3})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if e, sq, st, du, as, err := decodeAckStable(b); err == nil {
-			back := binary.AppendUvarint(binary.AppendUvarint(binary.AppendUvarint(nil, e), sq), uint64(st))
-			back = binary.AppendUvarint(back, du)
-			if as != 0 {
-				back = binary.AppendUvarint(back, uint64(as))
-			}
-			if e2, s2, st2, du2, as2, err := decodeAckStable(back); err != nil || e2 != e || s2 != sq || st2 != st || du2 != du || as2 != as {
-				t.Fatalf("(%d, %d, %d, %d, %d) does not survive a round trip", e, sq, st, du, as)
-			}
-		}
-		epoch, seq, err := decodeAck(b)
-		if err != nil {
-			return
-		}
-		e2, s2, err := decodeAck(binary.AppendUvarint(binary.AppendUvarint(nil, epoch), seq))
-		if err != nil || e2 != epoch || s2 != seq {
-			t.Fatalf("(%d, %d) does not survive a round trip: (%d, %d) %v", epoch, seq, e2, s2, err)
-		}
-	})
-}
-
 // Frontier samples the log with the wall clock: the test's writes are
 // stamped from it too.
 func (l *testLocal) Frontier() (uint64, hlc.Timestamp, error) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"sort"
@@ -12,34 +11,16 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 
-	"github.com/redmesh/redmesh/hlc"
+	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/wal"
 )
 
-// Acknowledgements over /redmesh/ack/3, for WAIT, INFO and garbage
-// collection. A node opens one stream to each connected peer when the link
-// comes up and sends on it
-//
-//	uvarint epoch | uvarint seq | uvarint ownStable | uvarint durable [| uvarint asideBelow]
-//
-// meaning that every local write of that peer's log epoch up to seq is
-// applied here (what WAIT counts), up to durable also synced (what the
-// stable time counts: an acknowledged delete a crash could take back must
-// not let the others collect), and that every member has applied this node's
-// writes up to ownStable (stable.go): once every AckInterval while any
-// moves, and at once when the peer asked. asideBelow, sent to a forgotten member that came
-// back, is the stable time of its return: this node sets aside what that
-// member holds from up to then, and the member sets it aside too. The peer asks with the same frame the other way ("tell me once
-// you have applied up to seq") when a client WAITs for that write, as a Redis
-// master sends REPLCONF GETACK. Acknowledging every push as it arrived cost a
-// stream write per write on each side, a tenth of a node's CPU.
-
-// wanted reports whether the peer asked for an acknowledgement we can now
-// give and have not sent (m.mu held).
-func (ps *peerState) wanted() bool {
-	return ps.wantEpoch == ps.prog.Epoch && ps.prog.Acked >= ps.wantSeq &&
-		(ps.sentEpoch != ps.prog.Epoch || ps.sentAcked < ps.wantSeq)
-}
+// Acknowledgements over /redmesh/ack/3 (mesh.Ack), for WAIT, INFO and
+// garbage collection. A node opens one stream to each connected peer when
+// the link comes up and sends on it how far it has applied and synced the
+// peer's writes, and its own stable time: once every AckInterval while any
+// moves, and at once when the peer asked. The peer asks on the same stream
+// the other way (mesh.AppendAckWant) when a client WAITs for a write.
 
 // ackSender opens the ack streams and sends acknowledgements: those asked
 // for when poked, all that moved every AckInterval.
@@ -67,14 +48,11 @@ func (m *Mesh) ackSender() {
 			}
 		}
 		type job struct {
-			ps           *peerState
-			s            network.Stream
-			w            *bufio.Writer
-			epoch, acked uint64
-			stable       hlc.Timestamp
-			durable      uint64
-			aside        hlc.Timestamp
-			open, due    bool
+			ps        *peerState
+			s         network.Stream
+			w         *bufio.Writer
+			ack       mesh.Ack
+			open, due bool
 		}
 		var jobs []job
 		m.mu.Lock()
@@ -82,10 +60,8 @@ func (m *Mesh) ackSender() {
 			if !ps.connected {
 				continue
 			}
-			moved := ps.prog.Epoch != 0 && (ps.prog.Epoch != ps.sentEpoch || ps.prog.Acked != ps.sentAcked ||
-				ps.sentStable != m.stab.OwnFor(ps.upAt) || ps.sentDurable != ps.durAcked || ps.sentAside != ps.asideBelow)
-			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, epoch: ps.prog.Epoch, acked: ps.prog.Acked, stable: m.stab.OwnFor(ps.upAt), durable: ps.durAcked, aside: ps.asideBelow,
-				open: ps.ackStream == nil, due: moved && (periodic || ps.wanted())}
+			a := mesh.Ack{Epoch: ps.prog.Epoch, Seq: ps.prog.Acked, Stable: m.stab.OwnFor(ps.upAt), Durable: ps.durable.Acked, AsideBelow: ps.asideBelow}
+			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, ack: a, open: ps.ackStream == nil, due: ps.ackOut.Due(a, ps.prog, periodic)}
 			if j.open || j.due {
 				jobs = append(jobs, j)
 			}
@@ -100,21 +76,15 @@ func (m *Mesh) ackSender() {
 				j.s, j.w = s, bufio.NewWriter(s)
 				m.mu.Lock()
 				j.ps.ackStream, j.ps.ackW = s, j.w
-				j.ps.sentEpoch, j.ps.sentAcked, j.ps.wantEpoch, j.ps.wantSeq = 0, 0, 0, 0
+				j.ps.ackOut = mesh.AckOut{}
 				m.mu.Unlock()
 				m.goRun(func() { m.readAckWants(j.ps, s) })
-				j.due = j.epoch != 0
+				j.due = j.ack.Epoch != 0
 			}
 			if !j.due {
 				continue
 			}
-			out = binary.AppendUvarint(out[:0], j.epoch)
-			out = binary.AppendUvarint(out, j.acked)
-			out = binary.AppendUvarint(out, uint64(j.stable))
-			out = binary.AppendUvarint(out, j.durable)
-			if j.aside != 0 {
-				out = binary.AppendUvarint(out, uint64(j.aside))
-			}
+			out = mesh.AppendAck(out[:0], j.ack)
 			j.s.SetWriteDeadline(time.Now().Add(ioTimeout))
 			err := writeFrame(j.w, out)
 			if err == nil {
@@ -126,8 +96,7 @@ func (m *Mesh) ackSender() {
 					j.s.Reset()
 					j.ps.ackStream, j.ps.ackW = nil, nil // reopened on the next tick
 				} else {
-					j.ps.sentEpoch, j.ps.sentAcked, j.ps.sentStable, j.ps.sentAside = j.epoch, j.acked, j.stable, j.aside
-					j.ps.sentDurable = j.durable
+					j.ps.ackOut.Sent(j.ack)
 				}
 			}
 			m.mu.Unlock()
@@ -147,7 +116,7 @@ func (m *Mesh) readAckWants(ps *peerState, s network.Stream) {
 			}
 			return
 		}
-		epoch, seq, err := decodeAck(frame)
+		epoch, seq, err := mesh.DecodeAckWant(frame)
 		if err != nil {
 			m.misbehaved(ps.id, "ack request", err)
 			s.Reset()
@@ -158,33 +127,13 @@ func (m *Mesh) readAckWants(ps *peerState, s network.Stream) {
 			m.mu.Unlock()
 			return
 		}
-		if epoch != ps.wantEpoch || seq > ps.wantSeq {
-			ps.wantEpoch, ps.wantSeq = epoch, seq
-		}
-		poke := ps.wanted()
+		ps.ackOut.Want(epoch, seq)
+		poke := ps.ackOut.Wanted(ps.prog)
 		m.mu.Unlock()
 		if poke {
 			m.poke(m.ackSignal)
 		}
 	}
-}
-
-// decodeAckStable decodes an acknowledgement: epoch, seq, the sender's own
-// stable time, the durable seq, and asideBelow (0 when absent).
-func decodeAckStable(frame []byte) (epoch, seq uint64, stable hlc.Timestamp, durable uint64, aside hlc.Timestamp, err error) {
-	var v [5]uint64
-	i, n := 0, 0
-	for ; i < len(v) && n < len(frame); i++ {
-		x, k := binary.Uvarint(frame[n:])
-		if k <= 0 {
-			return 0, 0, 0, 0, 0, errMalformedFrame
-		}
-		v[i], n = x, n+k
-	}
-	if i < 4 || n != len(frame) || v[3] > v[1] {
-		return 0, 0, 0, 0, 0, errMalformedFrame
-	}
-	return v[0], v[1], hlc.Timestamp(v[2]), v[3], hlc.Timestamp(v[4]), nil
 }
 
 // durableAcks moves, per peer, how far our acknowledgement of its writes is
@@ -196,35 +145,11 @@ func (m *Mesh) durableAcks() bool {
 	synced, mark := m.store.SyncedTo(), m.store.SyncMark()
 	waiting := false
 	for _, ps := range m.peers {
-		if ps.durEpoch != ps.prog.Epoch {
-			ps.durEpoch, ps.durAcked = ps.prog.Epoch, 0
+		if ps.durable.Update(ps.prog, always, synced, mark) {
+			waiting = true
 		}
-		if always {
-			ps.durAcked = ps.prog.Acked
-			continue
-		}
-		if ps.snapEpoch == ps.prog.Epoch && ps.snapMark != 0 && synced >= ps.snapMark {
-			ps.durAcked = max(ps.durAcked, ps.snapAcked)
-		}
-		if ps.snapEpoch != ps.prog.Epoch || ps.snapAcked != ps.prog.Acked {
-			ps.snapEpoch, ps.snapAcked, ps.snapMark = ps.prog.Epoch, ps.prog.Acked, mark
-		}
-		waiting = waiting || ps.durAcked < ps.prog.Acked
 	}
 	return waiting
-}
-
-// decodeAck decodes a request for an acknowledgement: epoch and seq.
-func decodeAck(frame []byte) (epoch, seq uint64, err error) {
-	epoch, n := binary.Uvarint(frame)
-	if n <= 0 {
-		return 0, 0, errMalformedFrame
-	}
-	seq, k := binary.Uvarint(frame[n:])
-	if k <= 0 || n+k != len(frame) {
-		return 0, 0, errMalformedFrame
-	}
-	return epoch, seq, nil
 }
 
 // serveAck receives a peer's acknowledgements of our writes, on the stream
@@ -258,11 +183,12 @@ func (m *Mesh) serveAck(s network.Stream) {
 			}
 			return
 		}
-		epoch, seq, stable, durable, aside, err := decodeAckStable(frame)
+		a, err := mesh.DecodeAck(frame)
 		if err != nil {
 			m.misbehaved(p, "ack", err)
 			return
 		}
+		epoch, seq, stable, durable, aside := a.Epoch, a.Seq, a.Stable, a.Durable, a.AsideBelow
 		if aside != 0 {
 			m.forgottenBy(p, aside)
 		}
@@ -305,8 +231,7 @@ func (m *Mesh) askAcks(target uint64) {
 	m.mu.Unlock()
 	var out []byte
 	for _, a := range asks {
-		out = binary.AppendUvarint(out[:0], m.epoch)
-		out = binary.AppendUvarint(out, target)
+		out = mesh.AppendAckWant(out[:0], m.epoch, target)
 		a.ps.ackInMu.Lock()
 		a.s.SetWriteDeadline(time.Now().Add(ioTimeout))
 		err := writeFrame(a.w, out)

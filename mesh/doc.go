@@ -62,6 +62,18 @@
 // a majority) and how far a catch-up's old entries may be filtered
 // (FreshHorizon).
 //
+// # Progress, catch-up turns and acknowledgements
+//
+// Progress (progress.go) is how far a node has applied one origin's own
+// writes, from the origin's pushes (each says which range of its log it
+// holds) and log reads; a push that came after a lost or late one waits,
+// and a gap that outlasts its patience sends the node to the origin's log.
+// CatchUps (catchups.go) starts catch-ups, one per peer, lets one read at a
+// time, and holds anti-entropy rounds back while they run. What a node
+// tells an origin of its Progress travels as an Ack (ack.go), batched by
+// AckOut unless the origin asked for one (WAIT), and counted for garbage
+// collection only as far as it is synced here (Durable).
+//
 // # Eager push
 //
 // A Batcher collects fresh writes and releases a batch when it holds Max
