@@ -86,7 +86,7 @@ type Mesh struct {
 
 	pushMu      sync.Mutex
 	pending     []pushItem
-	gapMark     uint64 // a local write at this seq was not pushed
+	pushRange   mesh.PushRange
 	lastLocal   uint64 // seq of the latest local write
 	localSeqs   []uint64
 	localFloor  uint64 // a local write may be at any seq up to it (before start, or dropped from localSeqs)

@@ -206,11 +206,11 @@ func (m *Mesh) Committed(entries []wal.Entry) {
 		}
 		m.localSeqs = append(m.localSeqs, e.Seq)
 		if alone {
-			m.gapMark = e.Seq
+			m.pushRange.Skip(e.Seq)
 			continue
 		}
 		if len(m.pending) >= maxLocalQueue {
-			m.gapMark = e.Seq
+			m.pushRange.Skip(e.Seq)
 			m.st.pushDropped.Add(1)
 			continue
 		}
@@ -254,7 +254,10 @@ func (m *Mesh) LastLocalSeq() uint64 {
 // leaves in full batches, a lone write at once.
 func (m *Mesh) publisher() {
 	b := mesh.Batcher[pushItem]{}
-	_, lastTo := m.store.LogBounds()
+	_, last := m.store.LogBounds()
+	m.pushMu.Lock()
+	m.pushRange.Start(last)
+	m.pushMu.Unlock()
 	var bytes int
 	publish := func(batch []pushItem) {
 		if len(batch) == 0 {
@@ -262,34 +265,28 @@ func (m *Mesh) publisher() {
 		}
 		size := bytes + 64
 		bytes = 0
+		to := batch[len(batch)-1].seq
 		m.pushMu.Lock()
-		gap := m.gapMark
+		prev := m.pushRange.Next(batch[0].seq, to)
 		m.pushMu.Unlock()
-		prev := lastTo
-		if gap > prev && gap < batch[0].seq {
-			prev = gap // receivers see a hole and read our log
-		}
 		recs := make([]merkle.Record, len(batch))
 		for i, it := range batch {
 			recs[i] = it.rec
 		}
-		to := batch[len(batch)-1].seq
 		// A fresh buffer each time: GossipSub keeps the data (its peer
 		// queues marshal it later, its cache serves it to IWANT), so reusing
 		// one corrupted queued messages.
 		msg := appendPushMsg(make([]byte, 0, size), m.epoch, prev, to, recs)
 		if err := m.topic.Publish(m.ctx, msg); err != nil {
+			// Receivers see the hole: the next push's prev is past what
+			// they have, and they read our log.
 			if m.ctx.Err() == nil {
 				m.log.Warn("publish push", "err", err)
 			}
-			m.pushMu.Lock()
-			m.gapMark = max(m.gapMark, to)
-			m.pushMu.Unlock()
 		} else {
 			m.st.pushBatches.Add(1)
 			m.st.pushRecords.Add(uint64(len(batch)))
 		}
-		lastTo = to
 	}
 	for {
 		select {
@@ -307,7 +304,7 @@ func (m *Mesh) publisher() {
 				// Too big for one message: leave it to catch-up.
 				publish(b.Flush())
 				m.pushMu.Lock()
-				m.gapMark = max(m.gapMark, it.seq)
+				m.pushRange.Skip(it.seq)
 				m.pushMu.Unlock()
 				continue
 			}

@@ -96,3 +96,30 @@ func (p *Progress) Overdue(now time.Time, patience time.Duration) bool {
 
 // Waiting is how many pushes wait for a missing one.
 func (p *Progress) Waiting() int { return len(p.ahead) }
+
+// PushRange is the origin's side of Progress: the range of its log each
+// of its pushes says it holds. A local write that is not pushed (no peer
+// connected, the queue full, too large for a message, a publish that
+// failed) must show as a hole, so that receivers read it from the log
+// rather than take the next push as following on.
+type PushRange struct {
+	last, skipped uint64
+}
+
+// Start says the log ended at seq when pushing began: receivers learn of
+// anything before it from the log.
+func (r *PushRange) Start(seq uint64) { r.last = seq }
+
+// Skip records that the local write at seq will not be pushed.
+func (r *PushRange) Skip(seq uint64) { r.skipped = max(r.skipped, seq) }
+
+// Next returns prev for a push of the local writes first to to, every one
+// between them included, and takes to as pushed.
+func (r *PushRange) Next(first, to uint64) (prev uint64) {
+	prev = r.last
+	if r.skipped > prev && r.skipped < first {
+		prev = r.skipped
+	}
+	r.last = to
+	return prev
+}

@@ -63,3 +63,36 @@ func TestProgressBoundsWaitingPushes(t *testing.T) {
 		t.Fatalf("waiting %d, acked %d; want %d, 0", p.Waiting(), p.Acked, MaxAhead)
 	}
 }
+
+// TestPushRangeShowsHoles: a push after a local write that was not pushed
+// starts after it, so a receiver that has the pushes before reads the log
+// for the hole instead of taking the push as following on.
+func TestPushRangeShowsHoles(t *testing.T) {
+	var r PushRange
+	r.Start(10)
+	if prev := r.Next(11, 13); prev != 10 {
+		t.Fatalf("first push: prev %d, want 10", prev)
+	}
+	r.Skip(14) // not pushed: the queue was full
+	if prev := r.Next(15, 15); prev != 14 {
+		t.Fatalf("push after a skipped write: prev %d, want 14", prev)
+	}
+	// A write skipped after the batch's first was queued (written while the
+	// batch waited) shows in the push after it, not in this one.
+	r.Skip(18)
+	if prev := r.Next(16, 17); prev != 15 {
+		t.Fatalf("prev %d, want 15", prev)
+	}
+	if prev := r.Next(19, 20); prev != 18 {
+		t.Fatalf("prev %d, want 18", prev)
+	}
+	// A receiver of every push but the hole's never moves past it.
+	var p Progress
+	p.Advance(1, 10)
+	for _, push := range [][2]uint64{{10, 13}, {14, 15}, {15, 17}, {18, 20}} {
+		p.Pushed(1, push[0], push[1], time.Time{})
+	}
+	if p.Acked != 13 || p.Waiting() != 3 {
+		t.Fatalf("receiver: acked %d, waiting %d; want 13, 3", p.Acked, p.Waiting())
+	}
+}
