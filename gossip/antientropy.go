@@ -121,17 +121,8 @@ func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output
 	}
 	for !sess.Done() {
 		s.SetDeadline(time.Now().Add(ioTimeout))
-		frame, err := readFrame(r, maxFrame, &buf)
+		msg, err := readMessage(m, p, "merkle session", r, maxFrame, &buf, merkle.Unmarshal)
 		if err != nil {
-			if errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame) {
-				m.misbehaved(p, "merkle session", err)
-			}
-			s.Reset()
-			return err
-		}
-		msg, err := merkle.Unmarshal(frame)
-		if err != nil {
-			m.misbehaved(p, "merkle session", err)
 			s.Reset()
 			return err
 		}
@@ -171,27 +162,16 @@ func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	frame, err := readFrame(r, maxRootAt, &buf)
+	rootAt, err := readMessage(m, p, "merkle session", r, maxRootAt, &buf, decodeRootAt)
 	if err != nil {
-		if errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame) {
-			m.misbehaved(p, "merkle session", err)
-		}
-		return fmt.Errorf("peer's root: %w", err)
-	}
-	d, err := mesh.Decode(frame)
-	if err == nil && d.RootAt == nil {
-		err = errors.New("not a root")
-	}
-	if err != nil {
-		m.misbehaved(p, "merkle session", err)
 		return fmt.Errorf("peer's root: %w", err)
 	}
 	m.mu.Lock()
 	if ps := m.peers[p]; ps != nil {
-		if m.table.ObserveRootAt(ps.mid, *d.RootAt, ours.Root) {
+		if m.table.ObserveRootAt(ps.mid, *rootAt, ours.Root) {
 			m.cursorsDirty = true
 		}
-		m.sawHead(ps, d.RootAt.Epoch, d.RootAt.Head)
+		m.sawHead(ps, rootAt.Epoch, rootAt.Head)
 		ps.lastSync = time.Now()
 		m.synced.Store(true)
 	}

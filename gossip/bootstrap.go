@@ -122,32 +122,17 @@ func (m *Mesh) bootstrap(ps *peerState) error {
 			case <-ctx.Done():
 				return
 			}
-			frame, err := readFrame(r, maxFrame, buf)
+			chunk, err := readMessage(m, ps.id, "snapshot", r, maxFrame, buf, decodeSnapshotChunk)
 			if err != nil {
-				if errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame) {
-					m.misbehaved(ps.id, "snapshot", err)
-				}
-				rerr = err
-				return
-			}
-			d, err := mesh.Decode(frame)
-			if err == nil && d.Chunk == nil {
-				err = errors.New("not a snapshot chunk")
-			}
-			if err == nil {
-				err = checkRecords(d.Chunk.Records)
-			}
-			if err != nil {
-				m.misbehaved(ps.id, "snapshot", err)
 				rerr = err
 				return
 			}
 			select {
-			case chunks <- item{d.Chunk, buf}:
+			case chunks <- item{chunk, buf}:
 			case <-ctx.Done():
 				return
 			}
-			if d.Chunk.Done {
+			if chunk.Done {
 				return
 			}
 		}
@@ -333,22 +318,10 @@ func (m *Mesh) serveSnapshot(s network.Stream) {
 	r, w := streamIO(s)
 	var in bytes.Buffer
 	s.SetDeadline(time.Now().Add(ioTimeout))
-	frame, err := readFrame(r, maxSnapshotRequest, &in)
+	req, err := readMessage(m, p, "snapshot request", r, maxSnapshotRequest, &in, decodeSnapshotRequest)
 	if err != nil {
-		if errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame) {
-			m.misbehaved(p, "snapshot request", err)
-		}
 		return
 	}
-	d, err := mesh.Decode(frame)
-	if err == nil && d.SnapshotRequest == nil {
-		err = errors.New("not a snapshot request")
-	}
-	if err != nil {
-		m.misbehaved(p, "snapshot request", err)
-		return
-	}
-	req := *d.SnapshotRequest
 	m.setServing(p, true)
 	defer m.setServing(p, false)
 	limit := int(min(max(req.MaxBytes, minSnapshotChunk), maxSnapshotChunk))

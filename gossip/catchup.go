@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"io"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -127,25 +126,10 @@ func (m *Mesh) catchUp(ps *peerState) error {
 				return err
 			}
 		}
-		frame, err := readFrame(r, maxFrame, &buf)
+		rep, err := readMessage(m, ps.id, "log reply", r, maxFrame, &buf, decodeLogReply)
 		if err != nil {
-			if errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame) {
-				m.misbehaved(ps.id, "log reply", err)
-			}
 			return err
 		}
-		d, err := mesh.Decode(frame)
-		if err == nil && d.Reply == nil {
-			err = errors.New("not a log reply")
-		}
-		if err == nil {
-			err = checkRecords(d.Reply.Records)
-		}
-		if err != nil {
-			m.misbehaved(ps.id, "log reply", err)
-			return err
-		}
-		rep := d.Reply
 		// Ask for more before merging, so that the peer reads its log while
 		// we merge; the reply lands in buf only after the merge is done.
 		// The request carries the root from before the merge, and so does
@@ -281,22 +265,11 @@ func (m *Mesh) serveLog(s network.Stream) {
 	var out []byte
 	for {
 		s.SetDeadline(time.Now().Add(ioTimeout))
-		frame, err := readFrame(r, maxLogRequest, &buf)
+		asked, err := readMessage(m, p, "log request", r, maxLogRequest, &buf, decodeLogRequest)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && (errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame)) {
-				m.misbehaved(p, "log request", err)
-			}
 			return
 		}
-		d, err := mesh.Decode(frame)
-		if err == nil && d.Request == nil {
-			err = errors.New("not a log request")
-		}
-		if err != nil {
-			m.misbehaved(p, "log request", err)
-			return
-		}
-		req := *d.Request
+		req := *asked
 		if m.asideHorizon(p) != 0 {
 			req = mesh.ForReturned(req)
 		}

@@ -306,16 +306,8 @@ func (m *Mesh) exchangePeers(p peer.ID) {
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(ioTimeout))
 	var buf bytes.Buffer
-	frame, err := readFrame(bufio.NewReader(s), maxPeersFrame, &buf)
+	ais, err := readMessage(m, p, "peer exchange", bufio.NewReader(s), maxPeersFrame, &buf, decodePeerList)
 	if err != nil {
-		if errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame) {
-			m.misbehaved(p, "peer exchange", err)
-		}
-		return
-	}
-	ais, err := decodePeerList(frame)
-	if err != nil {
-		m.misbehaved(p, "peer exchange", err)
 		return
 	}
 	for _, ai := range ais {

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/redmesh/redmesh/mesh"
 )
 
 // errFrameTooLarge is a frame whose announced length is over the limit: a
@@ -113,4 +116,76 @@ func (p progressStream) Write(b []byte) (int, error) {
 		b = b[n:]
 	}
 	return written, nil
+}
+
+// readMessage reads one frame of at most limit bytes from peer p and
+// decodes it. A frame over the limit, a malformed length, or a message
+// decode refuses disconnects p (misbehaved, naming what was read); a
+// stream that ends or fails is returned as it is. What decode returns may
+// alias buf.
+func readMessage[T any](m *Mesh, p peer.ID, what string, r *bufio.Reader, limit uint64, buf *bytes.Buffer, decode func([]byte) (T, error)) (T, error) {
+	var zero T
+	frame, err := readFrame(r, limit, buf)
+	if err != nil {
+		if errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame) {
+			m.misbehaved(p, what, err)
+		}
+		return zero, err
+	}
+	v, err := decode(frame)
+	if err != nil {
+		m.misbehaved(p, what, err)
+		return zero, err
+	}
+	return v, nil
+}
+
+// The mesh messages a stream expects, each refused if it is of another
+// kind; records they carry must all decode (checkRecords), so a peer that
+// sends garbage is cut off, not half applied.
+
+func decodeLogRequest(b []byte) (*mesh.LogRequest, error) {
+	d, err := mesh.Decode(b)
+	if err == nil && d.Request == nil {
+		err = errors.New("not a log request")
+	}
+	return d.Request, err
+}
+
+func decodeLogReply(b []byte) (*mesh.LogReply, error) {
+	d, err := mesh.Decode(b)
+	if err == nil && d.Reply == nil {
+		err = errors.New("not a log reply")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return d.Reply, checkRecords(d.Reply.Records)
+}
+
+func decodeRootAt(b []byte) (*mesh.RootAt, error) {
+	d, err := mesh.Decode(b)
+	if err == nil && d.RootAt == nil {
+		err = errors.New("not a root")
+	}
+	return d.RootAt, err
+}
+
+func decodeSnapshotRequest(b []byte) (*mesh.SnapshotRequest, error) {
+	d, err := mesh.Decode(b)
+	if err == nil && d.SnapshotRequest == nil {
+		err = errors.New("not a snapshot request")
+	}
+	return d.SnapshotRequest, err
+}
+
+func decodeSnapshotChunk(b []byte) (*mesh.SnapshotChunk, error) {
+	d, err := mesh.Decode(b)
+	if err == nil && d.Chunk == nil {
+		err = errors.New("not a snapshot chunk")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return d.Chunk, checkRecords(d.Chunk.Records)
 }

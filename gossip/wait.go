@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"sort"
 	"time"
 
@@ -109,19 +107,12 @@ func (m *Mesh) readAckWants(ps *peerState, s network.Stream) {
 	r := bufio.NewReader(s)
 	var buf bytes.Buffer
 	for {
-		frame, err := readFrame(r, maxAckFrame, &buf)
+		want, err := readMessage(m, ps.id, "ack request", r, maxAckFrame, &buf, decodeAckWant)
 		if err != nil {
-			if errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame) {
-				m.misbehaved(ps.id, "ack request", err)
-			}
-			return
-		}
-		epoch, seq, err := mesh.DecodeAckWant(frame)
-		if err != nil {
-			m.misbehaved(ps.id, "ack request", err)
 			s.Reset()
 			return
 		}
+		epoch, seq := want[0], want[1]
 		m.mu.Lock()
 		if ps.ackStream != s {
 			m.mu.Unlock()
@@ -152,6 +143,12 @@ func (m *Mesh) durableAcks() bool {
 	return waiting
 }
 
+// decodeAckWant is mesh.DecodeAckWant as one value: epoch, seq.
+func decodeAckWant(b []byte) ([2]uint64, error) {
+	epoch, seq, err := mesh.DecodeAckWant(b)
+	return [2]uint64{epoch, seq}, err
+}
+
 // serveAck receives a peer's acknowledgements of our writes, on the stream
 // it opened, on which we ask for them (askAcks).
 func (m *Mesh) serveAck(s network.Stream) {
@@ -176,16 +173,8 @@ func (m *Mesh) serveAck(s network.Stream) {
 	var buf bytes.Buffer
 	for {
 		s.SetReadDeadline(time.Time{})
-		frame, err := readFrame(r, maxAckFrame, &buf)
+		a, err := readMessage(m, p, "ack", r, maxAckFrame, &buf, mesh.DecodeAck)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && (errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame)) {
-				m.misbehaved(p, "ack", err)
-			}
-			return
-		}
-		a, err := mesh.DecodeAck(frame)
-		if err != nil {
-			m.misbehaved(p, "ack", err)
 			return
 		}
 		epoch, seq, stable, durable, aside := a.Epoch, a.Seq, a.Stable, a.Durable, a.AsideBelow
