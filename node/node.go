@@ -45,6 +45,8 @@ type Node struct {
 	counterID record.NodeID
 	started   time.Time
 	runID     string
+	// clockOffset is ClockOffset, which MESH CLOCKOFFSET may change.
+	clockOffset atomic.Int64
 
 	ln       net.Listener
 	clients  sync.Map // uint64 → *client
@@ -138,6 +140,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{}), merkle: mi, runID: newRunID(), cmds: newCommandStats()}
+	n.clockOffset.Store(int64(cfg.ClockOffset))
 	n.live.init(&cfg)
 	n.conns.init()
 	n.shut.done = make(chan struct{})
@@ -229,7 +232,7 @@ func (n *Node) init() error {
 }
 
 // now is the node's wall clock.
-func (n *Node) now() time.Time { return time.Now().Add(n.cfg.ClockOffset) }
+func (n *Node) now() time.Time { return time.Now().Add(time.Duration(n.clockOffset.Load())) }
 
 func (n *Node) nowMillis() int64 { return n.now().UnixMilli() }
 
