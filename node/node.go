@@ -69,6 +69,10 @@ type Node struct {
 	rememberedPeers atomic.Bool // the store remembers peers from an earlier run: see collect.go
 	watching        watching    // the keys clients WATCH, which collection leaves be
 	wasOver         atomic.Bool
+	// tracesPending says a typed key may hold removal traces for the
+	// collector: set by a write that left one, or by a pass that could not
+	// collect one yet (collect.go).
+	tracesPending atomic.Bool
 
 	stop  chan struct{} // closed once the clients are gone, to stop the background work
 	wg    sync.WaitGroup
@@ -293,7 +297,11 @@ func (n *Node) Close() error {
 // store and log the result in the transaction tx. Local commands, and later
 // peer pushes, log catch-up and Merkle repairs, all come through here.
 func (n *Node) apply(tx *keyspace.Tx, key []byte, rec record.Record) (record.Record, bool, error) {
-	return tx.Apply(key, rec)
+	out, changed, err := tx.Apply(key, rec)
+	if err == nil && out.Typed.HasTraces() {
+		n.tracesPending.Store(true)
+	}
+	return out, changed, err
 }
 
 // newVersion stamps a local write.
