@@ -307,7 +307,7 @@ func checkShared(v *verdict, node int, st nodeState, ops []op) {
 	key := ops[0].Key
 	final := st.shared[key]
 	got, present := st.keys[key]
-	if final == (version{}) && !present {
+	if final.TS == 0 && !present {
 		// No register at all: a delete's tombstone, collected once every
 		// node had it. The newest acknowledged write must then be a delete,
 		// or a delete of unknown fate may have come after it.
