@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -39,7 +40,7 @@ func checkClockForward(v *verdict, h []op) {
 	byNode := map[int][]op{}
 	for _, o := range h {
 		wrote := o.Kind == opSet || o.Kind == opDel && o.Deleted == 1
-		if wrote && o.Outcome == ok && o.Version.TS != 0 && o.Key[:2] == "s/" {
+		if wrote && o.Outcome == ok && o.Version.TS != 0 && strings.HasPrefix(o.Key, "s/") {
 			byNode[o.Node] = append(byNode[o.Node], o)
 		}
 	}
