@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 )
 
 // meshVersion reads the HLC timestamp of a key's value register.
@@ -49,5 +51,46 @@ func TestHLCAfterRestart(t *testing.T) {
 	}
 	if v := meshVersion(t, p, "other"); v <= afterKill {
 		t.Fatalf("after a clean restart, version %d is not above %d", v, afterKill)
+	}
+}
+
+// TestHLCClockJump jumps a running node's wall clock (MESH CLOCKOFFSET,
+// behind a testing switch) forward and back: versions follow it forward and
+// never go back with it.
+func TestHLCClockJump(t *testing.T) {
+	ctx := context.Background()
+	p := startNode(t, t.TempDir(), "--clock-offset-settable")
+	c := p.client(t)
+	write := func() int64 {
+		t.Helper()
+		if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return meshVersion(t, p, "k")
+	}
+	jump := func(offset string) {
+		t.Helper()
+		if err := c.Do(ctx, "MESH", "CLOCKOFFSET", offset).Err(); err != nil {
+			t.Fatalf("MESH CLOCKOFFSET %s: %v", offset, err)
+		}
+	}
+	start := write()
+	jump("10m")
+	ahead := write()
+	if got := (ahead - start) >> 16; got < (10 * time.Minute).Milliseconds() {
+		t.Fatalf("10 minutes ahead, the version moved only %d ms", got)
+	}
+	jump("-10m")
+	if back := write(); back <= ahead {
+		t.Fatalf("with the clock set back, version %d is not above %d", back, ahead)
+	}
+	if err := c.Do(ctx, "MESH", "CLOCKOFFSET", "soon").Err(); err == nil {
+		t.Fatal("MESH CLOCKOFFSET soon: no error")
+	}
+
+	// Off unless switched on: the subcommand does not exist.
+	q := startNode(t, t.TempDir())
+	if err := q.client(t).Do(ctx, "MESH", "CLOCKOFFSET", "1m").Err(); err == nil || !strings.Contains(err.Error(), "unknown subcommand") {
+		t.Fatalf("MESH CLOCKOFFSET without the switch: %v, want unknown subcommand", err)
 	}
 }

@@ -41,9 +41,12 @@ func (l *Local) Peek(key []byte) record.Record { return l.db.table.Peek(key) }
 // to OnLocal.
 func (l *Local) Set(key []byte, rec record.Record) {
 	was := l.db.table.Peek(key)
+	// Before Set: rec may be a walk's record, aliasing the very entry Set
+	// overwrites in place, and a typed state's versions digest its elements.
+	now := rec.Versions()
 	l.db.table.Set(key, rec)
 	if l.db.opts.OnLocal != nil {
-		l.db.opts.OnLocal(key, was.Versions(), rec.Versions())
+		l.db.opts.OnLocal(key, was.Versions(), now)
 	}
 }
 

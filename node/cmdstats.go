@@ -93,7 +93,7 @@ var knownSubcommands = map[string][]string{
 	"client":  {"getname", "help", "id", "info", "kill", "list", "setinfo", "setname"},
 	"command": {"count", "docs", "help", "info", "list"},
 	"config":  {"get", "help", "resetstat", "rewrite", "set"},
-	"mesh":    {"forget", "setaside", "version"},
+	"mesh":    {"clockoffset", "forget", "setaside", "version"},
 }
 
 // assignStatSlots gives every command and known subcommand its slot.

@@ -82,8 +82,12 @@ func (n *Node) collector() {
 		case <-t.C:
 		}
 		tab := n.db.Table()
+		// Removal traces in typed keys keep the quick pace as tombstones
+		// do: collected only on the idle pace, they kept quiet nodes'
+		// Merkle roots apart (and their sessions repairing) for up to a
+		// minute after every member had the removals.
 		tombstones := tab.Stats().Entries > tab.KeyCount()
-		if !tombstones && time.Since(last) < collectIdle {
+		if !tombstones && !n.tracesPending.Swap(false) && time.Since(last) < collectIdle {
 			continue
 		}
 		last = time.Now()
@@ -99,6 +103,7 @@ func (n *Node) collector() {
 func (n *Node) collectPass() error {
 	stable := n.collectHorizon()
 	if stable == 0 {
+		n.tracesPending.Store(true) // what the pass could not look at waits
 		return nil
 	}
 	var cursor uint64
@@ -131,6 +136,9 @@ func (n *Node) collectStep(cursor, stable uint64) (uint64, error) {
 		now := n.nowMillis()
 		next = l.WalkCollectable(cursor, collectStep, func(key []byte, rec record.Record) {
 			out, gone, changed := collectRecord(rec, stable, now)
+			if !gone && out.Typed.HasTraces() {
+				n.tracesPending.Store(true) // not yet stable, or kept below: the next pass
+			}
 			if gone || changed {
 				if !gone {
 					out.Value.Data = bytes.Clone(out.Value.Data) // it aliases the table

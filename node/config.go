@@ -29,6 +29,11 @@ type Config struct {
 	// ClockOffset shifts this node's wall clock, to test a clock that is
 	// wrong or was set back. Zero in production.
 	ClockOffset time.Duration
+	// ClockOffsetSettable lets MESH CLOCKOFFSET change ClockOffset while the
+	// node runs, to test a wall clock that jumps (NTP stepping it, a VM
+	// resumed): a restart with another offset cannot show what a running
+	// clock does. Off in production, where the subcommand does not exist.
+	ClockOffsetSettable bool
 	// WALRetainBytes and WALRetainAge bound the log (256 MiB, 24h).
 	WALRetainBytes int64
 	WALRetainAge   time.Duration

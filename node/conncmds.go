@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // redisVersion is the Redis version whose behaviour redmesh follows; clients
@@ -268,6 +269,16 @@ func cmdMesh(n *Node, c *client, args [][]byte) {
 			c.w.WriteInt64(k.at.UnixMilli())
 			c.w.WriteBulkString(k.news.String())
 		}
+	case sub == "clockoffset" && n.cfg.ClockOffsetSettable && len(args) == 3:
+		// A testing switch (--clock-offset-settable): jumps this node's wall
+		// clock by setting its offset; the HLC keeps its own guarantees.
+		d, err := time.ParseDuration(string(args[2]))
+		if err != nil {
+			c.w.WriteError("ERR invalid clock offset: " + err.Error())
+			return
+		}
+		n.clockOffset.Store(int64(d))
+		c.w.WriteString("OK")
 	case sub == "forget" || sub == "setaside":
 		c.w.WriteError(fmt.Sprintf("ERR wrong number of arguments for 'mesh|%s' command", sub))
 	default:

@@ -45,6 +45,8 @@ type Node struct {
 	counterID record.NodeID
 	started   time.Time
 	runID     string
+	// clockOffset is ClockOffset, which MESH CLOCKOFFSET may change.
+	clockOffset atomic.Int64
 
 	ln       net.Listener
 	clients  sync.Map // uint64 → *client
@@ -67,6 +69,10 @@ type Node struct {
 	rememberedPeers atomic.Bool // the store remembers peers from an earlier run: see collect.go
 	watching        watching    // the keys clients WATCH, which collection leaves be
 	wasOver         atomic.Bool
+	// tracesPending says a typed key may hold removal traces for the
+	// collector: set by a write that left one, or by a pass that could not
+	// collect one yet (collect.go).
+	tracesPending atomic.Bool
 
 	stop  chan struct{} // closed once the clients are gone, to stop the background work
 	wg    sync.WaitGroup
@@ -138,6 +144,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{}), merkle: mi, runID: newRunID(), cmds: newCommandStats()}
+	n.clockOffset.Store(int64(cfg.ClockOffset))
 	n.live.init(&cfg)
 	n.conns.init()
 	n.shut.done = make(chan struct{})
@@ -229,7 +236,7 @@ func (n *Node) init() error {
 }
 
 // now is the node's wall clock.
-func (n *Node) now() time.Time { return time.Now().Add(n.cfg.ClockOffset) }
+func (n *Node) now() time.Time { return time.Now().Add(time.Duration(n.clockOffset.Load())) }
 
 func (n *Node) nowMillis() int64 { return n.now().UnixMilli() }
 
@@ -290,7 +297,11 @@ func (n *Node) Close() error {
 // store and log the result in the transaction tx. Local commands, and later
 // peer pushes, log catch-up and Merkle repairs, all come through here.
 func (n *Node) apply(tx *keyspace.Tx, key []byte, rec record.Record) (record.Record, bool, error) {
-	return tx.Apply(key, rec)
+	out, changed, err := tx.Apply(key, rec)
+	if err == nil && out.Typed.HasTraces() {
+		n.tracesPending.Store(true)
+	}
+	return out, changed, err
 }
 
 // newVersion stamps a local write.

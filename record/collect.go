@@ -37,6 +37,17 @@ func (r Record) Collect(stable hlc.Timestamp, nowMillis int64) (out Record, gone
 	return r, false, changed
 }
 
+// HasTraces reports whether t holds a trace of a removal, which
+// collection takes out once stable.
+func (t *Typed) HasTraces() bool {
+	found := false
+	t.each(listRemoved, func([]Elem) bool {
+		found = true
+		return false
+	})
+	return found
+}
+
 // holdsNothing reports whether t keeps no element, trace, sketch epoch or
 // count that adds anything: only registers.
 func (t *Typed) holdsNothing() bool {

@@ -149,6 +149,8 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	fl.StringVar(&backend, "backend", "", "keep this Redis server in sync with the node: redis://[USER:PASSWORD@]HOST:PORT[/DB] or rediss://")
 	fl.DurationVar(&cfg.ClockOffset, "clock-offset", 0, "shift this node's wall clock (testing)")
 	_ = fl.MarkHidden("clock-offset")
+	boolFlag(fl, &cfg.ClockOffsetSettable, "clock-offset-settable", false, true, "let MESH CLOCKOFFSET change the clock offset while the node runs (testing)")
+	_ = fl.MarkHidden("clock-offset-settable")
 	return cmd
 }
 

@@ -50,23 +50,27 @@ func (r *run) problem(format string, args ...any) {
 
 // summary is what a run reports, and what -chaos.report writes.
 type summary struct {
-	Seed           int64
-	Nodes          int
-	Duration       string
-	Rounds         int
-	Faults         map[string]int
-	Requests       map[string]int
-	Acknowledged   int
-	Lost           int
-	Resurrected    int
-	Diverged       int
-	Phantoms       int
-	SkewAdopted    int
-	ProxiedConns   int64 `json:",omitempty"`
-	ConvergeMedian string
-	ConvergeMax    string
-	Problems       []string
-	Replay         string
+	Seed              int64
+	Nodes             int
+	Duration          string
+	Rounds            int
+	Faults            map[string]int
+	Requests          map[string]int
+	Acknowledged      int
+	Lost              int
+	Resurrected       int
+	Diverged          int
+	Phantoms          int
+	SkewAdopted       int
+	ProxiedConns      int64 `json:",omitempty"`
+	ConvergeMedian    string
+	ConvergeMax       string
+	CounterMismatches int
+	ClockBackwards    int
+	// AcknowledgedByType counts acknowledged writes by command.
+	AcknowledgedByType map[string]int
+	Problems           []string
+	Replay             string
 }
 
 func replayCommand(seed int64, nodes int, duration time.Duration, faults string) string {
@@ -151,7 +155,7 @@ func TestChaos(t *testing.T) {
 	for _, n := range r.nodes {
 		n.base = []string{"--data", n.dir, "--listen", respAddr, "--psk-file", psk,
 			"--p2p-listen", fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", meshPort), "--mdns=false",
-			"--fsync", "always", "--max-clock-skew", maxSkew.String()}
+			"--fsync", "always", "--max-clock-skew", maxSkew.String(), "--clock-offset-settable"}
 		for _, p := range r.nodes {
 			if p != n {
 				n.base = append(n.base, "--peer", p.maddr())
@@ -212,7 +216,9 @@ func TestChaos(t *testing.T) {
 		Seed: seed, Nodes: nodes, Duration: duration.String(), Rounds: rounds,
 		Faults: r.faults, Requests: summarize(history),
 		Acknowledged: v.Acknowledged, Lost: v.Lost, Resurrected: v.Resurrected,
-		Diverged: v.Diverged, Phantoms: v.Phantoms, SkewAdopted: v.SkewAdopted, Problems: r.problems, Replay: replay,
+		Diverged: v.Diverged, Phantoms: v.Phantoms, SkewAdopted: v.SkewAdopted,
+		CounterMismatches: v.CounterMismatches, ClockBackwards: v.ClockBackwards, AcknowledgedByType: ackedByType(history),
+		Problems: r.problems, Replay: replay,
 	}
 	if r.proxy != nil {
 		s.ProxiedConns = r.proxy.Conns.Load()
@@ -285,6 +291,11 @@ func (r *run) play(rd round) time.Time {
 	var events []event
 	for i, f := range rd.Faults {
 		events = append(events, event{f.Start, i, f, false}, event{f.End, i, f, true})
+		if f.Kind == faultClockJump {
+			second := f
+			second.Offset = f.Offset2
+			events = append(events, event{f.Start + (f.End-f.Start)/2, i, second, false})
+		}
 	}
 	slices.SortStableFunc(events, func(a, b event) int { return int(a.at - b.at) })
 	start := time.Now()
@@ -347,6 +358,12 @@ func (r *run) apply(name string, f fault, heal bool) error {
 			return n.freeDisk()
 		}
 		return n.fillDisk()
+	case faultClockJump:
+		offset := f.Offset
+		if heal {
+			offset = 0
+		}
+		return n.jumpClock(offset)
 	}
 	return nil
 }
@@ -427,8 +444,46 @@ func (r *run) awaitConvergence(healed time.Time) (time.Duration, bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	r.problem("the nodes did not converge within %v of the heal: Merkle roots %v, connected peers %v", convergeWithin, roots, peers)
+	r.problem("the nodes did not converge within %v of the heal: Merkle roots %v, connected peers %v; keys whose versions differ:\n%s",
+		convergeWithin, roots, peers, r.versionDiff(20))
 	return 0, false
+}
+
+// versionDiff lists up to limit keys the workload wrote (so far: the
+// workload is stopped) whose MESH VERSION differs between nodes, deleted
+// keys' tombstones included, with each node's answer.
+func (r *run) versionDiff(limit int) string {
+	keys := map[string]bool{}
+	for _, w := range r.wl.workers {
+		for _, o := range w.history {
+			keys[o.Key] = true
+		}
+	}
+	var b strings.Builder
+	found := 0
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		var answers []string
+		for _, n := range r.nodes {
+			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+			v, err := n.admin.Do(ctx, "MESH", "VERSION", k).Result()
+			cancel()
+			if err != nil {
+				answers = append(answers, "error: "+err.Error())
+			} else {
+				answers = append(answers, fmt.Sprint(v))
+			}
+		}
+		if len(slices.Compact(slices.Clone(answers))) > 1 {
+			fmt.Fprintf(&b, "  %s: %s\n", k, strings.Join(answers, " | "))
+			if found++; found == limit {
+				break
+			}
+		}
+	}
+	if found == 0 {
+		return "  none: they differ in what MESH VERSION does not show (typed elements, traces, counts)\n"
+	}
+	return b.String()
 }
 
 // refusals counts the error replies each node gave, by text.

@@ -13,7 +13,8 @@ import (
 
 // keyState is a live key as one node holds it.
 type keyState struct {
-	Value    string
+	Type     string // TYPE
+	Value    string // a string's value, or a typed key's elements (encodeElems)
 	ExpireAt int64  // PEXPIRETIME: -1 without a deadline
 	Versions string // MESH VERSION: both registers' versions
 }
@@ -24,8 +25,9 @@ type nodeState struct {
 	shared map[string]version // every shared key's value register, tombstones too
 }
 
-// dump reads a node's whole keyspace: SCAN, then per key GET, PEXPIRETIME
-// and MESH VERSION in one pipeline, and the version of every shared key.
+// dump reads a node's whole keyspace: SCAN, then per key TYPE, and in one
+// pipeline its contents (GET, SMEMBERS, HGETALL or ZRANGE WITHSCORES),
+// PEXPIRETIME and MESH VERSION; and the version of every shared key.
 func dump(ctx context.Context, c *redis.Client) (nodeState, error) {
 	st := nodeState{keys: map[string]keyState{}, shared: map[string]version{}}
 	var keys []string
@@ -39,11 +41,32 @@ func dump(ctx context.Context, c *redis.Client) (nodeState, error) {
 	keys = slices.Compact(slices.Sorted(slices.Values(keys))) // SCAN may return a key twice
 	for chunk := range slices.Chunk(keys, 500) {
 		p := c.Pipeline()
-		gets := make([]*redis.StringCmd, len(chunk))
+		types := make([]*redis.StatusCmd, len(chunk))
+		for i, k := range chunk {
+			types[i] = p.Type(ctx, k)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			return st, fmt.Errorf("read types: %w", err)
+		}
+		p = c.Pipeline()
+		reads := make([]*redis.Cmd, len(chunk))
 		exps := make([]*redis.Cmd, len(chunk))
 		vers := make([]*redis.Cmd, len(chunk))
 		for i, k := range chunk {
-			gets[i] = p.Get(ctx, k)
+			switch types[i].Val() {
+			case "string":
+				reads[i] = p.Do(ctx, "GET", k)
+			case "set":
+				reads[i] = p.Do(ctx, "SMEMBERS", k)
+			case "hash":
+				reads[i] = p.Do(ctx, "HGETALL", k)
+			case "zset":
+				reads[i] = p.Do(ctx, "ZRANGE", k, 0, -1, "WITHSCORES")
+			case "none":
+				continue // deleted or expired since SCAN saw it
+			default:
+				return st, fmt.Errorf("%s has type %s, which the workload never writes", k, types[i].Val())
+			}
 			exps[i] = p.Do(ctx, "PEXPIRETIME", k)
 			vers[i] = p.Do(ctx, "MESH", "VERSION", k)
 		}
@@ -51,18 +74,32 @@ func dump(ctx context.Context, c *redis.Client) (nodeState, error) {
 			return st, fmt.Errorf("read keys: %w", err)
 		}
 		for i, k := range chunk {
-			v, err := gets[i].Result()
+			if reads[i] == nil {
+				continue
+			}
+			raw, err := reads[i].Result()
 			if err == redis.Nil {
-				continue // deleted or expired since SCAN saw it
+				continue
 			}
 			if err != nil {
-				return st, fmt.Errorf("GET %s: %w", k, err)
+				return st, fmt.Errorf("read %s: %w", k, err)
 			}
-			at, err := exps[i].Int64()
-			if err != nil {
+			ks := keyState{Type: types[i].Val()}
+			switch v := raw.(type) {
+			case string:
+				ks.Value = v
+			case []any:
+				if ks.Value, err = encodeElems(ks.Type, v); err != nil {
+					return st, fmt.Errorf("read %s: %w", k, err)
+				}
+			default:
+				return st, fmt.Errorf("read %s: reply %#v", k, raw)
+			}
+			if ks.ExpireAt, err = exps[i].Int64(); err != nil {
 				return st, fmt.Errorf("PEXPIRETIME %s: %w", k, err)
 			}
-			st.keys[k] = keyState{Value: v, ExpireAt: at, Versions: fmt.Sprint(vers[i].Val())}
+			ks.Versions = fmt.Sprint(vers[i].Val())
+			st.keys[k] = ks
 		}
 	}
 	for k := range sharedKeys {
@@ -80,13 +117,20 @@ func dump(ctx context.Context, c *redis.Client) (nodeState, error) {
 
 // verdict is the checker's finding.
 type verdict struct {
-	Acknowledged int      // acknowledged writes and deletes
-	Lost         int      // acknowledged, yet neither on the nodes nor superseded
-	Resurrected  int      // acknowledged deletes whose key is back
-	Diverged     int      // keys on which the nodes disagree
-	Phantoms     int      // values no client ever wrote
-	SkewAdopted  int      // reads that found another node's version beyond the reader's clock and the bound
-	Problems     []string // the first few of each, described
+	Acknowledged int // acknowledged writes and deletes
+	Lost         int // acknowledged, yet neither on the nodes nor superseded
+	Resurrected  int // acknowledged deletes whose key is back
+	Diverged     int // keys on which the nodes disagree
+	Phantoms     int // values no client ever wrote
+	SkewAdopted  int // reads that found another node's version beyond the reader's clock and the bound
+	// CounterMismatches are counters, counting fields and members whose
+	// value is not the sum of the acknowledged increments and some of
+	// those of unknown fate.
+	CounterMismatches int
+	// ClockBackwards are a node's writes whose version was not above that
+	// of a write the node acknowledged before they began.
+	ClockBackwards int
+	Problems       []string // the first few of each, described
 }
 
 func (v *verdict) problem(format string, args ...any) {
@@ -96,14 +140,23 @@ func (v *verdict) problem(format string, args ...any) {
 }
 
 func (v *verdict) ok() bool {
-	return v.Lost == 0 && v.Resurrected == 0 && v.Diverged == 0 && v.Phantoms == 0 && v.SkewAdopted == 0
+	return v.Lost == 0 && v.Resurrected == 0 && v.Diverged == 0 && v.Phantoms == 0 && v.SkewAdopted == 0 &&
+		v.CounterMismatches == 0 && v.ClockBackwards == 0
 }
 
 func (o op) String() string {
-	kind := [...]string{"SET", "DEL", "MESH VERSION"}[o.Kind]
-	s := fmt.Sprintf("%s %s", kind, o.Key)
-	if o.Kind == opSet {
+	s := fmt.Sprintf("%v %s", o.Kind, o.Key)
+	if o.Elem != "" {
+		s += " " + o.Elem
+	}
+	switch o.Kind {
+	case opSet, opHSet:
 		s += " " + o.Value
+	case opIncr, opHIncr, opZIncr, opZAdd:
+		s += fmt.Sprintf(" %d", o.Delta)
+	}
+	if o.Kind >= opIncr && o.Outcome == ok {
+		s += fmt.Sprintf(" -> %d", o.Reply)
 	}
 	if o.TTL {
 		s += " PX"
@@ -126,6 +179,7 @@ func check(h []op, states []nodeState, clocks clockHistory) verdict {
 	var v verdict
 	checkConverged(&v, states)
 	checkSkew(&v, h, clocks)
+	checkClockForward(&v, h)
 	byKey := map[string][]op{}
 	for _, o := range h {
 		if o.Kind == opRead {
@@ -141,6 +195,7 @@ func check(h []op, states []nodeState, clocks clockHistory) verdict {
 	}
 	for i, st := range states {
 		checkPhantoms(&v, i, st, byKey)
+		checkTyped(&v, i, st, byKey)
 		for _, key := range slices.Sorted(maps.Keys(byKey)) {
 			ops := byKey[key]
 			switch {
@@ -186,6 +241,9 @@ func checkConverged(v *verdict, states []nodeState) {
 // checkPhantoms finds values no client wrote to their key.
 func checkPhantoms(v *verdict, node int, st nodeState, byKey map[string][]op) {
 	for _, k := range slices.Sorted(maps.Keys(st.keys)) {
+		if isTyped(k) {
+			continue // checkTyped's
+		}
 		found := false
 		for _, o := range byKey[k] {
 			if o.Kind == opSet && o.Value == st.keys[k].Value {
@@ -249,6 +307,26 @@ func checkShared(v *verdict, node int, st nodeState, ops []op) {
 	key := ops[0].Key
 	final := st.shared[key]
 	got, present := st.keys[key]
+	if final.TS == 0 && !present {
+		// No register at all: a delete's tombstone, collected once every
+		// node had it. The newest acknowledged write must then be a delete,
+		// or a delete of unknown fate may have come after it.
+		var top *op
+		unknownDel := false
+		for i, o := range ops {
+			switch {
+			case o.Kind == opDel && o.Outcome == unknown:
+				unknownDel = true
+			case o.Outcome == ok && (o.Kind == opSet || o.Deleted == 1) && (top == nil || top.Version.less(o.Version)):
+				top = &ops[i]
+			}
+		}
+		if top != nil && top.Kind == opSet && !unknownDel {
+			v.Lost++
+			v.problem("lost: node %d holds nothing of %s (a collected delete) after acknowledged %v, the newest write", node, key, *top)
+		}
+		return
+	}
 	for _, o := range ops {
 		if o.Outcome != ok || o.Kind == opDel && o.Deleted == 0 {
 			continue // a DEL that found nothing wrote nothing
@@ -275,8 +353,8 @@ func checkShared(v *verdict, node int, st nodeState, ops []op) {
 // describe is the verdict in a few lines.
 func (v verdict) describe() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d acknowledged, %d lost, %d resurrected, %d diverged, %d phantom, %d adopted beyond the clock bound",
-		v.Acknowledged, v.Lost, v.Resurrected, v.Diverged, v.Phantoms, v.SkewAdopted)
+	fmt.Fprintf(&b, "%d acknowledged, %d lost, %d resurrected, %d diverged, %d phantom, %d adopted beyond the clock bound, %d counter mismatches, %d versions behind an earlier write's",
+		v.Acknowledged, v.Lost, v.Resurrected, v.Diverged, v.Phantoms, v.SkewAdopted, v.CounterMismatches, v.ClockBackwards)
 	for _, p := range v.Problems {
 		b.WriteString("\n  " + p)
 	}

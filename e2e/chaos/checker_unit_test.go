@@ -87,6 +87,15 @@ func TestCheckerVerdicts(t *testing.T) {
 		states:      []nodeState{state(map[string]keyState{"s/1": {Value: "c"}}, map[string]version{"s/1": v1})},
 		resurrected: 1,
 	}, {
+		name:    "a shared key whose newest write, a delete, was collected",
+		history: []op{acked(opSet, "s/1", "c", v1), acked(opDel, "s/1", "", v2)},
+		states:  []nodeState{state(nil, map[string]version{"s/1": {Node: "0000000000000000"}})},
+	}, {
+		name:    "a shared key collected though its newest write is a SET",
+		history: []op{acked(opDel, "s/1", "", v1), acked(opSet, "s/1", "c", v2)},
+		states:  []nodeState{state(nil, map[string]version{"s/1": {Node: "0000000000000000"}})},
+		lost:    1,
+	}, {
 		name:    "a write superseded by a newer one on another node is not lost",
 		history: []op{acked(opSet, "s/1", "c", v2), acked(opSet, "s/1", "d", v2b)},
 		states:  []nodeState{state(map[string]keyState{"s/1": {Value: "d"}}, map[string]version{"s/1": v2b})},

@@ -2,10 +2,12 @@
 // its own joined to the others by a bridge, injects faults on a seeded
 // schedule (partitions, packet loss, delay, kill -9, pauses, clock skew, a
 // full disk) under a workload of go-redis clients, heals, and checks the
-// outcome in Jepsen's manner: every node converges, no acknowledged write is
-// lost unless a newer version superseded it, no deleted key comes back, and
-// no node ever held another's version further ahead of its own clock than
-// --max-clock-skew.
+// outcome in Jepsen's manner: every node converges to identical keys and
+// typed states, no acknowledged write is lost unless a newer version
+// superseded it, no deleted key or removed element comes back, counters add
+// up to their acknowledged increments, no node's versions go back however
+// its clock jumps, and no node ever held another's version further ahead of
+// its own clock than --max-clock-skew.
 //
 // It needs root, ip (iproute2) and nft (nftables); without them the tests
 // are skipped, except in CI (CI set), where they fail.

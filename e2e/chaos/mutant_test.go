@@ -27,6 +27,18 @@ var mutants = map[string]mutant{
 		old:  "\treturn clock.Observe(v.TS)\n",
 		new:  "\t_ = clock.Observe(v.TS)\n\treturn nil\n",
 	},
+	"typed-merge-keeps-removed": {
+		why:  "merging typed states keeps elements a remove traced: removed members, fields and counts come back",
+		file: "record/typed.go",
+		old:  "\tout = slices.DeleteFunc(out, func(e Elem) bool { return traced(traces, e) })\n",
+		new:  "",
+	},
+	"counter-merge-keeps-own": {
+		why:  "merging a counter keeps the receiver's count of an origin it already has, not the origin's newer one",
+		file: "record/typed.go",
+		old:  "\tif c := b.Ver.Compare(a.Ver); c > 0 || c == 0 && b.Total > a.Total {\n",
+		new:  "\tif c := b.Ver.Compare(a.Ver); c > 0 && false || c == 0 && b.Total > a.Total {\n",
+	},
 	"drop-remote-tombstones": {
 		why:  "a node ignores peers' records of deleted keys",
 		file: "node/merkle.go",

@@ -19,9 +19,10 @@ const (
 	faultSkewBeyond = "skew-beyond" // restarted with its clock ahead by more than --max-clock-skew
 	faultDiskFull   = "diskfull"    // its data directory's filesystem filled, freed later
 	faultDelay      = "delay"       // some links' packets held back (and jittered) by the harness's proxy
+	faultClockJump  = "clockjump"   // its clock jumped while it runs, twice, within or beyond --max-clock-skew either way, then back
 )
 
-var allFaults = []string{faultPartition, faultOneWay, faultLoss, faultKill, faultPause, faultSkew, faultSkewBeyond, faultDiskFull, faultDelay}
+var allFaults = []string{faultPartition, faultOneWay, faultLoss, faultKill, faultPause, faultSkew, faultSkewBeyond, faultDiskFull, faultDelay, faultClockJump}
 
 // defaultFaults is what a run draws from unless -chaos.faults says
 // otherwise: every kind.
@@ -56,6 +57,7 @@ type fault struct {
 	Delay      time.Duration
 	Jitter     time.Duration // each chunk's delay is Delay plus up to Jitter
 	Offset     time.Duration
+	Offset2    time.Duration // a clock jump's second offset, from halfway
 	Start, End time.Duration
 }
 
@@ -72,6 +74,8 @@ func (f fault) String() string {
 		what = fmt.Sprintf("%v+[0,%v] on %v", f.Delay, f.Jitter, f.Links)
 	case faultSkew, faultSkewBeyond:
 		what = fmt.Sprintf("node %d clock %+v", f.Node, f.Offset)
+	case faultClockJump:
+		what = fmt.Sprintf("node %d clock jumps to %+v, then %+v", f.Node, f.Offset, f.Offset2)
 	default:
 		what = fmt.Sprintf("node %d", f.Node)
 	}
@@ -127,6 +131,19 @@ func (s *schedule) links() [][2]int {
 	return links
 }
 
+// jump draws a clock offset for a running node: within the bound either
+// way, or beyond it ahead or behind.
+func (s *schedule) jump() time.Duration {
+	switch s.rng.IntN(3) {
+	case 0:
+		return s.ms(-maxSkew/2, maxSkew/2)
+	case 1:
+		return maxSkew + s.ms(time.Second, 4*time.Second)
+	default:
+		return -maxSkew - s.ms(time.Second, 4*time.Second)
+	}
+}
+
 // next draws the next round: one or two faults, each starting in the
 // first third of a stretch of minRound to maxRound and healed within it.
 func (s *schedule) next() round {
@@ -157,6 +174,8 @@ func (s *schedule) next() round {
 				f.Offset = s.ms(-maxSkew/2, maxSkew/2)
 			case faultSkewBeyond:
 				f.Offset = maxSkew + s.ms(time.Second, 4*time.Second)
+			case faultClockJump:
+				f.Offset, f.Offset2 = s.jump(), s.jump()
 			}
 		}
 		r.Faults = append(r.Faults, f)

@@ -26,6 +26,16 @@ import (
 //	         write that won. Reads of MESH VERSION alone record which
 //	         version a node held when: another node's version may be at most
 //	         --max-clock-skew ahead of the reading node's clock.
+//
+// and typed keys, shared by every client at every node unless said
+// otherwise (typed_workload_test.go):
+//
+//	cnt/K    counters: INCRBY and DECRBY only.
+//	set/K    sets: SADD and SREM of a few members.
+//	hash/K   hashes: HSET and HDEL of fields f*, HINCRBY of fields n*.
+//	zset/K   sorted sets: ZADD CH and ZREM of members a*, ZINCRBY of i*.
+//	tdel/N/W/S one client's typed key, made by one typed write, then
+//	         deleted once that was acknowledged.
 const (
 	sharedKeys = 24
 	ttl        = time.Hour // long enough never to expire during a run
@@ -37,7 +47,20 @@ const (
 	opSet opKind = iota
 	opDel
 	opRead // MESH VERSION of a shared key
+	opIncr // INCRBY (DECRBY: a negative Delta)
+	opSAdd
+	opSRem
+	opHSet
+	opHDel
+	opHIncr
+	opZAdd // ZADD CH: Delta is the score
+	opZIncr
+	opZRem
 )
+
+var opNames = [...]string{"SET", "DEL", "MESH VERSION", "INCRBY", "SADD", "SREM", "HSET", "HDEL", "HINCRBY", "ZADD", "ZINCRBY", "ZREM"}
+
+func (k opKind) String() string { return opNames[k] }
 
 type outcome uint8
 
@@ -69,6 +92,9 @@ type op struct {
 	Outcome      outcome
 	Err          string
 	Deleted      int64   // DEL's reply
+	Elem         string  // the member or field of a typed write
+	Delta        int64   // an increment, or ZADD's score
+	Reply        int64   // a typed write's integer reply
 	Version      version // value register after a shared write or at a read, when acknowledged
 }
 
@@ -135,6 +161,7 @@ type worker struct {
 	rng      *rand.Rand
 	seq      int
 	pending  []string // d/ keys whose SET was acknowledged and not yet deleted
+	tpending []string // tdel/ keys whose typed write was acknowledged and not yet deleted
 	history  []op
 }
 
@@ -158,9 +185,9 @@ func (w *worker) step(ctx context.Context) {
 	val := fmt.Sprintf("%d.%d.%d", w.node, w.id, w.seq)
 	r := w.rng.Float64()
 	switch {
-	case r < 0.35:
+	case r < 0.2:
 		w.set(ctx, fmt.Sprintf("u/%d/%d/%d", w.node, w.id, w.seq), val, w.rng.IntN(4) == 0)
-	case r < 0.5:
+	case r < 0.3:
 		if len(w.pending) > 0 && w.rng.IntN(2) == 0 {
 			key := w.pending[0]
 			w.pending = w.pending[1:]
@@ -171,9 +198,9 @@ func (w *worker) step(ctx context.Context) {
 		if w.set(ctx, key, val, false) {
 			w.pending = append(w.pending, key)
 		}
-	default:
+	case r < 0.46:
 		key := fmt.Sprintf("s/%d", w.rng.IntN(sharedKeys))
-		if r < 0.6 {
+		if r < 0.36 {
 			w.read(ctx, key)
 			return
 		}
@@ -182,6 +209,8 @@ func (w *worker) step(ctx context.Context) {
 		} else {
 			w.shared(ctx, opSet, key, val, w.rng.IntN(3) == 0)
 		}
+	default:
+		w.typedStep(ctx, (r-0.46)/0.54, val)
 	}
 }
 
@@ -329,8 +358,7 @@ func summarize(h []op) map[string]int {
 	out := map[string]int{}
 	for _, o := range h {
 		class, _, _ := strings.Cut(o.Key, "/")
-		kind := [...]string{"set", "del", "read"}[o.Kind]
-		out[fmt.Sprintf("%s %s %s", class, kind, [...]string{"ok", "failed", "unknown"}[o.Outcome])]++
+		out[fmt.Sprintf("%s %s %s", class, strings.ToLower(o.Kind.String()), [...]string{"ok", "failed", "unknown"}[o.Outcome])]++
 	}
 	return out
 }
