@@ -218,6 +218,17 @@ func init() {
 		{name: "zinterstore", arity: -4, flags: []string{"write", "denyoom", "movablekeys"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdZInterStore},
 		{name: "zdiffstore", arity: -4, flags: []string{"write", "denyoom", "movablekeys"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdZDiffStore},
 		{name: "zscan", arity: -3, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdZScan},
+		// geo (geo.go): sorted sets of geohash scores
+		{name: "geoadd", arity: -5, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoAdd},
+		{name: "geodist", arity: -4, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoDist},
+		{name: "geohash", arity: -2, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoHash},
+		{name: "geopos", arity: -2, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoPos},
+		{name: "georadius", arity: -6, flags: []string{"write", "denyoom", "movablekeys"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoRadius},
+		{name: "georadius_ro", arity: -6, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoRadiusRO},
+		{name: "georadiusbymember", arity: -5, flags: []string{"write", "denyoom", "movablekeys"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoRadiusByMember},
+		{name: "georadiusbymember_ro", arity: -5, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoRadiusByMemberRO},
+		{name: "geosearch", arity: -7, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoSearch},
+		{name: "geosearchstore", arity: -8, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdGeoSearchStore},
 		// Whole-keyspace commands have no key positions: they never run in a
 		// batched pipeline step. FLUSHDB and FLUSHALL run in steps of their
 		// own (see cmdFlush), so they cannot run inside MULTI either.
