@@ -208,6 +208,9 @@ func init() {
 		{name: "zremrangebylex", arity: 4, flags: []string{"write"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdZRemRangeByLex},
 		{name: "zpopmin", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdZPopMin},
 		{name: "zpopmax", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdZPopMax},
+		{name: "bzpopmin", arity: -3, flags: []string{"write", "noscript", "fast", "blocking"}, firstKey: 1, lastKey: -2, step: 1, fn: cmdBZPopMin},
+		{name: "bzpopmax", arity: -3, flags: []string{"write", "noscript", "fast", "blocking"}, firstKey: 1, lastKey: -2, step: 1, fn: cmdBZPopMax},
+		{name: "bzmpop", arity: -5, flags: []string{"write", "blocking", "movablekeys"}, fn: cmdBZMPop},
 		{name: "zmpop", arity: -4, flags: []string{"write", "movablekeys"}, fn: cmdZMPop},
 		{name: "zrandmember", arity: -2, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdZRandMember},
 		{name: "zunion", arity: -3, flags: []string{"readonly", "movablekeys"}, fn: cmdZUnion},
@@ -240,10 +243,10 @@ func init() {
 	}
 	commands = make(map[string]*commandSpec, len(specs))
 	for _, s := range specs {
-		// Keyspace commands (those with keys) never block: they may share a
+		// Keyspace commands (those with keys) that never block may share a
 		// write-path step with others. WATCH reads what is durable, which
 		// inside a step may wait on the step itself.
-		s.group = s.firstKey > 0 && s.name != "watch"
+		s.group = s.firstKey > 0 && s.name != "watch" && !slices.Contains(s.flags, "blocking")
 		s.write = slices.Contains(s.flags, "write")
 		s.denyOOM = slices.Contains(s.flags, "denyoom")
 		s.data = s.firstKey > 0 || s.write || slices.Contains(s.flags, "readonly")
