@@ -134,7 +134,9 @@ func waitBlocked(t *testing.T, ctl *blockConn, n int) {
 func blockingScenario(t *testing.T, addr string) []string {
 	ctl := dialBlock(t, addr)
 	ctl.do(t, "FLUSHALL")
-	id := func(rc *blockConn) string { return strings.TrimSpace(strings.TrimPrefix(rc.do(t, "CLIENT", "ID"), ":")) }
+	id := func(rc *blockConn) string {
+		return strings.TrimSpace(strings.TrimPrefix(rc.do(t, "CLIENT", "ID"), ":"))
+	}
 	var out []string
 
 	// Served by a later write; two clients on one key in the order they
