@@ -157,7 +157,7 @@ func (m *meshNode) dump(t testing.TB) map[string]keyState {
 
 // readValue reads key as whatever type it holds, as one string: a hash's
 // fields and a set's members sorted, a sorted set's members in score order
-// with their scores. redis.Nil if it is not there.
+// with their scores, a list in order. redis.Nil if it is not there.
 func readValue(ctx context.Context, c *redis.Client, key string) (string, error) {
 	typ, err := c.Type(ctx, key).Result()
 	if err != nil {
@@ -198,6 +198,12 @@ func readValue(ctx context.Context, c *redis.Client, key string) (string, error)
 			b.WriteString(zs[i] + "=" + zs[i+1])
 		}
 		return b.String(), nil
+	case "list":
+		l, err := c.LRange(ctx, key, 0, -1).Result()
+		if err != nil {
+			return "", err
+		}
+		return "list:" + strings.Join(l, ","), nil
 	}
 	return c.Get(ctx, key).Result()
 }

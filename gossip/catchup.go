@@ -178,9 +178,7 @@ func (m *Mesh) catchUp(ps *peerState) error {
 		}
 		m.mu.Lock()
 		m.sawHead(ps, rep.Epoch, rep.Head)
-		if ps.theirEpoch != rep.Epoch {
-			m.advanceTheirs(ps, rep.Epoch, 0) // acknowledged (nothing yet): see progress
-		}
+		ps.prog.Advance(rep.Epoch, 0) // a new epoch is tracked from its start (see progress)
 		act, next := m.table.CatchUpReply(ps.mid, rep, logReplyEntries, root)
 		if act == mesh.ReadLog {
 			m.cursorsDirty = true // saved within seconds (maintain), or when done below
@@ -363,30 +361,19 @@ func (m *Mesh) progress(ps *peerState, epoch, next uint64) {
 
 // advanceTheirs moves our acknowledgement of ps's writes. m.mu is held.
 func (m *Mesh) advanceTheirs(ps *peerState, epoch, acked uint64) {
-	if ps.theirEpoch != epoch {
-		ps.theirEpoch, ps.theirAcked, ps.ahead = epoch, 0, nil
+	if ps.prog.Advance(epoch, acked) {
+		m.progressed(ps)
 	}
-	if acked <= ps.theirAcked {
-		return
-	}
-	ps.theirAcked = acked
+}
+
+// progressed follows ps.prog's move: our view of its log's head, our
+// cursor there, and the acknowledgement it may be waiting for. m.mu is held.
+func (m *Mesh) progressed(ps *peerState) {
+	epoch, acked := ps.prog.Epoch, ps.prog.Acked
 	m.sawHead(ps, epoch, acked+1)
-	for moved := true; moved; {
-		moved = false
-		for prev, to := range ps.ahead {
-			if prev <= ps.theirAcked {
-				ps.theirAcked = max(ps.theirAcked, to)
-				delete(ps.ahead, prev)
-				moved = true
-			}
-		}
-	}
-	if len(ps.ahead) == 0 {
-		ps.gapSince = time.Time{}
-	}
-	// Everything up to theirAcked is applied here, however it came: the
+	// Everything up to acked is applied here, however it came: the
 	// catch-up cursor moves too, saved by maintain within seconds.
-	if m.table.AdvanceCursor(ps.mid, mesh.Cursor{Epoch: epoch, Next: ps.theirAcked + 1}) {
+	if m.table.AdvanceCursor(ps.mid, mesh.Cursor{Epoch: epoch, Next: acked + 1}) {
 		m.cursorsDirty = true
 	}
 	if ps.wanted() {

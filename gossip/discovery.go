@@ -94,8 +94,7 @@ func (m *Mesh) maintain() {
 		}
 		var gaps []peer.ID
 		for p, ps := range m.peers {
-			if !ps.gapSince.IsZero() && now.Sub(ps.gapSince) > gapPatience && ps.connected {
-				ps.gapSince = now
+			if ps.connected && ps.prog.Overdue(now, gapPatience) {
 				gaps = append(gaps, p)
 			}
 		}

@@ -168,10 +168,11 @@ type peerState struct {
 	// Our progress through the peer's own writes, acknowledged back to it
 	// over ackStream, which we open; the peer asks on it for an ack once we
 	// reach wantSeq of its epoch wantEpoch.
-	theirEpoch, theirAcked, sentEpoch, sentAcked uint64
-	wantEpoch, wantSeq                           uint64
-	ackStream                                    network.Stream
-	ackW                                         *bufio.Writer
+	prog                 mesh.Progress
+	sentEpoch, sentAcked uint64
+	wantEpoch, wantSeq   uint64
+	ackStream            network.Stream
+	ackW                 *bufio.Writer
 	// The stream the peer opened to acknowledge our writes, on which we
 	// ask (ackInMu orders the asking); we asked for wantSent.
 	ackIn    network.Stream
@@ -180,11 +181,7 @@ type peerState struct {
 	wantSent uint64
 
 	catching, catchAgain bool
-	// Pushes that arrived ahead of a missing one (GossipSub may reorder):
-	// prev → to. A gap that stays open for a second is read from the log.
-	ahead    map[uint64]uint64
-	gapSince time.Time
-	linkUp   bool // the next catch-up is the one of a new connection
+	linkUp               bool // the next catch-up is the one of a new connection
 	// What we know of the peer's own log: its head (the next sequence
 	// number it will write) in headEpoch, as pushes, log replies and roots
 	// report it; caughtUpAt is when our cursor last held all of it, and
@@ -197,7 +194,7 @@ type peerState struct {
 	upAt                  time.Time // when the link last came up
 	exchanged             bool      // peers exchanged since (discovery.go)
 	sentStable, sentAside hlc.Timestamp
-	// durAcked is how far theirAcked is synced here (durableAcks); the
+	// durAcked is how far prog.Acked is synced here (durableAcks); the
 	// snapshot waits for the sync numbered snapMark.
 	durAcked, durEpoch, sentDurable uint64
 	snapAcked, snapEpoch, snapMark  uint64

@@ -447,7 +447,7 @@ func TestPushOrigin(t *testing.T) {
 	m.mu.Lock()
 	ps := m.peers[origin]
 	m.mu.Unlock()
-	if ps == nil || ps.theirEpoch != 7 || ps.theirAcked != 2 {
+	if ps == nil || ps.prog.Epoch != 7 || ps.prog.Acked != 2 {
 		t.Fatalf("direct push: %+v", ps)
 	}
 

@@ -121,8 +121,8 @@ func (m *Mesh) behind(ps *peerState) uint64 {
 		return 0
 	}
 	var have uint64 // the last entry of its log we hold
-	if ps.theirEpoch == ps.headEpoch {
-		have = ps.theirAcked
+	if ps.prog.Epoch == ps.headEpoch {
+		have = ps.prog.Acked
 	}
 	if p := m.table.Get(ps.mid); p != nil && p.HasCursor && p.Cursor.Epoch == ps.headEpoch && p.Cursor.Next > 0 {
 		have = max(have, p.Cursor.Next-1)

@@ -42,10 +42,6 @@ const maxLocalQueue = 1 << 16
 // a peer has not acknowledged.
 const maxLocalSeqs = 1 << 20
 
-// maxAhead bounds the pushes kept per origin while one before them is
-// missing.
-const maxAhead = 1024
-
 // gapPatience is how long a missing push may be late before the origin's
 // log is read instead.
 const gapPatience = time.Second
@@ -346,24 +342,11 @@ func (m *Mesh) merge(from, origin peer.ID, pm pushMsg) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ps := m.peer(origin)
-	if ps.theirEpoch != pm.epoch {
-		ps.theirEpoch, ps.theirAcked, ps.ahead = pm.epoch, 0, nil
-	}
-	if pm.prev <= ps.theirAcked {
-		m.advanceTheirs(ps, pm.epoch, pm.to)
+	if ps.prog.Pushed(pm.epoch, pm.prev, pm.to, time.Now()) {
+		m.progressed(ps)
 		return
 	}
-	// A push is missing before this one: it may only be late.
-	if ps.ahead == nil {
-		ps.ahead = map[uint64]uint64{}
-	}
-	if len(ps.ahead) < maxAhead {
-		ps.ahead[pm.prev] = max(ps.ahead[pm.prev], pm.to)
-	}
-	m.sawHead(ps, pm.epoch, pm.to+1)
-	if ps.gapSince.IsZero() {
-		ps.gapSince = time.Now()
-	}
+	m.sawHead(ps, pm.epoch, pm.to+1) // a push before it is missing (maintain reads the log if it stays so)
 }
 
 // forwarded handles a push that reached us through another peer, so its
@@ -374,7 +357,7 @@ func (m *Mesh) merge(from, origin peer.ID, pm pushMsg) {
 func (m *Mesh) forwarded(origin peer.ID, pm pushMsg) {
 	m.mu.Lock()
 	ps := m.peers[origin]
-	news := ps != nil && ps.connected && (ps.theirEpoch != pm.epoch || ps.theirAcked < pm.to)
+	news := ps != nil && ps.connected && ps.prog.News(pm.epoch, pm.to)
 	m.mu.Unlock()
 	if news {
 		m.triggerCatchUp(origin)

@@ -37,8 +37,8 @@ import (
 // wanted reports whether the peer asked for an acknowledgement we can now
 // give and have not sent (m.mu held).
 func (ps *peerState) wanted() bool {
-	return ps.wantEpoch == ps.theirEpoch && ps.theirAcked >= ps.wantSeq &&
-		(ps.sentEpoch != ps.theirEpoch || ps.sentAcked < ps.wantSeq)
+	return ps.wantEpoch == ps.prog.Epoch && ps.prog.Acked >= ps.wantSeq &&
+		(ps.sentEpoch != ps.prog.Epoch || ps.sentAcked < ps.wantSeq)
 }
 
 // ackSender opens the ack streams and sends acknowledgements: those asked
@@ -82,9 +82,9 @@ func (m *Mesh) ackSender() {
 			if !ps.connected {
 				continue
 			}
-			moved := ps.theirEpoch != 0 && (ps.theirEpoch != ps.sentEpoch || ps.theirAcked != ps.sentAcked ||
+			moved := ps.prog.Epoch != 0 && (ps.prog.Epoch != ps.sentEpoch || ps.prog.Acked != ps.sentAcked ||
 				ps.sentStable != m.stab.OwnFor(ps.upAt) || ps.sentDurable != ps.durAcked || ps.sentAside != ps.asideBelow)
-			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, epoch: ps.theirEpoch, acked: ps.theirAcked, stable: m.stab.OwnFor(ps.upAt), durable: ps.durAcked, aside: ps.asideBelow,
+			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, epoch: ps.prog.Epoch, acked: ps.prog.Acked, stable: m.stab.OwnFor(ps.upAt), durable: ps.durAcked, aside: ps.asideBelow,
 				open: ps.ackStream == nil, due: moved && (periodic || ps.wanted())}
 			if j.open || j.due {
 				jobs = append(jobs, j)
@@ -196,20 +196,20 @@ func (m *Mesh) durableAcks() bool {
 	synced, mark := m.store.SyncedTo(), m.store.SyncMark()
 	waiting := false
 	for _, ps := range m.peers {
-		if ps.durEpoch != ps.theirEpoch {
-			ps.durEpoch, ps.durAcked = ps.theirEpoch, 0
+		if ps.durEpoch != ps.prog.Epoch {
+			ps.durEpoch, ps.durAcked = ps.prog.Epoch, 0
 		}
 		if always {
-			ps.durAcked = ps.theirAcked
+			ps.durAcked = ps.prog.Acked
 			continue
 		}
-		if ps.snapEpoch == ps.theirEpoch && ps.snapMark != 0 && synced >= ps.snapMark {
+		if ps.snapEpoch == ps.prog.Epoch && ps.snapMark != 0 && synced >= ps.snapMark {
 			ps.durAcked = max(ps.durAcked, ps.snapAcked)
 		}
-		if ps.snapEpoch != ps.theirEpoch || ps.snapAcked != ps.theirAcked {
-			ps.snapEpoch, ps.snapAcked, ps.snapMark = ps.theirEpoch, ps.theirAcked, mark
+		if ps.snapEpoch != ps.prog.Epoch || ps.snapAcked != ps.prog.Acked {
+			ps.snapEpoch, ps.snapAcked, ps.snapMark = ps.prog.Epoch, ps.prog.Acked, mark
 		}
-		waiting = waiting || ps.durAcked < ps.theirAcked
+		waiting = waiting || ps.durAcked < ps.prog.Acked
 	}
 	return waiting
 }

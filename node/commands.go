@@ -232,6 +232,24 @@ func init() {
 		{name: "georadiusbymember_ro", arity: -5, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoRadiusByMemberRO},
 		{name: "geosearch", arity: -7, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoSearch},
 		{name: "geosearchstore", arity: -8, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdGeoSearchStore},
+		// lists
+		{name: "lpush", arity: -3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdLPush},
+		{name: "rpush", arity: -3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdRPush},
+		{name: "lpushx", arity: -3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdLPushX},
+		{name: "rpushx", arity: -3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdRPushX},
+		{name: "lpop", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdLPop},
+		{name: "rpop", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdRPop},
+		{name: "llen", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdLLen},
+		{name: "lrange", arity: 4, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdLRange},
+		{name: "lindex", arity: 3, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdLIndex},
+		{name: "lset", arity: 4, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdLSet},
+		{name: "linsert", arity: 5, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdLInsert},
+		{name: "lrem", arity: 4, flags: []string{"write"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdLRem},
+		{name: "ltrim", arity: 4, flags: []string{"write"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdLTrim},
+		{name: "lpos", arity: -3, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdLPos},
+		{name: "lmove", arity: 5, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdLMove},
+		{name: "rpoplpush", arity: 3, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdRPopLPush},
+		{name: "lmpop", arity: -4, flags: []string{"write", "movablekeys"}, fn: cmdLMPop},
 		// Whole-keyspace commands have no key positions: they never run in a
 		// batched pipeline step. FLUSHDB and FLUSHALL run in steps of their
 		// own (see cmdFlush), so they cannot run inside MULTI either.

@@ -319,9 +319,23 @@ func cmdHRandField(n *Node, c *client, args [][]byte) {
 		c.w.WriteBulk(all[rand.IntN(len(all))].name)
 		return
 	}
+	per := int64(1 + boolInt(withValues))
+	if count < 0 && len(all) > 0 {
+		c.w.WriteArray(int(-count * per))
+		for i := range -count {
+			f := all[rand.IntN(len(all))]
+			c.w.WriteBulk(f.name)
+			if withValues {
+				c.w.WriteBulk(f.value)
+			}
+			if i%1024 == 0 {
+				c.w.spill()
+			}
+		}
+		return
+	}
 	picks := randomPicks(len(all), count)
-	per := 1 + boolInt(withValues)
-	c.w.WriteArray(len(picks) * per)
+	c.w.WriteArray(len(picks) * int(per))
 	for _, i := range picks {
 		c.w.WriteBulk(all[i].name)
 		if withValues {
@@ -331,18 +345,12 @@ func cmdHRandField(n *Node, c *client, args [][]byte) {
 }
 
 // randomPicks chooses indexes of a collection of size elements as
-// HRANDFIELD, SRANDMEMBER and ZRANDMEMBER do: count > 0, distinct, at most
-// size; count < 0, -count picks that may repeat.
+// HRANDFIELD, SRANDMEMBER and ZRANDMEMBER do with count > 0: distinct, at
+// most size. (A negative count asks for -count picks that may repeat; the
+// commands write those as they draw them.)
 func randomPicks(size int, count int64) []int {
-	if size == 0 || count == 0 {
+	if size == 0 || count <= 0 {
 		return nil
-	}
-	if count < 0 {
-		picks := make([]int, -count)
-		for i := range picks {
-			picks[i] = rand.IntN(size)
-		}
-		return picks
 	}
 	perm := rand.Perm(size)
 	if count < int64(size) {

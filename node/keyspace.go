@@ -60,7 +60,7 @@ func renameGeneric(n *Node, c *client, args [][]byte, nx bool) {
 }
 
 // putCopy writes src's value and deadline to key, at new versions: both
-// registers at one, and each element of a hash, set or sorted set at one of its own (a
+// registers at one, and each element of a hash, set, sorted set or list at one of its own (a
 // copy is a new write, not the source's writes again). A counter is copied as
 // the string it reads as.
 func (n *Node) putCopy(tx *keyspace.Tx, key []byte, src record.Record) error {
@@ -90,6 +90,12 @@ func (n *Node) putCopy(tx *keyspace.Tx, key []byte, src record.Record) error {
 	case record.KindZSet:
 		eachZEntry(src.Typed, func(e record.ZEntry) bool {
 			_, err = w.op.SetScore(e.Name, e.Score)
+			return err == nil
+		})
+	case record.KindList:
+		var last []byte
+		src.Typed.ListView().Ascend(0, func(e record.Elem) bool {
+			last, err = w.op.PushListed(last, nil, e.Value)
 			return err == nil
 		})
 	}

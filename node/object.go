@@ -103,6 +103,8 @@ func encodingOf(rec record.Record) string {
 		return "hashtable"
 	case record.KindZSet:
 		return zsetEncoding(rec.Typed)
+	case record.KindList:
+		return "quicklist" // Redis 7.0 keeps every list in a quicklist
 	}
 	data := rec.StringData()
 	if _, ok := parseInt(data); ok {

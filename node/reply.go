@@ -20,6 +20,11 @@ type replier interface {
 	// command statistics tell a failed command by them.
 	errorReplies() uint64
 	lastError() string
+	// spill sends what the connection has buffered once it is large, so a
+	// reply that is long without the data being large (HRANDFIELD with a
+	// huge negative count) takes memory bounded by the socket, not by the
+	// count. A buffer answered later keeps it all, as Redis's reply list.
+	spill()
 }
 
 // replyBuf collects replies in RESP form.
@@ -75,6 +80,8 @@ func (r *replyBuf) WriteArray(count int) {
 func (r *replyBuf) errorReplies() uint64 { return r.errs }
 func (r *replyBuf) lastError() string    { return r.lastErr }
 
+func (r *replyBuf) spill() {}
+
 func (r *replyBuf) reset() { r.b, r.n, r.pending = r.b[:0], 0, r.pending[:0] }
 
 // connWriter is a connection's reply writer: redcon's, counting errors.
@@ -87,6 +94,15 @@ type connWriter struct {
 func (w *connWriter) WriteError(msg string) {
 	w.Writer.WriteError(msg)
 	w.errs, w.lastErr = w.errs+1, msg
+}
+
+// spillAt is how much a connection buffers before spill sends it.
+const spillAt = 1 << 20
+
+func (w *connWriter) spill() {
+	if len(w.Buffer()) >= spillAt {
+		w.Flush()
+	}
 }
 
 func (w *connWriter) errorReplies() uint64 { return w.errs }

@@ -200,12 +200,22 @@ func cmdSRandMember(n *Node, c *client, args [][]byte) {
 		c.w.WriteBulk(s.MemberAt(rand.IntN(s.MemberCount())))
 		return
 	}
+	if count < 0 && s.MemberCount() > 0 {
+		c.w.WriteArray(int(-count))
+		for i := range -count {
+			c.w.WriteBulk(s.MemberAt(rand.IntN(s.MemberCount())))
+			if i%1024 == 0 {
+				c.w.spill()
+			}
+		}
+		return
+	}
 	writeMembers(c, randomMembers(s, count))
 }
 
-// randomMembers picks members as SRANDMEMBER and SPOP do (see randomPicks):
-// a few from a large set by position, in O(log n) each, without listing
-// the set.
+// randomMembers picks distinct members as SRANDMEMBER and SPOP do with a
+// positive count (see randomPicks): a few from a large set by position, in
+// O(log n) each, without listing the set.
 func randomMembers(s *record.Typed, count int64) [][]byte {
 	size := s.Len()
 	if size == 0 || count == 0 {
@@ -220,13 +230,6 @@ func randomMembers(s *record.Typed, count int64) [][]byte {
 				seen[string(m)] = true
 				out = append(out, m)
 			}
-		}
-		return out
-	}
-	if count < 0 {
-		out := make([][]byte, -count)
-		for i := range out {
-			out[i] = s.MemberAt(rand.IntN(s.MemberCount()))
 		}
 		return out
 	}

@@ -808,11 +808,14 @@ func cmdZRandMember(n *Node, c *client, args [][]byte) {
 		// size is allocated besides the reply.
 		per := 1 + int64(boolInt(withScores))
 		c.w.WriteArray(int(-count * per))
-		for range -count {
+		for i := range -count {
 			e := v.At(rand.IntN(v.Len()))
 			c.w.WriteBulk(e.Name)
 			if withScores {
 				c.w.WriteBulkString(formatScore(e.Score))
+			}
+			if i%1024 == 0 {
+				c.w.spill()
 			}
 		}
 		return

@@ -16,8 +16,8 @@ import (
 // it started from stays as it was for whoever holds it. github.com/tidwall/
 // btree provides that copy; no B-tree of the standard library does.
 type bigState struct {
-	lists [4]*btree.BTreeG[item] // by list index: fields, members, traces, scored
-	names [4]int                 // distinct names in each list but the traces
+	lists [5]*btree.BTreeG[item] // by list index: fields, members, traces, scored, list
+	names [5]int                 // distinct names in each list but the traces
 	// scores orders a sorted set's members by score, and zcounts holds its
 	// score counts, zsum their part of the digest (zset.go); nil when the
 	// state has none.
@@ -73,7 +73,7 @@ func newTree() *btree.BTreeG[item] {
 }
 
 func (b *bigState) size() int {
-	return b.lists[0].Len() + b.lists[1].Len() + b.lists[2].Len() + b.lists[3].Len()
+	return b.lists[0].Len() + b.lists[1].Len() + b.lists[2].Len() + b.lists[3].Len() + b.lists[4].Len()
 }
 
 // bigCopy is t's elements in the large form, sharing t's trees if it has
@@ -167,10 +167,11 @@ func (b *bigState) absorb(other *Typed) {
 			b.delete(listFields, r)
 			b.delete(listMembers, r)
 			b.delete(listScored, r)
+			b.delete(listList, r)
 		}
 		return true
 	})
-	for _, which := range []int{listFields, listMembers, listScored} {
+	for _, which := range elemLists {
 		other.each(which, func(run []Elem) bool {
 			for _, e := range run {
 				if !b.has(listRemoved, e) && !b.has(which, e) {
@@ -251,7 +252,7 @@ func (t *Typed) Detached() *Typed {
 	}
 	d := *t
 	d.big = t.bigCopy()
-	d.Fields, d.Members, d.Removed, d.Scored = nil, nil, nil, nil
+	d.Fields, d.Members, d.Removed, d.Scored, d.Listed = nil, nil, nil, nil, nil
 	d.Counts = detachCounts(t.Counts)
 	d.ScoreCounts = nil // in the large form's tree
 	return &d
@@ -286,7 +287,7 @@ func (t *Typed) MemSize() int64 {
 		return n
 	}
 	n := int64(t.size()) * int64(unsafe.Sizeof(Elem{}))
-	for which := range 4 {
+	for which := range numLists {
 		for _, e := range t.list(which) {
 			n += int64(len(e.Name) + len(e.Value))
 		}

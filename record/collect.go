@@ -146,7 +146,7 @@ func (r Record) Oldest() hlc.Timestamp {
 				low(c.ResetVer)
 			}
 		}
-		for _, which := range []int{listFields, listMembers, listScored} {
+		for _, which := range elemLists {
 			t.each(which, func(run []Elem) bool {
 				for _, e := range run {
 					low(e.Dot)
@@ -217,7 +217,7 @@ func freshTyped(local, in *Typed, stable hlc.Timestamp) (*Typed, bool) {
 		setAside = true
 	}
 	// Elements up to stable that local neither holds nor has traced.
-	for _, which := range []int{listFields, listMembers, listScored} {
+	for _, which := range elemLists {
 		var drop []Elem
 		in.each(which, func(run []Elem) bool {
 			for _, e := range run {
@@ -258,6 +258,8 @@ func freshTyped(local, in *Typed, stable hlc.Timestamp) (*Typed, bool) {
 			e.Fields = kept
 		case listMembers:
 			e.Members = kept
+		case listList:
+			e.Listed = kept
 		default:
 			e.Scored = kept
 		}

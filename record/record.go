@@ -64,6 +64,8 @@ func (k Kind) String() string {
 		return "set"
 	case KindZSet:
 		return "zset"
+	case KindList:
+		return "list"
 	}
 	return fmt.Sprintf("kind%d", uint8(k))
 }
@@ -188,7 +190,7 @@ func (r Record) Newest() Version {
 				up(c.ResetVer)
 			}
 		}
-		for which := range 4 {
+		for which := range numLists {
 			t.each(which, func(run []Elem) bool {
 				for _, e := range run {
 					up(e.Dot)

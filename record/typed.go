@@ -60,6 +60,10 @@ type Typed struct {
 	// in the large form (read them through the methods).
 	Scored      []Elem
 	ScoreCounts []Count
+	// Listed are a list's elements (see list.go): Name is the element's
+	// position, Value its value; sorted as Fields, which is list order. Nil
+	// in the large form.
+	Listed []Elem
 
 	big *bigState // the large form of Fields, Members and Removed
 
@@ -72,6 +76,7 @@ const (
 	KindHash Kind = 1
 	KindSet  Kind = 2
 	KindZSet Kind = 3
+	KindList Kind = 4
 )
 
 // Count is one node's increments of one counter. Only that node writes Ver
@@ -150,13 +155,18 @@ func compareCountKey(a, b Count) int {
 	return cmp.Compare(a.Node, b.Node)
 }
 
-// Typed's three element lists, by index.
+// Typed's element lists, by index.
 const (
 	listFields = iota
 	listMembers
 	listRemoved
 	listScored
+	listList
+	numLists
 )
+
+// elemLists are the lists that hold elements (all but the traces).
+var elemLists = []int{listFields, listMembers, listScored, listList}
 
 func (t *Typed) list(which int) []Elem {
 	switch which {
@@ -166,6 +176,8 @@ func (t *Typed) list(which int) []Elem {
 		return t.Members
 	case listScored:
 		return t.Scored
+	case listList:
+		return t.Listed
 	}
 	return t.Removed
 }
@@ -178,7 +190,7 @@ func (t *Typed) size() int {
 	if t.big != nil {
 		return t.big.size()
 	}
-	return len(t.Fields) + len(t.Members) + len(t.Removed) + len(t.Scored)
+	return len(t.Fields) + len(t.Members) + len(t.Removed) + len(t.Scored) + len(t.Listed)
 }
 
 // mergeTyped merges two typed states; either may be nil.
@@ -201,6 +213,7 @@ func mergeTyped(a, b *Typed) *Typed {
 		m.Fields = mergeElems(a.Fields, b.Fields, m.Removed)
 		m.Members = mergeElems(a.Members, b.Members, m.Removed)
 		m.Scored = mergeElems(a.Scored, b.Scored, m.Removed)
+		m.Listed = mergeElems(a.Listed, b.Listed, m.Removed)
 		return m
 	}
 	// The larger side is copied (in O(1), copy on write) and the smaller
@@ -362,6 +375,7 @@ func equalTyped(a, b *Typed) bool {
 		return slices.EqualFunc(x, y, func(p, q Elem) bool { return compareElem(p, q) == 0 })
 	}
 	return eq(a.Removed, b.Removed) && eq(a.Fields, b.Fields) && eq(a.Members, b.Members) && eq(a.Scored, b.Scored) &&
+		eq(a.Listed, b.Listed) &&
 		slices.EqualFunc(a.ScoreCounts, b.ScoreCounts, equalCount)
 }
 
@@ -618,6 +632,8 @@ func (t *Typed) Len() int {
 		which = listMembers
 	case KindZSet:
 		return t.ZLen()
+	case KindList:
+		return t.ListLen()
 	default:
 		return 0
 	}
@@ -639,7 +655,7 @@ func (t *Typed) Observed(at hlc.Timestamp) []Elem {
 		return nil
 	}
 	var out []Elem
-	for _, which := range []int{listFields, listMembers, listScored} {
+	for _, which := range elemLists {
 		t.each(which, func(run []Elem) bool {
 			out = append(out, traces(run, at)...)
 			return true
@@ -675,6 +691,7 @@ func (t *Typed) Normalize() {
 	t.Fields = sortElems(t.Fields)
 	t.Members = sortElems(t.Members)
 	t.Scored = sortElems(t.Scored)
+	t.Listed = sortElems(t.Listed)
 	t.Counts = normalizeCounts(t.Counts)
 	t.ScoreCounts = normalizeCounts(t.ScoreCounts)
 }

@@ -52,7 +52,8 @@ const (
 	kindHasHLL  = 0x80
 	kindTimes   = 0x40
 	kindHasZSet = 0x20
-	kindFlags   = kindHasHLL | kindTimes | kindHasZSet
+	kindHasList = 0x10
+	kindFlags   = kindHasHLL | kindTimes | kindHasZSet | kindHasList
 )
 
 // hasZSet reports whether t has a sorted set's section to encode.
@@ -65,6 +66,9 @@ func appendTyped(dst []byte, t *Typed) []byte {
 	}
 	if t.hasZSet() {
 		kind |= kindHasZSet
+	}
+	if t.count(listList) > 0 {
+		kind |= kindHasList
 	}
 	dst = append(dst, kind)
 	dst = appendVersion(dst, t.KindVersion)
@@ -97,6 +101,9 @@ func appendTyped(dst []byte, t *Typed) []byte {
 	if t.hasZSet() {
 		dst = appendZSet(dst, t)
 	}
+	if t.count(listList) > 0 {
+		dst = appendList(dst, t)
+	}
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
 		dst = appendHLL(dst, t.HLL)
 	}
@@ -120,7 +127,7 @@ func (t *Typed) encodedSize() int {
 	for _, c := range t.ScoreCountList() {
 		n += binary.MaxVarintLen64 + len(c.Name)
 	}
-	for _, which := range []int{listFields, listMembers, listRemoved, listScored} {
+	for which := range numLists {
 		t.each(which, func(run []Elem) bool {
 			for _, e := range run {
 				n += 2*binary.MaxVarintLen64 + len(e.Name) + versionLen + max(len(e.Value), 8)
@@ -159,7 +166,7 @@ func (t *Typed) digest() uint64 {
 	if t.big != nil {
 		return sum + t.big.sum
 	}
-	for which := range 4 {
+	for which := range numLists {
 		for _, e := range t.list(which) {
 			sum += elemHash(which, e)
 		}
@@ -244,7 +251,7 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 	}
 	t := &Typed{Kind: Kind(b[0] &^ kindFlags)}
 	times := b[0]&kindTimes != 0
-	if t.Kind != KindString && t.Kind != KindHash && t.Kind != KindSet && t.Kind != KindZSet {
+	if t.Kind != KindString && t.Kind != KindHash && t.Kind != KindSet && t.Kind != KindZSet && t.Kind != KindList {
 		return nil, nil, fmt.Errorf("%w: unknown kind %d", ErrCorrupt, b[0])
 	}
 	r := &typedReader{b: b[1:]}
@@ -277,6 +284,9 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 	t.Removed = r.elems("traces", minTraceLen, listRemoved, times)
 	if b[0]&kindHasZSet != 0 {
 		r.zset(t)
+	}
+	if b[0]&kindHasList != 0 {
+		r.list(t)
 	}
 	if r.err != nil {
 		return nil, nil, r.err

@@ -24,24 +24,37 @@ func genTypedN(r *rand.Rand, n int) *Typed {
 	name := func(i int) []byte { return fmt.Appendf(nil, "%c%d", 'a'+byte(i%4), i/40) }
 	t := &Typed{}
 	if r.IntN(4) > 0 {
-		t.Kind, t.KindVersion = Kind(r.IntN(3)), v(uint64(r.IntN(6)), NodeID(r.IntN(3)))
+		t.Kind, t.KindVersion = Kind(r.IntN(5)), v(uint64(r.IntN(6)), NodeID(r.IntN(3)))
+	}
+	// A list element's name is a position; a few share one (concurrent
+	// LSETs of one element), most end with their own dot.
+	elemName := func(i int) []byte {
+		if i%4 != 3 {
+			return name(i)
+		}
+		if i%3 == 0 {
+			return appendLevel(nil, level{int64(i%5) - 2, dot(i / 9 * 9)})
+		}
+		return appendLevel(nil, level{int64(i%5) - 2, dot(i)})
 	}
 	gone := map[int]bool{}
 	for i := range n {
 		if r.IntN(4) == 0 {
 			gone[i] = true
 			// Concurrent removes of one element trace it at different times.
-			t.Removed = append(t.Removed, trace(Elem{Name: name(i), Dot: dot(i)}, dot(i).TS+hlc.Timestamp(r.IntN(3))))
+			t.Removed = append(t.Removed, trace(Elem{Name: elemName(i), Dot: dot(i)}, dot(i).TS+hlc.Timestamp(r.IntN(3))))
 		}
 	}
 	for i := range n {
 		if r.IntN(3) > 0 || gone[i] {
 			continue
 		}
-		switch i % 3 {
-		case 0:
+		switch {
+		case i%4 == 3:
+			t.Listed = append(t.Listed, Elem{Name: elemName(i), Dot: dot(i), Value: fmt.Appendf(nil, "v%d", i)})
+		case i%3 == 0:
 			t.Fields = append(t.Fields, Elem{Name: name(i), Dot: dot(i), Value: fmt.Appendf(nil, "%d", i*11)})
-		case 1:
+		case i%3 == 1:
 			t.Members = append(t.Members, Elem{Name: name(i), Dot: dot(i)})
 		default:
 			t.Scored = append(t.Scored, Elem{Name: name(i), Dot: dot(i), Value: ScoreValue(float64(i%7)*0.75 - 2)})
@@ -96,7 +109,7 @@ func sameTyped(a, b *Typed) bool {
 		return a.empty() && b.empty()
 	}
 	return bytes.Equal(AppendTyped(nil, a), AppendTyped(nil, b)) && a.digest() == b.digest() && a.Len() == b.Len() &&
-		a.ZLen() == b.ZLen()
+		a.ZLen() == b.ZLen() && a.ListLen() == b.ListLen() && sameListView(a.ListView(), b.ListView())
 }
 
 // sameZView compares two score orders entry by entry.
