@@ -68,6 +68,48 @@ MULTI
 BZPOPMIN k 0
 BZMPOP 0 1 k MAX COUNT 2
 EXEC
+BLPOP l inf
+BLPOP l 0.01
+BRPOP l l2 0.01
+BLPOP l
+BLMOVE l d LEFT RIGHT 0.01
+BLMOVE l d UP RIGHT 0.01
+BLMOVE l d LEFT DOWN x
+BLMOVE l d LEFT RIGHT x
+BLMOVE l d LEFT RIGHT -1
+BRPOPLPUSH l d 0.01
+BRPOPLPUSH l d -1
+BRPOPLPUSH l d
+BLMPOP 0.01 1 l LEFT
+BLMPOP x 1 l LEFT
+BLMPOP x 0 l LEFT
+BLMPOP 0.01 0 l LEFT
+BLMPOP 0.01 1 l MIDDLE
+BLMPOP 0.01 1 l LEFT COUNT 0
+BLMPOP 0.01 1 l LEFT COUNT 2 x
+BLPOP str 0.01
+BRPOP l str 0.01
+BLMOVE str d LEFT LEFT 0.01
+BLMPOP 0.01 2 l str RIGHT
+RPUSH l a b c d e f g
+BLPOP str l 0
+BLPOP l str 0
+BRPOP nokey l 0
+BLMOVE l str LEFT LEFT 0
+BLMOVE l d LEFT RIGHT 0
+BRPOPLPUSH l d 0
+BLMPOP 0 2 nokey l RIGHT COUNT 2
+BLMPOP 0 1 l LEFT COUNT 10
+EXISTS l
+LRANGE d 0 -1
+MULTI
+BLPOP nokey 0
+BRPOP nokey 0
+BLMOVE nokey d LEFT LEFT 0
+BRPOPLPUSH nokey d 0
+BLMPOP 0 1 nokey LEFT
+BLMOVE d d LEFT RIGHT 0
+EXEC
 CLIENT UNBLOCK 99999
 CLIENT UNBLOCK 99999 TIMEOUT
 CLIENT UNBLOCK 99999 ERROR
@@ -184,6 +226,25 @@ func blockingScenario(t *testing.T, addr string) []string {
 	waitBlocked(t, ctl, 0)
 	out = append(out, ctl.do(t, "ZADD", "k", "1", "kept"), ctl.do(t, "ZCARD", "k"))
 
+	// Lists: a BLMOVE served pushes on, and serves a client blocked on
+	// its destination; BLMOVE's timeout is a null array, as Redis 7.0's.
+	a.send(t, "BLPOP", "lk", "0")
+	waitBlocked(t, ctl, 1)
+	b.send(t, "BLMOVE", "lk", "ldst", "RIGHT", "LEFT", "0")
+	waitBlocked(t, ctl, 2)
+	c.send(t, "BRPOP", "ldst", "0")
+	waitBlocked(t, ctl, 3)
+	out = append(out, ctl.do(t, "RPUSH", "lk", "1", "2"), a.reply(t), b.reply(t), c.reply(t))
+	waitBlocked(t, ctl, 0)
+	out = append(out, ctl.do(t, "EXISTS", "lk", "ldst"))
+	c.send(t, "BLMPOP", "0", "2", "l1", "l2", "RIGHT", "COUNT", "3")
+	waitBlocked(t, ctl, 1)
+	out = append(out, ctl.do(t, "LPUSH", "l2", "p", "q", "r", "s"), c.reply(t))
+	out = append(out, c.do(t, "BLMOVE", "nokey", "x", "LEFT", "LEFT", "0.1"), c.do(t, "BRPOPLPUSH", "nokey", "x", "0.1"))
+	c.send(t, "BRPOPLPUSH", "lsrc", "ldst", "0")
+	waitBlocked(t, ctl, 1)
+	out = append(out, ctl.do(t, "CLIENT", "UNBLOCK", cID), c.reply(t))
+
 	// A command pipelined behind a blocked one runs once it is served.
 	b.send(t, "BZPOPMIN", "k2", "0")
 	b.send(t, "PING")
@@ -230,6 +291,20 @@ func TestBlockedClientServedByPeer(t *testing.T) {
 	// The pop at B reaches A too.
 	waitUntil(t, 10*time.Second, "the pop to reach A", func() bool {
 		n, err := a.c.ZCard(context.Background(), "queue").Result()
+		return err == nil && n == 0
+	})
+
+	// And a list: BLPOP at B, RPUSH at A.
+	waiter.send(t, "BLPOP", "jobs", "0")
+	waitBlocked(t, ctl, 1)
+	if err := a.c.RPush(context.Background(), "jobs", "j1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := waiter.reply(t), "*2\r\n$4\r\njobs\r\n$2\r\nj1\r\n"; got != want {
+		t.Fatalf("BLPOP at B = %q, want %q", got, want)
+	}
+	waitUntil(t, 10*time.Second, "the pop to reach A", func() bool {
+		n, err := a.c.LLen(context.Background(), "jobs").Result()
 		return err == nil && n == 0
 	})
 }

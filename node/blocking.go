@@ -430,3 +430,136 @@ func clientUnblock(n *Node, c *client, args [][]byte) {
 	}
 	c.w.WriteInt(boolInt(id > 0 && n.blocked.unblockID(uint64(id), reason)))
 }
+
+func cmdBLPop(n *Node, c *client, args [][]byte) { blpop(n, c, args, false) }
+func cmdBRPop(n *Node, c *client, args [][]byte) { blpop(n, c, args, true) }
+
+// blpop is BLPOP and BRPOP key [key ...] timeout.
+func blpop(n *Node, c *client, args [][]byte, tail bool) {
+	until, err := parseBlockTimeout(args[len(args)-1], time.Now())
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	keys := args[1 : len(args)-1]
+	var popped [][]byte
+	var from []byte
+	n.block(c, blockingPop{
+		keys:  keys,
+		until: until,
+		try: func(tx *keyspace.Tx, retry bool) (bool, error) {
+			var err error
+			popped, from, err = n.listMPop(tx, keys, tail, 1, retry)
+			return from != nil && len(popped) > 0, err
+		},
+		reply: func() {
+			c.w.WriteArray(2)
+			c.w.WriteBulk(from)
+			c.w.WriteBulk(popped[0])
+		},
+	})
+}
+
+// listMPop pops from the first of keys that holds a list; a retry passes
+// over keys of another type (see zmpop).
+func (n *Node) listMPop(tx *keyspace.Tx, keys [][]byte, tail bool, count int64, skipWrongType bool) (popped [][]byte, from []byte, err error) {
+	for _, k := range keys {
+		p, found, err := n.listPop(tx, k, tail, count)
+		if err != nil {
+			if skipWrongType && isWrongType(err) {
+				continue
+			}
+			return nil, nil, err
+		}
+		if found {
+			return p, k, nil
+		}
+	}
+	return nil, nil, nil
+}
+
+// cmdBLMPop is BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count].
+func cmdBLMPop(n *Node, c *client, args [][]byte) {
+	keys, tail, count, errMsg := parseMPop(args, 2)
+	if errMsg != "" {
+		c.w.WriteError(errMsg)
+		return
+	}
+	until, err := parseBlockTimeout(args[1], time.Now())
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	var popped [][]byte
+	var from []byte
+	n.block(c, blockingPop{
+		keys:  keys,
+		until: until,
+		try: func(tx *keyspace.Tx, retry bool) (bool, error) {
+			var err error
+			popped, from, err = n.listMPop(tx, keys, tail, count, retry)
+			return from != nil && len(popped) > 0, err
+		},
+		reply: func() {
+			c.w.WriteArray(2)
+			c.w.WriteBulk(from)
+			writeMembers(c, popped)
+		},
+	})
+}
+
+// cmdBLMove is BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout.
+func cmdBLMove(n *Node, c *client, args [][]byte) {
+	fromTail, ok := parseWhere(args[3])
+	if !ok {
+		c.w.WriteError(errSyntax)
+		return
+	}
+	toTail, ok := parseWhere(args[4])
+	if !ok {
+		c.w.WriteError(errSyntax)
+		return
+	}
+	blmove(n, c, args[1], args[2], args[5], fromTail, toTail)
+}
+
+// cmdBRPopLPush is BRPOPLPUSH source destination timeout.
+func cmdBRPopLPush(n *Node, c *client, args [][]byte) {
+	blmove(n, c, args[1], args[2], args[3], true, false)
+}
+
+// blmove moves one element from src to dst, blocking on src. Inside MULTI
+// it answers a null bulk string, as LMOVE does when there is nothing; a
+// timeout answers a null array, as Redis 7.0's do.
+func blmove(n *Node, c *client, src, dst, timeout []byte, fromTail, toTail bool) {
+	until, err := parseBlockTimeout(timeout, time.Now())
+	if err != nil {
+		c.writeErr(err)
+		return
+	}
+	if c.tx != nil {
+		moveCmd(n, c, src, dst, fromTail, toTail)
+		return
+	}
+	var value []byte
+	n.block(c, blockingPop{
+		keys:  [][]byte{src},
+		until: until,
+		try: func(tx *keyspace.Tx, retry bool) (bool, error) {
+			if retry {
+				cur, err := tx.Get(src)
+				if err != nil {
+					return false, err
+				}
+				if cur.Live(n.nowMillis()) && cur.Kind() != record.KindList {
+					return false, nil // another type: Redis 7.0 leaves the client blocked
+				}
+			}
+			var moved bool
+			var err error
+			value, moved, err = n.listMove(tx, src, dst, fromTail, toTail)
+			return moved, err
+		},
+		reply: func() { c.w.WriteBulk(value) },
+	})
+}

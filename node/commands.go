@@ -249,6 +249,11 @@ func init() {
 		{name: "lpos", arity: -3, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdLPos},
 		{name: "lmove", arity: 5, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdLMove},
 		{name: "rpoplpush", arity: 3, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdRPopLPush},
+		{name: "blpop", arity: -3, flags: []string{"write", "noscript", "blocking"}, firstKey: 1, lastKey: -2, step: 1, fn: cmdBLPop},
+		{name: "brpop", arity: -3, flags: []string{"write", "noscript", "blocking"}, firstKey: 1, lastKey: -2, step: 1, fn: cmdBRPop},
+		{name: "blmove", arity: 6, flags: []string{"write", "denyoom", "noscript", "blocking"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdBLMove},
+		{name: "brpoplpush", arity: 4, flags: []string{"write", "denyoom", "noscript", "blocking"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdBRPopLPush},
+		{name: "blmpop", arity: -5, flags: []string{"write", "blocking", "movablekeys"}, fn: cmdBLMPop},
 		{name: "lmpop", arity: -4, flags: []string{"write", "movablekeys"}, fn: cmdLMPop},
 		// Whole-keyspace commands have no key positions: they never run in a
 		// batched pipeline step. FLUSHDB and FLUSHALL run in steps of their
