@@ -1,9 +1,14 @@
 package node
 
 import (
+	"context"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redmesh/redmesh/wal"
 )
@@ -81,5 +86,73 @@ func TestParseBlockTimeout(t *testing.T) {
 		case c.want == -1 && !until.IsZero(), c.want >= 0 && until.Sub(now) != c.want:
 			t.Errorf("%q: until %v after now", c.in, until.Sub(now))
 		}
+	}
+}
+
+// Clients blocked at B are served by records merged from A (ApplyRemote),
+// and many clients blocked on one key each get one element of many pushed
+// at once, none twice: run with -race, this is the blocking path's
+// concurrency (commit hook, pokes, retries, disconnects) in one process.
+func TestBlockedClientsServedInProcess(t *testing.T) {
+	ctx := context.Background()
+	a, ca := openPeer(t, t.TempDir())
+	b, cb := openPeer(t, t.TempDir())
+
+	got := make(chan []string, 1)
+	go func() {
+		c := redis.NewClient(&redis.Options{Addr: b.Addr().String(), Protocol: 2})
+		defer c.Close()
+		r, _ := c.BZPopMin(ctx, 0, "q").Result()
+		got <- []string{r.Key, fmt.Sprint(r.Member), fmt.Sprint(r.Score)}
+	}()
+	waitFor(t, 10*time.Second, "a blocked client at B", func() bool { return b.blocked.count() == 1 })
+	if err := ca.ZAdd(ctx, "q", redis.Z{Score: 2, Member: "job"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	reconcile(t, a, b)
+	if r := <-got; fmt.Sprint(r) != "[q job 2]" {
+		t.Fatalf("BZPOPMIN at B = %v", r)
+	}
+
+	// A client that goes away stops waiting and pops nothing.
+	gone, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone.Write([]byte("*3\r\n$5\r\nBLPOP\r\n$1\r\nl\r\n$1\r\n0\r\n"))
+	waitFor(t, 10*time.Second, "the BLPOP to block", func() bool { return b.blocked.count() == 1 })
+	gone.Close()
+	waitFor(t, 10*time.Second, "the closed client to stop waiting", func() bool { return b.blocked.count() == 0 })
+
+	const clients = 8
+	popped := make(chan string, clients)
+	for range clients {
+		go func() {
+			c := redis.NewClient(&redis.Options{Addr: b.Addr().String(), Protocol: 2})
+			defer c.Close()
+			r, err := c.BLPop(ctx, 0, "l").Result()
+			if err != nil {
+				popped <- "error: " + err.Error()
+				return
+			}
+			popped <- r[1]
+		}()
+	}
+	waitFor(t, 10*time.Second, "every client blocked", func() bool { return b.blocked.count() == clients })
+	for i := range clients {
+		if err := cb.RPush(ctx, "l", fmt.Sprint(i)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	for range clients {
+		v := <-popped
+		if seen[v] || strings.HasPrefix(v, "error") {
+			t.Fatalf("popped %q twice or failed", v)
+		}
+		seen[v] = true
+	}
+	if n, _ := cb.LLen(ctx, "l").Result(); n != 0 || b.blocked.count() != 0 {
+		t.Fatalf("LLEN %d, %d still blocked", n, b.blocked.count())
 	}
 }
