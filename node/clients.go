@@ -19,6 +19,7 @@ type connInfo struct {
 	cmd                   atomic.Pointer[string] // the last command, as "client|list"
 	lastActive            atomic.Int64           // Unix ns of the last command
 	multi                 atomic.Int64           // commands queued in an open MULTI, or -1
+	blocked               atomic.Bool            // waiting in a blocking command
 }
 
 // infoOf returns c's connInfo.
@@ -88,6 +89,9 @@ func clientLine(n *Node, self, x *client) string {
 	flags := "N"
 	if ci.multi.Load() >= 0 {
 		flags = "x"
+	}
+	if ci.blocked.Load() {
+		flags = "b"
 	}
 	laddr := ""
 	fd := -1

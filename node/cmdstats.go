@@ -90,7 +90,7 @@ var (
 
 // knownSubcommands are the subcommands that have statistics of their own.
 var knownSubcommands = map[string][]string{
-	"client":  {"getname", "help", "id", "info", "kill", "list", "setinfo", "setname"},
+	"client":  {"getname", "help", "id", "info", "kill", "list", "setinfo", "setname", "unblock"},
 	"command": {"count", "docs", "help", "info", "list"},
 	"config":  {"get", "help", "resetstat", "rewrite", "set"},
 	"mesh":    {"clockoffset", "forget", "setaside", "version"},

@@ -208,6 +208,9 @@ func init() {
 		{name: "zremrangebylex", arity: 4, flags: []string{"write"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdZRemRangeByLex},
 		{name: "zpopmin", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdZPopMin},
 		{name: "zpopmax", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdZPopMax},
+		{name: "bzpopmin", arity: -3, flags: []string{"write", "noscript", "fast", "blocking"}, firstKey: 1, lastKey: -2, step: 1, fn: cmdBZPopMin},
+		{name: "bzpopmax", arity: -3, flags: []string{"write", "noscript", "fast", "blocking"}, firstKey: 1, lastKey: -2, step: 1, fn: cmdBZPopMax},
+		{name: "bzmpop", arity: -5, flags: []string{"write", "blocking", "movablekeys"}, fn: cmdBZMPop},
 		{name: "zmpop", arity: -4, flags: []string{"write", "movablekeys"}, fn: cmdZMPop},
 		{name: "zrandmember", arity: -2, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdZRandMember},
 		{name: "zunion", arity: -3, flags: []string{"readonly", "movablekeys"}, fn: cmdZUnion},
@@ -218,6 +221,17 @@ func init() {
 		{name: "zinterstore", arity: -4, flags: []string{"write", "denyoom", "movablekeys"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdZInterStore},
 		{name: "zdiffstore", arity: -4, flags: []string{"write", "denyoom", "movablekeys"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdZDiffStore},
 		{name: "zscan", arity: -3, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdZScan},
+		// geo (geo.go): sorted sets of geohash scores
+		{name: "geoadd", arity: -5, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoAdd},
+		{name: "geodist", arity: -4, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoDist},
+		{name: "geohash", arity: -2, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoHash},
+		{name: "geopos", arity: -2, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoPos},
+		{name: "georadius", arity: -6, flags: []string{"write", "denyoom", "movablekeys"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoRadius},
+		{name: "georadius_ro", arity: -6, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoRadiusRO},
+		{name: "georadiusbymember", arity: -5, flags: []string{"write", "denyoom", "movablekeys"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoRadiusByMember},
+		{name: "georadiusbymember_ro", arity: -5, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoRadiusByMemberRO},
+		{name: "geosearch", arity: -7, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGeoSearch},
+		{name: "geosearchstore", arity: -8, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdGeoSearchStore},
 		// lists
 		{name: "lpush", arity: -3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdLPush},
 		{name: "rpush", arity: -3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdRPush},
@@ -235,6 +249,11 @@ func init() {
 		{name: "lpos", arity: -3, flags: []string{"readonly"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdLPos},
 		{name: "lmove", arity: 5, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdLMove},
 		{name: "rpoplpush", arity: 3, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdRPopLPush},
+		{name: "blpop", arity: -3, flags: []string{"write", "noscript", "blocking"}, firstKey: 1, lastKey: -2, step: 1, fn: cmdBLPop},
+		{name: "brpop", arity: -3, flags: []string{"write", "noscript", "blocking"}, firstKey: 1, lastKey: -2, step: 1, fn: cmdBRPop},
+		{name: "blmove", arity: 6, flags: []string{"write", "denyoom", "noscript", "blocking"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdBLMove},
+		{name: "brpoplpush", arity: 4, flags: []string{"write", "denyoom", "noscript", "blocking"}, firstKey: 1, lastKey: 2, step: 1, fn: cmdBRPopLPush},
+		{name: "blmpop", arity: -5, flags: []string{"write", "blocking", "movablekeys"}, fn: cmdBLMPop},
 		{name: "lmpop", arity: -4, flags: []string{"write", "movablekeys"}, fn: cmdLMPop},
 		// Whole-keyspace commands have no key positions: they never run in a
 		// batched pipeline step. FLUSHDB and FLUSHALL run in steps of their
@@ -247,10 +266,10 @@ func init() {
 	}
 	commands = make(map[string]*commandSpec, len(specs))
 	for _, s := range specs {
-		// Keyspace commands (those with keys) never block: they may share a
+		// Keyspace commands (those with keys) that never block may share a
 		// write-path step with others. WATCH reads what is durable, which
 		// inside a step may wait on the step itself.
-		s.group = s.firstKey > 0 && s.name != "watch"
+		s.group = s.firstKey > 0 && s.name != "watch" && !slices.Contains(s.flags, "blocking")
 		s.write = slices.Contains(s.flags, "write")
 		s.denyOOM = slices.Contains(s.flags, "denyoom")
 		s.data = s.firstKey > 0 || s.write || slices.Contains(s.flags, "readonly")

@@ -164,9 +164,11 @@ func cmdClient(n *Node, c *client, args [][]byte) {
 		c.w.WriteBulkString(clientLine(n, c, c) + "\n")
 	case sub == "kill" && len(args) >= 3:
 		clientKill(n, c, args[2:])
+	case sub == "unblock" && (len(args) == 3 || len(args) == 4):
+		clientUnblock(n, c, args[2:])
 	case sub == "help" && len(args) == 2:
 		writeHelp(c, "CLIENT", clientHelp)
-	case sub == "id" || sub == "getname" || sub == "setname" || sub == "setinfo" || sub == "info" || sub == "kill":
+	case sub == "id" || sub == "getname" || sub == "setname" || sub == "setinfo" || sub == "info" || sub == "kill" || sub == "unblock":
 		c.w.WriteError(fmt.Sprintf("ERR wrong number of arguments for 'client|%s' command", sub))
 	default:
 		c.w.WriteError(fmt.Sprintf("ERR unknown subcommand '%s'. Try CLIENT HELP.", truncate(args[1], 128)))

@@ -133,7 +133,7 @@ func infoClients(n *Node) []string {
 		kv("maxclients", configValue(n, "maxclients")),
 		"client_recent_max_input_buffer:0",
 		"client_recent_max_output_buffer:0",
-		"blocked_clients:0",
+		kv("blocked_clients", itoa(n.blocked.count())),
 		"tracking_clients:0",
 		"clients_in_timeout_table:0",
 	}

@@ -65,9 +65,10 @@ type Node struct {
 	// whether the last sample was over it.
 	memOverhead     atomic.Uint64
 	maxMemory       atomic.Int64
-	serveStale      atomic.Bool // --serve-stale-data (bootstrap.go)
-	rememberedPeers atomic.Bool // the store remembers peers from an earlier run: see collect.go
-	watching        watching    // the keys clients WATCH, which collection leaves be
+	serveStale      atomic.Bool    // --serve-stale-data (bootstrap.go)
+	rememberedPeers atomic.Bool    // the store remembers peers from an earlier run: see collect.go
+	watching        watching       // the keys clients WATCH, which collection leaves be
+	blocked         blockedClients // clients waiting in blocking commands (blocking.go)
 	wasOver         atomic.Bool
 	// tracesPending says a typed key may hold removal traces for the
 	// collector: set by a write that left one, or by a pass that could not

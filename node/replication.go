@@ -52,6 +52,7 @@ func (n *Node) stopMesh() {
 // push of the local writes among the entries.
 func (n *Node) committed(entries []wal.Entry) {
 	n.merkle.committed(entries)
+	n.blocked.written(entries) // local writes and peers' records alike wake blocked clients
 	if m := n.mesh.Load(); m != nil {
 		m.Committed(entries)
 	}

@@ -233,6 +233,7 @@ func (n *Node) finish(opts ShutdownOptions, drain time.Duration) error {
 		v.(*client).conn.SetReadDeadline(time.Now())
 		return true
 	})
+	n.blocked.pokeAll() // a blocked client ends without a reply, as Redis's are closed
 	if !n.conns.wait(time.Now().Add(drain)) && drain > 0 {
 		n.log.Warn("closing the connections still busy after the drain period", "period", drain)
 	}

@@ -662,64 +662,67 @@ func (n *Node) zpop(tx *keyspace.Tx, key []byte, fromMax bool, count int64) (pop
 	return popped, true, w.commit(tx)
 }
 
-// cmdZMPop is ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]: pops from
-// the first key that holds a sorted set.
-func cmdZMPop(n *Node, c *client, args [][]byte) {
-	numkeys, ok := parseInt(args[1])
+// zmpopArgs are ZMPOP's and BZMPOP's arguments.
+type zmpopArgs struct {
+	keys    [][]byte
+	fromMax bool
+	count   int64
+}
+
+// parseZMPop reads numkeys key [key ...] MIN|MAX [COUNT count] from
+// args[at:], with Redis's checks in Redis's order.
+func parseZMPop(args [][]byte, at int) (zmpopArgs, error) {
+	var a zmpopArgs
+	numkeys, ok := parseInt(args[at])
 	if !ok || numkeys < 1 {
-		c.w.WriteError("ERR numkeys should be greater than 0")
-		return
+		return a, replyErr("ERR numkeys should be greater than 0")
 	}
 	if numkeys >= int64(len(args)) { // before the sum below can overflow
-		c.w.WriteError(errSyntax)
-		return
+		return a, replyErr(errSyntax)
 	}
-	whereIdx := 2 + numkeys
+	whereIdx := int64(at) + 1 + numkeys
 	if whereIdx >= int64(len(args)) {
-		c.w.WriteError(errSyntax)
-		return
+		return a, replyErr(errSyntax)
 	}
-	var fromMax bool
 	switch {
 	case equalFold(args[whereIdx], "min"):
 	case equalFold(args[whereIdx], "max"):
-		fromMax = true
+		a.fromMax = true
 	default:
-		c.w.WriteError(errSyntax)
-		return
+		return a, replyErr(errSyntax)
 	}
-	count := int64(-1)
+	a.count = -1
 	for j := int(whereIdx) + 1; j < len(args); j++ {
-		if count == -1 && equalFold(args[j], "count") && j+1 < len(args) {
+		if a.count == -1 && equalFold(args[j], "count") && j+1 < len(args) {
 			j++
-			if count, ok = parseInt(args[j]); !ok || count < 1 {
-				c.w.WriteError("ERR count should be greater than 0")
-				return
+			if a.count, ok = parseInt(args[j]); !ok || a.count < 1 {
+				return a, replyErr("ERR count should be greater than 0")
 			}
 			continue
 		}
-		c.w.WriteError(errSyntax)
+		return a, replyErr(errSyntax)
+	}
+	if a.count == -1 {
+		a.count = 1
+	}
+	a.keys = args[at+1 : whereIdx]
+	return a, nil
+}
+
+// cmdZMPop is ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]: pops from
+// the first key that holds a sorted set.
+func cmdZMPop(n *Node, c *client, args [][]byte) {
+	a, err := parseZMPop(args, 1)
+	if err != nil {
+		c.writeErr(err)
 		return
 	}
-	if count == -1 {
-		count = 1
-	}
-	keys := args[2:whereIdx]
 	var popped []record.ZEntry
 	var from []byte
-	err := c.update(func(tx *keyspace.Tx) error {
-		popped, from = nil, nil
-		for _, k := range keys {
-			p, found, err := n.zpop(tx, k, fromMax, count)
-			if err != nil {
-				return err
-			}
-			if found {
-				popped, from = p, k
-				return nil
-			}
-		}
-		return nil
+	err = c.update(func(tx *keyspace.Tx) error {
+		var err error
+		popped, from, err = n.zmpop(tx, a, false)
+		return err
 	})
 	switch {
 	case err != nil:
@@ -727,14 +730,37 @@ func cmdZMPop(n *Node, c *client, args [][]byte) {
 	case from == nil:
 		c.w.WriteRaw([]byte("*-1\r\n")) // a null array: no key held a sorted set
 	default:
-		c.w.WriteArray(2)
-		c.w.WriteBulk(from)
-		c.w.WriteArray(len(popped))
-		for _, e := range popped {
-			c.w.WriteArray(2)
-			c.w.WriteBulk(e.Name)
-			c.w.WriteBulkString(formatScore(e.Score))
+		writeZMPop(c, from, popped)
+	}
+}
+
+// zmpop pops from the first of a.keys that holds a sorted set; a retry of
+// a blocked client passes over keys of another type, as Redis 7.0 leaves
+// such a client blocked.
+func (n *Node) zmpop(tx *keyspace.Tx, a zmpopArgs, skipWrongType bool) (popped []record.ZEntry, from []byte, err error) {
+	for _, k := range a.keys {
+		p, found, err := n.zpop(tx, k, a.fromMax, a.count)
+		if err != nil {
+			if skipWrongType && isWrongType(err) {
+				continue
+			}
+			return nil, nil, err
 		}
+		if found {
+			return p, k, nil
+		}
+	}
+	return nil, nil, nil
+}
+
+func writeZMPop(c *client, from []byte, popped []record.ZEntry) {
+	c.w.WriteArray(2)
+	c.w.WriteBulk(from)
+	c.w.WriteArray(len(popped))
+	for _, e := range popped {
+		c.w.WriteArray(2)
+		c.w.WriteBulk(e.Name)
+		c.w.WriteBulkString(formatScore(e.Score))
 	}
 }
 
