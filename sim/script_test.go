@@ -12,7 +12,7 @@ import (
 
 // TestScripts runs the scripts in testdata/scripts. Commands:
 //
-//	run [seed=N] [nodes=N] [keys=N] [fsync=M] [log-retain=N] [loss=P] [no-push] [no-catch-up]
+//	run [seed=N] [nodes=N] [keys=N] [degree=N] [fsync=M] [log-retain=N] [loss=P] [no-push] [no-catch-up]
 //	    [no-collect] [forget-after=D] [os-flush=D] [detect=D] [ack-synced]
 //	    [log-as-written] [fresh-catch-up]
 //	    <scenario YAML>            runs it and prints the verdict and figures
@@ -31,6 +31,7 @@ func TestScripts(t *testing.T) {
 				d.MaybeScanArgs(t, "seed", &cfg.Seed)
 				d.MaybeScanArgs(t, "nodes", &cfg.Nodes)
 				d.MaybeScanArgs(t, "keys", &cfg.Keys)
+				d.MaybeScanArgs(t, "degree", &cfg.Degree)
 				d.MaybeScanArgs(t, "log-retain", &cfg.LogRetain)
 				d.MaybeScanArgs(t, "fsync", &fsync)
 				cfg.Fsync = Fsync(fsync)
