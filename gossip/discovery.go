@@ -327,8 +327,8 @@ func (m *Mesh) exchangePeers(p peer.ID) {
 		m.want(ai.ID, false)
 	}
 	m.mu.Lock()
-	if ps := m.peers[p]; ps != nil {
-		ps.exchanged = true // its members are ours: see applyLog
+	if ps := m.peers[p]; ps != nil && ps.connected {
+		m.stab.Exchanged(ps.mid) // its members are ours: the stable time may move
 	}
 	m.mu.Unlock()
 }
