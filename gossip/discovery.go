@@ -298,11 +298,32 @@ func (m *Mesh) servePeers(s network.Stream) {
 	}
 }
 
-// exchangePeers asks p for its peers and keeps them.
+// exchangePeers asks p for its peers and keeps them, trying again while
+// the link stays up: the stable time does not move until every linked peer
+// has told us its peers (mesh.Stability).
 func (m *Mesh) exchangePeers(p peer.ID) {
+	for wait := time.Second; !m.exchangePeersOnce(p); wait = min(2*wait, time.Minute) {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		m.mu.Lock()
+		ps := m.peers[p]
+		up := ps != nil && ps.connected
+		m.mu.Unlock()
+		if !up {
+			return
+		}
+	}
+}
+
+// exchangePeersOnce asks p for its peers once, and reports whether it had
+// an answer.
+func (m *Mesh) exchangePeersOnce(p peer.ID) bool {
 	s, err := m.h.NewStream(m.ctx, p, protoPeers)
 	if err != nil {
-		return
+		return false
 	}
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(ioTimeout))
@@ -312,12 +333,12 @@ func (m *Mesh) exchangePeers(p peer.ID) {
 		if errors.Is(err, errFrameTooLarge) || errors.Is(err, errMalformedFrame) {
 			m.misbehaved(p, "peer exchange", err)
 		}
-		return
+		return false
 	}
 	ais, err := decodePeerList(frame)
 	if err != nil {
 		m.misbehaved(p, "peer exchange", err)
-		return
+		return false
 	}
 	for _, ai := range ais {
 		if ai.ID == m.h.ID() || !m.gater.allowed(ai.ID) {
@@ -331,6 +352,7 @@ func (m *Mesh) exchangePeers(p peer.ID) {
 		m.stab.Exchanged(ps.mid) // its members are ours: the stable time may move
 	}
 	m.mu.Unlock()
+	return true
 }
 
 // savePeers remembers the known peers and their addresses, so that a

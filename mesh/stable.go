@@ -270,24 +270,30 @@ func (s *Stability) Update(now time.Time) {
 	if own <= stable {
 		stable, holder = own, ownHolder
 	}
+	waiting, unknown := s.peersUnknown()
+	if unknown && stable > s.stable {
+		holder = waiting // its peers are what the stable time waits for
+	}
 	s.own, s.holder, s.updated = own, holder, now
-	if stable > s.stable && s.peersKnown() {
+	if stable > s.stable && !unknown {
 		s.stable, s.movedAt = stable, now
 	}
 }
 
-// peersKnown reports whether every linked member has told us its peers
-// since its link came up (Exchanged). Until then the stable time does not
-// move: a member we do not know yet has told us nothing of how far we have
-// applied its writes, and a node that has just joined knows only the peers
-// it was given.
-func (s *Stability) peersKnown() bool {
-	for _, m := range s.members {
-		if m.up && !m.exchanged && !m.forgotten {
-			return false
+// peersUnknown is the linked member (the lowest ID) that has not told us
+// its peers since its link came up (Exchanged), if any. Until every one has,
+// the stable time does not move: a member we do not know yet has told us
+// nothing of how far we have applied its writes, and a node that has just
+// joined knows only the peers it was given.
+func (s *Stability) peersUnknown() (PeerID, bool) {
+	var first PeerID
+	found := false
+	for id, m := range s.members {
+		if m.up && !m.exchanged && !m.forgotten && (!found || id < first) {
+			first, found = id, true
 		}
 	}
-	return true
+	return first, found
 }
 
 // Own is how far every member has applied this node's writes: what it

@@ -176,8 +176,8 @@ func TestStabilityWaitsForPeersAndFreshHorizon(t *testing.T) {
 	s.Acked(b, 10, t0)
 	s.Reported(b, 80)
 	s.Update(at(2))
-	if s.Stable() != 0 || s.FreshHorizon() != 0 {
-		t.Fatalf("stable %v, fresh horizon %v before B told us its peers", s.Stable(), s.FreshHorizon())
+	if s.Stable() != 0 || s.FreshHorizon() != 0 || s.Holder() != b {
+		t.Fatalf("stable %v, fresh horizon %v, held by %v before B told us its peers", s.Stable(), s.FreshHorizon(), s.Holder())
 	}
 	s.Exchanged(b)
 	s.Update(at(3))
