@@ -297,18 +297,39 @@ func (m *Mesh) servePeers(s network.Stream) {
 	}
 }
 
-// exchangePeers asks p for its peers and keeps them.
+// exchangePeers asks p for its peers and keeps them, trying again while
+// the link stays up: the stable time does not move until every linked peer
+// has told us its peers (mesh.Stability).
 func (m *Mesh) exchangePeers(p peer.ID) {
+	for wait := time.Second; !m.exchangePeersOnce(p); wait = min(2*wait, time.Minute) {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		m.mu.Lock()
+		ps := m.peers[p]
+		up := ps != nil && ps.connected
+		m.mu.Unlock()
+		if !up {
+			return
+		}
+	}
+}
+
+// exchangePeersOnce asks p for its peers once, and reports whether it had
+// an answer.
+func (m *Mesh) exchangePeersOnce(p peer.ID) bool {
 	s, err := m.h.NewStream(m.ctx, p, protoPeers)
 	if err != nil {
-		return
+		return false
 	}
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(ioTimeout))
 	var buf bytes.Buffer
 	ais, err := readMessage(m, p, "peer exchange", bufio.NewReader(s), maxPeersFrame, &buf, decodePeerList)
 	if err != nil {
-		return
+		return false
 	}
 	for _, ai := range ais {
 		if ai.ID == m.h.ID() || !m.gater.allowed(ai.ID) {
@@ -318,10 +339,11 @@ func (m *Mesh) exchangePeers(p peer.ID) {
 		m.want(ai.ID, false)
 	}
 	m.mu.Lock()
-	if ps := m.peers[p]; ps != nil {
-		ps.exchanged = true // its members are ours: see applyLog
+	if ps := m.peers[p]; ps != nil && ps.connected {
+		m.stab.Exchanged(ps.mid) // its members are ours: the stable time may move
 	}
 	m.mu.Unlock()
+	return true
 }
 
 // savePeers remembers the known peers and their addresses, so that a

@@ -190,8 +190,7 @@ type peerState struct {
 	caughtUpAt      time.Time
 	ackedAt         time.Time
 	// downSince is when its link last closed.
-	upAt      time.Time // when the link last came up
-	exchanged bool      // peers exchanged since (discovery.go)
+	upAt time.Time // when the link last came up
 	// durable is how far prog is synced here (durableAcks).
 	durable   mesh.Durable
 	downSince time.Time
@@ -436,7 +435,7 @@ func (m *Mesh) linkUp(c network.Conn) {
 	ps.connected = true
 	m.linked.Add(1)
 	ps.linkUp = true
-	ps.downSince, ps.upAt, ps.exchanged = time.Time{}, time.Now(), false
+	ps.downSince, ps.upAt = time.Time{}, time.Now()
 	m.returned(ps)
 	ps.addr = c.RemoteMultiaddr().String()
 	if !ps.inTable {
@@ -579,24 +578,12 @@ func (m *Mesh) apply(from peer.ID, recs []merkle.Record) (int, error) {
 // applyLog is apply for entries of from's log, read in a catch-up: each
 // holds its key's record as that write left it, which a cursor that lags
 // may bring long after this node removed what it held and collected the
-// trace or tombstone. They pass through record.Fresh at the horizon every
-// member's latest word says this node has applied (FreshHorizon). The
+// trace or tombstone. They pass through record.Fresh at the fresh horizon
+// (mesh.Stability.FreshHorizon, which the simulator runs too). The
 // simulator found the old field of a replaced HSET coming back this way.
 func (m *Mesh) applyLog(from peer.ID, recs []merkle.Record) (int, error) {
 	m.mu.Lock()
 	fresh := m.stab.FreshHorizon()
-	for _, ps := range m.peers {
-		if ps.connected && !ps.exchanged {
-			// A member we do not know yet has told us nothing of how far
-			// we have applied its writes: no horizon until we know them
-			// all (peer exchange with every peer we are linked to).
-			fresh = 0
-		}
-	}
-	// A node that was forgotten set aside its own writes up to the
-	// horizon its peers told it (forgottenBy): an old entry of their logs
-	// up to it must not bring back what they collected.
-	fresh = max(fresh, m.asideDone)
 	m.mu.Unlock()
 	return m.applyAt(max(m.asideHorizon(from), fresh), recs)
 }

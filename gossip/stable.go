@@ -109,6 +109,7 @@ func (m *Mesh) loadStability() error {
 	}
 	m.forgot = map[peer.ID]bool{}
 	m.stab = mesh.NewStability(mesh.PeerID(m.cfg.NodeIDOf(m.h.ID())), m.stableSaved)
+	m.stab.SetAside(m.asideDone)
 	b, _, err = m.store.GetMeta(metaForgot)
 	if err != nil {
 		return fmt.Errorf("read the forgotten members: %w", err)
@@ -158,8 +159,9 @@ func (m *Mesh) forgottenList() []string {
 	return ids
 }
 
-// returned notes that a forgotten member connected again (m.mu held): it is
-// a member again from now on, and counted.
+// returned tells the stability that ps's link came up, and notes whether
+// ps is a forgotten member that connected again (m.mu held): it is a member
+// again from now on, and counted.
 func (m *Mesh) returned(ps *peerState) {
 	if !m.stab.LinkUp(ps.mid) && !m.forgot[ps.id] {
 		return
@@ -236,6 +238,7 @@ func (m *Mesh) forgottenBy(p peer.ID, horizon hlc.Timestamp) {
 		}
 		m.mu.Lock()
 		m.asideDone = max(m.asideDone, horizon)
+		m.stab.SetAside(horizon) // a floor of catch-up's horizon from now on
 		m.mu.Unlock()
 		m.log.Warn("set aside what this node held before it was forgotten", "keys", n, "horizon", horizon)
 	})

@@ -81,7 +81,10 @@ func NextLogRequest(r *LogReply, max uint32, root uint64) (LogRequest, bool) {
 }
 
 // ReconcileDone ends a fallback session with id. When it completed, the
-// cursor becomes the peer's head at the time of the truncated reply; when it
+// cursor moves to the peer's head at the time of the truncated reply, unless
+// it has moved further meanwhile (a push, or equal roots, during the
+// session): going back would make the next catch-up read old entries again,
+// and what the node acknowledges of the peer's log go back with it; when it
 // failed, the cursor is left as it was and the next catch-up tries again.
 func (t *Table) ReconcileDone(id PeerID, completed bool) {
 	p := t.Get(id)
@@ -89,7 +92,7 @@ func (t *Table) ReconcileDone(id PeerID, completed bool) {
 		return
 	}
 	if completed {
-		p.Cursor, p.HasCursor = p.pending, true
+		t.AdvanceCursor(id, p.pending)
 	}
 	p.hasPending = false
 }

@@ -58,9 +58,10 @@
 // from samples of the node's log and clock, peers' acknowledgements of its
 // writes (the synced part) and their reports of how far their own writes
 // are stable, the time up to which every member has applied every write.
-// It also says when a silent member may be forgotten (only while linked to
-// a majority) and how far a catch-up's old entries may be filtered
-// (FreshHorizon).
+// It does not move while a linked member has not told us its peers. It also
+// says when a silent member may be forgotten (only while linked to a
+// majority) and how far a catch-up's old entries are filtered
+// (FreshHorizon: the stable time).
 //
 // # Progress, catch-up turns and acknowledgements
 //

@@ -258,6 +258,32 @@ func TestReconcileFailedKeepsCursor(t *testing.T) {
 	}
 }
 
+// A fallback session that completes moves the cursor to the head of the
+// truncated reply, but never back: a push from the peer, or a session that
+// found equal roots, may have moved it further while it ran (the simulator's
+// churn seed 5: a joiner's only local write was then never acknowledged, and
+// the stable time stayed at zero on it).
+func TestReconcileDoneNeverGoesBack(t *testing.T) {
+	tb := table(Peer{ID: 1, Connected: true})
+	if act, _ := tb.CatchUpReply(1, &LogReply{Epoch: 2, Head: 0, Truncated: true}, 0, 0); act != Reconcile {
+		t.Fatal(act)
+	}
+	tb.AdvanceCursor(1, Cursor{Epoch: 2, Next: 59})
+	tb.ReconcileDone(1, true)
+	if c := tb.Get(1).Cursor; c != (Cursor{Epoch: 2, Next: 59}) {
+		t.Fatalf("cursor went back: %+v", c)
+	}
+	// Behind in the same epoch, or in another one: the pending head wins.
+	for _, from := range []Cursor{{Epoch: 2, Next: 3}, {Epoch: 1, Next: 90}} {
+		tb.SetCursor(1, from)
+		tb.CatchUpReply(1, &LogReply{Epoch: 2, Head: 50, Truncated: true}, 0, 0)
+		tb.ReconcileDone(1, true)
+		if c := tb.Get(1).Cursor; c != (Cursor{Epoch: 2, Next: 50}) {
+			t.Fatalf("from %+v: cursor %+v", from, c)
+		}
+	}
+}
+
 func TestCursorsRoundTrip(t *testing.T) {
 	tb := table(Peer{ID: 1}, Peer{ID: 2}, Peer{ID: 3})
 	tb.SetCursor(1, Cursor{1, 10})

@@ -32,10 +32,11 @@ type Stability struct {
 	stable  hlc.Timestamp
 	holder  PeerID
 	movedAt time.Time
-	// fresh is the stable time as the members' latest words give it, which
-	// may go down (FreshHorizon); updated when Update last ran.
-	fresh   hlc.Timestamp
+	// updated is when Update last ran.
 	updated time.Time
+	// aside is the horizon up to which this node set aside its own writes
+	// when it learned it had been forgotten (SetAside).
+	aside hlc.Timestamp
 	// quorumSince is since when this node has been linked to a majority of
 	// the members, itself included (zero: it is not).
 	quorumSince time.Time
@@ -59,6 +60,9 @@ type memberStability struct {
 	up        bool
 	downSince time.Time
 	forgotten bool
+	// exchanged: since the link came up, the member has told us its peers
+	// (Exchanged).
+	exchanged bool
 }
 
 // NewStability starts with the stable time saved before (0 if none).
@@ -150,9 +154,8 @@ func (s *Stability) ReportedBy(id PeerID) hlc.Timestamp {
 
 // Reported records how far peer id says its own writes are stable: its
 // latest word, which goes down when a member joins it (the newcomer has
-// applied none of its writes). The stable time does not go down with it
-// (Stable); the horizon of what this node has itself applied does
-// (FreshHorizon).
+// applied none of its writes) or when it restarts. The stable time does not
+// go down with it (Stable).
 func (s *Stability) Reported(id PeerID, ts hlc.Timestamp) { s.member(id).reported = ts }
 
 // LinkUp and LinkDown record a link to id opening and closing: what it
@@ -160,16 +163,30 @@ func (s *Stability) Reported(id PeerID, ts hlc.Timestamp) { s.member(id).reporte
 // A forgotten member that links up is a member again (returned).
 func (s *Stability) LinkUp(id PeerID) (returned bool) {
 	m := s.member(id)
-	m.up, m.downSince = true, time.Time{}
+	m.up, m.downSince, m.exchanged = true, time.Time{}, false
 	returned, m.forgotten = m.forgotten, false
 	return returned
 }
 
 func (s *Stability) LinkDown(id PeerID, now time.Time) {
 	m := s.member(id)
-	m.up, m.downSince = false, now
+	m.up, m.downSince, m.exchanged = false, now, false
 	m.pending = m.pending[:0]
 }
+
+// Exchanged records that peer id, linked, has told us its peers since its
+// link came up: the members it knows are ours too (the stable time waits
+// for it).
+func (s *Stability) Exchanged(id PeerID) {
+	if m := s.members[id]; m != nil && m.up {
+		m.exchanged = true
+	}
+}
+
+// SetAside records that this node, told it had been forgotten, set aside
+// its own writes up to h: what its peers collected up to then it must not
+// take back from their logs either (FreshHorizon).
+func (s *Stability) SetAside(h hlc.Timestamp) { s.aside = max(s.aside, h) }
 
 // Forget removes id from the membership: it no longer holds the stable time
 // back.
@@ -253,10 +270,30 @@ func (s *Stability) Update(now time.Time) {
 	if own <= stable {
 		stable, holder = own, ownHolder
 	}
-	s.own, s.holder, s.fresh, s.updated = own, holder, stable, now
-	if stable > s.stable {
+	waiting, unknown := s.peersUnknown()
+	if unknown && stable > s.stable {
+		holder = waiting // its peers are what the stable time waits for
+	}
+	s.own, s.holder, s.updated = own, holder, now
+	if stable > s.stable && !unknown {
 		s.stable, s.movedAt = stable, now
 	}
+}
+
+// peersUnknown is the linked member (the lowest ID) that has not told us
+// its peers since its link came up (Exchanged), if any. Until every one has,
+// the stable time does not move: a member we do not know yet has told us
+// nothing of how far we have applied its writes, and a node that has just
+// joined knows only the peers it was given.
+func (s *Stability) peersUnknown() (PeerID, bool) {
+	var first PeerID
+	found := false
+	for id, m := range s.members {
+		if m.up && !m.exchanged && !m.forgotten && (!found || id < first) {
+			first, found = id, true
+		}
+	}
+	return first, found
 }
 
 // Own is how far every member has applied this node's writes: what it
@@ -273,13 +310,22 @@ func (s *Stability) OwnFor(since time.Time) hlc.Timestamp {
 	return s.own
 }
 
-// FreshHorizon is how far this node has applied every member's writes, as
-// their latest words say: a peer's old log entry of a write up to it that
-// this node no longer holds is one it removed itself, and collected (a
-// catch-up reading a peer's log from a cursor that lags passes its records
-// through record.Fresh at this horizon). Unlike Stable it goes down when a
-// member joins, and it is 0 until every member has spoken.
-func (s *Stability) FreshHorizon() hlc.Timestamp { return s.fresh }
+// FreshHorizon is the horizon a catch-up passes the records it reads from a
+// peer's log through record.Fresh at: an entry holds its key's record as
+// that write left it, which a cursor that lags may bring long after this
+// node removed what it held and collected the trace or tombstone. It is the
+// stable time: every member, this node included, has applied every write up
+// to it, so what this node lacks of them it removed. It is never below what
+// this node set aside of its own when it learned it had been forgotten
+// (SetAside): an old entry of a peer's log up to that must not bring back
+// what the mesh collected either.
+//
+// Unlike the members' latest words, which go to zero when a member restarts
+// (its acknowledgements count again from nothing) and stay there for the
+// seconds in which its link's first catch-up runs, the stable time never
+// goes back: the simulator found an old value of a collected key coming
+// back through that catch-up.
+func (s *Stability) FreshHorizon() hlc.Timestamp { return max(s.stable, s.aside) }
 
 // Stable is the stable time: every member has applied every write up to it.
 func (s *Stability) Stable() hlc.Timestamp { return s.stable }

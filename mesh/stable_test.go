@@ -19,6 +19,8 @@ func TestStability(t *testing.T) {
 	s.Member(c)
 	s.LinkUp(b)
 	s.LinkUp(c)
+	s.Exchanged(b)
+	s.Exchanged(c)
 	s.Sample(10, 100) // at seq 10 the clock read 100
 	s.Sample(20, 200)
 	s.Update(at(0))
@@ -109,6 +111,7 @@ func TestStabilitySamplesBounded(t *testing.T) {
 func TestStabilityUnderSteadyAcks(t *testing.T) {
 	s := NewStability(1, 0)
 	s.LinkUp(2)
+	s.Exchanged(2)
 	t0 := time.Unix(1000, 0)
 	for i := range 10 {
 		now := t0.Add(time.Duration(i) * time.Second)
@@ -155,5 +158,74 @@ func TestStabilityForgetsOnlyWithAMajority(t *testing.T) {
 	m.Update(t0.Add(2 * time.Minute))
 	if got := m.Silent(t0.Add(2*time.Minute), time.Minute); len(got) != 2 {
 		t.Fatalf("the majority forgets %v, want 1 and 5", got)
+	}
+}
+
+// The stable time does not move while a linked member has not told us its
+// peers since its link came up; the fresh horizon is the stable time, which
+// a member's restart does not lower, and never below what this node set
+// aside of its own.
+func TestStabilityWaitsForPeersAndFreshHorizon(t *testing.T) {
+	const self, b, c PeerID = 1, 2, 3
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	s := NewStability(self, 0)
+	s.Member(b)
+	s.LinkUp(b)
+	s.Sample(10, 100)
+	s.Acked(b, 10, t0)
+	s.Reported(b, 80)
+	s.Update(at(2))
+	if s.Stable() != 0 || s.FreshHorizon() != 0 || s.Holder() != b {
+		t.Fatalf("stable %v, fresh horizon %v, held by %v before B told us its peers", s.Stable(), s.FreshHorizon(), s.Holder())
+	}
+	s.Exchanged(b)
+	s.Update(at(3))
+	if s.Stable() != 80 || s.FreshHorizon() != 80 {
+		t.Fatalf("stable %v, fresh horizon %v, want 80", s.Stable(), s.FreshHorizon())
+	}
+	// B restarts: its link drops and comes back, and its first words say 0
+	// (its acknowledgements count from nothing). The stable time waits for
+	// its peers again and for its words to move, but neither it nor the
+	// fresh horizon goes back.
+	s.LinkDown(b, at(4))
+	s.LinkUp(b)
+	s.Reported(b, 0)
+	s.Update(at(5))
+	if s.Stable() != 80 || s.FreshHorizon() != 80 {
+		t.Fatalf("B restarted: stable %v, fresh horizon %v, want 80", s.Stable(), s.FreshHorizon())
+	}
+	s.Sample(20, 200)
+	s.Acked(b, 20, at(5))
+	s.Reported(b, 150)
+	s.Update(at(7))
+	if s.Stable() != 80 {
+		t.Fatalf("stable %v moved before B, linked again, told us its peers", s.Stable())
+	}
+	// An exchange that arrives for a link that is down counts for nothing.
+	s.LinkDown(b, at(7))
+	s.Exchanged(b)
+	s.LinkUp(b)
+	s.Update(at(8))
+	if s.Stable() != 80 {
+		t.Fatalf("stable %v moved on an exchange from before B's link came up", s.Stable())
+	}
+	s.Exchanged(b)
+	s.Update(at(9))
+	if s.Stable() != 150 {
+		t.Fatalf("stable %v, want 150", s.Stable())
+	}
+	// C, linked and then forgotten, holds nothing back, not even its peers.
+	s.LinkUp(c)
+	s.Forget(c)
+	s.Update(at(10))
+	if s.Stable() != 150 {
+		t.Fatalf("stable %v with C forgotten", s.Stable())
+	}
+	// What this node set aside of its own is a floor.
+	s.SetAside(220)
+	s.SetAside(210)
+	if h := s.FreshHorizon(); h != 220 {
+		t.Fatalf("fresh horizon %v, want the set-aside horizon 220", h)
 	}
 }

@@ -122,25 +122,26 @@ type Config struct {
 	// its own old writes).
 	CollectAhead time.Duration
 	NoFresh      bool
-	// LogAsWritten makes a catch-up serve each log entry's record as the
-	// write left it, as the node's log does, rather than the key's current
-	// record. The two differ under collection: a peer reading from a
-	// cursor that lags (entries of other nodes' writes after the last
-	// local write are covered by no acknowledgement the stable time waits
-	// for) gets back elements and values whose removal it has applied and
-	// collected since, and keeps them. FreshCatchUp closes it (not what the
-	// node does today): a node passes the records a catch-up brings through
-	// record.Fresh at its stable time, which every member, itself
-	// included, has applied, so what it lacks of them it removed.
-	LogAsWritten bool
-	FreshCatchUp bool
-	// AckSynced makes a node acknowledge only what it has synced (its
-	// cursors as of its last fsync) rather than what it has applied, as
-	// the real node does. Under a lazy fsync an acknowledgement can
-	// otherwise count (mesh.AckDurable after it arrived) before its peer
-	// notices that the node lost it in a crash (Network.Detect after),
-	// whenever the fsync period plus Detect exceeds AckDurable.
-	AckSynced bool
+	// A catch-up serves each log entry's record as the write left it, as
+	// the node's log does; LogAsCurrent serves the key's current record
+	// instead (not what the node does). The two differ under collection:
+	// a peer reading from a cursor that lags (entries of other nodes'
+	// writes after the last local write are covered by no acknowledgement
+	// the stable time waits for) gets back elements and values whose
+	// removal it has applied and collected since. The node passes what a
+	// catch-up brings through record.Fresh at its fresh horizon
+	// (mesh.Stability.FreshHorizon: its stable time, which every member,
+	// itself included, has applied), so what it lacks of them it removed;
+	// NoFreshCatchUp does not (and brings them back).
+	LogAsCurrent   bool
+	NoFreshCatchUp bool
+	// A node acknowledges only what it has synced (its cursors as of its
+	// last fsync), as the node does; AckUnsynced acknowledges what it has
+	// applied. Under a lazy fsync such an acknowledgement can count
+	// (mesh.AckDurable after it arrived) before its peer notices that the
+	// node lost it in a crash (Network.Detect after), whenever the fsync
+	// period plus Detect exceeds AckDurable.
+	AckUnsynced bool
 	// Check is how often convergence is checked and the series sampled.
 	Check time.Duration
 	// MaxTime stops a run that has not converged this long after its last

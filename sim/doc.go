@@ -48,8 +48,9 @@
 //
 // Storage is in memory: a store per node (a record per key and a
 // merkle.Tree) stands for Badger. The write-ahead log keeps key numbers and
-// a catch-up serves each key's current record (the logged one or a newer
-// one, which merge treats alike). Durability is an undo list: under
+// each entry's record as the write left it, which a catch-up serves, as the
+// node's log does (Config.LogAsCurrent serves the key's current record
+// instead). Durability is an undo list: under
 // everysec a sync happens every second at a random phase per node, under
 // "no" at every OS flush (30 s by default), under always at once; a crash
 // rolls back the store, the log and the peer cursors to the last sync (the
@@ -57,9 +58,10 @@
 // against a log that changed under it) and marks the acknowledged writes it
 // loses as at risk.
 //
-// Eager push and catch-up carry a key's whole current record, where a real
-// node's log carries a typed key's delta: merge treats the two alike, but a
-// large hash costs more bytes here than on the wire.
+// Eager push carries a key's whole current record and a log entry the whole
+// record as its write left it, where a real node's carries a typed key's
+// delta: merge treats the two alike, but a large hash costs more bytes here
+// than on the wire.
 //
 // The network is a model, the same on every link: each node's uplink has a
 // bandwidth (a message waits for the ones queued before it); a message then
@@ -115,12 +117,14 @@
 //
 // Collection is on unless Config.NoCollect: each node feeds a
 // mesh.Stability (samples of its log and clock, its peers'
-// acknowledgements and reports, links up and down, members forgotten after
-// Config.ForgetAfter) and collects its store with record.Collect at the
-// stable time; acknowledgements travel over the network model as the node's
-// do. A forgotten member that comes back has its records filtered with
-// record.Fresh, and drops its own writes up to the same horizon, told it
-// by its peers. The checker takes a
+// acknowledgements of what its peers have synced and their reports, links
+// up and down, the peer exchange each link starts with, members forgotten
+// after Config.ForgetAfter) and collects its store with record.Collect at
+// the stable time; acknowledgements travel over the network model as the
+// node's do. Records a catch-up reads pass through record.Fresh at
+// Stability.FreshHorizon. A forgotten member that comes back has its records
+// filtered with record.Fresh, and drops its own writes up to the same
+// horizon, told it by its peers. The checker takes a
 // collected key as deleted, allows the writes set aside, and counts as a
 // resurrection any value older than a collected delete or expiry that comes
 // back. Writes can carry a TTL.

@@ -11,10 +11,11 @@ const (
 	classCatchUp        // log catch-up requests and replies
 	classPush           // eager push
 	classAck            // acknowledgements (garbage collection)
+	classPeers          // peer exchange
 	numClasses
 )
 
-var classNames = [numClasses]string{"session", "catch_up", "push", "ack"}
+var classNames = [numClasses]string{"session", "catch_up", "push", "ack", "peers"}
 
 // send puts a message of size bytes (payload of them record payloads) on
 // the link from → to and runs deliver when it arrives, unless the network
@@ -108,6 +109,8 @@ func (s *Sim) linkUp(a, b *node) {
 	s.st.connects++
 	s.startCatchUp(a, b)
 	s.startCatchUp(b, a)
+	s.exchangePeers(a, b)
+	s.exchangePeers(b, a)
 }
 
 // scheduleLinkUp reconnects a and b after a random delay, if by then they

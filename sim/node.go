@@ -30,10 +30,9 @@ type node struct {
 	peers mesh.Table
 
 	// The write-ahead log: applied mutations, log[i] has sequence number
-	// logFirst+i. A catch-up serves each key's current record, which is
-	// the logged one or one that superseded it, or with LogAsWritten the
-	// record as the write left it, as the node's log does (see
-	// Config.LogAsWritten for where the two differ).
+	// logFirst+i. A catch-up serves each entry's record as the write left
+	// it, as the node's log does, or with LogAsCurrent the key's current
+	// record (see Config.LogAsCurrent for where the two differ).
 	epoch    uint64
 	logFirst uint64
 	log      []logEntry

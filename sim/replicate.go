@@ -50,9 +50,9 @@ func (s *Sim) serveLog(b, a *node, cu *catchUp, buf []byte) {
 	for seq := from; seq < to; seq++ {
 		e := b.log[seq-b.logFirst]
 		id := e.id
-		rec := b.st.get(id)
-		if s.cfg.LogAsWritten {
-			rec = e.rec
+		rec := e.rec
+		if s.cfg.LogAsCurrent {
+			rec = b.st.get(id)
 		}
 		p := record.Encode(rec)
 		k := s.keys.names[id]

@@ -65,7 +65,7 @@ type GC struct {
 	// collectable here, so not stored (its stable time lagged behind).
 	CollectedOnArrival int64 `json:"collected_on_arrival"`
 	// CatchUpSetAside counts catch-up records record.Fresh took something
-	// from at the receiver's stable time (FreshCatchUp).
+	// from at the receiver's fresh horizon (mesh.Stability.FreshHorizon).
 	CatchUpSetAside int64 `json:"catch_up_set_aside,omitempty"`
 	// Forgotten counts members forgotten for silence (ForgetAfter), by
 	// each node; Returned forgotten members that linked up again.

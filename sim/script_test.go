@@ -12,9 +12,9 @@ import (
 
 // TestScripts runs the scripts in testdata/scripts. Commands:
 //
-//	run [seed=N] [nodes=N] [keys=N] [fsync=M] [log-retain=N] [loss=P] [no-push] [no-catch-up]
-//	    [no-collect] [forget-after=D] [os-flush=D] [detect=D] [ack-synced]
-//	    [log-as-written] [fresh-catch-up]
+//	run [seed=N] [nodes=N] [keys=N] [degree=N] [fsync=M] [log-retain=N] [loss=P] [no-push] [no-catch-up]
+//	    [no-collect] [forget-after=D] [os-flush=D] [detect=D] [ack-unsynced]
+//	    [log-as-current] [no-fresh-catch-up]
 //	    <scenario YAML>            runs it and prints the verdict and figures
 //	builtin NAME [the same args]   runs a built-in scenario
 //	get KEY                        the key's value on the live nodes of the last run
@@ -31,6 +31,7 @@ func TestScripts(t *testing.T) {
 				d.MaybeScanArgs(t, "seed", &cfg.Seed)
 				d.MaybeScanArgs(t, "nodes", &cfg.Nodes)
 				d.MaybeScanArgs(t, "keys", &cfg.Keys)
+				d.MaybeScanArgs(t, "degree", &cfg.Degree)
 				d.MaybeScanArgs(t, "log-retain", &cfg.LogRetain)
 				d.MaybeScanArgs(t, "fsync", &fsync)
 				cfg.Fsync = Fsync(fsync)
@@ -40,8 +41,8 @@ func TestScripts(t *testing.T) {
 					cfg.Network.Loss = loss
 				}
 				cfg.NoPush, cfg.NoCatchUp, cfg.NoCollect = d.HasArg("no-push"), d.HasArg("no-catch-up"), d.HasArg("no-collect")
-				cfg.AckSynced = d.HasArg("ack-synced")
-				cfg.LogAsWritten, cfg.FreshCatchUp = d.HasArg("log-as-written"), d.HasArg("fresh-catch-up")
+				cfg.AckUnsynced = d.HasArg("ack-unsynced")
+				cfg.LogAsCurrent, cfg.NoFreshCatchUp = d.HasArg("log-as-current"), d.HasArg("no-fresh-catch-up")
 				for _, a := range []struct {
 					name string
 					to   *time.Duration

@@ -146,8 +146,8 @@ func (s *Sim) endSession(ss *session, ok bool) {
 // refuses (and the clock counts) a record with a version too far ahead of
 // this node's clock: it stays with its writer until time catches up with
 // it. A record from a forgotten member that came back goes through
-// record.Fresh first (stable.go), as does, with FreshCatchUp, one a
-// catch-up brought (logged).
+// record.Fresh first (stable.go), as does one a catch-up brought (logged),
+// unless NoFreshCatchUp.
 func (s *Sim) applyRemote(n, from *node, key, payload []byte, logged bool) (uint32, bool) {
 	rec, err := record.Decode(payload)
 	if err != nil {

@@ -221,9 +221,7 @@ func (s *Sim) build() {
 		}
 		for _, p := range x.peers.Peers() {
 			x.peers.SetConnected(p.ID, true)
-			if x.gc.stab != nil {
-				x.gc.stab.LinkUp(p.ID)
-			}
+			s.gcLinkedAtStart(x, p.ID)
 			x.peers.SetCursor(p.ID, mesh.Cursor{Epoch: 1, Next: 0})
 			x.peers.ObserveRoot(p.ID, root)
 		}

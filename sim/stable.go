@@ -2,6 +2,7 @@ package sim
 
 import (
 	"slices"
+	"time"
 
 	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/mesh"
@@ -70,9 +71,11 @@ type aheadPushes struct {
 // maxAhead bounds the pushes after a gap kept per origin (gossip's bound).
 const maxAhead = 64
 
-// ackLink is an acknowledgement stream: what was last sent on it, and the
-// arrival time of its last message (the stream is ordered).
+// ackLink is an acknowledgement stream: when its link came up, what was
+// last sent on it, and the arrival time of its last message (the stream is
+// ordered).
 type ackLink struct {
+	upAt        time.Time
 	sent        bool
 	epoch, next uint64
 	own, aside  hlc.Timestamp
@@ -101,6 +104,7 @@ func (s *Sim) gcStart(n *node) {
 	for id := range g.forgot {
 		g.stab.Forget(id)
 	}
+	g.stab.SetAside(g.forgottenAt)
 	g.ahead = map[mesh.PeerID]*aheadPushes{}
 	g.links = map[mesh.PeerID]*ackLink{}
 	g.asideBelow = map[mesh.PeerID]hlc.Timestamp{}
@@ -156,22 +160,23 @@ func (s *Sim) gcTick(n *node) {
 // of it and n's own stable time, if either moved since the last one.
 func (s *Sim) sendAcks(n *node) {
 	g := &n.gc
-	own := g.stab.Own()
 	for _, p := range n.peers.Peers() {
 		if !p.Connected || !p.HasCursor {
 			continue
 		}
 		l := g.links[p.ID]
 		if l == nil {
-			l = &ackLink{}
-			g.links[p.ID] = l
+			continue // its link came up before collection started here
 		}
+		// A peer that linked up since the last Update is told 0 (OwnFor):
+		// the own stable time was worked out without it a member.
+		own := g.stab.OwnFor(l.upAt)
 		aside := g.asideBelow[p.ID]
 		if s.cfg.NoFresh {
 			aside = 0
 		}
 		c := p.Cursor
-		if s.cfg.AckSynced && s.cfg.Fsync != FsyncAlways {
+		if !s.cfg.AckUnsynced && s.cfg.Fsync != FsyncAlways {
 			c = durableCursor(n, p.ID)
 		}
 		if l.sent && l.epoch == c.Epoch && l.next == c.Next && l.own == own && l.aside == aside {
@@ -223,6 +228,7 @@ func (s *Sim) recvAck(n, from *node, epoch, next uint64, own, aside hlc.Timestam
 // still hold.
 func (s *Sim) rejoin(n *node, horizon hlc.Timestamp) {
 	n.gc.forgottenAt = horizon
+	n.gc.stab.SetAside(horizon)
 	s.ck.setAsideAt(n.idx, horizon)
 	s.gst.rejoins++
 	for id, r := range n.st.recs {
@@ -260,12 +266,38 @@ func (s *Sim) gcLinkUp(n, o *node) {
 		return
 	}
 	g := &n.gc
+	g.links[o.pid] = &ackLink{upAt: s.wall(n)}
 	if g.stab.LinkUp(o.pid) || g.forgot[o.pid] {
 		delete(g.forgot, o.pid)
 		g.asideBelow[o.pid] = g.saved
 		s.ck.setAsideAt(o.idx, g.saved)
 		s.gst.returned++
 	}
+}
+
+// gcLinkedAtStart is n's link to peer id, up when the run starts: the mesh
+// has run before, so id has told n its peers.
+func (s *Sim) gcLinkedAtStart(n *node, id mesh.PeerID) {
+	g := &n.gc
+	g.stab.LinkUp(id)
+	g.stab.Exchanged(id)
+	g.links[id] = &ackLink{}
+}
+
+// exchangePeers is a asking b for its peers when their link comes up
+// (gossip's peer exchange: a request and a reply of about 64 bytes a peer,
+// on a stream). Every member of a full mesh knows every other already, so
+// what it changes is when a's stable time may move (mesh.Stability waits
+// for every linked peer's).
+func (s *Sim) exchangePeers(a, b *node) {
+	var fifo [2]int64
+	s.send(a, b, classPeers, 8, 0, &fifo[1], func() {
+		s.send(b, a, classPeers, 8+64*b.peers.Len(), 0, &fifo[0], func() {
+			if p := a.peers.Get(b.pid); p != nil && p.Connected && !s.cfg.NoCollect {
+				a.gc.stab.Exchanged(b.pid)
+			}
+		})
+	})
 }
 
 // gcLeft is n noticing that o left the mesh for good: the operator forgets
@@ -320,38 +352,32 @@ func (s *Sim) pushed(n, origin *node, ps pushSeqs) {
 	n.peers.AdvanceCursor(origin.pid, mesh.Cursor{Epoch: ps.epoch, Next: next})
 }
 
-// fresh is rec, from peer from, as record.Fresh leaves it when from is a
-// forgotten member that came back: its writes up to the stable time of its
-// return that n lacks are set aside, not merged. With FreshCatchUp, a
-// record a catch-up brought (logged) goes through record.Fresh at n's
-// stable time first: a log entry as the write left it may hold what n
-// has since removed and collected; and on a node that was forgotten and
-// came back, at the horizon it was told, as the node does.
+// fresh is rec, from peer from, as record.Fresh leaves it at the horizon
+// the node applies it at (gossip's apply and applyLog): the stable time of
+// from's return when from is a forgotten member that came back (its writes
+// up to then that n lacks are set aside, not merged), and for a record a
+// catch-up brought (logged) at least n's fresh horizon
+// (mesh.Stability.FreshHorizon, unless NoFreshCatchUp): a log entry as the
+// write left it may hold what n has since removed and collected.
 func (s *Sim) fresh(n, from *node, id uint32, rec record.Record, logged bool) record.Record {
-	st := s.collectHorizon(n)
-	if !s.cfg.FreshCatchUp {
-		st = 0
+	var h, fh hlc.Timestamp
+	if !s.cfg.NoFresh {
+		h = n.gc.asideBelow[from.pid]
 	}
-	if s.cfg.LogAsWritten && !s.cfg.NoFresh {
-		// A node that was forgotten set aside its writes up to the
-		// horizon its peers told it; an old entry of their logs up to it
-		// must not bring back what they collected (gossip's applyLog).
-		st = max(st, n.gc.forgottenAt)
+	if logged && !s.cfg.NoFreshCatchUp && !s.cfg.NoCollect {
+		fh = n.gc.stab.FreshHorizon()
 	}
-	if logged && st != 0 && rec.Oldest() <= st {
-		out, aside := record.Fresh(n.st.get(id), rec, st)
-		if aside {
-			s.gst.staleLogged++
-		}
-		rec = out
-	}
-	h := n.gc.asideBelow[from.pid]
-	if h == 0 || s.cfg.NoFresh || rec.Oldest() > h {
+	st := max(h, fh)
+	if st == 0 || rec.Oldest() > st {
 		return rec
 	}
-	out, aside := record.Fresh(n.st.get(id), rec, h)
+	out, aside := record.Fresh(n.st.get(id), rec, st)
 	if aside {
-		s.gst.setAside++
+		if st == h {
+			s.gst.setAside++
+		} else {
+			s.gst.staleLogged++
+		}
 	}
 	return out
 }
@@ -471,7 +497,7 @@ func (s *Sim) gcSettled() bool {
 type gcStats struct {
 	tombstones, traces      int64
 	ingress                 int64 // records collected as they arrived
-	staleLogged             int64 // catch-up records Fresh took from (FreshCatchUp)
+	staleLogged             int64 // catch-up records Fresh took from (Config.NoFreshCatchUp)
 	expired                 int64 // of tombstones: expired keys
 	setAside, ownSetAside   int64
 	forgotten, returned     int64

@@ -24,6 +24,7 @@ func typedSeeds() int {
 // The built-in typed scenario passes on a small mesh for every seed:
 // elements and counters as the acknowledged writes say, all nodes identical.
 func TestTypedSeeds(t *testing.T) {
+	fewerGCs(t)
 	runs := typedSeeds()
 	one := Config{Seed: 1, Nodes: 5, Keys: 20}
 	a, b := mustRun(t, one, mustBuiltin(t, "typed", one)), mustRun(t, one, mustBuiltin(t, "typed", one))
