@@ -55,16 +55,21 @@ start_redmesh() {
 	wait_port "$port"
 }
 
+# The ports of the compared servers (BENCH_REDIS_PORT, BENCH_REDMESH_PORT in
+# the environment move them).
+redis_port=${BENCH_REDIS_PORT:-16379}
+redmesh_port=${BENCH_REDMESH_PORT:-16380}
+
 # start_compared redis|redmesh starts that server, fresh, as the comparisons
 # with Redis run it (Redis with appendonly yes and appendfsync everysec,
 # redmesh with --fsync everysec), and sets port to its port.
 start_compared() {
 	if [[ $1 == redis ]]; then
-		start_redis 16379 --appendonly yes --appendfsync everysec
-		port=16379
+		start_redis "$redis_port" --appendonly yes --appendfsync everysec
+		port=$redis_port
 	else
-		start_redmesh 16380 --fsync everysec
-		port=16380
+		start_redmesh "$redmesh_port" --fsync everysec
+		port=$redmesh_port
 	fi
 }
 

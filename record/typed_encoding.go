@@ -21,10 +21,12 @@ import (
 //	n { nameLen name dot(16) at(8) }            traces
 //	[n { nameLen name node(8) start(uvarint) ver(16) total(8) resetVer(16) resetTotal(8) }
 //	 n { nameLen name dot(16) score(8) }]       sorted set (zset.go)
+//	[n { posLen pos dot(16) valueLen value }]   list (list.go)
 //	[sketch]                                    HyperLogLog (record/hll.go)
 //
-// A kind byte with kindHasHLL set says a sketch follows, with kindHasZSet
-// that a sorted set's score counts and members do (scores and totals as
+// A kind byte with kindHasHLL set says a sketch follows, with kindHasList
+// that a list's elements do, with kindHasZSet that a sorted set's score
+// counts and members do (scores and totals as
 // float64 bits); states without them encode as before. Every state is
 // written with kindTimes set: counts carry their run's start and traces
 // their removal time. A state written before them decodes with starts of

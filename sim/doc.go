@@ -105,7 +105,9 @@
 //     counter may then lie in the range its increments allow.
 //
 // Typed workloads are the event "typed" (random commands on hash:NNNN,
-// set:NNNN and counter:NNNN keys, with a share of SETs and DELs of them) and
+// set:NNNN, counter:NNNN, zset:NNNN and list:NNNN keys, with a share of SETs
+// and DELs of them; a list's elements are checked as a hash's fields are,
+// and its order is compared across the live nodes) and
 // "command" (one client command at one node); the built-in scenario "typed"
 // runs them under a partition, a crash with restart and clock skew, with
 // fsync always unless told otherwise (TestCounterAfterLossyCrash covers a

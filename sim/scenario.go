@@ -82,7 +82,9 @@ const defaultTTL = 5 * time.Second
 // TypedWrite is a batch of random client commands on typed keys, at random
 // nodes of Nodes, spread evenly at random over [At, At+Over]: HSET, HDEL
 // and HINCRBY on hash:0000 up, SADD and SREM on set:0000 up, INCRBY on
-// counter:0000 up, and a share of SETs and DELs of any of them.
+// counter:0000 up, ZADD, ZINCRBY and ZREM on zset:0000 up, LPUSH, RPUSH,
+// LPOP, RPOP, LINSERT and LSET on list:0000 up, and a share of SETs and
+// DELs of any of them.
 type TypedWrite struct {
 	Nodes NodeSet `yaml:"nodes,omitempty" json:"nodes,omitempty"` // default: all
 	Count int     `yaml:"count" json:"count"`
@@ -492,7 +494,7 @@ var builtins = map[string]builtin{
 		},
 	},
 	"typed": {
-		desc: "clients edit hashes, sets and counters at every node (HSET, HDEL, HINCRBY, SADD, SREM, INCRBY, and SETs and DELs of them) while the mesh splits in two, a fifth of the nodes crash just after a burst of writes and restart, one node is cut off alone, and clocks are skewed by seconds; fsync always unless the run says otherwise",
+		desc: "clients edit hashes, sets, sorted sets, lists and counters at every node (HSET, HDEL, HINCRBY, SADD, SREM, ZADD, ZINCRBY, ZREM, LPUSH, RPUSH, LPOP, RPOP, LINSERT, LSET, INCRBY, and SETs and DELs of them) while the mesh splits in two, a fifth of the nodes crash just after a burst of writes and restart, one node is cut off alone, and clocks are skewed by seconds; fsync always unless the run says otherwise",
 		make: func(c Config) *Scenario {
 			n := max(c.Nodes, 3)
 			crash := idxRange(0, max(0, n/5-1))

@@ -40,6 +40,8 @@ type Sim struct {
 	series   []Sample
 	timeline []Mark
 	writeSeq int64
+	// listValues numbers the values of list pushes (typedlist.go).
+	listValues int64
 
 	timelineEnd int64
 	hardEnd     int64

@@ -336,6 +336,7 @@ func (s *Sim) pushed(n, origin *node, ps pushSeqs) {
 		if len(a.m) < maxAhead {
 			a.m[ps.prev] = max(a.m[ps.prev], ps.to)
 		}
+		s.gapCatchUp(n, origin, ps) // catchup.go
 		return
 	}
 	next := max(base, ps.to)

@@ -32,6 +32,8 @@ var commandArity = map[string]struct {
 	"INCR": {2, true, false}, "INCRBY": {3, true, false}, "DECR": {2, true, false}, "DECRBY": {3, true, false},
 	"SET": {3, true, false}, "DEL": {2, true, false},
 	"ZADD": {4, false, true}, "ZINCRBY": {4, true, false}, "ZREM": {3, false, false},
+	"LPUSH": {3, false, false}, "RPUSH": {3, false, false}, "LPOP": {2, true, false}, "RPOP": {2, true, false},
+	"LINSERT": {5, true, false}, "LSET": {4, true, false},
 }
 
 // checkCommand checks a scripted command's shape: a known name, its
@@ -73,6 +75,14 @@ func checkCommand(args []string) error {
 			if !small(args[i]) {
 				return fmt.Errorf("%s: score not an integer in ±2^32", name)
 			}
+		}
+	case "LSET":
+		if !small(args[2]) {
+			return fmt.Errorf("%s: index not an integer in ±2^32", name)
+		}
+	case "LINSERT":
+		if w := strings.ToUpper(args[2]); w != "BEFORE" && w != "AFTER" {
+			return fmt.Errorf("%s: BEFORE or AFTER", name)
 		}
 	}
 	return nil
@@ -121,6 +131,8 @@ func (s *Sim) command(n *node, args [][]byte) {
 		rec, err = c.set(name, args, now)
 	case "ZADD", "ZINCRBY", "ZREM":
 		rec, err = c.zset(name, args, now)
+	case "LPUSH", "RPUSH", "LPOP", "RPOP", "LINSERT", "LSET":
+		rec, err = c.list(name, args, now)
 	default:
 		rec, err = c.incr(name, args, now)
 	}
@@ -400,7 +412,11 @@ const (
 	listFields uint8 = iota
 	listMembers
 	listScored
+	listList
 )
+
+// elemLists are the element lists the checker reads.
+var elemLists = []uint8{listFields, listMembers, listScored, listList}
 
 // countKey names one node's count of one counter: a field's or the
 // string's, or (score) a sorted-set member's.
@@ -478,7 +494,7 @@ func (o *typedOp) observe(s *Sim, cur record.Record, list uint8, name []byte) {
 // write that starts the key afresh removes and resets all of it.
 func (o *typedOp) observeAll(s *Sim, cur record.Record) {
 	t := cur.Typed
-	for _, list := range []uint8{listFields, listMembers, listScored} {
+	for _, list := range elemLists {
 		for _, e := range elems(t, list) {
 			o.obs = append(o.obs, e.Dot)
 		}
@@ -519,8 +535,11 @@ func counts(t *record.Typed, score bool) []record.Count {
 // elems is a typed state's fields, members or sorted-set members,
 // read-only, as the checker reads them: element by element with their dots.
 func elems(t *record.Typed, list uint8) []record.Elem {
-	if list == listScored {
+	switch list {
+	case listScored:
 		return t.ScoredElements()
+	case listList:
+		return t.ListElements()
 	}
 	return t.Elements(list != listFields)
 }
@@ -558,8 +577,8 @@ func (s *Sim) scheduleTyped(at int64, w *TypedWrite) {
 // integers, so that every field and string can be a counter's base.
 func (s *Sim) randomCommand(keys, elements int, overwrites float64) [][]byte {
 	r := s.rng
-	kind := r.IntN(4)
-	key := fmt.Appendf(nil, "%s:%04d", [...]string{"hash", "set", "counter", "zset"}[kind], r.IntN(keys))
+	kind := r.IntN(5)
+	key := fmt.Appendf(nil, "%s:%04d", [...]string{"hash", "set", "counter", "zset", "list"}[kind], r.IntN(keys))
 	num := func(lo, hi int) []byte { return strconv.AppendInt(nil, int64(lo+r.IntN(hi-lo+1)), 10) }
 	if r.Float64() < overwrites {
 		if r.IntN(3) == 0 {
@@ -595,6 +614,8 @@ func (s *Sim) randomCommand(keys, elements int, overwrites float64) [][]byte {
 			return two("SADD", "m", false)
 		}
 		return two("SREM", "m", false)
+	case 4:
+		return s.randomListCommand(key, elements)
 	case 3:
 		switch x := r.IntN(10); {
 		case x < 4:

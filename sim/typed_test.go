@@ -32,7 +32,7 @@ func TestTypedSeeds(t *testing.T) {
 		t.Fatal("two typed runs with one seed gave different reports")
 	}
 	start := time.Now()
-	var writes, adds, counters, scores, rejected, crashes, hidden int64
+	var writes, adds, counters, scores, lists, rejected, crashes, hidden int64
 	for seed := uint64(1); seed <= uint64(runs); seed++ {
 		cfg := Config{Seed: seed, Nodes: 5, Keys: 20}
 		r := mustRun(t, cfg, mustBuiltin(t, "typed", cfg))
@@ -45,14 +45,15 @@ func TestTypedSeeds(t *testing.T) {
 		}
 		writes, adds, counters, rejected = writes+int64(k.Writes), adds+int64(k.Adds), counters+int64(k.Counters), rejected+k.Rejected
 		scores += int64(k.Scores)
+		lists += int64(k.Lists)
 		crashes += r.Nodes.Crashes
 		hidden += int64(k.HiddenCounters)
 	}
-	if scores == 0 {
-		t.Fatal("no sorted-set score was checked")
+	if scores == 0 || lists == 0 {
+		t.Fatalf("no sorted-set score (%d) or list order (%d) was checked", scores, lists)
 	}
-	t.Logf("%d seeded runs passed in %v: %d typed writes, %d elements added, %d counters and %d sorted-set scores checked, %d commands refused (WRONGTYPE), %d crashes; %d field counters hidden by an HDEL (a known bug)",
-		runs, time.Since(start).Round(time.Millisecond), writes, adds, counters, scores, rejected, crashes, hidden)
+	t.Logf("%d seeded runs passed in %v: %d typed writes, %d elements added, %d counters, %d sorted-set scores and %d lists' order checked, %d commands refused (WRONGTYPE), %d crashes; %d field counters hidden by an HDEL (a known bug)",
+		runs, time.Since(start).Round(time.Millisecond), writes, adds, counters, scores, lists, rejected, crashes, hidden)
 }
 
 // maxCounters is record.MergeInto with counters merged as a whole by

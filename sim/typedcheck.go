@@ -38,6 +38,8 @@ type TypedCheck struct {
 	WrongScores   int `json:"wrong_scores"`     // a sorted-set member's score that is not its base plus increments
 	// Scores are the sorted-set members whose score was checked.
 	Scores int `json:"scores"`
+	// Lists are the lists whose order was compared across the live nodes.
+	Lists int `json:"lists"`
 }
 
 // ackTyped records an acknowledged typed write (rec, applied at n) for the
@@ -106,7 +108,7 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 		if t == nil {
 			continue
 		}
-		for _, list := range []uint8{listFields, listMembers, listScored} {
+		for _, list := range elemLists {
 			for _, e := range elems(t, list) {
 				have[e.Dot] = found{uint32(id), list, string(e.Name), string(e.Value)}
 			}
@@ -142,7 +144,7 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 	}
 	for id := range s.keys.len() {
 		if t := ref.st.get(uint32(id)).Typed; t != nil {
-			for _, list := range []uint8{listFields, listMembers, listScored} {
+			for _, list := range elemLists {
 				for _, e := range elems(t, list) {
 					if !added[e.Dot] {
 						c.Unknown++
@@ -313,6 +315,7 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 		}
 	}
 
+	c.Lists, fails = s.checkListOrder(ref, fails)
 	for _, f := range []struct {
 		n    int
 		kind string
@@ -337,6 +340,8 @@ func listName(l uint8) string {
 		return "field"
 	case listScored:
 		return "sorted-set member"
+	case listList:
+		return "list element"
 	}
 	return "member"
 }
