@@ -136,8 +136,8 @@ func (s *Sim) sendOwnPush(n *node, batch []pushItem) {
 	}
 	var seqs *pushSeqs
 	if !s.cfg.NoCollect {
-		seqs = &pushSeqs{epoch: n.epoch, prev: n.gc.pushedTo, to: batch[len(batch)-1].seq}
-		n.gc.pushedTo = seqs.to
+		to := batch[len(batch)-1].seq
+		seqs = &pushSeqs{epoch: n.epoch, prev: n.gc.pushRange.Next(batch[0].seq, to), to: to}
 	}
 	s.sendPush(n, ids, 0, seqs)
 }

@@ -49,11 +49,14 @@ type gcState struct {
 	forgot      map[mesh.PeerID]bool
 	forgottenAt hlc.Timestamp
 	// lastLocal is the log position just after the node's last local write
-	// (what its samples are taken at); pushedTo the same for the last local
+	// (what its samples are taken at); pushRange what its pushes said of
+	// its log so far (gossip's).
 	// write pushed (the next push's prev).
-	lastLocal, pushedTo uint64
-	// ahead holds, per origin, pushes that came after a gap (prev → to).
-	ahead map[mesh.PeerID]*aheadPushes
+	lastLocal uint64
+	pushRange mesh.PushRange
+	// progress is, per origin, how far its pushes have brought n through
+	// its log (gossip's peerState.prog), in the simulator's log positions.
+	progress map[mesh.PeerID]*mesh.Progress
 	// links is the acknowledgement stream to each connected peer.
 	links map[mesh.PeerID]*ackLink
 	// asideBelow is, for each forgotten member that came back, the stable
@@ -62,14 +65,6 @@ type gcState struct {
 	// collectedTo is the stable time of the last collection.
 	collectedTo hlc.Timestamp
 }
-
-type aheadPushes struct {
-	epoch uint64
-	m     map[uint64]uint64
-}
-
-// maxAhead bounds the pushes after a gap kept per origin (gossip's bound).
-const maxAhead = 64
 
 // ackLink is an acknowledgement stream: when its link came up, what was
 // last sent on it, and the arrival time of its last message (the stream is
@@ -105,11 +100,11 @@ func (s *Sim) gcStart(n *node) {
 		g.stab.Forget(id)
 	}
 	g.stab.SetAside(g.forgottenAt)
-	g.ahead = map[mesh.PeerID]*aheadPushes{}
+	g.progress = map[mesh.PeerID]*mesh.Progress{}
 	g.links = map[mesh.PeerID]*ackLink{}
 	g.asideBelow = map[mesh.PeerID]hlc.Timestamp{}
 	g.lastLocal = min(g.lastLocal, n.head())
-	g.pushedTo = n.head()
+	g.pushRange.Start(n.head())
 }
 
 // startGC starts n's collection tick.
@@ -311,46 +306,57 @@ func (s *Sim) gcLeft(n, o *node) {
 	delete(n.gc.links, o.pid)
 }
 
-// pushed takes a push from its origin: it moves n's cursor in the origin's
-// log when it follows on from what n has applied (gossip's advanceTheirs).
+// pushed takes a push from its origin (mesh.Progress, as gossip's merge):
+// it moves n's cursor in the origin's log when it follows on from what n
+// has applied; one after a gap waits, and a gap still open after
+// gapPatience makes n read the origin's log.
 func (s *Sim) pushed(n, origin *node, ps pushSeqs) {
 	p := n.peers.Get(origin.pid)
 	if p == nil {
 		return
 	}
-	var base uint64
+	pr := n.gc.progress[origin.pid]
+	if pr == nil {
+		pr = &mesh.Progress{}
+		n.gc.progress[origin.pid] = pr
+	}
 	if p.HasCursor {
 		if p.Cursor.Epoch > ps.epoch {
 			return // a push from before the origin's log changed
 		}
-		if p.Cursor.Epoch == ps.epoch {
-			base = p.Cursor.Next
-		}
+		// A catch-up or a session may have moved the cursor since: what it
+		// read is applied too. (The simulator's positions count from 0, so
+		// a cursor's Next is the progress's Acked.)
+		pr.Advance(p.Cursor.Epoch, p.Cursor.Next)
 	}
-	a := n.gc.ahead[origin.pid]
-	if a == nil || a.epoch != ps.epoch {
-		a = &aheadPushes{epoch: ps.epoch, m: map[uint64]uint64{}}
-		n.gc.ahead[origin.pid] = a
-	}
-	if ps.prev > base {
-		if len(a.m) < maxAhead {
-			a.m[ps.prev] = max(a.m[ps.prev], ps.to)
-		}
-		s.gapCatchUp(n, origin, ps) // catchup.go
+	if pr.Pushed(ps.epoch, ps.prev, ps.to, s.wall(n)) {
+		n.peers.AdvanceCursor(origin.pid, mesh.Cursor{Epoch: pr.Epoch, Next: pr.Acked})
 		return
 	}
-	next := max(base, ps.to)
-	for moved := true; moved; {
-		moved = false
-		for prev, to := range a.m {
-			if prev <= next {
-				next = max(next, to)
-				delete(a.m, prev)
-				moved = true
-			}
-		}
+	if pr.Waiting() > 0 {
+		s.gapCheck(n, origin, pr)
 	}
-	n.peers.AdvanceCursor(origin.pid, mesh.Cursor{Epoch: ps.epoch, Next: next})
+}
+
+// gapCheck looks, gapPatience after a push came after a gap, whether the
+// gap is still open, and if so has n read origin's log (gossip's maintain
+// loop looks every second); it looks again while pushes wait.
+func (s *Sim) gapCheck(n, origin *node, pr *mesh.Progress) {
+	inc := n.inc
+	s.at(s.now+gapPatience+int64(time.Millisecond), func() {
+		if n.inc != inc || !n.up || n.gc.progress[origin.pid] != pr || pr.Waiting() == 0 {
+			return
+		}
+		if p := n.peers.Get(origin.pid); p != nil && p.HasCursor && p.Cursor.Epoch == pr.Epoch {
+			pr.Advance(p.Cursor.Epoch, p.Cursor.Next)
+		}
+		if p := n.peers.Get(origin.pid); p != nil && p.Connected && origin.up && pr.Overdue(s.wall(n), time.Duration(gapPatience)) {
+			s.startCatchUp(n, origin)
+		}
+		if pr.Waiting() > 0 {
+			s.gapCheck(n, origin, pr)
+		}
+	})
 }
 
 // fresh is rec, from peer from, as record.Fresh leaves it at the horizon
