@@ -70,11 +70,9 @@ type gcState struct {
 // last sent on it, and the arrival time of its last message (the stream is
 // ordered).
 type ackLink struct {
-	upAt        time.Time
-	sent        bool
-	epoch, next uint64
-	own, aside  hlc.Timestamp
-	fifo        int64
+	upAt time.Time
+	out  mesh.AckOut
+	fifo int64
 }
 
 // gcStart sets up n's collection state when it starts or restarts: what a
@@ -170,25 +168,23 @@ func (s *Sim) sendAcks(n *node) {
 		if s.cfg.NoFresh {
 			aside = 0
 		}
-		c := p.Cursor
+		// Applied: the cursor; synced: the cursor as of the last sync, in
+		// the same log (the node's mesh.Durable).
+		a := mesh.Ack{Epoch: p.Cursor.Epoch, Seq: p.Cursor.Next, Stable: own, Durable: p.Cursor.Next, AsideBelow: aside}
 		if !s.cfg.AckUnsynced && s.cfg.Fsync != FsyncAlways {
-			c = durableCursor(n, p.ID)
+			a.Durable = 0
+			if d := durableCursor(n, p.ID); d.Epoch == a.Epoch {
+				a.Durable = min(d.Next, a.Seq)
+			}
 		}
-		if l.sent && l.epoch == c.Epoch && l.next == c.Next && l.own == own && l.aside == aside {
+		if !l.out.Due(a, mesh.Progress{Epoch: a.Epoch, Acked: a.Seq}, true) {
 			continue
 		}
-		l.sent, l.epoch, l.next, l.own, l.aside = true, c.Epoch, c.Next, own, aside
-		// A frame: its length, then uvarint epoch, seq and own stable time
-		// (gossip/wait.go), and the horizon when there is one.
-		size := uvarintLen(c.Epoch) + uvarintLen(c.Next) + uvarintLen(uint64(own))
-		if aside != 0 {
-			size += uvarintLen(uint64(aside))
-		}
-		size += uvarintLen(uint64(size))
+		l.out.Sent(a)
+		frame := mesh.AppendAck(nil, a)
 		o := s.nodes[s.byID[p.ID]]
 		s.gst.acks++
-		epoch, next := c.Epoch, c.Next
-		s.send(n, o, classAck, size, 0, &l.fifo, func() { s.recvAck(o, n, epoch, next, own, aside) })
+		s.send(n, o, classAck, uvarintLen(uint64(len(frame)))+len(frame), 0, &l.fifo, func() { s.recvAck(o, n, frame) })
 	}
 }
 
@@ -203,17 +199,22 @@ func durableCursor(n *node, id mesh.PeerID) mesh.Cursor {
 }
 
 // recvAck is n receiving from's acknowledgement of n's log.
-func (s *Sim) recvAck(n, from *node, epoch, next uint64, own, aside hlc.Timestamp) {
+func (s *Sim) recvAck(n, from *node, frame []byte) {
 	if p := n.peers.Get(from.pid); p == nil || !p.Connected {
 		return // the stream closed with the link
 	}
-	g := &n.gc
-	g.stab.Reported(from.pid, own)
-	if epoch == n.epoch {
-		g.stab.Acked(from.pid, next, s.wall(n))
+	a, err := mesh.DecodeAck(frame)
+	if err != nil {
+		s.st.decodeErrors++
+		return
 	}
-	if aside > g.forgottenAt {
-		s.rejoin(n, aside)
+	g := &n.gc
+	g.stab.Reported(from.pid, a.Stable)
+	if a.Epoch == n.epoch {
+		g.stab.Acked(from.pid, a.Durable, s.wall(n))
+	}
+	if a.AsideBelow > g.forgottenAt {
+		s.rejoin(n, a.AsideBelow)
 	}
 }
 
