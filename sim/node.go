@@ -28,6 +28,10 @@ type node struct {
 	drift float64 // parts per million
 
 	peers mesh.Table
+	// catchUps schedules catch-ups as gossip does; catching holds the one
+	// running (or waiting for its turn) from each peer.
+	catchUps mesh.CatchUps
+	catching map[mesh.PeerID]*catchUp
 
 	// The write-ahead log: applied mutations, log[i] has sequence number
 	// logFirst+i. A catch-up serves each entry's record as the write left
@@ -218,6 +222,7 @@ func (s *Sim) crash(n *node) {
 	n.up = false
 	n.inc++
 	n.syncing, n.flushQueued = false, false
+	n.catchUps, n.catching = mesh.CatchUps{}, nil
 	n.push.Reset()
 	n.refused += n.clock.Refused()
 	s.st.crashes++

@@ -9,11 +9,41 @@ import (
 // catchUp is one run of log catch-up from a peer, over one stream.
 type catchUp struct {
 	fifo [2]int64 // towards the reader, towards the server
+	read int      // entries read since it took the turn
+	// resume is the request to go on with when the turn comes back to a
+	// catch-up that gave it up to those waiting.
+	resume *mesh.LogRequest
 }
 
-// startCatchUp makes a read b's log from its cursor, as the mesh policy says.
+// startCatchUp asks for a catch-up of a from b's log, scheduled as gossip
+// schedules it (mesh.CatchUps): one per peer, run again when asked for
+// while it runs, one reading at a time.
 func (s *Sim) startCatchUp(a, b *node) {
-	if s.cfg.NoCatchUp {
+	if s.cfg.NoCatchUp || !a.catchUps.Trigger(b.pid) {
+		return
+	}
+	s.beginCatchUp(a, b)
+}
+
+// beginCatchUp starts a's catch-up from b, reading now if it has the turn.
+func (s *Sim) beginCatchUp(a, b *node) {
+	cu := &catchUp{}
+	if a.catching == nil {
+		a.catching = map[mesh.PeerID]*catchUp{}
+	}
+	a.catching[b.pid] = cu
+	if a.catchUps.Take(b.pid) {
+		s.readLog(a, b, cu)
+	}
+}
+
+// readLog sends the first request of a catch-up that has the turn: from
+// a's cursor in b's log, as the mesh policy says, or where it stopped when
+// it gave the turn up.
+func (s *Sim) readLog(a, b *node, cu *catchUp) {
+	if req := cu.resume; req != nil {
+		cu.resume = nil
+		s.sendLogRequest(a, b, cu, *req)
 		return
 	}
 	req := a.peers.StartCatchUp(b.pid, uint32(s.cfg.CatchUpBatch), a.st.tree.Root())
@@ -21,7 +51,29 @@ func (s *Sim) startCatchUp(a, b *node) {
 	if req.Epoch == 0 {
 		s.st.catchUpsNoCursor++
 	}
-	s.sendLogRequest(a, b, &catchUp{}, req)
+	s.sendLogRequest(a, b, cu, req)
+}
+
+// giveTurn gives up a's turn (or b's place in the queue for it) and starts
+// the catch-up that has it next.
+func (s *Sim) giveTurn(a, b *node) {
+	if next, ok := a.catchUps.Give(b.pid); ok {
+		s.readLog(a, s.nodes[s.byID[next]], a.catching[next])
+	}
+}
+
+// endCatchUp ends a's catch-up cu from b (done, fallen back and reconciled,
+// or its link gone), and starts it again if it was asked for meanwhile.
+func (s *Sim) endCatchUp(a, b *node, cu *catchUp) {
+	if a.catching[b.pid] != cu {
+		return
+	}
+	delete(a.catching, b.pid)
+	s.giveTurn(a, b)
+	p := a.peers.Get(b.pid)
+	if a.catchUps.Ended(b.pid, a.up && p != nil && p.Connected) {
+		s.beginCatchUp(a, b)
+	}
 }
 
 func (s *Sim) sendLogRequest(a, b *node, cu *catchUp, req mesh.LogRequest) {
@@ -69,8 +121,8 @@ func (s *Sim) catchUpReply(a, b *node, cu *catchUp, buf []byte) {
 		s.st.decodeErrors++
 		return
 	}
-	if p := a.peers.Get(b.pid); p == nil || !p.Connected {
-		return // the link went down meanwhile; the next connection starts over
+	if a.catching[b.pid] != cu {
+		return // a catch-up that ended (its link went down, or a's crash)
 	}
 	for _, r := range d.Reply.Records {
 		s.applyRemote(a, b, r.Key, r.Payload, true)
@@ -79,12 +131,26 @@ func (s *Sim) catchUpReply(a, b *node, cu *catchUp, buf []byte) {
 	act, req := a.peers.CatchUpReply(b.pid, d.Reply, uint32(s.cfg.CatchUpBatch), a.st.tree.Root())
 	switch act {
 	case mesh.ReadLog:
+		cu.read += len(d.Reply.Records)
+		if a.catchUps.Yield(b.pid, cu.read) {
+			// A long read lets the catch-ups waiting go first.
+			cu.read = 0
+			s.giveTurn(a, b)
+			if !a.catchUps.Take(b.pid) {
+				cu.resume = &req // readLog goes on when the turn comes back
+				return
+			}
+		}
 		s.sendLogRequest(a, b, cu, req)
 	case mesh.Reconcile:
 		s.st.fallbacks++
-		s.startSession(a, b, true)
+		// The session repairs what b has for us: the turn goes to the
+		// others, the catch-up ends with the session.
+		s.giveTurn(a, b)
+		s.startSession(a, b, cu)
 	case mesh.Idle:
 		s.st.catchUpsByLog++
+		s.endCatchUp(a, b, cu)
 	}
 }
 

@@ -15,7 +15,7 @@ type session struct {
 	incs     [2]uint32
 	ss       [2]*merkle.Session
 	fifo     [2]int64 // arrival time of the last message towards each side
-	fallback bool     // a catch-up fell back to it
+	fallback *catchUp // the catch-up that fell back to it, if one did
 	finished bool
 }
 
@@ -23,7 +23,10 @@ type session struct {
 // the mesh policy, unless n's previous session is still running.
 func (s *Sim) syncRound(n *node) {
 	s.st.rounds++
-	if n.syncing {
+	if n.syncing || n.catchUps.DeferRound() {
+		// Its previous session still runs, or catch-ups do (which repair
+		// the same keys for less: gossip defers the round, at most
+		// mesh.MaxDeferredRounds in a row).
 		s.st.roundsBusy++
 		return
 	}
@@ -33,10 +36,10 @@ func (s *Sim) syncRound(n *node) {
 		return
 	}
 	n.syncing = true
-	s.startSession(n, s.nodes[s.byID[pid]], false)
+	s.startSession(n, s.nodes[s.byID[pid]], nil)
 }
 
-func (s *Sim) startSession(a, b *node, fallback bool) {
+func (s *Sim) startSession(a, b *node, fallback *catchUp) {
 	ss := &session{ends: [2]*node{a, b}, incs: [2]uint32{a.inc, b.inc}, fallback: fallback}
 	var err error
 	ss.ss[0], err = merkle.NewInitiator(merkle.Config{Shape: s.cfg.Shape, Local: a.st, Salt: s.rng.Uint64()})
@@ -53,7 +56,7 @@ func (s *Sim) startSession(a, b *node, fallback bool) {
 		return
 	}
 	s.st.sessions++
-	if fallback {
+	if fallback != nil {
 		s.st.fallbackSessions++
 	}
 	s.sendFlight(ss, 0, out.Msgs)
@@ -112,7 +115,7 @@ func (s *Sim) endSession(ss *session, ok bool) {
 	ss.finished = true
 	a, b := ss.ends[0], ss.ends[1]
 	aLive := a.inc == ss.incs[0]
-	if aLive && !ss.fallback {
+	if aLive && ss.fallback == nil {
 		a.syncing = false
 	}
 	if ok {
@@ -133,11 +136,12 @@ func (s *Sim) endSession(ss *session, ok bool) {
 		b.sent[classSession].meta += int64(nb)
 		s.st.totalMeta += int64(na + nb)
 	}
-	if ss.fallback && aLive {
+	if ss.fallback != nil && aLive {
 		a.peers.ReconcileDone(b.pid, ok)
 		if ok {
 			s.st.fallbacksDone++
 		}
+		s.endCatchUp(a, b, ss.fallback)
 	}
 }
 

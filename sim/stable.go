@@ -247,6 +247,9 @@ func (s *Sim) rejoin(n *node, horizon hlc.Timestamp) {
 // linkDown is n noticing that its link to o went down.
 func (s *Sim) linkDown(n, o *node) {
 	n.peers.SetConnected(o.pid, false)
+	if cu := n.catching[o.pid]; cu != nil {
+		s.endCatchUp(n, o, cu) // its stream closed with the link
+	}
 	if s.cfg.NoCollect || n.gc.stab == nil {
 		return
 	}
