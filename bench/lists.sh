@@ -12,7 +12,8 @@
 #    reaches by walking its quicklist's nodes; redis-benchmark's random
 #    integers are zero-padded, which LINDEX refuses).
 # Redis runs with appendonly yes, appendfsync everysec; redmesh with --fsync
-# everysec. Ports: BENCH_REDIS_PORT, BENCH_REDMESH_PORT (16379, 16380).
+# everysec. Ports: BENCH_REDIS_PORT, BENCH_REDMESH_PORT (16379, 16380);
+# requests per test: N1 at -P 1, N16 at -P 16 (100,000 and 400,000).
 # Usage: [TESTS="lpush ..."] [LOADS="lpush1 ..."] bench/lists.sh [RUNS]
 # (0: memory only)
 source "$(dirname "$0")/lib.sh"
@@ -27,7 +28,7 @@ lat=()
 measure() {
 	local want=${2^^}
 	[[ $want == LRANGE_100 ]] && want="LRANGE_100 (first 100 elements)"
-	redis-benchmark -p "$1" --csv -t "$2" -n $(($3 == 1 ? 100000 : 400000)) -c 50 -P "$3" 2>/dev/null |
+	redis-benchmark -p "$1" --csv -t "$2" -n $(($3 == 1 ? ${N1:-100000} : ${N16:-400000})) -c 50 -P "$3" 2>/dev/null |
 		awk -F'"' -v t="$want" '$2 == t {print $4}'
 }
 compare "$runs" measure
