@@ -40,8 +40,12 @@
 //   - the replication policies of package mesh: the choice of sync peer,
 //     per-peer log cursors, the catch-up decision (read the peer's log from
 //     the cursor, fall back to one Merkle session when it is truncated or of
-//     another epoch, never a full copy), eager-push batching and fan-out,
-//     and mesh's wire encoding of log requests, replies and push batches;
+//     another epoch, never a full copy), catch-up scheduling and turns and
+//     anti-entropy's deferral (CatchUps), each origin's push progress and
+//     the gap that sends a node to its log (Progress, PushRange), when an
+//     acknowledgement is due (AckOut), eager-push batching and fan-out, and
+//     mesh's wire encoding of log requests, replies, push batches and
+//     acknowledgements;
 //   - the durability contract of each fsync mode.
 //
 // # What is modelled
