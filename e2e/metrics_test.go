@@ -136,7 +136,7 @@ func TestMetricsAfterWorkload(t *testing.T) {
 		}
 	}
 	for range 3 { // ERR: unknown command, counted by kind only
-		c.Do(ctx, "LPUSH", "list", "x")
+		c.Do(ctx, "NOSUCHCOMMAND", "x")
 	}
 	for range 2 { // rejected: wrong arity
 		c.Do(ctx, "GET")

@@ -170,6 +170,12 @@ func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output
 	if ps := m.peers[p]; ps != nil {
 		if m.table.ObserveRootAt(ps.mid, *rootAt, ours.Root) {
 			m.cursorsDirty = true
+			// Our store holds every write of the peer's log before its
+			// head (or newer): it counts as applied, as a log read or a
+			// completed fallback would. Otherwise a peer that wrote
+			// nothing more after its last write reached us by another
+			// peer stayed unacknowledged, and the stable time with it.
+			m.advanceTheirs(ps, rootAt.Epoch, rootAt.Head-1)
 		}
 		m.sawHead(ps, rootAt.Epoch, rootAt.Head)
 		ps.lastSync = time.Now()

@@ -77,7 +77,7 @@ func (m *Mesh) ackSender() {
 				j.ps.ackOut = mesh.AckOut{}
 				m.mu.Unlock()
 				m.goRun(func() { m.readAckWants(j.ps, s) })
-				j.due = j.ack.Epoch != 0
+				j.due = j.ack != (mesh.Ack{})
 			}
 			if !j.due {
 				continue

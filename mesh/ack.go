@@ -99,9 +99,12 @@ func (o *AckOut) Wanted(p Progress) bool {
 // Due reports whether a should be sent now: it says something new, and
 // either the periodic tick came (acknowledgements are batched: one per
 // write cost a stream write on each side for every write) or the peer
-// asked for it.
+// asked for it. An acknowledgement of none of the peer's writes (Epoch 0:
+// we have not read its log yet) still goes, for the stable time it
+// carries: without it a peer whose log we never read never heard how far
+// its writes are stable, and its stable time stayed 0.
 func (o *AckOut) Due(a Ack, p Progress, periodic bool) bool {
-	return a.Epoch != 0 && a != o.sent && (periodic || o.Wanted(p))
+	return a != o.sent && (periodic || o.Wanted(p))
 }
 
 // Sent records that a went out.

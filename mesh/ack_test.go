@@ -40,7 +40,10 @@ func TestAckOut(t *testing.T) {
 	p := Progress{Epoch: 3, Acked: 10}
 	a := Ack{Epoch: 3, Seq: 10, Stable: 5}
 	if o.Due(Ack{}, Progress{}, true) {
-		t.Fatal("nothing of the peer's log applied yet, but an ack is due")
+		t.Fatal("an ack that says nothing is due")
+	}
+	if !o.Due(Ack{Stable: 3}, Progress{}, true) {
+		t.Fatal("nothing of the peer's log applied yet, and the stable time it carries is not sent")
 	}
 	if o.Due(a, p, false) {
 		t.Fatal("due between ticks, unasked")
