@@ -118,6 +118,10 @@ func (r *reader) read(ctx context.Context, keys []string) ([]State, error) {
 				vals[i] = p.HGetAll(ctx, k)
 			case Set:
 				vals[i] = p.SMembers(ctx, k)
+			case ZSet:
+				vals[i] = p.Do(ctx, "ZRANGE", k, 0, -1, "WITHSCORES")
+			case List:
+				vals[i] = p.LRange(ctx, k, 0, -1)
 			}
 		}
 		return nil
@@ -144,7 +148,16 @@ func (r *reader) read(ctx context.Context, keys []string) ([]State, error) {
 			for _, v := range m {
 				s.Members = append(s.Members, []byte(v))
 			}
-			sortMembers(s.Members)
+			if s.Kind == Set {
+				sortMembers(s.Members)
+			}
+			s.changed(err)
+		case *redis.Cmd:
+			m, err := c.StringSlice()
+			for _, v := range m {
+				s.Fields = append(s.Fields, []byte(v))
+			}
+			s.Fields = zsetFields(s.Fields)
 			s.changed(err)
 		}
 		if s.Kind != None && s.Kind != Other && s.empty() {
@@ -171,8 +184,10 @@ func (s State) empty() bool {
 	switch s.Kind {
 	case Hash:
 		return len(s.Fields) == 0
-	case Set:
+	case Set, List:
 		return len(s.Members) == 0
+	case ZSet:
+		return len(s.Fields) == 0
 	}
 	return false
 }
@@ -215,22 +230,34 @@ func (r *reader) readByScript(ctx context.Context, keys []string, out []State) (
 		case String:
 			v, _ := val.(string)
 			s.Str = []byte(v)
-		case Hash, Set:
+		case Hash, Set, ZSet, List:
 			arr, _ := val.([]any)
 			for _, x := range arr {
 				v, _ := x.(string)
-				if s.Kind == Hash {
+				if s.Kind == Hash || s.Kind == ZSet {
 					s.Fields = append(s.Fields, []byte(v))
 				} else {
 					s.Members = append(s.Members, []byte(v))
 				}
 			}
-			if s.Kind == Hash {
+			switch s.Kind {
+			case Hash:
 				s.Fields = sortFields(s.Fields)
-			} else {
+			case ZSet:
+				s.Fields = zsetFields(s.Fields)
+			case Set:
 				sortMembers(s.Members)
 			}
 		}
 	}
 	return out, nil
+}
+
+// zsetFields turns ZRANGE WITHSCORES' reply (member, score ...) into a
+// State's Fields: scores as scoreText writes them, members in name order.
+func zsetFields(f [][]byte) [][]byte {
+	for i := 1; i < len(f); i += 2 {
+		f[i] = normalScore(f[i])
+	}
+	return sortFields(f)
 }

@@ -198,8 +198,9 @@ var errNotifications = errors.New("keyspace notifications")
 
 // notifyFlags are the classes of keyspace events the bridge needs: keyspace
 // channel (K), generic commands (g), strings ($), hashes (h), sets (s),
-// expiry (x) and eviction (e). A stands for all of g$lshzxetd.
-const notifyFlags = "Kg$hsxe"
+// sorted sets (z), lists (l), expiry (x) and eviction (e). A stands for all
+// of g$lshzxetd.
+const notifyFlags = "Kg$hszlxe"
 
 // connect checks the backend, turns notifications on if needed, loads the
 // scripts and notes whether the backend restarted since the shadow was
@@ -581,9 +582,13 @@ func scriptArgs(expect string, s State) []any {
 		for _, f := range s.Fields {
 			args = append(args, f)
 		}
-	case Set:
+	case Set, List:
 		for _, m := range s.Members {
 			args = append(args, m)
+		}
+	case ZSet: // ZADD takes the score first
+		for i := 0; i+1 < len(s.Fields); i += 2 {
+			args = append(args, s.Fields[i+1], s.Fields[i])
 		}
 	}
 	return args

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/binary"
+	"math"
 	"slices"
 	"strconv"
 
@@ -21,13 +22,15 @@ import (
 // Kind is a backend key's type as far as the bridge models it.
 type Kind uint8
 
-// Kinds. Other is a type redmesh does not model (list, zset, stream,
-// module types): reported and left alone.
+// Kinds. Other is a type redmesh does not model (stream, module types):
+// reported and left alone.
 const (
 	None Kind = iota
 	String
 	Hash
 	Set
+	ZSet
+	List
 	Other
 )
 
@@ -41,6 +44,10 @@ func (k Kind) String() string {
 		return "hash"
 	case Set:
 		return "set"
+	case ZSet:
+		return "zset"
+	case List:
+		return "list"
 	}
 	return "other"
 }
@@ -56,12 +63,18 @@ func kindOf(redisType string) Kind {
 		return Hash
 	case "set":
 		return Set
+	case "zset":
+		return ZSet
+	case "list":
+		return List
 	}
 	return Other
 }
 
 // State is one key as a Redis server holds it. A counter is a string, as in
-// Redis. Fields (name, value, name, value ...) and Members are in name order.
+// Redis. Fields (name, value, name, value ...) and Members are in name order;
+// a sorted set's Fields are its members and their scores (as scoreText
+// writes them), a list's Members its elements in list order.
 type State struct {
 	Kind    Kind
 	Type    string // Redis's TYPE for Other
@@ -94,10 +107,51 @@ func FromRecord(rec record.Record, live bool) State {
 			s.Members = append(s.Members, name)
 			return true
 		})
+	case record.KindZSet:
+		s.Kind = ZSet
+		var es []record.ZEntry
+		v := rec.Typed.ZView()
+		v.Ascend(0, func(e record.ZEntry) bool {
+			es = append(es, e)
+			return true
+		})
+		slices.SortFunc(es, func(a, b record.ZEntry) int { return bytes.Compare(a.Name, b.Name) })
+		for _, e := range es {
+			s.Fields = append(s.Fields, e.Name, []byte(scoreText(e.Score)))
+		}
+	case record.KindList:
+		s.Kind = List
+		v := rec.Typed.ListView()
+		v.Ascend(0, func(e record.Elem) bool {
+			s.Members = append(s.Members, e.Value)
+			return true
+		})
 	default:
 		s.Kind, s.Type = Other, rec.Kind().String()
 	}
 	return s
+}
+
+// scoreText is a score as the bridge compares and writes it: "%.17g", as
+// the backend's scripts format it too (string.format), so that the two
+// sides' digests agree whatever the backend's own reply format.
+func scoreText(f float64) string {
+	switch {
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	}
+	return strconv.FormatFloat(f, 'g', 17, 64)
+}
+
+// normalScore is a score the backend replied with, as scoreText writes it.
+func normalScore(b []byte) []byte {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return b // not a score: the digest will differ, and the key is read again
+	}
+	return []byte(scoreText(f))
 }
 
 // sortFields orders field pairs by name, as FromRecord lists them.
@@ -138,6 +192,16 @@ func (s State) Digest() uint64 {
 		d = elemHash("set")
 		for _, m := range s.Members {
 			d ^= elemHash("", m)
+		}
+	case ZSet:
+		d = elemHash("zset")
+		for i := 0; i+1 < len(s.Fields); i += 2 {
+			d ^= elemHash("", s.Fields[i], s.Fields[i+1])
+		}
+	case List:
+		d = elemHash("list")
+		for i, m := range s.Members {
+			d ^= elemHash("", strconv.AppendInt(nil, int64(i), 10), m)
 		}
 	default:
 		d = elemHash("other:" + s.Type)

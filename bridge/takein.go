@@ -18,8 +18,6 @@ type TakeInStats struct {
 	Written atomic.Int64 // keys that changed the node
 	// Skipped counts keys of types redmesh does not model, by type.
 	Skipped  atomic.Int64
-	Lists    atomic.Int64
-	Zsets    atomic.Int64
 	Streams  atomic.Int64
 	Others   atomic.Int64
 	Done     atomic.Bool
@@ -28,7 +26,7 @@ type TakeInStats struct {
 
 // reset zeroes the counts for a new pass over the backend.
 func (s *TakeInStats) reset() {
-	for _, c := range []*atomic.Int64{&s.Scanned, &s.Written, &s.Skipped, &s.Lists, &s.Zsets, &s.Streams, &s.Others} {
+	for _, c := range []*atomic.Int64{&s.Scanned, &s.Written, &s.Skipped, &s.Streams, &s.Others} {
 		c.Store(0)
 	}
 	s.Done.Store(false)
@@ -36,14 +34,9 @@ func (s *TakeInStats) reset() {
 
 func (s *TakeInStats) skip(typ string) {
 	s.Skipped.Add(1)
-	switch typ {
-	case "list":
-		s.Lists.Add(1)
-	case "zset":
-		s.Zsets.Add(1)
-	case "stream":
+	if typ == "stream" {
 		s.Streams.Add(1)
-	default:
+	} else {
 		s.Others.Add(1)
 	}
 }
@@ -70,7 +63,7 @@ type takeInBatch struct {
 // pipelined type-aware reads) and writes it into the node as local writes,
 // each key with a fresh version, through the node's write path: one step of
 // the write path per batch. Keys of types redmesh does not model (lists,
-// sorted sets, streams, modules' types) are counted and skipped. Reading
+// streams, modules' types) are counted and skipped. Reading
 // the next batch overlaps writing this one.
 func TakeIn(ctx context.Context, rdb *redis.Client, n *node.Node, opts TakeInOptions, stats *TakeInStats, log *slog.Logger) error {
 	if opts.Count <= 0 {
@@ -113,10 +106,9 @@ func TakeIn(ctx context.Context, rdb *redis.Client, n *node.Node, opts TakeInOpt
 	}
 	stats.Done.Store(true)
 	log.Info("take-in done", "keys", stats.Scanned.Load(), "written", stats.Written.Load(),
-		"skipped", stats.Skipped.Load(), "lists", stats.Lists.Load(), "zsets", stats.Zsets.Load(),
-		"streams", stats.Streams.Load(), "other_types", stats.Others.Load(), "took", time.Since(start).Round(time.Millisecond))
+		"skipped", stats.Skipped.Load(), "streams", stats.Streams.Load(), "other_types", stats.Others.Load(), "took", time.Since(start).Round(time.Millisecond))
 	if stats.Skipped.Load() > 0 {
-		log.Warn("keys of types redmesh does not model were not taken in (lists, sorted sets, streams, modules' types)", "count", stats.Skipped.Load())
+		log.Warn("keys of types redmesh does not model were not taken in (streams, modules' types)", "count", stats.Skipped.Load())
 	}
 	return nil
 }
