@@ -29,8 +29,8 @@ func importCmd() *cobra.Command {
 pipelined type-aware reads, and write it into the data directory --data as
 local writes, each key with a version, as a client's writes would be: a node
 started on the directory then serves the data and gives it to its mesh.
-Strings (counters included), hashes and sets are copied with their deadlines;
-keys of types redmesh does not model (lists, sorted sets, streams, modules'
+Strings (counters included), hashes, sets, sorted sets and lists are copied
+with their deadlines; keys of types redmesh does not model (streams, modules'
 types) are counted and skipped. The directory may hold data already: the
 import merges with it. The Redis server is only read.`,
 		Args: cobra.ExactArgs(1),
