@@ -102,7 +102,7 @@ func (r *reader) read(ctx context.Context, keys []string) ([]State, error) {
 		for i, k := range keys {
 			s := &out[i]
 			s.Kind = kindOf(types[i].Val())
-			if s.Kind == Other {
+			if s.Kind == Whole {
 				s.Type = types[i].Val()
 			}
 			if d, _ := deadlines[i].Int64(); d >= 0 {
@@ -122,6 +122,8 @@ func (r *reader) read(ctx context.Context, keys []string) ([]State, error) {
 				vals[i] = p.Do(ctx, "ZRANGE", k, 0, -1, "WITHSCORES")
 			case List:
 				vals[i] = p.LRange(ctx, k, 0, -1)
+			case Whole:
+				vals[i] = p.Dump(ctx, k)
 			}
 		}
 		return nil
@@ -216,7 +218,7 @@ func (r *reader) readByScript(ctx context.Context, keys []string, out []State) (
 		typ, _ := e[0].(string)
 		s := &out[i]
 		s.Kind = kindOf(typ)
-		if s.Kind == Other {
+		if s.Kind == Whole {
 			s.Type = typ
 		}
 		if at, _ := e[1].(int64); at > 0 {
@@ -229,6 +231,12 @@ func (r *reader) readByScript(ctx context.Context, keys []string, out []State) (
 		switch s.Kind {
 		case String:
 			v, _ := val.(string)
+			s.Str = []byte(v)
+		case Whole:
+			v, ok := val.(string)
+			if !ok {
+				s.Kind = Other // no payload: left alone
+			}
 			s.Str = []byte(v)
 		case Hash, Set, ZSet, List:
 			arr, _ := val.([]any)

@@ -22,8 +22,10 @@ import (
 // Kind is a backend key's type as far as the bridge models it.
 type Kind uint8
 
-// Kinds. Other is a type redmesh does not model (stream, module types):
-// reported and left alone.
+// Kinds. Whole is a type redmesh does not model (stream, module types),
+// carried whole: its DUMP payload, written with RESTORE, last writer wins.
+// Other is a key the bridge cannot carry (it changed type while read, its
+// payload could not be read or restored): reported and left alone.
 const (
 	None Kind = iota
 	String
@@ -31,6 +33,7 @@ const (
 	Set
 	ZSet
 	List
+	Whole
 	Other
 )
 
@@ -48,6 +51,8 @@ func (k Kind) String() string {
 		return "zset"
 	case List:
 		return "list"
+	case Whole:
+		return "whole"
 	}
 	return "other"
 }
@@ -68,7 +73,7 @@ func kindOf(redisType string) Kind {
 	case "list":
 		return List
 	}
-	return Other
+	return Whole
 }
 
 // State is one key as a Redis server holds it. A counter is a string, as in
@@ -77,8 +82,8 @@ func kindOf(redisType string) Kind {
 // writes them), a list's Members its elements in list order.
 type State struct {
 	Kind    Kind
-	Type    string // Redis's TYPE for Other
-	Str     []byte
+	Type    string // Redis's TYPE for Whole and Other
+	Str     []byte // a string's value; a Whole key's DUMP payload
 	Fields  [][]byte
 	Members [][]byte
 	// At is the deadline in Unix milliseconds (PEXPIRETIME), 0 for none.
@@ -95,6 +100,9 @@ func FromRecord(rec record.Record, live bool) State {
 	switch rec.Kind() {
 	case record.KindString:
 		s.Kind, s.Str = String, rec.StringData()
+		if typ, payload, ok := unwrapWhole(s.Str); ok {
+			s.Kind, s.Type, s.Str = Whole, typ, payload
+		}
 	case record.KindHash:
 		s.Kind = Hash
 		rec.Typed.EachField(func(name, value []byte) bool {
@@ -203,6 +211,8 @@ func (s State) Digest() uint64 {
 		for i, m := range s.Members {
 			d ^= elemHash("", strconv.AppendInt(nil, int64(i), 10), m)
 		}
+	case Whole:
+		d = elemHash("whole:"+s.Type, s.Str)
 	default:
 		d = elemHash("other:" + s.Type)
 	}
@@ -232,4 +242,33 @@ func elemHash(tag string, parts ...[]byte) uint64 {
 	}
 	h.Write(buf)
 	return binary.BigEndian.Uint64(h.Sum(nil)[:8])
+}
+
+// A key carried whole is, in the node, a string: wholeMark, the Redis type,
+// a NUL, then the DUMP payload. The node has no type for it, and a string
+// register gives it last-writer-wins merging and carries it like any
+// string; RESTORE checks the payload's checksum, so a client's string that
+// merely starts with the mark is refused by the backend, not restored.
+const wholeMark = "\x00redmesh-whole\x00"
+
+// wrapWhole is the node's string for a key carried whole.
+func wrapWhole(typ string, payload []byte) []byte {
+	out := make([]byte, 0, len(wholeMark)+len(typ)+1+len(payload))
+	out = append(out, wholeMark...)
+	out = append(out, typ...)
+	out = append(out, 0)
+	return append(out, payload...)
+}
+
+// unwrapWhole reads what wrapWhole wrote.
+func unwrapWhole(s []byte) (typ string, payload []byte, ok bool) {
+	rest, ok := bytes.CutPrefix(s, []byte(wholeMark))
+	if !ok {
+		return "", nil, false
+	}
+	t, p, ok := bytes.Cut(rest, []byte{0})
+	if !ok || len(t) == 0 {
+		return "", nil, false
+	}
+	return string(t), p, true
 }

@@ -43,14 +43,14 @@ func TestTakeInCopiesEveryModelledType(t *testing.T) {
 	if got, want := stats.Scanned.Load(), int64(2500+7); got != want {
 		t.Fatalf("scanned %d keys, want %d", got, want)
 	}
-	if stats.Skipped.Load() != 1 || stats.Streams.Load() != 1 {
-		t.Fatalf("skipped %d (streams %d), want the stream", stats.Skipped.Load(), stats.Streams.Load())
+	if stats.Skipped.Load() != 0 || stats.Whole.Load() != 1 || stats.Streams.Load() != 1 {
+		t.Fatalf("skipped %d, carried whole %d (streams %d), want the stream whole", stats.Skipped.Load(), stats.Whole.Load(), stats.Streams.Load())
 	}
 	r, err := newReader(ctx, rdb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"s:0", "s:2499", "ttl", "counter", "h", "set", "list", "zs"} {
+	for _, k := range []string{"s:0", "s:2499", "ttl", "counter", "h", "set", "list", "zs", "stream"} {
 		want, err := r.read(ctx, []string{k})
 		if err != nil {
 			t.Fatal(err)

@@ -194,3 +194,89 @@ func TestBridgeSortedSetsAndLists(t *testing.T) {
 		t.Fatalf("the audit took in %d keys of a backend in sync", got)
 	}
 }
+
+// TestWholeKeys: a stream is carried whole: taken into the node as its
+// DUMP payload, written back with RESTORE, each change replacing it (last
+// writer wins); a payload the backend refuses is reported and left alone.
+func TestWholeKeys(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	c.XAdd(ctx, &redis.XAddArgs{Stream: "st", ID: "1-1", Values: []string{"f", "v1"}})
+	c.PExpire(ctx, "st", time.Hour)
+	dir := t.TempDir()
+	n := openNode(t, dir)
+	b := startBridge(t, srv, n, dir)
+	whole := func(key string) State {
+		rec, live := n.Read([]byte(key))
+		return FromRecord(rec, live)
+	}
+	within(t, 5*time.Second, "the stream in the node", func() bool { s := whole("st"); return s.Kind == Whole && s.Type == "stream" && s.At != 0 })
+
+	// A change in the backend replaces the node's copy.
+	before := whole("st").Digest()
+	c.XAdd(ctx, &redis.XAddArgs{Stream: "st", ID: "2-1", Values: []string{"f", "v2"}})
+	within(t, 5*time.Second, "the change in the node", func() bool { d := whole("st").Digest(); return d != before && d != 0 })
+
+	// The node's copy (a peer's, as it would arrive) is restored in the
+	// backend, with its deadline.
+	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		st := whole("st")
+		return l.SetString([]byte("copy"), wrapWhole(st.Type, st.Str), st.At)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 5*time.Second, "the copy in the backend", func() bool {
+		xs := c.XRange(ctx, "copy", "-", "+").Val()
+		return len(xs) == 2 && xs[1].ID == "2-1" && xs[1].Values["f"] == "v2" && c.PTTL(ctx, "copy").Val() > 0
+	})
+
+	// A payload the backend refuses is reported, not retried, and the
+	// backend keeps what it held.
+	c.Set(ctx, "bad", "kept", 0)
+	within(t, 5*time.Second, "bad in the node", func() bool { v, ok := nodeString(n, "bad"); return ok && v == "kept" })
+	takenIn := b.st.takenIn.Load()
+	err = n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		return l.SetString([]byte("bad"), wrapWhole("stream", []byte("not a payload")), 0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 5*time.Second, "the refusal", func() bool { return b.st.refused.Load() == 1 })
+	if v := c.Get(ctx, "bad").Val(); v != "kept" {
+		t.Fatalf("the backend's bad = %q", v)
+	}
+	if infoField(b, "bridge_restores_refused") != "1" {
+		t.Fatal("INFO does not report the refusal")
+	}
+
+	// Nothing the bridge wrote came back as a change; an audit finds the
+	// carried keys in sync.
+	if got := b.st.takenIn.Load(); got != takenIn {
+		t.Fatalf("the bridge's own RESTOREs were taken in again: %d changes, was %d", got, takenIn)
+	}
+	if err := b.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.takeIn.Written.Load(); got != 0 {
+		t.Fatalf("the audit took in %d keys", got)
+	}
+	if got := b.st.refused.Load(); got != 1 {
+		t.Fatalf("the refused key was retried: %d refusals", got)
+	}
+}
+
+func TestWrapWhole(t *testing.T) {
+	for _, payload := range [][]byte{nil, []byte("x"), {0, 1, 0}} {
+		typ, p, ok := unwrapWhole(wrapWhole("MBbloom--", payload))
+		if !ok || typ != "MBbloom--" || string(p) != string(payload) {
+			t.Fatalf("%q: %q %q %v", payload, typ, p, ok)
+		}
+	}
+	for _, s := range []string{"", "plain", wholeMark, wholeMark + "stream", wholeMark + "\x00x"} {
+		if _, _, ok := unwrapWhole([]byte(s)); ok {
+			t.Fatalf("%q read as a whole key", s)
+		}
+	}
+}
