@@ -280,3 +280,17 @@ func TestWrapWhole(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUnwrapWhole: any node string (a client's or a peer's) is either read
+// as a key carried whole, which wraps back to the same bytes, or not.
+func FuzzUnwrapWhole(f *testing.F) {
+	f.Add([]byte(wholeMark + "stream\x00payload"))
+	f.Add([]byte(wholeMark))
+	f.Add([]byte("plain"))
+	f.Fuzz(func(t *testing.T, s []byte) {
+		typ, p, ok := unwrapWhole(s)
+		if ok && string(wrapWhole(typ, p)) != string(s) {
+			t.Fatalf("%q unwraps to %q %q, which wrap to %q", s, typ, p, wrapWhole(typ, p))
+		}
+	})
+}
