@@ -203,7 +203,8 @@ func listDiff(n, b State, additive bool) node.ListEdit {
 }
 
 // maxListWork bounds commonRun's comparisons; past it, lists are compared
-// only at their ends' alignments (pushes and pops at one end or the other).
+// only at alignments a few elements from their ends' (pushes and pops of a
+// few elements, what a notification's read usually finds).
 const maxListWork = 4_000_000
 
 // commonRun finds the longest run a[i:i+run] == b[k:k+run]. In-project:
@@ -224,8 +225,13 @@ func commonRun(a, b [][]byte) (i, k, run int) {
 		}
 	}
 	if len(a)*len(b) > maxListWork {
-		try(0)               // pops and pushes at the tail
-		try(len(b) - len(a)) // at the head
+		// Pops and pushes of a few elements at each end: the alignments
+		// near the heads' and near the tails'.
+		w := max(1, maxListWork/(4*max(len(a), len(b))))
+		for d := -w; d <= w; d++ {
+			try(d)
+			try(len(b) - len(a) + d)
+		}
 		return i, k, run
 	}
 	for d := -len(a) + 1; d < len(b); d++ {

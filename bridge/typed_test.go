@@ -294,3 +294,20 @@ func FuzzUnwrapWhole(f *testing.F) {
 		}
 	})
 }
+
+// TestCommonRunLargeLists: past the comparison bound, a few pops and pushes
+// at both ends of a long list are still found as such.
+func TestCommonRunLargeLists(t *testing.T) {
+	a := make([][]byte, 5000)
+	for i := range a {
+		a[i] = []byte(itoa(i))
+	}
+	b := append(slices.Clone(a[3:]), []byte("new1"), []byte("new2")) // LPOP 3, RPUSH 2
+	if len(a)*len(b) <= maxListWork {
+		t.Fatal("the lists are within the bound: the test does not test the large path")
+	}
+	i, k, run := commonRun(a, b)
+	if i != 3 || k != 0 || run != len(a)-3 {
+		t.Fatalf("run a[%d:] b[%d:] of %d, want a[3:] b[0:] of %d", i, k, run, len(a)-3)
+	}
+}
