@@ -205,7 +205,7 @@ func listDiff(n, b State, additive bool) node.ListEdit {
 // maxListWork bounds commonRun's comparisons; past it, lists are compared
 // only at alignments a few elements from their ends' (pushes and pops of a
 // few elements, what a notification's read usually finds).
-const maxListWork = 4_000_000
+const maxListWork = 1 << 18
 
 // commonRun finds the longest run a[i:i+run] == b[k:k+run]. In-project:
 // the longest common substring of two short sequences is a loop, not a
