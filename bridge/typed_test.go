@@ -311,3 +311,28 @@ func TestCommonRunLargeLists(t *testing.T) {
 		t.Fatalf("run a[%d:] b[%d:] of %d, want a[3:] b[0:] of %d", i, k, run, len(a)-3)
 	}
 }
+
+// TestEditListRefusesBadIndexes: an edit that does not fit the list is an
+// error, not a panic.
+func TestEditListRefusesBadIndexes(t *testing.T) {
+	ctx := context.Background()
+	n := openNode(t, t.TempDir())
+	key := []byte("l")
+	if err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.EditList(key, node.ListEdit{Tail: listOf("a,b")}) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []node.ListEdit{
+		{DropHead: 3},
+		{DropHead: 1, DropTail: 2},
+		{DropTail: -1},
+		{DropHead: 1, Set: map[int][]byte{1: []byte("x")}},
+		{Set: map[int][]byte{-1: []byte("x")}},
+	} {
+		if err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.EditList(key, e) }); err == nil {
+			t.Errorf("%+v: no error", e)
+		}
+	}
+	if got := nodeList(n, "l"); got != "a,b" {
+		t.Fatalf("the list is %s", got)
+	}
+}

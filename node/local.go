@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/record"
@@ -157,6 +158,14 @@ func (l *LocalTx) EditList(key []byte, e ListEdit) error {
 		view = cur.Typed.ListView()
 	}
 	n := view.Len()
+	if e.DropHead < 0 || e.DropTail < 0 || e.DropHead+e.DropTail > n {
+		return fmt.Errorf("list edit of %q: pops %d and %d of %d elements", key, e.DropHead, e.DropTail, n)
+	}
+	for i := range e.Set {
+		if i < 0 || e.DropHead+i >= n-e.DropTail {
+			return fmt.Errorf("list edit of %q: LSET of index %d among %d elements", key, i, n-e.DropHead-e.DropTail)
+		}
+	}
 	for i := range n {
 		if i < e.DropHead || i >= n-e.DropTail {
 			w.op.RemListed(view.At(i).Name)
