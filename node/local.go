@@ -82,11 +82,14 @@ type TypedEdit struct {
 	WithExpiry bool
 }
 
-// EditTyped writes e to key as HSET/HDEL, SADD/SREM or ZADD/ZREM would, element by
-// element, so that it merges with concurrent edits elsewhere as those
-// commands do. A key a client sees as another type is replaced (its
+// EditTyped writes e to key as HSET/HDEL, SADD/SREM or ZADD/ZREM would,
+// element by element, so that it merges with concurrent edits elsewhere as
+// those commands do. A key a client sees as another type is replaced (its
 // contents removed as observed), as DEL followed by HSET would.
 func (l *LocalTx) EditTyped(key []byte, e TypedEdit) error {
+	if e.Kind == record.KindZSet && len(e.Scores) != len(e.Add) {
+		return fmt.Errorf("sorted-set edit of %q: %d members, %d scores", key, len(e.Add), len(e.Scores))
+	}
 	cur, err := l.tx.Get(key)
 	if err != nil {
 		return err
@@ -171,7 +174,7 @@ func (l *LocalTx) EditList(key []byte, e ListEdit) error {
 			w.op.RemListed(view.At(i).Name)
 		}
 	}
-	var lo, hi []byte // the first and last elements kept
+	var lo, hi []byte // the last and the first element kept: the pushes' bounds
 	if e.DropHead < n-e.DropTail {
 		lo, hi = view.At(n-e.DropTail-1).Name, view.At(e.DropHead).Name
 	}
