@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/redmesh/redmesh/bridge/whole"
 	"github.com/redmesh/redmesh/node"
 	"github.com/redmesh/redmesh/record"
 )
@@ -23,7 +24,7 @@ const expiryLeeway = 2000 // ms
 // deadline is a PEXPIREAT or PERSIST. Sorted-set members are written one
 // by one too (ZADD/ZREM); a list at its ends and in place (see listDiff); a
 // type redmesh does not model whole, as a string holding its DUMP payload
-// (see wrapWhole). Where additive, given the digest of
+// (see package whole). Where additive, given the digest of
 // the node's state, says so, nothing the node holds is removed because the
 // backend lacks it (a key, a field, a member): the backend may not have been
 // given it yet. It reports whether it wrote.
@@ -51,7 +52,7 @@ func takeIn(l *node.LocalTx, key []byte, b State, additiveFor func(nodeDigest ui
 		return true, l.SetExpiry(key, b.At)
 	case Whole: // a register, as a string: last writer wins
 		if n.Kind != Whole || n.Type != b.Type || !bytes.Equal(n.Str, b.Str) {
-			return true, l.SetString(key, wrapWhole(b.Type, b.Str), b.At)
+			return true, l.SetString(key, whole.Wrap(b.Type, b.Str), b.At)
 		}
 		return true, l.SetExpiry(key, b.At)
 	case List:

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/redmesh/redmesh/bridge/whole"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -100,7 +101,7 @@ func FromRecord(rec record.Record, live bool) State {
 	switch rec.Kind() {
 	case record.KindString:
 		s.Kind, s.Str = String, rec.StringData()
-		if typ, payload, ok := unwrapWhole(s.Str); ok {
+		if typ, payload, ok := whole.Unwrap(s.Str); ok {
 			s.Kind, s.Type, s.Str = Whole, typ, payload
 		}
 	case record.KindHash:
@@ -242,33 +243,4 @@ func elemHash(tag string, parts ...[]byte) uint64 {
 	}
 	h.Write(buf)
 	return binary.BigEndian.Uint64(h.Sum(nil)[:8])
-}
-
-// A key carried whole is, in the node, a string: wholeMark, the Redis type,
-// a NUL, then the DUMP payload. The node has no type for it, and a string
-// register gives it last-writer-wins merging and carries it like any
-// string; RESTORE checks the payload's checksum, so a client's string that
-// merely starts with the mark is refused by the backend, not restored.
-const wholeMark = "\x00redmesh-whole\x00"
-
-// wrapWhole is the node's string for a key carried whole.
-func wrapWhole(typ string, payload []byte) []byte {
-	out := make([]byte, 0, len(wholeMark)+len(typ)+1+len(payload))
-	out = append(out, wholeMark...)
-	out = append(out, typ...)
-	out = append(out, 0)
-	return append(out, payload...)
-}
-
-// unwrapWhole reads what wrapWhole wrote.
-func unwrapWhole(s []byte) (typ string, payload []byte, ok bool) {
-	rest, ok := bytes.CutPrefix(s, []byte(wholeMark))
-	if !ok {
-		return "", nil, false
-	}
-	t, p, ok := bytes.Cut(rest, []byte{0})
-	if !ok || len(t) == 0 {
-		return "", nil, false
-	}
-	return string(t), p, true
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redmesh/redmesh/bridge/whole"
 	"github.com/redmesh/redmesh/node"
 	"github.com/redmesh/redmesh/record"
 )
@@ -207,22 +208,22 @@ func TestWholeKeys(t *testing.T) {
 	dir := t.TempDir()
 	n := openNode(t, dir)
 	b := startBridge(t, srv, n, dir)
-	whole := func(key string) State {
+	nodeState := func(key string) State {
 		rec, live := n.Read([]byte(key))
 		return FromRecord(rec, live)
 	}
-	within(t, 5*time.Second, "the stream in the node", func() bool { s := whole("st"); return s.Kind == Whole && s.Type == "stream" && s.At != 0 })
+	within(t, 5*time.Second, "the stream in the node", func() bool { s := nodeState("st"); return s.Kind == Whole && s.Type == "stream" && s.At != 0 })
 
 	// A change in the backend replaces the node's copy.
-	before := whole("st").Digest()
+	before := nodeState("st").Digest()
 	c.XAdd(ctx, &redis.XAddArgs{Stream: "st", ID: "2-1", Values: []string{"f", "v2"}})
-	within(t, 5*time.Second, "the change in the node", func() bool { d := whole("st").Digest(); return d != before && d != 0 })
+	within(t, 5*time.Second, "the change in the node", func() bool { d := nodeState("st").Digest(); return d != before && d != 0 })
 
 	// The node's copy (a peer's, as it would arrive) is restored in the
 	// backend, with its deadline.
 	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
-		st := whole("st")
-		return l.SetString([]byte("copy"), wrapWhole(st.Type, st.Str), st.At)
+		st := nodeState("st")
+		return l.SetString([]byte("copy"), whole.Wrap(st.Type, st.Str), st.At)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +239,7 @@ func TestWholeKeys(t *testing.T) {
 	within(t, 5*time.Second, "bad in the node", func() bool { v, ok := nodeString(n, "bad"); return ok && v == "kept" })
 	takenIn := b.st.takenIn.Load()
 	err = n.UpdateLocal(ctx, func(l *node.LocalTx) error {
-		return l.SetString([]byte("bad"), wrapWhole("stream", []byte("not a payload")), 0)
+		return l.SetString([]byte("bad"), whole.Wrap("stream", []byte("not a payload")), 0)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -265,34 +266,6 @@ func TestWholeKeys(t *testing.T) {
 	if got := b.st.refused.Load(); got != 1 {
 		t.Fatalf("the refused key was retried: %d refusals", got)
 	}
-}
-
-func TestWrapWhole(t *testing.T) {
-	for _, payload := range [][]byte{nil, []byte("x"), {0, 1, 0}} {
-		typ, p, ok := unwrapWhole(wrapWhole("MBbloom--", payload))
-		if !ok || typ != "MBbloom--" || string(p) != string(payload) {
-			t.Fatalf("%q: %q %q %v", payload, typ, p, ok)
-		}
-	}
-	for _, s := range []string{"", "plain", wholeMark, wholeMark + "stream", wholeMark + "\x00x"} {
-		if _, _, ok := unwrapWhole([]byte(s)); ok {
-			t.Fatalf("%q read as a whole key", s)
-		}
-	}
-}
-
-// FuzzUnwrapWhole: any node string (a client's or a peer's) is either read
-// as a key carried whole, which wraps back to the same bytes, or not.
-func FuzzUnwrapWhole(f *testing.F) {
-	f.Add([]byte(wholeMark + "stream\x00payload"))
-	f.Add([]byte(wholeMark))
-	f.Add([]byte("plain"))
-	f.Fuzz(func(t *testing.T, s []byte) {
-		typ, p, ok := unwrapWhole(s)
-		if ok && string(wrapWhole(typ, p)) != string(s) {
-			t.Fatalf("%q unwraps to %q %q, which wrap to %q", s, typ, p, wrapWhole(typ, p))
-		}
-	})
 }
 
 // TestCommonRunLargeLists: past the comparison bound, a few pops and pushes
