@@ -102,7 +102,7 @@ func (r *reader) read(ctx context.Context, keys []string) ([]State, error) {
 		for i, k := range keys {
 			s := &out[i]
 			s.Kind = kindOf(types[i].Val())
-			if s.Kind == Other {
+			if s.Kind == Whole {
 				s.Type = types[i].Val()
 			}
 			if d, _ := deadlines[i].Int64(); d >= 0 {
@@ -118,6 +118,12 @@ func (r *reader) read(ctx context.Context, keys []string) ([]State, error) {
 				vals[i] = p.HGetAll(ctx, k)
 			case Set:
 				vals[i] = p.SMembers(ctx, k)
+			case ZSet:
+				vals[i] = p.Do(ctx, "ZRANGE", k, 0, -1, "WITHSCORES")
+			case List:
+				vals[i] = p.LRange(ctx, k, 0, -1)
+			case Whole:
+				vals[i] = p.Dump(ctx, k)
 			}
 		}
 		return nil
@@ -144,7 +150,16 @@ func (r *reader) read(ctx context.Context, keys []string) ([]State, error) {
 			for _, v := range m {
 				s.Members = append(s.Members, []byte(v))
 			}
-			sortMembers(s.Members)
+			if s.Kind == Set {
+				sortMembers(s.Members)
+			}
+			s.changed(err)
+		case *redis.Cmd:
+			m, err := c.StringSlice()
+			for _, v := range m {
+				s.Fields = append(s.Fields, []byte(v))
+			}
+			s.Fields = zsetFields(s.Fields)
 			s.changed(err)
 		}
 		if s.Kind != None && s.Kind != Other && s.empty() {
@@ -171,8 +186,10 @@ func (s State) empty() bool {
 	switch s.Kind {
 	case Hash:
 		return len(s.Fields) == 0
-	case Set:
+	case Set, List:
 		return len(s.Members) == 0
+	case ZSet:
+		return len(s.Fields) == 0
 	}
 	return false
 }
@@ -201,7 +218,7 @@ func (r *reader) readByScript(ctx context.Context, keys []string, out []State) (
 		typ, _ := e[0].(string)
 		s := &out[i]
 		s.Kind = kindOf(typ)
-		if s.Kind == Other {
+		if s.Kind == Whole {
 			s.Type = typ
 		}
 		if at, _ := e[1].(int64); at > 0 {
@@ -215,22 +232,40 @@ func (r *reader) readByScript(ctx context.Context, keys []string, out []State) (
 		case String:
 			v, _ := val.(string)
 			s.Str = []byte(v)
-		case Hash, Set:
+		case Whole:
+			v, ok := val.(string)
+			if !ok {
+				s.Kind = Other // no payload: left alone
+			}
+			s.Str = []byte(v)
+		case Hash, Set, ZSet, List:
 			arr, _ := val.([]any)
 			for _, x := range arr {
 				v, _ := x.(string)
-				if s.Kind == Hash {
+				if s.Kind == Hash || s.Kind == ZSet {
 					s.Fields = append(s.Fields, []byte(v))
 				} else {
 					s.Members = append(s.Members, []byte(v))
 				}
 			}
-			if s.Kind == Hash {
+			switch s.Kind {
+			case Hash:
 				s.Fields = sortFields(s.Fields)
-			} else {
+			case ZSet:
+				s.Fields = zsetFields(s.Fields)
+			case Set:
 				sortMembers(s.Members)
 			}
 		}
 	}
 	return out, nil
+}
+
+// zsetFields turns ZRANGE WITHSCORES' reply (member, score ...) into a
+// State's Fields: scores as scoreText writes them, members in name order.
+func zsetFields(f [][]byte) [][]byte {
+	for i := 1; i < len(f); i += 2 {
+		f[i] = normalScore(f[i])
+	}
+	return sortFields(f)
 }

@@ -106,7 +106,7 @@ type Bridge struct {
 }
 
 type counters struct {
-	written, takenIn, echoes, conflicts, audits, auditFixes, overflows, shadowKeys atomic.Int64
+	written, takenIn, echoes, conflicts, audits, auditFixes, overflows, shadowKeys, refused atomic.Int64
 }
 
 // Start connects to the backend, makes sure it sends keyspace notifications
@@ -198,8 +198,9 @@ var errNotifications = errors.New("keyspace notifications")
 
 // notifyFlags are the classes of keyspace events the bridge needs: keyspace
 // channel (K), generic commands (g), strings ($), hashes (h), sets (s),
-// expiry (x) and eviction (e). A stands for all of g$lshzxetd.
-const notifyFlags = "Kg$hsxe"
+// sorted sets (z), lists (l), streams (t), modules' types (d), expiry (x)
+// and eviction (e). A stands for all of g$lshzxetd.
+const notifyFlags = "Kg$hszltdxe"
 
 // connect checks the backend, turns notifications on if needed, loads the
 // scripts and notes whether the backend restarted since the shadow was
@@ -534,6 +535,14 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 			delete(b.conflicted, w.h)
 			continue
 		}
+		if ok == -1 {
+			// Refused payload: the backend keeps what it holds, and the
+			// key is left alone until it changes there.
+			b.st.refused.Add(1)
+			b.foreign[w.h] = struct{}{}
+			b.log.Warn("the backend refused a key carried whole (RESTORE: a module it has not loaded, or a newer RDB version): left as the backend holds it", "key", w.key)
+			continue
+		}
 		b.st.conflicts.Add(1)
 		// Taken in, then written again; a key that keeps conflicting
 		// (changed in the backend without pause) is left to the audit
@@ -575,15 +584,19 @@ func digestHex(d uint64) string {
 func scriptArgs(expect string, s State) []any {
 	args := []any{expect, s.Kind.String(), strconv.FormatInt(s.At, 10)}
 	switch s.Kind {
-	case String:
+	case String, Whole:
 		args = append(args, s.Str)
 	case Hash:
 		for _, f := range s.Fields {
 			args = append(args, f)
 		}
-	case Set:
+	case Set, List:
 		for _, m := range s.Members {
 			args = append(args, m)
+		}
+	case ZSet: // ZADD takes the score first
+		for i := 0; i+1 < len(s.Fields); i += 2 {
+			args = append(args, s.Fields[i+1], s.Fields[i])
 		}
 	}
 	return args
@@ -626,6 +639,8 @@ func (b *Bridge) Info() []string {
 		"bridge_sync_keys_total:" + i(b.takeIn.Estimate.Load()),
 		"bridge_sync_taken_in:" + i(b.takeIn.Written.Load()),
 		"bridge_skipped_types:" + i(b.takeIn.Skipped.Load()),
+		"bridge_whole_keys:" + i(b.takeIn.Whole.Load()),
+		"bridge_restores_refused:" + i(b.st.refused.Load()),
 		"bridge_audits:" + i(b.st.audits.Load()),
 		"bridge_audit_fixes:" + i(b.st.auditFixes.Load()),
 		"bridge_keys_written:" + i(b.st.written.Load()),

@@ -317,34 +317,6 @@ func TestChangeMeetsOwedRecord(t *testing.T) {
 	}
 }
 
-// TestForeignTypeLeftAlone: a key the backend holds as a list while the
-// node holds it as a string (written at another site) is neither
-// overwritten nor retried without end.
-func TestForeignTypeLeftAlone(t *testing.T) {
-	ctx := context.Background()
-	srv := startRedis(t)
-	c := srv.client(t)
-	n := openNode(t, t.TempDir())
-	b := newIdleBridge(t, srv, n)
-	c.RPush(ctx, "k", "a", "b")
-	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.SetString([]byte("k"), []byte("v"), 0) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.pushOut(ctx, []string{"k"}); err != nil { // the list is there: conflict
-		t.Fatal(err)
-	}
-	if err := b.drain(ctx); err != nil { // read: a list; not written again
-		t.Fatal(err)
-	}
-	if typ := c.Type(ctx, "k").Val(); typ != "list" {
-		t.Fatalf("the list became a %s", typ)
-	}
-	if got := b.st.conflicts.Load(); got != 1 {
-		t.Fatalf("%d conflicts, want 1", got)
-	}
-}
-
 // TestBackendRestartedFromOlderCopy: a backend restarted on an RDB saved
 // before the node's last write does not bring the older value back.
 func TestBackendRestartedFromOlderCopy(t *testing.T) {

@@ -33,8 +33,21 @@ local function digest(key)
       local a, b = eh('', m)
       hi, lo = bit.bxor(hi, a), bit.bxor(lo, b)
     end
+  elseif t == 'zset' then
+    hi, lo = eh('zset')
+    local z = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+    for i = 1, #z, 2 do
+      local a, b = eh('', z[i], string.format('%.17g', tonumber(z[i + 1])))
+      hi, lo = bit.bxor(hi, a), bit.bxor(lo, b)
+    end
+  elseif t == 'list' then
+    hi, lo = eh('list')
+    for i, v in ipairs(redis.call('LRANGE', key, 0, -1)) do
+      local a, b = eh('', string.format('%d', i - 1), v)
+      hi, lo = bit.bxor(hi, a), bit.bxor(lo, b)
+    end
   else
-    hi, lo = eh('other:' .. t)
+    hi, lo = eh('whole:' .. t, redis.call('DUMP', key))
   end
   local at = redis.call('PEXPIRETIME', key)
   if at > 0 then
@@ -49,17 +62,25 @@ end
 // writeLua replaces KEYS[1] with a State, atomically, if the key's digest is
 // still ARGV[1] (what the bridge last wrote or read there); otherwise it
 // writes nothing and answers 0, and the bridge takes the backend's change in
-// first. ARGV[2] is the kind (none, string, hash, set), ARGV[3] the deadline
-// (Unix ms, 0 for none), ARGV[4...] the value, the fields and values, or the
-// members.
+// first. ARGV[2] is the kind (none, string, hash, set, zset, list, whole),
+// ARGV[3] the deadline (Unix ms, 0 for none), ARGV[4...] the value, the
+// fields and values, the members, the scores and members, the elements in
+// order, or the DUMP payload. A payload the backend refuses (a module it
+// has not loaded, a newer RDB version, a damaged payload) answers -1 and
+// changes nothing.
 var writeScript = redis.NewScript(digestLua + `
 if digest(KEYS[1]) ~= ARGV[1] then return 0 end
 local key, kind = KEYS[1], ARGV[2]
-redis.call('UNLINK', key)
+if kind == 'whole' then
+  local r = redis.pcall('RESTORE', key, 0, ARGV[4], 'REPLACE')
+  if type(r) == 'table' and r.err then return -1 end
+else
+  redis.call('UNLINK', key)
+end
 if kind == 'string' then
   redis.call('SET', key, ARGV[4])
-elseif kind == 'hash' or kind == 'set' then
-  local cmd = kind == 'hash' and 'HSET' or 'SADD'
+elseif kind ~= 'none' and kind ~= 'whole' then
+  local cmd = ({hash = 'HSET', set = 'SADD', zset = 'ZADD', list = 'RPUSH'})[kind]
   for i = 4, #ARGV, 1000 do -- unpack's stack is bounded; 1000 keeps field pairs whole
     redis.call(cmd, key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
   end
@@ -76,7 +97,8 @@ return out
 `)
 
 // readScript answers, per key of KEYS, {type, PEXPIRETIME, value}: the value
-// a string, HGETALL's or SMEMBERS' array, or nothing for other types.
+// a string, HGETALL's, SMEMBERS', ZRANGE WITHSCORES' or LRANGE's array, or
+// for other types their DUMP payload.
 var readScript = redis.NewScript(`
 local out = {}
 for i, k in ipairs(KEYS) do
@@ -85,6 +107,9 @@ for i, k in ipairs(KEYS) do
   if t == 'string' then v = redis.call('GET', k)
   elseif t == 'hash' then v = redis.call('HGETALL', k)
   elseif t == 'set' then v = redis.call('SMEMBERS', k)
+  elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
+  elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)
+  elseif t ~= 'none' then v = redis.call('DUMP', k)
   end
   out[i] = {t, redis.call('PEXPIRETIME', k), v}
 end

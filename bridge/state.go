@@ -12,22 +12,29 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/binary"
+	"math"
 	"slices"
 	"strconv"
 
+	"github.com/redmesh/redmesh/bridge/whole"
 	"github.com/redmesh/redmesh/record"
 )
 
 // Kind is a backend key's type as far as the bridge models it.
 type Kind uint8
 
-// Kinds. Other is a type redmesh does not model (list, zset, stream,
-// module types): reported and left alone.
+// Kinds. Whole is a type redmesh does not model (stream, module types),
+// carried whole: its DUMP payload, written with RESTORE, last writer wins.
+// Other is a key the bridge cannot carry (it changed type while read, its
+// payload could not be read or restored): reported and left alone.
 const (
 	None Kind = iota
 	String
 	Hash
 	Set
+	ZSet
+	List
+	Whole
 	Other
 )
 
@@ -41,6 +48,12 @@ func (k Kind) String() string {
 		return "hash"
 	case Set:
 		return "set"
+	case ZSet:
+		return "zset"
+	case List:
+		return "list"
+	case Whole:
+		return "whole"
 	}
 	return "other"
 }
@@ -56,16 +69,22 @@ func kindOf(redisType string) Kind {
 		return Hash
 	case "set":
 		return Set
+	case "zset":
+		return ZSet
+	case "list":
+		return List
 	}
-	return Other
+	return Whole
 }
 
 // State is one key as a Redis server holds it. A counter is a string, as in
-// Redis. Fields (name, value, name, value ...) and Members are in name order.
+// Redis. Fields (name, value, name, value ...) and Members are in name order;
+// a sorted set's Fields are its members and their scores (as scoreText
+// writes them), a list's Members its elements in list order.
 type State struct {
 	Kind    Kind
-	Type    string // Redis's TYPE for Other
-	Str     []byte
+	Type    string // Redis's TYPE for Whole and Other
+	Str     []byte // a string's value; a Whole key's DUMP payload
 	Fields  [][]byte
 	Members [][]byte
 	// At is the deadline in Unix milliseconds (PEXPIRETIME), 0 for none.
@@ -82,6 +101,9 @@ func FromRecord(rec record.Record, live bool) State {
 	switch rec.Kind() {
 	case record.KindString:
 		s.Kind, s.Str = String, rec.StringData()
+		if typ, payload, ok := whole.Unwrap(s.Str); ok {
+			s.Kind, s.Type, s.Str = Whole, typ, payload
+		}
 	case record.KindHash:
 		s.Kind = Hash
 		rec.Typed.EachField(func(name, value []byte) bool {
@@ -94,10 +116,51 @@ func FromRecord(rec record.Record, live bool) State {
 			s.Members = append(s.Members, name)
 			return true
 		})
+	case record.KindZSet:
+		s.Kind = ZSet
+		var es []record.ZEntry
+		v := rec.Typed.ZView()
+		v.Ascend(0, func(e record.ZEntry) bool {
+			es = append(es, e)
+			return true
+		})
+		slices.SortFunc(es, func(a, b record.ZEntry) int { return bytes.Compare(a.Name, b.Name) })
+		for _, e := range es {
+			s.Fields = append(s.Fields, e.Name, []byte(scoreText(e.Score)))
+		}
+	case record.KindList:
+		s.Kind = List
+		v := rec.Typed.ListView()
+		v.Ascend(0, func(e record.Elem) bool {
+			s.Members = append(s.Members, e.Value)
+			return true
+		})
 	default:
 		s.Kind, s.Type = Other, rec.Kind().String()
 	}
 	return s
+}
+
+// scoreText is a score as the bridge compares and writes it: "%.17g", as
+// the backend's scripts format it too (string.format), so that the two
+// sides' digests agree whatever the backend's own reply format.
+func scoreText(f float64) string {
+	switch {
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	}
+	return strconv.FormatFloat(f, 'g', 17, 64)
+}
+
+// normalScore is a score the backend replied with, as scoreText writes it.
+func normalScore(b []byte) []byte {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return b // not a score: the digest will differ, and the key is read again
+	}
+	return []byte(scoreText(f))
 }
 
 // sortFields orders field pairs by name, as FromRecord lists them.
@@ -139,6 +202,18 @@ func (s State) Digest() uint64 {
 		for _, m := range s.Members {
 			d ^= elemHash("", m)
 		}
+	case ZSet:
+		d = elemHash("zset")
+		for i := 0; i+1 < len(s.Fields); i += 2 {
+			d ^= elemHash("", s.Fields[i], s.Fields[i+1])
+		}
+	case List:
+		d = elemHash("list")
+		for i, m := range s.Members {
+			d ^= elemHash("", strconv.AppendInt(nil, int64(i), 10), m)
+		}
+	case Whole:
+		d = elemHash("whole:"+s.Type, s.Str)
 	default:
 		d = elemHash("other:" + s.Type)
 	}

@@ -2,9 +2,13 @@ package bridge
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redmesh/redmesh/node"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -23,6 +27,13 @@ func TestDigestIgnoresElementOrder(t *testing.T) {
 		{Kind: Hash, Fields: [][]byte{[]byte(""), []byte("a")}},
 		{Kind: Set, Members: [][]byte{[]byte("a")}},
 		{Kind: Set},
+		{Kind: ZSet, Fields: [][]byte{[]byte("a"), []byte("1")}},
+		{Kind: ZSet, Fields: [][]byte{[]byte("a"), []byte("2")}},
+		{Kind: List, Members: [][]byte{[]byte("a"), []byte("b")}},
+		{Kind: List, Members: [][]byte{[]byte("b"), []byte("a")}},
+		{Kind: List},
+		{Kind: Whole, Type: "stream", Str: []byte("p")},
+		{Kind: Whole, Type: "other", Str: []byte("p")},
 		a,
 	}
 	seen := map[uint64]int{}
@@ -61,8 +72,11 @@ func TestScriptDigestMatches(t *testing.T) {
 	c.HSet(ctx, "h", "f1", "a", "f2", "", "", "x")
 	c.PExpireAt(ctx, "h", time.UnixMilli(4102444800123))
 	c.SAdd(ctx, "s", "m1", "m2", "3")
-	c.RPush(ctx, "l", "x")
-	keys := []string{"str", "empty", "bin", "h", "s", "l", "absent"}
+	c.RPush(ctx, "l", "x", "", "x", "\x00")
+	c.ZAdd(ctx, "z", redis.Z{Score: 0.1, Member: "a"}, redis.Z{Score: 1e21, Member: "b"}, redis.Z{Score: -1e-7, Member: ""},
+		redis.Z{Score: math.Inf(1), Member: "c"}, redis.Z{Score: math.Inf(-1), Member: "d"}, redis.Z{Score: 3, Member: "e"})
+	c.XAdd(ctx, &redis.XAddArgs{Stream: "x", Values: []string{"f", "v"}})
+	keys := []string{"str", "empty", "bin", "h", "s", "l", "z", "x", "absent"}
 	got, err := digestScript.Run(ctx, c, keys).StringSlice()
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +92,48 @@ func TestScriptDigestMatches(t *testing.T) {
 	for i, k := range keys {
 		if want := digestHex(states[i].Digest()); got[i] != want {
 			t.Errorf("%s: script digest %s, State.Digest %s (%+v)", k, got[i], want, states[i])
+		}
+	}
+}
+
+// TestFromRecordMatchesBackend: a sorted set and a list written into a node
+// read back as the backend holds the same keys.
+func TestFromRecordMatchesBackend(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	n := openNode(t, t.TempDir())
+	scores := []float64{0.1, 1e21, -1e-7, math.Inf(1), 3, 2.5e-300}
+	var zs []redis.Z
+	e := node.TypedEdit{Kind: record.KindZSet}
+	for i, sc := range scores {
+		m := []byte{byte('a' + i)}
+		zs = append(zs, redis.Z{Score: sc, Member: string(m)})
+		e.Add, e.Scores = append(e.Add, m), append(e.Scores, sc)
+	}
+	c.ZAdd(ctx, "z", zs...)
+	c.RPush(ctx, "l", "x", "y", "x")
+	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		if err := l.EditTyped([]byte("z"), e); err != nil {
+			return err
+		}
+		return l.EditList([]byte("l"), node.ListEdit{Head: [][]byte{[]byte("x")}, Tail: [][]byte{[]byte("y"), []byte("x")}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newReader(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := r.read(ctx, []string{"z", "l"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range []string{"z", "l"} {
+		rec, live := n.Read([]byte(k))
+		if got := FromRecord(rec, live); got.Digest() != want[i].Digest() {
+			t.Errorf("%s: node %q %q, backend %q %q", k, got.Fields, got.Members, want[i].Fields, want[i].Members)
 		}
 	}
 }

@@ -73,8 +73,8 @@ func (b *Bridge) sync(ctx context.Context) error {
 				for i, k := range read {
 					s := states[i]
 					h, d := keyHash(k), s.Digest()
+					b.takeIn.count(s)
 					if b.foreignType(h, s) {
-						b.takeIn.skip(s.Type)
 						continue
 					}
 					if b.knows(h, d) {
@@ -135,7 +135,7 @@ func (b *Bridge) sync(ctx context.Context) error {
 	b.takeIn.Done.Store(true)
 	b.st.auditFixes.Add(fixes + deleted)
 	b.log.Info("backend audit done", "keys", b.takeIn.Scanned.Load(), "taken_in", b.takeIn.Written.Load(),
-		"deleted_there", deleted, "written_there", refilled, "skipped_types", b.takeIn.Skipped.Load(), "took", time.Since(start).Round(time.Millisecond))
+		"deleted_there", deleted, "written_there", refilled, "whole", b.takeIn.Whole.Load(), "skipped", b.takeIn.Skipped.Load(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

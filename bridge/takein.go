@@ -16,10 +16,11 @@ import (
 type TakeInStats struct {
 	Scanned atomic.Int64 // keys SCAN returned
 	Written atomic.Int64 // keys that changed the node
-	// Skipped counts keys of types redmesh does not model, by type.
+	// Skipped counts keys the bridge could not read (their payload could
+	// not be dumped). Whole counts keys of types redmesh does not model,
+	// carried whole: Streams of them streams, Others modules' types.
 	Skipped  atomic.Int64
-	Lists    atomic.Int64
-	Zsets    atomic.Int64
+	Whole    atomic.Int64
 	Streams  atomic.Int64
 	Others   atomic.Int64
 	Done     atomic.Bool
@@ -28,22 +29,22 @@ type TakeInStats struct {
 
 // reset zeroes the counts for a new pass over the backend.
 func (s *TakeInStats) reset() {
-	for _, c := range []*atomic.Int64{&s.Scanned, &s.Written, &s.Skipped, &s.Lists, &s.Zsets, &s.Streams, &s.Others} {
+	for _, c := range []*atomic.Int64{&s.Scanned, &s.Written, &s.Skipped, &s.Whole, &s.Streams, &s.Others} {
 		c.Store(0)
 	}
 	s.Done.Store(false)
 }
 
-func (s *TakeInStats) skip(typ string) {
-	s.Skipped.Add(1)
-	switch typ {
-	case "list":
-		s.Lists.Add(1)
-	case "zset":
-		s.Zsets.Add(1)
-	case "stream":
+// count counts a key read in a take-in or audit by its kind.
+func (s *TakeInStats) count(st State) {
+	switch {
+	case st.Kind == Other:
+		s.Skipped.Add(1)
+	case st.Kind == Whole && st.Type == "stream":
+		s.Whole.Add(1)
 		s.Streams.Add(1)
-	default:
+	case st.Kind == Whole:
+		s.Whole.Add(1)
 		s.Others.Add(1)
 	}
 }
@@ -70,7 +71,7 @@ type takeInBatch struct {
 // pipelined type-aware reads) and writes it into the node as local writes,
 // each key with a fresh version, through the node's write path: one step of
 // the write path per batch. Keys of types redmesh does not model (lists,
-// sorted sets, streams, modules' types) are counted and skipped. Reading
+// streams, modules' types) are carried whole, as their DUMP payload. Reading
 // the next batch overlaps writing this one.
 func TakeIn(ctx context.Context, rdb *redis.Client, n *node.Node, opts TakeInOptions, stats *TakeInStats, log *slog.Logger) error {
 	if opts.Count <= 0 {
@@ -113,10 +114,9 @@ func TakeIn(ctx context.Context, rdb *redis.Client, n *node.Node, opts TakeInOpt
 	}
 	stats.Done.Store(true)
 	log.Info("take-in done", "keys", stats.Scanned.Load(), "written", stats.Written.Load(),
-		"skipped", stats.Skipped.Load(), "lists", stats.Lists.Load(), "zsets", stats.Zsets.Load(),
-		"streams", stats.Streams.Load(), "other_types", stats.Others.Load(), "took", time.Since(start).Round(time.Millisecond))
+		"whole", stats.Whole.Load(), "streams", stats.Streams.Load(), "module_types", stats.Others.Load(), "skipped", stats.Skipped.Load(), "took", time.Since(start).Round(time.Millisecond))
 	if stats.Skipped.Load() > 0 {
-		log.Warn("keys of types redmesh does not model were not taken in (lists, sorted sets, streams, modules' types)", "count", stats.Skipped.Load())
+		log.Warn("keys that could not be read were not taken in", "count", stats.Skipped.Load())
 	}
 	return nil
 }
@@ -205,9 +205,7 @@ func writeBatch(ctx context.Context, n *node.Node, b takeInBatch, opts TakeInOpt
 		return err
 	}
 	for i, s := range b.states {
-		if s.Kind == Other {
-			stats.skip(s.Type)
-		}
+		stats.count(s)
 		if opts.Seen != nil {
 			opts.Seen(b.keys[i], s)
 		}

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"testing"
 	"time"
@@ -25,8 +26,9 @@ func TestTakeInCopiesEveryModelledType(t *testing.T) {
 	c.HSet(ctx, "h", "f1", "a", "f2", "b")
 	c.PExpire(ctx, "h", 90*time.Minute)
 	c.SAdd(ctx, "set", "m1", "m2", "m3")
-	c.RPush(ctx, "list", "x")
-	c.ZAdd(ctx, "zs", redisZ(1, "a"))
+	c.RPush(ctx, "list", "x", "y", "x")
+	c.ZAdd(ctx, "zs", redisZ(1, "a"), redisZ(0.1, "b"), redisZ(math.Inf(-1), "c"))
+	c.XAdd(ctx, &redis.XAddArgs{Stream: "stream", Values: []string{"f", "v"}})
 
 	rdb, err := Dial(ctx, srv.url())
 	if err != nil {
@@ -38,17 +40,17 @@ func TestTakeInCopiesEveryModelledType(t *testing.T) {
 	if err := TakeIn(ctx, rdb, n, TakeInOptions{Count: 500}, &stats, quietLog()); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := stats.Scanned.Load(), int64(2500+6); got != want {
+	if got, want := stats.Scanned.Load(), int64(2500+7); got != want {
 		t.Fatalf("scanned %d keys, want %d", got, want)
 	}
-	if stats.Skipped.Load() != 2 || stats.Lists.Load() != 1 || stats.Zsets.Load() != 1 {
-		t.Fatalf("skipped %d (lists %d, zsets %d), want the list and the sorted set", stats.Skipped.Load(), stats.Lists.Load(), stats.Zsets.Load())
+	if stats.Skipped.Load() != 0 || stats.Whole.Load() != 1 || stats.Streams.Load() != 1 {
+		t.Fatalf("skipped %d, carried whole %d (streams %d), want the stream whole", stats.Skipped.Load(), stats.Whole.Load(), stats.Streams.Load())
 	}
 	r, err := newReader(ctx, rdb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"s:0", "s:2499", "ttl", "counter", "h", "set"} {
+	for _, k := range []string{"s:0", "s:2499", "ttl", "counter", "h", "set", "list", "zs", "stream"} {
 		want, err := r.read(ctx, []string{k})
 		if err != nil {
 			t.Fatal(err)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/record"
@@ -68,22 +69,27 @@ func (l *LocalTx) SetExpiry(key []byte, at int64) error {
 	return l.n.put(l.tx, key, record.Record{Expiry: record.Expiry{Version: v, At: at}})
 }
 
-// TypedEdit is a field- or member-level write of a hash or set.
+// TypedEdit is a field- or member-level write of a hash, set or sorted set.
 type TypedEdit struct {
-	Kind record.Kind // record.KindHash or record.KindSet
+	Kind record.Kind // record.KindHash, record.KindSet or record.KindZSet
 	// Set are hash fields to write (name, value, name, value ...); Del hash
-	// fields to remove. Add and Rem are set members.
+	// fields to remove. Add and Rem are set or sorted-set members (Add with
+	// Scores, one each, for a sorted set).
 	Set, Del, Add, Rem [][]byte
+	Scores             []float64
 	// At is the key's deadline when WithExpiry is true.
 	At         int64
 	WithExpiry bool
 }
 
-// EditTyped writes e to key as HSET/HDEL or SADD/SREM would, element by
-// element, so that it merges with concurrent edits elsewhere as those
-// commands do. A key a client sees as another type is replaced (its
+// EditTyped writes e to key as HSET/HDEL, SADD/SREM or ZADD/ZREM would,
+// element by element, so that it merges with concurrent edits elsewhere as
+// those commands do. A key a client sees as another type is replaced (its
 // contents removed as observed), as DEL followed by HSET would.
 func (l *LocalTx) EditTyped(key []byte, e TypedEdit) error {
+	if e.Kind == record.KindZSet && len(e.Scores) != len(e.Add) {
+		return fmt.Errorf("sorted-set edit of %q: %d members, %d scores", key, len(e.Add), len(e.Scores))
+	}
 	cur, err := l.tx.Get(key)
 	if err != nil {
 		return err
@@ -104,13 +110,88 @@ func (l *LocalTx) EditTyped(key []byte, e TypedEdit) error {
 	for _, f := range e.Del {
 		w.delField(f)
 	}
-	for _, m := range e.Add {
-		if err := w.addMember(m); err != nil {
+	for i, m := range e.Add {
+		if e.Kind == record.KindZSet {
+			if _, err := w.op.SetScore(m, e.Scores[i]+0); err != nil { // -0 is 0, as ZADD stores it
+				return err
+			}
+		} else if err := w.addMember(m); err != nil {
 			return err
 		}
 	}
 	for _, m := range e.Rem {
-		w.remMember(m)
+		if e.Kind == record.KindZSet {
+			w.op.RemScored(m)
+		} else {
+			w.remMember(m)
+		}
+	}
+	if e.WithExpiry {
+		w.rec.Expiry = record.Expiry{Version: w.v, At: e.At}
+	}
+	return w.commit(l.tx)
+}
+
+// ListEdit is a write of a list at its ends and in place, as LPOP/RPOP,
+// LPUSH/RPUSH and LSET would: DropHead and DropTail elements are popped,
+// Set gives the values of elements by index among those left, then Head is
+// pushed before them (in list order) and Tail after.
+type ListEdit struct {
+	DropHead, DropTail int
+	Set                map[int][]byte
+	Head, Tail         [][]byte
+	At                 int64
+	WithExpiry         bool
+}
+
+// EditList writes e to key in one write. A key a client sees as another
+// type is replaced, as DEL followed by RPUSH would.
+func (l *LocalTx) EditList(key []byte, e ListEdit) error {
+	cur, err := l.tx.Get(key)
+	if err != nil {
+		return err
+	}
+	live := cur.Live(l.now) && cur.Kind() == record.KindList
+	w, err := l.n.startTyped(key, cur, live, record.KindList)
+	if err != nil {
+		return err
+	}
+	var view record.ListView
+	if live {
+		view = cur.Typed.ListView()
+	}
+	n := view.Len()
+	if e.DropHead < 0 || e.DropTail < 0 || e.DropHead+e.DropTail > n {
+		return fmt.Errorf("list edit of %q: pops %d and %d of %d elements", key, e.DropHead, e.DropTail, n)
+	}
+	for i := range e.Set {
+		if i < 0 || e.DropHead+i >= n-e.DropTail {
+			return fmt.Errorf("list edit of %q: LSET of index %d among %d elements", key, i, n-e.DropHead-e.DropTail)
+		}
+	}
+	for i := range n {
+		if i < e.DropHead || i >= n-e.DropTail {
+			w.op.RemListed(view.At(i).Name)
+		}
+	}
+	var lo, hi []byte // the last and the first element kept: the pushes' bounds
+	if e.DropHead < n-e.DropTail {
+		lo, hi = view.At(n-e.DropTail-1).Name, view.At(e.DropHead).Name
+	}
+	for i, v := range e.Set {
+		if err := w.op.SetListed(view.At(e.DropHead+i).Name, v); err != nil {
+			return err
+		}
+	}
+	if len(e.Head) > 0 {
+		if _, err := w.op.PushListedRun(nil, hi, e.Head); err != nil {
+			return err
+		}
+	}
+	if len(e.Tail) > 0 {
+		if _, err := w.op.PushListedRun(lo, nil, e.Tail); err != nil {
+			return err
+		}
 	}
 	if e.WithExpiry {
 		w.rec.Expiry = record.Expiry{Version: w.v, At: e.At}

@@ -29,9 +29,9 @@ func importCmd() *cobra.Command {
 pipelined type-aware reads, and write it into the data directory --data as
 local writes, each key with a version, as a client's writes would be: a node
 started on the directory then serves the data and gives it to its mesh.
-Strings (counters included), hashes and sets are copied with their deadlines;
-keys of types redmesh does not model (lists, sorted sets, streams, modules'
-types) are counted and skipped. The directory may hold data already: the
+Strings (counters included), hashes, sets, sorted sets and lists are copied
+with their deadlines; keys of types redmesh does not model (streams, modules'
+types) are carried whole, as their DUMP payload in a string (see README). The directory may hold data already: the
 import merges with it. The Redis server is only read.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -62,8 +62,8 @@ import merges with it. The Redis server is only read.`,
 			if err != nil {
 				return fmt.Errorf("import from %s: %w", bridge.Redact(args[0]), err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "imported %d keys (%d written, %d of unmodelled types skipped) in %s\n",
-				stats.Scanned.Load(), stats.Written.Load(), stats.Skipped.Load(), time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(cmd.OutOrStdout(), "imported %d keys (%d written, %d of unmodelled types carried whole, %d unreadable skipped) in %s\n",
+				stats.Scanned.Load(), stats.Written.Load(), stats.Whole.Load(), stats.Skipped.Load(), time.Since(start).Round(time.Millisecond))
 			return nil
 		},
 	}

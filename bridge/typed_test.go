@@ -1,0 +1,311 @@
+package bridge
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redmesh/redmesh/bridge/whole"
+	"github.com/redmesh/redmesh/node"
+	"github.com/redmesh/redmesh/record"
+)
+
+func listOf(s string) [][]byte {
+	if s == "" {
+		return nil
+	}
+	var out [][]byte
+	for _, v := range strings.Split(s, ",") {
+		out = append(out, []byte(v))
+	}
+	return out
+}
+
+func nodeList(n *node.Node, key string) string {
+	rec, live := n.Read([]byte(key))
+	s := FromRecord(rec, live)
+	if s.Kind != List {
+		return "<" + s.Kind.String() + ">"
+	}
+	var vs []string
+	for _, m := range s.Members {
+		vs = append(vs, string(m))
+	}
+	return strings.Join(vs, ",")
+}
+
+// TestListTakeIn: a backend list edit becomes pops, pushes and LSETs of the
+// node's list that leave it as the backend holds it (or, additive, the
+// backend's elements pushed around what the two share).
+func TestListTakeIn(t *testing.T) {
+	ctx := context.Background()
+	n := openNode(t, t.TempDir())
+	cases := []struct {
+		name, node, backend string
+		additive            bool
+		want                string
+		pops                int // elements the write removes from the node's list
+	}{
+		{"rpush", "a,b", "a,b,c,d", false, "a,b,c,d", 0},
+		{"lpush", "a,b", "z,a,b", false, "z,a,b", 0},
+		{"lpop rpush", "a,b,c", "b,c,d", false, "b,c,d", 1},
+		{"ltrim", "a,b,c,d,e", "b,c", false, "b,c", 3},
+		{"lset", "a,b,c", "a,x,c", false, "a,x,c", 1},
+		{"linsert", "a,b,c,d", "a,b,x,c,d", false, "a,b,x,c,d", 2},
+		{"nothing shared", "a,b", "x,y,z", false, "x,y,z", 2},
+		{"emptied by the node", "", "x", false, "x", 0},
+		{"duplicates", "a,a,b", "a,a,b,a", false, "a,a,b,a", 0},
+		{"additive keeps the node's", "a,b,c", "b,c,d", true, "a,b,c,d", 0},
+		{"additive nothing shared", "a", "x", true, "a,x", 0},
+	}
+	for i, tc := range cases {
+		key := []byte("l" + itoa(i))
+		err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+			if tc.node == "" {
+				return nil
+			}
+			return l.EditList(key, node.ListEdit{Tail: listOf(tc.node)})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var removed int
+		err = n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+			cur, live, _ := l.Get(key)
+			e := listDiff(FromRecord(cur, live), State{Kind: List, Members: listOf(tc.backend)}, tc.additive)
+			removed = e.DropHead + e.DropTail + len(e.Set)
+			_, err := takeIn(l, key, State{Kind: List, Members: listOf(tc.backend)}, always(tc.additive))
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := nodeList(n, string(key)); got != tc.want {
+			t.Errorf("%s: node holds %s, want %s", tc.name, got, tc.want)
+		}
+		if removed != tc.pops {
+			t.Errorf("%s: the write removes or sets %d elements, want %d", tc.name, removed, tc.pops)
+		}
+	}
+}
+
+// TestListTakeInRandom: whatever the two lists, the node ends holding the
+// backend's.
+func TestListTakeInRandom(t *testing.T) {
+	ctx := context.Background()
+	n := openNode(t, t.TempDir())
+	rng := rand.New(rand.NewPCG(1, 2))
+	random := func() [][]byte {
+		out := make([][]byte, rng.IntN(8))
+		for i := range out {
+			out[i] = []byte{byte('a' + rng.IntN(4))}
+		}
+		return out
+	}
+	for i := range 300 {
+		key := []byte("r" + itoa(i))
+		from, to := random(), random()
+		for _, vs := range [][][]byte{from, to} {
+			err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+				if len(vs) == 0 {
+					return l.Delete(key)
+				}
+				_, err := takeIn(l, key, State{Kind: List, Members: vs}, always(false))
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, live := n.Read(key)
+			if got := FromRecord(rec, live); len(vs) > 0 && !slices.EqualFunc(got.Members, vs, slices.Equal) {
+				t.Fatalf("%q then %q: node holds %q", from, to, got.Members)
+			}
+		}
+	}
+}
+
+// TestBridgeSortedSetsAndLists: sorted sets and lists changed straight in
+// the backend reach the node member by member, and the node's writes reach
+// the backend, without being taken in again.
+func TestBridgeSortedSetsAndLists(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	c.ZAdd(ctx, "z", redis.Z{Score: 1, Member: "a"}, redis.Z{Score: 2.5, Member: "b"})
+	c.RPush(ctx, "q", "j1", "j2")
+	dir := t.TempDir()
+	n := openNode(t, dir)
+	b := startBridge(t, srv, n, dir)
+	zscore := func(m string) (float64, bool) {
+		rec, live := n.Read([]byte("z"))
+		if !live || rec.Kind() != record.KindZSet {
+			return 0, false
+		}
+		return rec.Typed.Score([]byte(m))
+	}
+	within(t, 5*time.Second, "take-in", func() bool { s, ok := zscore("b"); return ok && s == 2.5 && nodeList(n, "q") == "j1,j2" })
+
+	// Straight to the backend.
+	c.ZIncrBy(ctx, "z", 0.1, "a")
+	c.ZAdd(ctx, "z", redis.Z{Score: math.Inf(1), Member: "c"})
+	c.ZRem(ctx, "z", "b")
+	c.LPop(ctx, "q")
+	c.RPush(ctx, "q", "j3", "j4")
+	c.LSet(ctx, "q", 0, "j2'")
+	within(t, 5*time.Second, "backend changes in the node", func() bool {
+		a, _ := zscore("a")
+		inf, _ := zscore("c")
+		_, hasB := zscore("b")
+		return a == 1.1 && math.IsInf(inf, 1) && !hasB && nodeList(n, "q") == "j2',j3,j4"
+	})
+	takenIn := b.st.takenIn.Load()
+
+	// The node's writes, as a peer's records would arrive.
+	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		if err := l.EditTyped([]byte("z"), node.TypedEdit{Kind: record.KindZSet, Add: [][]byte{[]byte("d")}, Scores: []float64{-3}, Rem: [][]byte{[]byte("a")}}); err != nil {
+			return err
+		}
+		return l.EditList([]byte("q"), node.ListEdit{DropHead: 1, Tail: [][]byte{[]byte("j5")}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 5*time.Second, "node writes in the backend", func() bool {
+		z := c.ZRangeWithScores(ctx, "z", 0, -1).Val()
+		q := c.LRange(ctx, "q", 0, -1).Val()
+		return len(z) == 2 && z[0].Member == "d" && z[0].Score == -3 && z[1].Member == "c" &&
+			slices.Equal(q, []string{"j3", "j4", "j5"})
+	})
+	// The writes' notifications come back as echoes, not as changes.
+	within(t, 5*time.Second, "echoes", func() bool { return b.st.echoes.Load() > 0 })
+	if got := b.st.takenIn.Load(); got != takenIn {
+		t.Fatalf("the node's own writes were taken in again: %d changes, was %d", got, takenIn)
+	}
+	// An audit finds both sides equal.
+	if err := b.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.takeIn.Written.Load(); got != 0 {
+		t.Fatalf("the audit took in %d keys of a backend in sync", got)
+	}
+}
+
+// TestWholeKeys: a stream is carried whole: taken into the node as its
+// DUMP payload, written back with RESTORE, each change replacing it (last
+// writer wins); a payload the backend refuses is reported and left alone.
+func TestWholeKeys(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	c.XAdd(ctx, &redis.XAddArgs{Stream: "st", ID: "1-1", Values: []string{"f", "v1"}})
+	c.PExpire(ctx, "st", time.Hour)
+	dir := t.TempDir()
+	n := openNode(t, dir)
+	b := startBridge(t, srv, n, dir)
+	nodeState := func(key string) State {
+		rec, live := n.Read([]byte(key))
+		return FromRecord(rec, live)
+	}
+	within(t, 5*time.Second, "the stream in the node", func() bool { s := nodeState("st"); return s.Kind == Whole && s.Type == "stream" && s.At != 0 })
+
+	// A change in the backend replaces the node's copy.
+	before := nodeState("st").Digest()
+	c.XAdd(ctx, &redis.XAddArgs{Stream: "st", ID: "2-1", Values: []string{"f", "v2"}})
+	within(t, 5*time.Second, "the change in the node", func() bool { d := nodeState("st").Digest(); return d != before && d != 0 })
+
+	// The node's copy (a peer's, as it would arrive) is restored in the
+	// backend, with its deadline.
+	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		st := nodeState("st")
+		return l.SetString([]byte("copy"), whole.Wrap(st.Type, st.Str), st.At)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 5*time.Second, "the copy in the backend", func() bool {
+		xs := c.XRange(ctx, "copy", "-", "+").Val()
+		return len(xs) == 2 && xs[1].ID == "2-1" && xs[1].Values["f"] == "v2" && c.PTTL(ctx, "copy").Val() > 0
+	})
+
+	// A payload the backend refuses is reported, not retried, and the
+	// backend keeps what it held.
+	c.Set(ctx, "bad", "kept", 0)
+	within(t, 5*time.Second, "bad in the node", func() bool { v, ok := nodeString(n, "bad"); return ok && v == "kept" })
+	takenIn := b.st.takenIn.Load()
+	err = n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		return l.SetString([]byte("bad"), whole.Wrap("stream", []byte("not a payload")), 0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 5*time.Second, "the refusal", func() bool { return b.st.refused.Load() == 1 })
+	if v := c.Get(ctx, "bad").Val(); v != "kept" {
+		t.Fatalf("the backend's bad = %q", v)
+	}
+	if infoField(b, "bridge_restores_refused") != "1" {
+		t.Fatal("INFO does not report the refusal")
+	}
+
+	// Nothing the bridge wrote came back as a change; an audit finds the
+	// carried keys in sync.
+	if got := b.st.takenIn.Load(); got != takenIn {
+		t.Fatalf("the bridge's own RESTOREs were taken in again: %d changes, was %d", got, takenIn)
+	}
+	if err := b.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.takeIn.Written.Load(); got != 0 {
+		t.Fatalf("the audit took in %d keys", got)
+	}
+	if got := b.st.refused.Load(); got != 1 {
+		t.Fatalf("the refused key was retried: %d refusals", got)
+	}
+}
+
+// TestCommonRunLargeLists: past the comparison bound, a few pops and pushes
+// at both ends of a long list are still found as such.
+func TestCommonRunLargeLists(t *testing.T) {
+	a := make([][]byte, 5000)
+	for i := range a {
+		a[i] = []byte(itoa(i))
+	}
+	b := append(slices.Clone(a[3:]), []byte("new1"), []byte("new2")) // LPOP 3, RPUSH 2
+	if len(a)*len(b) <= maxListWork {
+		t.Fatal("the lists are within the bound: the test does not test the large path")
+	}
+	i, k, run := commonRun(a, b)
+	if i != 3 || k != 0 || run != len(a)-3 {
+		t.Fatalf("run a[%d:] b[%d:] of %d, want a[3:] b[0:] of %d", i, k, run, len(a)-3)
+	}
+}
+
+// TestEditListRefusesBadIndexes: an edit that does not fit the list is an
+// error, not a panic.
+func TestEditListRefusesBadIndexes(t *testing.T) {
+	ctx := context.Background()
+	n := openNode(t, t.TempDir())
+	key := []byte("l")
+	if err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.EditList(key, node.ListEdit{Tail: listOf("a,b")}) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []node.ListEdit{
+		{DropHead: 3},
+		{DropHead: 1, DropTail: 2},
+		{DropTail: -1},
+		{DropHead: 1, Set: map[int][]byte{1: []byte("x")}},
+		{Set: map[int][]byte{-1: []byte("x")}},
+	} {
+		if err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.EditList(key, e) }); err == nil {
+			t.Errorf("%+v: no error", e)
+		}
+	}
+	if got := nodeList(n, "l"); got != "a,b" {
+		t.Fatalf("the list is %s", got)
+	}
+}
