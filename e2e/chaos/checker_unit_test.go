@@ -108,6 +108,22 @@ func TestCheckerVerdicts(t *testing.T) {
 		},
 		diverged: 1,
 	}, {
+		name:    "a tombstone one node still holds and another collected is no divergence",
+		history: []op{acked(opSet, "s/1", "c", v1), acked(opDel, "s/1", "", v2)},
+		states: []nodeState{
+			state(nil, map[string]version{"s/1": v2}),
+			state(nil, map[string]version{"s/1": {Node: "0000000000000000"}}),
+		},
+	}, {
+		name:    "a value one node holds and another lacks is divergence",
+		history: []op{acked(opSet, "s/1", "c", v1)},
+		states: []nodeState{
+			state(map[string]keyState{"s/1": {Value: "c"}}, map[string]version{"s/1": v1}),
+			state(nil, map[string]version{"s/1": {Node: "0000000000000000"}}),
+		},
+		lost:     1,
+		diverged: 2,
+	}, {
 		name:     "a value nobody wrote",
 		history:  []op{acked(opSet, "u/0/0/1", "a", version{})},
 		states:   []nodeState{state(map[string]keyState{"u/0/0/1": {Value: "a"}, "u/9/9/9": {Value: "z"}}, nil)},
