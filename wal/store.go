@@ -361,7 +361,11 @@ func (s *Store) reclaimTruncated() {
 	if err == nil {
 		// The compactions drop only the versions no reader can see.
 		s.releaseVersions()
+		// Badger refuses every write while a prefix drops
+		// (ErrBlockedWrites): commits wait on the commit lock instead.
+		s.ts.commitMu.Lock()
 		err = s.db.DropPrefix([]byte{prefixFlush}) // flushes, then compacts level 0
+		s.ts.commitMu.Unlock()
 	}
 	if err == nil {
 		err = s.db.Flatten(1)

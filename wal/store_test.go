@@ -358,3 +358,49 @@ func TestFullDiskRefusesCommits(t *testing.T) {
 		t.Fatalf("log ends at %d, want 11", last)
 	}
 }
+
+// Commits made while retention has Badger drop a prefix (its one way to
+// flush the memtable) wait for it rather than fail: Badger refuses every
+// write while a DropPrefix runs, and a failed commit makes the node refuse
+// its clients' writes.
+func TestCommitsWaitForReclaim(t *testing.T) {
+	s := open(t, t.TempDir(), func(o *Options) {
+		o.RetentionInterval = time.Hour
+		o.valueLogFileSize = 1 << 20
+	})
+	defer s.Close()
+	done := make(chan error, 1)
+	go func() {
+		for i := range 300 {
+			_, last := s.LogBounds()
+			var b Batch
+			for j := range 50 {
+				seq := last + uint64(j) + 1
+				b.Add(seq, []byte(fmt.Sprint("k", i, "-", j)), setRec(seq, "v"), [3]record.Version{}, [3]record.Version{})
+			}
+			if err := s.Commit(&b); err != nil {
+				done <- err
+				return
+			}
+			s.Advance(&b)
+		}
+		done <- nil
+	}()
+	for reclaims := 0; ; reclaims++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("a commit failed while the log was reclaimed (%d reclaims): %v", reclaims, err)
+			}
+			if reclaims == 0 {
+				t.Fatal("no reclaim ran beside the commits")
+			}
+			return
+		default:
+		}
+		s.logMu.Lock()
+		s.truncated = s.db.Opts().ValueLogFileSize // as if retention had dropped a file's worth
+		s.logMu.Unlock()
+		s.reclaimTruncated()
+	}
+}
