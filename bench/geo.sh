@@ -6,12 +6,10 @@
 # generic command mode, -c 50, at -P 1 and -P 16; RUNS runs (default 3),
 # the servers alternating, medians and the ratio redmesh / Redis.
 # Redis runs with appendonly yes, appendfsync everysec; redmesh with --fsync
-# everysec. Ports: REDIS_PORT (22379) and NODE_PORT (22380).
+# everysec. Ports: BENCH_REDIS_PORT and BENCH_REDMESH_PORT (16379, 16380).
 # Usage: bench/geo.sh [RUNS]
 source "$(dirname "$0")/lib.sh"
 runs=${1:-3}
-redis_port=${REDIS_PORT:-22379}
-node_port=${NODE_PORT:-22380}
 build_redmesh
 
 # 100,000 points "m:%012d" (redis-benchmark's __rand_int__ form) in
@@ -39,33 +37,6 @@ measure() {
 	# shellcheck disable=SC2086 # the command's words
 	rps "$1" -n "$n" -c 50 -P "$3" -r 100000 ${cmd[$2]}
 }
-for run in $(seq 1 "$runs"); do
-	for server in redis redmesh; do
-		if [[ $server == redis ]]; then
-			start_redis "$redis_port" --appendonly yes --appendfsync everysec
-			port=$redis_port
-		else
-			start_redmesh "$node_port" --fsync everysec --no-mesh
-			port=$node_port
-		fi
-		points "$port"
-		for P in 1 16; do
-			for t in "${tests[@]}"; do
-				v=$(measure "$port" "$t" "$P")
-				if [[ $server == redis ]]; then R[$t,$P]+="$v;"; else M[$t,$P]+="$v;"; fi
-			done
-		done
-		stop_port "$port"
-	done
-	echo "run $run done" >&2
-done
-
-printf '| command | -P | redis-server rps | redmesh rps | ratio |\n|---|---:|---:|---:|---:|\n'
-for P in 1 16; do
-	for t in "${tests[@]}"; do
-		rm=$(tr ';' '\n' <<<"${R[$t,$P]}" | grep . | median)
-		mm=$(tr ';' '\n' <<<"${M[$t,$P]}" | grep . | median)
-		printf '| %s | %s | %s | %s | %.2f |\n' "${cmd[$t]}" "$P" "$rm" "$mm" "$(echo "$mm / $rm" | bc -l)"
-		echo "  $t -P $P runs: redis ${R[$t,$P]//;/ }/ redmesh ${M[$t,$P]//;/ }" >&2
-	done
-done
+label() { echo "${cmd[$1]}"; }
+compare "$runs" measure points
+ratios label

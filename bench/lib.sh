@@ -97,6 +97,25 @@ compare() {
 	done
 }
 
+# ratios [LABEL] prints, for each test in tests at -P 1 and -P 16, the
+# medians of its runs in R and M and their ratio (redmesh ÷ Redis) as a
+# table, each row named by LABEL TEST if given, else by the test in
+# capitals; the runs themselves go to stderr.
+ratios() {
+	local P t rm mm label
+	printf '| command | -P | redis-server rps | redmesh rps | ratio |\n|---|---:|---:|---:|---:|\n'
+	for P in 1 16; do
+		for t in "${tests[@]}"; do
+			rm=$(tr ';' '\n' <<<"${R[$t,$P]}" | grep . | median)
+			mm=$(tr ';' '\n' <<<"${M[$t,$P]}" | grep . | median)
+			label=${t^^}
+			if [[ -n ${1:-} ]]; then label=$("$1" "$t"); fi
+			printf '| %s | %s | %s | %s | %.2f |\n' "$label" "$P" "$rm" "$mm" "$(echo "$mm / $rm" | bc -l)"
+			echo "  $t -P $P runs: redis ${R[$t,$P]//;/ }/ redmesh ${M[$t,$P]//;/ }" >&2
+		done
+	done
+}
+
 # stop_port PORT stops whatever start_* started there.
 stop_port() {
 	local pid

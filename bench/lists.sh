@@ -33,15 +33,7 @@ measure() {
 }
 compare "$runs" measure
 
-((runs > 0)) && printf '| command | -P | redis-server rps | redmesh rps | ratio |\n|---|---:|---:|---:|---:|\n'
-for P in $( ((runs > 0)) && echo 1 16); do
-	for t in "${tests[@]}"; do
-		rm=$(tr ';' '\n' <<<"${R[$t,$P]}" | grep . | median)
-		mm=$(tr ';' '\n' <<<"${M[$t,$P]}" | grep . | median)
-		printf '| %s | %s | %s | %s | %.2f |\n' "${t^^}" "$P" "$rm" "$mm" "$(echo "$mm / $rm" | bc -l)"
-		echo "  $t -P $P runs: redis ${R[$t,$P]//;/ }/ redmesh ${M[$t,$P]//;/ }" >&2
-	done
-done
+if ((runs > 0)); then ratios; fi
 
 # One list "big" of 1,000,000 elements "element:%012d", one LPUSH each.
 lpush1() {

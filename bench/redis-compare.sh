@@ -15,15 +15,7 @@ tests=(set get incr mset)
 measure() { rps "$1" -t "$2" -n $(($3 == 1 ? 100000 : 400000)) -c 50 -P "$3" -r 100000; }
 compare "$runs" measure
 
-((runs > 0)) && printf '| command | -P | redis-server rps | redmesh rps | ratio |\n|---|---:|---:|---:|---:|\n'
-for P in $( ((runs > 0)) && echo 1 16); do
-	for t in "${tests[@]}"; do
-		rm=$(tr ';' '\n' <<<"${R[$t,$P]}" | grep . | median)
-		mm=$(tr ';' '\n' <<<"${M[$t,$P]}" | grep . | median)
-		printf '| %s | %s | %s | %s | %.2f |\n' "${t^^}" "$P" "$rm" "$mm" "$(echo "$mm / $rm" | bc -l)"
-		echo "  $t -P $P runs: redis ${R[$t,$P]//;/ }/ redmesh ${M[$t,$P]//;/ }" >&2
-	done
-done
+if ((runs > 0)); then ratios; fi
 
 # Memory: 1,000,000 keys "key:%012d" (16 bytes) with 100-byte values.
 load() {

@@ -23,15 +23,7 @@ zlat=()
 measure() { rps "$1" -t "$2" -n $(($3 == 1 ? 100000 : 400000)) -c 50 -P "$3" -r 100000; }
 compare "$runs" measure
 
-((runs > 0)) && printf '| command | -P | redis-server rps | redmesh rps | ratio |\n|---|---:|---:|---:|---:|\n'
-for P in $( ((runs > 0)) && echo 1 16); do
-	for t in "${tests[@]}"; do
-		rm=$(tr ';' '\n' <<<"${R[$t,$P]}" | grep . | median)
-		mm=$(tr ';' '\n' <<<"${M[$t,$P]}" | grep . | median)
-		printf '| %s | %s | %s | %s | %.2f |\n' "${t^^}" "$P" "$rm" "$mm" "$(echo "$mm / $rm" | bc -l)"
-		echo "  $t -P $P runs: redis ${R[$t,$P]//;/ }/ redmesh ${M[$t,$P]//;/ }" >&2
-	done
-done
+if ((runs > 0)); then ratios; fi
 
 # 100,000 hashes "h:%06d" of 10 fields "field:N" with 10-byte values.
 hashes() {
