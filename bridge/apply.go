@@ -77,6 +77,16 @@ func takeIn(l *node.LocalTx, key []byte, b State, additiveFor func(nodeDigest ui
 	return false, nil // Other: not modelled
 }
 
+// pairMap indexes a state's name, value pairs (hash fields and values,
+// sorted-set members and scores) by name.
+func pairMap(fields [][]byte) map[string][]byte {
+	m := make(map[string][]byte, len(fields)/2)
+	for i := 0; i+1 < len(fields); i += 2 {
+		m[string(fields[i])] = fields[i+1]
+	}
+	return m
+}
+
 // typedDiff is the field- or member-level write that takes the node's
 // state n to the backend's b (without removals when additive).
 func typedDiff(n, b State, additive bool) node.TypedEdit {
@@ -86,10 +96,7 @@ func typedDiff(n, b State, additive bool) node.TypedEdit {
 	}
 	if b.Kind == ZSet {
 		e.Kind = record.KindZSet
-		have := make(map[string][]byte, len(n.Fields)/2)
-		for i := 0; i+1 < len(n.Fields); i += 2 {
-			have[string(n.Fields[i])] = n.Fields[i+1]
-		}
+		have := pairMap(n.Fields)
 		for i := 0; i+1 < len(b.Fields); i += 2 {
 			m, sc := b.Fields[i], b.Fields[i+1]
 			if old, ok := have[string(m)]; !ok || !bytes.Equal(old, sc) {
@@ -110,10 +117,7 @@ func typedDiff(n, b State, additive bool) node.TypedEdit {
 	}
 	if b.Kind == Hash {
 		e.Kind = record.KindHash
-		have := make(map[string][]byte, len(n.Fields)/2)
-		for i := 0; i+1 < len(n.Fields); i += 2 {
-			have[string(n.Fields[i])] = n.Fields[i+1]
-		}
+		have := pairMap(n.Fields)
 		for i := 0; i+1 < len(b.Fields); i += 2 {
 			f, v := b.Fields[i], b.Fields[i+1]
 			if old, ok := have[string(f)]; !ok || !bytes.Equal(old, v) {
