@@ -94,7 +94,7 @@ func (m *Mesh) maintain() {
 		}
 		var gaps []peer.ID
 		for p, ps := range m.peers {
-			if ps.connected && ps.prog.Overdue(now, gapPatience) {
+			if ps.connected && ps.prog.Overdue(now, mesh.GapPatience) {
 				gaps = append(gaps, p)
 			}
 		}

@@ -42,10 +42,6 @@ const maxLocalQueue = 1 << 16
 // a peer has not acknowledged.
 const maxLocalSeqs = 1 << 20
 
-// gapPatience is how long a missing push may be late before the origin's
-// log is read instead.
-const gapPatience = time.Second
-
 // pushQueue bounds the pushes waiting to be merged.
 const pushQueue = 4096
 

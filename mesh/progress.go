@@ -20,6 +20,10 @@ type Progress struct {
 	gapSince time.Time
 }
 
+// GapPatience is how long a missing push may be late before the origin's
+// log is read instead (Overdue).
+const GapPatience = time.Second
+
 // MaxAhead bounds the pushes kept per origin while one before them is
 // missing.
 const MaxAhead = 1024

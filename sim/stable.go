@@ -313,7 +313,9 @@ func (s *Sim) gcLeft(n, o *node) {
 // pushed takes a push from its origin (mesh.Progress, as gossip's merge):
 // it moves n's cursor in the origin's log when it follows on from what n
 // has applied; one after a gap waits, and a gap still open after
-// gapPatience makes n read the origin's log.
+// mesh.GapPatience makes n read the origin's log: without that, a lost
+// push left n's cursor in the origin's log, and so what it acknowledges of
+// it, behind for good, and the stable time with it.
 func (s *Sim) pushed(n, origin *node, ps pushSeqs) {
 	p := n.peers.Get(origin.pid)
 	if p == nil {
@@ -342,19 +344,19 @@ func (s *Sim) pushed(n, origin *node, ps pushSeqs) {
 	}
 }
 
-// gapCheck looks, gapPatience after a push came after a gap, whether the
+// gapCheck looks, mesh.GapPatience after a push came after a gap, whether the
 // gap is still open, and if so has n read origin's log (gossip's maintain
 // loop looks every second); it looks again while pushes wait.
 func (s *Sim) gapCheck(n, origin *node, pr *mesh.Progress) {
 	inc := n.inc
-	s.at(s.now+gapPatience+int64(time.Millisecond), func() {
+	s.at(s.now+int64(mesh.GapPatience+time.Millisecond), func() {
 		if n.inc != inc || !n.up || n.gc.progress[origin.pid] != pr || pr.Waiting() == 0 {
 			return
 		}
 		if p := n.peers.Get(origin.pid); p != nil && p.HasCursor && p.Cursor.Epoch == pr.Epoch {
 			pr.Advance(p.Cursor.Epoch, p.Cursor.Next)
 		}
-		if p := n.peers.Get(origin.pid); p != nil && p.Connected && origin.up && pr.Overdue(s.wall(n), time.Duration(gapPatience)) {
+		if p := n.peers.Get(origin.pid); p != nil && p.Connected && origin.up && pr.Overdue(s.wall(n), mesh.GapPatience) {
 			s.startCatchUp(n, origin)
 		}
 		if pr.Waiting() > 0 {
