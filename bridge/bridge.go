@@ -74,8 +74,10 @@ type Bridge struct {
 	owed     map[string]struct{} // keys whose node state the backend must get
 	overflow bool                // owed passed QueueLimit: audit instead
 	notified map[string]struct{} // keys the backend said changed
-	resync   bool                // notifications may have been missed: audit
-	wake     chan struct{}
+	// later: keys that kept conflicting, tried again at the next tick.
+	later  map[string]struct{}
+	resync bool // notifications may have been missed: audit
+	wake   chan struct{}
 
 	// shadow is, per key hash, the digest of what the backend held when the
 	// bridge last wrote or read the key; run's alone.
@@ -341,6 +343,13 @@ func (b *Bridge) run() {
 			return
 		case <-b.wake:
 		case <-tick.C:
+			b.mu.Lock()
+			for k := range b.later {
+				b.notified[k] = struct{}{}
+				b.owed[k] = struct{}{}
+			}
+			clear(b.later)
+			b.mu.Unlock()
 		}
 		if time.Since(lastSave) > 10*time.Second {
 			b.saveShadow()
@@ -545,11 +554,17 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 		}
 		b.st.conflicts.Add(1)
 		// Taken in, then written again; a key that keeps conflicting
-		// (changed in the backend without pause) is left to the audit
-		// rather than retried at once without end.
+		// (changed in the backend without pause) is tried again at the
+		// next tick rather than at once without end.
 		if b.conflicted[w.h]++; b.conflicted[w.h] > maxConflicts {
 			delete(b.conflicted, w.h)
-			b.log.Warn("key keeps changing in the backend while the node writes it: left to the next audit", "key", w.key)
+			b.log.Warn("key keeps changing in the backend while the node writes it: tried again in a moment", "key", w.key)
+			b.mu.Lock()
+			if b.later == nil {
+				b.later = map[string]struct{}{}
+			}
+			b.later[w.key] = struct{}{}
+			b.mu.Unlock()
 			continue
 		}
 		b.mu.Lock()
