@@ -3,7 +3,10 @@ package bridge
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strconv"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/redmesh/redmesh/bridge/whole"
 	"github.com/redmesh/redmesh/node"
@@ -16,65 +19,136 @@ import (
 // able to beat a concurrent write elsewhere).
 const expiryLeeway = 2000 // ms
 
+// change is what a take-in knows of the backend's state before the one
+// it writes: from, the key's base (nil where unknown: a first start, a
+// restarted backend, an import), or else additive, whether what the node
+// holds and the backend lacks stays.
+type change struct {
+	from     *base
+	additive bool
+}
+
 // takeIn writes the backend's state b of key into the node as local writes
-// with fresh versions: only the difference from what the node holds, so
-// that it merges with concurrent edits elsewhere as the client commands it
-// stands for would. A different string is a SET; hash fields and set
-// members are written one by one (HSET/HDEL, SADD/SREM); a different
-// deadline is a PEXPIREAT or PERSIST. Sorted-set members are written one
-// by one too (ZADD/ZREM); a list at its ends and in place (see listDiff); a
-// type redmesh does not model whole, as a string holding its DUMP payload
-// (see package whole). Where additive, given the digest of
-// the node's state, says so, nothing the node holds is removed because the
-// backend lacks it (a key, a field, a member): the backend may not have been
-// given it yet. It reports whether it wrote.
-func takeIn(l *node.LocalTx, key []byte, b State, additiveFor func(nodeDigest uint64) bool) (bool, error) {
+// with fresh versions: only what the backend changed, so that it merges with
+// concurrent edits elsewhere as the client commands it stands for would. A
+// changed string is a SET; hash fields and set members are written one by
+// one (HSET/HDEL, SADD/SREM), sorted-set members too (ZADD/ZREM); a changed
+// deadline is a PEXPIREAT or PERSIST; a list is written at its ends and in
+// place (see listDiff); a type redmesh does not model whole, as a string
+// holding its DUMP payload (see package whole). With the key's base known,
+// what changed is what differs from the base: an element or value the
+// backend still holds as it held it is no change there, even where the node
+// holds another (a peer's newer record the backend has not got yet), and
+// only what the base held and the backend no longer does is removed — the
+// removal, versioned now, removes whatever the node holds of it. Without a
+// base, the change is the difference from the node's state (without
+// removals where additive). It reports whether it wrote.
+func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 	cur, live, err := l.Get(key)
 	if err != nil {
 		return false, err
 	}
 	n := FromRecord(cur, live)
-	nd := n.Digest()
-	if nd == b.Digest() {
+	if n.Digest() == b.Digest() {
 		return false, nil
 	}
-	additive := additiveFor(nd)
+	if b.Kind == None && c.from != nil && live && n.Kind == Kind(c.from.Kind) && !expired(c.from, l.Now()) {
+		switch n.Kind {
+		case Hash, Set, ZSet, List:
+			// A collection emptied or deleted in the backend: what it held
+			// is removed, element by element, as observed there; what the
+			// node holds beyond it (not yet written there) stays.
+			b = State{Kind: n.Kind, At: c.from.At}
+		}
+	}
 	switch b.Kind {
 	case None:
-		if additive || !live || (cur.Expiry.At != 0 && cur.Expiry.At <= l.Now()+expiryLeeway) {
+		if !live {
+			return false, nil
+		}
+		if c.from == nil {
+			if c.additive || (cur.Expiry.At != 0 && cur.Expiry.At <= l.Now()+expiryLeeway) {
+				return false, nil
+			}
+			return true, l.Delete(key)
+		}
+		if Kind(c.from.Kind) == None || expired(c.from, l.Now()) {
+			// The backend never held it, or it expired there.
 			return false, nil
 		}
 		return true, l.Delete(key)
 	case String:
+		if c.from != nil && Kind(c.from.Kind) == String && c.from.Value == xxhash.Sum64(b.Str) {
+			return setExpiry(l, key, n, b, c) // only the deadline changed there
+		}
 		if n.Kind != String || !bytes.Equal(n.Str, b.Str) {
 			return true, l.SetString(key, b.Str, b.At)
 		}
-		return true, l.SetExpiry(key, b.At)
+		return setExpiry(l, key, n, b, c)
 	case Whole: // a register, as a string: last writer wins
+		if c.from != nil && Kind(c.from.Kind) == Whole && c.from.Value == wholeHash(b.Type, b.Str) {
+			return setExpiry(l, key, n, b, c)
+		}
 		if n.Kind != Whole || n.Type != b.Type || !bytes.Equal(n.Str, b.Str) {
 			return true, l.SetString(key, whole.Wrap(b.Type, b.Str), b.At)
 		}
-		return true, l.SetExpiry(key, b.At)
+		return setExpiry(l, key, n, b, c)
 	case List:
-		e := listDiff(n, b, additive)
+		e := listDiff(n, b, c)
 		if e.DropHead == 0 && e.DropTail == 0 && len(e.Set) == 0 && e.Head == nil && e.Tail == nil {
-			if n.At == b.At || n.Kind != b.Kind {
+			if n.Kind != b.Kind {
 				return false, nil
 			}
-			return true, l.SetExpiry(key, b.At)
+			return setExpiry(l, key, n, b, c)
 		}
 		return true, l.EditList(key, e)
 	case Hash, Set, ZSet:
-		e := typedDiff(n, b, additive)
+		e := typedDiff(n, b, c)
 		if e.Set == nil && e.Del == nil && e.Add == nil && e.Rem == nil {
-			if n.At == b.At || n.Kind != b.Kind {
+			if n.Kind != b.Kind {
 				return false, nil
 			}
-			return true, l.SetExpiry(key, b.At)
+			return setExpiry(l, key, n, b, c)
 		}
 		return true, l.EditTyped(key, e)
 	}
 	return false, nil // Other: not modelled
+}
+
+// expired reports whether a key's base had a deadline now passed, or about
+// to: a key the backend no longer holds expired there.
+func expired(from *base, now int64) bool {
+	return from.At != 0 && from.At <= now+expiryLeeway
+}
+
+// expiryChanged reports whether the backend's deadline is a change to write
+// into the node: the node holds another, and the backend's is not the one
+// its base held (a deadline the node changed since is the node's).
+func expiryChanged(n, b State, c change) bool {
+	if n.Kind != b.Kind {
+		return true
+	}
+	if c.from != nil && Kind(c.from.Kind) == b.Kind && c.from.At == b.At {
+		return false
+	}
+	return n.At != b.At
+}
+
+func setExpiry(l *node.LocalTx, key []byte, n, b State, c change) (bool, error) {
+	if !expiryChanged(n, b, c) {
+		return false, nil
+	}
+	return true, l.SetExpiry(key, b.At)
+}
+
+// since is what the backend held of key hash h (its base), for a take-in
+// against this run of the backend: a key the shadow does not hold was not
+// there.
+func (b *Bridge) since(h uint64) change {
+	if e, ok := b.shadow[h]; ok {
+		return change{from: &e}
+	}
+	return change{from: &base{}}
 }
 
 // pairMap indexes a state's name, value pairs (hash fields and values,
@@ -87,29 +161,56 @@ func pairMap(fields [][]byte) map[string][]byte {
 	return m
 }
 
-// typedDiff is the field- or member-level write that takes the node's
-// state n to the backend's b (without removals when additive).
-func typedDiff(n, b State, additive bool) node.TypedEdit {
-	e := node.TypedEdit{At: b.At, WithExpiry: n.Kind != b.Kind || n.At != b.At}
+// typedDiff is the field- or member-level write that takes the backend's
+// change into the node's state n: the elements of b that are not as the
+// base held them are written, and the node's elements b lacks are removed
+// where the base held them (see takeIn; without a base, b's elements that
+// differ from n's are written, and n's that b lacks removed unless
+// additive).
+func typedDiff(n, b State, c change) node.TypedEdit {
+	e := node.TypedEdit{At: b.At, WithExpiry: expiryChanged(n, b, c)}
 	if n.Kind != b.Kind {
 		n = State{} // a key of another type is replaced as a whole
+	}
+	from := c.from
+	if from != nil && Kind(from.Kind) != b.Kind {
+		from = &base{} // the backend's key is new: all of it is its change
+	}
+	// changed: the backend's element name (its part p) is not as the base
+	// held it.
+	changed := func(name []byte, p uint64) bool {
+		if from == nil {
+			return true
+		}
+		q, ok := part(from, xxhash.Sum64(name))
+		return !ok || q != p
+	}
+	// removed: the backend no longer holds what it held of name.
+	removed := func(name string) bool {
+		if from == nil {
+			return !c.additive
+		}
+		_, ok := part(from, xxhash.Sum64String(name))
+		return ok
 	}
 	if b.Kind == ZSet {
 		e.Kind = record.KindZSet
 		have := pairMap(n.Fields)
 		for i := 0; i+1 < len(b.Fields); i += 2 {
 			m, sc := b.Fields[i], b.Fields[i+1]
-			if old, ok := have[string(m)]; !ok || !bytes.Equal(old, sc) {
-				f, err := strconv.ParseFloat(string(sc), 64)
-				if err != nil || math.IsNaN(f) {
-					continue // not a score: the backend never holds one
-				}
-				e.Add, e.Scores = append(e.Add, m), append(e.Scores, f)
-			}
+			old, ok := have[string(m)]
 			delete(have, string(m))
+			if ok && bytes.Equal(old, sc) || !changed(m, scoreBits(sc)) {
+				continue
+			}
+			f, err := strconv.ParseFloat(string(sc), 64)
+			if err != nil || math.IsNaN(f) {
+				continue // not a score: the backend never holds one
+			}
+			e.Add, e.Scores = append(e.Add, m), append(e.Scores, f)
 		}
-		if !additive {
-			for m := range have {
+		for m := range have {
+			if removed(m) {
 				e.Rem = append(e.Rem, []byte(m))
 			}
 		}
@@ -120,13 +221,15 @@ func typedDiff(n, b State, additive bool) node.TypedEdit {
 		have := pairMap(n.Fields)
 		for i := 0; i+1 < len(b.Fields); i += 2 {
 			f, v := b.Fields[i], b.Fields[i+1]
-			if old, ok := have[string(f)]; !ok || !bytes.Equal(old, v) {
-				e.Set = append(e.Set, f, v)
-			}
+			old, ok := have[string(f)]
 			delete(have, string(f))
+			if ok && bytes.Equal(old, v) || !changed(f, xxhash.Sum64(v)) {
+				continue
+			}
+			e.Set = append(e.Set, f, v)
 		}
-		if !additive {
-			for f := range have {
+		for f := range have {
+			if removed(f) {
 				e.Del = append(e.Del, []byte(f))
 			}
 		}
@@ -138,20 +241,20 @@ func typedDiff(n, b State, additive bool) node.TypedEdit {
 		have[string(m)] = true
 	}
 	for _, m := range b.Members {
-		if !have[string(m)] {
+		if !have[string(m)] && changed(m, 0) {
 			e.Add = append(e.Add, m)
 		}
 		delete(have, string(m))
 	}
-	if !additive {
-		for m := range have {
+	for m := range have {
+		if removed(m) {
 			e.Rem = append(e.Rem, []byte(m))
 		}
 	}
 	return e
 }
 
-// listDiff is the write that takes the node's list n to the backend's b as
+// listEdit is the write that takes the node's list n to the backend's b as
 // LPOP/RPOP, LSET and LPUSH/RPUSH would: the longest run of elements the two
 // share (by value, in order) is kept, the node's elements around it popped
 // and the backend's pushed. Lists of the same length that share no run, or
@@ -162,7 +265,7 @@ func typedDiff(n, b State, additive bool) node.TypedEdit {
 // which merges as those pushes would; a list with nothing in common is
 // replaced whole, as DEL and RPUSH would. A list of another key type's
 // state is replaced whole too.
-func listDiff(n, b State, additive bool) node.ListEdit {
+func listEdit(n, b State, additive bool) node.ListEdit {
 	e := node.ListEdit{At: b.At, WithExpiry: n.Kind != b.Kind || n.At != b.At}
 	if n.Kind != List {
 		n, additive = State{}, false
@@ -198,6 +301,59 @@ func listDiff(n, b State, additive bool) node.ListEdit {
 		return e
 	}
 	e.DropHead, e.DropTail = i, len(n.Members)-i-run
+	if k > 0 {
+		e.Head = b.Members[:k]
+	}
+	if k+run < len(b.Members) {
+		e.Tail = b.Members[k+run:]
+	}
+	return e
+}
+
+// listDiff is the list write that takes the backend's change into the
+// node's list n. Without a base, or where the node's list is the base
+// (nothing owed to the backend), it is listEdit's. Otherwise the backend's
+// change is found against the base, as listEdit finds one against the node:
+// the pushes at its ends are pushed at the node's, and its pops are popped
+// where the node's ends still hold the elements popped (a peer's push at
+// that end, not yet in the backend, keeps them: the node cannot pop past
+// it). A base and a backend list that share no run are taken as pushes
+// only.
+func listDiff(n, b State, c change) node.ListEdit {
+	if c.from == nil {
+		return listEdit(n, b, c.additive)
+	}
+	if n.Kind != List || Kind(c.from.Kind) != List {
+		// A list replacing another type, or a new list in the backend
+		// beside the node's, not yet written there.
+		return listEdit(n, b, n.Kind == List)
+	}
+	have, was := listHashes(n.Members), baseListHashes(c.from)
+	if slices.EqualFunc(have, was, bytes.Equal) {
+		return listEdit(n, b, false)
+	}
+	if len(b.Members) == 0 { // emptied in the backend: its elements go, at whichever end holds them
+		e := node.ListEdit{At: b.At}
+		switch {
+		case len(was) <= len(have) && slices.EqualFunc(have[:len(was)], was, bytes.Equal):
+			e.DropHead = len(was)
+		case len(was) <= len(have) && slices.EqualFunc(have[len(have)-len(was):], was, bytes.Equal):
+			e.DropTail = len(was)
+		}
+		return e
+	}
+	now := listHashes(b.Members)
+	i, k, run := commonRun(was, now)
+	if run == 0 && len(was) > 0 {
+		return listEdit(n, b, true)
+	}
+	e := node.ListEdit{At: b.At, WithExpiry: expiryChanged(n, b, c)}
+	if popped := was[:i]; len(popped) <= len(have) && slices.EqualFunc(have[:len(popped)], popped, bytes.Equal) {
+		e.DropHead = len(popped)
+	}
+	if popped := was[i+run:]; len(popped) <= len(have)-e.DropHead && slices.EqualFunc(have[len(have)-len(popped):], popped, bytes.Equal) {
+		e.DropTail = len(popped)
+	}
 	if k > 0 {
 		e.Head = b.Members[:k]
 	}
@@ -244,12 +400,3 @@ func commonRun(a, b [][]byte) (i, k, run int) {
 	}
 	return i, k, run
 }
-
-// unlessSynced is additiveFor for a key whose backend state was last base:
-// a node state other than base holds changes the backend has not got.
-func unlessSynced(base uint64) func(uint64) bool {
-	return func(nodeDigest uint64) bool { return nodeDigest != base }
-}
-
-// always is additiveFor's constant answer.
-func always(additive bool) func(uint64) bool { return func(uint64) bool { return additive } }

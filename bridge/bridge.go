@@ -79,9 +79,9 @@ type Bridge struct {
 	resync bool // notifications may have been missed: audit
 	wake   chan struct{}
 
-	// shadow is, per key hash, the digest of what the backend held when the
-	// bridge last wrote or read the key; run's alone.
-	shadow      map[uint64]uint64
+	// shadow is, per key hash, what the backend held when the bridge last
+	// wrote or read the key (its base); run's alone.
+	shadow      map[uint64]base
 	shadowRunID string // the backend run the shadow describes
 	shadowDirty bool
 	runID       string // the backend's run now (INFO run_id)
@@ -135,7 +135,7 @@ func Start(ctx context.Context, opts Options) (*Bridge, error) {
 		owed:     map[string]struct{}{},
 		notified: map[string]struct{}{},
 		wake:     make(chan struct{}, 1),
-		shadow:   map[uint64]uint64{},
+		shadow:   map[uint64]base{},
 		stop:     make(chan struct{}),
 	}
 	b.foreign, b.conflicted = map[uint64]struct{}{}, map[uint64]int{}
@@ -452,14 +452,15 @@ func keyHash(key string) uint64 { return xxhash.Sum64String(key) }
 // knows reports whether the shadow says the backend holds digest d of key.
 func (b *Bridge) knows(h, d uint64) bool {
 	sh, ok := b.shadow[h]
-	return (ok && sh == d) || (!ok && d == 0)
+	return (ok && sh.Digest == d) || (!ok && d == 0)
 }
 
-func (b *Bridge) remember(h, d uint64) {
-	if d == 0 {
+// remember notes that the backend holds s of key hash h.
+func (b *Bridge) remember(h uint64, s State) {
+	if s.Kind == None {
 		delete(b.shadow, h)
 	} else {
-		b.shadow[h] = d
+		b.shadow[h] = baseOf(s)
 	}
 	b.shadowDirty = true
 	b.st.shadowKeys.Store(int64(len(b.shadow)))
@@ -487,17 +488,14 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 			if b.foreignType(h, s) {
 				continue
 			}
-			// A node state other than what the backend last held has
-			// what the backend has not got: its absence there is no
-			// removal.
-			w, err := takeIn(l, []byte(k), s, unlessSynced(b.shadow[h]))
+			w, err := takeIn(l, []byte(k), s, b.since(h))
 			if err != nil {
 				return fmt.Errorf("take in key %q from backend: %w", k, err)
 			}
 			if w {
 				b.st.takenIn.Add(1)
 			}
-			b.remember(h, d)
+			b.remember(h, s)
 		}
 		return nil
 	})
@@ -509,9 +507,10 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 // taken in first).
 func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 	type write struct {
-		key  string
-		h, d uint64
-		cmd  *redis.Cmd
+		key string
+		h   uint64
+		s   State
+		cmd *redis.Cmd
 	}
 	var ws []write
 	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -524,9 +523,9 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 			}
 			expect := "0"
 			if sh, ok := b.shadow[h]; ok {
-				expect = digestHex(sh)
+				expect = digestHex(sh.Digest)
 			}
-			ws = append(ws, write{k, h, d, writeScript.EvalSha(ctx, p, []string{k}, scriptArgs(expect, s)...)})
+			ws = append(ws, write{k, h, s, writeScript.EvalSha(ctx, p, []string{k}, scriptArgs(expect, s)...)})
 		}
 		return nil
 	})
@@ -539,7 +538,7 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 			return fmt.Errorf("write key %q to backend: %w", w.key, err)
 		}
 		if ok == 1 {
-			b.remember(w.h, w.d)
+			b.remember(w.h, w.s)
 			b.st.written.Add(1)
 			delete(b.conflicted, w.h)
 			continue

@@ -1,9 +1,12 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -246,7 +249,7 @@ func newIdleBridge(t *testing.T, srv *redisServer, n *node.Node) *Bridge {
 		t.Fatal(err)
 	}
 	b := &Bridge{opts: opts, log: quietLog(), n: n, rdb: redis.NewClient(ro), prefix: "__keyspace@0__:",
-		owed: map[string]struct{}{}, notified: map[string]struct{}{}, wake: make(chan struct{}, 1), shadow: map[uint64]uint64{}, stop: make(chan struct{}),
+		owed: map[string]struct{}{}, notified: map[string]struct{}{}, wake: make(chan struct{}, 1), shadow: map[uint64]base{}, stop: make(chan struct{}),
 		foreign: map[uint64]struct{}{}, conflicted: map[uint64]int{}}
 	t.Cleanup(func() { b.rdb.Close() })
 	if err := b.connect(context.Background()); err != nil {
@@ -257,8 +260,8 @@ func newIdleBridge(t *testing.T, srv *redisServer, n *node.Node) *Bridge {
 
 // TestChangeMeetsOwedRecord: a field written in the backend while the node
 // holds another field the backend has not got yet (a peer's record)
-// merges: both stay, in the node and then in the backend. A field the
-// backend lacks and the node had written there was removed, and goes.
+// merges: both stay, in the node and then in the backend. A field removed
+// in the backend in that moment is removed, not written back.
 func TestChangeMeetsOwedRecord(t *testing.T) {
 	ctx := context.Background()
 	srv := startRedis(t)
@@ -273,48 +276,215 @@ func TestChangeMeetsOwedRecord(t *testing.T) {
 	}
 
 	// The node has "old", and wrote it to the backend.
-	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
-		return l.EditTyped([]byte("h"), node.TypedEdit{Kind: record.KindHash, Set: [][]byte{[]byte("old"), []byte("1")}})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	hset(t, n, "h", "old", "1")
 	if err := b.pushOut(ctx, []string{"h"}); err != nil {
 		t.Fatal(err)
 	}
 	// A peer's field arrives (owed to the backend); meanwhile the backend's
 	// application removes "old" and writes "city".
-	err = n.UpdateLocal(ctx, func(l *node.LocalTx) error {
-		return l.EditTyped([]byte("h"), node.TypedEdit{Kind: record.KindHash, Set: [][]byte{[]byte("name"), []byte("ada")}})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	hset(t, n, "h", "name", "ada")
 	c.HDel(ctx, "h", "old")
 	c.HSet(ctx, "h", "city", "london")
 	if err := b.pullIn(ctx, []string{"h"}); err != nil {
 		t.Fatal(err)
 	}
-	// The node holds what the backend has not got: taken in additively,
-	// so the peer's field is not removed (nor, in that window, "old": the
-	// README says so).
-	if got := fields(); !slices.Equal(got, []string{"city", "name", "old"}) {
+	if got := fields(); !slices.Equal(got, []string{"city", "name"}) {
 		t.Fatalf("node fields %v", got)
 	}
 	if err := b.pushOut(ctx, []string{"h"}); err != nil {
 		t.Fatal(err)
 	}
-	if m := c.HGetAll(ctx, "h").Val(); len(m) != 3 || m["name"] != "ada" || m["city"] != "london" {
+	if m := c.HGetAll(ctx, "h").Val(); len(m) != 2 || m["name"] != "ada" || m["city"] != "london" {
 		t.Fatalf("backend %v", m)
 	}
 	// Synced: a field removed in the backend is removed in the node.
-	c.HDel(ctx, "h", "old")
+	c.HDel(ctx, "h", "city")
 	if err := b.pullIn(ctx, []string{"h"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := fields(); !slices.Equal(got, []string{"city", "name"}) {
+	if got := fields(); !slices.Equal(got, []string{"name"}) {
 		t.Fatalf("node fields after HDEL %v", got)
 	}
+}
+
+func hset(t *testing.T, n *node.Node, key, field, value string) {
+	t.Helper()
+	err := n.UpdateLocal(context.Background(), func(l *node.LocalTx) error {
+		return l.EditTyped([]byte(key), node.TypedEdit{Kind: record.KindHash, Set: [][]byte{[]byte(field), []byte(value)}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func zadd(t *testing.T, n *node.Node, key, member string, score float64) {
+	t.Helper()
+	err := n.UpdateLocal(context.Background(), func(l *node.LocalTx) error {
+		return l.EditTyped([]byte(key), node.TypedEdit{Kind: record.KindZSet, Add: [][]byte{[]byte(member)}, Scores: []float64{score}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStaleElementIsNoChange: while the node holds a peer's newer value of
+// a field, a member's score or a string the backend has not got yet, a
+// change of something else of the same key in the backend does not write
+// the backend's older value back into the node (it would win everywhere,
+// versioned later).
+func TestStaleElementIsNoChange(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	n := openNode(t, t.TempDir())
+	b := newIdleBridge(t, srv, n)
+	sync := func(keys ...string) {
+		t.Helper()
+		if err := b.pushOut(ctx, keys); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zadd(t, n, "board", "ada", 10)
+	hset(t, n, "h", "f", "1")
+	if err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.SetString([]byte("s"), []byte("v1"), 0) }); err != nil {
+		t.Fatal(err)
+	}
+	sync("board", "h", "s")
+	// The peers' newer values, owed to the backend.
+	zadd(t, n, "board", "ada", 15)
+	hset(t, n, "h", "f", "2")
+	if err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.SetString([]byte("s"), []byte("v2"), 0) }); err != nil {
+		t.Fatal(err)
+	}
+	// Meanwhile the backend's applications change something else.
+	c.ZAdd(ctx, "board", redis.Z{Score: 7, Member: "bob"})
+	c.HSet(ctx, "h", "g", "1")
+	at := time.Now().Add(time.Hour).UnixMilli()
+	c.PExpireAt(ctx, "s", time.UnixMilli(at))
+	if err := b.pullIn(ctx, []string{"board", "h", "s"}); err != nil {
+		t.Fatal(err)
+	}
+	sync("board", "h", "s")
+	want := map[string]string{
+		"board": "zset bob=7 ada=15",
+		"h":     "hash f=2 g=1",
+		"s":     fmt.Sprintf("string v2 at %d", at),
+	}
+	checkBoth(t, b, n, want)
+}
+
+// show is a key's state in a line, to compare the backend's with the
+// node's.
+func show(s State) string {
+	var parts []string
+	switch s.Kind {
+	case String:
+		parts = append(parts, string(s.Str))
+	case Hash:
+		for i := 0; i+1 < len(s.Fields); i += 2 {
+			parts = append(parts, string(s.Fields[i])+"="+string(s.Fields[i+1]))
+		}
+	case ZSet: // in score order
+		type m struct {
+			name  string
+			score float64
+		}
+		var ms []m
+		for i := 0; i+1 < len(s.Fields); i += 2 {
+			f, _ := strconv.ParseFloat(string(s.Fields[i+1]), 64)
+			ms = append(ms, m{string(s.Fields[i]), f})
+		}
+		slices.SortFunc(ms, func(a, b m) int { return cmp.Or(cmp.Compare(a.score, b.score), strings.Compare(a.name, b.name)) })
+		for _, e := range ms {
+			parts = append(parts, e.name+"="+strconv.FormatFloat(e.score, 'g', -1, 64))
+		}
+	case Set, List:
+		for _, v := range s.Members {
+			parts = append(parts, string(v))
+		}
+	}
+	out := s.Kind.String()
+	if len(parts) > 0 {
+		out += " " + strings.Join(parts, " ")
+	}
+	if s.At != 0 {
+		out += fmt.Sprintf(" at %d", s.At)
+	}
+	return out
+}
+
+// checkBoth holds the backend's and the node's state of each key to want.
+func checkBoth(t *testing.T, b *Bridge, n *node.Node, want map[string]string) {
+	t.Helper()
+	for k, w := range want {
+		states, err := readSettled(context.Background(), b.r, []string{k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := show(states[0]); got != w {
+			t.Errorf("backend %s: %s, want %s", k, got, w)
+		}
+		if got := show(FromRecord(n.Read([]byte(k)))); got != w {
+			t.Errorf("node %s: %s, want %s", k, got, w)
+		}
+	}
+}
+
+// TestRemovalMeetsOwedRecord: a removal made in the backend while the node
+// holds a peer's record of the same key the backend has not got yet is
+// taken in (a field, a set member, a popped list element, the key), and is
+// not undone by the write-back; a removed field's newer value from a peer,
+// older than the removal as seen, goes too. A collection deleted there
+// loses what it held there, and keeps the peer's elements it never held;
+// a string deleted there is deleted, the peer's older value with it.
+func TestRemovalMeetsOwedRecord(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	n := openNode(t, t.TempDir())
+	b := newIdleBridge(t, srv, n)
+	c.HSet(ctx, "h", "a", "1", "b", "1")
+	c.SAdd(ctx, "set", "x", "y")
+	c.RPush(ctx, "q", "j1", "j2", "j3")
+	c.HSet(ctx, "gone", "a", "1")
+	c.Set(ctx, "s", "v1", 0)
+	keys := []string{"h", "set", "q", "gone", "s"}
+	if err := b.pullIn(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	// Peers' records, owed to the backend.
+	hset(t, n, "h", "c", "1")
+	hset(t, n, "h", "b", "2")
+	if err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		if err := l.EditTyped([]byte("set"), node.TypedEdit{Kind: record.KindSet, Add: [][]byte{[]byte("z")}}); err != nil {
+			return err
+		}
+		return l.EditList([]byte("q"), node.ListEdit{Tail: [][]byte{[]byte("p")}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hset(t, n, "gone", "b", "1")
+	if err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.SetString([]byte("s"), []byte("v2"), 0) }); err != nil {
+		t.Fatal(err)
+	}
+	// Meanwhile, in the backend:
+	c.HDel(ctx, "h", "a", "b")
+	c.SRem(ctx, "set", "x")
+	c.LPop(ctx, "q")
+	c.Del(ctx, "gone", "s")
+	if err := b.pullIn(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.pushOut(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	checkBoth(t, b, n, map[string]string{
+		"h":    "hash c=1",
+		"set":  "set y z",
+		"q":    "list j2 j3 p",
+		"gone": "hash b=1",
+		"s":    "none",
+	})
 }
 
 // TestBackendRestartedFromOlderCopy: a backend restarted on an RDB saved

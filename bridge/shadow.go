@@ -35,7 +35,7 @@ func (b *Bridge) loadShadow() {
 	}
 	var (
 		run string
-		m   map[uint64]uint64
+		m   map[uint64]base
 	)
 	if err == nil {
 		run, m, err = shadow.Decode(buf)

@@ -85,14 +85,14 @@ func (b *Bridge) sync(ctx context.Context) error {
 						// than the one the bridge last saw there loaded an
 						// older copy (its RDB or AOF): the node's state,
 						// newer, is written back over it.
-						b.remember(h, d)
+						b.remember(h, s)
 						continue
 					}
-					additive := unlessSynced(b.shadow[h])
+					c := b.since(h)
 					if restarted {
-						additive = always(true)
+						c = change{additive: true}
 					}
-					w, err := takeIn(l, []byte(k), s, additive)
+					w, err := takeIn(l, []byte(k), s, c)
 					if err != nil {
 						return fmt.Errorf("take in key %q from backend: %w", k, err)
 					}
@@ -100,7 +100,7 @@ func (b *Bridge) sync(ctx context.Context) error {
 						b.takeIn.Written.Add(1)
 						fixes++
 					}
-					b.remember(h, d)
+					b.remember(h, s)
 				}
 				return nil
 			})
@@ -127,9 +127,11 @@ func (b *Bridge) sync(ctx context.Context) error {
 	}
 	for h := range b.shadow { // keys neither side holds any more
 		if _, ok := seen[h]; !ok {
-			b.remember(h, 0)
+			delete(b.shadow, h)
+			b.shadowDirty = true
 		}
 	}
+	b.st.shadowKeys.Store(int64(len(b.shadow)))
 	b.shadowRunID = b.runID
 	b.shadowDirty = true
 	b.takeIn.Done.Store(true)
@@ -186,23 +188,22 @@ func (b *Bridge) syncNodeOnly(ctx context.Context, seen map[uint64]struct{}, res
 				_, had := b.shadow[h]
 				switch {
 				case !live:
-					b.remember(h, 0)
+					b.remember(h, State{})
 				case had && !restarted:
-					// This run of the backend had it, and it is gone
-					// (deleted, or expired as the node's copy is about to),
-					// unless the node changed it since.
-					w, err := takeIn(l, []byte(k), State{}, unlessSynced(b.shadow[h]))
+					// This run of the backend had it, and it is gone:
+					// deleted there (unless it expired there).
+					w, err := takeIn(l, []byte(k), State{}, b.since(h))
 					if err != nil {
 						return err
 					}
-					b.remember(h, 0)
+					b.remember(h, State{})
 					if w {
 						deleted++
 					} else {
 						push = append(push, k)
 					}
 				default:
-					b.remember(h, 0) // the backend does not hold it
+					b.remember(h, State{}) // the backend does not hold it
 					push = append(push, k)
 				}
 			}

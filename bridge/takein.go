@@ -190,7 +190,7 @@ func writeBatch(ctx context.Context, n *node.Node, b takeInBatch, opts TakeInOpt
 			if s.Kind == Other {
 				continue
 			}
-			w, err := takeIn(l, []byte(k), s, always(opts.Additive))
+			w, err := takeIn(l, []byte(k), s, change{additive: opts.Additive})
 			if err != nil {
 				return fmt.Errorf("take in key %q: %w", k, err)
 			}

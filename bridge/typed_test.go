@@ -78,9 +78,9 @@ func TestListTakeIn(t *testing.T) {
 		var removed int
 		err = n.UpdateLocal(ctx, func(l *node.LocalTx) error {
 			cur, live, _ := l.Get(key)
-			e := listDiff(FromRecord(cur, live), State{Kind: List, Members: listOf(tc.backend)}, tc.additive)
+			e := listEdit(FromRecord(cur, live), State{Kind: List, Members: listOf(tc.backend)}, tc.additive)
 			removed = e.DropHead + e.DropTail + len(e.Set)
-			_, err := takeIn(l, key, State{Kind: List, Members: listOf(tc.backend)}, always(tc.additive))
+			_, err := takeIn(l, key, State{Kind: List, Members: listOf(tc.backend)}, change{additive: tc.additive})
 			return err
 		})
 		if err != nil {
@@ -116,7 +116,7 @@ func TestListTakeInRandom(t *testing.T) {
 				if len(vs) == 0 {
 					return l.Delete(key)
 				}
-				_, err := takeIn(l, key, State{Kind: List, Members: vs}, always(false))
+				_, err := takeIn(l, key, State{Kind: List, Members: vs}, change{})
 				return err
 			})
 			if err != nil {

@@ -1,0 +1,101 @@
+package bridge
+
+import (
+	"cmp"
+	"encoding/binary"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/redmesh/redmesh/bridge/shadow"
+)
+
+// A base is what the backend held of a key when the bridge last wrote or
+// read it (shadow.Entry): its digest, and, element by element, hashes of
+// its parts. A take-in compares the backend's state with its base, not
+// with the node's: what differs from the base was changed in the backend;
+// what the node holds beyond it is the node's (a peer's record the backend
+// has not got yet) and is neither removed nor overwritten for being absent
+// or older there.
+type base = shadow.Entry
+
+// baseOf is the base of a state the backend holds.
+func baseOf(s State) base {
+	e := base{Digest: s.Digest(), Kind: uint8(s.Kind), At: s.At}
+	switch s.Kind {
+	case String:
+		e.Value = xxhash.Sum64(s.Str)
+	case Whole:
+		e.Value = wholeHash(s.Type, s.Str)
+	case Hash:
+		e.Elems = make([]shadow.Elem, 0, len(s.Fields)/2)
+		for i := 0; i+1 < len(s.Fields); i += 2 {
+			e.Elems = append(e.Elems, shadow.Elem{Name: xxhash.Sum64(s.Fields[i]), Part: xxhash.Sum64(s.Fields[i+1])})
+		}
+	case ZSet:
+		e.Elems = make([]shadow.Elem, 0, len(s.Fields)/2)
+		for i := 0; i+1 < len(s.Fields); i += 2 {
+			e.Elems = append(e.Elems, shadow.Elem{Name: xxhash.Sum64(s.Fields[i]), Part: scoreBits(s.Fields[i+1])})
+		}
+	case Set:
+		e.Elems = make([]shadow.Elem, 0, len(s.Members))
+		for _, m := range s.Members {
+			e.Elems = append(e.Elems, shadow.Elem{Name: xxhash.Sum64(m)})
+		}
+	case List: // in list order
+		e.Elems = make([]shadow.Elem, 0, len(s.Members))
+		for _, m := range s.Members {
+			e.Elems = append(e.Elems, shadow.Elem{Name: xxhash.Sum64(m)})
+		}
+		return e
+	}
+	slices.SortFunc(e.Elems, func(a, b shadow.Elem) int { return cmp.Compare(a.Name, b.Name) })
+	return e
+}
+
+func wholeHash(typ string, payload []byte) uint64 {
+	d := xxhash.New()
+	d.WriteString(typ)
+	d.Write([]byte{0})
+	d.Write(payload)
+	return d.Sum64()
+}
+
+// scoreBits is a score's text (scoreText's) as the bits of its float, -0
+// as 0.
+func scoreBits(text []byte) uint64 {
+	f, err := strconv.ParseFloat(string(text), 64)
+	if err != nil {
+		return math.Float64bits(math.NaN()) // never a score: differs from any
+	}
+	return math.Float64bits(f + 0)
+}
+
+// part finds the element named by name hash h in a base of a hash, set or
+// sorted set.
+func part(e *base, h uint64) (uint64, bool) {
+	i, ok := slices.BinarySearchFunc(e.Elems, h, func(el shadow.Elem, h uint64) int { return cmp.Compare(el.Name, h) })
+	if !ok {
+		return 0, false
+	}
+	return e.Elems[i].Part, true
+}
+
+// listHashes are a list's element hashes as commonRun compares them.
+func listHashes(members [][]byte) [][]byte {
+	out := make([][]byte, len(members))
+	for i, m := range members {
+		out[i] = binary.BigEndian.AppendUint64(nil, xxhash.Sum64(m))
+	}
+	return out
+}
+
+func baseListHashes(e *base) [][]byte {
+	out := make([][]byte, len(e.Elems))
+	for i, el := range e.Elems {
+		out[i] = binary.BigEndian.AppendUint64(nil, el.Name)
+	}
+	return out
+}
