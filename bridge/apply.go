@@ -22,10 +22,15 @@ const expiryLeeway = 2000 // ms
 // change is what a take-in knows of the backend's state before the one
 // it writes: from, the key's base (nil where unknown: a first start, a
 // restarted backend, an import), or else additive, whether what the node
-// holds and the backend lacks stays.
+// holds and the backend lacks stays; and incr, whether the backend told of
+// ZINCRBYs only (keyspace notifications, all zincr, since the key was last
+// read): a member's score the base held and the backend holds changed is
+// then an increment by the difference, which adds up with concurrent
+// increments elsewhere, rather than a score set.
 type change struct {
 	from     *base
 	additive bool
+	incr     bool
 }
 
 // takeIn writes the backend's state b of key into the node as local writes
@@ -104,7 +109,7 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 		return true, l.EditList(key, e)
 	case Hash, Set, ZSet:
 		e := typedDiff(n, b, c)
-		if e.Set == nil && e.Del == nil && e.Add == nil && e.Rem == nil {
+		if e.Set == nil && e.Del == nil && e.Add == nil && e.Rem == nil && e.Incr == nil {
 			if n.Kind != b.Kind {
 				return false, nil
 			}
@@ -149,6 +154,15 @@ func (b *Bridge) since(h uint64) change {
 		return change{from: &e}
 	}
 	return change{from: &base{}}
+}
+
+// baseScore is member m's score in a sorted set's base.
+func baseScore(from *base, m []byte) (float64, bool) {
+	if from == nil || Kind(from.Kind) != ZSet {
+		return 0, false
+	}
+	bits, ok := part(from, xxhash.Sum64(m))
+	return math.Float64frombits(bits), ok
 }
 
 // pairMap indexes a state's name, value pairs (hash fields and values,
@@ -206,6 +220,12 @@ func typedDiff(n, b State, c change) node.TypedEdit {
 			f, err := strconv.ParseFloat(string(sc), 64)
 			if err != nil || math.IsNaN(f) {
 				continue // not a score: the backend never holds one
+			}
+			if was, ok := baseScore(from, m); ok && c.incr {
+				if by := f - was; !math.IsNaN(by) && !math.IsInf(by, 0) {
+					e.Incr, e.By = append(e.Incr, m), append(e.By, by)
+					continue
+				}
 			}
 			e.Add, e.Scores = append(e.Add, m), append(e.Scores, f)
 		}

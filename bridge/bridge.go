@@ -74,6 +74,9 @@ type Bridge struct {
 	owed     map[string]struct{} // keys whose node state the backend must get
 	overflow bool                // owed passed QueueLimit: audit instead
 	notified map[string]struct{} // keys the backend said changed
+	// incrs says, per notified key, whether every notification since it
+	// was last read was a zincr (ZINCRBY, ZADD INCR).
+	incrs map[string]bool
 	// later: keys that kept conflicting, tried again at the next tick.
 	later  map[string]struct{}
 	resync bool // notifications may have been missed: audit
@@ -134,6 +137,7 @@ func Start(ctx context.Context, opts Options) (*Bridge, error) {
 		prefix:   fmt.Sprintf("__keyspace@%d__:", ro.DB),
 		owed:     map[string]struct{}{},
 		notified: map[string]struct{}{},
+		incrs:    map[string]bool{},
 		wake:     make(chan struct{}, 1),
 		shadow:   map[uint64]base{},
 		stop:     make(chan struct{}),
@@ -307,6 +311,8 @@ func (b *Bridge) listen() {
 			b.mu.Lock()
 			if len(b.notified) < b.opts.QueueLimit {
 				b.notified[key] = struct{}{}
+				only, seen := b.incrs[key]
+				b.incrs[key] = m.Payload == "zincr" && (only || !seen)
 			} else {
 				b.resync = true
 			}
@@ -473,6 +479,13 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
+	b.mu.Lock()
+	incrs := make([]bool, len(keys))
+	for i, k := range keys {
+		incrs[i] = b.incrs[k]
+		delete(b.incrs, k)
+	}
+	b.mu.Unlock()
 	states, err := readSettled(ctx, b.r, keys)
 	if err != nil {
 		return err
@@ -488,7 +501,9 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 			if b.foreignType(h, s) {
 				continue
 			}
-			w, err := takeIn(l, []byte(k), s, b.since(h))
+			c := b.since(h)
+			c.incr = incrs[i]
+			w, err := takeIn(l, []byte(k), s, c)
 			if err != nil {
 				return fmt.Errorf("take in key %q from backend: %w", k, err)
 			}

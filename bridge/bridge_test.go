@@ -249,7 +249,7 @@ func newIdleBridge(t *testing.T, srv *redisServer, n *node.Node) *Bridge {
 		t.Fatal(err)
 	}
 	b := &Bridge{opts: opts, log: quietLog(), n: n, rdb: redis.NewClient(ro), prefix: "__keyspace@0__:",
-		owed: map[string]struct{}{}, notified: map[string]struct{}{}, wake: make(chan struct{}, 1), shadow: map[uint64]base{}, stop: make(chan struct{}),
+		owed: map[string]struct{}{}, notified: map[string]struct{}{}, incrs: map[string]bool{}, wake: make(chan struct{}, 1), shadow: map[uint64]base{}, stop: make(chan struct{}),
 		foreign: map[uint64]struct{}{}, conflicted: map[uint64]int{}}
 	t.Cleanup(func() { b.rdb.Close() })
 	if err := b.connect(context.Background()); err != nil {
@@ -485,6 +485,91 @@ func TestRemovalMeetsOwedRecord(t *testing.T) {
 		"gone": "hash b=1",
 		"s":    "none",
 	})
+}
+
+// TestZIncrByAddsUp: a ZINCRBY made in the backend, told by its
+// notification, is taken in as an increment, so that it adds up with an
+// increment of the same member made concurrently elsewhere (here the node's
+// own, the backend not yet having it); a ZADD is a score set.
+func TestZIncrByAddsUp(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	n := openNode(t, t.TempDir())
+	b := newIdleBridge(t, srv, n)
+	zadd(t, n, "board", "ada", 10)
+	zadd(t, n, "board", "bob", 1)
+	if err := b.pushOut(ctx, []string{"board"}); err != nil {
+		t.Fatal(err)
+	}
+	// Another site's increment, owed to the backend.
+	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		return l.EditTyped([]byte("board"), node.TypedEdit{Kind: record.KindZSet, Incr: [][]byte{[]byte("ada")}, By: []float64{3}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ZIncrBy(ctx, "board", 5, "ada")
+	b.incrs["board"] = true // as the zincr notification says
+	if err := b.pullIn(ctx, []string{"board"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.pushOut(ctx, []string{"board"}); err != nil {
+		t.Fatal(err)
+	}
+	checkBoth(t, b, n, map[string]string{"board": "zset bob=1 ada=18"})
+
+	// A ZADD (or a change whose notification was missed) sets the score.
+	err = n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		return l.EditTyped([]byte("board"), node.TypedEdit{Kind: record.KindZSet, Incr: [][]byte{[]byte("bob")}, By: []float64{1}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ZAdd(ctx, "board", redis.Z{Score: 40, Member: "bob"})
+	if err := b.pullIn(ctx, []string{"board"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.pushOut(ctx, []string{"board"}); err != nil {
+		t.Fatal(err)
+	}
+	checkBoth(t, b, n, map[string]string{"board": "zset ada=18 bob=40"})
+	// Increments without their amounts, or of a hash, are refused.
+	for _, e := range []node.TypedEdit{
+		{Kind: record.KindZSet, Incr: [][]byte{[]byte("ada")}},
+		{Kind: record.KindHash, Incr: [][]byte{[]byte("ada")}, By: []float64{1}},
+	} {
+		if err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.EditTyped([]byte("board"), e) }); err == nil {
+			t.Fatalf("%+v: no error", e)
+		}
+	}
+}
+
+// TestZIncrNotifications: the listener tells a key changed by ZINCRBYs only
+// from one a ZADD changed too, and the ZINCRBYs become the node's
+// increments.
+func TestZIncrNotifications(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	n := openNode(t, t.TempDir())
+	dir := t.TempDir()
+	b := startBridge(t, srv, n, dir)
+	within(t, 5*time.Second, "take-in", func() bool { return b.takeIn.Done.Load() })
+	c.ZAdd(ctx, "z", redis.Z{Score: 1, Member: "m"})
+	within(t, 5*time.Second, "z in the node", func() bool { return show(FromRecord(n.Read([]byte("z")))) == "zset m=1" })
+	for range 5 {
+		c.ZIncrBy(ctx, "z", 2, "m")
+	}
+	within(t, 5*time.Second, "the increments in the node", func() bool { return show(FromRecord(n.Read([]byte("z")))) == "zset m=11" })
+	// Taken in as increments (counts that add up), not as a score set.
+	if rec, _ := n.Read([]byte("z")); len(rec.Typed.ScoreCounts) == 0 {
+		t.Fatal("the ZINCRBYs were taken in as a score set")
+	}
+	// A ZADD among them is a score set.
+	c.ZIncrBy(ctx, "z", 2, "m")
+	c.ZAdd(ctx, "z", redis.Z{Score: 100, Member: "m"})
+	within(t, 5*time.Second, "the ZADD in the node", func() bool { return show(FromRecord(n.Read([]byte("z")))) == "zset m=100" })
 }
 
 // TestBackendRestartedFromOlderCopy: a backend restarted on an RDB saved

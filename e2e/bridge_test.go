@@ -232,6 +232,15 @@ func TestBridgeThreeSites(t *testing.T) {
 				return len(q) == 3 && !slices.Contains(q, head) && r[i].c.ZCard(ctx, "board").Val() == 1
 			})
 		}
+		// ZINCRBYs of one member at two sites at once add up.
+		wg.Go(func() { r[0].c.ZIncrBy(ctx, "board", 2, "ada") })
+		wg.Go(func() { r[2].c.ZIncrBy(ctx, "board", 3, "ada") })
+		wg.Wait()
+		for i := range r {
+			waitUntil(t, 10*time.Second, fmt.Sprintf("both increments at #%d", i+1), func() bool {
+				return r[i].c.ZScore(ctx, "board", "ada").Val() == 20
+			})
+		}
 	})
 	t.Run("streams carried whole, last writer wins", func(t *testing.T) {
 		r[0].c.XAdd(ctx, &redis.XAddArgs{Stream: "events", ID: "1-1", Values: []string{"e", "one"}})

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/record"
@@ -74,9 +75,10 @@ type TypedEdit struct {
 	Kind record.Kind // record.KindHash, record.KindSet or record.KindZSet
 	// Set are hash fields to write (name, value, name, value ...); Del hash
 	// fields to remove. Add and Rem are set or sorted-set members (Add with
-	// Scores, one each, for a sorted set).
-	Set, Del, Add, Rem [][]byte
-	Scores             []float64
+	// Scores, one each, for a sorted set). Incr are sorted-set members to
+	// increment, by By, one each, as ZINCRBY does.
+	Set, Del, Add, Rem, Incr [][]byte
+	Scores, By               []float64
 	// At is the key's deadline when WithExpiry is true.
 	At         int64
 	WithExpiry bool
@@ -87,8 +89,11 @@ type TypedEdit struct {
 // those commands do. A key a client sees as another type is replaced (its
 // contents removed as observed), as DEL followed by HSET would.
 func (l *LocalTx) EditTyped(key []byte, e TypedEdit) error {
-	if e.Kind == record.KindZSet && len(e.Scores) != len(e.Add) {
-		return fmt.Errorf("sorted-set edit of %q: %d members, %d scores", key, len(e.Add), len(e.Scores))
+	if e.Kind == record.KindZSet && (len(e.Scores) != len(e.Add) || len(e.By) != len(e.Incr)) {
+		return fmt.Errorf("sorted-set edit of %q: %d members, %d scores, %d increments of %d", key, len(e.Add), len(e.Scores), len(e.Incr), len(e.By))
+	}
+	if e.Kind != record.KindZSet && len(e.Incr) > 0 {
+		return fmt.Errorf("edit of %q: increments of a %s", key, e.Kind)
 	}
 	cur, err := l.tx.Get(key)
 	if err != nil {
@@ -119,6 +124,11 @@ func (l *LocalTx) EditTyped(key []byte, e TypedEdit) error {
 			return err
 		}
 	}
+	for i, m := range e.Incr {
+		if err := w.incrScore(m, e.By[i]); err != nil {
+			return err
+		}
+	}
 	for _, m := range e.Rem {
 		if e.Kind == record.KindZSet {
 			w.op.RemScored(m)
@@ -130,6 +140,34 @@ func (l *LocalTx) EditTyped(key []byte, e TypedEdit) error {
 		w.rec.Expiry = record.Expiry{Version: w.v, At: e.At}
 	}
 	return w.commit(l.tx)
+}
+
+// incrScore is ZINCRBY's write of member, as zadd's with INCR: an increment
+// that adds up with concurrent ones, or, where the result would not be
+// finite, the resulting score set.
+func (w *typedWrite) incrScore(member []byte, by float64) error {
+	cur, exists := w.score(member)
+	if !exists {
+		if math.IsInf(by, 0) || math.IsNaN(by) {
+			_, err := w.op.SetScore(member, by+0)
+			return err
+		}
+		if _, err := w.op.SetScore(member, 0); err != nil {
+			return err
+		}
+		w.op.IncrScore(member, by)
+		return nil
+	}
+	score := cur + by
+	if math.IsNaN(score) {
+		return replyErr(errZNaN)
+	}
+	if own := w.op.OwnScoreTotal(member) + by; !math.IsInf(own, 0) && !math.IsNaN(own) && !math.IsInf(score, 0) {
+		w.op.IncrScore(member, by)
+		return nil
+	}
+	_, err := w.op.SetScore(member, score)
+	return err
 }
 
 // ListEdit is a write of a list at its ends and in place, as LPOP/RPOP,
