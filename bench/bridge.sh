@@ -3,11 +3,11 @@
 # be readable in another site's Redis, beside a Redis master→replica pair,
 # and the load a bridge adds to its Redis.
 #
-# Three redis-servers (22200-22202), each beside its own node (redmesh serve
-# --backend, RESP 22210-22212, mesh 22220-22222, a PSK mesh, fsync
-# everysec); a Redis master (22230) with a replica (22231); a plain
-# redis-server (22240) for the load without a bridge. RUNS times (default
-# 3):
+# Three redis-servers (BASE to BASE+2, BASE 22200 unless set), each beside
+# its own node (redmesh serve --backend, RESP BASE+10 to +12, mesh BASE+20
+# to +22, a PSK mesh, fsync everysec); a Redis master (BASE+30) with a
+# replica (BASE+31); a plain redis-server (BASE+40) for the load without a
+# bridge. RUNS times (default 3):
 #  - latency: bench/proplat writes a fresh value to Redis #1 (or the master)
 #    and polls GET on Redis #3 (or the replica) until it reads it, SAMPLES
 #    times (default 1000) in sequence; p50 and p99;
@@ -16,13 +16,19 @@
 #  - under load: bench/bridgeload writes 10,000 SETs a second (random keys
 #    among 100,000, 100-byte values) for 10 s to Redis #1 and, apart, to the
 #    plain redis-server; the commands Redis #1 processed beyond the load's
-#    own (the bridge's), and each server's CPU time.
+#    own (the bridge's), and each server's CPU time;
+#  - large keys: bridgeload writes 10,000 HSETs a second (random fields
+#    among 2,000 of 20 hashes, 100-byte values) for 10 s to Redis #1; the
+#    commands Redis #3 processed (its bridge's writes and reads of the
+#    changes that reached it from #1) and its CPU time, beside the plain
+#    redis-server's CPU under the same HSETs.
 #
-# Usage: [SAMPLES=N] bench/bridge.sh [RUNS]
+# Usage: [SAMPLES=N] [BASE=PORT] bench/bridge.sh [RUNS]
 source "$(dirname "$0")/lib.sh"
 runs=${1:-3}
 samples=${SAMPLES:-1000}
 hz=$(getconf CLK_TCK)
+base=${BASE:-22200}
 build_redmesh
 (cd "$BENCH_ROOT" && go build -o "$BENCH_TMP/proplat" ./bench/proplat && go build -o "$BENCH_TMP/bridgeload" ./bench/bridgeload)
 "$BENCH_TMP/redmesh" keygen "$BENCH_TMP/mesh.key" >/dev/null
@@ -32,25 +38,25 @@ commands() { redis-cli -p "$1" INFO stats | tr -d '\r' | awk -F: '$1 == "total_c
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-for i in 0 1 2; do start_redis $((22200 + i)) --appendonly no; done
-start_redis 22230 --appendonly no
-start_redis 22231 --appendonly no --replicaof 127.0.0.1 22230
-start_redis 22240 --appendonly no
+for i in 0 1 2; do start_redis $((base + i)) --appendonly no; done
+start_redis $((base + 30)) --appendonly no
+start_redis $((base + 31)) --appendonly no --replicaof 127.0.0.1 $((base + 30))
+start_redis $((base + 40)) --appendonly no
 node() {
 	local i=$1 dir="$BENCH_TMP/node-$1"
 	shift
 	"$BENCH_TMP/redmesh" id --data "$dir" >"$dir.id"
-	"$BENCH_TMP/redmesh" serve --data "$dir" --listen "127.0.0.1:$((22210 + i))" --fsync everysec --log-level warn \
-		--psk-file "$BENCH_TMP/mesh.key" --p2p-listen "/ip4/127.0.0.1/tcp/$((22220 + i))" \
-		--backend "redis://127.0.0.1:$((22200 + i))" "$@" >>"$dir.log" 2>&1 &
+	"$BENCH_TMP/redmesh" serve --data "$dir" --listen "127.0.0.1:$((base + 10 + i))" --fsync everysec --log-level warn \
+		--psk-file "$BENCH_TMP/mesh.key" --p2p-listen "/ip4/127.0.0.1/tcp/$((base + 20 + i))" \
+		--backend "redis://127.0.0.1:$((base + i))" "$@" >>"$dir.log" 2>&1 &
 	BENCH_PIDS+=($!)
-	wait_port $((22210 + i))
+	wait_port $((base + 10 + i))
 }
 node 0
-node 1 --peer "/ip4/127.0.0.1/tcp/22220/p2p/$(cat "$BENCH_TMP/node-0.id")"
-node 2 --peer "/ip4/127.0.0.1/tcp/22220/p2p/$(cat "$BENCH_TMP/node-0.id")"
+node 1 --peer "/ip4/127.0.0.1/tcp/$((base + 20))/p2p/$(cat "$BENCH_TMP/node-0.id")"
+node 2 --peer "/ip4/127.0.0.1/tcp/$((base + 20))/p2p/$(cat "$BENCH_TMP/node-0.id")"
 for _ in $(seq 1 200); do
-	[[ $(redis-cli -p 22212 INFO replication | tr -d '\r' | awk -F: '$1 == "mesh_connected_peers" {print $2}') == 2 ]] && break
+	[[ $(redis-cli -p $((base + 12)) INFO replication | tr -d '\r' | awk -F: '$1 == "mesh_connected_peers" {print $2}') == 2 ]] && break
 	sleep 0.1
 done
 
@@ -66,24 +72,45 @@ window() {
 	echo "$((c1 - c0 - 1)) $(((t1 - t0) * 1000 / hz)) $out"
 }
 
+# window3 SECONDS CMD...: runs CMD and prints, over the run, "commands
+# cpu_ms" of Redis #3, then CMD's output.
+window3() {
+	local pid c0 c1 t0 t1 out
+	shift
+	pid=$(pid_of $((base + 2)))
+	c0=$(commands $((base + 2))); t0=$(ticks "$pid")
+	out=$("$@")
+	sleep 1 # the changes still travelling
+	c1=$(commands $((base + 2))); t1=$(ticks "$pid")
+	echo "$((c1 - c0 - 1)) $(((t1 - t0) * 1000 / hz)) $out"
+}
+
+hashload=(-rate 10000 -duration 10s -hashes 20 -fields 2000)
 bl50=() bl99=() rl50=() rl99=() idle_cmds=() idle_cpu=() plain_idle_cpu=() load_cmds=() load_cpu=() plain_cpu=()
+hash_cmds=() hash_cpu=() plain_hash_cpu=()
 for run in $(seq 1 "$runs"); do
-	read -r p50 p99 _ < <("$BENCH_TMP/proplat" -write 127.0.0.1:22200 -read 127.0.0.1:22202 -n "$samples")
+	read -r p50 p99 _ < <("$BENCH_TMP/proplat" -write 127.0.0.1:$base -read 127.0.0.1:$((base + 2)) -n "$samples")
 	bl50+=("$p50") bl99+=("$p99")
-	read -r p50 p99 _ < <("$BENCH_TMP/proplat" -write 127.0.0.1:22230 -read 127.0.0.1:22231 -n "$samples")
+	read -r p50 p99 _ < <("$BENCH_TMP/proplat" -write 127.0.0.1:$((base + 30)) -read 127.0.0.1:$((base + 31)) -n "$samples")
 	rl50+=("$p50") rl99+=("$p99")
 	sleep 2 # let the bridges settle
-	read -r c ms < <(window 22200 10)
+	read -r c ms < <(window $base 10)
 	idle_cmds+=($((c / 10))) idle_cpu+=("$ms")
-	read -r c ms < <(window 22240 10)
+	read -r c ms < <(window $((base + 40)) 10)
 	plain_idle_cpu+=("$ms")
-	read -r c ms sent < <(window 22200 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:22200 -rate 10000 -duration 10s)
+	read -r c ms sent < <(window $base 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$base -rate 10000 -duration 10s)
 	load_cmds+=($(((c - sent) / 10))) load_cpu+=("$ms")
-	read -r c ms sent < <(window 22240 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:22240 -rate 10000 -duration 10s)
+	read -r c ms sent < <(window $((base + 40)) 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$((base + 40)) -rate 10000 -duration 10s)
 	plain_cpu+=("$ms")
+	sleep 2
+	read -r c ms sent < <(window3 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$base "${hashload[@]}")
+	hash_cmds+=($((c / 10))) hash_cpu+=("$ms")
+	read -r c ms sent < <(window $((base + 40)) 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$((base + 40)) "${hashload[@]}")
+	plain_hash_cpu+=("$ms")
 	echo "  run $run: bridge #1→#3 p50 ${bl50[-1]} µs p99 ${bl99[-1]} µs; replica p50 ${rl50[-1]} µs p99 ${rl99[-1]} µs;" \
 		"idle: ${idle_cmds[-1]} cmds/s from the bridge, ${idle_cpu[-1]} ms CPU in 10 s (plain ${plain_idle_cpu[-1]});" \
-		"10k SET/s: ${load_cmds[-1]} cmds/s from the bridge, ${load_cpu[-1]} ms CPU in 10 s (plain ${plain_cpu[-1]})" >&2
+		"10k SET/s: ${load_cmds[-1]} cmds/s from the bridge, ${load_cpu[-1]} ms CPU in 10 s (plain ${plain_cpu[-1]});" \
+		"10k HSET/s at #1: Redis #3 ${hash_cmds[-1]} cmds/s from its bridge, ${hash_cpu[-1]} ms CPU in 11 s (plain, the HSETs themselves: ${plain_hash_cpu[-1]} in 10 s)" >&2
 done
 echo "| | p50 µs | p99 µs |"
 echo "|---|---:|---:|"
@@ -96,3 +123,8 @@ echo "| idle, with a bridge | $(median "${idle_cmds[@]}") | $(median "${idle_cpu
 echo "| idle, without | 0 | $(median "${plain_idle_cpu[@]}") |"
 echo "| 10,000 SET/s, with a bridge | $(median "${load_cmds[@]}") | $(median "${load_cpu[@]}") |"
 echo "| 10,000 SET/s, without | 0 | $(median "${plain_cpu[@]}") |"
+echo
+echo "| 10,000 HSET/s of 20 hashes of 2,000 fields | commands/s | CPU ms |"
+echo "|---|---:|---:|"
+echo "| Redis #3, written by its bridge (11 s) | $(median "${hash_cmds[@]}") | $(median "${hash_cpu[@]}") |"
+echo "| a plain redis-server taking the HSETs (10 s) | 10,000 | $(median "${plain_hash_cpu[@]}") |"

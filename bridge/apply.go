@@ -243,7 +243,7 @@ func typedDiff(n, b State, c change) node.TypedEdit {
 			f, v := b.Fields[i], b.Fields[i+1]
 			old, ok := have[string(f)]
 			delete(have, string(f))
-			if ok && bytes.Equal(old, v) || !changed(f, xxhash.Sum64(v)) {
+			if ok && bytes.Equal(old, v) || !changed(f, valueHash(v)) {
 				continue
 			}
 			e.Set = append(e.Set, f, v)

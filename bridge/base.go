@@ -32,7 +32,7 @@ func baseOf(s State) base {
 	case Hash:
 		e.Elems = make([]shadow.Elem, 0, len(s.Fields)/2)
 		for i := 0; i+1 < len(s.Fields); i += 2 {
-			e.Elems = append(e.Elems, shadow.Elem{Name: xxhash.Sum64(s.Fields[i]), Part: xxhash.Sum64(s.Fields[i+1])})
+			e.Elems = append(e.Elems, shadow.Elem{Name: xxhash.Sum64(s.Fields[i]), Part: valueHash(s.Fields[i+1])})
 		}
 	case ZSet:
 		e.Elems = make([]shadow.Elem, 0, len(s.Fields)/2)
@@ -47,13 +47,18 @@ func baseOf(s State) base {
 	case List: // in list order
 		e.Elems = make([]shadow.Elem, 0, len(s.Members))
 		for _, m := range s.Members {
-			e.Elems = append(e.Elems, shadow.Elem{Name: xxhash.Sum64(m)})
+			e.Elems = append(e.Elems, shadow.Elem{Name: valueHash(m)})
 		}
 		return e
 	}
 	slices.SortFunc(e.Elems, func(a, b shadow.Elem) int { return cmp.Compare(a.Name, b.Name) })
 	return e
 }
+
+// valueHash is a hash field's value's or a list element's hash in a base:
+// elemHash's, which the backend's scripts compute too (deltaScript checks
+// an element against it before writing over it).
+func valueHash(v []byte) uint64 { return elemHash("", v) }
 
 func wholeHash(typ string, payload []byte) uint64 {
 	d := xxhash.New()
@@ -87,7 +92,7 @@ func part(e *base, h uint64) (uint64, bool) {
 func listHashes(members [][]byte) [][]byte {
 	out := make([][]byte, len(members))
 	for i, m := range members {
-		out[i] = binary.BigEndian.AppendUint64(nil, xxhash.Sum64(m))
+		out[i] = binary.BigEndian.AppendUint64(nil, valueHash(m))
 	}
 	return out
 }

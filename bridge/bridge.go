@@ -77,6 +77,9 @@ type Bridge struct {
 	// incrs says, per notified key, whether every notification since it
 	// was last read was a zincr (ZINCRBY, ZADD INCR).
 	incrs map[string]bool
+	// removed keeps, per owed key, the names of elements its committed
+	// writes removed (see noteRemoved).
+	removed map[string]map[string]struct{}
 	// later: keys that kept conflicting, tried again at the next tick.
 	later  map[string]struct{}
 	resync bool // notifications may have been missed: audit
@@ -111,7 +114,7 @@ type Bridge struct {
 }
 
 type counters struct {
-	written, takenIn, echoes, conflicts, audits, auditFixes, overflows, shadowKeys, refused atomic.Int64
+	written, deltas, takenIn, echoes, conflicts, audits, auditFixes, overflows, shadowKeys, refused atomic.Int64
 }
 
 // Start connects to the backend, makes sure it sends keyspace notifications
@@ -138,6 +141,7 @@ func Start(ctx context.Context, opts Options) (*Bridge, error) {
 		owed:     map[string]struct{}{},
 		notified: map[string]struct{}{},
 		incrs:    map[string]bool{},
+		removed:  map[string]map[string]struct{}{},
 		wake:     make(chan struct{}, 1),
 		shadow:   map[uint64]base{},
 		stop:     make(chan struct{}),
@@ -184,10 +188,12 @@ func (b *Bridge) committed(entries []wal.Entry) {
 		if len(b.owed) >= b.opts.QueueLimit {
 			b.overflow = true
 			b.owed = map[string]struct{}{}
+			clear(b.removed)
 			b.st.overflows.Add(1)
 			break
 		}
 		b.owed[string(e.Key)] = struct{}{}
+		b.noteRemoved(e)
 	}
 	b.mu.Unlock()
 	b.signal()
@@ -226,7 +232,7 @@ func (b *Bridge) connect(ctx context.Context) error {
 	if err := b.ensureNotifications(ctx); err != nil {
 		return err
 	}
-	for _, s := range []*redis.Script{writeScript, digestScript, readScript} {
+	for _, s := range []*redis.Script{writeScript, deltaScript, digestScript, readScript} {
 		if err := s.Load(ctx, b.rdb).Err(); err != nil {
 			return fmt.Errorf("load script into backend: %w", err)
 		}
@@ -522,14 +528,16 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 // taken in first).
 func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 	type write struct {
-		key string
-		h   uint64
-		s   State
-		cmd *redis.Cmd
+		key   string
+		h     uint64
+		s     State
+		delta bool
+		cmd   *redis.Cmd
 	}
 	var ws []write
 	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range keys {
+			removed := b.takeRemoved(k)
 			rec, live := b.n.Read([]byte(k))
 			s := FromRecord(rec, live)
 			h, d := keyHash(k), s.Digest()
@@ -538,9 +546,14 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 			}
 			expect := "0"
 			if sh, ok := b.shadow[h]; ok {
+				// Only what changed, where a delta can say it.
+				if args, ok := deltaArgs(s, &sh, removed); ok {
+					ws = append(ws, write{k, h, s, true, deltaScript.EvalSha(ctx, p, []string{k}, args...)})
+					continue
+				}
 				expect = digestHex(sh.Digest)
 			}
-			ws = append(ws, write{k, h, s, writeScript.EvalSha(ctx, p, []string{k}, scriptArgs(expect, s)...)})
+			ws = append(ws, write{k, h, s, false, writeScript.EvalSha(ctx, p, []string{k}, scriptArgs(expect, s)...)})
 		}
 		return nil
 	})
@@ -555,6 +568,9 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 		if ok == 1 {
 			b.remember(w.h, w.s)
 			b.st.written.Add(1)
+			if w.delta {
+				b.st.deltas.Add(1)
+			}
 			delete(b.conflicted, w.h)
 			continue
 		}
@@ -673,6 +689,7 @@ func (b *Bridge) Info() []string {
 		"bridge_audits:" + i(b.st.audits.Load()),
 		"bridge_audit_fixes:" + i(b.st.auditFixes.Load()),
 		"bridge_keys_written:" + i(b.st.written.Load()),
+		"bridge_keys_written_in_part:" + i(b.st.deltas.Load()),
 		"bridge_changes_taken_in:" + i(b.st.takenIn.Load()),
 		"bridge_echoes_ignored:" + i(b.st.echoes.Load()),
 		"bridge_write_conflicts:" + i(b.st.conflicts.Load()),

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -249,7 +250,7 @@ func newIdleBridge(t *testing.T, srv *redisServer, n *node.Node) *Bridge {
 		t.Fatal(err)
 	}
 	b := &Bridge{opts: opts, log: quietLog(), n: n, rdb: redis.NewClient(ro), prefix: "__keyspace@0__:",
-		owed: map[string]struct{}{}, notified: map[string]struct{}{}, incrs: map[string]bool{}, wake: make(chan struct{}, 1), shadow: map[uint64]base{}, stop: make(chan struct{}),
+		owed: map[string]struct{}{}, notified: map[string]struct{}{}, incrs: map[string]bool{}, removed: map[string]map[string]struct{}{}, wake: make(chan struct{}, 1), shadow: map[uint64]base{}, stop: make(chan struct{}),
 		foreign: map[uint64]struct{}{}, conflicted: map[uint64]int{}}
 	t.Cleanup(func() { b.rdb.Close() })
 	if err := b.connect(context.Background()); err != nil {
@@ -595,5 +596,128 @@ func TestBackendRestartedFromOlderCopy(t *testing.T) {
 	within(t, 10*time.Second, "v2 back in the backend", func() bool { return c.Get(ctx, "k").Val() == "v2" })
 	if v, _ := nodeString(n, "k"); v != "v2" {
 		t.Fatalf("the node went back to %q", v)
+	}
+}
+
+// TestWritesOnlyWhatChanged: a key the backend holds as the bridge last
+// wrote it gets only the node's changes (HSET/HDEL, SADD/SREM, ZADD/ZREM,
+// pops and pushes at a list's ends, PEXPIREAT), not a rewrite of the whole
+// key; a change of the same element made in the backend meanwhile stops
+// the write, and an element removed whose name the bridge does not know
+// makes it a whole write.
+func TestWritesOnlyWhatChanged(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	n := openNode(t, t.TempDir())
+	b := newIdleBridge(t, srv, n)
+	n.OnCommit(b.committed)
+	t.Cleanup(func() { n.OnCommit(nil) })
+	keys := []string{"h", "set", "z", "q"}
+	edit := func(fn func(l *node.LocalTx) error) {
+		t.Helper()
+		if err := n.UpdateLocal(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var fields, members [][]byte
+	var scores []float64
+	for i := range 500 {
+		fields = append(fields, []byte(fmt.Sprint("f", i)), []byte("v"))
+		members = append(members, []byte(fmt.Sprint("m", i)))
+		scores = append(scores, float64(i))
+	}
+	edit(func(l *node.LocalTx) error {
+		if err := l.EditTyped([]byte("h"), node.TypedEdit{Kind: record.KindHash, Set: fields}); err != nil {
+			return err
+		}
+		if err := l.EditTyped([]byte("set"), node.TypedEdit{Kind: record.KindSet, Add: members}); err != nil {
+			return err
+		}
+		if err := l.EditTyped([]byte("z"), node.TypedEdit{Kind: record.KindZSet, Add: members, Scores: scores}); err != nil {
+			return err
+		}
+		return l.EditList([]byte("q"), node.ListEdit{Tail: members})
+	})
+	if err := b.pushOut(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	unlinks := func() string {
+		for _, l := range strings.Split(c.Info(ctx, "commandstats").Val(), "\r\n") {
+			if v, ok := strings.CutPrefix(l, "cmdstat_unlink:"); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	before, deltas := unlinks(), b.st.deltas.Load()
+	// The node's changes, as peers' records would bring them.
+	at := time.Now().Add(time.Hour).UnixMilli()
+	edit(func(l *node.LocalTx) error {
+		if err := l.EditTyped([]byte("h"), node.TypedEdit{Kind: record.KindHash, Set: [][]byte{[]byte("f1"), []byte("new"), []byte("g"), []byte("1")}, Del: [][]byte{[]byte("f2")}, At: at, WithExpiry: true}); err != nil {
+			return err
+		}
+		if err := l.EditTyped([]byte("set"), node.TypedEdit{Kind: record.KindSet, Add: [][]byte{[]byte("x")}, Rem: [][]byte{[]byte("m3")}}); err != nil {
+			return err
+		}
+		if err := l.EditTyped([]byte("z"), node.TypedEdit{Kind: record.KindZSet, Add: [][]byte{[]byte("m1"), []byte("y")}, Scores: []float64{0.1, math.Inf(1)}, Rem: [][]byte{[]byte("m4")}}); err != nil {
+			return err
+		}
+		return l.EditList([]byte("q"), node.ListEdit{DropHead: 2, Head: [][]byte{[]byte("a"), []byte("b")}, Tail: [][]byte{[]byte("c")}})
+	})
+	if err := b.pushOut(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.st.deltas.Load() - deltas; got != 4 {
+		t.Fatalf("%d keys written in part, want 4", got)
+	}
+	if after := unlinks(); after != before {
+		t.Fatalf("keys written whole: UNLINK %s, was %s", after, before)
+	}
+	for _, k := range keys {
+		states, err := readSettled(ctx, b.r, []string{k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := show(states[0]), show(FromRecord(n.Read([]byte(k)))); got != want {
+			t.Errorf("backend %s:\n%s\nnode:\n%s", k, got, want)
+		}
+	}
+	if got := c.PExpireTime(ctx, "h").Val(); got != time.Duration(at)*time.Millisecond {
+		t.Errorf("h's deadline %v, want %d", got, at)
+	}
+
+	// The backend's application changes f1 in the moment: the write stops,
+	// and the change is taken in first.
+	hset(t, n, "h", "f1", "node")
+	c.HSet(ctx, "h", "f1", "app")
+	conflicts := b.st.conflicts.Load()
+	if err := b.pushOut(ctx, []string{"h"}); err != nil {
+		t.Fatal(err)
+	}
+	if b.st.conflicts.Load() != conflicts+1 || c.HGet(ctx, "h", "f1").Val() != "app" {
+		t.Fatalf("the write went over the backend's change: %q", c.HGet(ctx, "h", "f1").Val())
+	}
+	if err := b.pullIn(ctx, []string{"h"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.pushOut(ctx, []string{"h"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.HGet(ctx, "h", "f1").Val() != "app" {
+		t.Fatalf("f1 = %q, want the backend's later write", c.HGet(ctx, "h", "f1").Val())
+	}
+
+	// A removal whose name the bridge did not keep: written whole.
+	edit(func(l *node.LocalTx) error {
+		return l.EditTyped([]byte("h"), node.TypedEdit{Kind: record.KindHash, Del: [][]byte{[]byte("f5")}})
+	})
+	b.takeRemoved("h")
+	deltas = b.st.deltas.Load()
+	if err := b.pushOut(ctx, []string{"h"}); err != nil {
+		t.Fatal(err)
+	}
+	if b.st.deltas.Load() != deltas || c.HExists(ctx, "h", "f5").Val() {
+		t.Fatal("not written whole, or f5 still there")
 	}
 }

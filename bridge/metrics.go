@@ -27,6 +27,7 @@ func (b *Bridge) Metrics() []prometheus.Collector {
 		gauge("sync_in_progress", "Whether a take-in or audit of the backend runs.", func() float64 { return flag(b.syncing.Load()) }),
 		gauge("skipped_keys", "Keys the bridge could not read or carry, seen in the last take-in or audit.", func() float64 { return float64(b.takeIn.Skipped.Load()) }),
 		counter("keys_written_total", "Keys written to the backend.", func() float64 { return float64(b.st.written.Load()) }),
+		counter("keys_written_in_part_total", "Keys written to the backend by what changed only (of keys_written_total).", func() float64 { return float64(b.st.deltas.Load()) }),
 		counter("changes_taken_in_total", "Changes made straight to the backend taken into the node.", func() float64 { return float64(b.st.takenIn.Load()) }),
 		counter("echoes_ignored_total", "Notifications of the bridge's own writes, recognised.", func() float64 { return float64(b.st.echoes.Load()) }),
 		counter("write_conflicts_total", "Writes refused by the backend's script because the key changed there first.", func() float64 { return float64(b.st.conflicts.Load()) }),

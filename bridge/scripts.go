@@ -115,3 +115,62 @@ for i, k in ipairs(KEYS) do
 end
 return out
 `)
+
+// deltaLua writes only what changed of a hash, set, sorted set or list,
+// atomically, if what it changes is still as the bridge last wrote or read
+// it there; otherwise it writes nothing and answers 0 (the bridge takes the
+// backend's change in first). Other elements are not read: a change of
+// them made meanwhile comes as its own notification.
+//
+// ARGV[1] is the key's type, ARGV[2] its deadline as PEXPIRETIME answers it
+// (-1 for none), ARGV[3] the count of checks, then per check an element and
+// what it must be: a hash field and elemHash's hex of its value ("" for
+// absent), a set member and SISMEMBER's answer, a sorted-set member and its
+// score as "%.17g" ("" for absent), a list index and elemHash's hex of its
+// element ("len" and LLEN's answer for the length); then the count of
+// commands, and per command its name, the count of its arguments after the
+// key, and them (sent in runs of 1,000, which keeps pairs whole).
+var deltaScript = redis.NewScript(digestLua + `
+local key, kind = KEYS[1], ARGV[1]
+local function vh(v)
+  local a, b = eh('', v)
+  return bit.tohex(a, 8) .. bit.tohex(b, 8)
+end
+if redis.call('TYPE', key)['ok'] ~= kind then return 0 end
+if redis.call('PEXPIRETIME', key) ~= tonumber(ARGV[2]) then return 0 end
+local i = 4
+for _ = 1, tonumber(ARGV[3]) do
+  local name, want, got = ARGV[i], ARGV[i + 1], ''
+  i = i + 2
+  if kind == 'hash' then
+    local v = redis.call('HGET', key, name)
+    if v then got = vh(v) end
+  elseif kind == 'set' then
+    got = tostring(redis.call('SISMEMBER', key, name))
+  elseif kind == 'zset' then
+    local sc = redis.call('ZSCORE', key, name)
+    if sc then got = string.format('%.17g', tonumber(sc)) end
+  elseif name == 'len' then
+    got = tostring(redis.call('LLEN', key))
+  else
+    local v = redis.call('LINDEX', key, tonumber(name))
+    if v then got = vh(v) end
+  end
+  if got ~= want then return 0 end
+end
+local ncmd = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, ncmd do
+  local cmd, n = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
+  if n == 0 then
+    redis.call(cmd, key)
+  else
+    for j = i, i + n - 1, 1000 do
+      redis.call(cmd, key, unpack(ARGV, j, math.min(j + 999, i + n - 1)))
+    end
+  end
+  i = i + n
+end
+return 1
+`)

@@ -1,8 +1,10 @@
-// Command bridgeload writes SETs to a Redis-protocol server at a fixed rate:
-// each millisecond a pipeline of rate/1000 SETs of random keys among -keys,
-// with 100-byte values. It prints the SETs it sent.
+// Command bridgeload writes to a Redis-protocol server at a fixed rate: each
+// millisecond a pipeline of rate/1000 SETs of random keys among -keys, with
+// 100-byte values, or, with -hashes, HSETs of random fields among -fields of
+// random hashes among -hashes (large keys changed a field at a time). It
+// prints the writes it sent.
 //
-// Usage: go run ./bench/bridgeload -addr 127.0.0.1:22200 -rate 10000 -duration 10s
+// Usage: go run ./bench/bridgeload -addr 127.0.0.1:22200 -rate 10000 -duration 10s [-hashes 20 -fields 2000]
 package main
 
 import (
@@ -22,6 +24,8 @@ func main() {
 	rate := flag.Int("rate", 10000, "SETs a second")
 	duration := flag.Duration("duration", 10*time.Second, "how long")
 	keys := flag.Int("keys", 100000, "key space")
+	hashes := flag.Int("hashes", 0, "write HSETs to this many hashes instead of SETs")
+	fields := flag.Int("fields", 1000, "fields of each hash (with -hashes)")
 	flag.Parse()
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: *addr, Protocol: 2})
@@ -44,7 +48,11 @@ func main() {
 		}
 		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for range due {
-				p.Set(ctx, fmt.Sprintf("load:%d", rand.IntN(*keys)), value, 0)
+				if *hashes > 0 {
+					p.HSet(ctx, fmt.Sprintf("hload:%d", rand.IntN(*hashes)), fmt.Sprintf("f%d", rand.IntN(*fields)), value)
+				} else {
+					p.Set(ctx, fmt.Sprintf("load:%d", rand.IntN(*keys)), value, 0)
+				}
 			}
 			return nil
 		})
