@@ -528,11 +528,12 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 // taken in first).
 func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 	type write struct {
-		key   string
-		h     uint64
-		s     State
-		delta bool
-		cmd   *redis.Cmd
+		key     string
+		h       uint64
+		s       State
+		delta   bool
+		removed map[string]struct{}
+		cmd     *redis.Cmd
 	}
 	var ws []write
 	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -548,12 +549,12 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 			if sh, ok := b.shadow[h]; ok {
 				// Only what changed, where a delta can say it.
 				if args, ok := deltaArgs(s, &sh, removed); ok {
-					ws = append(ws, write{k, h, s, true, deltaScript.EvalSha(ctx, p, []string{k}, args...)})
+					ws = append(ws, write{k, h, s, true, removed, deltaScript.EvalSha(ctx, p, []string{k}, args...)})
 					continue
 				}
 				expect = digestHex(sh.Digest)
 			}
-			ws = append(ws, write{k, h, s, false, writeScript.EvalSha(ctx, p, []string{k}, scriptArgs(expect, s)...)})
+			ws = append(ws, write{k, h, s, false, removed, writeScript.EvalSha(ctx, p, []string{k}, scriptArgs(expect, s)...)})
 		}
 		return nil
 	})
@@ -583,6 +584,7 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 			continue
 		}
 		b.st.conflicts.Add(1)
+		b.keepRemoved(w.key, w.removed) // for the write after the take-in
 		// Taken in, then written again; a key that keeps conflicting
 		// (changed in the backend without pause) is tried again at the
 		// next tick rather than at once without end.

@@ -688,8 +688,12 @@ func TestWritesOnlyWhatChanged(t *testing.T) {
 	}
 
 	// The backend's application changes f1 in the moment: the write stops,
-	// and the change is taken in first.
+	// and the change is taken in first; then the node's other changes are
+	// written, in part still.
 	hset(t, n, "h", "f1", "node")
+	edit(func(l *node.LocalTx) error {
+		return l.EditTyped([]byte("h"), node.TypedEdit{Kind: record.KindHash, Del: [][]byte{[]byte("f7")}})
+	})
 	c.HSet(ctx, "h", "f1", "app")
 	conflicts := b.st.conflicts.Load()
 	if err := b.pushOut(ctx, []string{"h"}); err != nil {
@@ -704,8 +708,11 @@ func TestWritesOnlyWhatChanged(t *testing.T) {
 	if err := b.pushOut(ctx, []string{"h"}); err != nil {
 		t.Fatal(err)
 	}
-	if c.HGet(ctx, "h", "f1").Val() != "app" {
-		t.Fatalf("f1 = %q, want the backend's later write", c.HGet(ctx, "h", "f1").Val())
+	if c.HGet(ctx, "h", "f1").Val() != "app" || c.HExists(ctx, "h", "f7").Val() {
+		t.Fatalf("f1 = %q, want the backend's later write; f7 there: %v", c.HGet(ctx, "h", "f1").Val(), c.HExists(ctx, "h", "f7").Val())
+	}
+	if after := unlinks(); after != before {
+		t.Fatalf("written whole after the conflict: UNLINK %s, was %s", after, before)
 	}
 
 	// A removal whose name the bridge did not keep: written whole.

@@ -47,6 +47,27 @@ func (b *Bridge) takeRemoved(key string) map[string]struct{} {
 	return names
 }
 
+// keepRemoved gives back names takeRemoved handed over, for a write that
+// did not happen.
+func (b *Bridge) keepRemoved(key string, names map[string]struct{}) {
+	if len(names) == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	have := b.removed[key]
+	if have == nil {
+		b.removed[key] = names
+		return
+	}
+	for n := range names {
+		if len(have) >= maxRemovedNames {
+			return
+		}
+		have[n] = struct{}{}
+	}
+}
+
 // deltaArgs are deltaScript's arguments that take the backend from base e
 // to the node's state s of the same key by writing only what differs: hash
 // fields (HSET/HDEL), set members (SADD/SREM), sorted-set members
