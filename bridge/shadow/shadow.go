@@ -2,7 +2,7 @@
 // held when the bridge last wrote or read the key (its digest, and element
 // by element, hashes of its parts), and the backend's run it describes.
 //
-// The format: "redmesh-bridge-shadow 2\n", the run ID after its length (a
+// The format: "redmesh-bridge-shadow 3\n", the run ID after its length (a
 // uvarint), the count of entries (a uvarint), then per entry the key hash
 // and the digest (8 bytes each, big-endian), the kind (a byte), the
 // deadline (a zigzag varint), the value hash (8 bytes), the count of
@@ -20,7 +20,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-const magic = "redmesh-bridge-shadow 2\n"
+const magic = "redmesh-bridge-shadow 3\n"
 
 // Entry is what the backend held of one key.
 type Entry struct {
