@@ -496,7 +496,9 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 	if err != nil {
 		return err
 	}
-	return b.n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+	var seen []seenState
+	err = b.n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		seen = seen[:0]
 		for i, k := range keys {
 			s := states[i]
 			h, d := keyHash(k), s.Digest()
@@ -516,10 +518,29 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 			if w {
 				b.st.takenIn.Add(1)
 			}
-			b.remember(h, s)
+			seen = append(seen, seenState{h, s})
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	b.rememberAll(seen)
+	return nil
+}
+
+// seenState is a backend state taken in, remembered once the take-in is
+// committed: a take-in that fails leaves the shadow as it was, so the
+// change is taken in again rather than recognised as known.
+type seenState struct {
+	h uint64
+	s State
+}
+
+func (b *Bridge) rememberAll(seen []seenState) {
+	for _, x := range seen {
+		b.remember(x.h, x.s)
+	}
 }
 
 // pushOut writes the node's state of keys to the backend, pipelined, one

@@ -69,7 +69,9 @@ func (b *Bridge) sync(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			var seen []seenState
 			err = b.n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+				seen = seen[:0]
 				for i, k := range read {
 					s := states[i]
 					h, d := keyHash(k), s.Digest()
@@ -85,7 +87,7 @@ func (b *Bridge) sync(ctx context.Context) error {
 						// than the one the bridge last saw there loaded an
 						// older copy (its RDB or AOF): the node's state,
 						// newer, is written back over it.
-						b.remember(h, s)
+						seen = append(seen, seenState{h, s})
 						continue
 					}
 					c := b.since(h)
@@ -100,13 +102,14 @@ func (b *Bridge) sync(ctx context.Context) error {
 						b.takeIn.Written.Add(1)
 						fixes++
 					}
-					b.remember(h, s)
+					seen = append(seen, seenState{h, s})
 				}
 				return nil
 			})
 			if err != nil {
 				return err
 			}
+			b.rememberAll(seen)
 		}
 		if err := b.pushOut(ctx, keys); err != nil {
 			return err
@@ -177,8 +180,9 @@ func (b *Bridge) syncNodeOnly(ctx context.Context, seen map[uint64]struct{}, res
 			return len(batch) < b.opts.Batch
 		})
 		var push []string
+		var gone []seenState // what the backend does not hold, once committed
 		err := b.n.UpdateLocal(ctx, func(l *node.LocalTx) error {
-			push = push[:0]
+			push, gone = push[:0], gone[:0]
 			for _, k := range batch {
 				_, live, err := l.Get([]byte(k))
 				if err != nil {
@@ -188,7 +192,7 @@ func (b *Bridge) syncNodeOnly(ctx context.Context, seen map[uint64]struct{}, res
 				_, had := b.shadow[h]
 				switch {
 				case !live:
-					b.remember(h, State{})
+					gone = append(gone, seenState{h: h})
 				case had && !restarted:
 					// This run of the backend had it, and it is gone:
 					// deleted there (unless it expired there).
@@ -196,14 +200,14 @@ func (b *Bridge) syncNodeOnly(ctx context.Context, seen map[uint64]struct{}, res
 					if err != nil {
 						return err
 					}
-					b.remember(h, State{})
+					gone = append(gone, seenState{h: h})
 					if w {
 						deleted++
 					} else {
 						push = append(push, k)
 					}
 				default:
-					b.remember(h, State{}) // the backend does not hold it
+					gone = append(gone, seenState{h: h}) // the backend does not hold it
 					push = append(push, k)
 				}
 			}
@@ -212,6 +216,7 @@ func (b *Bridge) syncNodeOnly(ctx context.Context, seen map[uint64]struct{}, res
 		if err != nil {
 			return written, deleted, err
 		}
+		b.rememberAll(gone)
 		if err := b.pushOut(ctx, push); err != nil {
 			return written, deleted, err
 		}
