@@ -83,7 +83,7 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 		}
 		return true, l.Delete(key)
 	case String:
-		if c.from != nil && Kind(c.from.Kind) == String && c.from.Value == xxhash.Sum64(b.Str) {
+		if c.from != nil && sameValue(c.from, b) {
 			return setExpiry(l, key, n, b, c) // only the deadline changed there
 		}
 		if n.Kind != String || !bytes.Equal(n.Str, b.Str) {
@@ -91,7 +91,7 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 		}
 		return setExpiry(l, key, n, b, c)
 	case Whole: // a register, as a string: last writer wins
-		if c.from != nil && Kind(c.from.Kind) == Whole && c.from.Value == wholeHash(b.Type, b.Str) {
+		if c.from != nil && sameValue(c.from, b) {
 			return setExpiry(l, key, n, b, c)
 		}
 		if n.Kind != Whole || n.Type != b.Type || !bytes.Equal(n.Str, b.Str) {

@@ -24,49 +24,53 @@ type base = shadow.Entry
 // baseOf is the base of a state the backend holds.
 func baseOf(s State) base {
 	e := base{Digest: s.Digest(), Kind: uint8(s.Kind), At: s.At}
+	var els []shadow.Elem
 	switch s.Kind {
-	case String:
-		e.Value = xxhash.Sum64(s.Str)
-	case Whole:
-		e.Value = wholeHash(s.Type, s.Str)
 	case Hash:
-		e.Elems = make([]shadow.Elem, 0, len(s.Fields)/2)
+		els = make([]shadow.Elem, 0, len(s.Fields)/2)
 		for i := 0; i+1 < len(s.Fields); i += 2 {
-			e.Elems = append(e.Elems, shadow.Elem{Name: xxhash.Sum64(s.Fields[i]), Part: valueHash(s.Fields[i+1])})
+			els = append(els, shadow.Elem{Name: xxhash.Sum64(s.Fields[i]), Part: valueHash(s.Fields[i+1])})
 		}
 	case ZSet:
-		e.Elems = make([]shadow.Elem, 0, len(s.Fields)/2)
+		els = make([]shadow.Elem, 0, len(s.Fields)/2)
 		for i := 0; i+1 < len(s.Fields); i += 2 {
-			e.Elems = append(e.Elems, shadow.Elem{Name: xxhash.Sum64(s.Fields[i]), Part: scoreBits(s.Fields[i+1])})
+			els = append(els, shadow.Elem{Name: xxhash.Sum64(s.Fields[i]), Part: scoreBits(s.Fields[i+1])})
 		}
 	case Set:
-		e.Elems = make([]shadow.Elem, 0, len(s.Members))
+		els = make([]shadow.Elem, 0, len(s.Members))
 		for _, m := range s.Members {
-			e.Elems = append(e.Elems, shadow.Elem{Name: xxhash.Sum64(m)})
+			els = append(els, shadow.Elem{Name: xxhash.Sum64(m)})
 		}
 	case List: // in list order
-		e.Elems = make([]shadow.Elem, 0, len(s.Members))
+		els = make([]shadow.Elem, 0, len(s.Members))
 		for _, m := range s.Members {
-			e.Elems = append(e.Elems, shadow.Elem{Name: valueHash(m)})
+			els = append(els, shadow.Elem{Name: valueHash(m)})
 		}
+		e.Elems = &els
+		return e
+	default: // a string or a whole key: its digest says its value
 		return e
 	}
-	slices.SortFunc(e.Elems, func(a, b shadow.Elem) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(els, func(a, b shadow.Elem) int { return cmp.Compare(a.Name, b.Name) })
+	e.Elems = &els
 	return e
+}
+
+// sameValue reports whether the backend's string or whole key b holds the
+// value its base e held, whatever its deadline: b's digest with e's
+// deadline is e's.
+func sameValue(e *base, b State) bool {
+	if Kind(e.Kind) != b.Kind {
+		return false
+	}
+	b.At = e.At
+	return b.Digest() == e.Digest
 }
 
 // valueHash is a hash field's value's or a list element's hash in a base:
 // elemHash's, which the backend's scripts compute too (deltaScript checks
 // an element against it before writing over it).
 func valueHash(v []byte) uint64 { return elemHash("", v) }
-
-func wholeHash(typ string, payload []byte) uint64 {
-	d := xxhash.New()
-	d.WriteString(typ)
-	d.Write([]byte{0})
-	d.Write(payload)
-	return d.Sum64()
-}
 
 // scoreBits is a score's text (scoreText's) as the bits of its float, -0
 // as 0.
@@ -81,11 +85,12 @@ func scoreBits(text []byte) uint64 {
 // part finds the element named by name hash h in a base of a hash, set or
 // sorted set.
 func part(e *base, h uint64) (uint64, bool) {
-	i, ok := slices.BinarySearchFunc(e.Elems, h, func(el shadow.Elem, h uint64) int { return cmp.Compare(el.Name, h) })
+	els := e.List()
+	i, ok := slices.BinarySearchFunc(els, h, func(el shadow.Elem, h uint64) int { return cmp.Compare(el.Name, h) })
 	if !ok {
 		return 0, false
 	}
-	return e.Elems[i].Part, true
+	return els[i].Part, true
 }
 
 // listHashes are a list's element hashes as commonRun compares them.
@@ -98,8 +103,9 @@ func listHashes(members [][]byte) [][]byte {
 }
 
 func baseListHashes(e *base) [][]byte {
-	out := make([][]byte, len(e.Elems))
-	for i, el := range e.Elems {
+	els := e.List()
+	out := make([][]byte, len(els))
+	for i, el := range els {
 		out[i] = binary.BigEndian.AppendUint64(nil, el.Name)
 	}
 	return out

@@ -141,7 +141,7 @@ func deltaArgs(s State, e *base, removed map[string]struct{}) (args []any, ok bo
 			}
 		}
 		gone := 0
-		for _, el := range e.Elems {
+		for _, el := range e.List() {
 			if _, ok := have[el.Name]; !ok {
 				gone++
 			}
@@ -192,7 +192,7 @@ func deltaArgs(s State, e *base, removed map[string]struct{}) (args []any, ok bo
 		check("len", strconv.Itoa(len(was)))
 		for j := range len(was) {
 			if j < i || j >= len(was)-tail {
-				check(strconv.Itoa(j), hex(e.Elems[j].Name))
+				check(strconv.Itoa(j), hex(e.List()[j].Name))
 			}
 		}
 		if i > 0 {

@@ -5,9 +5,9 @@
 // The format: "redmesh-bridge-shadow 3\n", the run ID after its length (a
 // uvarint), the count of entries (a uvarint), then per entry the key hash
 // and the digest (8 bytes each, big-endian), the kind (a byte), the
-// deadline (a zigzag varint), the value hash (8 bytes), the count of
-// elements (a uvarint) and per element its name and part (8 bytes each),
-// and an xxhash of everything before it. In-project: a flat array of
+// deadline (a zigzag varint), the count of elements (a uvarint) and per
+// element its name and part (8 bytes each), and an xxhash of everything
+// before it. In-project: a flat array of
 // numbers needs no serialisation library.
 package shadow
 
@@ -22,15 +22,23 @@ import (
 
 const magic = "redmesh-bridge-shadow 3\n"
 
-// Entry is what the backend held of one key.
+// Entry is what the backend held of one key. It is kept per key of the
+// backend, so it is small: a string's is its digest and deadline.
 type Entry struct {
 	Digest uint64
-	Kind   uint8
-	At     int64  // the deadline, Unix ms, 0 for none
-	Value  uint64 // a string's or a whole key's value hash
+	At     int64 // the deadline, Unix ms, 0 for none
 	// Elems are a hash's fields, a set's or a sorted set's members (in
-	// name order) or a list's elements (in list order).
-	Elems []Elem
+	// name order) or a list's elements (in list order); nil for others.
+	Elems *[]Elem
+	Kind  uint8
+}
+
+// List is e's elements.
+func (e Entry) List() []Elem {
+	if e.Elems == nil {
+		return nil
+	}
+	return *e.Elems
 }
 
 // Elem is one element: its name's hash and its part (a value's hash, a
@@ -38,8 +46,8 @@ type Entry struct {
 type Elem struct{ Name, Part uint64 }
 
 // entryMin is the fewest bytes an entry takes: key hash, digest, kind,
-// deadline, value hash and element count.
-const entryMin = 8 + 8 + 1 + 1 + 8 + 1
+// deadline and element count.
+const entryMin = 8 + 8 + 1 + 1 + 1
 
 // Encode is the file's bytes.
 func Encode(runID string, m map[uint64]Entry) []byte {
@@ -52,9 +60,9 @@ func Encode(runID string, m map[uint64]Entry) []byte {
 		buf = binary.BigEndian.AppendUint64(buf, e.Digest)
 		buf = append(buf, e.Kind)
 		buf = binary.AppendVarint(buf, e.At)
-		buf = binary.BigEndian.AppendUint64(buf, e.Value)
-		buf = binary.AppendUvarint(buf, uint64(len(e.Elems)))
-		for _, el := range e.Elems {
+		els := e.List()
+		buf = binary.AppendUvarint(buf, uint64(len(els)))
+		for _, el := range els {
 			buf = binary.BigEndian.AppendUint64(buf, el.Name)
 			buf = binary.BigEndian.AppendUint64(buf, el.Part)
 		}
@@ -96,22 +104,18 @@ func Decode(buf []byte) (runID string, m map[uint64]Entry, err error) {
 			return "", nil, errors.New("bad deadline")
 		}
 		p = p[k:]
-		if len(p) < 8 {
-			return "", nil, errors.New("truncated entry")
-		}
-		e.Value = binary.BigEndian.Uint64(p)
-		p = p[8:]
 		elems, k := binary.Uvarint(p)
 		if k <= 0 || elems > uint64(len(p)-k)/16 {
 			return "", nil, fmt.Errorf("bad element count %d", elems)
 		}
 		p = p[k:]
 		if elems > 0 {
-			e.Elems = make([]Elem, elems)
-			for i := range e.Elems {
-				e.Elems[i] = Elem{binary.BigEndian.Uint64(p), binary.BigEndian.Uint64(p[8:])}
+			els := make([]Elem, elems)
+			for i := range els {
+				els[i] = Elem{binary.BigEndian.Uint64(p), binary.BigEndian.Uint64(p[8:])}
 				p = p[16:]
 			}
+			e.Elems = &els
 		}
 		m[h] = e
 	}
