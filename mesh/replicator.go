@@ -98,6 +98,8 @@ type replPeer struct {
 	asideBelow hlc.Timestamp
 	// loud: the next catch-up is the one of a new link.
 	loud bool
+	// seen is its log's head as the last session with it reported it.
+	seen Cursor
 }
 
 // catchUp is one run of log catch-up from a peer.
@@ -661,15 +663,19 @@ func (r *Replicator) roots(id PeerID, m RootsMsg) {
 		r.advance(id, m.Theirs.Epoch, m.Theirs.Head-1)
 	}
 	r.sawHead(p, m.Theirs.Epoch, m.Theirs.Head, time.Time{})
-	// Its log holds writes of its own we have not counted as applied, and
-	// no push after them came to show the gap (they reached us by another
-	// peer, or not yet): read them from its log. Without that, a member's
-	// last writes pushed to others only stayed unacknowledged here, and
-	// once its stable time lagged ours kept tombstones the others had
-	// collected, the roots never matched again to count them either: the
-	// stable time stopped for good (the simulator's churn seed 33).
-	if m.Theirs.Head > 0 && p.prog.Waiting() == 0 &&
-		(p.prog.Epoch != m.Theirs.Epoch || p.prog.Acked < m.Theirs.Head-1) {
+	// Its log held, at the last session with it already, writes of its own
+	// we still do not count as applied, and no push after them came to
+	// show the gap (they reached us by another peer): read them from its
+	// log. Without that, a member's last writes pushed to others only
+	// stayed unacknowledged here, and once that held our stable time behind
+	// the others' we kept tombstones they had collected, the roots never
+	// matched again to count the writes either, and the stable time
+	// stopped for good (the simulator's churn seeds 33 and 879). Writes
+	// seen one session ago, not at this one: pushes bring the fresh ones.
+	prev := p.seen
+	p.seen = Cursor{Epoch: m.Theirs.Epoch, Next: m.Theirs.Head}
+	if prev.Next > 0 && prev.Epoch == m.Theirs.Epoch && p.prog.Waiting() == 0 &&
+		(p.prog.Epoch != prev.Epoch || p.prog.Acked < prev.Next-1) {
 		r.trigger(id)
 	}
 }
