@@ -166,8 +166,16 @@ func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output
 	if err != nil {
 		return fmt.Errorf("peer's root: %w", err)
 	}
+	stale := false
 	m.mu.Lock()
 	if ps := m.peers[p]; ps != nil {
+		// Writes of the peer's own that the last session with it saw
+		// already and that we still do not count as applied, with no push
+		// waiting for a gap, are read from its log (mesh.Replicator's rule:
+		// without it, once our stable time lagged, the roots never matched
+		// again to count them, and the stable time stopped).
+		prev := ps.seenHead
+		ps.seenHead = mesh.Cursor{Epoch: rootAt.Epoch, Next: rootAt.Head}
 		if m.table.ObserveRootAt(ps.mid, *rootAt, ours.Root) {
 			m.cursorsDirty = true
 			// Our store holds every write of the peer's log before its
@@ -180,7 +188,12 @@ func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output
 		m.sawHead(ps, rootAt.Epoch, rootAt.Head)
 		ps.lastSync = time.Now()
 		m.synced.Store(true)
+		stale = prev.Next > 0 && prev.Epoch == rootAt.Epoch && ps.prog.Waiting() == 0 &&
+			(ps.prog.Epoch != prev.Epoch || ps.prog.Acked < prev.Next-1)
 	}
 	m.mu.Unlock()
+	if stale {
+		m.triggerCatchUp(p)
+	}
 	return nil
 }

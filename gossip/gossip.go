@@ -189,6 +189,9 @@ type peerState struct {
 	head, headEpoch uint64
 	caughtUpAt      time.Time
 	ackedAt         time.Time
+	// seenHead is the peer's log head as the last session with it
+	// reported it.
+	seenHead mesh.Cursor
 	// downSince is when its link last closed.
 	upAt time.Time // when the link last came up
 	// durable is how far prog is synced here (durableAcks).

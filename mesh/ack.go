@@ -133,7 +133,9 @@ func (d *Durable) Update(p Progress, always bool, synced, mark uint64) (waiting 
 	if d.snapEpoch == p.Epoch && d.snapMark != 0 && synced >= d.snapMark {
 		d.Acked = max(d.Acked, d.snapAcked)
 	}
-	if d.snapEpoch != p.Epoch || d.snapAcked != p.Acked {
+	// A snapshot taken with no sync number to wait for (mark 0) is taken
+	// again: kept, it would never count.
+	if d.snapEpoch != p.Epoch || d.snapAcked != p.Acked || d.snapMark == 0 {
 		d.snapEpoch, d.snapAcked, d.snapMark = p.Epoch, p.Acked, mark
 	}
 	return d.Acked < p.Acked

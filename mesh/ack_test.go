@@ -117,3 +117,16 @@ func TestDurable(t *testing.T) {
 		t.Fatalf("fsync always: %+v", d)
 	}
 }
+
+// TestDurableWithoutSyncNumber: progress seen before the driver knew any
+// sync number (mark 0) still counts once a later sync completes, though
+// the progress does not move again (a joiner's only writes from a peer).
+func TestDurableWithoutSyncNumber(t *testing.T) {
+	var d Durable
+	p := Progress{Epoch: 1, Acked: 5}
+	d.Update(p, false, 0, 0)
+	d.Update(p, false, 3, 4)
+	if d.Update(p, false, 4, 5) || d.Acked != 5 {
+		t.Fatalf("never counted: %+v", d)
+	}
+}

@@ -9,6 +9,17 @@
 // streams. What travels on the wire for log catch-up and eager push is
 // encoded here too (wire.go), so both see the same bytes.
 //
+// # The replication core
+//
+// Replicator (replicator.go) puts the pieces below together into one state
+// machine in the shape of etcd raft's RawNode: Step for what arrives from
+// a peer, Tick and CheckGaps for time, calls for local events, and Ready
+// for what to do (log requests, fallback sessions, bootstraps,
+// anti-entropy sessions, acknowledgements, cursors and the stable time to
+// save, members to forget, own writes to set aside). It owns every piece
+// of per-peer and per-origin state the policy needs; the driver owns the
+// sockets, the store and the clock.
+//
 // # Peers
 //
 // A Table is what a node knows about the peers it has links to: whether each

@@ -99,7 +99,7 @@ func (p *Progress) Overdue(now time.Time, patience time.Duration) bool {
 }
 
 // Waiting is how many pushes wait for a missing one.
-func (p *Progress) Waiting() int { return len(p.ahead) }
+func (p Progress) Waiting() int { return len(p.ahead) }
 
 // PushRange is the origin's side of Progress: the range of its log each
 // of its pushes says it holds. A local write that is not pushed (no peer

@@ -37,14 +37,17 @@
 //     store through merkle.Local, its messages encoded with merkle.Marshal,
 //     carried by the network model and decoded with merkle.Unmarshal, so
 //     the byte counts are those of the real encoding;
-//   - the replication policies of package mesh: the choice of sync peer,
-//     per-peer log cursors, the catch-up decision (read the peer's log from
-//     the cursor, fall back to one Merkle session when it is truncated or of
+//   - the replication core, mesh.Replicator, which makes every
+//     replication decision a node makes: the choice of sync peer, per-peer
+//     log cursors, the catch-up decision (read the peer's log from the
+//     cursor, fall back to one Merkle session when it is truncated or of
 //     another epoch, never a full copy), catch-up scheduling and turns and
-//     anti-entropy's deferral (CatchUps), each origin's push progress and
-//     the gap that sends a node to its log (Progress, PushRange), when an
-//     acknowledgement is due (AckOut), eager-push batching and fan-out, and
-//     mesh's wire encoding of log requests, replies, push batches and
+//     anti-entropy's deferral, each origin's push progress and the gap that
+//     sends a node to its log, what is acknowledged (applied and synced)
+//     and when, the stable time, forgetting and setting aside. The
+//     simulator tells it what arrived and what happened and carries out
+//     what its Ready says (drive); with eager-push batching and fan-out
+//     and mesh's wire encoding of log requests, replies, push batches and
 //     acknowledgements;
 //   - the durability contract of each fsync mode.
 //

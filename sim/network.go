@@ -96,19 +96,18 @@ func reachable(a, b *node) bool {
 	return a.up && b.up && a.group == b.group
 }
 
-// linkUp connects a and b (a libp2p connection came up): both mark the other
-// connected and start catching up from its log.
+// linkUp connects a and b (a libp2p connection came up): each tells its
+// replicator, which starts a catch-up from the other's log, and each asks
+// the other for its peers.
 func (s *Sim) linkUp(a, b *node) {
-	if !reachable(a, b) || a.peers.Get(b.pid) == nil || b.peers.Get(a.pid) == nil {
+	if !reachable(a, b) || a.r.Table().Get(b.pid) == nil || b.r.Table().Get(a.pid) == nil {
 		return
 	}
-	a.peers.SetConnected(b.pid, true)
-	b.peers.SetConnected(a.pid, true)
-	s.gcLinkUp(a, b)
-	s.gcLinkUp(b, a)
+	a.r.LinkUp(b.pid, s.wall(a))
+	b.r.LinkUp(a.pid, s.wall(b))
 	s.st.connects++
-	s.startCatchUp(a, b)
-	s.startCatchUp(b, a)
+	s.drive(a)
+	s.drive(b)
 	s.exchangePeers(a, b)
 	s.exchangePeers(b, a)
 }
@@ -132,13 +131,13 @@ func (s *Sim) linkRandom(n *node, k int) {
 			live++
 		}
 	}
-	for tries := 0; k > 0 && tries < 8*k+16 && live > n.peers.Len(); tries++ {
+	for tries := 0; k > 0 && tries < 8*k+16 && live > n.r.Table().Len(); tries++ {
 		o := s.nodes[s.rng.IntN(len(s.nodes))]
-		if !o.up || o == n || n.peers.Get(o.pid) != nil {
+		if !o.up || o == n || n.r.Table().Get(o.pid) != nil {
 			continue
 		}
-		n.peers.Add(o.pid)
-		o.peers.Add(n.pid)
+		n.r.AddPeer(o.pid)
+		o.r.AddPeer(n.pid)
 		s.scheduleLinkUp(n, o)
 		k--
 	}
@@ -169,7 +168,7 @@ func (s *Sim) relink() {
 		if !a.up {
 			continue
 		}
-		for _, p := range a.peers.Peers() {
+		for _, p := range a.r.Table().Peers() {
 			b := s.nodes[s.byID[p.ID]]
 			switch {
 			case p.Connected && a.group != b.group:

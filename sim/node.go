@@ -27,16 +27,24 @@ type node struct {
 	skew  time.Duration
 	drift float64 // parts per million
 
-	peers mesh.Table
-	// catchUps schedules catch-ups as gossip does; catching holds the one
-	// running (or waiting for its turn) from each peer.
-	catchUps mesh.CatchUps
-	catching map[mesh.PeerID]*catchUp
+	// r is the node's replication core, the one a real node runs: it
+	// decides, the simulator carries out (drive). It lives across crashes,
+	// as a node's saved state does (Restart).
+	r *mesh.Replicator
+	// streams is the catch-up stream to each peer (the latest run's);
+	// ackFifo the arrival time of the last message on the acknowledgement
+	// stream to each.
+	streams map[mesh.PeerID]*logStream
+	ackFifo map[mesh.PeerID]*int64
+	// gapCheck: a look at the push gaps is scheduled (gossip's maintain
+	// loop looks every gapCheckEvery).
+	gapCheck bool
 
 	// The write-ahead log: applied mutations, log[i] has sequence number
-	// logFirst+i. A catch-up serves each entry's record as the write left
-	// it, as the node's log does, or with LogAsCurrent the key's current
-	// record (see Config.LogAsCurrent for where the two differ).
+	// logFirst+i, the first being 1 (as the node's log). A catch-up serves
+	// each entry's record as the write left it, as the node's log does, or
+	// with LogAsCurrent the key's current record (see Config.LogAsCurrent
+	// for where the two differ).
 	epoch    uint64
 	logFirst uint64
 	log      []logEntry
@@ -45,11 +53,11 @@ type node struct {
 	synced     uint64    // log head at the last sync
 	undo       []undoRec // store changes since the last sync, in order
 	durCursors []mesh.PeerCursor
+	syncs      uint64  // syncs done (each completes as it begins)
 	pending    []int32 // acknowledged client writes not yet synced
 
 	push        mesh.Batcher[pushItem]
 	flushQueued bool
-	syncing     bool  // an anti-entropy session we started is running
 	busy        int64 // the uplink is busy until then
 
 	sent    [numClasses]byteCount
@@ -152,7 +160,9 @@ func (s *Sim) apply(n *node, id uint32, in record.Record) bool {
 func (s *Sim) sync(n *node) {
 	n.undo = n.undo[:0]
 	n.synced = n.head()
-	n.durCursors = n.peers.Cursors()
+	n.durCursors = n.r.Cursors()
+	n.syncs++
+	n.r.Synced(n.syncs, n.syncs+1)
 	for _, w := range n.pending {
 		s.ck.writes[w].synced = true
 	}
@@ -205,7 +215,7 @@ func (s *Sim) applyLocal(n *node, id uint32, rec record.Record) {
 	if !s.apply(n, id, rec) {
 		return
 	}
-	n.gc.lastLocal = n.head()
+	n.gc.lastLocal = n.head() - 1
 	s.lastWrite = max(s.lastWrite, rec.Newest().TS)
 	s.queuePush(n, id)
 }
@@ -221,8 +231,7 @@ func (s *Sim) crash(n *node) {
 	s.tr.nodeDown(s, n)
 	n.up = false
 	n.inc++
-	n.syncing, n.flushQueued = false, false
-	n.catchUps, n.catching = mesh.CatchUps{}, nil
+	n.flushQueued, n.streams, n.ackFifo, n.gapCheck = false, nil, nil, false
 	n.push.Reset()
 	n.refused += n.clock.Refused()
 	s.st.crashes++
@@ -238,12 +247,17 @@ func (s *Sim) crash(n *node) {
 			n.truncateLog(n.synced)
 			n.epoch++
 		}
-		n.peers.RestoreCursors(n.durCursors)
 		n.undo, n.pending = n.undo[:0], n.pending[:0]
 	}
-	n.peers.DisconnectAll()
+	// What the node saved survives: its cursors as of the last sync (all
+	// of them under always, where every commit is one).
+	cursors := n.durCursors
+	if s.cfg.Fsync == FsyncAlways {
+		cursors = n.r.Cursors()
+	}
+	n.r.Restart(n.epoch, n.head(), cursors)
 	inc := n.inc
-	for _, p := range n.peers.Peers() {
+	for _, p := range n.r.Table().Peers() {
 		o := s.nodes[s.byID[p.ID]]
 		s.at(s.now+int64(s.cfg.Network.Detect), func() {
 			if n.inc == inc { // still down, same incarnation
@@ -272,7 +286,7 @@ func (s *Sim) restart(n *node) {
 	if s.fullMesh() {
 		s.linkAll(n) // nodes that joined while it was down
 	}
-	for _, p := range n.peers.Peers() {
+	for _, p := range n.r.Table().Peers() {
 		s.scheduleLinkUp(n, s.nodes[s.byID[p.ID]])
 	}
 }
@@ -282,11 +296,11 @@ func (s *Sim) restart(n *node) {
 // it to those up.
 func (s *Sim) linkAll(n *node) {
 	for _, o := range s.nodes {
-		if o == n || o.gone || n.peers.Get(o.pid) != nil {
+		if o == n || o.gone || n.r.Table().Get(o.pid) != nil {
 			continue
 		}
-		n.peers.Add(o.pid)
-		o.peers.Add(n.pid)
+		n.r.AddPeer(o.pid)
+		o.r.AddPeer(n.pid)
 		if o.up && n.up {
 			s.scheduleLinkUp(n, o)
 		}
@@ -306,12 +320,15 @@ func (s *Sim) leave(n *node) {
 	n.up, n.gone = false, true
 	n.inc++
 	s.st.left++
-	for _, p := range n.peers.Peers() {
+	for _, p := range n.r.Table().Peers() {
 		o := s.nodes[s.byID[p.ID]]
 		s.at(s.now+int64(s.cfg.Network.Detect), func() {
-			o.peers.Remove(n.pid)
-			s.gcLeft(o, n)
-			if !o.gone && o.peers.Len() < max(1, s.cfg.Degree/4) {
+			// The operator forgets it (redmesh forget): it no longer
+			// holds collection back.
+			o.r.RemovePeer(n.pid, s.wall(o))
+			delete(o.streams, n.pid)
+			s.drive(o)
+			if !o.gone && o.r.Table().Len() < max(1, s.cfg.Degree/4) {
 				s.linkRandom(o, 1)
 			}
 		})
@@ -334,7 +351,7 @@ func (s *Sim) join() *node {
 }
 
 func (s *Sim) newNode() *node {
-	n := &node{idx: len(s.nodes), up: true, epoch: 1}
+	n := &node{idx: len(s.nodes), up: true, epoch: 1, logFirst: 1}
 	for {
 		n.id = record.NodeID(s.rng.Uint64())
 		if _, dup := s.byID[mesh.PeerID(n.id)]; !dup && n.id != 0 {
@@ -342,6 +359,11 @@ func (s *Sim) newNode() *node {
 		}
 	}
 	n.pid = mesh.PeerID(n.id)
+	n.r = mesh.NewReplicator(mesh.ReplicatorConfig{
+		Self: n.pid, Epoch: n.epoch, Head: n.head(), LogMax: uint32(s.cfg.CatchUpBatch),
+		Always:      s.cfg.Fsync == FsyncAlways || s.cfg.AckUnsynced,
+		ForgetAfter: s.cfg.ForgetAfter, Intn: s.rng.IntN, NoCatchUp: s.cfg.NoCatchUp,
+	})
 	st, err := newStore(s.keys)
 	if err != nil {
 		panic(err) // the shape was validated

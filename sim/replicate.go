@@ -1,88 +1,99 @@
 package sim
 
 import (
+	"time"
+
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/record"
 )
 
-// catchUp is one run of log catch-up from a peer, over one stream.
-type catchUp struct {
+// logStream is the catch-up stream to a peer: the run it carries (a new
+// run opens a new stream) and the arrival time of its last message each
+// way (streams are ordered).
+type logStream struct {
+	run  uint64
 	fifo [2]int64 // towards the reader, towards the server
-	read int      // entries read since it took the turn
-	// resume is the request to go on with when the turn comes back to a
-	// catch-up that gave it up to those waiting.
-	resume *mesh.LogRequest
 }
 
-// startCatchUp asks for a catch-up of a from b's log, scheduled as gossip
-// schedules it (mesh.CatchUps): one per peer, run again when asked for
-// while it runs, one reading at a time.
-func (s *Sim) startCatchUp(a, b *node) {
-	if s.cfg.NoCatchUp || !a.catchUps.Trigger(b.pid) {
-		return
-	}
-	s.beginCatchUp(a, b)
-}
-
-// beginCatchUp starts a's catch-up from b, reading now if it has the turn.
-func (s *Sim) beginCatchUp(a, b *node) {
-	cu := &catchUp{}
-	if a.catching == nil {
-		a.catching = map[mesh.PeerID]*catchUp{}
-	}
-	a.catching[b.pid] = cu
-	if a.catchUps.Take(b.pid) {
-		s.readLog(a, b, cu)
+// drive carries out what n's replicator decided: log requests, fallback
+// sessions, anti-entropy sessions and acknowledgements go out over the
+// network model; the stable time is saved (at once: the simulator's
+// metadata is durable); a node told it was forgotten sets its writes
+// aside; under --fsync no an acknowledgement waiting for a sync makes one,
+// as the node's does.
+func (s *Sim) drive(n *node) {
+	for {
+		rd := n.r.Ready()
+		if rd.Empty() || !n.up {
+			return // a node that is down does nothing
+		}
+		s.carryOut(n, rd)
 	}
 }
 
-// readLog sends the first request of a catch-up that has the turn: from
-// a's cursor in b's log, as the mesh policy says, or where it stopped when
-// it gave the turn up.
-func (s *Sim) readLog(a, b *node, cu *catchUp) {
-	if req := cu.resume; req != nil {
-		cu.resume = nil
-		s.sendLogRequest(a, b, cu, *req)
-		return
+func (s *Sim) carryOut(n *node, rd mesh.Ready) {
+	for _, x := range rd.Reads {
+		b := s.nodes[s.byID[x.Peer]]
+		if x.First {
+			s.st.catchUps++
+			if x.Req.Epoch == 0 {
+				s.st.catchUpsNoCursor++
+			}
+		}
+		st := n.streams[x.Peer]
+		if st == nil || st.run != x.Run {
+			st = &logStream{run: x.Run}
+			if n.streams == nil {
+				n.streams = map[mesh.PeerID]*logStream{}
+			}
+			n.streams[x.Peer] = st
+		}
+		req := x.Req
+		req.Root = n.st.tree.Root()
+		s.sendLogRequest(n, b, st, req)
 	}
-	req := a.peers.StartCatchUp(b.pid, uint32(s.cfg.CatchUpBatch), a.st.tree.Root())
-	s.st.catchUps++
-	if req.Epoch == 0 {
-		s.st.catchUpsNoCursor++
+	for _, x := range rd.Reconciles {
+		s.st.fallbacks++
+		s.startSession(n, s.nodes[s.byID[x.Peer]], x.Run)
 	}
-	s.sendLogRequest(a, b, cu, req)
+	for _, x := range rd.Bootstraps {
+		// The simulator never says a node is empty: it has no snapshot
+		// stream.
+		n.r.BootstrapDone(x.Peer, x.Run, false)
+	}
+	s.st.catchUpsByLog += int64(len(rd.CaughtUp))
+	for _, p := range rd.Sessions {
+		s.startSession(n, s.nodes[s.byID[p]], 0)
+	}
+	if !s.cfg.NoCollect { // no acknowledgement streams without collection (startGC)
+		for _, x := range rd.Acks {
+			s.sendAck(n, s.nodes[s.byID[x.Peer]], x.Ack)
+		}
+	}
+	if rd.SaveStable != 0 {
+		n.r.StableSaved(rd.SaveStable)
+	}
+	s.gst.forgotten += int64(len(rd.Forget))
+	for _, p := range rd.Returned {
+		s.ck.setAsideAt(int(s.byID[p]), n.r.AsideBelow(p))
+		s.gst.returned++
+	}
+	if rd.SetAside != 0 {
+		s.rejoin(n, rd.SetAside)
+	}
+	if rd.SyncWanted && s.cfg.Fsync == FsyncNo {
+		s.sync(n)
+	}
 }
 
-// giveTurn gives up a's turn (or b's place in the queue for it) and starts
-// the catch-up that has it next.
-func (s *Sim) giveTurn(a, b *node) {
-	if next, ok := a.catchUps.Give(b.pid); ok {
-		s.readLog(a, s.nodes[s.byID[next]], a.catching[next])
-	}
-}
-
-// endCatchUp ends a's catch-up cu from b (done, fallen back and reconciled,
-// or its link gone), and starts it again if it was asked for meanwhile.
-func (s *Sim) endCatchUp(a, b *node, cu *catchUp) {
-	if a.catching[b.pid] != cu {
-		return
-	}
-	delete(a.catching, b.pid)
-	s.giveTurn(a, b)
-	p := a.peers.Get(b.pid)
-	if a.catchUps.Ended(b.pid, a.up && p != nil && p.Connected) {
-		s.beginCatchUp(a, b)
-	}
-}
-
-func (s *Sim) sendLogRequest(a, b *node, cu *catchUp, req mesh.LogRequest) {
+func (s *Sim) sendLogRequest(a, b *node, st *logStream, req mesh.LogRequest) {
 	buf := mesh.AppendLogRequest(nil, req)
-	s.send(a, b, classCatchUp, len(buf), 0, &cu.fifo[1], func() { s.serveLog(b, a, cu, buf) })
+	s.send(a, b, classCatchUp, len(buf), 0, &st.fifo[1], func() { s.serveLog(b, a, st, buf) })
 }
 
 // serveLog is b answering a's request from its log.
-func (s *Sim) serveLog(b, a *node, cu *catchUp, buf []byte) {
+func (s *Sim) serveLog(b, a *node, st *logStream, buf []byte) {
 	d, err := mesh.Decode(buf)
 	if err != nil || d.Request == nil {
 		s.st.decodeErrors++
@@ -90,7 +101,7 @@ func (s *Sim) serveLog(b, a *node, cu *catchUp, buf []byte) {
 	}
 	head := b.head()
 	req := *d.Request
-	if b.gc.asideBelow[a.pid] != 0 && !s.cfg.NoFresh {
+	if b.r.AsideBelow(a.pid) != 0 && !s.cfg.NoFresh {
 		req = mesh.ForReturned(req)
 	}
 	from, to, trunc := mesh.ServeLog(req, b.epoch, b.logFirst, head, uint32(s.cfg.CatchUpBatch), b.st.tree.Root())
@@ -112,60 +123,32 @@ func (s *Sim) serveLog(b, a *node, cu *catchUp, buf []byte) {
 		size += len(k) + len(p) + 8
 	}
 	out := mesh.AppendLogReply(make([]byte, 0, size), reply)
-	s.send(b, a, classCatchUp, len(out), mesh.PayloadBytes(reply.Records), &cu.fifo[0], func() { s.catchUpReply(a, b, cu, out) })
+	s.send(b, a, classCatchUp, len(out), mesh.PayloadBytes(reply.Records), &st.fifo[0], func() { s.catchUpReply(a, b, st, out) })
 }
 
-func (s *Sim) catchUpReply(a, b *node, cu *catchUp, buf []byte) {
+func (s *Sim) catchUpReply(a, b *node, st *logStream, buf []byte) {
 	d, err := mesh.Decode(buf)
 	if err != nil || d.Reply == nil {
 		s.st.decodeErrors++
 		return
 	}
-	if a.catching[b.pid] != cu {
+	if run, ok := a.r.CatchUpRun(b.pid); !ok || run != st.run {
 		return // a catch-up that ended (its link went down, or a's crash)
 	}
 	for _, r := range d.Reply.Records {
 		s.applyRemote(a, b, r.Key, r.Payload, true)
 	}
 	s.st.logEntries += int64(len(d.Reply.Records))
-	act, req := a.peers.CatchUpReply(b.pid, d.Reply, uint32(s.cfg.CatchUpBatch), a.st.tree.Root())
-	switch act {
-	case mesh.ReadLog:
-		cu.read += len(d.Reply.Records)
-		if a.catchUps.Yield(b.pid, cu.read) {
-			// A long read lets the catch-ups waiting go first.
-			cu.read = 0
-			s.giveTurn(a, b)
-			if !a.catchUps.Take(b.pid) {
-				cu.resume = &req // readLog goes on when the turn comes back
-				return
-			}
-		}
-		s.sendLogRequest(a, b, cu, req)
-	case mesh.Reconcile:
-		s.st.fallbacks++
-		// The session repairs what b has for us: the turn goes to the
-		// others, the catch-up ends with the session.
-		s.giveTurn(a, b)
-		s.startSession(a, b, cu)
-	case mesh.Idle:
-		s.st.catchUpsByLog++
-		s.endCatchUp(a, b, cu)
-	}
+	a.r.Step(b.pid, mesh.LogReplyMsg{Run: st.run, Reply: d.Reply, At: s.wall(a)})
+	s.drive(a)
 }
 
-// pushItem is a local write queued for eager push: its key and its place
-// in the log (the position just after it).
+// pushItem is a local write queued for eager push: its key and its
+// sequence number in the log.
 type pushItem struct {
 	id  uint32
 	seq uint64
 }
-
-// pushSeqs is what an origin's push says of its log, as the node's push
-// message does: epoch, the position after the previous local write pushed
-// (prev) and after the last in this push (to). A receiver that has applied
-// every local write up to prev has, with this push, every one up to to.
-type pushSeqs struct{ epoch, prev, to uint64 }
 
 // queuePush hands a fresh local write to eager push. The batch leaves when
 // it is full or, at the latest, once the node has handled everything else
@@ -193,24 +176,21 @@ func (s *Sim) queuePush(n *node, id uint32) {
 	})
 }
 
-// sendOwnPush pushes a batch of n's own writes, with their log positions
-// when collection is on (acknowledgements are made of them).
+// sendOwnPush pushes a batch of n's own writes under the header the
+// replicator gives it: which range of n's log it holds.
 func (s *Sim) sendOwnPush(n *node, batch []pushItem) {
 	ids := make([]uint32, len(batch))
 	for i, it := range batch {
 		ids[i] = it.id
 	}
-	var seqs *pushSeqs
-	if !s.cfg.NoCollect {
-		to := batch[len(batch)-1].seq
-		seqs = &pushSeqs{epoch: n.epoch, prev: n.gc.pushRange.Next(batch[0].seq, to), to: to}
-	}
-	s.sendPush(n, ids, 0, seqs)
+	h := n.r.PushHeader(batch[0].seq, batch[len(batch)-1].seq)
+	s.sendPush(n, ids, 0, &h)
 }
 
 // sendPush sends the current records of keys ids to up to PushFanout
-// connected peers other than exclude.
-func (s *Sim) sendPush(n *node, ids []uint32, exclude mesh.PeerID, seqs *pushSeqs) {
+// connected peers other than exclude, under the origin's header (nil: a
+// forward, see recvPush).
+func (s *Sim) sendPush(n *node, ids []uint32, exclude mesh.PeerID, h *mesh.PushHeader) {
 	recs := make([]merkle.Record, len(ids))
 	for i, id := range ids {
 		recs[i] = merkle.Record{Key: s.keys.names[id], Payload: record.Encode(n.st.get(id))}
@@ -222,22 +202,26 @@ func (s *Sim) sendPush(n *node, ids []uint32, exclude mesh.PeerID, seqs *pushSeq
 	buf := mesh.AppendPush(make([]byte, 0, size), recs)
 	pay := mesh.PayloadBytes(recs)
 	hdr := 0
-	if seqs != nil {
-		hdr = uvarintLen(seqs.epoch) + uvarintLen(seqs.prev) + uvarintLen(seqs.to)
+	if h != nil {
+		// The node's push message: version, epoch, prev, to.
+		hdr = 1 + uvarintLen(h.Epoch) + uvarintLen(h.Prev) + uvarintLen(h.To)
 	}
-	s.targets = n.peers.PushTargets(s.targets[:0], exclude, s.cfg.PushFanout, s.rng.IntN)
+	s.targets = n.r.Table().PushTargets(s.targets[:0], exclude, s.cfg.PushFanout, s.rng.IntN)
 	s.st.pushBatches++
 	for _, t := range s.targets {
 		to := s.nodes[s.byID[t]]
-		s.send(n, to, classPush, len(buf)+hdr, pay, nil, func() { s.recvPush(to, n, buf, seqs) })
+		s.send(n, to, classPush, len(buf)+hdr, pay, nil, func() { s.recvPush(to, n, buf, h) })
 	}
 }
 
 // recvPush merges a pushed batch and forwards what won, as GossipSub would
 // forward a message not seen before: a record that loses was seen, so
-// nothing loops. A push from its origin moves what n acknowledges of the
-// origin's log.
-func (s *Sim) recvPush(n, from *node, buf []byte, seqs *pushSeqs) {
+// nothing loops. (The forward carries no header: the simulator does not
+// model GossipSub's message IDs, by which a node drops the origin's copy
+// of a message a peer forwarded first.) A push from its origin goes to
+// the replicator, which moves n's progress through the origin's writes or
+// waits for a missing push (checkGaps).
+func (s *Sim) recvPush(n, from *node, buf []byte, h *mesh.PushHeader) {
 	d, err := mesh.Decode(buf)
 	if err != nil || d.Push == nil {
 		s.st.decodeErrors++
@@ -250,10 +234,45 @@ func (s *Sim) recvPush(n, from *node, buf []byte, seqs *pushSeqs) {
 		}
 	}
 	s.st.pushRecords += int64(len(d.Push))
-	if seqs != nil {
-		s.pushed(n, from, *seqs)
+	if h != nil {
+		m := *h
+		m.At = s.wall(n)
+		n.r.Step(from.pid, m)
+		s.drive(n)
+		if n.r.Peer(from.pid).Progress.Waiting() > 0 {
+			s.checkGaps(n)
+		}
 	}
 	if len(fwd) > 0 {
 		s.sendPush(n, fwd, from.pid, nil)
 	}
+}
+
+// gapCheckEvery is how often a node with a push missing looks whether it
+// is overdue, as gossip's maintain loop does.
+const gapCheckEvery = 250 * time.Millisecond
+
+// checkGaps looks at n's push gaps every gapCheckEvery while one is open
+// (mesh.Replicator.CheckGaps reads the log of an origin whose missing push
+// is late past mesh.GapPatience).
+func (s *Sim) checkGaps(n *node) {
+	if n.gapCheck {
+		return
+	}
+	n.gapCheck = true
+	inc := n.inc
+	var look func()
+	look = func() {
+		if n.inc != inc {
+			return
+		}
+		n.r.CheckGaps(s.wall(n))
+		s.drive(n)
+		if !n.r.GapsOpen() {
+			n.gapCheck = false
+			return
+		}
+		s.at(s.now+int64(gapCheckEvery), look)
+	}
+	s.at(s.now+int64(gapCheckEvery), look)
 }

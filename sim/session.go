@@ -15,31 +15,26 @@ type session struct {
 	incs     [2]uint32
 	ss       [2]*merkle.Session
 	fifo     [2]int64 // arrival time of the last message towards each side
-	fallback *catchUp // the catch-up that fell back to it, if one did
+	fallback uint64   // the catch-up run that fell back to it (0: anti-entropy)
 	finished bool
 }
 
 // syncRound is one anti-entropy round of n: a session with a peer chosen by
-// the mesh policy, unless n's previous session is still running.
+// the replicator, unless n's previous session is still running or
+// catch-ups hold it back (mesh.Replicator.Round).
 func (s *Sim) syncRound(n *node) {
 	s.st.rounds++
-	if n.syncing || n.catchUps.DeferRound() {
-		// Its previous session still runs, or catch-ups do (which repair
-		// the same keys for less: gossip defers the round, at most
-		// mesh.MaxDeferredRounds in a row).
-		s.st.roundsBusy++
-		return
-	}
-	pid, ok := n.peers.ChooseSyncPeer(n.st.tree.Root(), s.rng.IntN)
-	if !ok {
+	switch n.r.Round(n.st.tree.Root()) {
+	case mesh.RoundStarted:
+	case mesh.RoundAlone:
 		s.st.roundsAlone++
-		return
+	default:
+		s.st.roundsBusy++
 	}
-	n.syncing = true
-	s.startSession(n, s.nodes[s.byID[pid]], nil)
+	s.drive(n)
 }
 
-func (s *Sim) startSession(a, b *node, fallback *catchUp) {
+func (s *Sim) startSession(a, b *node, fallback uint64) {
 	ss := &session{ends: [2]*node{a, b}, incs: [2]uint32{a.inc, b.inc}, fallback: fallback}
 	var err error
 	ss.ss[0], err = merkle.NewInitiator(merkle.Config{Shape: s.cfg.Shape, Local: a.st, Salt: s.rng.Uint64()})
@@ -56,7 +51,7 @@ func (s *Sim) startSession(a, b *node, fallback *catchUp) {
 		return
 	}
 	s.st.sessions++
-	if fallback != nil {
+	if fallback != 0 {
 		s.st.fallbackSessions++
 	}
 	s.sendFlight(ss, 0, out.Msgs)
@@ -114,9 +109,9 @@ func (s *Sim) recvSession(ss *session, side int, buf []byte) {
 func (s *Sim) endSession(ss *session, ok bool) {
 	ss.finished = true
 	a, b := ss.ends[0], ss.ends[1]
-	aLive := a.inc == ss.incs[0]
-	if aLive && ss.fallback == nil {
-		a.syncing = false
+	aLive, bLive := a.inc == ss.incs[0], b.inc == ss.incs[1]
+	if aLive && ss.fallback == 0 {
+		a.r.SessionDone()
 	}
 	if ok {
 		s.st.sessionsDone++
@@ -129,19 +124,26 @@ func (s *Sim) endSession(ss *session, ok bool) {
 		// Each side learns the other's root, and its log's head, when the
 		// session ends.
 		ra, rb := a.rootAt(), b.rootAt()
-		a.peers.ObserveRootAt(b.pid, rb, ra.Root)
-		b.peers.ObserveRootAt(a.pid, ra, rb.Root)
+		if aLive && bLive {
+			a.r.Step(b.pid, mesh.RootsMsg{Theirs: rb, Ours: ra.Root})
+			b.r.Step(a.pid, mesh.RootsMsg{Theirs: ra, Ours: rb.Root})
+		}
 		na, nb := len(mesh.AppendRootAt(nil, ra)), len(mesh.AppendRootAt(nil, rb))
 		a.sent[classSession].meta += int64(na)
 		b.sent[classSession].meta += int64(nb)
 		s.st.totalMeta += int64(na + nb)
 	}
-	if ss.fallback != nil && aLive {
-		a.peers.ReconcileDone(b.pid, ok)
-		if ok {
+	if ss.fallback != 0 && aLive {
+		if run, live := a.r.CatchUpRun(b.pid); ok && live && run == ss.fallback {
 			s.st.fallbacksDone++
 		}
-		s.endCatchUp(a, b, ss.fallback)
+		a.r.FallbackDone(b.pid, ss.fallback, ok)
+	}
+	if aLive {
+		s.drive(a)
+	}
+	if bLive {
+		s.drive(b)
 	}
 }
 

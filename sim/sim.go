@@ -180,7 +180,7 @@ func (s *Sim) build() {
 		for _, a := range s.nodes {
 			for _, b := range s.nodes {
 				if a != b {
-					a.peers.Add(b.pid)
+					a.r.AddPeer(b.pid)
 				}
 			}
 		}
@@ -188,11 +188,11 @@ func (s *Sim) build() {
 		for _, a := range s.nodes {
 			for k, tries := 0, 0; k < c.Degree/2 && tries < 4*c.Degree; tries++ {
 				b := s.nodes[s.rng.IntN(n)]
-				if b == a || a.peers.Get(b.pid) != nil {
+				if b == a || a.r.Table().Get(b.pid) != nil {
 					continue
 				}
-				a.peers.Add(b.pid)
-				b.peers.Add(a.pid)
+				a.r.AddPeer(b.pid)
+				b.r.AddPeer(a.pid)
 				k++
 			}
 		}
@@ -221,11 +221,10 @@ func (s *Sim) build() {
 				x.st.tree.SetLeaf(uint32(b), ref.st.tree.Leaf(uint32(b)))
 			}
 		}
-		for _, p := range x.peers.Peers() {
-			x.peers.SetConnected(p.ID, true)
-			s.gcLinkedAtStart(x, p.ID)
-			x.peers.SetCursor(p.ID, mesh.Cursor{Epoch: 1, Next: 0})
-			x.peers.ObserveRoot(p.ID, root)
+		for _, p := range x.r.Table().Peers() {
+			// The mesh has run before: linked, its peers told, every log
+			// read to its head.
+			x.r.AssumeLinked(p.ID, mesh.Cursor{Epoch: 1, Next: 1}, root)
 		}
 		s.sync(x)
 		s.startTicks(x)
@@ -266,22 +265,28 @@ func (s *Sim) schedule() {
 				if over > 0 {
 					t += s.rng.Int64N(over + 1)
 				}
+				// What the write is, is drawn now: the workload depends on
+				// the seed alone, not on the draws replication makes before
+				// it (two policies compared on one seed see the same
+				// writes). Only the node set is resolved when it happens
+				// (nodes may have joined).
+				pick := s.rng.Float64()
+				k := keyName(s.rng.IntN(keys))
+				tomb := w.Deletes > 0 && s.rng.Float64() < w.Deletes
+				var ttl time.Duration
+				if !tomb && w.Expires > 0 && s.rng.Float64() < w.Expires {
+					ttl = time.Duration(w.TTL)
+					if ttl <= 0 {
+						ttl = defaultTTL
+					}
+				}
 				s.at(t, func() {
 					sp, _ := w.Nodes.resolve(n, len(s.nodes))
 					if spansLen(sp) == 0 {
 						s.ck.unavailable++
 						return
 					}
-					nd := s.nodes[spansAt(sp, s.rng.IntN(spansLen(sp)))]
-					k := keyName(s.rng.IntN(keys))
-					tomb := w.Deletes > 0 && s.rng.Float64() < w.Deletes
-					var ttl time.Duration
-					if !tomb && w.Expires > 0 && s.rng.Float64() < w.Expires {
-						ttl = time.Duration(w.TTL)
-						if ttl <= 0 {
-							ttl = defaultTTL
-						}
-					}
+					nd := s.nodes[spansAt(sp, int(pick*float64(spansLen(sp))))]
 					s.writeSeq++
 					s.write(nd, k, s.value(k, s.writeSeq), tomb, ttl)
 				})

@@ -1,34 +1,29 @@
 package sim
 
 import (
-	"slices"
-	"time"
-
 	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/record"
 )
 
 // Garbage collection, as a real node does it, driving the node's own pure
-// code: mesh.Stability works out the stable time from the samples,
-// acknowledgements and reports fed to it here (as gossip/stable.go and
-// gossip/wait.go feed it), record.Collect drops what every member has
-// applied, and record.Fresh filters what a forgotten member that came back
-// sends.
+// code: the replicator (mesh.Replicator, with its mesh.Stability) works
+// out the stable time from the samples, acknowledgements and reports fed
+// to it here, record.Collect drops what every member has applied, and
+// record.Fresh filters what a forgotten member that came back sends.
 //
-// Each node, every AckInterval (random phase): samples its log position
-// after its last local write with its clock; forgets members silent longer
-// than ForgetAfter; works the stable time out and saves it (it survives a
-// crash, as the real node syncs it before use); sends each connected peer
-// an acknowledgement (epoch and position of that peer's log up to which it
-// has applied every local write, and its own stable time) when either
-// moved; and collects its store with the stable time.
+// Each node, every AckInterval (random phase): samples its log at its last
+// local write with its clock; ticks its replicator, which forgets members
+// silent longer than ForgetAfter, works the stable time out (saved at once:
+// it survives a crash, as the real node syncs it before use) and sends each
+// connected peer an acknowledgement that moved; and collects its store
+// with the stable time.
 //
-// What a node acknowledges of a peer's log is its cursor there: catch-up
-// and Merkle fallbacks set it, and a push from its origin moves it when it
-// follows on without a gap (the push carries the origin's log positions,
-// as the node's does). The cursor is what a crash under a lazy fsync takes
-// back to the last sync; what was acknowledged before that is not.
+// What a node acknowledges of a peer's writes is its progress through them
+// (mesh.Progress: pushes from their origin that follow on, log reads,
+// completed fallbacks, sessions that end with equal roots) and, for the
+// stable time, how far that is synced here (mesh.Durable), as the node's
+// acknowledgement says.
 //
 // A member that marks a returning forgotten node tells it the horizon it
 // filters that node's records at (carried on the acknowledgement, as the
@@ -38,74 +33,34 @@ import (
 // Merkle. Without that it would keep, and serve, the keys the mesh deleted
 // and collected while it was away, and never converge.
 
-// gcState is a node's part in garbage collection.
+// gcState is a node's part in garbage collection that its replicator does
+// not hold: where its samples are taken, and how far it collected.
 type gcState struct {
-	stab *mesh.Stability
-	// saved is the stable time, saved before use (it survives a crash);
-	// forgot the forgotten members, saved; forgottenAt the highest horizon
-	// a peer said this node was forgotten at, below which it dropped its
-	// own writes, saved.
-	saved       hlc.Timestamp
-	forgot      map[mesh.PeerID]bool
-	forgottenAt hlc.Timestamp
-	// lastLocal is the log position just after the node's last local write
-	// (what its samples are taken at); pushRange what its pushes said of
-	// its log so far (gossip's).
-	// write pushed (the next push's prev).
+	// lastLocal is the sequence number of the node's last local write
+	// (what its samples are taken at).
 	lastLocal uint64
-	pushRange mesh.PushRange
-	// progress is, per origin, how far its pushes have brought n through
-	// its log (gossip's peerState.prog), in the simulator's log positions.
-	progress map[mesh.PeerID]*mesh.Progress
-	// links is the acknowledgement stream to each connected peer.
-	links map[mesh.PeerID]*ackLink
-	// asideBelow is, for each forgotten member that came back, the stable
-	// time at its return: its records are filtered with record.Fresh at it.
-	asideBelow map[mesh.PeerID]hlc.Timestamp
 	// collectedTo is the stable time of the last collection.
 	collectedTo hlc.Timestamp
 }
 
-// ackLink is an acknowledgement stream: when its link came up, what was
-// last sent on it, and the arrival time of its last message (the stream is
-// ordered).
-type ackLink struct {
-	upAt time.Time
-	out  mesh.AckOut
-	fifo int64
-}
-
-// gcStart sets up n's collection state when it starts or restarts: what a
-// crash keeps (the saved stable time, the forgotten members) and a fresh
-// mesh.Stability whose members are every node of the mesh (a real mesh
-// connects every member to every other).
+// gcStart sets up n's collection state when it starts or restarts: every
+// node of the mesh is a member (a real mesh connects every member to
+// every other), and n a member of theirs, holding collection back until
+// it reports.
 func (s *Sim) gcStart(n *node) {
-	g := &n.gc
-	g.stab = mesh.NewStability(n.pid, g.saved)
-	if g.forgot == nil {
-		g.forgot = map[mesh.PeerID]bool{}
-	}
 	for _, o := range s.nodes {
 		if o == n || o.gone {
 			continue
 		}
-		g.stab.Member(o.pid)
-		if o.gc.stab != nil {
-			o.gc.stab.Member(n.pid) // holds collection back until it reports
-		}
+		n.r.Member(o.pid)
+		o.r.Member(n.pid)
 	}
-	for id := range g.forgot {
-		g.stab.Forget(id)
-	}
-	g.stab.SetAside(g.forgottenAt)
-	g.progress = map[mesh.PeerID]*mesh.Progress{}
-	g.links = map[mesh.PeerID]*ackLink{}
-	g.asideBelow = map[mesh.PeerID]hlc.Timestamp{}
-	g.lastLocal = min(g.lastLocal, n.head())
-	g.pushRange.Start(n.head())
+	n.gc.lastLocal = min(n.gc.lastLocal, n.head()-1)
 }
 
-// startGC starts n's collection tick.
+// startGC starts n's acknowledgement tick (gossip's AckInterval), unless
+// collection is off (the simulator models no WAIT: acknowledgements serve
+// only collection here).
 func (s *Sim) startGC(n *node) {
 	if s.cfg.NoCollect {
 		return
@@ -123,99 +78,51 @@ func (s *Sim) startGC(n *node) {
 	s.at(s.now+s.rng.Int64N(iv), tick)
 }
 
+// gcTick samples n's log and clock, lets its replicator tick (gaps,
+// forgetting, the stable time, acknowledgements) and collects.
 func (s *Sim) gcTick(n *node) {
-	g := &n.gc
 	now := s.wall(n)
 	if ts, err := n.clock.Now(); err == nil {
-		g.stab.Sample(g.lastLocal, ts)
+		n.r.Sample(n.gc.lastLocal, ts)
 	}
-	if s.cfg.ForgetAfter > 0 {
-		ids := g.stab.Silent(now, s.cfg.ForgetAfter)
-		slices.Sort(ids)
-		for _, id := range ids {
-			g.stab.Forget(id)
-			g.forgot[id] = true
-			s.gst.forgotten++
-		}
-	}
-	g.stab.Update(now)
-	g.saved = max(g.saved, g.stab.Stable())
-	if g.saved != 0 {
-		s.gst.lags = append(s.gst.lags, now.UnixMilli()-g.saved.Millis())
+	n.r.Tick(now)
+	s.drive(n)
+	if saved := n.r.Stable(); saved != 0 {
+		s.gst.lags = append(s.gst.lags, now.UnixMilli()-saved.Millis())
 	} else {
 		s.gst.noStable++
 	}
-	s.sendAcks(n)
 	s.collect(n)
 }
 
-// sendAcks sends each connected peer whose log n reads what it has applied
-// of it and n's own stable time, if either moved since the last one.
-func (s *Sim) sendAcks(n *node) {
-	g := &n.gc
-	for _, p := range n.peers.Peers() {
-		if !p.Connected || !p.HasCursor {
-			continue
-		}
-		l := g.links[p.ID]
-		if l == nil {
-			continue // its link came up before collection started here
-		}
-		// A peer that linked up since the last Update is told 0 (OwnFor):
-		// the own stable time was worked out without it a member.
-		own := g.stab.OwnFor(l.upAt)
-		aside := g.asideBelow[p.ID]
-		if s.cfg.NoFresh {
-			aside = 0
-		}
-		// Applied: the cursor; synced: the cursor as of the last sync, in
-		// the same log (the node's mesh.Durable).
-		a := mesh.Ack{Epoch: p.Cursor.Epoch, Seq: p.Cursor.Next, Stable: own, Durable: p.Cursor.Next, AsideBelow: aside}
-		if !s.cfg.AckUnsynced && s.cfg.Fsync != FsyncAlways {
-			a.Durable = 0
-			if d := durableCursor(n, p.ID); d.Epoch == a.Epoch {
-				a.Durable = min(d.Next, a.Seq)
-			}
-		}
-		if !l.out.Due(a, mesh.Progress{Epoch: a.Epoch, Acked: a.Seq}, true) {
-			continue
-		}
-		l.out.Sent(a)
-		frame := mesh.AppendAck(nil, a)
-		o := s.nodes[s.byID[p.ID]]
-		s.gst.acks++
-		s.send(n, o, classAck, uvarintLen(uint64(len(frame)))+len(frame), 0, &l.fifo, func() { s.recvAck(o, n, frame) })
+// sendAck sends o the acknowledgement n's replicator decided, on n's
+// acknowledgement stream to it (ordered, as the node's).
+func (s *Sim) sendAck(n, o *node, a mesh.Ack) {
+	if s.cfg.NoFresh {
+		a.AsideBelow = 0
 	}
-}
-
-// durableCursor is n's cursor in id's log as of its last sync.
-func durableCursor(n *node, id mesh.PeerID) mesh.Cursor {
-	for _, c := range n.durCursors {
-		if c.Peer == id {
-			return c.Cursor
-		}
+	frame := mesh.AppendAck(nil, a)
+	s.gst.acks++
+	if n.ackFifo == nil {
+		n.ackFifo = map[mesh.PeerID]*int64{}
 	}
-	return mesh.Cursor{}
+	fifo := n.ackFifo[o.pid]
+	if fifo == nil {
+		fifo = new(int64)
+		n.ackFifo[o.pid] = fifo
+	}
+	s.send(n, o, classAck, uvarintLen(uint64(len(frame)))+len(frame), 0, fifo, func() { s.recvAck(o, n, frame) })
 }
 
 // recvAck is n receiving from's acknowledgement of n's log.
 func (s *Sim) recvAck(n, from *node, frame []byte) {
-	if p := n.peers.Get(from.pid); p == nil || !p.Connected {
-		return // the stream closed with the link
-	}
 	a, err := mesh.DecodeAck(frame)
 	if err != nil {
 		s.st.decodeErrors++
 		return
 	}
-	g := &n.gc
-	g.stab.Reported(from.pid, a.Stable)
-	if a.Epoch == n.epoch {
-		g.stab.Acked(from.pid, a.Durable, s.wall(n))
-	}
-	if a.AsideBelow > g.forgottenAt {
-		s.rejoin(n, a.AsideBelow)
-	}
+	n.r.Step(from.pid, mesh.AckMsg{Ack: a, At: s.wall(n)})
+	s.drive(n)
 }
 
 // rejoin is n learning that it was forgotten and that its peers set aside
@@ -223,8 +130,6 @@ func (s *Sim) recvAck(n, from *node, frame []byte) {
 // synced at once), and takes back by Merkle, from its peers, what they
 // still hold.
 func (s *Sim) rejoin(n *node, horizon hlc.Timestamp) {
-	n.gc.forgottenAt = horizon
-	n.gc.stab.SetAside(horizon)
 	s.ck.setAsideAt(n.idx, horizon)
 	s.gst.rejoins++
 	for id, r := range n.st.recs {
@@ -242,45 +147,16 @@ func (s *Sim) rejoin(n *node, horizon hlc.Timestamp) {
 		s.setStore(n, uint32(id), out)
 	}
 	s.sync(n)
+	n.r.AsideDone(horizon)
 }
 
-// linkDown is n noticing that its link to o went down.
+// linkDown is n noticing that its link to o went down: its catch-up from
+// o ends with the stream.
 func (s *Sim) linkDown(n, o *node) {
-	n.peers.SetConnected(o.pid, false)
-	if cu := n.catching[o.pid]; cu != nil {
-		s.endCatchUp(n, o, cu) // its stream closed with the link
-	}
-	if s.cfg.NoCollect || n.gc.stab == nil {
-		return
-	}
-	n.gc.stab.LinkDown(o.pid, s.wall(n))
-	delete(n.gc.links, o.pid)
-}
-
-// gcLinkUp is n's link to o coming up: a forgotten member that comes back
-// is a member again, and its records are filtered from now on at the
-// stable time of its return.
-func (s *Sim) gcLinkUp(n, o *node) {
-	if s.cfg.NoCollect {
-		return
-	}
-	g := &n.gc
-	g.links[o.pid] = &ackLink{upAt: s.wall(n)}
-	if g.stab.LinkUp(o.pid) || g.forgot[o.pid] {
-		delete(g.forgot, o.pid)
-		g.asideBelow[o.pid] = g.saved
-		s.ck.setAsideAt(o.idx, g.saved)
-		s.gst.returned++
-	}
-}
-
-// gcLinkedAtStart is n's link to peer id, up when the run starts: the mesh
-// has run before, so id has told n its peers.
-func (s *Sim) gcLinkedAtStart(n *node, id mesh.PeerID) {
-	g := &n.gc
-	g.stab.LinkUp(id)
-	g.stab.Exchanged(id)
-	g.links[id] = &ackLink{}
+	n.r.LinkDown(o.pid, s.wall(n))
+	delete(n.streams, o.pid)
+	delete(n.ackFifo, o.pid)
+	s.drive(n)
 }
 
 // exchangePeers is a asking b for its peers when their link comes up
@@ -291,77 +167,10 @@ func (s *Sim) gcLinkedAtStart(n *node, id mesh.PeerID) {
 func (s *Sim) exchangePeers(a, b *node) {
 	var fifo [2]int64
 	s.send(a, b, classPeers, 8, 0, &fifo[1], func() {
-		s.send(b, a, classPeers, 8+64*b.peers.Len(), 0, &fifo[0], func() {
-			if p := a.peers.Get(b.pid); p != nil && p.Connected && !s.cfg.NoCollect {
-				a.gc.stab.Exchanged(b.pid)
-			}
+		s.send(b, a, classPeers, 8+64*b.r.Table().Len(), 0, &fifo[0], func() {
+			a.r.Step(b.pid, mesh.PeersMsg{})
+			s.drive(a)
 		})
-	})
-}
-
-// gcLeft is n noticing that o left the mesh for good: the operator forgets
-// it (redmesh forget), so it no longer holds collection back.
-func (s *Sim) gcLeft(n, o *node) {
-	if s.cfg.NoCollect || n.gc.stab == nil {
-		return
-	}
-	n.gc.stab.Forget(o.pid)
-	n.gc.forgot[o.pid] = true
-	delete(n.gc.links, o.pid)
-}
-
-// pushed takes a push from its origin (mesh.Progress, as gossip's merge):
-// it moves n's cursor in the origin's log when it follows on from what n
-// has applied; one after a gap waits, and a gap still open after
-// mesh.GapPatience makes n read the origin's log: without that, a lost
-// push left n's cursor in the origin's log, and so what it acknowledges of
-// it, behind for good, and the stable time with it.
-func (s *Sim) pushed(n, origin *node, ps pushSeqs) {
-	p := n.peers.Get(origin.pid)
-	if p == nil {
-		return
-	}
-	pr := n.gc.progress[origin.pid]
-	if pr == nil {
-		pr = &mesh.Progress{}
-		n.gc.progress[origin.pid] = pr
-	}
-	if p.HasCursor {
-		if p.Cursor.Epoch > ps.epoch {
-			return // a push from before the origin's log changed
-		}
-		// A catch-up or a session may have moved the cursor since: what it
-		// read is applied too. (The simulator's positions count from 0, so
-		// a cursor's Next is the progress's Acked.)
-		pr.Advance(p.Cursor.Epoch, p.Cursor.Next)
-	}
-	if pr.Pushed(ps.epoch, ps.prev, ps.to, s.wall(n)) {
-		n.peers.AdvanceCursor(origin.pid, mesh.Cursor{Epoch: pr.Epoch, Next: pr.Acked})
-		return
-	}
-	if pr.Waiting() > 0 {
-		s.gapCheck(n, origin, pr)
-	}
-}
-
-// gapCheck looks, mesh.GapPatience after a push came after a gap, whether the
-// gap is still open, and if so has n read origin's log (gossip's maintain
-// loop looks every second); it looks again while pushes wait.
-func (s *Sim) gapCheck(n, origin *node, pr *mesh.Progress) {
-	inc := n.inc
-	s.at(s.now+int64(mesh.GapPatience+time.Millisecond), func() {
-		if n.inc != inc || !n.up || n.gc.progress[origin.pid] != pr || pr.Waiting() == 0 {
-			return
-		}
-		if p := n.peers.Get(origin.pid); p != nil && p.HasCursor && p.Cursor.Epoch == pr.Epoch {
-			pr.Advance(p.Cursor.Epoch, p.Cursor.Next)
-		}
-		if p := n.peers.Get(origin.pid); p != nil && p.Connected && origin.up && pr.Overdue(s.wall(n), mesh.GapPatience) {
-			s.startCatchUp(n, origin)
-		}
-		if pr.Waiting() > 0 {
-			s.gapCheck(n, origin, pr)
-		}
 	})
 }
 
@@ -375,10 +184,10 @@ func (s *Sim) gapCheck(n, origin *node, pr *mesh.Progress) {
 func (s *Sim) fresh(n, from *node, id uint32, rec record.Record, logged bool) record.Record {
 	var h, fh hlc.Timestamp
 	if !s.cfg.NoFresh {
-		h = n.gc.asideBelow[from.pid]
+		h = n.r.AsideBelow(from.pid)
 	}
 	if logged && !s.cfg.NoFreshCatchUp && !s.cfg.NoCollect {
-		fh = n.gc.stab.FreshHorizon()
+		fh = n.r.FreshHorizon()
 	}
 	st := max(h, fh)
 	if st == 0 || rec.Oldest() > st {
@@ -451,7 +260,7 @@ func (s *Sim) collectIngress(n *node, id uint32, r record.Record) (record.Record
 // collectHorizon is the time n collects up to: its saved stable time (0:
 // none, or collection off).
 func (s *Sim) collectHorizon(n *node) hlc.Timestamp {
-	stable := n.gc.saved
+	stable := n.r.Stable()
 	if stable == 0 || s.cfg.NoCollect {
 		return 0
 	}

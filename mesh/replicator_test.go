@@ -1,0 +1,202 @@
+package mesh
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/redmesh/redmesh/hlc"
+	"github.com/redmesh/redmesh/merkle"
+)
+
+// TestReplicatorScripts runs testdata/replicator: a node's replication
+// decisions as a driver sees them. Every command but new and state prints
+// the Ready that follows it ("-" when there is nothing to do). Times are
+// milliseconds; random choices take the first candidate. Commands:
+//
+//	new [self=N] [epoch=E] [head=H] [log-max=N] [always] [forget-after=MS] [no-catch-up]
+//	add p=P                               a known peer, not linked
+//	link-up p=P at=MS | link-down p=P at=MS | assume-linked p=P | remove p=P at=MS
+//	push [from=F] p=P epoch=E prev=A to=B at=MS   P's push, handed over by F (default P)
+//	reply p=P run=R epoch=E head=H next=N [entries=K] [truncated] [empty] [at=MS]
+//	roots p=P epoch=E head=H root=X ours=Y
+//	ack p=P epoch=E seq=S durable=D [stable=T] [aside=T] at=MS
+//	want p=P epoch=E seq=S | peers p=P
+//	fallback-done p=P run=R [failed] | bootstrap-done p=P run=R [failed]
+//	round root=X | session-done
+//	tick at=MS | gaps at=MS
+//	synced synced=N mark=M | sample seq=S ts=T | stable-saved ts=T | aside-done ts=T
+//	skip seq=S | push-header first=A to=B
+//	state p=P                             the peer's progress, cursor and acknowledgement
+func TestReplicatorScripts(t *testing.T) {
+	datadriven.Walk(t, "testdata/replicator", func(t *testing.T, path string) {
+		var r *Replicator
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			var (
+				self, p, from, run, epoch, head, next, prev, to, seq, durable, entries uint64
+				root, ours, synced, mark, first, logMax                                uint64
+				stable, aside, ts, at, forget                                          uint64
+			)
+			self, epoch, head = 1, 1, 1
+			for _, a := range []struct {
+				name string
+				v    *uint64
+			}{
+				{"self", &self}, {"p", &p}, {"from", &from}, {"run", &run}, {"epoch", &epoch}, {"head", &head},
+				{"next", &next}, {"prev", &prev}, {"to", &to}, {"seq", &seq}, {"durable", &durable},
+				{"entries", &entries}, {"root", &root}, {"ours", &ours}, {"synced", &synced}, {"mark", &mark},
+				{"first", &first}, {"log-max", &logMax}, {"stable", &stable}, {"aside", &aside}, {"ts", &ts},
+				{"at", &at}, {"forget-after", &forget},
+			} {
+				d.MaybeScanArgs(t, a.name, a.v)
+			}
+			if from == 0 {
+				from = p
+			}
+			id := PeerID(p)
+			now := time.UnixMilli(int64(at))
+			if d.Cmd != "new" && r == nil {
+				t.Fatalf("%s: no replicator (new first)", d.Pos)
+			}
+			var out string
+			switch d.Cmd {
+			case "new":
+				r = NewReplicator(ReplicatorConfig{
+					Self: PeerID(self), Epoch: epoch, Head: head, LogMax: uint32(logMax), Always: d.HasArg("always"),
+					ForgetAfter: time.Duration(forget) * time.Millisecond, NoCatchUp: d.HasArg("no-catch-up"),
+					Intn: func(int) int { return 0 },
+				})
+				return ""
+			case "add":
+				r.AddPeer(id)
+			case "link-up":
+				r.LinkUp(id, now)
+			case "link-down":
+				r.LinkDown(id, now)
+			case "assume-linked":
+				r.AssumeLinked(id, Cursor{Epoch: epoch, Next: head}, root)
+			case "remove":
+				r.RemovePeer(id, now)
+			case "push":
+				r.Step(PeerID(from), PushHeader{Origin: id, Epoch: epoch, Prev: prev, To: to, At: now})
+			case "reply":
+				rep := &LogReply{Epoch: epoch, Head: head, Next: next, Truncated: d.HasArg("truncated")}
+				for range entries {
+					rep.Records = append(rep.Records, recordFor(len(rep.Records)))
+				}
+				r.Step(id, LogReplyMsg{Run: run, Reply: rep, Empty: d.HasArg("empty"), At: now})
+			case "roots":
+				r.Step(id, RootsMsg{Theirs: RootAt{Epoch: epoch, Head: head, Root: root}, Ours: ours})
+			case "ack":
+				r.Step(id, AckMsg{Ack: Ack{Epoch: epoch, Seq: seq, Durable: durable, Stable: hlc.Timestamp(stable), AsideBelow: hlc.Timestamp(aside)}, At: now})
+			case "want":
+				r.Step(id, AckWantMsg{Epoch: epoch, Seq: seq})
+			case "peers":
+				r.Step(id, PeersMsg{})
+			case "fallback-done":
+				r.FallbackDone(id, run, !d.HasArg("failed"))
+			case "bootstrap-done":
+				r.BootstrapDone(id, run, !d.HasArg("failed"))
+			case "round":
+				out = fmt.Sprintf("round %v\n", r.Round(root))
+			case "session-done":
+				r.SessionDone()
+			case "tick":
+				r.Tick(now)
+			case "gaps":
+				r.CheckGaps(now)
+			case "synced":
+				r.Synced(synced, mark)
+			case "sample":
+				r.Sample(seq, hlc.Timestamp(ts))
+			case "stable-saved":
+				r.StableSaved(hlc.Timestamp(ts))
+			case "aside-done":
+				r.AsideDone(hlc.Timestamp(ts))
+			case "skip":
+				r.LocalSkipped(seq)
+			case "push-header":
+				h := r.PushHeader(first, to)
+				out = fmt.Sprintf("header epoch=%d prev=%d to=%d\n", h.Epoch, h.Prev, h.To)
+			case "state":
+				pp := r.Peer(id)
+				cursor := "none"
+				for _, c := range r.Cursors() {
+					if c.Peer == id {
+						cursor = fmt.Sprintf("%d:%d", c.Cursor.Epoch, c.Cursor.Next)
+					}
+				}
+				return fmt.Sprintf("progress=%d:%d waiting=%d cursor=%s acked=%d behind=%d catching-up=%v stable=%d own=%d\n",
+					pp.Progress.Epoch, pp.Progress.Acked, pp.Progress.Waiting(), cursor, pp.Acked, pp.Behind,
+					r.CatchingUp(id), r.Stability().Stable(), r.Stability().Own())
+			default:
+				t.Fatalf("unknown command %q", d.Cmd)
+			}
+			return out + formatReady(r.Ready())
+		})
+	})
+}
+
+func recordFor(i int) merkle.Record { return merkle.Record{Key: []byte(fmt.Sprint("k", i))} }
+
+// formatReady prints a Ready one decision a line, in a fixed order.
+func formatReady(rd Ready) string {
+	var b strings.Builder
+	for _, x := range rd.Reads {
+		first := ""
+		if x.First {
+			first = " first"
+		}
+		fmt.Fprintf(&b, "read p=%d run=%d from=%d:%d%s\n", x.Peer, x.Run, x.Req.Epoch, x.Req.From, first)
+	}
+	for _, x := range rd.Reconciles {
+		fmt.Fprintf(&b, "reconcile p=%d run=%d\n", x.Peer, x.Run)
+	}
+	for _, x := range rd.Bootstraps {
+		fmt.Fprintf(&b, "bootstrap p=%d run=%d\n", x.Peer, x.Run)
+	}
+	for _, x := range rd.CaughtUp {
+		fmt.Fprintf(&b, "caught-up p=%d entries=%d loud=%v\n", x.Peer, x.Entries, x.Loud)
+	}
+	for _, x := range rd.Sessions {
+		fmt.Fprintf(&b, "session p=%d\n", x)
+	}
+	for _, x := range rd.Acks {
+		a := x.Ack
+		fmt.Fprintf(&b, "ack p=%d epoch=%d seq=%d durable=%d stable=%d", x.Peer, a.Epoch, a.Seq, a.Durable, a.Stable)
+		if a.AsideBelow != 0 {
+			fmt.Fprintf(&b, " aside=%d", a.AsideBelow)
+		}
+		b.WriteString("\n")
+	}
+	if rd.AckedMoved {
+		b.WriteString("acked-moved\n")
+	}
+	if rd.SaveCursorsNow {
+		b.WriteString("save-cursors now\n")
+	} else if rd.SaveCursors {
+		b.WriteString("save-cursors\n")
+	}
+	if rd.SaveStable != 0 {
+		fmt.Fprintf(&b, "save-stable %d\n", rd.SaveStable)
+	}
+	for _, x := range rd.Forget {
+		fmt.Fprintf(&b, "forget p=%d\n", x)
+	}
+	for _, x := range rd.Returned {
+		fmt.Fprintf(&b, "returned p=%d\n", x)
+	}
+	if rd.SetAside != 0 {
+		fmt.Fprintf(&b, "set-aside %d\n", rd.SetAside)
+	}
+	if rd.SyncWanted {
+		b.WriteString("sync-wanted\n")
+	}
+	if b.Len() == 0 {
+		return "-\n"
+	}
+	return b.String()
+}
