@@ -33,9 +33,12 @@ type run struct {
 	wl     *workload
 	faults map[string]int
 	conv   []time.Duration
-	delays map[string]fault // active delay faults, by name
-	cuts   []cut            // symmetric partitions, as they were in force
-	open   map[string]int   // the partition of each fault name in force: its place in cuts
+	// contentsConv is, with -chaos.trace-converge, when each round's typed
+	// keys' contents became equal everywhere (conv: their Merkle roots).
+	contentsConv []time.Duration
+	delays       map[string]fault // active delay faults, by name
+	cuts         []cut            // symmetric partitions, as they were in force
+	open         map[string]int   // the partition of each fault name in force: its place in cuts
 	// problems are findings outside the history: crashes, refused
 	// restarts, unclean stops, meshes that never converged.
 	mu       sync.Mutex
@@ -52,22 +55,25 @@ func (r *run) problem(format string, args ...any) {
 
 // summary is what a run reports, and what -chaos.report writes.
 type summary struct {
-	Seed              int64
-	Nodes             int
-	Duration          string
-	Rounds            int
-	Faults            map[string]int
-	Requests          map[string]int
-	Acknowledged      int
-	Lost              int
-	Resurrected       int
-	Diverged          int
-	Phantoms          int
-	SkewAdopted       int
-	ProxiedConns      int64 `json:",omitempty"`
-	ConvergeMedian    string
-	ConvergeP90       string
-	ConvergeMax       string
+	Seed           int64
+	Nodes          int
+	Duration       string
+	Rounds         int
+	Faults         map[string]int
+	Requests       map[string]int
+	Acknowledged   int
+	Lost           int
+	Resurrected    int
+	Diverged       int
+	Phantoms       int
+	SkewAdopted    int
+	ProxiedConns   int64 `json:",omitempty"`
+	ConvergeMedian string
+	ConvergeP90    string
+	ConvergeMax    string
+	// ContentsConverge is the typed keys' contents' median / p90 / max
+	// (-chaos.trace-converge).
+	ContentsConverge  string `json:",omitempty"`
 	CounterMismatches int
 	ClockBackwards    int
 	Misordered        int
@@ -232,6 +238,11 @@ func TestChaos(t *testing.T) {
 		s.ConvergeMedian = sorted[len(sorted)/2].Round(time.Millisecond).String()
 		s.ConvergeP90 = sorted[len(sorted)*9/10].Round(time.Millisecond).String()
 		s.ConvergeMax = sorted[len(sorted)-1].Round(time.Millisecond).String()
+	}
+	if len(r.contentsConv) > 0 {
+		sorted := slices.Sorted(slices.Values(r.contentsConv))
+		s.ContentsConverge = fmt.Sprintf("%v / %v / %v", sorted[len(sorted)/2].Round(time.Millisecond),
+			sorted[len(sorted)*9/10].Round(time.Millisecond), sorted[len(sorted)-1].Round(time.Millisecond))
 	}
 	out, _ := json.MarshalIndent(s, "", "  ")
 	t.Logf("summary:\n%s", out)
@@ -442,6 +453,10 @@ func (r *run) afterHeal() {
 // (waiting for its requests in flight is part of the time).
 func (r *run) awaitConvergence(healed time.Time) (time.Duration, bool) {
 	var roots, peers []string
+	var tracer *convergeTracer
+	if *flagTraceConverge {
+		tracer = &convergeTracer{r: r}
+	}
 	for time.Since(healed) < convergeWithin {
 		roots, peers = roots[:0], peers[:0]
 		for _, n := range r.nodes {
@@ -454,7 +469,16 @@ func (r *run) awaitConvergence(healed time.Time) (time.Duration, bool) {
 			peers = append(peers, info["mesh_connected_peers"])
 		}
 		if len(slices.Compact(slices.Clone(roots))) == 1 {
-			return time.Since(healed), true
+			d := time.Since(healed)
+			if tracer != nil {
+				c := tracer.contents(d)
+				r.contentsConv = append(r.contentsConv, c)
+				r.t.Logf("typed contents equal %v after the heal, Merkle roots %v", c.Round(time.Millisecond), d.Round(time.Millisecond))
+			}
+			return d, true
+		}
+		if tracer != nil {
+			tracer.sample(time.Since(healed), roots)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
