@@ -152,7 +152,7 @@ func (v *verdict) ok() bool {
 
 func (o op) String() string {
 	s := fmt.Sprintf("%v %s", o.Kind, o.Key)
-	if o.Elem != "" {
+	if o.Elem != "" && o.Kind != opLSet {
 		s += " " + o.Elem
 	}
 	switch o.Kind {
