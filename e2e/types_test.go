@@ -284,6 +284,8 @@ func TestTypedMergesAcrossNodes(t *testing.T) {
 	must(a.c, "INCRBY", "ctr", "10")
 	must(a.c, "SET", "c2", "5")
 	must(a.c, "HSET", "dh", "f1", "v1")
+	must(a.c, "SADD", "re", "m")
+	must(a.c, "ZADD", "zre", "1", "m")
 	waitUntil(t, 20*time.Second, "b to hold a's writes", func() bool { return equalDumps(a.dump(t), b.dump(t)) })
 
 	// b alone: every write below is concurrent with a's.
@@ -307,6 +309,16 @@ func TestTypedMergesAcrossNodes(t *testing.T) {
 	must(b.c, "HSET", "dh", "f2", "v2")  // survives the DEL
 	must(a.c, "SET", "tc", "string")     // a type conflict: both nodes
 	must(b.c, "HSET", "tc", "f", "hash") // must pick the same
+	// Adding what b holds is an add (Redis answers 0 all the same): it
+	// wins over a's concurrent removes, which saw only the older adds.
+	must(a.c, "SREM", "re", "m")
+	if n, err := b.c.SAdd(ctx, "re", "m").Result(); n != 0 || err != nil {
+		t.Fatalf("SADD of a member held: %d, %v; want 0 as Redis", n, err)
+	}
+	must(a.c, "ZREM", "zre", "m")
+	if n, err := b.c.Do(ctx, "ZADD", "zre", "CH", "1", "m").Int64(); n != 0 || err != nil {
+		t.Fatalf("ZADD CH at the score held: %d, %v; want 0 as Redis", n, err)
+	}
 
 	b.kill()
 	b.restart(t, args...)
@@ -351,6 +363,8 @@ func TestTypedMergesAcrossNodes(t *testing.T) {
 		"c2":   "101",
 		"dh":   "hash:f2=v2",
 		"tc":   "hash:f=hash", // b's write came later
+		"re":   "set:m",
+		"zre":  "zset:m=1",
 		"gone": "",
 	}
 	for k, v := range want {

@@ -325,6 +325,11 @@ func (m *Mesh) merge(from, origin peer.ID, pm pushMsg) {
 		if m.ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
 			m.log.Error("apply pushed records", "origin", origin.String(), "err", err)
 		}
+		if from == origin {
+			m.mu.Lock()
+			m.peer(origin).prog.Missed(pm.epoch, pm.to, time.Now())
+			m.mu.Unlock()
+		}
 		return
 	}
 	m.st.pushApplied.Add(uint64(n))

@@ -16,7 +16,10 @@ import "time"
 type Progress struct {
 	Epoch, Acked uint64
 	// ahead: pushes that came after a gap, prev → to.
-	ahead    map[uint64]uint64
+	ahead map[uint64]uint64
+	// missed: the end of the latest push this node could not apply
+	// (Missed), which a log read must reach.
+	missed   uint64
 	gapSince time.Time
 }
 
@@ -70,15 +73,33 @@ func (p *Progress) Advance(epoch, acked uint64) bool {
 			}
 		}
 	}
-	if len(p.ahead) == 0 {
+	if len(p.ahead) == 0 && p.Acked >= p.missed {
 		p.gapSince = time.Time{}
 	}
 	return true
 }
 
+// Missed records that a push of the origin's writes up to to of epoch
+// arrived at now and could not be applied here (the log refused it: a full
+// disk). Its writes are missing as a lost push's are, and the origin's log
+// is read once they have been for the patience (Overdue), even if no later
+// push comes to show the gap: an origin that wrote nothing more would
+// otherwise stay unread, its writes unacknowledged, and the mesh's stable
+// time stuck.
+func (p *Progress) Missed(epoch, to uint64, now time.Time) {
+	p.enter(epoch)
+	if to <= p.Acked {
+		return
+	}
+	p.missed = max(p.missed, to)
+	if p.gapSince.IsZero() {
+		p.gapSince = now
+	}
+}
+
 func (p *Progress) enter(epoch uint64) {
 	if p.Epoch != epoch {
-		p.Epoch, p.Acked, p.ahead, p.gapSince = epoch, 0, nil, time.Time{}
+		p.Epoch, p.Acked, p.ahead, p.missed, p.gapSince = epoch, 0, nil, 0, time.Time{}
 	}
 }
 

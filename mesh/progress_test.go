@@ -16,6 +16,7 @@ import (
 //	read epoch=E acked=A             a log read applied up to A
 //	news epoch=E to=T                whether a push up to T holds anything new
 //	overdue at=MS [patience=MS]      whether a gap outlasted its patience (1000)
+//	missed epoch=E to=T at=MS        a push up to T arrives and cannot be applied
 //
 // Each prints its answer and the progress after it: epoch, acked, pushes
 // waiting for a missing one.
@@ -42,6 +43,9 @@ func TestProgressScripts(t *testing.T) {
 			out = fmt.Sprintf("moved=%v", p.Advance(epoch, acked))
 		case "news":
 			out = fmt.Sprintf("news=%v", p.News(epoch, to))
+		case "missed":
+			p.Missed(epoch, to, now)
+			out = "missed"
 		case "overdue":
 			out = fmt.Sprintf("overdue=%v", p.Overdue(now, time.Duration(patience)*time.Millisecond))
 		default:

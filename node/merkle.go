@@ -164,6 +164,15 @@ func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record, horizon hl
 			if collectedAlready(tx, d.key, d.rec, collectTo, now) {
 				continue
 			}
+			if collectTo != 0 && d.rec.Typed.HasTraces() {
+				// Traces this node has collected (or would at its next
+				// pass): a peer whose stable time lags behind still holds
+				// them, and taking them back at every Merkle session
+				// until it collects them too kept the two nodes' roots
+				// apart and made each session repair keys that differed
+				// in nothing a client sees.
+				d.rec = d.rec.WithoutTracesUpTo(collectTo)
+			}
 			_, changed, err := n.apply(tx, d.key, n.fresh(tx, d.key, d.rec, horizon))
 			if err != nil {
 				return err

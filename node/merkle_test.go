@@ -193,3 +193,51 @@ func TestApplyRemoteRefusesSkewedClock(t *testing.T) {
 		t.Fatal("a corrupt record was accepted")
 	}
 }
+
+// TestApplyRemoteLeavesCollectedTraces: a peer's copy of a set that still
+// holds a removal's trace this node has collected (its horizon is past
+// it) changes nothing here: taking the trace back only to collect it again
+// kept quiet nodes' Merkle roots apart and their sessions repairing.
+func TestApplyRemoteLeavesCollectedTraces(t *testing.T) {
+	ctx := context.Background()
+	n, _ := openNode(t, t.TempDir()) // alone: everything is stable
+	now := time.Now().UnixMilli()
+	ts := uint64(0)
+	next := func() (record.Version, error) {
+		ts++
+		return record.Version{TS: hlc.New(now, uint16(ts)), Node: 7}, nil
+	}
+	v1, _ := next()
+	op := record.BeginTyped(record.Record{}, false, record.KindSet, v1, next)
+	op.AddMember([]byte("keep"))
+	op.AddMember([]byte("gone"))
+	base := op.Delta()
+	v2, _ := next()
+	rem := record.BeginTyped(base, true, record.KindSet, v2, next)
+	rem.RemMember([]byte("gone"))
+	peer := record.Merge(base, rem.Delta())
+	if !peer.Typed.HasTraces() {
+		t.Fatal("the peer's record holds no trace")
+	}
+	collected := peer.WithoutTracesUpTo(v2.TS)
+	if collected.Typed.HasTraces() || !collected.Typed.HasMember([]byte("keep")) || collected.Typed.HasMember([]byte("gone")) {
+		t.Fatalf("collected: %+v", collected.Typed)
+	}
+	apply := func(rec record.Record) int {
+		t.Helper()
+		applied, err := n.ApplyRemote(ctx, []merkle.Record{{Key: []byte("set"), Payload: record.Encode(rec)}}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return applied
+	}
+	if got := apply(collected); got != 1 {
+		t.Fatalf("the set, new here: %d applied, want 1", got)
+	}
+	if got := apply(peer); got != 0 {
+		t.Fatalf("the peer's copy with a trace collected here: %d applied, want 0", got)
+	}
+	if rec := n.db.Table().Peek([]byte("set")); rec.Typed.HasTraces() {
+		t.Fatalf("the node took a collected trace back: %+v", rec.Typed)
+	}
+}

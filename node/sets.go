@@ -26,17 +26,18 @@ func cmdSAdd(n *Node, c *client, args [][]byte) {
 		if err != nil {
 			return err
 		}
+		// A member the key holds is added again, with a fresh dot (see
+		// record.TypedOp.AddMember), though the reply counts only new ones.
 		for _, m := range args[2:] {
-			if w.live && w.cur.Typed.HasMember(m) || own(w.t.Members, m) >= 0 {
+			if own(w.t.Members, m) >= 0 {
 				continue
 			}
-			added++
+			if !w.live || !w.cur.Typed.HasMember(m) {
+				added++
+			}
 			if err := w.addMember(m); err != nil {
 				return err
 			}
-		}
-		if added == 0 {
-			return nil
 		}
 		return w.commit(tx)
 	})
@@ -274,9 +275,6 @@ func cmdSMove(n *Node, c *client, args [][]byte) {
 		w, err := n.beginTyped(tx, args[2], record.KindSet, now)
 		if err != nil {
 			return err
-		}
-		if w.live && w.cur.Typed.HasMember(args[3]) {
-			return nil
 		}
 		if err := w.addMember(args[3]); err != nil {
 			return err

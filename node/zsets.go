@@ -86,10 +86,10 @@ func zadd(n *Node, c *client, key []byte, f zaddFlags, pairs [][]byte) {
 		}
 		scores[j] += 0 // -0 is 0, as a small Redis set stores it
 	}
-	var added, updated, processed int
+	var added, updated, processed, refreshed int
 	var result float64
 	err := c.update(func(tx *keyspace.Tx) error {
-		added, updated, processed = 0, 0, 0
+		added, updated, processed, refreshed = 0, 0, 0, 0
 		w, err := n.beginTyped(tx, key, record.KindZSet, n.nowMillis())
 		if err != nil {
 			return err
@@ -136,6 +136,17 @@ func zadd(n *Node, c *client, key []byte, f zaddFlags, pairs [][]byte) {
 			processed++
 			result = score
 			if score == cur {
+				if !f.incr {
+					// The member is added again at its score, with a
+					// fresh dot, so that this add wins over a concurrent
+					// ZREM elsewhere, as an SADD of a held member does
+					// (record.TypedOp.AddMember); the reply counts no
+					// change.
+					refreshed++
+					if _, err := w.op.SetScore(member, score); err != nil {
+						return err
+					}
+				}
 				continue
 			}
 			updated++
@@ -147,7 +158,7 @@ func zadd(n *Node, c *client, key []byte, f zaddFlags, pairs [][]byte) {
 				return err
 			}
 		}
-		if added+updated == 0 {
+		if added+updated+refreshed == 0 {
 			return nil
 		}
 		return w.commit(tx)

@@ -37,6 +37,17 @@ func (r Record) Collect(stable hlc.Timestamp, nowMillis int64) (out Record, gone
 	return r, false, changed
 }
 
+// WithoutTracesUpTo is r without the removal traces at or before stable,
+// as collection leaves them (r is not changed): what a node that collected
+// them makes of a peer's copy, so that a peer that has not yet collected
+// them does not hand them back, one repair after another.
+func (r Record) WithoutTracesUpTo(stable hlc.Timestamp) Record {
+	if t, dropped := r.Typed.collect(stable); dropped {
+		r.Typed = t
+	}
+	return r
+}
+
 // HasTraces reports whether t holds a trace of a removal, which
 // collection takes out once stable.
 func (t *Typed) HasTraces() bool {

@@ -114,8 +114,12 @@ func (op *TypedOp) IncrCounter(name []byte, by int64) {
 	op.Rec.Typed.Counts = append(op.Rec.Typed.Counts, c)
 }
 
-// AddMember adds set member name, unless this write already did. It
-// returns the member's dot.
+// AddMember adds set member name, unless this write already did. The
+// member takes a fresh dot even when the key holds it, and the dots it had
+// are removed: an add wins over a concurrent remove elsewhere, which can
+// only have observed the older dots (Redis Enterprise's observed-remove
+// set; an SADD of a member held still answers 0). It returns the member's
+// dot.
 func (op *TypedOp) AddMember(name []byte) (Version, error) {
 	t := op.Rec.Typed
 	if i := ownElem(t.Members, name); i >= 0 {
@@ -125,6 +129,7 @@ func (op *TypedOp) AddMember(name []byte) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
+	t.Removed = append(t.Removed, op.Cur.Typed.ObservedMember(name, op.V.TS)...)
 	t.Members = append(t.Members, Elem{Name: name, Dot: d})
 	return d, nil
 }

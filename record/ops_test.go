@@ -68,3 +68,65 @@ func TestTypedOpDeltasMerge(t *testing.T) {
 		t.Fatal("SET over a hash left its field")
 	}
 }
+
+// Adding what a node already holds is still an add: a set member, a hash
+// field with the value it has, a sorted-set member at the score it has
+// each take a fresh dot, so a concurrent remove at another node, which
+// observed only the older dot, does not take it (add wins), in either
+// order of delivery; the older dot is gone everywhere.
+func TestReAddWinsOverConcurrentRemove(t *testing.T) {
+	name := []byte("m")
+	cases := []struct {
+		kind Kind
+		add  func(op *TypedOp) error
+		rem  func(op *TypedOp)
+		has  func(t *Typed) bool
+		dots func(t *Typed) int
+	}{{
+		kind: KindSet,
+		add:  func(op *TypedOp) error { _, err := op.AddMember(name); return err },
+		rem:  func(op *TypedOp) { op.RemMember(name) },
+		has:  func(t *Typed) bool { return t.HasMember(name) },
+		dots: func(t *Typed) int { return len(t.run(listMembers, name)) },
+	}, {
+		kind: KindHash,
+		add:  func(op *TypedOp) error { _, err := op.SetField(name, []byte("v")); return err },
+		rem:  func(op *TypedOp) { op.DelField(name) },
+		has:  func(t *Typed) bool { v, ok := t.FieldValue(name); return ok && string(v) == "v" },
+		dots: func(t *Typed) int { return len(t.run(listFields, name)) },
+	}, {
+		kind: KindZSet,
+		add:  func(op *TypedOp) error { _, err := op.SetScore(name, 2.5); return err },
+		rem:  func(op *TypedOp) { op.RemScored(name) },
+		has:  func(t *Typed) bool { s, ok := t.Score(name); return ok && s == 2.5 },
+		dots: func(t *Typed) int { return len(t.run(listScored, name)) },
+	}}
+	for _, c := range cases {
+		// Node 1 adds the element; every node holds it.
+		first := BeginTyped(Record{}, false, c.kind, v(1, 1), versions(1, 1))
+		if err := c.add(first); err != nil {
+			t.Fatal(err)
+		}
+		base := first.Delta()
+		// Node 1 adds it again (Redis: 0 added, nothing changed) while
+		// node 2, which holds the first dot only, removes it.
+		again := BeginTyped(base, true, c.kind, v(10, 1), versions(1, 10))
+		if err := c.add(again); err != nil {
+			t.Fatal(err)
+		}
+		rem := BeginTyped(base, true, c.kind, v(10, 2), versions(2, 10))
+		c.rem(rem)
+		for _, order := range [][]Record{{again.Delta(), rem.Delta()}, {rem.Delta(), again.Delta()}} {
+			m := base
+			for _, d := range order {
+				m = Merge(m, d)
+			}
+			if !c.has(m.Typed) {
+				t.Errorf("kind %v: the element is gone after a re-add and a concurrent remove that did not see it", c.kind)
+			}
+			if n := c.dots(m.Typed); n != 1 {
+				t.Errorf("kind %v: the element holds %d dots after a re-add, want 1 (the older one removed)", c.kind, n)
+			}
+		}
+	}
+}

@@ -33,7 +33,12 @@ type run struct {
 	wl     *workload
 	faults map[string]int
 	conv   []time.Duration
-	delays map[string]fault // active delay faults, by name
+	// contentsConv is, with -chaos.trace-converge, when each round's typed
+	// keys' contents became equal everywhere (conv: their Merkle roots).
+	contentsConv []time.Duration
+	delays       map[string]fault // active delay faults, by name
+	cuts         []cut            // symmetric partitions, as they were in force
+	open         map[string]int   // the partition of each fault name in force: its place in cuts
 	// problems are findings outside the history: crashes, refused
 	// restarts, unclean stops, meshes that never converged.
 	mu       sync.Mutex
@@ -50,23 +55,28 @@ func (r *run) problem(format string, args ...any) {
 
 // summary is what a run reports, and what -chaos.report writes.
 type summary struct {
-	Seed              int64
-	Nodes             int
-	Duration          string
-	Rounds            int
-	Faults            map[string]int
-	Requests          map[string]int
-	Acknowledged      int
-	Lost              int
-	Resurrected       int
-	Diverged          int
-	Phantoms          int
-	SkewAdopted       int
-	ProxiedConns      int64 `json:",omitempty"`
-	ConvergeMedian    string
-	ConvergeMax       string
+	Seed           int64
+	Nodes          int
+	Duration       string
+	Rounds         int
+	Faults         map[string]int
+	Requests       map[string]int
+	Acknowledged   int
+	Lost           int
+	Resurrected    int
+	Diverged       int
+	Phantoms       int
+	SkewAdopted    int
+	ProxiedConns   int64 `json:",omitempty"`
+	ConvergeMedian string
+	ConvergeP90    string
+	ConvergeMax    string
+	// ContentsConverge is the typed keys' contents' median / p90 / max
+	// (-chaos.trace-converge).
+	ContentsConverge  string `json:",omitempty"`
 	CounterMismatches int
 	ClockBackwards    int
+	Misordered        int
 	// AcknowledgedByType counts acknowledged writes by command.
 	AcknowledgedByType map[string]int
 	Problems           []string
@@ -142,7 +152,7 @@ func TestChaos(t *testing.T) {
 		t.Fatalf("redmesh keygen: %v\n%s", err, out)
 	}
 
-	r := &run{t: t, nw: nw, faults: map[string]int{}, delays: map[string]fault{}}
+	r := &run{t: t, nw: nw, faults: map[string]int{}, delays: map[string]fault{}, open: map[string]int{}}
 	if slices.Contains(kinds, faultDelay) {
 		if r.proxy, err = newProxy(nw, seed); err != nil {
 			t.Fatal(err)
@@ -211,13 +221,13 @@ func TestChaos(t *testing.T) {
 	for _, n := range r.nodes {
 		clocks.Spans = append(clocks.Spans, n.clockSpans())
 	}
-	v := check(history, states, clocks)
+	v := check(history, states, clocks, r.cuts)
 	s := summary{
 		Seed: seed, Nodes: nodes, Duration: duration.String(), Rounds: rounds,
 		Faults: r.faults, Requests: summarize(history),
 		Acknowledged: v.Acknowledged, Lost: v.Lost, Resurrected: v.Resurrected,
 		Diverged: v.Diverged, Phantoms: v.Phantoms, SkewAdopted: v.SkewAdopted,
-		CounterMismatches: v.CounterMismatches, ClockBackwards: v.ClockBackwards, AcknowledgedByType: ackedByType(history),
+		CounterMismatches: v.CounterMismatches, ClockBackwards: v.ClockBackwards, Misordered: v.Misordered, AcknowledgedByType: ackedByType(history),
 		Problems: r.problems, Replay: replay,
 	}
 	if r.proxy != nil {
@@ -226,7 +236,13 @@ func TestChaos(t *testing.T) {
 	if len(r.conv) > 0 {
 		sorted := slices.Sorted(slices.Values(r.conv))
 		s.ConvergeMedian = sorted[len(sorted)/2].Round(time.Millisecond).String()
+		s.ConvergeP90 = sorted[len(sorted)*9/10].Round(time.Millisecond).String()
 		s.ConvergeMax = sorted[len(sorted)-1].Round(time.Millisecond).String()
+	}
+	if len(r.contentsConv) > 0 {
+		sorted := slices.Sorted(slices.Values(r.contentsConv))
+		s.ContentsConverge = fmt.Sprintf("%v / %v / %v", sorted[len(sorted)/2].Round(time.Millisecond),
+			sorted[len(sorted)*9/10].Round(time.Millisecond), sorted[len(sorted)-1].Round(time.Millisecond))
 	}
 	out, _ := json.MarshalIndent(s, "", "  ")
 	t.Logf("summary:\n%s", out)
@@ -302,12 +318,21 @@ func (r *run) play(rd round) time.Time {
 	for _, ev := range events {
 		// Waiting is the schedule itself here, not a guess at a condition.
 		time.Sleep(time.Until(start.Add(ev.at)))
-		if err := r.apply(fmt.Sprintf("f%d", ev.i), ev.f, ev.heal); err != nil {
+		name := fmt.Sprintf("f%d", ev.i)
+		if i, ok := r.open[name]; ok && ev.heal {
+			r.cuts[i].To = time.Now() // before the heal: nothing crossed until then
+			delete(r.open, name)
+		}
+		if err := r.apply(name, ev.f, ev.heal); err != nil {
 			what := "inject"
 			if ev.heal {
 				what = "heal"
 			}
 			r.t.Fatalf("%s %v: %v", what, ev.f, err)
+		}
+		if ev.f.Kind == faultPartition && !ev.heal {
+			r.open[name] = len(r.cuts) // from now: the rules are in force
+			r.cuts = append(r.cuts, cut{A: ev.f.A, B: ev.f.B, From: time.Now(), To: time.Now().Add(time.Hour)})
 		}
 	}
 	return time.Now()
@@ -428,6 +453,10 @@ func (r *run) afterHeal() {
 // (waiting for its requests in flight is part of the time).
 func (r *run) awaitConvergence(healed time.Time) (time.Duration, bool) {
 	var roots, peers []string
+	var tracer *convergeTracer
+	if *flagTraceConverge {
+		tracer = &convergeTracer{r: r}
+	}
 	for time.Since(healed) < convergeWithin {
 		roots, peers = roots[:0], peers[:0]
 		for _, n := range r.nodes {
@@ -440,7 +469,16 @@ func (r *run) awaitConvergence(healed time.Time) (time.Duration, bool) {
 			peers = append(peers, info["mesh_connected_peers"])
 		}
 		if len(slices.Compact(slices.Clone(roots))) == 1 {
-			return time.Since(healed), true
+			d := time.Since(healed)
+			if tracer != nil {
+				c := tracer.contents(d)
+				r.contentsConv = append(r.contentsConv, c)
+				r.t.Logf("typed contents equal %v after the heal, Merkle roots %v", c.Round(time.Millisecond), d.Round(time.Millisecond))
+			}
+			return d, true
+		}
+		if tracer != nil {
+			tracer.sample(time.Since(healed), roots)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

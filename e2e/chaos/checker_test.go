@@ -26,7 +26,8 @@ type nodeState struct {
 }
 
 // dump reads a node's whole keyspace: SCAN, then per key TYPE, and in one
-// pipeline its contents (GET, SMEMBERS, HGETALL or ZRANGE WITHSCORES),
+// pipeline its contents (GET, SMEMBERS, HGETALL, ZRANGE WITHSCORES or
+// LRANGE),
 // PEXPIRETIME and MESH VERSION; and the version of every shared key.
 func dump(ctx context.Context, c *redis.Client) (nodeState, error) {
 	st := nodeState{keys: map[string]keyState{}, shared: map[string]version{}}
@@ -62,6 +63,8 @@ func dump(ctx context.Context, c *redis.Client) (nodeState, error) {
 				reads[i] = p.Do(ctx, "HGETALL", k)
 			case "zset":
 				reads[i] = p.Do(ctx, "ZRANGE", k, 0, -1, "WITHSCORES")
+			case "list":
+				reads[i] = p.Do(ctx, "LRANGE", k, 0, -1)
 			case "none":
 				continue // deleted or expired since SCAN saw it
 			default:
@@ -130,7 +133,10 @@ type verdict struct {
 	// ClockBackwards are a node's writes whose version was not above that
 	// of a write the node acknowledged before they began.
 	ClockBackwards int
-	Problems       []string // the first few of each, described
+	// Misordered are pairs of list values in an order their node's writes
+	// could not have given them.
+	Misordered int
+	Problems   []string // the first few of each, described
 }
 
 func (v *verdict) problem(format string, args ...any) {
@@ -141,12 +147,12 @@ func (v *verdict) problem(format string, args ...any) {
 
 func (v *verdict) ok() bool {
 	return v.Lost == 0 && v.Resurrected == 0 && v.Diverged == 0 && v.Phantoms == 0 && v.SkewAdopted == 0 &&
-		v.CounterMismatches == 0 && v.ClockBackwards == 0
+		v.CounterMismatches == 0 && v.ClockBackwards == 0 && v.Misordered == 0
 }
 
 func (o op) String() string {
 	s := fmt.Sprintf("%v %s", o.Kind, o.Key)
-	if o.Elem != "" {
+	if o.Elem != "" && o.Kind != opLSet {
 		s += " " + o.Elem
 	}
 	switch o.Kind {
@@ -154,8 +160,16 @@ func (o op) String() string {
 		s += " " + o.Value
 	case opIncr, opHIncr, opZIncr, opZAdd:
 		s += fmt.Sprintf(" %d", o.Delta)
+	case opLPush, opRPush, opLInsert:
+		s += " " + o.Value
+	case opLSet:
+		s += fmt.Sprintf(" %d %s (over %q)", o.Index, o.Value, o.Elem)
+	case opLPop, opRPop:
+		if o.Outcome == ok && o.Reply > 0 {
+			s += fmt.Sprintf(" -> %q", o.Value)
+		}
 	}
-	if o.Kind >= opIncr && o.Outcome == ok {
+	if o.Kind >= opIncr && o.Kind != opLPop && o.Kind != opRPop && o.Kind != opLSet && o.Outcome == ok {
 		s += fmt.Sprintf(" -> %d", o.Reply)
 	}
 	if o.TTL {
@@ -175,7 +189,7 @@ func (o op) String() string {
 // check judges a history against the nodes' final states. (Jepsen's own
 // checkers are Clojure and know nothing of MESH VERSION; this one knows the
 // workload's three key classes and the exact versions it recorded.)
-func check(h []op, states []nodeState, clocks clockHistory) verdict {
+func check(h []op, states []nodeState, clocks clockHistory, cuts []cut) verdict {
 	var v verdict
 	checkConverged(&v, states)
 	checkSkew(&v, h, clocks)
@@ -195,7 +209,7 @@ func check(h []op, states []nodeState, clocks clockHistory) verdict {
 	}
 	for i, st := range states {
 		checkPhantoms(&v, i, st, byKey)
-		checkTyped(&v, i, st, byKey)
+		checkTyped(&v, i, st, byKey, cuts)
 		for _, key := range slices.Sorted(maps.Keys(byKey)) {
 			ops := byKey[key]
 			switch {
@@ -361,8 +375,8 @@ func checkShared(v *verdict, node int, st nodeState, ops []op) {
 // describe is the verdict in a few lines.
 func (v verdict) describe() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d acknowledged, %d lost, %d resurrected, %d diverged, %d phantom, %d adopted beyond the clock bound, %d counter mismatches, %d versions behind an earlier write's",
-		v.Acknowledged, v.Lost, v.Resurrected, v.Diverged, v.Phantoms, v.SkewAdopted, v.CounterMismatches, v.ClockBackwards)
+	fmt.Fprintf(&b, "%d acknowledged, %d lost, %d resurrected, %d diverged, %d phantom, %d adopted beyond the clock bound, %d counter mismatches, %d versions behind an earlier write's, %d list values misordered",
+		v.Acknowledged, v.Lost, v.Resurrected, v.Diverged, v.Phantoms, v.SkewAdopted, v.CounterMismatches, v.ClockBackwards, v.Misordered)
 	for _, p := range v.Problems {
 		b.WriteString("\n  " + p)
 	}

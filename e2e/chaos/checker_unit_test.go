@@ -131,7 +131,7 @@ func TestCheckerVerdicts(t *testing.T) {
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v := check(c.history, c.states, clockHistory{})
+			v := check(c.history, c.states, clockHistory{}, nil)
 			if v.Lost != c.lost || v.Resurrected != c.resurrected || v.Diverged != c.diverged || v.Phantoms != c.phantoms {
 				t.Errorf("got %s; want %d lost, %d resurrected, %d diverged, %d phantom", v.describe(), c.lost, c.resurrected, c.diverged, c.phantoms)
 			}
@@ -196,7 +196,7 @@ func TestCheckerSkew(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v := check(c.h, nil, clocks)
+			v := check(c.h, nil, clocks, nil)
 			if v.SkewAdopted != c.want {
 				t.Errorf("got %s; want %d adopted beyond the bound", v.describe(), c.want)
 			}

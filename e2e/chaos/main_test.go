@@ -5,7 +5,9 @@
 // outcome in Jepsen's manner: every node converges to identical keys and
 // typed states, no acknowledged write is lost unless a newer version
 // superseded it, no deleted key or removed element comes back, counters add
-// up to their acknowledged increments, no node's versions go back however
+// up to their acknowledged increments, a list's values are gone only if a
+// pop or LSET can have taken them and lie in the order their node's writes
+// gave them, no node's versions go back however
 // its clock jumps, and no node ever held another's version further ahead of
 // its own clock than --max-clock-skew.
 //

@@ -39,6 +39,24 @@ var mutants = map[string]mutant{
 		old:  "\tif c := b.Ver.Compare(a.Ver); c > 0 || c == 0 && b.Total > a.Total {\n",
 		new:  "\tif c := b.Ver.Compare(a.Ver); c > 0 && false || c == 0 && b.Total > a.Total {\n",
 	},
+	"list-merge-keeps-popped": {
+		why:  "merging lists keeps elements a pop, LSET or LTRIM traced: popped and overwritten values stay",
+		file: "record/typed.go",
+		old:  "\t\tm.Listed = mergeElems(a.Listed, b.Listed, m.Removed)\n",
+		new:  "\t\tm.Listed = unionElems(a.Listed, b.Listed)\n",
+	},
+	"rpush-at-head": {
+		why:  "RPUSH takes a position before the list's first element, not after its last",
+		file: "node/lists.go",
+		old:  "\t\t\tlo = view.At(view.Len() - 1).Name\n",
+		new:  "\t\t\thi = view.At(0).Name\n",
+	},
+	"sadd-held-no-dot": {
+		why:  "an SADD of a member the key holds adds nothing: a concurrent SREM elsewhere that saw only the older add takes the member",
+		file: "node/sets.go",
+		old:  "\t\t\tif !w.live || !w.cur.Typed.HasMember(m) {\n\t\t\t\tadded++\n\t\t\t}\n",
+		new:  "\t\t\tif w.live && w.cur.Typed.HasMember(m) {\n\t\t\t\tcontinue\n\t\t\t}\n\t\t\tadded++\n",
+	},
 	"drop-remote-tombstones": {
 		why:  "a node ignores peers' records of deleted keys",
 		file: "node/merkle.go",

@@ -8,14 +8,27 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // encodeElems is a typed key's elements as one comparable string: a JSON
 // object (sorted by name) of member to "" (set), field to value (hash) or
-// member to score (sorted set).
+// member to score (sorted set), or a list's values, in order, as a JSON
+// array.
 func encodeElems(typ string, reply []any) (string, error) {
 	m := map[string]string{}
 	switch typ {
+	case "list":
+		vs := make([]string, len(reply))
+		for i, x := range reply {
+			s, ok := x.(string)
+			if !ok {
+				return "", fmt.Errorf("LRANGE replied %#v", reply)
+			}
+			vs[i] = s
+		}
+		b, err := json.Marshal(vs)
+		return string(b), err
 	case "set":
 		for _, x := range reply {
 			s, ok := x.(string)
@@ -50,7 +63,7 @@ func (ks keyState) elems() map[string]string {
 
 // typedClasses are the key classes of typed_workload_test.go, with the
 // Redis type each holds (tdel/ keys hold any).
-var typedClasses = map[string]string{"cnt": "string", "set": "set", "hash": "hash", "zset": "zset", "tdel": ""}
+var typedClasses = map[string]string{"cnt": "string", "set": "set", "hash": "hash", "zset": "zset", "list": "list", "tdel": ""}
 
 func keyClass(key string) string {
 	class, _, _ := strings.Cut(key, "/")
@@ -64,7 +77,7 @@ func isTyped(key string) bool {
 
 // checkTyped holds one node's typed keys against the history: every key the
 // workload wrote and every typed key the node holds.
-func checkTyped(v *verdict, node int, st nodeState, byKey map[string][]op) {
+func checkTyped(v *verdict, node int, st nodeState, byKey map[string][]op, cuts []cut) {
 	keys := map[string]bool{}
 	for k := range byKey {
 		if isTyped(k) {
@@ -90,8 +103,10 @@ func checkTyped(v *verdict, node int, st nodeState, byKey map[string][]op) {
 			checkSum(v, node, key, "", ops, got.Value, present)
 		case "tdel":
 			checkTypedDeleted(v, node, key, ops, present)
+		case "list":
+			checkList(v, node, key, ops, got)
 		default:
-			checkElems(v, node, key, ops, got.elems())
+			checkElems(v, node, key, ops, got.elems(), cuts)
 		}
 	}
 }
@@ -175,10 +190,32 @@ func checkTypedDeleted(v *verdict, node int, key string, ops []op, present bool)
 }
 
 // makesDot reports whether o, acknowledged, added an element with a dot of
-// its own: HSET always; SADD and ZADD CH only when the reply says they
-// changed something (an SADD of a member present is a no-op).
+// its own: every add does, an SADD of a member present (which answers 0)
+// and a ZADD of the score the member has (ZADD CH answers 0) too, so that
+// it wins over removes that did not see it.
 func makesDot(o op) bool {
-	return o.Kind == opHSet || (o.Kind == opSAdd || o.Kind == opZAdd) && o.Reply > 0
+	return o.Kind == opHSet || o.Kind == opSAdd || o.Kind == opZAdd
+}
+
+// cut is a symmetric partition between groups A and B, in force from From
+// to To: nothing one side wrote in that time reached the other before To.
+type cut struct {
+	A, B     []int
+	From, To time.Time
+}
+
+// apart reports whether nodes x and y were cut off from each other from
+// from to to.
+func apart(cuts []cut, x, y int, from, to time.Time) bool {
+	for _, c := range cuts {
+		if c.From.After(from) || c.To.Before(to) {
+			continue
+		}
+		if slices.Contains(c.A, x) && slices.Contains(c.B, y) || slices.Contains(c.A, y) && slices.Contains(c.B, x) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkElems holds a set, hash or sorted set to the writes of its
@@ -187,15 +224,15 @@ func makesDot(o op) bool {
 //
 //   - an acknowledged add is present unless a remove of the element may
 //     have seen it: one acknowledged (and removing something) after the add
-//     was invoked, or one whose fate is unknown (it may still have run
-//     later);
+//     was invoked, at a node not cut off from the add's the whole time
+//     (cuts), or one whose fate is unknown (it may still have run later);
 //   - a present element needs an add (acknowledged with a dot, or of unknown
 //     fate) that no later write of the element surely overrode: a remove or
 //     add acknowledged at the same node after it was acknowledged;
 //   - and its value (a hash field's, a member's score) is such an add's.
 //
 // Counting fields and members (HINCRBY, ZINCRBY) are held to checkSum.
-func checkElems(v *verdict, node int, key string, ops []op, elems map[string]string) {
+func checkElems(v *verdict, node int, key string, ops []op, elems map[string]string, cuts []cut) {
 	byElem := map[string][]op{}
 	for _, o := range ops {
 		if o.Outcome != failed {
@@ -225,7 +262,8 @@ func checkElems(v *verdict, node int, key string, ops []op, elems map[string]str
 			}
 			if a.Outcome == ok && !present && makesDot(a) {
 				mayBeRemoved := slices.ContainsFunc(eops, func(r op) bool {
-					return isRemove(r) && (r.Outcome == unknown || r.Reply > 0 && r.Done.After(a.Invoke))
+					return isRemove(r) && (r.Outcome == unknown ||
+						r.Reply > 0 && r.Done.After(a.Invoke) && !apart(cuts, a.Node, r.Node, a.Invoke, r.Done))
 				})
 				if !mayBeRemoved {
 					v.Lost++

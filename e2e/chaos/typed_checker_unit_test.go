@@ -45,6 +45,7 @@ func TestCheckerTyped(t *testing.T) {
 		history                              []op
 		states                               []nodeState
 		lost, resurrected, phantoms, counter int
+		cuts                                 []cut
 	}{{
 		name: "counter within its range",
 		history: []op{tw(0, 0, opIncr, "cnt/1", "", 5, 5, ok), tw(1, 0, opIncr, "cnt/1", "", 3, 8, ok),
@@ -79,14 +80,39 @@ func TestCheckerTyped(t *testing.T) {
 		states:  typedState(nil),
 		lost:    1,
 	}, {
-		name:    "a member whose SADD was a no-op may go with its older add",
+		name:    "an SADD of a member held (reply 0) is an add: a remove done before it cannot have seen it",
 		history: []op{tw(0, 0, opSAdd, "set/1", "m1", 0, 1, ok), tw(1, 5*ms, opSRem, "set/1", "m1", 0, 1, ok), tw(0, 10*ms, opSAdd, "set/1", "m1", 0, 0, ok)},
 		states:  typedState(nil),
+		lost:    1,
+	}, {
+		name:    "a ZADD of the score a member has (CH reply 0) is an add too",
+		history: []op{tw(0, 0, opZAdd, "zset/1", "a1", 5, 1, ok), tw(1, 5*ms, opZRem, "zset/1", "a1", 0, 1, ok), tw(0, 10*ms, opZAdd, "zset/1", "a1", 5, 0, ok)},
+		states:  typedState(nil),
+		lost:    1,
 	}, {
 		name:    "a remove done before the add began cannot have seen it",
 		history: []op{tw(1, 0, opSRem, "set/1", "m1", 0, 1, ok), tw(0, 5*ms, opSAdd, "set/1", "m1", 0, 1, ok)},
 		states:  typedState(nil),
 		lost:    1,
+	}, {
+		name: "a remove across a partition cannot have seen an add of a member held (the SADD answered 0)",
+		history: []op{tw(0, 0, opSAdd, "set/1", "m1", 0, 1, ok), // both nodes hold m1 before the cut
+			tw(0, 20*ms, opSAdd, "set/1", "m1", 0, 0, ok), tw(1, 30*ms, opSRem, "set/1", "m1", 0, 1, ok)},
+		cuts:   []cut{{A: []int{0}, B: []int{1, 2}, From: t0.Add(10 * ms), To: t0.Add(40 * ms)}},
+		states: typedState(nil),
+		lost:   1,
+	}, {
+		name: "a remove after the partition healed may have seen the add",
+		history: []op{tw(0, 0, opSAdd, "set/1", "m1", 0, 1, ok),
+			tw(0, 20*ms, opSAdd, "set/1", "m1", 0, 0, ok), tw(1, 50*ms, opSRem, "set/1", "m1", 0, 1, ok)},
+		cuts:   []cut{{A: []int{0}, B: []int{1, 2}, From: t0.Add(10 * ms), To: t0.Add(40 * ms)}},
+		states: typedState(nil),
+	}, {
+		name: "a remove on the add's side of a partition may have seen it",
+		history: []op{tw(0, 0, opSAdd, "set/1", "m1", 0, 1, ok),
+			tw(0, 20*ms, opSAdd, "set/1", "m1", 0, 0, ok), tw(2, 30*ms, opSRem, "set/1", "m1", 0, 1, ok)},
+		cuts:   []cut{{A: []int{0, 2}, B: []int{1}, From: t0.Add(10 * ms), To: t0.Add(40 * ms)}},
+		states: typedState(nil),
 	}, {
 		name:    "a remove of unknown fate may have run after the add",
 		history: []op{tw(1, 0, opSRem, "set/1", "m1", 0, 0, unknown), tw(0, 5*ms, opSAdd, "set/1", "m1", 0, 1, ok)},
@@ -132,7 +158,7 @@ func TestCheckerTyped(t *testing.T) {
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v := check(c.history, c.states, clockHistory{})
+			v := check(c.history, c.states, clockHistory{}, c.cuts)
 			if v.Lost != c.lost || v.Resurrected != c.resurrected || v.Phantoms != c.phantoms || v.CounterMismatches != c.counter || v.Diverged != 0 {
 				t.Errorf("got %s; want %d lost, %d resurrected, %d phantom, %d counter mismatches", v.describe(), c.lost, c.resurrected, c.phantoms, c.counter)
 			}
@@ -146,7 +172,7 @@ func TestCheckerTyped(t *testing.T) {
 // Typed states that differ between nodes diverge, by type as by contents.
 func TestCheckerTypedDiverged(t *testing.T) {
 	h := []op{tw(0, 0, opSAdd, "set/1", "m1", 0, 1, ok), tw(1, 0, opSAdd, "set/1", "m2", 0, 1, unknown)}
-	v := check(h, []nodeState{state(map[string]keyState{"set/1": set("m1", "m2")}, nil), state(map[string]keyState{"set/1": set("m1")}, nil)}, clockHistory{})
+	v := check(h, []nodeState{state(map[string]keyState{"set/1": set("m1", "m2")}, nil), state(map[string]keyState{"set/1": set("m1")}, nil)}, clockHistory{}, nil)
 	if v.Diverged != 1 {
 		t.Errorf("got %s; want 1 diverged", v.describe())
 	}
@@ -172,7 +198,7 @@ func TestCheckerClockForward(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			v := check(c.h, nil, clockHistory{})
+			v := check(c.h, nil, clockHistory{}, nil)
 			if v.ClockBackwards != c.want {
 				t.Errorf("got %s; want %d", v.describe(), c.want)
 			}

@@ -18,21 +18,22 @@ const (
 	hashCounts  = 3 // n0..n2, written by HINCRBY only
 	zsetMembers = 6 // a0..a5, written by ZADD and ZREM
 	zsetCounts  = 3 // i0..i2, written by ZINCRBY only
+	listKeys    = 4 // list/0..list/3: fewer keys than the others, so that lists grow and pops meet
 )
 
 // typedStep issues one typed request; r in [0, 1) picks its class.
 func (w *worker) typedStep(ctx context.Context, r float64, val string) {
 	key := func(class string) string { return fmt.Sprintf("%s/%d", class, w.rng.IntN(typedKeys)) }
 	switch {
-	case r < 0.18:
+	case r < 0.15:
 		w.typed(ctx, op{Kind: opIncr, Key: key("cnt"), Delta: w.delta()})
-	case r < 0.4:
+	case r < 0.32:
 		o := op{Kind: opSAdd, Key: key("set"), Elem: fmt.Sprintf("m%d", w.rng.IntN(setMembers))}
 		if w.rng.IntN(5) < 2 {
 			o.Kind = opSRem
 		}
 		w.typed(ctx, o)
-	case r < 0.62:
+	case r < 0.49:
 		o := op{Key: key("hash")}
 		switch x := w.rng.IntN(20); {
 		case x < 8:
@@ -43,7 +44,7 @@ func (w *worker) typedStep(ctx context.Context, r float64, val string) {
 			o.Kind, o.Elem, o.Delta = opHIncr, fmt.Sprintf("n%d", w.rng.IntN(hashCounts)), w.delta()
 		}
 		w.typed(ctx, o)
-	case r < 0.84:
+	case r < 0.66:
 		o := op{Key: key("zset")}
 		switch x := w.rng.IntN(20); {
 		case x < 7:
@@ -54,6 +55,8 @@ func (w *worker) typedStep(ctx context.Context, r float64, val string) {
 			o.Kind, o.Elem, o.Delta = opZIncr, fmt.Sprintf("i%d", w.rng.IntN(zsetCounts)), w.delta()
 		}
 		w.typed(ctx, o)
+	case r < 0.87:
+		w.listStep(ctx, fmt.Sprintf("list/%d", w.rng.IntN(listKeys)), val)
 	default:
 		if len(w.tpending) > 0 && w.rng.IntN(2) == 0 {
 			k := w.tpending[0]
@@ -62,17 +65,24 @@ func (w *worker) typedStep(ctx context.Context, r float64, val string) {
 			return
 		}
 		o := op{Key: fmt.Sprintf("tdel/%d/%d/%d", w.node, w.id, w.seq), Elem: "x"}
-		switch w.rng.IntN(4) {
+		var acked bool
+		switch w.rng.IntN(5) {
 		case 0:
 			o.Kind, o.Elem, o.Delta = opIncr, "", w.delta()
 		case 1:
 			o.Kind = opSAdd
 		case 2:
 			o.Kind, o.Value = opHSet, val
-		default:
+		case 3:
 			o.Kind, o.Delta = opZAdd, 1
+		default:
+			o.Kind, o.Elem, o.Value = opRPush, "", val
+			acked = w.list(ctx, o)
 		}
-		if w.typed(ctx, o) {
+		if o.Kind != opRPush {
+			acked = w.typed(ctx, o)
+		}
+		if acked {
 			w.tpending = append(w.tpending, o.Key)
 		}
 	}

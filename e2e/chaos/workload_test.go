@@ -34,6 +34,9 @@ import (
 //	set/K    sets: SADD and SREM of a few members.
 //	hash/K   hashes: HSET and HDEL of fields f*, HINCRBY of fields n*.
 //	zset/K   sorted sets: ZADD CH and ZREM of members a*, ZINCRBY of i*.
+//	list/K   lists: LPUSH, RPUSH, LPOP, RPOP, LINSERT and LSET (with the
+//	         LINDEX it overwrites, in one MULTI); every value written is
+//	         unique, so the checker follows each value (list_checker_test.go).
 //	tdel/N/W/S one client's typed key, made by one typed write, then
 //	         deleted once that was acknowledged.
 const (
@@ -56,9 +59,16 @@ const (
 	opZAdd // ZADD CH: Delta is the score
 	opZIncr
 	opZRem
+	opLPush   // Value pushed; Reply the length
+	opRPush   // Value pushed; Reply the length
+	opLPop    // Value popped; Reply 1 if one was, 0 if the list was empty
+	opRPop    // as opLPop
+	opLInsert // Value inserted next to pivot Elem; Reply the length, -1 (no pivot) or 0 (no list)
+	opLSet    // Value written at Index over Elem, the value LINDEX found there in the same MULTI
 )
 
-var opNames = [...]string{"SET", "DEL", "MESH VERSION", "INCRBY", "SADD", "SREM", "HSET", "HDEL", "HINCRBY", "ZADD", "ZINCRBY", "ZREM"}
+var opNames = [...]string{"SET", "DEL", "MESH VERSION", "INCRBY", "SADD", "SREM", "HSET", "HDEL", "HINCRBY", "ZADD", "ZINCRBY", "ZREM",
+	"LPUSH", "RPUSH", "LPOP", "RPOP", "LINSERT", "LSET"}
 
 func (k opKind) String() string { return opNames[k] }
 
@@ -95,6 +105,7 @@ type op struct {
 	Elem         string  // the member or field of a typed write
 	Delta        int64   // an increment, or ZADD's score
 	Reply        int64   // a typed write's integer reply
+	Index        int64   // LSET's index
 	Version      version // value register after a shared write or at a read, when acknowledged
 }
 
@@ -160,8 +171,9 @@ type worker struct {
 	c        *redis.Client
 	rng      *rand.Rand
 	seq      int
-	pending  []string // d/ keys whose SET was acknowledged and not yet deleted
-	tpending []string // tdel/ keys whose typed write was acknowledged and not yet deleted
+	pending  []string          // d/ keys whose SET was acknowledged and not yet deleted
+	tpending []string          // tdel/ keys whose typed write was acknowledged and not yet deleted
+	lastPush map[string]string // list/ key -> the last value this worker wrote there: LINSERT's pivot
 	history  []op
 }
 
