@@ -194,7 +194,8 @@ HGETALL m
 	}
 }
 
-// TestObjectAndWatchMatchRedis: OBJECT's encodings and errors, and WATCH.
+// TestObjectAndWatchMatchRedis: OBJECT's encodings and errors, and WATCH
+// (an add of what a set or sorted set holds is no modification, as in Redis).
 func TestObjectAndWatchMatchRedis(t *testing.T) {
 	redisAddr := startRedis(t)
 	p := startNode(t, t.TempDir())
@@ -254,6 +255,36 @@ watch h
 hset h g 1
 multi
 hget h f
+exec
+sadd ws a
+watch ws
+sadd ws a
+multi
+scard ws
+exec
+zadd wz 1 m
+watch wz
+zadd wz 1 m
+zadd wz gt 0 m
+multi
+zcard wz
+exec
+sadd wd a
+watch ws
+smove wd ws a
+multi
+scard ws
+exec
+watch ws
+sadd ws a b
+multi
+scard ws
+exec
+watch wz
+zadd wz 1 m
+zadd wz 2 m
+multi
+zscore wz m
 exec
 `
 	want := redisCLI(t, redisAddr, script)

@@ -111,7 +111,7 @@ func (c *client) watchBroken(tx *keyspace.Tx) bool {
 	now := c.n.nowMillis()
 	for _, w := range c.watched {
 		rec, _ := tx.Peek(w.key)
-		if rec.Versions() != w.versions || w.live && !rec.Live(now) {
+		if v := rec.Versions(); v != w.versions && !c.n.watching.unchanged(w.key, w.versions, v) || w.live && !rec.Live(now) {
 			return true
 		}
 	}

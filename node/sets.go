@@ -39,6 +39,9 @@ func cmdSAdd(n *Node, c *client, args [][]byte) {
 				return err
 			}
 		}
+		if added == 0 && w.live {
+			return w.commitUnseen(tx)
+		}
 		return w.commit(tx)
 	})
 	if err != nil {
@@ -278,6 +281,9 @@ func cmdSMove(n *Node, c *client, args [][]byte) {
 		}
 		if err := w.addMember(args[3]); err != nil {
 			return err
+		}
+		if w.live && w.cur.Typed.HasMember(args[3]) {
+			return w.commitUnseen(tx)
 		}
 		return w.commit(tx)
 	})

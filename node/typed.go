@@ -123,6 +123,18 @@ func (w *typedWrite) commit(tx *keyspace.Tx) error {
 	return err
 }
 
+// commitUnseen commits a write that changes nothing a client sees of a
+// live key (it adds again what the key holds, for the merge's sake): as in
+// Redis, which does not count it as a modification, a WATCH of the key
+// stays unbroken.
+func (w *typedWrite) commitUnseen(tx *keyspace.Tx) error {
+	out, _, err := w.n.apply(tx, w.key, w.op.Delta())
+	if err == nil {
+		w.n.watching.unseen(w.key, w.cur.Versions(), out.Versions())
+	}
+	return err
+}
+
 // put applies a local write of the value register (SET, DEL, APPEND ...),
 // completed by record.OverValue for a key that holds a typed state.
 func (n *Node) put(tx *keyspace.Tx, key []byte, rec record.Record) error {

@@ -158,8 +158,11 @@ func zadd(n *Node, c *client, key []byte, f zaddFlags, pairs [][]byte) {
 				return err
 			}
 		}
-		if added+updated+refreshed == 0 {
+		switch {
+		case added+updated+refreshed == 0:
 			return nil
+		case added+updated == 0:
+			return w.commitUnseen(tx)
 		}
 		return w.commit(tx)
 	})
