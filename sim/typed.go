@@ -272,9 +272,8 @@ func (c *typedCmd) zset(name string, args [][]byte, now int64) (record.Record, e
 		for i := 2; i < len(args); i += 2 {
 			v, _ := strconv.ParseFloat(string(args[i]), 64)
 			m := args[i+1]
-			if old, ok := score(m); ok && old == v && ownScored(c.op.Rec.Typed, m) < 0 {
-				continue // as the node: an unchanged score writes nothing
-			}
+			// As the node, a member at the score it has is added again
+			// (a fresh dot that wins over a concurrent ZREM).
 			if err := setScore(m, v); err != nil {
 				return record.Record{}, err
 			}
@@ -315,16 +314,6 @@ func (c *typedCmd) zset(name string, args [][]byte, now int64) (record.Record, e
 	return c.op.Delta(), nil
 }
 
-// ownScored finds member m among the sorted-set members a write adds.
-func ownScored(t *record.Typed, m []byte) int {
-	for i, e := range t.Scored {
-		if bytes.Equal(e.Name, m) {
-			return i
-		}
-	}
-	return -1
-}
-
 func (c *typedCmd) set(name string, args [][]byte, now int64) (record.Record, error) {
 	if err := c.begin(record.KindSet, now); err != nil {
 		return record.Record{}, err
@@ -337,9 +326,10 @@ func (c *typedCmd) set(name string, args [][]byte, now int64) (record.Record, er
 		}
 		done[string(m)] = true
 		if name == "SADD" {
-			if c.live && cur.HasMember(m) {
-				delete(done, string(m))
-				continue
+			// A member held is added again, as the node does: its
+			// older dots are removed, as observed.
+			if c.live {
+				c.obs.observe(c.s, c.cur, listMembers, m)
 			}
 			d, err := c.op.AddMember(m)
 			if err != nil {
