@@ -160,6 +160,15 @@ func loses(rec, cur record.Record) bool {
 	return c < 0 || c == 0 && rec.Expiry.At <= cur.Expiry.At
 }
 
+// KeysSince calls fn with the key of each change made since savepoint sp, in
+// order (a key changed twice comes twice): what a step wrote, for hooks that
+// act on it before the step publishes (serving blocked clients).
+func (tx *Tx) KeysSince(sp int, fn func(key []byte)) {
+	for i := sp; i < len(tx.changes); i++ {
+		fn(tx.changes[i].key)
+	}
+}
+
 // Savepoint marks the changes made so far, for RollbackTo.
 func (tx *Tx) Savepoint() int { return len(tx.changes) }
 
