@@ -202,6 +202,16 @@ func (b *bigState) delete(which int, e Elem) {
 	}
 }
 
+// dropAll empties list which, a list without names (the traces).
+func (b *bigState) dropAll(which int) {
+	b.lists[which].Scan(func(it item) bool {
+		b.sum -= elemHash(which, it.elem())
+		b.bytes -= int64(len(it.kv))
+		return true
+	})
+	b.lists[which] = newTree()
+}
+
 // absorb merges other's elements and traces into b.
 func (b *bigState) absorb(other *Typed) {
 	other.each(listRemoved, func(run []Elem) bool {

@@ -3,6 +3,8 @@ package record
 import (
 	"fmt"
 	"testing"
+
+	"github.com/redmesh/redmesh/hlc"
 )
 
 // bigList is a list of n elements in the large form, as n RPUSHes of one
@@ -88,5 +90,28 @@ func BenchmarkZAdd(b *testing.B) {
 			b.Fatal(err)
 		}
 		cur, _ = MergeOwned(cur, op.Delta(), o)
+	}
+}
+
+// Collection of a large list's traces once every one is stable: 10,000
+// pops' traces in a list of 200,000.
+func BenchmarkCollectTraces(b *testing.B) {
+	cur := bigList(200_000)
+	ts := uint64(1 << 30)
+	o := new(Owner)
+	for range 10_000 {
+		ts++
+		delta := listOp(cur, v(ts, 2), func(op *TypedOp) error {
+			op.RemListed(cur.Typed.ListView().At(0).Name)
+			return nil
+		})
+		cur, _ = MergeOwned(cur, delta, o)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, dropped := cur.Typed.collect(hlc.Timestamp(ts)); !dropped {
+			b.Fatal("nothing collected")
+		}
 	}
 }
