@@ -107,3 +107,19 @@ func randomZSetWrite(r *rand.Rand, cur Record, d Version) Record {
 	}
 	return op.Delta()
 }
+
+// A state built under an Owner that comes in as another key's write (as
+// RENAME and COPY pass a key's state on) is then held by two keys: merges
+// into either under the same Owner leave the other as it was.
+func TestMergeOwnedStateSharedByTwoKeys(t *testing.T) {
+	o := new(Owner)
+	k, _ := MergeOwned(bigList(300), rpush(bigList(300), v(1<<20, 2), "x"), o)
+	k, _ = MergeOwned(k, rpush(k, v(1<<20+10, 2), "y"), o) // in place: k's own
+	k2, _ := MergeOwned(Record{}, k, o)
+	held := AppendTyped(nil, k2.Typed)
+	k, _ = MergeOwned(k, rpush(k, v(1<<20+20, 2), "z"), o)
+	k, _ = MergeOwned(k, Record{Typed: k.Typed.Clear(1<<20 + 30)}, o)
+	if string(AppendTyped(nil, k2.Typed)) != string(held) || k.Typed.ListLen() != 0 {
+		t.Fatalf("a merge into one key changed the other's state (%d elements left in the first)", k.Typed.ListLen())
+	}
+}

@@ -200,6 +200,12 @@ func mergeTyped(a, b *Typed) *Typed { return mergeTypedOwned(a, b, nil) }
 // large side built under o, which only that writer has seen, is merged
 // into in place rather than copied, and is not to be read again.
 func mergeTypedOwned(a, b *Typed, o *Owner) *Typed {
+	if o != nil && b != nil && b.big != nil && b.big.owner == o {
+		// The writer's own state comes in as another key's write (RENAME,
+		// COPY): two keys now hold its trees, so neither may change them
+		// in place.
+		b.big.owner = nil
+	}
 	switch {
 	case a.empty():
 		return b
