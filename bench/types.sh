@@ -60,12 +60,12 @@ zmembers() {
 mib() { echo "$1/1024" | bc -l; }
 printf '\n| dataset | redis-server used_memory / VmRSS (MiB) | redmesh used_memory / VmRSS (MiB) | ratio used_memory / VmRSS |\n|---|---:|---:|---:|\n'
 for load in "${loads[@]}"; do
-	start_redis 16379 --appendonly yes --appendfsync everysec
-	start_redmesh 16380 --fsync everysec
-	for port in 16379 16380; do "$load" "$port"; done
+	start_redis "$redis_port" --appendonly yes --appendfsync everysec
+	start_redmesh "$redmesh_port" --fsync everysec
+	for port in "$redis_port" "$redmesh_port"; do "$load" "$port"; done
 	sleep 15 # as redis-compare.sh: let the node's memory settle
 	used() { redis-cli -p "$1" INFO memory | tr -d '\r' | sed -n 's/^used_memory://p'; }
-	ru=$(used 16379) mu=$(used 16380) rk=$(rss_kb 16379) mk=$(rss_kb 16380)
+	ru=$(used "$redis_port") mu=$(used "$redmesh_port") rk=$(rss_kb "$redis_port") mk=$(rss_kb "$redmesh_port")
 	printf '| %s | %.1f / %.1f | %.1f / %.1f | %.2f / %.2f |\n' "$load" \
 		"$(echo "$ru/1048576" | bc -l)" "$(mib "$rk")" "$(echo "$mu/1048576" | bc -l)" "$(mib "$mk")" \
 		"$(echo "$mu/$ru" | bc -l)" "$(echo "$mk/$rk" | bc -l)"
@@ -76,11 +76,11 @@ for load in "${loads[@]}"; do
 		for q in "${lat[@]}"; do
 			# p50 in ms of one client's reads, Redis then redmesh
 			p50() { redis-benchmark -p "$1" --csv -n 20000 -c 1 -r 1000000 $q 2>/dev/null | awk -F'"' 'NR==2 {print $10}'; }
-			zlat+=("| ${q%% *} | $(p50 16379) | $(p50 16380) |")
+			zlat+=("| ${q%% *} | $(p50 "$redis_port") | $(p50 "$redmesh_port") |")
 		done
 	fi
-	stop_port 16379
-	stop_port 16380
+	stop_port "$redis_port"
+	stop_port "$redmesh_port"
 done
 if ((${#zlat[@]})); then
 	printf '\n| read on the sorted set of 1,000,000 | redis-server p50 ms | redmesh p50 ms |\n|---|---:|---:|\n'

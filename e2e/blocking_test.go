@@ -308,3 +308,94 @@ func TestBlockedClientServedByPeer(t *testing.T) {
 		return err == nil && n == 0
 	})
 }
+
+// pipe sends commands in one write, so that the server reads them as one
+// pipeline, and returns their replies.
+func (rc *blockConn) pipe(t *testing.T, cmds ...[]string) []string {
+	t.Helper()
+	var req bytes.Buffer
+	for _, words := range cmds {
+		fmt.Fprintf(&req, "*%d\r\n", len(words))
+		for _, w := range words {
+			fmt.Fprintf(&req, "$%d\r\n%s\r\n", len(w), w)
+		}
+	}
+	if _, err := rc.c.Write(req.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(cmds))
+	for i := range cmds {
+		out[i] = rc.reply(t)
+	}
+	return out
+}
+
+// servedFirstScenario: a write that gives a blocked client its element
+// serves it before the next command, pipelined or not, takes the element
+// (after EXEC for a transaction, whose own pop comes first).
+func servedFirstScenario(t *testing.T, addr string) []string {
+	ctl := dialBlock(t, addr)
+	ctl.do(t, "FLUSHALL")
+	var out []string
+	a, b := dialBlock(t, addr), dialBlock(t, addr)
+
+	a.send(t, "BLPOP", "l", "0")
+	waitBlocked(t, ctl, 1)
+	out = append(out, ctl.pipe(t, []string{"RPUSH", "l", "x"}, []string{"LPOP", "l"}, []string{"LLEN", "l"})...)
+	out = append(out, a.reply(t))
+	waitBlocked(t, ctl, 0)
+
+	// Two elements, one waiter: the waiter takes the head, the pop after
+	// the push the next.
+	a.send(t, "BRPOP", "l", "0")
+	waitBlocked(t, ctl, 1)
+	out = append(out, ctl.pipe(t, []string{"LPUSH", "l", "p", "q"}, []string{"RPOP", "l"})...)
+	out = append(out, a.reply(t))
+	waitBlocked(t, ctl, 0)
+
+	// Unpipelined: the next command, from another client, finds nothing.
+	a.send(t, "BZPOPMIN", "z", "0")
+	waitBlocked(t, ctl, 1)
+	out = append(out, ctl.do(t, "ZADD", "z", "1", "m"), b.do(t, "ZPOPMIN", "z"))
+	out = append(out, a.reply(t))
+	waitBlocked(t, ctl, 0)
+
+	// A transaction's own pop takes the element first; the waiter stays
+	// blocked until the next push.
+	a.send(t, "BLPOP", "l", "0")
+	waitBlocked(t, ctl, 1)
+	out = append(out, ctl.pipe(t, []string{"MULTI"}, []string{"RPUSH", "l", "t1"}, []string{"LPOP", "l"}, []string{"EXEC"})...)
+	waitBlocked(t, ctl, 1)
+	out = append(out, ctl.pipe(t, []string{"RPUSH", "l", "t2"}, []string{"LPOP", "l"})...)
+	out = append(out, a.reply(t))
+	waitBlocked(t, ctl, 0)
+
+	// A served BLMOVE pushes on to a client blocked on its destination,
+	// before the pipelined pop of the destination runs.
+	a.send(t, "BLMOVE", "src", "dst", "LEFT", "RIGHT", "0")
+	waitBlocked(t, ctl, 1)
+	b.send(t, "BLPOP", "dst", "0")
+	waitBlocked(t, ctl, 2)
+	out = append(out, ctl.pipe(t, []string{"RPUSH", "src", "m1"}, []string{"LPOP", "dst"}, []string{"EXISTS", "src", "dst"})...)
+	out = append(out, a.reply(t), b.reply(t))
+	waitBlocked(t, ctl, 0)
+	return out
+}
+
+// TestBlockedServedBeforeNextCommandMatchesRedis: the element a push brings
+// goes to the client blocked for it, not to a pop that follows the push,
+// as redis-server orders them.
+func TestBlockedServedBeforeNextCommandMatchesRedis(t *testing.T) {
+	redisAddr := startRedis(t)
+	p := startNode(t, t.TempDir())
+	want := servedFirstScenario(t, redisAddr)
+	got := servedFirstScenario(t, p.addr)
+	if len(want) != len(got) {
+		t.Fatalf("redis answered %d replies, the node %d", len(want), len(got))
+	}
+	for i := range want {
+		if want[i] != got[i] {
+			t.Errorf("reply %d:\n   redis: %q\n    node: %q", i, want[i], got[i])
+		}
+	}
+}

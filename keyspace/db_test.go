@@ -420,3 +420,52 @@ func TestLegacyStoreIsConverted(t *testing.T) {
 		t.Fatalf("after a restart: legacy %v, %d keys", s.log.Legacy(), s.db.KeyCount())
 	}
 }
+
+// TestRollbackRebuildsStatesMergedInPlace: merges of one large typed key in
+// a step change its state in place (record.Owner); rolling back some of them
+// leaves the state the kept ones made, and the table's state, which readers
+// share, is never touched before the step publishes.
+func TestRollbackRebuildsStatesMergedInPlace(t *testing.T) {
+	s := openStore(t, t.TempDir(), nil)
+	defer s.close(t)
+	member := func(ts uint64, name string) record.Record {
+		return record.Record{Typed: &record.Typed{Kind: record.KindSet, KindVersion: version(ts),
+			Members: []record.Elem{{Name: []byte(name), Dot: version(ts)}}}}
+	}
+	big := &record.Typed{Kind: record.KindSet, KindVersion: version(1)}
+	for i := range 400 {
+		big.Members = append(big.Members, record.Elem{Name: fmt.Appendf(nil, "m%04d", i), Dot: version(uint64(2 + i))})
+	}
+	put(t, s.db, "s", record.Record{Typed: big})
+	shared := s.db.Get([]byte("s")).Typed
+	err := s.db.Update(context.Background(), func(tx *Tx) error {
+		tx.Apply([]byte("s"), member(1000, "kept1"))
+		tx.Apply([]byte("s"), member(1001, "kept2"))
+		sp := tx.Savepoint()
+		tx.Apply([]byte("s"), member(1002, "undone1"))
+		tx.Apply([]byte("s"), member(1003, "undone2"))
+		tx.RollbackTo(sp)
+		r, _ := tx.Get([]byte("s"))
+		if !r.Typed.HasMember([]byte("kept2")) || r.Typed.HasMember([]byte("undone1")) || r.Typed.Len() != 402 {
+			t.Errorf("after rollback: kept2 %v, undone1 %v, %d members", r.Typed.HasMember([]byte("kept2")),
+				r.Typed.HasMember([]byte("undone1")), r.Typed.Len())
+		}
+		tx.Apply([]byte("s"), member(1004, "kept3"))
+		if shared.Len() != 400 || shared.HasMember([]byte("kept1")) {
+			t.Errorf("the table's state changed before the step published: %d members", shared.Len())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.db.Get([]byte("s")).Typed
+	for _, m := range []string{"kept1", "kept2", "kept3"} {
+		if !got.HasMember([]byte(m)) {
+			t.Errorf("%s missing", m)
+		}
+	}
+	if got.Len() != 403 || got.HasMember([]byte("undone2")) || shared.Len() != 400 {
+		t.Fatalf("published %d members (undone2 %v); the state read before holds %d", got.Len(), got.HasMember([]byte("undone2")), shared.Len())
+	}
+}

@@ -1,6 +1,8 @@
 package keyspace
 
 import (
+	"slices"
+
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -17,6 +19,10 @@ type Tx struct {
 		rec record.Record
 		ok  bool
 	}
+	// owner marks the large typed states this step's merges built, which
+	// nobody outside the step has seen: a later merge of the same key in
+	// the step changes them in place (record.Owner). A fresh one each step.
+	owner *record.Owner
 }
 
 type change struct {
@@ -36,6 +42,7 @@ func (tx *Tx) reset() {
 	tx.changes = tx.changes[:0]
 	tx.pos = nil
 	tx.read.key, tx.read.rec, tx.read.ok = nil, record.Record{}, false
+	tx.owner = nil // what this step built is published: copied on write from now on
 }
 
 // own finds the latest change of key in this transaction. Most change one
@@ -122,7 +129,10 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 		// The stored value may survive the merge: it needs its data.
 		cur = tx.tableGet(key)
 	}
-	merged, changed = record.MergeInto(cur, rec)
+	if typed && tx.owner == nil {
+		tx.owner = new(record.Owner)
+	}
+	merged, changed = record.MergeOwned(cur, rec, tx.owner)
 	if !changed {
 		return cur, false, nil
 	}
@@ -160,13 +170,53 @@ func loses(rec, cur record.Record) bool {
 	return c < 0 || c == 0 && rec.Expiry.At <= cur.Expiry.At
 }
 
+// KeysSince calls fn with the key of each change made since savepoint sp, in
+// order (a key changed twice comes twice): what a step wrote, for hooks that
+// act on it before the step publishes (serving blocked clients).
+func (tx *Tx) KeysSince(sp int, fn func(key []byte)) {
+	for i := sp; i < len(tx.changes); i++ {
+		fn(tx.changes[i].key)
+	}
+}
+
 // Savepoint marks the changes made so far, for RollbackTo.
 func (tx *Tx) Savepoint() int { return len(tx.changes) }
 
 // RollbackTo undoes the changes made since the savepoint sp, so that one
 // command of a transaction or pipeline can fail without undoing the others.
+// A large typed state the undone changes merged into in place is built
+// again, from the table's and the deltas kept before sp.
 func (tx *Tx) RollbackTo(sp int) {
+	var rebuild []string
+	for i := sp; i < len(tx.changes); i++ {
+		c := &tx.changes[i]
+		if c.was.Typed.Large() && !slices.Contains(rebuild, string(c.key)) {
+			rebuild = append(rebuild, string(c.key))
+		}
+	}
 	clear(tx.changes[sp:])
 	tx.changes = tx.changes[:sp]
 	tx.pos = nil // rebuilt from the changes if needed
+	if len(rebuild) == 0 {
+		return
+	}
+	tx.owner = new(record.Owner) // the states built so far may be torn: none is changed in place again
+	for _, key := range rebuild {
+		last := -1
+		var rec record.Record
+		for i := range tx.changes {
+			c := &tx.changes[i]
+			if string(c.key) != key {
+				continue
+			}
+			if last < 0 {
+				rec = tx.tableGet(c.key)
+			}
+			rec, _ = record.MergeOwned(rec, c.logged, tx.owner)
+			last = i
+		}
+		if last >= 0 {
+			tx.changes[last].rec = rec
+		}
+	}
 }

@@ -1,10 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,16 +18,24 @@ import (
 	"github.com/redmesh/redmesh/wal"
 )
 
-// Blocking commands (BZPOPMIN, BZPOPMAX, BZMPOP). A client that finds
+// Blocking commands (BLPOP, BZPOPMIN, BLMOVE ...). A client that finds
 // nothing to pop is registered on its keys, first come first served per
 // key, and waits on its own connection's goroutine, holding no lock: it
 // peeks at its socket (so that a client that goes away stops waiting at
-// once, as in Redis) with its timeout as the read deadline. Every commit
-// (a local write, or a peer's record merged through ApplyRemote) pokes the
-// first client blocked on each key it wrote; the poked client tries its
-// pop again as a write of its own, and the commit of that pop pokes the
-// next. A client woken for nothing (another client or node took the
-// element first, or the key was deleted) goes on waiting in its place.
+// once, as in Redis) with its timeout as the read deadline.
+//
+// A client's command that writes a key someone is blocked on serves them
+// inside its own write-path step, right after the command (after EXEC for
+// a transaction), in the order they blocked, before the next command runs:
+// as Redis handles its blocked keys after each command, so a push followed
+// by a pop (pipelined, or from another client) leaves the element to the
+// client that waited for it. The served client is told; its goroutine
+// answers once the step is committed. Records merged from peers
+// (ApplyRemote) instead poke the first client blocked on each key they
+// wrote, which tries its pop again as a write of its own, and the commit
+// of that pop pokes the next. A client woken for nothing (another client
+// or node took the element first, or the key was deleted) goes on waiting
+// in its place.
 //
 // Across the mesh a pop is at least once: two clients blocked on two nodes
 // may both pop the same element pushed at a third.
@@ -60,6 +70,12 @@ type blockedClient struct {
 	poked   atomic.Bool  // a key it waits on was written, or it must look again
 	unblock atomic.Int32 // CLIENT UNBLOCK's reason
 	signal  chan struct{}
+	// try pops for the client inside a write-path step, as a retry; served
+	// is set, in the step, once a pop succeeded, after which nothing pops
+	// for the client again.
+	try    func(tx *keyspace.Tx) (bool, error)
+	served atomic.Bool
+	gone   bool // out of the queues; under blockedClients.mu
 }
 
 // poke makes the client look again: it sets the flag, then interrupts the
@@ -91,9 +107,20 @@ func (r *blockedClients) add(b *blockedClient) {
 }
 
 // remove takes b out of every queue and pokes the clients now first in
-// them: b may have taken a poke meant for the next in line.
+// them: b may have taken a poke meant for the next in line. Once removed, b
+// is never served by another client's step; removing it again does nothing.
 func (r *blockedClients) remove(b *blockedClient) {
 	r.mu.Lock()
+	r.drop(b)
+	r.mu.Unlock()
+}
+
+// drop is remove, under r.mu.
+func (r *blockedClients) drop(b *blockedClient) {
+	if b.gone {
+		return
+	}
+	b.gone = true
 	for _, k := range b.keys {
 		q := r.keys[k]
 		for i, x := range q {
@@ -110,8 +137,47 @@ func (r *blockedClients) remove(b *blockedClient) {
 		q[0].poke()
 	}
 	delete(r.ids, b.id)
-	r.mu.Unlock()
 	r.n.Add(-1)
+}
+
+// serve pops, inside step tx, for the clients blocked on the keys written
+// since savepoint sp: on each key in the order they blocked, each client
+// that its pop serves, until the key has nothing left for the next. A pop
+// that writes on (BLMOVE's push) makes its destination's clients next. A
+// pop that fails is undone and its client left waiting: its own retry, on
+// its goroutine, answers the error.
+func (r *blockedClients) serve(tx *keyspace.Tx, sp int) {
+	if r.n.Load() == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ready []string
+	for sp < tx.Savepoint() {
+		ready = ready[:0]
+		tx.KeysSince(sp, func(k []byte) {
+			if len(r.keys[string(k)]) > 0 && !slices.Contains(ready, string(k)) {
+				ready = append(ready, string(k))
+			}
+		})
+		sp = tx.Savepoint()
+		for _, k := range ready {
+			for _, b := range slices.Clone(r.keys[k]) {
+				if b.gone || b.served.Load() || b.unblock.Load() != unblockNone || b.try == nil {
+					continue
+				}
+				at := tx.Savepoint()
+				ok, err := b.try(tx)
+				if err != nil || !ok {
+					tx.RollbackTo(at)
+					continue
+				}
+				b.served.Store(true)
+				r.drop(b)
+				b.poke()
+			}
+		}
+	}
 }
 
 // written pokes the first client blocked on each key of a commit.
@@ -184,6 +250,23 @@ func parseBlockTimeout(b []byte, now time.Time) (time.Time, error) {
 	return now.Add(time.Duration(ms) * time.Millisecond), nil
 }
 
+// ownValues and ownEntries copy what a blocking pop took: another client's
+// step may pop for the client (serve), from elements that still point into
+// that client's request.
+func ownValues(vs [][]byte) [][]byte {
+	for i := range vs {
+		vs[i] = bytes.Clone(vs[i])
+	}
+	return vs
+}
+
+func ownEntries(es []record.ZEntry) []record.ZEntry {
+	for i := range es {
+		es[i].Name = bytes.Clone(es[i].Name)
+	}
+	return es
+}
+
 func isWrongType(err error) bool {
 	var re replyErr
 	return errors.As(err, &re) && string(re) == errWrongType
@@ -203,11 +286,21 @@ type blockingPop struct {
 // timeout), else once a write brings something, the timeout passes,
 // CLIENT UNBLOCK ends it, or the client goes away.
 func (n *Node) block(c *client, p blockingPop) {
+	var b *blockedClient
+	// attempt pops in a step of its own, unless another client's step
+	// served b already: then it only waits for that step's commit.
 	attempt := func(retry bool) (bool, error) {
 		served := false
 		err := c.update(func(tx *keyspace.Tx) error {
+			if b != nil && b.served.Load() {
+				served = true
+				return nil
+			}
 			var err error
 			served, err = p.try(tx, retry)
+			if served && b != nil {
+				b.served.Store(true) // not again by the serve this step runs
+			}
 			return err
 		})
 		return served, err
@@ -224,7 +317,8 @@ func (n *Node) block(c *client, p blockingPop) {
 		c.w.WriteRaw([]byte("*-1\r\n"))
 		return
 	}
-	b := &blockedClient{id: c.id, conn: c.conn.NetConn(), signal: make(chan struct{}, 1)}
+	b = &blockedClient{id: c.id, conn: c.conn.NetConn(), signal: make(chan struct{}, 1),
+		try: func(tx *keyspace.Tx) (bool, error) { return p.try(tx, true) }}
 	for _, k := range p.keys {
 		b.keys = append(b.keys, string(k))
 	}
@@ -246,6 +340,15 @@ func (n *Node) block(c *client, p blockingPop) {
 			return
 		}
 		reason := n.waitBlocked(c, b, p.until, &watch)
+		if reason != waitPoked {
+			// Out of the queues first: a step that served b before
+			// this wins over the timeout, as in Redis, where serving
+			// is never interrupted.
+			n.blocked.remove(b)
+			if b.served.Load() {
+				reason = waitPoked
+			}
+		}
 		switch reason {
 		case waitPoked:
 			continue
@@ -373,6 +476,7 @@ func bzpop(n *Node, c *client, args [][]byte, fromMax bool) {
 		try: func(tx *keyspace.Tx, retry bool) (bool, error) {
 			var err error
 			popped, from, err = n.zmpop(tx, a, retry)
+			popped = ownEntries(popped)
 			return from != nil && len(popped) > 0, err
 		},
 		reply: func() {
@@ -404,6 +508,7 @@ func cmdBZMPop(n *Node, c *client, args [][]byte) {
 		try: func(tx *keyspace.Tx, retry bool) (bool, error) {
 			var err error
 			popped, from, err = n.zmpop(tx, a, retry)
+			popped = ownEntries(popped)
 			return from != nil && len(popped) > 0, err
 		},
 		reply: func() { writeZMPop(c, from, popped) },
@@ -450,6 +555,7 @@ func blpop(n *Node, c *client, args [][]byte, tail bool) {
 		try: func(tx *keyspace.Tx, retry bool) (bool, error) {
 			var err error
 			popped, from, err = n.listMPop(tx, keys, tail, 1, retry)
+			popped = ownValues(popped)
 			return from != nil && len(popped) > 0, err
 		},
 		reply: func() {
@@ -498,6 +604,7 @@ func cmdBLMPop(n *Node, c *client, args [][]byte) {
 		try: func(tx *keyspace.Tx, retry bool) (bool, error) {
 			var err error
 			popped, from, err = n.listMPop(tx, keys, tail, count, retry)
+			popped = ownValues(popped)
 			return from != nil && len(popped) > 0, err
 		},
 		reply: func() {

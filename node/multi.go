@@ -135,7 +135,7 @@ func cmdExec(n *Node, c *client, args [][]byte) {
 		c.w.WriteError("EXECABORT Transaction discarded because of previous errors.")
 		return
 	}
-	buf, err := c.runGroup(m.queued, watched)
+	buf, err := c.runGroup(m.queued, watched, true)
 	switch {
 	case err == errWatchBroken:
 		c.w.WriteRaw([]byte("*-1\r\n")) // a null array: nothing ran
@@ -151,8 +151,10 @@ var errWatchBroken = errors.New("a watched key changed")
 
 // runGroup runs commands one after another inside one write-path step and
 // returns their replies, or the error that kept the step from committing.
-// If a watched key changed, none runs: errWatchBroken.
-func (c *client) runGroup(cmds [][][]byte, watched []watchedKey) (*replyBuf, error) {
+// If a watched key changed, none runs: errWatchBroken. Clients blocked on
+// the keys they write are served after each command, or after them all for
+// a transaction (exec), as Redis serves them.
+func (c *client) runGroup(cmds [][][]byte, watched []watchedKey, exec bool) (*replyBuf, error) {
 	buf := &replyBuf{}
 	out := c.w
 	err := c.n.db.Update(c.ctx, func(tx *keyspace.Tx) error {
@@ -168,7 +170,14 @@ func (c *client) runGroup(cmds [][][]byte, watched []watchedKey) (*replyBuf, err
 		c.tx, c.w = tx, buf
 		defer func() { c.tx, c.w = nil, out }()
 		for _, args := range cmds {
+			sp := tx.Savepoint()
 			c.n.dispatch(c, args)
+			if !exec {
+				c.n.blocked.serve(tx, sp) // a pipeline's commands, one by one
+			}
+		}
+		if exec {
+			c.n.blocked.serve(tx, 0) // a transaction's, once it ends
 		}
 		return nil
 	})
@@ -214,7 +223,7 @@ func (n *Node) runPipeline(c *client, pending [][][]byte) {
 			pending = pending[k:]
 			continue
 		}
-		buf, err := c.runGroup(pending[:k], nil)
+		buf, err := c.runGroup(pending[:k], nil, false)
 		if err != nil {
 			for range k {
 				c.writeErr(err)

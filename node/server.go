@@ -201,7 +201,13 @@ func (c *client) update(fn keyspace.UpdateFunc) error {
 		}
 		return err
 	}
-	return c.n.db.Update(c.ctx, fn)
+	return c.n.db.Update(c.ctx, func(tx *keyspace.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		c.n.blocked.serve(tx, 0) // see blocking.go: before the next command
+		return nil
+	})
 }
 
 // get reads key's record, through the open transaction if there is one.

@@ -26,6 +26,39 @@ type bigState struct {
 	zsum    uint64
 	sum     uint64 // the elements' part of the digest (elemHash summed)
 	bytes   int64  // of names and values
+	// owner is the writer that built this state and may change its trees
+	// in place (see Owner); nil for a state anyone may hold.
+	owner *Owner
+}
+
+// Owner is a writer's mark on the large states it builds: a merge under the
+// same Owner changes such a state's trees in place instead of copying the
+// paths it touches, which is where a write to a large key spends its time
+// and allocations. Only the nodes the state still shares with states others
+// hold (the keyspace's, a reader's) are copied. The writer must use a fresh
+// Owner once the states it built may be seen by anyone else (once it
+// publishes them), and must not read a state it merged into again: the
+// merge's result replaces it.
+type Owner struct{ _ byte } // not empty: distinct Owners have distinct addresses
+
+// MergeOwned is MergeInto for the writer that owns o (see Owner).
+func MergeOwned(local, incoming Record, o *Owner) (Record, bool) {
+	m := Record{
+		Value:  mergeValue(local.Value, incoming.Value),
+		Expiry: mergeExpiry(local.Expiry, incoming.Expiry),
+		Typed:  mergeTypedOwned(local.Typed, incoming.Typed, o),
+	}
+	if m.Typed.empty() {
+		m.Typed = nil
+	}
+	return m, !Equal(m, local)
+}
+
+// shallow is b's counters in a new bigState over the same trees, which the
+// caller then changes in place.
+func (b *bigState) shallow() *bigState {
+	c := *b
+	return &c
 }
 
 // bigElems is the number of elements and traces from which a state is held
@@ -33,40 +66,56 @@ type bigState struct {
 // keeps hashes and sets of up to 128 elements in one compact block.
 const bigElems = 256
 
-// item is an element as a tree holds it: its name and value in strings of
-// their own (48 bytes and one or two allocations, where an Elem with copied
-// slices takes 64 and as many).
+// item is an element as a tree holds it: its name and value in one string
+// (the name, then the value; nlen is the name's length) and its dot: 40
+// bytes and one allocation, where an Elem with copied slices takes 64 and
+// two (a sorted set's 8-byte score was an allocation of its own).
 type item struct {
-	name, value string
-	dot         Version
+	kv   string
+	dot  Version
+	nlen uint32
 }
 
+func (it item) name() string  { return it.kv[:it.nlen] }
+func (it item) value() string { return it.kv[it.nlen:] }
+
 func lessItem(a, b item) bool {
-	if a.name != b.name {
-		return a.name < b.name
+	if an, bn := a.name(), b.name(); an != bn {
+		return an < bn
 	}
 	return a.dot.Compare(b.dot) < 0
+}
+
+// newItem is e as a tree keeps it: its name and value copied.
+func newItem(e Elem) item {
+	return item{kv: string(e.Name) + string(e.Value), nlen: uint32(len(e.Name)), dot: e.Dot}
 }
 
 // key is the item to look e up by; it borrows e's name without a copy, so
 // it must not be stored.
 func key(e Elem) item {
-	return item{name: unsafe.String(unsafe.SliceData(e.Name), len(e.Name)), dot: e.Dot}
+	return item{kv: unsafe.String(unsafe.SliceData(e.Name), len(e.Name)), nlen: uint32(len(e.Name)), dot: e.Dot}
 }
 
 // elem is it as an Elem whose name and value point into it: read-only, as
 // every element a Typed hands out.
 func (it item) elem() Elem {
-	e := Elem{Name: unsafe.Slice(unsafe.StringData(it.name), len(it.name)), Dot: it.dot}
-	if it.value != "" {
-		e.Value = unsafe.Slice(unsafe.StringData(it.value), len(it.value))
+	p := unsafe.StringData(it.kv)
+	e := Elem{Name: unsafe.Slice(p, it.nlen), Dot: it.dot}
+	if n := len(it.kv) - int(it.nlen); n > 0 {
+		e.Value = unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(p), it.nlen)), n)
 	}
 	return e
 }
 
 // treeDegree is the trees' branching: a write copies the nodes on its path,
-// so smaller nodes than the library's default (32) copy less per write.
-const treeDegree = 12
+// so smaller nodes than the library's default (32) copy less per write. The
+// library grows a node's items by append and splits a full node into two
+// halves that share its array: with 40-byte items, 16 (31 items) lets a
+// half-full node grow to its full size in one step of the allocator's size
+// classes, where 12 (23 items) took two and left arrays of 44 behind
+// (measured: 143 bytes an element of a pushed list, against 223).
+const treeDegree = 16
 
 func newTree() *btree.BTreeG[item] {
 	return btree.NewBTreeGOptions(lessItem, btree.Options{NoLocks: true, Degree: treeDegree})
@@ -118,7 +167,7 @@ func (b *bigState) has(which int, e Elem) bool {
 func (b *bigState) named(which int, name []byte) bool {
 	found := false
 	b.lists[which].Ascend(key(Elem{Name: name}), func(it item) bool {
-		found = it.name == string(name)
+		found = it.name() == string(name)
 		return false
 	})
 	return found
@@ -130,9 +179,9 @@ func (b *bigState) insert(which int, e Elem) {
 	if which != listRemoved && !b.named(which, e.Name) {
 		b.names[which]++
 	}
-	if old, replaced := b.lists[which].Set(item{name: string(e.Name), value: string(e.Value), dot: e.Dot}); replaced {
+	if old, replaced := b.lists[which].Set(newItem(e)); replaced {
 		b.sum -= elemHash(which, old.elem())
-		b.bytes -= int64(len(old.name) + len(old.value))
+		b.bytes -= int64(len(old.kv))
 	}
 	b.sum += elemHash(which, e)
 	b.bytes += int64(len(e.Name) + len(e.Value))
@@ -147,10 +196,20 @@ func (b *bigState) delete(which int, e Elem) {
 		return
 	}
 	b.sum -= elemHash(which, old.elem())
-	b.bytes -= int64(len(old.name) + len(old.value))
+	b.bytes -= int64(len(old.kv))
 	if which != listRemoved && !b.named(which, e.Name) {
 		b.names[which]--
 	}
+}
+
+// dropAll empties list which, a list without names (the traces).
+func (b *bigState) dropAll(which int) {
+	b.lists[which].Scan(func(it item) bool {
+		b.sum -= elemHash(which, it.elem())
+		b.bytes -= int64(len(it.kv))
+		return true
+	})
+	b.lists[which] = newTree()
 }
 
 // absorb merges other's elements and traces into b.
@@ -187,7 +246,7 @@ func (b *bigState) absorb(other *Typed) {
 func (b *bigState) run(which int, name []byte) []Elem {
 	var out []Elem
 	b.lists[which].Ascend(key(Elem{Name: name}), func(it item) bool {
-		if it.name != string(name) {
+		if it.name() != string(name) {
 			return false
 		}
 		out = append(out, it.elem())

@@ -79,9 +79,10 @@ func (t *Typed) collect(stable hlc.Timestamp) (*Typed, bool) {
 		return nil, false
 	}
 	old := func(e Elem) bool { return e.TraceAt() <= stable }
-	nTraces := 0
+	nTraces, all := 0, 0
 	t.each(listRemoved, func(run []Elem) bool {
 		for _, e := range run {
+			all++
 			if old(e) {
 				nTraces++
 			}
@@ -92,7 +93,12 @@ func (t *Typed) collect(stable hlc.Timestamp) (*Typed, bool) {
 		return t, false
 	}
 	c := *t
-	if t.big != nil {
+	if t.big != nil && nTraces == all {
+		// Every trace goes (a node whose pops are all stable): a new tree
+		// rather than a delete, and its path copied, for each.
+		c.big = t.bigCopy()
+		c.big.dropAll(listRemoved)
+	} else if t.big != nil {
 		c.big = t.bigCopy()
 		var drop []Elem
 		t.each(listRemoved, func(run []Elem) bool {

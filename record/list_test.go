@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/redmesh/redmesh/hlc"
 )
 
 // sameListView compares two lists element by element.
@@ -277,4 +279,27 @@ func FuzzBetween(f *testing.F) {
 			t.Fatalf("%x not between %x and %x", p, lo, hi)
 		}
 	})
+}
+
+// Collecting a large list's traces, all of them or some, leaves what
+// collecting the same state in the small form leaves.
+func TestCollectLargeListTraces(t *testing.T) {
+	cur := bigList(400)
+	for i := range 150 { // pops at the head, at timestamps 1<<20+i
+		cur = Merge(cur, listOp(cur, v(uint64(1<<20+i), 2), func(op *TypedOp) error {
+			op.RemListed(cur.Typed.ListView().At(0).Name)
+			return nil
+		}))
+	}
+	small, err := DecodeTyped(AppendTyped(nil, cur.Typed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stable := range []uint64{1<<20 + 70, 1<<20 + 1000} {
+		got, _ := cur.Typed.collect(hlc.Timestamp(stable))
+		want, _ := small.collect(hlc.Timestamp(stable))
+		if !sameTyped(got, want) || got.HasTraces() != (stable < 1<<20+149) {
+			t.Fatalf("collected at %d: the large form differs from the small", stable)
+		}
+	}
 }

@@ -194,7 +194,18 @@ func (t *Typed) size() int {
 }
 
 // mergeTyped merges two typed states; either may be nil.
-func mergeTyped(a, b *Typed) *Typed {
+func mergeTyped(a, b *Typed) *Typed { return mergeTypedOwned(a, b, nil) }
+
+// mergeTypedOwned is mergeTyped for a writer that owns o (see Owner): a
+// large side built under o, which only that writer has seen, is merged
+// into in place rather than copied, and is not to be read again.
+func mergeTypedOwned(a, b *Typed, o *Owner) *Typed {
+	if o != nil && b != nil && b.big != nil && b.big.owner == o {
+		// The writer's own state comes in as another key's write (RENAME,
+		// COPY): two keys now hold its trees, so neither may change them
+		// in place.
+		b.big.owner = nil
+	}
 	switch {
 	case a.empty():
 		return b
@@ -226,12 +237,18 @@ func mergeTyped(a, b *Typed) *Typed {
 	// owns its memory: the counts of a small side, which may point into a
 	// request or a message, are copied.
 	m.Counts = mergeCounts(a.ownCounts(a.Counts), b.ownCounts(b.Counts))
-	m.big = base.bigCopy()
+	olds := base.touchedScores(other) // before base's trees change (in place)
+	if o != nil && base.big != nil && base.big.owner == o {
+		m.big = base.big.shallow()
+	} else {
+		m.big = base.bigCopy()
+	}
+	m.big.owner = o
 	m.big.absorb(other)
 	for _, c := range other.ScoreCountList() { // sorted-set hook (zset.go)
 		m.big.setScoreCount(c)
 	}
-	m.reindexScores(base, other)
+	m.reindexScores(base, olds)
 	return m
 }
 

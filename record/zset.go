@@ -453,12 +453,19 @@ func (b *bigState) indexCounted(idx *btree.BTreeG[scoreEntry], counts []Count) {
 	}
 }
 
-// reindexScores brings m's score index (m being base merged with other, in
-// the large form) up to date: the members other touched, re-scored.
-func (m *Typed) reindexScores(base, other *Typed) {
-	if base.big == nil || base.big.scores == nil {
-		m.big.scores = scoreIndex(m.big)
-		return
+// touchedScore is a member a merge touches, with its score before.
+type touchedScore struct {
+	name  []byte
+	score float64
+	had   bool
+}
+
+// touchedScores lists the members other touches (elements, traces, counts)
+// with their scores in t, for reindexScores; nil when t keeps no score
+// index (reindexScores builds it whole).
+func (t *Typed) touchedScores(other *Typed) []touchedScore {
+	if t.big == nil || t.big.scores == nil {
+		return nil
 	}
 	var names [][]byte
 	for _, which := range []int{listScored, listRemoved} {
@@ -470,21 +477,34 @@ func (m *Typed) reindexScores(base, other *Typed) {
 	for _, c := range other.ScoreCountList() {
 		names = append(names, c.Name)
 	}
-	if len(names) == 0 {
-		return
-	}
 	slices.SortFunc(names, bytes.Compare)
 	names = slices.CompactFunc(names, bytes.Equal)
-	idx := m.big.scores // copied from base's by bigCopy
-	for _, name := range names {
-		old, had := base.Score(name)
+	out := make([]touchedScore, len(names))
+	for i, name := range names {
+		out[i].name = name
+		out[i].score, out[i].had = t.Score(name)
+	}
+	return out
+}
+
+// reindexScores brings m's score index (m being base merged with other, in
+// the large form) up to date: the members other touched (olds, with their
+// scores in base), re-scored.
+func (m *Typed) reindexScores(base *Typed, olds []touchedScore) {
+	if base.big == nil || base.big.scores == nil {
+		m.big.scores = scoreIndex(m.big)
+		return
+	}
+	idx := m.big.scores // base's, copied by bigCopy or taken over in place
+	for _, t := range olds {
+		name := t.name
 		run := m.run(listScored, name)
 		s, has := scoreFrom(run, m.scoreCountRun(name))
-		if had == has && (!has || math.Float64bits(old) == math.Float64bits(s)) {
+		if t.had == has && (!has || math.Float64bits(t.score) == math.Float64bits(s)) {
 			continue // a trace of another type's element, or a score unchanged
 		}
-		if had {
-			idx.Delete(scoreEntry{score: old, name: unsafe.String(unsafe.SliceData(name), len(name))})
+		if t.had {
+			idx.Delete(scoreEntry{score: t.score, name: unsafe.String(unsafe.SliceData(name), len(name))})
 		}
 		if has {
 			e := scoreEntry{score: s, name: string(name)}

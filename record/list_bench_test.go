@@ -1,0 +1,117 @@
+package record
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/redmesh/redmesh/hlc"
+)
+
+// bigList is a list of n elements in the large form, as n RPUSHes of one
+// element each at one node would leave it.
+func bigList(n int) Record {
+	t := &Typed{Kind: KindList, KindVersion: v(1, 1)}
+	for i := range n {
+		d := v(uint64(10+i), 1)
+		t.Listed = append(t.Listed, Elem{Name: appendLevel(nil, level{int64(i), d}), Dot: d, Value: fmt.Appendf(nil, "element:%012d", i)})
+	}
+	return Record{Typed: t.Detached()}
+}
+
+// A push and a pop at each end of a large list, each a one-element delta
+// built and merged as the node's write path does: under an Owner renewed
+// every write (a step of one command) and every 16 writes (a step of a
+// pipeline of 16).
+func BenchmarkListWrites(b *testing.B) {
+	const n = 200_000
+	value := []byte("element:000000000000")
+	for _, c := range []struct {
+		name string
+		fn   func(op *TypedOp, view ListView) error
+	}{
+		{"lpush", func(op *TypedOp, view ListView) error {
+			_, err := op.PushListedRun(nil, view.At(0).Name, [][]byte{value})
+			return err
+		}},
+		{"rpush", func(op *TypedOp, view ListView) error {
+			_, err := op.PushListedRun(view.At(view.Len()-1).Name, nil, [][]byte{value})
+			return err
+		}},
+		{"lpop", func(op *TypedOp, view ListView) error {
+			op.RemListed(view.At(0).Name)
+			return nil
+		}},
+		{"rpop", func(op *TypedOp, view ListView) error {
+			op.RemListed(view.At(view.Len() - 1).Name)
+			return nil
+		}},
+	} {
+		for _, step := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%s/step%d", c.name, step), func(b *testing.B) {
+				cur := bigList(n)
+				ts := uint64(10 + n)
+				var o *Owner
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := range b.N {
+					if i%step == 0 {
+						o = new(Owner)
+					}
+					ts++
+					delta := listOp(cur, v(ts, 2), func(op *TypedOp) error { return c.fn(op, cur.Typed.ListView()) })
+					cur, _ = MergeOwned(cur, delta, o)
+				}
+			})
+		}
+	}
+}
+
+// ZADD of a new member into a large sorted set, as a one-member delta, in
+// steps of 16.
+func BenchmarkZAdd(b *testing.B) {
+	const n = 200_000
+	t := &Typed{Kind: KindZSet, KindVersion: v(1, 1)}
+	for i := range n {
+		t.Scored = append(t.Scored, Elem{Name: fmt.Appendf(nil, "member:%012d", i), Dot: v(uint64(10+i), 1), Value: ScoreValue(float64(i * 7919 % n))})
+	}
+	cur := Record{Typed: t.Detached()}
+	ts := uint64(10 + n)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var o *Owner
+	for i := range b.N {
+		if i%16 == 0 {
+			o = new(Owner) // a step of a pipeline of 16
+		}
+		ts++
+		d := v(ts, 2)
+		op := BeginTyped(cur, true, KindZSet, d, func() (Version, error) { ts++; return v(ts, 2), nil })
+		if _, err := op.SetScore(fmt.Appendf(nil, "new:%012d", i*7919%1_000_003), float64(i)); err != nil {
+			b.Fatal(err)
+		}
+		cur, _ = MergeOwned(cur, op.Delta(), o)
+	}
+}
+
+// Collection of a large list's traces once every one is stable: 10,000
+// pops' traces in a list of 200,000.
+func BenchmarkCollectTraces(b *testing.B) {
+	cur := bigList(200_000)
+	ts := uint64(1 << 30)
+	o := new(Owner)
+	for range 10_000 {
+		ts++
+		delta := listOp(cur, v(ts, 2), func(op *TypedOp) error {
+			op.RemListed(cur.Typed.ListView().At(0).Name)
+			return nil
+		})
+		cur, _ = MergeOwned(cur, delta, o)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, dropped := cur.Typed.collect(hlc.Timestamp(ts)); !dropped {
+			b.Fatal("nothing collected")
+		}
+	}
+}
