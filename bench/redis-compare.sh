@@ -26,18 +26,18 @@ load() {
 		}
 	}' | redis-cli -p "$1" --pipe >/dev/null
 }
-start_redis 16379 --appendonly yes --appendfsync everysec
-start_redmesh 16380 --fsync everysec
-for port in 16379 16380; do load "$port"; done
+start_redis "$redis_port" --appendonly yes --appendfsync everysec
+start_redmesh "$redmesh_port" --fsync everysec
+for port in "$redis_port" "$redmesh_port"; do load "$port"; done
 # Read once both have settled: Badger compacts for a few seconds after the
 # load, and the node's memory policy then collects and returns what that left
 # (node/memory.go); Redis's RSS does not move.
 sleep 15
 mib() { echo "$1/1024" | bc -l; }
-rk=$(rss_kb 16379)
+rk=$(rss_kb "$redis_port")
 printf '\n| 1M keys, 16 B keys, 100 B values | redis-server | redmesh | ÷ Redis VmRSS |\n|---|---:|---:|---:|\n'
 for f in VmRSS RssAnon RssFile; do
-	r=$(rss_kb 16379 "$f") m=$(rss_kb 16380 "$f")
+	r=$(rss_kb "$redis_port" "$f") m=$(rss_kb "$redmesh_port" "$f")
 	printf '| %s (MiB) | %.1f | %.1f | %.2f |\n' "$f" "$(mib "$r")" "$(mib "$m")" "$(echo "$m/$rk" | bc -l)"
 done
-printf '| DBSIZE | %s | %s | |\n' "$(redis-cli -p 16379 DBSIZE)" "$(redis-cli -p 16380 DBSIZE)"
+printf '| DBSIZE | %s | %s | |\n' "$(redis-cli -p "$redis_port" DBSIZE)" "$(redis-cli -p "$redmesh_port" DBSIZE)"

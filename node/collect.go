@@ -36,19 +36,9 @@ func (n *Node) collectHorizon() uint64 {
 	return uint64(n.stableTime())
 }
 
-// logUnneeded is the commit time up to which no peer needs the log
-// (wal.Options.Unneeded): all of it on a node alone, none when nothing is
-// stable, else what the horizon's clock reading covers.
-func (n *Node) logUnneeded() time.Time {
-	switch h := n.collectHorizon(); h {
-	case 0:
-		return time.Time{}
-	case math.MaxUint64:
-		return time.Unix(1<<40, 0)
-	default:
-		return hlc.Timestamp(h).Time().Add(-n.cfg.MaxClockSkew) // a block holds writes a little ahead of its time
-	}
-}
+// logStable is the stable time as log retention reads it
+// (wal.Options.Stable): the collection horizon, everything on a node alone.
+func (n *Node) logStable() hlc.Timestamp { return hlc.Timestamp(n.collectHorizon()) }
 
 // collectRecord is what collection makes of rec at the horizon stable
 // (record.Collect).

@@ -160,7 +160,7 @@ func Open(cfg Config) (*Node, error) {
 		MemoryBudget: cfg.MemoryBudget,
 		Logger:       cfg.Logger,
 		Now:          n.now,
-		Unneeded:     n.logUnneeded,
+		Stable:       n.logStable,
 	})
 	if err != nil {
 		return nil, err

@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 
+	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -304,7 +306,10 @@ func (r *blockReader) next(own bool) (seq uint64, blk []byte, size int64, ok boo
 	if r.buf, err = item.ValueCopy(r.buf[:0]); err != nil {
 		return 0, nil, 0, false, fmt.Errorf("log block %d: %w", seq, err)
 	}
-	size = int64(len(item.Key())) + item.ValueSize()
+	// The rows' real sizes: Badger's ValueSize of a value in its value log
+	// guesses the header's length, and the log's size, summed from those
+	// guesses as blocks are dropped, drifted below zero.
+	size = int64(len(item.Key()) + len(r.buf))
 	_, _, parts, err := blockMeta(r.buf)
 	if err != nil {
 		return 0, nil, 0, false, fmt.Errorf("log block %d: %w", seq, err)
@@ -320,8 +325,11 @@ func (r *blockReader) next(own bool) (seq uint64, blk []byte, size int64, ok boo
 			return 0, nil, 0, false, fmt.Errorf("log block %d: part %d of %d missing", seq, p, parts)
 		}
 		it := r.it.Item()
-		size += int64(len(it.Key())) + it.ValueSize()
-		if err := it.Value(func(v []byte) error { r.buf = append(r.buf, v...); return nil }); err != nil {
+		if err := it.Value(func(v []byte) error {
+			r.buf = append(r.buf, v...)
+			size += int64(len(it.Key()) + len(v))
+			return nil
+		}); err != nil {
 			return 0, nil, 0, false, fmt.Errorf("log block %d part %d: %w", seq, p, err)
 		}
 		r.it.Next()
@@ -443,7 +451,7 @@ func (s *Store) SetCheckpoint(seq uint64) {
 }
 
 // Truncate drops the oldest entries while the log is over its size bound or
-// its oldest entry is over its age bound or needed by no peer (Unneeded), but
+// its oldest entry is over its age bound or needed by no peer (Options.Stable), but
 // none after the checkpoint. It returns how many it dropped.
 func (s *Store) Truncate(ctx context.Context) (int, error) {
 	dropped := 0
@@ -469,48 +477,56 @@ func (s *Store) truncateBatch() (int, error) {
 		return 0, nil
 	}
 	cutoff := s.opts.Now().Add(-s.opts.RetainAge)
-	var unneeded time.Time
-	if s.opts.Unneeded != nil {
-		unneeded = s.opts.Unneeded()
+	var stable hlc.Timestamp
+	if s.opts.Stable != nil {
+		stable = s.opts.Stable()
 	}
 	var (
-		rows  [][]byte
-		top   uint64 // the last entry dropped
-		freed int64
+		rows   [][]byte
+		blocks int
+		top    uint64 // the last entry dropped
+		freed  int64
+		dec    []Entry
 	)
 	err := s.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixLog}, PrefetchValues: true, PrefetchSize: 64})
-		defer it.Close()
-		// Seek past the blocks already dropped: their tombstones stay
-		// until compaction, and stepping over them again every batch made
-		// truncating a long log quadratic.
-		for it.Seek(logKey(first)); it.Valid(); it.Next() {
-			item := it.Item()
-			if isPart(item.Key()) {
-				rows = append(rows, item.KeyCopy(nil))
-				freed += int64(len(item.Key())) + item.ValueSize()
-				continue
-			}
-			if len(rows) >= batch {
-				return nil // at a block's start: never between its parts
-			}
-			var (
-				count int
-				t     time.Time
-			)
-			if err := item.Value(func(b []byte) (err error) {
-				count, t, _, err = blockMeta(b)
+		r := s.newBlockReader(txn, true)
+		defer r.close()
+		// Seek past the blocks already dropped (first begins a block):
+		// their tombstones stay until compaction, and stepping over them
+		// again every batch made truncating a long log quadratic.
+		r.it.Seek(logKey(first))
+		for blocks < batch {
+			seq, blk, size, ok, err := r.next(false)
+			if err != nil || !ok {
 				return err
-			}); err != nil {
-				return fmt.Errorf("log block %d: %w", blockSeq(item.Key()), err)
 			}
-			end := blockSeq(item.Key()) + uint64(count) - 1
-			if end > last || end > floor || bytes-freed <= s.opts.RetainBytes && !t.Before(cutoff) && t.After(unneeded) {
+			count, t, parts, err := blockMeta(blk)
+			if err != nil {
+				return fmt.Errorf("log block %d: %w", seq, err)
+			}
+			end := seq + uint64(count) - 1
+			if end > last || end > floor {
 				return nil
 			}
-			rows = append(rows, item.KeyCopy(nil))
+			if bytes-freed <= s.opts.RetainBytes && !t.Before(cutoff) && stable != math.MaxUint64 {
+				// A node alone (every write stable) skips the decoding.
+				if stable == 0 {
+					return nil
+				}
+				if dec, err = decodeBlock(seq, blk, dec[:0]); err != nil {
+					return err
+				}
+				if !stableBlock(dec, stable) {
+					return nil
+				}
+			}
+			rows = append(rows, logKey(seq))
+			for p := 1; p < parts; p++ {
+				rows = append(rows, partKey(seq, p))
+			}
+			blocks++
 			top = end
-			freed += int64(len(item.Key())) + item.ValueSize()
+			freed += size
 		}
 		return nil
 	})
@@ -535,9 +551,30 @@ func (s *Store) truncateBatch() (int, error) {
 	dropped := int(top + 1 - s.firstSeq)
 	s.firstSeq = top + 1
 	s.logBytes -= freed
+	if s.firstSeq > s.lastSeq {
+		s.logBytes = 0 // the sizes read at start-up are Badger's estimates
+	}
 	s.truncated += freed
 	s.logMu.Unlock()
 	return dropped, nil
+}
+
+// stableBlock reports whether every write a block's entries hold is at or
+// before the stable time: every member has applied them, so no peer needs
+// the block. The entries' own versions decide, not the time the block was
+// committed here: a peer's write may be stamped ahead of this node's clock
+// (up to the clock-skew bound), and judging by the commit time had to keep
+// that bound, a minute, of log beyond the stable time.
+func stableBlock(entries []Entry, stable hlc.Timestamp) bool {
+	if stable == 0 {
+		return false
+	}
+	for i := range entries {
+		if entries[i].Record.Newest().TS > stable {
+			return false
+		}
+	}
+	return true
 }
 
 // loadBounds recovers the log's bounds and size at start-up. The size takes

@@ -27,6 +27,8 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"golang.org/x/sys/unix"
+
+	"github.com/redmesh/redmesh/hlc"
 )
 
 // Fsync is the durability mode, as Redis's appendfsync.
@@ -60,11 +62,13 @@ type Options struct {
 	RetainAge time.Duration
 	// RetentionInterval is how often the log is truncated; 10s by default.
 	RetentionInterval time.Duration
-	// Unneeded, if set, is the commit time up to which no peer needs the
-	// log (every member has applied what it holds): retention then drops
-	// the blocks committed by then and checkpointed, whatever the size and
-	// age bounds. The zero time keeps them all to the bounds.
-	Unneeded func() time.Time
+	// Stable, if set, is the stable time: every member of the mesh has
+	// applied every write up to it (the greatest timestamp on a node
+	// alone). No peer needs a block whose entries hold only writes up to
+	// it: retention drops such blocks once checkpointed, whatever the size
+	// and age bounds, and runs as soon as the stable time moves. Zero keeps
+	// them all to the bounds.
+	Stable func() hlc.Timestamp
 	// MemoryBudget is roughly how much RAM Badger may use for its memtables
 	// and caches; 64 MiB by default (Badger's own defaults take about
 	// 400 MB).
@@ -273,6 +277,7 @@ func (s *Store) background() {
 		case <-ctx.Done():
 		}
 	}()
+	var stable hlc.Timestamp // the stable time of the last pass
 	for {
 		select {
 		case <-s.stop:
@@ -287,15 +292,40 @@ func (s *Store) background() {
 					s.log.Error("background fsync failed", "err", err)
 				}
 			}
+			// The stable time moving may let checkpointed blocks go: a
+			// cache of short-lived keys otherwise kept up to a tick's
+			// worth more of log on disk.
+			if now := s.stable(); now > stable && s.checkpointed() {
+				stable = now
+				s.retain(ctx)
+			}
 		case <-s.retainNow:
 			// Only what no peer needs goes before the bounds' tick.
-			if s.opts.Unneeded != nil && !s.opts.Unneeded().IsZero() {
+			if now := s.stable(); now != 0 {
+				stable = now
 				s.retain(ctx)
 			}
 		case <-retain.C:
+			stable = s.stable()
 			s.retain(ctx)
 		}
 	}
+}
+
+// stable reads Options.Stable (0 without it).
+func (s *Store) stable() hlc.Timestamp {
+	if s.opts.Stable == nil {
+		return 0
+	}
+	return s.opts.Stable()
+}
+
+// checkpointed reports whether the checkpoint covers the log's first
+// entry, which retention may then drop.
+func (s *Store) checkpointed() bool {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return s.firstSeq <= s.lastSeq && s.checkpoint >= s.firstSeq
 }
 
 // retain is a retention pass: truncate the log, then reclaim its space.

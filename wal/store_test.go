@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,25 +91,19 @@ func TestMetaIsDurable(t *testing.T) {
 	}
 }
 
-// Retention drops the blocks no peer needs (Unneeded) up to the
-// checkpoint, however small the log, and keeps those committed since.
+// Retention drops the blocks no peer needs (their writes are all at or
+// before the stable time) up to the checkpoint, however small and young
+// the log, and keeps the rest.
 func TestRetentionDropsUnneeded(t *testing.T) {
-	now := time.Unix(1_700_000_000, 0)
 	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	var unneeded time.Time
+	var stable hlc.Timestamp
+	setStable := func(ts hlc.Timestamp) { mu.Lock(); stable = ts; mu.Unlock() }
 	s := open(t, t.TempDir(), func(o *Options) {
-		o.Now = clock
 		o.RetentionInterval = time.Hour // the test truncates by hand
-		o.Unneeded = func() time.Time { mu.Lock(); defer mu.Unlock(); return unneeded }
+		o.Stable = func() hlc.Timestamp { mu.Lock(); defer mu.Unlock(); return stable }
 	})
-	for range 10 {
-		commit(t, s, 10, func(i int) string { return fmt.Sprint("k", i) }, "v")
-	}
-	mu.Lock()
-	now = now.Add(time.Minute)
-	mu.Unlock()
-	for range 10 {
+	defer s.Close()
+	for range 20 { // entry i is stamped i (commit's setRec)
 		commit(t, s, 10, func(i int) string { return fmt.Sprint("k", i) }, "v")
 	}
 	s.SetCheckpoint(150)
@@ -115,25 +111,95 @@ func TestRetentionDropsUnneeded(t *testing.T) {
 		t.Fatal(err)
 	}
 	if first, _ := s.LogBounds(); first != 1 {
-		t.Fatalf("a small, young log truncated to %d with no horizon", first)
+		t.Fatalf("a small, young log truncated to %d with no stable time", first)
 	}
-	mu.Lock()
-	unneeded = time.Unix(1_700_000_000, 0) // the first ten blocks'
-	mu.Unlock()
+	setStable(105) // the first ten blocks', and half the eleventh's
 	if _, err := s.Truncate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if first, _ := s.LogBounds(); first != 101 {
 		t.Fatalf("truncated to %d, want 101: the blocks no peer needs", first)
 	}
-	mu.Lock()
-	unneeded = time.Unix(1<<40, 0)
-	mu.Unlock()
+	setStable(math.MaxUint64)
 	if _, err := s.Truncate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if first, last := s.LogBounds(); first != 151 || last != 200 {
 		t.Fatalf("truncated to %d..%d, want 151..200: the checkpoint bounds it", first, last)
+	}
+}
+
+// A block is judged by the writes it holds, not by when it was committed
+// here: a peer's write stamped ahead of this node's clock keeps its block
+// (and every later one) until the stable time passes it.
+func TestRetentionJudgesBlocksByTheirWrites(t *testing.T) {
+	var mu sync.Mutex
+	var stable hlc.Timestamp
+	s := open(t, t.TempDir(), func(o *Options) {
+		o.RetentionInterval = time.Hour // the test truncates by hand
+		o.Stable = func() hlc.Timestamp { mu.Lock(); defer mu.Unlock(); return stable }
+	})
+	defer s.Close()
+	// Blocks of 20 KB, in Badger's value log as the log's are, where the
+	// size Badger reports of a value is an estimate.
+	val := strings.Repeat("v", 2000)
+	var b Batch
+	for i := range uint64(10) {
+		ts := i + 1
+		if i == 5 {
+			ts = 1000 // stamped ahead
+		}
+		b.Add(i+1, []byte(fmt.Sprint("k", i)), setRec(ts, val), [3]record.Version{}, [3]record.Version{})
+	}
+	if err := s.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	s.Advance(&b)
+	commit(t, s, 10, func(i int) string { return fmt.Sprint("k", i) }, val) // 11..20, stamped so
+	s.SetCheckpoint(20)
+	for _, c := range []struct {
+		stable hlc.Timestamp
+		first  uint64
+	}{{999, 1}, {1000, 21}} {
+		mu.Lock()
+		stable = c.stable
+		mu.Unlock()
+		if _, err := s.Truncate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if first, _ := s.LogBounds(); first != c.first {
+			t.Fatalf("stable time %d: truncated to %d, want %d", c.stable, first, c.first)
+		}
+	}
+	if n := s.LogBytes(); n != 0 {
+		t.Fatalf("an empty log counts %d bytes", n)
+	}
+}
+
+// Retention runs as soon as the stable time moves past checkpointed
+// blocks, without waiting for its tick or another checkpoint.
+func TestRetentionFollowsTheStableTime(t *testing.T) {
+	var stable, reads atomic.Uint64
+	s := open(t, t.TempDir(), func(o *Options) {
+		o.RetentionInterval = time.Hour
+		o.Stable = func() hlc.Timestamp { reads.Add(1); return hlc.Timestamp(stable.Load()) }
+	})
+	defer s.Close()
+	for range 5 {
+		commit(t, s, 10, func(i int) string { return fmt.Sprint("k", i) }, "v")
+	}
+	before := reads.Load()
+	s.SetCheckpoint(50) // with no stable time yet, its pass drops nothing
+	for len(s.retainNow) > 0 || reads.Load() == before {
+		time.Sleep(time.Millisecond)
+	}
+	stable.Store(30)
+	deadline := time.Now().Add(10 * time.Second)
+	for first, _ := s.LogBounds(); first != 31; first, _ = s.LogBounds() {
+		if time.Now().After(deadline) {
+			t.Fatalf("log starts at %d, want 31 once the stable time passed 30", first)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -283,7 +349,7 @@ func TestRetentionReclaimsValueLogAtOnce(t *testing.T) {
 	s := open(t, dir, func(o *Options) {
 		o.RetentionInterval = time.Hour // only a checkpoint asks for a pass
 		o.valueLogFileSize = 1 << 20
-		o.Unneeded = func() time.Time { return time.Unix(1<<40, 0) }
+		o.Stable = func() hlc.Timestamp { return math.MaxUint64 }
 	})
 	defer s.Close()
 	vlogs := func() int {
