@@ -31,11 +31,12 @@ import (
 // by a pop (pipelined, or from another client) leaves the element to the
 // client that waited for it. The served client is told; its goroutine
 // answers once the step is committed. Records merged from peers
-// (ApplyRemote) instead poke the first client blocked on each key they
-// wrote, which tries its pop again as a write of its own, and the commit
-// of that pop pokes the next. A client woken for nothing (another client
-// or node took the element first, or the key was deleted) goes on waiting
-// in its place.
+// (ApplyRemote) serve them the same way, inside the merge's step. Every
+// commit also pokes the first client blocked on each key it wrote, which
+// tries its pop again as a write of its own, and the commit of that pop
+// pokes the next. A client woken for nothing (another client or node took
+// the element first, or the key was deleted) goes on waiting in its
+// place.
 //
 // Across the mesh a pop is at least once: two clients blocked on two nodes
 // may both pop the same element pushed at a third.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redmesh/redmesh/merkle"
+	"github.com/redmesh/redmesh/record"
 	"github.com/redmesh/redmesh/wal"
 )
 
@@ -154,5 +156,42 @@ func TestBlockedClientsServedInProcess(t *testing.T) {
 	}
 	if n, _ := cb.LLen(ctx, "l").Result(); n != 0 || b.blocked.count() != 0 {
 		t.Fatalf("LLEN %d, %d still blocked", n, b.blocked.count())
+	}
+}
+
+// A peer's push merged at B serves the client blocked there inside the
+// merge's own step, so a pop that B's other client sends right after the
+// merge finds nothing: as a local push serves the blocked first.
+func TestMergedPushServesBlockedBeforeNextPop(t *testing.T) {
+	ctx := context.Background()
+	a, ca := openPeer(t, t.TempDir())
+	b, cb := openPeer(t, t.TempDir())
+	for i := range 20 {
+		key := fmt.Sprint("l", i)
+		got := make(chan string, 1)
+		go func() {
+			c := redis.NewClient(&redis.Options{Addr: b.Addr().String(), Protocol: 2})
+			defer c.Close()
+			r, err := c.BLPop(ctx, 0, key).Result()
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			got <- r[1]
+		}()
+		waitFor(t, 10*time.Second, "a blocked client at B", func() bool { return b.blocked.count() == 1 })
+		if err := ca.RPush(ctx, key, "v").Err(); err != nil {
+			t.Fatal(err)
+		}
+		rec := record.Encode(a.db.Peek([]byte(key)))
+		if _, err := b.ApplyRemote(ctx, []merkle.Record{{Key: []byte(key), Payload: rec}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := cb.LPop(ctx, key).Result(); err != redis.Nil {
+			t.Fatalf("round %d: LPOP right after the merge took %q (%v); the blocked client waited first", i, v, err)
+		}
+		if v := <-got; v != "v" {
+			t.Fatalf("round %d: BLPOP at B = %q", i, v)
+		}
 	}
 }

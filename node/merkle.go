@@ -181,6 +181,7 @@ func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record, horizon hl
 				applied++
 			}
 		}
+		n.blocked.serve(tx, 0) // before any client's next command, as a local push does
 		return nil
 	})
 	return applied, err
