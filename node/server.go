@@ -170,9 +170,12 @@ func (n *Node) serveConn(nc net.Conn) {
 func (n *Node) endConn(c *client, err error) {
 	var perr *resp.ProtocolError
 	if errors.As(err, &perr) {
+		// Logged before the reply, so the line follows the log level in
+		// force when the client is answered, not whatever it is set to
+		// next.
+		n.log.Debug("client broke the protocol", "client", c.id, "addr", c.conn.RemoteAddr(), "err", err)
 		c.out.WriteError(perr.Error())
 		c.out.Flush()
-		n.log.Debug("client broke the protocol", "client", c.id, "addr", c.conn.RemoteAddr(), "err", err)
 	}
 }
 
