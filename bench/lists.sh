@@ -50,18 +50,9 @@ rpush100() {
 		}
 	}' | redis-cli -p "$1" --pipe >/dev/null
 }
-mib() { echo "$1/1024" | bc -l; }
-printf '\n| dataset | redis-server used_memory / VmRSS (MiB) | redmesh used_memory / VmRSS (MiB) | ratio used_memory / VmRSS |\n|---|---:|---:|---:|\n'
+memory_header
 for load in "${loads[@]}"; do
-	start_redis "$redis_port" --appendonly yes --appendfsync everysec
-	start_redmesh "$redmesh_port" --fsync everysec
-	for p in "$redis_port" "$redmesh_port"; do "$load" "$p"; done
-	sleep 15 # as redis-compare.sh: let the node's memory settle
-	used() { redis-cli -p "$1" INFO memory | tr -d '\r' | sed -n 's/^used_memory://p'; }
-	ru=$(used "$redis_port") mu=$(used "$redmesh_port") rk=$(rss_kb "$redis_port") mk=$(rss_kb "$redmesh_port")
-	printf '| %s | %.1f / %.1f | %.1f / %.1f | %.2f / %.2f |\n' "$load" \
-		"$(echo "$ru/1048576" | bc -l)" "$(mib "$rk")" "$(echo "$mu/1048576" | bc -l)" "$(mib "$mk")" \
-		"$(echo "$mu/$ru" | bc -l)" "$(echo "$mk/$rk" | bc -l)"
+	memory_row "$load"
 	for i in 100 500000; do
 		# p50 in ms of one client's reads, Redis then redmesh
 		p50() { redis-benchmark -p "$1" --csv -n 20000 -c 1 LINDEX big "$i" 2>/dev/null | awk -F'"' 'NR==2 {print $10}'; }
