@@ -261,14 +261,7 @@ func TestBlockingClientsMatchRedis(t *testing.T) {
 	p := startNode(t, t.TempDir())
 	want := blockingScenario(t, redisAddr)
 	got := blockingScenario(t, p.addr)
-	if len(want) != len(got) {
-		t.Fatalf("redis answered %d replies, the node %d", len(want), len(got))
-	}
-	for i := range want {
-		if want[i] != got[i] {
-			t.Errorf("reply %d:\n   redis: %q\n    node: %q", i, want[i], got[i])
-		}
-	}
+	sameReplies(t, want, got)
 }
 
 // TestBlockedClientServedByPeer: a BZPOPMIN waiting at one node returns a
@@ -390,6 +383,12 @@ func TestBlockedServedBeforeNextCommandMatchesRedis(t *testing.T) {
 	p := startNode(t, t.TempDir())
 	want := servedFirstScenario(t, redisAddr)
 	got := servedFirstScenario(t, p.addr)
+	sameReplies(t, want, got)
+}
+
+// sameReplies fails t where the node's replies differ from Redis's.
+func sameReplies(t *testing.T, want, got []string) {
+	t.Helper()
 	if len(want) != len(got) {
 		t.Fatalf("redis answered %d replies, the node %d", len(want), len(got))
 	}
