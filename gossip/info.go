@@ -117,20 +117,7 @@ func (m *Mesh) sawHead(ps *peerState, epoch, head uint64) {
 // behind is how many entries of ps's log we know of and have not applied.
 // m.mu is held.
 func (m *Mesh) behind(ps *peerState) uint64 {
-	if ps.head == 0 {
-		return 0
-	}
-	var have uint64 // the last entry of its log we hold
-	if ps.prog.Epoch == ps.headEpoch {
-		have = ps.prog.Acked
-	}
-	if p := m.table.Get(ps.mid); p != nil && p.HasCursor && p.Cursor.Epoch == ps.headEpoch && p.Cursor.Next > 0 {
-		have = max(have, p.Cursor.Next-1)
-	}
-	if ps.head-1 <= have {
-		return 0
-	}
-	return ps.head - 1 - have
+	return mesh.Behind(ps.head, ps.headEpoch, ps.prog, m.table.Get(ps.mid))
 }
 
 // Info returns a snapshot of the mesh.

@@ -475,20 +475,28 @@ func (r *Replicator) sawHead(p *replPeer, epoch, head uint64, now time.Time) {
 
 // behind is how many entries of p's log we know of and have not applied.
 func (r *Replicator) behind(p *replPeer) uint64 {
-	if p.head == 0 {
+	return Behind(p.head, p.headEpoch, p.prog, r.table.Get(p.id))
+}
+
+// Behind is how many entries of a peer's log, whose head (the next
+// sequence number) in epoch headEpoch we know of, this node has not
+// applied: neither by its progress through the peer's writes (prog) nor by
+// reading its log (the peer's cursor, in tp; nil if the peer is unknown).
+func Behind(head, headEpoch uint64, prog Progress, tp *Peer) uint64 {
+	if head == 0 {
 		return 0
 	}
-	var have uint64
-	if p.prog.Epoch == p.headEpoch {
-		have = p.prog.Acked
+	var have uint64 // the last entry of its log we hold
+	if prog.Epoch == headEpoch {
+		have = prog.Acked
 	}
-	if c := r.table.Get(p.id); c != nil && c.HasCursor && c.Cursor.Epoch == p.headEpoch && c.Cursor.Next > 0 {
-		have = max(have, c.Cursor.Next-1)
+	if tp != nil && tp.HasCursor && tp.Cursor.Epoch == headEpoch && tp.Cursor.Next > 0 {
+		have = max(have, tp.Cursor.Next-1)
 	}
-	if p.head-1 <= have {
+	if head-1 <= have {
 		return 0
 	}
-	return p.head - 1 - have
+	return head - 1 - have
 }
 
 // trigger asks for a catch-up from id (CatchUps: one per peer, again when
