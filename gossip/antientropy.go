@@ -99,7 +99,8 @@ func (m *Mesh) serveMerkle(s network.Stream) {
 
 // drive sends first's messages, then steps the session with every frame
 // received until it is done, merging the records that arrive; then the
-// roots are exchanged.
+// roots are exchanged. A session in which a record was refused
+// (mesh.Admit) runs to its end but reports an error.
 func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output) error {
 	p := s.Conn().RemotePeer()
 	r, w := streamIO(s)
@@ -119,6 +120,7 @@ func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output
 		s.Reset()
 		return err
 	}
+	refused := 0 // records mesh.Admit refused: the repair is not complete
 	for !sess.Done() {
 		s.SetDeadline(time.Now().Add(ioTimeout))
 		msg, err := readMessage(m, p, "merkle session", r, maxFrame, &buf, merkle.Unmarshal)
@@ -134,11 +136,13 @@ func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output
 				return cerr
 			}
 			n, aerr := m.apply(p, out.Records)
-			if aerr != nil {
+			m.st.keysRepaired.Add(uint64(n))
+			if r, ok := errors.AsType[*mesh.RefusedError](aerr); ok {
+				refused += r.Count
+			} else if aerr != nil {
 				s.Reset()
 				return aerr
 			}
-			m.st.keysRepaired.Add(uint64(n))
 		}
 		if serr := send(out.Msgs); serr != nil && err == nil {
 			err = serr
@@ -194,6 +198,11 @@ func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output
 	m.mu.Unlock()
 	if stale {
 		m.triggerCatchUp(p)
+	}
+	if refused > 0 {
+		// Not completed: a fallback session must not count the peer's log
+		// as applied up to its head.
+		return fmt.Errorf("%d records refused for their clock", refused)
 	}
 	return nil
 }

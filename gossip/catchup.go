@@ -142,8 +142,14 @@ func (m *Mesh) catchUp(ps *peerState) error {
 				return err
 			}
 		}
+		var refused *mesh.RefusedError
 		if len(rep.Records) > 0 {
-			if _, err := m.applyLog(ps.id, rep.Records); err != nil {
+			_, err := m.applyLog(ps.id, rep.Records)
+			if refused, _ = errors.AsType[*mesh.RefusedError](err); refused != nil {
+				// Read up to the refused record only; the rest was merged
+				// but is read again with it.
+				rep = rep.Before(refused.First)
+			} else if err != nil {
 				return err
 			}
 			entries += len(rep.Records)
@@ -157,6 +163,13 @@ func (m *Mesh) catchUp(ps *peerState) error {
 		if act == mesh.ReadLog {
 			m.cursorsDirty = true // saved within seconds (maintain), or when done below
 		}
+		if refused != nil {
+			// The catch-up stops at the refused record, its writes and
+			// those after it missing: the log is read again after the gap's
+			// patience (mesh.Progress.Missed), when the clock may admit it.
+			ps.prog.Missed(rep.Epoch, rep.Head-1, time.Now(), refused.AdmitAt)
+			act = mesh.Idle
+		}
 		m.mu.Unlock()
 		if act == mesh.Idle {
 			// One save, which syncs, at the end rather than one per reply:
@@ -166,6 +179,10 @@ func (m *Mesh) catchUp(ps *peerState) error {
 		}
 		if !rep.Truncated {
 			m.progress(ps, rep.Epoch, rep.Next)
+		}
+		if refused != nil {
+			m.log.Debug("catch-up stopped at a refused record", "peer", ps.id.String(), "next", rep.Next, "err", refused)
+			return nil
 		}
 		switch act {
 		case mesh.ReadLog:

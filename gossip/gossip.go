@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,7 +34,8 @@ import (
 // from peers, and the Merkle index.
 type Local interface {
 	// ApplyRemote merges records from a peer (mesh.Admit, then the write
-	// path) and returns how many changed something. Writes up to horizon
+	// path) and returns how many changed something; a *mesh.RefusedError
+	// if Admit refused some (the others are merged). Writes up to horizon
 	// (0: none) the node no longer holds are set aside, not merged: the
 	// peer is a forgotten member back (stable.go).
 	ApplyRemote(ctx context.Context, recs []merkle.Record, horizon hlc.Timestamp) (int, error)
@@ -592,9 +594,11 @@ func (m *Mesh) applyLog(from peer.ID, recs []merkle.Record) (int, error) {
 }
 
 // applyAt merges records, in chunks, setting aside writes up to horizon
-// this node no longer holds.
+// this node no longer holds. Records mesh.Admit refuses are left out and
+// the rest merged; the error is then one *mesh.RefusedError for them all.
 func (m *Mesh) applyAt(horizon hlc.Timestamp, recs []merkle.Record) (int, error) {
-	total := 0
+	total, done := 0, 0
+	var refused *mesh.RefusedError
 	for len(recs) > 0 {
 		n, size := 0, 0
 		for n < len(recs) && n < applyChunk && (n == 0 || size+len(recs[n].Key)+len(recs[n].Payload) <= applyChunkBytes) {
@@ -603,10 +607,18 @@ func (m *Mesh) applyAt(horizon hlc.Timestamp, recs []merkle.Record) (int, error)
 		}
 		applied, err := m.local.ApplyRemote(m.ctx, recs[:n], horizon)
 		total += applied
-		if err != nil {
+		if r, ok := errors.AsType[*mesh.RefusedError](err); ok {
+			if refused == nil {
+				refused = &mesh.RefusedError{First: done + r.First, Err: r.Err, AdmitAt: r.AdmitAt}
+			}
+			refused.Count += r.Count
+		} else if err != nil {
 			return total, err
 		}
-		recs = recs[n:]
+		recs, done = recs[n:], done+n
+	}
+	if refused != nil {
+		return total, refused
 	}
 	return total, nil
 }

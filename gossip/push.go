@@ -321,18 +321,24 @@ func (m *Mesh) publisher() {
 func (m *Mesh) merge(from, origin peer.ID, pm pushMsg) {
 	m.st.pushReceived.Add(uint64(len(pm.recs)))
 	n, err := m.apply(from, pm.recs)
+	m.st.pushApplied.Add(uint64(n))
 	if err != nil {
-		if m.ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
+		// Not all of it is applied (a record refused for its clock, or the
+		// log refused the batch: a full disk): its writes are missing as a
+		// lost push's are, and the origin's log is read for them later.
+		var admitAt time.Time
+		if refused, ok := errors.AsType[*mesh.RefusedError](err); ok {
+			admitAt = refused.AdmitAt
+		} else if m.ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
 			m.log.Error("apply pushed records", "origin", origin.String(), "err", err)
 		}
 		if from == origin {
 			m.mu.Lock()
-			m.peer(origin).prog.Missed(pm.epoch, pm.to, time.Now())
+			m.peer(origin).prog.Missed(pm.epoch, pm.to, time.Now(), admitAt)
 			m.mu.Unlock()
 		}
 		return
 	}
-	m.st.pushApplied.Add(uint64(n))
 	if from != origin {
 		m.forwarded(origin, pm)
 		return

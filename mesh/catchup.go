@@ -67,6 +67,15 @@ func (t *Table) CatchUpReply(id PeerID, r *LogReply, max uint32, root uint64) (A
 	return Idle, LogRequest{}
 }
 
+// Before is reply r cut before its record i: what a reader that could not
+// apply record i has read of the peer's log.
+func (r *LogReply) Before(i int) *LogReply {
+	c := *r
+	c.Records = r.Records[:i:i]
+	c.Next = r.Next - uint64(len(r.Records)-i)
+	return &c
+}
+
 // NextLogRequest is the request that follows reply r when there is more to
 // read. A reader may send it before it has merged r's records, so that the
 // peer reads the next entries while it merges: CatchUpReply then returns the

@@ -21,6 +21,10 @@ type Progress struct {
 	// (Missed), which a log read must reach.
 	missed   uint64
 	gapSince time.Time
+	// notBefore: the missed writes cannot be applied before then (a record
+	// the clock refused, admitted from then on): reading the log sooner
+	// would only stop at it again.
+	notBefore time.Time
 }
 
 // GapPatience is how long a missing push may be late before the origin's
@@ -74,19 +78,22 @@ func (p *Progress) Advance(epoch, acked uint64) bool {
 		}
 	}
 	if len(p.ahead) == 0 && p.Acked >= p.missed {
-		p.gapSince = time.Time{}
+		p.gapSince, p.notBefore = time.Time{}, time.Time{}
 	}
 	return true
 }
 
-// Missed records that a push of the origin's writes up to to of epoch
-// arrived at now and could not be applied here (the log refused it: a full
-// disk). Its writes are missing as a lost push's are, and the origin's log
-// is read once they have been for the patience (Overdue), even if no later
-// push comes to show the gap: an origin that wrote nothing more would
-// otherwise stay unread, its writes unacknowledged, and the mesh's stable
-// time stuck.
-func (p *Progress) Missed(epoch, to uint64, now time.Time) {
+// Missed records that the origin's writes up to to of epoch, which a push
+// or a log read brought at now, could not all be applied here: the log
+// refused them (a full disk), or the clock refused a record (mesh.Admit),
+// which it admits from admitAt (zero: unknown). They are missing as a lost
+// push's writes are, and the origin's log is read once they have been for
+// the patience and admitAt has passed (Overdue), even if no later push
+// comes to show the gap: an origin that wrote nothing more would otherwise
+// stay unread, its writes unacknowledged, and the mesh's stable time
+// stuck; and a peer whose clock runs far ahead is not read again every
+// patience only to be refused again.
+func (p *Progress) Missed(epoch, to uint64, now, admitAt time.Time) {
 	p.enter(epoch)
 	if to <= p.Acked {
 		return
@@ -95,11 +102,14 @@ func (p *Progress) Missed(epoch, to uint64, now time.Time) {
 	if p.gapSince.IsZero() {
 		p.gapSince = now
 	}
+	if admitAt.After(p.notBefore) {
+		p.notBefore = admitAt
+	}
 }
 
 func (p *Progress) enter(epoch uint64) {
 	if p.Epoch != epoch {
-		p.Epoch, p.Acked, p.ahead, p.missed, p.gapSince = epoch, 0, nil, 0, time.Time{}
+		p.Epoch, p.Acked, p.ahead, p.missed, p.gapSince, p.notBefore = epoch, 0, nil, 0, time.Time{}, time.Time{}
 	}
 }
 
@@ -108,11 +118,11 @@ func (p *Progress) enter(epoch uint64) {
 func (p *Progress) News(epoch, to uint64) bool { return p.Epoch != epoch || p.Acked < to }
 
 // Overdue reports whether a push has been missing for longer than patience
-// at now; if so the caller reads the origin's log, and the gap's clock
+// at now, and what was refused may be admitted (Missed); if so the caller reads the origin's log, and the gap's clock
 // starts again, so a read that does not close it is retried a patience
 // later.
 func (p *Progress) Overdue(now time.Time, patience time.Duration) bool {
-	if p.gapSince.IsZero() || now.Sub(p.gapSince) <= patience {
+	if p.gapSince.IsZero() || now.Sub(p.gapSince) <= patience || now.Before(p.notBefore) {
 		return false
 	}
 	p.gapSince = now

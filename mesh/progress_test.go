@@ -31,6 +31,12 @@ func TestProgressScripts(t *testing.T) {
 		d.MaybeScanArgs(t, "acked", &acked)
 		d.MaybeScanArgs(t, "at", &at)
 		d.MaybeScanArgs(t, "patience", &patience)
+		var admitAt time.Time
+		if d.HasArg("admit-at") {
+			var ms uint64
+			d.ScanArgs(t, "admit-at", &ms)
+			admitAt = time.UnixMilli(int64(ms))
+		}
 		now := time.UnixMilli(int64(at))
 		var out string
 		switch d.Cmd {
@@ -44,7 +50,7 @@ func TestProgressScripts(t *testing.T) {
 		case "news":
 			out = fmt.Sprintf("news=%v", p.News(epoch, to))
 		case "missed":
-			p.Missed(epoch, to, now)
+			p.Missed(epoch, to, now, admitAt)
 			out = "missed"
 		case "overdue":
 			out = fmt.Sprintf("overdue=%v", p.Overdue(now, time.Duration(patience)*time.Millisecond))

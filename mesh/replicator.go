@@ -347,21 +347,32 @@ type Message interface{ isMessage() }
 // PushHeader is an eager push's header, after its records were applied:
 // origin's local writes (Prev, To] of its log Epoch, arrived At. The peer
 // that handed it over is Step's from: only the origin's own copy moves its
-// progress (messages are unsigned; a forwarded copy only hints).
+// progress (messages are unsigned; a forwarded copy only hints). Refused:
+// a record of it was not applied (mesh.Admit refused it, admitted from
+// AdmitAt; or the store failed, AdmitAt zero): its writes are missing, and
+// the origin's log is read for them after the gap's patience, not before
+// AdmitAt.
 type PushHeader struct {
 	Origin          PeerID
 	Epoch, Prev, To uint64
 	At              time.Time
+	Refused         bool
+	AdmitAt         time.Time
 }
 
 // LogReplyMsg is a reply to a Read of catch-up Run, after its records
 // were applied. Empty: this node holds nothing (a bootstrap, not a Merkle
-// session, repairs it).
+// session, repairs it). Refused: the record at Reply.Next could not be
+// applied (the driver cut the reply before it, LogReply.Before): the
+// catch-up stops there, and the log is read again after the gap's
+// patience, once the clock admits it (AdmitAt, as PushHeader's).
 type LogReplyMsg struct {
-	Run   uint64
-	Reply *LogReply
-	Empty bool
-	At    time.Time
+	Run     uint64
+	Reply   *LogReply
+	Empty   bool
+	Refused bool
+	AdmitAt time.Time
+	At      time.Time
 }
 
 // RootsMsg is the end of a completed Merkle session with the peer: its
@@ -418,7 +429,8 @@ func (r *Replicator) Step(from PeerID, m Message) {
 }
 
 // pushed takes a push. One from its origin moves our progress through the
-// origin's writes when it follows on; one after a gap waits (CheckGaps).
+// origin's writes when it follows on; one after a gap, or not all applied,
+// waits (CheckGaps).
 // A forwarded one with news for a connected origin reads the origin's log:
 // the origin's own copy was most likely dropped as a duplicate of it.
 func (r *Replicator) pushed(from PeerID, m PushHeader) {
@@ -429,6 +441,11 @@ func (r *Replicator) pushed(from PeerID, m PushHeader) {
 		return
 	}
 	p := r.peer(m.Origin)
+	if m.Refused {
+		p.prog.Missed(m.Epoch, m.To, m.At, m.AdmitAt)
+		r.sawHead(p, m.Epoch, m.To+1, m.At)
+		return
+	}
 	if p.prog.Pushed(m.Epoch, m.Prev, m.To, m.At) {
 		r.progressed(m.Origin, p)
 		return
@@ -594,6 +611,12 @@ func (r *Replicator) logReply(id PeerID, m LogReplyMsg) {
 	}
 	n := len(rep.Records)
 	cu.entries += n
+	if m.Refused {
+		p.prog.Missed(rep.Epoch, rep.Head-1, m.At, m.AdmitAt)
+		r.rd.SaveCursors, r.rd.SaveCursorsNow = true, true
+		r.end(id, cu)
+		return
+	}
 	switch act {
 	case ReadLog:
 		r.rd.SaveCursors = true

@@ -20,8 +20,8 @@ import (
 //	new [self=N] [epoch=E] [head=H] [log-max=N] [always] [forget-after=MS] [no-catch-up]
 //	add p=P                               a known peer, not linked
 //	link-up p=P at=MS | link-down p=P at=MS | assume-linked p=P | remove p=P at=MS
-//	push [from=F] p=P epoch=E prev=A to=B at=MS   P's push, handed over by F (default P)
-//	reply p=P run=R epoch=E head=H next=N [entries=K] [truncated] [empty] [at=MS]
+//	push [from=F] p=P epoch=E prev=A to=B at=MS [refused [admit-at=MS]]   P's push, handed over by F (default P)
+//	reply p=P run=R epoch=E head=H next=N [entries=K] [truncated] [empty] [refused [admit-at=MS]] [at=MS]
 //	roots p=P epoch=E head=H root=X ours=Y
 //	ack p=P epoch=E seq=S durable=D [stable=T] [aside=T] at=MS
 //	want p=P epoch=E seq=S | peers p=P
@@ -38,7 +38,7 @@ func TestReplicatorScripts(t *testing.T) {
 			var (
 				self, p, from, run, epoch, head, next, prev, to, seq, durable, entries uint64
 				root, ours, synced, mark, first, logMax                                uint64
-				stable, aside, ts, at, forget                                          uint64
+				stable, aside, ts, at, forget, admitAt                                 uint64
 			)
 			self, epoch, head = 1, 1, 1
 			for _, a := range []struct {
@@ -49,7 +49,7 @@ func TestReplicatorScripts(t *testing.T) {
 				{"next", &next}, {"prev", &prev}, {"to", &to}, {"seq", &seq}, {"durable", &durable},
 				{"entries", &entries}, {"root", &root}, {"ours", &ours}, {"synced", &synced}, {"mark", &mark},
 				{"first", &first}, {"log-max", &logMax}, {"stable", &stable}, {"aside", &aside}, {"ts", &ts},
-				{"at", &at}, {"forget-after", &forget},
+				{"at", &at}, {"forget-after", &forget}, {"admit-at", &admitAt},
 			} {
 				d.MaybeScanArgs(t, a.name, a.v)
 			}
@@ -81,13 +81,13 @@ func TestReplicatorScripts(t *testing.T) {
 			case "remove":
 				r.RemovePeer(id, now)
 			case "push":
-				r.Step(PeerID(from), PushHeader{Origin: id, Epoch: epoch, Prev: prev, To: to, At: now})
+				r.Step(PeerID(from), PushHeader{Origin: id, Epoch: epoch, Prev: prev, To: to, At: now, Refused: d.HasArg("refused"), AdmitAt: msTime(admitAt)})
 			case "reply":
 				rep := &LogReply{Epoch: epoch, Head: head, Next: next, Truncated: d.HasArg("truncated")}
 				for range entries {
 					rep.Records = append(rep.Records, recordFor(len(rep.Records)))
 				}
-				r.Step(id, LogReplyMsg{Run: run, Reply: rep, Empty: d.HasArg("empty"), At: now})
+				r.Step(id, LogReplyMsg{Run: run, Reply: rep, Empty: d.HasArg("empty"), Refused: d.HasArg("refused"), AdmitAt: msTime(admitAt), At: now})
 			case "roots":
 				r.Step(id, RootsMsg{Theirs: RootAt{Epoch: epoch, Head: head, Root: root}, Ours: ours})
 			case "ack":
@@ -143,6 +143,14 @@ func TestReplicatorScripts(t *testing.T) {
 func recordFor(i int) merkle.Record { return merkle.Record{Key: []byte(fmt.Sprint("k", i))} }
 
 // formatReady prints a Ready one decision a line, in a fixed order.
+// msTime is a script's time in milliseconds, 0 the zero time.
+func msTime(ms uint64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(ms))
+}
+
 func formatReady(rd Ready) string {
 	var b strings.Builder
 	for _, x := range rd.Reads {

@@ -125,36 +125,38 @@ func (l merkleLocal) Payload(key []byte) ([]byte, error) {
 // ApplyRemote merges records received from a peer through the one write
 // path. A record carrying a version further ahead of this node's clock than
 // --max-clock-skew is refused and counted, never applied: one bad clock must
-// not win every conflict. Writes up to horizon (0: none) that this node no
-// longer holds are set aside (record.Fresh): the mesh collected them, and
-// the peer, a forgotten member back, would bring them back. It returns how
-// many records changed something.
+// not win every conflict. The others are merged, and the error is then a
+// *mesh.RefusedError, so that the caller does not count the batch as
+// applied. Writes up to horizon (0: none) that this node no longer holds
+// are set aside (record.Fresh): the mesh collected them, and the peer, a
+// forgotten member back, would bring them back. It returns how many
+// records changed something.
 func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record, horizon hlc.Timestamp) (applied int, err error) {
 	type decoded struct {
 		key []byte
 		rec record.Record
 	}
 	batch := make([]decoded, 0, len(recs))
-	refused, firstRefused := 0, error(nil)
-	for _, r := range recs {
+	var refused *mesh.RefusedError
+	for i, r := range recs {
 		rec, err := record.Decode(r.Payload)
 		if err != nil {
 			return 0, fmt.Errorf("record for %q from peer: %w", r.Key, err)
 		}
 		if err := mesh.Admit(n.clock, rec); err != nil {
-			if refused == 0 {
-				firstRefused = fmt.Errorf("key %q: %w", r.Key, err)
+			if refused == nil {
+				refused = &mesh.RefusedError{First: i, Err: fmt.Errorf("key %q: %w", r.Key, err), AdmitAt: mesh.AdmitAt(n.clock, rec)}
 			}
-			refused++
+			refused.Count++
 			continue
 		}
 		batch = append(batch, decoded{r.Key, rec})
 	}
-	if refused > 0 {
+	if refused != nil {
 		// One line per batch: a peer whose clock runs ahead sends every one of
 		// its writes this way, and a line each flooded the log (tens of
 		// thousands in a chaos run); INFO counts them all (hlc_refused_skew).
-		n.log.Warn("refused remote records", "count", refused, "first", firstRefused)
+		n.log.Warn("refused remote records", "count", refused.Count, "first", refused.Err)
 	}
 	collectTo := hlc.Timestamp(n.collectHorizon())
 	now := n.nowMillis()
@@ -184,6 +186,9 @@ func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record, horizon hl
 		n.blocked.serve(tx, 0) // before any client's next command, as a local push does
 		return nil
 	})
+	if err == nil && refused != nil {
+		err = refused
+	}
 	return applied, err
 }
 

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/merkle"
+	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -146,8 +148,8 @@ func TestApplyRemoteLogsRefusalsOncePerBatch(t *testing.T) {
 		recs = append(recs, merkle.Record{Key: []byte(key), Payload: record.Encode(record.Record{
 			Value: record.Value{Version: ahead, Data: []byte(key)}, Expiry: record.Expiry{Version: ahead}})})
 	}
-	if _, err := n.ApplyRemote(context.Background(), recs, 0); err != nil {
-		t.Fatal(err)
+	if _, err := n.ApplyRemote(context.Background(), recs, 0); !errors.Is(err, hlc.ErrClockSkew) {
+		t.Fatalf("error %v, want the clock's refusal", err)
 	}
 	if got := strings.Count(log.String(), "refused remote record"); got != 1 || !strings.Contains(log.String(), "count=100") {
 		t.Fatalf("%d log lines about refused records, want 1 with count=100:\n%s", got, log.String())
@@ -179,12 +181,15 @@ func TestApplyRemoteRefusesSkewedClock(t *testing.T) {
 		return merkle.Record{Key: []byte(val), Payload: record.Encode(record.Record{
 			Value: record.Value{Version: v, Data: []byte(val)}, Expiry: record.Expiry{Version: v}})}
 	}
-	applied, err := n.ApplyRemote(context.Background(), []merkle.Record{mk(ahead, "future"), mk(ok, "now")}, 0)
-	if err != nil {
-		t.Fatal(err)
+	applied, err := n.ApplyRemote(context.Background(), []merkle.Record{mk(ok, "before"), mk(ahead, "future"), mk(ok, "now")}, 0)
+	// The caller learns which record was refused, so that it does not
+	// count what brought the batch as applied.
+	refused, isRefused := errors.AsType[*mesh.RefusedError](err)
+	if !isRefused || refused.First != 1 || refused.Count != 1 {
+		t.Fatalf("error %v, want a mesh.RefusedError for the record at 1", err)
 	}
-	if applied != 1 || n.clock.Refused() != 1 {
-		t.Fatalf("applied %d, refused %d; want 1 and 1", applied, n.clock.Refused())
+	if applied != 2 || n.clock.Refused() != 1 {
+		t.Fatalf("applied %d, refused %d; want 2 and 1", applied, n.clock.Refused())
 	}
 	if rec := n.db.Get([]byte("future")); rec.Exists() {
 		t.Fatal("a record from a clock an hour ahead was applied")

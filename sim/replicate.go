@@ -135,11 +135,16 @@ func (s *Sim) catchUpReply(a, b *node, st *logStream, buf []byte) {
 	if run, ok := a.r.CatchUpRun(b.pid); !ok || run != st.run {
 		return // a catch-up that ended (its link went down, or a's crash)
 	}
-	for _, r := range d.Reply.Records {
-		s.applyRemote(a, b, r.Key, r.Payload, true)
+	m := mesh.LogReplyMsg{Run: st.run, Reply: d.Reply, At: s.wall(a)}
+	for i, r := range d.Reply.Records {
+		// After a refused record the others are merged too, as a real
+		// node's batch is, but the read stops before it (LogReplyMsg).
+		if _, ap := s.applyRemote(a, b, r.Key, r.Payload, true); ap.refused && !m.Refused {
+			m.Reply, m.Refused, m.AdmitAt = d.Reply.Before(i), true, ap.admitAt
+		}
 	}
 	s.st.logEntries += int64(len(d.Reply.Records))
-	a.r.Step(b.pid, mesh.LogReplyMsg{Run: st.run, Reply: d.Reply, At: s.wall(a)})
+	a.r.Step(b.pid, m)
 	s.drive(a)
 }
 
@@ -228,15 +233,23 @@ func (s *Sim) recvPush(n, from *node, buf []byte, h *mesh.PushHeader) {
 		return
 	}
 	var fwd []uint32
+	var refused *applied // the first record refused
 	for _, r := range d.Push {
-		if id, won := s.applyRemote(n, from, r.Key, r.Payload, false); won {
+		id, a := s.applyRemote(n, from, r.Key, r.Payload, false)
+		if a.won {
 			fwd = append(fwd, id)
+		}
+		if a.refused && refused == nil {
+			refused = &a
 		}
 	}
 	s.st.pushRecords += int64(len(d.Push))
 	if h != nil {
 		m := *h
 		m.At = s.wall(n)
+		if refused != nil {
+			m.Refused, m.AdmitAt = true, refused.admitAt
+		}
 		n.r.Step(from.pid, m)
 		s.drive(n)
 		if n.r.Peer(from.pid).Progress.Waiting() > 0 {

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"time"
+
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/record"
@@ -16,6 +18,7 @@ type session struct {
 	ss       [2]*merkle.Session
 	fifo     [2]int64 // arrival time of the last message towards each side
 	fallback uint64   // the catch-up run that fell back to it (0: anti-entropy)
+	refused  [2]bool  // a side refused a record (mesh.Admit)
 	finished bool
 }
 
@@ -90,7 +93,9 @@ func (s *Sim) recvSession(ss *session, side int, buf []byte) {
 	}
 	out, err := ss.ss[side].Step(m)
 	for _, r := range out.Records {
-		s.applyRemote(n, ss.ends[1-side], r.Key, r.Payload, false)
+		if _, a := s.applyRemote(n, ss.ends[1-side], r.Key, r.Payload, false); a.refused {
+			ss.refused[side] = true
+		}
 	}
 	s.sendFlight(ss, side, out.Msgs)
 	if err != nil {
@@ -134,10 +139,12 @@ func (s *Sim) endSession(ss *session, ok bool) {
 		s.st.totalMeta += int64(na + nb)
 	}
 	if ss.fallback != 0 && aLive {
-		if run, live := a.r.CatchUpRun(b.pid); ok && live && run == ss.fallback {
+		if run, live := a.r.CatchUpRun(b.pid); ok && !ss.refused[0] && live && run == ss.fallback {
 			s.st.fallbacksDone++
 		}
-		a.r.FallbackDone(b.pid, ss.fallback, ok)
+		// A session in which the initiator refused a record did not bring
+		// everything of the peer's log, as on a real node.
+		a.r.FallbackDone(b.pid, ss.fallback, ok && !ss.refused[0])
 	}
 	if aLive {
 		s.drive(a)
@@ -148,28 +155,35 @@ func (s *Sim) endSession(ss *session, ok bool) {
 }
 
 // applyRemote merges a record received from peer from (session, catch-up
-// or push) and reports whether it won. As on a real node, mesh.Admit
-// refuses (and the clock counts) a record with a version too far ahead of
-// this node's clock: it stays with its writer until time catches up with
-// it. A record from a forgotten member that came back goes through
+// or push) and reports what became of it. As on a real node, mesh.Admit refuses (and the clock counts) a record with a
+// version too far ahead of this node's clock: it stays with its writer
+// until time catches up with it, and what brought it does not count as
+// applied. A record from a forgotten member that came back goes through
 // record.Fresh first (stable.go), as does one a catch-up brought (logged),
 // unless NoFreshCatchUp.
-func (s *Sim) applyRemote(n, from *node, key, payload []byte, logged bool) (uint32, bool) {
+func (s *Sim) applyRemote(n, from *node, key, payload []byte, logged bool) (id uint32, out applied) {
 	rec, err := record.Decode(payload)
 	if err != nil {
 		s.st.decodeErrors++
-		return 0, false
+		return 0, applied{refused: true}
 	}
 	if mesh.Admit(n.clock, rec) != nil {
-		return 0, false
+		return 0, applied{refused: true, admitAt: mesh.AdmitAt(n.clock, rec)}
 	}
 	rec.Value.Data = s.intern(rec.Value.Data)
-	id := s.keys.id(key)
+	id = s.keys.id(key)
 	s.tr.grow(s.keys.len())
 	if rec = s.fresh(n, from, id, rec, logged); !rec.Written() {
-		return id, false
+		return id, applied{}
 	}
-	return id, s.apply(n, id, rec)
+	return id, applied{won: s.apply(n, id, rec)}
+}
+
+// applied is what became of a record from a peer: it won (changed the
+// node's copy), or it was refused, its clock admitting it from admitAt.
+type applied struct {
+	won, refused bool
+	admitAt      time.Time
 }
 
 // intern returns the one copy of data kept for the whole run, so that
