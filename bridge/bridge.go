@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,6 +70,10 @@ type Bridge struct {
 	rdb    *redis.Client
 	r      *reader
 	prefix string // the backend's keyspace notification channel prefix
+	// mark is the channel the bridge's scripts publish on before and after
+	// their writes, so that their notifications, between the two, are known
+	// for the bridge's own without the keys being read back.
+	mark string
 
 	mu       sync.Mutex
 	owed     map[string]struct{} // keys whose node state the backend must get
@@ -138,6 +143,7 @@ func Start(ctx context.Context, opts Options) (*Bridge, error) {
 		n:        opts.Node,
 		rdb:      redis.NewClient(ro),
 		prefix:   fmt.Sprintf("__keyspace@%d__:", ro.DB),
+		mark:     "__redmesh_bridge__:" + rand.Text(),
 		owed:     map[string]struct{}{},
 		notified: map[string]struct{}{},
 		incrs:    map[string]bool{},
@@ -278,23 +284,31 @@ func (b *Bridge) setDown(err error) {
 
 // listen reads keyspace notifications and queues their keys. A broken
 // subscription is renewed by go-redis; what it missed meanwhile is found by
-// an audit.
+// an audit. The notifications of the bridge's own writes come between its
+// scripts' markers (b.mark: "b", then "e"), on the same connection and in
+// order, as a script runs whole: they are skipped, so the bridge does not
+// read back what it wrote.
 func (b *Bridge) listen() {
 	defer b.done.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ps := b.rdb.PSubscribe(ctx, b.prefix+"*")
+	if err := ps.Subscribe(ctx, b.mark); err != nil {
+		b.log.Warn("subscribe to the bridge's marker channel (its own writes are read back instead)", "err", err)
+	}
 	go func() {
 		<-b.stop
 		cancel()
 		ps.Close() // a read blocked on the connection does not see ctx
 	}()
+	own := false // between a script's markers
 	for {
 		msg, err := ps.Receive(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			own = false
 			select {
 			case <-time.After(b.opts.RetryInterval):
 			case <-ctx.Done():
@@ -304,14 +318,23 @@ func (b *Bridge) listen() {
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
+			own = false
 			if m.Kind == "psubscribe" {
 				// Changes made before the subscription took effect were
 				// told to no one: an audit finds them.
 				b.requestResync()
 			}
 		case *redis.Message:
+			if m.Channel == b.mark {
+				own = m.Payload == "b"
+				continue
+			}
 			key, ok := strings.CutPrefix(m.Channel, b.prefix)
 			if !ok {
+				continue
+			}
+			if own {
+				b.st.echoes.Add(1)
 				continue
 			}
 			b.mu.Lock()
@@ -569,13 +592,13 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 			expect := "0"
 			if sh, ok := b.shadow[h]; ok {
 				// Only what changed, where a delta can say it.
-				if args, ok := deltaArgs(s, &sh, removed); ok {
+				if args, ok := deltaArgs(b.mark, s, &sh, removed); ok {
 					ws = append(ws, write{k, h, s, true, removed, deltaScript.EvalSha(ctx, p, []string{k}, args...)})
 					continue
 				}
 				expect = digestHex(sh.Digest)
 			}
-			ws = append(ws, write{k, h, s, false, removed, writeScript.EvalSha(ctx, p, []string{k}, scriptArgs(expect, s)...)})
+			ws = append(ws, write{k, h, s, false, removed, writeScript.EvalSha(ctx, p, []string{k}, scriptArgs(b.mark, expect, s)...)})
 		}
 		return nil
 	})
@@ -649,8 +672,8 @@ func digestHex(d uint64) string {
 	return fmt.Sprintf("%016x", d)
 }
 
-func scriptArgs(expect string, s State) []any {
-	args := []any{expect, s.Kind.String(), strconv.FormatInt(s.At, 10)}
+func scriptArgs(mark, expect string, s State) []any {
+	args := []any{mark, expect, s.Kind.String(), strconv.FormatInt(s.At, 10)}
 	switch s.Kind {
 	case String, Whole:
 		args = append(args, s.Str)

@@ -728,3 +728,59 @@ func TestWritesOnlyWhatChanged(t *testing.T) {
 		t.Fatal("not written whole, or f5 still there")
 	}
 }
+
+// commandCalls is cmdstat_NAME's calls in the backend's INFO commandstats
+// (scripts' commands included).
+func commandCalls(t *testing.T, c *redis.Client, name string) int64 {
+	t.Helper()
+	for _, l := range strings.Split(c.Info(context.Background(), "commandstats").Val(), "\r\n") {
+		if v, ok := strings.CutPrefix(l, "cmdstat_"+name+":calls="); ok {
+			n, _ := strconv.ParseInt(v[:strings.IndexByte(v, ',')], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// TestOwnWritesNotReadBack: the notifications of the bridge's own writes
+// are known by its scripts' markers, so a change of a large hash written
+// to the backend is not read back whole (no HGETALL), while an
+// application's change right after it is still taken in.
+func TestOwnWritesNotReadBack(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	dir := t.TempDir()
+	n := openNode(t, dir)
+	b := startBridge(t, srv, n, dir)
+	within(t, 5*time.Second, "take-in", func() bool { return b.takeIn.Done.Load() })
+	var fields [][]byte
+	for i := range 500 {
+		fields = append(fields, []byte(fmt.Sprint("f", i)), []byte("v"))
+	}
+	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		return l.EditTyped([]byte("h"), node.TypedEdit{Kind: record.KindHash, Set: fields})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 5*time.Second, "hash in the backend", func() bool { return c.HLen(ctx, "h").Val() == 500 })
+	reads, echoes := commandCalls(t, c, "hgetall"), b.st.echoes.Load()
+	for i := range 20 {
+		hset(t, n, "h", "f1", fmt.Sprint("node", i))
+	}
+	within(t, 5*time.Second, "the node's change in the backend", func() bool { return c.HGet(ctx, "h", "f1").Val() == "node19" })
+	within(t, 5*time.Second, "echoes", func() bool { return b.st.echoes.Load() > echoes })
+	c.HSet(ctx, "h", "f2", "app")
+	c.Set(ctx, "probe", "1", 0)
+	within(t, 5*time.Second, "the application's changes in the node", func() bool {
+		rec, live := n.Read([]byte("h"))
+		v, ok := rec.Typed.FieldValue([]byte("f2"))
+		_, probe := nodeString(n, "probe")
+		return live && ok && string(v) == "app" && probe
+	})
+	// One HGETALL: the read of the application's change.
+	if got := commandCalls(t, c, "hgetall") - reads; got != 1 {
+		t.Fatalf("%d reads of the hash, want 1 (the application's change)", got)
+	}
+}

@@ -38,8 +38,8 @@ func (b *Bridge) sync(ctx context.Context) error {
 	start := time.Now()
 	restarted := b.runID != b.shadowRunID
 	cheap := !restarted && len(b.shadow) > 0
-	b.st.audits.Add(1)
 	b.takeIn.reset()
+	b.st.audits.Add(1)
 	if size, err := b.rdb.DBSize(ctx).Result(); err == nil {
 		b.takeIn.Estimate.Store(size)
 	}
