@@ -150,7 +150,7 @@ func setExpiry(l *node.LocalTx, key []byte, n, b State, c change) (bool, error) 
 // against this run of the backend: a key the shadow does not hold was not
 // there.
 func (b *Bridge) since(h uint64) change {
-	if e, ok := b.shadow[h]; ok {
+	if e, ok := b.shadow.Get(h); ok {
 		return change{from: &e}
 	}
 	return change{from: &base{}}

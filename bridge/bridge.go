@@ -15,6 +15,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redmesh/redmesh/bridge/shadow"
 	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/node"
 	"github.com/redmesh/redmesh/wal"
@@ -92,7 +93,7 @@ type Bridge struct {
 
 	// shadow is, per key hash, what the backend held when the bridge last
 	// wrote or read the key (its base); run's alone.
-	shadow      map[uint64]base
+	shadow      shadow.Map
 	shadowRunID string // the backend run the shadow describes
 	shadowDirty bool
 	runID       string // the backend's run now (INFO run_id)
@@ -149,7 +150,6 @@ func Start(ctx context.Context, opts Options) (*Bridge, error) {
 		incrs:    map[string]bool{},
 		removed:  map[string]map[string]struct{}{},
 		wake:     make(chan struct{}, 1),
-		shadow:   map[uint64]base{},
 		stop:     make(chan struct{}),
 	}
 	b.foreign, b.conflicted = map[uint64]struct{}{}, map[uint64]int{}
@@ -486,19 +486,19 @@ func keyHash(key string) uint64 { return xxhash.Sum64String(key) }
 
 // knows reports whether the shadow says the backend holds digest d of key.
 func (b *Bridge) knows(h, d uint64) bool {
-	sh, ok := b.shadow[h]
+	sh, ok := b.shadow.Get(h)
 	return (ok && sh.Digest == d) || (!ok && d == 0)
 }
 
 // remember notes that the backend holds s of key hash h.
 func (b *Bridge) remember(h uint64, s State) {
 	if s.Kind == None {
-		delete(b.shadow, h)
+		b.shadow.Delete(h)
 	} else {
-		b.shadow[h] = baseOf(s)
+		b.shadow.Put(h, baseOf(s))
 	}
 	b.shadowDirty = true
-	b.st.shadowKeys.Store(int64(len(b.shadow)))
+	b.st.shadowKeys.Store(int64(b.shadow.Len()))
 }
 
 // pullIn reads keys the backend notified and takes in what changed: a
@@ -590,7 +590,7 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 				continue
 			}
 			expect := "0"
-			if sh, ok := b.shadow[h]; ok {
+			if sh, ok := b.shadow.Get(h); ok {
 				// Only what changed, where a delta can say it.
 				if args, ok := deltaArgs(b.mark, s, &sh, removed); ok {
 					ws = append(ws, write{k, h, s, true, removed, deltaScript.EvalSha(ctx, p, []string{k}, args...)})

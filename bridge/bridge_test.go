@@ -250,7 +250,7 @@ func newIdleBridge(t *testing.T, srv *redisServer, n *node.Node) *Bridge {
 		t.Fatal(err)
 	}
 	b := &Bridge{opts: opts, log: quietLog(), n: n, rdb: redis.NewClient(ro), prefix: "__keyspace@0__:",
-		owed: map[string]struct{}{}, notified: map[string]struct{}{}, incrs: map[string]bool{}, removed: map[string]map[string]struct{}{}, wake: make(chan struct{}, 1), shadow: map[uint64]base{}, stop: make(chan struct{}),
+		owed: map[string]struct{}{}, notified: map[string]struct{}{}, incrs: map[string]bool{}, removed: map[string]map[string]struct{}{}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
 		foreign: map[uint64]struct{}{}, conflicted: map[uint64]int{}}
 	t.Cleanup(func() { b.rdb.Close() })
 	if err := b.connect(context.Background()); err != nil {

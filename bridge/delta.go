@@ -141,8 +141,8 @@ func deltaArgs(mark string, s State, e *base, removed map[string]struct{}) (args
 			}
 		}
 		gone := 0
-		for _, el := range e.List() {
-			if _, ok := have[el.Name]; !ok {
+		for i := range e.Elems.Len() {
+			if _, ok := have[e.Elems.Names[i]]; !ok {
 				gone++
 			}
 		}
@@ -192,7 +192,7 @@ func deltaArgs(mark string, s State, e *base, removed map[string]struct{}) (args
 		check("len", strconv.Itoa(len(was)))
 		for j := range len(was) {
 			if j < i || j >= len(was)-tail {
-				check(strconv.Itoa(j), hex(e.List()[j].Name))
+				check(strconv.Itoa(j), hex(e.Elems.Names[j]))
 			}
 		}
 		if i > 0 {
