@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"slices"
 	"strconv"
@@ -23,10 +24,12 @@ const expiryLeeway = 2000 // ms
 // it writes: from, the key's base (nil where unknown: a first start, a
 // restarted backend, an import), or else additive, whether what the node
 // holds and the backend lacks stays; and incr, whether the backend told of
-// ZINCRBYs only (keyspace notifications, all zincr, since the key was last
-// read): a member's score the base held and the backend holds changed is
-// then an increment by the difference, which adds up with concurrent
-// increments elsewhere, rather than a score set.
+// increments only (keyspace notifications, all zincr, incrby or hincrby,
+// since the key was last read): a member's score, a string's integer or a
+// hash field's integer the backend holds changed is then an increment by
+// the difference from what it held before, which adds up with concurrent
+// increments elsewhere, rather than a value set. What it held before is
+// the base's score or integer (0 for what it did not hold).
 type change struct {
 	from     *base
 	additive bool
@@ -86,6 +89,15 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 		if c.from != nil && sameValue(c.from, b) {
 			return setExpiry(l, key, n, b, c) // only the deadline changed there
 		}
+		if by, ok := stringIncrement(b, c); ok {
+			switch err := l.IncrBy(key, nil, by); {
+			case err == nil:
+				_, err = setExpiry(l, key, n, b, c)
+				return true, err
+			case !errors.Is(err, node.ErrNoIncrement):
+				return false, err
+			} // not a counter in the node: the value is set
+		}
 		if n.Kind != String || !bytes.Equal(n.Str, b.Str) {
 			return true, l.SetString(key, b.Str, b.At)
 		}
@@ -109,15 +121,96 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 		return true, l.EditList(key, e)
 	case Hash, Set, ZSet:
 		e := typedDiff(n, b, c)
-		if e.Set == nil && e.Del == nil && e.Add == nil && e.Rem == nil && e.Incr == nil {
+		var incrs []fieldIncrement
+		if b.Kind == Hash && n.Kind == Hash && c.incr {
+			e.Set, incrs = hashIncrements(e.Set, c.from)
+		}
+		if e.Set == nil && e.Del == nil && e.Add == nil && e.Rem == nil && e.Incr == nil && incrs == nil {
 			if n.Kind != b.Kind {
 				return false, nil
 			}
 			return setExpiry(l, key, n, b, c)
 		}
-		return true, l.EditTyped(key, e)
+		if e.Set != nil || e.Del != nil || e.Add != nil || e.Rem != nil || e.Incr != nil || e.WithExpiry {
+			if err := l.EditTyped(key, e); err != nil {
+				return false, err
+			}
+		}
+		for _, f := range incrs {
+			switch err := l.IncrBy(key, f.name, f.by); {
+			case errors.Is(err, node.ErrNoIncrement): // the value is set
+				err = l.EditTyped(key, node.TypedEdit{Kind: record.KindHash, Set: [][]byte{f.name, f.value}})
+				if err != nil {
+					return false, err
+				}
+			case err != nil:
+				return false, err
+			}
+		}
+		return true, nil
 	}
 	return false, nil // Other: not modelled
+}
+
+// stringIncrement is the increment an INCRBY made in the backend added to
+// a string (see change): its integer now less the one the base held (0 if
+// it held none); ok is false where the change cannot be told an increment.
+func stringIncrement(b State, c change) (by int64, ok bool) {
+	if !c.incr || c.from == nil || b.Kind != String {
+		return 0, false
+	}
+	now, err := strconv.ParseInt(string(b.Str), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	var was int64
+	switch {
+	case Kind(c.from.Kind) == None:
+	case Kind(c.from.Kind) == String && c.from.HasNum:
+		was = c.from.Num
+	default:
+		return 0, false
+	}
+	by = now - was
+	if (was < 0) != (now < 0) && (by < 0) != (now < 0) { // overflowed
+		return 0, false
+	}
+	return by, true
+}
+
+// fieldIncrement is a HINCRBY made in the backend: the field, by how much,
+// and the value the backend holds (written if the node's field holds no
+// integer).
+type fieldIncrement struct {
+	name, value []byte
+	by          int64
+}
+
+// hashIncrements splits set, the hash fields a take-in writes (name, value
+// ...), into those still set and those that were HINCRBYs in the backend:
+// a field whose value was an integer in the base (0 for a field the base
+// did not hold) and is one now.
+func hashIncrements(set [][]byte, from *base) (rest [][]byte, incrs []fieldIncrement) {
+	if from == nil || Kind(from.Kind) != Hash {
+		return set, nil
+	}
+	for i := 0; i+1 < len(set); i += 2 {
+		f, v := set[i], set[i+1]
+		now, known := canonicalInt(v)
+		was := int64(0)
+		if h := xxhash.Sum64(f); known {
+			if _, in := part(from, h); in {
+				was, known = baseInt(from, h)
+			}
+		}
+		by := now - was
+		if !known || ((was < 0) != (now < 0) && (by < 0) != (now < 0)) {
+			rest = append(rest, f, v)
+			continue
+		}
+		incrs = append(incrs, fieldIncrement{name: f, value: v, by: by})
+	}
+	return rest, incrs
 }
 
 // expired reports whether a key's base had a deadline now passed, or about

@@ -26,12 +26,19 @@ func baseOf(s State) base {
 	e := base{Digest: s.Digest(), Kind: uint8(s.Kind), At: s.At}
 	switch s.Kind {
 	case Hash, ZSet:
-		type pair struct{ name, part uint64 }
+		type pair struct {
+			name, part uint64
+			num        int64
+		}
 		ps := make([]pair, 0, len(s.Fields)/2)
+		nums := false
 		for i := 0; i+1 < len(s.Fields); i += 2 {
 			p := pair{name: xxhash.Sum64(s.Fields[i])}
 			if s.Kind == Hash {
 				p.part = valueHash(s.Fields[i+1])
+				if v, ok := canonicalInt(s.Fields[i+1]); ok {
+					p.num, nums = v, true
+				}
 			} else {
 				p.part = scoreBits(s.Fields[i+1])
 			}
@@ -43,6 +50,12 @@ func baseOf(s State) base {
 			names[i], parts[i] = p.name, p.part
 		}
 		e.Elems = shadow.NewElems(names, parts)
+		if nums { // a HINCRBY's start, where a field holds an integer
+			e.Elems.Nums = make([]int64, len(ps))
+			for i, p := range ps {
+				e.Elems.Nums[i] = p.num
+			}
+		}
 	case Set:
 		names := make([]uint64, len(s.Members))
 		for i, m := range s.Members {
@@ -58,11 +71,32 @@ func baseOf(s State) base {
 		e.Elems = shadow.NewElems(names, nil)
 	case String:
 		// A counter's value, for an INCRBY made in the backend.
-		if v, err := strconv.ParseInt(string(s.Str), 10, 64); err == nil && strconv.FormatInt(v, 10) == string(s.Str) {
-			e.Num, e.HasNum = v, true
-		}
+		e.Num, e.HasNum = canonicalInt(s.Str)
 	}
 	return e
+}
+
+// canonicalInt is the integer v holds as Redis writes one (INCRBY's
+// result), if it does.
+func canonicalInt(v []byte) (int64, bool) {
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil || strconv.FormatInt(n, 10) != string(v) {
+		return 0, false
+	}
+	return n, true
+}
+
+// baseInt is the integer hash field h held in base e, if it held one.
+func baseInt(e *base, h uint64) (int64, bool) {
+	if e.Elems == nil || e.Elems.Nums == nil {
+		return 0, false
+	}
+	i, ok := slices.BinarySearch(e.Elems.Names, h)
+	if !ok {
+		return 0, false
+	}
+	v := e.Elems.Nums[i]
+	return v, e.Elems.Part(i) == valueHash(strconv.AppendInt(nil, v, 10))
 }
 
 // sameValue reports whether the backend's string or whole key b holds the

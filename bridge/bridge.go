@@ -81,7 +81,7 @@ type Bridge struct {
 	overflow bool                // owed passed QueueLimit: audit instead
 	notified map[string]struct{} // keys the backend said changed
 	// incrs says, per notified key, whether every notification since it
-	// was last read was a zincr (ZINCRBY, ZADD INCR).
+	// was last read was an increment (see isIncrement).
 	incrs map[string]bool
 	// removed keeps, per owed key, the names of elements its committed
 	// writes removed (see noteRemoved).
@@ -341,7 +341,7 @@ func (b *Bridge) listen() {
 			if len(b.notified) < b.opts.QueueLimit {
 				b.notified[key] = struct{}{}
 				only, seen := b.incrs[key]
-				b.incrs[key] = m.Payload == "zincr" && (only || !seen)
+				b.incrs[key] = isIncrement(m.Payload) && (only || !seen)
 			} else {
 				b.resync = true
 			}
@@ -349,6 +349,13 @@ func (b *Bridge) listen() {
 			b.signal()
 		}
 	}
+}
+
+// isIncrement reports whether a keyspace notification's event is an
+// increment's: zincr (ZINCRBY, ZADD INCR), incrby (INCR, INCRBY, DECR,
+// DECRBY) or hincrby (HINCRBY).
+func isIncrement(event string) bool {
+	return event == "zincr" || event == "incrby" || event == "hincrby"
 }
 
 func (b *Bridge) requestResync() {

@@ -784,3 +784,108 @@ func TestOwnWritesNotReadBack(t *testing.T) {
 		t.Fatalf("%d reads of the hash, want 1 (the application's change)", got)
 	}
 }
+
+// TestIncrByAddsUp: an INCRBY or a HINCRBY made in the backend, told by its
+// notification, is taken in as an increment by the difference from the
+// integer the backend held, so that it adds up with another site's
+// increment owed to the backend; a SET among the changes, or a field that
+// held no integer, is a value set.
+func TestIncrByAddsUp(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	n := openNode(t, t.TempDir())
+	b := newIdleBridge(t, srv, n)
+	incr := func(key, field string, by int64) {
+		t.Helper()
+		var f []byte
+		if field != "" {
+			f = []byte(field)
+		}
+		if err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.IncrBy([]byte(key), f, by) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	round := func(keys ...string) {
+		t.Helper()
+		for _, k := range keys {
+			b.incrs[k] = true // as the incrby or hincrby notifications say
+		}
+		if err := b.pullIn(ctx, keys); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.pushOut(ctx, keys); err != nil {
+			t.Fatal(err)
+		}
+	}
+	incr("hits", "", 10)
+	incr("h", "n", 10)
+	hset(t, n, "h", "s", "x")
+	if err := b.pushOut(ctx, []string{"hits", "h"}); err != nil {
+		t.Fatal(err)
+	}
+	// Another site's increments, owed to the backend, and the backend's.
+	incr("hits", "", 3)
+	incr("h", "n", 3)
+	c.IncrBy(ctx, "hits", 5)
+	c.Decr(ctx, "hits")
+	c.HIncrBy(ctx, "h", "n", 5)
+	c.HIncrBy(ctx, "h", "new", 2)
+	round("hits", "h")
+	checkBoth(t, b, n, map[string]string{"hits": "string 17", "h": "hash n=18 new=2 s=x"})
+	if rec, _ := n.Read([]byte("hits")); len(rec.Typed.Counts) == 0 {
+		t.Fatal("the INCRBYs were taken in as a value set")
+	}
+	// A key that did not exist in the backend counts from 0.
+	incr("fresh", "", 4)
+	c.Incr(ctx, "fresh")
+	round("fresh")
+	checkBoth(t, b, n, map[string]string{"fresh": "string 5"})
+
+	// A SET is a value set: the other site's increment owed goes.
+	incr("hits", "", 1)
+	c.Set(ctx, "hits", "100", 0)
+	b.incrs["hits"] = false // a set notification among them
+	if err := b.pullIn(ctx, []string{"hits"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.pushOut(ctx, []string{"hits"}); err != nil {
+		t.Fatal(err)
+	}
+	checkBoth(t, b, n, map[string]string{"hits": "string 100"})
+	// Another site's HSET of the field, owed, and a HINCRBY in the
+	// backend: the increment adds to the value set, as a HINCRBY
+	// concurrent with an HSET does between nodes.
+	hset(t, n, "h", "n", "50")
+	c.HIncrBy(ctx, "h", "n", 1)
+	round("h")
+	checkBoth(t, b, n, map[string]string{"h": "hash n=51 new=2 s=x"})
+	// A field that held no integer in the backend is set.
+	c.HSet(ctx, "h", "s", "7")
+	round("h")
+	checkBoth(t, b, n, map[string]string{"h": "hash n=51 new=2 s=7"})
+}
+
+// TestIncrNotifications: INCRs and HINCRBYs made in the backend reach the
+// node, by their notifications, as increments (counts that add up).
+func TestIncrNotifications(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	dir := t.TempDir()
+	n := openNode(t, dir)
+	b := startBridge(t, srv, n, dir)
+	within(t, 5*time.Second, "take-in", func() bool { return b.takeIn.Done.Load() })
+	for range 5 {
+		c.Incr(ctx, "hits")
+		c.HIncrBy(ctx, "h", "n", 2)
+	}
+	within(t, 5*time.Second, "the increments in the node", func() bool {
+		return show(FromRecord(n.Read([]byte("hits")))) == "string 5" && show(FromRecord(n.Read([]byte("h")))) == "hash n=10"
+	})
+	for _, k := range []string{"hits", "h"} {
+		if rec, _ := n.Read([]byte(k)); len(rec.Typed.Counts) == 0 {
+			t.Fatalf("%s: the increments were taken in as a value set", k)
+		}
+	}
+}

@@ -9,8 +9,8 @@
 // byte: 1, the elements have parts; 2, the entry holds an integer), the
 // deadline (a zigzag varint), the integer if any (a zigzag varint), the
 // count of elements (a uvarint), their names (8 bytes each) and, if
-// flagged, their parts (8 bytes each); and an xxhash of everything before
-// it. Format 3, the same without flags and integer and with every
+// flagged, their parts (8 bytes each) and (flag 4) their integers (zigzag
+// varints); and an xxhash of everything before it. Format 3, the same without flags and integer and with every
 // element's name and part side by side, is read too. In-project: a flat
 // array of numbers needs no serialisation library.
 package shadow
@@ -52,9 +52,13 @@ type Entry struct {
 // order) or a list's elements (in list order): each one's name hash and
 // part (a value's hash, a score's bits; 0 for a set's member or a list's
 // element). Parts is nil where every part is 0, so a set's or a list's
-// element takes 8 bytes.
+// element takes 8 bytes. Nums are a hash's fields' integers, where some
+// field holds one (nil otherwise): what a HINCRBY made in the backend
+// started from. Nums[i] is field i's value only if the value's hash,
+// Parts[i], is that of the integer's text: the caller checks.
 type Elems struct {
 	Names, Parts []uint64
+	Nums         []int64
 }
 
 // Len is how many elements e holds (0 for nil).
@@ -201,6 +205,9 @@ func Encode(runID string, m *Map) []byte {
 		if e.HasNum {
 			flags |= 2
 		}
+		if e.Elems != nil && e.Elems.Parts != nil && e.Elems.Nums != nil {
+			flags |= 4
+		}
 		buf = append(buf, e.Kind, flags)
 		buf = binary.AppendVarint(buf, e.At)
 		if e.HasNum {
@@ -213,6 +220,11 @@ func Encode(runID string, m *Map) []byte {
 			}
 			for _, p := range e.Elems.Parts {
 				buf = binary.BigEndian.AppendUint64(buf, p)
+			}
+			if flags&4 != 0 {
+				for _, v := range e.Elems.Nums {
+					buf = binary.AppendVarint(buf, v)
+				}
 			}
 		}
 	}
@@ -257,7 +269,7 @@ func Decode(buf []byte) (runID string, m *Map, err error) {
 		flags := byte(1) // format 3: names and parts side by side
 		if !v3 {
 			flags, p = p[0], p[1:]
-			if flags&^3 != 0 {
+			if flags&^7 != 0 || (flags&4 != 0 && flags&1 == 0) {
 				return "", nil, fmt.Errorf("bad flags %#x", flags)
 			}
 		}
@@ -275,6 +287,9 @@ func Decode(buf []byte) (runID string, m *Map, err error) {
 		size := uint64(8)
 		if flags&1 != 0 {
 			size = 16
+		}
+		if flags&4 != 0 {
+			size++
 		}
 		if k <= 0 || elems > uint64(len(p)-k)/size {
 			return "", nil, fmt.Errorf("bad element count %d", elems)
@@ -301,6 +316,15 @@ func Decode(buf []byte) (runID string, m *Map, err error) {
 				}
 			}
 			e.Elems = NewElems(names, parts)
+			if flags&4 != 0 {
+				e.Elems.Nums = make([]int64, elems)
+				for i := range e.Elems.Nums {
+					if e.Elems.Nums[i], k = binary.Varint(p); k <= 0 {
+						return "", nil, errors.New("bad element integer")
+					}
+					p = p[k:]
+				}
+			}
 		}
 		m.Put(h, e)
 	}

@@ -19,6 +19,7 @@ func sample() *Map {
 	m.Put(4, Entry{Digest: 5, Kind: KindString, Num: -7, HasNum: true})
 	m.Put(6, Entry{Digest: 7, Kind: KindString, Num: 1 << 40, HasNum: true, At: 9})
 	m.Put(3, Entry{Digest: 4, Kind: 2, At: 1700000000000, Elems: NewElems([]uint64{1, 3}, []uint64{2, 4})})
+	m.Put(5, Entry{Digest: 6, Kind: 2, Elems: &Elems{Names: []uint64{1, 3}, Parts: []uint64{2, 4}, Nums: []int64{0, -1 << 62}}})
 	m.Put(1<<63, Entry{Digest: 5, Kind: 5, At: -1, Elems: NewElems([]uint64{7}, []uint64{0})})
 	m.Put(8, Entry{Digest: 6, Kind: 6})
 	return m
@@ -26,7 +27,7 @@ func sample() *Map {
 
 func TestRoundTrip(t *testing.T) {
 	m := sample()
-	if m.Len() != 7 {
+	if m.Len() != 8 {
 		t.Fatalf("%d entries", m.Len())
 	}
 	if e, _ := m.Get(1 << 63); e.Elems.Parts != nil {
