@@ -112,7 +112,7 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 		return setExpiry(l, key, n, b, c)
 	case List:
 		e := listDiff(n, b, c)
-		if e.DropHead == 0 && e.DropTail == 0 && len(e.Set) == 0 && e.Head == nil && e.Tail == nil {
+		if e.DropHead == 0 && e.DropTail == 0 && e.Drop == nil && len(e.Set) == 0 && e.Head == nil && e.Tail == nil {
 			if n.Kind != b.Kind {
 				return false, nil
 			}
@@ -427,9 +427,11 @@ func listEdit(n, b State, additive bool) node.ListEdit {
 // node's list n. Without a base, or where the node's list is the base
 // (nothing owed to the backend), it is listEdit's. Otherwise the backend's
 // change is found against the base, as listEdit finds one against the node:
-// the pushes at its ends are pushed at the node's, and its pops are popped
-// where the node's ends still hold the elements popped (a peer's push at
-// that end, not yet in the backend, keeps them: the node cannot pop past
+// the pushes at its ends are pushed at the node's, and each element it
+// popped is removed from the node's list where the node still holds it:
+// the base is aligned with the node's list by the longest run the two
+// share, so that a peer's push at that end, not yet in the backend, stays
+// beyond it and the element popped goes (a peer's pop of it already took
 // it). A base and a backend list that share no run are taken as pushes
 // only.
 func listDiff(n, b State, c change) node.ListEdit {
@@ -445,27 +447,17 @@ func listDiff(n, b State, c change) node.ListEdit {
 	if slices.EqualFunc(have, was, bytes.Equal) {
 		return listEdit(n, b, false)
 	}
-	if len(b.Members) == 0 { // emptied in the backend: its elements go, at whichever end holds them
-		e := node.ListEdit{At: b.At}
-		switch {
-		case len(was) <= len(have) && slices.EqualFunc(have[:len(was)], was, bytes.Equal):
-			e.DropHead = len(was)
-		case len(was) <= len(have) && slices.EqualFunc(have[len(have)-len(was):], was, bytes.Equal):
-			e.DropTail = len(was)
-		}
-		return e
-	}
 	now := listHashes(b.Members)
-	i, k, run := commonRun(was, now)
-	if run == 0 && len(was) > 0 {
+	i, k, run := commonRun(was, now) // the backend kept was[i:i+run]
+	if run == 0 && len(was) > 0 && len(now) > 0 {
 		return listEdit(n, b, true)
 	}
 	e := node.ListEdit{At: b.At, WithExpiry: expiryChanged(n, b, c)}
-	if popped := was[:i]; len(popped) <= len(have) && slices.EqualFunc(have[:len(popped)], popped, bytes.Equal) {
-		e.DropHead = len(popped)
-	}
-	if popped := was[i+run:]; len(popped) <= len(have)-e.DropHead && slices.EqualFunc(have[len(have)-len(popped):], popped, bytes.Equal) {
-		e.DropTail = len(popped)
+	iw, ih, shared := commonRun(was, have) // the node holds was[iw:iw+shared] at ih
+	for j := range was {
+		if (j < i || j >= i+run) && j >= iw && j < iw+shared {
+			e.Drop = append(e.Drop, ih+j-iw)
+		}
 	}
 	if k > 0 {
 		e.Head = b.Members[:k]

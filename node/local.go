@@ -229,10 +229,12 @@ func (w *typedWrite) incrScore(member []byte, by float64) error {
 
 // ListEdit is a write of a list at its ends and in place, as LPOP/RPOP,
 // LPUSH/RPUSH and LSET would: DropHead and DropTail elements are popped,
-// Set gives the values of elements by index among those left, then Head is
-// pushed before them (in list order) and Tail after.
+// and the elements at the indexes Drop (of the list as it was); Set gives
+// the values of elements by index among those left after DropHead; then
+// Head is pushed before the elements kept (in list order) and Tail after.
 type ListEdit struct {
 	DropHead, DropTail int
+	Drop               []int
 	Set                map[int][]byte
 	Head, Tail         [][]byte
 	At                 int64
@@ -264,14 +266,23 @@ func (l *LocalTx) EditList(key []byte, e ListEdit) error {
 			return fmt.Errorf("list edit of %q: LSET of index %d among %d elements", key, i, n-e.DropHead-e.DropTail)
 		}
 	}
-	for i := range n {
-		if i < e.DropHead || i >= n-e.DropTail {
-			w.op.RemListed(view.At(i).Name)
+	drop := make(map[int]bool, len(e.Drop))
+	for _, i := range e.Drop {
+		if i < 0 || i >= n {
+			return fmt.Errorf("list edit of %q: removal of index %d of %d elements", key, i, n)
 		}
+		drop[i] = true
 	}
 	var lo, hi []byte // the last and the first element kept: the pushes' bounds
-	if e.DropHead < n-e.DropTail {
-		lo, hi = view.At(n-e.DropTail-1).Name, view.At(e.DropHead).Name
+	for i := range n {
+		if i < e.DropHead || i >= n-e.DropTail || drop[i] {
+			w.op.RemListed(view.At(i).Name)
+			continue
+		}
+		if hi == nil {
+			hi = view.At(i).Name
+		}
+		lo = view.At(i).Name
 	}
 	for i, v := range e.Set {
 		if err := w.op.SetListed(view.At(e.DropHead+i).Name, v); err != nil {
