@@ -86,8 +86,10 @@ type Bridge struct {
 	// removed keeps, per owed key, the names of elements its committed
 	// writes removed (see noteRemoved).
 	removed map[string]map[string]struct{}
-	// later: keys that kept conflicting, tried again at the next tick.
-	later  map[string]struct{}
+	// later: keys whose write conflicted with a change in the backend,
+	// written again at the next tick (if the change's take-in has not
+	// written them meanwhile), and read again then where true.
+	later  map[string]bool
 	resync bool // notifications may have been missed: audit
 	wake   chan struct{}
 
@@ -386,8 +388,10 @@ func (b *Bridge) run() {
 		case <-b.wake:
 		case <-tick.C:
 			b.mu.Lock()
-			for k := range b.later {
-				b.notified[k] = struct{}{}
+			for k, read := range b.later {
+				if read {
+					b.notified[k] = struct{}{}
+				}
 				b.owed[k] = struct{}{}
 			}
 			clear(b.later)
@@ -636,29 +640,31 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 		}
 		b.st.conflicts.Add(1)
 		b.keepRemoved(w.key, w.removed) // for the write after the take-in
-		// Taken in, then written again; a key that keeps conflicting
-		// (changed in the backend without pause) is tried again at the
-		// next tick rather than at once without end.
+		// The backend's change that stopped the write is taken in when its
+		// notification comes, which tells whether it was an increment
+		// (read now, before it came, it would be taken as a value set),
+		// and its take-in writes the key again. The next tick writes it
+		// again anyway, and reads it too once it has conflicted a few
+		// times in a row (a change whose notification was lost, or one
+		// that changes without pause).
+		read := false
 		if b.conflicted[w.h]++; b.conflicted[w.h] > maxConflicts {
 			delete(b.conflicted, w.h)
 			b.log.Warn("key keeps changing in the backend while the node writes it: tried again in a moment", "key", w.key)
-			b.mu.Lock()
-			if b.later == nil {
-				b.later = map[string]struct{}{}
-			}
-			b.later[w.key] = struct{}{}
-			b.mu.Unlock()
-			continue
+			read = true
 		}
 		b.mu.Lock()
-		b.notified[w.key] = struct{}{}
-		b.owed[w.key] = struct{}{}
+		if b.later == nil {
+			b.later = map[string]bool{}
+		}
+		b.later[w.key] = b.later[w.key] || read
 		b.mu.Unlock()
 	}
 	return nil
 }
 
-// maxConflicts is how many write conflicts in a row a key gets retried.
+// maxConflicts is how many write conflicts in a row a key gets before the
+// next tick reads it as well as writing it.
 const maxConflicts = 3
 
 // foreignType notes whether the backend holds key (hash h) as a type
