@@ -287,9 +287,11 @@ func (b *Bridge) setDown(err error) {
 // listen reads keyspace notifications and queues their keys. A broken
 // subscription is renewed by go-redis; what it missed meanwhile is found by
 // an audit. The notifications of the bridge's own writes come between its
-// scripts' markers (b.mark: "b", then "e"), on the same connection and in
-// order, as a script runs whole: they are skipped, so the bridge does not
-// read back what it wrote.
+// scripts' markers (on b.mark: "b" and the key, then "e"), on the same
+// connection and in order, as a script runs whole: those of that key are
+// skipped, so the bridge does not read back what it wrote. (A script that
+// failed half-way, with no "e", leaves only that key's next notifications
+// skipped, until the next marker; the audit finds what they told.)
 func (b *Bridge) listen() {
 	defer b.done.Done()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -303,7 +305,7 @@ func (b *Bridge) listen() {
 		cancel()
 		ps.Close() // a read blocked on the connection does not see ctx
 	}()
-	own := false // between a script's markers
+	own, ownKey := false, "" // between a script's markers, and its key
 	for {
 		msg, err := ps.Receive(ctx)
 		if err != nil {
@@ -328,14 +330,14 @@ func (b *Bridge) listen() {
 			}
 		case *redis.Message:
 			if m.Channel == b.mark {
-				own = m.Payload == "b"
+				ownKey, own = strings.CutPrefix(m.Payload, "b")
 				continue
 			}
 			key, ok := strings.CutPrefix(m.Channel, b.prefix)
 			if !ok {
 				continue
 			}
-			if own {
+			if own && key == ownKey {
 				b.st.echoes.Add(1)
 				continue
 			}

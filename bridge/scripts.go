@@ -63,8 +63,8 @@ end
 // still ARGV[2] (what the bridge last wrote or read there); otherwise it
 // writes nothing and answers 0, and the bridge takes the backend's change in
 // first. ARGV[1] is the bridge's marker channel: the writes are published
-// between a "b" and an "e" there, so that the bridge knows their
-// notifications for its own (see Bridge.listen). ARGV[3] is the kind (none,
+// between a "b" followed by the key and an "e" there, so that the bridge
+// knows their notifications for its own (see Bridge.listen). ARGV[3] is the kind (none,
 // string, hash, set, zset, list, whole), ARGV[4] the deadline (Unix ms, 0
 // for none), ARGV[5...] the value, the fields and values, the members, the
 // scores and members, the elements in order, or the DUMP payload. A payload
@@ -73,7 +73,7 @@ end
 var writeScript = redis.NewScript(digestLua + `
 if digest(KEYS[1]) ~= ARGV[2] then return 0 end
 local key, kind = KEYS[1], ARGV[3]
-redis.call('PUBLISH', ARGV[1], 'b')
+redis.call('PUBLISH', ARGV[1], 'b' .. KEYS[1])
 if kind == 'whole' then
   local r = redis.pcall('RESTORE', key, 0, ARGV[5], 'REPLACE')
   if type(r) == 'table' and r.err then
@@ -168,7 +168,7 @@ for _ = 1, tonumber(ARGV[4]) do
 end
 local ncmd = tonumber(ARGV[i])
 i = i + 1
-redis.call('PUBLISH', ARGV[1], 'b')
+redis.call('PUBLISH', ARGV[1], 'b' .. KEYS[1])
 for _ = 1, ncmd do
   local cmd, n = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
