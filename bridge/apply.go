@@ -57,7 +57,9 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 		return false, err
 	}
 	n := FromRecord(cur, live)
-	if n.Digest() == b.Digest() {
+	if n.Digest() == b.Digest() && !c.incr {
+		// Increments are not: the node may hold the backend's result by
+		// another site's increment, the backend's still to add.
 		return false, nil
 	}
 	if b.Kind == None && c.from != nil && live && n.Kind == Kind(c.from.Kind) && !expired(c.from, l.Now()) {
@@ -307,7 +309,7 @@ func typedDiff(n, b State, c change) node.TypedEdit {
 			m, sc := b.Fields[i], b.Fields[i+1]
 			old, ok := have[string(m)]
 			delete(have, string(m))
-			if ok && bytes.Equal(old, sc) || !changed(m, scoreBits(sc)) {
+			if ok && bytes.Equal(old, sc) && !c.incr || !changed(m, scoreBits(sc)) {
 				continue
 			}
 			f, err := strconv.ParseFloat(string(sc), 64)
@@ -336,7 +338,7 @@ func typedDiff(n, b State, c change) node.TypedEdit {
 			f, v := b.Fields[i], b.Fields[i+1]
 			old, ok := have[string(f)]
 			delete(have, string(f))
-			if ok && bytes.Equal(old, v) || !changed(f, valueHash(v)) {
+			if ok && bytes.Equal(old, v) && !c.incr || !changed(f, valueHash(v)) {
 				continue
 			}
 			e.Set = append(e.Set, f, v)

@@ -836,6 +836,14 @@ func TestIncrByAddsUp(t *testing.T) {
 	if rec, _ := n.Read([]byte("hits")); len(rec.Typed.Counts) == 0 {
 		t.Fatal("the INCRBYs were taken in as a value set")
 	}
+	// The backend's increment makes it what the node holds by another
+	// site's: both count.
+	incr("hits", "", 1)
+	incr("h", "n", 1)
+	c.Incr(ctx, "hits")
+	c.HIncrBy(ctx, "h", "n", 1)
+	round("hits", "h")
+	checkBoth(t, b, n, map[string]string{"hits": "string 19", "h": "hash n=20 new=2 s=x"})
 	// A key that did not exist in the backend counts from 0.
 	incr("fresh", "", 4)
 	c.Incr(ctx, "fresh")

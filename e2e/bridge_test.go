@@ -255,9 +255,16 @@ func TestBridgeThreeSites(t *testing.T) {
 			})
 		}
 		wg.Wait()
+		var hits, views string
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("hits %s, views %s (want 140, 80)", hits, views)
+			}
+		})
 		for i := range r {
 			waitUntil(t, 20*time.Second, fmt.Sprintf("every increment at #%d", i+1), func() bool {
-				return r[i].c.Get(ctx, "hits").Val() == "140" && r[i].c.HGet(ctx, "stats", "views").Val() == "80"
+				hits, views = r[i].c.Get(ctx, "hits").Val(), r[i].c.HGet(ctx, "stats", "views").Val()
+				return hits == "140" && views == "80"
 			})
 		}
 	})
