@@ -191,9 +191,9 @@ type fieldIncrement struct {
 // hashIncrements splits set, the hash fields a take-in writes (name, value
 // ...), into those still set and those that were HINCRBYs in the backend:
 // a field whose value was an integer in the base (0 for a field the base
-// did not hold) and is one now.
+// did not hold, or of a hash the backend did not hold) and is one now.
 func hashIncrements(set [][]byte, from *base) (rest [][]byte, incrs []fieldIncrement) {
-	if from == nil || Kind(from.Kind) != Hash {
+	if from == nil || (Kind(from.Kind) != Hash && Kind(from.Kind) != None) {
 		return set, nil
 	}
 	for i := 0; i+1 < len(set); i += 2 {

@@ -846,9 +846,11 @@ func TestIncrByAddsUp(t *testing.T) {
 	checkBoth(t, b, n, map[string]string{"hits": "string 19", "h": "hash n=20 new=2 s=x"})
 	// A key that did not exist in the backend counts from 0.
 	incr("fresh", "", 4)
+	incr("freshhash", "n", 4)
 	c.Incr(ctx, "fresh")
-	round("fresh")
-	checkBoth(t, b, n, map[string]string{"fresh": "string 5"})
+	c.HIncrBy(ctx, "freshhash", "n", 1)
+	round("fresh", "freshhash")
+	checkBoth(t, b, n, map[string]string{"fresh": "string 5", "freshhash": "hash n=5"})
 
 	// A SET is a value set: the other site's increment owed goes.
 	incr("hits", "", 1)
