@@ -316,7 +316,8 @@ func typedDiff(n, b State, c change) node.TypedEdit {
 			if err != nil || math.IsNaN(f) {
 				continue // not a score: the backend never holds one
 			}
-			if was, ok := baseScore(from, m); ok && c.incr {
+			if c.incr && from != nil {
+				was, _ := baseScore(from, m) // 0 for a member the backend did not hold
 				if by := f - was; !math.IsNaN(by) && !math.IsInf(by, 0) {
 					e.Incr, e.By = append(e.Incr, m), append(e.By, by)
 					continue

@@ -535,6 +535,23 @@ func TestZIncrByAddsUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkBoth(t, b, n, map[string]string{"board": "zset ada=18 bob=40"})
+	// A ZINCRBY of a member, or of a key, the backend did not hold counts
+	// from 0, beside another site's increment owed.
+	err = n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		return l.EditTyped([]byte("fresh"), node.TypedEdit{Kind: record.KindZSet, Incr: [][]byte{[]byte("m")}, By: []float64{4}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ZIncrBy(ctx, "fresh", 1, "m")
+	b.incrs["fresh"] = true
+	if err := b.pullIn(ctx, []string{"fresh"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.pushOut(ctx, []string{"fresh"}); err != nil {
+		t.Fatal(err)
+	}
+	checkBoth(t, b, n, map[string]string{"fresh": "zset m=5"})
 	// Increments without their amounts, or of a hash, are refused.
 	for _, e := range []node.TypedEdit{
 		{Kind: record.KindZSet, Incr: [][]byte{[]byte("ada")}},
