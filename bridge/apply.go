@@ -124,7 +124,7 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 	case Hash, Set, ZSet:
 		e := typedDiff(n, b, c)
 		var incrs []fieldIncrement
-		if b.Kind == Hash && n.Kind == Hash && c.incr {
+		if b.Kind == Hash && c.incr {
 			e.Set, incrs = hashIncrements(e.Set, c.from)
 		}
 		if e.Set == nil && e.Del == nil && e.Add == nil && e.Rem == nil && e.Incr == nil && incrs == nil {

@@ -868,6 +868,16 @@ func TestIncrByAddsUp(t *testing.T) {
 	c.HIncrBy(ctx, "freshhash", "n", 1)
 	round("fresh", "freshhash")
 	checkBoth(t, b, n, map[string]string{"fresh": "string 5", "freshhash": "hash n=5"})
+	// Of a key neither held: a counter in the node too.
+	c.Incr(ctx, "new")
+	c.HIncrBy(ctx, "newhash", "n", 3)
+	round("new", "newhash")
+	checkBoth(t, b, n, map[string]string{"new": "string 1", "newhash": "hash n=3"})
+	for _, k := range []string{"new", "newhash"} {
+		if rec, _ := n.Read([]byte(k)); len(rec.Typed.Counts) == 0 {
+			t.Fatalf("%s: taken in as a value set", k)
+		}
+	}
 
 	// A SET is a value set: the other site's increment owed goes.
 	incr("hits", "", 1)
