@@ -18,10 +18,11 @@
 #    plain redis-server; the commands Redis #1 processed beyond the load's
 #    own (the bridge's), and each server's CPU time;
 #  - large keys: bridgeload writes 10,000 HSETs a second (random fields
-#    among 2,000 of 20 hashes, 100-byte values) for 10 s to Redis #1; the
-#    commands Redis #3 processed (its bridge's writes and reads of the
-#    changes that reached it from #1) and its CPU time, beside the plain
-#    redis-server's CPU under the same HSETs.
+#    among 2,000 of 20 hashes, 100-byte values) for 10 s to Redis #1; from
+#    its start until Redis #3 holds Redis #1's hashes, the commands Redis #3
+#    processed (its bridge's writes, and its reads of the changes that
+#    reached it from #1), of them HGETALLs (reads of a whole hash), and its
+#    CPU time, beside the plain redis-server's CPU under the same HSETs.
 #
 # Usage: [SAMPLES=N] [BASE=PORT] bench/bridge.sh [RUNS]
 source "$(dirname "$0")/lib.sh"
@@ -72,22 +73,41 @@ window() {
 	echo "$((c1 - c0 - 1)) $(((t1 - t0) * 1000 / hz)) $out"
 }
 
-# window3 SECONDS CMD...: runs CMD and prints, over the run, "commands
-# cpu_ms" of Redis #3, then CMD's output.
+# hashsum PORT: an order-free sum of the hload:* hashes' fields and values.
+hashsum() {
+	redis-cli -p "$1" EVAL "local s = 0
+for i = 0, 19 do
+  local f = redis.call('HGETALL', 'hload:' .. i)
+  for j = 1, #f, 2 do s = (s + tonumber(string.sub(redis.sha1hex(f[j] .. '=' .. f[j + 1]), 1, 8), 16)) % 4294967296 end
+end
+return s" 0
+}
+hgetalls() { redis-cli -p "$1" INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_hgetall:calls=\([0-9]*\),.*/\1/p'; }
+
+# window3 SECONDS CMD...: runs CMD and prints, from its start until Redis
+# #3's hashes equal Redis #1's (at most 60 s more), "commands cpu_ms
+# hgetalls seconds" of Redis #3 (hgetalls: HGETALLs, the bridge's reads of
+# the whole hashes), then CMD's output. The window's own reads (hashsum)
+# are left out of the counts.
 window3() {
-	local pid c0 c1 t0 t1 out
+	local pid c0 c1 t0 t1 h0 h1 out start polls=0
 	shift
 	pid=$(pid_of $((base + 2)))
-	c0=$(commands $((base + 2))); t0=$(ticks "$pid")
+	c0=$(commands $((base + 2))); t0=$(ticks "$pid"); h0=$(hgetalls $((base + 2)))
+	start=$(date +%s%N)
 	out=$("$@")
-	sleep 1 # the changes still travelling
-	c1=$(commands $((base + 2))); t1=$(ticks "$pid")
-	echo "$((c1 - c0 - 1)) $(((t1 - t0) * 1000 / hz)) $out"
+	for _ in $(seq 1 600); do
+		polls=$((polls + 1))
+		[[ $(hashsum $((base + 2))) == $(hashsum $base) ]] && break
+		sleep 0.1
+	done
+	c1=$(commands $((base + 2))); t1=$(ticks "$pid"); h1=$(hgetalls $((base + 2)))
+	echo "$((c1 - c0 - 2 - polls * 21)) $(((t1 - t0) * 1000 / hz)) $((h1 - h0 - polls * 20)) $((($(date +%s%N) - start) / 1000000)) $out"
 }
 
 hashload=(-rate 10000 -duration 10s -hashes 20 -fields 2000)
 bl50=() bl99=() rl50=() rl99=() idle_cmds=() idle_cpu=() plain_idle_cpu=() load_cmds=() load_cpu=() plain_cpu=()
-hash_cmds=() hash_cpu=() plain_hash_cpu=()
+hash_cmds=() hash_cpu=() hash_reads=() hash_took=() plain_hash_cpu=()
 for run in $(seq 1 "$runs"); do
 	read -r p50 p99 _ < <("$BENCH_TMP/proplat" -write 127.0.0.1:$base -read 127.0.0.1:$((base + 2)) -n "$samples")
 	bl50+=("$p50") bl99+=("$p99")
@@ -103,14 +123,14 @@ for run in $(seq 1 "$runs"); do
 	read -r c ms sent < <(window $((base + 40)) 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$((base + 40)) -rate 10000 -duration 10s)
 	plain_cpu+=("$ms")
 	sleep 2
-	read -r c ms sent < <(window3 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$base "${hashload[@]}")
-	hash_cmds+=($((c / 10))) hash_cpu+=("$ms")
+	read -r c ms reads took sent < <(window3 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$base "${hashload[@]}")
+	hash_cmds+=("$c") hash_cpu+=("$ms") hash_reads+=("$reads") hash_took+=("$took")
 	read -r c ms sent < <(window $((base + 40)) 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$((base + 40)) "${hashload[@]}")
 	plain_hash_cpu+=("$ms")
 	echo "  run $run: bridge #1→#3 p50 ${bl50[-1]} µs p99 ${bl99[-1]} µs; replica p50 ${rl50[-1]} µs p99 ${rl99[-1]} µs;" \
 		"idle: ${idle_cmds[-1]} cmds/s from the bridge, ${idle_cpu[-1]} ms CPU in 10 s (plain ${plain_idle_cpu[-1]});" \
 		"10k SET/s: ${load_cmds[-1]} cmds/s from the bridge, ${load_cpu[-1]} ms CPU in 10 s (plain ${plain_cpu[-1]});" \
-		"10k HSET/s at #1: Redis #3 ${hash_cmds[-1]} cmds/s from its bridge, ${hash_cpu[-1]} ms CPU in 11 s (plain, the HSETs themselves: ${plain_hash_cpu[-1]} in 10 s)" >&2
+		"10k HSET/s at #1: Redis #3 ${hash_cmds[-1]} commands from its bridge, ${hash_reads[-1]} HGETALLs, ${hash_cpu[-1]} ms CPU in ${hash_took[-1]} ms (plain, the HSETs themselves: ${plain_hash_cpu[-1]} in 10 s)" >&2
 done
 echo "| | p50 µs | p99 µs |"
 echo "|---|---:|---:|"
@@ -124,7 +144,7 @@ echo "| idle, without | 0 | $(median "${plain_idle_cpu[@]}") |"
 echo "| 10,000 SET/s, with a bridge | $(median "${load_cmds[@]}") | $(median "${load_cpu[@]}") |"
 echo "| 10,000 SET/s, without | 0 | $(median "${plain_cpu[@]}") |"
 echo
-echo "| 10,000 HSET/s of 20 hashes of 2,000 fields | commands/s | CPU ms |"
-echo "|---|---:|---:|"
-echo "| Redis #3, written by its bridge (11 s) | $(median "${hash_cmds[@]}") | $(median "${hash_cpu[@]}") |"
-echo "| a plain redis-server taking the HSETs (10 s) | 10,000 | $(median "${plain_hash_cpu[@]}") |"
+echo "| 10,000 HSET/s of 20 hashes of 2,000 fields | commands | HGETALLs | CPU ms |"
+echo "|---|---:|---:|---:|"
+echo "| Redis #3, written by its bridge, until it holds #1's hashes | $(median "${hash_cmds[@]}") | $(median "${hash_reads[@]}") | $(median "${hash_cpu[@]}") |"
+echo "| a plain redis-server taking the HSETs (10 s) | 100,000 | 0 | $(median "${plain_hash_cpu[@]}") |"

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"slices"
 	"strconv"
@@ -23,10 +24,12 @@ const expiryLeeway = 2000 // ms
 // it writes: from, the key's base (nil where unknown: a first start, a
 // restarted backend, an import), or else additive, whether what the node
 // holds and the backend lacks stays; and incr, whether the backend told of
-// ZINCRBYs only (keyspace notifications, all zincr, since the key was last
-// read): a member's score the base held and the backend holds changed is
-// then an increment by the difference, which adds up with concurrent
-// increments elsewhere, rather than a score set.
+// increments only (keyspace notifications, all zincr, incrby or hincrby,
+// since the key was last read): a member's score, a string's integer or a
+// hash field's integer the backend holds changed is then an increment by
+// the difference from what it held before, which adds up with concurrent
+// increments elsewhere, rather than a value set. What it held before is
+// the base's score or integer (0 for what it did not hold).
 type change struct {
 	from     *base
 	additive bool
@@ -54,7 +57,9 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 		return false, err
 	}
 	n := FromRecord(cur, live)
-	if n.Digest() == b.Digest() {
+	if n.Digest() == b.Digest() && !c.incr {
+		// Increments are not: the node may hold the backend's result by
+		// another site's increment, the backend's still to add.
 		return false, nil
 	}
 	if b.Kind == None && c.from != nil && live && n.Kind == Kind(c.from.Kind) && !expired(c.from, l.Now()) {
@@ -86,6 +91,15 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 		if c.from != nil && sameValue(c.from, b) {
 			return setExpiry(l, key, n, b, c) // only the deadline changed there
 		}
+		if by, ok := stringIncrement(b, c); ok {
+			switch err := l.IncrBy(key, nil, by); {
+			case err == nil:
+				_, err = setExpiry(l, key, n, b, c)
+				return true, err
+			case !errors.Is(err, node.ErrNoIncrement):
+				return false, err
+			} // not a counter in the node: the value is set
+		}
 		if n.Kind != String || !bytes.Equal(n.Str, b.Str) {
 			return true, l.SetString(key, b.Str, b.At)
 		}
@@ -100,7 +114,7 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 		return setExpiry(l, key, n, b, c)
 	case List:
 		e := listDiff(n, b, c)
-		if e.DropHead == 0 && e.DropTail == 0 && len(e.Set) == 0 && e.Head == nil && e.Tail == nil {
+		if e.DropHead == 0 && e.DropTail == 0 && e.Drop == nil && len(e.Set) == 0 && e.Head == nil && e.Tail == nil {
 			if n.Kind != b.Kind {
 				return false, nil
 			}
@@ -109,15 +123,96 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 		return true, l.EditList(key, e)
 	case Hash, Set, ZSet:
 		e := typedDiff(n, b, c)
-		if e.Set == nil && e.Del == nil && e.Add == nil && e.Rem == nil && e.Incr == nil {
+		var incrs []fieldIncrement
+		if b.Kind == Hash && c.incr {
+			e.Set, incrs = hashIncrements(e.Set, c.from)
+		}
+		if e.Set == nil && e.Del == nil && e.Add == nil && e.Rem == nil && e.Incr == nil && incrs == nil {
 			if n.Kind != b.Kind {
 				return false, nil
 			}
 			return setExpiry(l, key, n, b, c)
 		}
-		return true, l.EditTyped(key, e)
+		if e.Set != nil || e.Del != nil || e.Add != nil || e.Rem != nil || e.Incr != nil || e.WithExpiry {
+			if err := l.EditTyped(key, e); err != nil {
+				return false, err
+			}
+		}
+		for _, f := range incrs {
+			switch err := l.IncrBy(key, f.name, f.by); {
+			case errors.Is(err, node.ErrNoIncrement): // the value is set
+				err = l.EditTyped(key, node.TypedEdit{Kind: record.KindHash, Set: [][]byte{f.name, f.value}})
+				if err != nil {
+					return false, err
+				}
+			case err != nil:
+				return false, err
+			}
+		}
+		return true, nil
 	}
 	return false, nil // Other: not modelled
+}
+
+// stringIncrement is the increment an INCRBY made in the backend added to
+// a string (see change): its integer now less the one the base held (0 if
+// it held none); ok is false where the change cannot be told an increment.
+func stringIncrement(b State, c change) (by int64, ok bool) {
+	if !c.incr || c.from == nil || b.Kind != String {
+		return 0, false
+	}
+	now, err := strconv.ParseInt(string(b.Str), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	var was int64
+	switch {
+	case Kind(c.from.Kind) == None:
+	case Kind(c.from.Kind) == String && c.from.HasNum:
+		was = c.from.Num
+	default:
+		return 0, false
+	}
+	by = now - was
+	if (was < 0) != (now < 0) && (by < 0) != (now < 0) { // overflowed
+		return 0, false
+	}
+	return by, true
+}
+
+// fieldIncrement is a HINCRBY made in the backend: the field, by how much,
+// and the value the backend holds (written if the node's field holds no
+// integer).
+type fieldIncrement struct {
+	name, value []byte
+	by          int64
+}
+
+// hashIncrements splits set, the hash fields a take-in writes (name, value
+// ...), into those still set and those that were HINCRBYs in the backend:
+// a field whose value was an integer in the base (0 for a field the base
+// did not hold, or of a hash the backend did not hold) and is one now.
+func hashIncrements(set [][]byte, from *base) (rest [][]byte, incrs []fieldIncrement) {
+	if from == nil || (Kind(from.Kind) != Hash && Kind(from.Kind) != None) {
+		return set, nil
+	}
+	for i := 0; i+1 < len(set); i += 2 {
+		f, v := set[i], set[i+1]
+		now, known := canonicalInt(v)
+		was := int64(0)
+		if h := xxhash.Sum64(f); known {
+			if _, in := part(from, h); in {
+				was, known = baseInt(from, h)
+			}
+		}
+		by := now - was
+		if !known || ((was < 0) != (now < 0) && (by < 0) != (now < 0)) {
+			rest = append(rest, f, v)
+			continue
+		}
+		incrs = append(incrs, fieldIncrement{name: f, value: v, by: by})
+	}
+	return rest, incrs
 }
 
 // expired reports whether a key's base had a deadline now passed, or about
@@ -150,7 +245,7 @@ func setExpiry(l *node.LocalTx, key []byte, n, b State, c change) (bool, error) 
 // against this run of the backend: a key the shadow does not hold was not
 // there.
 func (b *Bridge) since(h uint64) change {
-	if e, ok := b.shadow[h]; ok {
+	if e, ok := b.shadow.Get(h); ok {
 		return change{from: &e}
 	}
 	return change{from: &base{}}
@@ -214,14 +309,15 @@ func typedDiff(n, b State, c change) node.TypedEdit {
 			m, sc := b.Fields[i], b.Fields[i+1]
 			old, ok := have[string(m)]
 			delete(have, string(m))
-			if ok && bytes.Equal(old, sc) || !changed(m, scoreBits(sc)) {
+			if ok && bytes.Equal(old, sc) && !c.incr || !changed(m, scoreBits(sc)) {
 				continue
 			}
 			f, err := strconv.ParseFloat(string(sc), 64)
 			if err != nil || math.IsNaN(f) {
 				continue // not a score: the backend never holds one
 			}
-			if was, ok := baseScore(from, m); ok && c.incr {
+			if c.incr && from != nil {
+				was, _ := baseScore(from, m) // 0 for a member the backend did not hold
 				if by := f - was; !math.IsNaN(by) && !math.IsInf(by, 0) {
 					e.Incr, e.By = append(e.Incr, m), append(e.By, by)
 					continue
@@ -243,7 +339,7 @@ func typedDiff(n, b State, c change) node.TypedEdit {
 			f, v := b.Fields[i], b.Fields[i+1]
 			old, ok := have[string(f)]
 			delete(have, string(f))
-			if ok && bytes.Equal(old, v) || !changed(f, valueHash(v)) {
+			if ok && bytes.Equal(old, v) && !c.incr || !changed(f, valueHash(v)) {
 				continue
 			}
 			e.Set = append(e.Set, f, v)
@@ -334,9 +430,11 @@ func listEdit(n, b State, additive bool) node.ListEdit {
 // node's list n. Without a base, or where the node's list is the base
 // (nothing owed to the backend), it is listEdit's. Otherwise the backend's
 // change is found against the base, as listEdit finds one against the node:
-// the pushes at its ends are pushed at the node's, and its pops are popped
-// where the node's ends still hold the elements popped (a peer's push at
-// that end, not yet in the backend, keeps them: the node cannot pop past
+// the pushes at its ends are pushed at the node's, and each element it
+// popped is removed from the node's list where the node still holds it:
+// the base is aligned with the node's list by the longest run the two
+// share, so that a peer's push at that end, not yet in the backend, stays
+// beyond it and the element popped goes (a peer's pop of it already took
 // it). A base and a backend list that share no run are taken as pushes
 // only.
 func listDiff(n, b State, c change) node.ListEdit {
@@ -352,27 +450,17 @@ func listDiff(n, b State, c change) node.ListEdit {
 	if slices.EqualFunc(have, was, bytes.Equal) {
 		return listEdit(n, b, false)
 	}
-	if len(b.Members) == 0 { // emptied in the backend: its elements go, at whichever end holds them
-		e := node.ListEdit{At: b.At}
-		switch {
-		case len(was) <= len(have) && slices.EqualFunc(have[:len(was)], was, bytes.Equal):
-			e.DropHead = len(was)
-		case len(was) <= len(have) && slices.EqualFunc(have[len(have)-len(was):], was, bytes.Equal):
-			e.DropTail = len(was)
-		}
-		return e
-	}
 	now := listHashes(b.Members)
-	i, k, run := commonRun(was, now)
-	if run == 0 && len(was) > 0 {
+	i, k, run := commonRun(was, now) // the backend kept was[i:i+run]
+	if run == 0 && len(was) > 0 && len(now) > 0 {
 		return listEdit(n, b, true)
 	}
 	e := node.ListEdit{At: b.At, WithExpiry: expiryChanged(n, b, c)}
-	if popped := was[:i]; len(popped) <= len(have) && slices.EqualFunc(have[:len(popped)], popped, bytes.Equal) {
-		e.DropHead = len(popped)
-	}
-	if popped := was[i+run:]; len(popped) <= len(have)-e.DropHead && slices.EqualFunc(have[len(have)-len(popped):], popped, bytes.Equal) {
-		e.DropTail = len(popped)
+	iw, ih, shared := commonRun(was, have) // the node holds was[iw:iw+shared] at ih
+	for j := range was {
+		if (j < i || j >= i+run) && j >= iw && j < iw+shared {
+			e.Drop = append(e.Drop, ih+j-iw)
+		}
 	}
 	if k > 0 {
 		e.Head = b.Members[:k]

@@ -24,36 +24,79 @@ type base = shadow.Entry
 // baseOf is the base of a state the backend holds.
 func baseOf(s State) base {
 	e := base{Digest: s.Digest(), Kind: uint8(s.Kind), At: s.At}
-	var els []shadow.Elem
 	switch s.Kind {
-	case Hash:
-		els = make([]shadow.Elem, 0, len(s.Fields)/2)
-		for i := 0; i+1 < len(s.Fields); i += 2 {
-			els = append(els, shadow.Elem{Name: xxhash.Sum64(s.Fields[i]), Part: valueHash(s.Fields[i+1])})
+	case Hash, ZSet:
+		type pair struct {
+			name, part uint64
+			num        int64
 		}
-	case ZSet:
-		els = make([]shadow.Elem, 0, len(s.Fields)/2)
+		ps := make([]pair, 0, len(s.Fields)/2)
+		nums := false
 		for i := 0; i+1 < len(s.Fields); i += 2 {
-			els = append(els, shadow.Elem{Name: xxhash.Sum64(s.Fields[i]), Part: scoreBits(s.Fields[i+1])})
+			p := pair{name: xxhash.Sum64(s.Fields[i])}
+			if s.Kind == Hash {
+				p.part = valueHash(s.Fields[i+1])
+				if v, ok := canonicalInt(s.Fields[i+1]); ok {
+					p.num, nums = v, true
+				}
+			} else {
+				p.part = scoreBits(s.Fields[i+1])
+			}
+			ps = append(ps, p)
+		}
+		slices.SortFunc(ps, func(a, b pair) int { return cmp.Compare(a.name, b.name) })
+		names, parts := make([]uint64, len(ps)), make([]uint64, len(ps))
+		for i, p := range ps {
+			names[i], parts[i] = p.name, p.part
+		}
+		e.Elems = shadow.NewElems(names, parts)
+		if nums { // a HINCRBY's start, where a field holds an integer
+			e.Elems.Nums = make([]int64, len(ps))
+			for i, p := range ps {
+				e.Elems.Nums[i] = p.num
+			}
 		}
 	case Set:
-		els = make([]shadow.Elem, 0, len(s.Members))
-		for _, m := range s.Members {
-			els = append(els, shadow.Elem{Name: xxhash.Sum64(m)})
+		names := make([]uint64, len(s.Members))
+		for i, m := range s.Members {
+			names[i] = xxhash.Sum64(m)
 		}
+		slices.Sort(names)
+		e.Elems = shadow.NewElems(names, nil)
 	case List: // in list order
-		els = make([]shadow.Elem, 0, len(s.Members))
-		for _, m := range s.Members {
-			els = append(els, shadow.Elem{Name: valueHash(m)})
+		names := make([]uint64, len(s.Members))
+		for i, m := range s.Members {
+			names[i] = valueHash(m)
 		}
-		e.Elems = &els
-		return e
-	default: // a string or a whole key: its digest says its value
-		return e
+		e.Elems = shadow.NewElems(names, nil)
+	case String:
+		// A counter's value, for an INCRBY made in the backend.
+		e.Num, e.HasNum = canonicalInt(s.Str)
 	}
-	slices.SortFunc(els, func(a, b shadow.Elem) int { return cmp.Compare(a.Name, b.Name) })
-	e.Elems = &els
 	return e
+}
+
+// canonicalInt is the integer v holds as Redis writes one (INCRBY's
+// result), if it does.
+func canonicalInt(v []byte) (int64, bool) {
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil || strconv.FormatInt(n, 10) != string(v) {
+		return 0, false
+	}
+	return n, true
+}
+
+// baseInt is the integer hash field h held in base e, if it held one.
+func baseInt(e *base, h uint64) (int64, bool) {
+	if e.Elems == nil || e.Elems.Nums == nil {
+		return 0, false
+	}
+	i, ok := slices.BinarySearch(e.Elems.Names, h)
+	if !ok {
+		return 0, false
+	}
+	v := e.Elems.Nums[i]
+	return v, e.Elems.Part(i) == valueHash(strconv.AppendInt(nil, v, 10))
 }
 
 // sameValue reports whether the backend's string or whole key b holds the
@@ -85,12 +128,14 @@ func scoreBits(text []byte) uint64 {
 // part finds the element named by name hash h in a base of a hash, set or
 // sorted set.
 func part(e *base, h uint64) (uint64, bool) {
-	els := e.List()
-	i, ok := slices.BinarySearchFunc(els, h, func(el shadow.Elem, h uint64) int { return cmp.Compare(el.Name, h) })
+	if e.Elems == nil {
+		return 0, false
+	}
+	i, ok := slices.BinarySearch(e.Elems.Names, h)
 	if !ok {
 		return 0, false
 	}
-	return els[i].Part, true
+	return e.Elems.Part(i), true
 }
 
 // listHashes are a list's element hashes as commonRun compares them.
@@ -103,10 +148,9 @@ func listHashes(members [][]byte) [][]byte {
 }
 
 func baseListHashes(e *base) [][]byte {
-	els := e.List()
-	out := make([][]byte, len(els))
-	for i, el := range els {
-		out[i] = binary.BigEndian.AppendUint64(nil, el.Name)
+	out := make([][]byte, e.Elems.Len())
+	for i := range out {
+		out[i] = binary.BigEndian.AppendUint64(nil, e.Elems.Names[i])
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redmesh/redmesh/bridge/shadow"
 	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/node"
 	"github.com/redmesh/redmesh/wal"
@@ -69,25 +71,31 @@ type Bridge struct {
 	rdb    *redis.Client
 	r      *reader
 	prefix string // the backend's keyspace notification channel prefix
+	// mark is the channel the bridge's scripts publish on before and after
+	// their writes, so that their notifications, between the two, are known
+	// for the bridge's own without the keys being read back.
+	mark string
 
 	mu       sync.Mutex
 	owed     map[string]struct{} // keys whose node state the backend must get
 	overflow bool                // owed passed QueueLimit: audit instead
 	notified map[string]struct{} // keys the backend said changed
 	// incrs says, per notified key, whether every notification since it
-	// was last read was a zincr (ZINCRBY, ZADD INCR).
+	// was last read was an increment (see isIncrement).
 	incrs map[string]bool
 	// removed keeps, per owed key, the names of elements its committed
 	// writes removed (see noteRemoved).
 	removed map[string]map[string]struct{}
-	// later: keys that kept conflicting, tried again at the next tick.
-	later  map[string]struct{}
+	// later: keys whose write conflicted with a change in the backend,
+	// written again at the next tick (if the change's take-in has not
+	// written them meanwhile), and read again then where true.
+	later  map[string]bool
 	resync bool // notifications may have been missed: audit
 	wake   chan struct{}
 
 	// shadow is, per key hash, what the backend held when the bridge last
 	// wrote or read the key (its base); run's alone.
-	shadow      map[uint64]base
+	shadow      shadow.Map
 	shadowRunID string // the backend run the shadow describes
 	shadowDirty bool
 	runID       string // the backend's run now (INFO run_id)
@@ -138,12 +146,12 @@ func Start(ctx context.Context, opts Options) (*Bridge, error) {
 		n:        opts.Node,
 		rdb:      redis.NewClient(ro),
 		prefix:   fmt.Sprintf("__keyspace@%d__:", ro.DB),
+		mark:     "__redmesh_bridge__:" + rand.Text(),
 		owed:     map[string]struct{}{},
 		notified: map[string]struct{}{},
 		incrs:    map[string]bool{},
 		removed:  map[string]map[string]struct{}{},
 		wake:     make(chan struct{}, 1),
-		shadow:   map[uint64]base{},
 		stop:     make(chan struct{}),
 	}
 	b.foreign, b.conflicted = map[uint64]struct{}{}, map[uint64]int{}
@@ -278,23 +286,33 @@ func (b *Bridge) setDown(err error) {
 
 // listen reads keyspace notifications and queues their keys. A broken
 // subscription is renewed by go-redis; what it missed meanwhile is found by
-// an audit.
+// an audit. The notifications of the bridge's own writes come between its
+// scripts' markers (on b.mark: "b" and the key, then "e"), on the same
+// connection and in order, as a script runs whole: those of that key are
+// skipped, so the bridge does not read back what it wrote. (A script that
+// failed half-way, with no "e", leaves only that key's next notifications
+// skipped, until the next marker; the audit finds what they told.)
 func (b *Bridge) listen() {
 	defer b.done.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ps := b.rdb.PSubscribe(ctx, b.prefix+"*")
+	if err := ps.Subscribe(ctx, b.mark); err != nil {
+		b.log.Warn("subscribe to the bridge's marker channel (its own writes are read back instead)", "err", err)
+	}
 	go func() {
 		<-b.stop
 		cancel()
 		ps.Close() // a read blocked on the connection does not see ctx
 	}()
+	own, ownKey := false, "" // between a script's markers, and its key
 	for {
 		msg, err := ps.Receive(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			own = false
 			select {
 			case <-time.After(b.opts.RetryInterval):
 			case <-ctx.Done():
@@ -304,21 +322,30 @@ func (b *Bridge) listen() {
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
+			own = false
 			if m.Kind == "psubscribe" {
 				// Changes made before the subscription took effect were
 				// told to no one: an audit finds them.
 				b.requestResync()
 			}
 		case *redis.Message:
+			if m.Channel == b.mark {
+				ownKey, own = strings.CutPrefix(m.Payload, "b")
+				continue
+			}
 			key, ok := strings.CutPrefix(m.Channel, b.prefix)
 			if !ok {
+				continue
+			}
+			if own && key == ownKey {
+				b.st.echoes.Add(1)
 				continue
 			}
 			b.mu.Lock()
 			if len(b.notified) < b.opts.QueueLimit {
 				b.notified[key] = struct{}{}
 				only, seen := b.incrs[key]
-				b.incrs[key] = m.Payload == "zincr" && (only || !seen)
+				b.incrs[key] = isIncrement(m.Payload) && (only || !seen)
 			} else {
 				b.resync = true
 			}
@@ -326,6 +353,13 @@ func (b *Bridge) listen() {
 			b.signal()
 		}
 	}
+}
+
+// isIncrement reports whether a keyspace notification's event is an
+// increment's: zincr (ZINCRBY, ZADD INCR), incrby (INCR, INCRBY, DECR,
+// DECRBY) or hincrby (HINCRBY).
+func isIncrement(event string) bool {
+	return event == "zincr" || event == "incrby" || event == "hincrby"
 }
 
 func (b *Bridge) requestResync() {
@@ -356,8 +390,10 @@ func (b *Bridge) run() {
 		case <-b.wake:
 		case <-tick.C:
 			b.mu.Lock()
-			for k := range b.later {
-				b.notified[k] = struct{}{}
+			for k, read := range b.later {
+				if read {
+					b.notified[k] = struct{}{}
+				}
 				b.owed[k] = struct{}{}
 			}
 			clear(b.later)
@@ -463,19 +499,19 @@ func keyHash(key string) uint64 { return xxhash.Sum64String(key) }
 
 // knows reports whether the shadow says the backend holds digest d of key.
 func (b *Bridge) knows(h, d uint64) bool {
-	sh, ok := b.shadow[h]
+	sh, ok := b.shadow.Get(h)
 	return (ok && sh.Digest == d) || (!ok && d == 0)
 }
 
 // remember notes that the backend holds s of key hash h.
 func (b *Bridge) remember(h uint64, s State) {
 	if s.Kind == None {
-		delete(b.shadow, h)
+		b.shadow.Delete(h)
 	} else {
-		b.shadow[h] = baseOf(s)
+		b.shadow.Put(h, baseOf(s))
 	}
 	b.shadowDirty = true
-	b.st.shadowKeys.Store(int64(len(b.shadow)))
+	b.st.shadowKeys.Store(int64(b.shadow.Len()))
 }
 
 // pullIn reads keys the backend notified and takes in what changed: a
@@ -567,15 +603,15 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 				continue
 			}
 			expect := "0"
-			if sh, ok := b.shadow[h]; ok {
+			if sh, ok := b.shadow.Get(h); ok {
 				// Only what changed, where a delta can say it.
-				if args, ok := deltaArgs(s, &sh, removed); ok {
+				if args, ok := deltaArgs(b.mark, s, &sh, removed); ok {
 					ws = append(ws, write{k, h, s, true, removed, deltaScript.EvalSha(ctx, p, []string{k}, args...)})
 					continue
 				}
 				expect = digestHex(sh.Digest)
 			}
-			ws = append(ws, write{k, h, s, false, removed, writeScript.EvalSha(ctx, p, []string{k}, scriptArgs(expect, s)...)})
+			ws = append(ws, write{k, h, s, false, removed, writeScript.EvalSha(ctx, p, []string{k}, scriptArgs(b.mark, expect, s)...)})
 		}
 		return nil
 	})
@@ -606,29 +642,31 @@ func (b *Bridge) pushOut(ctx context.Context, keys []string) error {
 		}
 		b.st.conflicts.Add(1)
 		b.keepRemoved(w.key, w.removed) // for the write after the take-in
-		// Taken in, then written again; a key that keeps conflicting
-		// (changed in the backend without pause) is tried again at the
-		// next tick rather than at once without end.
+		// The backend's change that stopped the write is taken in when its
+		// notification comes, which tells whether it was an increment
+		// (read now, before it came, it would be taken as a value set),
+		// and its take-in writes the key again. The next tick writes it
+		// again anyway, and reads it too once it has conflicted a few
+		// times in a row (a change whose notification was lost, or one
+		// that changes without pause).
+		read := false
 		if b.conflicted[w.h]++; b.conflicted[w.h] > maxConflicts {
 			delete(b.conflicted, w.h)
 			b.log.Warn("key keeps changing in the backend while the node writes it: tried again in a moment", "key", w.key)
-			b.mu.Lock()
-			if b.later == nil {
-				b.later = map[string]struct{}{}
-			}
-			b.later[w.key] = struct{}{}
-			b.mu.Unlock()
-			continue
+			read = true
 		}
 		b.mu.Lock()
-		b.notified[w.key] = struct{}{}
-		b.owed[w.key] = struct{}{}
+		if b.later == nil {
+			b.later = map[string]bool{}
+		}
+		b.later[w.key] = b.later[w.key] || read
 		b.mu.Unlock()
 	}
 	return nil
 }
 
-// maxConflicts is how many write conflicts in a row a key gets retried.
+// maxConflicts is how many write conflicts in a row a key gets before the
+// next tick reads it as well as writing it.
 const maxConflicts = 3
 
 // foreignType notes whether the backend holds key (hash h) as a type
@@ -649,8 +687,8 @@ func digestHex(d uint64) string {
 	return fmt.Sprintf("%016x", d)
 }
 
-func scriptArgs(expect string, s State) []any {
-	args := []any{expect, s.Kind.String(), strconv.FormatInt(s.At, 10)}
+func scriptArgs(mark, expect string, s State) []any {
+	args := []any{mark, expect, s.Kind.String(), strconv.FormatInt(s.At, 10)}
 	switch s.Kind {
 	case String, Whole:
 		args = append(args, s.Str)

@@ -68,15 +68,15 @@ func (b *Bridge) keepRemoved(key string, names map[string]struct{}) {
 	}
 }
 
-// deltaArgs are deltaScript's arguments that take the backend from base e
-// to the node's state s of the same key by writing only what differs: hash
-// fields (HSET/HDEL), set members (SADD/SREM), sorted-set members
-// (ZADD/ZREM), a list's ends (LPOP/RPOP counts, LPUSH/RPUSH), the deadline;
+// deltaArgs are deltaScript's arguments (mark: the marker channel) that take
+// the backend from base e to the node's state s of the same key by writing
+// only what differs: hash fields (HSET/HDEL), set members (SADD/SREM),
+// sorted-set members (ZADD/ZREM), a list's ends (LPOP/RPOP counts, LPUSH/RPUSH), the deadline;
 // each element written over is checked first. ok is false where a delta
 // cannot say it — another type, a string, a removed element whose name is
 // not among removed, a list sharing no run with its base — and the key is
 // written whole.
-func deltaArgs(s State, e *base, removed map[string]struct{}) (args []any, ok bool) {
+func deltaArgs(mark string, s State, e *base, removed map[string]struct{}) (args []any, ok bool) {
 	if e == nil || Kind(e.Kind) != s.Kind {
 		return nil, false
 	}
@@ -141,8 +141,8 @@ func deltaArgs(s State, e *base, removed map[string]struct{}) (args []any, ok bo
 			}
 		}
 		gone := 0
-		for _, el := range e.List() {
-			if _, ok := have[el.Name]; !ok {
+		for i := range e.Elems.Len() {
+			if _, ok := have[e.Elems.Names[i]]; !ok {
 				gone++
 			}
 		}
@@ -192,7 +192,7 @@ func deltaArgs(s State, e *base, removed map[string]struct{}) (args []any, ok bo
 		check("len", strconv.Itoa(len(was)))
 		for j := range len(was) {
 			if j < i || j >= len(was)-tail {
-				check(strconv.Itoa(j), hex(e.List()[j].Name))
+				check(strconv.Itoa(j), hex(e.Elems.Names[j]))
 			}
 		}
 		if i > 0 {
@@ -229,8 +229,8 @@ func deltaArgs(s State, e *base, removed map[string]struct{}) (args []any, ok bo
 	if e.At != 0 {
 		expire = e.At
 	}
-	args = slices.Grow(args, 4+len(checks)+len(cmds))
-	args = append(args, s.Kind.String(), expire, nchecks)
+	args = slices.Grow(args, 5+len(checks)+len(cmds))
+	args = append(args, mark, s.Kind.String(), expire, nchecks)
 	args = append(args, checks...)
 	args = append(args, ncmds)
 	return append(args, cmds...), true

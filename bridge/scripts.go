@@ -60,32 +60,39 @@ end
 `
 
 // writeLua replaces KEYS[1] with a State, atomically, if the key's digest is
-// still ARGV[1] (what the bridge last wrote or read there); otherwise it
+// still ARGV[2] (what the bridge last wrote or read there); otherwise it
 // writes nothing and answers 0, and the bridge takes the backend's change in
-// first. ARGV[2] is the kind (none, string, hash, set, zset, list, whole),
-// ARGV[3] the deadline (Unix ms, 0 for none), ARGV[4...] the value, the
-// fields and values, the members, the scores and members, the elements in
-// order, or the DUMP payload. A payload the backend refuses (a module it
-// has not loaded, a newer RDB version, a damaged payload) answers -1 and
-// changes nothing.
+// first. ARGV[1] is the bridge's marker channel: the writes are published
+// between a "b" followed by the key and an "e" there, so that the bridge
+// knows their notifications for its own (see Bridge.listen). ARGV[3] is the kind (none,
+// string, hash, set, zset, list, whole), ARGV[4] the deadline (Unix ms, 0
+// for none), ARGV[5...] the value, the fields and values, the members, the
+// scores and members, the elements in order, or the DUMP payload. A payload
+// the backend refuses (a module it has not loaded, a newer RDB version, a
+// damaged payload) answers -1 and changes nothing.
 var writeScript = redis.NewScript(digestLua + `
-if digest(KEYS[1]) ~= ARGV[1] then return 0 end
-local key, kind = KEYS[1], ARGV[2]
+if digest(KEYS[1]) ~= ARGV[2] then return 0 end
+local key, kind = KEYS[1], ARGV[3]
+redis.call('PUBLISH', ARGV[1], 'b' .. KEYS[1])
 if kind == 'whole' then
-  local r = redis.pcall('RESTORE', key, 0, ARGV[4], 'REPLACE')
-  if type(r) == 'table' and r.err then return -1 end
+  local r = redis.pcall('RESTORE', key, 0, ARGV[5], 'REPLACE')
+  if type(r) == 'table' and r.err then
+    redis.call('PUBLISH', ARGV[1], 'e')
+    return -1
+  end
 else
   redis.call('UNLINK', key)
 end
 if kind == 'string' then
-  redis.call('SET', key, ARGV[4])
+  redis.call('SET', key, ARGV[5])
 elseif kind ~= 'none' and kind ~= 'whole' then
   local cmd = ({hash = 'HSET', set = 'SADD', zset = 'ZADD', list = 'RPUSH'})[kind]
-  for i = 4, #ARGV, 1000 do -- unpack's stack is bounded; 1000 keeps field pairs whole
+  for i = 5, #ARGV, 1000 do -- unpack's stack is bounded; 1000 keeps field pairs whole
     redis.call(cmd, key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
   end
 end
-if kind ~= 'none' and ARGV[3] ~= '0' then redis.call('PEXPIREAT', key, ARGV[3]) end
+if kind ~= 'none' and ARGV[4] ~= '0' then redis.call('PEXPIREAT', key, ARGV[4]) end
+redis.call('PUBLISH', ARGV[1], 'e')
 return 1
 `)
 
@@ -122,8 +129,9 @@ return out
 // backend's change in first). Other elements are not read: a change of
 // them made meanwhile comes as its own notification.
 //
-// ARGV[1] is the key's type, ARGV[2] its deadline as PEXPIRETIME answers it
-// (-1 for none), ARGV[3] the count of checks, then per check an element and
+// ARGV[1] is the bridge's marker channel (see writeLua), ARGV[2] the key's
+// type, ARGV[3] its deadline as PEXPIRETIME answers it (-1 for none),
+// ARGV[4] the count of checks, then per check an element and
 // what it must be: a hash field and elemHash's hex of its value ("" for
 // absent), a set member and SISMEMBER's answer, a sorted-set member and its
 // score as "%.17g" ("" for absent), a list index and elemHash's hex of its
@@ -131,15 +139,15 @@ return out
 // commands, and per command its name, the count of its arguments after the
 // key, and them (sent in runs of 1,000, which keeps pairs whole).
 var deltaScript = redis.NewScript(digestLua + `
-local key, kind = KEYS[1], ARGV[1]
+local key, kind = KEYS[1], ARGV[2]
 local function vh(v)
   local a, b = eh('', v)
   return bit.tohex(a, 8) .. bit.tohex(b, 8)
 end
 if redis.call('TYPE', key)['ok'] ~= kind then return 0 end
-if redis.call('PEXPIRETIME', key) ~= tonumber(ARGV[2]) then return 0 end
-local i = 4
-for _ = 1, tonumber(ARGV[3]) do
+if redis.call('PEXPIRETIME', key) ~= tonumber(ARGV[3]) then return 0 end
+local i = 5
+for _ = 1, tonumber(ARGV[4]) do
   local name, want, got = ARGV[i], ARGV[i + 1], ''
   i = i + 2
   if kind == 'hash' then
@@ -160,6 +168,7 @@ for _ = 1, tonumber(ARGV[3]) do
 end
 local ncmd = tonumber(ARGV[i])
 i = i + 1
+redis.call('PUBLISH', ARGV[1], 'b' .. KEYS[1])
 for _ = 1, ncmd do
   local cmd, n = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
@@ -172,5 +181,6 @@ for _ = 1, ncmd do
   end
   i = i + n
 end
+redis.call('PUBLISH', ARGV[1], 'e')
 return 1
 `)

@@ -14,7 +14,7 @@ func (b *Bridge) saveShadow() {
 		return
 	}
 	tmp := b.opts.ShadowFile + ".tmp"
-	err := os.WriteFile(tmp, shadow.Encode(b.shadowRunID, b.shadow), 0o600)
+	err := os.WriteFile(tmp, shadow.Encode(b.shadowRunID, &b.shadow), 0o600)
 	if err == nil {
 		err = os.Rename(tmp, b.opts.ShadowFile)
 	}
@@ -35,7 +35,7 @@ func (b *Bridge) loadShadow() {
 	}
 	var (
 		run string
-		m   map[uint64]base
+		m   *shadow.Map
 	)
 	if err == nil {
 		run, m, err = shadow.Decode(buf)
@@ -44,6 +44,6 @@ func (b *Bridge) loadShadow() {
 		b.log.Warn("ignoring the bridge's shadow: the backend is taken in as at a first start (nothing is deleted because the backend lacks it)", "file", b.opts.ShadowFile, "err", err)
 		return
 	}
-	b.shadow, b.shadowRunID = m, run
-	b.st.shadowKeys.Store(int64(len(b.shadow)))
+	b.shadow, b.shadowRunID = *m, run
+	b.st.shadowKeys.Store(int64(b.shadow.Len()))
 }

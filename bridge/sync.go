@@ -37,9 +37,9 @@ func (b *Bridge) sync(ctx context.Context) error {
 	}
 	start := time.Now()
 	restarted := b.runID != b.shadowRunID
-	cheap := !restarted && len(b.shadow) > 0
-	b.st.audits.Add(1)
+	cheap := !restarted && b.shadow.Len() > 0
 	b.takeIn.reset()
+	b.st.audits.Add(1)
 	if size, err := b.rdb.DBSize(ctx).Result(); err == nil {
 		b.takeIn.Estimate.Store(size)
 	}
@@ -82,7 +82,7 @@ func (b *Bridge) sync(ctx context.Context) error {
 					if b.knows(h, d) {
 						continue
 					}
-					if _, had := b.shadow[h]; had && restarted {
+					if _, had := b.shadow.Get(h); had && restarted {
 						// A restarted backend that holds another state
 						// than the one the bridge last saw there loaded an
 						// older copy (its RDB or AOF): the node's state,
@@ -128,13 +128,13 @@ func (b *Bridge) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for h := range b.shadow { // keys neither side holds any more
+	for h := range b.shadow.All() { // keys neither side holds any more
 		if _, ok := seen[h]; !ok {
-			delete(b.shadow, h)
+			b.shadow.Delete(h)
 			b.shadowDirty = true
 		}
 	}
-	b.st.shadowKeys.Store(int64(len(b.shadow)))
+	b.st.shadowKeys.Store(int64(b.shadow.Len()))
 	b.shadowRunID = b.runID
 	b.shadowDirty = true
 	b.takeIn.Done.Store(true)
@@ -189,7 +189,7 @@ func (b *Bridge) syncNodeOnly(ctx context.Context, seen map[uint64]struct{}, res
 					return err
 				}
 				h := keyHash(k)
-				_, had := b.shadow[h]
+				_, had := b.shadow.Get(h)
 				switch {
 				case !live:
 					gone = append(gone, seenState{h: h})

@@ -242,6 +242,32 @@ func TestBridgeThreeSites(t *testing.T) {
 			})
 		}
 	})
+	t.Run("increments at two sites add up", func(t *testing.T) {
+		r[0].c.Set(ctx, "hits", "100", 0)
+		waitUntil(t, 10*time.Second, "hits at #2", func() bool { return r[1].c.Get(ctx, "hits").Val() == "100" })
+		var wg sync.WaitGroup
+		for _, i := range []int{0, 1} {
+			wg.Go(func() {
+				for range 20 {
+					r[i].c.Incr(ctx, "hits")
+					r[i].c.HIncrBy(ctx, "stats", "views", 2)
+				}
+			})
+		}
+		wg.Wait()
+		var hits, views string
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("hits %s, views %s (want 140, 80)", hits, views)
+			}
+		})
+		for i := range r {
+			waitUntil(t, 20*time.Second, fmt.Sprintf("every increment at #%d", i+1), func() bool {
+				hits, views = r[i].c.Get(ctx, "hits").Val(), r[i].c.HGet(ctx, "stats", "views").Val()
+				return hits == "140" && views == "80"
+			})
+		}
+	})
 	t.Run("streams carried whole, last writer wins", func(t *testing.T) {
 		r[0].c.XAdd(ctx, &redis.XAddArgs{Stream: "events", ID: "1-1", Values: []string{"e", "one"}})
 		waitUntil(t, 10*time.Second, "the stream at #3", func() bool {

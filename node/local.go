@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
@@ -68,6 +69,62 @@ func (l *LocalTx) SetExpiry(key []byte, at int64) error {
 		return err
 	}
 	return l.n.put(l.tx, key, record.Record{Expiry: record.Expiry{Version: v, At: at}})
+}
+
+// ErrNoIncrement: an IncrBy that cannot be an increment (the key or field
+// holds no integer, or the sum would overflow); nothing was written.
+var ErrNoIncrement = errors.New("not an increment of an integer")
+
+// IncrBy adds by to key's integer as INCRBY does (field nil), or to a hash
+// field's as HINCRBY does: the key or field becomes a counter, whose
+// increments made concurrently at other nodes add up. A key or field that
+// is not there starts from 0; one that holds no integer, or a sum that
+// would overflow, is ErrNoIncrement.
+func (l *LocalTx) IncrBy(key, field []byte, by int64) error {
+	kind := record.KindString
+	if field != nil {
+		kind = record.KindHash
+	}
+	cur, err := l.tx.Get(key)
+	if err != nil {
+		return err
+	}
+	live := cur.Live(l.now)
+	if live && cur.Kind() != kind {
+		return fmt.Errorf("increment of %q, a %s: %w", key, cur.Kind(), ErrNoIncrement)
+	}
+	var value []byte
+	had := live
+	if field == nil {
+		value = cur.StringData()
+	} else {
+		value, had = cur.Typed.FieldValue(field)
+		had = had && live
+	}
+	old, ok := int64(0), true
+	if had {
+		old, ok = parseInt(value)
+	}
+	mine := cur.Typed.Count(field, l.n.counterID).Total
+	if !ok || addOverflows(old, by) || addOverflows(mine, by) {
+		return fmt.Errorf("increment of %q by %d: %w", key, by, ErrNoIncrement)
+	}
+	w, err := l.n.startTyped(key, cur, live, kind)
+	if err != nil {
+		return err
+	}
+	switch {
+	case had:
+	case field == nil: // the base of a new counter, as INCRBY makes it
+		w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}
+		w.rec.Expiry = record.Expiry{Version: w.v}
+	default:
+		if err := w.setField(field, []byte("0")); err != nil {
+			return err
+		}
+	}
+	w.incrCounter(field, by)
+	return w.commit(l.tx)
 }
 
 // TypedEdit is a field- or member-level write of a hash, set or sorted set.
@@ -172,10 +229,12 @@ func (w *typedWrite) incrScore(member []byte, by float64) error {
 
 // ListEdit is a write of a list at its ends and in place, as LPOP/RPOP,
 // LPUSH/RPUSH and LSET would: DropHead and DropTail elements are popped,
-// Set gives the values of elements by index among those left, then Head is
-// pushed before them (in list order) and Tail after.
+// and the elements at the indexes Drop (of the list as it was); Set gives
+// the values of elements by index among those left after DropHead; then
+// Head is pushed before the elements kept (in list order) and Tail after.
 type ListEdit struct {
 	DropHead, DropTail int
+	Drop               []int
 	Set                map[int][]byte
 	Head, Tail         [][]byte
 	At                 int64
@@ -207,14 +266,23 @@ func (l *LocalTx) EditList(key []byte, e ListEdit) error {
 			return fmt.Errorf("list edit of %q: LSET of index %d among %d elements", key, i, n-e.DropHead-e.DropTail)
 		}
 	}
-	for i := range n {
-		if i < e.DropHead || i >= n-e.DropTail {
-			w.op.RemListed(view.At(i).Name)
+	drop := make(map[int]bool, len(e.Drop))
+	for _, i := range e.Drop {
+		if i < 0 || i >= n {
+			return fmt.Errorf("list edit of %q: removal of index %d of %d elements", key, i, n)
 		}
+		drop[i] = true
 	}
 	var lo, hi []byte // the last and the first element kept: the pushes' bounds
-	if e.DropHead < n-e.DropTail {
-		lo, hi = view.At(n-e.DropTail-1).Name, view.At(e.DropHead).Name
+	for i := range n {
+		if i < e.DropHead || i >= n-e.DropTail || drop[i] {
+			w.op.RemListed(view.At(i).Name)
+			continue
+		}
+		if hi == nil {
+			hi = view.At(i).Name
+		}
+		lo = view.At(i).Name
 	}
 	for i, v := range e.Set {
 		if err := w.op.SetListed(view.At(e.DropHead+i).Name, v); err != nil {
