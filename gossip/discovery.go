@@ -45,24 +45,24 @@ func (m *Mesh) want(p peer.ID, pinned bool) {
 	if p == m.h.ID() {
 		return
 	}
-	m.mu.Lock()
-	if m.forgot[p] && !pinned {
-		m.mu.Unlock()
-		return // forgotten (stable.go): not dialled unless named by --peer
-	}
-	d := m.wanted[p]
-	if d == nil {
-		d = &dialState{}
-		m.wanted[p] = d
-		m.peersDirty = true
-		m.stab.Member(mesh.PeerID(m.cfg.NodeIDOf(p))) // holds collection back until it reports
-	}
-	d.pinned = d.pinned || pinned
-	m.mu.Unlock()
+	m.step(func() {
+		if m.forgot[p] && !pinned {
+			return // forgotten (stable.go): not dialled unless named by --peer
+		}
+		d := m.wanted[p]
+		if d == nil {
+			d = &dialState{}
+			m.wanted[p] = d
+			m.peersDirty = true
+			m.r.Member(m.midOf(p)) // holds collection back until it reports
+		}
+		d.pinned = d.pinned || pinned
+	})
 }
 
-// maintain dials wanted peers that are not connected (with backoff) and
-// saves the peer list and the catch-up cursors when they changed.
+// maintain dials wanted peers that are not connected (with backoff), has
+// the replicator look at the push gaps and a wanted bootstrap, and saves
+// the peer list and the catch-up cursors when they changed.
 func (m *Mesh) maintain() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -92,20 +92,10 @@ func (m *Mesh) maintain() {
 		if cursors {
 			m.cursorsDirty = false
 		}
-		var gaps []peer.ID
-		for p, ps := range m.peers {
-			if ps.connected && ps.prog.Overdue(now, mesh.GapPatience) {
-				gaps = append(gaps, p)
-			}
-		}
-		retry, doRetry := m.retryBootstrap(now)
 		m.mu.Unlock()
-		if doRetry {
-			m.triggerCatchUp(retry) // an interrupted bootstrap goes on
-		}
-		for _, p := range gaps {
-			m.triggerCatchUp(p) // a push went missing: read the origin's log
-		}
+		// A push gone missing reads the origin's log; an interrupted
+		// bootstrap goes on.
+		m.step(func() { m.r.CheckGaps(now) })
 		for _, p := range dial {
 			m.goRun(func() { m.dial(p) })
 		}
@@ -338,11 +328,11 @@ func (m *Mesh) exchangePeersOnce(p peer.ID) bool {
 		m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
 		m.want(ai.ID, false)
 	}
-	m.mu.Lock()
-	if ps := m.peers[p]; ps != nil && ps.connected {
-		m.stab.Exchanged(ps.mid) // its members are ours: the stable time may move
-	}
-	m.mu.Unlock()
+	m.step(func() {
+		if ps := m.peers[p]; ps != nil && ps.connected {
+			m.r.Step(ps.mid, mesh.PeersMsg{}) // its members are ours: the stable time may move
+		}
+	})
 	return true
 }
 
@@ -358,7 +348,7 @@ func (m *Mesh) savePeers() {
 	}
 }
 
-// loadState restores the remembered peers and the cursors into their logs.
+// loadState restores the remembered peers.
 func (m *Mesh) loadState() {
 	if b, ok, err := m.store.GetMeta(metaPeers); err == nil && ok {
 		ais, err := decodePeerList(b)
@@ -371,26 +361,13 @@ func (m *Mesh) loadState() {
 			}
 			m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
 			m.want(ai.ID, false)
-			m.mu.Lock()
-			ps := m.peer(ai.ID)
-			if !ps.inTable {
-				m.table.Add(ps.mid)
-				ps.inTable = true
-			}
-			m.mu.Unlock()
+			m.step(func() {
+				m.r.AddPeer(m.peer(ai.ID).mid)
+			})
 		}
 		if len(ais) > 0 {
 			m.log.Info("remembered peers", "count", len(ais))
 		}
-	}
-	if b, ok, err := m.store.GetMeta(metaCursors); err == nil && ok {
-		cs := decodeCursors(b)
-		m.mu.Lock()
-		for _, c := range cs {
-			m.table.Add(c.Peer)
-		}
-		m.table.RestoreCursors(cs)
-		m.mu.Unlock()
 	}
 	m.mu.Lock()
 	m.peersDirty = false

@@ -75,34 +75,37 @@ type Mesh struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	table    mesh.Table
-	catchUps mesh.CatchUps
-	// turnGranted wakes a catch-up waiting for its turn (takeTurn).
-	turnGranted map[mesh.PeerID]chan struct{}
-	peers       map[peer.ID]*peerState
-	wanted      map[peer.ID]*dialState
-	peersDirty  bool
+	// mu guards r, the replication policy (drive.go), and what the mesh
+	// keeps beside it.
+	mu sync.Mutex
+	r  *mesh.Replicator
+	// runs are the catch-ups' log streams, by peer; acks the
+	// acknowledgements the replicator decided on, for ackSender.
+	runs       map[mesh.PeerID]*logRun
+	acks       []mesh.AckTo
+	peers      map[peer.ID]*peerState
+	pids       map[mesh.PeerID]peer.ID
+	wanted     map[peer.ID]*dialState
+	peersDirty bool
 	// cursorsDirty: catch-up cursors moved since they were last saved.
 	cursorsDirty bool
 
-	pushMu      sync.Mutex
-	pending     []pushItem
-	pushRange   mesh.PushRange
-	lastLocal   uint64 // seq of the latest local write
-	localSeqs   []uint64
-	localFloor  uint64 // a local write may be at any seq up to it (before start, or dropped from localSeqs)
-	pushSignal  chan struct{}
-	ackSignal   chan struct{}
-	ackChanged  chan struct{} // closed and replaced when an ack arrives
-	syncing     atomic.Bool
+	pushMu     sync.Mutex
+	pending    []pushItem
+	lastLocal  uint64 // seq of the latest local write
+	localSeqs  []uint64
+	localFloor uint64 // a local write may be at any seq up to it (before start, or dropped from localSeqs)
+	pushSignal chan struct{}
+	ackSignal  chan struct{}
+	ackChanged chan struct{} // closed and replaced when an ack arrives
+	// syncWanted: an acknowledgement waits for a sync (ackSender makes one
+	// under --fsync no).
+	syncWanted  atomic.Bool
 	linked      atomic.Int32 // peers connected now
 	sessionMu   sync.Mutex
 	merkleSlots chan struct{}
-	// snapshotSlots bounds the snapshots served at once; boot is the
-	// bootstrap this node runs (m.mu).
+	// snapshotSlots bounds the snapshots served at once.
 	snapshotSlots chan struct{}
-	boot          bootRun
 
 	st stats
 	// expectSync: peers were known at start (given or remembered), so the
@@ -119,16 +122,10 @@ type Mesh struct {
 	syncInterval   atomic.Int64
 	intervalSignal chan struct{}
 
-	// Stability (stable.go), under m.mu: the stable time's workings, the
-	// stable time as saved (what is used), the forgotten members.
-	stab        *mesh.Stability
-	stableSaved hlc.Timestamp
+	// The forgotten members (stable.go), under m.mu, by peer ID: saved,
+	// and not dialled.
 	forgot      map[peer.ID]bool
 	forgotDirty bool
-	// asideDone is the horizon up to which this node, once forgotten, has
-	// set its old writes aside (saved); asideRunning while it does.
-	asideDone    hlc.Timestamp
-	asideRunning bool
 }
 
 // SyncInterval is the anti-entropy period.
@@ -160,48 +157,28 @@ type stats struct {
 	forgottenReturned                       atomic.Uint64
 }
 
-// peerState is what the mesh keeps about one peer, across disconnections.
+// peerState is what the mesh keeps about one peer's connection, across
+// disconnections; what the replication policy knows of it is the
+// replicator's.
 type peerState struct {
 	id        peer.ID
 	mid       mesh.PeerID
 	addr      string
 	connected bool
-	inTable   bool
 	lastSync  time.Time
-	acked     uint64 // the peer has applied our local writes up to this seq (our epoch)
-	// Our progress through the peer's own writes, acknowledged back to it
-	// over ackStream, which we open; the peer asks on it for an ack once we
-	// ask for; ackOut is what we told it and what it asked for there.
-	prog      mesh.Progress
-	ackOut    mesh.AckOut
+	// ackStream is the stream we opened to acknowledge the peer's writes,
+	// on which it asks (WAIT); ackReset: the last one failed, so the next
+	// says everything again.
 	ackStream network.Stream
 	ackW      *bufio.Writer
+	ackReset  bool
 	// The stream the peer opened to acknowledge our writes, on which we
-	// ask (ackInMu orders the asking); we asked for wantSent.
-	ackIn    network.Stream
-	ackInW   *bufio.Writer
-	ackInMu  sync.Mutex
-	wantSent uint64
-
-	linkUp bool // the next catch-up is the one of a new connection
-	// What we know of the peer's own log: its head (the next sequence
-	// number it will write) in headEpoch, as pushes, log replies and roots
-	// report it; caughtUpAt is when our cursor last held all of it, and
-	// ackedAt when the peer last acknowledged our writes.
-	head, headEpoch uint64
-	caughtUpAt      time.Time
-	ackedAt         time.Time
-	// seenHead is the peer's log head as the last session with it
-	// reported it.
-	seenHead mesh.Cursor
+	// ask (ackInMu orders the asking).
+	ackIn   network.Stream
+	ackInW  *bufio.Writer
+	ackInMu sync.Mutex
 	// downSince is when its link last closed.
-	upAt time.Time // when the link last came up
-	// durable is how far prog is synced here (durableAcks).
-	durable   mesh.Durable
 	downSince time.Time
-	// asideBelow: the peer was forgotten and came back when the stable time
-	// was this; its records' writes up to it are set aside (stable.go).
-	asideBelow hlc.Timestamp
 }
 
 type dialState struct {
@@ -248,7 +225,9 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		ackChanged:     make(chan struct{}),
 		merkleSlots:    make(chan struct{}, maxInboundMerkle),
 		snapshotSlots:  make(chan struct{}, maxSnapshotStreams),
-		turnGranted:    map[mesh.PeerID]chan struct{}{},
+		runs:           map[mesh.PeerID]*logRun{},
+		pids:           map[mesh.PeerID]peer.ID{},
+		forgot:         map[peer.ID]bool{},
 		name:           "open",
 	}
 	m.syncInterval.Store(int64(cfg.SyncInterval))
@@ -273,11 +252,18 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		m.h.Close()
 		return nil, err
 	}
-	if err := m.loadStability(); err != nil {
+	rc, err := m.loadStability()
+	if err != nil {
 		m.cancel()
 		m.h.Close()
 		return nil, err
 	}
+	rc.Self = m.midOf(m.h.ID())
+	rc.Epoch, rc.Head, rc.LogMax = m.epoch, m.lastLocal+1, logReplyEntries
+	rc.Always = store.Fsync() == wal.FsyncAlways
+	rc.ForgetAfter, rc.Intn = cfg.ForgetAfter, randIntN
+	rc.Cursors = m.loadCursors()
+	m.r = mesh.NewReplicator(rc)
 	m.loadState()
 	m.loadBootstrap()
 	m.startedEmpty, m.startLocal = local.Empty(), m.lastLocal
@@ -291,7 +277,7 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 	m.mu.Lock()
 	m.expectSync = len(m.wanted) > 0
 	if m.expectSync && m.startedEmpty {
-		m.table.WantBootstrap()
+		m.r.Table().WantBootstrap()
 	}
 	m.mu.Unlock()
 	m.h.SetStreamHandler(protoLog, m.serveLog)
@@ -317,7 +303,6 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 	m.goRun(m.maintain)
 	m.goRun(m.antiEntropy)
 	m.goRun(m.ackSender)
-	m.goRun(m.stabilityLoop)
 	m.log.Info("mesh listening", "peer_id", m.h.ID().String(), "addrs", strings.Join(m.Addrs(), " "),
 		"private_network", cfg.PSK != nil, "allowlist", len(cfg.AllowPeers), "log_epoch", m.epoch)
 	return m, nil
@@ -422,70 +407,77 @@ func (m *Mesh) openEpoch() error {
 func (m *Mesh) peer(p peer.ID) *peerState {
 	ps := m.peers[p]
 	if ps == nil {
-		ps = &peerState{id: p, mid: mesh.PeerID(m.cfg.NodeIDOf(p))}
+		ps = &peerState{id: p, mid: m.midOf(p)}
 		m.peers[p] = ps
+		m.pids[ps.mid] = p
 	}
 	return ps
 }
 
+// midOf is p's ID in the replication policy: its node ID.
+func (m *Mesh) midOf(p peer.ID) mesh.PeerID { return mesh.PeerID(m.cfg.NodeIDOf(p)) }
+
 // linkUp runs when a connection to p opens.
 func (m *Mesh) linkUp(c network.Conn) {
 	p := c.RemotePeer()
-	m.mu.Lock()
-	ps := m.peer(p)
-	if ps.connected {
-		m.mu.Unlock()
+	up := false
+	var addr string
+	m.step(func() {
+		ps := m.peer(p)
+		if ps.connected {
+			return
+		}
+		up = true
+		ps.connected = true
+		m.linked.Add(1)
+		now := time.Now()
+		ps.downSince = time.Time{}
+		ps.addr = c.RemoteMultiaddr().String()
+		addr = ps.addr
+		d := m.wanted[p]
+		if d == nil {
+			d = &dialState{}
+			m.wanted[p] = d
+		}
+		d.upSince = now
+		m.peersDirty = true
+		m.r.LinkUp(ps.mid, now)
+	})
+	if !up {
 		return
 	}
-	ps.connected = true
-	m.linked.Add(1)
-	ps.linkUp = true
-	ps.downSince, ps.upAt = time.Time{}, time.Now()
-	m.returned(ps)
-	ps.addr = c.RemoteMultiaddr().String()
-	if !ps.inTable {
-		m.table.Add(ps.mid)
-		ps.inTable = true
-	}
-	m.table.SetConnected(ps.mid, true)
-	d := m.wanted[p]
-	if d == nil {
-		d = &dialState{}
-		m.wanted[p] = d
-	}
-	d.upSince = time.Now()
-	m.peersDirty = true
-	m.mu.Unlock()
-	m.log.Info("peer connected", "peer", p.String(), "addr", ps.addr)
+	m.log.Info("peer connected", "peer", p.String(), "addr", addr)
 	m.poke(m.ackSignal) // opens the ack stream, on which the peer can ask
-	m.triggerCatchUp(p)
 	m.goRun(func() { m.exchangePeers(p) })
 }
 
 // linkDown runs when a connection to p closes.
 func (m *Mesh) linkDown(p peer.ID) {
-	m.mu.Lock()
-	ps := m.peers[p]
-	// Asked under m.mu: a second connection opening meanwhile finds the
-	// peer still connected in linkUp and returns, so this must see it.
-	if ps == nil || !ps.connected || m.h.Network().Connectedness(p) == network.Connected {
-		m.mu.Unlock()
+	down := false
+	m.step(func() {
+		ps := m.peers[p]
+		// Asked under m.mu: a second connection opening meanwhile finds
+		// the peer still connected in linkUp and returns, so this must see
+		// it.
+		if ps == nil || !ps.connected || m.h.Network().Connectedness(p) == network.Connected {
+			return
+		}
+		down = true
+		ps.connected = false
+		m.linked.Add(-1)
+		ps.downSince = time.Now()
+		m.r.LinkDown(ps.mid, ps.downSince)
+		if d := m.wanted[p]; d != nil {
+			d.linkDown(ps.downSince)
+		}
+		if ps.ackStream != nil {
+			ps.ackStream.Reset()
+			ps.ackStream, ps.ackW, ps.ackReset = nil, nil, false
+		}
+	})
+	if !down {
 		return
 	}
-	ps.connected = false
-	m.linked.Add(-1)
-	m.table.SetConnected(ps.mid, false)
-	ps.downSince = time.Now()
-	m.stab.LinkDown(ps.mid, ps.downSince)
-	if d := m.wanted[p]; d != nil {
-		d.linkDown(time.Now())
-	}
-	if ps.ackStream != nil {
-		ps.ackStream.Reset()
-		ps.ackStream, ps.ackW = nil, nil
-		ps.ackOut = mesh.AckOut{}
-	}
-	m.mu.Unlock()
 	m.log.Info("peer disconnected", "peer", p.String())
 	m.broadcastAck()
 }
@@ -506,8 +498,9 @@ func (m *Mesh) poke(ch chan struct{}) {
 	}
 }
 
-// antiEntropy runs a Merkle session every sync interval with a peer chosen
-// by the mesh policy, unless the previous one is still running.
+// antiEntropy asks the replicator for a round every sync interval: it
+// starts a Merkle session with a peer of its choice (Ready.Sessions),
+// unless the last one runs or catch-ups hold it back.
 func (m *Mesh) antiEntropy() {
 	interval := m.SyncInterval()
 	t := time.NewTicker(interval)
@@ -522,36 +515,8 @@ func (m *Mesh) antiEntropy() {
 			continue
 		case <-t.C:
 		}
-		if m.syncing.Load() {
-			continue
-		}
 		root := m.local.MerkleRoot()
-		m.mu.Lock()
-		if m.table.Bootstrapping() {
-			// The snapshot brings every key: a session would walk them all.
-			m.mu.Unlock()
-			continue
-		}
-		if m.catchUps.DeferRound() {
-			m.mu.Unlock()
-			continue
-		}
-		mid, ok := m.table.ChooseSyncPeer(root, randIntN)
-		var p peer.ID
-		for id, ps := range m.peers {
-			if ps.mid == mid && ps.connected {
-				p = id
-			}
-		}
-		m.mu.Unlock()
-		if !ok || p == "" {
-			continue
-		}
-		m.syncing.Store(true)
-		m.goRun(func() {
-			defer m.syncing.Store(false)
-			m.runSession(p, false)
-		})
+		m.step(func() { m.r.Round(root) })
 	}
 }
 
@@ -588,7 +553,7 @@ func (m *Mesh) apply(from peer.ID, recs []merkle.Record) (int, error) {
 // simulator found the old field of a replaced HSET coming back this way.
 func (m *Mesh) applyLog(from peer.ID, recs []merkle.Record) (int, error) {
 	m.mu.Lock()
-	fresh := m.stab.FreshHorizon()
+	fresh := m.r.FreshHorizon()
 	m.mu.Unlock()
 	return m.applyAt(max(m.asideHorizon(from), fresh), recs)
 }

@@ -438,17 +438,17 @@ func TestPushOrigin(t *testing.T) {
 		t.Fatal("forwarded push not merged")
 	}
 	m.mu.Lock()
-	_, known := m.peers[origin]
+	prog := m.r.Peer(m.midOf(origin)).Progress
 	m.mu.Unlock()
-	if known {
-		t.Fatal("a forwarded push made its claimed origin a peer")
+	if prog.Epoch != 0 || prog.Acked != 0 {
+		t.Fatalf("a forwarded push moved its claimed origin's progress: %+v", prog)
 	}
 	m.merge(origin, origin, push("direct", 0, 2))
 	m.mu.Lock()
-	ps := m.peers[origin]
+	prog = m.r.Peer(m.midOf(origin)).Progress
 	m.mu.Unlock()
-	if ps == nil || ps.prog.Epoch != 7 || ps.prog.Acked != 2 {
-		t.Fatalf("direct push: %+v", ps)
+	if prog.Epoch != 7 || prog.Acked != 2 {
+		t.Fatalf("direct push: %+v", prog)
 	}
 
 	real := &pb.Message{From: []byte(origin), Seqno: []byte{1}, Data: []byte("real")}
