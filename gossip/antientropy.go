@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redmesh/redmesh/merkle"
@@ -54,7 +53,7 @@ func (m *Mesh) initiate(p peer.ID) (merkle.Result, error) {
 	if err != nil {
 		return merkle.Result{}, err
 	}
-	s, err := m.h.NewStream(m.ctx, p, protoMerkle)
+	s, err := m.tr.Open(m.ctx, p, protoMerkle)
 	if err != nil {
 		return merkle.Result{}, err
 	}
@@ -71,7 +70,7 @@ func (m *Mesh) initiate(p peer.ID) (merkle.Result, error) {
 }
 
 // serveMerkle is the responder side of a session a peer opened.
-func (m *Mesh) serveMerkle(s network.Stream) {
+func (m *Mesh) serveMerkle(s Stream) {
 	defer s.Close()
 	select {
 	case m.merkleSlots <- struct{}{}:
@@ -93,7 +92,7 @@ func (m *Mesh) serveMerkle(s network.Stream) {
 		return
 	}
 	if err := m.drive(s, sess, merkle.Output{}); err != nil && m.ctx.Err() == nil {
-		m.log.Debug("merkle session (responder) failed", "peer", s.Conn().RemotePeer().String(), "err", err)
+		m.log.Debug("merkle session (responder) failed", "peer", s.Remote().String(), "err", err)
 	}
 }
 
@@ -101,8 +100,8 @@ func (m *Mesh) serveMerkle(s network.Stream) {
 // received until it is done, merging the records that arrive; then the
 // roots are exchanged. A session in which a record was refused
 // (mesh.Admit) runs to its end but reports an error.
-func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output) error {
-	p := s.Conn().RemotePeer()
+func (m *Mesh) drive(s Stream, sess *merkle.Session, first merkle.Output) error {
+	p := s.Remote()
 	r, w := streamIO(s)
 	var buf bytes.Buffer
 	var enc []byte

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redmesh/redmesh/merkle"
@@ -68,7 +67,7 @@ func (m *Mesh) bootstrap(p peer.ID, mid mesh.PeerID) error {
 	req := m.r.Table().SnapshotRequestFor(mid, snapshotChunkBytes)
 	m.mu.Unlock()
 	m.st.bootstraps.Add(1)
-	s, err := m.h.NewStream(m.ctx, p, protoSnapshot)
+	s, err := m.tr.Open(m.ctx, p, protoSnapshot)
 	if err != nil {
 		return err
 	}
@@ -265,9 +264,9 @@ func (m *Mesh) setServing(p peer.ID, on bool) {
 }
 
 // serveSnapshot streams our keyspace to a bootstrapping peer.
-func (m *Mesh) serveSnapshot(s network.Stream) {
+func (m *Mesh) serveSnapshot(s Stream) {
 	defer s.Close()
-	p := s.Conn().RemotePeer()
+	p := s.Remote()
 	select {
 	case m.snapshotSlots <- struct{}{}:
 		defer func() { <-m.snapshotSlots }()

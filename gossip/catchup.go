@@ -6,8 +6,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
-
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/record"
@@ -28,7 +26,7 @@ const maxLogRequest = 64
 // may ask for the next entries at once, so the peer reads its log while
 // this node merges) and once applied. It returns when the run ends.
 func (m *Mesh) catchUp(lr *logRun) error {
-	s, err := m.h.NewStream(m.ctx, lr.peer, protoLog)
+	s, err := m.tr.Open(m.ctx, lr.peer, protoLog)
 	if err != nil {
 		return err
 	}
@@ -130,9 +128,9 @@ func checkRecords(recs []merkle.Record) error {
 }
 
 // serveLog answers a peer reading our log.
-func (m *Mesh) serveLog(s network.Stream) {
+func (m *Mesh) serveLog(s Stream) {
 	defer s.Close()
-	p := s.Conn().RemotePeer()
+	p := s.Remote()
 	r, w := streamIO(s)
 	var buf bytes.Buffer
 	var out []byte

@@ -9,10 +9,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/peerstore"
-	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/redmesh/redmesh/mesh"
@@ -24,8 +21,6 @@ import (
 // the peer for the peers it is connected to, with their addresses), and
 // mDNS on a LAN. Every peer found is dialled, and redialled with
 // exponential backoff while it is not connected.
-
-const permanentTTL = peerstore.PermanentAddrTTL
 
 const (
 	minBackoff = time.Second
@@ -42,7 +37,7 @@ const (
 // want adds p to the peers to keep connected. pinned peers (bootstrap) are
 // kept whatever happens.
 func (m *Mesh) want(p peer.ID, pinned bool) {
-	if p == m.h.ID() {
+	if p == m.self {
 		return
 	}
 	m.step(func() {
@@ -81,7 +76,7 @@ func (m *Mesh) maintain() {
 		m.mu.Lock()
 		var dial []peer.ID
 		for p, d := range m.wanted {
-			if d.dialing || now.Before(d.next) || m.h.Network().Connectedness(p) == network.Connected {
+			if d.dialing || now.Before(d.next) || m.tr.Connected(p) {
 				continue
 			}
 			d.dialing = true
@@ -113,11 +108,7 @@ func (m *Mesh) maintain() {
 func (m *Mesh) dial(p peer.ID) {
 	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
 	defer cancel()
-	// The backoff is ours (dialState): without this the swarm adds its own
-	// per address (5 s plus a second per failure squared, up to 5 min) and
-	// refuses the dials our schedule makes after a long partition.
-	ctx = network.WithForceDirectDial(ctx, "redmesh redials on its own backoff")
-	err := m.h.Connect(ctx, peer.AddrInfo{ID: p})
+	err := m.tr.Connect(ctx, p)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	d := m.wanted[p]
@@ -177,7 +168,7 @@ func (m *Mesh) appendPeerList(dst []byte, connectedOnly bool) []byte {
 	m.mu.Lock()
 	var ids []peer.ID
 	for p := range m.wanted {
-		if connectedOnly && m.h.Network().Connectedness(p) != network.Connected {
+		if connectedOnly && !m.tr.Connected(p) {
 			continue
 		}
 		ids = append(ids, p)
@@ -189,7 +180,7 @@ func (m *Mesh) appendPeerList(dst []byte, connectedOnly bool) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(ids)))
 	for _, p := range ids {
 		dst = appendBytes(dst, []byte(p))
-		addrs := m.h.Peerstore().Addrs(p)
+		addrs := m.tr.PeerAddrs(p)
 		var keep [][]byte
 		for _, a := range addrs {
 			if b := a.Bytes(); len(b) <= maxAddrLen && len(keep) < maxAddrsPerPeer {
@@ -278,7 +269,7 @@ func (d *reader) bytes(limit uint64) []byte {
 }
 
 // servePeers answers peer exchange: the peers we are connected to.
-func (m *Mesh) servePeers(s network.Stream) {
+func (m *Mesh) servePeers(s Stream) {
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(ioTimeout))
 	w := bufio.NewWriter(s)
@@ -310,7 +301,7 @@ func (m *Mesh) exchangePeers(p peer.ID) {
 // exchangePeersOnce asks p for its peers once, and reports whether it had
 // an answer.
 func (m *Mesh) exchangePeersOnce(p peer.ID) bool {
-	s, err := m.h.NewStream(m.ctx, p, protoPeers)
+	s, err := m.tr.Open(m.ctx, p, protoPeers)
 	if err != nil {
 		return false
 	}
@@ -322,10 +313,10 @@ func (m *Mesh) exchangePeersOnce(p peer.ID) bool {
 		return false
 	}
 	for _, ai := range ais {
-		if ai.ID == m.h.ID() || !m.gater.allowed(ai.ID) {
+		if ai.ID == m.self || !m.tr.Allowed(ai.ID) {
 			continue
 		}
-		m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
+		m.tr.AddAddrs(ai.ID, ai.Addrs, true)
 		m.want(ai.ID, false)
 	}
 	m.step(func() {
@@ -356,10 +347,10 @@ func (m *Mesh) loadState() {
 			m.log.Warn("remembered peers unreadable", "err", err)
 		}
 		for _, ai := range ais {
-			if ai.ID == m.h.ID() {
+			if ai.ID == m.self {
 				continue
 			}
-			m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
+			m.tr.AddAddrs(ai.ID, ai.Addrs, true)
 			m.want(ai.ID, false)
 			m.step(func() {
 				m.r.AddPeer(m.peer(ai.ID).mid)
@@ -372,34 +363,4 @@ func (m *Mesh) loadState() {
 	m.mu.Lock()
 	m.peersDirty = false
 	m.mu.Unlock()
-}
-
-// startMDNS finds peers on the LAN, when the node listens beyond loopback.
-func (m *Mesh) startMDNS(listen []ma.Multiaddr) error {
-	if !m.cfg.MDNS {
-		return nil
-	}
-	lan := false
-	for _, a := range listen {
-		lan = lan || !isLoopback(a)
-	}
-	if !lan {
-		return nil
-	}
-	svc := mdns.NewMdnsService(m.h, "redmesh-"+m.name, mdnsNotifee{m})
-	if err := svc.Start(); err != nil {
-		return err
-	}
-	m.mdns = svc
-	return nil
-}
-
-type mdnsNotifee struct{ m *Mesh }
-
-func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
-	if ai.ID == n.m.h.ID() || !n.m.gater.allowed(ai.ID) {
-		return
-	}
-	n.m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
-	n.m.want(ai.ID, false)
 }

@@ -8,21 +8,14 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/metrics"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/merkle"
@@ -56,18 +49,12 @@ type Local interface {
 
 // Mesh is a node's link to its peers over libp2p.
 type Mesh struct {
-	cfg     Config
-	log     *slog.Logger
-	store   *wal.Store
-	local   Local
-	h       host.Host
-	gater   *gater
-	bw      *metrics.BandwidthCounter
-	ps      *pubsub.PubSub
-	topic   *pubsub.Topic
-	unrelay pubsub.RelayCancelFunc
-	mdns    io.Closer
-	name    string // the mesh's name: topic and mDNS service
+	cfg   Config
+	log   *slog.Logger
+	store *wal.Store
+	local Local
+	tr    Transport
+	self  peer.ID
 
 	epoch uint64 // this node's log epoch
 
@@ -169,12 +156,12 @@ type peerState struct {
 	// ackStream is the stream we opened to acknowledge the peer's writes,
 	// on which it asks (WAIT); ackReset: the last one failed, so the next
 	// says everything again.
-	ackStream network.Stream
+	ackStream Stream
 	ackW      *bufio.Writer
 	ackReset  bool
 	// The stream the peer opened to acknowledge our writes, on which we
 	// ask (ackInMu orders the asking).
-	ackIn   network.Stream
+	ackIn   Stream
 	ackInW  *bufio.Writer
 	ackInMu sync.Mutex
 	// downSince is when its link last closed.
@@ -206,17 +193,40 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := newGater(cfg.AllowPeers)
-	if err != nil {
-		return nil, err
-	}
 	boot, err := parsePeers(cfg.Peers)
 	if err != nil {
 		return nil, err
 	}
+	for _, n := range notes {
+		cfg.Logger.Warn(n)
+	}
+	m, err := newMesh(cfg, store, local)
+	if err != nil {
+		return nil, err
+	}
+	name := "open" // the mesh's name: push topic and mDNS service
+	if cfg.PSK != nil {
+		sum := sha256.Sum256(cfg.PSK)
+		name = "psk-" + hex.EncodeToString(sum[:8])
+	}
+	tr, err := newP2P(&m.cfg, name, listen)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.start(tr, boot); err != nil {
+		tr.Close()
+		return nil, err
+	}
+	m.log.Info("mesh listening", "peer_id", m.self.String(), "addrs", strings.Join(m.Addrs(), " "),
+		"private_network", cfg.PSK != nil, "allowlist", len(cfg.AllowPeers), "log_epoch", m.epoch)
+	return m, nil
+}
+
+// newMesh is a mesh on its store, its log's epoch open, not started.
+func newMesh(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
+	cfg.setDefaults()
 	m := &Mesh{
-		cfg: cfg, log: cfg.Logger, store: store, local: local, gater: g,
-		bw:             metrics.NewBandwidthCounter(),
+		cfg: cfg, log: cfg.Logger, store: store, local: local,
 		peers:          map[peer.ID]*peerState{},
 		wanted:         map[peer.ID]*dialState{},
 		pushSignal:     make(chan struct{}, 1),
@@ -228,50 +238,41 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		runs:           map[mesh.PeerID]*logRun{},
 		pids:           map[mesh.PeerID]peer.ID{},
 		forgot:         map[peer.ID]bool{},
-		name:           "open",
 	}
 	m.syncInterval.Store(int64(cfg.SyncInterval))
-	if cfg.PSK != nil {
-		sum := sha256.Sum256(cfg.PSK)
-		m.name = "psk-" + hex.EncodeToString(sum[:8])
-	}
-	for _, n := range notes {
-		m.log.Warn(n)
-	}
 	if err := m.openEpoch(); err != nil {
 		return nil, err
 	}
 	_, m.lastLocal = store.LogBounds()
 	m.localFloor = m.lastLocal
-	m.h, err = newHost(&cfg, g, m.bw)
-	if err != nil {
-		return nil, err
-	}
+	return m, nil
+}
+
+// start runs the mesh over transport tr, which it closes on failure: the
+// replicator from what was saved, then the peers to dial, and only then,
+// with everything in place, the transport's events.
+func (m *Mesh) start(tr Transport, boot []peer.AddrInfo) error {
+	m.tr, m.self = tr, tr.Self()
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	if err := m.startPubsub(); err != nil {
-		m.h.Close()
-		return nil, err
-	}
 	rc, err := m.loadStability()
 	if err != nil {
 		m.cancel()
-		m.h.Close()
-		return nil, err
+		return err
 	}
-	rc.Self = m.midOf(m.h.ID())
+	rc.Self = m.midOf(m.self)
 	rc.Epoch, rc.Head, rc.LogMax = m.epoch, m.lastLocal+1, logReplyEntries
-	rc.Always = store.Fsync() == wal.FsyncAlways
-	rc.ForgetAfter, rc.Intn = cfg.ForgetAfter, randIntN
+	rc.Always = m.store.Fsync() == wal.FsyncAlways
+	rc.ForgetAfter, rc.Intn = m.cfg.ForgetAfter, randIntN
 	rc.Cursors = m.loadCursors()
 	m.r = mesh.NewReplicator(rc)
 	m.loadState()
 	m.loadBootstrap()
-	m.startedEmpty, m.startLocal = local.Empty(), m.lastLocal
+	m.startedEmpty, m.startLocal = m.local.Empty(), m.lastLocal
 	for _, ai := range boot {
-		if ai.ID == m.h.ID() {
+		if ai.ID == m.self {
 			continue
 		}
-		m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
+		m.tr.AddAddrs(ai.ID, ai.Addrs, true)
 		m.want(ai.ID, true)
 	}
 	m.mu.Lock()
@@ -280,55 +281,40 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		m.r.Table().WantBootstrap()
 	}
 	m.mu.Unlock()
-	m.h.SetStreamHandler(protoLog, m.serveLog)
-	m.h.SetStreamHandler(protoMerkle, m.serveMerkle)
-	m.h.SetStreamHandler(protoAck, m.serveAck)
-	m.h.SetStreamHandler(protoPeers, m.servePeers)
-	m.h.SetStreamHandler(protoSnapshot, m.serveSnapshot)
-	m.h.Network().Notify(&network.NotifyBundle{
-		ConnectedF:    func(_ network.Network, c network.Conn) { m.linkUp(c) },
-		DisconnectedF: func(_ network.Network, c network.Conn) { m.linkDown(c.RemotePeer()) },
-	})
-	// Only now, with every handler in place, may peers connect.
-	if err := m.h.Network().Listen(listen...); err != nil {
+	if err := m.tr.Start(events{m}); err != nil {
 		m.cancel()
-		m.h.Close()
-		return nil, fmt.Errorf("listen on %v: %w", listen, err)
-	}
-	m.capRTO()
-	if err := m.startMDNS(listen); err != nil {
-		m.log.Warn("mDNS discovery not started", "err", err)
+		return err
 	}
 	m.goRun(m.publisher)
 	m.goRun(m.maintain)
 	m.goRun(m.antiEntropy)
 	m.goRun(m.ackSender)
-	m.log.Info("mesh listening", "peer_id", m.h.ID().String(), "addrs", strings.Join(m.Addrs(), " "),
-		"private_network", cfg.PSK != nil, "allowlist", len(cfg.AllowPeers), "log_epoch", m.epoch)
-	return m, nil
+	return nil
 }
 
-// capRTO caps the retransmission timeout of the mesh's TCP listeners (see
-// MaxRetransmitTimeout). A peer that connected in the moment before keeps
-// the kernel's backoff on that connection.
-func (m *Mesh) capRTO() {
-	ports := map[int]bool{}
-	for _, a := range m.h.Network().ListenAddresses() {
-		if s, err := a.ValueForProtocol(ma.P_TCP); err == nil {
-			if p, err := strconv.Atoi(s); err == nil {
-				ports[p] = true
-			}
-		}
+// events is the mesh as its transport's Handler.
+type events struct{ m *Mesh }
+
+func (e events) Push(from, origin peer.ID, msg []byte) bool { return e.m.received(from, origin, msg) }
+func (e events) LinkUp(p peer.ID, addr string)              { e.m.linkUp(p, addr) }
+func (e events) LinkDown(p peer.ID)                         { e.m.linkDown(p) }
+func (e events) Found(p peer.ID)                            { e.m.want(p, false) }
+
+func (e events) Stream(proto protocol.ID, s Stream) {
+	switch proto {
+	case protoLog:
+		e.m.serveLog(s)
+	case protoMerkle:
+		e.m.serveMerkle(s)
+	case protoAck:
+		e.m.serveAck(s)
+	case protoPeers:
+		e.m.servePeers(s)
+	case protoSnapshot:
+		e.m.serveSnapshot(s)
+	default:
+		s.Reset()
 	}
-	if len(ports) == 0 {
-		return
-	}
-	n, err := capListenerRTO(ports)
-	if err != nil {
-		m.log.Info("TCP retransmission backoff left at the kernel's (a partition's heal may take longer to notice)", "err", err)
-		return
-	}
-	m.log.Debug("TCP retransmission timeout capped", "listeners", n, "max", MaxRetransmitTimeout)
 }
 
 func (m *Mesh) goRun(fn func()) {
@@ -339,29 +325,18 @@ func (m *Mesh) goRun(fn func()) {
 	}()
 }
 
-// Addrs are the node's full mesh multiaddrs, with /p2p/ID.
-func (m *Mesh) Addrs() []string {
-	var out []string
-	for _, a := range m.h.Addrs() {
-		out = append(out, a.String()+"/p2p/"+m.h.ID().String())
-	}
-	return out
-}
+// Addrs are the node's full mesh addresses, with /p2p/ID.
+func (m *Mesh) Addrs() []string { return m.tr.Addrs() }
 
 // ID is the node's peer ID.
-func (m *Mesh) ID() peer.ID { return m.h.ID() }
+func (m *Mesh) ID() peer.ID { return m.self }
 
 // Close stops the mesh. The store must still be open: cursors and peers
 // are saved, and the log is marked as cleanly closed.
 func (m *Mesh) Close() error {
 	m.cancel()
-	if m.mdns != nil {
-		m.mdns.Close()
-	}
-	m.unrelay()
-	err := m.h.Close()
+	err := m.tr.Close()
 	m.wg.Wait()
-	m.topic.Close()
 	m.saveCursors()
 	m.savePeers()
 	if e := m.store.PutMetaSync(metaOpen, nil); e != nil && err == nil {
@@ -417,11 +392,9 @@ func (m *Mesh) peer(p peer.ID) *peerState {
 // midOf is p's ID in the replication policy: its node ID.
 func (m *Mesh) midOf(p peer.ID) mesh.PeerID { return mesh.PeerID(m.cfg.NodeIDOf(p)) }
 
-// linkUp runs when a connection to p opens.
-func (m *Mesh) linkUp(c network.Conn) {
-	p := c.RemotePeer()
+// linkUp runs when a connection to p opens, at addr.
+func (m *Mesh) linkUp(p peer.ID, addr string) {
 	up := false
-	var addr string
 	m.step(func() {
 		ps := m.peer(p)
 		if ps.connected {
@@ -432,8 +405,7 @@ func (m *Mesh) linkUp(c network.Conn) {
 		m.linked.Add(1)
 		now := time.Now()
 		ps.downSince = time.Time{}
-		ps.addr = c.RemoteMultiaddr().String()
-		addr = ps.addr
+		ps.addr = addr
 		d := m.wanted[p]
 		if d == nil {
 			d = &dialState{}
@@ -459,7 +431,7 @@ func (m *Mesh) linkDown(p peer.ID) {
 		// Asked under m.mu: a second connection opening meanwhile finds
 		// the peer still connected in linkUp and returns, so this must see
 		// it.
-		if ps == nil || !ps.connected || m.h.Network().Connectedness(p) == network.Connected {
+		if ps == nil || !ps.connected || m.tr.Connected(p) {
 			return
 		}
 		down = true
@@ -487,8 +459,7 @@ func (m *Mesh) linkDown(p peer.ID) {
 func (m *Mesh) misbehaved(p peer.ID, what string, err error) {
 	m.st.badMessages.Add(1)
 	m.log.Warn("disconnecting misbehaving peer", "peer", p.String(), "in", what, "err", err)
-	m.gater.ban(p, time.Minute)
-	m.h.Network().ClosePeer(p)
+	m.tr.Ban(p, time.Minute)
 }
 
 func (m *Mesh) poke(ch chan struct{}) {

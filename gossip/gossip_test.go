@@ -369,7 +369,7 @@ func TestPeerConnectingAtStart(t *testing.T) {
 			}
 		}
 		addr := ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
-		dialed <- b.h.Connect(context.Background(), peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{addr}})
+		dialed <- b.tr.(*p2p).h.Connect(context.Background(), peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{addr}})
 	}()
 	a, la := startTestMeshAt(t, key, fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
 	if err := <-dialed; err != nil {
@@ -573,7 +573,7 @@ func TestStableTimeAndForget(t *testing.T) {
 	t0 := hlc.FromTime(time.Now())
 	waitFor(t, "a stable time past t0 at both", func() bool { return a.Stable() > t0 && b.Stable() > t0 })
 
-	idB := b.h.ID()
+	idB := b.ID()
 	b.Close()
 	waitFor(t, "a to name b as what holds collection back", func() bool { return a.Info().Holder == idB.String() })
 	held := a.Stable()

@@ -97,7 +97,7 @@ func (m *Mesh) Ready() bool {
 
 // Info returns a snapshot of the mesh.
 func (m *Mesh) Info() Info {
-	in := Info{PeerID: m.h.ID().String(), Addrs: m.Addrs(), Epoch: m.epoch, Synced: m.synced.Load()}
+	in := Info{PeerID: m.self.String(), Addrs: m.Addrs(), Epoch: m.epoch, Synced: m.synced.Load()}
 	now := time.Now()
 	ackedAt := map[string]time.Time{}
 	m.mu.Lock()
@@ -106,7 +106,7 @@ func (m *Mesh) Info() Info {
 	in.Stable, in.OwnStable, in.StableStuckSince = m.r.Stable(), stab.Own(), stab.MovedAt()
 	holder := stab.Holder()
 	in.Holder, in.Forgotten = fmt.Sprintf("%016x", uint64(holder)), stab.ForgottenCount()
-	if holder == m.midOf(m.h.ID()) {
+	if holder == m.midOf(m.self) {
 		in.Holder = "self"
 	} else if p, ok := m.pids[holder]; ok {
 		in.Holder = p.String()
@@ -151,8 +151,7 @@ func (m *Mesh) Info() Info {
 		if err != nil {
 			continue
 		}
-		st := m.bw.GetBandwidthForPeer(id)
-		in.Peers[i].BytesIn, in.Peers[i].BytesOut = st.TotalIn, st.TotalOut
+		in.Peers[i].BytesIn, in.Peers[i].BytesOut = m.tr.Traffic(id)
 	}
 	sort.Slice(in.Peers, func(i, j int) bool { return in.Peers[i].ID < in.Peers[j].ID })
 	in.Sessions, in.SessionsFailed, in.SessionsEqual = m.st.sessions.Load(), m.st.sessionsFailed.Load(), m.st.sessionsEqual.Load()

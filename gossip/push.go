@@ -52,7 +52,7 @@ type pushItem struct {
 
 // topicName is the push topic of a mesh. Version 2: messages are not
 // signed (see startPubsub), which version 1 nodes refuse.
-func (m *Mesh) topicName() string { return "/redmesh/push/2/" + m.name }
+func topicName(mesh string) string { return "/redmesh/push/2/" + mesh }
 
 // startPubsub joins the push topic.
 //
@@ -72,8 +72,8 @@ func (m *Mesh) topicName() string { return "/redmesh/push/2/" + m.name }
 //     any peer's records but never moves the origin's acknowledgement.
 //   - The message ID hashes the whole message, so a peer that forges a push
 //     under another's From and sequence number cannot suppress the real one.
-func (m *Mesh) startPubsub() error {
-	ps, err := pubsub.NewGossipSub(m.ctx, m.h,
+func (t *p2p) startPubsub(hd Handler) error {
+	ps, err := pubsub.NewGossipSub(t.ctx, t.h,
 		pubsub.WithMaxMessageSize(maxPushMessage),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithMessageIdFn(pushMsgID),
@@ -86,19 +86,22 @@ func (m *Mesh) startPubsub() error {
 	if err != nil {
 		return fmt.Errorf("gossipsub: %w", err)
 	}
-	m.ps = ps
-	name := m.topicName()
-	if err := ps.RegisterTopicValidator(name, m.validatePush, pubsub.WithValidatorInline(true)); err != nil {
+	t.ps = ps
+	name := topicName(t.name)
+	validate := func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+		return t.validatePush(hd, from, msg)
+	}
+	if err := ps.RegisterTopicValidator(name, validate, pubsub.WithValidatorInline(true)); err != nil {
 		return err
 	}
-	if m.topic, err = ps.Join(name); err != nil {
+	if t.topic, err = ps.Join(name); err != nil {
 		return err
 	}
 	// Relay, not Subscribe: it joins the topic's mesh just the same (peers
 	// send us pushes, we forward them), but pubsub does not also hand every
 	// message, ours included, to a subscription we would only discard:
 	// validatePush has merged it already.
-	if m.unrelay, err = m.topic.Relay(); err != nil {
+	if t.unrelay, err = t.topic.Relay(); err != nil {
 		return err
 	}
 	return nil
@@ -160,26 +163,34 @@ func decodePushMsg(b []byte) (pushMsg, error) {
 }
 
 // validatePush runs before GossipSub delivers or forwards a message, in
-// one of GossipSub's validation workers (inline), and merges it there: a
-// push is visible here two goroutine hand-offs sooner than through a
-// subscription, and GossipSub validates each message once, so each is
-// merged once. A malformed one is rejected (and its sender penalised by
-// GossipSub) and the peer that sent it is disconnected. Our own pushes,
-// validated as they are published, were built here and are not decoded.
-func (m *Mesh) validatePush(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	self := m.h.ID()
-	if from == self {
+// one of GossipSub's validation workers (inline), and has the mesh merge
+// it there: a push is visible here two goroutine hand-offs sooner than
+// through a subscription, and GossipSub validates each message once, so
+// each is merged once. A malformed one is rejected (and its sender
+// penalised by GossipSub). Our own pushes, validated as they are
+// published, were built here and are not decoded.
+func (t *p2p) validatePush(hd Handler, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if from == t.h.ID() {
 		return pubsub.ValidationAccept
 	}
-	pm, err := decodePushMsg(msg.Data)
-	if err != nil {
-		m.misbehaved(from, "push", err)
+	if !hd.Push(from, msg.GetFrom(), msg.Data) {
 		return pubsub.ValidationReject
 	}
-	if msg.GetFrom() != self {
-		m.merge(from, msg.GetFrom(), pm)
-	}
 	return pubsub.ValidationAccept
+}
+
+// received takes a push from a peer: a malformed one disconnects the peer
+// that sent it; one of ours coming back is not merged again.
+func (m *Mesh) received(from, origin peer.ID, msg []byte) bool {
+	pm, err := decodePushMsg(msg)
+	if err != nil {
+		m.misbehaved(from, "push", err)
+		return false
+	}
+	if origin != m.self {
+		m.merge(from, origin, pm)
+	}
+	return true
 }
 
 // Committed is the store's commit hook (through the node): it queues this
@@ -281,7 +292,7 @@ func (m *Mesh) publisher() {
 		// queues marshal it later, its cache serves it to IWANT), so reusing
 		// one corrupted queued messages.
 		msg := appendPushMsg(make([]byte, 0, size), h.Epoch, h.Prev, h.To, recs)
-		if err := m.topic.Publish(m.ctx, msg); err != nil {
+		if err := m.tr.Publish(m.ctx, msg); err != nil {
 			// Receivers see the hole: the next push's prev is past what
 			// they have, and they read our log.
 			if m.ctx.Err() == nil {

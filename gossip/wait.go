@@ -7,8 +7,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
-
 	"github.com/redmesh/redmesh/mesh"
 )
 
@@ -58,7 +56,7 @@ func (m *Mesh) openAckStreams() {
 	}
 	m.mu.Unlock()
 	for _, ps := range open {
-		s, err := m.h.NewStream(m.ctx, ps.id, protoAck)
+		s, err := m.tr.Open(m.ctx, ps.id, protoAck)
 		if err != nil {
 			continue // the next tick tries again
 		}
@@ -92,7 +90,7 @@ func (m *Mesh) sendAcks() {
 	for _, a := range q {
 		m.mu.Lock()
 		ps := m.peers[m.pids[a.Peer]]
-		var s network.Stream
+		var s Stream
 		var w *bufio.Writer
 		if ps != nil {
 			s, w = ps.ackStream, ps.ackW
@@ -122,7 +120,7 @@ func (m *Mesh) sendAcks() {
 }
 
 // readAckWants reads what a peer asks on the ack stream we opened to it.
-func (m *Mesh) readAckWants(ps *peerState, s network.Stream) {
+func (m *Mesh) readAckWants(ps *peerState, s Stream) {
 	r := bufio.NewReader(s)
 	var buf bytes.Buffer
 	for {
@@ -151,9 +149,9 @@ func decodeAckWant(b []byte) ([2]uint64, error) {
 
 // serveAck receives a peer's acknowledgements of our writes, on the stream
 // it opened, on which we ask for them (askAck).
-func (m *Mesh) serveAck(s network.Stream) {
+func (m *Mesh) serveAck(s Stream) {
 	defer s.Close()
-	p := s.Conn().RemotePeer()
+	p := s.Remote()
 	var ps *peerState
 	m.step(func() {
 		ps = m.peer(p)
@@ -186,7 +184,7 @@ func (m *Mesh) serveAck(s network.Stream) {
 func (m *Mesh) askAck(x mesh.AckWantTo) {
 	m.mu.Lock()
 	ps := m.peers[m.pids[x.Peer]]
-	var s network.Stream
+	var s Stream
 	var w *bufio.Writer
 	if ps != nil {
 		s, w = ps.ackIn, ps.ackInW
