@@ -33,6 +33,9 @@ func (m *Mesh) step(fn func()) {
 func (m *Mesh) readyLocked() mesh.Ready {
 	m.r.Synced(m.store.SyncedTo(), m.store.SyncMark())
 	rd := m.r.Ready()
+	if m.decisions != nil {
+		m.decisions(rd)
+	}
 	// Before the reads: one of them may start the peer's next run.
 	for _, x := range rd.CaughtUp {
 		m.st.catchUpsByLog.Add(1)

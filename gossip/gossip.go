@@ -66,6 +66,9 @@ type Mesh struct {
 	// keeps beside it.
 	mu sync.Mutex
 	r  *mesh.Replicator
+	// decisions, if set before the mesh starts, sees every Ready of r (a
+	// test compares them with the simulator's).
+	decisions func(mesh.Ready)
 	// runs are the catch-ups' log streams, by peer; acks the
 	// acknowledgements the replicator decided on, for ackSender.
 	runs       map[mesh.PeerID]*logRun

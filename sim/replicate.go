@@ -28,6 +28,9 @@ func (s *Sim) drive(n *node) {
 		if rd.Empty() || !n.up {
 			return // a node that is down does nothing
 		}
+		if s.cfg.Decisions != nil {
+			s.cfg.Decisions(n.idx, rd, func(p mesh.PeerID) int { return int(s.byID[p]) })
+		}
 		s.carryOut(n, rd)
 	}
 }
