@@ -138,6 +138,10 @@ func (s *Sim) catchUpReply(a, b *node, st *logStream, buf []byte) {
 	if run, ok := a.r.CatchUpRun(b.pid); !ok || run != st.run {
 		return // a catch-up that ended (its link went down, or a's crash)
 	}
+	// As the reply arrives the replicator may ask for the entries after it
+	// (Read.Early), with the root from before the merge, as a node does.
+	a.r.Step(b.pid, mesh.LogArrivedMsg{Run: st.run, Reply: d.Reply})
+	s.drive(a)
 	m := mesh.LogReplyMsg{Run: st.run, Reply: d.Reply, At: s.wall(a)}
 	for i, r := range d.Reply.Records {
 		// After a refused record the others are merged too, as a real
