@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redmesh/redmesh/merkle"
@@ -54,7 +53,7 @@ func (m *Mesh) initiate(p peer.ID) (merkle.Result, error) {
 	if err != nil {
 		return merkle.Result{}, err
 	}
-	s, err := m.h.NewStream(m.ctx, p, protoMerkle)
+	s, err := m.tr.Open(m.ctx, p, protoMerkle)
 	if err != nil {
 		return merkle.Result{}, err
 	}
@@ -71,7 +70,7 @@ func (m *Mesh) initiate(p peer.ID) (merkle.Result, error) {
 }
 
 // serveMerkle is the responder side of a session a peer opened.
-func (m *Mesh) serveMerkle(s network.Stream) {
+func (m *Mesh) serveMerkle(s Stream) {
 	defer s.Close()
 	select {
 	case m.merkleSlots <- struct{}{}:
@@ -81,7 +80,7 @@ func (m *Mesh) serveMerkle(s network.Stream) {
 		return
 	}
 	m.mu.Lock()
-	booting := m.table.Bootstrapping()
+	booting := m.r.Table().Bootstrapping()
 	m.mu.Unlock()
 	if booting {
 		s.Reset() // the snapshot under way brings every key
@@ -93,7 +92,7 @@ func (m *Mesh) serveMerkle(s network.Stream) {
 		return
 	}
 	if err := m.drive(s, sess, merkle.Output{}); err != nil && m.ctx.Err() == nil {
-		m.log.Debug("merkle session (responder) failed", "peer", s.Conn().RemotePeer().String(), "err", err)
+		m.log.Debug("merkle session (responder) failed", "peer", s.Remote().String(), "err", err)
 	}
 }
 
@@ -101,8 +100,8 @@ func (m *Mesh) serveMerkle(s network.Stream) {
 // received until it is done, merging the records that arrive; then the
 // roots are exchanged. A session in which a record was refused
 // (mesh.Admit) runs to its end but reports an error.
-func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output) error {
-	p := s.Conn().RemotePeer()
+func (m *Mesh) drive(s Stream, sess *merkle.Session, first merkle.Output) error {
+	p := s.Remote()
 	r, w := streamIO(s)
 	var buf bytes.Buffer
 	var enc []byte
@@ -170,35 +169,16 @@ func (m *Mesh) drive(s network.Stream, sess *merkle.Session, first merkle.Output
 	if err != nil {
 		return fmt.Errorf("peer's root: %w", err)
 	}
-	stale := false
-	m.mu.Lock()
-	if ps := m.peers[p]; ps != nil {
-		// Writes of the peer's own that the last session with it saw
-		// already and that we still do not count as applied, with no push
-		// waiting for a gap, are read from its log (mesh.Replicator's rule:
-		// without it, once our stable time lagged, the roots never matched
-		// again to count them, and the stable time stopped).
-		prev := ps.seenHead
-		ps.seenHead = mesh.Cursor{Epoch: rootAt.Epoch, Next: rootAt.Head}
-		if m.table.ObserveRootAt(ps.mid, *rootAt, ours.Root) {
-			m.cursorsDirty = true
-			// Our store holds every write of the peer's log before its
-			// head (or newer): it counts as applied, as a log read or a
-			// completed fallback would. Otherwise a peer that wrote
-			// nothing more after its last write reached us by another
-			// peer stayed unacknowledged, and the stable time with it.
-			m.advanceTheirs(ps, rootAt.Epoch, rootAt.Head-1)
+	// The replicator takes the roots: a peer whose root is ours moves our
+	// cursor in its log to its head, and writes of its own we still lack
+	// are read from its log.
+	m.step(func() {
+		if ps := m.peers[p]; ps != nil {
+			ps.lastSync = time.Now()
+			m.r.Step(ps.mid, mesh.RootsMsg{Theirs: *rootAt, Ours: ours.Root})
 		}
-		m.sawHead(ps, rootAt.Epoch, rootAt.Head)
-		ps.lastSync = time.Now()
-		m.synced.Store(true)
-		stale = prev.Next > 0 && prev.Epoch == rootAt.Epoch && ps.prog.Waiting() == 0 &&
-			(ps.prog.Epoch != prev.Epoch || ps.prog.Acked < prev.Next-1)
-	}
-	m.mu.Unlock()
-	if stale {
-		m.triggerCatchUp(p)
-	}
+	})
+	m.synced.Store(true)
 	if refused > 0 {
 		// Not completed: a fallback session must not count the peer's log
 		// as applied up to its head.

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redmesh/redmesh/merkle"
@@ -45,10 +44,8 @@ const (
 	// the log, so that the records it covers are durable first).
 	bootstrapSaveEvery = time.Second
 	// syncLogEvery: how often a long sync logs its progress.
-	syncLogEvery = 5 * time.Second
-	// bootstrapRetry: how long after a failed stream another starts.
-	bootstrapRetry = 2 * time.Second
-	metaBootstrap  = "mesh-bootstrap"
+	syncLogEvery  = 5 * time.Second
+	metaBootstrap = "mesh-bootstrap"
 )
 
 // Snapshotter is what serving a snapshot reads from the node.
@@ -63,28 +60,14 @@ type Snapshotter interface {
 	Empty() bool
 }
 
-// bootState is the mesh's side of a bootstrap: counters and the last save.
-type bootRun struct {
-	lastTry  time.Time // when the last stream started
-	running  bool
-	rateFrom time.Time
-	rateKeys uint64
-}
-
-// bootstrap streams ps's snapshot and applies it. It returns nil once the
-// snapshot is complete (ps's cursor is then where it began).
-func (m *Mesh) bootstrap(ps *peerState) error {
+// bootstrap streams p's snapshot and applies it. It returns nil once the
+// snapshot is complete (p's cursor is then where it began).
+func (m *Mesh) bootstrap(p peer.ID, mid mesh.PeerID) error {
 	m.mu.Lock()
-	req := m.table.SnapshotRequestFor(ps.mid, snapshotChunkBytes)
-	m.boot.lastTry, m.boot.running = time.Now(), true
+	req := m.r.Table().SnapshotRequestFor(mid, snapshotChunkBytes)
 	m.mu.Unlock()
-	defer func() {
-		m.mu.Lock()
-		m.boot.running = false
-		m.mu.Unlock()
-	}()
 	m.st.bootstraps.Add(1)
-	s, err := m.h.NewStream(m.ctx, ps.id, protoSnapshot)
+	s, err := m.tr.Open(m.ctx, p, protoSnapshot)
 	if err != nil {
 		return err
 	}
@@ -96,7 +79,7 @@ func (m *Mesh) bootstrap(ps *peerState) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	m.log.Info("bootstrapping: streaming the peer's keyspace", "peer", ps.id.String(), "from_hash", fmt.Sprintf("%016x", req.From))
+	m.log.Info("bootstrapping: streaming the peer's keyspace", "peer", p.String(), "from_hash", fmt.Sprintf("%016x", req.From))
 
 	// A reader decodes and checks chunks while the previous one is applied;
 	// snapshotBuffers bound what is in memory.
@@ -122,7 +105,7 @@ func (m *Mesh) bootstrap(ps *peerState) error {
 			case <-ctx.Done():
 				return
 			}
-			chunk, err := readMessage(m, ps.id, "snapshot", r, maxFrame, buf, decodeSnapshotChunk)
+			chunk, err := readMessage(m, p, "snapshot", r, maxFrame, buf, decodeSnapshotChunk)
 			if err != nil {
 				rerr = err
 				return
@@ -159,7 +142,7 @@ func (m *Mesh) bootstrap(ps *peerState) error {
 			wg.Go(func() {
 				var err error
 				if len(it.c.Records) > 0 {
-					_, err = m.local.ApplyRemote(ctx, it.c.Records, m.asideHorizon(ps.id))
+					_, err = m.local.ApplyRemote(ctx, it.c.Records, m.asideHorizon(p))
 				}
 				a.err <- err
 			})
@@ -180,19 +163,18 @@ func (m *Mesh) bootstrap(ps *peerState) error {
 			return fmt.Errorf("apply snapshot chunk: %w", err)
 		}
 		m.mu.Lock()
-		m.sawHead(ps, c.Epoch, c.Head)
-		done, err := m.table.SnapshotChunk(ps.mid, first, c)
-		prog, _ := m.table.BootstrapProgress()
+		done, err := m.r.Table().SnapshotChunk(mid, first, c)
+		prog, _ := m.r.Table().BootstrapProgress()
 		m.mu.Unlock()
 		free <- a.buf
 		if err != nil {
-			m.misbehaved(ps.id, "snapshot", err)
+			m.misbehaved(p, "snapshot", err)
 			return err
 		}
 		if first {
 			keys0 = prog.Keys - uint64(len(c.Records))
 			if prog.Keys > uint64(len(c.Records)) {
-				m.log.Info("bootstrap resumes where it stopped", "peer", ps.id.String(),
+				m.log.Info("bootstrap resumes where it stopped", "peer", p.String(),
 					"keys_done", prog.Keys-uint64(len(c.Records)), "from_hash", fmt.Sprintf("%016x", req.From))
 			}
 		}
@@ -210,7 +192,7 @@ func (m *Mesh) bootstrap(ps *peerState) error {
 				m.log.Error("clear bootstrap progress", "err", err)
 			}
 			took := now.Sub(start)
-			m.log.Info("bootstrap complete: reading the peer's log from where the snapshot began", "peer", ps.id.String(),
+			m.log.Info("bootstrap complete: reading the peer's log from where the snapshot began", "peer", p.String(),
 				"keys", prog.Keys, "bytes", prog.Bytes, "took", took.Round(time.Millisecond),
 				"keys_per_s", int64(float64(prog.Keys-keys0)/max(took.Seconds(), 1e-3)), "log_from", prog.Start.Next)
 			return nil
@@ -221,7 +203,7 @@ func (m *Mesh) bootstrap(ps *peerState) error {
 		}
 		if now.Sub(lastLog) >= syncLogEvery {
 			lastLog = now
-			m.log.Info("bootstrap progress", "peer", ps.id.String(), "keys", prog.Keys, "keys_total", prog.KeysTotal,
+			m.log.Info("bootstrap progress", "peer", p.String(), "keys", prog.Keys, "keys_total", prog.KeysTotal,
 				"bytes", prog.Bytes, "bytes_total", prog.BytesTotal, "percent", percent(prog.Bytes, prog.BytesTotal),
 				"elapsed", now.Sub(start).Round(time.Second))
 		}
@@ -230,7 +212,7 @@ func (m *Mesh) bootstrap(ps *peerState) error {
 		rerr = io.ErrUnexpectedEOF
 	}
 	m.mu.Lock()
-	prog, _ := m.table.BootstrapProgress()
+	prog, _ := m.r.Table().BootstrapProgress()
 	m.mu.Unlock()
 	if prog.Begun {
 		m.saveBootstrap(prog)
@@ -265,31 +247,10 @@ func (m *Mesh) loadBootstrap() {
 		st = mesh.BootstrapState{}
 	}
 	m.mu.Lock()
-	m.table.RestoreBootstrap(st)
+	m.r.Table().RestoreBootstrap(st)
 	m.mu.Unlock()
 	m.log.Info("an interrupted bootstrap will resume", "keys_done", st.Keys, "bytes_done", st.Bytes,
 		"next_hash", fmt.Sprintf("%016x", st.Next))
-}
-
-// retryBootstrap starts a catch-up (which bootstraps) with a connected peer
-// when a bootstrap is wanted and none runs. m.mu is held; it returns the
-// peer to trigger, if any.
-func (m *Mesh) retryBootstrap(now time.Time) (peer.ID, bool) {
-	if !m.table.Bootstrapping() || m.boot.running || now.Sub(m.boot.lastTry) < bootstrapRetry || m.catchUps.Running() {
-		return "", false
-	}
-	b, _ := m.table.BootstrapProgress()
-	var pick peer.ID
-	for id, ps := range m.peers {
-		if !ps.connected {
-			continue
-		}
-		if pick == "" || ps.mid == b.Peer {
-			pick = id
-		}
-	}
-	m.boot.lastTry = now
-	return pick, pick != ""
 }
 
 // setServing marks p as a peer we stream a snapshot to: no Merkle session
@@ -297,17 +258,15 @@ func (m *Mesh) retryBootstrap(now time.Time) (peer.ID, bool) {
 func (m *Mesh) setServing(p peer.ID, on bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if ps := m.peers[p]; ps != nil {
-		if tp := m.table.Get(ps.mid); tp != nil {
-			tp.Serving = on
-		}
+	if tp := m.r.Table().Get(m.midOf(p)); tp != nil {
+		tp.Serving = on
 	}
 }
 
 // serveSnapshot streams our keyspace to a bootstrapping peer.
-func (m *Mesh) serveSnapshot(s network.Stream) {
+func (m *Mesh) serveSnapshot(s Stream) {
 	defer s.Close()
-	p := s.Conn().RemotePeer()
+	p := s.Remote()
 	select {
 	case m.snapshotSlots <- struct{}{}:
 		defer func() { <-m.snapshotSlots }()

@@ -6,9 +6,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/record"
@@ -19,89 +16,17 @@ import (
 // mesh.LogRequest, the server answers with a frame holding a
 // mesh.LogReply, and so on until the reader is caught up and closes the
 // stream. The policy (where to start, when to read on, when to fall back to
-// a Merkle session) is mesh's, shared with the simulator.
+// a Merkle session or a snapshot, whose turn it is) is mesh.Replicator's,
+// shared with the simulator.
 
 const maxLogRequest = 64
 
-// triggerCatchUp reads p's log from our cursor, unless a catch-up with p
-// is already running (it then runs once more when done).
-//
-// Catch-ups with different peers take turns (mesh.CatchUps).
-func (m *Mesh) triggerCatchUp(p peer.ID) {
-	m.mu.Lock()
-	ps := m.peers[p]
-	if ps == nil || !ps.connected {
-		m.mu.Unlock()
-		return
-	}
-	if !m.catchUps.Trigger(ps.mid) {
-		m.mu.Unlock()
-		return
-	}
-	m.mu.Unlock()
-	m.goRun(func() {
-		for {
-			if err := m.catchUp(ps); err != nil && m.ctx.Err() == nil {
-				m.log.Debug("catch-up", "peer", p.String(), "err", err)
-			}
-			m.mu.Lock()
-			again := m.catchUps.Ended(ps.mid, ps.connected && m.ctx.Err() == nil)
-			m.mu.Unlock()
-			if !again {
-				return
-			}
-		}
-	})
-}
-
-// takeTurn waits for ps's turn to read a log (mesh.CatchUps).
-func (m *Mesh) takeTurn(ps *peerState) error {
-	m.mu.Lock()
-	if m.catchUps.Take(ps.mid) {
-		m.mu.Unlock()
-		return nil
-	}
-	granted := make(chan struct{})
-	m.turnGranted[ps.mid] = granted
-	m.mu.Unlock()
-	select {
-	case <-granted:
-		return nil
-	case <-m.ctx.Done():
-		m.giveTurn(ps)
-		return m.ctx.Err()
-	}
-}
-
-// giveTurn gives up ps's turn (or its place in the queue) and wakes the
-// catch-up that has it next.
-func (m *Mesh) giveTurn(ps *peerState) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.turnGranted, ps.mid)
-	if next, ok := m.catchUps.Give(ps.mid); ok {
-		close(m.turnGranted[next])
-		delete(m.turnGranted, next)
-	}
-}
-
-func (m *Mesh) catchUp(ps *peerState) error {
-	if err := m.takeTurn(ps); err != nil {
-		return err
-	}
-	held := true
-	defer func() {
-		if held {
-			m.giveTurn(ps)
-		}
-	}()
-	m.mu.Lock()
-	req := m.table.StartCatchUp(ps.mid, logReplyEntries, m.local.MerkleRoot())
-	loud := ps.linkUp
-	ps.linkUp = false
-	m.mu.Unlock()
-	m.st.catchUps.Add(1)
-	s, err := m.h.NewStream(m.ctx, ps.id, protoLog)
+// catchUp sends lr's requests as the replicator decides on them and
+// merges the replies: each is stepped once as it arrives (the replicator
+// may ask for the next entries at once, so the peer reads its log while
+// this node merges) and once applied. It returns when the run ends.
+func (m *Mesh) catchUp(lr *logRun) error {
+	s, err := m.tr.Open(m.ctx, lr.peer, protoLog)
 	if err != nil {
 		return err
 	}
@@ -109,152 +34,81 @@ func (m *Mesh) catchUp(ps *peerState) error {
 	r, w := streamIO(s)
 	var buf bytes.Buffer
 	var out []byte
-	send := func(req mesh.LogRequest) error {
-		out = mesh.AppendLogRequest(out[:0], req)
-		if err := writeFrame(w, out); err != nil {
+	outstanding := 0
+	// flush sends the requests decided on, each with the Merkle root now
+	// (from before a reply's merge, for one sent as the reply arrived).
+	flush := func() (bool, error) {
+		reqs, live := m.takeReqs(lr)
+		if !live {
+			return false, nil
+		}
+		for _, req := range reqs {
+			req.Root = m.local.MerkleRoot()
+			out = mesh.AppendLogRequest(out[:0], req)
+			if err := writeFrame(w, out); err != nil {
+				return true, err
+			}
+			outstanding++
+		}
+		if len(reqs) > 0 {
+			return true, w.Flush()
+		}
+		return true, nil
+	}
+	entries, lastLog := 0, lr.start
+	for {
+		if live, err := flush(); !live || err != nil {
 			return err
 		}
-		return w.Flush()
-	}
-	start, entries, sinceTurn := time.Now(), 0, 0
-	lastLog := start
-	sent := false // the next request went out before the last reply was merged
-	for {
-		s.SetDeadline(time.Now().Add(ioTimeout))
-		if !sent {
-			if err := send(req); err != nil {
-				return err
+		if outstanding == 0 {
+			select {
+			case <-lr.more:
+				continue
+			case <-lr.stop:
+				return nil
+			case <-m.ctx.Done():
+				return m.ctx.Err()
 			}
 		}
-		rep, err := readMessage(m, ps.id, "log reply", r, maxFrame, &buf, decodeLogReply)
+		s.SetDeadline(time.Now().Add(ioTimeout))
+		rep, err := readMessage(m, lr.peer, "log reply", r, maxFrame, &buf, decodeLogReply)
 		if err != nil {
 			return err
 		}
-		// Ask for more before merging, so that the peer reads its log while
-		// we merge; the reply lands in buf only after the merge is done.
-		// The request carries the root from before the merge, and so does
-		// CatchUpReply's (the same request, already sent).
-		root := m.local.MerkleRoot()
-		var early mesh.LogRequest
-		early, sent = mesh.NextLogRequest(rep, logReplyEntries, root)
-		if sent {
-			if err := send(early); err != nil {
-				return err
-			}
+		outstanding--
+		if lr.stopped() {
+			return errRunEnded
 		}
-		var refused *mesh.RefusedError
+		m.step(func() { m.r.Step(lr.mid, mesh.LogArrivedMsg{Run: lr.run, Reply: rep}) })
+		if live, err := flush(); !live || err != nil {
+			return err
+		}
+		msg := mesh.LogReplyMsg{Run: lr.run, Reply: rep}
 		if len(rep.Records) > 0 {
-			_, err := m.applyLog(ps.id, rep.Records)
-			if refused, _ = errors.AsType[*mesh.RefusedError](err); refused != nil {
+			_, err := m.applyLog(lr.peer, rep.Records)
+			if refused, ok := errors.AsType[*mesh.RefusedError](err); ok {
 				// Read up to the refused record only; the rest was merged
-				// but is read again with it.
-				rep = rep.Before(refused.First)
+				// but is read again with it once the clock admits it.
+				msg.Reply, msg.Refused, msg.AdmitAt = rep.Before(refused.First), true, refused.AdmitAt
+				m.log.Debug("catch-up stopped at a refused record", "peer", lr.peer.String(), "next", msg.Reply.Next, "err", refused)
 			} else if err != nil {
 				return err
 			}
-			entries += len(rep.Records)
-			sinceTurn += len(rep.Records)
-			m.st.catchUpEntries.Add(uint64(len(rep.Records)))
+			entries += len(msg.Reply.Records)
+			m.st.catchUpEntries.Add(uint64(len(msg.Reply.Records)))
 		}
-		m.mu.Lock()
-		m.sawHead(ps, rep.Epoch, rep.Head)
-		ps.prog.Advance(rep.Epoch, 0) // a new epoch is tracked from its start (see progress)
-		act, next := m.table.CatchUpReply(ps.mid, rep, logReplyEntries, root)
-		if act == mesh.ReadLog {
-			m.cursorsDirty = true // saved within seconds (maintain), or when done below
-		}
-		if refused != nil {
-			// The catch-up stops at the refused record, its writes and
-			// those after it missing: the log is read again after the gap's
-			// patience (mesh.Progress.Missed), when the clock may admit it.
-			ps.prog.Missed(rep.Epoch, rep.Head-1, time.Now(), refused.AdmitAt)
-			act = mesh.Idle
-		}
-		m.mu.Unlock()
-		if act == mesh.Idle {
-			// One save, which syncs, at the end rather than one per reply:
-			// after the records, so a cursor is never more durable than they
-			// are.
-			m.saveCursors()
-		}
-		if !rep.Truncated {
-			m.progress(ps, rep.Epoch, rep.Next)
-		}
-		if refused != nil {
-			m.log.Debug("catch-up stopped at a refused record", "peer", ps.id.String(), "next", rep.Next, "err", refused)
-			return nil
-		}
-		switch act {
-		case mesh.ReadLog:
-			req = next
-			if now := time.Now(); now.Sub(lastLog) >= syncLogEvery {
-				lastLog = now
-				m.log.Info("catching up from peer's log", "peer", ps.id.String(), "entries", entries,
-					"behind", rep.Head-rep.Next, "elapsed", now.Sub(start).Round(time.Second))
-			}
-			m.mu.Lock()
-			yield := m.catchUps.Yield(ps.mid, sinceTurn)
-			m.mu.Unlock()
-			if yield {
-				m.giveTurn(ps)
-				held, sinceTurn = false, 0
-				if err := m.takeTurn(ps); err != nil {
-					return err
-				}
-				held = true
-			}
-			continue
-		case mesh.Idle:
-			m.st.catchUpsByLog.Add(1)
-			m.synced.Store(true)
-			if entries > 0 {
-				lg := m.log.Debug
-				if loud {
-					lg = m.log.Info
-				}
-				lg("caught up from peer's log", "peer", ps.id.String(), "entries", entries,
-					"next", rep.Next, "took", time.Since(start).Round(time.Millisecond))
-			}
-			return nil
-		case mesh.Reconcile:
-			s.Close()
+		if rep.Truncated {
 			// Empty: holding nothing now, or at start with no sync
 			// completed and no local write since (pushes that arrived
 			// meanwhile do not make a Merkle walk over every key worth it).
-			empty := m.local.Empty() || m.startedEmpty && !m.synced.Load() && m.LastLocalSeq() == m.startLocal
-			m.mu.Lock()
-			act = m.table.ChooseRepair(ps.mid, empty)
-			m.mu.Unlock()
-			if act == mesh.Bootstrap {
-				// The turn stays ours: other peers' logs would bring the
-				// same keys again.
-				if err := m.bootstrap(ps); err != nil {
-					return err
-				}
-				m.mu.Lock()
-				m.catchUps.Trigger(ps.mid) // again: now read its log from the snapshot's start
-				m.mu.Unlock()
-				return nil
-			}
-			// A session repairs everything this peer has for us: other
-			// catch-ups need not wait for it.
-			m.giveTurn(ps)
-			held = false
-			m.st.fallbacks.Add(1)
-			m.log.Info("peer's log cannot serve our cursor: reconciling by Merkle", "peer", ps.id.String(),
-				"had_cursor", req.Epoch != 0, "peer_head", rep.Head)
-			ok := m.runSession(ps.id, true)
-			m.mu.Lock()
-			m.table.ReconcileDone(ps.mid, ok)
-			m.mu.Unlock()
-			if ok {
-				m.synced.Store(true)
-				m.saveCursors()
-				m.progress(ps, rep.Epoch, rep.Head)
-				m.log.Info("reconciled by Merkle instead of the log", "peer", ps.id.String(),
-					"took", time.Since(start).Round(time.Millisecond))
-			}
-			return nil
+			msg.Empty = m.local.Empty() || m.startedEmpty && !m.synced.Load() && m.LastLocalSeq() == m.startLocal
+		}
+		msg.At = time.Now()
+		m.step(func() { m.r.Step(lr.mid, msg) })
+		if now := msg.At; now.Sub(lastLog) >= syncLogEvery && rep.Next < rep.Head {
+			lastLog = now
+			m.log.Info("catching up from peer's log", "peer", lr.peer.String(), "entries", entries,
+				"behind", rep.Head-rep.Next, "elapsed", now.Sub(lr.start).Round(time.Second))
 		}
 	}
 }
@@ -274,9 +128,9 @@ func checkRecords(recs []merkle.Record) error {
 }
 
 // serveLog answers a peer reading our log.
-func (m *Mesh) serveLog(s network.Stream) {
+func (m *Mesh) serveLog(s Stream) {
 	defer s.Close()
-	p := s.Conn().RemotePeer()
+	p := s.Remote()
 	r, w := streamIO(s)
 	var buf bytes.Buffer
 	var out []byte
@@ -331,44 +185,11 @@ func (m *Mesh) logReply(req mesh.LogRequest) *mesh.LogReply {
 	return rep
 }
 
-// progress notes that every entry of p's log epoch before next is applied
-// here, and acknowledges it to p.
-func (m *Mesh) progress(ps *peerState, epoch, next uint64) {
-	if next == 0 {
-		return
-	}
-	m.mu.Lock()
-	m.advanceTheirs(ps, epoch, next-1)
-	m.mu.Unlock()
-}
-
-// advanceTheirs moves our acknowledgement of ps's writes. m.mu is held.
-func (m *Mesh) advanceTheirs(ps *peerState, epoch, acked uint64) {
-	if ps.prog.Advance(epoch, acked) {
-		m.progressed(ps)
-	}
-}
-
-// progressed follows ps.prog's move: our view of its log's head, our
-// cursor there, and the acknowledgement it may be waiting for. m.mu is held.
-func (m *Mesh) progressed(ps *peerState) {
-	epoch, acked := ps.prog.Epoch, ps.prog.Acked
-	m.sawHead(ps, epoch, acked+1)
-	// Everything up to acked is applied here, however it came: the
-	// catch-up cursor moves too, saved by maintain within seconds.
-	if m.table.AdvanceCursor(ps.mid, mesh.Cursor{Epoch: epoch, Next: acked + 1}) {
-		m.cursorsDirty = true
-	}
-	if ps.ackOut.Wanted(ps.prog) {
-		m.poke(m.ackSignal)
-	}
-}
-
 // Cursors are saved as uvarint(count), then per peer uvarint(node ID),
 // uvarint(epoch), uvarint(next).
 func (m *Mesh) saveCursors() {
 	m.mu.Lock()
-	cs := m.table.Cursors()
+	cs := m.r.Cursors()
 	m.mu.Unlock()
 	b := binary.AppendUvarint(nil, uint64(len(cs)))
 	for _, c := range cs {
@@ -400,4 +221,13 @@ func decodeCursors(b []byte) []mesh.PeerCursor {
 		out = append(out, mesh.PeerCursor{Peer: mesh.PeerID(v[0]), Cursor: mesh.Cursor{Epoch: v[1], Next: v[2]}})
 	}
 	return out
+}
+
+// loadCursors reads the cursors saved into the peers' logs.
+func (m *Mesh) loadCursors() []mesh.PeerCursor {
+	b, ok, err := m.store.GetMeta(metaCursors)
+	if err != nil || !ok {
+		return nil
+	}
+	return decodeCursors(b)
 }

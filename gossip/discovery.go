@@ -9,10 +9,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/peerstore"
-	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/redmesh/redmesh/mesh"
@@ -24,8 +21,6 @@ import (
 // the peer for the peers it is connected to, with their addresses), and
 // mDNS on a LAN. Every peer found is dialled, and redialled with
 // exponential backoff while it is not connected.
-
-const permanentTTL = peerstore.PermanentAddrTTL
 
 const (
 	minBackoff = time.Second
@@ -42,27 +37,27 @@ const (
 // want adds p to the peers to keep connected. pinned peers (bootstrap) are
 // kept whatever happens.
 func (m *Mesh) want(p peer.ID, pinned bool) {
-	if p == m.h.ID() {
+	if p == m.self {
 		return
 	}
-	m.mu.Lock()
-	if m.forgot[p] && !pinned {
-		m.mu.Unlock()
-		return // forgotten (stable.go): not dialled unless named by --peer
-	}
-	d := m.wanted[p]
-	if d == nil {
-		d = &dialState{}
-		m.wanted[p] = d
-		m.peersDirty = true
-		m.stab.Member(mesh.PeerID(m.cfg.NodeIDOf(p))) // holds collection back until it reports
-	}
-	d.pinned = d.pinned || pinned
-	m.mu.Unlock()
+	m.step(func() {
+		if m.forgot[p] && !pinned {
+			return // forgotten (stable.go): not dialled unless named by --peer
+		}
+		d := m.wanted[p]
+		if d == nil {
+			d = &dialState{}
+			m.wanted[p] = d
+			m.peersDirty = true
+			m.r.Member(m.midOf(p)) // holds collection back until it reports
+		}
+		d.pinned = d.pinned || pinned
+	})
 }
 
-// maintain dials wanted peers that are not connected (with backoff) and
-// saves the peer list and the catch-up cursors when they changed.
+// maintain dials wanted peers that are not connected (with backoff), has
+// the replicator look at the push gaps and a wanted bootstrap, and saves
+// the peer list and the catch-up cursors when they changed.
 func (m *Mesh) maintain() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -81,7 +76,7 @@ func (m *Mesh) maintain() {
 		m.mu.Lock()
 		var dial []peer.ID
 		for p, d := range m.wanted {
-			if d.dialing || now.Before(d.next) || m.h.Network().Connectedness(p) == network.Connected {
+			if d.dialing || now.Before(d.next) || m.tr.Connected(p) {
 				continue
 			}
 			d.dialing = true
@@ -92,20 +87,10 @@ func (m *Mesh) maintain() {
 		if cursors {
 			m.cursorsDirty = false
 		}
-		var gaps []peer.ID
-		for p, ps := range m.peers {
-			if ps.connected && ps.prog.Overdue(now, mesh.GapPatience) {
-				gaps = append(gaps, p)
-			}
-		}
-		retry, doRetry := m.retryBootstrap(now)
 		m.mu.Unlock()
-		if doRetry {
-			m.triggerCatchUp(retry) // an interrupted bootstrap goes on
-		}
-		for _, p := range gaps {
-			m.triggerCatchUp(p) // a push went missing: read the origin's log
-		}
+		// A push gone missing reads the origin's log; an interrupted
+		// bootstrap goes on.
+		m.step(func() { m.r.CheckGaps(now) })
 		for _, p := range dial {
 			m.goRun(func() { m.dial(p) })
 		}
@@ -123,11 +108,7 @@ func (m *Mesh) maintain() {
 func (m *Mesh) dial(p peer.ID) {
 	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
 	defer cancel()
-	// The backoff is ours (dialState): without this the swarm adds its own
-	// per address (5 s plus a second per failure squared, up to 5 min) and
-	// refuses the dials our schedule makes after a long partition.
-	ctx = network.WithForceDirectDial(ctx, "redmesh redials on its own backoff")
-	err := m.h.Connect(ctx, peer.AddrInfo{ID: p})
+	err := m.tr.Connect(ctx, p)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	d := m.wanted[p]
@@ -187,7 +168,7 @@ func (m *Mesh) appendPeerList(dst []byte, connectedOnly bool) []byte {
 	m.mu.Lock()
 	var ids []peer.ID
 	for p := range m.wanted {
-		if connectedOnly && m.h.Network().Connectedness(p) != network.Connected {
+		if connectedOnly && !m.tr.Connected(p) {
 			continue
 		}
 		ids = append(ids, p)
@@ -199,7 +180,7 @@ func (m *Mesh) appendPeerList(dst []byte, connectedOnly bool) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(ids)))
 	for _, p := range ids {
 		dst = appendBytes(dst, []byte(p))
-		addrs := m.h.Peerstore().Addrs(p)
+		addrs := m.tr.PeerAddrs(p)
 		var keep [][]byte
 		for _, a := range addrs {
 			if b := a.Bytes(); len(b) <= maxAddrLen && len(keep) < maxAddrsPerPeer {
@@ -288,7 +269,7 @@ func (d *reader) bytes(limit uint64) []byte {
 }
 
 // servePeers answers peer exchange: the peers we are connected to.
-func (m *Mesh) servePeers(s network.Stream) {
+func (m *Mesh) servePeers(s Stream) {
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(ioTimeout))
 	w := bufio.NewWriter(s)
@@ -320,7 +301,7 @@ func (m *Mesh) exchangePeers(p peer.ID) {
 // exchangePeersOnce asks p for its peers once, and reports whether it had
 // an answer.
 func (m *Mesh) exchangePeersOnce(p peer.ID) bool {
-	s, err := m.h.NewStream(m.ctx, p, protoPeers)
+	s, err := m.tr.Open(m.ctx, p, protoPeers)
 	if err != nil {
 		return false
 	}
@@ -332,17 +313,17 @@ func (m *Mesh) exchangePeersOnce(p peer.ID) bool {
 		return false
 	}
 	for _, ai := range ais {
-		if ai.ID == m.h.ID() || !m.gater.allowed(ai.ID) {
+		if ai.ID == m.self || !m.tr.Allowed(ai.ID) {
 			continue
 		}
-		m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
+		m.tr.AddAddrs(ai.ID, ai.Addrs, true)
 		m.want(ai.ID, false)
 	}
-	m.mu.Lock()
-	if ps := m.peers[p]; ps != nil && ps.connected {
-		m.stab.Exchanged(ps.mid) // its members are ours: the stable time may move
-	}
-	m.mu.Unlock()
+	m.step(func() {
+		if ps := m.peers[p]; ps != nil && ps.connected {
+			m.r.Step(ps.mid, mesh.PeersMsg{}) // its members are ours: the stable time may move
+		}
+	})
 	return true
 }
 
@@ -358,7 +339,7 @@ func (m *Mesh) savePeers() {
 	}
 }
 
-// loadState restores the remembered peers and the cursors into their logs.
+// loadState restores the remembered peers.
 func (m *Mesh) loadState() {
 	if b, ok, err := m.store.GetMeta(metaPeers); err == nil && ok {
 		ais, err := decodePeerList(b)
@@ -366,63 +347,20 @@ func (m *Mesh) loadState() {
 			m.log.Warn("remembered peers unreadable", "err", err)
 		}
 		for _, ai := range ais {
-			if ai.ID == m.h.ID() {
+			if ai.ID == m.self {
 				continue
 			}
-			m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
+			m.tr.AddAddrs(ai.ID, ai.Addrs, true)
 			m.want(ai.ID, false)
-			m.mu.Lock()
-			ps := m.peer(ai.ID)
-			if !ps.inTable {
-				m.table.Add(ps.mid)
-				ps.inTable = true
-			}
-			m.mu.Unlock()
+			m.step(func() {
+				m.r.AddPeer(m.peer(ai.ID).mid)
+			})
 		}
 		if len(ais) > 0 {
 			m.log.Info("remembered peers", "count", len(ais))
 		}
 	}
-	if b, ok, err := m.store.GetMeta(metaCursors); err == nil && ok {
-		cs := decodeCursors(b)
-		m.mu.Lock()
-		for _, c := range cs {
-			m.table.Add(c.Peer)
-		}
-		m.table.RestoreCursors(cs)
-		m.mu.Unlock()
-	}
 	m.mu.Lock()
 	m.peersDirty = false
 	m.mu.Unlock()
-}
-
-// startMDNS finds peers on the LAN, when the node listens beyond loopback.
-func (m *Mesh) startMDNS(listen []ma.Multiaddr) error {
-	if !m.cfg.MDNS {
-		return nil
-	}
-	lan := false
-	for _, a := range listen {
-		lan = lan || !isLoopback(a)
-	}
-	if !lan {
-		return nil
-	}
-	svc := mdns.NewMdnsService(m.h, "redmesh-"+m.name, mdnsNotifee{m})
-	if err := svc.Start(); err != nil {
-		return err
-	}
-	m.mdns = svc
-	return nil
-}
-
-type mdnsNotifee struct{ m *Mesh }
-
-func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
-	if ai.ID == n.m.h.ID() || !n.m.gater.allowed(ai.ID) {
-		return
-	}
-	n.m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
-	n.m.want(ai.ID, false)
 }

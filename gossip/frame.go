@@ -9,7 +9,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redmesh/redmesh/mesh"
@@ -86,14 +85,14 @@ func readUvarint(r *bufio.Reader) (uint64, error) {
 // progress, instead of one deadline for a whole frame: a large value (up to
 // 512 MB in one frame) crosses a slow link as long as bytes keep moving,
 // while a peer that stalls still times out.
-type progressStream struct{ s network.Stream }
+type progressStream struct{ s Stream }
 
 // progressChunk is the most one write sends under one deadline.
 const progressChunk = 64 << 10
 
 // streamIO returns a reader and a writer over s that keep its deadline
 // moving with progress.
-func streamIO(s network.Stream) (*bufio.Reader, *bufio.Writer) {
+func streamIO(s Stream) (*bufio.Reader, *bufio.Writer) {
 	p := progressStream{s}
 	return bufio.NewReaderSize(p, progressChunk), bufio.NewWriterSize(p, progressChunk)
 }

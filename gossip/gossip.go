@@ -8,21 +8,14 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/metrics"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/merkle"
@@ -56,18 +49,12 @@ type Local interface {
 
 // Mesh is a node's link to its peers over libp2p.
 type Mesh struct {
-	cfg     Config
-	log     *slog.Logger
-	store   *wal.Store
-	local   Local
-	h       host.Host
-	gater   *gater
-	bw      *metrics.BandwidthCounter
-	ps      *pubsub.PubSub
-	topic   *pubsub.Topic
-	unrelay pubsub.RelayCancelFunc
-	mdns    io.Closer
-	name    string // the mesh's name: topic and mDNS service
+	cfg   Config
+	log   *slog.Logger
+	store *wal.Store
+	local Local
+	tr    Transport
+	self  peer.ID
 
 	epoch uint64 // this node's log epoch
 
@@ -75,34 +62,40 @@ type Mesh struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	table    mesh.Table
-	catchUps mesh.CatchUps
-	// turnGranted wakes a catch-up waiting for its turn (takeTurn).
-	turnGranted map[mesh.PeerID]chan struct{}
-	peers       map[peer.ID]*peerState
-	wanted      map[peer.ID]*dialState
-	peersDirty  bool
+	// mu guards r, the replication policy (drive.go), and what the mesh
+	// keeps beside it.
+	mu sync.Mutex
+	r  *mesh.Replicator
+	// decisions, if set before the mesh starts, sees every Ready of r (a
+	// test compares them with the simulator's).
+	decisions func(mesh.Ready)
+	// runs are the catch-ups' log streams, by peer; acks the
+	// acknowledgements the replicator decided on, for ackSender.
+	runs       map[mesh.PeerID]*logRun
+	acks       []mesh.AckTo
+	peers      map[peer.ID]*peerState
+	pids       map[mesh.PeerID]peer.ID
+	wanted     map[peer.ID]*dialState
+	peersDirty bool
 	// cursorsDirty: catch-up cursors moved since they were last saved.
 	cursorsDirty bool
 
-	pushMu      sync.Mutex
-	pending     []pushItem
-	pushRange   mesh.PushRange
-	lastLocal   uint64 // seq of the latest local write
-	localSeqs   []uint64
-	localFloor  uint64 // a local write may be at any seq up to it (before start, or dropped from localSeqs)
-	pushSignal  chan struct{}
-	ackSignal   chan struct{}
-	ackChanged  chan struct{} // closed and replaced when an ack arrives
-	syncing     atomic.Bool
+	pushMu     sync.Mutex
+	pending    []pushItem
+	lastLocal  uint64 // seq of the latest local write
+	localSeqs  []uint64
+	localFloor uint64 // a local write may be at any seq up to it (before start, or dropped from localSeqs)
+	pushSignal chan struct{}
+	ackSignal  chan struct{}
+	ackChanged chan struct{} // closed and replaced when an ack arrives
+	// syncWanted: an acknowledgement waits for a sync (ackSender makes one
+	// under --fsync no).
+	syncWanted  atomic.Bool
 	linked      atomic.Int32 // peers connected now
 	sessionMu   sync.Mutex
 	merkleSlots chan struct{}
-	// snapshotSlots bounds the snapshots served at once; boot is the
-	// bootstrap this node runs (m.mu).
+	// snapshotSlots bounds the snapshots served at once.
 	snapshotSlots chan struct{}
-	boot          bootRun
 
 	st stats
 	// expectSync: peers were known at start (given or remembered), so the
@@ -119,16 +112,10 @@ type Mesh struct {
 	syncInterval   atomic.Int64
 	intervalSignal chan struct{}
 
-	// Stability (stable.go), under m.mu: the stable time's workings, the
-	// stable time as saved (what is used), the forgotten members.
-	stab        *mesh.Stability
-	stableSaved hlc.Timestamp
+	// The forgotten members (stable.go), under m.mu, by peer ID: saved,
+	// and not dialled.
 	forgot      map[peer.ID]bool
 	forgotDirty bool
-	// asideDone is the horizon up to which this node, once forgotten, has
-	// set its old writes aside (saved); asideRunning while it does.
-	asideDone    hlc.Timestamp
-	asideRunning bool
 }
 
 // SyncInterval is the anti-entropy period.
@@ -160,48 +147,28 @@ type stats struct {
 	forgottenReturned                       atomic.Uint64
 }
 
-// peerState is what the mesh keeps about one peer, across disconnections.
+// peerState is what the mesh keeps about one peer's connection, across
+// disconnections; what the replication policy knows of it is the
+// replicator's.
 type peerState struct {
 	id        peer.ID
 	mid       mesh.PeerID
 	addr      string
 	connected bool
-	inTable   bool
 	lastSync  time.Time
-	acked     uint64 // the peer has applied our local writes up to this seq (our epoch)
-	// Our progress through the peer's own writes, acknowledged back to it
-	// over ackStream, which we open; the peer asks on it for an ack once we
-	// ask for; ackOut is what we told it and what it asked for there.
-	prog      mesh.Progress
-	ackOut    mesh.AckOut
-	ackStream network.Stream
+	// ackStream is the stream we opened to acknowledge the peer's writes,
+	// on which it asks (WAIT); ackReset: the last one failed, so the next
+	// says everything again.
+	ackStream Stream
 	ackW      *bufio.Writer
+	ackReset  bool
 	// The stream the peer opened to acknowledge our writes, on which we
-	// ask (ackInMu orders the asking); we asked for wantSent.
-	ackIn    network.Stream
-	ackInW   *bufio.Writer
-	ackInMu  sync.Mutex
-	wantSent uint64
-
-	linkUp bool // the next catch-up is the one of a new connection
-	// What we know of the peer's own log: its head (the next sequence
-	// number it will write) in headEpoch, as pushes, log replies and roots
-	// report it; caughtUpAt is when our cursor last held all of it, and
-	// ackedAt when the peer last acknowledged our writes.
-	head, headEpoch uint64
-	caughtUpAt      time.Time
-	ackedAt         time.Time
-	// seenHead is the peer's log head as the last session with it
-	// reported it.
-	seenHead mesh.Cursor
+	// ask (ackInMu orders the asking).
+	ackIn   Stream
+	ackInW  *bufio.Writer
+	ackInMu sync.Mutex
 	// downSince is when its link last closed.
-	upAt time.Time // when the link last came up
-	// durable is how far prog is synced here (durableAcks).
-	durable   mesh.Durable
 	downSince time.Time
-	// asideBelow: the peer was forgotten and came back when the stable time
-	// was this; its records' writes up to it are set aside (stable.go).
-	asideBelow hlc.Timestamp
 }
 
 type dialState struct {
@@ -229,17 +196,40 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := newGater(cfg.AllowPeers)
-	if err != nil {
-		return nil, err
-	}
 	boot, err := parsePeers(cfg.Peers)
 	if err != nil {
 		return nil, err
 	}
+	for _, n := range notes {
+		cfg.Logger.Warn(n)
+	}
+	m, err := newMesh(cfg, store, local)
+	if err != nil {
+		return nil, err
+	}
+	name := "open" // the mesh's name: push topic and mDNS service
+	if cfg.PSK != nil {
+		sum := sha256.Sum256(cfg.PSK)
+		name = "psk-" + hex.EncodeToString(sum[:8])
+	}
+	tr, err := newP2P(&m.cfg, name, listen)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.start(tr, boot); err != nil {
+		tr.Close()
+		return nil, err
+	}
+	m.log.Info("mesh listening", "peer_id", m.self.String(), "addrs", strings.Join(m.Addrs(), " "),
+		"private_network", cfg.PSK != nil, "allowlist", len(cfg.AllowPeers), "log_epoch", m.epoch)
+	return m, nil
+}
+
+// newMesh is a mesh on its store, its log's epoch open, not started.
+func newMesh(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
+	cfg.setDefaults()
 	m := &Mesh{
-		cfg: cfg, log: cfg.Logger, store: store, local: local, gater: g,
-		bw:             metrics.NewBandwidthCounter(),
+		cfg: cfg, log: cfg.Logger, store: store, local: local,
 		peers:          map[peer.ID]*peerState{},
 		wanted:         map[peer.ID]*dialState{},
 		pushSignal:     make(chan struct{}, 1),
@@ -248,102 +238,86 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		ackChanged:     make(chan struct{}),
 		merkleSlots:    make(chan struct{}, maxInboundMerkle),
 		snapshotSlots:  make(chan struct{}, maxSnapshotStreams),
-		turnGranted:    map[mesh.PeerID]chan struct{}{},
-		name:           "open",
+		runs:           map[mesh.PeerID]*logRun{},
+		pids:           map[mesh.PeerID]peer.ID{},
+		forgot:         map[peer.ID]bool{},
 	}
 	m.syncInterval.Store(int64(cfg.SyncInterval))
-	if cfg.PSK != nil {
-		sum := sha256.Sum256(cfg.PSK)
-		m.name = "psk-" + hex.EncodeToString(sum[:8])
-	}
-	for _, n := range notes {
-		m.log.Warn(n)
-	}
 	if err := m.openEpoch(); err != nil {
 		return nil, err
 	}
 	_, m.lastLocal = store.LogBounds()
 	m.localFloor = m.lastLocal
-	m.h, err = newHost(&cfg, g, m.bw)
-	if err != nil {
-		return nil, err
-	}
+	return m, nil
+}
+
+// start runs the mesh over transport tr, which it closes on failure: the
+// replicator from what was saved, then the peers to dial, and only then,
+// with everything in place, the transport's events.
+func (m *Mesh) start(tr Transport, boot []peer.AddrInfo) error {
+	m.tr, m.self = tr, tr.Self()
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	if err := m.startPubsub(); err != nil {
-		m.h.Close()
-		return nil, err
-	}
-	if err := m.loadStability(); err != nil {
+	rc, err := m.loadStability()
+	if err != nil {
 		m.cancel()
-		m.h.Close()
-		return nil, err
+		return err
 	}
+	rc.Self = m.midOf(m.self)
+	rc.Epoch, rc.Head, rc.LogMax = m.epoch, m.lastLocal+1, logReplyEntries
+	rc.Always = m.store.Fsync() == wal.FsyncAlways
+	rc.ForgetAfter, rc.Intn = m.cfg.ForgetAfter, randIntN
+	rc.Cursors = m.loadCursors()
+	m.r = mesh.NewReplicator(rc)
 	m.loadState()
 	m.loadBootstrap()
-	m.startedEmpty, m.startLocal = local.Empty(), m.lastLocal
+	m.startedEmpty, m.startLocal = m.local.Empty(), m.lastLocal
 	for _, ai := range boot {
-		if ai.ID == m.h.ID() {
+		if ai.ID == m.self {
 			continue
 		}
-		m.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
+		m.tr.AddAddrs(ai.ID, ai.Addrs, true)
 		m.want(ai.ID, true)
 	}
 	m.mu.Lock()
 	m.expectSync = len(m.wanted) > 0
 	if m.expectSync && m.startedEmpty {
-		m.table.WantBootstrap()
+		m.r.Table().WantBootstrap()
 	}
 	m.mu.Unlock()
-	m.h.SetStreamHandler(protoLog, m.serveLog)
-	m.h.SetStreamHandler(protoMerkle, m.serveMerkle)
-	m.h.SetStreamHandler(protoAck, m.serveAck)
-	m.h.SetStreamHandler(protoPeers, m.servePeers)
-	m.h.SetStreamHandler(protoSnapshot, m.serveSnapshot)
-	m.h.Network().Notify(&network.NotifyBundle{
-		ConnectedF:    func(_ network.Network, c network.Conn) { m.linkUp(c) },
-		DisconnectedF: func(_ network.Network, c network.Conn) { m.linkDown(c.RemotePeer()) },
-	})
-	// Only now, with every handler in place, may peers connect.
-	if err := m.h.Network().Listen(listen...); err != nil {
+	if err := m.tr.Start(events{m}); err != nil {
 		m.cancel()
-		m.h.Close()
-		return nil, fmt.Errorf("listen on %v: %w", listen, err)
-	}
-	m.capRTO()
-	if err := m.startMDNS(listen); err != nil {
-		m.log.Warn("mDNS discovery not started", "err", err)
+		return err
 	}
 	m.goRun(m.publisher)
 	m.goRun(m.maintain)
 	m.goRun(m.antiEntropy)
 	m.goRun(m.ackSender)
-	m.goRun(m.stabilityLoop)
-	m.log.Info("mesh listening", "peer_id", m.h.ID().String(), "addrs", strings.Join(m.Addrs(), " "),
-		"private_network", cfg.PSK != nil, "allowlist", len(cfg.AllowPeers), "log_epoch", m.epoch)
-	return m, nil
+	return nil
 }
 
-// capRTO caps the retransmission timeout of the mesh's TCP listeners (see
-// MaxRetransmitTimeout). A peer that connected in the moment before keeps
-// the kernel's backoff on that connection.
-func (m *Mesh) capRTO() {
-	ports := map[int]bool{}
-	for _, a := range m.h.Network().ListenAddresses() {
-		if s, err := a.ValueForProtocol(ma.P_TCP); err == nil {
-			if p, err := strconv.Atoi(s); err == nil {
-				ports[p] = true
-			}
-		}
+// events is the mesh as its transport's Handler.
+type events struct{ m *Mesh }
+
+func (e events) Push(from, origin peer.ID, msg []byte) bool { return e.m.received(from, origin, msg) }
+func (e events) LinkUp(p peer.ID, addr string)              { e.m.linkUp(p, addr) }
+func (e events) LinkDown(p peer.ID)                         { e.m.linkDown(p) }
+func (e events) Found(p peer.ID)                            { e.m.want(p, false) }
+
+func (e events) Stream(proto protocol.ID, s Stream) {
+	switch proto {
+	case protoLog:
+		e.m.serveLog(s)
+	case protoMerkle:
+		e.m.serveMerkle(s)
+	case protoAck:
+		e.m.serveAck(s)
+	case protoPeers:
+		e.m.servePeers(s)
+	case protoSnapshot:
+		e.m.serveSnapshot(s)
+	default:
+		s.Reset()
 	}
-	if len(ports) == 0 {
-		return
-	}
-	n, err := capListenerRTO(ports)
-	if err != nil {
-		m.log.Info("TCP retransmission backoff left at the kernel's (a partition's heal may take longer to notice)", "err", err)
-		return
-	}
-	m.log.Debug("TCP retransmission timeout capped", "listeners", n, "max", MaxRetransmitTimeout)
 }
 
 func (m *Mesh) goRun(fn func()) {
@@ -354,29 +328,18 @@ func (m *Mesh) goRun(fn func()) {
 	}()
 }
 
-// Addrs are the node's full mesh multiaddrs, with /p2p/ID.
-func (m *Mesh) Addrs() []string {
-	var out []string
-	for _, a := range m.h.Addrs() {
-		out = append(out, a.String()+"/p2p/"+m.h.ID().String())
-	}
-	return out
-}
+// Addrs are the node's full mesh addresses, with /p2p/ID.
+func (m *Mesh) Addrs() []string { return m.tr.Addrs() }
 
 // ID is the node's peer ID.
-func (m *Mesh) ID() peer.ID { return m.h.ID() }
+func (m *Mesh) ID() peer.ID { return m.self }
 
 // Close stops the mesh. The store must still be open: cursors and peers
 // are saved, and the log is marked as cleanly closed.
 func (m *Mesh) Close() error {
 	m.cancel()
-	if m.mdns != nil {
-		m.mdns.Close()
-	}
-	m.unrelay()
-	err := m.h.Close()
+	err := m.tr.Close()
 	m.wg.Wait()
-	m.topic.Close()
 	m.saveCursors()
 	m.savePeers()
 	if e := m.store.PutMetaSync(metaOpen, nil); e != nil && err == nil {
@@ -422,70 +385,74 @@ func (m *Mesh) openEpoch() error {
 func (m *Mesh) peer(p peer.ID) *peerState {
 	ps := m.peers[p]
 	if ps == nil {
-		ps = &peerState{id: p, mid: mesh.PeerID(m.cfg.NodeIDOf(p))}
+		ps = &peerState{id: p, mid: m.midOf(p)}
 		m.peers[p] = ps
+		m.pids[ps.mid] = p
 	}
 	return ps
 }
 
-// linkUp runs when a connection to p opens.
-func (m *Mesh) linkUp(c network.Conn) {
-	p := c.RemotePeer()
-	m.mu.Lock()
-	ps := m.peer(p)
-	if ps.connected {
-		m.mu.Unlock()
+// midOf is p's ID in the replication policy: its node ID.
+func (m *Mesh) midOf(p peer.ID) mesh.PeerID { return mesh.PeerID(m.cfg.NodeIDOf(p)) }
+
+// linkUp runs when a connection to p opens, at addr.
+func (m *Mesh) linkUp(p peer.ID, addr string) {
+	up := false
+	m.step(func() {
+		ps := m.peer(p)
+		if ps.connected {
+			return
+		}
+		up = true
+		ps.connected = true
+		m.linked.Add(1)
+		now := time.Now()
+		ps.downSince = time.Time{}
+		ps.addr = addr
+		d := m.wanted[p]
+		if d == nil {
+			d = &dialState{}
+			m.wanted[p] = d
+		}
+		d.upSince = now
+		m.peersDirty = true
+		m.r.LinkUp(ps.mid, now)
+	})
+	if !up {
 		return
 	}
-	ps.connected = true
-	m.linked.Add(1)
-	ps.linkUp = true
-	ps.downSince, ps.upAt = time.Time{}, time.Now()
-	m.returned(ps)
-	ps.addr = c.RemoteMultiaddr().String()
-	if !ps.inTable {
-		m.table.Add(ps.mid)
-		ps.inTable = true
-	}
-	m.table.SetConnected(ps.mid, true)
-	d := m.wanted[p]
-	if d == nil {
-		d = &dialState{}
-		m.wanted[p] = d
-	}
-	d.upSince = time.Now()
-	m.peersDirty = true
-	m.mu.Unlock()
-	m.log.Info("peer connected", "peer", p.String(), "addr", ps.addr)
+	m.log.Info("peer connected", "peer", p.String(), "addr", addr)
 	m.poke(m.ackSignal) // opens the ack stream, on which the peer can ask
-	m.triggerCatchUp(p)
 	m.goRun(func() { m.exchangePeers(p) })
 }
 
 // linkDown runs when a connection to p closes.
 func (m *Mesh) linkDown(p peer.ID) {
-	m.mu.Lock()
-	ps := m.peers[p]
-	// Asked under m.mu: a second connection opening meanwhile finds the
-	// peer still connected in linkUp and returns, so this must see it.
-	if ps == nil || !ps.connected || m.h.Network().Connectedness(p) == network.Connected {
-		m.mu.Unlock()
+	down := false
+	m.step(func() {
+		ps := m.peers[p]
+		// Asked under m.mu: a second connection opening meanwhile finds
+		// the peer still connected in linkUp and returns, so this must see
+		// it.
+		if ps == nil || !ps.connected || m.tr.Connected(p) {
+			return
+		}
+		down = true
+		ps.connected = false
+		m.linked.Add(-1)
+		ps.downSince = time.Now()
+		m.r.LinkDown(ps.mid, ps.downSince)
+		if d := m.wanted[p]; d != nil {
+			d.linkDown(ps.downSince)
+		}
+		if ps.ackStream != nil {
+			ps.ackStream.Reset()
+			ps.ackStream, ps.ackW, ps.ackReset = nil, nil, false
+		}
+	})
+	if !down {
 		return
 	}
-	ps.connected = false
-	m.linked.Add(-1)
-	m.table.SetConnected(ps.mid, false)
-	ps.downSince = time.Now()
-	m.stab.LinkDown(ps.mid, ps.downSince)
-	if d := m.wanted[p]; d != nil {
-		d.linkDown(time.Now())
-	}
-	if ps.ackStream != nil {
-		ps.ackStream.Reset()
-		ps.ackStream, ps.ackW = nil, nil
-		ps.ackOut = mesh.AckOut{}
-	}
-	m.mu.Unlock()
 	m.log.Info("peer disconnected", "peer", p.String())
 	m.broadcastAck()
 }
@@ -495,8 +462,7 @@ func (m *Mesh) linkDown(p peer.ID) {
 func (m *Mesh) misbehaved(p peer.ID, what string, err error) {
 	m.st.badMessages.Add(1)
 	m.log.Warn("disconnecting misbehaving peer", "peer", p.String(), "in", what, "err", err)
-	m.gater.ban(p, time.Minute)
-	m.h.Network().ClosePeer(p)
+	m.tr.Ban(p, time.Minute)
 }
 
 func (m *Mesh) poke(ch chan struct{}) {
@@ -506,8 +472,9 @@ func (m *Mesh) poke(ch chan struct{}) {
 	}
 }
 
-// antiEntropy runs a Merkle session every sync interval with a peer chosen
-// by the mesh policy, unless the previous one is still running.
+// antiEntropy asks the replicator for a round every sync interval: it
+// starts a Merkle session with a peer of its choice (Ready.Sessions),
+// unless the last one runs or catch-ups hold it back.
 func (m *Mesh) antiEntropy() {
 	interval := m.SyncInterval()
 	t := time.NewTicker(interval)
@@ -522,36 +489,8 @@ func (m *Mesh) antiEntropy() {
 			continue
 		case <-t.C:
 		}
-		if m.syncing.Load() {
-			continue
-		}
 		root := m.local.MerkleRoot()
-		m.mu.Lock()
-		if m.table.Bootstrapping() {
-			// The snapshot brings every key: a session would walk them all.
-			m.mu.Unlock()
-			continue
-		}
-		if m.catchUps.DeferRound() {
-			m.mu.Unlock()
-			continue
-		}
-		mid, ok := m.table.ChooseSyncPeer(root, randIntN)
-		var p peer.ID
-		for id, ps := range m.peers {
-			if ps.mid == mid && ps.connected {
-				p = id
-			}
-		}
-		m.mu.Unlock()
-		if !ok || p == "" {
-			continue
-		}
-		m.syncing.Store(true)
-		m.goRun(func() {
-			defer m.syncing.Store(false)
-			m.runSession(p, false)
-		})
+		m.step(func() { m.r.Round(root) })
 	}
 }
 
@@ -588,7 +527,7 @@ func (m *Mesh) apply(from peer.ID, recs []merkle.Record) (int, error) {
 // simulator found the old field of a replaced HSET coming back this way.
 func (m *Mesh) applyLog(from peer.ID, recs []merkle.Record) (int, error) {
 	m.mu.Lock()
-	fresh := m.stab.FreshHorizon()
+	fresh := m.r.FreshHorizon()
 	m.mu.Unlock()
 	return m.applyAt(max(m.asideHorizon(from), fresh), recs)
 }

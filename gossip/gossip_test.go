@@ -369,7 +369,7 @@ func TestPeerConnectingAtStart(t *testing.T) {
 			}
 		}
 		addr := ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
-		dialed <- b.h.Connect(context.Background(), peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{addr}})
+		dialed <- b.tr.(*p2p).h.Connect(context.Background(), peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{addr}})
 	}()
 	a, la := startTestMeshAt(t, key, fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
 	if err := <-dialed; err != nil {
@@ -438,17 +438,17 @@ func TestPushOrigin(t *testing.T) {
 		t.Fatal("forwarded push not merged")
 	}
 	m.mu.Lock()
-	_, known := m.peers[origin]
+	prog := m.r.Peer(m.midOf(origin)).Progress
 	m.mu.Unlock()
-	if known {
-		t.Fatal("a forwarded push made its claimed origin a peer")
+	if prog.Epoch != 0 || prog.Acked != 0 {
+		t.Fatalf("a forwarded push moved its claimed origin's progress: %+v", prog)
 	}
 	m.merge(origin, origin, push("direct", 0, 2))
 	m.mu.Lock()
-	ps := m.peers[origin]
+	prog = m.r.Peer(m.midOf(origin)).Progress
 	m.mu.Unlock()
-	if ps == nil || ps.prog.Epoch != 7 || ps.prog.Acked != 2 {
-		t.Fatalf("direct push: %+v", ps)
+	if prog.Epoch != 7 || prog.Acked != 2 {
+		t.Fatalf("direct push: %+v", prog)
 	}
 
 	real := &pb.Message{From: []byte(origin), Seqno: []byte{1}, Data: []byte("real")}
@@ -573,7 +573,7 @@ func TestStableTimeAndForget(t *testing.T) {
 	t0 := hlc.FromTime(time.Now())
 	waitFor(t, "a stable time past t0 at both", func() bool { return a.Stable() > t0 && b.Stable() > t0 })
 
-	idB := b.h.ID()
+	idB := b.ID()
 	b.Close()
 	waitFor(t, "a to name b as what holds collection back", func() bool { return a.Info().Holder == idB.String() })
 	held := a.Stable()

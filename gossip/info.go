@@ -83,7 +83,7 @@ type Info struct {
 func (m *Mesh) SyncInProgress() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.table.Bootstrapping() || m.expectSync && !m.synced.Load()
+	return m.r.Table().Bootstrapping() || m.expectSync && !m.synced.Load()
 }
 
 // Ready reports whether the node has what it needs to serve: where peers
@@ -95,69 +95,42 @@ func (m *Mesh) Ready() bool {
 	return !expect || m.synced.Load()
 }
 
-// sawHead records that ps's log has reached head (its next sequence
-// number) in epoch, as a push, a log reply or a root reported it. m.mu is
-// held.
-func (m *Mesh) sawHead(ps *peerState, epoch, head uint64) {
-	if head == 0 {
-		return
-	}
-	if epoch != ps.headEpoch {
-		ps.headEpoch, ps.head = epoch, 0
-	}
-	if head <= ps.head {
-		return
-	}
-	if m.behind(ps) == 0 {
-		ps.caughtUpAt = time.Now()
-	}
-	ps.head = head
-}
-
-// behind is how many entries of ps's log we know of and have not applied.
-// m.mu is held.
-func (m *Mesh) behind(ps *peerState) uint64 {
-	return mesh.Behind(ps.head, ps.headEpoch, ps.prog, m.table.Get(ps.mid))
-}
-
 // Info returns a snapshot of the mesh.
 func (m *Mesh) Info() Info {
-	in := Info{PeerID: m.h.ID().String(), Addrs: m.Addrs(), Epoch: m.epoch, Synced: m.synced.Load()}
+	in := Info{PeerID: m.self.String(), Addrs: m.Addrs(), Epoch: m.epoch, Synced: m.synced.Load()}
 	now := time.Now()
 	ackedAt := map[string]time.Time{}
 	m.mu.Lock()
 	in.ExpectSync = m.expectSync
-	in.Stable, in.OwnStable, in.StableStuckSince = m.stableSaved, m.stab.Own(), m.stab.MovedAt()
-	holder := m.stab.Holder()
-	in.Holder, in.Forgotten = fmt.Sprintf("%016x", uint64(holder)), m.stab.ForgottenCount()
-	if holder == mesh.PeerID(m.cfg.NodeIDOf(m.h.ID())) {
+	stab := m.r.Stability()
+	in.Stable, in.OwnStable, in.StableStuckSince = m.r.Stable(), stab.Own(), stab.MovedAt()
+	holder := stab.Holder()
+	in.Holder, in.Forgotten = fmt.Sprintf("%016x", uint64(holder)), stab.ForgottenCount()
+	if holder == m.midOf(m.self) {
 		in.Holder = "self"
+	} else if p, ok := m.pids[holder]; ok {
+		in.Holder = p.String()
 	}
+	in.Bootstrap, in.Bootstrapping = m.r.Table().BootstrapProgress()
 	for _, ps := range m.peers {
-		if ps.mid == holder {
-			in.Holder = ps.id.String()
-		}
-	}
-	in.Bootstrap, in.Bootstrapping = m.table.BootstrapProgress()
-	for _, ps := range m.peers {
-		if !ps.inTable {
+		tp := m.r.Table().Get(ps.mid)
+		if tp == nil {
 			continue
 		}
-		pi := PeerInfo{ID: ps.id.String(), Addr: ps.addr, Connected: ps.connected, LastSync: ps.lastSync, Acked: ps.acked, Cursor: "none"}
-		if p := m.table.Get(ps.mid); p != nil {
-			if p.HasCursor {
-				pi.Cursor = fmt.Sprintf("%d:%d", p.Cursor.Epoch, p.Cursor.Next)
-			}
-			pi.Root, pi.RootKnown = p.Root, p.RootKnown
+		pp := m.r.Peer(ps.mid)
+		pi := PeerInfo{ID: ps.id.String(), Addr: ps.addr, Connected: ps.connected, LastSync: ps.lastSync, Acked: pp.Acked, Cursor: "none"}
+		if tp.HasCursor {
+			pi.Cursor = fmt.Sprintf("%d:%d", tp.Cursor.Epoch, tp.Cursor.Next)
 		}
-		pi.Stable, pi.Forgotten = m.stab.ReportedBy(ps.mid), m.stab.Forgotten(ps.mid)
+		pi.Root, pi.RootKnown = tp.Root, tp.RootKnown
+		pi.Stable, pi.Forgotten = stab.ReportedBy(ps.mid), stab.Forgotten(ps.mid)
 		if in.Bootstrap.Begun && in.Bootstrap.Peer == ps.mid {
 			pi.Bootstrap = in.Bootstrap
 		}
-		if pi.Behind = m.behind(ps); pi.Behind > 0 && !ps.caughtUpAt.IsZero() {
-			pi.BehindFor = now.Sub(ps.caughtUpAt)
+		if pi.Behind = pp.Behind; pi.Behind > 0 && !pp.CaughtUpAt.IsZero() {
+			pi.BehindFor = now.Sub(pp.CaughtUpAt)
 		}
-		ackedAt[pi.ID] = ps.ackedAt
+		ackedAt[pi.ID] = pp.AckedAt
 		if ps.connected {
 			in.Connected++
 		}
@@ -178,8 +151,7 @@ func (m *Mesh) Info() Info {
 		if err != nil {
 			continue
 		}
-		st := m.bw.GetBandwidthForPeer(id)
-		in.Peers[i].BytesIn, in.Peers[i].BytesOut = st.TotalIn, st.TotalOut
+		in.Peers[i].BytesIn, in.Peers[i].BytesOut = m.tr.Traffic(id)
 	}
 	sort.Slice(in.Peers, func(i, j int) bool { return in.Peers[i].ID < in.Peers[j].ID })
 	in.Sessions, in.SessionsFailed, in.SessionsEqual = m.st.sessions.Load(), m.st.sessionsFailed.Load(), m.st.sessionsEqual.Load()

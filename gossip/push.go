@@ -52,7 +52,7 @@ type pushItem struct {
 
 // topicName is the push topic of a mesh. Version 2: messages are not
 // signed (see startPubsub), which version 1 nodes refuse.
-func (m *Mesh) topicName() string { return "/redmesh/push/2/" + m.name }
+func topicName(mesh string) string { return "/redmesh/push/2/" + mesh }
 
 // startPubsub joins the push topic.
 //
@@ -72,8 +72,8 @@ func (m *Mesh) topicName() string { return "/redmesh/push/2/" + m.name }
 //     any peer's records but never moves the origin's acknowledgement.
 //   - The message ID hashes the whole message, so a peer that forges a push
 //     under another's From and sequence number cannot suppress the real one.
-func (m *Mesh) startPubsub() error {
-	ps, err := pubsub.NewGossipSub(m.ctx, m.h,
+func (t *p2p) startPubsub(hd Handler) error {
+	ps, err := pubsub.NewGossipSub(t.ctx, t.h,
 		pubsub.WithMaxMessageSize(maxPushMessage),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithMessageIdFn(pushMsgID),
@@ -86,19 +86,22 @@ func (m *Mesh) startPubsub() error {
 	if err != nil {
 		return fmt.Errorf("gossipsub: %w", err)
 	}
-	m.ps = ps
-	name := m.topicName()
-	if err := ps.RegisterTopicValidator(name, m.validatePush, pubsub.WithValidatorInline(true)); err != nil {
+	t.ps = ps
+	name := topicName(t.name)
+	validate := func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+		return t.validatePush(hd, from, msg)
+	}
+	if err := ps.RegisterTopicValidator(name, validate, pubsub.WithValidatorInline(true)); err != nil {
 		return err
 	}
-	if m.topic, err = ps.Join(name); err != nil {
+	if t.topic, err = ps.Join(name); err != nil {
 		return err
 	}
 	// Relay, not Subscribe: it joins the topic's mesh just the same (peers
 	// send us pushes, we forward them), but pubsub does not also hand every
 	// message, ours included, to a subscription we would only discard:
 	// validatePush has merged it already.
-	if m.unrelay, err = m.topic.Relay(); err != nil {
+	if t.unrelay, err = t.topic.Relay(); err != nil {
 		return err
 	}
 	return nil
@@ -160,26 +163,34 @@ func decodePushMsg(b []byte) (pushMsg, error) {
 }
 
 // validatePush runs before GossipSub delivers or forwards a message, in
-// one of GossipSub's validation workers (inline), and merges it there: a
-// push is visible here two goroutine hand-offs sooner than through a
-// subscription, and GossipSub validates each message once, so each is
-// merged once. A malformed one is rejected (and its sender penalised by
-// GossipSub) and the peer that sent it is disconnected. Our own pushes,
-// validated as they are published, were built here and are not decoded.
-func (m *Mesh) validatePush(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	self := m.h.ID()
-	if from == self {
+// one of GossipSub's validation workers (inline), and has the mesh merge
+// it there: a push is visible here two goroutine hand-offs sooner than
+// through a subscription, and GossipSub validates each message once, so
+// each is merged once. A malformed one is rejected (and its sender
+// penalised by GossipSub). Our own pushes, validated as they are
+// published, were built here and are not decoded.
+func (t *p2p) validatePush(hd Handler, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if from == t.h.ID() {
 		return pubsub.ValidationAccept
 	}
-	pm, err := decodePushMsg(msg.Data)
-	if err != nil {
-		m.misbehaved(from, "push", err)
+	if !hd.Push(from, msg.GetFrom(), msg.Data) {
 		return pubsub.ValidationReject
 	}
-	if msg.GetFrom() != self {
-		m.merge(from, msg.GetFrom(), pm)
-	}
 	return pubsub.ValidationAccept
+}
+
+// received takes a push from a peer: a malformed one disconnects the peer
+// that sent it; one of ours coming back is not merged again.
+func (m *Mesh) received(from, origin peer.ID, msg []byte) bool {
+	pm, err := decodePushMsg(msg)
+	if err != nil {
+		m.misbehaved(from, "push", err)
+		return false
+	}
+	if origin != m.self {
+		m.merge(from, origin, pm)
+	}
+	return true
 }
 
 // Committed is the store's commit hook (through the node): it queues this
@@ -190,6 +201,7 @@ func (m *Mesh) Committed(entries []wal.Entry) {
 	// Alone, there is no one to push to: a peer that connects later
 	// catches up from the log, and the next push it gets shows the hole.
 	alone := m.linked.Load() == 0
+	var skipped uint64
 	m.pushMu.Lock()
 	for _, e := range entries {
 		if !isLocal(e, self) {
@@ -202,17 +214,25 @@ func (m *Mesh) Committed(entries []wal.Entry) {
 		}
 		m.localSeqs = append(m.localSeqs, e.Seq)
 		if alone {
-			m.pushRange.Skip(e.Seq)
+			skipped = e.Seq
 			continue
 		}
 		if len(m.pending) >= maxLocalQueue {
-			m.pushRange.Skip(e.Seq)
+			skipped = e.Seq
 			m.st.pushDropped.Add(1)
 			continue
 		}
 		key := append([]byte(nil), e.Key...)
 		m.pending = append(m.pending, pushItem{seq: e.Seq, rec: merkle.Record{Key: key, Payload: record.Encode(e.Record)}})
 		queued = true
+	}
+	if skipped != 0 {
+		// Under pushMu: the publisher's next header must see the hole. The
+		// call decides nothing, so nothing is carried out here, in the
+		// write path: the next step takes what the replicator has.
+		m.mu.Lock()
+		m.r.LocalSkipped(skipped)
+		m.mu.Unlock()
 	}
 	m.pushMu.Unlock()
 	if queued {
@@ -250,10 +270,6 @@ func (m *Mesh) LastLocalSeq() uint64 {
 // leaves in full batches, a lone write at once.
 func (m *Mesh) publisher() {
 	b := mesh.Batcher[pushItem]{}
-	_, last := m.store.LogBounds()
-	m.pushMu.Lock()
-	m.pushRange.Start(last)
-	m.pushMu.Unlock()
 	var bytes int
 	publish := func(batch []pushItem) {
 		if len(batch) == 0 {
@@ -262,8 +278,11 @@ func (m *Mesh) publisher() {
 		size := bytes + 64
 		bytes = 0
 		to := batch[len(batch)-1].seq
+		var h mesh.PushHeader
 		m.pushMu.Lock()
-		prev := m.pushRange.Next(batch[0].seq, to)
+		m.mu.Lock()
+		h = m.r.PushHeader(batch[0].seq, to)
+		m.mu.Unlock()
 		m.pushMu.Unlock()
 		recs := make([]merkle.Record, len(batch))
 		for i, it := range batch {
@@ -272,8 +291,8 @@ func (m *Mesh) publisher() {
 		// A fresh buffer each time: GossipSub keeps the data (its peer
 		// queues marshal it later, its cache serves it to IWANT), so reusing
 		// one corrupted queued messages.
-		msg := appendPushMsg(make([]byte, 0, size), m.epoch, prev, to, recs)
-		if err := m.topic.Publish(m.ctx, msg); err != nil {
+		msg := appendPushMsg(make([]byte, 0, size), h.Epoch, h.Prev, h.To, recs)
+		if err := m.tr.Publish(m.ctx, msg); err != nil {
 			// Receivers see the hole: the next push's prev is past what
 			// they have, and they read our log.
 			if m.ctx.Err() == nil {
@@ -300,7 +319,9 @@ func (m *Mesh) publisher() {
 				// Too big for one message: leave it to catch-up.
 				publish(b.Flush())
 				m.pushMu.Lock()
-				m.pushRange.Skip(it.seq)
+				m.mu.Lock()
+				m.r.LocalSkipped(it.seq)
+				m.mu.Unlock()
 				m.pushMu.Unlock()
 				continue
 			}
@@ -317,53 +338,23 @@ func (m *Mesh) publisher() {
 }
 
 // merge applies a push that peer from handed over, made by origin, and
-// moves what we acknowledge of origin's log.
+// tells the replicator: the origin's own copy moves what we acknowledge of
+// its log, or shows a gap; a forwarded one with news reads its log.
 func (m *Mesh) merge(from, origin peer.ID, pm pushMsg) {
 	m.st.pushReceived.Add(uint64(len(pm.recs)))
 	n, err := m.apply(from, pm.recs)
 	m.st.pushApplied.Add(uint64(n))
+	h := mesh.PushHeader{Origin: m.midOf(origin), Epoch: pm.epoch, Prev: pm.prev, To: pm.to, At: time.Now()}
 	if err != nil {
 		// Not all of it is applied (a record refused for its clock, or the
 		// log refused the batch: a full disk): its writes are missing as a
 		// lost push's are, and the origin's log is read for them later.
-		var admitAt time.Time
+		h.Refused = true
 		if refused, ok := errors.AsType[*mesh.RefusedError](err); ok {
-			admitAt = refused.AdmitAt
+			h.AdmitAt = refused.AdmitAt
 		} else if m.ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
 			m.log.Error("apply pushed records", "origin", origin.String(), "err", err)
 		}
-		if from == origin {
-			m.mu.Lock()
-			m.peer(origin).prog.Missed(pm.epoch, pm.to, time.Now(), admitAt)
-			m.mu.Unlock()
-		}
-		return
 	}
-	if from != origin {
-		m.forwarded(origin, pm)
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ps := m.peer(origin)
-	if ps.prog.Pushed(pm.epoch, pm.prev, pm.to, time.Now()) {
-		m.progressed(ps)
-		return
-	}
-	m.sawHead(ps, pm.epoch, pm.to+1) // a push before it is missing (maintain reads the log if it stays so)
-}
-
-// forwarded handles a push that reached us through another peer, so its
-// origin is unproven (messages are unsigned). If the origin is connected
-// and the push is news, the origin's own copy was most likely dropped as a
-// duplicate of this one: read the origin's log, which is authenticated,
-// rather than wait for the gap to time out.
-func (m *Mesh) forwarded(origin peer.ID, pm pushMsg) {
-	m.mu.Lock()
-	ps := m.peers[origin]
-	news := ps != nil && ps.connected && ps.prog.News(pm.epoch, pm.to)
-	m.mu.Unlock()
-	if news {
-		m.triggerCatchUp(origin)
-	}
+	m.step(func() { m.r.Step(m.midOf(from), h) })
 }

@@ -26,7 +26,7 @@ func TestMeshConnectionsCapRetransmitTimeout(t *testing.T) {
 	b, _ := startTestMesh(t, a.Addrs()[0])
 	waitFor(t, "the link", func() bool { return a.linked.Load() == 1 && b.linked.Load() == 1 })
 	port := func(m *Mesh) int {
-		for _, addr := range m.h.Network().ListenAddresses() {
+		for _, addr := range m.tr.(*p2p).h.Network().ListenAddresses() {
 			if s, err := addr.ValueForProtocol(ma.P_TCP); err == nil {
 				p, _ := strconv.Atoi(s)
 				return p

@@ -13,76 +13,54 @@ import (
 	"github.com/redmesh/redmesh/mesh"
 )
 
-// Stability for garbage collection: mesh.Stability works the stable time
-// out; this file feeds it (a sample of the log and clock each second, the
-// peers' acknowledgements and reports, links going up and down), saves the
-// stable time before anything uses it, so that a restart does not forget
-// what was collected under it, and keeps the forgotten members.
+// Stability for garbage collection: the replicator works the stable time
+// out; this file feeds it a sample of the log and the clock every tick,
+// saves the stable time before anything uses it, so that a restart does
+// not forget what was collected under it, and keeps the forgotten members.
 
 const (
-	metaStable  = "gc-stable"
-	metaForgot  = "mesh-forgotten"
-	metaAside   = "gc-set-aside-below"
-	stableEvery = time.Second
+	metaStable = "gc-stable"
+	metaForgot = "mesh-forgotten"
+	metaAside  = "gc-set-aside-below"
 )
 
-// stabilityLoop samples, works out the stable time and saves it.
-func (m *Mesh) stabilityLoop() {
-	t := time.NewTicker(stableEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-m.ctx.Done():
-			return
-		case <-t.C:
+// tick is the replicator's periodic round, fed a sample of the log and
+// the clock; the forgotten members are saved if they changed.
+func (m *Mesh) tick(now time.Time) {
+	local, ts, ok := m.sample()
+	m.step(func() {
+		if ok {
+			m.r.Sample(local, ts)
 		}
-		m.updateStable(time.Now())
-		if err := m.saveForgotten(); err != nil {
-			m.log.Warn("forgetting", "err", err)
-		}
+		m.r.Tick(now)
+	})
+	if err := m.saveForgotten(); err != nil {
+		m.log.Warn("forgetting", "err", err)
 	}
 }
 
-func (m *Mesh) updateStable(now time.Time) {
+// sample is the last local write with every log entry up to it committed,
+// and the clock read with it (mesh.Stability.Sample).
+func (m *Mesh) sample() (uint64, hlc.Timestamp, bool) {
 	seq, ts, err := m.local.Frontier()
 	if err != nil {
-		return // closing, or the log is failing: try again later
+		return 0, 0, false // closing, or the log is failing: try again later
 	}
 	// Peers acknowledge our local writes (push.go), not the records we
 	// applied from others: the sample is at the last local write up to seq,
 	// which OnCommit has seen by now (Frontier waited for the commit).
 	m.pushMu.Lock()
+	defer m.pushMu.Unlock()
 	local := m.localFloor
 	if i := sort.Search(len(m.localSeqs), func(i int) bool { return m.localSeqs[i] > seq }); i > 0 {
 		local = max(local, m.localSeqs[i-1])
 	}
-	local = min(local, seq)
-	m.pushMu.Unlock()
-	m.mu.Lock()
-	m.stab.Sample(local, ts)
-	if m.cfg.ForgetAfter > 0 {
-		for _, id := range m.stab.Silent(now, m.cfg.ForgetAfter) {
-			for p, ps := range m.peers {
-				if ps.mid == id {
-					m.forgetLocked(p)
-					m.log.Warn("member forgotten: silent too long", "peer", p, "since", ps.downSince, "forget-after", m.cfg.ForgetAfter)
-				}
-			}
-		}
-	}
-	m.stab.Update(now)
-	target := m.stab.Stable()
-	save := target > m.stableSaved
-	m.mu.Unlock()
-	if save {
-		if err := m.store.PutMetaSync(metaStable, binary.BigEndian.AppendUint64(nil, uint64(target))); err != nil {
-			m.log.Warn("save the stable time", "err", err)
-			return
-		}
-		m.mu.Lock()
-		m.stableSaved = max(m.stableSaved, target)
-		m.mu.Unlock()
-	}
+	return min(local, seq), ts, true
+}
+
+// saveStable saves the stable time, before anything uses it.
+func (m *Mesh) saveStable(ts hlc.Timestamp) error {
+	return m.store.PutMetaSync(metaStable, binary.BigEndian.AppendUint64(nil, uint64(ts)))
 }
 
 // Stable is the time up to which every current member has applied every
@@ -90,52 +68,52 @@ func (m *Mesh) updateStable(now time.Time) {
 func (m *Mesh) Stable() hlc.Timestamp {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.stableSaved
+	return m.r.Stable()
 }
 
-// loadStability reads the saved stable time and the forgotten members.
-func (m *Mesh) loadStability() error {
+// loadStability reads the saved stable time, the horizon this node set
+// its writes aside up to and the forgotten members, for the replicator.
+func (m *Mesh) loadStability() (mesh.ReplicatorConfig, error) {
+	var rc mesh.ReplicatorConfig
 	b, _, err := m.store.GetMeta(metaStable)
 	if err != nil {
-		return fmt.Errorf("read the stable time: %w", err)
+		return rc, fmt.Errorf("read the stable time: %w", err)
 	}
 	if len(b) == 8 {
-		m.stableSaved = hlc.Timestamp(binary.BigEndian.Uint64(b))
+		rc.Stable = hlc.Timestamp(binary.BigEndian.Uint64(b))
 	}
 	if b, _, err := m.store.GetMeta(metaAside); err != nil {
-		return fmt.Errorf("read what was set aside: %w", err)
+		return rc, fmt.Errorf("read what was set aside: %w", err)
 	} else if len(b) == 8 {
-		m.asideDone = hlc.Timestamp(binary.BigEndian.Uint64(b))
+		rc.Aside = hlc.Timestamp(binary.BigEndian.Uint64(b))
 	}
-	m.forgot = map[peer.ID]bool{}
-	m.stab = mesh.NewStability(mesh.PeerID(m.cfg.NodeIDOf(m.h.ID())), m.stableSaved)
-	m.stab.SetAside(m.asideDone)
 	b, _, err = m.store.GetMeta(metaForgot)
 	if err != nil {
-		return fmt.Errorf("read the forgotten members: %w", err)
+		return rc, fmt.Errorf("read the forgotten members: %w", err)
 	}
 	if len(b) > 0 {
 		var ids []string
 		if err := json.Unmarshal(b, &ids); err != nil {
-			return fmt.Errorf("read the forgotten members: %w", err)
+			return rc, fmt.Errorf("read the forgotten members: %w", err)
 		}
 		for _, s := range ids {
 			if id, err := peer.Decode(s); err == nil {
 				m.forgot[id] = true
-				m.stab.Forget(mesh.PeerID(m.cfg.NodeIDOf(id)))
+				rc.Forgotten = append(rc.Forgotten, m.midOf(id))
 			}
 		}
 	}
-	return nil
+	return rc, nil
 }
 
 // Forget removes a member from the mesh's membership: it no longer holds
 // collection back, and is not dialled. If it comes back, what it holds from
 // before the stable time is set aside (record.Fresh), not merged.
 func (m *Mesh) Forget(id peer.ID) error {
-	m.mu.Lock()
-	m.forgetLocked(id)
-	m.mu.Unlock()
+	m.step(func() {
+		m.r.Forget(m.midOf(id))
+		m.forgetLocked(id)
+	})
 	if err := m.saveForgotten(); err != nil {
 		return err
 	}
@@ -143,12 +121,13 @@ func (m *Mesh) Forget(id peer.ID) error {
 	return nil
 }
 
+// forgetLocked is the mesh's side of forgetting id: saved, not dialled
+// (m.mu held).
 func (m *Mesh) forgetLocked(id peer.ID) {
 	m.forgot[id] = true
 	m.forgotDirty = true
 	delete(m.wanted, id)
 	m.peersDirty = true
-	m.stab.Forget(mesh.PeerID(m.cfg.NodeIDOf(id)))
 }
 
 func (m *Mesh) forgottenList() []string {
@@ -157,20 +136,6 @@ func (m *Mesh) forgottenList() []string {
 		ids = append(ids, id.String())
 	}
 	return ids
-}
-
-// returned tells the stability that ps's link came up, and notes whether
-// ps is a forgotten member that connected again (m.mu held): it is a member
-// again from now on, and counted.
-func (m *Mesh) returned(ps *peerState) {
-	if !m.stab.LinkUp(ps.mid) && !m.forgot[ps.id] {
-		return
-	}
-	delete(m.forgot, ps.id)
-	m.forgotDirty = true
-	ps.asideBelow = m.stableSaved
-	m.st.forgottenReturned.Add(1)
-	m.log.Warn("a forgotten member is back: its writes from before the stable time are set aside", "peer", ps.id, "stable", m.stableSaved)
 }
 
 // saveForgotten saves the forgotten members if they changed.
@@ -201,32 +166,17 @@ func (m *Mesh) saveForgotten() error {
 func (m *Mesh) asideHorizon(p peer.ID) hlc.Timestamp {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if ps := m.peers[p]; ps != nil {
-		return ps.asideBelow
-	}
-	return 0
+	return m.r.AsideBelow(m.midOf(p))
 }
 
-// forgottenBy runs when peer p says it forgot this node and sets aside what
+// setAside runs when a peer said it forgot this node and sets aside what
 // it holds from up to horizon: this node sets the same aside in its own
-// keyspace, once per horizon, so that it does not keep (and serve) keys the
-// mesh deleted and collected while it was away; Merkle repair then refills
-// what the mesh still holds.
-func (m *Mesh) forgottenBy(p peer.ID, horizon hlc.Timestamp) {
-	m.mu.Lock()
-	if horizon <= m.asideDone || m.asideRunning {
-		m.mu.Unlock()
-		return
-	}
-	m.asideRunning = true
-	m.mu.Unlock()
-	m.log.Warn("this node was forgotten by the mesh: setting aside what it holds from before it came back", "peer", p, "horizon", horizon)
+// keyspace (the replicator asks once per horizon), so that it does not
+// keep (and serve) keys the mesh deleted and collected while it was away;
+// Merkle repair then refills what the mesh still holds.
+func (m *Mesh) setAside(horizon hlc.Timestamp) {
+	m.log.Warn("this node was forgotten by the mesh: setting aside what it holds from before it came back", "horizon", horizon)
 	m.goRun(func() {
-		defer func() {
-			m.mu.Lock()
-			m.asideRunning = false
-			m.mu.Unlock()
-		}()
 		n, err := m.local.SetAsideBelow(horizon)
 		if err != nil {
 			m.log.Error("set aside what this node held before it was forgotten", "err", err)
@@ -236,10 +186,7 @@ func (m *Mesh) forgottenBy(p peer.ID, horizon hlc.Timestamp) {
 			m.log.Error("save what was set aside", "err", err)
 			return
 		}
-		m.mu.Lock()
-		m.asideDone = max(m.asideDone, horizon)
-		m.stab.SetAside(horizon) // a floor of catch-up's horizon from now on
-		m.mu.Unlock()
+		m.step(func() { m.r.AsideDone(horizon) }) // a floor of catch-up's horizon from now on
 		m.log.Warn("set aside what this node held before it was forgotten", "keys", n, "horizon", horizon)
 	})
 }

@@ -7,10 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
-
 	"github.com/redmesh/redmesh/mesh"
-	"github.com/redmesh/redmesh/wal"
 )
 
 // Acknowledgements over /redmesh/ack/3 (mesh.Ack), for WAIT, INFO and
@@ -20,82 +17,102 @@ import (
 // moves, and at once when the peer asked. The peer asks on the same stream
 // the other way (mesh.AppendAckWant) when a client WAITs for a write.
 
-// ackSender opens the ack streams and sends acknowledgements: those asked
-// for when poked, all that moved every AckInterval.
+// ackSender opens the ack streams and sends the acknowledgements the
+// replicator decided on; every AckInterval it ticks the replicator (the
+// stable time, silent members, push gaps, what moved).
 func (m *Mesh) ackSender() {
 	tick := time.NewTicker(m.cfg.AckInterval)
 	defer tick.Stop()
-	var out []byte
 	for {
-		periodic := false
 		select {
 		case <-m.ctx.Done():
 			return
 		case <-m.ackSignal:
 		case <-tick.C:
-			periodic = true
+			m.tick(time.Now())
 		}
-		m.mu.Lock()
-		unsynced := m.durableAcks()
-		m.mu.Unlock()
-		if unsynced && m.store.Fsync() == wal.FsyncNo {
-			// Nothing else syncs: one sync per AckInterval lets the
-			// stable time move.
+		if m.syncWanted.Swap(false) {
+			// Nothing else syncs under --fsync no: one sync per
+			// AckInterval lets the stable time move.
 			if err := m.store.Sync(); err != nil {
 				m.log.Warn("sync for acknowledgements", "err", err)
 			}
 		}
-		type job struct {
-			ps        *peerState
-			s         network.Stream
-			w         *bufio.Writer
-			ack       mesh.Ack
-			open, due bool
+		m.openAckStreams()
+		m.sendAcks()
+	}
+}
+
+// openAckStreams opens the ack stream to every connected peer that has
+// none: the peer asks on it, and a stream opened after one failed says
+// everything again (mesh.Replicator.AckStreamReset).
+func (m *Mesh) openAckStreams() {
+	m.mu.Lock()
+	var open []*peerState
+	for _, ps := range m.peers {
+		if ps.connected && ps.ackStream == nil {
+			open = append(open, ps)
 		}
-		var jobs []job
-		m.mu.Lock()
-		for _, ps := range m.peers {
+	}
+	m.mu.Unlock()
+	for _, ps := range open {
+		s, err := m.tr.Open(m.ctx, ps.id, protoAck)
+		if err != nil {
+			continue // the next tick tries again
+		}
+		opened := false
+		m.step(func() {
 			if !ps.connected {
-				continue
+				return
 			}
-			a := mesh.Ack{Epoch: ps.prog.Epoch, Seq: ps.prog.Acked, Stable: m.stab.OwnFor(ps.upAt), Durable: ps.durable.Acked, AsideBelow: ps.asideBelow}
-			j := job{ps: ps, s: ps.ackStream, w: ps.ackW, ack: a, open: ps.ackStream == nil, due: ps.ackOut.Due(a, ps.prog, periodic)}
-			if j.open || j.due {
-				jobs = append(jobs, j)
+			opened = true
+			ps.ackStream, ps.ackW = s, bufio.NewWriter(s)
+			if ps.ackReset {
+				ps.ackReset = false
+				m.r.AckStreamReset(ps.mid)
+			}
+		})
+		if !opened {
+			s.Reset()
+			continue
+		}
+		m.goRun(func() { m.readAckWants(ps, s) })
+	}
+}
+
+// sendAcks writes the queued acknowledgements, each on its peer's stream.
+func (m *Mesh) sendAcks() {
+	m.mu.Lock()
+	q := m.acks
+	m.acks = nil
+	m.mu.Unlock()
+	var out []byte
+	for _, a := range q {
+		m.mu.Lock()
+		ps := m.peers[m.pids[a.Peer]]
+		var s Stream
+		var w *bufio.Writer
+		if ps != nil {
+			s, w = ps.ackStream, ps.ackW
+			if s == nil && ps.connected {
+				ps.ackReset = true // not sent: the next stream says it
 			}
 		}
 		m.mu.Unlock()
-		for _, j := range jobs {
-			if j.open {
-				s, err := m.h.NewStream(m.ctx, j.ps.id, protoAck)
-				if err != nil {
-					continue // the next tick tries again
-				}
-				j.s, j.w = s, bufio.NewWriter(s)
-				m.mu.Lock()
-				j.ps.ackStream, j.ps.ackW = s, j.w
-				j.ps.ackOut = mesh.AckOut{}
-				m.mu.Unlock()
-				m.goRun(func() { m.readAckWants(j.ps, s) })
-				j.due = j.ack != (mesh.Ack{})
-			}
-			if !j.due {
-				continue
-			}
-			out = mesh.AppendAck(out[:0], j.ack)
-			j.s.SetWriteDeadline(time.Now().Add(ioTimeout))
-			err := writeFrame(j.w, out)
-			if err == nil {
-				err = j.w.Flush()
-			}
+		if s == nil {
+			continue
+		}
+		out = mesh.AppendAck(out[:0], a.Ack)
+		s.SetWriteDeadline(time.Now().Add(ioTimeout))
+		err := writeFrame(w, out)
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
 			m.mu.Lock()
-			if j.ps.ackStream == j.s {
-				if err != nil {
-					j.s.Reset()
-					j.ps.ackStream, j.ps.ackW = nil, nil // reopened on the next tick
-				} else {
-					j.ps.ackOut.Sent(j.ack)
-				}
+			if ps.ackStream == s {
+				s.Reset()
+				ps.ackStream, ps.ackW, ps.ackReset = nil, nil, true // reopened on the next tick
 			}
 			m.mu.Unlock()
 		}
@@ -103,7 +120,7 @@ func (m *Mesh) ackSender() {
 }
 
 // readAckWants reads what a peer asks on the ack stream we opened to it.
-func (m *Mesh) readAckWants(ps *peerState, s network.Stream) {
+func (m *Mesh) readAckWants(ps *peerState, s Stream) {
 	r := bufio.NewReader(s)
 	var buf bytes.Buffer
 	for {
@@ -112,35 +129,16 @@ func (m *Mesh) readAckWants(ps *peerState, s network.Stream) {
 			s.Reset()
 			return
 		}
-		epoch, seq := want[0], want[1]
-		m.mu.Lock()
-		if ps.ackStream != s {
-			m.mu.Unlock()
+		live := true
+		m.step(func() {
+			if live = ps.ackStream == s; live {
+				m.r.Step(ps.mid, mesh.AckWantMsg{Epoch: want[0], Seq: want[1]})
+			}
+		})
+		if !live {
 			return
 		}
-		ps.ackOut.Want(epoch, seq)
-		poke := ps.ackOut.Wanted(ps.prog)
-		m.mu.Unlock()
-		if poke {
-			m.poke(m.ackSignal)
-		}
 	}
-}
-
-// durableAcks moves, per peer, how far our acknowledgement of its writes is
-// synced here: with --fsync always every commit is; otherwise what was
-// applied when a sync began counts once that sync is done. It reports
-// whether some peer waits for a sync (m.mu held).
-func (m *Mesh) durableAcks() bool {
-	always := m.store.Fsync() == wal.FsyncAlways
-	synced, mark := m.store.SyncedTo(), m.store.SyncMark()
-	waiting := false
-	for _, ps := range m.peers {
-		if ps.durable.Update(ps.prog, always, synced, mark) {
-			waiting = true
-		}
-	}
-	return waiting
 }
 
 // decodeAckWant is mesh.DecodeAckWant as one value: epoch, seq.
@@ -150,25 +148,25 @@ func decodeAckWant(b []byte) ([2]uint64, error) {
 }
 
 // serveAck receives a peer's acknowledgements of our writes, on the stream
-// it opened, on which we ask for them (askAcks).
-func (m *Mesh) serveAck(s network.Stream) {
+// it opened, on which we ask for them (askAck).
+func (m *Mesh) serveAck(s Stream) {
 	defer s.Close()
-	p := s.Conn().RemotePeer()
-	m.mu.Lock()
-	ps := m.peer(p)
-	if ps.ackIn != nil {
-		ps.ackIn.Reset() // the peer opened a new one: the old is dead
-	}
-	ps.ackIn, ps.ackInW, ps.wantSent = s, bufio.NewWriter(s), 0
-	m.mu.Unlock()
-	m.broadcastAck() // a WAIT in progress asks on it
-	defer func() {
-		m.mu.Lock()
+	p := s.Remote()
+	var ps *peerState
+	m.step(func() {
+		ps = m.peer(p)
+		if ps.ackIn != nil {
+			ps.ackIn.Reset() // the peer opened a new one: the old is dead
+		}
+		ps.ackIn, ps.ackInW = s, bufio.NewWriter(s)
+		m.r.AckStreamIn(ps.mid, true) // a WAIT in progress asks on it
+	})
+	defer m.step(func() {
 		if ps.ackIn == s {
 			ps.ackIn, ps.ackInW = nil, nil
+			m.r.AckStreamIn(ps.mid, false)
 		}
-		m.mu.Unlock()
-	}()
+	})
 	r := bufio.NewReader(s)
 	var buf bytes.Buffer
 	for {
@@ -177,60 +175,34 @@ func (m *Mesh) serveAck(s network.Stream) {
 		if err != nil {
 			return
 		}
-		epoch, seq, stable, durable, aside := a.Epoch, a.Seq, a.Stable, a.Durable, a.AsideBelow
-		if aside != 0 {
-			m.forgottenBy(p, aside)
-		}
-		m.mu.Lock()
-		m.stab.Reported(ps.mid, stable)
-		if epoch != m.epoch {
-			m.mu.Unlock()
-			continue // about a log we no longer have
-		}
-		changed := seq > ps.acked
-		if changed {
-			ps.acked = seq
-		}
-		now := time.Now()
-		ps.ackedAt = now
-		m.stab.Acked(ps.mid, durable, now)
-		m.mu.Unlock()
-		if changed {
-			m.broadcastAck()
-		}
+		m.step(func() { m.r.Step(ps.mid, mesh.AckMsg{Ack: a, At: time.Now()}) })
 	}
 }
 
-// askAcks asks each connected peer that has not acknowledged our writes up
-// to target to do so as soon as it has applied them.
-func (m *Mesh) askAcks(target uint64) {
-	type ask struct {
-		ps *peerState
-		s  network.Stream
-		w  *bufio.Writer
-	}
-	var asks []ask
+// askAck asks a peer, on the stream it acknowledges on, for an
+// acknowledgement of our writes (a WAIT).
+func (m *Mesh) askAck(x mesh.AckWantTo) {
 	m.mu.Lock()
-	for _, ps := range m.peers {
-		if ps.connected && ps.acked < target && ps.ackIn != nil && ps.wantSent < target {
-			ps.wantSent = target
-			asks = append(asks, ask{ps, ps.ackIn, ps.ackInW})
-		}
+	ps := m.peers[m.pids[x.Peer]]
+	var s Stream
+	var w *bufio.Writer
+	if ps != nil {
+		s, w = ps.ackIn, ps.ackInW
 	}
 	m.mu.Unlock()
-	var out []byte
-	for _, a := range asks {
-		out = mesh.AppendAckWant(out[:0], m.epoch, target)
-		a.ps.ackInMu.Lock()
-		a.s.SetWriteDeadline(time.Now().Add(ioTimeout))
-		err := writeFrame(a.w, out)
-		if err == nil {
-			err = a.w.Flush()
-		}
-		a.ps.ackInMu.Unlock()
-		if err != nil {
-			a.s.Reset() // serveAck ends; the peer opens another
-		}
+	if s == nil {
+		return
+	}
+	out := mesh.AppendAckWant(nil, x.Epoch, x.Seq)
+	ps.ackInMu.Lock()
+	s.SetWriteDeadline(time.Now().Add(ioTimeout))
+	err := writeFrame(w, out)
+	if err == nil {
+		err = w.Flush()
+	}
+	ps.ackInMu.Unlock()
+	if err != nil {
+		s.Reset() // serveAck ends; the peer opens another
 	}
 }
 
@@ -253,18 +225,13 @@ func (m *Mesh) WaitAcks(ctx context.Context, target uint64, n int, timeout time.
 	}
 	for {
 		m.mu.Lock()
-		count := 0
-		for _, ps := range m.peers {
-			if ps.connected && ps.acked >= target {
-				count++
-			}
-		}
+		count := m.r.Acked(target)
 		ch := m.ackChanged
 		m.mu.Unlock()
 		if count >= n {
 			return count
 		}
-		m.askAcks(target)
+		m.step(func() { m.r.WaitFor(target) })
 		select {
 		case <-ch:
 		case <-deadline:
@@ -280,13 +247,7 @@ func (m *Mesh) WaitAcks(ctx context.Context, target uint64, n int, timeout time.
 func (m *Mesh) countAcked(target uint64) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	count := 0
-	for _, ps := range m.peers {
-		if ps.connected && ps.acked >= target {
-			count++
-		}
-	}
-	return count
+	return m.r.Acked(target)
 }
 
 // unacked counts the local writes after seq acked (m.pushMu held).

@@ -44,7 +44,14 @@ type Replicator struct {
 	// sessionRunning: an anti-entropy session this node started runs.
 	sessionRunning bool
 	ackPoke        bool
-	rd             Ready
+	// bootRunning: a snapshot stream Ready asked for runs; bootTry is when
+	// the last one began (CheckGaps retries a wanted bootstrap).
+	bootRunning bool
+	bootTry     time.Time
+	// waitFor is the highest sequence number of our log a WAIT asked the
+	// peers to acknowledge (WaitFor).
+	waitFor uint64
+	rd      Ready
 }
 
 // ReplicatorConfig is what a Replicator is started with.
@@ -72,6 +79,8 @@ type ReplicatorConfig struct {
 	// NoCatchUp turns log catch-up off, for measuring what it is worth (the
 	// simulator's no-catch-up); a node always runs it.
 	NoCatchUp bool
+	// Cursors are the peers' cursors as saved: each names a known peer.
+	Cursors []PeerCursor
 }
 
 // replPeer is the replicator's state about one peer, across
@@ -100,6 +109,10 @@ type replPeer struct {
 	loud bool
 	// seen is its log's head as the last session with it reported it.
 	seen Cursor
+	// ackIn: the peer's stream acknowledging our writes is open, on which
+	// we asked for wantSent (a WAIT).
+	ackIn    bool
+	wantSent uint64
 }
 
 // catchUp is one run of log catch-up from a peer.
@@ -113,6 +126,9 @@ type catchUp struct {
 	fallback Cursor
 	loud     bool
 	entries  int
+	// early is the request sent as the last reply arrived, before it was
+	// applied (LogArrivedMsg): the next one, already asked for.
+	early *LogRequest
 }
 
 // NewReplicator starts a replicator.
@@ -122,6 +138,10 @@ func NewReplicator(cfg ReplicatorConfig) *Replicator {
 		r.forgot[id] = true
 	}
 	r.start(cfg.Epoch, cfg.Head)
+	for _, c := range cfg.Cursors {
+		r.AddPeer(c.Peer)
+	}
+	r.table.RestoreCursors(cfg.Cursors)
 	return r
 }
 
@@ -148,6 +168,7 @@ func (r *Replicator) start(epoch, head uint64) {
 	r.push.Start(head - min(head, 1))
 	// No sync is known to be done; the next to begin is the first.
 	r.synced, r.mark, r.sessionRunning, r.ackPoke = 0, 1, false, false
+	r.bootRunning, r.bootTry, r.waitFor = false, time.Time{}, 0
 	r.rd = Ready{}
 }
 
@@ -181,6 +202,10 @@ type Ready struct {
 	Sessions []PeerID
 	// Acks are acknowledgements to send, each on the stream to its peer.
 	Acks []AckTo
+	// Wants ask peers to acknowledge our writes up to a sequence number as
+	// soon as they have applied them (a WAIT), each on the stream the peer
+	// acknowledges on.
+	Wants []AckWantTo
 	// AckedMoved: a peer acknowledged more of this node's writes (a WAIT
 	// may be answered).
 	AckedMoved bool
@@ -207,7 +232,7 @@ type Ready struct {
 // Empty reports whether rd holds nothing to do.
 func (rd *Ready) Empty() bool {
 	return len(rd.Reads)+len(rd.Reconciles)+len(rd.Bootstraps)+len(rd.CaughtUp)+len(rd.Sessions)+
-		len(rd.Acks)+len(rd.Forget)+len(rd.Returned) == 0 &&
+		len(rd.Acks)+len(rd.Wants)+len(rd.Forget)+len(rd.Returned) == 0 &&
 		!rd.AckedMoved && !rd.SaveCursors && !rd.SaveCursorsNow && rd.SaveStable == 0 && rd.SetAside == 0 && !rd.SyncWanted
 }
 
@@ -216,8 +241,9 @@ type Read struct {
 	Peer PeerID
 	Run  uint64
 	Req  LogRequest
-	// First: the catch-up's first request (from the cursor).
-	First bool
+	// First: the catch-up's first request (from the cursor). Early: asked
+	// for as the last reply arrived, before it was applied.
+	First, Early bool
 }
 
 // Run names one catch-up with a peer.
@@ -238,6 +264,13 @@ type CaughtUp struct {
 type AckTo struct {
 	Peer PeerID
 	Ack  Ack
+}
+
+// AckWantTo asks a peer to acknowledge our writes up to Seq of our log
+// Epoch.
+type AckWantTo struct {
+	Peer       PeerID
+	Epoch, Seq uint64
 }
 
 // Ready returns what accumulated since the last call.
@@ -340,8 +373,8 @@ func (r *Replicator) connected(id PeerID) bool {
 	return p != nil && p.Connected
 }
 
-// Message is what Step takes: one of PushHeader, LogReplyMsg, RootsMsg,
-// AckMsg, AckWantMsg, PeersMsg.
+// Message is what Step takes: one of PushHeader, LogArrivedMsg,
+// LogReplyMsg, RootsMsg, AckMsg, AckWantMsg, PeersMsg.
 type Message interface{ isMessage() }
 
 // PushHeader is an eager push's header, after its records were applied:
@@ -358,6 +391,16 @@ type PushHeader struct {
 	At              time.Time
 	Refused         bool
 	AdmitAt         time.Time
+}
+
+// LogArrivedMsg is a reply to a Read of catch-up Run as it arrived,
+// before its records are applied: the catch-up may ask for the entries
+// after it at once (Read.Early), so that the peer reads its log while this
+// node merges. The same reply follows as a LogReplyMsg once applied; a
+// driver that does not overlap the two may leave this one out.
+type LogArrivedMsg struct {
+	Run   uint64
+	Reply *LogReply
 }
 
 // LogReplyMsg is a reply to a Read of catch-up Run, after its records
@@ -395,18 +438,21 @@ type AckWantMsg struct{ Epoch, Seq uint64 }
 // PeersMsg: the peer told us its peers, since its link came up.
 type PeersMsg struct{}
 
-func (PushHeader) isMessage()  {}
-func (LogReplyMsg) isMessage() {}
-func (RootsMsg) isMessage()    {}
-func (AckMsg) isMessage()      {}
-func (AckWantMsg) isMessage()  {}
-func (PeersMsg) isMessage()    {}
+func (PushHeader) isMessage()    {}
+func (LogArrivedMsg) isMessage() {}
+func (LogReplyMsg) isMessage()   {}
+func (RootsMsg) isMessage()      {}
+func (AckMsg) isMessage()        {}
+func (AckWantMsg) isMessage()    {}
+func (PeersMsg) isMessage()      {}
 
 // Step takes a message from peer from.
 func (r *Replicator) Step(from PeerID, m Message) {
 	switch m := m.(type) {
 	case PushHeader:
 		r.pushed(from, m)
+	case LogArrivedMsg:
+		r.logArrived(from, m)
 	case LogReplyMsg:
 		r.logReply(from, m)
 	case RootsMsg:
@@ -596,11 +642,28 @@ func (r *Replicator) GapsOpen() bool {
 	return false
 }
 
+// logArrived asks for the entries after a reply that just arrived, unless
+// the catch-up is to give its turn up once the reply is applied.
+func (r *Replicator) logArrived(id PeerID, m LogArrivedMsg) {
+	cu := r.catching[id]
+	if cu == nil || cu.run != m.Run || cu.early != nil {
+		return
+	}
+	next, ok := NextLogRequest(m.Reply, r.cfg.LogMax, 0)
+	if !ok || r.catchUps.Yield(id, cu.read+len(m.Reply.Records)) {
+		return
+	}
+	cu.early = &next
+	r.rd.Reads = append(r.rd.Reads, Read{Peer: id, Run: cu.run, Req: next, Early: true})
+}
+
 func (r *Replicator) logReply(id PeerID, m LogReplyMsg) {
 	cu := r.catching[id]
 	if cu == nil || cu.run != m.Run {
 		return // a catch-up that ended (its link went down)
 	}
+	early := cu.early
+	cu.early = nil
 	rep := m.Reply
 	p := r.peer(id)
 	r.sawHead(p, rep.Epoch, rep.Head, m.At)
@@ -621,6 +684,9 @@ func (r *Replicator) logReply(id PeerID, m LogReplyMsg) {
 	case ReadLog:
 		r.rd.SaveCursors = true
 		cu.read += n
+		if early != nil && early.Epoch == next.Epoch && early.From == next.From {
+			return // asked for as the reply arrived
+		}
 		if r.catchUps.Yield(id, cu.read) {
 			// A long read lets the catch-ups waiting go first.
 			cu.read = 0
@@ -638,6 +704,7 @@ func (r *Replicator) logReply(id PeerID, m LogReplyMsg) {
 	case Reconcile:
 		if r.table.ChooseRepair(id, m.Empty) == Bootstrap {
 			// The turn stays: other peers' logs would bring the same keys.
+			r.bootRunning, r.bootTry = true, m.At
 			r.rd.Bootstraps = append(r.rd.Bootstraps, Run{id, cu.run})
 			return
 		}
@@ -670,6 +737,7 @@ func (r *Replicator) FallbackDone(id PeerID, run uint64, completed bool) {
 // BootstrapDone ends the snapshot stream of catch-up run with id; once
 // complete, the peer's log is read from where the snapshot began.
 func (r *Replicator) BootstrapDone(id PeerID, run uint64, completed bool) {
+	r.bootRunning = false
 	cu := r.catching[id]
 	if cu == nil || cu.run != run {
 		return
@@ -678,6 +746,15 @@ func (r *Replicator) BootstrapDone(id PeerID, run uint64, completed bool) {
 		r.catchUps.Trigger(id) // again: now from the snapshot's start
 	}
 	r.end(id, cu)
+}
+
+// CatchUpFailed ends catch-up run with id, whose stream failed while the
+// link stayed up (a timeout, a reset): it runs again if it was asked for
+// meanwhile, otherwise the next trigger starts it.
+func (r *Replicator) CatchUpFailed(id PeerID, run uint64) {
+	if cu := r.catching[id]; cu != nil && cu.run == run {
+		r.end(id, cu)
+	}
 }
 
 // roots takes the roots exchanged at the end of a completed session: a
@@ -814,13 +891,82 @@ func (r *Replicator) forget(id PeerID) {
 }
 
 // CheckGaps reads the log of every connected origin whose missing push
-// has been late for longer than GapPatience at now.
+// has been late for longer than GapPatience at now; and, when a bootstrap
+// is wanted and no catch-up runs, BootstrapRetry after the last stream
+// began, starts a catch-up (which bootstraps) with the peer the snapshot
+// came from, or another connected one.
 func (r *Replicator) CheckGaps(now time.Time) {
 	for _, tp := range r.table.Peers() {
 		if p := r.peers[tp.ID]; p != nil && tp.Connected && p.prog.Overdue(now, GapPatience) {
 			r.trigger(tp.ID)
 		}
 	}
+	r.retryBootstrap(now)
+}
+
+// BootstrapRetry is how long after a snapshot stream began (and failed)
+// another starts.
+const BootstrapRetry = 2 * time.Second
+
+func (r *Replicator) retryBootstrap(now time.Time) {
+	if r.cfg.NoCatchUp || !r.table.Bootstrapping() || r.bootRunning || r.catchUps.Running() || now.Sub(r.bootTry) < BootstrapRetry {
+		return
+	}
+	b, _ := r.table.BootstrapProgress()
+	var pick PeerID
+	found := false
+	for _, tp := range r.table.Peers() {
+		if tp.Connected && (!found || tp.ID == b.Peer) {
+			pick, found = tp.ID, true
+		}
+	}
+	if found {
+		r.bootTry = now
+		r.trigger(pick)
+	}
+}
+
+// WaitFor asks every connected peer that has not acknowledged this node's
+// writes up to target to do so as soon as it has applied them (a WAIT):
+// Ready.Wants, once per peer and target, and again on a stream the peer
+// opens anew (AckStreamIn).
+func (r *Replicator) WaitFor(target uint64) {
+	r.waitFor = max(r.waitFor, target)
+	for _, tp := range r.table.Peers() {
+		if p := r.peers[tp.ID]; p != nil && tp.Connected {
+			r.askAck(p)
+		}
+	}
+}
+
+func (r *Replicator) askAck(p *replPeer) {
+	if p.ackIn && p.acked < r.waitFor && p.wantSent < r.waitFor {
+		p.wantSent = r.waitFor
+		r.rd.Wants = append(r.rd.Wants, AckWantTo{Peer: p.id, Epoch: r.cfg.Epoch, Seq: r.waitFor})
+	}
+}
+
+// AckStreamIn records that the stream on which id acknowledges our writes
+// opened (a new one replaces the last) or closed: a WAIT under way asks on
+// a new one.
+func (r *Replicator) AckStreamIn(id PeerID, open bool) {
+	p := r.peer(id)
+	p.ackIn, p.wantSent = open, 0
+	if open && r.connected(id) {
+		r.askAck(p)
+	}
+}
+
+// Acked is how many connected peers acknowledged this node's writes up to
+// target.
+func (r *Replicator) Acked(target uint64) int {
+	n := 0
+	for _, tp := range r.table.Peers() {
+		if p := r.peers[tp.ID]; p != nil && tp.Connected && p.acked >= target {
+			n++
+		}
+	}
+	return n
 }
 
 // Tick is the periodic round, every acknowledgement interval: the gaps

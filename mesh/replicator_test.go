@@ -21,10 +21,13 @@ import (
 //	add p=P                               a known peer, not linked
 //	link-up p=P at=MS | link-down p=P at=MS | assume-linked p=P | remove p=P at=MS
 //	push [from=F] p=P epoch=E prev=A to=B at=MS [refused [admit-at=MS]]   P's push, handed over by F (default P)
+//	arrived p=P run=R epoch=E head=H next=N [entries=K] [truncated]   a reply as it arrives, before it is applied
 //	reply p=P run=R epoch=E head=H next=N [entries=K] [truncated] [empty] [refused [admit-at=MS]] [at=MS]
 //	roots p=P epoch=E head=H root=X ours=Y
 //	ack p=P epoch=E seq=S durable=D [stable=T] [aside=T] at=MS
 //	want p=P epoch=E seq=S | peers p=P
+//	wait seq=S | ack-in p=P [closed]     a WAIT for our writes up to S; the peer's ack stream opened or closed
+//	failed p=P run=R                      the catch-up's stream failed, the link up
 //	fallback-done p=P run=R [failed] | bootstrap-done p=P run=R [failed]
 //	round root=X | session-done
 //	tick at=MS | gaps at=MS
@@ -82,6 +85,18 @@ func TestReplicatorScripts(t *testing.T) {
 				r.RemovePeer(id, now)
 			case "push":
 				r.Step(PeerID(from), PushHeader{Origin: id, Epoch: epoch, Prev: prev, To: to, At: now, Refused: d.HasArg("refused"), AdmitAt: msTime(admitAt)})
+			case "arrived":
+				rep := &LogReply{Epoch: epoch, Head: head, Next: next, Truncated: d.HasArg("truncated")}
+				for range entries {
+					rep.Records = append(rep.Records, recordFor(len(rep.Records)))
+				}
+				r.Step(id, LogArrivedMsg{Run: run, Reply: rep})
+			case "wait":
+				r.WaitFor(seq)
+			case "ack-in":
+				r.AckStreamIn(id, !d.HasArg("closed"))
+			case "failed":
+				r.CatchUpFailed(id, run)
 			case "reply":
 				rep := &LogReply{Epoch: epoch, Head: head, Next: next, Truncated: d.HasArg("truncated")}
 				for range entries {
@@ -158,6 +173,9 @@ func formatReady(rd Ready) string {
 		if x.First {
 			first = " first"
 		}
+		if x.Early {
+			first = " early"
+		}
 		fmt.Fprintf(&b, "read p=%d run=%d from=%d:%d%s\n", x.Peer, x.Run, x.Req.Epoch, x.Req.From, first)
 	}
 	for _, x := range rd.Reconciles {
@@ -179,6 +197,9 @@ func formatReady(rd Ready) string {
 			fmt.Fprintf(&b, " aside=%d", a.AsideBelow)
 		}
 		b.WriteString("\n")
+	}
+	for _, x := range rd.Wants {
+		fmt.Fprintf(&b, "want p=%d epoch=%d seq=%d\n", x.Peer, x.Epoch, x.Seq)
 	}
 	if rd.AckedMoved {
 		b.WriteString("acked-moved\n")

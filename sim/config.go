@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/redmesh/redmesh/merkle"
+	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -152,6 +153,11 @@ type Config struct {
 	// Progress, if set, is called as virtual time advances, with the time
 	// reached and the time by which the run will have ended at the latest.
 	Progress func(now, horizon time.Duration)
+	// Decisions, if set, is called with every Ready a node's replicator
+	// returns, before it is carried out: what the node decided, for
+	// comparing with the same scenario run by gossip; index gives the
+	// node a peer ID names.
+	Decisions func(node int, rd mesh.Ready, index func(mesh.PeerID) int)
 	// Command is the command line that replays this run, for the report.
 	Command string
 }

@@ -28,6 +28,9 @@ func (s *Sim) drive(n *node) {
 		if rd.Empty() || !n.up {
 			return // a node that is down does nothing
 		}
+		if s.cfg.Decisions != nil {
+			s.cfg.Decisions(n.idx, rd, func(p mesh.PeerID) int { return int(s.byID[p]) })
+		}
 		s.carryOut(n, rd)
 	}
 }
@@ -135,6 +138,10 @@ func (s *Sim) catchUpReply(a, b *node, st *logStream, buf []byte) {
 	if run, ok := a.r.CatchUpRun(b.pid); !ok || run != st.run {
 		return // a catch-up that ended (its link went down, or a's crash)
 	}
+	// As the reply arrives the replicator may ask for the entries after it
+	// (Read.Early), with the root from before the merge, as a node does.
+	a.r.Step(b.pid, mesh.LogArrivedMsg{Run: st.run, Reply: d.Reply})
+	s.drive(a)
 	m := mesh.LogReplyMsg{Run: st.run, Reply: d.Reply, At: s.wall(a)}
 	for i, r := range d.Reply.Records {
 		// After a refused record the others are merged too, as a real

@@ -1,0 +1,73 @@
+package gossip
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Transport is what the mesh needs from the network, as memberlist's
+// Transport is what memberlist needs: this node's identity, its pushes
+// published and its peers' handed over, streams of a protocol opened to a
+// peer and accepted from one, links going up and down, dialling, and the
+// peers' addresses for discovery. The node runs it over libp2p (p2p.go).
+type Transport interface {
+	// Self is this node's peer ID; Addrs the full addresses peers dial it
+	// at.
+	Self() peer.ID
+	Addrs() []string
+	// Start hands every event to h from now on and starts listening:
+	// nothing reaches the mesh before it is ready for it.
+	Start(h Handler) error
+	// Publish sends a push to the peers.
+	Publish(ctx context.Context, msg []byte) error
+	// Open opens a stream of protocol proto to p.
+	Open(ctx context.Context, p peer.ID, proto protocol.ID) (Stream, error)
+	// Connect dials p at the addresses known for it; Connected reports
+	// whether a link to p is up.
+	Connect(ctx context.Context, p peer.ID) error
+	Connected(p peer.ID) bool
+	// Ban closes every link to p and refuses it for d (it misbehaved);
+	// Allowed reports whether p may link at all (an allowlist).
+	Ban(p peer.ID, d time.Duration)
+	Allowed(p peer.ID) bool
+	// AddAddrs remembers where p listens (for good, or for a while: an
+	// address found on the LAN); PeerAddrs lists them.
+	AddAddrs(p peer.ID, addrs []ma.Multiaddr, permanent bool)
+	PeerAddrs(p peer.ID) []ma.Multiaddr
+	// Traffic is the bytes received from and sent to p.
+	Traffic(p peer.ID) (in, out int64)
+	Close() error
+}
+
+// Handler is what a Transport tells the mesh.
+type Handler interface {
+	// Push is a push published by origin that peer from handed over; false
+	// rejects it (malformed: the transport does not forward it).
+	Push(from, origin peer.ID, msg []byte) bool
+	// Stream is a stream of protocol proto a peer opened.
+	Stream(proto protocol.ID, s Stream)
+	// LinkUp: a link to p opened, at addr; LinkDown: one closed (the mesh
+	// asks Connected whether another is still up).
+	LinkUp(p peer.ID, addr string)
+	LinkDown(p peer.ID)
+	// Found: a peer was found on the LAN, its addresses added.
+	Found(p peer.ID)
+}
+
+// Stream is one stream of a protocol with a peer.
+type Stream interface {
+	io.ReadWriteCloser
+	// CloseWrite closes our side only; Reset closes both, abruptly.
+	CloseWrite() error
+	Reset() error
+	SetDeadline(time.Time) error
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+	// Remote is the peer at the other end.
+	Remote() peer.ID
+}
