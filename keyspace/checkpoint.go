@@ -2,6 +2,7 @@ package keyspace
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -214,8 +215,19 @@ func (db *DB) waitDurable(seq uint64) error {
 }
 
 // appendEntries encodes the shard's entries, a range at a time under its
-// read lock, so a writer never waits for more than one range.
+// read lock, so a writer never waits for more than one range. A large typed
+// state is encoded after the lock is released: it is an object no write
+// changes once published (writes build the next one beside it), and its
+// encoding takes as long as it has elements, which the writer publishing to
+// this shard, and every write behind it, would otherwise wait for. It still
+// comes before the next range's entries, so a key written again into an
+// entry further on is in the file after it, as loading expects.
 func (s *shard) appendEntries(b []byte) []byte {
+	type large struct {
+		key []byte
+		rec record.Record
+	}
+	var later []large
 	for lo := 0; ; lo += rangeEntries {
 		s.mu.RLock()
 		n := len(s.entries)
@@ -228,11 +240,26 @@ func (s *shard) appendEntries(b []byte) []byte {
 				continue
 			}
 			key := s.key(&s.entries[i])
+			rec := s.record(i, true)
+			if s.entries[i].flags&flagObj != 0 {
+				// The key and the value register's data are in the
+				// arena, which a write may change in place: copied.
+				rec.Value.Data = bytes.Clone(rec.Value.Data)
+				later = append(later, large{bytes.Clone(key), rec})
+				continue
+			}
 			b = binary.AppendUvarint(b, uint64(len(key)))
 			b = append(b, key...)
-			b = record.AppendBinary(b, s.record(i, true))
+			b = record.AppendBinary(b, rec)
 		}
 		s.mu.RUnlock()
+		for i, l := range later {
+			b = binary.AppendUvarint(b, uint64(len(l.key)))
+			b = append(b, l.key...)
+			b = record.AppendBinary(b, l.rec)
+			later[i] = large{}
+		}
+		later = later[:0]
 	}
 }
 

@@ -79,49 +79,36 @@ func (t *Typed) collect(stable hlc.Timestamp) (*Typed, bool) {
 		return nil, false
 	}
 	old := func(e Elem) bool { return e.TraceAt() <= stable }
-	nTraces, all := 0, 0
-	t.each(listRemoved, func(run []Elem) bool {
-		for _, e := range run {
-			all++
-			if old(e) {
-				nTraces++
-			}
+	if t.big != nil {
+		b, dropped := t.big.collectTraces(old)
+		if !dropped {
+			return t, false
 		}
-		return true
-	})
+		c := *t
+		c.big = b
+		if c.empty() {
+			return nil, true
+		}
+		return &c, true
+	}
+	nTraces := 0
+	for _, e := range t.Removed {
+		if old(e) {
+			nTraces++
+		}
+	}
 	if nTraces == 0 {
 		return t, false
 	}
 	c := *t
-	if t.big != nil && nTraces == all {
-		// Every trace goes (a node whose pops are all stable): a new tree
-		// rather than a delete, and its path copied, for each.
-		c.big = t.bigCopy()
-		c.big.dropAll(listRemoved)
-	} else if t.big != nil {
-		c.big = t.bigCopy()
-		var drop []Elem
-		t.each(listRemoved, func(run []Elem) bool {
-			for _, e := range run {
-				if old(e) {
-					drop = append(drop, e)
-				}
-			}
-			return true
-		})
-		for _, e := range drop {
-			c.big.delete(listRemoved, e)
+	c.Removed = make([]Elem, 0, len(t.Removed)-nTraces)
+	for _, e := range t.Removed {
+		if !old(e) {
+			c.Removed = append(c.Removed, e)
 		}
-	} else {
-		c.Removed = make([]Elem, 0, len(t.Removed)-nTraces)
-		for _, e := range t.Removed {
-			if !old(e) {
-				c.Removed = append(c.Removed, e)
-			}
-		}
-		if len(c.Removed) == 0 {
-			c.Removed = nil
-		}
+	}
+	if len(c.Removed) == 0 {
+		c.Removed = nil
 	}
 	if c.empty() {
 		return nil, true
@@ -265,7 +252,7 @@ func freshTyped(local, in *Typed, stable hlc.Timestamp) (*Typed, bool) {
 				e.big = in.bigCopy()
 			}
 			for _, d := range drop {
-				e.big.delete(which, d)
+				e.big.delete(which, d, nil)
 			}
 			if which == listScored { // sorted-set hook (zset.go)
 				e.big.scores = scoreIndex(e.big)
@@ -317,7 +304,7 @@ func (t *Typed) holds(which int, e Elem) bool {
 		return false
 	}
 	if t.big != nil {
-		return t.big.has(which, e) || t.big.has(listRemoved, e)
+		return t.big.has(which, e, nil) || t.big.has(listRemoved, e, nil)
 	}
 	return traced(t.list(which), e) || traced(t.Removed, e)
 }

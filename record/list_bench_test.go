@@ -93,8 +93,9 @@ func BenchmarkZAdd(b *testing.B) {
 	}
 }
 
-// Collection of a large list's traces once every one is stable: 10,000
-// pops' traces in a list of 200,000.
+// Collection of a large list's traces: 10,000 pops' traces in a list of
+// 200,000, every one stable, and all but the newest 100 (pops go on while
+// collection runs).
 func BenchmarkCollectTraces(b *testing.B) {
 	cur := bigList(200_000)
 	ts := uint64(1 << 30)
@@ -107,11 +108,17 @@ func BenchmarkCollectTraces(b *testing.B) {
 		})
 		cur, _ = MergeOwned(cur, delta, o)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if _, dropped := cur.Typed.collect(hlc.Timestamp(ts)); !dropped {
-			b.Fatal("nothing collected")
-		}
+	for _, c := range []struct {
+		name   string
+		stable uint64
+	}{{"all", ts}, {"but100", ts - 100}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, dropped := cur.Typed.collect(hlc.Timestamp(c.stable)); !dropped {
+					b.Fatal("nothing collected")
+				}
+			}
+		})
 	}
 }

@@ -295,11 +295,38 @@ func TestCollectLargeListTraces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, stable := range []uint64{1<<20 + 70, 1<<20 + 1000} {
+	// Fewer traces go than stay; more go than stay; all go.
+	for _, stable := range []uint64{1<<20 + 70, 1<<20 + 140, 1<<20 + 1000} {
 		got, _ := cur.Typed.collect(hlc.Timestamp(stable))
 		want, _ := small.collect(hlc.Timestamp(stable))
 		if !sameTyped(got, want) || got.HasTraces() != (stable < 1<<20+149) {
 			t.Fatalf("collected at %d: the large form differs from the small", stable)
 		}
+	}
+}
+
+// Compacting a large state's trees changes nothing it holds, nor the state
+// it was copied from, which merges into the compacted one leave as they were.
+func TestCompactKeepsStates(t *testing.T) {
+	cur := bigList(1000)
+	before := AppendTyped(nil, cur.Typed)
+	c := &Typed{Kind: cur.Typed.Kind, KindVersion: cur.Typed.KindVersion, big: cur.Typed.bigCopy()}
+	c.big.compact()
+	if !sameTyped(c, cur.Typed) {
+		t.Fatal("the compacted state differs")
+	}
+	o := new(Owner)
+	next := Record{Typed: c}
+	for i := range 300 {
+		next, _ = MergeOwned(next, listOp(next, v(uint64(1<<20+i), 2), func(op *TypedOp) error {
+			op.RemListed(next.Typed.ListView().At(0).Name)
+			return nil
+		}), o)
+	}
+	if !bytes.Equal(AppendTyped(nil, cur.Typed), before) || cur.Typed.ListLen() != 1000 {
+		t.Fatal("merges into the compacted state changed the one it was copied from")
+	}
+	if next.Typed.ListLen() != 700 {
+		t.Fatalf("%d elements after 300 pops of 1000", next.Typed.ListLen())
 	}
 }

@@ -237,18 +237,23 @@ func mergeTypedOwned(a, b *Typed, o *Owner) *Typed {
 	// owns its memory: the counts of a small side, which may point into a
 	// request or a message, are copied.
 	m.Counts = mergeCounts(a.ownCounts(a.Counts), b.ownCounts(b.Counts))
-	olds := base.touchedScores(other) // before base's trees change (in place)
+	// The merge's path hints, for the searches of each element it takes in.
+	var h hints
+	olds := base.touchedScores(other, &h) // before base's trees change (in place)
 	if o != nil && base.big != nil && base.big.owner == o {
 		m.big = base.big.shallow()
 	} else {
 		m.big = base.bigCopy()
 	}
 	m.big.owner = o
-	m.big.absorb(other)
+	m.big.absorb(other, &h)
 	for _, c := range other.ScoreCountList() { // sorted-set hook (zset.go)
 		m.big.setScoreCount(c)
 	}
-	m.reindexScores(base, olds)
+	m.reindexScores(base, olds, &h)
+	if m.big.compactDue() {
+		m.big.compact()
+	}
 	return m
 }
 
@@ -485,7 +490,7 @@ func (t *Typed) run(which int, name []byte) []Elem {
 		return nil
 	}
 	if t.big != nil {
-		return t.big.run(which, name)
+		return t.big.run(which, name, nil)
 	}
 	elems := t.list(which)
 	lo, _ := slices.BinarySearchFunc(elems, name, func(e Elem, n []byte) int { return bytes.Compare(e.Name, n) })

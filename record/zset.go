@@ -445,7 +445,7 @@ func scoreIndex(b *bigState) *btree.BTreeG[scoreEntry] {
 // indexCounted adds to idx the member whose counts are counts (one name),
 // if it has no element and its counts make it a member.
 func (b *bigState) indexCounted(idx *btree.BTreeG[scoreEntry], counts []Count) {
-	if len(counts) == 0 || b.named(listScored, counts[0].Name) {
+	if len(counts) == 0 || b.named(listScored, counts[0].Name, nil) {
 		return
 	}
 	if s, ok := scoreFrom(nil, counts); ok {
@@ -463,7 +463,7 @@ type touchedScore struct {
 // touchedScores lists the members other touches (elements, traces, counts)
 // with their scores in t, for reindexScores; nil when t keeps no score
 // index (reindexScores builds it whole).
-func (t *Typed) touchedScores(other *Typed) []touchedScore {
+func (t *Typed) touchedScores(other *Typed, h *hints) []touchedScore {
 	if t.big == nil || t.big.scores == nil {
 		return nil
 	}
@@ -482,7 +482,7 @@ func (t *Typed) touchedScores(other *Typed) []touchedScore {
 	out := make([]touchedScore, len(names))
 	for i, name := range names {
 		out[i].name = name
-		out[i].score, out[i].had = t.Score(name)
+		out[i].score, out[i].had = scoreFrom(t.big.run(listScored, name, h), t.big.scoreCountRun(name))
 	}
 	return out
 }
@@ -490,7 +490,7 @@ func (t *Typed) touchedScores(other *Typed) []touchedScore {
 // reindexScores brings m's score index (m being base merged with other, in
 // the large form) up to date: the members other touched (olds, with their
 // scores in base), re-scored.
-func (m *Typed) reindexScores(base *Typed, olds []touchedScore) {
+func (m *Typed) reindexScores(base *Typed, olds []touchedScore, h *hints) {
 	if base.big == nil || base.big.scores == nil {
 		m.big.scores = scoreIndex(m.big)
 		return
@@ -498,8 +498,8 @@ func (m *Typed) reindexScores(base *Typed, olds []touchedScore) {
 	idx := m.big.scores // base's, copied by bigCopy or taken over in place
 	for _, t := range olds {
 		name := t.name
-		run := m.run(listScored, name)
-		s, has := scoreFrom(run, m.scoreCountRun(name))
+		run := m.big.run(listScored, name, h)
+		s, has := scoreFrom(run, m.big.scoreCountRun(name))
 		if t.had == has && (!has || math.Float64bits(t.score) == math.Float64bits(s)) {
 			continue // a trace of another type's element, or a score unchanged
 		}
@@ -641,8 +641,8 @@ func (t *Typed) scoreSlice(name []byte) *Typed {
 	s := &Typed{}
 	named := func(e Elem) bool { return bytes.Equal(e.Name, name) }
 	if t.big != nil {
-		s.Scored = t.big.run(listScored, name)
-		s.Removed = t.big.run(listRemoved, name)
+		s.Scored = t.big.run(listScored, name, nil)
+		s.Removed = t.big.run(listRemoved, name, nil)
 	} else {
 		for _, e := range t.Scored {
 			if named(e) {
