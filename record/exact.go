@@ -226,3 +226,12 @@ func counterValue(base []byte, counts []Count) []byte {
 	}
 	return []byte(longdouble.Format(d.longDouble()))
 }
+
+// CountsSum is what the counts of counter name (nil: the string's) add to
+// its base, integer and float, exactly: for checkers.
+func (t *Typed) CountsSum(name []byte) *big.Float {
+	d := new(dyadic)
+	addCounts(d, t.countsOf(name))
+	f := new(big.Float).SetPrec(uint(max(d.m.BitLen(), 1))).SetInt(&d.m)
+	return f.SetMantExp(f, d.e)
+}
