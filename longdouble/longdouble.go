@@ -33,6 +33,9 @@ func Parse(b []byte) (*big.Float, bool) {
 	if len(b) == 0 || len(b) >= MaxLen {
 		return nil, false
 	}
+	if f, ok := parseShort(b); ok {
+		return f, true
+	}
 	s := string(b)
 	body := strings.TrimLeft(s, "+-")
 	if len(s)-len(body) > 1 {
@@ -57,6 +60,51 @@ func Parse(b []byte) (*big.Float, bool) {
 	}
 	if Overflows(f) || f.Sign() != 0 && f.MantExp(nil) < MinExp {
 		return nil, false // strtold: ERANGE, to infinity or zero
+	}
+	return f, true
+}
+
+// parseShort is Parse for the common case, a plain decimal of at most 19
+// digits (a sign, at most one '.'): its digits as an integer, exact in 64
+// bits, divided by a power of ten, exact too, which rounds once, as strtold
+// does, and costs a fraction of math/big's general parser.
+func parseShort(b []byte) (*big.Float, bool) {
+	i, neg := 0, false
+	if len(b) > 0 && (b[0] == '+' || b[0] == '-') {
+		i, neg = 1, b[0] == '-'
+	}
+	var m uint64
+	digits, frac := 0, -1
+	for ; i < len(b); i++ {
+		switch c := b[i]; {
+		case '0' <= c && c <= '9':
+			if digits == 19 {
+				return nil, false
+			}
+			m = m*10 + uint64(c-'0')
+			digits++
+			if frac >= 0 {
+				frac++
+			}
+		case c == '.' && frac < 0:
+			frac = 0
+		default:
+			return nil, false
+		}
+	}
+	if digits == 0 {
+		return nil, false
+	}
+	f := New().SetUint64(m)
+	if frac > 0 {
+		p := uint64(1)
+		for range frac {
+			p *= 10
+		}
+		f.Quo(f, New().SetUint64(p))
+	}
+	if neg {
+		f.Neg(f)
 	}
 	return f, true
 }

@@ -1,6 +1,10 @@
 package longdouble
 
 import (
+	"fmt"
+	"math/big"
+	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -45,7 +49,8 @@ func TestAddFormat(t *testing.T) {
 	}
 }
 
-// FuzzParse: any client bytes parse or are refused without a panic, and a
+// FuzzParse: any client bytes parse or are refused without a panic, the
+// short path agrees with math/big's parser, and a
 // parsed finite value prints as something that parses again to a value
 // that prints the same (what a counter's display relies on).
 func FuzzParse(f *testing.F) {
@@ -53,6 +58,11 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if short, ok := parseShort(b); ok {
+			if want := parseSlow(string(b)); short.Cmp(want) != 0 || short.Signbit() != want.Signbit() {
+				t.Fatalf("%q: short path %v, math/big %v", b, short, want)
+			}
+		}
 		x, ok := Parse(b)
 		if !ok || x.IsInf() {
 			return
@@ -66,4 +76,47 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("%q prints as %q, and that as %q", b, s, s2)
 		}
 	})
+}
+
+// parseSlow is Parse without its short path: math/big's parser.
+func parseSlow(s string) *big.Float {
+	f, _, err := New().Parse(s, 10)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+// TestParseShort: the short path gives the bits math/big's parser gives.
+func TestParseShort(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	for range 200_000 {
+		digits := fmt.Sprint(r.Uint64N(1e19))
+		if r.IntN(3) == 0 {
+			digits = digits[:1+r.IntN(len(digits))]
+		}
+		s := digits
+		if n := r.IntN(len(digits) + 1); r.IntN(4) > 0 {
+			s = digits[:n] + "." + digits[n:]
+		}
+		s = []string{"", "-", "+"}[r.IntN(3)] + s
+		got, ok := parseShort([]byte(s))
+		if strings.Trim(s, "+-.") == "" {
+			if ok {
+				t.Fatalf("%q parsed", s)
+			}
+			continue
+		}
+		if !ok {
+			t.Fatalf("%q: not parsed", s)
+		}
+		if want := parseSlow(s); got.Cmp(want) != 0 || got.Signbit() != want.Signbit() {
+			t.Fatalf("%q: %v, math/big %v", s, got.Text('p', 0), want.Text('p', 0))
+		}
+	}
+	for _, s := range []string{"12345678901234567890", "1e5", "0x10", "1.2.3", "", "+", "inf"} {
+		if _, ok := parseShort([]byte(s)); ok {
+			t.Errorf("%q taken by the short path", s)
+		}
+	}
 }
