@@ -37,7 +37,9 @@ const (
 // pass maxExactMant.
 var ErrFloatRange = errors.New("float counter's exact total out of range")
 
-// dyadic is an Exact being computed: m·2^e.
+// dyadic is an Exact being computed: m·2^e. Written here on math/big's Int
+// because big.Float rounds every result to a set precision, and no library
+// adds floats of any exponents exactly.
 type dyadic struct {
 	m big.Int
 	e int
