@@ -1,12 +1,12 @@
 package node
 
 import (
-	"math/big"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 
 	"github.com/redmesh/redmesh/keyspace"
+	"github.com/redmesh/redmesh/longdouble"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -219,6 +219,12 @@ func cmdHIncrBy(n *Node, c *client, args [][]byte) {
 			return replyErr(errOverflow)
 		}
 		result = old + by
+		if had && w.cur.Typed.HasFloatCounts(args[2]) {
+			// An exact sum shows: the increment goes in as a float one (see
+			// incrBy).
+			e, _ := w.cur.Typed.Field(args[2])
+			return w.incrFloat(tx, args[2], e.Value, true, strconv.FormatInt(result, 10))
+		}
 		if !had {
 			if err := w.setField(args[2], []byte("0")); err != nil {
 				return err
@@ -234,10 +240,11 @@ func cmdHIncrBy(n *Node, c *client, args [][]byte) {
 	c.w.WriteInt64(result)
 }
 
-// cmdHIncrByFloat is HINCRBYFLOAT, computed as INCRBYFLOAT is (long double)
-// and written as the field's new value.
+// cmdHIncrByFloat is HINCRBYFLOAT, computed as INCRBYFLOAT is (long
+// double): the field is a counter whose float increments made at once at
+// different nodes add up (see cmdIncrByFloat).
 func cmdHIncrByFloat(n *Node, c *client, args [][]byte) {
-	by, ok := parseLongDouble(args[3])
+	by, ok := longdouble.Parse(args[3])
 	if !ok {
 		c.w.WriteError(errNotFloat)
 		return
@@ -252,21 +259,25 @@ func cmdHIncrByFloat(n *Node, c *client, args [][]byte) {
 		if err != nil {
 			return err
 		}
-		old := new(big.Float).SetPrec(longDoublePrec)
-		if v, had := w.cur.Typed.FieldValue(args[2]); had && w.live {
-			if old, ok = parseLongDouble(v); !ok {
+		old := longdouble.New()
+		v, had := w.cur.Typed.FieldValue(args[2])
+		had = had && w.live
+		if had {
+			if old, ok = longdouble.Parse(v); !ok {
 				return replyErr(errHashNotFloat)
 			}
 		}
-		sum := new(big.Float).SetPrec(longDoublePrec).SetMode(big.ToNearestEven).Add(old, by)
-		if sum.IsInf() || sum.Sign() != 0 && sum.MantExp(nil) > longDoubleMaxExp {
-			return replyErr("ERR increment would produce NaN or Infinity")
+		sum := longdouble.New().Add(old, by)
+		if longdouble.Overflows(sum) {
+			return replyErr(errFloatNaN)
 		}
-		result = formatLongDouble(sum)
-		if err := w.setField(args[2], []byte(result)); err != nil {
-			return err
-		}
-		return w.commit(tx)
+		result = longdouble.Format(sum)
+		// A field an HDEL left with increments it did not observe (no
+		// element) gets an element: its base 0, the increments reset and
+		// the result counted from there, so that the field stays when its
+		// counts come to add nothing, as in Redis.
+		e, _ := w.cur.Typed.Field(args[2])
+		return w.incrFloat(tx, args[2], e.Value, had && !e.Dot.IsZero(), result)
 	})
 	if err != nil {
 		c.writeErr(err)

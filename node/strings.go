@@ -3,10 +3,11 @@ package node
 import (
 	"bytes"
 	"math"
-	"math/big"
+	"strconv"
 	"strings"
 
 	"github.com/redmesh/redmesh/keyspace"
+	"github.com/redmesh/redmesh/longdouble"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -20,6 +21,7 @@ import (
 
 const (
 	errNotFloat       = "ERR value is not a valid float"
+	errFloatNaN       = "ERR increment would produce NaN or Infinity"
 	errOverflow       = "ERR increment or decrement would overflow"
 	errOffsetRange    = "ERR offset is out of range"
 	errStringTooLarge = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
@@ -454,10 +456,6 @@ func cmdSetRange(n *Node, c *client, args [][]byte) {
 	c.w.WriteInt(size)
 }
 
-// INCR and its kin are read-modify-write on this node: two nodes that
-// increment the same key concurrently both start from the value they hold,
-// and the later write wins. A counter CRDT (a PN-counter kind) comes later.
-
 func cmdIncr(n *Node, c *client, args [][]byte) { incrBy(n, c, args[1], 1) }
 func cmdDecr(n *Node, c *client, args [][]byte) { incrBy(n, c, args[1], -1) }
 
@@ -507,6 +505,11 @@ func incrBy(n *Node, c *client, key []byte, by int64) {
 			return replyErr(errOverflow)
 		}
 		result = old + by
+		if w.live && w.cur.Typed.HasFloatCounts(nil) {
+			// An exact sum shows: the increment goes in as a float one,
+			// so that the value shows as the integer replied.
+			return w.incrFloat(tx, nil, w.cur.CounterBase(), true, strconv.FormatInt(result, 10))
+		}
 		if !w.live {
 			// The base of a new counter: INCRBY 0 makes a key, as in Redis.
 			w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}
@@ -527,128 +530,24 @@ func addOverflows(a, b int64) bool {
 	return (b < 0 && a < 0 && b < math.MinInt64-a) || (b > 0 && a > 0 && b > math.MaxInt64-a)
 }
 
-// INCRBYFLOAT computes as Redis does, in C's long double: on x86-64 an 80-bit
-// float with a 64-bit mantissa, emulated here with math/big at 64 bits of
-// precision, and prints the result as Redis's "%.17Lf" with the trailing
-// zeros removed. So 0.1 + 0.2 is "0.3", as in Redis, not 0.30000000000000004.
-
-const (
-	longDoublePrec = 64
-	// Exponent bounds of an 80-bit long double, as math/big's MantExp
-	// reports them (mantissa in [0.5, 1)).
-	longDoubleMaxExp = 16384
-	longDoubleMinExp = -16444 // below the smallest subnormal, a value is 0
-	maxLongDoubleLen = 5 * 1024
-)
-
-// parseLongDouble is Redis's string2ld: strtold's syntax (decimal or
-// hexadecimal, "inf" and "infinity"), no leading space, nothing after the
-// number, no NaN, and no overflow or underflow to zero.
-func parseLongDouble(b []byte) (*big.Float, bool) {
-	if len(b) == 0 || len(b) >= maxLongDoubleLen {
-		return nil, false
-	}
-	s := string(b)
-	body := strings.TrimLeft(s, "+-")
-	if len(s)-len(body) > 1 {
-		return nil, false
-	}
-	neg := s[0] == '-'
-	switch strings.ToLower(body) {
-	case "inf", "infinity":
-		return new(big.Float).SetInf(neg), true
-	}
-	hex := len(body) > 2 && body[0] == '0' && (body[1] == 'x' || body[1] == 'X')
-	digits, expChar, base := body, byte('e'), 10
-	if hex {
-		digits, expChar, base = body[2:], 'p', 0
-	}
-	if !floatSyntax(digits, hex, expChar) {
-		return nil, false
-	}
-	f, _, err := new(big.Float).SetPrec(longDoublePrec).SetMode(big.ToNearestEven).Parse(s, base)
-	if err != nil {
-		return nil, false
-	}
-	if f.Sign() != 0 {
-		exp := f.MantExp(nil)
-		if exp > longDoubleMaxExp || exp < longDoubleMinExp {
-			return nil, false // strtold: ERANGE, to infinity or zero
-		}
-	}
-	return f, true
-}
-
-// floatSyntax checks a mantissa with at most one '.' and at least one digit,
-// then optionally expChar, a sign and decimal digits.
-func floatSyntax(s string, hex bool, expChar byte) bool {
-	isDigit := func(ch byte) bool {
-		if hex {
-			return ('0' <= ch && ch <= '9') || ('a' <= ch|0x20 && ch|0x20 <= 'f')
-		}
-		return '0' <= ch && ch <= '9'
-	}
-	i, nd, dot := 0, 0, false
-	for ; i < len(s); i++ {
-		switch {
-		case isDigit(s[i]):
-			nd++
-		case s[i] == '.' && !dot:
-			dot = true
-		default:
-			goto exponent
-		}
-	}
-exponent:
-	if nd == 0 {
-		return false
-	}
-	if i == len(s) {
-		return true
-	}
-	if s[i]|0x20 != expChar {
-		return false
-	}
-	i++
-	if i < len(s) && (s[i] == '+' || s[i] == '-') {
-		i++
-	}
-	if i == len(s) {
-		return false
-	}
-	for ; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// formatLongDouble is Redis's ld2string in its human mode.
-func formatLongDouble(f *big.Float) string {
-	s := f.Text('f', 17)
-	if strings.IndexByte(s, '.') >= 0 {
-		s = strings.TrimRight(s, "0")
-		s = strings.TrimSuffix(s, ".")
-	}
-	if s == "-0" {
-		s = "0"
-	}
-	return s
-}
-
+// cmdIncrByFloat is INCRBYFLOAT, computed as Redis computes it (package
+// longdouble): the result is the value as this node shows it, plus the
+// increment, in long double. The key is a counter (record/exact.go): this
+// node's float count adds exactly what moved the value to the result, so
+// the node shows the result, as Redis would, and increments made at once at
+// other nodes add theirs.
 func cmdIncrByFloat(n *Node, c *client, args [][]byte) {
-	by, byOK := parseLongDouble(args[2])
+	by, byOK := longdouble.Parse(args[2])
 	var result string
 	err := c.update(func(tx *keyspace.Tx) error {
-		cur, live, err := txString(tx, args[1], n.nowMillis())
+		w, err := n.beginTyped(tx, args[1], record.KindString, n.nowMillis())
 		if err != nil {
 			return err
 		}
-		old := new(big.Float).SetPrec(longDoublePrec)
-		if live {
+		old := longdouble.New()
+		if w.live {
 			var ok bool
-			if old, ok = parseLongDouble(cur.StringData()); !ok {
+			if old, ok = longdouble.Parse(w.cur.StringData()); !ok {
 				return replyErr(errNotFloat)
 			}
 		}
@@ -656,14 +555,14 @@ func cmdIncrByFloat(n *Node, c *client, args [][]byte) {
 			return replyErr(errNotFloat)
 		}
 		if old.IsInf() || by.IsInf() {
-			return replyErr("ERR increment would produce NaN or Infinity")
+			return replyErr(errFloatNaN)
 		}
-		sum := new(big.Float).SetPrec(longDoublePrec).SetMode(big.ToNearestEven).Add(old, by)
-		if sum.Sign() != 0 && sum.MantExp(nil) > longDoubleMaxExp {
-			return replyErr("ERR increment would produce NaN or Infinity")
+		sum := longdouble.New().Add(old, by)
+		if longdouble.Overflows(sum) {
+			return replyErr(errFloatNaN)
 		}
-		result = formatLongDouble(sum)
-		return n.putValue(tx, args[1], []byte(result), live)
+		result = longdouble.Format(sum)
+		return w.incrFloat(tx, nil, w.cur.CounterBase(), w.live, result)
 	})
 	if err != nil {
 		c.writeErr(err)

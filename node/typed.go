@@ -3,11 +3,13 @@ package node
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"slices"
 
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/redmesh/redmesh/keyspace"
+	"github.com/redmesh/redmesh/longdouble"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -116,6 +118,36 @@ func (w *typedWrite) addMember(name []byte) error {
 func (w *typedWrite) delField(name []byte)              { w.op.DelField(name) }
 func (w *typedWrite) incrCounter(name []byte, by int64) { w.op.IncrCounter(name, by) }
 func (w *typedWrite) remMember(name []byte)             { w.op.RemMember(name) }
+
+// incrFloat moves counter name (nil: the string's) to result, a finite long
+// double as printed, and commits (see record.TypedOp.IncrFloat): base is
+// the counter's base as the command found it, had whether the counter was
+// there. A string counter that was not there gets a base of 0 and no
+// deadline, a hash field one of 0.
+func (w *typedWrite) incrFloat(tx *keyspace.Tx, name, base []byte, had bool, result string) error {
+	to, _ := longdouble.Parse([]byte(result))
+	switch {
+	case !had && name == nil:
+		w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}
+		w.rec.Expiry = record.Expiry{Version: w.v}
+	case !had:
+		if err := w.setField(name, []byte("0")); err != nil {
+			return err
+		}
+	case name == nil && (w.cur.Value.Tombstone || w.cur.Value.Version.IsZero()):
+		// A key a delete left with increments it did not observe: its
+		// base 0 is written, so that the key stays when its counts come
+		// to add nothing (a result of 0), as in Redis.
+		w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}
+	}
+	if err := w.op.IncrFloat(name, base, had, to); err != nil {
+		if errors.Is(err, record.ErrFloatRange) {
+			return replyErr("ERR increment out of the range a counter's exact total can hold")
+		}
+		return err
+	}
+	return w.commit(tx)
+}
 
 // commit applies the write.
 func (w *typedWrite) commit(tx *keyspace.Tx) error {

@@ -4,6 +4,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/redmesh/redmesh/longdouble"
 )
 
 // Sorted-set scores as Redis reads and writes them: C's strtod syntax
@@ -50,13 +52,13 @@ func strtod(s string) (f float64, ok, erange bool) {
 	hex := len(body) > 2 && body[0] == '0' && (body[1] == 'x' || body[1] == 'X')
 	text := body
 	if hex {
-		if !floatSyntax(body[2:], true, 'p') {
+		if !longdouble.Syntax(body[2:], true, 'p') {
 			return 0, false, false
 		}
 		if !strings.ContainsAny(body, "pP") {
 			text += "p0"
 		}
-	} else if !floatSyntax(body, false, 'e') {
+	} else if !longdouble.Syntax(body, false, 'e') {
 		return 0, false, false
 	}
 	f, err := strconv.ParseFloat(text, 64)

@@ -64,7 +64,7 @@ func (t *Typed) HasTraces() bool {
 func (t *Typed) holdsNothing() bool {
 	for _, counts := range [][]Count{t.Counts, t.ScoreCountList()} {
 		for _, c := range counts {
-			if c.Ver != c.ResetVer || c.Total != c.ResetTotal {
+			if !c.spent() {
 				return false
 			}
 		}
@@ -211,7 +211,7 @@ func freshTyped(local, in *Typed, stable hlc.Timestamp) (*Typed, bool) {
 	var counts []Count
 	for i, n := range in.Counts {
 		keep := true
-		if have := local.Count(n.Name, n.Node); n.added() != 0 && n.Ver.TS <= stable && n.ResetVer.TS <= stable &&
+		if have := local.Count(n.Name, n.Node); (n.added() != 0 || n.FTotal != n.FReset) && n.Ver.TS <= stable && n.ResetVer.TS <= stable &&
 			have.Ver.IsZero() && have.ResetVer.IsZero() {
 			keep, setAside = false, true
 		}

@@ -2,6 +2,8 @@ package record
 
 import (
 	"bytes"
+	"fmt"
+	"math/big"
 	"slices"
 )
 
@@ -108,10 +110,49 @@ func (op *TypedOp) IncrCounter(name []byte, by int64) {
 		c.Start = op.V.TS // a new run of counts (see Count.Start)
 	}
 	if !op.Live {
-		c.ResetVer, c.ResetTotal = c.Ver, c.Total
+		c.ResetVer, c.ResetTotal, c.FReset = c.Ver, c.Total, c.FTotal
 	}
 	c.Name, c.Ver, c.Total = name, op.V, c.Total+by
 	op.Rec.Typed.Counts = append(op.Rec.Typed.Counts, c)
+}
+
+// IncrFloat moves counter name (a hash field, or nil for the string) to
+// exactly to, a finite long double: the writer's float count adds the
+// difference between to and the counter's exact value as the command found
+// it (see exact.go), base plus its counts; had is whether the counter was
+// there (if not, its value is 0: the write resets its counts and writes a
+// base of 0). On one node the counter then reads as to, whatever the
+// rounding that produced to, so a chain of increments is Redis's chain;
+// increments made at once elsewhere add theirs.
+func (op *TypedOp) IncrFloat(name, base []byte, had bool, to *big.Float) error {
+	from := new(dyadic)
+	if had {
+		var ok bool
+		if from, ok = exactValue(base, op.Cur.Typed.countsOf(name)); !ok {
+			return fmt.Errorf("increment of %q: base %q is not a number", name, base)
+		}
+	}
+	id := op.Counter
+	if id == 0 {
+		id = op.V.Node
+	}
+	c := op.Cur.Typed.Count(name, id)
+	if c.Ver.IsZero() {
+		c.Start = op.V.TS // a new run of counts (see Count.Start)
+	}
+	if !op.Live {
+		c.ResetVer, c.ResetTotal, c.FReset = c.Ver, c.Total, c.FTotal
+	}
+	total := c.FTotal.decode()
+	total.add(dyadicOf(to), 1)
+	total.add(from, -1)
+	ft := total.encode()
+	if !checkExact([]byte(ft)) {
+		return ErrFloatRange
+	}
+	c.Name, c.Ver, c.FTotal = name, op.V, ft
+	op.Rec.Typed.Counts = append(op.Rec.Typed.Counts, c)
+	return nil
 }
 
 // AddMember adds set member name, unless this write already did. The

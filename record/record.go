@@ -116,7 +116,7 @@ func (r Record) Exists() bool {
 	}
 	switch r.Kind() {
 	case KindString:
-		return strLive || r.Typed.Added(nil) != 0
+		return strLive || countsAdd(r.Typed.countsOf(nil))
 	default:
 		return r.Typed.Len() > 0
 	}
@@ -138,11 +138,25 @@ func (r Record) StringData() []byte {
 	if s, ok := r.Typed.hllString(r.Value.Version); ok { // HyperLogLog hook (record/hll.go)
 		return s
 	}
-	add := r.Typed.Added(nil)
-	if add != 0 && (r.Value.Tombstone || r.Value.Version.IsZero()) {
-		base = []byte("0")
+	counts := r.Typed.countsOf(nil)
+	if len(counts) == 0 {
+		return base
 	}
-	return withCounts(base, add)
+	if r.Value.Tombstone || r.Value.Version.IsZero() {
+		if !countsAdd(counts) {
+			return base
+		}
+	}
+	return counterValue(r.CounterBase(), counts)
+}
+
+// CounterBase is the base a string counter's increments add to: the value
+// register, or 0 where a delete left only increments it did not observe.
+func (r Record) CounterBase() []byte {
+	if r.Value.Tombstone || r.Value.Version.IsZero() {
+		return []byte("0")
+	}
+	return r.Value.Data
 }
 
 // Expired reports whether the record's deadline has passed at nowMillis. As in

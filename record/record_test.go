@@ -3,6 +3,7 @@ package record
 import (
 	"bytes"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"testing"
 
@@ -219,6 +220,10 @@ func FuzzDecode(f *testing.F) {
 		Removed: []Elem{{Name: []byte("g"), Dot: v(1, 2)}},
 		Counts:  []Count{{Name: []byte("f"), Node: 1, Ver: v(1, 1), Total: 3}}}}
 	f.Add(Encode(typed))
+	floats := Record{Typed: &Typed{KindVersion: v(1, 1), Counts: []Count{
+		{Node: 1, Ver: v(1, 1), FTotal: dyadicOf(big.NewFloat(-0.75)).encode()},
+		{Node: 2, Ver: v(1, 2), Total: 4, ResetVer: v(1, 2), FReset: dyadicOf(big.NewFloat(1e300)).encode()}}}}
+	f.Add(Encode(floats))
 	zset := Record{Typed: &Typed{Kind: KindZSet, KindVersion: v(1, 1),
 		Scored:      []Elem{{Name: []byte("m"), Dot: v(1, 1), Value: ScoreValue(2.5)}},
 		Removed:     []Elem{{Name: []byte("n"), Dot: v(1, 2)}},

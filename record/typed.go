@@ -97,6 +97,10 @@ type Count struct {
 	Total      int64   // the sum of the node's increments
 	ResetVer   Version // Ver of the Total that was reset
 	ResetTotal int64
+	// FTotal and FReset are Total and ResetTotal's float side: the exact
+	// sum of the node's INCRBYFLOAT and HINCRBYFLOAT increments, and that
+	// sum as the reset observed it (see exact.go).
+	FTotal, FReset Exact
 }
 
 // Elem is a hash field or a set member, with the dot of the write that added
@@ -364,18 +368,24 @@ func mergeCount(a, b Count) Count {
 		return a
 	}
 	m := a
-	if c := b.Ver.Compare(a.Ver); c > 0 || c == 0 && b.Total > a.Total {
-		m.Ver, m.Total = b.Ver, b.Total
+	if c := b.Ver.Compare(a.Ver); c > 0 || c == 0 && (b.Total > a.Total || b.Total == a.Total && b.FTotal > a.FTotal) {
+		m.Ver, m.Total, m.FTotal = b.Ver, b.Total, b.FTotal
 	}
-	if c := b.ResetVer.Compare(a.ResetVer); c > 0 || c == 0 && b.ResetTotal > a.ResetTotal {
-		m.ResetVer, m.ResetTotal = b.ResetVer, b.ResetTotal
+	if c := b.ResetVer.Compare(a.ResetVer); c > 0 ||
+		c == 0 && (b.ResetTotal > a.ResetTotal || b.ResetTotal == a.ResetTotal && b.FReset > a.FReset) {
+		m.ResetVer, m.ResetTotal, m.FReset = b.ResetVer, b.ResetTotal, b.FReset
 	}
 	return m
 }
 
 func equalCount(x, y Count) bool {
 	return compareCountKey(x, y) == 0 && x.Start == y.Start && x.Ver == y.Ver && x.Total == y.Total &&
-		x.ResetVer == y.ResetVer && x.ResetTotal == y.ResetTotal
+		x.ResetVer == y.ResetVer && x.ResetTotal == y.ResetTotal && x.FTotal == y.FTotal && x.FReset == y.FReset
+}
+
+// spent reports whether a reset observed all of c: it adds nothing.
+func (c Count) spent() bool {
+	return c.ResetVer == c.Ver && c.ResetTotal == c.Total && c.FReset == c.FTotal
 }
 
 // equalTyped reports whether two states are the same. Two states of which
@@ -409,7 +419,7 @@ func (t *Typed) empty() bool {
 		t.HLL == nil // HyperLogLog hook (record/hll.go)
 }
 
-// Added is what the counts of the counter name add to its base.
+// Added is what the integer counts of the counter name add to its base.
 func (t *Typed) Added(name []byte) int64 {
 	if t == nil {
 		return 0
@@ -422,7 +432,12 @@ func (t *Typed) Added(name []byte) int64 {
 }
 
 // countsOf is the counts of the counter name, a run of t.Counts.
-func (t *Typed) countsOf(name []byte) []Count { return countRun(t.Counts, name) }
+func (t *Typed) countsOf(name []byte) []Count {
+	if t == nil {
+		return nil
+	}
+	return countRun(t.Counts, name)
+}
 
 // countRun is the run of sorted counts named name.
 func countRun(counts []Count, name []byte) []Count {
@@ -448,7 +463,7 @@ func (t *Typed) Count(name []byte, node NodeID) Count {
 
 // reset is c as a write that overwrites or deletes its counter records it.
 func reset(c Count) Count {
-	return Count{Name: c.Name, Node: c.Node, Start: c.Start, ResetVer: c.Ver, ResetTotal: c.Total}
+	return Count{Name: c.Name, Node: c.Node, Start: c.Start, ResetVer: c.Ver, ResetTotal: c.Total, FReset: c.FTotal}
 }
 
 // Resets is the counts of counter name as a write that overwrites or
@@ -459,7 +474,7 @@ func (t *Typed) Resets(name []byte) []Count {
 	}
 	var out []Count
 	for _, c := range t.countsOf(name) {
-		if c.ResetVer != c.Ver || c.ResetTotal != c.Total {
+		if !c.spent() {
 			out = append(out, reset(c))
 		}
 	}
@@ -477,7 +492,7 @@ func (t *Typed) AllResets() []Count {
 func allResets(counts []Count) []Count {
 	var out []Count
 	for _, c := range counts {
-		if c.ResetVer != c.Ver || c.ResetTotal != c.Total {
+		if !c.spent() {
 			out = append(out, reset(c))
 		}
 	}
@@ -531,7 +546,7 @@ func (t *Typed) each(which int, fn func(run []Elem) bool) {
 func (t *Typed) Field(name []byte) (Elem, bool) {
 	run := t.run(listFields, name)
 	if len(run) == 0 {
-		if len(name) > 0 && t.Added(name) != 0 {
+		if len(name) > 0 && countsAdd(t.countsOf(name)) {
 			return Elem{Name: name, Value: []byte("0")}, true
 		}
 		return Elem{}, false
@@ -540,14 +555,21 @@ func (t *Typed) Field(name []byte) (Elem, bool) {
 }
 
 // FieldValue is hash field name's value as a client reads it: the value of
-// its highest dot plus what its counter's counts add, when that value is an
-// integer.
+// its highest dot plus what its counter's counts add, when that value is a
+// number (see counterValue).
 func (t *Typed) FieldValue(name []byte) ([]byte, bool) {
 	e, ok := t.Field(name)
 	if !ok {
 		return nil, false
 	}
-	return withCounts(e.Value, t.Added(name)), true
+	return counterValue(e.Value, t.countsOf(name)), true
+}
+
+// HasFloatCounts reports whether counter name (nil: the string's) holds
+// float increments that a reset did not observe: its value is then an exact
+// sum (counterValue), and an increment of it goes in as a float (TypedOp.IncrFloat).
+func (t *Typed) HasFloatCounts(name []byte) bool {
+	return t != nil && floatCounts(t.countsOf(name))
 }
 
 // countedFields lists, in name order, the fields that have counts adding
@@ -557,12 +579,10 @@ func (t *Typed) countedFields() [][]byte {
 	for i := 0; i < len(t.Counts); {
 		name := t.Counts[i].Name
 		j := i
-		var add int64
 		for j < len(t.Counts) && bytes.Equal(t.Counts[j].Name, name) {
-			add += t.Counts[j].added()
 			j++
 		}
-		if len(name) > 0 && add != 0 && len(t.run(listFields, name)) == 0 {
+		if len(name) > 0 && countsAdd(t.Counts[i:j]) && len(t.run(listFields, name)) == 0 {
 			out = append(out, name)
 		}
 		i = j
@@ -570,17 +590,14 @@ func (t *Typed) countedFields() [][]byte {
 	return out
 }
 
-// withCounts adds a counter's counts to its base, when the base is an
-// integer; a base that is not shows as it is.
-func withCounts(base []byte, add int64) []byte {
-	if add == 0 {
-		return base
-	}
+// withCounts adds integer counts to a counter's base, when the base is an
+// integer (ok).
+func withCounts(base []byte, add int64) ([]byte, bool) {
 	b, err := strconv.ParseInt(string(base), 10, 64)
 	if err != nil {
-		return base
+		return nil, false
 	}
-	return strconv.AppendInt(nil, b+add, 10)
+	return strconv.AppendInt(nil, b+add, 10), true
 }
 
 // traces is a run of elements as the traces a write at timestamp at that
@@ -627,7 +644,7 @@ func (t *Typed) EachField(fn func(name, value []byte) bool) {
 			}
 			counted = counted[1:]
 		}
-		ok = fn(name, withCounts(run[len(run)-1].Value, t.Added(name)))
+		ok = fn(name, counterValue(run[len(run)-1].Value, t.countsOf(name)))
 		return ok
 	})
 	for _, name := range counted {

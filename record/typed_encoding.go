@@ -16,6 +16,7 @@ import (
 //
 //	kind(1) kindVersion(16)
 //	n { nameLen name node(8) start(uvarint) ver(16) total(varint) resetVer(16) resetTotal(varint) }
+//	[n { index(uvarint) fTotalLen fTotal fResetLen fReset }]   float counts
 //	n { nameLen name dot(16) valueLen value }   fields
 //	n { nameLen name dot(16) }                  members
 //	n { nameLen name dot(16) at(8) }            traces
@@ -24,7 +25,9 @@ import (
 //	[n { posLen pos dot(16) valueLen value }]   list (list.go)
 //	[sketch]                                    HyperLogLog (record/hll.go)
 //
-// A kind byte with kindHasHLL set says a sketch follows, with kindHasList
+// A kind byte with kindHasFloats set says the float side of some counts
+// follows them (exact.go): each such count's index in the counts, in
+// order, and its FTotal and FReset. With kindHasHLL set a sketch follows, with kindHasList
 // that a list's elements do, with kindHasZSet that a sorted set's score
 // counts and members do (scores and totals as
 // float64 bits); states without them encode as before. Every state is
@@ -51,12 +54,42 @@ func appendBytes(dst, b []byte) []byte {
 // kindTimes one whose counts and traces carry their times, kindHasZSet one
 // with a sorted set's section.
 const (
-	kindHasHLL  = 0x80
-	kindTimes   = 0x40
-	kindHasZSet = 0x20
-	kindHasList = 0x10
-	kindFlags   = kindHasHLL | kindTimes | kindHasZSet | kindHasList
+	kindHasHLL    = 0x80
+	kindTimes     = 0x40
+	kindHasZSet   = 0x20
+	kindHasList   = 0x10
+	kindHasFloats = 0x08
+	kindFlags     = kindHasHLL | kindTimes | kindHasZSet | kindHasList | kindHasFloats
 )
+
+// hasFloats reports whether a count of counts has a float side.
+func hasFloats(counts []Count) bool {
+	for _, c := range counts {
+		if c.FTotal != "" || c.FReset != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// appendFloats appends the float side of counts (see appendTyped).
+func appendFloats(dst []byte, counts []Count) []byte {
+	n := 0
+	for _, c := range counts {
+		if c.FTotal != "" || c.FReset != "" {
+			n++
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(n))
+	for i, c := range counts {
+		if c.FTotal != "" || c.FReset != "" {
+			dst = binary.AppendUvarint(dst, uint64(i))
+			dst = appendBytes(dst, []byte(c.FTotal))
+			dst = appendBytes(dst, []byte(c.FReset))
+		}
+	}
+	return dst
+}
 
 // hasZSet reports whether t has a sorted set's section to encode.
 func (t *Typed) hasZSet() bool { return t.scoreCountLen() > 0 || t.count(listScored) > 0 }
@@ -72,6 +105,10 @@ func appendTyped(dst []byte, t *Typed) []byte {
 	if t.count(listList) > 0 {
 		kind |= kindHasList
 	}
+	floats := hasFloats(t.Counts)
+	if floats {
+		kind |= kindHasFloats
+	}
 	dst = append(dst, kind)
 	dst = appendVersion(dst, t.KindVersion)
 	dst = binary.AppendUvarint(dst, uint64(len(t.Counts)))
@@ -83,6 +120,9 @@ func appendTyped(dst []byte, t *Typed) []byte {
 		dst = binary.AppendVarint(dst, c.Total)
 		dst = appendVersion(dst, c.ResetVer)
 		dst = binary.AppendVarint(dst, c.ResetTotal)
+	}
+	if floats {
+		dst = appendFloats(dst, t.Counts)
 	}
 	for _, which := range []int{listFields, listMembers, listRemoved} {
 		dst = binary.AppendUvarint(dst, uint64(t.count(which)))
@@ -124,6 +164,7 @@ func (t *Typed) encodedSize() int {
 	n := 1 + versionLen + 4*binary.MaxVarintLen64
 	for _, c := range t.Counts {
 		n += binary.MaxVarintLen64 + len(c.Name) + 8 + 2*versionLen + 3*binary.MaxVarintLen64
+		n += 3*binary.MaxVarintLen64 + len(c.FTotal) + len(c.FReset)
 	}
 	n += t.scoreCountLen() * minScoreCountLen
 	for _, c := range t.ScoreCountList() {
@@ -160,6 +201,9 @@ func (t *Typed) digest() uint64 {
 		b = binary.AppendVarint(b, c.ResetTotal)
 	}
 	sum := mix64(xxhash.Sum64(b))
+	if hasFloats(t.Counts) {
+		sum += mix64(xxhash.Sum64(appendFloats(nil, t.Counts)))
+	}
 	// Sorted-set hook (zset.go):
 	sum += t.scoreCountSum()
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
@@ -281,6 +325,9 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 			}
 		}
 	}
+	if b[0]&kindHasFloats != 0 {
+		r.floats(t.Counts)
+	}
 	t.Fields = r.elems("fields", minFieldLen, listFields, true)
 	t.Members = r.elems("members", minMemberLen, listMembers, true)
 	t.Removed = r.elems("traces", minTraceLen, listRemoved, times)
@@ -306,6 +353,33 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 		}
 	}
 	return t, r.b, nil
+}
+
+// floats reads the float side of counts (appendFloats): at least one, each
+// of a count in order, canonical, and not both zero.
+func (r *typedReader) floats(counts []Count) {
+	n := r.count("float counts", 3)
+	if n == 0 && r.err == nil {
+		r.fail("empty float counts")
+	}
+	next := 0
+	for range n {
+		i := r.uvarint("float count index")
+		total, reset := r.bytes("float total"), r.bytes("float reset")
+		if r.err != nil {
+			return
+		}
+		if i < uint64(next) || i >= uint64(len(counts)) {
+			r.fail("float count index out of order")
+			return
+		}
+		if !checkExact(total) || !checkExact(reset) || len(total) == 0 && len(reset) == 0 {
+			r.fail("bad float total")
+			return
+		}
+		counts[i].FTotal, counts[i].FReset = Exact(total), Exact(reset)
+		next = int(i) + 1
+	}
 }
 
 // elems reads list which; times says whether traces carry their time.

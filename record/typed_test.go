@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -75,6 +76,12 @@ func genTypedN(r *rand.Rand, n int) *Typed {
 			if r.IntN(2) == 0 {
 				rts := uint64(1 + r.IntN(int(ts)))
 				c.ResetVer, c.ResetTotal = v(rts, node), total(rts)
+				if node == 1 {
+					c.FReset = exactTotal(rts, c.Start)
+				}
+			}
+			if node == 1 { // float increments too (exact.go)
+				c.FTotal = exactTotal(ts, c.Start)
 			}
 			t.Counts = append(t.Counts, c)
 		}
@@ -101,6 +108,13 @@ func genTypedN(r *rand.Rand, n int) *Typed {
 		t = &Typed{Kind: t.Kind, KindVersion: t.KindVersion, Counts: t.Counts, big: t.bigCopy()}
 	}
 	return t
+}
+
+// exactTotal is a node's float total at version ts of its run started at
+// start: one total per version, as in a real mesh.
+func exactTotal(ts uint64, start hlc.Timestamp) Exact {
+	f := new(big.Float).SetFloat64(float64(ts*ts)*0.1 - 1.7 + float64(start))
+	return dyadicOf(f).encode()
 }
 
 // sameTyped compares two states element by element, whatever their forms.

@@ -24,7 +24,8 @@
 //     node's MergeFunc, which is record.MergeInto (a test swaps in a broken
 //     one to show that the checker fails), and records travel as
 //     record.Encode;
-//   - typed writes: HSET, HDEL, HINCRBY, SADD, SREM, INCRBY and SET or DEL
+//   - typed writes: HSET, HDEL, HINCRBY, HINCRBYFLOAT, SADD, SREM, INCRBY,
+//     INCRBYFLOAT and SET or DEL
 //     over a typed key decide as the node's commands do (liveness,
 //     WRONGTYPE, which elements they touch) and build their deltas with
 //     record.TypedOp and record.OverValue, the code the node's commands
@@ -113,8 +114,9 @@
 //
 // Typed workloads are the event "typed" (random commands on hash:NNNN,
 // set:NNNN, counter:NNNN, zset:NNNN and list:NNNN keys, with a share of SETs
-// and DELs of them; a list's elements are checked as a hash's fields are,
-// and its order is compared across the live nodes) and
+// and DELs of them, and with "floats: true" INCRBYFLOAT and HINCRBYFLOAT of
+// integers for half the increments; a list's elements are checked as a
+// hash's fields are, and its order is compared across the live nodes) and
 // "command" (one client command at one node); the built-in scenario "typed"
 // runs them under a partition, a crash with restart and clock skew, with
 // fsync always unless told otherwise (TestCounterAfterLossyCrash covers a

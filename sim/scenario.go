@@ -97,6 +97,9 @@ type TypedWrite struct {
 	// a DEL (the rest) of a typed key.
 	Overwrites float64  `yaml:"overwrites,omitempty" json:"overwrites,omitempty"`
 	Over       Duration `yaml:"over,omitempty" json:"over,omitempty"`
+	// Floats makes half the counter and field increments INCRBYFLOAT and
+	// HINCRBYFLOAT (of integers, so that every sum is exact).
+	Floats bool `yaml:"floats,omitempty" json:"floats,omitempty"`
 }
 
 // Command is one client command (HSET, HDEL, HINCRBY, SADD, SREM, INCR,

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/redmesh/redmesh/longdouble"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -27,10 +29,10 @@ var commandArity = map[string]struct {
 	min          int
 	exact, pairs bool
 }{
-	"HSET": {4, false, true}, "HDEL": {3, false, false}, "HINCRBY": {4, true, false},
+	"HSET": {4, false, true}, "HDEL": {3, false, false}, "HINCRBY": {4, true, false}, "HINCRBYFLOAT": {4, true, false},
 	"SADD": {3, false, false}, "SREM": {3, false, false},
 	"INCR": {2, true, false}, "INCRBY": {3, true, false}, "DECR": {2, true, false}, "DECRBY": {3, true, false},
-	"SET": {3, true, false}, "DEL": {2, true, false},
+	"SET": {3, true, false}, "DEL": {2, true, false}, "INCRBYFLOAT": {3, true, false},
 	"ZADD": {4, false, true}, "ZINCRBY": {4, true, false}, "ZREM": {3, false, false},
 	"LPUSH": {3, false, false}, "RPUSH": {3, false, false}, "LPOP": {2, true, false}, "RPOP": {2, true, false},
 	"LINSERT": {5, true, false}, "LSET": {4, true, false},
@@ -60,8 +62,9 @@ func checkCommand(args []string) error {
 		return err == nil && by >= -1<<32 && by <= 1<<32
 	}
 	switch name {
-	case "HINCRBY", "INCRBY", "DECRBY":
-		// Small enough that no sum of a run's increments overflows.
+	case "HINCRBY", "INCRBY", "DECRBY", "HINCRBYFLOAT", "INCRBYFLOAT":
+		// Small enough that no sum of a run's increments overflows; the
+		// float ones integers too, so that every sum is exact.
 		if !small(args[len(args)-1]) {
 			return fmt.Errorf("%s: increment not an integer in ±2^32", name)
 		}
@@ -125,7 +128,7 @@ func (s *Sim) command(n *node, args [][]byte) {
 	switch name {
 	case "SET", "DEL":
 		rec, err = c.overValue(name == "DEL", args, now)
-	case "HSET", "HDEL", "HINCRBY":
+	case "HSET", "HDEL", "HINCRBY", "HINCRBYFLOAT":
 		rec, err = c.hash(name, args, now)
 	case "SADD", "SREM":
 		rec, err = c.set(name, args, now)
@@ -206,19 +209,73 @@ func (c *typedCmd) hash(name string, args [][]byte, now int64) (record.Record, e
 		if len(done) == 0 {
 			return record.Record{}, nil
 		}
-	case "HINCRBY":
+	case "HINCRBY", "HINCRBYFLOAT":
 		by, _ := strconv.ParseInt(string(args[3]), 10, 64)
 		v, had := cur.FieldValue(args[2])
-		if had && c.live {
-			if _, err := strconv.ParseInt(string(v), 10, 64); err != nil {
-				return record.Record{}, errNotInt
-			}
-		} else if err := c.setField(args[2], []byte("0")); err != nil {
+		had = had && c.live
+		old, err := c.oldValue(v, had, name == "HINCRBYFLOAT")
+		if err != nil {
 			return record.Record{}, err
 		}
-		c.incrCounter(args[2], by)
+		e, _ := cur.Field(args[2])
+		switch {
+		case name == "HINCRBYFLOAT":
+			// As the node: a field with no element (increments an HDEL
+			// did not observe) gets one.
+			if !had || e.Dot.IsZero() {
+				if err := c.setField(args[2], []byte("0")); err != nil {
+					return record.Record{}, err
+				}
+			}
+			err = c.incrFloat(args[2], e.Value, had && !e.Dot.IsZero(), old, by)
+		case had && cur.HasFloatCounts(args[2]):
+			err = c.incrFloat(args[2], e.Value, true, old, by)
+		default:
+			if !had {
+				if err := c.setField(args[2], []byte("0")); err != nil {
+					return record.Record{}, err
+				}
+			}
+			c.incrCounter(args[2], by)
+		}
+		if err != nil {
+			return record.Record{}, err
+		}
 	}
 	return c.op.Delta(), nil
+}
+
+// oldValue is a counter's value v (0 if not had) as an increment reads it:
+// an integer, or for a float increment a long double.
+func (c *typedCmd) oldValue(v []byte, had, float bool) (*big.Float, error) {
+	if !had {
+		return longdouble.New(), nil
+	}
+	if float {
+		f, ok := longdouble.Parse(v)
+		if !ok || f.IsInf() {
+			return nil, errNotInt
+		}
+		return f, nil
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return nil, errNotInt
+	}
+	return longdouble.New().SetInt64(n), nil
+}
+
+// incrFloat is an increment by of counter name (nil: the string's) as a
+// float one, as the node's typedWrite.incrFloat: the counter moves from old
+// to old + by exactly.
+func (c *typedCmd) incrFloat(name, base []byte, had bool, old *big.Float, by int64) error {
+	to, _ := longdouble.Parse([]byte(longdouble.Format(longdouble.New().Add(old, big.NewFloat(float64(by))))))
+	c.countAs(name)
+	if err := c.op.IncrFloat(name, base, had, to); err != nil {
+		return err
+	}
+	c.obs.incs = append(c.obs.incs, incRec{name: string(name), counter: c.op.Counter, ver: c.op.V, by: by})
+	return nil
 }
 
 func (c *typedCmd) setField(f, value []byte) error {
@@ -232,6 +289,14 @@ func (c *typedCmd) setField(f, value []byte) error {
 }
 
 func (c *typedCmd) incrCounter(name []byte, by int64) {
+	c.countAs(name)
+	c.op.IncrCounter(name, by)
+	c.obs.incs = append(c.obs.incs, incRec{name: string(name), counter: c.op.Counter, ver: c.op.V, by: by})
+}
+
+// countAs makes the write's increments of counter name count under the
+// node's identity, noting an increment built on an older count of its own.
+func (c *typedCmd) countAs(name []byte) {
 	id := c.n.counterID()
 	k := countKey{c.id, string(name), id, false}
 	if c.cur.Typed.Count(name, id).Ver.Compare(c.s.ck.lastInc[k]) < 0 {
@@ -239,8 +304,6 @@ func (c *typedCmd) incrCounter(name []byte, by int64) {
 	}
 	c.s.ck.lastInc[k] = c.op.V
 	c.op.Counter = id
-	c.op.IncrCounter(name, by)
-	c.obs.incs = append(c.obs.incs, incRec{name: string(name), counter: id, ver: c.op.V, by: by})
 }
 
 // zset is ZADD (score-member pairs, no options), ZINCRBY and ZREM, as the
@@ -360,13 +423,14 @@ func (c *typedCmd) incr(name string, args [][]byte, now int64) (record.Record, e
 	if strings.HasPrefix(name, "DECR") {
 		by = -by
 	}
-	if c.cur.Live(now) {
-		if c.cur.Kind() != record.KindString {
-			return record.Record{}, errWrongType
-		}
-		if _, err := strconv.ParseInt(string(c.cur.StringData()), 10, 64); err != nil {
-			return record.Record{}, errNotInt
-		}
+	live := c.cur.Live(now)
+	if live && c.cur.Kind() != record.KindString {
+		return record.Record{}, errWrongType
+	}
+	float := name == "INCRBYFLOAT"
+	old, err := c.oldValue(c.cur.StringData(), live, float)
+	if err != nil {
+		return record.Record{}, err
 	}
 	if err := c.begin(record.KindString, now); err != nil {
 		return record.Record{}, err
@@ -374,6 +438,15 @@ func (c *typedCmd) incr(name string, args [][]byte, now int64) (record.Record, e
 	if !c.live {
 		c.op.Rec.Value = record.Value{Version: c.op.V, Data: []byte("0")}
 		c.op.Rec.Expiry = record.Expiry{Version: c.op.V}
+	}
+	if float || c.live && c.cur.Typed.HasFloatCounts(nil) {
+		if c.live && (c.cur.Value.Tombstone || c.cur.Value.Version.IsZero()) {
+			c.op.Rec.Value = record.Value{Version: c.op.V, Data: []byte("0")} // as the node
+		}
+		if err := c.incrFloat(nil, c.cur.CounterBase(), c.live, old, by); err != nil {
+			return record.Record{}, err
+		}
+		return c.op.Delta(), nil
 	}
 	c.incrCounter(nil, by)
 	return c.op.Delta(), nil
@@ -558,15 +631,23 @@ func (s *Sim) scheduleTyped(at int64, w *TypedWrite) {
 				return
 			}
 			n := s.nodes[spansAt(sp, s.rng.IntN(spansLen(sp)))]
-			s.command(n, s.randomCommand(keys, elements, w.Overwrites))
+			s.command(n, s.randomCommand(keys, elements, w.Overwrites, w.Floats))
 		})
 	}
 }
 
 // randomCommand draws one typed command. Values and increments are small
 // integers, so that every field and string can be a counter's base.
-func (s *Sim) randomCommand(keys, elements int, overwrites float64) [][]byte {
+func (s *Sim) randomCommand(keys, elements int, overwrites float64, floats bool) [][]byte {
 	r := s.rng
+	// incrName is an increment's command: with floats, half the time its
+	// float form (drawn only then, so that other workloads draw as before).
+	incrName := func(name string) string {
+		if floats && r.IntN(2) == 0 {
+			return name + "FLOAT"
+		}
+		return name
+	}
 	kind := r.IntN(5)
 	key := fmt.Appendf(nil, "%s:%04d", [...]string{"hash", "set", "counter", "zset", "list"}[kind], r.IntN(keys))
 	num := func(lo, hi int) []byte { return strconv.AppendInt(nil, int64(lo+r.IntN(hi-lo+1)), 10) }
@@ -597,7 +678,7 @@ func (s *Sim) randomCommand(keys, elements int, overwrites float64) [][]byte {
 		case x < 6:
 			return two("HDEL", "f", false)
 		default:
-			return [][]byte{[]byte("HINCRBY"), key, elem("f"), num(-3, 7)}
+			return [][]byte{[]byte(incrName("HINCRBY")), key, elem("f"), num(-3, 7)}
 		}
 	case 1:
 		if r.IntN(10) < 6 {
@@ -620,5 +701,5 @@ func (s *Sim) randomCommand(keys, elements int, overwrites float64) [][]byte {
 			return two("ZREM", "z", false)
 		}
 	}
-	return [][]byte{[]byte("INCRBY"), key, num(-3, 7)}
+	return [][]byte{[]byte(incrName("INCRBY")), key, num(-3, 7)}
 }

@@ -2,6 +2,8 @@ package sim
 
 import (
 	"fmt"
+	"math"
+	"math/big"
 	"sort"
 
 	"github.com/redmesh/redmesh/record"
@@ -237,7 +239,10 @@ func (s *Sim) checkTyped(ref *node, fails []string) (TypedCheck, []string) {
 		}
 		ranges[k] = [2]int64{lo, hi}
 		t := ref.st.get(k.key).Typed
-		got := t.Added([]byte(k.name))
+		got, acc := t.CountsSum([]byte(k.name)).Int64() // integer increments, float ones too: exact
+		if acc != big.Exact {
+			got = math.MinInt64 // a fraction: no sum of integers
+		}
 		if k.score {
 			got = int64(t.ScoreAdded([]byte(k.name))) // integer increments: exact
 		} else if _, there := t.FieldValue([]byte(k.name)); k.name != "" && got != 0 && !there {

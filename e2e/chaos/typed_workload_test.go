@@ -104,9 +104,14 @@ func (w *worker) typed(ctx context.Context, o op) bool {
 	var cmd *redis.Cmd
 	switch o.Kind {
 	case opIncr:
-		if o.Delta < 0 {
+		switch {
+		case o.Delta%2 != 0:
+			// Odd increments go as INCRBYFLOAT (of an integer, so that the
+			// sum stays exact): a counter takes both, and adds up all.
+			cmd = w.c.Do(ctx, "INCRBYFLOAT", o.Key, o.Delta)
+		case o.Delta < 0:
 			cmd = w.c.Do(ctx, "DECRBY", o.Key, -o.Delta)
-		} else {
+		default:
 			cmd = w.c.Do(ctx, "INCRBY", o.Key, o.Delta)
 		}
 	case opSAdd:
@@ -118,7 +123,11 @@ func (w *worker) typed(ctx context.Context, o op) bool {
 	case opHDel:
 		cmd = w.c.Do(ctx, "HDEL", o.Key, o.Elem)
 	case opHIncr:
-		cmd = w.c.Do(ctx, "HINCRBY", o.Key, o.Elem, o.Delta)
+		name := "HINCRBY"
+		if o.Delta%2 != 0 {
+			name = "HINCRBYFLOAT" // as INCRBYFLOAT above
+		}
+		cmd = w.c.Do(ctx, name, o.Key, o.Elem, o.Delta)
 	case opZAdd:
 		// CH: the reply says whether the write changed anything (and so
 		// made a dot); a ZADD of the score the member has does not.
@@ -135,7 +144,7 @@ func (w *worker) typed(ctx context.Context, o op) bool {
 		switch v := raw.(type) {
 		case int64:
 			o.Reply = v
-		case string: // ZINCRBY's new score
+		case string: // ZINCRBY's new score, INCRBYFLOAT's and HINCRBYFLOAT's value
 			var f float64
 			if f, err = strconv.ParseFloat(v, 64); err == nil {
 				o.Reply = int64(f)
