@@ -101,6 +101,15 @@ func (op *TypedOp) DelField(name []byte) {
 // IncrCounter adds by to the writer's count (under op.Counter) of counter
 // name: a hash field, or nil for the string itself.
 func (op *TypedOp) IncrCounter(name []byte, by int64) {
+	c := op.writerCount(name)
+	c.Name, c.Ver, c.Total = name, op.V, c.Total+by
+	op.Rec.Typed.Counts = append(op.Rec.Typed.Counts, c)
+}
+
+// writerCount is the writer's count (under op.Counter) of counter name as
+// this write takes it up: a new run if the writer had none, and what it
+// counted so far reset if the write did not find the counter live.
+func (op *TypedOp) writerCount(name []byte) Count {
 	id := op.Counter
 	if id == 0 {
 		id = op.V.Node
@@ -112,8 +121,7 @@ func (op *TypedOp) IncrCounter(name []byte, by int64) {
 	if !op.Live {
 		c.ResetVer, c.ResetTotal, c.FReset = c.Ver, c.Total, c.FTotal
 	}
-	c.Name, c.Ver, c.Total = name, op.V, c.Total+by
-	op.Rec.Typed.Counts = append(op.Rec.Typed.Counts, c)
+	return c
 }
 
 // IncrFloat moves counter name (a hash field, or nil for the string) to
@@ -132,17 +140,7 @@ func (op *TypedOp) IncrFloat(name, base []byte, had bool, to *big.Float) error {
 			return fmt.Errorf("increment of %q: base %q is not a number", name, base)
 		}
 	}
-	id := op.Counter
-	if id == 0 {
-		id = op.V.Node
-	}
-	c := op.Cur.Typed.Count(name, id)
-	if c.Ver.IsZero() {
-		c.Start = op.V.TS // a new run of counts (see Count.Start)
-	}
-	if !op.Live {
-		c.ResetVer, c.ResetTotal, c.FReset = c.Ver, c.Total, c.FTotal
-	}
+	c := op.writerCount(name)
 	total := c.FTotal.decode()
 	total.add(dyadicOf(to), 1)
 	total.add(from, -1)
