@@ -137,10 +137,9 @@ type Config struct {
 	NoFreshCatchUp bool
 	// A node acknowledges only what it has synced (its cursors as of its
 	// last fsync), as the node does; AckUnsynced acknowledges what it has
-	// applied. Under a lazy fsync such an acknowledgement can count
-	// (mesh.AckDurable after it arrived) before its peer notices that the
-	// node lost it in a crash (Network.Detect after), whenever the fsync
-	// period plus Detect exceeds AckDurable.
+	// applied. Under a lazy fsync such an acknowledgement counts (as it
+	// arrives) before its peer can notice that the node lost it in a crash
+	// (Network.Detect after).
 	AckUnsynced bool
 	// Check is how often convergence is checked and the series sampled.
 	Check time.Duration
