@@ -14,16 +14,19 @@ import (
 )
 
 // Stability for garbage collection: mesh.Stability works the stable time
-// out; this file feeds it (a sample of the log and clock each second, the
-// peers' acknowledgements and reports, links going up and down), saves the
+// out; this file feeds it (a sample of the log and clock every stableEvery,
+// the peers' acknowledgements and reports, links going up and down), saves the
 // stable time before anything uses it, so that a restart does not forget
 // what was collected under it, and keeps the forgotten members.
 
 const (
-	metaStable  = "gc-stable"
-	metaForgot  = "mesh-forgotten"
-	metaAside   = "gc-set-aside-below"
-	stableEvery = time.Second
+	metaStable = "gc-stable"
+	metaForgot = "mesh-forgotten"
+	metaAside  = "gc-set-aside-below"
+	// stableEvery: the stable time trails the clock by a few of these
+	// (and of AckInterval), and a cache of short-lived keys keeps that
+	// lag's worth of tombstones and log.
+	stableEvery = 250 * time.Millisecond
 )
 
 // stabilityLoop samples, works out the stable time and saves it.

@@ -178,7 +178,7 @@ func (c Config) withDefaults() Config {
 	defd(&c.OSFlush, 30*time.Second)
 	defd(&c.MaxSkew, time.Minute)
 	defd(&c.Check, 100*time.Millisecond)
-	defd(&c.AckInterval, time.Second)
+	defd(&c.AckInterval, 250*time.Millisecond)
 	defd(&c.MaxTime, 10*time.Minute)
 	if c.Fsync == "" {
 		c.Fsync = FsyncEverysec
