@@ -7,16 +7,20 @@
 #   ttl: RATE new keys a second, `SET gc:N <64 B> EX 1` (a session cache);
 #   del: RATE keys a second written and deleted (`SET gc:N <64 B>`, then
 #        `DEL` of the key written 2 s before), so tombstones pile up unless
-#        collected.
+#        collected;
+#   lag: the stable time at rest: ten `SET lag:N v` a second to the first
+#        node for SECONDS, every node's stable lag read twice a second after
+#        the first 5 s, and its median, 90th percentile and maximum printed.
 # The writes go through redis-cli --pipe in one-second chunks to the first
 # node (and to Redis). Every STEP seconds (default 30) it prints, per server,
 # DBSIZE, tombstones (redmesh's gc_tombstones), RSS and the data directory's
 # size, and for the first node how far its stable time is behind.
 # Ports 21379 (Redis), 21380-21382 (RESP) and 21480-21482 (mesh).
 # Usage: bench/gc-mesh.sh rounds ROUNDS | bench/gc-mesh.sh ttl|del SECONDS [RATE] [STEP]
+#        | bench/gc-mesh.sh lag SECONDS
 source "$(dirname "$0")/lib.sh"
-mode=${1:?usage: bench/gc-mesh.sh rounds|ttl|del SECONDS|ROUNDS [RATE] [STEP]}
-secs=${2:?usage: bench/gc-mesh.sh rounds|ttl|del SECONDS|ROUNDS [RATE] [STEP]}
+mode=${1:?usage: bench/gc-mesh.sh rounds|ttl|del|lag SECONDS|ROUNDS [RATE] [STEP]}
+secs=${2:?usage: bench/gc-mesh.sh rounds|ttl|del|lag SECONDS|ROUNDS [RATE] [STEP]}
 rate=${3:-10000}
 step=${4:-30}
 build_redmesh
@@ -68,6 +72,24 @@ row() {
 			"$(echo "$(rss_kb "$port") / 1024" | bc -l)" "$(disk_mb "$dir")" "$lag"
 	done
 }
+
+if [[ $mode == lag ]]; then
+	sleep 5 # the links' peer exchanges
+	(for i in $(seq 1 $((secs * 10))); do
+		redis-cli -p 21380 SET "lag:$i" v >/dev/null
+		sleep 0.1
+	done) &
+	writer=$!
+	sleep 5
+	for _ in $(seq 1 $(((secs - 5) * 2))); do
+		for port in 21380 21381 21382; do info "$port" gc_stable_lag_ms; done
+		sleep 0.5
+	done | sort -n | awk '{v[NR] = $1} END {
+		printf "stable lag ms over %d readings: p50 %d, p90 %d, max %d\n", NR, v[int(NR / 2) + 1], v[int(NR * 0.9)], v[NR]
+	}'
+	kill "$writer" 2>/dev/null || true
+	exit 0
+fi
 
 if [[ $mode == rounds ]]; then
 	now_ms() { date +%s%3N; }

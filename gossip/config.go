@@ -45,7 +45,8 @@ type Config struct {
 	SyncInterval time.Duration
 	// AckInterval is how often a node tells each peer how far it has
 	// applied the peer's writes, when that moved and the peer did not ask
-	// (a WAIT asks, and is answered at once). 1s.
+	// (a WAIT asks, and is answered at once). 250ms: the stable time
+	// waits for acknowledgements.
 	AckInterval time.Duration
 	// InsecureOpenMesh lets a node listen beyond loopback with neither a
 	// PSK nor an allowlist (protected mode off).
@@ -83,7 +84,7 @@ func (c *Config) setDefaults() {
 		c.SyncInterval = time.Second
 	}
 	if c.AckInterval <= 0 {
-		c.AckInterval = time.Second
+		c.AckInterval = 250 * time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

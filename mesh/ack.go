@@ -132,10 +132,14 @@ func (d *Durable) Update(p Progress, always bool, synced, mark uint64) (waiting 
 	}
 	if d.snapEpoch == p.Epoch && d.snapMark != 0 && synced >= d.snapMark {
 		d.Acked = max(d.Acked, d.snapAcked)
+		d.snapMark = 0 // counted: the next snapshot is taken below
 	}
-	// A snapshot taken with no sync number to wait for (mark 0) is taken
-	// again: kept, it would never count.
-	if d.snapEpoch != p.Epoch || d.snapAcked != p.Acked || d.snapMark == 0 {
+	// A snapshot waits for its sync before another is taken: replaced
+	// whenever the progress moved, it counted only if a sync began and
+	// ended between two updates, which under steady progress and a sync
+	// slower than the update period never happened. One taken with no sync
+	// number to wait for (mark 0) is taken again: kept, it would never count.
+	if d.snapEpoch != p.Epoch || d.snapMark == 0 {
 		d.snapEpoch, d.snapAcked, d.snapMark = p.Epoch, p.Acked, mark
 	}
 	return d.Acked < p.Acked

@@ -130,3 +130,27 @@ func TestDurableWithoutSyncNumber(t *testing.T) {
 		t.Fatalf("never counted: %+v", d)
 	}
 }
+
+// TestDurableUnderSteadyProgress: progress that moves at every update, with
+// syncs that each span several updates, still becomes durable a sync at a
+// time.
+func TestDurableUnderSteadyProgress(t *testing.T) {
+	var d Durable
+	var p Progress
+	var synced uint64
+	for i := uint64(1); i <= 40; i++ {
+		p.Advance(1, 10*i)
+		// Sync n begins at update 4n-3 and ends at update 4n.
+		started := (i + 3) / 4
+		if i%4 == 0 {
+			synced = i / 4
+		}
+		d.Update(p, false, synced, started+1)
+	}
+	// The snapshot of update 36 (360) waited for sync 10, which began
+	// after it (update 37) and ended at update 40. Replaced at every
+	// update, no snapshot ever saw its sync end: nothing was durable.
+	if d.Acked != 360 {
+		t.Fatalf("durable %d after 40 updates, want 360", d.Acked)
+	}
+}

@@ -21,9 +21,8 @@ import (
 // the stable time is the oldest over every member, this node included. It
 // never goes back.
 //
-// An acknowledgement counts once it is AckDurable old with the link up the
-// whole time: a peer under --fsync everysec has synced what it acknowledged
-// by then, and one that crashed and lost it has dropped the link.
+// An acknowledgement counts as it arrives: it carries only what the peer
+// has synced (Ack.Durable), which a crash of the peer does not take back.
 type Stability struct {
 	samples []sample
 	members map[PeerID]*memberStability
@@ -42,9 +41,6 @@ type Stability struct {
 	quorumSince time.Time
 }
 
-// AckDurable is how old an acknowledgement must be to count.
-const AckDurable = 2 * time.Second
-
 // maxSamples bounds the samples kept.
 const maxSamples = 256
 
@@ -54,8 +50,7 @@ type sample struct {
 }
 
 type memberStability struct {
-	confirmed uint64    // acknowledged at least AckDurable ago, link up since
-	pending   []pending // later acknowledgements, oldest first
+	acked     uint64 // how far it has synced our log (Ack.Durable)
 	reported  hlc.Timestamp
 	up        bool
 	downSince time.Time
@@ -107,41 +102,11 @@ func (s *Stability) Sample(seq uint64, ts hlc.Timestamp) {
 	s.samples = append(s.samples, sample{seq, ts})
 }
 
-// pending is an acknowledgement not yet AckDurable old.
-type pending struct {
-	seq uint64
-	at  time.Time
-}
-
-// maxPending bounds the acknowledgements waiting per member; they come
-// about once a second, so a few cover AckDurable.
-const maxPending = 8
-
-// Acked records peer id's acknowledgement of our log up to seq.
-func (s *Stability) Acked(id PeerID, seq uint64, now time.Time) {
+// Acked records that peer id has applied and synced our log up to seq
+// (Ack.Durable), acknowledged at the time given.
+func (s *Stability) Acked(id PeerID, seq uint64, _ time.Time) {
 	m := s.member(id)
-	m.promote(now)
-	last := m.confirmed
-	if n := len(m.pending); n > 0 {
-		last = m.pending[n-1].seq
-	}
-	if seq <= last {
-		return
-	}
-	if len(m.pending) == maxPending {
-		m.pending[maxPending-1] = pending{seq, now} // the newest waits longer
-		return
-	}
-	m.pending = append(m.pending, pending{seq, now})
-}
-
-// promote confirms the acknowledgements that are AckDurable old.
-func (m *memberStability) promote(now time.Time) {
-	i := 0
-	for ; i < len(m.pending) && now.Sub(m.pending[i].at) >= AckDurable; i++ {
-		m.confirmed = m.pending[i].seq
-	}
-	m.pending = append(m.pending[:0], m.pending[i:]...)
+	m.acked = max(m.acked, seq)
 }
 
 // ReportedBy is how far peer id last said its own writes are stable.
@@ -158,9 +123,8 @@ func (s *Stability) ReportedBy(id PeerID) hlc.Timestamp {
 // go down with it (Stable).
 func (s *Stability) Reported(id PeerID, ts hlc.Timestamp) { s.member(id).reported = ts }
 
-// LinkUp and LinkDown record a link to id opening and closing: what it
-// acknowledged and may not have synced when the link dropped does not count.
-// A forgotten member that links up is a member again (returned).
+// LinkUp and LinkDown record a link to id opening and closing. A forgotten
+// member that links up is a member again (returned).
 func (s *Stability) LinkUp(id PeerID) (returned bool) {
 	m := s.member(id)
 	m.up, m.downSince, m.exchanged = true, time.Time{}, false
@@ -171,7 +135,6 @@ func (s *Stability) LinkUp(id PeerID) (returned bool) {
 func (s *Stability) LinkDown(id PeerID, now time.Time) {
 	m := s.member(id)
 	m.up, m.downSince, m.exchanged = false, now, false
-	m.pending = m.pending[:0]
 }
 
 // Exchanged records that peer id, linked, has told us its peers since its
@@ -257,10 +220,9 @@ func (s *Stability) Update(now time.Time) {
 		if m.forgotten {
 			continue
 		}
-		m.promote(now)
 		// Ties go to the lowest ID, so the holder does not depend on the
 		// map's order.
-		if c := s.covered(m.confirmed); c < own || c == own && ownHolder != s.self && id < ownHolder {
+		if c := s.covered(m.acked); c < own || c == own && ownHolder != s.self && id < ownHolder {
 			own, ownHolder = c, id
 		}
 		if m.reported < stable || m.reported == stable && holder != s.self && id < holder {

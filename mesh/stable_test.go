@@ -8,8 +8,7 @@ import (
 )
 
 // A node with peers B and C: the stable time is the oldest of how far each
-// member has applied each member's writes, and waits for acknowledgements
-// to be AckDurable old.
+// member has applied each member's writes, as their acknowledgements say.
 func TestStability(t *testing.T) {
 	const self, b, c PeerID = 1, 2, 3
 	t0 := time.Unix(1000, 0)
@@ -30,10 +29,6 @@ func TestStability(t *testing.T) {
 	s.Acked(b, 20, at(0))
 	s.Acked(c, 15, at(0))
 	s.Update(at(1))
-	if s.Own() != 0 {
-		t.Fatalf("acknowledgements counted before they are %v old: own %v", AckDurable, s.Own())
-	}
-	s.Update(at(2))
 	if s.Own() != 100 { // C has applied up to seq 15: the sample at 10 (ts 100)
 		t.Fatalf("own %v, want 100", s.Own())
 	}
@@ -46,13 +41,13 @@ func TestStability(t *testing.T) {
 	if s.Stable() != 90 || s.Holder() != c {
 		t.Fatalf("stable %v held by %v, want 90 by C", s.Stable(), s.Holder())
 	}
-	// C's link drops before its new acknowledgement is durable: it does not
-	// count; the stable time does not go back.
+	// C's link drops: what it acknowledged it had synced, so it still
+	// counts, and C, not forgotten, holds the stable time where it was.
 	s.Acked(c, 20, at(3))
 	s.LinkDown(c, at(4))
 	s.Reported(c, 95)
 	s.Update(at(10))
-	if s.Own() != 100 || s.Stable() != 95 {
+	if s.Own() != 200 || s.Stable() != 95 {
 		t.Fatalf("after C's link dropped: own %v stable %v", s.Own(), s.Stable())
 	}
 	// B and self are two of three: a majority, linked since 0 s.
@@ -106,8 +101,8 @@ func TestStabilitySamplesBounded(t *testing.T) {
 	}
 }
 
-// Acknowledgements that keep coming, each before the last is AckDurable
-// old, still count as each becomes old enough.
+// Acknowledgements count as they arrive, and one that arrives after a
+// later one (it was sent first) takes nothing back.
 func TestStabilityUnderSteadyAcks(t *testing.T) {
 	s := NewStability(1, 0)
 	s.LinkUp(2)
@@ -120,10 +115,13 @@ func TestStabilityUnderSteadyAcks(t *testing.T) {
 		s.Reported(2, hlc.Timestamp(100*(i+1)))
 		s.Update(now)
 	}
-	// At 9 s the acknowledgement of 7 s (seq 80, ts 800) is the newest
-	// that is 2 s old.
-	if s.Own() != 800 || s.Stable() != 800 {
-		t.Fatalf("own %v stable %v, want 800", s.Own(), s.Stable())
+	if s.Own() != 1000 || s.Stable() != 1000 {
+		t.Fatalf("own %v stable %v, want 1000", s.Own(), s.Stable())
+	}
+	s.Acked(2, 50, t0.Add(10*time.Second))
+	s.Update(t0.Add(10 * time.Second))
+	if s.Own() != 1000 {
+		t.Fatalf("an older acknowledgement took own back to %v", s.Own())
 	}
 }
 

@@ -138,10 +138,9 @@ type Config struct {
 	NoFreshCatchUp bool
 	// A node acknowledges only what it has synced (its cursors as of its
 	// last fsync), as the node does; AckUnsynced acknowledges what it has
-	// applied. Under a lazy fsync such an acknowledgement can count
-	// (mesh.AckDurable after it arrived) before its peer notices that the
-	// node lost it in a crash (Network.Detect after), whenever the fsync
-	// period plus Detect exceeds AckDurable.
+	// applied. Under a lazy fsync such an acknowledgement counts (as it
+	// arrives) before its peer can notice that the node lost it in a crash
+	// (Network.Detect after).
 	AckUnsynced bool
 	// Check is how often convergence is checked and the series sampled.
 	Check time.Duration
@@ -185,7 +184,7 @@ func (c Config) withDefaults() Config {
 	defd(&c.OSFlush, 30*time.Second)
 	defd(&c.MaxSkew, time.Minute)
 	defd(&c.Check, 100*time.Millisecond)
-	defd(&c.AckInterval, time.Second)
+	defd(&c.AckInterval, 250*time.Millisecond)
 	defd(&c.MaxTime, 10*time.Minute)
 	if c.Fsync == "" {
 		c.Fsync = FsyncEverysec
