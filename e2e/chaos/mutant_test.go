@@ -36,8 +36,8 @@ var mutants = map[string]mutant{
 	"counter-merge-keeps-own": {
 		why:  "merging a counter keeps the receiver's count of an origin it already has, not the origin's newer one",
 		file: "record/typed.go",
-		old:  "\tif c := b.Ver.Compare(a.Ver); c > 0 || c == 0 && b.Total > a.Total {\n",
-		new:  "\tif c := b.Ver.Compare(a.Ver); c > 0 && false || c == 0 && b.Total > a.Total {\n",
+		old:  "\tif c := b.Ver.Compare(a.Ver); c > 0 || c == 0 && (b.Total > a.Total || b.Total == a.Total && b.FTotal > a.FTotal) {\n",
+		new:  "\tif c := b.Ver.Compare(a.Ver); c > 0 && false || c == 0 && (b.Total > a.Total || b.Total == a.Total && b.FTotal > a.FTotal) {\n",
 	},
 	"list-merge-keeps-popped": {
 		why:  "merging lists keeps elements a pop, LSET or LTRIM traced: popped and overwritten values stay",
