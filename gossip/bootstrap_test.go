@@ -14,10 +14,10 @@ import (
 // fill writes n keys prefix0..prefix(n-1) on l, in batches.
 func (l *testLocal) fill(t *testing.T, self uint64, prefix string, n, valueLen int) {
 	t.Helper()
-	v := record.Version{TS: 1<<30 + 1, Node: record.NodeID(self)}
 	val := make([]byte, valueLen)
 	for lo := 0; lo < n; lo += 5000 {
 		err := l.db.Update(context.Background(), func(tx *keyspace.Tx) error {
+			v := record.Version{TS: l.stamp(), Node: record.NodeID(self)}
 			for i := lo; i < min(lo+5000, n); i++ {
 				rec := record.Record{Value: record.Value{Version: v, Data: val}, Expiry: record.Expiry{Version: v}}
 				if _, _, err := tx.Apply(fmt.Appendf(nil, "%s%d", prefix, i), rec); err != nil {

@@ -156,6 +156,18 @@ type testLocal struct {
 	mu   sync.Mutex
 	tree *merkle.Tree
 	m    *Mesh
+	// last is the last timestamp handed out (stamp), under the write lock.
+	last hlc.Timestamp
+}
+
+// stamp is the next timestamp for a local write or a sample of the log
+// (Frontier), called under the keyspace's write lock: as a node's clock,
+// it follows the wall clock and only goes up, so writes are stamped in log
+// order and every write after a sample is stamped after it, which the
+// stable time relies on.
+func (l *testLocal) stamp() hlc.Timestamp {
+	l.last = max(l.last+1, hlc.FromTime(time.Now()))
+	return l.last
 }
 
 func mv(vs [3]record.Version) []merkle.Version {
@@ -291,8 +303,8 @@ func startTestMeshWith(t *testing.T, key crypto.PrivKey, listen string, mod func
 
 func (l *testLocal) set(t *testing.T, self uint64, key, val string) {
 	t.Helper()
-	v := record.Version{TS: 1<<30 + 1, Node: record.NodeID(self)}
 	err := l.db.Update(context.Background(), func(tx *keyspace.Tx) error {
+		v := record.Version{TS: l.stamp(), Node: record.NodeID(self)}
 		_, _, err := tx.Apply([]byte(key), record.Record{Value: record.Value{Version: v, Data: []byte(val)}, Expiry: record.Expiry{Version: v}})
 		return err
 	})
@@ -551,11 +563,11 @@ func TestRedialBackoffAfterLostLink(t *testing.T) {
 	}
 }
 
-// Frontier samples the log with the wall clock: the test's writes are
-// stamped from it too.
+// Frontier samples the log with the clock the test's writes are stamped
+// from (stamp).
 func (l *testLocal) Frontier() (uint64, hlc.Timestamp, error) {
 	var ts hlc.Timestamp
-	seq, err := l.db.Frontier(func() { ts = hlc.FromTime(time.Now()) })
+	seq, err := l.db.Frontier(func() { ts = l.stamp() })
 	return seq, ts, err
 }
 
