@@ -807,7 +807,7 @@ func (r *Replicator) acked(id PeerID, m AckMsg) {
 		r.rd.AckedMoved = true
 	}
 	p.ackedAt = m.At
-	r.stab.Acked(id, a.Durable, m.At)
+	r.stab.Acked(id, a.Durable)
 }
 
 // AsideDone records that this node set its own writes aside up to h (and

@@ -103,8 +103,8 @@ func (s *Stability) Sample(seq uint64, ts hlc.Timestamp) {
 }
 
 // Acked records that peer id has applied and synced our log up to seq
-// (Ack.Durable), acknowledged at the time given.
-func (s *Stability) Acked(id PeerID, seq uint64, _ time.Time) {
+// (Ack.Durable).
+func (s *Stability) Acked(id PeerID, seq uint64) {
 	m := s.member(id)
 	m.acked = max(m.acked, seq)
 }

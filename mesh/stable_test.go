@@ -26,8 +26,8 @@ func TestStability(t *testing.T) {
 	if s.Stable() != 0 || s.Own() != 0 {
 		t.Fatalf("before any acknowledgement: stable %v own %v", s.Stable(), s.Own())
 	}
-	s.Acked(b, 20, at(0))
-	s.Acked(c, 15, at(0))
+	s.Acked(b, 20)
+	s.Acked(c, 15)
 	s.Update(at(1))
 	if s.Own() != 100 { // C has applied up to seq 15: the sample at 10 (ts 100)
 		t.Fatalf("own %v, want 100", s.Own())
@@ -43,7 +43,7 @@ func TestStability(t *testing.T) {
 	}
 	// C's link drops: what it acknowledged it had synced, so it still
 	// counts, and C, not forgotten, holds the stable time where it was.
-	s.Acked(c, 20, at(3))
+	s.Acked(c, 20)
 	s.LinkDown(c, at(4))
 	s.Reported(c, 95)
 	s.Update(at(10))
@@ -57,7 +57,7 @@ func TestStability(t *testing.T) {
 	// Forgotten, C holds nothing back; back again, it is a member.
 	s.Forget(c)
 	s.Reported(b, 300)
-	s.Acked(b, 20, at(10))
+	s.Acked(b, 20)
 	s.Update(at(12))
 	if s.Own() != 200 || s.Stable() != 200 || s.ForgottenCount() != 1 {
 		t.Fatalf("C forgotten: own %v stable %v forgotten %d", s.Own(), s.Stable(), s.ForgottenCount())
@@ -111,14 +111,14 @@ func TestStabilityUnderSteadyAcks(t *testing.T) {
 	for i := range 10 {
 		now := t0.Add(time.Duration(i) * time.Second)
 		s.Sample(uint64(10*(i+1)), hlc.Timestamp(100*(i+1)))
-		s.Acked(2, uint64(10*(i+1)), now)
+		s.Acked(2, uint64(10*(i+1)))
 		s.Reported(2, hlc.Timestamp(100*(i+1)))
 		s.Update(now)
 	}
 	if s.Own() != 1000 || s.Stable() != 1000 {
 		t.Fatalf("own %v stable %v, want 1000", s.Own(), s.Stable())
 	}
-	s.Acked(2, 50, t0.Add(10*time.Second))
+	s.Acked(2, 50)
 	s.Update(t0.Add(10 * time.Second))
 	if s.Own() != 1000 {
 		t.Fatalf("an older acknowledgement took own back to %v", s.Own())
@@ -171,7 +171,7 @@ func TestStabilityWaitsForPeersAndFreshHorizon(t *testing.T) {
 	s.Member(b)
 	s.LinkUp(b)
 	s.Sample(10, 100)
-	s.Acked(b, 10, t0)
+	s.Acked(b, 10)
 	s.Reported(b, 80)
 	s.Update(at(2))
 	if s.Stable() != 0 || s.FreshHorizon() != 0 || s.Holder() != b {
@@ -194,7 +194,7 @@ func TestStabilityWaitsForPeersAndFreshHorizon(t *testing.T) {
 		t.Fatalf("B restarted: stable %v, fresh horizon %v, want 80", s.Stable(), s.FreshHorizon())
 	}
 	s.Sample(20, 200)
-	s.Acked(b, 20, at(5))
+	s.Acked(b, 20)
 	s.Reported(b, 150)
 	s.Update(at(7))
 	if s.Stable() != 80 {
