@@ -94,7 +94,40 @@ func startNode(t testing.TB, dir string, extra ...string) *proc {
 // startBinary is startNode running bin, another build of redmesh.
 func startBinary(t testing.TB, bin, dir string, extra ...string) *proc {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p, err := startBinaryErr(t, bin, dir, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startBinaryErr is startBinary, returning why the node did not start
+// instead of failing the test. A RESP port it picked that something else
+// bound before the node could (freePort only finds a port free now:
+// another test's connection may take it meanwhile) is picked again.
+func startBinaryErr(t testing.TB, bin, dir string, extra ...string) (*proc, error) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		port := freePort(t)
+		p, err := launch(t, bin, dir, port, extra)
+		if err != nil && attempt < 5 && portTaken(err, port) {
+			continue
+		}
+		return p, err
+	}
+}
+
+// portTaken reports whether err is a node's start failing because port, on
+// loopback, was already bound.
+func portTaken(err error, port int) bool {
+	return strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d: bind: address already in use", port))
+}
+
+// launch starts bin serving RESP on port (unless extra has a --listen)
+// and waits until it answers.
+func launch(t testing.TB, bin, dir string, port int, extra []string) (*proc, error) {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	args := append([]string{"serve", "--data", dir, "--listen", addr}, extra...)
 	for i, a := range extra { // a --listen of the caller's: reach it on loopback
 		if a == "--listen" && i+1 < len(extra) {
@@ -106,7 +139,7 @@ func startBinary(t testing.TB, bin, dir string, extra ...string) *proc {
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	go func() {
 		p.err = p.cmd.Wait()
@@ -122,15 +155,15 @@ func startBinary(t testing.TB, bin, dir string, extra ...string) *proc {
 		err := c.Ping(context.Background()).Err()
 		c.Close()
 		if err == nil || strings.HasPrefix(err.Error(), "NOAUTH") { // answering is enough
-			return p
+			return p, nil
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("redmesh exited before serving: %v\n%s", p.err, p.out)
+			return nil, fmt.Errorf("redmesh exited before serving: %v\n%s", p.err, p.out)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redmesh did not answer within 90s: %v\n%s", err, p.out)
+			return nil, fmt.Errorf("redmesh did not answer within 90s: %v\n%s", err, p.out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -38,25 +38,35 @@ func peerID(t testing.TB, dir string) string {
 // (or port, if not 0) with a short sync interval.
 func startMeshNode(t testing.TB, dir string, port int, extra ...string) *meshNode {
 	t.Helper()
-	if port == 0 {
-		port = freePort(t)
-	}
-	m := &meshNode{id: peerID(t, dir), port: port, args: extra}
-	args := []string{}
-	if os.Getenv("REDMESH_E2E_DEBUG") != "" {
-		args = append(args, "--log-level", "debug")
-	}
-	args = append(args, []string{"--p2p-listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), "--sync-interval", "200ms"}...)
-	args = append(args, extra...)
-	m.proc = startNode(t, dir, args...)
-	m.c = m.client(t)
-	out := m.out
-	t.Cleanup(func() {
-		if t.Failed() && testing.Verbose() {
-			t.Logf("log of %s (%s):\n%s", m.id, dir, out)
+	id := peerID(t, dir)
+	picked := port == 0 // a port picked here that was taken before the node bound it is picked again
+	for attempt := 1; ; attempt++ {
+		if picked {
+			port = freePort(t)
 		}
-	})
-	return m
+		args := []string{}
+		if os.Getenv("REDMESH_E2E_DEBUG") != "" {
+			args = append(args, "--log-level", "debug")
+		}
+		args = append(args, []string{"--p2p-listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), "--sync-interval", "200ms"}...)
+		args = append(args, extra...)
+		p, err := startBinaryErr(t, binary, dir, args...)
+		if err != nil && picked && attempt < 5 && portTaken(err, port) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &meshNode{id: id, port: port, args: extra, proc: p}
+		m.c = m.client(t)
+		out := m.out
+		t.Cleanup(func() {
+			if t.Failed() && testing.Verbose() {
+				t.Logf("log of %s (%s):\n%s", m.id, dir, out)
+			}
+		})
+		return m
+	}
 }
 
 // restart starts the node again on its directory and mesh port.
