@@ -267,10 +267,10 @@ func startTestMeshAt(t *testing.T, key crypto.PrivKey, listen string, peers ...s
 	return startTestMeshWith(t, key, listen, nil, peers...)
 }
 
-// startTestMeshWith starts a mesh whose config mod changes first (nil: none).
-func startTestMeshWith(t *testing.T, key crypto.PrivKey, listen string, mod func(*Config), peers ...string) (*Mesh, *testLocal) {
+// newTestLocal is a store in a directory of the test's: a log, the
+// keyspace over it and its Merkle tree.
+func newTestLocal(t *testing.T) *testLocal {
 	t.Helper()
-	id, _ := peer.IDFromPrivateKey(key)
 	l := &testLocal{}
 	l.tree, _ = merkle.NewTree(merkle.DefaultShape)
 	quiet := slog.New(slog.DiscardHandler)
@@ -283,6 +283,16 @@ func startTestMeshWith(t *testing.T, key crypto.PrivKey, listen string, mod func
 		t.Fatal(err)
 	}
 	l.log, l.db = s, db
+	t.Cleanup(func() { db.Close(); s.Close() })
+	return l
+}
+
+// startTestMeshWith starts a mesh whose config mod changes first (nil: none).
+func startTestMeshWith(t *testing.T, key crypto.PrivKey, listen string, mod func(*Config), peers ...string) (*Mesh, *testLocal) {
+	t.Helper()
+	id, _ := peer.IDFromPrivateKey(key)
+	l := newTestLocal(t)
+	s := l.log
 	cfg := Config{
 		Listen: []string{listen}, Peers: peers, SyncInterval: 100 * time.Millisecond,
 		AckInterval: time.Hour, // acknowledgements only when a WAIT asks
@@ -297,7 +307,7 @@ func startTestMeshWith(t *testing.T, key crypto.PrivKey, listen string, mod func
 		t.Fatal(err)
 	}
 	l.m = m
-	t.Cleanup(func() { m.Close(); db.Close(); s.Close() })
+	t.Cleanup(func() { m.Close() }) // before the store's (newTestLocal)
 	return m, l
 }
 

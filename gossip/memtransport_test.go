@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -16,10 +15,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
-
-	"github.com/redmesh/redmesh/keyspace"
-	"github.com/redmesh/redmesh/merkle"
-	"github.com/redmesh/redmesh/wal"
 )
 
 // memNet is an in-memory network for meshes under test, in one process:
@@ -257,18 +252,8 @@ func startMemMesh(t *testing.T, n *memNet, mod func(*Config), peers ...peer.ID) 
 	t.Helper()
 	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	id, _ := peer.IDFromPrivateKey(key)
-	l := &testLocal{}
-	l.tree, _ = merkle.NewTree(merkle.DefaultShape)
-	quiet := slog.New(slog.DiscardHandler)
-	s, err := wal.Open(wal.Options{Dir: filepath.Join(t.TempDir(), "d"), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := keyspace.Open(keyspace.Options{Log: s, OnCommit: l.committed, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.log, l.db = s, db
+	l := newTestLocal(t)
+	s, quiet := l.log, slog.New(slog.DiscardHandler)
 	cfg := Config{
 		// No anti-entropy and acknowledgements only when a WAIT asks:
 		// pushes and the logs bring every write.
@@ -291,7 +276,7 @@ func startMemMesh(t *testing.T, n *memNet, mod func(*Config), peers ...peer.ID) 
 	if err := m.start(tr, boot); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Close(); db.Close(); s.Close() })
+	t.Cleanup(func() { m.Close() }) // before the store's (newTestLocal)
 	return m, l
 }
 
