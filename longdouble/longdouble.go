@@ -170,7 +170,13 @@ func Format(f *big.Float) string {
 		}
 		return "inf"
 	}
-	s := f.Text('f', 17)
+	return Human(f.Text('f', 17))
+}
+
+// Human is a number printed with a fixed count of decimals as Redis's
+// human mode shows it: trailing zeros dropped, and the point with them,
+// "-0" as "0".
+func Human(s string) string {
 	if strings.IndexByte(s, '.') >= 0 {
 		s = strings.TrimRight(s, "0")
 		s = strings.TrimSuffix(s, ".")

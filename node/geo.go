@@ -9,6 +9,7 @@ import (
 
 	"github.com/redmesh/redmesh/geohash"
 	"github.com/redmesh/redmesh/keyspace"
+	"github.com/redmesh/redmesh/longdouble"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -130,15 +131,7 @@ func humanDouble(f float64) string {
 	case math.IsInf(f, -1):
 		return "-inf"
 	}
-	s := strconv.FormatFloat(f, 'f', 17, 64)
-	if strings.IndexByte(s, '.') >= 0 {
-		s = strings.TrimRight(s, "0")
-		s = strings.TrimSuffix(s, ".")
-	}
-	if s == "-0" {
-		s = "0"
-	}
-	return s
+	return longdouble.Human(strconv.FormatFloat(f, 'f', 17, 64))
 }
 
 func cmdGeoPos(n *Node, c *client, args [][]byte) {
