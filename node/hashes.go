@@ -206,32 +206,8 @@ func cmdHIncrBy(n *Node, c *client, args [][]byte) {
 		if err != nil {
 			return err
 		}
-		var old int64
-		v, had := w.cur.Typed.FieldValue(args[2])
-		had = had && w.live
-		if had {
-			if old, ok = parseInt(v); !ok {
-				return replyErr(errHashNotInteger)
-			}
-		}
-		mine := w.cur.Typed.Count(args[2], n.counterID).Total
-		if addOverflows(old, by) || addOverflows(mine, by) {
-			return replyErr(errOverflow)
-		}
-		result = old + by
-		if had && w.cur.Typed.HasFloatCounts(args[2]) {
-			// An exact sum shows: the increment goes in as a float one (see
-			// incrBy).
-			e, _ := w.cur.Typed.Field(args[2])
-			return w.incrFloat(tx, args[2], e.Value, true, strconv.FormatInt(result, 10))
-		}
-		if !had {
-			if err := w.setField(args[2], []byte("0")); err != nil {
-				return err
-			}
-		}
-		w.incrCounter(args[2], by)
-		return w.commit(tx)
+		result, err = w.incrInt(tx, args[2], by)
+		return err
 	})
 	if err != nil {
 		c.writeErr(err)

@@ -93,38 +93,17 @@ func (l *LocalTx) IncrBy(key, field []byte, by int64) error {
 	if live && cur.Kind() != kind {
 		return fmt.Errorf("increment of %q, a %s: %w", key, cur.Kind(), ErrNoIncrement)
 	}
-	var value []byte
-	had := live
-	if field == nil {
-		value = cur.StringData()
-	} else {
-		value, had = cur.Typed.FieldValue(field)
-		had = had && live
-	}
-	old, ok := int64(0), true
-	if had {
-		old, ok = parseInt(value)
-	}
-	mine := cur.Typed.Count(field, l.n.counterID).Total
-	if !ok || addOverflows(old, by) || addOverflows(mine, by) {
-		return fmt.Errorf("increment of %q by %d: %w", key, by, ErrNoIncrement)
-	}
 	w, err := l.n.startTyped(key, cur, live, kind)
 	if err != nil {
 		return err
 	}
-	switch {
-	case had:
-	case field == nil: // the base of a new counter, as INCRBY makes it
-		w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}
-		w.rec.Expiry = record.Expiry{Version: w.v}
-	default:
-		if err := w.setField(field, []byte("0")); err != nil {
-			return err
+	if _, err := w.incrInt(l.tx, field, by); err != nil {
+		if errors.As(err, new(replyErr)) {
+			return fmt.Errorf("increment of %q by %d: %w", key, by, ErrNoIncrement)
 		}
+		return err
 	}
-	w.incrCounter(field, by)
-	return w.commit(l.tx)
+	return nil
 }
 
 // TypedEdit is a field- or member-level write of a hash, set or sorted set.

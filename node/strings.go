@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"math"
-	"strconv"
 	"strings"
 
 	"github.com/redmesh/redmesh/keyspace"
@@ -493,30 +492,8 @@ func incrBy(n *Node, c *client, key []byte, by int64) {
 		if err != nil {
 			return err
 		}
-		var old int64
-		if w.live {
-			var ok bool
-			if old, ok = parseInt(w.cur.StringData()); !ok {
-				return replyErr(errNotInteger)
-			}
-		}
-		mine := w.cur.Typed.Count(nil, n.counterID).Total
-		if addOverflows(old, by) || addOverflows(mine, by) {
-			return replyErr(errOverflow)
-		}
-		result = old + by
-		if w.live && w.cur.Typed.HasFloatCounts(nil) {
-			// An exact sum shows: the increment goes in as a float one,
-			// so that the value shows as the integer replied.
-			return w.incrFloat(tx, nil, w.cur.CounterBase(), true, strconv.FormatInt(result, 10))
-		}
-		if !w.live {
-			// The base of a new counter: INCRBY 0 makes a key, as in Redis.
-			w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}
-			w.rec.Expiry = record.Expiry{Version: w.v}
-		}
-		w.incrCounter(nil, by)
-		return w.commit(tx)
+		result, err = w.incrInt(tx, nil, by)
+		return err
 	})
 	if err != nil {
 		c.writeErr(err)

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"slices"
+	"strconv"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -118,6 +119,54 @@ func (w *typedWrite) addMember(name []byte) error {
 func (w *typedWrite) delField(name []byte)              { w.op.DelField(name) }
 func (w *typedWrite) incrCounter(name []byte, by int64) { w.op.IncrCounter(name, by) }
 func (w *typedWrite) remMember(name []byte)             { w.op.RemMember(name) }
+
+// incrInt adds by to counter name (nil: the string's) as INCRBY and
+// HINCRBY do, commits, and returns the new value: a counter that was not
+// there starts from a base of 0; one that holds no integer, or a sum that
+// would overflow (the value, or this node's count), is a reply error; one
+// with float counts takes the increment as a float one, so that it shows
+// as the integer returned.
+func (w *typedWrite) incrInt(tx *keyspace.Tx, name []byte, by int64) (int64, error) {
+	value, had := w.cur.StringData(), w.live
+	if name != nil {
+		value, had = w.cur.Typed.FieldValue(name)
+		had = had && w.live
+	}
+	var old int64
+	if had {
+		var ok bool
+		if old, ok = parseInt(value); !ok && name == nil {
+			return 0, replyErr(errNotInteger)
+		} else if !ok {
+			return 0, replyErr(errHashNotInteger)
+		}
+	}
+	mine := w.cur.Typed.Count(name, w.n.counterID).Total
+	if addOverflows(old, by) || addOverflows(mine, by) {
+		return 0, replyErr(errOverflow)
+	}
+	result := old + by
+	if had && w.cur.Typed.HasFloatCounts(name) {
+		base := w.cur.CounterBase()
+		if name != nil {
+			e, _ := w.cur.Typed.Field(name)
+			base = e.Value
+		}
+		return result, w.incrFloat(tx, name, base, true, strconv.FormatInt(result, 10))
+	}
+	switch {
+	case had:
+	case name == nil: // the base of a new counter: INCRBY 0 makes a key, as in Redis
+		w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}
+		w.rec.Expiry = record.Expiry{Version: w.v}
+	default:
+		if err := w.setField(name, []byte("0")); err != nil {
+			return 0, err
+		}
+	}
+	w.incrCounter(name, by)
+	return result, w.commit(tx)
+}
 
 // incrFloat moves counter name (nil: the string's) to result, a finite long
 // double as printed, and commits (see record.TypedOp.IncrFloat): base is
