@@ -10,6 +10,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/redmesh/redmesh/bridge/whole"
+	"github.com/redmesh/redmesh/longdouble"
 	"github.com/redmesh/redmesh/node"
 	"github.com/redmesh/redmesh/record"
 )
@@ -91,13 +92,13 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 		if c.from != nil && sameValue(c.from, b) {
 			return setExpiry(l, key, n, b, c) // only the deadline changed there
 		}
-		if by, ok := stringIncrement(b, c); ok {
-			switch err := l.IncrBy(key, nil, by); {
-			case err == nil:
+		if was, ok := stringWas(b, c); ok {
+			switch done, err := increment(l, key, nil, was, b.Str); {
+			case err != nil:
+				return false, err
+			case done:
 				_, err = setExpiry(l, key, n, b, c)
 				return true, err
-			case !errors.Is(err, node.ErrNoIncrement):
-				return false, err
 			} // not a counter in the node: the value is set
 		}
 		if n.Kind != String || !bytes.Equal(n.Str, b.Str) {
@@ -139,13 +140,11 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 			}
 		}
 		for _, f := range incrs {
-			switch err := l.IncrBy(key, f.name, f.by); {
-			case errors.Is(err, node.ErrNoIncrement): // the value is set
+			done, err := increment(l, key, f.name, f.was, f.value)
+			if err == nil && !done { // the value is set
 				err = l.EditTyped(key, node.TypedEdit{Kind: record.KindHash, Set: [][]byte{f.name, f.value}})
-				if err != nil {
-					return false, err
-				}
-			case err != nil:
+			}
+			if err != nil {
 				return false, err
 			}
 		}
@@ -154,63 +153,88 @@ func takeIn(l *node.LocalTx, key []byte, b State, c change) (bool, error) {
 	return false, nil // Other: not modelled
 }
 
-// stringIncrement is the increment an INCRBY made in the backend added to
-// a string (see change): its integer now less the one the base held (0 if
-// it held none); ok is false where the change cannot be told an increment.
-func stringIncrement(b State, c change) (by int64, ok bool) {
+// stringWas is the number a string the backend told of increments only
+// held before them (see change), as its text: the base's ("0" where the
+// backend did not hold the key).
+func stringWas(b State, c change) ([]byte, bool) {
 	if !c.incr || c.from == nil || b.Kind != String {
+		return nil, false
+	}
+	if Kind(c.from.Kind) == None {
+		return []byte("0"), true
+	}
+	return baseText(c.from)
+}
+
+// increment writes into the node, as an increment of key (field nil) or of
+// a hash field, the change in the backend from number was to now: an
+// integer increment where both are integers (INCRBY, HINCRBY), a float one
+// otherwise (INCRBYFLOAT, HINCRBYFLOAT). It reports false, having written
+// nothing, where the change or the node's value is no such increment.
+func increment(l *node.LocalTx, key, field, was, now []byte) (bool, error) {
+	if by, ok := intIncrement(was, now); ok {
+		switch err := l.IncrBy(key, field, by); {
+		case err == nil:
+			return true, nil
+		case !errors.Is(err, node.ErrNoIncrement):
+			return false, err
+		}
+	}
+	switch err := l.IncrByFloat(key, field, was, now); {
+	case err == nil:
+		return true, nil
+	case !errors.Is(err, node.ErrNoIncrement):
+		return false, err
+	}
+	return false, nil
+}
+
+// intIncrement is now's integer less was's, where both are integers and
+// the difference does not overflow.
+func intIncrement(was, now []byte) (int64, bool) {
+	w, ok := canonicalInt(was)
+	if !ok {
 		return 0, false
 	}
-	now, err := strconv.ParseInt(string(b.Str), 10, 64)
+	n, err := strconv.ParseInt(string(now), 10, 64)
 	if err != nil {
 		return 0, false
 	}
-	var was int64
-	switch {
-	case Kind(c.from.Kind) == None:
-	case Kind(c.from.Kind) == String && c.from.HasNum:
-		was = c.from.Num
-	default:
-		return 0, false
-	}
-	by = now - was
-	if (was < 0) != (now < 0) && (by < 0) != (now < 0) { // overflowed
+	by := n - w
+	if (w < 0) != (n < 0) && (by < 0) != (n < 0) { // overflowed
 		return 0, false
 	}
 	return by, true
 }
 
-// fieldIncrement is a HINCRBY made in the backend: the field, by how much,
-// and the value the backend holds (written if the node's field holds no
-// integer).
+// fieldIncrement is a HINCRBY or HINCRBYFLOAT made in the backend: the
+// field, the value the backend holds and the one it started from.
 type fieldIncrement struct {
-	name, value []byte
-	by          int64
+	name, value, was []byte
 }
 
 // hashIncrements splits set, the hash fields a take-in writes (name, value
-// ...), into those still set and those that were HINCRBYs in the backend:
-// a field whose value was an integer in the base (0 for a field the base
-// did not hold, or of a hash the backend did not hold) and is one now.
+// ...), into those still set and those that were HINCRBYs or
+// HINCRBYFLOATs in the backend: a field whose value was a number in the
+// base (0 for a field the base did not hold, or of a hash the backend did
+// not hold) and is one now.
 func hashIncrements(set [][]byte, from *base) (rest [][]byte, incrs []fieldIncrement) {
 	if from == nil || (Kind(from.Kind) != Hash && Kind(from.Kind) != None) {
 		return set, nil
 	}
 	for i := 0; i+1 < len(set); i += 2 {
 		f, v := set[i], set[i+1]
-		now, known := canonicalInt(v)
-		was := int64(0)
-		if h := xxhash.Sum64(f); known {
+		was, known := []byte("0"), true
+		if h := xxhash.Sum64(f); Kind(from.Kind) == Hash {
 			if _, in := part(from, h); in {
-				was, known = baseInt(from, h)
+				was, known = fieldText(from, h)
 			}
 		}
-		by := now - was
-		if !known || ((was < 0) != (now < 0) && (by < 0) != (now < 0)) {
+		if _, num := longdouble.Parse(v); !known || !num {
 			rest = append(rest, f, v)
 			continue
 		}
-		incrs = append(incrs, fieldIncrement{name: f, value: v, by: by})
+		incrs = append(incrs, fieldIncrement{name: f, value: v, was: was})
 	}
 	return rest, incrs
 }

@@ -36,7 +36,7 @@ func baseOf(s State) base {
 			p := pair{name: xxhash.Sum64(s.Fields[i])}
 			if s.Kind == Hash {
 				p.part = valueHash(s.Fields[i+1])
-				if v, ok := canonicalInt(s.Fields[i+1]); ok {
+				if v, ok := numberOf(s.Fields[i+1]); ok {
 					p.num, nums = v, true
 				}
 			} else {
@@ -50,7 +50,7 @@ func baseOf(s State) base {
 			names[i], parts[i] = p.name, p.part
 		}
 		e.Elems = shadow.NewElems(names, parts)
-		if nums { // a HINCRBY's start, where a field holds an integer
+		if nums { // a HINCRBY's or HINCRBYFLOAT's start, where a field holds a number
 			e.Elems.Nums = make([]int64, len(ps))
 			for i, p := range ps {
 				e.Elems.Nums[i] = p.num
@@ -70,10 +70,58 @@ func baseOf(s State) base {
 		}
 		e.Elems = shadow.NewElems(names, nil)
 	case String:
-		// A counter's value, for an INCRBY made in the backend.
-		e.Num, e.HasNum = canonicalInt(s.Str)
+		// A counter's value, for an INCRBY or INCRBYFLOAT made in the
+		// backend.
+		e.Num, e.HasNum = numberOf(s.Str)
 	}
 	return e
+}
+
+// numberOf is the number v holds, as a base keeps it: an integer as Redis
+// writes one (INCRBY's result), or else the bits of a float64 whose
+// shortest text is v (most of INCRBYFLOAT's results), if v is either. Which
+// of the two it is, is told by the value's hash (see baseText).
+func numberOf(v []byte) (int64, bool) {
+	if n, ok := canonicalInt(v); ok {
+		return n, true
+	}
+	if f, ok := canonicalFloat(v); ok {
+		return int64(math.Float64bits(f)), true
+	}
+	return 0, false
+}
+
+// canonicalFloat is the float64 v is the shortest text of, in Redis's
+// human format (no exponent), if it is one.
+func canonicalFloat(v []byte) (float64, bool) {
+	if len(v) == 0 || len(v) > 64 {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || math.IsInf(f, 0) || string(strconv.AppendFloat(nil, f, 'f', -1, 64)) != string(v) {
+		return 0, false
+	}
+	return f, true
+}
+
+// numberTexts are the texts a base's number n may stand for: the integer
+// and the float64 numberOf would keep as n.
+func numberTexts(n int64) [2][]byte {
+	return [2][]byte{strconv.AppendInt(nil, n, 10), strconv.AppendFloat(nil, math.Float64frombits(uint64(n)), 'f', -1, 64)}
+}
+
+// baseText is the number a string's base e held, as its text, if it held
+// one: the one of numberTexts whose digest, with e's deadline, is e's.
+func baseText(e *base) ([]byte, bool) {
+	if Kind(e.Kind) != String || !e.HasNum {
+		return nil, false
+	}
+	for _, t := range numberTexts(e.Num) {
+		if (State{Kind: String, Str: t, At: e.At}).Digest() == e.Digest {
+			return t, true
+		}
+	}
+	return nil, false
 }
 
 // canonicalInt is the integer v holds as Redis writes one (INCRBY's
@@ -86,17 +134,22 @@ func canonicalInt(v []byte) (int64, bool) {
 	return n, true
 }
 
-// baseInt is the integer hash field h held in base e, if it held one.
-func baseInt(e *base, h uint64) (int64, bool) {
+// fieldText is the number hash field h held in base e, as its text, if it
+// held one: the one of numberTexts whose hash is the field's part.
+func fieldText(e *base, h uint64) ([]byte, bool) {
 	if e.Elems == nil || e.Elems.Nums == nil {
-		return 0, false
+		return nil, false
 	}
 	i, ok := slices.BinarySearch(e.Elems.Names, h)
 	if !ok {
-		return 0, false
+		return nil, false
 	}
-	v := e.Elems.Nums[i]
-	return v, e.Elems.Part(i) == valueHash(strconv.AppendInt(nil, v, 10))
+	for _, t := range numberTexts(e.Elems.Nums[i]) {
+		if e.Elems.Part(i) == valueHash(t) {
+			return t, true
+		}
+	}
+	return nil, false
 }
 
 // sameValue reports whether the backend's string or whole key b holds the

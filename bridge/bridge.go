@@ -80,9 +80,9 @@ type Bridge struct {
 	owed     map[string]struct{} // keys whose node state the backend must get
 	overflow bool                // owed passed QueueLimit: audit instead
 	notified map[string]struct{} // keys the backend said changed
-	// incrs says, per notified key, whether every notification since it
-	// was last read was an increment (see isIncrement).
-	incrs map[string]bool
+	// notes sums up, per notified key, the notifications since it was
+	// last read.
+	notes map[string]notes
 	// removed keeps, per owed key, the names of elements its committed
 	// writes removed (see noteRemoved).
 	removed map[string]map[string]struct{}
@@ -149,7 +149,7 @@ func Start(ctx context.Context, opts Options) (*Bridge, error) {
 		mark:     "__redmesh_bridge__:" + rand.Text(),
 		owed:     map[string]struct{}{},
 		notified: map[string]struct{}{},
-		incrs:    map[string]bool{},
+		notes:    map[string]notes{},
 		removed:  map[string]map[string]struct{}{},
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
@@ -344,8 +344,8 @@ func (b *Bridge) listen() {
 			b.mu.Lock()
 			if len(b.notified) < b.opts.QueueLimit {
 				b.notified[key] = struct{}{}
-				only, seen := b.incrs[key]
-				b.incrs[key] = isIncrement(m.Payload) && (only || !seen)
+				was, seen := b.notes[key]
+				b.notes[key] = was.with(m.Payload, !seen)
 			} else {
 				b.resync = true
 			}
@@ -355,11 +355,36 @@ func (b *Bridge) listen() {
 	}
 }
 
-// isIncrement reports whether a keyspace notification's event is an
-// increment's: zincr (ZINCRBY, ZADD INCR), incrby (INCR, INCRBY, DECR,
-// DECRBY) or hincrby (HINCRBY).
-func isIncrement(event string) bool {
-	return event == "zincr" || event == "incrby" || event == "hincrby"
+// notes sum up the keyspace notifications of a key since it was last
+// read: what every one of them said.
+type notes uint8
+
+const (
+	// notesIncr: every event was an increment's: zincr (ZINCRBY, ZADD
+	// INCR), incrby (INCR, INCRBY, DECR, DECRBY), incrbyfloat, hincrby or
+	// hincrbyfloat.
+	notesIncr notes = 1 << iota
+	// notesString: every event wrote a string's value and none set a
+	// deadline (set, incrby, incrbyfloat, append, setrange): the key is a
+	// string, and one that had no deadline has none.
+	notesString
+)
+
+// with adds event to n (first: the key's first event since it was read).
+func (n notes) with(event string, first bool) notes {
+	var e notes
+	switch event {
+	case "zincr", "hincrby", "hincrbyfloat":
+		e = notesIncr
+	case "incrby", "incrbyfloat":
+		e = notesIncr | notesString
+	case "set", "append", "setrange":
+		e = notesString
+	}
+	if first {
+		return e
+	}
+	return n & e
 }
 
 func (b *Bridge) requestResync() {
@@ -522,13 +547,13 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 		return nil
 	}
 	b.mu.Lock()
-	incrs := make([]bool, len(keys))
+	ns := make([]notes, len(keys))
 	for i, k := range keys {
-		incrs[i] = b.incrs[k]
-		delete(b.incrs, k)
+		ns[i] = b.notes[k]
+		delete(b.notes, k)
 	}
 	b.mu.Unlock()
-	states, err := readSettled(ctx, b.r, keys)
+	states, err := b.readNotified(ctx, keys, ns)
 	if err != nil {
 		return err
 	}
@@ -546,7 +571,7 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 				continue
 			}
 			c := b.since(h)
-			c.incr = incrs[i]
+			c.incr = ns[i]&notesIncr != 0
 			w, err := takeIn(l, []byte(k), s, c)
 			if err != nil {
 				return fmt.Errorf("take in key %q from backend: %w", k, err)
@@ -563,6 +588,56 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 	}
 	b.rememberAll(seen)
 	return nil
+}
+
+// readNotified reads the keys the backend notified, with ns, their
+// notifications. A key that only had its string value written since the
+// bridge read it, and had no deadline then, is a string without one: its
+// value is all there is to read, and one MGET reads a batch of them. The
+// others (and those MGET finds absent or of another type) are read whole.
+func (b *Bridge) readNotified(ctx context.Context, keys []string, ns []notes) ([]State, error) {
+	var plain []int
+	for i, k := range keys {
+		if ns[i]&notesString == 0 {
+			continue
+		}
+		if sh, ok := b.shadow.Get(keyHash(k)); !ok || sh.At == 0 {
+			plain = append(plain, i)
+		}
+	}
+	if len(plain) == 0 {
+		return readSettled(ctx, b.r, keys)
+	}
+	states := make([]State, len(keys))
+	names := make([]string, len(plain))
+	for j, i := range plain {
+		names[j] = keys[i]
+	}
+	vals, err := b.rdb.MGet(ctx, names...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read %d strings from backend: %w", len(names), err)
+	}
+	read := make([]bool, len(keys))
+	for j, i := range plain {
+		if v, ok := vals[j].(string); ok {
+			states[i], read[i] = State{Kind: String, Str: []byte(v)}, true
+		}
+	}
+	var rest []string
+	var at []int
+	for i, k := range keys {
+		if !read[i] {
+			rest, at = append(rest, k), append(at, i)
+		}
+	}
+	more, err := readSettled(ctx, b.r, rest)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		states[i] = more[j]
+	}
+	return states, nil
 }
 
 // seenState is a backend state taken in, remembered once the take-in is

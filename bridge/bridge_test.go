@@ -250,7 +250,7 @@ func newIdleBridge(t *testing.T, srv *redisServer, n *node.Node) *Bridge {
 		t.Fatal(err)
 	}
 	b := &Bridge{opts: opts, log: quietLog(), n: n, rdb: redis.NewClient(ro), prefix: "__keyspace@0__:",
-		owed: map[string]struct{}{}, notified: map[string]struct{}{}, incrs: map[string]bool{}, removed: map[string]map[string]struct{}{}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		owed: map[string]struct{}{}, notified: map[string]struct{}{}, notes: map[string]notes{}, removed: map[string]map[string]struct{}{}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
 		foreign: map[uint64]struct{}{}, conflicted: map[uint64]int{}}
 	t.Cleanup(func() { b.rdb.Close() })
 	if err := b.connect(context.Background()); err != nil {
@@ -511,7 +511,7 @@ func TestZIncrByAddsUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.ZIncrBy(ctx, "board", 5, "ada")
-	b.incrs["board"] = true // as the zincr notification says
+	b.notes["board"] = notesIncr // as the zincr notification says
 	if err := b.pullIn(ctx, []string{"board"}); err != nil {
 		t.Fatal(err)
 	}
@@ -544,7 +544,7 @@ func TestZIncrByAddsUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.ZIncrBy(ctx, "fresh", 1, "m")
-	b.incrs["fresh"] = true
+	b.notes["fresh"] = notesIncr
 	if err := b.pullIn(ctx, []string{"fresh"}); err != nil {
 		t.Fatal(err)
 	}
@@ -829,7 +829,7 @@ func TestIncrByAddsUp(t *testing.T) {
 	round := func(keys ...string) {
 		t.Helper()
 		for _, k := range keys {
-			b.incrs[k] = true // as the incrby or hincrby notifications say
+			b.notes[k] = notesIncr // as the incrby or hincrby notifications say
 		}
 		if err := b.pullIn(ctx, keys); err != nil {
 			t.Fatal(err)
@@ -885,7 +885,7 @@ func TestIncrByAddsUp(t *testing.T) {
 	// A SET is a value set: the other site's increment owed goes.
 	incr("hits", "", 1)
 	c.Set(ctx, "hits", "100", 0)
-	b.incrs["hits"] = false // a set notification among them
+	b.notes["hits"] = notesString // a set notification among them
 	if err := b.pullIn(ctx, []string{"hits"}); err != nil {
 		t.Fatal(err)
 	}
@@ -926,6 +926,174 @@ func TestIncrNotifications(t *testing.T) {
 	for _, k := range []string{"hits", "h"} {
 		if rec, _ := n.Read([]byte(k)); len(rec.Typed.Counts) == 0 {
 			t.Fatalf("%s: the increments were taken in as a value set", k)
+		}
+	}
+}
+
+// TestIncrByFloatAddsUp: an INCRBYFLOAT or a HINCRBYFLOAT made in the
+// backend, told by its notification, is taken in as a float increment from
+// the number the backend held, so that it adds up with another site's
+// increment owed to the backend; where the node holds what the backend
+// held, it comes to hold the backend's result as Redis wrote it.
+func TestIncrByFloatAddsUp(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	n := openNode(t, t.TempDir())
+	b := newIdleBridge(t, srv, n)
+	incr := func(key, field, was, now string) {
+		t.Helper()
+		var f []byte
+		if field != "" {
+			f = []byte(field)
+		}
+		if err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+			return l.IncrByFloat([]byte(key), f, []byte(was), []byte(now))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	round := func(keys ...string) {
+		t.Helper()
+		for _, k := range keys {
+			b.notes[k] = notesIncr // as the incrbyfloat or hincrbyfloat notifications say
+		}
+		if err := b.pullIn(ctx, keys); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.pushOut(ctx, keys); err != nil {
+			t.Fatal(err)
+		}
+	}
+	incr("price", "", "0", "10.5")
+	incr("h", "f", "0", "1.25")
+	if err := b.pushOut(ctx, []string{"price", "h"}); err != nil {
+		t.Fatal(err)
+	}
+	// Alone: the node holds the backend's result as written.
+	c.IncrByFloat(ctx, "price", 0.1)
+	c.HIncrByFloat(ctx, "h", "f", 0.1)
+	round("price", "h")
+	checkBoth(t, b, n, map[string]string{"price": "string 10.6", "h": "hash f=1.35"})
+	// Another site's increments, owed to the backend, and the backend's.
+	incr("price", "", "10.6", "12.6")
+	incr("h", "f", "1.35", "2.35")
+	c.IncrByFloat(ctx, "price", 0.5)
+	c.IncrByFloat(ctx, "price", -0.25)
+	c.HIncrByFloat(ctx, "h", "f", 3.5)
+	c.HIncrByFloat(ctx, "h", "g", 0.5)
+	round("price", "h")
+	checkBoth(t, b, n, map[string]string{"price": "string 12.85", "h": "hash f=5.85 g=0.5"})
+	for _, k := range []string{"price", "h"} {
+		if rec, _ := n.Read([]byte(k)); len(rec.Typed.Counts) == 0 {
+			t.Fatalf("%s: the INCRBYFLOATs were taken in as a value set", k)
+		}
+	}
+	// An integer the backend held, incremented by a float; a key and a
+	// field the backend did not hold count from 0.
+	c.Set(ctx, "n", "10", 0)
+	b.notes["n"] = notesString
+	if err := b.pullIn(ctx, []string{"n"}); err != nil {
+		t.Fatal(err)
+	}
+	incr("n", "", "10", "11")
+	c.IncrByFloat(ctx, "n", 1.5)
+	incr("fresh", "", "0", "2")
+	c.IncrByFloat(ctx, "fresh", 0.5)
+	c.HIncrByFloat(ctx, "freshhash", "f", 0.75)
+	round("n", "fresh", "freshhash")
+	checkBoth(t, b, n, map[string]string{"n": "string 12.5", "fresh": "string 2.5", "freshhash": "hash f=0.75"})
+}
+
+// TestFloatIncrNotifications: INCRBYFLOATs and HINCRBYFLOATs made in the
+// backend reach the node, by their notifications, as float increments.
+func TestFloatIncrNotifications(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	dir := t.TempDir()
+	n := openNode(t, dir)
+	b := startBridge(t, srv, n, dir)
+	within(t, 5*time.Second, "take-in", func() bool { return b.takeIn.Done.Load() })
+	for range 5 {
+		c.IncrByFloat(ctx, "price", 0.5)
+		c.HIncrByFloat(ctx, "h", "f", 0.25)
+	}
+	within(t, 5*time.Second, "the increments in the node", func() bool {
+		return show(FromRecord(n.Read([]byte("price")))) == "string 2.5" && show(FromRecord(n.Read([]byte("h")))) == "hash f=1.25"
+	})
+	for _, k := range []string{"price", "h"} {
+		if rec, _ := n.Read([]byte(k)); len(rec.Typed.Counts) == 0 {
+			t.Fatalf("%s: the increments were taken in as a value set", k)
+		}
+	}
+}
+
+// TestNotifiedStringsReadByMGet: strings an application SETs in the
+// backend are read with one MGET a batch, not by the read script; a key
+// whose base had a deadline, or that a notification says is no longer a
+// plain string write, is read whole.
+func TestNotifiedStringsReadByMGet(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	dir := t.TempDir()
+	n := openNode(t, dir)
+	b := startBridge(t, srv, n, dir)
+	within(t, 5*time.Second, "take-in", func() bool { return b.takeIn.Done.Load() })
+	c.Set(ctx, "timed", "t", time.Hour)
+	within(t, 5*time.Second, "timed in the node", func() bool { _, ok := nodeString(n, "timed"); return ok })
+	mgets, scripts := commandCalls(t, c, "mget"), commandCalls(t, c, "evalsha")
+	for i := range 50 {
+		c.Set(ctx, "k"+itoa(i), "v"+itoa(i), 0)
+	}
+	within(t, 5*time.Second, "the SETs in the node", func() bool { v, _ := nodeString(n, "k49"); return v == "v49" })
+	if got := commandCalls(t, c, "mget") - mgets; got < 1 || got > 50 {
+		t.Fatalf("%d MGETs for 50 SETs", got)
+	}
+	if got := commandCalls(t, c, "evalsha") - scripts; got != 0 {
+		t.Fatalf("%d scripts run for the SETs, want none", got)
+	}
+	// SET KEEPTTL of a key with a deadline: read whole, the deadline kept.
+	c.Do(ctx, "SET", "timed", "u", "KEEPTTL")
+	within(t, 5*time.Second, "the SET KEEPTTL in the node", func() bool {
+		rec, live := n.Read([]byte("timed"))
+		s := FromRecord(rec, live)
+		return string(s.Str) == "u" && s.At != 0
+	})
+	// A string replaced by a hash, and a SET of a key that then goes.
+	c.Set(ctx, "k1", "x", 0)
+	c.Del(ctx, "k1")
+	c.HSet(ctx, "k1", "f", "v")
+	c.Set(ctx, "k2", "y", 0)
+	c.Del(ctx, "k2")
+	within(t, 5*time.Second, "the hash and the delete in the node", func() bool {
+		_, had := nodeString(n, "k2")
+		return show(FromRecord(n.Read([]byte("k1")))) == "hash f=v" && !had
+	})
+}
+
+func TestNotesOfEvents(t *testing.T) {
+	for _, tc := range []struct {
+		events []string
+		want   notes
+	}{
+		{[]string{"set"}, notesString},
+		{[]string{"set", "set", "append"}, notesString},
+		{[]string{"incrby", "incrby"}, notesIncr | notesString},
+		{[]string{"incrbyfloat", "set"}, notesString},
+		{[]string{"set", "expire"}, 0},
+		{[]string{"hincrby", "hincrbyfloat"}, notesIncr},
+		{[]string{"zincr", "zadd"}, 0},
+		{[]string{"set", "del"}, 0},
+		{[]string{"hset"}, 0},
+	} {
+		var got notes
+		for i, e := range tc.events {
+			got = got.with(e, i == 0)
+		}
+		if got != tc.want {
+			t.Errorf("%v: notes %b, want %b", tc.events, got, tc.want)
 		}
 	}
 }

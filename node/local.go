@@ -1,12 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 
 	"github.com/redmesh/redmesh/keyspace"
+	"github.com/redmesh/redmesh/longdouble"
 	"github.com/redmesh/redmesh/record"
 	"github.com/redmesh/redmesh/wal"
 )
@@ -100,6 +102,68 @@ func (l *LocalTx) IncrBy(key, field []byte, by int64) error {
 	if _, err := w.incrInt(l.tx, field, by); err != nil {
 		if errors.As(err, new(replyErr)) {
 			return fmt.Errorf("increment of %q by %d: %w", key, by, ErrNoIncrement)
+		}
+		return err
+	}
+	return nil
+}
+
+// IncrByFloat moves key's value (field nil), or a hash field's, by what
+// took a value from was to now, as INCRBYFLOAT and HINCRBYFLOAT do: the key
+// or field becomes a float counter, whose increments made concurrently at
+// other nodes add up. One that holds was comes to hold now, as written;
+// any other value moves by now less was, in long double as Redis computes
+// (a key or field that is not there starts from 0). A value, was or now
+// that is not a number, or a result out of range, is ErrNoIncrement, and
+// nothing is written.
+func (l *LocalTx) IncrByFloat(key, field, was, now []byte) error {
+	kind := record.KindString
+	if field != nil {
+		kind = record.KindHash
+	}
+	cur, err := l.tx.Get(key)
+	if err != nil {
+		return err
+	}
+	live := cur.Live(l.now)
+	if live && cur.Kind() != kind {
+		return fmt.Errorf("float increment of %q, a %s: %w", key, cur.Kind(), ErrNoIncrement)
+	}
+	w, err := l.n.startTyped(key, cur, live, kind)
+	if err != nil {
+		return err
+	}
+	value, had, base := w.cur.StringData(), w.live, w.cur.CounterBase()
+	counted := had // the counter is there (see cmdHIncrByFloat)
+	if field != nil {
+		value, had = w.cur.Typed.FieldValue(field)
+		had = had && w.live
+		e, _ := w.cur.Typed.Field(field)
+		base, counted = e.Value, had && !e.Dot.IsZero()
+	}
+	from, fromOK := longdouble.Parse(was)
+	to, toOK := longdouble.Parse(now)
+	if !fromOK || !toOK || from.IsInf() || to.IsInf() {
+		return fmt.Errorf("float increment of %q from %q to %q: %w", key, was, now, ErrNoIncrement)
+	}
+	result := string(now)
+	if !had || !bytes.Equal(value, was) {
+		old := longdouble.New()
+		if had {
+			var ok bool
+			if old, ok = longdouble.Parse(value); !ok || old.IsInf() {
+				return fmt.Errorf("float increment of %q, holding %q: %w", key, value, ErrNoIncrement)
+			}
+		}
+		sum := longdouble.New().Add(old, longdouble.New().Sub(to, from))
+		if longdouble.Overflows(sum) {
+			return fmt.Errorf("float increment of %q: %w", key, ErrNoIncrement)
+		}
+		result = longdouble.Format(sum)
+	}
+	if err := w.incrFloat(l.tx, field, base, counted, result); err != nil {
+		if errors.As(err, new(replyErr)) {
+			return fmt.Errorf("float increment of %q to %s: %w", key, result, ErrNoIncrement)
 		}
 		return err
 	}
