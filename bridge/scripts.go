@@ -97,16 +97,20 @@ return 1
 `)
 
 // digestScript answers the digests of KEYS, for the audit.
-var digestScript = redis.NewScript(digestLua + `
+var digestScript = redis.NewScript(digestKeysLua)
+
+const digestKeysLua = digestLua + `
 local out = {}
 for i, k in ipairs(KEYS) do out[i] = digest(k) end
 return out
-`)
+`
 
 // readScript answers, per key of KEYS, {type, PEXPIRETIME, value}: the value
 // a string, HGETALL's, SMEMBERS', ZRANGE WITHSCORES' or LRANGE's array, or
 // for other types their DUMP payload.
-var readScript = redis.NewScript(`
+var readScript = redis.NewScript(readLua)
+
+const readLua = `
 local out = {}
 for i, k in ipairs(KEYS) do
   local t = redis.call('TYPE', k)['ok']
@@ -121,7 +125,7 @@ for i, k in ipairs(KEYS) do
   out[i] = {t, redis.call('PEXPIRETIME', k), v}
 end
 return out
-`)
+`
 
 // deltaLua writes only what changed of a hash, set, sorted set or list,
 // atomically, if what it changes is still as the bridge last wrote or read

@@ -2,7 +2,10 @@ package bridge
 
 import (
 	"context"
+	"flag"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -134,6 +137,21 @@ func TestFromRecordMatchesBackend(t *testing.T) {
 		rec, live := n.Read([]byte(k))
 		if got := FromRecord(rec, live); got.Digest() != want[i].Digest() {
 			t.Errorf("%s: node %q %q, backend %q %q", k, got.Fields, got.Members, want[i].Fields, want[i].Members)
+		}
+	}
+}
+
+var printScripts = flag.String("print-scripts", "", "write the read and digest scripts into this directory (for bench/bridge-readcost.sh)")
+
+// TestPrintScripts writes the scripts a benchmark measures in Redis, when
+// asked to.
+func TestPrintScripts(t *testing.T) {
+	if *printScripts == "" {
+		t.Skip("no -print-scripts")
+	}
+	for name, src := range map[string]string{"read.lua": readLua, "digest.lua": digestKeysLua} {
+		if err := os.WriteFile(filepath.Join(*printScripts, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
