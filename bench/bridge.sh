@@ -22,7 +22,10 @@
 #    its start until Redis #3 holds Redis #1's hashes, the commands Redis #3
 #    processed (its bridge's writes, and its reads of the changes that
 #    reached it from #1), of them HGETALLs (reads of a whole hash), and its
-#    CPU time, beside the plain redis-server's CPU under the same HSETs.
+#    CPU time; and from its start until a second after it ends, the
+#    commands Redis #1 processed beyond the HSETs (its bridge's reads of the
+#    changed hashes), of them HGETALLs, and its CPU time; beside the plain
+#    redis-server's CPU under the same HSETs.
 #
 # Usage: [SAMPLES=N] [BASE=PORT] bench/bridge.sh [RUNS]
 source "$(dirname "$0")/lib.sh"
@@ -87,27 +90,33 @@ hgetalls() { redis-cli -p "$1" INFO commandstats | tr -d '\r' | sed -n 's/^cmdst
 # window3 SECONDS CMD...: runs CMD and prints, from its start until Redis
 # #3's hashes equal Redis #1's (at most 60 s more), "commands cpu_ms
 # hgetalls seconds" of Redis #3 (hgetalls: HGETALLs, the bridge's reads of
-# the whole hashes), then CMD's output. The window's own reads (hashsum)
-# are left out of the counts.
+# the whole hashes), then, from its start until a second after it ends,
+# "commands cpu_ms hgetalls" of Redis #1 (commands less CMD's: the
+# bridge's reads of the changed hashes), then CMD's output. The window's
+# own reads (hashsum) are left out of the counts.
 window3() {
-	local pid c0 c1 t0 t1 h0 h1 out start polls=0
+	local pid pid1 c0 c1 t0 t1 h0 h1 d0 d1 u0 u1 g0 g1 out start polls=0
 	shift
-	pid=$(pid_of $((base + 2)))
+	pid=$(pid_of $((base + 2))) pid1=$(pid_of $base)
 	c0=$(commands $((base + 2))); t0=$(ticks "$pid"); h0=$(hgetalls $((base + 2)))
+	d0=$(commands $base); u0=$(ticks "$pid1"); g0=$(hgetalls $base)
 	start=$(date +%s%N)
 	out=$("$@")
+	sleep 1
+	d1=$(commands $base); u1=$(ticks "$pid1"); g1=$(hgetalls $base)
 	for _ in $(seq 1 600); do
 		polls=$((polls + 1))
 		[[ $(hashsum $((base + 2))) == $(hashsum $base) ]] && break
 		sleep 0.1
 	done
 	c1=$(commands $((base + 2))); t1=$(ticks "$pid"); h1=$(hgetalls $((base + 2)))
-	echo "$((c1 - c0 - 2 - polls * 21)) $(((t1 - t0) * 1000 / hz)) $((h1 - h0 - polls * 20)) $((($(date +%s%N) - start) / 1000000)) $out"
+	echo "$((c1 - c0 - 2 - polls * 21)) $(((t1 - t0) * 1000 / hz)) $((h1 - h0 - polls * 20)) $((($(date +%s%N) - start) / 1000000))" \
+		"$((d1 - d0 - 2 - out)) $(((u1 - u0) * 1000 / hz)) $((g1 - g0)) $out"
 }
 
 hashload=(-rate 10000 -duration 10s -hashes 20 -fields 2000)
 bl50=() bl99=() rl50=() rl99=() idle_cmds=() idle_cpu=() plain_idle_cpu=() load_cmds=() load_cpu=() plain_cpu=()
-hash_cmds=() hash_cpu=() hash_reads=() hash_took=() plain_hash_cpu=()
+hash_cmds=() hash_cpu=() hash_reads=() hash_took=() plain_hash_cpu=() read_cmds=() read_cpu=() read_whole=()
 for run in $(seq 1 "$runs"); do
 	read -r p50 p99 _ < <("$BENCH_TMP/proplat" -write 127.0.0.1:$base -read 127.0.0.1:$((base + 2)) -n "$samples")
 	bl50+=("$p50") bl99+=("$p99")
@@ -123,14 +132,16 @@ for run in $(seq 1 "$runs"); do
 	read -r c ms sent < <(window $((base + 40)) 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$((base + 40)) -rate 10000 -duration 10s)
 	plain_cpu+=("$ms")
 	sleep 2
-	read -r c ms reads took sent < <(window3 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$base "${hashload[@]}")
+	read -r c ms reads took c1 ms1 reads1 sent < <(window3 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$base "${hashload[@]}")
 	hash_cmds+=("$c") hash_cpu+=("$ms") hash_reads+=("$reads") hash_took+=("$took")
+	read_cmds+=("$c1") read_cpu+=("$ms1") read_whole+=("$reads1")
 	read -r c ms sent < <(window $((base + 40)) 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$((base + 40)) "${hashload[@]}")
 	plain_hash_cpu+=("$ms")
 	echo "  run $run: bridge #1→#3 p50 ${bl50[-1]} µs p99 ${bl99[-1]} µs; replica p50 ${rl50[-1]} µs p99 ${rl99[-1]} µs;" \
 		"idle: ${idle_cmds[-1]} cmds/s from the bridge, ${idle_cpu[-1]} ms CPU in 10 s (plain ${plain_idle_cpu[-1]});" \
 		"10k SET/s: ${load_cmds[-1]} cmds/s from the bridge, ${load_cpu[-1]} ms CPU in 10 s (plain ${plain_cpu[-1]});" \
-		"10k HSET/s at #1: Redis #3 ${hash_cmds[-1]} commands from its bridge, ${hash_reads[-1]} HGETALLs, ${hash_cpu[-1]} ms CPU in ${hash_took[-1]} ms (plain, the HSETs themselves: ${plain_hash_cpu[-1]} in 10 s)" >&2
+		"10k HSET/s at #1: Redis #3 ${hash_cmds[-1]} commands from its bridge, ${hash_reads[-1]} HGETALLs, ${hash_cpu[-1]} ms CPU in ${hash_took[-1]} ms;" \
+		"Redis #1 ${read_cmds[-1]} commands from its bridge, ${read_whole[-1]} HGETALLs, ${read_cpu[-1]} ms CPU in 11 s (plain, the HSETs themselves: ${plain_hash_cpu[-1]} in 10 s)" >&2
 done
 echo "| | p50 µs | p99 µs |"
 echo "|---|---:|---:|"
@@ -147,4 +158,5 @@ echo
 echo "| 10,000 HSET/s of 20 hashes of 2,000 fields | commands | HGETALLs | CPU ms |"
 echo "|---|---:|---:|---:|"
 echo "| Redis #3, written by its bridge, until it holds #1's hashes | $(median "${hash_cmds[@]}") | $(median "${hash_reads[@]}") | $(median "${hash_cpu[@]}") |"
+echo "| Redis #1, taking the HSETs and read by its bridge (11 s) | $(median "${read_cmds[@]}") | $(median "${read_whole[@]}") | $(median "${read_cpu[@]}") |"
 echo "| a plain redis-server taking the HSETs (10 s) | 100,000 | 0 | $(median "${plain_hash_cpu[@]}") |"

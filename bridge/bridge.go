@@ -370,6 +370,14 @@ const (
 	notesString
 )
 
+// notesFlags are the bits of notes that say what every event said; the
+// bits above them are the type the last event's command works on (a Kind,
+// None for a generic command: DEL, EXPIRE, RENAME ...).
+const notesFlags = 1<<4 - 1
+
+// kind is the type of key the last event's command left (None: unknown).
+func (n notes) kind() Kind { return Kind(n >> 4) }
+
 // with adds event to n (first: the key's first event since it was read).
 func (n notes) with(event string, first bool) notes {
 	var e notes
@@ -381,10 +389,32 @@ func (n notes) with(event string, first bool) notes {
 	case "set", "append", "setrange":
 		e = notesString
 	}
+	e |= notes(eventKind(event)) << 4
 	if first {
 		return e
 	}
-	return n & e
+	return n&e&notesFlags | e&^notesFlags
+}
+
+// eventKind is the type of key a keyspace event's command leaves behind
+// (Redis's notify classes $, h, s, z and l), None for generic events and
+// for those of commands that may leave no key (a pop or removal of the
+// last element is followed by a del event).
+func eventKind(event string) Kind {
+	switch event {
+	case "set", "setrange", "incrby", "incrbyfloat", "append":
+		return String
+	case "hset", "hdel", "hincrby", "hincrbyfloat":
+		return Hash
+	case "sadd", "srem", "spop", "sinterstore", "sunionstore", "sdiffstore":
+		return Set
+	case "zadd", "zincr", "zrem", "zremrangebyscore", "zremrangebyrank", "zremrangebylex",
+		"zpopmin", "zpopmax", "zinterstore", "zunionstore", "zdiffstore", "zrangestore":
+		return ZSet
+	case "lpush", "rpush", "lpop", "rpop", "linsert", "lset", "lrem", "ltrim":
+		return List
+	}
+	return None
 }
 
 func (b *Bridge) requestResync() {
@@ -591,11 +621,15 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 }
 
 // readNotified reads the keys the backend notified, with ns, their
-// notifications. A key that only had its string value written since the
-// bridge read it, and had no deadline then, is a string without one: its
-// value is all there is to read, and one MGET reads a batch of them. The
-// others (and those MGET finds absent or of another type) are read whole.
+// notifications, as cheaply for the backend as they tell: a key that only
+// had its string value written since the bridge read it, and had no
+// deadline then, is a string without one, whose value is all there is to
+// read (one MGET reads a batch of them); a key whose last event tells its
+// type is read with that type's plain commands (readKinds); the others,
+// and those found absent or of another type, with the read script.
 func (b *Bridge) readNotified(ctx context.Context, keys []string, ns []notes) ([]State, error) {
+	states := make([]State, len(keys))
+	read := make([]bool, len(keys))
 	var plain []int
 	for i, k := range keys {
 		if ns[i]&notesString == 0 {
@@ -605,22 +639,36 @@ func (b *Bridge) readNotified(ctx context.Context, keys []string, ns []notes) ([
 			plain = append(plain, i)
 		}
 	}
-	if len(plain) == 0 {
-		return readSettled(ctx, b.r, keys)
+	if len(plain) > 0 {
+		names := make([]string, len(plain))
+		for j, i := range plain {
+			names[j] = keys[i]
+		}
+		vals, err := b.rdb.MGet(ctx, names...).Result()
+		if err != nil {
+			return nil, fmt.Errorf("read %d strings from backend: %w", len(names), err)
+		}
+		for j, i := range plain {
+			if v, ok := vals[j].(string); ok {
+				states[i], read[i] = State{Kind: String, Str: []byte(v)}, true
+			}
+		}
 	}
-	states := make([]State, len(keys))
-	names := make([]string, len(plain))
-	for j, i := range plain {
-		names[j] = keys[i]
-	}
-	vals, err := b.rdb.MGet(ctx, names...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read %d strings from backend: %w", len(names), err)
-	}
-	read := make([]bool, len(keys))
-	for j, i := range plain {
-		if v, ok := vals[j].(string); ok {
-			states[i], read[i] = State{Kind: String, Str: []byte(v)}, true
+	if !b.r.pttl {
+		var typed []string
+		var kinds []Kind
+		var at []int
+		for i, k := range keys {
+			if !read[i] && ns[i].kind() != None {
+				typed, kinds, at = append(typed, k), append(kinds, ns[i].kind()), append(at, i)
+			}
+		}
+		got, ok, err := b.r.readKinds(ctx, typed, kinds)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range at {
+			states[i], read[i] = got[j], ok[j]
 		}
 	}
 	var rest []string

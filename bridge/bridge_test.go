@@ -249,6 +249,7 @@ func newIdleBridge(t *testing.T, srv *redisServer, n *node.Node) *Bridge {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ro.Protocol = 2 // as Start's
 	b := &Bridge{opts: opts, log: quietLog(), n: n, rdb: redis.NewClient(ro), prefix: "__keyspace@0__:",
 		owed: map[string]struct{}{}, notified: map[string]struct{}{}, notes: map[string]notes{}, removed: map[string]map[string]struct{}{}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
 		foreign: map[uint64]struct{}{}, conflicted: map[uint64]int{}}
@@ -1077,23 +1078,68 @@ func TestNotesOfEvents(t *testing.T) {
 	for _, tc := range []struct {
 		events []string
 		want   notes
+		kind   Kind
 	}{
-		{[]string{"set"}, notesString},
-		{[]string{"set", "set", "append"}, notesString},
-		{[]string{"incrby", "incrby"}, notesIncr | notesString},
-		{[]string{"incrbyfloat", "set"}, notesString},
-		{[]string{"set", "expire"}, 0},
-		{[]string{"hincrby", "hincrbyfloat"}, notesIncr},
-		{[]string{"zincr", "zadd"}, 0},
-		{[]string{"set", "del"}, 0},
-		{[]string{"hset"}, 0},
+		{[]string{"set"}, notesString, String},
+		{[]string{"set", "set", "append"}, notesString, String},
+		{[]string{"incrby", "incrby"}, notesIncr | notesString, String},
+		{[]string{"incrbyfloat", "set"}, notesString, String},
+		{[]string{"set", "expire"}, 0, None},
+		{[]string{"hincrby", "hincrbyfloat"}, notesIncr, Hash},
+		{[]string{"zincr", "zadd"}, 0, ZSet},
+		{[]string{"set", "del"}, 0, None},
+		{[]string{"del", "hset"}, 0, Hash},
+		{[]string{"rpush", "lpop"}, 0, List},
+		{[]string{"srem", "del"}, 0, None},
+		{[]string{"sadd"}, 0, Set},
 	} {
 		var got notes
 		for i, e := range tc.events {
 			got = got.with(e, i == 0)
 		}
-		if got != tc.want {
-			t.Errorf("%v: notes %b, want %b", tc.events, got, tc.want)
+		if got&notesFlags != tc.want || got.kind() != tc.kind {
+			t.Errorf("%v: notes %b kind %v, want %b %v", tc.events, got&notesFlags, got.kind(), tc.want, tc.kind)
 		}
+	}
+}
+
+// TestNotifiedKeysReadByType: a key whose last notification tells its type
+// is read with that type's commands in one MULTI, not by the read script;
+// one of another type by then is read by the script, rightly.
+func TestNotifiedKeysReadByType(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	n := openNode(t, t.TempDir())
+	b := newIdleBridge(t, srv, n)
+	c.HSet(ctx, "h", "a", "1", "b", "2")
+	c.SAdd(ctx, "s", "x", "y")
+	c.ZAdd(ctx, "z", redisZ(1, "m"))
+	c.RPush(ctx, "l", "p", "q")
+	c.Set(ctx, "timed", "t", time.Hour)
+	c.SAdd(ctx, "changed", "now a set")
+	keys := []string{"h", "s", "z", "l", "timed", "changed", "gone"}
+	ns := []notes{notes(Hash) << 4, notes(Set) << 4, notes(ZSet) << 4, notes(List) << 4, notesString | notes(String)<<4, notes(Hash) << 4, notes(List) << 4}
+	b.shadow.Put(keyHash("timed"), base{Kind: uint8(String), Digest: 1, At: 1}) // a deadline in the base: not MGET
+	scripts, execs := commandCalls(t, c, "evalsha"), commandCalls(t, c, "exec")
+	states, err := b.readNotified(ctx, keys, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"hash a=1 b=2", "set x y", "zset m=1", "list p q", "string t", "set now a set", "none"}
+	for i, s := range states {
+		s.At = 0
+		if got := show(s); got != want[i] {
+			t.Errorf("%s: read %q, want %q", keys[i], got, want[i])
+		}
+	}
+	if states[4].At == 0 {
+		t.Error("timed: no deadline read")
+	}
+	if got := commandCalls(t, c, "exec") - execs; got != 1 {
+		t.Errorf("%d MULTIs, want 1", got)
+	}
+	if got := commandCalls(t, c, "evalsha") - scripts; got != 1 {
+		t.Errorf("%d scripts, want 1 (for the key whose type changed)", got)
 	}
 }
