@@ -480,10 +480,10 @@ func listDiff(n, b State, c change) node.ListEdit {
 		return listEdit(n, b, true)
 	}
 	e := node.ListEdit{At: b.At, WithExpiry: expiryChanged(n, b, c)}
-	iw, ih, shared := commonRun(was, have) // the node holds was[iw:iw+shared] at ih
+	at := alignLists(was, have) // where the node holds each of was
 	for j := range was {
-		if (j < i || j >= i+run) && j >= iw && j < iw+shared {
-			e.Drop = append(e.Drop, ih+j-iw)
+		if (j < i || j >= i+run) && at[j] >= 0 {
+			e.Drop = append(e.Drop, at[j])
 		}
 	}
 	if k > 0 {
@@ -495,10 +495,69 @@ func listDiff(n, b State, c change) node.ListEdit {
 	return e
 }
 
+// maxAlignDepth bounds alignLists' levels (at most 2^(depth+1)-1 runs).
+const maxAlignDepth = 4
+
+// alignLists maps each element of a to the element of b it stands for
+// (its index, -1 for none): the longest run the two share, then on each
+// side of it the longest run the parts on that side share, and so on, so
+// that an edit in the middle of b (an insert, a removal) leaves the
+// elements on both sides of it aligned. In-project: a few runs of
+// commonRun, not a general diff.
+func alignLists(a, b [][]byte) []int {
+	at := make([]int, len(a))
+	for i := range at {
+		at[i] = -1
+	}
+	var walk func(a0, a1, b0, b1, depth int)
+	walk = func(a0, a1, b0, b1, depth int) {
+		if a0 >= a1 || b0 >= b1 || depth > maxAlignDepth {
+			return
+		}
+		i, k, run := commonRun(a[a0:a1], b[b0:b1])
+		if run == 0 {
+			return
+		}
+		for j := range run {
+			at[a0+i+j] = b0 + k + j
+		}
+		walk(a0, a0+i, b0, b0+k, depth+1)
+		walk(a0+i+run, a1, b0+k+run, b1, depth+1)
+	}
+	walk(0, len(a), 0, len(b), 0)
+	return at
+}
+
 // maxListWork bounds commonRun's comparisons; past it, lists are compared
 // only at alignments a few elements from their ends' (pushes and pops of a
 // few elements, what a notification's read usually finds).
 const maxListWork = 1 << 18
+
+// anchorShifts are the shifts (b's index less a's) that put one of a few
+// of a's elements (at a quarter, half and three quarters of it) where b
+// holds the same element, at most maxAnchorShifts.
+func anchorShifts(a, b [][]byte) []int {
+	const maxAnchorShifts = 24
+	if len(a) == 0 {
+		return nil
+	}
+	at := map[string][]int{} // a sampled element: its indexes in a
+	for _, i := range []int{len(a) / 4, len(a) / 2, 3 * len(a) / 4} {
+		at[string(a[i])] = append(at[string(a[i])], i)
+	}
+	var shifts []int
+	for k, v := range b {
+		for _, i := range at[string(v)] {
+			if d := k - i; !slices.Contains(shifts, d) {
+				shifts = append(shifts, d)
+			}
+		}
+		if len(shifts) >= maxAnchorShifts {
+			break
+		}
+	}
+	return shifts
+}
 
 // commonRun finds the longest run a[i:i+run] == b[k:k+run]. In-project:
 // the longest common substring of two short sequences is a loop, not a
@@ -519,11 +578,16 @@ func commonRun(a, b [][]byte) (i, k, run int) {
 	}
 	if len(a)*len(b) > maxListWork {
 		// Pops and pushes of a few elements at each end: the alignments
-		// near the heads' and near the tails'.
+		// near the heads' and near the tails'; and those that put a few of
+		// a's elements where b holds them (pushes of many elements at both
+		// ends move a's middle by more than a few).
 		w := max(1, maxListWork/(4*max(len(a), len(b))))
 		for d := -w; d <= w; d++ {
 			try(d)
 			try(len(b) - len(a) + d)
+		}
+		for _, d := range anchorShifts(a, b) {
+			try(d)
 		}
 		return i, k, run
 	}

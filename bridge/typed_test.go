@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"math/rand/v2"
@@ -283,6 +284,55 @@ func TestCommonRunLargeLists(t *testing.T) {
 	if i != 3 || k != 0 || run != len(a)-3 {
 		t.Fatalf("run a[%d:] b[%d:] of %d, want a[3:] b[0:] of %d", i, k, run, len(a)-3)
 	}
+	// Pushes of many elements at both ends: found by a's middle.
+	var c [][]byte
+	for j := range 40 {
+		c = append(c, []byte("head"+itoa(j)))
+	}
+	c = append(c, a...)
+	for j := range 40 {
+		c = append(c, []byte("tail"+itoa(j)))
+	}
+	if i, k, run = commonRun(a, c); i != 0 || k != 40 || run != len(a) {
+		t.Fatalf("run a[%d:] c[%d:] of %d, want a[0:] c[40:] of %d", i, k, run, len(a))
+	}
+}
+
+// TestLargeListPopMeetsPushesAtBothEnds: an element popped in the backend
+// from a long list, while other sites' pushes of many elements wait at
+// both ends, is popped in the node too.
+func TestLargeListPopMeetsPushesAtBothEnds(t *testing.T) {
+	ctx := context.Background()
+	n := openNode(t, t.TempDir())
+	var was, have [][]byte
+	for j := range 3000 {
+		was = append(was, []byte("e"+itoa(j)))
+	}
+	for j := range 50 {
+		have = append(have, []byte("head"+itoa(j)))
+	}
+	have = append(have, was...)
+	for j := range 50 {
+		have = append(have, []byte("tail"+itoa(j)))
+	}
+	key := []byte("q")
+	if err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.EditList(key, node.ListEdit{Tail: have}) }); err != nil {
+		t.Fatal(err)
+	}
+	from := baseOf(State{Kind: List, Members: was})
+	backend := State{Kind: List, Members: was[1 : len(was)-1]} // LPOP, RPOP
+	err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		_, err := takeIn(l, key, backend, change{from: &from})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := nodeList(n, "q")
+	want := append(append(append([][]byte{}, have[:50]...), was[1:len(was)-1]...), have[len(have)-50:]...)
+	if got != string(bytes.Join(want, []byte(","))) {
+		t.Fatalf("the node holds %d bytes of list, not the pops' result (first: %.40s..., last: ...%.40s)", len(got), got, got[max(0, len(got)-40):])
+	}
 }
 
 // TestEditListRefusesBadIndexes: an edit that does not fit the list is an
@@ -327,6 +377,9 @@ func TestListPopMeetsOwedEdit(t *testing.T) {
 		{"lpop and rpop, pushes at both ends owed", "a,b,c,d", "y,a,b,c,d,e", "b,c", "y,b,c,e"},
 		{"emptied, a peer's rpush owed", "a,b", "a,b,c", "", "c"},
 		{"duplicates", "x,x,x", "x,x,x,y", "x,x", "x,x,y"},
+		{"lpop, a peer's insert in the middle owed", "a,b,c,d,e", "a,b,X,c,d,e", "b,c,d,e", "b,X,c,d,e"},
+		{"rpop, a peer's removal in the middle owed", "a,b,c,d,e,f", "a,b,c,e,f", "a,b,c,d,e", "a,b,c,e"},
+		{"lpop and rpop, a peer's set in the middle owed", "a,b,c,d,e,f,g", "a,b,c,X,e,f,g", "b,c,d,e,f", "b,c,X,e,f"},
 	}
 	for i, tc := range cases {
 		key := []byte("p" + itoa(i))
