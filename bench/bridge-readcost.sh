@@ -11,7 +11,8 @@
 # Ways: HGETALL / SMEMBERS / LRANGE 0 -1 (the bridge's read), the read
 # script (the same, with TYPE and PEXPIRETIME), the digest script (the
 # audit's: a SHA-1 an element, the cheapest per-element hash a script has),
-# a whole HSCAN/SSCAN walk of COUNT 1000, and HLEN/SCARD/LLEN.
+# a whole HSCAN/SSCAN walk of COUNT 1000, HLEN/SCARD/LLEN, and the window
+# at a list's end a list told of pushes and pops only is read by.
 #
 # Usage: [BASE=PORT] [CALLS=N] bench/bridge-readcost.sh
 source "$(dirname "$0")/lib.sh"
@@ -62,3 +63,6 @@ for t in "h HGETALL hgetall HSCAN hscan HLEN hlen" "s SMEMBERS smembers SSCAN ss
 	fi
 	way "$key: $len" "$lstat" "$len" "$key"
 done
+# A long list told of pushes and pops only is read from its ends: LLEN and
+# two windows of 128 (one of them measured here).
+way "l: LRANGE 0 127 (a window at one end)" lrange LRANGE l 0 127

@@ -122,7 +122,7 @@ type Bridge struct {
 }
 
 type counters struct {
-	written, deltas, takenIn, echoes, conflicts, audits, auditFixes, overflows, shadowKeys, refused atomic.Int64
+	written, deltas, takenIn, echoes, conflicts, audits, auditFixes, overflows, shadowKeys, refused, endReads atomic.Int64
 }
 
 // Start connects to the backend, makes sure it sends keyspace notifications
@@ -368,6 +368,10 @@ const (
 	// deadline (set, incrby, incrbyfloat, append, setrange): the key is a
 	// string, and one that had no deadline has none.
 	notesString
+	// notesListEnds: every event pushed or popped at a list's ends
+	// (lpush, rpush, lpop, rpop): the list is what it held with elements
+	// gone from its ends and others pushed there.
+	notesListEnds
 )
 
 // notesFlags are the bits of notes that say what every event said; the
@@ -388,6 +392,8 @@ func (n notes) with(event string, first bool) notes {
 		e = notesIncr | notesString
 	case "set", "append", "setrange":
 		e = notesString
+	case "lpush", "rpush", "lpop", "rpop":
+		e = notesListEnds
 	}
 	e |= notes(eventKind(event)) << 4
 	if first {
@@ -583,14 +589,35 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 		delete(b.notes, k)
 	}
 	b.mu.Unlock()
-	states, err := b.readNotified(ctx, keys, ns)
+	states, ends, err := b.readNotified(ctx, keys, ns)
 	if err != nil {
 		return err
 	}
 	var seen []seenState
+	var whole []string // lists read from their ends, to read whole
 	err = b.n.UpdateLocal(ctx, func(l *node.LocalTx) error {
-		seen = seen[:0]
+		seen, whole = seen[:0], whole[:0]
 		for i, k := range keys {
+			if e := ends[i]; e != nil {
+				h, nb := keyHash(k), e.base()
+				if b.knows(h, nb.Digest) {
+					b.st.echoes.Add(1)
+					continue
+				}
+				from, _ := b.shadow.Get(h)
+				w, ok, err := takeInListEnds(l, []byte(k), e, &from)
+				switch {
+				case err != nil:
+					return fmt.Errorf("take in the ends of list %q from backend: %w", k, err)
+				case !ok:
+					whole = append(whole, k)
+					continue
+				case w:
+					b.st.takenIn.Add(1)
+				}
+				seen = append(seen, seenState{h: h, base: &nb})
+				continue
+			}
 			s := states[i]
 			h, d := keyHash(k), s.Digest()
 			if b.knows(h, d) {
@@ -609,7 +636,7 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 			if w {
 				b.st.takenIn.Add(1)
 			}
-			seen = append(seen, seenState{h, s})
+			seen = append(seen, seenState{h: h, s: s})
 		}
 		return nil
 	})
@@ -617,6 +644,15 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 		return err
 	}
 	b.rememberAll(seen)
+	if len(whole) > 0 {
+		b.mu.Lock()
+		for _, k := range whole {
+			b.notified[k] = struct{}{}
+			b.notes[k] = notes(List) << 4
+		}
+		b.mu.Unlock()
+		b.signal()
+	}
 	return nil
 }
 
@@ -625,10 +661,12 @@ func (b *Bridge) pullIn(ctx context.Context, keys []string) error {
 // had its string value written since the bridge read it, and had no
 // deadline then, is a string without one, whose value is all there is to
 // read (one MGET reads a batch of them); a key whose last event tells its
-// type is read with that type's plain commands (readKinds); the others,
-// and those found absent or of another type, with the read script.
-func (b *Bridge) readNotified(ctx context.Context, keys []string, ns []notes) ([]State, error) {
-	states := make([]State, len(keys))
+// type is read with that type's plain commands (readKinds), and a long
+// list told of pushes and pops only, from its ends (ends[i], where
+// states[i] is not read); the others, and those found absent or of
+// another type, with the read script.
+func (b *Bridge) readNotified(ctx context.Context, keys []string, ns []notes) (states []State, ends []*listEnds, err error) {
+	states, ends = make([]State, len(keys)), make([]*listEnds, len(keys))
 	read := make([]bool, len(keys))
 	var plain []int
 	for i, k := range keys {
@@ -646,11 +684,34 @@ func (b *Bridge) readNotified(ctx context.Context, keys []string, ns []notes) ([
 		}
 		vals, err := b.rdb.MGet(ctx, names...).Result()
 		if err != nil {
-			return nil, fmt.Errorf("read %d strings from backend: %w", len(names), err)
+			return nil, nil, fmt.Errorf("read %d strings from backend: %w", len(names), err)
 		}
 		for j, i := range plain {
 			if v, ok := vals[j].(string); ok {
 				states[i], read[i] = State{Kind: String, Str: []byte(v)}, true
+			}
+		}
+	}
+	if !b.r.pttl {
+		var lists []string
+		var froms []*base
+		var at []int
+		for i, k := range keys {
+			if read[i] || ns[i]&notesListEnds == 0 {
+				continue
+			}
+			if sh, ok := b.shadow.Get(keyHash(k)); ok && Kind(sh.Kind) == List && sh.Elems.Len() > 2*listWindow {
+				lists, froms, at = append(lists, k), append(froms, &sh), append(at, i)
+			}
+		}
+		got, err := b.r.readListEnds(ctx, lists, froms)
+		if err != nil {
+			return nil, nil, err
+		}
+		for j, i := range at {
+			ends[i], read[i] = got[j], got[j] != nil
+			if read[i] {
+				b.st.endReads.Add(1)
 			}
 		}
 	}
@@ -665,7 +726,7 @@ func (b *Bridge) readNotified(ctx context.Context, keys []string, ns []notes) ([
 		}
 		got, ok, err := b.r.readKinds(ctx, typed, kinds)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for j, i := range at {
 			states[i], read[i] = got[j], ok[j]
@@ -680,12 +741,12 @@ func (b *Bridge) readNotified(ctx context.Context, keys []string, ns []notes) ([
 	}
 	more, err := readSettled(ctx, b.r, rest)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for j, i := range at {
 		states[i] = more[j]
 	}
-	return states, nil
+	return states, ends, nil
 }
 
 // seenState is a backend state taken in, remembered once the take-in is
@@ -694,10 +755,19 @@ func (b *Bridge) readNotified(ctx context.Context, keys []string, ns []notes) ([
 type seenState struct {
 	h uint64
 	s State
+	// base, if not nil, is the key's new base, where s is not whole (a
+	// list read from its ends).
+	base *base
 }
 
 func (b *Bridge) rememberAll(seen []seenState) {
 	for _, x := range seen {
+		if x.base != nil {
+			b.shadow.Put(x.h, *x.base)
+			b.shadowDirty = true
+			b.st.shadowKeys.Store(int64(b.shadow.Len()))
+			continue
+		}
 		b.remember(x.h, x.s)
 	}
 }
@@ -875,6 +945,7 @@ func (b *Bridge) Info() []string {
 		"bridge_keys_written:" + i(b.st.written.Load()),
 		"bridge_keys_written_in_part:" + i(b.st.deltas.Load()),
 		"bridge_changes_taken_in:" + i(b.st.takenIn.Load()),
+		"bridge_lists_read_by_ends:" + i(b.st.endReads.Load()),
 		"bridge_echoes_ignored:" + i(b.st.echoes.Load()),
 		"bridge_write_conflicts:" + i(b.st.conflicts.Load()),
 		"bridge_shadow_keys:" + i(b.st.shadowKeys.Load()),

@@ -1089,7 +1089,8 @@ func TestNotesOfEvents(t *testing.T) {
 		{[]string{"zincr", "zadd"}, 0, ZSet},
 		{[]string{"set", "del"}, 0, None},
 		{[]string{"del", "hset"}, 0, Hash},
-		{[]string{"rpush", "lpop"}, 0, List},
+		{[]string{"rpush", "lpop"}, notesListEnds, List},
+		{[]string{"rpush", "linsert"}, 0, List},
 		{[]string{"srem", "del"}, 0, None},
 		{[]string{"sadd"}, 0, Set},
 	} {
@@ -1122,7 +1123,7 @@ func TestNotifiedKeysReadByType(t *testing.T) {
 	ns := []notes{notes(Hash) << 4, notes(Set) << 4, notes(ZSet) << 4, notes(List) << 4, notesString | notes(String)<<4, notes(Hash) << 4, notes(List) << 4}
 	b.shadow.Put(keyHash("timed"), base{Kind: uint8(String), Digest: 1, At: 1}) // a deadline in the base: not MGET
 	scripts, execs := commandCalls(t, c, "evalsha"), commandCalls(t, c, "exec")
-	states, err := b.readNotified(ctx, keys, ns)
+	states, _, err := b.readNotified(ctx, keys, ns)
 	if err != nil {
 		t.Fatal(err)
 	}

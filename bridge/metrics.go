@@ -29,6 +29,7 @@ func (b *Bridge) Metrics() []prometheus.Collector {
 		counter("keys_written_total", "Keys written to the backend.", func() float64 { return float64(b.st.written.Load()) }),
 		counter("keys_written_in_part_total", "Keys written to the backend by what changed only (of keys_written_total).", func() float64 { return float64(b.st.deltas.Load()) }),
 		counter("changes_taken_in_total", "Changes made straight to the backend taken into the node.", func() float64 { return float64(b.st.takenIn.Load()) }),
+		counter("lists_read_by_ends_total", "Lists changed in the backend by pushes and pops only, read from their ends rather than whole.", func() float64 { return float64(b.st.endReads.Load()) }),
 		counter("echoes_ignored_total", "Notifications of the bridge's own writes, recognised.", func() float64 { return float64(b.st.echoes.Load()) }),
 		counter("write_conflicts_total", "Writes refused by the backend's script because the key changed there first.", func() float64 { return float64(b.st.conflicts.Load()) }),
 		counter("audits_total", "Take-ins and audits of the whole backend.", func() float64 { return float64(b.st.audits.Load()) }),

@@ -14,6 +14,10 @@ local function eh(tag, ...)
   local h = redis.sha1hex(s)
   return tonumber(string.sub(h, 1, 8), 16), tonumber(string.sub(h, 9, 16), 16)
 end
+local function vh(v)
+  local a, b = eh('', v)
+  return bit.tohex(a, 8) .. bit.tohex(b, 8)
+end
 local function digest(key)
   local t = redis.call('TYPE', key)['ok']
   local hi, lo
@@ -43,7 +47,7 @@ local function digest(key)
   elseif t == 'list' then
     hi, lo = eh('list')
     for i, v in ipairs(redis.call('LRANGE', key, 0, -1)) do
-      local a, b = eh('', string.format('%d', i - 1), v)
+      local a, b = eh('', string.format('%d', i - 1), vh(v))
       hi, lo = bit.bxor(hi, a), bit.bxor(lo, b)
     end
   else
@@ -144,10 +148,6 @@ return out
 // key, and them (sent in runs of 1,000, which keeps pairs whole).
 var deltaScript = redis.NewScript(digestLua + `
 local key, kind = KEYS[1], ARGV[2]
-local function vh(v)
-  local a, b = eh('', v)
-  return bit.tohex(a, 8) .. bit.tohex(b, 8)
-end
 if redis.call('TYPE', key)['ok'] ~= kind then return 0 end
 if redis.call('PEXPIRETIME', key) ~= tonumber(ARGV[3]) then return 0 end
 local i = 5

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -210,20 +211,42 @@ func (s State) Digest() uint64 {
 	case List:
 		d = elemHash("list")
 		for i, m := range s.Members {
-			d ^= elemHash("", strconv.AppendInt(nil, int64(i), 10), m)
+			d ^= listElemHash(i, valueHash(m))
 		}
 	case Whole:
 		d = elemHash("whole:"+s.Type, s.Str)
 	default:
 		d = elemHash("other:" + s.Type)
 	}
-	if s.At != 0 {
-		d ^= elemHash("pxat", strconv.AppendInt(nil, s.At, 10))
+	return withDeadline(d, s.At)
+}
+
+// withDeadline completes a digest d of a key's value with its deadline at.
+func withDeadline(d uint64, at int64) uint64 {
+	if at != 0 {
+		d ^= elemHash("pxat", strconv.AppendInt(nil, at, 10))
 	}
 	if d == 0 { // 0 is reserved for an absent key
 		d = 1
 	}
 	return d
+}
+
+// listElemHash is a list element's part of its list's digest: its index
+// and its hash (valueHash), so that a list's digest can be computed from
+// its elements' hashes alone (see listDigest).
+func listElemHash(i int, h uint64) uint64 {
+	return elemHash("", strconv.AppendInt(nil, int64(i), 10), fmt.Appendf(nil, "%016x", h))
+}
+
+// listDigest is the Digest of a list whose elements have hashes names
+// (valueHash) and whose deadline is at.
+func listDigest(names []uint64, at int64) uint64 {
+	d := elemHash("list")
+	for i, h := range names {
+		d ^= listElemHash(i, h)
+	}
+	return withDeadline(d, at)
 }
 
 // elemHash is the first 8 bytes of SHA-1 over tag and parts, each part

@@ -87,7 +87,7 @@ func (b *Bridge) sync(ctx context.Context) error {
 						// than the one the bridge last saw there loaded an
 						// older copy (its RDB or AOF): the node's state,
 						// newer, is written back over it.
-						seen = append(seen, seenState{h, s})
+						seen = append(seen, seenState{h: h, s: s})
 						continue
 					}
 					c := b.since(h)
@@ -102,7 +102,7 @@ func (b *Bridge) sync(ctx context.Context) error {
 						b.takeIn.Written.Add(1)
 						fixes++
 					}
-					seen = append(seen, seenState{h, s})
+					seen = append(seen, seenState{h: h, s: s})
 				}
 				return nil
 			})

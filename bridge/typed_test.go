@@ -406,3 +406,170 @@ func TestListPopMeetsOwedEdit(t *testing.T) {
 		}
 	}
 }
+
+// TestEndsOf: windows read at a long list's ends are placed in its base,
+// or not at all where they do not fit it.
+func TestEndsOf(t *testing.T) {
+	var was [][]byte
+	for j := range 1000 {
+		was = append(was, []byte("e"+itoa(j)))
+	}
+	from := baseOf(State{Kind: List, Members: was})
+	pushed := func(prefix string, n int) [][]byte {
+		var out [][]byte
+		for j := range n {
+			out = append(out, []byte(prefix+itoa(j)))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name             string
+		head, tail       [][]byte
+		popHead, popTail int
+	}{
+		{"lpush", pushed("h", 3), nil, 0, 0},
+		{"rpush", nil, pushed("t", 5), 0, 0},
+		{"lpop and rpop", nil, nil, 4, 7},
+		{"a queue: lpush and rpop", pushed("h", 20), nil, 0, 20},
+		{"both ends, many", pushed("h", 100), pushed("t", 90), 50, 60},
+	} {
+		now := slices.Concat(tc.head, was[tc.popHead:len(was)-tc.popTail], tc.tail)
+		e := endsOf(&from, len(now), 0, now[:listWindow], now[len(now)-listWindow:])
+		if e == nil {
+			t.Errorf("%s: not placed", tc.name)
+			continue
+		}
+		if e.PopHead != tc.popHead || e.PopTail != tc.popTail || len(e.Head) != len(tc.head) || len(e.Tail) != len(tc.tail) {
+			t.Errorf("%s: pops %d %d, pushes %d %d; want %d %d, %d %d", tc.name, e.PopHead, e.PopTail, len(e.Head), len(e.Tail), tc.popHead, tc.popTail, len(tc.head), len(tc.tail))
+		}
+		if nb := e.base(); nb.Digest != (State{Kind: List, Members: now}).Digest() {
+			t.Errorf("%s: the new base's digest is not the list's", tc.name)
+		}
+	}
+	// An insert in the middle: the length does not add up.
+	now := slices.Concat(was[:500], [][]byte{[]byte("x")}, was[500:])
+	if e := endsOf(&from, len(now), 0, now[:listWindow], now[len(now)-listWindow:]); e != nil {
+		t.Errorf("an insert in the middle placed as %+v", e)
+	}
+	// More pushed at one end than a window holds.
+	now = slices.Concat(pushed("h", 200), was)
+	if e := endsOf(&from, len(now), 0, now[:listWindow], now[len(now)-listWindow:]); e != nil {
+		t.Errorf("200 pushes placed as %+v", e)
+	}
+}
+
+// TestListEndsRead: a long list the backend changed at its ends only (its
+// notifications say) is read from its ends, not whole, and the node and
+// the base follow it; the backend's digest is the new base's.
+func TestListEndsRead(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	n := openNode(t, t.TempDir())
+	b := newIdleBridge(t, srv, n)
+	var vals []any
+	for j := range 1000 {
+		vals = append(vals, "e"+itoa(j))
+	}
+	c.RPush(ctx, "q", vals...)
+	ends := notesListEnds | notes(List)<<4
+	pull := func() {
+		t.Helper()
+		b.notes["q"] = ends
+		if err := b.pullIn(ctx, []string{"q"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.notes["q"] = notes(List) << 4
+	if err := b.pullIn(ctx, []string{"q"}); err != nil { // the first read: whole
+		t.Fatal(err)
+	}
+	// A peer's push owed to the backend, and a queue's work in the backend.
+	if err := n.UpdateLocal(ctx, func(l *node.LocalTx) error {
+		return l.EditList([]byte("q"), node.ListEdit{Tail: listOf("peer")})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.LPush(ctx, "q", "new1", "new2")
+	c.RPop(ctx, "q")
+	c.RPopCount(ctx, "q", 2) // "peer" is not in the backend: e999, e998, e997 go
+	whole := commandCalls(t, c, "lrange")
+	pull()
+	if got := commandCalls(t, c, "lrange") - whole; got != 2 {
+		t.Fatalf("%d LRANGEs, want 2 (the ends)", got)
+	}
+	want := slices.Concat(listOf("new2,new1"), listOf(strings.Join(func() []string {
+		var s []string
+		for j := range 997 {
+			s = append(s, "e"+itoa(j))
+		}
+		return s
+	}(), ",")), listOf("peer"))
+	if got := nodeList(n, "q"); got != string(bytes.Join(want, []byte(","))) {
+		t.Fatalf("the node holds %.60s...%s", got, got[max(0, len(got)-30):])
+	}
+	// The base is what the backend holds: its digest is the backend's.
+	ds, err := digestScript.Run(ctx, b.rdb, []string{"q"}).StringSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sh, _ := b.shadow.Get(keyHash("q")); digestHex(sh.Digest) != ds[0] {
+		t.Fatalf("the base's digest %s, the backend's %s", digestHex(sh.Digest), ds[0])
+	}
+	// Written back: the backend gets the peer's push.
+	if err := b.pushOut(ctx, []string{"q"}); err != nil {
+		t.Fatal(err)
+	}
+	checkBoth(t, b, n, map[string]string{"q": "list " + strings.ReplaceAll(string(bytes.Join(want, []byte(","))), ",", " ")})
+	// Too much changed at once to place: read whole, rightly.
+	var many []any
+	for j := range 300 {
+		many = append(many, "m"+itoa(j))
+	}
+	c.LPush(ctx, "q", many...)
+	whole = commandCalls(t, c, "lrange")
+	pull()
+	if got := commandCalls(t, c, "lrange") - whole; got != 3 {
+		t.Fatalf("%d LRANGEs, want 3 (the ends, then the whole list)", got)
+	}
+	if got, want := nodeList(n, "q"), strings.Join(c.LRange(ctx, "q", 0, -1).Val(), ","); got != want {
+		t.Fatal("the node's list is not the backend's after a whole read")
+	}
+	// The node's key no longer a list (a peer's delete): read whole next.
+	if err := n.UpdateLocal(ctx, func(l *node.LocalTx) error { return l.Delete([]byte("q")) }); err != nil {
+		t.Fatal(err)
+	}
+	c.LPush(ctx, "q", "x")
+	pull()
+	if _, again := b.notified["q"]; !again || b.notes["q"] != notes(List)<<4 {
+		t.Fatal("a list the node does not hold is not read again whole")
+	}
+}
+
+// TestQueueFollowed: a long list worked as a queue in the backend (LPUSH
+// at one end, RPOP at the other) is followed by the node, by its
+// notifications, read from its ends.
+func TestQueueFollowed(t *testing.T) {
+	ctx := context.Background()
+	srv := startRedis(t)
+	c := srv.client(t)
+	dir := t.TempDir()
+	n := openNode(t, dir)
+	b := startBridge(t, srv, n, dir)
+	within(t, 5*time.Second, "take-in", func() bool { return b.takeIn.Done.Load() })
+	var vals []any
+	for j := range 1000 {
+		vals = append(vals, "e"+itoa(j))
+	}
+	c.RPush(ctx, "q", vals...)
+	same := func() bool { return nodeList(n, "q") == strings.Join(c.LRange(ctx, "q", 0, -1).Val(), ",") }
+	within(t, 5*time.Second, "the list in the node", same)
+	for j := range 50 {
+		c.LPush(ctx, "q", "n"+itoa(j))
+		c.RPop(ctx, "q")
+	}
+	within(t, 5*time.Second, "the queue's work in the node", same)
+	if got := infoField(b, "bridge_lists_read_by_ends"); got == "0" {
+		t.Fatal("no list read by its ends")
+	}
+}
