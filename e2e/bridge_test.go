@@ -242,7 +242,7 @@ func TestBridgeThreeSites(t *testing.T) {
 			})
 		}
 	})
-	t.Run("increments at two sites add up", func(t *testing.T) {
+	t.Run("increments at two sites add up", func(t *testing.T) { // INCRBYFLOAT's too
 		r[0].c.Set(ctx, "hits", "100", 0)
 		waitUntil(t, 10*time.Second, "hits at #2", func() bool { return r[1].c.Get(ctx, "hits").Val() == "100" })
 		var wg sync.WaitGroup
@@ -251,20 +251,23 @@ func TestBridgeThreeSites(t *testing.T) {
 				for range 20 {
 					r[i].c.Incr(ctx, "hits")
 					r[i].c.HIncrBy(ctx, "stats", "views", 2)
+					r[i].c.IncrByFloat(ctx, "price", 0.5)
+					r[i].c.HIncrByFloat(ctx, "stats", "load", 0.25)
 				}
 			})
 		}
 		wg.Wait()
-		var hits, views string
+		var hits, views, price, load string
 		t.Cleanup(func() {
 			if t.Failed() {
-				t.Logf("hits %s, views %s (want 140, 80)", hits, views)
+				t.Logf("hits %s, views %s, price %s, load %s (want 140, 80, 20, 10)", hits, views, price, load)
 			}
 		})
 		for i := range r {
 			waitUntil(t, 20*time.Second, fmt.Sprintf("every increment at #%d", i+1), func() bool {
 				hits, views = r[i].c.Get(ctx, "hits").Val(), r[i].c.HGet(ctx, "stats", "views").Val()
-				return hits == "140" && views == "80"
+				price, load = r[i].c.Get(ctx, "price").Val(), r[i].c.HGet(ctx, "stats", "load").Val()
+				return hits == "140" && views == "80" && price == "20" && load == "10"
 			})
 		}
 	})

@@ -39,8 +39,10 @@ const KindString = 1
 type Entry struct {
 	Digest uint64
 	At     int64 // the deadline, Unix ms, 0 for none
-	// Num is the integer a string holds in its canonical form (HasNum):
-	// what an INCRBY made in the backend started from.
+	// Num is the number a string holds (HasNum): an integer in its
+	// canonical form, or the bits of a float64 whose shortest text it
+	// holds (the caller tells which by the digest): what an INCRBY or
+	// INCRBYFLOAT made in the backend started from.
 	Num   int64
 	Elems *Elems // nil for a string or a key carried whole
 	Kind  uint8
@@ -52,10 +54,11 @@ type Entry struct {
 // order) or a list's elements (in list order): each one's name hash and
 // part (a value's hash, a score's bits; 0 for a set's member or a list's
 // element). Parts is nil where every part is 0, so a set's or a list's
-// element takes 8 bytes. Nums are a hash's fields' integers, where some
-// field holds one (nil otherwise): what a HINCRBY made in the backend
-// started from. Nums[i] is field i's value only if the value's hash,
-// Parts[i], is that of the integer's text: the caller checks.
+// element takes 8 bytes. Nums are a hash's fields' numbers (as
+// Entry.Num), where some field holds one (nil otherwise): what a HINCRBY
+// or HINCRBYFLOAT made in the backend started from. Nums[i] is field i's
+// value only if the value's hash, Parts[i], is that of the number's text:
+// the caller checks.
 type Elems struct {
 	Names, Parts []uint64
 	Nums         []int64
