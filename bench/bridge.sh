@@ -15,8 +15,10 @@
 #    (INFO stats, less the INFO calls) and its CPU time (/proc);
 #  - under load: bench/bridgeload writes 10,000 SETs a second (random keys
 #    among 100,000, 100-byte values) for 10 s to Redis #1 and, apart, to the
-#    plain redis-server; the commands Redis #1 processed beyond the load's
-#    own (the bridge's), and each server's CPU time;
+#    plain redis-server (also with keyspace notifications on, as a bridge
+#    sets them, sent to a subscriber that only reads them); the commands
+#    Redis #1 processed beyond the load's own (the bridge's), and each
+#    server's CPU time;
 #  - large keys: bridgeload writes 10,000 HSETs a second (random fields
 #    among 2,000 of 20 hashes, 100-byte values) for 10 s to Redis #1; from
 #    its start until Redis #3 holds Redis #1's hashes, the commands Redis #3
@@ -115,7 +117,7 @@ window3() {
 }
 
 hashload=(-rate 10000 -duration 10s -hashes 20 -fields 2000)
-bl50=() bl99=() rl50=() rl99=() idle_cmds=() idle_cpu=() plain_idle_cpu=() load_cmds=() load_cpu=() plain_cpu=()
+bl50=() bl99=() rl50=() rl99=() idle_cmds=() idle_cpu=() plain_idle_cpu=() load_cmds=() load_cpu=() plain_cpu=() notify_cpu=()
 hash_cmds=() hash_cpu=() hash_reads=() hash_took=() plain_hash_cpu=() read_cmds=() read_cpu=() read_whole=()
 for run in $(seq 1 "$runs"); do
 	read -r p50 p99 _ < <("$BENCH_TMP/proplat" -write 127.0.0.1:$base -read 127.0.0.1:$((base + 2)) -n "$samples")
@@ -131,6 +133,16 @@ for run in $(seq 1 "$runs"); do
 	load_cmds+=($(((c - sent) / 10))) load_cpu+=("$ms")
 	read -r c ms sent < <(window $((base + 40)) 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$((base + 40)) -rate 10000 -duration 10s)
 	plain_cpu+=("$ms")
+	# The notifications alone: the plain server sending them, as a bridged
+	# one does, to a subscriber that only reads them.
+	redis-cli -p $((base + 40)) CONFIG SET notify-keyspace-events Kg\$hszltdxe >/dev/null
+	redis-cli -p $((base + 40)) PSUBSCRIBE '__keyspace@0__:*' >/dev/null &
+	sub=$!
+	sleep 0.5
+	read -r c ms sent < <(window $((base + 40)) 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$((base + 40)) -rate 10000 -duration 10s)
+	notify_cpu+=("$ms")
+	kill "$sub"; wait "$sub" 2>/dev/null || true
+	redis-cli -p $((base + 40)) CONFIG SET notify-keyspace-events '' >/dev/null
 	sleep 2
 	read -r c ms reads took c1 ms1 reads1 sent < <(window3 10 "$BENCH_TMP/bridgeload" -addr 127.0.0.1:$base "${hashload[@]}")
 	hash_cmds+=("$c") hash_cpu+=("$ms") hash_reads+=("$reads") hash_took+=("$took")
@@ -139,7 +151,7 @@ for run in $(seq 1 "$runs"); do
 	plain_hash_cpu+=("$ms")
 	echo "  run $run: bridge #1→#3 p50 ${bl50[-1]} µs p99 ${bl99[-1]} µs; replica p50 ${rl50[-1]} µs p99 ${rl99[-1]} µs;" \
 		"idle: ${idle_cmds[-1]} cmds/s from the bridge, ${idle_cpu[-1]} ms CPU in 10 s (plain ${plain_idle_cpu[-1]});" \
-		"10k SET/s: ${load_cmds[-1]} cmds/s from the bridge, ${load_cpu[-1]} ms CPU in 10 s (plain ${plain_cpu[-1]});" \
+		"10k SET/s: ${load_cmds[-1]} cmds/s from the bridge, ${load_cpu[-1]} ms CPU in 10 s (plain ${plain_cpu[-1]}, sending notifications ${notify_cpu[-1]});" \
 		"10k HSET/s at #1: Redis #3 ${hash_cmds[-1]} commands from its bridge, ${hash_reads[-1]} HGETALLs, ${hash_cpu[-1]} ms CPU in ${hash_took[-1]} ms;" \
 		"Redis #1 ${read_cmds[-1]} commands from its bridge, ${read_whole[-1]} HGETALLs, ${read_cpu[-1]} ms CPU in 11 s (plain, the HSETs themselves: ${plain_hash_cpu[-1]} in 10 s)" >&2
 done
@@ -154,6 +166,7 @@ echo "| idle, with a bridge | $(median "${idle_cmds[@]}") | $(median "${idle_cpu
 echo "| idle, without | 0 | $(median "${plain_idle_cpu[@]}") |"
 echo "| 10,000 SET/s, with a bridge | $(median "${load_cmds[@]}") | $(median "${load_cpu[@]}") |"
 echo "| 10,000 SET/s, without | 0 | $(median "${plain_cpu[@]}") |"
+echo "| 10,000 SET/s, without, sending keyspace notifications to a subscriber | 0 | $(median "${notify_cpu[@]}") |"
 echo
 echo "| 10,000 HSET/s of 20 hashes of 2,000 fields | commands | HGETALLs | CPU ms |"
 echo "|---|---:|---:|---:|"
