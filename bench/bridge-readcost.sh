@@ -16,7 +16,7 @@
 #
 # Usage: [BASE=PORT] [CALLS=N] bench/bridge-readcost.sh
 source "$(dirname "$0")/lib.sh"
-port=${BASE:-22260}
+port=${BASE:-26260}
 calls=${CALLS:-50}
 start_redis "$port" --appendonly no
 cli() { redis-cli -p "$port" "$@"; }
