@@ -1,9 +1,11 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 
@@ -57,14 +59,16 @@ func endsOf(from *base, n int, at int64, head, tail [][]byte) *listEnds {
 		return out
 	}
 	// The head window: pushed elements, then the base from its element a.
-	a, p, run := commonRun(near(was[:2*listWindow]), listHashes(head))
-	if run < listMinRun || p+run != listWindow {
+	wasHead, hh := near(was[:2*listWindow]), listHashes(head)
+	a, p, run := commonRun(wasHead, hh)
+	if run < listMinRun || p+run != listWindow || !once(wasHead, hh[p:]) {
 		return nil
 	}
 	// The tail window: the base up to its element l-b, then pushed ones.
 	off := l - 2*listWindow
-	i, k, run2 := commonRun(near(was[off:]), listHashes(tail))
-	if run2 < listMinRun || k != 0 {
+	wasTail, th := near(was[off:]), listHashes(tail)
+	i, k, run2 := commonRun(wasTail, th)
+	if run2 < listMinRun || k != 0 || !once(wasTail, th[:run2]) {
 		return nil
 	}
 	end := off + i + run2 // the base's elements kept end here
@@ -88,6 +92,19 @@ func endsOf(from *base, n int, at int64, head, tail [][]byte) *listEnds {
 		e.names = append(e.names, valueHash(v))
 	}
 	return e
+}
+
+// once reports whether run occurs in list at one place only: a window
+// that fits its base at two places (a list repeating itself) tells
+// nothing of the elements between the windows.
+func once(list, run [][]byte) bool {
+	found := 0
+	for i := 0; i+len(run) <= len(list) && found < 2; i++ {
+		if slices.EqualFunc(list[i:i+len(run)], run, bytes.Equal) {
+			found++
+		}
+	}
+	return found == 1
 }
 
 // readListEnds reads, for each of keys (lists the backend told of pushes

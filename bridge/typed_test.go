@@ -451,6 +451,16 @@ func TestEndsOf(t *testing.T) {
 	if e := endsOf(&from, len(now), 0, now[:listWindow], now[len(now)-listWindow:]); e != nil {
 		t.Errorf("an insert in the middle placed as %+v", e)
 	}
+	// A list repeating itself: the windows fit it at more than one place.
+	var rep [][]byte
+	for j := range 1000 {
+		rep = append(rep, []byte("r"+itoa(j%50)))
+	}
+	fromRep := baseOf(State{Kind: List, Members: rep})
+	now = rep[:900] // RPOP 100: LPOP 100 fits as well
+	if e := endsOf(&fromRep, len(now), 0, now[:listWindow], now[len(now)-listWindow:]); e != nil {
+		t.Errorf("a repeating list placed as pops %d %d", e.PopHead, e.PopTail)
+	}
 	// More pushed at one end than a window holds.
 	now = slices.Concat(pushed("h", 200), was)
 	if e := endsOf(&from, len(now), 0, now[:listWindow], now[len(now)-listWindow:]); e != nil {
