@@ -37,7 +37,8 @@ import (
 // A delete or an expiry leaves a tombstone; Remove takes a key out once
 // nothing of it is left to keep (collection, node/collect.go): its slot is
 // cleared by backward shift, its entry number goes to a free list for the
-// next new key, and its arena bytes become garbage for compaction.
+// next new key, and its arena bytes become garbage for compaction. A shard
+// whose keys have halved gives back the room it kept for them (shrink).
 type Table struct {
 	shards  [shardCount]shard
 	keys    atomic.Int64 // keys holding a value, expired or not
