@@ -2,8 +2,10 @@
 # Garbage collection on a 3-node mesh, beside one redis-server (appendonly
 # yes, appendfsync everysec) given the same writes. MODE is
 #   rounds: bench/ttl.sh's workload, SECONDS rounds of 300,000 new keys
-#        `SET sess:R:N <64 B> EX 1` 12 s apart; a row per server and round
-#        at the round's 12 s mark, and how long DBSIZE took to reach 0;
+#        `SET sess:R:N <64 B> EX 1` 12 s apart, sent to the first node
+#        and Redis at once; a row per server and round at the round's 12 s
+#        mark: how long the writes took to be answered, how long DBSIZE
+#        took to reach 0;
 #   ttl: RATE new keys a second, `SET gc:N <64 B> EX 1` (a session cache);
 #   del: RATE keys a second written and deleted (`SET gc:N <64 B>`, then
 #        `DEL` of the key written 2 s before), so tombstones pile up unless
@@ -37,7 +39,6 @@ for _ in $(seq 1 100); do
 	[[ $(info 21380 mesh_connected_peers) == 2 ]] && break
 	sleep 0.1
 done
-disk_mb() { du -sb "$1" | awk '{printf "%.1f", $1 / 1048576}'; }
 
 # chunk S writes second S's commands in the protocol.
 chunk() {
@@ -93,7 +94,7 @@ fi
 
 if [[ $mode == rounds ]]; then
 	now_ms() { date +%s%3N; }
-	printf '| round | server | DBSIZE 0 after s | DBSIZE | tombstones | RSS MiB | disk MiB | stable lag ms |\n|---:|---|---:|---:|---:|---:|---:|---:|\n'
+	printf '| round | server | written in s | DBSIZE 0 after s | DBSIZE | tombstones | RSS MiB | disk MiB (allocated / apparent) | stable lag ms |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n'
 	for r in $(seq 1 "$secs"); do
 		awk -v r="$r" 'BEGIN {
 			v = sprintf("%064d", 0)
@@ -103,11 +104,16 @@ if [[ $mode == rounds ]]; then
 			}
 		}' >"$BENCH_TMP/round.resp"
 		t0=$(now_ms)
-		redis-cli -p 21380 --pipe <"$BENCH_TMP/round.resp" >/dev/null &
-		p1=$!
-		redis-cli -p 21379 --pipe <"$BENCH_TMP/round.resp" >/dev/null &
-		wait $p1 $!
-		declare -A zero=()
+		declare -A zero=() written=()
+		pipes=()
+		for port in 21380 21379; do
+			(redis-cli -p "$port" --pipe <"$BENCH_TMP/round.resp" >/dev/null && now_ms >"$BENCH_TMP/written-$port") &
+			pipes+=($!)
+		done
+		wait "${pipes[@]}"
+		for port in 21380 21379; do
+			written[$port]=$(printf '%.1f' "$(echo "($(cat "$BENCH_TMP/written-$port") - $t0) / 1000" | bc -l)")
+		done
 		while (($(now_ms) - t0 < 12000)); do
 			for port in 21379 21380 21381 21382; do
 				if [[ -z ${zero[$port]:-} && $(redis-cli -p "$port" DBSIZE) == 0 ]]; then
@@ -123,15 +129,15 @@ if [[ $mode == rounds ]]; then
 			else
 				tomb=$(info "$port" gc_tombstones) lag=$(info "$port" gc_stable_lag_ms)
 			fi
-			printf '| %d | %s | %s | %s | %s | %.0f | %s | %s |\n' "$r" "$name" "${zero[$port]:-> 12}" \
+			printf '| %d | %s | %s | %s | %s | %s | %.0f | %s | %s |\n' "$r" "$name" "${written[$port]:--}" "${zero[$port]:-> 12}" \
 				"$(redis-cli -p "$port" DBSIZE)" "$tomb" "$(echo "$(rss_kb "$port") / 1024" | bc -l)" "$(disk_mb "$dir")" "$lag"
 		done
-		unset zero
+		unset zero written
 	done
 	exit 0
 fi
 
-printf '| s | server | DBSIZE | tombstones | RSS MiB | disk MiB | stable lag ms |\n|---:|---|---:|---:|---:|---:|---:|\n'
+printf '| s | server | DBSIZE | tombstones | RSS MiB | disk MiB (allocated / apparent) | stable lag ms |\n|---:|---|---:|---:|---:|---:|---:|\n'
 start=$(date +%s%N)
 for s in $(seq 0 $((secs - 1))); do
 	chunk "$s" >"$BENCH_TMP/chunk.resp"

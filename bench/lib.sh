@@ -55,6 +55,14 @@ start_redmesh() {
 	wait_port "$port"
 }
 
+# disk_mb DIR prints what DIR holds on disk in MiB: the blocks allocated,
+# then the files' apparent size. Badger preallocates its value-log and
+# memtable files and fills them as it writes, so their apparent size counts
+# up to 48 MiB the disk does not hold.
+disk_mb() {
+	printf '%s / %s' "$(du -sB1 "$1" | awk '{printf "%.1f", $1 / 1048576}')" "$(du -sb "$1" | awk '{printf "%.1f", $1 / 1048576}')"
+}
+
 # The ports of the compared servers (BENCH_REDIS_PORT, BENCH_REDMESH_PORT in
 # the environment move them).
 redis_port=${BENCH_REDIS_PORT:-16379}

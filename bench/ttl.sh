@@ -23,7 +23,6 @@ pid_of() { ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 dbsize() { redis-cli -p "$1" DBSIZE; }
 expired() { redis-cli -p "$1" INFO stats | tr -d '\r' | awk -F: '$1 == "expired_keys" {print $2}'; }
-disk_mb() { du -sb "$1" | awk '{printf "%.1f", $1 / 1048576}'; }
 declare -A dir=([21579]="$BENCH_TMP/redis-21579" [21580]="$BENCH_TMP/redmesh-21580")
 declare -A name=([21579]=redis-server [21580]=redmesh)
 
@@ -40,7 +39,7 @@ payload() {
 
 now_ms() { date +%s%3N; }
 for r in $(seq 1 "$rounds"); do payload "$r"; done
-printf '| round | server | written in s | DBSIZE 0 after s | peak sweep keys/s | DBSIZE at 12 s | RSS MiB | disk MiB | CPU from writes to 12 s |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '| round | server | written in s | DBSIZE 0 after s | peak sweep keys/s | DBSIZE at 12 s | RSS MiB | disk MiB (allocated / apparent) | CPU from writes to 12 s |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n'
 # One server at a time, its rounds 12 s apart, so neither takes the other's
 # cores.
 for port in 21579 21580; do

@@ -379,3 +379,106 @@ func TestCheckpointKeyTwiceKeepsTheLater(t *testing.T) {
 		t.Fatalf("loaded %q, %d keys, %d entries; want new, 1, 1", got.Value.Data, tab.KeyCount(), tab.Stats().Entries)
 	}
 }
+
+// TestShrinkAfterChurn: a table filled, drained, filled again and drained
+// part way (a cache of short-lived keys) reads back as a map of its writes
+// after every phase, keeps its inner consistency, gives back the room a
+// drained shard held, and lets a walk begun before a drain go on.
+func TestShrinkAfterChurn(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	tab := NewTable()
+	want := map[string]record.Record{}
+	const space = 200_000
+	ts := uint64(2)
+	set := func(i int) {
+		k := fmt.Sprintf("sess:%d", i)
+		rec := liveRecord(ts, "v", int64(1000+rng.IntN(1000)))
+		ts++
+		tab.Set([]byte(k), rec)
+		want[k] = rec
+	}
+	remove := func(i int) {
+		k := fmt.Sprintf("sess:%d", i)
+		_, ok := tab.Remove([]byte(k))
+		if _, had := want[k]; ok != had {
+			t.Fatalf("Remove(%s) = %v, the model holds it: %v", k, ok, had)
+		}
+		delete(want, k)
+	}
+	check := func(phase string) {
+		t.Helper()
+		checkShards(t, tab)
+		for k, w := range want {
+			if got, ok := tab.Get([]byte(k)); !ok || !record.Equal(got, w) {
+				t.Fatalf("%s: Get(%s) = %+v, want %+v", phase, k, got, w)
+			}
+		}
+		if tab.Stats().Entries != int64(len(want)) || tab.ExpiresCount() != int64(len(want)) {
+			t.Fatalf("%s: %d entries, %d expires, want %d", phase, tab.Stats().Entries, tab.ExpiresCount(), len(want))
+		}
+	}
+	for i := range space {
+		set(i)
+	}
+	check("filled")
+	full := tab.Bytes()
+
+	// A walk begun now, at a shard's middle, goes on across the drain: it
+	// still visits every key present for the whole of it.
+	kept := map[string]bool{}
+	for i := 0; i < space; i += 97 {
+		kept[fmt.Sprintf("sess:%d", i)] = true
+	}
+	local := &Local{db: &DB{table: tab}}
+	seen := map[string]bool{}
+	visit := func(key []byte, _ record.Record) { seen[string(key)] = true }
+	cursor := local.Walk(0, 1500, visit)
+	for _, i := range rng.Perm(space) {
+		if !kept[fmt.Sprintf("sess:%d", i)] {
+			remove(i)
+		}
+	}
+	check("drained to a hundredth")
+	for cursor != 0 {
+		cursor = local.Walk(cursor, 1500, visit)
+	}
+	for k := range kept {
+		if !seen[k] {
+			t.Fatalf("the walk missed %s, present throughout", k)
+		}
+	}
+	// Its entries stay (the kept keys are spread over them) and so does
+	// each shard's arena chunk; the slots, the deadline heap and the maps
+	// go down to the keys held at the shard's last try, when it held at
+	// most twice as many (or shrinkAfter more).
+	for i := range tab.shards {
+		s := &tab.shards[i]
+		held := len(s.entries) - len(s.free)
+		then := max(2*held, held+shrinkAfter)
+		if len(s.slots) > 32*then/3+16 || cap(s.heap) > 4*then+64 || s.peak > 4*then {
+			t.Fatalf("shard %d holding %d keys keeps %d slots, heap room %d, map peak %d",
+				i, held, len(s.slots), cap(s.heap), s.peak)
+		}
+	}
+	if b := tab.Bytes(); b > full*3/4 {
+		t.Fatalf("drained to a hundredth of its keys, the table holds %d bytes of %d", b, full)
+	}
+
+	for k := range kept {
+		var i int
+		fmt.Sscanf(k, "sess:%d", &i)
+		remove(i)
+	}
+	check("emptied")
+	for i := range tab.shards {
+		s := &tab.shards[i]
+		if len(s.entries) != 0 || len(s.free) != 0 || len(s.slots) != 16 || cap(s.heap) > 64 || s.peak != 0 {
+			t.Fatalf("emptied shard %d keeps %d entries, %d free, %d slots, heap room %d, map peak %d",
+				i, len(s.entries), len(s.free), len(s.slots), cap(s.heap), s.peak)
+		}
+	}
+	for i := range space / 2 {
+		set(space + i)
+	}
+	check("filled again")
+}

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -36,7 +37,8 @@ import (
 // A delete or an expiry leaves a tombstone; Remove takes a key out once
 // nothing of it is left to keep (collection, node/collect.go): its slot is
 // cleared by backward shift, its entry number goes to a free list for the
-// next new key, and its arena bytes become garbage for compaction.
+// next new key, and its arena bytes become garbage for compaction. A shard
+// whose keys have halved gives back the room it kept for them (shrink).
 type Table struct {
 	shards  [shardCount]shard
 	keys    atomic.Int64 // keys holding a value, expired or not
@@ -145,6 +147,10 @@ type shard struct {
 	heap    []deadline // min-heap by at
 	groups  [groupsPerShard]uint32
 	free    []uint32 // entry numbers of removed keys, for the next new keys
+	// removed counts the keys taken out since the shard last tried to
+	// shrink, and peak is the most its maps held since (see shrink).
+	removed int
+	peak    int
 	// The sum of the deadlines of the keys the table counts in expires,
 	// 128 bits wide (a million deadlines in milliseconds overflow 63),
 	// for AvgTTL.
@@ -196,6 +202,7 @@ func (s *shard) init(slots int) {
 	s.heap = nil
 	s.groups = [groupsPerShard]uint32{}
 	s.free = nil
+	s.removed, s.peak = 0, 0
 	s.deadlines = [2]uint64{}
 }
 
@@ -352,6 +359,7 @@ func (s *shard) place(n int, key, data []byte, fresh bool) {
 	if big {
 		b := bytes.Clone(data)
 		s.big[uint32(n)] = b
+		s.peak = max(s.peak, len(s.big))
 		s.bigSize += int64(cap(b))
 		e.flags |= flagBig
 	} else {
@@ -399,6 +407,7 @@ func (s *shard) setMeta(n int, rec record.Record, wasDeadline int64) {
 		e.flags |= flagTyped | flagObj
 		t := rec.Typed.Detached()
 		s.objs[uint32(n)] = t
+		s.peak = max(s.peak, len(s.objs))
 		s.objSize += t.MemSize()
 	case rec.Typed != nil:
 		e.flags |= flagTyped
@@ -412,6 +421,7 @@ func (s *shard) setMeta(n int, rec record.Record, wasDeadline int64) {
 	default:
 		e.flags |= flagExpiry
 		s.expiry[uint32(n)] = expiryReg{version: rec.Expiry.Version, at: rec.Expiry.At}
+		s.peak = max(s.peak, len(s.expiry))
 	}
 	if rec.Exists() {
 		e.flags |= flagLive
@@ -541,6 +551,9 @@ func (t *Table) settle(s *shard) {
 	if s.garbage > s.live && (s.garbage > 4*chunkSize || s.live == 0) {
 		s.compact()
 	}
+	if held := len(s.entries) - len(s.free); s.removed > 0 && (held == 0 || s.removed >= max(held, shrinkAfter)) {
+		s.shrink()
+	}
 	size := s.size()
 	t.bytes.Add(size - s.counted)
 	s.counted = size
@@ -581,6 +594,7 @@ func (t *Table) Remove(key []byte) (record.Record, bool) {
 	// drops it (or, once n is reused, checks it against the new key's).
 	*e = entry{flags: flagFree}
 	s.free = append(s.free, uint32(n))
+	s.removed++
 	t.keys.Add(-boolInt(wasLive))
 	t.expires.Add(-boolInt(wasDeadline != 0))
 	s.addDeadline(wasDeadline, true)
@@ -626,11 +640,14 @@ func (s *shard) size() int64 {
 		int64(cap(s.free))*4
 }
 
-// grow doubles the slot table, placing slots again by their tags: no key is
-// read.
-func (s *shard) grow() {
+// grow doubles the slot table.
+func (s *shard) grow() { s.resize(2 * len(s.slots)) }
+
+// resize makes the slot table size slots long (a power of two), placing
+// slots again by their tags: no key is read.
+func (s *shard) resize(size int) {
 	old := s.slots
-	s.slots = make([]uint64, 2*len(old))
+	s.slots = make([]uint64, size)
 	mask := len(s.slots) - 1
 	for _, sl := range old {
 		if sl == 0 {
@@ -642,6 +659,60 @@ func (s *shard) grow() {
 		}
 		s.slots[i] = sl
 	}
+}
+
+// shrinkAfter is how many keys a shard takes out, and at least as many as
+// it still holds, before it tries to shrink (or until it holds none): its
+// keys have halved since the last try, so a drain tries a few times, and
+// the tries of a steady churn (each reads every entry) are paid for by the
+// removals before them.
+const shrinkAfter = 64
+
+// shrink lets go of the room the shard kept for keys it no longer holds:
+// Go's slices and maps never give memory back by themselves, and a cache of
+// short-lived keys would hold, empty, all that its busiest moment needed
+// (Redis's dicts shrink likewise once under a tenth full). Entries keep
+// their numbers, which walks and checkpoints resume from: only free
+// entries at the end go.
+func (s *shard) shrink() {
+	s.removed = 0
+	s.pruneHeap() // the heap names no free entry after it
+	if cap(s.heap) > 64 && cap(s.heap) > 4*len(s.heap) {
+		s.heap = slices.Clone(s.heap)
+	}
+	end := len(s.entries)
+	for end > 0 && s.entries[end-1].flags&flagFree != 0 {
+		end--
+	}
+	if 2*end <= len(s.entries) {
+		s.entries = slices.Clone(s.entries[:end])
+		s.free = slices.DeleteFunc(s.free, func(n uint32) bool { return int(n) >= end })
+	}
+	if cap(s.free) > 64 && cap(s.free) > 4*len(s.free) {
+		s.free = slices.Clone(s.free)
+	}
+	held := len(s.entries) - len(s.free)
+	size := len(s.slots)
+	for size > 16 && 16*held <= 3*size { // half as many would be at most 3/8 full
+		size /= 2
+	}
+	if size < len(s.slots) {
+		s.resize(size)
+	}
+	if 4*max(len(s.expiry), len(s.objs), len(s.big)) < s.peak {
+		s.expiry, s.objs, s.big = refill(s.expiry), refill(s.objs), refill(s.big)
+		s.peak = max(len(s.expiry), len(s.objs), len(s.big))
+	}
+}
+
+// refill copies m into a map sized for what it holds (maps.Clone keeps the
+// original's size).
+func refill[V any](m map[uint32]V) map[uint32]V {
+	c := make(map[uint32]V, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
 }
 
 // KeyCount is the number of keys holding a value, expired ones included
