@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,7 +27,7 @@ import (
 
 const (
 	protoSnapshot = "/redmesh/snapshot/1"
-	// snapshotChunkBytes is the record bytes asked per chunk: one write-path
+	// snapshotChunkBytes is the record bytes asked per chunk by default: one write-path
 	// step applies a chunk (about 8,000 keys of 100 bytes), so a client's
 	// write waits for at most a few milliseconds of it.
 	snapshotChunkBytes = 1 << 20
@@ -64,7 +65,7 @@ type Snapshotter interface {
 // snapshot is complete (p's cursor is then where it began).
 func (m *Mesh) bootstrap(p peer.ID, mid mesh.PeerID) error {
 	m.mu.Lock()
-	req := m.r.Table().SnapshotRequestFor(mid, snapshotChunkBytes)
+	req := m.r.Table().SnapshotRequestFor(mid, uint32(cmp.Or(m.cfg.SnapshotChunkBytes, snapshotChunkBytes)))
 	m.mu.Unlock()
 	m.st.bootstraps.Add(1)
 	s, err := m.tr.Open(m.ctx, p, protoSnapshot)

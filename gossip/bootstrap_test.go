@@ -2,10 +2,13 @@ package gossip
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/redmesh/redmesh/keyspace"
 	"github.com/redmesh/redmesh/record"
@@ -36,10 +39,13 @@ func (l *testLocal) fill(t *testing.T, self uint64, prefix string, n, valueLen i
 // streams its snapshot (no Merkle walk over its keys), takes the
 // writes made meanwhile from the log, and ends with the same root.
 func TestBootstrapFromSnapshot(t *testing.T) {
-	const keys = 40_000
+	// Chunks of 64 KiB: a stream of about twenty of them, of which writes
+	// interleave with the first.
+	const keys = 10_000
 	a, la := startTestMesh(t)
 	la.fill(t, a.cfg.Self, "k", keys, 100)
-	b, lb := startTestMesh(t, a.Addrs()[0])
+	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	b, lb := startTestMeshWith(t, key, "/ip4/127.0.0.1/tcp/0", func(c *Config) { c.SnapshotChunkBytes = 64 << 10 }, a.Addrs()[0])
 	// Writes go on at a while b streams.
 	var stop atomic.Bool
 	var wg sync.WaitGroup

@@ -98,10 +98,11 @@ func (m *Mesh) catchUp(lr *logRun) error {
 			m.st.catchUpEntries.Add(uint64(len(msg.Reply.Records)))
 		}
 		if rep.Truncated {
-			// Empty: holding nothing now, or at start with no sync
-			// completed and no local write since (pushes that arrived
-			// meanwhile do not make a Merkle walk over every key worth it).
-			msg.Empty = m.local.Empty() || m.startedEmpty && !m.synced.Load() && m.LastLocalSeq() == m.startLocal
+			// Fresh: empty at start with no local write since (pushes
+			// that arrived meanwhile do not make a Merkle walk over every
+			// key worth it, until the core knows a sync completed).
+			msg.Empty = m.local.Empty()
+			msg.Fresh = m.startedEmpty && m.LastLocalSeq() == m.startLocal
 		}
 		msg.At = time.Now()
 		m.step(func() { m.r.Step(lr.mid, msg) })

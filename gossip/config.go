@@ -54,6 +54,10 @@ type Config struct {
 	// ForgetAfter, if positive, forgets a member (Mesh.Forget) silent for
 	// longer: it then no longer holds garbage collection back.
 	ForgetAfter time.Duration
+	// SnapshotChunkBytes is the record bytes a bootstrap asks for per
+	// chunk of a peer's snapshot (the server keeps it between 4 KiB and
+	// 8 MiB). 1 MiB: one write-path step applies a chunk.
+	SnapshotChunkBytes int
 
 	// Filled in by the node.
 	Identity crypto.PrivKey

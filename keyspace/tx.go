@@ -1,6 +1,7 @@
 package keyspace
 
 import (
+	"hash/maphash"
 	"slices"
 
 	"github.com/redmesh/redmesh/record"
@@ -11,7 +12,13 @@ import (
 type Tx struct {
 	db      *DB
 	changes []change
-	pos     map[string]int // each key's last change, once there are many
+	// pos is each key's last change by the key's hash, once there are many
+	// (indexed); kept across steps, so a bulk apply (a bootstrap's chunk)
+	// neither regrows it nor allocates a string per key. Two keys of one
+	// hash find the later's change: own then scans.
+	pos     map[uint64]int
+	seed    maphash.Seed
+	indexed bool
 	// read is the last record Get read from the table, which a command
 	// mostly applies its write to next: Apply then need not read it again.
 	read struct {
@@ -40,7 +47,7 @@ func (tx *Tx) reset() {
 	}
 	clear(tx.changes) // drop the references to the callers' buffers
 	tx.changes = tx.changes[:0]
-	tx.pos = nil
+	tx.dropIndex()
 	tx.read.key, tx.read.rec, tx.read.ok = nil, record.Record{}, false
 	tx.owner = nil // what this step built is published: copied on write from now on
 }
@@ -49,16 +56,22 @@ func (tx *Tx) reset() {
 // key or a few: a backwards scan then beats a map.
 func (tx *Tx) own(key []byte) (record.Record, bool) {
 	if len(tx.changes) > 16 {
-		if tx.pos == nil {
-			tx.pos = make(map[string]int, 2*len(tx.changes))
-			for i := range tx.changes {
-				tx.pos[string(tx.changes[i].key)] = i
+		if !tx.indexed {
+			if tx.pos == nil {
+				tx.pos, tx.seed = make(map[uint64]int, 2*len(tx.changes)), maphash.MakeSeed()
 			}
+			for i := range tx.changes {
+				tx.pos[tx.keyHash(tx.changes[i].key)] = i
+			}
+			tx.indexed = true
 		}
-		if i, ok := tx.pos[string(key)]; ok {
+		i, ok := tx.pos[tx.keyHash(key)]
+		if !ok {
+			return record.Record{}, false
+		}
+		if string(tx.changes[i].key) == string(key) {
 			return tx.changes[i].rec, true
 		}
-		return record.Record{}, false
 	}
 	for i := len(tx.changes) - 1; i >= 0; i-- {
 		if string(tx.changes[i].key) == string(key) {
@@ -67,6 +80,18 @@ func (tx *Tx) own(key []byte) (record.Record, bool) {
 	}
 	return record.Record{}, false
 }
+
+// dropIndex empties pos for the next step, keeping it unless a bulk step
+// made it large.
+func (tx *Tx) dropIndex() {
+	if len(tx.pos) > 1<<15 {
+		tx.pos = nil
+	}
+	clear(tx.pos)
+	tx.indexed = false
+}
+
+func (tx *Tx) keyHash(key []byte) uint64 { return maphash.Bytes(tx.seed, key) }
 
 // Get reads a key's current record, its value's data included (a copy, or
 // what this transaction applied).
@@ -145,8 +170,8 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 		logged = rec
 	}
 	tx.changes = append(tx.changes, change{key: key, rec: merged, was: was, logged: logged})
-	if tx.pos != nil {
-		tx.pos[string(key)] = len(tx.changes) - 1
+	if tx.indexed {
+		tx.pos[tx.keyHash(key)] = len(tx.changes) - 1
 	}
 	return merged, true, nil
 }
@@ -196,7 +221,7 @@ func (tx *Tx) RollbackTo(sp int) {
 	}
 	clear(tx.changes[sp:])
 	tx.changes = tx.changes[:sp]
-	tx.pos = nil // rebuilt from the changes if needed
+	tx.dropIndex() // rebuilt from the changes if needed
 	if len(rebuild) == 0 {
 		return
 	}

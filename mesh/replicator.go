@@ -48,6 +48,10 @@ type Replicator struct {
 	// the last one began (CheckGaps retries a wanted bootstrap).
 	bootRunning bool
 	bootTry     time.Time
+	// syncDone: a catch-up read a peer's log to its head, or a fallback
+	// session or a bootstrap completed, since this node started: it no
+	// longer holds only what pushes brought (LogReplyMsg.Fresh).
+	syncDone bool
 	// waitFor is the highest sequence number of our log a WAIT asked the
 	// peers to acknowledge (WaitFor).
 	waitFor uint64
@@ -113,6 +117,12 @@ type replPeer struct {
 	// we asked for wantSent (a WAIT).
 	ackIn    bool
 	wantSent uint64
+	// early is an acknowledgement that arrived before the link's LinkUp
+	// (the peer opened its stream on a connection the driver had not
+	// reported yet); LinkUp takes it. The peer sends what it has once on a
+	// new stream and then only what moves, so one dropped may not come
+	// again while its writes stand still.
+	early *AckMsg
 }
 
 // catchUp is one run of log catch-up from a peer.
@@ -327,6 +337,10 @@ func (r *Replicator) LinkUp(id PeerID, now time.Time) {
 		p.asideBelow = r.saved
 		r.rd.Returned = append(r.rd.Returned, id)
 	}
+	if m := p.early; m != nil {
+		p.early = nil
+		r.acked(id, *m)
+	}
 	r.trigger(id)
 }
 
@@ -351,7 +365,7 @@ func (r *Replicator) LinkDown(id PeerID, now time.Time) {
 	r.table.SetConnected(id, false)
 	r.stab.LinkDown(id, now)
 	if p := r.peers[id]; p != nil {
-		p.out, p.fresh = AckOut{}, false
+		p.out, p.fresh, p.early = AckOut{}, false, nil
 	}
 	if cu := r.catching[id]; cu != nil {
 		r.end(id, cu)
@@ -404,8 +418,10 @@ type LogArrivedMsg struct {
 }
 
 // LogReplyMsg is a reply to a Read of catch-up Run, after its records
-// were applied. Empty: this node holds nothing (a bootstrap, not a Merkle
-// session, repairs it). Refused: the record at Reply.Next could not be
+// were applied. Empty: this node holds nothing; Fresh: it started empty and
+// made no local write since, so until a sync completes it holds only what
+// pushes brought. Either way a bootstrap, not a Merkle session, repairs it.
+// Refused: the record at Reply.Next could not be
 // applied (the driver cut the reply before it, LogReply.Before): the
 // catch-up stops there, and the log is read again after the gap's
 // patience, once the clock admits it (AdmitAt, as PushHeader's).
@@ -413,6 +429,7 @@ type LogReplyMsg struct {
 	Run     uint64
 	Reply   *LogReply
 	Empty   bool
+	Fresh   bool
 	Refused bool
 	AdmitAt time.Time
 	At      time.Time
@@ -698,11 +715,12 @@ func (r *Replicator) logReply(id PeerID, m LogReplyMsg) {
 		}
 		r.rd.Reads = append(r.rd.Reads, Read{Peer: id, Run: cu.run, Req: next})
 	case Idle:
+		r.syncDone = true
 		r.rd.SaveCursors, r.rd.SaveCursorsNow = true, true
 		r.rd.CaughtUp = append(r.rd.CaughtUp, CaughtUp{Peer: id, Entries: cu.entries, Loud: cu.loud})
 		r.end(id, cu)
 	case Reconcile:
-		if r.table.ChooseRepair(id, m.Empty) == Bootstrap {
+		if r.table.ChooseRepair(id, m.Empty || m.Fresh && !r.syncDone) == Bootstrap {
 			// The turn stays: other peers' logs would bring the same keys.
 			r.bootRunning, r.bootTry = true, m.At
 			r.rd.Bootstraps = append(r.rd.Bootstraps, Run{id, cu.run})
@@ -726,6 +744,7 @@ func (r *Replicator) FallbackDone(id PeerID, run uint64, completed bool) {
 	}
 	r.table.ReconcileDone(id, completed)
 	if completed {
+		r.syncDone = true
 		r.rd.SaveCursors, r.rd.SaveCursorsNow = true, true
 		if cu.fallback.Next > 0 {
 			r.advance(id, cu.fallback.Epoch, cu.fallback.Next-1)
@@ -743,6 +762,10 @@ func (r *Replicator) BootstrapDone(id PeerID, run uint64, completed bool) {
 		return
 	}
 	if completed {
+		// The node holds the peer's keyspace now: a peer whose log cannot
+		// serve it is repaired by Merkle, which moves only what differs,
+		// not by streaming every key again.
+		r.syncDone = true
 		r.catchUps.Trigger(id) // again: now from the snapshot's start
 	}
 	r.end(id, cu)
@@ -790,7 +813,10 @@ func (r *Replicator) roots(id PeerID, m RootsMsg) {
 
 func (r *Replicator) acked(id PeerID, m AckMsg) {
 	if !r.connected(id) {
-		return // the stream closed with the link
+		if r.table.Get(id) != nil {
+			r.peer(id).early = &m // its LinkUp is yet to come
+		}
+		return
 	}
 	a := m.Ack
 	if a.AsideBelow > max(r.asideDone, r.asideWanted) {

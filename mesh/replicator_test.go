@@ -22,13 +22,14 @@ import (
 //	link-up p=P at=MS | link-down p=P at=MS | assume-linked p=P | remove p=P at=MS
 //	push [from=F] p=P epoch=E prev=A to=B at=MS [refused [admit-at=MS]]   P's push, handed over by F (default P)
 //	arrived p=P run=R epoch=E head=H next=N [entries=K] [truncated]   a reply as it arrives, before it is applied
-//	reply p=P run=R epoch=E head=H next=N [entries=K] [truncated] [empty] [refused [admit-at=MS]] [at=MS]
+//	reply p=P run=R epoch=E head=H next=N [entries=K] [truncated] [empty] [fresh] [refused [admit-at=MS]] [at=MS]
 //	roots p=P epoch=E head=H root=X ours=Y
 //	ack p=P epoch=E seq=S durable=D [stable=T] [aside=T] at=MS
 //	want p=P epoch=E seq=S | peers p=P
 //	wait seq=S | ack-in p=P [closed]     a WAIT for our writes up to S; the peer's ack stream opened or closed
 //	failed p=P run=R                      the catch-up's stream failed, the link up
 //	fallback-done p=P run=R [failed] | bootstrap-done p=P run=R [failed]
+//	chunk p=P epoch=E head=H next=N [begins] [done]   a snapshot chunk from P applied (Table.SnapshotChunk)
 //	round root=X | session-done
 //	tick at=MS | gaps at=MS
 //	synced synced=N mark=M | sample seq=S ts=T | stable-saved ts=T | aside-done ts=T
@@ -102,7 +103,7 @@ func TestReplicatorScripts(t *testing.T) {
 				for range entries {
 					rep.Records = append(rep.Records, recordFor(len(rep.Records)))
 				}
-				r.Step(id, LogReplyMsg{Run: run, Reply: rep, Empty: d.HasArg("empty"), Refused: d.HasArg("refused"), AdmitAt: msTime(admitAt), At: now})
+				r.Step(id, LogReplyMsg{Run: run, Reply: rep, Empty: d.HasArg("empty"), Fresh: d.HasArg("fresh"), Refused: d.HasArg("refused"), AdmitAt: msTime(admitAt), At: now})
 			case "roots":
 				r.Step(id, RootsMsg{Theirs: RootAt{Epoch: epoch, Head: head, Root: root}, Ours: ours})
 			case "ack":
@@ -113,6 +114,12 @@ func TestReplicatorScripts(t *testing.T) {
 				r.Step(id, PeersMsg{})
 			case "fallback-done":
 				r.FallbackDone(id, run, !d.HasArg("failed"))
+			case "chunk":
+				done, err := r.Table().SnapshotChunk(id, d.HasArg("begins"), &SnapshotChunk{Epoch: epoch, Head: head, Next: next, Done: d.HasArg("done")})
+				if err != nil {
+					return fmt.Sprintf("error: %v\n", err)
+				}
+				out = fmt.Sprintf("snapshot done=%v\n", done)
 			case "bootstrap-done":
 				r.BootstrapDone(id, run, !d.HasArg("failed"))
 			case "round":

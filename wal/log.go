@@ -114,7 +114,7 @@ func (b *Batch) Bytes() int { return len(b.buf) }
 // Reset empties the batch for reuse, keeping its buffer unless it grew
 // large (a large value passed through).
 func (b *Batch) Reset() {
-	if cap(b.buf) > 4<<20 {
+	if cap(b.buf) > 16<<20 {
 		b.buf = nil
 	}
 	clear(b.Entries) // drop what the entries pointed to
