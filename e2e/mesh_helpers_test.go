@@ -61,9 +61,14 @@ func startMeshNode(t testing.TB, dir string, port int, extra ...string) *meshNod
 		m.c = m.client(t)
 		out := m.out
 		t.Cleanup(func() {
-			if t.Failed() && testing.Verbose() {
-				t.Logf("log of %s (%s):\n%s", m.id, dir, out)
+			if !t.Failed() {
+				return
 			}
+			log := out.String()
+			if cut := len(log) - 16<<10; cut > 0 && !testing.Verbose() {
+				log = "..." + log[cut:] // the end tells why; -v shows it whole
+			}
+			t.Logf("log of %s (%s):\n%s", m.id, dir, log)
 		})
 		return m
 	}
