@@ -105,24 +105,19 @@ func appendTyped(dst []byte, t *Typed) []byte {
 	if t.count(listList) > 0 {
 		kind |= kindHasList
 	}
-	floats := hasFloats(t.Counts)
+	counts := t.countList()
+	floats := hasFloats(counts)
 	if floats {
 		kind |= kindHasFloats
 	}
 	dst = append(dst, kind)
 	dst = appendVersion(dst, t.KindVersion)
-	dst = binary.AppendUvarint(dst, uint64(len(t.Counts)))
-	for _, c := range t.Counts {
-		dst = appendBytes(dst, c.Name)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(c.Node))
-		dst = binary.AppendUvarint(dst, uint64(c.Start))
-		dst = appendVersion(dst, c.Ver)
-		dst = binary.AppendVarint(dst, c.Total)
-		dst = appendVersion(dst, c.ResetVer)
-		dst = binary.AppendVarint(dst, c.ResetTotal)
+	dst = binary.AppendUvarint(dst, uint64(len(counts)))
+	for _, c := range counts {
+		dst = appendCount(dst, c)
 	}
 	if floats {
-		dst = appendFloats(dst, t.Counts)
+		dst = appendFloats(dst, counts)
 	}
 	for _, which := range []int{listFields, listMembers, listRemoved} {
 		dst = binary.AppendUvarint(dst, uint64(t.count(which)))
@@ -152,6 +147,30 @@ func appendTyped(dst []byte, t *Typed) []byte {
 	return dst
 }
 
+// appendCount appends c's integer side.
+func appendCount(dst []byte, c Count) []byte {
+	dst = appendBytes(dst, c.Name)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(c.Node))
+	dst = binary.AppendUvarint(dst, uint64(c.Start))
+	dst = appendVersion(dst, c.Ver)
+	dst = binary.AppendVarint(dst, c.Total)
+	dst = appendVersion(dst, c.ResetVer)
+	return binary.AppendVarint(dst, c.ResetTotal)
+}
+
+// countDigest is one count's share of a typed state's digest, its float
+// side included. The digest sums them, so that a large state's digest
+// moves in O(1) per count changed.
+func countDigest(c Count) uint64 {
+	var buf [128]byte
+	b := appendCount(buf[:0], c)
+	if c.FTotal != "" || c.FReset != "" {
+		b = appendBytes(b, []byte(c.FTotal))
+		b = appendBytes(b, []byte(c.FReset))
+	}
+	return mix64(xxhash.Sum64(b))
+}
+
 // count is the number of elements (dots, not names) in list which.
 func (t *Typed) count(which int) int {
 	if t.big != nil {
@@ -162,7 +181,7 @@ func (t *Typed) count(which int) int {
 
 func (t *Typed) encodedSize() int {
 	n := 1 + versionLen + 4*binary.MaxVarintLen64
-	for _, c := range t.Counts {
+	for _, c := range t.countList() {
 		n += binary.MaxVarintLen64 + len(c.Name) + 8 + 2*versionLen + 3*binary.MaxVarintLen64
 		n += 3*binary.MaxVarintLen64 + len(c.FTotal) + len(c.FReset)
 	}
@@ -184,25 +203,21 @@ func (t *Typed) encodedSize() int {
 	return n
 }
 
-// digest sums up a typed state: its type register and counts hashed, plus
-// every element's elemHash, which a large state keeps as it changes. Equal
-// states have equal digests, whichever form holds them.
+// digest sums up a typed state: its type register hashed, plus every
+// count's countDigest and every element's elemHash, which a large state
+// keeps as they change. Equal states have equal digests, whichever form
+// holds them.
 func (t *Typed) digest() uint64 {
-	var buf [512]byte
+	var buf [1 + versionLen]byte
 	b := append(buf[:0], byte(t.Kind))
 	b = appendVersion(b, t.KindVersion)
-	for _, c := range t.Counts {
-		b = appendBytes(b, c.Name)
-		b = binary.BigEndian.AppendUint64(b, uint64(c.Node))
-		b = binary.AppendUvarint(b, uint64(c.Start))
-		b = appendVersion(b, c.Ver)
-		b = binary.AppendVarint(b, c.Total)
-		b = appendVersion(b, c.ResetVer)
-		b = binary.AppendVarint(b, c.ResetTotal)
-	}
 	sum := mix64(xxhash.Sum64(b))
-	if hasFloats(t.Counts) {
-		sum += mix64(xxhash.Sum64(appendFloats(nil, t.Counts)))
+	if t.big != nil {
+		sum += t.big.csum
+	} else {
+		for _, c := range t.Counts {
+			sum += countDigest(c)
+		}
 	}
 	// Sorted-set hook (zset.go):
 	sum += t.scoreCountSum()
