@@ -432,3 +432,57 @@ func TestHIncrByLargeHash(t *testing.T) {
 		t.Fatalf("%d bytes allocated an increment of a hash of %d counters", per, fields)
 	}
 }
+
+// TestTypedInMemoryForm: AppendTyped's form decodes to the state it was
+// written from, and is smaller than the encoding for a small hash whose
+// fields one command wrote.
+func TestTypedInMemoryForm(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 9))
+	for i := range 3000 {
+		n := 12
+		if i%100 == 0 {
+			n = 300
+		}
+		a := genTypedN(r, n)
+		if i%2 == 0 {
+			a = mergeTyped(a, genTypedN(r, n))
+		}
+		b := AppendTyped(nil, a)
+		got, err := DecodeTyped(b)
+		if err != nil {
+			t.Fatalf("%v: %+v", err, a)
+		}
+		if !sameTyped(got, a) || got.digest() != a.digest() {
+			t.Fatalf("decoded\n %+v\nfrom\n %+v", got, a)
+		}
+		if _, err := DecodeTyped(b[:len(b)-1]); err == nil && len(b) > 0 {
+			t.Fatalf("a truncated state decoded: %+v", a)
+		}
+	}
+	h := &Typed{Kind: KindHash, KindVersion: v(1<<40, 7)}
+	for i := range 10 {
+		h.Fields = append(h.Fields, Elem{Name: fmt.Appendf(nil, "field:%d", i), Dot: v(1<<40+uint64(i), 7), Value: []byte("value00000")})
+	}
+	if mem, enc := len(AppendTyped(nil, h)), len(appendTyped(nil, h)); mem > enc*2/3 {
+		t.Fatalf("in memory %d bytes, encoded %d", mem, enc)
+	}
+}
+
+// FuzzDecodeTyped: any bytes decode to a state in the in-memory form or an
+// error, never a panic, and what decodes encodes back alike.
+func FuzzDecodeTyped(f *testing.F) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 8 {
+		f.Add(AppendTyped(nil, genTyped(r)))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := DecodeTyped(b)
+		if err != nil {
+			return
+		}
+		again, err := DecodeTyped(AppendTyped(nil, got))
+		if err != nil || !sameTyped(again, got) {
+			t.Fatalf("re-encoded state: %v", err)
+		}
+	})
+}
