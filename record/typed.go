@@ -729,7 +729,12 @@ func (t *Typed) ObservedMember(name []byte, at hlc.Timestamp) []Elem {
 }
 
 // HasMember reports whether set member name is present.
-func (t *Typed) HasMember(name []byte) bool { return len(t.run(listMembers, name)) > 0 }
+func (t *Typed) HasMember(name []byte) bool {
+	if t != nil && t.big != nil {
+		return t.big.named(listMembers, name, nil) // no run to build
+	}
+	return len(t.run(listMembers, name)) > 0
+}
 
 // EachField calls fn with each hash field's name and value, in name order.
 func (t *Typed) EachField(fn func(name, value []byte) bool) {
