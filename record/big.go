@@ -218,9 +218,10 @@ func (b *bigState) compactDue() bool {
 
 // compactShare is the share of a state's size (1/n) that it takes in loose
 // elements before a compaction: a set's, a quarter, so that a set loaded in
-// order keeps at most a fifth of its members in half-empty nodes, where
-// half as many again left a third (members cost 40 bytes in a node; a
-// set's memory is mostly its member tree's).
+// order keeps less than a quarter of its members in half-empty nodes,
+// where up to half could be (members cost 40 bytes in a node; a set's
+// memory is mostly its member tree's); compactions then copy the set every
+// third of its size added, not every doubling.
 func (b *bigState) compactShare() int {
 	if b.lists[listMembers].Len() > b.size()/2 { // sets' hook
 		return 4
