@@ -3,7 +3,7 @@ package record
 import (
 	"bytes"
 	"encoding/binary"
-	"slices"
+	"strings"
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
@@ -24,8 +24,14 @@ type bigState struct {
 	scores  *btree.BTreeG[scoreEntry]
 	zcounts *btree.BTreeG[Count]
 	zsum    uint64
-	sum     uint64 // the elements' part of the digest (elemHash summed)
-	bytes   int64  // of names and values
+	// counts holds the counters' counts (Typed.Counts in the small form),
+	// so that an HINCRBY into a large hash costs O(log n), and csum their
+	// part of the digest (countDigest summed); nil when the state has none.
+	counts *btree.BTreeG[Count]
+	csum   uint64
+	cbytes int64  // about the memory the counts hold (countMem summed)
+	sum    uint64 // the elements' part of the digest (elemHash summed)
+	bytes  int64  // of names and values
 	// loose counts the elements and traces added since the trees were
 	// last compacted (see compact).
 	loose int
@@ -142,6 +148,9 @@ func (t *Typed) bigCopy() *bigState {
 		if t.big.zcounts != nil {
 			c.zcounts, c.zsum = t.big.zcounts.Copy(), t.big.zsum
 		}
+		if t.big.counts != nil {
+			c.counts, c.csum, c.cbytes = t.big.counts.Copy(), t.big.csum, t.big.cbytes
+		}
 		return c
 	}
 	b := &bigState{}
@@ -155,6 +164,9 @@ func (t *Typed) bigCopy() *bigState {
 	}
 	for _, c := range t.ScoreCounts {
 		b.setScoreCount(c)
+	}
+	for _, c := range t.Counts {
+		b.setCount(c)
 	}
 	b.scores = scoreIndex(b)
 	b.compact()
@@ -180,6 +192,9 @@ func (b *bigState) compact() {
 	if b.zcounts != nil {
 		b.zcounts = compactTree(b.zcounts)
 	}
+	if b.counts != nil {
+		b.counts = compactTree(b.counts)
+	}
 	b.loose = 0
 }
 
@@ -198,7 +213,20 @@ func compactTree[T any](t *btree.BTreeG[T]) *btree.BTreeG[T] {
 // last compacted that a compaction is worth its cost: half as many again as
 // they hold, so that compactions cost a constant share of the adds.
 func (b *bigState) compactDue() bool {
-	return b.loose >= bigElems && b.loose >= b.size()/2
+	return b.loose >= bigElems && b.loose >= b.size()/b.compactShare()
+}
+
+// compactShare is the share of a state's size (1/n) that it takes in loose
+// elements before a compaction: a set's, a quarter, so that a set loaded in
+// order keeps less than a quarter of its members in half-empty nodes,
+// where up to half could be (members cost 40 bytes in a node; a set's
+// memory is mostly its member tree's); compactions then copy the set every
+// third of its size added, not every doubling.
+func (b *bigState) compactShare() int {
+	if b.lists[listMembers].Len() > b.size()/2 { // sets' hook
+		return 4
+	}
+	return 2
 }
 
 // hints holds a merge's path hints (tidwall/btree's PathHint), one per
@@ -413,17 +441,8 @@ func (t *Typed) Detached() *Typed {
 	d := *t
 	d.big = t.bigCopy()
 	d.Fields, d.Members, d.Removed, d.Scored, d.Listed = nil, nil, nil, nil, nil
-	d.Counts = detachCounts(t.Counts)
-	d.ScoreCounts = nil // in the large form's tree
+	d.Counts, d.ScoreCounts = nil, nil // in the large form's trees
 	return &d
-}
-
-func detachCounts(counts []Count) []Count {
-	out := slices.Clone(counts)
-	for i := range out {
-		out[i].Name = bytes.Clone(out[i].Name)
-	}
-	return out
 }
 
 // Large reports whether t is big enough to be kept as an object of its own
@@ -444,7 +463,7 @@ func (t *Typed) MemSize() int64 {
 		if t.big.zcounts != nil {
 			n += int64(t.big.zcounts.Len()) * perScoreCount
 		}
-		return n
+		return n + t.countMemSize() // hashes' counts hook
 	}
 	n := int64(t.size()) * int64(unsafe.Sizeof(Elem{}))
 	for which := range numLists {
@@ -452,5 +471,68 @@ func (t *Typed) MemSize() int64 {
 			n += int64(len(e.Name) + len(e.Value))
 		}
 	}
+	return n + t.countMemSize() // hashes' counts hook
+}
+
+// perCount is about the memory a count holds beside its name and float
+// totals: the Count itself and, in the large form, its tree node's share.
+const perCount = int64(unsafe.Sizeof(Count{})) + 16
+
+// countMemSize is about the memory t's counts hold.
+func (t *Typed) countMemSize() int64 {
+	if t.big != nil {
+		return t.big.cbytes
+	}
+	var n int64
+	for _, c := range t.Counts {
+		n += countMem(c)
+	}
 	return n
+}
+
+// countMem is about the memory count c holds.
+func countMem(c Count) int64 { return perCount + int64(len(c.Name)+len(c.FTotal)+len(c.FReset)) }
+
+// The large form's counts, in a copy-on-write B-tree ordered as
+// Typed.Counts, so that an increment of one of a large hash's counters
+// copies a path, not every count.
+
+// setCount merges c into b's counts, copying its name and float totals (a
+// tree outlives the buffers an incoming count may point into).
+func (b *bigState) setCount(c Count) {
+	if b.counts == nil {
+		b.counts = btree.NewBTreeGOptions(lessCount, btree.Options{NoLocks: true, Degree: treeDegree})
+	}
+	if old, ok := b.counts.Get(c); ok {
+		m := mergeCount(old, c)
+		if equalCount(old, m) {
+			return
+		}
+		m.Name = old.Name
+		b.csum -= countDigest(old)
+		b.cbytes -= countMem(old)
+		c = m
+	} else {
+		c.Name = bytes.Clone(c.Name)
+	}
+	c.FTotal, c.FReset = Exact(strings.Clone(string(c.FTotal))), Exact(strings.Clone(string(c.FReset)))
+	b.counts.Set(c)
+	b.csum += countDigest(c)
+	b.cbytes += countMem(c)
+}
+
+// countRun is counter name's counts in b, in node order.
+func (b *bigState) countRun(name []byte) []Count {
+	if b.counts == nil {
+		return nil
+	}
+	var out []Count
+	b.counts.Ascend(Count{Name: name}, func(c Count) bool {
+		if !bytes.Equal(c.Name, name) {
+			return false
+		}
+		out = append(out, c)
+		return true
+	})
+	return out
 }

@@ -62,7 +62,7 @@ func (t *Typed) HasTraces() bool {
 // holdsNothing reports whether t keeps no element, trace, sketch epoch or
 // count that adds anything: only registers.
 func (t *Typed) holdsNothing() bool {
-	for _, counts := range [][]Count{t.Counts, t.ScoreCountList()} {
+	for _, counts := range [][]Count{t.countList(), t.ScoreCountList()} {
 		for _, c := range counts {
 			if !c.spent() {
 				return false
@@ -155,7 +155,7 @@ func (r Record) Oldest() hlc.Timestamp {
 	low(r.Expiry.Version)
 	if t := r.Typed; t != nil {
 		low(t.KindVersion)
-		for _, counts := range [][]Count{t.Counts, t.ScoreCountList()} {
+		for _, counts := range [][]Count{t.countList(), t.ScoreCountList()} {
 			for _, c := range counts {
 				low(c.Ver)
 				low(c.ResetVer)
@@ -208,24 +208,22 @@ func freshTyped(local, in *Typed, stable hlc.Timestamp) (*Typed, bool) {
 	// for, was reset and went with its key (Collect): it must not add again.
 	// A spent one (fully reset) is let in, so that members holding the key
 	// hold the same counts; it goes with the key.
+	inCounts := in.countList()
 	var counts []Count
-	for i, n := range in.Counts {
+	for i, n := range inCounts {
 		keep := true
 		if have := local.Count(n.Name, n.Node); (n.added() != 0 || n.FTotal != n.FReset) && n.Ver.TS <= stable && n.ResetVer.TS <= stable &&
 			have.Ver.IsZero() && have.ResetVer.IsZero() {
 			keep, setAside = false, true
 		}
 		if !keep && counts == nil {
-			counts = append(make([]Count, 0, len(in.Counts)), in.Counts[:i]...)
+			counts = append(make([]Count, 0, len(inCounts)), inCounts[:i]...)
 		} else if keep && counts != nil {
 			counts = append(counts, n)
 		}
 	}
 	if counts != nil {
-		edit().Counts = counts
-		if len(counts) == 0 {
-			c.Counts = nil
-		}
+		edit().setCounts(in, counts) // hashes' counts hook (typed.go)
 	}
 	if kept, dropped := freshScoreCounts(local, in.ScoreCountList(), stable); dropped { // sorted-set hook (zset.go)
 		edit().setScoreCounts(in, kept)

@@ -118,7 +118,7 @@ func (r Record) Exists() bool {
 	case KindString:
 		return strLive || countsAdd(r.Typed.countsOf(nil))
 	default:
-		return r.Typed.Len() > 0
+		return r.Typed.shows() // Len() > 0, without counting a large hash
 	}
 }
 
@@ -198,7 +198,7 @@ func (r Record) Newest() Version {
 	up(r.Expiry.Version)
 	if t := r.Typed; t != nil {
 		up(t.KindVersion)
-		for _, counts := range [][]Count{t.Counts, t.ScoreCountList()} {
+		for _, counts := range [][]Count{t.countList(), t.ScoreCountList()} {
 			for _, c := range counts {
 				up(c.Ver)
 				up(c.ResetVer)

@@ -40,7 +40,7 @@ type Typed struct {
 	// string's counter, a field's name for HINCRBY) and per node that
 	// incremented it, sorted by name then node. A counter's value is its
 	// base (the string register, or the field's value) plus what its counts
-	// add.
+	// add. Nil in the large form (read them through the methods).
 	Counts []Count
 	// Fields are a hash's fields and Members a set's members, each sorted by
 	// name then dot. A name holds several dots when it was written
@@ -65,7 +65,7 @@ type Typed struct {
 	// in the large form.
 	Listed []Elem
 
-	big *bigState // the large form of Fields, Members and Removed
+	big *bigState // the large form of the lists and counts
 
 	// HLL is a HyperLogLog's sketch (record/hll.go), nil for other keys.
 	HLL *HLL
@@ -237,10 +237,6 @@ func mergeTypedOwned(a, b *Typed, o *Owner) *Typed {
 	if b.weight() > a.weight() {
 		base, other = b, a
 	}
-	// A large state is kept as it is, not encoded (see Detached), so it
-	// owns its memory: the counts of a small side, which may point into a
-	// request or a message, are copied.
-	m.Counts = mergeCounts(a.ownCounts(a.Counts), b.ownCounts(b.Counts))
 	// The merge's path hints, for the searches of each element it takes in.
 	var h hints
 	olds := base.touchedScores(other, &h) // before base's trees change (in place)
@@ -254,19 +250,14 @@ func mergeTypedOwned(a, b *Typed, o *Owner) *Typed {
 	for _, c := range other.ScoreCountList() { // sorted-set hook (zset.go)
 		m.big.setScoreCount(c)
 	}
+	for _, c := range other.countList() {
+		m.big.setCount(c)
+	}
 	m.reindexScores(base, olds, &h)
 	if m.big.compactDue() {
 		m.big.compact()
 	}
 	return m
-}
-
-// ownCounts is counts, t's, copied unless t is large and so owns them.
-func (t *Typed) ownCounts(counts []Count) []Count {
-	if t.big != nil || len(counts) == 0 {
-		return counts
-	}
-	return detachCounts(counts)
 }
 
 func unionElems(a, b []Elem) []Elem {
@@ -396,12 +387,15 @@ func equalTyped(a, b *Typed) bool {
 	if a.empty() || b.empty() {
 		return a.empty() && b.empty()
 	}
-	if a.Kind != b.Kind || a.KindVersion != b.KindVersion || !slices.EqualFunc(a.Counts, b.Counts, equalCount) ||
+	if a.Kind != b.Kind || a.KindVersion != b.KindVersion ||
 		!equalHLL(a.HLL, b.HLL) { // HyperLogLog hook (record/hll.go)
 		return false
 	}
 	if a.big != nil || b.big != nil {
-		return a.size() == b.size() && a.digest() == b.digest()
+		return a.size() == b.size() && a.countLen() == b.countLen() && a.digest() == b.digest()
+	}
+	if !slices.EqualFunc(a.Counts, b.Counts, equalCount) {
+		return false
 	}
 	eq := func(x, y []Elem) bool {
 		return slices.EqualFunc(x, y, func(p, q Elem) bool { return compareElem(p, q) == 0 })
@@ -415,7 +409,7 @@ func equalTyped(a, b *Typed) bool {
 func (t *Typed) IsZero() bool { return t.empty() }
 
 func (t *Typed) empty() bool {
-	return t == nil || t.KindVersion.IsZero() && t.Kind == 0 && len(t.Counts) == 0 && t.scoreCountLen() == 0 && t.size() == 0 &&
+	return t == nil || t.KindVersion.IsZero() && t.Kind == 0 && t.countLen() == 0 && t.scoreCountLen() == 0 && t.size() == 0 &&
 		t.HLL == nil // HyperLogLog hook (record/hll.go)
 }
 
@@ -431,12 +425,63 @@ func (t *Typed) Added(name []byte) int64 {
 	return sum
 }
 
-// countsOf is the counts of the counter name, a run of t.Counts.
+// countsOf is the counts of the counter name, in node order.
 func (t *Typed) countsOf(name []byte) []Count {
-	if t == nil {
+	switch {
+	case t == nil:
 		return nil
+	case t.big != nil:
+		return t.big.countRun(name)
 	}
 	return countRun(t.Counts, name)
+}
+
+// setCounts makes t's counts kept, t being a copy of in (Fresh).
+func (t *Typed) setCounts(in *Typed, kept []Count) {
+	if in.big == nil {
+		t.Counts = nil
+		if len(kept) > 0 {
+			t.Counts = kept
+		}
+		return
+	}
+	if t.big == in.big {
+		t.big = in.bigCopy()
+	}
+	t.big.counts, t.big.csum, t.big.cbytes = nil, 0, 0
+	for _, c := range kept {
+		t.big.setCount(c)
+	}
+}
+
+// CountList is every count, in order, whichever form holds them: for
+// encodings, collection and checkers. A large state's are listed anew.
+func (t *Typed) CountList() []Count { return t.countList() }
+
+func (t *Typed) countList() []Count {
+	switch {
+	case t == nil:
+		return nil
+	case t.big != nil:
+		if t.big.counts == nil {
+			return nil
+		}
+		return t.big.counts.Items()
+	}
+	return t.Counts
+}
+
+func (t *Typed) countLen() int {
+	switch {
+	case t == nil:
+		return 0
+	case t.big != nil:
+		if t.big.counts == nil {
+			return 0
+		}
+		return t.big.counts.Len()
+	}
+	return len(t.Counts)
 }
 
 // countRun is the run of sorted counts named name.
@@ -486,7 +531,7 @@ func (t *Typed) AllResets() []Count {
 	if t == nil {
 		return nil
 	}
-	return allResets(t.Counts)
+	return allResets(t.countList())
 }
 
 func allResets(counts []Count) []Count {
@@ -576,18 +621,79 @@ func (t *Typed) HasFloatCounts(name []byte) bool {
 // something but no element (see Field).
 func (t *Typed) countedFields() [][]byte {
 	var out [][]byte
-	for i := 0; i < len(t.Counts); {
-		name := t.Counts[i].Name
-		j := i
-		for j < len(t.Counts) && bytes.Equal(t.Counts[j].Name, name) {
-			j++
-		}
-		if len(name) > 0 && countsAdd(t.Counts[i:j]) && len(t.run(listFields, name)) == 0 {
-			out = append(out, name)
-		}
-		i = j
-	}
+	t.eachCounted(func(name []byte) bool {
+		out = append(out, name)
+		return true
+	})
 	return out
+}
+
+// eachCounted calls fn with each field that has counts adding something
+// but no element, in name order, until fn returns false.
+func (t *Typed) eachCounted(fn func(name []byte) bool) {
+	var run []Count
+	flush := func() bool {
+		name := run[0].Name
+		if len(name) > 0 && countsAdd(run) && !t.hasField(name) {
+			return fn(name)
+		}
+		return true
+	}
+	visit := func(c Count) bool {
+		if len(run) > 0 && !bytes.Equal(run[0].Name, c.Name) {
+			if !flush() {
+				run = nil
+				return false
+			}
+			run = run[:0]
+		}
+		run = append(run, c)
+		return true
+	}
+	switch {
+	case t == nil:
+		return
+	case t.big != nil:
+		if t.big.counts != nil {
+			t.big.counts.Scan(visit)
+		}
+	default:
+		for _, c := range t.Counts {
+			if !visit(c) {
+				break
+			}
+		}
+	}
+	if len(run) > 0 {
+		flush()
+	}
+}
+
+// hasField reports whether hash field name has an element.
+func (t *Typed) hasField(name []byte) bool {
+	if t.big != nil {
+		return t.big.named(listFields, name, nil)
+	}
+	return len(t.run(listFields, name)) > 0
+}
+
+// shows reports whether t's type holds anything a client sees (Len() > 0)
+// without counting it: a large hash's counters are counted only when it
+// has no field.
+func (t *Typed) shows() bool {
+	switch {
+	case t == nil:
+		return false
+	case t.Kind == KindHash && t.big != nil && t.big.names[listFields] > 0:
+		return true
+	case t.Kind == KindHash && len(t.Fields) > 0:
+		return true
+	case t.Kind == KindHash:
+		found := false
+		t.eachCounted(func([]byte) bool { found = true; return false })
+		return found
+	}
+	return t.Len() > 0
 }
 
 // withCounts adds integer counts to a counter's base, when the base is an
@@ -623,7 +729,12 @@ func (t *Typed) ObservedMember(name []byte, at hlc.Timestamp) []Elem {
 }
 
 // HasMember reports whether set member name is present.
-func (t *Typed) HasMember(name []byte) bool { return len(t.run(listMembers, name)) > 0 }
+func (t *Typed) HasMember(name []byte) bool {
+	if t != nil && t.big != nil {
+		return t.big.named(listMembers, name, nil) // no run to build
+	}
+	return len(t.run(listMembers, name)) > 0
+}
 
 // EachField calls fn with each hash field's name and value, in name order.
 func (t *Typed) EachField(fn func(name, value []byte) bool) {

@@ -94,7 +94,12 @@ func appendFloats(dst []byte, counts []Count) []byte {
 // hasZSet reports whether t has a sorted set's section to encode.
 func (t *Typed) hasZSet() bool { return t.scoreCountLen() > 0 || t.count(listScored) > 0 }
 
-func appendTyped(dst []byte, t *Typed) []byte {
+func appendTyped(dst []byte, t *Typed) []byte { return appendTypedForm(dst, t, nil) }
+
+// appendTypedForm is appendTyped; with dots non-nil, the in-memory form
+// (AppendTyped): the type register's and the elements' dots are written by
+// dots (dotWriter), the rest as appendTyped writes it.
+func appendTypedForm(dst []byte, t *Typed, dots *dotWriter) []byte {
 	kind := byte(t.Kind) | kindTimes
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
 		kind |= kindHasHLL
@@ -105,31 +110,35 @@ func appendTyped(dst []byte, t *Typed) []byte {
 	if t.count(listList) > 0 {
 		kind |= kindHasList
 	}
-	floats := hasFloats(t.Counts)
+	counts := t.countList()
+	floats := hasFloats(counts)
 	if floats {
 		kind |= kindHasFloats
 	}
 	dst = append(dst, kind)
-	dst = appendVersion(dst, t.KindVersion)
-	dst = binary.AppendUvarint(dst, uint64(len(t.Counts)))
-	for _, c := range t.Counts {
-		dst = appendBytes(dst, c.Name)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(c.Node))
-		dst = binary.AppendUvarint(dst, uint64(c.Start))
-		dst = appendVersion(dst, c.Ver)
-		dst = binary.AppendVarint(dst, c.Total)
-		dst = appendVersion(dst, c.ResetVer)
-		dst = binary.AppendVarint(dst, c.ResetTotal)
+	if dots != nil {
+		dst = dots.start(dst, t)
+		dst = dots.put(dst, t.KindVersion)
+	} else {
+		dst = appendVersion(dst, t.KindVersion)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(counts)))
+	for _, c := range counts {
+		dst = appendCount(dst, c)
 	}
 	if floats {
-		dst = appendFloats(dst, t.Counts)
+		dst = appendFloats(dst, counts)
 	}
 	for _, which := range []int{listFields, listMembers, listRemoved} {
 		dst = binary.AppendUvarint(dst, uint64(t.count(which)))
 		t.each(which, func(run []Elem) bool {
 			for _, e := range run {
 				dst = appendBytes(dst, e.Name)
-				dst = appendVersion(dst, e.Dot)
+				if dots != nil {
+					dst = dots.put(dst, e.Dot)
+				} else {
+					dst = appendVersion(dst, e.Dot)
+				}
 				switch which {
 				case listFields:
 					dst = appendBytes(dst, e.Value)
@@ -152,6 +161,117 @@ func appendTyped(dst []byte, t *Typed) []byte {
 	return dst
 }
 
+// dotWriter writes the dots of a typed state's in-memory form, where a
+// 16-byte dot would be most of a small hash's or set's bytes: a table of
+// the nodes the dots name, then each dot as its node's place in the table
+// and the difference of its timestamp from the dot written before it (the
+// elements one command adds have dots a tick apart, one node's).
+type dotWriter struct {
+	nodes []NodeID
+	prev  hlc.Timestamp
+}
+
+// start writes the node table of t's type register and elements.
+func (w *dotWriter) start(dst []byte, t *Typed) []byte {
+	w.nodes, w.prev = w.nodes[:0], 0
+	w.node(t.KindVersion.Node)
+	for _, which := range []int{listFields, listMembers, listRemoved} {
+		t.each(which, func(run []Elem) bool {
+			for _, e := range run {
+				w.node(e.Dot.Node)
+			}
+			return true
+		})
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(w.nodes)))
+	for _, n := range w.nodes {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	return dst
+}
+
+// node is n's place in the table, added if new. States in the small form
+// name few nodes, so a scan finds them.
+func (w *dotWriter) node(n NodeID) int {
+	for i, m := range w.nodes {
+		if m == n {
+			return i
+		}
+	}
+	w.nodes = append(w.nodes, n)
+	return len(w.nodes) - 1
+}
+
+func (w *dotWriter) put(dst []byte, v Version) []byte {
+	dst = binary.AppendUvarint(dst, uint64(w.node(v.Node)))
+	dst = binary.AppendVarint(dst, int64(v.TS-w.prev))
+	w.prev = v.TS
+	return dst
+}
+
+// minDotLen is the fewest bytes a dotWriter writes a dot in.
+const minDotLen = 2
+
+// dotReader reads what a dotWriter wrote.
+type dotReader struct {
+	nodes []NodeID
+	prev  hlc.Timestamp
+}
+
+func (r *typedReader) startDots() {
+	n := r.count("dot nodes", 8)
+	if r.err != nil {
+		return
+	}
+	r.dots = &dotReader{nodes: make([]NodeID, n)}
+	for i := range r.dots.nodes {
+		r.dots.nodes[i] = NodeID(binary.BigEndian.Uint64(r.b))
+		r.b = r.b[8:]
+	}
+}
+
+// dot reads a dot, as the in-memory form writes it if r has a node table.
+func (r *typedReader) dot(what string) Version {
+	if r.dots == nil {
+		return r.version(what)
+	}
+	i := r.uvarint(what)
+	d := r.varint(what)
+	if r.err != nil {
+		return Version{}
+	}
+	if i >= uint64(len(r.dots.nodes)) {
+		r.fail(what + ": no such node")
+		return Version{}
+	}
+	r.dots.prev += hlc.Timestamp(d)
+	return Version{TS: r.dots.prev, Node: r.dots.nodes[i]}
+}
+
+// appendCount appends c's integer side.
+func appendCount(dst []byte, c Count) []byte {
+	dst = appendBytes(dst, c.Name)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(c.Node))
+	dst = binary.AppendUvarint(dst, uint64(c.Start))
+	dst = appendVersion(dst, c.Ver)
+	dst = binary.AppendVarint(dst, c.Total)
+	dst = appendVersion(dst, c.ResetVer)
+	return binary.AppendVarint(dst, c.ResetTotal)
+}
+
+// countDigest is one count's share of a typed state's digest, its float
+// side included. The digest sums them, so that a large state's digest
+// moves in O(1) per count changed.
+func countDigest(c Count) uint64 {
+	var buf [128]byte
+	b := appendCount(buf[:0], c)
+	if c.FTotal != "" || c.FReset != "" {
+		b = appendBytes(b, []byte(c.FTotal))
+		b = appendBytes(b, []byte(c.FReset))
+	}
+	return mix64(xxhash.Sum64(b))
+}
+
 // count is the number of elements (dots, not names) in list which.
 func (t *Typed) count(which int) int {
 	if t.big != nil {
@@ -162,7 +282,7 @@ func (t *Typed) count(which int) int {
 
 func (t *Typed) encodedSize() int {
 	n := 1 + versionLen + 4*binary.MaxVarintLen64
-	for _, c := range t.Counts {
+	for _, c := range t.countList() {
 		n += binary.MaxVarintLen64 + len(c.Name) + 8 + 2*versionLen + 3*binary.MaxVarintLen64
 		n += 3*binary.MaxVarintLen64 + len(c.FTotal) + len(c.FReset)
 	}
@@ -184,25 +304,21 @@ func (t *Typed) encodedSize() int {
 	return n
 }
 
-// digest sums up a typed state: its type register and counts hashed, plus
-// every element's elemHash, which a large state keeps as it changes. Equal
-// states have equal digests, whichever form holds them.
+// digest sums up a typed state: its type register hashed, plus every
+// count's countDigest and every element's elemHash, which a large state
+// keeps as they change. Equal states have equal digests, whichever form
+// holds them.
 func (t *Typed) digest() uint64 {
-	var buf [512]byte
+	var buf [1 + versionLen]byte
 	b := append(buf[:0], byte(t.Kind))
 	b = appendVersion(b, t.KindVersion)
-	for _, c := range t.Counts {
-		b = appendBytes(b, c.Name)
-		b = binary.BigEndian.AppendUint64(b, uint64(c.Node))
-		b = binary.AppendUvarint(b, uint64(c.Start))
-		b = appendVersion(b, c.Ver)
-		b = binary.AppendVarint(b, c.Total)
-		b = appendVersion(b, c.ResetVer)
-		b = binary.AppendVarint(b, c.ResetTotal)
-	}
 	sum := mix64(xxhash.Sum64(b))
-	if hasFloats(t.Counts) {
-		sum += mix64(xxhash.Sum64(appendFloats(nil, t.Counts)))
+	if t.big != nil {
+		sum += t.big.csum
+	} else {
+		for _, c := range t.Counts {
+			sum += countDigest(c)
+		}
 	}
 	// Sorted-set hook (zset.go):
 	sum += t.scoreCountSum()
@@ -222,8 +338,9 @@ func (t *Typed) digest() uint64 {
 
 // typedReader decodes a typed state, remembering the first error.
 type typedReader struct {
-	b   []byte
-	err error
+	b    []byte
+	err  error
+	dots *dotReader // the in-memory form's (AppendTyped), nil in the others
 }
 
 func (r *typedReader) fail(what string) {
@@ -291,8 +408,12 @@ func (r *typedReader) version(what string) Version {
 // decodeTyped parses a typed state from the front of b; names and values
 // alias b. The lists must be in their sorted order, without duplicates: a
 // peer cannot hand the merge input it was not written for.
-func decodeTyped(b []byte) (*Typed, []byte, error) {
-	if len(b) < 1+versionLen {
+func decodeTyped(b []byte) (*Typed, []byte, error) { return decodeTypedForm(b, false) }
+
+// decodeTypedForm is decodeTyped; with inMemory, of the in-memory form
+// (AppendTyped).
+func decodeTypedForm(b []byte, inMemory bool) (*Typed, []byte, error) {
+	if min := 1 + versionLen; inMemory && len(b) < 3 || !inMemory && len(b) < min {
 		return nil, nil, fmt.Errorf("%w: typed state truncated", ErrCorrupt)
 	}
 	t := &Typed{Kind: Kind(b[0] &^ kindFlags)}
@@ -301,7 +422,10 @@ func decodeTyped(b []byte) (*Typed, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: unknown kind %d", ErrCorrupt, b[0])
 	}
 	r := &typedReader{b: b[1:]}
-	t.KindVersion = r.version("kind version")
+	if inMemory {
+		r.startDots()
+	}
+	t.KindVersion = r.dot("kind version")
 	if n := r.count("counts", minCountLen); n > 0 {
 		t.Counts = make([]Count, n)
 		for i := range t.Counts {
@@ -384,6 +508,9 @@ func (r *typedReader) floats(counts []Count) {
 
 // elems reads list which; times says whether traces carry their time.
 func (r *typedReader) elems(what string, min int, which int, times bool) []Elem {
+	if r.dots != nil {
+		min -= versionLen - minDotLen
+	}
 	n := r.count(what, min)
 	if n == 0 || r.err != nil {
 		return nil
@@ -392,7 +519,7 @@ func (r *typedReader) elems(what string, min int, which int, times bool) []Elem 
 	for i := range out {
 		e := &out[i]
 		e.Name = r.bytes("name")
-		e.Dot = r.version("dot")
+		e.Dot = r.dot("dot")
 		switch {
 		case which == listFields:
 			e.Value = r.bytes("value")
@@ -415,14 +542,20 @@ func (r *typedReader) elems(what string, min int, which int, times bool) []Elem 
 	return out
 }
 
-// AppendTyped appends t's encoding to dst, for storage that keeps a typed
-// state apart from its record's registers.
-func AppendTyped(dst []byte, t *Typed) []byte { return appendTyped(dst, t) }
+// AppendTyped appends t's in-memory encoding to dst, for storage that
+// keeps a typed state apart from its record's registers in memory: as
+// appendTyped's, but with dots a few bytes each (dotWriter), which halves a
+// small hash of short fields. It is never written to disk or sent: a
+// build's in-memory form need not read another's.
+func AppendTyped(dst []byte, t *Typed) []byte {
+	var w dotWriter
+	return appendTypedForm(dst, t, &w)
+}
 
 // DecodeTyped parses what AppendTyped wrote, all of b; names and values
 // alias b.
 func DecodeTyped(b []byte) (*Typed, error) {
-	t, rest, err := decodeTyped(b)
+	t, rest, err := decodeTypedForm(b, true)
 	if err == nil && len(rest) != 0 {
 		err = fmt.Errorf("%w: %d bytes after a typed state", ErrCorrupt, len(rest))
 	}

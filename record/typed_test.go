@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -62,7 +63,11 @@ func genTypedN(r *rand.Rand, n int) *Typed {
 		}
 	}
 	total := func(ts uint64) int64 { return int64(ts*ts) - 5 }
-	for _, name := range [][]byte{nil, []byte("a")} {
+	countNames := [][]byte{nil, []byte("a")}
+	for i := 0; i < n; i += 3 { // a large state's counters: its counts in a tree
+		countNames = append(countNames, name(i))
+	}
+	for _, name := range countNames {
 		for node := range NodeID(3) {
 			if r.IntN(2) == 0 {
 				continue
@@ -105,7 +110,7 @@ func genTypedN(r *rand.Rand, n int) *Typed {
 	}
 	t.Normalize()
 	if t.size() > bigElems {
-		t = &Typed{Kind: t.Kind, KindVersion: t.KindVersion, Counts: t.Counts, big: t.bigCopy()}
+		t = &Typed{Kind: t.Kind, KindVersion: t.KindVersion, big: t.bigCopy()}
 	}
 	return t
 }
@@ -171,6 +176,13 @@ func TestTypedMergeProperties(t *testing.T) {
 		}
 		if m := mergeTyped(a, b); m.digest() != mergeTyped(b, a).digest() {
 			t.Fatalf("equal states with different digests: %+v", m)
+		}
+		for _, kind := range []Kind{KindHash, KindSet} {
+			m := *mergeTyped(a, b)
+			m.Kind = kind
+			if m.shows() != (m.Len() > 0) {
+				t.Fatalf("shows %v with %d fields or members: %+v", m.shows(), m.Len(), m)
+			}
 		}
 		if i%400 == 0 { // large states (n 800), a quarter of them: the check sorts
 			if m := mergeTyped(mergeTyped(a, b), c); !indexMatches(m) || !indexMatches(mergeTyped(c, m)) {
@@ -362,4 +374,115 @@ func TestLargeStateMergeCopiesOnWrite(t *testing.T) {
 	if m.HasMember([]byte("m0007")) || !m.HasMember([]byte("new")) || m.Len() != 1001 || s.Len() != 1001 {
 		t.Fatalf("merged: has m0007 %v, new %v, len %d (was %d)", m.HasMember([]byte("m0007")), m.HasMember([]byte("new")), m.Len(), s.Len())
 	}
+}
+
+// TestHIncrByLargeHash counts in 12,000 fields of one hash, each increment
+// built and merged as a node does (TypedOp, then a merge into the key's
+// state), two nodes' increments alike: every value is the sum of its
+// increments, whichever node made them, and an increment of a large hash
+// allocates what a path of its trees takes, not a copy of every count.
+func TestHIncrByLargeHash(t *testing.T) {
+	const fields = 12_000
+	var st *Typed
+	ts := uint64(0)
+	incr := func(field []byte, by int64, node NodeID) {
+		ts++
+		cur := Record{Typed: st}
+		op := BeginTyped(cur, st != nil, KindHash, v(ts, node), nil)
+		if _, had := st.FieldValue(field); !had {
+			if _, err := op.SetField(field, []byte("0")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		op.IncrCounter(field, by)
+		m, _ := MergeInto(cur, op.Delta())
+		st = m.Typed
+	}
+	name := func(i int) []byte { return fmt.Appendf(nil, "f:%06d", i) }
+	for i := range fields {
+		incr(name(i), int64(i), NodeID(1+i%2))
+	}
+	for i := range fields {
+		incr(name(i), 3, NodeID(2-i%2)) // the other node's count of the field
+	}
+	if st.big == nil || st.countLen() != 2*fields {
+		t.Fatalf("large form %v, %d counts; want the large form and %d", st.big != nil, st.countLen(), 2*fields)
+	}
+	if got := st.Len(); got != fields {
+		t.Fatalf("HLEN %d, want %d", got, fields)
+	}
+	for i := range fields {
+		if got, _ := st.FieldValue(name(i)); string(got) != fmt.Sprint(i+3) {
+			t.Fatalf("field %d reads %q, want %d", i, got, i+3)
+		}
+	}
+	field := name(fields / 2)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const n = 100
+	for range n {
+		cur := Record{Typed: st}
+		op := BeginTyped(cur, true, KindHash, v(ts+1, 1), nil)
+		op.IncrCounter(field, 1)
+		MergeInto(cur, op.Delta())
+	}
+	runtime.ReadMemStats(&after)
+	// A copy of the counts alone would be 24,000 Counts, some 3 MB.
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 64<<10 {
+		t.Fatalf("%d bytes allocated an increment of a hash of %d counters", per, fields)
+	}
+}
+
+// TestTypedInMemoryForm: AppendTyped's form decodes to the state it was
+// written from, and is smaller than the encoding for a small hash whose
+// fields one command wrote.
+func TestTypedInMemoryForm(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 9))
+	for i := range 3000 {
+		n := 12
+		if i%100 == 0 {
+			n = 300
+		}
+		a := genTypedN(r, n)
+		if i%2 == 0 {
+			a = mergeTyped(a, genTypedN(r, n))
+		}
+		b := AppendTyped(nil, a)
+		got, err := DecodeTyped(b)
+		if err != nil {
+			t.Fatalf("%v: %+v", err, a)
+		}
+		if !sameTyped(got, a) || got.digest() != a.digest() {
+			t.Fatalf("decoded\n %+v\nfrom\n %+v", got, a)
+		}
+		if _, err := DecodeTyped(b[:len(b)-1]); err == nil && len(b) > 0 {
+			t.Fatalf("a truncated state decoded: %+v", a)
+		}
+	}
+	h := &Typed{Kind: KindHash, KindVersion: v(1<<40, 7)}
+	for i := range 10 {
+		h.Fields = append(h.Fields, Elem{Name: fmt.Appendf(nil, "field:%d", i), Dot: v(1<<40+uint64(i), 7), Value: []byte("value00000")})
+	}
+	if mem, enc := len(AppendTyped(nil, h)), len(appendTyped(nil, h)); mem > enc*2/3 {
+		t.Fatalf("in memory %d bytes, encoded %d", mem, enc)
+	}
+}
+
+// FuzzDecodeTyped: any bytes decode to a state in the in-memory form or an
+// error, never a panic, and what decodes encodes back alike.
+func FuzzDecodeTyped(f *testing.F) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 8 {
+		f.Add(AppendTyped(nil, genTyped(r)))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := DecodeTyped(b)
+		if err != nil {
+			return
+		}
+		again, err := DecodeTyped(AppendTyped(nil, got))
+		if err != nil || !sameTyped(again, got) {
+			t.Fatalf("re-encoded state: %v", err)
+		}
+	})
 }

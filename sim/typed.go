@@ -592,7 +592,7 @@ func counts(t *record.Typed, score bool) []record.Count {
 	if score {
 		return t.ScoreCountList()
 	}
-	return t.Counts
+	return t.CountList()
 }
 
 // elems is a typed state's fields, members or sorted-set members,
