@@ -155,6 +155,11 @@ func (w *typedWrite) incrInt(tx *keyspace.Tx, name []byte, by int64) (int64, err
 		return result, w.incrFloat(tx, name, base, true, strconv.FormatInt(result, 10))
 	}
 	switch {
+	case had && name == nil && (w.cur.Value.Tombstone || w.cur.Value.Version.IsZero()):
+		// A key a delete left with increments it did not observe: its base
+		// 0 is written, so that the key stays when its counts come to add
+		// nothing (a result of 0), as in Redis.
+		w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}
 	case had:
 	case name == nil: // the base of a new counter: INCRBY 0 makes a key, as in Redis
 		w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}

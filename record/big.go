@@ -435,9 +435,10 @@ func (t *Typed) MemSize() int64 {
 	if t == nil {
 		return 0
 	}
-	const perElem = 80 // an item in a B-tree node, with the node's share
+	counts := countsMemSize(t.Counts) // counters' hook (record/counter.go)
+	const perElem = 80                // an item in a B-tree node, with the node's share
 	if t.big != nil {
-		n := int64(t.big.size())*perElem + t.big.bytes
+		n := counts + int64(t.big.size())*perElem + t.big.bytes
 		if t.big.scores != nil {
 			n += int64(t.big.scores.Len()) * perScoreEntry
 		}
@@ -446,7 +447,7 @@ func (t *Typed) MemSize() int64 {
 		}
 		return n
 	}
-	n := int64(t.size()) * int64(unsafe.Sizeof(Elem{}))
+	n := counts + int64(t.size())*int64(unsafe.Sizeof(Elem{}))
 	for which := range numLists {
 		for _, e := range t.list(which) {
 			n += int64(len(e.Name) + len(e.Value))
