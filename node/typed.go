@@ -224,12 +224,12 @@ func (w *typedWrite) commitUnseen(tx *keyspace.Tx) error {
 // put applies a local write of the value register (SET, DEL, APPEND ...),
 // completed by record.OverValue for a key that holds a typed state.
 func (n *Node) put(tx *keyspace.Tx, key []byte, rec record.Record) error {
-	if rec.Typed == nil && !rec.Value.Version.IsZero() {
-		if cur, _ := tx.Peek(key); cur.Typed != nil {
-			rec = record.OverValue(cur, rec)
-		}
+	if rec.Typed != nil {
+		_, _, err := n.apply(tx, key, rec)
+		return err
 	}
-	_, _, err := n.apply(tx, key, rec)
+	out, _, err := tx.Put(key, rec)
+	n.noteTraces(out, err)
 	return err
 }
 
