@@ -77,3 +77,27 @@ func mustDo(t *testing.T, c *redis.Client, args ...any) {
 		t.Fatalf("%v: %v", args, err)
 	}
 }
+
+// TestIncrAfterSetStartsAgain: a SET resets every increment it observed;
+// a node whose count it reset whole counts again from zero, so an INCR
+// after it is bounded by the value shown, as in Redis, not by the total
+// the SET reset; and the new run replaces the reset one at a peer alike.
+func TestIncrAfterSetStartsAgain(t *testing.T) {
+	ctx := context.Background()
+	a, ca := openPeer(t, t.TempDir())
+	b, cb := openPeer(t, t.TempDir())
+	mustDo(t, ca, "INCRBY", "k", "9223372036854775807")
+	reconcile(t, a, b)
+	mustDo(t, cb, "SET", "k", "0") // observed a's count whole
+	reconcile(t, a, b)
+	if got, err := ca.Incr(ctx, "k").Result(); err != nil || got != 1 {
+		t.Fatalf("INCR after a SET reset a count at the int64 bound: %d, %v; want 1 as Redis", got, err)
+	}
+	mustDo(t, cb, "INCRBY", "k", "10")
+	reconcile(t, a, b)
+	for _, c := range []*redis.Client{ca, cb} {
+		if got, err := c.Get(ctx, "k").Result(); err != nil || got != "11" {
+			t.Fatalf("after the new run met b's increments: %q, %v; want 11", got, err)
+		}
+	}
+}

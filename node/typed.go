@@ -141,7 +141,7 @@ func (w *typedWrite) incrInt(tx *keyspace.Tx, name []byte, by int64) (int64, err
 			return 0, replyErr(errHashNotInteger)
 		}
 	}
-	mine := w.cur.Typed.Count(name, w.n.counterID).Total
+	mine := w.cur.Typed.RunningTotal(name, w.n.counterID)
 	if addOverflows(old, by) || addOverflows(mine, by) {
 		return 0, replyErr(errOverflow)
 	}

@@ -69,3 +69,14 @@ func countsMemSize(counts []Count) int64 {
 	}
 	return n
 }
+
+// RunningTotal is what node's next increment of counter name (nil: the
+// string's) adds to: its count's total, or 0 where a reset observed all of
+// it, as the increment then starts a new run (TypedOp.IncrCounter).
+func (t *Typed) RunningTotal(name []byte, node NodeID) int64 {
+	c := t.Count(name, node)
+	if c.spent() {
+		return 0
+	}
+	return c.Total
+}

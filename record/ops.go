@@ -126,16 +126,21 @@ func (op *TypedOp) addCount(c Count) {
 }
 
 // writerCount is the writer's count (under op.Counter) of counter name as
-// this write takes it up: a new run if the writer had none, and what it
-// counted so far reset if the write did not find the counter live.
+// this write takes it up: a new run if the writer had none or a reset
+// observed all of it, and what it counted so far reset if the write did not
+// find the counter live.
 func (op *TypedOp) writerCount(name []byte) Count {
 	id := op.Counter
 	if id == 0 {
 		id = op.V.Node
 	}
 	c := op.Cur.Typed.Count(name, id)
-	if c.Ver.IsZero() {
-		c.Start = op.V.TS // a new run of counts (see Count.Start)
+	if c.Ver.IsZero() || c.spent() {
+		// A new run of counts (see Count.Start). One that replaces a
+		// spent run takes nothing from the counter anywhere (the run it
+		// replaces adds nothing once its reset arrives), and counts from
+		// zero: a total a SET reset does not bound the increments after it.
+		c = Count{Name: name, Node: id, Start: op.V.TS}
 	}
 	if !op.Live {
 		c.ResetVer, c.ResetTotal, c.FReset = c.Ver, c.Total, c.FTotal
