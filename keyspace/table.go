@@ -509,7 +509,7 @@ func (t *Table) prefetch(keys [][]byte) (sum uint64) {
 		for j := range k {
 			if p := &at[j]; p.n >= 0 {
 				e := &p.s.entries[p.n]
-				if e.flags&flagFree == 0 {
+				if e.flags&flagFree == 0 && e.klen > 0 { // an empty key may sit at its chunk's end
 					sum += uint64(p.s.chunks[e.off>>chunkBits][e.off&(chunkSize-1)])
 				}
 			}
