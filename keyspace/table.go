@@ -80,7 +80,7 @@ const (
 	flagExpiryAsValue
 	flagBig // the value is in the shard's big map, not the arena
 	// The key holds a typed state: its place in the arena holds the value
-	// register's data then the state (typedBlob).
+	// register's data then the state (appendTypedBlob).
 	flagTyped
 	// The typed state is large: it is an object in the shard's objs map
 	// (immutable, so readers share it), and the arena holds only the value
@@ -94,12 +94,12 @@ const (
 	flagFree
 )
 
-// typedBlob is what the arena holds for a typed record: the value register's
+// appendTypedBlob appends what the arena holds for a typed record: the value register's
 // data, length first, then the typed state's encoding. A typed state is read
 // and rewritten whole: hashes and sets are stored as compactly as Redis's
 // small encodings, at a cost per write that grows with their size.
-func typedBlob(rec record.Record) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(rec.Value.Data)))
+func appendTypedBlob(b []byte, rec record.Record) []byte {
+	b = binary.AppendUvarint(b, uint64(len(rec.Value.Data)))
 	b = append(b, rec.Value.Data...)
 	return record.AppendTyped(b, rec.Typed)
 }
@@ -151,6 +151,10 @@ type shard struct {
 	// shrink, and peak is the most its maps held since (see shrink).
 	removed int
 	peak    int
+	// scratch is where a small typed state is encoded before it is
+	// placed in the arena: a write of a counter or a small hash allocates
+	// nothing for it.
+	scratch []byte
 	// The sum of the deadlines of the keys the table counts in expires,
 	// 128 bits wide (a million deadlines in milliseconds overflow 63),
 	// for AvgTTL.
@@ -259,14 +263,7 @@ func (s *shard) record(n int, data bool) record.Record {
 	if e.flags&flagFree != 0 {
 		return record.Record{}
 	}
-	r := record.Record{Value: record.Value{Version: e.version, Tombstone: e.flags&flagTombstone != 0}}
-	switch {
-	case e.flags&flagExpiryAsValue != 0:
-		r.Expiry.Version = e.version
-	case e.flags&flagExpiry != 0:
-		x := s.expiry[uint32(n)]
-		r.Expiry = record.Expiry{Version: x.version, At: x.at}
-	}
+	r := s.registers(n)
 	if e.flags&flagObj != 0 {
 		r.Typed = s.objs[uint32(n)]
 		if data {
@@ -290,6 +287,21 @@ func (s *shard) record(n int, data bool) record.Record {
 	}
 	if data {
 		r.Value.Data = s.value(n)
+	}
+	return r
+}
+
+// registers is entry n's registers: its record without the value's data
+// and the typed state.
+func (s *shard) registers(n int) record.Record {
+	e := &s.entries[n]
+	r := record.Record{Value: record.Value{Version: e.version, Tombstone: e.flags&flagTombstone != 0}}
+	switch {
+	case e.flags&flagExpiryAsValue != 0:
+		r.Expiry.Version = e.version
+	case e.flags&flagExpiry != 0:
+		x := s.expiry[uint32(n)]
+		r.Expiry = record.Expiry{Version: x.version, At: x.at}
 	}
 	return r
 }
@@ -464,13 +476,57 @@ func (t *Table) Get(key []byte) (record.Record, bool) {
 	}
 	if s.entries[n].flags&(flagTyped|flagObj) == flagTyped {
 		d, t := splitTyped(bytes.Clone(s.value(n)))
-		r := s.record(n, false)
+		r := s.registers(n)
 		r.Value.Data, r.Typed = d, t
 		return r, true
 	}
 	r := s.record(n, true)
 	r.Value.Data = bytes.Clone(r.Value.Data)
 	return r, true
+}
+
+// prefetch touches the table's memory for keys (each key's first slot,
+// its entry and its stored key) one level for every key before the next,
+// so that the cache misses of different keys overlap, where one lookup's
+// three misses each wait for the one before; the lookups that follow then
+// find the keys in the CPU's caches. It takes no shard lock, whose atomic
+// operations would order the loads again: the caller excludes writers (it
+// holds the DB's write lock, under which every change to the table is
+// made). The sum it returns keeps the loads from being optimized away.
+func (t *Table) prefetch(keys [][]byte) (sum uint64) {
+	const batch = 16
+	type probe struct {
+		s *shard
+		i int
+		n int
+	}
+	var at [batch]probe
+	for len(keys) > 0 {
+		k := min(len(keys), batch)
+		for j, key := range keys[:k] {
+			s, h := t.locate(key)
+			i := int(uint32(h)) & (len(s.slots) - 1)
+			at[j] = probe{s: s, i: i, n: -1}
+			sum += s.slots[i]
+		}
+		for j := range k {
+			p := &at[j]
+			if sl := p.s.slots[p.i]; sl != 0 {
+				p.n = int(uint32(sl)) - 1
+				sum += uint64(p.s.entries[p.n].off)
+			}
+		}
+		for j := range k {
+			if p := &at[j]; p.n >= 0 {
+				e := &p.s.entries[p.n]
+				if e.flags&flagFree == 0 && e.klen > 0 { // an empty key may sit at its chunk's end
+					sum += uint64(p.s.chunks[e.off>>chunkBits][e.off&(chunkSize-1)])
+				}
+			}
+		}
+		keys = keys[k:]
+	}
+	return sum
 }
 
 // View calls fn with key's record, its Data aliasing the table: fn must not
@@ -511,7 +567,11 @@ func (t *Table) Set(key []byte, rec record.Record) {
 func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
 	data := rec.Value.Data
 	if rec.Typed != nil && !rec.Typed.Large() {
-		data = typedBlob(rec)
+		if cap(s.scratch) > 64<<10 {
+			s.scratch = nil // a large value passed through
+		}
+		s.scratch = appendTypedBlob(s.scratch[:0], rec)
+		data = s.scratch
 	}
 	n, slot := s.find(key, uint32(h))
 	var wasLive bool

@@ -113,6 +113,11 @@ func (tx *Tx) tableGet(key []byte) record.Record {
 	return r
 }
 
+// Prefetch brings the table's memory for keys into the CPU's caches at
+// once (a write of several keys, a pipeline): their misses overlap rather
+// than follow one another.
+func (tx *Tx) Prefetch(keys [][]byte) { tx.db.table.prefetch(keys) }
+
 // Peek reads a key's current record, with its value's data only if this
 // transaction changed it (full); otherwise without (see Table.Peek), which
 // is enough for versions, liveness and expiry.
@@ -131,6 +136,17 @@ func (tx *Tx) Peek(key []byte) (rec record.Record, full bool) {
 // missing (as Peek). key and rec's data must stay valid until Update
 // returns.
 func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, changed bool, err error) {
+	return tx.apply(key, rec, false)
+}
+
+// Put is Apply for a local write of the value register (SET, DEL, APPEND
+// ...): over a key that holds a typed state, rec is completed first by
+// record.OverValue, from the one read of the key Apply makes anyway.
+func (tx *Tx) Put(key []byte, rec record.Record) (merged record.Record, changed bool, err error) {
+	return tx.apply(key, rec, true)
+}
+
+func (tx *Tx) apply(key []byte, rec record.Record, over bool) (merged record.Record, changed bool, err error) {
 	if len(key) > MaxKeyLen {
 		return record.Record{}, false, ErrKeyTooLong
 	}
@@ -143,6 +159,9 @@ func (tx *Tx) Apply(key []byte, rec record.Record) (merged record.Record, change
 		}
 	} else {
 		cur, full = tx.Peek(key)
+		if over && cur.Typed != nil && !rec.Value.Version.IsZero() {
+			rec = record.OverValue(cur, rec)
+		}
 	}
 	typed := rec.Typed != nil || cur.Typed != nil
 	if !full && typed {

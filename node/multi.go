@@ -169,6 +169,7 @@ func (c *client) runGroup(cmds [][][]byte, watched []watchedKey, exec bool) (*re
 		}
 		c.tx, c.w = tx, buf
 		defer func() { c.tx, c.w = nil, out }()
+		c.prefetchKeys(tx, cmds)
 		for _, args := range cmds {
 			sp := tx.Savepoint()
 			c.n.dispatch(c, args)
@@ -182,6 +183,32 @@ func (c *client) runGroup(cmds [][][]byte, watched []watchedKey, exec bool) (*re
 		return nil
 	})
 	return buf, err
+}
+
+// prefetchKeys brings the keyspace's memory for the keys of cmds into the
+// CPU's caches together (keyspace.Tx.Prefetch): an MSET's keys, a
+// pipeline's, each first looked up at the cost of three cache misses one
+// after another, cost about one.
+func (c *client) prefetchKeys(tx *keyspace.Tx, cmds [][][]byte) {
+	keys := c.keysBuf[:0]
+	for _, args := range cmds {
+		spec := c.lookup(args[0])
+		if spec == nil || spec.firstKey <= 0 || spec.step <= 0 {
+			continue
+		}
+		last := spec.lastKey
+		if last < 0 {
+			last += len(args)
+		}
+		for i := spec.firstKey; i <= last && i < len(args); i += spec.step {
+			keys = append(keys, args[i])
+		}
+	}
+	if len(keys) > 1 {
+		tx.Prefetch(keys)
+	}
+	clear(keys) // the buffer outlives the requests it points into
+	c.keysBuf = keys[:0]
 }
 
 // groupable reports whether a command may run inside a batched pipeline step:

@@ -296,13 +296,19 @@ func (n *Node) Close() error {
 
 // apply is the one write path: merge rec into key's record, and if it wins,
 // store and log the result in the transaction tx. Local commands, and later
-// peer pushes, log catch-up and Merkle repairs, all come through here.
+// peer pushes, log catch-up and Merkle repairs, all come through here (or
+// through put, the same merge for a local write of the value register).
 func (n *Node) apply(tx *keyspace.Tx, key []byte, rec record.Record) (record.Record, bool, error) {
 	out, changed, err := tx.Apply(key, rec)
+	n.noteTraces(out, err)
+	return out, changed, err
+}
+
+// noteTraces tells collection that a write left traces to collect.
+func (n *Node) noteTraces(out record.Record, err error) {
 	if err == nil && out.Typed.HasTraces() {
 		n.tracesPending.Store(true)
 	}
-	return out, changed, err
 }
 
 // newVersion stamps a local write.

@@ -27,6 +27,7 @@ type client struct {
 	w       replier      // where replies go: out, or a buffer during EXEC
 	quit    bool         // close once the replies are flushed (QUIT)
 	tx      *keyspace.Tx // set while the client's commands run inside the write path
+	keysBuf [][]byte     // the keys a write-path step prefetches (prefetchKeys)
 	ctx     context.Context
 	cancel  context.CancelFunc
 	created time.Time

@@ -317,6 +317,7 @@ func msetGeneric(n *Node, c *client, args [][]byte, nx bool) {
 	done := false
 	err := c.update(func(tx *keyspace.Tx) error {
 		done = false
+		c.prefetchKeys(tx, [][][]byte{args})
 		if nx {
 			now := n.nowMillis()
 			for i := 1; i < len(args); i += 2 {

@@ -141,7 +141,7 @@ func (w *typedWrite) incrInt(tx *keyspace.Tx, name []byte, by int64) (int64, err
 			return 0, replyErr(errHashNotInteger)
 		}
 	}
-	mine := w.cur.Typed.Count(name, w.n.counterID).Total
+	mine := w.cur.Typed.RunningTotal(name, w.n.counterID)
 	if addOverflows(old, by) || addOverflows(mine, by) {
 		return 0, replyErr(errOverflow)
 	}
@@ -155,6 +155,11 @@ func (w *typedWrite) incrInt(tx *keyspace.Tx, name []byte, by int64) (int64, err
 		return result, w.incrFloat(tx, name, base, true, strconv.FormatInt(result, 10))
 	}
 	switch {
+	case had && name == nil && (w.cur.Value.Tombstone || w.cur.Value.Version.IsZero()):
+		// A key a delete left with increments it did not observe: its base
+		// 0 is written, so that the key stays when its counts come to add
+		// nothing (a result of 0), as in Redis.
+		w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}
 	case had:
 	case name == nil: // the base of a new counter: INCRBY 0 makes a key, as in Redis
 		w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}
@@ -219,12 +224,12 @@ func (w *typedWrite) commitUnseen(tx *keyspace.Tx) error {
 // put applies a local write of the value register (SET, DEL, APPEND ...),
 // completed by record.OverValue for a key that holds a typed state.
 func (n *Node) put(tx *keyspace.Tx, key []byte, rec record.Record) error {
-	if rec.Typed == nil && !rec.Value.Version.IsZero() {
-		if cur, _ := tx.Peek(key); cur.Typed != nil {
-			rec = record.OverValue(cur, rec)
-		}
+	if rec.Typed != nil {
+		_, _, err := n.apply(tx, key, rec)
+		return err
 	}
-	_, _, err := n.apply(tx, key, rec)
+	out, _, err := tx.Put(key, rec)
+	n.noteTraces(out, err)
 	return err
 }
 

@@ -463,7 +463,7 @@ func (t *Typed) MemSize() int64 {
 		if t.big.zcounts != nil {
 			n += int64(t.big.zcounts.Len()) * perScoreCount
 		}
-		return n + t.countMemSize() // hashes' counts hook
+		return n + t.countMemSize()
 	}
 	n := int64(t.size()) * int64(unsafe.Sizeof(Elem{}))
 	for which := range numLists {
@@ -471,7 +471,7 @@ func (t *Typed) MemSize() int64 {
 			n += int64(len(e.Name) + len(e.Value))
 		}
 	}
-	return n + t.countMemSize() // hashes' counts hook
+	return n + t.countMemSize()
 }
 
 // perCount is about the memory a count holds beside its name and float

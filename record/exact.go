@@ -190,11 +190,12 @@ func addCounts(d *dyadic, counts []Count) {
 // countsAdd reports whether counts add anything to their counter.
 func countsAdd(counts []Count) bool {
 	if !floatCounts(counts) {
-		var sum int64
-		for _, c := range counts {
-			sum += c.added()
+		if sum, fits := intCountsSum(counts); fits {
+			return sum != 0
 		}
-		return sum != 0
+		var sum big.Int
+		addIntCounts(&sum, counts)
+		return sum.Sign() != 0
 	}
 	d := new(dyadic)
 	addCounts(d, counts)
@@ -211,14 +212,11 @@ func counterValue(base []byte, counts []Count) []byte {
 		return base
 	}
 	if !floatCounts(counts) {
-		var add int64
-		for _, c := range counts {
-			add += c.added()
-		}
-		if add == 0 {
+		add, fits := intCountsSum(counts)
+		if fits && add == 0 {
 			return base
 		}
-		if v, ok := withCounts(base, add); ok {
+		if v, ok := intCounterValue(base, add, fits, counts); ok {
 			return v
 		}
 	}

@@ -30,6 +30,16 @@ type TypedOp struct {
 
 	next func() (Version, error) // a fresh version for a further element
 	used bool                    // V is taken by an element
+	// spare is room for the one count most counter writes add (an INCR,
+	// an HINCRBY), so that they allocate nothing more for it.
+	spare [1]Count
+}
+
+// typedOpAlloc is a write's op and its delta's state, allocated together:
+// one allocation for the two every typed write needs.
+type typedOpAlloc struct {
+	op TypedOp
+	t  Typed
 }
 
 // BeginTyped starts a write of kind over cur at version v; next gives the
@@ -38,8 +48,8 @@ type TypedOp struct {
 // still holds (an expired value, elements of a type no longer shown) and its
 // deadline, as a new key in Redis has none.
 func BeginTyped(cur Record, live bool, kind Kind, v Version, next func() (Version, error)) *TypedOp {
-	op := &TypedOp{Cur: cur, Live: live, V: v, next: next}
-	t := &Typed{Kind: kind, KindVersion: v}
+	a := &typedOpAlloc{op: TypedOp{Cur: cur, Live: live, V: v, next: next}, t: Typed{Kind: kind, KindVersion: v}}
+	op, t := &a.op, &a.t
 	op.Rec.Typed = t
 	if !live {
 		if !cur.Value.Version.IsZero() && !cur.Value.Tombstone {
@@ -103,20 +113,34 @@ func (op *TypedOp) DelField(name []byte) {
 func (op *TypedOp) IncrCounter(name []byte, by int64) {
 	c := op.writerCount(name)
 	c.Name, c.Ver, c.Total = name, op.V, c.Total+by
-	op.Rec.Typed.Counts = append(op.Rec.Typed.Counts, c)
+	op.addCount(c)
+}
+
+// addCount adds c to the delta's counts.
+func (op *TypedOp) addCount(c Count) {
+	t := op.Rec.Typed
+	if t.Counts == nil {
+		t.Counts = op.spare[:0]
+	}
+	t.Counts = append(t.Counts, c)
 }
 
 // writerCount is the writer's count (under op.Counter) of counter name as
-// this write takes it up: a new run if the writer had none, and what it
-// counted so far reset if the write did not find the counter live.
+// this write takes it up: a new run if the writer had none or a reset
+// observed all of it, and what it counted so far reset if the write did not
+// find the counter live.
 func (op *TypedOp) writerCount(name []byte) Count {
 	id := op.Counter
 	if id == 0 {
 		id = op.V.Node
 	}
 	c := op.Cur.Typed.Count(name, id)
-	if c.Ver.IsZero() {
-		c.Start = op.V.TS // a new run of counts (see Count.Start)
+	if c.Ver.IsZero() || c.spent() {
+		// A new run of counts (see Count.Start). One that replaces a
+		// spent run takes nothing from the counter anywhere (the run it
+		// replaces adds nothing once its reset arrives), and counts from
+		// zero: a total a SET reset does not bound the increments after it.
+		c = Count{Name: name, Node: id, Start: op.V.TS}
 	}
 	if !op.Live {
 		c.ResetVer, c.ResetTotal, c.FReset = c.Ver, c.Total, c.FTotal
@@ -149,7 +173,7 @@ func (op *TypedOp) IncrFloat(name, base []byte, had bool, to *big.Float) error {
 		return ErrFloatRange
 	}
 	c.Name, c.Ver, c.FTotal = name, op.V, ft
-	op.Rec.Typed.Counts = append(op.Rec.Typed.Counts, c)
+	op.addCount(c)
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"encoding/binary"
 	"slices"
-	"strconv"
 
 	"github.com/redmesh/redmesh/hlc"
 )
@@ -694,16 +693,6 @@ func (t *Typed) shows() bool {
 		return found
 	}
 	return t.Len() > 0
-}
-
-// withCounts adds integer counts to a counter's base, when the base is an
-// integer (ok).
-func withCounts(base []byte, add int64) ([]byte, bool) {
-	b, err := strconv.ParseInt(string(base), 10, 64)
-	if err != nil {
-		return nil, false
-	}
-	return strconv.AppendInt(nil, b+add, 10), true
 }
 
 // traces is a run of elements as the traces a write at timestamp at that

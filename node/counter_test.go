@@ -1,0 +1,103 @@
+package node
+
+import (
+	"context"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestDecrToZeroKeepsDeletedCounter: a DEL that did not observe a peer's
+// increments leaves the key holding them; a DECRBY that brings them to 0
+// leaves the key at "0", as Redis shows a counter decremented to 0, on
+// both nodes.
+func TestDecrToZeroKeepsDeletedCounter(t *testing.T) {
+	ctx := context.Background()
+	a, ca := openPeer(t, t.TempDir())
+	b, cb := openPeer(t, t.TempDir())
+	mustDo(t, ca, "SET", "k", "10")
+	reconcile(t, a, b)
+	mustDo(t, cb, "INCRBY", "k", "5") // a never sees it before its DEL
+	mustDo(t, ca, "DEL", "k")
+	reconcile(t, a, b)
+	for _, c := range []*redis.Client{ca, cb} {
+		if got, err := c.Get(ctx, "k").Result(); err != nil || got != "5" {
+			t.Fatalf("after the DEL and the unseen INCRBY: %q, %v; want 5", got, err)
+		}
+	}
+	if got, err := ca.DecrBy(ctx, "k", 5).Result(); err != nil || got != 0 {
+		t.Fatalf("DECRBY k 5: %d, %v; want 0", got, err)
+	}
+	reconcile(t, a, b)
+	for _, c := range []*redis.Client{ca, cb} {
+		if got, err := c.Get(ctx, "k").Result(); err != nil || got != "0" {
+			t.Fatalf("a counter decremented to 0: %q, %v; want 0 as Redis", got, err)
+		}
+		if n := c.Exists(ctx, "k").Val(); n != 1 {
+			t.Fatalf("EXISTS of a counter at 0: %d, want 1", n)
+		}
+	}
+}
+
+// TestCounterBeyondInt64: increments made at two nodes each within an
+// int64 add up past one; both nodes show the exact sum, not a sum wrapped
+// around, and an INCR of it is refused as Redis refuses an INCR of such a
+// string. A local increment past an int64 is refused as in Redis.
+func TestCounterBeyondInt64(t *testing.T) {
+	ctx := context.Background()
+	a, ca := openPeer(t, t.TempDir())
+	b, cb := openPeer(t, t.TempDir())
+	mustDo(t, ca, "SET", "k", "0")
+	reconcile(t, a, b)
+	mustDo(t, ca, "INCRBY", "k", "9223372036854775807")
+	mustDo(t, cb, "INCRBY", "k", "2")
+	if err := ca.Incr(ctx, "k").Err(); err == nil || err.Error() != errOverflow {
+		t.Fatalf("INCR past an int64 at one node: %v, want %q", err, errOverflow)
+	}
+	reconcile(t, a, b)
+	for _, c := range []*redis.Client{ca, cb} {
+		if got, err := c.Get(ctx, "k").Result(); err != nil || got != "9223372036854775809" {
+			t.Fatalf("counts adding past an int64: %q, %v; want 9223372036854775809", got, err)
+		}
+		if err := c.Incr(ctx, "k").Err(); err == nil || err.Error() != errNotInteger {
+			t.Fatalf("INCR of a counter past an int64: %v, want %q", err, errNotInteger)
+		}
+	}
+	// Back within an int64 (a DECRBY is refused as INCR is; a SET resets
+	// every count observed), the counter counts again.
+	mustDo(t, cb, "SET", "k", "-1")
+	if got, err := cb.Incr(ctx, "k").Result(); err != nil || got != 0 {
+		t.Fatalf("INCR after the SET: %d, %v; want 0", got, err)
+	}
+}
+
+func mustDo(t *testing.T, c *redis.Client, args ...any) {
+	t.Helper()
+	if err := c.Do(context.Background(), args...).Err(); err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+}
+
+// TestIncrAfterSetStartsAgain: a SET resets every increment it observed;
+// a node whose count it reset whole counts again from zero, so an INCR
+// after it is bounded by the value shown, as in Redis, not by the total
+// the SET reset; and the new run replaces the reset one at a peer alike.
+func TestIncrAfterSetStartsAgain(t *testing.T) {
+	ctx := context.Background()
+	a, ca := openPeer(t, t.TempDir())
+	b, cb := openPeer(t, t.TempDir())
+	mustDo(t, ca, "INCRBY", "k", "9223372036854775807")
+	reconcile(t, a, b)
+	mustDo(t, cb, "SET", "k", "0") // observed a's count whole
+	reconcile(t, a, b)
+	if got, err := ca.Incr(ctx, "k").Result(); err != nil || got != 1 {
+		t.Fatalf("INCR after a SET reset a count at the int64 bound: %d, %v; want 1 as Redis", got, err)
+	}
+	mustDo(t, cb, "INCRBY", "k", "10")
+	reconcile(t, a, b)
+	for _, c := range []*redis.Client{ca, cb} {
+		if got, err := c.Get(ctx, "k").Result(); err != nil || got != "11" {
+			t.Fatalf("after the new run met b's increments: %q, %v; want 11", got, err)
+		}
+	}
+}

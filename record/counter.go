@@ -1,0 +1,72 @@
+package record
+
+import (
+	"math"
+	"math/big"
+	"strconv"
+)
+
+// Integer counters (INCR, INCRBY, HINCRBY): what their counts add, exactly,
+// and what they hold in memory.
+
+// intCountsSum is what integer counts add, and whether that fits an int64.
+func intCountsSum(counts []Count) (sum int64, fits bool) {
+	for _, c := range counts {
+		var ok1, ok2 bool
+		sum, ok1 = addInt64(sum, c.Total)
+		sum, ok2 = addInt64(sum, -c.ResetTotal)
+		if !ok1 || !ok2 || c.ResetTotal == math.MinInt64 {
+			return 0, false
+		}
+	}
+	return sum, true
+}
+
+// addInt64 is a + b, and whether it did not overflow.
+func addInt64(a, b int64) (int64, bool) {
+	s := a + b
+	return s, (a >= 0) != (b >= 0) || (s >= 0) == (a >= 0)
+}
+
+// intCounterValue is an integer base plus integer counts (add, when fits;
+// else counts summed anew), printed: ok is false if the base is not an
+// integer. Counts merged from several nodes may take a counter beyond an
+// int64 (each node keeps its own increments within one, and refuses one
+// that would take the value it shows beyond); the value is then the exact
+// sum, as a longer decimal, which an INCR refuses as Redis refuses such a
+// string ("value is not an integer or out of range"), rather than a sum
+// wrapped around.
+func intCounterValue(base []byte, add int64, fits bool, counts []Count) ([]byte, bool) {
+	b, err := strconv.ParseInt(string(base), 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	if fits {
+		if v, ok := addInt64(b, add); ok {
+			return strconv.AppendInt(nil, v, 10), true
+		}
+	}
+	sum := new(big.Int).SetInt64(b)
+	addIntCounts(sum, counts)
+	return sum.Append(nil, 10), true
+}
+
+// addIntCounts adds to sum what integer counts add, exactly.
+func addIntCounts(sum *big.Int, counts []Count) {
+	var x big.Int
+	for _, c := range counts {
+		sum.Add(sum, x.SetInt64(c.Total))
+		sum.Sub(sum, x.SetInt64(c.ResetTotal))
+	}
+}
+
+// RunningTotal is what node's next increment of counter name (nil: the
+// string's) adds to: its count's total, or 0 where a reset observed all of
+// it, as the increment then starts a new run (TypedOp.IncrCounter).
+func (t *Typed) RunningTotal(name []byte, node NodeID) int64 {
+	c := t.Count(name, node)
+	if c.spent() {
+		return 0
+	}
+	return c.Total
+}

@@ -1,0 +1,130 @@
+package record
+
+import (
+	"math"
+	"math/big"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+	"unsafe"
+
+	"github.com/redmesh/redmesh/hlc"
+)
+
+// intCounter is a string counter over base with one count per total, each
+// from a node of its own, none reset but the last, which resets reset.
+func intCounter(base string, totals []int64, reset int64) Record {
+	r := Record{Value: Value{Version: Version{TS: hlc.New(1, 0), Node: 1}, Data: []byte(base)}}
+	t := &Typed{Kind: KindString}
+	for i, total := range totals {
+		c := Count{Node: NodeID(i + 1), Ver: Version{TS: hlc.New(2, 0), Node: NodeID(i + 1)}, Total: total}
+		if i == len(totals)-1 && reset != 0 {
+			c.ResetVer, c.ResetTotal = c.Ver, reset
+		}
+		t.Counts = append(t.Counts, c)
+	}
+	r.Typed = t
+	return r
+}
+
+// Counts merged from several nodes can add up past an int64, though each
+// node keeps its own within one: the value is then the exact sum, not one
+// wrapped around.
+func TestIntCounterBeyondInt64(t *testing.T) {
+	for _, tc := range []struct {
+		base   string
+		totals []int64
+		reset  int64
+		want   string
+		exists bool
+	}{
+		{"0", []int64{math.MaxInt64, 1}, 0, "9223372036854775808", true},
+		{"1", []int64{math.MaxInt64}, 0, "9223372036854775808", true},
+		{"0", []int64{math.MinInt64, -1}, 0, "-9223372036854775809", true},
+		{"-5", []int64{math.MinInt64}, 0, "-9223372036854775813", true},
+		{"0", []int64{math.MaxInt64, math.MaxInt64, 2}, 0, "18446744073709551616", true},
+		// Wrapped, these counts add to 0 and the key would vanish.
+		{"", []int64{math.MaxInt64, math.MaxInt64, 2}, 0, "18446744073709551616", true},
+		// A total and its reset far apart: what is left fits.
+		{"0", []int64{7, math.MaxInt64}, math.MaxInt64 - 3, "10", true},
+		{"0", []int64{7, math.MaxInt64}, math.MinInt64 + 1, "18446744073709551621", true},
+		{"3", []int64{math.MaxInt64, -4}, 0, "9223372036854775806", true},
+		{"", []int64{math.MaxInt64, math.MinInt64 + 1}, 0, "", false},
+	} {
+		r := intCounter(tc.base, tc.totals, tc.reset)
+		if tc.base == "" {
+			r.Value = Value{Version: r.Value.Version, Tombstone: true}
+		}
+		if got := string(r.StringData()); got != tc.want {
+			t.Errorf("base %q counts %v reset %d: value %s, want %s", tc.base, tc.totals, tc.reset, got, tc.want)
+		}
+		if r.Exists() != tc.exists {
+			t.Errorf("base %q counts %v: exists %v, want %v", tc.base, tc.totals, r.Exists(), tc.exists)
+		}
+	}
+}
+
+// On random counts the value is the exact sum of the base and every
+// count's total minus its reset.
+func TestIntCounterIsExactSum(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	pick := func() int64 {
+		switch rnd.IntN(3) {
+		case 0:
+			return rnd.Int64N(1000) - 500
+		case 1:
+			return math.MaxInt64 - rnd.Int64N(1000)
+		}
+		return math.MinInt64 + rnd.Int64N(1000)
+	}
+	for range 2000 {
+		base := pick()
+		totals := make([]int64, 1+rnd.IntN(4))
+		for i := range totals {
+			totals[i] = pick()
+		}
+		reset := pick()
+		r := intCounter(big.NewInt(base).String(), totals, reset)
+		want := big.NewInt(base)
+		for _, c := range r.Typed.Counts {
+			want.Add(want, big.NewInt(c.Total))
+			want.Sub(want, big.NewInt(c.ResetTotal))
+		}
+		if got := string(r.StringData()); got != want.String() {
+			t.Fatalf("base %d counts %+v: value %s, want %s", base, r.Typed.Counts, got, want)
+		}
+	}
+}
+
+// A large hash whose fields are counters holds a count per field and node
+// beside its elements: MemSize counts them.
+func TestMemSizeCountsCounters(t *testing.T) {
+	ts := uint64(0)
+	next := func() (Version, error) {
+		ts++
+		return Version{TS: hlc.New(1000, 0) + hlc.Timestamp(ts), Node: 7}, nil
+	}
+	var rec Record
+	for i := range 2 * bigElems {
+		v, _ := next()
+		op := BeginTyped(rec, rec.Typed != nil, KindHash, v, next)
+		if _, err := op.SetField([]byte(strconv.Itoa(i)), []byte("0")); err != nil {
+			t.Fatal(err)
+		}
+		rec = Merge(rec, op.Delta())
+	}
+	if !rec.Typed.Large() {
+		t.Fatal("the hash is not large")
+	}
+	plain := rec.Typed.MemSize()
+	for i := range 2 * bigElems {
+		v, _ := next()
+		op := BeginTyped(rec, true, KindHash, v, next)
+		op.IncrCounter([]byte(strconv.Itoa(i)), 1)
+		rec = Merge(rec, op.Delta())
+	}
+	want := int64(2*bigElems) * int64(unsafe.Sizeof(Count{}))
+	if got := rec.Typed.MemSize() - plain; got < want {
+		t.Fatalf("%d counts add %d bytes to MemSize, want at least %d", 2*bigElems, got, want)
+	}
+}
