@@ -155,7 +155,7 @@ func appendTyped(dst []byte, t *Typed) []byte {
 // count is the number of elements (dots, not names) in list which.
 func (t *Typed) count(which int) int {
 	if t.big != nil {
-		return t.big.lists[which].Len()
+		return t.big.count(which) // a list's in its runs (list_runs.go)
 	}
 	return len(t.list(which))
 }
