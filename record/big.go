@@ -494,14 +494,9 @@ func (t *Typed) MemSize() int64 {
 	}
 	const perElem = 80 // an item in a B-tree node, with the node's share
 	if t.big != nil {
-		n := int64(t.big.size()-t.big.listed.len())*perElem + t.big.bytes + t.big.listed.memSize()
-		if t.big.scores != nil {
-			n += int64(t.big.scores.Len()) * perScoreEntry
-		}
-		if t.big.zcounts != nil {
-			n += int64(t.big.zcounts.Len()) * perScoreCount
-		}
-		return n
+		b := t.big
+		n := int64(b.size()-b.listed.len()-b.lists[listScored].Len())*perElem + b.bytes
+		return n + b.listed.memSize() + b.zsetMemSize() // a list's and a sorted set's own (list_runs.go, zset.go)
 	}
 	n := int64(t.size()) * int64(unsafe.Sizeof(Elem{}))
 	for which := range numLists {
