@@ -11,9 +11,9 @@ import (
 // A list's elements are elements of Listed whose Name is the element's
 // position and whose Value is its value. Positions are byte strings whose
 // order is the list's order, so the list needs no structure of its own: the
-// elements sorted by name are the list, a large list's B-tree of them
-// (counted nodes) answers an index in O(log n), and an element is added,
-// removed and traced as a hash field is.
+// elements sorted by name are the list, a large list's runs of them
+// (list_runs.go, a counted B+tree) answer an index in O(log n), and an
+// element is added, removed and traced as a hash field is.
 //
 // A position is a sequence of levels, each an integer and a dot (Logoot's
 // identifiers): levels compare by integer, then dot, and a position that is
