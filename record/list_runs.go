@@ -132,9 +132,25 @@ type packed struct {
 	value []byte
 }
 
-func toPacked(e Elem) packed {
-	lv, ok := parsePosition(e.Name)
+func toPacked(e Elem, buf []level) packed {
+	lv, ok := appendPosition(buf, e.Name)
 	return packed{lv: lv, raw: !ok, name: e.Name, dot: e.Dot, value: e.Value}
+}
+
+// appendPosition is parsePosition appending to dst.
+func appendPosition(dst []level, p []byte) ([]level, bool) {
+	if len(p) == 0 {
+		return nil, false
+	}
+	for len(p) > 0 {
+		l, rest, ok := readLevel(p)
+		if !ok {
+			return nil, false
+		}
+		dst = append(dst, l)
+		p = rest
+	}
+	return dst, true
 }
 
 // An element's encoding in a run, after the element before it (prev: its
@@ -221,10 +237,17 @@ type runCursor struct {
 	raw   bool
 	dot   Version
 	value []byte
+	// room for a usual position, so that a cursor allocates nothing
+	nameBuf [3 * (minLevelLen + 4)]byte
+	endsBuf [3]int
+	lvBuf   [3]level
 }
 
 func (c *runCursor) reset(data []byte) {
 	c.data, c.off, c.start = data, 0, 0
+	if c.name == nil {
+		c.name, c.ends, c.lv = c.nameBuf[:0], c.endsBuf[:0], c.lvBuf[:0]
+	}
 	c.name, c.ends, c.lv, c.raw = c.name[:0], c.ends[:0], c.lv[:0], false
 }
 
@@ -490,7 +513,8 @@ func (t *runTree) newLeaf(data []byte, n int) *runNode {
 // any.
 func (t *runTree) set(e Elem) (old Elem, replaced bool) {
 	t.ensureID()
-	pe := toPacked(e)
+	var buf [4]level
+	pe := toPacked(e, buf[:0])
 	if t.root == nil {
 		t.root = t.newLeaf(appendPacked(nil, nil, pe), 1)
 		return Elem{}, false
@@ -856,7 +880,7 @@ func (t *runTree) load(elems []Elem) bool {
 		run, prev, count = run[:0], nil, 0
 	}
 	for _, e := range elems {
-		pe := toPacked(e)
+		pe := toPacked(e, nil)
 		k := len(run)
 		run = appendPacked(run, prev, pe)
 		if len(run) > maxRunBytes && count > 0 {
