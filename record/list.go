@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
 
 	"github.com/redmesh/redmesh/hlc"
 )
@@ -387,6 +388,16 @@ const minListedLen = 1 + minLevelLen + versionLen + 1
 
 func appendList(dst []byte, t *Typed) []byte {
 	dst = binary.AppendUvarint(dst, uint64(t.count(listList)))
+	if t.big != nil { // straight from the runs, without an element's copy
+		dst = slices.Grow(dst, t.big.listed.encodedSize())
+		t.big.listed.ascend(nil, Version{}, func(c *runCursor) bool {
+			dst = appendBytes(dst, c.name)
+			dst = appendVersion(dst, c.dot)
+			dst = appendBytes(dst, c.value)
+			return true
+		})
+		return dst
+	}
 	t.each(listList, func(run []Elem) bool {
 		for _, e := range run {
 			dst = appendBytes(dst, e.Name)

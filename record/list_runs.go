@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"slices"
+	"strings"
+	"unsafe"
 
 	"github.com/redmesh/redmesh/hlc"
 )
@@ -48,6 +50,7 @@ type runTree struct {
 	id    *runID
 	data  int64 // bytes of the leaves' runs
 	nodes int
+	plain int64 // bytes of the elements' names and values, as Elems hold them
 }
 
 type runNode struct {
@@ -66,6 +69,12 @@ func (t *runTree) len() int {
 		return 0
 	}
 	return t.root.n
+}
+
+// encodedSize is about the bytes of the elements' encoding in a typed
+// state's (appendList), when no name nor value is longer than 127.
+func (t *runTree) encodedSize() int {
+	return int(t.plain) + t.len()*(1+versionLen+1)
 }
 
 // memSize is about the memory the tree holds.
@@ -109,11 +118,16 @@ func compareKey(aName []byte, aDot Version, bName []byte, bDot Version) int {
 // child is the index of n's child where (name, dot) belongs: the last whose
 // first element is not after it, or the first.
 func (n *runNode) child(name []byte, dot Version) int {
-	lo, hi := 1, len(n.kids) // the answer is in [lo-1, hi-1]
+	s := unsafe.String(unsafe.SliceData(name), len(name)) // compared only
+	lo, hi := 1, len(n.kids)                              // the answer is in [lo-1, hi-1]
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
 		k := n.kids[m]
-		if compareKey([]byte(k.first), k.firstDot, name, dot) <= 0 {
+		c := strings.Compare(k.first, s)
+		if c == 0 {
+			c = k.firstDot.Compare(dot)
+		}
+		if c <= 0 {
 			lo = m + 1
 		} else {
 			hi = m
@@ -515,6 +529,7 @@ func (t *runTree) set(e Elem) (old Elem, replaced bool) {
 	t.ensureID()
 	var buf [4]level
 	pe := toPacked(e, buf[:0])
+	t.plain += int64(len(e.Name) + len(e.Value))
 	if t.root == nil {
 		t.root = t.newLeaf(appendPacked(nil, nil, pe), 1)
 		return Elem{}, false
@@ -522,6 +537,9 @@ func (t *runTree) set(e Elem) (old Elem, replaced bool) {
 	t.root = t.mut(t.root)
 	old, replaced, right := t.setIn(t.root, pe)
 	t.grow(right)
+	if replaced {
+		t.plain -= int64(len(old.Name) + len(old.Value))
+	}
 	return old, replaced
 }
 
@@ -611,6 +629,9 @@ func (t *runTree) delete(name []byte, dot Version) (old Elem, ok bool) {
 	t.root = t.mut(t.root)
 	old, ok, right := t.deleteIn(t.root, name, dot)
 	t.grow(right)
+	if ok {
+		t.plain -= int64(len(old.Name) + len(old.Value))
+	}
 	switch r := t.root; {
 	case r.n == 0:
 		t.root = nil
@@ -880,6 +901,7 @@ func (t *runTree) load(elems []Elem) bool {
 		run, prev, count = run[:0], nil, 0
 	}
 	for _, e := range elems {
+		t.plain += int64(len(e.Name) + len(e.Value))
 		pe := toPacked(e, nil)
 		k := len(run)
 		run = appendPacked(run, prev, pe)

@@ -53,6 +53,13 @@ func checkRuns(t *testing.T, tr *runTree, want []Elem) {
 	}
 	var got []Elem
 	tr.ascend(nil, Version{}, func(c *runCursor) bool { got = append(got, c.elem(nil)); return true })
+	var plain int64
+	for _, e := range want {
+		plain += int64(len(e.Name) + len(e.Value))
+	}
+	if plain != tr.plain {
+		t.Fatalf("tally of names and values %d, hold %d", tr.plain, plain)
+	}
 	if tr.len() != len(want) || !slices.EqualFunc(got, want, func(a, b Elem) bool { return compareElem(a, b) == 0 }) {
 		t.Fatalf("holds %d elements, want %d", len(got), len(want))
 	}
