@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,72 @@ func TestListCommandsMatchRedis(t *testing.T) {
 	redisAddr := startRedis(t)
 	p := startNode(t, t.TempDir())
 	compareRESP(t, redisAddr, p.addr, listScript)
+}
+
+// TestLargeListCommandsMatchRedis: the list commands on lists of thousands
+// of elements (a node's large form, its elements in runs), reading and
+// writing across many runs, byte for byte as redis-server answers.
+func TestLargeListCommandsMatchRedis(t *testing.T) {
+	redisAddr := startRedis(t)
+	p := startNode(t, t.TempDir())
+	compareRESP(t, redisAddr, p.addr, largeListScript())
+}
+
+// largeListScript fills two lists of 3,000 and 600 elements (pushes of 100
+// at both ends, values repeating every 97 so LREM and LPOS find several),
+// then reads and changes them at indexes spread over their length.
+func largeListScript() string {
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	for i := range 30 {
+		cmd := "RPUSH"
+		if i%2 == 1 {
+			cmd = "LPUSH"
+		}
+		b.WriteString(cmd + " big")
+		for k := range 100 {
+			fmt.Fprintf(&b, " v%d", (i*100+k)%97)
+		}
+		b.WriteString("\n")
+	}
+	for i := range 600 {
+		line("RPUSH other o%d", i)
+	}
+	line("LLEN big")
+	for _, i := range []int{0, 1, 99, 100, 1499, 1500, 2999, 3000, -1, -3000, -3001} {
+		line("LINDEX big %d", i)
+	}
+	line("LRANGE big 0 -1")
+	line("LRANGE big 1450 1560")
+	line("LRANGE big -120 -1")
+	for i := 0; i < 3000; i += 271 {
+		line("LSET big %d set%d", i, i)
+		line("LINSERT big BEFORE set%d before%d", i, i)
+		line("LINSERT big AFTER set%d after%d", i, i)
+	}
+	line("LRANGE big 0 -1")
+	line("LREM big 5 v3")
+	line("LREM big -7 v10")
+	line("LREM big 0 v50")
+	line("LPOS big v20")
+	line("LPOS big v20 RANK -2")
+	line("LPOS big v20 COUNT 0")
+	line("LPOS big v20 RANK 3 COUNT 4 MAXLEN 2000")
+	line("LRANGE big 0 -1")
+	line("LPOP big 70")
+	line("RPOP big 130")
+	for range 20 {
+		line("LMOVE big other LEFT RIGHT")
+		line("RPOPLPUSH other big")
+	}
+	line("LMPOP 2 nothere big RIGHT COUNT 3")
+	line("LTRIM big 200 -300")
+	line("LLEN big")
+	line("LRANGE big 0 -1")
+	line("LRANGE other 0 -1")
+	line("LTRIM other 10 20")
+	line("LRANGE other 0 -1")
+	return b.String()
 }
 
 const listScript = `

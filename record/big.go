@@ -16,8 +16,10 @@ import (
 // it started from stays as it was for whoever holds it. github.com/tidwall/
 // btree provides that copy; no B-tree of the standard library does.
 type bigState struct {
-	lists [5]*btree.BTreeG[item] // by list index: fields, members, traces, scored, list
+	lists [5]*btree.BTreeG[item] // by list index: fields, members, traces, scored (list: empty)
 	names [5]int                 // distinct names in each list but the traces
+	// listed holds a list's elements, packed in runs (list_runs.go).
+	listed runTree
 	// scores orders a sorted set's members by score, and zcounts holds its
 	// score counts, zsum their part of the digest (zset.go); nil when the
 	// state has none.
@@ -31,7 +33,7 @@ type bigState struct {
 	csum   uint64
 	cbytes int64  // about the memory the counts hold (countMem summed)
 	sum    uint64 // the elements' part of the digest (elemHash summed)
-	bytes  int64  // of names and values
+	bytes  int64  // of the items' names and values
 	// loose counts the elements and traces added since the trees were
 	// last compacted (see compact).
 	loose int
@@ -131,7 +133,15 @@ func newTree() *btree.BTreeG[item] {
 }
 
 func (b *bigState) size() int {
-	return b.lists[0].Len() + b.lists[1].Len() + b.lists[2].Len() + b.lists[3].Len() + b.lists[4].Len()
+	return b.lists[0].Len() + b.lists[1].Len() + b.lists[2].Len() + b.lists[3].Len() + b.listed.len()
+}
+
+// count is the number of elements (dots) in list which.
+func (b *bigState) count(which int) int {
+	if which == listList {
+		return b.listed.len()
+	}
+	return b.lists[which].Len()
 }
 
 // bigCopy is t's elements in the large form, sharing t's trees if it has
@@ -142,6 +152,7 @@ func (t *Typed) bigCopy() *bigState {
 		for i, l := range t.big.lists {
 			c.lists[i] = l.Copy()
 		}
+		c.listed = t.big.listed.copy()
 		if t.big.scores != nil {
 			c.scores = t.big.scores.Copy()
 		}
@@ -158,6 +169,9 @@ func (t *Typed) bigCopy() *bigState {
 		b.lists[i] = newTree()
 	}
 	for which := range b.lists {
+		if which == listList && b.loadList(t.Listed) {
+			continue
+		}
 		for _, e := range t.list(which) {
 			b.insert(which, e, nil)
 		}
@@ -248,12 +262,18 @@ func (h *hints) at(which int) *btree.PathHint {
 
 // has reports whether list which holds element e (by name and dot).
 func (b *bigState) has(which int, e Elem, h *hints) bool {
+	if which == listList {
+		return b.listed.has(e.Name, e.Dot)
+	}
 	_, ok := b.lists[which].GetHint(key(e), h.at(which))
 	return ok
 }
 
 // named reports whether list which holds any element named name.
 func (b *bigState) named(which int, name []byte, h *hints) bool {
+	if which == listList {
+		return b.listed.named(name)
+	}
 	found := false
 	b.lists[which].AscendHint(key(Elem{Name: name}), func(it item) bool {
 		found = it.name() == string(name)
@@ -268,6 +288,13 @@ func (b *bigState) insert(which int, e Elem, h *hints) {
 	if which != listRemoved && !b.named(which, e.Name, h) {
 		b.names[which]++
 	}
+	if which == listList {
+		if old, replaced := b.listed.set(e); replaced {
+			b.sum -= elemHash(which, old)
+		}
+		b.sum += elemHash(which, e)
+		return
+	}
 	if old, replaced := b.lists[which].SetHint(newItem(e), h.at(which)); replaced {
 		b.sum -= elemHash(which, old.elem())
 		b.bytes -= int64(len(old.kv))
@@ -281,6 +308,15 @@ func (b *bigState) insert(which int, e Elem, h *hints) {
 func (b *bigState) delete(which int, e Elem, h *hints) {
 	if !b.has(which, e, h) {
 		return // a lookup copies nothing; a Delete copies its path even if it finds nothing
+	}
+	if which == listList {
+		if old, ok := b.listed.delete(e.Name, e.Dot); ok {
+			b.sum -= elemHash(which, old)
+			if !b.listed.named(e.Name) {
+				b.names[which]--
+			}
+		}
+		return
 	}
 	old, ok := b.lists[which].DeleteHint(key(e), h.at(which))
 	if !ok {
@@ -352,7 +388,7 @@ func (b *bigState) absorb(other *Typed, h *hints) {
 			}
 			b.insert(listRemoved, r, h)
 			for _, which := range elemLists {
-				if b.lists[which].Len() > 0 {
+				if b.count(which) > 0 {
 					b.delete(which, r, h)
 				}
 			}
@@ -373,6 +409,9 @@ func (b *bigState) absorb(other *Typed, h *hints) {
 
 // run is the elements of list which named name, in dot order.
 func (b *bigState) run(which int, name []byte, h *hints) []Elem {
+	if which == listList {
+		return b.listed.run(name)
+	}
 	var out []Elem
 	b.lists[which].AscendHint(key(Elem{Name: name}), func(it item) bool {
 		if it.name() != string(name) {
@@ -389,6 +428,24 @@ func (b *bigState) run(which int, name []byte, h *hints) []Elem {
 func (b *bigState) each(which int, fn func(run []Elem) bool) {
 	var run []Elem
 	stopped := false
+	if which == listList {
+		var arena []byte
+		b.listed.ascend(nil, Version{}, func(c *runCursor) bool {
+			if len(run) > 0 && !bytes.Equal(run[0].Name, c.name) {
+				if !fn(run) {
+					stopped = true
+					return false
+				}
+				run = run[:0]
+			}
+			run = append(run, c.elem(&arena))
+			return true
+		})
+		if !stopped && len(run) > 0 {
+			fn(run)
+		}
+		return
+	}
 	b.lists[which].Scan(func(it item) bool {
 		e := it.elem()
 		if len(run) > 0 && !bytes.Equal(run[0].Name, e.Name) {
@@ -456,14 +513,10 @@ func (t *Typed) MemSize() int64 {
 	}
 	const perElem = 80 // an item in a B-tree node, with the node's share
 	if t.big != nil {
-		n := int64(t.big.size())*perElem + t.big.bytes
-		if t.big.scores != nil {
-			n += int64(t.big.scores.Len()) * perScoreEntry
-		}
-		if t.big.zcounts != nil {
-			n += int64(t.big.zcounts.Len()) * perScoreCount
-		}
-		return n + t.countMemSize()
+		b := t.big
+		n := int64(b.size()-b.listed.len()-b.lists[listScored].Len())*perElem + b.bytes
+		// a list's and a sorted set's own (list_runs.go, zset.go)
+		return n + b.listed.memSize() + b.zsetMemSize() + t.countMemSize()
 	}
 	n := int64(t.size()) * int64(unsafe.Sizeof(Elem{}))
 	for which := range numLists {

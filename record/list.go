@@ -4,8 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
-
-	"github.com/tidwall/btree"
+	"slices"
 
 	"github.com/redmesh/redmesh/hlc"
 )
@@ -13,9 +12,9 @@ import (
 // A list's elements are elements of Listed whose Name is the element's
 // position and whose Value is its value. Positions are byte strings whose
 // order is the list's order, so the list needs no structure of its own: the
-// elements sorted by name are the list, a large list's B-tree of them
-// (counted nodes) answers an index in O(log n), and an element is added,
-// removed and traced as a hash field is.
+// elements sorted by name are the list, a large list's runs of them
+// (list_runs.go, a counted B+tree) answer an index in O(log n), and an
+// element is added, removed and traced as a hash field is.
 //
 // A position is a sequence of levels, each an integer and a dot (Logoot's
 // identifiers): levels compare by integer, then dot, and a position that is
@@ -216,12 +215,12 @@ func (t *Typed) ListLen() int {
 }
 
 // ListView is a list's elements in order, by index: each position once,
-// with the value of its highest dot. A large list's B-tree answers an index
+// with the value of its highest dot. A large list's runs answer an index
 // in O(log n); a small list, or a large one holding a position with
 // several dots (concurrent LSETs not yet overwritten), is listed on read.
 type ListView struct {
 	small []Elem
-	tree  *btree.BTreeG[item]
+	runs  runTree // a large list's, when it has no position twice
 }
 
 // ListView returns t's list elements in order.
@@ -229,8 +228,8 @@ func (t *Typed) ListView() ListView {
 	if t == nil {
 		return ListView{}
 	}
-	if t.big != nil && t.big.lists[listList].Len() == t.big.names[listList] {
-		return ListView{tree: t.big.lists[listList]}
+	if t.big != nil && t.big.listed.len() == t.big.names[listList] {
+		return ListView{runs: runTree{root: t.big.listed.root}}
 	}
 	var out []Elem
 	t.each(listList, func(run []Elem) bool {
@@ -242,8 +241,8 @@ func (t *Typed) ListView() ListView {
 
 // Len is the number of elements.
 func (v ListView) Len() int {
-	if v.tree != nil {
-		return v.tree.Len()
+	if v.runs.root != nil {
+		return v.runs.len()
 	}
 	return len(v.small)
 }
@@ -251,9 +250,8 @@ func (v ListView) Len() int {
 // At is the element at index i, 0 <= i < Len: its position (Name), the dot
 // of its value and its value. Read-only.
 func (v ListView) At(i int) Elem {
-	if v.tree != nil {
-		it, _ := v.tree.GetAt(i)
-		return it.elem()
+	if v.runs.root != nil {
+		return v.runs.at(i)
 	}
 	return v.small[i]
 }
@@ -264,9 +262,9 @@ func (v ListView) Ascend(i int, fn func(Elem) bool) {
 	if i < 0 || i >= v.Len() {
 		return
 	}
-	if v.tree != nil {
-		pivot, _ := v.tree.GetAt(i)
-		v.tree.Ascend(pivot, func(it item) bool { return fn(it.elem()) })
+	if v.runs.root != nil {
+		var arena []byte
+		v.runs.ascendAt(i, func(c *runCursor) bool { return fn(c.elem(&arena)) })
 		return
 	}
 	for _, e := range v.small[i:] {
@@ -282,9 +280,8 @@ func (v ListView) Descend(i int, fn func(Elem) bool) {
 	if i < 0 || i >= v.Len() {
 		return
 	}
-	if v.tree != nil {
-		pivot, _ := v.tree.GetAt(i)
-		v.tree.Descend(pivot, func(it item) bool { return fn(it.elem()) })
+	if v.runs.root != nil {
+		v.runs.descendAt(i, fn)
 		return
 	}
 	for j := i; j >= 0; j-- {
@@ -391,6 +388,16 @@ const minListedLen = 1 + minLevelLen + versionLen + 1
 
 func appendList(dst []byte, t *Typed) []byte {
 	dst = binary.AppendUvarint(dst, uint64(t.count(listList)))
+	if t.big != nil { // straight from the runs, without an element's copy
+		dst = slices.Grow(dst, t.big.listed.encodedSize())
+		t.big.listed.ascend(nil, Version{}, func(c *runCursor) bool {
+			dst = appendBytes(dst, c.name)
+			dst = appendVersion(dst, c.dot)
+			dst = appendBytes(dst, c.value)
+			return true
+		})
+		return dst
+	}
 	t.each(listList, func(run []Elem) bool {
 		for _, e := range run {
 			dst = appendBytes(dst, e.Name)

@@ -241,8 +241,8 @@ func TestLargeListIndex(t *testing.T) {
 		m = Merge(m, lpop(m, v(uint64(m.Newest().TS)+1, 1)))
 	}
 	view := m.Typed.ListView()
-	if view.tree == nil || view.Len() != 551 || m.Typed.ListLen() != 551 {
-		t.Fatalf("len %d (tree %v)", view.Len(), view.tree != nil)
+	if view.runs.root == nil || view.Len() != 551 || m.Typed.ListLen() != 551 {
+		t.Fatalf("len %d (runs %v)", view.Len(), view.runs.root != nil)
 	}
 	small, err := DecodeTyped(AppendTyped(nil, m.Typed))
 	if err != nil {

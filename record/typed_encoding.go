@@ -275,7 +275,7 @@ func countDigest(c Count) uint64 {
 // count is the number of elements (dots, not names) in list which.
 func (t *Typed) count(which int) int {
 	if t.big != nil {
-		return t.big.lists[which].Len()
+		return t.big.count(which) // a list's in its runs (list_runs.go)
 	}
 	return len(t.list(which))
 }

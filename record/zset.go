@@ -395,12 +395,29 @@ type scoreEntry struct {
 	name  string
 }
 
-// perScoreEntry and perScoreCount are about the memory an index entry and
-// a score count hold (an entry's name is its element's).
+// perScored, perScoreEntry and perScoreCount are about the memory a member's
+// item in a compacted tree (40 bytes, its node's share, and its allocation's
+// rounding beyond its name and score), its index entry (24 bytes and its
+// node's share; its name is its element's) and a score count hold: a sorted
+// set of 300,000 loaded 100 members a write held 121.7 bytes a member.
 const (
-	perScoreEntry = 32
+	perScored     = 58
+	perScoreEntry = 36
 	perScoreCount = 140
 )
+
+// zsetMemSize is about the memory b's sorted set holds beyond its members'
+// names and scores (bigState.bytes).
+func (b *bigState) zsetMemSize() int64 {
+	n := int64(b.lists[listScored].Len()) * perScored
+	if b.scores != nil {
+		n += int64(b.scores.Len()) * perScoreEntry
+	}
+	if b.zcounts != nil {
+		n += int64(b.zcounts.Len()) * perScoreCount
+	}
+	return n
+}
 
 func lessScore(a, b scoreEntry) bool {
 	if a.score != b.score {

@@ -1,0 +1,73 @@
+package record
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+)
+
+// heapOf is the live heap that build's result holds.
+func heapOf(build func() *Typed) (*Typed, int64) {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	t := build()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return t, int64(ms.HeapAlloc) - int64(before)
+}
+
+// MemSize of a large list and a large sorted set, loaded as the node's
+// writes load them (steps of many writes under one Owner), is their heap
+// within 15% (a sorted set's trees grow looser between compactions, up to
+// half as many elements again): INFO's used_memory and --maxmemory count
+// on it.
+func TestListAndZSetMemSize(t *testing.T) {
+	const n = 100_000
+	list := func() *Typed {
+		cur, ts := Record{}, uint64(1<<30)
+		var o *Owner
+		for i := range n {
+			if i%1024 == 0 {
+				o = new(Owner)
+			}
+			ts++
+			value := fmt.Appendf(nil, "element:%012d", i)
+			cur, _ = MergeOwned(cur, listOp(cur, v(ts, 2), func(op *TypedOp) error {
+				var first []byte
+				if v := cur.Typed.ListView(); v.Len() > 0 {
+					first = v.At(0).Name
+				}
+				_, err := op.PushListedRun(nil, first, [][]byte{value})
+				return err
+			}), o)
+		}
+		return cur.Typed.Detached()
+	}
+	zset := func() *Typed {
+		cur, ts := Record{}, uint64(1<<30)
+		var o *Owner
+		for i := 0; i < n; i += 100 {
+			if i%1600 == 0 {
+				o = new(Owner)
+			}
+			ts++
+			op := BeginTyped(cur, cur.Typed != nil, KindZSet, v(ts, 2), func() (Version, error) { ts++; return v(ts, 2), nil })
+			for m := range 100 {
+				if _, err := op.SetScore(fmt.Appendf(nil, "member:%012d", i+m), float64((i+m)*7919%n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cur, _ = MergeOwned(cur, op.Delta(), o)
+		}
+		return cur.Typed.Detached()
+	}
+	for name, build := range map[string]func() *Typed{"list": list, "sorted set": zset} {
+		typed, heap := heapOf(build)
+		if got := typed.MemSize(); got < heap*85/100 || got > heap*115/100 {
+			t.Errorf("%s of %d: MemSize %d, heap %d", name, n, got, heap)
+		}
+		runtime.KeepAlive(typed)
+	}
+}

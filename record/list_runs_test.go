@@ -1,0 +1,195 @@
+package record
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// checkRuns verifies t's structure (counts, first keys, leaf bounds, its
+// byte and node tallies) and that it holds exactly want, in order.
+func checkRuns(t *testing.T, tr *runTree, want []Elem) {
+	t.Helper()
+	var data int64
+	nodes := 0
+	var walk func(n *runNode) int
+	walk = func(n *runNode) int {
+		nodes++
+		if n.kids == nil {
+			data += int64(len(n.data))
+			var c runCursor
+			c.reset(n.data)
+			k := 0
+			for c.next() {
+				if k == 0 && (n.first != string(c.name) || n.firstDot != c.dot) {
+					t.Fatalf("a leaf's first key is not its first element's")
+				}
+				k++
+			}
+			if k != n.n || k == 0 || len(n.data) > maxRunBytes && k > 1 {
+				t.Fatalf("leaf of %d elements counts %d, %d bytes", k, n.n, len(n.data))
+			}
+			return k
+		}
+		sum := 0
+		if len(n.kids) == 0 || len(n.kids) > maxRunKids || n.first != n.kids[0].first || n.firstDot != n.kids[0].firstDot {
+			t.Fatalf("inner node of %d children, or its first key not its first child's", len(n.kids))
+		}
+		for _, k := range n.kids {
+			sum += walk(k)
+		}
+		if sum != n.n {
+			t.Fatalf("inner node counts %d, holds %d", n.n, sum)
+		}
+		return sum
+	}
+	if tr.root != nil {
+		walk(tr.root)
+	}
+	if data != tr.data || nodes != tr.nodes {
+		t.Fatalf("tallies %d bytes %d nodes, hold %d and %d", tr.data, tr.nodes, data, nodes)
+	}
+	var got []Elem
+	tr.ascend(nil, Version{}, func(c *runCursor) bool { got = append(got, c.elem(nil)); return true })
+	var plain int64
+	for _, e := range want {
+		plain += int64(len(e.Name) + len(e.Value))
+	}
+	if plain != tr.plain {
+		t.Fatalf("tally of names and values %d, hold %d", tr.plain, plain)
+	}
+	if tr.len() != len(want) || !slices.EqualFunc(got, want, func(a, b Elem) bool { return compareElem(a, b) == 0 }) {
+		t.Fatalf("holds %d elements, want %d", len(got), len(want))
+	}
+}
+
+// runElem draws an element: mostly positions (one or several levels, the
+// dot the last level's or not), some names that are not positions.
+func runElem(r *rand.Rand) Elem {
+	d := v(uint64(r.IntN(1<<20)), NodeID(r.IntN(3)))
+	var name []byte
+	switch r.IntN(10) {
+	case 0:
+		name = fmt.Appendf(nil, "raw%d", r.IntN(1000))
+	case 1, 2:
+		name = appendLevel(nil, level{int64(r.IntN(50)) - 25, v(uint64(r.IntN(1<<20)), NodeID(r.IntN(3)))})
+		for range 1 + r.IntN(9) {
+			name = appendLevel(name, level{int64(r.Uint64()), v(uint64(r.IntN(1<<30)), NodeID(r.IntN(3)))})
+		}
+		name = appendLevel(name, level{int64(r.IntN(5)), d})
+	case 3:
+		name = appendLevel(nil, level{int64(r.IntN(100)) - 50, v(uint64(r.IntN(40)), 1)}) // shared by several dots
+	default:
+		name = appendLevel(nil, level{int64(r.IntN(1 << 16)), d})
+	}
+	return Elem{Name: name, Dot: d, Value: bytes.Repeat([]byte{byte(r.IntN(256))}, r.IntN(300))}
+}
+
+func TestRunTreeMatchesSortedList(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	var tr runTree
+	var want []Elem
+	type snap struct {
+		tr   runTree
+		want []Elem
+	}
+	var snaps []snap
+	for step := range 30_000 {
+		grow := step < 15_000 || step%3 == 0
+		switch {
+		case grow || len(want) == 0:
+			e := runElem(r)
+			i, found := slices.BinarySearchFunc(want, e, compareND)
+			old, replaced := tr.set(e)
+			if replaced != found || found && compareElem(old, want[i]) != 0 {
+				t.Fatalf("step %d: set replaced %v, want %v", step, replaced, found)
+			}
+			if found {
+				want[i] = e
+			} else {
+				want = slices.Insert(want, i, e)
+			}
+		default:
+			i := r.IntN(len(want))
+			e := want[i]
+			if r.IntN(10) == 0 {
+				e.Dot.TS++ // most likely not held
+			}
+			_, found := slices.BinarySearchFunc(want, e, compareND)
+			if tr.has(e.Name, e.Dot) != found {
+				t.Fatalf("step %d: has %v", step, !found)
+			}
+			old, ok := tr.delete(e.Name, e.Dot)
+			if ok != found || ok && compareElem(old, e) != 0 {
+				t.Fatalf("step %d: delete %v, want %v", step, ok, found)
+			}
+			if found {
+				want = slices.Delete(want, i, i+1)
+			}
+		}
+		if step%1000 == 0 {
+			snaps = append(snaps, snap{tr.copy(), slices.Clone(want)})
+		}
+		if step%2500 == 0 {
+			checkRuns(t, &tr, want)
+			for range 50 {
+				i := r.IntN(len(want))
+				if compareElem(tr.at(i), want[i]) != 0 {
+					t.Fatalf("at %d", i)
+				}
+				var up, down []Elem
+				tr.ascendAt(i, func(c *runCursor) bool { up = append(up, c.elem(nil)); return len(up) < 40 })
+				tr.descendAt(i, func(e Elem) bool { down = append(down, e); return len(down) < 40 })
+				for k, e := range up {
+					if compareElem(e, want[i+k]) != 0 {
+						t.Fatalf("ascend from %d", i)
+					}
+				}
+				for k, e := range down {
+					if compareElem(e, want[i-k]) != 0 {
+						t.Fatalf("descend from %d", i)
+					}
+				}
+				name := want[i].Name
+				var run []Elem
+				for _, e := range want {
+					if bytes.Equal(e.Name, name) {
+						run = append(run, e)
+					}
+				}
+				if !tr.named(name) || !slices.EqualFunc(tr.run(name), run, func(a, b Elem) bool { return compareElem(a, b) == 0 }) {
+					t.Fatalf("run of %x", name)
+				}
+			}
+		}
+	}
+	checkRuns(t, &tr, want)
+	for _, s := range snaps { // copies are untouched by later changes
+		checkRuns(t, &s.tr, s.want)
+	}
+	var loaded runTree
+	if !loaded.load(want) {
+		t.Fatal("load refused sorted elements")
+	}
+	checkRuns(t, &loaded, want)
+	for len(want) > 0 { // empty it from both ends
+		e := want[0]
+		if len(want)%2 == 0 {
+			e = want[len(want)-1]
+			want = want[:len(want)-1]
+		} else {
+			want = want[1:]
+		}
+		if _, ok := loaded.delete(e.Name, e.Dot); !ok {
+			t.Fatal("loaded tree lost an element")
+		}
+		if len(want)%997 == 0 {
+			checkRuns(t, &loaded, want)
+		}
+	}
+	if loaded.root != nil || loaded.nodes != 0 || loaded.data != 0 {
+		t.Fatalf("empty tree holds %d nodes, %d bytes", loaded.nodes, loaded.data)
+	}
+}
