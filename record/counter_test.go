@@ -128,3 +128,48 @@ func TestMemSizeCountsCounters(t *testing.T) {
 		t.Fatalf("%d counts add %d bytes to MemSize, want at least %d", 2*bigElems, got, want)
 	}
 }
+
+// A field a delete left with increments it did not observe has counts and
+// no element; a base written under them keeps it once they add nothing.
+func TestBaseFieldKeepsFieldAtZero(t *testing.T) {
+	ts := uint64(0)
+	at := func(node NodeID) func() (Version, error) {
+		return func() (Version, error) {
+			ts++
+			return Version{TS: hlc.New(1000, 0) + hlc.Timestamp(ts), Node: node}, nil
+		}
+	}
+	write := func(rec Record, node NodeID, f func(op *TypedOp)) Record {
+		next := at(node)
+		v, _ := next()
+		op := BeginTyped(rec, rec.Typed != nil, KindHash, v, next)
+		f(op)
+		return op.Delta()
+	}
+	f := []byte("f")
+	a := Merge(Record{}, write(Record{}, 1, func(op *TypedOp) { op.SetField(f, []byte("10")) }))
+	b := a
+	b = Merge(b, write(b, 2, func(op *TypedOp) { op.IncrCounter(f, 5) })) // unseen at a
+	a = Merge(a, write(a, 1, func(op *TypedOp) { op.DelField(f) }))
+	a = Merge(a, b)
+	if v, ok := a.Typed.FieldValue(f); !ok || string(v) != "5" {
+		t.Fatalf("after the HDEL and the unseen increment: %q %v, want 5", v, ok)
+	}
+	for _, base := range []bool{false, true} {
+		dec := write(a, 1, func(op *TypedOp) {
+			if base {
+				if _, err := op.BaseField(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			op.IncrCounter(f, -5)
+		})
+		v, ok := Merge(a, dec).Typed.FieldValue(f)
+		if base && (!ok || string(v) != "0") {
+			t.Fatalf("with a base, the field brought to 0: %q %v, want 0", v, ok)
+		}
+		if !base && ok {
+			t.Fatalf("without a base, the field brought to 0 is %q; the test shows nothing", v)
+		}
+	}
+}
