@@ -273,6 +273,43 @@ func TestShutdownWaitsForPeersAbortAndSecondSignal(t *testing.T) {
 	t.Logf("the second signal exited in %v", time.Since(start))
 }
 
+// TestSignalRightAfterAbortIsAFirstOne: a signal that comes as soon as
+// SHUTDOWN ABORT has answered, before the aborted shutdown has returned,
+// starts a shutdown of its own that waits for the peer again; it is not
+// a second signal. Each round aborts that one too, the node serving on.
+func TestSignalRightAfterAbortIsAFirstOne(t *testing.T) {
+	ctx := context.Background()
+	b := startMeshNode(t, t.TempDir(), 0)
+	a := startMeshNode(t, t.TempDir(), 0, "--peer", b.maddr(), "--shutdown-timeout", "120")
+	waitConnected(t, 1, a, b)
+	b.cmd.Process.Signal(syscall.SIGSTOP)
+	defer b.cmd.Process.Signal(syscall.SIGCONT)
+	if err := a.c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	abort := dialRaw(t, a.addr)
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	for round := 1; round <= 5; round++ {
+		waitUntil(t, 10*time.Second, fmt.Sprintf("shutdown %d to wait for the peer", round), func() bool {
+			return strings.Count(a.out.String(), "waiting for peers to acknowledge") == round
+		})
+		if got, _ := abort.do("SHUTDOWN ABORT"); got != "+OK" {
+			t.Fatalf("round %d: SHUTDOWN ABORT = %q", round, got)
+		}
+		a.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	waitUntil(t, 10*time.Second, "the last signal's shutdown to wait for the peer", func() bool {
+		return strings.Count(a.out.String(), "waiting for peers to acknowledge") == 6
+	})
+	if strings.Contains(a.out.String(), "second signal") {
+		t.Fatalf("a signal after an abort was taken for a second one:\n%s", a.out)
+	}
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	if code := a.exitCode(t, 10*time.Second); code != 1 {
+		t.Fatalf("exit code %d after a second SIGTERM, want 1\n%s", code, a.out)
+	}
+}
+
 // TestShutdownTimeoutAndNow: SHUTDOWN NOW does not wait for a peer that
 // does not acknowledge, nor does any shutdown under shutdown-timeout 0,
 // given at start or by CONFIG SET.
