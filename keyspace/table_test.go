@@ -90,7 +90,7 @@ func TestTableMatchesMap(t *testing.T) {
 	}
 	for i := range tab.shards {
 		s := &tab.shards[i]
-		if s.garbage > s.live+4*chunkSize+chunkSize {
+		if s.garbage > s.live+compactSlack+chunkSize {
 			t.Fatalf("shard %d holds %d bytes of garbage for %d live", i, s.garbage, s.live)
 		}
 	}
