@@ -55,9 +55,10 @@ const (
 	groupCount = 1 << groupBits
 
 	// A shard holds whole chunks, so the last one's unused part is memory
-	// held for nothing: 64 KiB chunks keep that under 4 MiB over 64
-	// shards, where 256 KiB ones held up to 16 MiB (100,000 small hashes
-	// took 32 MiB of chunks for 23 MiB of data).
+	// held for nothing: 64 KiB chunks keep that under 4 MiB over the 64
+	// shards, which matters for a keyspace of tens of megabytes. Smaller
+	// ones would lose more at every chunk's end, where a span that does
+	// not fit leaves the rest unused.
 	chunkBits = 16
 	chunkSize = 1 << chunkBits
 	// bigValue is the length from which a value is stored on its own: a
