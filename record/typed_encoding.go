@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -549,7 +550,7 @@ func (r *typedReader) elems(what string, min int, which int, times bool) []Elem 
 			if i > 0 {
 				prev = out[i-1].Name
 			}
-			e.Name, names = r.suffixed(prev, names)
+			e.Name, names = r.suffixed(prev, names, n-i)
 		}
 		e.Dot = r.dot("dot")
 		switch {
@@ -574,10 +575,12 @@ func (r *typedReader) elems(what string, min int, which int, times bool) []Elem 
 	return out
 }
 
-// suffixed reads a name appendSuffix wrote after prev. A name that shares
-// no prefix aliases the input; one that does is built at the end of names,
-// which it returns grown.
-func (r *typedReader) suffixed(prev, names []byte) ([]byte, []byte) {
+// suffixed reads a name appendSuffix wrote after prev, the first of left
+// names still to read in its list. A name that shares no prefix aliases
+// the input; one that does is built at the end of names, which it returns
+// grown: by room for left names of this one's length when it must grow,
+// so that a list's names take one allocation when they are about as long.
+func (r *typedReader) suffixed(prev, names []byte, left int) ([]byte, []byte) {
 	shared := r.uvarint("name prefix")
 	rest := r.bytes("name")
 	if r.err != nil {
@@ -589,6 +592,10 @@ func (r *typedReader) suffixed(prev, names []byte) ([]byte, []byte) {
 	}
 	if shared == 0 {
 		return rest, names
+	}
+	n := int(shared) + len(rest)
+	if len(names)+n > cap(names) {
+		names = slices.Grow(names, left*n)
 	}
 	at := len(names)
 	names = append(names, prev[:shared]...)
