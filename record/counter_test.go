@@ -173,3 +173,74 @@ func TestBaseFieldKeepsFieldAtZero(t *testing.T) {
 		}
 	}
 }
+
+// ParseInt accepts what Redis's string2ll accepts, and only that.
+func TestParseIntAsRedis(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"7", 7, true},
+		{"-7", -7, true},
+		{"1234567890", 1234567890, true},
+		{"9223372036854775807", math.MaxInt64, true},
+		{"-9223372036854775808", math.MinInt64, true},
+		{"9223372036854775808", 0, false},
+		{"-9223372036854775809", 0, false},
+		{"18446744073709551615", 0, false},
+		{"18446744073709551616", 0, false},
+		{"99999999999999999999", 0, false},
+		{"", 0, false},
+		{"-", 0, false},
+		{"+5", 0, false},
+		{"007", 0, false},
+		{"00", 0, false},
+		{"-0", 0, false},
+		{"-07", 0, false},
+		{" 5", 0, false},
+		{"5 ", 0, false},
+		{"1a", 0, false},
+		{"1.0", 0, false},
+		{"1e3", 0, false},
+		{"0x10", 0, false},
+		{"1_000", 0, false},
+		{"5\x00", 0, false},
+		{"--5", 0, false},
+	} {
+		got, ok := ParseInt([]byte(tc.in))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ParseInt(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+	// Every int64 printed reads back.
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		v := int64(r.Uint64()) >> r.IntN(64)
+		if got, ok := ParseInt(strconv.AppendInt(nil, v, 10)); !ok || got != v {
+			t.Fatalf("ParseInt(%d) = %d, %v", v, got, ok)
+		}
+	}
+}
+
+// A counter whose base is a string INCR refuses, "007" (a SET at one node
+// concurrent with an INCR at another), is not added to as the integer 7
+// but as a number, as INCRBYFLOAT reads it: the value shown is the same
+// sum, printed as a long double.
+func TestCounterBaseNotAnInteger(t *testing.T) {
+	if v, ok := intCounterValue([]byte("007"), 1, true, nil); ok {
+		t.Fatalf("base 007 read as an integer: %s", v)
+	}
+	if v, ok := intCounterValue([]byte("+5"), 1, true, nil); ok {
+		t.Fatalf("base +5 read as an integer: %s", v)
+	}
+	if v, ok := intCounterValue([]byte("5"), 1, true, nil); !ok || string(v) != "6" {
+		t.Fatalf("base 5 plus 1: %s, %v", v, ok)
+	}
+	for base, want := range map[string]string{"007": "8", "+5": "6", "-0": "1", "5": "6", "x": "x"} {
+		if got := counterValue([]byte(base), []Count{{Total: 1}}); string(got) != want {
+			t.Errorf("base %q plus 1 shows %q, want %q", base, got, want)
+		}
+	}
+}
