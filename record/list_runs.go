@@ -623,7 +623,12 @@ func (n *runNode) setFirst() {
 
 // newLeaf is a leaf of t holding run data.
 func (t *runTree) newLeaf(data []byte, n int) *runNode {
-	l := &runNode{id: t.id, n: n, data: data, tail: tailOf(data)}
+	return t.newLeafTail(data, n, tailOf(data))
+}
+
+// newLeafTail is newLeaf for a run whose tail the caller knows.
+func (t *runTree) newLeafTail(data []byte, n int, tl runTail) *runNode {
+	l := &runNode{id: t.id, n: n, data: data, tail: tl}
 	l.setFirst()
 	t.nodes++
 	t.data += int64(len(data))
@@ -638,7 +643,7 @@ func (t *runTree) set(e Elem) (old Elem, replaced bool) {
 	pe := toPacked(e, buf[:0])
 	t.plain += int64(len(e.Name) + len(e.Value))
 	if t.root == nil {
-		t.root = t.newLeaf(appendPacked(nil, nil, pe), 1)
+		t.root = t.newLeafTail(appendPacked(nil, nil, pe), 1, runTail{})
 		return Elem{}, false
 	}
 	t.root = t.mut(t.root)
@@ -1015,10 +1020,11 @@ func (t *runTree) load(elems []Elem) bool {
 	var row []*runNode
 	var run []byte
 	var prev []level
+	var tail runTail
 	count := 0
 	flush := func() {
 		if count > 0 {
-			row = append(row, t.newLeaf(slices.Clip(bytes.Clone(run)), count))
+			row = append(row, t.newLeafTail(slices.Clip(bytes.Clone(run)), count, tail))
 		}
 		run, prev, count = run[:0], nil, 0
 	}
@@ -1031,9 +1037,15 @@ func (t *runTree) load(elems []Elem) bool {
 			run = run[:k]
 			flush()
 			run = appendPacked(run, nil, pe)
+			k = 0
 		}
+		tail = runTail{off: k, lv: prev}
 		count++
-		prev = pe.lv
+		if !pe.raw {
+			prev = pe.lv
+		} else {
+			prev = nil
+		}
 	}
 	flush()
 	for len(row) > 1 {
