@@ -925,6 +925,17 @@ func (t *runTree) descendAt(i int, fn func(Elem) bool) {
 func descendRunsAt(n *runNode, i int, arena *[]byte, fn func(Elem) bool) bool {
 	if n.kids == nil {
 		var c runCursor
+		if i == n.n-1 {
+			// from the last (RPOP), found from the leaf's tail
+			c.resume(n.data, n.tail)
+			c.next()
+			if !fn(c.elem(arena)) {
+				return false
+			}
+			if i--; i < 0 {
+				return true
+			}
+		}
 		c.reset(n.data)
 		elems := make([]Elem, 0, i+1)
 		for j := 0; j <= i && c.next(); j++ {

@@ -253,6 +253,16 @@ func TestRunTreeTail(t *testing.T) {
 			if len(up) != 1 || compareElem(up[0], want[len(want)-1]) != 0 {
 				t.Fatalf("step %d: ascend from the last reads %d elements", step, len(up))
 			}
+			var down []Elem
+			tr.descendAt(len(want)-1, func(e Elem) bool { down = append(down, e); return len(down) < 3 })
+			for k, e := range down {
+				if compareElem(e, want[len(want)-1-k]) != 0 {
+					t.Fatalf("step %d: descend from the last reads %x at %d", step, e.Name, k)
+				}
+			}
+			if len(down) != min(3, len(want)) {
+				t.Fatalf("step %d: descend from the last reads %d elements", step, len(down))
+			}
 			last := want[len(want)-1].Name
 			if run := tr.run(last); len(run) != 1 || compareElem(run[0], want[len(want)-1]) != 0 {
 				t.Fatalf("step %d: run of the last holds %d", step, len(run))
