@@ -31,12 +31,12 @@ type Stability struct {
 	// reported or forgotten) is its ID in idle alone: its state is the
 	// zero state, the same for all of them, so Update counts them and takes
 	// the lowest of their IDs (idle is sorted and free of duplicates once
-	// tidy) instead of reading each, and a node of a mesh of 10,000
+	// tidied) instead of reading each, and a node of a mesh of 10,000
 	// members, linked to a few dozen, keeps 8 bytes for each of the rest.
 	// members indexes list, the members with a state of their own; list is
 	// read in order where a map of pointers took a cache miss each.
 	idle    []PeerID
-	tidy    bool
+	untidy  bool // idle may be out of order or hold duplicates
 	members map[PeerID]int
 	list    []memberStability
 	self    PeerID
@@ -76,7 +76,7 @@ type memberStability struct {
 
 // NewStability starts with the stable time saved before (0 if none).
 func NewStability(self PeerID, saved hlc.Timestamp) *Stability {
-	return &Stability{members: map[PeerID]int{}, self: self, stable: saved, tidy: true}
+	return &Stability{members: map[PeerID]int{}, self: self, stable: saved}
 }
 
 // member returns id's state, made a member if it was not; the pointer is
@@ -108,7 +108,7 @@ func (s *Stability) find(id PeerID) *memberStability {
 // looking (a node learns every member of a large mesh at its start, and a
 // search of the sorted list at each would move it whole each time).
 func (s *Stability) tidyIdle() {
-	if s.tidy {
+	if !s.untidy {
 		return
 	}
 	slices.Sort(s.idle)
@@ -116,7 +116,7 @@ func (s *Stability) tidyIdle() {
 	if cap(s.idle) > len(s.idle)+len(s.idle)/4+16 {
 		s.idle = slices.Clone(s.idle)
 	}
-	s.tidy = true
+	s.untidy = false
 }
 
 // Member makes id a member (a remembered or configured peer, not yet
@@ -126,7 +126,7 @@ func (s *Stability) Member(id PeerID) {
 		return
 	}
 	if n := len(s.idle); n > 0 && s.idle[n-1] >= id {
-		s.tidy = false
+		s.untidy = true
 	}
 	s.idle = append(s.idle, id)
 }
