@@ -167,6 +167,8 @@ type peerState struct {
 	ackIn   Stream
 	ackInW  *bufio.Writer
 	ackInMu sync.Mutex
+	// push is the stream our pushes go to the peer on (pushstream.go).
+	push *pushOut
 	// downSince is when its link last closed.
 	downSince time.Time
 }
@@ -311,6 +313,8 @@ func (e events) Stream(proto protocol.ID, s Stream) {
 		e.m.serveMerkle(s)
 	case protoAck:
 		e.m.serveAck(s)
+	case protoPush:
+		e.m.servePush(s)
 	case protoPeers:
 		e.m.servePeers(s)
 	case protoSnapshot:
@@ -422,7 +426,7 @@ func (m *Mesh) linkUp(p peer.ID, addr string) {
 		return
 	}
 	m.log.Info("peer connected", "peer", p.String(), "addr", addr)
-	m.poke(m.ackSignal) // opens the ack stream, on which the peer can ask
+	m.poke(m.ackSignal) // opens the push stream, and the ack stream, on which the peer can ask
 	m.goRun(func() { m.exchangePeers(p) })
 }
 
@@ -449,6 +453,7 @@ func (m *Mesh) linkDown(p peer.ID) {
 			ps.ackStream.Reset()
 			ps.ackStream, ps.ackW, ps.ackReset = nil, nil, false
 		}
+		ps.closePush()
 	})
 	if !down {
 		return

@@ -434,9 +434,9 @@ type errReader struct{ err error }
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // TestPushOrigin: pushes are unsigned, so a push counts toward its origin's
-// acknowledgement only when the origin itself handed it over; a forwarded
-// one is merged but moves nothing, and a forged copy cannot take the real
-// push's message ID.
+// acknowledgement only when it came on the origin's own push stream; one
+// GossipSub relayed is merged but moves nothing, and a forged copy cannot
+// take the real push's message ID.
 func TestPushOrigin(t *testing.T) {
 	m, l := startTestMesh(t)
 	var ids []peer.ID
@@ -446,26 +446,28 @@ func TestPushOrigin(t *testing.T) {
 		ids = append(ids, id)
 	}
 	origin, relay := ids[0], ids[1]
-	push := func(key string, prev, to uint64) pushMsg {
+	encoded := func(key string, prev, to uint64) []byte {
 		v := record.Version{TS: 1 << 30, Node: record.NodeID(nodeIDOf(origin))}
 		rec := record.Record{Value: record.Value{Version: v, Data: []byte(key)}, Expiry: record.Expiry{Version: v}}
-		pm, err := decodePushMsg(appendPushMsg(nil, 7, prev, to, []merkle.Record{{Key: []byte(key), Payload: record.Encode(rec)}}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pm
+		return appendPushMsg(nil, 7, prev, to, []merkle.Record{{Key: []byte(key), Payload: record.Encode(rec)}})
 	}
-	m.merge(relay, origin, push("forwarded", 0, 1))
-	if r := l.db.Get([]byte("forwarded")); string(r.Value.Data) != "forwarded" {
-		t.Fatal("forwarded push not merged")
+	if !m.received(relay, origin, encoded("relayed", 0, 1)) {
+		t.Fatal("relayed push refused")
+	}
+	if r := l.db.Get([]byte("relayed")); string(r.Value.Data) != "relayed" {
+		t.Fatal("relayed push not merged")
 	}
 	m.mu.Lock()
 	prog := m.r.Peer(m.midOf(origin)).Progress
 	m.mu.Unlock()
 	if prog.Epoch != 0 || prog.Acked != 0 {
-		t.Fatalf("a forwarded push moved its claimed origin's progress: %+v", prog)
+		t.Fatalf("a relayed push moved its claimed origin's progress: %+v", prog)
 	}
-	m.merge(origin, origin, push("direct", 0, 2))
+	pm, err := decodePushMsg(encoded("direct", 0, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.merge(origin, pm)
 	m.mu.Lock()
 	prog = m.r.Peer(m.midOf(origin)).Progress
 	m.mu.Unlock()

@@ -22,8 +22,8 @@ import (
 const permanentTTL = peerstore.PermanentAddrTTL
 
 // p2p is the mesh's Transport over libp2p: the host (host.go) with its
-// gater and bandwidth counter, GossipSub for pushes (push.go), mDNS on a
-// LAN.
+// gater and bandwidth counter, GossipSub to relay pushes (push.go), mDNS
+// on a LAN.
 type p2p struct {
 	cfg     *Config
 	log     *slog.Logger
@@ -72,7 +72,7 @@ func (t *p2p) Start(hd Handler) error {
 	if err := t.startPubsub(hd); err != nil {
 		return err
 	}
-	for _, p := range []protocol.ID{protoLog, protoMerkle, protoAck, protoPeers, protoSnapshot} {
+	for _, p := range []protocol.ID{protoPush, protoLog, protoMerkle, protoAck, protoPeers, protoSnapshot} {
 		t.h.SetStreamHandler(p, func(s network.Stream) { hd.Stream(p, p2pStream{s}) })
 	}
 	t.h.Network().Notify(&network.NotifyBundle{

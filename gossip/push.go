@@ -19,9 +19,8 @@ import (
 	"github.com/redmesh/redmesh/wal"
 )
 
-// Eager push over GossipSub. Only local writes are published: GossipSub
-// already carries a message to every subscriber, and a remote write that
-// wins here is not published again. Each message is
+// Eager push. Only local writes are pushed: a remote write that wins here
+// is not pushed again. Each message is
 //
 //	byte 1 (version) | uvarint epoch | uvarint prev | uvarint to | mesh push
 //
@@ -31,6 +30,13 @@ import (
 // now has them up to to, and acknowledges that to the origin (for WAIT);
 // one that missed a message (prev beyond what it has) reads the origin's
 // log instead.
+//
+// The origin sends each message on a push stream of its own to every peer
+// linked to it (pushstream.go), read on arrival straight into the merge.
+// GossipSub carries it too, only while a member is not linked to us, so
+// that the peers linked to both relay it there; a copy whose origin is
+// linked to the receiver is not merged from GossipSub, the origin's stream
+// brings it.
 
 const pushVersion = 1
 
@@ -42,7 +48,7 @@ const maxLocalQueue = 1 << 16
 // a peer has not acknowledged.
 const maxLocalSeqs = 1 << 20
 
-// pushQueue bounds the pushes waiting to be merged.
+// pushQueue bounds the relayed pushes waiting to be validated.
 const pushQueue = 4096
 
 type pushItem struct {
@@ -50,11 +56,13 @@ type pushItem struct {
 	rec merkle.Record
 }
 
-// topicName is the push topic of a mesh. Version 2: messages are not
-// signed (see startPubsub), which version 1 nodes refuse.
-func topicName(mesh string) string { return "/redmesh/push/2/" + mesh }
+// topicName is the push topic of a mesh. Version 3: it relays for peers
+// not linked to the origin, whose copies version 2 nodes, which push only
+// here, would find no longer merged from it.
+func topicName(mesh string) string { return "/redmesh/push/3/" + mesh }
 
-// startPubsub joins the push topic.
+// startPubsub joins the push topic, which relays pushes to the members not
+// linked to their origin.
 //
 // Messages are not signed (StrictNoSign): an Ed25519 signature on every push
 // and its verification on every receiver took about a quarter of each
@@ -65,11 +73,9 @@ func topicName(mesh string) string { return "/redmesh/push/2/" + mesh }
 //     an admitted peer may write any record anyway (its pushes, log replies
 //     and Merkle sessions all end in mesh.Admit and the merge rule).
 //   - The origin (From) matters only for the origin's log bookkeeping, which
-//     feeds WAIT's acknowledgements, and the receiver checks it another way:
-//     From counts only when the peer that handed over the message is From
-//     itself, as authenticated by Noise (flood publish sends each push
-//     straight to every connected peer). A forwarded copy is applied like
-//     any peer's records but never moves the origin's acknowledgement.
+//     feeds WAIT's acknowledgements, and only the push stream, whose remote
+//     is the origin as Noise authenticated it, moves it. A copy from
+//     GossipSub is applied like any peer's records and moves nothing.
 //   - The message ID hashes the whole message, so a peer that forges a push
 //     under another's From and sequence number cannot suppress the real one.
 func (t *p2p) startPubsub(hd Handler) error {
@@ -79,8 +85,8 @@ func (t *p2p) startPubsub(hd Handler) error {
 		pubsub.WithMessageIdFn(pushMsgID),
 		pubsub.WithPeerExchange(true),
 		pubsub.WithFloodPublish(true),
-		// Pushes are merged in the validator (see validatePush): its queue
-		// absorbs a burst.
+		// Relayed pushes are merged in the validator (see validatePush):
+		// its queue absorbs a burst.
 		pubsub.WithValidateQueueSize(pushQueue),
 	)
 	if err != nil {
@@ -164,11 +170,11 @@ func decodePushMsg(b []byte) (pushMsg, error) {
 
 // validatePush runs before GossipSub delivers or forwards a message, in
 // one of GossipSub's validation workers (inline), and has the mesh merge
-// it there: a push is visible here two goroutine hand-offs sooner than
-// through a subscription, and GossipSub validates each message once, so
-// each is merged once. A malformed one is rejected (and its sender
-// penalised by GossipSub). Our own pushes, validated as they are
-// published, were built here and are not decoded.
+// it there: two goroutine hand-offs sooner than through a subscription,
+// and GossipSub validates each message once, so each is merged once. A
+// malformed one is rejected (and its sender penalised by GossipSub). Our
+// own pushes, validated as they are published, were built here and are
+// not decoded.
 func (t *p2p) validatePush(hd Handler, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	if from == t.h.ID() {
 		return pubsub.ValidationAccept
@@ -179,16 +185,25 @@ func (t *p2p) validatePush(hd Handler, from peer.ID, msg *pubsub.Message) pubsub
 	return pubsub.ValidationAccept
 }
 
-// received takes a push from a peer: a malformed one disconnects the peer
-// that sent it; one of ours coming back is not merged again.
+// received takes a push GossipSub relayed, made by origin, from a peer: a
+// malformed one disconnects the peer that sent it. One whose origin is
+// linked to us is only relayed: the origin's push stream brings it, and a
+// copy lost there shows as a gap in the next. Otherwise its records are
+// merged; they move nothing of the origin's progress (startPubsub).
 func (m *Mesh) received(from, origin peer.ID, msg []byte) bool {
 	pm, err := decodePushMsg(msg)
 	if err != nil {
 		m.misbehaved(from, "push", err)
 		return false
 	}
-	if origin != m.self {
-		m.merge(from, origin, pm)
+	if origin == m.self || m.tr.Connected(origin) {
+		return true
+	}
+	m.st.pushReceived.Add(uint64(len(pm.recs)))
+	n, err := m.apply(from, pm.recs)
+	m.st.pushApplied.Add(uint64(n))
+	if err != nil && !errors.As(err, new(*mesh.RefusedError)) && m.ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
+		m.log.Error("apply relayed push", "origin", origin.String(), "err", err)
 	}
 	return true
 }
@@ -271,6 +286,7 @@ func (m *Mesh) LastLocalSeq() uint64 {
 func (m *Mesh) publisher() {
 	b := mesh.Batcher[pushItem]{}
 	var bytes int
+	var outs []*pushOut
 	publish := func(batch []pushItem) {
 		if len(batch) == 0 {
 			return
@@ -282,26 +298,35 @@ func (m *Mesh) publisher() {
 		m.pushMu.Lock()
 		m.mu.Lock()
 		h = m.r.PushHeader(batch[0].seq, to)
+		outs = m.pushOuts(outs[:0])
+		// A member not linked to us gets the push only if GossipSub
+		// relays it through one linked to both.
+		relay := len(m.wanted) > int(m.linked.Load())
 		m.mu.Unlock()
 		m.pushMu.Unlock()
 		recs := make([]merkle.Record, len(batch))
 		for i, it := range batch {
 			recs[i] = it.rec
 		}
-		// A fresh buffer each time: GossipSub keeps the data (its peer
-		// queues marshal it later, its cache serves it to IWANT), so reusing
-		// one corrupted queued messages.
+		// A fresh buffer each time: the push streams' queues hold it, and
+		// GossipSub keeps it (its peer queues marshal it later, its cache
+		// serves it to IWANT).
 		msg := appendPushMsg(make([]byte, 0, size), h.Epoch, h.Prev, h.To, recs)
-		if err := m.tr.Publish(m.ctx, msg); err != nil {
-			// Receivers see the hole: the next push's prev is past what
-			// they have, and they read our log.
-			if m.ctx.Err() == nil {
+		for _, o := range outs {
+			if !o.send(msg) {
+				// The peer sees the hole: the next push's prev is past
+				// what it has, and it reads our log.
+				m.st.pushDropped.Add(uint64(len(batch)))
+			}
+		}
+		clear(outs)
+		if relay {
+			if err := m.tr.Publish(m.ctx, msg); err != nil && m.ctx.Err() == nil {
 				m.log.Warn("publish push", "err", err)
 			}
-		} else {
-			m.st.pushBatches.Add(1)
-			m.st.pushRecords.Add(uint64(len(batch)))
 		}
+		m.st.pushBatches.Add(1)
+		m.st.pushRecords.Add(uint64(len(batch)))
 	}
 	for {
 		select {
@@ -337,12 +362,11 @@ func (m *Mesh) publisher() {
 	}
 }
 
-// merge applies a push that peer from handed over, made by origin, and
-// tells the replicator: the origin's own copy moves what we acknowledge of
-// its log, or shows a gap; a forwarded one with news reads its log.
-func (m *Mesh) merge(from, origin peer.ID, pm pushMsg) {
+// merge applies a push that arrived on origin's push stream and tells the
+// replicator: it moves what we acknowledge of origin's log, or shows a gap.
+func (m *Mesh) merge(origin peer.ID, pm pushMsg) {
 	m.st.pushReceived.Add(uint64(len(pm.recs)))
-	n, err := m.apply(from, pm.recs)
+	n, err := m.apply(origin, pm.recs)
 	m.st.pushApplied.Add(uint64(n))
 	h := mesh.PushHeader{Origin: m.midOf(origin), Epoch: pm.epoch, Prev: pm.prev, To: pm.to, At: time.Now()}
 	if err != nil {
@@ -356,5 +380,5 @@ func (m *Mesh) merge(from, origin peer.ID, pm pushMsg) {
 			m.log.Error("apply pushed records", "origin", origin.String(), "err", err)
 		}
 	}
-	m.step(func() { m.r.Step(m.midOf(from), h) })
+	m.step(func() { m.r.Step(h.Origin, h) })
 }

@@ -12,9 +12,11 @@ import (
 
 // Transport is what the mesh needs from the network, as memberlist's
 // Transport is what memberlist needs: this node's identity, its pushes
-// published and its peers' handed over, streams of a protocol opened to a
-// peer and accepted from one, links going up and down, dialling, and the
-// peers' addresses for discovery. The node runs it over libp2p (p2p.go).
+// relayed to the members not linked to it and others' relayed to it
+// (pushes to linked peers go on streams of their own), streams of a
+// protocol opened to a peer and accepted from one, links going up and
+// down, dialling, and the peers' addresses for discovery. The node runs it
+// over libp2p (p2p.go).
 type Transport interface {
 	// Self is this node's peer ID; Addrs the full addresses peers dial it
 	// at.
@@ -23,7 +25,8 @@ type Transport interface {
 	// Start hands every event to h from now on and starts listening:
 	// nothing reaches the mesh before it is ready for it.
 	Start(h Handler) error
-	// Publish sends a push to the peers.
+	// Publish hands a push to the linked peers to relay it on to the
+	// members not linked to us.
 	Publish(ctx context.Context, msg []byte) error
 	// Open opens a stream of protocol proto to p.
 	Open(ctx context.Context, p peer.ID, proto protocol.ID) (Stream, error)
@@ -46,7 +49,7 @@ type Transport interface {
 
 // Handler is what a Transport tells the mesh.
 type Handler interface {
-	// Push is a push published by origin that peer from handed over; false
+	// Push is a push published by origin that peer from relayed; false
 	// rejects it (malformed: the transport does not forward it).
 	Push(from, origin peer.ID, msg []byte) bool
 	// Stream is a stream of protocol proto a peer opened.
