@@ -209,7 +209,7 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 	if err != nil {
 		return nil, err
 	}
-	name := "open" // the mesh's name: push topic and mDNS service
+	name := "open" // the mesh's name: its mDNS service
 	if cfg.PSK != nil {
 		sum := sha256.Sum256(cfg.PSK)
 		name = "psk-" + hex.EncodeToString(sum[:8])
@@ -300,10 +300,9 @@ func (m *Mesh) start(tr Transport, boot []peer.AddrInfo) error {
 // events is the mesh as its transport's Handler.
 type events struct{ m *Mesh }
 
-func (e events) Push(from, origin peer.ID, msg []byte) bool { return e.m.received(from, origin, msg) }
-func (e events) LinkUp(p peer.ID, addr string)              { e.m.linkUp(p, addr) }
-func (e events) LinkDown(p peer.ID)                         { e.m.linkDown(p) }
-func (e events) Found(p peer.ID)                            { e.m.want(p, false) }
+func (e events) LinkUp(p peer.ID, addr string) { e.m.linkUp(p, addr) }
+func (e events) LinkDown(p peer.ID)            { e.m.linkDown(p) }
+func (e events) Found(p peer.ID)               { e.m.want(p, false) }
 
 func (e events) Stream(proto protocol.ID, s Stream) {
 	switch proto {

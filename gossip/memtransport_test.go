@@ -19,9 +19,7 @@ import (
 )
 
 // memNet is an in-memory network for meshes under test, in one process:
-// links, streams (net.Pipe), relayed pushes (each handed to every linked
-// peer, and on by each that accepts it, once a node, as GossipSub's flood
-// publish and relaying do), partitions and pushes lost on the push
+// links, streams (net.Pipe), partitions and pushes lost on the push
 // streams. Handlers run outside its lock, as libp2p's notifications do.
 type memNet struct {
 	mu    sync.Mutex
@@ -31,8 +29,6 @@ type memNet struct {
 	// drop is how many of the next pushes on the push stream from one
 	// node to another are lost.
 	drop map[[2]peer.ID]int
-	// published counts the pushes handed to Publish.
-	published int
 }
 
 type memLink struct{ streams []net.Conn }
@@ -142,33 +138,6 @@ func cmpID(a, b peer.ID) int {
 		return 1
 	}
 	return 0
-}
-
-func (t *memTransport) Publish(_ context.Context, msg []byte) error {
-	t.net.mu.Lock()
-	t.net.published++
-	t.net.mu.Unlock()
-	type hop struct{ from, to *memTransport }
-	seen := map[peer.ID]bool{t.id: true}
-	var next []hop
-	for _, q := range t.linked() {
-		next = append(next, hop{t, q})
-	}
-	for len(next) > 0 {
-		h := next[0]
-		next = next[1:]
-		if seen[h.to.id] {
-			continue
-		}
-		seen[h.to.id] = true
-		if !h.to.hd.Push(h.from.id, t.id, slices.Clone(msg)) {
-			continue
-		}
-		for _, q := range h.to.linked() {
-			next = append(next, hop{h.to, q})
-		}
-	}
-	return nil
 }
 
 func (t *memTransport) Open(_ context.Context, p peer.ID, proto protocol.ID) (Stream, error) {

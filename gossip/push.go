@@ -1,16 +1,12 @@
 package gossip
 
 import (
-	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
 	"time"
 
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redmesh/redmesh/merkle"
@@ -33,10 +29,9 @@ import (
 //
 // The origin sends each message on a push stream of its own to every peer
 // linked to it (pushstream.go), read on arrival straight into the merge.
-// GossipSub carries it too, only while a member is not linked to us, so
-// that the peers linked to both relay it there; a copy whose origin is
-// linked to the receiver is not merged from GossipSub, the origin's stream
-// brings it.
+// Discovery keeps every member linked to every other; one that is not (a
+// partition between two nodes only) gets the origin's writes by
+// anti-entropy, from a peer that has them.
 
 const pushVersion = 1
 
@@ -48,82 +43,9 @@ const maxLocalQueue = 1 << 16
 // a peer has not acknowledged.
 const maxLocalSeqs = 1 << 20
 
-// pushQueue bounds the relayed pushes waiting to be validated.
-const pushQueue = 4096
-
 type pushItem struct {
 	seq uint64
 	rec merkle.Record
-}
-
-// topicName is the push topic of a mesh. Version 3: it relays for peers
-// not linked to the origin, whose copies version 2 nodes, which push only
-// here, would find no longer merged from it.
-func topicName(mesh string) string { return "/redmesh/push/3/" + mesh }
-
-// startPubsub joins the push topic, which relays pushes to the members not
-// linked to their origin.
-//
-// Messages are not signed (StrictNoSign): an Ed25519 signature on every push
-// and its verification on every receiver took about a quarter of each
-// node's CPU and a large part of a write's propagation time. That is safe
-// because signatures add nothing the mesh needs:
-//   - Every peer is admitted by the private network key or the allowlist and
-//     authenticated by Noise; only admitted peers can deliver a message, and
-//     an admitted peer may write any record anyway (its pushes, log replies
-//     and Merkle sessions all end in mesh.Admit and the merge rule).
-//   - The origin (From) matters only for the origin's log bookkeeping, which
-//     feeds WAIT's acknowledgements, and only the push stream, whose remote
-//     is the origin as Noise authenticated it, moves it. A copy from
-//     GossipSub is applied like any peer's records and moves nothing.
-//   - The message ID hashes the whole message, so a peer that forges a push
-//     under another's From and sequence number cannot suppress the real one.
-func (t *p2p) startPubsub(hd Handler) error {
-	ps, err := pubsub.NewGossipSub(t.ctx, t.h,
-		pubsub.WithMaxMessageSize(maxPushMessage),
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
-		pubsub.WithMessageIdFn(pushMsgID),
-		pubsub.WithPeerExchange(true),
-		pubsub.WithFloodPublish(true),
-		// Relayed pushes are merged in the validator (see validatePush):
-		// its queue absorbs a burst.
-		pubsub.WithValidateQueueSize(pushQueue),
-	)
-	if err != nil {
-		return fmt.Errorf("gossipsub: %w", err)
-	}
-	t.ps = ps
-	name := topicName(t.name)
-	validate := func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-		return t.validatePush(hd, from, msg)
-	}
-	if err := ps.RegisterTopicValidator(name, validate, pubsub.WithValidatorInline(true)); err != nil {
-		return err
-	}
-	if t.topic, err = ps.Join(name); err != nil {
-		return err
-	}
-	// Relay, not Subscribe: it joins the topic's mesh just the same (peers
-	// send us pushes, we forward them), but pubsub does not also hand every
-	// message, ours included, to a subscription we would only discard:
-	// validatePush has merged it already.
-	if t.unrelay, err = t.topic.Relay(); err != nil {
-		return err
-	}
-	return nil
-}
-
-// pushMsgID is a message's GossipSub ID: a hash of its author, sequence
-// number and data, unambiguously framed.
-func pushMsgID(pm *pb.Message) string {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	for _, b := range [][]byte{pm.From, pm.Seqno} {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
-		h.Write(b)
-	}
-	h.Write(pm.Data)
-	return string(h.Sum(nil))
 }
 
 type pushMsg struct {
@@ -166,46 +88,6 @@ func decodePushMsg(b []byte) (pushMsg, error) {
 	}
 	pm.recs = d.Push
 	return pm, checkRecords(pm.recs)
-}
-
-// validatePush runs before GossipSub delivers or forwards a message, in
-// one of GossipSub's validation workers (inline), and has the mesh merge
-// it there: two goroutine hand-offs sooner than through a subscription,
-// and GossipSub validates each message once, so each is merged once. A
-// malformed one is rejected (and its sender penalised by GossipSub). Our
-// own pushes, validated as they are published, were built here and are
-// not decoded.
-func (t *p2p) validatePush(hd Handler, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	if from == t.h.ID() {
-		return pubsub.ValidationAccept
-	}
-	if !hd.Push(from, msg.GetFrom(), msg.Data) {
-		return pubsub.ValidationReject
-	}
-	return pubsub.ValidationAccept
-}
-
-// received takes a push GossipSub relayed, made by origin, from a peer: a
-// malformed one disconnects the peer that sent it. One whose origin is
-// linked to us is only relayed: the origin's push stream brings it, and a
-// copy lost there shows as a gap in the next. Otherwise its records are
-// merged; they move nothing of the origin's progress (startPubsub).
-func (m *Mesh) received(from, origin peer.ID, msg []byte) bool {
-	pm, err := decodePushMsg(msg)
-	if err != nil {
-		m.misbehaved(from, "push", err)
-		return false
-	}
-	if origin == m.self || m.tr.Connected(origin) {
-		return true
-	}
-	m.st.pushReceived.Add(uint64(len(pm.recs)))
-	n, err := m.apply(from, pm.recs)
-	m.st.pushApplied.Add(uint64(n))
-	if err != nil && !errors.As(err, new(*mesh.RefusedError)) && m.ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
-		m.log.Error("apply relayed push", "origin", origin.String(), "err", err)
-	}
-	return true
 }
 
 // Committed is the store's commit hook (through the node): it queues this
@@ -299,18 +181,13 @@ func (m *Mesh) publisher() {
 		m.mu.Lock()
 		h = m.r.PushHeader(batch[0].seq, to)
 		outs = m.pushOuts(outs[:0])
-		// A member not linked to us gets the push only if GossipSub
-		// relays it through one linked to both.
-		relay := len(m.wanted) > int(m.linked.Load())
 		m.mu.Unlock()
 		m.pushMu.Unlock()
 		recs := make([]merkle.Record, len(batch))
 		for i, it := range batch {
 			recs[i] = it.rec
 		}
-		// A fresh buffer each time: the push streams' queues hold it, and
-		// GossipSub keeps it (its peer queues marshal it later, its cache
-		// serves it to IWANT).
+		// A fresh buffer each time: the push streams' queues hold it.
 		msg := appendPushMsg(make([]byte, 0, size), h.Epoch, h.Prev, h.To, recs)
 		for _, o := range outs {
 			if !o.send(msg) {
@@ -320,11 +197,6 @@ func (m *Mesh) publisher() {
 			}
 		}
 		clear(outs)
-		if relay {
-			if err := m.tr.Publish(m.ctx, msg); err != nil && m.ctx.Err() == nil {
-				m.log.Warn("publish push", "err", err)
-			}
-		}
 		m.st.pushBatches.Add(1)
 		m.st.pushRecords.Add(uint64(len(batch)))
 	}
