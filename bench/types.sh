@@ -11,7 +11,8 @@
 #    client (ZRANGEBYSCORE of 10 members from a random score, ZRANK and
 #    ZSCORE of a random member).
 # Redis runs with appendonly yes, appendfsync everysec; redmesh with --fsync
-# everysec. Usage: [TESTS="zadd ..."] [LOADS="zmembers ..."] bench/types.sh
+# everysec. Requests per test: N1 at -P 1, N16 at -P 16 (100,000 and
+# 400,000). Usage: [TESTS="zadd ..."] [LOADS="zmembers ..."] bench/types.sh
 # [RUNS] (0: memory only)
 source "$(dirname "$0")/lib.sh"
 runs=${1:-3}
@@ -20,7 +21,7 @@ read -ra tests <<<"${TESTS:-hset sadd spop incr zadd}"
 read -ra loads <<<"${LOADS:-hashes members zmembers}"
 zlat=()
 
-measure() { rps "$1" -t "$2" -n $(($3 == 1 ? 100000 : 400000)) -c 50 -P "$3" -r 100000; }
+measure() { rps "$1" -t "$2" -n $(($3 == 1 ? ${N1:-100000} : ${N16:-400000})) -c 50 -P "$3" -r 100000; }
 compare "$runs" measure
 
 if ((runs > 0)); then ratios; fi

@@ -96,3 +96,38 @@ func converge(t *testing.T, a, b *meshNode, want map[string]string) {
 		}
 	}
 }
+
+// TestHincrbyToZeroAfterUnseenDelete: a DEL at one node that did not
+// observe an HINCRBY at the other leaves the field holding that
+// increment; an HINCRBY that brings it to 0 leaves the field at "0" on
+// both nodes, as Redis shows a field incremented to 0.
+func TestHincrbyToZeroAfterUnseenDelete(t *testing.T) {
+	ctx := context.Background()
+	a := startMeshNode(t, t.TempDir(), 0)
+	b := startMeshNode(t, t.TempDir(), 0, "--peer", a.maddr())
+	waitConnected(t, 1, a, b)
+	if err := a.c.HSet(ctx, "h", "f", "10").Err(); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, a, b, map[string]string{"h": "hash:f=10"})
+
+	// Apart: b increments, a deletes the hash without seeing it.
+	args := b.args
+	b.kill()
+	b.restart(t, "--no-mesh")
+	if err := b.c.HIncrBy(ctx, "h", "f", 5).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.c.Del(ctx, "h").Err(); err != nil {
+		t.Fatal(err)
+	}
+	b.kill()
+	b.restart(t, args...)
+	waitConnected(t, 1, a, b)
+	converge(t, a, b, map[string]string{"h": "hash:f=5"})
+
+	if got, err := a.c.HIncrBy(ctx, "h", "f", -5).Result(); err != nil || got != 0 {
+		t.Fatalf("HINCRBY h f -5: %d, %v; want 0", got, err)
+	}
+	converge(t, a, b, map[string]string{"h": "hash:f=0"})
+}

@@ -219,19 +219,7 @@ func TestSigtermDrainsClients(t *testing.T) {
 // it (the SHUTDOWN that started it gets Redis's error, the node serves on),
 // a SIGTERM's too; a second signal exits at once, with 1.
 func TestShutdownWaitsForPeersAbortAndSecondSignal(t *testing.T) {
-	ctx := context.Background()
-	bDir := t.TempDir()
-	b := startMeshNode(t, bDir, 0)
-	a := startMeshNode(t, t.TempDir(), 0, "--peer", b.maddr(), "--shutdown-timeout", "120")
-	waitConnected(t, 1, a, b)
-
-	// B stops answering (SIGSTOP keeps the link up): A's next write is
-	// never acknowledged.
-	b.cmd.Process.Signal(syscall.SIGSTOP)
-	defer b.cmd.Process.Signal(syscall.SIGCONT)
-	if err := a.c.Set(ctx, "k", "v", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
+	a := writeUnacknowledged(t)
 
 	replies := make(chan string, 1)
 	go func() { replies <- shutdownCmd(t, a.addr, "SHUTDOWN") }()
@@ -271,6 +259,35 @@ func TestShutdownWaitsForPeersAbortAndSecondSignal(t *testing.T) {
 		t.Fatalf("exit code %d after a second SIGINT, want 1\n%s", code, a.out)
 	}
 	t.Logf("the second signal exited in %v", time.Since(start))
+}
+
+// TestSignalRightAfterAbortIsAFirstOne: a signal that comes as soon as
+// SHUTDOWN ABORT has answered, before the aborted shutdown has returned,
+// starts a shutdown of its own that waits for the peer again; it is not
+// a second signal. Each round aborts that one too, the node serving on.
+func TestSignalRightAfterAbortIsAFirstOne(t *testing.T) {
+	a := writeUnacknowledged(t)
+	abort := dialRaw(t, a.addr)
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	for round := 1; round <= 5; round++ {
+		waitUntil(t, 10*time.Second, fmt.Sprintf("shutdown %d to wait for the peer", round), func() bool {
+			return strings.Count(a.out.String(), "waiting for peers to acknowledge") == round
+		})
+		if got, _ := abort.do("SHUTDOWN ABORT"); got != "+OK" {
+			t.Fatalf("round %d: SHUTDOWN ABORT = %q", round, got)
+		}
+		a.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	waitUntil(t, 10*time.Second, "the last signal's shutdown to wait for the peer", func() bool {
+		return strings.Count(a.out.String(), "waiting for peers to acknowledge") == 6
+	})
+	if strings.Contains(a.out.String(), "second signal") {
+		t.Fatalf("a signal after an abort was taken for a second one:\n%s", a.out)
+	}
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	if code := a.exitCode(t, 10*time.Second); code != 1 {
+		t.Fatalf("exit code %d after a second SIGTERM, want 1\n%s", code, a.out)
+	}
 }
 
 // TestShutdownTimeoutAndNow: SHUTDOWN NOW does not wait for a peer that
@@ -358,4 +375,20 @@ func TestSystemdNotify(t *testing.T) {
 	if code := p.exitCode(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
+}
+
+// writeUnacknowledged starts node A, waiting up to 120 s at shutdown, and a
+// peer B, then stops B (SIGSTOP keeps the link up; SIGCONT at the test's
+// end) and writes at A: a write B never acknowledges.
+func writeUnacknowledged(t *testing.T) *meshNode {
+	t.Helper()
+	b := startMeshNode(t, t.TempDir(), 0)
+	a := startMeshNode(t, t.TempDir(), 0, "--peer", b.maddr(), "--shutdown-timeout", "120")
+	waitConnected(t, 1, a, b)
+	b.cmd.Process.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { b.cmd.Process.Signal(syscall.SIGCONT) })
+	if err := a.c.Set(context.Background(), "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -24,7 +24,7 @@ import (
 // to scan however many keys it holds: each of its 64 shards is an
 // open-addressing table of 64-bit slots (a 32-bit hash tag and an entry
 // number) over a slice of fixed-size entries, and the keys and values live
-// in an arena of 256 KiB chunks. A value that outgrows its place in the
+// in an arena of 64 KiB chunks. A value that outgrows its place in the
 // arena moves to a new one; the old place is garbage until the shard is
 // compacted, which happens once garbage passes what is live. Values of
 // bigValue bytes or more are allocations of their own (few, and large), so
@@ -54,10 +54,19 @@ const (
 	// Groups are the unit of SCAN's cursor: cursor g+1 resumes at group g.
 	groupCount = 1 << groupBits
 
-	chunkBits = 18
+	// A shard holds whole chunks, so the last one's unused part is memory
+	// held for nothing: 64 KiB chunks keep that under 4 MiB over the 64
+	// shards, which matters for a keyspace of tens of megabytes. Smaller
+	// ones would lose more at every chunk's end, where a span that does
+	// not fit leaves the rest unused.
+	chunkBits = 16
 	chunkSize = 1 << chunkBits
-	// bigValue is the length from which a value is stored on its own.
+	// bigValue is the length from which a value is stored on its own: a
+	// quarter chunk, so a chunk's end left unused is under a quarter of it.
 	bigValue = 16 << 10
+	// compactSlack is the garbage a shard keeps before it compacts, even
+	// when more than what is live.
+	compactSlack = 1 << 20
 )
 
 // entry is one key: its value register, and where its key and value are.
@@ -338,7 +347,8 @@ func (s *shard) alloc(n int) uint32 {
 // when they fit the same size class.
 func (s *shard) place(n int, key, data []byte, fresh bool) {
 	e := &s.entries[n]
-	big := len(data) >= bigValue
+	// A long key leaves no room in a chunk for a value beside it.
+	big := len(data) >= bigValue || len(key)+len(data) > chunkSize
 	if !fresh {
 		was := int(e.klen)
 		if e.flags&flagBig == 0 {
@@ -608,7 +618,7 @@ func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
 // and brings the table's byte count up to date.
 func (t *Table) settle(s *shard) {
 	// An emptied shard lets go of its chunks at once (nothing to copy).
-	if s.garbage > s.live && (s.garbage > 4*chunkSize || s.live == 0) {
+	if s.garbage > s.live && (s.garbage > compactSlack || s.live == 0) {
 		s.compact()
 	}
 	if held := len(s.entries) - len(s.free); s.removed > 0 && (held == 0 || s.removed >= max(held, shrinkAfter)) {

@@ -1,6 +1,8 @@
 package mesh
 
 import (
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -225,5 +227,181 @@ func TestStabilityWaitsForPeersAndFreshHorizon(t *testing.T) {
 	s.SetAside(210)
 	if h := s.FreshHorizon(); h != 220 {
 		t.Fatalf("fresh horizon %v, want the set-aside horizon 220", h)
+	}
+}
+
+// refStability is the stable time worked out the plain way, every member
+// read at every Update, to check Stability against: same calls, same
+// answers.
+type refStability struct {
+	self        PeerID
+	ids         []PeerID
+	m           map[PeerID]*memberStability
+	samples     Stability // only its samples and covered are used
+	own, stable hlc.Timestamp
+	holder      PeerID
+	movedAt     time.Time
+	quorumSince time.Time
+}
+
+func (r *refStability) member(id PeerID) *memberStability {
+	if r.m[id] == nil {
+		r.m[id] = &memberStability{id: id}
+		r.ids = append(r.ids, id)
+	}
+	return r.m[id]
+}
+
+func (r *refStability) update(now time.Time) {
+	members, up := 1, 1
+	for _, id := range r.ids {
+		if m := r.m[id]; !m.forgotten {
+			members++
+			if m.up {
+				up++
+			}
+		}
+	}
+	switch {
+	case 2*up <= members:
+		r.quorumSince = time.Time{}
+	case r.quorumSince.IsZero():
+		r.quorumSince = now
+	}
+	if len(r.samples.samples) == 0 {
+		return
+	}
+	own, ownHolder := r.samples.samples[len(r.samples.samples)-1].ts, r.self
+	stable, holder := own, r.self
+	var waiting PeerID
+	unknown := false
+	for _, id := range r.ids {
+		m := r.m[id]
+		if m.forgotten {
+			continue
+		}
+		if c := r.samples.covered(m.acked); c < own || c == own && ownHolder != r.self && id < ownHolder {
+			own, ownHolder = c, id
+		}
+		if m.reported < stable || m.reported == stable && holder != r.self && id < holder {
+			stable, holder = m.reported, id
+		}
+		if m.up && !m.exchanged && (!unknown || id < waiting) {
+			waiting, unknown = id, true
+		}
+	}
+	if own <= stable {
+		stable, holder = own, ownHolder
+	}
+	if unknown && stable > r.stable {
+		holder = waiting
+	}
+	r.own, r.holder = own, holder
+	if stable > r.stable && !unknown {
+		r.stable, r.movedAt = stable, now
+	}
+}
+
+func (r *refStability) silent(now time.Time, d time.Duration) []PeerID {
+	if r.quorumSince.IsZero() || now.Sub(r.quorumSince) < d {
+		return nil
+	}
+	var out []PeerID
+	for _, id := range r.ids {
+		if m := r.m[id]; !m.forgotten && !m.up && !m.downSince.IsZero() && now.Sub(m.downSince) > d {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Random calls on a mesh of a few members, most of them never heard from,
+// give what reading every member gives.
+func TestStabilityMatchesReadingEveryMember(t *testing.T) {
+	for seed := range uint64(200) {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		const self PeerID = 50
+		s := NewStability(self, 0)
+		ref := &refStability{self: self, m: map[PeerID]*memberStability{}}
+		now := time.Unix(1000, 0)
+		var seq uint64
+		var ts hlc.Timestamp
+		// Never self: a node is not a member of its own mesh (with self a
+		// member, the holder would depend on the members' order).
+		id := func() PeerID {
+			if x := PeerID(1 + rng.IntN(100)); x < self {
+				return x
+			} else {
+				return x + 1
+			}
+		}
+		for step := range 400 {
+			now = now.Add(time.Duration(rng.IntN(3000)) * time.Millisecond)
+			switch k := rng.IntN(10); k {
+			case 0:
+				x := id()
+				s.Member(x)
+				ref.member(x)
+			case 1:
+				x := id()
+				s.LinkUp(x)
+				m := ref.member(x)
+				m.up, m.downSince, m.exchanged, m.forgotten = true, time.Time{}, false, false
+			case 2:
+				x := id()
+				s.LinkDown(x, now)
+				m := ref.member(x)
+				m.up, m.downSince, m.exchanged = false, now, false
+			case 3:
+				x := id()
+				s.Exchanged(x)
+				if m := ref.m[x]; m != nil && m.up {
+					m.exchanged = true
+				}
+			case 4:
+				x := id()
+				a := uint64(rng.IntN(int(seq) + 1))
+				s.Acked(x, a)
+				m := ref.member(x)
+				m.acked = max(m.acked, a)
+			case 5:
+				x := id()
+				rep := hlc.Timestamp(rng.IntN(int(ts) + 1))
+				s.Reported(x, rep)
+				ref.member(x).reported = rep
+			case 6:
+				if rng.IntN(8) == 0 {
+					x := id()
+					s.Forget(x)
+					ref.member(x).forgotten = true
+				}
+			case 7:
+				seq += uint64(rng.IntN(3))
+				ts += hlc.Timestamp(1 + rng.IntN(10))
+				s.Sample(seq, ts)
+				ref.samples.Sample(seq, ts)
+			default:
+				s.Update(now)
+				ref.update(now)
+			}
+			if s.Own() != ref.own || s.Stable() != ref.stable || s.Holder() != ref.holder || !s.MovedAt().Equal(ref.movedAt) {
+				t.Fatalf("seed %d step %d: own %v stable %v holder %v moved %v, reading every member: %v %v %v %v",
+					seed, step, s.Own(), s.Stable(), s.Holder(), s.MovedAt(), ref.own, ref.stable, ref.holder, ref.movedAt)
+			}
+			got, want := s.Silent(now, 5*time.Second), ref.silent(now, 5*time.Second)
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("seed %d step %d: silent %v, want %v", seed, step, got, want)
+			}
+			x := id()
+			forgotten, reported := false, hlc.Timestamp(0)
+			if m := ref.m[x]; m != nil {
+				forgotten, reported = m.forgotten, m.reported
+			}
+			if s.Forgotten(x) != forgotten || s.ReportedBy(x) != reported {
+				t.Fatalf("seed %d step %d: member %v forgotten %v reported %v, want %v %v", seed, step, x, s.Forgotten(x), s.ReportedBy(x), forgotten, reported)
+			}
+		}
 	}
 }

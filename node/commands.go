@@ -5,10 +5,10 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/redmesh/redmesh/keyspace"
+	"github.com/redmesh/redmesh/record"
 )
 
 // commandSpec is one entry of the command table, with Redis's arity rule: a
@@ -321,18 +321,8 @@ func (c *client) writeErr(err error) {
 	}
 }
 
-// parseInt parses a Redis integer argument strictly: no spaces, no '+', no
-// leading zeros beyond "0", within int64.
-func parseInt(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 20 || b[0] == '+' || (len(b) > 1 && b[0] == '0') || (len(b) > 1 && b[0] == '-' && b[1] == '0') {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	return v, true
-}
+// parseInt parses a Redis integer argument as Redis does (record.ParseInt).
+func parseInt(b []byte) (int64, bool) { return record.ParseInt(b) }
 
 func equalFold(b []byte, s string) bool { return strings.EqualFold(string(b), s) }
 

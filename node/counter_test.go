@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"strconv"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -99,5 +100,66 @@ func TestIncrAfterSetStartsAgain(t *testing.T) {
 		if got, err := c.Get(ctx, "k").Result(); err != nil || got != "11" {
 			t.Fatalf("after the new run met b's increments: %q, %v; want 11", got, err)
 		}
+	}
+}
+
+// TestHincrbyToZeroKeepsDeletedField: an HDEL (or a DEL of the hash) that
+// did not observe a peer's HINCRBY leaves the field holding that
+// increment; an HINCRBY or HINCRBYFLOAT that brings it to 0 leaves the
+// field at "0", as Redis shows a field incremented to 0, on both nodes.
+func TestHincrbyToZeroKeepsDeletedField(t *testing.T) {
+	ctx := context.Background()
+	hincrby := func(c *redis.Client) (string, error) {
+		n, err := c.HIncrBy(ctx, "h", "f", -5).Result()
+		return strconv.FormatInt(n, 10), err
+	}
+	hincrbyfloat := func(c *redis.Client) (string, error) {
+		return c.Do(ctx, "HINCRBYFLOAT", "h", "f", "-5").Text()
+	}
+	for _, tc := range []struct {
+		name, unseen, del string
+		incr              func(c *redis.Client) (string, error)
+	}{
+		{"HDEL then HINCRBY", "HINCRBY", "HDEL", hincrby},
+		{"DEL then HINCRBY", "HINCRBY", "DEL", hincrby},
+		{"HDEL then HINCRBYFLOAT", "HINCRBY", "HDEL", hincrbyfloat},
+		{"DEL then HINCRBYFLOAT", "HINCRBY", "DEL", hincrbyfloat},
+		// Float increments unseen: HINCRBY counts as a float.
+		{"unseen HINCRBYFLOAT, HDEL then HINCRBY", "HINCRBYFLOAT", "HDEL", hincrby},
+		{"unseen HINCRBYFLOAT, DEL then HINCRBY", "HINCRBYFLOAT", "DEL", hincrby},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, ca := openPeer(t, t.TempDir())
+			b, cb := openPeer(t, t.TempDir())
+			mustDo(t, ca, "HSET", "h", "f", "10", "other", "x")
+			reconcile(t, a, b)
+			mustDo(t, cb, tc.unseen, "h", "f", "5") // a never sees it before its delete
+			if tc.del == "HDEL" {
+				mustDo(t, ca, "HDEL", "h", "f")
+			} else {
+				mustDo(t, ca, "DEL", "h")
+			}
+			reconcile(t, a, b)
+			for _, c := range []*redis.Client{ca, cb} {
+				if got, err := c.HGet(ctx, "h", "f").Result(); err != nil || got != "5" {
+					t.Fatalf("after the %s and the unseen %s: %q, %v; want 5", tc.del, tc.unseen, got, err)
+				}
+			}
+			if got, err := tc.incr(ca); err != nil || got != "0" {
+				t.Fatalf("the increment to 0: %q, %v; want 0", got, err)
+			}
+			reconcile(t, a, b)
+			for _, c := range []*redis.Client{ca, cb} {
+				if got, err := c.HGet(ctx, "h", "f").Result(); err != nil || got != "0" {
+					t.Fatalf("a field incremented to 0: %q, %v; want 0 as Redis", got, err)
+				}
+				if ok := c.HExists(ctx, "h", "f").Val(); !ok {
+					t.Fatal("HEXISTS of a field at 0: false, want true")
+				}
+				if n := c.Exists(ctx, "h").Val(); n != 1 {
+					t.Fatalf("EXISTS of a hash whose one field is at 0: %d, want 1", n)
+				}
+			}
+		})
 	}
 }

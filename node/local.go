@@ -77,25 +77,31 @@ func (l *LocalTx) SetExpiry(key []byte, at int64) error {
 // holds no integer, or the sum would overflow); nothing was written.
 var ErrNoIncrement = errors.New("not an increment of an integer")
 
-// IncrBy adds by to key's integer as INCRBY does (field nil), or to a hash
-// field's as HINCRBY does: the key or field becomes a counter, whose
-// increments made concurrently at other nodes add up. A key or field that
-// is not there starts from 0; one that holds no integer, or a sum that
-// would overflow, is ErrNoIncrement.
-func (l *LocalTx) IncrBy(key, field []byte, by int64) error {
+// startCounter begins an increment of key (field nil) or of a hash field:
+// a live key of the other type is ErrNoIncrement.
+func (l *LocalTx) startCounter(key, field []byte, what string) (*typedWrite, error) {
 	kind := record.KindString
 	if field != nil {
 		kind = record.KindHash
 	}
 	cur, err := l.tx.Get(key)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	live := cur.Live(l.now)
 	if live && cur.Kind() != kind {
-		return fmt.Errorf("increment of %q, a %s: %w", key, cur.Kind(), ErrNoIncrement)
+		return nil, fmt.Errorf("%s of %q, a %s: %w", what, key, cur.Kind(), ErrNoIncrement)
 	}
-	w, err := l.n.startTyped(key, cur, live, kind)
+	return l.n.startTyped(key, cur, live, kind)
+}
+
+// IncrBy adds by to key's integer as INCRBY does (field nil), or to a hash
+// field's as HINCRBY does: the key or field becomes a counter, whose
+// increments made concurrently at other nodes add up. A key or field that
+// is not there starts from 0; one that holds no integer, or a sum that
+// would overflow, is ErrNoIncrement.
+func (l *LocalTx) IncrBy(key, field []byte, by int64) error {
+	w, err := l.startCounter(key, field, "increment")
 	if err != nil {
 		return err
 	}
@@ -117,19 +123,7 @@ func (l *LocalTx) IncrBy(key, field []byte, by int64) error {
 // that is not a number, or a result out of range, is ErrNoIncrement, and
 // nothing is written.
 func (l *LocalTx) IncrByFloat(key, field, was, now []byte) error {
-	kind := record.KindString
-	if field != nil {
-		kind = record.KindHash
-	}
-	cur, err := l.tx.Get(key)
-	if err != nil {
-		return err
-	}
-	live := cur.Live(l.now)
-	if live && cur.Kind() != kind {
-		return fmt.Errorf("float increment of %q, a %s: %w", key, cur.Kind(), ErrNoIncrement)
-	}
-	w, err := l.n.startTyped(key, cur, live, kind)
+	w, err := l.startCounter(key, field, "float increment")
 	if err != nil {
 		return err
 	}

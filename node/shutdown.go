@@ -42,7 +42,7 @@ const (
 // signal, another SHUTDOWN) wait for its outcome.
 type shutdownState struct {
 	mu      sync.Mutex
-	run     *shutdownRun // the shutdown under way, if any
+	run     *shutdownRun // the shutdown under way, if any (not once aborted or refused)
 	done    chan struct{}
 	err     error // the finished shutdown's, once done is closed
 	started atomic.Bool
@@ -115,9 +115,10 @@ func (n *Node) ShutdownErr() error {
 // then it stops accepting clients, lets every command under way finish
 // and its writes commit, closes the connections, stops the mesh and
 // closes the keyspace, with a checkpoint unless opts.NoSave. A shutdown
-// already under way is joined, whatever opts. It returns ErrShutdownAborted
-// or ErrShutdownRefused if the node goes on serving, else the outcome of
-// the close.
+// already under way is joined, whatever opts; one aborted or refused is
+// no longer under way, though it may not have returned yet. It returns
+// ErrShutdownAborted or ErrShutdownRefused if the node goes on serving,
+// else the outcome of the close.
 func (n *Node) Shutdown(opts ShutdownOptions) error {
 	return n.shutdown(opts, shutdownMode{drain: defaultDrainPeriod, mayRefuse: true})
 }
@@ -130,28 +131,60 @@ type shutdownMode struct {
 }
 
 func (n *Node) shutdown(opts ShutdownOptions, mode shutdownMode) error {
+	return <-n.startShutdown(opts, mode)
+}
+
+// StartShutdown is Shutdown begun before it returns (ShutdownUnderWay
+// then says so) and carried on in the background: the channel receives
+// Shutdown's outcome.
+func (n *Node) StartShutdown(opts ShutdownOptions) <-chan error {
+	return n.startShutdown(opts, shutdownMode{drain: defaultDrainPeriod, mayRefuse: true})
+}
+
+func (n *Node) startShutdown(opts ShutdownOptions, mode shutdownMode) <-chan error {
+	out := make(chan error, 1)
 	s := &n.shut
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	select {
 	case <-s.done:
-		s.mu.Unlock()
-		return s.err
+		out <- s.err
+		return out
 	default:
 	}
 	if r := s.run; r != nil {
-		s.mu.Unlock()
-		<-r.finished
-		return r.err
+		go func() {
+			<-r.finished
+			out <- r.err
+		}()
+		return out
 	}
 	r := &shutdownRun{abort: make(chan struct{}), finished: make(chan struct{})}
 	s.run = r
-	s.mu.Unlock()
-	r.err = n.runShutdown(r, opts, mode)
-	s.mu.Lock()
-	s.run = nil
-	s.mu.Unlock()
-	close(r.finished)
-	return r.err
+	go func() {
+		r.err = n.runShutdown(r, opts, mode)
+		s.mu.Lock()
+		if s.run == r {
+			s.run = nil
+		}
+		s.mu.Unlock()
+		close(r.finished)
+		out <- r.err
+	}()
+	return out
+}
+
+// ShutdownUnderWay reports whether the node is shutting down or has shut
+// down: a shutdown has begun and was neither aborted nor refused.
+func (n *Node) ShutdownUnderWay() bool {
+	n.shut.mu.Lock()
+	defer n.shut.mu.Unlock()
+	select {
+	case <-n.shut.done:
+		return true
+	default:
+	}
+	return n.shut.run != nil
 }
 
 func (n *Node) runShutdown(r *shutdownRun, opts ShutdownOptions, mode shutdownMode) error {
@@ -167,7 +200,6 @@ func (n *Node) runShutdown(r *shutdownRun, opts ShutdownOptions, mode shutdownMo
 	r.finishing = !aborted
 	n.shut.mu.Unlock()
 	if aborted {
-		n.shut.started.Store(false)
 		n.log.Warn("shutdown manually aborted")
 		return ErrShutdownAborted
 	}
@@ -175,14 +207,25 @@ func (n *Node) runShutdown(r *shutdownRun, opts ShutdownOptions, mode shutdownMo
 		if !opts.Force && mode.mayRefuse {
 			n.shut.mu.Lock()
 			r.finishing = false
+			n.serveOn(r)
 			n.shut.mu.Unlock()
-			n.shut.started.Store(false)
 			n.log.Error("can't shut down: the log is failing, and writes not in it would be lost (SHUTDOWN FORCE shuts down anyway)", "err", err)
 			return ErrShutdownRefused
 		}
 		n.log.Warn("the log is failing; shutting down anyway (FORCE)", "err", err)
 	}
 	return n.finish(opts, mode.drain)
+}
+
+// serveOn records that run r was given up and the node serves on
+// (n.shut.mu held): a shutdown asked for from now on is a new one, even
+// while r's Shutdown is still on its way back to its caller (a signal's
+// then may come before serve sees it returned).
+func (n *Node) serveOn(r *shutdownRun) {
+	if n.shut.run == r {
+		n.shut.run = nil
+	}
+	n.shut.started.Store(false)
 }
 
 // waitPeersBeforeShutdown waits, up to the shutdown timeout, until every
@@ -219,6 +262,7 @@ func (n *Node) abortShutdown() bool {
 	}
 	r.aborted = true
 	close(r.abort)
+	n.serveOn(r)
 	return true
 }
 

@@ -146,20 +146,20 @@ func (w *typedWrite) incrInt(tx *keyspace.Tx, name []byte, by int64) (int64, err
 		return 0, replyErr(errOverflow)
 	}
 	result := old + by
-	if had && w.cur.Typed.HasFloatCounts(name) {
-		base := w.cur.CounterBase()
-		if name != nil {
-			e, _ := w.cur.Typed.Field(name)
-			base = e.Value
-		}
-		return result, w.incrFloat(tx, name, base, true, strconv.FormatInt(result, 10))
-	}
 	switch {
 	case had && name == nil && (w.cur.Value.Tombstone || w.cur.Value.Version.IsZero()):
 		// A key a delete left with increments it did not observe: its base
 		// 0 is written, so that the key stays when its counts come to add
 		// nothing (a result of 0), as in Redis.
 		w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}
+	case had && name != nil:
+		// The same of a field an HDEL or DEL left so: it has counts but
+		// no element.
+		if e, _ := w.cur.Typed.Field(name); e.Dot.IsZero() {
+			if _, err := w.op.BaseField(name); err != nil {
+				return 0, err
+			}
+		}
 	case had:
 	case name == nil: // the base of a new counter: INCRBY 0 makes a key, as in Redis
 		w.rec.Value = record.Value{Version: w.v, Data: []byte("0")}
@@ -168,6 +168,14 @@ func (w *typedWrite) incrInt(tx *keyspace.Tx, name []byte, by int64) (int64, err
 		if err := w.setField(name, []byte("0")); err != nil {
 			return 0, err
 		}
+	}
+	if had && w.cur.Typed.HasFloatCounts(name) {
+		base := w.cur.CounterBase()
+		if name != nil {
+			e, _ := w.cur.Typed.Field(name)
+			base = e.Value
+		}
+		return result, w.incrFloat(tx, name, base, true, strconv.FormatInt(result, 10))
 	}
 	w.incrCounter(name, by)
 	return result, w.commit(tx)

@@ -90,9 +90,12 @@ type item struct {
 func (it item) name() string  { return it.kv[:it.nlen] }
 func (it item) value() string { return it.kv[it.nlen:] }
 
+// lessItem orders items by name, then dot. One comparison of the names
+// tells both whether they differ and which comes first: names of one
+// collection often share a long prefix, which != then < read twice.
 func lessItem(a, b item) bool {
-	if an, bn := a.name(), b.name(); an != bn {
-		return an < bn
+	if c := strings.Compare(a.name(), b.name()); c != 0 {
+		return c < 0
 	}
 	return a.dot.Compare(b.dot) < 0
 }

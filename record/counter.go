@@ -37,8 +37,8 @@ func addInt64(a, b int64) (int64, bool) {
 // string ("value is not an integer or out of range"), rather than a sum
 // wrapped around.
 func intCounterValue(base []byte, add int64, fits bool, counts []Count) ([]byte, bool) {
-	b, err := strconv.ParseInt(string(base), 10, 64)
-	if err != nil {
+	b, ok := ParseInt(base)
+	if !ok {
 		return nil, false
 	}
 	if fits {
@@ -49,6 +49,47 @@ func intCounterValue(base []byte, add int64, fits bool, counts []Count) ([]byte,
 	sum := new(big.Int).SetInt64(b)
 	addIntCounts(sum, counts)
 	return sum.Append(nil, 10), true
+}
+
+// ParseInt reads b as Redis's string2ll does, the one integer syntax its
+// INCR family accepts: an optional '-', then digits without a leading zero
+// (0 alone), nothing else ("+5", "007", "-0", " 5" are not integers), within
+// an int64.
+func ParseInt(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	if len(b) == 1 && b[0] == '0' {
+		return 0, true
+	}
+	neg := b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || b[0] < '1' || b[0] > '9' {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' || v > math.MaxUint64/10 {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if v*10 > math.MaxUint64-d {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	if neg {
+		if v > 1<<63 {
+			return 0, false
+		}
+		return int64(-v), true
+	}
+	if v > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(v), true
 }
 
 // addIntCounts adds to sum what integer counts add, exactly.

@@ -35,9 +35,9 @@ const (
 	maxRunBytes = 2048
 	// maxRunKids is the most children of an inner node.
 	maxRunKids = 32
-	// runNodeSize is about a node's memory: the struct, its first key and
-	// its share of its parent's children.
-	runNodeSize = 128
+	// runNodeSize is about a node's memory: the struct, its first key, a
+	// leaf's tail levels and its share of its parent's children.
+	runNodeSize = 176
 )
 
 // runID marks the nodes a tree may change in place: those it made since it
@@ -62,6 +62,41 @@ type runNode struct {
 	firstDot Version
 	kids     []*runNode // nil in a leaf
 	data     []byte     // a leaf's run
+	tail     runTail    // a leaf's
+}
+
+// runTail is where a leaf's last element starts in its run, and the levels
+// of the element before it, which that one is encoded against (none for a
+// leaf's first element or one after a raw name): a write or read at a
+// list's tail (RPUSH, RPOP, LINDEX -1) decodes that one element rather
+// than the run from its start.
+type runTail struct {
+	off int
+	lv  []level // never changed in place: copies of a node share it
+}
+
+// tailOf is run data's tail, found by decoding it.
+func tailOf(data []byte) runTail {
+	var c runCursor
+	c.reset(data)
+	var last runTail
+	var bufs [2][4]level
+	for k := 0; ; k++ {
+		prev := append(bufs[k%2][:0], c.lv...)
+		if !c.next() {
+			last.lv = cloneLevels(last.lv)
+			return last
+		}
+		last = runTail{off: c.start, lv: prev}
+	}
+}
+
+// cloneLevels is lv in a slice of its own; nil if empty.
+func cloneLevels(lv []level) []level {
+	if len(lv) == 0 {
+		return nil
+	}
+	return slices.Clone(lv)
 }
 
 func (t *runTree) len() int {
@@ -265,6 +300,31 @@ func (c *runCursor) reset(data []byte) {
 	c.name, c.ends, c.lv, c.raw = c.name[:0], c.ends[:0], c.lv[:0], false
 }
 
+// resume places c on run data as it is after decoding the element before
+// a leaf's last (tl): the next call to next decodes the last element.
+func (c *runCursor) resume(data []byte, tl runTail) {
+	c.reset(data)
+	c.off, c.start = tl.off, tl.off
+	for _, l := range tl.lv {
+		c.lv = append(c.lv, l)
+		c.name = appendLevel(c.name, l)
+		c.ends = append(c.ends, len(c.name))
+	}
+}
+
+// seek places c on leaf n's run where the first element not before (name,
+// dot) is decoded next, or before it: at the last element when the one
+// before it has a position before name, else at the run's start.
+func (c *runCursor) seek(n *runNode, name []byte) {
+	if n.n > 1 && len(n.tail.lv) > 0 {
+		c.resume(n.data, n.tail)
+		if bytes.Compare(c.name, name) < 0 {
+			return
+		}
+	}
+	c.reset(n.data)
+}
+
 func (c *runCursor) uvarint() uint64 {
 	x, k := binary.Uvarint(c.data[c.off:])
 	c.off += k
@@ -405,19 +465,34 @@ func splice(data []byte, from int, ins []byte, insLv []level, nxt *packed, rest 
 	return append(out, data[rest:]...)
 }
 
-// leafSet puts e in a run: the new run, the element e replaced (same name
-// and dot) if any, and e's index in the run.
-func leafSet(data []byte, e packed) (out []byte, old Elem, replaced bool, at int) {
+// leafSet puts e in leaf n's run: the new run and its tail, the element e
+// replaced (same name and dot) if any, and e's index in the run. An
+// element after the run's last, or replacing it, is found from the tail.
+func leafSet(n *runNode, e packed) (out []byte, tl runTail, old Elem, replaced bool, at int) {
+	data := n.data
 	var c runCursor
+	var buf [64]byte
+	if n.n > 0 {
+		c.resume(data, n.tail)
+		c.next()
+		switch cmp := c.compare(e.name, e.dot); {
+		case cmp < 0:
+			ins := appendPacked(buf[:0], c.lv, e)
+			tl = runTail{off: len(data), lv: cloneLevels(c.lv)}
+			return splice(data, len(data), ins, nil, nil, len(data)), tl, Elem{}, false, n.n
+		case cmp == 0:
+			ins := appendPacked(buf[:0], n.tail.lv, e)
+			return splice(data, c.start, ins, nil, nil, c.off), n.tail, c.elem(nil), true, n.n - 1
+		}
+	}
 	c.reset(data)
 	var prevBuf [4]level
 	prev := prevBuf[:0]
-	var buf [64]byte
 	for i := 0; ; i++ {
 		prev = append(prev[:0], c.lv...)
 		if !c.next() {
 			ins := appendPacked(buf[:0], prev, e)
-			return splice(data, len(data), ins, nil, nil, len(data)), Elem{}, false, i
+			return splice(data, len(data), ins, nil, nil, len(data)), runTail{off: len(data), lv: cloneLevels(prev)}, Elem{}, false, i
 		}
 		cmp := c.compare(e.name, e.dot)
 		if cmp < 0 {
@@ -425,42 +500,74 @@ func leafSet(data []byte, e packed) (out []byte, old Elem, replaced bool, at int
 		}
 		ins := appendPacked(buf[:0], prev, e)
 		if cmp == 0 {
-			return splice(data, c.start, ins, nil, nil, c.off), c.elem(nil), true, i
+			out = splice(data, c.start, ins, nil, nil, c.off)
+			tl = n.tail
+			if i < n.n-1 {
+				tl.off += len(out) - len(data)
+			}
+			return out, tl, c.elem(nil), true, i
 		}
 		nxt := c.packed()
 		var eLv []level
 		if !e.raw {
 			eLv = e.lv
 		}
-		return splice(data, c.start, ins, eLv, &nxt, c.off), Elem{}, false, i
+		out = splice(data, c.start, ins, eLv, &nxt, c.off)
+		if i == n.n-1 {
+			// before the last, which is now encoded against e
+			tl = runTail{off: c.start + len(ins), lv: cloneLevels(eLv)}
+		} else {
+			tl = n.tail
+			tl.off += len(out) - len(data)
+		}
+		return out, tl, Elem{}, false, i
 	}
 }
 
-// leafDelete removes the element (name, dot) from a run: the new run, the
-// element, its index; ok false if the run does not hold it.
-func leafDelete(data []byte, name []byte, dot Version) (out []byte, old Elem, ok bool, at int) {
+// leafDelete removes the element (name, dot) from leaf n's run: the new run
+// and its tail, the element, its index; ok false if the run does not hold
+// it.
+func leafDelete(n *runNode, name []byte, dot Version) (out []byte, tl runTail, old Elem, ok bool, at int) {
+	data := n.data
 	var c runCursor
 	c.reset(data)
-	var prevBuf [4]level
-	prev := prevBuf[:0]
+	var prevBuf, pprevBuf [4]level
+	prev, pprev := prevBuf[:0], pprevBuf[:0]
+	prevStart := 0
 	for i := 0; ; i++ {
+		pprev = append(pprev[:0], prev...)
 		prev = append(prev[:0], c.lv...)
+		if i > 0 {
+			prevStart = c.start
+		}
 		if !c.next() {
-			return data, Elem{}, false, 0
+			return data, n.tail, Elem{}, false, 0
 		}
 		cmp := c.compare(name, dot)
 		if cmp < 0 {
 			continue
 		}
 		if cmp > 0 {
-			return data, Elem{}, false, 0
+			return data, n.tail, Elem{}, false, 0
 		}
 		old, start := c.elem(nil), c.start
 		if !c.next() {
-			return slices.Clip(bytes.Clone(data[:start])), old, true, i
+			// the last: the one before it is the last now
+			if i > 0 {
+				tl = runTail{off: prevStart, lv: cloneLevels(pprev)}
+			}
+			return slices.Clip(bytes.Clone(data[:start])), tl, old, true, i
 		}
 		nxt := c.packed()
-		return splice(data, start, nil, prev, &nxt, c.off), old, true, i
+		out = splice(data, start, nil, prev, &nxt, c.off)
+		if i == n.n-2 {
+			// before the last, which is now encoded against the one before
+			tl = runTail{off: start, lv: cloneLevels(prev)}
+		} else {
+			tl = n.tail
+			tl.off += len(out) - len(data)
+		}
+		return out, tl, old, true, i
 	}
 }
 
@@ -516,7 +623,12 @@ func (n *runNode) setFirst() {
 
 // newLeaf is a leaf of t holding run data.
 func (t *runTree) newLeaf(data []byte, n int) *runNode {
-	l := &runNode{id: t.id, n: n, data: data}
+	return t.newLeafTail(data, n, tailOf(data))
+}
+
+// newLeafTail is newLeaf for a run whose tail the caller knows.
+func (t *runTree) newLeafTail(data []byte, n int, tl runTail) *runNode {
+	l := &runNode{id: t.id, n: n, data: data, tail: tl}
 	l.setFirst()
 	t.nodes++
 	t.data += int64(len(data))
@@ -531,7 +643,7 @@ func (t *runTree) set(e Elem) (old Elem, replaced bool) {
 	pe := toPacked(e, buf[:0])
 	t.plain += int64(len(e.Name) + len(e.Value))
 	if t.root == nil {
-		t.root = t.newLeaf(appendPacked(nil, nil, pe), 1)
+		t.root = t.newLeafTail(appendPacked(nil, nil, pe), 1, runTail{})
 		return Elem{}, false
 	}
 	t.root = t.mut(t.root)
@@ -556,9 +668,9 @@ func (t *runTree) grow(right *runNode) {
 // after n when n grew past its bounds.
 func (t *runTree) setIn(n *runNode, e packed) (old Elem, replaced bool, right *runNode) {
 	if n.kids == nil {
-		out, old, replaced, at := leafSet(n.data, e)
+		out, tl, old, replaced, at := leafSet(n, e)
 		t.data += int64(len(out) - len(n.data))
-		n.data = out
+		n.data, n.tail = out, tl
 		if !replaced {
 			n.n++
 		}
@@ -615,7 +727,7 @@ func (t *runTree) cutLeaf(n *runNode, k int) *runNode {
 	left, right := leafCut(n.data, k)
 	t.data += int64(len(left) - len(n.data))
 	r := t.newLeaf(right, n.n-k)
-	n.data, n.n = left, k
+	n.data, n.n, n.tail = left, k, tailOf(left)
 	return r
 }
 
@@ -648,12 +760,12 @@ func (t *runTree) delete(name []byte, dot Version) (old Elem, ok bool) {
 // may be longer, and its run so grow past its bound.
 func (t *runTree) deleteIn(n *runNode, name []byte, dot Version) (old Elem, ok bool, right *runNode) {
 	if n.kids == nil {
-		out, old, ok, at := leafDelete(n.data, name, dot)
+		out, tl, old, ok, at := leafDelete(n, name, dot)
 		if !ok {
 			return Elem{}, false, nil
 		}
 		t.data += int64(len(out) - len(n.data))
-		n.data = out
+		n.data, n.tail = out, tl
 		n.n--
 		if at == 0 {
 			n.setFirst()
@@ -710,7 +822,7 @@ func (t *runTree) rejoin(n *runNode, i int) {
 		}
 		a = t.mut(a)
 		t.data += int64(len(joined) - len(a.data) - len(b.data))
-		a.data = joined
+		a.data, a.tail = joined, tailOf(joined)
 	} else {
 		if len(a.kids)+len(b.kids) > maxRunKids {
 			return
@@ -736,7 +848,11 @@ func (t *runTree) ascend(name []byte, dot Version, fn func(*runCursor) bool) {
 func ascendRuns(n *runNode, name []byte, dot Version, seek bool, fn func(*runCursor) bool) bool {
 	if n.kids == nil {
 		var c runCursor
-		c.reset(n.data)
+		if seek {
+			c.seek(n, name)
+		} else {
+			c.reset(n.data)
+		}
 		for c.next() {
 			if seek && c.compare(name, dot) < 0 {
 				continue
@@ -770,8 +886,14 @@ func (t *runTree) ascendAt(i int, fn func(*runCursor) bool) {
 func ascendRunsAt(n *runNode, i int, fn func(*runCursor) bool) bool {
 	if n.kids == nil {
 		var c runCursor
-		c.reset(n.data)
-		for j := 0; c.next(); j++ {
+		j := 0
+		if i == n.n-1 {
+			c.resume(n.data, n.tail)
+			j = i
+		} else {
+			c.reset(n.data)
+		}
+		for ; c.next(); j++ {
 			if j >= i && !fn(&c) {
 				return false
 			}
@@ -803,6 +925,17 @@ func (t *runTree) descendAt(i int, fn func(Elem) bool) {
 func descendRunsAt(n *runNode, i int, arena *[]byte, fn func(Elem) bool) bool {
 	if n.kids == nil {
 		var c runCursor
+		if i == n.n-1 {
+			// from the last (RPOP), found from the leaf's tail
+			c.resume(n.data, n.tail)
+			c.next()
+			if !fn(c.elem(arena)) {
+				return false
+			}
+			if i--; i < 0 {
+				return true
+			}
+		}
 		c.reset(n.data)
 		elems := make([]Elem, 0, i+1)
 		for j := 0; j <= i && c.next(); j++ {
@@ -841,7 +974,12 @@ func (t *runTree) at(i int) Elem {
 		n = n.kids[j]
 	}
 	var c runCursor
-	c.reset(n.data)
+	if i == n.n-1 {
+		c.resume(n.data, n.tail)
+		i = 0
+	} else {
+		c.reset(n.data)
+	}
 	for range i + 1 {
 		c.next()
 	}
@@ -893,10 +1031,11 @@ func (t *runTree) load(elems []Elem) bool {
 	var row []*runNode
 	var run []byte
 	var prev []level
+	var tail runTail
 	count := 0
 	flush := func() {
 		if count > 0 {
-			row = append(row, t.newLeaf(slices.Clip(bytes.Clone(run)), count))
+			row = append(row, t.newLeafTail(slices.Clip(bytes.Clone(run)), count, tail))
 		}
 		run, prev, count = run[:0], nil, 0
 	}
@@ -909,9 +1048,15 @@ func (t *runTree) load(elems []Elem) bool {
 			run = run[:k]
 			flush()
 			run = appendPacked(run, nil, pe)
+			k = 0
 		}
+		tail = runTail{off: k, lv: prev}
 		count++
-		prev = pe.lv
+		if !pe.raw {
+			prev = pe.lv
+		} else {
+			prev = nil
+		}
 	}
 	flush()
 	for len(row) > 1 {

@@ -31,6 +31,9 @@ func checkRuns(t *testing.T, tr *runTree, want []Elem) {
 			if k != n.n || k == 0 || len(n.data) > maxRunBytes && k > 1 {
 				t.Fatalf("leaf of %d elements counts %d, %d bytes", k, n.n, len(n.data))
 			}
+			if want := tailOf(n.data); n.tail.off != want.off || !slices.Equal(n.tail.lv, want.lv) {
+				t.Fatalf("a leaf's tail is at %d after %v, its last element at %d after %v", n.tail.off, n.tail.lv, want.off, want.lv)
+			}
 			return k
 		}
 		sum := 0
@@ -192,4 +195,82 @@ func TestRunTreeMatchesSortedList(t *testing.T) {
 	if loaded.root != nil || loaded.nodes != 0 || loaded.data != 0 {
 		t.Fatalf("empty tree holds %d nodes, %d bytes", loaded.nodes, loaded.data)
 	}
+}
+
+// TestRunTreeTail works a list at its tail, as RPUSH and RPOP do, where
+// reads and writes start from each leaf's last element rather than its
+// run's start: every read is checked against a plain list, and the leaves'
+// tails against their runs (checkRuns).
+func TestRunTreeTail(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var tr runTree
+	var want []Elem
+	next := int64(0)
+	for step := range 20_000 {
+		switch {
+		case r.IntN(3) > 0 || len(want) == 0: // push at the tail, now and then a level deeper
+			d := v(uint64(step+1), NodeID(1+r.IntN(2)))
+			name := appendLevel(nil, level{next, d})
+			if r.IntN(8) == 0 && len(want) > 0 {
+				name = appendLevel(slices.Clone(want[len(want)-1].Name), level{int64(r.IntN(3)), d})
+			} else {
+				next += int64(1 + r.IntN(3))
+			}
+			e := Elem{Name: name, Dot: d, Value: bytes.Repeat([]byte{'v'}, r.IntN(40))}
+			if r.IntN(10) == 0 {
+				e.Dot.TS++ // a dot that is not the last level's
+			}
+			if _, replaced := tr.set(e); replaced {
+				t.Fatalf("step %d: a push replaced an element", step)
+			}
+			want = append(want, e)
+		case r.IntN(4) == 0: // an LSET of the last
+			e := want[len(want)-1]
+			e.Value = []byte("set")
+			if old, replaced := tr.set(e); !replaced || compareElem(old, want[len(want)-1]) != 0 {
+				t.Fatalf("step %d: set of the last replaced %v", step, replaced)
+			}
+			want[len(want)-1] = e
+		default: // pop the tail
+			e := want[len(want)-1]
+			if !tr.has(e.Name, e.Dot) || !tr.named(e.Name) {
+				t.Fatalf("step %d: the last element is not found", step)
+			}
+			if old, ok := tr.delete(e.Name, e.Dot); !ok || compareElem(old, e) != 0 {
+				t.Fatalf("step %d: pop %v", step, ok)
+			}
+			want = want[:len(want)-1]
+			if tr.named(e.Name) || tr.has(e.Name, e.Dot) {
+				t.Fatalf("step %d: a popped element is found", step)
+			}
+		}
+		if len(want) > 0 {
+			if got := tr.at(len(want) - 1); compareElem(got, want[len(want)-1]) != 0 {
+				t.Fatalf("step %d: the last element reads %x", step, got.Name)
+			}
+			var up []Elem
+			tr.ascendAt(len(want)-1, func(c *runCursor) bool { up = append(up, c.elem(nil)); return true })
+			if len(up) != 1 || compareElem(up[0], want[len(want)-1]) != 0 {
+				t.Fatalf("step %d: ascend from the last reads %d elements", step, len(up))
+			}
+			var down []Elem
+			tr.descendAt(len(want)-1, func(e Elem) bool { down = append(down, e); return len(down) < 3 })
+			for k, e := range down {
+				if compareElem(e, want[len(want)-1-k]) != 0 {
+					t.Fatalf("step %d: descend from the last reads %x at %d", step, e.Name, k)
+				}
+			}
+			if len(down) != min(3, len(want)) {
+				t.Fatalf("step %d: descend from the last reads %d elements", step, len(down))
+			}
+			last := want[len(want)-1].Name
+			if run := tr.run(last); len(run) != 1 || compareElem(run[0], want[len(want)-1]) != 0 {
+				t.Fatalf("step %d: run of the last holds %d", step, len(run))
+			}
+		}
+		if step%500 == 0 {
+			checkRuns(t, &tr, want)
+		}
+	}
+	checkRuns(t, &tr, want)
 }

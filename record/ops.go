@@ -98,6 +98,25 @@ func (op *TypedOp) SetField(name, value []byte) (Version, error) {
 	return d, nil
 }
 
+// BaseField gives hash field name an element of value 0, its counts kept:
+// a field a delete left with increments it did not observe has counts but
+// no element, and vanishes once they come to add nothing; with a base it
+// stays, at "0", as a field incremented to 0 in Redis. It returns the
+// element's dot.
+func (op *TypedOp) BaseField(name []byte) (Version, error) {
+	t := op.Rec.Typed
+	if i := ownElem(t.Fields, name); i >= 0 {
+		return t.Fields[i].Dot, nil
+	}
+	d, err := op.dot()
+	if err != nil {
+		return Version{}, err
+	}
+	t.Removed = append(t.Removed, op.Cur.Typed.ObservedField(name, op.V.TS)...)
+	t.Fields = append(t.Fields, Elem{Name: name, Dot: d, Value: []byte("0")})
+	return d, nil
+}
+
 // DelField removes hash field name as the writer sees it.
 func (op *TypedOp) DelField(name []byte) {
 	t := op.Rec.Typed

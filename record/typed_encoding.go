@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -131,12 +132,15 @@ func appendTypedForm(dst []byte, t *Typed, dots *dotWriter) []byte {
 	}
 	for _, which := range []int{listFields, listMembers, listRemoved} {
 		dst = binary.AppendUvarint(dst, uint64(t.count(which)))
+		var prev []byte
 		t.each(which, func(run []Elem) bool {
 			for _, e := range run {
-				dst = appendBytes(dst, e.Name)
 				if dots != nil {
+					dst = appendSuffix(dst, prev, e.Name)
+					prev = e.Name
 					dst = dots.put(dst, e.Dot)
 				} else {
+					dst = appendBytes(dst, e.Name)
 					dst = appendVersion(dst, e.Dot)
 				}
 				switch which {
@@ -161,11 +165,26 @@ func appendTypedForm(dst []byte, t *Typed, dots *dotWriter) []byte {
 	return dst
 }
 
+// appendSuffix appends name as the in-memory form writes an element's name:
+// the length of the prefix it shares with prev, the name before it in its
+// list, then the rest. The names are sorted, so neighbours often share
+// most of their bytes (field:1, field:2; user:1001:email, user:1001:name).
+func appendSuffix(dst, prev, name []byte) []byte {
+	shared := 0
+	for shared < len(prev) && shared < len(name) && prev[shared] == name[shared] {
+		shared++
+	}
+	dst = binary.AppendUvarint(dst, uint64(shared))
+	return appendBytes(dst, name[shared:])
+}
+
 // dotWriter writes the dots of a typed state's in-memory form, where a
 // 16-byte dot would be most of a small hash's or set's bytes: a table of
 // the nodes the dots name, then each dot as its node's place in the table
-// and the difference of its timestamp from the dot written before it (the
-// elements one command adds have dots a tick apart, one node's).
+// (left out when the table names one node, as it does for a key only one
+// node wrote) and the difference of its timestamp from the dot written
+// before it (the elements one command adds have dots a tick apart, one
+// node's).
 type dotWriter struct {
 	nodes []NodeID
 	prev  hlc.Timestamp
@@ -203,14 +222,16 @@ func (w *dotWriter) node(n NodeID) int {
 }
 
 func (w *dotWriter) put(dst []byte, v Version) []byte {
-	dst = binary.AppendUvarint(dst, uint64(w.node(v.Node)))
+	if i := w.node(v.Node); len(w.nodes) > 1 {
+		dst = binary.AppendUvarint(dst, uint64(i))
+	}
 	dst = binary.AppendVarint(dst, int64(v.TS-w.prev))
 	w.prev = v.TS
 	return dst
 }
 
 // minDotLen is the fewest bytes a dotWriter writes a dot in.
-const minDotLen = 2
+const minDotLen = 1
 
 // dotReader reads what a dotWriter wrote.
 type dotReader struct {
@@ -235,7 +256,10 @@ func (r *typedReader) dot(what string) Version {
 	if r.dots == nil {
 		return r.version(what)
 	}
-	i := r.uvarint(what)
+	var i uint64
+	if len(r.dots.nodes) != 1 {
+		i = r.uvarint(what)
+	}
 	d := r.varint(what)
 	if r.err != nil {
 		return Version{}
@@ -509,16 +533,25 @@ func (r *typedReader) floats(counts []Count) {
 // elems reads list which; times says whether traces carry their time.
 func (r *typedReader) elems(what string, min int, which int, times bool) []Elem {
 	if r.dots != nil {
-		min -= versionLen - minDotLen
+		min += 1 - versionLen + minDotLen // a name's shared prefix, a dot in a byte
 	}
 	n := r.count(what, min)
 	if n == 0 || r.err != nil {
 		return nil
 	}
 	out := make([]Elem, n)
+	var names []byte // the names that share a prefix, built
 	for i := range out {
 		e := &out[i]
-		e.Name = r.bytes("name")
+		if r.dots == nil {
+			e.Name = r.bytes("name")
+		} else {
+			var prev []byte
+			if i > 0 {
+				prev = out[i-1].Name
+			}
+			e.Name, names = r.suffixed(prev, names, n-i)
+		}
 		e.Dot = r.dot("dot")
 		switch {
 		case which == listFields:
@@ -542,18 +575,47 @@ func (r *typedReader) elems(what string, min int, which int, times bool) []Elem 
 	return out
 }
 
+// suffixed reads a name appendSuffix wrote after prev, the first of left
+// names still to read in its list. A name that shares no prefix aliases
+// the input; one that does is built at the end of names, which it returns
+// grown: by room for left names of this one's length when it must grow,
+// so that a list's names take one allocation when they are about as long.
+func (r *typedReader) suffixed(prev, names []byte, left int) ([]byte, []byte) {
+	shared := r.uvarint("name prefix")
+	rest := r.bytes("name")
+	if r.err != nil {
+		return nil, names
+	}
+	if shared > uint64(len(prev)) || shared+uint64(len(rest)) > MaxValueLen {
+		r.fail("name prefix longer than the name before it")
+		return nil, names
+	}
+	if shared == 0 {
+		return rest, names
+	}
+	n := int(shared) + len(rest)
+	if len(names)+n > cap(names) {
+		names = slices.Grow(names, left*n)
+	}
+	at := len(names)
+	names = append(names, prev[:shared]...)
+	names = append(names, rest...)
+	return names[at:len(names):len(names)], names
+}
+
 // AppendTyped appends t's in-memory encoding to dst, for storage that
 // keeps a typed state apart from its record's registers in memory: as
-// appendTyped's, but with dots a few bytes each (dotWriter), which halves a
-// small hash of short fields. It is never written to disk or sent: a
+// appendTyped's, but with dots a byte or two each (dotWriter) and each
+// element's name after the prefix it shares with the one before
+// (appendSuffix), which takes a small hash of short fields to under half. It is never written to disk or sent: a
 // build's in-memory form need not read another's.
 func AppendTyped(dst []byte, t *Typed) []byte {
 	var w dotWriter
 	return appendTypedForm(dst, t, &w)
 }
 
-// DecodeTyped parses what AppendTyped wrote, all of b; names and values
-// alias b.
+// DecodeTyped parses what AppendTyped wrote, all of b; values alias b, and
+// names do but for those that share a prefix with the name before them.
 func DecodeTyped(b []byte) (*Typed, error) {
 	t, rest, err := decodeTypedForm(b, true)
 	if err == nil && len(rest) != 0 {

@@ -79,16 +79,16 @@ func (t *tracker) change(s *Sim, n *node, id uint32, old, new record.Record) {
 
 func (t *tracker) nodeUp(s *Sim, n *node) {
 	t.live++
-	for id, r := range n.st.recs {
-		t.add(uint32(id), r)
+	for id, r := range n.st.all() {
+		t.add(id, r)
 	}
 }
 
 func (t *tracker) nodeDown(s *Sim, n *node) {
 	n.up = false // recompute must not count n
 	t.live--
-	for id, r := range n.st.recs {
-		t.remove(s, uint32(id), r)
+	for id, r := range n.st.all() {
+		t.remove(s, id, r)
 	}
 	n.up = true
 }

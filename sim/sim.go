@@ -208,18 +208,18 @@ func (s *Sim) build() {
 		s.ck.writes = append(s.ck.writes, writeRec{key: id, node: -1, synced: true, ver: pre})
 	}
 	s.tr.grow(s.keys.len())
+	base := make([]record.Record, ref.st.size)
+	for id, r := range ref.st.all() {
+		base[id] = r
+	}
 	for id := range c.Keys {
-		s.tr.best[id], s.tr.cnt[id] = ref.st.recs[id], int32(n)
+		s.tr.best[id], s.tr.cnt[id] = base[id], int32(n)
 	}
 	s.tr.live = n
 	root := ref.st.tree.Root()
 	for _, x := range s.nodes {
 		if x != ref && c.Keys > 0 {
-			x.st.recs = append([]record.Record(nil), ref.st.recs...)
-			x.st.n = ref.st.n
-			for b := range c.Shape.Leaves() {
-				x.st.tree.SetLeaf(uint32(b), ref.st.tree.Leaf(uint32(b)))
-			}
+			x.st.share(ref.st, base)
 		}
 		for _, p := range x.r.Table().Peers() {
 			// The mesh has run before: linked, its peers told, every log

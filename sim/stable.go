@@ -132,7 +132,7 @@ func (s *Sim) recvAck(n, from *node, frame []byte) {
 func (s *Sim) rejoin(n *node, horizon hlc.Timestamp) {
 	s.ck.setAsideAt(n.idx, horizon)
 	s.gst.rejoins++
-	for id, r := range n.st.recs {
+	for id, r := range n.st.all() {
 		if !r.Written() || r.Oldest() > horizon {
 			continue
 		}
@@ -144,7 +144,7 @@ func (s *Sim) rejoin(n *node, horizon hlc.Timestamp) {
 			out = record.Record{}
 		}
 		s.gst.ownSetAside++
-		s.setStore(n, uint32(id), out)
+		s.setStore(n, id, out)
 	}
 	s.sync(n)
 	n.r.AsideDone(horizon)
@@ -213,7 +213,7 @@ func (s *Sim) collect(n *node) {
 		return
 	}
 	now := s.wall(n).UnixMilli()
-	for i, r := range n.st.recs {
+	for id, r := range n.st.all() {
 		if !collectable(r) {
 			continue
 		}
@@ -221,7 +221,6 @@ func (s *Sim) collect(n *node) {
 		if !changed {
 			continue
 		}
-		id := uint32(i)
 		if gone {
 			out = record.Record{}
 			s.gst.tombstones++

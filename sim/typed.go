@@ -218,6 +218,15 @@ func (c *typedCmd) hash(name string, args [][]byte, now int64) (record.Record, e
 			return record.Record{}, err
 		}
 		e, _ := cur.Field(args[2])
+		if name == "HINCRBY" && had && e.Dot.IsZero() {
+			// As the node: a field with counts and no element (increments
+			// a delete did not observe) gets a base, its counts kept.
+			d, err := c.op.BaseField(args[2])
+			if err != nil {
+				return record.Record{}, err
+			}
+			c.obs.add(listFields, args[2], d, []byte("0"))
+		}
 		switch {
 		case name == "HINCRBYFLOAT":
 			// As the node: a field with no element (increments an HDEL

@@ -75,8 +75,10 @@ func blockSeq(key []byte) uint64 { return binary.BigEndian.Uint64(key[1:9]) }
 func isPart(key []byte) bool { return len(key) > 9 }
 
 // Batch gathers log entries, in the order they were applied, encoded as the
-// log's blocks, until Commit stores them. Its entries' keys and data alias
-// its buffer, so a Batch must not be reset while they are in use.
+// log's blocks, until Commit stores them. Its entries hold the keys and
+// records Add was given, not copies: decoding each record back out of the
+// buffer cost as much again as encoding it (a typed delta is decoded into
+// fresh slices).
 type Batch struct {
 	stored  int64 // the bytes Commit stored, for Advance
 	buf     []byte
@@ -87,7 +89,8 @@ type Batch struct {
 
 // Add appends the mutation of key by rec, with sequence number seq (one more
 // than the previous entry's) and the key's register versions before and
-// after it.
+// after it. key and rec are kept in the entry as they are: they must stay
+// valid and unchanged until the batch is reset.
 func (b *Batch) Add(seq uint64, key []byte, rec record.Record, prev, now [3]record.Version) {
 	if len(b.blocks) == 0 || len(b.buf)-b.blocks[len(b.blocks)-1] >= blockTarget {
 		b.blocks = append(b.blocks, len(b.buf))
@@ -95,14 +98,9 @@ func (b *Batch) Add(seq uint64, key []byte, rec record.Record, prev, now [3]reco
 		b.buf = append(b.buf, make([]byte, blockHeader)...)
 	}
 	b.buf = binary.AppendUvarint(b.buf, uint64(len(key)))
-	k := len(b.buf)
 	b.buf = append(b.buf, key...)
-	r := len(b.buf)
 	b.buf = record.AppendBinary(b.buf, rec)
-	// Keys and data alias the buffer as it is now; a later append that
-	// moves it leaves them on the old array, which holds the same bytes.
-	logged, _, _ := record.DecodePrefix(b.buf[r:])
-	b.Entries = append(b.Entries, Entry{Seq: seq, Key: b.buf[k:r:r], Record: logged, Prev: prev, Now: now})
+	b.Entries = append(b.Entries, Entry{Seq: seq, Key: key, Record: rec, Prev: prev, Now: now})
 }
 
 // Len is the number of entries in the batch.

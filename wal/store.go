@@ -114,6 +114,12 @@ var ErrLocked = errors.New("data directory is in use by another process")
 // ErrClosed is returned by operations on a closed store.
 var ErrClosed = errors.New("store is closed")
 
+// ErrNeedsRestart is returned by every write once Badger's in-memory state
+// cannot take one safely until the process starts again (a flush failed
+// inside a DropPrefix): what was committed is on disk, and a restart
+// replays it.
+var ErrNeedsRestart = errors.New("the log's store must be restarted")
+
 // Row prefixes. One byte each.
 const (
 	prefixLog  = 'l' // 'l' seq(8) → a block of entries from seq on; 'l' seq(8) part(4) → its continuation (see log.go)
@@ -144,6 +150,9 @@ type Store struct {
 	retainNow chan struct{}
 	wg        sync.WaitGroup
 	closed    atomic.Bool
+	// broken is why Badger must take no more writes in this process: a
+	// DropPrefix failed part way (see reclaimTruncated).
+	broken atomic.Pointer[error]
 
 	// Log bounds, guarded by logMu; Commit moves last, retention first.
 	logMu      sync.Mutex
@@ -330,6 +339,9 @@ func (s *Store) checkpointed() bool {
 
 // retain is a retention pass: truncate the log, then reclaim its space.
 func (s *Store) retain(ctx context.Context) {
+	if s.broken.Load() != nil {
+		return // truncation and value log collection write
+	}
 	if _, err := s.Truncate(ctx); err != nil && ctx.Err() == nil {
 		s.log.Error("log truncation failed", "err", err)
 	}
@@ -381,6 +393,9 @@ func (s *Store) checkSpace(need int64) error {
 // milliseconds), and it compacts level 0 after; flattening then compacts the
 // levels below, where older blocks' keys may be.
 func (s *Store) reclaimTruncated() {
+	if s.broken.Load() != nil {
+		return
+	}
 	s.logMu.Lock()
 	due := s.truncated >= s.db.Opts().ValueLogFileSize
 	s.logMu.Unlock()
@@ -395,13 +410,26 @@ func (s *Store) reclaimTruncated() {
 		// (ErrBlockedWrites): commits wait on the commit lock instead.
 		s.ts.commitMu.Lock()
 		err = s.db.DropPrefix([]byte{prefixFlush}) // flushes, then compacts level 0
+		if err != nil && !errors.Is(err, badger.ErrDBClosed) && !errors.Is(err, badger.ErrBlockedWrites) {
+			// A flush that failed in DropPrefix (a full disk) leaves the
+			// memtable it flushed listed both as the one written to and
+			// as one waiting for its flush: a second DropPrefix, or the
+			// memtable's turn to be flushed, flushes it twice and frees
+			// it while still listed, and Badger panics. No write may
+			// reach it, so every commit from now on fails; Close still
+			// flushes it once.
+			broken := fmt.Errorf("%w: a flush failed while compacting the truncated log: %w", ErrNeedsRestart, err)
+			s.broken.Store(&broken)
+		}
 		s.ts.commitMu.Unlock()
 	}
 	if err == nil {
 		err = s.db.Flatten(1)
 	}
 	if err != nil {
-		if !errors.Is(err, badger.ErrDBClosed) && !s.closed.Load() {
+		if errp := s.broken.Load(); errp != nil {
+			s.log.Error("the log takes no more writes until the node restarts", "err", *errp)
+		} else if !errors.Is(err, badger.ErrDBClosed) && !s.closed.Load() {
 			s.log.Error("compact the truncated log", "err", err)
 		}
 		return

@@ -70,6 +70,9 @@ func (s *Store) writeTxn() *badger.Txn {
 func (s *Store) commitTxn(txn *badger.Txn) error {
 	s.ts.commitMu.Lock()
 	defer s.ts.commitMu.Unlock()
+	if errp := s.broken.Load(); errp != nil {
+		return *errp
+	}
 	s.ts.last++
 	err := txn.CommitAt(s.ts.last, nil)
 	// Even a failed commit's timestamp is never used again: part of it may

@@ -258,19 +258,25 @@ func serve(ctx context.Context, cfg node.Config, metricsAddr, backend string, lo
 	// Type=notify.
 	notifySystemd(log, daemon.SdNotifyReady)
 
-	shutdowns := make(chan error, 1)
+	// A signal is a second one while the shutdown the last signal began is
+	// under way, as the node says: SHUTDOWN ABORT ends that at once, while
+	// the aborted shutdown's outcome reaches shutdowns only later, maybe
+	// after the next signal, which is then a first one again (and its
+	// shutdown's outcome the one awaited).
+	var shutdowns <-chan error
 	shuttingDown := false
 	for done := false; !done; {
 		select {
 		case sig := <-sigs:
-			if shuttingDown {
+			if shuttingDown && n.ShutdownUnderWay() {
 				log.Warn("second signal: exiting now, without finishing the shutdown", "signal", sig.String())
 				return fmt.Errorf("exited on a second %s before the shutdown finished", sig)
 			}
 			log.Info("shutting down", "signal", sig.String())
 			shuttingDown = true
-			go func() { shutdowns <- n.Shutdown(node.ShutdownOptions{}) }()
+			shutdowns = n.StartShutdown(node.ShutdownOptions{})
 		case err := <-shutdowns:
+			shutdowns = nil
 			if errors.Is(err, node.ErrShutdownAborted) || errors.Is(err, node.ErrShutdownRefused) {
 				shuttingDown = false // serving on
 				notifySystemd(log, daemon.SdNotifyReady)
