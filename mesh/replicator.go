@@ -631,6 +631,16 @@ func (r *Replicator) end(id PeerID, cu *catchUp) {
 	}
 }
 
+// AcceptSession reports whether a Merkle session peer id opens is served
+// now. Not while a bootstrap is wanted or runs: the snapshot brings every
+// key. Not while a catch-up from id runs or waits for its turn: id's log
+// brings what the session would at a fraction of a tree walk, and both
+// moving the same keys at once only doubles the work; the peer tries again
+// at a later round.
+func (r *Replicator) AcceptSession(id PeerID) bool {
+	return !r.table.Bootstrapping() && r.catching[id] == nil
+}
+
 // CatchingUp reports whether a catch-up from id runs (or waits for its
 // turn).
 func (r *Replicator) CatchingUp(id PeerID) bool { return r.catching[id] != nil }
