@@ -80,10 +80,13 @@ func (m *Mesh) serveMerkle(s Stream) {
 		return
 	}
 	m.mu.Lock()
-	booting := m.r.Table().Bootstrapping()
+	accept := false
+	if ps := m.peers[s.Remote()]; ps != nil {
+		accept = m.r.AcceptSession(ps.mid)
+	}
 	m.mu.Unlock()
-	if booting {
-		s.Reset() // the snapshot under way brings every key
+	if !accept {
+		s.Reset() // not now (mesh.Replicator.AcceptSession): the peer tries again next round
 		return
 	}
 	sess, err := merkle.NewResponder(merkle.Config{Shape: merkle.DefaultShape, Local: m.local.MerkleLocal()})

@@ -75,7 +75,7 @@ const (
 	maxPeersListed   = 256
 	maxAddrsPerPeer  = 16
 	maxAddrLen       = 512
-	maxPushMessage   = 2 << 20 // a pubsub message
+	maxPushMessage   = 2 << 20 // a push's frame
 	maxPushBytes     = 1 << 20 // keys and payloads of one push batch
 	logReplyEntries  = 1024
 	logReplyBytes    = 1 << 20

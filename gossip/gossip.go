@@ -166,6 +166,8 @@ type peerState struct {
 	ackIn   Stream
 	ackInW  *bufio.Writer
 	ackInMu sync.Mutex
+	// push is the stream our pushes go to the peer on (pushstream.go).
+	push *pushOut
 	// downSince is when its link last closed.
 	downSince time.Time
 }
@@ -206,7 +208,7 @@ func Start(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 	if err != nil {
 		return nil, err
 	}
-	name := "open" // the mesh's name: push topic and mDNS service
+	name := "open" // the mesh's name: its mDNS service
 	if cfg.PSK != nil {
 		sum := sha256.Sum256(cfg.PSK)
 		name = "psk-" + hex.EncodeToString(sum[:8])
@@ -297,10 +299,9 @@ func (m *Mesh) start(tr Transport, boot []peer.AddrInfo) error {
 // events is the mesh as its transport's Handler.
 type events struct{ m *Mesh }
 
-func (e events) Push(from, origin peer.ID, msg []byte) bool { return e.m.received(from, origin, msg) }
-func (e events) LinkUp(p peer.ID, addr string)              { e.m.linkUp(p, addr) }
-func (e events) LinkDown(p peer.ID)                         { e.m.linkDown(p) }
-func (e events) Found(p peer.ID)                            { e.m.want(p, false) }
+func (e events) LinkUp(p peer.ID, addr string) { e.m.linkUp(p, addr) }
+func (e events) LinkDown(p peer.ID)            { e.m.linkDown(p) }
+func (e events) Found(p peer.ID)               { e.m.want(p, false) }
 
 func (e events) Stream(proto protocol.ID, s Stream) {
 	switch proto {
@@ -310,6 +311,8 @@ func (e events) Stream(proto protocol.ID, s Stream) {
 		e.m.serveMerkle(s)
 	case protoAck:
 		e.m.serveAck(s)
+	case protoPush:
+		e.m.servePush(s)
 	case protoPeers:
 		e.m.servePeers(s)
 	case protoSnapshot:
@@ -421,7 +424,7 @@ func (m *Mesh) linkUp(p peer.ID, addr string) {
 		return
 	}
 	m.log.Info("peer connected", "peer", p.String(), "addr", addr)
-	m.poke(m.ackSignal) // opens the ack stream, on which the peer can ask
+	m.poke(m.ackSignal) // opens the push stream, and the ack stream, on which the peer can ask
 	m.goRun(func() { m.exchangePeers(p) })
 }
 
@@ -448,6 +451,7 @@ func (m *Mesh) linkDown(p peer.ID) {
 			ps.ackStream.Reset()
 			ps.ackStream, ps.ackW, ps.ackReset = nil, nil, false
 		}
+		ps.closePush()
 	})
 	if !down {
 		return

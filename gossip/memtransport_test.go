@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net"
@@ -18,16 +19,15 @@ import (
 )
 
 // memNet is an in-memory network for meshes under test, in one process:
-// links, streams (net.Pipe), pushes (each sent straight to every linked
-// peer, as flood publish does), partitions and lost pushes. Handlers run
-// outside its lock, as libp2p's notifications do.
+// links, streams (net.Pipe), partitions and pushes lost on the push
+// streams. Handlers run outside its lock, as libp2p's notifications do.
 type memNet struct {
 	mu    sync.Mutex
 	nodes map[peer.ID]*memTransport
 	links map[[2]peer.ID]*memLink
 	cut   map[[2]peer.ID]bool
-	// drop is how many of the next pushes from one node to another are
-	// lost.
+	// drop is how many of the next pushes on the push stream from one
+	// node to another are lost.
 	drop map[[2]peer.ID]int
 }
 
@@ -140,22 +140,6 @@ func cmpID(a, b peer.ID) int {
 	return 0
 }
 
-func (t *memTransport) Publish(_ context.Context, msg []byte) error {
-	for _, q := range t.linked() {
-		t.net.mu.Lock()
-		k := [2]peer.ID{t.id, q.id}
-		lost := t.net.drop[k] > 0
-		if lost {
-			t.net.drop[k]--
-		}
-		t.net.mu.Unlock()
-		if !lost {
-			q.hd.Push(t.id, t.id, slices.Clone(msg))
-		}
-	}
-	return nil
-}
-
 func (t *memTransport) Open(_ context.Context, p peer.ID, proto protocol.ID) (Stream, error) {
 	t.net.mu.Lock()
 	l := t.net.links[pair(t.id, p)]
@@ -168,7 +152,48 @@ func (t *memTransport) Open(_ context.Context, p peer.ID, proto protocol.ID) (St
 	l.streams = append(l.streams, a, b)
 	t.net.mu.Unlock()
 	go q.hd.Stream(proto, memStream{b, t.id})
+	if proto == protoPush {
+		return &lossyStream{memStream: memStream{a, p}, net: t.net, link: [2]peer.ID{t.id, p}}, nil
+	}
 	return memStream{a, p}, nil
+}
+
+// lossyStream is a push stream that loses the frames memNet.drop says.
+type lossyStream struct {
+	memStream
+	net     *memNet
+	link    [2]peer.ID
+	pending []byte
+}
+
+// Write passes on the whole frames in what was written so far, less those
+// lost.
+func (s *lossyStream) Write(b []byte) (int, error) {
+	s.pending = append(s.pending, b...)
+	var out []byte
+	for {
+		n, k := binary.Uvarint(s.pending)
+		if k <= 0 || uint64(len(s.pending)-k) < n {
+			break
+		}
+		frame := s.pending[:k+int(n)]
+		s.net.mu.Lock()
+		lost := s.net.drop[s.link] > 0
+		if lost {
+			s.net.drop[s.link]--
+		}
+		s.net.mu.Unlock()
+		if !lost {
+			out = append(out, frame...)
+		}
+		s.pending = s.pending[len(frame):]
+	}
+	if len(out) > 0 {
+		if _, err := s.memStream.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
 }
 
 func (t *memTransport) Connect(_ context.Context, p peer.ID) error {

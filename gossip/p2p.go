@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -22,22 +21,18 @@ import (
 const permanentTTL = peerstore.PermanentAddrTTL
 
 // p2p is the mesh's Transport over libp2p: the host (host.go) with its
-// gater and bandwidth counter, GossipSub for pushes (push.go), mDNS on a
-// LAN.
+// gater and bandwidth counter, mDNS on a LAN.
 type p2p struct {
-	cfg     *Config
-	log     *slog.Logger
-	name    string // the mesh's name: topic and mDNS service
-	listen  []ma.Multiaddr
-	h       host.Host
-	gater   *gater
-	bw      *metrics.BandwidthCounter
-	ps      *pubsub.PubSub
-	topic   *pubsub.Topic
-	unrelay pubsub.RelayCancelFunc
-	mdns    io.Closer
-	ctx     context.Context
-	cancel  context.CancelFunc
+	cfg    *Config
+	log    *slog.Logger
+	name   string // the mesh's name: its mDNS service
+	listen []ma.Multiaddr
+	h      host.Host
+	gater  *gater
+	bw     *metrics.BandwidthCounter
+	mdns   io.Closer
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // newP2P builds the host; it listens only once started.
@@ -65,14 +60,10 @@ func (t *p2p) Addrs() []string {
 	return out
 }
 
-// Start joins the push topic, sets the stream handlers and link events,
-// and only then listens: a peer that connected before would never be
-// counted as linked.
+// Start sets the stream handlers and link events, and only then listens: a
+// peer that connected before would never be counted as linked.
 func (t *p2p) Start(hd Handler) error {
-	if err := t.startPubsub(hd); err != nil {
-		return err
-	}
-	for _, p := range []protocol.ID{protoLog, protoMerkle, protoAck, protoPeers, protoSnapshot} {
+	for _, p := range []protocol.ID{protoPush, protoLog, protoMerkle, protoAck, protoPeers, protoSnapshot} {
 		t.h.SetStreamHandler(p, func(s network.Stream) { hd.Stream(p, p2pStream{s}) })
 	}
 	t.h.Network().Notify(&network.NotifyBundle{
@@ -88,8 +79,6 @@ func (t *p2p) Start(hd Handler) error {
 	}
 	return nil
 }
-
-func (t *p2p) Publish(ctx context.Context, msg []byte) error { return t.topic.Publish(ctx, msg) }
 
 func (t *p2p) Open(ctx context.Context, p peer.ID, proto protocol.ID) (Stream, error) {
 	s, err := t.h.NewStream(ctx, p, proto)
@@ -139,14 +128,7 @@ func (t *p2p) Close() error {
 	if t.mdns != nil {
 		t.mdns.Close()
 	}
-	if t.unrelay != nil {
-		t.unrelay()
-	}
-	err := t.h.Close()
-	if t.topic != nil {
-		t.topic.Close()
-	}
-	return err
+	return t.h.Close()
 }
 
 // p2pStream is a libp2p stream as the mesh sees one.

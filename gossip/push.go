@@ -1,16 +1,12 @@
 package gossip
 
 import (
-	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
 	"time"
 
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redmesh/redmesh/merkle"
@@ -19,9 +15,8 @@ import (
 	"github.com/redmesh/redmesh/wal"
 )
 
-// Eager push over GossipSub. Only local writes are published: GossipSub
-// already carries a message to every subscriber, and a remote write that
-// wins here is not published again. Each message is
+// Eager push. Only local writes are pushed: a remote write that wins here
+// is not pushed again. Each message is
 //
 //	byte 1 (version) | uvarint epoch | uvarint prev | uvarint to | mesh push
 //
@@ -31,6 +26,12 @@ import (
 // now has them up to to, and acknowledges that to the origin (for WAIT);
 // one that missed a message (prev beyond what it has) reads the origin's
 // log instead.
+//
+// The origin sends each message on a push stream of its own to every peer
+// linked to it (pushstream.go), read on arrival straight into the merge.
+// Discovery keeps every member linked to every other; one that is not (a
+// partition between two nodes only) gets the origin's writes by
+// anti-entropy, from a peer that has them.
 
 const pushVersion = 1
 
@@ -38,82 +39,9 @@ const pushVersion = 1
 // they are left to catch-up and anti-entropy.
 const maxLocalQueue = 1 << 16
 
-// pushQueue bounds the pushes waiting to be merged.
-const pushQueue = 4096
-
 type pushItem struct {
 	seq uint64
 	rec merkle.Record
-}
-
-// topicName is the push topic of a mesh. Version 2: messages are not
-// signed (see startPubsub), which version 1 nodes refuse.
-func topicName(mesh string) string { return "/redmesh/push/2/" + mesh }
-
-// startPubsub joins the push topic.
-//
-// Messages are not signed (StrictNoSign): an Ed25519 signature on every push
-// and its verification on every receiver took about a quarter of each
-// node's CPU and a large part of a write's propagation time. That is safe
-// because signatures add nothing the mesh needs:
-//   - Every peer is admitted by the private network key or the allowlist and
-//     authenticated by Noise; only admitted peers can deliver a message, and
-//     an admitted peer may write any record anyway (its pushes, log replies
-//     and Merkle sessions all end in mesh.Admit and the merge rule).
-//   - The origin (From) matters only for the origin's log bookkeeping, which
-//     feeds WAIT's acknowledgements, and the receiver checks it another way:
-//     From counts only when the peer that handed over the message is From
-//     itself, as authenticated by Noise (flood publish sends each push
-//     straight to every connected peer). A forwarded copy is applied like
-//     any peer's records but never moves the origin's acknowledgement.
-//   - The message ID hashes the whole message, so a peer that forges a push
-//     under another's From and sequence number cannot suppress the real one.
-func (t *p2p) startPubsub(hd Handler) error {
-	ps, err := pubsub.NewGossipSub(t.ctx, t.h,
-		pubsub.WithMaxMessageSize(maxPushMessage),
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
-		pubsub.WithMessageIdFn(pushMsgID),
-		pubsub.WithPeerExchange(true),
-		pubsub.WithFloodPublish(true),
-		// Pushes are merged in the validator (see validatePush): its queue
-		// absorbs a burst.
-		pubsub.WithValidateQueueSize(pushQueue),
-	)
-	if err != nil {
-		return fmt.Errorf("gossipsub: %w", err)
-	}
-	t.ps = ps
-	name := topicName(t.name)
-	validate := func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-		return t.validatePush(hd, from, msg)
-	}
-	if err := ps.RegisterTopicValidator(name, validate, pubsub.WithValidatorInline(true)); err != nil {
-		return err
-	}
-	if t.topic, err = ps.Join(name); err != nil {
-		return err
-	}
-	// Relay, not Subscribe: it joins the topic's mesh just the same (peers
-	// send us pushes, we forward them), but pubsub does not also hand every
-	// message, ours included, to a subscription we would only discard:
-	// validatePush has merged it already.
-	if t.unrelay, err = t.topic.Relay(); err != nil {
-		return err
-	}
-	return nil
-}
-
-// pushMsgID is a message's GossipSub ID: a hash of its author, sequence
-// number and data, unambiguously framed.
-func pushMsgID(pm *pb.Message) string {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	for _, b := range [][]byte{pm.From, pm.Seqno} {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
-		h.Write(b)
-	}
-	h.Write(pm.Data)
-	return string(h.Sum(nil))
 }
 
 type pushMsg struct {
@@ -156,37 +84,6 @@ func decodePushMsg(b []byte) (pushMsg, error) {
 	}
 	pm.recs = d.Push
 	return pm, checkRecords(pm.recs)
-}
-
-// validatePush runs before GossipSub delivers or forwards a message, in
-// one of GossipSub's validation workers (inline), and has the mesh merge
-// it there: a push is visible here two goroutine hand-offs sooner than
-// through a subscription, and GossipSub validates each message once, so
-// each is merged once. A malformed one is rejected (and its sender
-// penalised by GossipSub). Our own pushes, validated as they are
-// published, were built here and are not decoded.
-func (t *p2p) validatePush(hd Handler, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	if from == t.h.ID() {
-		return pubsub.ValidationAccept
-	}
-	if !hd.Push(from, msg.GetFrom(), msg.Data) {
-		return pubsub.ValidationReject
-	}
-	return pubsub.ValidationAccept
-}
-
-// received takes a push from a peer: a malformed one disconnects the peer
-// that sent it; one of ours coming back is not merged again.
-func (m *Mesh) received(from, origin peer.ID, msg []byte) bool {
-	pm, err := decodePushMsg(msg)
-	if err != nil {
-		m.misbehaved(from, "push", err)
-		return false
-	}
-	if origin != m.self {
-		m.merge(from, origin, pm)
-	}
-	return true
 }
 
 // Committed is the store's commit hook (through the node): it queues this
@@ -263,6 +160,7 @@ func (m *Mesh) LastLocalSeq() uint64 {
 func (m *Mesh) publisher() {
 	b := mesh.Batcher[pushItem]{}
 	var bytes int
+	var outs []*pushOut
 	publish := func(batch []pushItem) {
 		if len(batch) == 0 {
 			return
@@ -274,26 +172,25 @@ func (m *Mesh) publisher() {
 		m.pushMu.Lock()
 		m.mu.Lock()
 		h = m.r.PushHeader(batch[0].seq, to)
+		outs = m.pushOuts(outs[:0])
 		m.mu.Unlock()
 		m.pushMu.Unlock()
 		recs := make([]merkle.Record, len(batch))
 		for i, it := range batch {
 			recs[i] = it.rec
 		}
-		// A fresh buffer each time: GossipSub keeps the data (its peer
-		// queues marshal it later, its cache serves it to IWANT), so reusing
-		// one corrupted queued messages.
+		// A fresh buffer each time: the push streams' queues hold it.
 		msg := appendPushMsg(make([]byte, 0, size), h.Epoch, h.Prev, h.To, recs)
-		if err := m.tr.Publish(m.ctx, msg); err != nil {
-			// Receivers see the hole: the next push's prev is past what
-			// they have, and they read our log.
-			if m.ctx.Err() == nil {
-				m.log.Warn("publish push", "err", err)
+		for _, o := range outs {
+			if !o.send(msg) {
+				// The peer sees the hole: the next push's prev is past
+				// what it has, and it reads our log.
+				m.st.pushDropped.Add(uint64(len(batch)))
 			}
-		} else {
-			m.st.pushBatches.Add(1)
-			m.st.pushRecords.Add(uint64(len(batch)))
 		}
+		clear(outs)
+		m.st.pushBatches.Add(1)
+		m.st.pushRecords.Add(uint64(len(batch)))
 	}
 	for {
 		select {
@@ -329,12 +226,11 @@ func (m *Mesh) publisher() {
 	}
 }
 
-// merge applies a push that peer from handed over, made by origin, and
-// tells the replicator: the origin's own copy moves what we acknowledge of
-// its log, or shows a gap; a forwarded one with news reads its log.
-func (m *Mesh) merge(from, origin peer.ID, pm pushMsg) {
+// merge applies a push that arrived on origin's push stream and tells the
+// replicator: it moves what we acknowledge of origin's log, or shows a gap.
+func (m *Mesh) merge(origin peer.ID, pm pushMsg) {
 	m.st.pushReceived.Add(uint64(len(pm.recs)))
-	n, err := m.apply(from, pm.recs)
+	n, err := m.apply(origin, pm.recs)
 	m.st.pushApplied.Add(uint64(n))
 	h := mesh.PushHeader{Origin: m.midOf(origin), Epoch: pm.epoch, Prev: pm.prev, To: pm.to, At: time.Now()}
 	if err != nil {
@@ -348,5 +244,5 @@ func (m *Mesh) merge(from, origin peer.ID, pm pushMsg) {
 			m.log.Error("apply pushed records", "origin", origin.String(), "err", err)
 		}
 	}
-	m.step(func() { m.r.Step(m.midOf(from), h) })
+	m.step(func() { m.r.Step(h.Origin, h) })
 }

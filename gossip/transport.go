@@ -11,10 +11,10 @@ import (
 )
 
 // Transport is what the mesh needs from the network, as memberlist's
-// Transport is what memberlist needs: this node's identity, its pushes
-// published and its peers' handed over, streams of a protocol opened to a
-// peer and accepted from one, links going up and down, dialling, and the
-// peers' addresses for discovery. The node runs it over libp2p (p2p.go).
+// Transport is what memberlist needs: this node's identity, streams of a
+// protocol opened to a peer and accepted from one (pushes among them),
+// links going up and down, dialling, and the peers' addresses for
+// discovery. The node runs it over libp2p (p2p.go).
 type Transport interface {
 	// Self is this node's peer ID; Addrs the full addresses peers dial it
 	// at.
@@ -23,8 +23,6 @@ type Transport interface {
 	// Start hands every event to h from now on and starts listening:
 	// nothing reaches the mesh before it is ready for it.
 	Start(h Handler) error
-	// Publish sends a push to the peers.
-	Publish(ctx context.Context, msg []byte) error
 	// Open opens a stream of protocol proto to p.
 	Open(ctx context.Context, p peer.ID, proto protocol.ID) (Stream, error)
 	// Connect dials p at the addresses known for it; Connected reports
@@ -46,9 +44,6 @@ type Transport interface {
 
 // Handler is what a Transport tells the mesh.
 type Handler interface {
-	// Push is a push published by origin that peer from handed over; false
-	// rejects it (malformed: the transport does not forward it).
-	Push(from, origin peer.ID, msg []byte) bool
 	// Stream is a stream of protocol proto a peer opened.
 	Stream(proto protocol.ID, s Stream)
 	// LinkUp: a link to p opened, at addr; LinkDown: one closed (the mesh

@@ -16,8 +16,8 @@ import (
 // moves, and at once when the peer asked. The peer asks on the same stream
 // the other way (mesh.AppendAckWant) when a client WAITs for a write.
 
-// ackSender opens the ack streams and sends the acknowledgements the
-// replicator decided on; every AckInterval it ticks the replicator (the
+// ackSender opens the push streams (pushstream.go) and the ack streams and
+// sends the acknowledgements the replicator decided on; every AckInterval it ticks the replicator (the
 // stable time, silent members, push gaps, what moved).
 func (m *Mesh) ackSender() {
 	tick := time.NewTicker(m.cfg.AckInterval)
@@ -37,6 +37,7 @@ func (m *Mesh) ackSender() {
 				m.log.Warn("sync for acknowledgements", "err", err)
 			}
 		}
+		m.openPushStreams()
 		m.openAckStreams()
 		m.sendAcks()
 	}

@@ -4,7 +4,8 @@ package mesh
 // while they run.
 //
 // One catch-up runs per peer at a time: a trigger while it runs (a new
-// link, a push gap that outlasted its patience, a forwarded push with news)
+// link, a push gap that outlasted its patience, a log the peer's root shows
+// ahead)
 // makes it run once more when it ends, since what triggered it may have
 // come after its last read.
 //

@@ -81,7 +81,8 @@
 // holds) and log reads; a push that came after a lost or late one waits,
 // and a gap that outlasts its patience sends the node to the origin's log.
 // CatchUps (catchups.go) starts catch-ups, one per peer, lets one read at a
-// time, and holds anti-entropy rounds back while they run. What a node
+// time, and holds anti-entropy rounds back while they run; a node serves
+// no session a peer opens while it reads that peer's log (AcceptSession). What a node
 // tells an origin of its Progress travels as an Ack (ack.go), batched by
 // AckOut unless the origin asked for one (WAIT), and counted for garbage
 // collection only as far as it is synced here (Durable).

@@ -8,8 +8,9 @@ import "time"
 // where its catch-up cursor in the origin's log may move.
 //
 // The origin's pushes each carry the range (prev, to] of its log they
-// hold, all of its local writes in it; GossipSub may deliver them out of
-// order or lose one. A push that follows on from Acked moves it; one that
+// hold, all of its local writes in it; one may be lost (the origin dropped
+// it for a slow peer, or its stream failed) or arrive late, across a new
+// stream. A push that follows on from Acked moves it; one that
 // comes after a missing push waits (up to MaxAhead of them) until the
 // missing writes arrive by a late push or a log read, and the gap's age
 // tells the caller when to stop waiting and read the origin's log (Overdue).
@@ -112,10 +113,6 @@ func (p *Progress) enter(epoch uint64) {
 		p.Epoch, p.Acked, p.ahead, p.missed, p.gapSince, p.notBefore = epoch, 0, nil, 0, time.Time{}, time.Time{}
 	}
 }
-
-// News reports whether a push of the origin's writes up to to of epoch
-// holds writes not yet applied here.
-func (p *Progress) News(epoch, to uint64) bool { return p.Epoch != epoch || p.Acked < to }
 
 // Overdue reports whether a push has been missing for longer than patience
 // at now, and what was refused may be admitted (Missed); if so the caller reads the origin's log, and the gap's clock

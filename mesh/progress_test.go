@@ -47,8 +47,6 @@ func TestProgressScripts(t *testing.T) {
 			out = fmt.Sprintf("moved=%v", p.Pushed(epoch, prev, to, now))
 		case "read":
 			out = fmt.Sprintf("moved=%v", p.Advance(epoch, acked))
-		case "news":
-			out = fmt.Sprintf("news=%v", p.News(epoch, to))
 		case "missed":
 			p.Missed(epoch, to, now, admitAt)
 			out = "missed"

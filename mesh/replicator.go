@@ -392,9 +392,9 @@ func (r *Replicator) connected(id PeerID) bool {
 type Message interface{ isMessage() }
 
 // PushHeader is an eager push's header, after its records were applied:
-// origin's local writes (Prev, To] of its log Epoch, arrived At. The peer
-// that handed it over is Step's from: only the origin's own copy moves its
-// progress (messages are unsigned; a forwarded copy only hints). Refused:
+// origin's local writes (Prev, To] of its log Epoch, arrived At, from the
+// origin itself (Step's from): a copy relayed by another peer moves
+// nothing (messages are unsigned). Refused:
 // a record of it was not applied (mesh.Admit refused it, admitted from
 // AdmitAt; or the store failed, AdmitAt zero): its writes are missing, and
 // the origin's log is read for them after the gap's patience, not before
@@ -491,16 +491,12 @@ func (r *Replicator) Step(from PeerID, m Message) {
 	}
 }
 
-// pushed takes a push. One from its origin moves our progress through the
+// pushed takes a push from its origin. It moves our progress through the
 // origin's writes when it follows on; one after a gap, or not all applied,
-// waits (CheckGaps).
-// A forwarded one with news for a connected origin reads the origin's log:
-// the origin's own copy was most likely dropped as a duplicate of it.
+// waits (CheckGaps). A copy another peer relayed proves nothing of its
+// origin (pushes are unsigned) and moves nothing.
 func (r *Replicator) pushed(from PeerID, m PushHeader) {
 	if from != m.Origin {
-		if p := r.peers[m.Origin]; r.connected(m.Origin) && (p == nil || p.prog.News(m.Epoch, m.To)) {
-			r.trigger(m.Origin)
-		}
 		return
 	}
 	p := r.peer(m.Origin)
@@ -633,6 +629,16 @@ func (r *Replicator) end(id PeerID, cu *catchUp) {
 	if r.catchUps.Ended(id, r.connected(id)) {
 		r.begin(id)
 	}
+}
+
+// AcceptSession reports whether a Merkle session peer id opens is served
+// now. Not while a bootstrap is wanted or runs: the snapshot brings every
+// key. Not while a catch-up from id runs or waits for its turn: id's log
+// brings what the session would at a fraction of a tree walk, and both
+// moving the same keys at once only doubles the work; the peer tries again
+// at a later round.
+func (r *Replicator) AcceptSession(id PeerID) bool {
+	return !r.table.Bootstrapping() && r.catching[id] == nil
 }
 
 // CatchingUp reports whether a catch-up from id runs (or waits for its

@@ -30,7 +30,7 @@ import (
 //	failed p=P run=R                      the catch-up's stream failed, the link up
 //	fallback-done p=P run=R [failed] | bootstrap-done p=P run=R [failed]
 //	chunk p=P epoch=E head=H next=N [begins] [done]   a snapshot chunk from P applied (Table.SnapshotChunk)
-//	round root=X | session-done
+//	round root=X | session-done | accept p=P   an anti-entropy round; its session ended; a session P opens
 //	tick at=MS | gaps at=MS
 //	synced synced=N mark=M | sample seq=S ts=T | stable-saved ts=T | aside-done ts=T
 //	skip seq=S | push-header first=A to=B
@@ -126,6 +126,8 @@ func TestReplicatorScripts(t *testing.T) {
 				out = fmt.Sprintf("round %v\n", r.Round(root))
 			case "session-done":
 				r.SessionDone()
+			case "accept":
+				out = fmt.Sprintf("accept-session %v\n", r.AcceptSession(id))
 			case "tick":
 				r.Tick(now)
 			case "gaps":

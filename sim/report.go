@@ -120,6 +120,8 @@ type Sessions struct {
 	Equal      int64 `json:"found_equal"`
 	TimedOut   int64 `json:"timed_out"`
 	Errors     int64 `json:"errors"`
+	// Refused: the peer did not take the session (mesh.Replicator.AcceptSession).
+	Refused    int64 `json:"refused"`
 	KeysPulled int64 `json:"keys_pulled"`
 	KeysPushed int64 `json:"keys_pushed"`
 }
@@ -253,7 +255,7 @@ func (s *Sim) report() *Report {
 	r.Convergence = conv
 	r.Sessions = Sessions{Rounds: st.rounds, RoundsBusy: st.roundsBusy, RoundsNone: st.roundsAlone,
 		Started: st.sessions, Completed: st.sessionsDone, Equal: st.sessionsEqual,
-		TimedOut: st.sessionTimeouts, Errors: st.sessionErrors, KeysPulled: st.keysPulled, KeysPushed: st.keysPushed}
+		TimedOut: st.sessionTimeouts, Errors: st.sessionErrors, Refused: st.sessionsRefused, KeysPulled: st.keysPulled, KeysPushed: st.keysPushed}
 	r.CatchUp = CatchUps{Started: st.catchUps, WithoutCursor: st.catchUpsNoCursor, ByLog: st.catchUpsByLog,
 		LogRecords: st.logEntries, MerkleFallbacks: st.fallbacks, FallbacksDone: st.fallbacksDone}
 	r.Push = Push{Batches: st.pushBatches, RecordsReceived: st.pushRecords}

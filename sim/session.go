@@ -39,6 +39,11 @@ func (s *Sim) syncRound(n *node) {
 
 func (s *Sim) startSession(a, b *node, fallback uint64) {
 	ss := &session{ends: [2]*node{a, b}, incs: [2]uint32{a.inc, b.inc}, fallback: fallback}
+	if !b.r.AcceptSession(a.pid) {
+		s.st.sessionsRefused++
+		s.endSession(ss, false)
+		return
+	}
 	var err error
 	ss.ss[0], err = merkle.NewInitiator(merkle.Config{Shape: s.cfg.Shape, Local: a.st, Salt: s.rng.Uint64()})
 	if err == nil {

@@ -57,6 +57,7 @@ type stats struct {
 	rounds, roundsBusy, roundsAlone           int64
 	sessions, sessionsDone, sessionsEqual     int64
 	sessionTimeouts, sessionErrors            int64
+	sessionsRefused                           int64
 	keysPulled, keysPushed                    int64
 	catchUps, catchUpsNoCursor, catchUpsByLog int64
 	logEntries, fallbacks, fallbackSessions   int64
