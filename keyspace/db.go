@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,13 +92,6 @@ type DB struct {
 	dcond   *sync.Cond            // signalled with dmu when durable moves or the log fails
 	failure atomic.Pointer[error] // the log's last commit error, while it keeps failing
 
-	// Shared steps (UpdateShared): the requests waiting for one, and the
-	// token of the goroutine running them (a buffered channel of one, so
-	// a waiter can also wait for its own request to be done).
-	qmu    sync.Mutex
-	queue  []*sharedReq
-	leader chan struct{}
-
 	ckpt checkpointState
 
 	stop chan struct{}
@@ -144,7 +136,6 @@ func newDB(opts Options) *DB {
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		pending: &flight{batch: &wal.Batch{}, done: make(chan struct{})},
-		leader:  make(chan struct{}, 1),
 	}
 	db.tx.db = db
 	db.dcond = sync.NewCond(&db.dmu)
@@ -224,135 +215,6 @@ func (db *DB) Update(ctx context.Context, fn UpdateFunc) error {
 	}
 	<-f.done
 	return f.err
-}
-
-// maxShared bounds the requests one shared step runs: the goroutine that
-// runs them answers its own only after them all.
-const maxShared = 256
-
-// sharedReq is one UpdateShared call's request and, once ready is closed,
-// its outcome.
-type sharedReq struct {
-	ctx   context.Context
-	fn    UpdateFunc
-	ready chan struct{}
-	err   error
-	f     *flight // the flight holding its changes; nil if it made none
-	seq   uint64  // the last sequence number given when its step published
-}
-
-// UpdateShared is Update for a function that may share its step with
-// other UpdateShared calls waiting at the same time: one goroutine runs
-// every waiting function, one after another, under one hold of the write
-// lock, and publishes their changes together. Each function sees the
-// changes of those before it, as it would in steps of their own, and one
-// that fails undoes only its own (a savepoint each). What the step shares
-// is the work between the published state and the next: a large typed
-// state several functions write is copied once a tree node for them all
-// (record.Owner), not once each, and the log takes them in one batch.
-//
-// Because another goroutine may run fn, fn must do all its work with
-// what it reads inside the call: the records and large states it reads
-// may be changed in place by the functions after it in the step, so
-// nothing read may be used once fn returns. It must not block.
-func (db *DB) UpdateShared(ctx context.Context, fn UpdateFunc) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	r := &sharedReq{ctx: ctx, fn: fn, ready: make(chan struct{})}
-	db.qmu.Lock()
-	db.queue = append(db.queue, r)
-	db.qmu.Unlock()
-	for {
-		select {
-		case <-r.ready:
-			return r.wait(db)
-		default:
-		}
-		select {
-		case <-r.ready:
-			return r.wait(db)
-		case db.leader <- struct{}{}:
-			// The requests queued by now, this one among them unless the
-			// goroutine before took it.
-			db.runShared()
-			<-db.leader
-		}
-	}
-}
-
-// wait returns r's outcome once what its function wrote, or read, is
-// committed.
-func (r *sharedReq) wait(db *DB) error {
-	if r.f == nil {
-		// What fn read may include writes not yet committed, those of the
-		// functions before it in its step among them.
-		db.settleSeq(r.seq)
-		return r.err
-	}
-	<-r.f.done
-	return r.f.err
-}
-
-// runShared runs the queued requests' functions as one step (see
-// UpdateShared) and answers them; it runs with db.leader held.
-func (db *DB) runShared() {
-	db.qmu.Lock()
-	n := min(len(db.queue), maxShared)
-	reqs := slices.Clone(db.queue[:n])
-	clear(db.queue[:n])
-	db.queue = append(db.queue[:0], db.queue[n:]...)
-	db.qmu.Unlock()
-	if len(reqs) == 0 {
-		return
-	}
-	db.wmu.Lock()
-	var refused error
-	if db.closed.Load() {
-		refused = ErrClosed
-	} else if errp := db.failure.Load(); errp != nil {
-		refused = fmt.Errorf("%w: %w", ErrLogFailing, *errp)
-	}
-	tx := &db.tx
-	tx.reset()
-	changed := make([]bool, len(reqs))
-	for i, r := range reqs {
-		if refused != nil {
-			r.err = refused
-			continue
-		}
-		if err := r.ctx.Err(); err != nil {
-			r.err = err
-			continue
-		}
-		sp := tx.Savepoint()
-		if err := runFn(r.fn, tx); err != nil {
-			tx.RollbackTo(sp)
-			r.err = err
-			continue
-		}
-		changed[i] = tx.Savepoint() > sp
-	}
-	var f *flight
-	if len(tx.changes) > 0 {
-		f = db.publish(tx)
-	}
-	seq := db.seq
-	tx.reset()
-	db.wmu.Unlock()
-	if f != nil {
-		select {
-		case db.wake <- struct{}{}:
-		default:
-		}
-	}
-	for i, r := range reqs {
-		if changed[i] {
-			r.f = f
-		}
-		r.seq = seq
-		close(r.ready)
-	}
 }
 
 // Frontier runs fn under the write lock and returns the last sequence

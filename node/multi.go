@@ -151,20 +151,14 @@ var errWatchBroken = errors.New("a watched key changed")
 
 // runGroup runs commands one after another inside one write-path step and
 // returns their replies, or the error that kept the step from committing.
-// The step may be shared with other clients' groups waiting at the same
-// time (keyspace.DB.UpdateShared): theirs run before or after these,
-// never between them.
 // If a watched key changed, none runs: errWatchBroken. Clients blocked on
 // the keys they write are served after each command, or after them all for
 // a transaction (exec), as Redis serves them.
 func (c *client) runGroup(cmds [][][]byte, watched []watchedKey, exec bool) (*replyBuf, error) {
 	buf := &replyBuf{}
 	out := c.w
-	// Replies are written inside the step, so a shared step's later
-	// functions, which may change in place what these commands read, come
-	// after them.
-	err := c.n.db.UpdateShared(c.ctx, func(tx *keyspace.Tx) error {
-		start := tx.Savepoint() // where this client's changes begin in a shared step
+	err := c.n.db.Update(c.ctx, func(tx *keyspace.Tx) error {
+		buf.reset() // a retried step starts over
 		if len(watched) > 0 {
 			c.watched = watched
 			broken := c.watchBroken(tx)
@@ -184,7 +178,7 @@ func (c *client) runGroup(cmds [][][]byte, watched []watchedKey, exec bool) (*re
 			}
 		}
 		if exec {
-			c.n.blocked.serve(tx, start) // a transaction's, once it ends
+			c.n.blocked.serve(tx, 0) // a transaction's, once it ends
 		}
 		return nil
 	})
@@ -236,8 +230,6 @@ func (c *client) anyWrite(cmds [][][]byte) bool {
 // runPipeline answers pipelined requests in order, running runs of keyspace
 // commands that include a write in one write-path step each: one commit (and
 // with fsync always one sync) for up to maxGroup commands instead of one each.
-// A single write is such a run too, so that the writes of clients that do
-// not pipeline share steps with each other's.
 func (n *Node) runPipeline(c *client, pending [][][]byte) {
 	for len(pending) > 0 {
 		if c.multi != nil || !c.groupable(pending[0]) {
@@ -249,7 +241,7 @@ func (n *Node) runPipeline(c *client, pending [][][]byte) {
 		for k < len(pending) && k < maxGroup && c.groupable(pending[k]) {
 			k++
 		}
-		if !c.anyWrite(pending[:k]) {
+		if k == 1 || !c.anyWrite(pending[:k]) {
 			// Reads gain nothing from the write lock: they run on this
 			// connection's goroutine, beside other clients'.
 			for _, args := range pending[:k] {
