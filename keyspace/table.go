@@ -113,14 +113,21 @@ func appendTypedBlob(b []byte, rec record.Record) []byte {
 	return record.AppendTyped(b, rec.Typed)
 }
 
-// splitTyped parses a typedBlob; what it returns aliases blob.
-func splitTyped(blob []byte) ([]byte, *record.Typed) {
+// splitBlob splits what appendTypedBlob wrote into the value register's
+// data and the typed state's encoding, both aliasing blob.
+func splitBlob(blob []byte) (data, state []byte) {
 	n, k := binary.Uvarint(blob)
-	data := blob[k : k+int(n) : k+int(n)]
+	data = blob[k : k+int(n) : k+int(n)]
 	if n == 0 {
 		data = nil
 	}
-	t, err := record.DecodeTyped(blob[k+int(n):])
+	return data, blob[k+int(n):]
+}
+
+// splitTyped parses a typedBlob; what it returns aliases blob.
+func splitTyped(blob []byte) ([]byte, *record.Typed) {
+	data, state := splitBlob(blob)
+	t, err := record.DecodeTyped(state)
 	if err != nil {
 		panic(fmt.Sprintf("keyspace: a typed state in memory does not decode: %v", err))
 	}
@@ -485,9 +492,13 @@ func (t *Table) Get(key []byte) (record.Record, bool) {
 		return record.Record{}, false
 	}
 	if s.entries[n].flags&(flagTyped|flagObj) == flagTyped {
-		d, t := splitTyped(bytes.Clone(s.value(n)))
+		d, blob := splitBlob(s.value(n))
+		t, err := record.DecodeTypedDetached(blob)
+		if err != nil {
+			panic(fmt.Sprintf("keyspace: a typed state in memory does not decode: %v", err))
+		}
 		r := s.registers(n)
-		r.Value.Data, r.Typed = d, t
+		r.Value.Data, r.Typed = bytes.Clone(d), t
 		return r, true
 	}
 	r := s.record(n, true)
