@@ -506,6 +506,26 @@ func (t *Table) Get(key []byte) (record.Record, bool) {
 	return r, true
 }
 
+// counter returns key's registers, with a copy of its value's data, and its
+// typed state read as a string counter's (record.PeekCounter), without
+// decoding it; ok is false unless the key holds such a state.
+func (t *Table) counter(key []byte) (rec record.Record, st record.CounterState, ok bool) {
+	s, h := t.locate(key)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, _ := s.find(key, uint32(h))
+	if n < 0 || s.entries[n].flags&(flagTyped|flagObj|flagFree) != flagTyped {
+		return record.Record{}, record.CounterState{}, false
+	}
+	data, state := splitBlob(s.value(n))
+	if st, ok = record.PeekCounter(state); !ok {
+		return record.Record{}, record.CounterState{}, false
+	}
+	rec = s.registers(n)
+	rec.Value.Data = bytes.Clone(data)
+	return rec, st, true
+}
+
 // prefetch touches the table's memory for keys (each key's first slot,
 // its entry and its stored key) one level for every key before the next,
 // so that the cache misses of different keys overlap, where one lookup's
