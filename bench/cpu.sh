@@ -6,11 +6,12 @@
 # commands it answered meanwhile (INFO). Where throughput is bound by CPU,
 # as on a machine whose cores the client shares, this is what decides the
 # ratios of bench/redis-compare.sh. RUNS runs (default 3), the two servers
-# alternating, medians. Usage: bench/cpu.sh [RUNS]
+# alternating, medians; BENCH_BEFORE, another build to run beside (lib.sh),
+# adds its row. Usage: [TESTS="hset ..."] bench/cpu.sh [RUNS]
 source "$(dirname "$0")/lib.sh"
 runs=${1:-3}
 build_redmesh
-tests=(set get incr mset)
+read -ra tests <<<"${TESTS:-set get incr mset}"
 hz=$(getconf CLK_TCK)
 
 pid_of() { ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
@@ -44,6 +45,12 @@ for P in 1 16; do
 		printf '| %s | %s | %s | %s + %s | %s | %s + %s | %.1f |\n' "${t^^}" "$P" \
 			"$(col "${R[$t,$P]}" 1)" "$ru" "$rs" "$(col "${M[$t,$P]}" 1)" "$mu" "$ms" \
 			"$(echo "($mu + $ms) / ($ru + $rs)" | bc -l)"
-		echo "  $t -P $P runs (rps user sys): redis ${R[$t,$P]} / redmesh ${M[$t,$P]}" >&2
+		if [[ -n $before_bin ]]; then
+			bu=$(col "${B[$t,$P]}" 2) bs=$(col "${B[$t,$P]}" 3)
+			printf '| %s before | %s | %s | %s + %s | %s | %s + %s | %.1f |\n' "${t^^}" "$P" \
+				"$(col "${R[$t,$P]}" 1)" "$ru" "$rs" "$(col "${B[$t,$P]}" 1)" "$bu" "$bs" \
+				"$(echo "($bu + $bs) / ($ru + $rs)" | bc -l)"
+		fi
+		echo "  $t -P $P runs (rps user sys): redis ${R[$t,$P]} / before ${B[$t,$P]:-} / redmesh ${M[$t,$P]}" >&2
 	done
 done

@@ -68,35 +68,58 @@ disk_mb() {
 redis_port=${BENCH_REDIS_PORT:-16379}
 redmesh_port=${BENCH_REDMESH_PORT:-16380}
 
-# start_compared redis|redmesh starts that server, fresh, as the comparisons
-# with Redis run it (Redis with appendonly yes and appendfsync everysec,
-# redmesh with --fsync everysec), and sets port to its port.
+# BENCH_BEFORE, if set, is the binary of another build of redmesh (built
+# beforehand, say from the commit before a change): compare then runs it too,
+# as a third server between Redis and this tree's build, and ratios adds its
+# columns.
+before_bin=${BENCH_BEFORE:-}
+
+# start_compared redis|before|redmesh starts that server, fresh, as the
+# comparisons with Redis run it (Redis with appendonly yes and appendfsync
+# everysec, redmesh with --fsync everysec), and sets port to its port.
 start_compared() {
-	if [[ $1 == redis ]]; then
+	case $1 in
+	redis)
 		start_redis "$redis_port" --appendonly yes --appendfsync everysec
 		port=$redis_port
-	else
+		;;
+	before)
+		local dir="$BENCH_TMP/before-$redmesh_port"
+		rm -rf "$dir"
+		"$before_bin" serve --data "$dir" --listen "127.0.0.1:$redmesh_port" --log-level warn --fsync everysec >"$dir.log" 2>&1 &
+		BENCH_PIDS+=($!)
+		wait_port "$redmesh_port"
+		port=$redmesh_port
+		;;
+	*)
 		start_redmesh "$redmesh_port" --fsync everysec
 		port=$redmesh_port
-	fi
+		;;
+	esac
 }
 
 # compare RUNS MEASURE [SETUP] runs each test in tests at -P 1 and -P 16 on
-# Redis and redmesh in turn, each fresh (start_compared), RUNS times: SETUP
-# PORT first if given, then MEASURE PORT TEST P for each, whose output is
-# appended to R[TEST,P] for Redis and M[TEST,P] for redmesh, each followed
-# by a semicolon.
-declare -A R M
+# Redis, the build before (BENCH_BEFORE) if set, and redmesh in turn, each
+# fresh (start_compared), RUNS times: SETUP PORT first if given, then
+# MEASURE PORT TEST P for each, whose output is appended to R[TEST,P] for
+# Redis, B[TEST,P] for the build before and M[TEST,P] for redmesh, each
+# followed by a semicolon.
+declare -A R B M
 compare() {
-	local runs=$1 measure=$2 setup=${3:-} run server P t v
+	local runs=$1 measure=$2 setup=${3:-} run server P t v servers=(redis redmesh)
+	[[ -z $before_bin ]] || servers=(redis before redmesh)
 	for run in $(seq 1 "$runs"); do
-		for server in redis redmesh; do
+		for server in "${servers[@]}"; do
 			start_compared "$server"
 			[[ -z $setup ]] || "$setup" "$port"
 			for P in 1 16; do
 				for t in "${tests[@]}"; do
 					v=$("$measure" "$port" "$t" "$P")
-					if [[ $server == redis ]]; then R[$t,$P]+="$v;"; else M[$t,$P]+="$v;"; fi
+					case $server in
+					redis) R[$t,$P]+="$v;" ;;
+					before) B[$t,$P]+="$v;" ;;
+					*) M[$t,$P]+="$v;" ;;
+					esac
 				done
 			done
 			stop_port "$port"
@@ -110,16 +133,27 @@ compare() {
 # table, each row named by LABEL TEST if given, else by the test in
 # capitals; the runs themselves go to stderr.
 ratios() {
-	local P t rm mm label
-	printf '| command | -P | redis-server rps | redmesh rps | ratio |\n|---|---:|---:|---:|---:|\n'
+	local P t rm bm mm label
+	if [[ -n $before_bin ]]; then
+		printf '| command | -P | redis-server rps | before rps | redmesh rps | ratio before | ratio |\n|---|---:|---:|---:|---:|---:|---:|\n'
+	else
+		printf '| command | -P | redis-server rps | redmesh rps | ratio |\n|---|---:|---:|---:|---:|\n'
+	fi
 	for P in 1 16; do
 		for t in "${tests[@]}"; do
 			rm=$(tr ';' '\n' <<<"${R[$t,$P]}" | grep . | median)
 			mm=$(tr ';' '\n' <<<"${M[$t,$P]}" | grep . | median)
 			label=${t^^}
 			if [[ -n ${1:-} ]]; then label=$("$1" "$t"); fi
-			printf '| %s | %s | %s | %s | %.2f |\n' "$label" "$P" "$rm" "$mm" "$(echo "$mm / $rm" | bc -l)"
-			echo "  $t -P $P runs: redis ${R[$t,$P]//;/ }/ redmesh ${M[$t,$P]//;/ }" >&2
+			if [[ -n $before_bin ]]; then
+				bm=$(tr ';' '\n' <<<"${B[$t,$P]}" | grep . | median)
+				printf '| %s | %s | %s | %s | %s | %.2f | %.2f |\n' "$label" "$P" "$rm" "$bm" "$mm" \
+					"$(echo "$bm / $rm" | bc -l)" "$(echo "$mm / $rm" | bc -l)"
+				echo "  $t -P $P runs: redis ${R[$t,$P]//;/ }/ before ${B[$t,$P]//;/ }/ redmesh ${M[$t,$P]//;/ }" >&2
+			else
+				printf '| %s | %s | %s | %s | %.2f |\n' "$label" "$P" "$rm" "$mm" "$(echo "$mm / $rm" | bc -l)"
+				echo "  $t -P $P runs: redis ${R[$t,$P]//;/ }/ redmesh ${M[$t,$P]//;/ }" >&2
+			fi
 		done
 	done
 }

@@ -13,7 +13,8 @@
 #    integers are zero-padded, which LINDEX refuses).
 # Redis runs with appendonly yes, appendfsync everysec; redmesh with --fsync
 # everysec. Ports: BENCH_REDIS_PORT, BENCH_REDMESH_PORT (16379, 16380);
-# requests per test: N1 at -P 1, N16 at -P 16 (100,000 and 400,000).
+# requests per test: N1 at -P 1, N16 at -P 16 (100,000 and 400,000);
+# BENCH_BEFORE, another build to run beside (lib.sh).
 # Usage: [TESTS="lpush ..."] [LOADS="lpush1 ..."] bench/lists.sh [RUNS]
 # (0: memory only)
 source "$(dirname "$0")/lib.sh"

@@ -12,7 +12,7 @@
 #    ZSCORE of a random member).
 # Redis runs with appendonly yes, appendfsync everysec; redmesh with --fsync
 # everysec. Requests per test: N1 at -P 1, N16 at -P 16 (100,000 and
-# 400,000). Usage: [TESTS="zadd ..."] [LOADS="zmembers ..."] bench/types.sh
+# 400,000); BENCH_BEFORE, another build to run beside (lib.sh). Usage: [TESTS="zadd ..."] [LOADS="zmembers ..."] bench/types.sh
 # [RUNS] (0: memory only)
 source "$(dirname "$0")/lib.sh"
 runs=${1:-3}

@@ -72,15 +72,7 @@ func (m *Mesh) pushOuts(dst []*pushOut) []*pushOut {
 // reads our log for it once a later push shows the hole (and catches up
 // from the log anyway when a link comes up).
 func (m *Mesh) openPushStreams() {
-	m.mu.Lock()
-	var open []*peerState
-	for _, ps := range m.peers {
-		if ps.connected && ps.push == nil {
-			open = append(open, ps)
-		}
-	}
-	m.mu.Unlock()
-	for _, ps := range open {
+	for _, ps := range m.connectedWithout(func(ps *peerState) bool { return ps.push != nil }) {
 		s, err := m.tr.Open(m.ctx, ps.id, protoPush)
 		if err != nil {
 			continue // the next tick tries again

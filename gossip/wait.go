@@ -43,19 +43,25 @@ func (m *Mesh) ackSender() {
 	}
 }
 
+// connectedWithout lists the connected peers for which has is false (a
+// stream of theirs not open yet); has runs under m.mu.
+func (m *Mesh) connectedWithout(has func(*peerState) bool) []*peerState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*peerState
+	for _, ps := range m.peers {
+		if ps.connected && !has(ps) {
+			out = append(out, ps)
+		}
+	}
+	return out
+}
+
 // openAckStreams opens the ack stream to every connected peer that has
 // none: the peer asks on it, and a stream opened after one failed says
 // everything again (mesh.Replicator.AckStreamReset).
 func (m *Mesh) openAckStreams() {
-	m.mu.Lock()
-	var open []*peerState
-	for _, ps := range m.peers {
-		if ps.connected && ps.ackStream == nil {
-			open = append(open, ps)
-		}
-	}
-	m.mu.Unlock()
-	for _, ps := range open {
+	for _, ps := range m.connectedWithout(func(ps *peerState) bool { return ps.ackStream != nil }) {
 		s, err := m.tr.Open(m.ctx, ps.id, protoAck)
 		if err != nil {
 			continue // the next tick tries again

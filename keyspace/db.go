@@ -241,7 +241,7 @@ func (db *DB) publish(tx *Tx) *flight {
 		db.seq++
 		db.table.Set(c.key, c.rec)
 		db.marks[Hash(c.key)%markCount].Store(db.seq)
-		f.batch.Add(db.seq, c.key, c.logged, c.was.Versions(), c.rec.Versions())
+		f.batch.Add(db.seq, c.key, c.logged, c.wasVersions, c.rec.Versions())
 	}
 	return f
 }

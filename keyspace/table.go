@@ -113,14 +113,21 @@ func appendTypedBlob(b []byte, rec record.Record) []byte {
 	return record.AppendTyped(b, rec.Typed)
 }
 
-// splitTyped parses a typedBlob; what it returns aliases blob.
-func splitTyped(blob []byte) ([]byte, *record.Typed) {
+// splitBlob splits what appendTypedBlob wrote into the value register's
+// data and the typed state's encoding, both aliasing blob.
+func splitBlob(blob []byte) (data, state []byte) {
 	n, k := binary.Uvarint(blob)
-	data := blob[k : k+int(n) : k+int(n)]
+	data = blob[k : k+int(n) : k+int(n)]
 	if n == 0 {
 		data = nil
 	}
-	t, err := record.DecodeTyped(blob[k+int(n):])
+	return data, blob[k+int(n):]
+}
+
+// splitTyped parses a typedBlob; what it returns aliases blob.
+func splitTyped(blob []byte) ([]byte, *record.Typed) {
+	data, state := splitBlob(blob)
+	t, err := record.DecodeTyped(state)
 	if err != nil {
 		panic(fmt.Sprintf("keyspace: a typed state in memory does not decode: %v", err))
 	}
@@ -485,14 +492,38 @@ func (t *Table) Get(key []byte) (record.Record, bool) {
 		return record.Record{}, false
 	}
 	if s.entries[n].flags&(flagTyped|flagObj) == flagTyped {
-		d, t := splitTyped(bytes.Clone(s.value(n)))
+		d, blob := splitBlob(s.value(n))
+		t, err := record.DecodeTypedDetached(blob)
+		if err != nil {
+			panic(fmt.Sprintf("keyspace: a typed state in memory does not decode: %v", err))
+		}
 		r := s.registers(n)
-		r.Value.Data, r.Typed = d, t
+		r.Value.Data, r.Typed = bytes.Clone(d), t
 		return r, true
 	}
 	r := s.record(n, true)
 	r.Value.Data = bytes.Clone(r.Value.Data)
 	return r, true
+}
+
+// counter returns key's registers, with a copy of its value's data, and its
+// typed state read as a string counter's (record.PeekCounter), without
+// decoding it; ok is false unless the key holds such a state.
+func (t *Table) counter(key []byte) (rec record.Record, st record.CounterState, ok bool) {
+	s, h := t.locate(key)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, _ := s.find(key, uint32(h))
+	if n < 0 || s.entries[n].flags&(flagTyped|flagObj|flagFree) != flagTyped {
+		return record.Record{}, record.CounterState{}, false
+	}
+	data, state := splitBlob(s.value(n))
+	if st, ok = record.PeekCounter(state); !ok {
+		return record.Record{}, record.CounterState{}, false
+	}
+	rec = s.registers(n)
+	rec.Value.Data = bytes.Clone(data)
+	return rec, st, true
 }
 
 // prefetch touches the table's memory for keys (each key's first slot,

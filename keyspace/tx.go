@@ -35,8 +35,11 @@ type Tx struct {
 type change struct {
 	key    []byte        // the caller's, valid until Update returns
 	rec    record.Record // the merged record; its Data likewise
-	was    record.Record // before, without its value's data
 	logged record.Record // what the log and peers get: the delta for a typed key
+	// wasVersions are the record's versions before (Record.Versions), and
+	// wasLarge whether it held a large typed state.
+	wasVersions [3]record.Version
+	wasLarge    bool
 }
 
 func (tx *Tx) reset() {
@@ -180,19 +183,51 @@ func (tx *Tx) apply(key []byte, rec record.Record, over bool) (merged record.Rec
 	if !changed {
 		return cur, false, nil
 	}
-	was := cur
-	was.Value.Data = nil
 	// A string's record is small and its merge is the whole record; a typed
 	// state can be large, so the log carries only the write that changed it.
 	logged := merged
 	if typed {
 		logged = rec
 	}
-	tx.changes = append(tx.changes, change{key: key, rec: merged, was: was, logged: logged})
-	if tx.indexed {
-		tx.pos[tx.keyHash(key)] = len(tx.changes) - 1
-	}
+	tx.add(change{key: key, rec: merged, logged: logged, wasVersions: cur.Versions(), wasLarge: cur.Typed.Large()})
 	return merged, true, nil
+}
+
+func (tx *Tx) add(c change) {
+	tx.changes = append(tx.changes, c)
+	if tx.indexed {
+		tx.pos[tx.keyHash(c.key)] = len(tx.changes) - 1
+	}
+}
+
+// Counter reads key as a string counter that one identity increments (see
+// record.CounterState): its registers, with its value's data, and its
+// state, read without decoding it. ok is false if the key holds anything
+// else, or this transaction changed it: the caller then takes the general
+// path (Get, Apply).
+func (tx *Tx) Counter(key []byte) (rec record.Record, st record.CounterState, ok bool) {
+	if _, own := tx.own(key); own {
+		return record.Record{}, record.CounterState{}, false
+	}
+	return tx.db.table.counter(key)
+}
+
+// AddCount applies an increment to a counter that Counter read as cur and
+// st: next is the state the increment leaves, a count of the same identity
+// and run as st's at a newer version, and a newer type register. Merged
+// into st, such a delta replaces it whole, so next is both what the log and
+// peers get and the key's new state; the merge is not run. ok is false,
+// and nothing applied, if next is not such a state (Apply merges any write).
+func (tx *Tx) AddCount(key []byte, cur record.Record, st, next record.CounterState) (merged record.Record, ok bool) {
+	if !next.Supersedes(st) {
+		return record.Record{}, false
+	}
+	t := next.Typed()
+	merged = cur
+	merged.Typed = t
+	was := [3]record.Version{cur.Value.Version, cur.Expiry.Version, {TS: record.DigestTS, Node: record.NodeID(st.Digest())}}
+	tx.add(change{key: key, rec: merged, logged: record.Record{Typed: t}, wasVersions: was})
+	return merged, true
 }
 
 // loses reports, from versions alone, that merging rec into cur changes
@@ -234,7 +269,7 @@ func (tx *Tx) RollbackTo(sp int) {
 	var rebuild []string
 	for i := sp; i < len(tx.changes); i++ {
 		c := &tx.changes[i]
-		if c.was.Typed.Large() && !slices.Contains(rebuild, string(c.key)) {
+		if c.wasLarge && !slices.Contains(rebuild, string(c.key)) {
 			rebuild = append(rebuild, string(c.key))
 		}
 	}

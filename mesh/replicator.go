@@ -315,6 +315,12 @@ func (r *Replicator) Member(id PeerID) {
 	}
 }
 
+// Members makes every ID of ids a member, as Member does, keeping ids
+// itself (Stability.Members: sorted, free of duplicates, never written).
+// The forgotten ones are left as they are: they are members with a state
+// of their own already.
+func (r *Replicator) Members(ids []PeerID) { r.stab.Members(ids) }
+
 // RemovePeer forgets id for good (it left the mesh), noticed at now: its
 // link is down, its cursor gone, and it no longer holds collection back.
 func (r *Replicator) RemovePeer(id PeerID, now time.Time) {

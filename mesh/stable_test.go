@@ -323,6 +323,32 @@ func TestStabilityMatchesReadingEveryMember(t *testing.T) {
 		const self PeerID = 50
 		s := NewStability(self, 0)
 		ref := &refStability{self: self, m: map[PeerID]*memberStability{}}
+		if seed%2 == 1 {
+			// Half the runs start with the members given whole, self
+			// among them (as the simulator's shared list), some of them
+			// before or after a few met one by one.
+			var common []PeerID
+			for x := PeerID(1); x <= 101; x++ {
+				if x == self || rng.IntN(3) == 0 {
+					common = append(common, x)
+				}
+			}
+			before := rng.IntN(3)
+			for range before {
+				x := PeerID(1 + rng.IntN(101))
+				if x != self {
+					s.LinkUp(x)
+					m := ref.member(x)
+					m.up = true
+				}
+			}
+			s.Members(common)
+			for _, x := range common {
+				if x != self {
+					ref.member(x)
+				}
+			}
+		}
 		now := time.Unix(1000, 0)
 		var seq uint64
 		var ts hlc.Timestamp
@@ -403,5 +429,44 @@ func TestStabilityMatchesReadingEveryMember(t *testing.T) {
 				t.Fatalf("seed %d step %d: member %v forgotten %v reported %v, want %v %v", seed, step, x, s.Forgotten(x), s.ReportedBy(x), forgotten, reported)
 			}
 		}
+	}
+}
+
+// Members given whole count as Member's would: the IDs of the list that
+// have a state of their own, and this node's, count once, and the holder
+// is the lowest of the rest.
+func TestStabilityMembersShared(t *testing.T) {
+	const self PeerID = 10
+	common := []PeerID{1, 2, 3, 4, 7, self}
+	now := time.Unix(1000, 0)
+	s := NewStability(self, 0)
+	s.LinkUp(1) // a member before the list, as a configured peer is
+	s.Members(common)
+	s.Member(4) // already in the list
+	for _, id := range []PeerID{2, 3, 8, 9} {
+		s.LinkUp(id)
+	}
+	for _, id := range []PeerID{1, 2, 3, 8, 9} {
+		s.Acked(id, 1)
+		s.Reported(id, 5)
+	}
+	s.Sample(1, 5)
+	s.LinkDown(3, now)
+	// Eight members: self; 1, 2, 3, 8 and 9 with a state; 4 and 7 idle.
+	// Self, 1, 2, 8 and 9 up: a majority.
+	s.Update(now)
+	if s.Holder() != 4 {
+		t.Fatalf("holder %v, want 4 (the lowest idle member)", s.Holder())
+	}
+	later := now.Add(6 * time.Second)
+	s.Update(later)
+	if got := s.Silent(later, 5*time.Second); !slices.Equal(got, []PeerID{3}) {
+		t.Fatalf("silent %v, want [3] (a majority up since %v)", got, now)
+	}
+	s.Acked(4, 1)
+	s.Reported(4, 5)
+	s.Update(later)
+	if s.Holder() != 7 {
+		t.Fatalf("holder %v, want 7", s.Holder())
 	}
 }

@@ -163,3 +163,42 @@ func TestHincrbyToZeroKeepsDeletedField(t *testing.T) {
 		})
 	}
 }
+
+// TestIncrKeepsDeadlineAndCountsAtPeers: INCRs of a counter only this node
+// increments (written in place, incrCounted) keep the key's deadline, as
+// in Redis, reach a peer as increments, and add up with the peer's own,
+// after which both nodes' increments take the general path alike.
+func TestIncrKeepsDeadlineAndCountsAtPeers(t *testing.T) {
+	ctx := context.Background()
+	a, ca := openPeer(t, t.TempDir())
+	b, cb := openPeer(t, t.TempDir())
+	mustDo(t, ca, "SET", "k", "100", "EX", "1000")
+	for i := range 20 {
+		if got, err := ca.Incr(ctx, "k").Result(); err != nil || got != int64(101+i) {
+			t.Fatalf("INCR %d: %d, %v; want %d", i, got, err, 101+i)
+		}
+	}
+	if ttl := ca.TTL(ctx, "k").Val(); ttl <= 0 {
+		t.Fatalf("TTL after the INCRs: %v, want the deadline kept", ttl)
+	}
+	reconcile(t, a, b)
+	if got, err := cb.Get(ctx, "k").Result(); err != nil || got != "120" {
+		t.Fatalf("the peer after the INCRs: %q, %v; want 120", got, err)
+	}
+	mustDo(t, cb, "INCRBY", "k", "5")
+	mustDo(t, ca, "INCRBY", "k", "7")
+	reconcile(t, a, b)
+	for _, c := range []*redis.Client{ca, cb} {
+		if got, err := c.Get(ctx, "k").Result(); err != nil || got != "132" {
+			t.Fatalf("after increments at both nodes: %q, %v; want 132", got, err)
+		}
+	}
+	if got, err := ca.Incr(ctx, "k").Result(); err != nil || got != 133 {
+		t.Fatalf("INCR over two nodes' counts: %d, %v; want 133", got, err)
+	}
+	mustDo(t, ca, "SET", "k", "9223372036854775806")
+	mustDo(t, ca, "INCR", "k")
+	if err := ca.Incr(ctx, "k").Err(); err == nil || err.Error() != errOverflow {
+		t.Fatalf("INCR past an int64: %v, want %q", err, errOverflow)
+	}
+}

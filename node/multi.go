@@ -149,9 +149,13 @@ func cmdExec(n *Node, c *client, args [][]byte) {
 
 var errWatchBroken = errors.New("a watched key changed")
 
+// errPanicked answers every command of a step in which one panicked.
+var errPanicked = replyErr("ERR internal error")
+
 // runGroup runs commands one after another inside one write-path step and
 // returns their replies, or the error that kept the step from committing.
-// If a watched key changed, none runs: errWatchBroken. Clients blocked on
+// If a watched key changed, none runs: errWatchBroken; if one panicked,
+// none is kept: errPanicked. Clients blocked on
 // the keys they write are served after each command, or after them all for
 // a transaction (exec), as Redis serves them.
 func (c *client) runGroup(cmds [][][]byte, watched []watchedKey, exec bool) (*replyBuf, error) {
@@ -172,7 +176,14 @@ func (c *client) runGroup(cmds [][][]byte, watched []watchedKey, exec bool) (*re
 		c.prefetchKeys(tx, cmds)
 		for _, args := range cmds {
 			sp := tx.Savepoint()
+			c.panicked = false
 			c.n.dispatch(c, args)
+			if c.panicked {
+				// It may have left a state the step changes in place half
+				// changed (record.Owner): nothing of the step is published,
+				// as nothing is of a lone command that panics.
+				return errPanicked
+			}
 			if !exec {
 				c.n.blocked.serve(tx, sp) // a pipeline's commands, one by one
 			}

@@ -35,6 +35,8 @@ type client struct {
 	libName string
 	libVer  string
 	lastCmd string
+	// panicked: the command last dispatched panicked (dispatch).
+	panicked bool
 	// spec is the command last looked up and named the name it was
 	// looked up by: a pipeline mostly repeats one command, looked up three
 	// times each (runPipeline, dispatch).
@@ -239,6 +241,7 @@ func (n *Node) dispatch(c *client, args [][]byte) {
 	errs := c.w.errorReplies()
 	defer func() {
 		if p := recover(); p != nil {
+			c.panicked = true
 			n.stats.panics.Add(1)
 			n.log.Error("command panicked", "cmd", c.lastCmd, "panic", p, "stack", string(debug.Stack()))
 			c.w.WriteError("ERR internal error")

@@ -489,6 +489,11 @@ func cmdDecrBy(n *Node, c *client, args [][]byte) {
 func incrBy(n *Node, c *client, key []byte, by int64) {
 	var result int64
 	err := c.update(func(tx *keyspace.Tx) error {
+		var done bool
+		var err error
+		if result, done, err = n.incrCounted(tx, key, by); done || err != nil {
+			return err
+		}
 		w, err := n.beginTyped(tx, key, record.KindString, n.nowMillis())
 		if err != nil {
 			return err
@@ -501,6 +506,35 @@ func incrBy(n *Node, c *client, key []byte, by int64) {
 		return
 	}
 	c.w.WriteInt64(result)
+}
+
+// incrCounted is incrBy's path for the common counter, a live string key
+// that only this node's current identity increments, in its current run
+// (record.CounterState): the state is read and replaced without a decode
+// or a merge (keyspace.Tx.AddCount). done is false, and nothing written, for
+// any other key and for an increment that would fail: the general path
+// then takes it, and answers the error.
+func (n *Node) incrCounted(tx *keyspace.Tx, key []byte, by int64) (result int64, done bool, err error) {
+	cur, st, ok := tx.Counter(key)
+	if !ok || st.Count.Node != n.counterID || st.Spent() ||
+		cur.Value.Tombstone || cur.Value.Version.IsZero() || cur.Expired(n.nowMillis()) {
+		return 0, false, nil
+	}
+	old, ok := st.Value(cur.Value.Data)
+	if !ok || addOverflows(old, by) || addOverflows(st.Count.Total, by) {
+		return 0, false, nil
+	}
+	v, err := n.newVersion()
+	if err != nil {
+		return 0, false, err
+	}
+	next := st
+	next.KindVersion = v
+	next.Count.Ver, next.Count.Total = v, st.Count.Total+by
+	if _, ok := tx.AddCount(key, cur, st, next); !ok {
+		return 0, false, nil
+	}
+	return old + by, true, nil
 }
 
 // addOverflows reports whether a + b overflows an int64.

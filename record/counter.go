@@ -1,9 +1,12 @@
 package record
 
 import (
+	"encoding/binary"
 	"math"
 	"math/big"
 	"strconv"
+
+	"github.com/redmesh/redmesh/hlc"
 )
 
 // Integer counters (INCR, INCRBY, HINCRBY): what their counts add, exactly,
@@ -110,4 +113,93 @@ func (t *Typed) RunningTotal(name []byte, node NodeID) int64 {
 		return 0
 	}
 	return c.Total
+}
+
+// CounterState is the typed state INCR leaves on a string key that one
+// identity increments: the type register and that identity's count, and
+// nothing else. A write path reads it from the in-memory form with
+// PeekCounter, without decoding a Typed, and an increment by the same
+// identity replaces it whole (see NewCounterState).
+type CounterState struct {
+	KindVersion Version
+	Count       Count
+}
+
+// PeekCounter reads state, an encoding AppendTyped wrote, as a CounterState:
+// ok is false unless it is one (a string's state of one integer count, of
+// the string's own counter, and nothing else). It allocates nothing.
+func PeekCounter(state []byte) (s CounterState, ok bool) {
+	if len(state) < 3 || state[0] != byte(KindString)|kindTimes {
+		return CounterState{}, false
+	}
+	r := typedReader{b: state[1:]}
+	r.startDots()
+	s.KindVersion = r.dot("kind version")
+	if r.count("counts", minCountLen) != 1 || r.uvarint("count name") != 0 || len(r.b) < 8 || r.err != nil {
+		return CounterState{}, false
+	}
+	c := &s.Count
+	c.Node = NodeID(binary.BigEndian.Uint64(r.b))
+	r.b = r.b[8:]
+	c.Start = hlc.Timestamp(r.uvarint("count start"))
+	c.Ver = r.version("count version")
+	c.Total = r.varint("count total")
+	c.ResetVer = r.version("reset version")
+	c.ResetTotal = r.varint("reset total")
+	for range 3 { // fields, members, traces
+		if r.uvarint("list") != 0 {
+			return CounterState{}, false
+		}
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return CounterState{}, false
+	}
+	return s, true
+}
+
+// Typed is s as a state: one allocation.
+func (s CounterState) Typed() *Typed {
+	x := new(typedCount)
+	x.t.KindVersion = s.KindVersion
+	x.c[0] = s.Count
+	x.t.Counts = x.c[:]
+	return &x.t
+}
+
+// Digest is the digest of s as a state (Record.Versions' third), without
+// building one.
+func (s CounterState) Digest() uint64 {
+	counts := [1]Count{s.Count}
+	t := Typed{KindVersion: s.KindVersion, Counts: counts[:]}
+	return t.digest()
+}
+
+// Value is what the counter shows over base, the value register's data:
+// ok is false unless base is an integer and the sum fits an int64.
+func (s CounterState) Value(base []byte) (int64, bool) {
+	b, ok := ParseInt(base)
+	if !ok {
+		return 0, false
+	}
+	add, fits := intCountsSum([]Count{s.Count})
+	if !fits {
+		return 0, false
+	}
+	return addInt64(b, add)
+}
+
+// Spent reports whether a reset observed all of the count: an increment
+// then starts a new run of counts (TypedOp.IncrCounter), which the
+// caller leaves to the general path.
+func (s CounterState) Spent() bool { return s.Count.spent() }
+
+// Supersedes reports whether s, merged into was, replaces it whole: the
+// same identity's count in the same run, at a newer version, with the
+// same reset, under a newer type register. A delta of s then merges into
+// was as s (mergeTyped), so a writer may store s without the merge.
+func (s CounterState) Supersedes(was CounterState) bool {
+	c, w := s.Count, was.Count
+	return len(c.Name) == 0 && c.Node == w.Node && c.Start == w.Start && c.Ver.Compare(w.Ver) > 0 &&
+		c.ResetVer == w.ResetVer && c.ResetTotal == w.ResetTotal && c.FTotal == "" && c.FReset == "" &&
+		s.KindVersion.Compare(was.KindVersion) > 0
 }

@@ -244,3 +244,62 @@ func TestCounterBaseNotAnInteger(t *testing.T) {
 		}
 	}
 }
+
+// TestPeekCounter: PeekCounter reads exactly the states of one integer
+// count of a string's own counter, as the decode reads them, and refuses
+// every other state.
+func TestPeekCounter(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 3))
+	for i := range 4000 {
+		a := genTyped(r)
+		if i%2 == 0 {
+			a = genCounter(r)
+		}
+		st, ok := PeekCounter(AppendTyped(nil, a))
+		want := a.Kind == KindString && oneCount(a) && len(a.Counts[0].Name) == 0 &&
+			a.Counts[0].FTotal == "" && a.Counts[0].FReset == ""
+		if ok != want {
+			t.Fatalf("PeekCounter ok %v, want %v: %+v", ok, want, a)
+		}
+		if ok && (!sameTyped(st.Typed(), a) || st.Digest() != a.digest()) {
+			t.Fatalf("peeked %+v from %+v", st, a)
+		}
+	}
+	float := genCounter(r)
+	float.Counts[0].FTotal = "1"
+	if _, ok := PeekCounter(AppendTyped(nil, float)); ok {
+		t.Fatalf("a state with a float count read as a counter")
+	}
+}
+
+// TestCounterSupersedes: a state that Supersedes another is what merging
+// it into the other gives, which is why a writer may store it unmerged;
+// and an increment as TypedOp builds it over a counter supersedes it.
+func TestCounterSupersedes(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 9))
+	seen := 0
+	for range 20000 {
+		a, b := genCounter(r), genCounter(r)
+		sa, _ := PeekCounter(AppendTyped(nil, a))
+		sb, _ := PeekCounter(AppendTyped(nil, b))
+		if sb.Supersedes(sa) {
+			seen++
+			if !sameTyped(mergeTyped(a, b), b) || !sameTyped(mergeTyped(b, a), b) {
+				t.Fatalf("%+v supersedes %+v but does not merge into it as itself", b, a)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatalf("no pair superseded")
+	}
+	cur := Record{Value: Value{Version: v(1, 1), Data: []byte("5")}, Typed: genCounter(r)}
+	cur.Typed.Counts[0].Node = 9
+	st, _ := PeekCounter(AppendTyped(nil, cur.Typed))
+	op := BeginTyped(cur, true, KindString, v(100, 1), nil)
+	op.Counter = 9
+	op.IncrCounter(nil, 3)
+	next, ok := PeekCounter(AppendTyped(nil, op.Delta().Typed))
+	if !ok || !next.Supersedes(st) || next.Count.Total != st.Count.Total+3 {
+		t.Fatalf("an increment %+v does not supersede the counter %+v", next, st)
+	}
+}

@@ -126,7 +126,10 @@ func BenchmarkCollectTraces(b *testing.B) {
 // HSET and SADD of a random name into a hash and a set of 63,000 (what
 // redis-benchmark's -r 100000 grows them to, most writes then replacing a
 // field or adding a member again), each a delta built and merged as the
-// node's write path does, in steps of 1 and 16.
+// node's write path does, in steps of 1 and 16 (one client's command, its
+// pipeline), 256 (pipelines of several clients in one step) and of the
+// whole run (step0: a state changed in place throughout, what no step
+// boundary costs).
 func BenchmarkHashSetWrites(b *testing.B) {
 	const n, r = 63_000, 100_000
 	name := func(i int) []byte { return fmt.Appendf(nil, "element:%012d", i) }
@@ -137,7 +140,7 @@ func BenchmarkHashSetWrites(b *testing.B) {
 		{KindHash, func(op *TypedOp, name []byte) error { _, err := op.SetField(name, name); return err }},
 		{KindSet, func(op *TypedOp, name []byte) error { _, err := op.AddMember(name); return err }},
 	} {
-		for _, step := range []int{1, 16} {
+		for _, step := range []int{1, 16, 256, 0} {
 			b.Run(fmt.Sprintf("%s/step%d", c.kind, step), func(b *testing.B) {
 				t := &Typed{Kind: c.kind, KindVersion: v(1, 1)}
 				for i := range n {
@@ -155,7 +158,7 @@ func BenchmarkHashSetWrites(b *testing.B) {
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := range b.N {
-					if i%step == 0 {
+					if i == 0 || step > 0 && i%step == 0 {
 						o = new(Owner)
 					}
 					ts++

@@ -215,10 +215,19 @@ func mergeTypedOwned(a, b *Typed, o *Owner) *Typed {
 	case b.empty():
 		return a
 	}
-	m := &Typed{Kind: a.Kind, KindVersion: a.KindVersion}
-	if c := b.KindVersion.Compare(a.KindVersion); c > 0 || c == 0 && b.Kind > a.Kind {
-		m.Kind, m.KindVersion = b.Kind, b.KindVersion
+	if oneCount(a) && oneCount(b) && compareCountKey(a.Counts[0], b.Counts[0]) == 0 {
+		// An increment of a counter that one node increments (INCR,
+		// HINCRBY on a field alone): the merged state and its count in
+		// one allocation, as a decode makes them.
+		x := new(typedCount)
+		m := &x.t
+		m.Kind, m.KindVersion = mergedKind(a, b)
+		x.c[0] = mergeCount(a.Counts[0], b.Counts[0])
+		m.Counts = x.c[:]
+		return m
 	}
+	m := &Typed{}
+	m.Kind, m.KindVersion = mergedKind(a, b)
 	m.HLL = mergeHLL(a.HLL, b.HLL) // HyperLogLog hook (record/hll.go)
 	if a.big == nil && b.big == nil && a.weight()+b.weight() <= bigElems {
 		m.Counts = mergeCounts(a.Counts, b.Counts)
@@ -257,6 +266,21 @@ func mergeTypedOwned(a, b *Typed, o *Owner) *Typed {
 		m.big.compact()
 	}
 	return m
+}
+
+// mergedKind is the type register of a and b merged: the later write's.
+func mergedKind(a, b *Typed) (Kind, Version) {
+	if c := b.KindVersion.Compare(a.KindVersion); c > 0 || c == 0 && b.Kind > a.Kind {
+		return b.Kind, b.KindVersion
+	}
+	return a.Kind, a.KindVersion
+}
+
+// oneCount reports whether t is a small state of one count and nothing
+// else.
+func oneCount(t *Typed) bool {
+	return t.big == nil && t.HLL == nil && len(t.Counts) == 1 && len(t.Fields) == 0 && len(t.Members) == 0 &&
+		len(t.Removed) == 0 && len(t.Scored) == 0 && len(t.ScoreCounts) == 0 && len(t.Listed) == 0
 }
 
 func unionElems(a, b []Elem) []Elem {

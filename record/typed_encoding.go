@@ -238,8 +238,19 @@ const minDotLen = 1
 
 // dotReader reads what a dotWriter wrote.
 type dotReader struct {
-	nodes []NodeID
-	prev  hlc.Timestamp
+	// The node table: in few when it names few nodes (most states), so that
+	// a decode allocates nothing for it, else in more.
+	few  [4]NodeID
+	more []NodeID
+	n    int
+	prev hlc.Timestamp
+}
+
+func (d *dotReader) node(i uint64) NodeID {
+	if d.more != nil {
+		return d.more[i]
+	}
+	return d.few[i]
 }
 
 func (r *typedReader) startDots() {
@@ -247,32 +258,41 @@ func (r *typedReader) startDots() {
 	if r.err != nil {
 		return
 	}
-	r.dots = &dotReader{nodes: make([]NodeID, n)}
-	for i := range r.dots.nodes {
-		r.dots.nodes[i] = NodeID(binary.BigEndian.Uint64(r.b))
+	r.inMemory = true
+	r.dots.n = n
+	if n > len(r.dots.few) {
+		r.dots.more = make([]NodeID, n)
+	}
+	for i := range n {
+		id := NodeID(binary.BigEndian.Uint64(r.b))
 		r.b = r.b[8:]
+		if r.dots.more != nil {
+			r.dots.more[i] = id
+		} else {
+			r.dots.few[i] = id
+		}
 	}
 }
 
 // dot reads a dot, as the in-memory form writes it if r has a node table.
 func (r *typedReader) dot(what string) Version {
-	if r.dots == nil {
+	if !r.inMemory {
 		return r.version(what)
 	}
 	var i uint64
-	if len(r.dots.nodes) != 1 {
+	if r.dots.n != 1 {
 		i = r.uvarint(what)
 	}
 	d := r.varint(what)
 	if r.err != nil {
 		return Version{}
 	}
-	if i >= uint64(len(r.dots.nodes)) {
+	if i >= uint64(r.dots.n) {
 		r.fail(what + ": no such node")
 		return Version{}
 	}
 	r.dots.prev += hlc.Timestamp(d)
-	return Version{TS: r.dots.prev, Node: r.dots.nodes[i]}
+	return Version{TS: r.dots.prev, Node: r.dots.node(i)}
 }
 
 // appendCount appends c's integer side.
@@ -365,9 +385,10 @@ func (t *Typed) digest() uint64 {
 
 // typedReader decodes a typed state, remembering the first error.
 type typedReader struct {
-	b    []byte
-	err  error
-	dots *dotReader // the in-memory form's (AppendTyped), nil in the others
+	b        []byte
+	err      error
+	dots     dotReader // the in-memory form's (AppendTyped)
+	inMemory bool      // whether dots holds a node table: the in-memory form
 }
 
 func (r *typedReader) fail(what string) {
@@ -443,37 +464,48 @@ func decodeTypedForm(b []byte, inMemory bool) (*Typed, []byte, error) {
 	if min := 1 + versionLen; inMemory && len(b) < 3 || !inMemory && len(b) < min {
 		return nil, nil, fmt.Errorf("%w: typed state truncated", ErrCorrupt)
 	}
-	t := &Typed{Kind: Kind(b[0] &^ kindFlags)}
+	kind := Kind(b[0] &^ kindFlags)
 	times := b[0]&kindTimes != 0
-	if t.Kind != KindString && t.Kind != KindHash && t.Kind != KindSet && t.Kind != KindZSet && t.Kind != KindList {
+	if kind != KindString && kind != KindHash && kind != KindSet && kind != KindZSet && kind != KindList {
 		return nil, nil, fmt.Errorf("%w: unknown kind %d", ErrCorrupt, b[0])
 	}
 	r := &typedReader{b: b[1:]}
 	if inMemory {
 		r.startDots()
 	}
-	t.KindVersion = r.dot("kind version")
-	if n := r.count("counts", minCountLen); n > 0 {
-		t.Counts = make([]Count, n)
-		for i := range t.Counts {
-			c := &t.Counts[i]
-			c.Name = r.bytes("count name")
-			if len(r.b) < 8 {
-				r.fail("truncated count")
-				break
-			}
-			c.Node = NodeID(binary.BigEndian.Uint64(r.b))
-			r.b = r.b[8:]
-			if times {
-				c.Start = hlc.Timestamp(r.uvarint("count start"))
-			}
-			c.Ver = r.version("count version")
-			c.Total = r.varint("count total")
-			c.ResetVer = r.version("reset version")
-			c.ResetTotal = r.varint("reset total")
-			if r.err == nil && i > 0 && compareCountKey(t.Counts[i-1], *c) >= 0 {
-				r.fail("counts out of order")
-			}
+	kindVersion := r.dot("kind version")
+	n := r.count("counts", minCountLen)
+	var t *Typed
+	if n == 1 {
+		// A counter one node increments, the most common state with
+		// counts: the state and its count in one allocation.
+		a := new(typedCount)
+		t, a.t.Counts = &a.t, a.c[:]
+	} else {
+		t = new(Typed)
+		if n > 0 {
+			t.Counts = make([]Count, n)
+		}
+	}
+	t.Kind, t.KindVersion = kind, kindVersion
+	for i := range t.Counts {
+		c := &t.Counts[i]
+		c.Name = r.bytes("count name")
+		if len(r.b) < 8 {
+			r.fail("truncated count")
+			break
+		}
+		c.Node = NodeID(binary.BigEndian.Uint64(r.b))
+		r.b = r.b[8:]
+		if times {
+			c.Start = hlc.Timestamp(r.uvarint("count start"))
+		}
+		c.Ver = r.version("count version")
+		c.Total = r.varint("count total")
+		c.ResetVer = r.version("reset version")
+		c.ResetTotal = r.varint("reset total")
+		if r.err == nil && i > 0 && compareCountKey(t.Counts[i-1], *c) >= 0 {
+			r.fail("counts out of order")
 		}
 	}
 	if b[0]&kindHasFloats != 0 {
@@ -506,6 +538,12 @@ func decodeTypedForm(b []byte, inMemory bool) (*Typed, []byte, error) {
 	return t, r.b, nil
 }
 
+// typedCount is a state and the one count it holds, allocated together.
+type typedCount struct {
+	t Typed
+	c [1]Count
+}
+
 // floats reads the float side of counts (appendFloats): at least one, each
 // of a count in order, canonical, and not both zero.
 func (r *typedReader) floats(counts []Count) {
@@ -535,7 +573,7 @@ func (r *typedReader) floats(counts []Count) {
 
 // elems reads list which; times says whether traces carry their time.
 func (r *typedReader) elems(what string, min int, which int, times bool) []Elem {
-	if r.dots != nil {
+	if r.inMemory {
 		min += 1 - versionLen + minDotLen // a name's shared prefix, a dot in a byte
 	}
 	n := r.count(what, min)
@@ -546,7 +584,7 @@ func (r *typedReader) elems(what string, min int, which int, times bool) []Elem 
 	var names []byte // the names that share a prefix, built
 	for i := range out {
 		e := &out[i]
-		if r.dots == nil {
+		if !r.inMemory {
 			e.Name = r.bytes("name")
 		} else {
 			var prev []byte
@@ -615,6 +653,34 @@ func (r *typedReader) suffixed(prev, names []byte, left int) ([]byte, []byte) {
 func AppendTyped(dst []byte, t *Typed) []byte {
 	var w dotWriter
 	return appendTypedForm(dst, t, &w, nil)
+}
+
+// DecodeTypedDetached is DecodeTyped for a b that its owner may overwrite
+// once the call returns: the state does not alias b. A string's counters
+// (INCR's state, the common case on a write path) hold no name or value of
+// b and decode in place; any other state is decoded from a copy of b.
+func DecodeTypedDetached(b []byte) (*Typed, error) {
+	if len(b) > 0 && Kind(b[0]&^kindFlags) == KindString && b[0]&(kindHasHLL|kindHasZSet|kindHasList) == 0 {
+		t, err := DecodeTyped(b)
+		if err != nil || !t.aliases() {
+			return t, err
+		}
+	}
+	return DecodeTyped(bytes.Clone(b))
+}
+
+// aliases reports whether a state decoded from an encoding may hold slices
+// of it: elements, named counts, a sketch, the large form.
+func (t *Typed) aliases() bool {
+	if t.big != nil || t.HLL != nil || len(t.Fields)+len(t.Members)+len(t.Removed)+len(t.Scored)+len(t.ScoreCounts)+len(t.Listed) > 0 {
+		return true
+	}
+	for _, c := range t.Counts {
+		if len(c.Name) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // DecodeTyped parses what AppendTyped wrote, all of b; values alias b, and

@@ -213,14 +213,16 @@ func (s *Sim) check() (Check, []string) {
 	if len(live) == 0 {
 		return c, []string{"no live node at the end"}
 	}
-	// 1. Convergence: identical records and identical roots.
+	// 1. Convergence: identical records and identical roots. Node by node
+	// (and below, for the writes), so that each node's store is read while
+	// it is in the cache: key by key, every read was a miss.
 	ref := live[0]
-	for id := 0; id < s.keys.len(); id++ {
-		r := ref.st.get(uint32(id))
-		for _, n := range live[1:] {
-			if !record.Equal(n.st.get(uint32(id)), r) {
+	differs := make([]bool, s.keys.len())
+	for _, n := range live[1:] {
+		for id := range differs {
+			if !differs[id] && !record.Equal(n.st.get(uint32(id)), ref.st.get(uint32(id))) {
+				differs[id] = true
 				c.DivergentKeys++
-				break
 			}
 		}
 	}
@@ -237,6 +239,33 @@ func (s *Sim) check() (Check, []string) {
 	// version of its key, unless its fsync mode or its node's departure
 	// excuses it.
 	c.Acknowledged = len(s.ck.writes)
+	// What the live nodes hold of each write's key.
+	type seen struct{ older, newer, back, collected bool }
+	held := make([]seen, len(s.ck.writes))
+	for _, n := range live {
+		for i := range s.ck.writes {
+			w, h := &s.ck.writes[i], &held[i]
+			if w.typed {
+				continue
+			}
+			r := n.st.get(w.key)
+			switch cmp := r.Value.Version.Compare(w.ver); {
+			case r.Value.Version.IsZero() && s.ck.collectedAt(w.key).Compare(w.ver) >= 0:
+				// Collected: a delete or expiry at or after w was applied
+				// by every member, then dropped with its key. Typed writes
+				// since may have made the key again, with no value
+				// register (checkTyped judges what they hold).
+				h.collected = true
+			case cmp < 0:
+				h.older = true
+				if w.tomb && r.Exists() {
+					h.back = true
+				}
+			case cmp > 0:
+				h.newer = true
+			}
+		}
+	}
 	var firstLost *writeRec
 	for i := range s.ck.writes {
 		w := &s.ck.writes[i]
@@ -251,26 +280,7 @@ func (s *Sim) check() (Check, []string) {
 		if w.typed {
 			continue // no register to look for; checkTyped judges it
 		}
-		ok, newer, back, collected := true, false, false, false
-		gone := s.ck.collectedAt(w.key)
-		for _, n := range live {
-			r := n.st.get(w.key)
-			switch cmp := r.Value.Version.Compare(w.ver); {
-			case r.Value.Version.IsZero() && gone.Compare(w.ver) >= 0:
-				// Collected: a delete or expiry at or after w was applied
-				// by every member, then dropped with its key. Typed writes
-				// since may have made the key again, with no value
-				// register (checkTyped judges what they hold).
-				collected = true
-			case cmp < 0:
-				ok = false
-				if w.tomb && r.Exists() {
-					back = true
-				}
-			case cmp > 0:
-				newer = true
-			}
-		}
+		ok, newer, back, collected, gone := !held[i].older, held[i].newer, held[i].back, held[i].collected, s.ck.collectedAt(w.key)
 		switch {
 		case ok:
 			if collected {

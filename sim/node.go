@@ -127,6 +127,8 @@ func (s *Sim) apply(n *node, id uint32, in record.Record) bool {
 	if !changed {
 		return false
 	}
+	// Interned only when kept: most records received lose.
+	merged.Value.Data = s.intern(merged.Value.Data)
 	// Watch the merge against the order every node must follow.
 	if merged.Value.Version.Compare(old.Value.Version) < 0 || merged.Expiry.Version.Compare(old.Expiry.Version) < 0 {
 		s.ck.regressions++
@@ -339,6 +341,7 @@ func (s *Sim) leave(n *node) {
 // node in a full mesh).
 func (s *Sim) join() *node {
 	n := s.newNode()
+	s.gcStart(n)
 	s.tr.nodeUp(s, n)
 	if s.fullMesh() {
 		s.linkAll(n)
@@ -379,7 +382,6 @@ func (s *Sim) newNode() *node {
 	s.newClock(n)
 	s.byID[n.pid] = int32(n.idx)
 	s.nodes = append(s.nodes, n)
-	s.gcStart(n)
 	return n
 }
 

@@ -175,7 +175,6 @@ func (s *Sim) applyRemote(n, from *node, key, payload []byte, logged bool) (id u
 	if mesh.Admit(n.clock, rec) != nil {
 		return 0, applied{refused: true, admitAt: mesh.AdmitAt(n.clock, rec)}
 	}
-	rec.Value.Data = s.intern(rec.Value.Data)
 	id = s.keys.id(key)
 	s.tr.grow(s.keys.len())
 	if rec = s.fresh(n, from, id, rec, logged); !rec.Written() {

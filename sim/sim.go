@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/redmesh/redmesh/hlc"
@@ -175,6 +176,16 @@ func (s *Sim) build() {
 	c := &s.cfg
 	for range c.Nodes {
 		s.newNode()
+	}
+	// Every node is a member of every other's mesh (gcStart), told so by
+	// one sorted list of them all that every node shares.
+	members := make([]mesh.PeerID, len(s.nodes))
+	for i, x := range s.nodes {
+		members[i] = x.pid
+	}
+	slices.Sort(members)
+	for _, x := range s.nodes {
+		x.r.Members(members)
 	}
 	n := len(s.nodes)
 	if c.Degree >= n-1 {
