@@ -161,22 +161,28 @@ ratios() {
 # memory_header and memory_row LOAD: the memory table of lists.sh and
 # types.sh. memory_row starts both servers as the comparisons run them,
 # runs LOAD PORT against each, lets the node's memory settle (as
-# redis-compare.sh does) and prints LOAD's row; the servers stay up for the
-# caller's reads, which stops them.
+# redis-compare.sh does) and prints LOAD's row, 15 s after the load, or a
+# row at each of MEM_AT's seconds after it ("15 60"); the servers stay up
+# for the caller's reads, which stops them.
 memory_header() {
 	printf '\n| dataset | redis-server used_memory / VmRSS (MiB) | redmesh used_memory / VmRSS (MiB) | ratio used_memory / VmRSS |\n|---|---:|---:|---:|\n'
 }
 memory_row() {
-	local p ru mu rk mk
+	local p ru mu rk mk at label slept=0
 	start_redis "$redis_port" --appendonly yes --appendfsync everysec
 	start_redmesh "$redmesh_port" --fsync everysec
 	for p in "$redis_port" "$redmesh_port"; do "$1" "$p"; done
-	sleep 15
 	used() { redis-cli -p "$1" INFO memory | tr -d '\r' | sed -n 's/^used_memory://p'; }
-	ru=$(used "$redis_port") mu=$(used "$redmesh_port") rk=$(rss_kb "$redis_port") mk=$(rss_kb "$redmesh_port")
-	printf '| %s | %.1f / %.1f | %.1f / %.1f | %.2f / %.2f |\n' "$1" \
-		"$(echo "$ru/1048576" | bc -l)" "$(echo "$rk/1024" | bc -l)" "$(echo "$mu/1048576" | bc -l)" "$(echo "$mk/1024" | bc -l)" \
-		"$(echo "$mu/$ru" | bc -l)" "$(echo "$mk/$rk" | bc -l)"
+	for at in ${MEM_AT:-15}; do
+		sleep $((at - slept))
+		slept=$at
+		label=$1
+		[[ -n ${MEM_AT:-} ]] && label="$1, $at s"
+		ru=$(used "$redis_port") mu=$(used "$redmesh_port") rk=$(rss_kb "$redis_port") mk=$(rss_kb "$redmesh_port")
+		printf '| %s | %.1f / %.1f | %.1f / %.1f | %.2f / %.2f |\n' "$label" \
+			"$(echo "$ru/1048576" | bc -l)" "$(echo "$rk/1024" | bc -l)" "$(echo "$mu/1048576" | bc -l)" "$(echo "$mk/1024" | bc -l)" \
+			"$(echo "$mu/$ru" | bc -l)" "$(echo "$mk/$rk" | bc -l)"
+	done
 }
 
 # stop_port PORT stops whatever start_* started there.

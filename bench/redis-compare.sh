@@ -3,7 +3,7 @@
 #  - throughput of SET, GET, INCR and MSET with redis-benchmark -c 50, at
 #    -P 1 and -P 16, over 100,000 random keys; RUNS runs (default 5), the two
 #    servers alternating, medians and the ratio redmesh / Redis;
-#  - resident memory after loading 1,000,000 keys of 16 bytes with 100-byte
+#  - resident memory and used_memory after loading 1,000,000 keys of 16 bytes with 100-byte
 #    values (redis-cli --pipe), and that ratio.
 # Redis runs with appendonly yes, appendfsync everysec; redmesh with
 # --fsync everysec. Usage: bench/redis-compare.sh [RUNS] (0: memory only)
@@ -40,4 +40,7 @@ for f in VmRSS RssAnon RssFile; do
 	r=$(rss_kb "$redis_port" "$f") m=$(rss_kb "$redmesh_port" "$f")
 	printf '| %s (MiB) | %.1f | %.1f | %.2f |\n' "$f" "$(mib "$r")" "$(mib "$m")" "$(echo "$m/$rk" | bc -l)"
 done
+used() { redis-cli -p "$1" INFO memory | tr -d '\r' | sed -n 's/^used_memory://p'; }
+r=$(used "$redis_port") m=$(used "$redmesh_port")
+printf '| used_memory (MiB; ratio: to Redis used_memory) | %.1f | %.1f | %.2f |\n' "$(echo "$r/1048576" | bc -l)" "$(echo "$m/1048576" | bc -l)" "$(echo "$m/$r" | bc -l)"
 printf '| DBSIZE | %s | %s | |\n' "$(redis-cli -p "$redis_port" DBSIZE)" "$(redis-cli -p "$redmesh_port" DBSIZE)"

@@ -83,8 +83,7 @@ type Mesh struct {
 	pushMu     sync.Mutex
 	pending    []pushItem
 	lastLocal  uint64 // seq of the latest local write
-	localSeqs  []uint64
-	localFloor uint64 // a local write may be at any seq up to it (before start, or dropped from localSeqs)
+	localSeqs  localSeqs
 	pushSignal chan struct{}
 	ackSignal  chan struct{}
 	ackChanged chan struct{} // closed and replaced when an ack arrives
@@ -249,7 +248,7 @@ func newMesh(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		return nil, err
 	}
 	_, m.lastLocal = store.LogBounds()
-	m.localFloor = m.lastLocal
+	m.localSeqs.floor = m.lastLocal
 	return m, nil
 }
 

@@ -39,10 +39,6 @@ const pushVersion = 1
 // they are left to catch-up and anti-entropy.
 const maxLocalQueue = 1 << 16
 
-// maxLocalSeqs bounds the local sequence numbers kept to count the writes
-// a peer has not acknowledged.
-const maxLocalSeqs = 1 << 20
-
 type pushItem struct {
 	seq uint64
 	rec merkle.Record
@@ -105,11 +101,7 @@ func (m *Mesh) Committed(entries []wal.Entry) {
 			continue
 		}
 		m.lastLocal = e.Seq
-		if len(m.localSeqs) >= maxLocalSeqs {
-			m.localFloor = m.localSeqs[maxLocalSeqs/2-1]
-			m.localSeqs = append(m.localSeqs[:0], m.localSeqs[maxLocalSeqs/2:]...)
-		}
-		m.localSeqs = append(m.localSeqs, e.Seq)
+		m.localSeqs.add(e.Seq)
 		if alone {
 			skipped = e.Seq
 			continue

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -51,11 +50,7 @@ func (m *Mesh) sample() (uint64, hlc.Timestamp, bool) {
 	// which OnCommit has seen by now (Frontier waited for the commit).
 	m.pushMu.Lock()
 	defer m.pushMu.Unlock()
-	local := m.localFloor
-	if i := sort.Search(len(m.localSeqs), func(i int) bool { return m.localSeqs[i] > seq }); i > 0 {
-		local = max(local, m.localSeqs[i-1])
-	}
-	return min(local, seq), ts, true
+	return min(m.localSeqs.atOrBefore(seq), seq), ts, true
 }
 
 // saveStable saves the stable time, before anything uses it.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"sort"
 	"time"
 
 	"github.com/redmesh/redmesh/mesh"
@@ -259,6 +258,5 @@ func (m *Mesh) countAcked(target uint64) int {
 
 // unacked counts the local writes after seq acked (m.pushMu held).
 func (m *Mesh) unacked(acked uint64) int {
-	i := sort.Search(len(m.localSeqs), func(i int) bool { return m.localSeqs[i] > acked })
-	return len(m.localSeqs) - i
+	return m.localSeqs.after(acked)
 }

@@ -137,7 +137,7 @@ func (db *DB) checkpoint() error {
 	logged := db.ckpt.logged.Load()
 
 	tmp := db.checkpointPath() + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("create checkpoint: %w", err)
 	}
@@ -147,8 +147,12 @@ func (db *DB) checkpoint() error {
 			os.Remove(tmp)
 		}
 	}()
-	sum := xxhash.New()
-	w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
+	// A shard's section is written as it is encoded, its length filled in
+	// after it and the checksum read back from the file: the file's layout
+	// puts both before what they cover, and holding a section whole until
+	// its length is known took as much memory as the keyspace's encoding
+	// (one large list is one section).
+	w := bufio.NewWriterSize(f, 1<<20)
 	hdr := append([]byte(checkpointMagic), make([]byte, 12)...)
 	binary.LittleEndian.PutUint64(hdr[len(checkpointMagic):], seq)
 	binary.LittleEndian.PutUint32(hdr[len(checkpointMagic)+8:], shardCount)
@@ -156,15 +160,23 @@ func (db *DB) checkpoint() error {
 	size := int64(len(hdr))
 	var buf []byte
 	for i := range db.table.shards {
-		buf = db.table.shards[i].appendEntries(buf[:0])
-		w.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(buf))))
-		if _, err := w.Write(buf); err != nil {
+		w.Write(make([]byte, 8))
+		sec := sectionWriter{w: w}
+		buf = db.table.shards[i].writeEntries(&sec, buf[:0])
+		if sec.err == nil {
+			sec.err = w.Flush()
+		}
+		if sec.err != nil {
+			return fmt.Errorf("write checkpoint: %w", sec.err)
+		}
+		if _, err := f.WriteAt(binary.LittleEndian.AppendUint64(nil, uint64(sec.n)), size); err != nil {
 			return fmt.Errorf("write checkpoint: %w", err)
 		}
-		size += 8 + int64(len(buf))
+		size += 8 + sec.n
 	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
+	sum := xxhash.New()
+	if _, err := io.CopyBuffer(sum, io.NewSectionReader(f, 0, size), make([]byte, 1<<20)); err != nil {
+		return fmt.Errorf("read checkpoint back for its checksum: %w", err)
 	}
 	if _, err := f.Write(binary.LittleEndian.AppendUint64(nil, sum.Sum64())); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
@@ -214,15 +226,39 @@ func (db *DB) waitDurable(seq uint64) error {
 	return nil
 }
 
-// appendEntries encodes the shard's entries, a range at a time under its
-// read lock, so a writer never waits for more than one range. A large typed
-// state is encoded after the lock is released: it is an object no write
-// changes once published (writes build the next one beside it), and its
-// encoding takes as long as it has elements, which the writer publishing to
-// this shard, and every write behind it, would otherwise wait for. It still
-// comes before the next range's entries, so a key written again into an
-// entry further on is in the file after it, as loading expects.
-func (s *shard) appendEntries(b []byte) []byte {
+// spillAt is how much of a large typed state's encoding a checkpoint
+// buffers before writing it out.
+const spillAt = 64 << 10
+
+// sectionWriter writes a shard's section, counting its bytes; the first
+// error sticks.
+type sectionWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+// spill writes b out and returns it emptied, for the encoding to go on in.
+func (sw *sectionWriter) spill(b []byte) []byte {
+	if sw.err == nil && len(b) > 0 {
+		var n int
+		n, sw.err = sw.w.Write(b)
+		sw.n += int64(n)
+	}
+	return b[:0]
+}
+
+// writeEntries writes the shard's entries to sw, encoded in b, a range at
+// a time under its read lock, so a writer never waits for more than one
+// range. A large typed state is encoded after the lock is released: it is
+// an object no write changes once published (writes build the next one
+// beside it), and its encoding takes as long as it has elements, which the
+// writer publishing to this shard, and every write behind it, would
+// otherwise wait for; it is written out as it is encoded, through a buffer
+// of about spillAt bytes. It still comes before the next range's entries,
+// so a key written again into an entry further on is in the file after
+// it, as loading expects. It returns b, for the next shard.
+func (s *shard) writeEntries(sw *sectionWriter, b []byte) []byte {
 	type large struct {
 		key []byte
 		rec record.Record
@@ -253,10 +289,12 @@ func (s *shard) appendEntries(b []byte) []byte {
 			b = record.AppendBinary(b, rec)
 		}
 		s.mu.RUnlock()
+		b = sw.spill(b)
 		for i, l := range later {
 			b = binary.AppendUvarint(b, uint64(len(l.key)))
 			b = append(b, l.key...)
-			b = record.AppendBinary(b, l.rec)
+			b = record.AppendBinarySpill(b, l.rec, spillAt, sw.spill)
+			b = sw.spill(b)
 			later[i] = large{}
 		}
 		later = later[:0]

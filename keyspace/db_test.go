@@ -351,7 +351,9 @@ func FuzzLoadCheckpoint(f *testing.F) {
 	hdr[len(checkpointMagic)+8] = shardCount
 	buf.Write(hdr)
 	for i := range tab.shards {
-		sec := tab.shards[i].appendEntries(nil)
+		var b bytes.Buffer
+		tab.shards[i].writeEntries(&sectionWriter{w: &b}, nil)
+		sec := b.Bytes()
 		var l [8]byte
 		l[0], l[1], l[2] = byte(len(sec)), byte(len(sec)>>8), byte(len(sec)>>16)
 		buf.Write(l[:])

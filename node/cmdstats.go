@@ -135,8 +135,11 @@ const maxErrorKinds = 128
 
 // commandStats are a node's command and error statistics.
 type commandStats struct {
-	epoch  time.Time // the monotonic clock's origin for timings
-	shards [statShards][]cmdStat
+	epoch time.Time // the monotonic clock's origin for timings
+	// shards hold a command's counters from its first call in the shard:
+	// every command's in every shard (about 900 bytes each) would be
+	// megabytes, of which a node uses a few commands' worth.
+	shards [statShards][]atomic.Pointer[cmdStat]
 
 	errMu sync.Mutex
 	errs  map[string]uint64 // by error prefix: ERR, WRONGTYPE...
@@ -198,9 +201,19 @@ func (n *Node) sampleOps() {
 func newCommandStats() *commandStats {
 	s := &commandStats{epoch: time.Now(), errs: map[string]uint64{}}
 	for i := range s.shards {
-		s.shards[i] = make([]cmdStat, len(statSlots))
+		s.shards[i] = make([]atomic.Pointer[cmdStat], len(statSlots))
 	}
 	return s
+}
+
+// stat is slot's counters in client id's shard, made on first use.
+func (s *commandStats) stat(id uint64, slot int) *cmdStat {
+	p := &s.shards[id&(statShards-1)][slot]
+	if st := p.Load(); st != nil {
+		return st
+	}
+	p.CompareAndSwap(nil, new(cmdStat))
+	return p.Load()
 }
 
 // clock reads the monotonic clock (one vDSO call: time.Since takes the
@@ -209,7 +222,7 @@ func (s *commandStats) clock() time.Duration { return time.Since(s.epoch) }
 
 // ran records one call of slot by client id that took d.
 func (s *commandStats) ran(id uint64, slot int, d time.Duration, failed bool) {
-	st := &s.shards[id&(statShards-1)][slot]
+	st := s.stat(id, slot)
 	st.nanos.Add(uint64(max(d, 0)))
 	st.buckets[latencyBucket(d)].Add(1)
 	if failed {
@@ -219,7 +232,7 @@ func (s *commandStats) ran(id uint64, slot int, d time.Duration, failed bool) {
 
 // rejected records a call of slot refused before it ran (arity, NOAUTH).
 func (s *commandStats) rejected(id uint64, slot int) {
-	s.shards[id&(statShards-1)][slot].rejected.Add(1)
+	s.stat(id, slot).rejected.Add(1)
 }
 
 // errorReply counts an error reply by its prefix (its first word).
@@ -236,7 +249,10 @@ func (s *commandStats) errorReply(msg string) {
 func (s *commandStats) reset() {
 	for i := range s.shards {
 		for j := range s.shards[i] {
-			st := &s.shards[i][j]
+			st := s.shards[i][j].Load()
+			if st == nil {
+				continue
+			}
 			st.nanos.Store(0)
 			st.failed.Store(0)
 			st.rejected.Store(0)
@@ -268,7 +284,10 @@ func (s *commandStats) commands() []CommandStat {
 	for slot := range statSlots {
 		cs := CommandStat{Name: statSlots[slot].name}
 		for i := range s.shards {
-			st := &s.shards[i][slot]
+			st := s.shards[i][slot].Load()
+			if st == nil {
+				continue
+			}
 			cs.Time += time.Duration(st.nanos.Load())
 			cs.Failed += st.failed.Load()
 			cs.Rejected += st.rejected.Load()

@@ -2,6 +2,7 @@ package node
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,4 +69,28 @@ func BenchmarkCommandStats(b *testing.B) {
 			s.ran(id, slot, s.clock()-start, false)
 		}
 	})
+}
+
+// TestCommandStatsMemory: a node's statistics hold the commands it has
+// served, not every command of the table in every shard.
+func TestCommandStatsMemory(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	s := newCommandStats()
+	for id := range uint64(statShards) {
+		s.ran(id, commands["get"].slot, time.Microsecond, false)
+		s.ran(id, commands["set"].slot, time.Microsecond, false)
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 256<<10 {
+		t.Errorf("statistics of two commands allocated %d bytes, want at most 256 KiB", n)
+	}
+	cs := s.commands()
+	if len(cs) != 2 || cs[0].Name != "get" || cs[0].Calls != statShards || cs[1].Name != "set" || cs[1].Calls != statShards {
+		t.Fatalf("commands = %+v, want get and set, %d calls each", cs, statShards)
+	}
+	s.reset()
+	if cs := s.commands(); len(cs) != 0 {
+		t.Fatalf("after a reset, commands = %+v", cs)
+	}
 }

@@ -31,7 +31,32 @@ var ErrCorrupt = errors.New("corrupt record")
 
 // AppendBinary appends r's encoding to dst. A SET writes both registers at one
 // version, so the common case stores that version once.
-func AppendBinary(dst []byte, r Record) []byte {
+func AppendBinary(dst []byte, r Record) []byte { return appendBinary(dst, r, nil) }
+
+// AppendBinarySpill is AppendBinary for an encoding written out as it
+// grows: between a collection's elements, once dst holds at least at
+// bytes, spill takes it and returns the buffer to go on with (dst[:0] once
+// written out). A large collection is so encoded through a buffer of about
+// at bytes, not one of its whole size.
+func AppendBinarySpill(dst []byte, r Record, at int, spill func([]byte) []byte) []byte {
+	return appendBinary(dst, r, &spiller{at: at, spill: spill})
+}
+
+// spiller hands an encoding under way to its writer (AppendBinarySpill).
+type spiller struct {
+	at    int
+	spill func([]byte) []byte
+}
+
+// check spills dst if it reached the bound; s may be nil (never).
+func (s *spiller) check(dst []byte) []byte {
+	if s != nil && len(dst) >= s.at {
+		return s.spill(dst)
+	}
+	return dst
+}
+
+func appendBinary(dst []byte, r Record, sp *spiller) []byte {
 	var flags byte
 	if r.Value.Tombstone {
 		flags |= flagTombstone
@@ -56,7 +81,7 @@ func AppendBinary(dst []byte, r Record) []byte {
 		dst = binary.AppendVarint(dst, r.Expiry.At)
 	}
 	if flags&flagTyped != 0 {
-		dst = appendTyped(dst, r.Typed)
+		dst = appendTypedForm(dst, r.Typed, nil, sp)
 	}
 	return dst
 }

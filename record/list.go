@@ -386,14 +386,17 @@ func (op *TypedOp) RemListed(pos []byte) {
 
 const minListedLen = 1 + minLevelLen + versionLen + 1
 
-func appendList(dst []byte, t *Typed) []byte {
+func appendList(dst []byte, t *Typed, sp *spiller) []byte {
 	dst = binary.AppendUvarint(dst, uint64(t.count(listList)))
 	if t.big != nil { // straight from the runs, without an element's copy
-		dst = slices.Grow(dst, t.big.listed.encodedSize())
+		if sp == nil {
+			dst = slices.Grow(dst, t.big.listed.encodedSize())
+		}
 		t.big.listed.ascend(nil, Version{}, func(c *runCursor) bool {
 			dst = appendBytes(dst, c.name)
 			dst = appendVersion(dst, c.dot)
 			dst = appendBytes(dst, c.value)
+			dst = sp.check(dst)
 			return true
 		})
 		return dst
@@ -403,6 +406,7 @@ func appendList(dst []byte, t *Typed) []byte {
 			dst = appendBytes(dst, e.Name)
 			dst = appendVersion(dst, e.Dot)
 			dst = appendBytes(dst, e.Value)
+			dst = sp.check(dst)
 		}
 		return true
 	})

@@ -95,12 +95,13 @@ func appendFloats(dst []byte, counts []Count) []byte {
 // hasZSet reports whether t has a sorted set's section to encode.
 func (t *Typed) hasZSet() bool { return t.scoreCountLen() > 0 || t.count(listScored) > 0 }
 
-func appendTyped(dst []byte, t *Typed) []byte { return appendTypedForm(dst, t, nil) }
+func appendTyped(dst []byte, t *Typed) []byte { return appendTypedForm(dst, t, nil, nil) }
 
 // appendTypedForm is appendTyped; with dots non-nil, the in-memory form
 // (AppendTyped): the type register's and the elements' dots are written by
-// dots (dotWriter), the rest as appendTyped writes it.
-func appendTypedForm(dst []byte, t *Typed, dots *dotWriter) []byte {
+// dots (dotWriter), the rest as appendTyped writes it. sp, if not nil,
+// spills the encoding between elements (AppendBinarySpill).
+func appendTypedForm(dst []byte, t *Typed, dots *dotWriter, sp *spiller) []byte {
 	kind := byte(t.Kind) | kindTimes
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
 		kind |= kindHasHLL
@@ -126,6 +127,7 @@ func appendTypedForm(dst []byte, t *Typed, dots *dotWriter) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(counts)))
 	for _, c := range counts {
 		dst = appendCount(dst, c)
+		dst = sp.check(dst)
 	}
 	if floats {
 		dst = appendFloats(dst, counts)
@@ -149,15 +151,16 @@ func appendTypedForm(dst []byte, t *Typed, dots *dotWriter) []byte {
 				case listRemoved:
 					dst = binary.BigEndian.AppendUint64(dst, uint64(e.TraceAt()))
 				}
+				dst = sp.check(dst)
 			}
 			return true
 		})
 	}
 	if t.hasZSet() {
-		dst = appendZSet(dst, t)
+		dst = appendZSet(dst, t, sp)
 	}
 	if t.count(listList) > 0 {
-		dst = appendList(dst, t)
+		dst = appendList(dst, t, sp)
 	}
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
 		dst = appendHLL(dst, t.HLL)
@@ -649,7 +652,7 @@ func (r *typedReader) suffixed(prev, names []byte, left int) ([]byte, []byte) {
 // build's in-memory form need not read another's.
 func AppendTyped(dst []byte, t *Typed) []byte {
 	var w dotWriter
-	return appendTypedForm(dst, t, &w)
+	return appendTypedForm(dst, t, &w, nil)
 }
 
 // DecodeTypedDetached is DecodeTyped for a b that its owner may overwrite

@@ -727,10 +727,11 @@ const (
 	minScoredLen     = 1 + versionLen + scoreLen
 )
 
-func appendScoreCounts(dst []byte, counts []Count) []byte {
+func appendScoreCounts(dst []byte, counts []Count, sp *spiller) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(counts)))
 	for _, c := range counts {
 		dst = appendScoreCount(dst, c)
+		dst = sp.check(dst)
 	}
 	return dst
 }
@@ -745,14 +746,15 @@ func appendScoreCount(dst []byte, c Count) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(c.ResetTotal))
 }
 
-func appendZSet(dst []byte, t *Typed) []byte {
-	dst = appendScoreCounts(dst, t.ScoreCountList())
+func appendZSet(dst []byte, t *Typed, sp *spiller) []byte {
+	dst = appendScoreCounts(dst, t.ScoreCountList(), sp)
 	dst = binary.AppendUvarint(dst, uint64(t.count(listScored)))
 	t.each(listScored, func(run []Elem) bool {
 		for _, e := range run {
 			dst = appendBytes(dst, e.Name)
 			dst = appendVersion(dst, e.Dot)
 			dst = append(dst, e.Value...)
+			dst = sp.check(dst)
 		}
 		return true
 	})

@@ -173,8 +173,10 @@ func Open(opts Options) (*Store, error) {
 	opts.setDefaults()
 	bo := badger.DefaultOptions(opts.Dir)
 	// The tree holds the small blocks and pointers to the value log:
-	// small memtables do.
-	bo.MemTableSize = max(opts.MemoryBudget/8, 4<<20)
+	// small memtables do. Badger allocates a memtable's arena whole (1.3
+	// times its size) as it starts one, and the node counts it as used
+	// memory from then on, data or not: 2 MiB by default.
+	bo.MemTableSize = max(opts.MemoryBudget/32, 2<<20)
 	bo.NumMemtables = 2
 	bo.NumLevelZeroTables = 4
 	bo.NumLevelZeroTablesStall = 12

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -468,5 +469,24 @@ func TestCommitsWaitForReclaim(t *testing.T) {
 		s.truncated = s.db.Opts().ValueLogFileSize // as if retention had dropped a file's worth
 		s.logMu.Unlock()
 		s.reclaimTruncated()
+	}
+}
+
+// TestOpenStoreHeap: an open store with the default budget holds a few MiB
+// of heap (its memtable's arena above all), which a node counts as used
+// memory however little it holds.
+func TestOpenStoreHeap(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s, err := Open(Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if n := int64(after.HeapAlloc) - int64(before.HeapAlloc); n > 6<<20 {
+		t.Errorf("an open store holds %d KiB of heap, want at most 6 MiB", n>>10)
 	}
 }
