@@ -44,6 +44,7 @@ var (
 	descLogBytes            = desc("log_bytes", "Size of the retained write-ahead log.")
 	descDiskBytes           = desc("disk_bytes", "Size of the data directory.")
 	descTombstones          = desc("tombstones", "Entries kept for deleted or expired keys, so that a peer that missed the delete cannot bring the key back.")
+	descTombstonesCollected = desc("tombstones_collected_total", "Tombstones dropped once every member had applied them.")
 	descCheckpointAge       = desc("checkpoint_age_seconds", "Time since the last checkpoint of the keyspace was written or loaded (since start if none was): start-up replays the log written since.")
 	descCheckpointBytes     = desc("checkpoint_bytes", "Size of the last checkpoint.")
 	descSkew                = desc("clock_skew_refused_total", "Remote versions refused for being further ahead of this node's clock than --max-clock-skew.")
@@ -82,7 +83,7 @@ var allDescs = []*prometheus.Desc{
 	descUp, descCommands, descCommandsFailed, descCommandsRejected, descCommandDuration, descErrors,
 	descErrorReplies, descConnections, descRejectedConnections, descClients, descCommandsProcessed,
 	descHits, descMisses, descExpired, descKeys, descExpiring, descLogFirst, descLogHead, descLogBytes,
-	descDiskBytes, descTombstones, descCheckpointAge, descCheckpointBytes, descSkew, descPeers, descLocalSeq, descPeerConnected, descPeerIn, descPeerOut,
+	descDiskBytes, descTombstones, descTombstonesCollected, descCheckpointAge, descCheckpointBytes, descSkew, descPeers, descLocalSeq, descPeerConnected, descPeerIn, descPeerOut,
 	descPeerAcked, descPeerUnacked, descPeerBehind, descPeerBehindFor, descPeerLastSync,
 	descPeerRootEqual, descSessions, descSessionsFailed, descSessionsEqual, descKeysRepaired,
 	descCatchUps, descCatchUpEntries, descCatchUpFallbacks, descPushSent, descPushReceived,
@@ -162,6 +163,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descLogBytes, float64(s.LogBytes))
 	gauge(descDiskBytes, float64(s.DiskBytes))
 	gauge(descTombstones, float64(s.Tombstones))
+	counter(descTombstonesCollected, s.TombstonesCollected)
 	gauge(descCheckpointAge, time.Since(s.CheckpointAt).Seconds())
 	gauge(descCheckpointBytes, float64(s.CheckpointBytes))
 	counter(descSkew, s.RefusedClockSkew)

@@ -15,6 +15,9 @@ type Stats struct {
 	// the keyspace keeps, so that a peer that missed the delete cannot
 	// bring the key back.
 	Tombstones int64
+	// TombstonesCollected counts the tombstones dropped once every member
+	// had applied them (INFO's tombstones_collected).
+	TombstonesCollected uint64
 	// SetAside counts the records of forgotten members back that held
 	// writes the mesh had collected, not merged (MESH SETASIDE).
 	SetAside uint64
@@ -53,6 +56,7 @@ func (n *Node) Stats() Stats {
 	s := Stats{
 		Keys:                n.db.KeyCount(),
 		Tombstones:          n.tombstones(),
+		TombstonesCollected: n.stats.collected.Load(),
 		SetAside:            n.setAside.total(),
 		CheckpointAt:        ck.At,
 		CheckpointBytes:     ck.Bytes,
