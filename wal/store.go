@@ -447,7 +447,13 @@ func (s *Store) reclaimTruncated() {
 // deletes the file.
 func (s *Store) collectValueLog(ctx context.Context) {
 	for ctx.Err() == nil && s.checkSpace(0) == nil {
+		// Commits wait while a file is collected: Badger's rewrite reads
+		// the memtable's highest version without the lock its writes take
+		// (v4.9.6: DB.MaxVersion against memTable.Put, a data race), and
+		// it protects deletes made meanwhile by that version.
+		s.ts.commitMu.Lock()
 		err := s.db.RunValueLogGC(0.5)
+		s.ts.commitMu.Unlock()
 		if err == nil {
 			s.releaseMapped() // the file it read through its mapping
 			continue
