@@ -1,0 +1,6 @@
+//go:build race
+
+package wal
+
+// raceDetector: built with -race (see collectValueLog).
+const raceDetector = true
