@@ -3,8 +3,6 @@ package keyspace
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/redmesh/redmesh/record"
@@ -68,16 +66,7 @@ func TestCheckpointWritesLargeStateInPieces(t *testing.T) {
 	}
 	want := s.db.Get([]byte("list"))
 	s.close(t)
-	f, err := os.Open(filepath.Join(dir, checkpointName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	info, _ := f.Stat()
-	loaded := NewTable()
-	if _, err := loadCheckpoint(f, info.Size(), loaded); err != nil {
-		t.Fatal(err)
-	}
+	loaded := loadCheckpointFile(t, dir)
 	if got, _ := loaded.Get([]byte("list")); !record.Equal(got, want) || got.Typed.ListLen() != n {
 		t.Fatalf("the list loaded with %d elements, want %d, equal to the one written", got.Typed.ListLen(), n)
 	}

@@ -320,16 +320,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		return true
 	})
 	s.close(t)
-	f, err := os.Open(filepath.Join(dir, checkpointName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	info, _ := f.Stat()
-	tab := NewTable()
-	if _, err := loadCheckpoint(f, info.Size(), tab); err != nil {
-		t.Fatal(err)
-	}
+	tab := loadCheckpointFile(t, dir)
 	for k, w := range want {
 		if got, _ := tab.Get([]byte(k)); !record.Equal(got, w) {
 			t.Fatalf("%s: %+v, want %+v", k, got, w)
@@ -470,4 +461,23 @@ func TestRollbackRebuildsStatesMergedInPlace(t *testing.T) {
 	if got.Len() != 403 || got.HasMember([]byte("undone2")) || shared.Len() != 400 {
 		t.Fatalf("published %d members (undone2 %v); the state read before holds %d", got.Len(), got.HasMember([]byte("undone2")), shared.Len())
 	}
+}
+
+// loadCheckpointFile loads the checkpoint in dir into a table of its own.
+func loadCheckpointFile(t *testing.T, dir string) *Table {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, checkpointName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := NewTable()
+	if _, err := loadCheckpoint(f, info.Size(), tab); err != nil {
+		t.Fatal(err)
+	}
+	return tab
 }
