@@ -26,24 +26,13 @@ func heapOf(build func() *Typed) (*Typed, int64) {
 func TestListAndZSetMemSize(t *testing.T) {
 	const n = 100_000
 	list := func() *Typed {
-		cur, ts := Record{}, uint64(1<<30)
-		var o *Owner
-		for i := range n {
-			if i%1024 == 0 {
-				o = new(Owner)
+		// At the head, before the first element (LPUSH).
+		return pushedList(n, func(cur Record) (lo, hi []byte) {
+			if v := cur.Typed.ListView(); v.Len() > 0 {
+				hi = v.At(0).Name
 			}
-			ts++
-			value := fmt.Appendf(nil, "element:%012d", i)
-			cur, _ = MergeOwned(cur, listOp(cur, v(ts, 2), func(op *TypedOp) error {
-				var first []byte
-				if v := cur.Typed.ListView(); v.Len() > 0 {
-					first = v.At(0).Name
-				}
-				_, err := op.PushListedRun(nil, first, [][]byte{value})
-				return err
-			}), o)
-		}
-		return cur.Typed.Detached()
+			return nil, hi
+		}).Typed.Detached()
 	}
 	zset := func() *Typed {
 		cur, ts := Record{}, uint64(1<<30)
@@ -70,4 +59,25 @@ func TestListAndZSetMemSize(t *testing.T) {
 		}
 		runtime.KeepAlive(typed)
 	}
+}
+
+// pushedList is a list of n elements ("element:%012d"), one pushed a
+// write between the positions at returns for the list so far, in steps
+// of 1,024 writes that change the state in place (an Owner each).
+func pushedList(n int, at func(cur Record) (lo, hi []byte)) Record {
+	cur, ts := Record{}, uint64(1<<30)
+	var o *Owner
+	for i := range n {
+		if i%1024 == 0 {
+			o = new(Owner)
+		}
+		ts++
+		value := fmt.Appendf(nil, "element:%012d", i)
+		lo, hi := at(cur)
+		cur, _ = MergeOwned(cur, listOp(cur, v(ts, 2), func(op *TypedOp) error {
+			_, err := op.PushListedRun(lo, hi, [][]byte{value})
+			return err
+		}), o)
+	}
+	return cur
 }

@@ -12,20 +12,7 @@ import (
 func TestAppendBinarySpill(t *testing.T) {
 	const n = 20_000
 	list := func() Record {
-		cur, ts := Record{}, uint64(1<<30)
-		var o *Owner
-		for i := range n {
-			if i%1024 == 0 {
-				o = new(Owner)
-			}
-			ts++
-			value := fmt.Appendf(nil, "element:%012d", i)
-			cur, _ = MergeOwned(cur, listOp(cur, v(ts, 2), func(op *TypedOp) error {
-				_, err := op.PushListedRun(nil, nil, [][]byte{value})
-				return err
-			}), o)
-		}
-		return cur
+		return pushedList(n, func(Record) (lo, hi []byte) { return nil, nil })
 	}
 	typed := func(kind Kind, add func(op *TypedOp, i int) error) Record {
 		cur, ts := Record{}, uint64(1<<30)
