@@ -644,7 +644,7 @@ func (r *Replicator) end(id PeerID, cu *catchUp) {
 // moving the same keys at once only doubles the work; the peer tries again
 // at a later round.
 func (r *Replicator) AcceptSession(id PeerID) bool {
-	return !r.table.Bootstrapping() && r.catching[id] == nil
+	return !r.table.Bootstrapping() && !r.CatchingUp(id)
 }
 
 // CatchingUp reports whether a catch-up from id runs (or waits for its

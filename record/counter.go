@@ -119,7 +119,7 @@ func (t *Typed) RunningTotal(name []byte, node NodeID) int64 {
 // identity increments: the type register and that identity's count, and
 // nothing else. A write path reads it from the in-memory form with
 // PeekCounter, without decoding a Typed, and an increment by the same
-// identity replaces it whole (see NewCounterState).
+// identity replaces it whole (see Supersedes).
 type CounterState struct {
 	KindVersion Version
 	Count       Count
