@@ -3,8 +3,7 @@
 // snapshots and Merkle sessions over streams, and the acknowledgements
 // WAIT waits for, over a Transport: libp2p's (the host: TCP with Noise
 // and QUIC, the node's identity, a private network key, an allowlist
-// gater and a resource manager; GossipSub for pushes), or, in tests, an
-// in-memory one.
+// gater and a resource manager), or, in tests, an in-memory one.
 //
 // Every replication decision is mesh.Replicator's, the core the simulator
 // drives too (Mesh.step), and merkle runs the reconciliation session.

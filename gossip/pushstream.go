@@ -11,10 +11,9 @@ import (
 
 // Push streams: /redmesh/push/3, one a node opens to each peer linked to
 // it, carrying its pushes (push.go), a frame each. The peer reads them
-// straight into the merge: over GossipSub a push crossed the pubsub event
-// loop, a per-peer queue and its writer on the way out, and the stream
-// reader, the event loop again and a validation worker on arrival, each a
-// goroutine hand-off that waits for a core on a busy machine. The stream's
+// straight into the merge, with no event loop or queue of its own between:
+// each goroutine hand-off on a push's way waits for a core on a busy
+// machine, and so adds to its propagation time. The stream's
 // remote is the origin as Noise authenticated it, on a connection the
 // private network key or the allowlist admitted.
 //
