@@ -161,6 +161,7 @@ func (m *Mesh) publisher() {
 	b := mesh.Batcher[pushItem]{}
 	var bytes int
 	var outs []*pushOut
+	var ids []mesh.PeerID
 	publish := func(batch []pushItem) {
 		if len(batch) == 0 {
 			return
@@ -172,7 +173,7 @@ func (m *Mesh) publisher() {
 		m.pushMu.Lock()
 		m.mu.Lock()
 		h = m.r.PushHeader(batch[0].seq, to)
-		outs = m.pushOuts(outs[:0])
+		outs, ids = m.pushOuts(outs[:0], ids)
 		m.mu.Unlock()
 		m.pushMu.Unlock()
 		recs := make([]merkle.Record, len(batch))

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/redmesh/redmesh/mesh"
 )
 
 // Push streams: /redmesh/push/3, one a node opens to each peer linked to
@@ -56,14 +58,17 @@ func (o *pushOut) send(msg []byte) bool {
 	}
 }
 
-// pushOuts appends the open push streams to dst. m.mu must be held.
-func (m *Mesh) pushOuts(dst []*pushOut) []*pushOut {
-	for _, ps := range m.peers {
-		if ps.push != nil {
+// pushOuts appends to dst the open push streams to the peers the
+// replicator sends our pushes to (mesh.Replicator.PushTargets); ids is
+// scratch space for their IDs. m.mu must be held.
+func (m *Mesh) pushOuts(dst []*pushOut, ids []mesh.PeerID) ([]*pushOut, []mesh.PeerID) {
+	ids = m.r.PushTargets(ids[:0])
+	for _, id := range ids {
+		if ps := m.peers[m.pids[id]]; ps != nil && ps.push != nil {
 			dst = append(dst, ps.push)
 		}
 	}
-	return dst
+	return dst, ids
 }
 
 // openPushStreams opens the push stream to every linked peer that has

@@ -91,6 +91,8 @@
 //
 // A Batcher collects fresh writes and releases a batch when it holds Max
 // records or when the caller's queue has emptied (Flush), so a burst goes out
-// in few messages and a lone write goes out at once. PushTargets picks the
-// connected peers a batch is sent to (a bounded fan-out, as GossipSub's D).
+// in few messages and a lone write goes out at once. A batch holds only the
+// node's own writes and goes, with its header (PushHeader: which range of
+// the node's log it holds), to every peer linked to it
+// (Replicator.PushTargets); nobody forwards it.
 package mesh

@@ -104,28 +104,6 @@ func TestTableOrderAndRemove(t *testing.T) {
 	}
 }
 
-func TestPushTargets(t *testing.T) {
-	tb := table(Peer{ID: 1, Connected: true}, Peer{ID: 2, Connected: true}, Peer{ID: 3}, Peer{ID: 4, Connected: true}, Peer{ID: 5, Connected: true})
-	tests := []struct {
-		exclude PeerID
-		d       int
-		draws   []int
-		want    []PeerID
-	}{
-		{0, 10, nil, []PeerID{1, 2, 4, 5}},
-		{2, 10, nil, []PeerID{1, 4, 5}},
-		// Candidates [1 2 4 5]; draw 3 swaps the first with the last
-		// ([5 2 4 1]), draw 0 keeps the second: {5, 2}, in ID order.
-		{0, 2, []int{3, 0}, []PeerID{2, 5}},
-	}
-	for i, tt := range tests {
-		got := tb.PushTargets(nil, tt.exclude, tt.d, seq(append(tt.draws, 0)...))
-		if !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("case %d: got %v, want %v", i, got, tt.want)
-		}
-	}
-}
-
 func TestCatchUp(t *testing.T) {
 	type step struct {
 		reply *LogReply // nil: start

@@ -169,30 +169,6 @@ func (t *Table) ChooseSyncPeer(ourRoot uint64, intn func(n int) int) (PeerID, bo
 	panic("mesh: intn out of range")
 }
 
-// PushTargets appends to dst up to d connected peers other than exclude,
-// chosen uniformly without replacement, in ID order. It is the fan-out of
-// one eager-push batch.
-func (t *Table) PushTargets(dst []PeerID, exclude PeerID, d int, intn func(n int) int) []PeerID {
-	start := len(dst)
-	for i := range t.peers {
-		if t.peers[i].Connected && t.peers[i].ID != exclude {
-			dst = append(dst, t.peers[i].ID)
-		}
-	}
-	cand := dst[start:]
-	if len(cand) <= d {
-		return dst
-	}
-	// Partial Fisher–Yates: the first d become a uniform sample.
-	for i := 0; i < d; i++ {
-		j := i + intn(len(cand)-i)
-		cand[i], cand[j] = cand[j], cand[i]
-	}
-	cand = cand[:d]
-	sort.Slice(cand, func(i, j int) bool { return cand[i] < cand[j] })
-	return dst[:start+d]
-}
-
 // AdvanceCursor moves id's cursor to c if that is further on: in another
 // log epoch, or later in the same one. A node that learns it holds every
 // entry of a peer's log before c.Next other than by catch-up (its pushes

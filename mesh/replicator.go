@@ -908,6 +908,20 @@ func (r *Replicator) PushHeader(first, to uint64) PushHeader {
 	return PushHeader{Origin: r.cfg.Self, Epoch: r.cfg.Epoch, Prev: r.push.Next(first, to), To: to}
 }
 
+// PushTargets appends to dst, in ID order, the peers a push of this node's
+// own writes goes to: every peer linked to it. Each origin pushes its own
+// writes to its peers and nobody relays them (a relayed copy proves nothing
+// of its origin, see pushed), so a write reaches by push exactly the
+// origin's linked peers, and the others by anti-entropy or the log.
+func (r *Replicator) PushTargets(dst []PeerID) []PeerID {
+	for i := range r.table.peers {
+		if r.table.peers[i].Connected {
+			dst = append(dst, r.table.peers[i].ID)
+		}
+	}
+	return dst
+}
+
 // Sample records that at seq, the last local write with every entry up to
 // it committed, the clock read ts (Stability.Sample).
 func (r *Replicator) Sample(seq uint64, ts hlc.Timestamp) { r.stab.Sample(seq, ts) }

@@ -33,7 +33,7 @@ import (
 //	round root=X | session-done | accept p=P   an anti-entropy round; its session ended; a session P opens
 //	tick at=MS | gaps at=MS
 //	synced synced=N mark=M | sample seq=S ts=T | stable-saved ts=T | aside-done ts=T
-//	skip seq=S | push-header first=A to=B
+//	skip seq=S | push-header first=A to=B | push-targets   the peers a push of our writes goes to
 //	state p=P                             the peer's progress, cursor and acknowledgement
 func TestReplicatorScripts(t *testing.T) {
 	datadriven.Walk(t, "testdata/replicator", func(t *testing.T, path string) {
@@ -145,6 +145,8 @@ func TestReplicatorScripts(t *testing.T) {
 			case "push-header":
 				h := r.PushHeader(first, to)
 				out = fmt.Sprintf("header epoch=%d prev=%d to=%d\n", h.Epoch, h.Prev, h.To)
+			case "push-targets":
+				out = fmt.Sprintf("push-targets %v\n", r.PushTargets(nil))
 			case "state":
 				pp := r.Peer(id)
 				cursor := "none"

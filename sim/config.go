@@ -35,23 +35,17 @@ type Network struct {
 	// Latency is the one-way base delay of every message.
 	Latency time.Duration `json:"latency_ns" yaml:"latency"`
 	// Jitter is the mean of a log-normal delay added to Latency (sigma
-	// JitterSigma), which also reorders datagrams.
+	// JitterSigma).
 	Jitter      time.Duration `json:"jitter_ns" yaml:"jitter"`
 	JitterSigma float64       `json:"jitter_sigma" yaml:"jitter_sigma"`
 	// Bandwidth is each node's uplink in bytes per second: a message
 	// occupies it for len/Bandwidth, after the messages queued before it.
 	// Zero is unlimited.
 	Bandwidth int64 `json:"bandwidth_bytes_per_s" yaml:"bandwidth"`
-	// Loss is the probability that a packet is lost. A datagram (eager push)
-	// is then gone; a stream message (session, catch-up) is retransmitted
-	// after RTO, as TCP or QUIC would, and may be lost again.
+	// Loss is the probability that a packet is lost. Every message travels
+	// on a stream, so it is retransmitted after RTO, as TCP or QUIC would,
+	// and may be lost again.
 	Loss float64 `json:"loss" yaml:"loss"`
-	// Duplicate is the probability that a datagram arrives twice.
-	Duplicate float64 `json:"duplicate" yaml:"duplicate"`
-	// Reorder is the probability that a datagram is held back by up to
-	// ReorderDelay more, arriving after later ones.
-	Reorder      float64       `json:"reorder" yaml:"reorder"`
-	ReorderDelay time.Duration `json:"reorder_delay_ns" yaml:"reorder_delay"`
 	// RTO is the retransmission delay of a lost stream packet.
 	RTO time.Duration `json:"rto_ns" yaml:"rto"`
 	// Detect is how long a node takes to notice that a link went down (a
@@ -66,8 +60,7 @@ type Network struct {
 // 10 MB/s uplinks, 0.1% loss.
 var DefaultNetwork = Network{
 	Latency: 20 * time.Millisecond, Jitter: 10 * time.Millisecond, JitterSigma: 0.8,
-	Bandwidth: 10 << 20, Loss: 0.001, Duplicate: 0.001, Reorder: 0.01,
-	ReorderDelay: 50 * time.Millisecond, RTO: 200 * time.Millisecond,
+	Bandwidth: 10 << 20, Loss: 0.001, RTO: 200 * time.Millisecond,
 	Detect: 3 * time.Second, Reconnect: 5 * time.Second,
 }
 
@@ -92,7 +85,6 @@ type Config struct {
 	// SessionTimeout abandons a session that stopped progressing (a peer
 	// crashed, a link was cut).
 	SessionTimeout time.Duration
-	PushFanout     int           // peers each eager-push batch goes to (GossipSub's D)
 	PushBatch      int           // records per push batch, at most
 	LogRetain      int           // log entries each node keeps for catch-up
 	CatchUpBatch   int           // log entries per catch-up reply
@@ -175,7 +167,6 @@ func (c Config) withDefaults() Config {
 	def(&c.Nodes, 100)
 	def(&c.ValueSize, 64)
 	def(&c.Degree, 16)
-	def(&c.PushFanout, 6)
 	def(&c.PushBatch, 64)
 	def(&c.LogRetain, 4096)
 	def(&c.CatchUpBatch, 1024)
@@ -234,12 +225,7 @@ func (c Config) validate() error {
 		return fmt.Errorf("sim: shape %v too large", c.Shape)
 	}
 	n := c.Network
-	for _, p := range []float64{n.Loss, n.Duplicate, n.Reorder} {
-		if p < 0 || p >= 1 {
-			return fmt.Errorf("sim: probability %v out of [0, 1)", p)
-		}
-	}
-	if n.Loss > 0.5 {
+	if n.Loss < 0 || n.Loss > 0.5 {
 		return fmt.Errorf("sim: loss %v too high to model streams (max 0.5)", n.Loss)
 	}
 	if c.ForgetAfter < 0 || c.AckInterval < time.Millisecond || c.CollectAhead < 0 {

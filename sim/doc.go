@@ -47,8 +47,9 @@
 //     sends a node to its log, what is acknowledged (applied and synced)
 //     and when, the stable time, forgetting and setting aside. The
 //     simulator tells it what arrived and what happened and carries out
-//     what its Ready says (drive); with eager-push batching and fan-out
-//     and mesh's wire encoding of log requests, replies, push batches and
+//     what its Ready says (drive); with eager-push batching, the choice
+//     of push targets (every linked peer, Replicator.PushTargets) and
+//     mesh's wire encoding of log requests, replies, push batches and
 //     acknowledgements;
 //   - the durability contract of each fsync mode.
 //
@@ -73,17 +74,23 @@
 //
 // The network is a model, the same on every link: each node's uplink has a
 // bandwidth (a message waits for the ones queued before it); a message then
-// takes the base latency plus a log-normal tail. Streams (sessions,
-// catch-up) are reliable and ordered: a lost packet costs a retransmission
-// timeout. Eager push is datagram-like, as GossipSub over a mesh of D peers:
-// it can be lost, duplicated or held back, and a node forwards the records
-// that won to D peers of its own (a record that loses was seen, so nothing
-// loops). Partitions split the nodes into groups; nothing crosses between
-// groups; links are noticed down after Detect and come back a random delay
-// after a heal. The overlay is a random graph of Degree links per node;
-// nodes that join link to random live nodes, and a node left with few
-// links makes a new one. Roots are exchanged at the end of each session (8
-// bytes each way, counted as metadata), which is what the peer choice uses.
+// takes the base latency plus a log-normal tail. Every message travels on a
+// stream (a session, a catch-up, a link's push or acknowledgement stream),
+// reliable and ordered: a lost packet costs a retransmission timeout.
+// Partitions split the nodes into groups; nothing crosses between groups;
+// links are noticed down after Detect and come back a random delay after a
+// heal. The overlay is a random graph of Degree links per node (a full mesh,
+// as discovery makes a real one, when Degree ≥ Nodes−1); nodes that join
+// link to random live nodes, and a node left with few links makes a new
+// one. Roots are exchanged at the end of each session (8 bytes each way,
+// counted as metadata), which is what the peer choice uses.
+//
+// Eager push is the node's: a node pushes batches of its own writes, each
+// with the header that says which range of its log it holds, to every peer
+// linked to it, and nobody forwards them. On a partial overlay the nodes
+// not linked to the origin get its writes by anti-entropy or from a peer's
+// log; a receiver that sees a hole in an origin's pushes reads the origin's
+// log once the gap outlasts mesh.GapPatience, as the node does.
 //
 // # The checker
 //

@@ -18,16 +18,16 @@ const (
 var classNames = [numClasses]string{"session", "catch_up", "push", "ack", "peers"}
 
 // send puts a message of size bytes (payload of them record payloads) on
-// the link from → to and runs deliver when it arrives, unless the network
-// loses it.
+// the stream from → to whose last message arrives at *fifo, and runs
+// deliver when it arrives.
 //
 // Every message first waits for the sender's uplink (Bandwidth), then takes
-// Latency plus log-normal jitter. A stream message (stream != nil: sessions,
-// catch-up) is never lost: each lost packet costs an RTO, and it arrives
-// after the stream's previous message. A datagram (eager push) can be lost,
-// duplicated or held back. Nothing crosses a partition, and nothing reaches
-// a node that crashed since it was sent.
-func (s *Sim) send(from, to *node, class, size, payload int, stream *int64, deliver func()) {
+// Latency plus log-normal jitter. Every message travels on a stream (a
+// session, a catch-up, a link's push or acknowledgement stream), as on the
+// node: it is never lost, each lost packet costs an RTO, and it arrives
+// after the stream's previous message. Nothing crosses a partition, and
+// nothing reaches a node that crashed since it was sent.
+func (s *Sim) send(from, to *node, class, size, payload int, fifo *int64, deliver func()) {
 	nw := &s.cfg.Network
 	from.sent[class].meta += int64(size - payload)
 	from.sent[class].payload += int64(payload)
@@ -44,27 +44,12 @@ func (s *Sim) send(from, to *node, class, size, payload int, stream *int64, deli
 	}
 	from.busy = dep
 	at := dep + s.latency()
-	if stream != nil {
-		for nw.Loss > 0 && s.rng.Float64() < nw.Loss {
-			at += int64(nw.RTO)
-			s.st.retransmits++
-		}
-		at = max(at, *stream)
-		*stream = at
-	} else {
-		if nw.Loss > 0 && s.rng.Float64() < nw.Loss {
-			s.st.dropped++
-			return
-		}
-		if nw.Reorder > 0 && s.rng.Float64() < nw.Reorder {
-			at += s.rng.Int64N(int64(nw.ReorderDelay) + 1)
-			s.st.reordered++
-		}
-		if nw.Duplicate > 0 && s.rng.Float64() < nw.Duplicate {
-			s.st.duplicated++
-			s.deliverAt(dep+s.latency(), from, to, deliver)
-		}
+	for nw.Loss > 0 && s.rng.Float64() < nw.Loss {
+		at += int64(nw.RTO)
+		s.st.retransmits++
 	}
+	at = max(at, *fifo)
+	*fifo = at
 	s.deliverAt(at, from, to, deliver)
 }
 

@@ -188,83 +188,69 @@ func (s *Sim) queuePush(n *node, id uint32) {
 	})
 }
 
-// sendOwnPush pushes a batch of n's own writes under the header the
-// replicator gives it: which range of n's log it holds.
+// sendOwnPush pushes a batch of n's own writes, under the header the
+// replicator gives it (which range of n's log it holds), to every peer the
+// replicator names (mesh.Replicator.PushTargets: every linked one), each on
+// the push stream of its link, as the node does.
 func (s *Sim) sendOwnPush(n *node, batch []pushItem) {
-	ids := make([]uint32, len(batch))
-	for i, it := range batch {
-		ids[i] = it.id
-	}
 	h := n.r.PushHeader(batch[0].seq, batch[len(batch)-1].seq)
-	s.sendPush(n, ids, 0, &h)
-}
-
-// sendPush sends the current records of keys ids to up to PushFanout
-// connected peers other than exclude, under the origin's header (nil: a
-// forward, see recvPush).
-func (s *Sim) sendPush(n *node, ids []uint32, exclude mesh.PeerID, h *mesh.PushHeader) {
-	recs := make([]merkle.Record, len(ids))
-	for i, id := range ids {
-		recs[i] = merkle.Record{Key: s.keys.names[id], Payload: record.Encode(n.st.get(id))}
-	}
+	recs := make([]merkle.Record, len(batch))
 	size := 16
-	for _, r := range recs {
-		size += len(r.Key) + len(r.Payload) + 8
+	for i, it := range batch {
+		recs[i] = merkle.Record{Key: s.keys.names[it.id], Payload: record.Encode(n.st.get(it.id))}
+		size += len(recs[i].Key) + len(recs[i].Payload) + 8
 	}
 	buf := mesh.AppendPush(make([]byte, 0, size), recs)
 	pay := mesh.PayloadBytes(recs)
-	hdr := 0
-	if h != nil {
-		// The node's push message: version, epoch, prev, to.
-		hdr = 1 + uvarintLen(h.Epoch) + uvarintLen(h.Prev) + uvarintLen(h.To)
-	}
-	s.targets = n.r.Table().PushTargets(s.targets[:0], exclude, s.cfg.PushFanout, s.rng.IntN)
+	// The node's push message: version, epoch, prev, to.
+	hdr := 1 + uvarintLen(h.Epoch) + uvarintLen(h.Prev) + uvarintLen(h.To)
+	s.targets = n.r.PushTargets(s.targets[:0])
 	s.st.pushBatches++
 	for _, t := range s.targets {
 		to := s.nodes[s.byID[t]]
-		s.send(n, to, classPush, len(buf)+hdr, pay, nil, func() { s.recvPush(to, n, buf, h) })
+		s.send(n, to, classPush, len(buf)+hdr, pay, linkFifo(&n.pushFifo, t), func() { s.recvPush(to, n, buf, h) })
 	}
 }
 
-// recvPush merges a pushed batch and forwards what won, as GossipSub would
-// forward a message not seen before: a record that loses was seen, so
-// nothing loops. (The forward carries no header: the simulator does not
-// model GossipSub's message IDs, by which a node drops the origin's copy
-// of a message a peer forwarded first.) A push from its origin goes to
-// the replicator, which moves n's progress through the origin's writes or
-// waits for a missing push (checkGaps).
-func (s *Sim) recvPush(n, from *node, buf []byte, h *mesh.PushHeader) {
+// linkFifo is the arrival time of the last message on a stream of the link
+// to id, one of *m's (a map of them per link, made as needed).
+func linkFifo(m *map[mesh.PeerID]*int64, id mesh.PeerID) *int64 {
+	if *m == nil {
+		*m = map[mesh.PeerID]*int64{}
+	}
+	f := (*m)[id]
+	if f == nil {
+		f = new(int64)
+		(*m)[id] = f
+	}
+	return f
+}
+
+// recvPush merges a push of from's own writes and tells the replicator,
+// which moves n's progress through them or waits for a missing push
+// (checkGaps). Nothing is forwarded: n's peers that are not from's get
+// from's writes by anti-entropy or from a log, as on the node.
+func (s *Sim) recvPush(n, from *node, buf []byte, h mesh.PushHeader) {
 	d, err := mesh.Decode(buf)
 	if err != nil || d.Push == nil {
 		s.st.decodeErrors++
 		return
 	}
-	var fwd []uint32
 	var refused *applied // the first record refused
 	for _, r := range d.Push {
-		id, a := s.applyRemote(n, from, r.Key, r.Payload, false)
-		if a.won {
-			fwd = append(fwd, id)
-		}
-		if a.refused && refused == nil {
+		if _, a := s.applyRemote(n, from, r.Key, r.Payload, false); a.refused && refused == nil {
 			refused = &a
 		}
 	}
 	s.st.pushRecords += int64(len(d.Push))
-	if h != nil {
-		m := *h
-		m.At = s.wall(n)
-		if refused != nil {
-			m.Refused, m.AdmitAt = true, refused.admitAt
-		}
-		n.r.Step(from.pid, m)
-		s.drive(n)
-		if n.r.Peer(from.pid).Progress.Waiting() > 0 {
-			s.checkGaps(n)
-		}
+	h.At = s.wall(n)
+	if refused != nil {
+		h.Refused, h.AdmitAt = true, refused.admitAt
 	}
-	if len(fwd) > 0 {
-		s.sendPush(n, fwd, from.pid, nil)
+	n.r.Step(from.pid, h)
+	s.drive(n)
+	if n.r.Peer(from.pid).Progress.Waiting() > 0 {
+		s.checkGaps(n)
 	}
 }
 

@@ -40,7 +40,6 @@ type ReportConfig struct {
 	Fsync          Fsync   `json:"fsync"`
 	SyncIntervalMs int64   `json:"sync_interval_ms"`
 	SessionTimeout int64   `json:"session_timeout_ms"`
-	PushFanout     int     `json:"push_fanout"`
 	PushBatch      int     `json:"push_batch"`
 	LogRetain      int     `json:"log_retain"`
 	CatchUpBatch   int     `json:"catch_up_batch"`
@@ -146,8 +145,6 @@ type Push struct {
 type NetStats struct {
 	Messages     int64 `json:"messages"`
 	Dropped      int64 `json:"dropped"`
-	Duplicated   int64 `json:"duplicated"`
-	Reordered    int64 `json:"reordered"`
 	Retransmits  int64 `json:"retransmits"`
 	Connects     int64 `json:"connects"`
 	DecodeErrors int64 `json:"decode_errors"`
@@ -223,7 +220,7 @@ func (s *Sim) report() *Report {
 			Nodes: c.Nodes, Keys: c.Keys, ValueSize: c.ValueSize, Degree: c.Degree,
 			Shape: c.Shape.String(), Leaves: c.Shape.Leaves(), Fsync: c.Fsync,
 			SyncIntervalMs: ms(c.SyncInterval), SessionTimeout: ms(c.SessionTimeout),
-			PushFanout: c.PushFanout, PushBatch: c.PushBatch, LogRetain: c.LogRetain,
+			PushBatch: c.PushBatch, LogRetain: c.LogRetain,
 			CatchUpBatch: c.CatchUpBatch, OSFlushMs: ms(c.OSFlush), MaxSkewMs: ms(c.MaxSkew),
 			Network: c.Network, NoPush: c.NoPush, NoCatchUp: c.NoCatchUp,
 			Collect: !c.NoCollect, ForgetAfterMs: ms(c.ForgetAfter), AckIntervalMs: ms(c.AckInterval),
@@ -259,8 +256,8 @@ func (s *Sim) report() *Report {
 	r.CatchUp = CatchUps{Started: st.catchUps, WithoutCursor: st.catchUpsNoCursor, ByLog: st.catchUpsByLog,
 		LogRecords: st.logEntries, MerkleFallbacks: st.fallbacks, FallbacksDone: st.fallbacksDone}
 	r.Push = Push{Batches: st.pushBatches, RecordsReceived: st.pushRecords}
-	r.Network = NetStats{Messages: st.messages, Dropped: st.dropped, Duplicated: st.duplicated,
-		Reordered: st.reordered, Retransmits: st.retransmits, Connects: st.connects, DecodeErrors: st.decodeErrors}
+	r.Network = NetStats{Messages: st.messages, Dropped: st.dropped,
+		Retransmits: st.retransmits, Connects: st.connects, DecodeErrors: st.decodeErrors}
 	r.Nodes = NodeStats{Total: len(s.nodes), Crashes: st.crashes, RolledBack: st.rolledBack, Left: st.left, Joined: st.joined}
 	var meta, pay []int64
 	var classes [numClasses]byteCount

@@ -103,15 +103,7 @@ func (s *Sim) sendAck(n, o *node, a mesh.Ack) {
 	}
 	frame := mesh.AppendAck(nil, a)
 	s.gst.acks++
-	if n.ackFifo == nil {
-		n.ackFifo = map[mesh.PeerID]*int64{}
-	}
-	fifo := n.ackFifo[o.pid]
-	if fifo == nil {
-		fifo = new(int64)
-		n.ackFifo[o.pid] = fifo
-	}
-	s.send(n, o, classAck, uvarintLen(uint64(len(frame)))+len(frame), 0, fifo, func() { s.recvAck(o, n, frame) })
+	s.send(n, o, classAck, uvarintLen(uint64(len(frame)))+len(frame), 0, linkFifo(&n.ackFifo, o.pid), func() { s.recvAck(o, n, frame) })
 }
 
 // recvAck is n receiving from's acknowledgement of n's log.
@@ -156,6 +148,7 @@ func (s *Sim) linkDown(n, o *node) {
 	n.r.LinkDown(o.pid, s.wall(n))
 	delete(n.streams, o.pid)
 	delete(n.ackFifo, o.pid)
+	delete(n.pushFifo, o.pid)
 	s.drive(n)
 }
 

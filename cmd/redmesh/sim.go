@@ -139,7 +139,6 @@ or a YAML/JSON scenario file; --print-scenario shows a built-in as YAML.`,
 	f.StringVar(&shape, "shape", "auto", `Merkle tree shape FANOUTxDEPTH, e.g. 16x4 (65,536 buckets); "auto" picks 16-way with about 16 keys or fewer per bucket`)
 	f.DurationVar(&cfg.SyncInterval, "sync-interval", time.Second, "anti-entropy period per node")
 	f.DurationVar(&cfg.SessionTimeout, "session-timeout", 10*time.Second, "abandon a session that stalls this long")
-	f.IntVar(&cfg.PushFanout, "push-fanout", 6, "peers each eager-push batch goes to")
 	f.IntVar(&cfg.PushBatch, "push-batch", 64, "records per eager-push batch, at most")
 	f.IntVar(&cfg.LogRetain, "log-retain", 4096, "log entries each node retains for catch-up")
 	f.IntVar(&cfg.CatchUpBatch, "catch-up-batch", 1024, "log entries per catch-up reply")
@@ -157,8 +156,6 @@ or a YAML/JSON scenario file; --print-scenario shows a built-in as YAML.`,
 	f.DurationVar(&nw.Jitter, "jitter", nw.Jitter, "mean of the log-normal latency tail")
 	f.Int64Var(&nw.Bandwidth, "bandwidth", nw.Bandwidth, "uplink bytes per second per node (0: unlimited)")
 	f.Float64Var(&nw.Loss, "loss", nw.Loss, "packet loss probability")
-	f.Float64Var(&nw.Duplicate, "duplicate", nw.Duplicate, "datagram duplication probability")
-	f.Float64Var(&nw.Reorder, "reorder", nw.Reorder, "probability a datagram is held back")
 	f.DurationVar(&nw.Detect, "detect", nw.Detect, "time to notice a dead link")
 	f.DurationVar(&nw.Reconnect, "reconnect", nw.Reconnect, "longest random delay before a link comes back")
 	f.StringVar(&reportPath, "report", "", `write the JSON report to this file ("-": stdout)`)
@@ -169,7 +166,7 @@ or a YAML/JSON scenario file; --print-scenario shows a built-in as YAML.`,
 	return cmd
 }
 
-var networkFlags = []string{"latency", "jitter", "bandwidth", "loss", "duplicate", "reorder", "detect", "reconnect"}
+var networkFlags = []string{"latency", "jitter", "bandwidth", "loss", "detect", "reconnect"}
 
 func networkFlagsChanged(fl *pflag.FlagSet) bool {
 	for _, n := range networkFlags {
