@@ -383,11 +383,11 @@ var ErrDiskFull = errors.New("not enough free disk space")
 // rest of its memtable and value log files (created sparse, at twice their
 // nominal sizes) and a flushed table.
 //
-// A statfs per commit was a tenth of a commit's own CPU at a few hundred
-// bytes a commit. A figure read less than spaceRecheck ago is used again
-// while it leaves spaceSlack beyond what is wanted, less what was asked for
-// since: no writer fills a gigabyte in ten milliseconds, and a file system
-// that near full is asked every time.
+// A statfs costs a tenth of a small commit's CPU, so a figure read less
+// than spaceRecheck ago is used again while it leaves spaceSlack beyond
+// what is wanted, less what was asked for since: no writer fills a
+// gigabyte in ten milliseconds, and a file system that near full is asked
+// every time.
 func (s *Store) checkSpace(need int64) error {
 	want := s.reserve + need
 	sp := &s.space
