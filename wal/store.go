@@ -75,7 +75,8 @@ type Options struct {
 	MemoryBudget int64
 	// Logger receives the store's and Badger's logs.
 	Logger *slog.Logger
-	// Now reads the wall clock for log entry times; time.Now by default.
+	// Now reads the wall clock for log entry times, and how old
+	// checkSpace's last reading is; time.Now by default.
 	Now func() time.Time
 	// valueLogFileSize replaces valueLogFileSize in tests.
 	valueLogFileSize int64
@@ -144,6 +145,15 @@ type Store struct {
 	// completed (SyncMark, SyncedTo).
 	syncStarted, syncDone atomic.Uint64
 
+	// reserve is what Badger may write without asking (see checkSpace).
+	reserve int64
+	// space is checkSpace's last reading of the free space.
+	space struct {
+		mu   sync.Mutex
+		at   time.Time // zero: read it again
+		free int64     // bytes free then, less what was asked for since
+	}
+
 	stop chan struct{}
 	// retainNow asks for a retention pass before the next tick: a new
 	// checkpoint may let the log go.
@@ -210,6 +220,7 @@ func Open(opts Options) (*Store, error) {
 		ts:        newTimestamps(db.MaxVersion()),
 		stop:      make(chan struct{}),
 		retainNow: make(chan struct{}, 1),
+		reserve:   4*db.Opts().MemTableSize + 2*db.Opts().ValueLogFileSize,
 	}
 	if err := s.checkFormat(); err != nil {
 		db.Close()
@@ -371,18 +382,41 @@ var ErrDiskFull = errors.New("not enough free disk space")
 // has room for need bytes more than Badger may touch without asking: the
 // rest of its memtable and value log files (created sparse, at twice their
 // nominal sizes) and a flushed table.
+//
+// A statfs costs a tenth of a small commit's CPU, so a figure read less
+// than spaceRecheck ago is used again while it leaves spaceSlack beyond
+// what is wanted, less what was asked for since: no writer fills a
+// gigabyte in ten milliseconds, and a file system that near full is asked
+// every time.
 func (s *Store) checkSpace(need int64) error {
+	want := s.reserve + need
+	sp := &s.space
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	now := s.opts.Now()
+	if now.Sub(sp.at) < spaceRecheck && sp.free-need >= s.reserve+spaceSlack {
+		sp.free -= need
+		return nil
+	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(s.opts.Dir, &st); err != nil {
+		sp.at = time.Time{}
 		return nil // cannot tell; Badger will say
 	}
-	o := s.db.Opts()
-	want := 4*o.MemTableSize + 2*o.ValueLogFileSize + need
-	if free := int64(st.Bavail) * st.Bsize; free < want {
+	free := int64(st.Bavail) * st.Bsize
+	sp.at, sp.free = now, free-need
+	if free < want {
+		sp.at = time.Time{}
 		return fmt.Errorf("%w in %s: %d MiB free, the log needs %d MiB", ErrDiskFull, s.opts.Dir, free>>20, want>>20)
 	}
 	return nil
 }
+
+// See checkSpace.
+const (
+	spaceRecheck = 10 * time.Millisecond
+	spaceSlack   = 1 << 30
+)
 
 // reclaimTruncated has Badger compact away the log blocks retention
 // deleted, once they add up to a value log file, so that collectValueLog

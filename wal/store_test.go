@@ -490,3 +490,59 @@ func TestOpenStoreHeap(t *testing.T) {
 		t.Errorf("an open store holds %d KiB of heap, want at most 6 MiB", n>>10)
 	}
 }
+
+// checkSpace uses a recent reading of the free space only while it leaves
+// the slack beyond what is wanted, counting what was asked for since; a
+// reading that close to the limit, or an old one, is taken again.
+func TestCheckSpaceReadsAgainNearTheLimit(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	s := open(t, t.TempDir(), func(o *Options) { o.Now = now; o.RetentionInterval = time.Hour })
+	defer s.Close()
+	sp := &s.space
+	if err := s.checkSpace(0); err != nil {
+		t.Skipf("too little free space here: %v", err)
+	}
+	sp.mu.Lock()
+	real := sp.free
+	// A recent reading with room to spare is used, less what is asked.
+	sp.free = s.reserve + spaceSlack + 1000
+	sp.mu.Unlock()
+	if real < s.reserve+spaceSlack+(1<<30) {
+		t.Skipf("too little free space here for the slack: %d MiB", real>>20)
+	}
+	if err := s.checkSpace(600); err != nil {
+		t.Fatal(err)
+	}
+	sp.mu.Lock()
+	got := sp.free
+	sp.mu.Unlock()
+	if got != s.reserve+spaceSlack+400 {
+		t.Fatalf("free after a check from the last reading: %d, want %d", got, s.reserve+spaceSlack+400)
+	}
+	// One that would leave less than the slack is read again.
+	if err := s.checkSpace(600); err != nil {
+		t.Fatal(err)
+	}
+	sp.mu.Lock()
+	got = sp.free
+	// So is an old one, however much it showed.
+	sp.free = 1 << 62
+	sp.mu.Unlock()
+	if got < real-(512<<20) {
+		t.Fatalf("free %d MiB after the check near the limit: not read again (about %d MiB)", got>>20, real>>20)
+	}
+	mu.Lock()
+	clock = clock.Add(spaceRecheck)
+	mu.Unlock()
+	if err := s.checkSpace(0); err != nil {
+		t.Fatal(err)
+	}
+	sp.mu.Lock()
+	got = sp.free
+	sp.mu.Unlock()
+	if got == 1<<62 {
+		t.Fatal("an old reading was used")
+	}
+}
