@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -206,6 +207,9 @@ func Open(opts Options) (*Store, error) {
 	bo.MetricsEnabled = false
 	bo.SyncWrites = false // we sync per batch (always) or per second (everysec)
 	bo.Logger = badgerLogger{opts.Logger.With("component", "badger")}
+	if err := removeEmptyValueLogs(opts.Dir, opts.Logger); err != nil {
+		return nil, err
+	}
 	db, err := badger.OpenManaged(bo) // see timestamps.go
 	if err != nil {
 		if strings.Contains(err.Error(), "Another process is using this Badger database") {
@@ -233,6 +237,45 @@ func Open(opts Options) (*Store, error) {
 	s.wg.Add(1)
 	go s.background()
 	return s, nil
+}
+
+// removeEmptyValueLogs removes the empty value-log files in dir. A crash
+// between Badger creating a value-log file and sizing it leaves one, and
+// Badger then refuses to open the directory; empty, it holds nothing. It
+// takes the directory's lock as Badger does (a flock on the directory), so
+// it never touches a directory another process has open: that one Badger
+// refuses.
+func removeEmptyValueLogs(dir string, log *slog.Logger) error {
+	d, err := os.Open(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open data directory: %w", err)
+	}
+	defer d.Close()
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return nil
+	}
+	defer unix.Flock(int(d.Fd()), unix.LOCK_UN)
+	paths, err := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	if err != nil {
+		return fmt.Errorf("list value-log files in %s: %w", dir, err)
+	}
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("look at value-log file: %w", err)
+		}
+		if fi.Size() != 0 {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("remove empty value-log file: %w", err)
+		}
+		log.Warn("removed an empty value-log file a crash left", "file", p)
+	}
+	return nil
 }
 
 // Dir is the data directory.

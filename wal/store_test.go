@@ -546,3 +546,41 @@ func TestCheckSpaceReadsAgainNearTheLimit(t *testing.T) {
 		t.Fatal("an old reading was used")
 	}
 }
+
+// A kill between Badger creating a value-log file and sizing it leaves the
+// file empty; Badger then refuses to open the directory. The store opens,
+// its log whole.
+func TestOpenAfterEmptyValueLogFile(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, nil)
+	commit(t, s, 100, func(i int) string { return fmt.Sprintf("k%03d", i) }, strings.Repeat("v", 2000))
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	vlogs, err := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	if err != nil || len(vlogs) == 0 {
+		t.Fatalf("value-log files: %v %v", vlogs, err)
+	}
+	var maxFid int
+	for _, p := range vlogs {
+		var fid int
+		if _, err := fmt.Sscanf(filepath.Base(p), "%06d.vlog", &fid); err == nil {
+			maxFid = max(maxFid, fid)
+		}
+	}
+	empty := filepath.Join(dir, fmt.Sprintf("%06d.vlog", maxFid+1))
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, nil)
+	defer s.Close()
+	first, last := s.LogBounds()
+	if first != 1 || last != 100 {
+		t.Fatalf("log bounds after reopening: %d..%d, want 1..100", first, last)
+	}
+	es, err := s.ReadLog(1, 1000, 1<<30)
+	if err != nil || len(es) != 100 || string(es[99].Key) != "k099" {
+		t.Fatalf("log after reopening: %d entries, %v", len(es), err)
+	}
+}
