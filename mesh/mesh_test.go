@@ -363,7 +363,7 @@ func TestWireRoundTrip(t *testing.T) {
 		AppendLogReply(nil, &LogReply{Epoch: 7, Head: 90, Truncated: true}),
 		AppendPush(nil, recs),
 		AppendPush(nil, nil),
-		AppendRootAt(nil, RootAt{Epoch: 9, Head: 1 << 50, Root: 0x0123456789abcdef}),
+		AppendRootAt(nil, RootAt{Epoch: 9, Head: 1 << 50, Root: 0x0123456789abcdef, Own: 1<<50 - 3}),
 	}
 	for i, b := range msgs {
 		d, err := Decode(b)
@@ -413,7 +413,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(AppendLogRequest(nil, LogRequest{Epoch: 1, From: 2, Max: 3, Root: 4}))
 	f.Add(AppendLogReply(nil, &LogReply{Epoch: 1, Head: 2, Next: 2, Records: []merkle.Record{{Key: []byte("k"), Payload: []byte("v")}}}))
 	f.Add(AppendPush(nil, []merkle.Record{{Key: []byte("k"), Payload: []byte("v")}}))
-	f.Add(AppendRootAt(nil, RootAt{Epoch: 1, Head: 2, Root: 3}))
+	f.Add(AppendRootAt(nil, RootAt{Epoch: 1, Head: 2, Root: 3, Own: 1}))
 	f.Add(AppendSnapshotRequest(nil, SnapshotRequest{From: 1 << 60, MaxBytes: 1 << 20}))
 	f.Add(AppendSnapshotChunk(nil, &SnapshotChunk{Epoch: 1, Head: 9, Next: 1 << 62, KeysTotal: 3, BytesTotal: 40,
 		Records: []merkle.Record{{Key: []byte("k"), Payload: []byte("v")}}}))

@@ -56,6 +56,12 @@ type RootAt struct {
 	Epoch uint64 // the log's epoch
 	Head  uint64 // the log's next sequence number
 	Root  uint64
+	// Own is the sequence number of the node's last local write, read
+	// after the head (0: none in this epoch; a node that does not know
+	// says the head's last entry). A log grows with what its node applied
+	// from others too: a receiver that holds every write of the node's
+	// own up to Own lacks nothing its log could bring.
+	Own uint64
 }
 
 // AppendRootAt appends the encoding of r.
@@ -63,7 +69,8 @@ func AppendRootAt(dst []byte, r RootAt) []byte {
 	dst = append(dst, KindRootAt)
 	dst = binary.AppendUvarint(dst, r.Epoch)
 	dst = binary.AppendUvarint(dst, r.Head)
-	return binary.BigEndian.AppendUint64(dst, r.Root)
+	dst = binary.BigEndian.AppendUint64(dst, r.Root)
+	return binary.AppendUvarint(dst, r.Own)
 }
 
 // AppendLogRequest appends the encoding of r.
@@ -164,7 +171,7 @@ func Decode(b []byte) (Decoded, error) {
 		}
 		out.Reply = r
 	case KindRootAt:
-		out.RootAt = &RootAt{Epoch: d.uvarint(), Head: d.uvarint(), Root: d.uint64()}
+		out.RootAt = &RootAt{Epoch: d.uvarint(), Head: d.uvarint(), Root: d.uint64(), Own: d.uvarint()}
 	case KindPush:
 		out.Push = d.records()
 		if out.Push == nil && d.err == nil {
