@@ -327,6 +327,12 @@ func TestServeLog(t *testing.T) {
 			t.Errorf("case %d: got [%d,%d) %v", i, from, to, tr)
 		}
 	}
+	// A reader whose tree is still being built at its start-up sends root
+	// 0: it is served from its cursor, by a server whose tree is being
+	// built too.
+	if from, to, tr := ServeLog(LogRequest{Epoch: 1, From: 10}, 1, 5, 20, 100, 0); from != 10 || to != 20 || tr {
+		t.Errorf("no root, the server's tree being built: got [%d,%d) %v", from, to, tr)
+	}
 }
 
 func TestBatcher(t *testing.T) {

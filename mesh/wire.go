@@ -34,7 +34,8 @@ type LogRequest struct {
 	Max   uint32 // most entries wanted; 0: the server's limit
 	// Root is the reader's Merkle root as it sends the request. A server
 	// whose root is the same holds nothing the reader lacks: it answers
-	// with its head and no entries (see ServeLog).
+	// with its head and no entries (see ServeLog). 0, which no tree's root
+	// is: the reader's tree is still being built at its start-up.
 	Root uint64
 }
 
