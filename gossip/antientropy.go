@@ -158,10 +158,10 @@ func (m *Mesh) drive(s Stream, sess *merkle.Session, first merkle.Output) error 
 		}
 	}
 	// Roots, for the choice of the next session's peer, each with its log's
-	// head (read before the root): a peer whose root is ours moves our
-	// cursor in its log there (mesh.Table.ObserveRootAt).
-	_, last := m.store.LogBounds()
-	ours := mesh.RootAt{Epoch: m.epoch, Head: last + 1, Root: m.local.MerkleRoot(), Own: m.LastLocalSeq()}
+	// head and last local write (read before the root): a peer whose root
+	// is ours moves our cursor in its log there (mesh.Table.ObserveRootAt).
+	head, own := m.rootHead()
+	ours := mesh.RootAt{Epoch: m.epoch, Head: head, Root: m.local.MerkleRoot(), Own: own}
 	if err := writeFrame(w, mesh.AppendRootAt(enc[:0], ours)); err != nil {
 		return err
 	}
