@@ -111,10 +111,11 @@ type replPeer struct {
 	asideBelow hlc.Timestamp
 	// loud: the next catch-up is the one of a new link.
 	loud bool
-	// seen is its log's head as the last session with it reported it, and
-	// seenOwn its last local write then (RootAt.Own).
-	seen    Cursor
-	seenOwn uint64
+	// seen is its log's head as the last session with it reported it,
+	// seenOwn its last local write then (RootAt.Own), and seenAcked how far
+	// we had applied its writes then (Progress: Epoch, Acked).
+	seen, seenAcked Cursor
+	seenOwn         uint64
 	// ackIn: the peer's stream acknowledging our writes is open, on which
 	// we asked for wantSent (a WAIT).
 	ackIn    bool
@@ -825,10 +826,14 @@ func (r *Replicator) roots(id PeerID, m RootsMsg) {
 	// seen one session ago, not at this one: pushes bring the fresh ones.
 	// Its own writes only: its log's entries after its last own write are
 	// others' writes it applied, and reading them when every push arrived
-	// read most of a busy peer's log at every round.
-	prev, prevOwn := p.seen, min(p.seenOwn, p.seen.Next-1)
+	// read most of a busy peer's log at every round. And only if its
+	// pushes stand still: during a burst they may trail by more than a
+	// session, and its log then brought again what they were bringing.
+	prev, prevOwn, prevAcked := p.seen, min(p.seenOwn, p.seen.Next-1), p.seenAcked
 	p.seen, p.seenOwn = Cursor{Epoch: t.Epoch, Next: t.Head}, t.Own
-	if prev.Next > 0 && prevOwn > 0 && prev.Epoch == t.Epoch && p.prog.Waiting() == 0 &&
+	p.seenAcked = Cursor{Epoch: p.prog.Epoch, Next: p.prog.Acked}
+	pushing := p.prog.Epoch == prevAcked.Epoch && p.prog.Acked > prevAcked.Next
+	if prev.Next > 0 && prevOwn > 0 && prev.Epoch == t.Epoch && p.prog.Waiting() == 0 && !pushing &&
 		(p.prog.Epoch != prev.Epoch || p.prog.Acked < prevOwn) {
 		r.trigger(id)
 	}
