@@ -826,9 +826,9 @@ func (r *Replicator) roots(id PeerID, m RootsMsg) {
 	// seen one session ago, not at this one: pushes bring the fresh ones.
 	// Its own writes only: its log's entries after its last own write are
 	// others' writes it applied, and reading them when every push arrived
-	// read most of a busy peer's log at every round. And only if its
+	// would read most of a busy peer's log at every round. And only if its
 	// pushes stand still: during a burst they may trail by more than a
-	// session, and its log then brought again what they were bringing.
+	// session, and its log would bring again what they are bringing.
 	prev, prevOwn, prevAcked := p.seen, min(p.seenOwn, p.seen.Next-1), p.seenAcked
 	p.seen, p.seenOwn = Cursor{Epoch: t.Epoch, Next: t.Head}, t.Own
 	p.seenAcked = Cursor{Epoch: p.prog.Epoch, Next: p.prog.Acked}
