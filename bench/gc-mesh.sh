@@ -19,8 +19,14 @@
 # node (and to Redis). Every STEP seconds (default 30) it prints, per server,
 # DBSIZE, tombstones (redmesh's gc_tombstones), RSS and the data directory's
 # size, and for the first node how far its stable time is behind.
+# The rounds' rows give for each node the log entries it read from its
+# peers' logs in the round (mesh_catchup_entries), in how many catch-ups
+# (mesh_catchups_by_log), and the pushes of its writes it dropped
+# (mesh_push_dropped).
 # Ports: Redis on BENCH_GC_PORT (default 21379), the nodes' RESP on the next
-# three and their mesh on BENCH_GC_PORT + 101 to + 103.
+# three and their mesh on BENCH_GC_MESH_PORT + 1 to + 3 (default
+# BENCH_GC_PORT + 100). REDMESH names a binary built beforehand instead of
+# this tree's.
 # Usage: bench/gc-mesh.sh rounds ROUNDS | bench/gc-mesh.sh ttl|del SECONDS [RATE] [STEP]
 #        | bench/gc-mesh.sh lag SECONDS
 source "$(dirname "$0")/lib.sh"
@@ -28,16 +34,17 @@ mode=${1:?usage: bench/gc-mesh.sh rounds|ttl|del|lag SECONDS|ROUNDS [RATE] [STEP
 secs=${2:?usage: bench/gc-mesh.sh rounds|ttl|del|lag SECONDS|ROUNDS [RATE] [STEP]}
 rate=${3:-10000}
 step=${4:-30}
-build_redmesh
+if [[ -n ${REDMESH:-} ]]; then cp "$REDMESH" "$BENCH_TMP/redmesh"; else build_redmesh; fi
 
 rp=${BENCH_GC_PORT:-21379}
+mp=${BENCH_GC_MESH_PORT:-$((rp + 100))}
 n1=$((rp + 1)) n2=$((rp + 2)) n3=$((rp + 3))
 start_redis "$rp" --appendonly yes --appendfsync everysec
-start_redmesh "$n1" --fsync everysec --p2p-listen /ip4/127.0.0.1/tcp/$((rp + 101))
+start_redmesh "$n1" --fsync everysec --p2p-listen /ip4/127.0.0.1/tcp/$((mp + 1))
 id=$(redis-cli -p "$n1" INFO replication | tr -d '\r' | awk -F: '$1 == "mesh_peer_id" {print $2}')
 for i in 1 2; do
-	start_redmesh $((n1 + i)) --fsync everysec --p2p-listen /ip4/127.0.0.1/tcp/$((rp + 101 + i)) \
-		--peer "/ip4/127.0.0.1/tcp/$((rp + 101))/p2p/$id"
+	start_redmesh $((n1 + i)) --fsync everysec --p2p-listen /ip4/127.0.0.1/tcp/$((mp + 1 + i)) \
+		--peer "/ip4/127.0.0.1/tcp/$((mp + 1))/p2p/$id"
 done
 info() { redis-cli -p "$1" INFO "${3:-replication}" | tr -d '\r' | awk -F: -v f="$2" '$1 == f {print $2}'; }
 for _ in $(seq 1 100); do
@@ -104,7 +111,7 @@ if [[ $mode == rounds ]]; then
 	hz=$(getconf CLK_TCK)
 	declare -A pid=()
 	for port in "$rp" "$n1" "$n2" "$n3"; do pid[$port]=$(pid_of "$port"); done
-	printf '| round | server | written in s | DBSIZE 0 after s | DBSIZE | tombstones | RSS MiB | disk MiB (allocated / apparent) | stable lag ms | CPU s |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+	printf '| round | server | written in s | DBSIZE 0 after s | DBSIZE | tombstones | RSS MiB | disk MiB (allocated / apparent) | stable lag ms | CPU s | log entries read (catch-ups) | pushes dropped |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 	for r in $(seq 1 "$secs"); do
 		awk -v r="$r" 'BEGIN {
 			v = sprintf("%064d", 0)
@@ -113,8 +120,12 @@ if [[ $mode == rounds ]]; then
 				printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$64\r\n%s\r\n$2\r\nEX\r\n$1\r\n1\r\n", length(k), k, v
 			}
 		}' >"$BENCH_TMP/round.resp"
-		declare -A zero=() written=() end=() cpu0=()
+		declare -A zero=() written=() end=() cpu0=() read0=() reads0=() drop0=()
 		for port in "$rp" "$n1" "$n2" "$n3"; do cpu0[$port]=$(ticks "${pid[$port]}"); done
+		for port in "$n1" "$n2" "$n3"; do
+			read0[$port]=$(info "$port" mesh_catchup_entries) reads0[$port]=$(info "$port" mesh_catchups_by_log)
+			drop0[$port]=$(info "$port" mesh_push_dropped)
+		done
 		t0=$(now_ms)
 		pipes=()
 		for port in "$n1" "$rp"; do
@@ -137,18 +148,20 @@ if [[ $mode == rounds ]]; then
 			sleep 0.25
 		done
 		for port in "$rp" "$n1" "$n2" "$n3"; do
-			dir="$BENCH_TMP/redmesh-$port" name=redmesh-$((port - rp)) tomb=- lag=-
+			dir="$BENCH_TMP/redmesh-$port" name=redmesh-$((port - rp)) tomb=- lag=- read=- drop=-
 			if [[ $port == "$rp" ]]; then
 				dir="$BENCH_TMP/redis-$rp" name=redis-server
 			else
 				tomb=$(info "$port" gc_tombstones) lag=$(info "$port" gc_stable_lag_ms)
+				read="$(($(info "$port" mesh_catchup_entries) - ${read0[$port]})) ($(($(info "$port" mesh_catchups_by_log) - ${reads0[$port]})))"
+				drop=$(($(info "$port" mesh_push_dropped) - ${drop0[$port]}))
 			fi
-			printf '| %d | %s | %s | %s | %s | %s | %.0f | %s | %s | %.1f |\n' "$r" "$name" "${written[$port]:--}" "${zero[$port]:-> 12}" \
+			printf '| %d | %s | %s | %s | %s | %s | %.0f | %s | %s | %.1f | %s | %s |\n' "$r" "$name" "${written[$port]:--}" "${zero[$port]:-> 12}" \
 				"$(redis-cli -p "$port" DBSIZE)" "$tomb" "$(echo "$(rss_kb "$port") / 1024" | bc -l)" "$(disk_mb "$dir")" "$lag" \
-				"$(echo "($(ticks "${pid[$port]}") - ${cpu0[$port]}) / $hz" | bc -l)"
+				"$(echo "($(ticks "${pid[$port]}") - ${cpu0[$port]}) / $hz" | bc -l)" "$read" "$drop"
 		done
 		echo "round $r done, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-		unset zero written end cpu0
+		unset zero written end cpu0 read0 reads0 drop0
 	done
 	exit 0
 fi

@@ -13,9 +13,9 @@ import (
 )
 
 // maxRootAt bounds the frame holding a peer's mesh.RootAt.
-const maxRootAt = 32
+const maxRootAt = 48
 
-// Merkle sessions over /redmesh/merkle/2: each frame holds one encoded
+// Merkle sessions over /redmesh/merkle/3: each frame holds one encoded
 // merkle.Message (merkle.Marshal), in the order the sessions produce them.
 // Once its session is done each side sends one last frame, a mesh.RootAt
 // (its Merkle root and its log's head), so both learn the other's root for
@@ -158,10 +158,10 @@ func (m *Mesh) drive(s Stream, sess *merkle.Session, first merkle.Output) error 
 		}
 	}
 	// Roots, for the choice of the next session's peer, each with its log's
-	// head (read before the root): a peer whose root is ours moves our
-	// cursor in its log there (mesh.Table.ObserveRootAt).
-	_, last := m.store.LogBounds()
-	ours := mesh.RootAt{Epoch: m.epoch, Head: last + 1, Root: m.local.MerkleRoot()}
+	// head and last local write (read before the root): a peer whose root
+	// is ours moves our cursor in its log there (mesh.Table.ObserveRootAt).
+	head, own := m.rootHead()
+	ours := mesh.RootAt{Epoch: m.epoch, Head: head, Root: m.local.MerkleRoot(), Own: own}
 	if err := writeFrame(w, mesh.AppendRootAt(enc[:0], ours)); err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@
 // per protocol):
 //
 //	/redmesh/log/2     mesh.LogRequest → mesh.LogReply, repeated
-//	/redmesh/merkle/2  merkle messages, then each side's mesh.RootAt
+//	/redmesh/merkle/3  merkle messages, then each side's mesh.RootAt
 //	/redmesh/ack/3     mesh.Ack: writes applied, how far synced, how far ours are stable, [asideBelow]; the other way mesh.AppendAckWant: asked for
 //	/redmesh/peers/1   the peers a node is connected to, with addresses
 //	/redmesh/snapshot/1  mesh.SnapshotRequest → mesh.SnapshotChunk, repeated until Done

@@ -80,9 +80,12 @@ type Mesh struct {
 	// cursorsDirty: catch-up cursors moved since they were last saved.
 	cursorsDirty bool
 
-	pushMu     sync.Mutex
-	pending    []pushItem
-	lastLocal  uint64 // seq of the latest local write
+	pushMu    sync.Mutex
+	pending   []pushItem
+	lastLocal uint64 // seq of the latest local write
+	// committed is the seq of the latest entry Committed took, local or
+	// not: the log's head moves at the commit, before Committed runs.
+	committed  uint64
 	localSeqs  localSeqs
 	pushSignal chan struct{}
 	ackSignal  chan struct{}
@@ -248,6 +251,7 @@ func newMesh(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		return nil, err
 	}
 	_, m.lastLocal = store.LogBounds()
+	m.committed = m.lastLocal
 	m.localSeqs.floor = m.lastLocal
 	return m, nil
 }

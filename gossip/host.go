@@ -22,7 +22,7 @@ import (
 // Protocol IDs.
 const (
 	protoLog    = protocol.ID("/redmesh/log/2")
-	protoMerkle = protocol.ID("/redmesh/merkle/2")
+	protoMerkle = protocol.ID("/redmesh/merkle/3")
 	protoAck    = protocol.ID("/redmesh/ack/3")
 	protoPeers  = protocol.ID("/redmesh/peers/1")
 )

@@ -91,3 +91,26 @@ func TestLoneNodeLocalSeqsBounded(t *testing.T) {
 		t.Errorf("last local write at or before %d: %d", seq-1, got)
 	}
 }
+
+// TestRootHeadIsCommitted: the head and last local write a session's root
+// is sent with are those Committed has seen: the log's own head moves at
+// its commit, before the hook, and a local write counted in it but not yet
+// in the last local write would let a peer count it as applied without
+// having it.
+func TestRootHeadIsCommitted(t *testing.T) {
+	m, _ := startTestMesh(t)
+	self := record.NodeID(m.cfg.Self)
+	base, _ := m.rootHead()
+	entry := func(seq uint64, node record.NodeID) wal.Entry {
+		v := record.Version{TS: 1, Node: node}
+		return wal.Entry{Seq: seq, Key: []byte("k"), Now: [3]record.Version{v, v}, Record: record.Record{Value: record.Value{Version: v}}}
+	}
+	m.Committed([]wal.Entry{entry(base, self), entry(base+1, self+1)})
+	if head, own := m.rootHead(); head != base+2 || own != base {
+		t.Errorf("head %d, own %d; want %d, %d", head, own, base+2, base)
+	}
+	m.Committed([]wal.Entry{entry(base+2, self+1), entry(base+3, self)})
+	if head, own := m.rootHead(); head != base+4 || own != base+3 {
+		t.Errorf("head %d, own %d; want %d, %d", head, own, base+4, base+3)
+	}
+}

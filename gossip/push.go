@@ -87,7 +87,8 @@ func decodePushMsg(b []byte) (pushMsg, error) {
 }
 
 // Committed is the store's commit hook (through the node): it queues this
-// node's own writes for eager push. It must not block.
+// node's own writes for eager push. It must not block, and takes a commit's
+// entries after the Merkle index did (rootHead).
 func (m *Mesh) Committed(entries []wal.Entry) {
 	self := record.NodeID(m.cfg.Self)
 	queued := false
@@ -97,6 +98,7 @@ func (m *Mesh) Committed(entries []wal.Entry) {
 	var skipped uint64
 	m.pushMu.Lock()
 	for _, e := range entries {
+		m.committed = max(m.committed, e.Seq)
 		if !isLocal(e, self) {
 			continue
 		}
@@ -153,6 +155,19 @@ func (m *Mesh) LastLocalSeq() uint64 {
 	m.pushMu.Lock()
 	defer m.pushMu.Unlock()
 	return m.lastLocal
+}
+
+// rootHead is the log's head and this node's latest local write as
+// Committed has seen them, for a session's mesh.RootAt. The head the log
+// reports moves at its commit, before Committed runs: a local write in
+// between, counted in that head but not yet in the last local write, would
+// let a peer count it as applied without having it. The Merkle index takes
+// a commit's entries before Committed, so a root read after this reflects
+// every entry before the head.
+func (m *Mesh) rootHead() (head, own uint64) {
+	m.pushMu.Lock()
+	defer m.pushMu.Unlock()
+	return m.committed + 1, m.lastLocal
 }
 
 // publisher sends queued local writes in batches (mesh.Batcher): a burst

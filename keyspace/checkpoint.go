@@ -352,10 +352,22 @@ func loadCheckpoint(r io.Reader, size int64, t *Table) (uint64, error) {
 	work := make(chan section)
 	var wg sync.WaitGroup
 	errs := make([]error, shardCount)
-	for range max(runtime.GOMAXPROCS(0), 1) {
+	workers := max(runtime.GOMAXPROCS(0), 1)
+	// A section's buffer goes back to the reader once its shard is loaded
+	// (the table copies what it keeps): a fresh process's first touch of
+	// each page costs a fault, and the sections are as large as the file.
+	free := make(chan []byte, workers+1)
+	for range workers {
 		wg.Go(func() {
 			for sec := range work {
-				errs[sec.i] = t.loadShard(sec.i, sec.buf)
+				var kept bool
+				kept, errs[sec.i] = t.loadShard(sec.i, sec.buf)
+				if !kept {
+					select {
+					case free <- sec.buf:
+					default:
+					}
+				}
 			}
 		})
 	}
@@ -372,7 +384,15 @@ func loadCheckpoint(r io.Reader, size int64, t *Table) (uint64, error) {
 			break
 		}
 		left -= int64(n)
-		buf := make([]byte, n)
+		var buf []byte
+		select {
+		case buf = <-free:
+		default:
+		}
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
 		if _, rerr = io.ReadFull(br, buf); rerr != nil {
 			break
 		}
@@ -401,8 +421,10 @@ func loadCheckpoint(r io.Reader, size int64, t *Table) (uint64, error) {
 	return seq, nil
 }
 
-// loadShard decodes shard i's section into the table, which is empty.
-func (t *Table) loadShard(i int, b []byte) error {
+// loadShard decodes shard i's section into the table, which is empty. It
+// reports whether the table may keep references into b (a large typed
+// state, kept as an object); otherwise b may be reused.
+func (t *Table) loadShard(i int, b []byte) (kept bool, err error) {
 	s := &t.shards[i]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -411,11 +433,11 @@ func (t *Table) loadShard(i int, b []byte) error {
 	for rest := b; len(rest) > 0; n++ {
 		kl, k := binary.Uvarint(rest)
 		if k <= 0 || kl > uint64(len(rest)-k) {
-			return errors.New("bad key length")
+			return false, errors.New("bad key length")
 		}
 		_, after, err := record.DecodePrefix(rest[k+int(kl):])
 		if err != nil {
-			return fmt.Errorf("entry %d: %w", n, err)
+			return false, fmt.Errorf("entry %d: %w", n, err)
 		}
 		rest = after
 	}
@@ -427,24 +449,25 @@ func (t *Table) loadShard(i int, b []byte) error {
 	for len(b) > 0 {
 		kl, n := binary.Uvarint(b)
 		if n <= 0 || kl > MaxKeyLen || kl > uint64(len(b)-n) {
-			return errors.New("bad key length")
+			return false, errors.New("bad key length")
 		}
 		key := b[n : n+int(kl)]
 		rec, rest, err := record.DecodePrefix(b[n+int(kl):])
 		if err != nil {
-			return fmt.Errorf("key %q: %w", key, err)
+			return false, fmt.Errorf("key %q: %w", key, err)
 		}
 		b = rest
 		h := Hash(key)
 		if int(h>>(64-shardBits)) != i {
-			return fmt.Errorf("key %q belongs to shard %d", key, h>>(64-shardBits))
+			return false, fmt.Errorf("key %q belongs to shard %d", key, h>>(64-shardBits))
 		}
 		// A key may be there twice: copied, then removed and written again
 		// into an entry the copy had not reached. The later copy is the
 		// later state.
 		t.set(s, h, key, rec)
+		kept = kept || rec.Typed.Large()
 	}
-	return nil
+	return kept, nil
 }
 
 // load fills the table at start-up: from a store of the layout before, its
@@ -488,6 +511,7 @@ func (db *DB) load() error {
 	case seq > last:
 		db.lg.Warn("the checkpoint is newer than the log: the log lost entries", "checkpoint", seq, "log", last)
 	}
+	loaded := time.Since(start)
 	replayed := 0
 	err = db.log.Replay(seq+1, func(e wal.Entry) error {
 		db.replay(e.Key, e.Record)
@@ -502,7 +526,8 @@ func (db *DB) load() error {
 	if ok {
 		db.ckpt.at = time.Now()
 	}
-	db.lg.Info("keyspace loaded", "checkpoint", ok, "keys", db.table.KeyCount(), "log-entries-replayed", replayed, "took", time.Since(start).Round(time.Millisecond))
+	db.lg.Info("keyspace loaded", "checkpoint", ok, "keys", db.table.KeyCount(), "log-entries-replayed", replayed,
+		"checkpoint-took", loaded.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -372,7 +372,7 @@ func TestCheckpointKeyTwiceKeepsTheLater(t *testing.T) {
 		b = record.AppendBinary(b, rec)
 	}
 	tab := NewTable()
-	if err := tab.loadShard(shard, b); err != nil {
+	if _, err := tab.loadShard(shard, b); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := tab.Get(key); string(got.Value.Data) != "new" || tab.KeyCount() != 1 || tab.Stats().Entries != 1 {

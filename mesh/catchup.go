@@ -153,7 +153,7 @@ type PeerCursor struct {
 // got from another peer, and a node without a cursor a Merkle session with a
 // peer that has nothing for it.
 func ServeLog(req LogRequest, epoch, first, head uint64, max uint32, root uint64) (from, to uint64, truncated bool) {
-	if req.Root == root {
+	if req.Root != 0 && req.Root == root {
 		return head, head, false
 	}
 	if req.Epoch != epoch || req.From < first || req.From > head {

@@ -305,6 +305,12 @@ func TestServeLog(t *testing.T) {
 			t.Errorf("case %d: got [%d,%d) %v", i, from, to, tr)
 		}
 	}
+	// A reader whose tree is still being built at its start-up sends root
+	// 0: it is served from its cursor, by a server whose tree is being
+	// built too.
+	if from, to, tr := ServeLog(LogRequest{Epoch: 1, From: 10}, 1, 5, 20, 100, 0); from != 10 || to != 20 || tr {
+		t.Errorf("no root, the server's tree being built: got [%d,%d) %v", from, to, tr)
+	}
 }
 
 func TestBatcher(t *testing.T) {
@@ -341,7 +347,7 @@ func TestWireRoundTrip(t *testing.T) {
 		AppendLogReply(nil, &LogReply{Epoch: 7, Head: 90, Truncated: true}),
 		AppendPush(nil, recs),
 		AppendPush(nil, nil),
-		AppendRootAt(nil, RootAt{Epoch: 9, Head: 1 << 50, Root: 0x0123456789abcdef}),
+		AppendRootAt(nil, RootAt{Epoch: 9, Head: 1 << 50, Root: 0x0123456789abcdef, Own: 1<<50 - 3}),
 	}
 	for i, b := range msgs {
 		d, err := Decode(b)
@@ -391,7 +397,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(AppendLogRequest(nil, LogRequest{Epoch: 1, From: 2, Max: 3, Root: 4}))
 	f.Add(AppendLogReply(nil, &LogReply{Epoch: 1, Head: 2, Next: 2, Records: []merkle.Record{{Key: []byte("k"), Payload: []byte("v")}}}))
 	f.Add(AppendPush(nil, []merkle.Record{{Key: []byte("k"), Payload: []byte("v")}}))
-	f.Add(AppendRootAt(nil, RootAt{Epoch: 1, Head: 2, Root: 3}))
+	f.Add(AppendRootAt(nil, RootAt{Epoch: 1, Head: 2, Root: 3, Own: 1}))
 	f.Add(AppendSnapshotRequest(nil, SnapshotRequest{From: 1 << 60, MaxBytes: 1 << 20}))
 	f.Add(AppendSnapshotChunk(nil, &SnapshotChunk{Epoch: 1, Head: 9, Next: 1 << 62, KeysTotal: 3, BytesTotal: 40,
 		Records: []merkle.Record{{Key: []byte("k"), Payload: []byte("v")}}}))

@@ -111,8 +111,11 @@ type replPeer struct {
 	asideBelow hlc.Timestamp
 	// loud: the next catch-up is the one of a new link.
 	loud bool
-	// seen is its log's head as the last session with it reported it.
-	seen Cursor
+	// seen is its log's head as the last session with it reported it,
+	// seenOwn its last local write then (RootAt.Own), and seenAcked how far
+	// we had applied its writes then (Progress: Epoch, Acked).
+	seen, seenAcked Cursor
+	seenOwn         uint64
 	// ackIn: the peer's stream acknowledging our writes is open, on which
 	// we asked for wantSent (a WAIT).
 	ackIn    bool
@@ -795,17 +798,23 @@ func (r *Replicator) CatchUpFailed(id PeerID, run uint64) {
 // roots takes the roots exchanged at the end of a completed session: a
 // peer whose root is ours moves our cursor in its log to its head, and
 // every write before it counts as applied (a quiet peer's last write,
-// reached by another path, would stay unacknowledged otherwise).
+// reached by another path, would stay unacknowledged otherwise). So does a
+// peer whose own writes before its head we all hold (RootAt.Own): the rest
+// of its log is what it applied from others, which their pushes and logs
+// bring.
 func (r *Replicator) roots(id PeerID, m RootsMsg) {
 	if r.table.Get(id) == nil {
 		return
 	}
 	p := r.peer(id)
-	if r.table.ObserveRootAt(id, m.Theirs, m.Ours) {
+	t := m.Theirs
+	if r.table.ObserveRootAt(id, t, m.Ours) {
 		r.rd.SaveCursors = true
-		r.advance(id, m.Theirs.Epoch, m.Theirs.Head-1)
+		r.advance(id, t.Epoch, t.Head-1)
+	} else if t.Head > 0 && (t.Own == 0 || p.prog.Epoch == t.Epoch && t.Own <= p.prog.Acked) {
+		r.advance(id, t.Epoch, t.Head-1)
 	}
-	r.sawHead(p, m.Theirs.Epoch, m.Theirs.Head, time.Time{})
+	r.sawHead(p, t.Epoch, t.Head, time.Time{})
 	// Its log held, at the last session with it already, writes of its own
 	// we still do not count as applied, and no push after them came to
 	// show the gap (they reached us by another peer): read them from its
@@ -815,10 +824,17 @@ func (r *Replicator) roots(id PeerID, m RootsMsg) {
 	// matched again to count the writes either, and the stable time
 	// stopped for good (the simulator's churn seeds 33 and 879). Writes
 	// seen one session ago, not at this one: pushes bring the fresh ones.
-	prev := p.seen
-	p.seen = Cursor{Epoch: m.Theirs.Epoch, Next: m.Theirs.Head}
-	if prev.Next > 0 && prev.Epoch == m.Theirs.Epoch && p.prog.Waiting() == 0 &&
-		(p.prog.Epoch != prev.Epoch || p.prog.Acked < prev.Next-1) {
+	// Its own writes only: its log's entries after its last own write are
+	// others' writes it applied, and reading them when every push arrived
+	// would read most of a busy peer's log at every round. And only if its
+	// pushes stand still: during a burst they may trail by more than a
+	// session, and its log would bring again what they are bringing.
+	prev, prevOwn, prevAcked := p.seen, min(p.seenOwn, p.seen.Next-1), p.seenAcked
+	p.seen, p.seenOwn = Cursor{Epoch: t.Epoch, Next: t.Head}, t.Own
+	p.seenAcked = Cursor{Epoch: p.prog.Epoch, Next: p.prog.Acked}
+	pushing := p.prog.Epoch == prevAcked.Epoch && p.prog.Acked > prevAcked.Next
+	if prev.Next > 0 && prevOwn > 0 && prev.Epoch == t.Epoch && p.prog.Waiting() == 0 && !pushing &&
+		(p.prog.Epoch != prev.Epoch || p.prog.Acked < prevOwn) {
 		r.trigger(id)
 	}
 }

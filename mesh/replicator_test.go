@@ -23,7 +23,7 @@ import (
 //	push [from=F] p=P epoch=E prev=A to=B at=MS [refused [admit-at=MS]]   P's push, handed over by F (default P)
 //	arrived p=P run=R epoch=E head=H next=N [entries=K] [truncated]   a reply as it arrives, before it is applied
 //	reply p=P run=R epoch=E head=H next=N [entries=K] [truncated] [empty] [fresh] [refused [admit-at=MS]] [at=MS]
-//	roots p=P epoch=E head=H root=X ours=Y
+//	roots p=P epoch=E head=H root=X ours=Y [own=O]   O: P's last local write (default H-1)
 //	ack p=P epoch=E seq=S durable=D [stable=T] [aside=T] at=MS
 //	want p=P epoch=E seq=S | peers p=P
 //	wait seq=S | ack-in p=P [closed]     a WAIT for our writes up to S; the peer's ack stream opened or closed
@@ -105,7 +105,9 @@ func TestReplicatorScripts(t *testing.T) {
 				}
 				r.Step(id, LogReplyMsg{Run: run, Reply: rep, Empty: d.HasArg("empty"), Fresh: d.HasArg("fresh"), Refused: d.HasArg("refused"), AdmitAt: msTime(admitAt), At: now})
 			case "roots":
-				r.Step(id, RootsMsg{Theirs: RootAt{Epoch: epoch, Head: head, Root: root}, Ours: ours})
+				own := head - 1
+				d.MaybeScanArgs(t, "own", &own)
+				r.Step(id, RootsMsg{Theirs: RootAt{Epoch: epoch, Head: head, Root: root, Own: own}, Ours: ours})
 			case "ack":
 				r.Step(id, AckMsg{Ack: Ack{Epoch: epoch, Seq: seq, Durable: durable, Stable: hlc.Timestamp(stable), AsideBelow: hlc.Timestamp(aside)}, At: now})
 			case "want":

@@ -34,7 +34,8 @@ type LogRequest struct {
 	Max   uint32 // most entries wanted; 0: the server's limit
 	// Root is the reader's Merkle root as it sends the request. A server
 	// whose root is the same holds nothing the reader lacks: it answers
-	// with its head and no entries (see ServeLog).
+	// with its head and no entries (see ServeLog). 0, which no tree's root
+	// is: the reader's tree is still being built at its start-up.
 	Root uint64
 }
 
@@ -56,6 +57,12 @@ type RootAt struct {
 	Epoch uint64 // the log's epoch
 	Head  uint64 // the log's next sequence number
 	Root  uint64
+	// Own is the sequence number of the node's last local write, read
+	// after the head (0: none in this epoch; a node that does not know
+	// says the head's last entry). A log grows with what its node applied
+	// from others too: a receiver that holds every write of the node's
+	// own up to Own lacks nothing its log could bring.
+	Own uint64
 }
 
 // AppendRootAt appends the encoding of r.
@@ -63,7 +70,8 @@ func AppendRootAt(dst []byte, r RootAt) []byte {
 	dst = append(dst, KindRootAt)
 	dst = binary.AppendUvarint(dst, r.Epoch)
 	dst = binary.AppendUvarint(dst, r.Head)
-	return binary.BigEndian.AppendUint64(dst, r.Root)
+	dst = binary.BigEndian.AppendUint64(dst, r.Root)
+	return binary.AppendUvarint(dst, r.Own)
 }
 
 // AppendLogRequest appends the encoding of r.
@@ -164,7 +172,7 @@ func Decode(b []byte) (Decoded, error) {
 		}
 		out.Reply = r
 	case KindRootAt:
-		out.RootAt = &RootAt{Epoch: d.uvarint(), Head: d.uvarint(), Root: d.uint64()}
+		out.RootAt = &RootAt{Epoch: d.uvarint(), Head: d.uvarint(), Root: d.uint64(), Own: d.uvarint()}
 	case KindPush:
 		out.Push = d.records()
 		if out.Push == nil && d.err == nil {

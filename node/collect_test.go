@@ -175,8 +175,8 @@ func TestSweepIsLocal(t *testing.T) {
 	if a.stats.expiredKeys.Load() != 50000 {
 		t.Fatalf("expired_keys %d", a.stats.expiredKeys.Load())
 	}
-	if empty, _ := newMerkleIndex(); a.MerkleRoot() != empty.root() {
-		t.Fatalf("an empty keyspace has root %x, not an empty tree's %x", a.MerkleRoot(), empty.root())
+	if empty, _ := merkle.NewTree(merkle.DefaultShape); a.MerkleRoot() != empty.Root() {
+		t.Fatalf("an empty keyspace has root %x, not an empty tree's %x", a.MerkleRoot(), empty.Root())
 	}
 }
 

@@ -24,6 +24,11 @@ import (
 type merkleIndex struct {
 	mu   sync.Mutex
 	tree *merkle.Tree
+	// built is closed once rebuild has filled the tree. The rebuild runs
+	// while the mesh starts, links and reads its peers' logs: what would
+	// write to the keyspace or read the tree waits for it (wait), and the
+	// root reads 0 until then, which no tree has.
+	built chan struct{}
 }
 
 func newMerkleIndex() (*merkleIndex, error) {
@@ -31,8 +36,13 @@ func newMerkleIndex() (*merkleIndex, error) {
 	if err != nil {
 		return nil, fmt.Errorf("merkle tree: %w", err)
 	}
-	return &merkleIndex{tree: tree}, nil
+	return &merkleIndex{tree: tree, built: make(chan struct{})}, nil
 }
+
+// wait returns once the tree holds the keyspace loaded at start-up. A write
+// to the keyspace must not come sooner: the rebuild, reading the table,
+// could count it, and the commit hook then count it again.
+func (m *merkleIndex) wait() { <-m.built }
 
 // committed is the keyspace's OnCommit hook.
 func (m *merkleIndex) committed(entries []wal.Entry) {
@@ -52,8 +62,9 @@ func (m *merkleIndex) moved(key []byte, prev, now [3]record.Version) {
 	m.tree.Update(key, mesh.MerkleVersions(prev), mesh.MerkleVersions(now))
 }
 
-// rebuild fills the tree from every key's versions.
+// rebuild fills the tree from every key's versions, once.
 func (m *merkleIndex) rebuild(t *keyspace.Table) (time.Duration, error) {
+	defer close(m.built)
 	start := time.Now()
 	// Hashing every key is the work: split it across the cores, one tree
 	// each, and add the trees' leaves (a leaf digest is a sum).
@@ -80,13 +91,20 @@ func (m *merkleIndex) rebuild(t *keyspace.Table) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
+// root is the tree's root, or 0 while it is being built.
 func (m *merkleIndex) root() uint64 {
+	select {
+	case <-m.built:
+	default:
+		return 0
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.tree.Root()
 }
 
-// MerkleRoot is the root digest of the node's Merkle tree.
+// MerkleRoot is the root digest of the node's Merkle tree: 0, which no
+// tree's root is, while it is built at start-up.
 func (n *Node) MerkleRoot() uint64 { return n.merkle.root() }
 
 // MerkleLocal is the node's side of a reconciliation session.
@@ -96,6 +114,7 @@ type merkleLocal struct{ n *Node }
 
 func (l merkleLocal) Digest(level int, idx uint32) uint64 {
 	m := l.n.merkle
+	m.wait()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.tree.Digest(level, idx)
@@ -132,6 +151,7 @@ func (l merkleLocal) Payload(key []byte) ([]byte, error) {
 // forgotten member back, would bring them back. It returns how many
 // records changed something.
 func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record, horizon hlc.Timestamp) (applied int, err error) {
+	n.merkle.wait()
 	type decoded struct {
 		key []byte
 		rec record.Record

@@ -246,3 +246,45 @@ func TestApplyRemoteLeavesCollectedTraces(t *testing.T) {
 		t.Fatalf("the node took a collected trace back: %+v", rec.Typed)
 	}
 }
+
+// TestMerkleIndexBuiltBeforeUse: while the index is rebuilt at start-up
+// (beside the mesh's start) its root reads 0, which no tree's root is, so
+// that a log request carrying it is served from its cursor, and wait holds
+// back what would write to the keyspace; once built, the root is the
+// keyspace's and wait returns.
+func TestMerkleIndexBuiltBeforeUse(t *testing.T) {
+	n, c := openNode(t, t.TempDir())
+	for i := range 100 {
+		if err := c.Set(context.Background(), fmt.Sprint("k", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := newMerkleIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := m.root(); r != 0 {
+		t.Fatalf("root %x before the rebuild", r)
+	}
+	waited := make(chan struct{})
+	go func() {
+		m.wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+		t.Fatal("wait returned before the rebuild")
+	default:
+	}
+	if _, err := m.rebuild(n.db.Table()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("wait did not return after the rebuild")
+	}
+	if m.root() != n.MerkleRoot() || m.root() == 0 {
+		t.Fatalf("rebuilt root %x, the node's %x", m.root(), n.MerkleRoot())
+	}
+}

@@ -152,6 +152,7 @@ func Open(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	opening := time.Now()
 	store, err := wal.Open(wal.Options{
 		Dir:          cfg.DataDir,
 		Fsync:        cfg.Fsync,
@@ -166,6 +167,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.wal = store
+	n.log.Info("store opened", "took", time.Since(opening).Round(time.Millisecond))
 	n.rememberedPeers.Store(gossip.RememberedPeers(store))
 	db, err := keyspace.Open(keyspace.Options{Log: store, Logger: cfg.Logger, OnCommit: n.committed, OnLocal: n.merkle.moved})
 	if err != nil {
@@ -176,16 +178,24 @@ func Open(cfg Config) (*Node, error) {
 	n.maxMemory.Store(cfg.MaxMemory)
 	n.serveStale.Store(!cfg.StaleDataRefused)
 	n.sampleMemory()
+	// The Merkle index is rebuilt while the mesh starts and links: a
+	// rejoining node's first catch-up is asked for and read meanwhile, and
+	// only its apply waits for the index (merkleIndex.wait).
+	type rebuilt struct {
+		took time.Duration
+		err  error
+	}
+	done := make(chan rebuilt, 1)
+	go func() {
+		took, err := n.merkle.rebuild(db.Table())
+		done <- rebuilt{took, err}
+	}()
 	fail := func(err error) (*Node, error) {
+		n.merkle.wait() // the rebuild reads the table
 		db.Close()
 		store.Close()
 		return nil, err
 	}
-	took, err := n.merkle.rebuild(db.Table())
-	if err != nil {
-		return fail(err)
-	}
-	n.log.Info("merkle index rebuilt", "keys", db.KeyCount(), "took", took.Round(time.Millisecond))
 	if err := n.init(); err != nil {
 		return fail(err)
 	}
@@ -198,6 +208,14 @@ func Open(cfg Config) (*Node, error) {
 		ln.Close()
 		return fail(err)
 	}
+	// Clients write only once the index is whole.
+	r := <-done
+	if r.err != nil {
+		n.stopMesh()
+		ln.Close()
+		return fail(r.err)
+	}
+	n.log.Info("merkle index rebuilt", "keys", db.KeyCount(), "took", r.took.Round(time.Millisecond))
 	return n, nil
 }
 

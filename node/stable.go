@@ -122,6 +122,7 @@ const setAsideStep = 1024
 // mesh still holds of them comes back by Merkle repair. It returns how many
 // keys it changed.
 func (n *Node) SetAsideBelow(horizon hlc.Timestamp) (int, error) {
+	n.merkle.wait()
 	type change struct {
 		key  []byte
 		out  record.Record

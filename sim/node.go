@@ -76,9 +76,10 @@ type byteCount struct{ meta, payload int64 }
 
 func (n *node) head() uint64 { return n.logFirst + uint64(len(n.log)) }
 
-// rootAt is the node's Merkle root with its log's epoch and head.
+// rootAt is the node's Merkle root with its log's epoch and head, and its
+// last local write.
 func (n *node) rootAt() mesh.RootAt {
-	return mesh.RootAt{Epoch: n.epoch, Head: n.head(), Root: n.st.tree.Root()}
+	return mesh.RootAt{Epoch: n.epoch, Head: n.head(), Root: n.st.tree.Root(), Own: min(n.gc.lastLocal, n.head()-1)}
 }
 
 func (n *node) appendLog(id uint32, rec record.Record, retain int) {
