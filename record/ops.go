@@ -42,6 +42,10 @@ type TypedOp struct {
 		name  []byte
 		run   []Elem
 		ok    bool
+		// room for the name and run most writes read, so that reading
+		// them allocates nothing
+		nameBuf [32]byte
+		runBuf  [2]Elem
 	}
 	hints *hints
 }
@@ -67,11 +71,11 @@ func (op *TypedOp) observed(which int, name []byte) []Elem {
 	case cur == nil:
 		s.run = nil
 	case cur.big != nil && which != listList:
-		s.run = cur.big.runInto(s.run[:0:0], which, name, op.hints)
+		s.run = cur.big.runInto(s.runBuf[:0], which, name, op.hints)
 	default:
 		s.run = cur.run(which, name)
 	}
-	s.which, s.name, s.ok = which, append(s.name[:0], name...), true
+	s.which, s.name, s.ok = which, append(s.nameBuf[:0], name...), true
 	return s.run
 }
 
