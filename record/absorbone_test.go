@@ -185,19 +185,19 @@ func TestOpReadsMatchState(t *testing.T) {
 				if _, err := op.SetField(name, []byte("x")); err != nil {
 					t.Fatal(err)
 				}
-				want = &Typed{Fields: []Elem{{Name: name, Dot: d, Value: []byte("x")}}, Removed: st.ObservedField(name, d.TS), Counts: st.Resets(name)}
+				want = &Typed{Fields: []Elem{{Name: name, Dot: d, Value: []byte("x")}}, Removed: traces(st.run(listFields, name), d.TS), Counts: st.Resets(name)}
 			case KindSet:
 				if op.HasMember(name) != st.HasMember(name) {
 					t.Fatalf("round %d: member %s held %v, want %v", round, name, op.HasMember(name), st.HasMember(name))
 				}
 				if r.IntN(2) == 0 {
 					op.RemMember(name)
-					want = &Typed{Removed: st.ObservedMember(name, d.TS)}
+					want = &Typed{Removed: traces(st.run(listMembers, name), d.TS)}
 				} else {
 					if _, err := op.AddMember(name); err != nil {
 						t.Fatal(err)
 					}
-					want = &Typed{Members: []Elem{{Name: name, Dot: d}}, Removed: st.ObservedMember(name, d.TS)}
+					want = &Typed{Members: []Elem{{Name: name, Dot: d}}, Removed: traces(st.run(listMembers, name), d.TS)}
 				}
 			default:
 				s, ok := op.Score(name)
@@ -208,7 +208,7 @@ func TestOpReadsMatchState(t *testing.T) {
 				if _, err := op.SetScore(name, 4); err != nil {
 					t.Fatal(err)
 				}
-				want = &Typed{Scored: []Elem{{Name: name, Dot: d, Value: ScoreValue(4)}}, Removed: st.ObservedScored(name, d.TS), ScoreCounts: st.scoreResets(name)}
+				want = &Typed{Scored: []Elem{{Name: name, Dot: d, Value: ScoreValue(4)}}, Removed: traces(st.run(listScored, name), d.TS), ScoreCounts: st.scoreResets(name)}
 			}
 			want.Kind, want.KindVersion = kind, d
 			want.Normalize()

@@ -790,18 +790,6 @@ func traces(run []Elem, at hlc.Timestamp) []Elem {
 	return out
 }
 
-// ObservedField is hash field name as a write at timestamp at that replaces
-// or removes it observed it: the traces to record.
-func (t *Typed) ObservedField(name []byte, at hlc.Timestamp) []Elem {
-	return traces(t.run(listFields, name), at)
-}
-
-// ObservedMember is set member name as a write at timestamp at that removes
-// it observed it.
-func (t *Typed) ObservedMember(name []byte, at hlc.Timestamp) []Elem {
-	return traces(t.run(listMembers, name), at)
-}
-
 // HasMember reports whether set member name is present.
 func (t *Typed) HasMember(name []byte) bool {
 	if t != nil && t.big != nil {

@@ -539,12 +539,6 @@ func (b *bigState) rescore(idx *btree.BTreeG[scoreEntry], t touchedScore, run []
 	}
 }
 
-// ObservedScored is sorted-set member name as a write at timestamp at that
-// replaces or removes it observed it: the traces to record.
-func (t *Typed) ObservedScored(name []byte, at hlc.Timestamp) []Elem {
-	return traces(t.run(listScored, name), at)
-}
-
 // ScoreCount returns node's count of member name's increments.
 func (t *Typed) ScoreCount(name []byte, node NodeID) Count {
 	if t != nil {
