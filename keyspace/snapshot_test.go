@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -64,5 +65,22 @@ func TestSnapshotRangeVisitsEveryKeyOnceInHashOrder(t *testing.T) {
 	// From past every key: done at once.
 	if _, done := tab.SnapshotRange(^uint64(0), func(uint64, []byte, record.Record) bool { return true }); !done {
 		t.Fatal("not done past the end")
+	}
+}
+
+// A large typed state counts in SnapshotSize by about its encoding: the
+// checkpointer compares the log's growth with it, and a keyspace of one
+// large hash counted as empty was checkpointed whole every 4 MiB of log.
+func TestSnapshotSizeCountsLargeStates(t *testing.T) {
+	tab := NewTable()
+	h := &record.Typed{Kind: record.KindHash, KindVersion: record.Version{TS: 1, Node: 1}}
+	for i := range 5000 {
+		name := fmt.Appendf(nil, "field:%06d", i)
+		h.Fields = append(h.Fields, record.Elem{Name: name, Dot: record.Version{TS: hlc.Timestamp(2 + i), Node: 1}, Value: name})
+	}
+	rec := record.Record{Typed: h}
+	tab.Set([]byte("h"), rec)
+	if _, size := tab.SnapshotSize(); size < int64(len(record.Encode(rec))) {
+		t.Fatalf("a hash of 5,000 fields whose record encodes in %d bytes counts %d", len(record.Encode(rec)), size)
 	}
 }

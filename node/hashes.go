@@ -39,7 +39,7 @@ func hset(n *Node, c *client, args [][]byte, ok bool) {
 			return err
 		}
 		for i := 2; i < len(args); i += 2 {
-			if _, had := w.cur.Typed.Field(args[i]); (!had || !w.live) && own(w.t.Fields, args[i]) < 0 {
+			if _, had := w.op.Field(args[i]); (!had || !w.live) && own(w.t.Fields, args[i]) < 0 {
 				added++
 			}
 			if err := w.setField(args[i], args[i+1]); err != nil {
@@ -66,7 +66,7 @@ func cmdHSetNX(n *Node, c *client, args [][]byte) {
 		if err != nil {
 			return err
 		}
-		if _, had := w.cur.Typed.Field(args[2]); had && w.live {
+		if _, had := w.op.Field(args[2]); had && w.live {
 			return nil
 		}
 		if err := w.setField(args[2], args[3]); err != nil {

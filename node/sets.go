@@ -32,7 +32,7 @@ func cmdSAdd(n *Node, c *client, args [][]byte) {
 			if own(w.t.Members, m) >= 0 {
 				continue
 			}
-			if !w.live || !w.cur.Typed.HasMember(m) {
+			if !w.live || !w.op.HasMember(m) {
 				added++
 			}
 			if err := w.addMember(m); err != nil {

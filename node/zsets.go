@@ -189,7 +189,7 @@ func (w *typedWrite) score(member []byte) (float64, bool) {
 	if !w.live {
 		return 0, false
 	}
-	return w.cur.Typed.Score(member)
+	return w.op.Score(member)
 }
 
 func cmdZRem(n *Node, c *client, args [][]byte) {

@@ -3,6 +3,7 @@ package record
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -410,12 +411,93 @@ func (b *bigState) absorb(other *Typed, h *hints) {
 	}
 }
 
+// absorbOne is absorb for an other whose elements and traces all bear one
+// name (one field or member written or removed: what a command's write of
+// one element, or a peer's push of it, brings). It reads the traces held of
+// that name with one search of the trace tree, and each element list's run
+// of it with one search of that list's tree; it answers absorb's questions
+// (is this trace held, and since when? is this element traced, or there?
+// is its name still held?) from those runs, and makes its changes along the
+// paths those searches hinted, where absorb searches again for each
+// question of each element. The result is absorb's. It returns the sorted
+// set's run of the name before and after, for its score index (read
+// whatever changes if wantScored); other holds no list elements and b none
+// (absorbOne's caller sees to it).
+func (b *bigState) absorbOne(other *Typed, name []byte, wantScored bool, h *hints) (scoredWas, scored []Elem) {
+	var heldBuf, goneBuf [4]Elem
+	held := b.runInto(heldBuf[:0], listRemoved, name, h)
+	gone := goneBuf[:0] // the traces newly held: their elements go
+	for _, r := range other.Removed {
+		if i := slices.IndexFunc(held, func(t Elem) bool { return t.Dot == r.Dot }); i >= 0 {
+			if r.TraceAt() < held[i].TraceAt() {
+				b.insert(listRemoved, r, h) // the earlier removal's trace, as unionTraces keeps
+				held[i] = r
+			}
+			continue
+		}
+		b.insert(listRemoved, r, h)
+		held = append(held, r)
+		gone = append(gone, r)
+	}
+	for _, which := range [...]int{listFields, listMembers, listScored} {
+		in := other.list(which)
+		if len(in) == 0 && (len(gone) == 0 || b.count(which) == 0) && (which != listScored || !wantScored) {
+			continue
+		}
+		var runBuf [4]Elem
+		run := b.runInto(runBuf[:0], which, name, h)
+		if which == listScored {
+			scoredWas = slices.Clone(run)
+		}
+		was := len(run) > 0
+		tree := b.lists[which]
+		for _, r := range gone {
+			i := slices.IndexFunc(run, func(e Elem) bool { return e.Dot == r.Dot })
+			if i < 0 {
+				continue
+			}
+			old, _ := tree.DeleteHint(key(r), h.at(which))
+			b.sum -= elemHash(which, old.elem())
+			b.bytes -= int64(len(old.kv))
+			run = slices.Delete(run, i, i+1)
+		}
+		for _, e := range in {
+			dotIs := func(x Elem) bool { return x.Dot == e.Dot }
+			if slices.ContainsFunc(held, dotIs) || slices.ContainsFunc(run, dotIs) {
+				continue
+			}
+			it := newItem(e)
+			tree.SetHint(it, h.at(which))
+			b.sum += elemHash(which, e)
+			b.bytes += int64(len(it.kv))
+			b.loose++
+			i, _ := slices.BinarySearchFunc(run, e, compareND)
+			run = slices.Insert(run, i, it.elem())
+		}
+		switch is := len(run) > 0; {
+		case is && !was:
+			b.names[which]++
+		case was && !is:
+			b.names[which]--
+		}
+		if which == listScored {
+			scored = slices.Clone(run) // not run: its buffer would go to the heap for every list
+		}
+	}
+	return scoredWas, scored
+}
+
 // run is the elements of list which named name, in dot order.
 func (b *bigState) run(which int, name []byte, h *hints) []Elem {
 	if which == listList {
 		return b.listed.run(name)
 	}
-	var out []Elem
+	return b.runInto(nil, which, name, h)
+}
+
+// runInto appends to out the elements of list which (not the list's)
+// named name, in dot order.
+func (b *bigState) runInto(out []Elem, which int, name []byte, h *hints) []Elem {
 	b.lists[which].AscendHint(key(Elem{Name: name}), func(it item) bool {
 		if it.name() != string(name) {
 			return false

@@ -123,33 +123,42 @@ func BenchmarkCollectTraces(b *testing.B) {
 	}
 }
 
-// HSET and SADD of a random name into a hash and a set of 63,000 (what
-// redis-benchmark's -r 100000 grows them to, most writes then replacing a
-// field or adding a member again), each a delta built and merged as the
-// node's write path does, in steps of 1 and 16 (one client's command, its
-// pipeline), 256 (pipelines of several clients in one step) and of the
-// whole run (step0: a state changed in place throughout, what no step
-// boundary costs).
+// HSET, SADD and ZADD of a random name into a hash, a set and a sorted set
+// of 63,000 (what redis-benchmark's -r 100000 grows them to, most writes
+// then replacing a field or adding a member again), each a delta built and
+// merged as the node's write path does, in steps of 1 and 16 (one client's
+// command, its pipeline), 256 (pipelines of several clients in one step)
+// and of the whole run (step0: a state changed in place throughout, what no
+// step boundary costs).
 func BenchmarkHashSetWrites(b *testing.B) {
 	const n, r = 63_000, 100_000
 	name := func(i int) []byte { return fmt.Appendf(nil, "element:%012d", i) }
 	for _, c := range []struct {
 		kind Kind
-		fn   func(op *TypedOp, name []byte) error
+		fn   func(op *TypedOp, name []byte, i int) error
 	}{
-		{KindHash, func(op *TypedOp, name []byte) error { _, err := op.SetField(name, name); return err }},
-		{KindSet, func(op *TypedOp, name []byte) error { _, err := op.AddMember(name); return err }},
+		{KindHash, func(op *TypedOp, name []byte, _ int) error { _, err := op.SetField(name, name); return err }},
+		{KindSet, func(op *TypedOp, name []byte, _ int) error { _, err := op.AddMember(name); return err }},
+		// a score as random as redis-benchmark's: most writes move a member
+		{KindZSet, func(op *TypedOp, name []byte, i int) error {
+			_, err := op.SetScore(name, float64(i*31%1000))
+			return err
+		}},
 	} {
 		for _, step := range []int{1, 16, 256, 0} {
 			b.Run(fmt.Sprintf("%s/step%d", c.kind, step), func(b *testing.B) {
 				t := &Typed{Kind: c.kind, KindVersion: v(1, 1)}
 				for i := range n {
 					e := Elem{Name: name(i * r / n), Dot: v(uint64(10+i), 1)}
-					if c.kind == KindHash {
+					switch c.kind {
+					case KindHash:
 						e.Value = e.Name
 						t.Fields = append(t.Fields, e)
-					} else {
+					case KindSet:
 						t.Members = append(t.Members, e)
+					default:
+						e.Value = ScoreValue(float64(i % 1000))
+						t.Scored = append(t.Scored, e)
 					}
 				}
 				cur := Record{Typed: t.Detached()}
@@ -163,7 +172,7 @@ func BenchmarkHashSetWrites(b *testing.B) {
 					}
 					ts++
 					op := BeginTyped(cur, true, c.kind, v(ts, 2), func() (Version, error) { ts++; return v(ts, 2), nil })
-					if err := c.fn(op, name(i*7919%r)); err != nil {
+					if err := c.fn(op, name(i*7919%r), i); err != nil {
 						b.Fatal(err)
 					}
 					cur, _ = MergeOwned(cur, op.Delta(), o)

@@ -33,6 +33,21 @@ type TypedOp struct {
 	// spare is room for the one count most counter writes add (an INCR,
 	// an HINCRBY), so that they allocate nothing more for it.
 	spare [1]Count
+	// seen is the last run of one name the write read of Cur (see
+	// observed), and hints the paths its searches of a large Cur took:
+	// the delta carries them to the merge, whose searches for the same
+	// name then follow them.
+	seen struct {
+		which int
+		name  []byte
+		run   []Elem
+		ok    bool
+		// room for the name and run most writes read, so that reading
+		// them allocates nothing
+		nameBuf [32]byte
+		runBuf  [2]Elem
+	}
+	hints *hints
 }
 
 // typedOpAlloc is a write's op and its delta's state, allocated together:
@@ -40,6 +55,52 @@ type TypedOp struct {
 type typedOpAlloc struct {
 	op TypedOp
 	t  Typed
+	h  hints
+}
+
+// observed is list which's run of name in Cur, read once however often
+// the write asks (a command's read of the element it writes, then the
+// traces the write records), along the path hints the delta carries.
+func (op *TypedOp) observed(which int, name []byte) []Elem {
+	s := &op.seen
+	if s.ok && s.which == which && bytes.Equal(s.name, name) {
+		return s.run
+	}
+	cur := op.Cur.Typed
+	switch {
+	case cur == nil:
+		s.run = nil
+	case cur.big != nil && which != listList:
+		s.run = cur.big.runInto(s.runBuf[:0], which, name, op.hints)
+	default:
+		s.run = cur.run(which, name)
+	}
+	s.which, s.name, s.ok = which, append(s.nameBuf[:0], name...), true
+	return s.run
+}
+
+// Field is Cur's hash field name as Typed.Field reads it, through the
+// write's one read of it.
+func (op *TypedOp) Field(name []byte) (Elem, bool) {
+	if run := op.observed(listFields, name); len(run) > 0 {
+		return run[len(run)-1], true
+	}
+	if len(name) > 0 && countsAdd(op.Cur.Typed.countsOf(name)) { // as Typed.Field
+		return Elem{Name: name, Value: []byte("0")}, true
+	}
+	return Elem{}, false
+}
+
+// HasMember is Typed.HasMember of Cur, through the write's one read of
+// the member.
+func (op *TypedOp) HasMember(name []byte) bool { return len(op.observed(listMembers, name)) > 0 }
+
+// Score is Typed.Score of Cur, through the write's one read of the member.
+func (op *TypedOp) Score(name []byte) (float64, bool) {
+	if op.Cur.Typed == nil {
+		return 0, false
+	}
+	return scoreFrom(op.observed(listScored, name), op.Cur.Typed.scoreCountRun(name))
 }
 
 // BeginTyped starts a write of kind over cur at version v; next gives the
@@ -51,6 +112,9 @@ func BeginTyped(cur Record, live bool, kind Kind, v Version, next func() (Versio
 	a := &typedOpAlloc{op: TypedOp{Cur: cur, Live: live, V: v, next: next}, t: Typed{Kind: kind, KindVersion: v}}
 	op, t := &a.op, &a.t
 	op.Rec.Typed = t
+	if cur.Typed != nil && cur.Typed.big != nil {
+		op.hints, t.hints = &a.h, &a.h
+	}
 	if !live {
 		if !cur.Value.Version.IsZero() && !cur.Value.Tombstone {
 			op.Rec.Value = Value{Version: v, Tombstone: true}
@@ -92,7 +156,7 @@ func (op *TypedOp) SetField(name, value []byte) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	t.Removed = append(t.Removed, op.Cur.Typed.ObservedField(name, op.V.TS)...)
+	t.Removed = append(t.Removed, traces(op.observed(listFields, name), op.V.TS)...)
 	t.Counts = append(t.Counts, op.Cur.Typed.Resets(name)...)
 	t.Fields = append(t.Fields, Elem{Name: name, Dot: d, Value: value})
 	return d, nil
@@ -112,7 +176,7 @@ func (op *TypedOp) BaseField(name []byte) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	t.Removed = append(t.Removed, op.Cur.Typed.ObservedField(name, op.V.TS)...)
+	t.Removed = append(t.Removed, traces(op.observed(listFields, name), op.V.TS)...)
 	t.Fields = append(t.Fields, Elem{Name: name, Dot: d, Value: []byte("0")})
 	return d, nil
 }
@@ -123,7 +187,7 @@ func (op *TypedOp) DelField(name []byte) {
 	if i := ownElem(t.Fields, name); i >= 0 {
 		t.Fields = slices.Delete(t.Fields, i, i+1)
 	}
-	t.Removed = append(t.Removed, op.Cur.Typed.ObservedField(name, op.V.TS)...)
+	t.Removed = append(t.Removed, traces(op.observed(listFields, name), op.V.TS)...)
 	t.Counts = append(t.Counts, op.Cur.Typed.Resets(name)...)
 }
 
@@ -211,7 +275,7 @@ func (op *TypedOp) AddMember(name []byte) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	t.Removed = append(t.Removed, op.Cur.Typed.ObservedMember(name, op.V.TS)...)
+	t.Removed = append(t.Removed, traces(op.observed(listMembers, name), op.V.TS)...)
 	t.Members = append(t.Members, Elem{Name: name, Dot: d})
 	return d, nil
 }
@@ -222,7 +286,7 @@ func (op *TypedOp) RemMember(name []byte) {
 	if i := ownElem(t.Members, name); i >= 0 {
 		t.Members = slices.Delete(t.Members, i, i+1)
 	}
-	t.Removed = append(t.Removed, op.Cur.Typed.ObservedMember(name, op.V.TS)...)
+	t.Removed = append(t.Removed, traces(op.observed(listMembers, name), op.V.TS)...)
 }
 
 // Delta is the finished write, in the order Merge expects.

@@ -65,6 +65,10 @@ type Typed struct {
 	Listed []Elem
 
 	big *bigState // the large form of the lists and counts
+	// hints, in a write's delta over a large state, are the paths the
+	// write's reads of that state took (TypedOp.observed): a guess for the
+	// merge's searches, never part of the state.
+	hints *hints
 
 	// HLL is a HyperLogLog's sketch (record/hll.go), nil for other keys.
 	HLL *HLL
@@ -202,7 +206,12 @@ func mergeTyped(a, b *Typed) *Typed { return mergeTypedOwned(a, b, nil) }
 // mergeTypedOwned is mergeTyped for a writer that owns o (see Owner): a
 // large side built under o, which only that writer has seen, is merged
 // into in place rather than copied, and is not to be read again.
-func mergeTypedOwned(a, b *Typed, o *Owner) *Typed {
+func mergeTypedOwned(a, b *Typed, o *Owner) *Typed { return mergeTypedWith(a, b, o, false) }
+
+// mergeTypedWith is mergeTypedOwned; general takes the general merge of a
+// large state even where the merge of one element would do (for the tests
+// that hold the two alike).
+func mergeTypedWith(a, b *Typed, o *Owner, general bool) *Typed {
 	if o != nil && b != nil && b.big != nil && b.big.owner == o {
 		// The writer's own state comes in as another key's write (RENAME,
 		// COPY): two keys now hold its trees, so neither may change them
@@ -245,27 +254,79 @@ func mergeTypedOwned(a, b *Typed, o *Owner) *Typed {
 	if b.weight() > a.weight() {
 		base, other = b, a
 	}
-	// The merge's path hints, for the searches of each element it takes in.
+	// The merge's path hints, for the searches of each element it takes in:
+	// where a write's delta comes with the paths its reads took, those.
 	var h hints
-	olds := base.touchedScores(other, &h) // before base's trees change (in place)
+	if other.hints != nil {
+		h = *other.hints
+	}
+	name, one := oneName(other)
+	one = one && !general && base.count(listList) == 0
+	indexed := base.big != nil && base.big.scores != nil
+	var olds []touchedScore
+	switch {
+	case !one:
+		olds = base.touchedScores(other, &h) // before base's trees change (in place)
+	case indexed:
+		olds = []touchedScore{{name: name}} // its score, from the run absorbOne reads
+	}
 	if o != nil && base.big != nil && base.big.owner == o {
 		m.big = base.big.shallow()
 	} else {
 		m.big = base.bigCopy()
 	}
 	m.big.owner = o
-	m.big.absorb(other, &h)
+	var scoredWas, scored []Elem
+	if one {
+		if indexed {
+			olds[0].counts = m.big.scoreCountRun(name)
+		}
+		scoredWas, scored = m.big.absorbOne(other, name, indexed, &h)
+	} else {
+		m.big.absorb(other, &h)
+	}
 	for _, c := range other.ScoreCountList() { // sorted-set hook (zset.go)
 		m.big.setScoreCount(c)
 	}
 	for _, c := range other.countList() {
 		m.big.setCount(c)
 	}
-	m.reindexScores(base, olds, &h)
+	if one && indexed {
+		olds[0].score, olds[0].had = scoreFrom(scoredWas, olds[0].counts)
+		m.big.rescore(m.big.scores, olds[0], scored)
+	} else {
+		m.reindexScores(base, olds, &h)
+	}
 	if m.big.compactDue() {
 		m.big.compact()
 	}
 	return m
+}
+
+// oneName reports whether the small state t's elements and traces, one at
+// least, and its score counts all bear one name, and returns it: a write of
+// one element, merged by bigState.absorbOne.
+func oneName(t *Typed) ([]byte, bool) {
+	if t.big != nil || len(t.Listed) > 0 {
+		return nil, false
+	}
+	var name []byte
+	found := false
+	for _, l := range [...][]Elem{t.Fields, t.Members, t.Scored, t.Removed} {
+		for _, e := range l {
+			if !found {
+				name, found = e.Name, true
+			} else if !bytes.Equal(e.Name, name) {
+				return nil, false
+			}
+		}
+	}
+	for _, c := range t.ScoreCounts {
+		if !found || !bytes.Equal(c.Name, name) {
+			return nil, false
+		}
+	}
+	return name, found
 }
 
 // mergedKind is the type register of a and b merged: the later write's.
@@ -727,18 +788,6 @@ func traces(run []Elem, at hlc.Timestamp) []Elem {
 		out[i] = trace(e, at)
 	}
 	return out
-}
-
-// ObservedField is hash field name as a write at timestamp at that replaces
-// or removes it observed it: the traces to record.
-func (t *Typed) ObservedField(name []byte, at hlc.Timestamp) []Elem {
-	return traces(t.run(listFields, name), at)
-}
-
-// ObservedMember is set member name as a write at timestamp at that removes
-// it observed it.
-func (t *Typed) ObservedMember(name []byte, at hlc.Timestamp) []Elem {
-	return traces(t.run(listMembers, name), at)
 }
 
 // HasMember reports whether set member name is present.

@@ -196,11 +196,11 @@ func TestTypedMergeProperties(t *testing.T) {
 func hset(d Version, name, value string, seen *Typed) Record {
 	return Record{Typed: &Typed{Kind: KindHash, KindVersion: d,
 		Fields:  []Elem{{Name: []byte(name), Dot: d, Value: []byte(value)}},
-		Removed: seen.ObservedField([]byte(name), d.TS), Counts: seen.Resets([]byte(name))}}
+		Removed: traces(seen.run(listFields, []byte(name)), d.TS), Counts: seen.Resets([]byte(name))}}
 }
 
 func hdel(d Version, name string, seen *Typed) Record {
-	return Record{Typed: &Typed{Kind: KindHash, KindVersion: d, Removed: seen.ObservedField([]byte(name), d.TS), Counts: seen.Resets([]byte(name))}}
+	return Record{Typed: &Typed{Kind: KindHash, KindVersion: d, Removed: traces(seen.run(listFields, []byte(name)), d.TS), Counts: seen.Resets([]byte(name))}}
 }
 
 func sadd(d Version, name string) Record {
@@ -208,7 +208,7 @@ func sadd(d Version, name string) Record {
 }
 
 func srem(d Version, name string, seen *Typed) Record {
-	return Record{Typed: &Typed{Kind: KindSet, KindVersion: d, Removed: seen.ObservedMember([]byte(name), d.TS)}}
+	return Record{Typed: &Typed{Kind: KindSet, KindVersion: d, Removed: traces(seen.run(listMembers, []byte(name)), d.TS)}}
 }
 
 func delKey(d Version, seen Record) Record {
@@ -366,7 +366,7 @@ func TestLargeStateMergeCopiesOnWrite(t *testing.T) {
 	}
 	s = mergeTyped(s, &Typed{Kind: KindSet, KindVersion: v(2, 1), Members: []Elem{{Name: []byte("extra"), Dot: v(5000, 1)}}})
 	before := AppendTyped(nil, s)
-	d := &Typed{Kind: KindSet, KindVersion: v(3, 2), Removed: s.ObservedMember([]byte("m0007"), v(3, 2).TS), Members: []Elem{{Name: []byte("new"), Dot: v(6000, 2)}}}
+	d := &Typed{Kind: KindSet, KindVersion: v(3, 2), Removed: traces(s.run(listMembers, []byte("m0007")), v(3, 2).TS), Members: []Elem{{Name: []byte("new"), Dot: v(6000, 2)}}}
 	m := mergeTyped(s, d)
 	if !bytes.Equal(AppendTyped(nil, s), before) {
 		t.Fatal("the merge changed the state it merged into")

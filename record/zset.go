@@ -472,9 +472,10 @@ func (b *bigState) indexCounted(idx *btree.BTreeG[scoreEntry], counts []Count) {
 
 // touchedScore is a member a merge touches, with its score before.
 type touchedScore struct {
-	name  []byte
-	score float64
-	had   bool
+	name   []byte
+	score  float64
+	had    bool
+	counts []Count // its score counts before, where the merge of one element reads them
 }
 
 // touchedScores lists the members other touches (elements, traces, counts)
@@ -514,29 +515,28 @@ func (m *Typed) reindexScores(base *Typed, olds []touchedScore, h *hints) {
 	}
 	idx := m.big.scores // base's, copied by bigCopy or taken over in place
 	for _, t := range olds {
-		name := t.name
-		run := m.big.run(listScored, name, h)
-		s, has := scoreFrom(run, m.big.scoreCountRun(name))
-		if t.had == has && (!has || math.Float64bits(t.score) == math.Float64bits(s)) {
-			continue // a trace of another type's element, or a score unchanged
-		}
-		if t.had {
-			idx.Delete(scoreEntry{score: t.score, name: unsafe.String(unsafe.SliceData(name), len(name))})
-		}
-		if has {
-			e := scoreEntry{score: s, name: string(name)}
-			if len(run) > 0 { // the element's name, shared with its tree
-				e.name = unsafe.String(unsafe.SliceData(run[0].Name), len(run[0].Name))
-			}
-			idx.Set(e)
-		}
+		m.big.rescore(idx, t, m.big.run(listScored, t.name, h))
 	}
 }
 
-// ObservedScored is sorted-set member name as a write at timestamp at that
-// replaces or removes it observed it: the traces to record.
-func (t *Typed) ObservedScored(name []byte, at hlc.Timestamp) []Elem {
-	return traces(t.run(listScored, name), at)
+// rescore moves member t.name in the score index idx from its score before
+// (t) to its score now, run being its elements now.
+func (b *bigState) rescore(idx *btree.BTreeG[scoreEntry], t touchedScore, run []Elem) {
+	name := t.name
+	s, has := scoreFrom(run, b.scoreCountRun(name))
+	if t.had == has && (!has || math.Float64bits(t.score) == math.Float64bits(s)) {
+		return // a trace of another type's element, or a score unchanged
+	}
+	if t.had {
+		idx.Delete(scoreEntry{score: t.score, name: unsafe.String(unsafe.SliceData(name), len(name))})
+	}
+	if has {
+		e := scoreEntry{score: s, name: string(name)}
+		if len(run) > 0 { // the element's name, shared with its tree
+			e.name = unsafe.String(unsafe.SliceData(run[0].Name), len(run[0].Name))
+		}
+		idx.Set(e)
+	}
 }
 
 // ScoreCount returns node's count of member name's increments.
@@ -584,7 +584,7 @@ func (op *TypedOp) SetScore(name []byte, score float64) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	t.Removed = append(t.Removed, op.Cur.Typed.ObservedScored(name, op.V.TS)...)
+	t.Removed = append(t.Removed, traces(op.observed(listScored, name), op.V.TS)...)
 	t.ScoreCounts = append(t.ScoreCounts, op.Cur.Typed.scoreResets(name)...)
 	t.Scored = append(t.Scored, Elem{Name: name, Dot: d, Value: ScoreValue(score)})
 	return d, nil
@@ -606,7 +606,7 @@ func (op *TypedOp) RemScored(name []byte) {
 		t.Scored = slices.Delete(t.Scored, i, i+1)
 	}
 	op.dropOwnIncrements(name)
-	t.Removed = append(t.Removed, op.Cur.Typed.ObservedScored(name, op.V.TS)...)
+	t.Removed = append(t.Removed, traces(op.observed(listScored, name), op.V.TS)...)
 	t.ScoreCounts = append(t.ScoreCounts, op.Cur.Typed.scoreResets(name)...)
 }
 
