@@ -54,8 +54,8 @@ var mutants = map[string]mutant{
 	"sadd-held-no-dot": {
 		why:  "an SADD of a member the key holds adds nothing: a concurrent SREM elsewhere that saw only the older add takes the member",
 		file: "node/sets.go",
-		old:  "\t\t\tif !w.live || !w.cur.Typed.HasMember(m) {\n\t\t\t\tadded++\n\t\t\t}\n",
-		new:  "\t\t\tif w.live && w.cur.Typed.HasMember(m) {\n\t\t\t\tcontinue\n\t\t\t}\n\t\t\tadded++\n",
+		old:  "\t\t\tif !w.live || !w.op.HasMember(m) {\n\t\t\t\tadded++\n\t\t\t}\n",
+		new:  "\t\t\tif w.live && w.op.HasMember(m) {\n\t\t\t\tcontinue\n\t\t\t}\n\t\t\tadded++\n",
 	},
 	"drop-remote-tombstones": {
 		why:  "a node ignores peers' records of deleted keys",
