@@ -156,7 +156,9 @@ if [[ $mode == rounds ]]; then
 			else
 				tomb=$(info "$port" gc_tombstones) lag=$(info "$port" gc_stable_lag_ms)
 				read="$(($(info "$port" mesh_catchup_entries) - ${read0[$port]})) ($(($(info "$port" mesh_catchups_by_log) - ${reads0[$port]})))"
-				drop="$(($(info "$port" mesh_push_dropped) - ${drop0[$port]})) ($(($(info "$port" mesh_push_dropped_stream) + 0 - ${sdrop0[$port]:-0})))"
+				drop=$(($(info "$port" mesh_push_dropped) - ${drop0[$port]}))
+				# A build without the stream's count leaves it out.
+				[[ -n ${sdrop0[$port]} ]] && drop+=" ($(($(info "$port" mesh_push_dropped_stream) - ${sdrop0[$port]})))"
 			fi
 			printf '| %d | %s | %s | %s | %s | %s | %.0f | %s | %s | %.1f | %s | %s |\n' "$r" "$name" "${written[$port]:--}" "${zero[$port]:-> 12}" \
 				"$(redis-cli -p "$port" DBSIZE)" "$tomb" "$(echo "$(rss_kb "$port") / 1024" | bc -l)" "$(disk_mb "$dir")" "$lag" \
