@@ -22,7 +22,9 @@
 # The rounds' rows give for each node the log entries it read from its
 # peers' logs in the round (mesh_catchup_entries), in how many catch-ups
 # (mesh_catchups_by_log), and the pushes of its writes it dropped
-# (mesh_push_dropped).
+# (mesh_push_dropped), of them in parentheses those dropped at a peer's push
+# stream, once for each peer (mesh_push_dropped_stream; the rest were
+# dropped at its queue of local writes).
 # Ports: Redis on BENCH_GC_PORT (default 21379), the nodes' RESP on the next
 # three and their mesh on BENCH_GC_MESH_PORT + 1 to + 3 (default
 # BENCH_GC_PORT + 100). REDMESH names a binary built beforehand instead of
@@ -111,7 +113,7 @@ if [[ $mode == rounds ]]; then
 	hz=$(getconf CLK_TCK)
 	declare -A pid=()
 	for port in "$rp" "$n1" "$n2" "$n3"; do pid[$port]=$(pid_of "$port"); done
-	printf '| round | server | written in s | DBSIZE 0 after s | DBSIZE | tombstones | RSS MiB | disk MiB (allocated / apparent) | stable lag ms | CPU s | log entries read (catch-ups) | pushes dropped |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+	printf '| round | server | written in s | DBSIZE 0 after s | DBSIZE | tombstones | RSS MiB | disk MiB (allocated / apparent) | stable lag ms | CPU s | log entries read (catch-ups) | pushes dropped (at streams) |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 	for r in $(seq 1 "$secs"); do
 		awk -v r="$r" 'BEGIN {
 			v = sprintf("%064d", 0)
@@ -120,11 +122,11 @@ if [[ $mode == rounds ]]; then
 				printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$64\r\n%s\r\n$2\r\nEX\r\n$1\r\n1\r\n", length(k), k, v
 			}
 		}' >"$BENCH_TMP/round.resp"
-		declare -A zero=() written=() end=() cpu0=() read0=() reads0=() drop0=()
+		declare -A zero=() written=() end=() cpu0=() read0=() reads0=() drop0=() sdrop0=()
 		for port in "$rp" "$n1" "$n2" "$n3"; do cpu0[$port]=$(ticks "${pid[$port]}"); done
 		for port in "$n1" "$n2" "$n3"; do
 			read0[$port]=$(info "$port" mesh_catchup_entries) reads0[$port]=$(info "$port" mesh_catchups_by_log)
-			drop0[$port]=$(info "$port" mesh_push_dropped)
+			drop0[$port]=$(info "$port" mesh_push_dropped) sdrop0[$port]=$(info "$port" mesh_push_dropped_stream)
 		done
 		t0=$(now_ms)
 		pipes=()
@@ -155,13 +157,15 @@ if [[ $mode == rounds ]]; then
 				tomb=$(info "$port" gc_tombstones) lag=$(info "$port" gc_stable_lag_ms)
 				read="$(($(info "$port" mesh_catchup_entries) - ${read0[$port]})) ($(($(info "$port" mesh_catchups_by_log) - ${reads0[$port]})))"
 				drop=$(($(info "$port" mesh_push_dropped) - ${drop0[$port]}))
+				# A build without the stream's count leaves it out.
+				[[ -n ${sdrop0[$port]} ]] && drop+=" ($(($(info "$port" mesh_push_dropped_stream) - ${sdrop0[$port]})))"
 			fi
 			printf '| %d | %s | %s | %s | %s | %s | %.0f | %s | %s | %.1f | %s | %s |\n' "$r" "$name" "${written[$port]:--}" "${zero[$port]:-> 12}" \
 				"$(redis-cli -p "$port" DBSIZE)" "$tomb" "$(echo "$(rss_kb "$port") / 1024" | bc -l)" "$(disk_mb "$dir")" "$lag" \
 				"$(echo "($(ticks "${pid[$port]}") - ${cpu0[$port]}) / $hz" | bc -l)" "$read" "$drop"
 		done
 		echo "round $r done, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-		unset zero written end cpu0 read0 reads0 drop0
+		unset zero written end cpu0 read0 reads0 drop0 sdrop0
 	done
 	exit 0
 fi

@@ -142,7 +142,7 @@ type stats struct {
 	catchUpEntries                          atomic.Uint64
 	pushBatches, pushRecords                atomic.Uint64
 	pushReceived, pushApplied               atomic.Uint64
-	pushDropped                             atomic.Uint64
+	pushDropped, pushDroppedStream          atomic.Uint64
 	badMessages                             atomic.Uint64
 	bootstraps, bootstrapKeys               atomic.Uint64
 	snapshotsServed                         atomic.Uint64

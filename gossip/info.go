@@ -55,6 +55,10 @@ type Info struct {
 	CatchUps, CatchUpsByLog, CatchUpEntries, Fallbacks    uint64
 	PushBatches, PushRecords, PushReceived, PushApplied   uint64
 	PushDropped, BadMessages                              uint64
+	// PushDroppedStream is the part of PushDropped dropped at a peer's
+	// push stream (its queue full), once for each peer; the rest was
+	// dropped before, at the queue of local writes waiting to be pushed.
+	PushDroppedStream uint64
 
 	// ExpectSync: peers were known at start; Synced: a catch-up or a
 	// Merkle session with one has completed since.
@@ -159,6 +163,7 @@ func (m *Mesh) Info() Info {
 	in.CatchUps, in.CatchUpsByLog, in.CatchUpEntries, in.Fallbacks = m.st.catchUps.Load(), m.st.catchUpsByLog.Load(), m.st.catchUpEntries.Load(), m.st.fallbacks.Load()
 	in.PushBatches, in.PushRecords = m.st.pushBatches.Load(), m.st.pushRecords.Load()
 	in.PushReceived, in.PushApplied, in.PushDropped = m.st.pushReceived.Load(), m.st.pushApplied.Load(), m.st.pushDropped.Load()
+	in.PushDroppedStream = m.st.pushDroppedStream.Load()
 	in.BadMessages = m.st.badMessages.Load()
 	in.Bootstraps, in.BootstrapKeys, in.SnapshotsServed = m.st.bootstraps.Load(), m.st.bootstrapKeys.Load(), m.st.snapshotsServed.Load()
 	in.ForgottenReturned = m.st.forgottenReturned.Load()

@@ -197,11 +197,13 @@ func (m *Mesh) publisher() {
 		}
 		// A fresh buffer each time: the push streams' queues hold it.
 		msg := appendPushMsg(make([]byte, 0, size), h.Epoch, h.Prev, h.To, recs)
+		p := &outPush{epoch: h.Epoch, prev: h.Prev, to: h.To, recs: recs, msg: msg, size: len(msg)}
 		for _, o := range outs {
-			if !o.send(msg) {
+			if !o.send(p) {
 				// The peer sees the hole: the next push's prev is past
 				// what it has, and it reads our log.
 				m.st.pushDropped.Add(uint64(len(batch)))
+				m.st.pushDroppedStream.Add(uint64(len(batch)))
 			}
 		}
 		clear(outs)

@@ -3,11 +3,13 @@ package gossip
 import (
 	"bufio"
 	"bytes"
-	"sync/atomic"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/mesh"
 )
 
@@ -20,11 +22,16 @@ import (
 // private network key or the allowlist admitted.
 //
 // A slow peer cannot make the origin queue without bound: what waits for a
-// peer's stream is bounded (maxPushQueued bytes, pushQueueLen messages),
-// and a push beyond it is dropped for that peer, which sees the hole in
-// the next push's range and reads the origin's log, as for a push lost
-// any other way (mesh.Progress). The receiver merges before it reads on,
-// so what it has not merged waits in the stream's flow-control window.
+// peer's stream is bounded (maxPushQueued bytes, pushQueueLen messages).
+// While the writer is behind, a push that continues the last one waiting
+// (the same epoch, its prev that one's to) is coalesced into it, up to a
+// frame (maxPushMessage): a burst reaches a slow peer as fewer, larger
+// messages, each merged at once, instead of many small ones it falls
+// further behind on. A push beyond the bounds is dropped for that peer,
+// which sees the hole in the next push's range and reads the origin's log,
+// as for a push lost any other way (mesh.Progress). The receiver merges
+// before it reads on, so what it has not merged waits in the stream's
+// flow-control window.
 const protoPush = protocol.ID("/redmesh/push/3")
 
 const (
@@ -32,30 +39,88 @@ const (
 	pushQueueLen  = 1024
 )
 
+// outPush is a push waiting for a peer's stream: msg its encoding, shared
+// by every peer's queue, until another push is coalesced into it; then msg
+// is nil, recs are this queue's own, and the writer encodes it.
+type outPush struct {
+	epoch, prev, to uint64
+	recs            []merkle.Record
+	msg             []byte
+	size            int // bytes counted for it: no less than its encoding
+}
+
 // pushOut is the push stream to one peer: the publisher queues each
 // message (send), a writer goroutine of its own writes them.
 type pushOut struct {
-	s      Stream
-	q      chan []byte
-	queued atomic.Int64 // bytes in q
-	stop   chan struct{}
+	s     Stream
+	mu    sync.Mutex
+	q     []*outPush // waiting, oldest first
+	bytes int        // sum of q's sizes
+	ready chan struct{}
+	stop  chan struct{}
 }
 
-// send queues msg for the peer, unless that would pass the bounds: it
-// reports whether msg was queued.
-func (o *pushOut) send(msg []byte) bool {
-	n := int64(len(msg))
-	if o.queued.Add(n) > maxPushQueued {
-		o.queued.Add(-n)
+func newPushOut(s Stream) *pushOut {
+	return &pushOut{s: s, ready: make(chan struct{}, 1), stop: make(chan struct{})}
+}
+
+// send queues p for the peer, coalesced into the last push waiting when it
+// continues it, unless that would pass the bounds: it reports whether p was
+// queued. p and its records are not changed; they may be queued for other
+// peers too.
+func (o *pushOut) send(p *outPush) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.bytes+p.size > maxPushQueued {
 		return false
 	}
+	if n := len(o.q); n > 0 {
+		last := o.q[n-1]
+		if last.epoch == p.epoch && last.to == p.prev && last.size+p.size <= maxPushMessage {
+			if last.msg != nil {
+				// Shared with other peers' queues: this one takes a copy.
+				last = &outPush{epoch: last.epoch, prev: last.prev, to: last.to,
+					recs: slices.Clone(last.recs), size: last.size}
+				o.q[n-1] = last
+			}
+			last.to = p.to
+			last.recs = append(last.recs, p.recs...)
+			last.size += p.size
+			o.bytes += p.size
+			return true
+		}
+	}
+	if len(o.q) >= pushQueueLen {
+		return false
+	}
+	o.q = append(o.q, p)
+	o.bytes += p.size
 	select {
-	case o.q <- msg:
-		return true
+	case o.ready <- struct{}{}:
 	default:
-		o.queued.Add(-n)
-		return false
 	}
+	return true
+}
+
+// next takes the oldest push waiting, if any, and its encoding.
+func (o *pushOut) next() (msg []byte, ok bool) {
+	o.mu.Lock()
+	if len(o.q) == 0 {
+		o.mu.Unlock()
+		return nil, false
+	}
+	p := o.q[0]
+	o.q[0] = nil
+	o.q = o.q[1:]
+	if len(o.q) == 0 {
+		o.q = nil // let the backing array go
+	}
+	o.bytes -= p.size
+	o.mu.Unlock()
+	if p.msg == nil {
+		p.msg = appendPushMsg(make([]byte, 0, p.size), p.epoch, p.prev, p.to, p.recs)
+	}
+	return p.msg, true
 }
 
 // pushOuts appends to dst the open push streams to the peers the
@@ -81,7 +146,7 @@ func (m *Mesh) openPushStreams() {
 		if err != nil {
 			continue // the next tick tries again
 		}
-		o := &pushOut{s: s, q: make(chan []byte, pushQueueLen), stop: make(chan struct{})}
+		o := newPushOut(s)
 		opened := false
 		m.mu.Lock()
 		if ps.connected && ps.push == nil {
@@ -122,25 +187,21 @@ func (m *Mesh) writePushes(ps *peerState, o *pushOut) {
 		}
 	}()
 	for {
-		var msg []byte
 		select {
-		case msg = <-o.q:
+		case <-o.ready:
 		case <-o.stop:
 			return
 		case <-m.ctx.Done():
 			return
 		}
 		o.s.SetWriteDeadline(time.Now().Add(ioTimeout))
-		for msg != nil {
-			err := writeFrame(w, msg)
-			o.queued.Add(-int64(len(msg)))
-			if err != nil {
-				return
+		for {
+			msg, ok := o.next()
+			if !ok {
+				break
 			}
-			select {
-			case msg = <-o.q:
-			default:
-				msg = nil
+			if writeFrame(w, msg) != nil {
+				return
 			}
 		}
 		if w.Flush() != nil {

@@ -71,6 +71,7 @@ var (
 	descPushReceived     = desc("push_records_received_total", "Records received in pushes.")
 	descPushApplied      = desc("push_records_applied_total", "Pushed records that changed something here.")
 	descPushDropped      = desc("push_dropped_total", "Pushes dropped.")
+	descPushDroppedStr   = desc("push_dropped_stream_total", "Pushes dropped at a peer's push stream (its queue full), once for each peer; part of push_dropped_total.")
 	descBadMessages      = desc("mesh_bad_messages_total", "Malformed messages from peers (each disconnects and bans the peer).")
 	descStableLag        = desc("gc_stable_lag_seconds", "How far the stable time (every member has applied every write up to it; what garbage collection may drop) is behind the clock.")
 	descOwnStableLag     = desc("gc_own_stable_lag_seconds", "How far this node's writes are behind being applied by every member.")
@@ -87,7 +88,7 @@ var allDescs = []*prometheus.Desc{
 	descPeerAcked, descPeerUnacked, descPeerBehind, descPeerBehindFor, descPeerLastSync,
 	descPeerRootEqual, descSessions, descSessionsFailed, descSessionsEqual, descKeysRepaired,
 	descCatchUps, descCatchUpEntries, descCatchUpFallbacks, descPushSent, descPushReceived,
-	descPushApplied, descPushDropped, descBadMessages, descStableLag, descOwnStableLag, descForgotten,
+	descPushApplied, descPushDropped, descPushDroppedStr, descBadMessages, descStableLag, descOwnStableLag, descForgotten,
 	descForgotReturned, descSetAside,
 }
 
@@ -207,5 +208,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPushReceived, m.PushReceived)
 	counter(descPushApplied, m.PushApplied)
 	counter(descPushDropped, m.PushDropped)
+	counter(descPushDroppedStr, m.PushDroppedStream)
 	counter(descBadMessages, m.BadMessages)
 }

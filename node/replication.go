@@ -173,6 +173,7 @@ func infoMesh(n *Node) []string {
 		kv("mesh_push_records_received", utoa(in.PushReceived)),
 		kv("mesh_push_records_applied", utoa(in.PushApplied)),
 		kv("mesh_push_dropped", utoa(in.PushDropped)),
+		kv("mesh_push_dropped_stream", utoa(in.PushDroppedStream)),
 		kv("mesh_bad_messages", utoa(in.BadMessages)),
 	)
 	return lines
