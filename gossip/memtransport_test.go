@@ -75,6 +75,14 @@ func (n *memNet) losePushes(a, b peer.ID, k int) {
 	n.mu.Unlock()
 }
 
+// lost reports whether the pushes losePushes made go missing from a to b
+// are all gone.
+func (n *memNet) lost(a, b peer.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.drop[[2]peer.ID{a, b}] == 0
+}
+
 func (n *memNet) unlink(a, b peer.ID) {
 	n.mu.Lock()
 	l := n.links[pair(a, b)]
@@ -328,6 +336,10 @@ func TestMemTransport(t *testing.T) {
 	n.losePushes(a.ID(), c.ID(), 1)
 	la.set(t, a.cfg.Self, "k2", "2")
 	waitFor(t, "k2 at b", func() bool { return has(lb, "k2", "2") })
+	// k2's push to c is lost before k3 is written: waiting in c's queue,
+	// k3's would be coalesced into it and lost with it, leaving no gap to
+	// see.
+	waitFor(t, "k2's push to c lost", func() bool { return n.lost(a.ID(), c.ID()) })
 	la.set(t, a.cfg.Self, "k3", "3")
 	waitFor(t, "k2 and k3 at c, k2 read from a's log", func() bool { return has(lc, "k2", "2") && has(lc, "k3", "3") })
 
