@@ -104,7 +104,7 @@ func TestSimulatorAndMeshDecideAlike(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	n := newMemNet()
+	n := newMemNet(t)
 	var meshed decisions
 	var nodes []*Mesh
 	var locals []*testLocal

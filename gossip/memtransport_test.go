@@ -19,7 +19,9 @@ import (
 )
 
 // memNet is an in-memory network for meshes under test, in one process:
-// links, streams (net.Pipe), partitions and pushes lost on the push
+// links, streams (TCP connections on loopback: buffered as libp2p's streams
+// are, where an unbuffered pipe would stall two sides writing at once),
+// partitions and pushes lost on the push
 // streams. Handlers run outside its lock, as libp2p's notifications do.
 type memNet struct {
 	mu    sync.Mutex
@@ -29,12 +31,33 @@ type memNet struct {
 	// drop is how many of the next pushes on the push stream from one
 	// node to another are lost.
 	drop map[[2]peer.ID]int
+	ln   net.Listener
 }
 
 type memLink struct{ streams []net.Conn }
 
-func newMemNet() *memNet {
-	return &memNet{nodes: map[peer.ID]*memTransport{}, links: map[[2]peer.ID]*memLink{}, cut: map[[2]peer.ID]bool{}, drop: map[[2]peer.ID]int{}}
+func newMemNet(t testing.TB) *memNet {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return &memNet{nodes: map[peer.ID]*memTransport{}, links: map[[2]peer.ID]*memLink{}, cut: map[[2]peer.ID]bool{}, drop: map[[2]peer.ID]int{}, ln: ln}
+}
+
+// connPair is a connected pair of loopback connections. n.mu is held, so
+// the connection accepted is the one dialled.
+func (n *memNet) connPair() (net.Conn, net.Conn, error) {
+	a, err := net.Dial("tcp", n.ln.Addr().String())
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := n.ln.Accept()
+	if err != nil {
+		a.Close()
+		return nil, nil, err
+	}
+	return a, b, nil
 }
 
 func pair(a, b peer.ID) [2]peer.ID {
@@ -156,7 +179,11 @@ func (t *memTransport) Open(_ context.Context, p peer.ID, proto protocol.ID) (St
 		t.net.mu.Unlock()
 		return nil, errors.New("not linked")
 	}
-	a, b := net.Pipe()
+	a, b, err := t.net.connPair()
+	if err != nil {
+		t.net.mu.Unlock()
+		return nil, err
+	}
 	l.streams = append(l.streams, a, b)
 	t.net.mu.Unlock()
 	go q.hd.Stream(proto, memStream{b, t.id})
@@ -319,7 +346,7 @@ func startMemMesh(t *testing.T, n *memNet, mod func(*Config), peers ...peer.ID) 
 // is read for it; a node cut off by a partition catches up from the logs
 // when it heals.
 func TestMemTransport(t *testing.T) {
-	n := newMemNet()
+	n := newMemNet(t)
 	a, la := startMemMesh(t, n, nil)
 	b, lb := startMemMesh(t, n, nil, a.ID())
 	c, lc := startMemMesh(t, n, nil, a.ID(), b.ID())
