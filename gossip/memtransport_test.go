@@ -294,8 +294,9 @@ func (t *memTransport) Close() error {
 	return nil
 }
 
-// memStream is one end of a net.Pipe as a mesh stream. A pipe has no
-// half-close: CloseWrite leaves it open for the peer to close.
+// memStream is one end of a loopback connection as a mesh stream.
+// CloseWrite leaves it open: the peer closes it, which its callers wait
+// for.
 type memStream struct {
 	net.Conn
 	remote peer.ID
