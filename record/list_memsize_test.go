@@ -35,22 +35,10 @@ func TestListAndZSetMemSize(t *testing.T) {
 		}).Typed.Detached()
 	}
 	zset := func() *Typed {
-		cur, ts := Record{}, uint64(1<<30)
-		var o *Owner
-		for i := 0; i < n; i += 100 {
-			if i%1600 == 0 {
-				o = new(Owner)
-			}
-			ts++
-			op := BeginTyped(cur, cur.Typed != nil, KindZSet, v(ts, 2), func() (Version, error) { ts++; return v(ts, 2), nil })
-			for m := range 100 {
-				if _, err := op.SetScore(fmt.Appendf(nil, "member:%012d", i+m), float64((i+m)*7919%n)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			cur, _ = MergeOwned(cur, op.Delta(), o)
-		}
-		return cur.Typed.Detached()
+		return steppedTyped(t, n, KindZSet, func(op *TypedOp, i int) error {
+			_, err := op.SetScore(fmt.Appendf(nil, "member:%012d", i), float64(i*7919%n))
+			return err
+		}).Typed.Detached()
 	}
 	for name, build := range map[string]func() *Typed{"list": list, "sorted set": zset} {
 		typed, heap := heapOf(build)
@@ -78,6 +66,28 @@ func pushedList(n int, at func(cur Record) (lo, hi []byte)) Record {
 			_, err := op.PushListedRun(lo, hi, [][]byte{value})
 			return err
 		}), o)
+	}
+	return cur
+}
+
+// steppedTyped is a typed record of kind with n elements, add writing
+// element i, loaded as the node's writes load it: 100 writes a step, in
+// states changed in place 16 steps at a time (an Owner each).
+func steppedTyped(t testing.TB, n int, kind Kind, add func(op *TypedOp, i int) error) Record {
+	cur, ts := Record{}, uint64(1<<30)
+	var o *Owner
+	for i := 0; i < n; i += 100 {
+		if i%1600 == 0 {
+			o = new(Owner)
+		}
+		ts++
+		op := BeginTyped(cur, cur.Typed != nil, kind, v(ts, 2), func() (Version, error) { ts++; return v(ts, 2), nil })
+		for m := range 100 {
+			if err := add(op, i+m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cur, _ = MergeOwned(cur, op.Delta(), o)
 	}
 	return cur
 }

@@ -14,29 +14,11 @@ func TestAppendBinarySpill(t *testing.T) {
 	list := func() Record {
 		return pushedList(n, func(Record) (lo, hi []byte) { return nil, nil })
 	}
-	typed := func(kind Kind, add func(op *TypedOp, i int) error) Record {
-		cur, ts := Record{}, uint64(1<<30)
-		var o *Owner
-		for i := 0; i < n; i += 100 {
-			if i%1600 == 0 {
-				o = new(Owner)
-			}
-			ts++
-			op := BeginTyped(cur, cur.Typed != nil, kind, v(ts, 2), func() (Version, error) { ts++; return v(ts, 2), nil })
-			for m := range 100 {
-				if err := add(op, i+m); err != nil {
-					t.Fatal(err)
-				}
-			}
-			cur, _ = MergeOwned(cur, op.Delta(), o)
-		}
-		return cur
-	}
-	zset := typed(KindZSet, func(op *TypedOp, i int) error {
+	zset := steppedTyped(t, n, KindZSet, func(op *TypedOp, i int) error {
 		_, err := op.SetScore(fmt.Appendf(nil, "member:%012d", i), float64(i*7919%n))
 		return err
 	})
-	hash := typed(KindHash, func(op *TypedOp, i int) error {
+	hash := steppedTyped(t, n, KindHash, func(op *TypedOp, i int) error {
 		_, err := op.SetField(fmt.Appendf(nil, "field:%012d", i), []byte("value"))
 		return err
 	})
