@@ -62,8 +62,8 @@ func (t *Table) SnapshotRange(from uint64, fn func(h uint64, key []byte, rec rec
 // SnapshotSize estimates what SnapshotRange visits from the start: the
 // entries (tombstones included) and the bytes of their keys, values and
 // encoded records, a large typed state's by the memory it holds (about
-// its encoding's size). Checkpoints are spaced by it: a keyspace that is
-// one large hash counted as empty had one written every 4 MiB of log.
+// its encoding's size). Checkpoints are spaced by it: a keyspace of one
+// large hash, counted as empty, would be encoded whole every 4 MiB of log.
 func (t *Table) SnapshotSize() (entries, bytes int64) {
 	for i := range t.shards {
 		s := &t.shards[i]
