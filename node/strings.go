@@ -94,12 +94,16 @@ func (n *Node) putString(tx *keyspace.Tx, key, data []byte, at int64) error {
 	if err != nil {
 		return err
 	}
+	return n.putStringAt(tx, key, data, at, v)
+}
+
+// putStringAt is putString at version v.
+func (n *Node) putStringAt(tx *keyspace.Tx, key, data []byte, at int64, v record.Version) error {
 	rec := record.Record{
 		Value:  record.Value{Version: v, Data: data},
 		Expiry: record.Expiry{Version: v, At: at},
 	}
-	err = n.put(tx, key, rec)
-	return err
+	return n.put(tx, key, rec)
 }
 
 // putValue writes a new value for key, keeping a live key's TTL: only the
@@ -307,8 +311,8 @@ func cmdMSet(n *Node, c *client, args [][]byte)   { msetGeneric(n, c, args, fals
 func cmdMSetNX(n *Node, c *client, args [][]byte) { msetGeneric(n, c, args, true) }
 
 // msetGeneric is MSET and MSETNX: every pair in one write-path step, so the
-// keys change together. Each key gets its own version, so of a key given
-// twice the last value wins, as in Redis.
+// keys change together. Each key gets its own version, consecutive ones from
+// one clock read, so of a key given twice the last value wins, as in Redis.
 func msetGeneric(n *Node, c *client, args [][]byte, nx bool) {
 	if len(args)%2 == 0 {
 		c.w.WriteError("ERR wrong number of arguments for '" + strings.ToLower(string(args[0])) + "' command")
@@ -326,10 +330,15 @@ func msetGeneric(n *Node, c *client, args [][]byte, nx bool) {
 				}
 			}
 		}
+		v, err := n.newVersions((len(args) - 1) / 2)
+		if err != nil {
+			return err
+		}
 		for i := 1; i < len(args); i += 2 {
-			if err := n.putString(tx, args[i], args[i+1], 0); err != nil {
+			if err := n.putStringAt(tx, args[i], args[i+1], 0, v); err != nil {
 				return err
 			}
+			v.TS++
 		}
 		done = true
 		return nil
