@@ -503,6 +503,10 @@ func incrBy(n *Node, c *client, key []byte, by int64) {
 		if result, done, err = n.incrCounted(tx, key, by); done || err != nil {
 			return err
 		}
+		if done, err = n.incrNew(tx, key, by); done || err != nil {
+			result = by
+			return err
+		}
 		w, err := n.beginTyped(tx, key, record.KindString, n.nowMillis())
 		if err != nil {
 			return err
@@ -544,6 +548,33 @@ func (n *Node) incrCounted(tx *keyspace.Tx, key []byte, by int64) (result int64,
 		return 0, false, nil
 	}
 	return old + by, true, nil
+}
+
+// incrNew is incrBy's path for a key never written (nor in this step):
+// it applies newCounter's record, the delta the general path builds for
+// such a key, without building the general path's op. done is false, and
+// nothing written, for any other key.
+func (n *Node) incrNew(tx *keyspace.Tx, key []byte, by int64) (done bool, err error) {
+	if cur, _ := tx.Peek(key); cur.Written() {
+		return false, nil
+	}
+	v, err := n.newVersion()
+	if err != nil {
+		return false, err
+	}
+	_, _, err = n.apply(tx, key, newCounter(v, n.counterID, by))
+	return err == nil, err
+}
+
+// newCounter is a new string counter written at v: a base of 0 with no
+// deadline, and counter identity id's count of by, a run started at v.
+func newCounter(v record.Version, id record.NodeID, by int64) record.Record {
+	st := record.CounterState{KindVersion: v, Count: record.Count{Node: id, Start: v.TS, Ver: v, Total: by}}
+	return record.Record{
+		Value:  record.Value{Version: v, Data: []byte("0")},
+		Expiry: record.Expiry{Version: v},
+		Typed:  st.Typed(),
+	}
 }
 
 // addOverflows reports whether a + b overflows an int64.
