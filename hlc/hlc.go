@@ -138,7 +138,16 @@ func NewClock(cfg Config) *Clock {
 
 // Now issues a timestamp greater than every timestamp this clock has issued
 // or observed, and than any issued before the last restart.
-func (c *Clock) Now() (Timestamp, error) {
+func (c *Clock) Now() (Timestamp, error) { return c.NowN(1) }
+
+// NowN issues n timestamps (n ≥ 1) at once, as n calls of Now would: the
+// first is returned, the others are the n-1 after it, first+1 ... first+n-1.
+// A command that writes several keys, each at a version of its own, so reads
+// the wall clock and takes the lock once.
+func (c *Clock) NowN(n int) (Timestamp, error) {
+	if n < 1 {
+		return 0, fmt.Errorf("hlc: %d timestamps asked for", n)
+	}
 	wall := FromTime(c.now())
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -146,13 +155,14 @@ func (c *Clock) Now() (Timestamp, error) {
 	if wall > next {
 		next = wall
 	}
-	if next.Millis() > maxMillis {
+	last := next + Timestamp(n-1)
+	if last.Millis() > maxMillis || last < next {
 		return 0, fmt.Errorf("hlc: timestamp overflow at %v", next)
 	}
-	if err := c.ensureHighWater(next, wall, minLead); err != nil {
+	if err := c.ensureHighWater(last, wall, minLead); err != nil {
 		return 0, err
 	}
-	c.last, c.used = next, true
+	c.last, c.used = last, true
 	return next, nil
 }
 

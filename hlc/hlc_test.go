@@ -143,6 +143,43 @@ func TestHighWaterSurvivesRestart(t *testing.T) {
 	}
 }
 
+// TestNowN checks that NowN issues n timestamps as n calls of Now would:
+// consecutive, after everything issued before, before everything after,
+// and all of them under the persisted mark.
+func TestNowN(t *testing.T) {
+	wall := &fakeWall{time.UnixMilli(1_700_000_000_000)}
+	var persisted Timestamp
+	c := NewClock(Config{Now: wall.now, Window: time.Second, Persist: func(ts Timestamp) error {
+		persisted = ts
+		return nil
+	}})
+	var prev Timestamp
+	for i := range 2_000 {
+		n := 1 + i*i%70_000 // up to more than a millisecond's 65,536 counters
+		if i%3 == 0 {
+			wall.t = wall.t.Add(time.Millisecond)
+		}
+		first, err := c.NowN(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := first + Timestamp(n-1)
+		if first <= prev {
+			t.Fatalf("NowN(%d) issued %v, not after %v", n, first, prev)
+		}
+		if last > persisted {
+			t.Fatalf("NowN(%d) issued up to %v, above the persisted mark %v", n, last, persisted)
+		}
+		if c.Last() != last {
+			t.Fatalf("NowN(%d) from %v: the clock's last is %v, want %v", n, first, c.Last(), last)
+		}
+		prev = last
+	}
+	if _, err := c.NowN(0); err == nil {
+		t.Fatal("NowN(0) issued a timestamp")
+	}
+}
+
 func TestPersistFailureIssuesNothing(t *testing.T) {
 	wall := &fakeWall{time.UnixMilli(1_700_000_000_000)}
 	fail := errors.New("disk full")

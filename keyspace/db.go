@@ -239,8 +239,9 @@ func (db *DB) publish(tx *Tx) *flight {
 	for i := range tx.changes {
 		c := &tx.changes[i]
 		db.seq++
-		db.table.Set(c.key, c.rec)
-		db.marks[Hash(c.key)%markCount].Store(db.seq)
+		h := Hash(c.key)
+		db.table.setHashed(h, c.key, c.rec)
+		db.marks[h%markCount].Store(db.seq)
 		f.batch.Add(db.seq, c.key, c.logged, c.wasVersions, c.rec.Versions())
 	}
 	return f

@@ -598,8 +598,11 @@ func (t *Table) Peek(key []byte) record.Record {
 }
 
 // Set stores rec as key's record, copying its data.
-func (t *Table) Set(key []byte, rec record.Record) {
-	s, h := t.locate(key)
+func (t *Table) Set(key []byte, rec record.Record) { t.setHashed(Hash(key), key, rec) }
+
+// setHashed is Set of a key whose Hash the caller has computed.
+func (t *Table) setHashed(h uint64, key []byte, rec record.Record) {
+	s := &t.shards[h>>(64-shardBits)]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t.set(s, h, key, rec)
@@ -638,8 +641,14 @@ func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
 		s.place(n, key, data, false)
 	}
 	s.setMeta(n, rec, wasDeadline)
-	t.keys.Add(boolInt(rec.Exists()) - boolInt(wasLive))
-	t.expires.Add(boolInt(deadlineOf(rec) != 0) - boolInt(wasDeadline != 0))
+	// The counts are shared by every shard: most writes leave them as they
+	// are, and then spare the atomic adds.
+	if d := boolInt(rec.Exists()) - boolInt(wasLive); d != 0 {
+		t.keys.Add(d)
+	}
+	if d := boolInt(deadlineOf(rec) != 0) - boolInt(wasDeadline != 0); d != 0 {
+		t.expires.Add(d)
+	}
 	s.addDeadline(wasDeadline, true)
 	s.addDeadline(deadlineOf(rec), false)
 	t.settle(s)
@@ -655,9 +664,10 @@ func (t *Table) settle(s *shard) {
 	if held := len(s.entries) - len(s.free); s.removed > 0 && (held == 0 || s.removed >= max(held, shrinkAfter)) {
 		s.shrink()
 	}
-	size := s.size()
-	t.bytes.Add(size - s.counted)
-	s.counted = size
+	if size := s.size(); size != s.counted {
+		t.bytes.Add(size - s.counted)
+		s.counted = size
+	}
 }
 
 // Remove takes key out of the table, as if it had never been written, and

@@ -151,6 +151,18 @@ func EntryHash(key []byte, versions []Version) uint64 {
 	if len(versions) == 0 {
 		return 0
 	}
+	if len(key) <= entryHashInline && len(versions) <= 3 {
+		// Most keys are short: the input on the stack and one pass of the
+		// hash cost half the streaming digest's writes (every write hashes).
+		var buf [binary.MaxVarintLen64 + entryHashInline + 3*16]byte
+		b := binary.AppendUvarint(buf[:0], uint64(len(key)))
+		b = append(b, key...)
+		for _, v := range versions {
+			b = binary.LittleEndian.AppendUint64(b, v.TS)
+			b = binary.LittleEndian.AppendUint64(b, v.Node)
+		}
+		return xxhash.Sum64(b)
+	}
 	var d xxhash.Digest
 	d.Reset()
 	var buf [binary.MaxVarintLen64]byte
@@ -165,6 +177,9 @@ func EntryHash(key []byte, versions []Version) uint64 {
 	}
 	return d.Sum64()
 }
+
+// entryHashInline is the longest key EntryHash hashes in one pass.
+const entryHashInline = 128
 
 // NewerIn reports, register by register, whether a holds a newer version than
 // b (aNewer) and whether b holds a newer one than a (bNewer). Both can be true:

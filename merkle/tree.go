@@ -56,13 +56,39 @@ func (t *Tree) Shape() Shape { return t.shape }
 // bucket and its new leaf digest, which storage persists in the same
 // transaction as the write.
 func (t *Tree) Update(key []byte, old, new []Version) (bucket uint32, leaf uint64) {
-	b := t.shape.BucketOf(key)
+	return t.UpdateIn(t.shape.BucketOf(key), key, old, new)
+}
+
+// UpdateIn is Update of a key whose bucket b the caller has computed
+// (BucketOf), as for Prefetch.
+func (t *Tree) UpdateIn(b uint32, key []byte, old, new []Version) (bucket uint32, leaf uint64) {
 	ho, hn := EntryHash(key, old), EntryHash(key, new)
 	if ho != hn {
 		t.levels[t.shape.Depth][b] += hn - ho
 		t.markDirty(b)
 	}
 	return b, t.levels[t.shape.Depth][b]
+}
+
+// Prefetch reads the leaves of buckets, and the flags Update checks above
+// them, into the CPU's caches together, before a batch of updates: the
+// leaves of a large tree are mostly cache misses, which then overlap rather
+// than follow one another. The sum it returns means nothing; returning it
+// keeps the loads.
+func (t *Tree) Prefetch(buckets []uint32) (sum uint64) {
+	leaves := t.levels[t.shape.Depth]
+	var above []bool
+	if t.shape.Depth > 0 {
+		above = t.dirty[t.shape.Depth-1]
+	}
+	lf := t.shape.logFanOut()
+	for _, b := range buckets {
+		sum += leaves[b]
+		if above != nil && above[b>>lf] {
+			sum++
+		}
+	}
+	return sum
 }
 
 // Leaf returns the digest of bucket b.

@@ -48,7 +48,10 @@ func (c *client) track(args [][]byte) {
 		name += "|" + strings.ToLower(string(args[1]))
 	}
 	if p := ci.cmd.Load(); p == nil || *p != name {
-		ci.cmd.Store(&name)
+		// A variable of its own: the one whose address is stored is moved
+		// to the heap, and for name that was every command's allocation.
+		stored := name
+		ci.cmd.Store(&stored)
 	}
 }
 

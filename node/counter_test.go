@@ -1,12 +1,55 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"math"
 	"strconv"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redmesh/redmesh/keyspace"
+	"github.com/redmesh/redmesh/record"
 )
+
+// TestIncrNewIsTheGeneralPath: the record incrNew applies to a key never
+// written is the delta the general path (beginTyped, incrInt) builds for
+// such a key, to the byte the log gets; and INCRBY of a key never written
+// answers the increment and leaves that record.
+func TestIncrNewIsTheGeneralPath(t *testing.T) {
+	n, c := openPeer(t, t.TempDir())
+	for _, by := range []int64{1, -7, 0, math.MaxInt64, math.MinInt64} {
+		var general, fast record.Record
+		err := n.db.Update(context.Background(), func(tx *keyspace.Tx) error {
+			key := []byte("general:" + strconv.FormatInt(by, 10))
+			w, err := n.beginTyped(tx, key, record.KindString, n.nowMillis())
+			if err != nil {
+				return err
+			}
+			if _, err := w.incrInt(tx, nil, by); err != nil {
+				return err
+			}
+			general, fast = w.op.Delta(), newCounter(w.v, n.counterID, by)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !record.Equal(general, fast) || !bytes.Equal(record.AppendBinary(nil, general), record.AppendBinary(nil, fast)) {
+			t.Fatalf("INCRBY %d of a new key: the general path's delta %+v, newCounter's %+v", by, general, fast)
+		}
+		key := "fast:" + strconv.FormatInt(by, 10)
+		if got, err := c.IncrBy(context.Background(), key, by).Result(); err != nil || got != by {
+			t.Fatalf("INCRBY %s %d: %d, %v", key, by, got, err)
+		}
+		rec := n.db.Get([]byte(key))
+		want := newCounter(rec.Value.Version, n.counterID, by)
+		if !record.Equal(rec, want) {
+			t.Fatalf("INCRBY %s %d left %+v, want %+v", key, by, rec, want)
+		}
+	}
+}
 
 // TestDecrToZeroKeepsDeletedCounter: a DEL that did not observe a peer's
 // increments leaves the key holding them; a DECRBY that brings them to 0

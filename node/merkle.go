@@ -29,6 +29,8 @@ type merkleIndex struct {
 	// write to the keyspace or read the tree waits for it (wait), and the
 	// root reads 0 until then, which no tree has.
 	built chan struct{}
+	// buckets holds a commit's buckets, for the tree's prefetch; under mu.
+	buckets []uint32
 }
 
 func newMerkleIndex() (*merkleIndex, error) {
@@ -48,9 +50,28 @@ func (m *merkleIndex) wait() { <-m.built }
 func (m *merkleIndex) committed(entries []wal.Entry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.buckets = m.buckets[:0]
 	for _, e := range entries {
-		m.tree.Update(e.Key, mesh.MerkleVersions(e.Prev), mesh.MerkleVersions(e.Now))
+		m.buckets = append(m.buckets, m.tree.Shape().BucketOf(e.Key))
 	}
+	m.tree.Prefetch(m.buckets)
+	var prev, now [3]merkle.Version
+	for i, e := range entries {
+		m.tree.UpdateIn(m.buckets[i], e.Key, merkleVersions(&prev, e.Prev), merkleVersions(&now, e.Now))
+	}
+	if cap(m.buckets) > 1<<16 {
+		m.buckets = nil // a bulk commit's: not kept for every commit after
+	}
+}
+
+// merkleVersions is mesh.MerkleVersions into dst, for the tree's update,
+// which keeps nothing: a commit's entries take no allocation each. The
+// tree drops the trailing registers never written, as MerkleVersions does.
+func merkleVersions(dst *[3]merkle.Version, vs [3]record.Version) []merkle.Version {
+	for i, v := range vs {
+		dst[i] = merkle.Version{TS: uint64(v.TS), Node: uint64(v.Node)}
+	}
+	return dst[:]
 }
 
 // moved is the keyspace's OnLocal hook: a sweep or a collection moved key's
@@ -59,7 +80,8 @@ func (m *merkleIndex) committed(entries []wal.Entry) {
 func (m *merkleIndex) moved(key []byte, prev, now [3]record.Version) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.tree.Update(key, mesh.MerkleVersions(prev), mesh.MerkleVersions(now))
+	var p, n [3]merkle.Version
+	m.tree.Update(key, merkleVersions(&p, prev), merkleVersions(&n, now))
 }
 
 // rebuild fills the tree from every key's versions, once.

@@ -330,8 +330,12 @@ func (n *Node) noteTraces(out record.Record, err error) {
 }
 
 // newVersion stamps a local write.
-func (n *Node) newVersion() (record.Version, error) {
-	ts, err := n.clock.Now()
+func (n *Node) newVersion() (record.Version, error) { return n.newVersions(1) }
+
+// newVersions stamps k local writes at once: the first version is returned,
+// the others follow it, one timestamp apart (hlc.Clock.NowN).
+func (n *Node) newVersions(k int) (record.Version, error) {
+	ts, err := n.clock.NowN(k)
 	if err != nil {
 		return record.Version{}, err
 	}

@@ -94,12 +94,16 @@ func (n *Node) putString(tx *keyspace.Tx, key, data []byte, at int64) error {
 	if err != nil {
 		return err
 	}
+	return n.putStringAt(tx, key, data, at, v)
+}
+
+// putStringAt is putString at version v.
+func (n *Node) putStringAt(tx *keyspace.Tx, key, data []byte, at int64, v record.Version) error {
 	rec := record.Record{
 		Value:  record.Value{Version: v, Data: data},
 		Expiry: record.Expiry{Version: v, At: at},
 	}
-	err = n.put(tx, key, rec)
-	return err
+	return n.put(tx, key, rec)
 }
 
 // putValue writes a new value for key, keeping a live key's TTL: only the
@@ -307,8 +311,8 @@ func cmdMSet(n *Node, c *client, args [][]byte)   { msetGeneric(n, c, args, fals
 func cmdMSetNX(n *Node, c *client, args [][]byte) { msetGeneric(n, c, args, true) }
 
 // msetGeneric is MSET and MSETNX: every pair in one write-path step, so the
-// keys change together. Each key gets its own version, so of a key given
-// twice the last value wins, as in Redis.
+// keys change together. Each key gets its own version, consecutive ones from
+// one clock read, so of a key given twice the last value wins, as in Redis.
 func msetGeneric(n *Node, c *client, args [][]byte, nx bool) {
 	if len(args)%2 == 0 {
 		c.w.WriteError("ERR wrong number of arguments for '" + strings.ToLower(string(args[0])) + "' command")
@@ -326,10 +330,15 @@ func msetGeneric(n *Node, c *client, args [][]byte, nx bool) {
 				}
 			}
 		}
+		v, err := n.newVersions((len(args) - 1) / 2)
+		if err != nil {
+			return err
+		}
 		for i := 1; i < len(args); i += 2 {
-			if err := n.putString(tx, args[i], args[i+1], 0); err != nil {
+			if err := n.putStringAt(tx, args[i], args[i+1], 0, v); err != nil {
 				return err
 			}
+			v.TS++
 		}
 		done = true
 		return nil
@@ -494,6 +503,10 @@ func incrBy(n *Node, c *client, key []byte, by int64) {
 		if result, done, err = n.incrCounted(tx, key, by); done || err != nil {
 			return err
 		}
+		if done, err = n.incrNew(tx, key, by); done || err != nil {
+			result = by
+			return err
+		}
 		w, err := n.beginTyped(tx, key, record.KindString, n.nowMillis())
 		if err != nil {
 			return err
@@ -535,6 +548,33 @@ func (n *Node) incrCounted(tx *keyspace.Tx, key []byte, by int64) (result int64,
 		return 0, false, nil
 	}
 	return old + by, true, nil
+}
+
+// incrNew is incrBy's path for a key never written (nor in this step):
+// it applies newCounter's record, the delta the general path builds for
+// such a key, without building the general path's op. done is false, and
+// nothing written, for any other key.
+func (n *Node) incrNew(tx *keyspace.Tx, key []byte, by int64) (done bool, err error) {
+	if cur, _ := tx.Peek(key); cur.Written() {
+		return false, nil
+	}
+	v, err := n.newVersion()
+	if err != nil {
+		return false, err
+	}
+	_, _, err = n.apply(tx, key, newCounter(v, n.counterID, by))
+	return err == nil, err
+}
+
+// newCounter is a new string counter written at v: a base of 0 with no
+// deadline, and counter identity id's count of by, a run started at v.
+func newCounter(v record.Version, id record.NodeID, by int64) record.Record {
+	st := record.CounterState{KindVersion: v, Count: record.Count{Node: id, Start: v.TS, Ver: v, Total: by}}
+	return record.Record{
+		Value:  record.Value{Version: v, Data: []byte("0")},
+		Expiry: record.Expiry{Version: v},
+		Typed:  st.Typed(),
+	}
 }
 
 // addOverflows reports whether a + b overflows an int64.
