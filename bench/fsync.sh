@@ -5,9 +5,11 @@
 # each measured RUNS times (default 5), the servers alternating; prints
 # medians and the ratio redmesh / Redis. BENCH_BEFORE, another build
 # (lib.sh), runs between the two and adds its columns; the ports are lib.sh's.
+# MODES picks the modes (default "always everysec").
 # Usage: bench/fsync.sh [RUNS]
 source "$(dirname "$0")/lib.sh"
 runs=${1:-5}
+modes=${MODES:-always everysec}
 build_redmesh
 
 set_rps() { rps "$1" -t set -n 100000 -c 50 -r 100000; }
@@ -17,7 +19,7 @@ if [[ -n $before_bin ]]; then
 else
 	printf '| fsync | redis-server rps | redmesh rps | ratio |\n|---|---:|---:|---:|\n'
 fi
-for mode in always everysec; do
+for mode in $modes; do
 	r=() b=() m=()
 	for _ in $(seq 1 "$runs"); do
 		# Alternate the servers so that machine noise hits them alike.

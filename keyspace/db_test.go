@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -480,4 +481,21 @@ func loadCheckpointFile(t *testing.T, dir string) *Table {
 		t.Fatal(err)
 	}
 	return tab
+}
+
+// BenchmarkUpdateFsyncAlways: 50 writers (redis-benchmark's -c 50) each
+// writing one key at a time under fsync always, so that a write's cost is
+// mostly its share of the syncs. ns/op is the time a write, all writers
+// together.
+func BenchmarkUpdateFsyncAlways(b *testing.B) {
+	s := openStore(b, b.TempDir(), func(wo *wal.Options, _ *Options) { wo.Fsync = wal.FsyncAlways })
+	defer s.close(b)
+	var n atomic.Uint64
+	b.SetParallelism(max(1, 50/runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			put(b, s.db, fmt.Sprintf("key:%06d", i%100000), setRec(i, "0123456789abcdef0123456789abcdef"))
+		}
+	})
 }
