@@ -12,16 +12,22 @@ import (
 // state, which merges as a whole, both ways when it differs. The slice is
 // fresh: sessions may keep it.
 func MerkleVersions(vs [3]record.Version) []merkle.Version {
+	if out := AppendMerkleVersions(nil, vs); len(out) > 0 {
+		return out
+	}
+	return nil
+}
+
+// AppendMerkleVersions appends MerkleVersions(vs) to dst: into an array of
+// the caller's, an update of the tree, which keeps nothing, allocates
+// nothing.
+func AppendMerkleVersions(dst []merkle.Version, vs [3]record.Version) []merkle.Version {
 	n := len(vs)
 	for n > 0 && vs[n-1].IsZero() {
 		n--
 	}
-	if n == 0 {
-		return nil
+	for _, v := range vs[:n] {
+		dst = append(dst, merkle.Version{TS: uint64(v.TS), Node: uint64(v.Node)})
 	}
-	out := make([]merkle.Version, n)
-	for i, v := range vs[:n] {
-		out[i] = merkle.Version{TS: uint64(v.TS), Node: uint64(v.Node)}
-	}
-	return out
+	return dst
 }

@@ -57,21 +57,11 @@ func (m *merkleIndex) committed(entries []wal.Entry) {
 	m.tree.Prefetch(m.buckets)
 	var prev, now [3]merkle.Version
 	for i, e := range entries {
-		m.tree.UpdateIn(m.buckets[i], e.Key, merkleVersions(&prev, e.Prev), merkleVersions(&now, e.Now))
+		m.tree.UpdateIn(m.buckets[i], e.Key, mesh.AppendMerkleVersions(prev[:0], e.Prev), mesh.AppendMerkleVersions(now[:0], e.Now))
 	}
 	if cap(m.buckets) > 1<<16 {
 		m.buckets = nil // a bulk commit's: not kept for every commit after
 	}
-}
-
-// merkleVersions is mesh.MerkleVersions into dst, for the tree's update,
-// which keeps nothing: a commit's entries take no allocation each. The
-// tree drops the trailing registers never written, as MerkleVersions does.
-func merkleVersions(dst *[3]merkle.Version, vs [3]record.Version) []merkle.Version {
-	for i, v := range vs {
-		dst[i] = merkle.Version{TS: uint64(v.TS), Node: uint64(v.Node)}
-	}
-	return dst[:]
 }
 
 // moved is the keyspace's OnLocal hook: a sweep or a collection moved key's
@@ -81,7 +71,7 @@ func (m *merkleIndex) moved(key []byte, prev, now [3]record.Version) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var p, n [3]merkle.Version
-	m.tree.Update(key, merkleVersions(&p, prev), merkleVersions(&n, now))
+	m.tree.Update(key, mesh.AppendMerkleVersions(p[:0], prev), mesh.AppendMerkleVersions(n[:0], now))
 }
 
 // rebuild fills the tree from every key's versions, once.
