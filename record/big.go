@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
@@ -41,6 +42,13 @@ type bigState struct {
 	// owner is the writer that built this state and may change its trees
 	// in place (see Owner); nil for a state anyone may hold.
 	owner *Owner
+	// adopted: the trees are a published state's, taken over in place by a
+	// later step of the same line (see Owner.line): every change to them
+	// is journaled, so that the step can be undone.
+	adopted bool
+	// frozen is set (atomically, under the writer's lock) once a reader
+	// holds the state: no later step takes it over (see Freeze).
+	frozen uint32
 }
 
 // Owner is a writer's mark on the large states it builds: a merge under the
@@ -51,19 +59,234 @@ type bigState struct {
 // Owner once the states it built may be seen by anyone else (once it
 // publishes them), and must not read a state it merged into again: the
 // merge's result replaces it.
-type Owner struct{ _ byte } // not empty: distinct Owners have distinct addresses
+//
+// Owners of one Line (a writer's steps, one Owner each) go further: a state
+// a step published, that no reader has frozen since (Freeze), is taken over
+// by the next step's merge of one element (MergePublished) rather than
+// copied, so that a stream of steps writing into one large key copies no
+// path at all, where each step's first write into it copied two of about
+// 1.5 KB a node. The trees such a step changes are the published state's,
+// so every change is journaled (Undo puts them back) and the published
+// state's header keeps its own copy of the trees' roots and counts, which
+// readers of its header (a key's type, length, versions) read while the
+// step runs; reading its elements needs Freeze first.
+type Owner struct {
+	line    *Line
+	journal []undoOp
+	adopted []adoption
+}
+
+// Line is the identity a writer's Owners share, one per step (see Owner).
+type Line struct{ _ byte } // not empty: distinct Lines have distinct addresses
+
+// NewOwner is a fresh Owner of line (nil: of none, no state is taken over).
+func NewOwner(line *Line) *Owner { return &Owner{line: line} }
+
+// adoption is a published state (pub) a step took over, and the state it
+// made of it, whose trees are pub's, changed in place.
+type adoption struct {
+	pub   *Typed
+	trees *adoptedTrees
+}
+
+// undoOp is a change made in place to an adopted tree: the item set
+// (replacing old if replaced) or deleted, in an element tree or the score
+// index.
+type undoOp struct {
+	tree    *btree.BTreeG[item]
+	scores  *btree.BTreeG[scoreEntry]
+	it, old item
+	se      scoreEntry
+	op      uint8
+}
+
+const (
+	undoInserted = iota
+	undoReplaced
+	undoDeleted
+)
+
+// Undo puts the trees the step's adoptions changed back as they were, and
+// returns the published states it took over, each with a state to put in
+// its place: pub's header over the trees as they now are (pub's own roots
+// may be stale once a node split or merged in place). The owner is not to
+// be used after.
+func (o *Owner) Undo() (pubs []*Typed, repaired []*Typed) {
+	for i := len(o.journal) - 1; i >= 0; i-- {
+		u := &o.journal[i]
+		switch {
+		case u.scores != nil && u.op == undoInserted:
+			u.scores.Delete(u.se)
+		case u.scores != nil:
+			u.scores.Set(u.se)
+		case u.op == undoInserted:
+			u.tree.Delete(u.it)
+		case u.op == undoReplaced:
+			u.tree.Set(u.old)
+		default:
+			u.tree.Set(u.it)
+		}
+	}
+	o.journal = nil
+	for _, a := range o.adopted {
+		r := *a.pub
+		b := *a.pub.big
+		b.frozen = 0
+		for i := range b.lists {
+			b.lists[i] = &a.trees.lists[i]
+		}
+		if b.scores != nil {
+			b.scores = &a.trees.scores
+		}
+		r.big = &b
+		pubs, repaired = append(pubs, a.pub), append(repaired, &r)
+	}
+	o.adopted = nil
+	return pubs, repaired
+}
+
+// Adoptions is the number of published states o took over so far.
+func (o *Owner) Adoptions() int {
+	if o == nil {
+		return 0
+	}
+	return len(o.adopted)
+}
+
+// Release lets go of o's journal once its step is published: the states
+// it built keep o as their mark, and must not keep what the journal holds
+// (the states taken over, and through theirs, every one before).
+func (o *Owner) Release() {
+	if o != nil {
+		o.journal, o.adopted = nil, nil
+	}
+}
+
+// Mutable reports whether a later step of its writer may still change t's
+// trees in place: a reader other than that writer must Freeze t (under the
+// writer's lock) before reading its elements. Its header (kind, versions,
+// length) may be read at any time.
+func (t *Typed) Mutable() bool {
+	return t != nil && t.big != nil && t.big.adoptable(t) && atomic.LoadUint32(&t.big.frozen) == 0
+}
+
+// Freeze makes t a state no later step changes: called under its writer's
+// lock, so that no step is changing it meanwhile.
+func (t *Typed) Freeze() {
+	if t != nil && t.big != nil && atomic.LoadUint32(&t.big.frozen) == 0 {
+		atomic.StoreUint32(&t.big.frozen, 1)
+	}
+}
+
+// adoptable reports whether b, t's large form, is of the shape a step may
+// take over: a hash's, set's or sorted set's elements and traces, which
+// absorbOne changes and journals (not a list's, whose header reads its
+// nodes, nor counts, which are not journaled), from a writer with a line.
+func (b *bigState) adoptable(t *Typed) bool {
+	return b.owner != nil && b.owner.line != nil && b.counts == nil && b.zcounts == nil &&
+		b.listed.len() == 0 && t.HLL == nil && !t.KindVersion.IsZero()
+}
+
+// adopt is base's state for o to change in place: a new header over trees
+// that are base's, each tree's own header copied so that base's stays as
+// it was for those reading it while o's step runs.
+func (b *bigState) adopt(base *Typed, o *Owner) *bigState {
+	c := *b
+	c.frozen = 0
+	trees := new(adoptedTrees)
+	for i := range b.lists {
+		trees.lists[i] = *b.lists[i]
+		c.lists[i] = &trees.lists[i]
+	}
+	if b.scores != nil {
+		trees.scores = *b.scores
+		c.scores = &trees.scores
+	}
+	c.owner, c.adopted = o, true
+	o.adopted = append(o.adopted, adoption{pub: base, trees: trees})
+	return &c
+}
+
+// adoptedTrees is an adopted state's trees' headers, in one allocation.
+type adoptedTrees struct {
+	lists  [5]btree.BTreeG[item]
+	scores btree.BTreeG[scoreEntry]
+}
+
+// setItem puts it in list which, journaling the change if b is adopted.
+func (b *bigState) setItem(which int, it item, h *hints) (old item, replaced bool) {
+	tree := b.lists[which]
+	old, replaced = tree.SetHint(it, h.at(which))
+	if b.adopted {
+		op := uint8(undoInserted)
+		if replaced {
+			op = undoReplaced
+		}
+		b.owner.journal = append(b.owner.journal, undoOp{tree: tree, it: it, old: old, op: op})
+	}
+	return old, replaced
+}
+
+// deleteItem deletes k from list which, journaling the change if b is
+// adopted.
+func (b *bigState) deleteItem(which int, k item, h *hints) (old item, ok bool) {
+	tree := b.lists[which]
+	old, ok = tree.DeleteHint(k, h.at(which))
+	if ok && b.adopted {
+		b.owner.journal = append(b.owner.journal, undoOp{tree: tree, it: old, op: undoDeleted})
+	}
+	return old, ok
+}
+
+// setScore and deleteScore change the score index idx, journaling the
+// change if b is adopted.
+func (b *bigState) setScore(idx *btree.BTreeG[scoreEntry], e scoreEntry) {
+	if _, replaced := idx.Set(e); b.adopted && !replaced {
+		b.owner.journal = append(b.owner.journal, undoOp{scores: idx, se: e, op: undoInserted})
+	}
+}
+
+func (b *bigState) deleteScore(idx *btree.BTreeG[scoreEntry], e scoreEntry) {
+	if old, ok := idx.Delete(e); b.adopted && ok {
+		b.owner.journal = append(b.owner.journal, undoOp{scores: idx, se: old, op: undoDeleted})
+	}
+}
 
 // MergeOwned is MergeInto for the writer that owns o (see Owner).
 func MergeOwned(local, incoming Record, o *Owner) (Record, bool) {
+	return mergeOwned(local, incoming, o, false)
+}
+
+// MergePublished is MergeOwned of local, the record the keyspace holds
+// (published): a large state an earlier step of o's line built, that no
+// reader froze, may be taken over rather than copied (see Owner).
+func MergePublished(local, incoming Record, o *Owner) (Record, bool) {
+	return mergeOwned(local, incoming, o, true)
+}
+
+func mergeOwned(local, incoming Record, o *Owner, published bool) (Record, bool) {
 	m := Record{
 		Value:  mergeValue(local.Value, incoming.Value),
 		Expiry: mergeExpiry(local.Expiry, incoming.Expiry),
-		Typed:  mergeTypedOwned(local.Typed, incoming.Typed, o),
+		Typed:  mergeTypedWith(local.Typed, incoming.Typed, o, published, false),
 	}
 	if m.Typed.empty() {
 		m.Typed = nil
 	}
 	return m, !Equal(m, local)
+}
+
+// ownTrees gives b trees of its own in place of those it shares with the
+// state it adopted (copies in O(1), copy on write): what Undo puts back is
+// then no longer b's.
+func (b *bigState) ownTrees() {
+	for i, l := range b.lists {
+		b.lists[i] = l.Copy()
+	}
+	if b.scores != nil {
+		b.scores = b.scores.Copy()
+	}
+	b.adopted = false
 }
 
 // shallow is b's counters in a new bigState over the same trees, which the
@@ -214,6 +437,7 @@ func (b *bigState) compact() {
 		b.counts = compactTree(b.counts)
 	}
 	b.loose = 0
+	b.adopted = false // the trees are b's own now
 }
 
 // compactTree is a copy of t whose every node is copied (copy on write of
@@ -299,7 +523,7 @@ func (b *bigState) insert(which int, e Elem, h *hints) {
 		b.sum += elemHash(which, e)
 		return
 	}
-	if old, replaced := b.lists[which].SetHint(newItem(e), h.at(which)); replaced {
+	if old, replaced := b.setItem(which, newItem(e), h); replaced {
 		b.sum -= elemHash(which, old.elem())
 		b.bytes -= int64(len(old.kv))
 	} else {
@@ -322,7 +546,7 @@ func (b *bigState) delete(which int, e Elem, h *hints) {
 		}
 		return
 	}
-	old, ok := b.lists[which].DeleteHint(key(e), h.at(which))
+	old, ok := b.deleteItem(which, key(e), h)
 	if !ok {
 		return
 	}
@@ -450,13 +674,12 @@ func (b *bigState) absorbOne(other *Typed, name []byte, wantScored bool, h *hint
 			scoredWas = slices.Clone(run)
 		}
 		was := len(run) > 0
-		tree := b.lists[which]
 		for _, r := range gone {
 			i := slices.IndexFunc(run, func(e Elem) bool { return e.Dot == r.Dot })
 			if i < 0 {
 				continue
 			}
-			old, _ := tree.DeleteHint(key(r), h.at(which))
+			old, _ := b.deleteItem(which, key(r), h)
 			b.sum -= elemHash(which, old.elem())
 			b.bytes -= int64(len(old.kv))
 			run = slices.Delete(run, i, i+1)
@@ -467,7 +690,7 @@ func (b *bigState) absorbOne(other *Typed, name []byte, wantScored bool, h *hint
 				continue
 			}
 			it := newItem(e)
-			tree.SetHint(it, h.at(which))
+			b.setItem(which, it, h)
 			b.sum += elemHash(which, e)
 			b.bytes += int64(len(it.kv))
 			b.loose++
