@@ -39,6 +39,10 @@ type bigState struct {
 	// loose counts the elements and traces added since the trees were
 	// last compacted (see compact).
 	loose int
+	// prefixes are the prefixes each list's names shared when its tree was
+	// built, which its items' pfx follow (see item); never changed for the
+	// trees' life, so shared by every state over them.
+	prefixes *[numLists]string
 	// owner is the writer that built this state and may change its trees
 	// in place (see Owner); nil for a state anyone may hold.
 	owner *Owner
@@ -305,10 +309,18 @@ const bigElems = 256
 // (the name, then the value; nlen is the name's length) and its dot: 40
 // bytes and one allocation, where an Elem with copied slices takes 64 and
 // two (a sorted set's 8-byte score was an allocation of its own).
+//
+// pfx is the four bytes of the name past the prefix every name of its tree
+// shared when the tree was built (bigState.prefixes), big-endian, zero if
+// the name lacks that prefix: two items whose pfx differ and are both set
+// compare by them, without reading their names, which live outside the
+// tree's nodes (a cache miss each in a large tree). It takes the 4 bytes
+// the struct's alignment left unused.
 type item struct {
 	kv   string
 	dot  Version
 	nlen uint32
+	pfx  uint32
 }
 
 func (it item) name() string  { return it.kv[:it.nlen] }
@@ -318,6 +330,9 @@ func (it item) value() string { return it.kv[it.nlen:] }
 // tells both whether they differ and which comes first: names of one
 // collection often share a long prefix, which != then < read twice.
 func lessItem(a, b item) bool {
+	if a.pfx != b.pfx && a.pfx != 0 && b.pfx != 0 {
+		return a.pfx < b.pfx
+	}
 	if c := strings.Compare(a.name(), b.name()); c != 0 {
 		return c < 0
 	}
@@ -333,6 +348,51 @@ func newItem(e Elem) item {
 // it must not be stored.
 func key(e Elem) item {
 	return item{kv: unsafe.String(unsafe.SliceData(e.Name), len(e.Name)), nlen: uint32(len(e.Name)), dot: e.Dot}
+}
+
+// namePfx is name's item.pfx in a tree whose names shared prefix: the four
+// bytes after it, zero-padded (a shorter name pads with zeros, so the
+// order of two pfx is their names' whenever they differ), or zero, which
+// compares by the names, if name lacks the prefix.
+func namePfx(name []byte, prefix string) uint32 {
+	if len(name) < len(prefix) || string(name[:len(prefix)]) != prefix {
+		return 0
+	}
+	var p [4]byte
+	copy(p[:], name[len(prefix):])
+	return binary.BigEndian.Uint32(p[:])
+}
+
+// newItemIn is newItem for list which of b, its pfx set.
+func (b *bigState) newItemIn(which int, e Elem) item {
+	it := newItem(e)
+	if b.prefixes != nil {
+		it.pfx = namePfx(e.Name, b.prefixes[which])
+	}
+	return it
+}
+
+// keyIn is key for list which of b, its pfx set.
+func (b *bigState) keyIn(which int, e Elem) item {
+	k := key(e)
+	if b.prefixes != nil {
+		k.pfx = namePfx(e.Name, b.prefixes[which])
+	}
+	return k
+}
+
+// sharedPrefix is the prefix the sorted names of elems share, up to 64
+// bytes.
+func sharedPrefix(elems []Elem) string {
+	if len(elems) == 0 {
+		return ""
+	}
+	a, z := elems[0].Name, elems[len(elems)-1].Name
+	n := 0
+	for n < len(a) && n < len(z) && n < 64 && a[n] == z[n] {
+		n++
+	}
+	return string(a[:n])
 }
 
 // elem is it as an Elem whose name and value point into it: read-only, as
@@ -375,7 +435,7 @@ func (b *bigState) count(which int) int {
 // them: the copy may be changed, t stays as it is.
 func (t *Typed) bigCopy() *bigState {
 	if t.big != nil {
-		c := &bigState{names: t.big.names, sum: t.big.sum, bytes: t.big.bytes, loose: t.big.loose}
+		c := &bigState{names: t.big.names, sum: t.big.sum, bytes: t.big.bytes, loose: t.big.loose, prefixes: t.big.prefixes}
 		for i, l := range t.big.lists {
 			c.lists[i] = l.Copy()
 		}
@@ -391,9 +451,10 @@ func (t *Typed) bigCopy() *bigState {
 		}
 		return c
 	}
-	b := &bigState{}
+	b := &bigState{prefixes: new([numLists]string)}
 	for i := range b.lists {
 		b.lists[i] = newTree()
+		b.prefixes[i] = sharedPrefix(t.list(i))
 	}
 	for which := range b.lists {
 		if which == listList && b.loadList(t.Listed) {
@@ -493,7 +554,7 @@ func (b *bigState) has(which int, e Elem, h *hints) bool {
 	if which == listList {
 		return b.listed.has(e.Name, e.Dot)
 	}
-	_, ok := b.lists[which].GetHint(key(e), h.at(which))
+	_, ok := b.lists[which].GetHint(b.keyIn(which, e), h.at(which))
 	return ok
 }
 
@@ -503,7 +564,7 @@ func (b *bigState) named(which int, name []byte, h *hints) bool {
 		return b.listed.named(name)
 	}
 	found := false
-	b.lists[which].AscendHint(key(Elem{Name: name}), func(it item) bool {
+	b.lists[which].AscendHint(b.keyIn(which, Elem{Name: name}), func(it item) bool {
 		found = it.name() == string(name)
 		return false
 	}, h.at(which))
@@ -523,7 +584,7 @@ func (b *bigState) insert(which int, e Elem, h *hints) {
 		b.sum += elemHash(which, e)
 		return
 	}
-	if old, replaced := b.setItem(which, newItem(e), h); replaced {
+	if old, replaced := b.setItem(which, b.newItemIn(which, e), h); replaced {
 		b.sum -= elemHash(which, old.elem())
 		b.bytes -= int64(len(old.kv))
 	} else {
@@ -546,7 +607,7 @@ func (b *bigState) delete(which int, e Elem, h *hints) {
 		}
 		return
 	}
-	old, ok := b.deleteItem(which, key(e), h)
+	old, ok := b.deleteItem(which, b.keyIn(which, e), h)
 	if !ok {
 		return
 	}
@@ -608,7 +669,7 @@ func (b *bigState) collectTraces(old func(Elem) bool) (*bigState, bool) {
 func (b *bigState) absorb(other *Typed, h *hints) {
 	other.each(listRemoved, func(run []Elem) bool {
 		for _, r := range run {
-			if have, ok := b.lists[listRemoved].GetHint(key(r), h.at(listRemoved)); ok {
+			if have, ok := b.lists[listRemoved].GetHint(b.keyIn(listRemoved, r), h.at(listRemoved)); ok {
 				if r.TraceAt() < have.elem().TraceAt() {
 					b.insert(listRemoved, r, h) // the earlier removal's trace, as unionTraces keeps
 				}
@@ -679,7 +740,7 @@ func (b *bigState) absorbOne(other *Typed, name []byte, wantScored bool, h *hint
 			if i < 0 {
 				continue
 			}
-			old, _ := b.deleteItem(which, key(r), h)
+			old, _ := b.deleteItem(which, b.keyIn(which, r), h)
 			b.sum -= elemHash(which, old.elem())
 			b.bytes -= int64(len(old.kv))
 			run = slices.Delete(run, i, i+1)
@@ -689,7 +750,7 @@ func (b *bigState) absorbOne(other *Typed, name []byte, wantScored bool, h *hint
 			if slices.ContainsFunc(held, dotIs) || slices.ContainsFunc(run, dotIs) {
 				continue
 			}
-			it := newItem(e)
+			it := b.newItemIn(which, e)
 			b.setItem(which, it, h)
 			b.sum += elemHash(which, e)
 			b.bytes += int64(len(it.kv))
@@ -721,7 +782,7 @@ func (b *bigState) run(which int, name []byte, h *hints) []Elem {
 // runInto appends to out the elements of list which (not the list's)
 // named name, in dot order.
 func (b *bigState) runInto(out []Elem, which int, name []byte, h *hints) []Elem {
-	b.lists[which].AscendHint(key(Elem{Name: name}), func(it item) bool {
+	b.lists[which].AscendHint(b.keyIn(which, Elem{Name: name}), func(it item) bool {
 		if it.name() != string(name) {
 			return false
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -250,4 +251,52 @@ func randomElemWrite(r *rand.Rand, kind Kind, cur Record, d Version, incr bool) 
 		panic(err)
 	}
 	return op.Delta()
+}
+
+// An item's pfx orders two names as their bytes do wherever both are set
+// and differ: names past the tree's prefix short, long, holding zero
+// bytes, and names without the prefix (whose pfx is zero: compared by
+// their bytes). A large state whose later names lack the prefix its first
+// ones shared lists them in order.
+func TestItemPrefixOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 6))
+	const prefix = "element:00"
+	name := func() []byte {
+		b := []byte(prefix)
+		if r.IntN(8) == 0 {
+			b = []byte("el")
+		}
+		for range r.IntN(7) {
+			b = append(b, []byte{0, 1, '0', '5', '9', 0xff}[r.IntN(6)])
+		}
+		return b
+	}
+	for range 20_000 {
+		a, b := name(), name()
+		pa, pb := namePfx(a, prefix), namePfx(b, prefix)
+		if pa != 0 && pb != 0 && pa != pb && (pa < pb) != (bytes.Compare(a, b) < 0) {
+			t.Fatalf("%q %x, %q %x: the prefixes order them otherwise", a, pa, b, pb)
+		}
+		ia, ib := item{kv: string(a), nlen: uint32(len(a)), pfx: pa}, item{kv: string(b), nlen: uint32(len(b)), pfx: pb}
+		if lessItem(ia, ib) != (bytes.Compare(a, b) < 0) {
+			t.Fatalf("%q, %q: lessItem orders them otherwise", a, b)
+		}
+	}
+	set := bigTyped(KindSet, 300)
+	want := map[string]bool{}
+	set.Typed.EachMember(func(n []byte) bool { want[string(n)] = true; return true })
+	if set.Typed.big.prefixes[listMembers] != "element:000" {
+		t.Fatalf("prefix %q", set.Typed.big.prefixes[listMembers])
+	}
+	for i := range 300 {
+		n := name()
+		want[string(n)] = true
+		set = Merge(set, Record{Typed: &Typed{Kind: KindSet, KindVersion: v(uint64(5000+i), 2),
+			Members: []Elem{{Name: n, Dot: v(uint64(5000+i), 2)}}}})
+	}
+	var got []string
+	set.Typed.EachMember(func(n []byte) bool { got = append(got, string(n)); return true })
+	if len(got) != len(want) || !slices.IsSorted(got) {
+		t.Fatalf("%d members listed of %d, sorted %v", len(got), len(want), slices.IsSorted(got))
+	}
 }
