@@ -162,7 +162,7 @@ func (db *DB) checkpoint() error {
 	for i := range db.table.shards {
 		w.Write(make([]byte, 8))
 		sec := sectionWriter{w: w}
-		buf = db.table.shards[i].writeEntries(&sec, buf[:0])
+		buf = db.table.shards[i].writeEntries(&sec, buf[:0], db.table.gate)
 		if sec.err == nil {
 			sec.err = w.Flush()
 		}
@@ -258,7 +258,7 @@ func (sw *sectionWriter) spill(b []byte) []byte {
 // of about spillAt bytes. It still comes before the next range's entries,
 // so a key written again into an entry further on is in the file after
 // it, as loading expects. It returns b, for the next shard.
-func (s *shard) writeEntries(sw *sectionWriter, b []byte) []byte {
+func (s *shard) writeEntries(sw *sectionWriter, b []byte, gate *sync.Mutex) []byte {
 	type large struct {
 		key []byte
 		rec record.Record
@@ -270,6 +270,16 @@ func (s *shard) writeEntries(sw *sectionWriter, b []byte) []byte {
 		if lo >= n {
 			s.mu.RUnlock()
 			return b
+		}
+		if gate != nil && s.rangeMutable(lo, min(lo+rangeEntries, n)) {
+			// A large state the writer could still change in place is
+			// frozen first, with the writer's lock, as readers do.
+			s.mu.RUnlock()
+			gate.Lock()
+			s.mu.RLock()
+			n = len(s.entries)
+			s.freezeRange(lo, min(lo+rangeEntries, n))
+			gate.Unlock()
 		}
 		for i := lo; i < min(lo+rangeEntries, n); i++ {
 			if s.entries[i].flags&flagFree != 0 {
@@ -501,6 +511,7 @@ func (db *DB) load() error {
 	case err != nil && first == 1:
 		db.lg.Warn("checkpoint unusable; the log holds every write, replaying it all", "err", err)
 		db.table = NewTable()
+		db.table.gate = &db.wmu
 		seq, ok = 0, false
 	case err != nil:
 		return fmt.Errorf("%w (and the log starts at %d: move the data directory aside to resync from peers)", err, first)
@@ -554,4 +565,25 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// rangeMutable reports whether an entry from lo to hi holds a large typed
+// state the writer could still change in place (record.Typed.Mutable).
+func (s *shard) rangeMutable(lo, hi int) bool {
+	for i := lo; i < hi; i++ {
+		if s.entries[i].flags&(flagObj|flagFree) == flagObj && s.objs[uint32(i)].Mutable() {
+			return true
+		}
+	}
+	return false
+}
+
+// freezeRange freezes the large typed states of the entries from lo to hi;
+// the caller holds the writer's lock (Table.gate).
+func (s *shard) freezeRange(lo, hi int) {
+	for i := lo; i < hi; i++ {
+		if s.entries[i].flags&(flagObj|flagFree) == flagObj {
+			s.objs[uint32(i)].Freeze()
+		}
+	}
 }

@@ -49,7 +49,7 @@ func TestCheckpointWritesLargeStateInPieces(t *testing.T) {
 	var w maxWriter
 	for i := range tab.shards {
 		sw := sectionWriter{w: &w}
-		tab.shards[i].writeEntries(&sw, nil)
+		tab.shards[i].writeEntries(&sw, nil, nil)
 		if sw.err != nil {
 			t.Fatal(sw.err)
 		}

@@ -78,7 +78,11 @@ type DB struct {
 
 	wmu sync.Mutex // held while an Update function runs and publishes
 	tx  Tx         // reused under wmu
-	seq uint64     // the last sequence number given; under wmu and pmu
+	// line is the identity of the steps' Owners: a step takes over a large
+	// state the one before published, unless a reader froze it (see
+	// record.Owner, Table.gate).
+	line *record.Line
+	seq  uint64 // the last sequence number given; under wmu and pmu
 
 	pmu     sync.Mutex
 	pending *flight    // changes published, to be committed next
@@ -138,6 +142,8 @@ func newDB(opts Options) *DB {
 		pending: &flight{batch: &wal.Batch{}, done: make(chan struct{})},
 	}
 	db.tx.db = db
+	db.line = new(record.Line)
+	db.table.gate = &db.wmu
 	db.dcond = sync.NewCond(&db.dmu)
 	return db
 }
@@ -198,6 +204,7 @@ func (db *DB) Update(ctx context.Context, fn UpdateFunc) error {
 	tx.reset()
 	err := runFn(fn, tx)
 	if err != nil || len(tx.changes) == 0 {
+		tx.RollbackTo(0) // puts back the published states the step took over
 		// What fn read may include writes not yet committed: its answer
 		// waits for them, as a reader's does.
 		seq := db.seq
@@ -373,7 +380,7 @@ func (db *DB) View(key []byte, fn func(rec record.Record)) {
 // once its last change is durable.
 func (db *DB) Peek(key []byte) record.Record {
 	db.settle(Hash(key))
-	return db.table.Peek(key)
+	return db.table.PeekFrozen(key)
 }
 
 // KeyCount is the number of keys holding a value, expired ones included

@@ -344,7 +344,7 @@ func FuzzLoadCheckpoint(f *testing.F) {
 	buf.Write(hdr)
 	for i := range tab.shards {
 		var b bytes.Buffer
-		tab.shards[i].writeEntries(&sectionWriter{w: &b}, nil)
+		tab.shards[i].writeEntries(&sectionWriter{w: &b}, nil, nil)
 		sec := b.Bytes()
 		var l [8]byte
 		l[0], l[1], l[2] = byte(len(sec)), byte(len(sec)>>8), byte(len(sec)>>16)

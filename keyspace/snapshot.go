@@ -13,7 +13,9 @@ import (
 // reports that the last key was visited. It holds one shard's read lock
 // per hash group, never longer, so writers go on; a key written meanwhile
 // may or may not be visited. key and the record's data alias the table:
-// fn must copy what it keeps, and must not call the table.
+// fn must copy what it keeps, and must not call the table. A large typed
+// state the writer could still change in place is frozen first (the group
+// is then read with the writer's lock held too).
 func (t *Table) SnapshotRange(from uint64, fn func(h uint64, key []byte, rec record.Record) bool) (next uint64, done bool) {
 	type item struct {
 		h uint64
@@ -23,6 +25,13 @@ func (t *Table) SnapshotRange(from uint64, fn func(h uint64, key []byte, rec rec
 	for g := int(from >> (64 - groupBits)); g < groupCount; g++ {
 		s := &t.shards[g>>(groupBits-shardBits)]
 		s.mu.RLock()
+		if t.gate != nil && s.groupMutable(g%groupsPerShard) {
+			s.mu.RUnlock()
+			t.gate.Lock()
+			s.mu.RLock()
+			s.freezeGroup(g % groupsPerShard)
+			t.gate.Unlock() // frozen: no step changes them now
+		}
 		items = items[:0]
 		for n := s.groups[g%groupsPerShard]; n != 0; n = s.entries[n-1].next {
 			if h := Hash(s.key(&s.entries[n-1])); h >= from {
@@ -75,4 +84,25 @@ func (t *Table) SnapshotSize() (entries, bytes int64) {
 	// A record's encoding beside its data: format, versions, lengths.
 	const perEntry = 24
 	return entries, bytes + entries*perEntry
+}
+
+// groupMutable reports whether a key of hash group g holds a large typed
+// state the writer could still change in place (record.Typed.Mutable).
+func (s *shard) groupMutable(g int) bool {
+	for n := s.groups[g]; n != 0; n = s.entries[n-1].next {
+		if s.entries[n-1].flags&flagObj != 0 && s.objs[n-1].Mutable() {
+			return true
+		}
+	}
+	return false
+}
+
+// freezeGroup freezes the large typed states of hash group g's keys; the
+// caller holds the writer's lock (Table.gate).
+func (s *shard) freezeGroup(g int) {
+	for n := s.groups[g]; n != 0; n = s.entries[n-1].next {
+		if s.entries[n-1].flags&flagObj != 0 {
+			s.objs[n-1].Freeze()
+		}
+	}
 }

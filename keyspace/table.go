@@ -44,6 +44,11 @@ type Table struct {
 	keys    atomic.Int64 // keys holding a value, expired or not
 	expires atomic.Int64 // of those, keys with a deadline
 	bytes   atomic.Int64 // what the shards have allocated
+	// gate is the writer's lock (DB.wmu), which a reader holds to freeze
+	// a large typed state the writer's next step could otherwise change
+	// in place (record.Typed.Mutable); nil for a table without a writer's
+	// line, which holds no such state.
+	gate *sync.Mutex
 }
 
 const (
@@ -482,8 +487,23 @@ func deadlineOf(r record.Record) int64 {
 }
 
 // Get returns key's record with a copy of its value's data, and whether the
-// key was ever written.
+// key was ever written: for a reader, which may hold it (a large typed
+// state is frozen: no later write changes it in place).
 func (t *Table) Get(key []byte) (record.Record, bool) {
+	r, ok := t.get(key)
+	if !r.Typed.Mutable() || t.gate == nil {
+		return r, ok
+	}
+	t.gate.Lock()
+	defer t.gate.Unlock()
+	r, ok = t.get(key)
+	r.Typed.Freeze()
+	return r, ok
+}
+
+// get is Get for the writer, which holds the gate: a large typed state is
+// handed as it is, for its step to take over.
+func (t *Table) get(key []byte) (record.Record, bool) {
 	s, h := t.locate(key)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -572,20 +592,37 @@ func (t *Table) prefetch(keys [][]byte) (sum uint64) {
 
 // View calls fn with key's record, its Data aliasing the table: fn must not
 // keep it, nor call the table. A key never written reads as the zero record.
+// A large typed state is frozen first, as Get's.
 func (t *Table) View(key []byte, fn func(rec record.Record)) {
 	s, h := t.locate(key)
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	n, _ := s.find(key, uint32(h))
 	if n < 0 {
+		s.mu.RUnlock()
 		fn(record.Record{})
 		return
 	}
-	fn(s.record(n, true))
+	rec := s.record(n, true)
+	if rec.Typed.Mutable() && t.gate != nil {
+		s.mu.RUnlock()
+		t.gate.Lock()
+		defer t.gate.Unlock()
+		s.mu.RLock()
+		if n, _ = s.find(key, uint32(h)); n < 0 {
+			s.mu.RUnlock()
+			fn(record.Record{})
+			return
+		}
+		rec = s.record(n, true)
+		rec.Typed.Freeze()
+	}
+	defer s.mu.RUnlock()
+	fn(rec)
 }
 
 // Peek returns key's record WITHOUT its value's data: versions, liveness,
 // expiry and typed state (a copy, or a large state's shared object) only.
+// A large state is handed as it is, for the writer (see PeekFrozen).
 func (t *Table) Peek(key []byte) record.Record {
 	s, h := t.locate(key)
 	s.mu.RLock()
@@ -595,6 +632,20 @@ func (t *Table) Peek(key []byte) record.Record {
 		return record.Record{}
 	}
 	return s.record(n, false)
+}
+
+// PeekFrozen is Peek for a reader, which may hold the record: a large
+// typed state is frozen, as Get's.
+func (t *Table) PeekFrozen(key []byte) record.Record {
+	r := t.Peek(key)
+	if !r.Typed.Mutable() || t.gate == nil {
+		return r
+	}
+	t.gate.Lock()
+	defer t.gate.Unlock()
+	r = t.Peek(key)
+	r.Typed.Freeze()
+	return r
 }
 
 // Set stores rec as key's record, copying its data.

@@ -28,8 +28,18 @@ type Tx struct {
 	}
 	// owner marks the large typed states this step's merges built, which
 	// nobody outside the step has seen: a later merge of the same key in
-	// the step changes them in place (record.Owner). A fresh one each step.
-	owner *record.Owner
+	// the step changes them in place (record.Owner). A fresh one each step,
+	// of the DB's line: a state the step before published, that no reader
+	// froze, is taken over too, and adopted lists those, for RollbackTo.
+	owner   *record.Owner
+	adopted []adoptedRec
+}
+
+// adoptedRec is a key's record as the table held it when the step took
+// its large state over.
+type adoptedRec struct {
+	key []byte
+	rec record.Record
 }
 
 type change struct {
@@ -52,7 +62,12 @@ func (tx *Tx) reset() {
 	tx.changes = tx.changes[:0]
 	tx.dropIndex()
 	tx.read.key, tx.read.rec, tx.read.ok = nil, record.Record{}, false
-	tx.owner = nil // what this step built is published: copied on write from now on
+	// What this step built is published: the next step's owner takes it
+	// over, or copies it on write once a reader froze it.
+	tx.owner.Release()
+	tx.owner = nil
+	clear(tx.adopted)
+	tx.adopted = tx.adopted[:0]
 }
 
 // own finds the latest change of key in this transaction. Most change one
@@ -97,7 +112,9 @@ func (tx *Tx) dropIndex() {
 func (tx *Tx) keyHash(key []byte) uint64 { return maphash.Bytes(tx.seed, key) }
 
 // Get reads a key's current record, its value's data included (a copy, or
-// what this transaction applied).
+// what this transaction applied). A large typed state is the table's own,
+// which a later step may change in place (record.Owner): it is not to be
+// read once the Update function returns.
 func (tx *Tx) Get(key []byte) (record.Record, error) {
 	if r, ok := tx.own(key); ok {
 		return r, nil
@@ -111,7 +128,7 @@ func (tx *Tx) tableGet(key []byte) record.Record {
 	if tx.read.ok && string(tx.read.key) == string(key) {
 		return tx.read.rec
 	}
-	r, _ := tx.db.table.Get(key)
+	r, _ := tx.db.table.get(key)
 	tx.read.key, tx.read.rec, tx.read.ok = key, r, true
 	return r
 }
@@ -154,14 +171,16 @@ func (tx *Tx) apply(key []byte, rec record.Record, over bool) (merged record.Rec
 		return record.Record{}, false, ErrKeyTooLong
 	}
 	var cur record.Record
-	full := false
+	full, mine := false, false // mine: cur is this step's, not the table's
 	if rec.Typed != nil {
 		// A typed merge needs the whole record: read it once.
-		if cur, full = tx.own(key); !full {
-			cur, full = tx.tableGet(key), true
+		if cur, mine = tx.own(key); !mine {
+			cur = tx.tableGet(key)
 		}
+		full = true
 	} else {
 		cur, full = tx.Peek(key)
+		mine = full
 		if over && cur.Typed != nil && !rec.Value.Version.IsZero() {
 			rec = record.OverValue(cur, rec)
 		}
@@ -177,9 +196,17 @@ func (tx *Tx) apply(key []byte, rec record.Record, over bool) (merged record.Rec
 		cur = tx.tableGet(key)
 	}
 	if typed && tx.owner == nil {
-		tx.owner = new(record.Owner)
+		tx.owner = record.NewOwner(tx.db.line)
 	}
-	merged, changed = record.MergeOwned(cur, rec, tx.owner)
+	if mine {
+		merged, changed = record.MergeOwned(cur, rec, tx.owner)
+	} else {
+		adoptions := tx.owner.Adoptions()
+		merged, changed = record.MergePublished(cur, rec, tx.owner)
+		if tx.owner.Adoptions() > adoptions {
+			tx.adopted = append(tx.adopted, adoptedRec{key: key, rec: cur})
+		}
+	}
 	if !changed {
 		return cur, false, nil
 	}
@@ -264,7 +291,10 @@ func (tx *Tx) Savepoint() int { return len(tx.changes) }
 // RollbackTo undoes the changes made since the savepoint sp, so that one
 // command of a transaction or pipeline can fail without undoing the others.
 // A large typed state the undone changes merged into in place is built
-// again, from the table's and the deltas kept before sp.
+// again, from the table's and the deltas kept before sp. The published
+// states the step took over are put back first (record.Owner.Undo), with
+// what the step changed in them before sp, so their keys are built again
+// too.
 func (tx *Tx) RollbackTo(sp int) {
 	var rebuild []string
 	for i := sp; i < len(tx.changes); i++ {
@@ -276,10 +306,31 @@ func (tx *Tx) RollbackTo(sp int) {
 	clear(tx.changes[sp:])
 	tx.changes = tx.changes[:sp]
 	tx.dropIndex() // rebuilt from the changes if needed
+	if len(tx.adopted) > 0 {
+		pubs, repaired := tx.owner.Undo()
+		for i, pub := range pubs {
+			for _, a := range tx.adopted {
+				if a.rec.Typed == pub {
+					r := a.rec
+					r.Typed = repaired[i]
+					tx.db.table.Set(a.key, r) // the same record, over trees whose roots moved
+					break
+				}
+			}
+		}
+		for _, a := range tx.adopted {
+			if !slices.Contains(rebuild, string(a.key)) {
+				rebuild = append(rebuild, string(a.key))
+			}
+		}
+		clear(tx.adopted)
+		tx.adopted = tx.adopted[:0]
+		tx.read.key, tx.read.rec, tx.read.ok = nil, record.Record{}, false
+	}
 	if len(rebuild) == 0 {
 		return
 	}
-	tx.owner = new(record.Owner) // the states built so far may be torn: none is changed in place again
+	tx.owner = record.NewOwner(tx.db.line) // the states built so far may be torn: none is changed in place again
 	for _, key := range rebuild {
 		last := -1
 		var rec record.Record

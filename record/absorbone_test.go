@@ -155,7 +155,7 @@ func TestAbsorbOneMatchesMerge(t *testing.T) {
 // mergeOneWith is MergeOwned of a typed write, taking the general merge if
 // general.
 func mergeOneWith(cur, delta Record, o *Owner, general bool) (Record, bool) {
-	m := Record{Value: cur.Value, Expiry: cur.Expiry, Typed: mergeTypedWith(cur.Typed, delta.Typed, o, general)}
+	m := Record{Value: cur.Value, Expiry: cur.Expiry, Typed: mergeTypedWith(cur.Typed, delta.Typed, o, false, general)}
 	return m, !Equal(m, cur)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
@@ -38,9 +39,20 @@ type bigState struct {
 	// loose counts the elements and traces added since the trees were
 	// last compacted (see compact).
 	loose int
+	// prefixes are the prefixes each list's names shared when its tree was
+	// built, which its items' pfx follow (see item); never changed for the
+	// trees' life, so shared by every state over them.
+	prefixes *[numLists]string
 	// owner is the writer that built this state and may change its trees
 	// in place (see Owner); nil for a state anyone may hold.
 	owner *Owner
+	// adopted: the trees are a published state's, taken over in place by a
+	// later step of the same line (see Owner.line): every change to them
+	// is journaled, so that the step can be undone.
+	adopted bool
+	// frozen is set (atomically, under the writer's lock) once a reader
+	// holds the state: no later step takes it over (see Freeze).
+	frozen uint32
 }
 
 // Owner is a writer's mark on the large states it builds: a merge under the
@@ -51,19 +63,234 @@ type bigState struct {
 // Owner once the states it built may be seen by anyone else (once it
 // publishes them), and must not read a state it merged into again: the
 // merge's result replaces it.
-type Owner struct{ _ byte } // not empty: distinct Owners have distinct addresses
+//
+// Owners of one Line (a writer's steps, one Owner each) go further: a state
+// a step published, that no reader has frozen since (Freeze), is taken over
+// by the next step's merge of one element (MergePublished) rather than
+// copied, so that a stream of steps writing into one large key copies no
+// path at all, where each step's first write into it copied two of about
+// 1.5 KB a node. The trees such a step changes are the published state's,
+// so every change is journaled (Undo puts them back) and the published
+// state's header keeps its own copy of the trees' roots and counts, which
+// readers of its header (a key's type, length, versions) read while the
+// step runs; reading its elements needs Freeze first.
+type Owner struct {
+	line    *Line
+	journal []undoOp
+	adopted []adoption
+}
+
+// Line is the identity a writer's Owners share, one per step (see Owner).
+type Line struct{ _ byte } // not empty: distinct Lines have distinct addresses
+
+// NewOwner is a fresh Owner of line (nil: of none, no state is taken over).
+func NewOwner(line *Line) *Owner { return &Owner{line: line} }
+
+// adoption is a published state (pub) a step took over, and the state it
+// made of it, whose trees are pub's, changed in place.
+type adoption struct {
+	pub   *Typed
+	trees *adoptedTrees
+}
+
+// undoOp is a change made in place to an adopted tree: the item set
+// (replacing old if replaced) or deleted, in an element tree or the score
+// index.
+type undoOp struct {
+	tree    *btree.BTreeG[item]
+	scores  *btree.BTreeG[scoreEntry]
+	it, old item
+	se      scoreEntry
+	op      uint8
+}
+
+const (
+	undoInserted = iota
+	undoReplaced
+	undoDeleted
+)
+
+// Undo puts the trees the step's adoptions changed back as they were, and
+// returns the published states it took over, each with a state to put in
+// its place: pub's header over the trees as they now are (pub's own roots
+// may be stale once a node split or merged in place). The owner is not to
+// be used after.
+func (o *Owner) Undo() (pubs []*Typed, repaired []*Typed) {
+	for i := len(o.journal) - 1; i >= 0; i-- {
+		u := &o.journal[i]
+		switch {
+		case u.scores != nil && u.op == undoInserted:
+			u.scores.Delete(u.se)
+		case u.scores != nil:
+			u.scores.Set(u.se)
+		case u.op == undoInserted:
+			u.tree.Delete(u.it)
+		case u.op == undoReplaced:
+			u.tree.Set(u.old)
+		default:
+			u.tree.Set(u.it)
+		}
+	}
+	o.journal = nil
+	for _, a := range o.adopted {
+		r := *a.pub
+		b := *a.pub.big
+		b.frozen = 0
+		for i := range b.lists {
+			b.lists[i] = &a.trees.lists[i]
+		}
+		if b.scores != nil {
+			b.scores = &a.trees.scores
+		}
+		r.big = &b
+		pubs, repaired = append(pubs, a.pub), append(repaired, &r)
+	}
+	o.adopted = nil
+	return pubs, repaired
+}
+
+// Adoptions is the number of published states o took over so far.
+func (o *Owner) Adoptions() int {
+	if o == nil {
+		return 0
+	}
+	return len(o.adopted)
+}
+
+// Release lets go of o's journal once its step is published: the states
+// it built keep o as their mark, and must not keep what the journal holds
+// (the states taken over, and through theirs, every one before).
+func (o *Owner) Release() {
+	if o != nil {
+		o.journal, o.adopted = nil, nil
+	}
+}
+
+// Mutable reports whether a later step of its writer may still change t's
+// trees in place: a reader other than that writer must Freeze t (under the
+// writer's lock) before reading its elements. Its header (kind, versions,
+// length) may be read at any time.
+func (t *Typed) Mutable() bool {
+	return t != nil && t.big != nil && t.big.adoptable(t) && atomic.LoadUint32(&t.big.frozen) == 0
+}
+
+// Freeze makes t a state no later step changes: called under its writer's
+// lock, so that no step is changing it meanwhile.
+func (t *Typed) Freeze() {
+	if t != nil && t.big != nil && atomic.LoadUint32(&t.big.frozen) == 0 {
+		atomic.StoreUint32(&t.big.frozen, 1)
+	}
+}
+
+// adoptable reports whether b, t's large form, is of the shape a step may
+// take over: a hash's, set's or sorted set's elements and traces, which
+// absorbOne changes and journals (not a list's, whose header reads its
+// nodes, nor counts, which are not journaled), from a writer with a line.
+func (b *bigState) adoptable(t *Typed) bool {
+	return b.owner != nil && b.owner.line != nil && b.counts == nil && b.zcounts == nil &&
+		b.listed.len() == 0 && t.HLL == nil && !t.KindVersion.IsZero()
+}
+
+// adopt is base's state for o to change in place: a new header over trees
+// that are base's, each tree's own header copied so that base's stays as
+// it was for those reading it while o's step runs.
+func (b *bigState) adopt(base *Typed, o *Owner) *bigState {
+	c := *b
+	c.frozen = 0
+	trees := new(adoptedTrees)
+	for i := range b.lists {
+		trees.lists[i] = *b.lists[i]
+		c.lists[i] = &trees.lists[i]
+	}
+	if b.scores != nil {
+		trees.scores = *b.scores
+		c.scores = &trees.scores
+	}
+	c.owner, c.adopted = o, true
+	o.adopted = append(o.adopted, adoption{pub: base, trees: trees})
+	return &c
+}
+
+// adoptedTrees is an adopted state's trees' headers, in one allocation.
+type adoptedTrees struct {
+	lists  [5]btree.BTreeG[item]
+	scores btree.BTreeG[scoreEntry]
+}
+
+// setItem puts it in list which, journaling the change if b is adopted.
+func (b *bigState) setItem(which int, it item, h *hints) (old item, replaced bool) {
+	tree := b.lists[which]
+	old, replaced = tree.SetHint(it, h.at(which))
+	if b.adopted {
+		op := uint8(undoInserted)
+		if replaced {
+			op = undoReplaced
+		}
+		b.owner.journal = append(b.owner.journal, undoOp{tree: tree, it: it, old: old, op: op})
+	}
+	return old, replaced
+}
+
+// deleteItem deletes k from list which, journaling the change if b is
+// adopted.
+func (b *bigState) deleteItem(which int, k item, h *hints) (old item, ok bool) {
+	tree := b.lists[which]
+	old, ok = tree.DeleteHint(k, h.at(which))
+	if ok && b.adopted {
+		b.owner.journal = append(b.owner.journal, undoOp{tree: tree, it: old, op: undoDeleted})
+	}
+	return old, ok
+}
+
+// setScore and deleteScore change the score index idx, journaling the
+// change if b is adopted.
+func (b *bigState) setScore(idx *btree.BTreeG[scoreEntry], e scoreEntry) {
+	if _, replaced := idx.Set(e); b.adopted && !replaced {
+		b.owner.journal = append(b.owner.journal, undoOp{scores: idx, se: e, op: undoInserted})
+	}
+}
+
+func (b *bigState) deleteScore(idx *btree.BTreeG[scoreEntry], e scoreEntry) {
+	if old, ok := idx.Delete(e); b.adopted && ok {
+		b.owner.journal = append(b.owner.journal, undoOp{scores: idx, se: old, op: undoDeleted})
+	}
+}
 
 // MergeOwned is MergeInto for the writer that owns o (see Owner).
 func MergeOwned(local, incoming Record, o *Owner) (Record, bool) {
+	return mergeOwned(local, incoming, o, false)
+}
+
+// MergePublished is MergeOwned of local, the record the keyspace holds
+// (published): a large state an earlier step of o's line built, that no
+// reader froze, may be taken over rather than copied (see Owner).
+func MergePublished(local, incoming Record, o *Owner) (Record, bool) {
+	return mergeOwned(local, incoming, o, true)
+}
+
+func mergeOwned(local, incoming Record, o *Owner, published bool) (Record, bool) {
 	m := Record{
 		Value:  mergeValue(local.Value, incoming.Value),
 		Expiry: mergeExpiry(local.Expiry, incoming.Expiry),
-		Typed:  mergeTypedOwned(local.Typed, incoming.Typed, o),
+		Typed:  mergeTypedWith(local.Typed, incoming.Typed, o, published, false),
 	}
 	if m.Typed.empty() {
 		m.Typed = nil
 	}
 	return m, !Equal(m, local)
+}
+
+// ownTrees gives b trees of its own in place of those it shares with the
+// state it adopted (copies in O(1), copy on write): what Undo puts back is
+// then no longer b's.
+func (b *bigState) ownTrees() {
+	for i, l := range b.lists {
+		b.lists[i] = l.Copy()
+	}
+	if b.scores != nil {
+		b.scores = b.scores.Copy()
+	}
+	b.adopted = false
 }
 
 // shallow is b's counters in a new bigState over the same trees, which the
@@ -82,10 +309,18 @@ const bigElems = 256
 // (the name, then the value; nlen is the name's length) and its dot: 40
 // bytes and one allocation, where an Elem with copied slices takes 64 and
 // two (a sorted set's 8-byte score was an allocation of its own).
+//
+// pfx is the four bytes of the name past the prefix every name of its tree
+// shared when the tree was built (bigState.prefixes), big-endian, zero if
+// the name lacks that prefix: two items whose pfx differ and are both set
+// compare by them, without reading their names, which live outside the
+// tree's nodes (a cache miss each in a large tree). It takes the 4 bytes
+// the struct's alignment left unused.
 type item struct {
 	kv   string
 	dot  Version
 	nlen uint32
+	pfx  uint32
 }
 
 func (it item) name() string  { return it.kv[:it.nlen] }
@@ -95,6 +330,9 @@ func (it item) value() string { return it.kv[it.nlen:] }
 // tells both whether they differ and which comes first: names of one
 // collection often share a long prefix, which != then < read twice.
 func lessItem(a, b item) bool {
+	if a.pfx != b.pfx && a.pfx != 0 && b.pfx != 0 {
+		return a.pfx < b.pfx
+	}
 	if c := strings.Compare(a.name(), b.name()); c != 0 {
 		return c < 0
 	}
@@ -110,6 +348,51 @@ func newItem(e Elem) item {
 // it must not be stored.
 func key(e Elem) item {
 	return item{kv: unsafe.String(unsafe.SliceData(e.Name), len(e.Name)), nlen: uint32(len(e.Name)), dot: e.Dot}
+}
+
+// namePfx is name's item.pfx in a tree whose names shared prefix: the four
+// bytes after it, zero-padded (a shorter name pads with zeros, so the
+// order of two pfx is their names' whenever they differ), or zero, which
+// compares by the names, if name lacks the prefix.
+func namePfx(name []byte, prefix string) uint32 {
+	if len(name) < len(prefix) || string(name[:len(prefix)]) != prefix {
+		return 0
+	}
+	var p [4]byte
+	copy(p[:], name[len(prefix):])
+	return binary.BigEndian.Uint32(p[:])
+}
+
+// newItemIn is newItem for list which of b, its pfx set.
+func (b *bigState) newItemIn(which int, e Elem) item {
+	it := newItem(e)
+	if b.prefixes != nil {
+		it.pfx = namePfx(e.Name, b.prefixes[which])
+	}
+	return it
+}
+
+// keyIn is key for list which of b, its pfx set.
+func (b *bigState) keyIn(which int, e Elem) item {
+	k := key(e)
+	if b.prefixes != nil {
+		k.pfx = namePfx(e.Name, b.prefixes[which])
+	}
+	return k
+}
+
+// sharedPrefix is the prefix the sorted names of elems share, up to 64
+// bytes.
+func sharedPrefix(elems []Elem) string {
+	if len(elems) == 0 {
+		return ""
+	}
+	a, z := elems[0].Name, elems[len(elems)-1].Name
+	n := 0
+	for n < len(a) && n < len(z) && n < 64 && a[n] == z[n] {
+		n++
+	}
+	return string(a[:n])
 }
 
 // elem is it as an Elem whose name and value point into it: read-only, as
@@ -152,7 +435,7 @@ func (b *bigState) count(which int) int {
 // them: the copy may be changed, t stays as it is.
 func (t *Typed) bigCopy() *bigState {
 	if t.big != nil {
-		c := &bigState{names: t.big.names, sum: t.big.sum, bytes: t.big.bytes, loose: t.big.loose}
+		c := &bigState{names: t.big.names, sum: t.big.sum, bytes: t.big.bytes, loose: t.big.loose, prefixes: t.big.prefixes}
 		for i, l := range t.big.lists {
 			c.lists[i] = l.Copy()
 		}
@@ -168,9 +451,10 @@ func (t *Typed) bigCopy() *bigState {
 		}
 		return c
 	}
-	b := &bigState{}
+	b := &bigState{prefixes: new([numLists]string)}
 	for i := range b.lists {
 		b.lists[i] = newTree()
+		b.prefixes[i] = sharedPrefix(t.list(i))
 	}
 	for which := range b.lists {
 		if which == listList && b.loadList(t.Listed) {
@@ -214,6 +498,7 @@ func (b *bigState) compact() {
 		b.counts = compactTree(b.counts)
 	}
 	b.loose = 0
+	b.adopted = false // the trees are b's own now
 }
 
 // compactTree is a copy of t whose every node is copied (copy on write of
@@ -269,7 +554,7 @@ func (b *bigState) has(which int, e Elem, h *hints) bool {
 	if which == listList {
 		return b.listed.has(e.Name, e.Dot)
 	}
-	_, ok := b.lists[which].GetHint(key(e), h.at(which))
+	_, ok := b.lists[which].GetHint(b.keyIn(which, e), h.at(which))
 	return ok
 }
 
@@ -279,7 +564,7 @@ func (b *bigState) named(which int, name []byte, h *hints) bool {
 		return b.listed.named(name)
 	}
 	found := false
-	b.lists[which].AscendHint(key(Elem{Name: name}), func(it item) bool {
+	b.lists[which].AscendHint(b.keyIn(which, Elem{Name: name}), func(it item) bool {
 		found = it.name() == string(name)
 		return false
 	}, h.at(which))
@@ -299,7 +584,7 @@ func (b *bigState) insert(which int, e Elem, h *hints) {
 		b.sum += elemHash(which, e)
 		return
 	}
-	if old, replaced := b.lists[which].SetHint(newItem(e), h.at(which)); replaced {
+	if old, replaced := b.setItem(which, b.newItemIn(which, e), h); replaced {
 		b.sum -= elemHash(which, old.elem())
 		b.bytes -= int64(len(old.kv))
 	} else {
@@ -322,7 +607,7 @@ func (b *bigState) delete(which int, e Elem, h *hints) {
 		}
 		return
 	}
-	old, ok := b.lists[which].DeleteHint(key(e), h.at(which))
+	old, ok := b.deleteItem(which, b.keyIn(which, e), h)
 	if !ok {
 		return
 	}
@@ -384,7 +669,7 @@ func (b *bigState) collectTraces(old func(Elem) bool) (*bigState, bool) {
 func (b *bigState) absorb(other *Typed, h *hints) {
 	other.each(listRemoved, func(run []Elem) bool {
 		for _, r := range run {
-			if have, ok := b.lists[listRemoved].GetHint(key(r), h.at(listRemoved)); ok {
+			if have, ok := b.lists[listRemoved].GetHint(b.keyIn(listRemoved, r), h.at(listRemoved)); ok {
 				if r.TraceAt() < have.elem().TraceAt() {
 					b.insert(listRemoved, r, h) // the earlier removal's trace, as unionTraces keeps
 				}
@@ -450,13 +735,12 @@ func (b *bigState) absorbOne(other *Typed, name []byte, wantScored bool, h *hint
 			scoredWas = slices.Clone(run)
 		}
 		was := len(run) > 0
-		tree := b.lists[which]
 		for _, r := range gone {
 			i := slices.IndexFunc(run, func(e Elem) bool { return e.Dot == r.Dot })
 			if i < 0 {
 				continue
 			}
-			old, _ := tree.DeleteHint(key(r), h.at(which))
+			old, _ := b.deleteItem(which, b.keyIn(which, r), h)
 			b.sum -= elemHash(which, old.elem())
 			b.bytes -= int64(len(old.kv))
 			run = slices.Delete(run, i, i+1)
@@ -466,8 +750,8 @@ func (b *bigState) absorbOne(other *Typed, name []byte, wantScored bool, h *hint
 			if slices.ContainsFunc(held, dotIs) || slices.ContainsFunc(run, dotIs) {
 				continue
 			}
-			it := newItem(e)
-			tree.SetHint(it, h.at(which))
+			it := b.newItemIn(which, e)
+			b.setItem(which, it, h)
 			b.sum += elemHash(which, e)
 			b.bytes += int64(len(it.kv))
 			b.loose++
@@ -498,7 +782,7 @@ func (b *bigState) run(which int, name []byte, h *hints) []Elem {
 // runInto appends to out the elements of list which (not the list's)
 // named name, in dot order.
 func (b *bigState) runInto(out []Elem, which int, name []byte, h *hints) []Elem {
-	b.lists[which].AscendHint(key(Elem{Name: name}), func(it item) bool {
+	b.lists[which].AscendHint(b.keyIn(which, Elem{Name: name}), func(it item) bool {
 		if it.name() != string(name) {
 			return false
 		}

@@ -163,19 +163,25 @@ func BenchmarkHashSetWrites(b *testing.B) {
 				}
 				cur := Record{Typed: t.Detached()}
 				ts := uint64(10 + n)
+				line := new(Line)
 				var o *Owner
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := range b.N {
-					if i == 0 || step > 0 && i%step == 0 {
-						o = new(Owner)
+					first := i == 0 || step > 0 && i%step == 0
+					if first {
+						o = NewOwner(line)
 					}
 					ts++
 					op := BeginTyped(cur, true, c.kind, v(ts, 2), func() (Version, error) { ts++; return v(ts, 2), nil })
 					if err := c.fn(op, name(i*7919%r), i); err != nil {
 						b.Fatal(err)
 					}
-					cur, _ = MergeOwned(cur, op.Delta(), o)
+					if first { // the keyspace's state, as a step reads it
+						cur, _ = MergePublished(cur, op.Delta(), o)
+					} else {
+						cur, _ = MergeOwned(cur, op.Delta(), o)
+					}
 				}
 			})
 		}

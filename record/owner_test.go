@@ -1,8 +1,10 @@
 package record
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -121,5 +123,180 @@ func TestMergeOwnedStateSharedByTwoKeys(t *testing.T) {
 	k, _ = MergeOwned(k, Record{Typed: k.Typed.Clear(1<<20 + 30)}, o)
 	if string(AppendTyped(nil, k2.Typed)) != string(held) || k.Typed.ListLen() != 0 {
 		t.Fatalf("a merge into one key changed the other's state (%d elements left in the first)", k.Typed.ListLen())
+	}
+}
+
+// Steps of one writer's line, an Owner each, that take over the state the
+// step before published (MergePublished) give what merges that copy give;
+// the published state's header (length, versions) stays as it was while a
+// step changes its trees; a state a reader froze stays as it was; and Undo
+// puts the published state back, giving a state to replace it with.
+func TestMergePublishedMatchesCopies(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 41))
+	line := new(Line)
+	for round := range 9 {
+		kind := []Kind{KindHash, KindSet, KindZSet}[round%3]
+		pub := bigTyped(kind, 300+r.IntN(300))
+		copied := pub
+		ts := uint64(1 << 20)
+		type held struct {
+			t   *Typed
+			enc []byte
+		}
+		var frozen []held
+		adopted, undone := 0, 0
+		for step := range 200 {
+			o := NewOwner(line)
+			pubEnc, pubLen, pubVers := AppendTyped(nil, pub.Typed), pub.Typed.Len(), pub.Versions()
+			undo := r.IntN(6) == 0
+			cur, ref := pub, copied
+			for w := range 1 + r.IntN(4) {
+				ts += 4
+				delta := randomElemWrite(r, kind, cur, v(ts, NodeID(2+r.IntN(3))), step >= 170)
+				var m Record
+				var changed bool
+				if w == 0 {
+					m, changed = MergePublished(cur, delta, o)
+				} else {
+					m, changed = MergeOwned(cur, delta, o)
+				}
+				want, wantChanged := MergeInto(ref, delta)
+				if changed != wantChanged || !sameTyped(m.Typed, want.Typed) || !indexMatches(m.Typed) {
+					t.Fatalf("round %d step %d write %d: the merge differs from the merge that copies", round, step, w)
+				}
+				if changed {
+					cur, ref = m, want
+				}
+				if pub.Typed.Len() != pubLen || pub.Versions() != pubVers {
+					t.Fatalf("round %d step %d: the published state's header moved", round, step)
+				}
+			}
+			adopted += o.Adoptions()
+			if undo {
+				pubs, repaired := o.Undo()
+				if len(pubs) > 1 || len(pubs) == 1 && pubs[0] != pub.Typed {
+					t.Fatalf("round %d step %d: Undo names %d states", round, step, len(pubs))
+				}
+				if len(pubs) == 1 {
+					pub.Typed = repaired[0]
+					undone++
+				}
+				if !bytes.Equal(AppendTyped(nil, pub.Typed), pubEnc) || !sameTyped(pub.Typed, copied.Typed) || !indexMatches(pub.Typed) {
+					t.Fatalf("round %d step %d: Undo did not put the published state back", round, step)
+				}
+				continue
+			}
+			pub, copied = cur, ref
+			if r.IntN(10) == 0 {
+				pub.Typed.Freeze()
+				frozen = append(frozen, held{pub.Typed, AppendTyped(nil, pub.Typed)})
+			}
+		}
+		for i, f := range frozen {
+			if !bytes.Equal(AppendTyped(nil, f.t), f.enc) {
+				t.Fatalf("round %d: frozen state %d changed", round, i)
+			}
+		}
+		if adopted < 100 || undone == 0 {
+			t.Fatalf("round %d: %d steps took the published state over, %d undone", round, adopted, undone)
+		}
+	}
+}
+
+// bigTyped is a hash, set or sorted set of n elements in the large form.
+func bigTyped(kind Kind, n int) Record {
+	t := &Typed{Kind: kind, KindVersion: v(1, 1)}
+	for i := range n {
+		e := Elem{Name: fmt.Appendf(nil, "element:%06d", i*2), Dot: v(uint64(10+i), 1)}
+		switch kind {
+		case KindHash:
+			e.Value = e.Name
+			t.Fields = append(t.Fields, e)
+		case KindSet:
+			t.Members = append(t.Members, e)
+		default:
+			e.Value = ScoreValue(float64(i * 7 % n))
+			t.Scored = append(t.Scored, e)
+		}
+	}
+	return Record{Typed: t.Detached()}
+}
+
+// randomElemWrite is a write of one element of a hash, set or sorted set:
+// an add or a removal, or if incr (rarely) a sorted set's increment, after
+// which no step takes the state over (its counts are not journaled).
+func randomElemWrite(r *rand.Rand, kind Kind, cur Record, d Version, incr bool) Record {
+	next := d
+	op := BeginTyped(cur, true, kind, d, func() (Version, error) { next.TS++; return next, nil })
+	name := fmt.Appendf(nil, "element:%06d", r.IntN(1200))
+	add := r.IntN(3) > 0
+	var err error
+	switch {
+	case kind == KindHash && add:
+		_, err = op.SetField(name, fmt.Appendf(nil, "v%d", r.IntN(100)))
+	case kind == KindHash:
+		op.DelField(name)
+	case kind == KindSet && add:
+		_, err = op.AddMember(name)
+	case kind == KindSet:
+		op.RemMember(name)
+	case incr && r.IntN(10) == 0:
+		op.IncrScore(name, 1)
+	case add:
+		_, err = op.SetScore(name, float64(r.IntN(1000)))
+	default:
+		op.RemScored(name)
+	}
+	if err != nil {
+		panic(err)
+	}
+	return op.Delta()
+}
+
+// An item's pfx orders two names as their bytes do wherever both are set
+// and differ: names past the tree's prefix short, long, holding zero
+// bytes, and names without the prefix (whose pfx is zero: compared by
+// their bytes). A large state whose later names lack the prefix its first
+// ones shared lists them in order.
+func TestItemPrefixOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 6))
+	const prefix = "element:00"
+	name := func() []byte {
+		b := []byte(prefix)
+		if r.IntN(8) == 0 {
+			b = []byte("el")
+		}
+		for range r.IntN(7) {
+			b = append(b, []byte{0, 1, '0', '5', '9', 0xff}[r.IntN(6)])
+		}
+		return b
+	}
+	for range 20_000 {
+		a, b := name(), name()
+		pa, pb := namePfx(a, prefix), namePfx(b, prefix)
+		if pa != 0 && pb != 0 && pa != pb && (pa < pb) != (bytes.Compare(a, b) < 0) {
+			t.Fatalf("%q %x, %q %x: the prefixes order them otherwise", a, pa, b, pb)
+		}
+		ia, ib := item{kv: string(a), nlen: uint32(len(a)), pfx: pa}, item{kv: string(b), nlen: uint32(len(b)), pfx: pb}
+		if lessItem(ia, ib) != (bytes.Compare(a, b) < 0) {
+			t.Fatalf("%q, %q: lessItem orders them otherwise", a, b)
+		}
+	}
+	set := bigTyped(KindSet, 300)
+	want := map[string]bool{}
+	set.Typed.EachMember(func(n []byte) bool { want[string(n)] = true; return true })
+	if set.Typed.big.prefixes[listMembers] != "element:000" {
+		t.Fatalf("prefix %q", set.Typed.big.prefixes[listMembers])
+	}
+	for i := range 300 {
+		n := name()
+		want[string(n)] = true
+		set = Merge(set, Record{Typed: &Typed{Kind: KindSet, KindVersion: v(uint64(5000+i), 2),
+			Members: []Elem{{Name: n, Dot: v(uint64(5000+i), 2)}}}})
+	}
+	var got []string
+	set.Typed.EachMember(func(n []byte) bool { got = append(got, string(n)); return true })
+	if len(got) != len(want) || !slices.IsSorted(got) {
+		t.Fatalf("%d members listed of %d, sorted %v", len(got), len(want), slices.IsSorted(got))
 	}
 }

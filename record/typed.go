@@ -206,17 +206,26 @@ func mergeTyped(a, b *Typed) *Typed { return mergeTypedOwned(a, b, nil) }
 // mergeTypedOwned is mergeTyped for a writer that owns o (see Owner): a
 // large side built under o, which only that writer has seen, is merged
 // into in place rather than copied, and is not to be read again.
-func mergeTypedOwned(a, b *Typed, o *Owner) *Typed { return mergeTypedWith(a, b, o, false) }
+func mergeTypedOwned(a, b *Typed, o *Owner) *Typed { return mergeTypedWith(a, b, o, false, false) }
 
-// mergeTypedWith is mergeTypedOwned; general takes the general merge of a
-// large state even where the merge of one element would do (for the tests
-// that hold the two alike).
-func mergeTypedWith(a, b *Typed, o *Owner, general bool) *Typed {
-	if o != nil && b != nil && b.big != nil && b.big.owner == o {
-		// The writer's own state comes in as another key's write (RENAME,
-		// COPY): two keys now hold its trees, so neither may change them
-		// in place.
-		b.big.owner = nil
+// mergeTypedWith is mergeTypedOwned; published says that a is the state
+// the keyspace holds, which o may take over if an earlier step of its line
+// built it (see Owner); general takes the general merge of a large state
+// even where the merge of one element would do (for the tests that hold
+// the two alike).
+func mergeTypedWith(a, b *Typed, o *Owner, published, general bool) *Typed {
+	if o != nil && b != nil && b.big != nil {
+		// A state comes in as another key's write (RENAME, COPY): two keys
+		// now hold its trees, so neither may change them in place.
+		switch {
+		case b.big.owner == o:
+			if b.big.adopted {
+				b.big.ownTrees() // the journal's changes, if undone, are not this state's
+			}
+			b.big.owner = nil
+		case b.big.owner != nil:
+			b.Freeze() // an earlier step's: under the writer's lock, as Freeze asks
+		}
 	}
 	switch {
 	case a.empty():
@@ -270,9 +279,15 @@ func mergeTypedWith(a, b *Typed, o *Owner, general bool) *Typed {
 	case indexed:
 		olds = []touchedScore{{name: name}} // its score, from the run absorbOne reads
 	}
-	if o != nil && base.big != nil && base.big.owner == o {
-		m.big = base.big.shallow()
-	} else {
+	switch bb := base.big; {
+	case bb == nil:
+		m.big = base.bigCopy()
+	case o != nil && bb.owner == o && (!bb.adopted || one && journaled(other)):
+		m.big = bb.shallow()
+	case published && one && journaled(other) && o != nil && o.line != nil && bb.owner != o &&
+		bb.owner != nil && bb.owner.line == o.line && base.Mutable():
+		m.big = bb.adopt(base, o)
+	default:
 		m.big = base.bigCopy()
 	}
 	m.big.owner = o
@@ -301,6 +316,13 @@ func mergeTypedWith(a, b *Typed, o *Owner, general bool) *Typed {
 		m.big.compact()
 	}
 	return m
+}
+
+// journaled reports whether a merge of other changes only what an adopted
+// state's journal records (see Owner): elements and traces, and the score
+// index, not counts.
+func journaled(other *Typed) bool {
+	return len(other.Counts) == 0 && len(other.ScoreCounts) == 0 && other.HLL == nil
 }
 
 // oneName reports whether the small state t's elements and traces, one at

@@ -528,14 +528,14 @@ func (b *bigState) rescore(idx *btree.BTreeG[scoreEntry], t touchedScore, run []
 		return // a trace of another type's element, or a score unchanged
 	}
 	if t.had {
-		idx.Delete(scoreEntry{score: t.score, name: unsafe.String(unsafe.SliceData(name), len(name))})
+		b.deleteScore(idx, scoreEntry{score: t.score, name: unsafe.String(unsafe.SliceData(name), len(name))})
 	}
 	if has {
 		e := scoreEntry{score: s, name: string(name)}
 		if len(run) > 0 { // the element's name, shared with its tree
 			e.name = unsafe.String(unsafe.SliceData(run[0].Name), len(run[0].Name))
 		}
-		idx.Set(e)
+		b.setScore(idx, e)
 	}
 }
 

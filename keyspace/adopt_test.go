@@ -1,0 +1,160 @@
+package keyspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redmesh/redmesh/record"
+)
+
+// TestStepsTakeOverPublishedState: steps writing into one large set take
+// over the state the step before published (record.Owner) while readers
+// (Get, View, Peek, SnapshotRange, Scan, checkpoints) read it at once; a
+// state a reader holds never changes under it, a savepoint rolled back and
+// a failed step put the published state back, and what is published, and
+// what a restart loads, is what the writes that stayed made.
+func TestStepsTakeOverPublishedState(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	key := []byte("s")
+	big := &record.Typed{Kind: record.KindSet, KindVersion: version(1)}
+	want := map[string]bool{}
+	for i := range 400 {
+		name := fmt.Sprintf("m%05d", i)
+		big.Members = append(big.Members, record.Elem{Name: []byte(name), Dot: version(uint64(2 + i))})
+		want[name] = true
+	}
+	put(t, s.db, "s", record.Record{Typed: big})
+	member := func(ts uint64, name string) record.Record {
+		return record.Record{Typed: &record.Typed{Kind: record.KindSet, KindVersion: version(ts),
+			Members: []record.Elem{{Name: []byte(name), Dot: version(ts)}}}}
+	}
+	// check reads a state whole and holds it to its length.
+	check := func(where string, st *record.Typed) error {
+		n := 0
+		st.EachMember(func([]byte) bool { n++; return true })
+		if n != st.Len() {
+			return fmt.Errorf("%s: %d members listed, Len %d", where, n, st.Len())
+		}
+		return nil
+	}
+	var stop atomic.Bool
+	var readErr atomic.Pointer[error]
+	fail := func(err error) {
+		if err != nil {
+			readErr.CompareAndSwap(nil, &err)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var held []*record.Typed
+		var lens []int
+		for i := 0; !stop.Load(); i++ {
+			var st *record.Typed
+			switch i % 6 {
+			case 0:
+				st = s.db.Get(key).Typed
+			case 1:
+				s.db.View(key, func(rec record.Record) { fail(check("View", rec.Typed)) })
+			case 2:
+				st = s.db.Peek(key).Typed
+			case 3:
+				s.db.Table().SnapshotRange(0, func(_ uint64, k []byte, rec record.Record) bool {
+					if string(k) == "s" {
+						fail(check("SnapshotRange", rec.Typed))
+					}
+					return true
+				})
+			case 4:
+				s.db.Table().Scan(0, func(k []byte, rec record.Record) bool {
+					if string(k) == "s" && (!rec.Live(0) || rec.Typed.Len() < 400) {
+						fail(errors.New("Scan: the header of the state read wrong"))
+					}
+					return true
+				})
+			default:
+				fail(s.db.Checkpoint())
+			}
+			if st != nil {
+				fail(check("Get/Peek", st))
+				if len(held) < 8 {
+					held, lens = append(held, st), append(lens, st.Len())
+				}
+			}
+		}
+		for i, st := range held {
+			if err := check("held", st); err != nil || st.Len() != lens[i] {
+				fail(fmt.Errorf("a state a reader held changed under it: %v", err))
+			}
+		}
+	}()
+	r := rand.New(rand.NewPCG(3, 9))
+	ts, adopted := uint64(10_000), 0
+	for step := range 400 {
+		var added []string
+		failStep := r.IntN(10) == 0
+		err := s.db.Update(context.Background(), func(tx *Tx) error {
+			for w := range 1 + r.IntN(4) {
+				ts++
+				name := fmt.Sprintf("m%05d", r.IntN(2000))
+				sp := tx.Savepoint()
+				if _, _, err := tx.Apply(key, member(ts, name)); err != nil {
+					return err
+				}
+				if w == 0 {
+					adopted += len(tx.adopted)
+				}
+				if r.IntN(5) == 0 {
+					tx.RollbackTo(sp)
+					continue
+				}
+				added = append(added, name)
+			}
+			if failStep {
+				return errors.New("the step fails")
+			}
+			return nil
+		})
+		if failStep != (err != nil) {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		if !failStep {
+			for _, name := range added {
+				want[name] = true
+			}
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if p := readErr.Load(); p != nil {
+		t.Fatal(*p)
+	}
+	if adopted < 100 {
+		t.Fatalf("%d steps took the published state over", adopted)
+	}
+	same := func(where string, st *record.Typed) {
+		t.Helper()
+		got := map[string]bool{}
+		st.EachMember(func(name []byte) bool { got[string(name)] = true; return true })
+		if len(got) != len(want) || st.Len() != len(want) {
+			t.Fatalf("%s: %d members (Len %d), want %d", where, len(got), st.Len(), len(want))
+		}
+		for name := range want {
+			if !got[name] {
+				t.Fatalf("%s: %s missing", where, name)
+			}
+		}
+	}
+	same("published", s.db.Get(key).Typed)
+	s.close(t)
+	s = openStore(t, dir, nil)
+	defer s.close(t)
+	same("after a restart", s.db.Get(key).Typed)
+}
