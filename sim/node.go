@@ -369,7 +369,7 @@ func (s *Sim) newNode() *node {
 	n.r = mesh.NewReplicator(mesh.ReplicatorConfig{
 		Self: n.pid, Epoch: n.epoch, Head: n.head(), LogMax: uint32(s.cfg.CatchUpBatch),
 		Always:      s.cfg.Fsync == FsyncAlways || s.cfg.AckUnsynced,
-		ForgetAfter: s.cfg.ForgetAfter, Intn: s.rng.IntN, NoCatchUp: s.cfg.NoCatchUp,
+		ForgetAfter: s.cfg.ForgetAfter, Intn: s.rng.IntN, NoCatchUp: s.cfg.NoCatchUp, Fanout: s.cfg.RelayFanout,
 	})
 	st, err := newStore(s.keys)
 	if err != nil {

@@ -64,6 +64,7 @@ type stats struct {
 	logEntries, fallbacks, fallbackSessions   int64
 	fallbacksDone                             int64
 	pushBatches, pushRecords                  int64
+	pushRelayed, pushHeld                     int64
 	messages, dropped                         int64
 	retransmits, connects                     int64
 	decodeErrors                              int64
