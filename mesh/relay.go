@@ -31,48 +31,42 @@ const DefaultFanout = 4
 // flag).
 const MaxHops = 127
 
-// seenGeneration is how many pushes one generation of pushSeen holds: two
-// generations keep at least the last 256, far more than are in flight
-// while one spreads (a relayed copy comes a few latencies after the first).
-const seenGeneration = 256
+// seenSlots is how many pushes pushSeen holds at most: far more than are
+// in flight while one spreads (a relayed copy comes a few latencies after
+// the first).
+const seenSlots = 512
 
 // pushSeen remembers the pushes whose records this node holds, by a
 // fingerprint of their header, so that the copies of one that arrive by
-// other paths are dropped without being merged. Forgetting one early costs
-// only that merge: a copy whose records all lose is no news and goes no
-// further.
+// other paths are dropped without being merged. It is a direct-mapped
+// table: a push takes the slot of its fingerprint, pushing out the one
+// there. Forgetting one early costs only a merge: a copy whose records all
+// lose is no news and goes no further. One look is one cache line, where
+// a map took several (at 10,000 simulated nodes, a sixth of the run went
+// to looking relayed copies up in two maps of 256), and its 4 KiB are
+// made only once a node relays or is relayed to.
 type pushSeen struct {
-	cur, old map[uint64]struct{}
+	slots *[seenSlots]uint64
 }
 
 func (s *pushSeen) has(k uint64) bool {
-	if _, ok := s.cur[k]; ok {
-		return true
-	}
-	_, ok := s.old[k]
-	return ok
+	return s.slots != nil && s.slots[k%seenSlots] == k
 }
 
 func (s *pushSeen) add(k uint64) {
-	if s.cur == nil {
-		s.cur = make(map[uint64]struct{}, seenGeneration)
+	if s.slots == nil {
+		s.slots = new([seenSlots]uint64)
 	}
-	if len(s.cur) >= seenGeneration {
-		s.old, s.cur = s.cur, s.old
-		if s.cur == nil {
-			s.cur = make(map[uint64]struct{}, seenGeneration)
-		}
-		clear(s.cur)
-	}
-	s.cur[k] = struct{}{}
+	s.slots[k%seenSlots] = k
 }
 
-// pushKey is a fingerprint of a push's header: its origin and range.
+// pushKey is a fingerprint of a push's header, its origin and range; never
+// 0, which is an empty slot.
 func pushKey(h PushHeader) uint64 {
 	k := mix(uint64(h.Origin))
 	k = mix(k ^ h.Epoch)
 	k = mix(k ^ h.Prev)
-	return mix(k ^ h.To)
+	return mix(k^h.To) | 1
 }
 
 // mix is splitmix64's finaliser.
@@ -121,10 +115,11 @@ func (r *Replicator) relayHops() uint8 {
 // The driver then leaves its records unmerged, and still hands the header
 // to Step (a push from its origin moves the progress) and to Relay.
 func (r *Replicator) PushHeld(from PeerID, h PushHeader) bool {
-	if p := r.peers[h.Origin]; p != nil && p.prog.Epoch == h.Epoch && h.To <= p.prog.Acked {
+	if r.seen.has(pushKey(h)) {
 		return true
 	}
-	return r.seen.has(pushKey(h))
+	p := r.peers[h.Origin]
+	return p != nil && p.prog.Epoch == h.Epoch && h.To <= p.prog.Acked
 }
 
 // Relay takes a push from peer from once its records were merged (h.Won:

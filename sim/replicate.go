@@ -274,7 +274,8 @@ func (s *Sim) recvPush(n, from *node, buf []byte, h mesh.PushHeader) {
 		s.sendPush(n, targets, buf, pay, rh)
 	}
 	s.drive(n)
-	if n.r.Peer(from.pid).Progress.Waiting() > 0 {
+	// Only the origin's own push opens a gap (a relayed copy moves nothing).
+	if h.Origin == from.pid && n.r.Peer(from.pid).Progress.Waiting() > 0 {
 		s.checkGaps(n)
 	}
 }
