@@ -852,7 +852,10 @@ func (r *Replicator) roots(id PeerID, m RootsMsg) {
 func (r *Replicator) acked(id PeerID, m AckMsg) {
 	if !r.connected(id) {
 		if r.table.Get(id) != nil {
-			r.peer(id).early = &m // its LinkUp is yet to come
+			// Its LinkUp is yet to come. A copy: taking m's address would
+			// move every call's m to the heap.
+			early := m
+			r.peer(id).early = &early
 		}
 		return
 	}
