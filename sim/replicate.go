@@ -116,7 +116,7 @@ func (s *Sim) serveLog(b, a *node, st *logStream, buf []byte) {
 	for seq := from; seq < to; seq++ {
 		e := b.log[seq-b.logFirst]
 		id := e.id
-		rec := e.rec
+		rec := *e.rec
 		if s.cfg.LogAsCurrent {
 			rec = b.st.get(id)
 		}
