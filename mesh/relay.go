@@ -7,9 +7,9 @@ import "time"
 // members, or the simulator's overlay of a few links a node), that reaches
 // only the origin's neighbours, and everyone else would get the write from
 // anti-entropy and the logs, which cost far more per record. So a push
-// carries a hop budget (PushHeader.Hops) the origin sets: 0 when it is
-// linked to every member it knows (a full mesh: nobody relays, no traffic
-// is added), otherwise enough for the overlay. A receiver to which the
+// carries a hop budget (PushHeader.Hops) the origin sets: 0 when it is,
+// or was, linked to every member it knows (a full mesh: nobody relays, no
+// traffic is added), otherwise enough for the overlay (relayHops). A receiver to which the
 // push was news (a record of it won) and whose budget is left relays the
 // origin's message, its header intact and the budget one less, to Fanout
 // of its linked peers, neither the one it came from nor the origin. A copy
@@ -42,9 +42,9 @@ const seenSlots = 512
 // table: a push takes the slot of its fingerprint, pushing out the one
 // there. Forgetting one early costs only a merge: a copy whose records all
 // lose is no news and goes no further. One look is one cache line, where
-// a map took several (at 10,000 simulated nodes, a sixth of the run went
-// to looking relayed copies up in two maps of 256), and its 4 KiB are
-// made only once a node relays or is relayed to.
+// a map takes several (a node looks up every copy it gets, about Fanout
+// of each push), and its 4 KiB are made only once a node relays or is
+// relayed to.
 type pushSeen struct {
 	slots *[seenSlots]uint64
 }

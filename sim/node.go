@@ -443,10 +443,10 @@ type loggedKey struct {
 }
 
 // logRecord returns the copy of rec a log entry of key id holds. A write
-// is applied, and logged, by every node it reaches: at 10,000 nodes the
-// logs held each record by value, 1.1 GB of a 4.1 GB heap, where one copy
-// each is a few megabytes. A typed record's state differs from node to
-// node with what each merged, and is not shared.
+// is applied, and logged, by every node it reaches: one copy of it for
+// all of them, not one each (at 10,000 nodes, a gigabyte of heap). A
+// typed record's state differs from node to node with what each merged,
+// and is not shared.
 func (s *Sim) logRecord(id uint32, rec record.Record) *record.Record {
 	if rec.Typed != nil {
 		return &rec
