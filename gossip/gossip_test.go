@@ -90,7 +90,7 @@ func TestPushMessage(t *testing.T) {
 	v := record.Version{TS: 1 << 20, Node: 7}
 	rec := record.Record{Value: record.Value{Version: v, Data: []byte("v")}, Expiry: record.Expiry{Version: v}}
 	recs := []merkle.Record{{Key: []byte("k"), Payload: record.Encode(rec)}}
-	b := appendPushMsg(nil, 9, 3, 5, recs)
+	b := appendPushMsg(nil, 9, 3, 5, 0, 0, recs)
 	pm, err := decodePushMsg(b)
 	if err != nil || pm.epoch != 9 || pm.prev != 3 || pm.to != 5 || len(pm.recs) != 1 || string(pm.recs[0].Key) != "k" {
 		t.Fatalf("round trip: %+v, %v", pm, err)
@@ -102,18 +102,29 @@ func TestPushMessage(t *testing.T) {
 		}
 	}
 	bad := append([]byte(nil), b...)
-	bad[0] = 2
+	bad[0] = pushVersion - 1
 	if _, err := decodePushMsg(bad); err == nil {
 		t.Fatal("wrong version accepted")
 	}
-	if _, err := decodePushMsg(appendPushMsg(nil, 9, 5, 5, recs)); err == nil {
+	// A relayed push carries its origin.
+	b = appendPushMsg(nil, 9, 3, 5, 4, 77, recs)
+	pm, err = decodePushMsg(b)
+	if err != nil || pm.hops != 4 || pm.origin != 77 || pm.to != 5 || len(pm.recs) != 1 {
+		t.Fatalf("relayed round trip: %+v, %v", pm, err)
+	}
+	for i := range b {
+		if _, err := decodePushMsg(b[:i]); err == nil {
+			t.Fatalf("relayed prefix %d decoded", i)
+		}
+	}
+	if _, err := decodePushMsg(appendPushMsg(nil, 9, 5, 5, 0, 0, recs)); err == nil {
 		t.Fatal("empty range accepted")
 	}
-	if _, err := decodePushMsg(appendPushMsg(nil, 9, 3, 5, []merkle.Record{{Key: []byte("k"), Payload: []byte{0xff}}})); err == nil {
+	if _, err := decodePushMsg(appendPushMsg(nil, 9, 3, 5, 0, 0, []merkle.Record{{Key: []byte("k"), Payload: []byte{0xff}}})); err == nil {
 		t.Fatal("bad record accepted")
 	}
 	// A huge record count is refused without allocating.
-	huge := append([]byte{pushVersion, 1, 1, 2, mesh.KindPush}, binary.AppendUvarint(nil, 1<<40)...)
+	huge := append([]byte{pushVersion, 1, 1, 2, 0, mesh.KindPush}, binary.AppendUvarint(nil, 1<<40)...)
 	if _, err := decodePushMsg(huge); err == nil {
 		t.Fatal("huge count accepted")
 	}
@@ -445,7 +456,7 @@ func TestPushOrigin(t *testing.T) {
 	origin, other := ids[0], ids[1]
 	v := record.Version{TS: 1 << 30, Node: record.NodeID(nodeIDOf(origin))}
 	rec := record.Record{Value: record.Value{Version: v, Data: []byte("pushed")}, Expiry: record.Expiry{Version: v}}
-	pm, err := decodePushMsg(appendPushMsg(nil, 7, 0, 2, []merkle.Record{{Key: []byte("k"), Payload: record.Encode(rec)}}))
+	pm, err := decodePushMsg(appendPushMsg(nil, 7, 0, 2, 0, 0, []merkle.Record{{Key: []byte("k"), Payload: record.Encode(rec)}}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -381,5 +382,38 @@ func TestMemTransport(t *testing.T) {
 	waitFor(t, "equal roots", func() bool { return la.MerkleRoot() == lc.MerkleRoot() && lb.MerkleRoot() == lc.MerkleRoot() })
 	if in := c.Info(); in.CatchUpEntries == 0 {
 		t.Fatalf("c read nothing from a log: %+v", in)
+	}
+}
+
+// TestMemTransportRelay: a never reaches c (cut off from it from the
+// start), only b; a learns of c from b's peers, so its pushes carry a hop
+// budget, and b relays them to c. With no anti-entropy, and c's catch-up
+// from b's log done before the writes, only the relay brings them.
+func TestMemTransportRelay(t *testing.T) {
+	n := newMemNet(t)
+	b, lb := startMemMesh(t, n, nil)
+	c, lc := startMemMesh(t, n, nil, b.ID())
+	waitFor(t, "b and c linked", func() bool { return b.linked.Load() == 1 && c.linked.Load() == 1 && c.Ready() })
+	a, la := startMemMesh(t, n, func(cfg *Config) {
+		id, err := peer.IDFromPrivateKey(cfg.Identity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.partition(id, c.ID())
+	}, b.ID())
+	waitFor(t, "a linked to b alone, knowing of c", func() bool {
+		a.mu.Lock()
+		_, unheard := a.r.Stability().Count()
+		a.mu.Unlock()
+		return a.linked.Load() == 1 && b.linked.Load() == 2 && a.Ready() && unheard == 1
+	})
+	has := func(l *testLocal, key, val string) bool { return string(l.db.Get([]byte(key)).Value.Data) == val }
+	for i := range 3 {
+		k := fmt.Sprint("k", i)
+		la.set(t, a.cfg.Self, k, "1")
+		waitFor(t, k+" at b and c", func() bool { return has(lb, k, "1") && has(lc, k, "1") })
+	}
+	if in := c.Info(); in.CatchUpEntries != 0 {
+		t.Fatalf("c read a log for the writes: %+v", in)
 	}
 }

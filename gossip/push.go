@@ -16,11 +16,13 @@ import (
 )
 
 // Eager push. Only local writes are pushed: a remote write that wins here
-// is not pushed again. Each message is
+// is not pushed again, only relayed as its origin's message. Each message is
 //
-//	byte 1 (version) | uvarint epoch | uvarint prev | uvarint to | mesh push
+//	byte 2 (version) | uvarint epoch | uvarint prev | uvarint to |
+//	byte hops (the low 7 bits; the top bit: relayed) |
+//	[8 bytes, big-endian: the origin's node ID, when relayed] | mesh push
 //
-// where the mesh push (mesh.AppendPush) holds the records of this node's
+// where the mesh push (mesh.AppendPush) holds the records of the origin's
 // local writes with log sequence numbers in (prev, to] of log epoch, all
 // of them. A receiver that has every local write of the origin up to prev
 // now has them up to to, and acknowledges that to the origin (for WAIT);
@@ -29,11 +31,17 @@ import (
 //
 // The origin sends each message on a push stream of its own to every peer
 // linked to it (pushstream.go), read on arrival straight into the merge.
-// Discovery keeps every member linked to every other; one that is not (a
-// partition between two nodes only) gets the origin's writes by
-// anti-entropy, from a peer that has them.
+// Discovery keeps every member linked to every other. When one is not (a
+// member this node never reached: a partition between two nodes only) the
+// origin gives its pushes a hop budget, and a receiver to which one was
+// news relays it on the same streams to a few of its peers
+// (mesh.Replicator.Relay); a relayed copy moves nothing of the origin's
+// progress here and reads no log (messages are unsigned).
 
-const pushVersion = 1
+const pushVersion = 2
+
+// pushRelayed is the hops byte's flag: the origin's ID follows.
+const pushRelayed = 0x80
 
 // maxLocalQueue bounds the local writes waiting to be pushed; beyond it
 // they are left to catch-up and anti-entropy.
@@ -46,14 +54,25 @@ type pushItem struct {
 
 type pushMsg struct {
 	epoch, prev, to uint64
-	recs            []merkle.Record
+	hops            uint8
+	// origin is the origin's node ID of a relayed push, 0 for the
+	// sender's own.
+	origin mesh.PeerID
+	recs   []merkle.Record
 }
 
-func appendPushMsg(dst []byte, epoch, prev, to uint64, recs []merkle.Record) []byte {
+// appendPushMsg appends the encoding of a push; origin 0: the sender's own.
+func appendPushMsg(dst []byte, epoch, prev, to uint64, hops uint8, origin mesh.PeerID, recs []merkle.Record) []byte {
 	dst = append(dst, pushVersion)
 	dst = binary.AppendUvarint(dst, epoch)
 	dst = binary.AppendUvarint(dst, prev)
 	dst = binary.AppendUvarint(dst, to)
+	if origin == 0 {
+		dst = append(dst, hops&^pushRelayed)
+	} else {
+		dst = append(dst, hops|pushRelayed)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(origin))
+	}
 	return mesh.AppendPush(dst, recs)
 }
 
@@ -74,6 +93,20 @@ func decodePushMsg(b []byte) (pushMsg, error) {
 	pm.epoch, pm.prev, pm.to = v[0], v[1], v[2]
 	if pm.prev >= pm.to {
 		return pm, fmt.Errorf("%w: empty push range", mesh.ErrMalformed)
+	}
+	if len(b) == 0 {
+		return pm, fmt.Errorf("%w: bad push header", mesh.ErrMalformed)
+	}
+	flags := b[0]
+	pm.hops, b = flags&^pushRelayed, b[1:]
+	if flags&pushRelayed != 0 {
+		if len(b) < 8 {
+			return pm, fmt.Errorf("%w: bad push origin", mesh.ErrMalformed)
+		}
+		pm.origin, b = mesh.PeerID(binary.BigEndian.Uint64(b)), b[8:]
+		if pm.origin == 0 {
+			return pm, fmt.Errorf("%w: bad push origin", mesh.ErrMalformed)
+		}
 	}
 	d, err := mesh.Decode(b)
 	if err != nil {
@@ -196,8 +229,8 @@ func (m *Mesh) publisher() {
 			recs[i] = it.rec
 		}
 		// A fresh buffer each time: the push streams' queues hold it.
-		msg := appendPushMsg(make([]byte, 0, size), h.Epoch, h.Prev, h.To, recs)
-		p := &outPush{epoch: h.Epoch, prev: h.Prev, to: h.To, recs: recs, msg: msg, size: len(msg)}
+		msg := appendPushMsg(make([]byte, 0, size), h.Epoch, h.Prev, h.To, h.Hops, 0, recs)
+		p := &outPush{epoch: h.Epoch, prev: h.Prev, to: h.To, hops: h.Hops, recs: recs, msg: msg, size: len(msg)}
 		for _, o := range outs {
 			if !o.send(p) {
 				// The peer sees the hole: the next push's prev is past
@@ -244,13 +277,28 @@ func (m *Mesh) publisher() {
 	}
 }
 
-// merge applies a push that arrived on origin's push stream and tells the
-// replicator: it moves what we acknowledge of origin's log, or shows a gap.
-func (m *Mesh) merge(origin peer.ID, pm pushMsg) {
-	m.st.pushReceived.Add(uint64(len(pm.recs)))
-	n, err := m.apply(origin, pm.recs)
-	m.st.pushApplied.Add(uint64(n))
-	h := mesh.PushHeader{Origin: m.midOf(origin), Epoch: pm.epoch, Prev: pm.prev, To: pm.to, At: time.Now()}
+// merge applies a push that arrived on sender's push stream, the
+// sender's own or relayed, and tells the replicator: a push from its
+// origin moves what we acknowledge of the origin's log, or shows a gap;
+// one that was news goes on to the peers the replicator names. A copy
+// whose records are here already is not merged.
+func (m *Mesh) merge(sender peer.ID, pm pushMsg) {
+	from := m.midOf(sender)
+	h := mesh.PushHeader{Origin: from, Epoch: pm.epoch, Prev: pm.prev, To: pm.to, Hops: pm.hops, At: time.Now()}
+	if pm.origin != 0 {
+		h.Origin = pm.origin
+	}
+	m.mu.Lock()
+	held := m.r.PushHeld(from, h)
+	m.mu.Unlock()
+	var n int
+	var err error
+	if !held {
+		m.st.pushReceived.Add(uint64(len(pm.recs)))
+		n, err = m.apply(sender, pm.recs)
+		m.st.pushApplied.Add(uint64(n))
+		h.Won = n > 0
+	}
 	if err != nil {
 		// Not all of it is applied (a record refused for its clock, or the
 		// log refused the batch: a full disk): its writes are missing as a
@@ -259,8 +307,28 @@ func (m *Mesh) merge(origin peer.ID, pm pushMsg) {
 		if refused, ok := errors.AsType[*mesh.RefusedError](err); ok {
 			h.AdmitAt = refused.AdmitAt
 		} else if m.ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
-			m.log.Error("apply pushed records", "origin", origin.String(), "err", err)
+			m.log.Error("apply pushed records", "from", sender.String(), "err", err)
 		}
 	}
-	m.step(func() { m.r.Step(h.Origin, h) })
+	var relay mesh.PushHeader
+	var outs []*pushOut
+	m.step(func() {
+		m.r.Step(from, h)
+		var ids []mesh.PeerID
+		relay, ids = m.r.Relay(from, h, nil)
+		outs = m.outsOf(nil, ids)
+	})
+	if len(outs) == 0 {
+		return
+	}
+	// The records alias the stream's read buffer: the message is encoded
+	// anew, once for every peer's queue.
+	msg := appendPushMsg(nil, relay.Epoch, relay.Prev, relay.To, relay.Hops, relay.Origin, pm.recs)
+	if len(msg) > maxPushMessage {
+		return // the origin's ID made it too long for a frame
+	}
+	p := &outPush{epoch: relay.Epoch, prev: relay.Prev, to: relay.To, hops: relay.Hops, origin: relay.Origin, msg: msg, size: len(msg)}
+	for _, o := range outs {
+		o.send(p) // one a peer's queue cannot take is the overlay's loss: anti-entropy repairs it
+	}
 }

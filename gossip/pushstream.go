@@ -13,7 +13,7 @@ import (
 	"github.com/redmesh/redmesh/mesh"
 )
 
-// Push streams: /redmesh/push/3, one a node opens to each peer linked to
+// Push streams: /redmesh/push/4, one a node opens to each peer linked to
 // it, carrying its pushes (push.go), a frame each. The peer reads them
 // straight into the merge, with no event loop or queue of its own between:
 // each goroutine hand-off on a push's way waits for a core on a busy
@@ -32,7 +32,7 @@ import (
 // as for a push lost any other way (mesh.Progress). The receiver merges
 // before it reads on, so what it has not merged waits in the stream's
 // flow-control window.
-const protoPush = protocol.ID("/redmesh/push/3")
+const protoPush = protocol.ID("/redmesh/push/4")
 
 const (
 	maxPushQueued = 8 << 20
@@ -41,9 +41,12 @@ const (
 
 // outPush is a push waiting for a peer's stream: msg its encoding, shared
 // by every peer's queue, until another push is coalesced into it; then msg
-// is nil, recs are this queue's own, and the writer encodes it.
+// is nil, recs are this queue's own, and the writer encodes it. A relayed
+// push (origin set) is never coalesced: its msg is all it keeps.
 type outPush struct {
 	epoch, prev, to uint64
+	hops            uint8
+	origin          mesh.PeerID
 	recs            []merkle.Record
 	msg             []byte
 	size            int // bytes counted for it: no less than its encoding
@@ -76,10 +79,11 @@ func (o *pushOut) send(p *outPush) bool {
 	}
 	if n := len(o.q); n > 0 {
 		last := o.q[n-1]
-		if last.epoch == p.epoch && last.to == p.prev && last.size+p.size <= maxPushMessage {
+		if last.origin == 0 && p.origin == 0 && last.hops == p.hops &&
+			last.epoch == p.epoch && last.to == p.prev && last.size+p.size <= maxPushMessage {
 			if last.msg != nil {
 				// Shared with other peers' queues: this one takes a copy.
-				last = &outPush{epoch: last.epoch, prev: last.prev, to: last.to,
+				last = &outPush{epoch: last.epoch, prev: last.prev, to: last.to, hops: last.hops,
 					recs: slices.Clone(last.recs), size: last.size}
 				o.q[n-1] = last
 			}
@@ -118,7 +122,7 @@ func (o *pushOut) next() (msg []byte, ok bool) {
 	o.bytes -= p.size
 	o.mu.Unlock()
 	if p.msg == nil {
-		p.msg = appendPushMsg(make([]byte, 0, p.size), p.epoch, p.prev, p.to, p.recs)
+		p.msg = appendPushMsg(make([]byte, 0, p.size), p.epoch, p.prev, p.to, p.hops, 0, p.recs)
 	}
 	return p.msg, true
 }
@@ -128,12 +132,17 @@ func (o *pushOut) next() (msg []byte, ok bool) {
 // scratch space for their IDs. m.mu must be held.
 func (m *Mesh) pushOuts(dst []*pushOut, ids []mesh.PeerID) ([]*pushOut, []mesh.PeerID) {
 	ids = m.r.PushTargets(ids[:0])
+	return m.outsOf(dst, ids), ids
+}
+
+// outsOf appends to dst the open push streams to ids. m.mu must be held.
+func (m *Mesh) outsOf(dst []*pushOut, ids []mesh.PeerID) []*pushOut {
 	for _, id := range ids {
 		if ps := m.peers[m.pids[id]]; ps != nil && ps.push != nil {
 			dst = append(dst, ps.push)
 		}
 	}
-	return dst, ids
+	return dst
 }
 
 // openPushStreams opens the push stream to every linked peer that has

@@ -18,7 +18,7 @@ func testPush(epoch, prev uint64, n, valueLen int) *outPush {
 		recs[i] = merkle.Record{Key: fmt.Appendf(nil, "k%09d", prev+uint64(i)+1), Payload: record.Encode(rec)}
 	}
 	to := prev + uint64(n)
-	msg := appendPushMsg(nil, epoch, prev, to, recs)
+	msg := appendPushMsg(nil, epoch, prev, to, 0, 0, recs)
 	return &outPush{epoch: epoch, prev: prev, to: to, recs: recs, msg: msg, size: len(msg)}
 }
 

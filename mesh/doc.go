@@ -93,6 +93,7 @@
 // records or when the caller's queue has emptied (Flush), so a burst goes out
 // in few messages and a lone write goes out at once. A batch holds only the
 // node's own writes and goes, with its header (PushHeader: which range of
-// the node's log it holds), to every peer linked to it
-// (Replicator.PushTargets); nobody forwards it.
+// the node's log it holds, and a hop budget), to every peer linked to it
+// (Replicator.PushTargets). On a partial overlay receivers relay it on
+// (relay.go: PushHeld, Relay).
 package mesh

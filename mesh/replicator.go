@@ -55,7 +55,9 @@ type Replicator struct {
 	// waitFor is the highest sequence number of our log a WAIT asked the
 	// peers to acknowledge (WaitFor).
 	waitFor uint64
-	rd      Ready
+	// seen: pushes whose records are here, for dropping relayed copies.
+	seen pushSeen
+	rd   Ready
 }
 
 // ReplicatorConfig is what a Replicator is started with.
@@ -80,6 +82,9 @@ type ReplicatorConfig struct {
 	ForgetAfter time.Duration
 	// Intn returns a number in [0, n): the random source of peer choices.
 	Intn func(n int) int
+	// Fanout is how many linked peers a push that was news here is relayed
+	// to (0: DefaultFanout).
+	Fanout int
 	// NoCatchUp turns log catch-up off, for measuring what it is worth (the
 	// simulator's no-catch-up); a node always runs it.
 	NoCatchUp bool
@@ -178,6 +183,7 @@ func (r *Replicator) start(epoch, head uint64) {
 		r.stab.Forget(id)
 	}
 	r.push = PushRange{}
+	r.seen = pushSeen{} // a crash may have lost what they brought
 	r.push.Start(head - min(head, 1))
 	// No sync is known to be done; the next to begin is the first.
 	r.synced, r.mark, r.sessionRunning, r.ackPoke = 0, 1, false, false
@@ -402,8 +408,10 @@ type Message interface{ isMessage() }
 
 // PushHeader is an eager push's header, after its records were applied:
 // origin's local writes (Prev, To] of its log Epoch, arrived At, from the
-// origin itself (Step's from): a copy relayed by another peer moves
-// nothing (messages are unsigned). Refused:
+// origin itself (Step's from) or relayed by another peer (relay.go), which
+// moves nothing (messages are unsigned). Hops is the relay budget left
+// (the origin's PushHeader sets it); Won: a record of it won here, so it
+// was news to this node (Relay). Refused:
 // a record of it was not applied (mesh.Admit refused it, admitted from
 // AdmitAt; or the store failed, AdmitAt zero): its writes are missing, and
 // the origin's log is read for them after the gap's patience, not before
@@ -411,7 +419,9 @@ type Message interface{ isMessage() }
 type PushHeader struct {
 	Origin          PeerID
 	Epoch, Prev, To uint64
+	Hops            uint8
 	At              time.Time
+	Won             bool
 	Refused         bool
 	AdmitAt         time.Time
 }
@@ -842,7 +852,10 @@ func (r *Replicator) roots(id PeerID, m RootsMsg) {
 func (r *Replicator) acked(id PeerID, m AckMsg) {
 	if !r.connected(id) {
 		if r.table.Get(id) != nil {
-			r.peer(id).early = &m // its LinkUp is yet to come
+			// Its LinkUp is yet to come. A copy: taking m's address would
+			// move every call's m to the heap.
+			early := m
+			r.peer(id).early = &early
 		}
 		return
 	}
@@ -921,14 +934,13 @@ func (r *Replicator) LocalSkipped(seq uint64) { r.push.Skip(seq) }
 // PushHeader is the header of a push of this node's local writes first
 // to to, every one between them included.
 func (r *Replicator) PushHeader(first, to uint64) PushHeader {
-	return PushHeader{Origin: r.cfg.Self, Epoch: r.cfg.Epoch, Prev: r.push.Next(first, to), To: to}
+	return PushHeader{Origin: r.cfg.Self, Epoch: r.cfg.Epoch, Prev: r.push.Next(first, to), To: to, Hops: r.relayHops()}
 }
 
 // PushTargets appends to dst, in ID order, the peers a push of this node's
-// own writes goes to: every peer linked to it. Each origin pushes its own
-// writes to its peers and nobody relays them (a relayed copy proves nothing
-// of its origin, see pushed), so a write reaches by push exactly the
-// origin's linked peers, and the others by anti-entropy or the log.
+// own writes goes to: every peer linked to it. Beyond them the push goes
+// as far as its hop budget takes it (Relay), and what it misses comes by
+// anti-entropy or the log.
 func (r *Replicator) PushTargets(dst []PeerID) []PeerID {
 	for i := range r.table.peers {
 		if r.table.peers[i].Connected {

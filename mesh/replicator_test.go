@@ -34,6 +34,10 @@ import (
 //	tick at=MS | gaps at=MS
 //	synced synced=N mark=M | sample seq=S ts=T | stable-saved ts=T | aside-done ts=T
 //	skip seq=S | push-header first=A to=B | push-targets   the peers a push of our writes goes to
+//	member p=P                            a member this node is not linked to
+//	receive [from=F] p=P epoch=E prev=A to=B hops=H at=MS [won] [refused]
+//	                                      the driver's whole receive of P's push from F: held
+//	                                      (its records left unmerged, won ignored), Step, Relay
 //	state p=P                             the peer's progress, cursor and acknowledgement
 func TestReplicatorScripts(t *testing.T) {
 	datadriven.Walk(t, "testdata/replicator", func(t *testing.T, path string) {
@@ -42,7 +46,7 @@ func TestReplicatorScripts(t *testing.T) {
 			var (
 				self, p, from, run, epoch, head, next, prev, to, seq, durable, entries uint64
 				root, ours, synced, mark, first, logMax                                uint64
-				stable, aside, ts, at, forget, admitAt                                 uint64
+				stable, aside, ts, at, forget, admitAt, hops, fanout                   uint64
 			)
 			self, epoch, head = 1, 1, 1
 			for _, a := range []struct {
@@ -53,7 +57,7 @@ func TestReplicatorScripts(t *testing.T) {
 				{"next", &next}, {"prev", &prev}, {"to", &to}, {"seq", &seq}, {"durable", &durable},
 				{"entries", &entries}, {"root", &root}, {"ours", &ours}, {"synced", &synced}, {"mark", &mark},
 				{"first", &first}, {"log-max", &logMax}, {"stable", &stable}, {"aside", &aside}, {"ts", &ts},
-				{"at", &at}, {"forget-after", &forget}, {"admit-at", &admitAt},
+				{"at", &at}, {"forget-after", &forget}, {"admit-at", &admitAt}, {"hops", &hops}, {"fanout", &fanout},
 			} {
 				d.MaybeScanArgs(t, a.name, a.v)
 			}
@@ -71,7 +75,7 @@ func TestReplicatorScripts(t *testing.T) {
 				r = NewReplicator(ReplicatorConfig{
 					Self: PeerID(self), Epoch: epoch, Head: head, LogMax: uint32(logMax), Always: d.HasArg("always"),
 					ForgetAfter: time.Duration(forget) * time.Millisecond, NoCatchUp: d.HasArg("no-catch-up"),
-					Intn: func(int) int { return 0 },
+					Intn: func(int) int { return 0 }, Fanout: int(fanout),
 				})
 				return ""
 			case "add":
@@ -92,6 +96,20 @@ func TestReplicatorScripts(t *testing.T) {
 					rep.Records = append(rep.Records, recordFor(len(rep.Records)))
 				}
 				r.Step(id, LogArrivedMsg{Run: run, Reply: rep})
+			case "member":
+				r.Member(id)
+			case "receive":
+				h := PushHeader{Origin: id, Epoch: epoch, Prev: prev, To: to, Hops: uint8(hops), At: now, Refused: d.HasArg("refused")}
+				if r.PushHeld(PeerID(from), h) {
+					out = "held\n"
+				} else {
+					h.Won = d.HasArg("won")
+				}
+				r.Step(PeerID(from), h)
+				rh, to := r.Relay(PeerID(from), h, nil)
+				if len(to) > 0 {
+					out += fmt.Sprintf("relay hops=%d to=%v\n", rh.Hops, to)
+				}
 			case "wait":
 				r.WaitFor(seq)
 			case "ack-in":
@@ -146,7 +164,7 @@ func TestReplicatorScripts(t *testing.T) {
 				r.LocalSkipped(seq)
 			case "push-header":
 				h := r.PushHeader(first, to)
-				out = fmt.Sprintf("header epoch=%d prev=%d to=%d\n", h.Epoch, h.Prev, h.To)
+				out = fmt.Sprintf("header epoch=%d prev=%d to=%d hops=%d\n", h.Epoch, h.Prev, h.To, h.Hops)
 			case "push-targets":
 				out = fmt.Sprintf("push-targets %v\n", r.PushTargets(nil))
 			case "state":

@@ -422,6 +422,21 @@ func (s *Stability) Stable() hlc.Timestamp { return s.stable }
 func (s *Stability) Holder() PeerID     { return s.holder }
 func (s *Stability) MovedAt() time.Time { return s.movedAt }
 
+// Count is the number of members, this node and the forgotten ones left
+// out; Unheard, how many of them were never linked to this node nor heard
+// from (their state is the zero state).
+func (s *Stability) Count() (members, unheard int) {
+	s.tidyIdle()
+	unheard = len(s.idle) + len(s.common) - s.hidden
+	members = unheard
+	for i := range s.list {
+		if m := &s.list[i]; !m.forgotten && m.id != s.self {
+			members++
+		}
+	}
+	return members, unheard
+}
+
 // ForgottenCount is the number of forgotten members.
 func (s *Stability) ForgottenCount() int {
 	n := 0

@@ -86,6 +86,7 @@ type Config struct {
 	// crashed, a link was cut).
 	SessionTimeout time.Duration
 	PushBatch      int           // records per push batch, at most
+	RelayFanout    int           // peers a push that was news is relayed to (0: mesh.DefaultFanout)
 	LogRetain      int           // log entries each node keeps for catch-up
 	CatchUpBatch   int           // log entries per catch-up reply
 	OSFlush        time.Duration // how often the OS flushes under fsync "no"

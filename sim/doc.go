@@ -48,7 +48,8 @@
 //     and when, the stable time, forgetting and setting aside. The
 //     simulator tells it what arrived and what happened and carries out
 //     what its Ready says (drive); with eager-push batching, the choice
-//     of push targets (every linked peer, Replicator.PushTargets) and
+//     of push targets (every linked peer, Replicator.PushTargets), which
+//     copies are held and whom a push is relayed to (PushHeld, Relay), and
 //     mesh's wire encoding of log requests, replies, push batches and
 //     acknowledgements;
 //   - the durability contract of each fsync mode.
@@ -87,10 +88,13 @@
 //
 // Eager push is the node's: a node pushes batches of its own writes, each
 // with the header that says which range of its log it holds, to every peer
-// linked to it, and nobody forwards them. On a partial overlay the nodes
-// not linked to the origin get its writes by anti-entropy or from a peer's
-// log; a receiver that sees a hole in an origin's pushes reads the origin's
-// log once the gap outlasts mesh.GapPatience, as the node does.
+// linked to it. On a partial overlay the header carries a hop budget and a
+// receiver to which the push was news relays it to a few of its peers, as
+// the replication core says (mesh/relay.go); the nodes it misses get the
+// origin's writes by anti-entropy or from a peer's log. A receiver that
+// sees a hole in an origin's own pushes reads the origin's log once the
+// gap outlasts mesh.GapPatience, as the node does; a relayed copy moves
+// nothing of that.
 //
 // # The checker
 //

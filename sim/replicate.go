@@ -116,7 +116,7 @@ func (s *Sim) serveLog(b, a *node, st *logStream, buf []byte) {
 	for seq := from; seq < to; seq++ {
 		e := b.log[seq-b.logFirst]
 		id := e.id
-		rec := e.rec
+		rec := *e.rec
 		if s.cfg.LogAsCurrent {
 			rec = b.st.get(id)
 		}
@@ -201,12 +201,22 @@ func (s *Sim) sendOwnPush(n *node, batch []pushItem) {
 		size += len(recs[i].Key) + len(recs[i].Payload) + 8
 	}
 	buf := mesh.AppendPush(make([]byte, 0, size), recs)
-	pay := mesh.PayloadBytes(recs)
-	// The node's push message: version, epoch, prev, to.
-	hdr := 1 + uvarintLen(h.Epoch) + uvarintLen(h.Prev) + uvarintLen(h.To)
 	s.targets = n.r.PushTargets(s.targets[:0])
 	s.st.pushBatches++
-	for _, t := range s.targets {
+	s.sendPush(n, s.targets, buf, mesh.PayloadBytes(recs), h)
+}
+
+// sendPush sends a push message, the mesh push buf under header h, to each
+// of targets on the push stream of n's link to it: n's own, or one it
+// relays.
+func (s *Sim) sendPush(n *node, targets []mesh.PeerID, buf []byte, pay int, h mesh.PushHeader) {
+	// The node's push message: version, epoch, prev, to, hops, and the
+	// origin when it is relayed.
+	hdr := 1 + uvarintLen(h.Epoch) + uvarintLen(h.Prev) + uvarintLen(h.To) + 1
+	if h.Origin != n.pid {
+		hdr += 8
+	}
+	for _, t := range targets {
 		to := s.nodes[s.byID[t]]
 		s.send(n, to, classPush, len(buf)+hdr, pay, linkFifo(&n.pushFifo, t), func() { s.recvPush(to, n, buf, h) })
 	}
@@ -226,30 +236,46 @@ func linkFifo(m *map[mesh.PeerID]*int64, id mesh.PeerID) *int64 {
 	return f
 }
 
-// recvPush merges a push of from's own writes and tells the replicator,
-// which moves n's progress through them or waits for a missing push
-// (checkGaps). Nothing is forwarded: n's peers that are not from's get
-// from's writes by anti-entropy or from a log, as on the node.
+// recvPush takes a push from peer from (its origin's, or relayed), as the
+// node does: a copy the replicator says is held is not merged; otherwise
+// its records are. The replicator moves n's progress through the origin's
+// writes or waits for a missing push (checkGaps), and names the peers the
+// push is relayed to, if any.
 func (s *Sim) recvPush(n, from *node, buf []byte, h mesh.PushHeader) {
-	d, err := mesh.Decode(buf)
-	if err != nil || d.Push == nil {
-		s.st.decodeErrors++
-		return
-	}
-	var refused *applied // the first record refused
-	for _, r := range d.Push {
-		if _, a := s.applyRemote(n, from, r.Key, r.Payload, false); a.refused && refused == nil {
-			refused = &a
+	h.At = s.wall(n)
+	pay := 0
+	if n.r.PushHeld(from.pid, h) {
+		s.st.pushHeld++
+	} else {
+		d, err := mesh.Decode(buf)
+		if err != nil || d.Push == nil {
+			s.st.decodeErrors++
+			return
+		}
+		var refused *applied // the first record refused
+		for _, r := range d.Push {
+			_, a := s.applyRemote(n, from, r.Key, r.Payload, false)
+			h.Won = h.Won || a.won
+			if a.refused && refused == nil {
+				refused = &a
+			}
+		}
+		s.st.pushRecords += int64(len(d.Push))
+		pay = mesh.PayloadBytes(d.Push)
+		if refused != nil {
+			h.Refused, h.AdmitAt = true, refused.admitAt
 		}
 	}
-	s.st.pushRecords += int64(len(d.Push))
-	h.At = s.wall(n)
-	if refused != nil {
-		h.Refused, h.AdmitAt = true, refused.admitAt
-	}
 	n.r.Step(from.pid, h)
+	rh, targets := n.r.Relay(from.pid, h, s.targets[:0])
+	s.targets = targets
+	if len(targets) > 0 {
+		s.st.pushRelayed += int64(len(targets))
+		s.sendPush(n, targets, buf, pay, rh)
+	}
 	s.drive(n)
-	if n.r.Peer(from.pid).Progress.Waiting() > 0 {
+	// Only the origin's own push opens a gap (a relayed copy moves nothing).
+	if h.Origin == from.pid && n.r.Peer(from.pid).Progress.Waiting() > 0 {
 		s.checkGaps(n)
 	}
 }

@@ -41,6 +41,7 @@ type ReportConfig struct {
 	SyncIntervalMs int64   `json:"sync_interval_ms"`
 	SessionTimeout int64   `json:"session_timeout_ms"`
 	PushBatch      int     `json:"push_batch"`
+	RelayFanout    int     `json:"relay_fanout"`
 	LogRetain      int     `json:"log_retain"`
 	CatchUpBatch   int     `json:"catch_up_batch"`
 	OSFlushMs      int64   `json:"os_flush_ms"`
@@ -139,6 +140,10 @@ type CatchUps struct {
 type Push struct {
 	Batches         int64 `json:"batches"`
 	RecordsReceived int64 `json:"records_received"`
+	// Relayed: copies relayed on (mesh.Replicator.Relay); Held: copies
+	// that arrived with their records already here, left unmerged.
+	Relayed int64 `json:"relayed"`
+	Held    int64 `json:"held"`
 }
 
 // NetStats counts messages.
@@ -220,7 +225,7 @@ func (s *Sim) report() *Report {
 			Nodes: c.Nodes, Keys: c.Keys, ValueSize: c.ValueSize, Degree: c.Degree,
 			Shape: c.Shape.String(), Leaves: c.Shape.Leaves(), Fsync: c.Fsync,
 			SyncIntervalMs: ms(c.SyncInterval), SessionTimeout: ms(c.SessionTimeout),
-			PushBatch: c.PushBatch, LogRetain: c.LogRetain,
+			PushBatch: c.PushBatch, RelayFanout: c.RelayFanout, LogRetain: c.LogRetain,
 			CatchUpBatch: c.CatchUpBatch, OSFlushMs: ms(c.OSFlush), MaxSkewMs: ms(c.MaxSkew),
 			Network: c.Network, NoPush: c.NoPush, NoCatchUp: c.NoCatchUp,
 			Collect: !c.NoCollect, ForgetAfterMs: ms(c.ForgetAfter), AckIntervalMs: ms(c.AckInterval),
@@ -255,7 +260,7 @@ func (s *Sim) report() *Report {
 		TimedOut: st.sessionTimeouts, Errors: st.sessionErrors, Refused: st.sessionsRefused, KeysPulled: st.keysPulled, KeysPushed: st.keysPushed}
 	r.CatchUp = CatchUps{Started: st.catchUps, WithoutCursor: st.catchUpsNoCursor, ByLog: st.catchUpsByLog,
 		LogRecords: st.logEntries, MerkleFallbacks: st.fallbacks, FallbacksDone: st.fallbacksDone}
-	r.Push = Push{Batches: st.pushBatches, RecordsReceived: st.pushRecords}
+	r.Push = Push{Batches: st.pushBatches, RecordsReceived: st.pushRecords, Relayed: st.pushRelayed, Held: st.pushHeld}
 	r.Network = NetStats{Messages: st.messages, Dropped: st.dropped,
 		Retransmits: st.retransmits, Connects: st.connects, DecodeErrors: st.decodeErrors}
 	r.Nodes = NodeStats{Total: len(s.nodes), Crashes: st.crashes, RolledBack: st.rolledBack, Left: st.left, Joined: st.joined}

@@ -26,6 +26,8 @@ type Sim struct {
 	epoch  time.Time
 	keys   *keyTable
 	values map[string][]byte
+	// logged: the one copy of each plain record the nodes' logs hold.
+	logged map[loggedKey]*record.Record
 	nodes  []*node
 	byID   map[mesh.PeerID]int32
 
@@ -64,6 +66,7 @@ type stats struct {
 	logEntries, fallbacks, fallbackSessions   int64
 	fallbacksDone                             int64
 	pushBatches, pushRecords                  int64
+	pushRelayed, pushHeld                     int64
 	messages, dropped                         int64
 	retransmits, connects                     int64
 	decodeErrors                              int64
@@ -118,6 +121,7 @@ func New(cfg Config, sc *Scenario) (*Sim, error) {
 		epoch:  Epoch,
 		keys:   newKeyTable(cfg.Shape),
 		values: make(map[string][]byte),
+		logged: make(map[loggedKey]*record.Record),
 		byID:   make(map[mesh.PeerID]int32),
 	}
 	s.ck.lastInc = make(map[countKey]record.Version)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -33,6 +34,9 @@ func simCmd() *cobra.Command {
 		printOnly  bool
 		quiet      bool
 		cpuProfile string
+		memProfile string
+		// memProfileAt: when (virtual time) the heap profile is taken.
+		memProfileAt time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
@@ -99,12 +103,30 @@ or a YAML/JSON scenario file; --print-scenario shows a built-in as YAML.`,
 					_ = bar.Set64(int64(1000 * float64(now) / float64(max(horizon, 1))))
 				}
 			}
+			var heapErr error
+			if memProfile != "" {
+				// The heap at a moment of the run (its stores, logs and
+				// sessions), not at its end, when the nodes are gone.
+				taken, progress := false, cfg.Progress
+				cfg.Progress = func(now, horizon time.Duration) {
+					if progress != nil {
+						progress(now, horizon)
+					}
+					if !taken && now >= memProfileAt {
+						taken = true
+						heapErr = writeHeapProfile(memProfile)
+					}
+				}
+			}
 			rep, err := sim.Run(cfg, sc)
 			if bar != nil {
 				_ = bar.Finish()
 			}
 			if err != nil {
 				return err
+			}
+			if heapErr != nil {
+				return heapErr
 			}
 			if reportPath != "" {
 				if err := writeOut(reportPath, cmd.OutOrStdout(), rep.JSON()); err != nil {
@@ -140,6 +162,7 @@ or a YAML/JSON scenario file; --print-scenario shows a built-in as YAML.`,
 	f.DurationVar(&cfg.SyncInterval, "sync-interval", time.Second, "anti-entropy period per node")
 	f.DurationVar(&cfg.SessionTimeout, "session-timeout", 10*time.Second, "abandon a session that stalls this long")
 	f.IntVar(&cfg.PushBatch, "push-batch", 64, "records per eager-push batch, at most")
+	f.IntVar(&cfg.RelayFanout, "relay-fanout", 0, "peers a push that was news is relayed to, on a partial overlay (0: the node's default)")
 	f.IntVar(&cfg.LogRetain, "log-retain", 4096, "log entries each node retains for catch-up")
 	f.IntVar(&cfg.CatchUpBatch, "catch-up-batch", 1024, "log entries per catch-up reply")
 	f.DurationVar(&cfg.OSFlush, "os-flush", 30*time.Second, "OS flush period under --fsync no")
@@ -163,6 +186,8 @@ or a YAML/JSON scenario file; --print-scenario shows a built-in as YAML.`,
 	f.BoolVar(&printOnly, "print-scenario", false, "print the scenario as YAML and exit")
 	f.BoolVar(&quiet, "quiet", false, "no progress bar")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
+	f.StringVar(&memProfile, "memprofile", "", "write a heap profile to this file, at --memprofile-at")
+	f.DurationVar(&memProfileAt, "memprofile-at", 30*time.Second, "the virtual time the heap profile is taken at")
 	return cmd
 }
 
@@ -212,7 +237,7 @@ func parseShape(s string) (merkle.Shape, error) {
 // replayCommand is the command line that reruns this simulation: the
 // scenario, the seed and every flag that changes the run.
 func replayCommand(fl *pflag.FlagSet) string {
-	skip := map[string]bool{"report": true, "plot": true, "print-scenario": true, "quiet": true, "cpuprofile": true, "scenario": true, "seed": true}
+	skip := map[string]bool{"report": true, "plot": true, "print-scenario": true, "quiet": true, "cpuprofile": true, "memprofile": true, "memprofile-at": true, "scenario": true, "seed": true}
 	parts := []string{"redmesh sim", "--scenario " + shellQuote(fl.Lookup("scenario").Value.String()), "--seed " + fl.Lookup("seed").Value.String()}
 	fl.Visit(func(f *pflag.Flag) {
 		if !skip[f.Name] {
@@ -280,4 +305,21 @@ func printSummary(w io.Writer, r *sim.Report) {
 	for _, f := range r.Failures {
 		fmt.Fprintln(w, "FAIL:", f)
 	}
+}
+
+// writeHeapProfile writes the heap profile, after a collection, to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return nil
 }
