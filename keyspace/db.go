@@ -197,8 +197,9 @@ func (db *DB) Update(ctx context.Context, fn UpdateFunc) error {
 // before the commit loses it here, but its origin still holds it, and what
 // this node records as received from a peer (its cursor in the origin's
 // log, what it acknowledges) moves only once UpdateRemote has returned,
-// after the commit, so the node reads it again. Under always, a reader
-// waits for the commit, as for any write.
+// after the commit, so the node reads it again. Under always, and for a
+// step that made a write of this node's too (Tx.Own), a reader waits for
+// the commit, as for any write.
 func (db *DB) UpdateRemote(ctx context.Context, fn UpdateFunc) error {
 	return db.update(ctx, fn, db.log.Fsync() != wal.FsyncAlways)
 }
@@ -229,7 +230,7 @@ func (db *DB) update(ctx context.Context, fn UpdateFunc, early bool) error {
 		db.settleSeq(seq)
 		return err
 	}
-	f := db.publish(tx, early)
+	f := db.publish(tx, early && !tx.mine)
 	tx.reset()
 	db.wmu.Unlock()
 	select {

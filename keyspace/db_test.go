@@ -485,19 +485,22 @@ func loadCheckpointFile(t *testing.T, dir string) *Table {
 
 // TestRemoteWritesVisibleBeforeCommit: under a lazy fsync mode a peer's
 // write (UpdateRemote) is readable while its commit is held up; a local
-// write, and a peer's under always, is not: its readers wait for the commit.
+// write, a peer's under always, and a peer's whose step made one of this
+// node's too (Tx.Own), are not: their readers wait for the commit.
 func TestRemoteWritesVisibleBeforeCommit(t *testing.T) {
 	for _, tc := range []struct {
 		fsync  wal.Fsync
 		remote bool
+		own    bool // the step makes a write of this node's too
 		early  bool
 	}{
-		{wal.FsyncEverySec, true, true},
-		{wal.FsyncNo, true, true},
-		{wal.FsyncEverySec, false, false},
-		{wal.FsyncAlways, true, false},
+		{wal.FsyncEverySec, true, false, true},
+		{wal.FsyncNo, true, false, true},
+		{wal.FsyncEverySec, false, false, false},
+		{wal.FsyncAlways, true, false, false},
+		{wal.FsyncEverySec, true, true, false},
 	} {
-		t.Run(fmt.Sprintf("%s/remote=%v", tc.fsync, tc.remote), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/remote=%v/own=%v", tc.fsync, tc.remote, tc.own), func(t *testing.T) {
 			var hold atomic.Bool
 			entered, release := make(chan struct{}), make(chan struct{})
 			s := openStore(t, t.TempDir(), func(wo *wal.Options, ko *Options) {
@@ -526,6 +529,9 @@ func TestRemoteWritesVisibleBeforeCommit(t *testing.T) {
 			go func() {
 				done <- update(context.Background(), func(tx *Tx) error {
 					_, _, err := tx.Apply(key, setRec(2, "new"))
+					if tc.own {
+						tx.Own()
+					}
 					return err
 				})
 			}()
