@@ -9,10 +9,7 @@
 // write-ahead log (package wal) as durably as the fsync mode promises. While
 // the committer commits one batch, writers fill the next: that is group
 // commit. A reader that finds a key whose last change is not yet committed
-// waits for it, so no client reads a write of this node's that a crash could
-// then lose. A peer's write (UpdateRemote) under a lazy fsync mode is
-// visible once published: a crash that loses it here leaves it with its
-// origin, and this node reads it again (see UpdateRemote).
+// waits for it, so no client reads a write that a crash could then lose.
 //
 // Checkpoints of the table are written in the background to a file in the
 // data directory; start-up loads the last and replays the log after it.
@@ -185,27 +182,6 @@ type UpdateFunc func(tx *Tx) error
 // committed and as durable as the fsync mode promises. The records fn
 // applies may alias the caller's buffers until Update returns.
 func (db *DB) Update(ctx context.Context, fn UpdateFunc) error {
-	return db.update(ctx, fn, false)
-}
-
-// UpdateRemote is Update for records that came from peers. Under the lazy
-// fsync modes (everysec, no) readers see its changes as soon as they are
-// published, without waiting for their commit, as a Redis replica shows a
-// write before its append-only file is synced: the commit's hand-off to the
-// committer and the log's write stay out of a write's propagation time.
-// That is safe for a peer's write, not for one of this node's: a crash
-// before the commit loses it here, but its origin still holds it, and what
-// this node records as received from a peer (its cursor in the origin's
-// log, what it acknowledges) moves only once UpdateRemote has returned,
-// after the commit, so the node reads it again. Under always, and for a
-// step that made a write of this node's too (Tx.Own), a reader waits for
-// the commit, as for any write.
-func (db *DB) UpdateRemote(ctx context.Context, fn UpdateFunc) error {
-	return db.update(ctx, fn, db.log.Fsync() != wal.FsyncAlways)
-}
-
-// update is Update; early lets readers see the changes before their commit.
-func (db *DB) update(ctx context.Context, fn UpdateFunc, early bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -230,7 +206,7 @@ func (db *DB) update(ctx context.Context, fn UpdateFunc, early bool) error {
 		db.settleSeq(seq)
 		return err
 	}
-	f := db.publish(tx, early && !tx.mine)
+	f := db.publish(tx)
 	tx.reset()
 	db.wmu.Unlock()
 	select {
@@ -255,9 +231,8 @@ func (db *DB) Frontier(fn func()) (uint64, error) {
 }
 
 // publish makes tx's changes visible in the table and queues their log
-// entries; it runs under wmu. Unless early, a reader of a changed key waits
-// for the commit (marks).
-func (db *DB) publish(tx *Tx, early bool) *flight {
+// entries; it runs under wmu.
+func (db *DB) publish(tx *Tx) *flight {
 	db.pmu.Lock()
 	defer db.pmu.Unlock()
 	f := db.pending
@@ -265,9 +240,7 @@ func (db *DB) publish(tx *Tx, early bool) *flight {
 		c := &tx.changes[i]
 		db.seq++
 		db.table.Set(c.key, c.rec)
-		if !early {
-			db.marks[Hash(c.key)%markCount].Store(db.seq)
-		}
+		db.marks[Hash(c.key)%markCount].Store(db.seq)
 		f.batch.Add(db.seq, c.key, c.logged, c.wasVersions, c.rec.Versions())
 	}
 	return f

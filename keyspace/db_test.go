@@ -13,7 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -481,92 +480,4 @@ func loadCheckpointFile(t *testing.T, dir string) *Table {
 		t.Fatal(err)
 	}
 	return tab
-}
-
-// TestRemoteWritesVisibleBeforeCommit: under a lazy fsync mode a peer's
-// write (UpdateRemote) is readable while its commit is held up; a local
-// write, a peer's under always, and a peer's whose step made one of this
-// node's too (Tx.Own), are not: their readers wait for the commit.
-func TestRemoteWritesVisibleBeforeCommit(t *testing.T) {
-	for _, tc := range []struct {
-		fsync  wal.Fsync
-		remote bool
-		own    bool // the step makes a write of this node's too
-		early  bool
-	}{
-		{wal.FsyncEverySec, true, false, true},
-		{wal.FsyncNo, true, false, true},
-		{wal.FsyncEverySec, false, false, false},
-		{wal.FsyncAlways, true, false, false},
-		{wal.FsyncEverySec, true, true, false},
-	} {
-		t.Run(fmt.Sprintf("%s/remote=%v/own=%v", tc.fsync, tc.remote, tc.own), func(t *testing.T) {
-			var hold atomic.Bool
-			entered, release := make(chan struct{}), make(chan struct{})
-			s := openStore(t, t.TempDir(), func(wo *wal.Options, ko *Options) {
-				wo.Fsync = tc.fsync
-				ko.OnCommit = func([]wal.Entry) {
-					if hold.Load() {
-						close(entered)
-						<-release
-					}
-				}
-			})
-			defer s.close(t)
-			// A failure must not leave the committer held: close waits for it.
-			var released sync.Once
-			unhold := func() { released.Do(func() { close(release) }) }
-			defer unhold()
-			key := []byte("k")
-			put(t, s.db, "k", setRec(1, "old"))
-
-			hold.Store(true)
-			update := s.db.Update
-			if tc.remote {
-				update = s.db.UpdateRemote
-			}
-			done := make(chan error, 1)
-			go func() {
-				done <- update(context.Background(), func(tx *Tx) error {
-					_, _, err := tx.Apply(key, setRec(2, "new"))
-					if tc.own {
-						tx.Own()
-					}
-					return err
-				})
-			}()
-			<-entered // published, and its commit held in OnCommit
-			hold.Store(false)
-			got := make(chan string, 1)
-			go func() { got <- string(s.db.Get(key).Value.Data) }()
-			if tc.early {
-				select {
-				case v := <-got:
-					if v != "new" {
-						t.Fatalf("read %q while the commit is held, want the peer's write", v)
-					}
-				case <-time.After(10 * time.Second):
-					t.Fatal("a peer's write is not readable before its commit")
-				}
-			} else {
-				if mark, durable := s.db.marks[Hash(key)%markCount].Load(), s.db.durable.Load(); mark <= durable {
-					t.Fatalf("the key's mark %d is not past the committed %d: a reader would not wait", mark, durable)
-				}
-				select {
-				case v := <-got:
-					t.Fatalf("read %q before the write's commit", v)
-				default:
-				}
-			}
-			unhold()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-			if !tc.early {
-				if v := <-got; v != "new" {
-					t.Fatalf("read %q after the commit, want the write", v)
-				}
-			}
-		})
-	}
 }

@@ -30,8 +30,6 @@ type Tx struct {
 	// nobody outside the step has seen: a later merge of the same key in
 	// the step changes them in place (record.Owner). A fresh one each step.
 	owner *record.Owner
-	// mine: the step made a write of this node's (see Own).
-	mine bool
 }
 
 type change struct {
@@ -55,13 +53,7 @@ func (tx *Tx) reset() {
 	tx.dropIndex()
 	tx.read.key, tx.read.rec, tx.read.ok = nil, record.Record{}, false
 	tx.owner = nil // what this step built is published: copied on write from now on
-	tx.mine = false
 }
-
-// Own tells the step that it makes a write of this node's (a blocked client
-// served by a peer's write): in UpdateRemote too, its changes are then read
-// only once committed, as Update's are, since no peer holds that write.
-func (tx *Tx) Own() { tx.mine = true }
 
 // own finds the latest change of key in this transaction. Most change one
 // key or a few: a backwards scan then beats a map.

@@ -173,9 +173,6 @@ func (r *blockedClients) serve(tx *keyspace.Tx, sp int) {
 					tx.RollbackTo(at)
 					continue
 				}
-				// The pop is this node's write, though a peer's may have
-				// brought what it popped: read only once committed.
-				tx.Own()
 				b.served.Store(true)
 				r.drop(b)
 				b.poke()

@@ -149,8 +149,7 @@ func (l merkleLocal) Payload(key []byte) ([]byte, error) {
 // applied. Writes up to horizon (0: none) that this node no longer holds
 // are set aside (record.Fresh): the mesh collected them, and the peer, a
 // forgotten member back, would bring them back. It returns how many
-// records changed something, once they are committed; under a lazy fsync
-// mode readers see them before (keyspace.DB.UpdateRemote).
+// records changed something.
 func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record, horizon hlc.Timestamp) (applied int, err error) {
 	n.merkle.wait()
 	type decoded struct {
@@ -181,7 +180,7 @@ func (n *Node) ApplyRemote(ctx context.Context, recs []merkle.Record, horizon hl
 	}
 	collectTo := hlc.Timestamp(n.collectHorizon())
 	now := n.nowMillis()
-	err = n.db.UpdateRemote(ctx, func(tx *keyspace.Tx) error {
+	err = n.db.Update(ctx, func(tx *keyspace.Tx) error {
 		applied = 0
 		for _, d := range batch {
 			if collectedAlready(tx, d.key, d.rec, collectTo, now) {
