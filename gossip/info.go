@@ -53,12 +53,23 @@ type Info struct {
 
 	Sessions, SessionsFailed, SessionsEqual, KeysRepaired uint64
 	CatchUps, CatchUpsByLog, CatchUpEntries, Fallbacks    uint64
-	PushBatches, PushRecords, PushReceived, PushApplied   uint64
-	PushDropped, BadMessages                              uint64
+	PushBatches, PushRecords                              uint64
+	// PushReceived counts the records of every push that arrived, its
+	// origin's or relayed, copies already held included; PushApplied
+	// those of them that changed something here.
+	PushReceived, PushApplied uint64
+	PushDropped, BadMessages  uint64
 	// PushDroppedStream is the part of PushDropped dropped at a peer's
 	// push stream (its queue full), once for each peer; the rest was
 	// dropped before, at the queue of local writes waiting to be pushed.
 	PushDroppedStream uint64
+	// PushRelayed counts the copies of other nodes' pushes sent on to a
+	// peer, once for each peer whose queue took one (mesh.Replicator.Relay);
+	// PushHeld the copies that arrived with every record already here,
+	// dropped unmerged (mesh.Replicator.PushHeld). On a full mesh pushes
+	// carry no hop budget: nothing is relayed, and only a push a catch-up
+	// from its origin's log brought first is held.
+	PushRelayed, PushHeld uint64
 
 	// ExpectSync: peers were known at start; Synced: a catch-up or a
 	// Merkle session with one has completed since.
@@ -164,6 +175,7 @@ func (m *Mesh) Info() Info {
 	in.PushBatches, in.PushRecords = m.st.pushBatches.Load(), m.st.pushRecords.Load()
 	in.PushReceived, in.PushApplied, in.PushDropped = m.st.pushReceived.Load(), m.st.pushApplied.Load(), m.st.pushDropped.Load()
 	in.PushDroppedStream = m.st.pushDroppedStream.Load()
+	in.PushRelayed, in.PushHeld = m.st.pushRelayed.Load(), m.st.pushHeld.Load()
 	in.BadMessages = m.st.badMessages.Load()
 	in.Bootstraps, in.BootstrapKeys, in.SnapshotsServed = m.st.bootstraps.Load(), m.st.bootstrapKeys.Load(), m.st.snapshotsServed.Load()
 	in.ForgottenReturned = m.st.forgottenReturned.Load()

@@ -361,6 +361,18 @@ func TestMemTransport(t *testing.T) {
 
 	la.set(t, a.cfg.Self, "k1", "1")
 	waitFor(t, "k1 everywhere", func() bool { return has(lb, "k1", "1") && has(lc, "k1", "1") })
+	// A full mesh: pushes carry no hop budget, nobody relays, and no copy
+	// comes twice.
+	for _, m := range []*Mesh{a, b, c} {
+		if in := m.Info(); in.PushRelayed != 0 || in.PushHeld != 0 {
+			t.Fatalf("%s on a full mesh: relayed %d, held %d", m.ID(), in.PushRelayed, in.PushHeld)
+		}
+	}
+	for _, m := range []*Mesh{b, c} {
+		if in := m.Info(); in.PushReceived != 1 {
+			t.Fatalf("%s received %d pushed records, want k1's", m.ID(), in.PushReceived)
+		}
+	}
 
 	n.losePushes(a.ID(), c.ID(), 1)
 	la.set(t, a.cfg.Self, "k2", "2")
@@ -415,5 +427,63 @@ func TestMemTransportRelay(t *testing.T) {
 	}
 	if in := c.Info(); in.CatchUpEntries != 0 {
 		t.Fatalf("c read a log for the writes: %+v", in)
+	}
+	// b relayed each of a's three pushes to c; c has one path only, so no
+	// copy came twice, and received counts the relayed records.
+	// b counts a relay once its queue took it, which may be after c merged
+	// it.
+	waitFor(t, "b's relays counted", func() bool { return b.Info().PushRelayed >= 3 })
+	if in := b.Info(); in.PushRelayed != 3 {
+		t.Fatalf("b relayed %d pushes, want 3", in.PushRelayed)
+	}
+	if in := c.Info(); in.PushHeld != 0 || in.PushReceived != 3 || in.PushRelayed != 0 {
+		t.Fatalf("c: held %d, received %d, relayed %d; want 0, 3, 0", in.PushHeld, in.PushReceived, in.PushRelayed)
+	}
+}
+
+// TestMemTransportRelayHeld: a is cut off from c; b, c and d are linked
+// to each other. Each of a's pushes reaches b and d from a, and each
+// relays it on: to c, and to the other, which holds it already and drops
+// the copy unmerged, counted as received and held. (c's two copies, from b
+// and d, come at about the same time: when both are merged at once
+// neither is held, the second merge finding nothing new.)
+func TestMemTransportRelayHeld(t *testing.T) {
+	n := newMemNet(t)
+	b, lb := startMemMesh(t, n, nil)
+	c, lc := startMemMesh(t, n, nil, b.ID())
+	d, ld := startMemMesh(t, n, nil, b.ID(), c.ID())
+	waitFor(t, "b, c and d linked", func() bool {
+		return b.linked.Load() == 2 && c.linked.Load() == 2 && d.linked.Load() == 2 && c.Ready() && d.Ready()
+	})
+	a, la := startMemMesh(t, n, func(cfg *Config) {
+		id, err := peer.IDFromPrivateKey(cfg.Identity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.partition(id, c.ID())
+	}, b.ID(), d.ID())
+	waitFor(t, "a linked to b and d, knowing of c", func() bool {
+		a.mu.Lock()
+		_, unheard := a.r.Stability().Count()
+		a.mu.Unlock()
+		return a.linked.Load() == 2 && b.linked.Load() == 3 && d.linked.Load() == 3 && a.Ready() && unheard == 1
+	})
+	has := func(l *testLocal, key, val string) bool { return string(l.db.Get([]byte(key)).Value.Data) == val }
+	const writes = 3
+	for i := range writes {
+		k := fmt.Sprint("k", i)
+		la.set(t, a.cfg.Self, k, "1")
+		waitFor(t, k+" at b, c and d", func() bool { return has(lb, k, "1") && has(lc, k, "1") && has(ld, k, "1") })
+	}
+	waitFor(t, "b and d relaying, and holding a copy", func() bool {
+		bi, di := b.Info(), d.Info()
+		return bi.PushRelayed > 0 && di.PushRelayed > 0 && bi.PushHeld+di.PushHeld > 0
+	})
+	if in := a.Info(); in.PushReceived != 0 || in.PushRelayed != 0 || in.PushHeld != 0 {
+		t.Fatalf("a, the origin: received %d, relayed %d, held %d; want none", in.PushReceived, in.PushRelayed, in.PushHeld)
+	}
+	if bi, di := b.Info(), d.Info(); bi.PushReceived+di.PushReceived <= bi.PushApplied+di.PushApplied {
+		t.Fatalf("b and d received %d records, applied %d: the held copies' are not counted",
+			bi.PushReceived+di.PushReceived, bi.PushApplied+di.PushApplied)
 	}
 }

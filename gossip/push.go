@@ -288,13 +288,15 @@ func (m *Mesh) merge(sender peer.ID, pm pushMsg) {
 	if pm.origin != 0 {
 		h.Origin = pm.origin
 	}
+	m.st.pushReceived.Add(uint64(len(pm.recs)))
 	m.mu.Lock()
 	held := m.r.PushHeld(from, h)
 	m.mu.Unlock()
 	var n int
 	var err error
-	if !held {
-		m.st.pushReceived.Add(uint64(len(pm.recs)))
+	if held {
+		m.st.pushHeld.Add(1)
+	} else {
 		n, err = m.apply(sender, pm.recs)
 		m.st.pushApplied.Add(uint64(n))
 		h.Won = n > 0
@@ -329,6 +331,10 @@ func (m *Mesh) merge(sender peer.ID, pm pushMsg) {
 	}
 	p := &outPush{epoch: relay.Epoch, prev: relay.Prev, to: relay.To, hops: relay.Hops, origin: relay.Origin, msg: msg, size: len(msg)}
 	for _, o := range outs {
-		o.send(p) // one a peer's queue cannot take is the overlay's loss: anti-entropy repairs it
+		// One a peer's queue cannot take is the overlay's loss:
+		// anti-entropy repairs it.
+		if o.send(p) {
+			m.st.pushRelayed.Add(1)
+		}
 	}
 }

@@ -68,10 +68,12 @@ var (
 	descCatchUpEntries   = desc("catchup_entries_total", "Log entries read from peers in catch-ups.")
 	descCatchUpFallbacks = desc("catchup_fallbacks_total", "Catch-ups that fell back to a Merkle session (the peer's log no longer held our cursor).")
 	descPushSent         = desc("push_records_sent_total", "Local writes pushed to peers.")
-	descPushReceived     = desc("push_records_received_total", "Records received in pushes.")
+	descPushReceived     = desc("push_records_received_total", "Records received in pushes, relayed copies and copies already held included.")
 	descPushApplied      = desc("push_records_applied_total", "Pushed records that changed something here.")
 	descPushDropped      = desc("push_dropped_total", "Pushes dropped.")
 	descPushDroppedStr   = desc("push_dropped_stream_total", "Pushes dropped at a peer's push stream (its queue full), once for each peer; part of push_dropped_total.")
+	descPushRelayed      = desc("push_relayed_total", "Copies of other nodes' pushes sent on to a peer (a partial overlay), once for each peer.")
+	descPushHeld         = desc("push_held_total", "Pushes that arrived with every record already here (a relayed copy, or covered by a catch-up), dropped unmerged.")
 	descBadMessages      = desc("mesh_bad_messages_total", "Malformed messages from peers (each disconnects and bans the peer).")
 	descStableLag        = desc("gc_stable_lag_seconds", "How far the stable time (every member has applied every write up to it; what garbage collection may drop) is behind the clock.")
 	descOwnStableLag     = desc("gc_own_stable_lag_seconds", "How far this node's writes are behind being applied by every member.")
@@ -88,7 +90,7 @@ var allDescs = []*prometheus.Desc{
 	descPeerAcked, descPeerUnacked, descPeerBehind, descPeerBehindFor, descPeerLastSync,
 	descPeerRootEqual, descSessions, descSessionsFailed, descSessionsEqual, descKeysRepaired,
 	descCatchUps, descCatchUpEntries, descCatchUpFallbacks, descPushSent, descPushReceived,
-	descPushApplied, descPushDropped, descPushDroppedStr, descBadMessages, descStableLag, descOwnStableLag, descForgotten,
+	descPushApplied, descPushDropped, descPushDroppedStr, descPushRelayed, descPushHeld, descBadMessages, descStableLag, descOwnStableLag, descForgotten,
 	descForgotReturned, descSetAside,
 }
 
@@ -209,5 +211,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPushApplied, m.PushApplied)
 	counter(descPushDropped, m.PushDropped)
 	counter(descPushDroppedStr, m.PushDroppedStream)
+	counter(descPushRelayed, m.PushRelayed)
+	counter(descPushHeld, m.PushHeld)
 	counter(descBadMessages, m.BadMessages)
 }

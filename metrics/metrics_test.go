@@ -8,6 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/redmesh/redmesh/gossip"
+	"github.com/redmesh/redmesh/node"
 )
 
 func TestListenAddr(t *testing.T) {
@@ -71,5 +74,39 @@ func TestDashboardNamesExist(t *testing.T) {
 	}
 	if n < 20 {
 		t.Fatalf("found only %d metric names in the dashboard", n)
+	}
+}
+
+// TestMeshPushCounters: the relayed and held pushes INFO counts are
+// exported, each from its own field.
+func TestMeshPushCounters(t *testing.T) {
+	c := &collector{
+		stats: func() (node.Stats, bool) {
+			return node.Stats{Mesh: &gossip.Info{PushReceived: 7, PushRelayed: 5, PushHeld: 2}}, true
+		},
+		ready: func() bool { return true },
+	}
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if len(mf.GetMetric()) == 1 && mf.GetMetric()[0].GetCounter() != nil {
+			got[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	for name, want := range map[string]float64{
+		"redmesh_push_records_received_total": 7,
+		"redmesh_push_relayed_total":          5,
+		"redmesh_push_held_total":             2,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
 	}
 }
