@@ -126,13 +126,26 @@ func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() boo
 	}
 }
 
-// waitConnected waits until every node has want connected peers.
+// waitConnected waits until every node has want connected peers. On a
+// timeout it says how many each node has: a node short of a link tells
+// which discovery step failed (its log, printed on failure, says whom it
+// dialled).
 func waitConnected(t testing.TB, want int64, nodes ...*meshNode) {
 	t.Helper()
+	const timeout = 20 * time.Second
 	for _, n := range nodes {
-		waitUntil(t, 20*time.Second, fmt.Sprintf("%s to have %d peers", n.id, want), func() bool {
-			return n.infoInt(t, "mesh_connected_peers") == want
-		})
+		deadline := time.Now().Add(timeout)
+		for n.infoInt(t, "mesh_connected_peers") != want {
+			if time.Now().After(deadline) {
+				have := make([]string, len(nodes))
+				for i, m := range nodes {
+					have[i] = fmt.Sprintf("%s: %d", m.id, m.infoInt(t, "mesh_connected_peers"))
+				}
+				t.Fatalf("timed out after %v waiting for %s to have %d peers; connected peers: %s",
+					timeout, n.id, want, strings.Join(have, ", "))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }
 

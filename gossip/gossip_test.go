@@ -12,13 +12,19 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
+	identifypb "github.com/libp2p/go-libp2p/p2p/protocol/identify/pb"
+	"github.com/libp2p/go-msgio/pbio"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/redmesh/redmesh/hlc"
@@ -607,3 +613,61 @@ func TestStableTimeAndForget(t *testing.T) {
 }
 
 func (l *testLocal) SetAsideBelow(hlc.Timestamp) (int, error) { return 0, nil }
+
+// TestPeerExchangeListsDiallerAddrs: a peer that dialled a node is listed
+// in the node's peer exchange with the address it listens on, even when
+// asked before identify on that link has told it: a node that learns of a
+// peer with no address has nothing to dial.
+func TestPeerExchangeListsDiallerAddrs(t *testing.T) {
+	a, _ := startTestMesh(t)
+	y, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { y.Close() })
+	listen := y.Addrs()[0]
+	// y answers identify only when released: until then the node knows
+	// nothing of where y listens.
+	release := make(chan struct{})
+	y.SetStreamHandler(identify.ID, func(s network.Stream) {
+		defer s.Close()
+		<-release
+		pbio.NewDelimitedWriter(s).WriteMsg(&identifypb.Identify{ListenAddrs: [][]byte{listen.Bytes()}})
+	})
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	aAddr, err := peer.AddrInfoFromString(a.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := y.Connect(context.Background(), *aAddr); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the node to link y", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		ps := a.peers[y.ID()]
+		return ps != nil && ps.connected
+	})
+	listed := make(chan []byte, 1)
+	go func() { listed <- a.appendPeerList(nil, true) }()
+	var b []byte
+	select {
+	case b = <-listed: // answered before identify: y's address is missing
+	case <-time.After(500 * time.Millisecond):
+		close(release)
+		b = <-listed
+	}
+	ais, err := decodePeerList(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ais) != 1 || ais[0].ID != y.ID() || !slices.ContainsFunc(ais[0].Addrs, listen.Equal) {
+		t.Fatalf("peer exchange lists %v, want %s at %s", ais, y.ID(), listen)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -116,7 +117,37 @@ func (t *p2p) AddAddrs(p peer.ID, addrs []ma.Multiaddr, permanent bool) {
 	t.h.Peerstore().AddAddrs(p, addrs, ttl)
 }
 
-func (t *p2p) PeerAddrs(p peer.ID) []ma.Multiaddr { return t.h.Peerstore().Addrs(p) }
+// identifyWait bounds how long PeerAddrs waits for identify on a link.
+const identifyWait = 5 * time.Second
+
+// PeerAddrs lists where p listens. A peer that dialled us is known by its
+// listen addresses only once identify on the link has run (the link's own
+// remote address is the dialler's ephemeral port), so for a linked peer
+// with none yet this waits for identify. Otherwise peer exchange lists the
+// peer with no address, and two nodes that join a third at once each learn
+// of the other with nothing to dial, and never link.
+func (t *p2p) PeerAddrs(p peer.ID) []ma.Multiaddr {
+	ps := t.h.Peerstore()
+	if addrs := ps.Addrs(p); len(addrs) > 0 {
+		return addrs
+	}
+	ids, ok := t.h.(interface{ IDService() identify.IDService })
+	if !ok {
+		return ps.Addrs(p)
+	}
+	timeout := time.NewTimer(identifyWait)
+	defer timeout.Stop()
+	for _, c := range t.h.Network().ConnsToPeer(p) {
+		select {
+		case <-ids.IDService().IdentifyWait(c):
+		case <-timeout.C:
+			return ps.Addrs(p)
+		case <-t.ctx.Done():
+			return ps.Addrs(p)
+		}
+	}
+	return ps.Addrs(p)
+}
 
 func (t *p2p) Traffic(p peer.ID) (int64, int64) {
 	st := t.bw.GetBandwidthForPeer(p)
