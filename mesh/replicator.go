@@ -55,7 +55,8 @@ type Replicator struct {
 	// waitFor is the highest sequence number of our log a WAIT asked the
 	// peers to acknowledge (WaitFor).
 	waitFor uint64
-	// seen: pushes whose records are here, for dropping relayed copies.
+	// seen: pushes whose records are here or being merged, for dropping
+	// relayed copies.
 	seen pushSeen
 	rd   Ready
 }

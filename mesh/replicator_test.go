@@ -38,6 +38,8 @@ import (
 //	receive [from=F] p=P epoch=E prev=A to=B hops=H at=MS [won] [refused]
 //	                                      the driver's whole receive of P's push from F: held
 //	                                      (its records left unmerged, won ignored), Step, Relay
+//	held [from=F] p=P epoch=E prev=A to=B hops=H   PushHeld alone: a copy's check as it arrives
+//	relay [from=F] p=P epoch=E prev=A to=B hops=H at=MS [won] [refused]   Step and Relay alone: its merge done
 //	state p=P                             the peer's progress, cursor and acknowledgement
 func TestReplicatorScripts(t *testing.T) {
 	datadriven.Walk(t, "testdata/replicator", func(t *testing.T, path string) {
@@ -109,6 +111,16 @@ func TestReplicatorScripts(t *testing.T) {
 				rh, to := r.Relay(PeerID(from), h, nil)
 				if len(to) > 0 {
 					out += fmt.Sprintf("relay hops=%d to=%v\n", rh.Hops, to)
+				}
+			case "held":
+				h := PushHeader{Origin: id, Epoch: epoch, Prev: prev, To: to, Hops: uint8(hops)}
+				out = fmt.Sprintf("held=%v\n", r.PushHeld(PeerID(from), h))
+			case "relay":
+				h := PushHeader{Origin: id, Epoch: epoch, Prev: prev, To: to, Hops: uint8(hops), At: now, Won: d.HasArg("won"), Refused: d.HasArg("refused")}
+				r.Step(PeerID(from), h)
+				rh, to := r.Relay(PeerID(from), h, nil)
+				if len(to) > 0 {
+					out = fmt.Sprintf("relay hops=%d to=%v\n", rh.Hops, to)
 				}
 			case "wait":
 				r.WaitFor(seq)
