@@ -1050,7 +1050,8 @@ func (r *Replicator) Acked(target uint64) int {
 	return n
 }
 
-// Tick is the periodic round, every acknowledgement interval: the gaps
+// Tick is the periodic round, every acknowledgement interval as
+// TickInterval spaces it: the gaps
 // are checked, silent members forgotten, the stable time worked out again
 // (Ready.SaveStable when it moved) and every acknowledgement that moved
 // sent.
@@ -1069,6 +1070,25 @@ func (r *Replicator) Tick(now time.Time) {
 		r.rd.SaveStable = st
 	}
 	r.acks(true)
+}
+
+// TickMembers is how many members one acknowledgement interval serves:
+// TickInterval spaces the ticks of a larger mesh by its size over it.
+const TickMembers = 1000
+
+// TickInterval is how long after a Tick the next one is due, for the
+// driver's acknowledgement interval base: base itself up to 2*TickMembers-1
+// members (this node included), base times members/TickMembers beyond. A
+// tick sends every linked peer what moved, which on a full mesh is an
+// acknowledgement to every member each time (the stable time moves with
+// the clock), so spacing ticks by the mesh's size keeps a node's share of
+// that traffic and of the ticks' work bounded as the mesh grows; the
+// stable time, which waits for two rounds of acknowledgements, lags by a
+// few intervals as spaced (bench/RESULTS.md, "Simulator: ticks spaced by
+// the mesh's size").
+func (r *Replicator) TickInterval(base time.Duration) time.Duration {
+	members, _ := r.stab.Count()
+	return base * time.Duration(max(1, (members+1)/TickMembers))
 }
 
 // flushAcks sends the acknowledgements asked for since the last Ready.

@@ -272,3 +272,30 @@ func formatReady(rd Ready) string {
 	}
 	return b.String()
 }
+
+// TestTickInterval: ticks are the driver's interval up to 2*TickMembers-1
+// members, this node included, and spaced by the mesh's size beyond;
+// members linked or not count alike.
+func TestTickInterval(t *testing.T) {
+	const base = 250 * time.Millisecond
+	for _, c := range []struct {
+		mesh int
+		want time.Duration
+	}{
+		{1, base}, {3, base}, {2*TickMembers - 1, base}, {2 * TickMembers, 2 * base},
+		{10 * TickMembers, 10 * base}, {10*TickMembers + 999, 10 * base},
+	} {
+		r := NewReplicator(ReplicatorConfig{Self: 1, Epoch: 1, Head: 1, Intn: func(int) int { return 0 }})
+		ids := make([]PeerID, c.mesh)
+		for i := range ids {
+			ids[i] = PeerID(i + 1)
+		}
+		r.Members(ids)
+		if c.mesh > 1 {
+			r.AssumeLinked(2, Cursor{Epoch: 1, Next: 1}, 0)
+		}
+		if got := r.TickInterval(base); got != c.want {
+			t.Errorf("a mesh of %d: ticks every %v, want %v", c.mesh, got, c.want)
+		}
+	}
+}

@@ -216,9 +216,10 @@ func (s *Sim) sendPush(n *node, targets []mesh.PeerID, buf []byte, pay int, h me
 	if h.Origin != n.pid {
 		hdr += 8
 	}
+	hp := &h // one copy of the header for every target's delivery, not one each
 	for _, t := range targets {
 		to := s.nodes[s.byID[t]]
-		s.send(n, to, classPush, len(buf)+hdr, pay, linkFifo(&n.pushFifo, t), func() { s.recvPush(to, n, buf, h) })
+		s.send(n, to, classPush, len(buf)+hdr, pay, linkFifo(&n.pushFifo, t), func() { s.recvPush(to, n, buf, *hp) })
 	}
 }
 
