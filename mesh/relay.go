@@ -67,6 +67,23 @@ func (s *pushSeen) remove(k uint64) {
 	}
 }
 
+// peerFilter is a Bloom filter of one hash over peer IDs: has is false for
+// every ID never added, and true for few others while a few dozen are. A
+// relayed copy's origin is mostly a member this node holds no state for,
+// which it learns here without a look into the map of peers (several cache
+// misses on a node whose memory is cold, a third of the held check).
+type peerFilter [4]uint64
+
+func (f *peerFilter) add(id PeerID) {
+	b := mix(uint64(id)) % 256
+	f[b/64] |= 1 << (b % 64)
+}
+
+func (f *peerFilter) has(id PeerID) bool {
+	b := mix(uint64(id)) % 256
+	return f[b/64]&(1<<(b%64)) != 0
+}
+
 // pushKey is a fingerprint of a push's header, its origin and range; never
 // 0, which is an empty slot.
 func pushKey(h PushHeader) uint64 {
@@ -133,8 +150,10 @@ func (r *Replicator) PushHeld(from PeerID, h PushHeader) bool {
 	if r.seen.has(k) {
 		return true
 	}
-	if p := r.peers[h.Origin]; p != nil && p.prog.Epoch == h.Epoch && h.To <= p.prog.Acked {
-		return true
+	if r.known.has(h.Origin) {
+		if p := r.peers[h.Origin]; p != nil && p.prog.Epoch == h.Epoch && h.To <= p.prog.Acked {
+			return true
+		}
 	}
 	// A push its origin sent with no budget is relayed by nobody: no copy
 	// of it will come to be held.

@@ -56,8 +56,9 @@ type Replicator struct {
 	// peers to acknowledge (WaitFor).
 	waitFor uint64
 	// seen: pushes whose records are here or being merged, for dropping
-	// relayed copies.
-	seen pushSeen
+	// relayed copies; known: the peers has state for (PushHeld).
+	seen  pushSeen
+	known peerFilter
 	rd   Ready
 }
 
@@ -169,6 +170,7 @@ func NewReplicator(cfg ReplicatorConfig) *Replicator {
 func (r *Replicator) start(epoch, head uint64) {
 	r.cfg.Epoch = epoch
 	r.peers = map[PeerID]*replPeer{}
+	r.known = peerFilter{}
 	r.catching = nil
 	r.catchUps = CatchUps{}
 	r.table.DisconnectAll()
@@ -306,6 +308,7 @@ func (r *Replicator) peer(id PeerID) *replPeer {
 	if p == nil {
 		p = &replPeer{id: id}
 		r.peers[id] = p
+		r.known.add(id)
 	}
 	return p
 }

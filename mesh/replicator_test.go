@@ -299,3 +299,24 @@ func TestTickInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerFilter: an ID added is always found; of IDs never added, few are.
+func TestPeerFilter(t *testing.T) {
+	var f peerFilter
+	for id := PeerID(1); id <= 20; id++ {
+		f.add(id * 7919)
+	}
+	found := 0
+	for id := PeerID(1); id <= 20000; id++ {
+		if id%7919 == 0 && id/7919 <= 20 {
+			if !f.has(id) {
+				t.Fatalf("%d added, not found", id)
+			}
+		} else if f.has(id) {
+			found++
+		}
+	}
+	if found > 20000/5 {
+		t.Fatalf("%d of 20,000 IDs never added found", found)
+	}
+}
