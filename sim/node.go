@@ -151,7 +151,7 @@ func (s *Sim) apply(n *node, id uint32, in record.Record) bool {
 		}
 		merged = c
 	}
-	n.st.set(id, merged)
+	n.st.replace(id, old, merged)
 	n.appendLog(id, s.logRecord(id, merged), s.cfg.LogRetain)
 	if s.cfg.Fsync != FsyncAlways {
 		n.undo = append(n.undo, undoRec{id, old})

@@ -118,8 +118,10 @@ func (s *store) all() iter.Seq2[uint32, record.Record] {
 }
 
 // set replaces key id's record and keeps the tree in step.
-func (s *store) set(id uint32, r record.Record) {
-	old := s.get(id)
+func (s *store) set(id uint32, r record.Record) { s.replace(id, s.get(id), r) }
+
+// replace is set of a key whose record the caller has read: old.
+func (s *store) replace(id uint32, old, r record.Record) {
 	if old.Written() != r.Written() {
 		if r.Written() {
 			s.n++
