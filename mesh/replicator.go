@@ -56,10 +56,10 @@ type Replicator struct {
 	// peers to acknowledge (WaitFor).
 	waitFor uint64
 	// seen: pushes whose records are here or being merged, for dropping
-	// relayed copies; known: the peers has state for (PushHeld).
+	// relayed copies; known, a filter of the peers with state here (PushHeld).
 	seen  pushSeen
 	known peerFilter
-	rd   Ready
+	rd    Ready
 }
 
 // ReplicatorConfig is what a Replicator is started with.
