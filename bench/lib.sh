@@ -45,11 +45,22 @@ start_redis() {
 	wait_port "$port"
 }
 
+# cold_program BIN drops BIN's pages from the page cache when
+# BENCH_COLD_PROGRAM is set, so that the node starts as after a reboot,
+# reading its program from disk. A program just written (built or copied)
+# is cached in large folios, which the kernel maps whole: its resident code
+# stays most of what it touched starting, however little of it the node
+# runs later (docs/ARCHITECTURE.md, releasing file pages).
+cold_program() {
+	[[ -z ${BENCH_COLD_PROGRAM:-} ]] || dd if="$1" iflag=nocache count=0 status=none
+}
+
 # start_redmesh PORT ARGS... starts a node with a fresh data directory.
 start_redmesh() {
 	local port=$1; shift
 	local dir="$BENCH_TMP/redmesh-$port"
 	rm -rf "$dir"
+	cold_program "$BENCH_TMP/redmesh"
 	"$BENCH_TMP/redmesh" serve --data "$dir" --listen "127.0.0.1:$port" --log-level warn "$@" >"$dir.log" 2>&1 &
 	BENCH_PIDS+=($!)
 	wait_port "$port"
@@ -165,12 +176,13 @@ ratios() {
 # row at each of MEM_AT's seconds after it ("15 60"); the servers stay up
 # for the caller's reads, which stops them. Beside used_memory and VmRSS
 # (Redis's and the node's) a row gives the node's RssAnon and RssFile
-# (private memory; mapped file pages) and its Go heap: spans in use, free
-# but resident, returned to the OS (INFO's go_heap_*); the ratios are the
+# (private memory; mapped file pages) and its Go heap: objects allocated
+# (live, once a collection has swept), spans in use, free but resident,
+# returned to the OS (INFO's go_heap_*); the ratios are the
 # node's used_memory, VmRSS and RssAnon to Redis's used_memory, VmRSS and
 # VmRSS.
 memory_header() {
-	printf '\n| dataset | redis-server used_memory / VmRSS (MiB) | redmesh used_memory / VmRSS / RssAnon / RssFile (MiB) | redmesh heap in use / idle / released (MiB) | ratio used_memory / VmRSS / RssAnon |\n|---|---:|---:|---:|---:|\n'
+	printf '\n| dataset | redis-server used_memory / VmRSS (MiB) | redmesh used_memory / VmRSS / RssAnon / RssFile (MiB) | redmesh heap allocated / in use / idle / released (MiB) | ratio used_memory / VmRSS / RssAnon |\n|---|---:|---:|---:|---:|\n'
 }
 # empty is a load of nothing: the memory of a node holding one key.
 empty() { redis-cli -p "$1" SET k v >/dev/null; }
@@ -183,6 +195,7 @@ memory_row() {
 	if [[ -n $before_bin ]]; then
 		local dir="$BENCH_TMP/before-$((redmesh_port + 1))"
 		rm -rf "$dir"
+		cold_program "$before_bin"
 		"$before_bin" serve --data "$dir" --listen "127.0.0.1:$((redmesh_port + 1))" --log-level warn --fsync everysec >"$dir.log" 2>&1 &
 		BENCH_PIDS+=($!)
 		wait_port $((redmesh_port + 1))
@@ -203,15 +216,15 @@ memory_row() {
 memory_info() { redis-cli -p "$1" INFO memory | tr -d '\r' | sed -n "s/^$2://p"; }
 # memory_cells LABEL REDIS_USED PORT prints the row of the node on PORT.
 memory_cells() {
-	local rk mu mk ma mf hi hd hr
+	local rk mu mk ma mf ha hi hd hr
 	mib() { echo "${1:-0}/$2" | bc -l; }
 	rk=$(rss_kb "$redis_port") mu=$(memory_info "$3" used_memory)
 	mk=$(rss_kb "$3") ma=$(rss_kb "$3" RssAnon) mf=$(rss_kb "$3" RssFile)
-	hi=$(memory_info "$3" go_heap_inuse) hd=$(memory_info "$3" go_heap_idle) hr=$(memory_info "$3" go_heap_released)
-	printf '| %s | %.1f / %.1f | %.1f / %.1f / %.1f / %.1f | %.1f / %.1f / %.1f | %.2f / %.2f / %.2f |\n' "$1" \
+	ha=$(memory_info "$3" go_heap_alloc) hi=$(memory_info "$3" go_heap_inuse) hd=$(memory_info "$3" go_heap_idle) hr=$(memory_info "$3" go_heap_released)
+	printf '| %s | %.1f / %.1f | %.1f / %.1f / %.1f / %.1f | %.1f / %.1f / %.1f / %.1f | %.2f / %.2f / %.2f |\n' "$1" \
 		"$(mib "$2" 1048576)" "$(mib "$rk" 1024)" \
 		"$(mib "$mu" 1048576)" "$(mib "$mk" 1024)" "$(mib "$ma" 1024)" "$(mib "$mf" 1024)" \
-		"$(mib "$hi" 1048576)" "$(mib "$hd" 1048576)" "$(mib "$hr" 1048576)" \
+		"$(mib "$ha" 1048576)" "$(mib "$hi" 1048576)" "$(mib "$hd" 1048576)" "$(mib "$hr" 1048576)" \
 		"$(echo "$mu/$2" | bc -l)" "$(echo "$mk/$rk" | bc -l)" "$(echo "$ma/$rk" | bc -l)"
 }
 
