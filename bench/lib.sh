@@ -52,7 +52,8 @@ start_redis() {
 # stays most of what it touched starting, however little of it the node
 # runs later (docs/ARCHITECTURE.md, releasing file pages).
 cold_program() {
-	[[ -z ${BENCH_COLD_PROGRAM:-} ]] || dd if="$1" iflag=nocache count=0 status=none
+	# Pages not yet written back stay cached: write them first.
+	[[ -z ${BENCH_COLD_PROGRAM:-} ]] || { sync "$1" && dd if="$1" iflag=nocache count=0 status=none; }
 }
 
 # start_redmesh PORT ARGS... starts a node with a fresh data directory.

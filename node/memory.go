@@ -89,13 +89,16 @@ func (p MemoryPolicy) Limit(live uint64) int64 {
 // builders one every two seconds), and stops until the collector runs by
 // itself or the node allocates again: a few collections per quiet spell,
 // whatever its length. A node that keeps allocating is not quiet, though its
-// limit may be far off: the limit collects in time.
+// limit may be far off: the limit collects in time. Start-up counts as a
+// burst: a node whose heap stays under the floor never collects by itself,
+// and still has what starting touched to release.
 type idleCollector struct {
-	after  time.Duration
-	cycles uint64        // completed collections at the last step
-	allocs uint64        // bytes ever allocated, at the last step
-	since  time.Time     // when the spell began, or the last idle collection
-	wait   time.Duration // how long after since to collect; 0: not armed
+	after   time.Duration
+	started bool          // a step was taken
+	cycles  uint64        // completed collections at the last step
+	allocs  uint64        // bytes ever allocated, at the last step
+	since   time.Time     // when the spell began, or the last idle collection
+	wait    time.Duration // how long after since to collect; 0: not armed
 }
 
 const (
@@ -108,8 +111,8 @@ const (
 func (c *idleCollector) step(now time.Time, cycles, allocs uint64) bool {
 	busy := allocs-c.allocs > quietAlloc
 	c.allocs = allocs
-	if cycles != c.cycles || busy {
-		c.cycles, c.since, c.wait = cycles, now, c.after
+	if !c.started || cycles != c.cycles || busy {
+		c.started, c.cycles, c.since, c.wait = true, cycles, now, c.after
 		return false
 	}
 	return c.wait > 0 && now.Sub(c.since) >= c.wait

@@ -71,6 +71,10 @@ func TestIdleCollector(t *testing.T) {
 			{0, 1, false}, {2, 1, true}, {3, 2, false}, // 2: ours
 			{5, 3, false}, {6, 3, false}, {7, 3, true}, // by itself at t=5: 2 s again
 		}, nil},
+		{"start-up is a burst, though the collector never ran", 2 * time.Second, []step{
+			{0, 0, false}, {1, 0, false}, {2, 0, true},
+			{3, 1, false}, {9, 1, false}, {10, 1, true}, // 1: ours, at t=2
+		}, nil},
 		{"never when disabled", 0, []step{{0, 1, false}, {10, 1, false}, {100, 1, false}}, nil},
 		{"a node that keeps allocating is not quiet, though the collector waits", 2 * time.Second, []step{
 			{0, 1, false}, {1, 1, false}, {2, 1, false}, {3, 1, false}, {4, 1, false},
