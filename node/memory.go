@@ -24,10 +24,10 @@ import (
 // more times, further and further apart, and returns the freed memory to the
 // OS (as a JVM's periodic idle collection does): the last collection before a
 // burst ended saw the burst's garbage as live, and nothing else would collect
-// it for minutes. Each of those collections also drops the pages mapped from
-// files, the program's own above all, from the resident set
-// (wal.ReleaseFilePages): a settled node runs a fraction of the code it
-// touched starting and loading, and the rest would stay resident.
+// it for minutes. Each of those collections also drops the program's code
+// and read-only data from the resident set (wal.ReleaseFilePages): a
+// settled node runs a fraction of the code it touched starting and
+// loading, and the rest would stay resident.
 //
 // While the policy runs, GOGC is off: the limit alone decides when to
 // collect. With GOGC=100 beside it, a node whose live heap is small (tens of
