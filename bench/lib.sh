@@ -45,11 +45,23 @@ start_redis() {
 	wait_port "$port"
 }
 
+# cold_program BIN drops BIN's pages from the page cache when
+# BENCH_COLD_PROGRAM is set, so that the node starts as after a reboot,
+# reading its program from disk. A program just written (built or copied)
+# is cached in large folios, which the kernel maps whole: its resident code
+# stays most of what it touched starting, however little of it the node
+# runs later (docs/ARCHITECTURE.md, releasing file pages).
+cold_program() {
+	# Pages not yet written back stay cached: write them first.
+	[[ -z ${BENCH_COLD_PROGRAM:-} ]] || { sync "$1" && dd if="$1" iflag=nocache count=0 status=none; }
+}
+
 # start_redmesh PORT ARGS... starts a node with a fresh data directory.
 start_redmesh() {
 	local port=$1; shift
 	local dir="$BENCH_TMP/redmesh-$port"
 	rm -rf "$dir"
+	cold_program "$BENCH_TMP/redmesh"
 	"$BENCH_TMP/redmesh" serve --data "$dir" --listen "127.0.0.1:$port" --log-level warn "$@" >"$dir.log" 2>&1 &
 	BENCH_PIDS+=($!)
 	wait_port "$port"
@@ -163,26 +175,58 @@ ratios() {
 # runs LOAD PORT against each, lets the node's memory settle (as
 # redis-compare.sh does) and prints LOAD's row, 15 s after the load, or a
 # row at each of MEM_AT's seconds after it ("15 60"); the servers stay up
-# for the caller's reads, which stops them.
+# for the caller's reads, which stops them. Beside used_memory and VmRSS
+# (Redis's and the node's) a row gives the node's RssAnon and RssFile
+# (private memory; mapped file pages) and its Go heap: objects allocated
+# (live, once a collection has swept), spans in use, free but resident,
+# returned to the OS (INFO's go_heap_*); the ratios are the
+# node's used_memory, VmRSS and RssAnon to Redis's used_memory, VmRSS and
+# VmRSS.
 memory_header() {
-	printf '\n| dataset | redis-server used_memory / VmRSS (MiB) | redmesh used_memory / VmRSS (MiB) | ratio used_memory / VmRSS |\n|---|---:|---:|---:|\n'
+	printf '\n| dataset | redis-server used_memory / VmRSS (MiB) | redmesh used_memory / VmRSS / RssAnon / RssFile (MiB) | redmesh heap allocated / in use / idle / released (MiB) | ratio used_memory / VmRSS / RssAnon |\n|---|---:|---:|---:|---:|\n'
 }
+# empty is a load of nothing: the memory of a node holding one key.
+empty() { redis-cli -p "$1" SET k v >/dev/null; }
+# With BENCH_BEFORE, memory_row also starts that build on the next port
+# (loaded after Redis, before this tree's node) and prints its row, named
+# "(before)", beside this tree's.
 memory_row() {
-	local p ru mu rk mk at label slept=0
+	local p ru at label slept=0 ports=("$redmesh_port") names=("")
 	start_redis "$redis_port" --appendonly yes --appendfsync everysec
+	if [[ -n $before_bin ]]; then
+		local dir="$BENCH_TMP/before-$((redmesh_port + 1))"
+		rm -rf "$dir"
+		cold_program "$before_bin"
+		"$before_bin" serve --data "$dir" --listen "127.0.0.1:$((redmesh_port + 1))" --log-level warn --fsync everysec >"$dir.log" 2>&1 &
+		BENCH_PIDS+=($!)
+		wait_port $((redmesh_port + 1))
+		ports=($((redmesh_port + 1)) "$redmesh_port") names=(" (before)" "")
+	fi
 	start_redmesh "$redmesh_port" --fsync everysec
-	for p in "$redis_port" "$redmesh_port"; do "$1" "$p"; done
-	used() { redis-cli -p "$1" INFO memory | tr -d '\r' | sed -n 's/^used_memory://p'; }
+	for p in "$redis_port" "${ports[@]}"; do "$1" "$p"; done
 	for at in ${MEM_AT:-15}; do
 		sleep $((at - slept))
 		slept=$at
 		label=$1
 		[[ -n ${MEM_AT:-} ]] && label="$1, $at s"
-		ru=$(used "$redis_port") mu=$(used "$redmesh_port") rk=$(rss_kb "$redis_port") mk=$(rss_kb "$redmesh_port")
-		printf '| %s | %.1f / %.1f | %.1f / %.1f | %.2f / %.2f |\n' "$label" \
-			"$(echo "$ru/1048576" | bc -l)" "$(echo "$rk/1024" | bc -l)" "$(echo "$mu/1048576" | bc -l)" "$(echo "$mk/1024" | bc -l)" \
-			"$(echo "$mu/$ru" | bc -l)" "$(echo "$mk/$rk" | bc -l)"
+		ru=$(memory_info "$redis_port" used_memory)
+		for p in "${!ports[@]}"; do memory_cells "$label${names[$p]}" "$ru" "${ports[$p]}"; done
 	done
+	[[ -z $before_bin ]] || stop_port $((redmesh_port + 1))
+}
+memory_info() { redis-cli -p "$1" INFO memory | tr -d '\r' | sed -n "s/^$2://p"; }
+# memory_cells LABEL REDIS_USED PORT prints the row of the node on PORT.
+memory_cells() {
+	local rk mu mk ma mf ha hi hd hr
+	mib() { echo "${1:-0}/$2" | bc -l; }
+	rk=$(rss_kb "$redis_port") mu=$(memory_info "$3" used_memory)
+	mk=$(rss_kb "$3") ma=$(rss_kb "$3" RssAnon) mf=$(rss_kb "$3" RssFile)
+	ha=$(memory_info "$3" go_heap_alloc) hi=$(memory_info "$3" go_heap_inuse) hd=$(memory_info "$3" go_heap_idle) hr=$(memory_info "$3" go_heap_released)
+	printf '| %s | %.1f / %.1f | %.1f / %.1f / %.1f / %.1f | %.1f / %.1f / %.1f / %.1f | %.2f / %.2f / %.2f |\n' "$1" \
+		"$(mib "$2" 1048576)" "$(mib "$rk" 1024)" \
+		"$(mib "$mu" 1048576)" "$(mib "$mk" 1024)" "$(mib "$ma" 1024)" "$(mib "$mf" 1024)" \
+		"$(mib "$ha" 1048576)" "$(mib "$hi" 1048576)" "$(mib "$hd" 1048576)" "$(mib "$hr" 1048576)" \
+		"$(echo "$mu/$2" | bc -l)" "$(echo "$mk/$rk" | bc -l)" "$(echo "$ma/$rk" | bc -l)"
 }
 
 # stop_port PORT stops whatever start_* started there.

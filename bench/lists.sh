@@ -5,7 +5,8 @@
 #    RPUSH grow it, LPOP and RPOP empty it, LRANGE_100 reads the first 100 of
 #    a list its own LPUSHes filled); RUNS runs (default 3), the servers
 #    alternating, medians and the ratio redmesh / Redis;
-#  - memory (used_memory and VmRSS) of one list of 1,000,000 elements of 20
+#  - memory (used_memory, VmRSS, the node's RssAnon, RssFile and Go heap:
+#    lib.sh's memory_row) of one list of 1,000,000 elements of 20
 #    bytes, pushed one a command (LPUSH) and, separately, 100 a command
 #    (RPUSH), through redis-cli --pipe; on each, the p50 latency of LINDEX by
 #    one client, of index 100 and of index 500,000 (the middle, which Redis

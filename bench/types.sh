@@ -5,9 +5,10 @@
 #    and one sorted set to ~63,000 fields and members, SPOP empties the set,
 #    INCR spreads over 100,000 counters); RUNS runs (default 3), the servers
 #    alternating, medians and the ratio redmesh / Redis;
-#  - memory (used_memory and VmRSS) after loading 100,000 hashes of 10 fields
-#    and, separately, one set and one sorted set of 1,000,000 members
-#    (redis-cli --pipe); on the sorted set, the p50 latency of reads by one
+#  - memory (used_memory, VmRSS, and the node's RssAnon, RssFile and Go heap:
+#    lib.sh's memory_row) after loading 100,000 hashes of 10 fields and,
+#    separately, one set and one sorted set of 1,000,000 members
+#    (redis-cli --pipe), or nothing (LOADS=empty); on the sorted set, the p50 latency of reads by one
 #    client (ZRANGEBYSCORE of 10 members from a random score, ZRANK and
 #    ZSCORE of a random member).
 # Redis runs with appendonly yes, appendfsync everysec; redmesh with --fsync

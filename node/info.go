@@ -203,6 +203,11 @@ func infoMemory(n *Node) []string {
 		kv("go_gc_count", utoa(uint64(ms.NumGC))),
 		kv("used_memory_dataset", itoa(n.db.Table().Bytes())),
 		kv("go_heap_alloc", utoa(ms.HeapAlloc)),
+		// The heap's spans in use, free but still resident, and returned
+		// to the OS: where a node's resident set goes beyond used_memory.
+		kv("go_heap_inuse", utoa(ms.HeapInuse)),
+		kv("go_heap_idle", utoa(ms.HeapIdle-ms.HeapReleased)),
+		kv("go_heap_released", utoa(ms.HeapReleased)),
 		kv("maxmemory", itoa(n.maxMemory.Load())),
 		kv("maxmemory_human", bytesToHuman(uint64(n.maxMemory.Load()))),
 		"maxmemory_policy:noeviction",

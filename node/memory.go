@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"github.com/redmesh/redmesh/wal"
 )
 
 // The Go runtime, left alone, lets the heap grow to twice what was live at
@@ -22,7 +24,10 @@ import (
 // more times, further and further apart, and returns the freed memory to the
 // OS (as a JVM's periodic idle collection does): the last collection before a
 // burst ended saw the burst's garbage as live, and nothing else would collect
-// it for minutes.
+// it for minutes. Each of those collections also drops the program's code
+// and read-only data from the resident set (wal.ReleaseFilePages): a
+// settled node runs a fraction of the code it touched starting and
+// loading, and the rest would stay resident.
 //
 // While the policy runs, GOGC is off: the limit alone decides when to
 // collect. With GOGC=100 beside it, a node whose live heap is small (tens of
@@ -84,13 +89,16 @@ func (p MemoryPolicy) Limit(live uint64) int64 {
 // builders one every two seconds), and stops until the collector runs by
 // itself or the node allocates again: a few collections per quiet spell,
 // whatever its length. A node that keeps allocating is not quiet, though its
-// limit may be far off: the limit collects in time.
+// limit may be far off: the limit collects in time. Start-up counts as a
+// burst: a node whose heap stays under the floor never collects by itself,
+// and still has what starting touched to release.
 type idleCollector struct {
-	after  time.Duration
-	cycles uint64        // completed collections at the last step
-	allocs uint64        // bytes ever allocated, at the last step
-	since  time.Time     // when the spell began, or the last idle collection
-	wait   time.Duration // how long after since to collect; 0: not armed
+	after   time.Duration
+	started bool          // a step was taken
+	cycles  uint64        // completed collections at the last step
+	allocs  uint64        // bytes ever allocated, at the last step
+	since   time.Time     // when the spell began, or the last idle collection
+	wait    time.Duration // how long after since to collect; 0: not armed
 }
 
 const (
@@ -103,8 +111,8 @@ const (
 func (c *idleCollector) step(now time.Time, cycles, allocs uint64) bool {
 	busy := allocs-c.allocs > quietAlloc
 	c.allocs = allocs
-	if cycles != c.cycles || busy {
-		c.cycles, c.since, c.wait = cycles, now, c.after
+	if !c.started || cycles != c.cycles || busy {
+		c.started, c.cycles, c.since, c.wait = true, cycles, now, c.after
 		return false
 	}
 	return c.wait > 0 && now.Sub(c.since) >= c.wait
@@ -158,6 +166,7 @@ func ManageMemory(ctx context.Context, p MemoryPolicy, log *slog.Logger) {
 		if live, cycles, allocs, ok := read(); ok {
 			if idle.step(time.Now(), cycles, allocs) {
 				debug.FreeOSMemory() // collects, then returns what is free
+				wal.ReleaseFilePages()
 				live, cycles, allocs, _ = read()
 				idle.collected(time.Now(), cycles, allocs)
 			}
