@@ -8,8 +8,6 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
-
-	"github.com/redmesh/redmesh/wal"
 )
 
 // The Go runtime, left alone, lets the heap grow to twice what was live at
@@ -24,10 +22,7 @@ import (
 // more times, further and further apart, and returns the freed memory to the
 // OS (as a JVM's periodic idle collection does): the last collection before a
 // burst ended saw the burst's garbage as live, and nothing else would collect
-// it for minutes. Each of those collections also drops the program's code
-// and read-only data from the resident set (wal.ReleaseFilePages): a
-// settled node runs a fraction of the code it touched starting and
-// loading, and the rest would stay resident.
+// it for minutes.
 //
 // While the policy runs, GOGC is off: the limit alone decides when to
 // collect. With GOGC=100 beside it, a node whose live heap is small (tens of
@@ -166,7 +161,6 @@ func ManageMemory(ctx context.Context, p MemoryPolicy, log *slog.Logger) {
 		if live, cycles, allocs, ok := read(); ok {
 			if idle.step(time.Now(), cycles, allocs) {
 				debug.FreeOSMemory() // collects, then returns what is free
-				wal.ReleaseFilePages()
 				live, cycles, allocs, _ = read()
 				idle.collected(time.Now(), cycles, allocs)
 			}

@@ -1,18 +1,9 @@
 package node
 
 import (
-	"bytes"
-	"context"
-	"log/slog"
 	"math"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 func TestMemoryPolicyLimit(t *testing.T) {
@@ -115,69 +106,4 @@ func TestUserSetsGC(t *testing.T) {
 			t.Errorf("userSetsGC(%v) = %v, want %v", tc.env, got, tc.want)
 		}
 	}
-}
-
-// The policy's idle collections drop the pages the process maps from files
-// from its resident set.
-func TestManageMemoryReleasesFilePages(t *testing.T) {
-	if userSetsGC(os.Getenv) {
-		t.Skip("GOGC or GOMEMLIMIT set: no memory policy")
-	}
-	const size = 16 << 20
-	path := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(path, bytes.Repeat([]byte("redmesh\n"), size/8), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_PRIVATE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	if n := bytes.Count(m, []byte("redmesh\n")); n != size/8 {
-		t.Fatalf("the mapping reads %d lines, want %d", n, size/8)
-	}
-	touched := statusKiB(t, "RssFile")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		ManageMemory(ctx, MemoryPolicy{Factor: 2, Floor: 64 << 20, Interval: 10 * time.Millisecond, IdleAfter: 50 * time.Millisecond}, slog.New(slog.DiscardHandler))
-	}()
-	defer func() { cancel(); <-done }()
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		now := statusKiB(t, "RssFile")
-		if touched-now >= size>>10*3/4 {
-			t.Logf("resident file pages: %d MiB, then %d MiB", touched>>10, now>>10)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("resident file pages %d MiB after a mapping of %d MiB was read whole, still %d MiB", touched>>10, size>>20, now>>10)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// statusKiB reads a field of /proc/self/status, in KiB.
-func statusKiB(t *testing.T, field string) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc/self/status")
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				t.Fatalf("%s in /proc/self/status: %v", field, err)
-			}
-			return kb
-		}
-	}
-	t.Skipf("no %s in /proc/self/status", field)
-	return 0
 }

@@ -43,48 +43,7 @@ func (s *Store) releaseMapped() {
 	}
 }
 
-// ReleaseFilePages drops from the resident set the pages of the process's
-// private read-only file mappings that hold no page of their own: the
-// program's code and read-only data, and its libraries'. That is tens of
-// MiB for a node, of which the kernel maps a run of pages around each one
-// touched: most of it stays resident, 30 MiB of a fresh node's 40, though
-// a settled node runs a fraction of it. What is touched again comes back.
-//
-// It reads /proc/self/smaps, which counts each mapping's private copies of
-// pages (Anonymous): a mapping that has one (a library's relocated data,
-// made read-only after the loader wrote it) is left alone, since dropping
-// the copy would bring the file's bytes back in its place. Shared mappings
-// are left to the store's own pass (releaseMapped): Badger unmaps its files
-// as it rotates and deletes them, and a range unmapped between the read of
-// its line and the madvise may by then hold new anonymous memory, which
-// MADV_DONTNEED would zero. The mappings taken here last as long as the
-// process.
-func ReleaseFilePages() {
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		return // not Linux: nothing to do
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	var m mapping
-	held := false // m is a private read-only file mapping still to judge by its Anonymous line
-	for sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, "Anonymous:"); ok {
-			if held && strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")) == "0" {
-				m.release()
-			}
-			held = false
-			continue
-		}
-		if next, ok := parseMapping(line); ok {
-			m = next
-			held = strings.HasPrefix(m.path, "/") && m.perms[1] != 'w' && m.perms[3] == 'p'
-		}
-	}
-}
-
-// mapping is a line of /proc/self/maps, or a header line of smaps.
+// mapping is a line of /proc/self/maps.
 type mapping struct {
 	lo, hi uint64
 	perms  string // rwxp or rwxs

@@ -1,16 +1,12 @@
 package wal
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // rssFile reads the process's resident file pages, in KiB.
@@ -52,54 +48,4 @@ func TestReleaseMappedKeepsTheLog(t *testing.T) {
 		t.Fatalf("reading the log back: %d entries, %v", len(es), err)
 	}
 	commit(t, s, 10, func(i int) string { return fmt.Sprint("after", i) }, val)
-}
-
-// A private read-only mapping of a file leaves the resident set and reads
-// back the same; a private page the process wrote, though its mapping is
-// read-only now, keeps what was written.
-func TestReleaseFilePages(t *testing.T) {
-	const size = 16 << 20
-	data := make([]byte, size)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
-	path := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	ro, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_PRIVATE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(ro)
-	written, err := unix.Mmap(int(f.Fd()), 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(written)
-	written[0] = data[0] + 1
-	if err := unix.Mprotect(written, unix.PROT_READ); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(ro, data) {
-		t.Fatal("the mapping reads other bytes than the file's")
-	}
-	before := rssFile(t)
-	ReleaseFilePages()
-	after := rssFile(t)
-	t.Logf("resident file pages: %d MiB before, %d MiB after", before>>10, after>>10)
-	if before-after < (size>>10)*3/4 {
-		t.Fatalf("released %d KiB of a %d KiB mapping read whole", before-after, size>>10)
-	}
-	if !bytes.Equal(ro, data) {
-		t.Fatal("the mapping reads other bytes after the release")
-	}
-	if written[0] != data[0]+1 {
-		t.Fatalf("a written private page read %d after the release, was written %d", written[0], data[0]+1)
-	}
 }
