@@ -971,10 +971,11 @@ func descendRunsAt(n *runNode, i int, arena *[]byte, fn func(Elem) bool) bool {
 	if n.kids == nil {
 		var c runCursor
 		if i == n.n-1 {
-			// from the last (RPOP), found from the leaf's tail
+			// from the last (RPOP), found from the leaf's tail; its name
+			// in a copy of its own, as most such reads list it alone
 			c.resume(n.data, n.tail)
 			c.next()
-			if !fn(c.elem(arena)) {
+			if !fn(c.elem(nil)) {
 				return false
 			}
 			if i--; i < 0 {
