@@ -46,7 +46,8 @@ type Config struct {
 	// AckInterval is how often a node tells each peer how far it has
 	// applied the peer's writes, when that moved and the peer did not ask
 	// (a WAIT asks, and is answered at once). 250ms: the stable time
-	// waits for acknowledgements.
+	// waits for acknowledgements. A mesh of 2,000 members or more ticks
+	// less often, as mesh.Replicator.TickInterval spaces it.
 	AckInterval time.Duration
 	// InsecureOpenMesh lets a node listen beyond loopback with neither a
 	// PSK nor an allowlist (protected mode off).

@@ -143,7 +143,7 @@ type stats struct {
 	pushBatches, pushRecords                atomic.Uint64
 	pushReceived, pushApplied               atomic.Uint64
 	pushDropped, pushDroppedStream          atomic.Uint64
-	pushRelayed, pushHeld                   atomic.Uint64
+	pushRelayed, pushRelayDropped, pushHeld atomic.Uint64
 	badMessages                             atomic.Uint64
 	bootstraps, bootstrapKeys               atomic.Uint64
 	snapshotsServed                         atomic.Uint64

@@ -68,8 +68,10 @@ type Info struct {
 	// PushHeld the copies that arrived with every record already here,
 	// dropped unmerged (mesh.Replicator.PushHeld). On a full mesh pushes
 	// carry no hop budget: nothing is relayed, and only a push a catch-up
-	// from its origin's log brought first is held.
-	PushRelayed, PushHeld uint64
+	// from its origin's log brought first is held. PushRelayDropped counts
+	// the copies Relay named a peer for that its push stream's queue could
+	// not take (anti-entropy repairs them), once for each peer.
+	PushRelayed, PushRelayDropped, PushHeld uint64
 
 	// ExpectSync: peers were known at start; Synced: a catch-up or a
 	// Merkle session with one has completed since.
@@ -175,7 +177,7 @@ func (m *Mesh) Info() Info {
 	in.PushBatches, in.PushRecords = m.st.pushBatches.Load(), m.st.pushRecords.Load()
 	in.PushReceived, in.PushApplied, in.PushDropped = m.st.pushReceived.Load(), m.st.pushApplied.Load(), m.st.pushDropped.Load()
 	in.PushDroppedStream = m.st.pushDroppedStream.Load()
-	in.PushRelayed, in.PushHeld = m.st.pushRelayed.Load(), m.st.pushHeld.Load()
+	in.PushRelayed, in.PushRelayDropped, in.PushHeld = m.st.pushRelayed.Load(), m.st.pushRelayDropped.Load(), m.st.pushHeld.Load()
 	in.BadMessages = m.st.badMessages.Load()
 	in.Bootstraps, in.BootstrapKeys, in.SnapshotsServed = m.st.bootstraps.Load(), m.st.bootstrapKeys.Load(), m.st.snapshotsServed.Load()
 	in.ForgottenReturned = m.st.forgottenReturned.Load()

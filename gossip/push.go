@@ -329,12 +329,18 @@ func (m *Mesh) merge(sender peer.ID, pm pushMsg) {
 	if len(msg) > maxPushMessage {
 		return // the origin's ID made it too long for a frame
 	}
-	p := &outPush{epoch: relay.Epoch, prev: relay.Prev, to: relay.To, hops: relay.Hops, origin: relay.Origin, msg: msg, size: len(msg)}
+	m.relay(outs, &outPush{epoch: relay.Epoch, prev: relay.Prev, to: relay.To, hops: relay.Hops, origin: relay.Origin, msg: msg, size: len(msg)})
+}
+
+// relay queues the relayed push p for each of outs, counting what each
+// queue took and what it could not: one a peer's queue cannot take is the
+// overlay's loss, which anti-entropy repairs.
+func (m *Mesh) relay(outs []*pushOut, p *outPush) {
 	for _, o := range outs {
-		// One a peer's queue cannot take is the overlay's loss:
-		// anti-entropy repairs it.
 		if o.send(p) {
 			m.st.pushRelayed.Add(1)
+		} else {
+			m.st.pushRelayDropped.Add(1)
 		}
 	}
 }

@@ -162,3 +162,25 @@ func TestPushQueueCoalesces(t *testing.T) {
 		t.Fatalf("%d bytes of pushes queued, none dropped", 4*maxPushQueued)
 	}
 }
+
+// TestRelayDroppedCounted: a relayed copy a peer's full queue cannot take
+// is counted as dropped, not as relayed; the peer whose queue took it
+// counts as relayed.
+func TestRelayDroppedCounted(t *testing.T) {
+	full, open := newPushOut(nil), newPushOut(nil)
+	for prev := uint64(0); ; prev += 2 {
+		if !full.send(testPush(1, prev, 1, 1)) {
+			break
+		}
+	}
+	p := testPush(1, 0, 1, 1)
+	p.origin = 9
+	m := &Mesh{}
+	m.relay([]*pushOut{full, open}, p)
+	if relayed, dropped := m.st.pushRelayed.Load(), m.st.pushRelayDropped.Load(); relayed != 1 || dropped != 1 {
+		t.Fatalf("relayed %d, dropped %d; want 1 and 1", relayed, dropped)
+	}
+	if got := drain(t, open); len(got) != 1 {
+		t.Fatalf("the open queue holds %d pushes, want 1", len(got))
+	}
+}

@@ -24,18 +24,21 @@ const (
 )
 
 // tick is the replicator's periodic round, fed a sample of the log and
-// the clock; the forgotten members are saved if they changed.
-func (m *Mesh) tick(now time.Time) {
+// the clock; the forgotten members are saved if they changed. It returns
+// when the next is due (mesh.Replicator.TickInterval).
+func (m *Mesh) tick(now time.Time) (next time.Duration) {
 	local, ts, ok := m.sample()
 	m.step(func() {
 		if ok {
 			m.r.Sample(local, ts)
 		}
 		m.r.Tick(now)
+		next = m.r.TickInterval(m.cfg.AckInterval)
 	})
 	if err := m.saveForgotten(); err != nil {
 		m.log.Warn("forgetting", "err", err)
 	}
+	return next
 }
 
 // sample is the last local write with every log entry up to it committed,

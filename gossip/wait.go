@@ -17,8 +17,9 @@ import (
 // the other way (mesh.AppendAckWant) when a client WAITs for a write.
 
 // ackSender opens the push streams (pushstream.go) and the ack streams and
-// sends the acknowledgements the replicator decided on; every AckInterval it ticks the replicator (the
-// stable time, silent members, push gaps, what moved).
+// sends the acknowledgements the replicator decided on; every AckInterval
+// (spaced by the mesh's size, mesh.Replicator.TickInterval) it ticks the
+// replicator (the stable time, silent members, push gaps, what moved).
 func (m *Mesh) ackSender() {
 	tick := time.NewTicker(m.cfg.AckInterval)
 	defer tick.Stop()
@@ -28,7 +29,7 @@ func (m *Mesh) ackSender() {
 			return
 		case <-m.ackSignal:
 		case <-tick.C:
-			m.tick(time.Now())
+			tick.Reset(m.tick(time.Now()))
 		}
 		if m.syncWanted.Swap(false) {
 			// Nothing else syncs under --fsync no: one sync per

@@ -60,6 +60,30 @@ func (s *pushSeen) add(k uint64) {
 	s.slots[k%seenSlots] = k
 }
 
+// remove empties k's slot, if k still holds it.
+func (s *pushSeen) remove(k uint64) {
+	if s.has(k) {
+		s.slots[k%seenSlots] = 0
+	}
+}
+
+// peerFilter is a Bloom filter of one hash over peer IDs: has is false for
+// every ID never added, and true for few others while a few dozen are. A
+// relayed copy's origin is mostly a member this node holds no state for,
+// which it learns here without a look into the map of peers (several cache
+// misses on a node whose memory is cold, a third of the held check).
+type peerFilter [4]uint64
+
+func (f *peerFilter) add(id PeerID) {
+	b := mix(uint64(id)) % 256
+	f[b/64] |= 1 << (b % 64)
+}
+
+func (f *peerFilter) has(id PeerID) bool {
+	b := mix(uint64(id)) % 256
+	return f[b/64]&(1<<(b%64)) != 0
+}
+
 // pushKey is a fingerprint of a push's header, its origin and range; never
 // 0, which is an empty slot.
 func pushKey(h PushHeader) uint64 {
@@ -111,30 +135,45 @@ func (r *Replicator) relayHops() uint8 {
 
 // PushHeld reports whether every record of a push that arrived from peer
 // from is already applied here: by this node's progress through the
-// origin's writes, or because a copy of the same push was merged before.
-// The driver then leaves its records unmerged, and still hands the header
-// to Step (a push from its origin moves the progress) and to Relay.
+// origin's writes, or because a copy of the same push was merged before or
+// is being merged. The driver then leaves its records unmerged, and still
+// hands the header to Step (a push from its origin moves the progress) and
+// to Relay.
+//
+// A push not held is claimed: until Relay releases it (its records refused)
+// every other copy is held. A driver that merges copies from several
+// streams at once would otherwise merge two copies that arrived together
+// and relay both, the mark that a push is here being set only after its
+// merge.
 func (r *Replicator) PushHeld(from PeerID, h PushHeader) bool {
-	if r.seen.has(pushKey(h)) {
+	k := pushKey(h)
+	if r.seen.has(k) {
 		return true
 	}
-	p := r.peers[h.Origin]
-	return p != nil && p.prog.Epoch == h.Epoch && h.To <= p.prog.Acked
+	if r.known.has(h.Origin) {
+		if p := r.peers[h.Origin]; p != nil && p.prog.Epoch == h.Epoch && h.To <= p.prog.Acked {
+			return true
+		}
+	}
+	// A push its origin sent with no budget is relayed by nobody: no copy
+	// of it will come to be held.
+	if h.Hops != 0 || from != h.Origin {
+		r.seen.add(k)
+	}
+	return false
 }
 
 // Relay takes a push from peer from once its records were merged (h.Won:
-// one of them won here; h.Refused: one could not be applied) and Step took
-// its header. It returns the header the push goes on with and appends to
-// dst the peers it goes to: Fanout of the linked peers, at random, neither
-// from nor the origin, when the push was news and its budget is left;
-// otherwise dst as it was. The driver sends the origin's records, as they
-// came, under that header.
+// one of them won here; h.Refused: one could not be applied, and the claim
+// PushHeld made is released, so that a copy by another path is merged) and
+// Step took its header. It returns the header the push goes on with and
+// appends to dst the peers it goes to: Fanout of the linked peers, at
+// random, neither from nor the origin, when the push was news and its
+// budget is left; otherwise dst as it was. The driver sends the origin's
+// records, as they came, under that header.
 func (r *Replicator) Relay(from PeerID, h PushHeader, dst []PeerID) (PushHeader, []PeerID) {
-	if h.Hops == 0 && from == h.Origin {
-		return h, dst // the origin relies on no relay: none will come to drop
-	}
-	if !h.Refused {
-		r.seen.add(pushKey(h))
+	if h.Refused {
+		r.seen.remove(pushKey(h))
 	}
 	if h.Hops == 0 || !h.Won {
 		return h, dst

@@ -55,9 +55,11 @@ type Replicator struct {
 	// waitFor is the highest sequence number of our log a WAIT asked the
 	// peers to acknowledge (WaitFor).
 	waitFor uint64
-	// seen: pushes whose records are here, for dropping relayed copies.
-	seen pushSeen
-	rd   Ready
+	// seen: pushes whose records are here or being merged, for dropping
+	// relayed copies; known, a filter of the peers with state here (PushHeld).
+	seen  pushSeen
+	known peerFilter
+	rd    Ready
 }
 
 // ReplicatorConfig is what a Replicator is started with.
@@ -168,6 +170,7 @@ func NewReplicator(cfg ReplicatorConfig) *Replicator {
 func (r *Replicator) start(epoch, head uint64) {
 	r.cfg.Epoch = epoch
 	r.peers = map[PeerID]*replPeer{}
+	r.known = peerFilter{}
 	r.catching = nil
 	r.catchUps = CatchUps{}
 	r.table.DisconnectAll()
@@ -305,6 +308,7 @@ func (r *Replicator) peer(id PeerID) *replPeer {
 	if p == nil {
 		p = &replPeer{id: id}
 		r.peers[id] = p
+		r.known.add(id)
 	}
 	return p
 }
@@ -1049,7 +1053,8 @@ func (r *Replicator) Acked(target uint64) int {
 	return n
 }
 
-// Tick is the periodic round, every acknowledgement interval: the gaps
+// Tick is the periodic round, every acknowledgement interval as
+// TickInterval spaces it: the gaps
 // are checked, silent members forgotten, the stable time worked out again
 // (Ready.SaveStable when it moved) and every acknowledgement that moved
 // sent.
@@ -1068,6 +1073,25 @@ func (r *Replicator) Tick(now time.Time) {
 		r.rd.SaveStable = st
 	}
 	r.acks(true)
+}
+
+// TickMembers is how many members one acknowledgement interval serves:
+// TickInterval spaces the ticks of a larger mesh by its size over it.
+const TickMembers = 1000
+
+// TickInterval is how long after a Tick the next one is due, for the
+// driver's acknowledgement interval base: base itself up to 2*TickMembers-1
+// members (this node included), base times members/TickMembers beyond. A
+// tick sends every linked peer what moved, which on a full mesh is an
+// acknowledgement to every member each time (the stable time moves with
+// the clock), so spacing ticks by the mesh's size keeps a node's share of
+// that traffic and of the ticks' work bounded as the mesh grows; the
+// stable time, which waits for two rounds of acknowledgements, lags by a
+// few intervals as spaced (bench/RESULTS.md, "Simulator: ticks spaced by
+// the mesh's size").
+func (r *Replicator) TickInterval(base time.Duration) time.Duration {
+	members, _ := r.stab.Count()
+	return base * time.Duration(max(1, (members+1)/TickMembers))
 }
 
 // flushAcks sends the acknowledgements asked for since the last Ready.

@@ -38,6 +38,8 @@ import (
 //	receive [from=F] p=P epoch=E prev=A to=B hops=H at=MS [won] [refused]
 //	                                      the driver's whole receive of P's push from F: held
 //	                                      (its records left unmerged, won ignored), Step, Relay
+//	held [from=F] p=P epoch=E prev=A to=B hops=H   PushHeld alone: a copy's check as it arrives
+//	relay [from=F] p=P epoch=E prev=A to=B hops=H at=MS [won] [refused]   Step and Relay alone: its merge done
 //	state p=P                             the peer's progress, cursor and acknowledgement
 func TestReplicatorScripts(t *testing.T) {
 	datadriven.Walk(t, "testdata/replicator", func(t *testing.T, path string) {
@@ -109,6 +111,16 @@ func TestReplicatorScripts(t *testing.T) {
 				rh, to := r.Relay(PeerID(from), h, nil)
 				if len(to) > 0 {
 					out += fmt.Sprintf("relay hops=%d to=%v\n", rh.Hops, to)
+				}
+			case "held":
+				h := PushHeader{Origin: id, Epoch: epoch, Prev: prev, To: to, Hops: uint8(hops)}
+				out = fmt.Sprintf("held=%v\n", r.PushHeld(PeerID(from), h))
+			case "relay":
+				h := PushHeader{Origin: id, Epoch: epoch, Prev: prev, To: to, Hops: uint8(hops), At: now, Won: d.HasArg("won"), Refused: d.HasArg("refused")}
+				r.Step(PeerID(from), h)
+				rh, to := r.Relay(PeerID(from), h, nil)
+				if len(to) > 0 {
+					out = fmt.Sprintf("relay hops=%d to=%v\n", rh.Hops, to)
 				}
 			case "wait":
 				r.WaitFor(seq)
@@ -259,4 +271,52 @@ func formatReady(rd Ready) string {
 		return "-\n"
 	}
 	return b.String()
+}
+
+// TestTickInterval: ticks are the driver's interval up to 2*TickMembers-1
+// members, this node included, and spaced by the mesh's size beyond;
+// members linked or not count alike.
+func TestTickInterval(t *testing.T) {
+	const base = 250 * time.Millisecond
+	for _, c := range []struct {
+		mesh int
+		want time.Duration
+	}{
+		{1, base}, {3, base}, {2*TickMembers - 1, base}, {2 * TickMembers, 2 * base},
+		{10 * TickMembers, 10 * base}, {10*TickMembers + 999, 10 * base},
+	} {
+		r := NewReplicator(ReplicatorConfig{Self: 1, Epoch: 1, Head: 1, Intn: func(int) int { return 0 }})
+		ids := make([]PeerID, c.mesh)
+		for i := range ids {
+			ids[i] = PeerID(i + 1)
+		}
+		r.Members(ids)
+		if c.mesh > 1 {
+			r.AssumeLinked(2, Cursor{Epoch: 1, Next: 1}, 0)
+		}
+		if got := r.TickInterval(base); got != c.want {
+			t.Errorf("a mesh of %d: ticks every %v, want %v", c.mesh, got, c.want)
+		}
+	}
+}
+
+// TestPeerFilter: an ID added is always found; of IDs never added, few are.
+func TestPeerFilter(t *testing.T) {
+	var f peerFilter
+	for id := PeerID(1); id <= 20; id++ {
+		f.add(id * 7919)
+	}
+	found := 0
+	for id := PeerID(1); id <= 20000; id++ {
+		if id%7919 == 0 && id/7919 <= 20 {
+			if !f.has(id) {
+				t.Fatalf("%d added, not found", id)
+			}
+		} else if f.has(id) {
+			found++
+		}
+	}
+	if found > 20000/5 {
+		t.Fatalf("%d of 20,000 IDs never added found", found)
+	}
 }

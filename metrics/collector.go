@@ -73,6 +73,7 @@ var (
 	descPushDropped      = desc("push_dropped_total", "Pushes dropped.")
 	descPushDroppedStr   = desc("push_dropped_stream_total", "Pushes dropped at a peer's push stream (its queue full), once for each peer; part of push_dropped_total.")
 	descPushRelayed      = desc("push_relayed_total", "Copies of other nodes' pushes sent on to a peer (a partial overlay), once for each peer.")
+	descPushRelayDropped = desc("push_relay_dropped_total", "Copies of other nodes' pushes to relay that a peer's full push queue could not take, once for each peer.")
 	descPushHeld         = desc("push_held_total", "Pushes that arrived with every record already here (a relayed copy, or covered by a catch-up), dropped unmerged.")
 	descBadMessages      = desc("mesh_bad_messages_total", "Malformed messages from peers (each disconnects and bans the peer).")
 	descStableLag        = desc("gc_stable_lag_seconds", "How far the stable time (every member has applied every write up to it; what garbage collection may drop) is behind the clock.")
@@ -90,7 +91,7 @@ var allDescs = []*prometheus.Desc{
 	descPeerAcked, descPeerUnacked, descPeerBehind, descPeerBehindFor, descPeerLastSync,
 	descPeerRootEqual, descSessions, descSessionsFailed, descSessionsEqual, descKeysRepaired,
 	descCatchUps, descCatchUpEntries, descCatchUpFallbacks, descPushSent, descPushReceived,
-	descPushApplied, descPushDropped, descPushDroppedStr, descPushRelayed, descPushHeld, descBadMessages, descStableLag, descOwnStableLag, descForgotten,
+	descPushApplied, descPushDropped, descPushDroppedStr, descPushRelayed, descPushRelayDropped, descPushHeld, descBadMessages, descStableLag, descOwnStableLag, descForgotten,
 	descForgotReturned, descSetAside,
 }
 
@@ -212,6 +213,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPushDropped, m.PushDropped)
 	counter(descPushDroppedStr, m.PushDroppedStream)
 	counter(descPushRelayed, m.PushRelayed)
+	counter(descPushRelayDropped, m.PushRelayDropped)
 	counter(descPushHeld, m.PushHeld)
 	counter(descBadMessages, m.BadMessages)
 }

@@ -77,12 +77,12 @@ func TestDashboardNamesExist(t *testing.T) {
 	}
 }
 
-// TestMeshPushCounters: the relayed and held pushes INFO counts are
-// exported, each from its own field.
+// TestMeshPushCounters: the relayed, relay-dropped and held pushes INFO
+// counts are exported, each from its own field.
 func TestMeshPushCounters(t *testing.T) {
 	c := &collector{
 		stats: func() (node.Stats, bool) {
-			return node.Stats{Mesh: &gossip.Info{PushReceived: 7, PushRelayed: 5, PushHeld: 2}}, true
+			return node.Stats{Mesh: &gossip.Info{PushReceived: 7, PushRelayed: 5, PushRelayDropped: 3, PushHeld: 2}}, true
 		},
 		ready: func() bool { return true },
 	}
@@ -103,6 +103,7 @@ func TestMeshPushCounters(t *testing.T) {
 	for name, want := range map[string]float64{
 		"redmesh_push_records_received_total": 7,
 		"redmesh_push_relayed_total":          5,
+		"redmesh_push_relay_dropped_total":    3,
 		"redmesh_push_held_total":             2,
 	} {
 		if got[name] != want {

@@ -83,20 +83,24 @@ func encodingOf(rec record.Record) string {
 	switch rec.Kind() {
 	case record.KindHash:
 		small := rec.Typed.Len() <= 128
-		rec.Typed.EachField(func(name, value []byte) bool {
-			small = len(name) <= 64 && len(value) <= 64
-			return small
-		})
+		if small {
+			rec.Typed.EachField(func(name, value []byte) bool {
+				small = len(name) <= 64 && len(value) <= 64
+				return small
+			})
+		}
 		if small {
 			return "listpack"
 		}
 		return "hashtable"
 	case record.KindSet:
 		ints := rec.Typed.Len() <= 512
-		rec.Typed.EachMember(func(m []byte) bool {
-			_, ints = parseInt(m)
-			return ints
-		})
+		if ints {
+			rec.Typed.EachMember(func(m []byte) bool {
+				_, ints = parseInt(m)
+				return ints
+			})
+		}
 		if ints {
 			return "intset"
 		}

@@ -175,6 +175,7 @@ func infoMesh(n *Node) []string {
 		kv("mesh_push_dropped", utoa(in.PushDropped)),
 		kv("mesh_push_dropped_stream", utoa(in.PushDroppedStream)),
 		kv("mesh_push_relayed", utoa(in.PushRelayed)),
+		kv("mesh_push_relay_dropped", utoa(in.PushRelayDropped)),
 		kv("mesh_push_held", utoa(in.PushHeld)),
 		kv("mesh_bad_messages", utoa(in.BadMessages)),
 	)

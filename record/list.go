@@ -358,7 +358,7 @@ func (op *TypedOp) PushListedRun(lo, hi []byte, values [][]byte) ([][]byte, erro
 // are removed, and the new one, the write's, shows.
 func (op *TypedOp) SetListed(pos, value []byte) error {
 	t := op.Rec.Typed
-	if i := ownElem(t.Listed, pos); i >= 0 {
+	if i := op.ownElem(&t.Listed, pos); i >= 0 {
 		t.Listed[i].Value = value
 		return nil
 	}
@@ -374,8 +374,9 @@ func (op *TypedOp) SetListed(pos, value []byte) error {
 // RemListed removes the list element at pos as the writer sees it.
 func (op *TypedOp) RemListed(pos []byte) {
 	t := op.Rec.Typed
-	if i := ownElem(t.Listed, pos); i >= 0 {
+	if i := op.ownElem(&t.Listed, pos); i >= 0 {
 		t.Listed = append(t.Listed[:i:i], t.Listed[i+1:]...)
+		op.movedOwn(&t.Listed)
 	}
 	t.Removed = append(t.Removed, op.Cur.Typed.ObservedListed(pos, op.V.TS)...)
 }

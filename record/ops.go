@@ -3,6 +3,7 @@ package record
 import (
 	"bytes"
 	"fmt"
+	"hash/maphash"
 	"math/big"
 	"slices"
 )
@@ -48,6 +49,15 @@ type TypedOp struct {
 		runBuf  [2]Elem
 	}
 	hints *hints
+	// own indexes the elements the write adds, once they are many
+	// (ownElem).
+	own struct {
+		of       *[]Elem
+		m        map[uint64]int32
+		n        int // of (*of)[:n]
+		seed     maphash.Seed
+		collided bool
+	}
 }
 
 // typedOpAlloc is a write's op and its delta's state, allocated together:
@@ -139,16 +149,64 @@ func (op *TypedOp) dot() (Version, error) {
 	return op.next()
 }
 
-// ownElem finds name among the elements this write adds.
-func ownElem(elems []Elem, name []byte) int {
-	return slices.IndexFunc(elems, func(e Elem) bool { return bytes.Equal(e.Name, name) })
+// ownScan is how many elements a write adds before ownElem finds them by
+// a map instead of one by one.
+const ownScan = 16
+
+// ownElem finds name among the elements this write adds, *elems. Past
+// ownScan of them it keeps a map of their places by a hash of their names:
+// a write adding an element for each of a large key's (SUNIONSTORE, COPY)
+// searched all it had added for each, n² comparisons under the write lock.
+func (op *TypedOp) ownElem(elems *[]Elem, name []byte) int {
+	es := *elems
+	scan := func() int { return slices.IndexFunc(es, func(e Elem) bool { return bytes.Equal(e.Name, name) }) }
+	if len(es) <= ownScan {
+		return scan()
+	}
+	x := &op.own
+	if x.of != elems || x.m == nil {
+		if x.of == nil {
+			x.seed = maphash.MakeSeed()
+		}
+		x.of, x.m, x.n, x.collided = elems, make(map[uint64]int32, len(es)), 0, false
+	}
+	for ; x.n < len(es); x.n++ {
+		h := maphash.Bytes(x.seed, es[x.n].Name)
+		if i, ok := x.m[h]; !ok {
+			x.m[h] = int32(x.n)
+		} else if !bytes.Equal(es[i].Name, es[x.n].Name) {
+			x.collided = true
+		}
+	}
+	i, ok := x.m[maphash.Bytes(x.seed, name)]
+	switch {
+	case ok && bytes.Equal(es[i].Name, name):
+		return int(i)
+	case x.collided:
+		return scan() // two names share a hash: the map holds one of them
+	}
+	return -1
+}
+
+// deleteOwn deletes element i of the elements this write adds, *elems.
+func (op *TypedOp) deleteOwn(elems *[]Elem, i int) {
+	*elems = slices.Delete(*elems, i, i+1)
+	op.movedOwn(elems)
+}
+
+// movedOwn says the elements this write adds, *elems, moved: ownElem's map
+// of their places is built again when next needed.
+func (op *TypedOp) movedOwn(elems *[]Elem) {
+	if op.own.of == elems {
+		op.own.m = nil
+	}
 }
 
 // SetField writes hash field name: the dots it had are removed, its counter
 // reset. It returns the field's new dot.
 func (op *TypedOp) SetField(name, value []byte) (Version, error) {
 	t := op.Rec.Typed
-	if i := ownElem(t.Fields, name); i >= 0 {
+	if i := op.ownElem(&t.Fields, name); i >= 0 {
 		t.Fields[i].Value = value
 		return t.Fields[i].Dot, nil
 	}
@@ -169,7 +227,7 @@ func (op *TypedOp) SetField(name, value []byte) (Version, error) {
 // element's dot.
 func (op *TypedOp) BaseField(name []byte) (Version, error) {
 	t := op.Rec.Typed
-	if i := ownElem(t.Fields, name); i >= 0 {
+	if i := op.ownElem(&t.Fields, name); i >= 0 {
 		return t.Fields[i].Dot, nil
 	}
 	d, err := op.dot()
@@ -184,8 +242,8 @@ func (op *TypedOp) BaseField(name []byte) (Version, error) {
 // DelField removes hash field name as the writer sees it.
 func (op *TypedOp) DelField(name []byte) {
 	t := op.Rec.Typed
-	if i := ownElem(t.Fields, name); i >= 0 {
-		t.Fields = slices.Delete(t.Fields, i, i+1)
+	if i := op.ownElem(&t.Fields, name); i >= 0 {
+		op.deleteOwn(&t.Fields, i)
 	}
 	t.Removed = append(t.Removed, traces(op.observed(listFields, name), op.V.TS)...)
 	t.Counts = append(t.Counts, op.Cur.Typed.Resets(name)...)
@@ -268,7 +326,7 @@ func (op *TypedOp) IncrFloat(name, base []byte, had bool, to *big.Float) error {
 // dot.
 func (op *TypedOp) AddMember(name []byte) (Version, error) {
 	t := op.Rec.Typed
-	if i := ownElem(t.Members, name); i >= 0 {
+	if i := op.ownElem(&t.Members, name); i >= 0 {
 		return t.Members[i].Dot, nil
 	}
 	d, err := op.dot()
@@ -283,8 +341,8 @@ func (op *TypedOp) AddMember(name []byte) (Version, error) {
 // RemMember removes set member name as the writer sees it.
 func (op *TypedOp) RemMember(name []byte) {
 	t := op.Rec.Typed
-	if i := ownElem(t.Members, name); i >= 0 {
-		t.Members = slices.Delete(t.Members, i, i+1)
+	if i := op.ownElem(&t.Members, name); i >= 0 {
+		op.deleteOwn(&t.Members, i)
 	}
 	t.Removed = append(t.Removed, traces(op.observed(listMembers, name), op.V.TS)...)
 }

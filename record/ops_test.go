@@ -1,6 +1,13 @@
 package record
 
-import "testing"
+import (
+	"bytes"
+	"fmt"
+	"hash/maphash"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
 
 // versions returns a source of fresh versions of node, from ts on.
 func versions(node NodeID, ts uint64) func() (Version, error) {
@@ -126,6 +133,74 @@ func TestReAddWinsOverConcurrentRemove(t *testing.T) {
 			}
 			if n := c.dots(m.Typed); n != 1 {
 				t.Errorf("kind %v: the element holds %d dots after a re-add, want 1 (the older one removed)", c.kind, n)
+			}
+		}
+	}
+}
+
+// A write adding many elements finds its own by a map past ownScan: the
+// same answers as a search one by one, through additions, overwrites,
+// deletions, and names whose hashes collide.
+func TestOwnElemMatchesAScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, collide := range []bool{false, true} {
+		var next Version
+		next.Node, next.TS = 1, 1
+		op := BeginTyped(Record{}, false, KindHash, next, func() (Version, error) { next.TS++; return next, nil })
+		want := map[string]string{}
+		for i := range 3000 {
+			name := []byte(fmt.Sprint("f", rng.IntN(400)))
+			switch rng.IntN(4) {
+			case 0:
+				op.DelField(name)
+				delete(want, string(name))
+			default:
+				v := fmt.Sprint(i)
+				if _, err := op.SetField(name, []byte(v)); err != nil {
+					t.Fatal(err)
+				}
+				want[string(name)] = v
+			}
+			if collide && op.own.m != nil && !op.own.collided {
+				// Point another name's hash at the first element, as a
+				// collision would: lookups must still find it.
+				es := op.Rec.Typed.Fields
+				last := es[len(es)-1].Name
+				op.ownElem(&op.Rec.Typed.Fields, last) // index it
+				op.own.m[maphash.Bytes(op.own.seed, last)] = 0
+				op.own.collided = true
+			}
+			probe := []byte(fmt.Sprint("f", rng.IntN(400)))
+			got := op.ownElem(&op.Rec.Typed.Fields, probe)
+			scan := slices.IndexFunc(op.Rec.Typed.Fields, func(e Elem) bool { return bytes.Equal(e.Name, probe) })
+			if got != scan {
+				t.Fatalf("collide %v, step %d: ownElem(%s) = %d, a scan finds %d", collide, i, probe, got, scan)
+			}
+		}
+		if len(op.Rec.Typed.Fields) != len(want) {
+			t.Fatalf("collide %v: %d fields, want %d", collide, len(op.Rec.Typed.Fields), len(want))
+		}
+		for _, e := range op.Rec.Typed.Fields {
+			if want[string(e.Name)] != string(e.Value) {
+				t.Fatalf("collide %v: field %s = %s, want %s", collide, e.Name, e.Value, want[string(e.Name)])
+			}
+		}
+	}
+}
+
+// A write adding a member for each of a large set's (SUNIONSTORE, COPY).
+func BenchmarkAddManyMembers(b *testing.B) {
+	names := make([][]byte, 20000)
+	for i := range names {
+		names[i] = fmt.Appendf(nil, "member:%d", i)
+	}
+	for b.Loop() {
+		var next Version
+		next.Node, next.TS = 1, 1
+		op := BeginTyped(Record{}, false, KindSet, next, func() (Version, error) { next.TS++; return next, nil })
+		for _, n := range names {
+			if _, err := op.AddMember(n); err != nil {
+				b.Fatal(err)
 			}
 		}
 	}

@@ -575,7 +575,7 @@ func (t *Typed) ScoredElements() []Elem {
 // removed and its increments reset. It returns the member's new dot.
 func (op *TypedOp) SetScore(name []byte, score float64) (Version, error) {
 	t := op.Rec.Typed
-	if i := ownElem(t.Scored, name); i >= 0 {
+	if i := op.ownElem(&t.Scored, name); i >= 0 {
 		t.Scored[i].Value = ScoreValue(score)
 		op.dropOwnIncrements(name)
 		return t.Scored[i].Dot, nil
@@ -602,8 +602,8 @@ func (op *TypedOp) dropOwnIncrements(name []byte) {
 // RemScored removes sorted-set member name as the writer sees it.
 func (op *TypedOp) RemScored(name []byte) {
 	t := op.Rec.Typed
-	if i := ownElem(t.Scored, name); i >= 0 {
-		t.Scored = slices.Delete(t.Scored, i, i+1)
+	if i := op.ownElem(&t.Scored, name); i >= 0 {
+		op.deleteOwn(&t.Scored, i)
 	}
 	op.dropOwnIncrements(name)
 	t.Removed = append(t.Removed, traces(op.observed(listScored, name), op.V.TS)...)

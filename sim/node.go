@@ -33,11 +33,11 @@ type node struct {
 	// as a node's saved state does (Restart).
 	r *mesh.Replicator
 	// streams is the catch-up stream to each peer (the latest run's);
-	// ackFifo and pushFifo the arrival time of the last message on the
-	// acknowledgement and push streams to each.
-	streams  map[mesh.PeerID]*logStream
-	ackFifo  map[mesh.PeerID]*int64
-	pushFifo map[mesh.PeerID]*int64
+	// ackFifo the arrival time of the last message on the acknowledgement
+	// stream to each; pushLinks the push stream to each.
+	streams   map[mesh.PeerID]*logStream
+	ackFifo   map[mesh.PeerID]*int64
+	pushLinks map[mesh.PeerID]*pushLink
 	// gapCheck: a look at the push gaps is scheduled (gossip's maintain
 	// loop looks every gapCheckEvery).
 	gapCheck bool
@@ -151,7 +151,7 @@ func (s *Sim) apply(n *node, id uint32, in record.Record) bool {
 		}
 		merged = c
 	}
-	n.st.set(id, merged)
+	n.st.replace(id, old, merged)
 	n.appendLog(id, s.logRecord(id, merged), s.cfg.LogRetain)
 	if s.cfg.Fsync != FsyncAlways {
 		n.undo = append(n.undo, undoRec{id, old})
@@ -236,7 +236,7 @@ func (s *Sim) crash(n *node) {
 	s.tr.nodeDown(s, n)
 	n.up = false
 	n.inc++
-	n.flushQueued, n.streams, n.ackFifo, n.pushFifo, n.gapCheck = false, nil, nil, nil, false
+	n.flushQueued, n.streams, n.ackFifo, n.pushLinks, n.gapCheck = false, nil, nil, nil, false
 	n.push.Reset()
 	n.refused += n.clock.Refused()
 	s.st.crashes++
@@ -333,7 +333,7 @@ func (s *Sim) leave(n *node) {
 			o.r.RemovePeer(n.pid, s.wall(o))
 			delete(o.streams, n.pid)
 			delete(o.ackFifo, n.pid)
-			delete(o.pushFifo, n.pid)
+			delete(o.pushLinks, n.pid)
 			s.drive(o)
 			if !o.gone && o.r.Table().Len() < max(1, s.cfg.Degree/4) {
 				s.linkRandom(o, 1)

@@ -216,10 +216,26 @@ func (s *Sim) sendPush(n *node, targets []mesh.PeerID, buf []byte, pay int, h me
 	if h.Origin != n.pid {
 		hdr += 8
 	}
+	hp := &h // one copy of the header for every target's delivery, not one each
 	for _, t := range targets {
-		to := s.nodes[s.byID[t]]
-		s.send(n, to, classPush, len(buf)+hdr, pay, linkFifo(&n.pushFifo, t), func() { s.recvPush(to, n, buf, h) })
+		l := n.pushLinks[t]
+		if l == nil {
+			if n.pushLinks == nil {
+				n.pushLinks = map[mesh.PeerID]*pushLink{}
+			}
+			l = &pushLink{to: s.nodes[s.byID[t]]}
+			n.pushLinks[t] = l
+		}
+		to := l.to
+		s.send(n, to, classPush, len(buf)+hdr, pay, &l.fifo, func() { s.recvPush(to, n, buf, *hp) })
 	}
+}
+
+// pushLink is n's push stream to a peer: the peer, and the arrival time of
+// the last message on it (one look-up a message finds both).
+type pushLink struct {
+	to   *node
+	fifo int64
 }
 
 // linkFifo is the arrival time of the last message on a stream of the link

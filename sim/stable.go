@@ -12,7 +12,8 @@ import (
 // to it here, record.Collect drops what every member has applied, and
 // record.Fresh filters what a forgotten member that came back sends.
 //
-// Each node, every AckInterval (random phase): samples its log at its last
+// Each node, every AckInterval (random phase; spaced by the mesh's size as
+// mesh.Replicator.TickInterval says): samples its log at its last
 // local write with its clock; ticks its replicator, which forgets members
 // silent longer than ForgetAfter, works the stable time out (saved at once:
 // it survives a crash, as the real node syncs it before use) and sends each
@@ -66,16 +67,15 @@ func (s *Sim) startGC(n *node) {
 		return
 	}
 	inc := n.inc
-	iv := int64(s.cfg.AckInterval)
 	var tick func()
 	tick = func() {
 		if n.inc != inc {
 			return
 		}
-		s.at(s.now+iv, tick)
+		s.at(s.now+int64(n.r.TickInterval(s.cfg.AckInterval)), tick)
 		s.gcTick(n)
 	}
-	s.at(s.now+s.rng.Int64N(iv), tick)
+	s.at(s.now+s.rng.Int64N(int64(n.r.TickInterval(s.cfg.AckInterval))), tick)
 }
 
 // gcTick samples n's log and clock, lets its replicator tick (gaps,
@@ -148,7 +148,7 @@ func (s *Sim) linkDown(n, o *node) {
 	n.r.LinkDown(o.pid, s.wall(n))
 	delete(n.streams, o.pid)
 	delete(n.ackFifo, o.pid)
-	delete(n.pushFifo, o.pid)
+	delete(n.pushLinks, o.pid)
 	s.drive(n)
 }
 

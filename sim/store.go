@@ -118,8 +118,10 @@ func (s *store) all() iter.Seq2[uint32, record.Record] {
 }
 
 // set replaces key id's record and keeps the tree in step.
-func (s *store) set(id uint32, r record.Record) {
-	old := s.get(id)
+func (s *store) set(id uint32, r record.Record) { s.replace(id, s.get(id), r) }
+
+// replace is set of a key whose record the caller has read: old.
+func (s *store) replace(id uint32, old, r record.Record) {
 	if old.Written() != r.Written() {
 		if r.Written() {
 			s.n++
@@ -127,7 +129,10 @@ func (s *store) set(id uint32, r record.Record) {
 			s.n--
 		}
 	}
-	s.tree.Update(s.keys.names[id], versions(old), versions(r))
+	// The key's bucket as interned, and the versions in arrays of this
+	// frame: the tree keeps neither.
+	var ov, nv [3]merkle.Version
+	s.tree.UpdateIn(s.keys.bucket[id], s.keys.names[id], mesh.AppendMerkleVersions(ov[:0], old.Versions()), mesh.AppendMerkleVersions(nv[:0], r.Versions()))
 	if int(id) >= len(s.slot) {
 		slot := make([]int32, max(int(id)+1, len(s.base), 2*len(s.slot), 16))
 		copy(slot, s.slot)

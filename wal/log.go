@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -120,13 +121,18 @@ func (b *Batch) Reset() {
 	b.buf, b.blocks, b.first, b.Entries = b.buf[:0], b.blocks[:0], b.first[:0], b.Entries[:0]
 }
 
-// block returns block i's bytes, with its header filled in.
-func (b *Batch) block(i int, t time.Time) []byte {
+// storedBlock returns block i's bytes, whose header block filled in.
+func (b *Batch) storedBlock(i int) []byte {
 	end := len(b.buf)
 	if i+1 < len(b.blocks) {
 		end = b.blocks[i+1]
 	}
-	blk := b.buf[b.blocks[i]:end:end]
+	return b.buf[b.blocks[i]:end:end]
+}
+
+// block returns block i's bytes, with its header filled in.
+func (b *Batch) block(i int, t time.Time) []byte {
+	blk := b.storedBlock(i)
 	count := len(b.Entries) - b.first[i]
 	if i+1 < len(b.first) {
 		count = b.first[i+1] - b.first[i]
@@ -139,7 +145,8 @@ func (b *Batch) block(i int, t time.Time) []byte {
 
 // Commit stores a batch's entries at the end of the log, whose last entry
 // must be the one before the batch's first, and makes them as durable as the
-// fsync mode promises: written to Badger, and with fsync always synced.
+// fsync mode promises: written to Badger, and with fsync always in the
+// journal, synced (journal.go).
 // Entries' Time is set. A batch too large for one Badger transaction is
 // committed in several, in order. Advance then makes them visible.
 func (s *Store) Commit(b *Batch) error {
@@ -192,13 +199,29 @@ func (s *Store) Commit(b *Batch) error {
 	if err := s.commitTxn(txn); err != nil {
 		return fmt.Errorf("commit log entries %d-%d: %w", b.Entries[0].Seq, b.Entries[len(b.Entries)-1].Seq, err)
 	}
-	if s.opts.Fsync == FsyncAlways {
-		if err := s.sync(); err != nil {
-			return fmt.Errorf("fsync the log: %w", err)
+	if s.journal != nil {
+		if err := s.journal.append(b); err != nil {
+			return fmt.Errorf("log entries %d-%d: %w", b.Entries[0].Seq, b.Entries[len(b.Entries)-1].Seq, err)
+		}
+		if s.journal.size > cmp.Or(s.opts.journalLimit, journalLimit) {
+			s.settleJournal()
 		}
 	}
 	b.stored = size
 	return nil
+}
+
+// settleJournal syncs Badger, which then holds every block the journal
+// does, and empties the journal. Commits are durable either way: a failure
+// leaves the journal to grow until the next try.
+func (s *Store) settleJournal() {
+	err := s.sync()
+	if err == nil {
+		err = s.journal.empty()
+	}
+	if err != nil {
+		s.log.Warn("emptying the journal", "err", err)
+	}
 }
 
 // Advance makes a committed batch part of the log: LogBounds, ReadLog and

@@ -81,6 +81,8 @@ type Options struct {
 	Now func() time.Time
 	// valueLogFileSize replaces valueLogFileSize in tests.
 	valueLogFileSize int64
+	// journalLimit replaces journalLimit in tests.
+	journalLimit int64
 	// keepMapped stops the background release of mapped pages, for the
 	// test that measures a release.
 	keepMapped bool
@@ -137,10 +139,12 @@ const (
 
 // Store is a node's Badger-backed log and metadata.
 type Store struct {
-	db   *badger.DB
-	ts   *timestamps
-	opts Options
-	log  *slog.Logger
+	db *badger.DB
+	// journal, under fsync always, holds what Badger has not synced.
+	journal *journal
+	ts      *timestamps
+	opts    Options
+	log     *slog.Logger
 
 	// Syncs are numbered as they start; syncDone is the highest number
 	// completed (SyncMark, SyncedTo).
@@ -234,6 +238,17 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.replayJournal(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if opts.Fsync == FsyncAlways {
+		if s.journal, err = openJournal(opts.Dir); err != nil {
+			db.Close()
+			return nil, err
+		}
+		s.reserve += cmp.Or(opts.journalLimit, journalLimit)
+	}
 	s.wg.Add(1)
 	go s.background()
 	return s, nil
@@ -316,6 +331,14 @@ func (s *Store) Close() error {
 	close(s.stop)
 	s.wg.Wait()
 	serr := s.db.Sync()
+	if s.journal != nil {
+		if serr == nil {
+			serr = s.journal.empty()
+		}
+		if err := s.journal.close(); err != nil && serr == nil {
+			serr = fmt.Errorf("close the journal: %w", err)
+		}
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close badger: %w", err)
 	}

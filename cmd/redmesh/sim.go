@@ -171,6 +171,7 @@ or a YAML/JSON scenario file; --print-scenario shows a built-in as YAML.`,
 	f.BoolVar(&cfg.NoPush, "no-push", false, "switch eager push off")
 	f.BoolVar(&cfg.NoCatchUp, "no-catch-up", false, "switch log catch-up off (anti-entropy only)")
 	f.BoolVar(&cfg.NoCollect, "no-collect", false, "switch garbage collection off (every tombstone kept)")
+	f.DurationVar(&cfg.AckInterval, "ack-interval", 250*time.Millisecond, "how often a node samples its log, acknowledges and collects (a node's: 250ms; spaced by the mesh's size from 2,000 members)")
 	f.DurationVar(&cfg.ForgetAfter, "forget-after", 0, "forget members silent this long, as serve --forget-after (0: the scenario's, default off)")
 	f.BoolVar(&cfg.AckUnsynced, "ack-unsynced", false, "acknowledge what is applied before it is synced (not what the node does)")
 	f.BoolVar(&cfg.LogAsCurrent, "log-as-current", false, "catch-up serves the key's current record, not the log entry as written (not what the node does)")
