@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -150,6 +151,195 @@ func TestStepsTakeOverPublishedState(t *testing.T) {
 			if !got[name] {
 				t.Fatalf("%s: %s missing", where, name)
 			}
+		}
+	}
+	same("published", s.db.Get(key).Typed)
+	s.close(t)
+	s = openStore(t, dir, nil)
+	defer s.close(t)
+	same("after a restart", s.db.Get(key).Typed)
+}
+
+// TestStepsTakeOverPublishedList is TestStepsTakeOverPublishedState for a
+// list: steps push at the tail and pop at both ends of one large list,
+// taking over the list the step before published, while a goroutine reads
+// it whole (Get, View, Peek, SnapshotRange, checkpoints) and by its header
+// (Scan); savepoints rolled back and failed steps put it back; what is
+// published, and what a restart loads, is the list the writes that stayed
+// made, in order.
+func TestStepsTakeOverPublishedList(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, nil)
+	key := []byte("l")
+	ts := uint64(10)
+	next := func() record.Version { ts++; return version(ts) }
+	var want []string
+	write := func(tx *Tx, fn func(cur record.Record, op *record.TypedOp) error) error {
+		cur, err := tx.Get(key)
+		if err != nil {
+			return err
+		}
+		op := record.BeginTyped(cur, cur.Typed.ListLen() > 0, record.KindList, next(), func() (record.Version, error) { return next(), nil })
+		if err := fn(cur, op); err != nil {
+			return err
+		}
+		_, _, err = tx.Apply(key, op.Delta())
+		return err
+	}
+	push := func(tx *Tx, value string) error {
+		return write(tx, func(cur record.Record, op *record.TypedOp) error {
+			var lo []byte
+			if v := cur.Typed.ListView(); v.Len() > 0 {
+				lo = v.At(v.Len() - 1).Name
+			}
+			_, err := op.PushListed(lo, nil, []byte(value))
+			return err
+		})
+	}
+	pop := func(tx *Tx, tail bool) error {
+		return write(tx, func(cur record.Record, op *record.TypedOp) error {
+			v := cur.Typed.ListView()
+			i := 0
+			if tail {
+				i = v.Len() - 1
+			}
+			op.RemListed(v.At(i).Name)
+			return nil
+		})
+	}
+	if err := s.db.Update(context.Background(), func(tx *Tx) error {
+		for i := range 400 {
+			want = append(want, fmt.Sprintf("v%05d", i))
+			if err := push(tx, want[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	values := func(st *record.Typed) []string {
+		var out []string
+		v := st.ListView()
+		v.Ascend(0, func(e record.Elem) bool { out = append(out, string(e.Value)); return true })
+		return out
+	}
+	check := func(where string, st *record.Typed) error {
+		if n := len(values(st)); n != st.ListLen() || n < 300 {
+			return fmt.Errorf("%s: %d elements listed, ListLen %d", where, n, st.ListLen())
+		}
+		return nil
+	}
+	var stop atomic.Bool
+	var readErr atomic.Pointer[error]
+	fail := func(err error) {
+		if err != nil {
+			readErr.CompareAndSwap(nil, &err)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var held []*record.Typed
+		var heldValues [][]string
+		for i := 0; !stop.Load(); i++ {
+			var st *record.Typed
+			switch i % 6 {
+			case 0:
+				st = s.db.Get(key).Typed
+			case 1:
+				s.db.View(key, func(rec record.Record) { fail(check("View", rec.Typed)) })
+			case 2:
+				st = s.db.Peek(key).Typed
+			case 3:
+				s.db.Table().SnapshotRange(0, func(_ uint64, k []byte, rec record.Record) bool {
+					if string(k) == "l" {
+						fail(check("SnapshotRange", rec.Typed))
+					}
+					return true
+				})
+			case 4:
+				s.db.Table().Scan(0, func(k []byte, rec record.Record) bool {
+					if string(k) == "l" && (!rec.Live(0) || rec.Typed.ListLen() < 300) {
+						fail(errors.New("Scan: the header of the list read wrong"))
+					}
+					return true
+				})
+			default:
+				fail(s.db.Checkpoint())
+			}
+			if st != nil {
+				fail(check("Get/Peek", st))
+				if len(held) < 8 {
+					held, heldValues = append(held, st), append(heldValues, values(st))
+				}
+			}
+		}
+		for i, st := range held {
+			if got := values(st); !slices.Equal(got, heldValues[i]) {
+				fail(fmt.Errorf("a list a reader held changed under it: %d elements, held %d", len(got), len(heldValues[i])))
+			}
+		}
+	}()
+	r := rand.New(rand.NewPCG(5, 11))
+	adopted := 0
+	for step := range 400 {
+		model := slices.Clone(want)
+		failStep := r.IntN(10) == 0
+		err := s.db.Update(context.Background(), func(tx *Tx) error {
+			for w := range 1 + r.IntN(4) {
+				sp := tx.Savepoint()
+				after := model
+				var err error
+				switch k := r.IntN(3); {
+				case k == 0 || len(model) < 350:
+					value := fmt.Sprintf("s%05d.%d", step, w)
+					err = push(tx, value)
+					after = append(slices.Clip(model), value)
+				case k == 1:
+					err = pop(tx, true)
+					after = model[:len(model)-1]
+				default:
+					err = pop(tx, false)
+					after = model[1:]
+				}
+				if err != nil {
+					return err
+				}
+				if w == 0 {
+					adopted += len(tx.adopted)
+				}
+				if r.IntN(5) == 0 {
+					tx.RollbackTo(sp)
+					continue
+				}
+				model = after
+			}
+			if failStep {
+				return errors.New("the step fails")
+			}
+			return nil
+		})
+		if failStep != (err != nil) {
+			t.Fatalf("step %d: %v", step, err)
+		}
+		if !failStep {
+			want = model
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if p := readErr.Load(); p != nil {
+		t.Fatal(*p)
+	}
+	if adopted < 100 {
+		t.Fatalf("%d steps took the published list over", adopted)
+	}
+	same := func(where string, st *record.Typed) {
+		t.Helper()
+		if got := values(st); !slices.Equal(got, want) || st.ListLen() != len(want) {
+			t.Fatalf("%s: %d elements (ListLen %d), want %d", where, len(got), st.ListLen(), len(want))
 		}
 	}
 	same("published", s.db.Get(key).Typed)

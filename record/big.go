@@ -48,8 +48,10 @@ type bigState struct {
 	owner *Owner
 	// adopted: the trees are a published state's, taken over in place by a
 	// later step of the same line (see Owner.line): every change to them
-	// is journaled, so that the step can be undone.
+	// is journaled, so that the step can be undone; taken holds their
+	// headers for the undo (the list's as of its last change).
 	adopted bool
+	taken   *adoptedTrees
 	// frozen is set (atomically, under the writer's lock) once a reader
 	// holds the state: no later step takes it over (see Freeze).
 	frozen uint32
@@ -71,9 +73,10 @@ type bigState struct {
 // path at all, where each step's first write into it copied two of about
 // 1.5 KB a node. The trees such a step changes are the published state's,
 // so every change is journaled (Undo puts them back) and the published
-// state's header keeps its own copy of the trees' roots and counts, which
-// readers of its header (a key's type, length, versions) read while the
-// step runs; reading its elements needs Freeze first.
+// state's header keeps its own copy of the trees' roots and counts (a
+// list's root node, which counts its elements), which readers of its
+// header (a key's type, length, versions) read while the step runs;
+// reading its elements (a list's ListView too) needs Freeze first.
 type Owner struct {
 	line    *Line
 	journal []undoOp
@@ -94,11 +97,13 @@ type adoption struct {
 }
 
 // undoOp is a change made in place to an adopted tree: the item set
-// (replacing old if replaced) or deleted, in an element tree or the score
-// index.
+// (replacing old if replaced) or deleted, in an element tree, the score
+// index or the list's runs (list: the adoption's, whose list header the
+// undo changes; it and old then hold the list's elements).
 type undoOp struct {
 	tree    *btree.BTreeG[item]
 	scores  *btree.BTreeG[scoreEntry]
+	list    *adoptedTrees
 	it, old item
 	se      scoreEntry
 	op      uint8
@@ -119,6 +124,10 @@ func (o *Owner) Undo() (pubs []*Typed, repaired []*Typed) {
 	for i := len(o.journal) - 1; i >= 0; i-- {
 		u := &o.journal[i]
 		switch {
+		case u.list != nil && u.op == undoInserted:
+			u.list.listed.delete(u.it.elem().Name, u.it.dot)
+		case u.list != nil:
+			u.list.listed.set(u.old.elem())
 		case u.scores != nil && u.op == undoInserted:
 			u.scores.Delete(u.se)
 		case u.scores != nil:
@@ -142,6 +151,7 @@ func (o *Owner) Undo() (pubs []*Typed, repaired []*Typed) {
 		if b.scores != nil {
 			b.scores = &a.trees.scores
 		}
+		b.listed = a.trees.listed
 		r.big = &b
 		pubs, repaired = append(pubs, a.pub), append(repaired, &r)
 	}
@@ -183,17 +193,19 @@ func (t *Typed) Freeze() {
 }
 
 // adoptable reports whether b, t's large form, is of the shape a step may
-// take over: a hash's, set's or sorted set's elements and traces, which
-// absorbOne changes and journals (not a list's, whose header reads its
-// nodes, nor counts, which are not journaled), from a writer with a line.
+// take over: elements and traces, a list's runs and the score index, whose
+// changes are journaled (not counts, which are not), from a writer with a
+// line.
 func (b *bigState) adoptable(t *Typed) bool {
 	return b.owner != nil && b.owner.line != nil && b.counts == nil && b.zcounts == nil &&
-		b.listed.len() == 0 && t.HLL == nil && !t.KindVersion.IsZero()
+		t.HLL == nil && !t.KindVersion.IsZero()
 }
 
 // adopt is base's state for o to change in place: a new header over trees
 // that are base's, each tree's own header copied so that base's stays as
-// it was for those reading it while o's step runs.
+// it was for those reading it while o's step runs. A list's header is its
+// root node (which counts the elements below it), so that is copied: the
+// nodes under it are changed in place.
 func (b *bigState) adopt(base *Typed, o *Owner) *bigState {
 	c := *b
 	c.frozen = 0
@@ -206,7 +218,17 @@ func (b *bigState) adopt(base *Typed, o *Owner) *bigState {
 		trees.scores = *b.scores
 		c.scores = &trees.scores
 	}
-	c.owner, c.adopted = o, true
+	if r := b.listed.root; r != nil {
+		c.listed.ensureID()
+		root := *r
+		root.id = c.listed.id
+		if r.kids != nil {
+			root.kids = slices.Clone(r.kids)
+		}
+		c.listed.root = &root
+	}
+	trees.listed = c.listed
+	c.owner, c.adopted, c.taken = o, true, trees
 	o.adopted = append(o.adopted, adoption{pub: base, trees: trees})
 	return &c
 }
@@ -215,6 +237,40 @@ func (b *bigState) adopt(base *Typed, o *Owner) *bigState {
 type adoptedTrees struct {
 	lists  [5]btree.BTreeG[item]
 	scores btree.BTreeG[scoreEntry]
+	listed runTree
+}
+
+// setListed and deleteListed change the list's runs, journaling the change
+// if b is adopted (the element's name, and what it replaced or deleted,
+// copied: the delta's buffers may not outlive the step).
+func (b *bigState) setListed(e Elem) (old Elem, replaced bool) {
+	old, replaced = b.listed.set(e)
+	if b.adopted {
+		u := undoOp{list: b.taken, it: newItem(Elem{Name: e.Name, Dot: e.Dot}), op: undoInserted}
+		if replaced {
+			u.old, u.op = newItem(old), undoReplaced
+		}
+		b.owner.journal = append(b.owner.journal, u)
+		b.taken.listed = b.listed
+	}
+	return old, replaced
+}
+
+func (b *bigState) deleteListed(name []byte, dot Version) (old Elem, ok bool) {
+	old, ok = b.listed.delete(name, dot)
+	if ok && b.adopted {
+		b.owner.journal = append(b.owner.journal, undoOp{list: b.taken, old: newItem(old), op: undoDeleted})
+		b.taken.listed = b.listed
+	}
+	return old, ok
+}
+
+// ownList gives an adopted b a list of its own, sharing no node it may
+// change in place with the header Undo changes (each copies on write).
+func (b *bigState) ownList() {
+	if b.adopted && b.taken != nil {
+		b.listed = b.taken.listed.copy()
+	}
 }
 
 // setItem puts it in list which, journaling the change if b is adopted.
@@ -290,7 +346,8 @@ func (b *bigState) ownTrees() {
 	if b.scores != nil {
 		b.scores = b.scores.Copy()
 	}
-	b.adopted = false
+	b.ownList()
+	b.adopted, b.taken = false, nil
 }
 
 // shallow is b's counters in a new bigState over the same trees, which the
@@ -497,8 +554,9 @@ func (b *bigState) compact() {
 	if b.counts != nil {
 		b.counts = compactTree(b.counts)
 	}
+	b.ownList()
 	b.loose = 0
-	b.adopted = false // the trees are b's own now
+	b.adopted, b.taken = false, nil // the trees are b's own now
 }
 
 // compactTree is a copy of t whose every node is copied (copy on write of
@@ -578,7 +636,7 @@ func (b *bigState) insert(which int, e Elem, h *hints) {
 		b.names[which]++
 	}
 	if which == listList {
-		if old, replaced := b.listed.set(e); replaced {
+		if old, replaced := b.setListed(e); replaced {
 			b.sum -= elemHash(which, old)
 		}
 		b.sum += elemHash(which, e)
@@ -599,7 +657,7 @@ func (b *bigState) delete(which int, e Elem, h *hints) {
 		return // a lookup copies nothing; a Delete copies its path even if it finds nothing
 	}
 	if which == listList {
-		if old, ok := b.listed.delete(e.Name, e.Dot); ok {
+		if old, ok := b.deleteListed(e.Name, e.Dot); ok {
 			b.sum -= elemHash(which, old)
 			if !b.listed.named(e.Name) {
 				b.names[which]--

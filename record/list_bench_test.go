@@ -19,9 +19,10 @@ func bigList(n int) Record {
 }
 
 // A push and a pop at each end of a large list, each a one-element delta
-// built and merged as the node's write path does: under an Owner renewed
-// every write (a step of one command) and every 16 writes (a step of a
-// pipeline of 16).
+// built and merged as the node's write path does: under an Owner of one
+// line renewed every write (a step of one command) and every 16 writes (a
+// step of a pipeline of 16), a step's first write taking over the state the
+// step before published.
 func BenchmarkListWrites(b *testing.B) {
 	const n = 200_000
 	value := []byte("element:000000000000")
@@ -50,16 +51,21 @@ func BenchmarkListWrites(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/step%d", c.name, step), func(b *testing.B) {
 				cur := bigList(n)
 				ts := uint64(10 + n)
+				line := new(Line)
 				var o *Owner
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := range b.N {
 					if i%step == 0 {
-						o = new(Owner)
+						o = NewOwner(line)
 					}
 					ts++
 					delta := listOp(cur, v(ts, 2), func(op *TypedOp) error { return c.fn(op, cur.Typed.ListView()) })
-					cur, _ = MergeOwned(cur, delta, o)
+					if i%step == 0 { // the keyspace's state, as a step reads it
+						cur, _ = MergePublished(cur, delta, o)
+					} else {
+						cur, _ = MergeOwned(cur, delta, o)
+					}
 				}
 			})
 		}

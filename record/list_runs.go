@@ -63,6 +63,16 @@ type runNode struct {
 	kids     []*runNode // nil in a leaf
 	data     []byte     // a leaf's run
 	tail     runTail    // a leaf's
+	// back is, for a leaf whose last element was deleted (RPOP), the tail
+	// of each shorter run: back[i] is the tail of the run cut after its
+	// element i, for i < n-1 (nil otherwise). A delete of the last walks
+	// its run once to make it; the next ones take their new tail from it,
+	// and their run is a prefix of the one before, so a pop from a list's
+	// tail decodes one element rather than the leaf. Never changed in
+	// place: the leaves cut from one run share it. memSize leaves it out:
+	// about 50 bytes an element, held by the leaves popped from their end
+	// (a list's last, as a rule) until their next other edit.
+	back []runTail
 }
 
 // runTail is where a leaf's last element starts in its run, and the levels
@@ -525,39 +535,49 @@ func leafSet(n *runNode, e packed) (out []byte, tl runTail, old Elem, replaced b
 }
 
 // leafDelete removes the element (name, dot) from leaf n's run: the new run
-// and its tail, the element, its index; ok false if the run does not hold
-// it.
-func leafDelete(n *runNode, name []byte, dot Version) (out []byte, tl runTail, old Elem, ok bool, at int) {
+// and its tail, and its back (see runNode.back); the element, its index; ok
+// false if the run does not hold it. The last element is found from the
+// tail: the run without it is a prefix of the run, which shares its bytes
+// (they never change).
+func leafDelete(n *runNode, name []byte, dot Version) (out []byte, tl runTail, back []runTail, old Elem, ok bool, at int) {
 	data := n.data
 	var c runCursor
-	c.reset(data)
-	var prevBuf, pprevBuf [4]level
-	prev, pprev := prevBuf[:0], pprevBuf[:0]
-	prevStart := 0
-	for i := 0; ; i++ {
-		pprev = append(pprev[:0], prev...)
-		prev = append(prev[:0], c.lv...)
-		if i > 0 {
-			prevStart = c.start
+	if n.n > 0 {
+		c.resume(data, n.tail)
+		c.next()
+		switch cmp := c.compare(name, dot); {
+		case cmp < 0:
+			return data, n.tail, n.back, Elem{}, false, 0
+		case cmp == 0:
+			old = c.elem(nil)
+			if n.n == 1 {
+				return nil, runTail{}, nil, old, true, 0
+			}
+			back = n.back
+			if back == nil {
+				back = runBacks(data, n.n-1)
+			}
+			k := n.n - 2
+			return data[:n.tail.off:n.tail.off], back[k], back[:k:k], old, true, n.n - 1
 		}
+	}
+	c.reset(data)
+	var prevBuf [4]level
+	prev := prevBuf[:0]
+	for i := 0; ; i++ {
+		prev = append(prev[:0], c.lv...)
 		if !c.next() {
-			return data, n.tail, Elem{}, false, 0
+			return data, n.tail, n.back, Elem{}, false, 0
 		}
 		cmp := c.compare(name, dot)
 		if cmp < 0 {
 			continue
 		}
 		if cmp > 0 {
-			return data, n.tail, Elem{}, false, 0
+			return data, n.tail, n.back, Elem{}, false, 0
 		}
 		old, start := c.elem(nil), c.start
-		if !c.next() {
-			// the last: the one before it is the last now
-			if i > 0 {
-				tl = runTail{off: prevStart, lv: cloneLevels(pprev)}
-			}
-			return slices.Clip(bytes.Clone(data[:start])), tl, old, true, i
-		}
+		c.next() // not the last: that one was found from the tail
 		nxt := c.packed()
 		out = splice(data, start, nil, prev, &nxt, c.off)
 		if i == n.n-2 {
@@ -567,8 +587,33 @@ func leafDelete(n *runNode, name []byte, dot Version) (out []byte, tl runTail, o
 			tl = n.tail
 			tl.off += len(out) - len(data)
 		}
-		return out, tl, old, true, i
+		return out, tl, nil, old, true, i
 	}
+}
+
+// runBacks is a back (see runNode.back) for the run data's first k
+// elements: the tail each prefix of the run would have, from one walk, the
+// levels of all in one allocation.
+func runBacks(data []byte, k int) []runTail {
+	back := make([]runTail, k)
+	ends := make([]int, k)
+	var flat []level
+	var c runCursor
+	c.reset(data)
+	for i := range k {
+		flat = append(flat, c.lv...)
+		ends[i] = len(flat)
+		c.next()
+		back[i].off = c.start
+	}
+	from := 0
+	for i := range back {
+		if ends[i] > from {
+			back[i].lv = flat[from:ends[i]:ends[i]]
+		}
+		from = ends[i]
+	}
+	return back
 }
 
 // leafCut splits a run before its element k (0 < k < its length).
@@ -670,7 +715,7 @@ func (t *runTree) setIn(n *runNode, e packed) (old Elem, replaced bool, right *r
 	if n.kids == nil {
 		out, tl, old, replaced, at := leafSet(n, e)
 		t.data += int64(len(out) - len(n.data))
-		n.data, n.tail = out, tl
+		n.data, n.tail, n.back = out, tl, nil
 		if !replaced {
 			n.n++
 		}
@@ -727,7 +772,7 @@ func (t *runTree) cutLeaf(n *runNode, k int) *runNode {
 	left, right := leafCut(n.data, k)
 	t.data += int64(len(left) - len(n.data))
 	r := t.newLeaf(right, n.n-k)
-	n.data, n.n, n.tail = left, k, tailOf(left)
+	n.data, n.n, n.tail, n.back = left, k, tailOf(left), nil
 	return r
 }
 
@@ -760,12 +805,12 @@ func (t *runTree) delete(name []byte, dot Version) (old Elem, ok bool) {
 // may be longer, and its run so grow past its bound.
 func (t *runTree) deleteIn(n *runNode, name []byte, dot Version) (old Elem, ok bool, right *runNode) {
 	if n.kids == nil {
-		out, tl, old, ok, at := leafDelete(n, name, dot)
+		out, tl, back, old, ok, at := leafDelete(n, name, dot)
 		if !ok {
 			return Elem{}, false, nil
 		}
 		t.data += int64(len(out) - len(n.data))
-		n.data, n.tail = out, tl
+		n.data, n.tail, n.back = out, tl, back
 		n.n--
 		if at == 0 {
 			n.setFirst()
@@ -822,7 +867,7 @@ func (t *runTree) rejoin(n *runNode, i int) {
 		}
 		a = t.mut(a)
 		t.data += int64(len(joined) - len(a.data) - len(b.data))
-		a.data, a.tail = joined, tailOf(joined)
+		a.data, a.tail, a.back = joined, tailOf(joined), nil
 	} else {
 		if len(a.kids)+len(b.kids) > maxRunKids {
 			return
@@ -926,10 +971,11 @@ func descendRunsAt(n *runNode, i int, arena *[]byte, fn func(Elem) bool) bool {
 	if n.kids == nil {
 		var c runCursor
 		if i == n.n-1 {
-			// from the last (RPOP), found from the leaf's tail
+			// from the last (RPOP), found from the leaf's tail; its name
+			// in a copy of its own, as most such reads list it alone
 			c.resume(n.data, n.tail)
 			c.next()
-			if !fn(c.elem(arena)) {
+			if !fn(c.elem(nil)) {
 				return false
 			}
 			if i--; i < 0 {

@@ -34,6 +34,21 @@ func checkRuns(t *testing.T, tr *runTree, want []Elem) {
 			if want := tailOf(n.data); n.tail.off != want.off || !slices.Equal(n.tail.lv, want.lv) {
 				t.Fatalf("a leaf's tail is at %d after %v, its last element at %d after %v", n.tail.off, n.tail.lv, want.off, want.lv)
 			}
+			if n.back != nil {
+				if len(n.back) != n.n-1 {
+					t.Fatalf("a leaf of %d elements keeps %d tails back", n.n, len(n.back))
+				}
+				var starts []int
+				for c.reset(n.data); c.next(); {
+					starts = append(starts, c.start)
+				}
+				for i, b := range n.back {
+					want := tailOf(n.data[:starts[i+1]])
+					if b.off != want.off || !slices.Equal(b.lv, want.lv) {
+						t.Fatalf("a leaf's tail back %d is at %d after %v, its run's at %d after %v", i, b.off, b.lv, want.off, want.lv)
+					}
+				}
+			}
 			return k
 		}
 		sum := 0
@@ -273,4 +288,81 @@ func TestRunTreeTail(t *testing.T) {
 		}
 	}
 	checkRuns(t, &tr, want)
+}
+
+// TestRunTreePopsFromTail pops a list from its tail in long runs, as RPOP
+// does, with now and then a push, an LSET of the last, a delete inside the
+// last leaf, and a copy taken that the pops after must leave as it was:
+// each leaf's tails back (runNode.back) are checked against its run, and
+// every state against a plain list.
+func TestRunTreePopsFromTail(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 3))
+	var tr runTree
+	var want []Elem
+	next := int64(0)
+	push := func(step int) {
+		d := v(uint64(step+1), NodeID(1+r.IntN(2)))
+		name := appendLevel(nil, level{next, d})
+		if r.IntN(8) == 0 && len(want) > 0 {
+			name = appendLevel(slices.Clone(want[len(want)-1].Name), level{int64(r.IntN(3)), d})
+		} else {
+			next += int64(1 + r.IntN(3))
+		}
+		e := Elem{Name: name, Dot: d, Value: bytes.Repeat([]byte{'v'}, r.IntN(40))}
+		if r.IntN(10) == 0 {
+			e.Dot.TS++
+		}
+		tr.set(e)
+		want = append(want, e)
+	}
+	for i := range 3000 {
+		push(i)
+	}
+	type held struct {
+		tr   runTree
+		want []Elem
+	}
+	var copies []held
+	for step := 3000; step < 30_000; step++ {
+		switch k := r.IntN(100); {
+		case k < 8 || len(want) == 0:
+			for range 1 + r.IntN(20) {
+				push(step)
+			}
+		case k < 10:
+			e := want[len(want)-1]
+			e.Value = []byte("set")
+			tr.set(e)
+			want[len(want)-1] = e
+		case k < 12 && len(want) > 3: // a delete just before the last
+			i := len(want) - 1 - 1 - r.IntN(2)
+			if _, ok := tr.delete(want[i].Name, want[i].Dot); !ok {
+				t.Fatalf("step %d: delete of %d of %d not found", step, i, len(want))
+			}
+			want = slices.Delete(want, i, i+1)
+		case k < 13:
+			copies = append(copies, held{tr.copy(), slices.Clone(want)})
+		default:
+			e := want[len(want)-1]
+			if old, ok := tr.delete(e.Name, e.Dot); !ok || compareElem(old, e) != 0 {
+				t.Fatalf("step %d: pop %v", step, ok)
+			}
+			want = want[:len(want)-1]
+			if _, ok := tr.delete(e.Name, e.Dot); ok {
+				t.Fatalf("step %d: a popped element deleted again", step)
+			}
+		}
+		if len(want) > 0 {
+			if got := tr.at(len(want) - 1); compareElem(got, want[len(want)-1]) != 0 {
+				t.Fatalf("step %d: the last element reads %x", step, got.Name)
+			}
+		}
+		if step%300 == 0 {
+			checkRuns(t, &tr, want)
+		}
+	}
+	checkRuns(t, &tr, want)
+	for i := range copies {
+		checkRuns(t, &copies[i].tr, copies[i].want)
+	}
 }

@@ -128,15 +128,22 @@ func TestMergeOwnedStateSharedByTwoKeys(t *testing.T) {
 
 // Steps of one writer's line, an Owner each, that take over the state the
 // step before published (MergePublished) give what merges that copy give;
-// the published state's header (length, versions) stays as it was while a
-// step changes its trees; a state a reader froze stays as it was; and Undo
-// puts the published state back, giving a state to replace it with.
+// the published state's header (length, versions, a list's count of its
+// runs) stays as it was while a step changes its trees; a state a reader
+// froze stays as it was; and Undo puts the published state back, giving a
+// state to replace it with. Lists are pushed, popped and set at both ends
+// and in the middle.
 func TestMergePublishedMatchesCopies(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 41))
 	line := new(Line)
-	for round := range 9 {
-		kind := []Kind{KindHash, KindSet, KindZSet}[round%3]
-		pub := bigTyped(kind, 300+r.IntN(300))
+	for round := range 12 {
+		kind := []Kind{KindHash, KindSet, KindZSet, KindList}[round%4]
+		var pub Record
+		if kind == KindList {
+			pub = bigList(300 + r.IntN(300))
+		} else {
+			pub = bigTyped(kind, 300+r.IntN(300))
+		}
 		copied := pub
 		ts := uint64(1 << 20)
 		type held struct {
@@ -148,11 +155,17 @@ func TestMergePublishedMatchesCopies(t *testing.T) {
 		for step := range 200 {
 			o := NewOwner(line)
 			pubEnc, pubLen, pubVers := AppendTyped(nil, pub.Typed), pub.Typed.Len(), pub.Versions()
+			pubSize := pub.Typed.size()
 			undo := r.IntN(6) == 0
 			cur, ref := pub, copied
 			for w := range 1 + r.IntN(4) {
 				ts += 4
-				delta := randomElemWrite(r, kind, cur, v(ts, NodeID(2+r.IntN(3))), step >= 170)
+				var delta Record
+				if kind == KindList {
+					delta = randomListWrite(r, cur, v(ts, NodeID(2+r.IntN(3))))
+				} else {
+					delta = randomElemWrite(r, kind, cur, v(ts, NodeID(2+r.IntN(3))), step >= 170)
+				}
 				var m Record
 				var changed bool
 				if w == 0 {
@@ -167,7 +180,7 @@ func TestMergePublishedMatchesCopies(t *testing.T) {
 				if changed {
 					cur, ref = m, want
 				}
-				if pub.Typed.Len() != pubLen || pub.Versions() != pubVers {
+				if pub.Typed.Len() != pubLen || pub.Versions() != pubVers || pub.Typed.size() != pubSize {
 					t.Fatalf("round %d step %d: the published state's header moved", round, step)
 				}
 			}
@@ -298,5 +311,47 @@ func TestItemPrefixOrder(t *testing.T) {
 	set.Typed.EachMember(func(n []byte) bool { got = append(got, string(n)); return true })
 	if len(got) != len(want) || !slices.IsSorted(got) {
 		t.Fatalf("%d members listed of %d, sorted %v", len(got), len(want), slices.IsSorted(got))
+	}
+}
+
+// A state a step took over that comes in as another key's write (RENAME,
+// COPY) is that key's own from then on: the step's Undo, which puts the
+// published state's trees back in place, leaves it as it was.
+func TestTakenOverStateSharedByTwoKeys(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	line := new(Line)
+	for _, kind := range []Kind{KindList, KindSet} {
+		write := func(cur Record, ts uint64) Record {
+			if kind == KindList {
+				return randomListWrite(r, cur, v(ts, 2))
+			}
+			return randomElemWrite(r, kind, cur, v(ts, 2), false)
+		}
+		pub := bigTyped(kind, 400)
+		if kind == KindList {
+			pub = bigList(400)
+		}
+		pub, _ = MergeOwned(pub, write(pub, 1<<19), NewOwner(line)) // a step's, published
+		pubEnc := AppendTyped(nil, pub.Typed)
+		o := NewOwner(line)
+		var k Record
+		for i := 0; i < 10 && o.Adoptions() == 0; i++ { // a removal of a name not held changes nothing
+			k, _ = MergePublished(pub, write(pub, uint64(1<<20-10*i)), o)
+		}
+		if o.Adoptions() != 1 {
+			t.Fatalf("%v: the published state was not taken over", kind)
+		}
+		k2, _ := MergeOwned(Record{}, k, o)
+		held := AppendTyped(nil, k2.Typed)
+		for i := range 50 {
+			k, _ = MergeOwned(k, write(k, uint64(1<<20+10*(i+1))), o)
+		}
+		pubs, repaired := o.Undo()
+		if len(pubs) != 1 || !bytes.Equal(AppendTyped(nil, repaired[0]), pubEnc) {
+			t.Fatalf("%v: Undo did not put the published state back", kind)
+		}
+		if !bytes.Equal(AppendTyped(nil, k2.Typed), held) {
+			t.Fatalf("%v: Undo changed the state another key holds", kind)
+		}
 	}
 }

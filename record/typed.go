@@ -279,12 +279,14 @@ func mergeTypedWith(a, b *Typed, o *Owner, published, general bool) *Typed {
 	case indexed:
 		olds = []touchedScore{{name: name}} // its score, from the run absorbOne reads
 	}
+	// inPlace: the merge changes only what a state taken over journals.
+	inPlace := journaled(other) && (one || listWrite(base, other))
 	switch bb := base.big; {
 	case bb == nil:
 		m.big = base.bigCopy()
-	case o != nil && bb.owner == o && (!bb.adopted || one && journaled(other)):
+	case o != nil && bb.owner == o && (!bb.adopted || inPlace):
 		m.big = bb.shallow()
-	case published && one && journaled(other) && o != nil && o.line != nil && bb.owner != o &&
+	case published && inPlace && o != nil && o.line != nil && bb.owner != o &&
 		bb.owner != nil && bb.owner.line == o.line && base.Mutable():
 		m.big = bb.adopt(base, o)
 	default:
@@ -323,6 +325,16 @@ func mergeTypedWith(a, b *Typed, o *Owner, published, general bool) *Typed {
 // index, not counts.
 func journaled(other *Typed) bool {
 	return len(other.Counts) == 0 && len(other.ScoreCounts) == 0 && other.HLL == nil
+}
+
+// listWrite reports whether merging the small state other into base, a
+// large list's, changes only its runs and traces (pushes, pops, LSETs):
+// absorb's changes, each journaled if base is taken over.
+func listWrite(base, other *Typed) bool {
+	b := base.big
+	return b != nil && other.big == nil && b.scores == nil && b.counts == nil && b.zcounts == nil &&
+		b.lists[listFields].Len() == 0 && b.lists[listMembers].Len() == 0 && b.lists[listScored].Len() == 0 &&
+		len(other.Fields) == 0 && len(other.Members) == 0 && len(other.Scored) == 0
 }
 
 // oneName reports whether the small state t's elements and traces, one at
