@@ -1,6 +1,7 @@
 package keyspace
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -44,58 +45,15 @@ func TestStepsTakeOverPublishedState(t *testing.T) {
 		}
 		return nil
 	}
-	var stop atomic.Bool
-	var readErr atomic.Pointer[error]
-	fail := func(err error) {
-		if err != nil {
-			readErr.CompareAndSwap(nil, &err)
-		}
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var held []*record.Typed
-		var lens []int
-		for i := 0; !stop.Load(); i++ {
-			var st *record.Typed
-			switch i % 6 {
-			case 0:
-				st = s.db.Get(key).Typed
-			case 1:
-				s.db.View(key, func(rec record.Record) { fail(check("View", rec.Typed)) })
-			case 2:
-				st = s.db.Peek(key).Typed
-			case 3:
-				s.db.Table().SnapshotRange(0, func(_ uint64, k []byte, rec record.Record) bool {
-					if string(k) == "s" {
-						fail(check("SnapshotRange", rec.Typed))
-					}
-					return true
-				})
-			case 4:
-				s.db.Table().Scan(0, func(k []byte, rec record.Record) bool {
-					if string(k) == "s" && (!rec.Live(0) || rec.Typed.Len() < 400) {
-						fail(errors.New("Scan: the header of the state read wrong"))
-					}
-					return true
-				})
-			default:
-				fail(s.db.Checkpoint())
+	var held []*record.Typed
+	var lens []int
+	readers := readWhileWritten(s.db, key, check,
+		func(rec record.Record) bool { return rec.Live(0) && rec.Typed.Len() >= 400 },
+		func(st *record.Typed) {
+			if len(held) < 8 {
+				held, lens = append(held, st), append(lens, st.Len())
 			}
-			if st != nil {
-				fail(check("Get/Peek", st))
-				if len(held) < 8 {
-					held, lens = append(held, st), append(lens, st.Len())
-				}
-			}
-		}
-		for i, st := range held {
-			if err := check("held", st); err != nil || st.Len() != lens[i] {
-				fail(fmt.Errorf("a state a reader held changed under it: %v", err))
-			}
-		}
-	}()
+		})
 	r := rand.New(rand.NewPCG(3, 9))
 	ts, adopted := uint64(10_000), 0
 	for step := range 400 {
@@ -132,10 +90,13 @@ func TestStepsTakeOverPublishedState(t *testing.T) {
 			}
 		}
 	}
-	stop.Store(true)
-	wg.Wait()
-	if p := readErr.Load(); p != nil {
-		t.Fatal(*p)
+	if err := readers(); err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range held {
+		if err := check("held", st); err != nil || st.Len() != lens[i] {
+			t.Fatalf("a state a reader held changed under it: %v, Len %d, was %d", err, st.Len(), lens[i])
+		}
 	}
 	if adopted < 100 {
 		t.Fatalf("%d steps took the published state over", adopted)
@@ -230,58 +191,15 @@ func TestStepsTakeOverPublishedList(t *testing.T) {
 		}
 		return nil
 	}
-	var stop atomic.Bool
-	var readErr atomic.Pointer[error]
-	fail := func(err error) {
-		if err != nil {
-			readErr.CompareAndSwap(nil, &err)
-		}
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var held []*record.Typed
-		var heldValues [][]string
-		for i := 0; !stop.Load(); i++ {
-			var st *record.Typed
-			switch i % 6 {
-			case 0:
-				st = s.db.Get(key).Typed
-			case 1:
-				s.db.View(key, func(rec record.Record) { fail(check("View", rec.Typed)) })
-			case 2:
-				st = s.db.Peek(key).Typed
-			case 3:
-				s.db.Table().SnapshotRange(0, func(_ uint64, k []byte, rec record.Record) bool {
-					if string(k) == "l" {
-						fail(check("SnapshotRange", rec.Typed))
-					}
-					return true
-				})
-			case 4:
-				s.db.Table().Scan(0, func(k []byte, rec record.Record) bool {
-					if string(k) == "l" && (!rec.Live(0) || rec.Typed.ListLen() < 300) {
-						fail(errors.New("Scan: the header of the list read wrong"))
-					}
-					return true
-				})
-			default:
-				fail(s.db.Checkpoint())
+	var held []*record.Typed
+	var heldValues [][]string
+	readers := readWhileWritten(s.db, key, check,
+		func(rec record.Record) bool { return rec.Live(0) && rec.Typed.ListLen() >= 300 },
+		func(st *record.Typed) {
+			if len(held) < 8 {
+				held, heldValues = append(held, st), append(heldValues, values(st))
 			}
-			if st != nil {
-				fail(check("Get/Peek", st))
-				if len(held) < 8 {
-					held, heldValues = append(held, st), append(heldValues, values(st))
-				}
-			}
-		}
-		for i, st := range held {
-			if got := values(st); !slices.Equal(got, heldValues[i]) {
-				fail(fmt.Errorf("a list a reader held changed under it: %d elements, held %d", len(got), len(heldValues[i])))
-			}
-		}
-	}()
+		})
 	r := rand.New(rand.NewPCG(5, 11))
 	adopted := 0
 	for step := range 400 {
@@ -328,10 +246,13 @@ func TestStepsTakeOverPublishedList(t *testing.T) {
 			want = model
 		}
 	}
-	stop.Store(true)
-	wg.Wait()
-	if p := readErr.Load(); p != nil {
-		t.Fatal(*p)
+	if err := readers(); err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range held {
+		if got := values(st); !slices.Equal(got, heldValues[i]) {
+			t.Fatalf("a list a reader held changed under it: %d elements, held %d", len(got), len(heldValues[i]))
+		}
 	}
 	if adopted < 100 {
 		t.Fatalf("%d steps took the published list over", adopted)
@@ -347,4 +268,67 @@ func TestStepsTakeOverPublishedList(t *testing.T) {
 	s = openStore(t, dir, nil)
 	defer s.close(t)
 	same("after a restart", s.db.Get(key).Typed)
+}
+
+// readWhileWritten reads key in every way a reader outside the write path
+// does (Get, View, Peek, SnapshotRange, Scan's header, checkpoints), one
+// after another on a goroutine of its own, until the function it returns is
+// called, which stops them and returns the first failure. check reads a
+// state whole; header judges what Scan shows of it; held is given each state
+// Get and Peek returned, on the readers' goroutine, to keep and look at
+// again once they stop.
+func readWhileWritten(db *DB, key []byte, check func(where string, st *record.Typed) error, header func(record.Record) bool, held func(*record.Typed)) (stop func() error) {
+	var (
+		stopped atomic.Bool
+		failed  atomic.Pointer[error]
+		wg      sync.WaitGroup
+	)
+	fail := func(err error) {
+		if err != nil {
+			failed.CompareAndSwap(nil, &err)
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; !stopped.Load(); i++ {
+			var st *record.Typed
+			switch i % 6 {
+			case 0:
+				st = db.Get(key).Typed
+			case 1:
+				db.View(key, func(rec record.Record) { fail(check("View", rec.Typed)) })
+			case 2:
+				st = db.Peek(key).Typed
+			case 3:
+				db.Table().SnapshotRange(0, func(_ uint64, k []byte, rec record.Record) bool {
+					if bytes.Equal(k, key) {
+						fail(check("SnapshotRange", rec.Typed))
+					}
+					return true
+				})
+			case 4:
+				db.Table().Scan(0, func(k []byte, rec record.Record) bool {
+					if bytes.Equal(k, key) && !header(rec) {
+						fail(errors.New("Scan: the header of the state read wrong"))
+					}
+					return true
+				})
+			default:
+				fail(db.Checkpoint())
+			}
+			if st != nil {
+				fail(check("Get/Peek", st))
+				held(st)
+			}
+		}
+	}()
+	return func() error {
+		stopped.Store(true)
+		wg.Wait()
+		if p := failed.Load(); p != nil {
+			return *p
+		}
+		return nil
+	}
 }
