@@ -202,7 +202,7 @@ func (db *DB) checkpoint() error {
 	if err := os.Rename(tmp, db.checkpointPath()); err != nil {
 		return fmt.Errorf("install checkpoint: %w", err)
 	}
-	if err := syncDir(db.log.Dir()); err != nil {
+	if err := wal.SyncDir(db.log.Dir()); err != nil {
 		return fmt.Errorf("install checkpoint: %w", err)
 	}
 	db.log.SetCheckpoint(seq)
@@ -556,15 +556,6 @@ func (db *DB) replay(key []byte, rec record.Record) {
 	if merged, changed := record.MergeInto(cur, rec); changed {
 		db.table.Set(key, merged)
 	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // rangeMutable reports whether an entry from lo to hi holds a large typed

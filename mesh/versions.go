@@ -12,10 +12,7 @@ import (
 // state, which merges as a whole, both ways when it differs. The slice is
 // fresh: sessions may keep it.
 func MerkleVersions(vs [3]record.Version) []merkle.Version {
-	if out := AppendMerkleVersions(nil, vs); len(out) > 0 {
-		return out
-	}
-	return nil
+	return AppendMerkleVersions(nil, vs)
 }
 
 // AppendMerkleVersions appends MerkleVersions(vs) to dst: into an array of

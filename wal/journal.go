@@ -45,17 +45,33 @@ type journal struct {
 	buf  []byte
 }
 
+// openJournal opens the journal in dir, creating it; the directory is
+// synced, so that a record synced into the file is not lost with the
+// file's name.
 func openJournal(dir string) (*journal, error) {
 	f, err := os.OpenFile(filepath.Join(dir, journalName), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open the journal: %w", err)
 	}
 	fi, err := f.Stat()
+	if err == nil {
+		err = SyncDir(dir)
+	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open the journal: %w", err)
 	}
 	return &journal{f: f, size: fi.Size()}, nil
+}
+
+// SyncDir makes the names of the files created in dir durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // appendHeader appends a record's header for blk, which starts at seq.
@@ -194,8 +210,11 @@ func (s *Store) replayJournal() error {
 	next := s.lastSeq + 1
 	end, err := readJournal(f, fi.Size(), func(r journalRecord) error {
 		count, _, parts, err := blockMeta(r.block)
-		if err != nil || parts != (len(r.block)+maxRow-1)/maxRow {
-			return fmt.Errorf("journal block %d: %w", r.seq, cmpErr(err, "its row count does not match its length"))
+		if err != nil {
+			return fmt.Errorf("journal block %d: %w", r.seq, err)
+		}
+		if parts != (len(r.block)+maxRow-1)/maxRow {
+			return fmt.Errorf("journal block %d: %d rows claimed for %d bytes", r.seq, parts, len(r.block))
 		}
 		if r.seq+uint64(count) <= next {
 			return nil // Badger has it
@@ -205,14 +224,8 @@ func (s *Store) replayJournal() error {
 		}
 		txn := s.writeTxn()
 		defer txn.Discard()
-		for p := 0; p*maxRow < len(r.block); p++ {
-			k := logKey(r.seq)
-			if p > 0 {
-				k = partKey(r.seq, p)
-			}
-			if err := txn.Set(k, r.block[p*maxRow:min(len(r.block), (p+1)*maxRow)]); err != nil {
-				return fmt.Errorf("journal block %d: %w", r.seq, err)
-			}
+		if err := setBlock(txn.Set, r.seq, r.block); err != nil {
+			return fmt.Errorf("journal block %d: %w", r.seq, err)
 		}
 		if err := s.commitTxn(txn); err != nil {
 			return fmt.Errorf("journal block %d: %w", r.seq, err)
@@ -241,12 +254,4 @@ func (s *Store) replayJournal() error {
 		return fmt.Errorf("remove the journal: %w", err)
 	}
 	return nil
-}
-
-// cmpErr is err, or a new error saying why if err is nil.
-func cmpErr(err error, why string) error {
-	if err != nil {
-		return err
-	}
-	return errors.New(why)
 }

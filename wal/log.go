@@ -121,6 +121,21 @@ func (b *Batch) Reset() {
 	b.buf, b.blocks, b.first, b.Entries = b.buf[:0], b.blocks[:0], b.first[:0], b.Entries[:0]
 }
 
+// setBlock stores blk, the block from seq on, by set: in rows of maxRow
+// bytes, the first under logKey(seq), the rest under their partKey.
+func setBlock(set func(k, v []byte) error, seq uint64, blk []byte) error {
+	for p := 0; p*maxRow < len(blk); p++ {
+		k := logKey(seq)
+		if p > 0 {
+			k = partKey(seq, p)
+		}
+		if err := set(k, blk[p*maxRow:min(len(blk), (p+1)*maxRow)]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // storedBlock returns block i's bytes, whose header block filled in.
 func (b *Batch) storedBlock(i int) []byte {
 	end := len(b.buf)
@@ -184,16 +199,9 @@ func (s *Store) Commit(b *Batch) error {
 		return err
 	}
 	for i := range b.blocks {
-		blk := b.block(i, now)
 		seq := b.Entries[b.first[i]].Seq
-		for p := 0; p*maxRow < len(blk); p++ {
-			k := logKey(seq)
-			if p > 0 {
-				k = partKey(seq, p)
-			}
-			if err := set(k, blk[p*maxRow:min(len(blk), (p+1)*maxRow)]); err != nil {
-				return fmt.Errorf("log entries from %d: %w", seq, err)
-			}
+		if err := setBlock(set, seq, b.block(i, now)); err != nil {
+			return fmt.Errorf("log entries from %d: %w", seq, err)
 		}
 	}
 	if err := s.commitTxn(txn); err != nil {
