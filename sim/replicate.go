@@ -265,8 +265,10 @@ func (s *Sim) recvPush(n, from *node, buf []byte, h mesh.PushHeader) {
 	} else {
 		d, err := mesh.Decode(buf)
 		if err != nil || d.Push == nil {
+			// Its writes are missing, as a lost push's: refused, which
+			// also releases the claim PushHeld made on it.
 			s.st.decodeErrors++
-			return
+			h.Refused = true
 		}
 		var refused *applied // the first record refused
 		for _, r := range d.Push {
