@@ -237,15 +237,15 @@ func bigTyped(kind Kind, n int) Record {
 
 // randomElemWrite is a write of a hash, set or sorted set: of one element
 // mostly, of several in one command (HSET of many fields, SADD, ZADD, HDEL,
-// SREM, ZREM of many) one time in four: each an add or a removal, or if
+// SREM, ZREM of many) one time in five: each an add or a removal, or if
 // incr (rarely) a sorted set's increment, after which no step takes the
 // state over (its counts are not journaled).
 func randomElemWrite(r *rand.Rand, kind Kind, cur Record, d Version, incr bool) Record {
 	next := d
 	op := BeginTyped(cur, true, kind, d, func() (Version, error) { next.TS++; return next, nil })
 	n := 1
-	if r.IntN(4) == 0 {
-		n = 2 + r.IntN(40)
+	if r.IntN(5) == 0 {
+		n = 2 + r.IntN(12)
 	}
 	for range n {
 		name := fmt.Appendf(nil, "element:%06d", r.IntN(1200))
