@@ -32,9 +32,13 @@ func TestStepsTakeOverPublishedState(t *testing.T) {
 		want[name] = true
 	}
 	put(t, s.db, "s", record.Record{Typed: big})
-	member := func(ts uint64, name string) record.Record {
-		return record.Record{Typed: &record.Typed{Kind: record.KindSet, KindVersion: version(ts),
-			Members: []record.Elem{{Name: []byte(name), Dot: version(ts)}}}}
+	// members is an SADD of names, their dots from ts on.
+	members := func(ts uint64, names []string) record.Record {
+		st := &record.Typed{Kind: record.KindSet, KindVersion: version(ts)}
+		for i, name := range names {
+			st.Members = append(st.Members, record.Elem{Name: []byte(name), Dot: version(ts + uint64(i))})
+		}
+		return record.Record{Typed: st}
 	}
 	// check reads a state whole and holds it to its length.
 	check := func(where string, st *record.Typed) error {
@@ -61,12 +65,19 @@ func TestStepsTakeOverPublishedState(t *testing.T) {
 		failStep := r.IntN(10) == 0
 		err := s.db.Update(context.Background(), func(tx *Tx) error {
 			for w := range 1 + r.IntN(4) {
-				ts++
-				name := fmt.Sprintf("m%05d", r.IntN(2000))
+				names := []string{fmt.Sprintf("m%05d", r.IntN(2000))}
+				if r.IntN(3) == 0 { // a command adding several members
+					for range 1 + r.IntN(30) {
+						names = append(names, fmt.Sprintf("m%05d", r.IntN(2000)))
+					}
+				}
+				slices.Sort(names)
+				names = slices.Compact(names)
 				sp := tx.Savepoint()
-				if _, _, err := tx.Apply(key, member(ts, name)); err != nil {
+				if _, _, err := tx.Apply(key, members(ts+1, names)); err != nil {
 					return err
 				}
+				ts += uint64(len(names))
 				if w == 0 {
 					adopted += len(tx.adopted)
 				}
@@ -74,7 +85,7 @@ func TestStepsTakeOverPublishedState(t *testing.T) {
 					tx.RollbackTo(sp)
 					continue
 				}
-				added = append(added, name)
+				added = append(added, names...)
 			}
 			if failStep {
 				return errors.New("the step fails")

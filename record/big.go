@@ -68,8 +68,8 @@ type bigState struct {
 //
 // Owners of one Line (a writer's steps, one Owner each) go further: a state
 // a step published, that no reader has frozen since (Freeze), is taken over
-// by the next step's merge of one element (MergePublished) rather than
-// copied, so that a stream of steps writing into one large key copies no
+// by the next step's merge of a command's write (MergePublished) rather
+// than copied, so that a stream of steps writing into one large key copies no
 // path at all, where each step's first write into it copied two of about
 // 1.5 KB a node. The trees such a step changes are the published state's,
 // so every change is journaled (Undo puts them back) and the published

@@ -235,33 +235,41 @@ func bigTyped(kind Kind, n int) Record {
 	return Record{Typed: t.Detached()}
 }
 
-// randomElemWrite is a write of one element of a hash, set or sorted set:
-// an add or a removal, or if incr (rarely) a sorted set's increment, after
-// which no step takes the state over (its counts are not journaled).
+// randomElemWrite is a write of a hash, set or sorted set: of one element
+// mostly, of several in one command (HSET of many fields, SADD, ZADD, HDEL,
+// SREM, ZREM of many) one time in five: each an add or a removal, or if
+// incr (rarely) a sorted set's increment, after which no step takes the
+// state over (its counts are not journaled).
 func randomElemWrite(r *rand.Rand, kind Kind, cur Record, d Version, incr bool) Record {
 	next := d
 	op := BeginTyped(cur, true, kind, d, func() (Version, error) { next.TS++; return next, nil })
-	name := fmt.Appendf(nil, "element:%06d", r.IntN(1200))
-	add := r.IntN(3) > 0
-	var err error
-	switch {
-	case kind == KindHash && add:
-		_, err = op.SetField(name, fmt.Appendf(nil, "v%d", r.IntN(100)))
-	case kind == KindHash:
-		op.DelField(name)
-	case kind == KindSet && add:
-		_, err = op.AddMember(name)
-	case kind == KindSet:
-		op.RemMember(name)
-	case incr && r.IntN(10) == 0:
-		op.IncrScore(name, 1)
-	case add:
-		_, err = op.SetScore(name, float64(r.IntN(1000)))
-	default:
-		op.RemScored(name)
+	n := 1
+	if r.IntN(5) == 0 {
+		n = 2 + r.IntN(12)
 	}
-	if err != nil {
-		panic(err)
+	for range n {
+		name := fmt.Appendf(nil, "element:%06d", r.IntN(1200))
+		add := r.IntN(3) > 0
+		var err error
+		switch {
+		case kind == KindHash && add:
+			_, err = op.SetField(name, fmt.Appendf(nil, "v%d", r.IntN(100)))
+		case kind == KindHash:
+			op.DelField(name)
+		case kind == KindSet && add:
+			_, err = op.AddMember(name)
+		case kind == KindSet:
+			op.RemMember(name)
+		case incr && r.IntN(10) == 0:
+			op.IncrScore(name, 1)
+		case add:
+			_, err = op.SetScore(name, float64(r.IntN(1000)))
+		default:
+			op.RemScored(name)
+		}
+		if err != nil {
+			panic(err)
+		}
 	}
 	return op.Delta()
 }

@@ -279,8 +279,9 @@ func mergeTypedWith(a, b *Typed, o *Owner, published, general bool) *Typed {
 	case indexed:
 		olds = []touchedScore{{name: name}} // its score, from the run absorbOne reads
 	}
-	// inPlace: the merge changes only what a state taken over journals.
-	inPlace := journaled(other) && (one || listWrite(base, other))
+	// inPlace: the merge changes only what a state taken over journals,
+	// element by element (a large other is another key's whole state).
+	inPlace := journaled(other) && other.big == nil
 	switch bb := base.big; {
 	case bb == nil:
 		m.big = base.bigCopy()
@@ -325,16 +326,6 @@ func mergeTypedWith(a, b *Typed, o *Owner, published, general bool) *Typed {
 // index, not counts.
 func journaled(other *Typed) bool {
 	return len(other.Counts) == 0 && len(other.ScoreCounts) == 0 && other.HLL == nil
-}
-
-// listWrite reports whether merging the small state other into base, a
-// large list's, changes only its runs and traces (pushes, pops, LSETs):
-// absorb's changes, each journaled if base is taken over.
-func listWrite(base, other *Typed) bool {
-	b := base.big
-	return b != nil && other.big == nil && b.scores == nil && b.counts == nil && b.zcounts == nil &&
-		b.lists[listFields].Len() == 0 && b.lists[listMembers].Len() == 0 && b.lists[listScored].Len() == 0 &&
-		len(other.Fields) == 0 && len(other.Members) == 0 && len(other.Scored) == 0
 }
 
 // oneName reports whether the small state t's elements and traces, one at
