@@ -115,10 +115,18 @@ func (m *Mesh) maintain() {
 	}
 }
 
+// dial dials p, unless no address is known for it: then it looks again a
+// second later, without backing off, as peer exchange or mDNS may bring one
+// any time. Counted as failed dials, a peer first heard of with no address
+// waited up to a minute for its first dial once an address came.
 func (m *Mesh) dial(p peer.ID) {
-	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
-	defer cancel()
-	err := m.tr.Connect(ctx, p)
+	var err error
+	nowhere := len(m.tr.PeerAddrs(p)) == 0 && !m.tr.Connected(p)
+	if !nowhere {
+		ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+		err = m.tr.Connect(ctx, p)
+		cancel()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	d := m.wanted[p]
@@ -126,6 +134,10 @@ func (m *Mesh) dial(p peer.ID) {
 		return
 	}
 	d.dialing = false
+	if nowhere {
+		d.next = time.Now().Add(minBackoff)
+		return
+	}
 	if err == nil {
 		return // the backoff is reset once the link proves stable (linkDown)
 	}

@@ -154,3 +154,32 @@ func TestPeerExchangeRepeated(t *testing.T) {
 		return z.Network().Connectedness(b.self) == network.Connected
 	})
 }
+
+// TestPeerDialledOnceAnAddressComes: a peer heard of with no address (a
+// peer exchange answer given before the answerer knew where it listens) is
+// not backed off as if dials to it had failed: it is looked at again within
+// a second, and dialled then once an address has come, however long it has
+// been wanted.
+func TestPeerDialledOnceAnAddressComes(t *testing.T) {
+	m := startTestMeshOver(t, nil)
+	z, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { z.Close() })
+	m.want(z.ID(), false)
+	for range 5 {
+		m.dial(z.ID())
+	}
+	m.mu.Lock()
+	d := *m.wanted[z.ID()]
+	m.mu.Unlock()
+	if d.backoff != 0 || time.Until(d.next) > minBackoff {
+		t.Fatalf("a peer with no address, looked at 5 times: backoff %v, next look in %v; want none, within %v",
+			d.backoff, time.Until(d.next), minBackoff)
+	}
+	m.tr.AddAddrs(z.ID(), z.Addrs(), true)
+	waitFor(t, "the peer dialled once its address came", func() bool {
+		return z.Network().Connectedness(m.self) == network.Connected
+	})
+}
