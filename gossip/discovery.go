@@ -118,10 +118,12 @@ func (m *Mesh) maintain() {
 // dial dials p, unless no address is known for it: then it looks again a
 // second later, without backing off, as peer exchange or mDNS may bring one
 // any time. Counted as failed dials, a peer first heard of with no address
-// waited up to a minute for its first dial once an address came.
+// would back off to a minute, and be dialled up to a minute after an
+// address came. (Connected is asked first: PeerAddrs waits for identify on
+// a link.)
 func (m *Mesh) dial(p peer.ID) {
 	var err error
-	nowhere := len(m.tr.PeerAddrs(p)) == 0 && !m.tr.Connected(p)
+	nowhere := !m.tr.Connected(p) && len(m.tr.PeerAddrs(p)) == 0
 	if !nowhere {
 		ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
 		err = m.tr.Connect(ctx, p)
