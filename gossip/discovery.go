@@ -11,16 +11,18 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/redmesh/redmesh/mesh"
 	"github.com/redmesh/redmesh/wal"
 )
 
 // Discovery: bootstrap peers (--peer), peers remembered in the store from
-// earlier runs, peer exchange (/redmesh/peers/1: on connecting, a node asks
-// the peer for the peers it is connected to, with their addresses), and
-// mDNS on a LAN. Every peer found is dialled, and redialled with
-// exponential backoff while it is not connected.
+// earlier runs, peer exchange (/redmesh/peers/1: a node asks each linked
+// peer for itself and the peers it is connected to, with their addresses,
+// when the link comes up and again while it stays up), and mDNS on a LAN.
+// Every peer found is dialled, and redialled with exponential backoff while
+// it is not connected.
 
 const (
 	minBackoff = time.Second
@@ -32,6 +34,14 @@ const (
 	// up to a minute after the network was whole (46 s in a chaos run).
 	maxBackoffLost = 5 * time.Second
 	lostRecently   = 10 * time.Minute
+	// A linked peer is asked for its peers at once, then again after 1 s,
+	// 2 s, 4 s ... up to every exchangeEvery: what it tells at the moment a
+	// link comes up is only what it knew then. Two nodes that join a third
+	// together are each listed to the other only by an answer that comes
+	// after both linked it; asked once each, the earlier asker never hears
+	// of the later one, and if the later one was handed no address for the
+	// earlier (below), the two never link.
+	exchangeEvery = 5 * time.Minute
 )
 
 // want adds p to the peers to keep connected. pinned peers (bootstrap) are
@@ -105,10 +115,20 @@ func (m *Mesh) maintain() {
 	}
 }
 
+// dial dials p, unless no address is known for it: then it looks again a
+// second later, without backing off, as peer exchange or mDNS may bring one
+// any time. Counted as failed dials, a peer first heard of with no address
+// would back off to a minute, and be dialled up to a minute after an
+// address came. (Connected is asked first: PeerAddrs waits for identify on
+// a link.)
 func (m *Mesh) dial(p peer.ID) {
-	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
-	defer cancel()
-	err := m.tr.Connect(ctx, p)
+	var err error
+	nowhere := !m.tr.Connected(p) && len(m.tr.PeerAddrs(p)) == 0
+	if !nowhere {
+		ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+		err = m.tr.Connect(ctx, p)
+		cancel()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	d := m.wanted[p]
@@ -116,6 +136,10 @@ func (m *Mesh) dial(p peer.ID) {
 		return
 	}
 	d.dialing = false
+	if nowhere {
+		d.next = time.Now().Add(minBackoff)
+		return
+	}
 	if err == nil {
 		return // the backoff is reset once the link proves stable (linkDown)
 	}
@@ -163,24 +187,39 @@ func (d *dialState) linkDown(now time.Time) {
 // The peer list (peer exchange and the remembered peers) is
 //
 //	uvarint count | per peer: uvarint len | peer ID | uvarint naddrs | per addr: uvarint len | multiaddr bytes
-
-func (m *Mesh) appendPeerList(dst []byte, connectedOnly bool) []byte {
+//
+// The answer to peer exchange (answer) lists this node first, at the
+// addresses it listens on, then the peers it is connected to; the list
+// saved lists every wanted peer. A node learns where a peer that dialled
+// it listens from identify, which libp2p runs once per connection, within
+// 5 s: on a loaded machine it can fail, and then only the peer's own word,
+// in its answer, says where it listens. Without it the node lists the peer
+// with no address, and a node that learns of it there has nothing to dial.
+func (m *Mesh) appendPeerList(dst []byte, answer bool) []byte {
+	ids := []peer.ID{}
+	if answer {
+		ids = append(ids, m.self)
+	}
 	m.mu.Lock()
-	var ids []peer.ID
 	for p := range m.wanted {
-		if connectedOnly && !m.tr.Connected(p) {
-			continue
-		}
-		ids = append(ids, p)
 		if len(ids) == maxPeersListed {
 			break
 		}
+		if answer && !m.tr.Connected(p) {
+			continue
+		}
+		ids = append(ids, p)
 	}
 	m.mu.Unlock()
 	dst = binary.AppendUvarint(dst, uint64(len(ids)))
 	for _, p := range ids {
 		dst = appendBytes(dst, []byte(p))
-		addrs := m.tr.PeerAddrs(p)
+		var addrs []ma.Multiaddr
+		if p == m.self {
+			addrs = m.listenAddrs()
+		} else {
+			addrs = m.tr.PeerAddrs(p)
+		}
 		var keep [][]byte
 		for _, a := range addrs {
 			if b := a.Bytes(); len(b) <= maxAddrLen && len(keep) < maxAddrsPerPeer {
@@ -193,6 +232,17 @@ func (m *Mesh) appendPeerList(dst []byte, connectedOnly bool) []byte {
 		}
 	}
 	return dst
+}
+
+// listenAddrs are the addresses this node listens on, as it tells them.
+func (m *Mesh) listenAddrs() []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, s := range m.tr.Addrs() {
+		if ai, err := peer.AddrInfoFromString(s); err == nil {
+			out = append(out, ai.Addrs...)
+		}
+	}
+	return out
 }
 
 func appendBytes(dst, b []byte) []byte {
@@ -268,7 +318,8 @@ func (d *reader) bytes(limit uint64) []byte {
 	return v
 }
 
-// servePeers answers peer exchange: the peers we are connected to.
+// servePeers answers peer exchange: this node and the peers it is
+// connected to.
 func (m *Mesh) servePeers(s Stream) {
 	defer s.Close()
 	s.SetDeadline(time.Now().Add(ioTimeout))
@@ -278,28 +329,39 @@ func (m *Mesh) servePeers(s Stream) {
 	}
 }
 
-// exchangePeers asks p for its peers and keeps them, trying again while
-// the link stays up: the stable time does not move until every linked peer
+// exchangePeers asks p for its peers and keeps them, at once and then
+// again while the link (link, the peer's linkUp count) stays up, at
+// growing intervals (exchangeEvery). A failed exchange is tried again
+// within a minute: the stable time does not move until every linked peer
 // has told us its peers (mesh.Stability).
-func (m *Mesh) exchangePeers(p peer.ID) {
-	for wait := time.Second; !m.exchangePeersOnce(p); wait = min(2*wait, time.Minute) {
+func (m *Mesh) exchangePeers(p peer.ID, link uint64) {
+	wait := time.Second
+	for {
+		most := exchangeEvery
+		if !m.exchangePeersOnce(p) {
+			most = time.Minute
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-m.ctx.Done():
+			t.Stop()
 			return
-		case <-time.After(wait):
+		case <-t.C:
 		}
+		wait = min(2*wait, most)
 		m.mu.Lock()
 		ps := m.peers[p]
-		up := ps != nil && ps.connected
+		up := ps != nil && ps.connected && ps.link == link
 		m.mu.Unlock()
 		if !up {
-			return
+			return // the link closed; the next one asks anew
 		}
 	}
 }
 
 // exchangePeersOnce asks p for its peers once, and reports whether it had
-// an answer.
+// an answer. What p says of where it listens itself is kept as what
+// identify would have told (p's loopback addresses only over loopback).
 func (m *Mesh) exchangePeersOnce(p peer.ID) bool {
 	s, err := m.tr.Open(m.ctx, p, protoPeers)
 	if err != nil {
@@ -312,11 +374,21 @@ func (m *Mesh) exchangePeersOnce(p peer.ID) bool {
 	if err != nil {
 		return false
 	}
+	m.mu.Lock()
+	var linkAddr string
+	if ps := m.peers[p]; ps != nil {
+		linkAddr = ps.addr
+	}
+	m.mu.Unlock()
 	for _, ai := range ais {
 		if ai.ID == m.self || !m.tr.Allowed(ai.ID) {
 			continue
 		}
-		m.tr.AddAddrs(ai.ID, ai.Addrs, true)
+		addrs := ai.Addrs
+		if ai.ID == p {
+			addrs = reachableFrom(addrs, linkAddr)
+		}
+		m.tr.AddAddrs(ai.ID, addrs, true)
 		m.want(ai.ID, false)
 	}
 	m.step(func() {
@@ -325,6 +397,24 @@ func (m *Mesh) exchangePeersOnce(p peer.ID) bool {
 		}
 	})
 	return true
+}
+
+// reachableFrom keeps of the addresses a peer says it listens on those
+// identify would keep, given the link's remote address (link): over
+// loopback every one; from a private address all but loopback; from a
+// public one the public ones. The peer's 127.0.0.1 is not ours, and we
+// would hand it on.
+func reachableFrom(addrs []ma.Multiaddr, link string) []ma.Multiaddr {
+	remote, err := ma.NewMultiaddr(link)
+	switch {
+	case err != nil, manet.IsIPLoopback(remote):
+		return addrs
+	case manet.IsPrivateAddr(remote):
+		return ma.FilterAddrs(addrs, func(a ma.Multiaddr) bool { return !manet.IsIPLoopback(a) })
+	case manet.IsPublicAddr(remote):
+		return ma.FilterAddrs(addrs, manet.IsPublicAddr)
+	}
+	return addrs
 }
 
 // savePeers remembers the known peers and their addresses, so that a

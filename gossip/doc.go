@@ -16,7 +16,7 @@
 //	/redmesh/log/2     mesh.LogRequest → mesh.LogReply, repeated
 //	/redmesh/merkle/3  merkle messages, then each side's mesh.RootAt
 //	/redmesh/ack/3     mesh.Ack: writes applied, how far synced, how far ours are stable, [asideBelow]; the other way mesh.AppendAckWant: asked for
-//	/redmesh/peers/1   the peers a node is connected to, with addresses
+//	/redmesh/peers/1   the node itself and the peers it is connected to, with addresses
 //	/redmesh/snapshot/1  mesh.SnapshotRequest → mesh.SnapshotChunk, repeated until Done
 //	/redmesh/push/4    2 | epoch | prev | to | hops | [origin] | mesh push, repeated: the opener's pushes and those it relays
 package gossip

@@ -172,8 +172,10 @@ type peerState struct {
 	ackInMu sync.Mutex
 	// push is the stream our pushes go to the peer on (pushstream.go).
 	push *pushOut
-	// downSince is when its link last closed.
+	// downSince is when its link last closed; link counts the times it
+	// came up (a peer exchange goes on while its link is the same).
 	downSince time.Time
+	link      uint64
 }
 
 type dialState struct {
@@ -404,7 +406,7 @@ func (m *Mesh) midOf(p peer.ID) mesh.PeerID { return mesh.PeerID(m.cfg.NodeIDOf(
 
 // linkUp runs when a connection to p opens, at addr.
 func (m *Mesh) linkUp(p peer.ID, addr string) {
-	up := false
+	up, link := false, uint64(0)
 	m.step(func() {
 		ps := m.peer(p)
 		if ps.connected {
@@ -412,6 +414,8 @@ func (m *Mesh) linkUp(p peer.ID, addr string) {
 		}
 		up = true
 		ps.connected = true
+		ps.link++
+		link = ps.link
 		m.linked.Add(1)
 		now := time.Now()
 		ps.downSince = time.Time{}
@@ -430,7 +434,7 @@ func (m *Mesh) linkUp(p peer.ID, addr string) {
 	}
 	m.log.Info("peer connected", "peer", p.String(), "addr", addr)
 	m.poke(m.ackSignal) // opens the push stream, and the ack stream, on which the peer can ask
-	m.goRun(func() { m.exchangePeers(p) })
+	m.goRun(func() { m.exchangePeers(p, link) })
 }
 
 // linkDown runs when a connection to p closes.

@@ -667,7 +667,7 @@ func TestPeerExchangeListsDiallerAddrs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ais) != 1 || ais[0].ID != y.ID() || !slices.ContainsFunc(ais[0].Addrs, listen.Equal) {
-		t.Fatalf("peer exchange lists %v, want %s at %s", ais, y.ID(), listen)
+	if len(ais) != 2 || ais[1].ID != y.ID() || !slices.ContainsFunc(ais[1].Addrs, listen.Equal) {
+		t.Fatalf("peer exchange lists %v, want the node and %s at %s", ais, y.ID(), listen)
 	}
 }

@@ -121,11 +121,12 @@ func (t *p2p) AddAddrs(p peer.ID, addrs []ma.Multiaddr, permanent bool) {
 const identifyWait = 5 * time.Second
 
 // PeerAddrs lists where p listens. A peer that dialled us is known by its
-// listen addresses only once identify on the link has run (the link's own
-// remote address is the dialler's ephemeral port), so for a linked peer
-// with none yet this waits for identify. Otherwise peer exchange lists the
-// peer with no address, and two nodes that join a third at once each learn
-// of the other with nothing to dial, and never link.
+// listen addresses only once identify on the link has run or the peer has
+// answered our peer exchange (the link's own remote address is the
+// dialler's ephemeral port), so for a linked peer with none yet this waits
+// for identify. Otherwise peer exchange lists the peer with no address, and
+// two nodes that join a third at once each learn of the other with nothing
+// to dial.
 func (t *p2p) PeerAddrs(p peer.ID) []ma.Multiaddr {
 	ps := t.h.Peerstore()
 	if addrs := ps.Addrs(p); len(addrs) > 0 {
