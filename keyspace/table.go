@@ -233,8 +233,11 @@ func (s *shard) init(slots int) {
 
 func (t *Table) locate(key []byte) (*shard, uint64) {
 	h := Hash(key)
-	return &t.shards[h>>(64-shardBits)], h
+	return t.shardOf(h), h
 }
+
+// shardOf is the shard of a key of hash h.
+func (t *Table) shardOf(h uint64) *shard { return &t.shards[h>>(64-shardBits)] }
 
 func groupOf(h uint64) int { return int(h>>(64-groupBits)) % groupsPerShard }
 
@@ -503,8 +506,11 @@ func (t *Table) Get(key []byte) (record.Record, bool) {
 
 // get is Get for the writer, which holds the gate: a large typed state is
 // handed as it is, for its step to take over.
-func (t *Table) get(key []byte) (record.Record, bool) {
-	s, h := t.locate(key)
+func (t *Table) get(key []byte) (record.Record, bool) { return t.getHashed(Hash(key), key) }
+
+// getHashed is get of a key whose Hash the caller has computed.
+func (t *Table) getHashed(h uint64, key []byte) (record.Record, bool) {
+	s := t.shardOf(h)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n, _ := s.find(key, uint32(h))
@@ -529,8 +535,8 @@ func (t *Table) get(key []byte) (record.Record, bool) {
 // counter returns key's registers, with a copy of its value's data, and its
 // typed state read as a string counter's (record.PeekCounter), without
 // decoding it; ok is false unless the key holds such a state.
-func (t *Table) counter(key []byte) (rec record.Record, st record.CounterState, ok bool) {
-	s, h := t.locate(key)
+func (t *Table) counter(h uint64, key []byte) (rec record.Record, st record.CounterState, ok bool) {
+	s := t.shardOf(h)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n, _ := s.find(key, uint32(h))
@@ -623,8 +629,11 @@ func (t *Table) View(key []byte, fn func(rec record.Record)) {
 // Peek returns key's record WITHOUT its value's data: versions, liveness,
 // expiry and typed state (a copy, or a large state's shared object) only.
 // A large state is handed as it is, for the writer (see PeekFrozen).
-func (t *Table) Peek(key []byte) record.Record {
-	s, h := t.locate(key)
+func (t *Table) Peek(key []byte) record.Record { return t.peekHashed(Hash(key), key) }
+
+// peekHashed is Peek of a key whose Hash the caller has computed.
+func (t *Table) peekHashed(h uint64, key []byte) record.Record {
+	s := t.shardOf(h)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n, _ := s.find(key, uint32(h))
@@ -653,10 +662,23 @@ func (t *Table) Set(key []byte, rec record.Record) { t.setHashed(Hash(key), key,
 
 // setHashed is Set of a key whose Hash the caller has computed.
 func (t *Table) setHashed(h uint64, key []byte, rec record.Record) {
-	s := &t.shards[h>>(64-shardBits)]
+	s := t.shardOf(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t.set(s, h, key, rec)
+}
+
+// setCounter is setHashed of a record whose typed state is st, a string
+// counter's (record.CounterState): the state is written from st, which
+// encodes without building or walking a state.
+func (t *Table) setCounter(h uint64, key []byte, rec record.Record, st record.CounterState) {
+	s := t.shardOf(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.scratch = binary.AppendUvarint(s.scratch[:0], uint64(len(rec.Value.Data)))
+	s.scratch = append(s.scratch, rec.Value.Data...)
+	s.scratch = record.AppendCounter(s.scratch, st)
+	t.store(s, h, key, rec, s.scratch)
 }
 
 func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
@@ -668,6 +690,12 @@ func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
 		s.scratch = appendTypedBlob(s.scratch[:0], rec)
 		data = s.scratch
 	}
+	t.store(s, h, key, rec, data)
+}
+
+// store stores rec as key's record, data being what the arena holds of it
+// (its value's data, or for a small typed state appendTypedBlob's).
+func (t *Table) store(s *shard, h uint64, key []byte, rec record.Record, data []byte) {
 	n, slot := s.find(key, uint32(h))
 	var wasLive bool
 	var wasDeadline int64

@@ -33,6 +33,11 @@ type Tx struct {
 	// froze, is taken over too, and adopted lists those, for RollbackTo.
 	owner   *record.Owner
 	adopted []adoptedRec
+	// hashed is the last key hash computes, and its hash.
+	hashed struct {
+		key []byte
+		h   uint64
+	}
 }
 
 // adoptedRec is a key's record as the table held it when the step took
@@ -44,12 +49,17 @@ type adoptedRec struct {
 
 type change struct {
 	key    []byte        // the caller's, valid until Update returns
+	h      uint64        // Hash(key)
 	rec    record.Record // the merged record; its Data likewise
 	logged record.Record // what the log and peers get: the delta for a typed key
 	// wasVersions are the record's versions before (Record.Versions), and
 	// wasLarge whether it held a large typed state.
 	wasVersions [3]record.Version
 	wasLarge    bool
+	// counter is set when rec's typed state is st, a string counter's:
+	// the table and the log then encode it from st (AddCount, NewCounter).
+	counter bool
+	st      record.CounterState
 }
 
 func (tx *Tx) reset() {
@@ -62,6 +72,7 @@ func (tx *Tx) reset() {
 	tx.changes = tx.changes[:0]
 	tx.dropIndex()
 	tx.read.key, tx.read.rec, tx.read.ok = nil, record.Record{}, false
+	tx.hashed.key = nil
 	// What this step built is published: the next step's owner takes it
 	// over, or copies it on write once a reader froze it.
 	tx.owner.Release()
@@ -119,16 +130,16 @@ func (tx *Tx) Get(key []byte) (record.Record, error) {
 	if r, ok := tx.own(key); ok {
 		return r, nil
 	}
-	r := tx.tableGet(key)
+	r := tx.tableGet(Hash(key), key)
 	return r, nil
 }
 
-// tableGet reads key's record from the table, or from the last such read.
-func (tx *Tx) tableGet(key []byte) record.Record {
+// tableGet reads key, of hash h, from the table, or from the last such read.
+func (tx *Tx) tableGet(h uint64, key []byte) record.Record {
 	if tx.read.ok && string(tx.read.key) == string(key) {
 		return tx.read.rec
 	}
-	r, _ := tx.db.table.get(key)
+	r, _ := tx.db.table.getHashed(h, key)
 	tx.read.key, tx.read.rec, tx.read.ok = key, r, true
 	return r
 }
@@ -141,11 +152,14 @@ func (tx *Tx) Prefetch(keys [][]byte) { tx.db.table.prefetch(keys) }
 // Peek reads a key's current record, with its value's data only if this
 // transaction changed it (full); otherwise without (see Table.Peek), which
 // is enough for versions, liveness and expiry.
-func (tx *Tx) Peek(key []byte) (rec record.Record, full bool) {
+func (tx *Tx) Peek(key []byte) (rec record.Record, full bool) { return tx.peek(Hash(key), key) }
+
+// peek is Peek of a key of hash h.
+func (tx *Tx) peek(h uint64, key []byte) (rec record.Record, full bool) {
 	if r, ok := tx.own(key); ok {
 		return r, true
 	}
-	return tx.db.table.Peek(key), false
+	return tx.db.table.peekHashed(h, key), false
 }
 
 // Apply merges rec into key's record. If rec wins anything, the merged record
@@ -170,16 +184,17 @@ func (tx *Tx) apply(key []byte, rec record.Record, over bool) (merged record.Rec
 	if len(key) > MaxKeyLen {
 		return record.Record{}, false, ErrKeyTooLong
 	}
+	h := Hash(key)
 	var cur record.Record
 	full, mine := false, false // mine: cur is this step's, not the table's
 	if rec.Typed != nil {
 		// A typed merge needs the whole record: read it once.
 		if cur, mine = tx.own(key); !mine {
-			cur = tx.tableGet(key)
+			cur = tx.tableGet(h, key)
 		}
 		full = true
 	} else {
-		cur, full = tx.Peek(key)
+		cur, full = tx.peek(h, key)
 		mine = full
 		if over && cur.Typed != nil && !rec.Value.Version.IsZero() {
 			rec = record.OverValue(cur, rec)
@@ -187,13 +202,13 @@ func (tx *Tx) apply(key []byte, rec record.Record, over bool) (merged record.Rec
 	}
 	typed := rec.Typed != nil || cur.Typed != nil
 	if !full && typed {
-		cur = tx.tableGet(key) // a typed merge needs the whole record
+		cur = tx.tableGet(h, key) // a typed merge needs the whole record
 	} else if !full && cur.Exists() && rec.Value.Version.Compare(cur.Value.Version) <= 0 {
 		if loses(rec, cur) {
 			return cur, false, nil
 		}
 		// The stored value may survive the merge: it needs its data.
-		cur = tx.tableGet(key)
+		cur = tx.tableGet(h, key)
 	}
 	if typed && tx.owner == nil {
 		tx.owner = record.NewOwner(tx.db.line)
@@ -216,7 +231,7 @@ func (tx *Tx) apply(key []byte, rec record.Record, over bool) (merged record.Rec
 	if typed {
 		logged = rec
 	}
-	tx.add(change{key: key, rec: merged, logged: logged, wasVersions: cur.Versions(), wasLarge: cur.Typed.Large()})
+	tx.add(change{key: key, h: h, rec: merged, logged: logged, wasVersions: cur.Versions(), wasLarge: cur.Typed.Large()})
 	return merged, true, nil
 }
 
@@ -225,6 +240,15 @@ func (tx *Tx) add(c change) {
 	if tx.indexed {
 		tx.pos[tx.keyHash(c.key)] = len(tx.changes) - 1
 	}
+}
+
+// hash is Hash(key), from the last call if it was of the same key: a
+// counter's write hashes its key once for Counter and AddCount.
+func (tx *Tx) hash(key []byte) uint64 {
+	if tx.hashed.key == nil || string(tx.hashed.key) != string(key) {
+		tx.hashed.key, tx.hashed.h = key, Hash(key)
+	}
+	return tx.hashed.h
 }
 
 // Counter reads key as a string counter that one identity increments (see
@@ -236,7 +260,7 @@ func (tx *Tx) Counter(key []byte) (rec record.Record, st record.CounterState, ok
 	if _, own := tx.own(key); own {
 		return record.Record{}, record.CounterState{}, false
 	}
-	return tx.db.table.counter(key)
+	return tx.db.table.counter(tx.hash(key), key)
 }
 
 // AddCount applies an increment to a counter that Counter read as cur and
@@ -253,8 +277,30 @@ func (tx *Tx) AddCount(key []byte, cur record.Record, st, next record.CounterSta
 	merged = cur
 	merged.Typed = t
 	was := [3]record.Version{cur.Value.Version, cur.Expiry.Version, {TS: record.DigestTS, Node: record.NodeID(st.Digest())}}
-	tx.add(change{key: key, rec: merged, logged: record.Record{Typed: t}, wasVersions: was})
+	tx.add(change{key: key, h: tx.hash(key), rec: merged, logged: record.Record{Typed: t}, wasVersions: was, counter: true, st: next})
 	return merged, true
+}
+
+// NewCounter applies a new counter, rec's registers with st as its typed
+// state (whatever rec.Typed holds), to a key never written (nor changed in
+// this transaction): merged into nothing, that record is the key's and what
+// the log and peers get, so the merge is not run. ok is false, and nothing
+// applied, for any other key.
+func (tx *Tx) NewCounter(key []byte, rec record.Record, st record.CounterState) (ok bool, err error) {
+	if len(key) > MaxKeyLen {
+		return false, ErrKeyTooLong
+	}
+	if _, own := tx.own(key); own {
+		return false, nil
+	}
+	h := tx.hash(key)
+	cur := tx.db.table.peekHashed(h, key)
+	if cur.Written() {
+		return false, nil
+	}
+	rec.Typed = st.Typed()
+	tx.add(change{key: key, h: h, rec: rec, logged: rec, wasVersions: cur.Versions(), counter: true, st: st})
+	return true, nil
 }
 
 // loses reports, from versions alone, that merging rec into cur changes
@@ -340,7 +386,7 @@ func (tx *Tx) RollbackTo(sp int) {
 				continue
 			}
 			if last < 0 {
-				rec = tx.tableGet(c.key)
+				rec = tx.tableGet(c.h, c.key)
 			}
 			rec, _ = record.MergeOwned(rec, c.logged, tx.owner)
 			last = i

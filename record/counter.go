@@ -157,6 +157,29 @@ func PeekCounter(state []byte) (s CounterState, ok bool) {
 	return s, true
 }
 
+// AppendCounter appends s's in-memory form, what AppendTyped writes of
+// s.Typed(), without building the state: the table stores an INCR's
+// counter at every write.
+func AppendCounter(dst []byte, s CounterState) []byte {
+	dst = append(dst, byte(KindString)|kindTimes, 1) // a node table of one node
+	dst = binary.BigEndian.AppendUint64(dst, uint64(s.KindVersion.Node))
+	dst = binary.AppendVarint(dst, int64(s.KindVersion.TS))
+	dst = append(dst, 1) // one count
+	dst = appendCount(dst, s.Count)
+	return append(dst, 0, 0, 0) // no fields, members, traces
+}
+
+// AppendBinaryCounter appends r's encoding (AppendBinary) with s as its
+// typed state, whatever r.Typed holds, without building the state.
+func AppendBinaryCounter(dst []byte, r Record, s CounterState) []byte {
+	dst = appendRegisters(dst, r, true)
+	dst = append(dst, byte(KindString)|kindTimes)
+	dst = appendVersion(dst, s.KindVersion)
+	dst = append(dst, 1) // one count
+	dst = appendCount(dst, s.Count)
+	return append(dst, 0, 0, 0) // no fields, members, traces
+}
+
 // Typed is s as a state: one allocation.
 func (s CounterState) Typed() *Typed {
 	x := new(typedCount)
