@@ -248,8 +248,9 @@ func (db *DB) publish(tx *Tx) *flight {
 		db.seq++
 		var st *record.CounterState
 		if c.counter {
-			st = &c.st
-			db.table.setCounter(c.h, c.key, c.rec, c.st)
+			cs := record.CounterOf(c.rec.Typed)
+			st = &cs
+			db.table.setCounter(c.h, c.key, c.rec, cs)
 		} else {
 			db.table.setHashed(c.h, c.key, c.rec)
 		}

@@ -431,12 +431,15 @@ func (s *shard) compact() {
 func (s *shard) setMeta(n int, rec record.Record, wasDeadline int64) {
 	e := &s.entries[n]
 	e.version = rec.Value.Version
+	// The maps hold n only where its flags say so: most writes, a string
+	// over a string, look up neither.
+	was := e.flags
 	e.flags &= flagBig
 	if rec.Value.Tombstone {
 		e.flags |= flagTombstone
 	}
-	if old, ok := s.objs[uint32(n)]; ok {
-		s.objSize -= old.MemSize()
+	if was&flagObj != 0 {
+		s.objSize -= s.objs[uint32(n)].MemSize()
 		delete(s.objs, uint32(n))
 	}
 	switch {
@@ -450,11 +453,13 @@ func (s *shard) setMeta(n int, rec record.Record, wasDeadline int64) {
 		e.flags |= flagTyped
 	}
 	switch {
-	case rec.Expiry.At == 0 && rec.Expiry.Version.IsZero():
-		delete(s.expiry, uint32(n))
-	case rec.Expiry.At == 0 && rec.Expiry.Version == rec.Value.Version:
-		e.flags |= flagExpiryAsValue
-		delete(s.expiry, uint32(n))
+	case rec.Expiry.At == 0 && (rec.Expiry.Version.IsZero() || rec.Expiry.Version == rec.Value.Version):
+		if !rec.Expiry.Version.IsZero() {
+			e.flags |= flagExpiryAsValue
+		}
+		if was&flagExpiry != 0 {
+			delete(s.expiry, uint32(n))
+		}
 	default:
 		e.flags |= flagExpiry
 		s.expiry[uint32(n)] = expiryReg{version: rec.Expiry.Version, at: rec.Expiry.At}
@@ -552,15 +557,15 @@ func (t *Table) counter(h uint64, key []byte) (rec record.Record, st record.Coun
 	return rec, st, true
 }
 
-// prefetch touches the table's memory for keys (each key's first slot,
-// its entry and its stored key) one level for every key before the next,
-// so that the cache misses of different keys overlap, where one lookup's
-// three misses each wait for the one before; the lookups that follow then
-// find the keys in the CPU's caches. It takes no shard lock, whose atomic
+// prefetch touches the table's memory for keys, given with their hashes
+// (each key's first slot, its entry and its stored key), one level for
+// every key before the next, so that the cache misses of different keys
+// overlap, where one lookup's three misses each wait for the one before;
+// the lookups that follow then find the keys in the CPU's caches. It takes no shard lock, whose atomic
 // operations would order the loads again: the caller excludes writers (it
 // holds the DB's write lock, under which every change to the table is
 // made). The sum it returns keeps the loads from being optimized away.
-func (t *Table) prefetch(keys [][]byte) (sum uint64) {
+func (t *Table) prefetch(keys []hashedKey) (sum uint64) {
 	const batch = 16
 	type probe struct {
 		s *shard
@@ -571,7 +576,7 @@ func (t *Table) prefetch(keys [][]byte) (sum uint64) {
 	for len(keys) > 0 {
 		k := min(len(keys), batch)
 		for j, key := range keys[:k] {
-			s, h := t.locate(key)
+			s, h := t.shardOf(key.h), key.h
 			i := int(uint32(h)) & (len(s.slots) - 1)
 			at[j] = probe{s: s, i: i, n: -1}
 			sum += s.slots[i]

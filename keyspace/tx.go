@@ -1,7 +1,6 @@
 package keyspace
 
 import (
-	"hash/maphash"
 	"slices"
 
 	"github.com/redmesh/redmesh/record"
@@ -12,12 +11,12 @@ import (
 type Tx struct {
 	db      *DB
 	changes []change
-	// pos is each key's last change by the key's hash, once there are many
-	// (indexed); kept across steps, so a bulk apply (a bootstrap's chunk)
-	// neither regrows it nor allocates a string per key. Two keys of one
-	// hash find the later's change: own then scans.
+	// pos is each key's last change by the key's hash (Hash, which each
+	// change carries), once there are many (indexed); kept across steps,
+	// so a bulk apply (a bootstrap's chunk) neither regrows it nor
+	// allocates a string per key. Two keys of one hash find the later's
+	// change: own then scans.
 	pos     map[uint64]int
-	seed    maphash.Seed
 	indexed bool
 	// read is the last record Get read from the table, which a command
 	// mostly applies its write to next: Apply then need not read it again.
@@ -33,11 +32,18 @@ type Tx struct {
 	// froze, is taken over too, and adopted lists those, for RollbackTo.
 	owner   *record.Owner
 	adopted []adoptedRec
-	// hashed is the last key hash computes, and its hash.
-	hashed struct {
-		key []byte
-		h   uint64
-	}
+	// hashed is the last key hash computed the hash of. prefetched are the
+	// keys Prefetch read, with their hashes, and next the first of them
+	// hash has not been asked for: a step's commands mostly name their
+	// keys in the order they were prefetched, so each key is hashed once.
+	hashed     hashedKey
+	prefetched []hashedKey
+	next       int
+}
+
+type hashedKey struct {
+	key []byte
+	h   uint64
 }
 
 // adoptedRec is a key's record as the table held it when the step took
@@ -56,10 +62,10 @@ type change struct {
 	// wasLarge whether it held a large typed state.
 	wasVersions [3]record.Version
 	wasLarge    bool
-	// counter is set when rec's typed state is st, a string counter's:
-	// the table and the log then encode it from st (AddCount, NewCounter).
+	// counter is set when rec's typed state is a string counter's, as
+	// CounterState.Typed builds it: the table and the log then encode it
+	// from that (record.CounterOf), not as a general state.
 	counter bool
-	st      record.CounterState
 }
 
 func (tx *Tx) reset() {
@@ -72,7 +78,9 @@ func (tx *Tx) reset() {
 	tx.changes = tx.changes[:0]
 	tx.dropIndex()
 	tx.read.key, tx.read.rec, tx.read.ok = nil, record.Record{}, false
-	tx.hashed.key = nil
+	tx.hashed = hashedKey{}
+	clear(tx.prefetched) // the callers' buffers
+	tx.prefetched, tx.next = tx.prefetched[:0], 0
 	// What this step built is published: the next step's owner takes it
 	// over, or copies it on write once a reader froze it.
 	tx.owner.Release()
@@ -81,20 +89,20 @@ func (tx *Tx) reset() {
 	tx.adopted = tx.adopted[:0]
 }
 
-// own finds the latest change of key in this transaction. Most change one
-// key or a few: a backwards scan then beats a map.
-func (tx *Tx) own(key []byte) (record.Record, bool) {
+// own finds the latest change of key, of hash h, in this transaction.
+// Most change one key or a few: a backwards scan then beats a map.
+func (tx *Tx) own(h uint64, key []byte) (record.Record, bool) {
 	if len(tx.changes) > 16 {
 		if !tx.indexed {
 			if tx.pos == nil {
-				tx.pos, tx.seed = make(map[uint64]int, 2*len(tx.changes)), maphash.MakeSeed()
+				tx.pos = make(map[uint64]int, 2*len(tx.changes))
 			}
 			for i := range tx.changes {
-				tx.pos[tx.keyHash(tx.changes[i].key)] = i
+				tx.pos[tx.changes[i].h] = i
 			}
 			tx.indexed = true
 		}
-		i, ok := tx.pos[tx.keyHash(key)]
+		i, ok := tx.pos[h]
 		if !ok {
 			return record.Record{}, false
 		}
@@ -103,8 +111,8 @@ func (tx *Tx) own(key []byte) (record.Record, bool) {
 		}
 	}
 	for i := len(tx.changes) - 1; i >= 0; i-- {
-		if string(tx.changes[i].key) == string(key) {
-			return tx.changes[i].rec, true
+		if c := &tx.changes[i]; c.h == h && string(c.key) == string(key) {
+			return c.rec, true
 		}
 	}
 	return record.Record{}, false
@@ -120,18 +128,16 @@ func (tx *Tx) dropIndex() {
 	tx.indexed = false
 }
 
-func (tx *Tx) keyHash(key []byte) uint64 { return maphash.Bytes(tx.seed, key) }
-
 // Get reads a key's current record, its value's data included (a copy, or
 // what this transaction applied). A large typed state is the table's own,
 // which a later step may change in place (record.Owner): it is not to be
 // read once the Update function returns.
 func (tx *Tx) Get(key []byte) (record.Record, error) {
-	if r, ok := tx.own(key); ok {
+	h := tx.hash(key)
+	if r, ok := tx.own(h, key); ok {
 		return r, nil
 	}
-	r := tx.tableGet(Hash(key), key)
-	return r, nil
+	return tx.tableGet(h, key), nil
 }
 
 // tableGet reads key, of hash h, from the table, or from the last such read.
@@ -146,17 +152,26 @@ func (tx *Tx) tableGet(h uint64, key []byte) record.Record {
 
 // Prefetch brings the table's memory for keys into the CPU's caches at
 // once (a write of several keys, a pipeline): their misses overlap rather
-// than follow one another.
-func (tx *Tx) Prefetch(keys [][]byte) { tx.db.table.prefetch(keys) }
+// than follow one another. keys must stay valid until Update returns.
+func (tx *Tx) Prefetch(keys [][]byte) {
+	tx.prefetched, tx.next = tx.prefetched[:0], 0
+	if cap(tx.prefetched) > 1<<15 {
+		tx.prefetched = nil // a bulk step's: not kept for every step after
+	}
+	for _, k := range keys {
+		tx.prefetched = append(tx.prefetched, hashedKey{k, Hash(k)})
+	}
+	tx.db.table.prefetch(tx.prefetched)
+}
 
 // Peek reads a key's current record, with its value's data only if this
 // transaction changed it (full); otherwise without (see Table.Peek), which
 // is enough for versions, liveness and expiry.
-func (tx *Tx) Peek(key []byte) (rec record.Record, full bool) { return tx.peek(Hash(key), key) }
+func (tx *Tx) Peek(key []byte) (rec record.Record, full bool) { return tx.peek(tx.hash(key), key) }
 
 // peek is Peek of a key of hash h.
 func (tx *Tx) peek(h uint64, key []byte) (rec record.Record, full bool) {
-	if r, ok := tx.own(key); ok {
+	if r, ok := tx.own(h, key); ok {
 		return r, true
 	}
 	return tx.db.table.peekHashed(h, key), false
@@ -184,12 +199,12 @@ func (tx *Tx) apply(key []byte, rec record.Record, over bool) (merged record.Rec
 	if len(key) > MaxKeyLen {
 		return record.Record{}, false, ErrKeyTooLong
 	}
-	h := Hash(key)
+	h := tx.hash(key)
 	var cur record.Record
 	full, mine := false, false // mine: cur is this step's, not the table's
 	if rec.Typed != nil {
 		// A typed merge needs the whole record: read it once.
-		if cur, mine = tx.own(key); !mine {
+		if cur, mine = tx.own(h, key); !mine {
 			cur = tx.tableGet(h, key)
 		}
 		full = true
@@ -238,16 +253,23 @@ func (tx *Tx) apply(key []byte, rec record.Record, over bool) (merged record.Rec
 func (tx *Tx) add(c change) {
 	tx.changes = append(tx.changes, c)
 	if tx.indexed {
-		tx.pos[tx.keyHash(c.key)] = len(tx.changes) - 1
+		tx.pos[c.h] = len(tx.changes) - 1
 	}
 }
 
-// hash is Hash(key), from the last call if it was of the same key: a
-// counter's write hashes its key once for Counter and AddCount.
+// hash is Hash(key), hashed once for the reads and the write of a key
+// (Counter, then AddCount) and once for its prefetch and what follows.
 func (tx *Tx) hash(key []byte) uint64 {
-	if tx.hashed.key == nil || string(tx.hashed.key) != string(key) {
-		tx.hashed.key, tx.hashed.h = key, Hash(key)
+	if string(tx.hashed.key) == string(key) && tx.hashed.key != nil {
+		return tx.hashed.h
 	}
+	for i := tx.next; i < min(tx.next+2, len(tx.prefetched)); i++ {
+		if p := tx.prefetched[i]; string(p.key) == string(key) {
+			tx.hashed, tx.next = p, i+1
+			return p.h
+		}
+	}
+	tx.hashed = hashedKey{key, Hash(key)}
 	return tx.hashed.h
 }
 
@@ -257,10 +279,11 @@ func (tx *Tx) hash(key []byte) uint64 {
 // else, or this transaction changed it: the caller then takes the general
 // path (Get, Apply).
 func (tx *Tx) Counter(key []byte) (rec record.Record, st record.CounterState, ok bool) {
-	if _, own := tx.own(key); own {
+	h := tx.hash(key)
+	if _, own := tx.own(h, key); own {
 		return record.Record{}, record.CounterState{}, false
 	}
-	return tx.db.table.counter(tx.hash(key), key)
+	return tx.db.table.counter(h, key)
 }
 
 // AddCount applies an increment to a counter that Counter read as cur and
@@ -277,7 +300,7 @@ func (tx *Tx) AddCount(key []byte, cur record.Record, st, next record.CounterSta
 	merged = cur
 	merged.Typed = t
 	was := [3]record.Version{cur.Value.Version, cur.Expiry.Version, {TS: record.DigestTS, Node: record.NodeID(st.Digest())}}
-	tx.add(change{key: key, h: tx.hash(key), rec: merged, logged: record.Record{Typed: t}, wasVersions: was, counter: true, st: next})
+	tx.add(change{key: key, h: tx.hash(key), rec: merged, logged: record.Record{Typed: t}, wasVersions: was, counter: true})
 	return merged, true
 }
 
@@ -290,16 +313,16 @@ func (tx *Tx) NewCounter(key []byte, rec record.Record, st record.CounterState) 
 	if len(key) > MaxKeyLen {
 		return false, ErrKeyTooLong
 	}
-	if _, own := tx.own(key); own {
+	h := tx.hash(key)
+	if _, own := tx.own(h, key); own {
 		return false, nil
 	}
-	h := tx.hash(key)
 	cur := tx.db.table.peekHashed(h, key)
 	if cur.Written() {
 		return false, nil
 	}
 	rec.Typed = st.Typed()
-	tx.add(change{key: key, h: h, rec: rec, logged: rec, wasVersions: cur.Versions(), counter: true, st: st})
+	tx.add(change{key: key, h: h, rec: rec, logged: rec, wasVersions: cur.Versions(), counter: true})
 	return true, nil
 }
 

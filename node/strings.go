@@ -321,7 +321,9 @@ func msetGeneric(n *Node, c *client, args [][]byte, nx bool) {
 	done := false
 	err := c.update(func(tx *keyspace.Tx) error {
 		done = false
-		c.prefetchKeys(tx, [][][]byte{args})
+		if c.tx == nil { // else the pipeline's or transaction's step prefetched them
+			c.prefetchKeys(tx, [][][]byte{args})
+		}
 		if nx {
 			now := n.nowMillis()
 			for i := 1; i < len(args); i += 2 {

@@ -189,6 +189,9 @@ func (s CounterState) Typed() *Typed {
 	return &x.t
 }
 
+// CounterOf is the CounterState whose Typed t is (t must be one).
+func CounterOf(t *Typed) CounterState { return CounterState{KindVersion: t.KindVersion, Count: t.Counts[0]} }
+
 // Digest is the digest of s as a state (Record.Versions' third), without
 // building one.
 func (s CounterState) Digest() uint64 {
