@@ -537,9 +537,10 @@ func (t *Table) getHashed(h uint64, key []byte) (record.Record, bool) {
 	return r, true
 }
 
-// counter returns key's registers, with a copy of its value's data, and its
-// typed state read as a string counter's (record.PeekCounter), without
-// decoding it; ok is false unless the key holds such a state.
+// counter returns key's registers, its value's data aliasing the arena
+// (the writer, which alone changes the table, copies it), and its typed
+// state read as a string counter's (record.PeekCounter), without decoding
+// it; ok is false unless the key holds such a state.
 func (t *Table) counter(h uint64, key []byte) (rec record.Record, st record.CounterState, ok bool) {
 	s := t.shardOf(h)
 	s.mu.RLock()
@@ -553,7 +554,7 @@ func (t *Table) counter(h uint64, key []byte) (rec record.Record, st record.Coun
 		return record.Record{}, record.CounterState{}, false
 	}
 	rec = s.registers(n)
-	rec.Value.Data = bytes.Clone(data)
+	rec.Value.Data = data
 	return rec, st, true
 }
 

@@ -1,6 +1,7 @@
 package keyspace
 
 import (
+	"bytes"
 	"slices"
 
 	"github.com/redmesh/redmesh/record"
@@ -39,6 +40,11 @@ type Tx struct {
 	hashed     hashedKey
 	prefetched []hashedKey
 	next       int
+	// counters and data are where the counters' states and the data of
+	// the records Counter reads are allocated: blocks of them, as an INCR
+	// needs one of each.
+	counters record.CounterStates
+	data     []byte
 }
 
 type hashedKey struct {
@@ -283,7 +289,27 @@ func (tx *Tx) Counter(key []byte) (rec record.Record, st record.CounterState, ok
 	if _, own := tx.own(h, key); own {
 		return record.Record{}, record.CounterState{}, false
 	}
-	return tx.db.table.counter(h, key)
+	rec, st, ok = tx.db.table.counter(h, key)
+	rec.Value.Data = tx.clone(rec.Value.Data)
+	return rec, st, ok
+}
+
+// clone is a copy of b (nil for empty), from the block tx.data: a block is
+// never written again once handed out, so the copy stays as it is however
+// long a log entry or a reply keeps it.
+func (tx *Tx) clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) > 256 {
+		return bytes.Clone(b)
+	}
+	if cap(tx.data)-len(tx.data) < len(b) {
+		tx.data = make([]byte, 0, 4096)
+	}
+	at := len(tx.data)
+	tx.data = append(tx.data, b...)
+	return tx.data[at:len(tx.data):len(tx.data)]
 }
 
 // AddCount applies an increment to a counter that Counter read as cur and
@@ -296,7 +322,7 @@ func (tx *Tx) AddCount(key []byte, cur record.Record, st, next record.CounterSta
 	if !next.Supersedes(st) {
 		return record.Record{}, false
 	}
-	t := next.Typed()
+	t := tx.counters.Typed(next)
 	merged = cur
 	merged.Typed = t
 	was := [3]record.Version{cur.Value.Version, cur.Expiry.Version, {TS: record.DigestTS, Node: record.NodeID(st.Digest())}}
@@ -321,7 +347,7 @@ func (tx *Tx) NewCounter(key []byte, rec record.Record, st record.CounterState) 
 	if cur.Written() {
 		return false, nil
 	}
-	rec.Typed = st.Typed()
+	rec.Typed = tx.counters.Typed(st)
 	tx.add(change{key: key, h: h, rec: rec, logged: rec, wasVersions: cur.Versions(), counter: true})
 	return true, nil
 }

@@ -189,8 +189,34 @@ func (s CounterState) Typed() *Typed {
 	return &x.t
 }
 
+// CounterStates hands out the states CounterState.Typed builds from blocks
+// of them, one allocation a block rather than one a state, for a writer
+// that builds one at every INCR. No state is handed out twice; a block is
+// garbage once none of its states is referenced. The zero value is ready.
+type CounterStates struct {
+	block []typedCount
+}
+
+// counterBlock is how many states a block holds: about 11 KiB.
+const counterBlock = 32
+
+// Typed is s.Typed(), from the current block.
+func (a *CounterStates) Typed(s CounterState) *Typed {
+	if len(a.block) == 0 {
+		a.block = make([]typedCount, counterBlock)
+	}
+	x := &a.block[0]
+	a.block = a.block[1:]
+	x.t.KindVersion = s.KindVersion
+	x.c[0] = s.Count
+	x.t.Counts = x.c[:]
+	return &x.t
+}
+
 // CounterOf is the CounterState whose Typed t is (t must be one).
-func CounterOf(t *Typed) CounterState { return CounterState{KindVersion: t.KindVersion, Count: t.Counts[0]} }
+func CounterOf(t *Typed) CounterState {
+	return CounterState{KindVersion: t.KindVersion, Count: t.Counts[0]}
+}
 
 // Digest is the digest of s as a state (Record.Versions' third), without
 // building one.

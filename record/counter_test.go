@@ -353,3 +353,21 @@ func TestAppendCounter(t *testing.T) {
 		}
 	}
 }
+
+// TestCounterStates: the states CounterStates hands out are those Typed
+// builds, each its own: a later one, from the same block or the next,
+// changes none handed out before.
+func TestCounterStates(t *testing.T) {
+	var a CounterStates
+	var got []*Typed
+	var want []CounterState
+	for i := range 3*counterBlock + 5 {
+		s := CounterState{KindVersion: v(uint64(i+1), 2), Count: Count{Node: 2, Start: 1, Ver: v(uint64(i+1), 2), Total: int64(i)}}
+		got, want = append(got, a.Typed(s)), append(want, s)
+	}
+	for i, g := range got {
+		if !sameTyped(g, want[i].Typed()) || !reflect.DeepEqual(CounterOf(g), want[i]) {
+			t.Fatalf("state %d: %+v, want %+v", i, g, want[i].Typed())
+		}
+	}
+}
