@@ -286,6 +286,19 @@ func (s *shard) writeEntries(sw *sectionWriter, b []byte, gate *sync.Mutex) []by
 				continue
 			}
 			key := s.key(&s.entries[i])
+			if s.entries[i].flags&(flagTyped|flagObj) == flagTyped {
+				// An INCR's counter is written from its state as the
+				// table holds it, not decoded into a state first.
+				data, state := splitBlob(s.value(i))
+				if st, ok := record.PeekCounter(state); ok {
+					rec := s.registers(i)
+					rec.Value.Data = data
+					b = binary.AppendUvarint(b, uint64(len(key)))
+					b = append(b, key...)
+					b = record.AppendBinaryCounter(b, rec, st)
+					continue
+				}
+			}
 			rec := s.record(i, true)
 			if s.entries[i].flags&flagObj != 0 {
 				// The key and the value register's data are in the

@@ -10,31 +10,50 @@ import (
 	"github.com/redmesh/redmesh/wal"
 )
 
-// TestAddCountIsTheMerge: an increment applied by Counter and AddCount
-// leaves the table, the log and the versions OnCommit hands the Merkle
-// index as the same increment applied by Get and Apply (the merge) does.
+// TestAddCountIsTheMerge: a new counter applied by NewCounter, and
+// increments applied by Counter and AddCount, leave the table, the log,
+// the versions OnCommit hands the Merkle index and the checkpoint as the
+// same writes applied by Get and Apply (the merge) do.
 func TestAddCountIsTheMerge(t *testing.T) {
 	var mu sync.Mutex
-	committed := map[*store][]wal.Entry{}
-	open := func() *store {
-		var s *store
-		s = openStore(t, t.TempDir(), func(_ *wal.Options, o *Options) {
+	committed := map[string][]wal.Entry{}
+	open := func(dir string) *store {
+		return openStore(t, dir, func(_ *wal.Options, o *Options) {
 			o.OnCommit = func(es []wal.Entry) {
 				mu.Lock()
 				defer mu.Unlock()
-				committed[s] = append(committed[s], es...)
+				committed[dir] = append(committed[dir], es...)
 			}
 		})
-		return s
 	}
-	fast, slow := open(), open()
-	defer fast.close(t)
-	defer slow.close(t)
+	fastDir, slowDir := t.TempDir(), t.TempDir()
+	fast, slow := open(fastDir), open(slowDir)
 	key := []byte("n")
 	st := record.CounterState{KindVersion: version(2), Count: record.Count{Node: 7, Start: 2, Ver: version(2), Total: 4}}
 	start := record.Record{Value: record.Value{Version: version(1), Data: []byte("10")}, Expiry: record.Expiry{Version: version(1)}, Typed: st.Typed()}
-	for _, s := range []*store{fast, slow} {
-		put(t, s.db, "n", start)
+	put(t, slow.db, "n", start)
+	err := fast.db.Update(context.Background(), func(tx *Tx) error {
+		regs := start
+		regs.Typed = nil
+		if ok, err := tx.NewCounter(key, regs, st); !ok || err != nil {
+			t.Fatalf("NewCounter of a key never written: %v, %v", ok, err)
+		}
+		if ok, err := tx.NewCounter(key, regs, st); ok || err != nil {
+			t.Fatalf("NewCounter of a key the transaction changed: %v, %v", ok, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = fast.db.Update(context.Background(), func(tx *Tx) error {
+		if ok, err := tx.NewCounter(key, record.Record{Value: record.Value{Version: version(9), Data: []byte("0")}}, st); ok || err != nil {
+			t.Fatalf("NewCounter of a key written: %v, %v", ok, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for i := range 3 {
 		next := st
@@ -71,21 +90,37 @@ func TestAddCountIsTheMerge(t *testing.T) {
 	if f, s := fast.db.Get(key), slow.db.Get(key); !record.Equal(f, s) || !bytes.Equal(f.Value.Data, []byte("10")) {
 		t.Fatalf("AddCount left %+v, the merge %+v", f, s)
 	}
-	wait := func(s *store) []wal.Entry {
+	wait := func(dir string) []wal.Entry {
 		mu.Lock()
 		defer mu.Unlock()
-		return committed[s]
+		return committed[dir]
 	}
-	fe, se := wait(fast), wait(slow)
+	fe, se := wait(fastDir), wait(slowDir)
 	if len(fe) != 4 || len(se) != 4 {
 		t.Fatalf("committed %d and %d entries, want 4", len(fe), len(se))
 	}
 	for i := range fe {
-		if fe[i].Prev != se[i].Prev || fe[i].Now != se[i].Now || !record.Equal(fe[i].Record, se[i].Record) {
+		if fe[i].Prev != se[i].Prev || fe[i].Now != se[i].Now || !record.Equal(fe[i].Record, se[i].Record) || fe[i].Hash != Hash(key) {
 			t.Fatalf("entry %d: AddCount %+v, the merge %+v", i, fe[i], se[i])
 		}
 	}
-	err := fast.db.Update(context.Background(), func(tx *Tx) error {
+	fl, err := fast.log.ReadLog(1, 100, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl, err := slow.log.ReadLog(1, 100, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fl) != 4 || len(sl) != 4 {
+		t.Fatalf("the logs hold %d and %d entries, want 4", len(fl), len(sl))
+	}
+	for i := range fl {
+		if !bytes.Equal(record.AppendBinary(nil, fl[i].Record), record.AppendBinary(nil, se[i].Record)) || !record.Equal(fl[i].Record, sl[i].Record) {
+			t.Fatalf("logged entry %d: %+v, the merge's %+v", i, fl[i].Record, sl[i].Record)
+		}
+	}
+	err = fast.db.Update(context.Background(), func(tx *Tx) error {
 		cur, got, _ := tx.Counter(key)
 		stale := got
 		stale.Count.Total++ // not a later version: not a state that replaces the stored one
@@ -96,5 +131,15 @@ func TestAddCountIsTheMerge(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The checkpoint written at close holds the counter as the merge left
+	// it, and so does the restart that reads it.
+	want := slow.db.Get(key)
+	fast.close(t)
+	slow.close(t)
+	fast = open(fastDir)
+	defer fast.close(t)
+	if got := fast.db.Get(key); !record.Equal(got, want) || !bytes.Equal(got.Value.Data, want.Value.Data) {
+		t.Fatalf("after a restart: %+v, want %+v", got, want)
 	}
 }

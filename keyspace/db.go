@@ -246,10 +246,16 @@ func (db *DB) publish(tx *Tx) *flight {
 	for i := range tx.changes {
 		c := &tx.changes[i]
 		db.seq++
-		h := Hash(c.key)
-		db.table.setHashed(h, c.key, c.rec)
-		db.marks[h%markCount].Store(db.seq)
-		f.batch.Add(db.seq, c.key, c.logged, c.wasVersions, c.rec.Versions())
+		var st *record.CounterState
+		if c.counter {
+			cs := record.CounterOf(c.rec.Typed)
+			st = &cs
+			db.table.setCounter(c.h, c.key, c.rec, cs)
+		} else {
+			db.table.setHashed(c.h, c.key, c.rec)
+		}
+		db.marks[c.h%markCount].Store(db.seq)
+		f.batch.AddHashed(db.seq, c.key, c.h, c.logged, st, c.wasVersions, c.rec.Versions())
 	}
 	return f
 }

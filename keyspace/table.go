@@ -233,8 +233,11 @@ func (s *shard) init(slots int) {
 
 func (t *Table) locate(key []byte) (*shard, uint64) {
 	h := Hash(key)
-	return &t.shards[h>>(64-shardBits)], h
+	return t.shardOf(h), h
 }
+
+// shardOf is the shard of a key of hash h.
+func (t *Table) shardOf(h uint64) *shard { return &t.shards[h>>(64-shardBits)] }
 
 func groupOf(h uint64) int { return int(h>>(64-groupBits)) % groupsPerShard }
 
@@ -428,12 +431,15 @@ func (s *shard) compact() {
 func (s *shard) setMeta(n int, rec record.Record, wasDeadline int64) {
 	e := &s.entries[n]
 	e.version = rec.Value.Version
+	// The maps hold n only where its flags say so: most writes, a string
+	// over a string, look up neither.
+	was := e.flags
 	e.flags &= flagBig
 	if rec.Value.Tombstone {
 		e.flags |= flagTombstone
 	}
-	if old, ok := s.objs[uint32(n)]; ok {
-		s.objSize -= old.MemSize()
+	if was&flagObj != 0 {
+		s.objSize -= s.objs[uint32(n)].MemSize()
 		delete(s.objs, uint32(n))
 	}
 	switch {
@@ -447,11 +453,13 @@ func (s *shard) setMeta(n int, rec record.Record, wasDeadline int64) {
 		e.flags |= flagTyped
 	}
 	switch {
-	case rec.Expiry.At == 0 && rec.Expiry.Version.IsZero():
-		delete(s.expiry, uint32(n))
-	case rec.Expiry.At == 0 && rec.Expiry.Version == rec.Value.Version:
-		e.flags |= flagExpiryAsValue
-		delete(s.expiry, uint32(n))
+	case rec.Expiry.At == 0 && (rec.Expiry.Version.IsZero() || rec.Expiry.Version == rec.Value.Version):
+		if !rec.Expiry.Version.IsZero() {
+			e.flags |= flagExpiryAsValue
+		}
+		if was&flagExpiry != 0 {
+			delete(s.expiry, uint32(n))
+		}
 	default:
 		e.flags |= flagExpiry
 		s.expiry[uint32(n)] = expiryReg{version: rec.Expiry.Version, at: rec.Expiry.At}
@@ -503,8 +511,11 @@ func (t *Table) Get(key []byte) (record.Record, bool) {
 
 // get is Get for the writer, which holds the gate: a large typed state is
 // handed as it is, for its step to take over.
-func (t *Table) get(key []byte) (record.Record, bool) {
-	s, h := t.locate(key)
+func (t *Table) get(key []byte) (record.Record, bool) { return t.getHashed(Hash(key), key) }
+
+// getHashed is get of a key whose Hash the caller has computed.
+func (t *Table) getHashed(h uint64, key []byte) (record.Record, bool) {
+	s := t.shardOf(h)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n, _ := s.find(key, uint32(h))
@@ -526,11 +537,12 @@ func (t *Table) get(key []byte) (record.Record, bool) {
 	return r, true
 }
 
-// counter returns key's registers, with a copy of its value's data, and its
-// typed state read as a string counter's (record.PeekCounter), without
-// decoding it; ok is false unless the key holds such a state.
-func (t *Table) counter(key []byte) (rec record.Record, st record.CounterState, ok bool) {
-	s, h := t.locate(key)
+// counter returns key's registers, its value's data aliasing the arena
+// (the writer, which alone changes the table, copies it), and its typed
+// state read as a string counter's (record.PeekCounter), without decoding
+// it; ok is false unless the key holds such a state.
+func (t *Table) counter(h uint64, key []byte) (rec record.Record, st record.CounterState, ok bool) {
+	s := t.shardOf(h)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n, _ := s.find(key, uint32(h))
@@ -542,19 +554,19 @@ func (t *Table) counter(key []byte) (rec record.Record, st record.CounterState, 
 		return record.Record{}, record.CounterState{}, false
 	}
 	rec = s.registers(n)
-	rec.Value.Data = bytes.Clone(data)
+	rec.Value.Data = data
 	return rec, st, true
 }
 
-// prefetch touches the table's memory for keys (each key's first slot,
-// its entry and its stored key) one level for every key before the next,
-// so that the cache misses of different keys overlap, where one lookup's
-// three misses each wait for the one before; the lookups that follow then
-// find the keys in the CPU's caches. It takes no shard lock, whose atomic
+// prefetch touches the table's memory for keys, given with their hashes
+// (each key's first slot, its entry and its stored key), one level for
+// every key before the next, so that the cache misses of different keys
+// overlap, where one lookup's three misses each wait for the one before;
+// the lookups that follow then find the keys in the CPU's caches. It takes no shard lock, whose atomic
 // operations would order the loads again: the caller excludes writers (it
 // holds the DB's write lock, under which every change to the table is
 // made). The sum it returns keeps the loads from being optimized away.
-func (t *Table) prefetch(keys [][]byte) (sum uint64) {
+func (t *Table) prefetch(keys []hashedKey) (sum uint64) {
 	const batch = 16
 	type probe struct {
 		s *shard
@@ -565,7 +577,7 @@ func (t *Table) prefetch(keys [][]byte) (sum uint64) {
 	for len(keys) > 0 {
 		k := min(len(keys), batch)
 		for j, key := range keys[:k] {
-			s, h := t.locate(key)
+			s, h := t.shardOf(key.h), key.h
 			i := int(uint32(h)) & (len(s.slots) - 1)
 			at[j] = probe{s: s, i: i, n: -1}
 			sum += s.slots[i]
@@ -623,8 +635,11 @@ func (t *Table) View(key []byte, fn func(rec record.Record)) {
 // Peek returns key's record WITHOUT its value's data: versions, liveness,
 // expiry and typed state (a copy, or a large state's shared object) only.
 // A large state is handed as it is, for the writer (see PeekFrozen).
-func (t *Table) Peek(key []byte) record.Record {
-	s, h := t.locate(key)
+func (t *Table) Peek(key []byte) record.Record { return t.peekHashed(Hash(key), key) }
+
+// peekHashed is Peek of a key whose Hash the caller has computed.
+func (t *Table) peekHashed(h uint64, key []byte) record.Record {
+	s := t.shardOf(h)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n, _ := s.find(key, uint32(h))
@@ -653,10 +668,23 @@ func (t *Table) Set(key []byte, rec record.Record) { t.setHashed(Hash(key), key,
 
 // setHashed is Set of a key whose Hash the caller has computed.
 func (t *Table) setHashed(h uint64, key []byte, rec record.Record) {
-	s := &t.shards[h>>(64-shardBits)]
+	s := t.shardOf(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t.set(s, h, key, rec)
+}
+
+// setCounter is setHashed of a record whose typed state is st, a string
+// counter's (record.CounterState): the state is written from st, which
+// encodes without building or walking a state.
+func (t *Table) setCounter(h uint64, key []byte, rec record.Record, st record.CounterState) {
+	s := t.shardOf(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.scratch = binary.AppendUvarint(s.scratch[:0], uint64(len(rec.Value.Data)))
+	s.scratch = append(s.scratch, rec.Value.Data...)
+	s.scratch = record.AppendCounter(s.scratch, st)
+	t.store(s, h, key, rec, s.scratch)
 }
 
 func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
@@ -668,6 +696,12 @@ func (t *Table) set(s *shard, h uint64, key []byte, rec record.Record) {
 		s.scratch = appendTypedBlob(s.scratch[:0], rec)
 		data = s.scratch
 	}
+	t.store(s, h, key, rec, data)
+}
+
+// store stores rec as key's record, data being what the arena holds of it
+// (its value's data, or for a small typed state appendTypedBlob's).
+func (t *Table) store(s *shard, h uint64, key []byte, rec record.Record, data []byte) {
 	n, slot := s.find(key, uint32(h))
 	var wasLive bool
 	var wasDeadline int64

@@ -1,7 +1,7 @@
 package keyspace
 
 import (
-	"hash/maphash"
+	"bytes"
 	"slices"
 
 	"github.com/redmesh/redmesh/record"
@@ -12,12 +12,12 @@ import (
 type Tx struct {
 	db      *DB
 	changes []change
-	// pos is each key's last change by the key's hash, once there are many
-	// (indexed); kept across steps, so a bulk apply (a bootstrap's chunk)
-	// neither regrows it nor allocates a string per key. Two keys of one
-	// hash find the later's change: own then scans.
+	// pos is each key's last change by the key's hash (Hash, which each
+	// change carries), once there are many (indexed); kept across steps,
+	// so a bulk apply (a bootstrap's chunk) neither regrows it nor
+	// allocates a string per key. Two keys of one hash find the later's
+	// change: own then scans.
 	pos     map[uint64]int
-	seed    maphash.Seed
 	indexed bool
 	// read is the last record Get read from the table, which a command
 	// mostly applies its write to next: Apply then need not read it again.
@@ -33,6 +33,23 @@ type Tx struct {
 	// froze, is taken over too, and adopted lists those, for RollbackTo.
 	owner   *record.Owner
 	adopted []adoptedRec
+	// hashed is the last key hash computed the hash of. prefetched are the
+	// keys Prefetch read, with their hashes, and next the first of them
+	// hash has not been asked for: a step's commands mostly name their
+	// keys in the order they were prefetched, so each key is hashed once.
+	hashed     hashedKey
+	prefetched []hashedKey
+	next       int
+	// counters and data are where the counters' states and the data of
+	// the records Counter reads are allocated: blocks of them, as an INCR
+	// needs one of each.
+	counters record.CounterStates
+	data     []byte
+}
+
+type hashedKey struct {
+	key []byte
+	h   uint64
 }
 
 // adoptedRec is a key's record as the table held it when the step took
@@ -44,12 +61,17 @@ type adoptedRec struct {
 
 type change struct {
 	key    []byte        // the caller's, valid until Update returns
+	h      uint64        // Hash(key)
 	rec    record.Record // the merged record; its Data likewise
 	logged record.Record // what the log and peers get: the delta for a typed key
 	// wasVersions are the record's versions before (Record.Versions), and
 	// wasLarge whether it held a large typed state.
 	wasVersions [3]record.Version
 	wasLarge    bool
+	// counter is set when rec's typed state is a string counter's, as
+	// CounterState.Typed builds it: the table and the log then encode it
+	// from that (record.CounterOf), not as a general state.
+	counter bool
 }
 
 func (tx *Tx) reset() {
@@ -62,6 +84,9 @@ func (tx *Tx) reset() {
 	tx.changes = tx.changes[:0]
 	tx.dropIndex()
 	tx.read.key, tx.read.rec, tx.read.ok = nil, record.Record{}, false
+	tx.hashed = hashedKey{}
+	clear(tx.prefetched) // the callers' buffers
+	tx.prefetched, tx.next = tx.prefetched[:0], 0
 	// What this step built is published: the next step's owner takes it
 	// over, or copies it on write once a reader froze it.
 	tx.owner.Release()
@@ -70,20 +95,20 @@ func (tx *Tx) reset() {
 	tx.adopted = tx.adopted[:0]
 }
 
-// own finds the latest change of key in this transaction. Most change one
-// key or a few: a backwards scan then beats a map.
-func (tx *Tx) own(key []byte) (record.Record, bool) {
+// own finds the latest change of key, of hash h, in this transaction.
+// Most change one key or a few: a backwards scan then beats a map.
+func (tx *Tx) own(h uint64, key []byte) (record.Record, bool) {
 	if len(tx.changes) > 16 {
 		if !tx.indexed {
 			if tx.pos == nil {
-				tx.pos, tx.seed = make(map[uint64]int, 2*len(tx.changes)), maphash.MakeSeed()
+				tx.pos = make(map[uint64]int, 2*len(tx.changes))
 			}
 			for i := range tx.changes {
-				tx.pos[tx.keyHash(tx.changes[i].key)] = i
+				tx.pos[tx.changes[i].h] = i
 			}
 			tx.indexed = true
 		}
-		i, ok := tx.pos[tx.keyHash(key)]
+		i, ok := tx.pos[h]
 		if !ok {
 			return record.Record{}, false
 		}
@@ -92,8 +117,8 @@ func (tx *Tx) own(key []byte) (record.Record, bool) {
 		}
 	}
 	for i := len(tx.changes) - 1; i >= 0; i-- {
-		if string(tx.changes[i].key) == string(key) {
-			return tx.changes[i].rec, true
+		if c := &tx.changes[i]; c.h == h && string(c.key) == string(key) {
+			return c.rec, true
 		}
 	}
 	return record.Record{}, false
@@ -109,43 +134,53 @@ func (tx *Tx) dropIndex() {
 	tx.indexed = false
 }
 
-func (tx *Tx) keyHash(key []byte) uint64 { return maphash.Bytes(tx.seed, key) }
-
 // Get reads a key's current record, its value's data included (a copy, or
 // what this transaction applied). A large typed state is the table's own,
 // which a later step may change in place (record.Owner): it is not to be
 // read once the Update function returns.
 func (tx *Tx) Get(key []byte) (record.Record, error) {
-	if r, ok := tx.own(key); ok {
+	h := tx.hash(key)
+	if r, ok := tx.own(h, key); ok {
 		return r, nil
 	}
-	r := tx.tableGet(key)
-	return r, nil
+	return tx.tableGet(h, key), nil
 }
 
-// tableGet reads key's record from the table, or from the last such read.
-func (tx *Tx) tableGet(key []byte) record.Record {
+// tableGet reads key, of hash h, from the table, or from the last such read.
+func (tx *Tx) tableGet(h uint64, key []byte) record.Record {
 	if tx.read.ok && string(tx.read.key) == string(key) {
 		return tx.read.rec
 	}
-	r, _ := tx.db.table.get(key)
+	r, _ := tx.db.table.getHashed(h, key)
 	tx.read.key, tx.read.rec, tx.read.ok = key, r, true
 	return r
 }
 
 // Prefetch brings the table's memory for keys into the CPU's caches at
 // once (a write of several keys, a pipeline): their misses overlap rather
-// than follow one another.
-func (tx *Tx) Prefetch(keys [][]byte) { tx.db.table.prefetch(keys) }
+// than follow one another. keys must stay valid until Update returns.
+func (tx *Tx) Prefetch(keys [][]byte) {
+	tx.prefetched, tx.next = tx.prefetched[:0], 0
+	if cap(tx.prefetched) > 1<<15 {
+		tx.prefetched = nil // a bulk step's: not kept for every step after
+	}
+	for _, k := range keys {
+		tx.prefetched = append(tx.prefetched, hashedKey{k, Hash(k)})
+	}
+	tx.db.table.prefetch(tx.prefetched)
+}
 
 // Peek reads a key's current record, with its value's data only if this
 // transaction changed it (full); otherwise without (see Table.Peek), which
 // is enough for versions, liveness and expiry.
-func (tx *Tx) Peek(key []byte) (rec record.Record, full bool) {
-	if r, ok := tx.own(key); ok {
+func (tx *Tx) Peek(key []byte) (rec record.Record, full bool) { return tx.peek(tx.hash(key), key) }
+
+// peek is Peek of a key of hash h.
+func (tx *Tx) peek(h uint64, key []byte) (rec record.Record, full bool) {
+	if r, ok := tx.own(h, key); ok {
 		return r, true
 	}
-	return tx.db.table.Peek(key), false
+	return tx.db.table.peekHashed(h, key), false
 }
 
 // Apply merges rec into key's record. If rec wins anything, the merged record
@@ -170,16 +205,17 @@ func (tx *Tx) apply(key []byte, rec record.Record, over bool) (merged record.Rec
 	if len(key) > MaxKeyLen {
 		return record.Record{}, false, ErrKeyTooLong
 	}
+	h := tx.hash(key)
 	var cur record.Record
 	full, mine := false, false // mine: cur is this step's, not the table's
 	if rec.Typed != nil {
 		// A typed merge needs the whole record: read it once.
-		if cur, mine = tx.own(key); !mine {
-			cur = tx.tableGet(key)
+		if cur, mine = tx.own(h, key); !mine {
+			cur = tx.tableGet(h, key)
 		}
 		full = true
 	} else {
-		cur, full = tx.Peek(key)
+		cur, full = tx.peek(h, key)
 		mine = full
 		if over && cur.Typed != nil && !rec.Value.Version.IsZero() {
 			rec = record.OverValue(cur, rec)
@@ -187,13 +223,13 @@ func (tx *Tx) apply(key []byte, rec record.Record, over bool) (merged record.Rec
 	}
 	typed := rec.Typed != nil || cur.Typed != nil
 	if !full && typed {
-		cur = tx.tableGet(key) // a typed merge needs the whole record
+		cur = tx.tableGet(h, key) // a typed merge needs the whole record
 	} else if !full && cur.Exists() && rec.Value.Version.Compare(cur.Value.Version) <= 0 {
 		if loses(rec, cur) {
 			return cur, false, nil
 		}
 		// The stored value may survive the merge: it needs its data.
-		cur = tx.tableGet(key)
+		cur = tx.tableGet(h, key)
 	}
 	if typed && tx.owner == nil {
 		tx.owner = record.NewOwner(tx.db.line)
@@ -216,15 +252,31 @@ func (tx *Tx) apply(key []byte, rec record.Record, over bool) (merged record.Rec
 	if typed {
 		logged = rec
 	}
-	tx.add(change{key: key, rec: merged, logged: logged, wasVersions: cur.Versions(), wasLarge: cur.Typed.Large()})
+	tx.add(change{key: key, h: h, rec: merged, logged: logged, wasVersions: cur.Versions(), wasLarge: cur.Typed.Large()})
 	return merged, true, nil
 }
 
 func (tx *Tx) add(c change) {
 	tx.changes = append(tx.changes, c)
 	if tx.indexed {
-		tx.pos[tx.keyHash(c.key)] = len(tx.changes) - 1
+		tx.pos[c.h] = len(tx.changes) - 1
 	}
+}
+
+// hash is Hash(key), hashed once for the reads and the write of a key
+// (Counter, then AddCount) and once for its prefetch and what follows.
+func (tx *Tx) hash(key []byte) uint64 {
+	if string(tx.hashed.key) == string(key) && tx.hashed.key != nil {
+		return tx.hashed.h
+	}
+	for i := tx.next; i < min(tx.next+2, len(tx.prefetched)); i++ {
+		if p := tx.prefetched[i]; string(p.key) == string(key) {
+			tx.hashed, tx.next = p, i+1
+			return p.h
+		}
+	}
+	tx.hashed = hashedKey{key, Hash(key)}
+	return tx.hashed.h
 }
 
 // Counter reads key as a string counter that one identity increments (see
@@ -233,10 +285,31 @@ func (tx *Tx) add(c change) {
 // else, or this transaction changed it: the caller then takes the general
 // path (Get, Apply).
 func (tx *Tx) Counter(key []byte) (rec record.Record, st record.CounterState, ok bool) {
-	if _, own := tx.own(key); own {
+	h := tx.hash(key)
+	if _, own := tx.own(h, key); own {
 		return record.Record{}, record.CounterState{}, false
 	}
-	return tx.db.table.counter(key)
+	rec, st, ok = tx.db.table.counter(h, key)
+	rec.Value.Data = tx.clone(rec.Value.Data)
+	return rec, st, ok
+}
+
+// clone is a copy of b (nil for empty), from the block tx.data: a block is
+// never written again once handed out, so the copy stays as it is however
+// long a log entry or a reply keeps it.
+func (tx *Tx) clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) > 256 {
+		return bytes.Clone(b)
+	}
+	if cap(tx.data)-len(tx.data) < len(b) {
+		tx.data = make([]byte, 0, 4096)
+	}
+	at := len(tx.data)
+	tx.data = append(tx.data, b...)
+	return tx.data[at:len(tx.data):len(tx.data)]
 }
 
 // AddCount applies an increment to a counter that Counter read as cur and
@@ -249,12 +322,34 @@ func (tx *Tx) AddCount(key []byte, cur record.Record, st, next record.CounterSta
 	if !next.Supersedes(st) {
 		return record.Record{}, false
 	}
-	t := next.Typed()
+	t := tx.counters.Typed(next)
 	merged = cur
 	merged.Typed = t
 	was := [3]record.Version{cur.Value.Version, cur.Expiry.Version, {TS: record.DigestTS, Node: record.NodeID(st.Digest())}}
-	tx.add(change{key: key, rec: merged, logged: record.Record{Typed: t}, wasVersions: was})
+	tx.add(change{key: key, h: tx.hash(key), rec: merged, logged: record.Record{Typed: t}, wasVersions: was, counter: true})
 	return merged, true
+}
+
+// NewCounter applies a new counter, rec's registers with st as its typed
+// state (whatever rec.Typed holds), to a key never written (nor changed in
+// this transaction): merged into nothing, that record is the key's and what
+// the log and peers get, so the merge is not run. ok is false, and nothing
+// applied, for any other key.
+func (tx *Tx) NewCounter(key []byte, rec record.Record, st record.CounterState) (ok bool, err error) {
+	if len(key) > MaxKeyLen {
+		return false, ErrKeyTooLong
+	}
+	h := tx.hash(key)
+	if _, own := tx.own(h, key); own {
+		return false, nil
+	}
+	cur := tx.db.table.peekHashed(h, key)
+	if cur.Written() {
+		return false, nil
+	}
+	rec.Typed = tx.counters.Typed(st)
+	tx.add(change{key: key, h: h, rec: rec, logged: rec, wasVersions: cur.Versions(), counter: true})
+	return true, nil
 }
 
 // loses reports, from versions alone, that merging rec into cur changes
@@ -340,7 +435,7 @@ func (tx *Tx) RollbackTo(sp int) {
 				continue
 			}
 			if last < 0 {
-				rec = tx.tableGet(c.key)
+				rec = tx.tableGet(c.h, c.key)
 			}
 			rec, _ = record.MergeOwned(rec, c.logged, tx.owner)
 			last = i

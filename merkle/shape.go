@@ -90,9 +90,10 @@ func KeyHash(key []byte) uint64 { return xxhash.Sum64(key) }
 // big-endian KeyHash finds a bucket's rows in one contiguous range (a plain
 // prefix scan when log2(Leaves) is a multiple of 8, as for the default's 16),
 // whatever the shape; see BucketRange.
-func (s Shape) BucketOf(key []byte) uint32 {
-	return uint32(KeyHash(key) >> (64 - s.logLeaves()))
-}
+func (s Shape) BucketOf(key []byte) uint32 { return s.BucketOfHash(KeyHash(key)) }
+
+// BucketOfHash is BucketOf of a key whose KeyHash is h.
+func (s Shape) BucketOfHash(h uint64) uint32 { return uint32(h >> (64 - s.logLeaves())) }
 
 // BucketRange returns the inclusive range of KeyHash values of bucket b.
 func (s Shape) BucketRange(b uint32) (lo, hi uint64) {

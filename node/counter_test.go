@@ -30,7 +30,7 @@ func TestIncrNewIsTheGeneralPath(t *testing.T) {
 			if _, err := w.incrInt(tx, nil, by); err != nil {
 				return err
 			}
-			general, fast = w.op.Delta(), newCounter(w.v, n.counterID, by)
+			general, fast = w.op.Delta(), counterRecord(newCounter(w.v, n.counterID, by))
 			return nil
 		})
 		if err != nil {
@@ -44,11 +44,17 @@ func TestIncrNewIsTheGeneralPath(t *testing.T) {
 			t.Fatalf("INCRBY %s %d: %d, %v", key, by, got, err)
 		}
 		rec := n.db.Get([]byte(key))
-		want := newCounter(rec.Value.Version, n.counterID, by)
+		want := counterRecord(newCounter(rec.Value.Version, n.counterID, by))
 		if !record.Equal(rec, want) {
 			t.Fatalf("INCRBY %s %d left %+v, want %+v", key, by, rec, want)
 		}
 	}
+}
+
+// counterRecord is the record of registers rec and typed state st.
+func counterRecord(rec record.Record, st record.CounterState) record.Record {
+	rec.Typed = st.Typed()
+	return rec
 }
 
 // TestDecrToZeroKeepsDeletedCounter: a DEL that did not observe a peer's

@@ -52,7 +52,7 @@ func (m *merkleIndex) committed(entries []wal.Entry) {
 	defer m.mu.Unlock()
 	m.buckets = m.buckets[:0]
 	for _, e := range entries {
-		m.buckets = append(m.buckets, m.tree.Shape().BucketOf(e.Key))
+		m.buckets = append(m.buckets, m.tree.Shape().BucketOfHash(e.Hash)) // Hash is merkle.KeyHash
 	}
 	m.tree.Prefetch(m.buckets)
 	var prev, now [3]merkle.Version

@@ -321,7 +321,9 @@ func msetGeneric(n *Node, c *client, args [][]byte, nx bool) {
 	done := false
 	err := c.update(func(tx *keyspace.Tx) error {
 		done = false
-		c.prefetchKeys(tx, [][][]byte{args})
+		if c.tx == nil { // else the pipeline's or transaction's step prefetched them
+			c.prefetchKeys(tx, [][][]byte{args})
+		}
 		if nx {
 			now := n.nowMillis()
 			for i := 1; i < len(args); i += 2 {
@@ -552,8 +554,9 @@ func (n *Node) incrCounted(tx *keyspace.Tx, key []byte, by int64) (result int64,
 
 // incrNew is incrBy's path for a key never written (nor in this step):
 // it applies newCounter's record, the delta the general path builds for
-// such a key, without building the general path's op. done is false, and
-// nothing written, for any other key.
+// such a key, without building the general path's op or running the merge
+// (keyspace.Tx.NewCounter). done is false, and nothing written, for any
+// other key.
 func (n *Node) incrNew(tx *keyspace.Tx, key []byte, by int64) (done bool, err error) {
 	if cur, _ := tx.Peek(key); cur.Written() {
 		return false, nil
@@ -562,19 +565,16 @@ func (n *Node) incrNew(tx *keyspace.Tx, key []byte, by int64) (done bool, err er
 	if err != nil {
 		return false, err
 	}
-	_, _, err = n.apply(tx, key, newCounter(v, n.counterID, by))
-	return err == nil, err
+	rec, st := newCounter(v, n.counterID, by)
+	return tx.NewCounter(key, rec, st)
 }
 
 // newCounter is a new string counter written at v: a base of 0 with no
-// deadline, and counter identity id's count of by, a run started at v.
-func newCounter(v record.Version, id record.NodeID, by int64) record.Record {
-	st := record.CounterState{KindVersion: v, Count: record.Count{Node: id, Start: v.TS, Ver: v, Total: by}}
-	return record.Record{
-		Value:  record.Value{Version: v, Data: []byte("0")},
-		Expiry: record.Expiry{Version: v},
-		Typed:  st.Typed(),
-	}
+// deadline (rec, its registers), and counter identity id's count of by, a
+// run started at v (st, its typed state).
+func newCounter(v record.Version, id record.NodeID, by int64) (rec record.Record, st record.CounterState) {
+	st = record.CounterState{KindVersion: v, Count: record.Count{Node: id, Start: v.TS, Ver: v, Total: by}}
+	return record.Record{Value: record.Value{Version: v, Data: []byte("0")}, Expiry: record.Expiry{Version: v}}, st
 }
 
 // addOverflows reports whether a + b overflows an int64.

@@ -157,6 +157,29 @@ func PeekCounter(state []byte) (s CounterState, ok bool) {
 	return s, true
 }
 
+// AppendCounter appends s's in-memory form, what AppendTyped writes of
+// s.Typed(), without building the state: the table stores an INCR's
+// counter at every write.
+func AppendCounter(dst []byte, s CounterState) []byte {
+	dst = append(dst, byte(KindString)|kindTimes, 1) // a node table of one node
+	dst = binary.BigEndian.AppendUint64(dst, uint64(s.KindVersion.Node))
+	dst = binary.AppendVarint(dst, int64(s.KindVersion.TS))
+	dst = append(dst, 1) // one count
+	dst = appendCount(dst, s.Count)
+	return append(dst, 0, 0, 0) // no fields, members, traces
+}
+
+// AppendBinaryCounter appends r's encoding (AppendBinary) with s as its
+// typed state, whatever r.Typed holds, without building the state.
+func AppendBinaryCounter(dst []byte, r Record, s CounterState) []byte {
+	dst = appendRegisters(dst, r, true)
+	dst = append(dst, byte(KindString)|kindTimes)
+	dst = appendVersion(dst, s.KindVersion)
+	dst = append(dst, 1) // one count
+	dst = appendCount(dst, s.Count)
+	return append(dst, 0, 0, 0) // no fields, members, traces
+}
+
 // Typed is s as a state: one allocation.
 func (s CounterState) Typed() *Typed {
 	x := new(typedCount)
@@ -164,6 +187,35 @@ func (s CounterState) Typed() *Typed {
 	x.c[0] = s.Count
 	x.t.Counts = x.c[:]
 	return &x.t
+}
+
+// CounterStates hands out the states CounterState.Typed builds from blocks
+// of them, one allocation a block rather than one a state, for a writer
+// that builds one at every INCR. No state is handed out twice; a block is
+// garbage once none of its states is referenced. The zero value is ready.
+type CounterStates struct {
+	block []typedCount
+}
+
+// counterBlock is how many states a block holds: about 11 KiB.
+const counterBlock = 32
+
+// Typed is s.Typed(), from the current block.
+func (a *CounterStates) Typed(s CounterState) *Typed {
+	if len(a.block) == 0 {
+		a.block = make([]typedCount, counterBlock)
+	}
+	x := &a.block[0]
+	a.block = a.block[1:]
+	x.t.KindVersion = s.KindVersion
+	x.c[0] = s.Count
+	x.t.Counts = x.c[:]
+	return &x.t
+}
+
+// CounterOf is the CounterState whose Typed t is (t must be one).
+func CounterOf(t *Typed) CounterState {
+	return CounterState{KindVersion: t.KindVersion, Count: t.Counts[0]}
 }
 
 // Digest is the digest of s as a state (Record.Versions' third), without

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"reflect"
 	"strconv"
 	"testing"
 	"unsafe"
@@ -301,5 +302,72 @@ func TestCounterSupersedes(t *testing.T) {
 	next, ok := PeekCounter(AppendTyped(nil, op.Delta().Typed))
 	if !ok || !next.Supersedes(st) || next.Count.Total != st.Count.Total+3 {
 		t.Fatalf("an increment %+v does not supersede the counter %+v", next, st)
+	}
+}
+
+// TestAppendCounter: a counter's encodings written straight from its
+// CounterState are byte for byte those of the state it stands for, in
+// memory (AppendTyped) and in a record (AppendBinary), and PeekCounter
+// reads the first back.
+func TestAppendCounter(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 5))
+	wide := func() uint64 { return r.Uint64() >> r.IntN(64) }
+	for i := range 5000 {
+		var s CounterState
+		if i%4 == 0 {
+			st, ok := PeekCounter(AppendTyped(nil, genCounter(r)))
+			if !ok {
+				t.Fatalf("genCounter's state is not a counter")
+			}
+			s = st
+		} else {
+			s.KindVersion = Version{TS: hlc.Timestamp(wide()), Node: NodeID(wide())}
+			s.Count = Count{Node: NodeID(wide()), Start: hlc.Timestamp(wide()),
+				Ver: Version{TS: hlc.Timestamp(wide()), Node: NodeID(wide())}, Total: int64(wide()) * int64(1-2*r.IntN(2))}
+			if r.IntN(3) == 0 {
+				s.Count.ResetVer = Version{TS: hlc.Timestamp(wide()), Node: NodeID(wide())}
+				s.Count.ResetTotal = int64(wide()) * int64(1-2*r.IntN(2))
+			}
+		}
+		want := AppendTyped([]byte("x"), s.Typed())
+		if got := AppendCounter([]byte("x"), s); string(got) != string(want) {
+			t.Fatalf("%+v: AppendCounter %x, AppendTyped %x", s, got, want)
+		}
+		if back, ok := PeekCounter(want[1:]); !ok || !reflect.DeepEqual(back, s) {
+			t.Fatalf("%+v read back as %+v (%v)", s, back, ok)
+		}
+		rec := Record{Value: Value{Version: Version{TS: hlc.Timestamp(wide()), Node: NodeID(wide())}, Data: []byte(strconv.Itoa(r.IntN(1000)))}}
+		switch r.IntN(4) {
+		case 0:
+			rec.Expiry.Version = rec.Value.Version
+		case 1:
+			rec.Expiry = Expiry{Version: Version{TS: hlc.Timestamp(wide()), Node: 3}, At: int64(wide())}
+		case 2:
+			rec.Value = Value{Version: rec.Value.Version, Tombstone: true}
+		}
+		full := rec
+		full.Typed = s.Typed()
+		want = AppendBinary([]byte("y"), full)
+		if got := AppendBinaryCounter([]byte("y"), Record{Value: rec.Value, Expiry: rec.Expiry, Typed: genCounter(r)}, s); string(got) != string(want) {
+			t.Fatalf("%+v over %+v: AppendBinaryCounter %x, AppendBinary %x", s, rec, got, want)
+		}
+	}
+}
+
+// TestCounterStates: the states CounterStates hands out are those Typed
+// builds, each its own: a later one, from the same block or the next,
+// changes none handed out before.
+func TestCounterStates(t *testing.T) {
+	var a CounterStates
+	var got []*Typed
+	var want []CounterState
+	for i := range 3*counterBlock + 5 {
+		s := CounterState{KindVersion: v(uint64(i+1), 2), Count: Count{Node: 2, Start: 1, Ver: v(uint64(i+1), 2), Total: int64(i)}}
+		got, want = append(got, a.Typed(s)), append(want, s)
+	}
+	for i, g := range got {
+		if !sameTyped(g, want[i].Typed()) || !reflect.DeepEqual(CounterOf(g), want[i]) {
+			t.Fatalf("state %d: %+v, want %+v", i, g, want[i].Typed())
+		}
 	}
 }

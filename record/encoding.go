@@ -57,11 +57,22 @@ func (s *spiller) check(dst []byte) []byte {
 }
 
 func appendBinary(dst []byte, r Record, sp *spiller) []byte {
+	typed := !r.Typed.empty()
+	dst = appendRegisters(dst, r, typed)
+	if typed {
+		dst = appendTypedForm(dst, r.Typed, nil, sp)
+	}
+	return dst
+}
+
+// appendRegisters appends r's encoding up to its typed state, which follows
+// if typed.
+func appendRegisters(dst []byte, r Record, typed bool) []byte {
 	var flags byte
 	if r.Value.Tombstone {
 		flags |= flagTombstone
 	}
-	if !r.Typed.empty() {
+	if typed {
 		flags |= flagTyped
 	}
 	if !r.Expiry.Version.IsZero() || r.Expiry.At != 0 {
@@ -79,9 +90,6 @@ func appendBinary(dst []byte, r Record, sp *spiller) []byte {
 			dst = appendVersion(dst, r.Expiry.Version)
 		}
 		dst = binary.AppendVarint(dst, r.Expiry.At)
-	}
-	if flags&flagTyped != 0 {
-		dst = appendTypedForm(dst, r.Typed, nil, sp)
 	}
 	return dst
 }

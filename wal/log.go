@@ -10,6 +10,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/redmesh/redmesh/hlc"
@@ -31,6 +32,10 @@ type Entry struct {
 	// is the versions of the key's whole record, which Record (a delta) may
 	// not show.
 	Prev, Now [3]record.Version
+	// Hash is the key's xxhash, which the keyspace's table and the Merkle
+	// tree are laid out by, so that indexes need not hash the key again.
+	// Only entries of a Batch carry it.
+	Hash uint64
 }
 
 // ErrTruncated is returned by ReadLog when the requested sequence number is
@@ -93,6 +98,13 @@ type Batch struct {
 // after it. key and rec are kept in the entry as they are: they must stay
 // valid and unchanged until the batch is reset.
 func (b *Batch) Add(seq uint64, key []byte, rec record.Record, prev, now [3]record.Version) {
+	b.AddHashed(seq, key, xxhash.Sum64(key), rec, nil, prev, now)
+}
+
+// AddHashed is Add of a key whose hash h (Entry.Hash) the caller has
+// computed. If counter is not nil, it is rec's typed state, a string
+// counter's, which is then encoded from it (record.AppendBinaryCounter).
+func (b *Batch) AddHashed(seq uint64, key []byte, h uint64, rec record.Record, counter *record.CounterState, prev, now [3]record.Version) {
 	if len(b.blocks) == 0 || len(b.buf)-b.blocks[len(b.blocks)-1] >= blockTarget {
 		b.blocks = append(b.blocks, len(b.buf))
 		b.first = append(b.first, len(b.Entries))
@@ -100,8 +112,12 @@ func (b *Batch) Add(seq uint64, key []byte, rec record.Record, prev, now [3]reco
 	}
 	b.buf = binary.AppendUvarint(b.buf, uint64(len(key)))
 	b.buf = append(b.buf, key...)
-	b.buf = record.AppendBinary(b.buf, rec)
-	b.Entries = append(b.Entries, Entry{Seq: seq, Key: key, Record: rec, Prev: prev, Now: now})
+	if counter != nil {
+		b.buf = record.AppendBinaryCounter(b.buf, rec, *counter)
+	} else {
+		b.buf = record.AppendBinary(b.buf, rec)
+	}
+	b.Entries = append(b.Entries, Entry{Seq: seq, Key: key, Record: rec, Prev: prev, Now: now, Hash: h})
 }
 
 // Len is the number of entries in the batch.

@@ -11,6 +11,7 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 
+	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/record"
 )
 
@@ -232,4 +233,34 @@ func FuzzDecodeBlock(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBatchEntryHash: a batch's entries carry their key's hash, the Merkle
+// tree's, whether Add computed it or AddHashed was given it; and a counter
+// given to AddHashed is logged as the record it is the state of.
+func TestBatchEntryHash(t *testing.T) {
+	s := open(t, t.TempDir(), nil)
+	defer s.Close()
+	st := record.CounterState{KindVersion: record.Version{TS: 5, Node: 2}, Count: record.Count{Node: 2, Start: 5, Ver: record.Version{TS: 5, Node: 2}, Total: -3}}
+	counter := setRec(4, "0")
+	var b Batch
+	b.Add(1, []byte("a"), setRec(1, "x"), [3]record.Version{}, [3]record.Version{})
+	b.AddHashed(2, []byte("counter"), merkle.KeyHash([]byte("counter")), counter, &st, [3]record.Version{}, [3]record.Version{})
+	for _, e := range b.Entries {
+		if e.Hash != merkle.KeyHash(e.Key) {
+			t.Fatalf("entry %q: hash %x, want %x", e.Key, e.Hash, merkle.KeyHash(e.Key))
+		}
+	}
+	if err := s.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	s.Advance(&b)
+	es, err := s.ReadLog(1, 10, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter.Typed = st.Typed()
+	if len(es) != 2 || !bytes.Equal(record.AppendBinary(nil, es[1].Record), record.AppendBinary(nil, counter)) {
+		t.Fatalf("the log holds %+v, want the counter %+v second", es, counter)
+	}
 }
