@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"math"
 	"time"
 
 	"github.com/redmesh/redmesh/merkle"
@@ -203,13 +204,13 @@ func (s *Sim) sendOwnPush(n *node, batch []pushItem) {
 	buf := mesh.AppendPush(make([]byte, 0, size), recs)
 	s.targets = n.r.PushTargets(s.targets[:0])
 	s.st.pushBatches++
-	s.sendPush(n, s.targets, buf, mesh.PayloadBytes(recs), h)
+	s.sendPush(n, s.targets, buf, mesh.PayloadBytes(recs), h, s.now)
 }
 
 // sendPush sends a push message, the mesh push buf under header h, to each
 // of targets on the push stream of n's link to it: n's own, or one it
-// relays.
-func (s *Sim) sendPush(n *node, targets []mesh.PeerID, buf []byte, pay int, h mesh.PushHeader) {
+// relays. sent is when its origin sent it (virtual time).
+func (s *Sim) sendPush(n *node, targets []mesh.PeerID, buf []byte, pay int, h mesh.PushHeader, sent int64) {
 	// The node's push message: version, epoch, prev, to, hops, and the
 	// origin when it is relayed.
 	hdr := 1 + uvarintLen(h.Epoch) + uvarintLen(h.Prev) + uvarintLen(h.To) + 1
@@ -227,7 +228,7 @@ func (s *Sim) sendPush(n *node, targets []mesh.PeerID, buf []byte, pay int, h me
 			n.pushLinks[t] = l
 		}
 		to := l.to
-		s.send(n, to, classPush, len(buf)+hdr, pay, &l.fifo, func() { s.recvPush(to, n, buf, *hp) })
+		s.send(n, to, classPush, len(buf)+hdr, pay, &l.fifo, func() { s.recvPush(to, n, buf, *hp, sent) })
 	}
 }
 
@@ -256,8 +257,9 @@ func linkFifo(m *map[mesh.PeerID]*int64, id mesh.PeerID) *int64 {
 // node does: a copy the replicator says is held is not merged; otherwise
 // its records are. The replicator moves n's progress through the origin's
 // writes or waits for a missing push (checkGaps), and names the peers the
-// push is relayed to, if any.
-func (s *Sim) recvPush(n, from *node, buf []byte, h mesh.PushHeader) {
+// push is relayed to, if any. A push that was news here counts its time
+// from the origin's send (sent) in the propagation's distribution.
+func (s *Sim) recvPush(n, from *node, buf []byte, h mesh.PushHeader, sent int64) {
 	h.At = s.wall(n)
 	pay := 0
 	if n.r.PushHeld(from.pid, h) {
@@ -283,13 +285,16 @@ func (s *Sim) recvPush(n, from *node, buf []byte, h mesh.PushHeader) {
 		if refused != nil {
 			h.Refused, h.AdmitAt = true, refused.admitAt
 		}
+		if h.Won {
+			s.st.propagation.add(s.now - sent)
+		}
 	}
 	n.r.Step(from.pid, h)
 	rh, targets := n.r.Relay(from.pid, h, s.targets[:0])
 	s.targets = targets
 	if len(targets) > 0 {
 		s.st.pushRelayed += int64(len(targets))
-		s.sendPush(n, targets, buf, pay, rh)
+		s.sendPush(n, targets, buf, pay, rh, sent)
 	}
 	s.drive(n)
 	// Only the origin's own push opens a gap (a relayed copy moves nothing).
@@ -325,4 +330,33 @@ func (s *Sim) checkGaps(n *node) {
 		s.at(s.now+int64(gapCheckEvery), look)
 	}
 	s.at(s.now+int64(gapCheckEvery), look)
+}
+
+// msHist is a distribution of durations at a millisecond's resolution, up
+// to a minute (longer ones count as a minute).
+type msHist struct {
+	n      int64
+	counts []int64
+}
+
+func (h *msHist) add(d int64) {
+	if h.counts == nil {
+		h.counts = make([]int64, 60_001)
+	}
+	h.counts[min(max(d/int64(time.Millisecond), 0), int64(len(h.counts)-1))]++
+	h.n++
+}
+
+// quantile is the smallest duration in ms at or below which a share q of
+// the samples lie (0 with none).
+func (h *msHist) quantile(q float64) int64 {
+	want := int64(math.Ceil(q * float64(h.n)))
+	var seen int64
+	for ms, c := range h.counts {
+		seen += c
+		if seen >= want && seen > 0 {
+			return int64(ms)
+		}
+	}
+	return 0
 }

@@ -144,6 +144,12 @@ type Push struct {
 	// that arrived with their records already here, left unmerged.
 	Relayed int64 `json:"relayed"`
 	Held    int64 `json:"held"`
+	// PropagationP50Ms and P99Ms: from a push's send at its origin to its
+	// merge at each node it was news to, by whatever path, in virtual time;
+	// Merged, how many such merges.
+	PropagationP50Ms int64 `json:"propagation_p50_ms"`
+	PropagationP99Ms int64 `json:"propagation_p99_ms"`
+	Merged           int64 `json:"merged"`
 }
 
 // NetStats counts messages.
@@ -260,7 +266,8 @@ func (s *Sim) report() *Report {
 		TimedOut: st.sessionTimeouts, Errors: st.sessionErrors, Refused: st.sessionsRefused, KeysPulled: st.keysPulled, KeysPushed: st.keysPushed}
 	r.CatchUp = CatchUps{Started: st.catchUps, WithoutCursor: st.catchUpsNoCursor, ByLog: st.catchUpsByLog,
 		LogRecords: st.logEntries, MerkleFallbacks: st.fallbacks, FallbacksDone: st.fallbacksDone}
-	r.Push = Push{Batches: st.pushBatches, RecordsReceived: st.pushRecords, Relayed: st.pushRelayed, Held: st.pushHeld}
+	r.Push = Push{Batches: st.pushBatches, RecordsReceived: st.pushRecords, Relayed: st.pushRelayed, Held: st.pushHeld,
+		PropagationP50Ms: st.propagation.quantile(0.5), PropagationP99Ms: st.propagation.quantile(0.99), Merged: st.propagation.n}
 	r.Network = NetStats{Messages: st.messages, Dropped: st.dropped,
 		Retransmits: st.retransmits, Connects: st.connects, DecodeErrors: st.decodeErrors}
 	r.Nodes = NodeStats{Total: len(s.nodes), Crashes: st.crashes, RolledBack: st.rolledBack, Left: st.left, Joined: st.joined}

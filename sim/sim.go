@@ -67,12 +67,15 @@ type stats struct {
 	fallbacksDone                             int64
 	pushBatches, pushRecords                  int64
 	pushRelayed, pushHeld                     int64
-	messages, dropped                         int64
-	retransmits, connects                     int64
-	decodeErrors                              int64
-	crashes, rolledBack, left, joined         int64
-	totalMeta, totalPayload                   int64
-	peakDivergent                             int
+	// propagation: from a push's send at its origin to its merge at each
+	// node it was news to.
+	propagation                       msHist
+	messages, dropped                 int64
+	retransmits, connects             int64
+	decodeErrors                      int64
+	crashes, rolledBack, left, joined int64
+	totalMeta, totalPayload           int64
+	peakDivergent                     int
 }
 
 func (s *Sim) at(t int64, fn func()) { s.q.push(t, fn) }
