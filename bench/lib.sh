@@ -35,6 +35,21 @@ wait_port() {
 	exit 1
 }
 
+# wait_replication PORT TEXT [SECONDS]: waits until INFO replication on
+# PORT shows TEXT (a link up, a count of peers), or gives up after SECONDS
+# (60): a mesh or a replica that never links ends the run with the reason,
+# not a wait without end.
+wait_replication() {
+	local deadline=$((SECONDS + ${3:-60}))
+	until [[ $(redis-cli -p "$1" INFO replication 2>/dev/null) == *"$2"* ]]; do
+		if ((SECONDS >= deadline)); then
+			echo "bench: port $1 never showed $2 in INFO replication" >&2
+			exit 1
+		fi
+		sleep 0.05
+	done
+}
+
 # start_redis PORT ARGS... starts redis-server with a fresh directory.
 start_redis() {
 	local port=$1; shift

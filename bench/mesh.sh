@@ -81,7 +81,7 @@ rp50=() rp99=() mp50=() mp99=()
 for run in $(seq 1 "$runs"); do
 	start_redis 16391 --appendonly yes --appendfsync everysec
 	start_redis 16392 --appendonly yes --appendfsync everysec --replicaof 127.0.0.1 16391
-	until [[ $(redis-cli -p 16392 INFO replication) == *master_link_status:up* ]]; do sleep 0.05; done
+	wait_replication 16392 master_link_status:up
 	read -r p50 p99 _ < <("$BENCH_TMP/proplat" -write 127.0.0.1:16391 -read 127.0.0.1:16392 -n "$samples")
 	rp50+=("$p50") rp99+=("$p99")
 	stop_port 16392
@@ -91,7 +91,7 @@ for run in $(seq 1 "$runs"); do
 	mesh_start 2 --fresh
 	wait_port 16401 && wait_port 16402
 	# Connected when the second node lists the first as a connected peer.
-	until [[ $(redis-cli -p 16402 INFO replication) == *connected=1* ]]; do sleep 0.05; done
+	wait_replication 16402 connected=1
 	read -r p50 p99 _ < <("$BENCH_TMP/proplat" -write 127.0.0.1:16401 -read 127.0.0.1:16402 -n "$samples")
 	mp50+=("$p50") mp99+=("$p99")
 	mesh_kill 2

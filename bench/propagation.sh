@@ -49,7 +49,7 @@ mesh() {
 		BENCH_PIDS+=($!)
 	done
 	for i in $(seq 1 "$nodes"); do wait_port $((port + i)); done
-	until [[ $(redis-cli -p $((port + 2)) INFO replication) == *connected_peers:$((nodes - 1))* ]]; do sleep 0.05; done
+	wait_replication $((port + 2)) "connected_peers:$((nodes - 1))"
 }
 
 unmesh() {
@@ -68,7 +68,7 @@ rp50=() rp99=() bp50=() bp99=() mp50=() mp99=()
 for run in $(seq 1 "$runs"); do
 	start_redis $((port + 21)) --appendonly yes --appendfsync everysec
 	start_redis $((port + 22)) --appendonly yes --appendfsync everysec --replicaof 127.0.0.1 $((port + 21))
-	until [[ $(redis-cli -p $((port + 22)) INFO replication) == *master_link_status:up* ]]; do sleep 0.05; done
+	wait_replication $((port + 22)) master_link_status:up
 	read -r p50 p99 _ < <(measure $((port + 21)) $((port + 22)))
 	rp50+=("$p50") rp99+=("$p99")
 	stop_port $((port + 22))
