@@ -50,22 +50,26 @@ type pushSeen struct {
 }
 
 func (s *pushSeen) has(k uint64) bool {
-	return s.slots != nil && s.slots[k%seenSlots] == k
+	return s.slots != nil && s.slots[seenSlot(k)] == k
 }
 
 func (s *pushSeen) add(k uint64) {
 	if s.slots == nil {
 		s.slots = new([seenSlots]uint64)
 	}
-	s.slots[k%seenSlots] = k
+	s.slots[seenSlot(k)] = k
 }
 
 // remove empties k's slot, if k still holds it.
 func (s *pushSeen) remove(k uint64) {
 	if s.has(k) {
-		s.slots[k%seenSlots] = 0
+		s.slots[seenSlot(k)] = 0
 	}
 }
+
+// seenSlot is the slot of fingerprint k, by its bits above the lowest,
+// which pushKey always sets: by k itself only the odd half would be used.
+func seenSlot(k uint64) uint64 { return (k >> 1) % seenSlots }
 
 // peerFilter is a Bloom filter of one hash over peer IDs: has is false for
 // every ID never added, and true for few others while a few dozen are. A
