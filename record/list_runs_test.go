@@ -224,17 +224,7 @@ func TestRunTreeTail(t *testing.T) {
 	for step := range 20_000 {
 		switch {
 		case r.IntN(3) > 0 || len(want) == 0: // push at the tail, now and then a level deeper
-			d := v(uint64(step+1), NodeID(1+r.IntN(2)))
-			name := appendLevel(nil, level{next, d})
-			if r.IntN(8) == 0 && len(want) > 0 {
-				name = appendLevel(slices.Clone(want[len(want)-1].Name), level{int64(r.IntN(3)), d})
-			} else {
-				next += int64(1 + r.IntN(3))
-			}
-			e := Elem{Name: name, Dot: d, Value: bytes.Repeat([]byte{'v'}, r.IntN(40))}
-			if r.IntN(10) == 0 {
-				e.Dot.TS++ // a dot that is not the last level's
-			}
+			e := tailPush(r, step, &next, want)
 			if _, replaced := tr.set(e); replaced {
 				t.Fatalf("step %d: a push replaced an element", step)
 			}
@@ -301,17 +291,7 @@ func TestRunTreePopsFromTail(t *testing.T) {
 	var want []Elem
 	next := int64(0)
 	push := func(step int) {
-		d := v(uint64(step+1), NodeID(1+r.IntN(2)))
-		name := appendLevel(nil, level{next, d})
-		if r.IntN(8) == 0 && len(want) > 0 {
-			name = appendLevel(slices.Clone(want[len(want)-1].Name), level{int64(r.IntN(3)), d})
-		} else {
-			next += int64(1 + r.IntN(3))
-		}
-		e := Elem{Name: name, Dot: d, Value: bytes.Repeat([]byte{'v'}, r.IntN(40))}
-		if r.IntN(10) == 0 {
-			e.Dot.TS++
-		}
+		e := tailPush(r, step, &next, want)
 		tr.set(e)
 		want = append(want, e)
 	}
@@ -365,4 +345,22 @@ func TestRunTreePopsFromTail(t *testing.T) {
 	for i := range copies {
 		checkRuns(t, &copies[i].tr, copies[i].want)
 	}
+}
+
+// tailPush is a random push after want's last element at step: now and
+// then a level deeper than it, and now and then with a dot that is not its
+// last level's. next is the next free position of the first level.
+func tailPush(r *rand.Rand, step int, next *int64, want []Elem) Elem {
+	d := v(uint64(step+1), NodeID(1+r.IntN(2)))
+	name := appendLevel(nil, level{*next, d})
+	if r.IntN(8) == 0 && len(want) > 0 {
+		name = appendLevel(slices.Clone(want[len(want)-1].Name), level{int64(r.IntN(3)), d})
+	} else {
+		*next += int64(1 + r.IntN(3))
+	}
+	e := Elem{Name: name, Dot: d, Value: bytes.Repeat([]byte{'v'}, r.IntN(40))}
+	if r.IntN(10) == 0 {
+		e.Dot.TS++
+	}
+	return e
 }
