@@ -84,10 +84,39 @@ type Owner struct {
 }
 
 // Line is the identity a writer's Owners share, one per step (see Owner).
-type Line struct{ _ byte } // not empty: distinct Lines have distinct addresses
+// Its steps run one after another, so it keeps the last step's journal and
+// adoptions, emptied, for the next: a step taking a large state over then
+// journals into room it already has, where each grew its own (the growth
+// of a journal of 136-byte entries was a fifth of a single write's time).
+type Line struct {
+	journal []undoOp
+	adopted []adoption
+}
+
+// maxSpareJournal bounds the journal a Line keeps between steps, so that
+// one step's large write does not hold its room for good.
+const maxSpareJournal = 1 << 10
 
 // NewOwner is a fresh Owner of line (nil: of none, no state is taken over).
-func NewOwner(line *Line) *Owner { return &Owner{line: line} }
+func NewOwner(line *Line) *Owner {
+	o := &Owner{line: line}
+	if line != nil {
+		o.journal, o.adopted = line.journal, line.adopted
+		line.journal, line.adopted = nil, nil
+	}
+	return o
+}
+
+// done empties o's journal and adoptions, handing their room back to its
+// line for the next step's Owner.
+func (o *Owner) done() {
+	if o.line != nil && cap(o.journal) <= maxSpareJournal {
+		clear(o.journal) // the items and states they hold
+		clear(o.adopted)
+		o.line.journal, o.line.adopted = o.journal[:0], o.adopted[:0]
+	}
+	o.journal, o.adopted = nil, nil
+}
 
 // adoption is a published state (pub) a step took over, and the state it
 // made of it, whose trees are pub's, changed in place.
@@ -96,17 +125,17 @@ type adoption struct {
 	trees *adoptedTrees
 }
 
-// undoOp is a change made in place to an adopted tree: the item set
-// (replacing old if replaced) or deleted, in an element tree, the score
-// index or the list's runs (list: the adoption's, whose list header the
-// undo changes; it and old then hold the list's elements).
+// undoOp is a change made in place to an adopted tree: an item inserted,
+// replaced or deleted, in an element tree, the score index or the list's
+// runs (list: the adoption's, whose list header the undo changes). it is
+// what the undo needs: the item inserted, or the one replaced or deleted.
 type undoOp struct {
-	tree    *btree.BTreeG[item]
-	scores  *btree.BTreeG[scoreEntry]
-	list    *adoptedTrees
-	it, old item
-	se      scoreEntry
-	op      uint8
+	tree   *btree.BTreeG[item]
+	scores *btree.BTreeG[scoreEntry]
+	list   *adoptedTrees
+	it     item
+	se     scoreEntry
+	op     uint8
 }
 
 const (
@@ -127,20 +156,25 @@ func (o *Owner) Undo() (pubs []*Typed, repaired []*Typed) {
 		case u.list != nil && u.op == undoInserted:
 			u.list.listed.delete(u.it.elem().Name, u.it.dot)
 		case u.list != nil:
-			u.list.listed.set(u.old.elem())
+			u.list.listed.set(u.it.elem())
 		case u.scores != nil && u.op == undoInserted:
 			u.scores.Delete(u.se)
 		case u.scores != nil:
 			u.scores.Set(u.se)
 		case u.op == undoInserted:
 			u.tree.Delete(u.it)
-		case u.op == undoReplaced:
-			u.tree.Set(u.old)
-		default:
+		default: // the item replaced or deleted
 			u.tree.Set(u.it)
 		}
 	}
-	o.journal = nil
+	pubs, repaired = o.repaired()
+	o.done()
+	return pubs, repaired
+}
+
+// repaired is Undo's states put back: each published state o took over,
+// with pub's header over the trees as they now are.
+func (o *Owner) repaired() (pubs []*Typed, repaired []*Typed) {
 	for _, a := range o.adopted {
 		r := *a.pub
 		b := *a.pub.big
@@ -155,7 +189,6 @@ func (o *Owner) Undo() (pubs []*Typed, repaired []*Typed) {
 		r.big = &b
 		pubs, repaired = append(pubs, a.pub), append(repaired, &r)
 	}
-	o.adopted = nil
 	return pubs, repaired
 }
 
@@ -172,7 +205,7 @@ func (o *Owner) Adoptions() int {
 // (the states taken over, and through theirs, every one before).
 func (o *Owner) Release() {
 	if o != nil {
-		o.journal, o.adopted = nil, nil
+		o.done()
 	}
 }
 
@@ -246,9 +279,11 @@ type adoptedTrees struct {
 func (b *bigState) setListed(e Elem) (old Elem, replaced bool) {
 	old, replaced = b.listed.set(e)
 	if b.adopted {
-		u := undoOp{list: b.taken, it: newItem(Elem{Name: e.Name, Dot: e.Dot}), op: undoInserted}
+		u := undoOp{list: b.taken, op: undoInserted}
 		if replaced {
-			u.old, u.op = newItem(old), undoReplaced
+			u.it, u.op = newItem(old), undoReplaced
+		} else {
+			u.it = newItem(Elem{Name: e.Name, Dot: e.Dot})
 		}
 		b.owner.journal = append(b.owner.journal, u)
 		b.taken.listed = b.listed
@@ -259,7 +294,7 @@ func (b *bigState) setListed(e Elem) (old Elem, replaced bool) {
 func (b *bigState) deleteListed(name []byte, dot Version) (old Elem, ok bool) {
 	old, ok = b.listed.delete(name, dot)
 	if ok && b.adopted {
-		b.owner.journal = append(b.owner.journal, undoOp{list: b.taken, old: newItem(old), op: undoDeleted})
+		b.owner.journal = append(b.owner.journal, undoOp{list: b.taken, it: newItem(old), op: undoDeleted})
 		b.taken.listed = b.listed
 	}
 	return old, ok
@@ -278,11 +313,11 @@ func (b *bigState) setItem(which int, it item, h *hints) (old item, replaced boo
 	tree := b.lists[which]
 	old, replaced = tree.SetHint(it, h.at(which))
 	if b.adopted {
-		op := uint8(undoInserted)
+		u := undoOp{tree: tree, it: it, op: undoInserted}
 		if replaced {
-			op = undoReplaced
+			u.it, u.op = old, undoReplaced
 		}
-		b.owner.journal = append(b.owner.journal, undoOp{tree: tree, it: it, old: old, op: op})
+		b.owner.journal = append(b.owner.journal, u)
 	}
 	return old, replaced
 }

@@ -175,7 +175,8 @@ func BenchmarkHashSetWrites(b *testing.B) {
 				b.ResetTimer()
 				for i := range b.N {
 					first := i == 0 || step > 0 && i%step == 0
-					if first {
+					if first { // the last step published, as the keyspace's
+						o.Release()
 						o = NewOwner(line)
 					}
 					ts++
