@@ -155,8 +155,9 @@ func TestAbsorbOneMatchesMerge(t *testing.T) {
 // mergeOneWith is MergeOwned of a typed write, taking the general merge if
 // general.
 func mergeOneWith(cur, delta Record, o *Owner, general bool) (Record, bool) {
+	was := printOwned(cur.Typed, o)
 	m := Record{Value: cur.Value, Expiry: cur.Expiry, Typed: mergeTypedWith(cur.Typed, delta.Typed, o, false, general)}
-	return m, !Equal(m, cur)
+	return m, changedFrom(m, cur, was)
 }
 
 // A write's reads of the element it writes (TypedOp.Field, HasMember,

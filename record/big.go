@@ -240,9 +240,9 @@ func (b *bigState) adoptable(t *Typed) bool {
 // root node (which counts the elements below it), so that is copied: the
 // nodes under it are changed in place.
 func (b *bigState) adopt(base *Typed, o *Owner) *bigState {
-	c := *b
+	x := &adoptedState{c: *b}
+	c, trees := &x.c, &x.trees
 	c.frozen = 0
-	trees := new(adoptedTrees)
 	for i := range b.lists {
 		trees.lists[i] = *b.lists[i]
 		c.lists[i] = &trees.lists[i]
@@ -263,10 +263,17 @@ func (b *bigState) adopt(base *Typed, o *Owner) *bigState {
 	trees.listed = c.listed
 	c.owner, c.adopted, c.taken = o, true, trees
 	o.adopted = append(o.adopted, adoption{pub: base, trees: trees})
-	return &c
+	return c
 }
 
-// adoptedTrees is an adopted state's trees' headers, in one allocation.
+// adoptedState is an adopted state and its trees' headers, in one
+// allocation.
+type adoptedState struct {
+	c     bigState
+	trees adoptedTrees
+}
+
+// adoptedTrees is an adopted state's trees' headers.
 type adoptedTrees struct {
 	lists  [5]btree.BTreeG[item]
 	scores btree.BTreeG[scoreEntry]
@@ -360,6 +367,7 @@ func MergePublished(local, incoming Record, o *Owner) (Record, bool) {
 }
 
 func mergeOwned(local, incoming Record, o *Owner, published bool) (Record, bool) {
+	was := printOwned(local.Typed, o)
 	m := Record{
 		Value:  mergeValue(local.Value, incoming.Value),
 		Expiry: mergeExpiry(local.Expiry, incoming.Expiry),
@@ -368,7 +376,37 @@ func mergeOwned(local, incoming Record, o *Owner, published bool) (Record, bool)
 	if m.Typed.empty() {
 		m.Typed = nil
 	}
-	return m, !Equal(m, local)
+	return m, changedFrom(m, local, was)
+}
+
+// ownedPrint is what tells a change of t, whose large form o's merges may
+// change in place (the header mergeTypedWith then hands on): its size,
+// count of counts and digest; ok is false for any other state.
+type ownedPrint struct {
+	size, counts int
+	digest       uint64
+	ok           bool
+}
+
+func printOwned(t *Typed, o *Owner) ownedPrint {
+	if o == nil || t == nil || t.big == nil || t.big.owner != o {
+		return ownedPrint{}
+	}
+	return ownedPrint{size: t.size(), counts: t.countLen(), digest: t.digest(), ok: true}
+}
+
+// changedFrom reports whether the merge m of local changed it, was being
+// local's print before the merge: a large form changed in place is
+// local's too, so Equal alone would find the two the same.
+func changedFrom(m, local Record, was ownedPrint) bool {
+	if !Equal(m, local) {
+		return true
+	}
+	if !was.ok || m.Typed == nil || local.Typed == nil || m.Typed.big != local.Typed.big {
+		return false
+	}
+	was.ok = false
+	return was != ownedPrint{size: m.Typed.size(), counts: m.Typed.countLen(), digest: m.Typed.digest()}
 }
 
 // ownTrees gives b trees of its own in place of those it shares with the
@@ -383,13 +421,6 @@ func (b *bigState) ownTrees() {
 	}
 	b.ownList()
 	b.adopted, b.taken = false, nil
-}
-
-// shallow is b's counters in a new bigState over the same trees, which the
-// caller then changes in place.
-func (b *bigState) shallow() *bigState {
-	c := *b
-	return &c
 }
 
 // bigElems is the number of elements and traces from which a state is held

@@ -51,13 +51,27 @@ type TypedOp struct {
 	hints *hints
 	// own indexes the elements the write adds, once they are many
 	// (ownElem).
-	own struct {
-		of       *[]Elem
-		m        map[uint64]int32
-		n        int // of (*of)[:n]
-		seed     maphash.Seed
-		collided bool
+	own *ownIndex
+	// room is for what most writes add to the delta, so that adding it
+	// allocates nothing more: the first element added (roomElem), the
+	// first traces (traces) and their timestamps.
+	room struct {
+		elem      [1]Elem
+		traces    [1]Elem
+		stamps    [2][8]byte
+		elemUsed  bool
+		stampUsed int
 	}
+}
+
+// ownIndex is a map of the places of the elements a write adds, by a hash
+// of their names (see ownElem).
+type ownIndex struct {
+	of       *[]Elem
+	m        map[uint64]int32
+	n        int // of (*of)[:n]
+	seed     maphash.Seed
+	collided bool
 }
 
 // typedOpAlloc is a write's op and its delta's state, allocated together:
@@ -149,6 +163,33 @@ func (op *TypedOp) dot() (Version, error) {
 	return op.next()
 }
 
+// traces adds to the delta the traces of run, as this write's removal of
+// its elements records them (see trace): the first in the op's room.
+func (op *TypedOp) traces(run []Elem) {
+	t := op.Rec.Typed
+	r := &op.room
+	for _, e := range run {
+		var stamp []byte
+		if r.stampUsed < len(r.stamps) {
+			stamp = r.stamps[r.stampUsed][:0]
+			r.stampUsed++
+		}
+		if t.Removed == nil {
+			t.Removed = r.traces[:0]
+		}
+		t.Removed = append(t.Removed, traceIn(stamp, e, op.V.TS))
+	}
+}
+
+// addElem adds e to the delta's list *elems: the write's first element in
+// the op's room.
+func (op *TypedOp) addElem(elems *[]Elem, e Elem) {
+	if *elems == nil && !op.room.elemUsed {
+		*elems, op.room.elemUsed = op.room.elem[:0], true
+	}
+	*elems = append(*elems, e)
+}
+
 // ownScan is how many elements a write adds before ownElem finds them by
 // a map instead of one by one.
 const ownScan = 16
@@ -163,11 +204,11 @@ func (op *TypedOp) ownElem(elems *[]Elem, name []byte) int {
 	if len(es) <= ownScan {
 		return scan()
 	}
-	x := &op.own
+	if op.own == nil {
+		op.own = &ownIndex{seed: maphash.MakeSeed()}
+	}
+	x := op.own
 	if x.of != elems || x.m == nil {
-		if x.of == nil {
-			x.seed = maphash.MakeSeed()
-		}
 		x.of, x.m, x.n, x.collided = elems, make(map[uint64]int32, len(es)), 0, false
 	}
 	for ; x.n < len(es); x.n++ {
@@ -197,7 +238,7 @@ func (op *TypedOp) deleteOwn(elems *[]Elem, i int) {
 // movedOwn says the elements this write adds, *elems, moved: ownElem's map
 // of their places is built again when next needed.
 func (op *TypedOp) movedOwn(elems *[]Elem) {
-	if op.own.of == elems {
+	if op.own != nil && op.own.of == elems {
 		op.own.m = nil
 	}
 }
@@ -214,9 +255,9 @@ func (op *TypedOp) SetField(name, value []byte) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	t.Removed = append(t.Removed, traces(op.observed(listFields, name), op.V.TS)...)
+	op.traces(op.observed(listFields, name))
 	t.Counts = append(t.Counts, op.Cur.Typed.Resets(name)...)
-	t.Fields = append(t.Fields, Elem{Name: name, Dot: d, Value: value})
+	op.addElem(&t.Fields, Elem{Name: name, Dot: d, Value: value})
 	return d, nil
 }
 
@@ -234,8 +275,8 @@ func (op *TypedOp) BaseField(name []byte) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	t.Removed = append(t.Removed, traces(op.observed(listFields, name), op.V.TS)...)
-	t.Fields = append(t.Fields, Elem{Name: name, Dot: d, Value: []byte("0")})
+	op.traces(op.observed(listFields, name))
+	op.addElem(&t.Fields, Elem{Name: name, Dot: d, Value: []byte("0")})
 	return d, nil
 }
 
@@ -245,7 +286,7 @@ func (op *TypedOp) DelField(name []byte) {
 	if i := op.ownElem(&t.Fields, name); i >= 0 {
 		op.deleteOwn(&t.Fields, i)
 	}
-	t.Removed = append(t.Removed, traces(op.observed(listFields, name), op.V.TS)...)
+	op.traces(op.observed(listFields, name))
 	t.Counts = append(t.Counts, op.Cur.Typed.Resets(name)...)
 }
 
@@ -333,8 +374,8 @@ func (op *TypedOp) AddMember(name []byte) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	t.Removed = append(t.Removed, traces(op.observed(listMembers, name), op.V.TS)...)
-	t.Members = append(t.Members, Elem{Name: name, Dot: d})
+	op.traces(op.observed(listMembers, name))
+	op.addElem(&t.Members, Elem{Name: name, Dot: d})
 	return d, nil
 }
 
@@ -344,7 +385,7 @@ func (op *TypedOp) RemMember(name []byte) {
 	if i := op.ownElem(&t.Members, name); i >= 0 {
 		op.deleteOwn(&t.Members, i)
 	}
-	t.Removed = append(t.Removed, traces(op.observed(listMembers, name), op.V.TS)...)
+	op.traces(op.observed(listMembers, name))
 }
 
 // Delta is the finished write, in the order Merge expects.

@@ -161,7 +161,7 @@ func TestOwnElemMatchesAScan(t *testing.T) {
 				}
 				want[string(name)] = v
 			}
-			if collide && op.own.m != nil && !op.own.collided {
+			if collide && op.own != nil && op.own.m != nil && !op.own.collided {
 				// Point another name's hash at the first element, as a
 				// collision would: lookups must still find it.
 				es := op.Rec.Typed.Fields

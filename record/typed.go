@@ -130,8 +130,11 @@ func (e Elem) TraceAt() hlc.Timestamp {
 // trace is element e as a write at timestamp at records its removal. A
 // removal is never older than what it removes, so a trace's time is at least
 // its element's dot.
-func trace(e Elem, at hlc.Timestamp) Elem {
-	return Elem{Name: e.Name, Dot: e.Dot, Value: binary.BigEndian.AppendUint64(nil, uint64(max(at, e.Dot.TS)))}
+func trace(e Elem, at hlc.Timestamp) Elem { return traceIn(nil, e, at) }
+
+// traceIn is trace, its timestamp appended to stamp.
+func traceIn(stamp []byte, e Elem, at hlc.Timestamp) Elem {
+	return Elem{Name: e.Name, Dot: e.Dot, Value: binary.BigEndian.AppendUint64(stamp, uint64(max(at, e.Dot.TS)))}
 }
 
 // added is a Count's contribution to its counter's value.
@@ -286,7 +289,9 @@ func mergeTypedWith(a, b *Typed, o *Owner, published, general bool) *Typed {
 	case bb == nil:
 		m.big = base.bigCopy()
 	case o != nil && bb.owner == o && (!bb.adopted || inPlace):
-		m.big = bb.shallow()
+		// o's own: changed in place, counts too (no one else holds it;
+		// mergeOwned tells a change by its print before)
+		m.big = bb
 	case published && inPlace && o != nil && o.line != nil && bb.owner != o &&
 		bb.owner != nil && bb.owner.line == o.line && base.Mutable():
 		m.big = bb.adopt(base, o)

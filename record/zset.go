@@ -584,9 +584,9 @@ func (op *TypedOp) SetScore(name []byte, score float64) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	t.Removed = append(t.Removed, traces(op.observed(listScored, name), op.V.TS)...)
+	op.traces(op.observed(listScored, name))
 	t.ScoreCounts = append(t.ScoreCounts, op.Cur.Typed.scoreResets(name)...)
-	t.Scored = append(t.Scored, Elem{Name: name, Dot: d, Value: ScoreValue(score)})
+	op.addElem(&t.Scored, Elem{Name: name, Dot: d, Value: ScoreValue(score)})
 	return d, nil
 }
 
@@ -606,7 +606,7 @@ func (op *TypedOp) RemScored(name []byte) {
 		op.deleteOwn(&t.Scored, i)
 	}
 	op.dropOwnIncrements(name)
-	t.Removed = append(t.Removed, traces(op.observed(listScored, name), op.V.TS)...)
+	op.traces(op.observed(listScored, name))
 	t.ScoreCounts = append(t.ScoreCounts, op.Cur.Typed.scoreResets(name)...)
 }
 
