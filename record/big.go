@@ -504,6 +504,48 @@ func (b *bigState) keyIn(which int, e Elem) item {
 	return k
 }
 
+// minOwnPrefix is the fewest names a list holds for its tree to take the
+// prefix they share (treePrefixes).
+const minOwnPrefix = 64
+
+// treePrefixes is the prefixes of the trees of t's lists (bigState.prefixes):
+// the prefix a list's names share, if it holds enough of them to tell;
+// otherwise the one every name of t shares. The names of a list that holds
+// few when the trees are built, the traces most often, are the collection's
+// names as the others' are: a prefix of the one or two it holds (a whole
+// name) or of none ("") would leave every later comparison in its tree to
+// read the names.
+func treePrefixes(t *Typed) *[numLists]string {
+	ps := new([numLists]string)
+	all, some := "", false
+	for i := range numLists {
+		if l := t.list(i); len(l) > 0 {
+			p := sharedPrefix(l)
+			if some {
+				p = p[:commonPrefixLen(all, p)]
+			}
+			all, some = p, true
+		}
+	}
+	for i := range numLists {
+		if l := t.list(i); len(l) >= minOwnPrefix {
+			ps[i] = sharedPrefix(l)
+		} else {
+			ps[i] = all
+		}
+	}
+	return ps
+}
+
+// commonPrefixLen is the length of the prefix a and b share.
+func commonPrefixLen(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
 // sharedPrefix is the prefix the sorted names of elems share, up to 64
 // bytes.
 func sharedPrefix(elems []Elem) string {
@@ -574,10 +616,9 @@ func (t *Typed) bigCopy() *bigState {
 		}
 		return c
 	}
-	b := &bigState{prefixes: new([numLists]string)}
+	b := &bigState{prefixes: treePrefixes(t)}
 	for i := range b.lists {
 		b.lists[i] = newTree()
-		b.prefixes[i] = sharedPrefix(t.list(i))
 	}
 	for which := range b.lists {
 		if which == listList && b.loadList(t.Listed) {
