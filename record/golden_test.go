@@ -10,8 +10,9 @@ import (
 	"testing"
 )
 
-// goldenRecords are the records whose encodings, as the first build to
-// log and checkpoint them wrote them, testdata/records-v1.txt keeps.
+// goldenRecords are the records whose encodings, in the long form a build
+// before counts' short form logged, checkpointed and sent, with no flag for
+// an empty value register, testdata/records-v1.txt keeps.
 func goldenRecords() []Record {
 	incr := CounterState{KindVersion: v(1<<40|5, 7), Count: Count{Node: 0x1234, Start: 1<<40 | 1, Ver: v(1<<40|5, 7), Total: 42}}
 	fresh := CounterState{KindVersion: v(1<<41, 7), Count: Count{Node: 0x1234, Start: 1 << 41, Ver: v(1<<41, 7), Total: -3}}

@@ -10,9 +10,10 @@ import (
 	"github.com/redmesh/redmesh/record"
 )
 
-// goldenEntries are the log entries whose block, as the first build to log
-// them wrote it, testdata/block-v1.hex keeps: a SET, a DEL, a new counter,
-// an INCR's delta (logged from its CounterState) and one with a reset.
+// goldenEntries are the log entries whose block, as a build before counts'
+// short form logged it, testdata/block-v1.txt keeps: a SET, a DEL, a new
+// counter, an INCR's delta (logged from its CounterState) and one with a
+// reset.
 func goldenEntries() (keys []string, recs []record.Record, counters []*record.CounterState) {
 	ver := func(ts uint64, n record.NodeID) record.Version {
 		return record.Version{TS: 1<<40 | hlc.Timestamp(ts), Node: n}
