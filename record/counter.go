@@ -5,8 +5,6 @@ import (
 	"math"
 	"math/big"
 	"strconv"
-
-	"github.com/redmesh/redmesh/hlc"
 )
 
 // Integer counters (INCR, INCRBY, HINCRBY): what their counts add, exactly,
@@ -135,17 +133,12 @@ func PeekCounter(state []byte) (s CounterState, ok bool) {
 	r := typedReader{b: state[1:]}
 	r.startDots()
 	s.KindVersion = r.dot("kind version")
-	if r.count("counts", minCountLen) != 1 || r.uvarint("count name") != 0 || len(r.b) < 8 || r.err != nil {
+	if r.count("counts", minShortCountLen) != 1 || r.err != nil {
 		return CounterState{}, false
 	}
-	c := &s.Count
-	c.Node = NodeID(binary.BigEndian.Uint64(r.b))
-	r.b = r.b[8:]
-	c.Start = hlc.Timestamp(r.uvarint("count start"))
-	c.Ver = r.version("count version")
-	c.Total = r.varint("count total")
-	c.ResetVer = r.version("reset version")
-	c.ResetTotal = r.varint("reset total")
+	if s.Count = r.countShort(s.KindVersion); len(s.Count.Name) != 0 {
+		return CounterState{}, false
+	}
 	for range 3 { // fields, members, traces
 		if r.uvarint("list") != 0 {
 			return CounterState{}, false
@@ -165,7 +158,7 @@ func AppendCounter(dst []byte, s CounterState) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(s.KindVersion.Node))
 	dst = binary.AppendVarint(dst, int64(s.KindVersion.TS))
 	dst = append(dst, 1) // one count
-	dst = appendCount(dst, s.Count)
+	dst = appendCountShort(dst, s.Count, s.KindVersion)
 	return append(dst, 0, 0, 0) // no fields, members, traces
 }
 
@@ -176,7 +169,7 @@ func AppendBinaryCounter(dst []byte, r Record, s CounterState) []byte {
 	dst = append(dst, byte(KindString)|kindTimes)
 	dst = appendVersion(dst, s.KindVersion)
 	dst = append(dst, 1) // one count
-	dst = appendCount(dst, s.Count)
+	dst = appendCountShort(dst, s.Count, s.KindVersion)
 	return append(dst, 0, 0, 0) // no fields, members, traces
 }
 

@@ -17,13 +17,21 @@ const formatV1 = 1
 const MaxValueLen = 512 << 20
 
 const (
-	flagTombstone  = 1 << 0
-	flagExpiry     = 1 << 1 // an expiry register follows
-	flagSameVer    = 1 << 2 // the expiry register has the value's version
-	flagTyped      = 1 << 3 // a typed state follows
-	flagsKnown     = flagTombstone | flagExpiry | flagSameVer | flagTyped
-	versionLen     = 16
-	minEncodedSize = 3 + versionLen
+	flagTombstone = 1 << 0
+	flagExpiry    = 1 << 1 // an expiry register follows
+	flagSameVer   = 1 << 2 // the expiry register has the value's version
+	flagTyped     = 1 << 3 // a typed state follows
+	// flagNoValue: the value register is empty (no version, no data, not a
+	// tombstone), and neither is written: a typed write's delta (an INCR's,
+	// an HSET's) leaves it so, and it was 17 of an INCR's 93 bytes.
+	flagNoValue = 1 << 4
+	// flagShortCounts: the typed state's counts are in the short form
+	// (appendCountShort). Every typed state is written so; one without the
+	// flag is in the long form an earlier build wrote.
+	flagShortCounts = 1 << 5
+	flagsKnown      = flagTombstone | flagExpiry | flagSameVer | flagTyped | flagNoValue | flagShortCounts
+	versionLen      = 16
+	minEncodedSize  = 3
 )
 
 // ErrCorrupt wraps every decoding error.
@@ -73,7 +81,11 @@ func appendRegisters(dst []byte, r Record, typed bool) []byte {
 		flags |= flagTombstone
 	}
 	if typed {
-		flags |= flagTyped
+		flags |= flagTyped | flagShortCounts
+	}
+	noValue := !r.Value.Tombstone && r.Value.Version.IsZero() && len(r.Value.Data) == 0
+	if noValue {
+		flags |= flagNoValue
 	}
 	if !r.Expiry.Version.IsZero() || r.Expiry.At != 0 {
 		flags |= flagExpiry
@@ -82,9 +94,11 @@ func appendRegisters(dst []byte, r Record, typed bool) []byte {
 		}
 	}
 	dst = append(dst, formatV1, flags, byte(KindString))
-	dst = appendVersion(dst, r.Value.Version)
-	dst = binary.AppendUvarint(dst, uint64(len(r.Value.Data)))
-	dst = append(dst, r.Value.Data...)
+	if !noValue {
+		dst = appendVersion(dst, r.Value.Version)
+		dst = binary.AppendUvarint(dst, uint64(len(r.Value.Data)))
+		dst = append(dst, r.Value.Data...)
+	}
 	if flags&flagExpiry != 0 {
 		if flags&flagSameVer == 0 {
 			dst = appendVersion(dst, r.Expiry.Version)
@@ -149,7 +163,8 @@ func DecodePrefix(b []byte) (Record, []byte, error) {
 		return r, nil, fmt.Errorf("%w: unknown format %d", ErrCorrupt, b[0])
 	}
 	flags := b[1]
-	if flags&^flagsKnown != 0 || (flags&flagSameVer != 0 && flags&flagExpiry == 0) {
+	if flags&^flagsKnown != 0 || (flags&flagSameVer != 0 && flags&flagExpiry == 0) ||
+		flags&flagNoValue != 0 && flags&flagTombstone != 0 || flags&flagShortCounts != 0 && flags&flagTyped == 0 {
 		return r, nil, fmt.Errorf("%w: bad flags %#x", ErrCorrupt, flags)
 	}
 	r.Value.Tombstone = flags&flagTombstone != 0
@@ -157,21 +172,26 @@ func DecodePrefix(b []byte) (Record, []byte, error) {
 		return r, nil, fmt.Errorf("%w: unknown kind %d", ErrCorrupt, b[2])
 	}
 	b = b[3:]
-	r.Value.Version, b = readVersion(b)
-	n, k := binary.Uvarint(b)
-	if k <= 0 {
-		return r, nil, fmt.Errorf("%w: bad value length", ErrCorrupt)
-	}
-	b = b[k:]
-	if n > MaxValueLen || n > uint64(len(b)) {
-		return r, nil, fmt.Errorf("%w: value length %d exceeds %d available", ErrCorrupt, n, len(b))
-	}
-	if n > 0 {
-		r.Value.Data = b[:n:n]
-	}
-	b = b[n:]
-	if r.Value.Tombstone && n > 0 {
-		return r, nil, fmt.Errorf("%w: tombstone with data", ErrCorrupt)
+	if flags&flagNoValue == 0 {
+		if len(b) < versionLen+1 {
+			return r, nil, fmt.Errorf("%w: truncated value register", ErrCorrupt)
+		}
+		r.Value.Version, b = readVersion(b)
+		n, k := binary.Uvarint(b)
+		if k <= 0 {
+			return r, nil, fmt.Errorf("%w: bad value length", ErrCorrupt)
+		}
+		b = b[k:]
+		if n > MaxValueLen || n > uint64(len(b)) {
+			return r, nil, fmt.Errorf("%w: value length %d exceeds %d available", ErrCorrupt, n, len(b))
+		}
+		if n > 0 {
+			r.Value.Data = b[:n:n]
+		}
+		b = b[n:]
+		if r.Value.Tombstone && n > 0 {
+			return r, nil, fmt.Errorf("%w: tombstone with data", ErrCorrupt)
+		}
 	}
 	if flags&flagExpiry != 0 {
 		if flags&flagSameVer != 0 {
@@ -191,7 +211,7 @@ func DecodePrefix(b []byte) (Record, []byte, error) {
 	}
 	if flags&flagTyped != 0 {
 		var err error
-		if r.Typed, b, err = decodeTyped(b); err != nil {
+		if r.Typed, b, err = decodeTyped(b, flags&flagShortCounts != 0); err != nil {
 			return r, nil, err
 		}
 	}

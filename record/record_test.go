@@ -2,9 +2,12 @@ package record
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/redmesh/redmesh/hlc"
@@ -229,6 +232,16 @@ func FuzzDecode(f *testing.F) {
 		Removed:     []Elem{{Name: []byte("n"), Dot: v(1, 2)}},
 		ScoreCounts: []Count{{Name: []byte("m"), Node: 1, Ver: v(1, 1), Total: bitsOf(1.5)}}}}
 	f.Add(Encode(zset))
+	// Records in the long form an earlier build wrote (TestDecodesV1).
+	golden, err := os.ReadFile("testdata/records-v1.txt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for line := range strings.Lines(string(golden)) {
+		if enc, err := hex.DecodeString(strings.Fields(line)[0]); err == nil && !strings.HasPrefix(line, "#") {
+			f.Add(enc)
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec, err := Decode(b)
 		if err != nil {
