@@ -49,7 +49,8 @@ type Node struct {
 	clockOffset atomic.Int64
 
 	ln       net.Listener
-	clients  sync.Map // uint64 → *client
+	clients  sync.Map                  // uint64 → *client
+	loop     atomic.Pointer[eventLoop] // serves the clients, where the platform has one (Serve)
 	nclients atomic.Int64
 	clientID atomic.Uint64
 	stats    stats
@@ -270,8 +271,17 @@ func (n *Node) ID() record.NodeID { return n.id }
 
 // Serve serves RESP clients until ctx ends or Close is called.
 func (n *Node) Serve(ctx context.Context) error {
+	loop, err := newEventLoop(n)
+	if err != nil {
+		return err
+	}
+	n.loop.Store(loop)
 	n.wg.Add(6)
 	defer n.wg.Done()
+	if loop != nil {
+		n.wg.Add(1)
+		go loop.run()
+	}
 	n.conns.started() // a shutdown waits for the accept loop too
 	defer n.conns.ended()
 	go n.every(sweepInterval, n.sweepExpired)
@@ -301,7 +311,9 @@ func (n *Node) Serve(ctx context.Context) error {
 			continue
 		}
 		n.conns.started()
-		go n.serveConn(nc)
+		if loop == nil || !loop.accept(nc) {
+			go n.serveConn(nc)
+		}
 	}
 }
 
