@@ -59,7 +59,8 @@ type eventLoop struct {
 type loopConn struct {
 	l  *eventLoop
 	c  *client
-	fd int // the fdConn's, while the loop serves it
+	fd int // fc's, while the loop serves it
+	fc *fdConn
 	rd *resp.Reader
 	// batch is the requests read this round; readErr what ended the read.
 	batch   [][][]byte
@@ -158,11 +159,15 @@ func (l *eventLoop) take(nc net.Conn) *loopConn {
 	}
 	fc := &fdConn{fd: fd, local: nc.LocalAddr(), remote: nc.RemoteAddr()}
 	nc.Close()
-	lc := &loopConn{l: l, fd: fd}
-	lc.c = l.n.newClient(fc, lc)
+	return &loopConn{l: l, fd: fd, fc: fc}
+}
+
+// register makes lc's client, known to other clients (CLIENT LIST, KILL)
+// only once the loop serves it.
+func (l *eventLoop) register(lc *loopConn) {
+	lc.c = l.n.newClient(lc.fc, lc)
 	lc.rd = resp.NewReader(lc, l.n.cfg.ProtoMaxBulkLen)
 	lc.c.loop.Store(l)
-	return lc
 }
 
 // requestClose asks the loop to close c's connection: the loop owns the
@@ -268,9 +273,11 @@ func (l *eventLoop) requests() bool {
 	draining := l.n.conns.draining.Load()
 	for _, lc := range added {
 		if draining {
-			l.end(lc)
+			lc.fc.Close()
+			l.n.conns.ended()
 			continue
 		}
+		l.register(lc)
 		if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, lc.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(lc.fd)}); err != nil {
 			l.n.log.Warn("client event loop: watch a connection", "client", lc.c.id, "err", err)
 			l.end(lc)
@@ -651,7 +658,7 @@ func (l *eventLoop) readAgain(lc *loopConn) {
 
 // end closes lc's connection and unregisters its client.
 func (l *eventLoop) end(lc *loopConn) {
-	if _, ok := l.conns[int32(lc.fd)]; ok {
+	if l.conns[int32(lc.fd)] == lc {
 		unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, lc.fd, nil)
 		delete(l.conns, int32(lc.fd))
 	}
@@ -667,8 +674,7 @@ func (l *eventLoop) detach(lc *loopConn) {
 	delete(l.conns, int32(lc.fd))
 	unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, lc.fd, nil)
 	lc.c.loop.Store(nil)
-	fc := lc.c.conn.Conn.(*fdConn)
-	if err := fc.toNetConn(); err != nil {
+	if err := lc.fc.toNetConn(); err != nil {
 		l.n.log.Warn("client event loop: hand a connection to a goroutine", "client", lc.c.id, "err", err)
 		lc.c.conn.Close()
 		l.n.endClient(lc.c)

@@ -48,6 +48,7 @@ func TestSharedStepPanicFailsOnlyItsClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		lc := l.take(sc)
+		l.register(lc)
 		t.Cleanup(func() { n.endClient(lc.c); lc.c.conn.Close() })
 		for _, r := range reqs {
 			var args [][]byte

@@ -58,8 +58,8 @@ func TestLongPipelineAnsweredWhole(t *testing.T) {
 }
 
 // TestClientReadingLateStallsNoOne: a client that pipelines requests for
-// tens of megabytes of replies and reads none of them for a while holds
-// up no other client, and then reads every reply whole.
+// tens of megabytes of replies and reads none of them until others have
+// been served holds none of them up, and then reads every reply whole.
 func TestClientReadingLateStallsNoOne(t *testing.T) {
 	_, c := openNode(t, t.TempDir())
 	ctx := context.Background()
@@ -77,8 +77,7 @@ func TestClientReadingLateStallsNoOne(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Others are served meanwhile, promptly.
-	start := time.Now()
+	// Others are served meanwhile.
 	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Go(func() {
@@ -97,10 +96,9 @@ func TestClientReadingLateStallsNoOne(t *testing.T) {
 			}
 		})
 	}
+	// A server that waited for the late reader before serving them would
+	// never get here, or would have cut the late reader off.
 	wg.Wait()
-	if d := time.Since(start); d > 4*time.Second {
-		t.Errorf("400 commands of other clients took %v while one client read late", d)
-	}
 
 	want := fmt.Sprintf("$%d\r\n%s\r\n", len(value), value)
 	buf := make([]byte, len(want))
