@@ -215,6 +215,15 @@ func (c Commit) Wait() error {
 	return nil
 }
 
+// Done is closed once a step that changed something is committed; nil for
+// a step that changed nothing (its Wait never waits on the log).
+func (c Commit) Done() <-chan struct{} {
+	if c.f == nil {
+		return nil
+	}
+	return c.f.done
+}
+
 // Publish runs fn as Update does but returns once its changes are visible
 // in the table, before they are in the log: the caller answers nobody who
 // could see them before the Commit's Wait returns, and the records fn

@@ -95,6 +95,10 @@ const (
 	outputWait = 10 * time.Second
 )
 
+// slowCommit is how long the loop waits for a step's commit before it
+// hands the step's connections to goroutines (eventLoop.answer).
+const slowCommit = 200 * time.Millisecond
+
 func newEventLoop(n *Node) (*eventLoop, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -488,7 +492,18 @@ func (l *eventLoop) publish(group []*loopConn) {
 }
 
 // answer writes the replies of a step's connections once it is committed.
+// A commit that takes over slowCommit (a log that cannot be written holds
+// its writers until it can) hands the step's connections to goroutines
+// that wait for it, so that the loop goes on serving the others.
 func (l *eventLoop) answer(group []*loopConn, commit keyspace.Commit, err error) {
+	if done := commit.Done(); done != nil && !l.committed(done) {
+		for _, lc := range group {
+			if l.release(lc) {
+				go l.n.serveAfterCommit(lc, commit)
+			}
+		}
+		return
+	}
 	if werr := commit.Wait(); err == nil {
 		err = werr
 	}
@@ -668,38 +683,83 @@ func (l *eventLoop) end(lc *loopConn) {
 	l.n.conns.ended()
 }
 
+// committed waits up to slowCommit for done.
+func (l *eventLoop) committed(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+	}
+	t := time.NewTimer(slowCommit)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // detach hands lc to a goroutine of its own, which answers the requests
 // read this round and goes on serving it as serveConn serves a connection.
 func (l *eventLoop) detach(lc *loopConn) {
+	if l.release(lc) {
+		go l.n.serveDetached(lc)
+	}
+}
+
+// release takes lc out of the loop, its descriptor moved into a net.Conn
+// for a goroutine to serve; false if that failed and lc ended.
+func (l *eventLoop) release(lc *loopConn) bool {
 	delete(l.conns, int32(lc.fd))
 	unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, lc.fd, nil)
 	lc.c.loop.Store(nil)
+	lc.detached = true
 	if err := lc.fc.toNetConn(); err != nil {
 		l.n.log.Warn("client event loop: hand a connection to a goroutine", "client", lc.c.id, "err", err)
 		lc.c.conn.Close()
 		l.n.endClient(lc.c)
 		l.n.conns.ended()
-		return
+		return false
 	}
-	batch, readErr := lc.batch, lc.readErr
-	lc.batch, lc.readErr = nil, nil
-	lc.detached = true
-	go l.n.serveDetached(lc, batch, readErr)
+	return true
 }
 
-// serveDetached serves a connection the loop handed over.
-func (n *Node) serveDetached(lc *loopConn, batch [][][]byte, readErr error) {
+// serveDetached serves a connection the loop handed over, starting with
+// the requests it read.
+func (n *Node) serveDetached(lc *loopConn) {
 	c := lc.c
 	defer n.conns.ended()
 	defer c.conn.Close()
 	defer n.endClient(c)
 	if len(lc.out) > 0 {
-		if _, err := c.conn.Conn.Write(lc.out); err != nil {
+		if _, err := c.conn.Write(lc.out); err != nil {
 			return
 		}
 		lc.out = nil
 	}
-	if !n.answer(c, batch, readErr) {
+	if !n.answer(c, lc.batch, lc.readErr) {
+		return
+	}
+	n.serveRequests(c, lc.rd)
+}
+
+// serveAfterCommit serves a connection the loop handed over while a step
+// of its requests waited for the log: their replies once it is in, then
+// what follows.
+func (n *Node) serveAfterCommit(lc *loopConn, commit keyspace.Commit) {
+	c := lc.c
+	defer n.conns.ended()
+	defer c.conn.Close()
+	defer n.endClient(c)
+	if err := commit.Wait(); err != nil {
+		for range lc.batch {
+			c.writeErr(err)
+		}
+	} else {
+		c.out.WriteRaw(lc.buf.b)
+	}
+	if !n.flushAnswers(c, lc.readErr) {
 		return
 	}
 	n.serveRequests(c, lc.rd)

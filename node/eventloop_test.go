@@ -81,7 +81,7 @@ func TestClientReadingLateStallsNoOne(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Go(func() {
-			o := redis.NewClient(&redis.Options{Addr: c.Options().Addr, Protocol: 2, PoolSize: 1, ReadTimeout: 5 * time.Second})
+			o := redis.NewClient(&redis.Options{Addr: c.Options().Addr, Protocol: 2, PoolSize: 1, ReadTimeout: 30 * time.Second})
 			defer o.Close()
 			for j := range 50 {
 				key := fmt.Sprint("k", i)

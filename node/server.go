@@ -208,6 +208,12 @@ func (n *Node) serveRequests(c *client, rd *resp.Reader) {
 func (n *Node) answer(c *client, batch [][][]byte, readErr error) bool {
 	c.clockAt = 0 // the time waiting for the client is no command's
 	n.runPipeline(c, batch)
+	return n.flushAnswers(c, readErr)
+}
+
+// flushAnswers answers the read's protocol error, if that ended it, and
+// flushes the replies; it reports whether the connection goes on.
+func (n *Node) flushAnswers(c *client, readErr error) bool {
 	var perr *resp.ProtocolError
 	if errors.As(readErr, &perr) {
 		c.out.WriteError(perr.Error())
