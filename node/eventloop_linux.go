@@ -201,11 +201,16 @@ func (l *eventLoop) signal() {
 	unix.Write(l.wake, one[:]) // EAGAIN only once the counter is huge: the loop is awake anyway
 }
 
+// close releases the loop's descriptors.
+func (l *eventLoop) close() {
+	unix.Close(l.wake)
+	unix.Close(l.ep)
+}
+
 // run is the loop. It returns once stop is called.
 func (l *eventLoop) run() {
 	defer l.n.wg.Done()
-	defer unix.Close(l.wake)
-	defer unix.Close(l.ep)
+	defer l.close()
 	l.lastIdle = time.Now()
 	for {
 		wait := 1000

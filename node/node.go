@@ -49,8 +49,8 @@ type Node struct {
 	clockOffset atomic.Int64
 
 	ln       net.Listener
-	clients  sync.Map                  // uint64 → *client
-	loop     atomic.Pointer[eventLoop] // serves the clients, where the platform has one (Serve)
+	clients  sync.Map                     // uint64 → *client
+	loops    atomic.Pointer[[]*eventLoop] // serve the clients, where the platform has them (Serve)
 	nclients atomic.Int64
 	clientID atomic.Uint64
 	stats    stats
@@ -269,18 +269,35 @@ func (n *Node) PeerID() peer.ID { return n.peerID }
 // ID is the node ID that tie-breaks this node's versions.
 func (n *Node) ID() record.NodeID { return n.id }
 
+// eventLoops are the loops serving the clients, once Serve has started.
+func (n *Node) eventLoops() []*eventLoop {
+	if p := n.loops.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // Serve serves RESP clients until ctx ends or Close is called.
 func (n *Node) Serve(ctx context.Context) error {
-	loop, err := newEventLoop(n)
-	if err != nil {
-		return err
+	var loops []*eventLoop
+	for range n.cfg.IOThreads {
+		loop, err := newEventLoop(n)
+		if err != nil {
+			for _, l := range loops {
+				l.close()
+			}
+			return err
+		}
+		if loop == nil {
+			break
+		}
+		loops = append(loops, loop)
 	}
-	n.loop.Store(loop)
-	n.wg.Add(6)
+	n.loops.Store(&loops)
+	n.wg.Add(6 + len(loops))
 	defer n.wg.Done()
-	if loop != nil {
-		n.wg.Add(1)
-		go loop.run()
+	for _, l := range loops {
+		go l.run()
 	}
 	n.conns.started() // a shutdown waits for the accept loop too
 	defer n.conns.ended()
@@ -311,7 +328,7 @@ func (n *Node) Serve(ctx context.Context) error {
 			continue
 		}
 		n.conns.started()
-		if loop == nil || !loop.accept(nc) {
+		if len(loops) == 0 || !loops[int(n.clientID.Load())%len(loops)].accept(nc) {
 			go n.serveConn(nc)
 		}
 	}

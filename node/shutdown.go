@@ -277,7 +277,7 @@ func (n *Node) finish(opts ShutdownOptions, drain time.Duration) error {
 		v.(*client).conn.SetReadDeadline(time.Now())
 		return true
 	})
-	if l := n.loop.Load(); l != nil {
+	for _, l := range n.eventLoops() {
 		l.drain()
 	}
 	n.blocked.pokeAll() // a blocked client ends without a reply, as Redis's are closed
@@ -294,7 +294,7 @@ func (n *Node) finish(opts ShutdownOptions, drain time.Duration) error {
 	})
 	n.conns.wait(time.Now().Add(time.Hour))
 	close(n.stop)
-	if l := n.loop.Load(); l != nil {
+	for _, l := range n.eventLoops() {
 		l.stop()
 	}
 	n.wg.Wait()
