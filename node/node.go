@@ -299,6 +299,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	for _, l := range loops {
 		go l.run()
 	}
+	accepted := 0 // connections, spread over the loops in turn
 	n.conns.started() // a shutdown waits for the accept loop too
 	defer n.conns.ended()
 	go n.every(sweepInterval, n.sweepExpired)
@@ -328,7 +329,8 @@ func (n *Node) Serve(ctx context.Context) error {
 			continue
 		}
 		n.conns.started()
-		if len(loops) == 0 || !loops[int(n.clientID.Load())%len(loops)].accept(nc) {
+		accepted++
+		if len(loops) == 0 || !loops[accepted%len(loops)].accept(nc) {
 			go n.serveConn(nc)
 		}
 	}
