@@ -222,8 +222,16 @@ func (l *eventLoop) run() {
 			continue
 		}
 		l.round++
-		woken := false
 		l.ready = l.ready[:0]
+		for _, ev := range l.events[:max(k, 0)] {
+			if ev.Fd == int32(l.wake) {
+				// Closes asked for before requests read now: a client
+				// told that another was killed must find it closed.
+				if l.requests() {
+					return
+				}
+			}
+		}
 		for _, lc := range l.again {
 			if l.conns[int32(lc.fd)] == lc && !lc.writing && !lc.ending && l.read(lc) {
 				l.ready = append(l.ready, lc)
@@ -233,7 +241,6 @@ func (l *eventLoop) run() {
 		l.again = l.again[:0]
 		for _, ev := range l.events[:max(k, 0)] {
 			if ev.Fd == int32(l.wake) {
-				woken = true
 				continue
 			}
 			lc := l.conns[ev.Fd]
@@ -258,9 +265,6 @@ func (l *eventLoop) run() {
 					l.settle(lc)
 				}
 			}
-		}
-		if woken && l.requests() {
-			return
 		}
 		if now := time.Now(); now.Sub(l.lastIdle) >= time.Second {
 			l.lastIdle = now
@@ -518,6 +522,7 @@ func (l *eventLoop) answer(group []*loopConn, commit keyspace.Commit, err error)
 	default:
 		for _, lc := range group {
 			lc.c.out.WriteRaw(lc.buf.b)
+			lc.buf.b = keepSmall(lc.buf.b)
 		}
 	}
 }
@@ -610,7 +615,7 @@ func (lc *loopConn) writeSome(p []byte) int {
 func (lc *loopConn) waitOut() {
 	for len(lc.out) > 0 && !lc.failed {
 		if n := lc.writeSome(lc.out); n > 0 {
-			lc.out = lc.out[:copy(lc.out, lc.out[n:])]
+			lc.out = consumed(lc.out, n)
 			continue
 		}
 		fds := []unix.PollFd{{Fd: int32(lc.fd), Events: unix.POLLOUT}}
@@ -623,10 +628,24 @@ func (lc *loopConn) waitOut() {
 	}
 }
 
+// consumed is out less its first n bytes, written.
+func consumed(out []byte, n int) []byte {
+	return keepSmall(out[:copy(out, out[n:])])
+}
+
+// keepSmall is b, or nil once it is empty and its array large: a
+// connection keeps no buffer a long reply grew.
+func keepSmall(b []byte) []byte {
+	if len(b) == 0 && cap(b) > 64<<10 {
+		return nil
+	}
+	return b
+}
+
 // flushOut writes what waits in out, once the socket has room.
 func (l *eventLoop) flushOut(lc *loopConn) {
 	if n := lc.writeSome(lc.out); n > 0 {
-		lc.out = lc.out[:copy(lc.out, lc.out[n:])]
+		lc.out = consumed(lc.out, n)
 	}
 	l.watchOut(lc)
 }

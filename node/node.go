@@ -299,7 +299,7 @@ func (n *Node) Serve(ctx context.Context) error {
 	for _, l := range loops {
 		go l.run()
 	}
-	accepted := 0 // connections, spread over the loops in turn
+	accepted := 0     // connections, spread over the loops in turn
 	n.conns.started() // a shutdown waits for the accept loop too
 	defer n.conns.ended()
 	go n.every(sweepInterval, n.sweepExpired)
