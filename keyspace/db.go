@@ -188,17 +188,60 @@ type UpdateFunc func(tx *Tx) error
 // committed and as durable as the fsync mode promises. The records fn
 // applies may alias the caller's buffers until Update returns.
 func (db *DB) Update(ctx context.Context, fn UpdateFunc) error {
+	c, err := db.Publish(ctx, fn)
+	if werr := c.Wait(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// Commit is a step published by Publish, on its way to the log.
+type Commit struct {
+	db  *DB
+	f   *flight // nil for a step that changed nothing
+	seq uint64  // what a step that changed nothing may have read
+}
+
+// Wait returns once the step is committed, with the commit's error: for a
+// step that changed nothing, once what it may have read is committed.
+func (c Commit) Wait() error {
+	switch {
+	case c.f != nil:
+		<-c.f.done
+		return c.f.err
+	case c.db != nil:
+		c.db.settleSeq(c.seq)
+	}
+	return nil
+}
+
+// Done is closed once a step that changed something is committed; nil for
+// a step that changed nothing (its Wait never waits on the log).
+func (c Commit) Done() <-chan struct{} {
+	if c.f == nil {
+		return nil
+	}
+	return c.f.done
+}
+
+// Publish runs fn as Update does but returns once its changes are visible
+// in the table, before they are in the log: the caller answers nobody who
+// could see them before the Commit's Wait returns, and the records fn
+// applies may alias the caller's buffers until then. Steps published one
+// after another without waiting share a commit where the committer has
+// not taken the first yet.
+func (db *DB) Publish(ctx context.Context, fn UpdateFunc) (Commit, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return Commit{}, err
 	}
 	db.wmu.Lock()
 	if db.closed.Load() {
 		db.wmu.Unlock()
-		return ErrClosed
+		return Commit{}, ErrClosed
 	}
 	if errp := db.failure.Load(); errp != nil {
 		db.wmu.Unlock()
-		return fmt.Errorf("%w: %w", ErrLogFailing, *errp)
+		return Commit{}, fmt.Errorf("%w: %w", ErrLogFailing, *errp)
 	}
 	tx := &db.tx
 	tx.reset()
@@ -210,8 +253,7 @@ func (db *DB) Update(ctx context.Context, fn UpdateFunc) error {
 		seq := db.seq
 		tx.reset()
 		db.wmu.Unlock()
-		db.settleSeq(seq)
-		return err
+		return Commit{db: db, seq: seq}, err
 	}
 	f := db.publish(tx)
 	tx.reset()
@@ -220,8 +262,7 @@ func (db *DB) Update(ctx context.Context, fn UpdateFunc) error {
 	case db.wake <- struct{}{}:
 	default:
 	}
-	<-f.done
-	return f.err
+	return Commit{db: db, f: f}, nil
 }
 
 // Frontier runs fn under the write lock and returns the last sequence

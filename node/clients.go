@@ -66,6 +66,9 @@ func (c *client) trackMulti() {
 
 // connFD is the connection's file descriptor, or -1.
 func connFD(conn net.Conn) int {
+	if f, ok := conn.(interface{ FD() int }); ok {
+		return f.FD()
+	}
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return -1
@@ -270,7 +273,5 @@ func kill(c, x *client) {
 		c.quit = true // closed once this reply is flushed
 		return
 	}
-	if nc := x.conn.NetConn(); nc != nil {
-		nc.Close()
-	}
+	x.closeConn()
 }

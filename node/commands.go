@@ -23,6 +23,8 @@ type commandSpec struct {
 	// group: a keyspace command that never blocks, so it may run with others
 	// in one write-path step (a batched pipeline).
 	group bool
+	// blocks: the command may wait on other clients, peers or a shutdown.
+	blocks bool
 	// write: the command may change the keyspace.
 	write bool
 	// denyOOM: refused while the node is over --maxmemory (Redis's
@@ -270,6 +272,9 @@ func init() {
 		// write-path step with others. WATCH reads what is durable, which
 		// inside a step may wait on the step itself.
 		s.group = s.firstKey > 0 && s.name != "watch" && !slices.Contains(s.flags, "blocking")
+		// What may wait on more than the node's own commit: a client
+		// event loop hands a connection sending one to a goroutine.
+		s.blocks = slices.Contains(s.flags, "blocking") || s.name == "wait" || s.name == "shutdown" || s.name == "mesh"
 		s.write = slices.Contains(s.flags, "write")
 		s.denyOOM = slices.Contains(s.flags, "denyoom")
 		s.data = s.firstKey > 0 || s.write || slices.Contains(s.flags, "readonly")

@@ -49,6 +49,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// ProtoMaxBulkLen bounds one argument of a request (512 MB).
 	ProtoMaxBulkLen int64
+	// IOThreads is how many event loops serve the clients, each
+	// connection on one of them (1, as Redis's one thread).
+	IOThreads int
 	// MemoryBudget is roughly what Badger may use for memtables and caches.
 	MemoryBudget int64
 	// MaxMemory, if not zero, is Redis's maxmemory with the noeviction
@@ -113,6 +116,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ProtoMaxBulkLen <= 0 {
 		c.ProtoMaxBulkLen = 512 << 20
+	}
+	if c.IOThreads <= 0 {
+		c.IOThreads = 1
 	}
 	if c.ProtoMaxBulkLen > record.MaxValueLen {
 		return fmt.Errorf("proto-max-bulk-len %d exceeds the largest value a record holds (%d)", c.ProtoMaxBulkLen, record.MaxValueLen)

@@ -49,7 +49,8 @@ type Node struct {
 	clockOffset atomic.Int64
 
 	ln       net.Listener
-	clients  sync.Map // uint64 → *client
+	clients  sync.Map                     // uint64 → *client
+	loops    atomic.Pointer[[]*eventLoop] // serve the clients, where the platform has them (Serve)
 	nclients atomic.Int64
 	clientID atomic.Uint64
 	stats    stats
@@ -268,10 +269,37 @@ func (n *Node) PeerID() peer.ID { return n.peerID }
 // ID is the node ID that tie-breaks this node's versions.
 func (n *Node) ID() record.NodeID { return n.id }
 
+// eventLoops are the loops serving the clients, once Serve has started.
+func (n *Node) eventLoops() []*eventLoop {
+	if p := n.loops.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // Serve serves RESP clients until ctx ends or Close is called.
 func (n *Node) Serve(ctx context.Context) error {
-	n.wg.Add(6)
+	var loops []*eventLoop
+	for range n.cfg.IOThreads {
+		loop, err := newEventLoop(n)
+		if err != nil {
+			for _, l := range loops {
+				l.close()
+			}
+			return err
+		}
+		if loop == nil {
+			break
+		}
+		loops = append(loops, loop)
+	}
+	n.loops.Store(&loops)
+	n.wg.Add(6 + len(loops))
 	defer n.wg.Done()
+	for _, l := range loops {
+		go l.run()
+	}
+	accepted := 0     // connections, spread over the loops in turn
 	n.conns.started() // a shutdown waits for the accept loop too
 	defer n.conns.ended()
 	go n.every(sweepInterval, n.sweepExpired)
@@ -301,7 +329,10 @@ func (n *Node) Serve(ctx context.Context) error {
 			continue
 		}
 		n.conns.started()
-		go n.serveConn(nc)
+		accepted++
+		if len(loops) == 0 || !loops[accepted%len(loops)].accept(nc) {
+			go n.serveConn(nc)
+		}
 	}
 }
 

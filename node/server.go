@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime/debug"
 	"strings"
@@ -47,8 +48,11 @@ type client struct {
 	watched []watchedKey
 	authed  bool
 	parked  atomic.Bool // waiting in SHUTDOWN for the node to shut down
-	info    connInfo    // what other connections may read (CLIENT LIST)
-	counts  counts      // this connection's share of INFO's counters
+	// loop is the event loop serving the connection, nil once a goroutine
+	// serves it (closeConn).
+	loop   atomic.Pointer[eventLoop]
+	info   connInfo // what other connections may read (CLIENT LIST)
+	counts counts   // this connection's share of INFO's counters
 	// clockAt is when the client's last command ended, while the pipeline
 	// it belongs to runs (0 between pipelines), and clockTx the write-path
 	// step it ran in: the next command's start (see dispatch).
@@ -68,6 +72,17 @@ func (c clientConn) NetConn() net.Conn { return c.Conn }
 // Close closes the connection; the client's loop then ends.
 func (c clientConn) Close() error { return c.Conn.Close() }
 
+// closeConn closes c's connection from another client's command or a
+// shutdown. An event loop serving it closes it itself: it owns the
+// descriptor.
+func (c *client) closeConn() {
+	if l := c.loop.Load(); l != nil {
+		l.requestClose(c)
+		return
+	}
+	c.conn.Close()
+}
+
 // admit answers why a new connection is refused, or "" to let it in: over
 // maxclients, or from beyond loopback in protected mode.
 func (n *Node) admit(nc net.Conn) string {
@@ -86,24 +101,43 @@ func (n *Node) admit(nc net.Conn) string {
 // end pushes back instead of filling memory.
 const maxPipeline = 1024
 
-// serveConn runs one client connection until it closes, QUITs, breaks the
-// protocol or the node shuts down. It reads every request already pipelined,
-// answers them together (runs of keyspace commands share one write-path
-// step) and flushes once.
+// serveConn runs one client connection on a goroutine of its own until it
+// closes, QUITs, breaks the protocol or the node shuts down (where the
+// node serves its clients from an event loop, a connection whose command
+// may block comes here from it: serveDetached).
 func (n *Node) serveConn(nc net.Conn) {
 	defer n.conns.ended()
 	defer nc.Close()
-	if msg := n.admit(nc); msg != "" {
-		n.cmds.rejectedConns.Add(1)
-		nc.Write([]byte("-" + msg + "\r\n"))
+	if n.refuse(nc) {
 		return
 	}
+	c := n.newClient(nc, nc)
+	defer n.endClient(c)
+	if n.conns.draining.Load() { // the drain may have passed the clients before this one registered
+		return
+	}
+	n.serveRequests(c, resp.NewReader(nc, n.cfg.ProtoMaxBulkLen))
+}
+
+// refuse answers a new connection why it is refused, if it is (admit).
+func (n *Node) refuse(nc net.Conn) bool {
+	msg := n.admit(nc)
+	if msg == "" {
+		return false
+	}
+	n.cmds.rejectedConns.Add(1)
+	nc.Write([]byte("-" + msg + "\r\n"))
+	return true
+}
+
+// newClient registers a client on nc, its replies written to w.
+func (n *Node) newClient(nc net.Conn, w io.Writer) *client {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &client{
 		n:       n,
 		id:      n.clientID.Add(1),
 		conn:    clientConn{nc},
-		out:     &connWriter{Writer: redcon.NewWriter(nc)},
+		out:     &connWriter{Writer: redcon.NewWriter(w)},
 		ctx:     ctx,
 		cancel:  cancel,
 		created: time.Now(),
@@ -115,20 +149,26 @@ func (n *Node) serveConn(nc net.Conn) {
 	n.clients.Store(c.id, c)
 	n.nclients.Add(1)
 	n.stats.connections.Add(1)
-	defer func() {
-		cancel()
-		c.unwatch()
-		n.stats.countsMu.Lock()
-		n.stats.closed.add(&c.counts)
-		n.clients.Delete(c.id)
-		n.stats.countsMu.Unlock()
-		n.nclients.Add(-1)
-	}()
-	if n.conns.draining.Load() { // the drain may have passed the clients before this one registered
-		return
-	}
+	return c
+}
 
-	rd := resp.NewReader(nc, n.cfg.ProtoMaxBulkLen)
+// endClient unregisters a client whose connection has ended.
+func (n *Node) endClient(c *client) {
+	c.cancel()
+	c.unwatch()
+	n.stats.countsMu.Lock()
+	n.stats.closed.add(&c.counts)
+	n.clients.Delete(c.id)
+	n.stats.countsMu.Unlock()
+	n.nclients.Add(-1)
+}
+
+// serveRequests reads c's requests from rd and answers them until the
+// connection ends. It reads every request already pipelined, answers them
+// together (runs of keyspace commands share one write-path step) and
+// flushes once.
+func (n *Node) serveRequests(c *client, rd *resp.Reader) {
+	nc := c.conn.Conn
 	batch := make([][][]byte, 0, 16)
 	deadline := false // a read deadline is set (--timeout)
 	for {
@@ -157,16 +197,29 @@ func (n *Node) serveConn(nc net.Conn) {
 			}
 			batch = append(batch, args)
 		}
-		c.clockAt = 0 // the time waiting for the client is no command's
-		n.runPipeline(c, batch)
-		var perr *resp.ProtocolError
-		if errors.As(err, &perr) {
-			c.out.WriteError(perr.Error())
-		}
-		if ferr := c.out.Flush(); ferr != nil || perr != nil || c.quit {
+		if !n.answer(c, batch, err) {
 			return
 		}
 	}
+}
+
+// answer runs a batch of requests read together and flushes their replies;
+// readErr is what ended the read. It reports whether the connection goes on.
+func (n *Node) answer(c *client, batch [][][]byte, readErr error) bool {
+	c.clockAt = 0 // the time waiting for the client is no command's
+	n.runPipeline(c, batch)
+	return n.flushAnswers(c, readErr)
+}
+
+// flushAnswers answers the read's protocol error, if that ended it, and
+// flushes the replies; it reports whether the connection goes on.
+func (n *Node) flushAnswers(c *client, readErr error) bool {
+	var perr *resp.ProtocolError
+	if errors.As(readErr, &perr) {
+		c.out.WriteError(perr.Error())
+	}
+	ferr := c.out.Flush()
+	return ferr == nil && perr == nil && !c.quit
 }
 
 // endConn answers a protocol error before the connection closes.

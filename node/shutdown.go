@@ -277,6 +277,9 @@ func (n *Node) finish(opts ShutdownOptions, drain time.Duration) error {
 		v.(*client).conn.SetReadDeadline(time.Now())
 		return true
 	})
+	for _, l := range n.eventLoops() {
+		l.drain()
+	}
 	n.blocked.pokeAll() // a blocked client ends without a reply, as Redis's are closed
 	if !n.conns.wait(time.Now().Add(drain)) && drain > 0 {
 		n.log.Warn("closing the connections still busy after the drain period", "period", drain)
@@ -285,12 +288,15 @@ func (n *Node) finish(opts ShutdownOptions, drain time.Duration) error {
 		c := v.(*client)
 		if !c.parked.Load() {
 			c.cancel() // a WAIT, say
-			c.conn.Close()
+			c.closeConn()
 		}
 		return true
 	})
 	n.conns.wait(time.Now().Add(time.Hour))
 	close(n.stop)
+	for _, l := range n.eventLoops() {
+		l.stop()
+	}
 	n.wg.Wait()
 	n.stopMesh()
 	var err error

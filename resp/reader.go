@@ -99,6 +99,10 @@ func (r *Reader) Next() ([][]byte, error) {
 	return nil, ErrIncomplete
 }
 
+// Buffered is how many bytes read from the client wait in the buffer, a
+// part of a request or requests not yet returned.
+func (r *Reader) Buffered() int { return r.end - r.start }
+
 // fill reads more bytes, first making room: moving the unread part to the
 // front, and growing (by doubling, up to what the pending request needs)
 // only if that part fills the buffer.

@@ -128,6 +128,7 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	boolFlag(fl, &protected, "protected-mode", true, false, "without --requirepass, answer only loopback clients (yes or no)")
 	boolFlag(fl, &serveStale, "serve-stale-data", true, false, "serve data commands before the first sync with the mesh is done (yes or no; no answers -MASTERDOWN)")
 	fl.IntVar(&cfg.MaxClients, "maxclients", 10000, "most concurrent client connections")
+	fl.IntVar(&cfg.IOThreads, "io-threads", 1, "event loops serving the clients")
 	durationFlag(fl, &cfg.IdleTimeout, "timeout", 0, "close client connections idle this long, in seconds or as a duration (0: never)")
 	durationFlag(fl, &shutdownTimeout, "shutdown-timeout", 10*time.Second, "at shutdown, wait this long for connected peers to acknowledge every write (0: do not wait)")
 	fl.StringVar(&maxBulk, "proto-max-bulk-len", "512MiB", "largest argument a client may send")
