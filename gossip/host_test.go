@@ -50,14 +50,14 @@ func TestHostAgainstLibp2pDefaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if err := y.Connect(ctx, *ai); err != nil {
 				t.Fatalf("connect to the mesh's host at %s: %v", ai.Addrs[0], err)
 			}
-			if addrs := a.tr.PeerAddrs(y.ID()); !slices.ContainsFunc(addrs, y.Addrs()[0].Equal) {
-				t.Fatalf("the mesh knows %v as the peer's addresses, want %s (identify)", addrs, y.Addrs()[0])
-			}
+			waitFor(t, "identify to tell the mesh where the peer listens", func() bool {
+				return slices.ContainsFunc(a.tr.PeerAddrs(y.ID()), y.Addrs()[0].Equal)
+			})
 			select {
 			case r := <-ping.Ping(ctx, y, ai.ID):
 				if r.Error != nil {
@@ -94,7 +94,7 @@ func TestPrivateNetworkHost(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { y.Close() })
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			err = y.Connect(ctx, *ai)
 			if c.ok && err != nil {
