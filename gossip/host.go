@@ -67,8 +67,9 @@ const (
 // the root package and its config import every default transport (WebRTC,
 // WebTransport, WebSocket) and the fx dependency injector, which made the
 // program 7.7 MB larger, mapped into every node. What is built here is what
-// libp2p.New builds for these options, less relay, AutoNAT, hole punching
-// and metrics, which the mesh turns off or never uses.
+// libp2p.New builds for these options, less relay, AutoNAT, hole punching,
+// metrics and the addresses peers observe (a node advertises where it
+// listens), which the mesh turns off or never uses.
 func newHost(cfg *Config, g *gater, bw *metrics.BandwidthCounter) (host.Host, error) {
 	limits := rcmgr.DefaultLimits
 	serviceLimits(&limits)
