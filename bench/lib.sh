@@ -60,11 +60,23 @@ start_redis() {
 	wait_port "$port"
 }
 
+# cold_program BIN drops BIN's pages from the page cache when
+# BENCH_COLD_PROGRAM is set, so that the node starts as after a reboot,
+# reading its program from disk. A program just written (built or copied)
+# is cached in large folios, which the kernel maps whole: its resident
+# code stays most of what it touched starting, however little of it the
+# node runs later.
+cold_program() {
+	# Pages not yet written back stay cached: write them first.
+	[[ -z ${BENCH_COLD_PROGRAM:-} ]] || { sync "$1" && dd if="$1" iflag=nocache count=0 status=none; }
+}
+
 # start_redmesh PORT ARGS... starts a node with a fresh data directory.
 start_redmesh() {
 	local port=$1; shift
 	local dir="$BENCH_TMP/redmesh-$port"
 	rm -rf "$dir"
+	cold_program "$BENCH_TMP/redmesh"
 	"$BENCH_TMP/redmesh" serve --data "$dir" --listen "127.0.0.1:$port" --log-level warn "$@" >"$dir.log" 2>&1 &
 	BENCH_PIDS+=($!)
 	wait_port "$port"
@@ -199,6 +211,7 @@ memory_row() {
 	if [[ -n $before_bin ]]; then
 		local dir="$BENCH_TMP/before-$((redmesh_port + 1))"
 		rm -rf "$dir"
+		cold_program "$before_bin"
 		"$before_bin" serve --data "$dir" --listen "127.0.0.1:$((redmesh_port + 1))" --log-level warn --fsync everysec >"$dir.log" 2>&1 &
 		BENCH_PIDS+=($!)
 		wait_port $((redmesh_port + 1))
