@@ -16,10 +16,11 @@ import (
 	"github.com/redmesh/redmesh/resp"
 )
 
-// eventLoop serves client connections from one goroutine over epoll, as
-// Redis's event loop does: each round it reads every connection that is
-// ready, runs their requests (the keyspace commands of all of them in one
-// write-path step, answered by one commit) and writes the replies. A
+// eventLoop serves its client connections from one goroutine over epoll,
+// as Redis's event loop does: each round it reads every connection that is
+// ready, runs their requests (the keyspace commands of all of them in
+// shared write-path steps, answered after one wait for their commit) and
+// writes the replies. A
 // goroutine per connection pays a park and a wake-up through the runtime's
 // poller for every request, at -P 1 as much CPU as Redis's whole SET
 // (bench/RESULTS.md). A connection whose command may wait on anything but
@@ -30,7 +31,6 @@ import (
 // libraries' per-connection callbacks do not expose.
 type eventLoop struct {
 	n    *Node
-	ctx  context.Context
 	ep   int // the epoll instance
 	wake int // an eventfd: new connections, closes asked for, a drain, the stop
 
@@ -113,7 +113,7 @@ func newEventLoop(n *Node) (*eventLoop, error) {
 		return nil, fmt.Errorf("watch the client event loop's eventfd: %w", err)
 	}
 	return &eventLoop{
-		n: n, ctx: context.Background(), ep: ep, wake: wake,
+		n: n, ep: ep, wake: wake,
 		conns:  make(map[int32]*loopConn),
 		events: make([]unix.EpollEvent, 256),
 	}, nil
@@ -461,7 +461,7 @@ func (l *eventLoop) publish(group []*loopConn) {
 		}
 		return
 	}
-	commit, err := n.db.Publish(l.ctx, func(tx *keyspace.Tx) error {
+	commit, err := n.db.Publish(context.Background(), func(tx *keyspace.Tx) error {
 		defer func() {
 			for _, lc := range group {
 				lc.c.tx, lc.c.w = nil, lc.c.out
