@@ -253,8 +253,8 @@ func (n *Node) runPipeline(c *client, pending [][][]byte) {
 			k++
 		}
 		if k == 1 || !c.anyWrite(pending[:k]) {
-			// Reads gain nothing from the write lock: they run on this
-			// connection's goroutine, beside other clients'.
+			// Reads gain nothing from the write lock: they run
+			// outside it, beside other clients' writes.
 			for _, args := range pending[:k] {
 				n.dispatch(c, args)
 			}
