@@ -178,8 +178,8 @@ func clientList(n *Node, c *client, args [][]byte) {
 
 // clientKill is CLIENT KILL addr (the old form: OK or an error) and CLIENT
 // KILL filter value ... (the new: how many were killed). A connection killed
-// is closed before the reply (by its event loop, before the loop reads
-// again), and whatever serves it then cleans up.
+// answers nothing more: a goroutine's is closed at once, an event loop
+// closes its own before it reads again; either then cleans up.
 func clientKill(n *Node, c *client, args [][]byte) {
 	if len(args) == 1 {
 		for _, x := range allClients(n) {
