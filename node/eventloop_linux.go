@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -32,7 +33,9 @@ import (
 type eventLoop struct {
 	n    *Node
 	ep   int // the epoll instance
-	wake int // an eventfd: new connections, closes asked for, a drain, the stop
+	epf  *os.File
+	raw  syscall.RawConn // epf's
+	wake int             // an eventfd: new connections, closes asked for, a drain, the stop
 
 	mu      sync.Mutex // guards the requests below, made from other goroutines
 	added   []*loopConn
@@ -112,8 +115,22 @@ func newEventLoop(n *Node) (*eventLoop, error) {
 		unix.Close(wake)
 		return nil, fmt.Errorf("watch the client event loop's eventfd: %w", err)
 	}
+	// The runtime's poller watches the epoll descriptor, readable while
+	// events wait in it (wait).
+	if err := unix.SetNonblock(ep, true); err != nil {
+		unix.Close(ep)
+		unix.Close(wake)
+		return nil, fmt.Errorf("make the client event loop's epoll non-blocking: %w", err)
+	}
+	epf := os.NewFile(uintptr(ep), "epoll")
+	raw, err := epf.SyscallConn()
+	if err != nil {
+		epf.Close()
+		unix.Close(wake)
+		return nil, fmt.Errorf("poll the client event loop's epoll: %w", err)
+	}
 	return &eventLoop{
-		n: n, ep: ep, wake: wake,
+		n: n, ep: ep, epf: epf, raw: raw, wake: wake,
 		conns:  make(map[int32]*loopConn),
 		events: make([]unix.EpollEvent, 256),
 	}, nil
@@ -202,7 +219,7 @@ func (l *eventLoop) signal() {
 // close releases the loop's descriptors.
 func (l *eventLoop) close() {
 	unix.Close(l.wake)
-	unix.Close(l.ep)
+	l.epf.Close()
 }
 
 // run is the loop. It returns once stop is called.
@@ -211,12 +228,8 @@ func (l *eventLoop) run() {
 	defer l.close()
 	l.lastIdle = time.Now()
 	for {
-		wait := 1000
-		if len(l.again) > 0 {
-			wait = 0
-		}
-		k, err := unix.EpollWait(l.ep, l.events, wait)
-		if err != nil && !errors.Is(err, unix.EINTR) {
+		k, err := l.wait()
+		if err != nil {
 			l.n.log.Error("client event loop: epoll_wait", "err", err)
 			time.Sleep(10 * time.Millisecond)
 			continue
@@ -271,6 +284,39 @@ func (l *eventLoop) run() {
 			l.closeIdle(now)
 		}
 	}
+}
+
+// wait returns the events ready, waiting for one (up to a second, for
+// closeIdle) unless connections are to be read again at once. It waits in
+// the runtime's poller, on the epoll descriptor itself, not in epoll_wait:
+// a goroutine blocked in a system call keeps its thread's P until the
+// runtime's monitor takes it back, up to 10 ms later on a quiet node, and
+// with GOMAXPROCS 1 (node/procs.go) the mesh's goroutines would wait
+// that long for it.
+func (l *eventLoop) wait() (int, error) {
+	var k int
+	var err error
+	if len(l.again) > 0 {
+		k, err = unix.EpollWait(l.ep, l.events, 0)
+		if err == unix.EINTR {
+			err = nil
+		}
+		return max(k, 0), err
+	}
+	l.epf.SetReadDeadline(time.Now().Add(time.Second))
+	rerr := l.raw.Read(func(uintptr) bool {
+		k, err = unix.EpollWait(l.ep, l.events, 0)
+		return err != nil && err != unix.EINTR || k > 0
+	})
+	switch {
+	case errors.Is(rerr, os.ErrDeadlineExceeded):
+		return 0, nil
+	case rerr != nil:
+		return 0, rerr
+	case err != nil:
+		return 0, err
+	}
+	return k, nil
 }
 
 // requests takes what other goroutines asked of the loop; it reports
