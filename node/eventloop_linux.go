@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -287,17 +288,22 @@ func (l *eventLoop) run() {
 }
 
 // wait returns the events ready, waiting for one (up to a second, for
-// closeIdle) unless connections are to be read again at once. It waits in
-// the runtime's poller, on the epoll descriptor itself, not in epoll_wait:
-// a goroutine blocked in a system call keeps its thread's P until the
-// runtime's monitor takes it back, up to 10 ms later on a quiet node, and
-// with GOMAXPROCS 1 (node/procs.go) the mesh's goroutines would wait
-// that long for it.
+// closeIdle) unless connections are to be read again at once. With one
+// thread to run goroutines (GOMAXPROCS 1: a quiet node, node/procs.go) it
+// waits in the runtime's poller, on the epoll descriptor itself: a
+// goroutine blocked in epoll_wait keeps the thread's P until the runtime's
+// monitor takes it back, up to 10 ms later on a quiet node, and the mesh's
+// goroutines waited that long. With more, another thread is free to run
+// them, and epoll_wait itself costs less than the runtime's poller's wake.
 func (l *eventLoop) wait() (int, error) {
 	var k int
 	var err error
-	if len(l.again) > 0 {
-		k, err = unix.EpollWait(l.ep, l.events, 0)
+	if len(l.again) > 0 || runtime.GOMAXPROCS(0) > 1 {
+		timeout := 1000
+		if len(l.again) > 0 {
+			timeout = 0
+		}
+		k, err = unix.EpollWait(l.ep, l.events, timeout)
 		if err == unix.EINTR {
 			err = nil
 		}
