@@ -102,9 +102,10 @@ func (n *Node) admit(nc net.Conn) string {
 const maxPipeline = 1024
 
 // serveConn runs one client connection on a goroutine of its own until it
-// closes, QUITs, breaks the protocol or the node shuts down (where the
-// node serves its clients from an event loop, a connection whose command
-// may block comes here from it: serveDetached).
+// closes, QUITs, breaks the protocol or the node shuts down: every
+// connection where the node has no event loop, one a loop cannot take.
+// A connection a loop hands over (serveDetached, serveAfterCommit) goes on
+// in serveRequests.
 func (n *Node) serveConn(nc net.Conn) {
 	defer n.conns.ended()
 	defer nc.Close()
