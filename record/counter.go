@@ -165,7 +165,7 @@ func AppendCounter(dst []byte, s CounterState) []byte {
 // AppendBinaryCounter appends r's encoding (AppendBinary) with s as its
 // typed state, whatever r.Typed holds, without building the state.
 func AppendBinaryCounter(dst []byte, r Record, s CounterState) []byte {
-	dst = appendRegisters(dst, r, true)
+	dst = appendRegisters(dst, r, true, Encoding2)
 	dst = append(dst, byte(KindString)|kindTimes)
 	dst = appendVersion(dst, s.KindVersion)
 	dst = append(dst, 1) // one count

@@ -39,7 +39,7 @@ var ErrCorrupt = errors.New("corrupt record")
 
 // AppendBinary appends r's encoding to dst. A SET writes both registers at one
 // version, so the common case stores that version once.
-func AppendBinary(dst []byte, r Record) []byte { return appendBinary(dst, r, nil) }
+func AppendBinary(dst []byte, r Record) []byte { return appendBinary(dst, r, nil, Encoding2) }
 
 // AppendBinarySpill is AppendBinary for an encoding written out as it
 // grows: between a collection's elements, once dst holds at least at
@@ -47,7 +47,7 @@ func AppendBinary(dst []byte, r Record) []byte { return appendBinary(dst, r, nil
 // written out). A large collection is so encoded through a buffer of about
 // at bytes, not one of its whole size.
 func AppendBinarySpill(dst []byte, r Record, at int, spill func([]byte) []byte) []byte {
-	return appendBinary(dst, r, &spiller{at: at, spill: spill})
+	return appendBinary(dst, r, &spiller{at: at, spill: spill}, Encoding2)
 }
 
 // spiller hands an encoding under way to its writer (AppendBinarySpill).
@@ -64,26 +64,29 @@ func (s *spiller) check(dst []byte) []byte {
 	return dst
 }
 
-func appendBinary(dst []byte, r Record, sp *spiller) []byte {
+func appendBinary(dst []byte, r Record, sp *spiller, enc Encoding) []byte {
 	typed := !r.Typed.empty()
-	dst = appendRegisters(dst, r, typed)
+	dst = appendRegisters(dst, r, typed, enc)
 	if typed {
-		dst = appendTypedForm(dst, r.Typed, nil, sp)
+		dst = appendTypedForm(dst, r.Typed, nil, sp, enc == Encoding1)
 	}
 	return dst
 }
 
-// appendRegisters appends r's encoding up to its typed state, which follows
-// if typed.
-func appendRegisters(dst []byte, r Record, typed bool) []byte {
+// appendRegisters appends r's encoding, as enc reads it, up to its typed
+// state, which follows if typed.
+func appendRegisters(dst []byte, r Record, typed bool, enc Encoding) []byte {
 	var flags byte
 	if r.Value.Tombstone {
 		flags |= flagTombstone
 	}
 	if typed {
-		flags |= flagTyped | flagShortCounts
+		flags |= flagTyped
+		if enc != Encoding1 {
+			flags |= flagShortCounts
+		}
 	}
-	noValue := !r.Value.Tombstone && r.Value.Version.IsZero() && len(r.Value.Data) == 0
+	noValue := enc != Encoding1 && !r.Value.Tombstone && r.Value.Version.IsZero() && len(r.Value.Data) == 0
 	if noValue {
 		flags |= flagNoValue
 	}

@@ -193,13 +193,14 @@ func appendFloats(dst []byte, counts []Count) []byte {
 // hasZSet reports whether t has a sorted set's section to encode.
 func (t *Typed) hasZSet() bool { return t.scoreCountLen() > 0 || t.count(listScored) > 0 }
 
-func appendTyped(dst []byte, t *Typed) []byte { return appendTypedForm(dst, t, nil, nil) }
+func appendTyped(dst []byte, t *Typed) []byte { return appendTypedForm(dst, t, nil, nil, false) }
 
 // appendTypedForm is appendTyped; with dots non-nil, the in-memory form
 // (AppendTyped): the type register's and the elements' dots are written by
 // dots (dotWriter), the rest as appendTyped writes it. sp, if not nil,
-// spills the encoding between elements (AppendBinarySpill).
-func appendTypedForm(dst []byte, t *Typed, dots *dotWriter, sp *spiller) []byte {
+// spills the encoding between elements (AppendBinarySpill). With long, the
+// counts are in the long form (Encoding1's).
+func appendTypedForm(dst []byte, t *Typed, dots *dotWriter, sp *spiller, long bool) []byte {
 	kind := byte(t.Kind) | kindTimes
 	if t.HLL != nil { // HyperLogLog hook (record/hll.go)
 		kind |= kindHasHLL
@@ -224,7 +225,11 @@ func appendTypedForm(dst []byte, t *Typed, dots *dotWriter, sp *spiller) []byte 
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(counts)))
 	for _, c := range counts {
-		dst = appendCountShort(dst, c, t.KindVersion)
+		if long {
+			dst = appendCount(dst, c)
+		} else {
+			dst = appendCountShort(dst, c, t.KindVersion)
+		}
 		dst = sp.check(dst)
 	}
 	if floats {
@@ -768,7 +773,7 @@ func (r *typedReader) suffixed(prev, names []byte, left int) ([]byte, []byte) {
 // build's in-memory form need not read another's.
 func AppendTyped(dst []byte, t *Typed) []byte {
 	var w dotWriter
-	return appendTypedForm(dst, t, &w, nil)
+	return appendTypedForm(dst, t, &w, nil, false)
 }
 
 // DecodeTypedDetached is DecodeTyped for a b that its owner may overwrite
