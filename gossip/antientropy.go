@@ -15,7 +15,9 @@ import (
 // maxRootAt bounds the frame holding a peer's mesh.RootAt.
 const maxRootAt = 48
 
-// Merkle sessions over /redmesh/merkle/3: each frame holds one encoded
+// Merkle sessions over /redmesh/merkle/4 (/redmesh/merkle/3 with a peer of
+// an earlier version, its records in that version's encoding:
+// versions.go): each frame holds one encoded
 // merkle.Message (merkle.Marshal), in the order the sessions produce them.
 // Once its session is done each side sends one last frame, a mesh.RootAt
 // (its Merkle root and its log's head), so both learn the other's root for
@@ -49,15 +51,16 @@ func (m *Mesh) runSession(p peer.ID, fallback bool) bool {
 }
 
 func (m *Mesh) initiate(p peer.ID) (merkle.Result, error) {
-	sess, err := merkle.NewInitiator(merkle.Config{Shape: merkle.DefaultShape, Local: m.local.MerkleLocal(), Salt: randUint64()})
-	if err != nil {
-		return merkle.Result{}, err
-	}
-	s, err := m.tr.Open(m.ctx, p, protoMerkle)
+	s, enc, err := m.open(m.ctx, p, merkleIDs)
 	if err != nil {
 		return merkle.Result{}, err
 	}
 	defer s.Close()
+	sess, err := merkle.NewInitiator(merkle.Config{Shape: merkle.DefaultShape, Local: m.merkleLocal(enc), Salt: randUint64()})
+	if err != nil {
+		s.Reset()
+		return merkle.Result{}, err
+	}
 	out, err := sess.Start()
 	if err != nil {
 		s.Reset()
@@ -89,7 +92,7 @@ func (m *Mesh) serveMerkle(s Stream) {
 		s.Reset() // not now (mesh.Replicator.AcceptSession): the peer tries again next round
 		return
 	}
-	sess, err := merkle.NewResponder(merkle.Config{Shape: merkle.DefaultShape, Local: m.local.MerkleLocal()})
+	sess, err := merkle.NewResponder(merkle.Config{Shape: merkle.DefaultShape, Local: m.merkleLocal(encodingOf(s.Protocol()))})
 	if err != nil {
 		s.Reset()
 		return
@@ -105,6 +108,7 @@ func (m *Mesh) serveMerkle(s Stream) {
 // (mesh.Admit) runs to its end but reports an error.
 func (m *Mesh) drive(s Stream, sess *merkle.Session, first merkle.Output) error {
 	p := s.Remote()
+	carried := encodingOf(s.Protocol())
 	r, w := streamIO(s)
 	var buf bytes.Buffer
 	var enc []byte
@@ -132,7 +136,11 @@ func (m *Mesh) drive(s Stream, sess *merkle.Session, first merkle.Output) error 
 		}
 		out, err := sess.Step(msg)
 		if len(out.Records) > 0 {
-			if cerr := checkRecords(out.Records); cerr != nil {
+			cerr := checkRecords(out.Records)
+			if cerr == nil {
+				cerr = checkEncoding(out.Records, carried)
+			}
+			if cerr != nil {
 				m.misbehaved(p, "merkle session", cerr)
 				s.Reset()
 				return cerr

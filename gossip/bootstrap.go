@@ -18,7 +18,8 @@ import (
 	"github.com/redmesh/redmesh/wal"
 )
 
-// Bootstrap over /redmesh/snapshot/1: a node that holds nothing streams a
+// Bootstrap over /redmesh/snapshot/2 (/redmesh/snapshot/1 with a peer of
+// an earlier version, in its encoding: versions.go): a node that holds nothing streams a
 // peer's keyspace (mesh.SnapshotRequest, then mesh.SnapshotChunk frames in
 // key-hash order until Done), applying each chunk through the one write
 // path, then reads the peer's log from where the snapshot began. The
@@ -26,7 +27,6 @@ import (
 // mesh's; this file moves the bytes.
 
 const (
-	protoSnapshot = "/redmesh/snapshot/1"
 	// snapshotChunkBytes is the record bytes asked per chunk by default: one write-path
 	// step applies a chunk (about 8,000 keys of 100 bytes), so a client's
 	// write waits for at most a few milliseconds of it.
@@ -68,11 +68,12 @@ func (m *Mesh) bootstrap(p peer.ID, mid mesh.PeerID) error {
 	req := m.r.Table().SnapshotRequestFor(mid, uint32(cmp.Or(m.cfg.SnapshotChunkBytes, snapshotChunkBytes)))
 	m.mu.Unlock()
 	m.st.bootstraps.Add(1)
-	s, err := m.tr.Open(m.ctx, p, protoSnapshot)
+	s, enc, err := m.open(m.ctx, p, snapshotIDs)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	decode := carrying(enc, decodeSnapshotChunk, func(c *mesh.SnapshotChunk) []merkle.Record { return c.Records })
 	r, w := streamIO(s)
 	if err := writeFrame(w, mesh.AppendSnapshotRequest(nil, req)); err != nil {
 		return err
@@ -106,7 +107,7 @@ func (m *Mesh) bootstrap(p peer.ID, mid mesh.PeerID) error {
 			case <-ctx.Done():
 				return
 			}
-			chunk, err := readMessage(m, p, "snapshot", r, maxFrame, buf, decodeSnapshotChunk)
+			chunk, err := readMessage(m, p, "snapshot", r, maxFrame, buf, decode)
 			if err != nil {
 				rerr = err
 				return
@@ -275,6 +276,7 @@ func (m *Mesh) serveSnapshot(s Stream) {
 		s.Reset() // busy: the peer tries again later
 		return
 	}
+	enc := encodingOf(s.Protocol())
 	r, w := streamIO(s)
 	var in bytes.Buffer
 	s.SetDeadline(time.Now().Add(ioTimeout))
@@ -301,7 +303,7 @@ func (m *Mesh) serveSnapshot(s Stream) {
 			k := len(data)
 			data = append(data, key...)
 			v := len(data)
-			data = record.AppendBinary(data, rec)
+			data = record.AppendBinaryAs(data, rec, enc)
 			offs = append(offs, [3]int{k, v, len(data)})
 			return len(data) < limit
 		})

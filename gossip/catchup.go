@@ -12,7 +12,8 @@ import (
 	"github.com/redmesh/redmesh/wal"
 )
 
-// Log catch-up over /redmesh/log/2: the reader sends a frame holding a
+// Log catch-up over /redmesh/log/3 (/redmesh/log/2 with a peer of an
+// earlier version, in its encoding: versions.go): the reader sends a frame holding a
 // mesh.LogRequest, the server answers with a frame holding a
 // mesh.LogReply, and so on until the reader is caught up and closes the
 // stream. The policy (where to start, when to read on, when to fall back to
@@ -26,11 +27,12 @@ const maxLogRequest = 64
 // may ask for the next entries at once, so the peer reads its log while
 // this node merges) and once applied. It returns when the run ends.
 func (m *Mesh) catchUp(lr *logRun) error {
-	s, err := m.tr.Open(m.ctx, lr.peer, protoLog)
+	s, enc, err := m.open(m.ctx, lr.peer, logIDs)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	decode := carrying(enc, decodeLogReply, func(r *mesh.LogReply) []merkle.Record { return r.Records })
 	r, w := streamIO(s)
 	var buf bytes.Buffer
 	var out []byte
@@ -71,7 +73,7 @@ func (m *Mesh) catchUp(lr *logRun) error {
 			}
 		}
 		s.SetDeadline(time.Now().Add(ioTimeout))
-		rep, err := readMessage(m, lr.peer, "log reply", r, maxFrame, &buf, decodeLogReply)
+		rep, err := readMessage(m, lr.peer, "log reply", r, maxFrame, &buf, decode)
 		if err != nil {
 			return err
 		}
@@ -132,6 +134,7 @@ func checkRecords(recs []merkle.Record) error {
 func (m *Mesh) serveLog(s Stream) {
 	defer s.Close()
 	p := s.Remote()
+	enc := encodingOf(s.Protocol())
 	r, w := streamIO(s)
 	var buf bytes.Buffer
 	var out []byte
@@ -145,7 +148,7 @@ func (m *Mesh) serveLog(s Stream) {
 		if m.asideHorizon(p) != 0 {
 			req = mesh.ForReturned(req)
 		}
-		rep := m.logReply(req)
+		rep := m.logReply(req, enc)
 		out = mesh.AppendLogReply(out[:0], rep)
 		if err := writeFrame(w, out); err != nil {
 			return
@@ -156,7 +159,8 @@ func (m *Mesh) serveLog(s Stream) {
 	}
 }
 
-func (m *Mesh) logReply(req mesh.LogRequest) *mesh.LogReply {
+// logReply answers req with records in encoding enc.
+func (m *Mesh) logReply(req mesh.LogRequest, enc record.Encoding) *mesh.LogReply {
 	first, last := m.store.LogBounds()
 	head := last + 1
 	// The root after the head, so that it reflects every entry before it.
@@ -177,7 +181,7 @@ func (m *Mesh) logReply(req mesh.LogRequest) *mesh.LogReply {
 		if e.Seq != from+uint64(i) {
 			break // entries are contiguous; stop at anything else
 		}
-		rep.Records = append(rep.Records, merkle.Record{Key: e.Key, Payload: record.Encode(e.Record)})
+		rep.Records = append(rep.Records, merkle.Record{Key: e.Key, Payload: record.EncodeAs(e.Record, enc)})
 	}
 	rep.Next = from + uint64(len(rep.Records))
 	if len(rep.Records) == 0 {

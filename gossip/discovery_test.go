@@ -107,9 +107,9 @@ type exchangeCounter struct {
 	done atomic.Int32
 }
 
-func (c *exchangeCounter) Open(ctx context.Context, p peer.ID, proto protocol.ID) (Stream, error) {
-	s, err := c.p2p.Open(ctx, p, proto)
-	if err != nil || proto != protoPeers {
+func (c *exchangeCounter) Open(ctx context.Context, p peer.ID, protos ...protocol.ID) (Stream, error) {
+	s, err := c.p2p.Open(ctx, p, protos...)
+	if err != nil || s.Protocol() != protoPeers {
 		return s, err
 	}
 	return countedStream{s, &c.done}, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/mesh"
+	"github.com/redmesh/redmesh/record"
 	"github.com/redmesh/redmesh/wal"
 )
 
@@ -118,6 +119,11 @@ type Mesh struct {
 	// and not dialled.
 	forgot      map[peer.ID]bool
 	forgotDirty bool
+
+	// wireEncoding is the newest record encoding this node writes to
+	// peers, which picks the protocols' versions it speaks: this build's
+	// own; a test's node of the build before, Encoding1.
+	wireEncoding record.Encoding
 }
 
 // SyncInterval is the anti-entropy period.
@@ -172,6 +178,9 @@ type peerState struct {
 	ackInMu sync.Mutex
 	// push is the stream our pushes go to the peer on (pushstream.go).
 	push *pushOut
+	// versionLogged names the protocols of which the peer speaks no
+	// version of ours, logged once on this link (versions.go).
+	versionLogged map[string]bool
 	// downSince is when its link last closed; link counts the times it
 	// came up (a peer exchange goes on while its link is the same).
 	downSince time.Time
@@ -248,6 +257,7 @@ func newMesh(cfg Config, store *wal.Store, local Local) (*Mesh, error) {
 		runs:           map[mesh.PeerID]*logRun{},
 		pids:           map[mesh.PeerID]peer.ID{},
 		forgot:         map[peer.ID]bool{},
+		wireEncoding:   record.Encoding2,
 	}
 	m.syncInterval.Store(int64(cfg.SyncInterval))
 	if err := m.openEpoch(); err != nil {
@@ -310,19 +320,23 @@ func (e events) LinkUp(p peer.ID, addr string) { e.m.linkUp(p, addr) }
 func (e events) LinkDown(p peer.ID)            { e.m.linkDown(p) }
 func (e events) Found(p peer.ID)               { e.m.want(p, false) }
 
+func (e events) Protocols() []protocol.ID { return e.m.protocols() }
+
+// Stream serves a stream a peer opened; the record-carrying ones in the
+// encoding of the version negotiated (versions.go).
 func (e events) Stream(proto protocol.ID, s Stream) {
 	switch proto {
-	case protoLog:
+	case protoLog, protoLog2:
 		e.m.serveLog(s)
-	case protoMerkle:
+	case protoMerkle, protoMerkle3:
 		e.m.serveMerkle(s)
 	case protoAck:
 		e.m.serveAck(s)
-	case protoPush:
+	case protoPush, protoPush4:
 		e.m.servePush(s)
 	case protoPeers:
 		e.m.servePeers(s)
-	case protoSnapshot:
+	case protoSnapshot, protoSnapshot1:
 		e.m.serveSnapshot(s)
 	default:
 		s.Reset()
@@ -419,6 +433,7 @@ func (m *Mesh) linkUp(p peer.ID, addr string) {
 		m.linked.Add(1)
 		now := time.Now()
 		ps.downSince = time.Time{}
+		ps.versionLogged = nil // it may have been upgraded
 		ps.addr = addr
 		d := m.wanted[p]
 		if d == nil {

@@ -36,14 +36,6 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// Protocol IDs.
-const (
-	protoLog    = protocol.ID("/redmesh/log/2")
-	protoMerkle = protocol.ID("/redmesh/merkle/3")
-	protoAck    = protocol.ID("/redmesh/ack/3")
-	protoPeers  = protocol.ID("/redmesh/peers/1")
-)
-
 // Resource manager scale: what libp2p may take on a small machine.
 const (
 	rcmgrMemory = 256 << 20
@@ -73,7 +65,7 @@ const (
 func newHost(cfg *Config, g *gater, bw *metrics.BandwidthCounter) (host.Host, error) {
 	limits := rcmgr.DefaultLimits
 	serviceLimits(&limits)
-	for _, p := range []protocol.ID{protoLog, protoMerkle, protoAck, protoPeers} {
+	for _, p := range []protocol.ID{protoLog, protoLog2, protoMerkle, protoMerkle3, protoAck, protoPeers} {
 		limits.AddProtocolLimit(p,
 			rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 64 << 20},
 			rcmgr.BaseLimitIncrease{})

@@ -127,9 +127,11 @@ func (n *memNet) unlink(a, b peer.ID) {
 }
 
 type memTransport struct {
-	net     *memNet
-	id      peer.ID
-	hd      Handler
+	net *memNet
+	id  peer.ID
+	hd  Handler
+	// protos are the protocols hd serves (Handler.Protocols).
+	protos  []protocol.ID
 	closed  bool
 	addrsMu sync.Mutex
 	addrs   map[peer.ID][]ma.Multiaddr
@@ -139,8 +141,9 @@ func (t *memTransport) Self() peer.ID   { return t.id }
 func (t *memTransport) Addrs() []string { return nil }
 
 func (t *memTransport) Start(h Handler) error {
+	protos := h.Protocols()
 	t.net.mu.Lock()
-	t.hd = h
+	t.hd, t.protos = h, protos
 	t.net.mu.Unlock()
 	return nil
 }
@@ -172,7 +175,8 @@ func cmpID(a, b peer.ID) int {
 	return 0
 }
 
-func (t *memTransport) Open(_ context.Context, p peer.ID, proto protocol.ID) (Stream, error) {
+// Open negotiates as libp2p does: the first of protos the peer serves.
+func (t *memTransport) Open(_ context.Context, p peer.ID, protos ...protocol.ID) (Stream, error) {
 	t.net.mu.Lock()
 	l := t.net.links[pair(t.id, p)]
 	q := t.net.nodes[p]
@@ -180,6 +184,12 @@ func (t *memTransport) Open(_ context.Context, p peer.ID, proto protocol.ID) (St
 		t.net.mu.Unlock()
 		return nil, errors.New("not linked")
 	}
+	i := slices.IndexFunc(protos, func(id protocol.ID) bool { return slices.Contains(q.protos, id) })
+	if i < 0 {
+		t.net.mu.Unlock()
+		return nil, &noCommonVersion{offered: protos, theirs: meshIDs(q.protos)}
+	}
+	proto := protos[i]
 	a, b, err := t.net.connPair()
 	if err != nil {
 		t.net.mu.Unlock()
@@ -187,11 +197,11 @@ func (t *memTransport) Open(_ context.Context, p peer.ID, proto protocol.ID) (St
 	}
 	l.streams = append(l.streams, a, b)
 	t.net.mu.Unlock()
-	go q.hd.Stream(proto, memStream{b, t.id})
-	if proto == protoPush {
-		return &lossyStream{memStream: memStream{a, p}, net: t.net, link: [2]peer.ID{t.id, p}}, nil
+	go q.hd.Stream(proto, memStream{b, t.id, proto})
+	if slices.Contains(pushIDs, proto) {
+		return &lossyStream{memStream: memStream{a, p, proto}, net: t.net, link: [2]peer.ID{t.id, p}}, nil
 	}
-	return memStream{a, p}, nil
+	return memStream{a, p, proto}, nil
 }
 
 // lossyStream is a push stream that loses the frames memNet.drop says.
@@ -308,11 +318,13 @@ func (t *memTransport) Close() error {
 type memStream struct {
 	net.Conn
 	remote peer.ID
+	proto  protocol.ID
 }
 
-func (s memStream) CloseWrite() error { return nil }
-func (s memStream) Reset() error      { return s.Close() }
-func (s memStream) Remote() peer.ID   { return s.remote }
+func (s memStream) CloseWrite() error     { return nil }
+func (s memStream) Reset() error          { return s.Close() }
+func (s memStream) Remote() peer.ID       { return s.remote }
+func (s memStream) Protocol() protocol.ID { return s.proto }
 
 // startMemMesh starts a mesh over the in-memory network, its store and
 // keyspace real, linked to peers; mod changes its config first (nil:

@@ -64,7 +64,7 @@ func (t *p2p) Addrs() []string {
 // Start sets the stream handlers and link events, and only then listens: a
 // peer that connected before would never be counted as linked.
 func (t *p2p) Start(hd Handler) error {
-	for _, p := range []protocol.ID{protoPush, protoLog, protoMerkle, protoAck, protoPeers, protoSnapshot} {
+	for _, p := range hd.Protocols() {
 		t.h.SetStreamHandler(p, func(s network.Stream) { hd.Stream(p, p2pStream{s}) })
 	}
 	t.h.Network().Notify(&network.NotifyBundle{
@@ -81,9 +81,18 @@ func (t *p2p) Start(hd Handler) error {
 	return nil
 }
 
-func (t *p2p) Open(ctx context.Context, p peer.ID, proto protocol.ID) (Stream, error) {
-	s, err := t.h.NewStream(ctx, p, proto)
+// Open opens a stream in the first of protos p speaks. NewStream waits
+// for identify on the link, so when negotiation fails the peerstore lists
+// what p speaks: if none of protos, the error says so.
+func (t *p2p) Open(ctx context.Context, p peer.ID, protos ...protocol.ID) (Stream, error) {
+	s, err := t.h.NewStream(ctx, p, protos...)
 	if err != nil {
+		ps := t.h.Peerstore()
+		if theirs, perr := ps.GetProtocols(p); perr == nil && len(theirs) > 0 {
+			if common, perr := ps.SupportsProtocols(p, protos...); perr == nil && len(common) == 0 {
+				return nil, &noCommonVersion{offered: protos, theirs: meshIDs(theirs)}
+			}
+		}
 		return nil, err
 	}
 	return p2pStream{s}, nil

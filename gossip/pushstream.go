@@ -7,14 +7,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/protocol"
-
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/mesh"
+	"github.com/redmesh/redmesh/record"
 )
 
-// Push streams: /redmesh/push/4, one a node opens to each peer linked to
-// it, carrying its pushes (push.go), a frame each. The peer reads them
+// Push streams: /redmesh/push/5 (or /redmesh/push/4, whose records are in
+// record.Encoding1, to a peer of an earlier build: versions.go), one a node
+// opens to each peer linked to it, carrying its pushes (push.go), a frame each. The peer reads them
 // straight into the merge, with no event loop or queue of its own between:
 // each goroutine hand-off on a push's way waits for a core on a busy
 // machine, and so adds to its propagation time. The stream's
@@ -32,7 +32,6 @@ import (
 // as for a push lost any other way (mesh.Progress). The receiver merges
 // before it reads on, so what it has not merged waits in the stream's
 // flow-control window.
-const protoPush = protocol.ID("/redmesh/push/4")
 
 const (
 	maxPushQueued = 8 << 20
@@ -55,7 +54,10 @@ type outPush struct {
 // pushOut is the push stream to one peer: the publisher queues each
 // message (send), a writer goroutine of its own writes them.
 type pushOut struct {
-	s     Stream
+	s Stream
+	// enc is the record encoding the stream carries: an older one's
+	// messages are encoded again (pushAs).
+	enc   record.Encoding
 	mu    sync.Mutex
 	q     []*outPush // waiting, oldest first
 	bytes int        // sum of q's sizes
@@ -64,7 +66,7 @@ type pushOut struct {
 }
 
 func newPushOut(s Stream) *pushOut {
-	return &pushOut{s: s, ready: make(chan struct{}, 1), stop: make(chan struct{})}
+	return &pushOut{s: s, enc: record.Encoding2, ready: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // send queues p for the peer, coalesced into the last push waiting when it
@@ -150,12 +152,15 @@ func (m *Mesh) outsOf(dst []*pushOut, ids []mesh.PeerID) []*pushOut {
 // reads our log for it once a later push shows the hole (and catches up
 // from the log anyway when a link comes up).
 func (m *Mesh) openPushStreams() {
-	for _, ps := range m.connectedWithout(func(ps *peerState) bool { return ps.push != nil }) {
-		s, err := m.tr.Open(m.ctx, ps.id, protoPush)
+	// A peer that speaks no version of ours is not asked again while the
+	// link lasts.
+	for _, ps := range m.connectedWithout(func(ps *peerState) bool { return ps.push != nil || ps.versionLogged["push"] }) {
+		s, enc, err := m.open(m.ctx, ps.id, pushIDs)
 		if err != nil {
 			continue // the next tick tries again
 		}
 		o := newPushOut(s)
+		o.enc = enc
 		opened := false
 		m.mu.Lock()
 		if ps.connected && ps.push == nil {
@@ -209,6 +214,21 @@ func (m *Mesh) writePushes(ps *peerState, o *pushOut) {
 			if !ok {
 				break
 			}
+			if o.enc < record.Encoding2 {
+				var n int
+				var err error
+				if msg, n, err = pushAs(msg, o.enc); err != nil {
+					m.log.Error("push for a peer of an earlier version", "peer", ps.id.String(), "err", err)
+					return
+				}
+				if len(msg) > maxPushMessage {
+					// Longer in the old encoding than a frame may be: the
+					// peer sees the hole and reads our log.
+					m.st.pushDropped.Add(uint64(n))
+					m.st.pushDroppedStream.Add(uint64(n))
+					continue
+				}
+			}
 			if writeFrame(w, msg) != nil {
 				return
 			}
@@ -226,8 +246,9 @@ func (m *Mesh) servePush(s Stream) {
 	origin := s.Remote()
 	r := bufio.NewReaderSize(s, 64<<10)
 	var buf bytes.Buffer
+	decode := carrying(encodingOf(s.Protocol()), decodePushMsg, func(pm pushMsg) []merkle.Record { return pm.recs })
 	for {
-		pm, err := readMessage(m, origin, "push", r, maxPushMessage, &buf, decodePushMsg)
+		pm, err := readMessage(m, origin, "push", r, maxPushMessage, &buf, decode)
 		if err != nil {
 			return
 		}

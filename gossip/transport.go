@@ -23,8 +23,10 @@ type Transport interface {
 	// Start hands every event to h from now on and starts listening:
 	// nothing reaches the mesh before it is ready for it.
 	Start(h Handler) error
-	// Open opens a stream of protocol proto to p.
-	Open(ctx context.Context, p peer.ID, proto protocol.ID) (Stream, error)
+	// Open opens a stream to p of the first of protos (a protocol's
+	// versions, newest first) that p speaks; if it speaks none, the error
+	// is a *noCommonVersion.
+	Open(ctx context.Context, p peer.ID, protos ...protocol.ID) (Stream, error)
 	// Connect dials p at the addresses known for it; Connected reports
 	// whether a link to p is up.
 	Connect(ctx context.Context, p peer.ID) error
@@ -44,6 +46,9 @@ type Transport interface {
 
 // Handler is what a Transport tells the mesh.
 type Handler interface {
+	// Protocols are the protocols (each version an ID) streams are
+	// accepted for, read once at Start.
+	Protocols() []protocol.ID
 	// Stream is a stream of protocol proto a peer opened.
 	Stream(proto protocol.ID, s Stream)
 	// LinkUp: a link to p opened, at addr; LinkDown: one closed (the mesh
@@ -65,4 +70,6 @@ type Stream interface {
 	SetWriteDeadline(time.Time) error
 	// Remote is the peer at the other end.
 	Remote() peer.ID
+	// Protocol is the stream's protocol, the version negotiated.
+	Protocol() protocol.ID
 }
