@@ -108,7 +108,6 @@ func (m *Mesh) serveMerkle(s Stream) {
 // (mesh.Admit) runs to its end but reports an error.
 func (m *Mesh) drive(s Stream, sess *merkle.Session, first merkle.Output) error {
 	p := s.Remote()
-	carried := encodingOf(s.Protocol())
 	r, w := streamIO(s)
 	var buf bytes.Buffer
 	var enc []byte
@@ -138,7 +137,7 @@ func (m *Mesh) drive(s Stream, sess *merkle.Session, first merkle.Output) error 
 		if len(out.Records) > 0 {
 			cerr := checkRecords(out.Records)
 			if cerr == nil {
-				cerr = checkEncoding(out.Records, carried)
+				cerr = checkEncoding(out.Records, m.wireEncoding)
 			}
 			if cerr != nil {
 				m.misbehaved(p, "merkle session", cerr)

@@ -68,12 +68,12 @@ func (m *Mesh) bootstrap(p peer.ID, mid mesh.PeerID) error {
 	req := m.r.Table().SnapshotRequestFor(mid, uint32(cmp.Or(m.cfg.SnapshotChunkBytes, snapshotChunkBytes)))
 	m.mu.Unlock()
 	m.st.bootstraps.Add(1)
-	s, enc, err := m.open(m.ctx, p, snapshotIDs)
+	s, _, err := m.open(m.ctx, p, snapshotIDs)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	decode := carrying(enc, decodeSnapshotChunk, func(c *mesh.SnapshotChunk) []merkle.Record { return c.Records })
+	decode := carrying(m.wireEncoding, decodeSnapshotChunk, func(c *mesh.SnapshotChunk) []merkle.Record { return c.Records })
 	r, w := streamIO(s)
 	if err := writeFrame(w, mesh.AppendSnapshotRequest(nil, req)); err != nil {
 		return err

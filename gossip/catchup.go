@@ -27,12 +27,12 @@ const maxLogRequest = 64
 // may ask for the next entries at once, so the peer reads its log while
 // this node merges) and once applied. It returns when the run ends.
 func (m *Mesh) catchUp(lr *logRun) error {
-	s, enc, err := m.open(m.ctx, lr.peer, logIDs)
+	s, _, err := m.open(m.ctx, lr.peer, logIDs)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	decode := carrying(enc, decodeLogReply, func(r *mesh.LogReply) []merkle.Record { return r.Records })
+	decode := carrying(m.wireEncoding, decodeLogReply, func(r *mesh.LogReply) []merkle.Record { return r.Records })
 	r, w := streamIO(s)
 	var buf bytes.Buffer
 	var out []byte

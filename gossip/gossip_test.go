@@ -186,12 +186,9 @@ func (l *testLocal) stamp() hlc.Timestamp {
 	return l.last
 }
 
-func mv(vs [3]record.Version) []merkle.Version {
-	if vs == ([3]record.Version{}) {
-		return nil
-	}
-	return []merkle.Version{{TS: uint64(vs[0].TS), Node: uint64(vs[0].Node)}, {TS: uint64(vs[1].TS), Node: uint64(vs[1].Node)}}
-}
+// mv is a record's versions as the tree takes them, a typed state's digest
+// among them, as the node's (mesh.MerkleVersions).
+func mv(vs [3]record.Version) []merkle.Version { return mesh.MerkleVersions(vs) }
 
 func (l *testLocal) committed(es []wal.Entry) {
 	l.mu.Lock()
@@ -264,7 +261,7 @@ func (t treeLocal) AppendEntries(dst []merkle.Entry, b uint32) ([]merkle.Entry, 
 
 func (t treeLocal) Payload(key []byte) ([]byte, error) {
 	rec := t.l.db.Get(key)
-	if rec.Value.Version.IsZero() && rec.Expiry.Version.IsZero() {
+	if !rec.Written() {
 		return nil, nil
 	}
 	return record.Encode(rec), nil

@@ -17,6 +17,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/redmesh/redmesh/record"
 )
 
 // memNet is an in-memory network for meshes under test, in one process:
@@ -331,6 +333,14 @@ func (s memStream) Protocol() protocol.ID { return s.proto }
 // none).
 func startMemMesh(t *testing.T, n *memNet, mod func(*Config), peers ...peer.ID) (*Mesh, *testLocal) {
 	t.Helper()
+	return startMemMeshAs(t, n, record.Encoding2, mod, peers...)
+}
+
+// startMemMeshAs is startMemMesh for a node whose newest record encoding on
+// the wire is enc: with Encoding1, a node of the build before counts'
+// short form, as its peers see it.
+func startMemMeshAs(t *testing.T, n *memNet, enc record.Encoding, mod func(*Config), peers ...peer.ID) (*Mesh, *testLocal) {
+	t.Helper()
 	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	id, _ := peer.IDFromPrivateKey(key)
 	l := newTestLocal(t)
@@ -349,6 +359,7 @@ func startMemMesh(t *testing.T, n *memNet, mod func(*Config), peers ...peer.ID) 
 		t.Fatal(err)
 	}
 	l.m = m
+	m.wireEncoding = enc
 	var boot []peer.AddrInfo
 	for _, p := range peers {
 		boot = append(boot, peer.AddrInfo{ID: p})

@@ -246,7 +246,7 @@ func (m *Mesh) servePush(s Stream) {
 	origin := s.Remote()
 	r := bufio.NewReaderSize(s, 64<<10)
 	var buf bytes.Buffer
-	decode := carrying(encodingOf(s.Protocol()), decodePushMsg, func(pm pushMsg) []merkle.Record { return pm.recs })
+	decode := carrying(m.wireEncoding, decodePushMsg, func(pm pushMsg) []merkle.Record { return pm.recs })
 	for {
 		pm, err := readMessage(m, origin, "push", r, maxPushMessage, &buf, decode)
 		if err != nil {
