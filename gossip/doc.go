@@ -13,10 +13,14 @@
 // Protocols (every stream frame is uvarint(length) then the bytes, bounded
 // per protocol):
 //
-//	/redmesh/log/2     mesh.LogRequest → mesh.LogReply, repeated
-//	/redmesh/merkle/3  merkle messages, then each side's mesh.RootAt
+//	/redmesh/log/3     mesh.LogRequest → mesh.LogReply, repeated
+//	/redmesh/merkle/4  merkle messages, then each side's mesh.RootAt
 //	/redmesh/ack/3     mesh.Ack: writes applied, how far synced, how far ours are stable, [asideBelow]; the other way mesh.AppendAckWant: asked for
 //	/redmesh/peers/1   the node itself and the peers it is connected to, with addresses
-//	/redmesh/snapshot/1  mesh.SnapshotRequest → mesh.SnapshotChunk, repeated until Done
-//	/redmesh/push/4    2 | epoch | prev | to | hops | [origin] | mesh push, repeated: the opener's pushes and those it relays
+//	/redmesh/snapshot/2  mesh.SnapshotRequest → mesh.SnapshotChunk, repeated until Done
+//	/redmesh/push/5    2 | epoch | prev | to | hops | [origin] | mesh push, repeated: the opener's pushes and those it relays
+//
+// and, for a peer of the build before counts' short form, /redmesh/log/2,
+// /redmesh/merkle/3, /redmesh/snapshot/1 and /redmesh/push/4: the same
+// messages, their records in record.Encoding1 (versions.go).
 package gossip
