@@ -10,8 +10,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
@@ -300,5 +303,76 @@ func TestUnknownVersionRefused(t *testing.T) {
 	}
 	if s := out.String(); strings.Contains(s, "misbehaving") || strings.Contains(s, "corrupt") {
 		t.Fatalf("refused as a decode error:\n%s", s)
+	}
+}
+
+// TestVersionsOverLibp2p: over libp2p's own negotiation, a mesh opens its
+// push stream to a host serving only the old version in that version, and
+// to one serving only a later one not at all, saying so with what identify
+// told of the peer's protocols.
+func TestVersionsOverLibp2p(t *testing.T) {
+	var out lockedBuffer
+	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	a, la := startTestMeshWith(t, key, "/ip4/127.0.0.1/tcp/0", func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&out, nil)) })
+	ai, err := peer.AddrInfoFromString(a.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan protocol.ID, 1)
+	host := func(protos ...protocol.ID) peer.ID {
+		y, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { y.Close() })
+		for _, p := range protos {
+			y.SetStreamHandler(p, func(s network.Stream) {
+				select {
+				case opened <- s.Protocol():
+				default:
+				}
+				s.Reset()
+			})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := y.Connect(ctx, *ai); err != nil {
+			t.Fatal(err)
+		}
+		return y.ID()
+	}
+	old := host(protoPush4)
+	// The version is chosen from what identify told; the peer learns it
+	// with the stream's first bytes, a push.
+	waitFor(t, "the push stream to the old peer", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		ps := a.peers[old]
+		return ps != nil && ps.push != nil
+	})
+	a.mu.Lock()
+	enc := a.peers[old].push.enc
+	a.mu.Unlock()
+	if enc != record.Encoding1 {
+		t.Fatalf("the push stream to the old peer carries encoding %d", enc)
+	}
+	la.set(t, a.cfg.Self, "k", "v")
+	select {
+	case p := <-opened:
+		if p != protoPush4 {
+			t.Fatalf("push stream opened in %s, want %s", p, protoPush4)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no push stream opened to a peer of the old version")
+	}
+	future := host("/redmesh/push/6")
+	waitFor(t, "the later version refused", func() bool {
+		return strings.Contains(out.String(), "peer="+future.String()+" protocol=push")
+	})
+	for l := range strings.Lines(out.String()) {
+		if strings.Contains(l, "peer="+future.String()+" protocol=push") &&
+			!strings.Contains(l, `ours="/redmesh/push/5 /redmesh/push/4" theirs=/redmesh/push/6`) {
+			t.Fatalf("the line does not name both sides' versions: %s", l)
+		}
 	}
 }
