@@ -12,14 +12,15 @@ import (
 	"github.com/redmesh/redmesh/record"
 )
 
-// Push streams: /redmesh/push/5 (or /redmesh/push/4, whose records are in
-// record.Encoding1, to a peer of an earlier build: versions.go), one a node
-// opens to each peer linked to it, carrying its pushes (push.go), a frame each. The peer reads them
+// Push streams: /redmesh/push/5, one a node opens to each peer linked to
+// it, carrying its pushes (push.go), a frame each. The peer reads them
 // straight into the merge, with no event loop or queue of its own between:
 // each goroutine hand-off on a push's way waits for a core on a busy
 // machine, and so adds to its propagation time. The stream's
 // remote is the origin as Noise authenticated it, on a connection the
-// private network key or the allowlist admitted.
+// private network key or the allowlist admitted. To a peer of the build
+// before it is /redmesh/push/4, its records in record.Encoding1
+// (versions.go).
 //
 // A slow peer cannot make the origin queue without bound: what waits for a
 // peer's stream is bounded (maxPushQueued bytes, pushQueueLen messages).

@@ -25,10 +25,10 @@ import (
 // is read over the log protocol, in the reader's version.
 //
 // A peer that speaks none of a protocol's versions this node speaks (one
-// too new or too old for it) is not dialled on that protocol again while
-// the link lasts, and the log says once which versions each side speaks:
-// nothing it could not read is ever sent, so nothing is taken for a
-// malformed message.
+// too new or too old for it) fails the negotiation, not a decoding: the log
+// says once a link which versions each side speaks, nobody is banned, and
+// its push stream is not asked for again while the link lasts (the other
+// protocols are asked for when the replicator wants them, and fail so).
 const (
 	protoPush      = protocol.ID("/redmesh/push/5")
 	protoPush4     = protocol.ID("/redmesh/push/4")
