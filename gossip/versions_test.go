@@ -184,6 +184,19 @@ func TestRollingUpgrade(t *testing.T) {
 	if lo.MerkleRoot() != ln.MerkleRoot() {
 		t.Fatal("roots differ once every key is equal")
 	}
+	// And a session the new node starts, the old one answering.
+	cs.incr(t, lo, third+1, "c:third-old", 1)
+	hset(t, lo, third+1, "h:third-old", "g", "w", "k", 2)
+	cs.incr(t, ln, third, "c:third-new", 1)
+	keys = append(keys, "h:third-old")
+	repaired = old.Info().KeysRepaired + nw.Info().KeysRepaired
+	if !nw.runSession(old.ID(), false) {
+		t.Fatal("the new node's Merkle session with the old one failed")
+	}
+	check("repaired by the new node's session", lo, ln)
+	if got := old.Info().KeysRepaired + nw.Info().KeysRepaired - repaired; got < 3 {
+		t.Fatalf("the new node's session repaired %d keys, want 3", got)
+	}
 
 	// Snapshots: an empty node of each build joins a node of the other,
 	// and streams its keyspace.
