@@ -322,6 +322,14 @@ func (l *eventLoop) wait() (int, error) {
 	case err != nil:
 		return 0, err
 	}
+	// The one thread runs the goroutines the poller found ready with the
+	// loop, a peer's push among them, in an order of the runtime's (the
+	// last found first: often the loop). Yielding lets a push that came
+	// before the clients' requests be merged before they are answered:
+	// otherwise a client reading a peer's write got the old value and
+	// asked again, a round trip later. A Redis replica likewise applies
+	// what its master sent before the reads that came after it.
+	runtime.Gosched()
 	return k, nil
 }
 
