@@ -1,9 +1,6 @@
 package wal
 
 import (
-	"encoding/hex"
-	"os"
-	"strings"
 	"testing"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -16,18 +13,7 @@ import (
 // peer's catch-up) and replay (at start-up) as they were written; the log
 // goes on after them in this build's encoding.
 func TestOpensV1Store(t *testing.T) {
-	f, err := os.ReadFile("testdata/block-v1.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var blk []byte
-	for line := range strings.Lines(string(f)) {
-		if !strings.HasPrefix(line, "#") {
-			if blk, err = hex.DecodeString(strings.TrimSpace(line)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	blk := readBlockV1(t)
 	dir := t.TempDir()
 	s := open(t, dir, nil)
 	if err := s.update(func(txn *badger.Txn) error { return txn.Set(logKey(100), blk) }); err != nil {

@@ -37,18 +37,7 @@ func goldenEntries() (keys []string, recs []record.Record, counters []*record.Co
 // TestDecodesV1Block: a log block as an earlier build wrote it still
 // decodes, to the entries it held.
 func TestDecodesV1Block(t *testing.T) {
-	f, err := os.ReadFile("testdata/block-v1.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var blk []byte
-	for line := range strings.Lines(string(f)) {
-		if !strings.HasPrefix(line, "#") {
-			if blk, err = hex.DecodeString(strings.TrimSpace(line)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	blk := readBlockV1(t)
 	es, err := decodeBlock(100, blk, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -66,4 +55,22 @@ func TestDecodesV1Block(t *testing.T) {
 			t.Fatalf("entry %d: %d %q %+v, want %q %+v", i, e.Seq, e.Key, e.Record, keys[i], want)
 		}
 	}
+}
+
+// readBlockV1 is the block testdata/block-v1.txt holds.
+func readBlockV1(t testing.TB) []byte {
+	t.Helper()
+	f, err := os.ReadFile("testdata/block-v1.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blk []byte
+	for line := range strings.Lines(string(f)) {
+		if !strings.HasPrefix(line, "#") {
+			if blk, err = hex.DecodeString(strings.TrimSpace(line)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return blk
 }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -211,16 +209,7 @@ func FuzzDecodeBlock(f *testing.F) {
 	b.Add(7, []byte("k"), setRec(1, ""), [3]record.Version{}, [3]record.Version{})
 	b.Add(8, []byte("key2"), setRec(2, strings.Repeat("v", 300)), [3]record.Version{}, [3]record.Version{})
 	f.Add(b.block(0, time.UnixMilli(5)))
-	golden, err := os.ReadFile("testdata/block-v1.txt") // a block in the long form (TestDecodesV1Block)
-	if err != nil {
-		f.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(golden)), "\n")
-	blk, err := hex.DecodeString(lines[len(lines)-1])
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(blk)
+	f.Add(readBlockV1(f)) // a block in the long form (TestDecodesV1Block)
 	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 1})
 	f.Fuzz(func(t *testing.T, blk []byte) {
