@@ -311,7 +311,8 @@ func (l *LocalTx) EditList(key []byte, e ListEdit) error {
 		drop[i] = true
 	}
 	var lo, hi []byte // the last and the first element kept: the pushes' bounds
-	set := make(map[int][]byte, len(e.Set)) // the positions of the elements set, by index
+	// the positions of the elements set, by index
+	set := make(map[int][]byte, len(e.Set))
 	i := 0
 	// One walk: At(i) on each index would decode its leaf from the start
 	// each time.
