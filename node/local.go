@@ -311,18 +311,28 @@ func (l *LocalTx) EditList(key []byte, e ListEdit) error {
 		drop[i] = true
 	}
 	var lo, hi []byte // the last and the first element kept: the pushes' bounds
-	for i := range n {
+	// the positions of the elements set, by index
+	set := make(map[int][]byte, len(e.Set))
+	i := 0
+	// One walk: At(i) on each index would decode its leaf from the start
+	// each time.
+	view.Ascend(0, func(el record.Elem) bool {
+		if _, ok := e.Set[i-e.DropHead]; ok {
+			set[i-e.DropHead] = el.Name
+		}
 		if i < e.DropHead || i >= n-e.DropTail || drop[i] {
-			w.op.RemListed(view.At(i).Name)
-			continue
+			w.op.RemListed(el.Name)
+		} else {
+			if hi == nil {
+				hi = el.Name
+			}
+			lo = el.Name
 		}
-		if hi == nil {
-			hi = view.At(i).Name
-		}
-		lo = view.At(i).Name
-	}
+		i++
+		return true
+	})
 	for i, v := range e.Set {
-		if err := w.op.SetListed(view.At(e.DropHead+i).Name, v); err != nil {
+		if err := w.op.SetListed(set[i], v); err != nil {
 			return err
 		}
 	}

@@ -31,8 +31,18 @@ import (
 const (
 	// maxRunBytes is the most bytes a leaf holds before it is split: an
 	// edit copies its leaf, so smaller leaves copy less, and larger ones
-	// cost less per element (a node, its first key).
-	maxRunBytes = 2048
+	// cost less per element (a node, its first key). At 8 KiB a full
+	// leaf's run is an object of Go's 8 KiB size class, one to a span: a
+	// leaf left by a load shares no span with the garbage of the load's
+	// copies, which at 2 KiB (four to a span) left the spans of a large
+	// list's leaves partly empty for good, the allocator moving nothing.
+	// Redis's quicklist nodes are 8 KiB too (list-max-listpack-size -2).
+	maxRunBytes = 8192
+	// endRunBytes is the most bytes a leaf pushed to at one of its ends
+	// (RPUSH, LPUSH) holds before the push starts a leaf of its own: each
+	// push copies its leaf, so a list's end leaf is kept small while it
+	// fills, and joined with its full neighbour once full (joinFull).
+	endRunBytes = 2048
 	// maxRunKids is the most children of an inner node.
 	maxRunKids = 32
 	// runNodeSize is about a node's memory: the struct, its first key, a
@@ -722,7 +732,8 @@ func (t *runTree) setIn(n *runNode, e packed) (old Elem, replaced bool, right *r
 		if at == 0 {
 			n.first, n.firstDot = string(e.name), e.dot
 		}
-		if len(n.data) > maxRunBytes && n.n > 1 {
+		end := !replaced && (at == 0 || at == n.n-1)
+		if n.n > 1 && (len(n.data) > maxRunBytes || end && len(n.data) > endRunBytes) {
 			// A push at an end starts a leaf of its own, so that leaves
 			// filled from one end stay full (as a quicklist's nodes).
 			k := leafMiddle(n.data)
@@ -752,6 +763,8 @@ func (t *runTree) setIn(n *runNode, e packed) (old Elem, replaced bool, right *r
 func (t *runTree) adopt(n *runNode, i int, r *runNode) (right *runNode) {
 	if r != nil {
 		n.kids = slices.Insert(n.kids, i+1, r)
+		t.joinFull(n, i+1)
+		t.joinFull(n, i-1)
 	}
 	n.first, n.firstDot = n.kids[0].first, n.kids[0].firstDot
 	if len(n.kids) > maxRunKids {
@@ -843,6 +856,22 @@ func (t *runTree) deleteIn(n *runNode, name []byte, dot Version) (old Elem, ok b
 		n.first, n.firstDot = n.kids[0].first, n.kids[0].firstDot
 	}
 	return old, true, nil
+}
+
+// joinFull joins n's children i and i+1 when both are leaves at least half
+// of endRunBytes and the two fit in one leaf: a leaf a push at an end cut
+// off full joins its neighbour, so that a list filled from an end is made
+// of leaves of up to maxRunBytes while its end leaf, which each push
+// copies, stays small.
+func (t *runTree) joinFull(n *runNode, i int) {
+	if i < 0 || i+1 >= len(n.kids) {
+		return
+	}
+	a, b := n.kids[i], n.kids[i+1]
+	if a.kids != nil || b.kids != nil || len(a.data) < endRunBytes/2 || len(b.data) < endRunBytes/2 || len(a.data)+len(b.data) > maxRunBytes {
+		return
+	}
+	t.rejoin(n, i)
 }
 
 // rejoin merges n's small child i with a neighbour, when the two fit in one.

@@ -364,3 +364,48 @@ func tailPush(r *rand.Rand, step int, next *int64, want []Elem) Elem {
 	}
 	return e
 }
+
+// A list pushed at both ends keeps its end leaves, which each push copies,
+// at endRunBytes, and its other leaves joined up to maxRunBytes: nearly
+// all of its bytes in leaves over half of maxRunBytes.
+func TestRunTreeEndLeaves(t *testing.T) {
+	var tr runTree
+	var heads, tails []Elem
+	value := []byte("element:000000000000")
+	for i := range 20_000 {
+		d := v(uint64(10+i), 1)
+		tail := Elem{Name: appendLevel(nil, level{int64(i + 1), d}), Dot: d, Value: value}
+		tr.set(tail)
+		d.TS += 1 << 20
+		head := Elem{Name: appendLevel(nil, level{int64(-i - 1), d}), Dot: d, Value: value}
+		tr.set(head)
+		heads, tails = append(heads, head), append(tails, tail)
+	}
+	slices.Reverse(heads)
+	checkRuns(t, &tr, append(heads, tails...))
+	var leaves []*runNode
+	var walk func(n *runNode)
+	walk = func(n *runNode) {
+		if n.kids == nil {
+			leaves = append(leaves, n)
+		}
+		for _, k := range n.kids {
+			walk(k)
+		}
+	}
+	walk(tr.root)
+	for _, l := range []*runNode{leaves[0], leaves[len(leaves)-1]} {
+		if len(l.data) > endRunBytes {
+			t.Errorf("an end leaf holds %d bytes, over %d", len(l.data), endRunBytes)
+		}
+	}
+	var full int64
+	for _, l := range leaves {
+		if len(l.data) > maxRunBytes/2 {
+			full += int64(len(l.data))
+		}
+	}
+	if full < tr.data*9/10 {
+		t.Errorf("%d of %d bytes in leaves over %d bytes, in %d leaves", full, tr.data, maxRunBytes/2, len(leaves))
+	}
+}

@@ -16,13 +16,15 @@ func sameListView(a, b ListView) bool {
 	if a.Len() != b.Len() {
 		return false
 	}
-	for i := range a.Len() {
-		x, y := a.At(i), b.At(i)
-		if compareElem(x, y) != 0 {
-			return false
-		}
-	}
-	return true
+	var xs []Elem // At(i) on each index would decode its leaf from the start each time
+	a.Ascend(0, func(e Elem) bool { xs = append(xs, e); return true })
+	same, i := true, 0
+	b.Ascend(0, func(e Elem) bool {
+		same = compareElem(xs[i], e) == 0
+		i++
+		return same
+	})
+	return same
 }
 
 func listValues(t *Typed) []string {

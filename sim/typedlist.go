@@ -162,8 +162,15 @@ func (s *Sim) checkListOrder(ref *node, fails []string) (int, []string) {
 			}
 			got := n.st.get(uint32(id)).Typed.ListView()
 			same := got.Len() == want.Len()
-			for i := 0; same && i < got.Len(); i++ {
-				same = bytes.Equal(got.At(i).Name, want.At(i).Name) && bytes.Equal(got.At(i).Value, want.At(i).Value)
+			if same {
+				var wants []record.Elem // At(i) on each index would decode its leaf from the start each time
+				want.Ascend(0, func(e record.Elem) bool { wants = append(wants, e); return true })
+				i := 0
+				got.Ascend(0, func(e record.Elem) bool {
+					same = bytes.Equal(e.Name, wants[i].Name) && bytes.Equal(e.Value, wants[i].Value)
+					i++
+					return same
+				})
 			}
 			if !same {
 				return lists, append(fails, fmt.Sprintf("list %s differs between node %d and node %d", s.keys.names[id], ref.idx, n.idx))
