@@ -69,9 +69,11 @@ func (l *Local) Walk(cursor uint64, max int, fn func(key []byte, rec record.Reco
 }
 
 // WalkCollectable is Walk for collection: it looks at up to max entries but
-// calls fn only with those that may hold something to collect, tombstones
-// and typed keys. A plain string holding a value (expired ones are the
-// sweep's) is passed over from its entry's flags alone, unread.
+// calls fn only with those that may hold something to collect: tombstones,
+// typed keys holding removal traces or a deadline. A string holding a value
+// (expired ones are the sweep's) and a typed key with neither are passed
+// over from their entries alone, undecoded: a pass over 100,000 hashes
+// decoded every one, 88 MB of garbage a minute for nothing.
 func (l *Local) WalkCollectable(cursor uint64, max int, fn func(key []byte, rec record.Record)) uint64 {
 	return l.db.table.walk(cursor, max, false, fn)
 }
@@ -86,7 +88,7 @@ func (t *Table) walk(cursor uint64, max int, all bool, fn func(key []byte, rec r
 		for ; n < len(s.entries) && visited < max; n++ {
 			visited++
 			f := s.entries[n].flags
-			if f&flagFree != 0 || !all && f&flagLive != 0 && f&flagTyped == 0 {
+			if f&flagFree != 0 || !all && f&flagLive != 0 && (f&flagTyped == 0 || !s.entries[n].traced && f&flagExpiry == 0) {
 				continue
 			}
 			fn(s.key(&s.entries[n]), s.record(n, true))

@@ -2,7 +2,9 @@ package keyspace
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/redmesh/redmesh/hlc"
@@ -87,5 +89,71 @@ func TestLocalSetReportsWhatItStored(t *testing.T) {
 		if want := s.db.table.Peek([]byte(key)).Versions(); moved && got != want {
 			t.Errorf("%s: OnLocal reported versions %v; the table holds %v", key, got, want)
 		}
+	}
+}
+
+// TestWalkCollectablePassesOverKeysWithoutTraces: collection's walk reads
+// only the typed keys holding removal traces, small or large, and passes
+// over the others from their entries alone; once collection took a key's
+// traces out, the walk passes over it too.
+func TestWalkCollectablePassesOverKeysWithoutTraces(t *testing.T) {
+	s := openStore(t, t.TempDir(), nil)
+	defer s.close(t)
+	ts := uint64(1)
+	next := func() (record.Version, error) {
+		ts++
+		return record.Version{TS: hlc.Timestamp(ts), Node: 1}, nil
+	}
+	write := func(key string, edit func(op *record.TypedOp)) {
+		t.Helper()
+		v, _ := next()
+		cur, _ := s.db.table.Get([]byte(key))
+		op := record.BeginTyped(cur, cur.Typed != nil, record.KindHash, v, next)
+		edit(op)
+		put(t, s.db, key, op.Delta())
+	}
+	for key, fields := range map[string]int{"small": 5, "small-traced": 5, "large": 300, "large-traced": 300} {
+		for i := range fields {
+			write(key, func(op *record.TypedOp) { op.SetField(fmt.Appendf(nil, "field-%d", i), []byte("v")) })
+		}
+	}
+	write("small-traced", func(op *record.TypedOp) { op.DelField([]byte("field-1")) })
+	write("large-traced", func(op *record.TypedOp) { op.DelField([]byte("field-1")) })
+	if !s.db.table.Peek([]byte("large")).Typed.Large() {
+		t.Fatal("a hash of 300 fields is not held as a large state: the test needs one")
+	}
+	walk := func() map[string]record.Record {
+		seen := map[string]record.Record{}
+		err := s.db.Local(func(l *Local) {
+			for cursor := uint64(0); ; {
+				cursor = l.WalkCollectable(cursor, 1024, func(key []byte, rec record.Record) { seen[string(key)] = rec })
+				if cursor == 0 {
+					return
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seen
+	}
+	seen := walk()
+	if len(seen) != 2 || seen["small-traced"].Typed == nil || seen["large-traced"].Typed == nil {
+		t.Fatalf("the walk read %v; want the two keys holding traces", slices.Sorted(maps.Keys(seen)))
+	}
+	err := s.db.Local(func(l *Local) {
+		for key, rec := range seen {
+			out, gone, changed := rec.Collect(hlc.Timestamp(math.MaxUint64), 0)
+			if !changed || gone {
+				t.Fatalf("%s: collection changed %v, gone %v", key, changed, gone)
+			}
+			l.Set([]byte(key), out)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen := walk(); len(seen) != 0 {
+		t.Fatalf("after collection the walk read %v; want none", slices.Sorted(maps.Keys(seen)))
 	}
 }

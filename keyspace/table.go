@@ -84,6 +84,10 @@ type entry struct {
 	next    uint32 // entry number + 1 of the next key in the same hash group; 0 ends it
 	klen    uint16 // MaxKeyLen fits
 	flags   uint8
+	// traced: the typed state holds removal traces, which collection takes
+	// out once stable; a live typed key without them has nothing for it
+	// (in the padding: the entry stays 32 bytes).
+	traced bool
 }
 
 const (
@@ -452,6 +456,7 @@ func (s *shard) setMeta(n int, rec record.Record, wasDeadline int64) {
 	case rec.Typed != nil:
 		e.flags |= flagTyped
 	}
+	e.traced = rec.Typed.HasTraces()
 	switch {
 	case rec.Expiry.At == 0 && (rec.Expiry.Version.IsZero() || rec.Expiry.Version == rec.Value.Version):
 		if !rec.Expiry.Version.IsZero() {

@@ -49,14 +49,17 @@ func (r Record) WithoutTracesUpTo(stable hlc.Timestamp) Record {
 }
 
 // HasTraces reports whether t holds a trace of a removal, which
-// collection takes out once stable.
+// collection takes out once stable. It reads no element: every write of a
+// typed key asks it (the table keeps the answer, so that collection passes
+// over the keys without traces unread).
 func (t *Typed) HasTraces() bool {
-	found := false
-	t.each(listRemoved, func([]Elem) bool {
-		found = true
+	switch {
+	case t == nil:
 		return false
-	})
-	return found
+	case t.big != nil:
+		return t.big.lists[listRemoved].Len() > 0
+	}
+	return len(t.Removed) > 0
 }
 
 // holdsNothing reports whether t keeps no element, trace, sketch epoch or
