@@ -19,14 +19,7 @@ import (
 // requests are answered with the error; the other client's run again in a
 // step of their own and are kept.
 func TestSharedStepPanicFailsOnlyItsClient(t *testing.T) {
-	spec := *commands["set"]
-	spec.name = "testpanicset"
-	spec.fn = func(n *Node, c *client, args [][]byte) {
-		cmdSet(n, c, args)
-		panic("a bug after the write")
-	}
-	commands[spec.name] = &spec
-	t.Cleanup(func() { delete(commands, spec.name) })
+	panicking(t, "testpanicset", "set")
 
 	n, rc := openNode(t, t.TempDir())
 	l, err := newEventLoop(n)

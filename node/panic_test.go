@@ -15,14 +15,7 @@ import (
 // step's changes (the state it changed in place may be torn), and the node
 // goes on serving.
 func TestPanicInStepKeepsNothing(t *testing.T) {
-	spec := *commands["rpush"]
-	spec.name = "testpanicpush"
-	spec.fn = func(n *Node, c *client, args [][]byte) {
-		cmdRPush(n, c, args)
-		panic("a bug after the write")
-	}
-	commands[spec.name] = &spec
-	t.Cleanup(func() { delete(commands, spec.name) })
+	panicking(t, "testpanicpush", "rpush")
 
 	_, c := openNode(t, t.TempDir())
 	ctx := context.Background()
@@ -81,4 +74,19 @@ func toAny(s []string) []any {
 		out[i] = x
 	}
 	return out
+}
+
+// panicking registers, for the test, a command named name that runs base's
+// and then panics: a bug after the write.
+func panicking(t *testing.T, name, base string) {
+	t.Helper()
+	spec := *commands[base]
+	run := spec.fn
+	spec.name = name
+	spec.fn = func(n *Node, c *client, args [][]byte) {
+		run(n, c, args)
+		panic("a bug after the write")
+	}
+	commands[name] = &spec
+	t.Cleanup(func() { delete(commands, name) })
 }
