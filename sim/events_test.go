@@ -32,7 +32,7 @@ func TestQueueOrder(t *testing.T) {
 		}
 		at := now + int64(rng.IntN(8)) // many ties
 		seq++
-		q.push(at, nil)
+		q.push(event{at: at})
 		pending = append(pending, ev{at, seq})
 	}
 	for q.len() > 0 {

@@ -28,6 +28,14 @@ var classNames = [numClasses]string{"session", "catch_up", "push", "ack", "peers
 // after the stream's previous message. Nothing crosses a partition, and
 // nothing reaches a node that crashed since it was sent.
 func (s *Sim) send(from, to *node, class, size, payload int, fifo *int64, deliver func()) {
+	if at, ok := s.route(from, to, class, size, payload, fifo); ok {
+		s.deliverAt(at, from, to, deliver)
+	}
+}
+
+// route counts a message send puts on the network and returns when it
+// arrives, or false when it is dropped at once.
+func (s *Sim) route(from, to *node, class, size, payload int, fifo *int64) (int64, bool) {
 	nw := &s.cfg.Network
 	from.sent[class].meta += int64(size - payload)
 	from.sent[class].payload += int64(payload)
@@ -36,7 +44,7 @@ func (s *Sim) send(from, to *node, class, size, payload int, fifo *int64, delive
 	s.st.messages++
 	if from.group != to.group || !to.up {
 		s.st.dropped++
-		return
+		return 0, false
 	}
 	dep := max(s.now, from.busy)
 	if nw.Bandwidth > 0 {
@@ -50,7 +58,7 @@ func (s *Sim) send(from, to *node, class, size, payload int, fifo *int64, delive
 	}
 	at = max(at, *fifo)
 	*fifo = at
-	s.deliverAt(at, from, to, deliver)
+	return at, true
 }
 
 func (s *Sim) deliverAt(at int64, from, to *node, deliver func()) {

@@ -37,7 +37,7 @@ type node struct {
 	// stream to each; pushLinks the push stream to each.
 	streams   map[mesh.PeerID]*logStream
 	ackFifo   map[mesh.PeerID]*int64
-	pushLinks map[mesh.PeerID]*pushLink
+	pushLinks []pushLink
 	// gapCheck: a look at the push gaps is scheduled (gossip's maintain
 	// loop looks every gapCheckEvery).
 	gapCheck bool
@@ -333,7 +333,7 @@ func (s *Sim) leave(n *node) {
 			o.r.RemovePeer(n.pid, s.wall(o))
 			delete(o.streams, n.pid)
 			delete(o.ackFifo, n.pid)
-			delete(o.pushLinks, n.pid)
+			o.dropPushLink(n.pid)
 			s.drive(o)
 			if !o.gone && o.r.Table().Len() < max(1, s.cfg.Degree/4) {
 				s.linkRandom(o, 1)

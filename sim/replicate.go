@@ -2,6 +2,7 @@ package sim
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/redmesh/redmesh/merkle"
@@ -217,26 +218,67 @@ func (s *Sim) sendPush(n *node, targets []mesh.PeerID, buf []byte, pay int, h me
 	if h.Origin != n.pid {
 		hdr += 8
 	}
-	hp := &h // one copy of the header for every target's delivery, not one each
+	var m *pushMsg // one for every target's delivery, not one each
 	for _, t := range targets {
-		l := n.pushLinks[t]
+		l := n.pushLink(t)
 		if l == nil {
-			if n.pushLinks == nil {
-				n.pushLinks = map[mesh.PeerID]*pushLink{}
-			}
-			l = &pushLink{to: s.nodes[s.byID[t]]}
-			n.pushLinks[t] = l
+			n.pushLinks = append(n.pushLinks, pushLink{id: t, to: s.nodes[s.byID[t]]})
+			l = &n.pushLinks[len(n.pushLinks)-1]
 		}
 		to := l.to
-		s.send(n, to, classPush, len(buf)+hdr, pay, &l.fifo, func() { s.recvPush(to, n, buf, *hp, sent) })
+		at, ok := s.route(n, to, classPush, len(buf)+hdr, pay, &l.fifo)
+		if !ok {
+			continue
+		}
+		if m == nil {
+			m = &pushMsg{from: n, buf: buf, h: h, sent: sent}
+		}
+		s.q.push(event{at: at, push: m, to: int32(to.idx), inc: to.inc})
 	}
 }
 
+// pushMsg is a push message as sent to one or more targets.
+type pushMsg struct {
+	from *node
+	buf  []byte
+	h    mesh.PushHeader
+	sent int64
+}
+
+// deliverPush is the arrival of push m at node to, sent to its incarnation
+// inc: dropped as deliverAt drops a message, otherwise received.
+func (s *Sim) deliverPush(m *pushMsg, to int32, inc uint32) {
+	n := s.nodes[to]
+	if !n.up || n.inc != inc || m.from.group != n.group {
+		s.st.dropped++
+		return
+	}
+	s.recvPush(n, m.from, m.buf, m.h, m.sent)
+}
+
 // pushLink is n's push stream to a peer: the peer, and the arrival time of
-// the last message on it (one look-up a message finds both).
+// the last message on it.
 type pushLink struct {
+	id   mesh.PeerID
 	to   *node
 	fifo int64
+}
+
+// pushLink returns n's push stream to id, nil if none is open. A node has
+// a few dozen links at most: a look through them is one run of memory,
+// where a map's look-up was several cache misses.
+func (n *node) pushLink(id mesh.PeerID) *pushLink {
+	for i := range n.pushLinks {
+		if n.pushLinks[i].id == id {
+			return &n.pushLinks[i]
+		}
+	}
+	return nil
+}
+
+// dropPushLink closes n's push stream to id.
+func (n *node) dropPushLink(id mesh.PeerID) {
+	n.pushLinks = slices.DeleteFunc(n.pushLinks, func(l pushLink) bool { return l.id == id })
 }
 
 // linkFifo is the arrival time of the last message on a stream of the link

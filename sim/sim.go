@@ -78,7 +78,7 @@ type stats struct {
 	peakDivergent                     int
 }
 
-func (s *Sim) at(t int64, fn func()) { s.q.push(t, fn) }
+func (s *Sim) at(t int64, fn func()) { s.q.push(event{at: t, fn: fn}) }
 
 // Run runs scenario sc under cfg and returns its report. Fields of cfg left
 // zero take the scenario's values, then the defaults. The error is for a run
@@ -424,7 +424,11 @@ func (s *Sim) Run() (*Report, error) {
 		e := s.q.pop()
 		s.now = e.at
 		s.st.events++
-		e.fn()
+		if e.push != nil {
+			s.deliverPush(e.push, e.to, e.inc)
+		} else {
+			e.fn()
+		}
 	}
 	if s.err != nil {
 		return nil, s.err

@@ -148,7 +148,7 @@ func (s *Sim) linkDown(n, o *node) {
 	n.r.LinkDown(o.pid, s.wall(n))
 	delete(n.streams, o.pid)
 	delete(n.ackFifo, o.pid)
-	delete(n.pushLinks, o.pid)
+	n.dropPushLink(o.pid)
 	s.drive(n)
 }
 
