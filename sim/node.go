@@ -68,9 +68,10 @@ type node struct {
 	gc gcState // garbage collection (stable.go)
 }
 
+// undoRec is a store change to undo: key id held old (nil: nothing).
 type undoRec struct {
 	id  uint32
-	old record.Record
+	old *record.Record
 }
 
 type byteCount struct{ meta, payload int64 }
@@ -125,13 +126,17 @@ func (s *Sim) newClock(n *node) {
 // and remember how to undo it if a crash comes before the next sync. It
 // reports whether anything won.
 func (s *Sim) apply(n *node, id uint32, in record.Record) bool {
-	old := n.st.get(id)
+	op := n.st.ref(id)
+	var old record.Record
+	if op != nil {
+		old = *op
+	}
 	merged, changed := n.merge(old, in)
 	if !changed {
 		return false
 	}
 	// Interned only when kept: most records received lose.
-	merged.Value.Data = s.intern(merged.Value.Data)
+	merged.Value.Data = s.internFor(id, merged.Value.Data)
 	// Watch the merge against the order every node must follow.
 	if merged.Value.Version.Compare(old.Value.Version) < 0 || merged.Expiry.Version.Compare(old.Expiry.Version) < 0 {
 		s.ck.regressions++
@@ -151,10 +156,11 @@ func (s *Sim) apply(n *node, id uint32, in record.Record) bool {
 		}
 		merged = c
 	}
-	n.st.replace(id, old, merged)
-	n.appendLog(id, s.logRecord(id, merged), s.cfg.LogRetain)
+	p := s.logRecord(id, merged)
+	n.st.replace(id, old, p)
+	n.appendLog(id, p, s.cfg.LogRetain)
 	if s.cfg.Fsync != FsyncAlways {
-		n.undo = append(n.undo, undoRec{id, old})
+		n.undo = append(n.undo, undoRec{id, op})
 	}
 	s.tr.change(s, n, id, old, merged)
 	return true
@@ -242,7 +248,7 @@ func (s *Sim) crash(n *node) {
 	s.st.crashes++
 	if s.cfg.Fsync != FsyncAlways {
 		for i := len(n.undo) - 1; i >= 0; i-- {
-			n.st.set(n.undo[i].id, n.undo[i].old)
+			n.st.restore(n.undo[i].id, n.undo[i].old)
 		}
 		s.st.rolledBack += int64(len(n.undo))
 		for _, w := range n.pending {
@@ -451,11 +457,33 @@ func (s *Sim) logRecord(id uint32, rec record.Record) *record.Record {
 	if rec.Typed != nil {
 		return &rec
 	}
-	k := loggedKey{id: id, tomb: rec.Value.Tombstone, at: rec.Expiry.At, v: rec.Value.Version, exp: rec.Expiry.Version}
-	if p := s.logged[k]; p != nil && bytes.Equal(p.Value.Data, rec.Value.Data) {
+	// Most often it is the key's record logged last, which the nodes a
+	// write reaches log one after the other: found so without the map's
+	// look-up, a few cache misses in a map the run has long left.
+	if int(id) >= len(s.lastLogged) {
+		s.lastLogged = append(s.lastLogged, make([]*record.Record, int(id)+1-len(s.lastLogged))...)
+	}
+	if p := s.lastLogged[id]; p != nil && p.Value.Version == rec.Value.Version && p.Value.Tombstone == rec.Value.Tombstone &&
+		p.Expiry == rec.Expiry && bytes.Equal(p.Value.Data, rec.Value.Data) {
 		return p
 	}
-	p := &rec
-	s.logged[k] = p
+	k := loggedKey{id: id, tomb: rec.Value.Tombstone, at: rec.Expiry.At, v: rec.Value.Version, exp: rec.Expiry.Version}
+	p := s.logged[k]
+	if p == nil || !bytes.Equal(p.Value.Data, rec.Value.Data) {
+		p = &rec
+		s.logged[k] = p
+	}
+	s.lastLogged[id] = p
 	return p
+}
+
+// internFor is intern for a value of key id, which is most often the
+// value of the key's record logged last (logRecord).
+func (s *Sim) internFor(id uint32, data []byte) []byte {
+	if data != nil && int(id) < len(s.lastLogged) {
+		if p := s.lastLogged[id]; p != nil && p.Value.Data != nil && bytes.Equal(p.Value.Data, data) {
+			return p.Value.Data
+		}
+	}
+	return s.intern(data)
 }

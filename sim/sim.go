@@ -28,8 +28,11 @@ type Sim struct {
 	values map[string][]byte
 	// logged: the one copy of each plain record the nodes' logs hold.
 	logged map[loggedKey]*record.Record
-	nodes  []*node
-	byID   map[mesh.PeerID]int32
+	// lastLogged is, by key number, the copy of the key's plain record
+	// logged last (logRecord).
+	lastLogged []*record.Record
+	nodes      []*node
+	byID       map[mesh.PeerID]int32
 
 	tr  tracker
 	ck  checker

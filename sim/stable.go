@@ -288,7 +288,7 @@ func traces(r record.Record) int {
 // logged nor pushed, but undone by a crash before the next sync as any
 // change to the store.
 func (s *Sim) setStore(n *node, id uint32, r record.Record) {
-	old := n.st.get(id)
+	old := n.st.ref(id)
 	n.st.set(id, r)
 	if s.cfg.Fsync != FsyncAlways {
 		n.undo = append(n.undo, undoRec{id, old})

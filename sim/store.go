@@ -61,7 +61,12 @@ type store struct {
 	// slot[id] is 1 + the index in mine of key id's record, 0 while the
 	// node holds base's.
 	slot []int32
-	mine []record.Record
+	// mine holds pointers, nil for absent: most records a node holds are
+	// the one copy of a record every node that logged it shares
+	// (Sim.logRecord), where a copy in each node's slice made the nodes'
+	// records most of a large run's heap. A stored record is never
+	// written through; a new one replaces it.
+	mine []*record.Record
 	size int // key numbers below it may hold a record
 	tree *merkle.Tree
 	n    int // keys present, tombstones included
@@ -93,15 +98,24 @@ func versions(r record.Record) []merkle.Version {
 }
 
 func (s *store) get(id uint32) record.Record {
+	if p := s.ref(id); p != nil {
+		return *p
+	}
+	return record.Record{}
+}
+
+// ref is key id's record as stored, nil if absent. It must not be written
+// through.
+func (s *store) ref(id uint32) *record.Record {
 	if int(id) < len(s.slot) {
 		if i := s.slot[id]; i != 0 {
 			return s.mine[i-1]
 		}
 	}
 	if int(id) < len(s.base) {
-		return s.base[id]
+		return &s.base[id]
 	}
-	return record.Record{}
+	return nil
 }
 
 // all yields every key number below size with its record (the zero Record
@@ -118,10 +132,21 @@ func (s *store) all() iter.Seq2[uint32, record.Record] {
 }
 
 // set replaces key id's record and keeps the tree in step.
-func (s *store) set(id uint32, r record.Record) { s.replace(id, s.get(id), r) }
+func (s *store) set(id uint32, r record.Record) { s.replace(id, s.get(id), &r) }
 
-// replace is set of a key whose record the caller has read: old.
-func (s *store) replace(id uint32, old, r record.Record) {
+// restore puts back p, a record key id held (ref), or absence (nil).
+func (s *store) restore(id uint32, p *record.Record) {
+	if p == nil {
+		s.set(id, record.Record{})
+		return
+	}
+	s.replace(id, s.get(id), p)
+}
+
+// replace is set of a key whose record the caller has read, old, to *p,
+// which it must not change after.
+func (s *store) replace(id uint32, old record.Record, p *record.Record) {
+	r := *p
 	if old.Written() != r.Written() {
 		if r.Written() {
 			s.n++
@@ -139,9 +164,9 @@ func (s *store) replace(id uint32, old, r record.Record) {
 		s.slot = slot
 	}
 	if i := s.slot[id]; i != 0 {
-		s.mine[i-1] = r
+		s.mine[i-1] = p
 	} else {
-		s.mine = append(s.mine, r)
+		s.mine = append(s.mine, p)
 		s.slot[id] = int32(len(s.mine))
 	}
 	s.size = max(s.size, int(id)+1)
