@@ -118,6 +118,16 @@ func (s *store) ref(id uint32) *record.Record {
 	return nil
 }
 
+// fromBase reports whether key id's record is base's (shared).
+func (s *store) fromBase(id uint32) bool {
+	return int(id) < len(s.base) && (int(id) >= len(s.slot) || s.slot[id] == 0)
+}
+
+// sharesBase reports whether s and o read the same preloaded records.
+func (s *store) sharesBase(o *store) bool {
+	return len(s.base) > 0 && len(o.base) == len(s.base) && &s.base[0] == &o.base[0]
+}
+
 // all yields every key number below size with its record (the zero Record
 // if absent), reading each as it comes to it: a set during the walk is
 // seen by what follows.
