@@ -20,19 +20,18 @@ type node struct {
 	inc  uint32 // incarnation: bumped by crash and restart, so stale events are ignored
 	// group is the node's side of the current partition (0 when none).
 	group int32
-	// r is the node's replication core, the one a real node runs: it
-	// decides, the simulator carries out (drive). It lives across crashes,
-	// as a node's saved state does (Restart). It and the clock's offset
-	// are next to the fields above because a push received reads them
-	// all, most often to drop it: one cache line of a node, not two.
-	r     *mesh.Replicator
-	skew  time.Duration
-	drift float64 // parts per million
 
 	st    *store
 	merge MergeFunc
 	clock *hlc.Clock
 	hwm   hlc.Timestamp // the clock's persisted high-water mark (synced when written)
+	skew  time.Duration
+	drift float64 // parts per million
+
+	// r is the node's replication core, the one a real node runs: it
+	// decides, the simulator carries out (drive). It lives across crashes,
+	// as a node's saved state does (Restart).
+	r *mesh.Replicator
 	// streams is the catch-up stream to each peer (the latest run's);
 	// ackFifo the arrival time of the last message on the acknowledgement
 	// stream to each; pushLinks the push stream to each.

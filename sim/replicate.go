@@ -233,7 +233,7 @@ func (s *Sim) sendPush(n *node, targets []mesh.PeerID, buf []byte, pay int, h me
 		if m == nil {
 			m = &pushMsg{from: n, buf: buf, h: h, sent: sent}
 		}
-		s.q.push(event{at: at, evWhat: evWhat{push: m, to: int32(to.idx), inc: to.inc}})
+		s.q.push(event{at: at, push: m, to: int32(to.idx), inc: to.inc})
 	}
 }
 

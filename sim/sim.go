@@ -81,7 +81,7 @@ type stats struct {
 	peakDivergent                     int
 }
 
-func (s *Sim) at(t int64, fn func()) { s.q.push(event{at: t, evWhat: evWhat{fn: fn}}) }
+func (s *Sim) at(t int64, fn func()) { s.q.push(event{at: t, fn: fn}) }
 
 // Run runs scenario sc under cfg and returns its report. Fields of cfg left
 // zero take the scenario's values, then the defaults. The error is for a run
