@@ -9,8 +9,8 @@ type event struct {
 	fn  func()
 	// A push's delivery to node to (of incarnation inc when sent) is
 	// carried here rather than in a closure: nearly every event of a large
-	// run is one, and two closures a copy were a fifth of its allocation
-	// and each a cache miss when it ran.
+	// run is one, and a closure a copy (two, with the network's) would be
+	// an allocation and a cache miss each.
 	push *pushMsg
 	to   int32
 	inc  uint32

@@ -266,7 +266,7 @@ type pushLink struct {
 
 // pushLink returns n's push stream to id, nil if none is open. A node has
 // a few dozen links at most: a look through them is one run of memory,
-// where a map's look-up was several cache misses.
+// where a map's look-up takes several cache misses.
 func (n *node) pushLink(id mesh.PeerID) *pushLink {
 	for i := range n.pushLinks {
 		if n.pushLinks[i].id == id {

@@ -63,7 +63,7 @@ type store struct {
 	slot []int32
 	// mine holds pointers, nil for absent: most records a node holds are
 	// the one copy of a record every node that logged it shares
-	// (Sim.logRecord), where a copy in each node's slice made the nodes'
+	// (Sim.logRecord); a copy in each node's slice would make the nodes'
 	// records most of a large run's heap. A stored record is never
 	// written through; a new one replaces it.
 	mine []*record.Record
