@@ -56,11 +56,9 @@ type MemoryPolicy struct {
 // is set. The floor and headroom bound how far a small dataset's heap grows
 // over what is live while it loads, and that peak outlasts the idle
 // collections: the runtime keeps its metadata for every span the heap
-// reached, and spans left with a few live objects among the freed stay in
-// use (a list of a million settled 5 MiB larger under a floor of 128 MiB and
-// 64 MiB of headroom than under 32 and 16). A large dataset's load collects
-// more often with the smaller headroom: a quarter of what is live plus
-// 16 MiB between collections.
+// reached, and spans left holding a few live objects among freed ones stay
+// in use. The price is more collections while a large dataset loads: one
+// each quarter of the live heap plus 16 MiB allocated.
 func DefaultMemoryPolicy() MemoryPolicy {
 	return MemoryPolicy{
 		Factor:    1.25,
