@@ -35,25 +35,6 @@ func TestMemoryPolicyLimit(t *testing.T) {
 	}
 }
 
-// A small dataset's heap (a list of a million, 100,000 hashes: about 30 MiB
-// live) may not grow much past what Go's default (GOGC=100) would let it
-// before a collection: the runtime keeps its metadata for every span the
-// heap reached, and what a load's garbage spread over, after the idle
-// collections return the free pages. A large heap grows by a quarter.
-func TestDefaultMemoryPolicyBoundsASmallHeap(t *testing.T) {
-	const mib = 1 << 20
-	p := DefaultMemoryPolicy()
-	if l := p.Limit(30 * mib); l > 60*mib {
-		t.Errorf("Limit(30 MiB) = %d MiB, want at most 60 MiB", l/mib)
-	}
-	if l := p.Limit(0); l < 16*mib {
-		t.Errorf("Limit(0) = %d MiB: a nearly empty node would collect at every few allocations", l/mib)
-	}
-	if l := p.Limit(1 << 30); l > 1<<30+1<<30/3 {
-		t.Errorf("Limit(1 GiB) = %d MiB, want at most a third over", l/mib)
-	}
-}
-
 func TestIdleCollector(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
