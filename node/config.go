@@ -52,7 +52,7 @@ type Config struct {
 	// IOThreads is how many event loops serve the clients, each
 	// connection on one of them (1, as Redis's one thread).
 	IOThreads int
-	// MemoryBudget is roughly what Badger may use for memtables and caches.
+	// MemoryBudget is roughly what Badger may use for its memtables.
 	MemoryBudget int64
 	// MaxMemory, if not zero, is Redis's maxmemory with the noeviction
 	// policy: over it, client commands that may add data are refused, while

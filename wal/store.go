@@ -70,8 +70,8 @@ type Options struct {
 	// and age bounds, and runs as soon as the stable time moves. Zero keeps
 	// them all to the bounds.
 	Stable func() hlc.Timestamp
-	// MemoryBudget is roughly how much RAM Badger may use for its memtables
-	// and caches; 64 MiB by default (Badger's own defaults take about
+	// MemoryBudget is roughly how much RAM Badger may use for its
+	// memtables; 64 MiB by default (Badger's own defaults take about
 	// 400 MB).
 	MemoryBudget int64
 	// Logger receives the store's and Badger's logs.
@@ -195,8 +195,13 @@ func Open(opts Options) (*Store, error) {
 	bo.NumMemtables = 2
 	bo.NumLevelZeroTables = 4
 	bo.NumLevelZeroTablesStall = 12
-	bo.BlockCacheSize = opts.MemoryBudget / 4
-	bo.IndexCacheSize = opts.MemoryBudget / 8
+	// No caches: with neither compression nor encryption, a table's blocks
+	// and index are read in place from its mapping, so the index cache is
+	// never consulted and the block cache would keep only parsed headers.
+	// Each cache costs about a megabyte of counters and a goroutine whatever
+	// it holds.
+	bo.BlockCacheSize = 0
+	bo.IndexCacheSize = 0
 	bo.BaseTableSize = 2 << 20
 	bo.TableSizeMultiplier = 1 // compaction buffers a whole table per builder: keep tables small at every level
 	// Values over 1 KiB, above all the log's blocks, go to Badger's value

@@ -491,6 +491,22 @@ func TestOpenStoreHeap(t *testing.T) {
 	}
 }
 
+// A store runs no block or index cache: its tables are read in place from
+// their mappings, and each cache held about a megabyte of its own.
+func TestOpenStoreRunsNoCaches(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if m := s.db.BlockCacheMetrics(); m != nil {
+		t.Errorf("Badger runs a block cache: %v", m)
+	}
+	if m := s.db.IndexCacheMetrics(); m != nil {
+		t.Errorf("Badger runs an index cache: %v", m)
+	}
+}
+
 // checkSpace uses a recent reading of the free space only while it leaves
 // the slack beyond what is wanted, counting what was asked for since; a
 // reading that close to the limit, or an old one, is taken again.

@@ -122,7 +122,7 @@ a YAML file (--config) under the flag's name; flags win over the file.`,
 	durationFlag(fl, &cfg.MaxClockSkew, "max-clock-skew", time.Minute, "refuse remote versions further ahead of the local clock than this")
 	fl.StringVar(&retainBytes, "wal-retain-bytes", "256MiB", "keep at most this much write-ahead log for catch-up")
 	durationFlag(fl, &cfg.WALRetainAge, "wal-retain-age", 24*time.Hour, "keep write-ahead log entries at most this long")
-	fl.StringVar(&memoryBudget, "memory", "64MiB", "memory for the log's caches and memtables (Badger)")
+	fl.StringVar(&memoryBudget, "memory", "64MiB", "memory for the log's memtables (Badger)")
 	fl.StringVar(&maxMemory, "maxmemory", "0", "refuse client writes that add data once the node uses this much memory (0: no limit)")
 	fl.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must AUTH with")
 	boolFlag(fl, &protected, "protected-mode", true, false, "without --requirepass, answer only loopback clients (yes or no)")
