@@ -428,53 +428,33 @@ func (b *bigState) ownTrees() {
 // keeps hashes and sets of up to 128 elements in one compact block.
 const bigElems = 256
 
-// item is an element as a tree holds it: its name and value in one
-// allocation (p: the name, then the value; n bytes in all, nlen the name's)
-// and its dot: 40 bytes and one allocation, where an Elem with copied
-// slices takes 64 and two (a sorted set's 8-byte score was an allocation of
-// its own). Names and values are bounded by MaxValueLen, so their lengths
-// fit 32 bits, which leaves 8 bytes for pfx in a string's 16.
+// item is an element as a tree holds it: its name and value in one string
+// (the name, then the value; nlen is the name's length) and its dot: 40
+// bytes and one allocation, where an Elem with copied slices takes 64 and
+// two (a sorted set's 8-byte score was an allocation of its own).
 //
-// pfx is the seven bytes of the name past the prefix every name of its tree
-// shared when the tree was built (bigState.prefixes), big-endian and
-// zero-padded, then a byte of how many of the name's bytes follow the
-// prefix (8 for eight or more); zero if the name lacks the prefix. Two
-// items whose pfx are both set compare by them, without reading their
-// names, which live outside the tree's nodes (a cache miss each in a large
-// tree), whenever their seven bytes differ or both names end within them
-// (the names are then equal, or the shorter is the other's prefix); only
-// names alike for seven bytes past the prefix and longer are read.
+// pfx is the four bytes of the name past the prefix every name of its tree
+// shared when the tree was built (bigState.prefixes), big-endian, zero if
+// the name lacks that prefix: two items whose pfx differ and are both set
+// compare by them, without reading their names, which live outside the
+// tree's nodes (a cache miss each in a large tree). It takes the 4 bytes
+// the struct's alignment left unused.
 type item struct {
-	p    *byte
-	n    uint32
-	nlen uint32
+	kv   string
 	dot  Version
-	pfx  uint64
+	nlen uint32
+	pfx  uint32
 }
 
-func (it item) name() string { return unsafe.String(it.p, it.nlen) }
-func (it item) value() string {
-	if it.n == it.nlen {
-		return ""
-	}
-	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(it.p), it.nlen)), it.n-it.nlen)
-}
-
-// size is the bytes of the item's name and value.
-func (it item) size() int64 { return int64(it.n) }
-
-// pfxShort is the most bytes past the prefix a pfx holds whole.
-const pfxShort = 7
+func (it item) name() string  { return it.kv[:it.nlen] }
+func (it item) value() string { return it.kv[it.nlen:] }
 
 // lessItem orders items by name, then dot. One comparison of the names
 // tells both whether they differ and which comes first: names of one
 // collection often share a long prefix, which != then < read twice.
 func lessItem(a, b item) bool {
-	if c, ok := comparePfx(a, b); ok {
-		if c != 0 {
-			return c < 0
-		}
-		return a.dot.Compare(b.dot) < 0
+	if a.pfx != b.pfx && a.pfx != 0 && b.pfx != 0 {
+		return a.pfx < b.pfx
 	}
 	if c := strings.Compare(a.name(), b.name()); c != 0 {
 		return c < 0
@@ -482,66 +462,28 @@ func lessItem(a, b item) bool {
 	return a.dot.Compare(b.dot) < 0
 }
 
-// comparePfx compares a's and b's names by their pfx alone where that
-// tells (ok), as bytes.Compare would.
-func comparePfx(a, b item) (c int, ok bool) {
-	if a.pfx == 0 || b.pfx == 0 {
-		return 0, false
-	}
-	if x, y := a.pfx>>8, b.pfx>>8; x != y {
-		if x < y {
-			return -1, true
-		}
-		return 1, true
-	}
-	la, lb := a.pfx&0xff, b.pfx&0xff
-	if la > pfxShort || lb > pfxShort {
-		return 0, false
-	}
-	switch {
-	case la < lb:
-		return -1, true
-	case la > lb:
-		return 1, true
-	}
-	return 0, true
-}
-
-// sameName reports whether a and b bear one name, reading the names only
-// where their pfx cannot tell.
-func sameName(a, b item) bool {
-	if a.nlen != b.nlen {
-		return false
-	}
-	if c, ok := comparePfx(a, b); ok {
-		return c == 0
-	}
-	return a.name() == b.name()
-}
-
 // newItem is e as a tree keeps it: its name and value copied.
 func newItem(e Elem) item {
-	kv := string(e.Name) + string(e.Value)
-	return item{p: unsafe.StringData(kv), n: uint32(len(kv)), nlen: uint32(len(e.Name)), dot: e.Dot}
+	return item{kv: string(e.Name) + string(e.Value), nlen: uint32(len(e.Name)), dot: e.Dot}
 }
 
 // key is the item to look e up by; it borrows e's name without a copy, so
 // it must not be stored.
 func key(e Elem) item {
-	return item{p: unsafe.SliceData(e.Name), n: uint32(len(e.Name)), nlen: uint32(len(e.Name)), dot: e.Dot}
+	return item{kv: unsafe.String(unsafe.SliceData(e.Name), len(e.Name)), nlen: uint32(len(e.Name)), dot: e.Dot}
 }
 
-// namePfx is name's item.pfx in a tree whose names shared prefix, or zero,
-// which compares by the names, if name lacks the prefix.
-func namePfx(name []byte, prefix string) uint64 {
+// namePfx is name's item.pfx in a tree whose names shared prefix: the four
+// bytes after it, zero-padded (a shorter name pads with zeros, so the
+// order of two pfx is their names' whenever they differ), or zero, which
+// compares by the names, if name lacks the prefix.
+func namePfx(name []byte, prefix string) uint32 {
 	if len(name) < len(prefix) || string(name[:len(prefix)]) != prefix {
 		return 0
 	}
-	var p [8]byte
-	rest := name[len(prefix):]
-	copy(p[:pfxShort], rest)
-	p[pfxShort] = byte(min(len(rest), pfxShort+1))
-	return binary.BigEndian.Uint64(p[:])
+	var p [4]byte
+	copy(p[:], name[len(prefix):])
+	return binary.BigEndian.Uint32(p[:])
 }
 
 // newItemIn is newItem for list which of b, its pfx set.
@@ -621,9 +563,10 @@ func sharedPrefix(elems []Elem) string {
 // elem is it as an Elem whose name and value point into it: read-only, as
 // every element a Typed hands out.
 func (it item) elem() Elem {
-	e := Elem{Name: unsafe.Slice(it.p, it.nlen), Dot: it.dot}
-	if n := it.n - it.nlen; n > 0 {
-		e.Value = unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(it.p), it.nlen)), n)
+	p := unsafe.StringData(it.kv)
+	e := Elem{Name: unsafe.Slice(p, it.nlen), Dot: it.dot}
+	if n := len(it.kv) - int(it.nlen); n > 0 {
+		e.Value = unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(p), it.nlen)), n)
 	}
 	return e
 }
@@ -786,9 +729,8 @@ func (b *bigState) named(which int, name []byte, h *hints) bool {
 		return b.listed.named(name)
 	}
 	found := false
-	k := b.keyIn(which, Elem{Name: name})
-	b.lists[which].AscendHint(k, func(it item) bool {
-		found = sameName(it, k)
+	b.lists[which].AscendHint(b.keyIn(which, Elem{Name: name}), func(it item) bool {
+		found = it.name() == string(name)
 		return false
 	}, h.at(which))
 	return found
@@ -809,7 +751,7 @@ func (b *bigState) insert(which int, e Elem, h *hints) {
 	}
 	if old, replaced := b.setItem(which, b.newItemIn(which, e), h); replaced {
 		b.sum -= elemHash(which, old.elem())
-		b.bytes -= old.size()
+		b.bytes -= int64(len(old.kv))
 	} else {
 		b.loose++
 	}
@@ -835,7 +777,7 @@ func (b *bigState) delete(which int, e Elem, h *hints) {
 		return
 	}
 	b.sum -= elemHash(which, old.elem())
-	b.bytes -= old.size()
+	b.bytes -= int64(len(old.kv))
 	if which != listRemoved && !b.named(which, e.Name, h) {
 		b.names[which]--
 	}
@@ -878,7 +820,7 @@ func (b *bigState) collectTraces(old func(Elem) bool) (*bigState, bool) {
 	traces.Scan(func(it item) bool {
 		if old(it.elem()) {
 			c.sum -= elemHash(listRemoved, it.elem())
-			c.bytes -= it.size()
+			c.bytes -= int64(len(it.kv))
 		} else {
 			kept.Load(it)
 		}
@@ -965,7 +907,7 @@ func (b *bigState) absorbOne(other *Typed, name []byte, wantScored bool, h *hint
 			}
 			old, _ := b.deleteItem(which, b.keyIn(which, r), h)
 			b.sum -= elemHash(which, old.elem())
-			b.bytes -= old.size()
+			b.bytes -= int64(len(old.kv))
 			run = slices.Delete(run, i, i+1)
 		}
 		for _, e := range in {
@@ -976,7 +918,7 @@ func (b *bigState) absorbOne(other *Typed, name []byte, wantScored bool, h *hint
 			it := b.newItemIn(which, e)
 			b.setItem(which, it, h)
 			b.sum += elemHash(which, e)
-			b.bytes += it.size()
+			b.bytes += int64(len(it.kv))
 			b.loose++
 			i, _ := slices.BinarySearchFunc(run, e, compareND)
 			run = slices.Insert(run, i, it.elem())
@@ -1005,9 +947,8 @@ func (b *bigState) run(which int, name []byte, h *hints) []Elem {
 // runInto appends to out the elements of list which (not the list's)
 // named name, in dot order.
 func (b *bigState) runInto(out []Elem, which int, name []byte, h *hints) []Elem {
-	k := b.keyIn(which, Elem{Name: name})
-	b.lists[which].AscendHint(k, func(it item) bool {
-		if !sameName(it, k) {
+	b.lists[which].AscendHint(b.keyIn(which, Elem{Name: name}), func(it item) bool {
+		if it.name() != string(name) {
 			return false
 		}
 		out = append(out, it.elem())
