@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"sort"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -91,6 +93,10 @@ type Batch struct {
 	blocks  []int // where each block starts in buf
 	Entries []Entry
 	first   []int // the index in Entries of each block's first entry
+	// newest is, for each block, the newest write its entries hold: what
+	// retention judges a block by (stableBlock), known here without
+	// decoding the block again.
+	newest []hlc.Timestamp
 }
 
 // Add appends the mutation of key by rec, with sequence number seq (one more
@@ -109,14 +115,21 @@ func (b *Batch) AddHashed(seq uint64, key []byte, h uint64, rec record.Record, c
 		b.blocks = append(b.blocks, len(b.buf))
 		b.first = append(b.first, len(b.Entries))
 		b.buf = append(b.buf, make([]byte, blockHeader)...)
+		b.newest = append(b.newest, 0)
 	}
+	ts := rec.Newest().TS
 	b.buf = binary.AppendUvarint(b.buf, uint64(len(key)))
 	b.buf = append(b.buf, key...)
 	if counter != nil {
+		// Encoded with counter as its typed state, whatever rec.Typed holds.
+		regs := rec
+		regs.Typed = nil
+		ts = max(regs.Newest().TS, counter.KindVersion.TS, counter.Count.Ver.TS, counter.Count.ResetVer.TS)
 		b.buf = record.AppendBinaryCounter(b.buf, rec, *counter)
 	} else {
 		b.buf = record.AppendBinary(b.buf, rec)
 	}
+	b.newest[len(b.newest)-1] = max(b.newest[len(b.newest)-1], ts)
 	b.Entries = append(b.Entries, Entry{Seq: seq, Key: key, Record: rec, Prev: prev, Now: now, Hash: h})
 }
 
@@ -134,7 +147,7 @@ func (b *Batch) Reset() {
 	}
 	clear(b.Entries) // drop what the entries pointed to
 	b.stored = 0
-	b.buf, b.blocks, b.first, b.Entries = b.buf[:0], b.blocks[:0], b.first[:0], b.Entries[:0]
+	b.buf, b.blocks, b.first, b.Entries, b.newest = b.buf[:0], b.blocks[:0], b.first[:0], b.Entries[:0], b.newest[:0]
 }
 
 // setBlock stores blk, the block from seq on, by set: in rows of maxRow
@@ -259,7 +272,33 @@ func (s *Store) Advance(b *Batch) {
 	s.logMu.Lock()
 	s.lastSeq = b.Entries[len(b.Entries)-1].Seq
 	s.logBytes += b.stored
+	for i, at := range b.first {
+		if len(s.stamps) == maxStamps {
+			break // later blocks are decoded when judged
+		}
+		s.stamps = append(s.stamps, blockStamp{seq: b.Entries[at].Seq, newest: b.newest[i]})
+	}
 	s.logMu.Unlock()
+}
+
+// blockStamp is a block committed by this process, by its first sequence
+// number, and the newest write it holds (Batch.newest).
+type blockStamp struct {
+	seq    uint64
+	newest hlc.Timestamp
+}
+
+// maxStamps bounds the blocks whose newest write the store keeps (1 MiB):
+// a log held long for a peer that is away may have millions of small blocks.
+const maxStamps = 1 << 16
+
+// stampOf is the newest write of the block from seq on, if stamps holds it.
+func stampOf(stamps []blockStamp, seq uint64) (hlc.Timestamp, bool) {
+	i, ok := slices.BinarySearchFunc(stamps, seq, func(st blockStamp, seq uint64) int { return cmp.Compare(st.seq, seq) })
+	if !ok {
+		return 0, false
+	}
+	return stamps[i].newest, true
 }
 
 // blockMeta reads a block's header.
@@ -516,7 +555,7 @@ func (s *Store) Truncate(ctx context.Context) (int, error) {
 func (s *Store) truncateBatch() (int, error) {
 	const batch = 1024
 	s.logMu.Lock()
-	first, last, bytes, floor := s.firstSeq, s.lastSeq, s.logBytes, s.checkpoint
+	first, last, bytes, floor, stamps := s.firstSeq, s.lastSeq, s.logBytes, s.checkpoint, s.stamps
 	s.logMu.Unlock()
 	if first > last {
 		return 0, nil
@@ -558,11 +597,17 @@ func (s *Store) truncateBatch() (int, error) {
 				if stable == 0 {
 					return nil
 				}
-				if dec, err = decodeBlock(seq, blk, dec[:0]); err != nil {
-					return err
-				}
-				if !stableBlock(dec, stable) {
-					return nil
+				if newest, ok := stampOf(stamps, seq); ok {
+					if newest > stable {
+						return nil
+					}
+				} else {
+					if dec, err = decodeBlock(seq, blk, dec[:0]); err != nil {
+						return err
+					}
+					if !stableBlock(dec, stable) {
+						return nil
+					}
 				}
 			}
 			rows = append(rows, logKey(seq))
@@ -595,6 +640,7 @@ func (s *Store) truncateBatch() (int, error) {
 	s.logMu.Lock()
 	dropped := int(top + 1 - s.firstSeq)
 	s.firstSeq = top + 1
+	s.stamps = s.stamps[sort.Search(len(s.stamps), func(i int) bool { return s.stamps[i].seq > top }):]
 	s.logBytes -= freed
 	if s.firstSeq > s.lastSeq {
 		s.logBytes = 0 // the sizes read at start-up are Badger's estimates

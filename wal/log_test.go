@@ -11,6 +11,7 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 
+	"github.com/redmesh/redmesh/hlc"
 	"github.com/redmesh/redmesh/merkle"
 	"github.com/redmesh/redmesh/record"
 )
@@ -263,5 +264,40 @@ func TestBatchEntryHash(t *testing.T) {
 	counter.Typed = st.Typed()
 	if len(es) != 2 || !bytes.Equal(record.AppendBinary(nil, es[1].Record), record.AppendBinary(nil, counter)) {
 		t.Fatalf("the log holds %+v, want the counter %+v second", es, counter)
+	}
+}
+
+// A batch notes each block's newest write as decoding the block finds it,
+// a counter's included: logged from its CounterState, whatever the record's
+// own Typed holds.
+func TestBatchNotesEachBlocksNewestWrite(t *testing.T) {
+	keys, recs, counters := goldenEntries()
+	recs[3].Typed = &record.Typed{Kind: record.KindHash, KindVersion: record.Version{TS: 1 << 50, Node: 7}} // not what is logged
+	var b Batch
+	seq := uint64(1)
+	for round := range 3 {
+		for i := range keys {
+			b.AddHashed(seq, []byte(keys[i]), 0, recs[i], counters[i], [3]record.Version{}, [3]record.Version{})
+			seq++
+		}
+		big := setRec(uint64(100+round), strings.Repeat("v", blockTarget)) // closes a block
+		b.Add(seq, []byte("big"), big, [3]record.Version{}, [3]record.Version{})
+		seq++
+	}
+	if len(b.blocks) < 3 || len(b.newest) != len(b.blocks) {
+		t.Fatalf("%d blocks, %d noted", len(b.blocks), len(b.newest))
+	}
+	for i := range b.blocks {
+		es, err := decodeBlock(b.Entries[b.first[i]].Seq, b.block(i, time.Now()), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want hlc.Timestamp
+		for _, e := range es {
+			want = max(want, e.Record.Newest().TS)
+		}
+		if b.newest[i] != want {
+			t.Errorf("block %d: noted newest %d, decoding finds %d", i, b.newest[i], want)
+		}
 	}
 }

@@ -175,6 +175,7 @@ type Store struct {
 	lastSeq    uint64
 	logBytes   int64
 	checkpoint uint64 // entries after it are never truncated
+	stamps     []blockStamp
 	// truncated is how many bytes of log retention dropped since Badger
 	// last compacted them away (reclaimTruncated).
 	truncated int64

@@ -132,48 +132,62 @@ func TestRetentionDropsUnneeded(t *testing.T) {
 
 // A block is judged by the writes it holds, not by when it was committed
 // here: a peer's write stamped ahead of this node's clock keeps its block
-// (and every later one) until the stable time passes it.
+// (and every later one) until the stable time passes it. The blocks this
+// process committed are judged by what their batch noted; those of an
+// earlier run (reopened), by decoding them.
 func TestRetentionJudgesBlocksByTheirWrites(t *testing.T) {
-	var mu sync.Mutex
-	var stable hlc.Timestamp
-	s := open(t, t.TempDir(), func(o *Options) {
-		o.RetentionInterval = time.Hour // the test truncates by hand
-		o.Stable = func() hlc.Timestamp { mu.Lock(); defer mu.Unlock(); return stable }
-	})
-	defer s.Close()
-	// Blocks of 20 KB, in Badger's value log as the log's are, where the
-	// size Badger reports of a value is an estimate.
-	val := strings.Repeat("v", 2000)
-	var b Batch
-	for i := range uint64(10) {
-		ts := i + 1
-		if i == 5 {
-			ts = 1000 // stamped ahead
-		}
-		b.Add(i+1, []byte(fmt.Sprint("k", i)), setRec(ts, val), [3]record.Version{}, [3]record.Version{})
-	}
-	if err := s.Commit(&b); err != nil {
-		t.Fatal(err)
-	}
-	s.Advance(&b)
-	commit(t, s, 10, func(i int) string { return fmt.Sprint("k", i) }, val) // 11..20, stamped so
-	s.SetCheckpoint(20)
-	for _, c := range []struct {
-		stable hlc.Timestamp
-		first  uint64
-	}{{999, 1}, {1000, 21}} {
-		mu.Lock()
-		stable = c.stable
-		mu.Unlock()
-		if _, err := s.Truncate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		if first, _ := s.LogBounds(); first != c.first {
-			t.Fatalf("stable time %d: truncated to %d, want %d", c.stable, first, c.first)
-		}
-	}
-	if n := s.LogBytes(); n != 0 {
-		t.Fatalf("an empty log counts %d bytes", n)
+	for _, reopen := range []bool{false, true} {
+		t.Run(fmt.Sprint("reopen=", reopen), func(t *testing.T) {
+			var mu sync.Mutex
+			var stable hlc.Timestamp
+			dir := t.TempDir()
+			opts := func(o *Options) {
+				o.RetentionInterval = time.Hour // the test truncates by hand
+				o.Stable = func() hlc.Timestamp { mu.Lock(); defer mu.Unlock(); return stable }
+			}
+			s := open(t, dir, opts)
+			defer func() { s.Close() }()
+			// Blocks of 20 KB, in Badger's value log as the log's are, where the
+			// size Badger reports of a value is an estimate.
+			val := strings.Repeat("v", 2000)
+			var b Batch
+			for i := range uint64(10) {
+				ts := i + 1
+				if i == 5 {
+					ts = 1000 // stamped ahead
+				}
+				b.Add(i+1, []byte(fmt.Sprint("k", i)), setRec(ts, val), [3]record.Version{}, [3]record.Version{})
+			}
+			if err := s.Commit(&b); err != nil {
+				t.Fatal(err)
+			}
+			s.Advance(&b)
+			commit(t, s, 10, func(i int) string { return fmt.Sprint("k", i) }, val) // 11..20, stamped so
+			if reopen {
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				s = open(t, dir, opts)
+			}
+			s.SetCheckpoint(20)
+			for _, c := range []struct {
+				stable hlc.Timestamp
+				first  uint64
+			}{{999, 1}, {1000, 21}} {
+				mu.Lock()
+				stable = c.stable
+				mu.Unlock()
+				if _, err := s.Truncate(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if first, _ := s.LogBounds(); first != c.first {
+					t.Fatalf("stable time %d: truncated to %d, want %d", c.stable, first, c.first)
+				}
+			}
+			if n := s.LogBytes(); n != 0 {
+				t.Fatalf("an empty log counts %d bytes", n)
+			}
+		})
 	}
 }
 
