@@ -310,13 +310,30 @@ func (l *eventLoop) wait() (int, error) {
 		return max(k, 0), err
 	}
 	l.epf.SetReadDeadline(time.Now().Add(time.Second))
+	looked := false
 	rerr := l.raw.Read(func(uintptr) bool {
+		if looked {
+			return true // woken through the poller, with what the look found
+		}
 		k, err = unix.EpollWait(l.ep, l.events, 0)
-		return err != nil && err != unix.EINTR || k > 0
+		if err != nil && err != unix.EINTR || k == 0 {
+			return err != nil && err != unix.EINTR
+		}
+		// Found without waiting: the loop still parks once, woken by an
+		// event of its own. The runtime polls the network only when its
+		// one thread has nothing to run, and a loop that found requests
+		// at every look (a client's next request in while the last reply
+		// was written) never let it: a peer's push waited in its socket,
+		// read by no one, while the loop answered the same client's reads
+		// of the old value, until the runtime's monitor polled (up to 10
+		// ms).
+		looked = true
+		l.signal()
+		return false
 	})
 	switch {
-	case errors.Is(rerr, os.ErrDeadlineExceeded):
-		return 0, nil
+	case looked && rerr == nil || errors.Is(rerr, os.ErrDeadlineExceeded):
+		return k, nil
 	case rerr != nil:
 		return 0, rerr
 	case err != nil:
