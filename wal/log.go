@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -117,7 +116,7 @@ func (b *Batch) AddHashed(seq uint64, key []byte, h uint64, rec record.Record, c
 		b.buf = append(b.buf, make([]byte, blockHeader)...)
 		b.newest = append(b.newest, 0)
 	}
-	ts := rec.Newest().TS
+	var ts hlc.Timestamp
 	b.buf = binary.AppendUvarint(b.buf, uint64(len(key)))
 	b.buf = append(b.buf, key...)
 	if counter != nil {
@@ -127,6 +126,7 @@ func (b *Batch) AddHashed(seq uint64, key []byte, h uint64, rec record.Record, c
 		ts = max(regs.Newest().TS, counter.KindVersion.TS, counter.Count.Ver.TS, counter.Count.ResetVer.TS)
 		b.buf = record.AppendBinaryCounter(b.buf, rec, *counter)
 	} else {
+		ts = rec.Newest().TS
 		b.buf = record.AppendBinary(b.buf, rec)
 	}
 	b.newest[len(b.newest)-1] = max(b.newest[len(b.newest)-1], ts)
@@ -294,12 +294,14 @@ const maxStamps = 1 << 16
 
 // stampOf is the newest write of the block from seq on, if stamps holds it.
 func stampOf(stamps []blockStamp, seq uint64) (hlc.Timestamp, bool) {
-	i, ok := slices.BinarySearchFunc(stamps, seq, func(st blockStamp, seq uint64) int { return cmp.Compare(st.seq, seq) })
+	i, ok := slices.BinarySearchFunc(stamps, seq, compareStamp)
 	if !ok {
 		return 0, false
 	}
 	return stamps[i].newest, true
 }
+
+func compareStamp(st blockStamp, seq uint64) int { return cmp.Compare(st.seq, seq) }
 
 // blockMeta reads a block's header.
 func blockMeta(b []byte) (count int, t time.Time, parts int, err error) {
@@ -640,7 +642,8 @@ func (s *Store) truncateBatch() (int, error) {
 	s.logMu.Lock()
 	dropped := int(top + 1 - s.firstSeq)
 	s.firstSeq = top + 1
-	s.stamps = s.stamps[sort.Search(len(s.stamps), func(i int) bool { return s.stamps[i].seq > top }):]
+	kept, _ := slices.BinarySearchFunc(s.stamps, top+1, compareStamp)
+	s.stamps = s.stamps[kept:]
 	s.logBytes -= freed
 	if s.firstSeq > s.lastSeq {
 		s.logBytes = 0 // the sizes read at start-up are Badger's estimates
