@@ -72,8 +72,8 @@ func (l *Local) Walk(cursor uint64, max int, fn func(key []byte, rec record.Reco
 // calls fn only with those that may hold something to collect: tombstones,
 // typed keys holding removal traces or a deadline. A string holding a value
 // (expired ones are the sweep's) and a typed key with neither are passed
-// over from their entries alone, undecoded: a pass over 100,000 hashes
-// decoded every one, 88 MB of garbage a minute for nothing.
+// over from their entries alone, undecoded: decoding every typed key each
+// pass would make garbage in proportion to the keyspace, for nothing.
 func (l *Local) WalkCollectable(cursor uint64, max int, fn func(key []byte, rec record.Record)) uint64 {
 	return l.db.table.walk(cursor, max, false, fn)
 }

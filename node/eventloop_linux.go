@@ -331,17 +331,22 @@ func (l *eventLoop) wait() (int, error) {
 		l.signal()
 		return false
 	})
+	if errors.Is(rerr, os.ErrDeadlineExceeded) {
+		if !looked {
+			return 0, nil
+		}
+		rerr = nil
+	}
 	switch {
-	case looked && rerr == nil || errors.Is(rerr, os.ErrDeadlineExceeded):
-		return k, nil
 	case rerr != nil:
 		return 0, rerr
 	case err != nil:
 		return 0, err
 	}
 	// The one thread runs the goroutines the poller found ready with the
-	// loop, a peer's push among them, in an order of the runtime's (the
-	// last found first: often the loop). Yielding lets a push that came
+	// loop (woken by a client or by its own event), a peer's push among
+	// them, in an order of the runtime's (the last found first: often the
+	// loop). Yielding lets a push that came
 	// before the clients' requests be merged before they are answered:
 	// otherwise a client reading a peer's write got the old value and
 	// asked again, a round trip later. A Redis replica likewise applies

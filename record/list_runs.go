@@ -34,8 +34,9 @@ const (
 	// cost less per element (a node, its first key). At 8 KiB a full
 	// leaf's run is an object of Go's 8 KiB size class, one to a span: a
 	// leaf left by a load shares no span with the garbage of the load's
-	// copies, which at 2 KiB (four to a span) left the spans of a large
-	// list's leaves partly empty for good, the allocator moving nothing.
+	// copies, where smaller leaves, several to a span, would leave the
+	// spans of a large list's leaves partly empty for good (Go's allocator
+	// moves nothing).
 	// Redis's quicklist nodes are 8 KiB too (list-max-listpack-size -2).
 	maxRunBytes = 8192
 	// endRunBytes is the most bytes a leaf pushed to at one of its ends
