@@ -40,10 +40,11 @@ type ProcsPolicy struct {
 	// drops to half as many.
 	Shrink float64
 	// Served, if set, is how many commands the node has answered so far. A
-	// count grown is then undone after an interval in which the commands
-	// answered a second did not rise by Gain, unless there were none before
-	// (a load of the mesh's alone is judged by the CPU), and growth waits
-	// Hold, twice as long after each such try in a row, up to MaxHold.
+	// count grown while clients were served is then undone after an
+	// interval in which the commands answered a second did not rise by
+	// Gain, and growth while clients are served waits Hold, twice as long
+	// after each such try in a row, up to MaxHold. A load of the mesh's
+	// alone is judged by the CPU.
 	Served  func() uint64
 	Gain    float64
 	Hold    time.Duration
@@ -71,9 +72,9 @@ func (p ProcsPolicy) Next(procs int, used float64) int {
 }
 
 // paid reports whether a count grown is kept: the commands answered a
-// second rose from before to after by Gain, or there were none before.
+// second rose from before to after by Gain.
 func (p ProcsPolicy) paid(before, after float64) bool {
-	return before == 0 || after >= before*(1+p.Gain)
+	return after >= before*(1+p.Gain)
 }
 
 // ManageProcs applies p until ctx is done, unless GOMAXPROCS is set in the
@@ -141,7 +142,7 @@ func ManageProcs(ctx context.Context, p ProcsPolicy, log *slog.Logger) {
 				hold = 0
 			}
 			next := p.Next(procs, used)
-			if next > procs && p.Served != nil {
+			if next > procs && p.Served != nil && rate > 0 {
 				if now.Before(holdUntil) {
 					continue
 				}
