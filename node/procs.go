@@ -40,22 +40,24 @@ type ProcsPolicy struct {
 	// drops to half as many.
 	Shrink float64
 	// Served, if set, is how many commands the node has answered so far. A
-	// count grown while clients were served is then undone after an
-	// interval in which the commands answered a second did not rise by
-	// Gain, and growth while clients are served waits Hold, twice as long
-	// after each such try in a row, up to MaxHold. A load of the mesh's
-	// alone is judged by the CPU.
-	Served  func() uint64
-	Gain    float64
-	Hold    time.Duration
-	MaxHold time.Duration
+	// count grown while clients were served at least MinServed commands a
+	// second is then undone after an interval in which the commands
+	// answered a second did not rise by Gain, and growth at such a rate
+	// waits Hold, twice as long after each such try in a row, up to
+	// MaxHold. A load of the mesh's, with a trickle of commands beside it
+	// (a monitor's INFO), is judged by the CPU alone.
+	Served    func() uint64
+	MinServed float64
+	Gain      float64
+	Hold      time.Duration
+	MaxHold   time.Duration
 }
 
 // DefaultProcsPolicy is what redmesh serve applies unless GOMAXPROCS is set.
 func DefaultProcsPolicy() ProcsPolicy {
 	return ProcsPolicy{
 		Max: runtime.GOMAXPROCS(0), Interval: 250 * time.Millisecond, Grow: 0.95, Shrink: 0.8,
-		Gain: 0.05, Hold: 2 * time.Second, MaxHold: time.Minute,
+		MinServed: 1000, Gain: 0.05, Hold: 2 * time.Second, MaxHold: time.Minute,
 	}
 }
 
@@ -142,7 +144,7 @@ func ManageProcs(ctx context.Context, p ProcsPolicy, log *slog.Logger) {
 				hold = 0
 			}
 			next := p.Next(procs, used)
-			if next > procs && p.Served != nil && rate > 0 {
+			if next > procs && p.Served != nil && rate >= max(p.MinServed, 1) {
 				if now.Before(holdUntil) {
 					continue
 				}

@@ -61,7 +61,8 @@ func TestProcsPolicyDoesNotFlap(t *testing.T) {
 }
 
 // A count grown because the CPU was busy is undone when the node answers
-// no more commands a second with it, and kept when it answers more.
+// no more commands a second with it, and kept when it answers more or
+// answers only a trickle (the CPU is then the mesh's).
 func TestProcsGrowthKeptOnlyIfItServesMore(t *testing.T) {
 	if os.Getenv("GOMAXPROCS") != "" {
 		t.Skip("GOMAXPROCS is set: the policy leaves it")
@@ -74,6 +75,7 @@ func TestProcsGrowthKeptOnlyIfItServesMore(t *testing.T) {
 	}{
 		{"no more on two threads", func(int) float64 { return 1000 }, 1},
 		{"twice as many on two threads", func(procs int) float64 { return 1000 * float64(procs) }, 2},
+		{"a trickle beside a busy CPU", func(int) float64 { return 10 }, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
@@ -87,7 +89,7 @@ func TestProcsGrowthKeptOnlyIfItServesMore(t *testing.T) {
 			// loaded machine may give the busy goroutine little of it.
 			p := ProcsPolicy{
 				Max: 2, Interval: 50 * time.Millisecond, Grow: 0.2, Shrink: -1,
-				Gain: 0.05, Hold: time.Minute, MaxHold: time.Minute,
+				MinServed: 100, Gain: 0.05, Hold: time.Minute, MaxHold: time.Minute,
 				Served: func() uint64 {
 					mu.Lock()
 					defer mu.Unlock()
