@@ -75,7 +75,7 @@ func TestProcsGrowthKeptOnlyIfItServesMore(t *testing.T) {
 	}{
 		{"no more on two threads", func(int) float64 { return 1000 }, 1},
 		{"twice as many on two threads", func(procs int) float64 { return 1000 * float64(procs) }, 2},
-		{"a trickle beside a busy CPU", func(int) float64 { return 10 }, 2},
+		{"a trickle beside a busy CPU", func(int) float64 { return 60 }, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
