@@ -13,9 +13,9 @@ import (
 // runtime's poller between rounds, the process is idle and the runtime's
 // monitor thread (sysmon) sleeps; the first system call entered after
 // that wakes it, and it then polls every 20 µs until it finds the process
-// idle again. At -P 1 the loop idles between most rounds, and that thread
-// cost a tenth of the node's CPU (bench/RESULTS.md). A call that cannot
-// block gives the runtime nothing to take back.
+// idle again: at -P 1, where the loop idles between most rounds, a thread
+// woken and put to sleep again for nearly every round (bench/RESULTS.md).
+// A call that cannot block gives the runtime nothing to take back.
 
 func rawRead(fd int, p []byte) (int, error) {
 	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(bufPtr(p)), uintptr(len(p)))
