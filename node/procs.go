@@ -27,7 +27,8 @@ import (
 // the node answers more commands a second with it (bench/RESULTS.md).
 
 // ProcsPolicy sets GOMAXPROCS between 1 and Max by the CPU the process used
-// over the last Interval.
+// over the last Interval and, while clients are served, by whether a count
+// grown served them faster.
 type ProcsPolicy struct {
 	// Max is the most threads used: GOMAXPROCS as the runtime found it.
 	Max int
@@ -130,7 +131,9 @@ func ManageProcs(ctx context.Context, p ProcsPolicy, log *slog.Logger) {
 			var rate float64
 			if p.Served != nil {
 				served = p.Served()
-				rate = float64(served-lastServed) / secs
+				if served >= lastServed { // CONFIG RESETSTAT clears the count
+					rate = float64(served-lastServed) / secs
+				}
 				lastServed = served
 			}
 			if from := triedFrom; from > 0 {
