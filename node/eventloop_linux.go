@@ -214,7 +214,7 @@ func (l *eventLoop) stop() {
 
 func (l *eventLoop) signal() {
 	one := [8]byte{1}
-	unix.Write(l.wake, one[:]) // EAGAIN only once the counter is huge: the loop is awake anyway
+	rawWrite(l.wake, one[:]) // EAGAIN only once the counter is huge: the loop is awake anyway
 }
 
 // close releases the loop's descriptors.
@@ -303,7 +303,11 @@ func (l *eventLoop) wait() (int, error) {
 		if len(l.again) > 0 {
 			timeout = 0
 		}
-		k, err = unix.EpollWait(l.ep, l.events, timeout)
+		if timeout == 0 {
+			k, err = rawEpollPoll(l.ep, l.events)
+		} else {
+			k, err = unix.EpollWait(l.ep, l.events, timeout)
+		}
 		if err == unix.EINTR {
 			err = nil
 		}
@@ -315,7 +319,7 @@ func (l *eventLoop) wait() (int, error) {
 		if looked {
 			return true // woken through the poller, with what the look found
 		}
-		k, err = unix.EpollWait(l.ep, l.events, 0)
+		k, err = rawEpollPoll(l.ep, l.events)
 		if err != nil && err != unix.EINTR || k == 0 {
 			return err != nil && err != unix.EINTR
 		}
@@ -358,7 +362,7 @@ func (l *eventLoop) wait() (int, error) {
 // requests takes what other goroutines asked of the loop; it reports
 // whether the loop is to stop.
 func (l *eventLoop) requests() bool {
-	unix.Read(l.wake, l.wakeBytes[:])
+	rawRead(l.wake, l.wakeBytes[:])
 	l.mu.Lock()
 	added, closing, stopped := l.added, l.closing, l.stopped
 	l.added, l.closing = nil, nil
@@ -371,7 +375,7 @@ func (l *eventLoop) requests() bool {
 			continue
 		}
 		l.register(lc)
-		if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, lc.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(lc.fd)}); err != nil {
+		if err := rawEpollCtl(l.ep, unix.EPOLL_CTL_ADD, lc.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(lc.fd)}); err != nil {
 			l.n.log.Warn("client event loop: watch a connection", "client", lc.c.id, "err", err)
 			l.end(lc)
 			continue
@@ -635,9 +639,9 @@ func (lc *loopConn) Read(p []byte) (int, error) {
 	if lc.detached {
 		return lc.c.conn.Conn.Read(p)
 	}
-	n, err := unix.Read(lc.fd, p)
+	n, err := rawRead(lc.fd, p)
 	for err == unix.EINTR {
-		n, err = unix.Read(lc.fd, p)
+		n, err = rawRead(lc.fd, p)
 	}
 	switch {
 	case err == unix.EAGAIN:
@@ -676,7 +680,7 @@ func (lc *loopConn) writeSome(p []byte) int {
 	var err error
 	for done < len(p) {
 		var n int
-		n, err = unix.Write(lc.fd, p[done:])
+		n, err = rawWrite(lc.fd, p[done:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -748,7 +752,7 @@ func (l *eventLoop) watchOut(lc *loopConn) {
 	if want {
 		events = unix.EPOLLOUT
 	}
-	if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_MOD, lc.fd, &unix.EpollEvent{Events: events, Fd: int32(lc.fd)}); err != nil {
+	if err := rawEpollCtl(l.ep, unix.EPOLL_CTL_MOD, lc.fd, &unix.EpollEvent{Events: events, Fd: int32(lc.fd)}); err != nil {
 		l.n.log.Warn("client event loop: rewatch a connection", "client", lc.c.id, "err", err)
 		l.end(lc)
 		return
@@ -768,7 +772,7 @@ func (l *eventLoop) readAgain(lc *loopConn) {
 // end closes lc's connection and unregisters its client.
 func (l *eventLoop) end(lc *loopConn) {
 	if l.conns[int32(lc.fd)] == lc {
-		unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, lc.fd, nil)
+		rawEpollCtl(l.ep, unix.EPOLL_CTL_DEL, lc.fd, nil)
 		delete(l.conns, int32(lc.fd))
 	}
 	lc.c.loop.Store(nil)
@@ -806,7 +810,7 @@ func (l *eventLoop) detach(lc *loopConn) {
 // for a goroutine to serve; false if that failed and lc ended.
 func (l *eventLoop) release(lc *loopConn) bool {
 	delete(l.conns, int32(lc.fd))
-	unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, lc.fd, nil)
+	rawEpollCtl(l.ep, unix.EPOLL_CTL_DEL, lc.fd, nil)
 	lc.c.loop.Store(nil)
 	lc.detached = true
 	if err := lc.fc.toNetConn(); err != nil {

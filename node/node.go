@@ -133,6 +133,10 @@ func (n *Node) counts() *counts {
 	return sum
 }
 
+// CommandsProcessed is how many commands the node has answered, INFO's
+// total_commands_processed.
+func (n *Node) CommandsProcessed() uint64 { return n.counts().commands.Load() }
+
 const metaHighWater = "hlc-high-water"
 
 // Open opens the node's storage and identity and binds its RESP listener; Serve

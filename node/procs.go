@@ -10,20 +10,25 @@ import (
 )
 
 // Go runs goroutines on GOMAXPROCS threads, by default one per core. A node
-// hands each write from goroutine to goroutine (connection, committer,
+// hands each write from goroutine to goroutine (event loop, committer,
 // Badger), and at a light load every hand-off to an idle thread wakes it
 // (a futex call) and sets it spinning for work: measured on two cores beside
 // the client, a node under a probe of 2,000 writes a second spent a third
 // more CPU, and its replication latency doubled at the 99th percentile,
-// with two threads rather than one. Under a heavy load the second thread
-// pays for itself (Badger's flushes and compactions run beside the
-// commands: SET -P 16 is 25% faster). So the node sets GOMAXPROCS to what
-// its load needs: it grows when the threads it has are nearly all busy, and
-// shrinks when fewer would be less than well used, re-evaluated four times
-// a second.
+// with two threads rather than one. Under a heavy load a second thread can
+// pay for itself (Badger's flushes and compactions beside the commands).
+// So the node sets GOMAXPROCS to what its load needs: it grows when the
+// threads it has are nearly all busy, and shrinks when fewer would be less
+// than well used, re-evaluated four times a second. Busy is not enough to
+// grow on: the clients' commands run in one event loop, and a loop busy
+// with requests one at a time (-P 1) costs more CPU a command on two
+// threads than on one (the hand-offs' wakes) and answers fewer, while its
+// CPU then stays past the bound to shrink. So a count grown is kept only if
+// the node answers more commands a second with it (bench/RESULTS.md).
 
 // ProcsPolicy sets GOMAXPROCS between 1 and Max by the CPU the process used
-// over the last Interval.
+// over the last Interval and, while clients are served, by whether a count
+// grown served them faster.
 type ProcsPolicy struct {
 	// Max is the most threads used: GOMAXPROCS as the runtime found it.
 	Max int
@@ -35,11 +40,26 @@ type ProcsPolicy struct {
 	// Shrink is the share of half its threads' time under which the process
 	// drops to half as many.
 	Shrink float64
+	// Served, if set, is how many commands the node has answered so far. A
+	// count grown while clients were served at least MinServed commands a
+	// second is then undone after an interval in which the commands
+	// answered a second did not rise by Gain, and growth at such a rate
+	// waits Hold, twice as long after each such try in a row, up to
+	// MaxHold. A load of the mesh's, with a trickle of commands beside it
+	// (a monitor's INFO), is judged by the CPU alone.
+	Served    func() uint64
+	MinServed float64
+	Gain      float64
+	Hold      time.Duration
+	MaxHold   time.Duration
 }
 
 // DefaultProcsPolicy is what redmesh serve applies unless GOMAXPROCS is set.
 func DefaultProcsPolicy() ProcsPolicy {
-	return ProcsPolicy{Max: runtime.GOMAXPROCS(0), Interval: 250 * time.Millisecond, Grow: 0.95, Shrink: 0.8}
+	return ProcsPolicy{
+		Max: runtime.GOMAXPROCS(0), Interval: 250 * time.Millisecond, Grow: 0.95, Shrink: 0.8,
+		MinServed: 1000, Gain: 0.05, Hold: 2 * time.Second, MaxHold: time.Minute,
+	}
 }
 
 // Next is the thread count for a process with procs threads that used used
@@ -52,6 +72,12 @@ func (p ProcsPolicy) Next(procs int, used float64) int {
 		return procs / 2
 	}
 	return procs
+}
+
+// paid reports whether a count grown is kept: the commands answered a
+// second rose from before to after by Gain.
+func (p ProcsPolicy) paid(before, after float64) bool {
+	return after >= before*(1+p.Gain)
 }
 
 // ManageProcs applies p until ctx is done, unless GOMAXPROCS is set in the
@@ -73,6 +99,21 @@ func ManageProcs(ctx context.Context, p ProcsPolicy, log *slog.Logger) {
 		return
 	}
 	lastAt := time.Now()
+	var (
+		served, lastServed uint64
+		triedFrom          int // the count before a growth on trial, or 0
+		rateBefore         float64
+		hold               time.Duration
+		holdUntil          time.Time
+	)
+	if p.Served != nil {
+		lastServed = p.Served()
+	}
+	set := func(next int, used float64) {
+		runtime.GOMAXPROCS(next)
+		log.Debug("GOMAXPROCS changed", "from", procs, "to", next, "cores_used", used)
+		procs = next
+	}
 	t := time.NewTicker(p.Interval)
 	defer t.Stop()
 	for {
@@ -84,12 +125,36 @@ func ManageProcs(ctx context.Context, p ProcsPolicy, log *slog.Logger) {
 			if err != nil {
 				continue
 			}
-			used := (cpu - last).Seconds() / now.Sub(lastAt).Seconds()
+			secs := now.Sub(lastAt).Seconds()
+			used := (cpu - last).Seconds() / secs
 			last, lastAt = cpu, now
-			if next := p.Next(procs, used); next != procs {
-				runtime.GOMAXPROCS(next)
-				log.Debug("GOMAXPROCS changed", "from", procs, "to", next, "cores_used", used)
-				procs = next
+			var rate float64
+			if p.Served != nil {
+				served = p.Served()
+				if served >= lastServed { // CONFIG RESETSTAT clears the count
+					rate = float64(served-lastServed) / secs
+				}
+				lastServed = served
+			}
+			if from := triedFrom; from > 0 {
+				triedFrom = 0
+				if !p.paid(rateBefore, rate) {
+					hold = min(max(2*hold, p.Hold), p.MaxHold)
+					holdUntil = now.Add(hold)
+					set(from, used)
+					continue
+				}
+				hold = 0
+			}
+			next := p.Next(procs, used)
+			if next > procs && p.Served != nil && rate >= max(p.MinServed, 1) {
+				if now.Before(holdUntil) {
+					continue
+				}
+				triedFrom, rateBefore = procs, rate
+			}
+			if next != procs {
+				set(next, used)
 			}
 		}
 	}

@@ -231,7 +231,9 @@ func serve(ctx context.Context, cfg node.Config, metricsAddr, backend string, lo
 	if ms != nil {
 		ms.SetNode(n)
 	}
-	policies.Go(func() { node.ManageProcs(policyCtx, node.DefaultProcsPolicy(), log) })
+	procs := node.DefaultProcsPolicy()
+	procs.Served = n.CommandsProcessed
+	policies.Go(func() { node.ManageProcs(policyCtx, procs, log) })
 	log.Info("redmesh node started",
 		"version", version.String(),
 		"resp", n.Addr().String(),
