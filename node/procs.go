@@ -101,13 +101,14 @@ func ManageProcs(ctx context.Context, p ProcsPolicy, log *slog.Logger) {
 	lastAt := time.Now()
 	var (
 		served, lastServed uint64
+		lastServedAt       time.Time
 		triedFrom          int // the count before a growth on trial, or 0
 		rateBefore         float64
 		hold               time.Duration
 		holdUntil          time.Time
 	)
 	if p.Served != nil {
-		lastServed = p.Served()
+		lastServed, lastServedAt = p.Served(), time.Now()
 	}
 	set := func(next int, used float64) {
 		runtime.GOMAXPROCS(next)
@@ -130,11 +131,16 @@ func ManageProcs(ctx context.Context, p ProcsPolicy, log *slog.Logger) {
 			last, lastAt = cpu, now
 			var rate float64
 			if p.Served != nil {
+				// Timed by its own reads: a thread descheduled between the
+				// tick and the read would otherwise count a late read's
+				// commands in one interval's rate and leave them out of the
+				// next's.
 				served = p.Served()
+				at := time.Now()
 				if served >= lastServed { // CONFIG RESETSTAT clears the count
-					rate = float64(served-lastServed) / secs
+					rate = float64(served-lastServed) / max(at.Sub(lastServedAt).Seconds(), 1e-3)
 				}
-				lastServed = served
+				lastServed, lastServedAt = served, at
 			}
 			if from := triedFrom; from > 0 {
 				triedFrom = 0
