@@ -106,9 +106,31 @@ func TestBootstrapResumesAfterKill(t *testing.T) {
 	if err := b.c.Get(ctx, "k:1").Err(); err == nil || !strings.HasPrefix(err.Error(), "MASTERDOWN") {
 		t.Fatalf("GET during the sync after CONFIG SET serve-stale-data no: %v", err)
 	}
+	// b saves its progress at its first chunk, then with the first chunk
+	// it takes a second or more after the last save. A second after this
+	// point, a lets a little more of the stream through, and b is killed
+	// once it has taken what came (its count steady), having saved a
+	// position past this one.
+	keysBefore := atoi(b.info(t)["mesh_bootstrap_keys"])
+	time.Sleep(1100 * time.Millisecond)
+	a.cmd.Process.Signal(syscall.SIGCONT)
+	waitUntil(t, 10*time.Second, "b to take more of the stream", func() bool {
+		return atoi(b.info(t)["mesh_bootstrap_keys"]) > keysBefore
+	})
+	a.cmd.Process.Signal(syscall.SIGSTOP)
+	last := int64(-1)
+	waitUntil(t, 10*time.Second, "b to have taken what a sent", func() bool {
+		k := atoi(b.info(t)["mesh_bootstrap_keys"])
+		steady := k == last
+		last = k
+		if !steady {
+			time.Sleep(300 * time.Millisecond)
+		}
+		return steady
+	})
 	at := atoi(b.info(t)["mesh_bootstrap_bytes"])
-	if at >= total {
-		t.Fatalf("the snapshot ended before the kill (%d of %d bytes): make it longer", at, total)
+	if b.info(t)["mesh_bootstrap_in_progress"] != "1" {
+		t.Fatalf("the snapshot ended before the kill (%d of about %d bytes): make it longer", at, total)
 	}
 	b.kill()
 	a.cmd.Process.Signal(syscall.SIGCONT)
@@ -119,6 +141,9 @@ func TestBootstrapResumesAfterKill(t *testing.T) {
 	saved := savedBootstrapKeys(t, b.out.String())
 	if saved <= 0 || saved > keys {
 		t.Fatalf("after the restart, no bootstrap to resume (%d keys saved):\n%s", saved, b.out)
+	}
+	if saved <= keysBefore {
+		t.Fatalf("b resumes after %d keys, saved before it held %d: its progress was not saved as it streamed", saved, keysBefore)
 	}
 	waitUntil(t, 180*time.Second, "b to finish with a's root", func() bool {
 		in := b.info(t)
@@ -137,8 +162,8 @@ func TestBootstrapResumesAfterKill(t *testing.T) {
 		return received > 0
 	})
 	receivedKeys := atoi(b.info(t)["mesh_bootstrap_keys_received"])
-	t.Logf("snapshot about %d bytes; killed at %d, resumed after %d keys; after the restart received %d keys, %d bytes on the link",
-		total, at, saved, receivedKeys, received)
+	t.Logf("snapshot about %d bytes; killed at %d, resumed after %d keys (%d held before the last of the stream a let through); after the restart received %d keys, %d bytes on the link",
+		total, at, saved, keysBefore, receivedKeys, received)
 	// The second run received the keys after the saved position, not the
 	// whole snapshot.
 	if left := keys - saved; receivedKeys != left {
