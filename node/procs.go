@@ -100,12 +100,12 @@ func ManageProcs(ctx context.Context, p ProcsPolicy, log *slog.Logger) {
 	}
 	lastAt := time.Now()
 	var (
-		served, lastServed uint64
-		lastServedAt       time.Time
-		triedFrom          int // the count before a growth on trial, or 0
-		rateBefore         float64
-		hold               time.Duration
-		holdUntil          time.Time
+		lastServed   uint64
+		lastServedAt time.Time
+		triedFrom    int // the count before a growth on trial, or 0
+		rateBefore   float64
+		hold         time.Duration
+		holdUntil    time.Time
 	)
 	if p.Served != nil {
 		lastServed, lastServedAt = p.Served(), time.Now()
@@ -135,8 +135,7 @@ func ManageProcs(ctx context.Context, p ProcsPolicy, log *slog.Logger) {
 				// tick and the read would otherwise count a late read's
 				// commands in one interval's rate and leave them out of the
 				// next's.
-				served = p.Served()
-				at := time.Now()
+				served, at := p.Served(), time.Now()
 				if served >= lastServed { // CONFIG RESETSTAT clears the count
 					rate = float64(served-lastServed) / max(at.Sub(lastServedAt).Seconds(), 1e-3)
 				}
